@@ -1,0 +1,20 @@
+"""The interface every inference back end implements."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class Backend(Protocol):
+    name: str
+    """Short back-end name reported to users and in frame headers (``torch``, ``onnx``...)."""
+    model: str
+    """Name of the model it runs."""
+    size_multiple: int
+    """Input height and width must be multiples of this."""
+
+    def denoise(self, batch: np.ndarray) -> np.ndarray:
+        """Denoise a (N, 1, H, W) float32 batch of normalised scans."""
+        ...

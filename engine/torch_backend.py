@@ -1,0 +1,23 @@
+"""PyTorch back end: the reference implementation, on the GPU where one is present."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from maed.model.checkpoint import load_model
+
+
+class TorchBackend:
+    def __init__(self, model: str = "rt", device: str | None = None) -> None:
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.net, card = load_model(model)
+        self.net.to(self.device)
+        self.model = card["config"] if model == card["config"] else model
+        self.name = f"torch-{self.device.type}"
+        self.size_multiple = self.net.size_multiple
+
+    @torch.inference_mode()
+    def denoise(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+        return self.net(x).cpu().numpy()

@@ -1,0 +1,246 @@
+"""Classical STM image-processing steps: the baselines MAED-RT is compared against.
+
+Every step takes a 2-D height map and returns a new float64 array in the same
+units. Rows are scan lines: axis 0 is the slow scan axis, axis 1 the fast axis
+(time within one line). The steps can also be used as pre-processing before the
+network, and ``PIPELINES`` names the complete baseline chains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import ndimage
+
+Image = NDArray[np.float64]
+
+_ROW_METHODS = ("median", "median_diff")
+
+# Scale factor that turns a median absolute deviation into a Gaussian sigma.
+_MAD_TO_SIGMA = 1.4826
+
+# Length (in frequency bins) of the 1-D median windows that estimate the
+# spectral background in fft_notch. Long enough that the two to four bins a
+# sinusoid between bins leaks into stay a minority of the window.
+_NOTCH_BACKGROUND_BINS = 21
+
+
+def _as_image(img: ArrayLike) -> Image:
+    arr = np.asarray(img, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"expected a 2-D height map, got an array of shape {arr.shape}")
+    return arr
+
+
+def fit_plane(img: ArrayLike) -> Image:
+    """Return the least-squares plane ``a + b*x + c*y`` evaluated on the grid of ``img``."""
+    img = _as_image(img)
+    rows, cols = np.indices(img.shape, dtype=np.float64)
+    # Centred coordinates keep the normal equations well conditioned.
+    design = np.column_stack(
+        [np.ones(img.size), (cols - cols.mean()).ravel(), (rows - rows.mean()).ravel()]
+    )
+    coeffs, *_ = np.linalg.lstsq(design, img.ravel(), rcond=None)
+    return (design @ coeffs).reshape(img.shape)
+
+
+def level_plane(img: ArrayLike) -> Image:
+    """Subtract the least-squares plane (sample tilt and offset)."""
+    img = _as_image(img)
+    return img - fit_plane(img)
+
+
+def align_rows(img: ArrayLike, method: str = "median") -> Image:
+    """Remove per-scan-line offsets.
+
+    ``"median"`` subtracts each row's median. ``"median_diff"`` shifts each row
+    so that the median of its differences to the previous row is zero (Gwyddion's
+    "median of differences"); the first row is kept as it is. The latter keeps
+    features that change the row median, such as a step edge crossing the rows
+    at an angle.
+    """
+    img = _as_image(img)
+    if method == "median":
+        return img - np.median(img, axis=1, keepdims=True)
+    if method == "median_diff":
+        steps = np.median(np.diff(img, axis=0), axis=1)
+        offsets = np.concatenate([[0.0], np.cumsum(steps)])
+        return img - offsets[:, None]
+    raise ValueError(f"unknown row alignment method {method!r}; allowed: {', '.join(_ROW_METHODS)}")
+
+
+def _robust_row_noise(img: Image) -> float:
+    """Gaussian-equivalent sigma of the row-to-row differences, from their MAD."""
+    diffs = np.diff(img, axis=0)
+    return _MAD_TO_SIGMA * float(np.median(np.abs(diffs - np.median(diffs))))
+
+
+def _scar_mask(img: Image, limit: float, max_width: int) -> NDArray[np.bool_]:
+    """Mark pixels in vertical runs of 1..max_width rows that stand out from both bounding rows."""
+    n_rows = img.shape[0]
+    mask = np.zeros(img.shape, dtype=bool)
+    for width in range(1, min(max_width, n_rows - 2) + 1):
+        n_starts = n_rows - width - 1  # runs start at rows 1 .. n_rows - width - 1
+        above = img[:n_starts]
+        below = img[width + 1 :]
+        high = np.ones((n_starts, img.shape[1]), dtype=bool)
+        low = np.ones_like(high)
+        for k in range(width):
+            run_row = img[1 + k : 1 + k + n_starts]
+            high &= (run_row - above > limit) & (run_row - below > limit)
+            low &= (run_row - above < -limit) & (run_row - below < -limit)
+        for k in range(width):
+            mask[1 + k : 1 + k + n_starts] |= high | low
+    return mask
+
+
+def _interpolate_columns(img: Image, mask: NDArray[np.bool_]) -> Image:
+    """Replace masked pixels by linear interpolation between the nearest good rows of their column."""
+    out = img.copy()
+    rows = np.arange(img.shape[0])
+    for col in np.flatnonzero(mask.any(axis=0)):
+        bad = mask[:, col]
+        out[bad, col] = np.interp(rows[bad], rows[~bad], img[~bad, col])
+    return out
+
+
+def remove_scars(img: ArrayLike, threshold: float = 3.0, max_width: int = 2) -> Image:
+    """Repair scars: short row segments where the tip briefly jumped.
+
+    A pixel belongs to a scar when it lies in a vertical run of at most
+    ``max_width`` rows whose every pixel (in that column) is higher than both
+    the row just above and the row just below the run, or lower than both, by
+    more than ``threshold`` times the robust noise scale (MAD of the row-to-row
+    differences, converted to a sigma). Requiring the same sign against both
+    neighbours keeps slopes and wider features, which exceed only one of them.
+    Because the test is per column, partial-row scars are found as well as
+    whole rows. Marked pixels are replaced by linear interpolation, along the
+    column, between the nearest unmarked rows. The first and last rows have
+    only one neighbour and are never changed; a noise-free image (zero MAD) is
+    returned unchanged because no deviation can be judged against it.
+    """
+    img = _as_image(img)
+    sigma = _robust_row_noise(img) if img.shape[0] > 1 else 0.0
+    if sigma == 0.0:
+        return img.copy()
+    mask = _scar_mask(img, threshold * sigma, max_width)
+    return _interpolate_columns(img, mask)
+
+
+def gaussian_smooth(img: ArrayLike, sigma: float = 1.0) -> Image:
+    """Gaussian low-pass filter with standard deviation ``sigma`` pixels."""
+    return ndimage.gaussian_filter(_as_image(img), sigma=sigma, mode="reflect")
+
+
+def median_smooth(img: ArrayLike, size: int = 3) -> Image:
+    """Median filter over a ``size`` x ``size`` neighbourhood."""
+    return ndimage.median_filter(_as_image(img), size=size, mode="reflect")
+
+
+def _frequency_indices(shape: tuple[int, int]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Signed integer frequency index of every FFT bin along axis 0 (ky) and axis 1 (kx)."""
+    ky = np.fft.fftfreq(shape[0], d=1.0 / shape[0])
+    kx = np.fft.fftfreq(shape[1], d=1.0 / shape[1])
+    return ky[:, None], kx[None, :]
+
+
+def _spectral_background(magnitude: Image) -> Image:
+    """Local background of the magnitude spectrum for isolated-peak detection.
+
+    Taken as the larger of the running medians along kx and along ky. The
+    image's non-periodic borders put bright lines through DC along both axes;
+    those are smooth along their own direction, so the median along that
+    direction follows them and they are not taken for peaks. An isolated peak
+    stands above both medians.
+    """
+    n = _NOTCH_BACKGROUND_BINS
+    along_kx = ndimage.median_filter(magnitude, size=(1, n), mode="wrap")
+    along_ky = ndimage.median_filter(magnitude, size=(n, 1), mode="wrap")
+    return np.maximum(along_kx, along_ky)
+
+
+def fft_notch(
+    img: ArrayLike,
+    threshold: float = 8.0,
+    protect_radius: int = 3,
+    along_fast_axis_only: bool = True,
+) -> Image:
+    """Suppress isolated sharp peaks in the 2-D spectrum, such as mains pick-up.
+
+    A frequency bin is a peak when its magnitude exceeds ``threshold`` times the
+    local background (see ``_spectral_background``). Its magnitude is then set
+    to the background, keeping the phase. Bins within ``protect_radius`` bins of
+    DC are never touched, so the large-scale topography survives.
+
+    With ``along_fast_axis_only`` (the default) only bins with |ky| <= 1 are
+    candidates. Pick-up that is phase-locked to the line start repeats
+    identically in every scan line, so it varies only along the fast axis and
+    lands at ky = 0 (|ky| <= 1 allows a slight drift); this is the common case
+    in STM. With ``along_fast_axis_only=False`` peaks anywhere in the plane are
+    removed.
+
+    Limitation: a real atomic lattice (or any periodic surface structure) also
+    makes sharp spectral peaks, and this filter cannot tell them from noise.
+    With ``along_fast_axis_only=False`` it will remove lattice peaks and flatten
+    the atomic corrugation; even in the default mode, lattice peaks that happen
+    to lie on the ky = 0 band (a lattice row along the fast axis) are removed.
+    The notch is meant for noise peaks off the lattice; as a baseline it may
+    remove lattice too.
+
+    Peaks are judged bin by bin, so pick-up whose frequency falls between two
+    bins (not a whole number of cycles per line) leaks into many neighbouring
+    bins and raises their background; it is then removed only in part, or not
+    at all when no single bin clears the threshold.
+    """
+    img = _as_image(img)
+    spectrum = np.fft.fft2(img)
+    magnitude = np.abs(spectrum)
+    background = _spectral_background(magnitude)
+
+    ky, kx = _frequency_indices(img.shape)
+    peaks = (magnitude > threshold * background) & (np.hypot(ky, kx) > protect_radius)
+    if along_fast_axis_only:
+        peaks &= np.abs(ky) <= 1
+
+    spectrum[peaks] *= background[peaks] / magnitude[peaks]
+    # The peak mask is point-symmetric, so the spectrum stays Hermitian and the
+    # imaginary part is rounding error only.
+    return np.fft.ifft2(spectrum).real
+
+
+def _chain(*steps: Callable[[Image], Image]) -> Callable[[ArrayLike], Image]:
+    def pipeline(img: ArrayLike) -> Image:
+        out = _as_image(img)
+        for step in steps:
+            out = step(out)
+        return out
+
+    return pipeline
+
+
+PIPELINES: dict[str, Callable[[ArrayLike], Image]] = {
+    "level": _chain(level_plane, partial(align_rows, method="median")),
+    "level+gauss": _chain(
+        level_plane, partial(align_rows, method="median"), partial(gaussian_smooth, sigma=1.0)
+    ),
+    "level+median": _chain(
+        level_plane, partial(align_rows, method="median"), partial(median_smooth, size=3)
+    ),
+    "level+scars+notch+gauss": _chain(
+        level_plane,
+        partial(align_rows, method="median_diff"),
+        remove_scars,
+        fft_notch,
+        partial(gaussian_smooth, sigma=1.0),
+    ),
+}
+
+
+def run_pipeline(name: str, img: ArrayLike) -> Image:
+    """Run the baseline pipeline called ``name`` on ``img``."""
+    if name not in PIPELINES:
+        raise ValueError(f"unknown pipeline {name!r}; available: {', '.join(PIPELINES)}")
+    return PIPELINES[name](img)

@@ -1,0 +1,65 @@
+"""(noisy, clean) pairs of simulated STM scans, deterministic by seed.
+
+Training draws seeds below ``TEST_SEED_BASE``; the evaluation set uses seeds from
+``TEST_SEED_BASE`` upward, so the two never share a surface or a noise draw. The harder
+evaluation column draws every noise amplitude above the training range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .scan_noise import TRAIN_RANGES, NoiseParams, NoiseRanges, add_scan_noise, draw_params
+from .surfaces import SurfaceRanges, random_surface
+
+TEST_SEED_BASE = 1_000_000_000
+HARD_FACTOR = 1.6
+
+
+@dataclass(frozen=True)
+class ScanPair:
+    """A simulated scan: what the STM recorded and what the surface really is (metres)."""
+
+    noisy: np.ndarray
+    clean: np.ndarray
+    pixel_m: float
+    surface: dict
+    noise: NoiseParams
+    seed: int
+
+
+def make_pair(
+    seed: int,
+    size: int = 128,
+    noise_ranges: NoiseRanges = TRAIN_RANGES,
+    surface_ranges: SurfaceRanges = SurfaceRanges(),
+) -> ScanPair:
+    """One (noisy, clean) pair; the same seed always gives the same pair."""
+    rng = np.random.default_rng(seed)
+    clean, info = random_surface(rng, size, surface_ranges)
+    params = draw_params(rng, noise_ranges)
+    noisy = add_scan_noise(clean, info["pixel_m"], params, rng)
+    return ScanPair(noisy, clean, info["pixel_m"], info, params, seed)
+
+
+def renoise(pair: ScanPair, rng: np.random.Generator, noise_ranges: NoiseRanges = TRAIN_RANGES) -> ScanPair:
+    """The same clean surface, flipped or rotated at random, recorded with fresh artefacts.
+
+    Augmentation happens on the clean surface before the scan noise, because the noise
+    follows the scan's time order and must not be rotated with the image.
+    """
+    clean = np.rot90(pair.clean, k=int(rng.integers(4)))
+    if rng.random() < 0.5:
+        clean = clean[:, ::-1]
+    clean = np.ascontiguousarray(clean)
+    params = draw_params(rng, noise_ranges)
+    return ScanPair(add_scan_noise(clean, pair.pixel_m, params, rng), clean, pair.pixel_m, pair.surface, params, pair.seed)
+
+
+def evaluation_set(count: int, size: int = 256, hard: bool = False) -> list[ScanPair]:
+    """The fixed evaluation set; ``hard`` draws noise amplitudes beyond the training range."""
+    ranges = TRAIN_RANGES.scaled(HARD_FACTOR) if hard else TRAIN_RANGES
+    offset = 500_000 if hard else 0
+    return [make_pair(TEST_SEED_BASE + offset + i, size, ranges) for i in range(count)]

@@ -1,0 +1,189 @@
+"""Raster-scan artefacts of an STM, generated in scan-time order.
+
+A frame of ``rows x cols`` is acquired line by line: the fast axis (columns) is time within
+a line, the slow axis (rows) is line after line. A line period is the forward trace plus
+the equally long retrace, so pixel ``(r, c)`` of the forward image is recorded at
+
+    t[r, c] = (r + 0.5 * c / cols) / line_rate
+
+Noise that lives in time (drift, mains pick-up, mechanical resonances, white noise) is
+sampled at those instants, which is why it appears as streaks and tilted stripes.
+Noise that lives per line (feedback offsets, tip changes, scars) is applied per row.
+
+The knobs of ``NoiseParams`` and their physical meaning:
+
+- ``line_rate_hz``: lines per second (trace + retrace), 1-20 Hz for ordinary scans.
+- ``white_m``: rms of the white (broadband) height noise: preamplifier and feedback noise.
+- ``line_walk_m``: rms of the per-line step of a random walk in z offset: feedback set-point
+  drift and creep that shift every scan line as a whole (the streaks of Fig. 1a).
+- ``tip_jump_rate``: probability per line of a tip change, which shifts all later lines by
+  ``tip_jump_m`` (rms) until the next change.
+- ``scar_rate``: probability per line of a scar: a segment of the line (a few to tens of
+  pixels) where the tip briefly jumps by ``scar_m`` (rms).
+- ``drift_m`` / ``drift_exponent``: rms and spectral exponent alpha of the low-frequency
+  drift whose power spectral density falls as 1/f^alpha (Fig. 2 of the paper: most noise
+  power below 100 Hz); thermal drift and piezo creep in z.
+- ``mains_m`` / ``mains_hz``: amplitude of pick-up from the mains (50 or 60 Hz) and its
+  second harmonic.
+- ``resonance_m`` / ``resonance_hz``: amplitude and frequency of a mechanical resonance of
+  the scanner or the building (tens of Hz to ~1 kHz).
+- ``tilt``: sample slope (dz/dx, dz/dy), dimensionless; ``offset_m``: absolute z offset.
+
+The recorded pixel averages the signal over its dwell time, so a periodic component at f is
+attenuated by sinc(f * dwell) before it aliases; this is modelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class NoiseParams:
+    """One concrete set of scan artefacts (see module docstring for each knob)."""
+
+    line_rate_hz: float = 5.0
+    white_m: float = 5e-12
+    line_walk_m: float = 5e-12
+    tip_jump_rate: float = 0.01
+    tip_jump_m: float = 30e-12
+    scar_rate: float = 0.02
+    scar_m: float = 50e-12
+    drift_m: float = 20e-12
+    drift_exponent: float = 1.0
+    mains_m: float = 3e-12
+    mains_hz: float = 50.0
+    resonance_m: float = 3e-12
+    resonance_hz: float = 230.0
+    tilt: tuple[float, float] = (0.02, -0.01)
+    offset_m: float = 1e-9
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class NoiseRanges:
+    """Uniform ranges (low, high) from which ``NoiseParams`` are drawn."""
+
+    line_rate_hz: tuple[float, float] = (1.0, 20.0)
+    white_m: tuple[float, float] = (1e-12, 12e-12)
+    line_walk_m: tuple[float, float] = (0.0, 15e-12)
+    tip_jump_rate: tuple[float, float] = (0.0, 0.02)
+    tip_jump_m: tuple[float, float] = (0.0, 60e-12)
+    scar_rate: tuple[float, float] = (0.0, 0.03)
+    scar_m: tuple[float, float] = (0.0, 80e-12)
+    drift_m: tuple[float, float] = (0.0, 40e-12)
+    drift_exponent: tuple[float, float] = (0.8, 1.5)
+    mains_m: tuple[float, float] = (0.0, 8e-12)
+    resonance_m: tuple[float, float] = (0.0, 8e-12)
+    resonance_hz: tuple[float, float] = (20.0, 1000.0)
+    tilt: tuple[float, float] = (-0.05, 0.05)
+    offset_m: tuple[float, float] = (-50e-9, 50e-9)
+
+    def scaled(self, factor: float) -> "NoiseRanges":
+        """Ranges whose noise amplitudes reach ``factor`` times higher (for held-out tests).
+
+        The lower bound moves to the old upper bound so every draw lies outside the
+        training range.
+        """
+        amplitude = ("white_m", "line_walk_m", "tip_jump_m", "scar_m", "drift_m", "mains_m", "resonance_m")
+        changes = {}
+        for name in amplitude:
+            low, high = getattr(self, name)
+            changes[name] = (high, high * factor)
+        return replace(self, **changes)
+
+
+TRAIN_RANGES = NoiseRanges()
+
+
+def draw_params(rng: np.random.Generator, ranges: NoiseRanges = TRAIN_RANGES) -> NoiseParams:
+    """Draw a random but physically plausible set of artefacts."""
+    values = {}
+    for f in fields(NoiseRanges):
+        low, high = getattr(ranges, f.name)
+        if f.name == "tilt":
+            values["tilt"] = (float(rng.uniform(low, high)), float(rng.uniform(low, high)))
+        else:
+            values[f.name] = float(rng.uniform(low, high))
+    values["mains_hz"] = float(rng.choice([50.0, 60.0]))
+    return NoiseParams(**values)
+
+
+def pixel_times(rows: int, cols: int, line_rate_hz: float) -> np.ndarray:
+    """Acquisition instant (s) of each pixel of the forward image."""
+    r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    return (r + 0.5 * c / cols) / line_rate_hz
+
+
+def line_offsets(rows: int, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
+    """Per-line z offsets: a random walk plus persistent tip-change jumps."""
+    walk = np.cumsum(rng.standard_normal(rows) * p.line_walk_m)
+    jumps = (rng.random(rows) < p.tip_jump_rate) * rng.standard_normal(rows) * p.tip_jump_m
+    return walk + np.cumsum(jumps)
+
+
+def scars(rows: int, cols: int, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
+    """Short segments of single lines where the tip briefly jumped."""
+    out = np.zeros((rows, cols))
+    for r in np.flatnonzero(rng.random(rows) < p.scar_rate):
+        length = int(rng.integers(3, max(4, cols // 3)))
+        start = int(rng.integers(0, cols - length + 1))
+        out[r, start:start + length] = rng.standard_normal() * p.scar_m
+    return out
+
+
+def colored_noise(n: int, sample_rate_hz: float, exponent: float, rms: float, rng: np.random.Generator) -> np.ndarray:
+    """A time series of ``n`` samples whose PSD falls as 1/f^exponent, scaled to ``rms``."""
+    if rms == 0:
+        return np.zeros(n)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, d=1.0 / sample_rate_hz)
+    f[0] = f[1]  # the DC bin carries no meaning for drift; keep it finite
+    spectrum *= f ** (-exponent / 2)
+    series = np.fft.irfft(spectrum, n)
+    series -= series.mean()
+    return series / max(series.std(), 1e-300) * rms
+
+
+def drift(rows: int, cols: int, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
+    """1/f drift sampled at the pixels' instants (trace and retrace both take time)."""
+    samples_per_line = 2 * cols
+    series = colored_noise(rows * samples_per_line, p.line_rate_hz * samples_per_line, p.drift_exponent, p.drift_m, rng)
+    return series.reshape(rows, samples_per_line)[:, :cols]
+
+
+def periodic(t: np.ndarray, dwell_s: float, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
+    """Mains pick-up (fundamental and 2nd harmonic) and one mechanical resonance."""
+    out = np.zeros_like(t)
+    tones = [(p.mains_hz, p.mains_m), (2 * p.mains_hz, 0.5 * p.mains_m), (p.resonance_hz, p.resonance_m)]
+    for freq, amp in tones:
+        # Averaging over the dwell time attenuates a tone before it aliases.
+        gain = abs(np.sinc(freq * dwell_s))
+        out += amp * gain * np.sin(2 * np.pi * freq * t + rng.uniform(0, 2 * np.pi))
+    return out
+
+
+def plane(rows: int, cols: int, pixel_m: float, p: NoiseParams) -> np.ndarray:
+    """Sample tilt and absolute z offset."""
+    r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    return p.offset_m + (p.tilt[0] * c + p.tilt[1] * r) * pixel_m
+
+
+def add_scan_noise(clean: np.ndarray, pixel_m: float, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
+    """The topograph an STM would record of ``clean`` with the artefacts ``p``."""
+    rows, cols = clean.shape
+    t = pixel_times(rows, cols, p.line_rate_hz)
+    dwell = 1.0 / (2 * cols * p.line_rate_hz)
+    return (
+        clean
+        + plane(rows, cols, pixel_m, p)
+        + line_offsets(rows, p, rng)[:, None]
+        + scars(rows, cols, p, rng)
+        + drift(rows, cols, p, rng)
+        + periodic(t, dwell, p, rng)
+        + rng.standard_normal((rows, cols)) * p.white_m
+    )

@@ -1,0 +1,53 @@
+"""Saving and loading model weights: training checkpoints and the weights shipped in the package.
+
+A checkpoint is a dict with ``config`` (a name from ``CONFIGS``) and ``model`` (the state
+dict), plus whatever training state the trainer adds. Shipped weights keep only those two
+and a ``card`` of training facts, in float16 to stay a few MB; they are loaded as float32.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from .maed_cnn import MAEDCNN, build_model
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, config: str, extra: dict | None = None) -> None:
+    state = {"config": config, "model": model.state_dict(), **(extra or {})}
+    tmp = Path(path).with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # never leave a half-written checkpoint behind
+
+
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def shipped_weights(name: str) -> Path:
+    """Path of the weights shipped for model ``name`` inside the package."""
+    return Path(str(resources.files("maed.weights").joinpath(f"{name}.pt")))
+
+
+def ship_weights(checkpoint: Path, dest: Path, card: dict) -> None:
+    """Write a training checkpoint's weights as float16 for shipping, with a card of facts."""
+    state = load_checkpoint(checkpoint)
+    weights = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
+    torch.save({"config": state["config"], "model": weights, "card": card}, dest)
+
+
+def load_model(name_or_path: str) -> tuple[MAEDCNN, dict]:
+    """A model in eval mode, from a shipped name (``rt``) or a checkpoint path, and its card."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = shipped_weights(name_or_path)
+        if not path.exists():
+            raise ValueError(f"no shipped weights for model {name_or_path!r}")
+    elif not path.exists():
+        raise ValueError(f"{path}: no such checkpoint")
+    state = load_checkpoint(path)
+    model = build_model(state["config"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
+    return model.eval(), {"config": state["config"], **state.get("card", {})}

@@ -1,0 +1,98 @@
+"""Figures that people look at rather than read: before/after panels and Fourier spectra.
+
+Every panel of one scan is shown on the clean surface's height scale (after the best-fit
+plane of its difference to the clean surface is removed, as the metrics do), so brightness
+means the same height in every column.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the back end must be chosen first)
+import numpy as np  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+from .classical import level_plane  # noqa: E402
+from .data import ScanPair  # noqa: E402
+from .metrics import align_to_reference, psnr  # noqa: E402
+
+CMAP = "afmhot"
+
+
+def pick_examples(pairs: list[ScanPair], count: int = 3) -> list[ScanPair]:
+    """One scan with an atomic lattice, one with steps, one with molecules, where present."""
+    chosen: list[ScanPair] = []
+    for key in ("lattice", "steps", "molecules"):
+        match = next((p for p in pairs if key in p.surface and p not in chosen), None)
+        if match is not None:
+            chosen.append(match)
+    chosen += [p for p in pairs if p not in chosen][: count - len(chosen)]
+    return chosen[:count]
+
+
+def _scale_bar(ax, size_px: int, pixel_m: float) -> None:
+    """A white bar of a round length in nm in the lower left corner."""
+    width_nm = size_px * pixel_m * 1e9
+    bar_nm = next(v for v in (50, 20, 10, 5, 2, 1, 0.5, 0.2) if v <= width_nm / 4)
+    px = bar_nm / (pixel_m * 1e9)
+    y = size_px * 0.93
+    ax.plot([size_px * 0.05, size_px * 0.05 + px], [y, y], color="white", lw=3)
+    ax.text(size_px * 0.05, y - size_px * 0.03, f"{bar_nm:g} nm", color="white", fontsize=7)
+
+
+def figure_examples(examples: list[ScanPair], methods: dict[str, Callable], path: Path) -> None:
+    """Fig. 5: each example scan through each method, with a zoomed inset below."""
+    columns = list(methods) + ["clean"]
+    fig, axes = plt.subplots(2 * len(examples), len(columns), figsize=(2.4 * len(columns), 4.8 * len(examples)), squeeze=False)
+    for i, pair in enumerate(examples):
+        size = pair.clean.shape[0]
+        zoom = size // 4
+        r0 = c0 = size // 2 - zoom // 2
+        for j, name in enumerate(columns):
+            out = pair.clean if name == "clean" else methods[name](pair.noisy)
+            shown, _ = align_to_reference(out, pair.clean)
+            top, bottom = axes[2 * i, j], axes[2 * i + 1, j]
+            top.imshow(shown, cmap=CMAP, vmin=0, vmax=1)
+            top.add_patch(Rectangle((c0, r0), zoom, zoom, fill=False, edgecolor="red", lw=1.2))
+            bottom.imshow(shown[r0:r0 + zoom, c0:c0 + zoom], cmap=CMAP, vmin=0, vmax=1)
+            title = name if name == "clean" else f"{name}\n{psnr(out, pair.clean):.1f} dB"
+            top.set_title(title, fontsize=8)
+            if j == 0:
+                _scale_bar(top, size, pair.pixel_m)
+            for ax in (top, bottom):
+                ax.set_xticks([])
+                ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def log_spectrum(image: np.ndarray) -> np.ndarray:
+    """log10 of the centred Fourier magnitude of the plane-levelled image."""
+    return np.log10(np.abs(np.fft.fftshift(np.fft.fft2(level_plane(image)))) + 1e-30)
+
+
+def figure_spectra(pairs: list[ScanPair], method: Callable, name: str, path: Path) -> None:
+    """Fig. 6: a lattice scan before and after, and the Fourier spectra of both and of the clean surface."""
+    pair = next((p for p in pairs if "lattice" in p.surface), pairs[0])
+    out = method(pair.noisy)
+    images = {"noisy input": pair.noisy, name: out, "clean": pair.clean, "removed (input - output)": pair.noisy - out}
+    spectra = {k: log_spectrum(v) for k, v in images.items()}
+    top = spectra["clean"].max()
+    fig, axes = plt.subplots(2, len(images), figsize=(3 * len(images), 6))
+    for j, (label, image) in enumerate(images.items()):
+        axes[0, j].imshow(level_plane(image), cmap=CMAP)
+        axes[0, j].set_title(label, fontsize=9)
+        axes[1, j].imshow(spectra[label], cmap="magma", vmin=top - 5, vmax=top)
+        axes[1, j].set_title("log |FFT|", fontsize=8)
+        for ax in axes[:, j]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

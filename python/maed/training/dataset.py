@@ -1,0 +1,90 @@
+"""Training batches: simulated pairs drawn on the fly, and optional user pairs from disk.
+
+Each sample is a (noisy, target) pair of 1 x P x P float32 tensors in the network's
+normalised frame: the noisy scan goes through ``maed.normalise.normalise`` and the clean
+surface through the very same affine map, so the network learns to output the clean
+surface in the units it was given.
+
+User pairs (the paper's setting: noisy scans and their manually restored references) live
+in a folder with ``noisy/NAME.npy`` and ``clean/NAME.npy``; random crops are drawn from them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from ..data import make_pair
+from ..normalise import normalise
+
+
+def normalised_pair(noisy: np.ndarray, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The network's input and target for one scan, both in the noisy scan's frame."""
+    x, norm = normalise(noisy)
+    y = (clean - norm.plane - norm.centre) / norm.scale
+    return x, y.astype(np.float32)
+
+
+class UserPairs:
+    """Noisy scans and their restored references, read once from ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        folder = Path(folder)
+        noisy_dir, clean_dir = folder / "noisy", folder / "clean"
+        if not noisy_dir.is_dir() or not clean_dir.is_dir():
+            raise ValueError(f"{folder}: expected sub-folders 'noisy/' and 'clean/' with matching .npy files")
+        self.pairs: list[tuple[np.ndarray, np.ndarray]] = []
+        for noisy_path in sorted(noisy_dir.glob("*.npy")):
+            clean_path = clean_dir / noisy_path.name
+            if not clean_path.exists():
+                raise ValueError(f"{noisy_path}: no reference {clean_path}")
+            noisy, clean = np.load(noisy_path), np.load(clean_path)
+            if noisy.ndim != 2 or noisy.shape != clean.shape:
+                raise ValueError(f"{noisy_path}: noisy {noisy.shape} and reference {clean.shape} must be equal 2-D shapes")
+            self.pairs.append((noisy.astype(np.float64), clean.astype(np.float64)))
+        if not self.pairs:
+            raise ValueError(f"{noisy_dir}: no .npy scans found")
+
+    def crop(self, rng: np.random.Generator, patch: int) -> tuple[np.ndarray, np.ndarray]:
+        noisy, clean = self.pairs[int(rng.integers(len(self.pairs)))]
+        rows, cols = noisy.shape
+        if rows < patch or cols < patch:
+            raise ValueError(f"user pair of shape {noisy.shape} is smaller than the {patch}-pixel patch")
+        r, c = int(rng.integers(rows - patch + 1)), int(rng.integers(cols - patch + 1))
+        noisy, clean = noisy[r:r + patch, c:c + patch], clean[r:r + patch, c:c + patch]
+        # Flips only: a rotation would turn scan lines into columns, which real noise never does.
+        if rng.random() < 0.5:
+            noisy, clean = noisy[::-1], clean[::-1]
+        if rng.random() < 0.5:
+            noisy, clean = noisy[:, ::-1], clean[:, ::-1]
+        return noisy, clean
+
+
+class TrainingPairs(IterableDataset):
+    """An endless stream of normalised pairs; sample ``k`` uses simulation seed ``first_seed + k``."""
+
+    def __init__(self, patch: int, first_seed: int, user: UserPairs | None = None, user_fraction: float = 0.5) -> None:
+        self.patch = patch
+        self.first_seed = first_seed
+        self.user = user
+        self.user_fraction = user_fraction
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        k = worker
+        while True:
+            seed = self.first_seed + k
+            rng = np.random.default_rng(seed)
+            if self.user is not None and rng.random() < self.user_fraction:
+                noisy, clean = self.user.crop(rng, self.patch)
+            else:
+                pair = make_pair(seed, self.patch)
+                noisy, clean = pair.noisy, pair.clean
+            x, y = normalised_pair(noisy, clean)
+            yield torch.from_numpy(x)[None], torch.from_numpy(np.ascontiguousarray(y))[None]
+            k += workers

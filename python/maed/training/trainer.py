@@ -1,0 +1,126 @@
+"""``maed train``: fit a model on simulated (and optionally user) pairs.
+
+One epoch is ``steps_per_epoch`` optimiser steps; after each epoch a fixed validation set
+(its own seeds, disjoint from training and test) is denoised and its PSNR reported, and a
+checkpoint is written. ``resume`` continues from the last checkpoint with the same data
+stream, so an interrupted run ends where an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..data import make_pair
+from ..metrics import psnr
+from ..model import CONFIGS, build_model
+from ..model.checkpoint import load_checkpoint, save_checkpoint
+from .dataset import TrainingPairs, UserPairs, normalised_pair
+from .loss import plane_free_l1
+
+VALIDATION_SEED_BASE = 900_000_000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "rt"
+    steps: int = 4000
+    steps_per_epoch: int = 250
+    batch_size: int = 8
+    patch: int = 128
+    lr: float = 2e-3
+    seed: int = 0
+    validation_scans: int = 16
+    workers: int = 1
+    user_pairs: str | None = None
+
+
+def _validation_set(count: int, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = [normalised_pair(p.noisy, p.clean) for p in (make_pair(VALIDATION_SEED_BASE + i, patch) for i in range(count))]
+    x = torch.from_numpy(np.stack([p[0] for p in pairs]))[:, None]
+    y = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None]
+    return x, y
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> dict[str, float]:
+    """Mean PSNR of input and output against the clean surfaces."""
+    model.eval()
+    out = torch.cat([model(b.to(device)).cpu() for b in x.split(8)])
+    model.train()
+    psnr_in = float(np.mean([psnr(a[0].numpy(), b[0].numpy()) for a, b in zip(x, y)]))
+    psnr_out = float(np.mean([psnr(a[0].numpy(), b[0].numpy()) for a, b in zip(out, y)]))
+    return {"psnr_in": psnr_in, "psnr_out": psnr_out, "loss": float(plane_free_l1(out, y))}
+
+
+def _learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Short linear warm-up, then cosine decay to 2% of the peak."""
+    warmup = max(1, cfg.steps // 50)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, cfg.steps - warmup)
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> dict:
+    """Train and return the final validation report; checkpoints go to ``out_dir``."""
+    if cfg.model not in CONFIGS:
+        raise ValueError(f"unknown model {cfg.model!r}; choose one of {', '.join(CONFIGS)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    step, history = 0, []
+    last = out_dir / "last.pt"
+    if resume:
+        if not last.exists():
+            raise ValueError(f"nothing to resume: {last} does not exist")
+        state = load_checkpoint(last)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        step, history = state["step"], state["history"]
+        log(f"resumed from {last} at step {step}")
+
+    user = UserPairs(Path(cfg.user_pairs)) if cfg.user_pairs else None
+    # Each training run gets its own seed range below the validation and test seeds.
+    stream = TrainingPairs(cfg.patch, first_seed=cfg.seed * 50_000_000 + step * cfg.batch_size, user=user)
+    loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+    val_x, val_y = _validation_set(cfg.validation_scans, cfg.patch)
+
+    model.train()
+    batches = iter(loader)
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", unit="step", dynamic_ncols=True)
+    started = time.time()
+    while step < cfg.steps:
+        x, y = next(batches)
+        for group in optimiser.param_groups:
+            group["lr"] = _learning_rate(cfg, step)
+        loss = plane_free_l1(model(x.to(device)), y.to(device))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if step % cfg.steps_per_epoch == 0 or step == cfg.steps:
+            report = validate(model, val_x, val_y, device) | {"step": step, "seconds": time.time() - started}
+            history.append(report)
+            bar.write(
+                f"step {step}: validation PSNR {report['psnr_in']:.2f} dB in -> {report['psnr_out']:.2f} dB out, "
+                f"loss {report['loss']:.4f}"
+            )
+            save_checkpoint(last, model, cfg.model, extra={
+                "optimiser": optimiser.state_dict(), "step": step, "history": history, "train_config": asdict(cfg),
+            })
+    bar.close()
+    return history[-1]

@@ -1,0 +1,1 @@
+"""Trained weights shipped with the package (float16 state dicts, loaded by ``maed.model.checkpoint``)."""

@@ -1,0 +1,47 @@
+"""Levelling and normalisation around the network: stable statistics and an exact inverse."""
+
+import numpy as np
+import pytest
+
+from maed.normalise import denormalise, normalise
+
+
+def smooth_surface(n=64):
+    y, x = np.mgrid[0:n, 0:n] / n
+    return 30e-12 * np.sin(9 * x + 4 * y) * np.cos(5 * y)
+
+
+def test_normalised_scan_has_zero_mean_and_unit_variance():
+    x, _ = normalise(smooth_surface() + 1e-9)
+    assert x.dtype == np.float32
+    assert abs(float(x.mean())) < 1e-6 and float(x.std()) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_denormalise_restores_units_and_plane():
+    rows = np.arange(64)[:, None]
+    cols = np.arange(64)[None, :]
+    tilt = 2e-9 + 0.3e-11 * cols - 0.2e-11 * rows
+    scan = smooth_surface() + tilt
+    x, norm = normalise(scan)
+    back = denormalise(x, norm)
+    assert back.dtype == np.float32
+    # Identity network: the scan comes back up to its row offsets, which are noise by design.
+    residual = back - scan
+    residual -= residual.mean(axis=1, keepdims=True)
+    assert np.abs(residual).max() < 1e-3 * np.ptp(scan)
+    assert np.ptp(back) == pytest.approx(np.ptp(scan), rel=0.05)  # still metres, tilt included
+
+
+def test_row_offsets_are_removed_before_the_network():
+    scan = smooth_surface() + np.random.default_rng(0).normal(0, 200e-12, 64)[:, None]
+    x, norm = normalise(scan)
+    clean_x, clean_norm = normalise(smooth_surface())
+    # The offsets, 7x the relief, barely change the normalised image.
+    a = x * norm.scale
+    b = clean_x * clean_norm.scale
+    assert np.abs((a - a.mean(axis=1, keepdims=True)) - (b - b.mean(axis=1, keepdims=True))).max() < 0.2 * np.ptp(smooth_surface())
+
+
+def test_flat_scan_does_not_divide_by_zero():
+    x, norm = normalise(np.full((16, 16), 5e-9))
+    assert np.all(np.isfinite(x)) and norm.scale == 1.0
