@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from maed.data import TEST_SEED_BASE, TRAIN_RANGES, NoiseParams, make_pair, renoise, evaluation_set
+from maed.data import TEST_SEED_BASE, TRAIN_RANGES, NoiseParams, make_pair, evaluation_set
 from maed.data.scan_noise import add_scan_noise, colored_noise, drift, periodic, pixel_times, plane, scars
 from maed.data.surfaces import terraces, _coordinates
 
@@ -143,10 +143,3 @@ def test_hard_test_set_lies_outside_training_noise():
     for pair in evaluation_set(3, size=32, hard=True):
         assert pair.seed >= TEST_SEED_BASE
         assert pair.noise.white_m >= TRAIN_RANGES.white_m[1]
-
-
-def test_renoise_keeps_the_surface_and_redraws_noise():
-    pair = make_pair(11, 64)
-    again = renoise(pair, np.random.default_rng(0))
-    assert sorted(again.clean.ravel()) == pytest.approx(sorted(pair.clean.ravel()))
-    assert np.abs((again.noisy - again.clean) - (pair.noisy - pair.clean)).max() > 1e-12

@@ -32,9 +32,16 @@ def _starts(length: int, tile: int, overlap: int) -> list[int]:
 
 
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
-    """Blending weights along one axis of a tile: ramps where a neighbour overlaps."""
+    """Blending weights along one axis of a tile, where a neighbouring tile overlaps.
+
+    The outermost quarter of the overlap gets weight 0: there the tile's padding shows in its
+    output, and the neighbour covers it fully. The rest ramps linearly; the two ramps of a pair
+    of neighbours add up to 1.
+    """
+    margin = overlap // 4
+    k = np.arange(overlap) + 0.5
+    ramp = np.clip((k - margin) / (overlap - 2 * margin), 0.0, 1.0)
     w = np.ones(length)
-    ramp = (np.arange(overlap) + 0.5) / overlap
     if not at_start:
         w[:overlap] = ramp
     if not at_end:

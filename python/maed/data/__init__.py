@@ -3,12 +3,16 @@
 numpy and scipy only, so the acquisition side can use the simulator without torch.
 """
 
-from .pairs import TEST_SEED_BASE, ScanPair, make_pair, renoise, evaluation_set
+from .pairs import TEST_SEED_BASE, ScanPair, make_pair, evaluation_set
 from .scan_noise import TRAIN_RANGES, NoiseParams, NoiseRanges, add_scan_noise, draw_params
 from .surfaces import SurfaceRanges, random_surface
 
+# Bumped whenever a change to the simulator changes what a seed draws; recorded with weights.
+SIMULATOR_VERSION = "maed.data 1"
+
 __all__ = [
-    "TEST_SEED_BASE", "ScanPair", "make_pair", "renoise", "evaluation_set",
+    "SIMULATOR_VERSION",
+    "TEST_SEED_BASE", "ScanPair", "make_pair", "evaluation_set",
     "TRAIN_RANGES", "NoiseParams", "NoiseRanges", "add_scan_noise", "draw_params",
     "SurfaceRanges", "random_surface",
 ]

@@ -44,20 +44,6 @@ def make_pair(
     return ScanPair(noisy, clean, info["pixel_m"], info, params, seed)
 
 
-def renoise(pair: ScanPair, rng: np.random.Generator, noise_ranges: NoiseRanges = TRAIN_RANGES) -> ScanPair:
-    """The same clean surface, flipped or rotated at random, recorded with fresh artefacts.
-
-    Augmentation happens on the clean surface before the scan noise, because the noise
-    follows the scan's time order and must not be rotated with the image.
-    """
-    clean = np.rot90(pair.clean, k=int(rng.integers(4)))
-    if rng.random() < 0.5:
-        clean = clean[:, ::-1]
-    clean = np.ascontiguousarray(clean)
-    params = draw_params(rng, noise_ranges)
-    return ScanPair(add_scan_noise(clean, pair.pixel_m, params, rng), clean, pair.pixel_m, pair.surface, params, pair.seed)
-
-
 def evaluation_set(count: int, size: int = 256, hard: bool = False) -> list[ScanPair]:
     """The fixed evaluation set; ``hard`` draws noise amplitudes beyond the training range."""
     ranges = TRAIN_RANGES.scaled(HARD_FACTOR) if hard else TRAIN_RANGES

@@ -1,0 +1,142 @@
+"""``maed denoise``: tiling, units and shape round trip, bad inputs, and the shipped model's quality."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+from scipy import ndimage
+
+from maed.cli import main
+from maed.data import evaluation_set, make_pair
+from maed.denoise import denoise_array, run_padded, run_tiled
+from maed.engine import load_backend
+from maed.metrics import psnr
+from maed.model.checkpoint import shipped_weights
+
+
+class BlurBackend:
+    """A local 5x5 mean filter: a known receptive field to check the tiling arithmetic against."""
+
+    name = "blur"
+    model = "blur"
+    size_multiple = 16
+
+    def denoise(self, batch: np.ndarray) -> np.ndarray:
+        assert batch.shape[-2] % 16 == 0 and batch.shape[-1] % 16 == 0
+        return ndimage.uniform_filter(batch, size=(1, 1, 5, 5), mode="reflect")
+
+
+def test_tiles_blend_into_the_full_frame_result():
+    x = np.random.default_rng(0).standard_normal((300, 520)).astype(np.float32)
+    whole = run_padded(x, BlurBackend())
+    tiled = run_tiled(x, BlurBackend(), tile=128, overlap=32)
+    assert tiled.shape == x.shape
+    # Away from the scan border, a local filter through overlapping tiles equals one pass.
+    np.testing.assert_allclose(tiled[4:-4, 4:-4], whole[4:-4, 4:-4], atol=1e-5)
+
+
+def test_odd_sizes_are_padded_and_cropped():
+    x = np.random.default_rng(1).standard_normal((37, 61)).astype(np.float32)
+    out = run_padded(x, BlurBackend())
+    assert out.shape == (37, 61)
+    np.testing.assert_allclose(out[5:-5, 5:-5], ndimage.uniform_filter(x, 5)[5:-5, 5:-5], atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory) -> str:
+    """A real checkpoint of an untrained rt model (the identity, as its head starts at zero)."""
+    from maed.model import build_model
+    from maed.model.checkpoint import save_checkpoint
+
+    path = tmp_path_factory.mktemp("ckpt") / "untrained.pt"
+    save_checkpoint(path, build_model("rt"), "rt")
+    return str(path)
+
+
+def test_cli_round_trip_keeps_shape_and_units(tmp_path, untrained):
+    scan = make_pair(5, 96).noisy[:, :80]  # metres, not square, not a multiple of 16
+    np.save(tmp_path / "scan.npy", scan)
+    assert main(["denoise", str(tmp_path / "scan.npy"), "-o", str(tmp_path / "out"), "--model", untrained]) == 0
+    out = np.load(tmp_path / "out" / "scan.npy")
+    assert out.dtype == np.float32 and out.shape == scan.shape
+    # Still metres and still where the scan was: the plane is restored, only row offsets go.
+    assert abs(np.median(out) - np.median(scan)) < 0.1 * np.ptp(scan)
+    assert 0.5 < np.ptp(out) / np.ptp(scan) < 2.0
+
+
+def test_png_and_tif_inputs(tmp_path, untrained):
+    grey = (np.random.default_rng(2).random((40, 48)) * 255).astype(np.uint8)
+    Image.fromarray(grey).save(tmp_path / "a.png")
+    tifffile.imwrite(tmp_path / "b.tif", grey.astype(np.float32) * 1e-11)
+    assert main(["denoise", str(tmp_path / "a.png"), str(tmp_path / "b.tif"), "-o", str(tmp_path / "o"), "--model", untrained]) == 0
+    assert np.load(tmp_path / "o" / "a.npy").shape == (40, 48)
+    b = np.load(tmp_path / "o" / "b.npy")
+    assert b.shape == (40, 48) and np.ptp(b) < 1e-8  # metres in, metres out
+
+
+BAD_INPUTS = {
+    "empty.npy": (np.zeros((0, 5)), "empty"),
+    "line.npy": (np.zeros(64), "2-D"),
+    "cube.npy": (np.zeros((4, 32, 32)), "2-D"),
+    "holes.npy": (np.where(np.eye(32) > 0, np.nan, 1.0), "non-finite"),
+    "text.npy": (np.array([["a"] * 16] * 16), "data type"),
+}
+
+
+def test_each_bad_input_is_one_line_and_the_rest_still_processed(tmp_path, capsys, untrained):
+    for name, (array, _) in BAD_INPUTS.items():
+        np.save(tmp_path / name, array)
+    (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
+    (tmp_path / "scan.xyz").write_text("1 2 3")
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8) + np.array([255, 0, 0], np.uint8)).save(tmp_path / "colour.png")
+    np.save(tmp_path / "good.npy", make_pair(1, 64).noisy)
+    names = [*BAD_INPUTS, "junk.npy", "scan.xyz", "colour.png", "missing.npy", "good.npy"]
+    code = main(["denoise", *(str(tmp_path / n) for n in names), "-o", str(tmp_path / "out"), "--model", untrained])
+    err = capsys.readouterr().err.strip().splitlines()[1:]  # first line says which back end runs
+    assert code == 1
+    assert len(err) == len(names) - 1  # one line per bad file, no traceback
+    for line, name in zip(err, names):
+        assert line.startswith("maed: error: ") and name in line
+    for line, (name, (_, word)) in zip(err, BAD_INPUTS.items()):
+        assert word in line
+    assert "unreadable" in err[5] and "unsupported" in err[6] and "colour" in err[7] and "no such file" in err[8]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.npy"]
+
+
+def test_raw_input_is_never_overwritten(tmp_path, capsys, untrained):
+    scan = make_pair(2, 32).noisy
+    np.save(tmp_path / "scan.npy", scan)
+    assert main(["denoise", str(tmp_path / "scan.npy"), "-o", str(tmp_path), "--model", untrained]) == 1
+    np.testing.assert_array_equal(np.load(tmp_path / "scan.npy"), scan)
+    assert "overwrite" in capsys.readouterr().err
+
+
+def test_unknown_model_is_a_one_line_error(tmp_path, capsys):
+    np.save(tmp_path / "s.npy", np.zeros((16, 16)))
+    assert main(["denoise", str(tmp_path / "s.npy"), "-o", str(tmp_path / "o"), "--model", "nonesuch"]) == 2
+    assert capsys.readouterr().err.strip() == "maed: error: no shipped weights for model 'nonesuch'"
+
+
+needs_weights = pytest.mark.skipif(not shipped_weights("rt").exists(), reason="shipped rt weights not trained yet")
+
+
+@needs_weights
+def test_shipped_model_denoises_unseen_scans():
+    backend = load_backend("torch", "rt")
+    pairs = evaluation_set(4, 128)
+    gain = [psnr(denoise_array(p.noisy, backend), p.clean) - psnr(p.noisy, p.clean) for p in pairs]
+    assert min(gain) > 3.0, gain
+
+
+@needs_weights
+def test_large_scan_tiled_matches_one_pass():
+    backend = load_backend("torch", "rt")
+    scan = make_pair(3, 384).noisy
+    from maed.normalise import normalise
+
+    x, _ = normalise(scan)
+    one = run_padded(x, backend)
+    tiled = run_tiled(x, backend, tile=256)
+    assert psnr(tiled, one) > 35.0
