@@ -70,3 +70,14 @@ def test_user_pairs_folder_errors(tmp_path):
     np.save(tmp_path / "noisy" / "a.npy", np.zeros((8, 8)))
     with pytest.raises(ValueError, match="no reference"):
         UserPairs(tmp_path)
+
+
+def test_init_starts_from_given_weights(tmp_path):
+    first = train(SHORT, tmp_path / "a", log=lambda *_: None)
+    tiny_lr = TrainConfig(**{**SHORT.__dict__, "steps": 20, "lr": 1e-9, "init": str(tmp_path / "a" / "last.pt")})
+    messages = []
+    again = train(tiny_lr, tmp_path / "b", log=messages.append)
+    assert "starting from the weights" in messages[0]
+    # With no learning left, the fine-tuned model is the model it started from.
+    assert again["psnr_out"] == pytest.approx(first["psnr_out"], abs=0.3)  # BN statistics still move
+    assert again["psnr_out"] > again["psnr_in"] + 0.5

@@ -24,11 +24,19 @@ from .metrics import align_to_reference, psnr  # noqa: E402
 CMAP = "afmhot"
 
 
-def pick_examples(pairs: list[ScanPair], count: int = 3) -> list[ScanPair]:
-    """One scan with an atomic lattice, one with steps, one with molecules, where present."""
-    chosen: list[ScanPair] = []
-    for key in ("lattice", "steps", "molecules"):
-        match = next((p for p in pairs if key in p.surface and p not in chosen), None)
+def _lattice_only(p: ScanPair) -> bool:
+    return "lattice" in p.surface and "steps" not in p.surface
+
+
+def pick_examples(pairs: list[ScanPair], count: int = 4) -> list[ScanPair]:
+    """The first two atomic lattices on a single terrace, a stepped surface and molecules, where present.
+
+    Taken in seed order, not by how well any method does on them, so hard cases show too.
+    """
+    lattices = [p for p in pairs if _lattice_only(p)][:2]
+    chosen = list(lattices)
+    for want in (lambda p: "steps" in p.surface, lambda p: "molecules" in p.surface):
+        match = next((p for p in pairs if want(p) and p not in chosen), None)
         if match is not None:
             chosen.append(match)
     chosen += [p for p in pairs if p not in chosen][: count - len(chosen)]
@@ -78,21 +86,27 @@ def log_spectrum(image: np.ndarray) -> np.ndarray:
 
 
 def figure_spectra(pairs: list[ScanPair], method: Callable, name: str, path: Path) -> None:
-    """Fig. 6: a lattice scan before and after, and the Fourier spectra of both and of the clean surface."""
-    pair = next((p for p in pairs if "lattice" in p.surface), pairs[0])
-    out = method(pair.noisy)
-    images = {"noisy input": pair.noisy, name: out, "clean": pair.clean, "removed (input - output)": pair.noisy - out}
-    spectra = {k: log_spectrum(v) for k, v in images.items()}
-    top = spectra["clean"].max()
-    fig, axes = plt.subplots(2, len(images), figsize=(3 * len(images), 6))
-    for j, (label, image) in enumerate(images.items()):
-        axes[0, j].imshow(level_plane(image), cmap=CMAP)
-        axes[0, j].set_title(label, fontsize=9)
-        axes[1, j].imshow(spectra[label], cmap="magma", vmin=top - 5, vmax=top)
-        axes[1, j].set_title("log |FFT|", fontsize=8)
-        for ax in axes[:, j]:
-            ax.set_xticks([])
-            ax.set_yticks([])
+    """Fig. 6: lattice scans before and after, and the Fourier spectra of input, output, clean and residual.
+
+    Lattice peaks that the output keeps and the residual lacks are real structure kept; peaks in
+    the residual are structure (or periodic noise) removed.
+    """
+    examples = [p for p in pairs if _lattice_only(p)][:2] or pairs[:1]
+    labels = ["noisy input", name, "clean", "removed (input - output)"]
+    fig, axes = plt.subplots(2 * len(examples), len(labels), figsize=(3 * len(labels), 6 * len(examples)), squeeze=False)
+    for i, pair in enumerate(examples):
+        out = method(pair.noisy)
+        images = dict(zip(labels, (pair.noisy, out, pair.clean, pair.noisy - out)))
+        spectra = {k: log_spectrum(v) for k, v in images.items()}
+        top = spectra["clean"].max()
+        for j, label in enumerate(labels):
+            axes[2 * i, j].imshow(level_plane(images[label]), cmap=CMAP)
+            axes[2 * i, j].set_title(f"{label} (seed {pair.seed})" if j == 0 else label, fontsize=9)
+            axes[2 * i + 1, j].imshow(spectra[label], cmap="magma", vmin=top - 5, vmax=top)
+            axes[2 * i + 1, j].set_title("log |FFT|", fontsize=8)
+            for ax in axes[2 * i:2 * i + 2, j]:
+                ax.set_xticks([])
+                ax.set_yticks([])
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -18,7 +18,7 @@ TEST_SEED_BASE = 1_000_000_000
 HARD_FACTOR = 1.6
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: equality of arrays is ambiguous
 class ScanPair:
     """A simulated scan: what the STM recorded and what the surface really is (metres)."""
 

@@ -3,7 +3,9 @@
 One epoch is ``steps_per_epoch`` optimiser steps; after each epoch a fixed validation set
 (its own seeds, disjoint from training and test) is denoised and its PSNR reported, and a
 checkpoint is written. ``resume`` continues from the last checkpoint with the same data
-stream, so an interrupted run ends where an uninterrupted one would have.
+stream, so an interrupted run ends where an uninterrupted one would have. ``init`` starts a new
+run (new schedule, new optimiser) from existing weights: fine-tuning, e.g. on larger patches
+or on a lab's own pairs.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from tqdm import tqdm
 from ..data import make_pair
 from ..metrics import psnr
 from ..model import CONFIGS, build_model
-from ..model.checkpoint import load_checkpoint, save_checkpoint
+from ..model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from .dataset import TrainingPairs, UserPairs, normalised_pair
 from .loss import plane_free_l1
 
@@ -40,6 +42,7 @@ class TrainConfig:
     validation_scans: int = 16
     workers: int = 1
     user_pairs: str | None = None
+    init: str | None = None
 
 
 def _validation_set(count: int, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,7 +80,14 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model).to(device)
+    model = build_model(cfg.model)
+    if cfg.init and not resume:
+        start, card = load_model(cfg.init)
+        if card["config"] != cfg.model:
+            raise ValueError(f"--init {cfg.init} is a {card['config']!r} model, not {cfg.model!r}")
+        model.load_state_dict(start.state_dict())
+        log(f"starting from the weights of {cfg.init}")
+    model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     step, history = 0, []
     last = out_dir / "last.pt"
