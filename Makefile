@@ -4,8 +4,14 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+NATIVE := build/native
 
-.PHONY: demo test install clean
+.PHONY: demo test native-test system-packages install clean
+
+# Debian packages the tests use: a headless browser for the preview test, libzmq and msgpack-c
+# for the C subscriber. Installed where missing and possible (root with apt-get); otherwise those
+# tests skip with a reason.
+SYSTEM_PACKAGES := chromium libzmq3-dev libmsgpack-dev
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -18,8 +24,24 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/maed demo
 
-test: $(STAMP)
+test: $(STAMP) system-packages native-test
 	$(PY) -m pytest
+
+# The CUDA kernels, their host reference and the C++ tests (cuda_kernels/README.md). Without nvcc
+# CMake builds the host reference alone; the GPU test reports itself skipped without a GPU.
+native-test:
+	@command -v cmake >/dev/null || { echo "make: cmake not found: skipping the native build and ctest"; exit 0; }; \
+	command -v nvcc >/dev/null || echo "make: nvcc not found: building the host reference only, not the CUDA kernels"; \
+	cmake -S . -B $(NATIVE) && cmake --build $(NATIVE) -j && ctest --test-dir $(NATIVE) --output-on-failure
+
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "make: installing$$missing"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+			|| echo "make: could not install$$missing; their tests will skip"; \
+	else echo "make: missing$$missing (apt-get install them as root); their tests will skip"; fi
 
 clean:
 	rm -rf $(VENV) build out .pytest_cache

@@ -1,48 +1,77 @@
-"""``maed demo``: denoise a few simulated scans on the CPU and write a before/after report.
+"""``maed demo``: the main job on the embedded default, end to end.
 
-The live bridge will take over this command; until then the demo shows what the denoiser
-does to scans it has never seen: noisy input, MAED-CNN output and the true surface side by
-side, with their metrics.
+A simulated STM controller scans unseen surfaces line by line into the ZeroMQ bridge; the
+bridge denoises each frame band by band on the CPU while the scan runs and serves the live
+preview on 127.0.0.1 (its URL is printed). When the scans end, a report is written: the final
+raw | denoised | clean figure, the metrics of each scan and the histogram of update latency.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from tqdm import tqdm
+import numpy as np
 
-from .data import evaluation_set
-from .denoise import denoise_array
-from .engine import load_backend
+from .bridge.live import run_live
+from .bridge.server import BridgeConfig
+from .bridge.sources import SimulatedController
 from .metrics import all_metrics
-from .plots import figure_examples
+from .plots import figure_latency, figure_panels
+
+PREVIEW_PORT = 5580
 
 
-def run_demo(out_dir: Path, count: int = 4, size: int = 256) -> Path:
-    """Denoise ``count`` unseen simulated scans; write ``report.md`` and ``demo.png`` to ``out_dir``."""
-    if count < 1:
-        raise ValueError("--count must be at least 1")
+def _report_rows(run, out_dir: Path) -> tuple[list[str], list]:
+    table = ["| scan | PSNR raw | PSNR denoised | SSIM denoised | UQI denoised |", "|---|---|---|---|---|"]
+    panels = []
+    for folder, scanned in zip(run.saved, run.scans):
+        raw = np.load(folder / "raw_fwd.npy").astype(np.float64)
+        denoised = np.load(folder / "denoised.npy").astype(np.float64)
+        clean = scanned.frame(scanned.pair.clean)
+        before, after = all_metrics(raw, clean), all_metrics(denoised, clean)
+        table.append(
+            f"| {scanned.scan} | {before['psnr']:.1f} dB | {after['psnr']:.1f} dB | {after['ssim']:.3f} | {after['uqi']:.3f} |"
+        )
+        panels.append(({"raw": raw, "denoised (final)": denoised}, clean, scanned.pair.pixel_m))
+    return table, panels
+
+
+def run_demo(
+    out_dir: Path, frames: int = 1, line_rate: float = 10.0, size: int = 256, backend: str = "auto",
+    ports: tuple[int, int, int, int] = (5570, 5571, 5572, PREVIEW_PORT),
+) -> Path:
+    """Scan ``frames`` simulated frames through a live bridge and write the report to ``out_dir``.
+
+    ``ports`` are the PULL, PUB, control and preview ports (0: any free port).
+    """
+    if frames < 1:
+        raise ValueError("--frames must be at least 1")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    backend = load_backend("auto", "rt")
-    print(f"model {backend.model} on back end {backend.name}")
-    pairs = evaluation_set(count, size)
-    rows = ["| scan | surface | PSNR in | PSNR out | SSIM out | UQI out | time (ms) |", "|---|---|---|---|---|---|---|"]
-    for pair in tqdm(pairs, desc="denoise", unit="scan"):
-        started = time.perf_counter()
-        out = denoise_array(pair.noisy, backend)
-        elapsed = (time.perf_counter() - started) * 1e3
-        m = all_metrics(out, pair.clean)
-        kinds = ", ".join(k for k in ("lattice", "steps", "molecules", "moire_period_m") if k in pair.surface)
-        rows.append(
-            f"| {pair.seed} | {kinds} | {all_metrics(pair.noisy, pair.clean)['psnr']:.1f} dB | {m['psnr']:.1f} dB "
-            f"| {m['ssim']:.3f} | {m['uqi']:.3f} | {elapsed:.0f} |"
-        )
-    figure_examples(pairs, {"noisy input": lambda s: s, f"MAED-CNN {backend.model}": lambda s: denoise_array(s, backend)}, out_dir / "demo.png")
+    config = BridgeConfig(out=out_dir / "scans", backend=backend, pull_port=ports[0], pub_port=ports[1], control_port=ports[2])
+    sim = SimulatedController(size=size, line_rate=line_rate, scans=frames, direction="alternate")
+
+    def announce(endpoints: dict[str, str]) -> None:
+        print(f"live preview: {endpoints['preview']}")
+        print(f"frames published on {endpoints['pub']}; control on {endpoints['control']}")
+        print(f"scanning {frames} frame(s) of {size}x{size} at {line_rate:g} lines/s ...", flush=True)
+
+    run = run_live(config, sim, preview_port=ports[3], on_start=announce)
+    table, panels = _report_rows(run, out_dir)
+    figure_panels(panels, out_dir / "final.png")
+    figure_latency(run.latencies_ms, out_dir / "latency.png")
+    p50, p95 = np.percentile(run.latencies_ms, [50, 95])
+    status = run.status
     (out_dir / "report.md").write_text(
-        f"# MAED-RT demo\n\n{count} simulated {size}x{size} scans never seen in training, "
-        f"denoised by `{backend.model}` on `{backend.name}`.\n\n" + "\n".join(rows) + "\n\n![before and after](demo.png)\n"
+        "# MAED-RT live demo\n\n"
+        f"{frames} simulated {size}x{size} frame(s) at {line_rate:g} lines/s through the bridge, "
+        f"denoised by `{status['model']}` on `{status['backend']}`.\n\n"
+        + "\n".join(table)
+        + f"\n\nLive update latency (newest line's arrival to publish): p50 {p50:.1f} ms, p95 {p95:.1f} ms "
+        f"over {len(run.latencies_ms)} updates.\n\n"
+        "![raw, denoised, clean](final.png)\n\n![latency](latency.png)\n\n"
+        f"Raw and denoised scans with their metadata: `{config.out}/`.\n"
     )
-    print("\n".join(rows))
+    print("\n".join(table))
+    print(f"latency p50 {p50:.1f} ms, p95 {p95:.1f} ms")
     return out_dir

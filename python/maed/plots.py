@@ -53,28 +53,51 @@ def _scale_bar(ax, size_px: int, pixel_m: float) -> None:
     ax.text(size_px * 0.05, y - size_px * 0.03, f"{bar_nm:g} nm", color="white", fontsize=7)
 
 
-def figure_examples(examples: list[ScanPair], methods: dict[str, Callable], path: Path) -> None:
-    """Fig. 5: each example scan through each method, with a zoomed inset below."""
-    columns = list(methods) + ["clean"]
-    fig, axes = plt.subplots(2 * len(examples), len(columns), figsize=(2.4 * len(columns), 4.8 * len(examples)), squeeze=False)
-    for i, pair in enumerate(examples):
-        size = pair.clean.shape[0]
+def figure_panels(rows: list[tuple[dict[str, np.ndarray], np.ndarray, float]], path: Path) -> None:
+    """Each row's images beside the clean surface, with a zoomed inset below.
+
+    A row is (images by name, clean surface, pixel size in metres).
+    """
+    columns = list(rows[0][0]) + ["clean"]
+    fig, axes = plt.subplots(2 * len(rows), len(columns), figsize=(2.4 * len(columns), 4.8 * len(rows)), squeeze=False)
+    for i, (images, clean, pixel_m) in enumerate(rows):
+        size = clean.shape[0]
         zoom = size // 4
         r0 = c0 = size // 2 - zoom // 2
         for j, name in enumerate(columns):
-            out = pair.clean if name == "clean" else methods[name](pair.noisy)
-            shown, _ = align_to_reference(out, pair.clean)
+            out = clean if name == "clean" else images[name]
+            shown, _ = align_to_reference(out, clean)
             top, bottom = axes[2 * i, j], axes[2 * i + 1, j]
             top.imshow(shown, cmap=CMAP, vmin=0, vmax=1)
             top.add_patch(Rectangle((c0, r0), zoom, zoom, fill=False, edgecolor="red", lw=1.2))
             bottom.imshow(shown[r0:r0 + zoom, c0:c0 + zoom], cmap=CMAP, vmin=0, vmax=1)
-            title = name if name == "clean" else f"{name}\n{psnr(out, pair.clean):.1f} dB"
-            top.set_title(title, fontsize=8)
+            top.set_title(name if name == "clean" else f"{name}\n{psnr(out, clean):.1f} dB", fontsize=8)
             if j == 0:
-                _scale_bar(top, size, pair.pixel_m)
+                _scale_bar(top, size, pixel_m)
             for ax in (top, bottom):
                 ax.set_xticks([])
                 ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def figure_examples(examples: list[ScanPair], methods: dict[str, Callable], path: Path) -> None:
+    """Fig. 5: each example scan through each method, with a zoomed inset below."""
+    rows = [({name: method(p.noisy) for name, method in methods.items()}, p.clean, p.pixel_m) for p in examples]
+    figure_panels(rows, path)
+
+
+def figure_latency(latencies_ms: list[float], path: Path) -> None:
+    """Histogram of the live update latency (newest line's arrival to publish), with p50 and p95."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.hist(latencies_ms, bins=40, color="tab:blue")
+    for q, style in ((50, "-"), (95, "--")):
+        v = float(np.percentile(latencies_ms, q))
+        ax.axvline(v, color="black", ls=style, lw=1, label=f"p{q} {v:.1f} ms")
+    ax.set_xlabel("latency, line arrival to denoised frame published (ms)")
+    ax.set_ylabel("frames")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

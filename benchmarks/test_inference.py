@@ -1,0 +1,79 @@
+"""Inference latency per back end present: one band update and full frames, ``rt`` and ``paper``.
+
+- ``band``: the network on one streaming band, 32 new rows plus the 48 rows of context the
+  streaming denoiser re-runs above them, across a 256-wide scan (80x256; 96x256 for ``paper``,
+  whose sides are multiples of 32);
+- ``frame``: the network on one full frame, 128x128, 256x256 and 512x512;
+- ``update``: one whole streaming update as the bridge runs it (``StreamingDenoiser.update``:
+  levelling, normalisation, the network on the band, pasting), 32 new rows of a 256x256 scan.
+
+Back ends absent here are skipped with the reason. ``paper`` at 512x512 runs on GPU back ends
+only: on a 2-core CPU one call takes seconds, and 256x256 already shows its cost.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from maed.engine.trt_profiles import CONTEXT_ROWS
+
+BACKENDS = ("onnxruntime-cpu", "onnxruntime-cuda", "torch-cpu", "torch-cuda", "tensorrt-fp16")
+MODELS = ("rt", "paper")
+BAND_ROWS, WIDTH = 32, 256
+FRAMES = (128, 256, 512)
+CPU_BACKENDS = ("onnxruntime-cpu", "torch-cpu")
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _input(h: int, w: int) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((1, 1, h, w)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+@pytest.mark.parametrize("name", MODELS)
+def test_band(measure, backends, models, name, kind):
+    model = models(name)
+    backend = backends(kind, model)
+    h = _round_up(BAND_ROWS + CONTEXT_ROWS, backend.size_multiple)
+    x = _input(h, WIDTH)
+    measure(lambda: backend.denoise(x), backend=backend.name, model=name, weights=model.weights,
+            case=f"band {h}x{WIDTH}")
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+@pytest.mark.parametrize("size", FRAMES)
+@pytest.mark.parametrize("name", MODELS)
+def test_frame(measure, backends, models, name, size, kind):
+    if name == "paper" and size == 512 and kind in CPU_BACKENDS:
+        pytest.skip("paper at 512x512 on the CPU: seconds a call; timed on GPU back ends only")
+    model = models(name)
+    backend = backends(kind, model)
+    x = _input(size, size)
+    measure(lambda: backend.denoise(x), backend=backend.name, model=name, weights=model.weights,
+            case=f"frame {size}x{size}")
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_streaming_update(measure, backends, models, kind):
+    from maed.bridge.streaming import StreamingDenoiser
+    from maed.data import make_pair
+
+    model = models("rt")
+    backend = backends(kind, model)
+    raw = make_pair(123_456, WIDTH).noisy.astype(np.float32)
+    done = 2 * BAND_ROWS  # past the rows where levelling is still refitted (freeze_rows(256) = 32)
+    primed = StreamingDenoiser(WIDTH, WIDTH, "down")
+    primed.update(np.where(np.arange(WIDTH)[:, None] < done, raw, np.nan), done, backend)
+    frame = np.where(np.arange(WIDTH)[:, None] < done + BAND_ROWS, raw, np.nan)
+
+    def update(state: StreamingDenoiser) -> None:
+        state.update(frame, done + BAND_ROWS, backend)
+
+    measure(update, setup=lambda: (copy.deepcopy(primed),), backend=backend.name, model="rt",
+            weights=model.weights, case=f"update {BAND_ROWS} rows x {WIDTH}")

@@ -1,0 +1,155 @@
+/*
+ * maed_subscriber: a C subscriber of the MAED-RT bridge (wire protocol v1, bridge/PROTOCOL.md).
+ *
+ * The stand-in for a LabVIEW program: it subscribes to the bridge's PUB socket, parses each
+ * msgpack header with msgpack-c, checks the payload against the header's dtype and shape, and
+ * reads the frame with a plain cast to float (the payload is little-endian float32, C order).
+ * It prints one line per message and exits after COUNT scan ends (default 1).
+ *
+ *   maed_subscriber [ENDPOINT [COUNT]]     (ENDPOINT default tcp://127.0.0.1:5571)
+ *
+ * Build: cc -O2 -Wall -o maed_subscriber maed_subscriber.c -lzmq -lmsgpackc
+ * Exit status: 0 when COUNT scans ended, 1 on a malformed message, 2 on a ZeroMQ error.
+ */
+#include <math.h>
+#include <msgpack.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define MAX_PARTS 3
+
+typedef struct {
+    char scan[257], dtype[8], dir[8], model[128];
+    int64_t v, seq, rows, cols, rows_done, shape[2];
+    int nshape, final, complete;
+    double latency_ms;
+} header_t;
+
+static int key_is(const msgpack_object_kv *kv, const char *key) {
+    return kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen(key) &&
+           memcmp(kv->key.via.str.ptr, key, kv->key.via.str.size) == 0;
+}
+
+static void copy_str(const msgpack_object *o, char *dst, size_t cap) {
+    size_t n = 0;
+    if (o->type == MSGPACK_OBJECT_STR) {
+        n = o->via.str.size < cap - 1 ? o->via.str.size : cap - 1;
+        memcpy(dst, o->via.str.ptr, n);
+    }
+    dst[n] = '\0';
+}
+
+static int64_t as_int(const msgpack_object *o) {
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) return (int64_t)o->via.u64;
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return o->via.i64;
+    return -1;
+}
+
+/* Fill h from the msgpack map in buf; 0 on success. */
+static int parse_header(const char *buf, size_t len, header_t *h) {
+    msgpack_unpacked msg;
+    msgpack_unpacked_init(&msg);
+    memset(h, 0, sizeof *h);
+    h->v = -1;
+    if (msgpack_unpack_next(&msg, buf, len, NULL) != MSGPACK_UNPACK_SUCCESS || msg.data.type != MSGPACK_OBJECT_MAP) {
+        msgpack_unpacked_destroy(&msg);
+        return -1;
+    }
+    for (uint32_t i = 0; i < msg.data.via.map.size; i++) {
+        const msgpack_object_kv *kv = &msg.data.via.map.ptr[i];
+        const msgpack_object *val = &kv->val;
+        if (key_is(kv, "v")) h->v = as_int(val);
+        else if (key_is(kv, "scan")) copy_str(val, h->scan, sizeof h->scan);
+        else if (key_is(kv, "seq")) h->seq = as_int(val);
+        else if (key_is(kv, "rows")) h->rows = as_int(val);
+        else if (key_is(kv, "cols")) h->cols = as_int(val);
+        else if (key_is(kv, "rows_done")) h->rows_done = as_int(val);
+        else if (key_is(kv, "dtype")) copy_str(val, h->dtype, sizeof h->dtype);
+        else if (key_is(kv, "dir")) copy_str(val, h->dir, sizeof h->dir);
+        else if (key_is(kv, "model")) copy_str(val, h->model, sizeof h->model);
+        else if (key_is(kv, "final")) h->final = val->type == MSGPACK_OBJECT_BOOLEAN && val->via.boolean;
+        else if (key_is(kv, "complete")) h->complete = val->type == MSGPACK_OBJECT_BOOLEAN && val->via.boolean;
+        else if (key_is(kv, "latency_ms"))
+            h->latency_ms = val->type == MSGPACK_OBJECT_FLOAT64 || val->type == MSGPACK_OBJECT_FLOAT32 ? val->via.f64
+                                                                                                          : (double)as_int(val);
+        else if (key_is(kv, "shape") && val->type == MSGPACK_OBJECT_ARRAY && val->via.array.size <= 2) {
+            h->nshape = (int)val->via.array.size;
+            for (int k = 0; k < h->nshape; k++) h->shape[k] = as_int(&val->via.array.ptr[k]);
+        }
+    }
+    msgpack_unpacked_destroy(&msg);
+    return h->v == 1 ? 0 : -1;
+}
+
+static int little_endian(void) {
+    const uint16_t one = 1;
+    return *(const uint8_t *)&one == 1;
+}
+
+int main(int argc, char **argv) {
+    const char *endpoint = argc > 1 ? argv[1] : "tcp://127.0.0.1:5571";
+    int scans = argc > 2 ? atoi(argv[2]) : 1, ended = 0, status = 0;
+    if (!little_endian()) {
+        fprintf(stderr, "maed_subscriber: this reader casts the little-endian payload directly; big-endian hosts must swap bytes\n");
+        return 2;
+    }
+    void *ctx = zmq_ctx_new();
+    void *sub = zmq_socket(ctx, ZMQ_SUB);
+    if (zmq_connect(sub, endpoint) != 0) {
+        fprintf(stderr, "maed_subscriber: cannot connect to %s: %s\n", endpoint, zmq_strerror(zmq_errno()));
+        return 2;
+    }
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "frame.", 6);
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "scan.end", 8);
+    while (ended < scans && status == 0) {
+        zmq_msg_t part[MAX_PARTS];
+        int n = 0, more = 1, extra = 0;
+        while (more) {  /* read the whole message; parts beyond MAX_PARTS are discarded and flag it */
+            zmq_msg_t scratch, *m = n < MAX_PARTS ? &part[n] : &scratch;
+            zmq_msg_init(m);
+            if (zmq_msg_recv(m, sub, 0) < 0) {
+                fprintf(stderr, "maed_subscriber: receive failed: %s\n", zmq_strerror(zmq_errno()));
+                return 2;
+            }
+            more = zmq_msg_more(m);
+            if (n < MAX_PARTS) {
+                n++;
+            } else {
+                zmq_msg_close(m);
+                extra = 1;
+            }
+        }
+        char topic[32] = {0};
+        size_t tlen = zmq_msg_size(&part[0]) < sizeof topic - 1 ? zmq_msg_size(&part[0]) : sizeof topic - 1;
+        memcpy(topic, zmq_msg_data(&part[0]), tlen);
+        header_t h;
+        if (extra || n < 2 || parse_header(zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), &h) != 0) {
+            fprintf(stderr, "maed_subscriber: malformed %s message\n", topic);
+            status = 1;
+        } else if (strcmp(topic, "scan.end") == 0) {
+            printf("scan.end scan=%s seq=%lld complete=%d\n", h.scan, (long long)h.seq, h.complete);
+            ended++;
+        } else if (n != 3 || strcmp(h.dtype, "<f4") != 0 || h.nshape != 2 || h.shape[0] != h.rows || h.shape[1] != h.cols ||
+                   zmq_msg_size(&part[2]) != (size_t)(h.rows * h.cols) * sizeof(float)) {
+            fprintf(stderr, "maed_subscriber: %s payload does not match its header\n", topic);
+            status = 1;
+        } else {
+            const float *frame = (const float *)zmq_msg_data(&part[2]);  /* the LabVIEW-style type cast */
+            size_t count = (size_t)(h.rows * h.cols), finite = 0;
+            double sum = 0;
+            for (size_t i = 0; i < count; i++)
+                if (isfinite(frame[i])) finite++, sum += frame[i];
+            printf("%s scan=%s seq=%lld dir=%s rows=%lld cols=%lld rows_done=%lld final=%d finite=%zu mean=%.6g latency_ms=%.3f model=%s\n",
+                   topic, h.scan, (long long)h.seq, h.dir, (long long)h.rows, (long long)h.cols, (long long)h.rows_done,
+                   h.final, finite, finite ? sum / finite : NAN, h.latency_ms, h.model);
+        }
+        fflush(stdout);
+        for (int i = 0; i < n; i++) zmq_msg_close(&part[i]);
+    }
+    zmq_close(sub);
+    zmq_ctx_term(ctx);
+    return status;
+}

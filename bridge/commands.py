@@ -1,0 +1,136 @@
+"""The bridge's subcommands of ``maed``: ``serve``, ``listen`` and ``push-sim``.
+
+Registered by ``maed.cli``; everything heavy is imported when a command runs, so ``maed --help``
+stays fast. User mistakes raise ``ValueError`` (one-line error from ``maed.cli``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+
+def _add_sim_options(p: argparse.ArgumentParser, scans: int) -> None:
+    p.add_argument("--size", type=int, default=256, help="scan size in pixels (default: 256)")
+    p.add_argument("--line-rate", type=float, default=20.0, help="lines per second, trace + retrace (default: 20)")
+    p.add_argument("--scans", type=int, default=scans, help=f"scans to send, 0 for no end (default: {scans})")
+    p.add_argument("--seed", type=int, help="seed of the first simulated surface (default: unseen in training)")
+    p.add_argument("--direction", default="down", choices=("down", "up", "alternate"), help="slow-axis direction")
+    p.add_argument("--no-retrace", dest="retrace", action="store_false", help="send trace (forward) lines only")
+
+
+def _simulator(args: argparse.Namespace):
+    from .sources import SimulatedController
+    from .sources.simulated import SIM_SEED_BASE
+
+    seed = SIM_SEED_BASE if args.seed is None else args.seed
+    return SimulatedController(size=args.size, line_rate=args.line_rate, scans=args.scans, seed=seed,
+                               direction=args.direction, retrace=args.retrace)
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="maed: %(message)s", stream=sys.stderr)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .preview import Preview
+    from .server import Bridge, BridgeConfig
+
+    if args.scans < 0:
+        raise ValueError("--scans must be 0 (no end) or more")
+    _log_to_stderr()
+    config = BridgeConfig(
+        host=args.host, pull_port=args.pull_port, pub_port=args.pub_port, control_port=args.control_port,
+        out=Path(args.out), backend=args.backend, model=args.model, halo=args.halo, refine=args.refine,
+        idle_timeout=args.idle_timeout,
+    )
+    source = _simulator(args) if args.source == "sim" else None
+    stop = threading.Event()
+    # Stopped by a service manager: leave through the same path as Ctrl-C, so the open scan is saved.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    with Bridge(config) as bridge, contextlib.ExitStack() as stack:
+        backend = bridge.worker.backend
+        print(f"maed: bridge up: lines in {bridge.endpoints['pull']}, frames out {bridge.endpoints['pub']}, "
+              f"control {bridge.endpoints['control']}; model {backend.model} on {backend.name}; scans saved to {args.out}",
+              file=sys.stderr)
+        if args.preview:
+            preview = stack.enter_context(Preview(bridge.endpoints["pub"], args.host, args.http_port, bridge.status))
+            print(f"maed: live preview at {preview.url}", file=sys.stderr)
+        thread = None
+        if source is not None:
+            thread = threading.Thread(target=source.run, args=(bridge.endpoints["pull"], stop), daemon=True)
+            thread.start()
+        try:
+            if source is not None and source.scans:
+                bridge.wait_finished(source.scans, timeout=None)
+            else:
+                threading.Event().wait()  # until Ctrl-C
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join()
+    return 0
+
+
+def _cmd_listen(args: argparse.Namespace) -> int:
+    from .listen import listen
+
+    listen(args.connect, args.topic, args.count, args.scans)
+    return 0
+
+
+def _cmd_push_sim(args: argparse.Namespace) -> int:
+    if args.scans < 0:
+        raise ValueError("--scans must be 0 (no end) or more")
+    source = _simulator(args)
+    print(f"maed: pushing {args.scans or 'endless'} simulated {args.size}x{args.size} scan(s) at {args.line_rate:g} lines/s "
+          f"to {args.connect}", file=sys.stderr)
+    source.run(args.connect, threading.Event())
+    for scan in source.scanned:
+        print(scan.scan)
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add ``serve``, ``listen`` and ``push-sim`` to the ``maed`` subcommands."""
+    from .streaming import HALO, REFINE
+
+    p = sub.add_parser("serve", help="run the bridge: scan lines in, raw and denoised frames out")
+    p.add_argument("--source", choices=("sim", "zmq"), default="zmq",
+                   help="sim: a built-in simulated STM; zmq: external controllers push lines (default)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--pull-port", type=int, default=5570, help="lines in, PULL (default: 5570)")
+    p.add_argument("--pub-port", type=int, default=5571, help="frames out, PUB (default: 5571)")
+    p.add_argument("--control-port", type=int, default=5572, help="control, REP (default: 5572)")
+    p.add_argument("--out", default="maed-scans", help="folder for finished scans (default: maed-scans)")
+    p.add_argument("--backend", default="auto", help="inference back end (default: auto)")
+    p.add_argument("--model", default="rt", metavar="NAME_OR_PATH", help="shipped model name or checkpoint (default: rt)")
+    p.add_argument("--halo", type=int, default=HALO, help=f"context rows above each band (default: {HALO})")
+    p.add_argument("--refine", type=int, default=REFINE, help=f"rows of the last band denoised again (default: {REFINE})")
+    p.add_argument("--http-port", type=int, default=5580, help="port of the live preview page (default: 5580)")
+    p.add_argument("--no-preview", dest="preview", action="store_false", help="do not serve the live preview")
+    p.add_argument("--idle-timeout", type=float, default=300.0,
+                   help="seconds of controller silence that end the scan, 0 for never (default: 300)")
+    _add_sim_options(p, scans=0)
+    p.set_defaults(run=_cmd_serve)
+
+    p = sub.add_parser("listen", help="print the frames a bridge publishes")
+    p.add_argument("--connect", default="tcp://127.0.0.1:5571", help="the bridge's PUB endpoint")
+    p.add_argument("--topic", default="", help="topic prefix, e.g. frame.denoised (default: everything)")
+    p.add_argument("--count", type=int, default=0, help="stop after this many messages (default: never)")
+    p.add_argument("--scans", type=int, default=0, help="stop after this many scan ends (default: never)")
+    p.set_defaults(run=_cmd_listen)
+
+    p = sub.add_parser("push-sim", help="a simulated STM controller pushing lines to a bridge")
+    p.add_argument("--connect", default="tcp://127.0.0.1:5570", help="the bridge's PULL endpoint")
+    _add_sim_options(p, scans=1)
+    p.set_defaults(run=_cmd_push_sim)

@@ -1,0 +1,55 @@
+"""A subscriber that prints what the bridge publishes, one line per message (``maed listen``)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import zmq
+
+from .protocol import Frame, ProtocolError, ScanEnded, decode_published
+
+
+def describe(message: Frame | ScanEnded) -> str:
+    """One line about a published message."""
+    if isinstance(message, ScanEnded):
+        return (f"scan.end {message.scan} seq={message.seq} complete={message.complete} reason={message.reason} "
+                f"rows_done={message.rows_done} saved={message.saved or '-'}")
+    rows, cols = message.data.shape
+    scanned = message.data[np.isfinite(message.data)]
+    spread = f" rms={scanned.std():.3g} {message.unit}" if scanned.size else ""
+    return (f"{message.topic} {message.scan} seq={message.seq} update={message.update} dir={message.dir} "
+            f"rows_done={message.rows_done}/{rows} cols={cols} final={message.final} "
+            f"latency={message.latency_ms:.1f} ms model={message.model} backend={message.backend}{spread}")
+
+
+def listen(endpoint: str, topic: str = "", count: int = 0, scans: int = 0,
+           emit: Callable[[str], None] = print, context: zmq.Context | None = None) -> int:
+    """Print messages from the PUB ``endpoint`` until ``count`` messages or ``scans`` scan ends (0: forever).
+
+    Returns the number of messages printed. Gaps in ``seq`` (frames PUB dropped because this
+    subscriber was slow, or that were published before it connected) are reported.
+    """
+    socket = (context or zmq.Context.instance()).socket(zmq.SUB)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.connect(endpoint)
+    socket.setsockopt_string(zmq.SUBSCRIBE, topic)
+    printed = ended = 0
+    last_seq = None
+    try:
+        while (count == 0 or printed < count) and (scans == 0 or ended < scans):
+            try:
+                message = decode_published(socket.recv_multipart())
+            except ProtocolError as exc:
+                emit(f"malformed message ({exc.kind}): {exc}")
+                continue
+            # With a topic filter, gaps are expected: the bridge numbers every message it publishes.
+            if last_seq is not None and not topic and message.seq > last_seq + 1:
+                emit(f"missed {message.seq - last_seq - 1} messages")
+            last_seq = message.seq
+            emit(describe(message))
+            printed += 1
+            ended += isinstance(message, ScanEnded)
+    finally:
+        socket.close()
+    return printed

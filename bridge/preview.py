@@ -1,0 +1,200 @@
+"""The live preview: a web page showing raw and denoised frames growing line by line.
+
+The preview is one more subscriber of the bridge's PUB socket: a thread keeps the newest forward
+raw and denoised frames of the current scan. A small HTTP server (standard library, bound to
+127.0.0.1 by default) serves the page and hands it the newest frames by long polling: the page asks
+for anything newer than what it has and gets it as soon as it exists. A slow browser therefore only
+skips frames; it never slows the bridge.
+
+``GET /api/frames?after=N`` answers with one binary blob: a little-endian uint32 header length, the
+header as JSON (padded with spaces to a multiple of 4 bytes), then the raw and the denoised frame as
+float32 (rows x cols each, NaN where not scanned). It answers 204 when nothing newer came within the
+poll time. ``GET /api/status`` relays the bridge's ``status``. ``POST /api/report`` lets a page
+opened with ``?selftest=1`` report what it drew (used by the browser test).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Callable
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import zmq
+
+from .protocol import Frame, ProtocolError, ScanEnded, decode_published
+
+log = logging.getLogger("maed.bridge")
+
+POLL_S = 2.0
+PAGE = "static/preview.html"
+
+
+class FrameBoard:
+    """The newest forward raw and denoised frames of the current scan, with a version to wait on."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self.version = 0
+        self.header: dict = {}
+        self.raw: np.ndarray | None = None
+        self.denoised: np.ndarray | None = None
+        self.reports: list[dict] = []
+
+    def put(self, message: Frame | ScanEnded) -> None:
+        with self._cv:
+            if isinstance(message, ScanEnded):
+                self.header = {**self.header, "ended": True, "saved": message.saved}
+            elif message.dir == "fwd":
+                if message.scan != self.header.get("scan") or self.raw is None or self.raw.shape != message.data.shape:
+                    self.raw = np.full(message.data.shape, np.nan, np.float32)
+                    self.denoised = np.full(message.data.shape, np.nan, np.float32)
+                    self.header = {"ended": False, "latency_ms": None, "rows_done_denoised": 0}
+                if message.kind == "raw":
+                    self.raw = message.data
+                    self.header["rows_done"] = message.rows_done
+                else:
+                    self.denoised = message.data
+                    self.header["rows_done_denoised"] = message.rows_done
+                    self.header["latency_ms"] = message.latency_ms
+                rows, cols = message.data.shape
+                self.header.update(
+                    scan=message.scan, rows=rows, cols=cols, range=list(message.range), unit=message.unit,
+                    channel=message.channel, direction=message.direction, update=message.update,
+                    final=message.final, model=message.model, backend=message.backend,
+                )
+            else:
+                return
+            self.version += 1
+            self.header["version"] = self.version
+            self._cv.notify_all()
+
+    def wait_newer(self, after: int, timeout: float) -> bytes | None:
+        """The blob of the newest frames once the version exceeds ``after``; None on timeout."""
+        with self._cv:
+            if not self._cv.wait_for(lambda: self.version > after, timeout):
+                return None
+            header = json.dumps(self.header).encode()
+            raw, denoised = self.raw, self.denoised
+        header += b" " * (-len(header) % 4)
+        return struct.pack("<I", len(header)) + header + raw.astype("<f4").tobytes() + denoised.astype("<f4").tobytes()
+
+
+class Preview:
+    """Subscribes to ``pub_endpoint`` and serves the page on ``http://host:port/``."""
+
+    def __init__(self, pub_endpoint: str, host: str = "127.0.0.1", port: int = 5580,
+                 status: Callable[[], dict] | None = None) -> None:
+        self.board = FrameBoard()
+        self._endpoint = pub_endpoint
+        self._status = status or dict
+        self._stop = threading.Event()
+        self._page = resources.files("maed.bridge").joinpath(PAGE).read_bytes()
+        try:
+            self._http = ThreadingHTTPServer((host, port), self._handler())
+        except OSError as exc:
+            raise ValueError(f"cannot serve the preview on {host}:{port}: {exc.strerror}") from None
+        self._http.daemon_threads = True
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def url(self) -> str:
+        host, port = self._http.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def start(self) -> "Preview":
+        self._threads = [
+            threading.Thread(target=self._subscribe, name="maed-preview-sub", daemon=True),
+            threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.2}, name="maed-preview-http",
+                             daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._http.shutdown()
+        self._http.server_close()
+        for thread in self._threads:
+            thread.join()
+
+    def __enter__(self) -> "Preview":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _subscribe(self) -> None:
+        socket = zmq.Context.instance().socket(zmq.SUB)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.connect(self._endpoint)
+        socket.setsockopt(zmq.SUBSCRIBE, b"frame.")
+        socket.setsockopt(zmq.SUBSCRIBE, b"scan.end")
+        try:
+            while not self._stop.is_set():
+                if socket.poll(100):
+                    try:
+                        self.board.put(decode_published(socket.recv_multipart()))
+                    except ProtocolError as exc:
+                        log.warning("preview: malformed message from the bridge: %s", exc)
+        finally:
+            socket.close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        preview = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:  # no access log on the console
+                pass
+
+            def _send(self, status: int, body: bytes = b"", content_type: str = "application/json") -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("Cache-Control", "no-store")
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the page was closed or reloaded during a long poll: nobody to answer
+
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                if url.path in ("/", "/index.html"):
+                    self._send(HTTPStatus.OK, preview._page, "text/html; charset=utf-8")
+                elif url.path == "/api/frames":
+                    try:
+                        after = int(parse_qs(url.query).get("after", ["0"])[0])
+                    except ValueError:
+                        self._send(HTTPStatus.BAD_REQUEST, b'{"error": "after must be an integer"}')
+                        return
+                    blob = preview.board.wait_newer(after, POLL_S)
+                    if blob is None:
+                        self._send(HTTPStatus.NO_CONTENT)
+                    else:
+                        self._send(HTTPStatus.OK, blob, "application/octet-stream")
+                elif url.path == "/api/status":
+                    self._send(HTTPStatus.OK, json.dumps(preview._status()).encode())
+                else:
+                    self._send(HTTPStatus.NOT_FOUND, b'{"error": "not found"}')
+
+            def do_POST(self) -> None:
+                if urlparse(self.path).path != "/api/report":
+                    self._send(HTTPStatus.NOT_FOUND, b'{"error": "not found"}')
+                    return
+                length = min(int(self.headers.get("Content-Length", 0)), 1 << 20)
+                try:
+                    preview.board.reports.append(json.loads(self.rfile.read(length)))
+                except ValueError:
+                    self._send(HTTPStatus.BAD_REQUEST, b'{"error": "report is not JSON"}')
+                    return
+                self._send(HTTPStatus.NO_CONTENT)
+
+        return Handler

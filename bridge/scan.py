@@ -1,0 +1,81 @@
+"""One scan: lines checked against it as they arrive, and the raw frames they build.
+
+``ScanState`` lives on the ingest thread: it checks each line against the scan (size, row range,
+scan order), counts it and keeps it for the worker. ``ScanImage`` lives on the worker thread: it
+pastes the lines the worker took into the raw forward and backward frames. Rows are frame rows
+(0 at the top) whatever the slow-axis direction; "progress" counts rows in acquisition order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .protocol import DIRS, Line, ProtocolError, ScanStart
+
+
+def progress(start: ScanStart, row: int) -> int:
+    """Rows scanned once ``row`` is: the acquisition index of ``row``, plus one."""
+    return row + 1 if start.direction == "down" else start.rows - row
+
+
+class ScanState:
+    """A scan as the ingest thread follows it; ``pending`` holds lines the worker has not taken."""
+
+    def __init__(self, start: ScanStart, serial: int, arrival: float) -> None:
+        self.start = start
+        self.serial = serial
+        self.last_arrival = arrival
+        self.last_seq = start.seq
+        self.progress = {d: 0 for d in DIRS}
+        self.pending: list[tuple[Line, float]] = []
+        self.lines_received = 0
+        self.lines_dropped = 0
+        self.ended: tuple[bool, str] | None = None
+        """(complete, reason) once the scan is over."""
+
+    def note_seq(self, seq: int, arrival: float) -> int:
+        """Count and return the messages missing between the previous one of this scan and ``seq``."""
+        missing = max(0, seq - self.last_seq - 1)
+        self.lines_dropped += missing
+        self.last_seq = seq
+        self.last_arrival = arrival
+        return missing
+
+    def accept(self, line: Line, arrival: float) -> None:
+        """Keep ``line`` for the worker, or raise ``ProtocolError`` if it does not fit the scan."""
+        start = self.start
+        if line.data.size != start.cols:
+            raise ProtocolError("shape", f"line of {line.data.size} pixels in a scan of {start.cols} columns")
+        if line.row >= start.rows:
+            raise ProtocolError("row_range", f"row {line.row} in a scan of {start.rows} rows")
+        reached = progress(start, line.row)
+        if reached <= self.progress[line.dir]:
+            raise ProtocolError(
+                "row_order", f"{line.dir} row {line.row} after {self.progress[line.dir]} rows of a {start.direction} scan"
+            )
+        self.progress[line.dir] = reached
+        self.pending.append((line, arrival))
+        self.lines_received += 1
+
+
+class ScanImage:
+    """The raw frames of one scan, unscanned rows NaN, built on the worker thread."""
+
+    def __init__(self, start: ScanStart) -> None:
+        self.start = start
+        shape = (start.rows, start.cols)
+        self.frames = {d: np.full(shape, np.nan, dtype=np.float32) for d in DIRS}
+        self.rows_done = {d: 0 for d in DIRS}
+        self.newest: dict[str, float | None] = {d: None for d in DIRS}
+        """Arrival time (``time.perf_counter``) of the newest line of each direction."""
+
+    def put(self, lines: list[tuple[Line, float]]) -> set[str]:
+        """Paste lines into their frames; returns the directions that changed."""
+        changed = set()
+        for line, arrival in lines:
+            # The payload is little-endian float32 like the frame, so this copies its exact bits.
+            self.frames[line.dir][line.row] = line.data
+            self.rows_done[line.dir] = max(self.rows_done[line.dir], progress(self.start, line.row))
+            self.newest[line.dir] = arrival
+            changed.add(line.dir)
+        return changed

@@ -1,0 +1,245 @@
+"""The bridge: ZeroMQ sockets and the three threads that serve them.
+
+- ingest thread: PULL socket, every message decoded and applied at once (``Ingest``), never
+  waiting for the denoiser;
+- worker thread: updates, publishing on PUB, finishing and saving scans (``Worker``);
+- control thread: REP socket, ``status``, ``info``, ``set_model``, ``pause``, ``resume``.
+
+Each socket is created and bound here, then used by one thread only (ZeroMQ sockets are not
+thread-safe). Binding happens in ``start`` so that a port in use is a clear error at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import zmq
+
+from maed import __version__
+from maed.engine import Backend, load_backend
+
+from .control import ControlError, respond
+from .counters import FaultCounter
+from .ingest import Ingest
+from .protocol import VERSION
+from .streaming import HALO, REFINE
+from .worker import Worker
+
+log = logging.getLogger("maed.bridge")
+
+PUB_HWM = 64
+"""Messages queued per subscriber before PUB drops that subscriber's frames (PROTOCOL.md)."""
+PUB_LINGER_MS = 1000
+MAX_MESSAGE_BYTES = 1 << 20
+POLL_MS = 100
+DRAIN_MAX = 1000
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """Where the bridge listens and how it denoises; a port of 0 picks any free port."""
+
+    host: str = "127.0.0.1"
+    pull_port: int = 5570
+    pub_port: int = 5571
+    control_port: int = 5572
+    out: Path = Path("maed-scans")
+    backend: str = "auto"
+    model: str = "rt"
+    halo: int = HALO
+    refine: int = REFINE
+    idle_timeout: float = 300.0
+
+    def __post_init__(self) -> None:
+        for name in ("pull_port", "pub_port", "control_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ValueError(f"{name.replace('_', ' ')} must be 0 to 65535, got {getattr(self, name)}")
+        if self.halo < 0 or self.refine < 0:
+            raise ValueError(f"halo and refine must be >= 0, got {self.halo} and {self.refine}")
+        if self.idle_timeout < 0:
+            raise ValueError(f"idle timeout must be >= 0 seconds, got {self.idle_timeout}")
+
+
+class Bridge:
+    """A running bridge; use as a context manager or call ``start`` and ``stop``."""
+
+    def __init__(
+        self,
+        config: BridgeConfig = BridgeConfig(),
+        backend: Backend | None = None,
+        loader: Callable[[str, str], Backend] | None = None,
+    ) -> None:
+        """``backend`` is loaded with ``loader`` (default ``load_backend``) from the config when not given."""
+        self.config = config
+        self._loader = loader or load_backend
+        self._backend = backend
+        self.faults = FaultCounter()
+        self.ingest = Ingest(self.faults, config.idle_timeout)
+        self.endpoints: dict[str, str] = {}
+        self._ctx: zmq.Context | None = None
+        self._threads: list[threading.Thread] = []
+        self._sockets: list[zmq.Socket] = []
+        self._stops = {name: threading.Event() for name in ("ingest", "worker", "control")}
+        self.worker: Worker | None = None
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> "Bridge":
+        ctx = self._ctx = zmq.Context()
+        try:
+            # Options are set before bind: connections inherit the options the socket had at bind time.
+            pull = ctx.socket(zmq.PULL)
+            pull.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+            self._bind(pull, "pull", self.config.pull_port)
+            pub = ctx.socket(zmq.PUB)
+            pub.setsockopt(zmq.SNDHWM, PUB_HWM)
+            self._bind(pub, "pub", self.config.pub_port)
+            # A short linger lets the last frames and scan.end reach subscribers when the bridge stops.
+            pub.setsockopt(zmq.LINGER, PUB_LINGER_MS)
+            rep = self._bind(ctx.socket(zmq.REP), "control", self.config.control_port)
+            if self._backend is None:  # after binding: a port in use is reported before a slow model load
+                self._backend = self._loader(self.config.backend, self.config.model)
+        except BaseException:
+            ctx.destroy(linger=0)
+            self._ctx = None
+            raise
+        self._sockets = [pull, pub, rep]
+        self.worker = Worker(self.ingest, pub, self._backend, self.config.out, self.config.halo, self.config.refine)
+        targets = {
+            "ingest": lambda: self._ingest_loop(pull),
+            "worker": lambda: self.worker.run(self._stops["worker"]),
+            "control": lambda: self._control_loop(rep),
+        }
+        self._threads = [threading.Thread(target=t, name=f"maed-{n}", daemon=True) for n, t in targets.items()]
+        for thread in self._threads:
+            thread.start()
+        log.debug("bridge: lines in %s, frames out %s, control %s", *self.endpoints.values())
+        return self
+
+    def _bind(self, socket: zmq.Socket, name: str, port: int) -> zmq.Socket:
+        address = f"tcp://{self.config.host}:{port or '*'}"
+        socket.setsockopt(zmq.LINGER, 0)
+        try:
+            socket.bind(address)
+        except zmq.ZMQError as exc:
+            socket.close()
+            raise ValueError(f"cannot bind the {name} socket to {address}: {exc}") from None
+        self.endpoints[name] = socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        return socket
+
+    def stop(self) -> None:
+        """Stop taking lines, finish and save the open scan, publish what is left, close."""
+        if self._ctx is None:
+            return
+        ingest, worker, control = self._threads
+        self._stops["ingest"].set()
+        ingest.join()
+        self.ingest.close()
+        self._stops["worker"].set()
+        worker.join()
+        self._stops["control"].set()
+        control.join()
+        for socket in self._sockets:
+            socket.close()
+        self._ctx.term()
+        self._ctx = None
+
+    def __enter__(self) -> "Bridge":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_finished(self, count: int, timeout: float | None) -> bool:
+        """Wait until ``count`` scans have been finished (published and saved); None waits for ever."""
+        return self.worker.wait_finished(count, timeout)
+
+    # --- threads --------------------------------------------------------------------------
+
+    def _ingest_loop(self, pull: zmq.Socket) -> None:
+        poller = zmq.Poller()
+        poller.register(pull, zmq.POLLIN)
+        stop = self._stops["ingest"]
+        while not stop.is_set():
+            if poller.poll(POLL_MS):
+                # Take what is queued without a poll per message, but come back to the stop flag
+                # and the idle check even under a flood.
+                for _ in range(DRAIN_MAX):
+                    try:
+                        frames = pull.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    try:
+                        self.ingest.handle(frames, time.perf_counter())
+                    except Exception:  # a bug must cost one message, never the bridge
+                        log.exception("ingest failed on a message")
+            self.ingest.expire(time.perf_counter())
+
+    def _control_loop(self, rep: zmq.Socket) -> None:
+        handlers = {"status": self.status, "info": self.info, "set_model": self.set_model,
+                    "pause": self.pause, "resume": self.resume}
+        stop = self._stops["control"]
+        while not stop.is_set():
+            if rep.poll(POLL_MS):
+                rep.send(respond(rep.recv_multipart(), handlers))
+
+    # --- control commands -----------------------------------------------------------------
+
+    def status(self, request: dict | None = None) -> dict:
+        ingest, worker = self.ingest, self.worker
+        with ingest.cv:
+            current = ingest.current
+            scan = {}
+            if current is not None:
+                start = current.start
+                scan = {"scan": start.scan, "rows": start.rows, "cols": start.cols, "direction": start.direction,
+                        "rows_done": current.progress["fwd"]}
+            counts = {"lines_received": ingest.lines_received, "lines_dropped": ingest.lines_dropped,
+                      "messages_malformed": ingest.malformed}
+        backend = worker.backend
+        return {
+            "state": "scanning" if current is not None else "idle",
+            "scan": None, "rows": None, "cols": None, "direction": None, "rows_done": None, **scan,
+            **counts,
+            "faults": self.faults.counts(),
+            "latency_ms": worker.latency.summary(),
+            "rows_denoised": worker.rows_denoised,
+            "denoise_failures": worker.failures,
+            "updates": worker.updates,
+            "scans_finished": worker.scans_finished,
+            "last_saved": worker.last_saved,
+            "paused": worker.paused,
+            "model": backend.model,
+            "backend": backend.name,
+        }
+
+    def info(self, request: dict | None = None) -> dict:
+        backend = self.worker.backend
+        return {
+            "protocol": VERSION, "version": __version__, "model": backend.model, "backend": backend.name,
+            "halo": self.config.halo, "refine": self.config.refine, "endpoints": dict(self.endpoints),
+            "out": str(self.config.out),
+        }
+
+    def set_model(self, request: dict) -> dict:
+        model = request.get("model")
+        choice = request.get("backend", self.config.backend)
+        if not isinstance(model, str) or not isinstance(choice, str):
+            raise ControlError("set_model needs a string 'model' (and optionally a string 'backend')")
+        backend = self._loader(choice, model)
+        self.worker.backend = backend
+        log.info("model switched to %s on %s", backend.model, backend.name)
+        return {"model": backend.model, "backend": backend.name}
+
+    def pause(self, request: dict | None = None) -> dict:
+        self.worker.paused = True
+        return {"paused": True}
+
+    def resume(self, request: dict | None = None) -> dict:
+        self.worker.paused = False
+        return {"paused": False}

@@ -1,0 +1,57 @@
+"""The source interface and the pusher every source sends through."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+import numpy as np
+import zmq
+
+from ..protocol import Line, ScanEnd, ScanStart, encode
+
+PUSH_LINGER_MS = 5000
+
+
+class Source(Protocol):
+    """Feeds scan lines to a bridge.
+
+    ``run`` pushes ingest messages (``scan.start``, ``line``, ``scan.end``) to the bridge's PULL
+    ``endpoint`` with a ``LinePusher`` until it has nothing more to send or ``stop`` is set, and
+    returns. It runs on a thread of its own; it must not hold up the caller after ``stop``.
+    """
+
+    name: str
+
+    def run(self, endpoint: str, stop: threading.Event) -> None: ...
+
+
+class LinePusher:
+    """A controller's side of the wire protocol: a PUSH socket and the sender's ``seq`` counter."""
+
+    def __init__(self, endpoint: str, context: zmq.Context | None = None) -> None:
+        self._socket = (context or zmq.Context.instance()).socket(zmq.PUSH)
+        # Lines still queued when the source closes are delivered, up to this long.
+        self._socket.setsockopt(zmq.LINGER, PUSH_LINGER_MS)
+        self._socket.connect(endpoint)
+        self._seq = 0
+
+    def _send(self, message: ScanStart | Line | ScanEnd) -> None:
+        self._socket.send_multipart(encode(message))
+        self._seq += 1
+
+    def start(self, scan: str, rows: int, cols: int, range_m: tuple[float, float], direction: str = "down",
+              channel: str = "Z", unit: str = "m", **extra: object) -> None:
+        self._send(ScanStart(scan, self._seq, rows, cols, channel, unit, tuple(range_m), direction, extra))
+
+    def line(self, scan: str, row: int, direction: str, data: np.ndarray, t: float | None = None) -> None:
+        """Send one line; ``direction`` is ``fwd`` or ``bwd``, ``data`` in image order (column 0 left)."""
+        data = np.ascontiguousarray(data, dtype="<f4")
+        self._send(Line(scan, self._seq, row, direction, time.time() if t is None else t, data))
+
+    def end(self, scan: str, complete: bool = True) -> None:
+        self._send(ScanEnd(scan, self._seq, complete))
+
+    def close(self) -> None:
+        self._socket.close()

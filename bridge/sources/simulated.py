@@ -1,0 +1,101 @@
+"""A simulated STM controller: scans simulated surfaces line by line at a set line rate.
+
+Each scan is a ``maed.data`` pair: the noisy topograph is the trace (forward) image, its artefacts
+generated in scan-time order. The retrace (backward) image is the same surface recorded with an
+independent draw of the same artefacts (same tilt, same kinds and amplitudes of noise); the
+bridge keeps it raw, so its finer physics (tip lag between trace and retrace) is not modelled.
+A line period is the trace plus the retrace: at ``line_rate`` lines per second, row ``i``'s trace
+is sent half a period after the scan's start plus ``i`` periods, its retrace half a period later.
+The noise amplitudes are those of a real scan whatever the replay rate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from maed.data import TEST_SEED_BASE, ScanPair, add_scan_noise, make_pair
+
+from .base import LinePusher
+
+SIM_SEED_BASE = TEST_SEED_BASE + 900_000
+"""Surfaces the shipped model never trained on, apart from the evaluation set's seeds."""
+
+
+@dataclass(frozen=True)
+class SimScan:
+    """One scan the simulator sent: its id, slow-axis direction and the simulated pair."""
+
+    scan: str
+    direction: str
+    pair: ScanPair
+
+    def frame(self, image: np.ndarray) -> np.ndarray:
+        """An acquisition-order image of the pair (``pair.noisy``, ``pair.clean``) as the bridge's frame."""
+        return image if self.direction == "down" else image[::-1]
+
+
+@dataclass
+class SimulatedController:
+    """Scans ``scans`` simulated surfaces (0: until stopped), alternating or fixed direction."""
+
+    size: int = 256
+    line_rate: float = 20.0
+    scans: int = 1
+    seed: int = SIM_SEED_BASE
+    direction: str = "down"
+    """``down``, ``up``, or ``alternate`` (down, up, down, ... as a real STM often does)."""
+    retrace: bool = True
+    name: str = "sim"
+    scanned: list[SimScan] = field(default_factory=list)
+    """The scans sent so far, with their clean surfaces (for reports)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.size <= 4096:
+            raise ValueError(f"scan size must be 1 to 4096 pixels, got {self.size}")
+        if not self.line_rate > 0:
+            raise ValueError(f"line rate must be positive, got {self.line_rate}")
+        if self.direction not in ("down", "up", "alternate"):
+            raise ValueError(f"direction must be down, up or alternate, got {self.direction!r}")
+
+    def run(self, endpoint: str, stop: threading.Event) -> None:
+        pusher = LinePusher(endpoint)
+        try:
+            k = 0
+            while (self.scans == 0 or k < self.scans) and not stop.is_set():
+                self._scan(pusher, k, stop)
+                k += 1
+        finally:
+            pusher.close()
+
+    def _direction(self, k: int) -> str:
+        if self.direction == "alternate":
+            return "down" if k % 2 == 0 else "up"
+        return self.direction
+
+    def _scan(self, pusher: LinePusher, k: int, stop: threading.Event) -> None:
+        seed = self.seed + k
+        pair = make_pair(seed, self.size)
+        trace = pair.noisy
+        retrace = add_scan_noise(pair.clean, pair.pixel_m, pair.noise, np.random.default_rng([seed, 1]))
+        direction = self._direction(k)
+        scan_id = f"sim-{seed}"
+        self.scanned.append(SimScan(scan_id, direction, pair))
+        side = self.size * pair.pixel_m
+        pusher.start(scan_id, self.size, self.size, (side, side), direction, line_rate=self.line_rate)
+        period = 1.0 / self.line_rate
+        t0 = time.perf_counter()
+        for i in range(self.size):
+            # Acquisition step i fills frame row i of a down scan, row size-1-i of an up scan.
+            row = i if direction == "down" else self.size - 1 - i
+            if stop.wait(max(0.0, t0 + (i + 0.5) * period - time.perf_counter())):
+                pusher.end(scan_id, complete=False)
+                return
+            pusher.line(scan_id, row, "fwd", trace[i])
+            if self.retrace:
+                stop.wait(max(0.0, t0 + (i + 1) * period - time.perf_counter()))
+                pusher.line(scan_id, row, "bwd", retrace[i])
+        pusher.end(scan_id, complete=True)

@@ -1,0 +1,176 @@
+"""The streaming denoiser: update the denoised frame band by band while the scan runs.
+
+Each update denoises only the rows that arrived since the previous update plus context, and pastes
+the result into the denoised frame, so the cost of an update depends on how many rows are new,
+never on the frame's height:
+
+- ``halo`` rows above the band are fed to the network as context and not pasted;
+- the ``refine`` rows pasted last time are pasted again, because last time they had no rows
+  below them (the band is padded below by reflection to the back end's size multiple) and now
+  they do.
+
+The network saw scans in acquisition order (row 0 scanned first), so the denoiser works in that
+order: an up scan is flipped on the way in and back on the way out.
+
+Levelling and normalisation use only rows already scanned. The best-fit plane is refitted on
+every update until ``freeze_rows`` rows are in, then frozen for the rest of the scan (refitting
+it later would change the levelled input of rows already denoised). Centre and scale follow all
+rows scanned so far (a running mean and standard deviation of the levelled rows, updated with
+each band), which brings the network's input closest to the full-frame normalisation; rows that
+have left the refine zone keep their output, so nothing already shown shifts. Row alignment
+(median of differences, as ``maed.normalise``) is causal anyway: each row is aligned to the row
+before it. Until the plane is frozen, every update re-denoises all rows seen so far (at most
+``freeze_rows`` plus the new ones).
+
+Skipped rows (lines the controller never sent) are filled with the row before them for the
+network's input and stay NaN in the output. The final frame of a scan comes from ``final``: one
+full-frame pass (``maed.denoise.denoise_array``) over the rows scanned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from maed.denoise import denoise_array, run_padded
+from maed.engine import Backend
+
+HALO = 64
+REFINE = 64
+FREEZE_MIN = 32
+FREEZE_FRACTION = 8
+
+
+def freeze_rows(rows: int) -> int:
+    """Rows after which levelling freezes: an eighth of the frame, at least 32 (or all of it)."""
+    return min(rows, max(FREEZE_MIN, rows // FREEZE_FRACTION))
+
+
+def fill_skipped(acq: np.ndarray) -> np.ndarray:
+    """Rows (acquisition order) with every NaN row replaced by the nearest scanned row before it.
+
+    Rows before the first scanned row take that row. Lines arrive all-finite, so a row is
+    either fully scanned or fully NaN.
+    """
+    valid = ~np.isnan(acq[:, 0])
+    first = int(np.argmax(valid))
+    index = np.where(valid, np.arange(len(acq)), first)
+    return acq[np.maximum.accumulate(index)]
+
+
+@dataclass(frozen=True)
+class Levelling:
+    """What is taken off the scanned rows before the network and put back afterwards."""
+
+    coeffs: np.ndarray
+    """Plane ``a + b * (col - col_centre) + c * (row - row_centre)``, acquisition-order rows."""
+    centre: float
+    scale: float
+    rows: int
+    cols: int
+
+    def plane(self, start: int, stop: int) -> np.ndarray:
+        r = np.arange(start, stop, dtype=np.float64)[:, None] - (self.rows - 1) / 2
+        c = np.arange(self.cols, dtype=np.float64)[None, :] - (self.cols - 1) / 2
+        return self.coeffs[0] + self.coeffs[1] * c + self.coeffs[2] * r
+
+
+def _fit_plane(acq: np.ndarray, rows: int) -> np.ndarray:
+    valid = ~np.isnan(acq[:, 0])
+    r, c = np.nonzero(np.broadcast_to(valid[:, None], acq.shape))
+    design = np.column_stack([np.ones(r.size), c - (acq.shape[1] - 1) / 2, r - (rows - 1) / 2])
+    coeffs, *_ = np.linalg.lstsq(design, acq[valid].astype(np.float64).ravel(), rcond=None)
+    return coeffs
+
+
+def _align(q: np.ndarray) -> np.ndarray:
+    """Rows ``q[1:]`` aligned causally to ``q[0]`` by the median of their differences."""
+    steps = np.median(np.diff(q, axis=0), axis=1)
+    return q[1:] - np.cumsum(steps)[:, None]
+
+
+class StreamingDenoiser:
+    """Denoised frame of one scan, updated from the raw frame as its rows arrive."""
+
+    def __init__(self, rows: int, cols: int, direction: str, halo: int = HALO, refine: int = REFINE) -> None:
+        if halo < 0 or refine < 0:
+            raise ValueError("halo and refine must be >= 0")
+        self.rows, self.cols, self.direction = rows, cols, direction
+        self.halo, self.refine = halo, refine
+        self.freeze_rows = freeze_rows(rows)
+        self.denoised = np.full((rows, cols), np.nan, dtype=np.float32)
+        self._levelled = np.zeros((rows, cols), dtype=np.float64)
+        self._level: Levelling | None = None
+        self._moments = np.zeros(3)
+        """Count, sum and sum of squares of the levelled rows so far."""
+        self._frozen = False
+        self._done = 0
+        """Acquisition rows denoised so far."""
+
+    def _acq(self, frame: np.ndarray) -> np.ndarray:
+        return frame if self.direction == "down" else frame[::-1]
+
+    def _fit(self, acq: np.ndarray, n: int) -> None:
+        """Fit the plane on rows ``[0, n)``, level them all, and start the running moments."""
+        coeffs = _fit_plane(acq[:n], self.rows)
+        level = Levelling(coeffs, 0.0, 1.0, self.rows, self.cols)
+        p = fill_skipped(acq[:n] - level.plane(0, n))
+        self._levelled[:n] = _align(np.concatenate([p[:1], p]))
+        self._moments = np.zeros(3)
+        self._level = self._add_moments(level, self._levelled[:n])
+
+    def _extend(self, acq: np.ndarray, start: int, n: int) -> None:
+        """Level rows ``[start, n)`` with the frozen plane, aligned to row ``start - 1``."""
+        p = acq[start:n] - self._level.plane(start, n)
+        self._levelled[start:n] = _align(fill_skipped(np.concatenate([self._levelled[start - 1:start], p])))
+        self._level = self._add_moments(self._level, self._levelled[start:n])
+
+    def _add_moments(self, level: Levelling, rows: np.ndarray) -> Levelling:
+        """``level`` with centre and scale from all levelled rows so far, ``rows`` included."""
+        self._moments += (rows.size, rows.sum(), np.square(rows).sum())
+        count, total, squares = self._moments
+        centre = total / count
+        scale = float(np.sqrt(max(squares / count - centre**2, 0.0)))
+        return replace(level, centre=float(centre), scale=scale if scale > 0 else 1.0)
+
+    def update(self, raw: np.ndarray, rows_done: int, backend: Backend) -> np.ndarray:
+        """Denoise the rows scanned since the last update (``raw`` in frame orientation)."""
+        acq, n = self._acq(raw), rows_done
+        if n <= self._done:
+            return self.denoised
+        if not self._frozen:
+            self._fit(acq, n)
+            # Skipped rows count towards the bound too, or a controller skipping most rows would
+            # keep every update refitting the whole prefix.
+            scanned = int((~np.isnan(acq[:n, 0])).sum())
+            self._frozen = scanned >= self.freeze_rows or n >= 4 * self.freeze_rows
+            paste = top = 0
+        else:
+            self._extend(acq, self._done, n)
+            paste = max(0, self._done - self.refine)
+            top = max(0, paste - self.halo)
+        self._paste(acq, top, paste, n, backend)
+        self._done = n
+        return self.denoised
+
+    def _paste(self, acq: np.ndarray, top: int, paste: int, n: int, backend: Backend) -> None:
+        level = self._level
+        x = ((self._levelled[top:n] - level.centre) / level.scale).astype(np.float32)
+        y = run_padded(x, backend)[paste - top:]
+        out = y * level.scale + level.centre + level.plane(paste, n)
+        out[np.isnan(acq[paste:n, 0])] = np.nan
+        self._acq(self.denoised)[paste:n] = out
+
+    def final(self, raw: np.ndarray, rows_done: int, backend: Backend) -> np.ndarray:
+        """The denoised frame from one full-frame pass over the rows scanned."""
+        acq, n = self._acq(raw), rows_done
+        final = np.full_like(self.denoised, np.nan)
+        if n > 0:
+            out = denoise_array(fill_skipped(acq[:n]), backend)
+            out[np.isnan(acq[:n, 0])] = np.nan
+            self._acq(final)[:n] = out
+        # Only now: if the pass fails, the live frame is still whole.
+        self.denoised = final
+        self._done = n
+        return self.denoised

@@ -1,0 +1,204 @@
+"""The bridge's worker: turns accepted lines into published frames and saved scans.
+
+It runs on its own thread, takes everything that arrived since its last update (so updates
+coalesce when lines come faster than the denoiser), updates the raw frames and the streaming
+denoiser, publishes ``frame.raw`` / ``frame.denoised`` on the PUB socket, and finishes scans:
+a full-frame pass, the ``final`` frames, the files on disk, then ``scan.end``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import zmq
+
+from maed import __version__
+from maed.engine import Backend
+
+from .counters import LatencyWindow
+from .ingest import Batch, Ingest
+from .protocol import VERSION, Frame, ScanEnded, ScanStart, encode
+from .scan import ScanImage
+from .store import save_scan
+from .streaming import StreamingDenoiser
+
+log = logging.getLogger("maed.bridge")
+
+MAX_FINAL_BACKLOG = 4
+"""Finished scans waiting beyond this many skip the full-frame pass (their last live frame is kept)."""
+
+
+class LiveScan:
+    """Worker-side state of one scan: raw frames, streaming denoiser, counters."""
+
+    def __init__(self, start: ScanStart, halo: int, refine: int) -> None:
+        self.start = start
+        self.image = ScanImage(start)
+        self.stream = StreamingDenoiser(start.rows, start.cols, start.direction, halo, refine)
+        self.updates = 0
+        self.latency = LatencyWindow()
+        self.started = datetime.now(timezone.utc)
+
+
+class Worker:
+    def __init__(self, ingest: Ingest, pub: zmq.Socket, backend: Backend, out: Path, halo: int, refine: int) -> None:
+        self.ingest = ingest
+        self.pub = pub
+        self.backend = backend
+        """Swapped whole by ``set_model``; each update reads it once."""
+        self.out = Path(out)
+        self.halo, self.refine = halo, refine
+        self.paused = False
+        self.latency = LatencyWindow()
+        self.updates = 0
+        self.scans_finished = 0
+        self.last_saved = ""
+        self.saved: list[Path] = []
+        self.rows_denoised = 0
+        self.failures = 0
+        self._live: dict[int, LiveScan] = {}
+        self._seq = 0
+        self._finished_cv = threading.Condition()
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until ``stop`` is set and everything that arrived before it is published and saved."""
+        while True:
+            with self.ingest.cv:
+                self.ingest.cv.wait_for(lambda: self.ingest.has_work() or stop.is_set(), timeout=0.5)
+                if stop.is_set() and not self.ingest.has_work():
+                    return
+            batches = self.ingest.take()
+            backlog = sum(b.ended for b in batches)
+            for batch in batches:
+                try:
+                    self._process(batch, full_pass=backlog <= MAX_FINAL_BACKLOG)
+                except Exception:  # a failing back end must not stop the bridge
+                    self._failed(f"scan {batch.state.start.scan!r}: update failed")
+                backlog -= batch.ended
+
+    def _failed(self, what: str) -> None:
+        """Log a failure with its traceback the first time and every 100th time after, count it always."""
+        self.failures += 1
+        if self.failures % 100 == 1:
+            log.exception("%s (failure %d; only every 100th is logged)", what, self.failures)
+
+    def wait_finished(self, count: int, timeout: float | None) -> bool:
+        """Wait until ``count`` scans have been finished (published and saved) since start."""
+        with self._finished_cv:
+            return self._finished_cv.wait_for(lambda: self.scans_finished >= count, timeout)
+
+    # --- one batch ------------------------------------------------------------------------
+
+    def _process(self, batch: Batch, full_pass: bool) -> None:
+        serial = batch.state.serial
+        scan = self._live.pop(serial, None) or LiveScan(batch.state.start, self.halo, self.refine)
+        if batch.ended:
+            self._finish(scan, batch, full_pass)
+        else:
+            self._live[serial] = scan
+            self._update(scan, batch)
+
+    def _update(self, scan: LiveScan, batch: Batch) -> None:
+        image = scan.image
+        changed = image.put(batch.lines)
+        backend = self.backend
+        self.updates += 1
+        scan.updates += 1
+        # Raw frames first: they need no denoiser, so they are never held up (or lost) by it.
+        for direction in ("fwd", "bwd"):
+            if direction in changed:
+                self._publish_frame(scan, "raw", direction, image.frames[direction], False, backend)
+        if "fwd" in changed and not self.paused:
+            denoised = scan.stream.update(image.frames["fwd"], image.rows_done["fwd"], backend)
+            self.rows_denoised = image.rows_done["fwd"]
+            ms = self._publish_frame(scan, "denoised", "fwd", denoised, False, backend)
+            self.latency.add(ms)
+            scan.latency.add(ms)
+
+    def _finish(self, scan: LiveScan, batch: Batch, full_pass: bool) -> None:
+        image = scan.image
+        image.put(batch.lines)
+        backend = self.backend
+        rows_done = image.rows_done["fwd"]
+        denoised = scan.stream.denoised
+        full_pass = full_pass and not self.paused
+        if full_pass:
+            try:
+                denoised = scan.stream.final(image.frames["fwd"], rows_done, backend)
+            except Exception:  # the scan is still published and saved, with its last live frame
+                self._failed(f"scan {scan.start.scan!r}: full-frame pass failed")
+                full_pass = False
+        scan.updates += 1
+        self._publish_frame(scan, "raw", "fwd", image.frames["fwd"], True, backend)
+        if image.rows_done["bwd"]:
+            self._publish_frame(scan, "raw", "bwd", image.frames["bwd"], True, backend)
+        self._publish_frame(scan, "denoised", "fwd", denoised, True, backend)
+        complete, reason = batch.state.ended
+        saved = self._save(scan, batch, denoised, backend, full_pass)
+        self._send(ScanEnded(scan.start.scan, self._next_seq(), complete, reason, rows_done, saved))
+        with self._finished_cv:
+            self.scans_finished += 1
+            self._finished_cv.notify_all()
+
+    # --- publishing and saving ------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        seq = self._seq
+        self._seq += 1
+        return seq
+
+    def _send(self, message: Frame | ScanEnded) -> None:
+        # PUB never blocks: at a subscriber's high-water mark ZeroMQ drops that subscriber's copy.
+        self.pub.send_multipart(encode(message), copy=True)
+
+    def _publish_frame(self, scan: LiveScan, kind: str, direction: str, data, final: bool, backend: Backend) -> float:
+        """Publish one frame; returns its latency in ms (newest line arrival to publish)."""
+        start, image = scan.start, scan.image
+        newest = image.newest[direction]
+        now = time.perf_counter()
+        ms = (now - newest) * 1e3 if newest is not None else 0.0
+        self._send(Frame(
+            kind, start.scan, self._next_seq(), image.rows_done[direction], final, backend.model, backend.name, ms,
+            direction, scan.updates, start.direction, start.channel, start.unit, start.range, data,
+        ))
+        return ms
+
+    def _save(self, scan: LiveScan, batch: Batch, denoised, backend: Backend, full_pass: bool) -> str:
+        state, start = batch.state, scan.start
+        complete, reason = state.ended
+        meta = {
+            "protocol": VERSION,
+            "maed": __version__,
+            "scan": start.scan,
+            "start": {
+                "rows": start.rows, "cols": start.cols, "channel": start.channel, "unit": start.unit,
+                "range": list(start.range), "direction": start.direction, **start.extra,
+            },
+            "end": {"complete": complete, "reason": reason},
+            "rows_done": dict(scan.image.rows_done),
+            "lines_received": state.lines_received,
+            "lines_dropped": state.lines_dropped,
+            "updates": scan.updates,
+            "latency_ms": scan.latency.summary(),
+            "model": backend.model,
+            "backend": backend.name,
+            "final_full_frame_pass": full_pass,
+            "halo": self.halo,
+            "refine": self.refine,
+            "started": scan.started.isoformat(),
+            "finished": datetime.now(timezone.utc).isoformat(),
+        }
+        arrays = {"raw_fwd": scan.image.frames["fwd"], "raw_bwd": scan.image.frames["bwd"], "denoised": denoised}
+        try:
+            path = save_scan(self.out, start.scan, arrays, meta)
+        except OSError as exc:
+            log.error("scan %r could not be saved to %s: %s", start.scan, self.out, exc)
+            return ""
+        self.last_saved = str(path)
+        self.saved.append(path)
+        log.info("scan %r saved to %s (%s)", start.scan, path, reason)
+        return str(path)

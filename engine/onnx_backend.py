@@ -1,0 +1,69 @@
+"""ONNX Runtime back end: the default on the CPU, and on a GPU where the CUDA provider is installed.
+
+It reads everything it needs (model name, size multiple) from the ONNX file's metadata and never
+imports torch, so a Jetson or the controller PC runs it with onnxruntime and numpy alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .onnx_model import KEY_MODEL, KEY_SIZE_MULTIPLE
+
+_PROVIDER_NAMES = {"CUDAExecutionProvider": "onnxruntime-cuda", "CPUExecutionProvider": "onnxruntime-cpu"}
+
+
+def cuda_available() -> bool:
+    """Whether this onnxruntime build has the CUDA provider (it may still fail to start on no GPU)."""
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+class OnnxBackend:
+    """Runs an exported MAED-CNN ONNX file.
+
+    Args:
+        path: The ``.onnx`` file, as written by ``maed export onnx``.
+        threads: Intra-op threads on the CPU; None lets onnxruntime use one per physical core.
+        device: ``"cuda"``, ``"cpu"`` or None for CUDA where the provider is installed, else CPU.
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None, device: str | None = None) -> None:
+        if device not in (None, "cpu", "cuda"):
+            raise ValueError(f"unknown device {device!r}; choose cpu or cuda")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        if device == "cuda" and not cuda_available():
+            raise ValueError("this onnxruntime has no CUDA provider; install onnxruntime-gpu")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or 0
+        # A missing CUDA library is reported by which provider we end up on, not by a page of warnings.
+        options.log_severity_level = 3
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda" or (device is None and cuda_available()):
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own classes for unreadable files
+            raise ValueError(f"{path}: not a loadable ONNX model ({exc})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        missing = [key for key in (KEY_MODEL, KEY_SIZE_MULTIPLE) if key not in meta]
+        if missing:
+            raise ValueError(f"{path}: no {', '.join(missing)} in its metadata; export it with `maed export onnx`")
+        self.model = meta[KEY_MODEL]
+        self.size_multiple = int(meta[KEY_SIZE_MULTIPLE])
+        self.metadata = dict(meta)
+        self.name = _PROVIDER_NAMES[self.session.get_providers()[0]]
+        self._input = self.session.get_inputs()[0].name
+
+    def denoise(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if batch.ndim != 4 or batch.shape[1] != 1:
+            raise ValueError(f"expected a batch of shape (N, 1, H, W), got {batch.shape}")
+        h, w = batch.shape[-2:]
+        m = self.size_multiple
+        if h <= 0 or w <= 0 or h % m or w % m:
+            raise ValueError(f"H and W must be positive multiples of {m}, got {h}x{w}")
+        return self.session.run(None, {self._input: batch})[0]

@@ -1,0 +1,238 @@
+"""``maed bench``: run the benchmark suites and write ``benchmarks/RESULTS.md``.
+
+The suites (``benchmarks/``, pytest-benchmark) run in a child pytest; this module only describes
+the machine and turns pytest-benchmark's JSON into the results page: p50 / p95 per case and back
+end, the ratio of torch to ONNX Runtime on the CPU from the same run, the issue's targets, and
+which back ends were skipped and why. The suites live in the source tree, not in the installed
+package, so the command runs from a checkout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+
+SUITES = Path(__file__).resolve().parents[2] / "benchmarks"
+PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt", "cuda-bindings", "pyzmq",
+            "pytest-benchmark")
+TARGETS = (  # (model, case, back end, limit in ms): the issue's targets on the 2-core development CPU
+    ("rt", "frame 256x256", "onnxruntime-cpu", 40.0),
+    ("rt", "update 32 rows x 256", "onnxruntime-cpu", 10.0),
+)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _physical_cores() -> int | None:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    cores = set(re.findall(r"physical id\s*:\s*(\d+)[\s\S]*?core id\s*:\s*(\d+)", text))
+    return len(cores) or None
+
+
+def _gpu() -> str:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return "none (no nvidia-smi)"
+    lines = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    return "; ".join(f"{name} (driver {driver})" for name, driver in (line.split(", ") for line in lines)) or "none"
+
+
+def machine() -> dict[str, str]:
+    """What the numbers were measured on: CPU, cores, GPU, OS and package versions."""
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "CPU": _cpu_model(),
+        "cores": f"{usable} usable, {os.cpu_count()} logical, {_physical_cores() or '?'} physical",
+        "GPU": _gpu(),
+        "OS": f"{platform.system()} {platform.release()}",
+        "Python": platform.python_version(),
+        "versions": ", ".join(f"{k} {v}" for k, v in versions.items()) + f", maed {__version__}",
+    }
+
+
+def _rows(report: dict) -> list[dict]:
+    """One row per benchmark: its extra_info plus p50 / p95 / rounds of its timings in ms."""
+    rows = []
+    for bench in report["benchmarks"]:
+        data = np.asarray(bench["stats"]["data"]) * 1e3
+        rows.append({"case": "", "backend": "", **bench["extra_info"], "name": bench["name"],
+                     "p50": float(np.percentile(data, 50)),
+                     "p95": float(np.percentile(data, 95)), "rounds": len(data)})
+    return rows
+
+
+def _inference(row: dict) -> bool:
+    return row["case"].startswith(("band ", "frame ", "update "))
+
+
+def _inference_table(rows: list[dict], model: str) -> list[str]:
+    rows = [r for r in rows if r.get("model") == model and _inference(r)]
+    if not rows:
+        return []
+    backends = sorted({r["backend"] for r in rows}, key=lambda b: (not b.startswith("onnx"), b))
+    cases = sorted({r["case"] for r in rows}, key=lambda c: (c.split()[0] != "band", c.split()[0] == "update",
+                                                              int(re.findall(r"\d+", c)[0])))
+    ratio = "onnxruntime-cpu" in backends and "torch-cpu" in backends
+    head = ["case", *(f"{b} p50 / p95 ms" for b in backends)] + (["torch-cpu / onnxruntime-cpu (p50)"] if ratio else [])
+    lines = [f"### {model} ({rows[0]['weights']} weights)", "", "| " + " | ".join(head) + " |",
+             "|" + "---|" * len(head)]
+    for case in cases:
+        cell = {r["backend"]: r for r in rows if r["case"] == case}
+        cells = [f"{cell[b]['p50']:.1f} / {cell[b]['p95']:.1f}" if b in cell else "-" for b in backends]
+        if ratio:
+            both = "onnxruntime-cpu" in cell and "torch-cpu" in cell
+            cells.append(f"{cell['torch-cpu']['p50'] / cell['onnxruntime-cpu']['p50']:.2f}" if both else "-")
+        lines.append(f"| {case} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _other_table(rows: list[dict]) -> list[str]:
+    """Benchmarks of other suites (the CUDA kernels'), by their pytest names."""
+    rows = [r for r in rows if not r["case"]]
+    if not rows:
+        return []
+    lines = ["## Other benchmarks", "", "| benchmark | p50 ms | p95 ms | rounds |", "|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['p50']:.3f} | {r['p95']:.3f} | {r['rounds']} |" for r in rows]
+    return lines + [""]
+
+
+def _bridge_table(rows: list[dict]) -> list[str]:
+    latency = [r for r in rows if r["case"].startswith("line to denoised frame")]
+    ingest = [r for r in rows if r["case"].startswith("ingest")]
+    lines = []
+    if latency:
+        lines += ["Latency from a scan line's push (scan lines per second, each a trace and a retrace message) to "
+                  "the first denoised frame covering it, over the scan's rows:", "",
+                  "| rate, scan, back end | rows | p50 ms | p95 ms | max ms | updates |",
+                  "|---|---|---|---|---|---|"]
+        for r in sorted(latency, key=lambda r: int(re.findall(r"\d+", r["case"])[0])):
+            lines.append(f"| {r['case'].removeprefix('line to denoised frame ')}, {r['rows']}x{r['cols']} scan, "
+                         f"{r['backend']} | {r['rows']} | {r['p50_ms']} | {r['p95_ms']} | {r['max_ms']} | {r['updates']} |")
+        lines.append("")
+    for r in ingest:
+        lines.append(f"Ingest: {r['lines']:,} line messages of 256 float32 taken at {r['lines_per_s']:,} lines/s "
+                     f"(the controller pushed at {r['push_lines_per_s']:,} lines/s), {r['lines_lost']} lost, while "
+                     f"the worker denoised on {r['backend']}.")
+        lines.append("")
+    return lines
+
+
+def _targets(rows: list[dict]) -> list[str]:
+    lines = []
+    for model, case, backend, limit in TARGETS:
+        row = next((r for r in rows if (r.get("model"), r["case"], r["backend"]) == (model, case, backend)), None)
+        if row:
+            verdict = "met" if row["p50"] <= limit else "MISSED"
+            lines.append(f"- {model} {case} on {backend}: p50 {row['p50']:.1f} ms, target <= {limit:g} ms: {verdict}")
+    pairs = {}
+    for r in rows:
+        if r["backend"] in ("onnxruntime-cpu", "torch-cpu") and _inference(r):
+            pairs.setdefault((r["model"], r["case"]), {})[r["backend"]] = r["p50"]
+    slower = [f"{m} {c}" for (m, c), p in pairs.items() if len(p) == 2 and p["onnxruntime-cpu"] > p["torch-cpu"]]
+    if any(len(p) == 2 for p in pairs.values()):
+        lines.append("- ONNX Runtime at least as fast as torch on the CPU: "
+                     + ("met in every case" if not slower else "MISSED in " + ", ".join(slower)))
+    for r in rows:
+        if r["case"].startswith("ingest"):
+            ok = r["lines_per_s"] >= 10_000 and r["lines_lost"] == 0
+            lines.append(f"- ingest >= 10,000 lines/s with none lost: {r['lines_per_s']:,} lines/s, "
+                         f"{r['lines_lost']} lost: {'met' if ok else 'MISSED'}")
+    return lines
+
+
+def render(report: dict, info: dict[str, str], skipped: list[str], command: str) -> str:
+    """The results page for a pytest-benchmark JSON report."""
+    rows = _rows(report)
+    lines = ["# Benchmark results", "",
+             f"Written by `{command}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Latency of one call, "
+             "p50 / p95 over all timed rounds, after one untimed call. ONNX Runtime and torch use their default "
+             "threads (one per physical core).", "", "## Machine", ""]
+    lines += [f"- {key}: {value}" for key, value in info.items()] + ["", "## Targets", ""]
+    lines += _targets(rows) + ["", "## Inference", ""]
+    for model in ("rt", "paper"):
+        lines += _inference_table(rows, model)
+    bridge = _bridge_table(rows)
+    if bridge:
+        lines += ["## Bridge", "", *bridge]
+    lines += _other_table(rows)
+    if skipped:
+        lines += ["## Skipped here", "", *(f"- {s}" for s in skipped), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _skipped(output: str) -> list[str]:
+    """The skip reasons of pytest's ``-rs`` summary, one per reason, with how many tests it skipped."""
+    counts: dict[str, int] = {}
+    for match in re.finditer(r"^SKIPPED \[(\d+)\] [^:]+:\d+: (.+)$", output, re.M):
+        counts[match[2]] = counts.get(match[2], 0) + int(match[1])
+    return [f"{reason} ({n} benchmark{'s' if n > 1 else ''})" for reason, n in counts.items()]
+
+
+def run(out: Path, budget: float, select: str | None, keep_json: Path | None) -> int:
+    """Run the suites, print pytest's output, write the results page; pytest's exit status."""
+    if budget <= 0:
+        raise ValueError(f"--budget must be positive seconds, got {budget:g}")
+    if not SUITES.is_dir():
+        raise ValueError(f"maed bench runs the suites of a source checkout; there is no {SUITES}")
+    with tempfile.TemporaryDirectory() as tmp:
+        report_path = keep_json or Path(tmp) / "report.json"
+        command = [sys.executable, "-m", "pytest", str(SUITES), "-p", "no:cacheprovider", "-rs",
+                   f"--benchmark-json={report_path}", f"--bench-budget={budget}",
+                   "--benchmark-columns=median,min,max,rounds", "--benchmark-sort=fullname"]
+        if select:
+            command += ["-k", select]
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())  # other work on the cores skews every figure
+        result = subprocess.run(command, cwd=SUITES.parent, capture_output=True, text=True)
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        if not report_path.is_file():
+            raise ValueError(f"the benchmarks wrote no report (pytest exit status {result.returncode})")
+        report = json.loads(report_path.read_text())
+    shown = "maed bench" + (f" --budget {budget:g}" if budget != 5.0 else "") + (f" -k '{select}'" if select else "")
+    info = {**machine(), "load average before the run (1, 5, 15 min)": load}
+    out.write_text(render(report, info, _skipped(result.stdout), shown))
+    print(f"maed: results written to {out}", file=sys.stderr)
+    return result.returncode
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    """Add ``bench`` to the ``maed`` command line."""
+    p = sub.add_parser("bench", help="run the latency benchmarks of every back end present; write benchmarks/RESULTS.md")
+    p.add_argument("--out", default=str(SUITES / "RESULTS.md"), help="results page (default: benchmarks/RESULTS.md)")
+    p.add_argument("--budget", type=float, default=5.0, metavar="SECONDS",
+                   help="timed seconds per benchmark (at least 10 rounds each; default: 5)")
+    p.add_argument("-k", dest="select", metavar="EXPR", help="run only the benchmarks pytest -k selects")
+    p.add_argument("--json", metavar="PATH", help="also keep pytest-benchmark's JSON report here")
+    p.set_defaults(run=lambda args: run(Path(args.out), args.budget, args.select, Path(args.json) if args.json else None))

@@ -1,0 +1,143 @@
+"""``maed export onnx``: a MAED-CNN as a self-describing ONNX file, FP32 or FP16.
+
+The graph has opset 17 (TensorRT 10.3 on JetPack 6 parses up to 20) and a dynamic batch, height
+and width. It is written by torch's TorchScript-based exporter (``dynamo=False``: the dynamo
+exporter needs onnxscript and gains nothing for a CNN without control flow) with constant
+folding. onnxslim then folds what torch's folder leaves, the index arithmetic of the stem's
+reflect padding (ConstantOfShape, Slice, Transpose and Cast chains), and drops the Identity and
+Constant nodes: the ``rt`` graph shrinks from 268 nodes of 17 kinds to 113 of 10, every one a
+plain Conv, Clip, Relu, Add, Mul, Sigmoid, Concat, Pad, Resize or ReduceMean, and each Pad gets
+constant pads, which is what TensorRT's parser handles best.
+
+The FP16 file is the FP32 graph converted by ``maed.engine.onnx_fp16`` (float32 input and output,
+the residual add in float32; its docstring says why). The metadata keys are listed in
+``maed.engine.onnx_model``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxslim
+import torch
+
+from . import __version__
+from .engine.onnx_fp16 import convert_to_fp16
+from .engine.onnx_plugins import insert_plugins
+from .engine.onnx_model import (
+    KEY_CONFIG, KEY_EXPORTER, KEY_MODEL, KEY_NORMALISATION, KEY_PRECISION, KEY_SIZE_MULTIPLE,
+    KEY_TRAINING_DATA, KEY_WEIGHTS_SHA256, shipped_onnx,
+)
+from .model import MAEDCNN
+from .model.checkpoint import load_model, shipped_weights
+
+OPSET = 17
+INPUT, OUTPUT = "input", "output"
+NORMALISATION = (
+    "input: a 2-D height map with its best-fit plane removed, rows aligned by the median of their "
+    "differences, shifted and scaled to zero mean and unit standard deviation (maed.normalise), as "
+    "(N, 1, H, W) float32; output: the denoised map in the same normalised units, to be mapped back "
+    "by the inverse scale and shift and the plane added back (maed.normalise.denormalise)"
+)
+
+
+def _weights_file(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    return path if path.suffix else shipped_weights(name_or_path)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _metadata(name: str, model: MAEDCNN, card: dict, weights: Path, precision: str) -> dict[str, str]:
+    config = {"name": card["config"], **dataclasses.asdict(model.config)}
+    training = {"simulator": "unrecorded", "maed_version": "unrecorded"}
+    training.update({key: value for key, value in card.items() if key != "config"})
+    return {
+        KEY_MODEL: name,
+        KEY_CONFIG: json.dumps(config),
+        KEY_SIZE_MULTIPLE: str(model.size_multiple),
+        KEY_PRECISION: precision,
+        KEY_NORMALISATION: NORMALISATION,
+        KEY_TRAINING_DATA: json.dumps(training, default=str),
+        KEY_WEIGHTS_SHA256: _sha256(weights),
+        KEY_EXPORTER: f"maed {__version__}, torch {torch.__version__}, onnx {onnx.__version__}, "
+        f"onnxslim {onnxslim.__version__}",
+    }
+
+
+def _trace(model: MAEDCNN) -> onnx.ModelProto:
+    m = model.size_multiple
+    sample = torch.zeros(1, 1, 4 * m, 4 * m)
+    buffer = io.BytesIO()
+    axes = {0: "batch", 2: "height", 3: "width"}
+    # The legacy exporter is chosen on purpose (see the module docstring); its deprecation notice and
+    # its note that it cannot fold the reflect padding's reversed Slice (onnxslim folds it) are noise.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (sample,), buffer, dynamo=False, opset_version=OPSET, do_constant_folding=True,
+            input_names=[INPUT], output_names=[OUTPUT], dynamic_axes={INPUT: axes, OUTPUT: axes},
+        )
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def export_onnx(name_or_path: str, dest: Path, fp16: bool = False, plugins: bool = False) -> onnx.ModelProto:
+    """Export a shipped model (by name) or a checkpoint (by path) to the ONNX file ``dest``.
+
+    Returns the model written. The metadata names a shipped model by its name and a checkpoint by
+    its file stem. ``plugins`` replaces the DS blocks and the SE fusion by our TensorRT plugin
+    nodes (``maed.engine.onnx_plugins``): such a file is for TensorRT only.
+    """
+    model, card = load_model(name_or_path)
+    name = name_or_path if not Path(name_or_path).suffix else Path(name_or_path).stem
+    graph = onnxslim.slim(_trace(model))
+    if fp16:
+        graph = convert_to_fp16(graph)
+    if plugins:
+        graph, _ = insert_plugins(graph)
+    graph.doc_string = f"MAED-CNN ({card['config']}) denoiser for STM scans"
+    onnx.helper.set_model_props(
+        graph, _metadata(name, model, card, _weights_file(name_or_path), "fp16" if fp16 else "fp32")
+    )
+    onnx.checker.check_model(graph, full_check=True)
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".tmp")
+    onnx.save(graph, tmp)
+    tmp.replace(dest)  # never leave a half-written model where a back end would load it
+    return graph
+
+
+def default_destination(name_or_path: str, fp16: bool, plugins: bool = False) -> Path:
+    """``NAME.onnx``, ``NAME.fp16.onnx`` (and ``.plugins`` before ``.onnx`` with plugins) in the current folder."""
+    return Path(f"{Path(name_or_path).stem}{'.fp16' if fp16 else ''}{'.plugins' if plugins else ''}.onnx")
+
+
+def ship_onnx(name: str) -> Path:
+    """Export the shipped weights of model ``name`` to the package's ``NAME.onnx`` (FP32)."""
+    if Path(name).suffix:
+        raise ValueError(f"--ship takes a shipped model name such as rt, not a path: {name}")
+    dest = shipped_onnx(name)
+    export_onnx(name, dest)
+    return dest
+
+
+def onnx_vs_torch(name_or_path: str, path: Path, shape: tuple[int, int, int, int], seed: int = 0) -> float:
+    """Largest difference between ONNX Runtime (CPU) and torch on a random input, over the output range."""
+    from .engine.onnx_backend import OnnxBackend
+
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    model, _ = load_model(name_or_path)
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(x)).numpy()
+    got = OnnxBackend(path, device="cpu").denoise(x)
+    return float(np.abs(got - expected).max() / np.ptp(expected))

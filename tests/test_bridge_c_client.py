@@ -1,0 +1,70 @@
+"""The C subscriber in bridge/clients/ (libzmq + msgpack-c), built and run against a live bridge."""
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from maed.bridge.server import Bridge, BridgeConfig
+from maed.data import make_pair
+
+SOURCE = Path(__file__).resolve().parents[1] / "bridge" / "clients" / "maed_subscriber.c"
+CC = shutil.which("cc") or shutil.which("gcc")
+HEADERS = all(Path("/usr/include", h).exists() for h in ("zmq.h", "msgpack.h"))
+
+
+class IdentityBackend:
+    name = model = "identity"
+    size_multiple = 16
+
+    def denoise(self, batch):
+        return batch
+
+
+@pytest.fixture(scope="module")
+def subscriber(tmp_path_factory):
+    if CC is None or not HEADERS:
+        pytest.skip("needs a C compiler, libzmq3-dev and libmsgpack-dev (make test installs them)")
+    binary = tmp_path_factory.mktemp("c") / "maed_subscriber"
+    subprocess.run([CC, "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(binary), str(SOURCE), "-lzmq", "-lmsgpackc",
+                    "-lm"], check=True)
+    return binary
+
+
+def test_c_subscriber_reads_frames_from_a_live_bridge(subscriber, tmp_path):
+    rows, cols = 48, 40
+    image = make_pair(21, 48).noisy[:, :cols].astype("<f4")
+    config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans")
+    with Bridge(config, backend=IdentityBackend()) as bridge:
+        client = subprocess.Popen([str(subscriber), bridge.endpoints["pub"], "1"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)  # the subscription reaches the bridge
+        push = zmq.Context.instance().socket(zmq.PUSH)
+        push.connect(bridge.endpoints["pull"])
+        seq = iter(range(10**6))
+        push.send_multipart([b"scan.start", msgpack.packb({
+            "v": 1, "scan": "c-client", "seq": next(seq), "rows": rows, "cols": cols, "channel": "Z", "unit": "m",
+            "range": [1e-8, 1e-8], "direction": "down"})])
+        for row in range(rows):
+            push.send_multipart([b"line", msgpack.packb({
+                "v": 1, "scan": "c-client", "seq": next(seq), "row": row, "dir": "fwd", "t": 0.0, "dtype": "<f4",
+                "shape": [cols]}), image[row].tobytes()])
+            time.sleep(0.005)
+        push.send_multipart([b"scan.end", msgpack.packb({"v": 1, "scan": "c-client", "seq": next(seq), "complete": True})])
+        out, err = client.communicate(timeout=30)
+        push.close(linger=0)
+    assert client.returncode == 0, err
+    lines = out.splitlines()
+    assert lines[-1].startswith("scan.end scan=c-client") and "complete=1" in lines[-1]
+    fields = [dict(re.findall(r"(\w+)=(\S+)", line)) | {"topic": line.split()[0]} for line in lines[:-1]]
+    live = [f for f in fields if f["topic"] == "frame.denoised" and f["final"] == "0"]
+    assert live and all(int(f["finite"]) == int(f["rows_done"]) * cols for f in live)
+    final_raw = next(f for f in fields if f["topic"] == "frame.raw" and f["final"] == "1")
+    assert int(final_raw["finite"]) == rows * cols
+    assert float(final_raw["mean"]) == pytest.approx(float(image.astype(np.float64).mean()), rel=1e-5)

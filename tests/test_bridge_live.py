@@ -1,0 +1,433 @@
+"""A real bridge on real ZeroMQ sockets (127.0.0.1, free ports), driven by peers that know only PROTOCOL.md.
+
+The controller, subscriber and control client below use zmq, msgpack and numpy only, never
+``maed.bridge``, so they check the documented protocol rather than the bridge's own encoder.
+"""
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+from scipy import ndimage
+
+from maed.bridge.server import Bridge, BridgeConfig
+from maed.data import make_pair
+
+CTX = zmq.Context.instance()
+
+
+# --- peers that follow PROTOCOL.md ------------------------------------------------------------
+
+
+class Controller:
+    """A controller: PUSH, msgpack headers, little-endian float32 payloads, one seq counter."""
+
+    def __init__(self, endpoint):
+        self.socket = CTX.socket(zmq.PUSH)
+        self.socket.setsockopt(zmq.LINGER, 2000)
+        self.socket.connect(endpoint)
+        self.seq = 0
+        self.pushed = {}  # (row, dir) -> perf_counter when pushed
+
+    def send(self, topic, header, payload=None):
+        header = {"v": 1, "seq": self.seq, **header}
+        self.seq += 1
+        frames = [topic.encode(), msgpack.packb(header)]
+        if payload is not None:
+            frames.append(np.ascontiguousarray(payload, "<f4").tobytes())
+        self.socket.send_multipart(frames)
+
+    def start(self, scan, rows, cols, direction="down"):
+        self.send("scan.start", {"scan": scan, "rows": rows, "cols": cols, "channel": "Z", "unit": "m",
+                                 "range": [2e-8, 2e-8], "direction": direction})
+
+    def line(self, scan, row, data, d="fwd"):
+        self.send("line", {"scan": scan, "row": row, "dir": d, "t": time.time(), "dtype": "<f4",
+                           "shape": [len(data)]}, data)
+        self.pushed[(row, d)] = time.perf_counter()
+
+    def end(self, scan, complete=True):
+        self.send("scan.end", {"scan": scan, "complete": complete})
+
+    def close(self):
+        self.socket.close()
+
+
+class Subscriber:
+    """Collects everything published, with the time each message arrived, on a thread of its own."""
+
+    def __init__(self, endpoint, topic=b""):
+        self.socket = CTX.socket(zmq.SUB)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(endpoint)
+        self.socket.setsockopt(zmq.SUBSCRIBE, topic)
+        self.messages = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        time.sleep(0.3)  # ZeroMQ's slow joiner: let the subscription reach the publisher
+
+    def _run(self):
+        while not self._stop.is_set():
+            if self.socket.poll(50):
+                topic, header, *payload = self.socket.recv_multipart()
+                h = msgpack.unpackb(header)
+                data = np.frombuffer(payload[0], h["dtype"]).reshape(h["shape"]) if payload else None
+                self.messages.append((topic.decode(), h, data, payload[0] if payload else None, time.perf_counter()))
+
+    def wait_scan_end(self, scan, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for topic, h, *_ in self.messages:
+                if topic == "scan.end" and h["scan"] == scan:
+                    return h
+            time.sleep(0.02)
+        raise AssertionError(f"no scan.end for {scan} within {timeout} s")
+
+    def of(self, topic, scan=None):
+        return [m for m in self.messages if m[0] == topic and (scan is None or m[1]["scan"] == scan)]
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+        self.socket.close()
+
+
+def control(endpoint, request, as_json=False):
+    socket = CTX.socket(zmq.REQ)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.RCVTIMEO, 30000)
+    socket.connect(endpoint)
+    try:
+        socket.send(json.dumps(request).encode() if as_json else msgpack.packb(request))
+        reply = socket.recv()
+        return json.loads(reply) if as_json else msgpack.unpackb(reply)
+    finally:
+        socket.close()
+
+
+class BlurBackend:
+    name = model = "blur"
+    size_multiple = 16
+
+    def denoise(self, batch):
+        return ndimage.uniform_filter(batch, size=(1, 1, 5, 5), mode="reflect")
+
+
+def config(tmp_path, **changes):
+    return BridgeConfig(**{"pull_port": 0, "pub_port": 0, "control_port": 0, "out": tmp_path / "scans", **changes})
+
+
+@pytest.fixture
+def bridge(tmp_path):
+    with Bridge(config(tmp_path), backend=BlurBackend(), loader=lambda b, m: BlurBackend()) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def real_backend(tmp_path_factory):
+    """The shipped model where it exists, else a checkpoint of the untrained rt model."""
+    from maed.engine import load_backend
+    from maed.model.checkpoint import shipped_weights
+
+    if shipped_weights("rt").exists():
+        return load_backend("auto", "rt")
+    from maed.model import build_model
+    from maed.model.checkpoint import save_checkpoint
+
+    path = tmp_path_factory.mktemp("ckpt") / "untrained.pt"
+    save_checkpoint(path, build_model("rt"), "rt")
+    return load_backend("torch", str(path))
+
+
+# --- the acceptance run -------------------------------------------------------------------------
+
+
+def test_a_scan_at_200_lines_per_second_streams_denoised_frames(tmp_path, real_backend):
+    rows = cols = 256
+    trace = make_pair(123, rows).noisy.astype("<f4")
+    retrace = (trace + np.float32(1e-12)).astype("<f4")
+    with Bridge(config(tmp_path), backend=real_backend) as bridge:
+        sub = Subscriber(bridge.endpoints["pub"])
+        stalled = CTX.socket(zmq.SUB)  # a subscriber that never reads must not slow anything down
+        stalled.setsockopt(zmq.RCVHWM, 1)
+        stalled.connect(bridge.endpoints["pub"])
+        stalled.setsockopt(zmq.SUBSCRIBE, b"")
+        c = Controller(bridge.endpoints["pull"])
+        c.start("acceptance", rows, cols)
+        t0 = time.perf_counter()
+        for row in range(rows):
+            time.sleep(max(0.0, t0 + row / 200 - time.perf_counter()))
+            c.line("acceptance", row, trace[row])
+            c.line("acceptance", row, retrace[row], "bwd")
+        c.end("acceptance")
+        ended_at = time.perf_counter()
+        end = sub.wait_scan_end("acceptance")
+        status = control(bridge.endpoints["control"], {"cmd": "status"})
+        sub.close()
+        stalled.close()
+        c.close()
+
+    denoised = sub.of("frame.denoised")
+    live = [m for m in denoised if not m[1]["final"]]
+    assert [m for m in live if m[4] < ended_at], "no denoised frame was published while the scan ran"
+    assert [m[1]["rows_done"] for m in live] == sorted(m[1]["rows_done"] for m in live)
+    for _, h, data, _, _ in live:
+        assert (h["rows"], h["cols"], h["dtype"], h["shape"]) == (rows, cols, "<f4", [rows, cols])
+        assert h["model"] == real_backend.model and h["backend"] == real_backend.name and h["latency_ms"] >= 0
+        assert np.isfinite(data[:h["rows_done"]]).all() and np.isnan(data[h["rows_done"]:]).all()
+
+    (final,) = [m for m in denoised if m[1]["final"]]
+    assert final[1]["rows_done"] == rows and np.isfinite(final[2]).all()
+    raw = {m[1]["dir"]: m for m in sub.of("frame.raw") if m[1]["final"]}
+    assert raw["fwd"][3] == trace.tobytes() and raw["bwd"][3] == retrace.tobytes()  # bit for bit
+
+    # Every row is covered by a denoised frame; how long after its push (reported, not asserted).
+    first_cover = []
+    for row in range(rows):
+        seen = next(m[4] for m in denoised if m[1]["rows_done"] > row)
+        first_cover.append((seen - c.pushed[(row, "fwd")]) * 1e3)
+    p50, p95 = np.percentile(first_cover, [50, 95])
+    print(f"\nline push -> first denoised frame covering it: p50 {p50:.1f} ms, p95 {p95:.1f} ms over "
+          f"{len(live)} live frames ({real_backend.name}); bridge status {status['latency_ms']}")
+
+    assert end["complete"] is True and end["reason"] == "end" and end["rows_done"] == rows
+    folder = Path(end["saved"])
+    assert np.load(folder / "raw_fwd.npy").tobytes() == trace.tobytes()
+    assert np.load(folder / "raw_bwd.npy").tobytes() == retrace.tobytes()
+    np.testing.assert_array_equal(np.load(folder / "denoised.npy"), final[2])
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["start"]["rows"] == rows and meta["end"] == {"complete": True, "reason": "end"}
+    assert status["lines_received"] == 2 * rows and status["lines_dropped"] == 0 and status["messages_malformed"] == 0
+
+
+# --- faults on a live bridge --------------------------------------------------------------------
+
+
+def valid_line(scan, row, cols=8, **changes):
+    header = {"v": 1, "scan": scan, "seq": 0, "row": row, "dir": "fwd", "t": 0.0, "dtype": "<f4", "shape": [cols]}
+    header.update(changes)
+    return header
+
+
+def test_every_malformed_kind_is_counted_and_the_bridge_keeps_serving(bridge):
+    c = Controller(bridge.endpoints["pull"])
+    line = np.zeros(8, "<f4")
+    c.start("f", 16, 8)
+    c.line("f", 0, line)
+    bad = {
+        "frames": [b"line", msgpack.packb(valid_line("f", 1))],
+        "topic": [b"scan.pause", msgpack.packb({"v": 1})],
+        "header": [b"scan.end", b"\xc1\xc1"],
+        "version": [b"scan.end", msgpack.packb({"v": 9, "scan": "f", "seq": 1, "complete": True})],
+        "field": [b"scan.end", msgpack.packb({"v": 1, "scan": "f", "seq": 1})],
+        "dtype": [b"line", msgpack.packb(valid_line("f", 1, dtype="<f8")), np.zeros(8, "<f8").tobytes()],
+        "shape": [b"line", msgpack.packb(valid_line("f", 1, shape=[9])), line.tobytes()],
+        "non_finite": [b"line", msgpack.packb(valid_line("f", 1)), np.full(8, np.nan, "<f4").tobytes()],
+        "row_range": [b"line", msgpack.packb(valid_line("f", 16)), line.tobytes()],
+        "row_order": [b"line", msgpack.packb(valid_line("f", 0)), line.tobytes()],
+        "unknown_scan": [b"line", msgpack.packb(valid_line("g", 1)), line.tobytes()],
+        "duplicate_start": [b"scan.start", msgpack.packb({"v": 1, "scan": "f", "seq": 1, "rows": 16, "cols": 8,
+                                                          "channel": "Z", "unit": "m", "range": [1e-8, 1e-8],
+                                                          "direction": "down"})],
+    }
+    for frames in bad.values():
+        c.socket.send_multipart(frames)
+    # A message over the size limit: ZeroMQ drops it and the sender's connection, never the bridge.
+    big = CTX.socket(zmq.PUSH)
+    big.connect(bridge.endpoints["pull"])
+    big.send_multipart([b"line", b"\x80", b"\x00" * (2 << 20)])
+    sub = Subscriber(bridge.endpoints["pub"])
+    c.line("f", 1, line + 1)
+    c.start("h", 16, 8)  # supersedes f, which is finished and saved
+    c.line("h", 0, line)
+    c.end("h")
+    assert sub.wait_scan_end("f")["reason"] == "superseded"
+    assert sub.wait_scan_end("h")["complete"] is True
+    status = control(bridge.endpoints["control"], {"cmd": "status"})
+    assert status["faults"] == {**{kind: 1 for kind in bad}, "scan_superseded": 1}
+    assert status["messages_malformed"] == len(bad)
+    assert status["lines_received"] == 3 and status["scans_finished"] == 2
+    saved = np.load(Path(sub.wait_scan_end("f")["saved"]) / "raw_fwd.npy")
+    assert np.isfinite(saved[:2]).all() and np.isnan(saved[2:]).all()
+    sub.close()
+    c.close()
+    big.close(linger=0)
+
+
+def test_a_controller_that_disappears_times_out_and_its_lines_are_saved(tmp_path):
+    with Bridge(config(tmp_path, idle_timeout=0.5), backend=BlurBackend()) as bridge:
+        sub = Subscriber(bridge.endpoints["pub"])
+        c = Controller(bridge.endpoints["pull"])
+        c.start("gone", 32, 16, direction="up")
+        for row in (31, 30, 29):
+            c.line("gone", row, np.arange(16, dtype="<f4") * row)
+        c.close()
+        end = sub.wait_scan_end("gone", timeout=10)
+        status = control(bridge.endpoints["control"], {"cmd": "status"})
+        sub.close()
+    assert (end["complete"], end["reason"], end["rows_done"]) == (False, "timeout", 3)
+    assert status["faults"] == {"controller_silent": 1} and status["state"] == "idle"
+    denoised = np.load(Path(end["saved"]) / "denoised.npy")
+    assert np.isfinite(denoised[29:]).all() and np.isnan(denoised[:29]).all()
+
+
+def test_a_failing_back_end_costs_the_denoised_frames_not_the_scan(tmp_path):
+    class Broken(BlurBackend):
+        def denoise(self, batch):
+            raise RuntimeError("the accelerator fell off the bus")
+
+    with Bridge(config(tmp_path), backend=Broken()) as bridge:
+        sub = Subscriber(bridge.endpoints["pub"])
+        c = Controller(bridge.endpoints["pull"])
+        c.start("broken", 16, 16)
+        for row in range(16):
+            c.line("broken", row, np.full(16, row, "<f4"))
+        c.end("broken")
+        end = sub.wait_scan_end("broken")
+        status = control(bridge.endpoints["control"], {"cmd": "status"})
+        sub.close()
+        c.close()
+    assert status["denoise_failures"] >= 1 and status["scans_finished"] == 1
+    assert sub.of("frame.raw") and np.load(Path(end["saved"]) / "raw_fwd.npy")[15, 0] == 15
+
+
+# --- control --------------------------------------------------------------------------------
+
+
+def test_control_answers_msgpack_and_json(bridge):
+    ep = bridge.endpoints["control"]
+    info = control(ep, {"cmd": "info"})
+    assert info["ok"] and info["v"] == 1 and info["protocol"] == 1 and info["model"] == "blur"
+    assert info["endpoints"] == bridge.endpoints
+    status = control(ep, {"cmd": "status"}, as_json=True)
+    assert status["ok"] and status["state"] == "idle" and status["latency_ms"]["count"] == 0
+    assert control(ep, {"cmd": "reboot"})["ok"] is False
+    assert "set_model" in control(ep, {"cmd": "reboot"}, as_json=True)["error"]
+    socket = CTX.socket(zmq.REQ)
+    socket.connect(ep)
+    socket.send(b"\xc1 not msgpack")
+    assert msgpack.unpackb(socket.recv())["ok"] is False
+    socket.send(b"{broken json")
+    assert json.loads(socket.recv())["ok"] is False
+    socket.send_multipart([msgpack.packb({"cmd": "status"}), b"more"])
+    assert "one frame" in msgpack.unpackb(socket.recv())["error"]
+    socket.close(linger=0)
+
+
+def test_set_model_and_pause_without_restarting(tmp_path):
+    loaded = []
+
+    def loader(backend, model):
+        if model == "missing":
+            raise ValueError("no shipped weights for model 'missing'")
+        loaded.append((backend, model))
+        b = BlurBackend()
+        b.model = model
+        return b
+
+    with Bridge(config(tmp_path), backend=BlurBackend(), loader=loader) as bridge:
+        ep = bridge.endpoints["control"]
+        reply = control(ep, {"cmd": "set_model", "model": "other"})
+        assert reply["ok"] and reply["model"] == "other" and loaded == [("auto", "other")]
+        assert control(ep, {"cmd": "set_model", "model": "missing"}) == {
+            "ok": False, "v": 1, "error": "no shipped weights for model 'missing'"}
+        assert control(ep, {"cmd": "set_model"})["ok"] is False
+        assert control(ep, {"cmd": "pause"})["paused"] is True
+
+        sub = Subscriber(bridge.endpoints["pub"])
+        c = Controller(bridge.endpoints["pull"])
+        c.start("p", 32, 16)
+        for row in range(8):
+            c.line("p", row, np.full(16, row, "<f4"))
+        deadline = time.monotonic() + 10
+        while control(ep, {"cmd": "status"})["rows_done"] != 8 or not sub.of("frame.raw"):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.2)
+        assert sub.of("frame.raw") and not sub.of("frame.denoised")  # paused: raw frames only
+        assert control(ep, {"cmd": "resume"})["paused"] is False
+        c.line("p", 8, np.full(16, 8, "<f4"))
+        deadline = time.monotonic() + 10
+        while not sub.of("frame.denoised"):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        c.end("p")
+        sub.wait_scan_end("p")
+        live = [m for m in sub.of("frame.denoised") if not m[1]["final"]]
+        assert live and live[0][1]["rows_done"] == 9 and live[0][1]["model"] == "other"  # caught up at once
+        sub.close()
+        c.close()
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def test_push_sim_and_listen_against_a_live_bridge(bridge, capsys):
+    from maed.cli import main
+
+    printed = []
+    listener = threading.Thread(target=lambda: printed.append(
+        main(["listen", "--connect", bridge.endpoints["pub"], "--scans", "1"])))
+    listener.start()
+    time.sleep(0.3)
+    assert main(["push-sim", "--connect", bridge.endpoints["pull"], "--size", "32", "--line-rate", "400",
+                 "--direction", "up"]) == 0
+    listener.join(timeout=30)
+    assert printed == [0]
+    out = capsys.readouterr().out
+    assert "frame.denoised" in out and "frame.raw" in out and "final=True" in out
+    assert "scan.end sim-" in out and "reason=end" in out
+
+
+def test_serve_with_the_simulated_source_ends_after_its_scans(tmp_path, real_backend, monkeypatch, capsys):
+    from maed.bridge import server
+    from maed.cli import main
+
+    monkeypatch.setattr(server, "load_backend", lambda backend, model: real_backend)
+    out = tmp_path / "served"
+    assert main(["serve", "--source", "sim", "--scans", "1", "--size", "48", "--line-rate", "300",
+                 "--pull-port", "0", "--pub-port", "0", "--control-port", "0", "--out", str(out)]) == 0
+    (folder,) = out.iterdir()
+    assert np.isfinite(np.load(folder / "denoised.npy")).all()
+    assert "bridge up" in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_a_one_line_error(bridge, capsys):
+    from maed.cli import main
+
+    port = bridge.endpoints["pull"].rsplit(":", 1)[1]
+    assert main(["serve", "--pull-port", port, "--pub-port", "0", "--control-port", "0"]) == 2
+    assert "cannot bind the pull socket" in capsys.readouterr().err
+
+
+def test_run_live_scans_the_simulator_through_a_bridge_and_returns_when_saved(tmp_path):
+    from maed.bridge.live import run_live
+    from maed.bridge.sources import SimulatedController
+
+    seen = []
+    sim = SimulatedController(size=32, line_rate=400, scans=2, direction="alternate")
+    run = run_live(config(tmp_path), sim, BlurBackend(), preview_port=0, on_start=seen.append)
+    assert seen == [run.endpoints] and run.endpoints["preview"].startswith("http://127.0.0.1:")
+    assert [s.direction for s in run.scans] == ["down", "up"] and len(run.saved) == 2
+    assert run.status["scans_finished"] == 2 and run.status["lines_received"] == 2 * 2 * 32
+    assert run.latencies_ms and all(ms >= 0 for ms in run.latencies_ms)
+    up = run.scans[1]
+    raw = np.load(run.saved[1] / "raw_fwd.npy")
+    assert raw.tobytes() == up.frame(up.pair.noisy).astype("<f4").tobytes()  # frame orientation, bit for bit
+
+
+def test_the_controller_example_of_protocol_md_works(bridge):
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "bridge" / "PROTOCOL.md").read_text()
+    controller = next(code for code in re.findall(r"```python\n(.*?)```", text, re.S) if "PUSH" in code)
+    exec(controller.replace("tcp://127.0.0.1:5570", bridge.endpoints["pull"]), {})
+    assert bridge.wait_finished(1, 30)
+    status = bridge.status()
+    assert status["lines_received"] == 256 and status["messages_malformed"] == 0

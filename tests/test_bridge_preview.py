@@ -1,0 +1,127 @@
+"""The live preview: its HTTP API, and the page itself in a real headless chromium against a live bridge."""
+
+import json
+import shutil
+import struct
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+from scipy import ndimage
+
+from maed.bridge.preview import Preview
+from maed.bridge.server import Bridge, BridgeConfig
+from maed.data import make_pair
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+class BlurBackend:
+    name = model = "blur"
+    size_multiple = 16
+
+    def denoise(self, batch):
+        return ndimage.uniform_filter(batch, size=(1, 1, 5, 5), mode="reflect")
+
+
+def push_scan(endpoint, scan, image, rate, direction="down"):
+    """Push ``image`` as a scan, following PROTOCOL.md only."""
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.connect(endpoint)
+    rows, cols = image.shape
+    seq = 0
+
+    def send(topic, header, payload=None):
+        nonlocal seq
+        frames = [topic, msgpack.packb({"v": 1, "scan": scan, "seq": seq, **header})]
+        push.send_multipart(frames + ([payload.astype("<f4").tobytes()] if payload is not None else []))
+        seq += 1
+
+    send(b"scan.start", {"rows": rows, "cols": cols, "channel": "Z", "unit": "m", "range": [2e-8, 2e-8],
+                         "direction": direction})
+    order = range(rows) if direction == "down" else range(rows - 1, -1, -1)
+    for row in order:
+        time.sleep(1 / rate)
+        send(b"line", {"row": row, "dir": "fwd", "t": time.time(), "dtype": "<f4", "shape": [cols]}, image[row])
+    send(b"scan.end", {"complete": True})
+    push.close(linger=2000)
+
+
+@pytest.fixture
+def live(tmp_path):
+    config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans")
+    with Bridge(config, backend=BlurBackend()) as bridge:
+        with Preview(bridge.endpoints["pub"], port=0, status=bridge.status) as preview:
+            time.sleep(0.3)  # the preview's subscription reaches the bridge
+            yield bridge, preview
+
+
+def fetch(url):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.read()
+
+
+def test_the_api_serves_the_newest_frames(live):
+    bridge, preview = live
+    status, page = fetch(preview.url)
+    assert status == 200 and b"MAED-RT live preview" in page
+    image = make_pair(8, 32).noisy.astype("<f4")
+    push_scan(bridge.endpoints["pull"], "api", image, rate=500, direction="up")
+    assert bridge.wait_finished(1, 30)
+    version, header = 0, {}
+    while not header.get("ended"):  # the preview may still be reading the last messages
+        status, blob = fetch(preview.url + f"api/frames?after={version}")
+        assert status == 200
+        n = struct.unpack("<I", blob[:4])[0]
+        header = json.loads(blob[4:4 + n])
+        version = header["version"]
+    assert n % 4 == 0 and header["scan"] == "api" and header["final"]
+    raw = np.frombuffer(blob[4 + n:4 + n + 4 * 32 * 32], "<f4").reshape(32, 32)
+    assert raw.tobytes() == image.tobytes()
+    status, body = fetch(preview.url + f"api/frames?after={header['version']}")
+    assert status == 204  # nothing newer within the poll time
+    assert json.loads(fetch(preview.url + "api/status")[1])["scans_finished"] == 1
+    with pytest.raises(urllib.error.HTTPError) as info:
+        fetch(preview.url + "nothing-here")
+    assert info.value.code == 404
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs Debian's chromium)")
+def test_the_page_draws_the_growing_scan_in_a_headless_browser(live, tmp_path):
+    bridge, preview = live
+    browser = subprocess.Popen(
+        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--remote-debugging-port=0",
+         f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,1000", preview.url + "?selftest=1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not preview.board.reports and time.monotonic() < deadline:  # the page is up and polling
+            push_scan(bridge.endpoints["pull"], f"warm-{time.monotonic()}", np.ones((16, 16), "<f4"), rate=2000)
+            time.sleep(0.5)
+        assert preview.board.reports, "the page never reported a drawn frame"
+        rows = cols = 64
+        image = make_pair(9, rows).noisy.astype("<f4")
+        push_scan(bridge.endpoints["pull"], "browser", image, rate=100)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            mine = [r for r in preview.board.reports if r["header"]["scan"] == "browser"]
+            if mine and mine[-1]["header"]["final"]:
+                break
+            time.sleep(0.1)
+    finally:
+        browser.terminate()
+        browser.wait(10)
+    growing = [r for r in mine if not r["header"]["final"]]
+    assert growing, "the page drew no frame while the scan ran"
+    for r in growing:  # the scanned rows carry colour, the rest the 'not scanned' colour
+        assert r["filled"]["raw"] == r["header"]["rows_done"] * cols
+    final = mine[-1]
+    assert final["filled"] == {"raw": rows * cols, "denoised": rows * cols}
+    assert final["text"]["scan"] == "browser" and final["text"]["rows"] == f"{rows} / {rows}"
+    assert final["text"]["latency"].endswith(" ms") and final["text"]["scale"].endswith(" nm")

@@ -1,0 +1,23 @@
+"""Saved scans: safe folder names, no overwriting, complete folders, metadata JSON whatever the controller sent."""
+
+import json
+
+import numpy as np
+
+from maed.bridge.store import folder_name, save_scan
+
+
+def test_scan_ids_become_safe_folder_names():
+    assert folder_name("../../etc/passwd") == "_.._etc_passwd"
+    assert folder_name("scan 7: Si(111)") == "scan_7__Si_111_"
+    assert folder_name("...") == "scan" and folder_name("a" * 500) == "a" * 120
+
+
+def test_a_repeated_scan_id_gets_a_new_folder_and_odd_metadata_is_kept_as_text(tmp_path):
+    frame = np.arange(6, dtype=np.float32).reshape(2, 3)
+    first = save_scan(tmp_path, "s", {"raw_fwd": frame}, {"start": {"blob": b"\x00\x01"}})
+    second = save_scan(tmp_path, "s", {"raw_fwd": frame}, {})
+    assert (first.name, second.name) == ("s", "s-2")
+    assert np.load(first / "raw_fwd.npy").tobytes() == frame.tobytes()
+    assert json.loads((first / "meta.json").read_text())["start"]["blob"] == str(b"\x00\x01")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s", "s-2"]  # no partial folders left
