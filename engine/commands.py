@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .trt_profiles import BAND, FRAME, Profile, default_profiles, parse_profile, parse_shape
+from .trt_profiles import BAND, CONTEXT_ROWS, FRAME, Profile, default_profiles, parse_profile, parse_shape
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -71,12 +71,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     precision.add_argument("--fp32", dest="precision", action="store_const", const="fp32", help="FP32 engine")
     p.set_defaults(precision="fp16")
     p.add_argument("--band", type=_shape, default=BAND, metavar="ROWSxCOLS",
-                   help="streaming band: new rows per update x scan width; the profile adds the 48 rows "
-                   f"of context (default: {BAND[0]}x{BAND[1]})")
+                   help=f"streaming band: new rows per update x scan width; the profile adds the {CONTEXT_ROWS} "
+                   f"rows of context (default: {BAND[0]}x{BAND[1]})")
     p.add_argument("--frame", type=_shape, default=FRAME, metavar="HxW",
                    help=f"largest full frame (default: {FRAME[0]}x{FRAME[1]})")
     p.add_argument("--shapes", nargs="+", metavar="MIN:OPT:MAX",
-                   help="profiles given in full instead, one per argument, e.g. 16x16:80x256:160x512")
+                   help="profiles given in full instead, one per argument, e.g. 16x16:160x256:320x512")
     p.add_argument("--max-batch", type=int, default=1, metavar="N", help="largest batch (default: 1)")
     p.add_argument("--workspace-mb", type=int, default=1024, metavar="MB",
                    help="builder workspace limit in MiB (default: 1024)")

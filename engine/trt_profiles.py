@@ -65,18 +65,18 @@ def _round_up(n: int, multiple: int) -> int:
 
 
 def parse_shape(text: str) -> Shape:
-    """``"80x256"`` -> (80, 256): height x width."""
+    """``"160x256"`` -> (160, 256): height x width."""
     match = _SHAPE.match(text.strip())
     if not match:
-        raise ValueError(f"shape {text!r} is not HEIGHTxWIDTH, e.g. 80x256")
+        raise ValueError(f"shape {text!r} is not HEIGHTxWIDTH, e.g. 160x256")
     return int(match[1]), int(match[2])
 
 
 def parse_profile(text: str, name: str, size_multiple: int, max_batch: int = 1) -> Profile:
-    """A profile from ``"MIN:OPT:MAX"``, each ``HEIGHTxWIDTH``, e.g. ``16x16:80x256:160x512``."""
+    """A profile from ``"MIN:OPT:MAX"``, each ``HEIGHTxWIDTH``, e.g. ``16x16:160x256:320x512``."""
     parts = text.split(":")
     if len(parts) != 3:
-        raise ValueError(f"profile {text!r} is not MIN:OPT:MAX, e.g. 16x16:80x256:160x512")
+        raise ValueError(f"profile {text!r} is not MIN:OPT:MAX, e.g. 16x16:160x256:320x512")
     profile = Profile(name, *(parse_shape(p) for p in parts), max_batch=max_batch)
     check_profile(profile, size_multiple)
     return profile

@@ -57,30 +57,35 @@ def test_context_rows_are_the_streaming_denoisers_halo_and_refine():
     assert CONTEXT_ROWS == HALO + REFINE
 
 
+def _up(n, multiple=16):
+    return -(-n // multiple) * multiple
+
+
 def test_default_profiles_cover_bands_and_frames_up_to_512():
     band, frame = default_profiles(16)
-    assert (band.name, band.min, band.opt, band.max) == ("band", (16, 16), (160, 256), (320, 512))
+    tall = _up(32 + CONTEXT_ROWS)  # 32 new rows and the context above them
+    assert (band.name, band.min, band.opt, band.max) == ("band", (16, 16), (tall, 256), (min(2 * tall, 512), 512))
     assert (frame.name, frame.min, frame.opt, frame.max) == ("frame", (16, 16), (256, 256), (512, 512))
-    assert band.shapes() == ((1, 1, 16, 16), (1, 1, 160, 256), (1, 1, 320, 512))
+    assert band.shapes() == ((1, 1, 16, 16), (1, 1, tall, 256), (1, 1, min(2 * tall, 512), 512))
 
 
 def test_default_profiles_round_to_the_size_multiple_and_follow_the_scan():
     band, frame = default_profiles(32)  # paper: sides are multiples of 32
-    assert band.opt == (160, 256) and band.min == (32, 32)
+    assert band.opt == (_up(32 + CONTEXT_ROWS, 32), 256) and band.min == (32, 32)
     band, frame = default_profiles(16, band=(16, 1024), frame=(128, 128), max_batch=4)
-    assert band.opt == (144, 1024) and band.max == (144, 1024)  # the band is wider than the frame
-    assert frame.opt == (144, 256) and frame.max == (144, 1024) and frame.max_batch == 4
+    tall = _up(16 + CONTEXT_ROWS)
+    assert band.opt == (tall, 1024) and band.max[1] == 1024  # the band is wider than the frame
+    assert frame.max == (max(tall, 128), 1024) and frame.max_batch == 4  # and the frame one band high
     for profile in (band, frame):
         check_profile(profile, 16)
 
 
 def test_the_profile_tuned_nearest_the_input_runs_it():
     profiles = default_profiles(16)
-    assert choose_profile(profiles, 1, 80, 256) == 0
+    assert choose_profile(profiles, 1, _up(32 + CONTEXT_ROWS), 256) == 0
     assert choose_profile(profiles, 1, 16, 16) == 0
     assert choose_profile(profiles, 1, 256, 256) == 1
     assert choose_profile(profiles, 1, 512, 512) == 1  # only the frame profile takes it
-    assert choose_profile(profiles, 1, 160, 512) == 1  # both take it; the frame's 256x256 is nearer
 
 
 @pytest.mark.parametrize("shape", [(1, 1024, 256), (1, 256, 1024), (2, 64, 64), (1, 8, 64)])
@@ -340,7 +345,8 @@ def test_an_engine_matches_onnx_runtime_at_band_and_frame_sizes(tensorrt_here, r
     assert backend.name == f"tensorrt-{precision}" and backend.size_multiple == 16
     assert [p.name for p in backend.profiles] == ["band", "frame"]
     rng = np.random.default_rng(0)
-    for shape in [(1, 1, 80, 256), (1, 1, 256, 256), (1, 1, 512, 512), (1, 1, 48, 96), (3, 1, 64, 64)]:
+    for shape in [(1, 1, _up(32 + CONTEXT_ROWS), 256), (1, 1, 256, 256), (1, 1, 512, 512), (1, 1, 48, 96),
+                  (3, 1, 64, 64)]:
         x = rng.standard_normal(shape).astype(np.float32)
         assert _relative_error(backend.denoise(x), reference.denoise(x)) < tolerance, shape
     with pytest.raises(ValueError, match="outside the engine's profiles"):
@@ -374,5 +380,7 @@ def test_engine_build_command_and_auto(tensorrt_here, random_rt, tmp_path, capsy
     assert capsys.readouterr().out.strip() == str(dest)
     backend = load_backend("auto", str(dest))
     assert backend.name == "tensorrt-fp16"
-    assert [(p.opt, p.max) for p in backend.profiles] == [((64, 128), (128, 256)), ((256, 256), (256, 256))]
-    assert backend.denoise(np.zeros((1, 1, 64, 128), np.float32)).shape == (1, 1, 64, 128)
+    tall = _up(16 + CONTEXT_ROWS)
+    assert [(p.opt, p.max) for p in backend.profiles] == [((tall, 128), (min(2 * tall, 256), 256)),
+                                                          ((256, 256), (256, 256))]
+    assert backend.denoise(np.zeros((1, 1, tall, 128), np.float32)).shape == (1, 1, tall, 128)
