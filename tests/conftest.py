@@ -1,8 +1,11 @@
-"""Suite-wide hooks: tests marked ``gpu`` are skipped, with the reason, where no CUDA device is present."""
+"""Suite-wide hooks and fixtures: tests marked ``gpu`` are skipped, with the reason, where no CUDA
+device is present; ``reference`` is the kernels' host reference library, built once."""
 
 from __future__ import annotations
 
 import pytest
+
+from maed.engine.kernels_lib import HostReference, NativeBuildError
 
 
 def _no_gpu_reason() -> str | None:
@@ -21,3 +24,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if reason:
         for item in gpu_items:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="module")
+def reference() -> HostReference:
+    try:
+        return HostReference.build()
+    except NativeBuildError as exc:
+        pytest.skip(f"the host reference library could not be built: {exc}")

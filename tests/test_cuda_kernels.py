@@ -48,14 +48,6 @@ def random_input(shape: tuple[int, ...], seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def reference() -> HostReference:
-    try:
-        return HostReference.build()
-    except NativeBuildError as exc:
-        pytest.skip(f"the host reference library could not be built: {exc}")
-
-
 def torch_eval(module: nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         return module(torch.from_numpy(x)).numpy()

@@ -22,7 +22,7 @@ import torch
 from onnx import helper
 
 from maed.cli import main
-from maed.engine.kernels_lib import HostReference, NativeBuildError
+from maed.engine.kernels_lib import HostReference
 from maed.engine.onnx_fp16 import convert_to_fp16
 from maed.engine.onnx_plugins import DOMAIN, DS_BLOCK_OP, PLUGIN_OPS, SE_FUSION_OP, insert_plugins, plugin_weights
 from maed.engine.trt_ops import tensorrt_problems
@@ -47,14 +47,6 @@ def graphs(model: torch.nn.Module) -> dict[str, onnx.ModelProto]:
     """The exporter's graph of ``model``, traced directly: a checkpoint records only a configuration name."""
     fp32 = onnxslim.slim(_trace(model))
     return {"fp32": fp32, "fp16": convert_to_fp16(fp32)}
-
-
-@pytest.fixture(scope="module")
-def reference() -> HostReference:
-    try:
-        return HostReference.build()
-    except NativeBuildError as exc:
-        pytest.skip(f"the host reference library could not be built: {exc}")
 
 
 def _key(node: onnx.NodeProto) -> bytes:
