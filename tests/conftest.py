@@ -1,5 +1,6 @@
 """Suite-wide hooks and fixtures: tests marked ``gpu`` are skipped, with the reason, where no CUDA
-device is present; ``reference`` is the kernels' host reference library, built once."""
+device is present; ``reference`` is the kernels' host reference library, built once;
+``random_rt_checkpoint`` is an rt model with random weights, for export and engine parity."""
 
 from __future__ import annotations
 
@@ -32,3 +33,31 @@ def reference() -> HostReference:
         return HostReference.build()
     except NativeBuildError as exc:
         pytest.skip(f"the host reference library could not be built: {exc}")
+
+
+@pytest.fixture(scope="session")
+def random_rt_checkpoint(tmp_path_factory):
+    """An rt checkpoint (``random_rt.pt``) with every weight and BatchNorm statistic drawn at random.
+
+    An untrained model is the identity (its head starts at zero), against which any export would
+    pass; random BatchNorm statistics also exercise their folding into the convolutions.
+    """
+    import torch
+    from torch import nn
+
+    from maed.model import build_model
+    from maed.model.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("rt")
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.normal_(0, 0.1)
+        nn.init.normal_(model.head.weight, std=0.5)
+    path = tmp_path_factory.mktemp("random_rt") / "random_rt.pt"
+    save_checkpoint(path, model, "rt")
+    return path

@@ -1,7 +1,5 @@
 """``maed denoise``: tiling, units and shape round trip, bad inputs, and the shipped model's quality."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tifffile

@@ -18,7 +18,6 @@ import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper
-from torch import nn
 
 from maed.cli import main
 from maed.data import SIMULATOR_VERSION
@@ -29,8 +28,8 @@ from maed.engine.onnx_fp16 import convert_to_fp16
 from maed.engine.onnx_model import METADATA_KEYS, shipped_onnx
 from maed.engine.trt_ops import MAX_OPSET, OPERATORS_FILE, supported_operators, tensorrt_problems
 from maed.export import export_onnx
-from maed.model import CONFIGS, build_model
-from maed.model.checkpoint import load_model, save_checkpoint, shipped_weights
+from maed.model import CONFIGS
+from maed.model.checkpoint import load_model, shipped_weights
 
 FP32_TOLERANCE = 1e-4  # of the output range; measured about 1e-6 (docs/engines.md)
 FP16_TOLERANCE = 5e-3  # of the output range; measured about 6e-4 on ONNX Runtime's CPU (docs/engines.md)
@@ -38,32 +37,11 @@ UNSEEN_SHAPES = [(1, 1, 48, 80), (1, 1, 272, 160), (3, 1, 64, 64)]  # export tra
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """An rt model with every weight and BatchNorm statistic drawn at random.
-
-    An untrained model is the identity (its head starts at zero), against which any export would
-    pass; random BatchNorm statistics also exercise their folding into the convolutions.
-    """
-    torch.manual_seed(0)
-    model = build_model("rt")
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.normal_(0, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0, 0.1)
-        nn.init.normal_(model.head.weight, std=0.5)
-    path = tmp_path_factory.mktemp("onnx") / "random_rt.pt"
-    save_checkpoint(path, model, "rt")
-    return path
-
-
-@pytest.fixture(scope="module")
-def exported(checkpoint) -> dict[str, Path]:
-    paths = {"fp32": checkpoint.with_suffix(".onnx"), "fp16": checkpoint.with_suffix(".fp16.onnx")}
-    export_onnx(str(checkpoint), paths["fp32"])
-    export_onnx(str(checkpoint), paths["fp16"], fp16=True)
+def exported(random_rt_checkpoint, tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("onnx")
+    paths = {"fp32": folder / "random_rt.onnx", "fp16": folder / "random_rt.fp16.onnx"}
+    export_onnx(str(random_rt_checkpoint), paths["fp32"])
+    export_onnx(str(random_rt_checkpoint), paths["fp16"], fp16=True)
     return paths
 
 
@@ -83,9 +61,9 @@ def _input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("precision", "tolerance"), [("fp32", FP32_TOLERANCE), ("fp16", FP16_TOLERANCE)])
-def test_onnxruntime_matches_torch(exported, checkpoint, precision, tolerance):
+def test_onnxruntime_matches_torch(exported, random_rt_checkpoint, precision, tolerance):
     x = _input((2, 1, 64, 96))
-    expected = _torch(checkpoint, x)
+    expected = _torch(random_rt_checkpoint, x)
     assert np.ptp(expected - x) > 0.1 * np.ptp(x), "the test model must change its input noticeably"
     got = OnnxBackend(exported[precision], threads=1, device="cpu").denoise(x)
     assert got.dtype == np.float32
@@ -94,10 +72,10 @@ def test_onnxruntime_matches_torch(exported, checkpoint, precision, tolerance):
 
 @pytest.mark.parametrize("shape", UNSEEN_SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize(("precision", "tolerance"), [("fp32", FP32_TOLERANCE), ("fp16", FP16_TOLERANCE)])
-def test_shapes_unseen_at_export(exported, checkpoint, shape, precision, tolerance):
+def test_shapes_unseen_at_export(exported, random_rt_checkpoint, shape, precision, tolerance):
     x = _input(shape, seed=1)
     got = OnnxBackend(exported[precision], threads=1, device="cpu").denoise(x)
-    assert _relative_error(got, _torch(checkpoint, x)) < tolerance
+    assert _relative_error(got, _torch(random_rt_checkpoint, x)) < tolerance
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
@@ -166,14 +144,14 @@ def test_fp16_conversion_refuses_unknown_operators():
         convert_to_fp16(_tiny_model(helper.make_node("Unique", ["x"], ["y"])))
 
 
-def test_metadata_describes_the_model(exported, checkpoint):
+def test_metadata_describes_the_model(exported, random_rt_checkpoint):
     for precision, path in exported.items():
         meta = {p.key: p.value for p in onnx.load(path).metadata_props}
         assert set(METADATA_KEYS) <= set(meta)
         assert meta["maed.model"] == "random_rt" and meta["maed.precision"] == precision
         assert json.loads(meta["maed.config"]) == {"name": "rt", **json.loads(json.dumps(dataclasses.asdict(CONFIGS["rt"])))}
         assert meta["maed.size_multiple"] == "16"
-        assert meta["maed.weights_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+        assert meta["maed.weights_sha256"] == hashlib.sha256(random_rt_checkpoint.read_bytes()).hexdigest()
         assert "unit standard deviation" in meta["maed.normalisation"]
         assert json.loads(meta["maed.training_data"])["simulator"] == "unrecorded"  # a bare checkpoint has no card
     backend = OnnxBackend(exported["fp32"], threads=1)
@@ -181,15 +159,15 @@ def test_metadata_describes_the_model(exported, checkpoint):
     assert backend.session.get_session_options().intra_op_num_threads == 1
 
 
-def test_cli_export_round_trip(checkpoint, tmp_path, capsys):
+def test_cli_export_round_trip(random_rt_checkpoint, tmp_path, capsys):
     dest = tmp_path / "cli.onnx"
-    assert main(["export", "onnx", "--model", str(checkpoint), "-o", str(dest)]) == 0
+    assert main(["export", "onnx", "--model", str(random_rt_checkpoint), "-o", str(dest)]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(dest)
     scan = np.random.default_rng(2).standard_normal((100, 130)) * 1e-10  # metres, odd sizes
     via_onnx = load_backend("auto", str(dest), threads=1)
     assert via_onnx.name == "onnxruntime-cpu"
     got = denoise_array(scan, via_onnx)
-    expected = denoise_array(scan, load_backend("torch", str(checkpoint)))
+    expected = denoise_array(scan, load_backend("torch", str(random_rt_checkpoint)))
     assert got.shape == scan.shape and got.dtype == np.float32
     assert _relative_error(got, expected) < FP32_TOLERANCE
 
@@ -201,11 +179,11 @@ def test_cli_export_errors_are_one_line(tmp_path, capsys):
     assert len(err) == 2 and "no_such_model" in err[0] and "--ship" in err[1]
 
 
-def test_backend_choice(exported, checkpoint, tmp_path):
-    assert load_backend("auto", str(checkpoint)).name.startswith("torch")  # no ONNX file for a .pt
+def test_backend_choice(exported, random_rt_checkpoint, tmp_path):
+    assert load_backend("auto", str(random_rt_checkpoint)).name.startswith("torch")  # no ONNX file for a .pt
     assert load_backend("onnx", str(exported["fp16"]), threads=1).name == "onnxruntime-cpu"
     with pytest.raises(ValueError, match="no ONNX file"):
-        load_backend("onnx", str(checkpoint))
+        load_backend("onnx", str(random_rt_checkpoint))
     with pytest.raises(ValueError, match="not an ONNX file"):
         load_backend("torch", str(exported["fp32"]))
     with pytest.raises(ValueError, match="no such ONNX model"):

@@ -12,7 +12,6 @@ import types
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from maed.cli import main
@@ -308,26 +307,13 @@ def tensorrt_here(monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def random_rt(tmp_path_factory):
+def random_rt(random_rt_checkpoint, tmp_path_factory):
     """The rt model with random weights and BatchNorm statistics, exported to FP32 ONNX."""
-    from torch import nn
-
     from maed.export import export_onnx
-    from maed.model import build_model
-    from maed.model.checkpoint import save_checkpoint
 
-    torch.manual_seed(0)
-    model = build_model("rt")
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.normal_(0, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-        nn.init.normal_(model.head.weight, std=0.5)
-    folder = tmp_path_factory.mktemp("trt")
-    save_checkpoint(folder / "random_rt.pt", model, "rt")
-    export_onnx(str(folder / "random_rt.pt"), folder / "random_rt.onnx")
-    return folder / "random_rt.onnx"
+    path = tmp_path_factory.mktemp("trt") / "random_rt.onnx"
+    export_onnx(str(random_rt_checkpoint), path)
+    return path
 
 
 def _relative_error(got, expected):

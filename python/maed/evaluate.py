@@ -13,7 +13,6 @@ import json
 import platform
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from .classical import PIPELINES
