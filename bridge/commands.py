@@ -1,4 +1,4 @@
-"""The bridge's subcommands of ``maed``: ``serve``, ``listen`` and ``push-sim``.
+"""The bridge's subcommands of ``maed``: ``serve``, ``listen``, ``push-sim`` and ``sim-nanonis``.
 
 Registered by ``maed.cli``; everything heavy is imported when a command runs, so ``maed --help``
 stays fast. User mistakes raise ``ValueError`` (one-line error from ``maed.cli``).
@@ -15,13 +15,14 @@ import threading
 from pathlib import Path
 
 
-def _add_sim_options(p: argparse.ArgumentParser, scans: int) -> None:
+def _add_sim_options(p: argparse.ArgumentParser, scans: int, retrace: bool = True) -> None:
     p.add_argument("--size", type=int, default=256, help="scan size in pixels (default: 256)")
     p.add_argument("--line-rate", type=float, default=20.0, help="lines per second, trace + retrace (default: 20)")
     p.add_argument("--scans", type=int, default=scans, help=f"scans to send, 0 for no end (default: {scans})")
     p.add_argument("--seed", type=int, help="seed of the first simulated surface (default: unseen in training)")
     p.add_argument("--direction", default="down", choices=("down", "up", "alternate"), help="slow-axis direction")
-    p.add_argument("--no-retrace", dest="retrace", action="store_false", help="send trace (forward) lines only")
+    if retrace:
+        p.add_argument("--no-retrace", dest="retrace", action="store_false", help="send trace (forward) lines only")
 
 
 def _simulator(args: argparse.Namespace):
@@ -31,6 +32,17 @@ def _simulator(args: argparse.Namespace):
     seed = SIM_SEED_BASE if args.seed is None else args.seed
     return SimulatedController(size=args.size, line_rate=args.line_rate, scans=args.scans, seed=seed,
                                direction=args.direction, retrace=args.retrace)
+
+
+def _source(args: argparse.Namespace):
+    if args.source == "sim":
+        return _simulator(args)
+    if args.source == "nanonis":
+        from .sources import NanonisSource
+
+        return NanonisSource(args.nanonis_host, args.nanonis_port, args.nanonis_channel, args.poll_interval,
+                             args.retrace, args.scans)
+    return None
 
 
 def _log_to_stderr() -> None:
@@ -53,7 +65,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         out=Path(args.out), backend=args.backend, model=args.model, halo=args.halo, refine=args.refine,
         idle_timeout=args.idle_timeout,
     )
-    source = _simulator(args) if args.source == "sim" else None
+    source = _source(args)
+    if args.source == "nanonis":  # an unreachable controller or a missing channel: one line, at once
+        channel = source.check()
+        print(f"maed: following the scans of Nanonis at {source.address}, channel {channel}", file=sys.stderr)
     stop = threading.Event()
     # Stopped by a service manager: leave through the same path as Ctrl-C, so the open scan is saved.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -100,13 +115,36 @@ def _cmd_push_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sim_nanonis(args: argparse.Namespace) -> int:
+    from .nanonis import Scanner, SimulatedNanonis, simulated_frames
+    from .nanonis.replay import replay_frames
+    from .sources.simulated import SIM_SEED_BASE
+
+    if args.replay:
+        frames, frame = replay_frames(args.replay, args.replay_channel)
+        size = frame.shape[0]
+        what = f"{args.replay} ({frame.channels[0].name}, {frame.shape[0]}x{frame.shape[1]})"
+    else:
+        frames, size = simulated_frames(SIM_SEED_BASE if args.seed is None else args.seed), args.size
+        what = f"simulated {size}x{size} surfaces"
+    scanner = Scanner(frames, size, args.line_rate, args.direction, args.scans)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    with SimulatedNanonis(scanner, args.host, args.port) as server:
+        scans = f"{args.scans} frame(s) per start" if args.scans else "continuously"
+        print(f"maed: simulated Nanonis controller on {args.host}:{server.port}: scanning {what} at "
+              f"{args.line_rate:g} lines/s, {scans}; Ctrl-C to stop", file=sys.stderr)
+        threading.Event().wait()  # until Ctrl-C or SIGTERM
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``serve``, ``listen`` and ``push-sim`` to the ``maed`` subcommands."""
+    """Add ``serve``, ``listen``, ``push-sim`` and ``sim-nanonis`` to the ``maed`` subcommands."""
     from .streaming import HALO, REFINE
 
     p = sub.add_parser("serve", help="run the bridge: scan lines in, raw and denoised frames out")
-    p.add_argument("--source", choices=("sim", "zmq"), default="zmq",
-                   help="sim: a built-in simulated STM; zmq: external controllers push lines (default)")
+    p.add_argument("--source", choices=("sim", "nanonis", "zmq"), default="zmq",
+                   help="sim: a built-in simulated STM; nanonis: follow a Nanonis controller's scans over its TCP "
+                        "interface; zmq: external controllers push lines (default)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--pull-port", type=int, default=5570, help="lines in, PULL (default: 5570)")
     p.add_argument("--pub-port", type=int, default=5571, help="frames out, PUB (default: 5571)")
@@ -121,6 +159,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--idle-timeout", type=float, default=300.0,
                    help="seconds of controller silence that end the scan, 0 for never (default: 300)")
     _add_sim_options(p, scans=0)
+    p.add_argument("--nanonis-host", default="127.0.0.1",
+                   help="address of the Nanonis TCP interface (default: 127.0.0.1)")
+    p.add_argument("--nanonis-port", type=int, default=6501, help="port of the Nanonis TCP interface (default: 6501)")
+    p.add_argument("--nanonis-channel", default="Z", help="channel to follow, by name (default: Z, the topograph)")
+    p.add_argument("--poll-interval", type=float, metavar="S",
+                   help="seconds between polls of Nanonis (default: the time per line of Scan.SpeedGet)")
     p.set_defaults(run=_cmd_serve)
 
     p = sub.add_parser("listen", help="print the frames a bridge publishes")
@@ -134,3 +178,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--connect", default="tcp://127.0.0.1:5570", help="the bridge's PULL endpoint")
     _add_sim_options(p, scans=1)
     p.set_defaults(run=_cmd_push_sim)
+
+    p = sub.add_parser("sim-nanonis", help="a simulated Nanonis controller answering on its TCP interface")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=6501, help="TCP port (default: 6501, as Nanonis; 0: any free)")
+    _add_sim_options(p, scans=0, retrace=False)
+    p.add_argument("--replay", metavar="FILE",
+                   help="scan this file (.sxm, or any file maed.scanfiles reads) instead of simulated surfaces")
+    p.add_argument("--replay-channel", metavar="NAME", help="channel of the replayed file (default: its topograph)")
+    p.set_defaults(run=_cmd_sim_nanonis)

@@ -7,7 +7,8 @@ An exported file describes itself in the ONNX ``metadata_props`` (string keys an
 runtime needs nothing beside it:
 
 ``maed.model``          the model's name (``rt``, or the checkpoint's file stem)
-``maed.config``         JSON: the configuration name and every field of its ``ModelConfig``
+``maed.config``         JSON: the architecture name (MAED-CNN configuration or baseline) and, for
+                        MAED-CNN, every field of its ``ModelConfig``
 ``maed.size_multiple``  input height and width must be multiples of this (decimal)
 ``maed.precision``      ``fp32`` or ``fp16`` (weights and activations; input and output are float32)
 ``maed.normalisation``  what the input must be: how ``maed.normalise`` prepares a scan
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+
+from maed.zoo import resolve
 
 KEY_MODEL = "maed.model"
 KEY_CONFIG = "maed.config"
@@ -37,8 +40,8 @@ METADATA_KEYS = (
 
 
 def shipped_onnx(name: str) -> Path:
-    """Path of the ONNX model shipped for model ``name`` inside the package (may not exist)."""
-    return Path(str(resources.files("maed.weights").joinpath(f"{name}.onnx")))
+    """Path of the ONNX model shipped for model ``name`` (or an alias) inside the package (may not exist)."""
+    return Path(str(resources.files("maed.weights").joinpath(f"{resolve(name)}.onnx")))
 
 
 def find_onnx(name_or_path: str) -> Path | None:

@@ -7,6 +7,7 @@ source object: external controllers connect to the PULL socket themselves.
 """
 
 from .base import LinePusher, Source
+from .nanonis import NanonisSource
 from .simulated import SimulatedController
 
-__all__ = ["LinePusher", "Source", "SimulatedController"]
+__all__ = ["LinePusher", "NanonisSource", "Source", "SimulatedController"]

@@ -25,6 +25,13 @@ SIM_SEED_BASE = TEST_SEED_BASE + 900_000
 """Surfaces the shipped model never trained on, apart from the evaluation set's seeds."""
 
 
+def trace_and_retrace(seed: int, size: int) -> tuple[ScanPair, np.ndarray, np.ndarray]:
+    """A simulated pair and its trace and retrace images, rows in acquisition order."""
+    pair = make_pair(seed, size)
+    retrace = add_scan_noise(pair.clean, pair.pixel_m, pair.noise, np.random.default_rng([seed, 1]))
+    return pair, pair.noisy, retrace
+
+
 @dataclass(frozen=True)
 class SimScan:
     """One scan the simulator sent: its id, slow-axis direction and the simulated pair."""
@@ -78,9 +85,7 @@ class SimulatedController:
 
     def _scan(self, pusher: LinePusher, k: int, stop: threading.Event) -> None:
         seed = self.seed + k
-        pair = make_pair(seed, self.size)
-        trace = pair.noisy
-        retrace = add_scan_noise(pair.clean, pair.pixel_m, pair.noise, np.random.default_rng([seed, 1]))
+        pair, trace, retrace = trace_and_retrace(seed, self.size)
         direction = self._direction(k)
         scan_id = f"sim-{seed}"
         self.scanned.append(SimScan(scan_id, direction, pair))

@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 from . import __version__
+from .training.config import TrainConfig, protocol_learning_rate
+from .zoo import ARCHITECTURES
 
 
 def _error(message: str) -> None:
@@ -30,27 +32,29 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
         failures.append(message)
         _error(message)
 
-    written = denoise_files(args.inputs, args.output, backend, report)
+    written = denoise_files(args.inputs, args.output, backend, report, channel=args.channel, direction=args.direction)
     for path in written:
         print(path)
     return 1 if failures else 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .training import TrainConfig, train
+    from .training import train
 
+    lr = args.lr if args.lr is not None else protocol_learning_rate(args.model)
     cfg = TrainConfig(
         model=args.model, steps=args.steps, steps_per_epoch=args.epoch_steps, batch_size=args.batch_size,
-        patch=args.patch, lr=args.lr, seed=args.seed, workers=args.workers, user_pairs=args.pairs, init=args.init,
+        patch=args.patch, lr=lr, seed=args.seed, workers=args.workers, user_pairs=args.pairs, init=args.init,
     )
-    report = train(cfg, Path(args.out), resume=args.resume)
-    print(f"final validation PSNR {report['psnr_out']:.2f} dB (input {report['psnr_in']:.2f} dB); checkpoint {args.out}/last.pt")
-    if args.ship:
+    out = Path(args.out or f"runs/{args.model}")
+    report = train(cfg, out, resume=args.resume)
+    print(f"final validation PSNR {report['psnr_out']:.2f} dB (input {report['psnr_in']:.2f} dB); checkpoint {out}/last.pt")
+    if args.ship or args.ship_as:
         from .data import SIMULATOR_VERSION
         from .model.checkpoint import ship_weights, shipped_weights
 
-        dest = shipped_weights(args.model)
-        ship_weights(Path(args.out) / "last.pt", dest, card={
+        dest = shipped_weights(args.ship_as or args.model)
+        ship_weights(out / "last.pt", dest, card={
             "train_config": vars(cfg), "validation": report, "maed_version": __version__, "simulator": SIMULATOR_VERSION,
         })
         print(f"shipped weights written to {dest}")
@@ -58,6 +62,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    if args.real:
+        from .evaluate_real import evaluate_real
+
+        evaluate_real(Path(args.real_dir) if args.real_dir else None, Path(args.out), models=args.models)
+        return 0
     from .evaluate import evaluate
 
     evaluate(Path(args.out), models=args.models, count=args.count, size=args.size)
@@ -106,28 +115,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"maed {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("denoise", help="denoise scan files into OUTDIR/<stem>.npy")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy, .png or .tif scans")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the denoised .npy files")
+    p = sub.add_parser("denoise", help="denoise scan files into OUTDIR/<stem>.npy (and <stem>.gwy for instrument files)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help=".npy, .png or .tif scans, or Nanonis .sxm, Createc .dat or RHK .sm4 files (recognised by content)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                   help="folder for the denoised .npy files; instrument files also get a Gwyddion .gwy with raw and denoised image")
+    p.add_argument("--channel", metavar="NAME", help="channel of instrument files, e.g. Z or Current (default: the topograph)")
+    p.add_argument("--direction", choices=("forward", "backward"), default="forward",
+                   help="scan direction of instrument files (default: forward)")
     p.add_argument("--backend", default="auto", help="inference back end: auto, tensorrt, onnx or torch (default: auto)")
     p.add_argument("--model", default="rt", metavar="NAME_OR_PATH", help="shipped model name, checkpoint or .onnx file (default: rt)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads of the back end (default: one per core)")
     p.set_defaults(run=_cmd_denoise)
 
-    p = sub.add_parser("train", help="train a model on simulated (and optional user) pairs")
-    p.add_argument("--model", default="rt", help="configuration name: rt or paper (default: rt)")
-    p.add_argument("--steps", type=int, default=4000)
-    p.add_argument("--epoch-steps", type=int, default=250, help="steps between validation reports and checkpoints")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--patch", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p = sub.add_parser("train", help="train a model on simulated (and optional user) pairs",
+                       description="The defaults are the protocol every model of the Table 1 comparison is trained "
+                       "with (docs/baselines.md); the shipped rt weights were trained longer (docs/model.md).")
+    p.add_argument("--model", default="rt", help=f"architecture: {', '.join(ARCHITECTURES)} (default: rt)")
+    p.add_argument("--steps", type=int, default=TrainConfig.steps)
+    p.add_argument("--epoch-steps", type=int, default=TrainConfig.steps_per_epoch,
+                   help="steps between validation reports and checkpoints")
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--patch", type=int, default=TrainConfig.patch)
+    p.add_argument("--lr", type=float,
+                   help=f"peak learning rate (default: {TrainConfig.lr:g}; lower for networks unstable at it, docs/baselines.md)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="data-generating processes")
     p.add_argument("--pairs", metavar="DIR", help="user pairs: DIR/noisy/*.npy and DIR/clean/*.npy")
-    p.add_argument("--out", default="runs/train", help="checkpoint folder (default: runs/train)")
+    p.add_argument("--out", help="checkpoint folder (default: runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--init", metavar="NAME_OR_PATH", help="start from these weights (fine-tuning) with a fresh schedule")
     p.add_argument("--ship", action="store_true", help="write the result as the package's shipped weights")
+    p.add_argument("--ship-as", metavar="NAME", help="ship under this name instead of the model's (e.g. rt-equal)")
     p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser("eval", help="PSNR/SSIM/UQI of classical pipelines and models on the simulated test set")
@@ -135,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=24, help="scans per test column (default: 24)")
     p.add_argument("--size", type=int, default=256, help="scan size in pixels (default: 256)")
     p.add_argument("--out", default="docs/results", help="folder for the table and figures (default: docs/results)")
+    p.add_argument("--real", action="store_true",
+                   help="instead: no-reference checks on real instrument scans (docs/results/real.md)")
+    p.add_argument("--real-dir", metavar="DIR",
+                   help="folder of real scans for --real (default: ../shared/data/real-stm beside the repository)")
     p.set_defaults(run=_cmd_eval)
 
     p = sub.add_parser("export", help="export a model for other runtimes")

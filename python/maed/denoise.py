@@ -2,7 +2,8 @@
 
 Scans larger than ``tile`` pixels are cut into overlapping tiles so memory stays bounded
 whatever the scan size; overlapping results are blended with linear ramps so no seam shows.
-Each tile is padded by reflection up to the back end's size multiple.
+Each tile is padded by reflection up to the back end's size multiple. An incomplete scan is
+denoised over its measured rows only; the others stay empty (NaN).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
+from tqdm import tqdm
 
 from .engine import Backend
 from .io import ScanError, read_scan
 from .normalise import denormalise, normalise
+from .scanfiles import write_gwy
 
 TILE = 256
 OVERLAP = 48
@@ -80,19 +83,41 @@ def run_tiled(x: np.ndarray, backend: Backend, tile: int = TILE, overlap: int = 
 def denoise_array(scan: np.ndarray, backend: Backend, tile: int = TILE) -> np.ndarray:
     """Denoised float32 copy of a 2-D scan, in the scan's units and shape."""
     x, norm = normalise(scan)
+    if not x.any():  # a flat scan (constant-height Z): no noise, and no scale to bring the network's answer back in
+        return np.asarray(scan, dtype=np.float32)
     return denormalise(run_tiled(x, backend, tile), norm)
 
 
+def denoise_measured(scan: np.ndarray, backend: Backend, tile: int = TILE) -> np.ndarray:
+    """Denoised float32 copy of a scan whose rows not measured in full hold NaN; those rows stay NaN.
+
+    The measured rows are denoised together, as one image, so a scan stopped early is
+    denoised exactly as if it had been a smaller scan.
+    """
+    measured = np.isfinite(scan).all(axis=1)
+    if measured.all():
+        return denoise_array(scan, backend, tile)
+    out = np.full(scan.shape, np.nan, dtype=np.float32)
+    out[measured] = denoise_array(scan[measured], backend, tile)
+    return out
+
+
 def denoise_files(
-    inputs: Iterable[Path], out_dir: Path, backend: Backend, on_error: Callable[[str], None]
+    inputs: Iterable[Path], out_dir: Path, backend: Backend, on_error: Callable[[str], None],
+    channel: str | None = None, direction: str = "forward",
 ) -> list[Path]:
-    """Denoise each input into ``out_dir/<stem>.npy``; bad inputs are reported and skipped."""
+    """Denoise each input into ``out_dir/<stem>.npy``; bad inputs are reported and skipped.
+
+    Instrument files are read at ``channel`` (None: the topograph) in ``direction``, and also
+    written as ``out_dir/<stem>.gwy`` with the raw and the denoised image to scale, so the
+    scan range, the units and the raw data travel with the result.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in map(Path, inputs):
+    for path in tqdm([Path(p) for p in inputs], desc="denoise", unit="file", disable=None):
         try:
-            scan = read_scan(path)
+            scan = read_scan(path, channel, direction)
         except ScanError as exc:
             on_error(str(exc))
             continue
@@ -100,6 +125,14 @@ def denoise_files(
         if dest.resolve() == path.resolve():
             on_error(f"{path}: output would overwrite the input; choose another output folder")
             continue
-        np.save(dest, denoise_array(scan, backend))
+        denoised = denoise_measured(scan.data, backend)
+        np.save(dest, denoised)
         written.append(dest)
+        if scan.source is not None:
+            image = scan.source
+            label = f"{image.name} {image.direction}"
+            write_gwy(dest.with_suffix(".gwy"), image, {
+                f"{label} (raw)": image.data, f"{label} (denoised, {backend.model})": denoised,
+            })
+            written.append(dest.with_suffix(".gwy"))
     return written

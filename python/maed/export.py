@@ -1,4 +1,4 @@
-"""``maed export onnx``: a MAED-CNN as a self-describing ONNX file, FP32 or FP16.
+"""``maed export onnx``: a MAED-CNN (or a baseline) as a self-describing ONNX file, FP32 or FP16.
 
 The graph has opset 17 (TensorRT 10.3 on JetPack 6 parses up to 20) and a dynamic batch, height
 and width. It is written by torch's TorchScript-based exporter (``dynamo=False``: the dynamo
@@ -27,6 +27,7 @@ import numpy as np
 import onnx
 import onnxslim
 import torch
+from torch import nn
 
 from . import __version__
 from .engine.onnx_fp16 import convert_to_fp16
@@ -37,6 +38,7 @@ from .engine.onnx_model import (
 )
 from .model import MAEDCNN
 from .model.checkpoint import load_model, shipped_weights
+from .zoo import display_name
 
 OPSET = 17
 INPUT, OUTPUT = "input", "output"
@@ -57,8 +59,10 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _metadata(name: str, model: MAEDCNN, card: dict, weights: Path, precision: str) -> dict[str, str]:
-    config = {"name": card["config"], **dataclasses.asdict(model.config)}
+def _metadata(name: str, model: nn.Module, card: dict, weights: Path, precision: str) -> dict[str, str]:
+    config = {"name": card["config"]}
+    if isinstance(model, MAEDCNN):
+        config |= dataclasses.asdict(model.config)
     training = {"simulator": "unrecorded", "maed_version": "unrecorded"}
     training.update({key: value for key, value in card.items() if key != "config"})
     return {
@@ -74,7 +78,7 @@ def _metadata(name: str, model: MAEDCNN, card: dict, weights: Path, precision: s
     }
 
 
-def _trace(model: MAEDCNN) -> onnx.ModelProto:
+def _trace(model: nn.Module) -> onnx.ModelProto:
     m = model.size_multiple
     sample = torch.zeros(1, 1, 4 * m, 4 * m)
     buffer = io.BytesIO()
@@ -104,7 +108,7 @@ def export_onnx(name_or_path: str, dest: Path, fp16: bool = False, plugins: bool
         graph = convert_to_fp16(graph)
     if plugins:
         graph, _ = insert_plugins(graph)
-    graph.doc_string = f"MAED-CNN ({card['config']}) denoiser for STM scans"
+    graph.doc_string = f"{display_name(card['config'])} ({card['config']}) denoiser for STM scans"
     onnx.helper.set_model_props(
         graph, _metadata(name, model, card, _weights_file(name_or_path), "fp16" if fp16 else "fp32")
     )

@@ -1,17 +1,22 @@
-"""Reading scans from disk into 2-D float64 height arrays, with one-line errors for bad files.
+"""Reading scans from disk into 2-D float64 arrays in physical units, with one-line errors for bad files.
 
-Supported now: ``.npy`` (a 2-D array in instrument units), greyscale ``.png`` and
-``.tif``/``.tiff``. Every problem a user can cause raises ``ScanError`` whose message names
-the file and what is wrong with it.
+Instrument files (Nanonis ``.sxm``, Createc ``.dat``, RHK ``.sm4``) are recognised by their
+content and read by ``maed.scanfiles``, one channel and direction at a time; their unmeasured
+rows are NaN. Plain arrays are ``.npy`` (a 2-D array in instrument units), greyscale ``.png``
+and ``.tif``/``.tiff``, recognised by their extension. Every problem a user can cause raises
+``ScanError`` whose message names the file and what is wrong with it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tifffile
 from PIL import Image
+
+from .scanfiles import FORMAT_NAMES, SUFFIXES as INSTRUMENT_SUFFIXES, ChannelImage, ScanFileError, read_channel, sniff
 
 MIN_SIZE = 8  # below this a scan has no structure to denoise
 SUFFIXES = (".npy", ".png", ".tif", ".tiff")
@@ -19,6 +24,14 @@ SUFFIXES = (".npy", ".png", ".tif", ".tiff")
 
 class ScanError(ValueError):
     """A user's input file cannot be denoised; the message says why in one line."""
+
+
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
+class Scan:
+    """A scan to denoise: its 2-D float64 data and, for an instrument file, the image it came from."""
+
+    data: np.ndarray
+    source: ChannelImage | None = None
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -52,18 +65,42 @@ def check_scan(array: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
-def read_scan(path: Path) -> np.ndarray:
-    """The scan in ``path`` as a 2-D float64 array in the file's units."""
+def check_partial_scan(array: np.ndarray, name: str) -> np.ndarray:
+    """Like ``check_scan`` for an instrument image, whose rows not measured in full may hold NaN."""
+    if np.isinf(array).any():
+        raise ScanError(f"{name}: {int(np.isinf(array).sum())} infinite values")
+    measured = np.isfinite(array).all(axis=1)
+    if measured.sum() < MIN_SIZE:
+        raise ScanError(f"{name}: only {int(measured.sum())} of {array.shape[0]} rows were measured; at least {MIN_SIZE} are needed")
+    check_scan(array[measured], name)
+    return array
+
+
+def read_scan(path: Path | str, channel: str | None = None, direction: str = "forward") -> Scan:
+    """The scan in ``path`` in the file's units.
+
+    For an instrument file, its channel ``channel`` (None: the topograph) scanned in
+    ``direction``; plain arrays have one image and ignore both.
+    """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise ScanError(f"{path}: no such file")
     suffix = path.suffix.lower()
+    try:
+        if sniff(path) is not None or suffix in INSTRUMENT_SUFFIXES:
+            image = read_channel(path, channel, direction)
+            return Scan(check_partial_scan(image.data, str(path)), image)
+    except ScanFileError as exc:
+        raise ScanError(str(exc)) from None
     if suffix not in SUFFIXES:
-        raise ScanError(f"{path}: unsupported file type {suffix!r}; expected one of {', '.join(SUFFIXES)}")
+        raise ScanError(
+            f"{path}: unsupported file type {suffix!r}; expected one of {', '.join(SUFFIXES)} "
+            f"or a {', '.join(FORMAT_NAMES.values())} file"
+        )
     try:
         array = np.load(path, allow_pickle=False) if suffix == ".npy" else _read_image(path)
     except ScanError:
         raise
     except Exception as exc:  # any reader failure on a user's file is a bad file, not a crash
         raise ScanError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
-    return check_scan(np.asarray(array), str(path))
+    return Scan(check_scan(np.asarray(array), str(path)))

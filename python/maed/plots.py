@@ -15,10 +15,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the back end must be chosen first)
 import numpy as np  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.patches import Circle, Rectangle  # noqa: E402
 
-from .classical import level_plane  # noqa: E402
 from .data import ScanPair  # noqa: E402
+from .lattice import PeakCheck, check_peaks, find_peaks, measure_peaks, power_spectrum  # noqa: E402
 from .metrics import align_to_reference, psnr  # noqa: E402
 
 CMAP = "afmhot"
@@ -28,12 +28,17 @@ def _lattice_only(p: ScanPair) -> bool:
     return "lattice" in p.surface and "steps" not in p.surface
 
 
+def lattice_scans(pairs: list[ScanPair]) -> list[ScanPair]:
+    """The scans that show an atomic lattice on a single terrace, in seed order."""
+    return [p for p in pairs if _lattice_only(p)]
+
+
 def pick_examples(pairs: list[ScanPair], count: int = 4) -> list[ScanPair]:
     """The first two atomic lattices on a single terrace, a stepped surface and molecules, where present.
 
     Taken in seed order, not by how well any method does on them, so hard cases show too.
     """
-    lattices = [p for p in pairs if _lattice_only(p)][:2]
+    lattices = lattice_scans(pairs)[:2]
     chosen = list(lattices)
     for want in (lambda p: "steps" in p.surface, lambda p: "molecules" in p.surface):
         match = next((p for p in pairs if want(p) and p not in chosen), None)
@@ -103,33 +108,55 @@ def figure_latency(latencies_ms: list[float], path: Path) -> None:
     plt.close(fig)
 
 
-def log_spectrum(image: np.ndarray) -> np.ndarray:
-    """log10 of the centred Fourier magnitude of the plane-levelled image."""
-    return np.log10(np.abs(np.fft.fftshift(np.fft.fft2(level_plane(image)))) + 1e-30)
+def figure_lattice(pair: ScanPair, methods: dict[str, Callable], path: Path) -> None:
+    """Fig. 6: the Fourier spectrum of one lattice scan before and after each method, and the lattice check.
 
-
-def figure_spectra(pairs: list[ScanPair], method: Callable, name: str, path: Path) -> None:
-    """Fig. 6: lattice scans before and after, and the Fourier spectra of input, output, clean and residual.
-
-    Lattice peaks that the output keeps and the residual lacks are real structure kept; peaks in
-    the residual are structure (or periodic noise) removed.
+    Top row: log power spectra (centre crop) of the clean surface, the input and every output, with
+    the clean surface's lattice peaks circled; middle row: the spectra of what each method removed
+    (input - output), where lattice peaks should be absent; bottom: each peak's share of the total
+    peak power, per method beside the clean surface's, so moved or reshaped peaks stand out.
     """
-    examples = [p for p in pairs if _lattice_only(p)][:2] or pairs[:1]
-    labels = ["noisy input", name, "clean", "removed (input - output)"]
-    fig, axes = plt.subplots(2 * len(examples), len(labels), figsize=(3 * len(labels), 6 * len(examples)), squeeze=False)
-    for i, pair in enumerate(examples):
-        out = method(pair.noisy)
-        images = dict(zip(labels, (pair.noisy, out, pair.clean, pair.noisy - out)))
-        spectra = {k: log_spectrum(v) for k, v in images.items()}
-        top = spectra["clean"].max()
-        for j, label in enumerate(labels):
-            axes[2 * i, j].imshow(level_plane(images[label]), cmap=CMAP)
-            axes[2 * i, j].set_title(f"{label} (seed {pair.seed})" if j == 0 else label, fontsize=9)
-            axes[2 * i + 1, j].imshow(spectra[label], cmap="magma", vmin=top - 5, vmax=top)
-            axes[2 * i + 1, j].set_title("log |FFT|", fontsize=8)
-            for ax in axes[2 * i:2 * i + 2, j]:
-                ax.set_xticks([])
-                ax.set_yticks([])
+    peaks = find_peaks(pair.clean)
+    outputs = {"clean": pair.clean} | {name: method(pair.noisy) for name, method in methods.items()}
+    size = pair.clean.shape[0]
+    half = max(16, int(np.abs(peaks.positions - size // 2).max()) + 8) if len(peaks.positions) else size // 4
+    crop = slice(size // 2 - half, size // 2 + half)
+    spectra = {name: np.log10(power_spectrum(image) + 1e-40)[crop, crop] for name, image in outputs.items()}
+    top = spectra["clean"].max()
+    columns = len(outputs)
+    fig = plt.figure(figsize=(2.2 * columns, 7.2))
+    grid = fig.add_gridspec(3, columns, height_ratios=[1, 1, 1.1])
+    for j, (name, image) in enumerate(outputs.items()):
+        ax = fig.add_subplot(grid[0, j])
+        ax.imshow(spectra[name], cmap="magma", vmin=top - 6, vmax=top)
+        for r, c in peaks.positions:
+            ax.add_patch(Circle((c - crop.start, r - crop.start), 2.5, fill=False, edgecolor="cyan", lw=0.8))
+        check = "" if name == "clean" else _check_label(check_peaks(image, peaks)) if len(peaks.positions) else ""
+        ax.set_title(f"{name}{check}", fontsize=7)
+        residual_ax = fig.add_subplot(grid[1, j])
+        if name in ("clean", "noisy"):
+            residual_ax.axis("off")
+        else:
+            removed = np.log10(power_spectrum(pair.noisy - image) + 1e-40)[crop, crop]
+            residual_ax.imshow(removed, cmap="magma", vmin=top - 6, vmax=top)
+            residual_ax.set_title("removed", fontsize=7)
+        for a in (ax, residual_ax):
+            a.set_xticks([])
+            a.set_yticks([])
+    bars = fig.add_subplot(grid[2, :])
+    if len(peaks.positions):
+        width = 0.8 / columns
+        for j, (name, image) in enumerate(outputs.items()):
+            share = peaks.relative if name == "clean" else measure_peaks(image, peaks).relative
+            bars.bar(np.arange(len(share)) + j * width, share, width, label=name)
+        bars.set_xticks(np.arange(len(peaks.positions)) + 0.4, [f"peak {k + 1}" for k in range(len(peaks.positions))])
+        bars.set_ylabel("share of peak power")
+        bars.legend(fontsize=6, ncol=min(columns, 6))
+    bars.set_title(f"lattice peaks of seed {pair.seed} ({pair.surface.get('lattice', 'no')} lattice)", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _check_label(check: PeakCheck) -> str:
+    return f"\nshift {check.shift_bins:.0f}, power {check.power_kept:.2f}"

@@ -1,5 +1,6 @@
-"""MAED-CNN model definition: blocks, U-Net decoder, the full network and its named configurations."""
+"""The denoising networks: MAED-CNN (blocks, U-Net decoder, configurations) and the paper's baselines."""
 
-from .maed_cnn import CONFIGS, MAEDCNN, ModelConfig, build_model, count_parameters
+from .maed_cnn import CONFIGS, MAEDCNN, ModelConfig, count_parameters
+from .registry import ARCHITECTURES, build_model
 
-__all__ = ["MAEDCNN", "ModelConfig", "CONFIGS", "build_model", "count_parameters"]
+__all__ = ["MAEDCNN", "ModelConfig", "CONFIGS", "ARCHITECTURES", "build_model", "count_parameters"]

@@ -1,7 +1,8 @@
 """Saving and loading model weights: training checkpoints and the weights shipped in the package.
 
-A checkpoint is a dict with ``config`` (a name from ``CONFIGS``) and ``model`` (the state
-dict), plus whatever training state the trainer adds. Shipped weights keep only those two
+A checkpoint is a dict with ``config`` (the architecture: a MAED-CNN configuration or a
+baseline, see ``maed.model.ARCHITECTURES``) and ``model`` (the state dict), plus whatever
+training state the trainer adds. Shipped weights keep only those two
 and a ``card`` of training facts, in float16 to stay a few MB; they are loaded as float32.
 """
 
@@ -11,8 +12,10 @@ from importlib import resources
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from .maed_cnn import MAEDCNN, build_model
+from ..zoo import resolve
+from .registry import build_model
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, config: str, extra: dict | None = None) -> None:
@@ -27,8 +30,8 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def shipped_weights(name: str) -> Path:
-    """Path of the weights shipped for model ``name`` inside the package."""
-    return Path(str(resources.files("maed.weights").joinpath(f"{name}.pt")))
+    """Path of the weights shipped for model ``name`` (or an alias of it) inside the package."""
+    return Path(str(resources.files("maed.weights").joinpath(f"{resolve(name)}.pt")))
 
 
 def ship_weights(checkpoint: Path, dest: Path, card: dict) -> None:
@@ -38,8 +41,8 @@ def ship_weights(checkpoint: Path, dest: Path, card: dict) -> None:
     torch.save({"config": state["config"], "model": weights, "card": card}, dest)
 
 
-def load_model(name_or_path: str) -> tuple[MAEDCNN, dict]:
-    """A model in eval mode, from a shipped name (``rt``) or a checkpoint path, and its card."""
+def load_model(name_or_path: str) -> tuple[nn.Module, dict]:
+    """A model in eval mode, from a shipped name (``rt``, ``dncnn``) or a checkpoint path, and its card."""
     path = Path(name_or_path)
     if not path.suffix:
         path = shipped_weights(name_or_path)

@@ -17,7 +17,7 @@ from torch import nn
 from .blocks import MultiScaleStem, SEFusion
 from .decoder import UnetDecoder
 
-__all__ = ["ModelConfig", "CONFIGS", "MAEDCNN", "build_model", "count_parameters"]
+__all__ = ["ModelConfig", "CONFIGS", "MAEDCNN", "count_parameters"]
 
 
 @dataclass(frozen=True)
@@ -200,17 +200,6 @@ class MAEDCNN(nn.Module):
                 f"H and W must be positive multiples of {m} (the encoder stride), got {h}x{w}; "
                 f"pad the scan, e.g. to {-(-h // m) * m}x{-(-w // m) * m}"
             )
-
-
-def build_model(name_or_config: str | ModelConfig) -> MAEDCNN:
-    """Build a MAED-CNN from a name in ``CONFIGS`` or from a ``ModelConfig``; weights are random."""
-    if isinstance(name_or_config, ModelConfig):
-        return MAEDCNN(name_or_config)
-    try:
-        config = CONFIGS[name_or_config]
-    except KeyError:
-        raise ValueError(f"unknown model config {name_or_config!r}; known: {sorted(CONFIGS)}") from None
-    return MAEDCNN(config)
 
 
 def count_parameters(model: nn.Module) -> int:

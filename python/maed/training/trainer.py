@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,27 +22,13 @@ from tqdm import tqdm
 
 from ..data import make_pair
 from ..metrics import psnr
-from ..model import CONFIGS, build_model
+from ..model import ARCHITECTURES, build_model
 from ..model.checkpoint import load_checkpoint, load_model, save_checkpoint
+from .config import TrainConfig
 from .dataset import TrainingPairs, UserPairs, normalised_pair
 from .loss import plane_free_l1
 
 VALIDATION_SEED_BASE = 900_000_000
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: str = "rt"
-    steps: int = 4000
-    steps_per_epoch: int = 250
-    batch_size: int = 8
-    patch: int = 128
-    lr: float = 2e-3
-    seed: int = 0
-    validation_scans: int = 16
-    workers: int = 1
-    user_pairs: str | None = None
-    init: str | None = None
 
 
 def _validation_set(count: int, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,6 +49,13 @@ def validate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: t
     return {"psnr_in": psnr_in, "psnr_out": psnr_out, "loss": float(plane_free_l1(out, y))}
 
 
+def training_loss(model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """The loss every model is trained with, plus the extra terms of its own paper where it has them."""
+    if hasattr(model, "training_loss"):
+        return model.training_loss(noisy, clean, plane_free_l1)
+    return plane_free_l1(model(noisy), clean)
+
+
 def _learning_rate(cfg: TrainConfig, step: int) -> float:
     """Short linear warm-up, then cosine decay to 2% of the peak."""
     warmup = max(1, cfg.steps // 50)
@@ -74,8 +67,8 @@ def _learning_rate(cfg: TrainConfig, step: int) -> float:
 
 def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> dict:
     """Train and return the final validation report; checkpoints go to ``out_dir``."""
-    if cfg.model not in CONFIGS:
-        raise ValueError(f"unknown model {cfg.model!r}; choose one of {', '.join(CONFIGS)}")
+    if cfg.model not in ARCHITECTURES:
+        raise ValueError(f"unknown model {cfg.model!r}; choose one of {', '.join(ARCHITECTURES)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -114,7 +107,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
         x, y = next(batches)
         for group in optimiser.param_groups:
             group["lr"] = _learning_rate(cfg, step)
-        loss = plane_free_l1(model(x.to(device)), y.to(device))
+        loss = training_loss(model, x.to(device), y.to(device))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -1,0 +1,271 @@
+"""The Nanonis source: follows the scans a Nanonis controller runs and feeds their lines to the bridge.
+
+Nanonis does not push lines; its TCP interface answers requests. So the source polls: each poll
+asks ``Scan.StatusGet`` whether a scan runs and grabs the frame (``Scan.FrameDataGrab``, retrace
+first, then trace), in which the rows not scanned yet are NaN, and turns it into image order
+(``scan_layout``: an up scan's rows and the retrace's pixels reversed). A row is new when all
+its pixels are finite and it lies beyond the last row sent in the scan's slow-axis direction;
+new rows are sent at once, trace before retrace, in acquisition order, as ``line`` messages of
+the wire protocol. How the polls map to ``scan.start`` and ``scan.end`` (``bridge/NANONIS.md``):
+
+- a poll that finds a scan running and none followed opens one: ``Scan.BufferGet`` gives the
+  acquired channels, whose names (from a grab of each) locate the configured channel;
+  ``Scan.FrameGet`` the range, ``Scan.SpeedGet`` the default poll interval; the scan id is new;
+- the frame is recognised by the rows already sent: when one of them differs (NaN after a
+  restart, other values in a new frame), or the size or direction changed, the followed scan
+  ends and, while the controller scans, a new one opens;
+- a poll that finds the scan stopped ends it, complete when every trace row was sent;
+- a controller that stops answering (timeout, refused, reset) is reconnected with back-off; the
+  followed scan, and which rows were sent, survive the outage, so no line is sent twice or lost
+  as long as the frame is still the same when the controller answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..nanonis.client import (
+    DEFAULT_PORT, FrameGrab, NanonisClient, NanonisConnectionError, ScanBuffer, ScanSpeed,
+)
+from ..nanonis.protocol import NanonisError, NanonisProtocolError
+from .base import LinePusher
+
+log = logging.getLogger("maed.bridge")
+
+MIN_POLL_S = 0.005
+MAX_POLL_S = 1.0
+BACKOFF_FIRST_S = 0.05
+BACKOFF_MAX_S = 2.0
+_NAME = re.compile(r"^\s*(.*?)\s*(?:\(([^()]*)\))?\s*$")
+
+
+class ChannelNotAcquired(ValueError):
+    """The configured channel is not among the controller's acquired channels."""
+
+
+def split_channel_name(name: str) -> tuple[str, str]:
+    """``"Z (m)"`` -> ``("Z", "m")``; a name without a unit gets ``"a.u."``."""
+    bare, unit = _NAME.match(name).groups()
+    return bare or name, unit or "a.u."
+
+
+@dataclass
+class _Followed:
+    """The scan being followed: what ``scan.start`` announced and which rows were sent."""
+
+    scan: str
+    channel: int
+    rows: int
+    cols: int
+    up: bool
+    sent: np.ndarray
+    """``(rows, cols)``: the trace rows as sent, NaN elsewhere; recognises the frame at each poll."""
+    sent_rows: np.ndarray
+    next_step: dict[str, int]
+    """Per direction, the acquisition step (0 is the first line scanned) of the next line to send."""
+
+    def same_frame(self, trace: FrameGrab) -> bool:
+        return (trace.data.shape == (self.rows, self.cols) and trace.up == self.up
+                and np.array_equal(trace.image[self.sent_rows], self.sent[self.sent_rows]))
+
+    def new_steps(self, direction: str, image: np.ndarray) -> list[int]:
+        """Acquisition steps of the complete rows (of an image-order frame) not sent yet, in scan order."""
+        if image.shape != (self.rows, self.cols):
+            return []
+        complete = np.isfinite(image).all(axis=1)
+        by_step = complete[::-1] if self.up else complete
+        start = self.next_step[direction]
+        return (np.flatnonzero(by_step[start:]) + start).tolist()
+
+    def row(self, step: int) -> int:
+        return self.rows - 1 - step if self.up else step
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.sent_rows.all())
+
+
+class _Backoff:
+    """Waits between reconnection attempts: doubling from ``BACKOFF_FIRST_S`` to ``BACKOFF_MAX_S``."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def next(self) -> float:
+        self.failures += 1
+        return min(BACKOFF_FIRST_S * 2 ** (self.failures - 1), BACKOFF_MAX_S)
+
+
+@dataclass
+class NanonisSource:
+    """Follows the scans of the Nanonis controller at ``host:port`` (``maed serve --source nanonis``)."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    channel: str = "Z"
+    """The channel to send, by name: ``Z`` (topography) matches the controller's ``Z (m)``."""
+    poll_interval: float | None = None
+    """Seconds between polls; None: the forward time per line of ``Scan.SpeedGet``, per scan."""
+    retrace: bool = True
+    scans: int = 0
+    """Return after this many scans ended (0: follow until stopped)."""
+    timeout: float = 2.0
+    """Seconds to wait for an answer before the controller counts as not answering."""
+    name: str = "nanonis"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"Nanonis port must be 1 to 65535, got {self.port}")
+        if self.poll_interval is not None and not self.poll_interval > 0:
+            raise ValueError(f"poll interval must be positive seconds, got {self.poll_interval}")
+        if not self.timeout > 0:
+            raise ValueError(f"timeout must be positive seconds, got {self.timeout}")
+        self._followed: _Followed | None = None
+        self._interval = self.poll_interval or MAX_POLL_S  # until Scan.SpeedGet is read
+        self._ended = 0
+        self._opened = 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def _all_done(self) -> bool:
+        return bool(self.scans) and self._ended >= self.scans
+
+    def check(self) -> str:
+        """Connect once and find the channel: a one-line ``ValueError`` when either fails; returns its name."""
+        try:
+            with NanonisClient(self.host, self.port, self.timeout) as client:
+                return self._find_channel(client, client.scan_buffer())[1]
+        except (NanonisConnectionError, NanonisProtocolError, NanonisError) as exc:
+            raise ValueError(str(exc)) from None
+
+    def run(self, endpoint: str, stop: threading.Event) -> None:
+        pusher = LinePusher(endpoint)
+        client: NanonisClient | None = None
+        backoff = _Backoff()
+        last_problem, lost = "", False
+        try:
+            while not stop.is_set() and not self._all_done:
+                problem = ""
+                try:
+                    if client is None:
+                        client = NanonisClient(self.host, self.port, self.timeout)
+                    self._poll(client, pusher)
+                    backoff.failures, wait = 0, self._interval
+                    if lost:  # only an answered poll counts: a frozen controller still accepts connections
+                        log.info("nanonis: reconnected to %s", self.address)
+                        lost = False
+                except (NanonisConnectionError, NanonisProtocolError) as exc:
+                    # The connection may still deliver a late answer: drop it, keep the followed scan.
+                    if client is not None:
+                        client.close()
+                        client = None
+                    problem, wait, lost = f"{exc}; reconnecting", backoff.next(), True
+                except (NanonisError, ChannelNotAcquired) as exc:
+                    # The followed scan cannot be read any more: end it, look again later.
+                    self._end(pusher, complete=False)
+                    problem, wait = str(exc), backoff.next()
+                if problem and problem != last_problem:
+                    log.warning("nanonis: %s", problem)
+                last_problem = problem
+                stop.wait(wait)
+        finally:
+            self._end(pusher, complete=False)
+            if client is not None:
+                client.close()
+            pusher.close()
+
+    # --- one poll -----------------------------------------------------------------------------
+
+    def _poll(self, client: NanonisClient, pusher: LinePusher) -> None:
+        running = client.scan_status()
+        followed = self._followed
+        if followed is not None:
+            retrace, trace = self._grab(client, followed.channel)
+            if followed.same_frame(trace):
+                self._send_new(pusher, followed, trace, retrace)
+                if not running:
+                    self._end(pusher, followed.complete)
+                return
+            self._end(pusher, followed.complete)  # restarted, resized, turned round: a new scan
+        if running and not self._all_done:
+            self._open(client, pusher)
+        else:
+            self._set_interval(client.scan_speed())
+
+    def _grab(self, client: NanonisClient, channel: int) -> tuple[FrameGrab | None, FrameGrab]:
+        """Retrace (when wanted), then trace: should the frame change in between, the trace shows it."""
+        retrace = client.frame_data_grab(channel, forward=False) if self.retrace else None
+        return retrace, client.frame_data_grab(channel, forward=True)
+
+    def _set_interval(self, speed: ScanSpeed) -> None:
+        self._interval = self.poll_interval or min(max(speed.forward_time_per_line, MIN_POLL_S), MAX_POLL_S)
+
+    def _open(self, client: NanonisClient, pusher: LinePusher) -> None:
+        buffer = client.scan_buffer()
+        index, name = self._find_channel(client, buffer)
+        frame = client.scan_frame()
+        speed = client.scan_speed()
+        retrace, trace = self._grab(client, index)
+        if trace.data.shape != (buffer.lines, buffer.pixels):
+            return  # the buffer is being changed under us: look again at the next poll
+        self._set_interval(speed)
+        self._opened += 1
+        scan = f"nanonis-{time.strftime('%Y%m%d-%H%M%S')}-{self._opened}"
+        label, unit = split_channel_name(name)
+        direction = "up" if trace.up else "down"
+        line_time = speed.forward_time_per_line + speed.backward_time_per_line
+        extra = {"angle": frame.angle, "center": [frame.center_x, frame.center_y]}
+        if line_time > 0:
+            extra["line_rate"] = 1.0 / line_time
+        pusher.start(scan, buffer.lines, buffer.pixels, (frame.width, frame.height), direction,
+                     channel=label, unit=unit, **extra)
+        self._followed = followed = _Followed(
+            scan, index, buffer.lines, buffer.pixels, trace.up, np.full(trace.data.shape, np.nan, np.float32),
+            np.zeros(buffer.lines, bool), {"fwd": 0, "bwd": 0})
+        log.info("nanonis: following scan %s: %s, %d x %d, %s", scan, name, buffer.lines, buffer.pixels, direction)
+        self._send_new(pusher, followed, trace, retrace)
+
+    def _find_channel(self, client: NanonisClient, buffer: ScanBuffer) -> tuple[int, str]:
+        """Index and full name of the acquired channel named ``self.channel`` (``Z`` matches ``Z (m)``).
+
+        ``Scan.BufferGet`` gives indexes only; a grab of each channel tells its name.
+        """
+        names = []
+        for index in buffer.channels:
+            name = client.frame_data_grab(index, forward=True).channel
+            if self.channel.lower() in (name.lower(), split_channel_name(name)[0].lower()):
+                return index, name
+            names.append(name)
+        raise ChannelNotAcquired(f"channel {self.channel!r} is not acquired by Nanonis at {self.address} "
+                                 f"(acquired: {', '.join(names) or 'none'})")
+
+    def _send_new(self, pusher: LinePusher, followed: _Followed, trace: FrameGrab, retrace: FrameGrab | None) -> None:
+        t = time.time()
+        images = {"fwd": trace.image} if retrace is None else {"fwd": trace.image, "bwd": retrace.image}
+        new = {(step, direction) for direction, data in images.items() for step in followed.new_steps(direction, data)}
+        # In acquisition order: step by step, each trace before its retrace.
+        for step, direction in sorted(new, key=lambda item: (item[0], item[1] == "bwd")):
+            row = followed.row(step)
+            pusher.line(followed.scan, row, direction, images[direction][row], t)
+            followed.next_step[direction] = step + 1
+            if direction == "fwd":
+                followed.sent[row] = images["fwd"][row]
+                followed.sent_rows[row] = True
+
+    def _end(self, pusher: LinePusher, complete: bool) -> None:
+        if self._followed is None:
+            return
+        pusher.end(self._followed.scan, complete)
+        log.info("nanonis: scan %s ended (%s, %d of %d rows)", self._followed.scan,
+                 "complete" if complete else "incomplete", int(self._followed.sent_rows.sum()), self._followed.rows)
+        self._followed = None
+        self._ended += 1

@@ -1,0 +1,127 @@
+"""Fourier peaks of a scan (lattices, superstructures, periodic noise), and whether a denoiser keeps them.
+
+A denoiser must not move, invent or reshape a lattice: the physicist reads lattice constants and
+symmetry off the positions of the spectrum's peaks and the kind of reconstruction off their
+relative strengths. ``significant_peaks`` finds the peaks that stand out of a spectrum;
+``find_peaks`` keeps the strongest of a reference image's (the clean surface, or the raw scan
+where there is no clean one); ``check_peaks`` finds the same peaks in another image, each within
+one bin, and says how far they moved and how their power changed. Peak power is the power summed
+over the 3 x 3 bins around the peak, so a peak that falls between bins is not undercounted.
+Used by Fig. 6 of ``maed eval`` and by the no-reference checks of ``maed eval --real``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .classical import level_plane
+
+BACKGROUND_BINS = 15  # median window of the spectral background: wider than a peak, narrower than its spacing
+MIN_RADIUS = 4  # bins; nearer the centre is the scan's overall shape (terraces, bow), not a lattice
+FALSE_PEAKS = 0.1  # expected number of noise bins passing the threshold in a pure-noise spectrum
+MIN_SHARE = 1e-5  # of the power outside the centre: weaker peaks are invisible in the image and its spectrum
+
+
+def power_spectrum(image: np.ndarray) -> np.ndarray:
+    """Centred Fourier power of the plane-levelled image under a Hann window (which keeps peaks compact)."""
+    window = np.outer(np.hanning(image.shape[0]), np.hanning(image.shape[1]))
+    return np.abs(np.fft.fftshift(np.fft.fft2(level_plane(image) * window))) ** 2
+
+
+def significant_peaks(power: np.ndarray) -> np.ndarray:
+    """(row, column) of the spectrum's significant isolated peaks, as an (n, 2) array.
+
+    A peak is a local maximum (3x3) that stands ``log2(10 * bins)`` times above its spectral
+    background: the largest of the median powers in the ``BACKGROUND_BINS`` square around it
+    and in the row and the column segments of that length through it. Noise power is
+    exponentially distributed, so a bin passes by chance with probability 2**-threshold, and
+    about one pure-noise spectrum in ten shows a false peak (with its mirror image). The
+    segment medians reject lines in the spectrum (streaks, and interference whose phase
+    changes from scan line to scan line) and the steep falloff near the centre, which are not
+    lattice peaks; bins within ``MIN_RADIUS`` of the centre are left out, and so are peaks
+    with less than ``MIN_SHARE`` of the power outside that centre (in smooth scans the local
+    background falls so low that specks nobody could see pass the contrast test).
+    """
+    rows, cols = power.shape
+    n = BACKGROUND_BINS
+    background = np.maximum.reduce([
+        ndimage.median_filter(power, size=(n, n), mode="wrap"),
+        ndimage.median_filter(power, size=(n, 1), mode="wrap"),
+        ndimage.median_filter(power, size=(1, n), mode="wrap"),
+    ])
+    threshold = np.log2(power.size / FALSE_PEAKS)
+    candidate = (power == ndimage.maximum_filter(power, size=3, mode="wrap")) & (power > threshold * background)
+    r, c = np.indices(power.shape)
+    outside = np.hypot(r - rows // 2, c - cols // 2) >= MIN_RADIUS
+    candidate &= outside & (power >= MIN_SHARE * power[outside].sum())
+    return np.argwhere(candidate)
+
+
+def peak_mask(shape: tuple[int, int], peaks: np.ndarray) -> np.ndarray:
+    """The 3x3 bins around each peak: a Hann-windowed peak between bins spreads over them."""
+    mask = np.zeros(shape, dtype=bool)
+    mask[tuple(peaks.T)] = True
+    return ndimage.binary_dilation(mask, structure=np.ones((3, 3), dtype=bool))
+
+
+@dataclass(frozen=True)
+class Peaks:
+    """Peak positions (row, column bins of the centred spectrum, one row per peak) and their powers."""
+
+    positions: np.ndarray
+    power: np.ndarray
+
+    @property
+    def relative(self) -> np.ndarray:
+        """Each peak's share of the peaks' total power."""
+        total = self.power.sum()
+        return self.power / total if total > 0 else self.power
+
+
+def _patch_power(spectrum: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    padded = np.pad(spectrum, 1, mode="wrap")
+    return np.array([padded[r:r + 3, c:c + 3].sum() for r, c in positions])
+
+
+def find_peaks(reference: np.ndarray, count: int = 6) -> Peaks:
+    """The ``count`` strongest significant peaks of the reference's spectrum (none for a featureless scan)."""
+    spectrum = power_spectrum(reference)
+    positions = significant_peaks(spectrum)
+    strongest = np.argsort(spectrum[tuple(positions.T)])[::-1][:count] if len(positions) else []
+    positions = positions[strongest].reshape(-1, 2)
+    return Peaks(positions, _patch_power(spectrum, positions))
+
+
+def measure_peaks(image: np.ndarray, reference: Peaks, search: int = 1) -> Peaks:
+    """The reference's peaks as found in ``image``: the strongest bin within ``search`` bins of each."""
+    spectrum = power_spectrum(image)
+    found = []
+    for r, c in reference.positions:
+        window = spectrum[r - search:r + search + 1, c - search:c + search + 1]
+        dr, dc = np.unravel_index(int(np.argmax(window)), window.shape)
+        found.append((r - search + dr, c - search + dc))
+    positions = np.array(found, dtype=int).reshape(-1, 2)
+    return Peaks(positions, _patch_power(spectrum, positions))
+
+
+@dataclass(frozen=True)
+class PeakCheck:
+    """How an image's peaks compare with the reference's."""
+
+    shift_bins: float
+    """Largest displacement of a peak, in frequency bins (0: every peak where it was)."""
+    power_kept: float
+    """Total peak power of the image over that of the reference (1: all lattice contrast kept)."""
+    relative_error: float
+    """Largest change in a peak's share of the total power (0: relative strengths unchanged)."""
+
+
+def check_peaks(image: np.ndarray, reference: Peaks) -> PeakCheck:
+    measured = measure_peaks(image, reference)
+    shift = float(np.abs(measured.positions - reference.positions).max()) if len(reference.positions) else 0.0
+    kept = float(measured.power.sum() / reference.power.sum()) if reference.power.sum() > 0 else float("nan")
+    rel = float(np.abs(measured.relative - reference.relative).max()) if len(reference.positions) else 0.0
+    return PeakCheck(shift, kept, rel)

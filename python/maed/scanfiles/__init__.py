@@ -1,0 +1,70 @@
+"""Scans of the major STM controllers, read by content into physical units.
+
+``read_file`` reads every channel of a Nanonis ``.sxm``, Createc ``.dat`` or RHK ``.sm4`` file;
+``read_channel`` picks one image (default: the topograph, forward); ``list_channels`` says
+what a file holds. The reader is chosen by ``detect_format`` from the file's first bytes, never
+by its extension alone. Every problem with a file raises ``ScanFileError`` whose one-line
+message names the file. ``write_gwy`` writes images to a Gwyddion ``.gwy`` file, to scale.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import createc, nanonis, rhk
+from .channel import DIRECTIONS, ChannelImage, ChannelKey, ScanFile, ScanFileError
+from .gwy import write_gwy
+
+READERS = {"nanonis": nanonis.read, "createc": createc.read, "rhk": rhk.read}
+FORMAT_NAMES = {"nanonis": "Nanonis .sxm", "createc": "Createc .dat", "rhk": "RHK .sm4"}
+SUFFIXES = (".sxm", ".dat", ".sm4")  # usual extensions, for callers' routing and messages; content decides
+
+
+def detect_format(head: bytes) -> str | None:
+    """``nanonis``, ``createc`` or ``rhk`` from a file's first bytes (64 are enough); None if none."""
+    if head.startswith(nanonis.MAGIC):
+        return "nanonis"
+    if head.startswith(createc.MAGICS):
+        return "createc"
+    if head[2:2 + len(rhk.MAGIC)] == rhk.MAGIC:
+        return "rhk"
+    return None
+
+
+def sniff(path: Path) -> str | None:
+    """The instrument format of the file at ``path`` by its content, None if it is none of them."""
+    with open(path, "rb") as f:
+        return detect_format(f.read(64))
+
+
+def read_file(path: Path | str) -> ScanFile:
+    """Every channel, in both directions where recorded, of the instrument file at ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScanFileError(f"{path}: no such file")
+    raw = path.read_bytes()
+    fmt = detect_format(raw[:64])
+    if fmt is None:
+        raise ScanFileError(f"{path}: not a scan file of a known instrument ({', '.join(FORMAT_NAMES.values())})")
+    try:
+        return READERS[fmt](path, raw)
+    except ScanFileError:
+        raise
+    except Exception as exc:  # a damaged file trips the parser anywhere: report it, never crash
+        raise ScanFileError(f"{path}: damaged {FORMAT_NAMES[fmt]} file ({type(exc).__name__}: {exc})") from None
+
+
+def read_channel(path: Path | str, channel: str | None = None, direction: str = "forward") -> ChannelImage:
+    """One image of the file at ``path``: channel ``channel`` (None: the topograph) in ``direction``."""
+    return read_file(path).channel(channel, direction)
+
+
+def list_channels(path: Path | str) -> list[ChannelKey]:
+    """(name, direction, unit) of every image in the file at ``path``, in file order."""
+    return [image.key for image in read_file(path).images]
+
+
+__all__ = [
+    "DIRECTIONS", "FORMAT_NAMES", "SUFFIXES", "ChannelImage", "ChannelKey", "ScanFile", "ScanFileError",
+    "detect_format", "sniff", "read_file", "read_channel", "list_channels", "write_gwy",
+]

@@ -1,0 +1,93 @@
+"""What every reader returns: one scan file's channels as oriented 2-D images in SI units.
+
+Orientation is the same for every format: row 0 is the top of the image as the instrument
+software shows it, column 0 its left; backward images are mirrored into the forward image's
+orientation, so forward and backward pixels of the same spot share an index. Rows that were
+never measured (a scan stopped early) are NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+DIRECTIONS = ("forward", "backward")
+
+
+class ScanFileError(ValueError):
+    """An instrument file cannot be read; the message names the file and the problem in one line."""
+
+
+class ChannelKey(NamedTuple):
+    """One image of a scan file: channel name, scan direction and the unit of its values."""
+
+    name: str
+    direction: str
+    unit: str
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: equality of arrays has no single answer
+class ChannelImage:
+    """One channel of a scan in one direction, in physical units.
+
+    ``data`` is float64 in ``unit`` (metres for heights, amperes for currents), NaN where rows
+    were never measured; ``scan_range`` is (width, height) of the image in metres; ``header``
+    holds the file's (or, for RHK, the page's) header as read.
+    """
+
+    data: np.ndarray
+    name: str
+    direction: str
+    unit: str
+    scan_range: tuple[float, float]
+    header: dict[str, Any] = field(repr=False)
+    format: str = ""
+
+    @property
+    def width(self) -> float:
+        """Width of the image (along its rows) in metres."""
+        return self.scan_range[0]
+
+    @property
+    def height(self) -> float:
+        """Height of the image (across its rows) in metres."""
+        return self.scan_range[1]
+
+    @property
+    def measured_rows(self) -> np.ndarray:
+        """True for every row whose pixels were all measured."""
+        return np.isfinite(self.data).all(axis=1)
+
+    @property
+    def key(self) -> ChannelKey:
+        return ChannelKey(self.name, self.direction, self.unit)
+
+
+@dataclass(frozen=True, eq=False)
+class ScanFile:
+    """Every image in one instrument file, and which channel is its topograph."""
+
+    path: Path
+    format: str
+    topograph: str | None
+    images: tuple[ChannelImage, ...]
+
+    def channel(self, name: str | None = None, direction: str = "forward") -> ChannelImage:
+        """The image of channel ``name`` (case-insensitive; None: the topograph) scanned in ``direction``."""
+        if direction not in DIRECTIONS:
+            raise ScanFileError(f"{self.path}: unknown direction {direction!r}; choose forward or backward")
+        names = list(dict.fromkeys(image.name for image in self.images))
+        wanted = name if name is not None else self.topograph
+        if wanted is None:
+            raise ScanFileError(f"{self.path}: no topograph channel; choose one of {', '.join(names)}")
+        matches = [image for image in self.images if image.name.lower() == wanted.lower()]
+        if not matches:
+            raise ScanFileError(f"{self.path}: no channel {wanted!r}; channels: {', '.join(names)}")
+        for image in matches:
+            if image.direction == direction:
+                return image
+        raise ScanFileError(f"{self.path}: channel {matches[0].name!r} was not recorded {direction}")
+

@@ -1,0 +1,96 @@
+"""Createc ``.dat`` scans (``[Paramco32]``): a ``key=value`` header, ``DATA``, then a zlib stream.
+
+Our own reader, not the ``createc`` package (see docs/files.md). The stream holds
+little-endian float32: one dummy value, then every image as rows x columns, the selected
+channels forward and then the same channels backward (here Z, I, Z, I). Values are DAC
+counts: heights become metres with the Z piezo constant, the Z gain and the DAC's volts per
+count, currents become amperes with the DAC's volts per count and the preamplifier gain, as
+Gwyddion does. Rows are stored top first and backward lines already left to right (checked
+against the forward images of the real scans), so nothing is flipped. A scan stopped early
+holds 0 in every channel of its unmeasured rows: those become NaN.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .channel import ChannelImage, ScanFile, ScanFileError
+
+MAGICS = (b"[Paramco32]", b"[Paramet32]", b"[Parameter]")
+DAC_VOLTS = 20.0  # the DACs span -10 V to +10 V
+# Channelselectval is a bit mask of the recorded channels; the first two bits are the
+# topograph and the tunnelling current (other bits are auxiliary ADCs, kept in raw counts).
+_CHANNELS = {0: ("Z", "m"), 1: ("Current", "A")}
+TOPOGRAPH = "Z"
+
+
+def parse_header(text: str) -> dict[str, str]:
+    """``key=value`` lines; a key written ``Long name / Short name`` is stored under both names."""
+    header: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        for name in {key.strip(), *(part.strip() for part in key.split(" / "))}:
+            if name:
+                header.setdefault(name, value.strip())
+    return header
+
+
+def _number(header: dict[str, str], key: str, path: Path) -> float:
+    try:
+        return float(header[key])
+    except (KeyError, ValueError):
+        raise ScanFileError(f"{path}: Createc header field {key!r} missing or not a number") from None
+
+
+def read(path: Path, raw: bytes) -> ScanFile:
+    """Every channel and direction of the Createc ``.dat`` file ``path`` whose bytes are ``raw``."""
+    if not raw.startswith(b"[Paramco32]"):
+        raise ScanFileError(f"{path}: uncompressed Createc file ({raw[:11].decode('latin-1')}); only [Paramco32] is supported")
+    # The header text ends at the first NUL; what follows up to DATA is padding, sometimes junk.
+    text_end = raw.find(b"\x00")
+    marker = raw.find(b"DATA", max(text_end, 0))
+    if marker < 0:
+        raise ScanFileError(f"{path}: Createc header without its DATA marker")
+    header = parse_header(raw[:text_end if 0 <= text_end < marker else marker].decode("latin-1"))
+    cols, rows = int(_number(header, "Num.X", path)), int(_number(header, "Num.Y", path))
+    stored = int(_number(header, "Channels", path))
+    mask = int(_number(header, "Channelselectval", path))
+    selected = [bit for bit in range(32) if mask >> bit & 1]
+    if stored == len(selected):
+        directions = ("forward",)
+    elif stored == 2 * len(selected):
+        directions = ("forward", "backward")
+    else:
+        raise ScanFileError(f"{path}: {stored} stored images do not fit the {len(selected)} selected channels")
+    try:
+        values = np.frombuffer(zlib.decompress(raw[marker + 4:]), dtype="<f4")
+    except zlib.error as exc:
+        raise ScanFileError(f"{path}: Createc data do not decompress ({exc})") from None
+    size = rows * cols
+    if values.size < 1 + stored * size:
+        raise ScanFileError(f"{path}: truncated: {stored} images of {rows}x{cols} need {stored * size} values, found {values.size - 1}")
+    stack = values[1:1 + stored * size].reshape(stored, rows, cols)
+    unmeasured = (stack == 0).all(axis=(0, 2))  # a measured row is never exactly 0 in every channel
+
+    bits = int(re.search(r"\d+", header.get("DAC-Type", "20bit")).group())
+    volts = DAC_VOLTS / 2**bits
+    scales = {
+        "m": volts * _number(header, "ZPiezoconst", path) * _number(header, "GainZ", path) * 1e-10,  # Å/V -> m
+        "A": volts / 10 ** _number(header, "Gainpreamp", path),  # the preamplifier gives 10^Gainpreamp V/A
+        "": 1.0,
+    }
+    scan_range = (_number(header, "Length x[A]", path) * 1e-10, _number(header, "Length y[A]", path) * 1e-10)
+    images = []
+    for d, direction in enumerate(directions):
+        for c, bit in enumerate(selected):
+            name, unit = _CHANNELS.get(bit, (f"ADC{bit - 1}", ""))
+            image = stack[d * len(selected) + c].astype(np.float64) * scales[unit]
+            image[unmeasured] = np.nan
+            images.append(ChannelImage(image, name, direction, unit, scan_range, header, "createc"))
+    return ScanFile(path, "createc", TOPOGRAPH if 0 in selected else None, tuple(images))

@@ -1,0 +1,100 @@
+"""Nanonis ``.sxm`` scans: a text header of ``:KEY:`` blocks, then 0x1A 0x04, then the images.
+
+Our own reader, not nanonispy2 (see docs/files.md): the format is a page of text and one
+array, and the published readers assume both directions for every channel, ignore
+``:SCANIT_TYPE:`` or leave the orientation to the caller. Orientation follows Gwyddion and the
+Nanonis-made MATLAB loader: rows are stored in the order they were scanned, so an ``up`` scan
+(first row at the bottom) is flipped top to bottom, and backward lines, stored right to left,
+are mirrored. Rows never scanned are stored as NaN and stay NaN.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .channel import ChannelImage, ScanFile, ScanFileError
+
+MAGIC = b":NANONIS_VERSION:"
+DATA_START = b"\x1a\x04"
+TOPOGRAPH = "Z"
+_TYPES = {"FLOAT": "f4", "DOUBLE": "f8", "INT": "i4", "UINT": "u4"}
+_ORDER = {"MSBFIRST": ">", "LSBFIRST": "<"}
+
+
+def parse_header(text: str) -> dict[str, str]:
+    """``:KEY:`` blocks as key -> value text (lines of multi-line values joined by newlines)."""
+    header: dict[str, str] = {}
+    key = None
+    lines: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if len(stripped) > 1 and stripped.startswith(":") and stripped.endswith(":"):
+            if key is not None:
+                header[key] = "\n".join(lines).strip()
+            key, lines = stripped[1:-1], []
+        elif key is not None:
+            lines.append(line.rstrip())
+    if key is not None:
+        header[key] = "\n".join(lines).strip()
+    return header
+
+
+def data_info(header: dict[str, str], path: Path) -> list[dict[str, str]]:
+    """The ``:DATA_INFO:`` table: one dict per channel with Name, Unit and Direction."""
+    rows = [line.split("\t") for line in header.get("DATA_INFO", "").splitlines() if line.strip()]
+    rows = [[cell.strip() for cell in row if cell.strip()] for row in rows]
+    if len(rows) < 2 or not {"Name", "Unit", "Direction"} <= set(rows[0]):
+        raise ScanFileError(f"{path}: Nanonis header has no :DATA_INFO: channel table")
+    return [dict(zip(rows[0], row)) for row in rows[1:]]
+
+
+def _numbers(header: dict[str, str], key: str, path: Path) -> list[float]:
+    try:
+        return [float(v) for v in header[key].split()]
+    except (KeyError, ValueError):
+        raise ScanFileError(f"{path}: Nanonis header field :{key}: missing or not numbers") from None
+
+
+def read(path: Path, raw: bytes) -> ScanFile:
+    """Every channel and direction of the ``.sxm`` file ``path`` whose bytes are ``raw``."""
+    end = raw.find(b":SCANIT_END:")
+    start = raw.find(DATA_START, end)
+    if end < 0 or start < 0:
+        raise ScanFileError(f"{path}: Nanonis header without its end (:SCANIT_END: and 0x1A 0x04)")
+    # Nanonis writes the header in the Windows code page; latin-1 decodes any byte.
+    header = parse_header(raw[:start].decode("latin-1"))
+    cols, rows = (int(v) for v in _numbers(header, "SCAN_PIXELS", path)[:2])
+    width, height = _numbers(header, "SCAN_RANGE", path)[:2]
+    kind = header.get("SCANIT_TYPE", "FLOAT MSBFIRST").split()
+    if len(kind) != 2 or kind[0] not in _TYPES or kind[1] not in _ORDER:
+        raise ScanFileError(f"{path}: unknown Nanonis data type {' '.join(kind)!r}")
+    dtype = np.dtype(_ORDER[kind[1]] + _TYPES[kind[0]])
+
+    planes = []
+    for channel in data_info(header, path):
+        recorded = channel["Direction"].lower()
+        directions = ("forward", "backward") if recorded == "both" else (recorded,)
+        if not set(directions) <= {"forward", "backward"}:
+            raise ScanFileError(f"{path}: channel {channel['Name']!r} has unknown direction {recorded!r}")
+        planes += [(channel["Name"], direction, channel["Unit"]) for direction in directions]
+    size = rows * cols
+    values = np.frombuffer(raw, dtype=dtype, offset=start + len(DATA_START))
+    if values.size < len(planes) * size:
+        raise ScanFileError(
+            f"{path}: truncated: {len(planes)} images of {rows}x{cols} need {len(planes) * size} values, "
+            f"the file holds {values.size}"
+        )
+
+    flip_rows = header.get("SCAN_DIR", "down").strip().lower() == "up"
+    images = []
+    for i, (name, direction, unit) in enumerate(planes):
+        image = values[i * size:(i + 1) * size].reshape(rows, cols).astype(np.float64)
+        if direction == "backward":
+            image = image[:, ::-1]
+        if flip_rows:
+            image = image[::-1]
+        images.append(ChannelImage(np.ascontiguousarray(image), name, direction, unit, (width, height), header, "nanonis"))
+    names = {name for name, _, _ in planes}
+    return ScanFile(path, "nanonis", TOPOGRAPH if TOPOGRAPH in names else None, tuple(images))

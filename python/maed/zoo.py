@@ -1,0 +1,42 @@
+"""The models ``maed`` knows by name, and the paper's Table 1 line-up; imports neither torch nor onnx.
+
+MAED-CNN comes in configurations (``rt``, the real-time default, and ``paper``, the published
+size); ``maed`` is the product's name for ``rt``. The six baselines of the paper's Table 1 live in
+``maed.model.baselines``. Weights shipped under a name that is not an architecture (``rt-equal``)
+say in their checkpoint which architecture they are.
+"""
+
+from __future__ import annotations
+
+ALIASES = {"maed": "rt"}
+
+DISPLAY_NAMES = {
+    "rt": "MAED-CNN rt",
+    "paper": "MAED-CNN paper",
+    "rt-equal": "MAED-CNN rt",
+    "pdanet": "PDA-Net",
+    "hcanet": "HCANet",
+    "cbdnet": "CBDNet",
+    "dncnn": "DnCNN",
+    "pmrid": "PMRID",
+    "ridnet": "RIDNet",
+}
+
+BASELINE_NAMES = ("pdanet", "hcanet", "cbdnet", "dncnn", "pmrid", "ridnet")
+"""The paper's Table 1 baselines, in its column order."""
+
+ARCHITECTURES = ("rt", "paper", *BASELINE_NAMES)
+"""Every network ``maed train --model`` builds: MAED-CNN configurations, then the baselines."""
+
+TABLE_MODELS = ("rt-equal", *BASELINE_NAMES)
+"""``maed eval --models all``: MAED-CNN and the baselines trained alike (docs/results/table1.md)."""
+
+
+def resolve(name: str) -> str:
+    """The shipped name behind an alias (``maed`` -> ``rt``); other names unchanged."""
+    return ALIASES.get(name, name)
+
+
+def display_name(name: str) -> str:
+    """How tables and figures label a model: the paper's name where it has one."""
+    return DISPLAY_NAMES.get(resolve(name), name)

@@ -1,0 +1,121 @@
+"""``maed denoise`` on instrument files: every real scan through the shipped rt model (ONNX back end)
+into .npy and a .gwy that Gwyddion's format reader gets back to scale; incomplete scans stay empty
+where never measured; channel and direction choice; bad instrument files among good ones."""
+
+import gwyfile
+import numpy as np
+import pytest
+from scanfile_helpers import REAL_DIR, REAL_SCANS, needs_real, stored_plane, write_sxm
+
+from maed.cli import main
+from maed.denoise import denoise_measured
+from maed.engine import load_backend
+from maed.scanfiles import read_channel
+
+
+class Halve:
+    """A back end that halves its input: known output, no network."""
+
+    name = "halve"
+    model = "halve"
+    size_multiple = 8
+
+    def denoise(self, batch: np.ndarray) -> np.ndarray:
+        return batch * 0.5
+
+
+def test_only_measured_rows_are_denoised():
+    scan = np.random.default_rng(0).standard_normal((40, 32))
+    scan[30:] = np.nan
+    scan[12, 5] = np.nan  # a row measured in part counts as not measured
+    out = denoise_measured(scan, Halve())
+    measured = np.ones(40, bool)
+    measured[30:] = measured[12] = False
+    assert out.dtype == np.float32 and np.isnan(out[~measured]).all() and np.isfinite(out[measured]).all()
+
+
+@needs_real
+def test_every_real_scan_denoises_into_npy_and_a_gwy_to_scale(tmp_path, capsys):
+    inputs = [str(REAL_DIR / name) for name in REAL_SCANS]
+    assert main(["denoise", *inputs, "-o", str(tmp_path), "--backend", "onnx", "--model", "rt", "--threads", "1"]) == 0
+    printed = capsys.readouterr().out.split()
+    for name in REAL_SCANS:
+        image = read_channel(REAL_DIR / name)
+        stem = name.rsplit(".", 1)[0]
+        out = np.load(tmp_path / f"{stem}.npy")
+        assert out.dtype == np.float32 and out.shape == image.data.shape
+        measured = image.measured_rows
+        assert np.isfinite(out[measured]).all() and np.isnan(out[~measured]).all()
+        # Same units as the input: metres in, metres out, near the input's heights.
+        spread = np.ptp(image.data[measured])
+        assert abs(np.median(out[measured]) - np.median(image.data[measured])) < spread + 1e-15
+        fields = gwyfile.util.get_datafields(gwyfile.load(str(tmp_path / f"{stem}.gwy")))
+        raw, denoised = fields[f"{image.name} forward (raw)"], fields[f"{image.name} forward (denoised, rt)"]
+        for field in (raw, denoised):
+            assert field.data.shape == image.data.shape
+            assert (field.xreal, field.yreal) == pytest.approx(image.scan_range)
+            assert field["si_unit_xy"]["unitstr"] == "m" and field["si_unit_z"]["unitstr"] == image.unit
+        np.testing.assert_array_equal(raw.data[measured], image.data[measured])  # raw data are never lost
+        np.testing.assert_allclose(denoised.data[measured], out[measured], rtol=1e-6)
+        assert {f"{tmp_path}/{stem}.npy", f"{tmp_path}/{stem}.gwy"} <= set(printed)
+
+
+@needs_real
+def test_createc_step_scan_stays_empty_where_never_measured(tmp_path):
+    name = "createc_scan_step_20nm.dat"
+    assert main(["denoise", str(REAL_DIR / name), "-o", str(tmp_path), "--backend", "onnx", "--model", "rt"]) == 0
+    out = np.load(tmp_path / "createc_scan_step_20nm.npy")
+    assert np.isfinite(out[:330]).all() and np.isnan(out[330:]).all()
+    container = gwyfile.load(str(tmp_path / "createc_scan_step_20nm.gwy"))
+    for i in (0, 1):
+        mask = container[f"/{i}/mask"].data
+        assert mask[330:].all() and not mask[:330].any()
+        assert np.isfinite(container[f"/{i}/data"].data).all()
+
+
+def test_channel_and_direction_options(tmp_path, capsys):
+    stored = write_sxm(tmp_path / "s.sxm", channels=(("Z", "m", "both"), ("Current", "A", "both")), rows=24, cols=24)
+    onnx = ["--backend", "onnx", "--model", "rt"]
+    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--channel", "Current",
+                 "--direction", "backward", *onnx]) == 0
+    out = np.load(tmp_path / "o" / "s.npy")
+    fields = gwyfile.util.get_datafields(gwyfile.load(str(tmp_path / "o" / "s.gwy")))
+    np.testing.assert_array_equal(fields["Current backward (raw)"].data, stored[3][:, ::-1])
+    assert fields["Current backward (raw)"]["si_unit_z"]["unitstr"] == "A" and out.shape == (24, 24)
+
+    capsys.readouterr()
+    (tmp_path / "broken.sxm").write_bytes((tmp_path / "s.sxm").read_bytes()[:-500])
+    code = main(["denoise", str(tmp_path / "broken.sxm"), str(tmp_path / "s.sxm"), "-o", str(tmp_path / "p"),
+                 "--channel", "Bias", *onnx])
+    err = capsys.readouterr().err.strip().splitlines()[1:]
+    assert code == 1 and len(err) == 2
+    assert "broken.sxm: truncated" in err[0] and "s.sxm: no channel 'Bias'; channels: Z, Current" in err[1]
+    write_sxm(tmp_path / "later.sxm", rows=24, cols=24)
+    assert main(["denoise", str(tmp_path / "broken.sxm"), str(tmp_path / "later.sxm"), "-o", str(tmp_path / "q"), *onnx]) == 1
+    assert sorted(p.name for p in (tmp_path / "q").iterdir()) == ["later.gwy", "later.npy"]
+
+
+def test_too_few_measured_rows_is_an_error(tmp_path, capsys):
+    planes = [stored_plane(i, 16, 16) for i in range(3)]
+    for p in planes:
+        p[5:] = np.nan
+    write_sxm(tmp_path / "s.sxm", rows=16, cols=16, planes=planes)
+    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--backend", "onnx"]) == 1
+    assert "s.sxm: only 5 of 16 rows were measured; at least 8 are needed" in capsys.readouterr().err
+
+
+def test_onnx_rt_is_the_back_end_used():
+    assert load_backend("onnx", "rt").name.startswith("onnxruntime")
+
+
+class Biased(Halve):
+    """A back end whose answer to zeros is not zero, like a network's biases."""
+
+    def denoise(self, batch: np.ndarray) -> np.ndarray:
+        return batch + 0.3
+
+
+def test_a_flat_scan_comes_back_unchanged():
+    # Constant-height scans record a constant Z; the network's answer to zeros must not come back as metres.
+    flat = np.full((256, 256), 1.7e-11)  # levels to exact zeros, as the real constant-height Z does
+    np.testing.assert_array_equal(denoise_measured(flat, Biased()), flat.astype(np.float32))

@@ -1,0 +1,86 @@
+"""A live bridge fed by the simulated Nanonis controller over TCP, in process and from the command line."""
+
+import json
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from maed.bridge.nanonis import Scanner, SimulatedNanonis, simulated_frames
+from maed.bridge.server import Bridge
+from maed.bridge.sources import NanonisSource
+from test_bridge_live import BlurBackend, Subscriber, config, control
+
+SEED = 31
+
+
+def test_a_bridge_fed_by_nanonis_publishes_denoised_frames_while_it_scans(tmp_path):
+    size = 64
+    z = next(c for c in simulated_frames(SEED)(0, size, False).channels if c.name == "Z (m)")
+    scanner = Scanner(simulated_frames(SEED), size=size, line_rate=100, scans=1)
+    with SimulatedNanonis(scanner, port=0) as nanonis, Bridge(config(tmp_path), backend=BlurBackend()) as bridge:
+        sub = Subscriber(bridge.endpoints["pub"])
+        source = NanonisSource(port=nanonis.port, scans=1)
+        thread = threading.Thread(target=source.run, args=(bridge.endpoints["pull"], threading.Event()), daemon=True)
+        thread.start()
+        thread.join(30)  # returns after its one scan
+        assert not thread.is_alive()
+        scan = sub.of("frame.raw")[0][1]["scan"]
+        end = sub.wait_scan_end(scan)
+        status = control(bridge.endpoints["control"], {"cmd": "status"})
+        sub.close()
+
+    live = [m for m in sub.of("frame.denoised", scan) if not m[1]["final"]]
+    assert live and any(0 < m[1]["rows_done"] < size for m in live), "no denoised frame while the scan ran"
+    assert [m[1]["rows_done"] for m in live] == sorted(m[1]["rows_done"] for m in live)
+    raw = {m[1]["dir"]: m for m in sub.of("frame.raw", scan) if m[1]["final"]}
+    assert raw["fwd"][3] == z.forward.astype("<f4").tobytes() and raw["bwd"][3] == z.backward.astype("<f4").tobytes()
+    assert end["complete"] is True and end["reason"] == "end" and end["rows_done"] == size
+    assert status["lines_received"] == 2 * size and status["lines_dropped"] == 0 and status["faults"] == {}
+    meta = json.loads((Path(end["saved"]) / "meta.json").read_text())
+    assert (meta["start"]["channel"], meta["start"]["unit"], meta["start"]["direction"]) == ("Z", "m", "down")
+
+
+def test_serve_follows_maed_sim_nanonis(tmp_path, monkeypatch, capsys):
+    from maed.bridge import server
+    from maed.cli import main
+
+    monkeypatch.setattr(server, "load_backend", lambda backend, model: BlurBackend())
+    sim = subprocess.Popen([sys.executable, "-m", "maed.cli", "sim-nanonis", "--port", "0", "--size", "48",
+                            "--line-rate", "200"], stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([sim.stderr], [], [], 30)
+        assert ready, "maed sim-nanonis printed nothing"
+        banner = sim.stderr.readline()
+        port = re.search(r"on 127\.0\.0\.1:(\d+):", banner).group(1)
+        out = tmp_path / "served"
+        assert main(["serve", "--source", "nanonis", "--nanonis-port", port, "--scans", "1", "--no-preview",
+                     "--pull-port", "0", "--pub-port", "0", "--control-port", "0", "--out", str(out)]) == 0
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        assert sim.wait(10) == 0
+    (folder,) = out.iterdir()
+    raw = np.load(folder / "raw_fwd.npy")
+    assert raw.shape == (48, 48) and np.isfinite(raw).all()  # joined mid-frame: the rows scanned before come too
+    assert np.isfinite(np.load(folder / "denoised.npy")).all()
+    assert f"following the scans of Nanonis at 127.0.0.1:{port}, channel Z (m)" in capsys.readouterr().err
+
+
+def test_serve_with_an_unreachable_nanonis_is_a_one_line_error(capsys):
+    from maed.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    assert main(["serve", "--source", "nanonis", "--nanonis-port", str(port), "--no-preview"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == f"maed: error: cannot reach Nanonis at 127.0.0.1:{port}: connection refused"
+    assert time.monotonic() - started < 5

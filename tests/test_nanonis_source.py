@@ -1,0 +1,256 @@
+"""The Nanonis source against the simulated controller over TCP, one test per thing a scan can do.
+
+A PULL socket stands in for the bridge and decodes what the source pushes with the bridge's own
+decoder (which refuses NaN in a line, so a partly scanned row sent too early fails there).
+"""
+
+import contextlib
+import logging
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from maed.bridge.nanonis import NanonisClient, Scanner, SimulatedNanonis, simulated_frames
+from maed.bridge.protocol import Line, ScanStart, decode_ingest
+from maed.bridge.sources import NanonisSource
+from scanfile_helpers import write_sxm
+
+SEED = 21
+
+
+def image(k, size, up, name="Z (m)"):
+    """Frame ``k`` of the simulated controller, in image order: (trace, retrace)."""
+    channel = next(c for c in simulated_frames(SEED)(k, size, up).channels if c.name == name)
+    return channel.forward, channel.backward
+
+
+class Collector:
+    """Stands in for the bridge's PULL socket; every message decoded, in arrival order."""
+
+    def __init__(self):
+        self.socket = zmq.Context.instance().socket(zmq.PULL)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.bind("tcp://127.0.0.1:*")
+        self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.messages = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            if self.socket.poll(20):
+                self.messages.append(decode_ingest(self.socket.recv_multipart()))  # raises on a bad message
+
+    def scans(self):
+        scans = {}
+        for m in list(self.messages):
+            record = scans.setdefault(m.scan, {"start": None, "lines": [], "end": None})
+            if isinstance(m, ScanStart):
+                record["start"] = m
+            elif isinstance(m, Line):
+                record["lines"].append(m)
+            else:
+                record["end"] = m
+        return list(scans.values())
+
+    def ended(self):
+        return [s for s in self.scans() if s["end"] is not None]
+
+    def wait(self, condition, timeout=8.0):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert self._thread.is_alive(), "the collector failed to decode a message"
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.01)
+
+    def wait_lines(self, count):
+        self.wait(lambda: sum(isinstance(m, Line) and m.dir == "fwd" for m in self.messages) >= count)
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+        self.socket.close()
+
+
+@contextlib.contextmanager
+def following(scanner, **options):
+    """A simulated controller scanning with ``scanner`` and a source following it into a collector."""
+    with SimulatedNanonis(scanner, port=0) as server:
+        collector = Collector()
+        source = NanonisSource(port=server.port, **options)
+        stop = threading.Event()
+        thread = threading.Thread(target=source.run, args=(collector.endpoint, stop), daemon=True)
+        thread.start()
+        try:
+            yield server, collector
+        finally:
+            stop.set()
+            thread.join(10)
+            collector.close()
+
+
+def rows(scan, direction):
+    return [m.row for m in scan["lines"] if m.dir == direction]
+
+
+def assert_lines_are(scan, expected, direction="fwd"):
+    """Each line of ``direction`` once, in scan order, bit for bit the rows of ``expected``."""
+    lines = [m for m in scan["lines"] if m.dir == direction]
+    for m in lines:
+        assert m.data.tobytes() == expected[m.row].astype("<f4").tobytes(), f"row {m.row} {direction}"
+    assert len({m.row for m in lines}) == len(lines)
+
+
+def scanner(size=32, line_rate=100.0, **options):
+    return Scanner(simulated_frames(SEED), size=size, line_rate=line_rate, scans=1, **options)
+
+
+# --- the tests ---------------------------------------------------------------------------------
+
+
+def test_each_row_is_sent_once_when_it_is_complete():
+    with following(scanner()) as (server, collector):
+        collector.wait(lambda: collector.ended())
+        width = server.scanner.frame()[2]
+    (scan,) = collector.scans()
+    start = scan["start"]
+    assert (start.rows, start.cols, start.channel, start.unit, start.direction) == (32, 32, "Z", "m", "down")
+    assert start.range == (pytest.approx(width), pytest.approx(width))
+    assert start.extra["line_rate"] == pytest.approx(100)
+    assert rows(scan, "fwd") == rows(scan, "bwd") == list(range(32))
+    trace, retrace = image(0, 32, False)
+    assert_lines_are(scan, trace)
+    assert_lines_are(scan, retrace, "bwd")
+    assert len({m.t for m in scan["lines"]}) > 4, "the rows came in one poll, not as the scan went"
+    assert scan["end"].complete is True
+
+
+def test_up_and_down_scans_send_rows_in_scan_order():
+    with following(scanner()) as (server, collector):
+        collector.wait(lambda: len(collector.ended()) == 1)
+        with NanonisClient(port=server.port) as client:
+            client.scan_action("start", up=True)
+        collector.wait(lambda: len(collector.ended()) == 2)
+    down, up = collector.scans()
+    assert (down["start"].direction, up["start"].direction) == ("down", "up")
+    assert rows(up, "fwd") == rows(up, "bwd") == list(range(31, -1, -1))  # an up scan starts at the bottom
+    assert_lines_are(up, image(1, 32, True)[0])
+    assert down["end"].complete and up["end"].complete
+
+
+def test_trace_and_retrace_go_as_fwd_and_bwd_lines_in_image_order():
+    # Slow lines, fast polls: the source sees many partly scanned rows (the trace filling from the
+    # left, the retrace from the right) and must send neither before it is complete.
+    with following(scanner(line_rate=50, direction="up"), poll_interval=0.002) as (_, collector):
+        collector.wait(lambda: collector.ended())
+    (scan,) = collector.scans()
+    trace, retrace = image(0, 32, True)
+    assert_lines_are(scan, trace)
+    assert_lines_are(scan, retrace, "bwd")  # column 0 is the left edge for the retrace too
+    order = [(m.row, m.dir) for m in scan["lines"]]
+    assert all(order.index((row, "fwd")) < order.index((row, "bwd")) for row in range(32))
+    with following(scanner(line_rate=400), retrace=False) as (_, collector):
+        collector.wait(lambda: collector.ended())
+    (scan,) = collector.scans()
+    assert rows(scan, "bwd") == [] and rows(scan, "fwd") == list(range(32))
+
+
+def test_a_scan_restarted_mid_frame_ends_incomplete_and_a_new_scan_begins():
+    with following(scanner(line_rate=50)) as (server, collector):
+        collector.wait_lines(6)
+        with NanonisClient(port=server.port) as client:
+            client.scan_action("start")
+        collector.wait(lambda: len(collector.ended()) == 2)
+    first, second = collector.scans()
+    assert first["end"].complete is False and 6 <= len(rows(first, "fwd")) < 32
+    assert rows(first, "fwd") == list(range(len(rows(first, "fwd"))))
+    assert second["start"].scan != first["start"].scan
+    assert rows(second, "fwd") == list(range(32)) and second["end"].complete is True
+    assert_lines_are(second, image(1, 32, False)[0])
+
+
+def test_a_scan_stopped_mid_frame_ends_incomplete_and_nothing_follows_until_a_start():
+    with following(scanner(line_rate=50)) as (server, collector):
+        collector.wait_lines(6)
+        with NanonisClient(port=server.port) as client:
+            client.scan_action("stop")
+            collector.wait(lambda: collector.ended())
+            time.sleep(0.2)
+            assert len(collector.scans()) == 1  # stopped: no new scan
+            client.scan_action("start")
+        collector.wait(lambda: len(collector.ended()) == 2)
+    first, second = collector.scans()
+    assert first["end"].complete is False and 6 <= len(rows(first, "fwd")) < 32
+    assert second["start"].scan != first["start"].scan and second["end"].complete is True
+
+
+def test_a_changed_frame_size_is_a_new_scan():
+    with following(scanner(line_rate=50)) as (server, collector):
+        collector.wait_lines(6)
+        server.scanner.resize(48)
+        collector.wait(lambda: len(collector.ended()) == 2)
+    first, second = collector.scans()
+    assert first["end"].complete is False and first["start"].rows == 32
+    assert (second["start"].rows, second["start"].cols) == (48, 48) and second["end"].complete is True
+    assert_lines_are(second, image(1, 48, False)[0])
+
+
+@pytest.mark.parametrize("fault", ["freeze", "disconnect"])
+def test_a_controller_that_stops_answering_is_reconnected_and_no_line_is_lost_or_repeated(fault, caplog):
+    caplog.set_level(logging.INFO, logger="maed.bridge")
+    with following(scanner(line_rate=40), timeout=0.2) as (server, collector):
+        collector.wait_lines(6)
+        getattr(server, fault)(0.5)  # no answers / connections dropped and refused, for half a second
+        collector.wait(lambda: collector.ended())
+    (scan,) = collector.scans()
+    assert rows(scan, "fwd") == rows(scan, "bwd") == list(range(32))
+    trace, retrace = image(0, 32, False)
+    assert_lines_are(scan, trace)
+    assert_lines_are(scan, retrace, "bwd")
+    assert scan["end"].complete is True
+    log = caplog.text
+    assert ("did not answer" if fault == "freeze" else "connection refused") in log
+    assert "reconnecting" in log and log.count("reconnected") == 1
+
+
+def test_the_channel_is_found_by_name_whatever_its_index():
+    with following(scanner(line_rate=400), channel="Current") as (server, collector):
+        collector.wait(lambda: collector.ended())
+        source = NanonisSource(port=server.port, channel="Bias")
+        with pytest.raises(ValueError, match=r"channel 'Bias' is not acquired .*\(acquired: Current \(A\), Z \(m\)\)"):
+            source.check()
+    (scan,) = collector.scans()
+    assert (scan["start"].channel, scan["start"].unit) == ("Current", "A")
+    assert_lines_are(scan, image(0, 32, False, "Current (A)")[0])
+
+
+def test_a_replayed_sxm_file_is_scanned_and_followed_as_recorded(tmp_path):
+    from maed.bridge.nanonis.replay import replay_frames
+
+    rng = np.random.default_rng(5)
+    forward, backward = (rng.standard_normal((2, 24, 40)) * 1e-10).astype(np.float32)
+    forward[20:] = np.nan  # a scan stopped early: its last rows were never measured
+    # As Nanonis stores them: lines as scanned (down), the retrace right to left.
+    write_sxm(tmp_path / "recorded.sxm", channels=(("Z", "m", "both"),), rows=24, cols=40,
+              scan_range=(20e-9, 20e-9), planes=[forward, backward[:, ::-1]])
+    frames, frame = replay_frames(tmp_path / "recorded.sxm")
+    assert frame.shape == (24, 40) and frame.channels[0].name == "Z (m)" and frame.width == pytest.approx(20e-9)
+    with following(Scanner(frames, 24, line_rate=200, scans=1)) as (_, collector):
+        collector.wait(lambda: collector.ended())
+    (scan,) = collector.scans()
+    assert (scan["start"].rows, scan["start"].cols, scan["start"].channel, scan["start"].unit) == (24, 40, "Z", "m")
+    assert rows(scan, "fwd") == list(range(20)) and rows(scan, "bwd") == list(range(24))
+    assert_lines_are(scan, forward)
+    assert_lines_are(scan, backward, "bwd")
+    assert scan["end"].complete is False  # the unmeasured rows are never sent
+
+
+def test_replaying_a_missing_file_is_a_one_line_error(tmp_path, capsys):
+    from maed.cli import main
+
+    assert main(["sim-nanonis", "--port", "0", "--replay", str(tmp_path / "missing.sxm")]) == 2
+    assert capsys.readouterr().err.strip() == f"maed: error: {tmp_path / 'missing.sxm'}: no such file"

@@ -1,0 +1,208 @@
+"""Instrument scan files: the real scans read at the size, range and units their headers give;
+small Nanonis files written here pin orientation (up and down scans, backward mirroring),
+channel choice, incomplete scans and errors; Gwyddion output keeps size, range, units and NaN rows."""
+
+import re
+import zlib
+
+import gwyfile
+import numpy as np
+import pytest
+from scanfile_helpers import REAL_DIR, REAL_SCANS, needs_real, stored_plane, write_createc, write_sxm
+
+from maed.scanfiles import ScanFileError, detect_format, list_channels, read_channel, read_file, write_gwy
+
+
+def _header(name: str) -> str:
+    raw = (REAL_DIR / name).read_bytes()
+    return raw[:raw.find(b"\x00") if name.endswith(".dat") else raw.find(b"\x1a\x04")].decode("latin-1")
+
+
+def _field(header: str, key: str) -> list[float]:
+    """Numbers after a Nanonis ``:KEY:`` line or in a Createc ``key=value`` line, found by regex."""
+    match = re.search(rf"^:{re.escape(key)}:\s*\n(.*)$", header, re.M) or re.search(rf"^{re.escape(key)}=(.*)$", header, re.M)
+    return [float(v) for v in match.group(1).split()]
+
+
+@needs_real
+@pytest.mark.parametrize("name", [n for n in REAL_SCANS if n.endswith(".sxm")] or ["absent"])  # skipped, with the reason
+def test_real_nanonis_scans_match_their_header(name):
+    header = _header(name)
+    cols, rows = _field(header, "SCAN_PIXELS")
+    width, height = _field(header, "SCAN_RANGE")
+    assert list_channels(REAL_DIR / name) == [
+        ("Z", "forward", "m"), ("Z", "backward", "m"), ("Current", "forward", "A"), ("Current", "backward", "A")]
+    for image in read_file(REAL_DIR / name).images:
+        assert image.data.shape == (rows, cols) and image.data.dtype == np.float64
+        assert image.scan_range == (width, height)
+        assert np.isfinite(image.data).all()
+    # Physical units, not raw volts: with the feedback on, the current is of the size of the Z
+    # controller's setpoint (a coarse 5 um scan tracks loosely); the Z channel is near the Z the
+    # controller reported on saving, where the header has it.
+    controller = dict(zip(*(row.strip().split("\t") for row in header.split(":Z-CONTROLLER:\n")[1].splitlines()[:2])))
+    if controller["on"] == "1":
+        setpoint = float(controller["Setpoint"].split()[0])
+        assert setpoint / 2 < np.median(read_channel(REAL_DIR / name, "current").data) < 2 * setpoint
+    if ":Z-Controller>Z (m):" in header:
+        assert abs(np.mean(read_channel(REAL_DIR / name).data) - _field(header, "Z-Controller>Z (m)")[0]) < 1e-9
+
+
+@needs_real
+@pytest.mark.parametrize("name", [n for n in REAL_SCANS if n.endswith(".dat")] or ["absent"])  # skipped, with the reason
+def test_real_createc_scans_match_their_header(name):
+    header = _header(name)
+    rows, cols = int(_field(header, "Num.Y / Num.Y")[0]), int(_field(header, "Num.X / Num.X")[0])
+    width = _field(header, "Length x[A]")[0] * 1e-10
+    scan = read_file(REAL_DIR / name)
+    assert [image.key for image in scan.images] == [
+        ("Z", "forward", "m"), ("Current", "forward", "A"), ("Z", "backward", "m"), ("Current", "backward", "A")]
+    for image in scan.images:
+        assert image.data.shape == (rows, cols) and image.data.dtype == np.float64
+        assert image.scan_range[0] == pytest.approx(width)
+    z, current = scan.channel(), scan.channel("Current")
+    measured = z.measured_rows
+    # Heights: the DAC counts scaled as the header's own (rounded) calibration Dacto[A]z x GainZ says.
+    counts = np.frombuffer(zlib.decompress((REAL_DIR / name).read_bytes().split(b"DATA", 1)[1]), "<f4")
+    first = counts[1]
+    per_count = _field(header, "Dacto[A]z")[0] * _field(header, "GainZ / GainZ")[0] * 1e-10
+    assert z.data[0, 0] == pytest.approx(first * per_count, rel=0.03)
+    # Currents in amperes, near the feedback setpoint (given in pA) in size.
+    assert abs(np.mean(current.data[measured])) == pytest.approx(_field(header, "FBLogIset")[0] * 1e-12, rel=0.1)
+
+
+@needs_real
+def test_createc_step_scan_keeps_its_unmeasured_rows_empty():
+    z = read_channel(REAL_DIR / "createc_scan_step_20nm.dat")
+    assert z.measured_rows.sum() == 330  # PROVENANCE: 330 of 512 rows were measured
+    assert z.measured_rows[:330].all() and np.isnan(z.data[330:]).all()
+
+
+@needs_real
+def test_real_rhk_scan_matches_spym_and_gwyddion():
+    scan = read_file(REAL_DIR / "hopg_300k_2020_08_11_16_04_06_999.sm4")
+    assert scan.topograph == "Topography"
+    assert {image.key for image in scan.images} == {
+        (name, direction, unit) for name, unit in (("Topography", "m"), ("Current", "A"), ("LIA Current", "A"))
+        for direction in ("forward", "backward")}
+    z = scan.channel()
+    assert z.data.shape == (256, 256) and z.scan_range == pytest.approx((1e-7, 1e-7))  # 256 x 3.90625e-10 m
+    # Values read with spym 0.9.2 and Gwyddion 2.62 from the same file (both agree to the last bit).
+    assert z.data[0, 0] == pytest.approx(-3.75705e-07, rel=1e-5)
+    assert np.mean(z.data) == pytest.approx(-3.73923e-07, rel=1e-5)
+    assert np.mean(scan.channel("Current").data) == pytest.approx(4.99698e-10, rel=1e-5)  # setpoint 500 pA
+
+
+@pytest.mark.parametrize("scan_dir", ["down", "up"])
+def test_orientation_of_up_and_down_scans_and_backward_lines(tmp_path, scan_dir):
+    stored = write_sxm(tmp_path / "s.sxm", scan_dir=scan_dir)
+    forward = read_channel(tmp_path / "s.sxm")
+    backward = read_channel(tmp_path / "s.sxm", "Z", "backward")
+    # Rows are stored in scan order: an up scan began at the bottom, so it is turned over;
+    # backward lines run right to left and are mirrored onto the forward ones.
+    rows = slice(None, None, -1) if scan_dir == "up" else slice(None)
+    np.testing.assert_array_equal(forward.data, stored[0][rows])
+    np.testing.assert_array_equal(backward.data, stored[1][rows, ::-1])
+
+
+def test_channels_units_shape_and_range_of_a_multichannel_file(tmp_path):
+    stored = write_sxm(tmp_path / "s.sxm", rows=12, cols=20, scan_range=(4e-9, 2e-9))
+    assert list_channels(tmp_path / "s.sxm") == [("Z", "forward", "m"), ("Z", "backward", "m"), ("Current", "forward", "A")]
+    z = read_channel(tmp_path / "s.sxm")  # default: the topograph, forward
+    assert (z.name, z.direction, z.unit, z.data.shape) == ("Z", "forward", "m", (12, 20))
+    assert (z.width, z.height) == (4e-9, 2e-9) and z.format == "nanonis"
+    assert z.header["COMMENT"] == "written by a test\nsecond line" and z.header["SCAN_DIR"] == "down"
+    current = read_channel(tmp_path / "s.sxm", "current")  # names match whatever their case
+    np.testing.assert_array_equal(current.data, stored[2])
+    assert current.unit == "A"
+
+
+def test_wrong_channel_or_direction_is_a_one_line_error(tmp_path):
+    write_sxm(tmp_path / "s.sxm")
+    with pytest.raises(ScanFileError, match=r"s\.sxm: no channel 'Bias'; channels: Z, Current"):
+        read_channel(tmp_path / "s.sxm", "Bias")
+    with pytest.raises(ScanFileError, match="'Current' was not recorded backward"):
+        read_channel(tmp_path / "s.sxm", "Current", "backward")
+    write_sxm(tmp_path / "noz.sxm", channels=(("Current", "A", "both"),))
+    with pytest.raises(ScanFileError, match="no topograph channel; choose one of Current"):
+        read_channel(tmp_path / "noz.sxm")
+
+
+def test_rows_never_scanned_stay_nan(tmp_path):
+    planes = [stored_plane(i, 16, 16) for i in range(3)]
+    for p in planes:
+        p[10:] = np.nan  # Nanonis stores the rows of a stopped scan as NaN
+    write_sxm(tmp_path / "s.sxm", rows=16, cols=16, planes=planes)
+    z = read_channel(tmp_path / "s.sxm")
+    assert z.measured_rows.tolist() == [True] * 10 + [False] * 6
+
+
+def test_format_is_told_by_content_not_extension(tmp_path):
+    write_sxm(tmp_path / "renamed.dat")
+    assert read_file(tmp_path / "renamed.dat").format == "nanonis"
+    assert detect_format(b"[Paramco32]\r\nDAC-Type=20bit") == "createc"
+    assert detect_format(b"\x38\x00" + "STiMage 005.006 1".encode("utf-16-le")) == "rhk"
+    (tmp_path / "fake.sxm").write_text("just some text")
+    with pytest.raises(ScanFileError, match="fake.sxm: not a scan file of a known instrument"):
+        read_file(tmp_path / "fake.sxm")
+
+
+def test_damaged_files_are_one_line_errors(tmp_path):
+    write_sxm(tmp_path / "s.sxm")
+    raw = (tmp_path / "s.sxm").read_bytes()
+    (tmp_path / "short.sxm").write_bytes(raw[:-100])
+    with pytest.raises(ScanFileError, match="short.sxm: truncated"):
+        read_file(tmp_path / "short.sxm")
+    (tmp_path / "bad.dat").write_bytes(b"[Paramco32]\r\nNum.X=8\r\nNum.Y=8\r\nChannels=2\r\nChannelselectval=1\r\nDATAnot zlib")
+    with pytest.raises(ScanFileError, match="bad.dat: Createc data do not decompress"):
+        read_file(tmp_path / "bad.dat")
+    (tmp_path / "bad.sm4").write_bytes(b"\x38\x00" + "STiMage 005.006 1".encode("utf-16-le") + b"\x01\x00")
+    with pytest.raises(ScanFileError, match=r"bad.sm4: damaged RHK .sm4 file \(error"):
+        read_file(tmp_path / "bad.sm4")
+
+
+def test_gwy_keeps_both_images_to_scale_with_unmeasured_rows_masked(tmp_path):
+    planes = [stored_plane(i, 16, 24) for i in range(3)]
+    planes[0][12:] = np.nan
+    write_sxm(tmp_path / "s.sxm", rows=16, cols=24, scan_range=(6e-9, 4e-9), planes=planes)
+    z = read_channel(tmp_path / "s.sxm")
+    smooth = z.data * 0.5
+    write_gwy(tmp_path / "s.gwy", z, {"Z forward (raw)": z.data, "Z forward (denoised)": smooth})
+
+    fields = gwyfile.util.get_datafields(gwyfile.load(str(tmp_path / "s.gwy")))
+    assert list(fields) == ["Z forward (raw)", "Z forward (denoised)"]
+    container = gwyfile.load(str(tmp_path / "s.gwy"))
+    for i, (title, expected) in enumerate((("Z forward (raw)", z.data), ("Z forward (denoised)", smooth))):
+        field = fields[title]
+        assert field.data.shape == (16, 24) and (field.xreal, field.yreal) == (6e-9, 4e-9)
+        assert field["si_unit_xy"]["unitstr"] == "m" and field["si_unit_z"]["unitstr"] == "m"
+        assert np.isfinite(field.data).all()  # Gwyddion cannot show NaN: filled, and masked
+        np.testing.assert_array_equal(field.data[:12], expected[:12])
+        mask = container[f"/{i}/mask"].data
+        assert mask[12:].all() and not mask[:12].any()
+        assert container[f"/{i}/meta"]["SCAN_DIR"] == "down"
+
+
+def test_createc_scaling_layout_and_stopped_scans(tmp_path):
+    rows, cols = 10, 16
+    z_counts = np.full((rows, cols), 1000.0)
+    i_counts = np.full((rows, cols), 2000.0)
+    z_back, i_back = z_counts + 1, i_counts + 1
+    for counts in (z_counts, i_counts, z_back, i_back):
+        counts[7:] = 0  # never measured: 0 in every channel
+    write_createc(tmp_path / "s.dat", [z_counts, i_counts, z_back, i_back], channel_mask=3, gain_z=3)
+    scan = read_file(tmp_path / "s.dat")
+    assert [image.key for image in scan.images] == [
+        ("Z", "forward", "m"), ("Current", "forward", "A"), ("Z", "backward", "m"), ("Current", "backward", "A")]
+    volts = 20 / 2**20
+    z = scan.channel()
+    assert z.data[0, 0] == pytest.approx(1000 * volts * 19.2 * 3 * 1e-10)  # Z piezo constant in Å/V, Z gain 3
+    assert scan.channel("Current").data[0, 0] == pytest.approx(2000 * volts / 1e9)  # preamplifier 10^9 V/A
+    assert scan.channel("Z", "backward").data[0, 0] == pytest.approx(1001 * volts * 19.2 * 3 * 1e-10)
+    assert z.measured_rows.tolist() == [True] * 7 + [False] * 3 and np.isnan(z.data[7:]).all()
+    assert z.scan_range == pytest.approx((50e-10, 50e-10 * rows / cols))
+
+    write_createc(tmp_path / "forward.dat", [z_counts], channel_mask=1)  # topograph only, forward only
+    assert list_channels(tmp_path / "forward.dat") == [("Z", "forward", "m")]
+    write_createc(tmp_path / "odd.dat", [z_counts] * 3, channel_mask=3)
+    with pytest.raises(ScanFileError, match="odd.dat: 3 stored images do not fit the 2 selected channels"):
+        read_file(tmp_path / "odd.dat")
