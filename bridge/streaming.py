@@ -132,7 +132,7 @@ class StreamingDenoiser:
         count, total, squares = self._moments
         centre = total / count
         scale = float(np.sqrt(max(squares / count - centre**2, 0.0)))
-        return replace(level, centre=float(centre), scale=scale if scale > 0 else 1.0)
+        return replace(level, centre=float(centre), scale=scale)
 
     def update(self, raw: np.ndarray, rows_done: int, backend: Backend) -> np.ndarray:
         """Denoise the rows scanned since the last update (``raw`` in frame orientation)."""
@@ -156,7 +156,8 @@ class StreamingDenoiser:
 
     def _paste(self, acq: np.ndarray, top: int, paste: int, n: int, backend: Backend) -> None:
         level = self._level
-        x = ((self._levelled[top:n] - level.centre) / level.scale).astype(np.float32)
+        # A flat band (scale 0) goes in as zeros and comes back flat whatever the network answers.
+        x = ((self._levelled[top:n] - level.centre) / (level.scale or 1.0)).astype(np.float32)
         y = run_padded(x, backend)[paste - top:]
         out = y * level.scale + level.centre + level.plane(paste, n)
         out[np.isnan(acq[paste:n, 0])] = np.nan

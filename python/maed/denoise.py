@@ -83,8 +83,6 @@ def run_tiled(x: np.ndarray, backend: Backend, tile: int = TILE, overlap: int = 
 def denoise_array(scan: np.ndarray, backend: Backend, tile: int = TILE) -> np.ndarray:
     """Denoised float32 copy of a 2-D scan, in the scan's units and shape."""
     x, norm = normalise(scan)
-    if not x.any():  # a flat scan (constant-height Z): no noise, and no scale to bring the network's answer back in
-        return np.asarray(scan, dtype=np.float32)
     return denormalise(run_tiled(x, backend, tile), norm)
 
 

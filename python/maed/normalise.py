@@ -34,9 +34,9 @@ def normalise(image: np.ndarray) -> tuple[np.ndarray, Normalisation]:
     levelled = align_rows(image - plane, ROW_ALIGNMENT)
     centre = float(levelled.mean())
     scale = float(levelled.std())
-    if not scale > 0:
-        scale = 1.0  # a perfectly flat scan: nothing to scale, and nothing to divide by zero
-    return ((levelled - centre) / scale).astype(np.float32), Normalisation(plane, centre, scale)
+    # A perfectly flat scan (a constant-height Z channel) has nothing to scale: it goes in as zeros
+    # and, with scale 0, whatever the network answers comes back as the same flat scan.
+    return ((levelled - centre) / (scale or 1.0)).astype(np.float32), Normalisation(plane, centre, scale)
 
 
 def denormalise(output: np.ndarray, norm: Normalisation) -> np.ndarray:

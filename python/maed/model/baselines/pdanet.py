@@ -59,7 +59,13 @@ its ``BasicBlock``/``ResBlock`` are read as PANet's: conv with bias then PReLU, 
 conv plus the input; the 3x3 kernel of the encoder/decoder ``BasicBlock`` is our reading (the call
 passes no kernel size). Those take ``act=nn.PReLU()`` as a default argument, so all blocks built
 with the default share one PReLU slope (one for the six 3x3 encoder/decoder blocks, one for the six
-ResBlocks); we give each block its own (+10 parameters). Parameters: 12,042,905 here against 12,044,059 for the original
+ResBlocks); we give each block its own (+10 parameters).
+
+Training: there is no normalisation anywhere, and at the comparison's common peak rate of 1e-3 it
+diverges within tens of steps, even after a warm-up and with gradients clipped to norm 1, after
+which the one-channel ReLU in the tail goes dead (all negative) and the output is the constant b
+for good. At 3e-4 (and at PANet's 1e-4) it trains stably, so the protocol gives it 3e-4
+(``maed.training.config.STABLE_LEARNING_RATES``). Parameters: 12,042,905 here against 12,044,059 for the original
 (4 planes in, RGB out, counted from the reference structure), ratio 0.9999.
 """
 
