@@ -30,13 +30,14 @@ def test_noise_alone_has_no_peaks():
 def test_identical_image_passes_and_changes_are_caught():
     reference = find_peaks(_lattice(), count=4)
     same = check_peaks(_lattice(), reference)
-    assert same.shift_bins == 0 and abs(same.power_kept - 1) < 1e-9 and same.relative_error < 1e-9
+    assert same.shift_bins < 1e-9 and abs(same.power_kept - 1) < 1e-9 and same.relative_error < 1e-9
 
+    # Half the peaks one bin further out: a mean displacement of half a bin.
     moved = check_peaks(_lattice(k1=(13, 5)), reference)
-    assert moved.shift_bins == 1
+    assert abs(moved.shift_bins - 0.5) < 0.1
 
     smoothed = check_peaks(ndimage.gaussian_filter(_lattice(), 1.5), reference)
     assert smoothed.power_kept < 0.5
 
     reweighted = check_peaks(_lattice(a2=1.0), reference)
-    assert reweighted.relative_error > 0.1 and reweighted.shift_bins == 0
+    assert reweighted.relative_error > 0.1 and reweighted.shift_bins < 0.05

@@ -51,8 +51,9 @@ def expand_models(models: list[str]) -> list[str]:
 
 def _label(name: str, card: dict) -> str:
     if name == PRODUCT:
-        steps = card.get("train_config", {}).get("steps")
-        return f"MAED-CNN rt, product weights ({steps} steps)" if steps else "MAED-CNN rt, product weights"
+        steps = card.get("validation", {}).get("step")  # where the run stopped, not where it was meant to
+        batch, patch = (card.get("train_config", {}).get(k) for k in ("batch_size", "patch"))
+        return f"MAED-CNN rt, product weights ({steps} steps of {batch} x {patch}²)" if steps else "MAED-CNN rt, product weights"
     if Path(name).suffix:  # a checkpoint: named by its architecture and where it came from
         return f"{display_name(card['config'])} ({name})"
     return display_name(name)

@@ -27,7 +27,7 @@ from .compare import LATENCY_SIZE, LATENCY_THREADS, Contender, cpu_latency_ms, e
 from .data import ScanPair, evaluation_set
 from .denoise import denoise_array
 from .lattice import check_peaks, find_peaks
-from .metrics import all_metrics
+from .metrics import all_metrics, psnr
 from .plots import figure_examples, figure_lattice, lattice_scans, pick_examples
 
 COLUMNS = {"test": False, "hard": True}
@@ -51,7 +51,7 @@ def score_methods(pairs: list[ScanPair], methods: dict, desc: str) -> dict[str, 
 
 
 def lattice_check(pairs: list[ScanPair], methods: dict) -> dict[str, dict[str, float]]:
-    """Per method, over the lattice scans: the worst peak shift and the mean power kept and share error."""
+    """Per method, the means over the lattice scans of the peak shift, the power kept and the share error."""
     checks: dict[str, list] = {name: [] for name in methods}
     for pair in tqdm(pairs, desc="lattice check", unit="scan"):
         peaks = find_peaks(pair.clean)
@@ -62,7 +62,7 @@ def lattice_check(pairs: list[ScanPair], methods: dict) -> dict[str, dict[str, f
     return {
         name: {
             "scans": len(found),
-            "max_shift_bins": max((c.shift_bins for c in found), default=float("nan")),
+            "shift_bins": float(np.mean([c.shift_bins for c in found])) if found else float("nan"),
             "power_kept": float(np.mean([c.power_kept for c in found])) if found else float("nan"),
             "relative_error": float(np.mean([c.relative_error for c in found])) if found else float("nan"),
         }
@@ -96,15 +96,17 @@ def _lattice_table(checks: dict[str, dict[str, float]]) -> str:
     lines = [
         f"Over the {scans} test scans showing an atomic lattice on a single terrace: the six strongest "
         "Fourier peaks of the clean surface, found again within one bin in each output. Shift: the "
-        "largest displacement of a peak (bins); power kept: peak power of the output over the clean "
+        "mean displacement of a peak's power-weighted centre (bins; the noisy input shows what noise "
+        "alone does); power kept: peak power of the output over the clean "
         "surface's (1 = lattice contrast kept; above 1 = noise left on the peaks); share error: the "
-        "largest change of a peak's share of the total peak power (0 = relative strengths kept).",
+        "largest change of a peak's share of the total peak power (0 = relative strengths kept); "
+        "all three are means over the scans.",
         "",
-        "| method | max shift (bins) | power kept | share error |",
+        "| method | shift (bins) | power kept | share error |",
         "|---|---|---|---|",
     ]
     for name, c in checks.items():
-        lines.append(f"| {name} | {c['max_shift_bins']:.0f} | {c['power_kept']:.3f} | {c['relative_error']:.3f} |")
+        lines.append(f"| {name} | {c['shift_bins']:.3f} | {c['power_kept']:.3f} | {c['relative_error']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -113,6 +115,13 @@ def _ranking(results: dict, contenders: list[Contender]) -> str:
     return "Ranking by PSNR on the test column: " + ", ".join(
         f"{i}. {c.label} ({results['test'][c.label]['psnr']:.2f} dB)" for i, c in enumerate(order, 1)
     ) + ".\n"
+
+
+def _clearest_lattice(pairs: list[ScanPair]) -> ScanPair:
+    """The lattice scan whose input is least noisy (chosen by the input, not by any method's output):
+    a lattice that is there to be kept. Any scan where the test set holds no lattice."""
+    lattices = [p for p in lattice_scans(pairs) if len(find_peaks(p.clean).positions)] or pairs
+    return max(lattices, key=lambda p: psnr(p.noisy, p.clean))
 
 
 def evaluate(out_dir: Path, models: list[str], count: int = 24, size: int = 256) -> dict:
@@ -154,7 +163,7 @@ def evaluate(out_dir: Path, models: list[str], count: int = 24, size: int = 256)
     ))
     examples = pick_examples(sets["test"], count=2 if len(contenders) > 2 else 4)
     figure_examples(examples, shown, out_dir / "fig5.png")
-    figure_lattice(lattice_scans(sets["test"])[0], shown, out_dir / "fig6.png")
+    figure_lattice(_clearest_lattice(sets["test"]), shown, out_dir / "fig6.png")
     print(tables)
     print(f"written to {out_dir}/")
     return {"results": results, "models": sizes, "lattice": checks}

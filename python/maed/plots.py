@@ -159,4 +159,4 @@ def figure_lattice(pair: ScanPair, methods: dict[str, Callable], path: Path) -> 
 
 
 def _check_label(check: PeakCheck) -> str:
-    return f"\nshift {check.shift_bins:.0f}, power {check.power_kept:.2f}"
+    return f"\nshift {check.shift_bins:.2f}, power {check.power_kept:.2f}"
