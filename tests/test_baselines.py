@@ -68,7 +68,7 @@ def test_a_few_training_steps_lower_the_loss(name):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     # One fixed batch, so nothing but learning moves the loss.
     assert np.mean(losses[-3:]) < 0.98 * np.mean(losses[:3]), losses
 
