@@ -46,7 +46,7 @@ def run_scan(endpoints: dict[str, str], image: np.ndarray, rate: float, scan: st
     sub = ctx.socket(zmq.SUB)
     sub.connect(endpoints["pub"])
     sub.setsockopt(zmq.SUBSCRIBE, b"frame.denoised")
-    sub.setsockopt(zmq.SUBSCRIBE, b"scan.end")
+    sub.setsockopt(zmq.SUBSCRIBE, b"scan.finished")
     time.sleep(0.5)
     arrivals: list[tuple[float, int]] = []
     done = threading.Event()
@@ -57,7 +57,7 @@ def run_scan(endpoints: dict[str, str], image: np.ndarray, rate: float, scan: st
             h = msgpack.unpackb(header)
             if h["scan"] != scan:
                 continue
-            if topic == b"scan.end":
+            if topic == b"scan.finished":
                 done.set()
                 return
             arrivals.append((time.perf_counter(), h["rows_done"]))
@@ -72,19 +72,19 @@ def run_scan(endpoints: dict[str, str], image: np.ndarray, rate: float, scan: st
 
     def send(topic: bytes, header: dict, payload: np.ndarray | None = None) -> None:
         nonlocal seq
-        frames = [topic, msgpack.packb({"v": 1, "scan": scan, "seq": seq, **header})]
+        frames = [topic, msgpack.packb({"v": 2, "scan": scan, "seq": seq, **header})]
         push.send_multipart(frames + ([payload.astype("<f4").tobytes()] if payload is not None else []))
         seq += 1
 
     send(b"scan.start", {"rows": rows, "cols": cols, "channel": "Z", "unit": "m", "range": [2e-8, 2e-8],
-                         "direction": "down"})
+                         "slow_axis": "down"})
     t0 = time.perf_counter()
     for row in range(rows):
         time.sleep(max(0.0, t0 + (row + 0.5) / rate - time.perf_counter()))
         pushed[row] = time.perf_counter()
-        send(b"line", {"row": row, "dir": "fwd", "t": time.time(), "dtype": "<f4", "shape": [cols]}, image[row])
+        send(b"line", {"row": row, "pass": "trace", "t": time.time(), "dtype": "<f4", "shape": [cols]}, image[row])
         time.sleep(max(0.0, t0 + (row + 1) / rate - time.perf_counter()))
-        send(b"line", {"row": row, "dir": "bwd", "t": time.time(), "dtype": "<f4", "shape": [cols]}, image[row])
+        send(b"line", {"row": row, "pass": "retrace", "t": time.time(), "dtype": "<f4", "shape": [cols]}, image[row])
     send(b"scan.end", {"complete": True})
     done.wait(60)
     push.close(linger=1000)

@@ -76,17 +76,17 @@ def _scan_messages(rows: int, scans: int) -> list[list[bytes]]:
 
     def add(topic: bytes, scan: str, header: dict, payload: bytes | None = None) -> None:
         nonlocal seq
-        messages.append([topic, msgpack.packb({"v": 1, "scan": scan, "seq": seq, **header}),
+        messages.append([topic, msgpack.packb({"v": 2, "scan": scan, "seq": seq, **header}),
                          *([payload] if payload is not None else [])])
         seq += 1
 
     for k in range(scans):
         scan = f"ingest-{k}"
         add(b"scan.start", scan, {"rows": rows, "cols": COLS, "channel": "Z", "unit": "m",
-                                  "range": [2e-8, 2e-8], "direction": "down"})
+                                  "range": [2e-8, 2e-8], "slow_axis": "down"})
         for row in range(rows):
-            for direction in ("fwd", "bwd"):
-                add(b"line", scan, {"row": row, "dir": direction, "t": time.time(), "dtype": "<f4",
+            for pass_ in ("trace", "retrace"):
+                add(b"line", scan, {"row": row, "pass": pass_, "t": time.time(), "dtype": "<f4",
                                     "shape": [COLS]}, line)
         add(b"scan.end", scan, {"complete": True})
     return messages

@@ -15,28 +15,43 @@ import threading
 from pathlib import Path
 
 
+SLOW_AXES = ("down", "up", "alternate")
+
+
 def _add_sim_options(p: argparse.ArgumentParser, scans: int, retrace: bool = True) -> None:
     p.add_argument("--size", type=int, default=256, help="scan size in pixels (default: 256)")
     p.add_argument("--line-rate", type=float, default=20.0, help="lines per second, trace + retrace (default: 20)")
     p.add_argument("--scans", type=int, default=scans, help=f"scans to send, 0 for no end (default: {scans})")
     p.add_argument("--seed", type=int, help="seed of the first simulated surface (default: unseen in training)")
-    p.add_argument("--direction", default="down", choices=("down", "up", "alternate"), help="slow-axis direction")
+    p.add_argument("--slow-axis", choices=SLOW_AXES, help="order of the rows: down (row 0 first), up, or "
+                   "alternate (down, up, down, ...) (default: down)")
+    p.add_argument("--direction", dest="deprecated_direction", choices=SLOW_AXES, help="deprecated: --slow-axis")
     if retrace:
-        p.add_argument("--no-retrace", dest="retrace", action="store_false", help="send trace (forward) lines only")
+        p.add_argument("--no-retrace", dest="retrace", action="store_false", help="send trace lines only")
 
 
-def _simulator(args: argparse.Namespace):
+def slow_axis(args: argparse.Namespace) -> str:
+    """``--slow-axis``, or the deprecated ``--direction`` with a deprecation line on stderr."""
+    old = args.deprecated_direction
+    if old is not None:
+        print(f"maed: warning: --direction is deprecated; use --slow-axis {old}", file=sys.stderr)
+        if args.slow_axis is not None and args.slow_axis != old:
+            raise ValueError(f"--slow-axis {args.slow_axis} and --direction {old} disagree; give --slow-axis only")
+    return args.slow_axis or old or "down"
+
+
+def _simulator(args: argparse.Namespace, axis: str):
     from .sources import SimulatedController
     from .sources.simulated import SIM_SEED_BASE
 
     seed = SIM_SEED_BASE if args.seed is None else args.seed
     return SimulatedController(size=args.size, line_rate=args.line_rate, scans=args.scans, seed=seed,
-                               direction=args.direction, retrace=args.retrace)
+                               slow_axis=axis, retrace=args.retrace)
 
 
-def _source(args: argparse.Namespace):
+def _source(args: argparse.Namespace, axis: str):
     if args.source == "sim":
-        return _simulator(args)
+        return _simulator(args, axis)
     if args.source == "nanonis":
         from .sources import NanonisSource
 
@@ -65,7 +80,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         out=Path(args.out), backend=args.backend, model=args.model, halo=args.halo, refine=args.refine,
         idle_timeout=args.idle_timeout,
     )
-    source = _source(args)
+    source = _source(args, slow_axis(args))
     if args.source == "nanonis":  # an unreachable controller or a missing channel: one line, at once
         channel = source.check()
         print(f"maed: following the scans of Nanonis at {source.address}, channel {channel}", file=sys.stderr)
@@ -106,7 +121,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 def _cmd_push_sim(args: argparse.Namespace) -> int:
     if args.scans < 0:
         raise ValueError("--scans must be 0 (no end) or more")
-    source = _simulator(args)
+    source = _simulator(args, slow_axis(args))
     print(f"maed: pushing {args.scans or 'endless'} simulated {args.size}x{args.size} scan(s) at {args.line_rate:g} lines/s "
           f"to {args.connect}", file=sys.stderr)
     source.run(args.connect, threading.Event())
@@ -127,7 +142,7 @@ def _cmd_sim_nanonis(args: argparse.Namespace) -> int:
     else:
         frames, size = simulated_frames(SIM_SEED_BASE if args.seed is None else args.seed), args.size
         what = f"simulated {size}x{size} surfaces"
-    scanner = Scanner(frames, size, args.line_rate, args.direction, args.scans)
+    scanner = Scanner(frames, size, args.line_rate, slow_axis(args), args.scans)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     with SimulatedNanonis(scanner, args.host, args.port) as server:
         scans = f"{args.scans} frame(s) per start" if args.scans else "continuously"
@@ -171,7 +186,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--connect", default="tcp://127.0.0.1:5571", help="the bridge's PUB endpoint")
     p.add_argument("--topic", default="", help="topic prefix, e.g. frame.denoised (default: everything)")
     p.add_argument("--count", type=int, default=0, help="stop after this many messages (default: never)")
-    p.add_argument("--scans", type=int, default=0, help="stop after this many scan ends (default: never)")
+    p.add_argument("--scans", type=int, default=0, help="stop after this many finished scans (default: never)")
     p.set_defaults(run=_cmd_listen)
 
     p = sub.add_parser("push-sim", help="a simulated STM controller pushing lines to a bridge")

@@ -2,7 +2,8 @@
 
 A request is a map with ``cmd``; JSON is accepted (a frame starting with ``{``) so that a person
 can talk to the bridge with any ZeroMQ tool, and the reply comes back in the request's encoding.
-Every request gets a reply, errors included, or the REQ peer would hang.
+A request may carry ``v``; when it does, it must be the integer ``VERSION``. Every request gets a
+reply, errors included, or the REQ peer would hang.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Callable
 
 import msgpack
 
-from .protocol import VERSION
+from .protocol import VERSION, version_problem
 
 Handler = Callable[[dict], dict]
 
@@ -33,6 +34,8 @@ def decode_request(frame: bytes) -> tuple[dict, str]:
         raise ControlError(f"request is not {fmt}: {type(exc).__name__}") from None
     if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
         raise ControlError("request must be a map with a string 'cmd'")
+    if "v" in request and version_problem(request["v"]) is not None:
+        raise ControlError(f"request {request['cmd'][:40]!r}: {version_problem(request['v'])}")
     return request, fmt
 
 

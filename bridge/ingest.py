@@ -3,7 +3,7 @@
 ``Ingest.handle`` runs on the ingest thread and never waits for the denoiser: it decodes a
 message, applies it to the current scan under a short lock and wakes the worker. The worker calls
 ``take`` for everything that arrived since its last visit (lines of many arrivals at once, which is
-how updates coalesce). Pending lines are bounded: a scan accepts each row at most once per direction.
+how updates coalesce). Pending lines are bounded: a scan accepts each row at most once per pass.
 """
 
 from __future__ import annotations

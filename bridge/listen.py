@@ -7,28 +7,37 @@ from typing import Callable
 import numpy as np
 import zmq
 
-from .protocol import Frame, ProtocolError, ScanEnded, decode_published
+from .protocol import Alert, Frame, FrameRows, ProtocolError, Published, ScanFinished, decode_published
 
 
-def describe(message: Frame | ScanEnded) -> str:
+def describe(message: Published) -> str:
     """One line about a published message."""
-    if isinstance(message, ScanEnded):
-        return (f"scan.end {message.scan} seq={message.seq} complete={message.complete} reason={message.reason} "
+    if isinstance(message, ScanFinished):
+        return (f"scan.finished {message.scan} seq={message.seq} complete={message.complete} reason={message.reason} "
                 f"rows_done={message.rows_done} saved={message.saved or '-'}")
+    if isinstance(message, Alert):
+        return (f"alert {message.scan} seq={message.seq} kind={message.kind} severity={message.severity} "
+                f"row={message.row} columns={message.columns[0]}:{message.columns[1]} "
+                f"evidence={','.join(sorted(message.evidence)) or '-'}")
+    if isinstance(message, FrameRows):
+        return (f"frame.rows {message.scan} seq={message.seq} update={message.update} pass={message.pass_} "
+                f"rows={message.row_start}:{message.row_stop}/{message.rows} rows_done={message.rows_done} "
+                f"final={message.final} latency={message.latency_ms:.1f} ms plane={','.join(f'{p:.3g}' for p in message.plane)}")
     rows, cols = message.data.shape
     scanned = message.data[np.isfinite(message.data)]
     spread = f" rms={scanned.std():.3g} {message.unit}" if scanned.size else ""
-    return (f"{message.topic} {message.scan} seq={message.seq} update={message.update} dir={message.dir} "
+    return (f"{message.topic} {message.scan} seq={message.seq} update={message.update} pass={message.pass_} "
             f"rows_done={message.rows_done}/{rows} cols={cols} final={message.final} "
             f"latency={message.latency_ms:.1f} ms model={message.model} backend={message.backend}{spread}")
 
 
 def listen(endpoint: str, topic: str = "", count: int = 0, scans: int = 0,
            emit: Callable[[str], None] = print, context: zmq.Context | None = None) -> int:
-    """Print messages from the PUB ``endpoint`` until ``count`` messages or ``scans`` scan ends (0: forever).
+    """Print messages from the PUB ``endpoint`` until ``count`` messages or ``scans`` finished scans (0: forever).
 
     Returns the number of messages printed. Gaps in ``seq`` (frames PUB dropped because this
-    subscriber was slow, or that were published before it connected) are reported.
+    subscriber was slow, or that were published before it connected) are reported. A message of
+    another protocol version is reported in one line, as every malformed message is.
     """
     socket = (context or zmq.Context.instance()).socket(zmq.SUB)
     socket.setsockopt(zmq.LINGER, 0)
@@ -49,7 +58,7 @@ def listen(endpoint: str, topic: str = "", count: int = 0, scans: int = 0,
             last_seq = message.seq
             emit(describe(message))
             printed += 1
-            ended += isinstance(message, ScanEnded)
+            ended += isinstance(message, ScanFinished)
     finally:
         socket.close()
     return printed

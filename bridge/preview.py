@@ -1,7 +1,7 @@
 """The live preview: a web page showing raw and denoised frames growing line by line.
 
-The preview is one more subscriber of the bridge's PUB socket: a thread keeps the newest forward
-raw and denoised frames of the current scan. A small HTTP server (standard library, bound to
+The preview is one more subscriber of the bridge's PUB socket (``frame.raw``, ``frame.denoised``
+and ``scan.finished``): a thread keeps the newest trace raw and denoised frames of the current scan. A small HTTP server (standard library, bound to
 127.0.0.1 by default) serves the page and hands it the newest frames by long polling: the page asks
 for anything newer than what it has and gets it as soon as it exists. A slow browser therefore only
 skips frames; it never slows the bridge.
@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import zmq
 
-from .protocol import Frame, ProtocolError, ScanEnded, decode_published
+from .protocol import Frame, ProtocolError, Published, ScanFinished, decode_published
 
 log = logging.getLogger("maed.bridge")
 
@@ -37,7 +37,7 @@ PAGE = "static/preview.html"
 
 
 class FrameBoard:
-    """The newest forward raw and denoised frames of the current scan, with a version to wait on."""
+    """The newest trace raw and denoised frames of the current scan, with a version to wait on."""
 
     def __init__(self) -> None:
         self._cv = threading.Condition()
@@ -47,11 +47,11 @@ class FrameBoard:
         self.denoised: np.ndarray | None = None
         self.reports: list[dict] = []
 
-    def put(self, message: Frame | ScanEnded) -> None:
+    def put(self, message: Published) -> None:
         with self._cv:
-            if isinstance(message, ScanEnded):
+            if isinstance(message, ScanFinished):
                 self.header = {**self.header, "ended": True, "saved": message.saved}
-            elif message.dir == "fwd":
+            elif isinstance(message, Frame) and message.pass_ == "trace":
                 if message.scan != self.header.get("scan") or self.raw is None or self.raw.shape != message.data.shape:
                     self.raw = np.full(message.data.shape, np.nan, np.float32)
                     self.denoised = np.full(message.data.shape, np.nan, np.float32)
@@ -66,7 +66,7 @@ class FrameBoard:
                 rows, cols = message.data.shape
                 self.header.update(
                     scan=message.scan, rows=rows, cols=cols, range=list(message.range), unit=message.unit,
-                    channel=message.channel, direction=message.direction, update=message.update,
+                    channel=message.channel, slow_axis=message.slow_axis, update=message.update,
                     final=message.final, model=message.model, backend=message.backend,
                 )
             else:
@@ -135,8 +135,8 @@ class Preview:
         socket = zmq.Context.instance().socket(zmq.SUB)
         socket.setsockopt(zmq.LINGER, 0)
         socket.connect(self._endpoint)
-        socket.setsockopt(zmq.SUBSCRIBE, b"frame.")
-        socket.setsockopt(zmq.SUBSCRIBE, b"scan.end")
+        for topic in (b"frame.raw", b"frame.denoised", b"scan.finished"):
+            socket.setsockopt(zmq.SUBSCRIBE, topic)
         try:
             while not self._stop.is_set():
                 if socket.poll(100):

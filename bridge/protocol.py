@@ -1,10 +1,15 @@
-"""Wire protocol v1 of the bridge (``bridge/PROTOCOL.md``): encode and decode every message.
+"""Wire protocol v2 of the bridge (``bridge/PROTOCOL.md``): encode and decode every message.
 
 A message is a ZeroMQ multipart message ``[topic, msgpack header]`` or ``[topic, header,
-payload]``. Decoding validates everything a message can get wrong on its own (frame count,
-msgpack, fields, dtype, shape, finite values) and raises ``ProtocolError`` with a ``kind``
-from ``FAULT_KINDS``; what depends on the scan in progress (row range and order, unknown scan)
-is checked by ``maed.bridge.scan``. Unknown header keys are ignored, as version 1 allows.
+payload]``; each topic carries exactly one message type (``TOPICS``). Decoding validates
+everything a message can get wrong on its own (frame count, msgpack, version, fields, dtype,
+shape, finite values) and raises ``ProtocolError`` with a ``kind`` from ``FAULT_KINDS``; what
+depends on the scan in progress (row range and order, unknown scan) is checked by
+``maed.bridge.scan``. Unknown header keys are ignored, as version 2 allows.
+
+Words: ``pass`` is the fast-axis pass of a line or frame, ``trace`` or ``retrace``; ``slow_axis``
+is the order the rows are scanned in, ``down`` (row 0 first) or ``up``. ``pass`` is a Python
+keyword, so the records call it ``pass_``.
 """
 
 from __future__ import annotations
@@ -16,25 +21,26 @@ from typing import Any, Union
 import msgpack
 import numpy as np
 
-VERSION = 1
+VERSION = 2
 DTYPE = "<f4"
 MAX_SIDE = 4096
 MAX_ID_LENGTH = 256
-DIRS = ("fwd", "bwd")
-DIRECTIONS = ("down", "up")
+PASSES = ("trace", "retrace")
+SLOW_AXES = ("down", "up")
 END_REASONS = ("end", "superseded", "timeout", "shutdown")
+SEVERITIES = ("info", "warning", "critical")
 
 FAULT_KINDS: dict[str, str] = {
     "frames": "wrong number of frames for the topic",
     "topic": "unknown topic",
     "header": "header is not a msgpack map with string keys",
-    "version": f"protocol version is not {VERSION}",
+    "version": f"protocol version is not the integer {VERSION}",
     "field": "a required header field is missing, of the wrong type or out of range",
     "dtype": f"dtype is not {DTYPE!r}",
     "shape": "shape does not match the payload or the scan",
     "non_finite": "the line holds NaN or infinity",
     "row_range": "row outside the scan",
-    "row_order": "row repeats or goes back against the scan direction",
+    "row_order": "row repeats or goes back against the slow axis",
     "unknown_scan": "message for a scan that is not the current one",
     "duplicate_start": "scan.start repeating the current scan id",
     "scan_superseded": "a new scan.start ended the current scan (not dropped)",
@@ -52,8 +58,30 @@ class ProtocolError(ValueError):
         self.kind = kind
 
 
-@dataclass(frozen=True)
+def version_problem(value: Any) -> str | None:
+    """Why ``value`` is not a valid ``v`` of this protocol (None when it is the integer ``VERSION``).
+
+    A bool or a float is not an integer, even where it equals one (``true == 1``, ``2.0 == 2``).
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value == VERSION:
+            return None
+        return (f"protocol version {value} is not supported: MAED-RT speaks version {VERSION} "
+                f"(bridge/PROTOCOL.md lists the changes from version 1)")
+    if value is None:
+        return f"the header lacks 'v', the protocol version (the integer {VERSION})"
+    return f"'v', the protocol version, must be the integer {VERSION}, got {value!r} ({type(value).__name__})"
+
+
+# --- records ----------------------------------------------------------------------------------
+# Keyword-only: a message has a dozen fields, several of the same type, and a positional mix-up
+# would still type-check.
+
+
+@dataclass(frozen=True, kw_only=True)
 class ScanStart:
+    """``scan.start`` (controller): a new scan begins."""
+
     scan: str
     seq: int
     rows: int
@@ -61,34 +89,38 @@ class ScanStart:
     channel: str
     unit: str
     range: tuple[float, float]
-    direction: str
+    slow_axis: str
     extra: dict = field(default_factory=dict)
     """Header keys this version does not define, kept for the saved metadata."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Line:
+    """``line`` (controller): one scan line of one pass."""
+
     scan: str
     seq: int
     row: int
-    dir: str
+    pass_: str
     t: float
     data: np.ndarray
     """The payload as a read-only ``(cols,)`` float32 view: exactly the bytes received."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ScanEnd:
+    """``scan.end`` (controller): the scan is over."""
+
     scan: str
     seq: int
     complete: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Frame:
     """``frame.raw`` or ``frame.denoised``: a whole frame, unscanned rows NaN."""
 
-    kind: str  # "raw" or "denoised"
+    kind: str  # "raw" or "denoised": the topic, not a header field
     scan: str
     seq: int
     rows_done: int
@@ -96,22 +128,80 @@ class Frame:
     model: str
     backend: str
     latency_ms: float
-    dir: str
+    pass_: str
     update: int
-    direction: str
+    slow_axis: str
     channel: str
     unit: str
     range: tuple[float, float]
     data: np.ndarray
+    trust: dict | None = None
+    """``frame.denoised`` only, added by a later issue: figures of how far the frame can be trusted."""
+    trace_retrace: dict | None = None
+    """``frame.denoised`` only, added by a later issue: figures comparing the trace and the retrace."""
 
     @property
     def topic(self) -> str:
         return f"frame.{self.kind}"
 
 
-@dataclass(frozen=True)
-class ScanEnded:
-    """The bridge's ``scan.end``: the scan is finished, published and saved."""
+@dataclass(frozen=True, kw_only=True)
+class FrameRows:
+    """``frame.rows``: the denoised rows one update changed, levelled, with the levelling to add back.
+
+    Row ``r`` of the frame is ``levelled[r] + plane(r) + offsets[r]`` (``offsets`` empty: all
+    zero), where the plane and the offsets are the newest received and apply to every row.
+    """
+
+    scan: str
+    seq: int
+    rows: int
+    row_start: int
+    data: np.ndarray
+    """``(row_stop - row_start, cols)`` levelled rows, frame orientation; NaN where not scanned."""
+    plane: tuple[float, float, float]
+    """``a + b * (col - (cols - 1) / 2) + c * (row - (rows - 1) / 2)`` over frame rows and columns."""
+    offsets: tuple[float, ...]
+    """Per-row offsets of all ``rows`` frame rows, or empty for none."""
+    rows_done: int
+    final: bool
+    model: str
+    backend: str
+    latency_ms: float
+    pass_: str
+    update: int
+    slow_axis: str
+    channel: str
+    unit: str
+    range: tuple[float, float]
+
+    @property
+    def row_stop(self) -> int:
+        return self.row_start + self.data.shape[0]
+
+    def apply(self, levelled: np.ndarray) -> np.ndarray:
+        """Paste these rows into ``levelled`` (a subscriber's ``(rows, cols)`` levelled frame, in place)
+        and return the frame in the scan's unit: levelled rows plus plane plus offsets, float32."""
+        levelled[self.row_start:self.row_stop] = self.data
+        out = levelled + levelling(self.plane, self.offsets, levelled.shape[1], self.rows, 0, self.rows)
+        return out.astype(np.float32)
+
+
+def levelling(plane: tuple[float, float, float], offsets: tuple[float, ...], cols: int, rows: int,
+              start: int, stop: int) -> np.ndarray:
+    """``plane(r, c) + offsets[r]`` of frame rows ``[start, stop)`` (float64): what ``frame.rows`` takes off."""
+    r = np.arange(start, stop, dtype=np.float64)[:, None] - (rows - 1) / 2
+    c = np.arange(cols, dtype=np.float64)[None, :] - (cols - 1) / 2
+    a, b, slope = plane
+    out = a + b * c + slope * r
+    if offsets:
+        out = out + np.asarray(offsets[start:stop], dtype=np.float64)[:, None]
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScanFinished:
+    """``scan.finished`` (bridge): the scan is over, its final frames published and its files saved."""
 
     scan: str
     seq: int
@@ -121,10 +211,36 @@ class ScanEnded:
     saved: str
 
 
-Ingest = Union[ScanStart, Line, ScanEnd]
-Published = Union[Frame, ScanEnded]
+@dataclass(frozen=True, kw_only=True)
+class Alert:
+    """``alert`` (bridge, added by a later issue): something in the scan a person should look at."""
 
-_FRAME_COUNT = {"scan.start": 2, "line": 3, "scan.end": 2, "frame.raw": 3, "frame.denoised": 3}
+    scan: str
+    seq: int
+    kind: str
+    row: int
+    columns: tuple[int, int]
+    """``[start, stop)`` of the frame row's columns concerned."""
+    severity: str
+    evidence: dict
+
+
+Ingest = Union[ScanStart, Line, ScanEnd]
+Published = Union[Frame, FrameRows, ScanFinished, Alert]
+
+TOPICS: dict[str, tuple[type, int]] = {
+    "scan.start": (ScanStart, 2),
+    "line": (Line, 3),
+    "scan.end": (ScanEnd, 2),
+    "frame.raw": (Frame, 3),
+    "frame.denoised": (Frame, 3),
+    "frame.rows": (FrameRows, 3),
+    "scan.finished": (ScanFinished, 2),
+    "alert": (Alert, 2),
+}
+"""Every topic of version 2: the one message type it carries and its number of frames."""
+INGEST_TOPICS = ("scan.start", "line", "scan.end")
+PUBLISHED_TOPICS = ("frame.raw", "frame.denoised", "frame.rows", "scan.finished", "alert")
 
 
 # --- field checks ---------------------------------------------------------------------------
@@ -136,10 +252,14 @@ def _get(header: dict, key: str) -> Any:
     return header[key]
 
 
+def _is_int(value: Any) -> bool:
+    # bool is an int in Python but never a count or an index on the wire.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _int(header: dict, key: str, low: int, high: int | None = None) -> int:
     value = _get(header, key)
-    # bool is an int in Python but never a count or an index on the wire.
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not _is_int(value):
         raise ProtocolError("field", f"{key!r} must be an integer, got {type(value).__name__}")
     if value < low or (high is not None and value > high):
         bounds = f"{low} to {high}" if high is not None else f">= {low}"
@@ -147,11 +267,14 @@ def _int(header: dict, key: str, low: int, high: int | None = None) -> int:
     return value
 
 
-def _float(header: dict, key: str) -> float:
-    value = _get(header, key)
+def _number(value: Any, key: str) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         raise ProtocolError("field", f"{key!r} must be a finite number, got {value!r}")
     return float(value)
+
+
+def _float(header: dict, key: str) -> float:
+    return _number(_get(header, key), key)
 
 
 def _str(header: dict, key: str, choices: tuple[str, ...] | None = None, max_length: int = MAX_ID_LENGTH) -> str:
@@ -174,10 +297,26 @@ def _range(header: dict) -> tuple[float, float]:
     value = _get(header, "range")
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise ProtocolError("field", "'range' must be [width, height] in metres")
-    width, height = (_float({"range": v}, "range") for v in value)
+    width, height = (_number(v, "range") for v in value)
     if not (width > 0 and height > 0):
         raise ProtocolError("field", f"'range' must be positive, got {list(value)}")
     return width, height
+
+
+def _numbers(header: dict, key: str, lengths: tuple[int, ...]) -> tuple[float, ...]:
+    value = _get(header, key)
+    if not isinstance(value, (list, tuple)) or len(value) not in lengths:
+        raise ProtocolError("field", f"{key!r} must be a list of {' or '.join(map(str, lengths))} numbers")
+    return tuple(_number(v, key) for v in value)
+
+
+def _map(header: dict, key: str, required: bool = True) -> dict | None:
+    if key not in header and not required:
+        return None
+    value = _get(header, key)
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ProtocolError("field", f"{key!r} must be a map with string keys")
+    return value
 
 
 def _payload(header: dict, payload: bytes, ndim: int) -> np.ndarray:
@@ -188,7 +327,7 @@ def _payload(header: dict, payload: bytes, ndim: int) -> np.ndarray:
     if (
         not isinstance(shape, (list, tuple))
         or len(shape) != ndim
-        or not all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_SIDE for n in shape)
+        or not all(_is_int(n) and 1 <= n <= MAX_SIDE for n in shape)
     ):
         raise ProtocolError("shape", f"shape must be {ndim} integers of 1 to {MAX_SIDE}, got {shape!r}")
     if len(payload) != 4 * math.prod(shape):
@@ -203,9 +342,9 @@ def _header(frames: list[bytes]) -> tuple[str, dict]:
         topic = bytes(frames[0]).decode("ascii")
     except UnicodeDecodeError:
         raise ProtocolError("topic", "topic is not ASCII") from None
-    if topic not in _FRAME_COUNT:
+    if topic not in TOPICS:
         raise ProtocolError("topic", f"unknown topic {topic[:40]!r}")
-    expected = _FRAME_COUNT[topic]
+    expected = TOPICS[topic][1]
     if len(frames) != expected:
         raise ProtocolError("frames", f"{topic} has {expected} frames, got {len(frames)}")
     try:
@@ -214,13 +353,25 @@ def _header(frames: list[bytes]) -> tuple[str, dict]:
         raise ProtocolError("header", f"{topic} header is not msgpack: {type(exc).__name__}") from None
     if not isinstance(header, dict):
         raise ProtocolError("header", f"{topic} header is a {type(header).__name__}, not a map")
-    if header.get("v") != VERSION:
-        raise ProtocolError("version", f"{topic} has protocol version {header.get('v')!r}, expected {VERSION}")
+    problem = version_problem(header.get("v"))
+    if problem is not None:
+        raise ProtocolError("version", f"{topic}: {problem}")
     return topic, header
 
 
-def _common(header: dict) -> tuple[str, int]:
-    return _str(header, "scan"), _int(header, "seq", 0)
+def _common(header: dict) -> dict:
+    return {"scan": _str(header, "scan"), "seq": _int(header, "seq", 0)}
+
+
+def _labels(h: dict, rows: int) -> dict:
+    """The fields ``frame.*`` messages share (all but the payload's geometry)."""
+    return {
+        "rows_done": _int(h, "rows_done", 0, rows), "final": _bool(h, "final"),
+        "model": _str(h, "model", max_length=4096), "backend": _str(h, "backend"),
+        "latency_ms": _float(h, "latency_ms"), "pass_": _str(h, "pass", PASSES), "update": _int(h, "update", 0),
+        "slow_axis": _str(h, "slow_axis", SLOW_AXES), "channel": _str(h, "channel"), "unit": _str(h, "unit"),
+        "range": _range(h),
+    }
 
 
 # --- decoding -------------------------------------------------------------------------------
@@ -229,44 +380,57 @@ def _common(header: dict) -> tuple[str, int]:
 def decode_ingest(frames: list[bytes]) -> Ingest:
     """A controller's message, validated; raises ``ProtocolError`` for anything malformed."""
     topic, h = _header(frames)
-    if topic.startswith("frame."):
+    if topic not in INGEST_TOPICS:
         raise ProtocolError("topic", f"{topic} is published by the bridge, not sent to it")
-    scan, seq = _common(h)
+    common = _common(h)
     if topic == "scan.start":
-        known = {"v", "scan", "seq", "rows", "cols", "channel", "unit", "range", "direction"}
+        known = {"v", "scan", "seq", "rows", "cols", "channel", "unit", "range", "slow_axis"}
         return ScanStart(
-            scan, seq, _int(h, "rows", 1, MAX_SIDE), _int(h, "cols", 1, MAX_SIDE),
-            _str(h, "channel"), _str(h, "unit"), _range(h), _str(h, "direction", DIRECTIONS),
-            {k: v for k, v in h.items() if k not in known},
+            **common, rows=_int(h, "rows", 1, MAX_SIDE), cols=_int(h, "cols", 1, MAX_SIDE),
+            channel=_str(h, "channel"), unit=_str(h, "unit"), range=_range(h),
+            slow_axis=_str(h, "slow_axis", SLOW_AXES), extra={k: v for k, v in h.items() if k not in known},
         )
     if topic == "scan.end":
-        return ScanEnd(scan, seq, _bool(h, "complete"))
-    row, direction, t = _int(h, "row", 0, MAX_SIDE - 1), _str(h, "dir", DIRS), _float(h, "t")
+        return ScanEnd(**common, complete=_bool(h, "complete"))
+    row, pass_, t = _int(h, "row", 0, MAX_SIDE - 1), _str(h, "pass", PASSES), _float(h, "t")
     data = _payload(h, frames[2], 1)
     if not np.isfinite(data).all():
-        raise ProtocolError("non_finite", f"line {row} ({direction}) holds NaN or infinity")
-    return Line(scan, seq, row, direction, t, data)
+        raise ProtocolError("non_finite", f"line {row} ({pass_}) holds NaN or infinity")
+    return Line(**common, row=row, pass_=pass_, t=t, data=data)
 
 
 def decode_published(frames: list[bytes]) -> Published:
     """A message the bridge published (for subscribers); raises ``ProtocolError`` if malformed."""
     topic, h = _header(frames)
-    if topic in ("scan.start", "line"):
+    if topic not in PUBLISHED_TOPICS:
         raise ProtocolError("topic", f"{topic} is sent to the bridge, not published by it")
-    scan, seq = _common(h)
-    if topic == "scan.end":
+    common = _common(h)
+    if topic == "scan.finished":
         saved = _get(h, "saved")
         if not isinstance(saved, str):
             raise ProtocolError("field", "'saved' must be a string")
-        return ScanEnded(scan, seq, _bool(h, "complete"), _str(h, "reason", END_REASONS), _int(h, "rows_done", 0), saved)
+        return ScanFinished(**common, complete=_bool(h, "complete"), reason=_str(h, "reason", END_REASONS),
+                            rows_done=_int(h, "rows_done", 0), saved=saved)
+    if topic == "alert":
+        columns = _get(h, "columns")
+        if (not isinstance(columns, (list, tuple)) or len(columns) != 2 or not all(map(_is_int, columns))
+                or not 0 <= columns[0] < columns[1] <= MAX_SIDE):
+            raise ProtocolError("field", "'columns' must be [start, stop) with 0 <= start < stop")
+        return Alert(**common, kind=_str(h, "kind"), row=_int(h, "row", 0, MAX_SIDE - 1),
+                     columns=(columns[0], columns[1]), severity=_str(h, "severity", SEVERITIES),
+                     evidence=_map(h, "evidence"))
     data = _payload(h, frames[2], 2)
-    if [_int(h, "rows", 1, MAX_SIDE), _int(h, "cols", 1, MAX_SIDE)] != list(data.shape):
+    rows, cols = _int(h, "rows", 1, MAX_SIDE), _int(h, "cols", 1, MAX_SIDE)
+    if topic == "frame.rows":
+        start, stop = _int(h, "row_start", 0, rows - 1), _int(h, "row_stop", 1, rows)
+        if [stop - start, cols] != list(data.shape):
+            raise ProtocolError("shape", "frame.rows shape differs from its row_start, row_stop and cols")
+        return FrameRows(**common, rows=rows, row_start=start, data=data, plane=_numbers(h, "plane", (3,)),
+                         offsets=_numbers(h, "offsets", (0, rows)), **_labels(h, rows))
+    if [rows, cols] != list(data.shape):
         raise ProtocolError("shape", "frame shape differs from its rows and cols")
-    return Frame(
-        topic.split(".", 1)[1], scan, seq, _int(h, "rows_done", 0, data.shape[0]), _bool(h, "final"),
-        _str(h, "model", max_length=4096), _str(h, "backend"), _float(h, "latency_ms"), _str(h, "dir", DIRS),
-        _int(h, "update", 0), _str(h, "direction", DIRECTIONS), _str(h, "channel"), _str(h, "unit"), _range(h), data,
-    )
+    figures = {"trust": _map(h, "trust", False), "trace_retrace": _map(h, "trace_retrace", False)}
+    return Frame(kind=topic.split(".", 1)[1], **common, **_labels(h, rows), data=data, **figures)
 
 
 # --- encoding -------------------------------------------------------------------------------
@@ -279,32 +443,52 @@ def _pack(topic: str, header: dict, payload: np.ndarray | None = None) -> list[b
     return frames
 
 
+def _frame_labels(message: Frame | FrameRows) -> dict:
+    return {
+        "rows_done": message.rows_done, "dtype": DTYPE, "final": message.final, "model": message.model,
+        "backend": message.backend, "latency_ms": float(message.latency_ms), "pass": message.pass_,
+        "update": message.update, "slow_axis": message.slow_axis, "channel": message.channel,
+        "unit": message.unit, "range": list(message.range),
+    }
+
+
 def encode(message: Ingest | Published) -> list[bytes]:
     """The multipart frames of any protocol message."""
     base = {"v": VERSION, "scan": message.scan, "seq": message.seq}
     if isinstance(message, ScanStart):
         return _pack("scan.start", {
             **message.extra, **base, "rows": message.rows, "cols": message.cols, "channel": message.channel,
-            "unit": message.unit, "range": list(message.range), "direction": message.direction,
+            "unit": message.unit, "range": list(message.range), "slow_axis": message.slow_axis,
         })
     if isinstance(message, Line):
         return _pack("line", {
-            **base, "row": message.row, "dir": message.dir, "t": message.t, "dtype": DTYPE, "shape": [message.data.size],
+            **base, "row": message.row, "pass": message.pass_, "t": message.t, "dtype": DTYPE,
+            "shape": [message.data.size],
         }, message.data)
     if isinstance(message, ScanEnd):
         return _pack("scan.end", {**base, "complete": message.complete})
-    if isinstance(message, ScanEnded):
-        return _pack("scan.end", {
+    if isinstance(message, ScanFinished):
+        return _pack("scan.finished", {
             **base, "complete": message.complete, "reason": message.reason, "rows_done": message.rows_done,
             "saved": message.saved,
         })
+    if isinstance(message, Alert):
+        return _pack("alert", {
+            **base, "kind": message.kind, "row": message.row, "columns": list(message.columns),
+            "severity": message.severity, "evidence": message.evidence,
+        })
+    if isinstance(message, FrameRows):
+        count, cols = message.data.shape
+        return _pack("frame.rows", {
+            **base, "rows": message.rows, "cols": cols, "row_start": message.row_start,
+            "row_stop": message.row_start + count, "shape": [count, cols], "plane": [float(p) for p in message.plane],
+            "offsets": [float(o) for o in message.offsets], **_frame_labels(message),
+        }, message.data)
     if isinstance(message, Frame):
         rows, cols = message.data.shape
-        return _pack(message.topic, {
-            **base, "rows": rows, "cols": cols, "rows_done": message.rows_done, "dtype": DTYPE, "shape": [rows, cols],
-            "final": message.final, "model": message.model, "backend": message.backend,
-            "latency_ms": float(message.latency_ms), "dir": message.dir, "update": message.update,
-            "direction": message.direction, "channel": message.channel, "unit": message.unit,
-            "range": list(message.range),
-        }, message.data)
+        header = {**base, "rows": rows, "cols": cols, "shape": [rows, cols], **_frame_labels(message)}
+        for key in ("trust", "trace_retrace"):
+            if getattr(message, key) is not None:
+                header[key] = getattr(message, key)
+        return _pack(message.topic, header, message.data)
     raise TypeError(f"not a protocol message: {type(message).__name__}")

@@ -2,20 +2,20 @@
 
 ``ScanState`` lives on the ingest thread: it checks each line against the scan (size, row range,
 scan order), counts it and keeps it for the worker. ``ScanImage`` lives on the worker thread: it
-pastes the lines the worker took into the raw forward and backward frames. Rows are frame rows
-(0 at the top) whatever the slow-axis direction; "progress" counts rows in acquisition order.
+pastes the lines the worker took into the raw trace and retrace frames. Rows are frame rows
+(0 at the top) whatever the slow axis; "progress" counts rows in acquisition order.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .protocol import DIRS, Line, ProtocolError, ScanStart
+from .protocol import PASSES, Line, ProtocolError, ScanStart
 
 
 def progress(start: ScanStart, row: int) -> int:
     """Rows scanned once ``row`` is: the acquisition index of ``row``, plus one."""
-    return row + 1 if start.direction == "down" else start.rows - row
+    return row + 1 if start.slow_axis == "down" else start.rows - row
 
 
 class ScanState:
@@ -26,7 +26,7 @@ class ScanState:
         self.serial = serial
         self.last_arrival = arrival
         self.last_seq = start.seq
-        self.progress = {d: 0 for d in DIRS}
+        self.progress = {p: 0 for p in PASSES}
         self.pending: list[tuple[Line, float]] = []
         self.lines_received = 0
         self.lines_dropped = 0
@@ -49,11 +49,11 @@ class ScanState:
         if line.row >= start.rows:
             raise ProtocolError("row_range", f"row {line.row} in a scan of {start.rows} rows")
         reached = progress(start, line.row)
-        if reached <= self.progress[line.dir]:
+        if reached <= self.progress[line.pass_]:
             raise ProtocolError(
-                "row_order", f"{line.dir} row {line.row} after {self.progress[line.dir]} rows of a {start.direction} scan"
+                "row_order", f"{line.pass_} row {line.row} after {self.progress[line.pass_]} rows of a {start.slow_axis} scan"
             )
-        self.progress[line.dir] = reached
+        self.progress[line.pass_] = reached
         self.pending.append((line, arrival))
         self.lines_received += 1
 
@@ -64,18 +64,18 @@ class ScanImage:
     def __init__(self, start: ScanStart) -> None:
         self.start = start
         shape = (start.rows, start.cols)
-        self.frames = {d: np.full(shape, np.nan, dtype=np.float32) for d in DIRS}
-        self.rows_done = {d: 0 for d in DIRS}
-        self.newest: dict[str, float | None] = {d: None for d in DIRS}
-        """Arrival time (``time.perf_counter``) of the newest line of each direction."""
+        self.frames = {p: np.full(shape, np.nan, dtype=np.float32) for p in PASSES}
+        self.rows_done = {p: 0 for p in PASSES}
+        self.newest: dict[str, float | None] = {p: None for p in PASSES}
+        """Arrival time (``time.perf_counter``) of the newest line of each pass."""
 
     def put(self, lines: list[tuple[Line, float]]) -> set[str]:
-        """Paste lines into their frames; returns the directions that changed."""
+        """Paste lines into their frames; returns the passes that changed."""
         changed = set()
         for line, arrival in lines:
             # The payload is little-endian float32 like the frame, so this copies its exact bits.
-            self.frames[line.dir][line.row] = line.data
-            self.rows_done[line.dir] = max(self.rows_done[line.dir], progress(self.start, line.row))
-            self.newest[line.dir] = arrival
-            changed.add(line.dir)
+            self.frames[line.pass_][line.row] = line.data
+            self.rows_done[line.pass_] = max(self.rows_done[line.pass_], progress(self.start, line.row))
+            self.newest[line.pass_] = arrival
+            changed.add(line.pass_)
         return changed

@@ -197,14 +197,14 @@ class Bridge:
             scan = {}
             if current is not None:
                 start = current.start
-                scan = {"scan": start.scan, "rows": start.rows, "cols": start.cols, "direction": start.direction,
-                        "rows_done": current.progress["fwd"]}
+                scan = {"scan": start.scan, "rows": start.rows, "cols": start.cols, "slow_axis": start.slow_axis,
+                        "rows_done": current.progress["trace"]}
             counts = {"lines_received": ingest.lines_received, "lines_dropped": ingest.lines_dropped,
                       "messages_malformed": ingest.malformed}
         backend = worker.backend
         return {
             "state": "scanning" if current is not None else "idle",
-            "scan": None, "rows": None, "cols": None, "direction": None, "rows_done": None, **scan,
+            "scan": None, "rows": None, "cols": None, "slow_axis": None, "rows_done": None, **scan,
             **counts,
             "faults": self.faults.counts(),
             "latency_ms": worker.latency.summary(),

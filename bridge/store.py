@@ -1,7 +1,7 @@
 """Writing finished scans to disk, so nothing is lost when no one was subscribed.
 
-One folder per scan, named after the scan id: ``raw_fwd.npy``, ``raw_bwd.npy``, ``denoised.npy``
-(float32, frame orientation, NaN where not scanned) and ``meta.json``. The folder is written under
+One folder per scan, named after the scan id: ``raw_trace.npy``, ``raw_retrace.npy``,
+``denoised.npy`` (float32, frame orientation, NaN where not scanned) and ``meta.json``. The folder is written under
 a temporary name and renamed, so it appears complete or not at all.
 """
 

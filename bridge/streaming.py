@@ -25,6 +25,9 @@ before it. Until the plane is frozen, every update re-denoises all rows seen so 
 Skipped rows (lines the controller never sent) are filled with the row before them for the
 network's input and stay NaN in the output. The final frame of a scan comes from ``final``: one
 full-frame pass (``maed.denoise.denoise_array``) over the rows scanned.
+
+After each update, ``changed`` names the frame rows it wrote and ``plane`` is the plane in every
+row of the denoised frame: ``frame.rows`` publishes those rows without it, and it (``bridge/PROTOCOL.md``).
 """
 
 from __future__ import annotations
@@ -93,10 +96,12 @@ def _align(q: np.ndarray) -> np.ndarray:
 class StreamingDenoiser:
     """Denoised frame of one scan, updated from the raw frame as its rows arrive."""
 
-    def __init__(self, rows: int, cols: int, direction: str, halo: int = HALO, refine: int = REFINE) -> None:
+    def __init__(self, rows: int, cols: int, slow_axis: str, halo: int = HALO, refine: int = REFINE) -> None:
         if halo < 0 or refine < 0:
             raise ValueError("halo and refine must be >= 0")
-        self.rows, self.cols, self.direction = rows, cols, direction
+        if slow_axis not in ("down", "up"):
+            raise ValueError(f"slow axis must be down or up, got {slow_axis!r}")
+        self.rows, self.cols, self.slow_axis = rows, cols, slow_axis
         self.halo, self.refine = halo, refine
         self.freeze_rows = freeze_rows(rows)
         self.denoised = np.full((rows, cols), np.nan, dtype=np.float32)
@@ -107,9 +112,28 @@ class StreamingDenoiser:
         self._frozen = False
         self._done = 0
         """Acquisition rows denoised so far."""
+        self.changed: tuple[int, int] | None = None
+        """Frame rows ``[start, stop)`` the last ``update`` (or ``final``) wrote; None when it wrote none."""
+        self._final = False
 
     def _acq(self, frame: np.ndarray) -> np.ndarray:
-        return frame if self.direction == "down" else frame[::-1]
+        return frame if self.slow_axis == "down" else frame[::-1]
+
+    def _frame_rows(self, start: int, stop: int) -> tuple[int, int]:
+        """Frame rows of acquisition rows ``[start, stop)``."""
+        return (start, stop) if self.slow_axis == "down" else (self.rows - stop, self.rows - start)
+
+    @property
+    def plane(self) -> tuple[float, float, float]:
+        """The plane in every row of ``denoised`` now, over frame rows and columns (``FrameRows.plane``).
+
+        The full-frame pass of ``final`` keeps its own levelling inside: its plane is zero.
+        """
+        if self._level is None or self._final:
+            return (0.0, 0.0, 0.0)
+        a, b, c = (float(v) for v in self._level.coeffs)
+        # Frame row r is acquisition row rows - 1 - r in an up scan, so the slope across rows turns round.
+        return (a, b, c) if self.slow_axis == "down" else (a, b, -c)
 
     def _fit(self, acq: np.ndarray, n: int) -> None:
         """Fit the plane on rows ``[0, n)``, level them all, and start the running moments."""
@@ -137,6 +161,7 @@ class StreamingDenoiser:
     def update(self, raw: np.ndarray, rows_done: int, backend: Backend) -> np.ndarray:
         """Denoise the rows scanned since the last update (``raw`` in frame orientation)."""
         acq, n = self._acq(raw), rows_done
+        self.changed = None
         if n <= self._done:
             return self.denoised
         if not self._frozen:
@@ -152,6 +177,7 @@ class StreamingDenoiser:
             top = max(0, paste - self.halo)
         self._paste(acq, top, paste, n, backend)
         self._done = n
+        self.changed = self._frame_rows(paste, n)
         return self.denoised
 
     def _paste(self, acq: np.ndarray, top: int, paste: int, n: int, backend: Backend) -> None:
@@ -174,4 +200,6 @@ class StreamingDenoiser:
         # Only now: if the pass fails, the live frame is still whole.
         self.denoised = final
         self._done = n
+        self._final = True
+        self.changed = (0, self.rows)
         return self.denoised

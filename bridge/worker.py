@@ -2,8 +2,8 @@
 
 It runs on its own thread, takes everything that arrived since its last update (so updates
 coalesce when lines come faster than the denoiser), updates the raw frames and the streaming
-denoiser, publishes ``frame.raw`` / ``frame.denoised`` on the PUB socket, and finishes scans:
-a full-frame pass, the ``final`` frames, the files on disk, then ``scan.end``.
+denoiser, publishes ``frame.raw``, ``frame.rows`` and ``frame.denoised`` on the PUB socket, and
+finishes scans: a full-frame pass, the ``final`` frames, the files on disk, then ``scan.finished``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from maed.engine import Backend
 
 from .counters import LatencyWindow
 from .ingest import Batch, Ingest
-from .protocol import VERSION, Frame, ScanEnded, ScanStart, encode
+from .protocol import PASSES, VERSION, Frame, FrameRows, ScanFinished, ScanStart, encode, levelling
 from .scan import ScanImage
 from .store import save_scan
 from .streaming import StreamingDenoiser
@@ -38,7 +38,7 @@ class LiveScan:
     def __init__(self, start: ScanStart, halo: int, refine: int) -> None:
         self.start = start
         self.image = ScanImage(start)
-        self.stream = StreamingDenoiser(start.rows, start.cols, start.direction, halo, refine)
+        self.stream = StreamingDenoiser(start.rows, start.cols, start.slow_axis, halo, refine)
         self.updates = 0
         self.latency = LatencyWindow()
         self.started = datetime.now(timezone.utc)
@@ -109,13 +109,15 @@ class Worker:
         self.updates += 1
         scan.updates += 1
         # Raw frames first: they need no denoiser, so they are never held up (or lost) by it.
-        for direction in ("fwd", "bwd"):
-            if direction in changed:
-                self._publish_frame(scan, "raw", direction, image.frames[direction], False, backend)
-        if "fwd" in changed and not self.paused:
-            denoised = scan.stream.update(image.frames["fwd"], image.rows_done["fwd"], backend)
-            self.rows_denoised = image.rows_done["fwd"]
-            ms = self._publish_frame(scan, "denoised", "fwd", denoised, False, backend)
+        for pass_ in PASSES:
+            if pass_ in changed:
+                self._publish_frame(scan, "raw", pass_, image.frames[pass_], False, backend)
+        if "trace" in changed and not self.paused:
+            denoised = scan.stream.update(image.frames["trace"], image.rows_done["trace"], backend)
+            self.rows_denoised = image.rows_done["trace"]
+            if scan.stream.changed is not None:
+                self._publish_rows(scan, denoised, scan.stream.changed, False, backend)
+            ms = self._publish_frame(scan, "denoised", "trace", denoised, False, backend)
             self.latency.add(ms)
             scan.latency.add(ms)
 
@@ -123,23 +125,26 @@ class Worker:
         image = scan.image
         image.put(batch.lines)
         backend = self.backend
-        rows_done = image.rows_done["fwd"]
+        rows_done = image.rows_done["trace"]
         denoised = scan.stream.denoised
         full_pass = full_pass and not self.paused
         if full_pass:
             try:
-                denoised = scan.stream.final(image.frames["fwd"], rows_done, backend)
+                denoised = scan.stream.final(image.frames["trace"], rows_done, backend)
             except Exception:  # the scan is still published and saved, with its last live frame
                 self._failed(f"scan {scan.start.scan!r}: full-frame pass failed")
                 full_pass = False
         scan.updates += 1
-        self._publish_frame(scan, "raw", "fwd", image.frames["fwd"], True, backend)
-        if image.rows_done["bwd"]:
-            self._publish_frame(scan, "raw", "bwd", image.frames["bwd"], True, backend)
-        self._publish_frame(scan, "denoised", "fwd", denoised, True, backend)
+        self._publish_frame(scan, "raw", "trace", image.frames["trace"], True, backend)
+        if image.rows_done["retrace"]:
+            self._publish_frame(scan, "raw", "retrace", image.frames["retrace"], True, backend)
+        # Every row: the full-frame pass changes them all (a paused scan sends its live frame whole).
+        self._publish_rows(scan, denoised, (0, scan.start.rows), True, backend)
+        self._publish_frame(scan, "denoised", "trace", denoised, True, backend)
         complete, reason = batch.state.ended
         saved = self._save(scan, batch, denoised, backend, full_pass)
-        self._send(ScanEnded(scan.start.scan, self._next_seq(), complete, reason, rows_done, saved))
+        self._send(ScanFinished(scan=scan.start.scan, seq=self._next_seq(), complete=complete, reason=reason,
+                                rows_done=rows_done, saved=saved))
         with self._finished_cv:
             self.scans_finished += 1
             self._finished_cv.notify_all()
@@ -151,21 +156,36 @@ class Worker:
         self._seq += 1
         return seq
 
-    def _send(self, message: Frame | ScanEnded) -> None:
+    def _send(self, message: Frame | FrameRows | ScanFinished) -> None:
         # PUB never blocks: at a subscriber's high-water mark ZeroMQ drops that subscriber's copy.
         self.pub.send_multipart(encode(message), copy=True)
 
-    def _publish_frame(self, scan: LiveScan, kind: str, direction: str, data, final: bool, backend: Backend) -> float:
-        """Publish one frame; returns its latency in ms (newest line arrival to publish)."""
+    def _labels(self, scan: LiveScan, pass_: str, final: bool, backend: Backend) -> tuple[dict, float]:
+        """The fields every ``frame.*`` message of this update shares, and its latency in ms."""
         start, image = scan.start, scan.image
-        newest = image.newest[direction]
-        now = time.perf_counter()
-        ms = (now - newest) * 1e3 if newest is not None else 0.0
-        self._send(Frame(
-            kind, start.scan, self._next_seq(), image.rows_done[direction], final, backend.model, backend.name, ms,
-            direction, scan.updates, start.direction, start.channel, start.unit, start.range, data,
-        ))
+        newest = image.newest[pass_]
+        ms = (time.perf_counter() - newest) * 1e3 if newest is not None else 0.0
+        return {
+            "scan": start.scan, "seq": self._next_seq(), "rows_done": image.rows_done[pass_], "final": final,
+            "model": backend.model, "backend": backend.name, "latency_ms": ms, "pass_": pass_,
+            "update": scan.updates, "slow_axis": start.slow_axis, "channel": start.channel, "unit": start.unit,
+            "range": start.range,
+        }, ms
+
+    def _publish_frame(self, scan: LiveScan, kind: str, pass_: str, data, final: bool, backend: Backend) -> float:
+        """Publish one frame; returns its latency in ms (newest line arrival to publish)."""
+        labels, ms = self._labels(scan, pass_, final, backend)
+        self._send(Frame(kind=kind, **labels, data=data))
         return ms
+
+    def _publish_rows(self, scan: LiveScan, denoised, rows: tuple[int, int], final: bool, backend: Backend) -> None:
+        """Publish the denoised frame rows ``[start, stop)`` as ``frame.rows``: levelled, with the plane."""
+        start, stop = rows
+        plane = scan.stream.plane
+        levelled = denoised[start:stop] - levelling(plane, (), scan.start.cols, scan.start.rows, start, stop)
+        labels, _ = self._labels(scan, "trace", final, backend)
+        self._send(FrameRows(**labels, rows=scan.start.rows, row_start=start, data=levelled.astype("<f4"),
+                             plane=plane, offsets=()))
 
     def _save(self, scan: LiveScan, batch: Batch, denoised, backend: Backend, full_pass: bool) -> str:
         state, start = batch.state, scan.start
@@ -176,7 +196,7 @@ class Worker:
             "scan": start.scan,
             "start": {
                 "rows": start.rows, "cols": start.cols, "channel": start.channel, "unit": start.unit,
-                "range": list(start.range), "direction": start.direction, **start.extra,
+                "range": list(start.range), "slow_axis": start.slow_axis, **start.extra,
             },
             "end": {"complete": complete, "reason": reason},
             "rows_done": dict(scan.image.rows_done),
@@ -192,7 +212,8 @@ class Worker:
             "started": scan.started.isoformat(),
             "finished": datetime.now(timezone.utc).isoformat(),
         }
-        arrays = {"raw_fwd": scan.image.frames["fwd"], "raw_bwd": scan.image.frames["bwd"], "denoised": denoised}
+        arrays = {"raw_trace": scan.image.frames["trace"], "raw_retrace": scan.image.frames["retrace"],
+                  "denoised": denoised}
         try:
             path = save_scan(self.out, start.scan, arrays, meta)
         except OSError as exc:

@@ -49,22 +49,46 @@ def test_c_subscriber_reads_frames_from_a_live_bridge(subscriber, tmp_path):
         push.connect(bridge.endpoints["pull"])
         seq = iter(range(10**6))
         push.send_multipart([b"scan.start", msgpack.packb({
-            "v": 1, "scan": "c-client", "seq": next(seq), "rows": rows, "cols": cols, "channel": "Z", "unit": "m",
-            "range": [1e-8, 1e-8], "direction": "down"})])
+            "v": 2, "scan": "c-client", "seq": next(seq), "rows": rows, "cols": cols, "channel": "Z", "unit": "m",
+            "range": [1e-8, 1e-8], "slow_axis": "down"})])
         for row in range(rows):
             push.send_multipart([b"line", msgpack.packb({
-                "v": 1, "scan": "c-client", "seq": next(seq), "row": row, "dir": "fwd", "t": 0.0, "dtype": "<f4",
+                "v": 2, "scan": "c-client", "seq": next(seq), "row": row, "pass": "trace", "t": 0.0, "dtype": "<f4",
                 "shape": [cols]}), image[row].tobytes()])
             time.sleep(0.005)
-        push.send_multipart([b"scan.end", msgpack.packb({"v": 1, "scan": "c-client", "seq": next(seq), "complete": True})])
+        push.send_multipart([b"scan.end", msgpack.packb({"v": 2, "scan": "c-client", "seq": next(seq), "complete": True})])
         out, err = client.communicate(timeout=30)
         push.close(linger=0)
     assert client.returncode == 0, err
     lines = out.splitlines()
-    assert lines[-1].startswith("scan.end scan=c-client") and "complete=1" in lines[-1]
+    assert lines[-1].startswith("scan.finished scan=c-client") and "complete=1" in lines[-1] and "reason=end" in lines[-1]
     fields = [dict(re.findall(r"(\w+)=(\S+)", line)) | {"topic": line.split()[0]} for line in lines[:-1]]
+    assert {f["topic"] for f in fields} == {"frame.raw", "frame.denoised"} and {f["pass"] for f in fields} == {"trace"}
     live = [f for f in fields if f["topic"] == "frame.denoised" and f["final"] == "0"]
     assert live and all(int(f["finite"]) == int(f["rows_done"]) * cols for f in live)
     final_raw = next(f for f in fields if f["topic"] == "frame.raw" and f["final"] == "1")
     assert int(final_raw["finite"]) == rows * cols
     assert float(final_raw["mean"]) == pytest.approx(float(image.astype(np.float64).mean()), rel=1e-5)
+
+
+@pytest.mark.parametrize("v, says", [(1, "protocol version 1; this client speaks version 2"),
+                                     (True, "without an integer protocol version"),
+                                     (2.0, "without an integer protocol version")])
+def test_c_subscriber_refuses_another_protocol_version(subscriber, v, says):
+    """A bridge of another version (here a hand-made publisher) gets a one-line refusal and exit 1."""
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    client = subprocess.Popen([str(subscriber), f"tcp://127.0.0.1:{port}", "1"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        header = {"v": v, "scan": "old", "seq": 0, "complete": True, "reason": "end", "rows_done": 1, "saved": ""}
+        for _ in range(100):  # until the subscription is through
+            if client.poll() is not None:
+                break
+            pub.send_multipart([b"scan.finished", msgpack.packb(header)])
+            time.sleep(0.05)
+        out, err = client.communicate(timeout=10)
+    finally:
+        pub.close(linger=0)
+    assert client.returncode == 1 and out == ""
+    assert says in err and len(err.splitlines()) == 1

@@ -13,27 +13,27 @@ from maed.bridge.protocol import Line, ScanEnd, ScanStart, encode
 class Controller:
     """Builds messages with a running seq."""
 
-    def __init__(self, ingest, scan="a", rows=8, cols=4, direction="down"):
-        self.ingest, self.scan, self.rows, self.cols, self.direction = ingest, scan, rows, cols, direction
+    def __init__(self, ingest, scan="a", rows=8, cols=4, slow_axis="down"):
+        self.ingest, self.scan, self.rows, self.cols, self.slow_axis = ingest, scan, rows, cols, slow_axis
         self.seq = 0
         self.clock = 0.0
 
-    def send(self, message_type, *args, skip_seq=0):
+    def send(self, message_type, skip_seq=0, **fields):
         self.seq += skip_seq
-        message = message_type(self.scan, self.seq, *args)
+        message = message_type(scan=self.scan, seq=self.seq, **fields)
         self.seq += 1
         self.clock += 0.01
         self.ingest.handle(encode(message), self.clock)
 
     def start(self, **kw):
-        self.send(ScanStart, kw.get("rows", self.rows), kw.get("cols", self.cols), "Z", "m", (1e-8, 1e-8),
-                  kw.get("direction", self.direction))
+        self.send(ScanStart, rows=kw.get("rows", self.rows), cols=kw.get("cols", self.cols), channel="Z", unit="m",
+                  range=(1e-8, 1e-8), slow_axis=kw.get("slow_axis", self.slow_axis))
 
-    def line(self, row, d="fwd", cols=None, **kw):
-        self.send(Line, row, d, 0.0, np.full(cols or self.cols, row, "<f4"), **kw)
+    def line(self, row, pass_="trace", cols=None, skip_seq=0):
+        self.send(Line, skip_seq, row=row, pass_=pass_, t=0.0, data=np.full(cols or self.cols, row, "<f4"))
 
     def end(self, complete=True):
-        self.send(ScanEnd, complete)
+        self.send(ScanEnd, complete=complete)
 
 
 @pytest.fixture
@@ -46,11 +46,11 @@ def test_lines_are_handed_to_the_worker_once(ingest):
     c.start()
     for row in range(3):
         c.line(row)
-        c.line(row, "bwd")
+        c.line(row, "retrace")
     batches = ingest.take()
     assert len(batches) == 1 and not batches[0].ended
-    assert [(line.row, line.dir) for line, _ in batches[0].lines] == [(0, "fwd"), (0, "bwd"), (1, "fwd"), (1, "bwd"),
-                                                                      (2, "fwd"), (2, "bwd")]
+    assert [(line.row, line.pass_) for line, _ in batches[0].lines] == [
+        (0, "trace"), (0, "retrace"), (1, "trace"), (1, "retrace"), (2, "trace"), (2, "retrace")]
     assert ingest.take() == []
     c.line(3)
     c.end()
@@ -60,13 +60,13 @@ def test_lines_are_handed_to_the_worker_once(ingest):
 
 
 def test_up_scans_go_from_the_last_row_to_the_first(ingest):
-    c = Controller(ingest, direction="up")
+    c = Controller(ingest, slow_axis="up")
     c.start()
     c.line(7)
     c.line(5)  # a skipped row is allowed
     c.line(6)  # going back is not
     assert ingest.faults.counts() == {"row_order": 1}
-    assert ingest.current.progress["fwd"] == 3
+    assert ingest.current.progress["trace"] == 3
 
 
 @pytest.mark.parametrize("action, kind", [
@@ -143,3 +143,29 @@ def test_each_kind_is_logged_once(ingest, caplog):
             ingest.handle([b"junk"], 0.0)
     assert ingest.faults.counts() == {"row_range": 5, "frames": 5}
     assert len(caplog.records) == 2
+
+
+def test_a_version_1_controller_is_refused_and_counted(ingest, caplog):
+    """A controller still speaking version 1 loses its messages, and says so once in the log."""
+    import msgpack
+
+    v1_start = {"v": 1, "scan": "old", "seq": 0, "rows": 8, "cols": 4, "channel": "Z", "unit": "m",
+                "range": [1e-8, 1e-8], "direction": "down"}
+    v1_line = {"v": 1, "scan": "old", "seq": 1, "row": 0, "dir": "fwd", "t": 0.0, "dtype": "<f4", "shape": [4]}
+    with caplog.at_level(logging.WARNING, logger="maed.bridge"):
+        ingest.handle([b"scan.start", msgpack.packb(v1_start)], 0.0)
+        ingest.handle([b"line", msgpack.packb(v1_line), np.zeros(4, "<f4").tobytes()], 0.0)
+    assert ingest.current is None and ingest.lines_received == 0
+    assert ingest.faults.counts() == {"version": 2} and ingest.malformed == 2
+    (record,) = caplog.records
+    assert "protocol version 1 is not supported" in record.getMessage() and "version 2" in record.getMessage()
+
+
+@pytest.mark.parametrize("v", [True, 2.0])
+def test_a_version_that_only_equals_2_is_refused(ingest, v):
+    import msgpack
+
+    header = {"v": v, "scan": "a", "seq": 0, "rows": 8, "cols": 4, "channel": "Z", "unit": "m",
+              "range": [1e-8, 1e-8], "slow_axis": "down"}
+    ingest.handle([b"scan.start", msgpack.packb(header)], 0.0)
+    assert ingest.current is None and ingest.faults.counts() == {"version": 1}

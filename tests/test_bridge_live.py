@@ -32,24 +32,24 @@ class Controller:
         self.socket.setsockopt(zmq.LINGER, 2000)
         self.socket.connect(endpoint)
         self.seq = 0
-        self.pushed = {}  # (row, dir) -> perf_counter when pushed
+        self.pushed = {}  # (row, pass) -> perf_counter when pushed
 
     def send(self, topic, header, payload=None):
-        header = {"v": 1, "seq": self.seq, **header}
+        header = {"v": 2, "seq": self.seq, **header}
         self.seq += 1
         frames = [topic.encode(), msgpack.packb(header)]
         if payload is not None:
             frames.append(np.ascontiguousarray(payload, "<f4").tobytes())
         self.socket.send_multipart(frames)
 
-    def start(self, scan, rows, cols, direction="down"):
+    def start(self, scan, rows, cols, slow_axis="down"):
         self.send("scan.start", {"scan": scan, "rows": rows, "cols": cols, "channel": "Z", "unit": "m",
-                                 "range": [2e-8, 2e-8], "direction": direction})
+                                 "range": [2e-8, 2e-8], "slow_axis": slow_axis})
 
-    def line(self, scan, row, data, d="fwd"):
-        self.send("line", {"scan": scan, "row": row, "dir": d, "t": time.time(), "dtype": "<f4",
+    def line(self, scan, row, data, pass_="trace"):
+        self.send("line", {"scan": scan, "row": row, "pass": pass_, "t": time.time(), "dtype": "<f4",
                            "shape": [len(data)]}, data)
-        self.pushed[(row, d)] = time.perf_counter()
+        self.pushed[(row, pass_)] = time.perf_counter()
 
     def end(self, scan, complete=True):
         self.send("scan.end", {"scan": scan, "complete": complete})
@@ -80,14 +80,14 @@ class Subscriber:
                 data = np.frombuffer(payload[0], h["dtype"]).reshape(h["shape"]) if payload else None
                 self.messages.append((topic.decode(), h, data, payload[0] if payload else None, time.perf_counter()))
 
-    def wait_scan_end(self, scan, timeout=60.0):
+    def wait_finished(self, scan, timeout=60.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for topic, h, *_ in self.messages:
-                if topic == "scan.end" and h["scan"] == scan:
+                if topic == "scan.finished" and h["scan"] == scan:
                     return h
             time.sleep(0.02)
-        raise AssertionError(f"no scan.end for {scan} within {timeout} s")
+        raise AssertionError(f"no scan.finished for {scan} within {timeout} s")
 
     def of(self, topic, scan=None):
         return [m for m in self.messages if m[0] == topic and (scan is None or m[1]["scan"] == scan)]
@@ -164,10 +164,10 @@ def test_a_scan_at_200_lines_per_second_streams_denoised_frames(tmp_path, real_b
         for row in range(rows):
             time.sleep(max(0.0, t0 + row / 200 - time.perf_counter()))
             c.line("acceptance", row, trace[row])
-            c.line("acceptance", row, retrace[row], "bwd")
+            c.line("acceptance", row, retrace[row], "retrace")
         c.end("acceptance")
         ended_at = time.perf_counter()
-        end = sub.wait_scan_end("acceptance")
+        end = sub.wait_finished("acceptance")
         status = control(bridge.endpoints["control"], {"cmd": "status"})
         sub.close()
         stalled.close()
@@ -184,25 +184,28 @@ def test_a_scan_at_200_lines_per_second_streams_denoised_frames(tmp_path, real_b
 
     (final,) = [m for m in denoised if m[1]["final"]]
     assert final[1]["rows_done"] == rows and np.isfinite(final[2]).all()
-    raw = {m[1]["dir"]: m for m in sub.of("frame.raw") if m[1]["final"]}
-    assert raw["fwd"][3] == trace.tobytes() and raw["bwd"][3] == retrace.tobytes()  # bit for bit
+    raw = {m[1]["pass"]: m for m in sub.of("frame.raw") if m[1]["final"]}
+    assert raw["trace"][3] == trace.tobytes() and raw["retrace"][3] == retrace.tobytes()  # bit for bit
+    assert {m[1]["pass"] for m in denoised} == {"trace"} and {m[1]["slow_axis"] for m in denoised} == {"down"}
 
     # Every row is covered by a denoised frame; how long after its push (reported, not asserted).
     first_cover = []
     for row in range(rows):
         seen = next(m[4] for m in denoised if m[1]["rows_done"] > row)
-        first_cover.append((seen - c.pushed[(row, "fwd")]) * 1e3)
+        first_cover.append((seen - c.pushed[(row, "trace")]) * 1e3)
     p50, p95 = np.percentile(first_cover, [50, 95])
     print(f"\nline push -> first denoised frame covering it: p50 {p50:.1f} ms, p95 {p95:.1f} ms over "
           f"{len(live)} live frames ({real_backend.name}); bridge status {status['latency_ms']}")
 
     assert end["complete"] is True and end["reason"] == "end" and end["rows_done"] == rows
     folder = Path(end["saved"])
-    assert np.load(folder / "raw_fwd.npy").tobytes() == trace.tobytes()
-    assert np.load(folder / "raw_bwd.npy").tobytes() == retrace.tobytes()
+    assert np.load(folder / "raw_trace.npy").tobytes() == trace.tobytes()
+    assert np.load(folder / "raw_retrace.npy").tobytes() == retrace.tobytes()
     np.testing.assert_array_equal(np.load(folder / "denoised.npy"), final[2])
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["start"]["rows"] == rows and meta["end"] == {"complete": True, "reason": "end"}
+    assert meta["protocol"] == 2 and meta["start"]["slow_axis"] == "down" and "direction" not in meta["start"]
+    assert meta["rows_done"] == {"trace": rows, "retrace": rows}
     assert status["lines_received"] == 2 * rows and status["lines_dropped"] == 0 and status["messages_malformed"] == 0
 
 
@@ -210,7 +213,7 @@ def test_a_scan_at_200_lines_per_second_streams_denoised_frames(tmp_path, real_b
 
 
 def valid_line(scan, row, cols=8, **changes):
-    header = {"v": 1, "scan": scan, "seq": 0, "row": row, "dir": "fwd", "t": 0.0, "dtype": "<f4", "shape": [cols]}
+    header = {"v": 2, "scan": scan, "seq": 0, "row": row, "pass": "trace", "t": 0.0, "dtype": "<f4", "shape": [cols]}
     header.update(changes)
     return header
 
@@ -222,19 +225,19 @@ def test_every_malformed_kind_is_counted_and_the_bridge_keeps_serving(bridge):
     c.line("f", 0, line)
     bad = {
         "frames": [b"line", msgpack.packb(valid_line("f", 1))],
-        "topic": [b"scan.pause", msgpack.packb({"v": 1})],
+        "topic": [b"scan.pause", msgpack.packb({"v": 2})],
         "header": [b"scan.end", b"\xc1\xc1"],
-        "version": [b"scan.end", msgpack.packb({"v": 9, "scan": "f", "seq": 1, "complete": True})],
-        "field": [b"scan.end", msgpack.packb({"v": 1, "scan": "f", "seq": 1})],
+        "version": [b"scan.end", msgpack.packb({"v": 1, "scan": "f", "seq": 1, "complete": True})],
+        "field": [b"scan.end", msgpack.packb({"v": 2, "scan": "f", "seq": 1})],
         "dtype": [b"line", msgpack.packb(valid_line("f", 1, dtype="<f8")), np.zeros(8, "<f8").tobytes()],
         "shape": [b"line", msgpack.packb(valid_line("f", 1, shape=[9])), line.tobytes()],
         "non_finite": [b"line", msgpack.packb(valid_line("f", 1)), np.full(8, np.nan, "<f4").tobytes()],
         "row_range": [b"line", msgpack.packb(valid_line("f", 16)), line.tobytes()],
         "row_order": [b"line", msgpack.packb(valid_line("f", 0)), line.tobytes()],
         "unknown_scan": [b"line", msgpack.packb(valid_line("g", 1)), line.tobytes()],
-        "duplicate_start": [b"scan.start", msgpack.packb({"v": 1, "scan": "f", "seq": 1, "rows": 16, "cols": 8,
+        "duplicate_start": [b"scan.start", msgpack.packb({"v": 2, "scan": "f", "seq": 1, "rows": 16, "cols": 8,
                                                           "channel": "Z", "unit": "m", "range": [1e-8, 1e-8],
-                                                          "direction": "down"})],
+                                                          "slow_axis": "down"})],
     }
     for frames in bad.values():
         c.socket.send_multipart(frames)
@@ -247,13 +250,13 @@ def test_every_malformed_kind_is_counted_and_the_bridge_keeps_serving(bridge):
     c.start("h", 16, 8)  # supersedes f, which is finished and saved
     c.line("h", 0, line)
     c.end("h")
-    assert sub.wait_scan_end("f")["reason"] == "superseded"
-    assert sub.wait_scan_end("h")["complete"] is True
+    assert sub.wait_finished("f")["reason"] == "superseded"
+    assert sub.wait_finished("h")["complete"] is True
     status = control(bridge.endpoints["control"], {"cmd": "status"})
     assert status["faults"] == {**{kind: 1 for kind in bad}, "scan_superseded": 1}
     assert status["messages_malformed"] == len(bad)
     assert status["lines_received"] == 3 and status["scans_finished"] == 2
-    saved = np.load(Path(sub.wait_scan_end("f")["saved"]) / "raw_fwd.npy")
+    saved = np.load(Path(sub.wait_finished("f")["saved"]) / "raw_trace.npy")
     assert np.isfinite(saved[:2]).all() and np.isnan(saved[2:]).all()
     sub.close()
     c.close()
@@ -264,11 +267,11 @@ def test_a_controller_that_disappears_times_out_and_its_lines_are_saved(tmp_path
     with Bridge(config(tmp_path, idle_timeout=0.5), backend=BlurBackend()) as bridge:
         sub = Subscriber(bridge.endpoints["pub"])
         c = Controller(bridge.endpoints["pull"])
-        c.start("gone", 32, 16, direction="up")
+        c.start("gone", 32, 16, slow_axis="up")
         for row in (31, 30, 29):
             c.line("gone", row, np.arange(16, dtype="<f4") * row)
         c.close()
-        end = sub.wait_scan_end("gone", timeout=10)
+        end = sub.wait_finished("gone", timeout=10)
         status = control(bridge.endpoints["control"], {"cmd": "status"})
         sub.close()
     assert (end["complete"], end["reason"], end["rows_done"]) == (False, "timeout", 3)
@@ -289,12 +292,12 @@ def test_a_failing_back_end_costs_the_denoised_frames_not_the_scan(tmp_path):
         for row in range(16):
             c.line("broken", row, np.full(16, row, "<f4"))
         c.end("broken")
-        end = sub.wait_scan_end("broken")
+        end = sub.wait_finished("broken")
         status = control(bridge.endpoints["control"], {"cmd": "status"})
         sub.close()
         c.close()
     assert status["denoise_failures"] >= 1 and status["scans_finished"] == 1
-    assert sub.of("frame.raw") and np.load(Path(end["saved"]) / "raw_fwd.npy")[15, 0] == 15
+    assert sub.of("frame.raw") and np.load(Path(end["saved"]) / "raw_trace.npy")[15, 0] == 15
 
 
 # --- control --------------------------------------------------------------------------------
@@ -303,7 +306,7 @@ def test_a_failing_back_end_costs_the_denoised_frames_not_the_scan(tmp_path):
 def test_control_answers_msgpack_and_json(bridge):
     ep = bridge.endpoints["control"]
     info = control(ep, {"cmd": "info"})
-    assert info["ok"] and info["v"] == 1 and info["protocol"] == 1 and info["model"] == "blur"
+    assert info["ok"] and info["v"] == 2 and info["protocol"] == 2 and info["model"] == "blur"
     assert info["endpoints"] == bridge.endpoints
     status = control(ep, {"cmd": "status"}, as_json=True)
     assert status["ok"] and status["state"] == "idle" and status["latency_ms"]["count"] == 0
@@ -336,7 +339,7 @@ def test_set_model_and_pause_without_restarting(tmp_path):
         reply = control(ep, {"cmd": "set_model", "model": "other"})
         assert reply["ok"] and reply["model"] == "other" and loaded == [("auto", "other")]
         assert control(ep, {"cmd": "set_model", "model": "missing"}) == {
-            "ok": False, "v": 1, "error": "no shipped weights for model 'missing'"}
+            "ok": False, "v": 2, "error": "no shipped weights for model 'missing'"}
         assert control(ep, {"cmd": "set_model"})["ok"] is False
         assert control(ep, {"cmd": "pause"})["paused"] is True
 
@@ -358,7 +361,7 @@ def test_set_model_and_pause_without_restarting(tmp_path):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         c.end("p")
-        sub.wait_scan_end("p")
+        sub.wait_finished("p")
         live = [m for m in sub.of("frame.denoised") if not m[1]["final"]]
         assert live and live[0][1]["rows_done"] == 9 and live[0][1]["model"] == "other"  # caught up at once
         sub.close()
@@ -377,12 +380,15 @@ def test_push_sim_and_listen_against_a_live_bridge(bridge, capsys):
     listener.start()
     time.sleep(0.3)
     assert main(["push-sim", "--connect", bridge.endpoints["pull"], "--size", "32", "--line-rate", "400",
-                 "--direction", "up"]) == 0
+                 "--slow-axis", "up"]) == 0
     listener.join(timeout=30)
     assert printed == [0]
-    out = capsys.readouterr().out
-    assert "frame.denoised" in out and "frame.raw" in out and "final=True" in out
-    assert "scan.end sim-" in out and "reason=end" in out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "frame.denoised" in out and "frame.raw" in out and "frame.rows" in out and "final=True" in out
+    assert "pass=trace" in out and "pass=retrace" in out and "malformed" not in out
+    assert "scan.finished sim-" in out and "reason=end" in out
+    assert "deprecated" not in captured.err
 
 
 def test_serve_with_the_simulated_source_ends_after_its_scans(tmp_path, real_backend, monkeypatch, capsys):
@@ -411,14 +417,14 @@ def test_run_live_scans_the_simulator_through_a_bridge_and_returns_when_saved(tm
     from maed.bridge.sources import SimulatedController
 
     seen = []
-    sim = SimulatedController(size=32, line_rate=400, scans=2, direction="alternate")
+    sim = SimulatedController(size=32, line_rate=400, scans=2, slow_axis="alternate")
     run = run_live(config(tmp_path), sim, BlurBackend(), preview_port=0, on_start=seen.append)
     assert seen == [run.endpoints] and run.endpoints["preview"].startswith("http://127.0.0.1:")
-    assert [s.direction for s in run.scans] == ["down", "up"] and len(run.saved) == 2
+    assert [s.slow_axis for s in run.scans] == ["down", "up"] and len(run.saved) == 2
     assert run.status["scans_finished"] == 2 and run.status["lines_received"] == 2 * 2 * 32
     assert run.latencies_ms and all(ms >= 0 for ms in run.latencies_ms)
     up = run.scans[1]
-    raw = np.load(run.saved[1] / "raw_fwd.npy")
+    raw = np.load(run.saved[1] / "raw_trace.npy")
     assert raw.tobytes() == up.frame(up.pair.noisy).astype("<f4").tobytes()  # frame orientation, bit for bit
 
 
@@ -431,3 +437,89 @@ def test_the_controller_example_of_protocol_md_works(bridge):
     assert bridge.wait_finished(1, 30)
     status = bridge.status()
     assert status["lines_received"] == 256 and status["messages_malformed"] == 0
+
+
+# --- protocol version 2 on a live bridge --------------------------------------------------------
+
+
+def test_frame_rows_rebuild_every_denoised_frame_and_each_topic_has_one_layout(bridge):
+    """A subscriber of ``frame.rows`` alone, from the scan's start, holds every ``frame.denoised`` of the scan."""
+    rows, cols = 96, 24
+    tilt = np.linspace(0, 3e-9, cols)[None, :] + np.linspace(0, 2e-9, rows)[:, None]  # a plane to level
+    image = (make_pair(5, 96).noisy[:, :cols] + tilt).astype("<f4")
+    sub = Subscriber(bridge.endpoints["pub"])
+    c = Controller(bridge.endpoints["pull"])
+    for scan, slow_axis in (("rows-down", "down"), ("rows-up", "up")):
+        c.start(scan, rows, cols, slow_axis=slow_axis)
+        order = range(rows) if slow_axis == "down" else range(rows - 1, -1, -1)
+        for k, row in enumerate(order):
+            c.line(scan, row, image[row])
+            if k % 7 == 0:
+                time.sleep(0.01)  # several updates, some of many rows
+        c.end(scan)
+        sub.wait_finished(scan)
+    sub.close()
+    c.close()
+
+    seqs = [m[1]["seq"] for m in sub.messages]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "the subscriber missed messages"
+    layouts = {}
+    for topic, h, *_ in sub.messages:
+        layouts.setdefault(topic, set()).add(frozenset(h))
+    assert set(layouts) == {"frame.raw", "frame.rows", "frame.denoised", "scan.finished"}
+    assert all(len(keys) == 1 for keys in layouts.values()), layouts  # one message type per topic
+    (rows_keys,) = layouts["frame.rows"]
+    assert {"row_start", "row_stop", "plane", "offsets", "pass", "slow_axis", "update"} <= rows_keys
+
+    for scan in ("rows-down", "rows-up"):
+        levelled = np.full((rows, cols), np.nan, np.float32)
+        rebuilt = {}
+        for topic, h, data, _, _ in sub.messages:
+            if topic == "frame.rows" and h["scan"] == scan:
+                levelled[h["row_start"]:h["row_stop"]] = data
+                r = np.arange(rows)[:, None] - (rows - 1) / 2
+                col = np.arange(cols)[None, :] - (cols - 1) / 2
+                a, b, slope = h["plane"]
+                rebuilt[(h["update"], h["final"])] = (levelled + a + b * col + slope * r).astype(np.float32)
+            if topic == "frame.rows" and h["scan"] == scan and not h["final"]:
+                live_levelled = levelled.copy()
+        # What frame.rows sends is levelled: the plane is the one in the data, tilt and sign.
+        finite = np.isfinite(live_levelled[:, 0])
+        r, col = np.nonzero(np.broadcast_to(finite[:, None], live_levelled.shape))
+        design = np.column_stack([np.ones(r.size), col, r])
+        _, col_slope, row_slope = np.linalg.lstsq(design, live_levelled[finite].ravel().astype(float), rcond=None)[0]
+        assert abs(col_slope) * cols < 0.2 * 3e-9 and abs(row_slope) * rows < 0.2 * 2e-9, (scan, col_slope, row_slope)
+        frames = [(h, data) for topic, h, data, _, _ in sub.messages if topic == "frame.denoised" and h["scan"] == scan]
+        assert len(frames) > 2 and [h["update"] for h, _ in frames] == sorted({h["update"] for h, _ in frames})
+        for h, data in frames:
+            # float32 levelled rows plus a float64 plane: the frame again, to a float32 rounding.
+            np.testing.assert_allclose(rebuilt[(h["update"], h["final"])], data, rtol=3e-7, equal_nan=True)
+        planes = [h["plane"] for topic, h, *_ in sub.messages if topic == "frame.rows" and h["scan"] == scan]
+        assert any(p[1] != 0 for p in planes[:-1]) and planes[-1] == [0.0, 0.0, 0.0]  # live levelling; final pass
+
+
+def test_control_requests_of_another_version_get_a_one_line_error(bridge):
+    ep = bridge.endpoints["control"]
+    assert control(ep, {"cmd": "status", "v": 2})["ok"] is True
+    for v in (1, True, 2.0):
+        reply = control(ep, {"cmd": "status", "v": v}, as_json=True)
+        assert reply["ok"] is False and reply["v"] == 2 and "\n" not in reply["error"] and "version" in reply["error"]
+    assert "version 1 is not supported" in control(ep, {"cmd": "info", "v": 1})["error"]
+
+
+def test_serve_direction_is_a_deprecated_alias_of_slow_axis(bridge, capsys):
+    from maed.cli import main
+
+    sub = Subscriber(bridge.endpoints["pub"], b"frame.raw")
+    assert main(["push-sim", "--connect", bridge.endpoints["pull"], "--size", "16", "--line-rate", "800",
+                 "--no-retrace", "--direction", "up"]) == 0
+    err = capsys.readouterr().err
+    assert "--direction is deprecated; use --slow-axis up" in err
+    deadline = time.monotonic() + 30
+    while not [m for m in sub.of("frame.raw") if m[1]["final"]]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    sub.close()
+    assert {m[1]["slow_axis"] for m in sub.of("frame.raw")} == {"up"}
+    assert main(["push-sim", "--connect", bridge.endpoints["pull"], "--slow-axis", "down", "--direction", "up"]) == 2
+    assert "disagree" in capsys.readouterr().err

@@ -29,7 +29,7 @@ class BlurBackend:
         return ndimage.uniform_filter(batch, size=(1, 1, 5, 5), mode="reflect")
 
 
-def push_scan(endpoint, scan, image, rate, direction="down"):
+def push_scan(endpoint, scan, image, rate, slow_axis="down"):
     """Push ``image`` as a scan, following PROTOCOL.md only."""
     push = zmq.Context.instance().socket(zmq.PUSH)
     push.connect(endpoint)
@@ -38,16 +38,16 @@ def push_scan(endpoint, scan, image, rate, direction="down"):
 
     def send(topic, header, payload=None):
         nonlocal seq
-        frames = [topic, msgpack.packb({"v": 1, "scan": scan, "seq": seq, **header})]
+        frames = [topic, msgpack.packb({"v": 2, "scan": scan, "seq": seq, **header})]
         push.send_multipart(frames + ([payload.astype("<f4").tobytes()] if payload is not None else []))
         seq += 1
 
     send(b"scan.start", {"rows": rows, "cols": cols, "channel": "Z", "unit": "m", "range": [2e-8, 2e-8],
-                         "direction": direction})
-    order = range(rows) if direction == "down" else range(rows - 1, -1, -1)
+                         "slow_axis": slow_axis})
+    order = range(rows) if slow_axis == "down" else range(rows - 1, -1, -1)
     for row in order:
         time.sleep(1 / rate)
-        send(b"line", {"row": row, "dir": "fwd", "t": time.time(), "dtype": "<f4", "shape": [cols]}, image[row])
+        send(b"line", {"row": row, "pass": "trace", "t": time.time(), "dtype": "<f4", "shape": [cols]}, image[row])
     send(b"scan.end", {"complete": True})
     push.close(linger=2000)
 
@@ -71,7 +71,7 @@ def test_the_api_serves_the_newest_frames(live):
     status, page = fetch(preview.url)
     assert status == 200 and b"MAED-RT live preview" in page
     image = make_pair(8, 32).noisy.astype("<f4")
-    push_scan(bridge.endpoints["pull"], "api", image, rate=500, direction="up")
+    push_scan(bridge.endpoints["pull"], "api", image, rate=500, slow_axis="up")
     assert bridge.wait_finished(1, 30)
     version, header = 0, {}
     while not header.get("ended"):  # the preview may still be reading the last messages
@@ -80,7 +80,7 @@ def test_the_api_serves_the_newest_frames(live):
         n = struct.unpack("<I", blob[:4])[0]
         header = json.loads(blob[4:4 + n])
         version = header["version"]
-    assert n % 4 == 0 and header["scan"] == "api" and header["final"]
+    assert n % 4 == 0 and header["scan"] == "api" and header["final"] and header["slow_axis"] == "up"
     raw = np.frombuffer(blob[4 + n:4 + n + 4 * 32 * 32], "<f4").reshape(32, 32)
     assert raw.tobytes() == image.tobytes()
     status, body = fetch(preview.url + f"api/frames?after={header['version']}")

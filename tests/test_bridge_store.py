@@ -15,9 +15,9 @@ def test_scan_ids_become_safe_folder_names():
 
 def test_a_repeated_scan_id_gets_a_new_folder_and_odd_metadata_is_kept_as_text(tmp_path):
     frame = np.arange(6, dtype=np.float32).reshape(2, 3)
-    first = save_scan(tmp_path, "s", {"raw_fwd": frame}, {"start": {"blob": b"\x00\x01"}})
-    second = save_scan(tmp_path, "s", {"raw_fwd": frame}, {})
+    first = save_scan(tmp_path, "s", {"raw_trace": frame}, {"start": {"blob": b"\x00\x01"}})
+    second = save_scan(tmp_path, "s", {"raw_trace": frame}, {})
     assert (first.name, second.name) == ("s", "s-2")
-    assert np.load(first / "raw_fwd.npy").tobytes() == frame.tobytes()
+    assert np.load(first / "raw_trace.npy").tobytes() == frame.tobytes()
     assert json.loads((first / "meta.json").read_text())["start"]["blob"] == str(b"\x00\x01")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s", "s-2"]  # no partial folders left

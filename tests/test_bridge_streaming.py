@@ -24,13 +24,13 @@ class BlurBackend:
         return ndimage.uniform_filter(batch, size=(1, 1, 5, 5), mode="reflect")
 
 
-def stream(raw, direction, chunks, halo=4, refine=4, backend=None, skip=()):
+def stream(raw, slow_axis, chunks, halo=4, refine=4, backend=None, skip=()):
     """Feed ``raw`` (frame orientation) to a streaming denoiser in acquisition order, ``chunks`` rows at a time."""
     rows, cols = raw.shape
     backend = backend or BlurBackend()
-    s = StreamingDenoiser(rows, cols, direction, halo, refine)
+    s = StreamingDenoiser(rows, cols, slow_axis, halo, refine)
     frame = np.full_like(raw, np.nan)
-    order = list(range(rows)) if direction == "down" else list(range(rows - 1, -1, -1))
+    order = list(range(rows)) if slow_axis == "down" else list(range(rows - 1, -1, -1))
     n, k = 0, 0
     while n < rows:
         step = chunks[k % len(chunks)]
@@ -51,14 +51,14 @@ def residual_after_plane(a, b):
     return np.abs(d.ravel() - design @ coeffs).max()
 
 
-@pytest.mark.parametrize("direction", ["down", "up"])
+@pytest.mark.parametrize("slow_axis", ["down", "up"])
 @pytest.mark.parametrize("chunks", [[1], [3, 1, 7], [40]])
-def test_bands_match_the_full_frame_pass_for_a_local_filter(direction, chunks):
+def test_bands_match_the_full_frame_pass_for_a_local_filter(slow_axis, chunks):
     raw = make_pair(11, 96).noisy.astype(np.float32)
-    _, live, _ = stream(raw, direction, chunks)
-    acq = raw if direction == "down" else raw[::-1]
+    _, live, _ = stream(raw, slow_axis, chunks)
+    acq = raw if slow_axis == "down" else raw[::-1]
     full = denoise_array(acq, BlurBackend())
-    full = full if direction == "down" else full[::-1]
+    full = full if slow_axis == "down" else full[::-1]
     # Halo and refine (4) exceed the filter's radius (2), so away from the frame's borders (where
     # the filter's own edge mode differs from the band's padding) the bands reproduce one pass
     # exactly, up to the plane fitted on the first rows only.

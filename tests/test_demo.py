@@ -17,5 +17,5 @@ def test_demo_streams_a_scan_and_writes_its_report(tmp_path, capsys):
     raw_psnr, denoised_psnr = map(float, re.search(r"\| ([\d.-]+) dB \| ([\d.-]+) dB \|", report).groups())
     assert denoised_psnr > raw_psnr + 3.0
     (scan_dir,) = (out / "scans").iterdir()
-    raw = np.load(scan_dir / "raw_fwd.npy")
+    raw = np.load(scan_dir / "raw_trace.npy")
     assert raw.shape == (128, 128) and np.isfinite(raw).all()  # every raw line kept

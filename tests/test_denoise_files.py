@@ -1,6 +1,7 @@
 """``maed denoise`` on instrument files: every real scan through the shipped rt model (ONNX back end)
 into .npy and a .gwy that Gwyddion's format reader gets back to scale; incomplete scans stay empty
-where never measured; channel and direction choice; bad instrument files among good ones."""
+where never measured; channel and pass choice (and the deprecated --direction); bad instrument files
+among good ones."""
 
 import gwyfile
 import numpy as np
@@ -50,7 +51,7 @@ def test_every_real_scan_denoises_into_npy_and_a_gwy_to_scale(tmp_path, capsys):
         spread = np.ptp(image.data[measured])
         assert abs(np.median(out[measured]) - np.median(image.data[measured])) < spread + 1e-15
         fields = gwyfile.util.get_datafields(gwyfile.load(str(tmp_path / f"{stem}.gwy")))
-        raw, denoised = fields[f"{image.name} forward (raw)"], fields[f"{image.name} forward (denoised, rt)"]
+        raw, denoised = fields[f"{image.name} trace (raw)"], fields[f"{image.name} trace (denoised, rt)"]
         for field in (raw, denoised):
             assert field.data.shape == image.data.shape
             assert (field.xreal, field.yreal) == pytest.approx(image.scan_range)
@@ -73,15 +74,18 @@ def test_createc_step_scan_stays_empty_where_never_measured(tmp_path):
         assert np.isfinite(container[f"/{i}/data"].data).all()
 
 
-def test_channel_and_direction_options(tmp_path, capsys):
+def test_channel_and_pass_options(tmp_path, capsys):
     stored = write_sxm(tmp_path / "s.sxm", channels=(("Z", "m", "both"), ("Current", "A", "both")), rows=24, cols=24)
     onnx = ["--backend", "onnx", "--model", "rt"]
     assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--channel", "Current",
-                 "--direction", "backward", *onnx]) == 0
+                 "--pass", "retrace", *onnx]) == 0
     out = np.load(tmp_path / "o" / "s.npy")
     fields = gwyfile.util.get_datafields(gwyfile.load(str(tmp_path / "o" / "s.gwy")))
-    np.testing.assert_array_equal(fields["Current backward (raw)"].data, stored[3][:, ::-1])
-    assert fields["Current backward (raw)"]["si_unit_z"]["unitstr"] == "A" and out.shape == (24, 24)
+    # The retrace is the file's backward image (stored right to left), not the trace.
+    np.testing.assert_array_equal(fields["Current retrace (raw)"].data, stored[3][:, ::-1])
+    assert not np.array_equal(stored[3][:, ::-1], stored[2])
+    assert fields["Current retrace (raw)"]["si_unit_z"]["unitstr"] == "A" and out.shape == (24, 24)
+    assert "deprecated" not in capsys.readouterr().err
 
     capsys.readouterr()
     (tmp_path / "broken.sxm").write_bytes((tmp_path / "s.sxm").read_bytes()[:-500])
@@ -93,6 +97,34 @@ def test_channel_and_direction_options(tmp_path, capsys):
     write_sxm(tmp_path / "later.sxm", rows=24, cols=24)
     assert main(["denoise", str(tmp_path / "broken.sxm"), str(tmp_path / "later.sxm"), "-o", str(tmp_path / "q"), *onnx]) == 1
     assert sorted(p.name for p in (tmp_path / "q").iterdir()) == ["later.gwy", "later.npy"]
+
+
+@pytest.mark.parametrize("option", [["--pass", "trace"], ["--pass", "forward"], [], ["--direction", "forward"],
+                                    ["--pass", "retrace"], ["--pass", "backward"], ["--direction", "backward"]])
+def test_each_way_of_naming_a_pass_reads_that_pass(tmp_path, capsys, option):
+    stored = write_sxm(tmp_path / "s.sxm", channels=(("Z", "m", "both"),), rows=24, cols=24)
+    retrace = option[-1:] in (["retrace"], ["backward"])
+    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--backend", "onnx", *option]) == 0
+    fields = gwyfile.util.get_datafields(gwyfile.load(str(tmp_path / "o" / "s.gwy")))
+    label = "Z retrace (raw)" if retrace else "Z trace (raw)"
+    np.testing.assert_array_equal(fields[label].data, stored[1][:, ::-1] if retrace else stored[0])
+    deprecation = [line for line in capsys.readouterr().err.splitlines() if "deprecated" in line]
+    if option[:1] == ["--direction"]:  # still works, and says what to use instead
+        assert deprecation == [f"maed: warning: --direction is deprecated; use --pass {'retrace' if retrace else 'trace'} "
+                               "(forward is the trace, backward the retrace)"]
+    else:
+        assert deprecation == []
+
+
+def test_pass_both_is_a_one_line_error_until_the_two_pass_model_exists(tmp_path, capsys):
+    write_sxm(tmp_path / "s.sxm", channels=(("Z", "m", "both"),), rows=24, cols=24)
+    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--pass", "both"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--pass both needs the two-pass model" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--pass", "trace",
+                 "--direction", "backward"]) == 2
+    assert "disagree" in capsys.readouterr().err
 
 
 def test_too_few_measured_rows_is_an_error(tmp_path, capsys):

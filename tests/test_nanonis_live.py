@@ -33,19 +33,19 @@ def test_a_bridge_fed_by_nanonis_publishes_denoised_frames_while_it_scans(tmp_pa
         thread.join(30)  # returns after its one scan
         assert not thread.is_alive()
         scan = sub.of("frame.raw")[0][1]["scan"]
-        end = sub.wait_scan_end(scan)
+        end = sub.wait_finished(scan)
         status = control(bridge.endpoints["control"], {"cmd": "status"})
         sub.close()
 
     live = [m for m in sub.of("frame.denoised", scan) if not m[1]["final"]]
     assert live and any(0 < m[1]["rows_done"] < size for m in live), "no denoised frame while the scan ran"
     assert [m[1]["rows_done"] for m in live] == sorted(m[1]["rows_done"] for m in live)
-    raw = {m[1]["dir"]: m for m in sub.of("frame.raw", scan) if m[1]["final"]}
-    assert raw["fwd"][3] == z.forward.astype("<f4").tobytes() and raw["bwd"][3] == z.backward.astype("<f4").tobytes()
+    raw = {m[1]["pass"]: m for m in sub.of("frame.raw", scan) if m[1]["final"]}
+    assert raw["trace"][3] == z.forward.astype("<f4").tobytes() and raw["retrace"][3] == z.backward.astype("<f4").tobytes()
     assert end["complete"] is True and end["reason"] == "end" and end["rows_done"] == size
     assert status["lines_received"] == 2 * size and status["lines_dropped"] == 0 and status["faults"] == {}
     meta = json.loads((Path(end["saved"]) / "meta.json").read_text())
-    assert (meta["start"]["channel"], meta["start"]["unit"], meta["start"]["direction"]) == ("Z", "m", "down")
+    assert (meta["start"]["channel"], meta["start"]["unit"], meta["start"]["slow_axis"]) == ("Z", "m", "down")
 
 
 def test_serve_follows_maed_sim_nanonis(tmp_path, monkeypatch, capsys):
@@ -67,7 +67,7 @@ def test_serve_follows_maed_sim_nanonis(tmp_path, monkeypatch, capsys):
         sim.send_signal(signal.SIGTERM)
         assert sim.wait(10) == 0
     (folder,) = out.iterdir()
-    raw = np.load(folder / "raw_fwd.npy")
+    raw = np.load(folder / "raw_trace.npy")
     assert raw.shape == (48, 48) and np.isfinite(raw).all()  # joined mid-frame: the rows scanned before come too
     assert np.isfinite(np.load(folder / "denoised.npy")).all()
     assert f"following the scans of Nanonis at 127.0.0.1:{port}, channel Z (m)" in capsys.readouterr().err

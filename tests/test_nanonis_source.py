@@ -68,7 +68,7 @@ class Collector:
             time.sleep(0.01)
 
     def wait_lines(self, count):
-        self.wait(lambda: sum(isinstance(m, Line) and m.dir == "fwd" for m in self.messages) >= count)
+        self.wait(lambda: sum(isinstance(m, Line) and m.pass_ == "trace" for m in self.messages) >= count)
 
     def close(self):
         self._stop.set()
@@ -93,15 +93,15 @@ def following(scanner, **options):
             collector.close()
 
 
-def rows(scan, direction):
-    return [m.row for m in scan["lines"] if m.dir == direction]
+def rows(scan, pass_):
+    return [m.row for m in scan["lines"] if m.pass_ == pass_]
 
 
-def assert_lines_are(scan, expected, direction="fwd"):
-    """Each line of ``direction`` once, in scan order, bit for bit the rows of ``expected``."""
-    lines = [m for m in scan["lines"] if m.dir == direction]
+def assert_lines_are(scan, expected, pass_="trace"):
+    """Each line of ``pass_`` once, in scan order, bit for bit the rows of ``expected``."""
+    lines = [m for m in scan["lines"] if m.pass_ == pass_]
     for m in lines:
-        assert m.data.tobytes() == expected[m.row].astype("<f4").tobytes(), f"row {m.row} {direction}"
+        assert m.data.tobytes() == expected[m.row].astype("<f4").tobytes(), f"row {m.row} {pass_}"
     assert len({m.row for m in lines}) == len(lines)
 
 
@@ -118,13 +118,13 @@ def test_each_row_is_sent_once_when_it_is_complete():
         width = server.scanner.frame()[2]
     (scan,) = collector.scans()
     start = scan["start"]
-    assert (start.rows, start.cols, start.channel, start.unit, start.direction) == (32, 32, "Z", "m", "down")
+    assert (start.rows, start.cols, start.channel, start.unit, start.slow_axis) == (32, 32, "Z", "m", "down")
     assert start.range == (pytest.approx(width), pytest.approx(width))
     assert start.extra["line_rate"] == pytest.approx(100)
-    assert rows(scan, "fwd") == rows(scan, "bwd") == list(range(32))
+    assert rows(scan, "trace") == rows(scan, "retrace") == list(range(32))
     trace, retrace = image(0, 32, False)
     assert_lines_are(scan, trace)
-    assert_lines_are(scan, retrace, "bwd")
+    assert_lines_are(scan, retrace, "retrace")
     assert len({m.t for m in scan["lines"]}) > 4, "the rows came in one poll, not as the scan went"
     assert scan["end"].complete is True
 
@@ -136,27 +136,27 @@ def test_up_and_down_scans_send_rows_in_scan_order():
             client.scan_action("start", up=True)
         collector.wait(lambda: len(collector.ended()) == 2)
     down, up = collector.scans()
-    assert (down["start"].direction, up["start"].direction) == ("down", "up")
-    assert rows(up, "fwd") == rows(up, "bwd") == list(range(31, -1, -1))  # an up scan starts at the bottom
+    assert (down["start"].slow_axis, up["start"].slow_axis) == ("down", "up")
+    assert rows(up, "trace") == rows(up, "retrace") == list(range(31, -1, -1))  # an up scan starts at the bottom
     assert_lines_are(up, image(1, 32, True)[0])
     assert down["end"].complete and up["end"].complete
 
 
-def test_trace_and_retrace_go_as_fwd_and_bwd_lines_in_image_order():
+def test_trace_and_retrace_go_as_lines_of_their_pass_in_image_order():
     # Slow lines, fast polls: the source sees many partly scanned rows (the trace filling from the
     # left, the retrace from the right) and must send neither before it is complete.
-    with following(scanner(line_rate=50, direction="up"), poll_interval=0.002) as (_, collector):
+    with following(scanner(line_rate=50, slow_axis="up"), poll_interval=0.002) as (_, collector):
         collector.wait(lambda: collector.ended())
     (scan,) = collector.scans()
     trace, retrace = image(0, 32, True)
     assert_lines_are(scan, trace)
-    assert_lines_are(scan, retrace, "bwd")  # column 0 is the left edge for the retrace too
-    order = [(m.row, m.dir) for m in scan["lines"]]
-    assert all(order.index((row, "fwd")) < order.index((row, "bwd")) for row in range(32))
+    assert_lines_are(scan, retrace, "retrace")  # column 0 is the left edge for the retrace too
+    order = [(m.row, m.pass_) for m in scan["lines"]]
+    assert all(order.index((row, "trace")) < order.index((row, "retrace")) for row in range(32))
     with following(scanner(line_rate=400), retrace=False) as (_, collector):
         collector.wait(lambda: collector.ended())
     (scan,) = collector.scans()
-    assert rows(scan, "bwd") == [] and rows(scan, "fwd") == list(range(32))
+    assert rows(scan, "retrace") == [] and rows(scan, "trace") == list(range(32))
 
 
 def test_a_scan_restarted_mid_frame_ends_incomplete_and_a_new_scan_begins():
@@ -166,10 +166,10 @@ def test_a_scan_restarted_mid_frame_ends_incomplete_and_a_new_scan_begins():
             client.scan_action("start")
         collector.wait(lambda: len(collector.ended()) == 2)
     first, second = collector.scans()
-    assert first["end"].complete is False and 6 <= len(rows(first, "fwd")) < 32
-    assert rows(first, "fwd") == list(range(len(rows(first, "fwd"))))
+    assert first["end"].complete is False and 6 <= len(rows(first, "trace")) < 32
+    assert rows(first, "trace") == list(range(len(rows(first, "trace"))))
     assert second["start"].scan != first["start"].scan
-    assert rows(second, "fwd") == list(range(32)) and second["end"].complete is True
+    assert rows(second, "trace") == list(range(32)) and second["end"].complete is True
     assert_lines_are(second, image(1, 32, False)[0])
 
 
@@ -184,7 +184,7 @@ def test_a_scan_stopped_mid_frame_ends_incomplete_and_nothing_follows_until_a_st
             client.scan_action("start")
         collector.wait(lambda: len(collector.ended()) == 2)
     first, second = collector.scans()
-    assert first["end"].complete is False and 6 <= len(rows(first, "fwd")) < 32
+    assert first["end"].complete is False and 6 <= len(rows(first, "trace")) < 32
     assert second["start"].scan != first["start"].scan and second["end"].complete is True
 
 
@@ -207,10 +207,10 @@ def test_a_controller_that_stops_answering_is_reconnected_and_no_line_is_lost_or
         getattr(server, fault)(0.5)  # no answers / connections dropped and refused, for half a second
         collector.wait(lambda: collector.ended())
     (scan,) = collector.scans()
-    assert rows(scan, "fwd") == rows(scan, "bwd") == list(range(32))
+    assert rows(scan, "trace") == rows(scan, "retrace") == list(range(32))
     trace, retrace = image(0, 32, False)
     assert_lines_are(scan, trace)
-    assert_lines_are(scan, retrace, "bwd")
+    assert_lines_are(scan, retrace, "retrace")
     assert scan["end"].complete is True
     log = caplog.text
     assert ("did not answer" if fault == "freeze" else "connection refused") in log
@@ -243,9 +243,9 @@ def test_a_replayed_sxm_file_is_scanned_and_followed_as_recorded(tmp_path):
         collector.wait(lambda: collector.ended())
     (scan,) = collector.scans()
     assert (scan["start"].rows, scan["start"].cols, scan["start"].channel, scan["start"].unit) == (24, 40, "Z", "m")
-    assert rows(scan, "fwd") == list(range(20)) and rows(scan, "bwd") == list(range(24))
+    assert rows(scan, "trace") == list(range(20)) and rows(scan, "retrace") == list(range(24))
     assert_lines_are(scan, forward)
-    assert_lines_are(scan, backward, "bwd")
+    assert_lines_are(scan, backward, "retrace")
     assert scan["end"].complete is False  # the unmeasured rows are never sent
 
 

@@ -66,12 +66,12 @@ def test_the_vendor_client_grabs_the_frame_bit_for_bit(controller, vendor):
     wait_idle(vendor)
     expected = {c.name: c for c in simulated_frames(SEED)(0, SIZE, False).channels}
     for index, name in ((14, "Z (m)"), (0, "Current (A)")):
-        for direction, image in ((1, expected[name].forward), (0, expected[name].backward)):
-            name_size, channel, rows, cols, data, up = values(vendor.Scan_FrameDataGrab(index, direction))
+        for forward, image in ((1, expected[name].forward), (0, expected[name].backward)):  # Nanonis' words
+            name_size, channel, rows, cols, data, up = values(vendor.Scan_FrameDataGrab(index, forward))
             assert (name_size, channel, rows, cols, up) == (len(name), name, SIZE, SIZE, 0)
             sent = np.asarray(data, np.float32).reshape(SIZE, SIZE)
-            assert sent.tobytes() == np.ascontiguousarray(scan_layout(image, False, direction == 1)).tobytes()
-            if direction == 0:  # the retrace comes right to left, as scanned
+            assert sent.tobytes() == np.ascontiguousarray(scan_layout(image, False, forward == 1)).tobytes()
+            if forward == 0:  # the retrace comes right to left, as scanned
                 assert sent[:, ::-1].tobytes() == image.tobytes()
 
 

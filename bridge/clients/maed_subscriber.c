@@ -1,15 +1,17 @@
 /*
- * maed_subscriber: a C subscriber of the MAED-RT bridge (wire protocol v1, bridge/PROTOCOL.md).
+ * maed_subscriber: a C subscriber of the MAED-RT bridge (wire protocol v2, bridge/PROTOCOL.md).
  *
- * The stand-in for a LabVIEW program: it subscribes to the bridge's PUB socket, parses each
- * msgpack header with msgpack-c, checks the payload against the header's dtype and shape, and
- * reads the frame with a plain cast to float (the payload is little-endian float32, C order).
- * It prints one line per message and exits after COUNT scan ends (default 1).
+ * The stand-in for a LabVIEW program: it subscribes to the bridge's PUB socket (topics
+ * frame.raw, frame.denoised and scan.finished), parses each msgpack header with msgpack-c,
+ * checks the protocol version (the integer 2), checks the payload against the header's dtype and
+ * shape, and reads the frame with a plain cast to float (little-endian float32, C order). It
+ * prints one line per message and exits after COUNT finished scans (default 1).
  *
  *   maed_subscriber [ENDPOINT [COUNT]]     (ENDPOINT default tcp://127.0.0.1:5571)
  *
  * Build: cc -O2 -Wall -o maed_subscriber maed_subscriber.c -lzmq -lmsgpackc
- * Exit status: 0 when COUNT scans ended, 1 on a malformed message, 2 on a ZeroMQ error.
+ * Exit status: 0 when COUNT scans finished, 1 on a malformed message or another protocol version,
+ * 2 on a ZeroMQ error.
  */
 #include <math.h>
 #include <msgpack.h>
@@ -20,9 +22,10 @@
 #include <zmq.h>
 
 #define MAX_PARTS 3
+#define PROTOCOL_VERSION 2
 
 typedef struct {
-    char scan[257], dtype[8], dir[8], model[128];
+    char scan[257], dtype[8], pass[8], reason[16], model[128];
     int64_t v, seq, rows, cols, rows_done, shape[2];
     int nshape, final, complete;
     double latency_ms;
@@ -48,7 +51,8 @@ static int64_t as_int(const msgpack_object *o) {
     return -1;
 }
 
-/* Fill h from the msgpack map in buf; 0 on success. */
+/* Fill h from the msgpack map in buf; 0 on success, -1 if it is not a map. h->v is -1 unless
+ * "v" is a msgpack integer (a boolean or a float is not). */
 static int parse_header(const char *buf, size_t len, header_t *h) {
     msgpack_unpacked msg;
     msgpack_unpacked_init(&msg);
@@ -68,7 +72,8 @@ static int parse_header(const char *buf, size_t len, header_t *h) {
         else if (key_is(kv, "cols")) h->cols = as_int(val);
         else if (key_is(kv, "rows_done")) h->rows_done = as_int(val);
         else if (key_is(kv, "dtype")) copy_str(val, h->dtype, sizeof h->dtype);
-        else if (key_is(kv, "dir")) copy_str(val, h->dir, sizeof h->dir);
+        else if (key_is(kv, "pass")) copy_str(val, h->pass, sizeof h->pass);
+        else if (key_is(kv, "reason")) copy_str(val, h->reason, sizeof h->reason);
         else if (key_is(kv, "model")) copy_str(val, h->model, sizeof h->model);
         else if (key_is(kv, "final")) h->final = val->type == MSGPACK_OBJECT_BOOLEAN && val->via.boolean;
         else if (key_is(kv, "complete")) h->complete = val->type == MSGPACK_OBJECT_BOOLEAN && val->via.boolean;
@@ -81,7 +86,7 @@ static int parse_header(const char *buf, size_t len, header_t *h) {
         }
     }
     msgpack_unpacked_destroy(&msg);
-    return h->v == 1 ? 0 : -1;
+    return 0;
 }
 
 static int little_endian(void) {
@@ -102,8 +107,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "maed_subscriber: cannot connect to %s: %s\n", endpoint, zmq_strerror(zmq_errno()));
         return 2;
     }
-    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "frame.", 6);
-    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "scan.end", 8);
+    /* One topic per message type; frame.rows and alert are left to clients that want them. */
+    const char *topics[] = {"frame.raw", "frame.denoised", "scan.finished"};
+    for (size_t i = 0; i < sizeof topics / sizeof *topics; i++) zmq_setsockopt(sub, ZMQ_SUBSCRIBE, topics[i], strlen(topics[i]));
     while (ended < scans && status == 0) {
         zmq_msg_t part[MAX_PARTS];
         int n = 0, more = 1, extra = 0;
@@ -129,8 +135,16 @@ int main(int argc, char **argv) {
         if (extra || n < 2 || parse_header(zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), &h) != 0) {
             fprintf(stderr, "maed_subscriber: malformed %s message\n", topic);
             status = 1;
-        } else if (strcmp(topic, "scan.end") == 0) {
-            printf("scan.end scan=%s seq=%lld complete=%d\n", h.scan, (long long)h.seq, h.complete);
+        } else if (h.v != PROTOCOL_VERSION) {
+            if (h.v < 0)
+                fprintf(stderr, "maed_subscriber: %s message without an integer protocol version 'v'; this client speaks version %d\n",
+                        topic, PROTOCOL_VERSION);
+            else
+                fprintf(stderr, "maed_subscriber: %s message of protocol version %lld; this client speaks version %d only\n",
+                        topic, (long long)h.v, PROTOCOL_VERSION);
+            status = 1;
+        } else if (strcmp(topic, "scan.finished") == 0) {
+            printf("scan.finished scan=%s seq=%lld complete=%d reason=%s\n", h.scan, (long long)h.seq, h.complete, h.reason);
             ended++;
         } else if (n != 3 || strcmp(h.dtype, "<f4") != 0 || h.nshape != 2 || h.shape[0] != h.rows || h.shape[1] != h.cols ||
                    zmq_msg_size(&part[2]) != (size_t)(h.rows * h.cols) * sizeof(float)) {
@@ -142,8 +156,8 @@ int main(int argc, char **argv) {
             double sum = 0;
             for (size_t i = 0; i < count; i++)
                 if (isfinite(frame[i])) finite++, sum += frame[i];
-            printf("%s scan=%s seq=%lld dir=%s rows=%lld cols=%lld rows_done=%lld final=%d finite=%zu mean=%.6g latency_ms=%.3f model=%s\n",
-                   topic, h.scan, (long long)h.seq, h.dir, (long long)h.rows, (long long)h.cols, (long long)h.rows_done,
+            printf("%s scan=%s seq=%lld pass=%s rows=%lld cols=%lld rows_done=%lld final=%d finite=%zu mean=%.6g latency_ms=%.3f model=%s\n",
+                   topic, h.scan, (long long)h.seq, h.pass, (long long)h.rows, (long long)h.cols, (long long)h.rows_done,
                    h.final, finite, finite ? sum / finite : NAN, h.latency_ms, h.model);
         }
         fflush(stdout);

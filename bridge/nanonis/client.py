@@ -63,7 +63,8 @@ def scan_layout(array: np.ndarray, up: bool, forward: bool) -> np.ndarray:
 
     The controller's layout is the ``.sxm`` file's: lines in the order scanned (the bottom line
     first in an up scan), backward lines right to left as scanned. Image order: row 0 at the top,
-    column 0 at the left, for both directions. ``bridge/NANONIS.md`` says why this is assumed.
+    column 0 at the left, for both passes. ``forward`` is Nanonis' word for the trace.
+    ``bridge/NANONIS.md`` says why this is assumed.
     """
     return array[::-1 if up else 1, ::1 if forward else -1]
 
@@ -75,8 +76,9 @@ class FrameGrab:
     data: np.ndarray
     """``(lines, pixels)`` float32 in the controller's layout (``scan_layout``), NaN where not yet scanned."""
     up: bool
-    """The scan's slow-axis direction: True for up, False for down."""
+    """The scan's slow axis: True for up, False for down."""
     forward: bool
+    """True for the trace (Nanonis: forward), False for the retrace (Nanonis: backward)."""
 
     @property
     def image(self) -> np.ndarray:
@@ -185,7 +187,7 @@ class NanonisClient:
         return self.call("Scan.FrameDataGrab", body, lambda r: FrameGrab(r.string(), r.f32_2d(), r.u32() == 1, forward))
 
     def scan_action(self, action: str, up: bool = False) -> None:
-        """``Scan.Action``: ``start``, ``stop``, ``pause``, ``resume`` ...; ``up`` is the direction of a start."""
+        """``Scan.Action``: ``start``, ``stop``, ``pause``, ``resume`` ...; ``up`` is the slow axis of a start."""
         if action not in SCAN_ACTIONS:
             raise ValueError(f"scan action must be one of {', '.join(SCAN_ACTIONS)}, got {action!r}")
         body = BodyWriter().u16(SCAN_ACTIONS[action]).u32(1 if up else 0).bytes()

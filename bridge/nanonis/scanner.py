@@ -8,7 +8,7 @@ after the last line. Pixels arrive in packets of 16 (as Nanonis moves scan data 
 its real-time engine to the host), so a grab in the middle of a line returns that line partly
 filled: the trace from the left, the retrace from the right. What is not scanned yet is NaN.
 
-Frames are kept in image order (row 0 at the top, column 0 at the left) for both directions;
+Frames are kept in image order (row 0 at the top, column 0 at the left) for both passes;
 the server turns them into the controller's layout (``client.scan_layout``) when it answers.
 """
 
@@ -81,25 +81,25 @@ class Scanner:
     """Scans frames from ``make_frame`` at ``line_rate`` lines per second (trace + retrace).
 
     ``scans`` frames follow each start (0: scan on for ever, as Nanonis' continuous scan does);
-    ``direction`` ``alternate`` turns the slow axis round after each frame (a bouncy scan).
+    ``slow_axis`` ``alternate`` turns the slow axis round after each frame (a bouncy scan).
     Scanning starts at once. Thread-safe: every client connection reads the same scan.
     """
 
-    def __init__(self, make_frame: FrameMaker, size: int = 256, line_rate: float = 20.0, direction: str = "down",
+    def __init__(self, make_frame: FrameMaker, size: int = 256, line_rate: float = 20.0, slow_axis: str = "down",
                  scans: int = 0) -> None:
         if not 1 <= size <= 4096:
             raise ValueError(f"scan size must be 1 to 4096 pixels, got {size}")
         if not line_rate > 0:
             raise ValueError(f"line rate must be positive, got {line_rate}")
-        if direction not in ("down", "up", "alternate"):
-            raise ValueError(f"direction must be down, up or alternate, got {direction!r}")
+        if slow_axis not in ("down", "up", "alternate"):
+            raise ValueError(f"slow axis must be down, up or alternate, got {slow_axis!r}")
         if scans < 0:
             raise ValueError("scans must be 0 (no end) or more")
         self._make, self._size, self.period = make_frame, size, 1.0 / line_rate
-        self._direction, self._scans = direction, scans
+        self._slow_axis, self._scans = slow_axis, scans
         self._lock = threading.Lock()
         self._k = -1
-        self.start(up=direction == "up")
+        self.start(up=slow_axis == "up")
 
     # --- actions ------------------------------------------------------------------------------
 
@@ -143,7 +143,7 @@ class Scanner:
                 # One line period between frames (the tip going back to the start): the finished
                 # frame stays in the buffer meanwhile, so its last lines can be read.
                 self._done += 1
-                self._begin(end + self.period, not self._up if self._direction == "alternate" else self._up)
+                self._begin(end + self.period, not self._up if self._slow_axis == "alternate" else self._up)
             else:
                 break
         return now

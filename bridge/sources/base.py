@@ -41,17 +41,20 @@ class LinePusher:
         self._socket.send_multipart(encode(message))
         self._seq += 1
 
-    def start(self, scan: str, rows: int, cols: int, range_m: tuple[float, float], direction: str = "down",
+    def start(self, scan: str, rows: int, cols: int, range_m: tuple[float, float], *, slow_axis: str = "down",
               channel: str = "Z", unit: str = "m", **extra: object) -> None:
-        self._send(ScanStart(scan, self._seq, rows, cols, channel, unit, tuple(range_m), direction, extra))
+        """Send ``scan.start``; ``slow_axis`` is ``down`` (row 0 first) or ``up``; ``extra`` adds header keys."""
+        self._send(ScanStart(scan=scan, seq=self._seq, rows=rows, cols=cols, channel=channel, unit=unit,
+                             range=tuple(range_m), slow_axis=slow_axis, extra=extra))
 
-    def line(self, scan: str, row: int, direction: str, data: np.ndarray, t: float | None = None) -> None:
-        """Send one line; ``direction`` is ``fwd`` or ``bwd``, ``data`` in image order (column 0 left)."""
+    def line(self, scan: str, row: int, data: np.ndarray, *, pass_: str = "trace", t: float | None = None) -> None:
+        """Send one line of frame row ``row``; ``pass_`` is ``trace`` or ``retrace``, ``data`` in image order
+        (column 0 left, for the retrace too)."""
         data = np.ascontiguousarray(data, dtype="<f4")
-        self._send(Line(scan, self._seq, row, direction, time.time() if t is None else t, data))
+        self._send(Line(scan=scan, seq=self._seq, row=row, pass_=pass_, t=time.time() if t is None else t, data=data))
 
     def end(self, scan: str, complete: bool = True) -> None:
-        self._send(ScanEnd(scan, self._seq, complete))
+        self._send(ScanEnd(scan=scan, seq=self._seq, complete=complete))
 
     def close(self) -> None:
         self._socket.close()

@@ -4,7 +4,7 @@ Nanonis does not push lines; its TCP interface answers requests. So the source p
 asks ``Scan.StatusGet`` whether a scan runs and grabs the frame (``Scan.FrameDataGrab``, retrace
 first, then trace), in which the rows not scanned yet are NaN, and turns it into image order
 (``scan_layout``: an up scan's rows and the retrace's pixels reversed). A row is new when all
-its pixels are finite and it lies beyond the last row sent in the scan's slow-axis direction;
+its pixels are finite and it lies beyond the last row sent along the scan's slow axis;
 new rows are sent at once, trace before retrace, in acquisition order, as ``line`` messages of
 the wire protocol. How the polls map to ``scan.start`` and ``scan.end`` (``bridge/NANONIS.md``):
 
@@ -12,7 +12,7 @@ the wire protocol. How the polls map to ``scan.start`` and ``scan.end`` (``bridg
   acquired channels, whose names (from a grab of each) locate the configured channel;
   ``Scan.FrameGet`` the range, ``Scan.SpeedGet`` the default poll interval; the scan id is new;
 - the frame is recognised by the rows already sent: when one of them differs (NaN after a
-  restart, other values in a new frame), or the size or direction changed, the followed scan
+  restart, other values in a new frame), or the size or slow axis changed, the followed scan
   ends and, while the controller scans, a new one opens;
 - a poll that finds the scan stopped ends it, complete when every trace row was sent;
 - a controller that stops answering (timeout, refused, reset) is reconnected with back-off; the
@@ -68,19 +68,19 @@ class _Followed:
     """``(rows, cols)``: the trace rows as sent, NaN elsewhere; recognises the frame at each poll."""
     sent_rows: np.ndarray
     next_step: dict[str, int]
-    """Per direction, the acquisition step (0 is the first line scanned) of the next line to send."""
+    """Per pass, the acquisition step (0 is the first line scanned) of the next line to send."""
 
     def same_frame(self, trace: FrameGrab) -> bool:
         return (trace.data.shape == (self.rows, self.cols) and trace.up == self.up
                 and np.array_equal(trace.image[self.sent_rows], self.sent[self.sent_rows]))
 
-    def new_steps(self, direction: str, image: np.ndarray) -> list[int]:
+    def new_steps(self, pass_: str, image: np.ndarray) -> list[int]:
         """Acquisition steps of the complete rows (of an image-order frame) not sent yet, in scan order."""
         if image.shape != (self.rows, self.cols):
             return []
         complete = np.isfinite(image).all(axis=1)
         by_step = complete[::-1] if self.up else complete
-        start = self.next_step[direction]
+        start = self.next_step[pass_]
         return (np.flatnonzero(by_step[start:]) + start).tolist()
 
     def row(self, step: int) -> int:
@@ -221,17 +221,17 @@ class NanonisSource:
         self._opened += 1
         scan = f"nanonis-{time.strftime('%Y%m%d-%H%M%S')}-{self._opened}"
         label, unit = split_channel_name(name)
-        direction = "up" if trace.up else "down"
+        slow_axis = "up" if trace.up else "down"
         line_time = speed.forward_time_per_line + speed.backward_time_per_line
         extra = {"angle": frame.angle, "center": [frame.center_x, frame.center_y]}
         if line_time > 0:
             extra["line_rate"] = 1.0 / line_time
-        pusher.start(scan, buffer.lines, buffer.pixels, (frame.width, frame.height), direction,
+        pusher.start(scan, buffer.lines, buffer.pixels, (frame.width, frame.height), slow_axis=slow_axis,
                      channel=label, unit=unit, **extra)
         self._followed = followed = _Followed(
             scan, index, buffer.lines, buffer.pixels, trace.up, np.full(trace.data.shape, np.nan, np.float32),
-            np.zeros(buffer.lines, bool), {"fwd": 0, "bwd": 0})
-        log.info("nanonis: following scan %s: %s, %d x %d, %s", scan, name, buffer.lines, buffer.pixels, direction)
+            np.zeros(buffer.lines, bool), {"trace": 0, "retrace": 0})
+        log.info("nanonis: following scan %s: %s, %d x %d, %s", scan, name, buffer.lines, buffer.pixels, slow_axis)
         self._send_new(pusher, followed, trace, retrace)
 
     def _find_channel(self, client: NanonisClient, buffer: ScanBuffer) -> tuple[int, str]:
@@ -250,15 +250,15 @@ class NanonisSource:
 
     def _send_new(self, pusher: LinePusher, followed: _Followed, trace: FrameGrab, retrace: FrameGrab | None) -> None:
         t = time.time()
-        images = {"fwd": trace.image} if retrace is None else {"fwd": trace.image, "bwd": retrace.image}
-        new = {(step, direction) for direction, data in images.items() for step in followed.new_steps(direction, data)}
+        images = {"trace": trace.image} if retrace is None else {"trace": trace.image, "retrace": retrace.image}
+        new = {(step, pass_) for pass_, data in images.items() for step in followed.new_steps(pass_, data)}
         # In acquisition order: step by step, each trace before its retrace.
-        for step, direction in sorted(new, key=lambda item: (item[0], item[1] == "bwd")):
+        for step, pass_ in sorted(new, key=lambda item: (item[0], item[1] == "retrace")):
             row = followed.row(step)
-            pusher.line(followed.scan, row, direction, images[direction][row], t)
-            followed.next_step[direction] = step + 1
-            if direction == "fwd":
-                followed.sent[row] = images["fwd"][row]
+            pusher.line(followed.scan, row, images[pass_][row], pass_=pass_, t=t)
+            followed.next_step[pass_] = step + 1
+            if pass_ == "trace":
+                followed.sent[row] = images["trace"][row]
                 followed.sent_rows[row] = True
 
     def _end(self, pusher: LinePusher, complete: bool) -> None:

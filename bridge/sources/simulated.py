@@ -1,7 +1,7 @@
 """A simulated STM controller: scans simulated surfaces line by line at a set line rate.
 
-Each scan is a ``maed.data`` pair: the noisy topograph is the trace (forward) image, its artefacts
-generated in scan-time order. The retrace (backward) image is the same surface recorded with an
+Each scan is a ``maed.data`` pair: the noisy topograph is the trace image, its artefacts
+generated in scan-time order. The retrace image is the same surface recorded with an
 independent draw of the same artefacts (same tilt, same kinds and amplitudes of noise); the
 bridge keeps it raw, so its finer physics (tip lag between trace and retrace) is not modelled.
 A line period is the trace plus the retrace: at ``line_rate`` lines per second, row ``i``'s trace
@@ -34,26 +34,26 @@ def trace_and_retrace(seed: int, size: int) -> tuple[ScanPair, np.ndarray, np.nd
 
 @dataclass(frozen=True)
 class SimScan:
-    """One scan the simulator sent: its id, slow-axis direction and the simulated pair."""
+    """One scan the simulator sent: its id, slow axis and the simulated pair."""
 
     scan: str
-    direction: str
+    slow_axis: str
     pair: ScanPair
 
     def frame(self, image: np.ndarray) -> np.ndarray:
         """An acquisition-order image of the pair (``pair.noisy``, ``pair.clean``) as the bridge's frame."""
-        return image if self.direction == "down" else image[::-1]
+        return image if self.slow_axis == "down" else image[::-1]
 
 
 @dataclass
 class SimulatedController:
-    """Scans ``scans`` simulated surfaces (0: until stopped), alternating or fixed direction."""
+    """Scans ``scans`` simulated surfaces (0: until stopped), on a fixed or alternating slow axis."""
 
     size: int = 256
     line_rate: float = 20.0
     scans: int = 1
     seed: int = SIM_SEED_BASE
-    direction: str = "down"
+    slow_axis: str = "down"
     """``down``, ``up``, or ``alternate`` (down, up, down, ... as a real STM often does)."""
     retrace: bool = True
     name: str = "sim"
@@ -65,8 +65,8 @@ class SimulatedController:
             raise ValueError(f"scan size must be 1 to 4096 pixels, got {self.size}")
         if not self.line_rate > 0:
             raise ValueError(f"line rate must be positive, got {self.line_rate}")
-        if self.direction not in ("down", "up", "alternate"):
-            raise ValueError(f"direction must be down, up or alternate, got {self.direction!r}")
+        if self.slow_axis not in ("down", "up", "alternate"):
+            raise ValueError(f"slow axis must be down, up or alternate, got {self.slow_axis!r}")
 
     def run(self, endpoint: str, stop: threading.Event) -> None:
         pusher = LinePusher(endpoint)
@@ -78,29 +78,29 @@ class SimulatedController:
         finally:
             pusher.close()
 
-    def _direction(self, k: int) -> str:
-        if self.direction == "alternate":
+    def _slow_axis(self, k: int) -> str:
+        if self.slow_axis == "alternate":
             return "down" if k % 2 == 0 else "up"
-        return self.direction
+        return self.slow_axis
 
     def _scan(self, pusher: LinePusher, k: int, stop: threading.Event) -> None:
         seed = self.seed + k
         pair, trace, retrace = trace_and_retrace(seed, self.size)
-        direction = self._direction(k)
+        slow_axis = self._slow_axis(k)
         scan_id = f"sim-{seed}"
-        self.scanned.append(SimScan(scan_id, direction, pair))
+        self.scanned.append(SimScan(scan_id, slow_axis, pair))
         side = self.size * pair.pixel_m
-        pusher.start(scan_id, self.size, self.size, (side, side), direction, line_rate=self.line_rate)
+        pusher.start(scan_id, self.size, self.size, (side, side), slow_axis=slow_axis, line_rate=self.line_rate)
         period = 1.0 / self.line_rate
         t0 = time.perf_counter()
         for i in range(self.size):
             # Acquisition step i fills frame row i of a down scan, row size-1-i of an up scan.
-            row = i if direction == "down" else self.size - 1 - i
+            row = i if slow_axis == "down" else self.size - 1 - i
             if stop.wait(max(0.0, t0 + (i + 0.5) * period - time.perf_counter())):
                 pusher.end(scan_id, complete=False)
                 return
-            pusher.line(scan_id, row, "fwd", trace[i])
+            pusher.line(scan_id, row, trace[i], pass_="trace")
             if self.retrace:
                 stop.wait(max(0.0, t0 + (i + 1) * period - time.perf_counter()))
-                pusher.line(scan_id, row, "bwd", retrace[i])
+                pusher.line(scan_id, row, retrace[i], pass_="retrace")
         pusher.end(scan_id, complete=True)

@@ -20,10 +20,31 @@ def _error(message: str) -> None:
     print(f"maed: error: {message}", file=sys.stderr)
 
 
+PASS_CHOICES = ("trace", "retrace", "both", "forward", "backward")
+
+
+def _pass(args: argparse.Namespace) -> str:
+    """``--pass`` (forward and backward read as trace and retrace), or the deprecated ``--direction``."""
+    from .io import canonical_pass
+
+    old = args.deprecated_direction
+    if old is not None:
+        print(f"maed: warning: --direction is deprecated; use --pass {canonical_pass(old)} "
+              "(forward is the trace, backward the retrace)", file=sys.stderr)
+        if args.pass_ is not None and canonical_pass(args.pass_) != canonical_pass(old):
+            raise ValueError(f"--pass {args.pass_} and --direction {old} disagree; give --pass only")
+    chosen = args.pass_ or old or "trace"
+    if chosen == "both":
+        raise ValueError("--pass both needs the two-pass model, which MAED-RT does not have yet; "
+                         "use --pass trace or --pass retrace")
+    return canonical_pass(chosen)
+
+
 def _cmd_denoise(args: argparse.Namespace) -> int:
     from .denoise import denoise_files
     from .engine import load_backend
 
+    pass_ = _pass(args)
     backend = load_backend(args.backend, args.model, threads=args.threads)
     print(f"maed: model {backend.model} on back end {backend.name}", file=sys.stderr)
     failures: list[str] = []
@@ -32,7 +53,7 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
         failures.append(message)
         _error(message)
 
-    written = denoise_files(args.inputs, args.output, backend, report, channel=args.channel, direction=args.direction)
+    written = denoise_files(args.inputs, args.output, backend, report, channel=args.channel, pass_=pass_)
     for path in written:
         print(path)
     return 1 if failures else 0
@@ -121,8 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                    help="folder for the denoised .npy files; instrument files also get a Gwyddion .gwy with raw and denoised image")
     p.add_argument("--channel", metavar="NAME", help="channel of instrument files, e.g. Z or Current (default: the topograph)")
-    p.add_argument("--direction", choices=("forward", "backward"), default="forward",
-                   help="scan direction of instrument files (default: forward)")
+    p.add_argument("--pass", dest="pass_", choices=PASS_CHOICES,
+                   help="pass of instrument files: trace or retrace (forward and backward, the vendors' words, "
+                        "are accepted); both needs the two-pass model, not available yet (default: trace)")
+    p.add_argument("--direction", dest="deprecated_direction", choices=("forward", "backward"),
+                   help="deprecated: --pass trace (forward) or --pass retrace (backward)")
     p.add_argument("--backend", default="auto", help="inference back end: auto, tensorrt, onnx or torch (default: auto)")
     p.add_argument("--model", default="rt", metavar="NAME_OR_PATH", help="shipped model name, checkpoint or .onnx file (default: rt)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads of the back end (default: one per core)")

@@ -25,7 +25,7 @@ def _report_rows(run, out_dir: Path) -> tuple[list[str], list]:
     table = ["| scan | PSNR raw | PSNR denoised | SSIM denoised | UQI denoised |", "|---|---|---|---|---|"]
     panels = []
     for folder, scanned in zip(run.saved, run.scans):
-        raw = np.load(folder / "raw_fwd.npy").astype(np.float64)
+        raw = np.load(folder / "raw_trace.npy").astype(np.float64)
         denoised = np.load(folder / "denoised.npy").astype(np.float64)
         clean = scanned.frame(scanned.pair.clean)
         before, after = all_metrics(raw, clean), all_metrics(denoised, clean)
@@ -49,7 +49,7 @@ def run_demo(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = BridgeConfig(out=out_dir / "scans", backend=backend, pull_port=ports[0], pub_port=ports[1], control_port=ports[2])
-    sim = SimulatedController(size=size, line_rate=line_rate, scans=frames, direction="alternate")
+    sim = SimulatedController(size=size, line_rate=line_rate, scans=frames, slow_axis="alternate")
 
     def announce(endpoints: dict[str, str]) -> None:
         print(f"live preview: {endpoints['preview']}")

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .engine import Backend
-from .io import ScanError, read_scan
+from .io import ScanError, canonical_pass, read_scan
 from .normalise import denormalise, normalise
 from .scanfiles import write_gwy
 
@@ -102,20 +102,22 @@ def denoise_measured(scan: np.ndarray, backend: Backend, tile: int = TILE) -> np
 
 def denoise_files(
     inputs: Iterable[Path], out_dir: Path, backend: Backend, on_error: Callable[[str], None],
-    channel: str | None = None, direction: str = "forward",
+    channel: str | None = None, pass_: str = "trace",
 ) -> list[Path]:
     """Denoise each input into ``out_dir/<stem>.npy``; bad inputs are reported and skipped.
 
-    Instrument files are read at ``channel`` (None: the topograph) in ``direction``, and also
+    Instrument files are read at ``channel`` (None: the topograph) of pass ``pass_`` (``trace``
+    or ``retrace``; ``forward`` and ``backward`` are accepted), and also
     written as ``out_dir/<stem>.gwy`` with the raw and the denoised image to scale, so the
     scan range, the units and the raw data travel with the result.
     """
+    pass_ = canonical_pass(pass_)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in tqdm([Path(p) for p in inputs], desc="denoise", unit="file", disable=None):
         try:
-            scan = read_scan(path, channel, direction)
+            scan = read_scan(path, channel, pass_)
         except ScanError as exc:
             on_error(str(exc))
             continue
@@ -128,7 +130,7 @@ def denoise_files(
         written.append(dest)
         if scan.source is not None:
             image = scan.source
-            label = f"{image.name} {image.direction}"
+            label = f"{image.name} {pass_}"
             write_gwy(dest.with_suffix(".gwy"), image, {
                 f"{label} (raw)": image.data, f"{label} (denoised, {backend.model})": denoised,
             })

@@ -1,7 +1,7 @@
 """Reading scans from disk into 2-D float64 arrays in physical units, with one-line errors for bad files.
 
 Instrument files (Nanonis ``.sxm``, Createc ``.dat``, RHK ``.sm4``) are recognised by their
-content and read by ``maed.scanfiles``, one channel and direction at a time; their unmeasured
+content and read by ``maed.scanfiles``, one channel and pass (trace or retrace) at a time; their unmeasured
 rows are NaN. Plain arrays are ``.npy`` (a 2-D array in instrument units), greyscale ``.png``
 and ``.tif``/``.tiff``, recognised by their extension. Every problem a user can cause raises
 ``ScanError`` whose message names the file and what is wrong with it.
@@ -22,8 +22,22 @@ MIN_SIZE = 8  # below this a scan has no structure to denoise
 SUFFIXES = (".npy", ".png", ".tif", ".tiff")
 
 
+PASSES = ("trace", "retrace")
+"""The fast-axis passes: the trace (left to right) and the retrace (back)."""
+PASS_ALIASES = {"forward": "trace", "backward": "retrace"}
+"""The instrument vendors' words for the passes, accepted wherever a pass is named."""
+
+
 class ScanError(ValueError):
     """A user's input file cannot be denoised; the message says why in one line."""
+
+
+def canonical_pass(name: str) -> str:
+    """``trace`` or ``retrace`` for a pass named by our word or the vendors' (``forward``, ``backward``)."""
+    name = PASS_ALIASES.get(name, name)
+    if name not in PASSES:
+        raise ValueError(f"unknown pass {name!r}; choose trace or retrace (forward and backward are accepted too)")
+    return name
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
@@ -76,19 +90,22 @@ def check_partial_scan(array: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
-def read_scan(path: Path | str, channel: str | None = None, direction: str = "forward") -> Scan:
+def read_scan(path: Path | str, channel: str | None = None, pass_: str = "trace") -> Scan:
     """The scan in ``path`` in the file's units.
 
-    For an instrument file, its channel ``channel`` (None: the topograph) scanned in
-    ``direction``; plain arrays have one image and ignore both.
+    For an instrument file, its channel ``channel`` (None: the topograph) of pass ``pass_``
+    (``trace`` or ``retrace``; ``forward`` and ``backward`` are accepted); plain arrays have one
+    image and ignore both.
     """
+    pass_ = canonical_pass(pass_)
     path = Path(path)
     if not path.is_file():
         raise ScanError(f"{path}: no such file")
     suffix = path.suffix.lower()
     try:
         if sniff(path) is not None or suffix in INSTRUMENT_SUFFIXES:
-            image = read_channel(path, channel, direction)
+            # maed.scanfiles names the passes as the files do: forward and backward.
+            image = read_channel(path, channel, "forward" if pass_ == "trace" else "backward")
             return Scan(check_partial_scan(image.data, str(path)), image)
     except ScanFileError as exc:
         raise ScanError(str(exc)) from None
