@@ -523,3 +523,26 @@ def test_serve_direction_is_a_deprecated_alias_of_slow_axis(bridge, capsys):
     assert {m[1]["slow_axis"] for m in sub.of("frame.raw")} == {"up"}
     assert main(["push-sim", "--connect", bridge.endpoints["pull"], "--slow-axis", "down", "--direction", "up"]) == 2
     assert "disagree" in capsys.readouterr().err
+
+
+def test_listen_says_in_one_line_when_a_bridge_speaks_another_version():
+    from maed.bridge.listen import listen
+
+    pub = CTX.socket(zmq.PUB)
+    endpoint = f"tcp://127.0.0.1:{pub.bind_to_random_port('tcp://127.0.0.1')}"
+    lines = []
+    thread = threading.Thread(target=listen, kwargs=dict(endpoint=endpoint, scans=1, emit=lines.append), daemon=True)
+    thread.start()
+    finished = {"scan": "s", "seq": 0, "complete": True, "reason": "end", "rows_done": 1, "saved": ""}
+    deadline = time.monotonic() + 20
+    while not lines:  # until the subscription is through
+        assert time.monotonic() < deadline
+        pub.send_multipart([b"scan.end", msgpack.packb({**finished, "v": 1})])  # a version 1 bridge's end
+        time.sleep(0.05)
+    pub.send_multipart([b"scan.finished", msgpack.packb({**finished, "v": 2, "seq": 1})])
+    thread.join(10)
+    pub.close(linger=0)
+    assert not thread.is_alive()
+    refused = [line for line in lines if line.startswith("malformed")]
+    assert refused and all("protocol version 1 is not supported" in line for line in refused)
+    assert lines[-1].startswith("scan.finished s seq=1 complete=True reason=end")
