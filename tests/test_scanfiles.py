@@ -24,57 +24,142 @@ def _field(header: str, key: str) -> list[float]:
     return [float(v) for v in match.group(1).split()]
 
 
+def _data_info(header: str) -> list[tuple[str, str, str]]:
+    """(name, direction, unit) of every stored image, from the ``:DATA_INFO:`` table of an .sxm header."""
+    table = re.search(r"^:DATA_INFO:\s*\n(.*?)\n\s*\n", header, re.M | re.S).group(1).splitlines()
+    columns = table[0].split()
+    keys = []
+    for line in table[1:]:
+        row = dict(zip(columns, line.split()))
+        directions = ("forward", "backward") if row["Direction"] == "both" else (row["Direction"],)
+        keys += [(row["Name"], direction, row["Unit"]) for direction in directions]
+    return keys
+
+
+def _levelled(image: np.ndarray) -> np.ndarray:
+    """The measured rows of ``image``, each less its own mean (line offsets would swamp the rest)."""
+    rows = image[np.isfinite(image).all(axis=1)]
+    return rows - rows.mean(axis=1, keepdims=True)
+
+
 @needs_real
 @pytest.mark.parametrize("name", [n for n in REAL_SCANS if n.endswith(".sxm")] or ["absent"])  # skipped, with the reason
 def test_real_nanonis_scans_match_their_header(name):
+    raw = (REAL_DIR / name).read_bytes()
     header = _header(name)
-    cols, rows = _field(header, "SCAN_PIXELS")
+    cols, rows = (int(v) for v in _field(header, "SCAN_PIXELS"))
     width, height = _field(header, "SCAN_RANGE")
-    assert list_channels(REAL_DIR / name) == [
-        ("Z", "forward", "m"), ("Z", "backward", "m"), ("Current", "forward", "A"), ("Current", "backward", "A")]
-    for image in read_file(REAL_DIR / name).images:
+    # The channels are whatever the file's own :DATA_INFO: lists, in file order; every real scan
+    # here has the topograph and the current, both directions.
+    keys = _data_info(header)
+    assert list_channels(REAL_DIR / name) == keys
+    assert {("Z", "forward", "m"), ("Z", "backward", "m"), ("Current", "forward", "A"), ("Current", "backward", "A")} <= set(keys)
+    # Decoded here from the bytes: big-endian float32 after 0x1A 0x04, image after image, each in
+    # scan order; the file holds exactly the images its table lists.
+    stored = np.frombuffer(raw, ">f4", offset=raw.index(b"\x1a\x04", raw.index(b":SCANIT_END:")) + 2)
+    assert stored.size == len(keys) * rows * cols
+    stored = stored.reshape(len(keys), rows, cols)
+    up = re.search(r"^:SCAN_DIR:\s*\n\s*(\w+)", header, re.M).group(1) == "up"
+    scan = read_file(REAL_DIR / name)
+    for image, plane in zip(scan.images, stored, strict=True):
         assert image.data.shape == (rows, cols) and image.data.dtype == np.float64
         assert image.scan_range == (width, height)
         assert np.isfinite(image.data).all()
+        # Shown as the instrument shows it: an up scan (first line at the bottom) turned over,
+        # backward lines (recorded right to left) mirrored.
+        expected = plane[::-1] if up else plane
+        np.testing.assert_array_equal(image.data, expected[:, ::-1] if image.direction == "backward" else expected)
     # Physical units, not raw volts: with the feedback on, the current is of the size of the Z
-    # controller's setpoint (a coarse 5 um scan tracks loosely); the Z channel is near the Z the
-    # controller reported on saving, where the header has it.
+    # controller's setpoint (its sign follows the bias; a coarse 5 um scan tracks loosely); the Z
+    # channel is near the Z the controller reported on saving, where the header has it.
     controller = dict(zip(*(row.strip().split("\t") for row in header.split(":Z-CONTROLLER:\n")[1].splitlines()[:2])))
     if controller["on"] == "1":
         setpoint = float(controller["Setpoint"].split()[0])
-        assert setpoint / 2 < np.median(read_channel(REAL_DIR / name, "current").data) < 2 * setpoint
+        assert setpoint / 2 < abs(np.median(scan.channel("current").data)) < 2 * setpoint
     if ":Z-Controller>Z (m):" in header:
-        assert abs(np.mean(read_channel(REAL_DIR / name).data) - _field(header, "Z-Controller>Z (m)")[0]) < 1e-9
+        assert abs(np.mean(scan.channel().data) - _field(header, "Z-Controller>Z (m)")[0]) < 1e-9
+
+
+def _createc_marker(raw: bytes) -> int:
+    """Where the data begin: the ``DATA`` that a zlib stream follows (the header text may hold
+    ``DATA`` too, as in a path ``...\\STMDATA\\...``; the offset differs between files)."""
+    match = re.search(rb"DATA(?=\x78[\x01\x5e\x9c\xda])", raw)
+    assert match and match.start() > raw.find(b"\x00") > 0  # after the header text and its NUL padding
+    return match.end()
 
 
 @needs_real
 @pytest.mark.parametrize("name", [n for n in REAL_SCANS if n.endswith(".dat")] or ["absent"])  # skipped, with the reason
 def test_real_createc_scans_match_their_header(name):
+    raw = (REAL_DIR / name).read_bytes()
     header = _header(name)
     rows, cols = int(_field(header, "Num.Y / Num.Y")[0]), int(_field(header, "Num.X / Num.X")[0])
     width = _field(header, "Length x[A]")[0] * 1e-10
+    # The channels from the header: the Channelselectval bits (0: Z, 1: current) and, when
+    # Channels is twice their number, all of them forward and then all backward.
+    stored_count = int(_field(header, "Channels / Channels")[0])
+    mask = int(_field(header, "Channelselectval / Channelselectval")[0])
+    names = [{0: ("Z", "m"), 1: ("Current", "A")}[bit] for bit in range(32) if mask >> bit & 1]
+    directions = {len(names): ("forward",), 2 * len(names): ("forward", "backward")}[stored_count]
+    keys = [(name_, direction, unit) for direction in directions for name_, unit in names]
     scan = read_file(REAL_DIR / name)
-    assert [image.key for image in scan.images] == [
-        ("Z", "forward", "m"), ("Current", "forward", "A"), ("Z", "backward", "m"), ("Current", "backward", "A")]
+    assert [image.key for image in scan.images] == keys
+    assert ("Z", "forward", "m") in keys and ("Current", "forward", "A") in keys
     for image in scan.images:
         assert image.data.shape == (rows, cols) and image.data.dtype == np.float64
         assert image.scan_range[0] == pytest.approx(width)
-    z, current = scan.channel(), scan.channel("Current")
-    measured = z.measured_rows
-    # Heights: the DAC counts scaled as the header's own (rounded) calibration Dacto[A]z x GainZ says.
-    counts = np.frombuffer(zlib.decompress((REAL_DIR / name).read_bytes().split(b"DATA", 1)[1]), "<f4")
-    first = counts[1]
-    per_count = _field(header, "Dacto[A]z")[0] * _field(header, "GainZ / GainZ")[0] * 1e-10
-    assert z.data[0, 0] == pytest.approx(first * per_count, rel=0.03)
-    # Currents in amperes, near the feedback setpoint (given in pA) in size.
-    assert abs(np.mean(current.data[measured])) == pytest.approx(_field(header, "FBLogIset")[0] * 1e-12, rel=0.1)
+
+    # Decoded here from the bytes: a dummy value, then the images in the order above.
+    counts = np.frombuffer(zlib.decompress(raw[_createc_marker(raw):]), "<f4")
+    assert counts[0] == 0 and counts.size >= 1 + stored_count * rows * cols
+    planes = counts[1:1 + stored_count * rows * cols].reshape(stored_count, rows, cols)
+    measured = ~(planes == 0).all(axis=(0, 2))  # a stopped scan leaves 0 in every channel of its rows
+    assert measured.any()
+    for image, plane in zip(scan.images, planes, strict=True):
+        assert (image.measured_rows == measured).all() and np.isnan(image.data[~measured]).all()
+        # Pixel for pixel the stored counts times one positive scale: rows top first and backward
+        # lines already left to right, nothing is flipped.
+        largest = np.unravel_index(np.argmax(np.abs(plane[measured])), plane[measured].shape)
+        scale = image.data[measured][largest] / plane[measured][largest]
+        assert scale > 0
+        np.testing.assert_allclose(image.data[measured], plane[measured] * scale, rtol=1e-6, atol=0)
+    # Heights: the DAC counts scaled as the header's own calibration Dacto[A]z x GainZ says,
+    # within the rounding of Dacto[A]z to the digits it is written with.
+    dac_to_a = re.search(r"^Dacto\[A\]z=\s*(\S+)", header, re.M).group(1)
+    rounding = 0.5 * 10.0 ** -len(dac_to_a.partition(".")[2]) / float(dac_to_a)
+    per_count = float(dac_to_a) * _field(header, "GainZ / GainZ")[0] * 1e-10
+    for direction, plane in zip(directions, planes[names.index(("Z", "m"))::len(names)]):
+        z = scan.channel("Z", direction).data
+        np.testing.assert_allclose(z[measured], plane[measured] * per_count, rtol=rounding)
+    # Currents in amperes, near the feedback setpoint (given in pA) in size; the sign follows the bias.
+    current = scan.channel("Current").data
+    assert abs(np.mean(current[measured])) == pytest.approx(_field(header, "FBLogIset")[0] * 1e-12, rel=0.1)
 
 
 @needs_real
-def test_createc_step_scan_keeps_its_unmeasured_rows_empty():
-    z = read_channel(REAL_DIR / "createc_scan_step_20nm.dat")
-    assert z.measured_rows.sum() == 330  # PROVENANCE: 330 of 512 rows were measured
-    assert z.measured_rows[:330].all() and np.isnan(z.data[330:]).all()
+@pytest.mark.parametrize("name", [n for n in REAL_SCANS if n.endswith((".sxm", ".dat"))] or ["absent"])
+def test_real_backward_images_overlay_the_forward_ones(name):
+    # Every real .sxm and .dat holds both directions: read in one orientation, the backward image
+    # matches the forward one better than its mirror image does (Nanonis stores backward lines
+    # right to left, Createc already left to right). The topograph, unless it is flat (a
+    # constant-height scan), then the current.
+    scan = read_file(REAL_DIR / name)
+    channel = scan.topograph if np.nanmax(scan.channel().data) > np.nanmin(scan.channel().data) else "Current"
+    forward, backward = (_levelled(scan.channel(channel, d).data) for d in ("forward", "backward"))
+    aligned = np.corrcoef(forward.ravel(), backward.ravel())[0, 1]
+    mirrored = np.corrcoef(forward.ravel(), backward[:, ::-1].ravel())[0, 1]
+    assert aligned > 0.3 and aligned > mirrored + 0.1
+
+
+@needs_real
+@pytest.mark.parametrize(("name", "measured"), [
+    ("createc_scan_step_20nm.dat", 330), ("A200619.213320.dat", 512 - 283), ("A200622.190818.dat", 512 - 150)])
+def test_stopped_createc_scans_keep_their_unmeasured_rows_empty(name, measured):
+    if not (REAL_DIR / name).is_file():
+        pytest.skip(f"{name} is not in {REAL_DIR}")
+    z = read_channel(REAL_DIR / name)  # PROVENANCE: the rows after the first ``measured`` hold 0
+    assert z.measured_rows.sum() == measured
+    assert z.measured_rows[:measured].all() and np.isnan(z.data[measured:]).all()
 
 
 @needs_real
