@@ -81,3 +81,25 @@ def test_init_starts_from_given_weights(tmp_path):
     # With no learning left, the fine-tuned model is the model it started from.
     assert again["psnr_out"] == pytest.approx(first["psnr_out"], abs=0.3)  # BN statistics still move
     assert again["psnr_out"] > again["psnr_in"] + 0.5
+
+
+def test_init_across_configurations_takes_the_weights_that_fit(tmp_path):
+    # The shipped rt1 weights start the wider rt: every tensor but the widened decoder stage and head.
+    cfg = TrainConfig(model="rt", steps=2, steps_per_epoch=2, batch_size=2, patch=64, validation_scans=2, workers=0,
+                      init="rt-equal")
+    messages = []
+    train(cfg, tmp_path, log=messages.append)
+    taken, total = (int(v) for v in messages[0].split(": ")[-1].split(" tensors")[0].split(" of "))
+    assert 0.8 * total < taken < total
+
+
+def test_gradient_term_weighs_fine_structure():
+    from maed.training.loss import gradient_l1, plane_free_l1
+
+    target = torch.zeros(1, 1, 32, 32)
+    checker = torch.from_numpy(np.indices((32, 32)).sum(0) % 2 * 1.0).float()[None, None]
+    # A pixel-scale error costs far more in gradients than a smooth error of the same L1.
+    smooth = torch.linspace(0, 1, 32).repeat(32, 1)[None, None]
+    smooth = smooth * checker.abs().mean() / smooth.abs().mean()
+    assert gradient_l1(checker, target) > 10 * gradient_l1(smooth, target)
+    assert plane_free_l1(checker, target) > 0

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .denoise import denoise_measured
+from .data.real_refs import REPO_ROOT, default_real_dir
 from .engine import Backend, load_backend
 from .lattice import power_spectrum, significant_peaks
 from .noreference import LAGS, lattice_power, whiteness
@@ -29,16 +30,6 @@ from .normalise import normalise
 from .plots_real import figure_real_scan
 from .scanfiles import ChannelImage, ScanFileError, read_file, sniff
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-REAL_DIR = Path("..") / "shared" / "data" / "real-stm"
-
-
-def default_real_dir() -> Path:
-    """``../shared/data/real-stm`` beside the repository, else beside the current directory."""
-    for base in (REPO_ROOT, Path.cwd()):
-        if (base / REAL_DIR).is_dir():
-            return (base / REAL_DIR).resolve()
-    raise ValueError(f"no folder of real scans at {REAL_DIR} from the repository or the current directory; pass --real-dir")
 
 
 def scan_files(folder: Path) -> list[Path]:

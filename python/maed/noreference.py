@@ -32,10 +32,8 @@ def autocorrelation(residual: np.ndarray, axis: int, lags=LAGS) -> np.ndarray:
     energy = float((r * r).sum())
     if energy == 0:
         return np.zeros(len(lags))
-    n = r.shape[axis]
-    return np.array([
-        float((r.take(range(n - k), axis=axis) * r.take(range(k, n), axis=axis)).sum()) / energy for k in lags
-    ])
+    r = np.moveaxis(r, axis, 0)
+    return np.array([float((r[:-k] * r[k:]).sum()) / energy for k in lags])
 
 
 def whiteness(residual: np.ndarray) -> dict[str, float]:

@@ -12,6 +12,7 @@ ALIASES = {"maed": "rt"}
 
 DISPLAY_NAMES = {
     "rt": "MAED-CNN rt",
+    "rt1": "MAED-CNN rt1",
     "paper": "MAED-CNN paper",
     "rt-equal": "MAED-CNN rt",
     "pdanet": "PDA-Net",
@@ -25,7 +26,7 @@ DISPLAY_NAMES = {
 BASELINE_NAMES = ("pdanet", "hcanet", "cbdnet", "dncnn", "pmrid", "ridnet")
 """The paper's Table 1 baselines, in its column order."""
 
-ARCHITECTURES = ("rt", "paper", *BASELINE_NAMES)
+ARCHITECTURES = ("rt", "rt1", "paper", *BASELINE_NAMES)
 """Every network ``maed train --model`` builds: MAED-CNN configurations, then the baselines."""
 
 TABLE_MODELS = ("rt-equal", *BASELINE_NAMES)

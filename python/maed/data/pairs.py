@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .scan_noise import TRAIN_RANGES, NoiseParams, NoiseRanges, add_scan_noise, draw_params
-from .surfaces import SurfaceRanges, random_surface
+from . import motifs
+from .surfaces import TRAINING_FAMILIES, SurfaceRanges, random_surface
 
 TEST_SEED_BASE = 1_000_000_000
 HARD_FACTOR = 1.6
@@ -35,10 +36,21 @@ def make_pair(
     size: int = 128,
     noise_ranges: NoiseRanges = TRAIN_RANGES,
     surface_ranges: SurfaceRanges = SurfaceRanges(),
+    families: tuple[str, ...] = TRAINING_FAMILIES,
+    double_tip: bool = False,
 ) -> ScanPair:
-    """One (noisy, clean) pair; the same seed always gives the same pair."""
+    """One (noisy, clean) pair of one of ``families``; the same seed always gives the same pair.
+
+    ``double_tip`` images the surface with a second apex (ghost features), an artefact held out of
+    training and scored as its own column by ``maed eval --families``.
+    """
     rng = np.random.default_rng(seed)
-    clean, info = random_surface(rng, size, surface_ranges)
+    clean, info = random_surface(rng, size, surface_ranges, families)
+    if double_tip:
+        shift = tuple(rng.uniform(-6, 6, 2))
+        drop = float(rng.uniform(0.1, 0.5)) * float(np.ptp(clean))
+        clean = motifs.double_tip(clean, shift, drop)
+        info = info | {"double_tip": {"shift_px": shift, "drop_m": drop}}
     params = draw_params(rng, noise_ranges)
     noisy = add_scan_noise(clean, info["pixel_m"], params, rng)
     return ScanPair(noisy, clean, info["pixel_m"], info, params, seed)

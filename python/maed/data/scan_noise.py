@@ -28,6 +28,11 @@ The knobs of ``NoiseParams`` and their physical meaning:
 - ``resonance_m`` / ``resonance_hz``: amplitude and frequency of a mechanical resonance of
   the scanner or the building (tens of Hz to ~1 kHz).
 - ``tilt``: sample slope (dz/dx, dz/dy), dimensionless; ``offset_m``: absolute z offset.
+- ``white_corr_px``: correlation length along the fast axis of the white noise (pixels): the
+  feedback and preamplifier bandwidth colour it along x, never across lines.
+- ``ringing_gain`` / ``ringing_period_px`` / ``ringing_decay_px``: feedback ringing after a
+  sharp height change, a damped oscillation that follows the edge in the scan direction.
+- ``dac_lsb_m``: the height resolution of the z read-out (DAC or ADC quantisation).
 
 The recorded pixel averages the signal over its dwell time, so a periodic component at f is
 attenuated by sinc(f * dwell) before it aliases; this is modelled.
@@ -38,6 +43,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
+from scipy import ndimage
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,11 @@ class NoiseParams:
     resonance_hz: float = 230.0
     tilt: tuple[float, float] = (0.02, -0.01)
     offset_m: float = 1e-9
+    white_corr_px: float = 0.0
+    ringing_gain: float = 0.0
+    ringing_period_px: float = 6.0
+    ringing_decay_px: float = 4.0
+    dac_lsb_m: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -69,19 +80,24 @@ class NoiseRanges:
     """Uniform ranges (low, high) from which ``NoiseParams`` are drawn."""
 
     line_rate_hz: tuple[float, float] = (1.0, 20.0)
-    white_m: tuple[float, float] = (1e-12, 12e-12)
-    line_walk_m: tuple[float, float] = (0.0, 15e-12)
+    white_m: tuple[float, float] = (0.3e-12, 20e-12)
+    line_walk_m: tuple[float, float] = (0.0, 25e-12)
     tip_jump_rate: tuple[float, float] = (0.0, 0.02)
-    tip_jump_m: tuple[float, float] = (0.0, 60e-12)
+    tip_jump_m: tuple[float, float] = (0.0, 80e-12)
     scar_rate: tuple[float, float] = (0.0, 0.03)
-    scar_m: tuple[float, float] = (0.0, 80e-12)
-    drift_m: tuple[float, float] = (0.0, 40e-12)
+    scar_m: tuple[float, float] = (0.0, 100e-12)
+    drift_m: tuple[float, float] = (0.0, 60e-12)
     drift_exponent: tuple[float, float] = (0.8, 1.5)
-    mains_m: tuple[float, float] = (0.0, 8e-12)
-    resonance_m: tuple[float, float] = (0.0, 8e-12)
+    mains_m: tuple[float, float] = (0.0, 12e-12)
+    resonance_m: tuple[float, float] = (0.0, 12e-12)
     resonance_hz: tuple[float, float] = (20.0, 1000.0)
     tilt: tuple[float, float] = (-0.05, 0.05)
     offset_m: tuple[float, float] = (-50e-9, 50e-9)
+    white_corr_px: tuple[float, float] = (0.0, 1.5)
+    ringing_gain: tuple[float, float] = (0.0, 0.25)
+    ringing_period_px: tuple[float, float] = (3.0, 15.0)
+    ringing_decay_px: tuple[float, float] = (1.5, 8.0)
+    dac_lsb_m: tuple[float, float] = (0.0, 2e-12)
 
     def scaled(self, factor: float) -> "NoiseRanges":
         """Ranges whose noise amplitudes reach ``factor`` times higher (for held-out tests).
@@ -173,17 +189,41 @@ def plane(rows: int, cols: int, pixel_m: float, p: NoiseParams) -> np.ndarray:
     return p.offset_m + (p.tilt[0] * c + p.tilt[1] * r) * pixel_m
 
 
+def white(rows: int, cols: int, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
+    """Broadband noise of rms ``white_m``, correlated along the fast axis over ``white_corr_px``."""
+    noise = rng.standard_normal((rows, cols))
+    if p.white_corr_px > 0.05:
+        noise = ndimage.gaussian_filter1d(noise, p.white_corr_px, axis=1, mode="reflect")
+        noise /= max(float(noise.std()), 1e-30)
+    return noise * p.white_m
+
+
+def ringing(clean: np.ndarray, p: NoiseParams) -> np.ndarray:
+    """Feedback ringing: each height change along a line excites a damped oscillation after it."""
+    if p.ringing_gain <= 0:
+        return np.zeros_like(clean)
+    n = np.arange(int(np.ceil(5 * p.ringing_decay_px)) + 1)
+    response = p.ringing_gain * np.exp(-n / p.ringing_decay_px) * np.sin(2 * np.pi * n / p.ringing_period_px)
+    edges = np.diff(clean, axis=1, prepend=clean[:, :1])
+    # A causal filter along the scan direction: the oscillation follows the edge, never precedes it.
+    return ndimage.convolve1d(edges, response, axis=1, mode="constant", origin=-(len(response) // 2))
+
+
 def add_scan_noise(clean: np.ndarray, pixel_m: float, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
     """The topograph an STM would record of ``clean`` with the artefacts ``p``."""
     rows, cols = clean.shape
     t = pixel_times(rows, cols, p.line_rate_hz)
     dwell = 1.0 / (2 * cols * p.line_rate_hz)
-    return (
+    recorded = (
         clean
+        + ringing(clean, p)
         + plane(rows, cols, pixel_m, p)
         + line_offsets(rows, p, rng)[:, None]
         + scars(rows, cols, p, rng)
         + drift(rows, cols, p, rng)
         + periodic(t, dwell, p, rng)
-        + rng.standard_normal((rows, cols)) * p.white_m
+        + white(rows, cols, p, rng)
     )
+    if p.dac_lsb_m > 0:
+        recorded = np.round(recorded / p.dac_lsb_m) * p.dac_lsb_m
+    return recorded

@@ -38,3 +38,6 @@ class TrainConfig:
     workers: int = 1
     user_pairs: str | None = None
     init: str | None = None
+    real_dir: str | None = None
+    real_fraction: float = 0.0
+    grad_weight: float = 0.0

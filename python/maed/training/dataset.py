@@ -5,6 +5,9 @@ normalised frame: the noisy scan goes through ``maed.normalise.normalise`` and t
 surface through the very same affine map, so the network learns to output the clean
 surface in the units it was given.
 
+Real references (``maed.data.real_refs``: clean real scans of the training sources) get the
+simulator's scan artefacts added, the paper's recipe; a fraction of every batch comes from them.
+
 User pairs (the paper's setting: noisy scans and their manually restored references) live
 in a folder with ``noisy/NAME.npy`` and ``clean/NAME.npy``; random crops are drawn from them.
 """
@@ -18,7 +21,8 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from ..data import make_pair
+from ..data import add_scan_noise, draw_params, make_pair
+from ..data.real_refs import Reference, reference_crop, scaled_to
 from ..normalise import normalise
 
 
@@ -65,26 +69,42 @@ class UserPairs:
 
 
 class TrainingPairs(IterableDataset):
-    """An endless stream of normalised pairs; sample ``k`` uses simulation seed ``first_seed + k``."""
+    """An endless stream of normalised pairs; sample ``k`` uses seed ``first_seed + k``.
 
-    def __init__(self, patch: int, first_seed: int, user: UserPairs | None = None, user_fraction: float = 0.5) -> None:
+    Each sample is a user pair (with probability ``user_fraction`` where user pairs are given),
+    else a real reference with simulated artefacts (``real_fraction`` where references are
+    given), else a simulated scan.
+    """
+
+    def __init__(
+        self, patch: int, first_seed: int, user: UserPairs | None = None, user_fraction: float = 0.5,
+        references: list[Reference] | None = None, real_fraction: float = 0.0,
+    ) -> None:
         self.patch = patch
         self.first_seed = first_seed
         self.user = user
         self.user_fraction = user_fraction
+        self.references = references or []
+        self.real_fraction = real_fraction
+
+    def sample(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The (noisy, clean) pair of seed ``seed``, in metres."""
+        rng = np.random.default_rng(seed)
+        if self.user is not None and rng.random() < self.user_fraction:
+            return self.user.crop(rng, self.patch)
+        if self.references and rng.random() < self.real_fraction:
+            ref = self.references[int(rng.integers(len(self.references)))]
+            clean, pixel = reference_crop(ref, self.patch, rng)
+            clean = scaled_to(clean, rng)
+            return add_scan_noise(clean, pixel, draw_params(rng), rng), clean
+        pair = make_pair(seed, self.patch)
+        return pair.noisy, pair.clean
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         k = worker
         while True:
-            seed = self.first_seed + k
-            rng = np.random.default_rng(seed)
-            if self.user is not None and rng.random() < self.user_fraction:
-                noisy, clean = self.user.crop(rng, self.patch)
-            else:
-                pair = make_pair(seed, self.patch)
-                noisy, clean = pair.noisy, pair.clean
-            x, y = normalised_pair(noisy, clean)
+            x, y = normalised_pair(*self.sample(self.first_seed + k))
             yield torch.from_numpy(x)[None], torch.from_numpy(np.ascontiguousarray(y))[None]
             k += workers

@@ -26,16 +26,27 @@ from ..model import ARCHITECTURES, build_model
 from ..model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from .config import TrainConfig
 from .dataset import TrainingPairs, UserPairs, normalised_pair
-from .loss import plane_free_l1
+from .loss import gradient_l1, plane_free_l1
+from ..data.real_refs import load_references
 
 VALIDATION_SEED_BASE = 900_000_000
 
 
-def _validation_set(count: int, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    pairs = [normalised_pair(p.noisy, p.clean) for p in (make_pair(VALIDATION_SEED_BASE + i, patch) for i in range(count))]
+def _stack(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = [normalised_pair(noisy, clean) for noisy, clean in pairs]
     x = torch.from_numpy(np.stack([p[0] for p in pairs]))[:, None]
     y = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None]
     return x, y
+
+
+def _validation_set(count: int, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return _stack([(p.noisy, p.clean) for p in (make_pair(VALIDATION_SEED_BASE + i, patch) for i in range(count))])
+
+
+def _real_validation_set(stream: TrainingPairs, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real references with artefacts, from seeds of their own (the same references as training)."""
+    real = TrainingPairs(stream.patch, 0, references=stream.references, real_fraction=1.0)
+    return _stack([real.sample(VALIDATION_SEED_BASE + 100_000 + i) for i in range(count)])
 
 
 @torch.no_grad()
@@ -49,11 +60,25 @@ def validate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: t
     return {"psnr_in": psnr_in, "psnr_out": psnr_out, "loss": float(plane_free_l1(out, y))}
 
 
-def training_loss(model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-    """The loss every model is trained with, plus the extra terms of its own paper where it has them."""
+def training_loss(model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor, grad_weight: float = 0.0) -> torch.Tensor:
+    """The loss every model is trained with, plus the extra terms of its own paper where it has them.
+
+    ``grad_weight`` adds ``gradient_l1`` (product training; the Table 1 protocol leaves it at 0).
+    """
     if hasattr(model, "training_loss"):
         return model.training_loss(noisy, clean, plane_free_l1)
-    return plane_free_l1(model(noisy), clean)
+    out = model(noisy)
+    loss = plane_free_l1(out, clean)
+    return loss + grad_weight * gradient_l1(out, clean) if grad_weight else loss
+
+
+def _load_matching(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """Copy the tensors of ``weights`` whose name and shape ``model`` shares; the rest keep their
+    initialisation (a widened decoder stage, a zero-initialised head). Returns (copied, total)."""
+    own = model.state_dict()
+    fitting = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fitting, strict=False)
+    return len(fitting), len(own)
 
 
 def _learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -76,10 +101,10 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
     model = build_model(cfg.model)
     if cfg.init and not resume:
         start, card = load_model(cfg.init)
-        if card["config"] != cfg.model:
-            raise ValueError(f"--init {cfg.init} is a {card['config']!r} model, not {cfg.model!r}")
-        model.load_state_dict(start.state_dict())
-        log(f"starting from the weights of {cfg.init}")
+        taken, total = _load_matching(model, start.state_dict())
+        if taken == 0:
+            raise ValueError(f"--init {cfg.init} is a {card['config']!r} model: no weights fit {cfg.model!r}")
+        log(f"starting from the weights of {cfg.init} ({card['config']}): {taken} of {total} tensors fit")
     model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     step, history = 0, []
@@ -94,10 +119,19 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
         log(f"resumed from {last} at step {step}")
 
     user = UserPairs(Path(cfg.user_pairs)) if cfg.user_pairs else None
+    references = load_references(Path(cfg.real_dir)) if cfg.real_dir and cfg.real_fraction > 0 else []
+    if cfg.real_dir and cfg.real_fraction > 0:
+        if not references:
+            raise ValueError(f"{cfg.real_dir}: none of the training references is there (maed.data.real_refs)")
+        log(f"{len(references)} real reference images from {cfg.real_dir} ({cfg.real_fraction:.0%} of samples)")
     # Each training run gets its own seed range below the validation and test seeds.
-    stream = TrainingPairs(cfg.patch, first_seed=cfg.seed * 50_000_000 + step * cfg.batch_size, user=user)
+    stream = TrainingPairs(
+        cfg.patch, first_seed=cfg.seed * 50_000_000 + step * cfg.batch_size, user=user,
+        references=references, real_fraction=cfg.real_fraction,
+    )
     loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
     val_x, val_y = _validation_set(cfg.validation_scans, cfg.patch)
+    val_real = _real_validation_set(stream, cfg.validation_scans) if references else None
 
     model.train()
     batches = iter(loader)
@@ -107,7 +141,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
         x, y = next(batches)
         for group in optimiser.param_groups:
             group["lr"] = _learning_rate(cfg, step)
-        loss = training_loss(model, x.to(device), y.to(device))
+        loss = training_loss(model, x.to(device), y.to(device), cfg.grad_weight)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -117,11 +151,13 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % cfg.steps_per_epoch == 0 or step == cfg.steps:
             report = validate(model, val_x, val_y, device) | {"step": step, "seconds": time.time() - started}
+            line = f"step {step}: validation PSNR {report['psnr_in']:.2f} dB in -> {report['psnr_out']:.2f} dB out"
+            if val_real is not None:
+                real = validate(model, *val_real, device)
+                report |= {"real_psnr_in": real["psnr_in"], "real_psnr_out": real["psnr_out"]}
+                line += f"; real references {real['psnr_in']:.2f} -> {real['psnr_out']:.2f} dB"
             history.append(report)
-            bar.write(
-                f"step {step}: validation PSNR {report['psnr_in']:.2f} dB in -> {report['psnr_out']:.2f} dB out, "
-                f"loss {report['loss']:.4f}"
-            )
+            bar.write(f"{line}, loss {report['loss']:.4f}")
             save_checkpoint(last, model, cfg.model, extra={
                 "optimiser": optimiser.state_dict(), "step": step, "history": history, "train_config": asdict(cfg),
             })

@@ -1,0 +1,146 @@
+"""Real STM scans as training references: the paper's recipe of real images with added scan noise.
+
+The real scans in ``../shared/data/real-stm/`` come from several public sources (its
+``PROVENANCE.md``). They are split by source, never by file, because two files of one source can
+be one frame at two resolutions: ``TEST_SOURCES`` are never trained on and judge the model;
+the clean scans of the other sources (``TRAINING_REFERENCES``) become references.
+
+A reference is conservatively cleaned (best-fit plane and median-of-differences row alignment,
+nothing that could remove structure); each training sample is a random crop of it at a random
+zoom (so a lattice is seen at many periods in pixels), flipped at random, scaled to a random
+height (so its structure ranges from far below to far above the added noise), and then passed
+through the simulator's scan artefacts (``scan_noise``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from ..classical import align_rows, fit_plane
+from ..scanfiles import ScanFileError, read_file
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+REAL_DIR = Path("..") / "shared" / "data" / "real-stm"
+
+
+def default_real_dir() -> Path:
+    """``../shared/data/real-stm`` beside the repository, else beside the current directory."""
+    for base in (REPO_ROOT, Path.cwd()):
+        if (base / REAL_DIR).is_dir():
+            return (base / REAL_DIR).resolve()
+    raise ValueError(f"no folder of real scans at {REAL_DIR} from the repository or the current directory; pass --real-dir")
+
+
+SOURCES: dict[str, str] = {
+    "Au_mica_2023_Y_A_diPAMY_195.sxm": "FAIRmat-NFDI",
+    "STM_nanonis_generic_4_5.sxm": "FAIRmat-NFDI",
+    "createc_scan_atomic_11nm.dat": "SPMQT-Lab",
+    "createc_scan_molecular_30nm_pos.dat": "SPMQT-Lab",
+    "createc_scan_close_100nm.dat": "SPMQT-Lab",
+    "createc_scan_step_20nm.dat": "SPMQT-Lab",
+    "example_TOPO.sxm": "New-Horizons-SPM",
+    "example_LineProfile2.sxm": "New-Horizons-SPM",
+    "example_FFT.sxm": "New-Horizons-SPM",
+    "hopg_300k_2020_08_11_16_04_06_999.sm4": "rescipy-project",
+    "pySPM_test.sxm": "scholi/pySPM",
+    "unnamed0001.sxm": "nanotech-empa",
+    "img_0071.sxm": "nanotech-empa",
+    "CO_img_0050.sxm": "nanotech-empa",
+    "TR_img_0253.sxm": "nanotech-empa",
+    "FeSe_topography.sxm": "hoffmanlab",
+    "A200727.214101.dat": "py_createc",
+    "A200518.231315.dat": "py_createc",
+    "A200621.160730.dat": "py_createc",
+    "A200621.161352.dat": "py_createc",
+    "A200809.232915.dat": "py_createc",
+    "A200705.042742.dat": "py_createc",
+    "A200306.161609.dat": "py_createc",
+    "A200619.213320.dat": "py_createc",
+    "A200622.190818.dat": "py_createc",
+    "20201111--4_1.Z_mtrx": "matkrin",
+}
+"""The source of every real scan (``PROVENANCE.md``)."""
+
+TEST_SOURCES = ("FAIRmat-NFDI", "SPMQT-Lab", "New-Horizons-SPM", "rescipy-project")
+"""Sources held out of training: the real-scan test set."""
+
+NOISY = ("CO_img_0050.sxm", "FeSe_topography.sxm", "A200306.161609.dat")
+"""Training-source scans too noisy to be references (tip changes, strong banding)."""
+
+TRAINING_REFERENCES = tuple(
+    name for name, source in SOURCES.items()
+    if source not in TEST_SOURCES and name not in NOISY and not name.endswith("_mtrx")
+)
+
+
+def held_out_files(real_dir: Path) -> list[Path]:
+    """The real scans of the test sources present in ``real_dir``."""
+    return [real_dir / n for n, s in SOURCES.items() if s in TEST_SOURCES and (real_dir / n).is_file()]
+
+
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """One levelled real image (metres) and its pixel size."""
+
+    name: str
+    image: np.ndarray
+    pixel_m: float
+
+
+def level(image: np.ndarray) -> np.ndarray:
+    """Plane and median-of-differences row alignment: the conservative clean-up of a reference."""
+    return align_rows(image - fit_plane(image), "median_diff")
+
+
+def load_references(real_dir: Path, names: tuple[str, ...] = TRAINING_REFERENCES) -> list[Reference]:
+    """Both passes of the topograph of every reference in ``real_dir`` (measured rows only)."""
+    refs = []
+    for name in names:
+        path = Path(real_dir) / name
+        if not path.is_file():
+            continue
+        try:
+            scan = read_file(path)
+        except ScanFileError:
+            continue
+        for direction in ("forward", "backward"):
+            try:
+                channel = scan.channel(None, direction)
+            except ScanFileError:
+                continue
+            data = channel.data[channel.measured_rows]
+            if data.shape[0] < 32 or not np.isfinite(data).all():
+                continue
+            refs.append(Reference(f"{name}:{direction}", level(data), channel.width / data.shape[1]))
+    return refs
+
+
+def reference_crop(ref: Reference, size: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """A ``size`` x ``size`` crop at a random zoom, flipped at random, and its pixel size (metres)."""
+    rows, cols = ref.image.shape
+    fit = min(rows, cols) / size  # zoom below 1/fit would not fill the crop
+    zoom = float(np.exp(rng.uniform(np.log(max(0.5, 1.02 / fit)), np.log(2.0))))
+    span = int(np.ceil(size / zoom)) + 2
+    r = int(rng.integers(0, rows - min(span, rows) + 1))
+    c = int(rng.integers(0, cols - min(span, cols) + 1))
+    region = ref.image[r:r + span, c:c + span]
+    if zoom < 1:  # anti-alias before shrinking, as a coarser scan averages over its pixel
+        region = ndimage.gaussian_filter(region, 0.5 / zoom - 0.5 if zoom < 0.999 else 0)
+    out = ndimage.zoom(region, zoom, order=3, mode="reflect", grid_mode=True)[:size, :size]
+    if out.shape != (size, size):  # a reference narrower than the crop at this zoom
+        out = np.pad(out, [(0, size - out.shape[0]), (0, size - out.shape[1])], mode="reflect")
+    if rng.random() < 0.5:
+        out = out[::-1]
+    if rng.random() < 0.5:
+        out = out[:, ::-1]
+    return level(np.ascontiguousarray(out)), ref.pixel_m / zoom
+
+
+def scaled_to(image: np.ndarray, rng: np.random.Generator, rms_m: tuple[float, float] = (3e-12, 200e-12)) -> np.ndarray:
+    """``image`` rescaled to an rms drawn log-uniformly from ``rms_m`` (a random signal-to-noise ratio)."""
+    rms = float(np.exp(rng.uniform(*np.log(rms_m))))
+    return image / max(float(image.std()), 1e-30) * rms

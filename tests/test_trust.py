@@ -1,0 +1,64 @@
+"""The trust guard: an honest denoiser passes; one that invents a pattern or erases a lattice is caught."""
+
+import numpy as np
+from scipy import ndimage
+
+from maed.guard_calibration import erase, invent
+from maed.trust import Thresholds, Verdict, conservative, guard, trust_figures
+
+RNG = np.random.default_rng(7)
+R, C = np.indices((128, 128), dtype=float)
+
+
+def _lattice(period: float = 6.0) -> np.ndarray:
+    return sum(np.cos(2 * np.pi / period * (C * np.cos(t) + R * np.sin(t))) for t in (0.3, 0.3 + 2 * np.pi / 3, 0.3 + 4 * np.pi / 3))
+
+
+def _frame(noise: float = 0.3):
+    clean = _lattice() + 2.0 * (C > 70)
+    noisy = clean + noise * RNG.standard_normal(clean.shape)
+    return noisy, clean
+
+
+def test_a_denoiser_that_removes_only_noise_is_trusted():
+    noisy, clean = _frame()
+    out, weight, verdict = guard(noisy, clean)
+    assert verdict.output == "network" and verdict.reasons == ()
+    assert weight.max() == 0 and np.array_equal(out, clean)
+    f = verdict.figures
+    assert abs(f.structure) < 0.1 and f.whiteness_y < 0.05
+    assert f.peaks >= 4 and 0.8 < f.peaks_kept < 1.2 and f.peaks_in_residual < 0.1
+
+
+def test_invented_bands_and_lattices_are_caught():
+    noisy, clean = _frame()
+    for kind in ("bands", "lattice", "checkerboard"):
+        out, weight, verdict = guard(noisy, invent(clean, kind, np.random.default_rng(2)))
+        assert verdict.output in ("fallback", "blend"), kind
+        assert verdict.reasons and weight.mean() > 0.3
+        # What is published is the conservative result where the guard fell back.
+        np.testing.assert_allclose(out[weight == 1], conservative(noisy)[weight == 1])
+
+
+def test_an_erased_lattice_is_caught():
+    noisy, clean = _frame()
+    _, _, verdict = guard(noisy, erase(clean, 6.0))
+    assert verdict.output == "fallback"
+    assert verdict.figures.structure > 0 or verdict.figures.peaks_kept < Thresholds().peaks_kept_low
+
+
+def test_a_local_failure_falls_back_locally():
+    noisy, clean = _frame(noise=0.3)
+    output = clean.copy()
+    output[:40, :40] = ndimage.gaussian_filter(noisy, 3)[:40, :40]  # one corner smoothed flat
+    out, weight, verdict = guard(noisy, output)
+    assert verdict.output == "blend" and 0 < verdict.fallback_fraction < 0.5
+    assert weight[:30, :30].mean() > 0.9 and weight[90:, 90:].max() == 0
+    np.testing.assert_array_equal(out[90:, 90:], output[90:, 90:])
+
+
+def test_figures_and_verdict_serialise():
+    noisy, clean = _frame()
+    figures = trust_figures(noisy, clean)
+    as_dict = Verdict(output="network", figures=figures).as_dict()
+    assert as_dict["figures"]["peaks"] == figures.peaks and as_dict["output"] == "network"
