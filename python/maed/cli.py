@@ -66,6 +66,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         model=args.model, steps=args.steps, steps_per_epoch=args.epoch_steps, batch_size=args.batch_size,
         patch=args.patch, lr=lr, seed=args.seed, workers=args.workers, user_pairs=args.pairs, init=args.init,
+        real_dir=str(args.real_refs) if args.real_refs else None, real_fraction=args.real_fraction,
+        grad_weight=args.grad_weight,
     )
     out = Path(args.out or f"runs/{args.model}")
     report = train(cfg, out, resume=args.resume)
@@ -88,9 +90,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
         evaluate_real(Path(args.real_dir) if args.real_dir else None, Path(args.out), models=args.models)
         return 0
+    if args.families:
+        from .engine import load_backend
+        from .evaluate_families import evaluate_families
+
+        backends = {name: load_backend("auto", name) for name in args.models}
+        evaluate_families(Path(args.out), backends, count=args.count or 51, size=args.size or 128)
+        return 0
     from .evaluate import evaluate
 
-    evaluate(Path(args.out), models=args.models, count=args.count, size=args.size)
+    evaluate(Path(args.out), models=args.models, count=args.count or 24, size=args.size or 256)
     return 0
 
 
@@ -166,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="data-generating processes")
     p.add_argument("--pairs", metavar="DIR", help="user pairs: DIR/noisy/*.npy and DIR/clean/*.npy")
+    p.add_argument("--real-refs", metavar="DIR", help="folder of real scans whose training-source references get "
+                   "simulated artefacts (maed.data.real_refs; test sources are never used)")
+    p.add_argument("--real-fraction", type=float, default=TrainConfig.real_fraction,
+                   help="share of samples drawn from --real-refs (default: %(default)s)")
+    p.add_argument("--grad-weight", type=float, default=TrainConfig.grad_weight,
+                   help="weight of the gradient L1 term (default: %(default)s, the Table 1 protocol)")
     p.add_argument("--out", help="checkpoint folder (default: runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--init", metavar="NAME_OR_PATH", help="start from these weights (fine-tuning) with a fresh schedule")
@@ -175,8 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="PSNR/SSIM/UQI of classical pipelines and models on the simulated test set")
     p.add_argument("--models", nargs="+", default=["rt"], help="models to evaluate (default: rt)")
-    p.add_argument("--count", type=int, default=24, help="scans per test column (default: 24)")
-    p.add_argument("--size", type=int, default=256, help="scan size in pixels (default: 256)")
+    p.add_argument("--count", type=int, help="scans per test column (default: 24; 51 with --families)")
+    p.add_argument("--size", type=int, help="scan size in pixels (default: 256; 128 with --families)")
+    p.add_argument("--families", action="store_true",
+                   help="instead: every surface family and the held-out ones as columns, with 95%% intervals "
+                   "(docs/results/families.md)")
     p.add_argument("--out", default="docs/results", help="folder for the table and figures (default: docs/results)")
     p.add_argument("--real", action="store_true",
                    help="instead: no-reference checks on real instrument scans (docs/results/real.md)")
