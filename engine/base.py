@@ -14,6 +14,8 @@ class Backend(Protocol):
     """Name of the model it runs."""
     size_multiple: int
     """Input height and width must be multiples of this."""
+    weights_sha256: str
+    """SHA-256 of the weights file the model was built from, so every output can name its weights."""
 
     def denoise(self, batch: np.ndarray) -> np.ndarray:
         """Denoise a (N, 1, H, W) float32 batch of normalised scans."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from maed.model.checkpoint import load_model
+from maed.model.checkpoint import load_model, weights_file, weights_sha256
 
 
 class TorchBackend:
@@ -16,6 +16,7 @@ class TorchBackend:
         self.model = card["config"] if model == card["config"] else model
         self.name = f"torch-{self.device.type}"
         self.size_multiple = self.net.size_multiple
+        self.weights_sha256 = weights_sha256(weights_file(model))
 
     @torch.inference_mode()
     def denoise(self, batch: np.ndarray) -> np.ndarray:

@@ -38,6 +38,7 @@ class TensorRTBackend:
         self.model = settings["model"]
         self.size_multiple = int(settings["size_multiple"])
         self.name = f"tensorrt-{key.precision}"
+        self.weights_sha256 = key.weights_sha256
         self.path = path
 
         if settings.get("plugin_ops"):

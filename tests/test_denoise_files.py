@@ -3,13 +3,17 @@ into .npy and a .gwy that Gwyddion's format reader gets back to scale; incomplet
 where never measured; channel and pass choice (and the deprecated --direction); bad instrument files
 among good ones."""
 
+import json
+
 import gwyfile
 import numpy as np
 import pytest
 from scanfile_helpers import REAL_DIR, REAL_SCANS, needs_real, stored_plane, write_sxm
 
 from maed.cli import main
-from maed.denoise import denoise_measured
+from maed.denoise import denoise_guarded, denoise_measured
+from maed.normalise import denormalise, normalise
+from maed.trust import conservative
 from maed.engine import load_backend
 from maed.scanfiles import read_channel
 
@@ -96,7 +100,7 @@ def test_channel_and_pass_options(tmp_path, capsys):
     assert "broken.sxm: truncated" in err[0] and "s.sxm: no channel 'Bias'; channels: Z, Current" in err[1]
     write_sxm(tmp_path / "later.sxm", rows=24, cols=24)
     assert main(["denoise", str(tmp_path / "broken.sxm"), str(tmp_path / "later.sxm"), "-o", str(tmp_path / "q"), *onnx]) == 1
-    assert sorted(p.name for p in (tmp_path / "q").iterdir()) == ["later.gwy", "later.npy"]
+    assert sorted(p.name for p in (tmp_path / "q").iterdir()) == ["later.gwy", "later.json", "later.npy"]
 
 
 @pytest.mark.parametrize("option", [["--pass", "trace"], ["--pass", "forward"], [], ["--direction", "forward"],
@@ -151,3 +155,40 @@ def test_a_flat_scan_comes_back_unchanged():
     # Constant-height scans record a constant Z; the network's answer to zeros must not come back as metres.
     flat = np.full((256, 256), 1.7e-11)  # levels to exact zeros, as the real constant-height Z does
     np.testing.assert_array_equal(denoise_measured(flat, Biased()), flat.astype(np.float32))
+
+
+class Inventing:
+    """The shipped network forced to invent: its output gains horizontal bands the surface lacks."""
+
+    def __init__(self) -> None:
+        self.inner = load_backend("onnx", "rt")
+        self.name, self.model, self.size_multiple = "inventing", "rt", self.inner.size_multiple
+        self.weights_sha256 = self.inner.weights_sha256
+
+    def denoise(self, batch: np.ndarray) -> np.ndarray:
+        rows = np.arange(batch.shape[-2], dtype=np.float32)[:, None]
+        return self.inner.denoise(batch) + 0.8 * np.cos(2 * np.pi * rows / 7.0)
+
+
+def test_every_output_names_its_model_weights_and_trust(tmp_path):
+    write_sxm(tmp_path / "s.sxm", rows=64, cols=64)
+    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--backend", "onnx"]) == 0
+    record = json.loads((tmp_path / "o" / "s.json").read_text())
+    backend = load_backend("onnx", "rt")
+    assert record["model"] == "rt" and record["weights_sha256"] == backend.weights_sha256
+    assert record["pass"] == "trace" and record["channel"] == "Z" and record["output"] == "s.npy"
+    trust = record["trust"]
+    assert trust["output"] in ("network", "blend", "fallback")
+    assert {"whiteness_x", "whiteness_y", "structure", "peaks_kept", "peaks_invented"} <= set(trust["figures"])
+
+
+def test_a_network_that_invents_bands_is_not_published(tmp_path):
+    write_sxm(tmp_path / "s.sxm", rows=64, cols=64)
+    image = read_channel(tmp_path / "s.sxm")
+    result = denoise_guarded(image.data, Inventing())
+    assert result.verdict.output == "fallback" and result.verdict.reasons
+    # What is published holds no bands: its row means vary no more than the conservative result's.
+    x, norm = normalise(image.data)
+    conservative_rows = (denormalise(conservative(x), norm)).mean(axis=1)
+    assert np.abs(result.data.mean(axis=1) - conservative_rows).max() < 1e-3 * np.ptp(image.data)
+    assert (result.fallback == 1).all()

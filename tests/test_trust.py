@@ -44,14 +44,15 @@ def test_an_erased_lattice_is_caught():
     noisy, clean = _frame()
     _, _, verdict = guard(noisy, erase(clean, 6.0))
     assert verdict.output == "fallback"
-    assert verdict.figures.structure > 0 or verdict.figures.peaks_kept < Thresholds().peaks_kept_low
+    assert verdict.figures.peaks_kept < 0.1 and verdict.figures.peaks_in_residual > 0.9
 
 
 def test_a_local_failure_falls_back_locally():
     noisy, clean = _frame(noise=0.3)
     output = clean.copy()
     output[:40, :40] = ndimage.gaussian_filter(noisy, 3)[:40, :40]  # one corner smoothed flat
-    out, weight, verdict = guard(noisy, output)
+    # The blending mechanism at a given local threshold (the shipped one is calibrated on simulated frames).
+    out, weight, verdict = guard(noisy, output, Thresholds(local_structure=0.5))
     assert verdict.output == "blend" and 0 < verdict.fallback_fraction < 0.5
     assert weight[:30, :30].mean() > 0.9 and weight[90:, 90:].max() == 0
     np.testing.assert_array_equal(out[90:, 90:], output[90:, 90:])

@@ -1,23 +1,31 @@
-"""Denoising whole scans of any size: normalise, run the network tile by tile, undo the scale.
+"""Denoising whole scans of any size: normalise, run the network tile by tile, guard, undo the scale.
 
 Scans larger than ``tile`` pixels are cut into overlapping tiles so memory stays bounded
 whatever the scan size; overlapping results are blended with linear ramps so no seam shows.
 Each tile is padded by reflection up to the back end's size multiple. An incomplete scan is
 denoised over its measured rows only; the others stay empty (NaN).
+
+``maed denoise`` publishes the guarded result (``maed.trust``): where the network's output fails
+the trust checks, the conservative result replaces it, and ``<stem>.json`` beside each output
+says what was published, why, with which model and weights.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 from tqdm import tqdm
 
+from . import __version__
 from .engine import Backend
 from .io import ScanError, canonical_pass, read_scan
 from .normalise import denormalise, normalise
 from .scanfiles import write_gwy
+from .trust import Thresholds, Verdict, guard
 
 TILE = 256
 OVERLAP = 48
@@ -100,6 +108,38 @@ def denoise_measured(scan: np.ndarray, backend: Backend, tile: int = TILE) -> np
     return out
 
 
+@dataclass(frozen=True, kw_only=True)
+class GuardedResult:
+    """What ``maed denoise`` publishes for one scan: the image, where it fell back, and why."""
+
+    data: np.ndarray
+    """float32 in the scan's units and shape; unmeasured rows NaN."""
+    fallback: np.ndarray
+    """Per pixel, the conservative result's weight (0: the network's output, 1: the conservative one)."""
+    verdict: Verdict
+
+
+def denoise_guarded(scan: np.ndarray, backend: Backend, tile: int = TILE, limits: Thresholds = Thresholds()) -> GuardedResult:
+    """The network's denoised scan where it passes the trust guard, the conservative result where not."""
+    measured = np.isfinite(scan).all(axis=1)
+    data = np.full(scan.shape, np.nan, dtype=np.float32)
+    fallback = np.zeros(scan.shape, dtype=np.float32)
+    x, norm = normalise(scan[measured])
+    published, weight, verdict = guard(x, run_tiled(x, backend, tile), limits)
+    data[measured] = denormalise(published, norm)
+    fallback[measured] = weight
+    return GuardedResult(data=data, fallback=fallback, verdict=verdict)
+
+
+def result_record(source: Path, dest: Path, pass_: str, channel: str | None, backend: Backend, result: GuardedResult) -> dict:
+    """The ``<stem>.json`` written beside a denoised scan: input, output, model, weights, trust."""
+    return {
+        "input": str(source), "output": dest.name, "channel": channel, "pass": pass_,
+        "model": backend.model, "weights_sha256": backend.weights_sha256, "backend": backend.name,
+        "maed_version": __version__, "trust": result.verdict.as_dict(),
+    }
+
+
 def denoise_files(
     inputs: Iterable[Path], out_dir: Path, backend: Backend, on_error: Callable[[str], None],
     channel: str | None = None, pass_: str = "trace",
@@ -125,14 +165,19 @@ def denoise_files(
         if dest.resolve() == path.resolve():
             on_error(f"{path}: output would overwrite the input; choose another output folder")
             continue
-        denoised = denoise_measured(scan.data, backend)
-        np.save(dest, denoised)
-        written.append(dest)
+        result = denoise_guarded(scan.data, backend)
+        np.save(dest, result.data)
+        record = dest.with_suffix(".json")
+        record.write_text(json.dumps(
+            result_record(path, dest, pass_, scan.source.name if scan.source else None, backend, result), indent=1))
+        written += [dest, record]
         if scan.source is not None:
             image = scan.source
             label = f"{image.name} {pass_}"
-            write_gwy(dest.with_suffix(".gwy"), image, {
-                f"{label} (raw)": image.data, f"{label} (denoised, {backend.model})": denoised,
-            })
+            fields = {f"{label} (raw)": image.data, f"{label} (denoised, {backend.model})": result.data}
+            fallback_title = f"{label} (guard fallback weight)"
+            if result.verdict.output != "network":
+                fields[fallback_title] = np.where(np.isfinite(result.data), result.fallback, np.nan)
+            write_gwy(dest.with_suffix(".gwy"), image, fields, units={fallback_title: ""})
             written.append(dest.with_suffix(".gwy"))
     return written

@@ -17,7 +17,6 @@ the residual add in float32; its docstring says why). The metadata keys are list
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 import warnings
@@ -37,7 +36,7 @@ from .engine.onnx_model import (
     KEY_TRAINING_DATA, KEY_WEIGHTS_SHA256, shipped_onnx,
 )
 from .model import MAEDCNN
-from .model.checkpoint import load_model, shipped_weights
+from .model.checkpoint import load_model, weights_file, weights_sha256
 from .zoo import display_name
 
 OPSET = 17
@@ -48,15 +47,6 @@ NORMALISATION = (
     "(N, 1, H, W) float32; output: the denoised map in the same normalised units, to be mapped back "
     "by the inverse scale and shift and the plane added back (maed.normalise.denormalise)"
 )
-
-
-def _weights_file(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    return path if path.suffix else shipped_weights(name_or_path)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _metadata(name: str, model: nn.Module, card: dict, weights: Path, precision: str) -> dict[str, str]:
@@ -72,7 +62,7 @@ def _metadata(name: str, model: nn.Module, card: dict, weights: Path, precision:
         KEY_PRECISION: precision,
         KEY_NORMALISATION: NORMALISATION,
         KEY_TRAINING_DATA: json.dumps(training, default=str),
-        KEY_WEIGHTS_SHA256: _sha256(weights),
+        KEY_WEIGHTS_SHA256: weights_sha256(weights),
         KEY_EXPORTER: f"maed {__version__}, torch {torch.__version__}, onnx {onnx.__version__}, "
         f"onnxslim {onnxslim.__version__}",
     }
@@ -110,7 +100,7 @@ def export_onnx(name_or_path: str, dest: Path, fp16: bool = False, plugins: bool
         graph, _ = insert_plugins(graph)
     graph.doc_string = f"{display_name(card['config'])} ({card['config']}) denoiser for STM scans"
     onnx.helper.set_model_props(
-        graph, _metadata(name, model, card, _weights_file(name_or_path), "fp16" if fp16 else "fp32")
+        graph, _metadata(name, model, card, weights_file(name_or_path), "fp16" if fp16 else "fp32")
     )
     onnx.checker.check_model(graph, full_check=True)
     dest = Path(dest)

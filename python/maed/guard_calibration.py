@@ -98,6 +98,25 @@ def rates(cases: list[Case], limits: Thresholds = Thresholds()) -> dict[str, tup
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
+def suggest_thresholds(cases: list[Case], quantile: float = 99.0) -> Thresholds:
+    """Thresholds at ``quantile`` of the ordinary frames' figures (each tail of the two-sided structure
+    score at half the rest), so that each figure alone flags about 1 % of ordinary frames."""
+    ordinary = [c.figures for c in cases if c.kind == "ordinary"]
+
+    def upper(name: str) -> float:
+        return float(np.percentile([getattr(f, name) for f in ordinary], quantile))
+
+    structure = [f.structure for f in ordinary]
+    tail = (100.0 - quantile) / 2
+    return Thresholds(
+        whiteness_y=upper("whiteness_y"),
+        structure_low=float(np.percentile(structure, tail)),
+        structure_high=float(np.percentile(structure, 100.0 - tail)),
+        local_structure=upper("local_structure"),
+        peaks_invented=max(upper("peaks_invented"), 0.05),
+    )
+
+
 def write_report(cases: list[Case], limits: Thresholds, dest: Path, model: str) -> None:
     """``docs/results/guard.md``: rates, and the ordinary frames' figure percentiles."""
     found = rates(cases, limits)

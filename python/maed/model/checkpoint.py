@@ -8,6 +8,7 @@ and a ``card`` of training facts, in float16 to stay a few MB; they are loaded a
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
 from pathlib import Path
 
@@ -32,6 +33,17 @@ def load_checkpoint(path: Path) -> dict:
 def shipped_weights(name: str) -> Path:
     """Path of the weights shipped for model ``name`` (or an alias of it) inside the package."""
     return Path(str(resources.files("maed.weights").joinpath(f"{resolve(name)}.pt")))
+
+
+def weights_file(name_or_path: str) -> Path:
+    """The weights file behind a shipped name or a checkpoint path."""
+    path = Path(name_or_path)
+    return path if path.suffix else shipped_weights(name_or_path)
+
+
+def weights_sha256(path: Path) -> str:
+    """SHA-256 of a weights file: the identity every output names."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def ship_weights(checkpoint: Path, dest: Path, card: dict) -> None:

@@ -33,13 +33,20 @@ def _metadata(header: dict) -> GwyContainer:
     return meta
 
 
-def write_gwy(path: Path | str, source: ChannelImage, fields: dict[str, np.ndarray]) -> None:
-    """Write ``fields`` (title -> image in ``source``'s unit, range and shape) as channels 0, 1, ..."""
+def write_gwy(
+    path: Path | str, source: ChannelImage, fields: dict[str, np.ndarray], units: dict[str, str] | None = None
+) -> None:
+    """Write ``fields`` (title -> image in ``source``'s range and shape) as channels 0, 1, ...
+
+    Each field is in ``source``'s unit unless ``units`` names another for its title ("" for a
+    dimensionless map such as the guard's fallback weight).
+    """
+    units = units or {}
     container = GwyContainer()
     for i, (title, data) in enumerate(fields.items()):
         missing = ~np.isfinite(data)
         fill = float(np.mean(data[~missing])) if (~missing).any() else 0.0
-        container[f"/{i}/data"] = _field(np.where(missing, fill, data), source, source.unit)
+        container[f"/{i}/data"] = _field(np.where(missing, fill, data), source, units.get(title, source.unit))
         container[f"/{i}/data/title"] = title
         container.typecodes[f"/{i}/data/title"] = "s"
         if missing.any():
