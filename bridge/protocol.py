@@ -135,8 +135,11 @@ class Frame:
     unit: str
     range: tuple[float, float]
     data: np.ndarray
+    weights_sha256: str | None = None
+    """SHA-256 of the weights of ``model`` (every frame the bridge publishes names it)."""
     trust: dict | None = None
-    """``frame.denoised`` only, added by a later issue: figures of how far the frame can be trusted."""
+    """``frame.denoised`` only: the latest verdict of the trust guard (``maed.trust.Verdict.as_dict()``
+    and the ``rows_done`` it was computed at), None before the first; always in a denoised header."""
     trace_retrace: dict | None = None
     """``frame.denoised`` only, added by a later issue: figures comparing the trace and the retrace."""
 
@@ -174,6 +177,7 @@ class FrameRows:
     channel: str
     unit: str
     range: tuple[float, float]
+    weights_sha256: str | None = None
 
     @property
     def row_stop(self) -> int:
@@ -310,10 +314,12 @@ def _numbers(header: dict, key: str, lengths: tuple[int, ...]) -> tuple[float, .
     return tuple(_number(v, key) for v in value)
 
 
-def _map(header: dict, key: str, required: bool = True) -> dict | None:
+def _map(header: dict, key: str, required: bool = True, nullable: bool = False) -> dict | None:
     if key not in header and not required:
         return None
     value = _get(header, key)
+    if value is None and nullable:
+        return None
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise ProtocolError("field", f"{key!r} must be a map with string keys")
     return value
@@ -371,6 +377,7 @@ def _labels(h: dict, rows: int) -> dict:
         "latency_ms": _float(h, "latency_ms"), "pass_": _str(h, "pass", PASSES), "update": _int(h, "update", 0),
         "slow_axis": _str(h, "slow_axis", SLOW_AXES), "channel": _str(h, "channel"), "unit": _str(h, "unit"),
         "range": _range(h),
+        "weights_sha256": _str(h, "weights_sha256", max_length=128) if "weights_sha256" in h else None,
     }
 
 
@@ -429,7 +436,7 @@ def decode_published(frames: list[bytes]) -> Published:
                          offsets=_numbers(h, "offsets", (0, rows)), **_labels(h, rows))
     if [rows, cols] != list(data.shape):
         raise ProtocolError("shape", "frame shape differs from its rows and cols")
-    figures = {"trust": _map(h, "trust", False), "trace_retrace": _map(h, "trace_retrace", False)}
+    figures = {"trust": _map(h, "trust", False, nullable=True), "trace_retrace": _map(h, "trace_retrace", False)}
     return Frame(kind=topic.split(".", 1)[1], **common, **_labels(h, rows), data=data, **figures)
 
 
@@ -449,6 +456,7 @@ def _frame_labels(message: Frame | FrameRows) -> dict:
         "backend": message.backend, "latency_ms": float(message.latency_ms), "pass": message.pass_,
         "update": message.update, "slow_axis": message.slow_axis, "channel": message.channel,
         "unit": message.unit, "range": list(message.range),
+        **({"weights_sha256": message.weights_sha256} if message.weights_sha256 is not None else {}),
     }
 
 
@@ -487,8 +495,9 @@ def encode(message: Ingest | Published) -> list[bytes]:
     if isinstance(message, Frame):
         rows, cols = message.data.shape
         header = {**base, "rows": rows, "cols": cols, "shape": [rows, cols], **_frame_labels(message)}
-        for key in ("trust", "trace_retrace"):
-            if getattr(message, key) is not None:
-                header[key] = getattr(message, key)
+        if message.kind == "denoised":  # null until the guard's first verdict, so every denoised header has it
+            header["trust"] = message.trust
+        if message.trace_retrace is not None:
+            header["trace_retrace"] = message.trace_retrace
         return _pack(message.topic, header, message.data)
     raise TypeError(f"not a protocol message: {type(message).__name__}")

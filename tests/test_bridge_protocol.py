@@ -101,9 +101,28 @@ def test_frame_rows_round_trip_and_rebuild_the_frame():
 
 
 def test_trust_and_trace_retrace_figures_ride_on_denoised_frames():
-    f = frame(trust={"score": 0.93, "whiteness": None}, trace_retrace={"rms_m": 1e-11})
+    trust = {"output": "blend", "reasons": ["residual follows the image locally (0.91)"], "fallback_fraction": 0.12,
+             "figures": {"whiteness_x": 0.02, "whiteness_y": 0.03, "peaks_kept": None}, "rows_done": 2}
+    f = frame(trust=trust, trace_retrace={"rms_m": 1e-11})
     decoded = decode_published(encode(f))
-    assert decoded.trust == {"score": 0.93, "whiteness": None} and decoded.trace_retrace == {"rms_m": 1e-11}
+    assert decoded.trust == trust and decoded.trace_retrace == {"rms_m": 1e-11}
+
+
+def test_every_denoised_header_has_trust_and_every_frame_may_name_its_weights():
+    header = msgpack.unpackb(encode(frame())[1])
+    assert "trust" in header and header["trust"] is None  # null before the guard's first verdict
+    assert "trust" not in msgpack.unpackb(encode(frame("raw", trust={"output": "network"}))[1])
+    sha = "ab" * 32
+    for message in (frame(weights_sha256=sha), frame("raw", weights_sha256=sha), rows_message(weights_sha256=sha)):
+        assert msgpack.unpackb(encode(message)[1])["weights_sha256"] == sha
+        assert decode_published(encode(message)).weights_sha256 == sha
+    assert decode_published(encode(frame())).weights_sha256 is None  # a header without it still reads
+    frames = encode(frame())
+    header = msgpack.unpackb(frames[1])
+    for bad in ({"trust": [1, 2]}, {"trust": "network"}, {"weights_sha256": 12}):
+        with pytest.raises(ProtocolError) as info:
+            decode_published([frames[0], msgpack.packb({**header, **bad}), frames[2]])
+        assert info.value.kind == "field"
 
 
 # --- one message type per topic, and the version ---------------------------------------------
@@ -243,7 +262,7 @@ values = st.recursive(
 KEYS = ["v", "scan", "seq", "rows", "cols", "channel", "unit", "range", "slow_axis", "row", "pass", "t", "dtype",
         "shape", "complete", "rows_done", "final", "model", "backend", "latency_ms", "update", "saved", "reason",
         "row_start", "row_stop", "plane", "offsets", "trust", "trace_retrace", "kind", "columns", "severity",
-        "evidence"]
+        "evidence", "weights_sha256"]
 
 
 def _check(frames):
