@@ -78,7 +78,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = BridgeConfig(
         host=args.host, pull_port=args.pull_port, pub_port=args.pub_port, control_port=args.control_port,
         out=Path(args.out), backend=args.backend, model=args.model, halo=args.halo, refine=args.refine,
-        idle_timeout=args.idle_timeout,
+        idle_timeout=args.idle_timeout, guard_interval=args.guard_interval,
     )
     source = _source(args, slow_axis(args))
     if args.source == "nanonis":  # an unreachable controller or a missing channel: one line, at once
@@ -154,7 +154,7 @@ def _cmd_sim_nanonis(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``serve``, ``listen``, ``push-sim`` and ``sim-nanonis`` to the ``maed`` subcommands."""
-    from .streaming import HALO, REFINE
+    from .streaming import GUARD_INTERVAL_S, HALO, REFINE
 
     p = sub.add_parser("serve", help="run the bridge: scan lines in, raw and denoised frames out")
     p.add_argument("--source", choices=("sim", "nanonis", "zmq"), default="zmq",
@@ -169,6 +169,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="rt", metavar="NAME_OR_PATH", help="shipped model name or checkpoint (default: rt)")
     p.add_argument("--halo", type=int, default=HALO, help=f"context rows above each band (default: {HALO})")
     p.add_argument("--refine", type=int, default=REFINE, help=f"rows of the last band denoised again (default: {REFINE})")
+    p.add_argument("--guard-interval", type=float, default=GUARD_INTERVAL_S, metavar="S",
+                   help=f"seconds between the trust guard's live evaluations of a scan, at least (default: "
+                        f"{GUARD_INTERVAL_S}; stretched to 20 times the guard's cost; the final frame is always guarded)")
     p.add_argument("--http-port", type=int, default=5580, help="port of the live preview page (default: 5580)")
     p.add_argument("--no-preview", dest="preview", action="store_false", help="do not serve the live preview")
     p.add_argument("--idle-timeout", type=float, default=300.0,

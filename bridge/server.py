@@ -27,8 +27,8 @@ from .control import ControlError, respond
 from .counters import FaultCounter
 from .ingest import Ingest
 from .protocol import VERSION
-from .streaming import HALO, REFINE
-from .worker import Worker
+from .streaming import GUARD_INTERVAL_S, HALO, REFINE
+from .worker import Worker, weights_sha256
 
 log = logging.getLogger("maed.bridge")
 
@@ -54,6 +54,8 @@ class BridgeConfig:
     halo: int = HALO
     refine: int = REFINE
     idle_timeout: float = 300.0
+    guard_interval: float = GUARD_INTERVAL_S
+    """Seconds between the trust guard's live evaluations of a scan (at least; 0: as often as its cost allows)."""
 
     def __post_init__(self) -> None:
         for name in ("pull_port", "pub_port", "control_port"):
@@ -63,6 +65,8 @@ class BridgeConfig:
             raise ValueError(f"halo and refine must be >= 0, got {self.halo} and {self.refine}")
         if self.idle_timeout < 0:
             raise ValueError(f"idle timeout must be >= 0 seconds, got {self.idle_timeout}")
+        if self.guard_interval < 0:
+            raise ValueError(f"guard interval must be >= 0 seconds, got {self.guard_interval}")
 
 
 class Bridge:
@@ -109,7 +113,8 @@ class Bridge:
             self._ctx = None
             raise
         self._sockets = [pull, pub, rep]
-        self.worker = Worker(self.ingest, pub, self._backend, self.config.out, self.config.halo, self.config.refine)
+        self.worker = Worker(self.ingest, pub, self._backend, self.config.out, self.config.halo, self.config.refine,
+                             self.config.guard_interval)
         targets = {
             "ingest": lambda: self._ingest_loop(pull),
             "worker": lambda: self.worker.run(self._stops["worker"]),
@@ -208,6 +213,7 @@ class Bridge:
             **counts,
             "faults": self.faults.counts(),
             "latency_ms": worker.latency.summary(),
+            "guard_ms": worker.guard_ms.summary(),
             "rows_denoised": worker.rows_denoised,
             "denoise_failures": worker.failures,
             "updates": worker.updates,
@@ -215,14 +221,17 @@ class Bridge:
             "last_saved": worker.last_saved,
             "paused": worker.paused,
             "model": backend.model,
+            "weights_sha256": weights_sha256(backend),
             "backend": backend.name,
         }
 
     def info(self, request: dict | None = None) -> dict:
         backend = self.worker.backend
         return {
-            "protocol": VERSION, "version": __version__, "model": backend.model, "backend": backend.name,
-            "halo": self.config.halo, "refine": self.config.refine, "endpoints": dict(self.endpoints),
+            "protocol": VERSION, "version": __version__, "model": backend.model,
+            "weights_sha256": weights_sha256(backend), "backend": backend.name,
+            "halo": self.config.halo, "refine": self.config.refine, "guard_interval": self.config.guard_interval,
+            "endpoints": dict(self.endpoints),
             "out": str(self.config.out),
         }
 

@@ -23,8 +23,19 @@ before it. Until the plane is frozen, every update re-denoises all rows seen so 
 ``freeze_rows`` plus the new ones).
 
 Skipped rows (lines the controller never sent) are filled with the row before them for the
-network's input and stay NaN in the output. The final frame of a scan comes from ``final``: one
-full-frame pass (``maed.denoise.denoise_array``) over the rows scanned.
+network's input and stay NaN in the output.
+
+The trust guard (``maed.trust``) runs on the live frame when the worker asks (``guard``, at a
+capped rate: ``GUARD_INTERVAL_S``): on every row scanned so far, in the normalised frame the
+network saw (the levelled rows with the current centre and scale, and the network's output in the
+same frame). ``network`` is the network's frame; ``denoised``, what is published, is the
+network's frame where the latest verdict trusts it and the conservative result (blended by the
+guard's weight) where it does not, over the rows that verdict covered. Rows scanned after it are
+the network's until the next verdict.
+
+The final frame of a scan comes from ``final``: ``maed.denoise.denoise_guarded`` (what ``maed
+denoise`` publishes) over the scanned rows in acquisition order, so for a down scan it is
+bit-identical to ``maed denoise`` of the saved ``raw_trace.npy``.
 
 After each update, ``changed`` names the frame rows it wrote and ``plane`` is the plane in every
 row of the denoised frame: ``frame.rows`` publishes those rows without it, and it (``bridge/PROTOCOL.md``).
@@ -36,13 +47,23 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from maed.denoise import denoise_array, run_padded
+from maed.denoise import denoise_guarded, run_padded
 from maed.engine import Backend
+from maed.trust import Thresholds, Verdict, conservative, guard
 
 HALO = 64
 REFINE = 64
 FREEZE_MIN = 32
 FREEZE_FRACTION = 8
+
+GUARD_INTERVAL_S = 0.5
+"""The live guard runs at most once per this many seconds per scan (the worker's schedule)..."""
+GUARD_SHARE = 0.05
+"""... and the interval stretches to keep it under this share of the time: at least 20 times the
+last evaluation's cost (a 256 x 256 frame costs about 10 ms on an idle core, a 512 x 512 frame 4 to 5
+times that), so the guard never costs the band updates more than a twentieth of their time."""
+GUARD_MIN_ROWS = 32
+"""Rows scanned before the first live verdict: the guard's local structure test works on blocks of 32."""
 
 
 def freeze_rows(rows: int) -> int:
@@ -104,7 +125,18 @@ class StreamingDenoiser:
         self.rows, self.cols, self.slow_axis = rows, cols, slow_axis
         self.halo, self.refine = halo, refine
         self.freeze_rows = freeze_rows(rows)
+        self.network = np.full((rows, cols), np.nan, dtype=np.float32)
+        """The network's output, frame orientation, unscanned rows NaN."""
         self.denoised = np.full((rows, cols), np.nan, dtype=np.float32)
+        """What is published: ``network`` where the latest verdict trusts it, else the guarded result."""
+        self._weight = np.zeros((rows, cols), dtype=np.float32)
+        """The latest verdict's fallback weight, acquisition order (0 beyond the rows it covered)."""
+        self._conservative = np.full((rows, cols), np.nan)
+        """The latest verdict's conservative result in the scan's unit, acquisition order."""
+        self.verdict: Verdict | None = None
+        """The latest verdict of the guard (None before the first)."""
+        self.verdict_rows = 0
+        """Rows scanned (``rows_done``) when ``verdict`` was computed."""
         self._levelled = np.zeros((rows, cols), dtype=np.float64)
         self._level: Levelling | None = None
         self._moments = np.zeros(3)
@@ -187,18 +219,73 @@ class StreamingDenoiser:
         y = run_padded(x, backend)[paste - top:]
         out = y * level.scale + level.centre + level.plane(paste, n)
         out[np.isnan(acq[paste:n, 0])] = np.nan
-        self._acq(self.denoised)[paste:n] = out
+        self._acq(self.network)[paste:n] = out
+        self._compose(paste, n)
 
-    def final(self, raw: np.ndarray, rows_done: int, backend: Backend) -> np.ndarray:
-        """The denoised frame from one full-frame pass over the rows scanned."""
+    def _compose(self, start: int, stop: int) -> None:
+        """Published acquisition rows ``[start, stop)``: the network's, blended with the conservative
+        result by the latest verdict's weight."""
+        net = self._acq(self.network)[start:stop]
+        w = self._weight[start:stop]
+        self._acq(self.denoised)[start:stop] = np.where(w > 0, (1 - w) * net + w * self._conservative[start:stop], net)
+
+    @property
+    def trust(self) -> dict | None:
+        """The latest verdict for ``frame.denoised``: ``Verdict.as_dict()`` and the ``rows_done`` it covered."""
+        if self.verdict is None:
+            return None
+        return {**self.verdict.as_dict(), "rows_done": self.verdict_rows}
+
+    def guard(self, limits: Thresholds = Thresholds()) -> Verdict | None:
+        """Judge every row scanned so far and publish the guarded result over them (``maed.trust.guard``).
+
+        The guard sees what the network saw: the levelled rows in the current centre and scale, and
+        the network's output taken back into that frame. Skipped rows are left out, as
+        ``maed.denoise.denoise_guarded`` leaves out rows not measured. Sets ``changed`` to every row
+        scanned when what is published changes beyond the last band.
+        """
+        n, level = self._done, self._level
+        if n == 0 or level is None or self._final:
+            return self.verdict
+        net = self._acq(self.network)[:n]
+        measured = ~np.isnan(net[:, 0])
+        if not measured.any():
+            return self.verdict
+        scale = level.scale or 1.0
+        x = (self._levelled[:n][measured] - level.centre) / scale
+        plane = level.plane(0, n)[measured]
+        y = (net[measured] - plane - level.centre) / scale
+        _, weight, verdict = guard(x, y, limits)
+        was_guarded = bool(self._weight.any())
+        self._weight[:] = 0
+        self._conservative[:] = np.nan
+        if verdict.output != "network":
+            self._weight[:n][measured] = weight
+            self._conservative[:n][measured] = conservative(x) * level.scale + level.centre + plane
+        self.verdict, self.verdict_rows = verdict, n
+        if was_guarded or verdict.output != "network":
+            self._compose(0, n)
+            self.changed = self._frame_rows(0, n)
+        return verdict
+
+    def final(self, raw: np.ndarray, rows_done: int, backend: Backend, unit: str | None = None,
+              limits: Thresholds = Thresholds()) -> np.ndarray:
+        """The denoised frame of ``maed denoise``: ``denoise_guarded`` over the rows scanned, acquisition order.
+
+        ``unit`` is the scan's (``scan.start``): a constant-height current (``A``) is denoised as
+        log|I|, as ``maed denoise`` does. Rows not scanned, or skipped, stay NaN and are left out
+        of the pass (the measured rows are denoised together, as one image).
+        """
         acq, n = self._acq(raw), rows_done
         final = np.full_like(self.denoised, np.nan)
-        if n > 0:
-            out = denoise_array(fill_skipped(acq[:n]), backend)
-            out[np.isnan(acq[:n, 0])] = np.nan
-            self._acq(final)[:n] = out
+        verdict = None
+        if n > 0 and np.isfinite(acq[:n, 0]).any():
+            result = denoise_guarded(acq[:n], backend, unit=unit, limits=limits)
+            self._acq(final)[:n] = result.data
+            verdict = result.verdict
         # Only now: if the pass fails, the live frame is still whole.
         self.denoised = final
+        self.verdict, self.verdict_rows = verdict, n
         self._done = n
         self._final = True
         self.changed = (0, self.rows)

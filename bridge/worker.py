@@ -2,8 +2,11 @@
 
 It runs on its own thread, takes everything that arrived since its last update (so updates
 coalesce when lines come faster than the denoiser), updates the raw frames and the streaming
-denoiser, publishes ``frame.raw``, ``frame.rows`` and ``frame.denoised`` on the PUB socket, and
-finishes scans: a full-frame pass, the ``final`` frames, the files on disk, then ``scan.finished``.
+denoiser, runs the trust guard on the live frame at a capped rate (``GUARD_INTERVAL_S``: at most
+once per half second per scan, and never more than a twentieth of the time), publishes
+``frame.raw``, ``frame.rows`` and ``frame.denoised`` (with the latest verdict) on the PUB socket,
+and finishes scans: the guarded full-frame pass of ``maed denoise``, the ``final`` frames, the
+files on disk, then ``scan.finished``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from .ingest import Batch, Ingest
 from .protocol import PASSES, VERSION, Frame, FrameRows, ScanFinished, ScanStart, encode, levelling
 from .scan import ScanImage
 from .store import save_scan
-from .streaming import StreamingDenoiser
+from .streaming import GUARD_INTERVAL_S, GUARD_MIN_ROWS, GUARD_SHARE, StreamingDenoiser
 
 log = logging.getLogger("maed.bridge")
 
@@ -42,10 +45,18 @@ class LiveScan:
         self.updates = 0
         self.latency = LatencyWindow()
         self.started = datetime.now(timezone.utc)
+        self.next_guard = 0.0
+        """``time.perf_counter()`` after which the live guard may run again."""
+
+
+def weights_sha256(backend: Backend) -> str:
+    """The back end's weights hash (``unknown`` for a back end that does not say, as ONNX files without it)."""
+    return str(getattr(backend, "weights_sha256", None) or "unknown")
 
 
 class Worker:
-    def __init__(self, ingest: Ingest, pub: zmq.Socket, backend: Backend, out: Path, halo: int, refine: int) -> None:
+    def __init__(self, ingest: Ingest, pub: zmq.Socket, backend: Backend, out: Path, halo: int, refine: int,
+                 guard_interval: float = GUARD_INTERVAL_S) -> None:
         self.ingest = ingest
         self.pub = pub
         self.backend = backend
@@ -60,6 +71,9 @@ class Worker:
         self.saved: list[Path] = []
         self.rows_denoised = 0
         self.failures = 0
+        self.guard_interval = guard_interval
+        self.guard_ms = LatencyWindow()
+        """Cost of each live guard evaluation."""
         self._live: dict[int, LiveScan] = {}
         self._seq = 0
         self._finished_cv = threading.Condition()
@@ -116,10 +130,25 @@ class Worker:
             denoised = scan.stream.update(image.frames["trace"], image.rows_done["trace"], backend)
             self.rows_denoised = image.rows_done["trace"]
             if scan.stream.changed is not None:
+                self._guard(scan)  # may widen ``changed``: a new verdict changes every row it covers
                 self._publish_rows(scan, denoised, scan.stream.changed, False, backend)
             ms = self._publish_frame(scan, "denoised", "trace", denoised, False, backend)
             self.latency.add(ms)
             scan.latency.add(ms)
+
+    def _guard(self, scan: LiveScan) -> None:
+        """The trust guard on the live frame, when due: at most once per ``guard_interval`` seconds,
+        stretched to 1 / ``GUARD_SHARE`` times its last cost; the first after ``GUARD_MIN_ROWS`` rows."""
+        now = time.perf_counter()
+        if now < scan.next_guard or scan.image.rows_done["trace"] < GUARD_MIN_ROWS:
+            return
+        try:
+            scan.stream.guard()
+        except Exception:  # a failing guard keeps its last verdict; the frame is still published
+            self._failed(f"scan {scan.start.scan!r}: trust guard failed")
+        cost = time.perf_counter() - now
+        self.guard_ms.add(cost * 1e3)
+        scan.next_guard = now + max(self.guard_interval, cost / GUARD_SHARE)
 
     def _finish(self, scan: LiveScan, batch: Batch, full_pass: bool) -> None:
         image = scan.image
@@ -130,7 +159,7 @@ class Worker:
         full_pass = full_pass and not self.paused
         if full_pass:
             try:
-                denoised = scan.stream.final(image.frames["trace"], rows_done, backend)
+                denoised = scan.stream.final(image.frames["trace"], rows_done, backend, unit=scan.start.unit)
             except Exception:  # the scan is still published and saved, with its last live frame
                 self._failed(f"scan {scan.start.scan!r}: full-frame pass failed")
                 full_pass = False
@@ -167,7 +196,8 @@ class Worker:
         ms = (time.perf_counter() - newest) * 1e3 if newest is not None else 0.0
         return {
             "scan": start.scan, "seq": self._next_seq(), "rows_done": image.rows_done[pass_], "final": final,
-            "model": backend.model, "backend": backend.name, "latency_ms": ms, "pass_": pass_,
+            "model": backend.model, "weights_sha256": weights_sha256(backend), "backend": backend.name,
+            "latency_ms": ms, "pass_": pass_,
             "update": scan.updates, "slow_axis": start.slow_axis, "channel": start.channel, "unit": start.unit,
             "range": start.range,
         }, ms
@@ -175,7 +205,8 @@ class Worker:
     def _publish_frame(self, scan: LiveScan, kind: str, pass_: str, data, final: bool, backend: Backend) -> float:
         """Publish one frame; returns its latency in ms (newest line arrival to publish)."""
         labels, ms = self._labels(scan, pass_, final, backend)
-        self._send(Frame(kind=kind, **labels, data=data))
+        trust = scan.stream.trust if kind == "denoised" else None
+        self._send(Frame(kind=kind, **labels, data=data, trust=trust))
         return ms
 
     def _publish_rows(self, scan: LiveScan, denoised, rows: tuple[int, int], final: bool, backend: Backend) -> None:
@@ -205,8 +236,10 @@ class Worker:
             "updates": scan.updates,
             "latency_ms": scan.latency.summary(),
             "model": backend.model,
+            "weights_sha256": weights_sha256(backend),
             "backend": backend.name,
             "final_full_frame_pass": full_pass,
+            "trust": scan.stream.trust,
             "halo": self.halo,
             "refine": self.refine,
             "started": scan.started.isoformat(),

@@ -6,7 +6,8 @@ from scipy import ndimage
 
 from maed.bridge.streaming import StreamingDenoiser, fill_skipped, freeze_rows
 from maed.data import make_pair
-from maed.denoise import denoise_array
+from maed.denoise import denoise_array, denoise_guarded
+from maed.normalise import normalise
 
 
 class BlurBackend:
@@ -98,11 +99,22 @@ def test_skipped_rows_stay_nan_and_do_not_break_the_band():
     assert np.isfinite(np.delete(live, [0, 10, 11, 40], axis=0)).all()
 
 
-def test_final_pass_is_the_full_frame_denoiser_in_acquisition_order():
+def test_final_pass_is_maed_denoise_in_acquisition_order():
     raw = make_pair(6, 80).noisy.astype(np.float32)
     s, _, frame = stream(raw, "up", [5])
-    final = s.final(frame, 80, BlurBackend())
-    np.testing.assert_array_equal(final, denoise_array(raw[::-1], BlurBackend())[::-1])
+    final = s.final(frame, 80, BlurBackend(), unit="m")
+    expected = denoise_guarded(raw[::-1], BlurBackend(), unit="m")
+    np.testing.assert_array_equal(final, expected.data[::-1])
+    assert s.trust == {**expected.verdict.as_dict(), "rows_done": 80}
+
+
+def test_final_pass_denoises_a_current_image_as_maed_denoise_does():
+    z = make_pair(6, 64).noisy
+    current = (1e-10 * np.exp((z - z.mean()) / z.std())).astype(np.float32)  # one sign: constant height
+    s, _, frame = stream(current, "down", [8])
+    final = s.final(frame, 64, BlurBackend(), unit="A")
+    np.testing.assert_array_equal(final, denoise_guarded(current, BlurBackend(), unit="A").data)
+    assert not np.array_equal(final, denoise_guarded(current, BlurBackend()).data)  # log|I|, not amperes
 
 
 def test_final_pass_of_an_incomplete_scan_covers_only_scanned_rows():
@@ -134,3 +146,60 @@ def test_a_flat_scan_streams_back_flat():
     flat = np.zeros((64, 48))  # a channel that reads exactly zero (e.g. an unconnected input): levels to exact zeros
     _, out, _ = stream(flat, "down", [16], backend=InventingBackend())
     np.testing.assert_array_equal(out, flat)
+
+
+class BandsBackend(BlurBackend):
+    """The 5x5 mean plus horizontal bands of period 7 rows: a pattern the surface lacks."""
+
+    def denoise(self, batch):
+        rows = np.arange(batch.shape[-2], dtype=np.float32)[:, None]
+        return super().denoise(batch) + 0.8 * np.cos(2 * np.pi * rows / 7.0)
+
+
+def banding(image):
+    """How much the row means jump from row to row: bands (in phase with each band's first row) show here."""
+    return float(np.std(np.diff(np.nanmean(image, axis=1))))
+
+
+@pytest.mark.parametrize("slow_axis", ["down", "up"])
+def test_the_live_guard_publishes_the_fallback_over_the_rows_it_judged(slow_axis):
+    raw = make_pair(12, 96).noisy.astype(np.float32)
+    order = np.arange(96) if slow_axis == "down" else np.arange(96)[::-1]  # acquisition order
+    s = StreamingDenoiser(96, 96, slow_axis, 8, 8)
+    frame = np.full_like(raw, np.nan)
+    for n in range(8, 65, 8):
+        frame[order[n - 8:n]] = raw[order[n - 8:n]]
+        s.update(frame, n, BandsBackend())
+    assert s.trust is None  # no verdict until the guard runs: the network's bands are published
+    np.testing.assert_array_equal(s.denoised, s.network)
+    banded = banding(s.network[order[:64]])
+
+    verdict = s.guard()
+    assert verdict.output == "fallback" and verdict.reasons
+    assert s.trust["output"] == "fallback" and s.trust["rows_done"] == 64
+    assert {"whiteness_x", "whiteness_y", "structure", "peaks_kept", "peaks_invented"} <= set(s.trust["figures"])
+    assert s.changed == ((0, 64) if slow_axis == "down" else (32, 96))  # every judged row is published again
+    assert banding(s.denoised[order[:64]]) < 0.2 * banded
+
+    # Rows scanned after the verdict are the network's until the next one; the judged rows stay guarded.
+    frame[order[64:80]] = raw[order[64:80]]
+    s.update(frame, 80, BandsBackend())
+    np.testing.assert_array_equal(s.denoised[order[64:80]], s.network[order[64:80]])
+    assert banding(s.denoised[order[:64]]) < 0.2 * banded and s.trust["rows_done"] == 64
+    assert np.isnan(s.denoised[order[80:]]).all()
+
+
+def test_a_trusted_verdict_publishes_the_network_output():
+    raw = make_pair(13, 64).noisy.astype(np.float32)
+
+    class Identity(BlurBackend):
+        """Returns its input: removes nothing, so there is nothing to distrust."""
+
+        def denoise(self, batch):
+            return batch
+
+    s, _, _ = stream(raw, "down", [16], backend=Identity())
+    verdict = s.guard()
+    assert verdict.output == "network" and not verdict.reasons and s.trust["rows_done"] == 64
+    np.testing.assert_array_equal(s.denoised, s.network)
+    assert s.changed == (44, 64)  # nothing published changed beyond the last band (16 new rows, 4 refined)
