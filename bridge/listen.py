@@ -26,9 +26,24 @@ def describe(message: Published) -> str:
     rows, cols = message.data.shape
     scanned = message.data[np.isfinite(message.data)]
     spread = f" rms={scanned.std():.3g} {message.unit}" if scanned.size else ""
+    weights = f" weights={message.weights_sha256[:12]}" if message.weights_sha256 else ""
+    trust = f" {describe_trust(message.trust)}" if message.kind == "denoised" else ""
     return (f"{message.topic} {message.scan} seq={message.seq} update={message.update} pass={message.pass_} "
             f"rows_done={message.rows_done}/{rows} cols={cols} final={message.final} "
-            f"latency={message.latency_ms:.1f} ms model={message.model} backend={message.backend}{spread}")
+            f"latency={message.latency_ms:.1f} ms model={message.model}{weights} backend={message.backend}{spread}{trust}")
+
+
+def describe_trust(trust: dict | None) -> str:
+    """The trust guard's verdict in a few words: what was output, over how many rows, and why."""
+    if not trust:
+        return "trust=- (no verdict yet)"
+    output = trust.get("output", "?")
+    covered = f" at rows_done={trust['rows_done']}" if "rows_done" in trust else ""
+    reasons = [str(r) for r in trust.get("reasons") or []]
+    fraction = trust.get("fallback_fraction")
+    share = f" {fraction:.0%} fallback" if output == "blend" and isinstance(fraction, (int, float)) else ""
+    why = f": {'; '.join(reasons)}" if reasons else ""
+    return f"trust={output}{share}{covered}{why}"
 
 
 def listen(endpoint: str, topic: str = "", count: int = 0, scans: int = 0,

@@ -5,6 +5,7 @@ The controller, subscriber and control client below use zmq, msgpack and numpy o
 """
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -389,6 +390,29 @@ def test_push_sim_and_listen_against_a_live_bridge(bridge, capsys):
     assert "pass=trace" in out and "pass=retrace" in out and "malformed" not in out
     assert "scan.finished sim-" in out and "reason=end" in out
     assert "deprecated" not in captured.err
+    # Each denoised frame says in the same line what the trust guard output and why.
+    denoised = [line for line in out.splitlines() if line.startswith("frame.denoised")]
+    assert all(" trust=" in line for line in denoised)
+    assert re.search(r"final=True .* trust=(network|blend|fallback)\S* ?.*at rows_done=32", denoised[-1]), denoised[-1]
+    assert all("weights=unknown" in line for line in out.splitlines() if line.startswith(("frame.raw", "frame.denoised")))
+
+
+def test_listen_names_the_trust_output_and_its_reasons_in_one_line():
+    from maed.bridge.listen import describe
+    from maed.bridge.protocol import Frame
+
+    trust = {"output": "blend", "reasons": ["residual follows the image locally (0.91)"], "fallback_fraction": 0.25,
+             "figures": {"whiteness_x": 0.02}, "rows_done": 96}
+    frame = Frame(kind="denoised", scan="s", seq=9, rows_done=128, final=False, model="rt", weights_sha256="0123456789ab" + "f" * 52,
+                  backend="onnxruntime-cpu", latency_ms=12.0, pass_="trace", update=4, slow_axis="down", channel="Z",
+                  unit="m", range=(1e-8, 1e-8), data=np.zeros((128, 8), np.float32), trust=trust)
+    line = describe(frame)
+    assert "\n" not in line and "model=rt weights=0123456789ab backend=" in line
+    assert line.endswith("trust=blend 25% fallback at rows_done=96: residual follows the image locally (0.91)")
+    two = {**trust, "output": "fallback", "reasons": ["a", "b"], "fallback_fraction": 1.0}
+    assert describe(Frame(**{**frame.__dict__, "trust": two})).endswith("trust=fallback at rows_done=96: a; b")
+    assert describe(Frame(**{**frame.__dict__, "trust": None})).endswith("trust=- (no verdict yet)")
+    assert "trust" not in describe(Frame(**{**frame.__dict__, "kind": "raw", "trust": None}))
 
 
 def test_serve_with_the_simulated_source_ends_after_its_scans(tmp_path, real_backend, monkeypatch, capsys):
