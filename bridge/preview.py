@@ -1,7 +1,8 @@
 """The live preview: a web page showing raw and denoised frames growing line by line.
 
 The preview is one more subscriber of the bridge's PUB socket (``frame.raw``, ``frame.denoised``
-and ``scan.finished``): a thread keeps the newest trace raw and denoised frames of the current scan. A small HTTP server (standard library, bound to
+and ``scan.finished``): a thread keeps the newest trace raw and denoised frames of the current scan,
+with the trust guard's latest verdict and the model's weights hash. A small HTTP server (standard library, bound to
 127.0.0.1 by default) serves the page and hands it the newest frames by long polling: the page asks
 for anything newer than what it has and gets it as soon as it exists. A slow browser therefore only
 skips frames; it never slows the bridge.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import struct
 import threading
 from http import HTTPStatus
@@ -34,6 +36,17 @@ log = logging.getLogger("maed.bridge")
 
 POLL_S = 2.0
 PAGE = "static/preview.html"
+
+
+def _finite(value):
+    """``value`` with every non-finite float as None: JSON has no NaN, and the page's parser refuses it."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 class FrameBoard:
@@ -55,7 +68,7 @@ class FrameBoard:
                 if message.scan != self.header.get("scan") or self.raw is None or self.raw.shape != message.data.shape:
                     self.raw = np.full(message.data.shape, np.nan, np.float32)
                     self.denoised = np.full(message.data.shape, np.nan, np.float32)
-                    self.header = {"ended": False, "latency_ms": None, "rows_done_denoised": 0}
+                    self.header = {"ended": False, "latency_ms": None, "rows_done_denoised": 0, "trust": None}
                 if message.kind == "raw":
                     self.raw = message.data
                     self.header["rows_done"] = message.rows_done
@@ -63,11 +76,13 @@ class FrameBoard:
                     self.denoised = message.data
                     self.header["rows_done_denoised"] = message.rows_done
                     self.header["latency_ms"] = message.latency_ms
+                    self.header["trust"] = _finite(message.trust)
                 rows, cols = message.data.shape
                 self.header.update(
                     scan=message.scan, rows=rows, cols=cols, range=list(message.range), unit=message.unit,
                     channel=message.channel, slow_axis=message.slow_axis, update=message.update,
                     final=message.final, model=message.model, backend=message.backend,
+                    weights_sha256=message.weights_sha256,
                 )
             else:
                 return

@@ -24,6 +24,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 class BlurBackend:
     name = model = "blur"
     size_multiple = 16
+    weights_sha256 = "feedc0de" * 8
 
     def denoise(self, batch):
         return ndimage.uniform_filter(batch, size=(1, 1, 5, 5), mode="reflect")
@@ -125,3 +126,14 @@ def test_the_page_draws_the_growing_scan_in_a_headless_browser(live, tmp_path):
     assert final["filled"] == {"raw": rows * cols, "denoised": rows * cols}
     assert final["text"]["scan"] == "browser" and final["text"]["rows"] == f"{rows} / {rows}"
     assert final["text"]["latency"].endswith(" ms") and final["text"]["scale"].endswith(" nm")
+    # The trust guard's verdict of the final frame, its figures, the model and the short weights hash.
+    trust = final["header"]["trust"]
+    text = final["text"]
+    assert trust["rows_done"] == rows and text["trust_at"] == f"at {rows} / {rows} rows"
+    assert text["trust"].split(" ")[0] == trust["output"] in ("network", "blend", "fallback")
+    assert text["reasons"] == "".join(trust["reasons"])
+    figures = trust["figures"]
+    assert text["whiteness"] == f"{figures['whiteness_x']:.3f} / {figures['whiteness_y']:.3f}"
+    assert text["structure"].startswith(f"{figures['structure']:+.3f}")
+    assert text["invented"].endswith(" %") and text["kept"] and text["weights"] == "feedc0defeed"
+    assert any(r["text"]["trust"] == "no verdict yet" for r in growing)  # before the guard's first verdict
