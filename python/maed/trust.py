@@ -14,7 +14,8 @@ there is no clean reference, so every figure is one a scientist could compute by
 - ``peaks``, ``peaks_kept``, ``peaks_in_residual``: the input's significant Fourier peaks and
   the shares of their power (3x3 bins, local background subtracted) in the output and in the
   residual; ``peaks_invented``: the share of the output's peak power at peaks where the input
-  shows no excess power at all. Peaks kept is reported, not judged: from one pass a lattice
+  shows no excess power at all; ``rows_invented``: the same for the row means (horizontal bands,
+  invention's most common form). Peaks kept is reported, not judged: from one pass a lattice
   peak and a pick-up peak (rightly removed) look alike; trace and retrace tell them apart.
 
 ``judge`` applies the thresholds of ``Thresholds`` (calibrated on simulated cases with known
@@ -60,6 +61,7 @@ class TrustFigures:
     peaks_kept: float | None
     peaks_in_residual: float | None
     peaks_invented: float
+    rows_invented: float
     removed_rms: float
 
     def as_dict(self) -> dict:
@@ -70,11 +72,14 @@ class TrustFigures:
 class Thresholds:
     """Where a figure means the frame cannot be trusted (``maed.guard_calibration`` calibrates them)."""
 
-    whiteness_y: float = 0.12
-    structure_low: float = -0.3
-    structure_high: float = 0.5
-    local_structure: float = 0.8
-    peaks_invented: float = 0.3
+    # Calibrated on 120 ordinary simulated frames of the shipped rt (docs/results/guard.md): each at
+    # the 99th percentile of its figure (the structure score's two tails at 0.5 % each).
+    whiteness_y: float = 0.23
+    structure_low: float = -0.29
+    structure_high: float = 0.77
+    local_structure: float = 0.89
+    peaks_invented: float = 0.072
+    rows_invented: float = 0.05
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +140,28 @@ def _peak_figures(x: np.ndarray, y: np.ndarray) -> tuple[int, float | None, floa
     return count, kept, in_res, invented
 
 
+def _rows_invented(x: np.ndarray, y: np.ndarray) -> float:
+    """Share of the output's row-mean power in periodic bands the input's row means do not show.
+
+    Horizontal bands are the form invention takes most often in scans (a network mistaking a lattice
+    for line noise, or line noise for a lattice); they live in the row means, where the 2-D spectrum
+    mixes them with the line offsets the levelling took off.
+    """
+    window = np.hanning(x.shape[0])
+    p_in = np.abs(np.fft.rfft((x.mean(axis=1) - x.mean()) * window)) ** 2
+    p_out = np.abs(np.fft.rfft((y.mean(axis=1) - y.mean()) * window)) ** 2
+    if len(p_out) < 8 or p_out[2:].sum() <= 0:
+        return 0.0
+    size = min(_BACKGROUND, len(p_out) // 2 * 2 - 1)
+    bg_in = np.exp(ndimage.uniform_filter1d(np.log(p_in + 1e-300), size, mode="reflect") + _EULER)
+    bg_out = np.exp(ndimage.uniform_filter1d(np.log(p_out + 1e-300), size, mode="reflect") + _EULER)
+    peak = (p_out == ndimage.maximum_filter1d(p_out, 3)) & (p_out > _PEAK_CONTRAST * bg_out)
+    peak[:2] = False  # the frame's overall shape, not bands
+    support = ndimage.maximum_filter1d(p_in / bg_in, 3)
+    new = ndimage.binary_dilation(peak & (support < _INPUT_EXCESS), np.ones(3, bool))
+    return float(p_out[new].sum() / p_out[2:].sum())
+
+
 def _local_correlation(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:
     """Correlation coefficient of ``a`` and ``b`` over a ``size`` x ``size`` window around every pixel."""
     mean = lambda v: ndimage.uniform_filter(v, size, mode="reflect")  # noqa: E731
@@ -169,7 +196,8 @@ def trust_figures(levelled_input: np.ndarray, levelled_output: np.ndarray) -> Tr
     return TrustFigures(
         whiteness_x=white["x"], whiteness_y=white["y"], structure=structure,
         local_structure=float(np.abs(local).max()), peaks=count, peaks_kept=kept,
-        peaks_in_residual=in_res, peaks_invented=invented, removed_rms=float(residual.std()),
+        peaks_in_residual=in_res, peaks_invented=invented, rows_invented=_rows_invented(x, y),
+        removed_rms=float(residual.std()),
     )
 
 
@@ -184,6 +212,8 @@ def frame_reasons(figures: TrustFigures, limits: Thresholds = Thresholds()) -> l
         reasons.append(f"pattern added: the residual follows the image inverted ({figures.structure:+.3f})")
     if figures.peaks_invented > limits.peaks_invented:
         reasons.append(f"{figures.peaks_invented:.0%} of the output's peak power is absent from the input")
+    if figures.rows_invented > limits.rows_invented:
+        reasons.append(f"bands: {figures.rows_invented:.0%} of the output's row-mean power is periodic and absent from the input")
     return reasons
 
 
