@@ -135,5 +135,5 @@ def test_the_page_draws_the_growing_scan_in_a_headless_browser(live, tmp_path):
     figures = trust["figures"]
     assert text["whiteness"] == f"{figures['whiteness_x']:.3f} / {figures['whiteness_y']:.3f}"
     assert text["structure"].startswith(f"{figures['structure']:+.3f}")
-    assert text["invented"].endswith(" %") and text["kept"] and text["weights"] == "feedc0defeed"
+    assert text["invented"].startswith("peaks ") and text["invented"].endswith(" %") and text["kept"] and text["weights"] == "feedc0defeed"
     assert any(r["text"]["trust"] == "no verdict yet" for r in growing)  # before the guard's first verdict
