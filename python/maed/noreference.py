@@ -20,6 +20,7 @@ part of the residual ``a - b``):
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from .lattice import peak_mask, power_spectrum, significant_peaks
 
@@ -59,3 +60,159 @@ def lattice_power(levelled_input: np.ndarray, levelled_output: np.ndarray) -> di
     kept = float(power_spectrum(levelled_output)[mask].sum()) / total
     removed = float(power_spectrum(levelled_input - levelled_output)[mask].sum()) / total
     return {"peaks": int(len(peaks)), "kept": kept, "in_residual": removed}
+
+
+# ---- the checks of ``maed eval --real`` that use both passes, and point defects -------------------
+
+def slow_axis_whiteness(residual: np.ndarray, lags=LAGS) -> float:
+    """Mean |autocorrelation| at ``lags`` of the residual across its rows (the slow axis), each row's mean off.
+
+    Raw STM noise is correlated along the rows (the fast axis: the feedback loop and the
+    preamplifier filter it in time) and independent from one row to the next, so a residual of
+    noise alone is white across the rows, while removed structure is not.
+    """
+    r = residual - residual.mean(axis=1, keepdims=True)
+    return float(np.abs(autocorrelation(r, axis=0, lags=lags)).mean())
+
+
+def removed_rms(residual: np.ndarray) -> float:
+    """Root mean square of the residual with each row's mean off: how much a method removed beyond line offsets."""
+    r = residual - residual.mean(axis=1, keepdims=True)
+    return float(np.sqrt((r * r).mean()))
+
+
+def match_rows(levelled_input: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """``output`` with the per-row offsets of ``input - output`` put back: row levelling is not judged.
+
+    Each method levels the rows its own way (row medians, medians of row differences); the
+    offsets it chose are line noise removed on purpose, so they come off every residual alike.
+    """
+    residual = levelled_input - output
+    return output + residual.mean(axis=1, keepdims=True)
+
+
+SAME_PLACE = 0.5
+"""A trace peak is a lattice peak if the retrace holds at least this share of its power at the same place."""
+
+
+def classify_peaks(trace: np.ndarray, retrace: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The trace's significant spectral peaks split into (lattice, moving).
+
+    A lattice peak sits at the same place in the trace's and the retrace's spectra: the retrace's
+    3x3-bin power at the peak (its strongest 3x3 within one bin of it) is at least ``SAME_PLACE``
+    of the trace's. A peak that moved between the passes is pick-up in time (its place in the
+    spectrum depends on the pass's time order), and a denoiser should remove it.
+    """
+    p_trace, p_retrace = power_spectrum(trace), power_spectrum(retrace)
+    peaks = significant_peaks(p_trace)
+    box = np.ones((3, 3))
+    sum_t = ndimage.correlate(p_trace, box, mode="wrap")
+    best_r = ndimage.maximum_filter(ndimage.correlate(p_retrace, box, mode="wrap"), size=3, mode="wrap")
+    if len(peaks) == 0:
+        return peaks, peaks
+    same = best_r[tuple(peaks.T)] >= SAME_PLACE * sum_t[tuple(peaks.T)]
+    return peaks[same], peaks[~same]
+
+
+def peak_power(levelled_input: np.ndarray, levelled_output: np.ndarray, peaks: np.ndarray) -> dict:
+    """Shares of the input's power at ``peaks`` (3x3 bins each) kept in the output and left in the residual."""
+    if len(peaks) == 0:
+        return {"peaks": 0, "kept": None, "in_residual": None}
+    p_in = power_spectrum(levelled_input)
+    mask = peak_mask(p_in.shape, peaks)
+    total = float(p_in[mask].sum())
+    kept = float(power_spectrum(levelled_output)[mask].sum()) / total
+    removed = float(power_spectrum(levelled_input - levelled_output)[mask].sum()) / total
+    return {"peaks": int(len(peaks)), "kept": kept, "in_residual": removed}
+
+
+DEFECT_RADIUS = 4
+"""Pixels, at scale 1: a point defect is the extremum of the classical output over a square of this half-side."""
+ANNULUS = (6, 10)
+"""Pixels, at scale 1: the ring around a defect whose median is its local level, and where new extrema are sought."""
+SCALES = (1.0, 1.4, 2.0, 2.8, 4.0, 5.6, 8.0)
+"""Defects are sought at these multiples of ``DEFECT_RADIUS`` and ``ANNULUS``: they range from a pixel to tens."""
+DEFECTS = 3
+"""At most this many point defects per scan: the most isolated extrema."""
+MIN_ISOLATION = 6.0
+"""A defect stands this many robust standard deviations of its ring (and of the classical residual) out of it."""
+
+
+def _ring(scale: float) -> tuple[int, np.ndarray]:
+    """Outer radius (whole pixels) and the boolean ring ``ANNULUS`` x ``scale`` in a square of that half-side."""
+    inner, outer = ANNULUS[0] * scale, ANNULUS[1] * scale
+    k = int(np.ceil(outer))
+    y, x = np.mgrid[-k:k + 1, -k:k + 1]
+    d = np.hypot(y, x)
+    return k, (d >= inner) & (d <= outer)
+
+
+def _ring_values(image: np.ndarray, defect: dict) -> np.ndarray:
+    k, ring = _ring(defect["scale"])
+    r, c = defect["row"], defect["col"]
+    return image[r - k:r + k + 1, c - k:c + k + 1][ring]
+
+
+def find_defects(classical: np.ndarray, noise_rms: float, count: int = DEFECTS) -> list[dict]:
+    """The few most isolated local extrema of the classical output: the scan's point defects.
+
+    At each scale of ``SCALES``, a candidate is a pixel that is the maximum (bright) or minimum
+    (dark) of the classical output over the square of half-side ``DEFECT_RADIUS`` x scale around
+    it, with its whole ring (``ANNULUS`` x scale) inside the scan. Its isolation is its depth
+    (value less the ring's median) over the larger of the ring's robust spread (1.4826 MAD) and
+    the classical residual's rms (``noise_rms``): a step edge (whose ring spans both terraces)
+    or an atom of a lattice (whose ring holds the lattice) scores low, an isolated adsorbate or
+    vacancy high, and highest at the scale whose ring just clears it. The ``count`` most
+    isolated candidates over all scales with at least ``MIN_ISOLATION`` are kept, none within
+    another's ring.
+    """
+    rows, cols = classical.shape
+    scored = []
+    for scale in SCALES:
+        k, ring = _ring(scale)
+        if 2 * k + 1 > min(rows, cols):
+            break
+        side = 2 * int(round(DEFECT_RADIUS * scale)) + 1
+        for sign, extreme in ((1, ndimage.maximum_filter), (-1, ndimage.minimum_filter)):
+            is_extreme = classical == extreme(classical, size=side, mode="nearest")
+            is_extreme[:k] = is_extreme[rows - k:] = False
+            is_extreme[:, :k] = is_extreme[:, cols - k:] = False
+            for r, c in np.argwhere(is_extreme):
+                values = classical[r - k:r + k + 1, c - k:c + k + 1][ring]
+                median = float(np.median(values))
+                depth = float(classical[r, c] - median)
+                if sign * depth <= 0:
+                    continue
+                spread = 1.4826 * float(np.median(np.abs(values - median)))
+                scored.append((abs(depth) / max(spread, noise_rms, 1e-300), int(r), int(c), sign, scale))
+    scored.sort(reverse=True)
+    chosen: list[dict] = []
+    for isolation, r, c, sign, scale in scored:
+        if isolation < MIN_ISOLATION or len(chosen) == count:
+            break
+        reach = ANNULUS[1] * scale
+        if all(np.hypot(r - d["row"], c - d["col"]) > max(reach, ANNULUS[1] * d["scale"]) for d in chosen):
+            chosen.append({"row": r, "col": c, "kind": "bright" if sign > 0 else "dark", "scale": scale,
+                           "isolation": isolation})
+    return chosen
+
+
+def defect_depth(image: np.ndarray, defect: dict) -> float:
+    """Mean height of ``image`` over the 3x3 pixels at the defect less the median of its ring.
+
+    The 3x3 mean keeps a raw image's pixel noise out of its depth (to a third, where white);
+    every image is measured alike, so the depths' ratios compare them.
+    """
+    r, c = defect["row"], defect["col"]
+    return float(image[r - 1:r + 2, c - 1:c + 2].mean() - np.median(_ring_values(image, defect)))
+
+
+def change_beside(residual: np.ndarray, defect: dict) -> float:
+    """Largest |3x3 mean of the residual| over the defect's ring: a new (or erased) extremum beside it.
+
+    Averaging over 3x3 pixels takes most of the removed pixel noise out of the residual (to a
+    third of its rms where it is white, about half where it is correlated along the rows), so
+    what remains is a change on the scale of a feature: ringing or a pattern the method put
+    there, or structure it took away.
+    """
+    return float(np.abs(_ring_values(ndimage.uniform_filter(residual, size=3, mode="nearest"), defect)).max())
