@@ -104,7 +104,7 @@ def test_each_bad_input_is_one_line_and_the_rest_still_processed(tmp_path, capsy
     for line, (name, (_, word)) in zip(err, BAD_INPUTS.items()):
         assert word in line
     assert "unreadable" in err[5] and "unsupported" in err[6] and "colour" in err[7] and "no such file" in err[8]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.npy"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.json", "good.npy"]
 
 
 def test_raw_input_is_never_overwritten(tmp_path, capsys, untrained):
@@ -135,12 +135,12 @@ def test_shipped_model_denoises_unseen_scans():
 
 @needs_weights
 def test_large_scan_tiled_matches_one_pass():
-    backend = load_backend("torch", "rt")
-    scan = make_pair(3, 384).noisy
-    x, _ = normalise(scan)
+    # A scan larger than the default tile: tiles agree with one pass to a small share of what is removed.
+    backend = load_backend("onnx", "rt")
+    x, _ = normalise(make_pair(3, 640).noisy)
     one = run_padded(x, backend)
-    tiled = run_tiled(x, backend, tile=256)
-    assert psnr(tiled, one) > 35.0
+    tiled = run_tiled(x, backend)
+    assert (tiled - one).std() < 0.05 * (x - one).std()
 
 
 @needs_weights
