@@ -268,19 +268,17 @@ class StreamingDenoiser:
             self.changed = self._frame_rows(0, n)
         return verdict
 
-    def final(self, raw: np.ndarray, rows_done: int, backend: Backend, unit: str | None = None,
-              limits: Thresholds = Thresholds()) -> np.ndarray:
+    def final(self, raw: np.ndarray, rows_done: int, backend: Backend, limits: Thresholds = Thresholds()) -> np.ndarray:
         """The denoised frame of ``maed denoise``: ``denoise_guarded`` over the rows scanned, acquisition order.
 
-        ``unit`` is the scan's (``scan.start``): a constant-height current (``A``) is denoised as
-        log|I|, as ``maed denoise`` does. Rows not scanned, or skipped, stay NaN and are left out
-        of the pass (the measured rows are denoised together, as one image).
+        Rows not scanned, or skipped, stay NaN and are left out of the pass (the measured rows are
+        denoised together, as one image).
         """
         acq, n = self._acq(raw), rows_done
         final = np.full_like(self.denoised, np.nan)
         verdict = None
         if n > 0 and np.isfinite(acq[:n, 0]).any():
-            result = denoise_guarded(acq[:n], backend, unit=unit, limits=limits)
+            result = denoise_guarded(acq[:n], backend, limits=limits)
             self._acq(final)[:n] = result.data
             verdict = result.verdict
         # Only now: if the pass fails, the live frame is still whole.

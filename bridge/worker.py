@@ -159,7 +159,7 @@ class Worker:
         full_pass = full_pass and not self.paused
         if full_pass:
             try:
-                denoised = scan.stream.final(image.frames["trace"], rows_done, backend, unit=scan.start.unit)
+                denoised = scan.stream.final(image.frames["trace"], rows_done, backend)
             except Exception:  # the scan is still published and saved, with its last live frame
                 self._failed(f"scan {scan.start.scan!r}: full-frame pass failed")
                 full_pass = False

@@ -86,7 +86,7 @@ def test_the_final_frame_is_maed_denoise_of_the_same_raw_rows(tmp_path, onnx):
     raw = np.load(Path(end["saved"]) / "raw_trace.npy")
     assert raw.tobytes() == image.tobytes()
 
-    expected = denoise_guarded(raw, onnx, unit="m")
+    expected = denoise_guarded(raw, onnx)
     assert final.tobytes() == expected.data.tobytes()
     assert final_header["trust"] == {**expected.verdict.as_dict(), "rows_done": 256}
     # ``maed denoise`` of the saved raw rows writes the same bytes and the same verdict.
@@ -138,7 +138,7 @@ def test_a_network_that_invents_bands_is_not_published_live_nor_final(tmp_path, 
     assert final_header["model"] == "rt" and final_header["weights_sha256"] == onnx.weights_sha256
     # What is published holds no bands: the conservative result of the same rows, as ``maed denoise`` gives.
     x, norm = normalise(image)
-    np.testing.assert_array_equal(final, denoise_guarded(image, inventing, unit="m").data)
+    np.testing.assert_array_equal(final, denoise_guarded(image, inventing).data)
     assert np.abs(final.mean(axis=1) - denormalise(conservative(x), norm).mean(axis=1)).max() < 1e-3 * np.ptp(image)
     assert banding(final) < 0.2 * banding(denoise_array(image, inventing))  # the network's own output
 

@@ -41,3 +41,15 @@ def test_identical_image_passes_and_changes_are_caught():
 
     reweighted = check_peaks(_lattice(a2=1.0), reference)
     assert reweighted.relative_error > 0.1 and reweighted.shift_bins < 0.05
+
+
+def test_a_peak_at_the_spectrum_edge_is_measured_across_it():
+    from maed.lattice import Peaks, measure_peaks, power_spectrum
+
+    r, c = np.indices((64, 64))
+    image = np.cos(2 * np.pi * c / 2.06)  # a period just above Nyquist: its peak sits in the first column
+    spectrum = power_spectrum(image)
+    edge = Peaks(np.array([[32, 0]]), np.array([[32.0, 0.0]]), np.array([1.0]))
+    found = measure_peaks(image, edge)
+    assert found.positions[0, 0] == 32 and found.positions[0, 1] in (0, 1, 63)
+    assert found.power[0] > 0.1 * spectrum.sum() / 2

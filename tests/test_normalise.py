@@ -48,17 +48,3 @@ def test_flat_scan_does_not_divide_by_zero_and_stays_flat():
     # Whatever a network answers for it, the scan comes back as it was.
     np.testing.assert_allclose(denormalise(np.full((16, 16), 0.27), norm), 5e-9, rtol=1e-6)
 
-
-def test_constant_height_current_is_levelled_on_log_abs_current():
-    from maed.normalise import from_levelling_domain, to_levelling_domain
-
-    height = np.random.default_rng(3).standard_normal((16, 16)) * 0.05e-9
-    current = -1e-9 * np.exp(-2 * 1e10 * height)  # negative bias: every pixel negative
-    logged, logarithmic = to_levelling_domain(current, "A")
-    assert logarithmic
-    # In log|I| the image is the height map up to scale and offset.
-    np.testing.assert_allclose(np.corrcoef(logged.ravel(), height.ravel())[0, 1], -1.0, atol=1e-9)
-    np.testing.assert_allclose(from_levelling_domain(logged, True, -1.0), current, rtol=1e-6)
-    # A current that crosses zero, and heights, stay linear.
-    assert not to_levelling_domain(current - current.mean(), "A")[1]
-    assert not to_levelling_domain(height, "m")[1]

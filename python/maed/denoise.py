@@ -23,7 +23,7 @@ from tqdm import tqdm
 from . import __version__
 from .engine import Backend
 from .io import ScanError, canonical_pass, read_scan
-from .normalise import denormalise, from_levelling_domain, normalise, to_levelling_domain
+from .normalise import denormalise, normalise
 from .scanfiles import write_gwy
 from .trust import Thresholds, Verdict, guard
 
@@ -122,21 +122,14 @@ class GuardedResult:
     verdict: Verdict
 
 
-def denoise_guarded(
-    scan: np.ndarray, backend: Backend, tile: int = TILE, limits: Thresholds = Thresholds(), unit: str | None = None,
-) -> GuardedResult:
-    """The network's denoised scan where it passes the trust guard, the conservative result where not.
-
-    A constant-height current image (``unit`` amperes, one sign throughout) is denoised as log|I|.
-    """
+def denoise_guarded(scan: np.ndarray, backend: Backend, tile: int = TILE, limits: Thresholds = Thresholds()) -> GuardedResult:
+    """The network's denoised scan where it passes the trust guard, the conservative result where not."""
     measured = np.isfinite(scan).all(axis=1)
     data = np.full(scan.shape, np.nan, dtype=np.float32)
     fallback = np.zeros(scan.shape, dtype=np.float32)
-    values, logarithmic = to_levelling_domain(scan[measured], unit)
-    x, norm = normalise(values)
+    x, norm = normalise(scan[measured])
     published, weight, verdict = guard(x, run_tiled(x, backend, tile), limits)
-    sign = float(np.sign(np.nanmedian(scan[measured]))) if logarithmic else 1.0
-    data[measured] = from_levelling_domain(denormalise(published, norm), logarithmic, sign)
+    data[measured] = denormalise(published, norm)
     fallback[measured] = weight
     return GuardedResult(data=data, fallback=fallback, verdict=verdict)
 
@@ -175,7 +168,7 @@ def denoise_files(
         if dest.resolve() == path.resolve():
             on_error(f"{path}: output would overwrite the input; choose another output folder")
             continue
-        result = denoise_guarded(scan.data, backend, unit=scan.source.unit if scan.source else None)
+        result = denoise_guarded(scan.data, backend)
         np.save(dest, result.data)
         record = dest.with_suffix(".json")
         record.write_text(json.dumps(

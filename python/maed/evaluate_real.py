@@ -36,7 +36,7 @@ from tqdm import tqdm
 from . import bm3d_eval
 from .classical import run_pipeline
 from .data.real_refs import REPO_ROOT, SOURCES, TEST_SOURCES, default_real_dir
-from .denoise import denoise_array
+from .denoise import denoise_guarded
 from .engine import Backend, load_backend
 from .lattice import power_spectrum, significant_peaks
 from .noreference import (
@@ -99,15 +99,15 @@ class PassResult:
 def denoise_pass(data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool) -> PassResult:
     """Level one pass (best plane, medians of row differences, as the network sees it) and run every method.
 
-    Model outputs lose the plane the network's normalisation put back; the classical pipeline
-    runs on the raw pass (it levels by itself); BM3D runs on the levelled pass. Every output's
-    per-row offsets are then matched to the levelled input (``noreference.match_rows``).
+    Models run as ``maed denoise`` runs them (``denoise_guarded``, with the trust guard); their outputs lose the plane the network's normalisation put back; the
+    classical pipeline runs on the raw pass (it levels by itself); BM3D runs on the levelled pass.
+    Every output's per-row offsets are then matched to the levelled input (``noreference.match_rows``).
     """
     x, norm = normalise(data)
     levelled = x.astype(np.float64) * norm.scale
     result = PassResult(levelled)
     for name, backend in backends.items():
-        out = denoise_array(data, backend).astype(np.float64) - norm.plane - norm.centre
+        out = denoise_guarded(data, backend).data.astype(np.float64) - norm.plane - norm.centre
         result.outputs[name] = match_rows(levelled, out)
     result.outputs[CLASSICAL_LABEL] = match_rows(levelled, run_pipeline(CLASSICAL, data))
     if with_bm3d:

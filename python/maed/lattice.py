@@ -105,11 +105,14 @@ def find_peaks(reference: np.ndarray, count: int = 6) -> Peaks:
 def measure_peaks(image: np.ndarray, reference: Peaks, search: int = 1) -> Peaks:
     """The reference's peaks as found in ``image``: the strongest bin within ``search`` bins of each."""
     spectrum = power_spectrum(image)
+    rows, cols = spectrum.shape
+    offsets = np.arange(-search, search + 1)
     found = []
     for r, c in reference.positions:
-        window = spectrum[r - search:r + search + 1, c - search:c + search + 1]
+        # The spectrum is periodic: a peak near Nyquist (a lattice of ~2.5 pixels) searches across the edge.
+        window = spectrum[np.ix_((r + offsets) % rows, (c + offsets) % cols)]
         dr, dc = np.unravel_index(int(np.argmax(window)), window.shape)
-        found.append((r - search + dr, c - search + dc))
+        found.append(((r + offsets[dr]) % rows, (c + offsets[dc]) % cols))
     return _peaks(spectrum, np.array(found, dtype=int).reshape(-1, 2))
 
 

@@ -43,24 +43,3 @@ def denormalise(output: np.ndarray, norm: Normalisation) -> np.ndarray:
     """Network output back in the input's units, with the sample's plane restored."""
     return (np.asarray(output, dtype=np.float64) * norm.scale + norm.centre + norm.plane).astype(np.float32)
 
-
-CURRENT_UNIT = "A"
-
-
-def to_levelling_domain(image: np.ndarray, unit: str | None) -> tuple[np.ndarray, bool]:
-    """``log|I|`` of a current image whose pixels all share one sign (constant-height mode), else ``image``.
-
-    The tunnelling current depends exponentially on the tip-sample distance, so in log|I| a
-    constant-height image is a height map (up to scale) that levels and denoises like one; in
-    amperes a molecule's bright top dominates every statistic. Returns the image and whether it was
-    transformed; a current that crosses zero stays linear.
-    """
-    finite = image[np.isfinite(image)]
-    if unit != CURRENT_UNIT or finite.size == 0 or not (np.all(finite > 0) or np.all(finite < 0)):
-        return image, False
-    return np.log(np.abs(image)), True
-
-
-def from_levelling_domain(levelled: np.ndarray, logarithmic: bool, sign: float) -> np.ndarray:
-    """Undo ``to_levelling_domain``: back to amperes with the current's sign, where it was a log."""
-    return (sign * np.exp(levelled)).astype(np.float32) if logarithmic else levelled
