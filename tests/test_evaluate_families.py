@@ -1,0 +1,36 @@
+"""``maed eval --families``: columns drawn from their own family, intervals, and paired gains."""
+
+import numpy as np
+
+from maed.evaluate_families import column_pairs, interval, summarise
+
+
+def test_each_column_draws_its_own_family_and_the_artefact_columns_theirs():
+    for family in ("lattice", "kagome", "steps"):
+        assert {p.surface["family"] for p in column_pairs(family, 4, 64)} == {family}
+    assert all("double_tip" in p.surface for p in column_pairs("double_tip", 3, 64))
+    hard = column_pairs("hard", 3, 64)
+    assert all(p.surface["family"] != "kagome" for p in hard)  # held-out surfaces stay out of the noise column
+    # Three seed blocks: a column of 6 scans holds 6 different surfaces, the same on every call.
+    first, again = column_pairs("lattice", 6, 64), column_pairs("lattice", 6, 64)
+    assert len({p.seed for p in first}) == 6 and [p.seed for p in first] == [p.seed for p in again]
+
+
+def test_interval_covers_the_mean_and_narrows_with_more_scans():
+    rng = np.random.default_rng(0)
+    few, many = interval(rng.normal(3, 1, 10)), interval(rng.normal(3, 1, 1000))
+    assert few[1] < few[0] < few[2] and many[1] < 3.0 < many[2]
+    assert many[2] - many[1] < (few[2] - few[1]) / 5
+
+
+def test_gain_is_paired_and_below_lists_the_metrics_a_model_loses():
+    scores = {
+        "classical: a": {"psnr": [20.0, 30.0, 25.0], "ssim": [0.5, 0.6, 0.7], "uqi": [0.3, 0.3, 0.3]},
+        "classical: b": {"psnr": [10.0, 10.0, 10.0], "ssim": [0.1, 0.1, 0.1], "uqi": [0.1, 0.1, 0.1]},
+        "model": {"psnr": [21.0, 31.0, 26.0], "ssim": [0.4, 0.5, 0.6], "uqi": [0.4, 0.4, 0.4]},
+    }
+    summary = summarise(scores, ["model"])
+    assert summary["best_classical"] == "classical: a"
+    gain = summary["methods"]["model"]["psnr_gain"]
+    assert gain[0] == 1.0 and gain[1] == gain[2] == 1.0  # the same gain on every scan: no spread
+    assert summary["methods"]["model"]["below_classical"] == ["ssim"]
