@@ -11,10 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from .bridge.live import run_live
 from .bridge.server import BridgeConfig
 from .bridge.sources import SimulatedController
+from .bridge.sources.simulated import SIM_SEED_BASE
+from .classical import PIPELINES
+from .data import LATTICE_FAMILIES, make_pair
 from .metrics import all_metrics
 from .plots import figure_latency, figure_panels
 
@@ -36,6 +40,24 @@ def _report_rows(run, out_dir: Path) -> tuple[list[str], list]:
     return table, panels
 
 
+def showcase_seed(size: int, first: int = SIM_SEED_BASE, tries: int = 200) -> int:
+    """The first unseen simulated surface from ``first`` on that shows what the demo is for: a lattice
+    (of any lattice family) that the classical pipeline (plane, rows, 1-pixel Gaussian) already shows, its
+    fine structure correlating at least 0.5 with the clean surface's, so it is there in the raw scan to be
+    kept. Chosen by that rule, never by how the model does on it."""
+    for seed in range(first, first + tries):
+        pair = make_pair(seed, size)
+        if pair.surface["family"] not in LATTICE_FAMILIES:
+            continue
+        period = pair.surface["period_px"]
+        fine_clean = pair.clean - ndimage.gaussian_filter(pair.clean, period)
+        classical = PIPELINES["level+gauss"](pair.noisy)
+        fine_classical = classical - ndimage.gaussian_filter(classical, period)
+        if np.corrcoef(fine_clean.ravel(), fine_classical.ravel())[0, 1] >= 0.5:
+            return seed
+    return first
+
+
 def run_demo(
     out_dir: Path, frames: int = 1, line_rate: float = 10.0, size: int = 256, backend: str = "auto",
     ports: tuple[int, int, int, int] = (5570, 5571, 5572, PREVIEW_PORT),
@@ -49,7 +71,8 @@ def run_demo(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = BridgeConfig(out=out_dir / "scans", backend=backend, pull_port=ports[0], pub_port=ports[1], control_port=ports[2])
-    sim = SimulatedController(size=size, line_rate=line_rate, scans=frames, slow_axis="alternate")
+    sim = SimulatedController(size=size, line_rate=line_rate, scans=frames, slow_axis="alternate",
+                              seed=showcase_seed(size))
 
     def announce(endpoints: dict[str, str]) -> None:
         print(f"live preview: {endpoints['preview']}")
@@ -65,7 +88,9 @@ def run_demo(
     (out_dir / "report.md").write_text(
         "# MAED-RT live demo\n\n"
         f"{frames} simulated {size}x{size} frame(s) at {line_rate:g} lines/s through the bridge, "
-        f"denoised by `{status['model']}` on `{status['backend']}`.\n\n"
+        f"denoised by `{status['model']}` on `{status['backend']}`. The first frame is the first unseen simulated "
+        "lattice that plane + rows + a 1-pixel Gaussian already shows (`showcase_seed`: chosen by that rule, not "
+        "by the model's result).\n\n"
         + "\n".join(table)
         + f"\n\nLive update latency (newest line's arrival to publish): p50 {p50:.1f} ms, p95 {p95:.1f} ms "
         f"over {len(run.latencies_ms)} updates.\n\n"

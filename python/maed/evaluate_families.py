@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .classical import PIPELINES
-from .data import FAMILIES, HELD_OUT_FAMILIES, TEST_SEED_BASE, TRAINING_FAMILIES, ScanPair, make_pair
+from .data import FAMILIES, HELD_OUT_FAMILIES, LATTICE_FAMILIES, TEST_SEED_BASE, TRAINING_FAMILIES, ScanPair, make_pair
 from .data.pairs import HARD_FACTOR
 from .data.scan_noise import TRAIN_RANGES
 from .denoise import denoise_array
@@ -36,7 +36,6 @@ from .metrics import all_metrics
 
 SEED_BASE = TEST_SEED_BASE + 2_000_000
 BLOCKS = 3
-LATTICE_FAMILIES = ("lattice", "multi_atom", "molecular_crystal", "kagome")
 ARTEFACT_COLUMNS = ("double_tip", "hard")
 
 

@@ -23,7 +23,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from .data import TEST_SEED_BASE, make_pair
-from .data.surfaces import FAMILIES
+from .data.surfaces import FAMILIES, LATTICE_FAMILIES
 from .denoise import run_tiled
 from .engine import Backend
 from .normalise import normalise
@@ -31,7 +31,6 @@ from .trust import Thresholds, TrustFigures, frame_reasons, trust_figures
 
 SEED_BASE = TEST_SEED_BASE + 800_000
 INVENTIONS = ("bands", "lattice", "checkerboard")
-LATTICE_FAMILIES = ("lattice", "multi_atom", "molecular_crystal", "kagome")
 
 
 def invent(output: np.ndarray, kind: str, rng: np.random.Generator, strength: float = 0.3) -> np.ndarray:

@@ -5,7 +5,7 @@ numpy and scipy only, so the acquisition side can use the simulator without torc
 
 from .pairs import TEST_SEED_BASE, ScanPair, make_pair, evaluation_set
 from .scan_noise import TRAIN_RANGES, NoiseParams, NoiseRanges, add_scan_noise, draw_params
-from .surfaces import FAMILIES, HELD_OUT_FAMILIES, TRAINING_FAMILIES, SurfaceRanges, random_surface
+from .surfaces import FAMILIES, HELD_OUT_FAMILIES, LATTICE_FAMILIES, TRAINING_FAMILIES, SurfaceRanges, random_surface
 
 # Bumped whenever a change to the simulator changes what a seed draws; recorded with weights.
 SIMULATOR_VERSION = "maed.data 2"
@@ -14,5 +14,5 @@ __all__ = [
     "SIMULATOR_VERSION",
     "TEST_SEED_BASE", "ScanPair", "make_pair", "evaluation_set",
     "TRAIN_RANGES", "NoiseParams", "NoiseRanges", "add_scan_noise", "draw_params",
-    "FAMILIES", "HELD_OUT_FAMILIES", "TRAINING_FAMILIES", "SurfaceRanges", "random_surface",
+    "FAMILIES", "HELD_OUT_FAMILIES", "LATTICE_FAMILIES", "TRAINING_FAMILIES", "SurfaceRanges", "random_surface",
 ]

@@ -144,6 +144,8 @@ network has never seen, the generalisation column of ``maed eval``.
 """
 
 HELD_OUT_FAMILIES = ("kagome",)
+LATTICE_FAMILIES = ("lattice", "multi_atom", "molecular_crystal", "kagome")
+"""The families whose surface is a lattice (their info holds ``period_px`` and ``corrugation_m``)."""
 TRAINING_FAMILIES = tuple(f for f in FAMILIES if f not in HELD_OUT_FAMILIES)
 
 
