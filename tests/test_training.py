@@ -103,3 +103,15 @@ def test_gradient_term_weighs_fine_structure():
     smooth = smooth * checker.abs().mean() / smooth.abs().mean()
     assert gradient_l1(checker, target) > 10 * gradient_l1(smooth, target)
     assert plane_free_l1(checker, target) > 0
+
+
+def test_spectral_peak_term_penalises_a_softened_lattice_not_a_kept_one():
+    from maed.training.loss import spectral_peak_loss
+
+    r, c = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    lattice = (torch.cos(2 * torch.pi * c / 4) + 0.3 * torch.cos(2 * torch.pi * r / 6))[None, None]
+    softened = 0.5 * lattice
+    noisy = lattice + 0.1 * torch.randn_like(lattice, generator=torch.Generator().manual_seed(0))
+    assert spectral_peak_loss(lattice, lattice) == 0
+    # Halving the atoms' amplitude costs log(4) per peak bin; leaving a little noise costs far less.
+    assert spectral_peak_loss(softened, lattice) > 5 * spectral_peak_loss(noisy, lattice)

@@ -67,7 +67,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model=args.model, steps=args.steps, steps_per_epoch=args.epoch_steps, batch_size=args.batch_size,
         patch=args.patch, lr=lr, seed=args.seed, workers=args.workers, user_pairs=args.pairs, init=args.init,
         real_dir=str(args.real_refs) if args.real_refs else None, real_fraction=args.real_fraction,
-        grad_weight=args.grad_weight,
+        grad_weight=args.grad_weight, fourier_weight=args.fourier_weight,
     )
     out = Path(args.out or f"runs/{args.model}")
     report = train(cfg, out, resume=args.resume)
@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of samples drawn from --real-refs (default: %(default)s)")
     p.add_argument("--grad-weight", type=float, default=TrainConfig.grad_weight,
                    help="weight of the gradient L1 term (default: %(default)s, the Table 1 protocol)")
+    p.add_argument("--fourier-weight", type=float, default=TrainConfig.fourier_weight,
+                   help="weight of the spectral-peak term, the log power ratio at the clean surface's strongest "
+                   "Fourier bins (default: %(default)s, the Table 1 protocol)")
     p.add_argument("--out", help="checkpoint folder (default: runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--init", metavar="NAME_OR_PATH", help="start from these weights (fine-tuning) with a fresh schedule")

@@ -41,3 +41,4 @@ class TrainConfig:
     real_dir: str | None = None
     real_fraction: float = 0.0
     grad_weight: float = 0.0
+    fourier_weight: float = 0.0

@@ -26,7 +26,7 @@ from ..model import ARCHITECTURES, build_model
 from ..model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from .config import TrainConfig
 from .dataset import TrainingPairs, UserPairs, normalised_pair
-from .loss import gradient_l1, plane_free_l1
+from .loss import gradient_l1, plane_free_l1, spectral_peak_loss
 from ..data.real_refs import load_references
 
 VALIDATION_SEED_BASE = 900_000_000
@@ -60,16 +60,23 @@ def validate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: t
     return {"psnr_in": psnr_in, "psnr_out": psnr_out, "loss": float(plane_free_l1(out, y))}
 
 
-def training_loss(model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor, grad_weight: float = 0.0) -> torch.Tensor:
+def training_loss(
+    model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor, grad_weight: float = 0.0, fourier_weight: float = 0.0,
+) -> torch.Tensor:
     """The loss every model is trained with, plus the extra terms of its own paper where it has them.
 
-    ``grad_weight`` adds ``gradient_l1`` (product training; the Table 1 protocol leaves it at 0).
+    ``grad_weight`` and ``fourier_weight`` add ``gradient_l1`` and ``spectral_peak_loss`` (product training;
+    the Table 1 protocol leaves them at 0).
     """
     if hasattr(model, "training_loss"):
         return model.training_loss(noisy, clean, plane_free_l1)
     out = model(noisy)
     loss = plane_free_l1(out, clean)
-    return loss + grad_weight * gradient_l1(out, clean) if grad_weight else loss
+    if grad_weight:
+        loss = loss + grad_weight * gradient_l1(out, clean)
+    if fourier_weight:
+        loss = loss + fourier_weight * spectral_peak_loss(out, clean)
+    return loss
 
 
 def _load_matching(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> tuple[int, int]:
@@ -141,7 +148,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
         x, y = next(batches)
         for group in optimiser.param_groups:
             group["lr"] = _learning_rate(cfg, step)
-        loss = training_loss(model, x.to(device), y.to(device), cfg.grad_weight)
+        loss = training_loss(model, x.to(device), y.to(device), cfg.grad_weight, cfg.fourier_weight)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
