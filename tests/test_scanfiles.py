@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scanfile_helpers import REAL_DIR, REAL_SCANS, needs_real, stored_plane, write_createc, write_sxm
 
-from maed.scanfiles import ScanFileError, detect_format, list_channels, read_channel, read_file, write_gwy
+from maed.scanfiles import PASS_ALIASES, ScanFileError, detect_format, list_channels, read_channel, read_file, write_gwy
 
 
 def _header(name: str) -> str:
@@ -31,7 +31,7 @@ def _data_info(header: str) -> list[tuple[str, str, str]]:
     keys = []
     for line in table[1:]:
         row = dict(zip(columns, line.split()))
-        directions = ("forward", "backward") if row["Direction"] == "both" else (row["Direction"],)
+        directions = ("trace", "retrace") if row["Direction"] == "both" else (PASS_ALIASES[row["Direction"]],)
         keys += [(row["Name"], direction, row["Unit"]) for direction in directions]
     return keys
 
@@ -53,7 +53,7 @@ def test_real_nanonis_scans_match_their_header(name):
     # here has the topograph and the current, both directions.
     keys = _data_info(header)
     assert list_channels(REAL_DIR / name) == keys
-    assert {("Z", "forward", "m"), ("Z", "backward", "m"), ("Current", "forward", "A"), ("Current", "backward", "A")} <= set(keys)
+    assert {("Z", "trace", "m"), ("Z", "retrace", "m"), ("Current", "trace", "A"), ("Current", "retrace", "A")} <= set(keys)
     # Decoded here from the bytes: big-endian float32 after 0x1A 0x04, image after image, each in
     # scan order; the file holds exactly the images its table lists.
     stored = np.frombuffer(raw, ">f4", offset=raw.index(b"\x1a\x04", raw.index(b":SCANIT_END:")) + 2)
@@ -68,7 +68,7 @@ def test_real_nanonis_scans_match_their_header(name):
         # Shown as the instrument shows it: an up scan (first line at the bottom) turned over,
         # backward lines (recorded right to left) mirrored.
         expected = plane[::-1] if up else plane
-        np.testing.assert_array_equal(image.data, expected[:, ::-1] if image.direction == "backward" else expected)
+        np.testing.assert_array_equal(image.data, expected[:, ::-1] if image.pass_ == "retrace" else expected)
     # Physical units, not raw volts: with the feedback on, the current is of the size of the Z
     # controller's setpoint (its sign follows the bias; a coarse 5 um scan tracks loosely); the Z
     # channel is near the Z the controller reported on saving, where the header has it.
@@ -100,11 +100,11 @@ def test_real_createc_scans_match_their_header(name):
     stored_count = int(_field(header, "Channels / Channels")[0])
     mask = int(_field(header, "Channelselectval / Channelselectval")[0])
     names = [{0: ("Z", "m"), 1: ("Current", "A")}[bit] for bit in range(32) if mask >> bit & 1]
-    directions = {len(names): ("forward",), 2 * len(names): ("forward", "backward")}[stored_count]
+    directions = {len(names): ("trace",), 2 * len(names): ("trace", "retrace")}[stored_count]
     keys = [(name_, direction, unit) for direction in directions for name_, unit in names]
     scan = read_file(REAL_DIR / name)
     assert [image.key for image in scan.images] == keys
-    assert ("Z", "forward", "m") in keys and ("Current", "forward", "A") in keys
+    assert ("Z", "trace", "m") in keys and ("Current", "trace", "A") in keys
     for image in scan.images:
         assert image.data.shape == (rows, cols) and image.data.dtype == np.float64
         assert image.scan_range[0] == pytest.approx(width)
@@ -145,7 +145,7 @@ def test_real_backward_images_overlay_the_forward_ones(name):
     # constant-height scan), then the current.
     scan = read_file(REAL_DIR / name)
     channel = scan.topograph if np.nanmax(scan.channel().data) > np.nanmin(scan.channel().data) else "Current"
-    forward, backward = (_levelled(scan.channel(channel, d).data) for d in ("forward", "backward"))
+    forward, backward = (_levelled(scan.channel(channel, d).data) for d in ("trace", "retrace"))
     aligned = np.corrcoef(forward.ravel(), backward.ravel())[0, 1]
     mirrored = np.corrcoef(forward.ravel(), backward[:, ::-1].ravel())[0, 1]
     assert aligned > 0.3 and aligned > mirrored + 0.1
@@ -168,7 +168,7 @@ def test_real_rhk_scan_matches_spym_and_gwyddion():
     assert scan.topograph == "Topography"
     assert {image.key for image in scan.images} == {
         (name, direction, unit) for name, unit in (("Topography", "m"), ("Current", "A"), ("LIA Current", "A"))
-        for direction in ("forward", "backward")}
+        for direction in ("trace", "retrace")}
     z = scan.channel()
     assert z.data.shape == (256, 256) and z.scan_range == pytest.approx((1e-7, 1e-7))  # 256 x 3.90625e-10 m
     # Values read with spym 0.9.2 and Gwyddion 2.62 from the same file (both agree to the last bit).
@@ -181,7 +181,7 @@ def test_real_rhk_scan_matches_spym_and_gwyddion():
 def test_orientation_of_up_and_down_scans_and_backward_lines(tmp_path, scan_dir):
     stored = write_sxm(tmp_path / "s.sxm", scan_dir=scan_dir)
     forward = read_channel(tmp_path / "s.sxm")
-    backward = read_channel(tmp_path / "s.sxm", "Z", "backward")
+    backward = read_channel(tmp_path / "s.sxm", "Z", "retrace")
     # Rows are stored in scan order: an up scan began at the bottom, so it is turned over;
     # backward lines run right to left and are mirrored onto the forward ones.
     rows = slice(None, None, -1) if scan_dir == "up" else slice(None)
@@ -191,9 +191,9 @@ def test_orientation_of_up_and_down_scans_and_backward_lines(tmp_path, scan_dir)
 
 def test_channels_units_shape_and_range_of_a_multichannel_file(tmp_path):
     stored = write_sxm(tmp_path / "s.sxm", rows=12, cols=20, scan_range=(4e-9, 2e-9))
-    assert list_channels(tmp_path / "s.sxm") == [("Z", "forward", "m"), ("Z", "backward", "m"), ("Current", "forward", "A")]
+    assert list_channels(tmp_path / "s.sxm") == [("Z", "trace", "m"), ("Z", "retrace", "m"), ("Current", "trace", "A")]
     z = read_channel(tmp_path / "s.sxm")  # default: the topograph, forward
-    assert (z.name, z.direction, z.unit, z.data.shape) == ("Z", "forward", "m", (12, 20))
+    assert (z.name, z.pass_, z.unit, z.data.shape) == ("Z", "trace", "m", (12, 20))
     assert (z.width, z.height) == (4e-9, 2e-9) and z.format == "nanonis"
     assert z.header["COMMENT"] == "written by a test\nsecond line" and z.header["SCAN_DIR"] == "down"
     current = read_channel(tmp_path / "s.sxm", "current")  # names match whatever their case
@@ -201,12 +201,17 @@ def test_channels_units_shape_and_range_of_a_multichannel_file(tmp_path):
     assert current.unit == "A"
 
 
-def test_wrong_channel_or_direction_is_a_one_line_error(tmp_path):
+def test_wrong_channel_or_pass_is_a_one_line_error(tmp_path):
     write_sxm(tmp_path / "s.sxm")
     with pytest.raises(ScanFileError, match=r"s\.sxm: no channel 'Bias'; channels: Z, Current"):
         read_channel(tmp_path / "s.sxm", "Bias")
-    with pytest.raises(ScanFileError, match="'Current' was not recorded backward"):
-        read_channel(tmp_path / "s.sxm", "Current", "backward")
+    with pytest.raises(ScanFileError, match="'Current' has no retrace"):
+        read_channel(tmp_path / "s.sxm", "Current", "retrace")
+    with pytest.raises(ScanFileError, match="unknown pass 'sideways'"):
+        read_channel(tmp_path / "s.sxm", "Z", "sideways")
+    # The vendors' words name the passes too.
+    np.testing.assert_array_equal(read_channel(tmp_path / "s.sxm", "Z", "backward").data,
+                                  read_channel(tmp_path / "s.sxm", "Z", "retrace").data)
     write_sxm(tmp_path / "noz.sxm", channels=(("Current", "A", "both"),))
     with pytest.raises(ScanFileError, match="no topograph channel; choose one of Current"):
         read_channel(tmp_path / "noz.sxm")
@@ -277,17 +282,17 @@ def test_createc_scaling_layout_and_stopped_scans(tmp_path):
     write_createc(tmp_path / "s.dat", [z_counts, i_counts, z_back, i_back], channel_mask=3, gain_z=3)
     scan = read_file(tmp_path / "s.dat")
     assert [image.key for image in scan.images] == [
-        ("Z", "forward", "m"), ("Current", "forward", "A"), ("Z", "backward", "m"), ("Current", "backward", "A")]
+        ("Z", "trace", "m"), ("Current", "trace", "A"), ("Z", "retrace", "m"), ("Current", "retrace", "A")]
     volts = 20 / 2**20
     z = scan.channel()
     assert z.data[0, 0] == pytest.approx(1000 * volts * 19.2 * 3 * 1e-10)  # Z piezo constant in Å/V, Z gain 3
     assert scan.channel("Current").data[0, 0] == pytest.approx(2000 * volts / 1e9)  # preamplifier 10^9 V/A
-    assert scan.channel("Z", "backward").data[0, 0] == pytest.approx(1001 * volts * 19.2 * 3 * 1e-10)
+    assert scan.channel("Z", "retrace").data[0, 0] == pytest.approx(1001 * volts * 19.2 * 3 * 1e-10)
     assert z.measured_rows.tolist() == [True] * 7 + [False] * 3 and np.isnan(z.data[7:]).all()
     assert z.scan_range == pytest.approx((50e-10, 50e-10 * rows / cols))
 
     write_createc(tmp_path / "forward.dat", [z_counts], channel_mask=1)  # topograph only, forward only
-    assert list_channels(tmp_path / "forward.dat") == [("Z", "forward", "m")]
+    assert list_channels(tmp_path / "forward.dat") == [("Z", "trace", "m")]
     write_createc(tmp_path / "odd.dat", [z_counts] * 3, channel_mask=3)
     with pytest.raises(ScanFileError, match="odd.dat: 3 stored images do not fit the 2 selected channels"):
         read_file(tmp_path / "odd.dat")

@@ -25,7 +25,7 @@ PASS_CHOICES = ("trace", "retrace", "both", "forward", "backward")
 
 def _pass(args: argparse.Namespace) -> str:
     """``--pass`` (forward and backward read as trace and retrace), or the deprecated ``--direction``."""
-    from .io import canonical_pass
+    from .scanfiles import canonical_pass
 
     old = args.deprecated_direction
     if old is not None:

@@ -22,9 +22,9 @@ from tqdm import tqdm
 
 from . import __version__
 from .engine import Backend
-from .io import ScanError, canonical_pass, read_scan
+from .io import ScanError, read_scan
 from .normalise import denormalise, normalise
-from .scanfiles import write_gwy
+from .scanfiles import canonical_pass, write_gwy
 from .trust import Thresholds, Verdict, guard
 
 TILE = 512

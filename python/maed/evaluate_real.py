@@ -68,7 +68,7 @@ def scan_files(folder: Path) -> list[Path]:
 def pick_image(path: Path, scan: ScanFile | None = None) -> ChannelImage:
     """The file's trace topograph, or its first trace channel that varies where the topograph is flat."""
     scan = scan if scan is not None else read_file(path)
-    traces = [image for image in scan.images if image.direction == "forward"]
+    traces = [image for image in scan.images if image.pass_ == "trace"]
     ordered = sorted(traces, key=lambda image: image.name != scan.topograph)  # topograph first, then file order
     for image in ordered:
         if np.ptp(image.data[image.measured_rows]) > 0:
@@ -81,7 +81,7 @@ def pick_pair(path: Path) -> tuple[ChannelImage, ChannelImage | None]:
     scan = read_file(path)
     trace = pick_image(path, scan)
     for image in scan.images:
-        if image.name == trace.name and image.direction == "backward" and image.data.shape == trace.data.shape \
+        if image.name == trace.name and image.pass_ == "retrace" and image.data.shape == trace.data.shape \
                 and np.ptp(image.data[image.measured_rows]) > 0:
             return trace, image
     return trace, None

@@ -16,28 +16,16 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from .scanfiles import FORMAT_NAMES, SUFFIXES as INSTRUMENT_SUFFIXES, ChannelImage, ScanFileError, read_channel, sniff
+from .scanfiles import (
+    FORMAT_NAMES, SUFFIXES as INSTRUMENT_SUFFIXES, ChannelImage, ScanFileError, canonical_pass, read_channel, sniff,
+)
 
 MIN_SIZE = 8  # below this a scan has no structure to denoise
 SUFFIXES = (".npy", ".png", ".tif", ".tiff")
 
 
-PASSES = ("trace", "retrace")
-"""The fast-axis passes: the trace (left to right) and the retrace (back)."""
-PASS_ALIASES = {"forward": "trace", "backward": "retrace"}
-"""The instrument vendors' words for the passes, accepted wherever a pass is named."""
-
-
 class ScanError(ValueError):
     """A user's input file cannot be denoised; the message says why in one line."""
-
-
-def canonical_pass(name: str) -> str:
-    """``trace`` or ``retrace`` for a pass named by our word or the vendors' (``forward``, ``backward``)."""
-    name = PASS_ALIASES.get(name, name)
-    if name not in PASSES:
-        raise ValueError(f"unknown pass {name!r}; choose trace or retrace (forward and backward are accepted too)")
-    return name
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
@@ -104,8 +92,7 @@ def read_scan(path: Path | str, channel: str | None = None, pass_: str = "trace"
     suffix = path.suffix.lower()
     try:
         if sniff(path) is not None or suffix in INSTRUMENT_SUFFIXES:
-            # maed.scanfiles names the passes as the files do: forward and backward.
-            image = read_channel(path, channel, "forward" if pass_ == "trace" else "backward")
+            image = read_channel(path, channel, pass_)
             return Scan(check_partial_scan(image.data, str(path)), image)
     except ScanFileError as exc:
         raise ScanError(str(exc)) from None

@@ -107,15 +107,15 @@ def load_references(real_dir: Path, names: tuple[str, ...] = TRAINING_REFERENCES
             scan = read_file(path)
         except ScanFileError:
             continue
-        for direction in ("forward", "backward"):
+        for pass_ in ("trace", "retrace"):
             try:
-                channel = scan.channel(None, direction)
+                channel = scan.channel(None, pass_)
             except ScanFileError:
                 continue
             data = channel.data[channel.measured_rows]
             if data.shape[0] < 32 or not np.isfinite(data).all():
                 continue
-            refs.append(Reference(f"{name}:{direction}", level(data), channel.width / data.shape[1]))
+            refs.append(Reference(f"{name}:{pass_}", level(data), channel.width / data.shape[1]))
     return refs
 
 

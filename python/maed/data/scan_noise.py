@@ -31,7 +31,7 @@ The knobs of ``NoiseParams`` and their physical meaning:
 - ``white_corr_px``: correlation length along the fast axis of the white noise (pixels): the
   feedback and preamplifier bandwidth colour it along x, never across lines.
 - ``ringing_gain`` / ``ringing_period_px`` / ``ringing_decay_px``: feedback ringing after a
-  sharp height change, a damped oscillation that follows the edge in the scan direction.
+  sharp height change, a damped oscillation that follows the edge along the fast axis, as the tip moves.
 - ``dac_lsb_m``: the height resolution of the z read-out (DAC or ADC quantisation).
 
 The recorded pixel averages the signal over its dwell time, so a periodic component at f is
@@ -205,7 +205,7 @@ def ringing(clean: np.ndarray, p: NoiseParams) -> np.ndarray:
     n = np.arange(int(np.ceil(5 * p.ringing_decay_px)) + 1)
     response = p.ringing_gain * np.exp(-n / p.ringing_decay_px) * np.sin(2 * np.pi * n / p.ringing_period_px)
     edges = np.diff(clean, axis=1, prepend=clean[:, :1])
-    # A causal filter along the scan direction: the oscillation follows the edge, never precedes it.
+    # A causal filter along the fast axis: the oscillation follows the edge, never precedes it.
     return ndimage.convolve1d(edges, response, axis=1, mode="constant", origin=-(len(response) // 2))
 
 

@@ -83,16 +83,16 @@ def terraces(
     """Monatomic terraces separated by meandering step edges, running at ``angle``."""
     size = x.shape[0]
     extent = x.max()
-    # Distance across the steps; meander is a smooth walk along the step direction.
+    # Distance across the steps; meander is a smooth walk along the step edges.
     across = x * np.cos(angle) + y * np.sin(angle)
     along = -x * np.sin(angle) + y * np.cos(angle)
     along_px = np.clip(((along - along.min()) / max(np.ptp(along), 1e-30) * (size - 1)).astype(int), 0, size - 1)
     z = np.zeros_like(x)
     positions = np.sort(rng.uniform(across.min(), across.max(), n_steps))
-    direction = rng.choice([-1.0, 1.0])
+    sign = rng.choice([-1.0, 1.0])  # terraces rising or falling across the steps
     for pos in positions:
         meander = _smooth_walk(size, rng.uniform(0.02, 0.08) * extent, rng.uniform(4, 20), rng)
-        z += direction * step_height * (across > pos + meander[along_px])
+        z += sign * step_height * (across > pos + meander[along_px])
     return z
 
 

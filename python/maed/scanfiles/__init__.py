@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import createc, nanonis, rhk
-from .channel import DIRECTIONS, ChannelImage, ChannelKey, ScanFile, ScanFileError
+from .channel import PASS_ALIASES, PASSES, ChannelImage, ChannelKey, ScanFile, ScanFileError, canonical_pass
 from .gwy import write_gwy
 
 READERS = {"nanonis": nanonis.read, "createc": createc.read, "rhk": rhk.read}
@@ -38,7 +38,7 @@ def sniff(path: Path) -> str | None:
 
 
 def read_file(path: Path | str) -> ScanFile:
-    """Every channel, in both directions where recorded, of the instrument file at ``path``."""
+    """Every channel, in both passes where recorded, of the instrument file at ``path``."""
     path = Path(path)
     if not path.is_file():
         raise ScanFileError(f"{path}: no such file")
@@ -54,17 +54,17 @@ def read_file(path: Path | str) -> ScanFile:
         raise ScanFileError(f"{path}: damaged {FORMAT_NAMES[fmt]} file ({type(exc).__name__}: {exc})") from None
 
 
-def read_channel(path: Path | str, channel: str | None = None, direction: str = "forward") -> ChannelImage:
-    """One image of the file at ``path``: channel ``channel`` (None: the topograph) in ``direction``."""
-    return read_file(path).channel(channel, direction)
+def read_channel(path: Path | str, channel: str | None = None, pass_: str = "trace") -> ChannelImage:
+    """One image of the file at ``path``: channel ``channel`` (None: the topograph) of pass ``pass_``."""
+    return read_file(path).channel(channel, pass_)
 
 
 def list_channels(path: Path | str) -> list[ChannelKey]:
-    """(name, direction, unit) of every image in the file at ``path``, in file order."""
+    """(name, pass, unit) of every image in the file at ``path``, in file order."""
     return [image.key for image in read_file(path).images]
 
 
 __all__ = [
-    "DIRECTIONS", "FORMAT_NAMES", "SUFFIXES", "ChannelImage", "ChannelKey", "ScanFile", "ScanFileError",
+    "PASSES", "PASS_ALIASES", "canonical_pass", "FORMAT_NAMES", "SUFFIXES", "ChannelImage", "ChannelKey", "ScanFile", "ScanFileError",
     "detect_format", "sniff", "read_file", "read_channel", "list_channels", "write_gwy",
 ]

@@ -1,8 +1,10 @@
 """What every reader returns: one scan file's channels as oriented 2-D images in SI units.
 
 Orientation is the same for every format: row 0 is the top of the image as the instrument
-software shows it, column 0 its left; backward images are mirrored into the forward image's
-orientation, so forward and backward pixels of the same spot share an index. Rows that were
+software shows it, column 0 its left; retrace images (the vendors' "backward") are mirrored into
+the trace's orientation, so trace and retrace pixels of the same spot share an index. The
+fast-axis pass is ``trace`` or ``retrace`` everywhere in MAED-RT; the vendors' ``forward`` and
+``backward`` are accepted wherever a pass is named (``canonical_pass``). Rows that were
 never measured (a scan stopped early) are NaN.
 """
 
@@ -14,7 +16,18 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-DIRECTIONS = ("forward", "backward")
+PASSES = ("trace", "retrace")
+"""The fast-axis passes: the trace (left to right) and the retrace (back)."""
+PASS_ALIASES = {"forward": "trace", "backward": "retrace"}
+"""The instrument vendors' words for the passes, accepted wherever a pass is named."""
+
+
+def canonical_pass(name: str) -> str:
+    """``trace`` or ``retrace`` for a pass named by our word or the vendors' (``forward``, ``backward``)."""
+    name = PASS_ALIASES.get(name, name)
+    if name not in PASSES:
+        raise ValueError(f"unknown pass {name!r}; choose trace or retrace (forward and backward are accepted too)")
+    return name
 
 
 class ScanFileError(ValueError):
@@ -22,16 +35,16 @@ class ScanFileError(ValueError):
 
 
 class ChannelKey(NamedTuple):
-    """One image of a scan file: channel name, scan direction and the unit of its values."""
+    """One image of a scan file: channel name, pass (trace or retrace) and the unit of its values."""
 
     name: str
-    direction: str
+    pass_: str
     unit: str
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: equality of arrays has no single answer
 class ChannelImage:
-    """One channel of a scan in one direction, in physical units.
+    """One channel of a scan in one pass (trace or retrace), in physical units.
 
     ``data`` is float64 in ``unit`` (metres for heights, amperes for currents), NaN where rows
     were never measured; ``scan_range`` is (width, height) of the image in metres; ``header``
@@ -40,7 +53,7 @@ class ChannelImage:
 
     data: np.ndarray
     name: str
-    direction: str
+    pass_: str
     unit: str
     scan_range: tuple[float, float]
     header: dict[str, Any] = field(repr=False)
@@ -63,7 +76,7 @@ class ChannelImage:
 
     @property
     def key(self) -> ChannelKey:
-        return ChannelKey(self.name, self.direction, self.unit)
+        return ChannelKey(self.name, self.pass_, self.unit)
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,10 +88,12 @@ class ScanFile:
     topograph: str | None
     images: tuple[ChannelImage, ...]
 
-    def channel(self, name: str | None = None, direction: str = "forward") -> ChannelImage:
-        """The image of channel ``name`` (case-insensitive; None: the topograph) scanned in ``direction``."""
-        if direction not in DIRECTIONS:
-            raise ScanFileError(f"{self.path}: unknown direction {direction!r}; choose forward or backward")
+    def channel(self, name: str | None = None, pass_: str = "trace") -> ChannelImage:
+        """The image of channel ``name`` (case-insensitive; None: the topograph) of pass ``pass_``."""
+        try:
+            pass_ = canonical_pass(pass_)
+        except ValueError as exc:
+            raise ScanFileError(f"{self.path}: {exc}") from None
         names = list(dict.fromkeys(image.name for image in self.images))
         wanted = name if name is not None else self.topograph
         if wanted is None:
@@ -87,7 +102,7 @@ class ScanFile:
         if not matches:
             raise ScanFileError(f"{self.path}: no channel {wanted!r}; channels: {', '.join(names)}")
         for image in matches:
-            if image.direction == direction:
+            if image.pass_ == pass_:
                 return image
-        raise ScanFileError(f"{self.path}: channel {matches[0].name!r} was not recorded {direction}")
+        raise ScanFileError(f"{self.path}: channel {matches[0].name!r} has no {pass_}")
 

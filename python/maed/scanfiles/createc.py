@@ -49,7 +49,7 @@ def _number(header: dict[str, str], key: str, path: Path) -> float:
 
 
 def read(path: Path, raw: bytes) -> ScanFile:
-    """Every channel and direction of the Createc ``.dat`` file ``path`` whose bytes are ``raw``."""
+    """Every channel and pass of the Createc ``.dat`` file ``path`` whose bytes are ``raw``."""
     if not raw.startswith(b"[Paramco32]"):
         raise ScanFileError(f"{path}: uncompressed Createc file ({raw[:11].decode('latin-1')}); only [Paramco32] is supported")
     # The header text ends at the first NUL; what follows up to DATA is padding, sometimes junk.
@@ -63,9 +63,9 @@ def read(path: Path, raw: bytes) -> ScanFile:
     mask = int(_number(header, "Channelselectval", path))
     selected = [bit for bit in range(32) if mask >> bit & 1]
     if stored == len(selected):
-        directions = ("forward",)
+        passes = ("trace",)
     elif stored == 2 * len(selected):
-        directions = ("forward", "backward")
+        passes = ("trace", "retrace")
     else:
         raise ScanFileError(f"{path}: {stored} stored images do not fit the {len(selected)} selected channels")
     try:
@@ -87,10 +87,10 @@ def read(path: Path, raw: bytes) -> ScanFile:
     }
     scan_range = (_number(header, "Length x[A]", path) * 1e-10, _number(header, "Length y[A]", path) * 1e-10)
     images = []
-    for d, direction in enumerate(directions):
+    for d, pass_ in enumerate(passes):
         for c, bit in enumerate(selected):
             name, unit = _CHANNELS.get(bit, (f"ADC{bit - 1}", ""))
             image = stack[d * len(selected) + c].astype(np.float64) * scales[unit]
             image[unmeasured] = np.nan
-            images.append(ChannelImage(image, name, direction, unit, scan_range, header, "createc"))
+            images.append(ChannelImage(image, name, pass_, unit, scan_range, header, "createc"))
     return ScanFile(path, "createc", TOPOGRAPH if 0 in selected else None, tuple(images))

@@ -1,11 +1,11 @@
 """Nanonis ``.sxm`` scans: a text header of ``:KEY:`` blocks, then 0x1A 0x04, then the images.
 
 Our own reader, not nanonispy2 (see docs/files.md): the format is a page of text and one
-array, and the published readers assume both directions for every channel, ignore
+array, and the published readers assume both passes for every channel, ignore
 ``:SCANIT_TYPE:`` or leave the orientation to the caller. Orientation follows Gwyddion and the
 Nanonis-made MATLAB loader: rows are stored in the order they were scanned, so an ``up`` scan
-(first row at the bottom) is flipped top to bottom, and backward lines, stored right to left,
-are mirrored. Rows never scanned are stored as NaN and stay NaN.
+(first row at the bottom) is flipped top to bottom, and retrace lines (Nanonis: backward),
+stored right to left, are mirrored. Rows never scanned are stored as NaN and stay NaN.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .channel import ChannelImage, ScanFile, ScanFileError
+from .channel import PASS_ALIASES, ChannelImage, ScanFile, ScanFileError
 
 MAGIC = b":NANONIS_VERSION:"
 DATA_START = b"\x1a\x04"
@@ -58,7 +58,7 @@ def _numbers(header: dict[str, str], key: str, path: Path) -> list[float]:
 
 
 def read(path: Path, raw: bytes) -> ScanFile:
-    """Every channel and direction of the ``.sxm`` file ``path`` whose bytes are ``raw``."""
+    """Every channel and pass of the ``.sxm`` file ``path`` whose bytes are ``raw``."""
     end = raw.find(b":SCANIT_END:")
     start = raw.find(DATA_START, end)
     if end < 0 or start < 0:
@@ -75,10 +75,11 @@ def read(path: Path, raw: bytes) -> ScanFile:
     planes = []
     for channel in data_info(header, path):
         recorded = channel["Direction"].lower()
-        directions = ("forward", "backward") if recorded == "both" else (recorded,)
-        if not set(directions) <= {"forward", "backward"}:
-            raise ScanFileError(f"{path}: channel {channel['Name']!r} has unknown direction {recorded!r}")
-        planes += [(channel["Name"], direction, channel["Unit"]) for direction in directions]
+        # The file names its passes as Nanonis does: "forward", "backward" or "both" (in that order).
+        recorded_passes = ("forward", "backward") if recorded == "both" else (recorded,)
+        if not set(recorded_passes) <= set(PASS_ALIASES):
+            raise ScanFileError(f"{path}: channel {channel['Name']!r} has an unknown pass {recorded!r}")
+        planes += [(channel["Name"], PASS_ALIASES[p], channel["Unit"]) for p in recorded_passes]
     size = rows * cols
     values = np.frombuffer(raw, dtype=dtype, offset=start + len(DATA_START))
     if values.size < len(planes) * size:
@@ -89,12 +90,12 @@ def read(path: Path, raw: bytes) -> ScanFile:
 
     flip_rows = header.get("SCAN_DIR", "down").strip().lower() == "up"
     images = []
-    for i, (name, direction, unit) in enumerate(planes):
+    for i, (name, pass_, unit) in enumerate(planes):
         image = values[i * size:(i + 1) * size].reshape(rows, cols).astype(np.float64)
-        if direction == "backward":
+        if pass_ == "retrace":
             image = image[:, ::-1]
         if flip_rows:
             image = image[::-1]
-        images.append(ChannelImage(np.ascontiguousarray(image), name, direction, unit, (width, height), header, "nanonis"))
+        images.append(ChannelImage(np.ascontiguousarray(image), name, pass_, unit, (width, height), header, "nanonis"))
     names = {name for name, _, _ in planes}
     return ScanFile(path, "nanonis", TOPOGRAPH if TOPOGRAPH in names else None, tuple(images))

@@ -35,7 +35,7 @@ _STRINGS = (
 PAGE_INDEX_HEADER, PAGE_INDEX_ARRAY, PAGE_HEADER, PAGE_DATA, STRING_DATA = 1, 2, 3, 4, 10
 IMAGE_PAGE = 0
 TOPOGRAPHIC = 1
-_DIRECTION = {0: "forward", 1: "backward", 2: "forward", 3: "backward"}  # right, left, up, down
+_PASS = {0: "trace", 1: "retrace", 2: "trace", 3: "retrace"}  # scan_type: right, left, up, down
 
 
 def _objects(raw: bytes, offset: int, count: int) -> dict[int, tuple[int, int]]:
@@ -98,8 +98,8 @@ def read(path: Path, raw: bytes) -> ScanFile:
         if header["page_type"] == TOPOGRAPHIC and topograph is None:
             topograph = name
         scan_range = (header["x_size"] * abs(header["x_scale"]), header["y_size"] * abs(header["y_scale"]))
-        direction = _DIRECTION.get(header["scan_type"], "forward")
-        images.append(ChannelImage(image, name, direction, header.get("z_unit", ""), scan_range, header, "rhk"))
+        pass_ = _PASS.get(header["scan_type"], "trace")
+        images.append(ChannelImage(image, name, pass_, header.get("z_unit", ""), scan_range, header, "rhk"))
     if not images:
         raise ScanFileError(f"{path}: RHK file holds no image pages (spectra only)")
     return ScanFile(path, "rhk", topograph, tuple(images))
