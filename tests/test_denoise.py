@@ -115,6 +115,34 @@ def test_raw_input_is_never_overwritten(tmp_path, capsys, untrained):
     assert "overwrite" in capsys.readouterr().err
 
 
+def test_an_output_never_overwrites_another_input(tmp_path, capsys, untrained):
+    # scan.png's output scan.npy would land on the raw scan.npy beside it: refused, raw kept, and the
+    # refusal comes before anything is written.
+    scan = make_pair(2, 32).noisy
+    np.save(tmp_path / "scan.npy", scan)
+    Image.fromarray((np.random.default_rng(0).random((32, 32)) * 255).astype(np.uint8)).save(tmp_path / "scan.png")
+    code = main(["denoise", str(tmp_path / "scan.npy"), str(tmp_path / "scan.png"), "-o", str(tmp_path),
+                 "--model", untrained])
+    assert code == 1
+    np.testing.assert_array_equal(np.load(tmp_path / "scan.npy"), scan)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert sum("would overwrite an input" in line for line in err) == 2
+    assert not (tmp_path / "scan.json").exists()
+
+
+def test_two_inputs_never_write_one_output(tmp_path, capsys, untrained):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        np.save(tmp_path / folder / "s.npy", make_pair(3, 32).noisy)
+    np.save(tmp_path / "a" / "t.npy", make_pair(4, 32).noisy)
+    inputs = [str(tmp_path / "a" / "s.npy"), str(tmp_path / "b" / "s.npy"), str(tmp_path / "a" / "t.npy")]
+    assert main(["denoise", *inputs, "-o", str(tmp_path / "out"), "--model", untrained]) == 1
+    err = capsys.readouterr().err
+    assert err.count("would write the same s.npy") == 2
+    # Neither s is written (no output silently replaces the other); t, which clashes with nothing, is.
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["t.json", "t.npy"]
+
+
 def test_unknown_model_is_a_one_line_error(tmp_path, capsys):
     np.save(tmp_path / "s.npy", np.zeros((16, 16)))
     assert main(["denoise", str(tmp_path / "s.npy"), "-o", str(tmp_path / "o"), "--model", "nonesuch"]) == 2

@@ -143,6 +143,35 @@ def result_record(source: Path, dest: Path, pass_: str, channel: str | None, bac
     }
 
 
+OUTPUT_SUFFIXES = (".npy", ".json", ".gwy")
+"""What ``maed denoise`` writes for each input: ``<stem>`` with each of these."""
+
+
+def output_conflicts(inputs: list[Path], out_dir: Path) -> dict[Path, str]:
+    """Inputs that must not be denoised, each with its one-line reason, decided before anything is written.
+
+    An input is refused when one of its outputs would be an input file (any of them: ``scan.png``
+    must not overwrite ``scan.npy`` beside it) or when two inputs would write the same outputs
+    (``a/s.npy`` and ``b/s.npy`` into one folder): raw data is never overwritten, and no output
+    silently replaces another.
+    """
+    inputs_resolved = {p.resolve() for p in inputs}
+    by_stem: dict[str, list[Path]] = {}
+    for path in inputs:
+        by_stem.setdefault(path.stem, []).append(path)
+    refused = {}
+    for path in inputs:
+        outputs = [(out_dir / path.stem).with_suffix(suffix).resolve() for suffix in OUTPUT_SUFFIXES]
+        clash = next((o for o in outputs if o in inputs_resolved), None)
+        others = [p for p in by_stem[path.stem] if p.resolve() != path.resolve()]
+        if clash is not None:
+            refused[path] = f"{path}: its output {clash.name} would overwrite an input; choose another output folder"
+        elif others:
+            refused[path] = (f"{path}: {others[0]} would write the same {path.stem}.npy; "
+                             "denoise them into separate output folders")
+    return refused
+
+
 def denoise_files(
     inputs: Iterable[Path], out_dir: Path, backend: Backend, on_error: Callable[[str], None],
     channel: str | None = None, pass_: str = "trace",
@@ -156,18 +185,20 @@ def denoise_files(
     """
     pass_ = canonical_pass(pass_)
     out_dir = Path(out_dir)
+    paths = [Path(p) for p in inputs]
+    refused = output_conflicts(paths, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in tqdm([Path(p) for p in inputs], desc="denoise", unit="file", disable=None):
+    for path in tqdm(paths, desc="denoise", unit="file", disable=None):
+        if path in refused:
+            on_error(refused[path])
+            continue
         try:
             scan = read_scan(path, channel, pass_)
         except ScanError as exc:
             on_error(str(exc))
             continue
         dest = out_dir / f"{path.stem}.npy"
-        if dest.resolve() == path.resolve():
-            on_error(f"{path}: output would overwrite the input; choose another output folder")
-            continue
         result = denoise_guarded(scan.data, backend)
         np.save(dest, result.data)
         record = dest.with_suffix(".json")
