@@ -143,6 +143,17 @@ def test_two_inputs_never_write_one_output(tmp_path, capsys, untrained):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["t.json", "t.npy"]
 
 
+def test_an_image_declaring_a_huge_size_is_refused_before_decoding(tmp_path, capsys, untrained):
+    Image.new("1", (12000, 12000)).save(tmp_path / "bomb.png")  # a few kB declaring 144 Mpx
+    np.save(tmp_path / "good.npy", make_pair(1, 32).noisy)
+    assert (tmp_path / "bomb.png").stat().st_size < 100_000
+    code = main(["denoise", str(tmp_path / "bomb.png"), str(tmp_path / "good.npy"), "-o", str(tmp_path / "o"),
+                 "--model", untrained])
+    err = capsys.readouterr().err
+    assert code == 1 and "bomb.png: the header declares 12000x12000 pixels, over the budget" in err
+    assert (tmp_path / "o" / "good.npy").exists()
+
+
 def test_unknown_model_is_a_one_line_error(tmp_path, capsys):
     np.save(tmp_path / "s.npy", np.zeros((16, 16)))
     assert main(["denoise", str(tmp_path / "s.npy"), "-o", str(tmp_path / "o"), "--model", "nonesuch"]) == 2

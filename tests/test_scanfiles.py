@@ -296,3 +296,31 @@ def test_createc_scaling_layout_and_stopped_scans(tmp_path):
     write_createc(tmp_path / "odd.dat", [z_counts] * 3, channel_mask=3)
     with pytest.raises(ScanFileError, match="odd.dat: 3 stored images do not fit the 2 selected channels"):
         read_file(tmp_path / "odd.dat")
+
+
+def test_declared_sizes_are_checked_before_decoding(tmp_path):
+    # A negative or absurd size in a header is refused in one line, before any pixel is read.
+    write_sxm(tmp_path / "s.sxm", rows=16, cols=16)
+    text = (tmp_path / "s.sxm").read_bytes()
+    for name, pixels, message in (("neg", b"-256       256", "declares an image of"),
+                                  ("huge", b"100000       100000", "over the budget")):
+        (tmp_path / f"{name}.sxm").write_bytes(text.replace(b"16       16", pixels, 1))
+        with pytest.raises(ScanFileError, match=message):
+            read_file(tmp_path / f"{name}.sxm")
+
+
+def test_a_createc_decompression_bomb_is_cut_at_the_declared_size(tmp_path):
+    import tracemalloc
+    import zlib as z
+
+    write_createc(tmp_path / "c.dat", [np.ones((16, 16)) * k for k in (1, 2)])
+    raw = (tmp_path / "c.dat").read_bytes()
+    marker = raw.find(b"DATA", raw.find(b"\x00"))
+    bomb = raw[:marker + 4] + z.compress(np.ones(64 * 2**20, dtype="<f4").tobytes(), 9)  # 256 MB inflated
+    (tmp_path / "bomb.dat").write_bytes(bomb)
+    tracemalloc.start()
+    scan = read_file(tmp_path / "bomb.dat")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(bomb) < 1_000_000 and peak < 50 * 2**20
+    assert scan.images[0].data.shape == (16, 16)

@@ -9,6 +9,7 @@ and ``.tif``/``.tiff``, recognised by their extension. Every problem a user can 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import tifffile
 from PIL import Image
 
 from .scanfiles import (
-    FORMAT_NAMES, SUFFIXES as INSTRUMENT_SUFFIXES, ChannelImage, ScanFileError, canonical_pass, read_channel, sniff,
+    FORMAT_NAMES, SUFFIXES as INSTRUMENT_SUFFIXES, ChannelImage, ScanFileError, canonical_pass, check_size, read_channel,
+    sniff,
 )
 
 MIN_SIZE = 8  # below this a scan has no structure to denoise
@@ -38,10 +40,17 @@ class Scan:
 
 def _read_image(path: Path) -> np.ndarray:
     if path.suffix.lower() == ".png":
-        with Image.open(path) as im:
+        # Pillow's own bomb check would warn (or raise) with its own words; our budget decides, in ours.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)  # reads the header only; the pixels are decoded below, if allowed
+        with im:
+            check_size(im.height, im.width, path)
             array = np.asarray(im)
     else:
-        array = tifffile.imread(path)
+        with tifffile.TiffFile(path) as tif:
+            check_size(*tif.pages[0].shape[:2], path)
+            array = tif.asarray()
     if array.ndim == 3 and array.shape[-1] in (3, 4):
         rgb = array[..., :3]
         if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
@@ -102,9 +111,15 @@ def read_scan(path: Path | str, channel: str | None = None, pass_: str = "trace"
             f"or a {', '.join(FORMAT_NAMES.values())} file"
         )
     try:
-        array = np.load(path, allow_pickle=False) if suffix == ".npy" else _read_image(path)
-    except ScanError:
-        raise
+        if suffix == ".npy":
+            mapped = np.load(path, mmap_mode="r", allow_pickle=False)  # the header's shape, before reading
+            if mapped.ndim == 2:
+                check_size(*mapped.shape, path)
+            array = np.array(mapped)
+        else:
+            array = _read_image(path)
+    except (ScanError, ScanFileError) as exc:
+        raise ScanError(str(exc)) from None
     except Exception as exc:  # any reader failure on a user's file is a bad file, not a crash
         raise ScanError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
     return Scan(check_scan(np.asarray(array), str(path)))

@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import createc, nanonis, rhk
-from .channel import PASS_ALIASES, PASSES, ChannelImage, ChannelKey, ScanFile, ScanFileError, canonical_pass
+from .channel import (
+    MAX_PIXELS, PASS_ALIASES, PASSES, ChannelImage, ChannelKey, ScanFile, ScanFileError, canonical_pass, check_size,
+)
 from .gwy import write_gwy
 
 READERS = {"nanonis": nanonis.read, "createc": createc.read, "rhk": rhk.read}
@@ -65,6 +67,6 @@ def list_channels(path: Path | str) -> list[ChannelKey]:
 
 
 __all__ = [
-    "PASSES", "PASS_ALIASES", "canonical_pass", "FORMAT_NAMES", "SUFFIXES", "ChannelImage", "ChannelKey", "ScanFile", "ScanFileError",
+    "MAX_PIXELS", "PASSES", "PASS_ALIASES", "canonical_pass", "check_size", "FORMAT_NAMES", "SUFFIXES", "ChannelImage", "ChannelKey", "ScanFile", "ScanFileError",
     "detect_format", "sniff", "read_file", "read_channel", "list_channels", "write_gwy",
 ]

@@ -34,6 +34,20 @@ class ScanFileError(ValueError):
     """An instrument file cannot be read; the message names the file and the problem in one line."""
 
 
+MAX_PIXELS = 8192 * 8192
+"""The largest image a file may declare (64 Mpx, 512 MB as float64): checked before any decoding,
+so a file of a hundred bytes that declares a gigapixel image costs nothing."""
+
+
+def check_size(rows: int, cols: int, path: object) -> tuple[int, int]:
+    """``rows`` and ``cols`` as read from a header if they make a plausible image, else a ``ScanFileError``."""
+    if rows <= 0 or cols <= 0:
+        raise ScanFileError(f"{path}: the header declares an image of {rows}x{cols} pixels")
+    if rows * cols > MAX_PIXELS:
+        raise ScanFileError(f"{path}: the header declares {rows}x{cols} pixels, over the budget of {MAX_PIXELS:,}")
+    return rows, cols
+
+
 class ChannelKey(NamedTuple):
     """One image of a scan file: channel name, pass (trace or retrace) and the unit of its values."""
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .channel import ChannelImage, ScanFile, ScanFileError
+from .channel import ChannelImage, ScanFile, ScanFileError, check_size
 
 MAGICS = (b"[Paramco32]", b"[Paramet32]", b"[Parameter]")
 DAC_VOLTS = 20.0  # the DACs span -10 V to +10 V
@@ -68,11 +68,15 @@ def read(path: Path, raw: bytes) -> ScanFile:
         passes = ("trace", "retrace")
     else:
         raise ScanFileError(f"{path}: {stored} stored images do not fit the {len(selected)} selected channels")
+    rows, cols = check_size(rows, cols, path)
+    size = rows * cols
+    # Decompressed with a cap: the header says how many values there are, and a stream that would
+    # inflate beyond them (a decompression bomb) is cut there instead of filling memory.
+    cap = 4 * (1 + stored * size) + 65536
     try:
-        values = np.frombuffer(zlib.decompress(raw[marker + 4:]), dtype="<f4")
+        values = np.frombuffer(zlib.decompressobj().decompress(raw[marker + 4:], cap)[:4 * (1 + stored * size)], dtype="<f4")
     except zlib.error as exc:
         raise ScanFileError(f"{path}: Createc data do not decompress ({exc})") from None
-    size = rows * cols
     if values.size < 1 + stored * size:
         raise ScanFileError(f"{path}: truncated: {stored} images of {rows}x{cols} need {stored * size} values, found {values.size - 1}")
     stack = values[1:1 + stored * size].reshape(stored, rows, cols)

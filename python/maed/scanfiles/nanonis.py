@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .channel import PASS_ALIASES, ChannelImage, ScanFile, ScanFileError
+from .channel import PASS_ALIASES, ChannelImage, ScanFile, ScanFileError, check_size
 
 MAGIC = b":NANONIS_VERSION:"
 DATA_START = b"\x1a\x04"
@@ -66,6 +66,7 @@ def read(path: Path, raw: bytes) -> ScanFile:
     # Nanonis writes the header in the Windows code page; latin-1 decodes any byte.
     header = parse_header(raw[:start].decode("latin-1"))
     cols, rows = (int(v) for v in _numbers(header, "SCAN_PIXELS", path)[:2])
+    rows, cols = check_size(rows, cols, path)
     width, height = _numbers(header, "SCAN_RANGE", path)[:2]
     kind = header.get("SCANIT_TYPE", "FLOAT MSBFIRST").split()
     if len(kind) != 2 or kind[0] not in _TYPES or kind[1] not in _ORDER:

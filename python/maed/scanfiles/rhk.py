@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .channel import ChannelImage, ScanFile, ScanFileError
+from .channel import ChannelImage, ScanFile, ScanFileError, check_size
 
 MAGIC = "STiMage".encode("utf-16-le")  # the signature starts at byte 2, after the header size
 _OBJECT = struct.Struct("<3I")  # id, offset, size
@@ -61,7 +61,7 @@ def _page_image(raw: bytes, objects: dict[int, tuple[int, int]], path: Path) -> 
     page_objects = _objects(raw, header_offset + _PAGE_HEADER_SIZE, header["object_count"])
     if STRING_DATA in page_objects:
         header |= _strings(raw, page_objects[STRING_DATA][0], header["string_count"])
-    rows, cols = header["y_size"], header["x_size"]
+    rows, cols = check_size(header["y_size"], header["x_size"], path)
     data_offset, data_size = objects[PAGE_DATA]
     if data_size < 4 * rows * cols:
         raise ScanFileError(f"{path}: truncated page {header.get('label', '')!r}: {data_size} bytes for {rows}x{cols}")
