@@ -254,3 +254,13 @@ def test_replaying_a_missing_file_is_a_one_line_error(tmp_path, capsys):
 
     assert main(["sim-nanonis", "--port", "0", "--replay", str(tmp_path / "missing.sxm")]) == 2
     assert capsys.readouterr().err.strip() == f"maed: error: {tmp_path / 'missing.sxm'}: no such file"
+
+
+def test_a_controller_time_per_line_is_checked_before_it_sets_the_poll_rate():
+    from maed.bridge.sources.nanonis import MAX_POLL_S, MIN_POLL_S, poll_interval_for
+
+    # NaN once made the source poll ~2,900 times a second; any value that is no time is the slowest poll.
+    for nonsense in (float("nan"), float("inf"), -1.0, 0.0):
+        assert poll_interval_for(nonsense) == MAX_POLL_S
+    assert poll_interval_for(0.2) == 0.2
+    assert poll_interval_for(1e-6) == MIN_POLL_S and poll_interval_for(60.0) == MAX_POLL_S

@@ -23,6 +23,7 @@ the wire protocol. How the polls map to ``scan.start`` and ``scan.end`` (``bridg
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -40,6 +41,17 @@ log = logging.getLogger("maed.bridge")
 
 MIN_POLL_S = 0.005
 MAX_POLL_S = 1.0
+
+
+def poll_interval_for(time_per_line: float) -> float:
+    """Seconds between polls for a controller's time per line, within [MIN_POLL_S, MAX_POLL_S].
+
+    The controller's value is checked before use: NaN, infinite, zero or negative (a confused or
+    hostile controller) means the slowest poll, never a busy loop.
+    """
+    if not math.isfinite(time_per_line) or time_per_line <= 0:
+        return MAX_POLL_S
+    return min(max(time_per_line, MIN_POLL_S), MAX_POLL_S)
 BACKOFF_FIRST_S = 0.05
 BACKOFF_MAX_S = 2.0
 _NAME = re.compile(r"^\s*(.*?)\s*(?:\(([^()]*)\))?\s*$")
@@ -207,7 +219,7 @@ class NanonisSource:
         return retrace, client.frame_data_grab(channel, forward=True)
 
     def _set_interval(self, speed: ScanSpeed) -> None:
-        self._interval = self.poll_interval or min(max(speed.forward_time_per_line, MIN_POLL_S), MAX_POLL_S)
+        self._interval = self.poll_interval or poll_interval_for(speed.forward_time_per_line)
 
     def _open(self, client: NanonisClient, pusher: LinePusher) -> None:
         buffer = client.scan_buffer()
