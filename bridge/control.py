@@ -60,4 +60,8 @@ def respond(frames: list[bytes], handlers: dict[str, Handler]) -> bytes:
     except Exception as exc:  # e.g. a checkpoint that fails to load: still a reply, or REQ hangs
         log.exception("control request failed")
         reply = {"ok": False, "v": VERSION, "error": f"{type(exc).__name__}: {exc}"}
-    return encode_reply(reply, fmt)
+    try:
+        return encode_reply(reply, fmt)
+    except Exception as exc:  # a reply that cannot be encoded must not end the control loop: REQ would hang
+        log.exception("control reply could not be encoded")
+        return encode_reply({"ok": False, "v": VERSION, "error": f"the reply could not be encoded ({type(exc).__name__})"}, fmt)

@@ -34,8 +34,13 @@ class ScanState:
         """(complete, reason) once the scan is over."""
 
     def note_seq(self, seq: int, arrival: float) -> int:
-        """Count and return the messages missing between the previous one of this scan and ``seq``."""
-        missing = max(0, seq - self.last_seq - 1)
+        """Count and return the messages missing between the previous one of this scan and ``seq``.
+
+        A gap is at most the lines a scan can hold (trace and retrace of every row): a larger jump
+        of ``seq`` (a controller's bug, or hostile) is no evidence of more lost lines, and an
+        uncapped count could outgrow the wire format's 64-bit integers.
+        """
+        missing = min(max(0, seq - self.last_seq - 1), 2 * self.start.rows)
         self.lines_dropped += missing
         self.last_seq = seq
         self.last_arrival = arrival

@@ -114,6 +114,26 @@ def test_seq_gaps_count_as_dropped_lines(ingest):
     assert ingest.lines_dropped == 3 and ingest.current.lines_dropped == 3
 
 
+def test_absurd_seq_jumps_cannot_overflow_the_dropped_count(ingest):
+    # scan.start, then seq 2**64-1, 0, 2**64-1 (all protocol-valid) once pushed lines_dropped past
+    # 2**64 and killed the control socket; a gap counts at most the lines a scan can hold.
+    c = Controller(ingest, rows=8)
+    c.start()
+    for row, seq in enumerate((2**64 - 1, 0, 2**64 - 1)):
+        c.seq = seq
+        c.line(row)
+    assert 0 < ingest.lines_dropped <= 2 * 2 * 8  # two gaps, each at most trace and retrace of 8 rows
+
+
+def test_a_reply_that_cannot_be_encoded_is_still_a_reply():
+    import msgpack
+
+    from maed.bridge.control import respond
+
+    reply = msgpack.unpackb(respond([msgpack.packb({"v": 2, "cmd": "status"})], {"status": lambda _: {"n": 2**70}}))
+    assert reply["ok"] is False and "could not be encoded" in reply["error"]
+
+
 def test_a_silent_controller_times_out_and_its_scan_is_kept(ingest):
     c = Controller(ingest)
     c.start()
