@@ -34,7 +34,7 @@ TARGETS = (  # (model, case, back end, limit in ms): the issue's targets on the 
 )
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -73,7 +73,7 @@ def machine() -> dict[str, str]:
             pass
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "CPU": _cpu_model(),
+        "CPU": cpu_model(),
         "cores": f"{usable} usable, {os.cpu_count()} logical, {_physical_cores() or '?'} physical",
         "GPU": _gpu(),
         "OS": f"{platform.system()} {platform.release()}",

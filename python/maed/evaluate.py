@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .bench import cpu_model
 from .classical import PIPELINES
 from .compare import LATENCY_SIZE, LATENCY_THREADS, Contender, cpu_latency_ms, expand_models, load_contender
 from .data import ScanPair, evaluation_set
@@ -153,7 +154,7 @@ def evaluate(out_dir: Path, models: list[str], count: int = 24, size: int = 256)
         + (_ranking(results, contenders) + "\n" if len(contenders) > 1 else "")
         + "## Lattice check (Fig. 6)\n\n" + _lattice_table(checks) + "\n"
         + SETTING + "\n\n"
-        + f"Machine: {platform.processor() or platform.machine()}, {platform.system()}; regenerate with "
+        + f"Machine: {cpu_model()}, {platform.system()}; regenerate with "
         f"`maed eval --models {' '.join(models)}`" + (f" --count {count}" if count != 24 else "")
         + (f" --size {size}" if size != 256 else "") + ". Figures: fig5.png, fig6.png.\n"
     )

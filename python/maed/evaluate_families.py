@@ -19,12 +19,12 @@ Writes ``families.md`` and ``families.json``.
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from .bench import cpu_model
 from .classical import PIPELINES
 from .data import FAMILIES, HELD_OUT_FAMILIES, LATTICE_FAMILIES, TEST_SEED_BASE, TRAINING_FAMILIES, ScanPair, make_pair
 from .data.pairs import HARD_FACTOR
@@ -178,5 +178,5 @@ def _report(results: dict, models: list[str], count: int, size: int) -> str:
                     f"| {column} | {name.replace('classical: ', '')} | {_fmt(m['peak_power_kept'], 3)} "
                     f"| {_fmt(m['peak_shift_bins'], 3)} | {_fmt(m['lattice_constant_error'], 4)} |"
                 )
-    lines += ["", f"Machine: {platform.processor() or platform.machine()}; regenerate with `maed eval --families`.", ""]
+    lines += ["", f"Machine: {cpu_model()}; regenerate with `maed eval --families`.", ""]
     return "\n".join(lines)

@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import bm3d_eval
+from .bench import cpu_model
 from .classical import run_pipeline
 from .data.real_refs import REPO_ROOT, SOURCES, TEST_SOURCES, default_real_dir
 from .denoise import denoise_guarded
@@ -414,7 +415,7 @@ def _report(folder: str, scans: list[dict], skipped: list[str], models: list[str
     ]
     if skipped:
         text += ["Not read: " + "; ".join(skipped), ""]
-    text.append(f"Machine: {platform.processor() or platform.machine()}, {platform.system()}; "
+    text.append(f"Machine: {cpu_model()}, {platform.system()}; "
                 "regenerate with `maed eval --real`.")
     return "\n".join(text) + "\n"
 
