@@ -97,20 +97,6 @@ def denoise_array(scan: np.ndarray, backend: Backend, tile: int = TILE) -> np.nd
     return denormalise(run_tiled(x, backend, tile), norm)
 
 
-def denoise_measured(scan: np.ndarray, backend: Backend, tile: int = TILE) -> np.ndarray:
-    """Denoised float32 copy of a scan whose rows not measured in full hold NaN; those rows stay NaN.
-
-    The measured rows are denoised together, as one image, so a scan stopped early is
-    denoised exactly as if it had been a smaller scan.
-    """
-    measured = np.isfinite(scan).all(axis=1)
-    if measured.all():
-        return denoise_array(scan, backend, tile)
-    out = np.full(scan.shape, np.nan, dtype=np.float32)
-    out[measured] = denoise_array(scan[measured], backend, tile)
-    return out
-
-
 @dataclass(frozen=True, kw_only=True)
 class GuardedResult:
     """What ``maed denoise`` publishes for one scan: the image, where it fell back, and why."""
@@ -123,7 +109,11 @@ class GuardedResult:
 
 
 def denoise_guarded(scan: np.ndarray, backend: Backend, tile: int = TILE, limits: Thresholds = Thresholds()) -> GuardedResult:
-    """The network's denoised scan where it passes the trust guard, the conservative result where not."""
+    """The network's denoised scan where it passes the trust guard, the conservative result where not.
+
+    Rows not measured in full (NaN) stay NaN; the measured rows are denoised together, as one image,
+    so a scan stopped early is denoised exactly as if it had been a smaller scan.
+    """
     measured = np.isfinite(scan).all(axis=1)
     data = np.full(scan.shape, np.nan, dtype=np.float32)
     fallback = np.zeros(scan.shape, dtype=np.float32)
