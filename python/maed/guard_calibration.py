@@ -27,7 +27,7 @@ from .data.surfaces import FAMILIES, LATTICE_FAMILIES
 from .denoise import run_tiled
 from .engine import Backend
 from .normalise import normalise
-from .trust import Thresholds, TrustFigures, frame_reasons, trust_figures
+from .trust import Thresholds, TrustFigures, judge, trust_figures
 
 SEED_BASE = TEST_SEED_BASE + 800_000
 INVENTIONS = ("bands", "lattice", "checkerboard")
@@ -90,7 +90,7 @@ def rates(cases: list[Case], limits: Thresholds = Thresholds()) -> dict[str, tup
     out: dict[str, list[int]] = {}
     for case in cases:
         group = case.kind.split(":")[0]
-        flagged = bool(frame_reasons(case.figures, limits)) or case.figures.local_structure > limits.local_structure
+        flagged = judge(case.figures, limits)[0] != "network"
         tally = out.setdefault(group, [0, 0])
         tally[0] += flagged
         tally[1] += 1

@@ -217,6 +217,17 @@ def frame_reasons(figures: TrustFigures, limits: Thresholds = Thresholds()) -> l
     return reasons
 
 
+def judge(figures: TrustFigures, limits: Thresholds = Thresholds()) -> tuple[str, tuple[str, ...]]:
+    """What to publish for a frame with these figures and why: ``fallback`` where a frame-wide figure
+    fails, ``blend`` where only the local structure test does, else ``network``."""
+    reasons = frame_reasons(figures, limits)
+    if reasons:
+        return "fallback", tuple(reasons)
+    if figures.local_structure > limits.local_structure:
+        return "blend", (f"residual follows the image locally ({figures.local_structure:.2f})",)
+    return "network", ()
+
+
 def conservative(levelled_input: np.ndarray) -> np.ndarray:
     """The fallback: levelled rows through a light Gaussian, which invents nothing and keeps atoms."""
     return ndimage.gaussian_filter(np.asarray(levelled_input, dtype=np.float64), FALLBACK_SIGMA, mode="reflect")
@@ -229,19 +240,15 @@ def guard(
     x = np.asarray(levelled_input, dtype=np.float64)
     y = np.asarray(levelled_output, dtype=np.float64)
     figures = trust_figures(x, y)
-    reasons = frame_reasons(figures, limits)
-    if reasons:
+    output, reasons = judge(figures, limits)
+    if output == "network":
+        return y, np.zeros_like(x), Verdict(output="network", figures=figures)
+    if output == "fallback":
         weight = np.ones_like(x)
-        verdict = Verdict(output="fallback", reasons=tuple(reasons), fallback_fraction=1.0, figures=figures)
-    elif figures.local_structure > limits.local_structure:
+    else:
         residual, detail = _residual_and_detail(x, y)
         failing = np.abs(_local_correlation(residual, detail, BLOCK)) > limits.local_structure
         failing = ndimage.binary_dilation(failing, iterations=BLOCK // 4)
         weight = np.clip(ndimage.gaussian_filter(failing.astype(float), BLOCK / 4, mode="reflect") * 2, 0, 1)
-        verdict = Verdict(
-            output="blend", reasons=(f"residual follows the image locally ({figures.local_structure:.2f})",),
-            fallback_fraction=float(weight.mean()), figures=figures,
-        )
-    else:
-        return y, np.zeros_like(x), Verdict(output="network", figures=figures)
+    verdict = Verdict(output=output, reasons=reasons, fallback_fraction=float(weight.mean()), figures=figures)
     return (1 - weight) * y + weight * conservative(x), weight, verdict
