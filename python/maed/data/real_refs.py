@@ -129,7 +129,7 @@ def reference_crop(ref: Reference, size: int, rng: np.random.Generator) -> tuple
     c = int(rng.integers(0, cols - min(span, cols) + 1))
     region = ref.image[r:r + span, c:c + span]
     if zoom < 1:  # anti-alias before shrinking, as a coarser scan averages over its pixel
-        region = ndimage.gaussian_filter(region, 0.5 / zoom - 0.5 if zoom < 0.999 else 0)
+        region = ndimage.gaussian_filter(region, 0.5 / zoom - 0.5)
     out = ndimage.zoom(region, zoom, order=3, mode="reflect", grid_mode=True)[:size, :size]
     if out.shape != (size, size):  # a reference narrower than the crop at this zoom
         out = np.pad(out, [(0, size - out.shape[0]), (0, size - out.shape[1])], mode="reflect")

@@ -55,21 +55,6 @@ def _coordinates(size: int, pixel_m: float) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(axis, axis, indexing="xy")
 
 
-def _lattice_vectors(kind: str, a: float, angle: float) -> list[np.ndarray]:
-    """Reciprocal wave vectors whose cosines sum to the lattice's corrugation."""
-    if kind == "hexagonal":
-        # Three waves at 120 degrees give a hexagonal array with spacing a.
-        k = 4 * np.pi / (np.sqrt(3) * a)
-        angles = [angle, angle + 2 * np.pi / 3, angle + 4 * np.pi / 3]
-    elif kind == "square":
-        k = 2 * np.pi / a
-        angles = [angle, angle + np.pi / 2]
-    else:  # rows: one strong wave, as on reconstructed or molecular row phases
-        k = 2 * np.pi / a
-        angles = [angle]
-    return [k * np.array([np.cos(t), np.sin(t)]) for t in angles]
-
-
 def _smooth_walk(n: int, scale: float, correlation: float, rng: np.random.Generator) -> np.ndarray:
     """A smooth random curve (Gaussian-filtered white noise) with the given rms."""
     walk = ndimage.gaussian_filter1d(rng.standard_normal(n), correlation, mode="wrap")
@@ -118,9 +103,9 @@ def molecules(
 
 
 def moire(x: np.ndarray, y: np.ndarray, period: float, amplitude: float, angle: float) -> np.ndarray:
-    """A long-period hexagonal superstructure."""
-    waves = _lattice_vectors("hexagonal", period, angle)
-    z = sum(np.cos(k[0] * x + k[1] * y) for k in waves)
+    """A long-period hexagonal superstructure: three waves at 120 degrees, spacing ``period``."""
+    k = 4 * np.pi / (np.sqrt(3) * period)
+    z = sum(np.cos(k * (np.cos(t) * x + np.sin(t) * y)) for t in (angle, angle + 2 * np.pi / 3, angle + 4 * np.pi / 3))
     return (z - z.min()) / max(np.ptp(z), 1e-30) * amplitude
 
 

@@ -126,8 +126,9 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
         log(f"resumed from {last} at step {step}")
 
     user = UserPairs(Path(cfg.user_pairs)) if cfg.user_pairs else None
-    references = load_references(Path(cfg.real_dir)) if cfg.real_dir and cfg.real_fraction > 0 else []
+    references = []
     if cfg.real_dir and cfg.real_fraction > 0:
+        references = load_references(Path(cfg.real_dir))
         if not references:
             raise ValueError(f"{cfg.real_dir}: none of the training references is there (maed.data.real_refs)")
         log(f"{len(references)} real reference images from {cfg.real_dir} ({cfg.real_fraction:.0%} of samples)")
