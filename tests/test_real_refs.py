@@ -54,8 +54,8 @@ def test_crop_zooms_and_rescales():
 def test_real_samples_are_references_with_artefacts():
     ref = Reference("blobs", level(np.random.default_rng(1).standard_normal((160, 160)).cumsum(0).cumsum(1)), 1e-10)
     stream = TrainingPairs(64, first_seed=3, references=[ref], real_fraction=1.0)
-    noisy, clean = stream.sample(3)
+    noisy, clean, _ = stream.sample(3)
     assert noisy.shape == clean.shape == (64, 64)
     assert not np.allclose(noisy, clean) and np.isfinite(noisy).all()
-    noisy_again, _ = stream.sample(3)
+    noisy_again, _, _ = stream.sample(3)
     np.testing.assert_array_equal(noisy, noisy_again)

@@ -7,7 +7,7 @@ import torch
 from maed.data import make_pair
 from maed.model.checkpoint import load_checkpoint
 from maed.training import TrainConfig, train
-from maed.training.dataset import TrainingPairs, UserPairs
+from maed.training.dataset import CLEAN_TARGET, TrainingPairs, UserPairs
 
 SHORT = TrainConfig(steps=40, steps_per_epoch=20, batch_size=4, patch=64, lr=3e-3, validation_scans=4, workers=0)
 
@@ -49,7 +49,8 @@ def test_user_pairs_are_cropped_and_used(tmp_path):
     np.save(tmp_path / "noisy" / "s1.npy", pair.noisy)
     np.save(tmp_path / "clean" / "s1.npy", pair.clean)
     stream = iter(TrainingPairs(64, first_seed=0, user=UserPairs(tmp_path), user_fraction=1.0))
-    x, y = next(stream)
+    x, y, kind = next(stream)
+    assert kind == CLEAN_TARGET
     assert x.shape == (1, 64, 64) and y.shape == (1, 64, 64)
     # The target is a (possibly flipped) 64x64 window of the user's reference, up to a plane,
     # which second differences along the rows do not see.

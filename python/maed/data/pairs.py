@@ -13,7 +13,7 @@ import numpy as np
 
 from .scan_noise import TRAIN_RANGES, NoiseParams, NoiseRanges, add_scan_noise, draw_params
 from . import motifs
-from .surfaces import TRAINING_FAMILIES, SurfaceRanges, random_surface
+from .surfaces import TRAINING_FAMILIES, SurfaceRanges, random_surface, smooth_background
 
 TEST_SEED_BASE = 1_000_000_000
 HARD_FACTOR = 1.6
@@ -38,14 +38,21 @@ def make_pair(
     surface_ranges: SurfaceRanges = SurfaceRanges(),
     families: tuple[str, ...] = TRAINING_FAMILIES,
     double_tip: bool = False,
+    background: bool = False,
 ) -> ScanPair:
     """One (noisy, clean) pair of one of ``families``; the same seed always gives the same pair.
 
     ``double_tip`` images the surface with a second apex (ghost features), an artefact held out of
-    training and scored as its own column by ``maed eval --families``.
+    training and scored as its own column by ``maed eval --families``. ``background`` adds, to
+    half of the surfaces, a smooth random height field (``surfaces.smooth_background``) of 5 % to
+    100 % of the surface's own rms: training content that is structure although it is smooth.
     """
     rng = np.random.default_rng(seed)
     clean, info = random_surface(rng, size, surface_ranges, families)
+    if background and rng.random() < 0.5:
+        rms = float(clean.std()) * float(np.exp(rng.uniform(np.log(0.05), 0.0)))
+        clean = clean + smooth_background(clean.shape, rms, rng)
+        info = info | {"background_rms_m": rms}
     if double_tip:
         shift = tuple(rng.uniform(-6, 6, 2))
         drop = float(rng.uniform(0.1, 0.5)) * float(np.ptp(clean))

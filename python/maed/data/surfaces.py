@@ -121,6 +121,27 @@ def tip_image(surface: np.ndarray, pixel_m: float, tip_radius: float) -> np.ndar
     return ndimage.grey_dilation(surface, footprint=footprint, structure=structure, mode="reflect")
 
 
+def smooth_background(shape: tuple[int, int], rms: float, rng: np.random.Generator) -> np.ndarray:
+    """A random smooth height field of the given rms: a Gaussian random field of power ~ 1/(k0^2 + k^2)^(b/2).
+
+    Real surfaces are rarely flat between their features: substrate roughness, subsurface
+    defects, charge puddles and bent terraces add smooth height that is structure, not noise.
+    Exponent b (3 to 5: steeper than 2, which in two dimensions has equal power in every octave and is
+    rough, not smooth) and corner k0 (a period of 1/8 to 1 of the frame) are drawn at random,
+    with a random anisotropy, so no one texture becomes a prior of the network.
+    """
+    ky = np.fft.fftfreq(shape[0])[:, None]
+    kx = np.fft.rfftfreq(shape[1])[None, :]
+    stretch = np.exp(rng.uniform(-0.7, 0.7))
+    k2 = (kx * stretch) ** 2 + (ky / stretch) ** 2
+    k0 = 1.0 / (max(shape) * rng.uniform(1 / 8, 1.0))
+    amplitude = (k0**2 + k2) ** (-rng.uniform(3.0, 5.0) / 4)
+    amplitude[0, 0] = 0.0
+    spectrum = amplitude * (rng.standard_normal(amplitude.shape) + 1j * rng.standard_normal(amplitude.shape))
+    field = np.fft.irfft2(spectrum, s=shape)
+    return field / max(float(field.std()), 1e-300) * rms
+
+
 FAMILIES = ("lattice", "multi_atom", "molecular_crystal", "steps", "adsorbates", "standing_waves", "moire", "kagome")
 """Kinds of surface ``random_surface`` draws, each equally often unless a family is asked for.
 

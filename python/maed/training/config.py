@@ -42,3 +42,5 @@ class TrainConfig:
     real_fraction: float = 0.0
     grad_weight: float = 0.0
     fourier_weight: float = 0.0
+    pair_fraction: float = 0.0
+    background: bool = False

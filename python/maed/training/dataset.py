@@ -7,6 +7,9 @@ surface in the units it was given.
 
 Real references (``maed.data.real_refs``: clean real scans of the training sources) get the
 simulator's scan artefacts added, the paper's recipe; a fraction of every batch comes from them.
+Real pass pairs (``maed.data.real_pairs``) are a third kind: one pass of a real scan as input,
+the other as target (Noise2Noise), so real noise is learnt without a clean reference; each
+sample carries its kind, because their loss differs (``loss.pass_pair_l1``).
 
 User pairs (the paper's setting: noisy scans and their manually restored references) live
 in a folder with ``noisy/NAME.npy`` and ``clean/NAME.npy``; random crops are drawn from them.
@@ -22,6 +25,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..data import add_scan_noise, draw_params, make_pair
+from ..data.real_pairs import PassPair, pass_pair_crop
 from ..data.real_refs import Reference, reference_crop, scaled_to
 from ..normalise import normalise
 
@@ -68,17 +72,23 @@ class UserPairs:
         return noisy, clean
 
 
+CLEAN_TARGET, PASS_TARGET = 0, 1
+"""Sample kinds: the target is the clean surface, or the other pass of a real scan."""
+
+
 class TrainingPairs(IterableDataset):
-    """An endless stream of normalised pairs; sample ``k`` uses seed ``first_seed + k``.
+    """An endless stream of normalised pairs and their kind; sample ``k`` uses seed ``first_seed + k``.
 
     Each sample is a user pair (with probability ``user_fraction`` where user pairs are given),
-    else a real reference with simulated artefacts (``real_fraction`` where references are
-    given), else a simulated scan.
+    else a real pass pair (``pair_fraction`` where pass pairs are given), else a real reference
+    with simulated artefacts (``real_fraction`` where references are given), else a simulated
+    scan (half of them on a smooth random background where ``background``).
     """
 
     def __init__(
         self, patch: int, first_seed: int, user: UserPairs | None = None, user_fraction: float = 0.5,
         references: list[Reference] | None = None, real_fraction: float = 0.0,
+        pass_pairs: list[PassPair] | None = None, pair_fraction: float = 0.0, background: bool = False,
     ) -> None:
         self.patch = patch
         self.first_seed = first_seed
@@ -86,25 +96,32 @@ class TrainingPairs(IterableDataset):
         self.user_fraction = user_fraction
         self.references = references or []
         self.real_fraction = real_fraction
+        self.pass_pairs = pass_pairs or []
+        self.pair_fraction = pair_fraction
+        self.background = background
 
-    def sample(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """The (noisy, clean) pair of seed ``seed``, in metres."""
+    def sample(self, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """The (input, target, kind) of seed ``seed``, in metres."""
         rng = np.random.default_rng(seed)
         if self.user is not None and rng.random() < self.user_fraction:
-            return self.user.crop(rng, self.patch)
+            return *self.user.crop(rng, self.patch), CLEAN_TARGET
+        if self.pass_pairs and rng.random() < self.pair_fraction:
+            pair = self.pass_pairs[int(rng.integers(len(self.pass_pairs)))]
+            return *pass_pair_crop(pair, self.patch, rng), PASS_TARGET
         if self.references and rng.random() < self.real_fraction:
             ref = self.references[int(rng.integers(len(self.references)))]
             clean, pixel = reference_crop(ref, self.patch, rng)
             clean = scaled_to(clean, rng)
-            return add_scan_noise(clean, pixel, draw_params(rng), rng), clean
-        pair = make_pair(seed, self.patch)
-        return pair.noisy, pair.clean
+            return add_scan_noise(clean, pixel, draw_params(rng), rng), clean, CLEAN_TARGET
+        pair = make_pair(seed, self.patch, background=self.background)
+        return pair.noisy, pair.clean, CLEAN_TARGET
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         k = worker
         while True:
-            x, y = normalised_pair(*self.sample(self.first_seed + k))
-            yield torch.from_numpy(x)[None], torch.from_numpy(np.ascontiguousarray(y))[None]
+            noisy, target, kind = self.sample(self.first_seed + k)
+            x, y = normalised_pair(noisy, target)
+            yield torch.from_numpy(x)[None], torch.from_numpy(np.ascontiguousarray(y))[None], kind
             k += workers

@@ -5,7 +5,8 @@ the target by a plane is as good as the target; the evaluation metrics remove th
 too. L1 rather than L2 because scars and tip changes leave a few large errors that should
 not dominate the gradient. ``gradient_l1`` (``--grad-weight``) and ``spectral_peak_loss``
 (``--fourier-weight``) are optional extra terms that weigh fine structure and lattice contrast:
-product training uses them, the Table 1 protocol does not.
+product training uses them, the Table 1 protocol does not. ``pass_pair_l1`` is the loss of a
+real pass pair, whose target is the other, noisy pass rather than the clean surface.
 """
 
 from __future__ import annotations
@@ -59,3 +60,15 @@ def spectral_peak_loss(output: torch.Tensor, target: torch.Tensor, share: float 
     floor = 1e-3 * p_target.mean(dim=1, keepdim=True)
     ratio = (p_out.gather(1, strongest) + floor) / (p_target.gather(1, strongest) + floor)
     return ratio.log().abs().mean()
+
+
+def pass_pair_l1(output: torch.Tensor, other_pass: torch.Tensor) -> torch.Tensor:
+    """Per sample: L1 of the error against the other pass of a real scan, each row's mean and the plane off.
+
+    The other pass has noise of its own, independent of the input's, so the error's expectation is
+    smallest at the clean surface (Noise2Noise; L1 seeks the median, which for noise symmetric
+    about zero is the same). Line offsets differ between the passes whatever the surface, so they
+    are not judged.
+    """
+    error = remove_plane(output - other_pass)
+    return (error - error.mean(dim=-1, keepdim=True)).abs().mean(dim=(1, 2, 3))

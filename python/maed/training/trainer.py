@@ -25,8 +25,9 @@ from ..metrics import psnr
 from ..model import ARCHITECTURES, build_model
 from ..model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from .config import TrainConfig
-from .dataset import TrainingPairs, UserPairs, normalised_pair
-from .loss import gradient_l1, plane_free_l1, spectral_peak_loss
+from .dataset import PASS_TARGET, TrainingPairs, UserPairs, normalised_pair
+from .loss import gradient_l1, pass_pair_l1, plane_free_l1, spectral_peak_loss
+from ..data.real_pairs import load_pass_pairs
 from ..data.real_refs import load_references
 
 VALIDATION_SEED_BASE = 900_000_000
@@ -46,7 +47,7 @@ def _validation_set(count: int, patch: int) -> tuple[torch.Tensor, torch.Tensor]
 def _real_validation_set(stream: TrainingPairs, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Real references with artefacts, from seeds of their own (the same references as training)."""
     real = TrainingPairs(stream.patch, 0, references=stream.references, real_fraction=1.0)
-    return _stack([real.sample(VALIDATION_SEED_BASE + 100_000 + i) for i in range(count)])
+    return _stack([real.sample(VALIDATION_SEED_BASE + 100_000 + i)[:2] for i in range(count)])
 
 
 @torch.no_grad()
@@ -61,21 +62,31 @@ def validate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: t
 
 
 def training_loss(
-    model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor, grad_weight: float = 0.0, fourier_weight: float = 0.0,
+    model: torch.nn.Module, noisy: torch.Tensor, target: torch.Tensor, grad_weight: float = 0.0, fourier_weight: float = 0.0,
+    kind: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The loss every model is trained with, plus the extra terms of its own paper where it has them.
 
     ``grad_weight`` and ``fourier_weight`` add ``gradient_l1`` and ``spectral_peak_loss`` (product training;
-    the Table 1 protocol leaves them at 0).
+    the Table 1 protocol leaves them at 0). ``kind`` (per sample, ``dataset.PASS_TARGET`` or
+    ``CLEAN_TARGET``; default all clean) marks real pass pairs, which are judged by ``pass_pair_l1``
+    alone: their target is noisy, so its gradients and Fourier peaks are not the surface's.
     """
     if hasattr(model, "training_loss"):
-        return model.training_loss(noisy, clean, plane_free_l1)
+        return model.training_loss(noisy, target, plane_free_l1)
     out = model(noisy)
-    loss = plane_free_l1(out, clean)
-    if grad_weight:
-        loss = loss + grad_weight * gradient_l1(out, clean)
-    if fourier_weight:
-        loss = loss + fourier_weight * spectral_peak_loss(out, clean)
+    pairs = kind == PASS_TARGET if kind is not None else torch.zeros(len(noisy), dtype=torch.bool)
+    loss = out.new_zeros(())
+    if pairs.any():
+        loss = loss + pass_pair_l1(out[pairs], target[pairs]).sum() / len(noisy)
+    if (~pairs).any():
+        out, target = out[~pairs], target[~pairs]
+        share = len(out) / len(noisy)
+        loss = loss + share * plane_free_l1(out, target)
+        if grad_weight:
+            loss = loss + share * grad_weight * gradient_l1(out, target)
+        if fourier_weight:
+            loss = loss + share * fourier_weight * spectral_peak_loss(out, target)
     return loss
 
 
@@ -132,10 +143,21 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
         if not references:
             raise ValueError(f"{cfg.real_dir}: none of the training references is there (maed.data.real_refs)")
         log(f"{len(references)} real reference images from {cfg.real_dir} ({cfg.real_fraction:.0%} of samples)")
+    pass_pairs = []
+    if cfg.pair_fraction > 0 and not cfg.real_dir:
+        raise ValueError("--pair-fraction needs --real-refs: the folder of real scans whose passes are paired")
+    if cfg.real_dir and cfg.pair_fraction > 0:
+        pass_pairs = load_pass_pairs(Path(cfg.real_dir), cfg.patch)
+        if not pass_pairs:
+            raise ValueError(f"{cfg.real_dir}: no training-source scan has a trace/retrace pair fit to learn from "
+                             "(maed.data.real_pairs)")
+        names = ", ".join(p.name for p in pass_pairs)
+        log(f"{len(pass_pairs)} real trace/retrace pairs ({names}; {cfg.pair_fraction:.0%} of samples)")
     # Each training run gets its own seed range below the validation and test seeds.
     stream = TrainingPairs(
         cfg.patch, first_seed=cfg.seed * 50_000_000 + step * cfg.batch_size, user=user,
         references=references, real_fraction=cfg.real_fraction,
+        pass_pairs=pass_pairs, pair_fraction=cfg.pair_fraction, background=cfg.background,
     )
     loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
     val_x, val_y = _validation_set(cfg.validation_scans, cfg.patch)
@@ -146,10 +168,10 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", unit="step", dynamic_ncols=True)
     started = time.time()
     while step < cfg.steps:
-        x, y = next(batches)
+        x, y, kind = next(batches)
         for group in optimiser.param_groups:
             group["lr"] = _learning_rate(cfg, step)
-        loss = training_loss(model, x.to(device), y.to(device), cfg.grad_weight, cfg.fourier_weight)
+        loss = training_loss(model, x.to(device), y.to(device), cfg.grad_weight, cfg.fourier_weight, kind.to(device))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
