@@ -268,17 +268,20 @@ class StreamingDenoiser:
             self.changed = self._frame_rows(0, n)
         return verdict
 
-    def final(self, raw: np.ndarray, rows_done: int, backend: Backend, limits: Thresholds = Thresholds()) -> np.ndarray:
+    def final(self, raw: np.ndarray, rows_done: int, backend: Backend, limits: Thresholds = Thresholds(),
+              other_pass: np.ndarray | None = None) -> np.ndarray:
         """The denoised frame of ``maed denoise``: ``denoise_guarded`` over the rows scanned, acquisition order.
 
         Rows not scanned, or skipped, stay NaN and are left out of the pass (the measured rows are
-        denoised together, as one image).
+        denoised together, as one image). ``other_pass`` (the retrace's frame, frame orientation, rows
+        not received NaN) confirms the lattice peaks given back, as ``maed denoise`` of a file with both.
         """
         acq, n = self._acq(raw), rows_done
         final = np.full_like(self.denoised, np.nan)
         verdict = None
         if n > 0 and np.isfinite(acq[:n, 0]).any():
-            result = denoise_guarded(acq[:n], backend, limits=limits)
+            other = self._acq(other_pass)[:n] if other_pass is not None else None
+            result = denoise_guarded(acq[:n], backend, limits=limits, other_pass=other)
             self._acq(final)[:n] = result.data
             verdict = result.verdict
         # Only now: if the pass fails, the live frame is still whole.

@@ -159,7 +159,8 @@ class Worker:
         full_pass = full_pass and not self.paused
         if full_pass:
             try:
-                denoised = scan.stream.final(image.frames["trace"], rows_done, backend)
+                other = image.frames["retrace"] if image.rows_done["retrace"] else None
+                denoised = scan.stream.final(image.frames["trace"], rows_done, backend, other_pass=other)
             except Exception:  # the scan is still published and saved, with its last live frame
                 self._failed(f"scan {scan.start.scan!r}: full-frame pass failed")
                 full_pass = False

@@ -168,3 +168,36 @@ def test_the_live_guard_runs_at_its_capped_rate_and_always_on_the_final_frame(tm
     assert len(live) > evaluations  # verdicts ride on the frames between evaluations
     assert frames[-1][0]["final"] and frames[-1][0]["trust"]["rows_done"] == 128
     assert frames[-1][0]["weights_sha256"] == "unknown"  # a back end that does not name its weights says so
+
+
+def test_the_final_frame_gives_back_the_lattice_the_retrace_confirms(tmp_path):
+    """A network that erases a lattice: the final frame holds it again, as ``maed denoise`` of both passes does,
+    because the retrace shows its peaks where the trace does."""
+    from maed.noreference import peak_power
+    from test_lattice_keep import EraserBackend, _passes, _peaks_of
+
+    trace, retrace, lattice, _ = (a.astype("<f4") for a in _passes(3))
+    rows, cols = trace.shape
+    with Bridge(config(tmp_path), backend=EraserBackend()) as bridge:
+        sub = Subscriber(bridge.endpoints["pub"])
+        c = Controller(bridge.endpoints["pull"])
+        c.start("lattice", rows, cols)
+        for row in range(rows):
+            c.line("lattice", row, trace[row])
+            c.line("lattice", row, retrace[row], pass_="retrace")
+        c.end("lattice")
+        end = sub.wait_finished("lattice")
+        sub.close()
+        c.close()
+    final = denoised_frames(sub, "lattice")[-1][1]
+    saved = Path(end["saved"])
+    raw_trace, raw_retrace = np.load(saved / "raw_trace.npy"), np.load(saved / "raw_retrace.npy")
+    assert raw_retrace.tobytes() == retrace.tobytes()
+    expected = denoise_guarded(raw_trace, EraserBackend(), other_pass=raw_retrace)
+    assert expected.lattice_peaks > 0 and final.tobytes() == expected.data.tobytes()
+    x, norm = normalise(raw_trace)
+    out = (final.astype(np.float64) - norm.plane - norm.centre) / norm.scale
+    assert 0.8 <= peak_power(x, out, _peaks_of(lattice))["kept"] <= 1.2
+    # Without the retrace, the eraser's output is all there is (tests/test_lattice_keep.py: pick-up is not given back).
+    alone = denoise_guarded(raw_trace, EraserBackend())
+    assert peak_power(x, (alone.data - norm.plane - norm.centre) / norm.scale, _peaks_of(lattice))["kept"] < 0.8

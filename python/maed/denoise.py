@@ -7,7 +7,9 @@ denoised over its measured rows only; the others stay empty (NaN).
 
 ``maed denoise`` publishes the guarded result (``maed.trust``): where the network's output fails
 the trust checks, the conservative result replaces it, and ``<stem>.json`` beside each output
-says what was published, why, with which model and weights.
+says what was published, why, with which model and weights. Where the scan's other pass is at
+hand, the lattice peaks both passes show are first given back to the network's output
+(``maed.lattice_keep``): a lattice is never lost to the network.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tqdm import tqdm
 from . import __version__
 from .engine import Backend
 from .io import ScanError, read_scan
+from .lattice_keep import lattice_peaks
 from .normalise import denormalise, normalise
 from .scanfiles import canonical_pass, write_gwy
 from .trust import Thresholds, Verdict, guard
@@ -106,22 +109,51 @@ class GuardedResult:
     fallback: np.ndarray
     """Per pixel, the conservative result's weight (0: the network's output, 1: the conservative one)."""
     verdict: Verdict
+    lattice_peaks: int | None = None
+    """Lattice peaks given back to the network's output (``maed.lattice_keep``); None: no other pass to confirm them."""
+
+    def lattice_record(self) -> dict:
+        """The ``lattice`` entry of ``<stem>.json``."""
+        if self.lattice_peaks is None:
+            return {"checked": False, "why": "no other pass of the same rows to tell a lattice from pick-up"}
+        return {"checked": True, "peaks_given_back": self.lattice_peaks}
 
 
-def denoise_guarded(scan: np.ndarray, backend: Backend, tile: int = TILE, limits: Thresholds = Thresholds()) -> GuardedResult:
+MIN_ROWS_BOTH_PASSES = 16
+"""Rows both passes must share before their spectra are compared: fewer give too coarse a spectrum."""
+
+
+def denoise_guarded(
+    scan: np.ndarray, backend: Backend, tile: int = TILE, limits: Thresholds = Thresholds(),
+    other_pass: np.ndarray | None = None,
+) -> GuardedResult:
     """The network's denoised scan where it passes the trust guard, the conservative result where not.
 
     Rows not measured in full (NaN) stay NaN; the measured rows are denoised together, as one image,
-    so a scan stopped early is denoised exactly as if it had been a smaller scan.
+    so a scan stopped early is denoised exactly as if it had been a smaller scan. ``other_pass`` (the
+    scan's other pass, same shape and orientation) confirms lattice peaks, which are given back over
+    the rows both passes measured: to the network's output before the guard judges it, and to what
+    the guard publishes.
     """
     measured = np.isfinite(scan).all(axis=1)
     data = np.full(scan.shape, np.nan, dtype=np.float32)
     fallback = np.zeros(scan.shape, dtype=np.float32)
     x, norm = normalise(scan[measured])
-    published, weight, verdict = guard(x, run_tiled(x, backend, tile), limits)
+    y = run_tiled(x, backend, tile)
+    lattice, rows = None, None
+    if other_pass is not None and np.shape(other_pass) == scan.shape:
+        both = measured & np.isfinite(other_pass).all(axis=1)
+        if both.sum() >= MIN_ROWS_BOTH_PASSES:
+            rows = both[measured]
+            lattice = lattice_peaks(x[rows], normalise(other_pass[both])[0])
+            y[rows] = lattice.give_back(x[rows], y[rows])
+    published, weight, verdict = guard(x, y, limits)
+    if lattice is not None:  # the conservative result of a fallback or blend damps a lattice too
+        published[rows] = lattice.give_back(x[rows], published[rows])
     data[measured] = denormalise(published, norm)
     fallback[measured] = weight
-    return GuardedResult(data=data, fallback=fallback, verdict=verdict)
+    return GuardedResult(data=data, fallback=fallback, verdict=verdict,
+                         lattice_peaks=lattice.peaks if lattice is not None else None)
 
 
 def result_record(source: Path, dest: Path, pass_: str, channel: str | None, backend: Backend, result: GuardedResult) -> dict:
@@ -129,7 +161,7 @@ def result_record(source: Path, dest: Path, pass_: str, channel: str | None, bac
     return {
         "input": str(source), "output": dest.name, "channel": channel, "pass": pass_,
         "model": backend.model, "weights_sha256": backend.weights_sha256, "backend": backend.name,
-        "maed_version": __version__, "trust": result.verdict.as_dict(),
+        "maed_version": __version__, "trust": result.verdict.as_dict(), "lattice": result.lattice_record(),
     }
 
 
@@ -189,7 +221,7 @@ def denoise_files(
             on_error(str(exc))
             continue
         dest = out_dir / f"{path.stem}.npy"
-        result = denoise_guarded(scan.data, backend)
+        result = denoise_guarded(scan.data, backend, other_pass=scan.other_pass)
         np.save(dest, result.data)
         record = dest.with_suffix(".json")
         record.write_text(json.dumps(

@@ -97,10 +97,12 @@ class PassResult:
     bm3d_sigma: float | None = None
 
 
-def denoise_pass(data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool) -> PassResult:
+def denoise_pass(data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool,
+                 other_pass: np.ndarray | None = None) -> PassResult:
     """Level one pass (best plane, medians of row differences, as the network sees it) and run every method.
 
-    Models run as ``maed denoise`` runs them (``denoise_guarded``, with the trust guard); their outputs lose the plane the network's normalisation put back; the
+    Models run as ``maed denoise`` runs them (``denoise_guarded``, with the trust guard and, where
+    ``other_pass`` is given, the lattice peaks both passes show given back); their outputs lose the plane the network's normalisation put back; the
     classical pipeline runs on the raw pass (it levels by itself); BM3D runs on the levelled pass.
     Every output's per-row offsets are then matched to the levelled input (``noreference.match_rows``).
     """
@@ -108,7 +110,7 @@ def denoise_pass(data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool
     levelled = x.astype(np.float64) * norm.scale
     result = PassResult(levelled)
     for name, backend in backends.items():
-        out = denoise_guarded(data, backend).data.astype(np.float64) - norm.plane - norm.centre
+        out = denoise_guarded(data, backend, other_pass=other_pass).data.astype(np.float64) - norm.plane - norm.centre
         result.outputs[name] = match_rows(levelled, out)
     result.outputs[CLASSICAL_LABEL] = match_rows(levelled, run_pipeline(CLASSICAL, data))
     if with_bm3d:
@@ -457,8 +459,10 @@ def evaluate_real(folder: Path | None, out_dir: Path, models: list[str], with_bm
         rows = trace_image.measured_rows
         if retrace_image is not None:
             rows = rows & retrace_image.measured_rows
-        trace = denoise_pass(trace_image.data[rows], backends, with_bm3d)
-        retrace = denoise_pass(retrace_image.data[rows], backends, with_bm3d) if retrace_image is not None else None
+        other = retrace_image.data[rows] if retrace_image is not None else None
+        trace = denoise_pass(trace_image.data[rows], backends, with_bm3d, other)
+        retrace = (denoise_pass(retrace_image.data[rows], backends, with_bm3d, trace_image.data[rows])
+                   if retrace_image is not None else None)
         source = SOURCES.get(path.name, "unknown")
         scan = {
             "file": path.name, "source": source, "test_source": source in TEST_SOURCES, "format": trace_image.format,

@@ -18,7 +18,7 @@ import tifffile
 from PIL import Image
 
 from .scanfiles import (
-    FORMAT_NAMES, SUFFIXES as INSTRUMENT_SUFFIXES, ChannelImage, ScanFileError, canonical_pass, check_size, read_channel,
+    FORMAT_NAMES, SUFFIXES as INSTRUMENT_SUFFIXES, ChannelImage, ScanFile, ScanFileError, canonical_pass, check_size, read_file,
     sniff,
 )
 
@@ -36,6 +36,8 @@ class Scan:
 
     data: np.ndarray
     source: ChannelImage | None = None
+    other_pass: np.ndarray | None = None
+    """The same channel's other pass (trace for a retrace and back), where the file has it."""
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -87,6 +89,14 @@ def check_partial_scan(array: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
+def _other_pass(scan: ScanFile, channel: str, pass_: str) -> np.ndarray | None:
+    """The other pass of ``channel``, or None where the file has only one."""
+    try:
+        return scan.channel(channel, "retrace" if pass_ == "trace" else "trace").data
+    except ScanFileError:
+        return None
+
+
 def read_scan(path: Path | str, channel: str | None = None, pass_: str = "trace") -> Scan:
     """The scan in ``path`` in the file's units.
 
@@ -101,8 +111,10 @@ def read_scan(path: Path | str, channel: str | None = None, pass_: str = "trace"
     suffix = path.suffix.lower()
     try:
         if sniff(path) is not None or suffix in INSTRUMENT_SUFFIXES:
-            image = read_channel(path, channel, pass_)
-            return Scan(check_partial_scan(image.data, str(path)), image)
+            instrument_file = read_file(path)
+            image = instrument_file.channel(channel, pass_)
+            other = _other_pass(instrument_file, image.name, pass_)
+            return Scan(check_partial_scan(image.data, str(path)), image, other)
     except ScanFileError as exc:
         raise ScanError(str(exc)) from None
     if suffix not in SUFFIXES:

@@ -10,7 +10,7 @@ noisy scans that are no use as clean references (``real_refs.NOISY``).
 Like ``real_refs``, only the training sources are used: the test sources stay unseen. The
 retrace is registered onto the trace (``maed.trace_retrace``: the feedback lag and creep shift it
 along the rows) and the columns that only one pass covers are cut off. A sample is a crop at the
-same place of both passes, in either direction (trace to retrace or back), flipped at random;
+same place of both passes, either pass the input and the other the target, flipped at random;
 no zoom, because resampling would change the very noise the pairs are there to teach.
 """
 
