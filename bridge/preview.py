@@ -11,7 +11,12 @@ skips frames; it never slows the bridge.
 header as JSON (padded with spaces to a multiple of 4 bytes), then the raw and the denoised frame as
 float32 (rows x cols each, NaN where not scanned). It answers 204 when nothing newer came within the
 poll time. ``GET /api/status`` relays the bridge's ``status``. ``POST /api/report`` lets a page
-opened with ``?selftest=1`` report what it drew (used by the browser test).
+opened with ``?selftest=1`` report what it drew (used by the browser test); the last
+``MAX_REPORTS`` reports, at most ``MAX_REPORT_BYTES`` together, are kept.
+
+Every request needs the preview's token (generated at start unless given; ``url`` carries it) and
+a Host naming this server; timeouts and a connection limit bound what clients can hold
+(``httpguard``, docs/security.md).
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import secrets
 import struct
 import threading
+from collections import deque
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Callable
 from urllib.parse import parse_qs, urlparse
@@ -30,12 +37,18 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import zmq
 
+from .httpguard import IDLE_TIMEOUT_S, MAX_CONNECTIONS, WILDCARDS, Gate, GuardedHTTPServer, Refused, read_body
+from .keys import ClientKeys
 from .protocol import Frame, ProtocolError, Published, ScanFinished, decode_published
 
 log = logging.getLogger("maed.bridge")
 
 POLL_S = 2.0
 PAGE = "static/preview.html"
+MAX_REPORT_BYTES = 4 << 20
+"""Reports kept, their bodies' bytes together; the oldest go first."""
+MAX_REPORTS = 256
+MAX_BODY_BYTES = 1 << 20
 
 
 def _finite(value):
@@ -58,7 +71,17 @@ class FrameBoard:
         self.header: dict = {}
         self.raw: np.ndarray | None = None
         self.denoised: np.ndarray | None = None
-        self.reports: list[dict] = []
+        self.reports: deque[dict] = deque()
+        self._report_sizes: deque[int] = deque()
+
+    def add_report(self, report: dict, size: int) -> None:
+        """Keep ``report`` (``size`` bytes as posted) within ``MAX_REPORTS`` and ``MAX_REPORT_BYTES``."""
+        with self._cv:
+            self.reports.append(report)
+            self._report_sizes.append(size)
+            while len(self.reports) > MAX_REPORTS or sum(self._report_sizes) > MAX_REPORT_BYTES:
+                self.reports.popleft()
+                self._report_sizes.popleft()
 
     def put(self, message: Published) -> None:
         with self._cv:
@@ -102,26 +125,43 @@ class FrameBoard:
 
 
 class Preview:
-    """Subscribes to ``pub_endpoint`` and serves the page on ``http://host:port/``."""
+    """Subscribes to ``pub_endpoint`` and serves the page on ``http://host:port/?token=TOKEN``.
+
+    ``token``: the preview's token (None: a new random one); ``keys``: CURVE keys for a keyed
+    bridge; ``idle_timeout`` and ``max_connections`` bound what HTTP clients can hold.
+    """
 
     def __init__(self, pub_endpoint: str, host: str = "127.0.0.1", port: int = 5580,
-                 status: Callable[[], dict] | None = None) -> None:
+                 status: Callable[[], dict] | None = None, token: str | None = None, keys: ClientKeys | None = None,
+                 idle_timeout: float = IDLE_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS) -> None:
+        if token is not None and len(token) < 16:
+            raise ValueError("a preview token needs at least 16 characters")
         self.board = FrameBoard()
+        self.token = token or secrets.token_urlsafe(24)
         self._endpoint = pub_endpoint
+        self._keys = keys
         self._status = status or dict
         self._stop = threading.Event()
         self._page = resources.files("maed.bridge").joinpath(PAGE).read_bytes()
+        self._gate = Gate(self.token, host)
+        self._idle_timeout = idle_timeout
         try:
-            self._http = ThreadingHTTPServer((host, port), self._handler())
+            self._http = GuardedHTTPServer((host, port), self._handler(), max_connections)
         except OSError as exc:
             raise ValueError(f"cannot serve the preview on {host}:{port}: {exc.strerror}") from None
-        self._http.daemon_threads = True
         self._threads: list[threading.Thread] = []
 
     @property
-    def url(self) -> str:
+    def base_url(self) -> str:
+        """The page's address without the token (a wildcard bind is shown as 127.0.0.1)."""
         host, port = self._http.server_address[:2]
+        host = "127.0.0.1" if host in WILDCARDS else f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}/"
+
+    @property
+    def url(self) -> str:
+        """The address to open: the page with its token."""
+        return f"{self.base_url}?token={self.token}"
 
     def start(self) -> "Preview":
         self._threads = [
@@ -149,6 +189,8 @@ class Preview:
     def _subscribe(self) -> None:
         socket = zmq.Context.instance().socket(zmq.SUB)
         socket.setsockopt(zmq.LINGER, 0)
+        if self._keys is not None:
+            self._keys.apply(socket)
         socket.connect(self._endpoint)
         for topic in (b"frame.raw", b"frame.denoised", b"scan.finished"):
             socket.setsockopt(zmq.SUBSCRIBE, topic)
@@ -166,8 +208,22 @@ class Preview:
         preview = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = preview._idle_timeout  # applied to the socket: a silent client is dropped
+
             def log_message(self, format: str, *args: object) -> None:  # no access log on the console
                 pass
+
+            def _refuse(self, refused: Refused) -> None:
+                self.close_connection = True  # a refused body may be unread: the connection is not reusable
+                self._send(refused.status, json.dumps({"error": str(refused)}).encode())
+
+            def _allowed(self) -> bool:
+                try:
+                    preview._gate.check(self.headers, urlparse(self.path).query)
+                except Refused as refused:
+                    self._refuse(refused)
+                    return False
+                return True
 
             def _send(self, status: int, body: bytes = b"", content_type: str = "application/json") -> None:
                 try:
@@ -175,12 +231,15 @@ class Preview:
                     self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(body)))
                     self.send_header("Cache-Control", "no-store")
+                    self.send_header("Referrer-Policy", "no-referrer")  # the token is in the page's URL
                     self.end_headers()
                     self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the page was closed or reloaded during a long poll: nobody to answer
+                except OSError:
+                    pass  # the page was closed or reloaded during a long poll, or stalled: nobody to answer
 
             def do_GET(self) -> None:
+                if not self._allowed():
+                    return
                 url = urlparse(self.path)
                 if url.path in ("/", "/index.html"):
                     self._send(HTTPStatus.OK, preview._page, "text/html; charset=utf-8")
@@ -201,15 +260,26 @@ class Preview:
                     self._send(HTTPStatus.NOT_FOUND, b'{"error": "not found"}')
 
             def do_POST(self) -> None:
+                if not self._allowed():
+                    return
                 if urlparse(self.path).path != "/api/report":
+                    self.close_connection = True  # its body is not read
                     self._send(HTTPStatus.NOT_FOUND, b'{"error": "not found"}')
                     return
-                length = min(int(self.headers.get("Content-Length", 0)), 1 << 20)
                 try:
-                    preview.board.reports.append(json.loads(self.rfile.read(length)))
+                    body = read_body(self, MAX_BODY_BYTES)
+                except Refused as refused:
+                    self._refuse(refused)
+                    return
+                try:
+                    report = json.loads(body)
                 except ValueError:
                     self._send(HTTPStatus.BAD_REQUEST, b'{"error": "report is not JSON"}')
                     return
+                if not isinstance(report, dict):
+                    self._send(HTTPStatus.BAD_REQUEST, b'{"error": "report is not a JSON object"}')
+                    return
+                preview.board.add_report(report, len(body))
                 self._send(HTTPStatus.NO_CONTENT)
 
         return Handler

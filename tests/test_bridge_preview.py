@@ -67,6 +67,11 @@ def fetch(url):
         return response.status, response.read()
 
 
+def api(preview, path):
+    """The URL of ``path`` (with its query) on ``preview``, carrying the token."""
+    return preview.base_url + path + ("&" if "?" in path else "?") + f"token={preview.token}"
+
+
 def test_the_api_serves_the_newest_frames(live):
     bridge, preview = live
     status, page = fetch(preview.url)
@@ -76,7 +81,7 @@ def test_the_api_serves_the_newest_frames(live):
     assert bridge.wait_finished(1, 30)
     version, header = 0, {}
     while not header.get("ended"):  # the preview may still be reading the last messages
-        status, blob = fetch(preview.url + f"api/frames?after={version}")
+        status, blob = fetch(api(preview, f"api/frames?after={version}"))
         assert status == 200
         n = struct.unpack("<I", blob[:4])[0]
         header = json.loads(blob[4:4 + n])
@@ -84,11 +89,11 @@ def test_the_api_serves_the_newest_frames(live):
     assert n % 4 == 0 and header["scan"] == "api" and header["final"] and header["slow_axis"] == "up"
     raw = np.frombuffer(blob[4 + n:4 + n + 4 * 32 * 32], "<f4").reshape(32, 32)
     assert raw.tobytes() == image.tobytes()
-    status, body = fetch(preview.url + f"api/frames?after={header['version']}")
+    status, body = fetch(api(preview, f"api/frames?after={header['version']}"))
     assert status == 204  # nothing newer within the poll time
-    assert json.loads(fetch(preview.url + "api/status")[1])["scans_finished"] == 1
+    assert json.loads(fetch(api(preview, "api/status"))[1])["scans_finished"] == 1
     with pytest.raises(urllib.error.HTTPError) as info:
-        fetch(preview.url + "nothing-here")
+        fetch(api(preview, "nothing-here"))
     assert info.value.code == 404
 
 
@@ -97,7 +102,7 @@ def test_the_page_draws_the_growing_scan_in_a_headless_browser(live, tmp_path):
     bridge, preview = live
     browser = subprocess.Popen(
         [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--remote-debugging-port=0",
-         f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,1000", preview.url + "?selftest=1"],
+         f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,1000", preview.url + "&selftest=1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

@@ -10,7 +10,7 @@ from maed.demo import run_demo
 def test_demo_streams_a_scan_and_writes_its_report(tmp_path, capsys):
     out = run_demo(tmp_path / "demo", frames=1, line_rate=800.0, size=128, ports=(0, 0, 0, 0))
     printed = capsys.readouterr().out
-    assert re.search(r"live preview: http://127\.0\.0\.1:\d+/", printed)
+    assert re.search(r"live preview: http://127\.0\.0\.1:\d+/\?token=[\w-]{16,}\n", printed)
     report = (out / "report.md").read_text()
     for name in ("final.png", "latency.png"):
         assert (out / name).stat().st_size > 1000 and name in report

@@ -2,8 +2,9 @@
 
 A simulated STM controller scans unseen surfaces line by line into the ZeroMQ bridge; the
 bridge denoises each frame band by band on the CPU while the scan runs and serves the live
-preview on 127.0.0.1 (its URL is printed). When the scans end, a report is written: the final
-raw | denoised | clean figure, the metrics of each scan and the histogram of update latency.
+preview on 127.0.0.1 (its URL, which carries the preview's token, is printed). When the scans
+end, a report is written: the final raw | denoised | clean figure, the metrics of each scan and
+the histogram of update latency.
 """
 
 from __future__ import annotations
