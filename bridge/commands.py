@@ -1,4 +1,4 @@
-"""The bridge's subcommands of ``maed``: ``serve``, ``listen``, ``push-sim`` and ``sim-nanonis``.
+"""The bridge's subcommands of ``maed``: ``serve``, ``listen``, ``control``, ``keys``, ``push-sim`` and ``sim-nanonis``.
 
 Registered by ``maed.cli``; everything heavy is imported when a command runs, so ``maed --help``
 stays fast. User mistakes raise ``ValueError`` (one-line error from ``maed.cli``).
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 
 
 SLOW_AXES = ("down", "up", "alternate")
+TOKEN_VARIABLE = "MAED_PREVIEW_TOKEN"
 
 
 def _add_sim_options(p: argparse.ArgumentParser, scans: int, retrace: bool = True) -> None:
@@ -60,6 +62,18 @@ def _source(args: argparse.Namespace, axis: str):
     return None
 
 
+def _add_client_key_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--secret-key", type=Path, metavar="FILE",
+                   help="your NAME.key_secret (maed keys), for a bridge that has keys; needs --server-key")
+    p.add_argument("--server-key", type=Path, metavar="FILE", help="the bridge's public key file (its NAME.key)")
+
+
+def _client_keys(args: argparse.Namespace):
+    from .keys import ClientKeys
+
+    return ClientKeys.load(args.secret_key, args.server_key)
+
+
 def _log_to_stderr() -> None:
     logging.basicConfig(level=logging.INFO, format="maed: %(message)s", stream=sys.stderr)
 
@@ -69,17 +83,25 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from .keys import ServerKeys, is_loopback
     from .preview import Preview
     from .server import Bridge, BridgeConfig
 
     if args.scans < 0:
         raise ValueError("--scans must be 0 (no end) or more")
+    if args.models is not None and not args.models.is_dir():
+        raise ValueError(f"--models {args.models} is not a folder")
     _log_to_stderr()
+    keys = ServerKeys.load(args.secret_key, args.client_keys)
     config = BridgeConfig(
         host=args.host, pull_port=args.pull_port, pub_port=args.pub_port, control_port=args.control_port,
         out=Path(args.out), backend=args.backend, model=args.model, halo=args.halo, refine=args.refine,
-        idle_timeout=args.idle_timeout, guard_interval=args.guard_interval,
+        idle_timeout=args.idle_timeout, guard_interval=args.guard_interval, keys=keys, insecure=args.insecure,
+        models=args.models,
     )
+    if keys is None and not is_loopback(args.host):
+        print(f"maed: warning: --insecure: anyone who reaches {args.host} may push lines, read frames and control "
+              "the bridge", file=sys.stderr)
     source = _source(args, slow_axis(args))
     if args.source == "nanonis":  # an unreachable controller or a missing channel: one line, at once
         channel = source.check()
@@ -92,12 +114,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"maed: bridge up: lines in {bridge.endpoints['pull']}, frames out {bridge.endpoints['pub']}, "
               f"control {bridge.endpoints['control']}; model {backend.model} on {backend.name}; scans saved to {args.out}",
               file=sys.stderr)
+        if keys is not None:
+            print(f"maed: CURVE on every socket; {len(keys.clients)} client key(s) allowed", file=sys.stderr)
         if args.preview:
-            preview = stack.enter_context(Preview(bridge.endpoints["pub"], args.host, args.http_port, bridge.status))
+            preview = stack.enter_context(Preview(bridge.endpoints["pub"], args.host, args.http_port, bridge.status,
+                                                  token=os.environ.get(TOKEN_VARIABLE) or None,
+                                                  keys=bridge.client_keys))
             print(f"maed: live preview at {preview.url}", file=sys.stderr)
         thread = None
         if source is not None:
-            thread = threading.Thread(target=source.run, args=(bridge.endpoints["pull"], stop), daemon=True)
+            thread = threading.Thread(target=source.run, args=(bridge.endpoints["pull"], stop, bridge.client_keys),
+                                      daemon=True)
             thread.start()
         try:
             if source is not None and source.scans:
@@ -114,7 +141,31 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_listen(args: argparse.Namespace) -> int:
     from .listen import listen
 
-    listen(args.connect, args.topic, args.count, args.scans)
+    listen(args.connect, args.topic, args.count, args.scans, keys=_client_keys(args))
+    return 0
+
+
+def _cmd_control(args: argparse.Namespace) -> int:
+    import json
+
+    from .control_client import request
+
+    message = {"cmd": args.cmd}
+    if args.model is not None:
+        message["model"] = args.model
+    if args.backend is not None:
+        message["backend"] = args.backend
+    reply = request(args.connect, message, _client_keys(args), args.timeout)
+    print(json.dumps(reply, indent=1))
+    return 0 if reply.get("ok") else 1
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from .keys import write_key_pair
+
+    public, secret = write_key_pair(Path(args.out), args.name)
+    print(f"maed: public key {public} (give it to the other side), secret key {secret} (keep it; mode 0600)",
+          file=sys.stderr)
     return 0
 
 
@@ -122,9 +173,10 @@ def _cmd_push_sim(args: argparse.Namespace) -> int:
     if args.scans < 0:
         raise ValueError("--scans must be 0 (no end) or more")
     source = _simulator(args, slow_axis(args))
+    keys = _client_keys(args)
     print(f"maed: pushing {args.scans or 'endless'} simulated {args.size}x{args.size} scan(s) at {args.line_rate:g} lines/s "
           f"to {args.connect}", file=sys.stderr)
-    source.run(args.connect, threading.Event())
+    source.run(args.connect, threading.Event(), keys)
     for scan in source.scanned:
         print(scan.scan)
     return 0
@@ -153,14 +205,23 @@ def _cmd_sim_nanonis(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``serve``, ``listen``, ``push-sim`` and ``sim-nanonis`` to the ``maed`` subcommands."""
+    """Add ``serve``, ``listen``, ``control``, ``keys``, ``push-sim`` and ``sim-nanonis`` to the ``maed`` subcommands."""
     from .streaming import GUARD_INTERVAL_S, HALO, REFINE
 
     p = sub.add_parser("serve", help="run the bridge: scan lines in, raw and denoised frames out")
     p.add_argument("--source", choices=("sim", "nanonis", "zmq"), default="zmq",
                    help="sim: a built-in simulated STM; nanonis: follow a Nanonis controller's scans over its TCP "
                         "interface; zmq: external controllers push lines (default)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default: 127.0.0.1, this machine only; any other needs keys or --insecure)")
+    p.add_argument("--secret-key", type=Path, metavar="FILE",
+                   help="the bridge's NAME.key_secret (maed keys): CURVE on every socket; needs --client-keys")
+    p.add_argument("--client-keys", type=Path, metavar="PATH",
+                   help="the clients allowed in: a folder of NAME.key files, or one NAME.key")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a --host beyond this machine without keys (anyone who reaches it may push, read, control)")
+    p.add_argument("--models", type=Path, metavar="DIR",
+                   help="folder whose model files a remote set_model may load (default: shipped names only)")
     p.add_argument("--pull-port", type=int, default=5570, help="lines in, PULL (default: 5570)")
     p.add_argument("--pub-port", type=int, default=5571, help="frames out, PUB (default: 5571)")
     p.add_argument("--control-port", type=int, default=5572, help="control, REP (default: 5572)")
@@ -172,7 +233,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guard-interval", type=float, default=GUARD_INTERVAL_S, metavar="S",
                    help=f"seconds between the trust guard's live evaluations of a scan, at least (default: "
                         f"{GUARD_INTERVAL_S}; stretched to 20 times the guard's cost; the final frame is always guarded)")
-    p.add_argument("--http-port", type=int, default=5580, help="port of the live preview page (default: 5580)")
+    p.add_argument("--http-port", type=int, default=5580,
+                   help=f"port of the live preview page (default: 5580); its token is {TOKEN_VARIABLE} when set, "
+                        "else a new one, printed with the URL")
     p.add_argument("--no-preview", dest="preview", action="store_false", help="do not serve the live preview")
     p.add_argument("--idle-timeout", type=float, default=300.0,
                    help="seconds of controller silence that end the scan, 0 for never (default: 300)")
@@ -190,11 +253,28 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--topic", default="", help="topic prefix, e.g. frame.denoised (default: everything)")
     p.add_argument("--count", type=int, default=0, help="stop after this many messages (default: never)")
     p.add_argument("--scans", type=int, default=0, help="stop after this many finished scans (default: never)")
+    _add_client_key_options(p)
     p.set_defaults(run=_cmd_listen)
+
+    p = sub.add_parser("control", help="send one control request to a bridge and print the reply")
+    p.add_argument("cmd", choices=("status", "info", "pause", "resume", "set_model"))
+    p.add_argument("--connect", default="tcp://127.0.0.1:5572", help="the bridge's control endpoint")
+    p.add_argument("--model", metavar="NAME_OR_PATH",
+                   help="set_model: a shipped name, or a file in the bridge's --models folder")
+    p.add_argument("--backend", help="set_model: the back end (default: the bridge's)")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds to wait for the reply (default: 5)")
+    _add_client_key_options(p)
+    p.set_defaults(run=_cmd_control)
+
+    p = sub.add_parser("keys", help="write a CURVE key pair: NAME.key (public) and NAME.key_secret")
+    p.add_argument("name", metavar="NAME", help="file name of the pair, e.g. bridge or the client's name")
+    p.add_argument("--out", default=".", metavar="DIR", help="folder to write to (default: here)")
+    p.set_defaults(run=_cmd_keys)
 
     p = sub.add_parser("push-sim", help="a simulated STM controller pushing lines to a bridge")
     p.add_argument("--connect", default="tcp://127.0.0.1:5570", help="the bridge's PULL endpoint")
     _add_sim_options(p, scans=1)
+    _add_client_key_options(p)
     p.set_defaults(run=_cmd_push_sim)
 
     p = sub.add_parser("sim-nanonis", help="a simulated Nanonis controller answering on its TCP interface")

@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 import zmq
 
+from .keys import ClientKeys
 from .protocol import Alert, Frame, FrameRows, ProtocolError, Published, ScanFinished, decode_published
 
 
@@ -47,15 +48,19 @@ def describe_trust(trust: dict | None) -> str:
 
 
 def listen(endpoint: str, topic: str = "", count: int = 0, scans: int = 0,
-           emit: Callable[[str], None] = print, context: zmq.Context | None = None) -> int:
+           emit: Callable[[str], None] = print, context: zmq.Context | None = None,
+           keys: ClientKeys | None = None) -> int:
     """Print messages from the PUB ``endpoint`` until ``count`` messages or ``scans`` finished scans (0: forever).
 
     Returns the number of messages printed. Gaps in ``seq`` (frames PUB dropped because this
     subscriber was slow, or that were published before it connected) are reported. A message of
-    another protocol version is reported in one line, as every malformed message is.
+    another protocol version is reported in one line, as every malformed message is. ``keys``:
+    CURVE keys for a keyed bridge (without them, a keyed bridge sends nothing).
     """
     socket = (context or zmq.Context.instance()).socket(zmq.SUB)
     socket.setsockopt(zmq.LINGER, 0)
+    if keys is not None:
+        keys.apply(socket)
     socket.connect(endpoint)
     socket.setsockopt_string(zmq.SUBSCRIBE, topic)
     printed = ended = 0

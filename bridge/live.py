@@ -39,8 +39,8 @@ def run_live(
     """Start a bridge (and the preview on ``preview_port``, 0 for any free port) and ``sim`` pushing into it.
 
     Returns once the simulator's scans are finished and saved; ``sim.scans`` must be at least 1.
-    ``on_start`` gets the endpoints (``pull``, ``pub``, ``control`` and ``preview``, the page's URL,
-    when served) before the first line is sent. Raises ``TimeoutError`` when the scans are not
+    ``on_start`` gets the endpoints (``pull``, ``pub``, ``control`` and ``preview``, the page's URL
+    with its token, when served) before the first line is sent. Raises ``TimeoutError`` when the scans are not
     finished within ``timeout`` seconds (None: the scan time plus a minute).
     """
     if sim.scans < 1:
@@ -51,11 +51,13 @@ def run_live(
     with Bridge(config, backend) as bridge, contextlib.ExitStack() as stack:
         endpoints = dict(bridge.endpoints)
         if preview_port is not None:
-            preview = stack.enter_context(Preview(bridge.endpoints["pub"], config.host, preview_port, bridge.status))
+            preview = stack.enter_context(Preview(bridge.endpoints["pub"], config.host, preview_port, bridge.status,
+                                                  keys=bridge.client_keys))
             endpoints["preview"] = preview.url
         if on_start is not None:
             on_start(endpoints)
-        source = threading.Thread(target=sim.run, args=(bridge.endpoints["pull"], stop), name="maed-sim", daemon=True)
+        source = threading.Thread(target=sim.run, args=(bridge.endpoints["pull"], stop, bridge.client_keys),
+                                  name="maed-sim", daemon=True)
         source.start()
         try:
             if not bridge.wait_finished(sim.scans, timeout):

@@ -26,7 +26,9 @@ from maed.engine import Backend, load_backend
 from .control import ControlError, respond
 from .counters import FaultCounter
 from .ingest import Ingest
+from .keys import ClientKeys, ServerKeys, is_loopback
 from .protocol import VERSION
+from .remote_model import remote_model
 from .streaming import GUARD_INTERVAL_S, HALO, REFINE
 from .worker import Worker, weights_sha256
 
@@ -56,8 +58,17 @@ class BridgeConfig:
     idle_timeout: float = 300.0
     guard_interval: float = GUARD_INTERVAL_S
     """Seconds between the trust guard's live evaluations of a scan (at least; 0: as often as its cost allows)."""
+    keys: ServerKeys | None = None
+    """CURVE keys of every socket (docs/security.md); None: no authentication, loopback only unless ``insecure``."""
+    insecure: bool = False
+    """Allow binding beyond loopback without keys: anyone on the network may then push, read and control."""
+    models: Path | None = None
+    """The folder whose model files a remote ``set_model`` may load; None: shipped names only."""
 
     def __post_init__(self) -> None:
+        if self.keys is None and not self.insecure and not is_loopback(self.host):
+            raise ValueError(f"binding {self.host} without keys would let anyone on the network push lines, read "
+                             "frames and control the bridge; give --secret-key and --client-keys (maed keys), or --insecure")
         for name in ("pull_port", "pub_port", "control_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise ValueError(f"{name.replace('_', ' ')} must be 0 to 65535, got {getattr(self, name)}")
@@ -90,12 +101,15 @@ class Bridge:
         self._sockets: list[zmq.Socket] = []
         self._stops = {name: threading.Event() for name in ("ingest", "worker", "control")}
         self.worker: Worker | None = None
+        self._auth = None
 
     # --- life cycle -----------------------------------------------------------------------
 
     def start(self) -> "Bridge":
         ctx = self._ctx = zmq.Context()
         try:
+            if self.config.keys is not None:  # the authenticator must run before the first CURVE socket binds
+                self._auth = self.config.keys.authenticator(ctx)
             # Options are set before bind: connections inherit the options the socket had at bind time.
             pull = ctx.socket(zmq.PULL)
             pull.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
@@ -109,6 +123,8 @@ class Bridge:
             if self._backend is None:  # after binding: a port in use is reported before a slow model load
                 self._backend = self._loader(self.config.backend, self.config.model)
         except BaseException:
+            if self._auth is not None:
+                self._auth.stop()
             ctx.destroy(linger=0)
             self._ctx = None
             raise
@@ -129,6 +145,8 @@ class Bridge:
     def _bind(self, socket: zmq.Socket, name: str, port: int) -> zmq.Socket:
         address = f"tcp://{self.config.host}:{port or '*'}"
         socket.setsockopt(zmq.LINGER, 0)
+        if self.config.keys is not None:
+            self.config.keys.apply(socket)
         try:
             socket.bind(address)
         except zmq.ZMQError as exc:
@@ -151,6 +169,8 @@ class Bridge:
         control.join()
         for socket in self._sockets:
             socket.close()
+        if self._auth is not None:
+            self._auth.stop()
         self._ctx.term()
         self._ctx = None
 
@@ -159,6 +179,11 @@ class Bridge:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def client_keys(self) -> ClientKeys | None:
+        """Keys for in-process clients of this bridge (preview, sources); None when it has no keys."""
+        return self.config.keys.as_client() if self.config.keys is not None else None
 
     def wait_finished(self, count: int, timeout: float | None) -> bool:
         """Wait until ``count`` scans have been finished (published and saved); None waits for ever."""
@@ -240,7 +265,7 @@ class Bridge:
         choice = request.get("backend", self.config.backend)
         if not isinstance(model, str) or not isinstance(choice, str):
             raise ControlError("set_model needs a string 'model' (and optionally a string 'backend')")
-        backend = self._loader(choice, model)
+        backend = self._loader(choice, remote_model(model, self.config.models))
         self.worker.backend = backend
         log.info("model switched to %s on %s", backend.model, backend.name)
         return {"model": backend.model, "backend": backend.name}

@@ -328,8 +328,6 @@ def test_set_model_and_pause_without_restarting(tmp_path):
     loaded = []
 
     def loader(backend, model):
-        if model == "missing":
-            raise ValueError("no shipped weights for model 'missing'")
         loaded.append((backend, model))
         b = BlurBackend()
         b.model = model
@@ -337,10 +335,10 @@ def test_set_model_and_pause_without_restarting(tmp_path):
 
     with Bridge(config(tmp_path), backend=BlurBackend(), loader=loader) as bridge:
         ep = bridge.endpoints["control"]
-        reply = control(ep, {"cmd": "set_model", "model": "other"})
-        assert reply["ok"] and reply["model"] == "other" and loaded == [("auto", "other")]
+        reply = control(ep, {"cmd": "set_model", "model": "dncnn"})
+        assert reply["ok"] and reply["model"] == "dncnn" and loaded == [("auto", "dncnn")]
         assert control(ep, {"cmd": "set_model", "model": "missing"}) == {
-            "ok": False, "v": 2, "error": "no shipped weights for model 'missing'"}
+            "ok": False, "v": 2, "error": "no shipped model named 'missing'; model files need maed serve --models DIR"}
         assert control(ep, {"cmd": "set_model"})["ok"] is False
         assert control(ep, {"cmd": "pause"})["paused"] is True
 
@@ -364,7 +362,7 @@ def test_set_model_and_pause_without_restarting(tmp_path):
         c.end("p")
         sub.wait_finished("p")
         live = [m for m in sub.of("frame.denoised") if not m[1]["final"]]
-        assert live and live[0][1]["rows_done"] == 9 and live[0][1]["model"] == "other"  # caught up at once
+        assert live and live[0][1]["rows_done"] == 9 and live[0][1]["model"] == "dncnn"  # caught up at once
         sub.close()
         c.close()
 

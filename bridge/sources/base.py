@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 import zmq
 
+from ..keys import ClientKeys
 from ..protocol import Line, ScanEnd, ScanStart, encode
 
 PUSH_LINGER_MS = 5000
@@ -18,20 +19,24 @@ class Source(Protocol):
     """Feeds scan lines to a bridge.
 
     ``run`` pushes ingest messages (``scan.start``, ``line``, ``scan.end``) to the bridge's PULL
-    ``endpoint`` with a ``LinePusher`` until it has nothing more to send or ``stop`` is set, and
-    returns. It runs on a thread of its own; it must not hold up the caller after ``stop``.
+    ``endpoint`` with a ``LinePusher`` (CURVE with ``keys`` when given) until it has nothing more to
+    send or ``stop`` is set, and returns. It runs on a thread of its own; it must not hold up the
+    caller after ``stop``.
     """
 
     name: str
 
-    def run(self, endpoint: str, stop: threading.Event) -> None: ...
+    def run(self, endpoint: str, stop: threading.Event, keys: ClientKeys | None = None) -> None: ...
 
 
 class LinePusher:
     """A controller's side of the wire protocol: a PUSH socket and the sender's ``seq`` counter."""
 
-    def __init__(self, endpoint: str, context: zmq.Context | None = None) -> None:
+    def __init__(self, endpoint: str, context: zmq.Context | None = None, keys: ClientKeys | None = None) -> None:
+        """Connect to the bridge's PULL ``endpoint``; ``keys``: CURVE keys for a keyed bridge."""
         self._socket = (context or zmq.Context.instance()).socket(zmq.PUSH)
+        if keys is not None:
+            keys.apply(self._socket)
         # Lines still queued when the source closes are delivered, up to this long.
         self._socket.setsockopt(zmq.LINGER, PUSH_LINGER_MS)
         self._socket.connect(endpoint)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..keys import ClientKeys
 from ..nanonis.client import (
     DEFAULT_PORT, FrameGrab, NanonisClient, NanonisConnectionError, ScanBuffer, ScanSpeed,
 )
@@ -159,8 +160,8 @@ class NanonisSource:
         except (NanonisConnectionError, NanonisProtocolError, NanonisError) as exc:
             raise ValueError(str(exc)) from None
 
-    def run(self, endpoint: str, stop: threading.Event) -> None:
-        pusher = LinePusher(endpoint)
+    def run(self, endpoint: str, stop: threading.Event, keys: ClientKeys | None = None) -> None:
+        pusher = LinePusher(endpoint, keys=keys)
         client: NanonisClient | None = None
         backoff = _Backoff()
         last_problem, lost = "", False

@@ -19,6 +19,7 @@ import numpy as np
 
 from maed.data import TEST_SEED_BASE, ScanPair, add_scan_noise, make_pair
 
+from ..keys import ClientKeys
 from .base import LinePusher
 
 SIM_SEED_BASE = TEST_SEED_BASE + 900_000
@@ -68,8 +69,8 @@ class SimulatedController:
         if self.slow_axis not in ("down", "up", "alternate"):
             raise ValueError(f"slow axis must be down, up or alternate, got {self.slow_axis!r}")
 
-    def run(self, endpoint: str, stop: threading.Event) -> None:
-        pusher = LinePusher(endpoint)
+    def run(self, endpoint: str, stop: threading.Event, keys: ClientKeys | None = None) -> None:
+        pusher = LinePusher(endpoint, keys=keys)
         try:
             k = 0
             while (self.scans == 0 or k < self.scans) and not stop.is_set():

@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/demo", help="report folder (default: out/demo)")
     p.set_defaults(run=_cmd_demo)
 
-    from maed.bridge.commands import add_commands  # serve, listen, push-sim
+    from maed.bridge.commands import add_commands  # serve, listen, control, keys, push-sim, sim-nanonis
 
     add_commands(sub)
     from maed.engine.commands import add_commands as add_engine_commands  # engine build
