@@ -92,3 +92,34 @@ def test_c_subscriber_refuses_another_protocol_version(subscriber, v, says):
         pub.close(linger=0)
     assert client.returncode == 1 and out == ""
     assert says in err and len(err.splitlines()) == 1
+
+
+def test_c_subscriber_with_keys_reads_a_keyed_bridge_and_without_gets_nothing(subscriber, tmp_path):
+    from maed.bridge.keys import ClientKeys, ServerKeys, write_key_pair
+    from maed.bridge.sources import LinePusher
+
+    write_key_pair(tmp_path, "bridge")
+    write_key_pair(tmp_path / "clients", "labview")
+    keys = ServerKeys.load(tmp_path / "bridge.key_secret", tmp_path / "clients")
+    config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans", keys=keys)
+    with Bridge(config, backend=IdentityBackend()) as bridge:
+        pub = bridge.endpoints["pub"]
+        keyed = subprocess.Popen([str(subscriber), "--secret-key", str(tmp_path / "clients" / "labview.key_secret"),
+                                  "--server-key", str(tmp_path / "bridge.key"), pub, "1"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        keyless = subprocess.Popen([str(subscriber), pub, "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)  # the handshake and the subscription reach the bridge
+        pusher = LinePusher(bridge.endpoints["pull"], keys=ClientKeys.load(tmp_path / "clients" / "labview.key_secret",
+                                                                            tmp_path / "bridge.key"))
+        pusher.start("keyed", 16, 16, (1e-8, 1e-8))
+        for row in range(16):
+            pusher.line("keyed", row, np.full(16, row, "<f4"))
+        pusher.end("keyed")
+        pusher.close()
+        out, err = keyed.communicate(timeout=30)
+        time.sleep(0.3)
+        keyless.kill()
+        nothing, _ = keyless.communicate(timeout=10)
+    assert keyed.returncode == 0, err
+    assert out.splitlines()[-1].startswith("scan.finished scan=keyed") and "frame.raw" in out
+    assert nothing == ""  # the keyless subscriber never got past the handshake

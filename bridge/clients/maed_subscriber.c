@@ -7,7 +7,11 @@
  * shape, and reads the frame with a plain cast to float (little-endian float32, C order). It
  * prints one line per message and exits after COUNT finished scans (default 1).
  *
- *   maed_subscriber [ENDPOINT [COUNT]]     (ENDPOINT default tcp://127.0.0.1:5571)
+ *   maed_subscriber [--secret-key FILE --server-key FILE] [ENDPOINT [COUNT]]
+ *                                          (ENDPOINT default tcp://127.0.0.1:5571)
+ *
+ * With keys, it connects with ZeroMQ CURVE to a bridge that has keys (maed serve --secret-key):
+ * FILE are the key files of maed keys, this client's NAME.key_secret and the bridge's NAME.key.
  *
  * Build: cc -O2 -Wall -o maed_subscriber maed_subscriber.c -lzmq -lmsgpackc
  * Exit status: 0 when COUNT scans finished, 1 on a malformed message or another protocol version,
@@ -49,6 +53,52 @@ static int64_t as_int(const msgpack_object *o) {
     if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) return (int64_t)o->via.u64;
     if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return o->via.i64;
     return -1;
+}
+
+/* Copy the 40-character Z85 key of `name = "..."` in a key file of maed keys (ZeroMQ's certificate
+ * format) into key (41 bytes); 0 on success, -1 when the file or the line is missing. */
+static int read_key(const char *path, const char *name, char *key) {
+    FILE *f = fopen(path, "r");
+    char line[512];
+    int found = -1;
+    if (f == NULL) return -1;
+    while (found != 0 && fgets(line, sizeof line, f) != NULL) {
+        const char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (strncmp(p, name, strlen(name)) != 0) continue;
+        const char *open = strchr(p, '"');
+        if (open != NULL && strlen(open + 1) > 40 && open[41] == '"') {
+            memcpy(key, open + 1, 40);
+            key[40] = '\0';
+            found = 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* Make sub a CURVE client with this client's key pair and the bridge's public key; 0 on success. */
+static int use_keys(void *sub, const char *secret_file, const char *server_file) {
+    char public_key[41], secret_key[41], server_key[41];
+    if (!zmq_has("curve")) {
+        fprintf(stderr, "maed_subscriber: this libzmq was built without CURVE; keys cannot be used\n");
+        return -1;
+    }
+    if (read_key(secret_file, "public-key", public_key) != 0 || read_key(secret_file, "secret-key", secret_key) != 0) {
+        fprintf(stderr, "maed_subscriber: %s is not a secret key file of maed keys (NAME.key_secret)\n", secret_file);
+        return -1;
+    }
+    if (read_key(server_file, "public-key", server_key) != 0) {
+        fprintf(stderr, "maed_subscriber: %s is not a key file of maed keys (the bridge's NAME.key)\n", server_file);
+        return -1;
+    }
+    if (zmq_setsockopt(sub, ZMQ_CURVE_SERVERKEY, server_key, 41) != 0 ||
+        zmq_setsockopt(sub, ZMQ_CURVE_PUBLICKEY, public_key, 41) != 0 ||
+        zmq_setsockopt(sub, ZMQ_CURVE_SECRETKEY, secret_key, 41) != 0) {
+        fprintf(stderr, "maed_subscriber: keys refused by libzmq: %s\n", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
 }
 
 /* Fill h from the msgpack map in buf; 0 on success, -1 if it is not a map. h->v is -1 unless
@@ -95,14 +145,33 @@ static int little_endian(void) {
 }
 
 int main(int argc, char **argv) {
-    const char *endpoint = argc > 1 ? argv[1] : "tcp://127.0.0.1:5571";
-    int scans = argc > 2 ? atoi(argv[2]) : 1, ended = 0, status = 0;
+    const char *secret_file = NULL, *server_file = NULL, *positional[2] = {NULL, NULL};
+    int npositional = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--secret-key") == 0 && i + 1 < argc) {
+            secret_file = argv[++i];
+        } else if (strcmp(argv[i], "--server-key") == 0 && i + 1 < argc) {
+            server_file = argv[++i];
+        } else if (argv[i][0] == '-' || npositional == 2) {
+            fprintf(stderr, "usage: maed_subscriber [--secret-key FILE --server-key FILE] [ENDPOINT [COUNT]]\n");
+            return 2;
+        } else {
+            positional[npositional++] = argv[i];
+        }
+    }
+    if ((secret_file == NULL) != (server_file == NULL)) {
+        fprintf(stderr, "maed_subscriber: CURVE needs both --secret-key (yours) and --server-key (the bridge's)\n");
+        return 2;
+    }
+    const char *endpoint = positional[0] ? positional[0] : "tcp://127.0.0.1:5571";
+    int scans = positional[1] ? atoi(positional[1]) : 1, ended = 0, status = 0;
     if (!little_endian()) {
         fprintf(stderr, "maed_subscriber: this reader casts the little-endian payload directly; big-endian hosts must swap bytes\n");
         return 2;
     }
     void *ctx = zmq_ctx_new();
     void *sub = zmq_socket(ctx, ZMQ_SUB);
+    if (secret_file != NULL && use_keys(sub, secret_file, server_file) != 0) return 2;
     if (zmq_connect(sub, endpoint) != 0) {
         fprintf(stderr, "maed_subscriber: cannot connect to %s: %s\n", endpoint, zmq_strerror(zmq_errno()));
         return 2;
