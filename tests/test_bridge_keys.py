@@ -147,3 +147,20 @@ def test_binding_beyond_loopback_needs_keys_or_insecure(keyfiles, tmp_path, caps
     with Bridge(config, backend=FlatBackend()) as bridge:  # starts, briefly, on every interface
         assert bridge.endpoints["control"].startswith("tcp://0.0.0.0:")
         assert request(bridge.endpoints["control"].replace("0.0.0.0", "127.0.0.1"), {"cmd": "info"})["ok"]
+
+
+def test_in_process_clients_of_a_keyed_bridge_use_its_own_keys(keyed):
+    """The simulated source and the preview connect with the bridge's key pair, which is not on the allow-list."""
+    from maed.bridge.preview import Preview
+    from maed.bridge.sources import SimulatedController
+
+    assert keyed.config.keys.public not in keyed.config.keys.clients
+    with Preview(keyed.endpoints["pub"], port=0, status=keyed.status, keys=keyed.client_keys) as preview:
+        time.sleep(0.3)
+        sim = SimulatedController(size=16, line_rate=400.0, scans=1, retrace=False)
+        sim.run(keyed.endpoints["pull"], threading.Event(), keyed.client_keys)
+        assert keyed.wait_finished(1, 10)
+        deadline = time.monotonic() + 5
+        while not preview.board.header.get("ended") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert preview.board.header["scan"] == sim.scanned[0].scan and preview.board.header["ended"]
