@@ -95,6 +95,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     keys = ServerKeys.load(args.secret_key, args.client_keys)
     config = BridgeConfig(
         host=args.host, pull_port=args.pull_port, pub_port=args.pub_port, control_port=args.control_port,
+        ack_port=args.ack_port,
         out=Path(args.out), backend=args.backend, model=args.model, halo=args.halo, refine=args.refine,
         idle_timeout=args.idle_timeout, guard_interval=args.guard_interval, keys=keys, insecure=args.insecure,
         models=args.models,
@@ -112,7 +113,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     with Bridge(config) as bridge, contextlib.ExitStack() as stack:
         backend = bridge.worker.backend
         print(f"maed: bridge up: lines in {bridge.endpoints['pull']}, frames out {bridge.endpoints['pub']}, "
-              f"control {bridge.endpoints['control']}; model {backend.model} on {backend.name}; scans saved to {args.out}",
+              f"control {bridge.endpoints['control']}, acks {bridge.endpoints['ack']}; model {backend.model} on {backend.name}; scans saved to {args.out}",
               file=sys.stderr)
         if keys is not None:
             print(f"maed: CURVE on every socket; {len(keys.clients)} client key(s) allowed", file=sys.stderr)
@@ -173,6 +174,7 @@ def _cmd_push_sim(args: argparse.Namespace) -> int:
     if args.scans < 0:
         raise ValueError("--scans must be 0 (no end) or more")
     source = _simulator(args, slow_axis(args))
+    source.acks = args.acks
     keys = _client_keys(args)
     print(f"maed: pushing {args.scans or 'endless'} simulated {args.size}x{args.size} scan(s) at {args.line_rate:g} lines/s "
           f"to {args.connect}", file=sys.stderr)
@@ -225,6 +227,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pull-port", type=int, default=5570, help="lines in, PULL (default: 5570)")
     p.add_argument("--pub-port", type=int, default=5571, help="frames out, PUB (default: 5571)")
     p.add_argument("--control-port", type=int, default=5572, help="control, REP (default: 5572)")
+    p.add_argument("--ack-port", type=int, default=5573,
+                   help="acknowledgements of journaled lines, PUB (default: 5573; docs/reliability.md)")
     p.add_argument("--out", default="maed-scans", help="folder for finished scans (default: maed-scans)")
     p.add_argument("--backend", default="auto", help="inference back end (default: auto)")
     p.add_argument("--model", default="rt", metavar="NAME_OR_PATH", help="shipped model name or checkpoint (default: rt)")
@@ -273,6 +277,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("push-sim", help="a simulated STM controller pushing lines to a bridge")
     p.add_argument("--connect", default="tcp://127.0.0.1:5570", help="the bridge's PULL endpoint")
+    p.add_argument("--acks", default="tcp://127.0.0.1:5573", metavar="ENDPOINT",
+                   help="the bridge's ack endpoint: lines are kept until journaled and resent after a bridge restart "
+                        "(default: tcp://127.0.0.1:5573)")
+    p.add_argument("--no-acks", dest="acks", action="store_const", const=None,
+                   help="send without acknowledgements (lines in flight when the bridge dies are lost)")
     _add_sim_options(p, scans=1)
     _add_client_key_options(p)
     p.set_defaults(run=_cmd_push_sim)

@@ -4,17 +4,34 @@
 message, applies it to the current scan under a short lock and wakes the worker. The worker calls
 ``take`` for everything that arrived since its last visit (lines of many arrivals at once, which is
 how updates coalesce). Pending lines are bounded: a scan accepts each row at most once per pass.
+
+With a ``Journal``, every accepted message is appended to its scan's journal before anything else
+happens to it; ``flush`` (the journal thread) syncs it and returns the ``(scan, seq)`` pairs now
+durable, for the server to publish as ``scan.journaled``. A message the
+bridge already has (a sender's resend after a restart: a bit-identical line, the same
+``scan.start``, anything of a recently finished scan up to its last journaled ``seq``) is a
+duplicate: counted, acknowledged again, otherwise ignored. ``replay`` rebuilds a scan from its
+journal at start-up (``maed.bridge.recovery``).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from .counters import FaultCounter
+from .journal import Journal, JournalFile
 from .protocol import Line, ProtocolError, ScanEnd, ScanStart, decode_ingest
 from .scan import ScanState
+
+log = logging.getLogger("maed.bridge")
+
+ACK_REPEAT_S = 0.5
+"""The newest acknowledgement is published again this often: a sender that (re)connected late learns it."""
+DONE_REMEMBERED = 64
+"""Finished scans whose resent messages are recognised as duplicates (older ones: ``unknown_scan``)."""
 
 
 @dataclass
@@ -27,9 +44,11 @@ class Batch:
 
 
 class Ingest:
-    def __init__(self, faults: FaultCounter, idle_timeout: float = 300.0) -> None:
+    def __init__(self, faults: FaultCounter, idle_timeout: float = 300.0, journal: Journal | None = None) -> None:
+        """``journal``: where accepted messages are journaled (None: not at all, nor acknowledged)."""
         self.faults = faults
         self.idle_timeout = idle_timeout
+        self.journal = journal
         self.cv = threading.Condition()
         self.current: ScanState | None = None
         self._finished: deque[ScanState] = deque()
@@ -37,6 +56,16 @@ class Ingest:
         self.lines_received = 0
         self.lines_dropped = 0
         self.malformed = 0
+        self.duplicates = 0
+        self.recoveries = 0
+        self.lines_recovered = 0
+        self.journal_failures = 0
+        self.last_journal_failure = ""
+        self._done: OrderedDict[str, int] = OrderedDict()
+        """Finished scans, newest last: the ``seq`` of the last message journaled."""
+        self._acks: list[tuple[str, int]] = []
+        self._last_ack: tuple[str, int] | None = None
+        self._last_ack_time = 0.0
 
     # --- ingest thread ----------------------------------------------------------------------
 
@@ -45,40 +74,167 @@ class Ingest:
         try:
             message = decode_ingest(frames)
             with self.cv:
-                self._apply(message, arrival)
+                self._apply(message, frames, arrival)
                 self.cv.notify_all()
         except ProtocolError as exc:
             with self.cv:
                 self.malformed += 1
             self.faults.count(exc.kind, str(exc))
 
-    def _apply(self, message: ScanStart | Line | ScanEnd, arrival: float) -> None:
+    def _apply(self, message: ScanStart | Line | ScanEnd, frames: list[bytes], arrival: float) -> None:
         current = self.current
         if isinstance(message, ScanStart):
             if current is not None and current.start.scan == message.scan:
+                if message == current.start:  # resent: the same bytes decode to an equal record
+                    self._duplicate(current, arrival)
+                    return
                 self.lines_dropped += current.note_seq(message.seq, arrival)
                 raise ProtocolError("duplicate_start", f"scan.start repeats the current scan {message.scan!r}")
+            if self._resent_after_end(message):
+                return
             if current is not None:
                 self.faults.count("scan_superseded", f"scan {message.scan!r} started before {current.start.scan!r} ended")
                 self._end(False, "superseded")
-            self._serial += 1
-            self.current = ScanState(message, self._serial, arrival)
+            self._open(message, frames, arrival)
             return
         if current is None or current.start.scan != message.scan:
+            if self._resent_after_end(message):
+                return
             topic = "line" if isinstance(message, Line) else "scan.end"
             raise ProtocolError("unknown_scan", f"{topic} for scan {message.scan!r}, which is not open")
+        if isinstance(message, Line):
+            try:
+                new = current.admit(message)
+            except ProtocolError:
+                self.lines_dropped += current.note_seq(message.seq, arrival)
+                raise
+            if not new:
+                self._duplicate(current, arrival)
+                return
+        # Raw data first: on disk (the page cache) before the worker or a counter sees it.
+        self._journal(current, frames, message.seq)
         self.lines_dropped += current.note_seq(message.seq, arrival)
         if isinstance(message, ScanEnd):
             self._end(message.complete, "end")
             return
-        current.accept(message, arrival)
+        current.keep(message, arrival)
         self.lines_received += 1
+
+    def _open(self, start: ScanStart, frames: list[bytes], arrival: float) -> None:
+        self._serial += 1
+        state = self.current = ScanState(start, self._serial, arrival)
+        if self.journal is not None:
+            try:
+                state.journal = self.journal.create(start.scan)
+            except OSError as exc:
+                self._journal_failed(state, exc)
+        self._journal(state, frames, start.seq)
+
+    def _journal(self, state: ScanState, frames: list[bytes], seq: int) -> None:
+        journal = state.journal
+        if journal is None or journal.failed:
+            return
+        try:
+            journal.append(frames)
+            state.journaled_seq = seq
+        except OSError as exc:
+            self._journal_failed(state, exc)
+
+    def _journal_failed(self, state: ScanState, exc: OSError) -> None:
+        # The scan goes on in memory and is saved at its end; it is no longer acknowledged, so a
+        # sender that resends keeps its lines.
+        if state.journal is not None:
+            state.journal.fail()
+        self.journal_failures += 1
+        self.last_journal_failure = f"scan {state.start.scan!r}: {exc}"
+        log.error("journal of scan %r failed, its lines are kept in memory only: %s", state.start.scan, exc)
+
+    def _duplicate(self, state: ScanState, arrival: float) -> None:
+        self.duplicates += 1
+        state.last_arrival = arrival  # a sender resending is not a silent one
+
+    def _resent_after_end(self, message: ScanStart | Line | ScanEnd) -> bool:
+        """Whether ``message`` is a resent message of a finished scan (counted and acknowledged again)."""
+        last = self._done.get(message.scan)
+        if last is None or message.seq > last:
+            return False
+        self.duplicates += 1
+        self._acks.append((message.scan, last))
+        return True
 
     def _end(self, complete: bool, reason: str) -> None:
         state = self.current
         state.ended = (complete, reason)
+        journal = state.journal
+        if journal is not None and not journal.failed:
+            try:
+                journal.close()
+                self._acks.append((state.start.scan, state.journaled_seq))
+            except OSError as exc:
+                self._journal_failed(state, exc)
+        self._done[state.start.scan] = state.journaled_seq
+        self._done.move_to_end(state.start.scan)
+        while len(self._done) > DONE_REMEMBERED:
+            self._done.popitem(last=False)
         self._finished.append(state)
         self.current = None
+
+    def flush(self, now: float) -> list[tuple[str, int]]:
+        """Sync the open scan's journal (journal thread; the fsync runs outside the lock, so ingest goes
+        on meanwhile); return the ``(scan, seq)`` pairs to acknowledge: those made durable since the last
+        call, else every ``ACK_REPEAT_S`` the newest again."""
+        with self.cv:
+            state = self.current
+            journal = state.journal if state is not None else None
+            if journal is not None and (journal.failed or journal.written == journal.synced):
+                journal = None
+            if journal is not None:
+                pending = (state.start.scan, state.journaled_seq)  # every record up to it is written
+            acks, self._acks = self._acks, []
+        if journal is not None:
+            try:
+                journal.sync()
+                acks.append(pending)
+            except OSError as exc:
+                with self.cv:
+                    self._journal_failed(state, exc)
+        if acks:
+            self._last_ack = acks[-1]
+        elif self._last_ack is not None and now - self._last_ack_time >= ACK_REPEAT_S:
+            acks = [self._last_ack]
+        if acks:
+            self._last_ack_time = now
+        return acks
+
+    def replay(self, journal: JournalFile, records: list[list[bytes]], now: float) -> None:
+        """Rebuild a scan from its journal (records as read back, ``scan.start`` first): its lines are
+        pending for the worker; it ends if the journal holds its ``scan.end``, else it is the open scan,
+        resumed (an open scan before it was superseded). Raises ``ProtocolError`` if ``records`` do not
+        begin with a ``scan.start``."""
+        start = decode_ingest(records[0])
+        if not isinstance(start, ScanStart):
+            raise ProtocolError("topic", f"the journal begins with a {type(start).__name__}, not a scan.start")
+        with self.cv:
+            if self.current is not None:
+                self._end(False, "superseded")
+            self._serial += 1
+            state = self.current = ScanState(start, self._serial, now)
+            state.journal, state.recovered = journal, True
+            self.recoveries += 1
+            for frames in records[1:]:
+                message = decode_ingest(frames)  # journaled messages were valid when they arrived
+                state.journaled_seq = message.seq
+                state.note_seq(message.seq, now)
+                if isinstance(message, ScanEnd):
+                    self._end(message.complete, "end")
+                    break
+                if state.admit(message):
+                    state.keep(message, now)
+                    self.lines_recovered += 1
+            else:
+                journal.sync()  # what the killed bridge wrote is durable now: acknowledge it
+                self._acks.append((start.scan, state.journaled_seq))
+            self.cv.notify_all()
 
     def expire(self, now: float) -> None:
         """End the current scan if its controller has been silent longer than the idle timeout."""

@@ -216,6 +216,16 @@ class ScanFinished:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScanJournaled:
+    """``scan.journaled`` (bridge, on the acknowledgement socket): the scan's messages are on disk up to
+    the controller's ``journaled_seq``; the sender may forget every message it sent with a ``seq`` up to it."""
+
+    scan: str
+    seq: int
+    journaled_seq: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class Alert:
     """``alert`` (bridge, added by a later issue): something in the scan a person should look at."""
 
@@ -230,7 +240,7 @@ class Alert:
 
 
 Ingest = Union[ScanStart, Line, ScanEnd]
-Published = Union[Frame, FrameRows, ScanFinished, Alert]
+Published = Union[Frame, FrameRows, ScanFinished, ScanJournaled, Alert]
 
 TOPICS: dict[str, tuple[type, int]] = {
     "scan.start": (ScanStart, 2),
@@ -240,11 +250,12 @@ TOPICS: dict[str, tuple[type, int]] = {
     "frame.denoised": (Frame, 3),
     "frame.rows": (FrameRows, 3),
     "scan.finished": (ScanFinished, 2),
+    "scan.journaled": (ScanJournaled, 2),
     "alert": (Alert, 2),
 }
 """Every topic of version 2: the one message type it carries and its number of frames."""
 INGEST_TOPICS = ("scan.start", "line", "scan.end")
-PUBLISHED_TOPICS = ("frame.raw", "frame.denoised", "frame.rows", "scan.finished", "alert")
+PUBLISHED_TOPICS = ("frame.raw", "frame.denoised", "frame.rows", "scan.finished", "scan.journaled", "alert")
 
 
 # --- field checks ---------------------------------------------------------------------------
@@ -418,6 +429,8 @@ def decode_published(frames: list[bytes]) -> Published:
             raise ProtocolError("field", "'saved' must be a string")
         return ScanFinished(**common, complete=_bool(h, "complete"), reason=_str(h, "reason", END_REASONS),
                             rows_done=_int(h, "rows_done", 0), saved=saved)
+    if topic == "scan.journaled":
+        return ScanJournaled(**common, journaled_seq=_int(h, "journaled_seq", 0))
     if topic == "alert":
         columns = _get(h, "columns")
         if (not isinstance(columns, (list, tuple)) or len(columns) != 2 or not all(map(_is_int, columns))
@@ -480,6 +493,8 @@ def encode(message: Ingest | Published) -> list[bytes]:
             **base, "complete": message.complete, "reason": message.reason, "rows_done": message.rows_done,
             "saved": message.saved,
         })
+    if isinstance(message, ScanJournaled):
+        return _pack("scan.journaled", {**base, "journaled_seq": message.journaled_seq})
     if isinstance(message, Alert):
         return _pack("alert", {
             **base, "kind": message.kind, "row": message.row, "columns": list(message.columns),

@@ -1,9 +1,10 @@
 """One scan: lines checked against it as they arrive, and the raw frames they build.
 
 ``ScanState`` lives on the ingest thread: it checks each line against the scan (size, row range,
-scan order), counts it and keeps it for the worker. ``ScanImage`` lives on the worker thread: it
-pastes the lines the worker took into the raw trace and retrace frames. Rows are frame rows
-(0 at the top) whatever the slow axis; "progress" counts rows in acquisition order.
+scan order), tells a resent copy of a line it already has (a duplicate), counts it and keeps it for
+the worker. ``ScanImage`` lives on the worker thread: it pastes the lines the worker took into the
+raw trace and retrace frames. Rows are frame rows (0 at the top) whatever the slow axis; "progress"
+counts rows in acquisition order.
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ class ScanState:
         self.lines_dropped = 0
         self.ended: tuple[bool, str] | None = None
         """(complete, reason) once the scan is over."""
+        self.journal = None
+        """The scan's ``JournalFile`` (None without a journal, or when it could not be written)."""
+        self.journaled_seq = start.seq
+        """``seq`` of the newest message of this scan in its journal."""
+        self.recovered = False
+        """Whether a restarted bridge rebuilt this scan from its journal."""
+        self._seqs: dict[tuple[str, int], int] = {}
+        """``seq`` of the line each (pass, row) was filled by: a resend carries the same."""
 
     def note_seq(self, seq: int, arrival: float) -> int:
         """Count and return the messages missing between the previous one of this scan and ``seq``.
@@ -46,19 +55,26 @@ class ScanState:
         self.last_arrival = arrival
         return missing
 
-    def accept(self, line: Line, arrival: float) -> None:
-        """Keep ``line`` for the worker, or raise ``ProtocolError`` if it does not fit the scan."""
+    def admit(self, line: Line) -> bool:
+        """Whether ``line`` is new to the scan: False for a resend of a line it has (same row, pass and
+        ``seq``); raises ``ProtocolError`` if it does not fit the scan."""
         start = self.start
         if line.data.size != start.cols:
             raise ProtocolError("shape", f"line of {line.data.size} pixels in a scan of {start.cols} columns")
         if line.row >= start.rows:
             raise ProtocolError("row_range", f"row {line.row} in a scan of {start.rows} rows")
-        reached = progress(start, line.row)
-        if reached <= self.progress[line.pass_]:
+        if self._seqs.get((line.pass_, line.row)) == line.seq:
+            return False
+        if progress(start, line.row) <= self.progress[line.pass_]:
             raise ProtocolError(
                 "row_order", f"{line.pass_} row {line.row} after {self.progress[line.pass_]} rows of a {start.slow_axis} scan"
             )
-        self.progress[line.pass_] = reached
+        return True
+
+    def keep(self, line: Line, arrival: float) -> None:
+        """Keep an admitted ``line`` for the worker."""
+        self.progress[line.pass_] = progress(self.start, line.row)
+        self._seqs[(line.pass_, line.row)] = line.seq
         self.pending.append((line, arrival))
         self.lines_received += 1
 

@@ -1,12 +1,15 @@
 """The bridge: ZeroMQ sockets and the three threads that serve them.
 
-- ingest thread: PULL socket, every message decoded and applied at once (``Ingest``), never
-  waiting for the denoiser;
+- ingest thread: PULL socket, every message decoded, journaled and applied at once (``Ingest``),
+  never waiting for the denoiser;
+- journal thread: fsyncs the open scan's journal every ``SYNC_S`` and publishes the acknowledgements
+  (``scan.journaled``) on the ack PUB socket;
 - worker thread: updates, publishing on PUB, finishing and saving scans (``Worker``);
 - control thread: REP socket, ``status``, ``info``, ``set_model``, ``pause``, ``resume``.
 
 Each socket is created and bound here, then used by one thread only (ZeroMQ sockets are not
-thread-safe). Binding happens in ``start`` so that a port in use is a clear error at once.
+thread-safe). Binding happens in ``start`` so that a port in use is a clear error at once; then the journals a
+killed bridge left are replayed (``recover``) before the first line is taken.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from maed.engine import Backend, load_backend
 from .control import ControlError, respond
 from .counters import FaultCounter
 from .ingest import Ingest
+from .journal import SYNC_S, Journal
 from .keys import ClientKeys, ServerKeys, is_loopback
-from .protocol import VERSION
+from .protocol import VERSION, ScanJournaled, encode
+from .recovery import recover
 from .remote_model import remote_model
 from .streaming import GUARD_INTERVAL_S, HALO, REFINE
 from .worker import Worker, weights_sha256
@@ -50,6 +55,8 @@ class BridgeConfig:
     pull_port: int = 5570
     pub_port: int = 5571
     control_port: int = 5572
+    ack_port: int | None = None
+    """PUB socket of the journal's acknowledgements (``scan.journaled``); None: none (``maed serve``: 5573)."""
     out: Path = Path("maed-scans")
     backend: str = "auto"
     model: str = "rt"
@@ -72,6 +79,8 @@ class BridgeConfig:
         for name in ("pull_port", "pub_port", "control_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise ValueError(f"{name.replace('_', ' ')} must be 0 to 65535, got {getattr(self, name)}")
+        if self.ack_port is not None and not 0 <= self.ack_port <= 65535:
+            raise ValueError(f"ack port must be 0 to 65535, got {self.ack_port}")
         if self.halo < 0 or self.refine < 0:
             raise ValueError(f"halo and refine must be >= 0, got {self.halo} and {self.refine}")
         if self.idle_timeout < 0:
@@ -94,12 +103,13 @@ class Bridge:
         self._loader = loader or load_backend
         self._backend = backend
         self.faults = FaultCounter()
-        self.ingest = Ingest(self.faults, config.idle_timeout)
+        self.journal = Journal(config.out)
+        self.ingest = Ingest(self.faults, config.idle_timeout, self.journal)
         self.endpoints: dict[str, str] = {}
         self._ctx: zmq.Context | None = None
         self._threads: list[threading.Thread] = []
         self._sockets: list[zmq.Socket] = []
-        self._stops = {name: threading.Event() for name in ("ingest", "worker", "control")}
+        self._stops = {name: threading.Event() for name in ("ingest", "journal", "worker", "control")}
         self.worker: Worker | None = None
         self._auth = None
 
@@ -120,19 +130,25 @@ class Bridge:
             # A short linger lets the last frames and scan.end reach subscribers when the bridge stops.
             pub.setsockopt(zmq.LINGER, PUB_LINGER_MS)
             rep = self._bind(ctx.socket(zmq.REP), "control", self.config.control_port)
+            ack = None if self.config.ack_port is None else self._bind(ctx.socket(zmq.PUB), "ack", self.config.ack_port)
             if self._backend is None:  # after binding: a port in use is reported before a slow model load
                 self._backend = self._loader(self.config.backend, self.config.model)
+            try:  # before any thread runs: lines for a recovered scan must find it open
+                self.recovered = recover(self.config.out, self.journal, self.ingest)
+            except OSError as exc:
+                raise ValueError(f"cannot recover the journals in {self.config.out}: {exc}") from None
         except BaseException:
             if self._auth is not None:
                 self._auth.stop()
             ctx.destroy(linger=0)
             self._ctx = None
             raise
-        self._sockets = [pull, pub, rep]
+        self._sockets = [pull, pub, rep] + ([ack] if ack is not None else [])
         self.worker = Worker(self.ingest, pub, self._backend, self.config.out, self.config.halo, self.config.refine,
                              self.config.guard_interval)
         targets = {
             "ingest": lambda: self._ingest_loop(pull),
+            "journal": lambda: self._journal_loop(ack),
             "worker": lambda: self.worker.run(self._stops["worker"]),
             "control": lambda: self._control_loop(rep),
         }
@@ -159,12 +175,15 @@ class Bridge:
         """Stop taking lines, finish and save the open scan, publish what is left, close."""
         if self._ctx is None:
             return
-        ingest, worker, control = self._threads
+        ingest, journal, worker, control = self._threads
         self._stops["ingest"].set()
         ingest.join()
+        self._stops["journal"].set()
+        journal.join()
         self.ingest.close()
         self._stops["worker"].set()
         worker.join()
+        self.journal.tidy()
         self._stops["control"].set()
         control.join()
         for socket in self._sockets:
@@ -210,6 +229,19 @@ class Bridge:
                         log.exception("ingest failed on a message")
             self.ingest.expire(time.perf_counter())
 
+    def _journal_loop(self, ack: zmq.Socket | None) -> None:
+        stop = self._stops["journal"]
+        seq = 0
+        while True:
+            stopping = stop.wait(SYNC_S)
+            # Synced without an ack socket too: the fsync policy is the journal's, acks only report it.
+            for scan, journaled in self.ingest.flush(time.perf_counter()):
+                if ack is not None:
+                    ack.send_multipart(encode(ScanJournaled(scan=scan, seq=seq, journaled_seq=journaled)))
+                    seq += 1
+            if stopping:
+                return
+
     def _control_loop(self, rep: zmq.Socket) -> None:
         handlers = {"status": self.status, "info": self.info, "set_model": self.set_model,
                     "pause": self.pause, "resume": self.resume}
@@ -230,7 +262,9 @@ class Bridge:
                 scan = {"scan": start.scan, "rows": start.rows, "cols": start.cols, "slow_axis": start.slow_axis,
                         "rows_done": current.progress["trace"]}
             counts = {"lines_received": ingest.lines_received, "lines_dropped": ingest.lines_dropped,
-                      "messages_malformed": ingest.malformed}
+                      "messages_malformed": ingest.malformed, "messages_duplicate": ingest.duplicates,
+                      "recoveries": ingest.recoveries, "lines_recovered": ingest.lines_recovered,
+                      "journal_failures": ingest.journal_failures, "last_journal_failure": ingest.last_journal_failure}
         backend = worker.backend
         return {
             "state": "scanning" if current is not None else "idle",

@@ -2,12 +2,15 @@
 
 One folder per scan, named after the scan id: ``raw_trace.npy``, ``raw_retrace.npy``,
 ``denoised.npy`` (float32, frame orientation, NaN where not scanned) and ``meta.json``. The folder is written under
-a temporary name and renamed, so it appears complete or not at all.
+a temporary name (``.<name>.partial``), synced and renamed, so it appears complete or not at all, and stays
+so through a power loss once ``save_scan`` returns. A ``.partial`` folder a crash left is removed at the
+next start (``remove_partials``): the scan's journal outlives it and is saved again from there.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -15,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+PARTIAL = ".partial"
 
 
 def folder_name(scan_id: str) -> str:
@@ -31,17 +35,54 @@ def _unused(out: Path, name: str) -> Path:
     return path
 
 
+def sync_dir(folder: Path) -> None:
+    """fsync a folder, so that the names created or renamed in it survive a power loss."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, write) -> None:
+    with open(path, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def save_scan(out: Path, scan_id: str, arrays: dict[str, np.ndarray], meta: dict) -> Path:
-    """Write ``arrays`` (name to frame) and ``meta`` into a new folder under ``out``; return it."""
+    """Write ``arrays`` (name to frame) and ``meta`` into a new folder under ``out``; return it.
+
+    On failure (a full disk) the temporary folder is removed and the ``OSError`` raised.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dest = _unused(out, folder_name(scan_id))
-    tmp = out / f".{dest.name}.partial"
+    tmp = out / f".{dest.name}{PARTIAL}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    for name, array in arrays.items():
-        np.save(tmp / f"{name}.npy", np.asarray(array, dtype="<f4"))
-    # Controllers may add header keys of any msgpack type; those JSON cannot hold are written as text.
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    tmp.rename(dest)
+    try:
+        for name, array in arrays.items():
+            _write_synced(tmp / f"{name}.npy", lambda f, a=array: np.save(f, np.asarray(a, dtype="<f4")))
+        # Controllers may add header keys of any msgpack type; those JSON cannot hold are written as text.
+        text = json.dumps(meta, indent=2, default=str) + "\n"
+        _write_synced(tmp / "meta.json", lambda f: f.write(text.encode()))
+        sync_dir(tmp)
+        tmp.rename(dest)
+        sync_dir(out)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # a half-written folder must not keep the space
+        raise
     return dest
+
+
+def remove_partials(out: Path) -> list[Path]:
+    """Remove the ``.<name>.partial`` folders a crash during a save left in ``out``; return them."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    found = [p for p in out.iterdir() if p.name.startswith(".") and p.name.endswith(PARTIAL) and p.is_dir()]
+    for path in found:
+        shutil.rmtree(path, ignore_errors=True)
+    return found

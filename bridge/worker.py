@@ -173,6 +173,8 @@ class Worker:
         self._publish_frame(scan, "denoised", "trace", denoised, True, backend)
         complete, reason = batch.state.ended
         saved = self._save(scan, batch, denoised, backend, full_pass)
+        if saved and batch.state.journal is not None:
+            batch.state.journal.remove()  # only now: until the folder is durable, the journal is the copy
         self._send(ScanFinished(scan=scan.start.scan, seq=self._next_seq(), complete=complete, reason=reason,
                                 rows_done=rows_done, saved=saved))
         with self._finished_cv:
@@ -240,6 +242,7 @@ class Worker:
             "weights_sha256": weights_sha256(backend),
             "backend": backend.name,
             "final_full_frame_pass": full_pass,
+            "recovered": state.recovered,
             "trust": scan.stream.trust,
             "halo": self.halo,
             "refine": self.refine,

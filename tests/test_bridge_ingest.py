@@ -71,7 +71,7 @@ def test_up_scans_go_from_the_last_row_to_the_first(ingest):
 
 @pytest.mark.parametrize("action, kind", [
     (lambda c: c.line(8), "row_range"),
-    (lambda c: (c.line(2), c.line(2)), "row_order"),
+    (lambda c: (c.line(2), c.send(Line, row=2, pass_="trace", t=0.0, data=np.full(4, 9, "<f4"))), "row_order"),
     (lambda c: (c.line(2), c.line(1)), "row_order"),
     (lambda c: c.line(0, cols=5), "shape"),
     (lambda c: c.start(), "duplicate_start"),

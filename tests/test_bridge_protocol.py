@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from maed.bridge.protocol import (
     FAULT_KINDS, INGEST_TOPICS, PUBLISHED_TOPICS, TOPICS, VERSION, Alert, Frame, FrameRows, Line, ProtocolError,
-    ScanEnd, ScanFinished, ScanStart, decode_ingest, decode_published, encode, levelling,
+    ScanEnd, ScanFinished, ScanJournaled, ScanStart, decode_ingest, decode_published, encode, levelling,
 )
 
 LABELS = dict(rows_done=2, final=False, model="rt", backend="onnx", latency_ms=12.5, pass_="trace", update=1,
@@ -135,6 +135,7 @@ def test_each_topic_carries_one_message_type():
         ScanEnd(scan="s", seq=2, complete=True),
         frame("raw"), frame("denoised"), rows_message(),
         ScanFinished(scan="s", seq=4, complete=True, reason="end", rows_done=4, saved=""),
+        ScanJournaled(scan="s", seq=5, journaled_seq=2),
         Alert(scan="s", seq=6, kind="k", row=0, columns=(0, 1), severity="info", evidence={}),
     ]
     seen = {}

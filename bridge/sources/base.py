@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Protocol
@@ -11,6 +12,9 @@ import zmq
 
 from ..keys import ClientKeys
 from ..protocol import Line, ScanEnd, ScanStart, encode
+from .resend import Resender
+
+log = logging.getLogger("maed.bridge")
 
 PUSH_LINGER_MS = 5000
 
@@ -30,21 +34,44 @@ class Source(Protocol):
 
 
 class LinePusher:
-    """A controller's side of the wire protocol: a PUSH socket and the sender's ``seq`` counter."""
+    """A controller's side of the wire protocol: a PUSH socket and the sender's ``seq`` counter.
 
-    def __init__(self, endpoint: str, context: zmq.Context | None = None, keys: ClientKeys | None = None) -> None:
+    With ``acks`` (the bridge's ack endpoint, ``maed serve --ack-port``) every message is kept until
+    the bridge has journaled it, and resent after the bridge restarts (``Resender``); sends then
+    never block.
+    """
+
+    def __init__(self, endpoint: str, context: zmq.Context | None = None, acks: str | None = None,
+                 keys: ClientKeys | None = None) -> None:
         """Connect to the bridge's PULL ``endpoint``; ``keys``: CURVE keys for a keyed bridge."""
         self._socket = (context or zmq.Context.instance()).socket(zmq.PUSH)
         if keys is not None:
             keys.apply(self._socket)
         # Lines still queued when the source closes are delivered, up to this long.
         self._socket.setsockopt(zmq.LINGER, PUSH_LINGER_MS)
+        if acks is not None:  # queue only to a live connection: what a dead bridge had queued is resent instead
+            self._socket.setsockopt(zmq.IMMEDIATE, 1)
         self._socket.connect(endpoint)
         self._seq = 0
+        self._resender = None if acks is None else Resender(
+            self._socket, acks, context or zmq.Context.instance(), keys.apply if keys is not None else None)
 
     def _send(self, message: ScanStart | Line | ScanEnd) -> None:
-        self._socket.send_multipart(encode(message))
+        if self._resender is None:
+            self._socket.send_multipart(encode(message))
+        else:
+            self._resender.send(message.scan, message.seq, encode(message))
         self._seq += 1
+
+    @property
+    def unacked(self) -> int:
+        """Messages the bridge has not acknowledged yet (0 without ``acks``)."""
+        return 0 if self._resender is None else self._resender.unacked
+
+    def wait_acked(self, timeout: float) -> bool:
+        """Send what waits and wait up to ``timeout`` seconds until the bridge journaled every message
+        (at once True without ``acks``)."""
+        return self._resender is None or self._resender.wait(timeout)
 
     def start(self, scan: str, rows: int, cols: int, range_m: tuple[float, float], *, slow_axis: str = "down",
               channel: str = "Z", unit: str = "m", **extra: object) -> None:
@@ -62,4 +89,10 @@ class LinePusher:
         self._send(ScanEnd(scan=scan, seq=self._seq, complete=complete))
 
     def close(self) -> None:
+        """Close; with ``acks``, after waiting up to the linger time for the last acknowledgements."""
+        if self._resender is not None:
+            if not self.wait_acked(PUSH_LINGER_MS / 1000):
+                log.warning("%d messages were not acknowledged by the bridge: they are lost unless it journaled them",
+                            self.unacked)
+            self._resender.close()
         self._socket.close()

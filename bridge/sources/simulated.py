@@ -57,6 +57,8 @@ class SimulatedController:
     slow_axis: str = "down"
     """``down``, ``up``, or ``alternate`` (down, up, down, ... as a real STM often does)."""
     retrace: bool = True
+    acks: str | None = None
+    """The bridge's ack endpoint: keep each line until journaled and resend it after a restart (``LinePusher``)."""
     name: str = "sim"
     scanned: list[SimScan] = field(default_factory=list)
     """The scans sent so far, with their clean surfaces (for reports)."""
@@ -70,7 +72,7 @@ class SimulatedController:
             raise ValueError(f"slow axis must be down, up or alternate, got {self.slow_axis!r}")
 
     def run(self, endpoint: str, stop: threading.Event, keys: ClientKeys | None = None) -> None:
-        pusher = LinePusher(endpoint, keys=keys)
+        pusher = LinePusher(endpoint, acks=self.acks, keys=keys)
         try:
             k = 0
             while (self.scans == 0 or k < self.scans) and not stop.is_set():
