@@ -8,9 +8,9 @@ how updates coalesce). Pending lines are bounded: a scan accepts each row at mos
 With a ``Journal``, every accepted message is appended to its scan's journal before anything else
 happens to it; ``flush`` (the journal thread) syncs it and returns the ``(scan, seq)`` pairs now
 durable, for the server to publish as ``scan.journaled``. A message the
-bridge already has (a sender's resend after a restart: a bit-identical line, the same
-``scan.start``, anything of a recently finished scan up to its last journaled ``seq``) is a
-duplicate: counted, acknowledged again, otherwise ignored. ``replay`` rebuilds a scan from its
+bridge already has (a sender's resend after a restart: a line with the row, pass and ``seq`` of
+one the scan has, the same ``scan.start``, a line or ``scan.end`` of a recently finished scan up to
+its last journaled ``seq``) is a duplicate: counted, acknowledged again, otherwise ignored. ``replay`` rebuilds a scan from its
 journal at start-up (``maed.bridge.recovery``).
 """
 
@@ -90,8 +90,8 @@ class Ingest:
                     return
                 self.lines_dropped += current.note_seq(message.seq, arrival)
                 raise ProtocolError("duplicate_start", f"scan.start repeats the current scan {message.scan!r}")
-            if self._resent_after_end(message):
-                return
+            # Never a duplicate of a finished scan: a controller that reuses a scan id and restarts its seq
+            # sends the same scan.start, and its new scan must not be lost (a whole resent scan is saved twice).
             if current is not None:
                 self.faults.count("scan_superseded", f"scan {message.scan!r} started before {current.start.scan!r} ended")
                 self._end(False, "superseded")
@@ -153,7 +153,7 @@ class Ingest:
         self.duplicates += 1
         state.last_arrival = arrival  # a sender resending is not a silent one
 
-    def _resent_after_end(self, message: ScanStart | Line | ScanEnd) -> bool:
+    def _resent_after_end(self, message: Line | ScanEnd) -> bool:
         """Whether ``message`` is a resent message of a finished scan (counted and acknowledged again)."""
         last = self._done.get(message.scan)
         if last is None or message.seq > last:

@@ -327,3 +327,21 @@ def test_a_torn_or_corrupt_record_ends_the_journal_and_is_cut_off(tmp_path):
     assert len(read_journal(path)) == len(messages) - 1
     assert len(path.read_bytes()) < len(whole)  # cut, so a resumed scan appends after a whole record
     assert Journal(tmp_path).create("next").path.name.startswith("000002-")
+
+
+def test_a_controller_that_reuses_a_scan_id_and_restarts_its_seq_is_not_taken_for_a_resend(tmp_path):
+    first, second = image(9, 4, 4), image(10, 4, 4)
+    with Bridge(BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans"),
+                backend=BlurBackend()) as bridge:
+        for data in (first, second):  # two runs of the same program: same scan id, seq from 0
+            c = Controller(bridge.endpoints["pull"])
+            c.start("same", 4, 4)
+            for row in range(4):
+                c.line("same", row, data[row])
+            c.end("same")
+            c.close()
+        assert bridge.wait_finished(2, 10)
+        status = bridge.status()
+    assert status["messages_duplicate"] == 0 and status["lines_received"] == 8
+    saved = [np.load(f / "raw_trace.npy").tobytes() for f in saved_folders(tmp_path / "scans")]
+    assert sorted(saved) == sorted([first.tobytes(), second.tobytes()])
