@@ -29,9 +29,10 @@ The trust guard (``maed.trust``) runs on the live frame when the worker asks (``
 capped rate: ``GUARD_INTERVAL_S``): on every row scanned so far, in the normalised frame the
 network saw (the levelled rows with the current centre and scale, and the network's output in the
 same frame). ``network`` is the network's frame; ``denoised``, what is published, is the
-network's frame where the latest verdict trusts it and the conservative result (blended by the
-guard's weight) where it does not, over the rows that verdict covered. Rows scanned after it are
-the network's until the next verdict.
+network's frame where the latest verdict trusts it (with the smooth residual the verdict gave
+back, where it did) and the conservative result (blended by the guard's weight) where it does
+not, over the rows that verdict covered. Rows scanned after it are the network's until the next
+verdict.
 
 The final frame of a scan comes from ``final``: ``maed.denoise.denoise_guarded`` (what ``maed
 denoise`` publishes) over the scanned rows in acquisition order, so for a down scan it is
@@ -49,7 +50,7 @@ import numpy as np
 
 from maed.denoise import denoise_guarded, run_padded
 from maed.engine import Backend
-from maed.trust import Thresholds, Verdict, conservative, guard
+from maed.trust import Thresholds, Verdict, conservative, guard, smooth_residual
 
 HALO = 64
 REFINE = 64
@@ -133,6 +134,8 @@ class StreamingDenoiser:
         """The latest verdict's fallback weight, acquisition order (0 beyond the rows it covered)."""
         self._conservative = np.full((rows, cols), np.nan)
         """The latest verdict's conservative result in the scan's unit, acquisition order."""
+        self._given_back = np.zeros((rows, cols))
+        """The latest verdict's smooth residual given back to the network, scan's unit, acquisition order."""
         self.verdict: Verdict | None = None
         """The latest verdict of the guard (None before the first)."""
         self.verdict_rows = 0
@@ -225,7 +228,7 @@ class StreamingDenoiser:
     def _compose(self, start: int, stop: int) -> None:
         """Published acquisition rows ``[start, stop)``: the network's, blended with the conservative
         result by the latest verdict's weight."""
-        net = self._acq(self.network)[start:stop]
+        net = self._acq(self.network)[start:stop] + self._given_back[start:stop]
         w = self._weight[start:stop]
         self._acq(self.denoised)[start:stop] = np.where(w > 0, (1 - w) * net + w * self._conservative[start:stop], net)
 
@@ -256,14 +259,17 @@ class StreamingDenoiser:
         plane = level.plane(0, n)[measured]
         y = (net[measured] - plane - level.centre) / scale
         _, weight, verdict = guard(x, y, limits)
-        was_guarded = bool(self._weight.any())
+        was_guarded = bool(self._weight.any() or self._given_back.any())
         self._weight[:] = 0
         self._conservative[:] = np.nan
+        self._given_back[:] = 0
         if verdict.output != "network":
             self._weight[:n][measured] = weight
             self._conservative[:n][measured] = conservative(x) * level.scale + level.centre + plane
+        if verdict.smooth_given_back:
+            self._given_back[:n][measured] = smooth_residual(x, y) * level.scale
         self.verdict, self.verdict_rows = verdict, n
-        if was_guarded or verdict.output != "network":
+        if was_guarded or verdict.output != "network" or verdict.smooth_given_back:
             self._compose(0, n)
             self.changed = self._frame_rows(0, n)
         return verdict

@@ -63,3 +63,24 @@ def test_figures_and_verdict_serialise():
     figures = trust_figures(noisy, clean)
     as_dict = Verdict(output="network", figures=figures).as_dict()
     assert as_dict["figures"]["peaks"] == figures.peaks and as_dict["output"] == "network"
+
+
+def test_smooth_height_the_network_took_for_noise_is_given_back_before_falling_back():
+    noisy, clean = _frame()
+    bump = 1.5 * np.exp(-((R - 64) ** 2 + (C - 40) ** 2) / (2 * 25.0**2))  # a bent terrace: smooth, real
+    bump -= bump.mean(axis=1, keepdims=True)  # rows aligned, as the network sees them: line offsets are noise
+    noisy, clean = noisy + bump, clean + bump
+    out, weight, verdict = guard(noisy, clean - bump)  # the network removed the bump with the noise
+    assert verdict.smooth_given_back and verdict.output == "network" and weight.max() == 0
+    assert "smooth structure given back" in verdict.reasons[0] and "across rows" in verdict.reasons[0]
+    # The bump is back, the noise and the lattice as the network had them.
+    assert np.abs(out - clean).max() < 0.1 * bump.max() + 3 * 0.3 / (2 * np.sqrt(np.pi) * 4)
+    assert verdict.figures.whiteness_y < Thresholds().whiteness_y
+    assert Verdict(output="network", smooth_given_back=True).as_dict()["smooth_given_back"] is True
+
+
+def test_giving_back_smooth_height_does_not_rescue_an_invented_pattern():
+    noisy, clean = _frame()
+    for kind in ("bands", "checkerboard"):
+        _, weight, verdict = guard(noisy, invent(clean, kind, np.random.default_rng(2)))
+        assert verdict.output in ("fallback", "blend") and not verdict.smooth_given_back, kind

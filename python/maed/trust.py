@@ -19,10 +19,16 @@ there is no clean reference, so every figure is one a scientist could compute by
   peak and a pick-up peak (rightly removed) look alike; trace and retrace tell them apart.
 
 ``judge`` applies the thresholds of ``Thresholds`` (calibrated on simulated cases with known
-truth, ``maed.guard_calibration``); ``guard`` turns a failed verdict into output: the conservative
-result (the input's levelled rows through a 1-pixel Gaussian) replaces the network's where the
-structure test fails locally (blocks of ``BLOCK`` pixels, feathered), or everywhere where a
-frame-wide figure fails. Every verdict names its reasons.
+truth, ``maed.guard_calibration``); ``guard`` turns a failed verdict into output. Where a
+frame-wide figure fails, the smooth part of the residual (``smooth_residual``: beyond line
+offsets, smooth over ``SMOOTH_SIGMA`` pixels along the rows and across them) is first given back to the
+network's output and the frame judged again: on real scans the network most often fails by
+taking smooth height (a bent terrace, a gentle background, slow drift the classical pipeline
+keeps too) for noise, and the input's own smooth part can invent nothing. If that passes, it is
+published (``smooth_given_back``); if not, the conservative result (the input's levelled rows
+through a 1-pixel Gaussian) replaces the network's everywhere. Where the structure test fails
+only locally (blocks of ``BLOCK`` pixels), the conservative result replaces it there, feathered.
+Every verdict names its reasons.
 
 numpy and scipy only: the guard runs on the acquisition side, live, within about 3 ms per
 256 x 256 frame.
@@ -42,6 +48,10 @@ BLOCK = 32
 
 FALLBACK_SIGMA = 1.0
 """Gaussian of the conservative result, in pixels: keeps a lattice of 3 pixels per period visible."""
+
+SMOOTH_SIGMA = 4.0
+"""Gaussian, in pixels, of the residual's smooth part that is given back before falling back: wide
+enough to leave atoms, scars and white noise removed (it keeps 0.5 % of white noise's power)."""
 
 _EULER = 0.5772156649  # mean of log(exponential) is log(mean) - Euler's constant
 _PEAK_CONTRAST = 12.0  # a significant peak stands this far above the local spectral background
@@ -90,12 +100,14 @@ class Verdict:
     """``network`` (trusted), ``blend`` (the conservative result in the failing blocks) or ``fallback``."""
     reasons: tuple[str, ...] = ()
     fallback_fraction: float = 0.0
+    smooth_given_back: bool = False
+    """The network's output was published with the smooth part of its residual given back."""
     figures: TrustFigures | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
         return {
             "output": self.output, "reasons": list(self.reasons), "fallback_fraction": self.fallback_fraction,
-            "figures": self.figures.as_dict() if self.figures else None,
+            "smooth_given_back": self.smooth_given_back, "figures": self.figures.as_dict() if self.figures else None,
         }
 
 
@@ -233,6 +245,13 @@ def conservative(levelled_input: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(np.asarray(levelled_input, dtype=np.float64), FALLBACK_SIGMA, mode="reflect")
 
 
+def smooth_residual(levelled_input: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """The residual's part smooth along the rows and across them, beyond line offsets (``SMOOTH_SIGMA``)."""
+    residual = np.asarray(levelled_input, dtype=np.float64) - output
+    residual = residual - residual.mean(axis=1, keepdims=True)
+    return ndimage.gaussian_filter(residual, SMOOTH_SIGMA, mode="reflect")
+
+
 def guard(
     levelled_input: np.ndarray, levelled_output: np.ndarray, limits: Thresholds = Thresholds()
 ) -> tuple[np.ndarray, np.ndarray, Verdict]:
@@ -241,8 +260,17 @@ def guard(
     y = np.asarray(levelled_output, dtype=np.float64)
     figures = trust_figures(x, y)
     output, reasons = judge(figures, limits)
+    smooth = False
+    if output == "fallback":
+        with_smooth = y + smooth_residual(x, y)
+        smooth_figures = trust_figures(x, with_smooth)
+        smooth_output, smooth_reasons = judge(smooth_figures, limits)
+        if smooth_output != "fallback":
+            smooth = True
+            reasons = (f"smooth structure given back ({'; '.join(reasons)})", *smooth_reasons)
+            y, figures, output = with_smooth, smooth_figures, smooth_output
     if output == "network":
-        return y, np.zeros_like(x), Verdict(output="network", figures=figures)
+        return y, np.zeros_like(x), Verdict(output="network", reasons=reasons, smooth_given_back=smooth, figures=figures)
     if output == "fallback":
         weight = np.ones_like(x)
     else:
@@ -250,5 +278,6 @@ def guard(
         failing = np.abs(_local_correlation(residual, detail, BLOCK)) > limits.local_structure
         failing = ndimage.binary_dilation(failing, iterations=BLOCK // 4)
         weight = np.clip(ndimage.gaussian_filter(failing.astype(float), BLOCK / 4, mode="reflect") * 2, 0, 1)
-    verdict = Verdict(output=output, reasons=reasons, fallback_fraction=float(weight.mean()), figures=figures)
+    verdict = Verdict(output=output, reasons=reasons, fallback_fraction=float(weight.mean()),
+                      smooth_given_back=smooth, figures=figures)
     return (1 - weight) * y + weight * conservative(x), weight, verdict
