@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from ..noreference import slow_axis_whiteness
-from ..scanfiles import ScanFileError, read_file
+from ..scanfiles import ScanFileError
 from ..trace_retrace import align, register
-from .real_refs import SOURCES, TEST_SOURCES, level
+from .real_refs import SOURCES, TEST_SOURCES, level, readable_scans
 
 TRAINING_PAIR_FILES = tuple(
     name for name, source in SOURCES.items() if source not in TEST_SOURCES and not name.endswith("_mtrx")
@@ -55,12 +55,8 @@ def load_pass_pairs(real_dir: Path, min_size: int, names: tuple[str, ...] = TRAI
     that has both passes, at least ``min_size`` x ``min_size`` measured pixels in common, and a
     difference between them that is noise (``MAX_SLOW_WHITENESS``)."""
     pairs = []
-    for name in names:
-        path = Path(real_dir) / name
-        if not path.is_file():
-            continue
+    for name, scan in readable_scans(real_dir, names):
         try:
-            scan = read_file(path)
             trace, retrace = scan.channel(None, "trace"), scan.channel(None, "retrace")
         except ScanFileError:
             continue

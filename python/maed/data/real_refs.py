@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from scipy import ndimage
 
 from ..classical import align_rows, fit_plane
-from ..scanfiles import ScanFileError, read_file
+from ..scanfiles import ScanFile, ScanFileError, read_file
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REAL_DIR = Path("..") / "shared" / "data" / "real-stm"
@@ -96,17 +97,22 @@ def level(image: np.ndarray) -> np.ndarray:
     return align_rows(image - fit_plane(image), "median_diff")
 
 
-def load_references(real_dir: Path, names: tuple[str, ...] = TRAINING_REFERENCES) -> list[Reference]:
-    """Both passes of the topograph of every reference in ``real_dir`` (measured rows only)."""
-    refs = []
+def readable_scans(real_dir: Path, names: tuple[str, ...]) -> Iterator[tuple[str, ScanFile]]:
+    """(name, scan) of each of ``names`` that is in ``real_dir`` and reads; the others are skipped."""
     for name in names:
         path = Path(real_dir) / name
         if not path.is_file():
             continue
         try:
-            scan = read_file(path)
+            yield name, read_file(path)
         except ScanFileError:
             continue
+
+
+def load_references(real_dir: Path, names: tuple[str, ...] = TRAINING_REFERENCES) -> list[Reference]:
+    """Both passes of the topograph of every reference in ``real_dir`` (measured rows only)."""
+    refs = []
+    for name, scan in readable_scans(real_dir, names):
         for pass_ in ("trace", "retrace"):
             try:
                 channel = scan.channel(None, pass_)
