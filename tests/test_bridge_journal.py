@@ -94,6 +94,12 @@ def wait_for(predicate, timeout, what):
     raise AssertionError(f"{what} within {timeout} s")
 
 
+def stopped(pid):
+    """Whether every thread of ``pid`` has stopped: a signal is delivered, not obeyed, when kill returns."""
+    tasks = Path(f"/proc/{pid}/task")
+    return all((task / "stat").read_text().rsplit(")", 1)[1].split()[0] in "tT" for task in tasks.iterdir())
+
+
 # --- kill -9 mid-scan ---------------------------------------------------------------------------
 
 
@@ -151,6 +157,7 @@ def test_a_bridge_killed_mid_scan_loses_no_row_and_the_scan_completes_bit_exact(
         wait_for(lambda: bridge.status()["lines_received"] == 220, 10, "220 lines were not received")
         # Frozen, then killed: these lines reach its socket but never its journal, so only a resend saves them.
         bridge.process.send_signal(signal.SIGSTOP)
+        wait_for(lambda: stopped(bridge.process.pid), 10, "the bridge did not stop")
         for row in range(110, 140):
             pusher.line("killed", row, trace[row])
             pusher.line("killed", row, retrace[row], pass_="retrace")
@@ -333,14 +340,17 @@ def test_a_controller_that_reuses_a_scan_id_and_restarts_its_seq_is_not_taken_fo
     first, second = image(9, 4, 4), image(10, 4, 4)
     with Bridge(BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans"),
                 backend=BlurBackend()) as bridge:
-        for data in (first, second):  # two runs of the same program: same scan id, seq from 0
+        # Two runs of the same program, one after the other: same scan id, seq from 0. The second waits
+        # for the first to be finished: two PUSH sockets open at once are fair-queued, so their
+        # messages would interleave, which is not what two runs in sequence send.
+        for finished, data in enumerate((first, second), start=1):
             c = Controller(bridge.endpoints["pull"])
             c.start("same", 4, 4)
             for row in range(4):
                 c.line("same", row, data[row])
             c.end("same")
             c.close()
-        assert bridge.wait_finished(2, 10)
+            assert bridge.wait_finished(finished, 10)
         status = bridge.status()
     assert status["messages_duplicate"] == 0 and status["lines_received"] == 8
     saved = [np.load(f / "raw_trace.npy").tobytes() for f in saved_folders(tmp_path / "scans")]
