@@ -29,7 +29,8 @@ The trust guard (``maed.trust``) runs on the live frame when the worker asks (``
 capped rate: ``GUARD_INTERVAL_S``): on every row scanned so far, in the normalised frame the
 network saw (the levelled rows with the current centre and scale, and the network's output in the
 same frame). ``network`` is the network's frame; ``denoised``, what is published, is the
-network's frame where the latest verdict trusts it (with the smooth residual the verdict gave
+network's frame where the latest verdict trusts it (with the lattice peaks the network removed
+where the rows show a 2-D lattice, ``maed.lattice_keep``, and the smooth residual the verdict gave
 back, where it did) and the conservative result (blended by the guard's weight) where it does
 not, over the rows that verdict covered. Rows scanned after it are the network's until the next
 verdict.
@@ -48,8 +49,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from maed.denoise import denoise_guarded, run_padded
+from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, run_padded
 from maed.engine import Backend
+from maed.lattice_keep import lattice_peaks
 from maed.trust import Thresholds, Verdict, conservative, guard, smooth_residual
 
 HALO = 64
@@ -258,18 +260,26 @@ class StreamingDenoiser:
         x = (self._levelled[:n][measured] - level.centre) / scale
         plane = level.plane(0, n)[measured]
         y = (net[measured] - plane - level.centre) / scale
-        _, weight, verdict = guard(x, y, limits)
+        # The lattice the network removed, where one pass shows a 2-D one (the retrace's evidence waits for
+        # the final frame, as maed.denoise.denoise_guarded).
+        lattice = lattice_peaks(x, y) if len(x) >= MIN_LATTICE_ROWS else None
+        given = lattice.give_back(x, y) - y if lattice is not None and lattice.peaks else np.zeros_like(y)
+        _, weight, verdict = guard(x, y + given, limits)
         was_guarded = bool(self._weight.any() or self._given_back.any())
         self._weight[:] = 0
         self._conservative[:] = np.nan
         self._given_back[:] = 0
         if verdict.output != "network":
             self._weight[:n][measured] = weight
-            self._conservative[:n][measured] = conservative(x) * level.scale + level.centre + plane
+            fallback = conservative(x)
+            if lattice is not None:  # the conservative result damps a lattice too (exact where w is uniform)
+                fallback = lattice.give_back(x, fallback)
+            self._conservative[:n][measured] = fallback * level.scale + level.centre + plane
         if verdict.smooth_given_back:
-            self._given_back[:n][measured] = smooth_residual(x, y) * level.scale
+            given = given + smooth_residual(x, y + given)
+        self._given_back[:n][measured] = given * level.scale
         self.verdict, self.verdict_rows = verdict, n
-        if was_guarded or verdict.output != "network" or verdict.smooth_given_back:
+        if was_guarded or verdict.output != "network" or given.any():
             self._compose(0, n)
             self.changed = self._frame_rows(0, n)
         return verdict

@@ -194,3 +194,20 @@ def test_a_trusted_verdict_publishes_the_network_output():
     assert verdict.output == "network" and not verdict.reasons and s.trust["rows_done"] == 64
     np.testing.assert_array_equal(s.denoised, s.network)
     assert s.changed == (44, 64)  # nothing published changed beyond the last band (16 new rows, 4 refined)
+
+
+def test_the_live_guard_gives_back_a_2d_lattice_the_network_erased():
+    """The preview's FFT shows the lattice again once the guard has run, as the final frame will."""
+    from maed.noreference import peak_power
+    from test_lattice_keep import EraserBackend, _passes, _peaks_of
+
+    trace, _, lattice, _ = _passes(7)
+    eraser = EraserBackend()
+    eraser.size_multiple = 16
+    s, _, _ = stream(trace.astype(np.float32), "down", [32], backend=eraser)
+    x, norm = normalise(trace)
+    kept = lambda frame: peak_power(x, (frame - norm.plane - norm.centre) / norm.scale, _peaks_of(lattice))["kept"]  # noqa: E731
+    assert kept(s.network) < 0.1
+    s.guard()
+    assert 0.8 <= kept(s.denoised) <= 1.2
+    assert s.changed == (0, 128)  # the lattice changed every judged row: all are published again

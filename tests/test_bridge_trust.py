@@ -172,11 +172,15 @@ def test_the_live_guard_runs_at_its_capped_rate_and_always_on_the_final_frame(tm
 
 def test_the_final_frame_gives_back_the_lattice_the_retrace_confirms(tmp_path):
     """A network that erases a lattice: the final frame holds it again, as ``maed denoise`` of both passes does,
-    because the retrace shows its peaks where the trace does."""
+    with the retrace's evidence (its peaks where the trace has them)."""
+    from maed.lattice_keep import BOTH_PASSES
     from maed.noreference import peak_power
-    from test_lattice_keep import EraserBackend, _passes, _peaks_of
+    from test_lattice_keep import EraserBackend, _peaks_of
 
-    trace, retrace, lattice, _ = (a.astype("<f4") for a in _passes(3))
+    # A row lattice: one pass alone cannot tell it from pick-up (tests/test_lattice_keep.py), both passes can.
+    rng = np.random.default_rng(3)
+    lattice = np.cos(2 * np.pi * np.mgrid[0:128, 0:128][1] / 5.3)
+    trace, retrace = ((lattice + rng.normal(0, 1.0, lattice.shape)).astype("<f4") for _ in range(2))
     rows, cols = trace.shape
     with Bridge(config(tmp_path), backend=EraserBackend()) as bridge:
         sub = Subscriber(bridge.endpoints["pub"])
@@ -194,10 +198,11 @@ def test_the_final_frame_gives_back_the_lattice_the_retrace_confirms(tmp_path):
     raw_trace, raw_retrace = np.load(saved / "raw_trace.npy"), np.load(saved / "raw_retrace.npy")
     assert raw_retrace.tobytes() == retrace.tobytes()
     expected = denoise_guarded(raw_trace, EraserBackend(), other_pass=raw_retrace)
-    assert expected.lattice_peaks > 0 and final.tobytes() == expected.data.tobytes()
+    assert expected.lattice.peaks > 0 and final.tobytes() == expected.data.tobytes()
     x, norm = normalise(raw_trace)
     out = (final.astype(np.float64) - norm.plane - norm.centre) / norm.scale
     assert 0.8 <= peak_power(x, out, _peaks_of(lattice))["kept"] <= 1.2
-    # Without the retrace, the eraser's output is all there is (tests/test_lattice_keep.py: pick-up is not given back).
+    # The retrace was the evidence: the trace alone does not give the row lattice back.
     alone = denoise_guarded(raw_trace, EraserBackend())
+    assert expected.lattice.evidence == BOTH_PASSES and alone.lattice.peaks == 0
     assert peak_power(x, (alone.data - norm.plane - norm.centre) / norm.scale, _peaks_of(lattice))["kept"] < 0.8

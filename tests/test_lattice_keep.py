@@ -1,12 +1,13 @@
-"""Lattice peaks confirmed by the other pass are given back to the network's output; pick-up is not."""
+"""Lattice peaks confirmed by the other pass, or spanning a 2-D lattice in one pass, are given back to the
+network's output; pick-up is not."""
 
 import json
 
 import numpy as np
 import pytest
 
-from maed.denoise import denoise_guarded, result_record
-from maed.lattice_keep import lattice_peaks
+from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, result_record
+from maed.lattice_keep import BOTH_PASSES, ONE_PASS, lattice_peaks
 from maed.noreference import peak_power
 from maed.normalise import normalise
 from scipy import ndimage
@@ -43,7 +44,7 @@ def _peaks_of(image: np.ndarray) -> np.ndarray:
 def test_the_lattice_comes_back_and_the_pickup_stays_removed():
     trace, retrace, lattice, pickup = _passes()
     output = _eraser(trace)
-    found = lattice_peaks(trace, retrace)
+    found = lattice_peaks(trace, output, retrace)
     restored = found.give_back(trace, output)
     true_peaks, pickup_peaks = _peaks_of(lattice), _peaks_of(pickup)
     assert found.peaks >= len(true_peaks)
@@ -60,14 +61,14 @@ def test_the_lattice_comes_back_and_the_pickup_stays_removed():
 def test_without_a_lattice_nothing_is_given_back():
     rng = np.random.default_rng(1)
     trace, retrace = rng.normal(size=(SIZE, SIZE)), rng.normal(size=(SIZE, SIZE))
-    found = lattice_peaks(trace, retrace)
+    found = lattice_peaks(trace, _eraser(trace), retrace)
     assert found.peaks == 0
     np.testing.assert_array_equal(found.give_back(trace, _eraser(trace)), _eraser(trace))
 
 
 def test_passes_of_another_shape_are_refused():
     with pytest.raises(ValueError, match="differ in shape"):
-        lattice_peaks(np.zeros((32, 32)), np.zeros((31, 32)))
+        lattice_peaks(np.zeros((32, 32)), np.zeros((32, 32)), np.zeros((31, 32)))
 
 
 class EraserBackend:
@@ -77,18 +78,58 @@ class EraserBackend:
         return np.stack([[_eraser(image) for image in item] for item in batch]).astype(np.float32)
 
 
-def test_denoise_guarded_gives_the_lattice_back_only_with_the_other_pass(tmp_path):
+def _raster_pickup(frequencies: tuple[float, ...], amplitude: float = 1.5) -> np.ndarray:
+    """Pick-up in time at ``frequencies`` (cycles per pixel time) with three harmonics each, along the trace's raster."""
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    t = y * 2 * SIZE + x
+    return sum(amplitude / h * np.cos(2 * np.pi * h * f * t) for f in frequencies for h in (1, 2, 3))
+
+
+def test_one_pass_gives_a_2d_lattice_back_and_not_the_pickup():
+    trace, _, lattice, pickup = _passes(3)
+    output = _eraser(trace)
+    found = lattice_peaks(trace, output)
+    assert found.evidence == ONE_PASS and found.peaks >= len(_peaks_of(lattice))
+    restored = found.give_back(trace, output)
+    assert 0.8 <= peak_power(trace, restored, _peaks_of(lattice))["kept"] <= 1.2
+    assert peak_power(trace, restored, _peaks_of(pickup))["kept"] < 0.05
+
+
+def test_one_pass_gives_nothing_back_for_pickup_from_two_sources_with_harmonics():
+    rng = np.random.default_rng(4)
+    trace = _raster_pickup((1 / 23.7, 1 / 61.3)) + rng.normal(0, 1.0, (SIZE, SIZE))
+    assert len(_peaks_of(trace)) >= 6  # two sources and their harmonics stand out of the noise
+    assert lattice_peaks(trace, _eraser(trace)).peaks == 0
+
+
+def test_one_pass_leaves_a_row_lattice_to_the_network():
+    """One direction of peaks is what pick-up looks like: without the other pass it is not given back."""
+    rng = np.random.default_rng(5)
+    x = np.mgrid[0:SIZE, 0:SIZE][1].astype(float)
+    trace = np.cos(2 * np.pi * x / 5.3) + rng.normal(0, 1.0, (SIZE, SIZE))
+    assert lattice_peaks(trace, _eraser(trace)).peaks == 0
+
+
+def test_denoise_guarded_gives_the_lattice_back_with_either_evidence(tmp_path):
     trace, retrace, lattice, _ = _passes(2)
     trace[100:] = np.nan  # a scan stopped early: only the measured rows are compared
     alone = denoise_guarded(trace, EraserBackend())
     both = denoise_guarded(trace, EraserBackend(), other_pass=retrace)
-    assert alone.lattice_peaks is None and both.lattice_peaks > 0
+    assert alone.lattice.evidence == ONE_PASS and both.lattice.evidence == BOTH_PASSES
     x, norm = normalise(trace[:100])
     in_frame = lambda result: (result.data[:100] - norm.plane - norm.centre) / norm.scale  # noqa: E731
     peaks = _peaks_of(lattice[:100])
-    assert peak_power(x, in_frame(alone), peaks)["kept"] < 0.1
-    assert 0.8 <= peak_power(x, in_frame(both), peaks)["kept"] <= 1.2
+    assert peak_power(x, _eraser(x), peaks)["kept"] < 0.1
+    for result in (alone, both):
+        assert 0.8 <= peak_power(x, in_frame(result), peaks)["kept"] <= 1.2
     assert np.isnan(both.data[100:]).all()
     record = result_record(tmp_path / "a.sxm", tmp_path / "a.npy", "trace", None, EraserBackend(), both)
-    assert json.loads(json.dumps(record))["lattice"] == {"checked": True, "peaks_given_back": both.lattice_peaks}
-    assert result_record(tmp_path / "a.sxm", tmp_path / "a.npy", "trace", None, EraserBackend(), alone)["lattice"]["checked"] is False
+    assert json.loads(json.dumps(record))["lattice"] == {
+        "checked": True, "evidence": BOTH_PASSES, "peaks_given_back": both.lattice.peaks}
+
+
+def test_a_scan_of_too_few_rows_is_not_searched_for_a_lattice(tmp_path):
+    trace = _passes(6)[0][:MIN_LATTICE_ROWS - 1]
+    result = denoise_guarded(trace, EraserBackend())
+    assert result.lattice is None
+    assert result_record(tmp_path / "a.sxm", tmp_path / "a.npy", "trace", None, EraserBackend(), result)["lattice"]["checked"] is False

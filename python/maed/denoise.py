@@ -7,9 +7,9 @@ denoised over its measured rows only; the others stay empty (NaN).
 
 ``maed denoise`` publishes the guarded result (``maed.trust``): where the network's output fails
 the trust checks, the conservative result replaces it, and ``<stem>.json`` beside each output
-says what was published, why, with which model and weights. Where the scan's other pass is at
-hand, the lattice peaks both passes show are first given back to the network's output
-(``maed.lattice_keep``): a lattice is never lost to the network.
+says what was published, why, with which model and weights. Lattice peaks the network removed
+are first given back to its output (``maed.lattice_keep``): those both passes show where the
+scan's other pass is at hand, those spanning a 2-D lattice where it is not.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tqdm import tqdm
 from . import __version__
 from .engine import Backend
 from .io import ScanError, read_scan
-from .lattice_keep import lattice_peaks
+from .lattice_keep import LatticePeaks, lattice_peaks
 from .normalise import denormalise, normalise
 from .scanfiles import canonical_pass, write_gwy
 from .trust import Thresholds, Verdict, guard
@@ -109,18 +109,19 @@ class GuardedResult:
     fallback: np.ndarray
     """Per pixel, the conservative result's weight (0: the network's output, 1: the conservative one)."""
     verdict: Verdict
-    lattice_peaks: int | None = None
-    """Lattice peaks given back to the network's output (``maed.lattice_keep``); None: no other pass to confirm them."""
+    lattice: LatticePeaks | None = None
+    """Lattice peaks given back to the network's output (``maed.lattice_keep``); None: too few rows to look."""
 
     def lattice_record(self) -> dict:
         """The ``lattice`` entry of ``<stem>.json``."""
-        if self.lattice_peaks is None:
-            return {"checked": False, "why": "no other pass of the same rows to tell a lattice from pick-up"}
-        return {"checked": True, "peaks_given_back": self.lattice_peaks}
+        if self.lattice is None:
+            return {"checked": False, "why": f"fewer than {MIN_LATTICE_ROWS} rows measured in full"}
+        return {"checked": True, "evidence": self.lattice.evidence, "peaks_given_back": self.lattice.peaks}
 
 
-MIN_ROWS_BOTH_PASSES = 16
-"""Rows both passes must share before their spectra are compared: fewer give too coarse a spectrum."""
+MIN_LATTICE_ROWS = 16
+"""Rows (of one pass, or both passes share) before a spectrum is searched for lattice peaks: fewer give too
+coarse a spectrum."""
 
 
 def denoise_guarded(
@@ -130,30 +131,32 @@ def denoise_guarded(
     """The network's denoised scan where it passes the trust guard, the conservative result where not.
 
     Rows not measured in full (NaN) stay NaN; the measured rows are denoised together, as one image,
-    so a scan stopped early is denoised exactly as if it had been a smaller scan. ``other_pass`` (the
-    scan's other pass, same shape and orientation) confirms lattice peaks, which are given back over
-    the rows both passes measured: to the network's output before the guard judges it, and to what
-    the guard publishes.
+    so a scan stopped early is denoised exactly as if it had been a smaller scan. Lattice peaks the
+    network removed are given back (``maed.lattice_keep``), to its output before the guard judges
+    it and to what the guard publishes: over the rows both passes measured, confirmed by
+    ``other_pass`` (the scan's other pass, same shape and orientation) where it shares at least
+    ``MIN_LATTICE_ROWS`` rows, and otherwise over all measured rows where they show a 2-D lattice.
     """
     measured = np.isfinite(scan).all(axis=1)
     data = np.full(scan.shape, np.nan, dtype=np.float32)
     fallback = np.zeros(scan.shape, dtype=np.float32)
     x, norm = normalise(scan[measured])
     y = run_tiled(x, backend, tile)
-    lattice, rows = None, None
-    if other_pass is not None and np.shape(other_pass) == scan.shape:
-        both = measured & np.isfinite(other_pass).all(axis=1)
-        if both.sum() >= MIN_ROWS_BOTH_PASSES:
-            rows = both[measured]
-            lattice = lattice_peaks(x[rows], normalise(other_pass[both])[0])
-            y[rows] = lattice.give_back(x[rows], y[rows])
+    lattice, rows = None, np.ones(len(x), dtype=bool)
+    both = measured & np.isfinite(other_pass).all(axis=1) if np.shape(other_pass) == scan.shape else None
+    if both is not None and both.sum() >= MIN_LATTICE_ROWS:
+        rows = both[measured]
+        lattice = lattice_peaks(x[rows], y[rows], normalise(other_pass[both])[0])
+    elif len(x) >= MIN_LATTICE_ROWS:
+        lattice = lattice_peaks(x, y)
+    if lattice is not None:
+        y[rows] = lattice.give_back(x[rows], y[rows])
     published, weight, verdict = guard(x, y, limits)
     if lattice is not None:  # the conservative result of a fallback or blend damps a lattice too
         published[rows] = lattice.give_back(x[rows], published[rows])
     data[measured] = denormalise(published, norm)
     fallback[measured] = weight
-    return GuardedResult(data=data, fallback=fallback, verdict=verdict,
-                         lattice_peaks=lattice.peaks if lattice is not None else None)
+    return GuardedResult(data=data, fallback=fallback, verdict=verdict, lattice=lattice)
 
 
 def result_record(source: Path, dest: Path, pass_: str, channel: str | None, backend: Backend, result: GuardedResult) -> dict:

@@ -35,8 +35,10 @@ def significant_peaks(power: np.ndarray) -> np.ndarray:
     """(row, column) of the spectrum's significant isolated peaks, as an (n, 2) array.
 
     A peak is a local maximum (3x3) that stands ``log2(10 * bins)`` times above its spectral
-    background: the largest of the median powers in the ``BACKGROUND_BINS`` square around it
-    and in the row and the column segments of that length through it. Noise power is
+    background: the largest of the median power in the ``BACKGROUND_BINS`` square around it (a
+    separable median: the median over the square's column of its rows' medians, as robust and
+    eight times cheaper than the square's own, so that the live guard can afford it) and the
+    medians in the row and the column segments of that length through it. Noise power is
     exponentially distributed, so a bin passes by chance with probability 2**-threshold, and
     about one pure-noise spectrum in ten shows a false peak (with its mirror image). The
     segment medians reject lines in the spectrum (streaks, and interference whose phase
@@ -47,10 +49,11 @@ def significant_peaks(power: np.ndarray) -> np.ndarray:
     """
     rows, cols = power.shape
     n = BACKGROUND_BINS
+    along_rows = ndimage.median_filter(power, size=(1, n), mode="wrap")
     background = np.maximum.reduce([
-        ndimage.median_filter(power, size=(n, n), mode="wrap"),
+        ndimage.median_filter(along_rows, size=(n, 1), mode="wrap"),
         ndimage.median_filter(power, size=(n, 1), mode="wrap"),
-        ndimage.median_filter(power, size=(1, n), mode="wrap"),
+        along_rows,
     ])
     threshold = np.log2(power.size / FALSE_PEAKS)
     candidate = (power == ndimage.maximum_filter(power, size=3, mode="wrap")) & (power > threshold * background)
@@ -83,7 +86,8 @@ class Peaks:
         return self.power / total if total > 0 else self.power
 
 
-def _peaks(spectrum: np.ndarray, positions: np.ndarray) -> Peaks:
+def peaks_at(spectrum: np.ndarray, positions: np.ndarray) -> Peaks:
+    """The spectrum's peaks at ``positions`` (centred (row, column) bins), with sub-bin centres and power."""
     padded = np.pad(spectrum, 1, mode="wrap")
     patches = np.array([padded[r:r + 3, c:c + 3] for r, c in positions]).reshape(-1, 3, 3)
     power = patches.sum(axis=(1, 2))
@@ -99,7 +103,7 @@ def find_peaks(reference: np.ndarray, count: int = 6) -> Peaks:
     spectrum = power_spectrum(reference)
     positions = significant_peaks(spectrum)
     strongest = np.argsort(spectrum[tuple(positions.T)])[::-1][:count] if len(positions) else []
-    return _peaks(spectrum, positions[strongest].reshape(-1, 2))
+    return peaks_at(spectrum, positions[strongest].reshape(-1, 2))
 
 
 def measure_peaks(image: np.ndarray, reference: Peaks, search: int = 1) -> Peaks:
@@ -113,7 +117,7 @@ def measure_peaks(image: np.ndarray, reference: Peaks, search: int = 1) -> Peaks
         window = spectrum[np.ix_((r + offsets) % rows, (c + offsets) % cols)]
         dr, dc = np.unravel_index(int(np.argmax(window)), window.shape)
         found.append(((r + offsets[dr]) % rows, (c + offsets[dc]) % cols))
-    return _peaks(spectrum, np.array(found, dtype=int).reshape(-1, 2))
+    return peaks_at(spectrum, np.array(found, dtype=int).reshape(-1, 2))
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,22 @@ exactly: the residual's Fourier components in the bins around each lattice peak 
 to the output, which then holds the input's lattice in full, with the network's denoising
 everywhere else.
 
-Periodic noise (mains pick-up, vibration) is a Fourier peak too, and must stay removed. The two
-passes of a scan line tell them apart (``maed.noreference.classify_peaks``): a lattice peak sits
-at the same place in the trace's and the retrace's spectra, while pick-up in time lands
-elsewhere in a pass recorded the other way. So peaks are given back only where the other pass
-is at hand; a single pass cannot tell a lattice from pick-up (giving back every peak of one
-pass restores pick-up too, several dB worse on simulated scans), and is left as it is.
+Periodic noise (mains pick-up, vibration) is a Fourier peak too, and must stay removed. Two kinds
+of evidence tell them apart:
+
+- **both passes** (``maed.noreference.classify_peaks``): a lattice peak sits at the same place in
+  the trace's and the retrace's spectra, while pick-up in time lands elsewhere in a pass recorded
+  the other way.
+- **a 2-D lattice in one pass**, where there is no other pass: among the peaks the network
+  removed (the residual's), two that are not collinear and whose sum or difference is a removed
+  peak too (G1, G2 and G1 +- G2) span a two-dimensional lattice. Pick-up is one time frequency
+  and its harmonics, which the raster lays on one line of the spectrum (wrapped at its edge);
+  two sources of it do not add to a third peak. Peaks that are harmonics of one another on the
+  wrapped spectral grid are therefore never taken as the two spanning vectors. A row lattice (one
+  direction) or a lattice whose third peak is too weak is left as the network made it: a single
+  pass cannot tell it from pick-up (giving back every peak of one pass restores pick-up too,
+  several dB worse on simulated scans). On the real scans of both passes no peak this rule takes
+  is one the two passes call pick-up.
 """
 
 from __future__ import annotations
@@ -22,10 +32,21 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .lattice import Peaks, peaks_at, power_spectrum, significant_peaks
 from .noreference import classify_peaks
 
 HALF_WIDTH = 2
 """Bins each side of a peak given back: a lattice between bins, drifting or creeping, spreads over them."""
+CLOSING_BINS = 0.6
+"""How far (bins) a removed peak's sub-bin centre may sit from G1 +- G2 and still close the triple. A lattice
+closes to the centres' error (a tenth to a fifth of a bin each); among a dozen unrelated peaks a
+looser rule is met by chance."""
+MIN_SINE = np.sin(np.radians(15))
+"""Two peaks this close to one direction (or the opposite) do not span two dimensions."""
+HARMONICS = 5
+"""Two peaks p F and q F of one frequency F (p, q up to this) may be one pick-up source's harmonics."""
+BOTH_PASSES = "both passes"
+ONE_PASS = "a 2-D lattice in one pass"
 
 
 def _symmetric_mask(shape: tuple[int, int], centred_peaks: np.ndarray) -> np.ndarray:
@@ -50,6 +71,8 @@ class LatticePeaks:
     """Bins within ``HALF_WIDTH`` of each lattice peak and its mirror image, numpy's unshifted order."""
     peaks: int
     """Lattice peaks (a peak and its mirror image count as two)."""
+    evidence: str
+    """What told the peaks from pick-up: ``BOTH_PASSES`` or ``ONE_PASS``."""
 
     def give_back(self, levelled_input: np.ndarray, output: np.ndarray) -> np.ndarray:
         """``output`` with the input's Fourier components at the lattice bins in place of its own."""
@@ -59,16 +82,61 @@ class LatticePeaks:
         return output + np.fft.ifft2(np.fft.fft2(residual) * self.mask).real
 
 
-def lattice_peaks(levelled_input: np.ndarray, levelled_other_pass: np.ndarray) -> LatticePeaks:
-    """The input's lattice peaks: its significant Fourier peaks that the other pass shows at the same place.
+def _wrapped(d: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bin offsets ``d`` brought into the spectrum's centred range, as the raster aliases a frequency."""
+    n = np.array(shape)
+    return (d + n // 2) % n - n // 2
+
+
+def _harmonics(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> bool:
+    """Whether ``a`` and ``b`` may be harmonics p F and q F of one frequency F: ``q a = p b`` on the wrapped grid
+    for some 0 < p, q <= ``HARMONICS``. The raster lays one time frequency's harmonics on lines that wrap
+    at the spectrum's edge, so they need not look collinear."""
+    for p in range(1, HARMONICS + 1):
+        for q in range(1, HARMONICS + 1):
+            tolerance = 0.25 * (p + q)  # sub-bin centres, each good to a fraction of a bin, times the multiples
+            for sign in (1, -1):
+                if np.abs(_wrapped(q * a - sign * p * b, shape)).max() <= tolerance:
+                    return True
+    return False
+
+
+def two_d_lattice(peaks: Peaks, shape: tuple[int, int]) -> np.ndarray:
+    """The ``peaks`` (their centred (row, column) bins) that close a triple G1, G2, G1 +- G2 of a 2-D lattice."""
+    offsets = peaks.centres - np.array(shape) // 2
+    lattice = np.zeros(len(offsets), dtype=bool)
+    for i, a in enumerate(offsets):
+        for j in range(i + 1, len(offsets)):
+            b = offsets[j]
+            sine = abs(a[0] * b[1] - a[1] * b[0]) / (np.hypot(*a) * np.hypot(*b))
+            if sine < MIN_SINE or _harmonics(a, b, shape):
+                continue
+            for closing in (a + b, a - b):
+                near = np.hypot(*(offsets - closing).T) <= CLOSING_BINS
+                if near.any():
+                    lattice[[i, j]] = True
+                    lattice |= near
+    return peaks.positions[lattice]
+
+
+def lattice_peaks(
+    levelled_input: np.ndarray, levelled_output: np.ndarray, levelled_other_pass: np.ndarray | None = None,
+) -> LatticePeaks:
+    """The lattice peaks among the input's: confirmed by the other pass where there is one, else a 2-D lattice
+    among the peaks the network removed.
 
     ``levelled_other_pass``: the same rows of the other pass, in this pass's orientation (as the
     readers return a retrace); no registration is needed, as a shift does not move a peak.
     """
     x = np.asarray(levelled_input, dtype=np.float64)
-    if np.shape(levelled_other_pass) != x.shape:
-        raise ValueError(f"the other pass {np.shape(levelled_other_pass)} and this pass {x.shape} differ in shape")
-    lattice, _ = classify_peaks(x, np.asarray(levelled_other_pass, dtype=np.float64))
+    if levelled_other_pass is None:
+        spectrum = power_spectrum(x - np.asarray(levelled_output, dtype=np.float64))
+        lattice, evidence = two_d_lattice(peaks_at(spectrum, significant_peaks(spectrum)), x.shape), ONE_PASS
+    else:
+        if np.shape(levelled_other_pass) != x.shape:
+            raise ValueError(f"the other pass {np.shape(levelled_other_pass)} and this pass {x.shape} differ in shape")
+        lattice, _ = classify_peaks(x, np.asarray(levelled_other_pass, dtype=np.float64))
+        evidence = BOTH_PASSES
     if not len(lattice):
-        return LatticePeaks(np.zeros(x.shape, dtype=bool), 0)
-    return LatticePeaks(_symmetric_mask(x.shape, lattice), len(lattice))
+        return LatticePeaks(np.zeros(x.shape, dtype=bool), 0, evidence)
+    return LatticePeaks(_symmetric_mask(x.shape, lattice), len(lattice), evidence)
