@@ -13,6 +13,7 @@ import numpy as np
 
 from .scan_noise import TRAIN_RANGES, NoiseParams, NoiseRanges, add_scan_noise, draw_params
 from . import motifs
+from .two_pass import PassGeometry, PassParams, draw_pass_params, record_passes
 from .surfaces import TRAINING_FAMILIES, SurfaceRanges, random_surface, smooth_background
 
 TEST_SEED_BASE = 1_000_000_000
@@ -29,6 +30,10 @@ class ScanPair:
     surface: dict
     noise: NoiseParams
     seed: int
+    retrace: np.ndarray | None = None
+    """The same scan's retrace in real-space orientation, where drawn with ``both_passes``."""
+    passes: PassParams | None = None
+    geometry: PassGeometry | None = None
 
 
 def make_pair(
@@ -39,6 +44,7 @@ def make_pair(
     families: tuple[str, ...] = TRAINING_FAMILIES,
     double_tip: bool = False,
     background: bool = False,
+    both_passes: bool = False,
 ) -> ScanPair:
     """One (noisy, clean) pair of one of ``families``; the same seed always gives the same pair.
 
@@ -46,6 +52,9 @@ def make_pair(
     training and scored as its own column by ``maed eval --families``. ``background`` adds, to
     half of the surfaces, a smooth random height field (``surfaces.smooth_background``) of 5 % to
     100 % of the surface's own rms: training content that is structure although it is smooth.
+    ``both_passes`` records the trace and the retrace (``two_pass``: shared and independent noise,
+    opposite feedback lag, x-warp, unequal speeds) into ``noisy`` and ``retrace``; it draws after
+    everything a single pass draws, so the surface and ``noise`` of a seed are the same either way.
     """
     rng = np.random.default_rng(seed)
     clean, info = random_surface(rng, size, surface_ranges, families)
@@ -59,8 +68,12 @@ def make_pair(
         clean = motifs.double_tip(clean, shift, drop)
         info = info | {"double_tip": {"shift_px": shift, "drop_m": drop}}
     params = draw_params(rng, noise_ranges)
-    noisy = add_scan_noise(clean, info["pixel_m"], params, rng)
-    return ScanPair(noisy, clean, info["pixel_m"], info, params, seed)
+    if not both_passes:
+        noisy = add_scan_noise(clean, info["pixel_m"], params, rng)
+        return ScanPair(noisy, clean, info["pixel_m"], info, params, seed)
+    passes = draw_pass_params(rng)
+    trace, retrace, geometry = record_passes(clean, info["pixel_m"], params, passes, rng)
+    return ScanPair(trace, clean, info["pixel_m"], info, params, seed, retrace, passes, geometry)
 
 
 def evaluation_set(count: int, size: int = 256, hard: bool = False) -> list[ScanPair]:
