@@ -98,7 +98,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         ack_port=args.ack_port,
         out=Path(args.out), backend=args.backend, model=args.model, halo=args.halo, refine=args.refine,
         idle_timeout=args.idle_timeout, guard_interval=args.guard_interval, keys=keys, insecure=args.insecure,
-        models=args.models,
+        models=args.models, max_pixels=args.max_pixels,
     )
     if keys is None and not is_loopback(args.host):
         print(f"maed: warning: --insecure: anyone who reaches {args.host} may push lines, read frames and control "
@@ -208,6 +208,7 @@ def _cmd_sim_nanonis(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``serve``, ``listen``, ``control``, ``keys``, ``push-sim`` and ``sim-nanonis`` to the ``maed`` subcommands."""
+    from .ingest import MAX_PIXELS
     from .streaming import GUARD_INTERVAL_S, HALO, REFINE
 
     p = sub.add_parser("serve", help="run the bridge: scan lines in, raw and denoised frames out")
@@ -243,6 +244,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-preview", dest="preview", action="store_false", help="do not serve the live preview")
     p.add_argument("--idle-timeout", type=float, default=300.0,
                    help="seconds of controller silence that end the scan, 0 for never (default: 300)")
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                   help=f"largest scan (rows times columns) a scan.start may open; larger ones are refused and "
+                        f"counted (default: {MAX_PIXELS}, 2048x2048)")
     _add_sim_options(p, scans=0)
     p.add_argument("--nanonis-host", default="127.0.0.1",
                    help="address of the Nanonis TCP interface (default: 127.0.0.1)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from collections import Counter, deque
@@ -59,3 +60,54 @@ class LatencyWindow:
             return {"p50": None, "p95": None, "count": 0}
         p50, p95 = np.percentile(values, [50, 95])
         return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "count": int(values.size)}
+
+
+class Tally:
+    """A count of one kind of loss and the reason of the last one, for ``status``.
+
+    Each loss is logged as an error when it happens; ``status`` keeps the count and the last reason so
+    that an operator who was not watching the log still sees that something was lost, and why.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last = ""
+        self._lock = threading.Lock()
+
+    def add(self, reason: str) -> None:
+        with self._lock:
+            self.count += 1
+            self.last = reason[:500]  # a reason quotes what came from outside: bounded
+
+
+class Losses:
+    """Every kind of loss the bridge counts for ``status``, each with its last reason."""
+
+    FIELDS = {"journal_failures": "last_journal_failure", "save_failures": "last_save_failure",
+              "disk_full": "last_disk_full", "scans_rejected": "last_scan_rejected", "restarts": "last_restart"}
+    """Status field of each count, and of its last reason."""
+
+    def __init__(self) -> None:
+        self.journal_failures = Tally()
+        """Journal writes that failed: that scan goes on unjournaled, in memory."""
+        self.save_failures = Tally()
+        """Finished scans that could not be written: their journal is kept for the next start."""
+        self.disk_full = Tally()
+        """Journal writes and saves that failed for want of space (counted in their own kind too)."""
+        self.scans_rejected = Tally()
+        """``scan.start`` messages refused: malformed, over the pixel budget, repeating the open scan."""
+        self.restarts = Tally()
+        """Bridge threads restarted by the supervisor after an unexpected error."""
+
+    def failed_io(self, kind: Tally, reason: str, exc: BaseException) -> None:
+        """Count a failure to write in ``kind``, and in ``disk_full`` too when the disk is full."""
+        kind.add(reason)
+        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            self.disk_full.add(reason)
+
+    def status(self) -> dict[str, int | str]:
+        fields: dict[str, int | str] = {}
+        for count, last in self.FIELDS.items():
+            tally = getattr(self, count)
+            fields[count], fields[last] = tally.count, tally.last
+        return fields

@@ -21,7 +21,7 @@ import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
-from .counters import FaultCounter
+from .counters import FaultCounter, Losses
 from .journal import Journal, JournalFile
 from .protocol import Line, ProtocolError, ScanEnd, ScanStart, decode_ingest
 from .scan import ScanState
@@ -32,6 +32,9 @@ ACK_REPEAT_S = 0.5
 """The newest acknowledgement is published again this often: a sender that (re)connected late learns it."""
 DONE_REMEMBERED = 64
 """Finished scans whose resent messages are recognised as duplicates (older ones: ``unknown_scan``)."""
+MAX_PIXELS = 2048 * 2048
+"""Default budget of pixels per scan (``maed serve --max-pixels``): checked on ``scan.start``, before
+anything is allocated; a scan of this size holds 32 MiB of raw frames (trace and retrace)."""
 
 
 @dataclass
@@ -44,11 +47,16 @@ class Batch:
 
 
 class Ingest:
-    def __init__(self, faults: FaultCounter, idle_timeout: float = 300.0, journal: Journal | None = None) -> None:
-        """``journal``: where accepted messages are journaled (None: not at all, nor acknowledged)."""
+    def __init__(self, faults: FaultCounter, idle_timeout: float = 300.0, journal: Journal | None = None,
+                 max_pixels: int = MAX_PIXELS, losses: Losses | None = None) -> None:
+        """``journal``: where accepted messages are journaled (None: not at all, nor acknowledged);
+        ``max_pixels``: the largest scan (rows times cols) a ``scan.start`` may open; ``losses``: where
+        rejected scans and journal failures are counted (the bridge's, shared with its worker)."""
         self.faults = faults
         self.idle_timeout = idle_timeout
         self.journal = journal
+        self.max_pixels = max_pixels
+        self.losses = losses or Losses()
         self.cv = threading.Condition()
         self.current: ScanState | None = None
         self._finished: deque[ScanState] = deque()
@@ -59,8 +67,6 @@ class Ingest:
         self.duplicates = 0
         self.recoveries = 0
         self.lines_recovered = 0
-        self.journal_failures = 0
-        self.last_journal_failure = ""
         self._done: OrderedDict[str, int] = OrderedDict()
         """Finished scans, newest last: the ``seq`` of the last message journaled."""
         self._acks: list[tuple[str, int]] = []
@@ -77,13 +83,22 @@ class Ingest:
                 self._apply(message, frames, arrival)
                 self.cv.notify_all()
         except ProtocolError as exc:
-            with self.cv:
-                self.malformed += 1
-            self.faults.count(exc.kind, str(exc))
+            self.refuse(frames[:1], exc)
+
+    def refuse(self, topic: list[bytes], exc: ProtocolError) -> None:
+        """Count a message dropped as a fault; ``topic`` is its first frame (a list, empty for none)."""
+        with self.cv:
+            self.malformed += 1
+        if topic and bytes(topic[0]) == b"scan.start":  # a whole scan refused: a loss of its own kind
+            self.losses.scans_rejected.add(f"{exc.kind}: {exc}")
+        self.faults.count(exc.kind, str(exc))
 
     def _apply(self, message: ScanStart | Line | ScanEnd, frames: list[bytes], arrival: float) -> None:
         current = self.current
         if isinstance(message, ScanStart):
+            if message.rows * message.cols > self.max_pixels:
+                raise ProtocolError("budget", f"scan {message.scan!r} of {message.rows}x{message.cols} pixels is over "
+                                              f"the budget of {self.max_pixels:,} pixels per scan")
             if current is not None and current.start.scan == message.scan:
                 if message == current.start:  # resent: the same bytes decode to an equal record
                     self._duplicate(current, arrival)
@@ -145,8 +160,7 @@ class Ingest:
         # sender that resends keeps its lines.
         if state.journal is not None:
             state.journal.fail()
-        self.journal_failures += 1
-        self.last_journal_failure = f"scan {state.start.scan!r}: {exc}"
+        self.losses.failed_io(self.losses.journal_failures, f"scan {state.start.scan!r}: {exc}", exc)
         log.error("journal of scan %r failed, its lines are kept in memory only: %s", state.start.scan, exc)
 
     def _duplicate(self, state: ScanState, arrival: float) -> None:

@@ -43,6 +43,7 @@ FAULT_KINDS: dict[str, str] = {
     "row_order": "row repeats or goes back against the slow axis",
     "unknown_scan": "message for a scan that is not the current one",
     "duplicate_start": "scan.start repeating the current scan id",
+    "budget": "over a budget of the bridge: pixels per scan or message size (docs/reliability.md)",
     "scan_superseded": "a new scan.start ended the current scan (not dropped)",
     "controller_silent": "the current scan timed out (not dropped)",
 }
@@ -370,6 +371,9 @@ def _header(frames: list[bytes]) -> tuple[str, dict]:
         raise ProtocolError("header", f"{topic} header is not msgpack: {type(exc).__name__}") from None
     if not isinstance(header, dict):
         raise ProtocolError("header", f"{topic} header is a {type(header).__name__}, not a map")
+    # msgpack's strict_map_key still lets bytes keys through; a field must be found by its name.
+    if not all(isinstance(key, str) for key in header):
+        raise ProtocolError("header", f"{topic} header has a key that is not a string")
     problem = version_problem(header.get("v"))
     if problem is not None:
         raise ProtocolError("version", f"{topic}: {problem}")

@@ -7,6 +7,10 @@
 - worker thread: updates, publishing on PUB, finishing and saving scans (``Worker``);
 - control thread: REP socket, ``status``, ``info``, ``set_model``, ``pause``, ``resume``.
 
+Each thread runs its loop under a supervisor (``_supervised``): an error the loop lets out (a bug;
+every expected error is handled inside) is logged, counted in ``status`` (``restarts``, with the last
+reason) and the loop started again, so that no part of the bridge dies while the rest goes on.
+
 Each socket is created and bound here, then used by one thread only (ZeroMQ sockets are not
 thread-safe). Binding happens in ``start`` so that a port in use is a clear error at once; then the journals a
 killed bridge left are replayed (``recover``) before the first line is taken.
@@ -21,17 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import msgpack
 import zmq
 
 from maed import __version__
 from maed.engine import Backend, load_backend
 
 from .control import ControlError, respond
-from .counters import FaultCounter
-from .ingest import Ingest
+from .counters import FaultCounter, Losses
+from .ingest import MAX_PIXELS, Ingest
 from .journal import SYNC_S, Journal
 from .keys import ClientKeys, ServerKeys, is_loopback
-from .protocol import VERSION, ScanJournaled, encode
+from .protocol import VERSION, ProtocolError, ScanJournaled, encode
 from .recovery import recover
 from .remote_model import remote_model
 from .streaming import GUARD_INTERVAL_S, HALO, REFINE
@@ -43,8 +48,14 @@ PUB_HWM = 64
 """Messages queued per subscriber before PUB drops that subscriber's frames (PROTOCOL.md)."""
 PUB_LINGER_MS = 1000
 MAX_MESSAGE_BYTES = 1 << 20
+"""Largest frame (part) of an ingest message; ZeroMQ refuses a larger one and drops its sender."""
+MAX_MESSAGE_PARTS = 3
+"""No ingest message has more parts: with ``MAX_MESSAGE_BYTES`` a message costs the bridge at most 3 MiB."""
 POLL_MS = 100
 DRAIN_MAX = 1000
+RESTART_PAUSE_S = 0.1
+"""A loop restarted by the supervisor waits this long first, so that one that fails at once does not spin."""
+UNANSWERED = msgpack.packb({"ok": False, "v": VERSION, "error": "the bridge failed on this request (see its log)"})
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,8 @@ class BridgeConfig:
     """Allow binding beyond loopback without keys: anyone on the network may then push, read and control."""
     models: Path | None = None
     """The folder whose model files a remote ``set_model`` may load; None: shipped names only."""
+    max_pixels: int = MAX_PIXELS
+    """The largest scan (rows times cols) a ``scan.start`` may open; larger ones are refused and counted."""
 
     def __post_init__(self) -> None:
         if self.keys is None and not self.insecure and not is_loopback(self.host):
@@ -87,6 +100,8 @@ class BridgeConfig:
             raise ValueError(f"idle timeout must be >= 0 seconds, got {self.idle_timeout}")
         if self.guard_interval < 0:
             raise ValueError(f"guard interval must be >= 0 seconds, got {self.guard_interval}")
+        if self.max_pixels < 1:
+            raise ValueError(f"max pixels must be >= 1, got {self.max_pixels}")
 
 
 class Bridge:
@@ -103,8 +118,9 @@ class Bridge:
         self._loader = loader or load_backend
         self._backend = backend
         self.faults = FaultCounter()
+        self.losses = Losses()
         self.journal = Journal(config.out)
-        self.ingest = Ingest(self.faults, config.idle_timeout, self.journal)
+        self.ingest = Ingest(self.faults, config.idle_timeout, self.journal, config.max_pixels, self.losses)
         self.endpoints: dict[str, str] = {}
         self._ctx: zmq.Context | None = None
         self._threads: list[threading.Thread] = []
@@ -152,7 +168,8 @@ class Bridge:
             "worker": lambda: self.worker.run(self._stops["worker"]),
             "control": lambda: self._control_loop(rep),
         }
-        self._threads = [threading.Thread(target=t, name=f"maed-{n}", daemon=True) for n, t in targets.items()]
+        self._threads = [threading.Thread(target=self._supervised, args=(n, t), name=f"maed-{n}", daemon=True)
+                         for n, t in targets.items()]
         for thread in self._threads:
             thread.start()
         log.debug("bridge: lines in %s, frames out %s, control %s", *self.endpoints.values())
@@ -210,6 +227,37 @@ class Bridge:
 
     # --- threads --------------------------------------------------------------------------
 
+    def _supervised(self, name: str, loop: Callable[[], None]) -> None:
+        """Run ``loop`` until it returns (its stop is set); restart it, counted, whenever it raises."""
+        stop = self._stops[name]
+        while True:
+            try:
+                loop()
+                return
+            except Exception as exc:
+                reason = f"{name} thread: {type(exc).__name__}: {exc}"
+                self.losses.restarts.add(reason)
+                log.exception("%s; the thread's loop is restarted", reason)
+            if stop.wait(RESTART_PAUSE_S):
+                # Stopping: what the worker had left is in the journals, saved by the next start.
+                return
+
+    def _receive(self, pull: zmq.Socket) -> list[bytes] | None:
+        """The next ingest message, part by part; None when there is none, or (counted) when it has more parts
+        than any message of the protocol: those are read and let go one by one, never held together."""
+        frames = [pull.recv(zmq.NOBLOCK)]
+        parts = 1
+        while pull.getsockopt(zmq.RCVMORE):
+            part = pull.recv()
+            parts += 1
+            if parts <= MAX_MESSAGE_PARTS:
+                frames.append(part)
+        if parts > MAX_MESSAGE_PARTS:
+            self.ingest.refuse(frames[:1], ProtocolError(
+                "budget", f"a message of {parts} parts; none has more than {MAX_MESSAGE_PARTS}"))
+            return None
+        return frames
+
     def _ingest_loop(self, pull: zmq.Socket) -> None:
         poller = zmq.Poller()
         poller.register(pull, zmq.POLLIN)
@@ -220,9 +268,11 @@ class Bridge:
                 # and the idle check even under a flood.
                 for _ in range(DRAIN_MAX):
                     try:
-                        frames = pull.recv_multipart(zmq.NOBLOCK)
+                        frames = self._receive(pull)
                     except zmq.Again:
                         break
+                    if frames is None:
+                        continue
                     try:
                         self.ingest.handle(frames, time.perf_counter())
                     except Exception:  # a bug must cost one message, never the bridge
@@ -248,7 +298,12 @@ class Bridge:
         stop = self._stops["control"]
         while not stop.is_set():
             if rep.poll(POLL_MS):
-                rep.send(respond(rep.recv_multipart(), handlers))
+                frames = rep.recv_multipart()
+                reply = UNANSWERED
+                try:
+                    reply = respond(frames, handlers)
+                finally:  # REP must answer before it may receive again, whatever went wrong
+                    rep.send(reply)
 
     # --- control commands -----------------------------------------------------------------
 
@@ -263,13 +318,13 @@ class Bridge:
                         "rows_done": current.progress["trace"]}
             counts = {"lines_received": ingest.lines_received, "lines_dropped": ingest.lines_dropped,
                       "messages_malformed": ingest.malformed, "messages_duplicate": ingest.duplicates,
-                      "recoveries": ingest.recoveries, "lines_recovered": ingest.lines_recovered,
-                      "journal_failures": ingest.journal_failures, "last_journal_failure": ingest.last_journal_failure}
+                      "recoveries": ingest.recoveries, "lines_recovered": ingest.lines_recovered}
         backend = worker.backend
         return {
             "state": "scanning" if current is not None else "idle",
             "scan": None, "rows": None, "cols": None, "slow_axis": None, "rows_done": None, **scan,
             **counts,
+            **self.losses.status(),
             "faults": self.faults.counts(),
             "latency_ms": worker.latency.summary(),
             "guard_ms": worker.guard_ms.summary(),

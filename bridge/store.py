@@ -44,6 +44,16 @@ def sync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _string_keys(value: object) -> object:
+    """``value`` with every map key a string (as text): JSON has no other keys, and a nested map of a
+    controller's extra header keys may be keyed by bytes."""
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): _string_keys(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_string_keys(v) for v in value]
+    return value
+
+
 def _write_synced(path: Path, write) -> None:
     with open(path, "wb") as f:
         write(f)
@@ -54,7 +64,7 @@ def _write_synced(path: Path, write) -> None:
 def save_scan(out: Path, scan_id: str, arrays: dict[str, np.ndarray], meta: dict) -> Path:
     """Write ``arrays`` (name to frame) and ``meta`` into a new folder under ``out``; return it.
 
-    On failure (a full disk) the temporary folder is removed and the ``OSError`` raised.
+    On failure (a full disk) the temporary folder is removed and the error raised.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -66,12 +76,12 @@ def save_scan(out: Path, scan_id: str, arrays: dict[str, np.ndarray], meta: dict
         for name, array in arrays.items():
             _write_synced(tmp / f"{name}.npy", lambda f, a=array: np.save(f, np.asarray(a, dtype="<f4")))
         # Controllers may add header keys of any msgpack type; those JSON cannot hold are written as text.
-        text = json.dumps(meta, indent=2, default=str) + "\n"
+        text = json.dumps(_string_keys(meta), indent=2, default=str) + "\n"
         _write_synced(tmp / "meta.json", lambda f: f.write(text.encode()))
         sync_dir(tmp)
         tmp.rename(dest)
         sync_dir(out)
-    except OSError:
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # a half-written folder must not keep the space
         raise
     return dest

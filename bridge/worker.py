@@ -22,7 +22,7 @@ import zmq
 from maed import __version__
 from maed.engine import Backend
 
-from .counters import LatencyWindow
+from .counters import LatencyWindow, Losses
 from .ingest import Batch, Ingest
 from .protocol import PASSES, VERSION, Frame, FrameRows, ScanFinished, ScanStart, encode, levelling
 from .scan import ScanImage
@@ -58,6 +58,7 @@ class Worker:
     def __init__(self, ingest: Ingest, pub: zmq.Socket, backend: Backend, out: Path, halo: int, refine: int,
                  guard_interval: float = GUARD_INTERVAL_S) -> None:
         self.ingest = ingest
+        self.losses: Losses = ingest.losses
         self.pub = pub
         self.backend = backend
         """Swapped whole by ``set_model``; each update reads it once."""
@@ -253,8 +254,10 @@ class Worker:
                   "denoised": denoised}
         try:
             path = save_scan(self.out, start.scan, arrays, meta)
-        except OSError as exc:
-            log.error("scan %r could not be saved to %s: %s", start.scan, self.out, exc)
+        except Exception as exc:  # a full disk, or a bug: counted, and the journal keeps the scan for the next start
+            self.losses.failed_io(self.losses.save_failures, f"scan {start.scan!r}: {exc}", exc)
+            log.error("scan %r could not be saved to %s (its journal is kept): %s", start.scan, self.out, exc,
+                      exc_info=not isinstance(exc, OSError))
             return ""
         self.last_saved = str(path)
         self.saved.append(path)
