@@ -32,6 +32,9 @@ ACK_REPEAT_S = 0.5
 """The newest acknowledgement is published again this often: a sender that (re)connected late learns it."""
 DONE_REMEMBERED = 64
 """Finished scans whose resent messages are recognised as duplicates (older ones: ``unknown_scan``)."""
+MAX_BACKLOG_BYTES = 64 << 20
+"""Budget of line payloads held in memory by finished scans the worker has not taken yet: beyond it an
+ending scan's lines are let go, to be read back from its journal (never dropped)."""
 MAX_PIXELS = 2048 * 2048
 """Default budget of pixels per scan (``maed serve --max-pixels``): checked on ``scan.start``, before
 anything is allocated; a scan of this size holds 32 MiB of raw frames (trace and retrace)."""
@@ -48,15 +51,22 @@ class Batch:
 
 class Ingest:
     def __init__(self, faults: FaultCounter, idle_timeout: float = 300.0, journal: Journal | None = None,
-                 max_pixels: int = MAX_PIXELS, losses: Losses | None = None) -> None:
+                 max_pixels: int = MAX_PIXELS, losses: Losses | None = None,
+                 max_backlog_bytes: int = MAX_BACKLOG_BYTES) -> None:
         """``journal``: where accepted messages are journaled (None: not at all, nor acknowledged);
         ``max_pixels``: the largest scan (rows times cols) a ``scan.start`` may open; ``losses``: where
-        rejected scans and journal failures are counted (the bridge's, shared with its worker)."""
+        rejected scans and journal failures are counted (the bridge's, shared with its worker);
+        ``max_backlog_bytes``: line payloads finished scans may hold in memory while they wait for the worker."""
         self.faults = faults
         self.idle_timeout = idle_timeout
         self.journal = journal
         self.max_pixels = max_pixels
         self.losses = losses or Losses()
+        self.max_backlog_bytes = max_backlog_bytes
+        self.backlog_bytes = 0
+        """Line payloads held by the finished scans in ``_finished``."""
+        self.spilled = 0
+        """Finished scans whose lines were let go to their journal (the backlog was over its budget)."""
         self.cv = threading.Condition()
         self.current: ScanState | None = None
         self._finished: deque[ScanState] = deque()
@@ -186,12 +196,23 @@ class Ingest:
                 self._acks.append((state.start.scan, state.journaled_seq))
             except OSError as exc:
                 self._journal_failed(state, exc)
+        self._hold(state)
         self._done[state.start.scan] = state.journaled_seq
         self._done.move_to_end(state.start.scan)
         while len(self._done) > DONE_REMEMBERED:
             self._done.popitem(last=False)
         self._finished.append(state)
         self.current = None
+
+    def _hold(self, state: ScanState) -> None:
+        """Keep an ended scan's pending lines within the backlog budget: over it they are let go, for the
+        worker to read back from the journal. A scan without a whole journal keeps them: raw lines are
+        never dropped."""
+        journaled = state.journal is not None and not state.journal.failed
+        if journaled and self.backlog_bytes + state.pending_bytes > self.max_backlog_bytes:
+            state.spill()
+            self.spilled += 1
+        self.backlog_bytes += state.pending_bytes
 
     def flush(self, now: float) -> list[tuple[str, int]]:
         """Sync the open scan's journal (journal thread; the fsync runs outside the lock, so ingest goes
@@ -269,6 +290,10 @@ class Ingest:
 
     # --- worker thread ----------------------------------------------------------------------
 
+    def backlog_scans(self) -> int:
+        """Finished scans waiting for the worker (call under ``cv``)."""
+        return len(self._finished)
+
     def has_work(self) -> bool:
         return bool(self._finished) or (self.current is not None and bool(self.current.pending))
 
@@ -278,9 +303,8 @@ class Ingest:
             batches = []
             while self._finished:
                 state = self._finished.popleft()
-                batches.append(Batch(state, state.pending, True))
-                state.pending = []
+                self.backlog_bytes -= state.pending_bytes
+                batches.append(Batch(state, state.take(), True))
             if self.current is not None and self.current.pending:
-                batches.append(Batch(self.current, self.current.pending, False))
-                self.current.pending = []
+                batches.append(Batch(self.current, self.current.take(), False))
             return batches

@@ -29,6 +29,10 @@ class ScanState:
         self.last_seq = start.seq
         self.progress = {p: 0 for p in PASSES}
         self.pending: list[tuple[Line, float]] = []
+        self.pending_bytes = 0
+        """Payload bytes of the lines in ``pending``."""
+        self.spilled = False
+        """Whether ``pending`` was let go once the scan ended, its lines left to its journal (the backlog budget)."""
         self.lines_received = 0
         self.lines_dropped = 0
         self.ended: tuple[bool, str] | None = None
@@ -76,7 +80,19 @@ class ScanState:
         self.progress[line.pass_] = progress(self.start, line.row)
         self._seqs[(line.pass_, line.row)] = line.seq
         self.pending.append((line, arrival))
+        self.pending_bytes += line.data.nbytes
         self.lines_received += 1
+
+    def take(self) -> list[tuple[Line, float]]:
+        """The pending lines, handed over: ``pending`` starts again empty."""
+        lines, self.pending, self.pending_bytes = self.pending, [], 0
+        return lines
+
+    def spill(self) -> None:
+        """Let go of the pending lines of an ended scan: its journal holds them, read back by the worker."""
+        self.take()
+        self.spilled = True
+        self._seqs.clear()  # only an open scan tells its duplicates by row; a finished one by its last seq
 
 
 class ScanImage:

@@ -33,7 +33,7 @@ from maed.engine import Backend, load_backend
 
 from .control import ControlError, respond
 from .counters import FaultCounter, Losses
-from .ingest import MAX_PIXELS, Ingest
+from .ingest import MAX_BACKLOG_BYTES, MAX_PIXELS, Ingest
 from .journal import SYNC_S, Journal
 from .keys import ClientKeys, ServerKeys, is_loopback
 from .protocol import VERSION, ProtocolError, ScanJournaled, encode
@@ -84,6 +84,9 @@ class BridgeConfig:
     """The folder whose model files a remote ``set_model`` may load; None: shipped names only."""
     max_pixels: int = MAX_PIXELS
     """The largest scan (rows times cols) a ``scan.start`` may open; larger ones are refused and counted."""
+    max_backlog_bytes: int = MAX_BACKLOG_BYTES
+    """Line payloads finished scans waiting for the worker may hold in memory; beyond, they are read back
+    from their journals (docs/reliability.md, "Budgets")."""
 
     def __post_init__(self) -> None:
         if self.keys is None and not self.insecure and not is_loopback(self.host):
@@ -102,6 +105,8 @@ class BridgeConfig:
             raise ValueError(f"guard interval must be >= 0 seconds, got {self.guard_interval}")
         if self.max_pixels < 1:
             raise ValueError(f"max pixels must be >= 1, got {self.max_pixels}")
+        if self.max_backlog_bytes < 0:
+            raise ValueError(f"max backlog bytes must be >= 0, got {self.max_backlog_bytes}")
 
 
 class Bridge:
@@ -120,7 +125,8 @@ class Bridge:
         self.faults = FaultCounter()
         self.losses = Losses()
         self.journal = Journal(config.out)
-        self.ingest = Ingest(self.faults, config.idle_timeout, self.journal, config.max_pixels, self.losses)
+        self.ingest = Ingest(self.faults, config.idle_timeout, self.journal, config.max_pixels, self.losses,
+                             config.max_backlog_bytes)
         self.endpoints: dict[str, str] = {}
         self._ctx: zmq.Context | None = None
         self._threads: list[threading.Thread] = []
@@ -318,7 +324,9 @@ class Bridge:
                         "rows_done": current.progress["trace"]}
             counts = {"lines_received": ingest.lines_received, "lines_dropped": ingest.lines_dropped,
                       "messages_malformed": ingest.malformed, "messages_duplicate": ingest.duplicates,
-                      "recoveries": ingest.recoveries, "lines_recovered": ingest.lines_recovered}
+                      "recoveries": ingest.recoveries, "lines_recovered": ingest.lines_recovered,
+                      "backlog_scans": ingest.backlog_scans(), "backlog_bytes": ingest.backlog_bytes,
+                      "scans_spilled": ingest.spilled}
         backend = worker.backend
         return {
             "state": "scanning" if current is not None else "idle",

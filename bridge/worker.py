@@ -24,8 +24,9 @@ from maed.engine import Backend
 
 from .counters import LatencyWindow, Losses
 from .ingest import Batch, Ingest
-from .protocol import PASSES, VERSION, Frame, FrameRows, ScanFinished, ScanStart, encode, levelling
-from .scan import ScanImage
+from .journal import read_journal
+from .protocol import PASSES, VERSION, Frame, FrameRows, Line, ScanFinished, ScanStart, decode_ingest, encode, levelling
+from .scan import ScanImage, ScanState
 from .store import save_scan
 from .streaming import GUARD_INTERVAL_S, GUARD_MIN_ROWS, GUARD_SHARE, StreamingDenoiser
 
@@ -47,6 +48,14 @@ class LiveScan:
         self.started = datetime.now(timezone.utc)
         self.next_guard = 0.0
         """``time.perf_counter()`` after which the live guard may run again."""
+
+
+def journaled_lines(state: ScanState) -> list[tuple[Line, float]]:
+    """Every line of a finished scan, read back from its journal (its lines were let go to keep the backlog
+    within budget); exactly the bytes received, and journaled lines were accepted lines."""
+    now = time.perf_counter()
+    return [(message, now) for message in map(decode_ingest, read_journal(state.journal.path)[1:])
+            if isinstance(message, Line)]
 
 
 def weights_sha256(backend: Backend) -> str:
@@ -153,7 +162,7 @@ class Worker:
 
     def _finish(self, scan: LiveScan, batch: Batch, full_pass: bool) -> None:
         image = scan.image
-        image.put(batch.lines)
+        image.put(journaled_lines(batch.state) if batch.state.spilled else batch.lines)
         backend = self.backend
         rows_done = image.rows_done["trace"]
         denoised = scan.stream.denoised

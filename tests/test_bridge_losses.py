@@ -8,6 +8,7 @@ them (a bug in a loop, a full disk).
 
 import errno
 import json
+import threading
 
 import msgpack
 import numpy as np
@@ -209,3 +210,41 @@ def test_a_message_of_more_parts_than_any_message_has_is_refused_as_over_budget(
         push.close()
     assert status["faults"] == {"budget": 1} and status["messages_malformed"] == 1
     assert status["lines_received"] == 8
+
+
+class HeldBackend(BlurBackend):
+    """A back end whose first call waits until released: a worker far behind ingest."""
+
+    def __init__(self):
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def denoise(self, batch):
+        self.entered.set()
+        assert self.release.wait(30)
+        return super().denoise(batch)
+
+
+def test_finished_scans_waiting_beyond_the_backlog_budget_are_read_back_from_their_journals(tmp_path):
+    rows, cols, scans = 32, 64, 12
+    budget = 3 * rows * cols * 4  # three scans' lines
+    backend = HeldBackend()
+    data = [image(10 + i, rows, cols) for i in range(scans)]
+    with Bridge(config(tmp_path, max_backlog_bytes=budget), backend=backend) as bridge:
+        c = Controller(bridge.endpoints["pull"])
+        for i in range(scans):
+            send_scan(c, f"s{i:02d}", data[i])
+        assert backend.entered.wait(10), "the worker never denoised"
+        held = wait_for(lambda: (lambda s: s if s["lines_received"] == rows * scans else None)(
+            request(bridge.endpoints["control"])), 10, "the lines did not all arrive")
+        backend.release.set()
+        assert bridge.wait_finished(scans, 30)
+        after = request(bridge.endpoints["control"])
+        c.close()
+    # Ingest went on while the worker was held; what waited in memory stayed within the budget.
+    assert held["backlog_scans"] >= scans - 1 and 0 < held["backlog_bytes"] <= budget
+    assert held["scans_spilled"] >= scans - 1 - 3
+    assert after["backlog_scans"] == 0 and after["backlog_bytes"] == 0 and after["save_failures"] == 0
+    folders = saved_folders(tmp_path / "scans")
+    assert [f.name for f in folders] == [f"s{i:02d}" for i in range(scans)]
+    for folder, expected in zip(folders, data):  # every raw line, the spilled ones read back bit for bit
+        assert np.load(folder / "raw_trace.npy").tobytes() == expected.tobytes()
