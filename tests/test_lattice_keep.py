@@ -102,6 +102,20 @@ def test_one_pass_gives_nothing_back_for_pickup_from_two_sources_with_harmonics(
     assert lattice_peaks(trace, _eraser(trace)).peaks == 0
 
 
+def test_one_pass_does_not_give_back_strong_pickup_whose_sidebands_are_a_lattice_vector_away():
+    """Pick-up that the feedback modulates with the lattice: P, P + G and G close a triple, but P is far stronger
+    than its sidebands, and giving it back would restore the worst noise in the scan."""
+    trace, _, lattice, _ = _passes(8)
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    t = y * 2 * SIZE + x
+    carrier = 2 * np.pi * t / 9.37
+    modulation = np.cos(2 * np.pi * (x * np.cos(0.2) + y * np.sin(0.2)) / 6.3)  # one of the lattice's waves
+    pickup = 8.0 * np.cos(carrier) * (1 + 0.1 * modulation)
+    found = lattice_peaks(trace + pickup, _eraser(trace + pickup))
+    restored = found.give_back(trace + pickup, _eraser(trace + pickup))
+    assert peak_power(trace + pickup, restored, _peaks_of(8.0 * np.cos(carrier)))["kept"] < 0.05
+
+
 def test_one_pass_leaves_a_row_lattice_to_the_network():
     """One direction of peaks is what pick-up looks like: without the other pass it is not given back."""
     rng = np.random.default_rng(5)

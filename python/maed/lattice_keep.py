@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .lattice import Peaks, peaks_at, power_spectrum, significant_peaks
+from .lattice import MIN_RADIUS, Peaks, peaks_at, power_spectrum, significant_peaks
 from .noreference import classify_peaks
 
 HALF_WIDTH = 2
@@ -43,6 +43,10 @@ closes to the centres' error (a tenth to a fifth of a bin each); among a dozen u
 looser rule is met by chance."""
 MIN_SINE = np.sin(np.radians(15))
 """Two peaks this close to one direction (or the opposite) do not span two dimensions."""
+POWER_SPREAD = 30.0
+"""The three peaks of a triple lie within this factor in power. A strong pick-up peak and its weak sidebands a
+lattice vector away (pick-up passed through a feedback loop that follows the lattice) close a triple too,
+and giving the pick-up back costs far more than its sidebands are worth."""
 HARMONICS = 5
 """Two peaks p F and q F of one frequency F (p, q up to this) may be one pick-up source's harmonics."""
 BOTH_PASSES = "both passes"
@@ -50,7 +54,8 @@ ONE_PASS = "a 2-D lattice in one pass"
 
 
 def _symmetric_mask(shape: tuple[int, int], centred_peaks: np.ndarray) -> np.ndarray:
-    """Bins within ``HALF_WIDTH`` of each peak and of its mirror image, in numpy's unshifted order."""
+    """Bins within ``HALF_WIDTH`` of each peak and of its mirror image, in numpy's unshifted order, away from the
+    centre and the line offsets."""
     rows, cols = shape
     mask = np.zeros(shape, dtype=bool)
     # Centred index i is frequency i - n // 2 (fftshift); unshifted, that frequency sits at (i - n // 2) % n.
@@ -59,8 +64,13 @@ def _symmetric_mask(shape: tuple[int, int], centred_peaks: np.ndarray) -> np.nda
     mask[r, c] = True
     mask[(-r) % rows, (-c) % cols] = True  # a real image's spectrum is symmetric: both halves or none
     size = 2 * HALF_WIDTH + 1
-    return ndimage.binary_dilation(np.pad(mask, HALF_WIDTH, mode="wrap"), np.ones((size, size), bool))[
+    mask = ndimage.binary_dilation(np.pad(mask, HALF_WIDTH, mode="wrap"), np.ones((size, size), bool))[
         HALF_WIDTH:HALF_WIDTH + rows, HALF_WIDTH:HALF_WIDTH + cols]
+    # Never the scan's overall shape (drift, bow: the bins near the centre) nor its line offsets (constant
+    # along each row: the column of zero frequency along x), which a peak's neighbourhood may reach and
+    # which hold far more power than any lattice.
+    fr, fc = np.fft.fftfreq(rows)[:, None] * rows, np.fft.fftfreq(cols)[None, :] * cols
+    return mask & (np.hypot(fr, fc) >= MIN_RADIUS) & (fc != 0)
 
 
 @dataclass(frozen=True)
@@ -113,7 +123,8 @@ def two_d_lattice(peaks: Peaks, shape: tuple[int, int]) -> np.ndarray:
                 continue
             for closing in (a + b, a - b):
                 near = np.hypot(*(offsets - closing).T) <= CLOSING_BINS
-                if near.any():
+                power = peaks.power[[i, j, *np.flatnonzero(near)]]
+                if near.any() and power.max() <= POWER_SPREAD * power.min():
                     lattice[[i, j]] = True
                     lattice |= near
     return peaks.positions[lattice]
