@@ -68,7 +68,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         patch=args.patch, lr=lr, seed=args.seed, workers=args.workers, user_pairs=args.pairs, init=args.init,
         real_dir=str(args.real_refs) if args.real_refs else None, real_fraction=args.real_fraction,
         grad_weight=args.grad_weight, fourier_weight=args.fourier_weight,
-        pair_fraction=args.pair_fraction, background=args.background,
+        pair_fraction=args.pair_fraction, background=args.background, noise_mix=args.noise_mix,
     )
     out = Path(args.out or f"runs/{args.model}")
     report = train(cfg, out, resume=args.resume)
@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "pass the input and the other the target (Noise2Noise: maed.data.real_pairs; default: %(default)s)")
     p.add_argument("--background", action="store_true",
                    help="put half of the simulated surfaces on a smooth random height field, structure to keep")
+    p.add_argument("--noise-mix", action="store_true",
+                   help="simulated artefacts in per-sample mixes: each kind present or absent, white noise from "
+                   "nearly none to the range's top (maed.training.noise_mix), so quiet scans are seen too")
     p.add_argument("--grad-weight", type=float, default=TrainConfig.grad_weight,
                    help="weight of the gradient L1 term (default: %(default)s, the Table 1 protocol)")
     p.add_argument("--fourier-weight", type=float, default=TrainConfig.fourier_weight,

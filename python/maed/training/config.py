@@ -44,3 +44,4 @@ class TrainConfig:
     fourier_weight: float = 0.0
     pair_fraction: float = 0.0
     background: bool = False
+    noise_mix: bool = False

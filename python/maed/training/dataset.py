@@ -25,9 +25,11 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..data import add_scan_noise, draw_params, make_pair
+from ..data.scan_noise import TRAIN_RANGES
 from ..data.real_pairs import PassPair, pass_pair_crop
 from ..data.real_refs import Reference, reference_crop, scaled_to
 from ..normalise import normalise
+from .noise_mix import mixed_ranges
 
 
 def normalised_pair(noisy: np.ndarray, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,13 +84,16 @@ class TrainingPairs(IterableDataset):
     Each sample is a user pair (with probability ``user_fraction`` where user pairs are given),
     else a real pass pair (``pair_fraction`` where pass pairs are given), else a real reference
     with simulated artefacts (``real_fraction`` where references are given), else a simulated
-    scan (half of them on a smooth random background where ``background``).
+    scan (half of them on a smooth random background where ``background``). With ``noise_mix`` the
+    simulated artefacts of references and simulated scans come in per-sample mixes
+    (``noise_mix.mixed_ranges``).
     """
 
     def __init__(
         self, patch: int, first_seed: int, user: UserPairs | None = None, user_fraction: float = 0.5,
         references: list[Reference] | None = None, real_fraction: float = 0.0,
         pass_pairs: list[PassPair] | None = None, pair_fraction: float = 0.0, background: bool = False,
+        noise_mix: bool = False,
     ) -> None:
         self.patch = patch
         self.first_seed = first_seed
@@ -99,6 +104,7 @@ class TrainingPairs(IterableDataset):
         self.pass_pairs = pass_pairs or []
         self.pair_fraction = pair_fraction
         self.background = background
+        self.noise_mix = noise_mix
 
     def sample(self, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
         """The (input, target, kind) of seed ``seed``, in metres."""
@@ -112,8 +118,10 @@ class TrainingPairs(IterableDataset):
             ref = self.references[int(rng.integers(len(self.references)))]
             clean, pixel = reference_crop(ref, self.patch, rng)
             clean = scaled_to(clean, rng)
-            return add_scan_noise(clean, pixel, draw_params(rng), rng), clean, CLEAN_TARGET
-        pair = make_pair(seed, self.patch, background=self.background)
+            ranges = mixed_ranges(rng) if self.noise_mix else TRAIN_RANGES
+            return add_scan_noise(clean, pixel, draw_params(rng, ranges), rng), clean, CLEAN_TARGET
+        ranges = mixed_ranges(rng) if self.noise_mix else TRAIN_RANGES
+        pair = make_pair(seed, self.patch, ranges, background=self.background)
         return pair.noisy, pair.clean, CLEAN_TARGET
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:

@@ -157,7 +157,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
     stream = TrainingPairs(
         cfg.patch, first_seed=cfg.seed * 50_000_000 + step * cfg.batch_size, user=user,
         references=references, real_fraction=cfg.real_fraction,
-        pass_pairs=pass_pairs, pair_fraction=cfg.pair_fraction, background=cfg.background,
+        pass_pairs=pass_pairs, pair_fraction=cfg.pair_fraction, background=cfg.background, noise_mix=cfg.noise_mix,
     )
     loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
     val_x, val_y = _validation_set(cfg.validation_scans, cfg.patch)

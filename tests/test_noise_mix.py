@@ -1,0 +1,46 @@
+"""Noise mixes for training: artefact groups present or absent per sample, white noise over decades."""
+
+import numpy as np
+
+from maed.data import TRAIN_RANGES, make_pair
+from maed.training.dataset import TrainingPairs
+from maed.training.noise_mix import GROUPS, PRESENT, WHITE_FLOOR_M, mixed_ranges
+
+
+def test_each_group_is_present_at_its_rate_and_absent_means_zero():
+    rng = np.random.default_rng(0)
+    draws = [mixed_ranges(rng) for _ in range(2000)]
+    for fields in GROUPS.values():
+        present = np.array([getattr(r, fields[0]) != (0.0, 0.0) for r in draws])
+        assert abs(present.mean() - PRESENT) < 0.04
+        for r, here in zip(draws, present):  # a group is on or off as a whole, and on means the training range
+            assert all((getattr(r, f) == getattr(TRAIN_RANGES, f)) == here for f in fields)
+
+
+def test_white_noise_spans_decades_down_to_nearly_none():
+    rng = np.random.default_rng(1)
+    white = np.array([mixed_ranges(rng).white_m[0] for _ in range(2000)])
+    assert white.min() >= WHITE_FLOOR_M and white.max() <= TRAIN_RANGES.white_m[1]
+    # Log-uniform: as many draws in the lowest decade as in the highest; the uniform range gives almost none.
+    low = np.mean(white < 10 * WHITE_FLOOR_M)
+    assert low > 0.2 and abs(low - np.mean(white > TRAIN_RANGES.white_m[1] / 10)) < 0.05
+
+
+def test_a_quiet_mix_gives_a_scan_close_to_its_surface():
+    quiet = mixed_ranges(np.random.default_rng(2))
+    quiet = quiet.__class__(**{**quiet.__dict__, **{f: (0.0, 0.0) for g in GROUPS.values() for f in g},
+                               "white_m": (WHITE_FLOOR_M, WHITE_FLOOR_M)})
+    pair = make_pair(7, 64, quiet)
+    noisy, clean = pair.noisy - pair.noisy.mean(), pair.clean - pair.clean.mean()
+    plane = np.polynomial.polynomial.polyvander2d(*np.mgrid[0:64, 0:64], [1, 1]).reshape(-1, 4)
+    residual = (noisy - clean).ravel()
+    residual -= plane @ np.linalg.lstsq(plane, residual, rcond=None)[0]  # tilt and offset are not noise
+    assert residual.std() < 0.05 * clean.std()
+
+
+def test_the_stream_draws_mixes_only_when_asked():
+    plain, mixed = TrainingPairs(32, first_seed=10), TrainingPairs(32, first_seed=10, noise_mix=True)
+    a, b = plain.sample(10), mixed.sample(10)
+    np.testing.assert_array_equal(a[1], b[1])  # the same surface
+    assert not np.array_equal(a[0], b[0])  # under another mix of noise
+    np.testing.assert_array_equal(make_pair(10, 32).noisy, a[0])  # the plain stream is the simulator's own draw
