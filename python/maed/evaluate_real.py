@@ -47,7 +47,8 @@ from .noreference import (
 from .normalise import normalise
 from .plots_real import figure_real_scan
 from .scanfiles import ChannelImage, ScanFile, ScanFileError, read_file, sniff
-from .trace_retrace import BAND_REACH, BAND_ROWS, BLOCK_ROWS, estimated_true_error, register, row_errors, summarise
+from .registration import BAND_ROWS, KNOT_PX, register, speed_ratio
+from .trace_retrace import BLOCK_ROWS, estimated_true_error, row_errors, summarise
 
 CLASSICAL = "level+gauss"
 """The classical pipeline compared with: plane, median row offsets, Gaussian of 1 pixel."""
@@ -124,12 +125,15 @@ def _ratio(value: float, reference: float) -> float | None:
     return value / reference if reference != 0 else None
 
 
-def check_scan(trace: PassResult, retrace: PassResult | None) -> dict:
-    """Every check of one scan: per method (raw first), and the scan's peaks, defects and registration."""
+def check_scan(trace: PassResult, retrace: PassResult | None, ratio: float = 1.0) -> dict:
+    """Every check of one scan: per method (raw first), and the scan's peaks, defects and registration.
+
+    ``ratio``: the retrace's speed over the trace's (``registration.speed_ratio``).
+    """
     x = trace.levelled
     if retrace is not None:
         lattice, moving = classify_peaks(x, retrace.levelled)
-        registration = register(x, retrace.levelled)
+        registration = register(x, retrace.levelled, speed_ratio=ratio)
         raw_rows = row_errors(x, retrace.levelled, x, retrace.levelled, registration)
     else:
         lattice, moving = significant_peaks(power_spectrum(x)), np.zeros((0, 2), dtype=int)
@@ -167,8 +171,11 @@ def check_scan(trace: PassResult, retrace: PassResult | None) -> dict:
         "defects": [{**d, "depth_raw": depth} for d, depth in zip(defects, raw_depths)], "methods": methods,
     }
     if registration is not None:
-        scan["registration"] = {"band_shifts": registration.band_shifts.tolist(), "compared_columns":
-                                int(x.shape[1] - 2 * registration.crop)}
+        scan["registration"] = {
+            "band_shifts": registration.band_warps.mean(axis=1).tolist(),
+            "warp_range": [float(registration.warp.min()), float(registration.warp.max())],
+            "sigma_median": float(np.median(registration.band_sigma)), "lag_px": list(registration.lag_px),
+            "speed_ratio": ratio, "compared_columns": int(x.shape[1] - 2 * registration.crop)}
     if trace.bm3d_sigma is not None:
         scan["bm3d_sigma"] = trace.bm3d_sigma
     return scan
@@ -224,15 +231,21 @@ def _set(scan: dict) -> str:
 
 def _scan_table(scans: list[dict]) -> str:
     lines = [
-        "| scan | set (source) | channel | pixels (compared rows) | range | retrace shift, px (per band) "
+        "| scan | set (source) | channel | pixels (compared rows) | range | retrace warp, px (mean per band; "
+        "range; median sigma; lag) "
         "| lattice / moving peaks | point defects (isolation) | BM3D noise sigma |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in scans:
         rows, cols = s["shape"]
         size = f"{rows}x{cols}" + (f" ({s['rows_compared']})" if s["rows_compared"] < rows else "")
-        shifts = (", ".join(f"{v:+.2f}" for v in s["registration"]["band_shifts"]) if "registration" in s
-                  else "no retrace")
+        if "registration" in s:
+            reg = s["registration"]
+            shifts = (", ".join(f"{v:+.2f}" for v in reg["band_shifts"])
+                      + f"; {reg['warp_range'][0]:+.2f} to {reg['warp_range'][1]:+.2f}; {reg['sigma_median']:.2f}; "
+                      + f"{reg['lag_px'][0]:.2f}")
+        else:
+            shifts = "no retrace"
         peaks = f"{len(s['lattice_peaks'])} / {len(s['moving_peaks'])}" if s["has_retrace"] \
             else f"{len(s['lattice_peaks'])} (unclassified) / –"
         defects = ", ".join(f"{d['kind']} ({d['isolation']:.0f}, {ANNULUS[1] * d['scale']:.0f} px)"
@@ -371,12 +384,16 @@ def _report(folder: str, scans: list[dict], skipped: list[str], models: list[str
         "taken away.",
         "- **trace/retrace error** E = sqrt(0.5 (|f(trace) - retrace|^2 + |f(retrace) - trace|^2)): each pass "
         "denoised alone and compared with the other, raw pass (`maed.trace_retrace`), mean squares over the "
-        "compared pixels. The retrace's shift along the rows against the trace (feedback lag smears edges "
-        "the opposite way in the two passes; creep) is estimated per band of "
-        f"{BAND_ROWS} rows within {BAND_REACH:g} pixels of the whole scan's (searched within 1/8 of a row), from the "
-        "cross-correlation of the rows (each row's mean off, Hann window; sub-pixel on a 0.01 px grid), "
-        "interpolated between bands, and applied to the retrace and its outputs as a Fourier shift of each row "
-        "(which keeps the noise power); only the columns both passes cover are compared. Each difference "
+        "compared pixels. The retrace is registered onto the trace (`maed.registration`): the whole scan's shift "
+        "from the rows' cross-correlation (searched within 1/8 of a row); then per band of "
+        f"{BAND_ROWS} rows a smooth x-warp (cubic spline, knots every {KNOT_PX} pixels) by robust Gauss-Newton "
+        "on the difference (lines that are outliers among their neighbours', a scar or a tip change, left "
+        "out; Tukey weights per pixel), interpolated between bands; and the feedback lag, a first-order "
+        "filter running in opposite directions in the two passes, turned from the retrace's into the "
+        "trace's by an all-pass (kept only where it matches clearly better than the warp alone; the "
+        "header's speed ratio scales the retrace's lag). The all-pass and each row's mean displacement are "
+        "one Fourier phase per row (which keeps the noise power), the rest of the warp windowed-sinc "
+        "interpolation; only the columns both passes cover are compared. Each difference "
         "loses its per-row offsets and one common slope along the rows. **raw** is the same formula with f the "
         "identity: rms(trace - retrace). Where the passes differ by independent noise of variance s^2 only, "
         "E^2 = e^2 + s^2 for a method of true error e and raw's E^2 = 2 s^2, so raw, classical and models are "
@@ -468,7 +485,7 @@ def evaluate_real(folder: Path | None, out_dir: Path, models: list[str], with_bm
             "file": path.name, "source": source, "test_source": source in TEST_SOURCES, "format": trace_image.format,
             "channel": trace_image.name, "unit": trace_image.unit, "shape": list(trace_image.data.shape),
             "rows_compared": int(rows.sum()), "scan_range_m": list(trace_image.scan_range),
-            **check_scan(trace, retrace),
+            **check_scan(trace, retrace, speed_ratio(trace_image.header)),
         }
         scan["criteria"] = {name: criteria(scan, name) for name in scan["methods"]
                             if name not in (RAW, CLASSICAL_LABEL)}

@@ -8,9 +8,9 @@ share, only the surface: the expected target is the clean surface (Noise2Noise, 
 noisy scans that are no use as clean references (``real_refs.NOISY``).
 
 Like ``real_refs``, only the training sources are used: the test sources stay unseen. The
-retrace is registered onto the trace (``maed.trace_retrace``: the feedback lag and creep shift it
-along the rows) and the columns that only one pass covers are cut off. A sample is a crop at the
-same place of both passes, either pass the input and the other the target, flipped at random;
+retrace is registered onto the trace (``maed.registration``: the feedback lag's all-pass and a
+smooth x-warp per band of lines, from creep and hysteresis) and the columns that only one pass
+covers are cut off. A sample is a crop at the same place of both passes, either pass the input and the other the target, flipped at random;
 no zoom, because resampling would change the very noise the pairs are there to teach.
 """
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from ..noreference import slow_axis_whiteness
 from ..scanfiles import ScanFileError
-from ..trace_retrace import align, register
+from ..registration import align, register
 from .real_refs import SOURCES, TEST_SOURCES, level, readable_scans
 
 TRAINING_PAIR_FILES = tuple(
@@ -67,7 +67,7 @@ def load_pass_pairs(real_dir: Path, min_size: int, names: tuple[str, ...] = TRAI
         a, b = level(a), level(b)
         registration = register(a, b)
         cols = slice(registration.crop, a.shape[1] - registration.crop)
-        moved = align(b, registration.shifts)
+        moved = align(b, registration)
         if cols.stop - cols.start >= min_size and slow_axis_whiteness(a[:, cols] - moved[:, cols]) <= MAX_SLOW_WHITENESS:
             pairs.append(PassPair(name, a[:, cols], moved[:, cols]))
     return pairs

@@ -1,0 +1,433 @@
+"""Registration of the retrace onto the trace: a smooth x-warp per band of lines, and the feedback lag.
+
+The readers return the retrace mirrored into the trace's orientation, but the two passes still do
+not line up, and not by one shift:
+
+- **feedback lag**: the z loop follows the surface with a delay, a causal first-order filter in
+  each pass's own time order; an edge is smeared to the right in the trace and to the left in the
+  retrace. Its time constant is fixed in seconds, so in pixels the retrace's is ``speed_ratio``
+  times the trace's (retrace speed over trace speed). At equal speeds the two lags have the same
+  magnitude response, so the operator that turns the retrace's lag into the trace's,
+  H_trace / H_retrace, is an all-pass: applied in Fourier space it moves edges without changing
+  the noise power. At unequal speeds only its phase is applied, for the same reason.
+- **x-warp**: creep after each reversal and hysteresis put the tip elsewhere than its x command,
+  most near the turnaround, differently in the two directions, and slowly changing over the frame.
+
+``register`` estimates both from the raw passes. The whole scan's shift first, from the peak of
+the rows' cross-correlation (a lattice correlates with itself one period away too; the whole
+scan's defects and edges pick the right period). Then, per band of ``BAND_ROWS`` lines, a warp
+u(x) = sum of cubic B-splines (knots every ``KNOT_PX`` pixels) by Gauss-Newton on the difference,
+trace(x) - retrace(x + u(x)) ~ -retrace'(x) du (Lucas-Kanade along x), coarse to fine, with a
+penalty on the spline's second differences so that where the surface is flat (no gradient, no
+information) the warp follows its neighbours. Its standard error combines the posterior's (where
+the surface has no slope above its noise's, as large as the priors allow) with half the
+difference of the warps the even and the odd lines alone would give (which sees noise that is not
+white, and pick-up that moved). It is robust to what
+differs between the passes that is not noise: lines whose difference is an outlier among its
+neighbours' (a scar, a tip change between the passes) are left out, and pixels far out in the
+residual are down-weighted (Tukey's biweight). Then the lags: the time constant whose all-pass,
+with the warp moved by its delay, leaves the smallest difference; and the warp once more with it.
+``align`` applies the result: the all-pass and each line's mean displacement as one Fourier phase
+per line (which keeps the noise power), the rest of the warp, smooth and small, by windowed-sinc
+interpolation. Columns that only one pass covers are left out of every comparison
+(``Registration.crop``).
+
+numpy and scipy only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage, optimize, special
+from scipy.interpolate import BSpline
+
+BAND_ROWS = 64
+"""Lines per band: enough for a well-determined warp, few enough to follow creep over the frame."""
+
+KNOT_PX = 24
+"""Pixels between the warp spline's knots: creep decays over a few percent of a line and more."""
+
+CURVATURE_PX = 0.1
+"""Prior spread (pixels) of the warp spline's second differences: creep bends the warp, noise must not."""
+
+PRIOR_PX = 2.0
+"""Prior spread (pixels) of the warp about the whole scan's shift."""
+
+HIGH_PASS_PX = 6.0
+"""Gaussian (pixels along x) whose smoothing is taken off both passes before the warp is sought."""
+
+COARSE_TO_FINE = (2.0, 1.0, 0.5, 0.0, 0.0, 0.0)
+"""Gaussian smoothing (pixels along x) of both passes at each Gauss-Newton step: wide first, so
+that a displacement of a few pixels is still within reach of the linearisation."""
+
+MAX_STEP_PX = 1.0
+"""Largest change of the warp in one Gauss-Newton step."""
+
+MAX_LAG_PX = 6.0
+"""Largest feedback time constant sought, in trace pixels."""
+
+LAG_GAIN = 0.01
+"""Share of the difference's mean square a lag must take off, beyond the warp alone, to be kept."""
+
+LAG_LINES = 96
+"""Lines (spread over the frame) the time constant is sought on."""
+
+OUTLIER_MADS = 5.0
+"""Lines whose difference's rms exceeds its neighbours' by this many robust spreads are left out."""
+
+TUKEY = 4.685
+"""Tukey's biweight constant (robust spreads): pixels beyond it get no weight."""
+
+_FINE_STEP = 0.01  # pixels: the grid on which the sub-pixel correlation peak is sought
+_REFINE = 2  # times the shift left after moving the retrace by the estimate is sought again
+_SINC_TAPS = 8  # half-width of the interpolation kernel for the non-uniform rest of the warp
+_KAISER_BETA = 4.0
+
+
+@dataclass(frozen=True, eq=False)
+class Registration:
+    """Where the retrace must be read to match the trace, and the passes' feedback lags.
+
+    ``warp[r, c]``: the retrace, its lag turned into the trace's, read at column c + warp[r, c]
+    matches the trace at c. Per band (lines around ``band_centres``): the warp along the line,
+    ``band_warps``, and its standard error, ``band_sigma``; ``warp`` interpolates between bands.
+    ``lag_px`` is the (trace, retrace) feedback time constant in each pass's own pixels.
+    """
+
+    band_centres: np.ndarray
+    band_warps: np.ndarray
+    band_sigma: np.ndarray
+    warp: np.ndarray
+    lag_px: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def shifts(self) -> np.ndarray:
+        """Each line's mean displacement."""
+        return self.warp.mean(axis=1)
+
+    @property
+    def crop(self) -> int:
+        """Columns left out at each side: those not covered by both passes, and the lag filter's settling."""
+        return int(np.ceil(np.abs(self.warp).max() + 3 * max(self.lag_px))) + 1
+
+    @classmethod
+    def shift(cls, shifts: np.ndarray, cols: int) -> "Registration":
+        """A registration by one shift per line and no lag (``shifts[r]`` for every column of line r)."""
+        shifts = np.asarray(shifts, dtype=np.float64)
+        warp = np.repeat(shifts[:, None], cols, axis=1)
+        return cls(np.array([(len(shifts) - 1) / 2]), warp.mean(axis=0, keepdims=True), np.zeros((1, cols)), warp)
+
+    def moved_by(self, pixels: float, lags: tuple[float, float] | None = None) -> "Registration":
+        """This registration with ``pixels`` added to the warp everywhere (and other ``lags``, if given)."""
+        return Registration(self.band_centres, self.band_warps + pixels, self.band_sigma, self.warp + pixels,
+                            self.lag_px if lags is None else lags)
+
+
+def speed_ratio(header: Mapping[str, Any]) -> float:
+    """The retrace's speed over the trace's, from a scan file's header; 1 where it does not say.
+
+    Nanonis stores both speeds; Createc a delay per step for each direction (speed's inverse).
+    """
+    for faster, slower in (("Scan>speed backw. (m/s)", "Scan>speed forw. (m/s)"), ("Delay X+", "Delay X-")):
+        try:
+            ratio = float(header[faster]) / float(header[slower])
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            continue
+        if np.isfinite(ratio) and ratio > 0:
+            return ratio
+    return 1.0
+
+
+# ---- one shift along the rows ----------------------------------------------------------------------
+
+def _profiles(band: np.ndarray) -> np.ndarray:
+    """The rows of a band, each row's mean off, under a Hann window (so the zero padding adds no edge)."""
+    d = np.asarray(band, dtype=np.float64)
+    d = d - d.mean(axis=1, keepdims=True)
+    return d * np.hanning(d.shape[1])
+
+
+def _cross(trace: np.ndarray, retrace: np.ndarray) -> np.ndarray:
+    """Summed over the rows: the cross-power spectrum of the row profiles, zero-padded to twice their length."""
+    a, b = _profiles(trace), _profiles(retrace)
+    return (np.conj(np.fft.rfft(a, 2 * a.shape[1], axis=1)) * np.fft.rfft(b, 2 * a.shape[1], axis=1)).sum(axis=0)
+
+
+def _peak(cross: np.ndarray, centre: float, reach: float) -> float:
+    """The lag within ``reach`` of ``centre`` where the band-limited correlation of ``cross`` is largest.
+
+    Integer lags first, then a 0.01-pixel grid between the integer lags next to the best one.
+    """
+    size = 2 * (len(cross) - 1)
+    xc = np.fft.irfft(cross, size)
+    lags = np.arange(size)
+    lags[lags >= size // 2] -= size
+    allowed = np.abs(lags - centre) <= reach
+    if not allowed.any():
+        allowed = lags == int(round(centre))
+    best = int(lags[allowed][np.argmax(xc[allowed])])
+    fine = best + np.arange(-1.0, 1.0 + _FINE_STEP / 2, _FINE_STEP)
+    fine = fine[np.abs(fine - centre) <= reach + 1e-9]  # never empty: ``best`` itself is within reach
+    k = np.arange(len(cross))
+    weight = np.where((k == 0) | (k == size // 2), 1.0, 2.0)  # rfft bins other than 0 and Nyquist count twice
+    values = (weight * cross * np.exp(2j * np.pi * np.outer(fine, k) / size)).real.sum(axis=1)
+    return float(fine[int(np.argmax(values))])
+
+
+def band_shift(trace: np.ndarray, retrace: np.ndarray, max_shift: float, centre: float = 0.0) -> float:
+    """Shift ``s`` (pixels along the rows) with retrace(x + s) ~ trace(x), within ``max_shift`` of ``centre``.
+
+    The rows' cross-correlation is summed over the rows (zero-padded, so it does not wrap) and
+    its peak is located to 0.01 pixel on the band-limited correlation: with the passes' energies
+    fixed, the largest correlation is the smallest mean squared difference. The window pulls the
+    peak a little towards 0, so the retrace is moved by the estimate and what shift is left is
+    sought again, twice, within a pixel.
+    """
+    shift = _peak(_cross(trace, retrace), centre, max_shift)
+    for _ in range(_REFINE):
+        moved = _fourier(retrace, np.full(retrace.shape[0], shift), 0.0, 0.0)
+        shift += _peak(_cross(trace, moved), 0.0, 1.0)
+    return float(np.clip(shift, centre - max_shift, centre + max_shift))
+
+
+# ---- applying a registration ---------------------------------------------------------------------
+
+def _lag_response(k: np.ndarray, tau_px: float) -> np.ndarray:
+    """Frequency response of a causal first-order lag of ``tau_px`` pixels at rfft frequencies ``k`` (cycles/px)."""
+    if tau_px <= 0:
+        return np.ones_like(k, dtype=np.complex128)
+    a = np.exp(-1.0 / tau_px)
+    return (1 - a) / (1 - a * np.exp(-2j * np.pi * k))
+
+
+def _fourier(image: np.ndarray, shifts: np.ndarray, lag_trace: float, lag_retrace: float,
+             pad: int | None = None) -> np.ndarray:
+    """Each row read at x + shifts[row], with the retrace's lag (anti-causal) turned into the trace's (causal).
+
+    Rows are padded by reflection, so the columns within the lag's settling and the shift of the
+    ends are not to be compared. Returns the padded result when ``pad`` is given, else cropped.
+    """
+    rows, cols = image.shape
+    keep = pad is None
+    pad = int(np.ceil(np.abs(shifts).max() + 6 * max(lag_trace, lag_retrace))) + 8 if pad is None else pad
+    padded = np.pad(np.asarray(image, dtype=np.float64), ((0, 0), (pad, pad)), mode="reflect")
+    n = padded.shape[1]
+    k = np.fft.rfftfreq(n)
+    # The retrace ran right to left: its lag is the causal response mirrored, i.e. conjugated.
+    allpass = _lag_response(k, lag_trace) / np.conj(_lag_response(k, lag_retrace))
+    # Unequal lags (unequal speeds) differ in magnitude too; undoing that would amplify the
+    # retrace's noise, so only the phase is turned: edges line up, the noise power stays.
+    allpass /= np.abs(allpass)
+    ramp = np.exp(2j * np.pi * np.outer(shifts, k)) * allpass
+    if n % 2 == 0:
+        ramp[:, -1] = ramp[:, -1].real  # the Nyquist bin must stay real
+    moved = np.fft.irfft(np.fft.rfft(padded, axis=1) * ramp, n, axis=1)
+    return moved[:, pad:pad + cols] if keep else moved
+
+
+def _sinc_kernel(phases: int) -> np.ndarray:
+    """Kaiser-windowed sinc weights (summing to 1) for ``phases`` fractional positions in [0, 1)."""
+    taps = np.arange(-_SINC_TAPS + 1, _SINC_TAPS + 1)
+    x = (np.arange(phases) / phases)[:, None] - taps
+    weights = np.sinc(x) * special.i0(_KAISER_BETA * np.sqrt(np.clip(1 - (x / _SINC_TAPS) ** 2, 0, None)))
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+_PHASES = 128  # fractional positions tabulated: 1/128 pixel is far below any warp's uncertainty
+_KERNEL = _sinc_kernel(_PHASES)
+
+
+def _sinc_read(padded: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``padded`` read along each row at fractional ``positions`` by a Kaiser-windowed sinc."""
+    taps = np.arange(-_SINC_TAPS + 1, _SINC_TAPS + 1)
+    phase = np.rint(positions * _PHASES).astype(np.int64)
+    first, phase = np.divmod(phase, _PHASES)
+    index = np.clip(first[..., None] + taps, 0, padded.shape[1] - 1)
+    values = np.take_along_axis(padded, index.reshape(len(padded), -1), axis=1).reshape(index.shape)
+    return np.einsum("rct,rct->rc", values, _KERNEL[phase])
+
+
+def align(image: np.ndarray, registration: Registration) -> np.ndarray:
+    """``image`` (a retrace, or a denoised copy of it, as read) moved onto the trace.
+
+    The lag's all-pass and each row's mean displacement are one Fourier phase per row; the rest of
+    the warp, smooth and under a few pixels, is read by windowed-sinc interpolation.
+    """
+    rows, cols = image.shape
+    shifts = registration.shifts
+    rest = registration.warp - shifts[:, None]
+    pad = int(np.ceil(np.abs(registration.warp).max() + 6 * max(registration.lag_px))) + _SINC_TAPS + 8
+    moved = _fourier(image, shifts, *registration.lag_px, pad=pad)
+    if np.abs(rest).max() < 1e-3:
+        return moved[:, pad:pad + cols]
+    return _sinc_read(moved, pad + np.arange(cols)[None, :] + rest)
+
+
+# ---- estimating one ----------------------------------------------------------------------------------
+
+def _good_rows(trace: np.ndarray, moved: np.ndarray) -> np.ndarray:
+    """Lines whose difference is not an outlier among its neighbours': a scar or a tip change between
+    the passes touches one line, structure the registration has not yet matched touches several."""
+    d = trace - moved
+    rms = np.sqrt(((d - d.mean(axis=1, keepdims=True)) ** 2).mean(axis=1))
+    excess = rms - ndimage.median_filter(rms, size=7, mode="nearest")
+    spread = 1.4826 * np.median(np.abs(excess - np.median(excess)))
+    good = excess <= np.median(excess) + OUTLIER_MADS * max(spread, 1e-6 * float(np.median(rms)))
+    return good if good.sum() >= len(good) // 2 else np.ones_like(good)
+
+
+def _basis(cols: int) -> np.ndarray:
+    """Cubic B-splines along a line (cols x coefficients), knots every ``KNOT_PX`` pixels."""
+    inner = max(1, int(round((cols - 1) / KNOT_PX)))
+    edges = np.linspace(0.0, cols - 1.0, inner + 1)
+    knots = np.r_[[edges[0]] * 3, edges, [edges[-1]] * 3]
+    return BSpline.design_matrix(np.arange(cols, dtype=np.float64), knots, 3).toarray()
+
+
+def _band_step(trace: np.ndarray, moved: np.ndarray, basis: np.ndarray, penalty: np.ndarray,
+               away: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+    """One Gauss-Newton step of a band's warp: the change of the spline coefficients and their covariance.
+
+    A Bayesian least-squares step: the data's precision, plus a prior on the spline's second
+    differences (``CURVATURE_PX``) and on how far the warp strays from the whole scan's shift
+    (``PRIOR_PX``; ``away`` is where the coefficients are now, relative to that). The slopes are
+    noisy, and noise has slopes that carry no information about the warp (the passes' noises are
+    independent): for the covariance, the expected share of noise in the squared slopes, from the
+    difference's own slopes, is taken off, so that a flat, noisy stretch counts as no information.
+    """
+    # Slow changes along a line (the sample's slope, drift that differs between the passes' instants)
+    # would mimic a warp: only features narrower than ``HIGH_PASS_PX`` inform it.
+    trace = trace - ndimage.gaussian_filter1d(trace, HIGH_PASS_PX, axis=1, mode="nearest")
+    moved = moved - ndimage.gaussian_filter1d(moved, HIGH_PASS_PX, axis=1, mode="nearest")
+    if smoothing > 0:
+        trace = ndimage.gaussian_filter1d(trace, smoothing, axis=1, mode="nearest")
+        moved = ndimage.gaussian_filter1d(moved, smoothing, axis=1, mode="nearest")
+    # Both passes' slopes: the retrace's alone would carry its noise into the regressor.
+    slope = 0.5 * (np.gradient(trace, axis=1) + np.gradient(moved, axis=1))
+    error = trace - moved
+    error = error - error.mean(axis=1, keepdims=True)  # line offsets are not displacement
+    slope = slope - slope.mean(axis=1, keepdims=True)
+    noise = 1.4826 * np.median(np.abs(error - np.median(error))) + 1e-300
+    weight = np.clip(1 - (error / (TUKEY * noise)) ** 2, 0, None) ** 2
+    prior = penalty / CURVATURE_PX ** 2 + np.eye(len(penalty)) / PRIOR_PX ** 2
+    # The step counts every slope as information: noise in the slopes only shortens it.
+    normal = basis.T @ ((weight * slope ** 2).sum(axis=0)[:, None] * basis) / noise ** 2
+    step = np.linalg.solve(normal + prior, basis.T @ (weight * slope * error).sum(axis=0) / noise ** 2 - prior @ away)
+    # Its uncertainty does not: half the sum of two independent noises' slopes has a quarter of
+    # the variance of their difference's slopes, and that much of each squared slope is no information.
+    slope_noise = (1.4826 * np.median(np.abs(np.gradient(error, axis=1)))) ** 2 / 4
+    information = np.clip((weight * (slope ** 2 - slope_noise)).sum(axis=0), 0, None)
+    covariance = np.linalg.inv(basis.T @ (information[:, None] * basis) / noise ** 2 + prior)
+    return step, covariance
+
+
+def _warp(trace: np.ndarray, retrace: np.ndarray, good: np.ndarray, first: Registration,
+          band_rows: int) -> Registration:
+    """Per band of lines, the warp from ``first`` on by Gauss-Newton, coarse to fine (``COARSE_TO_FINE``)."""
+    rows, cols = trace.shape
+    basis = _basis(cols)
+    second = np.diff(np.eye(basis.shape[1]), 2, axis=0)
+    penalty = second.T @ second
+    bands = max(1, rows // band_rows)
+    edges = np.linspace(0, rows, bands + 1).round().astype(int)
+    centres = (edges[:-1] + edges[1:] - 1) / 2
+    lines = [np.flatnonzero(good[a:b]) + a for a, b in zip(edges[:-1], edges[1:])]
+    # Coefficients reproducing ``first``'s warp at each band's centre line.
+    fit = np.linalg.pinv(basis)
+    coefficients = np.array([fit @ first.warp[int(round(c))] for c in centres])
+    prior = np.full(basis.shape[1], first.warp.mean())
+    covariance = np.zeros((bands, basis.shape[1], basis.shape[1]))
+    registration = first
+    split = np.zeros((bands, cols))
+    for smoothing in COARSE_TO_FINE:
+        moved = align(retrace, registration)
+        for band, keep in enumerate(lines):
+            away = coefficients[band] - prior
+            step, covariance[band] = _band_step(trace[keep], moved[keep], basis, penalty, away, smoothing)
+            coefficients[band] += step * min(1.0, MAX_STEP_PX / max(float(np.abs(basis @ step).max()), 1e-12))
+            if smoothing == COARSE_TO_FINE[-1] and len(keep) >= 4:
+                # The even and the odd lines alone: half their difference is the spread of the whole
+                # band's estimate, whatever the noise is (the posterior assumes it white).
+                even, _ = _band_step(trace[keep[::2]], moved[keep[::2]], basis, penalty, away, smoothing)
+                odd, _ = _band_step(trace[keep[1::2]], moved[keep[1::2]], basis, penalty, away, smoothing)
+                split[band] = ndimage.gaussian_filter1d(np.abs(basis @ (even - odd)) / 2, KNOT_PX / 2, mode="nearest")
+        curves = coefficients @ basis.T
+        warp = np.stack([np.interp(np.arange(rows), centres, curves[:, c]) for c in range(cols)], axis=1)
+        sigma = np.sqrt(np.einsum("ij,bjk,ik->bi", basis, covariance, basis) + split ** 2)
+        registration = Registration(centres, curves, sigma, warp, first.lag_px)
+    return registration
+
+
+def _delay(tau_px: float) -> float:
+    """How far (pixels) a first-order lag of ``tau_px`` moves a smooth profile: its group delay at 0 frequency."""
+    return 0.0 if tau_px <= 0 else 1.0 / np.expm1(1.0 / tau_px)
+
+
+def _mismatch(trace: np.ndarray, moved: np.ndarray, margin: int) -> float:
+    """Mean squared difference of the compared columns, each row's mean off."""
+    d = (trace - moved)[:, margin:-margin]
+    return float(((d - d.mean(axis=1, keepdims=True)) ** 2).mean())
+
+
+def _with_lags(registration: Registration, lags: tuple[float, float]) -> Registration:
+    """``registration`` with other lags, its warp moved by the change of their delays (edges stay matched)."""
+    return registration.moved_by(sum(map(_delay, lags)) - sum(map(_delay, registration.lag_px)), lags)
+
+
+def _lag(trace: np.ndarray, retrace: np.ndarray, registration: Registration, good: np.ndarray,
+         speed_ratio: float) -> tuple[float, float]:
+    """The feedback time constants (trace pixels, retrace pixels) that, with the warp found without
+    them (moved by their delay and what uniform shift is left), leave the smallest difference."""
+    margin = int(np.ceil(np.abs(registration.warp).max() + 3 * MAX_LAG_PX * max(speed_ratio, 1.0))) + 2
+    if trace.shape[1] - 2 * margin < 16:
+        return 0.0, 0.0
+    # One time constant for the frame: a subset of the good lines, spread over it, is enough.
+    lines = np.flatnonzero(good)
+    lines = lines[np.linspace(0, len(lines) - 1, min(len(lines), LAG_LINES)).round().astype(int)]
+    trace, retrace = trace[lines], retrace[lines]
+    registration = Registration(registration.band_centres, registration.band_warps, registration.band_sigma,
+                                registration.warp[lines], registration.lag_px)
+
+    def cost(tau: float) -> float:
+        trial = _with_lags(registration, (tau, tau * speed_ratio))
+        trial = trial.moved_by(band_shift(trace, align(retrace, trial), 1.0))
+        return _mismatch(trace, align(retrace, trial), margin)
+
+    grid = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, MAX_LAG_PX])
+    costs = np.array([cost(t) for t in grid])
+    i = int(np.argmin(costs))
+    low, high = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    found = optimize.minimize_scalar(cost, bounds=(low, high), method="bounded", options={"xatol": 0.05})
+    tau, best = (float(found.x), float(found.fun)) if found.fun <= costs[i] else (float(grid[i]), float(costs[i]))
+    # A lag and a warp both move edges; only a lag that matches clearly better than the warp alone is one.
+    return (tau, tau * speed_ratio) if best < (1 - LAG_GAIN) * costs[0] else (0.0, 0.0)
+
+
+def register(trace: np.ndarray, retrace: np.ndarray, speed_ratio: float = 1.0, band_rows: int = BAND_ROWS,
+             max_shift: float | None = None) -> Registration:
+    """Estimate where the retrace (real-space orientation) must be read to match the trace, and the lags.
+
+    ``speed_ratio`` is the retrace's speed over the trace's (Nanonis' speed ratio; 1 where equal).
+    The whole scan's shift is sought within ``max_shift`` (default the larger of 2 pixels and 1/8
+    of the line); then each band's warp from there without lags; then the lags with that warp;
+    then the warp again with them.
+    """
+    rows, cols = trace.shape
+    if retrace.shape != trace.shape:
+        raise ValueError(f"trace {trace.shape} and retrace {retrace.shape} differ in shape")
+    trace, retrace = np.asarray(trace, dtype=np.float64), np.asarray(retrace, dtype=np.float64)
+    max_shift = max(2.0, cols / 8) if max_shift is None else max_shift
+    whole = Registration.shift(np.full(rows, band_shift(trace, retrace, max_shift)), cols)
+    good = _good_rows(trace, align(retrace, whole))
+    registration = _warp(trace, retrace, good, whole, band_rows)
+    good = _good_rows(trace, align(retrace, registration))
+    lags = _lag(trace, retrace, registration, good, speed_ratio)
+    if lags[0] == 0:
+        return registration
+    trial = _with_lags(registration, lags)
+    trial = trial.moved_by(band_shift(trace[good], align(retrace, trial)[good], 1.0))
+    return _warp(trace, retrace, good, trial, band_rows)

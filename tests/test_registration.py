@@ -1,0 +1,116 @@
+"""``maed.registration``: the retrace registered onto the trace (x-warp per band, feedback lag) on
+simulated trace/retrace pairs (``maed.data.two_pass``), whose true warp is known."""
+
+from functools import lru_cache
+
+import numpy as np
+import pytest
+
+from maed.data import make_pair
+from maed.data.scan_noise import NoiseParams
+from maed.data.two_pass import PassParams, record_passes
+from maed.registration import Registration, align, register, speed_ratio
+
+SIZE = 192
+WHITE = 3e-12
+# What the passes share (line offsets, tip changes, drift, a tilt) and what they do not (white
+# noise coloured along x, feedback noise); no pick-up, whose moving pattern sets a floor of its own.
+NOISE = NoiseParams(white_m=WHITE, white_corr_px=0.7, line_walk_m=10e-12, tip_jump_rate=0.01, tip_jump_m=30e-12,
+                    scar_rate=0.0, drift_m=10e-12, mains_m=0.0, resonance_m=0.0, tilt=(0.01, 0.0), offset_m=0.0)
+WARP = PassParams(lag_px=0.0, creep_px=2.5, creep_decay=0.08, hysteresis_px=1.2, warp_trend=0.2,
+                  feedback_noise_m=2e-12, turnaround_m=2e-12)
+WARP_TOLERANCE_PX = 0.3  # rms over the compared columns, on surfaces whose structure stands well above the noise
+
+
+def _structured(family: str, count: int, min_snr: float = 10.0) -> list:
+    """The first ``count`` surfaces of ``family`` whose rms is at least ``min_snr`` times the white noise."""
+    found = []
+    for seed in range(100):
+        pair = make_pair(seed, SIZE, families=(family,))
+        if pair.clean.std() >= min_snr * WHITE:
+            found.append(pair)
+        if len(found) == count:
+            return found
+    raise AssertionError(f"no {family} surface stands {min_snr}x above the noise")
+
+
+@lru_cache(maxsize=None)
+def _passes(family: str, index: int, q: PassParams = WARP):
+    """(trace, retrace, geometry, noise-only difference) of a structured surface; the last from the same
+    draws over a flat surface: the floor registration can reach."""
+    pair = _structured(family, index + 1)[index]
+    trace, retrace, geometry = record_passes(pair.clean, pair.pixel_m, NOISE, q, np.random.default_rng(index))
+    flat_t, flat_r, _ = record_passes(np.zeros_like(pair.clean), pair.pixel_m, NOISE, q, np.random.default_rng(index))
+    return trace, retrace, geometry, flat_t - flat_r
+
+
+def _rms(difference: np.ndarray, crop: int) -> float:
+    d = difference[:, crop:-crop]
+    return float((d - d.mean(axis=1, keepdims=True)).std())
+
+
+def _warp_error(reg: Registration, geometry) -> float:
+    error = (reg.warp - geometry.displacement)[:, reg.crop:-reg.crop]
+    return float(np.sqrt(np.nanmean(error ** 2)))
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_the_warp_of_a_simulated_pair_is_recovered_and_leaves_only_the_noise(index):
+    trace, retrace, geometry, floor = _passes("lattice", index)
+    reg = register(trace, retrace)
+    assert np.nanmax(np.abs(geometry.displacement)) > 2.5  # a warp far from one shift: creep and hysteresis
+    assert _warp_error(reg, geometry) < WARP_TOLERANCE_PX
+    crop = reg.crop
+    assert _rms(trace - retrace, crop) > 1.2 * _rms(floor, crop)
+    assert _rms(trace - align(retrace, reg), crop) < 1.03 * _rms(floor, crop)
+
+
+def test_opposite_feedback_lags_at_unequal_speeds_are_undone():
+    lagged = PassParams(**{**WARP.as_dict(), "lag_px": 2.0, "speed_ratio": 1.5})
+    trace, retrace, geometry, floor = _passes("steps", 0, lagged)
+    reg = register(trace, retrace, speed_ratio=1.5)
+    assert reg.lag_px[0] == pytest.approx(2.0, rel=0.25)
+    assert reg.lag_px[1] == pytest.approx(1.5 * reg.lag_px[0])
+    crop = reg.crop
+    assert _rms(trace - retrace, crop) > 3 * _rms(floor, crop)  # edges smeared apart
+    assert _rms(trace - align(retrace, reg), crop) < 1.15 * _rms(floor, crop)
+
+
+def test_scars_and_a_tip_change_in_one_pass_do_not_break_it():
+    trace, retrace, geometry, _ = _passes("lattice", 0)
+    clean_reg = register(trace, retrace)
+    rng = np.random.default_rng(3)
+    spoilt = retrace.copy()
+    for row in rng.choice(SIZE, SIZE // 10, replace=False):  # one line in ten scarred, in the retrace only
+        start = int(rng.integers(0, SIZE - 40))
+        spoilt[row, start:start + int(rng.integers(10, 40))] += rng.choice([-1, 1]) * 150e-12
+    spoilt[100, :70] += 80e-12  # a tip change while the retrace of line 100 was recorded...
+    spoilt[101:] += 80e-12  # ...that every later line of both passes keeps
+    later = trace.copy()
+    later[101:] += 80e-12
+    reg = register(later, spoilt)
+    assert _warp_error(reg, geometry) < WARP_TOLERANCE_PX
+    assert np.sqrt(np.mean((reg.warp - clean_reg.warp) ** 2)) < 0.1
+
+
+def test_the_uncertainty_is_large_where_the_surface_has_nothing_to_match():
+    pair = _structured("lattice", 1)[0]
+    half = pair.clean * (np.arange(SIZE) < SIZE // 2)[None, :]  # flat right half
+    trace, retrace, _ = record_passes(half, pair.pixel_m, NOISE, WARP, np.random.default_rng(0))
+    reg = register(trace, retrace)
+    assert np.median(reg.band_sigma[:, 130:170]) > 1.5 * np.median(reg.band_sigma[:, 30:80])
+
+
+def test_a_smooth_warp_keeps_the_noise_power():
+    noise = np.random.default_rng(5).standard_normal((64, 160))
+    warp = np.repeat((1.3 + 0.8 * np.sin(np.linspace(0, np.pi, 160)))[None, :], 64, axis=0)
+    reg = Registration(np.array([31.5]), warp[:1], np.zeros((1, 160)), warp, (1.0, 1.5))
+    moved = align(noise, reg)[:, reg.crop:-reg.crop]
+    assert moved.std() == pytest.approx(noise.std(), rel=0.04)  # the lags' all-pass and the sinc keep it
+
+
+def test_speed_ratio_comes_from_the_header():
+    assert speed_ratio({"Scan>speed forw. (m/s)": "10E-9", "Scan>speed backw. (m/s)": "20E-9"}) == pytest.approx(2.0)
+    assert speed_ratio({"Delay X+": "3", "Delay X-": "1"}) == pytest.approx(3.0)  # Createc: delay per step
+    assert speed_ratio({"Delay X+": "0", "Delay X-": "0"}) == 1.0
+    assert speed_ratio({}) == 1.0
