@@ -31,10 +31,10 @@ from maed.data.pairs import TEST_SEED_BASE
 
 def start_bridge(args: argparse.Namespace, out: Path) -> tuple[subprocess.Popen, dict[str, str]]:
     command = [sys.executable, "-m", "maed.cli", "serve", "--pull-port", "0", "--pub-port", "0", "--control-port", "0",
-               "--no-preview", "--out", str(out), "--backend", args.backend, "--model", args.model]
+               "--ack-port", "0", "--no-preview", "--out", str(out), "--backend", args.backend, "--model", args.model]
     bridge = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     for line in bridge.stderr:
-        match = re.search(r"lines in (\S+), frames out (\S+), control (\S+);", line)
+        match = re.search(r"lines in (\S+), frames out (\S+), control ([^\s,;]+)", line)
         if match:
             threading.Thread(target=lambda: [None for _ in bridge.stderr], daemon=True).start()  # keep draining
             return bridge, dict(zip(("pull", "pub", "control"), (m.rstrip(",") for m in match.groups())))
