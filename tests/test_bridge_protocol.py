@@ -331,3 +331,33 @@ def test_fuzz_valid_messages_round_trip(scan, seq, rows, cols, slow_axis, pass_,
     decoded = decode_ingest(encode(Line(scan=scan, seq=seq, row=rows - 1, pass_=pass_, t=t, data=data)))
     assert decoded.row == rows - 1 and decoded.pass_ == pass_ and decoded.t == t
     assert decoded.data.tobytes() == data.tobytes()
+
+
+START_HEADER = {"v": 2, "scan": "s", "seq": 0, "rows": 8, "cols": 8, "channel": "Z", "unit": "m",
+                "range": [1e-8, 1e-8], "slow_axis": "down"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(extra=st.dictionaries(st.text(max_size=6) | st.binary(max_size=6), values, max_size=4))
+def test_fuzz_scan_start_keys_of_any_msgpack_type(extra):
+    # A key that is not a string is refused at once (issue 13: a bytes key was accepted, then never saved).
+    frames = [b"scan.start", msgpack.packb({**START_HEADER, **extra}, use_bin_type=True)]
+    try:
+        message = decode_ingest(frames)
+    except ProtocolError as exc:
+        assert exc.kind in FAULT_KINDS
+        assert exc.kind != "header" or any(not isinstance(k, str) for k in extra)
+    else:
+        assert all(isinstance(k, str) for k in extra) and set(message.extra) <= set(extra)
+
+
+@settings(max_examples=200, deadline=None)
+@given(shape=st.lists(st.integers(-2**63, 2**64 - 1), max_size=3), payload=st.binary(max_size=64))
+def test_fuzz_declared_shapes_never_allocate_more_than_the_payload(shape, payload):
+    header = {"v": 2, "scan": "s", "seq": 0, "row": 0, "pass": "trace", "t": 0.0, "dtype": "<f4", "shape": shape}
+    try:
+        message = decode_ingest([b"line", msgpack.packb(header), payload])
+    except ProtocolError as exc:
+        assert exc.kind in ("shape", "non_finite")
+    else:  # a view of the payload received, never an array of the declared size
+        assert message.data.base is not None and message.data.nbytes == len(payload)
