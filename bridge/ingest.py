@@ -3,7 +3,9 @@
 ``Ingest.handle`` runs on the ingest thread and never waits for the denoiser: it decodes a
 message, applies it to the current scan under a short lock and wakes the worker. The worker calls
 ``take`` for everything that arrived since its last visit (lines of many arrivals at once, which is
-how updates coalesce). Pending lines are bounded: a scan accepts each row at most once per pass.
+how updates coalesce). Pending lines are bounded: a scan accepts each row at most once per pass, a
+``scan.start`` over the pixel budget is refused, and finished scans waiting for the worker hold at most
+``MAX_BACKLOG_BYTES`` of lines in memory (the lines of those beyond are read back from their journals).
 
 With a ``Journal``, every accepted message is appended to its scan's journal before anything else
 happens to it; ``flush`` (the journal thread) syncs it and returns the ``(scan, seq)`` pairs now
