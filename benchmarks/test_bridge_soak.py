@@ -97,7 +97,7 @@ class Controller:
         """Scans of ``size`` x ``size`` for ``seconds``, ``rate`` lines/s (None: as fast as the socket takes them)."""
         rng = np.random.default_rng(self.scans)
         lines = [rng.standard_normal(size).astype("<f4").tobytes() for _ in range(16)]
-        start = time.perf_counter()
+        start, before = time.perf_counter(), self.sent_lines
         while time.perf_counter() - start < seconds:
             scan = f"soak-{self.scans:05d}"
             self.scans += 1
@@ -109,7 +109,7 @@ class Controller:
                                                "shape": [size]}, lines[row % len(lines)])
                     self.sent_lines += 1
                 if rate is not None:  # paced per row: sleep until the row is due
-                    due = start + self.sent_lines / rate
+                    due = start + (self.sent_lines - before) / rate
                     time.sleep(max(0.0, due - time.perf_counter()))
                 if time.perf_counter() - start >= seconds:
                     break

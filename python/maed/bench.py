@@ -146,6 +146,15 @@ def _bridge_table(rows: list[dict]) -> list[str]:
                      f"(the controller pushed at {r['push_lines_per_s']:,} lines/s), {r['lines_lost']} lost, while "
                      f"the worker denoised on {r['backend']}.")
         lines.append("")
+    for r in rows:  # benchmarks/test_bridge_soak.py and test_bridge_kill.py (docs/reliability.md)
+        if "rss_max_mb" in r:
+            lines += [f"{r['case']}: {r['lines_sent']:,} lines at {r['lines_per_s']:,} lines/s, {r['lines_lost']} lost, "
+                      f"{r['journals_left']} journals left; resident memory at most {r['rss_max_mb']} MB; status "
+                      f"p95 {r['status_p95_ms']} ms, max {r['status_max_ms']} ms.", ""]
+        elif "kills" in r:
+            lines += [f"{r['case']}: scans missing {len(r['scans_missing'])}, differing {len(r['scans_differing'])}, "
+                      f"half-written folders seen {r['half_written_seen']}, journals left {r['journals_left']}; "
+                      f"restart p50 {r['restart_s_p50']} s.", ""]
     return lines
 
 
@@ -165,6 +174,10 @@ def _targets(rows: list[dict]) -> list[str]:
         lines.append("- ONNX Runtime at least as fast as torch on the CPU: "
                      + ("met in every case" if not slower else "MISSED in " + ", ".join(slower)))
     for r in rows:
+        if r["case"].startswith("soak"):
+            ok = r["lines_lost"] == 0 and r["rss_max_mb"] <= 600 and r["status_max_ms"] <= 50
+            lines.append(f"- soak: 0 lines lost, resident memory <= 600 MB, status within 50 ms: {r['lines_lost']} lost, "
+                         f"{r['rss_max_mb']} MB, {r['status_max_ms']} ms: {'met' if ok else 'MISSED'}")
         if r["case"].startswith("ingest"):
             ok = r["lines_per_s"] >= 10_000 and r["lines_lost"] == 0
             lines.append(f"- ingest >= 10,000 lines/s with none lost: {r['lines_per_s']:,} lines/s, "
