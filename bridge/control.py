@@ -43,6 +43,12 @@ def encode_reply(reply: dict, fmt: str) -> bytes:
     return json.dumps(reply).encode() if fmt == "json" else msgpack.packb(reply, use_bin_type=True)
 
 
+def unanswered(frames: list[bytes]) -> bytes:
+    """The reply to a request the bridge failed on unexpectedly (REP must still answer), in its encoding."""
+    fmt = "json" if frames and frames[0][:1] == b"{" else "msgpack"
+    return encode_reply({"ok": False, "v": VERSION, "error": "the bridge failed on this request (see its log)"}, fmt)
+
+
 def respond(frames: list[bytes], handlers: dict[str, Handler]) -> bytes:
     """The reply frame to one request (a multipart message, which must have one frame)."""
     fmt = "json" if frames[0][:1] == b"{" else "msgpack"

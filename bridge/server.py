@@ -25,13 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import msgpack
 import zmq
 
 from maed import __version__
 from maed.engine import Backend, load_backend
 
-from .control import ControlError, respond
+from .control import ControlError, respond, unanswered
 from .counters import FaultCounter, Losses
 from .ingest import MAX_BACKLOG_BYTES, MAX_PIXELS, Ingest
 from .journal import SYNC_S, Journal
@@ -55,7 +54,6 @@ POLL_MS = 100
 DRAIN_MAX = 1000
 RESTART_PAUSE_S = 0.1
 """A loop restarted by the supervisor waits this long first, so that one that fails at once does not spin."""
-UNANSWERED = msgpack.packb({"ok": False, "v": VERSION, "error": "the bridge failed on this request (see its log)"})
 
 
 @dataclass(frozen=True)
@@ -305,11 +303,11 @@ class Bridge:
         while not stop.is_set():
             if rep.poll(POLL_MS):
                 frames = rep.recv_multipart()
-                reply = UNANSWERED
+                reply = None
                 try:
                     reply = respond(frames, handlers)
                 finally:  # REP must answer before it may receive again, whatever went wrong
-                    rep.send(reply)
+                    rep.send(reply if reply is not None else unanswered(frames))
 
     # --- control commands -----------------------------------------------------------------
 
