@@ -52,6 +52,7 @@ import numpy as np
 from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, run_padded
 from maed.engine import Backend
 from maed.lattice_keep import lattice_peaks
+from maed.normalise import PLANE_AND_ROWS, levelling_of
 from maed.trust import Thresholds, Verdict, conservative, guard, smooth_residual
 
 HALO = 64
@@ -63,7 +64,8 @@ GUARD_INTERVAL_S = 0.5
 """The live guard runs at most once per this many seconds per scan (the worker's schedule)..."""
 GUARD_SHARE = 0.05
 """... and the interval stretches to keep it under this share of the time: at least 20 times the
-last evaluation's cost (a 256 x 256 frame costs about 10 ms on an idle core, a 512 x 512 frame 4 to 5
+last evaluation's cost (a 256 x 256 frame costs about 90 ms on an idle core, most of it the search for a
+lattice to give back, a 512 x 512 frame 4 to 5
 times that), so the guard never costs the band updates more than a twentieth of their time."""
 GUARD_MIN_ROWS = 32
 """Rows scanned before the first live verdict: the guard's local structure test works on blocks of 32."""
@@ -147,6 +149,8 @@ class StreamingDenoiser:
         self._moments = np.zeros(3)
         """Count, sum and sum of squares of the levelled rows so far."""
         self._frozen = False
+        self._levelling = PLANE_AND_ROWS
+        """The back end's levelling (``maed.normalise``), as of the last update."""
         self._done = 0
         """Acquisition rows denoised so far."""
         self.changed: tuple[int, int] | None = None
@@ -177,14 +181,15 @@ class StreamingDenoiser:
         coeffs = _fit_plane(acq[:n], self.rows)
         level = Levelling(coeffs, 0.0, 1.0, self.rows, self.cols)
         p = fill_skipped(acq[:n] - level.plane(0, n))
-        self._levelled[:n] = _align(np.concatenate([p[:1], p]))
+        self._levelled[:n] = _align(np.concatenate([p[:1], p])) if self._levelling == PLANE_AND_ROWS else p
         self._moments = np.zeros(3)
         self._level = self._add_moments(level, self._levelled[:n])
 
     def _extend(self, acq: np.ndarray, start: int, n: int) -> None:
         """Level rows ``[start, n)`` with the frozen plane, aligned to row ``start - 1``."""
         p = acq[start:n] - self._level.plane(start, n)
-        self._levelled[start:n] = _align(fill_skipped(np.concatenate([self._levelled[start - 1:start], p])))
+        rows = fill_skipped(np.concatenate([self._levelled[start - 1:start], p]))
+        self._levelled[start:n] = _align(rows) if self._levelling == PLANE_AND_ROWS else rows[1:]
         self._level = self._add_moments(self._level, self._levelled[start:n])
 
     def _add_moments(self, level: Levelling, rows: np.ndarray) -> Levelling:
@@ -201,6 +206,7 @@ class StreamingDenoiser:
         self.changed = None
         if n <= self._done:
             return self.denoised
+        self._levelling = levelling_of(backend)
         if not self._frozen:
             self._fit(acq, n)
             # Skipped rows count towards the bound too, or a controller skipping most rows would

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .onnx_model import KEY_WEIGHTS_SHA256, KEY_MODEL, KEY_SIZE_MULTIPLE
+from .onnx_model import KEY_LEVELLING, KEY_MODEL, KEY_SIZE_MULTIPLE, KEY_WEIGHTS_SHA256
 
 _PROVIDER_NAMES = {"CUDAExecutionProvider": "onnxruntime-cuda", "CPUExecutionProvider": "onnxruntime-cpu"}
 
@@ -56,6 +56,7 @@ class OnnxBackend:
         self.size_multiple = int(meta[KEY_SIZE_MULTIPLE])
         self.metadata = dict(meta)
         self.weights_sha256 = meta.get(KEY_WEIGHTS_SHA256, "unknown")
+        self.levelling = meta.get(KEY_LEVELLING, "plane+rows")
         self.name = _PROVIDER_NAMES[self.session.get_providers()[0]]
         self._input = self.session.get_inputs()[0].name
 

@@ -12,6 +12,8 @@ runtime needs nothing beside it:
 ``maed.size_multiple``  input height and width must be multiples of this (decimal)
 ``maed.precision``      ``fp32`` or ``fp16`` (weights and activations; input and output are float32)
 ``maed.normalisation``  what the input must be: how ``maed.normalise`` prepares a scan
+``maed.levelling``      the levelling that prepares it, by name (``plane+rows`` or ``plane``; files
+                        exported before it was recorded lack it and mean ``plane+rows``)
 ``maed.training_data``  JSON: simulator version, training settings and validation scores, as
                         recorded with the weights (``unrecorded`` where the weights say nothing)
 ``maed.weights_sha256`` SHA-256 of the weights file it was exported from, to tell a stale export
@@ -30,12 +32,13 @@ KEY_CONFIG = "maed.config"
 KEY_SIZE_MULTIPLE = "maed.size_multiple"
 KEY_PRECISION = "maed.precision"
 KEY_NORMALISATION = "maed.normalisation"
+KEY_LEVELLING = "maed.levelling"
 KEY_TRAINING_DATA = "maed.training_data"
 KEY_WEIGHTS_SHA256 = "maed.weights_sha256"
 KEY_EXPORTER = "maed.exporter"
 METADATA_KEYS = (
     KEY_MODEL, KEY_CONFIG, KEY_SIZE_MULTIPLE, KEY_PRECISION,
-    KEY_NORMALISATION, KEY_TRAINING_DATA, KEY_WEIGHTS_SHA256, KEY_EXPORTER,
+    KEY_NORMALISATION, KEY_LEVELLING, KEY_TRAINING_DATA, KEY_WEIGHTS_SHA256, KEY_EXPORTER,
 )
 
 

@@ -37,6 +37,7 @@ class TensorRTBackend:
         key, settings = record
         self.model = settings["model"]
         self.size_multiple = int(settings["size_multiple"])
+        self.levelling = settings.get("levelling", "plane+rows")
         self.name = f"tensorrt-{key.precision}"
         self.weights_sha256 = key.weights_sha256
         self.path = path

@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
-from .onnx_model import KEY_MODEL, KEY_PRECISION, KEY_SIZE_MULTIPLE, KEY_WEIGHTS_SHA256, find_onnx
+from .onnx_model import KEY_LEVELLING, KEY_MODEL, KEY_PRECISION, KEY_SIZE_MULTIPLE, KEY_WEIGHTS_SHA256, find_onnx
 from .trt_available import import_tensorrt
 from .trt_cache import PRECISIONS, EngineKey, engine_path, timing_cache_path, write_record
 from .trt_cuda import gpu_name
@@ -70,6 +70,8 @@ class OnnxSource:
     weights_sha256: str
     plugin_ops: tuple[str, ...] = ()
     """Op types of custom nodes (``maed export onnx --plugins``): TensorRT plugins of ``engine/plugins``."""
+    levelling: str = "plane+rows"
+    """The input's levelling (``maed.levelling``), carried into the engine's record."""
 
     @classmethod
     def find(cls, model: str) -> OnnxSource:
@@ -86,7 +88,7 @@ class OnnxSource:
         if missing:
             raise ValueError(f"{path}: no {', '.join(missing)} in its metadata; export it with `maed export onnx`")
         return cls(path, meta[KEY_MODEL], int(meta[KEY_SIZE_MULTIPLE]), meta.get(KEY_PRECISION, "fp32"),
-                   meta[KEY_WEIGHTS_SHA256], tuple(plugin_ops))
+                   meta[KEY_WEIGHTS_SHA256], tuple(plugin_ops), meta.get(KEY_LEVELLING, "plane+rows"))
 
 
 @cache
@@ -202,6 +204,7 @@ def build_engine(model: str, settings: BuildSettings, dest: Path | None = None) 
         "model": source.model,
         "onnx": str(source.path),
         "size_multiple": source.size_multiple,
+        "levelling": source.levelling,
         "strongly_typed": flags is not None,
         "plugin_ops": list(source.plugin_ops),
         "profiles": [p.as_dict() for p in settings.profiles],

@@ -158,12 +158,13 @@ def test_a_network_that_invents_bands_is_not_published_live_nor_final(tmp_path, 
 
 def test_the_live_guard_runs_at_its_capped_rate_and_always_on_the_final_frame(tmp_path):
     image = make_pair(3, 128).noisy.astype("<f4")
-    sub, end, status = stream_scan(tmp_path, BlurBackend(), image, "rate", rate=200.0, guard_interval=0.2)
+    sub, end, status = stream_scan(tmp_path, BlurBackend(), image, "rate", rate=50.0, guard_interval=0.2)
     frames = denoised_frames(sub, "rate")
     live = [h["trust"]["rows_done"] for h, _ in frames if not h["final"] and h["trust"] is not None]
     evaluations = len(set(live))
     assert status["guard_ms"]["count"] == evaluations  # one verdict per evaluation, each riding until the next
-    # At most one evaluation per 0.2 s of streaming (plus the first), and more than one in 0.6 s.
+    # At most one evaluation per 0.2 s of streaming (plus the first), and more than one in 2.6 s (the cap
+    # stretches to 20 times the guard's cost, which a loaded CI core can push past 100 ms).
     assert 2 <= evaluations <= end["streamed_s"] / 0.2 + 1.5, (evaluations, end["streamed_s"])
     assert len(live) > evaluations  # verdicts ride on the frames between evaluations
     assert frames[-1][0]["final"] and frames[-1][0]["trust"]["rows_done"] == 128

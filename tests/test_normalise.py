@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from maed.normalise import denormalise, normalise
+from maed.normalise import PLANE, PLANE_AND_ROWS, denormalise, levelling_of, normalise
 
 
 def smooth_surface(n=64):
@@ -48,3 +48,32 @@ def test_flat_scan_does_not_divide_by_zero_and_stays_flat():
     # Whatever a network answers for it, the scan comes back as it was.
     np.testing.assert_allclose(denormalise(np.full((16, 16), 0.27), norm), 5e-9, rtol=1e-6)
 
+
+
+def _with_line_offsets(seed=0, n=64):
+    """A smooth surface under a random walk of line offsets, as the slow axis records them."""
+    rng = np.random.default_rng(seed)
+    return smooth_surface(n) + np.cumsum(rng.normal(0, 20e-12, n))[:, None]
+
+
+def test_plane_levelling_leaves_the_line_offsets_to_the_network():
+    scan = _with_line_offsets()
+    aligned, _ = normalise(scan, PLANE_AND_ROWS)
+    plane_only, norm = normalise(scan, PLANE)
+    assert np.std(np.diff(aligned.mean(axis=1))) < 0.2 * np.std(np.diff(plane_only.mean(axis=1)))
+    np.testing.assert_allclose(denormalise(plane_only, norm), scan, atol=1e-6 * np.ptp(scan))  # nothing taken
+
+
+def test_an_unknown_levelling_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown levelling 'rows'"):
+        normalise(smooth_surface(), "rows")
+
+
+def test_a_back_end_that_does_not_say_aligns_rows():
+    class Silent:
+        pass
+
+    class Plane:
+        levelling = PLANE
+
+    assert levelling_of(Silent()) == PLANE_AND_ROWS and levelling_of(Plane()) == PLANE

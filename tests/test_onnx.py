@@ -152,10 +152,12 @@ def test_metadata_describes_the_model(exported, random_rt_checkpoint):
         assert json.loads(meta["maed.config"]) == {"name": "rt", **json.loads(json.dumps(dataclasses.asdict(CONFIGS["rt"])))}
         assert meta["maed.size_multiple"] == "16"
         assert meta["maed.weights_sha256"] == hashlib.sha256(random_rt_checkpoint.read_bytes()).hexdigest()
-        assert "unit standard deviation" in meta["maed.normalisation"]
+        assert "unit standard deviation" in meta["maed.normalisation"] and "rows aligned" in meta["maed.normalisation"]
+        assert meta["maed.levelling"] == "plane+rows"  # a checkpoint that does not say was trained so
         assert json.loads(meta["maed.training_data"])["simulator"] == "unrecorded"  # a bare checkpoint has no card
     backend = OnnxBackend(exported["fp32"], threads=1)
     assert (backend.model, backend.size_multiple, backend.name) == ("random_rt", 16, "onnxruntime-cpu")
+    assert backend.levelling == "plane+rows"
     assert backend.session.get_session_options().intra_op_num_threads == 1
 
 

@@ -116,3 +116,41 @@ def test_spectral_peak_term_penalises_a_softened_lattice_not_a_kept_one():
     assert spectral_peak_loss(lattice, lattice) == 0
     # Halving the atoms' amplitude costs log(4) per peak bin; leaving a little noise costs far less.
     assert spectral_peak_loss(softened, lattice) > 5 * spectral_peak_loss(noisy, lattice)
+
+
+def test_the_levelling_trained_with_is_recorded_and_followed(tmp_path):
+    """Weights trained on plane-levelled inputs say so, in the checkpoint, the shipped card, the ONNX file and
+    every back end, and ``maed denoise`` then leaves the line offsets to the network."""
+    import onnx
+
+    from maed.denoise import denoise_array
+    from maed.engine.onnx_backend import OnnxBackend
+    from maed.engine.torch_backend import TorchBackend
+    from maed.export import export_onnx
+    from maed.model.checkpoint import load_model, ship_weights
+
+    train(TrainConfig(**{**SHORT.__dict__, "steps": 2, "steps_per_epoch": 2, "levelling": "plane"}), tmp_path,
+          log=lambda *_: None)
+    assert load_checkpoint(tmp_path / "last.pt")["levelling"] == "plane"
+    ship_weights(tmp_path / "last.pt", tmp_path / "shipped.pt", {"note": "test"})
+    assert load_model(str(tmp_path / "shipped.pt"))[1]["levelling"] == "plane"
+    export_onnx(str(tmp_path / "shipped.pt"), tmp_path / "shipped.onnx")
+    meta = {p.key: p.value for p in onnx.load(tmp_path / "shipped.onnx").metadata_props}
+    assert meta["maed.levelling"] == "plane" and "line offsets stay in" in meta["maed.normalisation"]
+    assert OnnxBackend(tmp_path / "shipped.onnx", threads=1).levelling == "plane"
+
+    class Identity(TorchBackend):
+        def denoise(self, batch):
+            return batch
+
+    identity = Identity(str(tmp_path / "shipped.pt"), device="cpu")
+    assert identity.levelling == "plane"
+    rng = np.random.default_rng(0)
+    scan = rng.normal(0, 1e-12, (64, 64)) + np.cumsum(rng.normal(0, 1e-11, 64))[:, None]
+    kept = denoise_array(scan, identity)  # an identity network on plane-levelled input gives the scan back
+    np.testing.assert_allclose(kept, scan, atol=1e-3 * np.ptp(scan), rtol=0)
+
+
+def test_an_unknown_levelling_is_refused_before_training(tmp_path):
+    with pytest.raises(ValueError, match="unknown levelling"):
+        train(TrainConfig(**{**SHORT.__dict__, "levelling": "rows"}), tmp_path)

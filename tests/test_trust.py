@@ -84,3 +84,22 @@ def test_giving_back_smooth_height_does_not_rescue_an_invented_pattern():
     for kind in ("bands", "checkerboard"):
         _, weight, verdict = guard(noisy, invent(clean, kind, np.random.default_rng(2)))
         assert verdict.output in ("fallback", "blend") and not verdict.smooth_given_back, kind
+
+
+def test_a_network_that_takes_the_line_offsets_itself_is_not_blamed_for_them():
+    """``plane`` levelling (``maed.normalise``): the input keeps its line offsets and the residual holds them;
+    a perfect network is trusted, bands it invents are still caught, and the fallback has no offsets."""
+    from maed.normalise import PLANE, normalise
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:128, 0:128]
+    surface = np.sin(2 * np.pi * (xx + 0.3 * yy) / 11.0)
+    scan = surface + np.cumsum(rng.normal(0, 0.8, 128))[:, None] + rng.normal(0, 0.2, surface.shape)
+    x, norm = normalise(scan, PLANE)
+    clean = (surface - norm.plane - norm.centre) / norm.scale  # what a perfect network returns, offsets gone
+    _, _, trusted = guard(x, clean)
+    assert trusted.output == "network", trusted.reasons
+    _, _, caught = guard(x, clean + 0.5 * np.sin(2 * np.pi * yy / 8.0))
+    assert caught.output != "network" and any("bands" in r for r in caught.reasons)
+    offsets = lambda image: np.std(np.diff(image.mean(axis=1)))  # noqa: E731
+    assert offsets(conservative(x)) < 0.1 * offsets(x)

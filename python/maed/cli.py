@@ -69,6 +69,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         real_dir=str(args.real_refs) if args.real_refs else None, real_fraction=args.real_fraction,
         grad_weight=args.grad_weight, fourier_weight=args.fourier_weight,
         pair_fraction=args.pair_fraction, background=args.background, noise_mix=args.noise_mix,
+        levelling=args.levelling,
     )
     out = Path(args.out or f"runs/{args.model}")
     report = train(cfg, out, resume=args.resume)
@@ -185,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "pass the input and the other the target (Noise2Noise: maed.data.real_pairs; default: %(default)s)")
     p.add_argument("--background", action="store_true",
                    help="put half of the simulated surfaces on a smooth random height field, structure to keep")
+    p.add_argument("--levelling", choices=("plane+rows", "plane"), default=TrainConfig.levelling,
+                   help="what comes off the input before the network: the plane and the line offsets (median of row "
+                   "differences), or the plane alone, the network then taking the offsets out itself; recorded "
+                   "with the weights (maed.normalise; default: %(default)s)")
     p.add_argument("--noise-mix", action="store_true",
                    help="simulated artefacts in per-sample mixes: each kind present or absent, white noise from "
                    "nearly none to the range's top (maed.training.noise_mix), so quiet scans are seen too")

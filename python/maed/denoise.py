@@ -26,7 +26,7 @@ from . import __version__
 from .engine import Backend
 from .io import ScanError, read_scan
 from .lattice_keep import LatticePeaks, lattice_peaks
-from .normalise import denormalise, normalise
+from .normalise import denormalise, levelling_of, normalise
 from .scanfiles import canonical_pass, write_gwy
 from .trust import Thresholds, Verdict, guard
 
@@ -96,7 +96,7 @@ def run_tiled(x: np.ndarray, backend: Backend, tile: int = TILE, overlap: int = 
 
 def denoise_array(scan: np.ndarray, backend: Backend, tile: int = TILE) -> np.ndarray:
     """Denoised float32 copy of a 2-D scan, in the scan's units and shape."""
-    x, norm = normalise(scan)
+    x, norm = normalise(scan, levelling_of(backend))
     return denormalise(run_tiled(x, backend, tile), norm)
 
 
@@ -140,13 +140,14 @@ def denoise_guarded(
     measured = np.isfinite(scan).all(axis=1)
     data = np.full(scan.shape, np.nan, dtype=np.float32)
     fallback = np.zeros(scan.shape, dtype=np.float32)
-    x, norm = normalise(scan[measured])
+    levelling = levelling_of(backend)
+    x, norm = normalise(scan[measured], levelling)
     y = run_tiled(x, backend, tile)
     lattice, rows = None, np.ones(len(x), dtype=bool)
     both = measured & np.isfinite(other_pass).all(axis=1) if np.shape(other_pass) == scan.shape else None
     if both is not None and both.sum() >= MIN_LATTICE_ROWS:
         rows = both[measured]
-        lattice = lattice_peaks(x[rows], y[rows], normalise(other_pass[both])[0])
+        lattice = lattice_peaks(x[rows], y[rows], normalise(other_pass[both], levelling)[0])
     elif len(x) >= MIN_LATTICE_ROWS:
         lattice = lattice_peaks(x, y)
     if lattice is not None:

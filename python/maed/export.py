@@ -32,7 +32,7 @@ from . import __version__
 from .engine.onnx_fp16 import convert_to_fp16
 from .engine.onnx_plugins import insert_plugins
 from .engine.onnx_model import (
-    KEY_CONFIG, KEY_EXPORTER, KEY_MODEL, KEY_NORMALISATION, KEY_PRECISION, KEY_SIZE_MULTIPLE,
+    KEY_CONFIG, KEY_EXPORTER, KEY_LEVELLING, KEY_MODEL, KEY_NORMALISATION, KEY_PRECISION, KEY_SIZE_MULTIPLE,
     KEY_TRAINING_DATA, KEY_WEIGHTS_SHA256, shipped_onnx,
 )
 from .model import MAEDCNN
@@ -41,12 +41,20 @@ from .zoo import display_name
 
 OPSET = 17
 INPUT, OUTPUT = "input", "output"
-NORMALISATION = (
-    "input: a 2-D height map with its best-fit plane removed, rows aligned by the median of their "
-    "differences, shifted and scaled to zero mean and unit standard deviation (maed.normalise), as "
-    "(N, 1, H, W) float32; output: the denoised map in the same normalised units, to be mapped back "
-    "by the inverse scale and shift and the plane added back (maed.normalise.denormalise)"
-)
+LEVELLED = {
+    "plane+rows": "its best-fit plane removed, rows aligned by the median of their differences",
+    "plane": "its best-fit plane removed (line offsets stay in: the network removes them)",
+}
+
+
+def normalisation(levelling: str) -> str:
+    """The ``maed.normalisation`` text: what the input must be for weights of this levelling."""
+    return (
+        f"input: a 2-D height map with {LEVELLED[levelling]}, shifted and scaled to zero mean and unit "
+        "standard deviation (maed.normalise), as (N, 1, H, W) float32; output: the denoised map in the same "
+        "normalised units, to be mapped back by the inverse scale and shift and the plane added back "
+        "(maed.normalise.denormalise)"
+    )
 
 
 def _metadata(name: str, model: nn.Module, card: dict, weights: Path, precision: str) -> dict[str, str]:
@@ -54,13 +62,14 @@ def _metadata(name: str, model: nn.Module, card: dict, weights: Path, precision:
     if isinstance(model, MAEDCNN):
         config |= dataclasses.asdict(model.config)
     training = {"simulator": "unrecorded", "maed_version": "unrecorded"}
-    training.update({key: value for key, value in card.items() if key != "config"})
+    training.update({key: value for key, value in card.items() if key not in ("config", "levelling")})
     return {
         KEY_MODEL: name,
         KEY_CONFIG: json.dumps(config),
         KEY_SIZE_MULTIPLE: str(model.size_multiple),
         KEY_PRECISION: precision,
-        KEY_NORMALISATION: NORMALISATION,
+        KEY_NORMALISATION: normalisation(card["levelling"]),
+        KEY_LEVELLING: card["levelling"],
         KEY_TRAINING_DATA: json.dumps(training, default=str),
         KEY_WEIGHTS_SHA256: weights_sha256(weights),
         KEY_EXPORTER: f"maed {__version__}, torch {torch.__version__}, onnx {onnx.__version__}, "

@@ -26,7 +26,7 @@ from .data import TEST_SEED_BASE, make_pair
 from .data.surfaces import FAMILIES, LATTICE_FAMILIES
 from .denoise import run_tiled
 from .engine import Backend
-from .normalise import normalise
+from .normalise import levelling_of, normalise
 from .trust import Thresholds, TrustFigures, judge, trust_figures
 
 SEED_BASE = TEST_SEED_BASE + 800_000
@@ -74,7 +74,7 @@ def calibrate(backend: Backend, count: int = 96, size: int = 128) -> list[Case]:
         family = FAMILIES[i % len(FAMILIES)]
         rng = np.random.default_rng(seed)
         pair = make_pair(seed, size, families=(family,))
-        x, _ = normalise(pair.noisy)
+        x, _ = normalise(pair.noisy, levelling_of(backend))
         y = run_tiled(x, backend)
         cases.append(Case(kind="ordinary", family=family, seed=seed, figures=trust_figures(x, y)))
         kind = INVENTIONS[i % len(INVENTIONS)]

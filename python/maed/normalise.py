@@ -1,10 +1,18 @@
 """Levelling and normalisation around the network, and its inverse.
 
-The network sees a scan with its best-fit plane and its line offsets removed, scaled to
-zero mean and unit standard deviation. Its output is mapped back to the input's units by
-undoing the scale and adding the plane back, so heights stay in metres (or whatever the
-input was in) and pixel-for-pixel comparable to the raw scan. Line offsets are scan noise:
-they stay removed.
+The network sees a scan with its best-fit plane removed, scaled to zero mean and unit standard
+deviation; its output is mapped back to the input's units by undoing the scale and adding the
+plane back, so heights stay in metres (or whatever the input was in) and pixel-for-pixel
+comparable to the raw scan. Line offsets are scan noise: they stay removed.
+
+Who removes the line offsets is a property of the weights, their **levelling**, recorded with
+them (the checkpoint's ``levelling``, the ONNX file's ``maed.levelling``):
+
+- ``plane+rows``: the rows are aligned by the median of their differences before the network
+  (every model trained before the levelling was recorded). On a quiet scan that alignment does
+  harm of its own: a lattice running along the fast axis turns into bands, and a row that a
+  molecule or a terrace fills is shifted.
+- ``plane``: the network takes the line offsets out itself, seeing the whole 2-D neighbourhood.
 """
 
 from __future__ import annotations
@@ -15,6 +23,9 @@ import numpy as np
 
 from .classical import align_rows, fit_plane
 
+PLANE_AND_ROWS = "plane+rows"
+PLANE = "plane"
+LEVELLINGS = (PLANE_AND_ROWS, PLANE)
 ROW_ALIGNMENT = "median_diff"  # keeps slanted step edges, unlike plain row medians
 
 
@@ -27,11 +38,25 @@ class Normalisation:
     scale: float
 
 
-def normalise(image: np.ndarray) -> tuple[np.ndarray, Normalisation]:
-    """Levelled, row-aligned, unit-variance float32 copy of ``image`` and how to undo it."""
+def levelling_of(backend: object) -> str:
+    """The levelling a back end's weights were trained with; back ends that do not say align rows."""
+    return getattr(backend, "levelling", PLANE_AND_ROWS)
+
+
+def check_levelling(levelling: str) -> str:
+    """``levelling`` if it is one this package knows, else a clear error."""
+    if levelling not in LEVELLINGS:
+        raise ValueError(f"unknown levelling {levelling!r}; known: {', '.join(LEVELLINGS)}")
+    return levelling
+
+
+def normalise(image: np.ndarray, levelling: str = PLANE_AND_ROWS) -> tuple[np.ndarray, Normalisation]:
+    """Levelled (``levelling``), unit-variance float32 copy of ``image`` and how to undo it."""
     image = np.asarray(image, dtype=np.float64)
     plane = fit_plane(image)
-    levelled = align_rows(image - plane, ROW_ALIGNMENT)
+    levelled = image - plane
+    if check_levelling(levelling) == PLANE_AND_ROWS:
+        levelled = align_rows(levelled, ROW_ALIGNMENT)
     centre = float(levelled.mean())
     scale = float(levelled.std())
     # A perfectly flat scan (a constant-height Z channel) has nothing to scale: it goes in as zeros
@@ -42,4 +67,3 @@ def normalise(image: np.ndarray) -> tuple[np.ndarray, Normalisation]:
 def denormalise(output: np.ndarray, norm: Normalisation) -> np.ndarray:
     """Network output back in the input's units, with the sample's plane restored."""
     return (np.asarray(output, dtype=np.float64) * norm.scale + norm.centre + norm.plane).astype(np.float32)
-

@@ -30,6 +30,12 @@ through a 1-pixel Gaussian) replaces the network's everywhere. Where the structu
 only locally (blocks of ``BLOCK`` pixels), the conservative result replaces it there, feathered.
 Every verdict names its reasons.
 
+The figures are computed in the frame the network's input was levelled in. For weights of the
+``plane`` levelling (``maed.normalise``), whose network takes the line offsets out itself, the
+residual then holds those offsets too: constant along each row, they leave the whiteness (row
+medians off) and the structure scores (the output's fine structure has no row offsets to follow)
+as they are, and invented bands are still judged against the row means of the input.
+
 numpy and scipy only: the guard runs on the acquisition side, live, within about 3 ms per
 256 x 256 frame.
 """
@@ -41,7 +47,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from .classical import align_rows
 from .noreference import whiteness
+from .normalise import ROW_ALIGNMENT
 
 BLOCK = 32
 """Side of the blocks over which the local structure score is computed (pixels)."""
@@ -241,8 +249,10 @@ def judge(figures: TrustFigures, limits: Thresholds = Thresholds()) -> tuple[str
 
 
 def conservative(levelled_input: np.ndarray) -> np.ndarray:
-    """The fallback: levelled rows through a light Gaussian, which invents nothing and keeps atoms."""
-    return ndimage.gaussian_filter(np.asarray(levelled_input, dtype=np.float64), FALLBACK_SIGMA, mode="reflect")
+    """The fallback: rows aligned by the median of their differences (whatever the network's levelling, and the
+    same on rows already aligned so), through a light Gaussian, which invents nothing and keeps atoms."""
+    aligned = align_rows(np.asarray(levelled_input, dtype=np.float64), ROW_ALIGNMENT)
+    return ndimage.gaussian_filter(aligned, FALLBACK_SIGMA, mode="reflect")
 
 
 def smooth_residual(levelled_input: np.ndarray, output: np.ndarray) -> np.ndarray:

@@ -1,9 +1,11 @@
 """Saving and loading model weights: training checkpoints and the weights shipped in the package.
 
 A checkpoint is a dict with ``config`` (the architecture: a MAED-CNN configuration or a
-baseline, see ``maed.model.ARCHITECTURES``) and ``model`` (the state dict), plus whatever
-training state the trainer adds. Shipped weights keep only those two
-and a ``card`` of training facts, in float16 to stay a few MB; they are loaded as float32.
+baseline, see ``maed.model.ARCHITECTURES``), ``model`` (the state dict) and ``levelling`` (what the
+input was levelled with in training, ``maed.normalise``; weights from before it was recorded
+say nothing and mean ``plane+rows``), plus whatever training state the trainer adds. Shipped
+weights keep only those three and a ``card`` of training facts, in float16 to stay a few MB;
+they are loaded as float32.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..normalise import PLANE_AND_ROWS, check_levelling
 from ..zoo import resolve
 from .registry import build_model
 
@@ -50,11 +53,17 @@ def ship_weights(checkpoint: Path, dest: Path, card: dict) -> None:
     """Write a training checkpoint's weights as float16 for shipping, with a card of facts."""
     state = load_checkpoint(checkpoint)
     weights = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
-    torch.save({"config": state["config"], "model": weights, "card": card}, dest)
+    torch.save({"config": state["config"], "model": weights, "levelling": levelling(state), "card": card}, dest)
+
+
+def levelling(state: dict) -> str:
+    """The levelling a checkpoint's weights were trained with."""
+    return check_levelling(state.get("levelling", PLANE_AND_ROWS))
 
 
 def load_model(name_or_path: str) -> tuple[nn.Module, dict]:
-    """A model in eval mode, from a shipped name (``rt``, ``dncnn``) or a checkpoint path, and its card."""
+    """A model in eval mode, from a shipped name (``rt``, ``dncnn``) or a checkpoint path, and its card
+    (with the ``config`` and ``levelling`` it was trained with)."""
     path = Path(name_or_path)
     if not path.suffix:
         path = shipped_weights(name_or_path)
@@ -65,4 +74,4 @@ def load_model(name_or_path: str) -> tuple[nn.Module, dict]:
     state = load_checkpoint(path)
     model = build_model(state["config"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
-    return model.eval(), {"config": state["config"], **state.get("card", {})}
+    return model.eval(), {**state.get("card", {}), "config": state["config"], "levelling": levelling(state)}

@@ -45,3 +45,5 @@ class TrainConfig:
     pair_fraction: float = 0.0
     background: bool = False
     noise_mix: bool = False
+    levelling: str = "plane+rows"
+    """What is taken off the input before the network (``maed.normalise``): ``plane+rows`` or ``plane``."""

@@ -28,13 +28,13 @@ from ..data import add_scan_noise, draw_params, make_pair
 from ..data.scan_noise import TRAIN_RANGES
 from ..data.real_pairs import PassPair, pass_pair_crop
 from ..data.real_refs import Reference, reference_crop, scaled_to
-from ..normalise import normalise
+from ..normalise import PLANE_AND_ROWS, normalise
 from .noise_mix import mixed_ranges
 
 
-def normalised_pair(noisy: np.ndarray, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def normalised_pair(noisy: np.ndarray, clean: np.ndarray, levelling: str = PLANE_AND_ROWS) -> tuple[np.ndarray, np.ndarray]:
     """The network's input and target for one scan, both in the noisy scan's frame."""
-    x, norm = normalise(noisy)
+    x, norm = normalise(noisy, levelling)
     y = (clean - norm.plane - norm.centre) / norm.scale
     return x, y.astype(np.float32)
 
@@ -93,7 +93,7 @@ class TrainingPairs(IterableDataset):
         self, patch: int, first_seed: int, user: UserPairs | None = None, user_fraction: float = 0.5,
         references: list[Reference] | None = None, real_fraction: float = 0.0,
         pass_pairs: list[PassPair] | None = None, pair_fraction: float = 0.0, background: bool = False,
-        noise_mix: bool = False,
+        noise_mix: bool = False, levelling: str = PLANE_AND_ROWS,
     ) -> None:
         self.patch = patch
         self.first_seed = first_seed
@@ -105,6 +105,7 @@ class TrainingPairs(IterableDataset):
         self.pair_fraction = pair_fraction
         self.background = background
         self.noise_mix = noise_mix
+        self.levelling = levelling
 
     def sample(self, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
         """The (input, target, kind) of seed ``seed``, in metres."""
@@ -130,6 +131,6 @@ class TrainingPairs(IterableDataset):
         k = worker
         while True:
             noisy, target, kind = self.sample(self.first_seed + k)
-            x, y = normalised_pair(noisy, target)
+            x, y = normalised_pair(noisy, target, self.levelling)
             yield torch.from_numpy(x)[None], torch.from_numpy(np.ascontiguousarray(y))[None], kind
             k += workers

@@ -24,6 +24,7 @@ from ..data import make_pair
 from ..metrics import psnr
 from ..model import ARCHITECTURES, build_model
 from ..model.checkpoint import load_checkpoint, load_model, save_checkpoint
+from ..normalise import check_levelling
 from .config import TrainConfig
 from .dataset import PASS_TARGET, TrainingPairs, UserPairs, normalised_pair
 from .loss import gradient_l1, pass_pair_l1, plane_free_l1, spectral_peak_loss
@@ -33,21 +34,22 @@ from ..data.real_refs import load_references
 VALIDATION_SEED_BASE = 900_000_000
 
 
-def _stack(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
-    pairs = [normalised_pair(noisy, clean) for noisy, clean in pairs]
+def _stack(pairs: list[tuple[np.ndarray, np.ndarray]], levelling: str) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = [normalised_pair(noisy, clean, levelling) for noisy, clean in pairs]
     x = torch.from_numpy(np.stack([p[0] for p in pairs]))[:, None]
     y = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None]
     return x, y
 
 
-def _validation_set(count: int, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return _stack([(p.noisy, p.clean) for p in (make_pair(VALIDATION_SEED_BASE + i, patch) for i in range(count))])
+def _validation_set(count: int, patch: int, levelling: str) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = (make_pair(VALIDATION_SEED_BASE + i, patch) for i in range(count))
+    return _stack([(p.noisy, p.clean) for p in pairs], levelling)
 
 
 def _real_validation_set(stream: TrainingPairs, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Real references with artefacts, from seeds of their own (the same references as training)."""
     real = TrainingPairs(stream.patch, 0, references=stream.references, real_fraction=1.0)
-    return _stack([real.sample(VALIDATION_SEED_BASE + 100_000 + i)[:2] for i in range(count)])
+    return _stack([real.sample(VALIDATION_SEED_BASE + 100_000 + i)[:2] for i in range(count)], stream.levelling)
 
 
 @torch.no_grad()
@@ -112,6 +114,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
     """Train and return the final validation report; checkpoints go to ``out_dir``."""
     if cfg.model not in ARCHITECTURES:
         raise ValueError(f"unknown model {cfg.model!r}; choose one of {', '.join(ARCHITECTURES)}")
+    check_levelling(cfg.levelling)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -158,9 +161,10 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
         cfg.patch, first_seed=cfg.seed * 50_000_000 + step * cfg.batch_size, user=user,
         references=references, real_fraction=cfg.real_fraction,
         pass_pairs=pass_pairs, pair_fraction=cfg.pair_fraction, background=cfg.background, noise_mix=cfg.noise_mix,
+        levelling=cfg.levelling,
     )
     loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
-    val_x, val_y = _validation_set(cfg.validation_scans, cfg.patch)
+    val_x, val_y = _validation_set(cfg.validation_scans, cfg.patch, cfg.levelling)
     val_real = _real_validation_set(stream, cfg.validation_scans) if references else None
 
     model.train()
@@ -189,7 +193,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
             history.append(report)
             bar.write(f"{line}, loss {report['loss']:.4f}")
             save_checkpoint(last, model, cfg.model, extra={
-                "optimiser": optimiser.state_dict(), "step": step, "history": history, "train_config": asdict(cfg),
+                "levelling": cfg.levelling, "optimiser": optimiser.state_dict(), "step": step, "history": history, "train_config": asdict(cfg),
             })
     bar.close()
     return history[-1]
