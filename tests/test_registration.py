@@ -109,6 +109,12 @@ def test_a_smooth_warp_keeps_the_noise_power():
     assert moved.std() == pytest.approx(noise.std(), rel=0.04)  # the lags' all-pass and the sinc keep it
 
 
+def test_identical_passes_register_to_nothing():
+    trace, _, _, _ = _passes("lattice", 0)
+    reg = register(trace, trace.copy())
+    assert np.all(np.isfinite(reg.warp)) and np.abs(reg.warp).max() < 0.05 and reg.lag_px == (0.0, 0.0)
+
+
 def test_speed_ratio_comes_from_the_header():
     assert speed_ratio({"Scan>speed forw. (m/s)": "10E-9", "Scan>speed backw. (m/s)": "20E-9"}) == pytest.approx(2.0)
     assert speed_ratio({"Delay X+": "3", "Delay X-": "1"}) == pytest.approx(3.0)  # Createc: delay per step

@@ -64,6 +64,9 @@ COARSE_TO_FINE = (2.0, 1.0, 0.5, 0.0, 0.0, 0.0)
 """Gaussian smoothing (pixels along x) of both passes at each Gauss-Newton step: wide first, so
 that a displacement of a few pixels is still within reach of the linearisation."""
 
+BAND_REACH = 3.0
+"""Pixels: how far a band's single shift may stray from its warp's mean."""
+
 MAX_STEP_PX = 1.0
 """Largest change of the warp in one Gauss-Newton step."""
 
@@ -311,7 +314,8 @@ def _band_step(trace: np.ndarray, moved: np.ndarray, basis: np.ndarray, penalty:
     error = trace - moved
     error = error - error.mean(axis=1, keepdims=True)  # line offsets are not displacement
     slope = slope - slope.mean(axis=1, keepdims=True)
-    noise = 1.4826 * np.median(np.abs(error - np.median(error))) + 1e-300
+    # Identical passes have no noise to scale by: the trace's own spread sets a floor.
+    noise = max(1.4826 * float(np.median(np.abs(error - np.median(error)))), 1e-6 * float(trace.std()), 1e-300)
     weight = np.clip(1 - (error / (TUKEY * noise)) ** 2, 0, None) ** 2
     prior = penalty / CURVATURE_PX ** 2 + np.eye(len(penalty)) / PRIOR_PX ** 2
     # The step counts every slope as information: noise in the slopes only shortens it.
@@ -325,6 +329,19 @@ def _band_step(trace: np.ndarray, moved: np.ndarray, basis: np.ndarray, penalty:
     return step, covariance
 
 
+def _bands(rows: int, band_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edges and centre lines of the bands of about ``band_rows`` lines."""
+    edges = np.linspace(0, rows, max(1, rows // band_rows) + 1).round().astype(int)
+    return edges, (edges[:-1] + edges[1:] - 1) / 2
+
+
+def _from_curves(centres: np.ndarray, curves: np.ndarray, sigma: np.ndarray, rows: int,
+                 lags: tuple[float, float]) -> Registration:
+    """A registration from each band's warp along the line, interpolated between the bands' centres."""
+    warp = np.stack([np.interp(np.arange(rows), centres, curves[:, c]) for c in range(curves.shape[1])], axis=1)
+    return Registration(centres, curves, sigma, warp, lags)
+
+
 def _warp(trace: np.ndarray, retrace: np.ndarray, good: np.ndarray, first: Registration,
           band_rows: int) -> Registration:
     """Per band of lines, the warp from ``first`` on by Gauss-Newton, coarse to fine (``COARSE_TO_FINE``)."""
@@ -332,9 +349,8 @@ def _warp(trace: np.ndarray, retrace: np.ndarray, good: np.ndarray, first: Regis
     basis = _basis(cols)
     second = np.diff(np.eye(basis.shape[1]), 2, axis=0)
     penalty = second.T @ second
-    bands = max(1, rows // band_rows)
-    edges = np.linspace(0, rows, bands + 1).round().astype(int)
-    centres = (edges[:-1] + edges[1:] - 1) / 2
+    edges, centres = _bands(rows, band_rows)
+    bands = len(centres)
     lines = [np.flatnonzero(good[a:b]) + a for a, b in zip(edges[:-1], edges[1:])]
     # Coefficients reproducing ``first``'s warp at each band's centre line.
     fit = np.linalg.pinv(basis)
@@ -355,14 +371,12 @@ def _warp(trace: np.ndarray, retrace: np.ndarray, good: np.ndarray, first: Regis
                 even, _ = _band_step(trace[keep[::2]], moved[keep[::2]], basis, penalty, away, smoothing)
                 odd, _ = _band_step(trace[keep[1::2]], moved[keep[1::2]], basis, penalty, away, smoothing)
                 split[band] = ndimage.gaussian_filter1d(np.abs(basis @ (even - odd)) / 2, KNOT_PX / 2, mode="nearest")
-        curves = coefficients @ basis.T
-        warp = np.stack([np.interp(np.arange(rows), centres, curves[:, c]) for c in range(cols)], axis=1)
         sigma = np.sqrt(np.einsum("ij,bjk,ik->bi", basis, covariance, basis) + split ** 2)
-        registration = Registration(centres, curves, sigma, warp, first.lag_px)
+        registration = _from_curves(centres, coefficients @ basis.T, sigma, rows, first.lag_px)
     return registration
 
 
-def _delay(tau_px: float) -> float:
+def lag_delay(tau_px: float) -> float:
     """How far (pixels) a first-order lag of ``tau_px`` moves a smooth profile: its group delay at 0 frequency."""
     return 0.0 if tau_px <= 0 else 1.0 / np.expm1(1.0 / tau_px)
 
@@ -375,7 +389,7 @@ def _mismatch(trace: np.ndarray, moved: np.ndarray, margin: int) -> float:
 
 def _with_lags(registration: Registration, lags: tuple[float, float]) -> Registration:
     """``registration`` with other lags, its warp moved by the change of their delays (edges stay matched)."""
-    return registration.moved_by(sum(map(_delay, lags)) - sum(map(_delay, registration.lag_px)), lags)
+    return registration.moved_by(sum(map(lag_delay, lags)) - sum(map(lag_delay, registration.lag_px)), lags)
 
 
 def _lag(trace: np.ndarray, retrace: np.ndarray, registration: Registration, good: np.ndarray,
@@ -407,6 +421,29 @@ def _lag(trace: np.ndarray, retrace: np.ndarray, registration: Registration, goo
     return (tau, tau * speed_ratio) if best < (1 - LAG_GAIN) * costs[0] else (0.0, 0.0)
 
 
+def _no_worse_than_shifts(trace: np.ndarray, retrace: np.ndarray, registration: Registration,
+                          band_rows: int) -> Registration:
+    """Per band, the warp or one shift (sought within ``BAND_REACH`` of the warp's mean), whichever
+    leaves the smaller plain mean squared difference: the warp's own fit is robust and smoothed,
+    the trace/retrace error is neither, and one shift per band must remain the floor it improves on."""
+    rows, cols = trace.shape
+    edges, centres = _bands(rows, band_rows)
+    unlagged = _fourier(retrace, np.zeros(rows), *registration.lag_px)
+    shifts = np.array([band_shift(trace[a:b], unlagged[a:b], BAND_REACH, float(registration.band_warps[i].mean()))
+                       for i, (a, b) in enumerate(zip(edges[:-1], edges[1:]))])
+    flat = _from_curves(centres, np.repeat(shifts[:, None], cols, axis=1), registration.band_sigma, rows,
+                        registration.lag_px)
+    margin = max(flat.crop, registration.crop)
+    curves = registration.band_warps.copy()
+    for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        part = slice(a, b)
+        warped = _mismatch(trace[part], align(retrace, registration)[part], margin)
+        shifted = _mismatch(trace[part], align(retrace, flat)[part], margin)
+        if shifted < warped:
+            curves[i] = shifts[i]
+    return _from_curves(centres, curves, registration.band_sigma, rows, registration.lag_px)
+
+
 def register(trace: np.ndarray, retrace: np.ndarray, speed_ratio: float = 1.0, band_rows: int = BAND_ROWS,
              max_shift: float | None = None) -> Registration:
     """Estimate where the retrace (real-space orientation) must be read to match the trace, and the lags.
@@ -426,8 +463,8 @@ def register(trace: np.ndarray, retrace: np.ndarray, speed_ratio: float = 1.0, b
     registration = _warp(trace, retrace, good, whole, band_rows)
     good = _good_rows(trace, align(retrace, registration))
     lags = _lag(trace, retrace, registration, good, speed_ratio)
-    if lags[0] == 0:
-        return registration
-    trial = _with_lags(registration, lags)
-    trial = trial.moved_by(band_shift(trace[good], align(retrace, trial)[good], 1.0))
-    return _warp(trace, retrace, good, trial, band_rows)
+    if lags[0] > 0:
+        trial = _with_lags(registration, lags)
+        trial = trial.moved_by(band_shift(trace[good], align(retrace, trial)[good], 1.0))
+        registration = _warp(trace, retrace, good, trial, band_rows)
+    return _no_worse_than_shifts(trace, retrace, registration, band_rows)

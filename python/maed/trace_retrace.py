@@ -45,12 +45,14 @@ def _matched(difference: np.ndarray) -> np.ndarray:
 
 
 def row_errors(out_trace: np.ndarray, out_retrace: np.ndarray, trace: np.ndarray, retrace: np.ndarray,
-               registration: Registration) -> np.ndarray:
+               registration: Registration, crop: int | None = None) -> np.ndarray:
     """Per row: 0.5 (mean |f(trace) - retrace|^2 + mean |f(retrace) - trace|^2) over the compared columns.
 
     ``out_retrace`` and ``retrace`` are in the retrace's own place (as read); both are aligned here.
+    The columns compared leave out ``crop`` at each side (at least ``registration.crop``), so that
+    two registrations can be compared on the same columns.
     """
-    crop = registration.crop
+    crop = registration.crop if crop is None else max(crop, registration.crop)
     cols = slice(crop, trace.shape[1] - crop)
     if cols.stop - cols.start < 4:
         raise ValueError(f"registration leaves fewer than 4 columns to compare ({crop} cut at each side)")
