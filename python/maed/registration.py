@@ -13,20 +13,28 @@ not line up, and not by one shift:
 - **x-warp**: creep after each reversal and hysteresis put the tip elsewhere than its x command,
   most near the turnaround, differently in the two directions, and slowly changing over the frame.
 
-``register`` estimates both from the raw passes. The whole scan's shift first, from the peak of
-the rows' cross-correlation (a lattice correlates with itself one period away too; the whole
-scan's defects and edges pick the right period). Then, per band of ``BAND_ROWS`` lines, a warp
-u(x) = sum of cubic B-splines (knots every ``KNOT_PX`` pixels) by Gauss-Newton on the difference,
-trace(x) - retrace(x + u(x)) ~ -retrace'(x) du (Lucas-Kanade along x), coarse to fine, with a
-penalty on the spline's second differences so that where the surface is flat (no gradient, no
-information) the warp follows its neighbours. Its standard error combines the posterior's (where
-the surface has no slope above its noise's, as large as the priors allow) with half the
-difference of the warps the even and the odd lines alone would give (which sees noise that is not
-white, and pick-up that moved). It is robust to what
-differs between the passes that is not noise: lines whose difference is an outlier among its
-neighbours' (a scar, a tip change between the passes) are left out, and pixels far out in the
-residual are down-weighted (Tukey's biweight). Then the lags: the time constant whose all-pass,
-with the warp moved by its delay, leaves the smallest difference; and the warp once more with it.
+``register`` estimates both from the raw passes:
+
+1. the whole scan's shift, from the peak of the rows' cross-correlation (a lattice correlates with
+   itself one period away too; the whole scan's defects and edges pick the right period);
+2. per band of ``BAND_ROWS`` lines, a warp u(x), a cubic spline with knots every ``KNOT_PX``
+   pixels, by Gauss-Newton on trace(x) - retrace(x + u(x)) ~ -retrace'(x) du (Lucas-Kanade along
+   x), coarse to fine, on both passes less their slow changes (``HIGH_PASS_PX``: a sample's slope
+   and drift that differs between the passes' instants would mimic a warp), with priors on the
+   spline's second differences and on its distance from the whole scan's shift, so that where the
+   surface has nothing to match the warp follows its neighbours. Robust to what differs between
+   the passes that is not noise: lines whose difference is an outlier among its neighbours' (a
+   scar, a tip change between the passes) are left out, and pixels far out in the residual are
+   down-weighted (Tukey's biweight). Its standard error combines the posterior's (where the
+   surface has no slope above its noise's, as large as the priors allow) with half the difference
+   of the warps the even and the odd lines alone would give (which sees noise that is not white);
+3. the lags: the time constant whose all-pass, with the warp moved by its delay, leaves the
+   smallest difference, kept only if it matches clearly better than the warp alone
+   (``LAG_GAIN``); and the warp once more with it;
+4. per band, one shift instead of the warp where that leaves the smaller plain difference: the
+   warp's fit is robust and smoothed, the trace/retrace error it serves is neither, and it must
+   never match worse than the one shift per band it replaced.
+
 ``align`` applies the result: the all-pass and each line's mean displacement as one Fourier phase
 per line (which keeps the noise power), the rest of the warp, smooth and small, by windowed-sinc
 interpolation. Columns that only one pass covers are left out of every comparison
