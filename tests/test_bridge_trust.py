@@ -38,7 +38,7 @@ class Inventing:
     def __init__(self, inner) -> None:
         self.inner = inner
         self.name, self.model, self.size_multiple = "inventing", inner.model, inner.size_multiple
-        self.weights_sha256 = inner.weights_sha256
+        self.weights_sha256, self.levelling = inner.weights_sha256, inner.levelling
 
     def denoise(self, batch: np.ndarray) -> np.ndarray:
         rows = np.arange(batch.shape[-2], dtype=np.float32)[:, None]

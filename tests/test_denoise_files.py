@@ -163,7 +163,7 @@ class Inventing:
     def __init__(self) -> None:
         self.inner = load_backend("onnx", "rt")
         self.name, self.model, self.size_multiple = "inventing", "rt", self.inner.size_multiple
-        self.weights_sha256 = self.inner.weights_sha256
+        self.weights_sha256, self.levelling = self.inner.weights_sha256, self.inner.levelling
 
     def denoise(self, batch: np.ndarray) -> np.ndarray:
         rows = np.arange(batch.shape[-2], dtype=np.float32)[:, None]
