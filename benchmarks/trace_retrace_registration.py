@@ -92,7 +92,8 @@ def _unit(unit: str) -> tuple[float, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="rt")
-    parser.add_argument("--real", type=Path, default=None, help="folder of real scans (default ../shared/data/real-stm)")
+    parser.add_argument("--real", type=Path, default=None,
+                        help="folder of real scans (default ../shared/data/real-stm)")
     parser.add_argument("--draws", type=int, default=16, help="simulated pairs per family")
     parser.add_argument("-o", "--out", type=Path, default=Path("docs/results/trace_retrace.md"))
     args = parser.parse_args()

@@ -49,7 +49,8 @@ def _edge_centre(image: np.ndarray) -> float:
 
 def test_feedback_lag_smears_an_edge_right_in_the_trace_and_left_in_the_retrace():
     rng = np.random.default_rng(0)
-    trace, retrace, geometry = record_passes(_step(), 1e-10, QUIET, PassParams(**{**STILL.as_dict(), "lag_px": 3.0}), rng)
+    lagged = PassParams(**{**STILL.as_dict(), "lag_px": 3.0})
+    trace, retrace, geometry = record_passes(_step(), 1e-10, QUIET, lagged, rng)
     assert _edge_centre(trace) > 64 + 2.0  # the step lies between columns 63 and 64
     assert _edge_centre(retrace) < 64 - 2.0
     # Faster retrace: the same lag in seconds is more of its pixels.

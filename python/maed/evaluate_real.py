@@ -46,8 +46,8 @@ from .noreference import (
 )
 from .normalise import normalise
 from .plots_real import figure_real_scan
-from .scanfiles import ChannelImage, ScanFile, ScanFileError, read_file, sniff
 from .registration import BAND_ROWS, KNOT_PX, register, speed_ratio
+from .scanfiles import ChannelImage, ScanFile, ScanFileError, read_file, sniff
 from .trace_retrace import BLOCK_ROWS, estimated_true_error, row_errors, summarise
 
 CLASSICAL = "level+gauss"
@@ -389,9 +389,10 @@ def _report(folder: str, scans: list[dict], skipped: list[str], models: list[str
         f"{BAND_ROWS} rows a smooth x-warp (cubic spline, knots every {KNOT_PX} pixels) by robust Gauss-Newton "
         "on the difference (lines that are outliers among their neighbours', a scar or a tip change, left "
         "out; Tukey weights per pixel), interpolated between bands; and the feedback lag, a first-order "
-        "filter running in opposite directions in the two passes, turned from the retrace's into the "
+        "filter running in each pass's own time order (opposite in the two), turned from the retrace's into the "
         "trace's by an all-pass (kept only where it matches clearly better than the warp alone; the "
-        "header's speed ratio scales the retrace's lag). The all-pass and each row's mean displacement are "
+        "header's speed ratio scales the retrace's lag); per band one shift instead of the warp where that "
+        "leaves the smaller difference. The all-pass and each row's mean displacement are "
         "one Fourier phase per row (which keeps the noise power), the rest of the warp windowed-sinc "
         "interpolation; only the columns both passes cover are compared. Each difference "
         "loses its per-row offsets and one common slope along the rows. **raw** is the same formula with f the "

@@ -11,7 +11,7 @@ not line up, and not by one shift:
   H_trace / H_retrace, is an all-pass: applied in Fourier space it moves edges without changing
   the noise power. At unequal speeds only its phase is applied, for the same reason.
 - **x-warp**: creep after each reversal and hysteresis put the tip elsewhere than its x command,
-  most near the turnaround, differently in the two directions, and slowly changing over the frame.
+  most near the turnaround, differently in the two passes, and slowly changing over the frame.
 
 ``register`` estimates both from the raw passes:
 
@@ -141,7 +141,7 @@ class Registration:
 def speed_ratio(header: Mapping[str, Any]) -> float:
     """The retrace's speed over the trace's, from a scan file's header; 1 where it does not say.
 
-    Nanonis stores both speeds; Createc a delay per step for each direction (speed's inverse).
+    Nanonis stores both speeds; Createc a delay per step for each pass (speed's inverse).
     """
     for faster, slower in (("Scan>speed backw. (m/s)", "Scan>speed forw. (m/s)"), ("Delay X+", "Delay X-")):
         try:

@@ -1,4 +1,4 @@
-"""Both scan directions: a simulated trace and retrace of one surface, in scan-time order.
+"""Both passes of a scan: a simulated trace and retrace of one surface, in scan-time order.
 
 Every line is recorded twice, left to right (the trace) and right to left (the retrace), and the
 retrace is returned mirrored into real-space orientation, column 0 on the left, as the file
@@ -16,7 +16,7 @@ readers return it. What the two passes share and what they do not is what makes 
   lines), scars (brief in time, so in one pass only), and the z read-out's quantisation.
 - **Opposite**: the feedback lag is a causal first-order filter in each pass's own time order,
   smearing an edge to the right in the trace and to the left in the retrace; feedback ringing
-  after an edge follows it in the scan direction.
+  after an edge follows it in the pass's own time order.
 - **x-warp**: the tip is not where the x piezo was told to be. Creep after each reversal makes it
   lag behind its command by an amount that decays over the first part of the line (strongest near
   the turnaround), and hysteresis bows the middle of the line one way going right and the other
@@ -171,7 +171,8 @@ def record_passes(clean: np.ndarray, pixel_m: float, p: NoiseParams, q: PassPara
 
     # Shared: one time series each, sampled at both passes' instants.
     walk = np.cumsum(rng.standard_normal(rows) * p.line_walk_m)
-    jump_times = np.flatnonzero(rng.random(rows) < p.tip_jump_rate) + rng.random()
+    jump_lines = np.flatnonzero(rng.random(rows) < p.tip_jump_rate)
+    jump_times = jump_lines + rng.random(len(jump_lines))  # each at its own instant within its line
     jump_sizes = rng.standard_normal(len(jump_times)) * p.tip_jump_m
     line_period = 1.0 / p.line_rate_hz
 
