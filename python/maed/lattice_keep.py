@@ -18,8 +18,8 @@ of evidence tell them apart:
   peak too (G1, G2 and G1 +- G2) span a two-dimensional lattice. Pick-up is one time frequency
   and its harmonics, which the raster lays on one line of the spectrum (wrapped at its edge);
   two sources of it do not add to a third peak. Peaks that are harmonics of one another on the
-  wrapped spectral grid are therefore never taken as the two spanning vectors. A row lattice (one
-  direction) or a lattice whose third peak is too weak is left as the network made it: a single
+  wrapped spectral grid are therefore never taken as the two spanning vectors. A row lattice (peaks on one line
+  through the centre) or a lattice whose third peak is too weak is left as the network made it: a single
   pass cannot tell it from pick-up (giving back every peak of one pass restores pick-up too,
   several dB worse on simulated scans). On the real scans of both passes no peak this rule takes
   is one the two passes call pick-up.
@@ -42,7 +42,7 @@ CLOSING_BINS = 0.6
 closes to the centres' error (a tenth to a fifth of a bin each); among a dozen unrelated peaks a
 looser rule is met by chance."""
 MIN_SINE = np.sin(np.radians(15))
-"""Two peaks this close to one direction (or the opposite) do not span two dimensions."""
+"""Two peaks this close to one line through the centre do not span two dimensions."""
 POWER_SPREAD = 30.0
 """The three peaks of a triple lie within this factor in power. A strong pick-up peak and its weak sidebands a
 lattice vector away (pick-up passed through a feedback loop that follows the lattice) close a triple too,
