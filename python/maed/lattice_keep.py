@@ -55,7 +55,7 @@ ONE_PASS = "a 2-D lattice in one pass"
 
 def _symmetric_mask(shape: tuple[int, int], centred_peaks: np.ndarray) -> np.ndarray:
     """Bins within ``HALF_WIDTH`` of each peak and of its mirror image, in numpy's unshifted order, away from the
-    centre and the line offsets."""
+    centre."""
     rows, cols = shape
     mask = np.zeros(shape, dtype=bool)
     # Centred index i is frequency i - n // 2 (fftshift); unshifted, that frequency sits at (i - n // 2) % n.
@@ -66,11 +66,12 @@ def _symmetric_mask(shape: tuple[int, int], centred_peaks: np.ndarray) -> np.nda
     size = 2 * HALF_WIDTH + 1
     mask = ndimage.binary_dilation(np.pad(mask, HALF_WIDTH, mode="wrap"), np.ones((size, size), bool))[
         HALF_WIDTH:HALF_WIDTH + rows, HALF_WIDTH:HALF_WIDTH + cols]
-    # Never the scan's overall shape (drift, bow: the bins near the centre) nor its line offsets (constant
-    # along each row: the column of zero frequency along x), which a peak's neighbourhood may reach and
-    # which hold far more power than any lattice.
+    # Never the scan's overall shape (drift, bow: the bins near the centre), which a peak's neighbourhood
+    # may reach and which holds far more power than any lattice. The column of zero frequency along x
+    # stays: a lattice's rows (a hexagonal lattice's, seen along the slow axis) live there, beside the
+    # line offsets, which a network levelling the rows itself takes for noise.
     fr, fc = np.fft.fftfreq(rows)[:, None] * rows, np.fft.fftfreq(cols)[None, :] * cols
-    return mask & (np.hypot(fr, fc) >= MIN_RADIUS) & (fc != 0)
+    return mask & (np.hypot(fr, fc) >= MIN_RADIUS)
 
 
 @dataclass(frozen=True)
