@@ -2,8 +2,9 @@
 
 MAED-CNN comes in configurations (``rt``, the real-time default, and ``paper``, the published
 size); ``maed`` is the product's name for ``rt``. The six baselines of the paper's Table 1 live in
-``maed.model.baselines``. Weights shipped under a name that is not an architecture (``rt-equal``)
-say in their checkpoint which architecture they are.
+``maed.model.baselines``. Weights shipped under a name that is not an architecture (``rt-equal``,
+``rt-plane``: ``rt`` trained to take the line offsets out itself, ``maed.normalise``) say in their
+checkpoint which architecture they are.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ DISPLAY_NAMES = {
     "rt1": "MAED-CNN rt1",
     "paper": "MAED-CNN paper",
     "rt-equal": "MAED-CNN rt",
+    "rt-plane": "MAED-CNN rt (plane levelling)",
     "pdanet": "PDA-Net",
     "hcanet": "HCANet",
     "cbdnet": "CBDNet",
