@@ -70,9 +70,12 @@ def figure_panels(rows: list[tuple[dict[str, np.ndarray], np.ndarray, float]], p
         zoom = size // 4
         r0 = c0 = size // 2 - zoom // 2
         # The inset gets the colour scale of the clean surface's own window there: atoms of a few pm beside
-        # a step of hundreds would otherwise be one flat colour.
-        clean_shown, _ = align_to_reference(clean, clean)
-        low, high = np.percentile(clean_shown[r0:r0 + zoom, c0:c0 + zoom], [1, 99])
+        # a step of hundreds would otherwise be one flat colour. Each window loses its own plane against the
+        # clean window's (as the metrics do the frame's), or an offset of a few pm there, nothing beside a
+        # step, would push the whole inset off that scale.
+        window = (slice(r0, r0 + zoom), slice(c0, c0 + zoom))
+        clean_window, _ = align_to_reference(clean[window], clean[window])
+        low, high = np.percentile(clean_window, [1, 99])
         low, high = (low, high) if high > low else (0, 1)
         for j, name in enumerate(columns):
             out = clean if name == "clean" else images[name]
@@ -80,7 +83,7 @@ def figure_panels(rows: list[tuple[dict[str, np.ndarray], np.ndarray, float]], p
             top, bottom = axes[2 * i, j], axes[2 * i + 1, j]
             top.imshow(shown, cmap=CMAP, vmin=0, vmax=1)
             top.add_patch(Rectangle((c0, r0), zoom, zoom, fill=False, edgecolor="red", lw=1.2))
-            bottom.imshow(shown[r0:r0 + zoom, c0:c0 + zoom], cmap=CMAP, vmin=low, vmax=high)
+            bottom.imshow(align_to_reference(out[window], clean[window])[0], cmap=CMAP, vmin=low, vmax=high)
             top.set_title(name if name == "clean" else f"{name}\n{psnr(out, clean):.1f} dB", fontsize=8)
             if j == 0:
                 _scale_bar(top, size, pixel_m)
