@@ -1,9 +1,10 @@
 """A simulated STM controller: scans simulated surfaces line by line at a set line rate.
 
-Each scan is a ``maed.data`` pair: the noisy topograph is the trace image, its artefacts
-generated in scan-time order. The retrace image is the same surface recorded with an
-independent draw of the same artefacts (same tilt, same kinds and amplitudes of noise); the
-bridge keeps it raw, so its finer physics (tip lag between trace and retrace) is not modelled.
+Each scan is a ``maed.data`` pair drawn with both passes (``make_pair(both_passes=True)``): the
+trace and the retrace of one surface, each with its artefacts in its own scan-time order (what the
+passes share, pick-up and drift at each pass's own instants, what differs, the opposite feedback
+lag and the x-warp; ``docs/simulator.md``). Pick-up in time therefore lands elsewhere in the
+retrace's spectrum than in the trace's, as on an instrument, and a lattice at the same place.
 A line period is the trace plus the retrace: at ``line_rate`` lines per second, row ``i``'s trace
 is sent half a period after the scan's start plus ``i`` periods, its retrace half a period later.
 The noise amplitudes are those of a real scan whatever the replay rate.
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from maed.data import TEST_SEED_BASE, ScanPair, add_scan_noise, make_pair
+from maed.data import TEST_SEED_BASE, ScanPair, make_pair
 
 from ..keys import ClientKeys
 from .base import LinePusher
@@ -28,9 +29,8 @@ SIM_SEED_BASE = TEST_SEED_BASE + 900_000
 
 def trace_and_retrace(seed: int, size: int) -> tuple[ScanPair, np.ndarray, np.ndarray]:
     """A simulated pair and its trace and retrace images, rows in acquisition order."""
-    pair = make_pair(seed, size)
-    retrace = add_scan_noise(pair.clean, pair.pixel_m, pair.noise, np.random.default_rng([seed, 1]))
-    return pair, pair.noisy, retrace
+    pair = make_pair(seed, size, both_passes=True)
+    return pair, pair.noisy, pair.retrace
 
 
 @dataclass(frozen=True)
