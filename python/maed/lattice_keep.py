@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from .lattice import MIN_RADIUS, Peaks, peaks_at, power_spectrum, significant_peaks
 from .noreference import classify_peaks
@@ -99,35 +100,38 @@ def _wrapped(d: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return (d + n // 2) % n - n // 2
 
 
-def _harmonics(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> bool:
-    """Whether ``a`` and ``b`` may be harmonics p F and q F of one frequency F: ``q a = p b`` on the wrapped grid
-    for some 0 < p, q <= ``HARMONICS``. The raster lays one time frequency's harmonics on lines that wrap
-    at the spectrum's edge, so they need not look collinear."""
+def _harmonics(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Per pair of rows of ``a`` and ``b``, whether they may be harmonics p F and q F of one frequency F:
+    ``q a = p b`` on the wrapped grid for some 0 < p, q <= ``HARMONICS``. The raster lays one time frequency's
+    harmonics on lines that wrap at the spectrum's edge, so they need not look collinear."""
+    related = np.zeros(len(a), dtype=bool)
     for p in range(1, HARMONICS + 1):
         for q in range(1, HARMONICS + 1):
             tolerance = 0.25 * (p + q)  # sub-bin centres, each good to a fraction of a bin, times the multiples
             for sign in (1, -1):
-                if np.abs(_wrapped(q * a - sign * p * b, shape)).max() <= tolerance:
-                    return True
-    return False
+                related |= np.abs(_wrapped(q * a - sign * p * b, shape)).max(axis=1) <= tolerance
+    return related
 
 
 def two_d_lattice(peaks: Peaks, shape: tuple[int, int]) -> np.ndarray:
     """The ``peaks`` (their centred (row, column) bins) that close a triple G1, G2, G1 +- G2 of a 2-D lattice."""
     offsets = peaks.centres - np.array(shape) // 2
     lattice = np.zeros(len(offsets), dtype=bool)
-    for i, a in enumerate(offsets):
-        for j in range(i + 1, len(offsets)):
-            b = offsets[j]
-            sine = abs(a[0] * b[1] - a[1] * b[0]) / (np.hypot(*a) * np.hypot(*b))
-            if sine < MIN_SINE or _harmonics(a, b, shape):
+    # Every pair at once: a textured scan has hundreds of peaks, tens of thousands of pairs.
+    first, second = np.triu_indices(len(offsets), k=1)
+    a, b = offsets[first], offsets[second]
+    sine = np.abs(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]) / (np.hypot(*a.T) * np.hypot(*b.T))
+    spanning = sine >= MIN_SINE
+    spanning[spanning] = ~_harmonics(a[spanning], b[spanning], shape)
+    pairs, tree = np.flatnonzero(spanning), cKDTree(offsets)
+    for closing in (a + b, a - b):
+        for pair, near in zip(pairs, tree.query_ball_point(closing[pairs], CLOSING_BINS)):
+            if not near:
                 continue
-            for closing in (a + b, a - b):
-                near = np.hypot(*(offsets - closing).T) <= CLOSING_BINS
-                power = peaks.power[[i, j, *np.flatnonzero(near)]]
-                if near.any() and power.max() <= POWER_SPREAD * power.min():
-                    lattice[[i, j]] = True
-                    lattice |= near
+            triple = [first[pair], second[pair], *near]
+            power = peaks.power[triple]
+            if power.max() <= POWER_SPREAD * power.min():
+                lattice[triple] = True
     return peaks.positions[lattice]
 
 
