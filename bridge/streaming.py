@@ -52,8 +52,7 @@ import numpy as np
 from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, run_padded
 from maed.engine import Backend
 from maed.lattice_keep import lattice_peaks
-from maed.classical import align_rows
-from maed.normalise import PLANE, PLANE_AND_ROWS, ROW_ALIGNMENT, levelling_of
+from maed.normalise import PLANE_AND_ROWS, levelling_of
 from maed.trust import Thresholds, Verdict, conservative, guard, smooth_residual
 
 HALO = 64
@@ -269,8 +268,7 @@ class StreamingDenoiser:
         y = (net[measured] - plane - level.centre) / scale
         # The lattice the network removed, where one pass shows a 2-D one (the retrace's evidence waits for
         # the final frame, as maed.denoise.denoise_guarded).
-        rows_off = align_rows(x, ROW_ALIGNMENT) if self._levelling == PLANE else x  # as maed.denoise seeks them
-        lattice = lattice_peaks(rows_off, y) if len(x) >= MIN_LATTICE_ROWS else None
+        lattice = lattice_peaks(x, y) if len(x) >= MIN_LATTICE_ROWS else None
         given = lattice.give_back(x, y) - y if lattice is not None and lattice.peaks else np.zeros_like(y)
         _, weight, verdict = guard(x, y + given, limits)
         was_guarded = bool(self._weight.any() or self._given_back.any())

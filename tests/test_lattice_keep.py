@@ -8,9 +8,11 @@ import pytest
 
 from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, result_record
 from maed.lattice_keep import BOTH_PASSES, ONE_PASS, lattice_peaks
-from maed.noreference import peak_power
-from maed.normalise import normalise
+from maed.io import read_scan
+from maed.noreference import classify_peaks, peak_power
+from maed.normalise import PLANE, normalise
 from scipy import ndimage
+from scanfile_helpers import REAL_DIR, needs_real
 
 SIZE = 128
 
@@ -147,3 +149,19 @@ def test_a_scan_of_too_few_rows_is_not_searched_for_a_lattice(tmp_path):
     result = denoise_guarded(trace, EraserBackend())
     assert result.lattice is None
     assert result_record(tmp_path / "a.sxm", tmp_path / "a.npy", "trace", None, EraserBackend(), result)["lattice"]["checked"] is False
+
+
+@needs_real
+def test_a_lattice_s_rows_are_found_beside_line_offsets_the_input_still_has():
+    """Input levelled by its plane only (a network that takes the line offsets out itself): the offsets' power
+    along the spectrum's column of zero frequency along x must not hide a lattice's rows there. On this real
+    scan the two lattice peaks both passes show lie two bins from that column."""
+    scan = read_scan(REAL_DIR / "example_LineProfile2.sxm")
+    aligned, other = normalise(scan.data)[0], normalise(scan.other_pass)[0]
+    rows_peaks, _ = classify_peaks(aligned, other)
+    assert len(rows_peaks) and (np.abs(rows_peaks[:, 1] - aligned.shape[1] // 2) <= 2).all()
+    plane_only = normalise(scan.data, PLANE)[0].astype(np.float64)
+    erased = _eraser(plane_only)
+    assert peak_power(plane_only, erased, rows_peaks)["kept"] < 0.2
+    found = lattice_peaks(plane_only, erased, other)
+    assert peak_power(plane_only, found.give_back(plane_only, erased), rows_peaks)["kept"] >= 0.8

@@ -26,8 +26,7 @@ from . import __version__
 from .engine import Backend
 from .io import ScanError, read_scan
 from .lattice_keep import LatticePeaks, lattice_peaks
-from .classical import align_rows
-from .normalise import PLANE, ROW_ALIGNMENT, denormalise, levelling_of, normalise
+from .normalise import denormalise, levelling_of, normalise
 from .scanfiles import canonical_pass, write_gwy
 from .trust import Thresholds, Verdict, guard
 
@@ -141,19 +140,15 @@ def denoise_guarded(
     measured = np.isfinite(scan).all(axis=1)
     data = np.full(scan.shape, np.nan, dtype=np.float32)
     fallback = np.zeros(scan.shape, dtype=np.float32)
-    levelling = levelling_of(backend)
-    x, norm = normalise(scan[measured], levelling)
+    x, norm = normalise(scan[measured], levelling_of(backend))
     y = run_tiled(x, backend, tile)
-    # Lattice peaks are sought with the line offsets off (their power along the spectrum's column of zero
-    # frequency along x would hide a lattice's rows there), and given back from the input the network saw.
-    rows_off = align_rows(x, ROW_ALIGNMENT) if levelling == PLANE else x
     lattice, rows = None, np.ones(len(x), dtype=bool)
     both = measured & np.isfinite(other_pass).all(axis=1) if np.shape(other_pass) == scan.shape else None
     if both is not None and both.sum() >= MIN_LATTICE_ROWS:
         rows = both[measured]
-        lattice = lattice_peaks(rows_off[rows], y[rows], normalise(other_pass[both])[0])
+        lattice = lattice_peaks(x[rows], y[rows], normalise(other_pass[both])[0])
     elif len(x) >= MIN_LATTICE_ROWS:
-        lattice = lattice_peaks(rows_off, y)
+        lattice = lattice_peaks(x, y)
     if lattice is not None:
         y[rows] = lattice.give_back(x[rows], y[rows])
     published, weight, verdict = guard(x, y, limits)

@@ -33,8 +33,10 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from .classical import align_rows
 from .lattice import MIN_RADIUS, Peaks, peaks_at, power_spectrum, significant_peaks
 from .noreference import classify_peaks
+from .normalise import ROW_ALIGNMENT
 
 HALF_WIDTH = 2
 """Bins each side of a peak given back: a lattice between bins, drifting or creeping, spreads over them."""
@@ -142,16 +144,20 @@ def lattice_peaks(
     among the peaks the network removed.
 
     ``levelled_other_pass``: the same rows of the other pass, in this pass's orientation (as the
-    readers return a retrace); no registration is needed, as a shift does not move a peak.
+    readers return a retrace); no registration is needed, as a shift does not move a peak. Peaks are
+    sought with the line offsets off: an input that still has them (a network that levels the rows
+    itself) holds their power along the spectrum's column of zero frequency along x, where it would
+    hide a lattice's rows. On rows aligned already this changes nothing. The peaks found are given
+    back from the input as it is (``LatticePeaks.give_back``).
     """
-    x = np.asarray(levelled_input, dtype=np.float64)
+    x = align_rows(np.asarray(levelled_input, dtype=np.float64), ROW_ALIGNMENT)
     if levelled_other_pass is None:
         spectrum = power_spectrum(x - np.asarray(levelled_output, dtype=np.float64))
         lattice, evidence = two_d_lattice(peaks_at(spectrum, significant_peaks(spectrum)), x.shape), ONE_PASS
     else:
         if np.shape(levelled_other_pass) != x.shape:
             raise ValueError(f"the other pass {np.shape(levelled_other_pass)} and this pass {x.shape} differ in shape")
-        lattice, _ = classify_peaks(x, np.asarray(levelled_other_pass, dtype=np.float64))
+        lattice, _ = classify_peaks(x, align_rows(np.asarray(levelled_other_pass, dtype=np.float64), ROW_ALIGNMENT))
         evidence = BOTH_PASSES
     if not len(lattice):
         return LatticePeaks(np.zeros(x.shape, dtype=bool), 0, evidence)
