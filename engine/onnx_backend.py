@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from maed.normalise import PLANE_AND_ROWS
+
 from .onnx_model import KEY_LEVELLING, KEY_MODEL, KEY_SIZE_MULTIPLE, KEY_WEIGHTS_SHA256
 
 _PROVIDER_NAMES = {"CUDAExecutionProvider": "onnxruntime-cuda", "CPUExecutionProvider": "onnxruntime-cpu"}
@@ -56,7 +58,7 @@ class OnnxBackend:
         self.size_multiple = int(meta[KEY_SIZE_MULTIPLE])
         self.metadata = dict(meta)
         self.weights_sha256 = meta.get(KEY_WEIGHTS_SHA256, "unknown")
-        self.levelling = meta.get(KEY_LEVELLING, "plane+rows")
+        self.levelling = meta.get(KEY_LEVELLING, PLANE_AND_ROWS)
         self.name = _PROVIDER_NAMES[self.session.get_providers()[0]]
         self._input = self.session.get_inputs()[0].name
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from maed.normalise import PLANE_AND_ROWS
+
 from .trt_available import import_tensorrt
 from .trt_build import BuildSettings, OnnxSource, build_engine, engine_key, load_plugins, logger
 from .trt_cache import engine_path, read_record, stale_reason
@@ -37,7 +39,7 @@ class TensorRTBackend:
         key, settings = record
         self.model = settings["model"]
         self.size_multiple = int(settings["size_multiple"])
-        self.levelling = settings.get("levelling", "plane+rows")
+        self.levelling = settings.get("levelling", PLANE_AND_ROWS)
         self.name = f"tensorrt-{key.precision}"
         self.weights_sha256 = key.weights_sha256
         self.path = path

@@ -21,6 +21,8 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
+from maed.normalise import PLANE_AND_ROWS
+
 from .onnx_model import KEY_LEVELLING, KEY_MODEL, KEY_PRECISION, KEY_SIZE_MULTIPLE, KEY_WEIGHTS_SHA256, find_onnx
 from .trt_available import import_tensorrt
 from .trt_cache import PRECISIONS, EngineKey, engine_path, timing_cache_path, write_record
@@ -70,7 +72,7 @@ class OnnxSource:
     weights_sha256: str
     plugin_ops: tuple[str, ...] = ()
     """Op types of custom nodes (``maed export onnx --plugins``): TensorRT plugins of ``engine/plugins``."""
-    levelling: str = "plane+rows"
+    levelling: str = PLANE_AND_ROWS
     """The input's levelling (``maed.levelling``), carried into the engine's record."""
 
     @classmethod
@@ -88,7 +90,7 @@ class OnnxSource:
         if missing:
             raise ValueError(f"{path}: no {', '.join(missing)} in its metadata; export it with `maed export onnx`")
         return cls(path, meta[KEY_MODEL], int(meta[KEY_SIZE_MULTIPLE]), meta.get(KEY_PRECISION, "fp32"),
-                   meta[KEY_WEIGHTS_SHA256], tuple(plugin_ops), meta.get(KEY_LEVELLING, "plane+rows"))
+                   meta[KEY_WEIGHTS_SHA256], tuple(plugin_ops), meta.get(KEY_LEVELLING, PLANE_AND_ROWS))
 
 
 @cache

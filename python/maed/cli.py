@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import __version__
+from .normalise import LEVELLINGS
 from .training.config import TrainConfig, protocol_learning_rate
 from .zoo import ARCHITECTURES
 
@@ -186,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "pass the input and the other the target (Noise2Noise: maed.data.real_pairs; default: %(default)s)")
     p.add_argument("--background", action="store_true",
                    help="put half of the simulated surfaces on a smooth random height field, structure to keep")
-    p.add_argument("--levelling", choices=("plane+rows", "plane"), default=TrainConfig.levelling,
+    p.add_argument("--levelling", choices=LEVELLINGS, default=TrainConfig.levelling,
                    help="what comes off the input before the network: the plane and the line offsets (median of row "
                    "differences), or the plane alone, the network then taking the offsets out itself; recorded "
                    "with the weights (maed.normalise; default: %(default)s)")

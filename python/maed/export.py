@@ -36,14 +36,15 @@ from .engine.onnx_model import (
     KEY_TRAINING_DATA, KEY_WEIGHTS_SHA256, shipped_onnx,
 )
 from .model import MAEDCNN
+from .normalise import PLANE, PLANE_AND_ROWS
 from .model.checkpoint import load_model, weights_file, weights_sha256
 from .zoo import display_name
 
 OPSET = 17
 INPUT, OUTPUT = "input", "output"
 LEVELLED = {
-    "plane+rows": "its best-fit plane removed, rows aligned by the median of their differences",
-    "plane": "its best-fit plane removed (line offsets stay in: the network removes them)",
+    PLANE_AND_ROWS: "its best-fit plane removed, rows aligned by the median of their differences",
+    PLANE: "its best-fit plane removed (line offsets stay in: the network removes them)",
 }
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..normalise import PLANE_AND_ROWS
+
 
 LEARNING_RATE = 1e-3
 STABLE_LEARNING_RATES = {"pdanet": 3e-4}
@@ -45,5 +47,5 @@ class TrainConfig:
     pair_fraction: float = 0.0
     background: bool = False
     noise_mix: bool = False
-    levelling: str = "plane+rows"
+    levelling: str = PLANE_AND_ROWS
     """What is taken off the input before the network (``maed.normalise``): ``plane+rows`` or ``plane``."""
