@@ -64,7 +64,7 @@ GUARD_INTERVAL_S = 0.5
 """The live guard runs at most once per this many seconds per scan (the worker's schedule)..."""
 GUARD_SHARE = 0.05
 """... and the interval stretches to keep it under this share of the time: at least 20 times the
-last evaluation's cost (a 256 x 256 frame costs about 90 ms on an idle core, most of it the search for a
+last evaluation's cost (a 256 x 256 frame costs about 65 ms on an idle core, most of it the search for a
 lattice to give back, a 512 x 512 frame 4 to 5
 times that), so the guard never costs the band updates more than a twentieth of their time."""
 GUARD_MIN_ROWS = 32
