@@ -3,6 +3,7 @@
 numpy and scipy only, so the acquisition side can use the simulator without torch.
 """
 
+from .scan_events import EVENT_KINDS, EventSpec, ScanEvent, add_events, line_noise
 from .pairs import TEST_SEED_BASE, ScanPair, make_pair, evaluation_set
 from .scan_noise import TRAIN_RANGES, NoiseParams, NoiseRanges, add_scan_noise, draw_params
 from .surfaces import FAMILIES, HELD_OUT_FAMILIES, LATTICE_FAMILIES, TRAINING_FAMILIES, SurfaceRanges, random_surface
@@ -12,6 +13,7 @@ SIMULATOR_VERSION = "maed.data 2"
 
 __all__ = [
     "SIMULATOR_VERSION",
+    "EVENT_KINDS", "EventSpec", "ScanEvent", "add_events", "line_noise",
     "TEST_SEED_BASE", "ScanPair", "make_pair", "evaluation_set",
     "TRAIN_RANGES", "NoiseParams", "NoiseRanges", "add_scan_noise", "draw_params",
     "FAMILIES", "HELD_OUT_FAMILIES", "LATTICE_FAMILIES", "TRAINING_FAMILIES", "SurfaceRanges", "random_surface",

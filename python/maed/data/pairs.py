@@ -7,10 +7,11 @@ evaluation column draws every noise amplitude above the training range.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .scan_events import EventSpec, ScanEvent, add_events
 from .scan_noise import TRAIN_RANGES, NoiseParams, NoiseRanges, add_scan_noise, draw_params
 from . import motifs
 from .two_pass import PassGeometry, PassParams, draw_pass_params, record_passes
@@ -34,6 +35,8 @@ class ScanPair:
     """The same scan's retrace in real-space orientation, where drawn with ``both_passes``."""
     passes: PassParams | None = None
     geometry: PassGeometry | None = None
+    events: tuple[ScanEvent, ...] = ()
+    """Scan-health events put into ``noisy`` (and ``retrace``) with ``make_pair(events=...)``, by row."""
 
 
 def make_pair(
@@ -45,6 +48,7 @@ def make_pair(
     double_tip: bool = False,
     background: bool = False,
     both_passes: bool = False,
+    events: EventSpec | None = None,
 ) -> ScanPair:
     """One (noisy, clean) pair of one of ``families``; the same seed always gives the same pair.
 
@@ -55,6 +59,8 @@ def make_pair(
     ``both_passes`` records the trace and the retrace (``two_pass``: shared and independent noise,
     opposite feedback lag, x-warp, unequal speeds) into ``noisy`` and ``retrace``; it draws after
     everything a single pass draws, so the surface and ``noise`` of a seed are the same either way.
+    ``events`` adds known scan-health events (``scan_events``) from a generator of their own, so
+    the seed's scan is the same but for them; the pair's ``events`` lists them.
     """
     rng = np.random.default_rng(seed)
     clean, info = random_surface(rng, size, surface_ranges, families)
@@ -70,10 +76,16 @@ def make_pair(
     params = draw_params(rng, noise_ranges)
     if not both_passes:
         noisy = add_scan_noise(clean, info["pixel_m"], params, rng)
-        return ScanPair(noisy, clean, info["pixel_m"], info, params, seed)
-    passes = draw_pass_params(rng)
-    trace, retrace, geometry = record_passes(clean, info["pixel_m"], params, passes, rng)
-    return ScanPair(trace, clean, info["pixel_m"], info, params, seed, retrace, passes, geometry)
+        pair = ScanPair(noisy, clean, info["pixel_m"], info, params, seed)
+    else:
+        passes = draw_pass_params(rng)
+        trace, retrace, geometry = record_passes(clean, info["pixel_m"], params, passes, rng)
+        pair = ScanPair(trace, clean, info["pixel_m"], info, params, seed, retrace, passes, geometry)
+    if events is None:
+        return pair
+    share = 0.5 if pair.passes is None else pair.passes.speed_ratio / (1.0 + pair.passes.speed_ratio)
+    trace, retrace, found = add_events(pair.noisy, pair.retrace, events, np.random.default_rng([seed, 15]), share)
+    return replace(pair, noisy=trace, retrace=retrace, events=tuple(found))
 
 
 def evaluation_set(count: int, size: int = 256, hard: bool = False) -> list[ScanPair]:
