@@ -19,7 +19,11 @@ rows scanned so far (a running mean and standard deviation of the levelled rows,
 each band), which brings the network's input closest to the full-frame normalisation; rows that
 have left the refine zone keep their output, so nothing already shown shifts. Row alignment
 (median of differences, as ``maed.normalise``) is causal anyway: each row is aligned to the row
-before it. Until the plane is frozen, every update re-denoises all rows seen so far (at most
+before it. Whether the rows are aligned at all is the back end's levelling; for a plane-levelled
+network it is decided on the rows so far (``maed.normalise.aligns_rows``), with each refit of the
+plane and then every ``freeze_rows`` rows, and once the rows are aligned they stay aligned (rows
+already denoised keep their input). Rows not aligned go to the network band by band with the
+band's own plane removed, as its training patches were. Until the plane is frozen, every update re-denoises all rows seen so far (at most
 ``freeze_rows`` plus the new ones).
 
 Skipped rows (lines the controller never sent) are filled with the row before them for the
@@ -49,15 +53,18 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, run_padded
+from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, run_levelled, run_padded
 from maed.engine import Backend
 from maed.lattice_keep import lattice_peaks
-from maed.normalise import PLANE_AND_ROWS, levelling_of
+from maed.normalise import PLANE_AND_ROWS, aligns_rows, levelling_of
 from maed.trust import Thresholds, Verdict, conservative, guard, smooth_residual
 
 HALO = 64
 REFINE = 64
 FREEZE_MIN = 32
+LIVE_DOMINANCE = 1.1
+"""``maed.normalise.OFFSET_DOMINANCE`` for the first rows, where the line offsets' random walk has had
+less time to grow than over a whole frame."""
 FREEZE_FRACTION = 8
 
 GUARD_INTERVAL_S = 0.5
@@ -151,6 +158,8 @@ class StreamingDenoiser:
         self._frozen = False
         self._levelling = PLANE_AND_ROWS
         """The back end's levelling (``maed.normalise``), as of the last update."""
+        self._aligned = True
+        """Whether the rows are aligned before the network (for a plane-levelled network: once they need it)."""
         self._done = 0
         """Acquisition rows denoised so far."""
         self.changed: tuple[int, int] | None = None
@@ -181,7 +190,8 @@ class StreamingDenoiser:
         coeffs = _fit_plane(acq[:n], self.rows)
         level = Levelling(coeffs, 0.0, 1.0, self.rows, self.cols)
         p = fill_skipped(acq[:n] - level.plane(0, n))
-        self._levelled[:n] = _align(np.concatenate([p[:1], p])) if self._levelling == PLANE_AND_ROWS else p
+        self._aligned = aligns_rows(p, self._levelling, LIVE_DOMINANCE)
+        self._levelled[:n] = _align(np.concatenate([p[:1], p])) if self._aligned else p
         self._moments = np.zeros(3)
         self._level = self._add_moments(level, self._levelled[:n])
 
@@ -189,7 +199,7 @@ class StreamingDenoiser:
         """Level rows ``[start, n)`` with the frozen plane, aligned to row ``start - 1``."""
         p = acq[start:n] - self._level.plane(start, n)
         rows = fill_skipped(np.concatenate([self._levelled[start - 1:start], p]))
-        self._levelled[start:n] = _align(rows) if self._levelling == PLANE_AND_ROWS else rows[1:]
+        self._levelled[start:n] = _align(rows) if self._aligned else rows[1:]
         self._level = self._add_moments(self._level, self._levelled[start:n])
 
     def _add_moments(self, level: Levelling, rows: np.ndarray) -> Levelling:
@@ -227,7 +237,8 @@ class StreamingDenoiser:
         level = self._level
         # A flat band (scale 0) goes in as zeros and comes back flat whatever the network answers.
         x = ((self._levelled[top:n] - level.centre) / (level.scale or 1.0)).astype(np.float32)
-        y = run_padded(x, backend)[paste - top:]
+        # Rows not aligned: the band goes in with its own plane, as the network's training patches did.
+        y = (run_padded if self._aligned else run_levelled)(x, backend)[paste - top:]
         out = y * level.scale + level.centre + level.plane(paste, n)
         out[np.isnan(acq[paste:n, 0])] = np.nan
         self._acq(self.network)[paste:n] = out

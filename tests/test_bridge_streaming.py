@@ -211,3 +211,39 @@ def test_the_live_guard_gives_back_a_2d_lattice_the_network_erased():
     s.guard()
     assert 0.8 <= kept(s.denoised) <= 1.2
     assert s.changed == (0, 128)  # the lattice changed every judged row: all are published again
+
+
+class PlaneInputs(BlurBackend):
+    """A plane-levelled back end that records the best-fit plane's slope across rows in each input."""
+
+    levelling = "plane"
+
+    def __init__(self):
+        super().__init__()
+        self.row_slopes = []
+
+    def denoise(self, batch):
+        x = batch[0, 0].astype(np.float64)
+        self.row_slopes.append(abs(np.polyfit(np.arange(len(x)), x.mean(axis=1), 1)[0]) * len(x) / (x.std() or 1.0))
+        return super().denoise(batch)
+
+
+def _walk(step_m, rows=128, cols=64, seed=3):
+    """A tilted surface under a random walk of line offsets of ``step_m`` per row."""
+    rng = np.random.default_rng(seed)
+    r, c = np.indices((rows, cols))
+    surface = 30e-12 * np.sin(c / 3.0) * np.cos(r / 5.0) + 5e-12 * r  # the tilt: 640 pm over the frame
+    return (surface + np.cumsum(rng.normal(0, step_m, rows))[:, None]).astype(np.float32)
+
+
+def test_a_plane_levelled_network_gets_bands_with_their_own_plane_when_offsets_are_small():
+    backend = PlaneInputs()
+    s, _, _ = stream(_walk(0.5e-12), "down", [8], halo=16, refine=8, backend=backend)
+    assert not s._aligned
+    # The frozen plane is extrapolated down the frame; each band still goes in without a slope of its own.
+    assert max(backend.row_slopes[s.freeze_rows // 8:]) < 0.05
+
+
+def test_a_plane_levelled_network_gets_aligned_rows_where_the_offsets_dominate():
+    s, _, _ = stream(_walk(20e-12), "down", [8], halo=16, refine=8, backend=PlaneInputs())
+    assert s._aligned

@@ -50,18 +50,27 @@ def test_flat_scan_does_not_divide_by_zero_and_stays_flat():
 
 
 
-def _with_line_offsets(seed=0, n=64):
+def _with_line_offsets(step_m, seed=0, n=64):
     """A smooth surface under a random walk of line offsets, as the slow axis records them."""
     rng = np.random.default_rng(seed)
-    return smooth_surface(n) + np.cumsum(rng.normal(0, 20e-12, n))[:, None]
+    return smooth_surface(n) + np.cumsum(rng.normal(0, step_m, n))[:, None]
 
 
-def test_plane_levelling_leaves_the_line_offsets_to_the_network():
-    scan = _with_line_offsets()
+def test_plane_levelling_leaves_small_line_offsets_to_the_network():
+    scan = _with_line_offsets(2e-12)
     aligned, _ = normalise(scan, PLANE_AND_ROWS)
     plane_only, norm = normalise(scan, PLANE)
-    assert np.std(np.diff(aligned.mean(axis=1))) < 0.2 * np.std(np.diff(plane_only.mean(axis=1)))
+    assert not norm.rows_aligned
+    assert np.std(np.diff(aligned.mean(axis=1))) < 0.5 * np.std(np.diff(plane_only.mean(axis=1)))
     np.testing.assert_allclose(denormalise(plane_only, norm), scan, atol=1e-6 * np.ptp(scan))  # nothing taken
+
+
+def test_plane_levelling_aligns_rows_where_the_offsets_dominate():
+    scan = _with_line_offsets(20e-12)  # a walk of several times the relief
+    aligned, rows_norm = normalise(scan, PLANE_AND_ROWS)
+    plane_only, norm = normalise(scan, PLANE)
+    assert norm.rows_aligned and rows_norm.rows_aligned
+    np.testing.assert_allclose(plane_only, aligned)
 
 
 def test_an_unknown_levelling_is_a_clear_error():

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from .data import TEST_SEED_BASE, make_pair
 from .data.surfaces import FAMILIES, LATTICE_FAMILIES
-from .denoise import run_tiled
+from .denoise import run_network
 from .engine import Backend
 from .normalise import levelling_of, normalise
 from .trust import Thresholds, TrustFigures, judge, trust_figures
@@ -74,8 +74,8 @@ def calibrate(backend: Backend, count: int = 96, size: int = 128) -> list[Case]:
         family = FAMILIES[i % len(FAMILIES)]
         rng = np.random.default_rng(seed)
         pair = make_pair(seed, size, families=(family,))
-        x, _ = normalise(pair.noisy, levelling_of(backend))
-        y = run_tiled(x, backend)
+        x, norm = normalise(pair.noisy, levelling_of(backend))
+        y = run_network(x, norm, backend)
         cases.append(Case(kind="ordinary", family=family, seed=seed, figures=trust_figures(x, y)))
         kind = INVENTIONS[i % len(INVENTIONS)]
         cases.append(Case(kind=f"invention:{kind}", family=family, seed=seed, figures=trust_figures(x, invent(y, kind, rng))))

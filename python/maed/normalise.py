@@ -12,7 +12,12 @@ them (the checkpoint's ``levelling``, the ONNX file's ``maed.levelling``):
   (every model trained before the levelling was recorded). On a quiet scan that alignment does
   harm of its own: a lattice running along the fast axis turns into bands, and a row that a
   molecule or a terrace fills is shifted.
-- ``plane``: the network takes the line offsets out itself, seeing the whole 2-D neighbourhood.
+- ``plane``: the network takes the line offsets out itself, seeing the whole 2-D neighbourhood,
+  except where they dominate the scan (``rows_dominate``): then its rows are aligned first as well.
+  A network trained on plane-levelled input handles an aligned one as well as a ``plane+rows``
+  network does, but with only the plane removed it loses up to 5 dB where the offsets' random walk
+  is several times the surface's relief (``docs/model.md``); where it is not, aligning costs it 2
+  to 4 dB on quiet scans. Training follows the same rule, so the network sees what it will get.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ PLANE_AND_ROWS = "plane+rows"
 PLANE = "plane"
 LEVELLINGS = (PLANE_AND_ROWS, PLANE)
 ROW_ALIGNMENT = "median_diff"  # keeps slanted step edges, unlike plain row medians
+OFFSET_DOMINANCE = 1.2
+"""Line offsets dominate a plane-levelled scan when its standard deviation is this many times the
+aligned scan's. Measured on rt-plane (``docs/model.md``): quiet and foreign-noise scans sit at 0.6
+to 1.1, where plane levelling wins; this simulator's heavy line noise at 1.3 to 5, where aligning wins."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ class Normalisation:
     plane: np.ndarray
     centre: float
     scale: float
+    rows_aligned: bool
 
 
 def levelling_of(backend: object) -> str:
@@ -50,18 +60,30 @@ def check_levelling(levelling: str) -> str:
     return levelling
 
 
+def rows_dominate(levelled: np.ndarray, dominance: float = OFFSET_DOMINANCE) -> bool:
+    """Whether the line offsets dominate a plane-levelled scan: its spread over the aligned scan's
+    is above ``dominance``."""
+    return float(levelled.std()) > dominance * float(align_rows(levelled, ROW_ALIGNMENT).std())
+
+
+def aligns_rows(levelled: np.ndarray, levelling: str, dominance: float = OFFSET_DOMINANCE) -> bool:
+    """Whether ``levelling`` aligns the rows of this plane-levelled scan before the network."""
+    return check_levelling(levelling) == PLANE_AND_ROWS or rows_dominate(levelled, dominance)
+
+
 def normalise(image: np.ndarray, levelling: str = PLANE_AND_ROWS) -> tuple[np.ndarray, Normalisation]:
     """Levelled (``levelling``), unit-variance float32 copy of ``image`` and how to undo it."""
     image = np.asarray(image, dtype=np.float64)
     plane = fit_plane(image)
     levelled = image - plane
-    if check_levelling(levelling) == PLANE_AND_ROWS:
+    rows_aligned = aligns_rows(levelled, levelling)
+    if rows_aligned:
         levelled = align_rows(levelled, ROW_ALIGNMENT)
     centre = float(levelled.mean())
     scale = float(levelled.std())
     # A perfectly flat scan (a constant-height Z channel) has nothing to scale: it goes in as zeros
     # and, with scale 0, whatever the network answers comes back as the same flat scan.
-    return ((levelled - centre) / (scale or 1.0)).astype(np.float32), Normalisation(plane, centre, scale)
+    return ((levelled - centre) / (scale or 1.0)).astype(np.float32), Normalisation(plane, centre, scale, rows_aligned)
 
 
 def denormalise(output: np.ndarray, norm: Normalisation) -> np.ndarray:
