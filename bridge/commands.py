@@ -98,7 +98,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         ack_port=args.ack_port,
         out=Path(args.out), backend=args.backend, model=args.model, halo=args.halo, refine=args.refine,
         idle_timeout=args.idle_timeout, guard_interval=args.guard_interval, keys=keys, insecure=args.insecure,
-        models=args.models, max_pixels=args.max_pixels,
+        models=args.models, max_pixels=args.max_pixels, model_timeout=args.model_timeout,
     )
     if keys is None and not is_loopback(args.host):
         print(f"maed: warning: --insecure: anyone who reaches {args.host} may push lines, read frames and control "
@@ -209,6 +209,7 @@ def _cmd_sim_nanonis(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``serve``, ``listen``, ``control``, ``keys``, ``push-sim`` and ``sim-nanonis`` to the ``maed`` subcommands."""
     from .ingest import MAX_PIXELS
+    from .model_loader import MODEL_LOAD_TIMEOUT_S
     from .streaming import GUARD_INTERVAL_S, HALO, REFINE
 
     p = sub.add_parser("serve", help="run the bridge: scan lines in, raw and denoised frames out")
@@ -225,9 +226,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="allow a --host beyond this machine without keys (anyone who reaches it may push, read, control)")
     p.add_argument("--models", type=Path, metavar="DIR",
                    help="folder whose model files a remote set_model may load (default: shipped names only)")
+    p.add_argument("--model-timeout", type=float, default=MODEL_LOAD_TIMEOUT_S, metavar="S",
+                   help=f"seconds a set_model may take to load its model before it is abandoned with an error "
+                        f"(default: {MODEL_LOAD_TIMEOUT_S:g})")
     p.add_argument("--pull-port", type=int, default=5570, help="lines in, PULL (default: 5570)")
     p.add_argument("--pub-port", type=int, default=5571, help="frames out, PUB (default: 5571)")
-    p.add_argument("--control-port", type=int, default=5572, help="control, REP (default: 5572)")
+    p.add_argument("--control-port", type=int, default=5572, help="control, ROUTER answering REQ (default: 5572)")
     p.add_argument("--ack-port", type=int, default=5573,
                    help="acknowledgements of journaled lines, PUB (default: 5573; docs/reliability.md)")
     p.add_argument("--out", default="maed-scans", help="folder for finished scans (default: maed-scans)")

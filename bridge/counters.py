@@ -84,7 +84,8 @@ class Losses:
     """Every kind of loss the bridge counts for ``status``, each with its last reason."""
 
     FIELDS = {"journal_failures": "last_journal_failure", "save_failures": "last_save_failure",
-              "disk_full": "last_disk_full", "scans_rejected": "last_scan_rejected", "restarts": "last_restart"}
+              "disk_full": "last_disk_full", "scans_rejected": "last_scan_rejected", "restarts": "last_restart",
+              "model_failures": "last_model_failure"}
     """Status field of each count, and of its last reason."""
 
     def __init__(self) -> None:
@@ -98,6 +99,8 @@ class Losses:
         """``scan.start`` messages refused: malformed, over the pixel budget, repeating the open scan."""
         self.restarts = Tally()
         """Bridge threads restarted by the supervisor after an unexpected error."""
+        self.model_failures = Tally()
+        """``set_model`` requests that failed: refused, failed to load, or over the load timeout."""
 
     def failed_io(self, kind: Tally, reason: str, exc: BaseException) -> None:
         """Count a failure to write in ``kind``, and in ``disk_full`` too when the disk is full."""

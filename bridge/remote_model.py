@@ -27,6 +27,19 @@ def _shipped(name: str) -> bool:
     return any(weights.joinpath(f"{resolve(name)}{suffix}").is_file() for suffix in (".pt", ".onnx"))
 
 
+def regular_file_problem(model: str) -> str | None:
+    """Why ``model``, a path to a model file, cannot be loaded: it is not a regular file (a FIFO would
+    block whoever opens it, a device never ends); None for a regular file, a missing one (the loader
+    says so) or a name (no suffix: the back ends take it for a shipped model)."""
+    if not Path(model).suffix:
+        return None
+    try:
+        mode = Path(model).stat().st_mode
+    except (OSError, ValueError):  # no such file, or a NUL byte in the path: the loader says what is wrong
+        return None
+    return None if stat.S_ISREG(mode) else f"model {model[:200]!r} is not a regular file"
+
+
 def remote_model(model: str, folder: Path | None) -> str:
     """The model to load for a remote ``set_model``: the shipped name, or the checked file's full path.
 

@@ -5,7 +5,9 @@
 - journal thread: fsyncs the open scan's journal every ``SYNC_S`` and publishes the acknowledgements
   (``scan.journaled``) on the ack PUB socket;
 - worker thread: updates, publishing on PUB, finishing and saving scans (``Worker``);
-- control thread: REP socket, ``status``, ``info``, ``set_model``, ``pause``, ``resume``.
+- control thread: control socket (ROUTER, answering REQ peers), ``status``, ``info``, ``set_model``,
+  ``pause``, ``resume``; a model loads on a thread of its own (``ModelLoader``), so ``status`` is
+  answered meanwhile and the ``set_model`` reply is sent when the load is over or its time is up.
 
 Each thread runs its loop under a supervisor (``_supervised``): an error the loop lets out (a bug;
 every expected error is handled inside) is logged, counted in ``status`` (``restarts``, with the last
@@ -30,14 +32,15 @@ import zmq
 from maed import __version__
 from maed.engine import Backend, load_backend
 
-from .control import ControlError, respond, unanswered
+from .control import ControlError, Deferred, respond, settle, split_envelope, unanswered
 from .counters import FaultCounter, Losses
 from .ingest import MAX_BACKLOG_BYTES, MAX_PIXELS, Ingest
 from .journal import SYNC_S, Journal
 from .keys import ClientKeys, ServerKeys, is_loopback
+from .model_loader import MODEL_LOAD_TIMEOUT_S, ModelLoader
 from .protocol import VERSION, ProtocolError, ScanJournaled, encode
 from .recovery import recover
-from .remote_model import remote_model
+from .remote_model import regular_file_problem, remote_model
 from .streaming import GUARD_INTERVAL_S, HALO, REFINE
 from .worker import Worker, weights_sha256
 
@@ -51,6 +54,8 @@ MAX_MESSAGE_BYTES = 1 << 20
 MAX_MESSAGE_PARTS = 3
 """No ingest message has more parts: with ``MAX_MESSAGE_BYTES`` a message costs the bridge at most 3 MiB."""
 POLL_MS = 100
+LOAD_POLL_MS = 10
+"""How often the control thread looks at a loading model (between requests) to send its reply."""
 DRAIN_MAX = 1000
 RESTART_PAUSE_S = 0.1
 """A loop restarted by the supervisor waits this long first, so that one that fails at once does not spin."""
@@ -85,6 +90,8 @@ class BridgeConfig:
     max_backlog_bytes: int = MAX_BACKLOG_BYTES
     """Line payloads finished scans waiting for the worker may hold in memory; beyond, they are read back
     from their journals (docs/reliability.md, "Budgets")."""
+    model_timeout: float = MODEL_LOAD_TIMEOUT_S
+    """Seconds a ``set_model`` may take to load its model; after that it is abandoned, with an error reply."""
 
     def __post_init__(self) -> None:
         if self.keys is None and not self.insecure and not is_loopback(self.host):
@@ -105,6 +112,8 @@ class BridgeConfig:
             raise ValueError(f"max pixels must be >= 1, got {self.max_pixels}")
         if self.max_backlog_bytes < 0:
             raise ValueError(f"max backlog bytes must be >= 0, got {self.max_backlog_bytes}")
+        if not self.model_timeout > 0:
+            raise ValueError(f"model timeout must be positive seconds, got {self.model_timeout}")
 
 
 class Bridge:
@@ -118,7 +127,7 @@ class Bridge:
     ) -> None:
         """``backend`` is loaded with ``loader`` (default ``load_backend``) from the config when not given."""
         self.config = config
-        self._loader = loader or load_backend
+        self._models = ModelLoader(loader or load_backend, config.model_timeout)
         self._backend = backend
         self.faults = FaultCounter()
         self.losses = Losses()
@@ -149,10 +158,13 @@ class Bridge:
             self._bind(pub, "pub", self.config.pub_port)
             # A short linger lets the last frames and scan.end reach subscribers when the bridge stops.
             pub.setsockopt(zmq.LINGER, PUB_LINGER_MS)
-            rep = self._bind(ctx.socket(zmq.REP), "control", self.config.control_port)
+            control = self._bind(ctx.socket(zmq.ROUTER), "control", self.config.control_port)
             ack = None if self.config.ack_port is None else self._bind(ctx.socket(zmq.PUB), "ack", self.config.ack_port)
             if self._backend is None:  # after binding: a port in use is reported before a slow model load
-                self._backend = self._loader(self.config.backend, self.config.model)
+                problem = regular_file_problem(self.config.model)
+                if problem is not None:  # a FIFO would block the start for ever
+                    raise ValueError(problem)
+                self._backend = self._models.loader(self.config.backend, self.config.model)
             try:  # before any thread runs: lines for a recovered scan must find it open
                 self.recovered = recover(self.config.out, self.journal, self.ingest)
             except OSError as exc:
@@ -163,14 +175,14 @@ class Bridge:
             ctx.destroy(linger=0)
             self._ctx = None
             raise
-        self._sockets = [pull, pub, rep] + ([ack] if ack is not None else [])
+        self._sockets = [pull, pub, control] + ([ack] if ack is not None else [])
         self.worker = Worker(self.ingest, pub, self._backend, self.config.out, self.config.halo, self.config.refine,
                              self.config.guard_interval)
         targets = {
             "ingest": lambda: self._ingest_loop(pull),
             "journal": lambda: self._journal_loop(ack),
             "worker": lambda: self.worker.run(self._stops["worker"]),
-            "control": lambda: self._control_loop(rep),
+            "control": lambda: self._control_loop(control),
         }
         self._threads = [threading.Thread(target=self._supervised, args=(n, t), name=f"maed-{n}", daemon=True)
                          for n, t in targets.items()]
@@ -296,18 +308,30 @@ class Bridge:
             if stopping:
                 return
 
-    def _control_loop(self, rep: zmq.Socket) -> None:
+    def _control_loop(self, router: zmq.Socket) -> None:
         handlers = {"status": self.status, "info": self.info, "set_model": self.set_model,
                     "pause": self.pause, "resume": self.resume}
         stop = self._stops["control"]
+        waiting: list[tuple[list[bytes], Deferred]] = []
         while not stop.is_set():
-            if rep.poll(POLL_MS):
-                frames = rep.recv_multipart()
+            if router.poll(LOAD_POLL_MS if waiting else POLL_MS):
+                envelope, frames = split_envelope(router.recv_multipart())
                 reply = None
                 try:
                     reply = respond(frames, handlers)
-                finally:  # REP must answer before it may receive again, whatever went wrong
-                    rep.send(reply if reply is not None else unanswered(frames))
+                finally:  # every request is answered, whatever went wrong, or its REQ peer hangs
+                    if isinstance(reply, Deferred):
+                        waiting.append((envelope, reply))
+                    else:
+                        router.send_multipart(envelope + [reply if reply is not None else unanswered(frames)])
+            still = []
+            for envelope, deferred in waiting:
+                reply = settle(deferred)  # never raises: a failure is its reply
+                if reply is None:
+                    still.append((envelope, deferred))
+                else:
+                    router.send_multipart(envelope + [reply])
+            waiting = still
 
     # --- control commands -----------------------------------------------------------------
 
@@ -343,6 +367,7 @@ class Bridge:
             "model": backend.model,
             "weights_sha256": weights_sha256(backend),
             "backend": backend.name,
+            "model_loading": self._models.loading,
         }
 
     def info(self, request: dict | None = None) -> dict:
@@ -355,15 +380,32 @@ class Bridge:
             "out": str(self.config.out),
         }
 
-    def set_model(self, request: dict) -> dict:
+    def set_model(self, request: dict) -> Deferred:
+        """Start loading the model; the reply waits for the load (``Deferred``), other requests do not."""
         model = request.get("model")
         choice = request.get("backend", self.config.backend)
-        if not isinstance(model, str) or not isinstance(choice, str):
-            raise ControlError("set_model needs a string 'model' (and optionally a string 'backend')")
-        backend = self._loader(choice, remote_model(model, self.config.models))
-        self.worker.backend = backend
-        log.info("model switched to %s on %s", backend.model, backend.name)
-        return {"model": backend.model, "backend": backend.name}
+        try:
+            if not isinstance(model, str) or not isinstance(choice, str):
+                raise ControlError("set_model needs a string 'model' (and optionally a string 'backend')")
+            load = self._models.start(choice, remote_model(model, self.config.models))
+        except ValueError as exc:  # refused before loading: counted as a failed set_model too
+            self.losses.model_failures.add(str(exc))
+            raise
+
+        def result() -> dict | None:
+            try:
+                backend = load.outcome()
+            except ValueError as exc:
+                self.losses.model_failures.add(str(exc))
+                log.error("set_model: %s", exc)
+                raise
+            if backend is None:
+                return None
+            self.worker.backend = backend
+            log.info("model switched to %s on %s", backend.model, backend.name)
+            return {"model": backend.model, "backend": backend.name}
+
+        return Deferred(result)
 
     def pause(self, request: dict | None = None) -> dict:
         self.worker.paused = True
