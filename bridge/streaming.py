@@ -57,7 +57,7 @@ from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, run_levelled, run_pa
 from maed.engine import Backend
 from maed.lattice_keep import lattice_peaks
 from maed.normalise import PLANE_AND_ROWS, aligns_rows, levelling_of
-from maed.trust import Thresholds, Verdict, conservative, guard, smooth_residual
+from maed.trust import Thresholds, Verdict, fallback_for, guard, smooth_residual
 
 HALO = 64
 REFINE = 64
@@ -288,7 +288,7 @@ class StreamingDenoiser:
         self._given_back[:] = 0
         if verdict.output != "network":
             self._weight[:n][measured] = weight
-            fallback = conservative(x)
+            fallback = fallback_for(x, y + given, verdict.output)
             if lattice is not None:  # the conservative result damps a lattice too (exact where w is uniform)
                 fallback = lattice.give_back(x, fallback)
             self._conservative[:n][measured] = fallback * level.scale + level.centre + plane

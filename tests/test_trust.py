@@ -4,7 +4,7 @@ import numpy as np
 from scipy import ndimage
 
 from maed.guard_calibration import erase, invent
-from maed.trust import Thresholds, Verdict, conservative, guard, trust_figures
+from maed.trust import Thresholds, Verdict, conservative, fallback_for, guard, trust_figures
 
 R, C = np.indices((128, 128), dtype=float)
 
@@ -32,11 +32,13 @@ def test_a_denoiser_that_removes_only_noise_is_trusted():
 def test_invented_bands_and_lattices_are_caught():
     noisy, clean = _frame()
     for kind in ("bands", "lattice", "checkerboard"):
-        out, weight, verdict = guard(noisy, invent(clean, kind, np.random.default_rng(2)))
+        invented = invent(clean, kind, np.random.default_rng(2))
+        out, weight, verdict = guard(noisy, invented)
         assert verdict.output in ("fallback", "blend"), kind
         assert verdict.reasons and weight.mean() > 0.3
         # What is published is the conservative result where the guard fell back.
-        np.testing.assert_allclose(out[weight == 1], conservative(noisy)[weight == 1])
+        fallback = fallback_for(noisy, invented, verdict.output)
+        np.testing.assert_allclose(out[weight == 1], fallback[weight == 1])
 
 
 def test_an_erased_lattice_is_caught():
@@ -56,6 +58,17 @@ def test_a_local_failure_falls_back_locally():
     assert verdict.output == "blend" and 0 < verdict.fallback_fraction < 0.5
     assert weight[:24, :24].mean() > 0.9 and weight[90:, 90:].max() == 0
     np.testing.assert_array_equal(out[90:, 90:], output[90:, 90:])
+
+
+def test_a_blended_fallback_takes_the_level_of_the_rows_around_it():
+    """The network and the conservative result level each row their own way: a patch of one blended into the
+    other takes each row's level from the output, or it would show as a step; a full fallback stands alone."""
+    noisy, clean = _frame(noise=0.3)
+    output = clean + np.random.default_rng(3).normal(0, 1.0, (128, 1))  # rows levelled otherwise
+    blended = fallback_for(noisy, output, "blend")
+    assert np.abs(np.median(output - blended, axis=1)).max() < 1e-9
+    assert np.abs(np.median(output - conservative(noisy), axis=1)).max() > 1.0
+    np.testing.assert_array_equal(fallback_for(noisy, output, "fallback"), conservative(noisy))
 
 
 def test_figures_and_verdict_serialise():
@@ -94,12 +107,14 @@ def test_a_network_that_takes_the_line_offsets_itself_is_not_blamed_for_them():
     rng = np.random.default_rng(3)
     yy, xx = np.mgrid[0:128, 0:128]
     surface = np.sin(2 * np.pi * (xx + 0.3 * yy) / 11.0)
-    scan = surface + np.cumsum(rng.normal(0, 0.8, 128))[:, None] + rng.normal(0, 0.2, surface.shape)
+    # Offsets small enough that plane levelling leaves them in (where they dominate, it aligns the rows itself).
+    scan = surface + np.cumsum(rng.normal(0, 0.06, 128))[:, None] + rng.normal(0, 0.2, surface.shape)
     x, norm = normalise(scan, PLANE)
+    assert not norm.rows_aligned
     clean = (surface - norm.plane - norm.centre) / norm.scale  # what a perfect network returns, offsets gone
     _, _, trusted = guard(x, clean)
     assert trusted.output == "network", trusted.reasons
     _, _, caught = guard(x, clean + 0.5 * np.sin(2 * np.pi * yy / 8.0))
     assert caught.output != "network" and any("bands" in r for r in caught.reasons)
     offsets = lambda image: np.std(np.diff(image.mean(axis=1)))  # noqa: E731
-    assert offsets(conservative(x)) < 0.1 * offsets(x)
+    assert offsets(conservative(x)) < 0.25 * offsets(x)

@@ -255,6 +255,16 @@ def conservative(levelled_input: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(aligned, FALLBACK_SIGMA, mode="reflect")
 
 
+def fallback_for(levelled_input: np.ndarray, output: np.ndarray, verdict_output: str) -> np.ndarray:
+    """The conservative result a verdict blends in: for a ``blend``, each row's level matched to ``output``
+    (the median of their difference), since the two level rows their own way and a patch of one in the
+    other would show as a step; a full ``fallback`` stands alone (the failing output's rows are no reference)."""
+    fallback = conservative(levelled_input)
+    if verdict_output == "blend":
+        fallback += np.median(np.asarray(output, dtype=np.float64) - fallback, axis=1, keepdims=True)
+    return fallback
+
+
 def smooth_residual(levelled_input: np.ndarray, output: np.ndarray) -> np.ndarray:
     """The residual's part smooth along the rows and across them, beyond line offsets (``SMOOTH_SIGMA``)."""
     residual = np.asarray(levelled_input, dtype=np.float64) - output
@@ -290,4 +300,4 @@ def guard(
         weight = np.clip(ndimage.gaussian_filter(failing.astype(float), BLOCK / 4, mode="reflect") * 2, 0, 1)
     verdict = Verdict(output=output, reasons=reasons, fallback_fraction=float(weight.mean()),
                       smooth_given_back=smooth, figures=figures)
-    return (1 - weight) * y + weight * conservative(x), weight, verdict
+    return (1 - weight) * y + weight * fallback_for(x, y, output), weight, verdict
