@@ -59,6 +59,7 @@ class EventSpec:
     scars: int = 4
     ringing: int = 0
     crashes: int = 0
+    """0 or 1: a crash comes after every other event."""
     missing: int = 0
     repeated: int = 0
     size: float = 5.0
@@ -102,13 +103,11 @@ def add_events(trace: np.ndarray, retrace: np.ndarray | None, spec: EventSpec, r
     events: list[ScanEvent] = []
     taken: list[int] = []
 
-    def rows_for(count: int, lo: int = 0) -> list[int]:
-        found = [r for r in _rows(rng, count, rows, spec.gap_rows, taken) if r >= lo]
+    def rows_for(count: int) -> list[int]:
+        found = _rows(rng, count, rows, spec.gap_rows, taken)
         taken.extend(found)
         return found
 
-    # The crash goes last in time (nothing after it is a surface); only its own frames should carry it.
-    crash_rows = rows_for(spec.crashes)
     for row in rows_for(spec.tip_changes):
         events.append(_tip_change(passes, row, amplitude * rng.choice([-1.0, 1.0]), rng, sigma, spec, trace_share))
     for row in rows_for(spec.scars):
@@ -123,8 +122,9 @@ def add_events(trace: np.ndarray, retrace: np.ndarray | None, spec: EventSpec, r
         for image in passes.values():
             image[row] = np.nan
         events.append(ScanEvent("line_missing", row, (0, cols), "both", 0.0, {}))
-    for row in crash_rows:
-        events.append(_crash(passes, row, rng))
+    if spec.crashes:  # one, after every other event: nothing after a crash is a surface
+        first = max(taken, default=0) + spec.gap_rows
+        events.append(_crash(passes, int(rng.integers(first, rows - 1)) if first < rows - 1 else rows - 2, rng))
     return trace, retrace, sorted(events, key=lambda e: (e.row, e.kind))
 
 

@@ -1,0 +1,13 @@
+"""Scan-health alerts, per line as it arrives: tip changes, scars, feedback ringing, crashes, lost lines.
+
+numpy only (the acquisition side imports no torch). ``HealthMonitor`` follows one scan: each line
+goes in with its row and pass, and findings come out, debounced (one per event, not per line),
+each with the figures that support it. The detectors work from the raw line against the lines
+before and after it (robust statistics: medians and MADs of line differences), so most decisions
+wait for one more line: an alert comes at most two line periods after its line arrived.
+"""
+
+from .finding import KINDS, SEVERITY, Finding
+from .monitor import HealthMonitor
+
+__all__ = ["KINDS", "SEVERITY", "Finding", "HealthMonitor"]

@@ -1,0 +1,286 @@
+"""One scan's health, line by line: the detectors run on each pass, their findings debounced.
+
+Each pass keeps a short history of its lines (in acquisition order) and of the figures that set the
+detectors' bars (the residual's rms, each window length's spread, the lines' offset steps, the
+residual's spectrum); a line that raised an alert does not enter them. A line is judged once the
+next line of its pass arrives (a scar comes back, a tip change stays), except for lost and repeated
+lines and crashes, which are flagged as their line arrives.
+
+Debouncing: one alert per event. A tip change is one event in both passes (the trace shows it in
+one row, the retrace in the same or the next), so a tip change within ``DEBOUNCE_ROWS`` of another
+is the same; a ringing episode lasts several lines and is flagged at its first; a crash once, until
+the pass leaves the rail; a noise change once, after which the bar follows the new noise.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .feedback import RING_NARROW, RING_RISE, rail_run, ring_band, ringing_rise, spectrum
+from .finding import Finding
+from .lines import repeats, skipped_rows
+from .segments import LENGTHS, candidates, spreads
+from .steps import PERSISTS, Z_STEP, in_other_pass, judge_offset, judge_run
+
+HISTORY = 24
+"""Lines whose figures set the bars."""
+WARM_UP = 6
+"""Lines a pass needs before its detectors judge (the bars need a history)."""
+BEFORE = 3
+"""Lines whose pixel median is the reference ``B``."""
+OFFSET_HISTORY = 32
+"""Line offsets a pass needs before a whole line's offset is judged (their spread is the bar)."""
+DEBOUNCE_ROWS = 3
+NOISE_RATIO = 2.0
+"""A line's residual rms this many times the recent one (or below its inverse), kept by the next line: a
+tip change of the noise."""
+
+
+@dataclass
+class Candidate:
+    """A line waiting for the next one to be judged, with its figures."""
+
+    row: int
+    line: np.ndarray
+    before: np.ndarray
+    """The pixel median of the lines before it."""
+    previous: np.ndarray
+    sigma: float
+    """The robust rms of its difference from ``before``."""
+    step: float
+    """Its offset from the line before (median of the difference)."""
+    power: np.ndarray
+    """Spectrum of its difference from ``before``."""
+    ring: tuple[float, float, int]
+    bars: dict
+    """The history's figures it was judged against."""
+    changes: np.ndarray
+    """The track's ``changes`` when it came."""
+
+
+class PassTrack:
+    """One pass's recent lines and figures."""
+
+    def __init__(self, cols: int) -> None:
+        self.lines: deque[np.ndarray] = deque(maxlen=BEFORE)
+        self.changes: deque[np.ndarray] = deque(maxlen=BEFORE)
+        """Each recent line less the one before it, median removed: how the surface changes from line to line."""
+        self.last_row: int | None = None
+        self.sigma: deque[float] = deque(maxlen=HISTORY)
+        self.steps: deque[float] = deque(maxlen=4 * HISTORY)  # a spread from few offsets is too often low
+        self.spreads: deque[np.ndarray] = deque(maxlen=HISTORY)
+        self.power: deque[np.ndarray] = deque(maxlen=HISTORY)
+        self.pending: Candidate | None = None
+        self.recent: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        """The last few rows: (line, its reference ``before``), for the other pass to compare with."""
+        self.on_rail = False
+        self.ringing_until = -1
+        """Acquisition index up to which a ringing episode is ongoing (no new ringing alert)."""
+        self.count = 0
+        self.band = ring_band(cols)
+        self.lengths = tuple(n for n in LENGTHS if 3 * n <= cols)
+
+    def ready(self) -> bool:
+        return len(self.spreads) >= WARM_UP
+
+
+class HealthMonitor:
+    """Scan-health detectors for one scan of ``rows`` x ``cols`` scanned along ``slow_axis``."""
+
+    def __init__(self, rows: int, cols: int, slow_axis: str = "down") -> None:
+        self.rows, self.cols, self.slow_axis = rows, cols, slow_axis
+        self.tracks = {p: PassTrack(cols) for p in ("trace", "retrace")}
+        self.findings: list[Finding] = []
+        """Every finding published so far, in order."""
+        self._index = 0
+
+    def _progress(self, row: int) -> int:
+        return row if self.slow_axis == "down" else self.rows - 1 - row
+
+    def feed(self, row: int, line: np.ndarray, pass_: str = "trace") -> list[Finding]:
+        """Take the line of frame ``row`` of ``pass_``; return the new findings (debounced)."""
+        track = self.tracks[pass_]
+        line = np.asarray(line, dtype=np.float64)
+        raw: list[Finding] = []
+        first = -1 if self.slow_axis == "down" else self.rows
+        lost = skipped_rows(first if track.last_row is None else track.last_row, row, self.slow_axis)
+        if lost:
+            raw.append(Finding("line_missing", lost[0], (0, self.cols), pass_,
+                               {"rows_missing": len(lost), "last_row": lost[-1]}))
+        track.last_row = row
+        if repeats(track.lines[-1] if track.lines else None, line):
+            raw.append(Finding("line_repeated", row, (0, self.cols), pass_, {"of_row": row + (-1 if self.slow_axis == "down" else 1)}))
+            return self._debounce(raw)  # no new information for the other detectors
+        raw += self._crash(track, row, line, pass_)
+        if track.on_rail:
+            track.pending = None
+            return self._debounce(raw)
+        candidate = self._figures(track, row, line)
+        if candidate is not None:
+            track.recent[row] = (line, candidate.before)
+            track.recent.pop(row - 4 if self.slow_axis == "down" else row + 4, None)
+        pending = track.pending
+        if pending is not None and pending.bars:
+            raw += self._judge(track, pending, candidate, line, pass_)
+        elif pending is not None:  # warming up: every line sets the bars
+            self._remember(track, pending, spreads(self._between(pending, line), track.lengths))
+        track.pending = candidate
+        if track.lines:
+            change = line - track.lines[-1]
+            track.changes.append(change - np.median(change))
+        track.lines.append(line)
+        track.count += 1
+        return self._debounce(raw)
+
+    # --- detectors --------------------------------------------------------------------------
+
+    def _crash(self, track: PassTrack, row: int, line: np.ndarray, pass_: str) -> list[Finding]:
+        if not track.lines:
+            return []
+        recent = np.stack(track.lines)
+        run = rail_run(line, float(recent.min()), float(recent.max()))
+        if run is None:
+            track.on_rail = False
+            return []
+        was, track.on_rail = track.on_rail, True
+        if was:
+            return []
+        return [Finding("crash", row, run, pass_, {"value": float(line[run[0]]), "run_px": run[1] - run[0],
+                                                   "recent_max": float(recent.max()), "recent_min": float(recent.min())})]
+
+    def _figures(self, track: PassTrack, row: int, line: np.ndarray) -> Candidate | None:
+        if len(track.lines) < BEFORE:
+            return None
+        previous = track.lines[-1]
+        before = np.median(np.stack(track.lines), axis=0)
+        diff = line - before
+        residual = diff - np.median(diff)
+        power = spectrum(residual)
+        bars: dict = {}
+        ring = (0.0, 0.0, 0)
+        if track.ready():
+            steps = np.asarray(track.steps)
+            bars = {"spreads": np.median(np.stack(track.spreads), axis=0), "sigma": float(np.median(track.sigma)),
+                    "step": float(np.median(steps))}
+            bars["step_spread"] = float(1.4826 * np.median(np.abs(steps - bars["step"])))
+            ring = ringing_rise(power, np.median(np.stack(track.power), axis=0), track.band)
+        return Candidate(row, line, before, previous, float(1.4826 * np.median(np.abs(residual))),
+                         float(np.median(line - previous)), power, ring, bars, np.stack(track.changes))
+
+    @staticmethod
+    def _between(c: Candidate, line: np.ndarray) -> np.ndarray:
+        """The candidate less the mean of the lines either side of it, median removed: a structure that
+        moves steadily from line to line (an edge crossing the rows at a slant, a slope) cancels."""
+        diff = c.line - 0.5 * (c.previous + line)
+        return diff - np.median(diff)
+
+    def _judge(self, track: PassTrack, c: Candidate, after: Candidate | None, line: np.ndarray,
+               pass_: str) -> list[Finding]:
+        """Findings of the pending candidate ``c``, now that ``line`` (figures ``after``) came."""
+        bars = c.bars
+        between = self._between(c, line)
+        found = self._noise_change(track, c, after, pass_) or self._ringing(track, c, after, pass_)
+        if not found and track.count > track.ringing_until:  # an episode's last lines: runs of its ringing
+            found = self._run_or_offset(c, line, between, pass_)
+        if found and found[0].evidence.get("noise_ratio") is not None:
+            for figures in (track.sigma, track.spreads, track.power):
+                figures.clear()  # the bars follow the new noise from here
+        self._remember(track, c, spreads(between, track.lengths))  # flagged lines too: the medians shrug off one
+        return found
+
+    @staticmethod
+    def _noise_change(track: PassTrack, c: Candidate, after: Candidate | None, pass_: str) -> list[Finding]:
+        if after is None:
+            return []
+        sigma = c.bars["sigma"]
+        ratio, after_ratio = c.sigma / max(sigma, 1e-300), after.sigma / max(sigma, 1e-300)
+        if min(ratio, after_ratio) > NOISE_RATIO or max(ratio, after_ratio) < 1 / NOISE_RATIO:
+            return [Finding("tip_change", c.row, (0, c.line.size), pass_,
+                            {"noise_ratio": round(ratio, 2), "next_noise_ratio": round(after_ratio, 2),
+                             "line_noise": sigma})]
+        return []
+
+    def _ringing(self, track: PassTrack, c: Candidate, after: Candidate | None, pass_: str) -> list[Finding]:
+        rise, narrowness, at = c.ring
+        if not (rise > RING_RISE and narrowness > RING_NARROW and after is not None and after.ring[0] > RING_RISE / 2):
+            return []
+        fresh = track.count > track.ringing_until
+        track.ringing_until = track.count + 2
+        if not fresh:
+            return []
+        return [Finding("ringing", c.row, (0, self.cols), pass_,
+                        {"rise": round(rise, 1), "narrowness": round(narrowness, 1),
+                         "period_px": round(self.cols / max(at, 1), 2)})]
+
+    def _run_or_offset(self, c: Candidate, line: np.ndarray, between: np.ndarray, pass_: str) -> list[Finding]:
+        bars = c.bars
+        track = self.tracks[pass_]
+        runs = candidates(between, bars["spreads"], track.lengths, Z_STEP)
+        for segment in runs:
+            verdict = judge_run(c.line, c.before, c.previous, line, between, segment, pass_, bars["step"],
+                                bars["sigma"], c.changes, bars["spreads"], track.lengths)
+            if verdict is None:
+                continue
+            if not self._other_pass_agrees(verdict, c.row, pass_):
+                continue
+            return [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
+        if runs or len(track.steps) < OFFSET_HISTORY:
+            return []
+        verdict = judge_offset(c.step, float(np.median(line - c.previous)), bars["step"], bars["step_spread"],
+                               bars["sigma"], self.cols)
+        return [] if verdict is None else [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
+
+    def _other_pass_agrees(self, verdict, row: int, pass_: str) -> bool:
+        """Whether the other pass, where it was sent, agrees with a scar or tip change of ``pass_`` at ``row``
+        (it adds its figures to the evidence): it must not show the run at the same place (the surface
+        does), and after a tip change its next line must sit at the new level (the change is in time: the
+        retrace of the same row comes after the trace, the trace of the next row after the retrace)."""
+        other = self.tracks["retrace" if pass_ == "trace" else "trace"]
+        mine = other.recent.get(row)
+        if mine is None:
+            return True  # one pass only
+        height = verdict.evidence["height"]
+        share = in_other_pass(*mine, verdict.columns, height)
+        verdict.evidence["other_pass_share"] = round(share, 3)
+        if share > PERSISTS:
+            return False
+        if verdict.kind != "tip_change":
+            return True
+        later = row if pass_ == "trace" else row + (1 if self.slow_axis == "down" else -1)
+        earlier = later - (1 if self.slow_axis == "down" else -1)
+        if later not in other.recent or earlier not in other.recent or not other.steps:
+            return True  # not there (yet): the other pass cannot say
+        step = float(np.median(other.recent[later][0] - other.recent[earlier][0])) - float(np.median(other.steps))
+        # A change during the trace moves the retrace's whole row; seen from the retrace the trace's next row.
+        verdict.evidence["other_pass_moved_share"] = round(step / height, 3)
+        return 0.5 < step / height < 1.5
+
+    @staticmethod
+    def _remember(track: PassTrack, c: Candidate, line_spreads: np.ndarray) -> None:
+        track.sigma.append(c.sigma)
+        track.steps.append(c.step)
+        track.power.append(c.power)
+        track.spreads.append(line_spreads)
+
+    # --- one alert per event ----------------------------------------------------------------
+
+    def _debounce(self, raw: list[Finding]) -> list[Finding]:
+        out = []
+        for finding in raw:
+            if any(self._same(finding, old) for old in self.findings[-16:]):
+                continue
+            self.findings.append(finding)
+            out.append(finding)
+        return out
+
+    def _same(self, new: Finding, old: Finding) -> bool:
+        if new.kind != old.kind or abs(self._progress(new.row) - self._progress(old.row)) > DEBOUNCE_ROWS:
+            return False
+        if new.kind == "scar":  # scars are one pass's: another pass's, or other columns, are another scar
+            return new.pass_ == old.pass_ and new.columns[0] < old.columns[1] and old.columns[0] < new.columns[1]
+        if new.kind in ("line_missing", "line_repeated"):
+            return new.row == old.row
+        return True
