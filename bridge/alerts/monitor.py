@@ -33,6 +33,7 @@ BEFORE = 3
 """Lines whose pixel median is the reference ``B``."""
 OFFSET_HISTORY = 32
 """Line offsets a pass needs before a whole line's offset is judged (their spread is the bar)."""
+BARS_EVERY = 4
 DEBOUNCE_ROWS = 3
 NOISE_RATIO = 2.0
 """A line's residual rms this many times the recent one (or below its inverse), kept by the next line: a
@@ -80,11 +81,23 @@ class PassTrack:
         self.ringing_until = -1
         """Acquisition index up to which a ringing episode is ongoing (no new ringing alert)."""
         self.count = 0
+        self._bars: dict | None = None
         self.band = ring_band(cols)
         self.lengths = tuple(n for n in LENGTHS if 3 * n <= cols)
 
     def ready(self) -> bool:
         return len(self.spreads) >= WARM_UP
+
+    def bars(self) -> dict:
+        """The history's medians the detectors judge against; recomputed every ``BARS_EVERY`` lines (they
+        move slowly, and the medians are most of a line's cost), and after the history was cleared."""
+        if self._bars is None or self.count % BARS_EVERY == 0 or len(self.spreads) < HISTORY // 2:
+            steps = np.asarray(self.steps)
+            step = float(np.median(steps))
+            self._bars = {"spreads": np.median(np.stack(self.spreads), axis=0), "sigma": float(np.median(self.sigma)),
+                          "power": np.median(np.stack(self.power), axis=0), "step": step,
+                          "step_spread": float(1.4826 * np.median(np.abs(steps - step)))}
+        return self._bars
 
 
 class HealthMonitor:
@@ -162,11 +175,8 @@ class HealthMonitor:
         bars: dict = {}
         ring = (0.0, 0.0, 0)
         if track.ready():
-            steps = np.asarray(track.steps)
-            bars = {"spreads": np.median(np.stack(track.spreads), axis=0), "sigma": float(np.median(track.sigma)),
-                    "step": float(np.median(steps))}
-            bars["step_spread"] = float(1.4826 * np.median(np.abs(steps - bars["step"])))
-            ring = ringing_rise(power, np.median(np.stack(track.power), axis=0), track.band)
+            bars = track.bars()
+            ring = ringing_rise(power, bars["power"], track.band)
         return Candidate(row, line, before, previous, float(1.4826 * np.median(np.abs(residual))),
                          float(np.median(line - previous)), power, ring, bars, np.stack(track.changes))
 

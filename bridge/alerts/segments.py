@@ -50,7 +50,8 @@ def spreads(residual: np.ndarray, lengths: tuple[int, ...]) -> np.ndarray:
     """Spread of each length's hat and step statistics over ``residual`` (rows: lengths; columns: hat,
     step): mean absolute value times sqrt(pi / 2), the rms of a normal variable (cheaper than a MAD;
     the history's median makes it robust)."""
-    return np.array([[np.mean(np.abs(h)), np.mean(np.abs(s))] for h, s in _statistics(residual, lengths)]) * 1.2533
+    return np.array([[np.abs(h).sum() / h.size, np.abs(s).sum() / s.size]
+                     for h, s in _statistics(residual, lengths)]) * 1.2533
 
 
 def candidates(residual: np.ndarray, bars: np.ndarray, lengths: tuple[int, ...], floor: float,
@@ -61,16 +62,19 @@ def candidates(residual: np.ndarray, bars: np.ndarray, lengths: tuple[int, ...],
     found = []
     for length, (hat, step), (hat_bar, step_bar) in zip(lengths, _statistics(residual, lengths), bars):
         i = int(np.argmax(np.abs(hat)))
-        found.append(Segment(i + length, i + 2 * length, float(abs(hat[i]) / max(hat_bar, 1e-300)), "hat"))
+        z = float(abs(hat[i]) / max(hat_bar, 1e-300))
+        if z >= floor:
+            found.append(Segment(i + length, i + 2 * length, z, "hat"))
         i = int(np.argmax(np.abs(step)))
-        edge = i + length
-        # The run is the side of the edge away from the line's usual level (the median, zero).
-        left, right = float(np.mean(residual[i:edge])), float(np.mean(residual[edge:edge + length]))
-        start, stop = (edge, edge + length) if abs(right) >= abs(left) else (i, edge)
-        found.append(Segment(start, stop, float(abs(step[i]) / max(step_bar, 1e-300)), "step"))
+        z = float(abs(step[i]) / max(step_bar, 1e-300))
+        if z >= floor:
+            edge = i + length
+            # The run is the side of the edge away from the line's usual level (the median, zero).
+            left, right = residual[i:edge].sum(), residual[edge:edge + length].sum()
+            found.append(Segment(edge, edge + length, z, "step") if abs(right) >= abs(left) else Segment(i, edge, z, "step"))
     chosen: list[Segment] = []
     for segment in sorted(found, key=lambda s: -s.z):
-        if segment.z < floor or len(chosen) == most:
+        if len(chosen) == most:
             break
         if all(segment.stop <= other.start or other.stop <= segment.start for other in chosen):
             chosen.append(segment)
