@@ -45,8 +45,10 @@ def _free_ports(n: int) -> list[int]:
 
 
 class Served:
-    def __init__(self, out: Path, model: str) -> None:
-        self.out, self.model = out, model
+    """``maed serve`` in a process of its own, on fixed ports; ``extra``: more of its options (a source)."""
+
+    def __init__(self, out: Path, model: str, extra: tuple[str, ...] = ()) -> None:
+        self.out, self.model, self.extra = out, model, extra
         ports = _free_ports(4)
         self.pull, self.pub, self.control, self.ack = (f"tcp://127.0.0.1:{p}" for p in ports)
         self.ports = ports
@@ -55,7 +57,8 @@ class Served:
     def start(self) -> dict:
         command = [sys.executable, "-m", "maed.cli", "serve", "--no-preview", "--backend", "onnx", "--model", self.model,
                    "--pull-port", str(self.ports[0]), "--pub-port", str(self.ports[1]),
-                   "--control-port", str(self.ports[2]), "--ack-port", str(self.ports[3]), "--out", str(self.out)]
+                   "--control-port", str(self.ports[2]), "--ack-port", str(self.ports[3]), "--out", str(self.out),
+                   *self.extra]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -123,6 +123,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                                                   keys=bridge.client_keys))
             print(f"maed: live preview at {preview.url}", file=sys.stderr)
         thread = None
+        if args.source == "nanonis":  # it died with a killed bridge: it re-grabs the frame of the scan resumed
+            source.resume = bridge.recovered.resumed
         if source is not None:
             thread = threading.Thread(target=source.run, args=(bridge.endpoints["pull"], stop, bridge.client_keys),
                                       daemon=True)

@@ -7,6 +7,10 @@
    ``scan.end`` gives a finished scan, saved at once; one without is resumed as the open scan when
    it is the newest (its lines are taken again, its resent lines are duplicates) and superseded,
    so saved at once, otherwise. A resumed scan then ends by the usual rules (PROTOCOL.md, "Scans").
+
+The resumed scan's header and lines are handed back (``Recovered.resumed``): a source in the bridge's
+own process (the Nanonis source) died with it and re-grabs the controller's frame, and needs them to
+tell whether that frame is the resumed scan, and which of its rows the bridge has.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 
 from .ingest import Ingest
 from .journal import Journal, JournalFile, read_journal
-from .protocol import ProtocolError
+from .protocol import Line, ProtocolError, ScanStart, decode_ingest
 from .store import remove_partials
 
 log = logging.getLogger("maed.bridge")
@@ -33,6 +37,8 @@ class Recovered:
     scans: int
     """Scans rebuilt from their journals."""
     partials_removed: int
+    resumed: tuple[ScanStart, list[Line]] | None = None
+    """The scan resumed as the open one (its journal had no ``scan.end``) and its lines, as journaled."""
 
 
 def recover(out: Path, journal: Journal, ingest: Ingest) -> Recovered:
@@ -41,6 +47,7 @@ def recover(out: Path, journal: Journal, ingest: Ingest) -> Recovered:
     for path in removed:
         log.info("removed %s, left by a save that did not finish (its scan is saved again from its journal)", path)
     scans = 0
+    last: list[list[bytes]] = []
     for path in journal.leftovers():
         records = read_journal(path)
         if not records:  # killed between creating the file and writing its scan.start: nothing was accepted
@@ -54,5 +61,10 @@ def recover(out: Path, journal: Journal, ingest: Ingest) -> Recovered:
             log.error("journal %s cannot be replayed (%s); kept as %s%s", path, exc, path.name, UNREADABLE)
             continue
         scans += 1
+        last = records
         log.info("recovered scan from %s: %d records", path.name, len(records))
-    return Recovered(scans, len(removed))
+    resumed = None
+    if ingest.current is not None and last:  # the newest journal replayed, and it had no scan.end
+        messages = [decode_ingest(frames) for frames in last]
+        resumed = (messages[0], [m for m in messages[1:] if isinstance(m, Line)])
+    return Recovered(scans, len(removed), resumed)

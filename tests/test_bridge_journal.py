@@ -104,10 +104,11 @@ def stopped(pid):
 
 
 class Served:
-    """``maed serve`` in a process of its own, on fixed ports (a restart takes the same ones)."""
+    """``maed serve`` in a process of its own, on fixed ports (a restart takes the same ones); ``extra``: more
+    of its options."""
 
-    def __init__(self, out, ports):
-        self.out, self.ports = out, ports
+    def __init__(self, out, ports, extra=()):
+        self.out, self.ports, self.extra = out, ports, extra
         self.pull, self.pub, self.control, self.ack = (f"tcp://127.0.0.1:{p}" for p in ports)
         self.process = None
 
@@ -115,7 +116,8 @@ class Served:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         command = [sys.executable, "-c", "from maed.cli import main; raise SystemExit(main())", "serve", "--no-preview",
                    "--backend", "onnx", "--pull-port", str(self.ports[0]), "--pub-port", str(self.ports[1]),
-                   "--control-port", str(self.ports[2]), "--ack-port", str(self.ports[3]), "--out", str(self.out)]
+                   "--control-port", str(self.ports[2]), "--ack-port", str(self.ports[3]), "--out", str(self.out),
+                   *self.extra]
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         return wait_for(self.status, 60, "the bridge did not answer status")
 
@@ -232,6 +234,8 @@ def test_a_restarted_bridge_saves_what_every_journal_holds_and_removes_partial_l
                 backend=BlurBackend()) as bridge:
         assert not partial.exists()
         assert bridge.status()["state"] == "scanning" and bridge.status()["scan"] == "open"
+        start, lines = bridge.recovered.resumed  # for a source that died with the bridge (Nanonis)
+        assert start.scan == "open" and sorted(line.row for line in lines) == list(range(6, 16))
         assert bridge.wait_finished(3, 20)
         status = bridge.status()
     assert (status["recoveries"], status["lines_recovered"]) == (3, 10 + 16 + 10)

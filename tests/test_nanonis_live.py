@@ -86,3 +86,30 @@ def test_serve_with_an_unreachable_nanonis_is_a_one_line_error(capsys):
     error = capsys.readouterr().err.strip()
     assert error == f"maed: error: cannot reach Nanonis at 127.0.0.1:{port}: connection refused"
     assert time.monotonic() - started < 5
+
+
+def test_a_bridge_killed_while_it_follows_nanonis_saves_the_whole_frame_after_its_restart(tmp_path):
+    from test_bridge_journal import Served, free_ports, saved_folders, wait_for
+
+    size = 48
+    z = next(c for c in simulated_frames(SEED)(1, size, False).channels if c.name == "Z (m)")
+    scanner = Scanner(simulated_frames(SEED), size=size, line_rate=40, scans=1)
+    scanner.stop()
+    out = tmp_path / "scans"
+    with SimulatedNanonis(scanner, port=0) as nanonis:
+        bridge = Served(out, free_ports(4), ("--source", "nanonis", "--nanonis-port", str(nanonis.port)))
+        bridge.start()
+        try:
+            scanner.start(up=False)  # frame 1: 1.2 s
+            wait_for(lambda: ((bridge.status() or {}).get("rows_done") or 0) >= 8, 10, "no rows arrived")
+            bridge.stop(signal.SIGKILL)  # the source dies with it, mid-frame
+            status = bridge.start()
+            assert status["recoveries"] == 1 and status["lines_recovered"] >= 8
+            (folder,) = wait_for(lambda: saved_folders(out), 30, "the frame was not saved")
+        finally:
+            log = bridge.stop(signal.SIGTERM)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert np.load(folder / "raw_trace.npy").tobytes() == z.forward.astype("<f4").tobytes(), log
+    assert np.load(folder / "raw_retrace.npy").tobytes() == z.backward.astype("<f4").tobytes()
+    assert meta["end"] == {"complete": True, "reason": "end"} and meta["recovered"] is True
+    assert len(saved_folders(out)) == 1 and not (out / ".journal").exists()

@@ -264,3 +264,76 @@ def test_a_controller_time_per_line_is_checked_before_it_sets_the_poll_rate():
         assert poll_interval_for(nonsense) == MAX_POLL_S
     assert poll_interval_for(0.2) == 0.2
     assert poll_interval_for(1e-6) == MIN_POLL_S and poll_interval_for(60.0) == MAX_POLL_S
+
+
+def test_the_last_row_of_a_continuous_frame_is_read_before_the_next_frame_overwrites_it():
+    # Polls every 0.5 s; each frame stays readable for one line period (0.1 s) after its last line: the
+    # source must poll at the frame's end, or rows 15 (and more) of each frame are lost when the next begins.
+    continuous = Scanner(simulated_frames(SEED), size=16, line_rate=10.0, scans=0)
+    with following(continuous, poll_interval=0.5) as (_, collector):
+        collector.wait(lambda: len(collector.ended()) >= 1, timeout=10)
+    first = collector.scans()[0]
+    assert rows(first, "trace") == rows(first, "retrace") == list(range(16))
+    trace, retrace = image(0, 16, False)
+    assert_lines_are(first, trace)
+    assert_lines_are(first, retrace, "retrace")
+    assert first["end"].complete is True
+
+
+def _killed_source_lines(server, rows_wanted):
+    """The scan.start and the lines a source sent before it died, as a killed bridge's journal holds them."""
+    collector = Collector()
+    stop = threading.Event()
+    thread = threading.Thread(target=NanonisSource(port=server.port).run, args=(collector.endpoint, stop), daemon=True)
+    thread.start()
+    collector.wait_lines(rows_wanted)
+    stop.set()
+    thread.join(10)
+    collector.close()
+    (scan,) = collector.scans()
+    return scan["start"], scan["lines"]
+
+
+def _resumed(server, resume):
+    collector = Collector()
+    stop = threading.Event()
+    source = NanonisSource(port=server.port, resume=resume)
+    thread = threading.Thread(target=source.run, args=(collector.endpoint, stop), daemon=True)
+    thread.start()
+    return collector, stop, thread
+
+
+def test_a_restarted_source_takes_up_the_resumed_scan_and_sends_only_the_rows_the_bridge_lacks():
+    with SimulatedNanonis(scanner(line_rate=50), port=0) as server:
+        start, lines = _killed_source_lines(server, 8)
+        had = {(m.pass_, m.row) for m in lines}
+        collector, stop, thread = _resumed(server, (start, lines))
+        collector.wait(lambda: collector.ended())
+        stop.set()
+        thread.join(10)
+        collector.close()
+    (scan,) = collector.scans()
+    assert scan["start"] is None and scan["end"].complete is True  # the same scan, on: no new scan.start
+    assert not had & {(m.pass_, m.row) for m in scan["lines"]}  # nothing the bridge had is sent again
+    trace, retrace = image(0, 32, False)
+    assert_lines_are(scan, trace)
+    assert_lines_are(scan, retrace, "retrace")
+    for pass_ in ("trace", "retrace"):
+        assert sorted(rows(scan, pass_) + [m.row for m in lines if m.pass_ == pass_]) == list(range(32))
+
+
+def test_a_resumed_scan_whose_frame_the_controller_no_longer_holds_is_ended_and_the_frame_followed_anew():
+    with SimulatedNanonis(scanner(line_rate=50), port=0) as server:
+        start, lines = _killed_source_lines(server, 8)
+        with NanonisClient(port=server.port) as client:
+            client.scan_action("start")  # another frame while the bridge was down
+        collector, stop, thread = _resumed(server, (start, lines))
+        collector.wait(lambda: len(collector.ended()) == 2)
+        stop.set()
+        thread.join(10)
+        collector.close()
+    old, new = collector.scans()
+    assert old["start"] is None and old["end"].scan == start.scan and old["end"].complete is False
+    assert not old["lines"]
+    assert new["start"].scan != start.scan and new["end"].complete is True
+    assert_lines_are(new, image(1, 32, False)[0])

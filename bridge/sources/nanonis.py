@@ -17,7 +17,15 @@ the wire protocol. How the polls map to ``scan.start`` and ``scan.end`` (``bridg
 - a poll that finds the scan stopped ends it, complete when every trace row was sent;
 - a controller that stops answering (timeout, refused, reset) is reconnected with back-off; the
   followed scan, and which rows were sent, survive the outage, so no line is sent twice or lost
-  as long as the frame is still the same when the controller answers again.
+  as long as the frame is still the same when the controller answers again;
+- a bridge killed with its source (they share a process) resumes the scan it was following
+  (``resume``, from its journal): the first poll re-grabs the frame the controller holds, running
+  or stopped, and when it is that scan's frame (same size, slow axis and area, and every row the
+  bridge has equal to the controller's) follows it on under its id, sending the rows the bridge
+  lacks; otherwise it ends that scan (incomplete) and goes on as usual;
+- in the last line of a frame the source polls every quarter of a line period (``_wait``): in a
+  continuous scan the finished frame stays readable for one line period only before the next
+  overwrites it, and with a poll interval longer than that its last rows would be lost.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
@@ -36,6 +45,7 @@ from ..nanonis.client import (
     DEFAULT_PORT, FrameGrab, NanonisClient, NanonisConnectionError, ScanBuffer, ScanSpeed,
 )
 from ..nanonis.protocol import NanonisError, NanonisProtocolError
+from ..protocol import Line, ScanStart
 from .base import LinePusher
 
 log = logging.getLogger("maed.bridge")
@@ -81,7 +91,7 @@ class _Followed:
     """``(rows, cols)``: the trace rows as sent, NaN elsewhere; recognises the frame at each poll."""
     sent_rows: np.ndarray
     next_step: dict[str, int]
-    """Per pass, the acquisition step (0 is the first line scanned) of the next line to send."""
+    """Per pass followed, the acquisition step (0 is the first line scanned) of the next line to send."""
 
     def same_frame(self, trace: FrameGrab) -> bool:
         return (trace.data.shape == (self.rows, self.cols) and trace.up == self.up
@@ -98,6 +108,10 @@ class _Followed:
 
     def row(self, step: int) -> int:
         return self.rows - 1 - step if self.up else step
+
+    def steps_left(self) -> int:
+        """Acquisition steps of the frame not sent yet, in the pass that lags."""
+        return self.rows - min(self.next_step.values())
 
     @property
     def complete(self) -> bool:
@@ -131,6 +145,9 @@ class NanonisSource:
     timeout: float = 2.0
     """Seconds to wait for an answer before the controller counts as not answering."""
     name: str = "nanonis"
+    resume: tuple[ScanStart, list[Line]] | None = None
+    """The scan a killed bridge was following, and its lines as journaled (``Recovered.resumed``):
+    taken up at the first poll when the controller still holds its frame, else ended."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
@@ -141,6 +158,8 @@ class NanonisSource:
             raise ValueError(f"timeout must be positive seconds, got {self.timeout}")
         self._followed: _Followed | None = None
         self._interval = self.poll_interval or MAX_POLL_S  # until Scan.SpeedGet is read
+        self._line_period = 0.0
+        """Seconds per acquisition step (trace and retrace) of the followed scan; 0 when not known."""
         self._ended = 0
         self._opened = 0
 
@@ -172,7 +191,7 @@ class NanonisSource:
                     if client is None:
                         client = NanonisClient(self.host, self.port, self.timeout)
                     self._poll(client, pusher)
-                    backoff.failures, wait = 0, self._interval
+                    backoff.failures, wait = 0, self._wait()
                     if lost:  # only an answered poll counts: a frozen controller still accepts connections
                         log.info("nanonis: reconnected to %s", self.address)
                         lost = False
@@ -198,8 +217,21 @@ class NanonisSource:
 
     # --- one poll -----------------------------------------------------------------------------
 
+    def _wait(self) -> float:
+        """Seconds to the next poll: the poll interval, but no later than the earliest end of the followed
+        frame, and every quarter line period in its last line (a continuous scan's finished frame stays
+        readable for one line period)."""
+        followed, period = self._followed, self._line_period
+        if followed is None or period <= 0:
+            return self._interval
+        left = followed.steps_left()
+        until_end = (left - 1) * period if left > 1 else period / 4
+        return min(self._interval, max(until_end, MIN_POLL_S))
+
     def _poll(self, client: NanonisClient, pusher: LinePusher) -> None:
         running = client.scan_status()
+        if self.resume is not None:
+            self._resume(client, pusher)
         followed = self._followed
         if followed is not None:
             retrace, trace = self._grab(client, followed.channel)
@@ -221,6 +253,44 @@ class NanonisSource:
 
     def _set_interval(self, speed: ScanSpeed) -> None:
         self._interval = self.poll_interval or poll_interval_for(speed.forward_time_per_line)
+        period = speed.forward_time_per_line + speed.backward_time_per_line
+        self._line_period = period if math.isfinite(period) and period > 0 else 0.0
+
+    def _first_steps(self) -> dict[str, int]:
+        return {"trace": 0, "retrace": 0} if self.retrace else {"trace": 0}
+
+    def _resume(self, client: NanonisClient, pusher: LinePusher) -> None:
+        """Take up the scan of ``resume`` if the controller still holds its frame; else end it, so that the
+        bridge saves it at once. Raises what the controller's answers raise (the next poll tries again)."""
+        start, lines = self.resume
+        index, _ = self._find_channel(client, client.scan_buffer())
+        frame, speed = client.scan_frame(), client.scan_speed()
+        retrace, trace = self._grab(client, index)
+        followed = _Followed(start.scan, index, start.rows, start.cols, start.slow_axis == "up",
+                             np.full((start.rows, start.cols), np.nan, np.float32), np.zeros(start.rows, bool),
+                             self._first_steps())
+        had = {"trace": followed.sent, "retrace": np.full_like(followed.sent, np.nan)}
+        for line in lines:
+            had[line.pass_][line.row] = line.data
+            if line.pass_ in followed.next_step:
+                step = start.rows - 1 - line.row if followed.up else line.row
+                followed.next_step[line.pass_] = max(followed.next_step[line.pass_], step + 1)
+        followed.sent_rows[:] = np.isfinite(followed.sent).all(axis=1)
+        same_area = (tuple(start.range) == (frame.width, frame.height) and start.extra.get("angle") == frame.angle
+                     and start.extra.get("center") == [frame.center_x, frame.center_y])
+        retrace_rows = np.isfinite(had["retrace"]).all(axis=1)
+        same_retrace = retrace is None or (retrace.image.shape == had["retrace"].shape and np.array_equal(
+            retrace.image[retrace_rows], had["retrace"][retrace_rows]))
+        self.resume = None
+        if same_area and same_retrace and followed.same_frame(trace):
+            self._followed = followed
+            self._set_interval(speed)
+            log.info("nanonis: resuming scan %s after a restart: %d of %d rows were journaled", start.scan,
+                     int(followed.sent_rows.sum()), start.rows)
+        else:
+            pusher.end(start.scan, complete=False)
+            log.info("nanonis: scan %s, resumed from the journal, is no longer the controller's frame: ended",
+                     start.scan)
 
     def _open(self, client: NanonisClient, pusher: LinePusher) -> None:
         buffer = client.scan_buffer()
@@ -232,7 +302,8 @@ class NanonisSource:
             return  # the buffer is being changed under us: look again at the next poll
         self._set_interval(speed)
         self._opened += 1
-        scan = f"nanonis-{time.strftime('%Y%m%d-%H%M%S')}-{self._opened}"
+        # Milliseconds too: a bridge restarted within the second must not reuse the id of a scan it saved.
+        scan = f"nanonis-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')[:-3]}-{self._opened}"
         label, unit = split_channel_name(name)
         slow_axis = "up" if trace.up else "down"
         line_time = speed.forward_time_per_line + speed.backward_time_per_line
@@ -243,7 +314,7 @@ class NanonisSource:
                      channel=label, unit=unit, **extra)
         self._followed = followed = _Followed(
             scan, index, buffer.lines, buffer.pixels, trace.up, np.full(trace.data.shape, np.nan, np.float32),
-            np.zeros(buffer.lines, bool), {"trace": 0, "retrace": 0})
+            np.zeros(buffer.lines, bool), self._first_steps())
         log.info("nanonis: following scan %s: %s, %d x %d, %s", scan, name, buffer.lines, buffer.pixels, slow_axis)
         self._send_new(pusher, followed, trace, retrace)
 
