@@ -6,13 +6,13 @@ The simulator's surfaces (every family, test seeds) under two kinds of noise it 
   component along the rows, at 0.1, 0.3 and 1.0 times the surface's rms;
 - ``white``: white noise alone, at 0.05 to 1.0 times the surface's rms (a quiet instrument).
 
-Per level: mean PSNR of the raw scan, plane + rows + Gaussian and each model (``denoise_array``, the
-network as its weights' levelling wants it), and how many scans each model leaves below the
-classical pipeline.
+Per level: mean PSNR of the raw scan, plane + rows + Gaussian and each model as ``maed denoise`` runs
+it (``denoise_guarded``: levelling, tiles, the lattice given back, the trust guard), and how many scans
+each model leaves below the classical pipeline.
 
 Usage (from the repository root):
 
-    .venv/bin/python benchmarks/foreign_noise.py rt rt-plane
+    .venv/bin/python benchmarks/foreign_noise.py rt rt-plane --size 256
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from maed.classical import PIPELINES
 from maed.data import FAMILIES, make_pair
-from maed.denoise import denoise_array
+from maed.denoise import denoise_guarded
 from maed.engine import load_backend
 from maed.metrics import psnr
 
@@ -48,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+")
     parser.add_argument("--scans", type=int, default=32)
+    parser.add_argument("--size", type=int, default=128, help="scan side in pixels (default: 128)")
     args = parser.parse_args()
     backends = {m: load_backend("auto", m, threads=1) for m in args.models}
     classical = PIPELINES["level+gauss"]
@@ -56,12 +57,12 @@ def main() -> None:
         for level in levels:
             scores: dict[str, list[float]] = {"raw": [], "classical": [], **{m: [] for m in backends}}
             for k in range(args.scans):
-                clean = make_pair(SEED_BASE + k, 128, families=FAMILIES).clean
+                clean = make_pair(SEED_BASE + k, args.size, families=FAMILIES).clean
                 noisy = noise(clean, level, rng)
                 scores["raw"].append(psnr(noisy, clean))
                 scores["classical"].append(psnr(classical(noisy), clean))
                 for m, b in backends.items():
-                    scores[m].append(psnr(denoise_array(noisy, b), clean))
+                    scores[m].append(psnr(denoise_guarded(noisy, b).data, clean))
             below = {m: int(np.sum(np.array(scores[m]) < np.array(scores["classical"]))) for m in backends}
             print(f"{kind} {level:.2f} x rms: " + "  ".join(
                 f"{m} {np.mean(v):.2f}" + (f" ({below[m]} below classical)" if m in below else "")

@@ -31,6 +31,7 @@ import zmq
 
 from maed import __version__
 from maed.engine import Backend, load_backend
+from maed.zoo import PRODUCT
 
 from .control import ControlError, Deferred, respond, settle, split_envelope, unanswered
 from .counters import FaultCounter, Losses
@@ -73,7 +74,7 @@ class BridgeConfig:
     """PUB socket of the journal's acknowledgements (``scan.journaled``); None: none (``maed serve``: 5573)."""
     out: Path = Path("maed-scans")
     backend: str = "auto"
-    model: str = "rt"
+    model: str = PRODUCT
     halo: int = HALO
     refine: int = REFINE
     idle_timeout: float = 300.0

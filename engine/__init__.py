@@ -7,12 +7,14 @@ dependencies (torch) import them only when chosen, so the acquisition side stays
 
 from __future__ import annotations
 
+from maed.zoo import PRODUCT
+
 from .base import Backend
 
 BACKENDS = ("auto", "tensorrt", "onnx", "torch")
 
 
-def load_backend(name: str = "auto", model: str = "rt", threads: int | None = None) -> Backend:
+def load_backend(name: str = "auto", model: str = PRODUCT, threads: int | None = None) -> Backend:
     """The back end ``name`` running ``model``: a shipped model name, a checkpoint or an ``.onnx`` path.
 
     ``auto`` takes TensorRT where it can run here (tensorrt, cuda-python and a GPU) and the model has

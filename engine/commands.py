@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from maed.zoo import PRODUCT
+
 from .trt_profiles import BAND, CONTEXT_ROWS, FRAME, Profile, default_profiles, parse_profile, parse_shape
 
 
@@ -65,7 +67,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         description="Build a TensorRT engine from the model's ONNX file, into the engine cache where "
         "`--backend tensorrt` finds it (or -o). FP16 engines are strongly typed, from the FP16 graph.",
     )
-    p.add_argument("--model", default="rt", metavar="NAME_OR_PATH", help="shipped model name or .onnx file (default: rt)")
+    p.add_argument("--model", default=PRODUCT, metavar="NAME_OR_PATH", help=f"shipped model name or .onnx file (default: {PRODUCT})")
     precision = p.add_mutually_exclusive_group()
     precision.add_argument("--fp16", dest="precision", action="store_const", const="fp16", help="FP16 engine (default)")
     precision.add_argument("--fp32", dest="precision", action="store_const", const="fp32", help="FP32 engine")

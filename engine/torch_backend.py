@@ -6,10 +6,11 @@ import numpy as np
 import torch
 
 from maed.model.checkpoint import load_model, weights_file, weights_sha256
+from maed.zoo import PRODUCT
 
 
 class TorchBackend:
-    def __init__(self, model: str = "rt", device: str | None = None) -> None:
+    def __init__(self, model: str = PRODUCT, device: str | None = None) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.net, card = load_model(model)
         self.net.to(self.device)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from maed.normalise import PLANE_AND_ROWS
+from maed.zoo import PRODUCT
 
 from .trt_available import import_tensorrt
 from .trt_build import BuildSettings, OnnxSource, build_engine, engine_key, load_plugins, logger
@@ -134,7 +135,7 @@ def _check_engine_file(path: Path) -> None:
                          f"TensorRT {here[1]}; rebuild it with `maed engine build`")
 
 
-def load_tensorrt(model: str = "rt", precision: str = "fp16") -> TensorRTBackend:
+def load_tensorrt(model: str = PRODUCT, precision: str = "fp16") -> TensorRTBackend:
     """The TensorRT back end for a shipped model name, an ``.onnx`` path or an ``.engine`` path.
 
     A name or ONNX path runs the cached engine, built first (once, minutes) where it is missing or

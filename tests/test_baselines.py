@@ -20,8 +20,11 @@ def test_every_architecture_has_a_builder_and_a_label():
     assert all(zoo.display_name(name) != name for name in zoo.ARCHITECTURES)
 
 
-def test_maed_is_the_rt_configuration():
-    model = build_model("maed")
+def test_maed_names_the_product_weights_of_the_rt_configuration():
+    from maed.model.checkpoint import load_model
+
+    model, _ = load_model("maed")
+    assert zoo.resolve("maed") == zoo.PRODUCT
     assert isinstance(model, MAEDCNN) and model.config == CONFIGS["rt"]
 
 

@@ -122,7 +122,8 @@ def test_the_final_frame_of_an_up_scan_is_maed_denoise_in_acquisition_order(tmp_
     assert final_header["final"] and raw.tobytes() == image.tobytes()
     # The network sees rows in the order they were scanned: ``maed denoise`` of the rows turned over, turned back.
     np.save(tmp_path / "acquired.npy", raw[::-1])
-    assert main(["denoise", str(tmp_path / "acquired.npy"), "-o", str(tmp_path / "cli"), "--backend", "onnx"]) == 0
+    assert main(["denoise", str(tmp_path / "acquired.npy"), "-o", str(tmp_path / "cli"), "--backend", "onnx",
+                 "--model", onnx.model]) == 0
     assert np.load(tmp_path / "cli" / "acquired.npy")[::-1].tobytes() == final.tobytes()
 
 

@@ -16,6 +16,7 @@ from maed.normalise import denormalise, normalise
 from maed.trust import conservative
 from maed.engine import load_backend
 from maed.scanfiles import read_channel
+from maed.zoo import PRODUCT
 
 
 class Halve:
@@ -174,8 +175,8 @@ def test_every_output_names_its_model_weights_and_trust(tmp_path):
     write_sxm(tmp_path / "s.sxm", rows=64, cols=64)
     assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--backend", "onnx"]) == 0
     record = json.loads((tmp_path / "o" / "s.json").read_text())
-    backend = load_backend("onnx", "rt")
-    assert record["model"] == "rt" and record["weights_sha256"] == backend.weights_sha256
+    backend = load_backend("onnx", PRODUCT)
+    assert record["model"] == PRODUCT and record["weights_sha256"] == backend.weights_sha256
     assert record["pass"] == "trace" and record["channel"] == "Z" and record["output"] == "s.npy"
     trust = record["trust"]
     assert trust["output"] in ("network", "blend", "fallback")

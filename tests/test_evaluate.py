@@ -4,16 +4,16 @@ import json
 
 import pytest
 
-from maed.compare import PRODUCT, expand_models
+from maed.compare import expand_models
 from maed.evaluate import evaluate
 from maed.model import build_model, count_parameters
 from maed.model.checkpoint import save_checkpoint
-from maed.zoo import TABLE_MODELS
+from maed.zoo import PRODUCT, TABLE_MODELS
 
 
 def test_all_is_the_table_line_up_then_the_product():
     assert expand_models(["all"]) == [*TABLE_MODELS, PRODUCT]
-    assert expand_models(["rt", "all", "dncnn"]) == ["rt", *TABLE_MODELS]
+    assert expand_models(["rt", "all", "dncnn"]) == ["rt", *TABLE_MODELS, PRODUCT]
 
 
 def test_eval_writes_scores_sizes_latency_and_figures(tmp_path, random_rt_checkpoint):

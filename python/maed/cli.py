@@ -14,7 +14,7 @@ from pathlib import Path
 from . import __version__
 from .normalise import LEVELLINGS
 from .training.config import TrainConfig, protocol_learning_rate
-from .zoo import ARCHITECTURES
+from .zoo import ARCHITECTURES, PRODUCT
 
 
 def _error(message: str) -> None:
@@ -160,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--direction", dest="deprecated_direction", choices=("forward", "backward"),
                    help="deprecated: --pass trace (forward) or --pass retrace (backward)")
     p.add_argument("--backend", default="auto", help="inference back end: auto, tensorrt, onnx or torch (default: auto)")
-    p.add_argument("--model", default="rt", metavar="NAME_OR_PATH", help="shipped model name, checkpoint or .onnx file (default: rt)")
+    p.add_argument("--model", default=PRODUCT, metavar="NAME_OR_PATH",
+                   help=f"shipped model name, checkpoint or .onnx file (default: {PRODUCT})")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads of the back end (default: one per core)")
     p.set_defaults(run=_cmd_denoise)
 
@@ -207,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser("eval", help="PSNR/SSIM/UQI of classical pipelines and models on the simulated test set")
-    p.add_argument("--models", nargs="+", default=["rt"], help="models to evaluate (default: rt)")
+    p.add_argument("--models", nargs="+", default=[PRODUCT], help=f"models to evaluate (default: {PRODUCT})")
     p.add_argument("--count", type=int, help="scans per test column (default: 24; 51 with --families)")
     p.add_argument("--size", type=int, help="scan size in pixels (default: 256; 128 with --families)")
     p.add_argument("--families", action="store_true",
@@ -223,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a model for other runtimes")
     formats = p.add_subparsers(dest="format", required=True)
     p = formats.add_parser("onnx", help="write the model as ONNX (dynamic batch, height and width; opset 17)")
-    p.add_argument("--model", default="rt", metavar="NAME_OR_PATH", help="shipped model name or checkpoint (default: rt)")
+    p.add_argument("--model", default=PRODUCT, metavar="NAME_OR_PATH", help=f"shipped model name or checkpoint (default: {PRODUCT})")
     p.add_argument("--fp16", action="store_true", help="float16 weights and activations (input and output stay float32)")
     p.add_argument("-o", "--output", metavar="PATH", help="ONNX file to write (default: NAME.onnx or NAME.fp16.onnx here)")
     p.add_argument("--ship", action="store_true", help="write the shipped weights as the package's NAME.onnx")

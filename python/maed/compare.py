@@ -20,12 +20,11 @@ from .engine.onnx_model import find_onnx
 from .export import export_onnx
 from .model import count_parameters
 from .model.checkpoint import load_model
-from .zoo import TABLE_MODELS, display_name
+from .zoo import PRODUCT, TABLE_MODELS, display_name
 
 LATENCY_SIZE = 256
 LATENCY_THREADS = 2
 LATENCY_REPEATS = 10
-PRODUCT = "rt"
 
 
 @dataclass
@@ -40,7 +39,7 @@ class Contender:
 
 
 def expand_models(models: list[str]) -> list[str]:
-    """``all`` stands for the Table 1 line-up (trained alike) followed by the product's ``rt``."""
+    """``all`` stands for the Table 1 line-up (trained alike) followed by the product's weights."""
     names: list[str] = []
     for model in models:
         for name in ((*TABLE_MODELS, PRODUCT) if model == "all" else (model,)):
@@ -53,7 +52,8 @@ def _label(name: str, card: dict) -> str:
     if name == PRODUCT:
         steps = card.get("validation", {}).get("step")  # where the run stopped, not where it was meant to
         batch, patch = (card.get("train_config", {}).get(k) for k in ("batch_size", "patch"))
-        return f"MAED-CNN rt, product weights ({steps} steps of {batch} x {patch}²)" if steps else "MAED-CNN rt, product weights"
+        label = f"{display_name(name)}, product weights"
+        return f"{label} ({steps} steps of {batch} x {patch}²)" if steps else label
     if Path(name).suffix:  # a checkpoint: named by its architecture and where it came from
         return f"{display_name(card['config'])} ({name})"
     return display_name(name)

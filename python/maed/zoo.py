@@ -1,7 +1,7 @@
 """The models ``maed`` knows by name, and the paper's Table 1 line-up; imports neither torch nor onnx.
 
-MAED-CNN comes in configurations (``rt``, the real-time default, and ``paper``, the published
-size); ``maed`` is the product's name for ``rt``. The six baselines of the paper's Table 1 live in
+MAED-CNN comes in configurations (``rt``, the real-time size, and ``paper``, the published
+size); ``maed`` is the product's name for its shipped weights, ``PRODUCT``. The six baselines of the paper's Table 1 live in
 ``maed.model.baselines``. Weights shipped under a name that is not an architecture (``rt-equal``,
 ``rt-plane``: ``rt`` trained to take the line offsets out itself, ``maed.normalise``) say in their
 checkpoint which architecture they are.
@@ -9,7 +9,11 @@ checkpoint which architecture they are.
 
 from __future__ import annotations
 
-ALIASES = {"maed": "rt"}
+PRODUCT = "rt-plane"
+"""The weights every command uses unless told otherwise: the ``rt`` network trained to take the line offsets
+out itself (``docs/model.md`` says why it replaced ``rt``, which aligns the rows first)."""
+
+ALIASES = {"maed": PRODUCT}
 
 DISPLAY_NAMES = {
     "rt": "MAED-CNN rt",
@@ -36,7 +40,7 @@ TABLE_MODELS = ("rt-equal", *BASELINE_NAMES)
 
 
 def resolve(name: str) -> str:
-    """The shipped name behind an alias (``maed`` -> ``rt``); other names unchanged."""
+    """The shipped name behind an alias (``maed`` -> ``PRODUCT``); other names unchanged."""
     return ALIASES.get(name, name)
 
 
