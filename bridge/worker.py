@@ -5,6 +5,7 @@ coalesce when lines come faster than the denoiser), updates the raw frames and t
 denoiser, runs the trust guard on the live frame at a capped rate (``GUARD_INTERVAL_S``: at most
 once per half second per scan, and never more than a twentieth of the time), publishes
 ``frame.raw``, ``frame.rows`` and ``frame.denoised`` (with the latest verdict) on the PUB socket,
+runs the scan-health detectors on every line and publishes their ``alert`` messages (``maed.bridge.alerts``),
 and finishes scans: the guarded full-frame pass of ``maed denoise``, the ``final`` frames, the
 files on disk, then ``scan.finished``.
 """
@@ -17,15 +18,19 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import zmq
 
 from maed import __version__
 from maed.engine import Backend
 
+from .alerts import HealthMonitor
 from .counters import LatencyWindow, Losses
 from .ingest import Batch, Ingest
 from .journal import read_journal
-from .protocol import PASSES, VERSION, Frame, FrameRows, Line, ScanFinished, ScanStart, decode_ingest, encode, levelling
+from .protocol import (
+    PASSES, VERSION, Alert, Frame, FrameRows, Line, ScanFinished, ScanStart, decode_ingest, encode, levelling,
+)
 from .scan import ScanImage, ScanState
 from .store import save_scan
 from .streaming import GUARD_INTERVAL_S, GUARD_MIN_ROWS, GUARD_SHARE, StreamingDenoiser
@@ -48,6 +53,9 @@ class LiveScan:
         self.started = datetime.now(timezone.utc)
         self.next_guard = 0.0
         """``time.perf_counter()`` after which the live guard may run again."""
+        self.health = HealthMonitor(start.rows, start.cols, start.slow_axis)
+        self.alerts: list[dict] = []
+        """Every alert published for the scan (saved in ``meta.json``)."""
 
 
 def journaled_lines(state: ScanState) -> list[tuple[Line, float]]:
@@ -56,6 +64,12 @@ def journaled_lines(state: ScanState) -> list[tuple[Line, float]]:
     now = time.perf_counter()
     return [(message, now) for message in map(decode_ingest, read_journal(state.journal.path)[1:])
             if isinstance(message, Line)]
+
+
+def _plain(evidence: dict) -> dict:
+    """Evidence figures as plain numbers (msgpack and JSON take no numpy scalars)."""
+    return {str(k): (float(v) if isinstance(v, (float, np.floating)) else int(v) if isinstance(v, (int, np.integer))
+                     else v) for k, v in evidence.items()}
 
 
 def weights_sha256(backend: Backend) -> str:
@@ -129,6 +143,7 @@ class Worker:
     def _update(self, scan: LiveScan, batch: Batch) -> None:
         image = scan.image
         changed = image.put(batch.lines)
+        self._check_health(scan, batch.lines)
         backend = self.backend
         self.updates += 1
         scan.updates += 1
@@ -162,7 +177,9 @@ class Worker:
 
     def _finish(self, scan: LiveScan, batch: Batch, full_pass: bool) -> None:
         image = scan.image
-        image.put(journaled_lines(batch.state) if batch.state.spilled else batch.lines)
+        lines = journaled_lines(batch.state) if batch.state.spilled else batch.lines
+        image.put(lines)
+        self._check_health(scan, lines)
         backend = self.backend
         rows_done = image.rows_done["trace"]
         denoised = scan.stream.denoised
@@ -191,6 +208,19 @@ class Worker:
             self.scans_finished += 1
             self._finished_cv.notify_all()
 
+    def _check_health(self, scan: LiveScan, lines: list[tuple[Line, float]]) -> None:
+        """Feed the scan-health detectors the new lines, in arrival order; publish each alert at once (before
+        the frames of this update: an alert is news, the frames can wait for the denoiser)."""
+        try:
+            for line, _ in lines:
+                for finding in scan.health.feed(line.row, line.data, line.pass_):
+                    scan.alerts.append(finding.as_dict())
+                    self._send(Alert(scan=scan.start.scan, seq=self._next_seq(), kind=finding.kind, row=finding.row,
+                                     columns=finding.columns, severity=finding.severity,
+                                     evidence=_plain(finding.evidence)))
+        except Exception:  # a detector's bug must not cost the scan its frames
+            self._failed(f"scan {scan.start.scan!r}: scan-health detectors failed")
+
     # --- publishing and saving ------------------------------------------------------------
 
     def _next_seq(self) -> int:
@@ -198,7 +228,7 @@ class Worker:
         self._seq += 1
         return seq
 
-    def _send(self, message: Frame | FrameRows | ScanFinished) -> None:
+    def _send(self, message: Frame | FrameRows | ScanFinished | Alert) -> None:
         # PUB never blocks: at a subscriber's high-water mark ZeroMQ drops that subscriber's copy.
         self.pub.send_multipart(encode(message), copy=True)
 
@@ -254,6 +284,7 @@ class Worker:
             "final_full_frame_pass": full_pass,
             "recovered": state.recovered,
             "trust": scan.stream.trust,
+            "alerts": [dict(a, evidence=_plain(a["evidence"])) for a in scan.alerts],
             "halo": self.halo,
             "refine": self.refine,
             "started": scan.started.isoformat(),

@@ -15,5 +15,6 @@ def skipped_rows(previous_row: int | None, row: int, slow_axis: str) -> list[int
 
 
 def repeats(previous: np.ndarray | None, line: np.ndarray) -> bool:
-    """Whether ``line`` is bit for bit the line before it (noise never draws that twice)."""
-    return previous is not None and bool(np.array_equal(previous, line))
+    """Whether ``line`` is bit for bit the line before it (noise never draws that twice); a line of one
+    value is not (a channel the controller holds still, Z with the feedback off, repeats by design)."""
+    return previous is not None and bool(np.ptp(line) > 0) and bool(np.array_equal(previous, line))

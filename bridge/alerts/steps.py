@@ -111,7 +111,9 @@ def judge_run(row: np.ndarray, before: np.ndarray, previous: np.ndarray, after: 
     local = max(LOCAL * moved_before, EDGE * relief)
     evidence = {"z": round(z, 2), "height": height, "remains": remains, "line_noise": sigma,
                 "local_change": local}
-    if abs(remains) > PERSISTS * abs(height) or abs(height) < max(local, MIN_HEIGHT * sigma):
+    # The run must stand alone: gone in the next line and still in the lines before, both at once (a
+    # feature of the surface often half-persists and half-moves).
+    if abs(remains) + local / LOCAL > PERSISTS * abs(height) or abs(height) < MIN_HEIGHT * sigma:
         return None
     cols = row.size
     late = (stop == cols) if pass_ == "trace" else (start == 0)
