@@ -62,13 +62,41 @@ def test_c_subscriber_reads_frames_from_a_live_bridge(subscriber, tmp_path):
     assert client.returncode == 0, err
     lines = out.splitlines()
     assert lines[-1].startswith("scan.finished scan=c-client") and "complete=1" in lines[-1] and "reason=end" in lines[-1]
-    fields = [dict(re.findall(r"(\w+)=(\S+)", line)) | {"topic": line.split()[0]} for line in lines[:-1]]
+    # Alerts (the simulated scan draws tip jumps and scars) are checked by the next test.
+    fields = [dict(re.findall(r"(\w+)=(\S+)", line)) | {"topic": line.split()[0]} for line in lines[:-1]
+              if not line.startswith("alert ")]
     assert {f["topic"] for f in fields} == {"frame.raw", "frame.denoised"} and {f["pass"] for f in fields} == {"trace"}
     live = [f for f in fields if f["topic"] == "frame.denoised" and f["final"] == "0"]
     assert live and all(int(f["finite"]) == int(f["rows_done"]) * cols for f in live)
     final_raw = next(f for f in fields if f["topic"] == "frame.raw" and f["final"] == "1")
     assert int(final_raw["finite"]) == rows * cols
     assert float(final_raw["mean"]) == pytest.approx(float(image.astype(np.float64).mean()), rel=1e-5)
+
+
+def test_c_subscriber_prints_alerts(subscriber, tmp_path):
+    """A lost row and a repeated line, pushed to a live bridge, come to the C client as alerts."""
+    from maed.bridge.sources import LinePusher
+
+    image = make_pair(22, 48).noisy.astype("<f4")
+    config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans")
+    with Bridge(config, backend=IdentityBackend()) as bridge:
+        client = subprocess.Popen([str(subscriber), bridge.endpoints["pub"], "1"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)  # the subscription reaches the bridge
+        pusher = LinePusher(bridge.endpoints["pull"])
+        pusher.start("c-alerts", 48, 48, (1e-8, 1e-8))
+        for row in range(48):
+            if row != 20:  # lost on the way
+                pusher.line("c-alerts", row, image[row - 1] if row == 30 else image[row])  # row 30 repeats 29
+        pusher.end("c-alerts")
+        pusher.close()
+        out, err = client.communicate(timeout=30)
+    assert client.returncode == 0, err
+    alerts = [dict(re.findall(r"(\w+)=(\S+)", line)) for line in out.splitlines() if line.startswith("alert ")]
+    found = {(a["kind"], int(a["row"])) for a in alerts}
+    assert {("line_missing", 20), ("line_repeated", 30)} <= found
+    assert all(a["scan"] == "c-alerts" and a["severity"] in ("info", "warning", "critical") and int(a["evidence"]) >= 1
+               for a in alerts)
 
 
 @pytest.mark.parametrize("v, says", [(1, "protocol version 1; this client speaks version 2"),

@@ -2,7 +2,7 @@
  * maed_subscriber: a C subscriber of the MAED-RT bridge (wire protocol v2, bridge/PROTOCOL.md).
  *
  * The stand-in for a LabVIEW program: it subscribes to the bridge's PUB socket (topics
- * frame.raw, frame.denoised and scan.finished), parses each msgpack header with msgpack-c,
+ * frame.raw, frame.denoised, alert and scan.finished), parses each msgpack header with msgpack-c,
  * checks the protocol version (the integer 2), checks the payload against the header's dtype and
  * shape, and reads the frame with a plain cast to float (little-endian float32, C order). It
  * prints one line per message and exits after COUNT finished scans (default 1).
@@ -29,9 +29,9 @@
 #define PROTOCOL_VERSION 2
 
 typedef struct {
-    char scan[257], dtype[8], pass[8], reason[16], model[128];
-    int64_t v, seq, rows, cols, rows_done, shape[2];
-    int nshape, final, complete;
+    char scan[257], dtype[8], pass[8], reason[16], model[128], kind[32], severity[16];
+    int64_t v, seq, rows, cols, rows_done, shape[2], row, columns[2];
+    int nshape, final, complete, ncolumns, nevidence;
     double latency_ms;
 } header_t;
 
@@ -125,6 +125,14 @@ static int parse_header(const char *buf, size_t len, header_t *h) {
         else if (key_is(kv, "pass")) copy_str(val, h->pass, sizeof h->pass);
         else if (key_is(kv, "reason")) copy_str(val, h->reason, sizeof h->reason);
         else if (key_is(kv, "model")) copy_str(val, h->model, sizeof h->model);
+        else if (key_is(kv, "kind")) copy_str(val, h->kind, sizeof h->kind);
+        else if (key_is(kv, "severity")) copy_str(val, h->severity, sizeof h->severity);
+        else if (key_is(kv, "row")) h->row = as_int(val);
+        else if (key_is(kv, "evidence") && val->type == MSGPACK_OBJECT_MAP) h->nevidence = (int)val->via.map.size;
+        else if (key_is(kv, "columns") && val->type == MSGPACK_OBJECT_ARRAY && val->via.array.size == 2) {
+            h->ncolumns = 2;
+            for (int k = 0; k < 2; k++) h->columns[k] = as_int(&val->via.array.ptr[k]);
+        }
         else if (key_is(kv, "final")) h->final = val->type == MSGPACK_OBJECT_BOOLEAN && val->via.boolean;
         else if (key_is(kv, "complete")) h->complete = val->type == MSGPACK_OBJECT_BOOLEAN && val->via.boolean;
         else if (key_is(kv, "latency_ms"))
@@ -176,8 +184,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "maed_subscriber: cannot connect to %s: %s\n", endpoint, zmq_strerror(zmq_errno()));
         return 2;
     }
-    /* One topic per message type; frame.rows and alert are left to clients that want them. */
-    const char *topics[] = {"frame.raw", "frame.denoised", "scan.finished"};
+    /* One topic per message type; frame.rows is left to clients that want it. */
+    const char *topics[] = {"frame.raw", "frame.denoised", "alert", "scan.finished"};
     for (size_t i = 0; i < sizeof topics / sizeof *topics; i++) zmq_setsockopt(sub, ZMQ_SUBSCRIBE, topics[i], strlen(topics[i]));
     while (ended < scans && status == 0) {
         zmq_msg_t part[MAX_PARTS];
@@ -215,6 +223,15 @@ int main(int argc, char **argv) {
         } else if (strcmp(topic, "scan.finished") == 0) {
             printf("scan.finished scan=%s seq=%lld complete=%d reason=%s\n", h.scan, (long long)h.seq, h.complete, h.reason);
             ended++;
+        } else if (strcmp(topic, "alert") == 0) {  /* scan health: the row and columns to look at, and why */
+            if (n != 2 || h.kind[0] == '\0' || h.ncolumns != 2 || h.row < 0) {
+                fprintf(stderr, "maed_subscriber: malformed alert message\n");
+                status = 1;
+            } else {
+                printf("alert scan=%s seq=%lld kind=%s severity=%s row=%lld columns=%lld:%lld evidence=%d\n", h.scan,
+                       (long long)h.seq, h.kind, h.severity, (long long)h.row, (long long)h.columns[0],
+                       (long long)h.columns[1], h.nevidence);
+            }
         } else if (n != 3 || strcmp(h.dtype, "<f4") != 0 || h.nshape != 2 || h.shape[0] != h.rows || h.shape[1] != h.cols ||
                    zmq_msg_size(&part[2]) != (size_t)(h.rows * h.cols) * sizeof(float)) {
             fprintf(stderr, "maed_subscriber: %s payload does not match its header\n", topic);
