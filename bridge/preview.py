@@ -1,8 +1,8 @@
 """The live preview: a web page showing raw and denoised frames growing line by line.
 
-The preview is one more subscriber of the bridge's PUB socket (``frame.raw``, ``frame.denoised``
-and ``scan.finished``): a thread keeps the newest trace raw and denoised frames of the current scan,
-with the trust guard's latest verdict and the model's weights hash. A small HTTP server (standard library, bound to
+The preview is one more subscriber of the bridge's PUB socket (``frame.raw``, ``frame.denoised``,
+``alert`` and ``scan.finished``): a thread keeps the newest trace raw and denoised frames of the current
+scan, with the trust guard's latest verdict, the model's weights hash and the scan's alerts. A small HTTP server (standard library, bound to
 127.0.0.1 by default) serves the page and hands it the newest frames by long polling: the page asks
 for anything newer than what it has and gets it as soon as it exists. A slow browser therefore only
 skips frames; it never slows the bridge.
@@ -39,7 +39,7 @@ import zmq
 
 from .httpguard import IDLE_TIMEOUT_S, MAX_CONNECTIONS, WILDCARDS, Gate, GuardedHTTPServer, Refused, read_body
 from .keys import ClientKeys
-from .protocol import Frame, ProtocolError, Published, ScanFinished, decode_published
+from .protocol import Alert, Frame, ProtocolError, Published, ScanFinished, decode_published
 
 log = logging.getLogger("maed.bridge")
 
@@ -49,6 +49,10 @@ MAX_REPORT_BYTES = 4 << 20
 """Reports kept, their bodies' bytes together; the oldest go first."""
 MAX_REPORTS = 256
 MAX_BODY_BYTES = 1 << 20
+MAX_ALERTS = 200
+"""Alerts kept per scan for the page (a scan that raises more is shown its first ones)."""
+ALERT_SCANS = 4
+"""Scans whose alerts are kept: an alert may come before its scan's first frame."""
 
 
 def _finite(value):
@@ -73,6 +77,7 @@ class FrameBoard:
         self.denoised: np.ndarray | None = None
         self.reports: deque[dict] = deque()
         self._report_sizes: deque[int] = deque()
+        self._alerts: dict[str, list[dict]] = {}
 
     def add_report(self, report: dict, size: int) -> None:
         """Keep ``report`` (``size`` bytes as posted) within ``MAX_REPORTS`` and ``MAX_REPORT_BYTES``."""
@@ -87,11 +92,23 @@ class FrameBoard:
         with self._cv:
             if isinstance(message, ScanFinished):
                 self.header = {**self.header, "ended": True, "saved": message.saved}
+            elif isinstance(message, Alert):
+                alerts = self._alerts.setdefault(message.scan, [])
+                while len(self._alerts) > ALERT_SCANS:
+                    del self._alerts[next(iter(self._alerts))]
+                if len(alerts) >= MAX_ALERTS:
+                    return
+                alerts.append({"kind": message.kind, "row": message.row, "columns": list(message.columns),
+                               "severity": message.severity, "evidence": _finite(message.evidence)})
+                if message.scan != self.header.get("scan"):
+                    return  # its scan's first frame brings it
+                self.header["alerts"] = list(alerts)
             elif isinstance(message, Frame) and message.pass_ == "trace":
                 if message.scan != self.header.get("scan") or self.raw is None or self.raw.shape != message.data.shape:
                     self.raw = np.full(message.data.shape, np.nan, np.float32)
                     self.denoised = np.full(message.data.shape, np.nan, np.float32)
-                    self.header = {"ended": False, "latency_ms": None, "rows_done_denoised": 0, "trust": None}
+                    self.header = {"ended": False, "latency_ms": None, "rows_done_denoised": 0, "trust": None,
+                                   "alerts": list(self._alerts.get(message.scan, []))}
                 if message.kind == "raw":
                     self.raw = message.data
                     self.header["rows_done"] = message.rows_done
@@ -192,7 +209,7 @@ class Preview:
         if self._keys is not None:
             self._keys.apply(socket)
         socket.connect(self._endpoint)
-        for topic in (b"frame.raw", b"frame.denoised", b"scan.finished"):
+        for topic in (b"frame.raw", b"frame.denoised", b"alert", b"scan.finished"):
             socket.setsockopt(zmq.SUBSCRIBE, topic)
         try:
             while not self._stop.is_set():

@@ -113,11 +113,13 @@ def test_the_page_draws_the_growing_scan_in_a_headless_browser(live, tmp_path):
         assert preview.board.reports, "the page never reported a drawn frame"
         rows = cols = 64
         image = make_pair(9, rows).noisy.astype("<f4")
+        image[40] = image[39]  # a repeated line: the scan-health alert the page must mark and list
         push_scan(bridge.endpoints["pull"], "browser", image, rate=100)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             mine = [r for r in preview.board.reports if r["header"]["scan"] == "browser"]
-            if mine and mine[-1]["header"]["final"]:
+            # Until the scan is finished: the final raw frame comes before the final denoised one.
+            if mine and mine[-1]["header"].get("ended"):
                 break
             time.sleep(0.1)
     finally:
@@ -142,3 +144,8 @@ def test_the_page_draws_the_growing_scan_in_a_headless_browser(live, tmp_path):
     assert text["structure"].startswith(f"{figures['structure']:+.3f}")
     assert text["invented"].startswith("peaks ") and text["invented"].endswith(" %") and text["kept"] and text["weights"] == "feedc0defeed"
     assert any(r["text"]["trust"] == "no verdict yet" for r in growing)  # before the guard's first verdict
+    # Scan health: one margin mark and one list entry per alert, the repeated line among them.
+    alerts = final["header"]["alerts"]
+    assert any(a["kind"] == "line_repeated" and a["row"] == 40 for a in alerts)
+    assert text["marks"] == len(alerts) == len(text["alerts"])
+    assert any(entry.startswith("line_repeated @ row 40 ") for entry in text["alerts"])
