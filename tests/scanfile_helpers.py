@@ -18,9 +18,11 @@ needs_real = pytest.mark.skipif(not REAL_SCANS, reason=f"the real scans are not 
 
 
 def stored_plane(index: int, rows: int, cols: int) -> np.ndarray:
-    """A plane whose every pixel tells its plane, row and column: 10000*plane + 100*row + column."""
+    """An image whose every pixel tells its plane, row and column: 10000*plane + 100*row + column, plus a
+    fraction below 1.5 (0.5 * (row*column mod 3)) so that it is no geometric plane,
+    which a reader would take for the flat Z of a constant-height scan (``maed.scanfiles.signal``)."""
     r, c = np.indices((rows, cols))
-    return (10000.0 * index + 100.0 * r + c).astype(np.float32)
+    return (10000.0 * index + 100.0 * r + c + 0.5 * (r * c % 3)).astype(np.float32)
 
 
 def write_sxm(path: Path, channels=(("Z", "m", "both"), ("Current", "A", "forward")), rows: int = 12,

@@ -212,8 +212,8 @@ def test_wrong_channel_or_pass_is_a_one_line_error(tmp_path):
     # The vendors' words name the passes too.
     np.testing.assert_array_equal(read_channel(tmp_path / "s.sxm", "Z", "backward").data,
                                   read_channel(tmp_path / "s.sxm", "Z", "retrace").data)
-    write_sxm(tmp_path / "noz.sxm", channels=(("Current", "A", "both"),))
-    with pytest.raises(ScanFileError, match="no topograph channel; choose one of Current"):
+    write_sxm(tmp_path / "noz.sxm", channels=(("Bias", "V", "both"),))
+    with pytest.raises(ScanFileError, match="no topograph channel; choose one of Bias"):
         read_channel(tmp_path / "noz.sxm")
 
 

@@ -17,7 +17,8 @@ REPLAY_CHANNEL_INDEX = 0
 
 
 def replay_frames(path: Path | str, channel: str | None = None) -> tuple[FrameMaker, SimFrame]:
-    """A frame maker that always gives the file's ``channel`` (None: its topograph), and that frame.
+    """A frame maker that always gives the file's ``channel`` (None: ``read_channel``'s default, the topograph or, at
+    constant height, the current), and that frame.
 
     Raises ``maed.scanfiles.ScanFileError`` (a ``ValueError`` with a one-line message) when the
     file or the channel cannot be read.

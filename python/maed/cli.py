@@ -54,7 +54,10 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
         failures.append(message)
         _error(message)
 
-    written = denoise_files(args.inputs, args.output, backend, report, channel=args.channel, pass_=pass_)
+    def note(message: str) -> None:
+        print(f"maed: {message}", file=sys.stderr)
+
+    written = denoise_files(args.inputs, args.output, backend, report, channel=args.channel, pass_=pass_, on_note=note)
     for path in written:
         print(path)
     return 1 if failures else 0
@@ -153,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=".npy, .png or .tif scans, or Nanonis .sxm, Createc .dat or RHK .sm4 files (recognised by content)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                    help="folder for the denoised .npy files; instrument files also get a Gwyddion .gwy with raw and denoised image")
-    p.add_argument("--channel", metavar="NAME", help="channel of instrument files, e.g. Z or Current (default: the topograph)")
+    p.add_argument("--channel", metavar="NAME", help="channel of instrument files, e.g. Z or Current (default: the topograph, or the current "
+                        "of a constant-height scan, said so)")
     p.add_argument("--pass", dest="pass_", choices=PASS_CHOICES,
                    help="pass of instrument files: trace or retrace (forward and backward, the vendors' words, "
                         "are accepted); both needs the two-pass model, not available yet (default: trace)")

@@ -186,10 +186,12 @@ def denoise_guarded(
     return GuardedResult(data=data, fallback=fallback, verdict=verdict, lattice=lattice)
 
 
-def result_record(source: Path, dest: Path, pass_: str, channel: str | None, backend: Backend, result: GuardedResult) -> dict:
-    """The ``<stem>.json`` written beside a denoised scan: input, output, model, weights, trust."""
+def result_record(source: Path, dest: Path, pass_: str, channel: str | None, backend: Backend, result: GuardedResult,
+                  channel_why: str | None = None) -> dict:
+    """The ``<stem>.json`` written beside a denoised scan: input, output, channel (and why, where it is not
+    the topograph), model, weights, trust."""
     return {
-        "input": str(source), "output": dest.name, "channel": channel, "pass": pass_,
+        "input": str(source), "output": dest.name, "channel": channel, "channel_why": channel_why, "pass": pass_,
         "model": backend.model, "weights_sha256": backend.weights_sha256, "backend": backend.name,
         "maed_version": __version__, "trust": result.verdict.as_dict(), "lattice": result.lattice_record(),
     }
@@ -226,11 +228,12 @@ def output_conflicts(inputs: list[Path], out_dir: Path) -> dict[Path, str]:
 
 def denoise_files(
     inputs: Iterable[Path], out_dir: Path, backend: Backend, on_error: Callable[[str], None],
-    channel: str | None = None, pass_: str = "trace",
+    channel: str | None = None, pass_: str = "trace", on_note: Callable[[str], None] = lambda message: None,
 ) -> list[Path]:
     """Denoise each input into ``out_dir/<stem>.npy``; bad inputs are reported and skipped.
 
-    Instrument files are read at ``channel`` (None: the topograph) of pass ``pass_`` (``trace``
+    Instrument files are read at ``channel`` (None: the scan's signal, the topograph or, at constant
+    height, the current; ``on_note`` is told which, where it is not the topograph) of pass ``pass_`` (``trace``
     or ``retrace``; ``forward`` and ``backward`` are accepted), and also
     written as ``out_dir/<stem>.gwy`` with the raw and the denoised image to scale, so the
     scan range, the units and the raw data travel with the result.
@@ -250,12 +253,14 @@ def denoise_files(
         except ScanError as exc:
             on_error(str(exc))
             continue
+        if scan.channel_why is not None:
+            on_note(f"{path}: channel {scan.source.name} {pass_}: {scan.channel_why}")
         dest = out_dir / f"{path.stem}.npy"
         result = denoise_guarded(scan.data, backend, other_pass=scan.other_pass)
         np.save(dest, result.data)
         record = dest.with_suffix(".json")
-        record.write_text(json.dumps(
-            result_record(path, dest, pass_, scan.source.name if scan.source else None, backend, result), indent=1))
+        record.write_text(json.dumps(result_record(
+            path, dest, pass_, scan.source.name if scan.source else None, backend, result, scan.channel_why), indent=1))
         written += [dest, record]
         if scan.source is not None:
             image = scan.source

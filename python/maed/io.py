@@ -19,8 +19,9 @@ from PIL import Image
 
 from .scanfiles import (
     FORMAT_NAMES, SUFFIXES as INSTRUMENT_SUFFIXES, ChannelImage, ScanFile, ScanFileError, canonical_pass, check_size, read_file,
-    sniff,
+    choose, is_flat, sniff,
 )
+from .scanfiles.signal import flat_reason
 
 MIN_SIZE = 8  # below this a scan has no structure to denoise
 SUFFIXES = (".npy", ".png", ".tif", ".tiff")
@@ -38,6 +39,8 @@ class Scan:
     source: ChannelImage | None = None
     other_pass: np.ndarray | None = None
     """The same channel's other pass (trace for a retrace and back), where the file has it."""
+    channel_why: str | None = None
+    """Why the default channel is not the topograph (a constant-height scan), None where it is."""
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -100,9 +103,10 @@ def _other_pass(scan: ScanFile, channel: str, pass_: str) -> np.ndarray | None:
 def read_scan(path: Path | str, channel: str | None = None, pass_: str = "trace") -> Scan:
     """The scan in ``path`` in the file's units.
 
-    For an instrument file, its channel ``channel`` (None: the topograph) of pass ``pass_``
-    (``trace`` or ``retrace``; ``forward`` and ``backward`` are accepted); plain arrays have one
-    image and ignore both.
+    For an instrument file, its channel ``channel`` (None: the scan's signal, the topograph or, at
+    constant height, the current: ``scanfiles.choose``) of pass ``pass_`` (``trace`` or ``retrace``;
+    ``forward`` and ``backward`` are accepted); a flat image (a plane) is refused, named or not.
+    Plain arrays have one image and ignore both.
     """
     pass_ = canonical_pass(pass_)
     path = Path(path)
@@ -112,9 +116,14 @@ def read_scan(path: Path | str, channel: str | None = None, pass_: str = "trace"
     try:
         if sniff(path) is not None or suffix in INSTRUMENT_SUFFIXES:
             instrument_file = read_file(path)
-            image = instrument_file.channel(channel, pass_)
+            if channel is None:
+                image, why = choose(instrument_file, pass_)
+            else:
+                image, why = instrument_file.channel(channel, pass_), None
+                if is_flat(image.data):
+                    raise ScanFileError(flat_reason(instrument_file, image))
             other = _other_pass(instrument_file, image.name, pass_)
-            return Scan(check_partial_scan(image.data, str(path)), image, other)
+            return Scan(check_partial_scan(image.data, str(path)), image, other, why)
     except ScanFileError as exc:
         raise ScanError(str(exc)) from None
     if suffix not in SUFFIXES:

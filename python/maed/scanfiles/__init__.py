@@ -1,8 +1,8 @@
 """Scans of the major STM controllers, read by content into physical units.
 
 ``read_file`` reads every channel of a Nanonis ``.sxm``, Createc ``.dat`` or RHK ``.sm4`` file;
-``read_channel`` picks one image (default: the topograph, forward); ``list_channels`` says
-what a file holds. The reader is chosen by ``detect_format`` from the file's first bytes, never
+``read_channel`` picks one image (default: the scan's signal, ``signal.choose``: the topograph,
+or the current of a constant-height scan; trace); ``list_channels`` says what a file holds. The reader is chosen by ``detect_format`` from the file's first bytes, never
 by its extension alone. Every problem with a file raises ``ScanFileError`` whose one-line
 message names the file. ``write_gwy`` writes images to a Gwyddion ``.gwy`` file, to scale.
 """
@@ -16,6 +16,7 @@ from .channel import (
     MAX_PIXELS, PASS_ALIASES, PASSES, ChannelImage, ChannelKey, ScanFile, ScanFileError, canonical_pass, check_size,
 )
 from .gwy import write_gwy
+from .signal import Choice, choose, is_flat
 
 READERS = {"nanonis": nanonis.read, "createc": createc.read, "rhk": rhk.read}
 FORMAT_NAMES = {"nanonis": "Nanonis .sxm", "createc": "Createc .dat", "rhk": "RHK .sm4"}
@@ -57,8 +58,10 @@ def read_file(path: Path | str) -> ScanFile:
 
 
 def read_channel(path: Path | str, channel: str | None = None, pass_: str = "trace") -> ChannelImage:
-    """One image of the file at ``path``: channel ``channel`` (None: the topograph) of pass ``pass_``."""
-    return read_file(path).channel(channel, pass_)
+    """One image of the file at ``path``: channel ``channel`` of pass ``pass_``; None: the scan's signal
+    (the topograph, or the current where the scan was taken at constant height: ``signal.choose``)."""
+    scan = read_file(path)
+    return choose(scan, pass_).image if channel is None else scan.channel(channel, pass_)
 
 
 def list_channels(path: Path | str) -> list[ChannelKey]:
@@ -68,5 +71,5 @@ def list_channels(path: Path | str) -> list[ChannelKey]:
 
 __all__ = [
     "MAX_PIXELS", "PASSES", "PASS_ALIASES", "canonical_pass", "check_size", "FORMAT_NAMES", "SUFFIXES", "ChannelImage", "ChannelKey", "ScanFile", "ScanFileError",
-    "detect_format", "sniff", "read_file", "read_channel", "list_channels", "write_gwy",
+    "Choice", "choose", "is_flat", "detect_format", "sniff", "read_file", "read_channel", "list_channels", "write_gwy",
 ]

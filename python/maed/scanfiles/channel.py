@@ -95,12 +95,15 @@ class ChannelImage:
 
 @dataclass(frozen=True, eq=False)
 class ScanFile:
-    """Every image in one instrument file, and which channel is its topograph."""
+    """Every image in one instrument file, which channel is its topograph, and whether Z followed the surface."""
 
     path: Path
     format: str
     topograph: str | None
     images: tuple[ChannelImage, ...]
+    feedback: bool | None = None
+    """The Z feedback as the header records it: True on (constant current), False off (constant
+    height, the surface is in the current), None where the format does not say."""
 
     def channel(self, name: str | None = None, pass_: str = "trace") -> ChannelImage:
         """The image of channel ``name`` (case-insensitive; None: the topograph) of pass ``pass_``."""

@@ -5,7 +5,8 @@ array, and the published readers assume both passes for every channel, ignore
 ``:SCANIT_TYPE:`` or leave the orientation to the caller. Orientation follows Gwyddion and the
 Nanonis-made MATLAB loader: rows are stored in the order they were scanned, so an ``up`` scan
 (first row at the bottom) is flipped top to bottom, and retrace lines (Nanonis: backward),
-stored right to left, are mirrored. Rows never scanned are stored as NaN and stay NaN.
+stored right to left, are mirrored. Rows never scanned are stored as NaN and stay NaN. The header
+says whether the Z-controller was on (``feedback``): off, the scan was taken at constant height.
 """
 
 from __future__ import annotations
@@ -48,6 +49,23 @@ def data_info(header: dict[str, str], path: Path) -> list[dict[str, str]]:
     if len(rows) < 2 or not {"Name", "Unit", "Direction"} <= set(rows[0]):
         raise ScanFileError(f"{path}: Nanonis header has no :DATA_INFO: channel table")
     return [dict(zip(rows[0], row)) for row in rows[1:]]
+
+
+def feedback(header: dict[str, str]) -> bool | None:
+    """Whether the Z-controller was on (constant current) during the scan; None if the header does not say.
+
+    Newer files write ``Z-Controller>Controller status`` (``ON``/``OFF``); every version has the
+    ``:Z-CONTROLLER:`` table, whose ``on`` column is 1 or 0."""
+    status = header.get("Z-Controller>Controller status", "").strip().upper()
+    if status in ("ON", "OFF"):
+        return status == "ON"
+    rows = [line.split("\t") for line in header.get("Z-CONTROLLER", "").splitlines()]
+    rows = [[cell.strip() for cell in row if cell.strip()] for row in rows]
+    if len(rows) >= 2 and "on" in rows[0] and len(rows[1]) == len(rows[0]):
+        value = rows[1][rows[0].index("on")]
+        if value in ("0", "1"):
+            return value == "1"
+    return None
 
 
 def _numbers(header: dict[str, str], key: str, path: Path) -> list[float]:
@@ -99,4 +117,4 @@ def read(path: Path, raw: bytes) -> ScanFile:
             image = image[::-1]
         images.append(ChannelImage(np.ascontiguousarray(image), name, pass_, unit, (width, height), header, "nanonis"))
     names = {name for name, _, _ in planes}
-    return ScanFile(path, "nanonis", TOPOGRAPH if TOPOGRAPH in names else None, tuple(images))
+    return ScanFile(path, "nanonis", TOPOGRAPH if TOPOGRAPH in names else None, tuple(images), feedback(header))
