@@ -56,7 +56,8 @@ import numpy as np
 from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, run_levelled, run_padded
 from maed.engine import Backend
 from maed.lattice_keep import lattice_peaks
-from maed.normalise import PLANE_AND_ROWS, aligns_rows, levelling_of
+from maed.classical import align_after, align_rows, evaluate_plane, plane_coefficients
+from maed.normalise import PLANE_AND_ROWS, ROW_ALIGNMENT, aligns_rows, levelling_of
 from maed.trust import Thresholds, Verdict, fallback_for, guard, smooth_residual
 
 HALO = 64
@@ -107,23 +108,7 @@ class Levelling:
     cols: int
 
     def plane(self, start: int, stop: int) -> np.ndarray:
-        r = np.arange(start, stop, dtype=np.float64)[:, None] - (self.rows - 1) / 2
-        c = np.arange(self.cols, dtype=np.float64)[None, :] - (self.cols - 1) / 2
-        return self.coeffs[0] + self.coeffs[1] * c + self.coeffs[2] * r
-
-
-def _fit_plane(acq: np.ndarray, rows: int) -> np.ndarray:
-    valid = ~np.isnan(acq[:, 0])
-    r, c = np.nonzero(np.broadcast_to(valid[:, None], acq.shape))
-    design = np.column_stack([np.ones(r.size), c - (acq.shape[1] - 1) / 2, r - (rows - 1) / 2])
-    coeffs, *_ = np.linalg.lstsq(design, acq[valid].astype(np.float64).ravel(), rcond=None)
-    return coeffs
-
-
-def _align(q: np.ndarray) -> np.ndarray:
-    """Rows ``q[1:]`` aligned causally to ``q[0]`` by the median of their differences."""
-    steps = np.median(np.diff(q, axis=0), axis=1)
-    return q[1:] - np.cumsum(steps)[:, None]
+        return evaluate_plane(self.coeffs, np.arange(start, stop), self.cols, (self.rows - 1) / 2)
 
 
 class StreamingDenoiser:
@@ -158,7 +143,7 @@ class StreamingDenoiser:
         self._frozen = False
         self._levelling = PLANE_AND_ROWS
         """The back end's levelling (``maed.normalise``), as of the last update."""
-        self._aligned = True
+        self.rows_aligned = True
         """Whether the rows are aligned before the network (for a plane-levelled network: once they need it)."""
         self._done = 0
         """Acquisition rows denoised so far."""
@@ -187,11 +172,11 @@ class StreamingDenoiser:
 
     def _fit(self, acq: np.ndarray, n: int) -> None:
         """Fit the plane on rows ``[0, n)``, level them all, and start the running moments."""
-        coeffs = _fit_plane(acq[:n], self.rows)
+        coeffs = plane_coefficients(acq[:n], row_centre=(self.rows - 1) / 2)
         level = Levelling(coeffs, 0.0, 1.0, self.rows, self.cols)
         p = fill_skipped(acq[:n] - level.plane(0, n))
-        self._aligned = aligns_rows(p, self._levelling, LIVE_DOMINANCE)
-        self._levelled[:n] = _align(np.concatenate([p[:1], p])) if self._aligned else p
+        self.rows_aligned = aligns_rows(p, self._levelling, LIVE_DOMINANCE)
+        self._levelled[:n] = align_rows(p, ROW_ALIGNMENT) if self.rows_aligned else p
         self._moments = np.zeros(3)
         self._level = self._add_moments(level, self._levelled[:n])
 
@@ -199,7 +184,7 @@ class StreamingDenoiser:
         """Level rows ``[start, n)`` with the frozen plane, aligned to row ``start - 1``."""
         p = acq[start:n] - self._level.plane(start, n)
         rows = fill_skipped(np.concatenate([self._levelled[start - 1:start], p]))
-        self._levelled[start:n] = _align(rows) if self._aligned else rows[1:]
+        self._levelled[start:n] = align_after(rows[0], rows[1:]) if self.rows_aligned else rows[1:]
         self._level = self._add_moments(self._level, self._levelled[start:n])
 
     def _add_moments(self, level: Levelling, rows: np.ndarray) -> Levelling:
@@ -238,7 +223,7 @@ class StreamingDenoiser:
         # A flat band (scale 0) goes in as zeros and comes back flat whatever the network answers.
         x = ((self._levelled[top:n] - level.centre) / (level.scale or 1.0)).astype(np.float32)
         # Rows not aligned: the band goes in with its own plane, as the network's training patches did.
-        y = (run_padded if self._aligned else run_levelled)(x, backend)[paste - top:]
+        y = (run_padded if self.rows_aligned else run_levelled)(x, backend)[paste - top:]
         out = y * level.scale + level.centre + level.plane(paste, n)
         out[np.isnan(acq[paste:n, 0])] = np.nan
         self._acq(self.network)[paste:n] = out
@@ -250,6 +235,12 @@ class StreamingDenoiser:
         net = self._acq(self.network)[start:stop] + self._given_back[start:stop]
         w = self._weight[start:stop]
         self._acq(self.denoised)[start:stop] = np.where(w > 0, (1 - w) * net + w * self._conservative[start:stop], net)
+
+    def network_input(self) -> np.ndarray:
+        """The rows denoised so far as the network sees them (acquisition order, skipped rows filled):
+        levelled, then centred and scaled with the current centre and scale, as ``maed.normalise`` does."""
+        level = self._level
+        return (self._levelled[:self._done] - level.centre) / (level.scale or 1.0)
 
     @property
     def trust(self) -> dict | None:
@@ -273,10 +264,9 @@ class StreamingDenoiser:
         measured = ~np.isnan(net[:, 0])
         if not measured.any():
             return self.verdict
-        scale = level.scale or 1.0
-        x = (self._levelled[:n][measured] - level.centre) / scale
+        x = self.network_input()[measured]
         plane = level.plane(0, n)[measured]
-        y = (net[measured] - plane - level.centre) / scale
+        y = (net[measured] - plane - level.centre) / (level.scale or 1.0)
         # The lattice the network removed, where one pass shows a 2-D one (the retrace's evidence waits for
         # the final frame, as maed.denoise.denoise_guarded).
         lattice = lattice_peaks(x, y) if len(x) >= MIN_LATTICE_ROWS else None

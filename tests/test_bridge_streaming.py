@@ -239,11 +239,29 @@ def _walk(step_m, rows=128, cols=64, seed=3):
 def test_a_plane_levelled_network_gets_bands_with_their_own_plane_when_offsets_are_small():
     backend = PlaneInputs()
     s, _, _ = stream(_walk(0.5e-12), "down", [8], halo=16, refine=8, backend=backend)
-    assert not s._aligned
+    assert not s.rows_aligned
     # The frozen plane is extrapolated down the frame; each band still goes in without a slope of its own.
     assert max(backend.row_slopes[s.freeze_rows // 8:]) < 0.05
 
 
 def test_a_plane_levelled_network_gets_aligned_rows_where_the_offsets_dominate():
     s, _, _ = stream(_walk(20e-12), "down", [8], halo=16, refine=8, backend=PlaneInputs())
-    assert s._aligned
+    assert s.rows_aligned
+
+
+class Levelled(BlurBackend):
+    def __init__(self, levelling):
+        super().__init__()
+        self.levelling = levelling
+
+
+@pytest.mark.parametrize("levelling, step_m", [("plane+rows", 20e-12), ("plane", 0.5e-12), ("plane", 20e-12)])
+def test_streaming_levels_rows_as_maed_denoise_does(levelling, step_m):
+    """One implementation of plane, row alignment and scaling: a frame that arrives in one update reaches the
+    network exactly as ``maed.normalise`` prepares it for ``maed denoise`` (rows aligned or not alike)."""
+    raw = _walk(step_m)
+    s = StreamingDenoiser(*raw.shape, "down")
+    s.update(raw, raw.shape[0], Levelled(levelling))
+    x, norm = normalise(raw, levelling)
+    assert s.rows_aligned == norm.rows_aligned
+    np.testing.assert_allclose(s.network_input(), x, atol=1e-5)

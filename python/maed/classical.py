@@ -35,16 +35,36 @@ def _as_image(img: ArrayLike) -> Image:
     return arr
 
 
+def plane_coefficients(img: ArrayLike, row_centre: float | None = None) -> NDArray[np.float64]:
+    """Least-squares plane ``a + b * (col - col_centre) + c * (row - row_centre)`` over the rows of ``img``
+    that hold no NaN (rows not measured), as ``(a, b, c)``.
+
+    ``row_centre`` defaults to the middle of ``img``; a scan still arriving passes its frame's middle, so
+    the plane fitted on the first rows evaluates on the later ones. Centred coordinates keep the normal
+    equations well conditioned.
+    """
+    img = _as_image(img)
+    rows, cols = img.shape
+    valid = ~np.isnan(img).any(axis=1)
+    r, c = np.nonzero(np.broadcast_to(valid[:, None], img.shape))
+    centre = (rows - 1) / 2 if row_centre is None else row_centre
+    design = np.column_stack([np.ones(r.size), c - (cols - 1) / 2, r - centre])
+    coeffs, *_ = np.linalg.lstsq(design, img[valid].ravel(), rcond=None)
+    return coeffs
+
+
+def evaluate_plane(coeffs: ArrayLike, rows: ArrayLike, cols: int, row_centre: float) -> Image:
+    """The plane of ``plane_coefficients`` on ``rows`` (frame row numbers) of a frame ``cols`` wide."""
+    a, b, c = np.asarray(coeffs, dtype=np.float64)
+    r = np.asarray(rows, dtype=np.float64)[:, None] - row_centre
+    return a + b * (np.arange(cols, dtype=np.float64)[None, :] - (cols - 1) / 2) + c * r
+
+
 def fit_plane(img: ArrayLike) -> Image:
     """Return the least-squares plane ``a + b*x + c*y`` evaluated on the grid of ``img``."""
     img = _as_image(img)
-    rows, cols = np.indices(img.shape, dtype=np.float64)
-    # Centred coordinates keep the normal equations well conditioned.
-    design = np.column_stack(
-        [np.ones(img.size), (cols - cols.mean()).ravel(), (rows - rows.mean()).ravel()]
-    )
-    coeffs, *_ = np.linalg.lstsq(design, img.ravel(), rcond=None)
-    return (design @ coeffs).reshape(img.shape)
+    centre = (img.shape[0] - 1) / 2
+    return evaluate_plane(plane_coefficients(img, centre), np.arange(img.shape[0]), img.shape[1], centre)
 
 
 def level_plane(img: ArrayLike) -> Image:
@@ -66,10 +86,16 @@ def align_rows(img: ArrayLike, method: str = "median") -> Image:
     if method == "median":
         return img - np.median(img, axis=1, keepdims=True)
     if method == "median_diff":
-        steps = np.median(np.diff(img, axis=0), axis=1)
-        offsets = np.concatenate([[0.0], np.cumsum(steps)])
-        return img - offsets[:, None]
+        return np.concatenate([img[:1], align_after(img[0], img[1:])])
     raise ValueError(f"unknown row alignment method {method!r}; allowed: {', '.join(_ROW_METHODS)}")
+
+
+def align_after(previous: ArrayLike, rows: ArrayLike) -> Image:
+    """``rows`` aligned to the row ``previous`` before them by the median of their differences, each to
+    the one before: the incremental form of ``align_rows(..., "median_diff")`` for rows that arrive one
+    by one."""
+    stack = np.vstack([np.asarray(previous, dtype=np.float64)[None, :], _as_image(rows)])
+    return stack[1:] - np.cumsum(np.median(np.diff(stack, axis=0), axis=1))[:, None]
 
 
 def _robust_row_noise(img: Image) -> float:
