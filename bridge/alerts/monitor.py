@@ -23,7 +23,7 @@ from .feedback import RING_NARROW, RING_RISE, rail_run, ring_band, ringing_rise,
 from .finding import Finding
 from .lines import repeats, skipped_rows
 from .segments import LENGTHS, candidates, spreads
-from .steps import PERSISTS, Z_STEP, in_other_pass, judge_offset, judge_run
+from .steps import PERSISTS, Z_SCAR, Z_STEP, Verdict, in_other_pass, judge_offset, judge_run
 
 HISTORY = 24
 """Lines whose figures set the bars."""
@@ -71,6 +71,8 @@ class PassTrack:
         """Each recent line less the one before it, median removed: how the surface changes from line to line."""
         self.last_row: int | None = None
         self.sigma: deque[float] = deque(maxlen=HISTORY)
+        self.noise: deque[float] = deque(maxlen=HISTORY)
+        """Robust rms of each line less the mean of its neighbours: the noise, with little of the surface."""
         self.steps: deque[float] = deque(maxlen=4 * HISTORY)  # a spread from few offsets is too often low
         self.spreads: deque[np.ndarray] = deque(maxlen=HISTORY)
         self.power: deque[np.ndarray] = deque(maxlen=HISTORY)
@@ -95,6 +97,7 @@ class PassTrack:
             steps = np.asarray(self.steps)
             step = float(np.median(steps))
             self._bars = {"spreads": np.median(np.stack(self.spreads), axis=0), "sigma": float(np.median(self.sigma)),
+                          "noise": float(np.median(self.noise)),
                           "power": np.median(np.stack(self.power), axis=0), "step": step,
                           "step_spread": float(1.4826 * np.median(np.abs(steps - step)))}
         return self._bars
@@ -139,7 +142,7 @@ class HealthMonitor:
         if pending is not None and pending.bars:
             raw += self._judge(track, pending, candidate, line, pass_)
         elif pending is not None:  # warming up: every line sets the bars
-            self._remember(track, pending, spreads(self._between(pending, line), track.lengths))
+            self._remember(track, pending, self._between(pending, line))
         track.pending = candidate
         if track.lines:
             change = line - track.lines[-1]
@@ -196,9 +199,9 @@ class HealthMonitor:
         if not found and track.count > track.ringing_until:  # an episode's last lines: runs of its ringing
             found = self._run_or_offset(c, line, between, pass_)
         if found and found[0].evidence.get("noise_ratio") is not None:
-            for figures in (track.sigma, track.spreads, track.power):
+            for figures in (track.sigma, track.noise, track.spreads, track.power):
                 figures.clear()  # the bars follow the new noise from here
-        self._remember(track, c, spreads(between, track.lengths))  # flagged lines too: the medians shrug off one
+        self._remember(track, c, between)  # flagged lines too: the medians shrug off one
         return found
 
     @staticmethod
@@ -215,7 +218,9 @@ class HealthMonitor:
 
     def _ringing(self, track: PassTrack, c: Candidate, after: Candidate | None, pass_: str) -> list[Finding]:
         rise, narrowness, at = c.ring
-        if not (rise > RING_RISE and narrowness > RING_NARROW and after is not None and after.ring[0] > RING_RISE / 2):
+        # The next line must ring too, at the same period: a feedback oscillation lasts; a chance peak does not.
+        if not (rise > RING_RISE and narrowness > RING_NARROW and after is not None and after.ring[0] > RING_RISE / 2
+                and abs(after.ring[2] - at) <= 2):
             return []
         fresh = track.count > track.ringing_until
         track.ringing_until = track.count + 2
@@ -231,49 +236,54 @@ class HealthMonitor:
         runs = candidates(between, bars["spreads"], track.lengths, Z_STEP)
         for segment in runs:
             verdict = judge_run(c.line, c.before, c.previous, line, between, segment, pass_, bars["step"],
-                                bars["sigma"], c.changes, bars["spreads"], track.lengths)
+                                bars["noise"], c.changes, bars["spreads"], track.lengths)
             if verdict is None:
                 continue
-            if not self._other_pass_agrees(verdict, c.row, pass_):
-                continue
-            return [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
+            verdict = self._other_pass_agrees(verdict, c.row, pass_)
+            if verdict is not None:
+                return [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
         if runs or len(track.steps) < OFFSET_HISTORY:
             return []
         verdict = judge_offset(c.step, float(np.median(line - c.previous)), bars["step"], bars["step_spread"],
-                               bars["sigma"], self.cols)
+                               bars["noise"], self.cols)
         return [] if verdict is None else [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
 
-    def _other_pass_agrees(self, verdict, row: int, pass_: str) -> bool:
-        """Whether the other pass, where it was sent, agrees with a scar or tip change of ``pass_`` at ``row``
-        (it adds its figures to the evidence): it must not show the run at the same place (the surface
-        does), and after a tip change its next line must sit at the new level (the change is in time: the
-        retrace of the same row comes after the trace, the trace of the next row after the retrace)."""
+    def _other_pass_agrees(self, verdict, row: int, pass_: str):
+        """``verdict`` of a run of ``pass_`` at ``row`` as the other pass, where it was sent, sees it (it adds
+        its figures to the evidence), or None. A run the other pass shows at the same place is the surface.
+        A run that reaches a line end is a tip change when the other pass's next line moved by its step (a
+        change is in time: the retrace of a row comes after its trace, the trace of the next row after the
+        retrace), a scar otherwise; that line's whole offset says it better than the rest of the run's own line."""
         other = self.tracks["retrace" if pass_ == "trace" else "trace"]
         mine = other.recent.get(row)
         if mine is None:
-            return True  # one pass only
-        height = verdict.evidence["height"]
-        share = in_other_pass(*mine, verdict.columns, height)
-        verdict.evidence["other_pass_share"] = round(share, 3)
+            return verdict  # one pass only
+        evidence = verdict.evidence
+        share = in_other_pass(*mine, verdict.columns, evidence["height"])
+        evidence["other_pass_share"] = round(share, 3)
         if share > PERSISTS:
-            return False
-        if verdict.kind != "tip_change":
-            return True
-        later = row if pass_ == "trace" else row + (1 if self.slow_axis == "down" else -1)
-        earlier = later - (1 if self.slow_axis == "down" else -1)
-        if later not in other.recent or earlier not in other.recent or not other.steps:
-            return True  # not there (yet): the other pass cannot say
-        step = float(np.median(other.recent[later][0] - other.recent[earlier][0])) - float(np.median(other.steps))
-        # A change during the trace moves the retrace's whole row; seen from the retrace the trace's next row.
-        verdict.evidence["other_pass_moved_share"] = round(step / height, 3)
-        return 0.5 < step / height < 1.5
+            return None
+        if "step" not in evidence:
+            return verdict  # a run inside the line: a scar
+        down = 1 if self.slow_axis == "down" else -1
+        later = row if pass_ == "trace" else row + down
+        earlier = later - down
+        if later not in other.recent or earlier not in other.recent or len(other.steps) < WARM_UP:
+            return verdict  # not there (yet): the other pass cannot say
+        moved = float(np.median(other.recent[later][0] - other.recent[earlier][0])) - float(np.median(other.steps))
+        moved_share = moved / evidence["step"]
+        evidence["other_pass_moved_share"] = round(moved_share, 3)
+        if 0.5 < moved_share < 1.5 and evidence["moved_share"] > 0.25:
+            return Verdict("tip_change", verdict.columns, evidence)
+        return Verdict("scar", verdict.columns, evidence) if evidence["z"] >= Z_SCAR else None
 
     @staticmethod
-    def _remember(track: PassTrack, c: Candidate, line_spreads: np.ndarray) -> None:
+    def _remember(track: PassTrack, c: Candidate, between: np.ndarray) -> None:
         track.sigma.append(c.sigma)
+        track.noise.append(float(1.4826 * np.median(np.abs(between))))
         track.steps.append(c.step)
         track.power.append(c.power)
-        track.spreads.append(line_spreads)
+        track.spreads.append(spreads(between, track.lengths))
 
     # --- one alert per event ----------------------------------------------------------------
 

@@ -29,11 +29,12 @@ Z_SCAR = 5.5
 Z_STEP = 5.0
 """... a tip change's: lower, since the next line must confirm the new level as well."""
 PERSISTS = 0.45
-"""A run that the next line still shows at this share of its height is the surface, not an event."""
+"""A run that the next line (or the other pass) still shows at this share of its height is the surface,
+not an event."""
 MIN_HEIGHT = 1.8
-"""A run lower than this many times the residual's rms is no event whatever its length: a long run of
-small height is what drift and pick-up leave along a line (an event of 3 line noise is about 2.4 of them
-on a smooth surface)."""
+"""A run lower than this many times the noise (the rms of a line less the mean of its neighbours) is no
+event whatever its length: a long run of small height is what drift and pick-up leave along a line (an
+event of 3 line noise is about 2.4 of them in white noise)."""
 LOCAL = 2.0
 """A run must also stand this many times above how much its columns changed from line to line just
 before (a feature that changes fast there is not an event) ..."""
@@ -41,6 +42,9 @@ EDGE = 1.2
 """... and a run of up to ``JITTER_PX`` pixels this many times above the relief of the surface (over 3
 pixels) within ``JITTER_PX`` of it (an edge that jitters by a few pixels from line to line)."""
 JITTER_PX = 8
+TIP_SHARE = (0.5, 1.6)
+"""The share of a run's height that the rest of the line takes on, across the change (1 for a tip change,
+0 for a scar); the other pass, where there is one, decides instead (``maed.bridge.alerts.monitor``)."""
 Z_OFFSET = 6.0
 """A whole line's offset step must exceed this many times the recent steps' spread."""
 
@@ -93,7 +97,8 @@ def judge_run(row: np.ndarray, before: np.ndarray, previous: np.ndarray, after: 
               changes: np.ndarray, bars: np.ndarray, lengths: tuple[int, ...]) -> Verdict | None:
     """Scar, tip change or nothing for the run ``segment`` found in ``residual`` (``row - before``, median
     removed). ``previous``: the line just before ``row``; ``typical_step``: the recent lines' median offset
-    from one line to the next (a slope along the slow axis); ``sigma``: the residual's recent rms;
+    from one line to the next (a slope along the slow axis); ``sigma``: the recent rms of a line less the
+    mean of its neighbours (the noise);
     ``changes``: the lines just before, each less the one before it (median removed); ``bars``, ``lengths``:
     the statistics' typical spreads per window length (``segments``)."""
     start, stop = refine(residual, segment)
@@ -129,7 +134,8 @@ def judge_run(row: np.ndarray, before: np.ndarray, previous: np.ndarray, after: 
         moved = float(np.median((row - previous)[outside])) - typical_step
         share = -moved / height
     evidence["moved_share"] = round(share, 3)
-    if 0.6 < share < 1.6:
+    evidence["step"] = height if late else -height  # the change's own sign: new level less old
+    if TIP_SHARE[0] < share < TIP_SHARE[1]:
         return Verdict("tip_change", (start, stop), evidence)
     return Verdict("scar", (start, stop), evidence) if z >= Z_SCAR else None
 
@@ -138,7 +144,7 @@ def judge_offset(step: float, next_step: float, typical_step: float, spread: flo
                  cols: int) -> Verdict | None:
     """A tip change at a line's start: the line's offset ``step`` from the line before stands out from the
     recent steps (``typical_step``, ``spread``) and the next line keeps it (``next_step``: its offset from
-    the same line before, two steps); ``sigma``: the residual's recent rms (``MIN_HEIGHT``)."""
+    the same line before, two steps); ``sigma``: the noise (``MIN_HEIGHT``)."""
     jump = step - typical_step
     z = abs(jump) / max(spread, 1e-300)
     if z < Z_OFFSET or abs(jump) < MIN_HEIGHT * sigma:
