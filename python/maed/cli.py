@@ -11,6 +11,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from tqdm import tqdm
+
 from . import __version__
 from .normalise import LEVELLINGS
 from .training.config import TrainConfig, protocol_learning_rate
@@ -46,21 +48,50 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
     from .engine import load_backend
 
     pass_ = _pass(args)
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+    if not args.recursive:
+        folder = next((p for p in args.inputs if Path(p).is_dir()), None)
+        if folder is not None:
+            raise ValueError(f"{folder} is a folder; give -r to denoise the scans under it")
     backend = load_backend(args.backend, args.model, threads=args.threads)
     print(f"maed: model {backend.model} on back end {backend.name}", file=sys.stderr)
     failures: list[str] = []
 
     def report(message: str) -> None:
         failures.append(message)
-        _error(message)
+        tqdm.write(f"maed: error: {message}", file=sys.stderr)  # above the progress bar, not through it
 
     def note(message: str) -> None:
-        print(f"maed: {message}", file=sys.stderr)
+        tqdm.write(f"maed: {message}", file=sys.stderr)
 
+    if args.recursive:
+        return _denoise_tree(args, backend, pass_, report, note)
     written = denoise_files(args.inputs, args.output, backend, report, channel=args.channel, pass_=pass_, on_note=note)
     for path in written:
         print(path)
     return 1 if failures else 0
+
+
+def _denoise_tree(args: argparse.Namespace, backend, pass_: str, report, note) -> int:
+    """``maed denoise -r``: folder trees into a mirror tree (``maed.batch``), a summary at the end."""
+    from . import batch
+
+    tasks, refused = batch.collect([Path(p) for p in args.inputs], args.output)
+    for message in refused:
+        report(message)
+    jobs = args.jobs or batch.cores()
+    print(f"maed: {len(tasks)} scan files, {min(jobs, max(len(tasks), 1))} worker processes", file=sys.stderr)
+
+    def told(outcome: batch.Outcome) -> None:
+        if outcome.status == "failed":
+            report(outcome.message)
+        elif outcome.status == "done" and outcome.record.get("channel_why"):
+            note(f"{outcome.path}: channel {outcome.record['channel']} {pass_}: {outcome.record['channel_why']}")
+
+    outcomes = batch.run(tasks, backend, args.channel, pass_, jobs, args.backend, args.model, told)
+    print(batch.summary(outcomes, len(refused)))
+    return 1 if any(o.status == "failed" for o in outcomes) or refused else 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -166,7 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", help="inference back end: auto, tensorrt, onnx or torch (default: auto)")
     p.add_argument("--model", default=PRODUCT, metavar="NAME_OR_PATH",
                    help=f"shipped model name, checkpoint or .onnx file (default: {PRODUCT})")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads of the back end (default: one per core)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads of the back end (default: one per core; "
+                   "with -r each worker process has one)")
+    p.add_argument("-r", "--recursive", action="store_true",
+                   help="INPUTs are folders: denoise every scan under them into the same tree in OUTDIR "
+                        "(OUTDIR/sub/scan.sxm.npy, ...), skip what an earlier run did with the same input and model, "
+                        "then print a summary")
+    p.add_argument("--jobs", type=int, metavar="N", help="with -r: worker processes (default: one per core)")
     p.set_defaults(run=_cmd_denoise)
 
     p = sub.add_parser("train", help="train a model on simulated (and optional user) pairs",

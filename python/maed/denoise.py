@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__
+from .atomic import atomic_path, write_bytes_atomic
 from .classical import fit_plane
 from .engine import Backend
 from .io import ScanError, read_scan
@@ -226,6 +227,37 @@ def output_conflicts(inputs: list[Path], out_dir: Path) -> dict[Path, str]:
     return refused
 
 
+def denoise_file(
+    path: Path, stem: Path, backend: Backend, channel: str | None = None, pass_: str = "trace", extra: dict | None = None,
+) -> tuple[list[Path], dict]:
+    """Denoise the scan at ``path`` into ``<stem>.npy``, ``<stem>.json`` and, for an instrument file,
+    ``<stem>.gwy``; returns the paths written and the ``.json`` record (with ``extra`` in it).
+
+    Each file is written atomically (``maed.atomic``), the record last: where it exists, the rest is whole.
+    Raises ``ScanError`` for a file that cannot be denoised, before anything is written.
+    """
+    scan = read_scan(path, channel, pass_)
+    result = denoise_guarded(scan.data, backend, other_pass=scan.other_pass)
+    dest, record_path, gwy = (Path(f"{stem}{suffix}") for suffix in OUTPUT_SUFFIXES)
+    with atomic_path(dest) as tmp, open(tmp, "wb") as f:
+        np.save(f, result.data)  # through a file object: np.save would add .npy to the temporary name
+    written = [dest, record_path]
+    if scan.source is not None:
+        image = scan.source
+        label = f"{image.name} {pass_}"
+        fields = {f"{label} (raw)": image.data, f"{label} (denoised, {backend.model})": result.data}
+        fallback_title = f"{label} (guard fallback weight)"
+        if result.verdict.output != "network":
+            fields[fallback_title] = np.where(np.isfinite(result.data), result.fallback, np.nan)
+        with atomic_path(gwy) as tmp:
+            write_gwy(tmp, image, fields, units={fallback_title: ""})
+        written.append(gwy)
+    record = result_record(path, dest, pass_, scan.source.name if scan.source else None, backend, result,
+                           scan.channel_why) | (extra or {})
+    write_bytes_atomic(record_path, json.dumps(record, indent=1).encode())
+    return written, record
+
+
 def denoise_files(
     inputs: Iterable[Path], out_dir: Path, backend: Backend, on_error: Callable[[str], None],
     channel: str | None = None, pass_: str = "trace", on_note: Callable[[str], None] = lambda message: None,
@@ -249,26 +281,11 @@ def denoise_files(
             on_error(refused[path])
             continue
         try:
-            scan = read_scan(path, channel, pass_)
+            outputs, record = denoise_file(path, out_dir / path.stem, backend, channel, pass_)
         except ScanError as exc:
             on_error(str(exc))
             continue
-        if scan.channel_why is not None:
-            on_note(f"{path}: channel {scan.source.name} {pass_}: {scan.channel_why}")
-        dest = out_dir / f"{path.stem}.npy"
-        result = denoise_guarded(scan.data, backend, other_pass=scan.other_pass)
-        np.save(dest, result.data)
-        record = dest.with_suffix(".json")
-        record.write_text(json.dumps(result_record(
-            path, dest, pass_, scan.source.name if scan.source else None, backend, result, scan.channel_why), indent=1))
-        written += [dest, record]
-        if scan.source is not None:
-            image = scan.source
-            label = f"{image.name} {pass_}"
-            fields = {f"{label} (raw)": image.data, f"{label} (denoised, {backend.model})": result.data}
-            fallback_title = f"{label} (guard fallback weight)"
-            if result.verdict.output != "network":
-                fields[fallback_title] = np.where(np.isfinite(result.data), result.fallback, np.nan)
-            write_gwy(dest.with_suffix(".gwy"), image, fields, units={fallback_title: ""})
-            written.append(dest.with_suffix(".gwy"))
+        if record["channel_why"] is not None:
+            on_note(f"{path}: channel {record['channel']} {pass_}: {record['channel_why']}")
+        written += outputs
     return written

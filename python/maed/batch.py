@@ -1,0 +1,223 @@
+"""``maed denoise -r``: a scan archive (folder trees) denoised into a mirror tree, resumably, on every core.
+
+- The tree is kept: ``DIR/2021/may/scan.sxm`` goes to ``OUTDIR/2021/may/scan.sxm.npy`` (``.json``,
+  ``.gwy``), the input's whole name kept so ``scan.sxm`` and ``scan.dat`` side by side cannot collide.
+  With several folders each gets its own subfolder of ``OUTDIR``, by its name.
+- Files are taken by their extension (any the readers know, case-insensitive; hidden files are
+  skipped), then read by content as everywhere else.
+- Done is done: a file whose ``.json`` records the same key (the SHA-256 of the input, the model and
+  its weights' SHA-256, the channel and pass asked for) is skipped, so a rerun finishes an interrupted
+  run and a new model redoes everything. The ``.json`` is written last, each file atomically
+  (``maed.atomic``): a record means whole outputs.
+- Processes, not threads (the guard and the readers are Python and hold the GIL): one worker per core,
+  each loading the back end once, with one thread of its own.
+- A bad file costs one line and the run goes on; the summary counts files, frames, failures and what
+  the trust guard published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from tqdm import tqdm
+
+from .denoise import OUTPUT_SUFFIXES, denoise_file
+from .engine import Backend, load_backend
+from .io import SUFFIXES as ARRAY_SUFFIXES, ScanError
+from .scanfiles import SUFFIXES as INSTRUMENT_SUFFIXES
+
+SCAN_SUFFIXES = tuple(dict.fromkeys(ARRAY_SUFFIXES + INSTRUMENT_SUFFIXES))
+"""The extensions a walk takes (lowercased): whatever ``maed denoise`` reads."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One input and where its outputs go: ``<stem>.npy``, ``<stem>.json``, ``<stem>.gwy``."""
+
+    path: Path
+    stem: Path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one task: ``done`` (denoised now), ``skipped`` (already done) or ``failed``."""
+
+    path: Path
+    status: str
+    message: str = ""
+    record: dict = field(default_factory=dict)
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _walk(root: Path, skip: Path) -> Iterable[Path]:
+    """Scan files under ``root`` in a stable order, leaving out hidden entries and the folder ``skip``."""
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() != skip)
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in SCAN_SUFFIXES:
+                yield Path(folder) / name
+
+
+def collect(inputs: Iterable[Path], out_dir: Path) -> tuple[list[Task], list[str]]:
+    """The tasks for ``inputs`` (folders walked, files taken as they are) and one line per input refused.
+
+    Raises ``ValueError`` (a user mistake, before anything is written) where the output folder is an
+    input folder or inside one's outputs' way (an input folder inside ``OUTDIR``), or two input folders
+    share a name. ``OUTDIR`` inside an input folder is left out of its walk.
+    """
+    out = Path(out_dir).resolve()
+    inputs = [Path(p) for p in inputs]
+    folders = [p for p in inputs if p.is_dir()]
+    for folder in folders:
+        if folder.resolve() == out or out in folder.resolve().parents:
+            raise ValueError(f"{folder}: the output folder {out_dir} is this input folder or holds it; "
+                             "choose an output folder outside the inputs")
+    names = [f.resolve().name for f in folders]
+    if len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"two input folders are named {twice!r}; their trees would mix in {out_dir}: rename one")
+    refused, tasks, taken = [], [], {}
+    for path in inputs:
+        if path.is_dir():
+            base = out / path.resolve().name if len(folders) > 1 else out
+            found = [(p, base / p.relative_to(path)) for p in _walk(path, out)]
+        elif path.is_file():
+            found = [(path, out / path.name)]
+        else:
+            refused.append(f"{path}: no such file or folder")
+            continue
+        for source, stem in found:
+            key = str(stem).casefold()  # a case-insensitive file system would merge Scan.sxm and scan.sxm
+            if key in taken:
+                refused.append(f"{source}: {taken[key]} would write the same {stem.name}.npy; denoise them apart")
+                continue
+            taken[key] = source
+            tasks.append(Task(source, stem))
+    sources = {t.path.resolve() for t in tasks}
+    clashes = {t for t in tasks if any(Path(f"{t.stem}{s}").resolve() in sources for s in OUTPUT_SUFFIXES)}
+    refused += [f"{t.path}: an output of it would overwrite an input; choose another output folder" for t in clashes]
+    return [t for t in tasks if t not in clashes], refused
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _done_record(stem: Path, key: dict) -> dict | None:
+    """The record of an earlier run with this key whose outputs are all there, else None."""
+    try:
+        record = json.loads(Path(f"{stem}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("batch_key") != key:
+        return None
+    outputs = [record.get("output", "")] + ([f"{stem.name}.gwy"] if record.get("channel") else [])
+    return record if all((stem.parent / name).is_file() for name in outputs) else None
+
+
+def process(task: Task, backend: Backend, channel: str | None, pass_: str) -> Outcome:
+    """Denoise one task unless it is already done; never raises for a bad file."""
+    try:
+        key = {"input_sha256": file_sha256(task.path), "model": backend.model,
+               "weights_sha256": backend.weights_sha256, "channel": channel, "pass": pass_}
+    except OSError as exc:
+        return Outcome(task.path, "failed", f"{task.path}: unreadable ({exc.strerror or exc})")
+    record = _done_record(task.stem, key)
+    if record is not None:
+        return Outcome(task.path, "skipped", record=record)
+    try:
+        task.stem.parent.mkdir(parents=True, exist_ok=True)
+        _, record = denoise_file(task.path, task.stem, backend, channel, pass_, {"batch_key": key})
+    except ScanError as exc:
+        return Outcome(task.path, "failed", str(exc))
+    except Exception as exc:  # one file's surprise must not stop an archive of thousands: its line, and on
+        return Outcome(task.path, "failed", f"{task.path}: failed ({type(exc).__name__}: {exc})")
+    return Outcome(task.path, "done", record=record)
+
+
+_worker: dict = {}
+"""The back end of a worker process, loaded once by ``_start_worker``."""
+
+
+def _start_worker(backend: str, model: str, threads: int) -> None:
+    _worker["backend"] = load_backend(backend, model, threads=threads)
+
+
+def _process_in_worker(task: Task, channel: str | None, pass_: str) -> Outcome:
+    return process(task, _worker["backend"], channel, pass_)
+
+
+def run(
+    tasks: list[Task], backend: Backend, channel: str | None, pass_: str, jobs: int,
+    backend_name: str, model: str, on_outcome: Callable[[Outcome], None],
+) -> list[Outcome]:
+    """Every task, on ``jobs`` worker processes (1: here, on ``backend``); ``on_outcome`` sees each as it ends."""
+    outcomes = []
+    bar = tqdm(total=len(tasks), desc="denoise", unit="file", disable=None)
+
+    def finish(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        on_outcome(outcome)
+        bar.update()
+
+    with bar:
+        if jobs <= 1 or len(tasks) <= 1:
+            for task in tasks:
+                finish(process(task, backend, channel, pass_))
+            return outcomes
+        # spawn, not fork: a forked child would inherit the parent's back end and runtime threads.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(jobs, len(tasks)), context, _start_worker, (backend_name, model, 1)) as pool:
+            pending: dict[Future, Task] = {pool.submit(_process_in_worker, t, channel, pass_): t for t in tasks}
+            try:
+                while pending:
+                    ended, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in ended:
+                        task = pending.pop(future)
+                        try:
+                            finish(future.result())
+                        except BrokenProcessPool as exc:  # a worker killed (out of memory): its files fail
+                            finish(Outcome(task.path, "failed", f"{task.path}: worker process died ({exc})"))
+            except KeyboardInterrupt:
+                pool.shutdown(cancel_futures=True)
+                raise
+    return outcomes
+
+
+def summary(outcomes: list[Outcome], refused: int) -> str:
+    """The table printed at the end: files, frames, failures and what the trust guard published."""
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
+    published = [o.record for o in outcomes if o.status != "failed"]
+    verdicts = [r.get("trust", {}) for r in published]
+    by_output = {kind: sum(v.get("output") == kind for v in verdicts) for kind in ("network", "blend", "fallback")}
+    fractions = [float(v.get("fallback_fraction", 0.0)) for v in verdicts]
+    rows = [
+        ("files found", len(outcomes) + refused),
+        ("denoised now", counts["done"]),
+        ("already done (skipped)", counts["skipped"]),
+        ("failed", counts["failed"] + refused),
+        ("frames published", len(published)),
+        ("  network output trusted", by_output["network"]),
+        ("  conservative in part (blend)", by_output["blend"]),
+        ("  conservative whole (fallback)", by_output["fallback"]),
+        ("  mean fallback fraction", f"{sum(fractions) / len(fractions):.3f}" if fractions else "-"),
+        ("  channel other than the topograph", sum(r.get("channel_why") is not None for r in published)),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value:>7}" for name, value in rows)
