@@ -6,6 +6,7 @@ The real scans are never copied into the repository: they are read from
 
 from __future__ import annotations
 
+import struct
 import zlib
 from pathlib import Path
 
@@ -13,7 +14,9 @@ import numpy as np
 import pytest
 
 REAL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-stm"
-REAL_SCANS = sorted(p.name for p in REAL_DIR.glob("*") if p.suffix in (".sxm", ".dat", ".sm4")) if REAL_DIR.is_dir() else []
+REAL_SCANS = sorted(p.name for p in REAL_DIR.glob("*") if p.suffix in (".sxm", ".dat", ".sm4", ".Z_mtrx")) if REAL_DIR.is_dir() else []
+MATRIX_IMAGE, MATRIX_PARAMETERS = "20201111--4_1.Z_mtrx", "20201111_0001.mtrx"
+"""The real Omicron MATRIX pair: an image file and its experiment's parameter file."""
 needs_real = pytest.mark.skipif(not REAL_SCANS, reason=f"the real scans are not at {REAL_DIR}")
 
 
@@ -58,3 +61,20 @@ def write_createc(path: Path, planes: list[np.ndarray], channel_mask: int = 3, g
     counts = np.concatenate([[0.0], *(np.asarray(p, dtype=np.float64).ravel() for p in planes), np.zeros(64)])
     body = zlib.compress(counts.astype("<f4").tobytes())
     path.write_bytes(header + b"\x00" * 64 + b"DATA" + body)
+
+
+def matrix_pair(folder: Path, **changes: int) -> Path:
+    """The real MATRIX pair in ``folder`` (copies, as tests may change them), with integer or boolean
+    scanner parameters of the parameter file set to new values (``Lines=200``, ``Y_Retrace=1``);
+    returns the image file's path."""
+    params = bytearray((REAL_DIR / MATRIX_PARAMETERS).read_bytes())
+    for prop, value in changes.items():
+        unit = "--" if prop.endswith("Retrace") else "Count"
+        # The EEPA entry: name and unit as UTF-16 strings after their lengths, 4 bytes, the type tag, the value.
+        entry = b"".join(struct.pack("<I", len(t)) + t.encode("utf-16-le") for t in (prop, unit))
+        at = params.find(entry)
+        assert at > 0 and params.find(entry, at + 1) < 0, f"{prop} is not once in {MATRIX_PARAMETERS}"
+        struct.pack_into("<i", params, at + len(entry) + 8, value)
+    (folder / MATRIX_PARAMETERS).write_bytes(bytes(params))
+    (folder / MATRIX_IMAGE).write_bytes((REAL_DIR / MATRIX_IMAGE).read_bytes())
+    return folder / MATRIX_IMAGE

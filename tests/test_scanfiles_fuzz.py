@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from maed.io import ScanError, read_scan
 from maed.scanfiles import channel
 
-from scanfile_helpers import REAL_DIR, write_createc, write_sxm
+from scanfile_helpers import MATRIX_IMAGE, MATRIX_PARAMETERS, REAL_DIR, matrix_pair, write_createc, write_sxm
 
 FUZZ_PIXELS = 512 * 512
 """The pixel budget while fuzzing (``MAX_PIXELS``, 64 Mpx in use): every reader must refuse a larger
@@ -123,6 +123,28 @@ def test_createc_declaring_any_size_and_inflating_to_any_size(tmp_path, cols, ro
     path = tmp_path / "declared.dat"
     path.write_bytes(header + b"\x00" * 64 + b"DATA" + body)
     read_within_bound(path)
+
+
+needs_matrix = pytest.mark.skipif(not (REAL_DIR / MATRIX_IMAGE).is_file(), reason=f"no MATRIX pair in {REAL_DIR}")
+
+
+@needs_matrix
+@FUZZ
+@given(changes=edits, cut=cuts, damaged_file=st.sampled_from([MATRIX_IMAGE, MATRIX_PARAMETERS]))
+def test_damaged_matrix_image_or_parameter_file(tmp_path, changes, cut, damaged_file):
+    # No writer of our own (a file we wrote would prove nothing): the real pair, one of its files damaged.
+    image = matrix_pair(tmp_path)
+    target = tmp_path / damaged_file
+    target.write_bytes(damaged(target.read_bytes(), changes, cut))
+    read_within_bound(image)
+
+
+@needs_matrix
+@FUZZ
+@given(points=st.integers(-(2**31), 2**31 - 1) | st.integers(-2, 70_000),
+       lines=st.integers(-(2**31), 2**31 - 1) | st.integers(-2, 70_000), both_ways=st.booleans())
+def test_matrix_declaring_any_size(tmp_path, points, lines, both_ways):
+    read_within_bound(matrix_pair(tmp_path, Points=points, Lines=lines, X_Retrace=1, Y_Retrace=int(both_ways)))
 
 
 def png(width: int, height: int, bit_depth: int, colour: int, idat: bytes) -> bytes:

@@ -1,6 +1,7 @@
 """Scans of the major STM controllers, read by content into physical units.
 
-``read_file`` reads every channel of a Nanonis ``.sxm``, Createc ``.dat`` or RHK ``.sm4`` file;
+``read_file`` reads every channel of a Nanonis ``.sxm``, Createc ``.dat``, RHK ``.sm4`` or Omicron
+MATRIX ``.Z_mtrx``/``.I_mtrx`` file (with its ``_0001.mtrx`` parameter file beside it);
 ``read_channel`` picks one image (default: the scan's signal, ``signal.choose``: the topograph,
 or the current of a constant-height scan; trace); ``list_channels`` says what a file holds. The reader is chosen by ``detect_format`` from the file's first bytes, never
 by its extension alone. Every problem with a file raises ``ScanFileError`` whose one-line
@@ -11,22 +12,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import createc, nanonis, rhk
+from . import createc, matrix, nanonis, rhk
 from .channel import (
     MAX_PIXELS, PASS_ALIASES, PASSES, ChannelImage, ChannelKey, ScanFile, ScanFileError, canonical_pass, check_size,
 )
 from .gwy import write_gwy
 from .signal import Choice, choose, is_flat
 
-READERS = {"nanonis": nanonis.read, "createc": createc.read, "rhk": rhk.read}
-FORMAT_NAMES = {"nanonis": "Nanonis .sxm", "createc": "Createc .dat", "rhk": "RHK .sm4"}
-SUFFIXES = (".sxm", ".dat", ".sm4")  # usual extensions, for callers' routing and messages; content decides
+READERS = {"nanonis": nanonis.read, "createc": createc.read, "rhk": rhk.read, "matrix": matrix.read}
+FORMAT_NAMES = {"nanonis": "Nanonis .sxm", "createc": "Createc .dat", "rhk": "RHK .sm4", "matrix": "Omicron MATRIX .Z_mtrx/.I_mtrx"}
+SUFFIXES = (".sxm", ".dat", ".sm4", ".z_mtrx", ".i_mtrx")
+"""Usual extensions (lowercased), for callers' routing, folder walks and messages; content decides."""
 
 
 def detect_format(head: bytes) -> str | None:
-    """``nanonis``, ``createc`` or ``rhk`` from a file's first bytes (64 are enough); None if none."""
+    """``nanonis``, ``createc``, ``rhk`` or ``matrix`` from a file's first bytes (64 are enough); None if none."""
     if head.startswith(nanonis.MAGIC):
         return "nanonis"
+    if head.startswith(matrix.MAGIC):
+        return "matrix"
     if head.startswith(createc.MAGICS):
         return "createc"
     if head[2:2 + len(rhk.MAGIC)] == rhk.MAGIC:
