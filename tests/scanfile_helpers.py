@@ -17,6 +17,9 @@ REAL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "rea
 REAL_SCANS = sorted(p.name for p in REAL_DIR.glob("*") if p.suffix in (".sxm", ".dat", ".sm4", ".Z_mtrx")) if REAL_DIR.is_dir() else []
 MATRIX_IMAGE, MATRIX_PARAMETERS = "20201111--4_1.Z_mtrx", "20201111_0001.mtrx"
 """The real Omicron MATRIX pair: an image file and its experiment's parameter file."""
+GWYDDION_FILE = Path(__file__).parent / "data" / "gwyddion-2.62-small-up.gwy"
+"""A .gwy that Gwyddion 2.62 wrote (``--convert-to-gwy``) from ``write_sxm(rows=12, cols=20,
+scan_range=(4e-9, 2e-9), scan_dir="up")``: synthetic, no real data."""
 needs_real = pytest.mark.skipif(not REAL_SCANS, reason=f"the real scans are not at {REAL_DIR}")
 
 

@@ -10,6 +10,7 @@ and Createc data are inflated with a cap.
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -22,7 +23,9 @@ from hypothesis import strategies as st
 from maed.io import ScanError, read_scan
 from maed.scanfiles import channel
 
-from scanfile_helpers import MATRIX_IMAGE, MATRIX_PARAMETERS, REAL_DIR, matrix_pair, write_createc, write_sxm
+from scanfile_helpers import (
+    GWYDDION_FILE, MATRIX_IMAGE, MATRIX_PARAMETERS, REAL_DIR, matrix_pair, write_createc, write_sxm,
+)
 
 FUZZ_PIXELS = 512 * 512
 """The pixel budget while fuzzing (``MAX_PIXELS``, 64 Mpx in use): every reader must refuse a larger
@@ -91,10 +94,11 @@ def originals(tmp_path_factory) -> dict[str, bytes]:
     rhk = sorted(REAL_DIR.glob("*.sm4")) if REAL_DIR.is_dir() else []
     if rhk:  # no writer of our own: the smallest real scan, where the real scans are
         found[".sm4"] = min(rhk, key=lambda p: p.stat().st_size).read_bytes()
+    found[".gwy"] = GWYDDION_FILE.read_bytes()  # written by Gwyddion itself
     return found
 
 
-@pytest.mark.parametrize("suffix", [".sxm", ".dat", ".npy", ".png", ".tif", ".sm4"])
+@pytest.mark.parametrize("suffix", [".sxm", ".dat", ".npy", ".png", ".tif", ".sm4", ".gwy"])
 @FUZZ
 @given(changes=edits, cut=cuts)
 def test_damaged_files_are_read_or_refused_in_one_line(originals, tmp_path, suffix, changes, cut):
@@ -145,6 +149,19 @@ def test_damaged_matrix_image_or_parameter_file(tmp_path, changes, cut, damaged_
        lines=st.integers(-(2**31), 2**31 - 1) | st.integers(-2, 70_000), both_ways=st.booleans())
 def test_matrix_declaring_any_size(tmp_path, points, lines, both_ways):
     read_within_bound(matrix_pair(tmp_path, Points=points, Lines=lines, X_Retrace=1, Y_Retrace=int(both_ways)))
+
+
+@FUZZ
+@given(xres=st.integers(-(2**31), 2**31 - 1) | st.integers(-2, 70_000),
+       yres=st.integers(-(2**31), 2**31 - 1) | st.integers(-2, 70_000))
+def test_gwy_declaring_any_size(originals, tmp_path, xres, yres):
+    raw = bytearray(originals[".gwy"])
+    for name, value in ((b"xres", xres), (b"yres", yres)):
+        for found in re.finditer(re.escape(name + b"\0i"), bytes(raw)):  # every channel's
+            struct.pack_into("<i", raw, found.end(), value)
+    path = tmp_path / "declared.gwy"
+    path.write_bytes(bytes(raw))
+    read_within_bound(path)
 
 
 def png(width: int, height: int, bit_depth: int, colour: int, idat: bytes) -> bytes:

@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("denoise", help="denoise scan files into OUTDIR/<stem>.npy (and <stem>.gwy for instrument files)")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help=".npy, .png or .tif scans, or Nanonis .sxm, Createc .dat, RHK .sm4 or Omicron MATRIX .Z_mtrx/.I_mtrx files "
+                   help=".npy, .png or .tif scans, or Nanonis .sxm, Createc .dat, RHK .sm4, Omicron MATRIX .Z_mtrx/.I_mtrx or Gwyddion .gwy files "
                         "(recognised by content); with -r, folders")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                    help="folder for the denoised .npy files; instrument files also get a Gwyddion .gwy with raw and denoised image")

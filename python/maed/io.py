@@ -1,6 +1,6 @@
 """Reading scans from disk into 2-D float64 arrays in physical units, with one-line errors for bad files.
 
-Instrument files (Nanonis ``.sxm``, Createc ``.dat``, RHK ``.sm4``, Omicron MATRIX) are recognised by their
+Instrument files (Nanonis ``.sxm``, Createc ``.dat``, RHK ``.sm4``, Omicron MATRIX, Gwyddion ``.gwy``) are recognised by their
 content and read by ``maed.scanfiles``, one channel and pass (trace or retrace) at a time; their unmeasured
 rows are NaN. Plain arrays are ``.npy`` (a 2-D array in instrument units), greyscale ``.png``
 and ``.tif``/``.tiff``, recognised by their extension. Every problem a user can cause raises

@@ -1,7 +1,7 @@
 """Scans of the major STM controllers, read by content into physical units.
 
 ``read_file`` reads every channel of a Nanonis ``.sxm``, Createc ``.dat``, RHK ``.sm4`` or Omicron
-MATRIX ``.Z_mtrx``/``.I_mtrx`` file (with its ``_0001.mtrx`` parameter file beside it);
+MATRIX ``.Z_mtrx``/``.I_mtrx`` file (with its ``_0001.mtrx`` parameter file beside it) or Gwyddion ``.gwy`` file;
 ``read_channel`` picks one image (default: the scan's signal, ``signal.choose``: the topograph,
 or the current of a constant-height scan; trace); ``list_channels`` says what a file holds. The reader is chosen by ``detect_format`` from the file's first bytes, never
 by its extension alone. Every problem with a file raises ``ScanFileError`` whose one-line
@@ -12,25 +12,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import createc, matrix, nanonis, rhk
+from . import createc, gwy_read, matrix, nanonis, rhk
 from .channel import (
     MAX_PIXELS, PASS_ALIASES, PASSES, ChannelImage, ChannelKey, ScanFile, ScanFileError, canonical_pass, check_size,
 )
 from .gwy import write_gwy
 from .signal import Choice, choose, is_flat
 
-READERS = {"nanonis": nanonis.read, "createc": createc.read, "rhk": rhk.read, "matrix": matrix.read}
-FORMAT_NAMES = {"nanonis": "Nanonis .sxm", "createc": "Createc .dat", "rhk": "RHK .sm4", "matrix": "Omicron MATRIX .Z_mtrx/.I_mtrx"}
-SUFFIXES = (".sxm", ".dat", ".sm4", ".z_mtrx", ".i_mtrx")
+READERS = {"nanonis": nanonis.read, "createc": createc.read, "rhk": rhk.read, "matrix": matrix.read,
+           "gwyddion": gwy_read.read}
+FORMAT_NAMES = {"nanonis": "Nanonis .sxm", "createc": "Createc .dat", "rhk": "RHK .sm4", "matrix": "Omicron MATRIX .Z_mtrx/.I_mtrx",
+                "gwyddion": "Gwyddion .gwy"}
+SUFFIXES = (".sxm", ".dat", ".sm4", ".z_mtrx", ".i_mtrx", ".gwy")
 """Usual extensions (lowercased), for callers' routing, folder walks and messages; content decides."""
 
 
 def detect_format(head: bytes) -> str | None:
-    """``nanonis``, ``createc``, ``rhk`` or ``matrix`` from a file's first bytes (64 are enough); None if none."""
+    """``nanonis``, ``createc``, ``rhk``, ``matrix`` or ``gwyddion`` from a file's first bytes (64 are enough);
+    None if none."""
     if head.startswith(nanonis.MAGIC):
         return "nanonis"
     if head.startswith(matrix.MAGIC):
         return "matrix"
+    if head.startswith(gwy_read.MAGICS):
+        return "gwyddion"
     if head.startswith(createc.MAGICS):
         return "createc"
     if head[2:2 + len(rhk.MAGIC)] == rhk.MAGIC:
