@@ -19,7 +19,7 @@ from PIL import Image
 
 from maed.cli import main
 
-from scanfile_helpers import REAL_DIR, needs_real, stored_plane, write_createc, write_sxm
+from scanfile_helpers import MATRIX_IMAGE, REAL_DIR, matrix_pair, needs_real, stored_plane, write_createc, write_sxm
 
 GOOD_NPY = 84
 
@@ -154,3 +154,18 @@ def test_a_real_constant_height_scan_in_an_archive_says_its_channel(tmp_path, ca
     captured = capsys.readouterr()
     assert f"{name}: channel Current trace" in captured.err
     assert _summary(captured.out)["channel other than the topograph"] == "1"
+
+
+@pytest.mark.skipif(not (REAL_DIR / MATRIX_IMAGE).is_file(), reason=f"no MATRIX pair in {REAL_DIR}")
+def test_a_matrix_image_is_redone_when_its_parameter_file_changes(tmp_path, capsys):
+    root, out = tmp_path / "archive", tmp_path / "out"
+    root.mkdir()
+    matrix_pair(root)  # copies: the parameter file is changed below
+    args = ["denoise", "-r", str(root), "-o", str(out), "--backend", "onnx", "--jobs", "1", "--threads", "1"]
+    assert main(args) == 0
+    assert _summary(capsys.readouterr().out)["denoised now"] == "1"  # the image; its .mtrx is no scan
+    assert (out / f"{MATRIX_IMAGE}.gwy").is_file()
+    assert main(args) == 0 and _summary(capsys.readouterr().out)["already done (skipped)"] == "1"
+    matrix_pair(root, Lines=200)
+    assert main(args) == 0 and _summary(capsys.readouterr().out)["denoised now"] == "1"
+    assert np.load(out / f"{MATRIX_IMAGE}.npy").shape == (200, 400)

@@ -5,8 +5,9 @@
   With several folders each gets its own subfolder of ``OUTDIR``, by its name.
 - Files are taken by their extension (any the readers know, case-insensitive; hidden files are
   skipped), then read by content as everywhere else.
-- Done is done: a file whose ``.json`` records the same key (the SHA-256 of the input, the model and
-  its weights' SHA-256, the channel and pass asked for) is skipped, so a rerun finishes an interrupted
+- Done is done: a file whose ``.json`` records the same key (the SHA-256 of the input and of the files
+  it is read with, a MATRIX image's parameter files; the model and its weights' SHA-256; the channel
+  and pass asked for) is skipped, so a rerun finishes an interrupted
   run and a new model redoes everything. The ``.json`` is written last, each file atomically
   (``maed.atomic``): a record means whole outputs.
 - Processes, not threads (the guard and the readers are Python and hold the GIL): one worker per core,
@@ -32,7 +33,7 @@ from tqdm import tqdm
 from .denoise import OUTPUT_SUFFIXES, denoise_file
 from .engine import Backend, load_backend
 from .io import SUFFIXES as ARRAY_SUFFIXES, ScanError
-from .scanfiles import SUFFIXES as INSTRUMENT_SUFFIXES
+from .scanfiles import SUFFIXES as INSTRUMENT_SUFFIXES, companion_files
 
 SCAN_SUFFIXES = tuple(dict.fromkeys(ARRAY_SUFFIXES + INSTRUMENT_SUFFIXES))
 """The extensions a walk takes (lowercased): whatever ``maed denoise`` reads."""
@@ -136,6 +137,9 @@ def process(task: Task, backend: Backend, channel: str | None, pass_: str) -> Ou
     try:
         key = {"input_sha256": file_sha256(task.path), "model": backend.model,
                "weights_sha256": backend.weights_sha256, "channel": channel, "pass": pass_}
+        companions = companion_files(task.path)
+        if companions:  # a MATRIX image means nothing without its parameter file: a new one redoes it
+            key["companions_sha256"] = {p.name: file_sha256(p) for p in companions}
     except OSError as exc:
         return Outcome(task.path, "failed", f"{task.path}: unreadable ({exc.strerror or exc})")
     record = _done_record(task.stem, key)

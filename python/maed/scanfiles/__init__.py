@@ -66,6 +66,13 @@ def read_file(path: Path | str) -> ScanFile:
         raise ScanFileError(f"{path}: damaged {FORMAT_NAMES[fmt]} file ({type(exc).__name__}: {exc})") from None
 
 
+def companion_files(path: Path | str) -> list[Path]:
+    """Other files the scan at ``path`` is read with (a MATRIX image's parameter files), for callers that
+    fingerprint an input; none for self-contained formats."""
+    path = Path(path)
+    return matrix.companions(path) if path.suffix.lower().endswith("_mtrx") else []
+
+
 def read_channel(path: Path | str, channel: str | None = None, pass_: str = "trace") -> ChannelImage:
     """One image of the file at ``path``: channel ``channel`` of pass ``pass_``; None: the scan's signal
     (the topograph, or the current where the scan was taken at constant height: ``signal.choose``)."""
@@ -80,5 +87,5 @@ def list_channels(path: Path | str) -> list[ChannelKey]:
 
 __all__ = [
     "MAX_PIXELS", "PASSES", "PASS_ALIASES", "canonical_pass", "check_size", "FORMAT_NAMES", "SUFFIXES", "ChannelImage", "ChannelKey", "ScanFile", "ScanFileError",
-    "Choice", "choose", "is_flat", "detect_format", "sniff", "read_file", "read_channel", "list_channels", "write_gwy",
+    "Choice", "choose", "companion_files", "is_flat", "detect_format", "sniff", "read_file", "read_channel", "list_channels", "write_gwy",
 ]

@@ -184,6 +184,13 @@ def parameter_files(path: Path, chain: str) -> list[Path]:
     return found
 
 
+def companions(path: Path) -> list[Path]:
+    """The files besides ``path`` its image depends on: its experiment's parameter files (none if it is no
+    MATRIX image name)."""
+    match = NAME.match(Path(path).name)
+    return parameter_files(Path(path), match["chain"]) if match else []
+
+
 def _counts(raw: bytes, path: Path) -> tuple[np.ndarray, int]:
     """The image file's int32 counts (a view) and how many were stored, checked against each other."""
     for tag, body in records(raw):
