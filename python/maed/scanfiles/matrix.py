@@ -149,7 +149,8 @@ class Parameters:
         while r.at < len(body):
             r.skip(4)
             key = r.uint()
-            function, _unit = r.string(), r.string()
+            function = r.string()
+            r.string()  # the physical unit, which the channel dictionary gives too
             self.transfers[key] = (function, {r.string(): r.value() for _ in range(r.uint())})
 
     def get(self, key: str, path: Path) -> Any:
