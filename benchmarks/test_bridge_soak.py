@@ -150,18 +150,20 @@ def soak(models, tmp_path: Path, phases: list[tuple[int, float | None, float]]) 
     process, endpoints = start_bridge(args, out)
     stop = threading.Event()
     subs = _subscribers(endpoints["pub"], stop)
-    samples: list[tuple[float, float]] = []  # (rss MB, status ms)
+    samples: list[tuple[float, float, int]] = []  # (rss MB, status ms, phase)
+    phase = [0]
 
     def sample() -> None:
         while not stop.wait(SAMPLE_S):
             reply, ms = _status(endpoints["control"])
-            samples.append((_rss_mb(process.pid), ms if reply is not None else float("inf")))
+            samples.append((_rss_mb(process.pid), ms if reply is not None else float("inf"), phase[0]))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     controller = Controller(endpoints["pull"])
     start = time.perf_counter()
-    for size, rate, seconds in phases:
+    for index, (size, rate, seconds) in enumerate(phases):
+        phase[0] = index
         controller.run(size, rate, seconds)
     pushed = time.perf_counter() - start
     deadline = time.perf_counter() + 120
@@ -175,12 +177,15 @@ def soak(models, tmp_path: Path, phases: list[tuple[int, float | None, float]]) 
     controller.push.close(linger=0)
     for sub in subs:
         sub.close()
-    rss, status_ms = np.array(samples).T
+    rss, status_ms, in_phase = np.array(samples).T
     saved = _saved_lines(out)
     return {
         "lines_sent": controller.sent_lines, "lines_saved": saved, "lines_lost": controller.sent_lines - saved,
         "lines_per_s": round(controller.sent_lines / pushed), "scans": controller.scans,
         "rss_max_mb": round(float(rss.max()), 1), "rss_last_mb": round(float(rss[-1]), 1),
+        "rss_max_mb_by_phase": [round(float(rss[in_phase == i].max()), 1) for i in range(len(phases))],
+        "rss_p50_mb_by_phase": [round(float(np.median(rss[in_phase == i])), 1) for i in range(len(phases))],
+        "rss_samples_over_bound": int((rss > RSS_BOUND_MB).sum()),
         "status_p95_ms": round(float(np.percentile(status_ms, 95)), 2), "status_max_ms": round(float(status_ms.max()), 2),
         "samples": len(samples), "scans_spilled": status["scans_spilled"], "faults": status["faults"],
         "journals_left": len(list((out / ".journal").glob("*"))) if (out / ".journal").exists() else 0,

@@ -2,7 +2,8 @@
 
 It runs on its own thread, takes everything that arrived since its last update (so updates
 coalesce when lines come faster than the denoiser), updates the raw frames and the streaming
-denoiser, runs the trust guard on the live frame at a capped rate (``GUARD_INTERVAL_S``: at most
+denoiser (in steps of bounded size, ``MAX_BAND_PIXELS``, when many rows came at once), runs the
+trust guard on the live frame at a capped rate (``GUARD_INTERVAL_S``: at most
 once per half second per scan, and never more than a twentieth of the time), publishes
 ``frame.raw``, ``frame.rows`` and ``frame.denoised`` (with the latest verdict) on the PUB socket,
 runs the scan-health detectors on every line and publishes their ``alert`` messages (``maed.bridge.alerts``),
@@ -39,6 +40,15 @@ log = logging.getLogger("maed.bridge")
 
 MAX_FINAL_BACKLOG = 4
 """Finished scans waiting beyond this many skip the full-frame pass (their last live frame is kept)."""
+MAX_BAND_PIXELS = 512 * 512
+"""Largest band (context rows and new rows, times columns) one streaming step hands the back end. The
+streaming denoiser runs all rows new since its last update as one band: a worker behind a 1024-pixel
+scan took 600 rows at once, and ONNX Runtime's working memory for that one run took the bridge past
+1 GB. So an update that brings more rows is fed to it in steps, each as if the lines had come in time
+(the output of a worker that kept up), in bounded memory (a 512 x 512 input: about 0.4 GB at its peak),
+for at most ``(halo + refine) / step`` more work while the worker catches up."""
+MIN_STEP_ROWS = 32
+"""New rows per step at the least, for scans so wide that the context rows alone fill the band."""
 
 
 class LiveScan:
@@ -51,6 +61,8 @@ class LiveScan:
         self.updates = 0
         self.latency = LatencyWindow()
         self.started = datetime.now(timezone.utc)
+        self.fed = 0
+        """Acquisition rows handed to the streaming denoiser so far."""
         self.next_guard = 0.0
         """``time.perf_counter()`` after which the live guard may run again."""
         self.health = HealthMonitor(start.rows, start.cols, start.slow_axis)
@@ -152,7 +164,7 @@ class Worker:
             if pass_ in changed:
                 self._publish_frame(scan, "raw", pass_, image.frames[pass_], False, backend)
         if "trace" in changed and not self.paused:
-            denoised = scan.stream.update(image.frames["trace"], image.rows_done["trace"], backend)
+            denoised = self._stream(scan, backend)
             self.rows_denoised = image.rows_done["trace"]
             if scan.stream.changed is not None:
                 self._guard(scan)  # may widen ``changed``: a new verdict changes every row it covers
@@ -160,6 +172,23 @@ class Worker:
             ms = self._publish_frame(scan, "denoised", "trace", denoised, False, backend)
             self.latency.add(ms)
             scan.latency.add(ms)
+
+    def _stream(self, scan: LiveScan, backend: Backend):
+        """The streaming denoiser brought up to every trace row scanned, at most ``MAX_BAND_PIXELS`` a step;
+        its ``changed`` covers the rows of every step."""
+        stream, rows_done = scan.stream, scan.image.rows_done["trace"]
+        step = max(MIN_STEP_ROWS, MAX_BAND_PIXELS // scan.start.cols - self.halo - self.refine)
+        denoised, written = stream.denoised, []
+        while True:
+            scan.fed = min(rows_done, scan.fed + step)
+            denoised = stream.update(scan.image.frames["trace"], scan.fed, backend)
+            if stream.changed is not None:
+                written.append(stream.changed)
+            if scan.fed >= rows_done:
+                break
+        # Frame rows of consecutive steps are contiguous, in either slow axis: their union is one range.
+        stream.changed = (min(w[0] for w in written), max(w[1] for w in written)) if written else None
+        return denoised
 
     def _guard(self, scan: LiveScan) -> None:
         """The trust guard on the live frame, when due: at most once per ``guard_interval`` seconds,

@@ -2,6 +2,13 @@
 
 It reads everything it needs (model name, size multiple) from the ONNX file's metadata and never
 imports torch, so a Jetson or the controller PC runs it with onnxruntime and numpy alone.
+
+Memory: ONNX Runtime keeps what a run allocated in its CPU arena for the next run, which makes
+small repeated runs (live bands) fast, but after one large input the arena stays at that input's
+peak for good: a 512 x 512 tile of the ``rt`` model leaves it at about 500 MB, and the varied
+shapes of a bridge following 1024 x 1024 scans took the process to 1.7 GB. So a run whose input is
+larger than ``ARENA_KEEP_PIXELS`` asks the arena to give back, at its end, the memory no tensor uses
+any more (``memory.enable_memory_arena_shrinkage``); smaller runs keep it (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -16,6 +23,10 @@ from maed.normalise import PLANE_AND_ROWS
 from .onnx_model import KEY_LEVELLING, KEY_MODEL, KEY_SIZE_MULTIPLE, KEY_WEIGHTS_SHA256
 
 _PROVIDER_NAMES = {"CUDAExecutionProvider": "onnxruntime-cuda", "CPUExecutionProvider": "onnxruntime-cpu"}
+ARENA_KEEP_PIXELS = 256 * 256
+"""Inputs up to this many pixels (a 256 x 256 frame, its live bands) keep the CPU arena's memory for the
+next run; larger ones give back what they grew it by (about 60 % slower a run, measured on a loaded
+2-core CPU, where the arena would otherwise hold 0.5 to 1.5 GB)."""
 
 
 def cuda_available() -> bool:
@@ -61,6 +72,10 @@ class OnnxBackend:
         self.levelling = meta.get(KEY_LEVELLING, PLANE_AND_ROWS)
         self.name = _PROVIDER_NAMES[self.session.get_providers()[0]]
         self._input = self.session.get_inputs()[0].name
+        self._shrink = None
+        if self.name == "onnxruntime-cpu":
+            self._shrink = ort.RunOptions()
+            self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def denoise(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
@@ -70,4 +85,5 @@ class OnnxBackend:
         m = self.size_multiple
         if h <= 0 or w <= 0 or h % m or w % m:
             raise ValueError(f"H and W must be positive multiples of {m}, got {h}x{w}")
-        return self.session.run(None, {self._input: batch})[0]
+        large = self._shrink is not None and batch.size > ARENA_KEEP_PIXELS
+        return self.session.run(None, {self._input: batch}, self._shrink if large else None)[0]
