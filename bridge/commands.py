@@ -83,6 +83,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from .alerts.rules import parse_rules
     from .keys import ServerKeys, is_loopback
     from .preview import Preview
     from .server import Bridge, BridgeConfig
@@ -91,6 +92,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise ValueError("--scans must be 0 (no end) or more")
     if args.models is not None and not args.models.is_dir():
         raise ValueError(f"--models {args.models} is not a folder")
+    rules = parse_rules(args.on_alert) if args.on_alert is not None else {}
+    if rules and args.source != "nanonis":
+        raise ValueError("--on-alert acts on a Nanonis controller; it needs --source nanonis")
     _log_to_stderr()
     keys = ServerKeys.load(args.secret_key, args.client_keys)
     config = BridgeConfig(
@@ -107,6 +111,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.source == "nanonis":  # an unreachable controller or a missing channel: one line, at once
         channel = source.check()
         print(f"maed: following the scans of Nanonis at {source.address}, channel {channel}", file=sys.stderr)
+        source.on_alert = rules
+        if rules:
+            print("maed: on alerts, commands to Nanonis (each logged): " + ", ".join(
+                f"{kind} -> {'Scan.Action pause' if action == 'pause' else 'ZCtrl.Withdraw'}"
+                for kind, action in rules.items()), file=sys.stderr)
     stop = threading.Event()
     # Stopped by a service manager: leave through the same path as Ctrl-C, so the open scan is saved.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -125,6 +134,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         thread = None
         if args.source == "nanonis":  # it died with a killed bridge: it re-grabs the frame of the scan resumed
             source.resume = bridge.recovered.resumed
+            source.alerts = bridge.endpoints["pub"]
         if source is not None:
             thread = threading.Thread(target=source.run, args=(bridge.endpoints["pull"], stop, bridge.client_keys),
                                       daemon=True)
@@ -260,6 +270,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nanonis-channel", default="Z", help="channel to follow, by name (default: Z, the topograph)")
     p.add_argument("--poll-interval", type=float, metavar="S",
                    help="seconds between polls of Nanonis (default: the time per line of Scan.SpeedGet)")
+    p.add_argument("--on-alert", metavar="RULES",
+                   help="opt-in: act on the controller when an alert comes, e.g. tip_change=pause,crash=withdraw "
+                        "(pause: Scan.Action pause; withdraw: ZCtrl.Withdraw; --source nanonis only; every command "
+                        "sent is logged). Default: none, the controller is only read")
     p.set_defaults(run=_cmd_serve)
 
     p = sub.add_parser("listen", help="print the frames a bridge publishes")

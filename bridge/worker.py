@@ -38,6 +38,12 @@ from .streaming import GUARD_INTERVAL_S, GUARD_MIN_ROWS, GUARD_SHARE, StreamingD
 
 log = logging.getLogger("maed.bridge")
 
+HEALTH_SHARE = 0.25
+"""Share of the worker's time the scan-health detectors may take (about 0.45 ms per 256-pixel line): beyond
+it, at line rates the worker cannot judge every line at, lines get the cheap checks only (lost and
+repeated lines, crashes) and the judging resumes with the next update."""
+HEALTH_CARRY_S = 0.05
+"""Most unused detector time carried from one update to the next."""
 MAX_FINAL_BACKLOG = 4
 """Finished scans waiting beyond this many skip the full-frame pass (their last live frame is kept)."""
 MAX_BAND_PIXELS = 512 * 512
@@ -66,6 +72,9 @@ class LiveScan:
         self.next_guard = 0.0
         """``time.perf_counter()`` after which the live guard may run again."""
         self.health = HealthMonitor(start.rows, start.cols, start.slow_axis)
+        self.health_allowance = HEALTH_CARRY_S
+        """Seconds the detectors may still spend (``HEALTH_SHARE`` of the time since, up to ``HEALTH_CARRY_S``)."""
+        self.health_clock = time.perf_counter()
         self.alerts: list[dict] = []
         """Every alert published for the scan (saved in ``meta.json``)."""
 
@@ -208,7 +217,7 @@ class Worker:
         image = scan.image
         lines = journaled_lines(batch.state) if batch.state.spilled else batch.lines
         image.put(lines)
-        self._check_health(scan, lines)
+        self._check_health(scan, lines, final=True)
         backend = self.backend
         rows_done = image.rows_done["trace"]
         denoised = scan.stream.denoised
@@ -237,18 +246,26 @@ class Worker:
             self.scans_finished += 1
             self._finished_cv.notify_all()
 
-    def _check_health(self, scan: LiveScan, lines: list[tuple[Line, float]]) -> None:
+    def _check_health(self, scan: LiveScan, lines: list[tuple[Line, float]], final: bool = False) -> None:
         """Feed the scan-health detectors the new lines, in arrival order; publish each alert at once (before
-        the frames of this update: an alert is news, the frames can wait for the denoiser)."""
+        the frames of this update: an alert is news, the frames can wait for the denoiser). Within
+        ``HEALTH_SHARE`` of the worker's time; the final batch is judged whole."""
+        now = time.perf_counter()
+        scan.health_allowance = min(HEALTH_CARRY_S, scan.health_allowance + HEALTH_SHARE * (now - scan.health_clock))
         try:
             for line, _ in lines:
-                for finding in scan.health.feed(line.row, line.data, line.pass_):
+                judge = final or scan.health_allowance > 0
+                for finding in scan.health.feed(line.row, line.data, line.pass_, judge=judge):
                     scan.alerts.append(finding.as_dict())
                     self._send(Alert(scan=scan.start.scan, seq=self._next_seq(), kind=finding.kind, row=finding.row,
                                      columns=finding.columns, severity=finding.severity,
                                      evidence=_plain(finding.evidence)))
+                spent = time.perf_counter()
+                scan.health_allowance -= spent - now
+                now = spent
         except Exception:  # a detector's bug must not cost the scan its frames
             self._failed(f"scan {scan.start.scan!r}: scan-health detectors failed")
+        scan.health_clock = time.perf_counter()
 
     # --- publishing and saving ------------------------------------------------------------
 
@@ -314,6 +331,7 @@ class Worker:
             "recovered": state.recovered,
             "trust": scan.stream.trust,
             "alerts": [dict(a, evidence=_plain(a["evidence"])) for a in scan.alerts],
+            "alerts_lines_unjudged": scan.health.unjudged,
             "halo": self.halo,
             "refine": self.refine,
             "started": scan.started.isoformat(),

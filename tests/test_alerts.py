@@ -75,3 +75,19 @@ def test_feedback_ringing_is_one_alert_per_episode():
     found = scan(pair.noisy)
     assert [f.kind for f in found] == ["ringing"] and abs(found[0].row - event.row) <= 1
     assert abs(found[0].evidence["period_px"] - event.extra["period_px"]) < 0.25 * event.extra["period_px"]
+
+
+def test_lines_not_judged_still_get_the_cheap_checks_and_judging_resumes():
+    spec = EventSpec(tip_changes=0, scars=2, missing=1, size=8.0, gap_rows=16)
+    pair = make_pair(15, 128, QUIET, events=spec)
+    scars = [e for e in pair.events if e.kind == "scar"]
+    missing = next(e for e in pair.events if e.kind == "line_missing")
+    skipped = range(scars[0].row - 2, scars[0].row + 2)  # the first scar's lines go unjudged
+    monitor = HealthMonitor(128, 128)
+    found = []
+    for row in range(128):
+        if np.isfinite(pair.noisy[row]).all():
+            found += monitor.feed(row, pair.noisy[row], judge=row not in skipped)
+    assert monitor.unjudged == len(skipped)
+    assert not hits(found, "scar", scars[0].row) and hits(found, "scar", scars[1].row)
+    assert hits(found, "line_missing", missing.row)

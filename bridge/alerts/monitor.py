@@ -71,8 +71,6 @@ class PassTrack:
         """Each recent line less the one before it, median removed: how the surface changes from line to line."""
         self.last_row: int | None = None
         self.sigma: deque[float] = deque(maxlen=HISTORY)
-        self.noise: deque[float] = deque(maxlen=HISTORY)
-        """Robust rms of each line less the mean of its neighbours: the noise, with little of the surface."""
         self.steps: deque[float] = deque(maxlen=4 * HISTORY)  # a spread from few offsets is too often low
         self.spreads: deque[np.ndarray] = deque(maxlen=HISTORY)
         self.power: deque[np.ndarray] = deque(maxlen=HISTORY)
@@ -97,7 +95,6 @@ class PassTrack:
             steps = np.asarray(self.steps)
             step = float(np.median(steps))
             self._bars = {"spreads": np.median(np.stack(self.spreads), axis=0), "sigma": float(np.median(self.sigma)),
-                          "noise": float(np.median(self.noise)),
                           "power": np.median(np.stack(self.power), axis=0), "step": step,
                           "step_spread": float(1.4826 * np.median(np.abs(steps - step)))}
         return self._bars
@@ -111,13 +108,18 @@ class HealthMonitor:
         self.tracks = {p: PassTrack(cols) for p in ("trace", "retrace")}
         self.findings: list[Finding] = []
         """Every finding published so far, in order."""
-        self._index = 0
+        self.unjudged = 0
+        """Lines taken with ``judge=False`` (only lost, repeated and crash checks)."""
 
     def _progress(self, row: int) -> int:
         return row if self.slow_axis == "down" else self.rows - 1 - row
 
-    def feed(self, row: int, line: np.ndarray, pass_: str = "trace") -> list[Finding]:
-        """Take the line of frame ``row`` of ``pass_``; return the new findings (debounced)."""
+    def feed(self, row: int, line: np.ndarray, pass_: str = "trace", judge: bool = True) -> list[Finding]:
+        """Take the line of frame ``row`` of ``pass_``; return the new findings (debounced).
+
+        ``judge=False`` runs the cheap checks only (lost and repeated lines, crashes) and breaks the pass's run
+        of lines: the line before it is not judged, and judging resumes once ``BEFORE`` lines followed (for a
+        worker that fell behind, ``maed.bridge.worker``)."""
         track = self.tracks[pass_]
         line = np.asarray(line, dtype=np.float64)
         raw: list[Finding] = []
@@ -131,8 +133,13 @@ class HealthMonitor:
             raw.append(Finding("line_repeated", row, (0, self.cols), pass_, {"of_row": row + (-1 if self.slow_axis == "down" else 1)}))
             return self._debounce(raw)  # no new information for the other detectors
         raw += self._crash(track, row, line, pass_)
-        if track.on_rail:
+        if track.on_rail or not judge:
             track.pending = None
+            if not judge:
+                self.unjudged += 1
+                track.lines.clear()
+                track.changes.clear()
+                track.lines.append(line)
             return self._debounce(raw)
         candidate = self._figures(track, row, line)
         if candidate is not None:
@@ -199,7 +206,7 @@ class HealthMonitor:
         if not found and track.count > track.ringing_until:  # an episode's last lines: runs of its ringing
             found = self._run_or_offset(c, line, between, pass_)
         if found and found[0].evidence.get("noise_ratio") is not None:
-            for figures in (track.sigma, track.noise, track.spreads, track.power):
+            for figures in (track.sigma, track.spreads, track.power):
                 figures.clear()  # the bars follow the new noise from here
         self._remember(track, c, between)  # flagged lines too: the medians shrug off one
         return found
@@ -236,7 +243,7 @@ class HealthMonitor:
         runs = candidates(between, bars["spreads"], track.lengths, Z_STEP)
         for segment in runs:
             verdict = judge_run(c.line, c.before, c.previous, line, between, segment, pass_, bars["step"],
-                                bars["noise"], c.changes, bars["spreads"], track.lengths)
+                                bars["sigma"], c.changes, bars["spreads"], track.lengths)
             if verdict is None:
                 continue
             verdict = self._other_pass_agrees(verdict, c.row, pass_)
@@ -245,7 +252,7 @@ class HealthMonitor:
         if runs or len(track.steps) < OFFSET_HISTORY:
             return []
         verdict = judge_offset(c.step, float(np.median(line - c.previous)), bars["step"], bars["step_spread"],
-                               bars["noise"], self.cols)
+                               bars["sigma"], self.cols)
         return [] if verdict is None else [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
 
     def _other_pass_agrees(self, verdict, row: int, pass_: str):
@@ -280,7 +287,6 @@ class HealthMonitor:
     @staticmethod
     def _remember(track: PassTrack, c: Candidate, between: np.ndarray) -> None:
         track.sigma.append(c.sigma)
-        track.noise.append(float(1.4826 * np.median(np.abs(between))))
         track.steps.append(c.step)
         track.power.append(c.power)
         track.spreads.append(spreads(between, track.lengths))

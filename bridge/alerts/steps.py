@@ -32,9 +32,10 @@ PERSISTS = 0.45
 """A run that the next line (or the other pass) still shows at this share of its height is the surface,
 not an event."""
 MIN_HEIGHT = 1.8
-"""A run lower than this many times the noise (the rms of a line less the mean of its neighbours) is no
-event whatever its length: a long run of small height is what drift and pick-up leave along a line (an
-event of 3 line noise is about 2.4 of them in white noise)."""
+"""A run lower than this many times the recent robust rms of a line less the median of the lines before it
+is no event whatever its length: a long run of small height is what drift and pick-up leave along a line
+(an event of 3 line noise is about 2.4 of them in white noise, fewer where the surface changes from line
+to line: that rms holds the surface's change too, which keeps terrace edges and lattices quiet)."""
 LOCAL = 2.0
 """A run must also stand this many times above how much its columns changed from line to line just
 before (a feature that changes fast there is not an event) ..."""
@@ -97,8 +98,8 @@ def judge_run(row: np.ndarray, before: np.ndarray, previous: np.ndarray, after: 
               changes: np.ndarray, bars: np.ndarray, lengths: tuple[int, ...]) -> Verdict | None:
     """Scar, tip change or nothing for the run ``segment`` found in ``residual`` (``row - before``, median
     removed). ``previous``: the line just before ``row``; ``typical_step``: the recent lines' median offset
-    from one line to the next (a slope along the slow axis); ``sigma``: the recent rms of a line less the
-    mean of its neighbours (the noise);
+    from one line to the next (a slope along the slow axis); ``sigma``: the recent robust rms of a line less
+    the pixel median of the lines before it;
     ``changes``: the lines just before, each less the one before it (median removed); ``bars``, ``lengths``:
     the statistics' typical spreads per window length (``segments``)."""
     start, stop = refine(residual, segment)
@@ -144,7 +145,7 @@ def judge_offset(step: float, next_step: float, typical_step: float, spread: flo
                  cols: int) -> Verdict | None:
     """A tip change at a line's start: the line's offset ``step`` from the line before stands out from the
     recent steps (``typical_step``, ``spread``) and the next line keeps it (``next_step``: its offset from
-    the same line before, two steps); ``sigma``: the noise (``MIN_HEIGHT``)."""
+    the same line before, two steps); ``sigma``: as for ``judge_run`` (``MIN_HEIGHT``)."""
     jump = step - typical_step
     z = abs(jump) / max(spread, 1e-300)
     if z < Z_OFFSET or abs(jump) < MIN_HEIGHT * sigma:

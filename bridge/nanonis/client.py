@@ -192,3 +192,9 @@ class NanonisClient:
             raise ValueError(f"scan action must be one of {', '.join(SCAN_ACTIONS)}, got {action!r}")
         body = BodyWriter().u16(SCAN_ACTIONS[action]).u32(1 if up else 0).bytes()
         self.call("Scan.Action", body, lambda r: None)
+
+    def z_withdraw(self, wait: bool = False, timeout_ms: int = -1) -> None:
+        """``ZCtrl.Withdraw``: switch the Z-controller off and pull the tip up; ``wait``: answer when it is
+        up, or after ``timeout_ms`` (-1: no limit)."""
+        body = BodyWriter().u32(1 if wait else 0).i32(timeout_ms).bytes()
+        self.call("ZCtrl.Withdraw", body, lambda r: None)

@@ -99,6 +99,9 @@ class Scanner:
         self._slow_axis, self._scans = slow_axis, scans
         self._lock = threading.Lock()
         self._k = -1
+        self._paused_at: float | None = None
+        self.withdrawn = False
+        """Whether ``ZCtrl.Withdraw`` pulled the tip up (the scan stopped with it)."""
         self.start(up=slow_axis == "up")
 
     # --- actions ------------------------------------------------------------------------------
@@ -114,7 +117,34 @@ class Scanner:
         with self._lock:
             now = self._advance()
             if self._running:
-                self._running, self._stopped_at = False, now
+                self._running, self._stopped_at, self._paused_at = False, now, None
+
+    def pause(self) -> None:
+        """Hold the scan where it is (``Scan.Action`` pause): no pixel is added until ``resume``; it still runs."""
+        with self._lock:
+            now = self._advance()
+            if self._running and self._paused_at is None:
+                self._paused_at = now
+
+    def resume(self) -> None:
+        """Go on from where the scan was paused (``Scan.Action`` resume)."""
+        with self._lock:
+            if self._paused_at is not None:
+                self._t0 += time.monotonic() - self._paused_at
+                self._paused_at = None
+
+    def withdraw(self) -> None:
+        """Pull the tip up (``ZCtrl.Withdraw``): the scan stops, keeping what was scanned."""
+        with self._lock:
+            now = self._advance()
+            self.withdrawn = True
+            if self._running:
+                self._running, self._stopped_at, self._paused_at = False, now, None
+
+    @property
+    def paused(self) -> bool:
+        with self._lock:
+            return self._paused_at is not None
 
     def resize(self, size: int) -> None:
         """Scan frames of ``size`` pixels from now on; a running scan starts a new frame at once."""
@@ -127,11 +157,12 @@ class Scanner:
     def _begin(self, t0: float, up: bool) -> None:
         self._k += 1
         self._frame = self._make(self._k, self._size, up)
-        self._up, self._t0, self._running, self._stopped_at = up, t0, True, None
+        self._up, self._t0, self._running, self._stopped_at, self._paused_at = up, t0, True, None, None
 
     def _advance(self) -> float:
-        """Bring the scan to now (frames ended, next frames begun) and return now."""
-        now = time.monotonic()
+        """Bring the scan to now (frames ended, next frames begun) and return now (a paused scan's clock
+        stands at the pause)."""
+        now = time.monotonic() if self._paused_at is None else self._paused_at
         while self._running:
             end = self._t0 + self._frame.shape[0] * self.period
             if now < end:

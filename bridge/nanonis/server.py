@@ -60,7 +60,10 @@ class SimulatedNanonis:
             "Scan.SpeedGet": self._speed,
             "Scan.FrameDataGrab": self._grab,
             "Scan.Action": self._action,
+            "ZCtrl.Withdraw": self._withdraw,
         }
+        self.calls: list[str] = []
+        """Every command received, in order, from every client (tests check what the bridge sent)."""
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -159,6 +162,8 @@ class SimulatedNanonis:
         try:
             while not self._stop.is_set():
                 header, body = receive_message(conn)
+                with self._lock:
+                    self.calls.append(header.command)
                 while time.monotonic() < self._frozen_until and not self._stop.is_set():
                     time.sleep(0.01)
                 response = self.respond(header.command, body)
@@ -222,6 +227,15 @@ class SimulatedNanonis:
             self.scanner.start(up)
         elif action == SCAN_ACTIONS["stop"]:
             self.scanner.stop()
+        elif action == SCAN_ACTIONS["pause"]:
+            self.scanner.pause()
+        elif action == SCAN_ACTIONS["resume"]:
+            self.scanner.resume()
         else:
-            raise CommandFailed(f"scan action {action} is not simulated (start 0 and stop 1 are)")
+            raise CommandFailed(f"scan action {action} is not simulated (start 0, stop 1, pause 2 and resume 3 are)")
+        return b""
+
+    def _withdraw(self, args: BodyReader) -> bytes:
+        args.u32(), args.i32()  # wait until finished, timeout: the simulated tip is up at once
+        self.scanner.withdraw()
         return b""

@@ -26,6 +26,11 @@ the wire protocol. How the polls map to ``scan.start`` and ``scan.end`` (``bridg
 - in the last line of a frame the source polls every quarter of a line period (``_wait``): in a
   continuous scan the finished frame stays readable for one line period only before the next
   overwrites it, and with a poll interval longer than that its last rows would be lost.
+
+Without rules (``on_alert``, ``maed serve --on-alert``) the source only reads from the controller. With
+them it subscribes to the bridge's alerts (``alerts``, its PUB endpoint) and, for an alert of the
+followed scan whose kind has a rule, sends the action (``Scan.Action`` pause, ``ZCtrl.Withdraw``) at its
+next poll, once per scan and action; every command it sends is logged and kept in ``commands``.
 """
 
 from __future__ import annotations
@@ -35,17 +40,18 @@ import math
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
+import zmq
 
 from ..keys import ClientKeys
 from ..nanonis.client import (
     DEFAULT_PORT, FrameGrab, NanonisClient, NanonisConnectionError, ScanBuffer, ScanSpeed,
 )
 from ..nanonis.protocol import NanonisError, NanonisProtocolError
-from ..protocol import Line, ScanStart
+from ..protocol import Alert, Line, ProtocolError, ScanStart, decode_published
 from .base import LinePusher
 
 log = logging.getLogger("maed.bridge")
@@ -148,6 +154,10 @@ class NanonisSource:
     resume: tuple[ScanStart, list[Line]] | None = None
     """The scan a killed bridge was following, and its lines as journaled (``Recovered.resumed``):
     taken up at the first poll when the controller still holds its frame, else ended."""
+    on_alert: dict[str, str] = field(default_factory=dict)
+    """Alert kind to action (``maed.bridge.alerts.rules``); empty: read-only, as by default."""
+    alerts: str | None = None
+    """The bridge's PUB endpoint, where the alerts come from (needed with ``on_alert``)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
@@ -162,6 +172,12 @@ class NanonisSource:
         """Seconds per acquisition step (trace and retrace) of the followed scan; 0 when not known."""
         self._ended = 0
         self._opened = 0
+        self.commands: list[str] = []
+        """Every action command sent to the controller, as logged."""
+        self._acted: set[tuple[str, str]] = set()
+        """(scan, action) already taken up: one pause or withdraw per scan is enough."""
+        self._pending: list[tuple[Alert, str]] = []
+        """Actions to send, oldest first (kept through a reconnection)."""
 
     @property
     def address(self) -> str:
@@ -184,12 +200,15 @@ class NanonisSource:
         client: NanonisClient | None = None
         backoff = _Backoff()
         last_problem, lost = "", False
+        alerts = self._subscribe(keys)
         try:
             while not stop.is_set() and not self._all_done:
                 problem = ""
                 try:
                     if client is None:
                         client = NanonisClient(self.host, self.port, self.timeout)
+                    if alerts is not None:
+                        self._act(client, alerts)
                     self._poll(client, pusher)
                     backoff.failures, wait = 0, self._wait()
                     if lost:  # only an answered poll counts: a frozen controller still accepts connections
@@ -213,7 +232,57 @@ class NanonisSource:
             self._end(pusher, complete=False)
             if client is not None:
                 client.close()
+            if alerts is not None:
+                alerts.close()
             pusher.close()
+
+    # --- rules on alerts ------------------------------------------------------------------------
+
+    def _subscribe(self, keys: ClientKeys | None) -> zmq.Socket | None:
+        """A SUB socket on the bridge's alerts, when there are rules; None without (read-only)."""
+        if not self.on_alert:
+            return None
+        if self.alerts is None:
+            raise ValueError("rules on alerts need the bridge's PUB endpoint (alerts)")
+        socket = zmq.Context.instance().socket(zmq.SUB)
+        socket.setsockopt(zmq.LINGER, 0)
+        if keys is not None:
+            keys.apply(socket)
+        socket.connect(self.alerts)
+        socket.setsockopt(zmq.SUBSCRIBE, b"alert")
+        return socket
+
+    def _act(self, client: NanonisClient, alerts: zmq.Socket) -> None:
+        """Send the action of every rule an alert of the followed scan met since the last poll. An action the
+        controller refuses is logged and dropped; one whose connection failed is sent again after the
+        reconnection (``NanonisConnectionError`` goes on to ``run``)."""
+        while alerts.poll(0):
+            try:
+                alert = decode_published(alerts.recv_multipart())
+            except ProtocolError:
+                continue
+            followed = self._followed
+            action = self.on_alert.get(alert.kind) if isinstance(alert, Alert) else None
+            if action is None or followed is None or alert.scan != followed.scan:
+                continue
+            if (alert.scan, action) not in self._acted:
+                self._acted.add((alert.scan, action))
+                self._pending.append((alert, action))
+        while self._pending:
+            alert, action = self._pending[0]
+            command = "Scan.Action pause" if action == "pause" else "ZCtrl.Withdraw"
+            # Logged before it is sent: a command that fails must still show in the log.
+            log.warning("nanonis: %s at row %d of scan %s (rule %s=%s): sending %s to %s", alert.kind, alert.row,
+                        alert.scan, alert.kind, action, command, self.address)
+            self.commands.append(f"{command} ({alert.kind} at row {alert.row} of {alert.scan})")
+            try:
+                if action == "pause":
+                    client.scan_action("pause")
+                else:
+                    client.z_withdraw()
+            except NanonisError as exc:
+                log.error("nanonis: %s refused: %s", command, exc)
+            self._pending.pop(0)
 
     # --- one poll -----------------------------------------------------------------------------
 

@@ -1,0 +1,117 @@
+"""Rules on alerts against the simulated Nanonis controller over TCP: opt-in pause and withdraw, and without
+rules a source that only ever reads (every command the controller received is recorded)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from maed.bridge.alerts.rules import parse_rules
+from maed.bridge.nanonis import Scanner, SimulatedNanonis, simulated_frames
+from maed.bridge.nanonis.scanner import SimChannel, SimFrame
+from maed.bridge.protocol import Alert, decode_published
+from maed.bridge.server import Bridge, BridgeConfig
+from maed.bridge.sources import NanonisSource
+
+SIZE, EVENT_ROW = 64, 48
+READ_ONLY = {"Scan.StatusGet", "Scan.BufferGet", "Scan.FrameGet", "Scan.SpeedGet", "Scan.FrameDataGrab"}
+
+
+class IdentityBackend:
+    name = model = "identity"
+    size_multiple = 16
+
+    def denoise(self, batch):
+        return batch
+
+
+def frames_with(event: str):
+    """Simulated frames whose topograph has a tip change (a lasting step of 20 line noise from the middle of
+    the trace of row ``EVENT_ROW`` on) or a crash (Z at one value far above the surface from that row on)."""
+    plain = simulated_frames(41)
+
+    def make(k: int, size: int, up: bool) -> SimFrame:
+        frame = plain(k, size, up)
+        channels = []
+        for c in frame.channels:
+            if c.name == "Z (m)":
+                forward, backward = c.forward.copy(), c.backward.copy()
+                noise = float(np.std(np.diff(forward, axis=0))) / np.sqrt(2)
+                if event == "tip_change":  # in the middle of the trace of the row: its retrace comes after
+                    forward[EVENT_ROW, size // 2:] += 20 * noise
+                    forward[EVENT_ROW + 1:] += 20 * noise
+                    backward[EVENT_ROW:] += 20 * noise
+                else:
+                    for image in (forward, backward):
+                        image[EVENT_ROW:] = np.float32(image.max() + 10 * np.ptp(image))
+                c = SimChannel(c.index, c.name, forward, backward)
+            channels.append(c)
+        return SimFrame(tuple(channels), frame.width, frame.height)
+
+    return make
+
+
+def follow(event: str, rules: dict[str, str], tmp_path, until) -> tuple[SimulatedNanonis, NanonisSource, list[Alert]]:
+    """A bridge following one scan of the simulated controller until ``until(nanonis)`` or the scan's end; the
+    alerts it published."""
+    scanner = Scanner(frames_with(event), size=SIZE, line_rate=100, scans=1)
+    config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans")
+    with SimulatedNanonis(scanner, port=0) as nanonis, Bridge(config, backend=IdentityBackend()) as bridge:
+        sub = zmq.Context.instance().socket(zmq.SUB)
+        sub.connect(bridge.endpoints["pub"])
+        sub.setsockopt(zmq.SUBSCRIBE, b"alert")
+        source = NanonisSource(port=nanonis.port, scans=1, on_alert=rules, alerts=bridge.endpoints["pub"])
+        stop = threading.Event()
+        thread = threading.Thread(target=source.run, args=(bridge.endpoints["pull"], stop), daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while thread.is_alive() and not until(nanonis) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        thread.join(10)
+        alerts = []
+        while sub.poll(500):
+            alerts.append(decode_published(sub.recv_multipart()))
+        sub.close(linger=0)
+    return nanonis, source, alerts
+
+
+def test_without_rules_the_controller_is_only_read(tmp_path):
+    nanonis, source, alerts = follow("tip_change", {}, tmp_path, until=lambda n: False)
+    assert any(a.kind == "tip_change" and abs(a.row - EVENT_ROW) <= 1 for a in alerts), alerts  # it was seen
+    assert nanonis.calls and set(nanonis.calls) <= READ_ONLY, set(nanonis.calls) - READ_ONLY
+    assert source.commands == [] and not nanonis.scanner.paused and not nanonis.scanner.withdrawn
+
+
+def test_a_tip_change_pauses_the_scan(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="maed.bridge"):
+        nanonis, source, alerts = follow("tip_change", {"tip_change": "pause"}, tmp_path,
+                                         until=lambda n: "Scan.Action" in n.calls)
+    assert nanonis.calls.count("Scan.Action") == 1 and "ZCtrl.Withdraw" not in nanonis.calls
+    assert nanonis.scanner.paused
+    (command,) = source.commands
+    assert command.startswith("Scan.Action pause (tip_change at row ")
+    assert any("sending Scan.Action pause" in r.getMessage() for r in caplog.records)
+
+
+def test_a_crash_withdraws_the_tip(tmp_path):
+    nanonis, source, alerts = follow("crash", {"crash": "withdraw"}, tmp_path,
+                                     until=lambda n: "ZCtrl.Withdraw" in n.calls)
+    assert any(a.kind == "crash" and a.row == EVENT_ROW for a in alerts), alerts
+    assert nanonis.calls.count("ZCtrl.Withdraw") == 1 and nanonis.scanner.withdrawn
+    assert any(c.startswith(f"ZCtrl.Withdraw (crash at row {EVENT_ROW} ") for c in source.commands)
+
+
+@pytest.mark.parametrize("text, says", [("tip_change=stop", "actions: pause, withdraw"),
+                                        ("tipchange=pause", "kinds: tip_change"),
+                                        ("tip_change=pause,tip_change=withdraw", "two actions"),
+                                        ("", "at least one")])
+def test_bad_rules_are_one_line_errors(text, says):
+    with pytest.raises(ValueError, match=says):
+        parse_rules(text)
+    assert parse_rules("tip_change=pause, crash=withdraw") == {"tip_change": "pause", "crash": "withdraw"}
