@@ -213,9 +213,10 @@ class HealthMonitor:
 
     @staticmethod
     def _noise_change(track: PassTrack, c: Candidate, after: Candidate | None, pass_: str) -> list[Finding]:
-        if after is None:
-            return []
         sigma = c.bars["sigma"]
+        # A channel held still (Z with the feedback off: lines of one value) has no noise to compare.
+        if after is None or sigma <= 0 or c.sigma <= 0 or after.sigma <= 0:
+            return []
         ratio, after_ratio = c.sigma / max(sigma, 1e-300), after.sigma / max(sigma, 1e-300)
         if min(ratio, after_ratio) > NOISE_RATIO or max(ratio, after_ratio) < 1 / NOISE_RATIO:
             return [Finding("tip_change", c.row, (0, c.line.size), pass_,
