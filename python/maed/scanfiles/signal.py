@@ -26,7 +26,8 @@ CURRENT_NAMES = ("current", "i", "it")
 RHK ``Current``, MATRIX ``I``."""
 FLAT_STEPS = 16.0
 """An image is flat when what a plane leaves of it is below this many float32 steps (ulp) of its largest
-value; a plane stored in float32 leaves about 0.3 of one. The smallest real topograph leaves 511."""
+value; a plane stored in float32 leaves about 0.3 of one. The smallest real topograph leaves 511 (255 of
+the step ``is_flat`` uses, float32's epsilon times the largest value, up to twice the true one)."""
 
 
 class Choice(NamedTuple):
@@ -45,7 +46,9 @@ def is_flat(data: np.ndarray) -> bool:
     design = np.column_stack([np.ones(rows.size), (c - c.mean()).ravel(), (r - r.mean()).ravel()])
     coeffs, *_ = np.linalg.lstsq(design, rows.ravel(), rcond=None)
     residual = rows.ravel() - design @ coeffs
-    step = float(np.spacing(np.float32(np.abs(rows).max())))
+    # One float32 step at the largest value, within a factor 2 (computed in float64: values beyond
+    # float32's range must not overflow on the way).
+    step = float(np.finfo(np.float32).eps * np.abs(rows).max())
     return float(np.sqrt(np.mean(residual**2))) <= FLAT_STEPS * step
 
 
