@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
+from scipy import ndimage
 from tqdm import tqdm
 
 from . import __version__
@@ -44,6 +45,10 @@ patches (128 pixels): 144-pixel tiles, each with its own plane removed. Whole 25
 4.5 dB on quiet and foreign-noise scans (``docs/model.md``): its squeeze-and-excitation layers pool over the
 whole input. 144 with 16 of overlap covers 256 pixels in 2 x 2 tiles (31 ms a frame on the 2-core CPU,
 against 23 whole), within 0.3 to 0.6 dB of 128-pixel tiles, which take 3 x 3."""
+
+
+SEAM_SMOOTHING = 32.0
+"""Gaussian sigma, in pixels, of the level a tile is matched to its neighbours with (``run_tiled``)."""
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -89,28 +94,50 @@ def run_levelled(x: np.ndarray, backend: Backend) -> np.ndarray:
     return run_padded((x - plane).astype(np.float32), backend) + plane
 
 
+def _level_step(new: np.ndarray, old: np.ndarray, axis: int) -> np.ndarray:
+    """How far ``new`` sits above ``old`` where two tiles overlap: the median over ``axis`` of their
+    difference, smoothed along the other (a feature on the boundary or the few shared pixels' noise must not
+    streak the whole tile)."""
+    return ndimage.gaussian_filter1d(np.median(new - old, axis=axis), SEAM_SMOOTHING, mode="nearest")
+
+
 def run_tiled(x: np.ndarray, backend: Backend, tile: int = TILE, overlap: int = OVERLAP,
               own_plane: bool = False) -> np.ndarray:
     """The network's output for a normalised scan of any size, in bounded memory.
 
-    ``own_plane``: each tile goes in with its own best-fit plane removed (``run_levelled``).
+    ``own_plane``: each tile goes in with its own best-fit plane removed (``run_levelled``), and its
+    output's level is matched to the tiles before it where they overlap (smoothed over ``SEAM_SMOOTHING``
+    pixels): tiles levelled each on its own otherwise meet in visible seams, a block pattern over the scan.
     """
     run = run_levelled if own_plane else run_padded
     h, w = x.shape
     if h <= tile and w <= tile:
         return run(x, backend)
     total = np.zeros((h, w))
-    weight = np.zeros((h, w))
+    weight = np.zeros((h, 1))
     rows, cols = _starts(h, tile, overlap), _starts(w, tile, overlap)
     for r in rows:
+        ph = min(tile, h - r)
+        band, band_weight = np.zeros((ph, w)), np.zeros(w)
         for c in cols:
-            patch = x[r:r + tile, c:c + tile]
-            ph, pw = patch.shape
-            wy = _ramp(ph, overlap, r == rows[0], r == rows[-1])
+            out = run(x[r:r + ph, c:c + tile], backend)
+            pw = out.shape[1]
+            shared = band_weight[c:c + pw] > 0
+            shared[:overlap // 4] = False  # this tile's own edge, where its padding shows (``_ramp``)
+            if own_plane and shared.any():  # each row's level matched to the tiles left of it
+                left = band[:, c:c + pw][:, shared] / band_weight[c:c + pw][shared]
+                out = out - _level_step(out[:, shared], left, axis=1)[:, None]
             wx = _ramp(pw, overlap, c == cols[0], c == cols[-1])
-            window = np.outer(wy, wx)
-            total[r:r + ph, c:c + pw] += run(patch, backend) * window
-            weight[r:r + ph, c:c + pw] += window
+            band[:, c:c + pw] += out * wx
+            band_weight[c:c + pw] += wx
+        band /= band_weight
+        shared = weight[r:r + ph, 0] > 0
+        shared[:overlap // 4] = False
+        if own_plane and shared.any():  # each column's level matched to the bands of rows above
+            band -= _level_step(band[shared], total[r:r + ph][shared] / weight[r:r + ph][shared], axis=0)[None, :]
+        wy = _ramp(ph, overlap, r == rows[0], r == rows[-1])[:, None]
+        total[r:r + ph] += band * wy
+        weight[r:r + ph] += wy
     return total / weight
 
 
