@@ -25,7 +25,7 @@ from .onnx_model import KEY_LEVELLING, KEY_MODEL, KEY_SIZE_MULTIPLE, KEY_WEIGHTS
 _PROVIDER_NAMES = {"CUDAExecutionProvider": "onnxruntime-cuda", "CPUExecutionProvider": "onnxruntime-cpu"}
 ARENA_KEEP_PIXELS = 256 * 256
 """Inputs up to this many pixels (a 256 x 256 frame, its live bands) keep the CPU arena's memory for the
-next run; larger ones give back what they grew it by (about 60 % slower a run, measured on a loaded
+next run; larger ones give back what they grew it by (30 to 50 % slower a run, measured on a loaded
 2-core CPU, where the arena would otherwise hold 0.5 to 1.5 GB)."""
 
 
