@@ -1,0 +1,353 @@
+"""Scores the scan-health alerts (``maed.bridge.alerts``) and writes ``docs/results/alerts.md``.
+
+- Simulated scans with known events (``maed.data.scan_events``; the simulator's own random tip jumps
+  and scars off, so every event is on the list): precision and recall of tip changes and scars
+  against the event's size over the scan's line noise, trace only and both passes; the other kinds
+  at one size; the rows between an event and the line whose arrival raised its alert.
+- Clean scans (no event): false alerts per 256-line frame.
+- The real scans of ``../shared/data/real-stm/``: every alert, with its row (figures of each scan
+  with its alerts marked go to ``--figures``, outside the repository: the scans are not ours).
+
+An alert matches an event of its kind within one row; each event is matched at most once.
+
+    python benchmarks/alerts_score.py [--scans 24] [--clean 100] [--real-dir DIR] [--figures DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from maed.bridge.alerts import HealthMonitor
+from maed.data import TEST_SEED_BASE, EventSpec, make_pair
+from maed.data.scan_noise import NoiseRanges
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = NoiseRanges(tip_jump_rate=(0.0, 0.0), scar_rate=(0.0, 0.0))
+"""The training ranges of every artefact but the simulator's own (unlisted) tip jumps and scars."""
+WHITE = NoiseRanges(tip_jump_rate=(0.0, 0.0), scar_rate=(0.0, 0.0), white_corr_px=(0.0, 0.0), line_walk_m=(0.0, 0.0),
+                    drift_m=(0.0, 0.0), mains_m=(0.0, 0.0), resonance_m=(0.0, 0.0), ringing_gain=(0.0, 0.0),
+                    dac_lsb_m=(0.0, 0.0))
+"""White noise alone: what the detectors reach where the line noise is all the noise there is."""
+SIZES = (1.5, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0)
+TARGET = {"size": 3.0, "precision": 0.95, "recall": 0.9, "false_per_frame": 0.1}
+"""The issue's bar: tip changes and scars of 3 line noise and more found with these, under this many false
+alerts per clean 256-line frame."""
+JUDGED = """How judged: each scan drawn with its best-fit plane removed (not rows levelled, which hides tip
+changes), both passes side by side, every alert marked at its row (`--figures DIR`, kept out of the
+repository), and looked at by eye against what the file's provenance says it shows. What was seen,
+for the alerts listed above (re-judge when they change):
+
+- `CO_img_0050.sxm` (the file with a known tip change: a band of abrupt Z offsets through the molecule,
+  rows 34 to 60 of an up scan): both ends of the band found, row 61 (trace) and 35 (retrace). The other
+  six alerts (ringing at 77 and 82, tip changes at 73, 28, 18 and 3) show no cause: false.
+- `pySPM_test.sxm` (a granular film "with tip streaks"): most of its scars sit on the short bright
+  streaks at the grains' edges that the image shows in one pass: real scars. Its two tip changes (215, 225)
+  show no cause.
+- `createc_scan_close_100nm.dat`: the scars at rows 70 to 98 sit on the short bright streaks of the band of
+  line noise there (real); the tip changes at 26, 102, 115, 151, 199 to 246 are on faint row offsets, not
+  visible tip changes.
+- `createc_scan_atomic_11nm.dat` and `createc_scan_molecular_30nm_pos.dat` ("heavy scan-line streaks",
+  "strong line noise"): dozens of tip changes and scars on the streaks; the streaks are abrupt row offsets
+  that last some lines, so each is a real instability, but they are not the clean tip changes of the
+  simulator, and a scientist would want one alert for the whole streaky scan, not dozens (not done).
+- `hopg_300k_2020_08_11_16_04_06_999.sm4` ("strong horizontal streaks and band offsets"): four abrupt band
+  offsets through both passes, at about rows 32, 97, 160 and 225; three found as tip changes (96, 160, 224,
+  trace); the one at 32 only as a scar at row 30 of the retrace (missed as a tip change). Its other scars
+  sit on short streaks.
+- `20201111--4_1.Z_mtrx` (terraces under heavy streaks): most scars sit on visible one-line streaks.
+- `A200727.214101.dat` (a noisy lattice): six scars, none visible: false.
+- `createc_scan_step_20nm.dat` (a step edge under line noise): twelve alerts, runs on one side of the edge
+  where the rows' offsets move one terrace against the other: no visible tip change or scar: false.
+- `A200306.161609.dat`: one ringing alert (row 298, retrace) with nothing visible: false.
+- `A200619.213320.dat`, `STM_nanonis_generic_4_5.sxm`, `TR_img_0253.sxm`, `img_0071.sxm`, `example_TOPO.sxm`,
+  `example_LineProfile2.sxm`, `example_FFT.sxm`: their alerts (two to four each) show no visible cause, on
+  terrace edges at a shallow angle to the rows, a molecule's edges, or a lattice: false.
+- `unnamed0001.sxm` (reference-grade clean), `FeSe_topography.sxm`, five of the Createc `A2006..` scans and
+  `Au_mica_2023_Y_A_diPAMY_195.sxm` (Z held still, the feedback off): no alert, and none was expected.
+
+Visible tip changes: 5 of 6 found within a row or two (both ends of the band of `CO_img_0050.sxm`, three of the
+four band offsets of the HOPG scan); scars: those looked at sit on visible streaks, but single-line streaks
+were not counted one by one. On real scans the false alerts far outnumber the simulated rate: two to four
+per scan on clean-looking scans, dozens on streaky ones."""
+SEED = TEST_SEED_BASE + 15_000
+SIZE = 256
+
+
+def feed(trace: np.ndarray, retrace: np.ndarray | None, slow_axis: str = "down") -> list[tuple[object, int]]:
+    """Every finding of a monitor fed the scan's lines in acquisition order (per row the trace, then the
+    retrace; rows never measured are not sent), with the row whose line's arrival raised it."""
+    rows, cols = trace.shape
+    monitor = HealthMonitor(rows, cols, slow_axis)
+    found = []
+    for row in (range(rows) if slow_axis == "down" else range(rows - 1, -1, -1)):
+        for pass_, image in (("trace", trace), ("retrace", retrace)):
+            if image is not None and np.isfinite(image[row]).all():
+                found += [(f, row) for f in monitor.feed(row, image[row].astype(np.float32), pass_)]
+    return found
+
+
+def match(events, found) -> tuple[list[bool], list[bool], list[int]]:
+    """(event matched, finding matched, rows of delay of each matched finding)."""
+    taken = [False] * len(found)
+    hit, delays = [], []
+    for event in events:
+        best = next((i for i, (f, _) in enumerate(found)
+                     if not taken[i] and f.kind == event.kind and abs(f.row - event.row) <= 1), None)
+        hit.append(best is not None)
+        if best is not None:
+            taken[best] = True
+            delays.append(abs(found[best][1] - event.row))
+    return hit, taken, delays
+
+
+def score(sizes: tuple[float, ...], scans: int, both: bool, seed: int, ranges: NoiseRanges = QUIET) -> dict:
+    """Per size: events and hits per kind, alerts and correct alerts per kind, delays."""
+    out = {}
+    for k, size in enumerate(sizes):
+        tally = {"events": Counter(), "hits": Counter(), "alerts": Counter(), "correct": Counter(), "delays": []}
+        for i in range(scans):
+            pair = make_pair(seed + 1000 * k + i, SIZE, ranges, both_passes=both,
+                             events=EventSpec(tip_changes=2, scars=4, size=size, gap_rows=12))
+            found = feed(pair.noisy, pair.retrace)
+            hit, correct, delays = match(pair.events, found)
+            tally["delays"] += delays
+            for event, h in zip(pair.events, hit):
+                tally["events"][event.kind] += 1
+                tally["hits"][event.kind] += h
+            for (f, _), c in zip(found, correct):
+                tally["alerts"][f.kind] += 1
+                tally["correct"][f.kind] += c
+        out[size] = tally
+    return out
+
+
+def other_kinds(scans: int, both: bool, seed: int) -> dict:
+    """Recall of ringing, crashes, missing and repeated lines at 5 line noise, and all alerts raised."""
+    spec = EventSpec(tip_changes=0, scars=0, ringing=1, crashes=1, missing=1, repeated=1, size=5.0, gap_rows=12)
+    tally = {"events": Counter(), "hits": Counter(), "alerts": Counter(), "correct": Counter()}
+    for i in range(scans):
+        pair = make_pair(seed + i, SIZE, QUIET, both_passes=both, events=spec)
+        found = feed(pair.noisy, pair.retrace)
+        hit, correct, _ = match(pair.events, found)
+        for event, h in zip(pair.events, hit):
+            tally["events"][event.kind] += 1
+            tally["hits"][event.kind] += h
+        for (f, _), c in zip(found, correct):
+            tally["alerts"][f.kind] += 1
+            tally["correct"][f.kind] += c
+    return tally
+
+
+def clean(count: int, both: bool, seed: int) -> tuple[Counter, list[str]]:
+    """False alerts by kind on ``count`` clean frames, and the surface family of each."""
+    alerts: Counter = Counter()
+    families = []
+    for i in range(count):
+        pair = make_pair(seed + i, SIZE, QUIET, both_passes=both)
+        for f, _ in feed(pair.noisy, pair.retrace):
+            alerts[f.kind] += 1
+            families.append(pair.surface["family"])
+    return alerts, families
+
+
+def real_scans(folder: Path, figures: Path | None) -> list[tuple[str, str, int, list]]:
+    """(file, slow axis, rows, findings) of the topograph of every real scan in ``folder``."""
+    from maed.scanfiles import ScanFileError, read_file
+
+    out = []
+    for path in sorted(folder.iterdir()):
+        try:
+            scan = read_file(path)
+            trace = scan.channel(None, "trace")
+        except (ScanFileError, ValueError, KeyError):
+            continue
+        try:
+            retrace = scan.channel(None, "retrace").data
+        except (ScanFileError, ValueError, KeyError):
+            retrace = None
+        up = str(trace.header.get("SCAN_DIR", "down")).strip().lower() == "up"
+        slow_axis = "up" if up else "down"
+        found = [f for f, _ in feed(trace.data, retrace, slow_axis)]
+        out.append((path.name, slow_axis, trace.data.shape[0], found))
+        if figures is not None:
+            _figure(figures / f"{path.stem}.png", trace.data, retrace, found, path.name)
+    return out
+
+
+def _figure(path: Path, trace: np.ndarray, retrace: np.ndarray | None, found: list, title: str) -> None:
+    """The scan's passes less their best-fit plane (not rows levelled: that would hide a tip change), each
+    alert marked in the margin at its row, for a person to judge."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = [trace] + ([retrace] if retrace is not None else [])
+    fig, axes = plt.subplots(1, len(images), figsize=(6 * len(images), 6), squeeze=False)
+    colours = {"tip_change": "red", "scar": "orange", "ringing": "magenta", "crash": "black",
+               "line_missing": "blue", "line_repeated": "cyan"}
+    for ax, image, name in zip(axes[0], images, ("trace", "retrace")):
+        rows, cols = np.nonzero(np.isfinite(image))
+        fit = np.linalg.lstsq(np.column_stack([np.ones(rows.size), rows, cols]), image[rows, cols], rcond=None)[0]
+        levelled = image - (fit[0] + fit[1] * np.arange(image.shape[0])[:, None] + fit[2] * np.arange(image.shape[1]))
+        lo, hi = np.nanpercentile(levelled, [1, 99])
+        ax.imshow(levelled, cmap="afmhot", vmin=lo, vmax=hi, interpolation="nearest")
+        for f in found:
+            if f.pass_ == name:
+                ax.plot([f.columns[0], f.columns[1] - 1], [f.row, f.row], color=colours[f.kind], lw=1)
+                ax.annotate(f.kind, (0, f.row), xytext=(-4, 0), textcoords="offset points", ha="right",
+                            va="center", fontsize=7, color=colours[f.kind], annotation_clip=False)
+        ax.set_title(f"{title} {name}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot(results: dict, path: Path) -> None:
+    """Precision and recall of tip changes and scars against size, trace only and both passes."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
+    for ax, kind in zip(axes, ("tip_change", "scar")):
+        for mode, style in (("trace", "-"), ("both", "--")):
+            sizes = sorted(results[mode])
+            recall = [_ratio(results[mode][s]["hits"][kind], results[mode][s]["events"][kind]) for s in sizes]
+            precision = [_ratio(results[mode][s]["correct"][kind], results[mode][s]["alerts"][kind]) for s in sizes]
+            ax.plot(sizes, recall, "o" + style, color="C0", label=f"recall ({mode})", ms=3)
+            ax.plot(sizes, precision, "s" + style, color="C3", label=f"precision ({mode})", ms=3)
+        ax.axvline(3, color="grey", lw=0.5)
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(results["trace"]), [f"{s:g}" for s in sorted(results["trace"])])
+        ax.set_xlabel("event size / line noise")
+        ax.set_title(kind)
+        ax.set_ylim(0, 1.02)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _ratio(a: int, b: int) -> float:
+    return a / b if b else float("nan")
+
+
+def _pct(a: int, b: int) -> str:
+    return f"{a / b:.2f} ({a}/{b})" if b else "–"
+
+
+def report(results: dict, white: dict, others: dict, false: dict, real: list, args, seconds: float) -> str:
+    lines = [
+        "# Scan-health alerts: scores",
+        "",
+        "Generated by `python benchmarks/alerts_score.py` (`maed.bridge.alerts`, issue 15); do not edit by hand.",
+        f"{args.scans} simulated {SIZE} x {SIZE} scans per size and mode, each with 2 tip changes and 4 scars "
+        f"(`EventSpec`; seeds from {SEED}), {args.clean} clean frames per mode; {seconds:.0f} s.",
+        "",
+        "**Line noise** is the scan's robust rms of a line's pixels about the line before, offsets aside "
+        "(`maed.data.scan_events.line_noise`): the white and feedback noise along the fast axis, and whatever "
+        "the surface changes from one line to the next. The scans draw every other artefact of the training "
+        "ranges (line offsets' random walk, 1/f drift, pick-up, noise correlated along the fast axis over "
+        "up to 1.5 pixels, ringing after edges, quantisation), so the detectors meet what they would live. "
+        "An alert counts when its kind and row (within one row) match an event's; "
+        "precision is the share of a kind's alerts that match an event of that kind.",
+        "",
+        "![precision and recall against event size](alerts.png)",
+        "",
+    ]
+    for kind in ("tip_change", "scar"):
+        lines += [f"## {kind}", "", "| size / line noise | recall, trace only | precision, trace only "
+                  "| recall, both passes | precision, both passes |", "|---|---|---|---|---|"]
+        for size in sorted(results["trace"]):
+            t, b = results["trace"][size], results["both"][size]
+            lines.append(f"| {size:g} | {_pct(t['hits'][kind], t['events'][kind])} "
+                         f"| {_pct(t['correct'][kind], t['alerts'][kind])} "
+                         f"| {_pct(b['hits'][kind], b['events'][kind])} | {_pct(b['correct'][kind], b['alerts'][kind])} |")
+        lines.append("")
+    delays = [d for mode in results.values() for t in mode.values() for d in t["delays"]]
+    lines += [
+        "## Delay",
+        "",
+        f"Rows between an event's row and the row whose line's arrival raised its alert, over every matched "
+        f"alert: median {np.median(delays):.0f}, max {max(delays)} (a line is judged when the next line of its "
+        "pass arrives; a line period is the trace and the retrace of one row).",
+        "",
+        "## Other kinds (5 line noise for ringing)",
+        "",
+        "| kind | recall, trace only | recall, both passes |",
+        "|---|---|---|",
+    ]
+    for kind in ("ringing", "crash", "line_missing", "line_repeated"):
+        t, b = others["trace"], others["both"]
+        lines.append(f"| {kind} | {_pct(t['hits'][kind], t['events'][kind])} | {_pct(b['hits'][kind], b['events'][kind])} |")
+    lines += ["", "## False alerts on clean frames", "",
+              "| mode | frames | false alerts | per frame | by kind | surfaces |", "|---|---|---|---|---|---|"]
+    for mode, (alerts, families) in false.items():
+        total = sum(alerts.values())
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(alerts.items())) or "–"
+        fams = ", ".join(f"{k} {n}" for k, n in sorted(Counter(families).items())) or "–"
+        lines.append(f"| {mode} | {args.clean} | {total} | {total / args.clean:.2f} | {kinds} | {fams} |")
+    lines += ["", "## Against the issue's bar", "",
+              f"Tip changes and scars of {TARGET['size']:g} line noise and more: precision >= {TARGET['precision']}, "
+              f"recall >= {TARGET['recall']}, within one row; fewer than {TARGET['false_per_frame']} false alerts per clean "
+              "256-line frame.", "",
+              "| kind | mode | at 3 line noise: recall, precision | smallest size meeting both bars |", "|---|---|---|---|"]
+    for kind in ("tip_change", "scar"):
+        for mode in ("trace", "both"):
+            t = results[mode]
+            at3 = t.get(TARGET["size"])
+            met = [size for size in sorted(t) if all(
+                _ratio(t[s]["hits"][kind], t[s]["events"][kind]) >= TARGET["recall"]
+                and _ratio(t[s]["correct"][kind], t[s]["alerts"][kind]) >= TARGET["precision"] for s in sorted(t) if s >= size)]
+            lines.append(f"| {kind} | {mode} | {_pct(at3['hits'][kind], at3['events'][kind])}, "
+                         f"{_pct(at3['correct'][kind], at3['alerts'][kind])} | {f'{met[0]:g}' if met else 'none up to 10'} |")
+    lines += ["", "The same scans with white noise alone (no offsets' walk, drift, pick-up, correlation along the fast "
+              "axis, ringing or quantisation; line noise as above), both passes:", "",
+              "| kind | size / line noise | recall | precision |", "|---|---|---|---|"]
+    for kind in ("tip_change", "scar"):
+        for size, t in sorted(white.items()):
+            lines.append(f"| {kind} | {size:g} | {_pct(t['hits'][kind], t['events'][kind])} "
+                         f"| {_pct(t['correct'][kind], t['alerts'][kind])} |")
+    per_frame = {mode: sum(alerts.values()) / args.clean for mode, (alerts, _) in false.items()}
+    lines += ["", "False alerts per clean frame: " + ", ".join(f"{m} {v:.2f}" for m, v in per_frame.items()) +
+              f" (bar: under {TARGET['false_per_frame']}).", ""]
+    lines += ["", "## Real scans", "",
+              "Every alert on the topograph of each file in `../shared/data/real-stm/` (both passes where the file has "
+              "them), fed in acquisition order (Nanonis `SCAN_DIR`; down otherwise).", "",
+              "| file | slow axis | rows | alerts (kind@row, pass) |", "|---|---|---|---|"]
+    for name, slow_axis, rows, found in real:
+        listed = "; ".join(f"{f.kind}@{f.row} ({f.pass_[0]}, cols {f.columns[0]}:{f.columns[1]})" for f in found) or "none"
+        lines.append(f"| {name} | {slow_axis} | {rows} | {listed} |")
+    lines += ["", JUDGED]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scans", type=int, default=24)
+    p.add_argument("--clean", type=int, default=100)
+    p.add_argument("--real-dir", default=str(ROOT.parent / "shared" / "data" / "real-stm"))
+    p.add_argument("--figures", default=None, help="folder (outside the repository) for the real scans' figures")
+    p.add_argument("--out", default=str(ROOT / "docs" / "results" / "alerts.md"))
+    args = p.parse_args()
+    start = time.perf_counter()
+    results = {mode: score(SIZES, args.scans, mode == "both", SEED) for mode in ("trace", "both")}
+    white = score((3.0, 5.0), args.scans, True, SEED, WHITE)
+    others = {mode: other_kinds(args.scans, mode == "both", SEED + 100_000) for mode in ("trace", "both")}
+    false = {mode: clean(args.clean, mode == "both", SEED + 200_000) for mode in ("trace", "both")}
+    real_dir = Path(args.real_dir)
+    real = real_scans(real_dir, Path(args.figures) if args.figures else None) if real_dir.is_dir() else []
+    out = Path(args.out)
+    plot(results, out.with_suffix(".png"))
+    out.write_text(report(results, white, others, false, real, args, time.perf_counter() - start))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
