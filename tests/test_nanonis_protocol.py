@@ -94,8 +94,8 @@ def test_an_error_response_over_tcp_becomes_an_exception_and_the_connection_stay
             client.call("Bias.Get", b"", lambda r: r.f32())
         with pytest.raises(NanonisError, match=r"channel index 3 is not acquired \(acquired: 0, 14\)"):
             client.frame_data_grab(3)
-        with pytest.raises(NanonisError, match="scan action 2 is not simulated"):
-            client.scan_action("pause")
+        with pytest.raises(NanonisError, match="scan action 4 is not simulated"):
+            client.scan_action("freeze")
         assert client.scan_buffer().channels == (0, 14)
 
 
