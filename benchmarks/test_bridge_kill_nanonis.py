@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from maed.bridge.nanonis import Scanner, SimulatedNanonis, simulated_frames
-from test_bridge_kill import FILES, Served, _complete
+from test_bridge_kill import Served, _complete
 
 KILLS = 20
 SIZE = 64
@@ -72,15 +72,16 @@ def kill_and_restart(models, out: Path, seed: int = 0) -> dict:
                 time.sleep(when)
                 bridge.kill()
                 kill_points.append(round(when, 3))
-                half_written += sum(not _complete(f) for f in out.iterdir() if f.is_dir() and not f.name.startswith("."))
+                half_written += sum(not _complete(f) for f in out.iterdir()
+                                    if f.is_dir() and not f.name.startswith("."))
                 t = time.perf_counter()
                 bridge.start()
                 restarts.append(time.perf_counter() - t)
                 deadline = time.monotonic() + 60
                 whole = None
                 while whole is None and time.monotonic() < deadline:
-                    new = [f for f in out.iterdir() if f.name not in before and f.is_dir() and not f.name.startswith(".")
-                           and _complete(f)]
+                    new = [f for f in out.iterdir() if f.name not in before and f.is_dir()
+                           and not f.name.startswith(".") and _complete(f)]
                     whole = next((f for f in new if _holds_whole(f, trace, retrace)), None)
                     time.sleep(0.05)
                 waits.append(time.perf_counter() - t)

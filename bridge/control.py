@@ -14,11 +14,18 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable
+from typing import Callable
 
 import msgpack
 
 from .protocol import VERSION, version_problem
+
+log = logging.getLogger("maed.bridge")
+
+
+class ControlError(ValueError):
+    """A request the bridge cannot honour; its message goes back as ``error``."""
+
 
 class Deferred:
     """A reply that is not ready yet: ``result`` gives the reply's fields once it is, None until then,
@@ -31,12 +38,6 @@ class Deferred:
 
 
 Handler = Callable[[dict], "dict | Deferred"]
-
-log = logging.getLogger("maed.bridge")
-
-
-class ControlError(ValueError):
-    """A request the bridge cannot honour; its message goes back as ``error``."""
 
 
 def decode_request(frame: bytes) -> tuple[dict, str]:
