@@ -1,4 +1,4 @@
-"""The C subscriber in bridge/clients/ (libzmq + msgpack-c), built and run against a live bridge."""
+"""The C subscriber in bridge/clients/ (a thin user of libmaed_client, on libzmq), built and run against a live bridge."""
 
 import re
 import shutil
@@ -14,9 +14,9 @@ import zmq
 from maed.bridge.server import Bridge, BridgeConfig
 from maed.data import make_pair
 
-SOURCE = Path(__file__).resolve().parents[1] / "bridge" / "clients" / "maed_subscriber.c"
+CLIENTS = Path(__file__).resolve().parents[1] / "bridge" / "clients"
 CC = shutil.which("cc") or shutil.which("gcc")
-HEADERS = all(Path("/usr/include", h).exists() for h in ("zmq.h", "msgpack.h"))
+HEADERS = Path("/usr/include/zmq.h").exists()
 
 
 class IdentityBackend:
@@ -30,10 +30,11 @@ class IdentityBackend:
 @pytest.fixture(scope="module")
 def subscriber(tmp_path_factory):
     if CC is None or not HEADERS:
-        pytest.skip("needs a C compiler, libzmq3-dev and libmsgpack-dev (make test installs them)")
+        pytest.skip("needs a C compiler and libzmq3-dev (make test installs them)")
     binary = tmp_path_factory.mktemp("c") / "maed_subscriber"
-    subprocess.run([CC, "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(binary), str(SOURCE), "-lzmq", "-lmsgpackc",
-                    "-lm"], check=True)
+    subprocess.run([CC, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(CLIENTS / "include"), "-o", str(binary),
+                    str(CLIENTS / "maed_subscriber.c"), *sorted(map(str, (CLIENTS / "lib").glob("*.c"))), "-lzmq",
+                    "-lpthread", "-lm"], check=True)
     return binary
 
 
@@ -95,8 +96,7 @@ def test_c_subscriber_prints_alerts(subscriber, tmp_path):
     alerts = [dict(re.findall(r"(\w+)=(\S+)", line)) for line in out.splitlines() if line.startswith("alert ")]
     found = {(a["kind"], int(a["row"])) for a in alerts}
     assert {("line_missing", 20), ("line_repeated", 30)} <= found
-    assert all(a["scan"] == "c-alerts" and a["severity"] in ("info", "warning", "critical") and int(a["evidence"]) >= 1
-               for a in alerts)
+    assert all(a["scan"] == "c-alerts" and a["severity"] in ("info", "warning", "critical") for a in alerts)
 
 
 @pytest.mark.parametrize("v, says", [(1, "protocol version 1; this client speaks version 2"),
