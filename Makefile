@@ -8,10 +8,10 @@ NATIVE := build/native
 
 .PHONY: demo test native-test system-packages install clean
 
-# Debian packages the tests use: a headless browser for the preview test, libzmq and msgpack-c
-# for the C subscriber. Installed where missing and possible (root with apt-get); otherwise those
-# tests skip with a reason.
-SYSTEM_PACKAGES := chromium libzmq3-dev libmsgpack-dev
+# Debian packages the tests use: a headless browser for the preview test, libzmq for libmaed_client
+# and the C subscriber (bridge/clients/). Installed where missing and possible (root with apt-get);
+# otherwise those tests skip with a reason.
+SYSTEM_PACKAGES := chromium libzmq3-dev
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,7 +27,8 @@ demo: $(STAMP)
 test: $(STAMP) system-packages native-test
 	$(PY) -m pytest
 
-# The CUDA kernels, their host reference and the C++ tests (cuda_kernels/README.md). Without nvcc
+# The CUDA kernels, their host reference and the C++ tests (cuda_kernels/README.md), libmaed_client
+# and its tests (bridge/clients/README.md). Without nvcc
 # CMake builds the host reference alone; the GPU test reports itself skipped without a GPU.
 native-test:
 	@command -v cmake >/dev/null || { echo "make: cmake not found: skipping the native build and ctest"; exit 0; }; \

@@ -27,12 +27,14 @@
 extern "C" {
 #endif
 
-#if defined(_WIN32) && defined(MAED_CLIENT_BUILD)
+/* Exported when the library itself is built (-DMAED_CLIENT_BUILD); plain declarations for its users,
+ * so that the header parsers of MATLAB's loadlibrary and LabVIEW's import wizard read it as is. */
+#if defined(MAED_CLIENT_BUILD) && defined(_WIN32)
 #define MAED_API __declspec(dllexport)
-#elif defined(_WIN32)
-#define MAED_API __declspec(dllimport)
-#else
+#elif defined(MAED_CLIENT_BUILD)
 #define MAED_API __attribute__((visibility("default")))
+#else
+#define MAED_API
 #endif
 
 /* Status codes. */
