@@ -38,7 +38,7 @@ int64_t maed_now_ms(void) {
 
 double maed_unix_time(void) {
     struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
+    clock_gettime(CLOCK_REALTIME, &ts);  /* not C11's timespec_get: mingw-w64's C runtime may lack it */
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
