@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -431,3 +432,35 @@ def test_lines_a_killed_bridge_lost_are_resent_from_the_library_and_the_scan_com
     assert np.load(folder / "raw_trace.npy").tobytes() == trace.tobytes(), log
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["end"] == {"complete": True, "reason": "end"} and meta["recovered"] is True
+
+
+def test_control_survives_a_bridge_that_does_not_answer_and_reports_a_refusal(lib):
+    """No reply in time: MAED_E_TIMEOUT, and the handle stays usable (its REQ socket is replaced); a refusal
+    gives MAED_E_REFUSED with the bridge's one-line reason."""
+    (port,) = free_ports(1)
+    ctl = opened(lib.maed_ctl_open, f"tcp://127.0.0.1:{port}".encode(), b"", b"")
+    rep = CTX.socket(zmq.REP)
+    try:
+        assert lib.maed_ctl_pause(ctl, 100) == E_TIMEOUT
+        assert lib.maed_ctl_pause(ctl, 100) == E_TIMEOUT  # not a REQ socket stuck waiting for its reply
+        rep.bind(f"tcp://127.0.0.1:{port}")
+        replies = [{"ok": False, "v": 2, "error": "pause refused: no reason at all"},
+                   {"ok": True, "v": 2, "state": "scanning", "scan": "s-1", "paused": True, "rows_done": 7,
+                    "lines_received": 12, "lines_dropped": 3, "faults": {"row_order": 1}, "latency_ms": {"p50": 1.0}}]
+        requests = []
+
+        def answer():
+            for reply in replies:
+                requests.append(msgpack.unpackb(rep.recv()))
+                rep.send(msgpack.packb(reply))
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        assert lib.maed_ctl_pause(ctl, 5000) == -8  # MAED_E_REFUSED
+        assert text(lib.maed_ctl_error, ctl) == "pause refused: no reason at all"
+        assert status(lib, ctl) == dict(scanning=1, paused=1, rows_done=7, lines_received=12, lines_dropped=3, scan="s-1")
+        thread.join(5)
+        assert requests == [{"cmd": "pause", "v": 2}, {"cmd": "status", "v": 2}]
+    finally:
+        lib.maed_ctl_close(ctl)
+        rep.close(linger=0)

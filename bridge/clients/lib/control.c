@@ -75,20 +75,27 @@ void maed_ctl_close(maed_ctl *c) {
 
 /* Send request (len bytes) and receive the one-frame reply into *reply (locked): MAED_OK,
  * MAED_E_TIMEOUT (the socket is replaced), MAED_E_PROTOCOL (a reply of several frames) or MAED_E_ZMQ. */
-static int exchange(maed_ctl *c, const void *request, size_t len, int timeout_ms, zmq_msg_t *reply) {
-    if (c->socket == NULL && connect_socket(c) != MAED_OK) return MAED_E_ZMQ;
-    if (zmq_send(c->socket, request, len, 0) < 0) return MAED_E_ZMQ;
-    zmq_pollitem_t item = {c->socket, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&item, 1, timeout_ms < 0 ? -1 : timeout_ms) <= 0) {
+/* A REQ socket left between its request and the reply cannot send again: close it and connect a
+ * new one (a failed connect leaves socket NULL, tried again at the next request); returns rc. */
+static int replace_socket(maed_ctl *c, int rc) {
+    if (c->socket) zmq_close(c->socket);
+    c->socket = NULL;
+    if (connect_socket(c) != MAED_OK && c->socket) {
         zmq_close(c->socket);
         c->socket = NULL;
-        connect_socket(c);
-        return MAED_E_TIMEOUT;
     }
+    return rc;
+}
+
+static int exchange(maed_ctl *c, const void *request, size_t len, int timeout_ms, zmq_msg_t *reply) {
+    if (c->socket == NULL && replace_socket(c, MAED_OK) == MAED_OK && c->socket == NULL) return MAED_E_ZMQ;
+    if (zmq_send(c->socket, request, len, 0) < 0) return replace_socket(c, MAED_E_ZMQ);
+    zmq_pollitem_t item = {c->socket, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, timeout_ms < 0 ? -1 : timeout_ms) <= 0) return replace_socket(c, MAED_E_TIMEOUT);
     zmq_msg_init(reply);
     if (zmq_msg_recv(reply, c->socket, 0) < 0) {
         zmq_msg_close(reply);
-        return MAED_E_ZMQ;
+        return replace_socket(c, MAED_E_ZMQ);
     }
     if (zmq_msg_more(reply)) {  /* a reply is one frame: read the rest and refuse it */
         int more = 1;
