@@ -188,6 +188,7 @@ def test_a_scan_pushed_through_the_library_comes_back_through_it_bit_exact_with_
                     assert push_line(lib, push, row, retrace[row], RETRACE) == OK
             assert push_line(lib, push, 0, np.full(cols, np.nan)) == E_ARG  # refused before the wire
             assert push_line(lib, push, rows, trace[0]) == E_ARG
+            assert push_line(lib, push, 10, trace[10]) == E_ARG  # back against the slow axis
             assert lib.maed_push_end(push, 1) == OK
             assert lib.maed_push_wait(push, 20000) == OK and lib.maed_push_pending(push) == 0
             sent, resent, acknowledged = c_double(-1), c_double(-1), c_double(-1)

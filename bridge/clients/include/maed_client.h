@@ -142,7 +142,9 @@ MAED_API maed_push *maed_push_open(const char *endpoint, const char *ack_endpoin
 MAED_API int maed_push_start(maed_push *push, const char *scan, int rows, int cols, const char *channel,
                              const char *unit, double width_m, double height_m, int slow_axis);
 /* Queue one line of the current scan: frame row (0 .. rows - 1), pass (MAED_PASS_*), cols finite
- * floats in image order (column 0 at the left for both passes). MAED_E_FULL when the queue is full. */
+ * floats in image order (column 0 at the left for both passes). Each pass's rows must advance along
+ * the slow axis (rows may be skipped): a row that repeats or goes back is refused (MAED_E_ARG), as
+ * the bridge would drop it. MAED_E_FULL when the queue is full. */
 MAED_API int maed_push_line(maed_push *push, int row, int pass, const float *data, int cols);
 /* Queue scan.end of the current scan (complete: 1 when it ran to its last line). */
 MAED_API int maed_push_end(maed_push *push, int complete);

@@ -33,7 +33,8 @@ struct maed_push {
     outbox queue;
     int64_t seq;
     char scan[WIRE_MAX_SCAN + 1];       /* the current scan ("" when none is open) */
-    int rows, cols;
+    int rows, cols, up;
+    int last_row[2];                    /* the last row queued per pass (-1, or rows for an up scan, before any) */
     double sent, resent, acknowledged;
     float *scratch;                     /* a line in little-endian order, cols floats */
 };
@@ -253,7 +254,10 @@ int maed_push_start(maed_push *p, const char *scan, int rows, int cols, const ch
         memcpy(previous, p->scan, sizeof previous);
         snprintf(p->scan, sizeof p->scan, "%s", scan);
         rc = enqueue(p, "scan.start", header, len, NULL, 0);
-        if (rc == MAED_OK) p->rows = rows, p->cols = cols;
+        if (rc == MAED_OK) {
+            p->rows = rows, p->cols = cols, p->up = slow_axis == MAED_SLOW_AXIS_UP;
+            p->last_row[0] = p->last_row[1] = p->up ? rows : -1;
+        }
         else memcpy(p->scan, previous, sizeof previous);
     }
     pthread_mutex_unlock(&p->lock);
@@ -267,12 +271,14 @@ int maed_push_line(maed_push *p, int row, int pass, const float *data, int cols)
     int rc = MAED_OK;
     if (p->scan[0] == '\0') rc = MAED_E_STATE;
     else if (row < 0 || row >= p->rows || cols != p->cols) rc = MAED_E_ARG;
+    else if (p->up ? row >= p->last_row[pass] : row <= p->last_row[pass]) rc = MAED_E_ARG;  /* row_order at the bridge */
     for (int i = 0; rc == MAED_OK && i < cols; i++)
         if (!isfinite(data[i])) rc = MAED_E_ARG;  /* the bridge would drop it (non_finite) */
     if (rc == MAED_OK) {
         size_t len = wire_line(header, sizeof header, p->scan, p->seq, row, pass == MAED_PASS_RETRACE, maed_unix_time(), cols);
         maed_floats_to_le(p->scratch, data, (size_t)cols);
         rc = len > 0 ? enqueue(p, "line", header, len, p->scratch, (size_t)cols * sizeof(float)) : MAED_E_ARG;
+        if (rc == MAED_OK) p->last_row[pass] = row;
     }
     pthread_mutex_unlock(&p->lock);
     return rc;

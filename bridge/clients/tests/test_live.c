@@ -73,6 +73,8 @@ int main(int argc, char **argv) {
         for (int col = 0; col < COLS; col++) line[col] = value(row, col);
         if (row != LOST) CHECK(maed_push_line(push, row, MAED_PASS_TRACE, line, COLS) == MAED_OK);
     }
+    CHECK(maed_push_line(push, 3, MAED_PASS_TRACE, line, COLS) == MAED_E_ARG);  /* back against the slow axis */
+    CHECK(maed_push_line(push, ROWS - 1, MAED_PASS_TRACE, line, COLS) == MAED_E_ARG);  /* a repeat */
     line[3] = NAN;
     CHECK(maed_push_line(push, 0, MAED_PASS_TRACE, line, COLS) == MAED_E_ARG);  /* refused before the wire */
     CHECK(maed_push_line(push, 0, MAED_PASS_TRACE, line, COLS - 1) == MAED_E_ARG);
