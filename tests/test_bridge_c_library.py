@@ -1,4 +1,4 @@
-"""libmaed_client (bridge/clients/), driven through ctypes against a live bridge on loopback, both directions.
+"""libmaed_client (bridge/clients/), driven through ctypes against a live bridge on loopback, both ways.
 
 The caller's side here is what a LabVIEW or MATLAB program has: plain calls with ints, doubles, strings and
 float buffers, no msgpack and no ZeroMQ. A scan pushed through the library comes back through it bit for bit

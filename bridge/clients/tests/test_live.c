@@ -1,5 +1,5 @@
 /*
- * test_live.c: libmaed_client against a live bridge, both directions, from C only (no msgpack
+ * test_live.c: libmaed_client against a live bridge, both ways (push and subscribe), from C only (no msgpack
  * here): push a scan with a lost row through maed_push_*, receive its frames through maed_sub_*
  * (the final raw frame bit for bit what was pushed, NaN at the lost row), the line_missing alert
  * and scan.finished; every message acknowledged by the journal; status, pause and resume through
