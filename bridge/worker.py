@@ -217,7 +217,9 @@ class Worker:
         image = scan.image
         lines = journaled_lines(batch.state) if batch.state.spilled else batch.lines
         image.put(lines)
-        self._check_health(scan, lines, final=True)
+        # With a backlog of finished scans the full-frame pass is skipped, and so is judging the last lines
+        # whole: the detectors get their usual share of the worker's time, or shutdown waits minutes.
+        self._check_health(scan, lines, final=full_pass)
         backend = self.backend
         rows_done = image.rows_done["trace"]
         denoised = scan.stream.denoised
@@ -249,7 +251,7 @@ class Worker:
     def _check_health(self, scan: LiveScan, lines: list[tuple[Line, float]], final: bool = False) -> None:
         """Feed the scan-health detectors the new lines, in arrival order; publish each alert at once (before
         the frames of this update: an alert is news, the frames can wait for the denoiser). Within
-        ``HEALTH_SHARE`` of the worker's time; the final batch is judged whole."""
+        ``HEALTH_SHARE`` of the worker's time; a scan's final batch is judged whole (``final``)."""
         now = time.perf_counter()
         scan.health_allowance = min(HEALTH_CARRY_S, scan.health_allowance + HEALTH_SHARE * (now - scan.health_clock))
         try:
