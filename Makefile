@@ -25,6 +25,7 @@ demo: $(STAMP)
 	$(VENV)/bin/maed demo
 
 test: $(STAMP) system-packages native-test
+	$(VENV)/bin/ruff check python bridge engine tests benchmarks setup.py
 	$(PY) -m pytest
 
 # The CUDA kernels, their host reference and the C++ tests (cuda_kernels/README.md), libmaed_client

@@ -60,7 +60,8 @@ def main() -> None:
     noisy_clean = np.mean([psnr(r, p.clean) for r, p in zip(raws, pairs)])
     print(f"{args.count} scans {args.size}x{args.size}, {args.chunk} rows per update, model {backend.model} on "
           f"{backend.name}; noisy vs clean {noisy_clean:.2f} dB, full-frame pass vs clean {full_clean:.2f} dB\n")
-    print("| halo | refine | live vs full-frame [dB] (worst scan) | live vs clean [dB] | rows per band (steady, padded) | ms per update (median) |")
+    print("| halo | refine | live vs full-frame [dB] (worst scan) | live vs clean [dB] "
+          "| rows per band (steady, padded) | ms per update (median) |")
     print("|---|---|---|---|---|---|")
     for halo in args.halos:
         for refine in args.refines:

@@ -21,8 +21,8 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
-
 from bridge_latency import run_scan, start_bridge
+
 from maed.data import make_pair
 
 COLS = 256

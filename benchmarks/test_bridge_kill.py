@@ -13,7 +13,6 @@ that loads its model), so it lives here, not in ``make test``; the single-kill t
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from test_bridge_kill import Served, _complete
 
 from maed.bridge.nanonis import Scanner, SimulatedNanonis, simulated_frames
-from test_bridge_kill import Served, _complete
 
 KILLS = 20
 SIZE = 64

@@ -27,7 +27,6 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
-
 from bridge_latency import start_bridge
 
 SAMPLE_S = 0.5

@@ -27,7 +27,7 @@ from maed.data.real_refs import SOURCES, TEST_SOURCES, default_real_dir
 from maed.data.two_pass import draw_pass_params, record_passes
 from maed.engine import load_backend
 from maed.evaluate_real import CLASSICAL_LABEL, denoise_pass, pick_pair, scan_files
-from maed.registration import BAND_ROWS, Registration, lag_delay, align, band_shift, register, speed_ratio
+from maed.registration import BAND_ROWS, Registration, align, band_shift, lag_delay, register, speed_ratio
 from maed.scanfiles import ScanFileError
 from maed.trace_retrace import row_errors, summarise
 
@@ -156,7 +156,7 @@ def main() -> int:
         "the trace's feedback time constant in pixels (0: none clearly better than the warp alone); "
         "speed: retrace over trace speed from the header.",
         "",
-        f"| scan | channel | lines x columns | speed | warp, px | sigma, px | lag, px "
+        "| scan | channel | lines x columns | speed | warp, px | sigma, px | lag, px "
         + "".join(f"| {m} before | {m} after " for m in methods) + "| registration, s |",
         "|---|---|---|---|---|---|---|" + "---|" * (2 * len(methods)) + "---|",
     ]

@@ -15,7 +15,6 @@ import sys
 import threading
 from pathlib import Path
 
-
 SLOW_AXES = ("down", "up", "alternate")
 TOKEN_VARIABLE = "MAED_PREVIEW_TOKEN"
 
@@ -122,7 +121,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     with Bridge(config) as bridge, contextlib.ExitStack() as stack:
         backend = bridge.worker.backend
         print(f"maed: bridge up: lines in {bridge.endpoints['pull']}, frames out {bridge.endpoints['pub']}, "
-              f"control {bridge.endpoints['control']}, acks {bridge.endpoints['ack']}; model {backend.model} on {backend.name}; scans saved to {args.out}",
+              f"control {bridge.endpoints['control']}, acks {bridge.endpoints['ack']}; "
+              f"model {backend.model} on {backend.name}; scans saved to {args.out}",
               file=sys.stderr)
         if keys is not None:
             print(f"maed: CURVE on every socket; {len(keys.clients)} client key(s) allowed", file=sys.stderr)

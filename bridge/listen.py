@@ -8,7 +8,7 @@ import numpy as np
 import zmq
 
 from .keys import ClientKeys
-from .protocol import Alert, Frame, FrameRows, ProtocolError, Published, ScanFinished, decode_published
+from .protocol import Alert, FrameRows, ProtocolError, Published, ScanFinished, decode_published
 
 
 def describe(message: Published) -> str:

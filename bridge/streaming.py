@@ -53,10 +53,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from maed.classical import align_after, align_rows, evaluate_plane, plane_coefficients
 from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, run_levelled, run_padded
 from maed.engine import Backend
 from maed.lattice_keep import lattice_peaks
-from maed.classical import align_after, align_rows, evaluate_plane, plane_coefficients
 from maed.normalise import PLANE_AND_ROWS, ROW_ALIGNMENT, aligns_rows, levelling_of
 from maed.trust import Thresholds, Verdict, fallback_for, guard, smooth_residual
 

@@ -30,7 +30,17 @@ from .counters import LatencyWindow, Losses
 from .ingest import Batch, Ingest
 from .journal import read_journal
 from .protocol import (
-    PASSES, VERSION, Alert, Frame, FrameRows, Line, ScanFinished, ScanStart, decode_ingest, encode, levelling,
+    PASSES,
+    VERSION,
+    Alert,
+    Frame,
+    FrameRows,
+    Line,
+    ScanFinished,
+    ScanStart,
+    decode_ingest,
+    encode,
+    levelling,
 )
 from .scan import ScanImage, ScanState
 from .store import save_scan

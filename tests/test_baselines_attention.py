@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from maed.model.baselines.hcanet import HCANet, ConvAttentionFusion
+from maed.model.baselines.hcanet import ConvAttentionFusion, HCANet
 from maed.model.baselines.pdanet import PDANet, PyramidAttention, _overlap_add, _patches
 
 

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import msgpack
 import numpy as np
-import pytest
 import zmq
-
 from scipy import ndimage
 
 from maed.bridge.journal import Journal, read_journal

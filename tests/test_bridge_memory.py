@@ -9,10 +9,10 @@ size of every input it is given.
 import time
 
 import numpy as np
+from test_bridge_live import BlurBackend, Controller, Subscriber, config, control
 
 from maed.bridge.server import Bridge
 from maed.bridge.worker import MAX_BAND_PIXELS
-from test_bridge_live import BlurBackend, Controller, Subscriber, config, control
 
 ROWS, COLS = 512, 1024
 

@@ -10,8 +10,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maed.bridge.protocol import (
-    FAULT_KINDS, INGEST_TOPICS, PUBLISHED_TOPICS, TOPICS, VERSION, Alert, Frame, FrameRows, Line, ProtocolError,
-    ScanEnd, ScanFinished, ScanJournaled, ScanStart, decode_ingest, decode_published, encode, levelling,
+    FAULT_KINDS,
+    INGEST_TOPICS,
+    PUBLISHED_TOPICS,
+    TOPICS,
+    VERSION,
+    Alert,
+    Frame,
+    FrameRows,
+    Line,
+    ProtocolError,
+    ScanEnd,
+    ScanFinished,
+    ScanJournaled,
+    ScanStart,
+    decode_ingest,
+    decode_published,
+    encode,
+    levelling,
 )
 
 LABELS = dict(rows_done=2, final=False, model="rt", backend="onnx", latency_ms=12.5, pass_="trace", update=1,

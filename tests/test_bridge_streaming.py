@@ -198,8 +198,9 @@ def test_a_trusted_verdict_publishes_the_network_output():
 
 def test_the_live_guard_gives_back_a_2d_lattice_the_network_erased():
     """The preview's FFT shows the lattice again once the guard has run, as the final frame will."""
-    from maed.noreference import peak_power
     from test_lattice_keep import EraserBackend, _passes, _peaks_of
+
+    from maed.noreference import peak_power
 
     trace, _, lattice, _ = _passes(7)
     eraser = EraserBackend()

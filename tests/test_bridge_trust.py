@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_bridge_live import BlurBackend, Controller, Subscriber, config
 
 from maed.bridge.server import Bridge
 from maed.cli import main
@@ -17,7 +18,6 @@ from maed.engine import load_backend
 from maed.model.checkpoint import shipped_weights
 from maed.normalise import denormalise, normalise
 from maed.trust import conservative
-from test_bridge_live import BlurBackend, Controller, Subscriber, config
 
 needs_rt = pytest.mark.skipif(not shipped_weights("rt").exists(), reason="needs the shipped rt weights")
 
@@ -175,9 +175,10 @@ def test_the_live_guard_runs_at_its_capped_rate_and_always_on_the_final_frame(tm
 def test_the_final_frame_gives_back_the_lattice_the_retrace_confirms(tmp_path):
     """A network that erases a lattice: the final frame holds it again, as ``maed denoise`` of both passes does,
     with the retrace's evidence (its peaks where the trace has them)."""
+    from test_lattice_keep import EraserBackend, _peaks_of
+
     from maed.lattice_keep import BOTH_PASSES
     from maed.noreference import peak_power
-    from test_lattice_keep import EraserBackend, _peaks_of
 
     # A row lattice: one pass alone cannot tell it from pick-up (tests/test_lattice_keep.py), both passes can.
     rng = np.random.default_rng(3)

@@ -5,9 +5,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from maed.data import TEST_SEED_BASE, TRAIN_RANGES, NoiseParams, make_pair, evaluation_set
+from maed.data import TEST_SEED_BASE, TRAIN_RANGES, NoiseParams, evaluation_set, make_pair
 from maed.data.scan_noise import add_scan_noise, colored_noise, drift, periodic, pixel_times, plane, scars
-from maed.data.surfaces import terraces, _coordinates
+from maed.data.surfaces import _coordinates, terraces
 
 QUIET = NoiseParams(
     white_m=0.0, line_walk_m=0.0, tip_jump_rate=0.0, scar_rate=0.0, drift_m=0.0,

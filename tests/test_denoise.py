@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image
+from scanfile_helpers import REAL_DIR, needs_real
 from scipy import ndimage
 
 from maed.cli import main
@@ -14,7 +15,6 @@ from maed.metrics import psnr
 from maed.model.checkpoint import shipped_weights
 from maed.normalise import normalise
 from maed.scanfiles import read_channel
-from scanfile_helpers import REAL_DIR, needs_real
 from maed.zoo import BASELINE_NAMES, PRODUCT
 
 

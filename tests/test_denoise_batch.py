@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scanfile_helpers import MATRIX_IMAGE, REAL_DIR, matrix_pair, needs_real, stored_plane, write_createc, write_sxm
 
 from maed.cli import main
-
-from scanfile_helpers import MATRIX_IMAGE, REAL_DIR, matrix_pair, needs_real, stored_plane, write_createc, write_sxm
 
 GOOD_NPY = 84
 

@@ -12,10 +12,10 @@ from scanfile_helpers import REAL_DIR, REAL_SCANS, needs_real, stored_plane, wri
 
 from maed.cli import main
 from maed.denoise import denoise_guarded
-from maed.normalise import denormalise, normalise
-from maed.trust import conservative
 from maed.engine import load_backend
+from maed.normalise import denormalise, normalise
 from maed.scanfiles import read_channel
+from maed.trust import conservative
 from maed.zoo import PRODUCT
 
 

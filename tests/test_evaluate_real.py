@@ -13,7 +13,13 @@ from maed import bm3d_eval
 from maed.cli import main
 from maed.lattice import power_spectrum, significant_peaks
 from maed.noreference import (
-    change_beside, classify_peaks, defect_depth, find_defects, lattice_power, slow_axis_whiteness, whiteness,
+    change_beside,
+    classify_peaks,
+    defect_depth,
+    find_defects,
+    lattice_power,
+    slow_axis_whiteness,
+    whiteness,
 )
 
 

@@ -5,14 +5,14 @@ import json
 
 import numpy as np
 import pytest
+from scanfile_helpers import REAL_DIR, needs_real
+from scipy import ndimage
 
 from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, result_record
-from maed.lattice_keep import BOTH_PASSES, ONE_PASS, lattice_peaks
 from maed.io import read_scan
+from maed.lattice_keep import BOTH_PASSES, ONE_PASS, lattice_peaks
 from maed.noreference import classify_peaks, peak_power
 from maed.normalise import PLANE, normalise
-from scipy import ndimage
-from scanfile_helpers import REAL_DIR, needs_real
 
 SIZE = 128
 

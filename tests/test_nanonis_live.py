@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from test_bridge_live import BlurBackend, Subscriber, config, control
 
 from maed.bridge.nanonis import Scanner, SimulatedNanonis, simulated_frames
 from maed.bridge.server import Bridge
 from maed.bridge.sources import NanonisSource
-from test_bridge_live import BlurBackend, Subscriber, config, control
 
 SEED = 31
 

@@ -10,7 +10,13 @@ import pytest
 from maed.bridge.nanonis import NanonisClient, Scanner, SimulatedNanonis, simulated_frames
 from maed.bridge.nanonis.client import NanonisConnectionError, receive_message
 from maed.bridge.nanonis.protocol import (
-    HEADER_SIZE, BodyReader, BodyWriter, NanonisError, NanonisProtocolError, decode_header, encode_message,
+    HEADER_SIZE,
+    BodyReader,
+    BodyWriter,
+    NanonisError,
+    NanonisProtocolError,
+    decode_header,
+    encode_message,
     read_response,
 )
 

@@ -12,11 +12,11 @@ import time
 import numpy as np
 import pytest
 import zmq
+from scanfile_helpers import write_sxm
 
 from maed.bridge.nanonis import NanonisClient, Scanner, SimulatedNanonis, simulated_frames
 from maed.bridge.protocol import Line, ScanStart, decode_ingest
 from maed.bridge.sources import NanonisSource
-from scanfile_helpers import write_sxm
 
 SEED = 21
 

@@ -19,6 +19,7 @@ import onnxruntime as ort
 import onnxslim
 import pytest
 import torch
+from kernel_helpers import error_of_range, randomise
 from onnx import helper
 
 from maed.cli import main
@@ -31,7 +32,6 @@ from maed.export import _trace
 from maed.model import CONFIGS, build_model
 from maed.model.blocks import DSResidualBlock
 from maed.model.checkpoint import save_checkpoint
-from kernel_helpers import error_of_range, randomise
 
 # rt with two blocks per decoder stage: the first of each projects, the second is an identity block.
 TWO_BLOCK_RT = dataclasses.replace(CONFIGS["rt"], decoder_blocks=2)

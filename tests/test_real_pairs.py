@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from scanfile_helpers import REAL_DIR, needs_real
 
 from maed.data import make_pair
 from maed.data.real_pairs import MAX_SLOW_WHITENESS, TRAINING_PAIR_FILES, PassPair, load_pass_pairs, pass_pair_crop
@@ -12,7 +13,6 @@ from maed.noreference import slow_axis_whiteness
 from maed.training.dataset import CLEAN_TARGET, PASS_TARGET, TrainingPairs
 from maed.training.loss import pass_pair_l1
 from maed.training.trainer import training_loss
-from scanfile_helpers import REAL_DIR, needs_real
 
 
 def test_no_test_source_is_paired():

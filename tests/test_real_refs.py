@@ -2,12 +2,20 @@
 
 import numpy as np
 import pytest
+from scanfile_helpers import REAL_DIR, needs_real
 
 from maed.data.real_refs import (
-    SOURCES, TEST_SOURCES, TRAINING_REFERENCES, Reference, level, load_references, reference_crop, scaled_to, held_out_files,
+    SOURCES,
+    TEST_SOURCES,
+    TRAINING_REFERENCES,
+    Reference,
+    held_out_files,
+    level,
+    load_references,
+    reference_crop,
+    scaled_to,
 )
 from maed.training.dataset import TrainingPairs
-from scanfile_helpers import REAL_DIR, needs_real
 
 
 def test_no_test_source_is_a_training_reference():

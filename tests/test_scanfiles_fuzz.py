@@ -19,13 +19,18 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from scanfile_helpers import (
+    GWYDDION_FILE,
+    MATRIX_IMAGE,
+    MATRIX_PARAMETERS,
+    REAL_DIR,
+    matrix_pair,
+    write_createc,
+    write_sxm,
+)
 
 from maed.io import ScanError, read_scan
 from maed.scanfiles import channel
-
-from scanfile_helpers import (
-    GWYDDION_FILE, MATRIX_IMAGE, MATRIX_PARAMETERS, REAL_DIR, matrix_pair, write_createc, write_sxm,
-)
 
 FUZZ_PIXELS = 512 * 512
 """The pixel budget while fuzzing (``MAX_PIXELS``, 64 Mpx in use): every reader must refuse a larger

@@ -11,12 +11,11 @@ import struct
 
 import numpy as np
 import pytest
+from scanfile_helpers import GWYDDION_FILE, stored_plane, write_sxm
 
 from maed.cli import main
 from maed.io import ScanError, read_scan
 from maed.scanfiles import read_channel, read_file, write_gwy
-
-from scanfile_helpers import GWYDDION_FILE, stored_plane, write_sxm
 
 
 def test_a_file_gwyddion_wrote_reads_as_our_nanonis_reader_reads_its_source(tmp_path):

@@ -13,11 +13,10 @@ import struct
 
 import numpy as np
 import pytest
+from scanfile_helpers import MATRIX_IMAGE, MATRIX_PARAMETERS, REAL_DIR, matrix_pair
 
 from maed.io import ScanError, read_scan
 from maed.scanfiles import ScanFileError, detect_format, read_channel, read_file
-
-from scanfile_helpers import MATRIX_IMAGE, MATRIX_PARAMETERS, REAL_DIR, matrix_pair
 
 needs_matrix = pytest.mark.skipif(not (REAL_DIR / MATRIX_IMAGE).is_file(), reason=f"no MATRIX pair in {REAL_DIR}")
 

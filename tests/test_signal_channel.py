@@ -11,12 +11,11 @@ import json
 
 import numpy as np
 import pytest
+from scanfile_helpers import REAL_DIR, REAL_SCANS, needs_real, stored_plane, write_createc, write_sxm
 
 from maed.cli import main
 from maed.io import ScanError, read_scan
 from maed.scanfiles import ScanFileError, is_flat, read_channel, read_file
-
-from scanfile_helpers import REAL_DIR, REAL_SCANS, needs_real, stored_plane, write_createc, write_sxm
 
 CONSTANT_HEIGHT = "Au_mica_2023_Y_A_diPAMY_195.sxm"
 

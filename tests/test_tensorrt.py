@@ -20,11 +20,24 @@ from maed.engine.commands import profiles_from_args
 from maed.engine.onnx_model import KEY_MODEL, KEY_PRECISION, KEY_SIZE_MULTIPLE, KEY_WEIGHTS_SHA256
 from maed.engine.trt_build import BuildSettings, OnnxSource, _graph_bytes, strongly_typed_flags
 from maed.engine.trt_cache import (
-    EngineKey, cache_dir, engine_path, key_path, read_record, stale_reason, timing_cache_path, write_record,
+    EngineKey,
+    cache_dir,
+    engine_path,
+    key_path,
+    read_record,
+    stale_reason,
+    timing_cache_path,
+    write_record,
 )
 from maed.engine.trt_cuda import gpu_count, import_cudart
 from maed.engine.trt_profiles import (
-    CONTEXT_ROWS, Profile, check_profile, choose_profile, default_profiles, parse_profile, parse_shape,
+    CONTEXT_ROWS,
+    Profile,
+    check_profile,
+    choose_profile,
+    default_profiles,
+    parse_profile,
+    parse_shape,
 )
 
 KEY = EngineKey("NVIDIA H100 80GB HBM3", "10.3.0", "ab" * 32, "fp16")

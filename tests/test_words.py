@@ -12,8 +12,6 @@ import inspect
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = [ROOT / "bridge", ROOT / "python" / "maed"]
 DOCS = [ROOT / "README.md", ROOT / "docs" / "bridge.md", ROOT / "docs" / "architecture.md",

@@ -200,7 +200,6 @@ class HealthMonitor:
     def _judge(self, track: PassTrack, c: Candidate, after: Candidate | None, line: np.ndarray,
                pass_: str) -> list[Finding]:
         """Findings of the pending candidate ``c``, now that ``line`` (figures ``after``) came."""
-        bars = c.bars
         between = self._between(c, line)
         found = self._noise_change(track, c, after, pass_) or self._ringing(track, c, after, pass_)
         if not found and track.count > track.ringing_until:  # an episode's last lines: runs of its ringing

@@ -16,7 +16,14 @@ from typing import Callable, TypeVar
 import numpy as np
 
 from .protocol import (
-    HEADER_SIZE, BodyReader, BodyWriter, Header, NanonisProtocolError, decode_header, encode_message, read_response,
+    HEADER_SIZE,
+    BodyReader,
+    BodyWriter,
+    Header,
+    NanonisProtocolError,
+    decode_header,
+    encode_message,
+    read_response,
 )
 
 T = TypeVar("T")

@@ -48,7 +48,12 @@ import zmq
 
 from ..keys import ClientKeys
 from ..nanonis.client import (
-    DEFAULT_PORT, FrameGrab, NanonisClient, NanonisConnectionError, ScanBuffer, ScanSpeed,
+    DEFAULT_PORT,
+    FrameGrab,
+    NanonisClient,
+    NanonisConnectionError,
+    ScanBuffer,
+    ScanSpeed,
 )
 from ..nanonis.protocol import NanonisError, NanonisProtocolError
 from ..protocol import Alert, Line, ProtocolError, ScanStart, decode_published

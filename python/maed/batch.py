@@ -32,8 +32,10 @@ from tqdm import tqdm
 
 from .denoise import OUTPUT_SUFFIXES, denoise_file
 from .engine import Backend, load_backend
-from .io import SUFFIXES as ARRAY_SUFFIXES, ScanError
-from .scanfiles import SUFFIXES as INSTRUMENT_SUFFIXES, companion_files
+from .io import SUFFIXES as ARRAY_SUFFIXES
+from .io import ScanError
+from .scanfiles import SUFFIXES as INSTRUMENT_SUFFIXES
+from .scanfiles import companion_files
 
 SCAN_SUFFIXES = tuple(dict.fromkeys(ARRAY_SUFFIXES + INSTRUMENT_SUFFIXES))
 """The extensions a walk takes (lowercased): whatever ``maed denoise`` reads."""

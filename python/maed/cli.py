@@ -184,11 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("denoise", help="denoise scan files into OUTDIR/<stem>.npy (and <stem>.gwy for instrument files)")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help=".npy, .png or .tif scans, or Nanonis .sxm, Createc .dat, RHK .sm4, Omicron MATRIX .Z_mtrx/.I_mtrx or Gwyddion .gwy files "
+                   help=".npy, .png or .tif scans, or Nanonis .sxm, Createc .dat, RHK .sm4, "
+                        "Omicron MATRIX .Z_mtrx/.I_mtrx or Gwyddion .gwy files "
                         "(recognised by content); with -r, folders")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                    help="folder for the denoised .npy files; instrument files also get a Gwyddion .gwy with raw and denoised image")
-    p.add_argument("--channel", metavar="NAME", help="channel of instrument files, e.g. Z or Current (default: the topograph, or the current "
+    p.add_argument("--channel", metavar="NAME",
+                   help="channel of instrument files, e.g. Z or Current (default: the topograph, or the current "
                         "of a constant-height scan, said so)")
     p.add_argument("--pass", dest="pass_", choices=PASS_CHOICES,
                    help="pass of instrument files: trace or retrace (forward and backward, the vendors' words, "
@@ -285,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(sub)
     from maed.engine.commands import add_commands as add_engine_commands  # engine build
+
     from .bench import add_command as add_bench_command
 
     add_engine_commands(sub)

@@ -165,7 +165,8 @@ def _report(results: dict, models: list[str], count: int, size: int) -> str:
             "## Lattice check (lattice families)",
             "",
             "On the scans whose lattice stands at least twice above the white noise, against the clean surface's "
-            "six strongest Fourier peaks: power kept (1 = the lattice's contrast; target 0.8-1.2), the mean shift of the peak centres (bins; target <= 0.5) and the relative error of "
+            "six strongest Fourier peaks: power kept (1 = the lattice's contrast; target 0.8-1.2), "
+            "the mean shift of the peak centres (bins; target <= 0.5) and the relative error of "
             "the lattice constant (target within 1 %).",
             "",
             "| column | method | power kept | shift (bins) | lattice constant error |",

@@ -41,8 +41,22 @@ from .denoise import denoise_guarded
 from .engine import Backend, load_backend
 from .lattice import power_spectrum, significant_peaks
 from .noreference import (
-    ANNULUS, DEFECT_RADIUS, DEFECTS, LAGS, MIN_ISOLATION, SAME_PLACE, SCALES, change_beside, classify_peaks,
-    defect_depth, find_defects, match_rows, peak_power, removed_rms, slow_axis_whiteness, whiteness,
+    ANNULUS,
+    DEFECT_RADIUS,
+    DEFECTS,
+    LAGS,
+    MIN_ISOLATION,
+    SAME_PLACE,
+    SCALES,
+    change_beside,
+    classify_peaks,
+    defect_depth,
+    find_defects,
+    match_rows,
+    peak_power,
+    removed_rms,
+    slow_axis_whiteness,
+    whiteness,
 )
 from .normalise import normalise
 from .plots_real import figure_real_scan
@@ -103,7 +117,8 @@ def denoise_pass(data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool
     """Level one pass (best plane, medians of row differences, as the network sees it) and run every method.
 
     Models run as ``maed denoise`` runs them (``denoise_guarded``, with the trust guard and, where
-    ``other_pass`` is given, the lattice peaks both passes show given back); their outputs lose the plane the network's normalisation put back; the
+    ``other_pass`` is given, the lattice peaks both passes show given back); their outputs lose the plane
+    the network's normalisation put back; the
     classical pipeline runs on the raw pass (it levels by itself); BM3D runs on the levelled pass.
     Every output's per-row offsets are then matched to the levelled input (``noreference.match_rows``).
     """

@@ -30,14 +30,22 @@ from torch import nn
 
 from . import __version__
 from .engine.onnx_fp16 import convert_to_fp16
-from .engine.onnx_plugins import insert_plugins
 from .engine.onnx_model import (
-    KEY_CONFIG, KEY_EXPORTER, KEY_LEVELLING, KEY_MODEL, KEY_NORMALISATION, KEY_PRECISION, KEY_SIZE_MULTIPLE,
-    KEY_TRAINING_DATA, KEY_WEIGHTS_SHA256, shipped_onnx,
+    KEY_CONFIG,
+    KEY_EXPORTER,
+    KEY_LEVELLING,
+    KEY_MODEL,
+    KEY_NORMALISATION,
+    KEY_PRECISION,
+    KEY_SIZE_MULTIPLE,
+    KEY_TRAINING_DATA,
+    KEY_WEIGHTS_SHA256,
+    shipped_onnx,
 )
+from .engine.onnx_plugins import insert_plugins
 from .model import MAEDCNN
-from .normalise import PLANE, PLANE_AND_ROWS
 from .model.checkpoint import load_model, weights_file, weights_sha256
+from .normalise import PLANE, PLANE_AND_ROWS
 from .zoo import display_name
 
 OPSET = 17

@@ -18,8 +18,19 @@ import tifffile
 from PIL import Image
 
 from .scanfiles import (
-    FORMAT_NAMES, SUFFIXES as INSTRUMENT_SUFFIXES, ChannelImage, ScanFile, ScanFileError, canonical_pass, check_size, read_file,
-    choose, is_flat, sniff,
+    FORMAT_NAMES,
+    ChannelImage,
+    ScanFile,
+    ScanFileError,
+    canonical_pass,
+    check_size,
+    choose,
+    is_flat,
+    read_file,
+    sniff,
+)
+from .scanfiles import (
+    SUFFIXES as INSTRUMENT_SUFFIXES,
 )
 from .scanfiles.signal import flat_reason
 

@@ -3,8 +3,8 @@
 numpy and scipy only, so the acquisition side can use the simulator without torch.
 """
 
+from .pairs import TEST_SEED_BASE, ScanPair, evaluation_set, make_pair
 from .scan_events import EVENT_KINDS, EventSpec, ScanEvent, add_events, line_noise
-from .pairs import TEST_SEED_BASE, ScanPair, make_pair, evaluation_set
 from .scan_noise import TRAIN_RANGES, NoiseParams, NoiseRanges, add_scan_noise, draw_params
 from .surfaces import FAMILIES, HELD_OUT_FAMILIES, LATTICE_FAMILIES, TRAINING_FAMILIES, SurfaceRanges, random_surface
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import motifs
 from .scan_events import EventSpec, ScanEvent, add_events
 from .scan_noise import TRAIN_RANGES, NoiseParams, NoiseRanges, add_scan_noise, draw_params
-from . import motifs
-from .two_pass import PassGeometry, PassParams, draw_pass_params, record_passes
 from .surfaces import TRAINING_FAMILIES, SurfaceRanges, random_surface, smooth_background
+from .two_pass import PassGeometry, PassParams, draw_pass_params, record_passes
 
 TEST_SEED_BASE = 1_000_000_000
 HARD_FACTOR = 1.6

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ..noreference import slow_axis_whiteness
-from ..scanfiles import ScanFileError
 from ..registration import align, register
+from ..scanfiles import ScanFileError
 from .real_refs import SOURCES, TEST_SOURCES, level, readable_scans
 
 TRAINING_PAIR_FILES = tuple(

@@ -3,9 +3,9 @@
 ``read_file`` reads every channel of a Nanonis ``.sxm``, Createc ``.dat``, RHK ``.sm4`` or Omicron
 MATRIX ``.Z_mtrx``/``.I_mtrx`` file (with its ``_0001.mtrx`` parameter file beside it) or Gwyddion ``.gwy`` file;
 ``read_channel`` picks one image (default: the scan's signal, ``signal.choose``: the topograph,
-or the current of a constant-height scan; trace); ``list_channels`` says what a file holds. The reader is chosen by ``detect_format`` from the file's first bytes, never
-by its extension alone. Every problem with a file raises ``ScanFileError`` whose one-line
-message names the file. ``write_gwy`` writes images to a Gwyddion ``.gwy`` file, to scale.
+or the current of a constant-height scan; trace); ``list_channels`` says what a file holds. The reader is
+chosen by ``detect_format`` from the file's first bytes, never by its extension alone. Every problem with
+a file raises ``ScanFileError`` whose one-line message names the file. ``write_gwy`` writes images to a Gwyddion ``.gwy`` file, to scale.
 """
 
 from __future__ import annotations
@@ -14,7 +14,15 @@ from pathlib import Path
 
 from . import createc, gwy_read, matrix, nanonis, rhk
 from .channel import (
-    MAX_PIXELS, PASS_ALIASES, PASSES, ChannelImage, ChannelKey, ScanFile, ScanFileError, canonical_pass, check_size,
+    MAX_PIXELS,
+    PASS_ALIASES,
+    PASSES,
+    ChannelImage,
+    ChannelKey,
+    ScanFile,
+    ScanFileError,
+    canonical_pass,
+    check_size,
 )
 from .gwy import write_gwy
 from .signal import Choice, choose, is_flat
@@ -86,6 +94,7 @@ def list_channels(path: Path | str) -> list[ChannelKey]:
 
 
 __all__ = [
-    "MAX_PIXELS", "PASSES", "PASS_ALIASES", "canonical_pass", "check_size", "FORMAT_NAMES", "SUFFIXES", "ChannelImage", "ChannelKey", "ScanFile", "ScanFileError",
+    "MAX_PIXELS", "PASSES", "PASS_ALIASES", "canonical_pass", "check_size", "FORMAT_NAMES", "SUFFIXES",
+    "ChannelImage", "ChannelKey", "ScanFile", "ScanFileError",
     "Choice", "choose", "companion_files", "is_flat", "detect_format", "sniff", "read_file", "read_channel", "list_channels", "write_gwy",
 ]

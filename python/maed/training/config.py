@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from ..normalise import PLANE_AND_ROWS
 
-
 LEARNING_RATE = 1e-3
 STABLE_LEARNING_RATES = {"pdanet": 3e-4}
 """Networks that diverge at ``LEARNING_RATE`` (PDA-Net's tail ReLU dies after an early spike)."""

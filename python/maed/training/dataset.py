@@ -25,9 +25,9 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..data import add_scan_noise, draw_params, make_pair
-from ..data.scan_noise import TRAIN_RANGES
 from ..data.real_pairs import PassPair, pass_pair_crop
 from ..data.real_refs import Reference, reference_crop, scaled_to
+from ..data.scan_noise import TRAIN_RANGES
 from ..normalise import PLANE_AND_ROWS, normalise
 from .noise_mix import mixed_ranges
 

@@ -21,6 +21,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data import make_pair
+from ..data.real_pairs import load_pass_pairs
+from ..data.real_refs import load_references
 from ..metrics import psnr
 from ..model import ARCHITECTURES, build_model
 from ..model.checkpoint import load_checkpoint, load_model, save_checkpoint
@@ -28,8 +30,6 @@ from ..normalise import check_levelling
 from .config import TrainConfig
 from .dataset import PASS_TARGET, TrainingPairs, UserPairs, normalised_pair
 from .loss import gradient_l1, pass_pair_l1, plane_free_l1, spectral_peak_loss
-from ..data.real_pairs import load_pass_pairs
-from ..data.real_refs import load_references
 
 VALIDATION_SEED_BASE = 900_000_000
 
@@ -193,7 +193,8 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
             history.append(report)
             bar.write(f"{line}, loss {report['loss']:.4f}")
             save_checkpoint(last, model, cfg.model, extra={
-                "levelling": cfg.levelling, "optimiser": optimiser.state_dict(), "step": step, "history": history, "train_config": asdict(cfg),
+                "levelling": cfg.levelling, "optimiser": optimiser.state_dict(), "step": step, "history": history,
+                "train_config": asdict(cfg),
             })
     bar.close()
     return history[-1]
