@@ -10,12 +10,9 @@ their reason.
 
 import ctypes
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,6 +21,7 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
+from served_bridge import Served, free_ports, saved_folders, stopped, wait_for
 
 from maed.bridge.server import Bridge, BridgeConfig
 
@@ -330,66 +328,6 @@ def test_keys_a_keyed_bridge_serves_the_library_with_keys_and_not_without(lib, t
 # --- kill -9: what the bridge lost is resent from the library's queue --------------------------
 
 
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} within {timeout} s")
-
-
-def stopped(pid):
-    tasks = Path(f"/proc/{pid}/task")
-    return all((task / "stat").read_text().rsplit(")", 1)[1].split()[0] in "tT" for task in tasks.iterdir())
-
-
-class Served:
-    """``maed serve`` in a process of its own on fixed ports, so that a restart takes the same ones."""
-
-    def __init__(self, out, ports):
-        self.out, self.ports, self.process = out, ports, None
-        self.pull, self.pub, self.control, self.ack = (f"tcp://127.0.0.1:{p}" for p in ports)
-
-    def start(self):
-        command = [sys.executable, "-c", "from maed.cli import main; raise SystemExit(main())", "serve", "--no-preview",
-                   "--backend", "onnx", "--pull-port", str(self.ports[0]), "--pub-port", str(self.ports[1]),
-                   "--control-port", str(self.ports[2]), "--ack-port", str(self.ports[3]), "--out", str(self.out)]
-        self.process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE)
-        return wait_for(self.status, 60, "the bridge did not answer status")
-
-    def status(self):
-        req = CTX.socket(zmq.REQ)
-        req.setsockopt(zmq.LINGER, 0)
-        req.setsockopt(zmq.RCVTIMEO, 300)
-        req.connect(self.control)
-        try:
-            req.send(msgpack.packb({"cmd": "status"}))
-            return msgpack.unpackb(req.recv())
-        except zmq.Again:
-            assert self.process.poll() is None, self.process.stderr.read().decode()
-            return None
-        finally:
-            req.close()
-
-    def stop(self, signum):
-        self.process.send_signal(signum)
-        self.process.wait(30)
-        return self.process.stderr.read().decode()
-
-
 def counters(lib, push):
     values = [c_double(-1) for _ in range(3)]
     assert lib.maed_push_counters(push, *map(ctypes.byref, values)) == OK
@@ -424,7 +362,7 @@ def test_lines_a_killed_bridge_lost_are_resent_from_the_library_and_the_scan_com
         assert lib.maed_push_wait(push, 20000) == OK
         sent, resent, acknowledged = counters(lib, push)
         assert resent >= 20 and acknowledged == 1 + rows + 1  # each message once, however often it was sent
-        folders = wait_for(lambda: [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")], 30,
+        folders = wait_for(lambda: saved_folders(out), 30,
                            "the scan was not saved")
     finally:
         lib.maed_push_close(push, 1000)
