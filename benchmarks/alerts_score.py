@@ -116,14 +116,19 @@ def score(sizes: tuple[float, ...], scans: int, both: bool, seed: int, ranges: N
             found = feed(pair.noisy, pair.retrace)
             hit, correct, delays = match(pair.events, found)
             tally["delays"] += delays
-            for event, h in zip(pair.events, hit):
-                tally["events"][event.kind] += 1
-                tally["hits"][event.kind] += h
-            for (f, _), c in zip(found, correct):
-                tally["alerts"][f.kind] += 1
-                tally["correct"][f.kind] += c
+            _count(tally, pair.events, hit, found, correct)
         out[size] = tally
     return out
+
+
+def _count(tally: dict, events: list, hit: list, found: list, correct: list) -> None:
+    """Add one scan's events (found or not) and alerts (right or not) to ``tally``, by kind."""
+    for event, h in zip(events, hit):
+        tally["events"][event.kind] += 1
+        tally["hits"][event.kind] += h
+    for (f, _), c in zip(found, correct):
+        tally["alerts"][f.kind] += 1
+        tally["correct"][f.kind] += c
 
 
 def other_kinds(scans: int, both: bool, seed: int) -> dict:
@@ -134,12 +139,7 @@ def other_kinds(scans: int, both: bool, seed: int) -> dict:
         pair = make_pair(seed + i, SIZE, QUIET, both_passes=both, events=spec)
         found = feed(pair.noisy, pair.retrace)
         hit, correct, _ = match(pair.events, found)
-        for event, h in zip(pair.events, hit):
-            tally["events"][event.kind] += 1
-            tally["hits"][event.kind] += h
-        for (f, _), c in zip(found, correct):
-            tally["alerts"][f.kind] += 1
-            tally["correct"][f.kind] += c
+        _count(tally, pair.events, hit, found, correct)
     return tally
 
 
