@@ -20,7 +20,7 @@ each band), which brings the network's input closest to the full-frame normalisa
 have left the refine zone keep their output, so nothing already shown shifts. Row alignment
 (median of differences, as ``maed.normalise``) is causal anyway: each row is aligned to the row
 before it. Whether the rows are aligned at all is the back end's levelling; for a plane-levelled
-network it is decided on the rows so far (``maed.normalise.aligns_rows``), with each refit of the
+network it is decided on the rows so far (``maed.normalise.level_rows``), with each refit of the
 plane and then every ``freeze_rows`` rows, and once the rows are aligned they stay aligned (rows
 already denoised keep their input). Rows not aligned go to the network band by band with the
 band's own plane removed, as its training patches were. Until the plane is frozen, every update re-denoises all rows seen so far (at most
@@ -53,11 +53,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from maed.classical import align_after, align_rows, evaluate_plane, plane_coefficients
+from maed.classical import align_after, evaluate_plane, plane_coefficients
 from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, run_levelled, run_padded
 from maed.engine import Backend
 from maed.lattice_keep import lattice_peaks
-from maed.normalise import PLANE_AND_ROWS, ROW_ALIGNMENT, aligns_rows, levelling_of
+from maed.normalise import PLANE_AND_ROWS, level_rows, levelling_of
 from maed.trust import Thresholds, Verdict, fallback_for, guard, smooth_residual
 
 HALO = 64
@@ -175,8 +175,7 @@ class StreamingDenoiser:
         coeffs = plane_coefficients(acq[:n], row_centre=(self.rows - 1) / 2)
         level = Levelling(coeffs, 0.0, 1.0, self.rows, self.cols)
         p = fill_skipped(acq[:n] - level.plane(0, n))
-        self.rows_aligned = aligns_rows(p, self._levelling, LIVE_DOMINANCE)
-        self._levelled[:n] = align_rows(p, ROW_ALIGNMENT) if self.rows_aligned else p
+        self._levelled[:n], self.rows_aligned = level_rows(p, self._levelling, LIVE_DOMINANCE)
         self._moments = np.zeros(3)
         self._level = self._add_moments(level, self._levelled[:n])
 

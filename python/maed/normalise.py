@@ -13,7 +13,7 @@ them (the checkpoint's ``levelling``, the ONNX file's ``maed.levelling``):
   harm of its own: a lattice running along the fast axis turns into bands, and a row that a
   molecule or a terrace fills is shifted.
 - ``plane``: the network takes the line offsets out itself, seeing the whole 2-D neighbourhood,
-  except where they dominate the scan (``rows_dominate``): then its rows are aligned first as well.
+  except where they dominate the scan (``level_rows``): then its rows are aligned first as well.
   A network trained on plane-levelled input handles an aligned one as well as a ``plane+rows``
   network does, but with only the plane removed it loses up to 5 dB where the offsets' random walk
   is several times the surface's relief (``docs/model.md``); where it is not, aligning costs it 2
@@ -60,15 +60,14 @@ def check_levelling(levelling: str) -> str:
     return levelling
 
 
-def rows_dominate(levelled: np.ndarray, dominance: float = OFFSET_DOMINANCE) -> bool:
-    """Whether the line offsets dominate a plane-levelled scan: its spread over the aligned scan's
-    is above ``dominance``."""
-    return float(levelled.std()) > dominance * float(align_rows(levelled, ROW_ALIGNMENT).std())
-
-
-def aligns_rows(levelled: np.ndarray, levelling: str, dominance: float = OFFSET_DOMINANCE) -> bool:
-    """Whether ``levelling`` aligns the rows of this plane-levelled scan before the network."""
-    return check_levelling(levelling) == PLANE_AND_ROWS or rows_dominate(levelled, dominance)
+def level_rows(levelled: np.ndarray, levelling: str, dominance: float = OFFSET_DOMINANCE) -> tuple[np.ndarray, bool]:
+    """A plane-levelled scan as ``levelling`` hands it to the network, and whether its rows were aligned:
+    always for ``plane+rows``; for ``plane`` where the line offsets dominate, i.e. the scan's spread over
+    the aligned scan's is above ``dominance``."""
+    aligned = align_rows(levelled, ROW_ALIGNMENT)
+    if check_levelling(levelling) == PLANE_AND_ROWS or float(levelled.std()) > dominance * float(aligned.std()):
+        return aligned, True
+    return levelled, False
 
 
 def normalise(image: np.ndarray, levelling: str = PLANE_AND_ROWS) -> tuple[np.ndarray, Normalisation]:
@@ -76,9 +75,7 @@ def normalise(image: np.ndarray, levelling: str = PLANE_AND_ROWS) -> tuple[np.nd
     image = np.asarray(image, dtype=np.float64)
     plane = fit_plane(image)
     levelled = image - plane
-    rows_aligned = aligns_rows(levelled, levelling)
-    if rows_aligned:
-        levelled = align_rows(levelled, ROW_ALIGNMENT)
+    levelled, rows_aligned = level_rows(levelled, levelling)
     centre = float(levelled.mean())
     scale = float(levelled.std())
     # A perfectly flat scan (a constant-height Z channel) has nothing to scale: it goes in as zeros
