@@ -75,17 +75,35 @@ class Error:
         return {"value": self.value, "low": self.low, "high": self.high}
 
 
-def summarise(rows: np.ndarray, seed: int = 0) -> Error:
-    """sqrt of the mean of the per-row squared errors, with a 95 % interval over blocks of rows."""
+def bootstrap_means(rows: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``BOOTSTRAP`` resampled means of per-row values, resampling blocks of ``BLOCK_ROWS`` rows."""
     rows = np.asarray(rows, dtype=np.float64)
-    value = float(np.sqrt(rows.mean()))
     blocks = [rows[i:i + BLOCK_ROWS] for i in range(0, len(rows), BLOCK_ROWS)]
     sums = np.array([b.sum() for b in blocks])
     counts = np.array([len(b) for b in blocks])
     pick = np.random.default_rng(seed).integers(0, len(blocks), size=(BOOTSTRAP, len(blocks)))
-    boot = np.sqrt(sums[pick].sum(axis=1) / counts[pick].sum(axis=1))
-    low, high = np.percentile(boot, [2.5, 97.5])
+    return sums[pick].sum(axis=1) / counts[pick].sum(axis=1)
+
+
+def summarise(rows: np.ndarray, seed: int = 0) -> Error:
+    """sqrt of the mean of the per-row squared errors, with a 95 % interval over blocks of rows."""
+    value = float(np.sqrt(np.mean(rows)))
+    low, high = np.percentile(np.sqrt(bootstrap_means(rows, seed)), [2.5, 97.5])
     return Error(value, float(low), float(high))
+
+
+def paired_change(new_rows: np.ndarray, old_rows: np.ndarray, seed: int = 0) -> Error:
+    """The relative change of E^2, mean(new - old) / mean(old), with its 95 % interval.
+
+    ``new_rows`` and ``old_rows`` are the per-row squared errors (``row_errors``) of two denoisers on the
+    same rows (several scans' rows may be concatenated, each scan's divided by its own mean of
+    ``old_rows`` first so that no scan weighs by its units); the rows are resampled together, in blocks.
+    Below 0: the new one is better; an interval whose top is below 0 says so beyond the rows' scatter.
+    """
+    new_rows, old_rows = np.asarray(new_rows, dtype=np.float64), np.asarray(old_rows, dtype=np.float64)
+    old = old_rows.mean()
+    low, high = np.percentile(bootstrap_means(new_rows - old_rows, seed) / old, [2.5, 97.5])
+    return Error(float((new_rows.mean() - old) / old), float(low), float(high))
 
 
 def estimated_true_error(error: float, raw_error: float) -> float:

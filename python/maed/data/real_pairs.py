@@ -50,26 +50,44 @@ blur edges into the average of both smears, so such scans are left out.
 """
 
 
+def make_pass_pair(name: str, trace: np.ndarray, retrace: np.ndarray, min_size: int,
+                   speed_ratio: float = 1.0) -> PassPair | str:
+    """The registered pair of one scan's two passes (the rows both measured), or why it cannot teach.
+
+    The passes are levelled, the retrace registered onto the trace (``speed_ratio``: the retrace's speed
+    over the trace's, ``registration.speed_ratio``) and the columns only one pass covers cut off. The
+    reason (a string) where it is not finite, smaller than ``min_size`` x ``min_size`` in common, or its
+    difference is not noise (``MAX_SLOW_WHITENESS``).
+    """
+    rows = np.isfinite(trace).all(axis=1) & np.isfinite(retrace).all(axis=1)
+    a, b = trace[rows], retrace[rows]
+    if min(a.shape) < min_size:
+        return f"{a.shape[0]}x{a.shape[1]} pixels measured in both passes, fewer than {min_size}x{min_size}"
+    a, b = level(a), level(b)
+    registration = register(a, b, speed_ratio=speed_ratio)
+    cols = slice(registration.crop, a.shape[1] - registration.crop)
+    if cols.stop - cols.start < min_size:
+        return f"registration leaves {cols.stop - cols.start} columns in common, fewer than {min_size}"
+    moved = align(b, registration)
+    whiteness = slow_axis_whiteness(a[:, cols] - moved[:, cols])
+    if whiteness > MAX_SLOW_WHITENESS:
+        return (f"the passes differ by more than noise (slow-axis whiteness of their difference {whiteness:.2f} "
+                f"> {MAX_SLOW_WHITENESS}: a tip change between them, or smear registration cannot undo)")
+    return PassPair(name, a[:, cols], moved[:, cols])
+
+
 def load_pass_pairs(real_dir: Path, min_size: int, names: tuple[str, ...] = TRAINING_PAIR_FILES) -> list[PassPair]:
     """The registered trace/retrace pair of the topograph of each scan of ``names`` in ``real_dir``
-    that has both passes, at least ``min_size`` x ``min_size`` measured pixels in common, and a
-    difference between them that is noise (``MAX_SLOW_WHITENESS``)."""
+    that has both passes and makes a pair (``make_pass_pair``)."""
     pairs = []
     for name, scan in readable_scans(real_dir, names):
         try:
             trace, retrace = scan.channel(None, "trace"), scan.channel(None, "retrace")
         except ScanFileError:
             continue
-        rows = trace.measured_rows & retrace.measured_rows
-        a, b = trace.data[rows], retrace.data[rows]
-        if not (np.isfinite(a).all() and np.isfinite(b).all()) or min(a.shape) < min_size:
-            continue
-        a, b = level(a), level(b)
-        registration = register(a, b)
-        cols = slice(registration.crop, a.shape[1] - registration.crop)
-        moved = align(b, registration)
-        if cols.stop - cols.start >= min_size and slow_axis_whiteness(a[:, cols] - moved[:, cols]) <= MAX_SLOW_WHITENESS:
-            pairs.append(PassPair(name, a[:, cols], moved[:, cols]))
+        pair = make_pass_pair(name, trace.data, retrace.data, min_size)
+        if isinstance(pair, PassPair):
+            pairs.append(pair)
     return pairs
 
 
