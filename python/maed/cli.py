@@ -121,6 +121,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_adapt(args: argparse.Namespace) -> int:
+    from .adapt import adapt
+
+    return adapt([Path(p) for p in args.scans], args.base, Path(args.output), [Path(p) for p in args.held_out or []],
+                 minutes=args.minutes, sim_share=args.sim_share, max_steps=args.steps, seed=args.seed, force=args.force)
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     if args.real:
         from .evaluate_real import evaluate_real
@@ -250,6 +257,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ship", action="store_true", help="write the result as the package's shipped weights")
     p.add_argument("--ship-as", metavar="NAME", help="ship under this name instead of the model's (e.g. rt-equal)")
     p.set_defaults(run=_cmd_train)
+
+    p = sub.add_parser(
+        "adapt", help="fine-tune a model on your own scans' trace/retrace pairs; kept only where held-out scans improve",
+        description="Self-supervised fine-tuning on your scans: each pass predicts the other, registered "
+        "(Noise2Noise), mixed with simulated supervised pairs. Whole files are held out; the new weights are kept "
+        "only where the held-out trace/retrace error drops beyond its 95%% interval, no held-out file gets worse, "
+        "the trust guard falls back no more often and a paint check on simulated scans passes. Otherwise it says "
+        "which test failed, writes nothing and exits with status 3 (docs/adapt.md).")
+    p.add_argument("scans", nargs="+", metavar="SCAN", help="instrument files with both passes (.sxm, .dat, .sm4, "
+                   ".Z_mtrx, .gwy); a one-pass file can only be held out")
+    p.add_argument("--from", dest="base", default=PRODUCT, metavar="NAME_OR_PATH",
+                   help=f"the weights to start from: a shipped name or a .pt checkpoint, never written to (default: {PRODUCT})")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.pt",
+                   help="the adapted checkpoint (for maed denoise --model FILE.pt), with FILE.json beside it")
+    p.add_argument("--held-out", nargs="+", action="extend", metavar="FILE",
+                   help="files to judge on and never train on (default: the file with both passes and the most rows)")
+    p.add_argument("--minutes", type=float, default=5.0, help="wall time of the fine-tuning (default: %(default)s)")
+    p.add_argument("--steps", type=int, metavar="N", help="stop after N steps if the time is not up first")
+    p.add_argument("--sim-share", type=float, default=0.5,
+                   help="share of simulated supervised pairs in each batch (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated pairs and the crops (default: 0)")
+    p.add_argument("--force", action="store_true", help="replace an existing FILE.pt and FILE.json")
+    p.set_defaults(run=_cmd_adapt)
 
     p = sub.add_parser("eval", help="PSNR/SSIM/UQI of classical pipelines and models on the simulated test set")
     p.add_argument("--models", nargs="+", default=[PRODUCT], help=f"models to evaluate (default: {PRODUCT})")

@@ -1,0 +1,409 @@
+"""``maed adapt``: fine-tune the model on the user's own scans, keeping it only where held-out scans say it is better.
+
+Each scan line is recorded twice, trace and retrace, with independent white and feedback noise: the
+one pass, registered onto the other, is a Noise2Noise target (``data.real_pairs``, ``training.loss
+.pass_pair_l1``). What the passes share (line offsets, drift, tip changes, pick-up, turnaround
+ringing) such a target cannot teach, so every batch mixes in simulated supervised pairs
+(``--sim-share``, the training stream ``training.dataset.TrainingPairs``). Design: ``docs/adapt.md``.
+
+Whole files are held out, never crops of a file trained on (two crops of one frame share its
+surface). The new weights are kept only where all of these hold, else the old model stays and nothing
+is written (exit status 3):
+
+- **held-out error**: the trace/retrace error (``maed.trace_retrace``) of both passes of the held-out
+  files, each pass denoised alone as ``maed denoise`` does (``denoise_guarded``): the 95 % interval of
+  the relative change of E^2 (paired per row, resampled in blocks of rows, each file weighed by its own
+  old E^2) lies wholly below 0;
+- **no file worse**: no held-out file's new E lies above its old E's interval;
+- **trust guard**: the guard falls back (wholly or in part) on no more held-out frames than before;
+- **paint check**: on ``PAINT_SCANS`` simulated scans of surfaces without a lattice (the fixed test seeds of
+  ``maed eval --families``), the new weights invent no more Fourier peaks that neither the input nor the
+  clean surface has than the old ones, and their PSNR is not below the old one's beyond its interval.
+
+The base weights are never written to; the new checkpoint (``maed train``'s format, with a card of
+everything above) and a readable ``.json`` beside it are written whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from . import __version__
+from .atomic import write_bytes_atomic
+from .data import SIMULATOR_VERSION
+from .data.real_pairs import PassPair, make_pass_pair
+from .denoise import denoise_array, denoise_guarded
+from .engine.torch_backend import TorchBackend
+from .evaluate_families import column_pairs, interval
+from .evaluate_real import pick_pair
+from .lattice import peak_mask, power_spectrum, significant_peaks
+from .metrics import psnr
+from .model.checkpoint import load_model, save_checkpoint, weights_file, weights_sha256
+from .noreference import match_rows
+from .normalise import normalise
+from .registration import register, speed_ratio
+from .scanfiles import ChannelImage, ScanFileError
+from .trace_retrace import Error, paired_change, row_errors, summarise
+from .training.dataset import TrainingPairs
+from .training.trainer import training_loss
+
+PATCH = 96
+BATCH = 8
+LR_SHARE = 0.1
+"""The learning rate: this share of the base weights' last training stage's (``DEFAULT_LR`` where unrecorded)."""
+DEFAULT_LR = 5e-4
+SEED_BASE = 700_000_000
+"""Simulated pairs of adaptation: below the validation and test seeds, apart from ``maed train``'s own streams."""
+PAINT_FAMILIES = ("adsorbates", "steps", "standing_waves")
+PAINT_SCANS = 12
+PAINT_SIZE = 128
+KEPT_OLD = 3
+"""Exit status when the new weights fail a test and the old model stays."""
+
+
+@dataclass
+class ScanInput:
+    """One file given to ``maed adapt``: its trace and, where recorded, its retrace (``evaluate_real.pick_pair``)."""
+
+    path: Path
+    trace: ChannelImage
+    retrace: ChannelImage | None
+    sha256: str
+
+    @property
+    def rows(self) -> np.ndarray:
+        """The rows measured in every pass the file has."""
+        rows = self.trace.measured_rows
+        return rows & self.retrace.measured_rows if self.retrace is not None else rows
+
+    def record(self) -> dict:
+        return {"file": str(self.path), "sha256": self.sha256, "channel": self.trace.name, "unit": self.trace.unit,
+                "shape": list(self.trace.data.shape), "rows_measured": int(self.rows.sum()),
+                "passes": 1 if self.retrace is None else 2}
+
+
+def read_scans(paths: list[Path]) -> list[ScanInput]:
+    """Every file read at its topograph (``pick_pair``); a ValueError names the first that does not read."""
+    scans = []
+    for path in paths:
+        if not path.is_file():
+            raise ValueError(f"{path}: no such file")
+        try:
+            trace, retrace = pick_pair(path)
+        except ScanFileError as exc:
+            raise ValueError(f"{exc} (maed adapt reads instrument files with both passes: .sxm, .dat, .sm4, "
+                             ".Z_mtrx, .gwy)") from None
+        scans.append(ScanInput(path, trace, retrace, hashlib.sha256(path.read_bytes()).hexdigest()))
+    return scans
+
+
+def split(scans: list[ScanInput], held_out: list[Path], note) -> tuple[list[ScanInput], list[ScanInput]]:
+    """(training, held-out): the files named by ``held_out``, else the two-pass file with the most rows; the rest
+    train. A one-pass file cannot teach (``note`` says so) but can be held out."""
+    wanted = {p.resolve() for p in held_out}
+    two_pass = [s for s in scans if s.retrace is not None]
+    if len(two_pass) < 2:
+        raise ValueError(f"{len(two_pass)} of the {len(scans)} files have both passes (trace and retrace); "
+                         "maed adapt needs at least two: one to learn from and one to hold out")
+    if wanted:
+        held = [s for s in scans if s.path.resolve() in wanted]
+    else:
+        held = [max(two_pass, key=lambda s: (int(s.rows.sum()), s.trace.data.size))]
+        note(f"held out: {held[0].path} (the file with both passes and the most rows; choose with --held-out)")
+    if not any(s.retrace is not None for s in held):
+        raise ValueError("no held-out file has both passes: the trace/retrace error that judges the new weights "
+                         "needs at least one")
+    training = []
+    for s in scans:
+        if s in held:
+            continue
+        if s.retrace is None:
+            note(f"{s.path}: one pass only (no retrace): it cannot teach; give it with --held-out to have the trust "
+                 "guard check it")
+            continue
+        training.append(s)
+    if not training:
+        raise ValueError("every file with both passes is held out: none is left to learn from")
+    return training, held
+
+
+def training_pairs(scans: list[ScanInput], note) -> list[PassPair]:
+    """The registered pass pair of each training file (``real_pairs.make_pass_pair``); those that cannot teach noted."""
+    pairs = []
+    for s in scans:
+        pair = make_pass_pair(str(s.path), s.trace.data, s.retrace.data, PATCH, speed_ratio(s.trace.header))
+        if isinstance(pair, PassPair):
+            pairs.append(pair)
+        else:
+            note(f"{s.path}: not trained on: {pair}")
+    if not pairs:
+        raise ValueError("no training file makes a trace/retrace pair to learn from (see the lines above)")
+    return pairs
+
+
+# ---- fine-tuning ----------------------------------------------------------------------------------------------
+
+def fine_tune(model: torch.nn.Module, levelling: str, base_config: dict, pairs: list[PassPair], sim_share: float,
+              seconds: float, max_steps: int | None, lr: float, seed: int = 0) -> dict:
+    """Train ``model`` in place on pass pairs and simulated pairs for ``seconds`` (or ``max_steps``); what it did."""
+    torch.manual_seed(seed)
+    stream = TrainingPairs(
+        PATCH, first_seed=SEED_BASE + seed * 10_000_000, pass_pairs=pairs, pair_fraction=1.0 - sim_share,
+        background=bool(base_config.get("background", False)), noise_mix=bool(base_config.get("noise_mix", False)),
+        levelling=levelling,
+    )
+    batches = iter(DataLoader(stream, batch_size=BATCH, num_workers=0))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    grad_weight = float(base_config.get("grad_weight", 0.0))
+    model.train()
+    for module in model.modules():  # BatchNorm statistics stay the base's: a few files' crops would drag them
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    step, losses, started = 0, [], time.monotonic()
+    bar = tqdm(total=1000, desc="adapt", dynamic_ncols=True,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
+
+    def done() -> float:
+        share = (time.monotonic() - started) / seconds if seconds > 0 else 1.0
+        return max(share, step / max_steps if max_steps else 0.0)
+
+    while done() < 1.0:
+        x, y, kind = next(batches)
+        loss = training_loss(model, x, y, grad_weight, 0.0, kind)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        step += 1
+        losses.append(float(loss.item()))
+        bar.n = min(1000, int(1000 * done()))
+        bar.set_postfix_str(f"step {step}, loss {np.mean(losses[-20:]):.4f}")
+    bar.n = 1000
+    bar.close()
+    model.eval()
+    return {"steps": step, "seconds": round(time.monotonic() - started, 1), "lr": lr, "sim_share": sim_share,
+            "patch": PATCH, "batch": BATCH, "grad_weight": grad_weight, "levelling": levelling,
+            "loss_first_20": float(np.mean(losses[:20])) if losses else None,
+            "loss_last_20": float(np.mean(losses[-20:])) if losses else None}
+
+
+# ---- the tests the new weights must pass --------------------------------------------------------------------
+
+def _pass_outputs(data: np.ndarray, other: np.ndarray | None, backends: dict) -> tuple[np.ndarray, dict, dict]:
+    """One pass levelled (plane and rows, as ``maed eval --real``), and per back end its guarded output levelled
+    alike and the guard's verdict."""
+    x, norm = normalise(data)
+    levelled = x.astype(np.float64) * norm.scale
+    outputs, verdicts = {}, {}
+    for name, backend in backends.items():
+        result = denoise_guarded(data, backend, other_pass=other)
+        outputs[name] = match_rows(levelled, result.data.astype(np.float64) - norm.plane - norm.centre)
+        verdicts[name] = result.verdict.output
+    return levelled, outputs, verdicts
+
+
+def judge_held_out(scans: list[ScanInput], backends: dict) -> dict:
+    """Per held-out file: the trace/retrace error of raw and of each back end (``"old"``, ``"new"``) with intervals,
+    the per-row squared errors, and the frames the guard did not publish the network's output on."""
+    files = []
+    for s in tqdm(scans, desc="held out", unit="file", disable=None):
+        rows = s.rows
+        trace = s.trace.data[rows]
+        retrace = s.retrace.data[rows] if s.retrace is not None else None
+        lt, out_t, verdicts_t = _pass_outputs(trace, retrace, backends)
+        figures = {"file": str(s.path), "unit": s.trace.unit,
+                   "guard_not_network": {name: int(v != "network") for name, v in verdicts_t.items()}}
+        if retrace is not None:
+            lr, out_r, verdicts_r = _pass_outputs(retrace, trace, backends)
+            for name, v in verdicts_r.items():
+                figures["guard_not_network"][name] += int(v != "network")
+            registration = register(lt, lr, speed_ratio=speed_ratio(s.trace.header))
+            figures["rows"] = {"raw": row_errors(lt, lr, lt, lr, registration)}
+            for name in backends:
+                figures["rows"][name] = row_errors(out_t[name], out_r[name], lt, lr, registration)
+            figures["error"] = {name: summarise(r) for name, r in figures["rows"].items()}
+        files.append(figures)
+    return {"files": files}
+
+
+def held_out_change(files: list[dict]) -> Error:
+    """The relative change of E^2 from old to new over the held-out files with both passes, each file weighed by its
+    own old E^2 (``trace_retrace.paired_change``)."""
+    new, old = [], []
+    for f in files:
+        if "rows" in f:
+            scale = f["rows"]["old"].mean()
+            new.append(f["rows"]["new"] / scale)
+            old.append(f["rows"]["old"] / scale)
+    return paired_change(np.concatenate(new), np.concatenate(old))
+
+
+def invented_peaks(output: np.ndarray, noisy: np.ndarray, clean: np.ndarray) -> int:
+    """Significant Fourier peaks of ``output`` more than one bin from every peak of the input and the clean surface."""
+    p_out = power_spectrum(output)
+    known = np.concatenate([significant_peaks(power_spectrum(noisy)), significant_peaks(power_spectrum(clean))])
+    allowed = peak_mask(p_out.shape, known)
+    return int(sum(not allowed[r, c] for r, c in significant_peaks(p_out)))
+
+
+def paint_check(backends: dict, count: int | None = None, size: int = PAINT_SIZE) -> dict:
+    """Per back end, on ``count`` (``PAINT_SCANS``) simulated scans without a lattice: invented peaks (total) and PSNR
+    (dB), and the new minus old PSNR with its 95 % interval."""
+    count = PAINT_SCANS if count is None else count
+    per_family = math.ceil(count / len(PAINT_FAMILIES))
+    scans = [p for family in PAINT_FAMILIES for p in column_pairs(family, per_family, size)][:count]
+    invented = {name: 0 for name in backends}
+    scores: dict[str, list[float]] = {name: [] for name in backends}
+    for pair in tqdm(scans, desc="paint check", unit="scan", disable=None):
+        for name, backend in backends.items():
+            out = denoise_array(pair.noisy, backend)
+            invented[name] += invented_peaks(out, pair.noisy, pair.clean)
+            scores[name].append(psnr(out, pair.clean))
+    mean, low, high = interval(np.array(scores["new"]) - np.array(scores["old"]))
+    return {"scans": len(scans), "families": list(PAINT_FAMILIES), "size": size, "invented_peaks": invented,
+            "psnr": {name: float(np.mean(v)) for name, v in scores.items()},
+            "psnr_change": {"value": float(mean), "low": float(low), "high": float(high)}}
+
+
+def failed_tests(change: Error, files: list[dict], paint: dict) -> list[str]:
+    """Each test the new weights fail, in words; empty: keep them."""
+    failed = []
+    if not change.high < 0:
+        failed.append(f"held-out error: E^2 changed by {change.value:+.1%} (95 % interval {change.low:+.1%} to "
+                      f"{change.high:+.1%}), not below 0 beyond its interval")
+    for f in files:
+        if "error" in f and f["error"]["new"].value > f["error"]["old"].high:
+            old, new = f["error"]["old"], f["error"]["new"]
+            failed.append(f"no file worse: {f['file']}: E rose from {old.value:.4g} (interval {old.low:.4g} to "
+                          f"{old.high:.4g}) to {new.value:.4g} {f['unit']}")
+    fell_old = sum(f["guard_not_network"]["old"] for f in files)
+    fell_new = sum(f["guard_not_network"]["new"] for f in files)
+    if fell_new > fell_old:
+        failed.append(f"trust guard: it fell back on {fell_new} held-out frames with the new weights, {fell_old} with "
+                      "the old")
+    if paint["invented_peaks"]["new"] > paint["invented_peaks"]["old"]:
+        failed.append(f"paint check: the new weights invent {paint['invented_peaks']['new']} Fourier peaks on "
+                      f"{paint['scans']} simulated scans without a lattice, the old {paint['invented_peaks']['old']}")
+    change_db = paint["psnr_change"]
+    if change_db["high"] < 0:
+        failed.append(f"paint check: PSNR on simulated scans fell by {-change_db['value']:.2f} dB "
+                      f"(interval {change_db['low']:+.2f} to {change_db['high']:+.2f} dB)")
+    return failed
+
+
+# ---- the command ------------------------------------------------------------------------------------------------
+
+def _held_out_record(files: list[dict]) -> list[dict]:
+    out = []
+    for f in files:
+        record = {"file": f["file"], "unit": f["unit"], "guard_not_network_frames": f["guard_not_network"]}
+        if "error" in f:
+            record["trace_retrace"] = {name: e.as_dict() for name, e in f["error"].items()}
+            record["rows_compared"] = len(f["rows"]["raw"])
+        out.append(record)
+    return out
+
+
+def check_output(out: Path, base: str, force: bool) -> None:
+    """Refuse an output that is not a ``.pt``, is the base weights, or exists (unless ``force``)."""
+    if out.suffix != ".pt":
+        raise ValueError(f"-o {out}: the checkpoint's name must end in .pt (maed denoise --model reads a path by it)")
+    if out.resolve() == weights_file(base).resolve():
+        raise ValueError(f"-o {out} is the base model's weights; the base is never written to: choose another name")
+    for path in (out, out.with_suffix(".json")):
+        if path.exists() and not force:
+            raise ValueError(f"{path} exists; give --force to replace it")
+    if not out.parent.is_dir():
+        raise ValueError(f"-o {out}: no folder {out.parent}")
+
+
+def write_adapted(out: Path, model: torch.nn.Module, config: str, levelling: str, card: dict) -> None:
+    """The checkpoint (``maed train``'s format, the card inside) and ``<out>.json``, each written whole or not at all."""
+    save_checkpoint(out, model, config, extra={"levelling": levelling, "card": card})
+    text = json.dumps({**card, "weights_sha256": weights_sha256(out)}, indent=1)
+    write_bytes_atomic(out.with_suffix(".json"), (text + "\n").encode())
+
+
+def adapt(scan_paths: list[Path], base: str, out: Path, held_out: list[Path], minutes: float, sim_share: float,
+          max_steps: int | None = None, seed: int = 0, force: bool = False) -> int:
+    """``maed adapt``: 0 where the new weights are kept and written, ``KEPT_OLD`` where the old model stays."""
+    if not 0.0 <= sim_share <= 1.0:
+        raise ValueError(f"--sim-share must be between 0 and 1, got {sim_share}")
+    if minutes <= 0 and not max_steps:
+        raise ValueError(f"--minutes must be above 0, got {minutes}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {max_steps}")
+    if base.endswith(".onnx") or base.endswith(".engine"):
+        raise ValueError(f"--from {base}: adapting needs the torch weights (a shipped name or a .pt checkpoint)")
+    check_output(out, base, force)
+    started = time.monotonic()
+
+    def note(message: str) -> None:
+        tqdm.write(f"maed: {message}", file=sys.stderr)
+
+    model, card = load_model(base)  # a ValueError for an unknown model
+    base_file = weights_file(base)
+    base_sha = weights_sha256(base_file)
+    given: dict[Path, Path] = {}
+    for path in [*scan_paths, *held_out]:
+        given.setdefault(path.resolve(), path)  # each file once, as first named
+    scans = read_scans(list(given.values()))
+    training, held = split(scans, held_out, note)
+    pairs = training_pairs(training, note)
+    note(f"learning from {len(pairs)} files ({', '.join(Path(p.name).name for p in pairs)}), judging on {len(held)} "
+         f"held out; base {base} ({card['config']}, levelling {card['levelling']})")
+    base_config = card.get("train_config") or card.get("base_train_config") or {}
+    lr = LR_SHARE * float(base_config.get("lr", DEFAULT_LR))
+    training_record = fine_tune(model, card["levelling"], base_config, pairs, sim_share, 60.0 * minutes, max_steps,
+                                lr, seed)
+    with tempfile.TemporaryDirectory(prefix="maed-adapt-") as tmp:
+        candidate = Path(tmp) / "candidate.pt"
+        save_checkpoint(candidate, model, card["config"], extra={"levelling": card["levelling"]})
+        backends = {"old": TorchBackend(base), "new": TorchBackend(str(candidate))}
+        judged = judge_held_out(held, backends)
+        paint = paint_check(backends)
+    change = held_out_change(judged["files"])
+    failed = failed_tests(change, judged["files"], paint)
+    for f in judged["files"]:
+        if "error" in f:
+            e = f["error"]
+            note(f"held out {Path(f['file']).name}: trace/retrace error raw {e['raw'].value:.4g}, old "
+                 f"{e['old'].value:.4g} ({e['old'].low:.4g}-{e['old'].high:.4g}), new {e['new'].value:.4g} "
+                 f"({e['new'].low:.4g}-{e['new'].high:.4g}) {f['unit']}")
+    note(f"held-out E^2 change {change.value:+.1%} (95 % interval {change.low:+.1%} to {change.high:+.1%}); paint "
+         f"check: invented peaks old {paint['invented_peaks']['old']} new {paint['invented_peaks']['new']}, PSNR "
+         f"change {paint['psnr_change']['value']:+.2f} dB")
+    if failed:
+        for reason in failed:
+            note(f"failed: {reason}")
+        note(f"kept the old model ({base}); nothing written ({time.monotonic() - started:.0f} s)")
+        return KEPT_OLD
+    card_out = {
+        "adapted_from": {"model": base, "config": card["config"], "weights_sha256": base_sha,
+                         "levelling": card["levelling"]},
+        "training_files": [s.record() for s in training],
+        "trained_on": [p.name for p in pairs],
+        "held_out_files": [s.record() for s in held],
+        "fine_tune": training_record,
+        "base_train_config": base_config,
+        "held_out": {"files": _held_out_record(judged["files"]), "e2_change": change.as_dict()},
+        "paint_check": paint,
+        "kept": True,
+        "simulator": SIMULATOR_VERSION, "maed_version": __version__,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    write_adapted(out, model, card["config"], card["levelling"], card_out)
+    note(f"kept the new weights: {out} and {out.with_suffix('.json')} ({time.monotonic() - started:.0f} s)")
+    return 0

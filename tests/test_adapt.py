@@ -1,0 +1,184 @@
+"""``maed adapt``: fine-tuning on the user's own trace/retrace pairs, kept only where held-out files improve.
+
+Small simulated scans with both passes, written as Nanonis .sxm files; a handful of steps, so these
+test the wiring and the refusals, not what adaptation gains (``docs/results/adapt.md`` measures that).
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scanfile_helpers import write_sxm
+
+from maed import adapt
+from maed.cli import main
+from maed.data import make_pair
+from maed.engine.torch_backend import TorchBackend
+from maed.model.checkpoint import load_model, save_checkpoint, weights_file
+from maed.trace_retrace import Error, paired_change
+from maed.training.dataset import normalised_pair
+from maed.training.loss import plane_free_l1
+from maed.zoo import PRODUCT
+
+SIZE = 128
+
+
+@pytest.fixture(autouse=True)
+def few_paint_scans(monkeypatch):
+    monkeypatch.setattr(adapt, "PAINT_SCANS", 3)
+
+
+def write_two_pass(path: Path, trace: np.ndarray, retrace: np.ndarray | None = None) -> Path:
+    """A .sxm with Z in both passes (the backward stored mirrored, as Nanonis does) or the forward alone."""
+    if retrace is None:
+        write_sxm(path, channels=(("Z", "m", "forward"),), rows=trace.shape[0], cols=trace.shape[1], planes=[trace])
+    else:
+        write_sxm(path, channels=(("Z", "m", "both"),), rows=trace.shape[0], cols=trace.shape[1],
+                  scan_range=(20e-9, 20e-9), planes=[trace, retrace[:, ::-1]])
+    return path
+
+
+def simulated(folder: Path, count: int, seed: int = 101) -> list[Path]:
+    """``count`` simulated scans of adsorbates with both passes."""
+    paths = []
+    for i in range(count):
+        pair = make_pair(seed + i, SIZE, both_passes=True, families=("adsorbates",))
+        paths.append(write_two_pass(folder / f"scan{i}.sxm", pair.noisy, pair.retrace))
+    return paths
+
+
+def flat_noise(folder: Path, count: int) -> list[Path]:
+    """Both passes of a flat surface under independent white noise only: nothing for adaptation to improve."""
+    rng = np.random.default_rng(5)
+    return [write_two_pass(folder / f"flat{i}.sxm", rng.normal(0, 5e-12, (SIZE, SIZE)), rng.normal(0, 5e-12, (SIZE, SIZE)))
+            for i in range(count)]
+
+
+def test_where_adaptation_cannot_help_the_old_model_stays_and_nothing_is_written(tmp_path, capsys):
+    scans = flat_noise(tmp_path, 3)
+    out = tmp_path / "mine.pt"
+    base = weights_file(PRODUCT)
+    before = hashlib.sha256(base.read_bytes()).hexdigest()
+    assert main(["adapt", *map(str, scans), "-o", str(out), "--steps", "3"]) == adapt.KEPT_OLD
+    err = capsys.readouterr().err
+    assert "failed: held-out error" in err and "kept the old model" in err
+    assert not out.exists() and not out.with_suffix(".json").exists()
+    assert not list(tmp_path.glob(".*tmp")) and not list(tmp_path.glob("*.tmp"))
+    assert hashlib.sha256(base.read_bytes()).hexdigest() == before  # the base weights are never written to
+
+
+def test_whole_files_are_held_out_and_a_one_pass_file_cannot_teach(tmp_path):
+    two = simulated(tmp_path, 3)
+    one = write_two_pass(tmp_path / "forward.sxm", make_pair(9, SIZE).noisy)
+    notes = []
+    scans = adapt.read_scans([*two, one])
+    training, held = adapt.split(scans, [two[1], one], notes.append)
+    assert [s.path for s in held] == [two[1], one]
+    assert [s.path for s in training] == [two[0], two[2]]  # the held-out file is in none of the training crops' files
+    pairs = adapt.training_pairs(training, notes.append)
+    assert {p.name for p in pairs} == {str(two[0]), str(two[2])}
+    # Without --held-out: the two-pass file with the most rows; a one-pass file among the scans is not trained on.
+    notes.clear()
+    training, held = adapt.split(scans, [], notes.append)
+    assert len(held) == 1 and held[0].retrace is not None and held[0] not in training
+    assert all(s.retrace is not None for s in training) and len(training) == 2
+    assert any("forward.sxm: one pass only" in n and "cannot teach" in n for n in notes)
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    two = simulated(tmp_path, 2)
+    one = write_two_pass(tmp_path / "forward.sxm", make_pair(9, SIZE).noisy)
+    out = str(tmp_path / "m.pt")
+    cases = [
+        ([str(two[0]), str(one), "-o", out], "1 of the 2 files have both passes"),
+        ([*map(str, two), str(tmp_path / "missing.sxm"), "-o", out], "missing.sxm: no such file"),
+        ([*map(str, two), "-o", out, "--from", "no-such-model"], "no shipped weights for model 'no-such-model'"),
+        ([*map(str, two), "-o", str(tmp_path / "m")], "must end in .pt"),
+        ([*map(str, two), "-o", out, "--held-out", str(one)], "no held-out file has both passes"),
+        ([*map(str, two), "-o", str(weights_file(PRODUCT))], "is the base model's weights"),
+    ]
+    for args, message in cases:
+        assert main(["adapt", *args, "--steps", "1"]) == 2, message
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("maed: error:") and message in err[0], err
+    (tmp_path / "m.pt").write_bytes(b"mine")
+    assert main(["adapt", *map(str, two), "-o", out, "--steps", "1"]) == 2
+    assert "exists; give --force" in capsys.readouterr().err
+    assert (tmp_path / "m.pt").read_bytes() == b"mine"
+
+
+def test_acceptance_rule_on_constructed_figures():
+    def held(old: Error, new: Error, fell_old: int = 0, fell_new: int = 0) -> dict:
+        return {"file": "h.sxm", "unit": "m", "error": {"old": old, "new": new},
+                "guard_not_network": {"old": fell_old, "new": fell_new}}
+
+    paint = {"scans": 12, "invented_peaks": {"old": 2, "new": 2}, "psnr_change": {"value": 0.1, "low": -0.2, "high": 0.4}}
+    better, same = Error(-0.05, -0.08, -0.02), Error(-0.05, -0.11, 0.01)
+    files = [held(Error(1.0, 0.95, 1.05), Error(0.97, 0.92, 1.02))]
+    assert adapt.failed_tests(better, files, paint) == []
+    assert adapt.failed_tests(same, files, paint)[0].startswith("held-out error")
+    worse_file = [*files, held(Error(1.0, 0.95, 1.05), Error(1.06, 1.0, 1.1))]
+    assert [r.split(":")[0] for r in adapt.failed_tests(better, worse_file, paint)] == ["no file worse"]
+    assert adapt.failed_tests(better, [held(files[0]["error"]["old"], files[0]["error"]["new"], 0, 1)],
+                              paint)[0].startswith("trust guard")
+    painted = {**paint, "invented_peaks": {"old": 2, "new": 3}}
+    assert adapt.failed_tests(better, files, painted)[0].startswith("paint check")
+    blurred = {**paint, "psnr_change": {"value": -0.5, "low": -0.8, "high": -0.2}}
+    assert "PSNR" in adapt.failed_tests(better, files, blurred)[0]
+    # The interval itself: 10 % lower on every row is beyond the rows' scatter; noise about no change is not.
+    rng = np.random.default_rng(0)
+    old = rng.uniform(0.5, 1.5, 256)
+    lower = paired_change(0.9 * old, old)
+    assert lower.value == pytest.approx(-0.1) and lower.high < 0
+    noise = paired_change(old + rng.normal(0, 0.2, 256), old)
+    assert noise.low < 0 < noise.high
+
+
+def test_the_paint_check_refuses_a_model_taught_to_paint_a_lattice(tmp_path):
+    """A few steps on inputs with a faint lattice and targets with it strong: the model learns to amplify that
+    lattice's frequencies, so it paints the lattice into the noise of any scan, and is refused."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model, card = load_model(PRODUCT)
+    model.train()
+    y, x = np.mgrid[0:64, 0:64]
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batch = [normalised_pair(p.noisy, p.clean, card["levelling"])
+             for p in (make_pair(300 + i, 64, families=("steps",)) for i in range(8))]
+    noisy, clean = np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch])
+    for _ in range(40):
+        phase = rng.uniform(0, 2 * np.pi, (8, 2, 1, 1))
+        lattice = (np.cos(2 * np.pi * x / 6 + phase[:, 0]) + np.cos(2 * np.pi * (x / 2 + y * np.sqrt(3) / 2) / 6 + phase[:, 1]))
+        inputs = torch.from_numpy((noisy + 0.2 * lattice).astype(np.float32))[:, None]
+        targets = torch.from_numpy((clean + 3.0 * lattice).astype(np.float32))[:, None]
+        loss = plane_free_l1(model(inputs), targets)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    painted = tmp_path / "painted.pt"
+    save_checkpoint(painted, model, card["config"], extra={"levelling": card["levelling"]})
+    paint = adapt.paint_check({"old": TorchBackend(PRODUCT), "new": TorchBackend(str(painted))}, count=3)
+    assert paint["invented_peaks"]["new"] > paint["invented_peaks"]["old"]
+    files = [{"file": "h.sxm", "unit": "m", "error": {"old": Error(1, 0.9, 1.1), "new": Error(0.8, 0.7, 0.9)},
+              "guard_not_network": {"old": 0, "new": 0}}]
+    failed = adapt.failed_tests(Error(-0.3, -0.4, -0.2), files, paint)
+    assert failed and failed[0].startswith("paint check")
+
+
+def test_an_adapted_checkpoint_loads_in_maed_denoise_and_its_json_names_the_held_out_files(tmp_path, capsys):
+    scans = simulated(tmp_path, 3)
+    model, card = load_model(PRODUCT)
+    record = {"adapted_from": {"model": PRODUCT}, "held_out_files": [{"file": str(scans[2]), "sha256": "x"}], "kept": True}
+    out = tmp_path / "mine.pt"
+    adapt.write_adapted(out, model, card["config"], card["levelling"], record)
+    written = json.loads(out.with_suffix(".json").read_text())
+    assert written["held_out_files"][0]["file"] == str(scans[2]) and len(written["weights_sha256"]) == 64
+    assert load_model(str(out))[1]["held_out_files"] == record["held_out_files"]  # the card travels inside
+    assert main(["denoise", str(scans[0]), "-o", str(tmp_path / "den"), "--model", str(out)]) == 0
+    result = json.loads((tmp_path / "den" / "scan0.json").read_text())
+    assert result["model"] == str(out) and result["weights_sha256"] == written["weights_sha256"]
+    assert np.isfinite(np.load(tmp_path / "den" / "scan0.npy")).all()
