@@ -34,7 +34,8 @@ capped rate: ``GUARD_INTERVAL_S``): on every row scanned so far, in the normalis
 network saw (the levelled rows with the current centre and scale, and the network's output in the
 same frame). ``network`` is the network's frame; ``denoised``, what is published, is the
 network's frame where the latest verdict trusts it (with the lattice peaks the network removed
-where the rows show a 2-D lattice, ``maed.lattice_keep``, and the smooth residual the verdict gave
+where the rows show a 2-D lattice, ``maed.lattice_keep``, the compact features it removed,
+``maed.feature_keep``, and the smooth residual the verdict gave
 back, where it did) and the conservative result (blended by the guard's weight) where it does
 not, over the rows that verdict covered. Rows scanned after it are the network's until the next
 verdict.
@@ -56,6 +57,7 @@ import numpy as np
 from maed.classical import align_after, evaluate_plane, plane_coefficients
 from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, run_levelled, run_padded
 from maed.engine import Backend
+from maed.feature_keep import removed_features
 from maed.lattice_keep import lattice_peaks
 from maed.normalise import PLANE_AND_ROWS, level_rows, levelling_of
 from maed.trust import Thresholds, Verdict, fallback_for, guard, smooth_residual
@@ -267,9 +269,10 @@ class StreamingDenoiser:
         plane = level.plane(0, n)[measured]
         y = (net[measured] - plane - level.centre) / (level.scale or 1.0)
         # The lattice the network removed, where one pass shows a 2-D one (the retrace's evidence waits for
-        # the final frame, as maed.denoise.denoise_guarded).
+        # the final frame, as maed.denoise.denoise_guarded), then the compact features it removed.
         lattice = lattice_peaks(x, y) if len(x) >= MIN_LATTICE_ROWS else None
-        given = lattice.give_back(x, y) - y if lattice is not None and lattice.peaks else np.zeros_like(y)
+        kept = lattice.give_back(x, y) if lattice is not None else y
+        given = removed_features(x, kept).give_back(x, kept) - y
         _, weight, verdict = guard(x, y + given, limits)
         was_guarded = bool(self._weight.any() or self._given_back.any())
         self._weight[:] = 0

@@ -9,7 +9,8 @@ denoised over its measured rows only; the others stay empty (NaN).
 the trust checks, the conservative result replaces it, and ``<stem>.json`` beside each output
 says what was published, why, with which model and weights. Lattice peaks the network removed
 are first given back to its output (``maed.lattice_keep``): those both passes show where the
-scan's other pass is at hand, those spanning a 2-D lattice where it is not.
+scan's other pass is at hand, those spanning a 2-D lattice where it is not; so are compact
+features it smoothed away (pits, adatoms: ``maed.feature_keep``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from . import __version__
 from .atomic import atomic_path, write_bytes_atomic
 from .classical import fit_plane
 from .engine import Backend
+from .feature_keep import RemovedFeatures, removed_features
 from .io import ScanError, read_scan
 from .lattice_keep import LatticePeaks, lattice_peaks
 from .normalise import Normalisation, denormalise, levelling_of, normalise
@@ -164,6 +166,8 @@ class GuardedResult:
     fallback: np.ndarray
     """Per pixel, the conservative result's weight (0: the network's output, 1: the conservative one)."""
     verdict: Verdict
+    features: RemovedFeatures
+    """Compact features given back to the network's output (``maed.feature_keep``)."""
     lattice: LatticePeaks | None = None
     """Lattice peaks given back to the network's output (``maed.lattice_keep``); None: too few rows to look."""
 
@@ -172,6 +176,10 @@ class GuardedResult:
         if self.lattice is None:
             return {"checked": False, "why": f"fewer than {MIN_LATTICE_ROWS} rows measured in full"}
         return {"checked": True, "evidence": self.lattice.evidence, "peaks_given_back": self.lattice.peaks}
+
+    def features_record(self) -> dict:
+        """The ``features`` entry of ``<stem>.json``: compact features the network removed and got back."""
+        return {"given_back": self.features.features, "share": round(self.features.share, 4)}
 
 
 MIN_LATTICE_ROWS = 16
@@ -191,6 +199,7 @@ def denoise_guarded(
     it and to what the guard publishes: over the rows both passes measured, confirmed by
     ``other_pass`` (the scan's other pass, same shape and orientation) where it shares at least
     ``MIN_LATTICE_ROWS`` rows, and otherwise over all measured rows where they show a 2-D lattice.
+    Then compact features the network removed are given back (``maed.feature_keep``).
     """
     measured = np.isfinite(scan).all(axis=1)
     data = np.full(scan.shape, np.nan, dtype=np.float32)
@@ -206,12 +215,14 @@ def denoise_guarded(
         lattice = lattice_peaks(x, y)
     if lattice is not None:
         y[rows] = lattice.give_back(x[rows], y[rows])
+    features = removed_features(x, y)
+    y = features.give_back(x, y)
     published, weight, verdict = guard(x, y, limits)
     if lattice is not None:  # the conservative result of a fallback or blend damps a lattice too
         published[rows] = lattice.give_back(x[rows], published[rows])
     data[measured] = denormalise(published, norm)
     fallback[measured] = weight
-    return GuardedResult(data=data, fallback=fallback, verdict=verdict, lattice=lattice)
+    return GuardedResult(data=data, fallback=fallback, verdict=verdict, lattice=lattice, features=features)
 
 
 def result_record(source: Path, dest: Path, pass_: str, channel: str | None, backend: Backend, result: GuardedResult,
@@ -222,6 +233,7 @@ def result_record(source: Path, dest: Path, pass_: str, channel: str | None, bac
         "input": str(source), "output": dest.name, "channel": channel, "channel_why": channel_why, "pass": pass_,
         "model": backend.model, "weights_sha256": backend.weights_sha256, "backend": backend.name,
         "maed_version": __version__, "trust": result.verdict.as_dict(), "lattice": result.lattice_record(),
+        "features": result.features_record(),
     }
 
 

@@ -1,0 +1,90 @@
+"""Compact features a network smoothed away (a pit, an adatom) are given back; removed noise, scars and
+several lines of a scar are not."""
+
+import json
+
+import numpy as np
+from scipy import ndimage
+
+from maed.denoise import denoise_guarded, result_record
+from maed.feature_keep import removed_features
+
+SIZE = 128
+
+
+def _pit(depth: float = -6.0, radius: float = 3.0, at: tuple[int, int] = (60, 70)) -> np.ndarray:
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    return depth * np.exp(-((y - at[0]) ** 2 + (x - at[1]) ** 2) / (2 * radius ** 2))
+
+
+def _depth(image: np.ndarray, at: tuple[int, int] = (60, 70)) -> float:
+    """3x3 mean at the pit less the median of a ring 12-20 px around it."""
+    y, x = np.mgrid[0:SIZE, 0:SIZE]
+    r = np.hypot(y - at[0], x - at[1])
+    return float(image[at[0] - 1:at[0] + 2, at[1] - 1:at[1] + 2].mean() - np.median(image[(r >= 12) & (r <= 20)]))
+
+
+def _smoother(x: np.ndarray) -> np.ndarray:
+    """A network that is a low-pass filter: it takes most of a small pit's depth with the noise."""
+    return ndimage.gaussian_filter(x, 4)
+
+
+def test_a_pit_the_network_smoothed_away_is_given_back_to_its_depth():
+    rng = np.random.default_rng(0)
+    surface = _pit()
+    scan = surface + rng.normal(0, 1.0, surface.shape)
+    output = _smoother(scan)
+    assert _depth(output) > 0.5 * _depth(surface)  # the smoother shaved more than half the depth
+    found = removed_features(scan, output)
+    restored = found.give_back(scan, output)
+    assert found.features >= 1
+    assert abs(_depth(restored) / _depth(scan) - 1) < 0.15  # the depth as measured, as classical keeps it
+    assert found.share < 0.05  # the rest of the frame stays the network's
+
+
+def test_removed_white_and_row_correlated_noise_gives_nothing_back():
+    """A perfect denoiser's residual is the noise alone: white, or coloured along the rows as STM noise is."""
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        white = rng.normal(0, 1.0, (SIZE, SIZE))
+        along_rows = ndimage.gaussian_filter1d(rng.normal(0, 3.0, (SIZE, SIZE)), 3, axis=1)
+        for noise in (white, along_rows):
+            surface = np.zeros((SIZE, SIZE))
+            assert removed_features(surface + noise, surface).features == 0
+
+
+def test_scars_and_line_offsets_the_network_removed_stay_removed():
+    rng = np.random.default_rng(1)
+    scan = rng.normal(0, 1.0, (SIZE, SIZE)) + rng.normal(0, 5.0, (SIZE, 1))  # line offsets
+    scan[40, 20:60] += 12.0  # a scar on one row
+    scan[90:92, 70:110] -= 10.0  # and one over two rows
+    output = np.zeros_like(scan)
+    found = removed_features(scan, output)
+    assert found.features == 0
+    assert np.array_equal(found.give_back(scan, output), output)
+
+
+def test_a_scar_over_several_rows_is_not_a_feature():
+    """A tip that changed for a few lines leaves a blob long along the rows: line noise, not a feature."""
+    scan = np.random.default_rng(2).normal(0, 1.0, (SIZE, SIZE))
+    scan[50:55, 30:70] += 6.0
+    assert removed_features(scan, np.zeros_like(scan)).features == 0
+
+
+class SmootherBackend:
+    name, model, size_multiple, weights_sha256 = "smoother", "smoother", 1, "0" * 64
+
+    def denoise(self, batch: np.ndarray) -> np.ndarray:
+        return np.stack([[_smoother(image) for image in item] for item in batch]).astype(np.float32)
+
+
+def test_maed_denoise_gives_the_pit_back_and_says_so(tmp_path):
+    rng = np.random.default_rng(3)
+    surface = _pit()
+    scan = surface + rng.normal(0, 1.0, surface.shape)
+    result = denoise_guarded(scan, SmootherBackend())
+    assert result.features.features >= 1
+    assert abs(_depth(result.data) / _depth(scan) - 1) < 0.15
+    record = result_record(tmp_path / "a.sxm", tmp_path / "a.npy", "trace", None, SmootherBackend(), result)
+    assert json.loads(json.dumps(record))["features"] == {
+        "given_back": result.features.features, "share": round(result.features.share, 4)}
