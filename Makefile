@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 NATIVE := build/native
 
-.PHONY: demo test native-test system-packages install clean
+.PHONY: demo test native-test import-contracts system-packages install clean
 
 # Debian packages the tests use: a headless browser for the preview test, libzmq for libmaed_client
 # and the C subscriber (bridge/clients/). Installed where missing and possible (root with apt-get);
@@ -26,7 +26,19 @@ demo: $(STAMP)
 
 test: $(STAMP) system-packages native-test
 	$(VENV)/bin/ruff check python bridge engine tests benchmarks setup.py
+	$(MAKE) --no-print-directory import-contracts
 	$(PY) -m pytest
+
+# The layers of docs/architecture.md, checked by import-linter ([tool.importlinter] in pyproject.toml).
+# It finds a package's modules by walking one folder, and maed lives in three (python/maed, engine/,
+# bridge/): a tree of links in build/ puts them together as the installed package has them.
+IMPORT_TREE := build/import-tree
+import-contracts: $(STAMP)
+	rm -rf $(IMPORT_TREE) && mkdir -p $(IMPORT_TREE)/maed
+	ln -s $(CURDIR)/python/maed/* $(IMPORT_TREE)/maed/
+	ln -s $(CURDIR)/engine $(IMPORT_TREE)/maed/engine
+	ln -s $(CURDIR)/bridge $(IMPORT_TREE)/maed/bridge
+	PYTHONPATH=$(CURDIR)/$(IMPORT_TREE) $(VENV)/bin/lint-imports --no-cache
 
 # The CUDA kernels, their host reference and the C++ tests (cuda_kernels/README.md), libmaed_client
 # and its tests (bridge/clients/README.md). Without nvcc

@@ -50,12 +50,7 @@ def load_backend(name: str = "auto", model: str = PRODUCT, threads: int | None =
             f"model {model!r} has no ONNX file and the torch back end cannot load ({exc}); "
             "install maed[torch] or pass an .onnx model"
         ) from None
-    backend = TorchBackend(model)
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)  # process-wide: torch has no per-model thread pool
-    return backend
+    return TorchBackend(model, threads=threads)
 
 
 def _tensorrt_first(model: str) -> bool:

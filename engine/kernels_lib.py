@@ -3,7 +3,7 @@
 The libraries are built by the top-level ``CMakeLists.txt`` into ``build/native`` (or
 ``$MAED_NATIVE_BUILD``); ``build_native`` configures and builds them on demand, so the tests need
 no build step of their own. The weights are the folded (BatchNorm-free) float32 arrays of one
-layer, in the ONNX/torch layout: ``maed.model.fold`` makes them from the torch modules,
+layer, in the ONNX/torch layout: ``maed.engine.fold`` makes them from the torch modules,
 ``maed.engine.onnx_plugins`` from an exported graph. numpy only: no torch, no CUDA Python.
 """
 

@@ -10,7 +10,9 @@ from maed.zoo import PRODUCT
 
 
 class TorchBackend:
-    def __init__(self, model: str = PRODUCT, device: str | None = None) -> None:
+    def __init__(self, model: str = PRODUCT, device: str | None = None, threads: int | None = None) -> None:
+        if threads is not None:
+            torch.set_num_threads(threads)  # process-wide: torch has no per-model thread pool
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.net, card = load_model(model)
         self.net.to(self.device)

@@ -19,10 +19,10 @@ import torch
 from kernel_helpers import error_of_range, randomise
 from torch import nn
 
+from maed.engine.fold import ds_block_weights, se_weights
 from maed.engine.kernels_lib import CudaKernels, HostReference, NativeBuildError
 from maed.model import build_model
 from maed.model.blocks import DSResidualBlock, SEFusion
-from maed.model.fold import ds_block_weights, se_weights
 
 # (N, cin, cout, H, W, k): both shortcuts, odd sizes, one pixel, one column, a kernel larger than
 # the image, two input-channel chunks (cin > 32), several output tiles (cout > 16), rt's widest block.

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..sources.simulated import trace_and_retrace
+from maed.data import make_pair
 
 PACKET = 16
 SIM_CHANNELS = ((0, "Current (A)"), (14, "Z (m)"))
@@ -61,7 +61,8 @@ def simulated_frames(seed: int) -> FrameMaker:
     """Frames of simulated surfaces: frame ``k`` is the simulated pair of seed ``seed + k``."""
 
     def make(k: int, size: int, up: bool) -> SimFrame:
-        pair, trace, retrace = trace_and_retrace(seed + k, size)
+        pair = make_pair(seed + k, size, both_passes=True)
+        trace, retrace = pair.noisy, pair.retrace
         # The feedback's error signal follows the slope along the line: a plausible current image.
         slope = np.gradient(trace, axis=1)
         current = SETPOINT_A * (1 + 0.2 * np.tanh(slope / (slope.std() or 1.0)))

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...training.loss import remove_plane
+from ..plane import remove_plane
 
 ORIGINAL_PARAMETERS = 4_365_382
 ORIGINAL_SOURCE = "IDKiro/CBDNet-pytorch, RGB: estimation subnet 29,507 + U-Net 4,335,875 (paper: 4.4M)"
