@@ -104,6 +104,43 @@ def test_one_pass_gives_nothing_back_for_pickup_from_two_sources_with_harmonics(
     assert lattice_peaks(trace, _eraser(trace)).peaks == 0
 
 
+def _notch(image: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """A network that removes the spectrum's strong peaks and the noise, and leaves the bins of ``keep`` (a mask of
+    the unshifted spectrum) as they were: it erases a lattice's strong reflections but not its weak one."""
+    spectrum = np.fft.fft2(image)
+    return np.fft.ifft2(np.where(keep, spectrum, np.fft.fft2(_eraser(image)))).real
+
+
+def _square_lattice() -> tuple[np.ndarray, np.ndarray]:
+    """A square lattice whose (1, 1) reflection is weak, and the mask of that reflection's bins."""
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    g1, g2 = np.array([3.0, 17.0]), np.array([17.0, -3.0])  # cycles per frame, orthogonal
+    wave = lambda g: np.cos(2 * np.pi * (g[0] * y + g[1] * x) / SIZE)  # noqa: E731
+    closing = np.zeros((SIZE, SIZE), dtype=bool)
+    g3 = (g1 + g2).astype(int)
+    closing[g3[0] % SIZE, g3[1] % SIZE] = closing[-g3[0] % SIZE, -g3[1] % SIZE] = True
+    return wave(g1) + wave(g2) + 0.25 * wave(g1 + g2), ndimage.binary_dilation(closing, iterations=2)
+
+
+def test_one_pass_closes_a_square_lattice_on_its_weak_reflection_the_network_left_in_place():
+    """G1 and G2 removed, G1 + G2 too weak to be a removed peak of its own but in the input: a 2-D lattice."""
+    lattice, weak = _square_lattice()
+    trace = lattice + np.random.default_rng(9).normal(0, 1.0, lattice.shape)
+    output = _notch(trace, weak)
+    found = lattice_peaks(trace, output)
+    assert found.peaks >= 4
+    assert 0.8 <= peak_power(trace, found.give_back(trace, output), _peaks_of(lattice))["kept"] <= 1.2
+
+
+def test_one_pass_gives_nothing_back_for_two_pickup_sources_without_a_sum():
+    """Two sources of pick-up are two non-collinear peaks, as G1 and G2 are, but nothing sits at their sum."""
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    t = y * 2 * SIZE + x
+    pickup = 1.5 * np.cos(2 * np.pi * t / 23.7) + 1.5 * np.cos(2 * np.pi * t / 61.3)
+    trace = pickup + np.random.default_rng(10).normal(0, 1.0, pickup.shape)
+    assert lattice_peaks(trace, _eraser(trace)).peaks == 0
+
+
 def test_one_pass_does_not_give_back_strong_pickup_whose_sidebands_are_a_lattice_vector_away():
     """Pick-up that the feedback modulates with the lattice: P, P + G and G close a triple, but P is far stronger
     than its sidebands, and giving it back would restore the worst noise in the scan."""

@@ -31,6 +31,17 @@ def power_spectrum(image: np.ndarray) -> np.ndarray:
     return np.abs(np.fft.fftshift(np.fft.fft2(level_plane(image) * window))) ** 2
 
 
+def spectral_background(power: np.ndarray) -> np.ndarray:
+    """Per bin, the spectrum's local background (see ``significant_peaks``)."""
+    n = BACKGROUND_BINS
+    along_rows = ndimage.median_filter(power, size=(1, n), mode="wrap")
+    return np.maximum.reduce([
+        ndimage.median_filter(along_rows, size=(n, 1), mode="wrap"),
+        ndimage.median_filter(power, size=(n, 1), mode="wrap"),
+        along_rows,
+    ])
+
+
 def significant_peaks(power: np.ndarray) -> np.ndarray:
     """(row, column) of the spectrum's significant isolated peaks, as an (n, 2) array.
 
@@ -48,13 +59,7 @@ def significant_peaks(power: np.ndarray) -> np.ndarray:
     background falls so low that specks nobody could see pass the contrast test).
     """
     rows, cols = power.shape
-    n = BACKGROUND_BINS
-    along_rows = ndimage.median_filter(power, size=(1, n), mode="wrap")
-    background = np.maximum.reduce([
-        ndimage.median_filter(along_rows, size=(n, 1), mode="wrap"),
-        ndimage.median_filter(power, size=(n, 1), mode="wrap"),
-        along_rows,
-    ])
+    background = spectral_background(power)
     threshold = np.log2(power.size / FALSE_PEAKS)
     candidate = (power == ndimage.maximum_filter(power, size=3, mode="wrap")) & (power > threshold * background)
     r, c = np.indices(power.shape)

@@ -34,7 +34,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from .classical import align_rows
-from .lattice import MIN_RADIUS, Peaks, peaks_at, power_spectrum, significant_peaks
+from .lattice import MIN_RADIUS, Peaks, peaks_at, power_spectrum, significant_peaks, spectral_background
 from .noreference import classify_peaks
 from .normalise import ROW_ALIGNMENT
 
@@ -50,6 +50,10 @@ POWER_SPREAD = 30.0
 """The three peaks of a triple lie within this factor in power. A strong pick-up peak and its weak sidebands a
 lattice vector away (pick-up passed through a feedback loop that follows the lattice) close a triple too,
 and giving the pick-up back costs far more than its sidebands are worth."""
+CLOSING_CONTRAST = 3.0
+"""Where no removed peak closes G1 +- G2, the input's 3x3 power there over its background's, to close it: a test
+at one place, not a search, so a lower bar than a peak's (nine bins of noise pass it together about once in
+50,000)."""
 HARMONICS = 5
 """Two peaks p F and q F of one frequency F (p, q up to this) may be one pick-up source's harmonics."""
 BOTH_PASSES = "both passes"
@@ -115,8 +119,26 @@ def _harmonics(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> np.ndarr
     return related
 
 
-def two_d_lattice(peaks: Peaks, shape: tuple[int, int]) -> np.ndarray:
-    """The ``peaks`` (their centred (row, column) bins) that close a triple G1, G2, G1 +- G2 of a 2-D lattice."""
+def _closing_in_input(closing: np.ndarray, pair_power: np.ndarray, input_spectrum: np.ndarray,
+                      background: np.ndarray) -> np.ndarray:
+    """Per closing vector (centred offsets), whether the input's own spectrum holds a peak there: its 3x3 power
+    ``CLOSING_CONTRAST`` times the background's, and no more than ``POWER_SPREAD`` times the weaker of the pair's
+    (``pair_power``: strong pick-up a lattice vector from its own sideband is no lattice). Returns the bins
+    (centred positions), -1 where it does not."""
+    shape = np.array(input_spectrum.shape)
+    at = np.rint(_wrapped(closing, tuple(shape)) + shape // 2).astype(int) % shape
+    padded, padded_bg = np.pad(input_spectrum, 1, mode="wrap"), np.pad(background, 1, mode="wrap")
+    power = np.array([padded[r:r + 3, c:c + 3].sum() for r, c in at])
+    floor = np.array([padded_bg[r:r + 3, c:c + 3].sum() for r, c in at])
+    away = np.hypot(*(at - shape // 2).T) >= MIN_RADIUS
+    found = (power > CLOSING_CONTRAST * floor) & (power <= POWER_SPREAD * pair_power) & away
+    return np.where(found[:, None], at, -1)
+
+
+def two_d_lattice(peaks: Peaks, shape: tuple[int, int], input_spectrum: np.ndarray | None = None) -> np.ndarray:
+    """The ``peaks`` (their centred (row, column) bins) that close a triple G1, G2, G1 +- G2 of a 2-D lattice,
+    with, where ``input_spectrum`` is given, the bins of closing peaks the input holds but the network left in
+    place (a square lattice's weak (1, 1) reflection: G1 and G2 go, G1 + G2 stays, and is given back with them)."""
     offsets = peaks.centres - np.array(shape) // 2
     lattice = np.zeros(len(offsets), dtype=bool)
     # Every pair at once: a textured scan has hundreds of peaks, tens of thousands of pairs.
@@ -125,7 +147,10 @@ def two_d_lattice(peaks: Peaks, shape: tuple[int, int]) -> np.ndarray:
     sine = np.abs(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]) / (np.hypot(*a.T) * np.hypot(*b.T))
     spanning = sine >= MIN_SINE
     spanning[spanning] = ~_harmonics(a[spanning], b[spanning], shape)
+    spanning &= np.maximum(peaks.power[first], peaks.power[second]) <= POWER_SPREAD * np.minimum(
+        peaks.power[first], peaks.power[second])
     pairs, tree = np.flatnonzero(spanning), cKDTree(offsets)
+    closed = np.zeros(len(first), dtype=bool)
     for closing in (a + b, a - b):
         for pair, near in zip(pairs, tree.query_ball_point(closing[pairs], CLOSING_BINS)):
             if not near:
@@ -134,7 +159,18 @@ def two_d_lattice(peaks: Peaks, shape: tuple[int, int]) -> np.ndarray:
             power = peaks.power[triple]
             if power.max() <= POWER_SPREAD * power.min():
                 lattice[triple] = True
-    return peaks.positions[lattice]
+                closed[pair] = True
+    extra = np.empty((0, 2), dtype=int)
+    open_pairs = pairs[~closed[pairs]]
+    if input_spectrum is not None and len(open_pairs):
+        background = spectral_background(input_spectrum)
+        for closing in (a + b, a - b):
+            pair_power = np.minimum(peaks.power[first[open_pairs]], peaks.power[second[open_pairs]])
+            at = _closing_in_input(closing[open_pairs], pair_power, input_spectrum, background)
+            found = at[:, 0] >= 0
+            lattice[first[open_pairs[found]]] = lattice[second[open_pairs[found]]] = True
+            extra = np.vstack([extra, at[found]])
+    return np.unique(np.vstack([peaks.positions[lattice], extra]), axis=0)
 
 
 def lattice_peaks(
@@ -153,7 +189,8 @@ def lattice_peaks(
     x = align_rows(np.asarray(levelled_input, dtype=np.float64), ROW_ALIGNMENT)
     if levelled_other_pass is None:
         spectrum = power_spectrum(x - np.asarray(levelled_output, dtype=np.float64))
-        lattice, evidence = two_d_lattice(peaks_at(spectrum, significant_peaks(spectrum)), x.shape), ONE_PASS
+        lattice = two_d_lattice(peaks_at(spectrum, significant_peaks(spectrum)), x.shape, power_spectrum(x))
+        evidence = ONE_PASS
     else:
         if np.shape(levelled_other_pass) != x.shape:
             raise ValueError(f"the other pass {np.shape(levelled_other_pass)} and this pass {x.shape} differ in shape")
