@@ -4,7 +4,8 @@ import re
 
 import numpy as np
 
-from maed.demo import run_demo
+from maed.bridge.sources.simulated import trace_and_retrace
+from maed.demo import lattice_shown, run_demo, showcase_seed
 
 
 def test_demo_streams_a_scan_and_writes_its_report(tmp_path, capsys):
@@ -19,3 +20,6 @@ def test_demo_streams_a_scan_and_writes_its_report(tmp_path, capsys):
     (scan_dir,) = (out / "scans").iterdir()
     raw = np.load(scan_dir / "raw_trace.npy")
     assert raw.shape == (128, 128) and np.isfinite(raw).all()  # every raw line kept
+    # The showcase's lattice is in the final denoised frame's zoom, as in the clean surface's.
+    pair, _, _ = trace_and_retrace(showcase_seed(128), 128)
+    assert lattice_shown(np.load(scan_dir / "denoised.npy"), pair.clean, pair.surface["period_px"]) >= 0.7

@@ -58,6 +58,13 @@ def _scale_bar(ax, size_px: int, pixel_m: float) -> None:
     ax.text(size_px * 0.05, y - size_px * 0.03, f"{bar_nm:g} nm", color="white", fontsize=7)
 
 
+def zoom_window(size: int) -> tuple[slice, slice]:
+    """The centre square of a quarter of the side that ``figure_panels`` shows enlarged."""
+    zoom = size // 4
+    start = size // 2 - zoom // 2
+    return slice(start, start + zoom), slice(start, start + zoom)
+
+
 def figure_panels(rows: list[tuple[dict[str, np.ndarray], np.ndarray, float]], path: Path) -> None:
     """Each row's images beside the clean surface, with a zoomed inset below.
 
@@ -67,13 +74,12 @@ def figure_panels(rows: list[tuple[dict[str, np.ndarray], np.ndarray, float]], p
     fig, axes = plt.subplots(2 * len(rows), len(columns), figsize=(2.4 * len(columns), 4.8 * len(rows)), squeeze=False)
     for i, (images, clean, pixel_m) in enumerate(rows):
         size = clean.shape[0]
-        zoom = size // 4
-        r0 = c0 = size // 2 - zoom // 2
+        window = zoom_window(size)
+        r0, c0, zoom = window[0].start, window[1].start, size // 4
         # The inset gets the colour scale of the clean surface's own window there: atoms of a few pm beside
         # a step of hundreds would otherwise be one flat colour. Each window loses its own plane against the
         # clean window's (as the metrics do the frame's), or an offset of a few pm there, nothing beside a
         # step, would push the whole inset off that scale.
-        window = (slice(r0, r0 + zoom), slice(c0, c0 + zoom))
         clean_window, _ = align_to_reference(clean[window], clean[window])
         low, high = np.percentile(clean_window, [1, 99])
         low, high = (low, high) if high > low else (0, 1)
