@@ -41,6 +41,18 @@ def test_invented_bands_and_lattices_are_caught():
         np.testing.assert_allclose(out[weight == 1], fallback[weight == 1])
 
 
+def test_a_lattice_the_output_makes_stronger_than_the_input_s_is_caught():
+    """The input has the lattice's peaks, so no peak is new; but a denoiser only removes: doubled corrugation
+    was added."""
+    noisy, clean = _frame()
+    exaggerated = clean + 1.5 * _lattice()
+    figures = trust_figures(noisy, exaggerated)
+    assert figures.peaks_invented < Thresholds().peaks_invented  # every output peak is one of the input's
+    assert figures.peaks_gained > 0.9
+    assert guard(noisy, exaggerated)[2].output != "network"
+    assert trust_figures(noisy, clean).peaks_gained == 0
+
+
 def test_an_erased_lattice_is_caught():
     noisy, clean = _frame()
     _, weight, verdict = guard(noisy, erase(clean, 6.0))

@@ -113,6 +113,7 @@ def suggest_thresholds(cases: list[Case], quantile: float = 99.0) -> Thresholds:
         structure_high=float(np.percentile(structure, 100.0 - tail)),
         local_structure=upper("local_structure"),
         peaks_invented=max(upper("peaks_invented"), 0.05),
+        peaks_gained=max(upper("peaks_gained"), 0.05),
         rows_invented=max(upper("rows_invented"), 0.05),
     )
 
@@ -137,7 +138,7 @@ def write_report(cases: list[Case], limits: Thresholds, dest: Path, model: str) 
     lines += ["", "Thresholds: " + ", ".join(f"`{k}` {v}" for k, v in limits.__dict__.items()), ""]
     ordinary = [c.figures for c in cases if c.kind == "ordinary"]
     lines += ["Ordinary frames, percentiles 50 / 95 / 99 of each figure:", "", "| figure | p50 | p95 | p99 |", "|---|---|---|---|"]
-    for name in ("whiteness_y", "structure", "local_structure", "peaks_kept", "peaks_invented", "rows_invented"):
+    for name in ("whiteness_y", "structure", "local_structure", "peaks_kept", "peaks_invented", "peaks_gained", "rows_invented"):
         values = np.array([getattr(f, name) for f in ordinary if getattr(f, name) is not None], dtype=float)
         if name == "structure":
             values = np.abs(values)

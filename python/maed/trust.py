@@ -14,8 +14,11 @@ there is no clean reference, so every figure is one a scientist could compute by
 - ``peaks``, ``peaks_kept``, ``peaks_in_residual``: the input's significant Fourier peaks and
   the shares of their power (3x3 bins, local background subtracted) in the output and in the
   residual; ``peaks_invented``: the share of the output's peak power at peaks where the input
-  shows no excess power at all; ``rows_invented``: the same for the row means (horizontal bands,
-  invention's most common form). Peaks kept is reported, not judged: from one pass a lattice
+  shows no excess power at all; ``peaks_gained``: the share at peaks where the output holds more
+  than 1.5 times the input's power (3x3 bins): a denoiser only takes away, so an output peak
+  stronger than the input's at its place was added, even on a surface whose own texture gives the
+  input some power there; ``rows_invented``: the same as ``peaks_invented`` for the row means
+  (horizontal bands, invention's most common form). Peaks kept is reported, not judged: from one pass a lattice
   peak and a pick-up peak (rightly removed) look alike; trace and retrace tell them apart.
 
 ``judge`` applies the thresholds of ``Thresholds`` (calibrated on simulated cases with known
@@ -63,6 +66,7 @@ enough to leave atoms, scars and white noise removed (it keeps 0.5 % of white no
 
 _EULER = 0.5772156649  # mean of log(exponential) is log(mean) - Euler's constant
 _PEAK_CONTRAST = 12.0  # a significant peak stands this far above the local spectral background
+_GAIN = 1.5  # an output peak this much stronger than the input at its place was added: a denoiser only removes
 _INPUT_EXCESS = 2.0  # the input holds "some" power at an output peak if it is this far above background
 _BACKGROUND = 15  # bins of the log-power smoothing that estimates the background
 
@@ -79,6 +83,7 @@ class TrustFigures:
     peaks_kept: float | None
     peaks_in_residual: float | None
     peaks_invented: float
+    peaks_gained: float
     rows_invented: float
     removed_rms: float
 
@@ -97,6 +102,7 @@ class Thresholds:
     structure_high: float = 0.77
     local_structure: float = 0.89
     peaks_invented: float = 0.072
+    peaks_gained: float = 0.05
     rows_invented: float = 0.05
 
 
@@ -119,8 +125,9 @@ class Verdict:
         }
 
 
-def _peak_figures(x: np.ndarray, y: np.ndarray) -> tuple[int, float | None, float | None, float]:
-    """Peak count, shares kept / in residual at the input's peaks, and the invented share of the output's."""
+def _peak_figures(x: np.ndarray, y: np.ndarray) -> tuple[int, float | None, float | None, float, float]:
+    """Peak count, shares kept / in residual at the input's peaks, and the invented and gained shares of the
+    output's."""
     window = np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1]))
     fx = np.fft.fft2((x - x.mean()) * window)
     fy = np.fft.fft2((y - y.mean()) * window)
@@ -150,14 +157,15 @@ def _peak_figures(x: np.ndarray, y: np.ndarray) -> tuple[int, float | None, floa
         if total > 0:
             kept = excess(p_out, bg_in, in_peaks) / total
             in_res = excess(p_res, bg_in, in_peaks) / total
-    invented = 0.0
-    if out_peaks.any():
+    invented = gained = 0.0
+    total_out = excess(p_out, bg_out, out_peaks) if out_peaks.any() else 0.0
+    if total_out > 0:
         support = ndimage.maximum_filter(p_in / bg_in, size=3, mode="wrap")
-        new = out_peaks & (support < _INPUT_EXCESS)
-        total_out = excess(p_out, bg_out, out_peaks)
-        if new.any() and total_out > 0:
-            invented = excess(p_out, bg_out, new) / total_out
-    return count, kept, in_res, invented
+        invented = excess(p_out, bg_out, out_peaks & (support < _INPUT_EXCESS)) / total_out
+        # 3x3 sums: a peak between bins spreads over them, in both spectra alike.
+        stronger = ndimage.uniform_filter(p_out, 3, mode="wrap") > _GAIN * ndimage.uniform_filter(p_in, 3, mode="wrap")
+        gained = excess(p_out, bg_out, out_peaks & stronger) / total_out
+    return count, kept, in_res, invented, gained
 
 
 def _rows_invented(x: np.ndarray, y: np.ndarray) -> float:
@@ -212,11 +220,11 @@ def trust_figures(levelled_input: np.ndarray, levelled_output: np.ndarray) -> Tr
     denom = float(np.sqrt((residual**2).sum() * (detail**2).sum()))
     structure = float((residual * detail).sum() / denom) if denom > 0 else 0.0
     local = _local_correlation(residual, detail, BLOCK) if min(x.shape) >= BLOCK else np.zeros_like(x)
-    count, kept, in_res, invented = _peak_figures(x, y)
+    count, kept, in_res, invented, gained = _peak_figures(x, y)
     return TrustFigures(
         whiteness_x=white["x"], whiteness_y=white["y"], structure=structure,
         local_structure=float(np.abs(local).max()), peaks=count, peaks_kept=kept,
-        peaks_in_residual=in_res, peaks_invented=invented, rows_invented=_rows_invented(x, y),
+        peaks_in_residual=in_res, peaks_invented=invented, peaks_gained=gained, rows_invented=_rows_invented(x, y),
         removed_rms=float(residual.std()),
     )
 
@@ -232,6 +240,8 @@ def frame_reasons(figures: TrustFigures, limits: Thresholds = Thresholds()) -> l
         reasons.append(f"pattern added: the residual follows the image inverted ({figures.structure:+.3f})")
     if figures.peaks_invented > limits.peaks_invented:
         reasons.append(f"{figures.peaks_invented:.0%} of the output's peak power is absent from the input")
+    if figures.peaks_gained > limits.peaks_gained:
+        reasons.append(f"{figures.peaks_gained:.0%} of the output's peak power is stronger than the input's there")
     if figures.rows_invented > limits.rows_invented:
         reasons.append(f"bands: {figures.rows_invented:.0%} of the output's row-mean power is periodic and absent from the input")
     return reasons
