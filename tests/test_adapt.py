@@ -73,13 +73,16 @@ def test_where_adaptation_cannot_help_the_old_model_stays_and_nothing_is_written
 def test_whole_files_are_held_out_and_a_one_pass_file_cannot_teach(tmp_path):
     two = simulated(tmp_path, 3)
     one = write_two_pass(tmp_path / "forward.sxm", make_pair(9, SIZE).noisy)
+    warped = make_pair(100, SIZE, both_passes=True, families=("adsorbates",))  # registration leaves too few columns
+    unfit = write_two_pass(tmp_path / "warped.sxm", warped.noisy, warped.retrace)
     notes = []
     scans = adapt.read_scans([*two, one])
     training, held = adapt.split(scans, [two[1], one], notes.append)
     assert [s.path for s in held] == [two[1], one]
     assert [s.path for s in training] == [two[0], two[2]]  # the held-out file is in none of the training crops' files
-    pairs = adapt.training_pairs(training, notes.append)
+    pairs, left_out = adapt.training_pairs([*training, *adapt.read_scans([unfit])], notes.append)
     assert {p.name for p in pairs} == {str(two[0]), str(two[2])}
+    assert list(left_out) == [unfit] and "columns in common" in left_out[unfit]
     # Without --held-out: the two-pass file with the most rows; a one-pass file among the scans is not trained on.
     notes.clear()
     training, held = adapt.split(scans, [], notes.append)
@@ -169,16 +172,29 @@ def test_the_paint_check_refuses_a_model_taught_to_paint_a_lattice(tmp_path):
     assert failed and failed[0].startswith("paint check")
 
 
-def test_an_adapted_checkpoint_loads_in_maed_denoise_and_its_json_names_the_held_out_files(tmp_path, capsys):
+def test_an_adapted_checkpoint_loads_in_maed_denoise_and_its_json_names_the_held_out_files(tmp_path, monkeypatch):
+    """The whole command where the tests pass (a handful of steps cannot earn that, so the verdict is forced here;
+    ``test_acceptance_rule_on_constructed_figures`` tests the verdict itself)."""
+    monkeypatch.setattr(adapt, "failed_tests", lambda *args: [])
     scans = simulated(tmp_path, 3)
-    model, card = load_model(PRODUCT)
-    record = {"adapted_from": {"model": PRODUCT}, "held_out_files": [{"file": str(scans[2]), "sha256": "x"}], "kept": True}
     out = tmp_path / "mine.pt"
-    adapt.write_adapted(out, model, card["config"], card["levelling"], record)
+    assert main(["adapt", *map(str, scans[:2]), "--held-out", str(scans[2]), "-o", str(out), "--steps", "2"]) == 0
     written = json.loads(out.with_suffix(".json").read_text())
-    assert written["held_out_files"][0]["file"] == str(scans[2]) and len(written["weights_sha256"]) == 64
-    assert load_model(str(out))[1]["held_out_files"] == record["held_out_files"]  # the card travels inside
+    assert [f["file"] for f in written["held_out_files"]] == [str(scans[2])]
+    assert [f["file"] for f in written["training_files"]] == list(map(str, scans[:2]))
+    assert all(f["trained_on"] for f in written["training_files"])
+    assert written["held_out_files"][0]["sha256"] == hashlib.sha256(scans[2].read_bytes()).hexdigest()
+    assert written["adapted_from"]["weights_sha256"] == hashlib.sha256(weights_file(PRODUCT).read_bytes()).hexdigest()
+    assert written["fine_tune"]["steps"] == 2 and "e2_change" in written["held_out"] and "invented_peaks" in written["paint_check"]
+    assert written["weights_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    card = load_model(str(out))[1]
+    assert card["held_out_files"] == written["held_out_files"] and card["levelling"] == load_model(PRODUCT)[1]["levelling"]
     assert main(["denoise", str(scans[0]), "-o", str(tmp_path / "den"), "--model", str(out)]) == 0
     result = json.loads((tmp_path / "den" / "scan0.json").read_text())
     assert result["model"] == str(out) and result["weights_sha256"] == written["weights_sha256"]
     assert np.isfinite(np.load(tmp_path / "den" / "scan0.npy")).all()
+    # A second run refuses to replace it, unless --force.
+    assert main(["adapt", *map(str, scans[:2]), "--held-out", str(scans[2]), "-o", str(out), "--steps", "1"]) == 2
+    assert main(["adapt", *map(str, scans[:2]), "--held-out", str(scans[2]), "-o", str(out), "--steps", "1",
+                 "--force"]) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["fine_tune"]["steps"] == 1

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -69,6 +70,8 @@ SEED_BASE = 700_000_000
 PAINT_FAMILIES = ("adsorbates", "steps", "standing_waves")
 PAINT_SCANS = 12
 PAINT_SIZE = 128
+INVENTED_GAIN = 2.0
+"""An output peak the input lacks holds more than this times the input's power in its 3x3 bins (``invented_peaks``)."""
 KEPT_OLD = 3
 """Exit status when the new weights fail a test and the old model stays."""
 
@@ -139,18 +142,20 @@ def split(scans: list[ScanInput], held_out: list[Path], note) -> tuple[list[Scan
     return training, held
 
 
-def training_pairs(scans: list[ScanInput], note) -> list[PassPair]:
-    """The registered pass pair of each training file (``real_pairs.make_pass_pair``); those that cannot teach noted."""
-    pairs = []
+def training_pairs(scans: list[ScanInput], note) -> tuple[list[PassPair], dict[Path, str]]:
+    """The registered pass pair of each training file (``real_pairs.make_pass_pair``), and why each of the others
+    cannot teach (also told to ``note``)."""
+    pairs, left_out = [], {}
     for s in scans:
         pair = make_pass_pair(str(s.path), s.trace.data, s.retrace.data, PATCH, speed_ratio(s.trace.header))
         if isinstance(pair, PassPair):
             pairs.append(pair)
         else:
+            left_out[s.path] = pair
             note(f"{s.path}: not trained on: {pair}")
     if not pairs:
         raise ValueError("no training file makes a trace/retrace pair to learn from (see the lines above)")
-    return pairs
+    return pairs, left_out
 
 
 # ---- fine-tuning ----------------------------------------------------------------------------------------------
@@ -251,11 +256,19 @@ def held_out_change(files: list[dict]) -> Error:
 
 
 def invented_peaks(output: np.ndarray, noisy: np.ndarray, clean: np.ndarray) -> int:
-    """Significant Fourier peaks of ``output`` more than one bin from every peak of the input and the clean surface."""
-    p_out = power_spectrum(output)
-    known = np.concatenate([significant_peaks(power_spectrum(noisy)), significant_peaks(power_spectrum(clean))])
+    """Significant Fourier peaks of ``output`` that the input lacks: more than one bin from every peak of the input and
+    of the clean surface, and with more than ``INVENTED_GAIN`` times the input's power in their 3x3 bins.
+
+    The gain matters: a denoiser lowers the noise floor, so structure too faint to stand out of the input's spectrum
+    (a step's harmonics, a standing wave) stands out of the output's without having been added; a painted
+    pattern is power the input did not have.
+    """
+    p_out, p_in = power_spectrum(output), power_spectrum(noisy)
+    known = np.concatenate([significant_peaks(p_in), significant_peaks(power_spectrum(clean))])
     allowed = peak_mask(p_out.shape, known)
-    return int(sum(not allowed[r, c] for r, c in significant_peaks(p_out)))
+    box = np.ones((3, 3))
+    gain = ndimage.convolve(p_out, box, mode="wrap") / np.maximum(ndimage.convolve(p_in, box, mode="wrap"), 1e-300)
+    return int(sum(not allowed[r, c] and gain[r, c] > INVENTED_GAIN for r, c in significant_peaks(p_out)))
 
 
 def paint_check(backends: dict, count: int | None = None, size: int = PAINT_SIZE) -> dict:
@@ -361,7 +374,7 @@ def adapt(scan_paths: list[Path], base: str, out: Path, held_out: list[Path], mi
         given.setdefault(path.resolve(), path)  # each file once, as first named
     scans = read_scans(list(given.values()))
     training, held = split(scans, held_out, note)
-    pairs = training_pairs(training, note)
+    pairs, left_out = training_pairs(training, note)
     note(f"learning from {len(pairs)} files ({', '.join(Path(p.name).name for p in pairs)}), judging on {len(held)} "
          f"held out; base {base} ({card['config']}, levelling {card['levelling']})")
     base_config = card.get("train_config") or card.get("base_train_config") or {}
@@ -393,8 +406,8 @@ def adapt(scan_paths: list[Path], base: str, out: Path, held_out: list[Path], mi
     card_out = {
         "adapted_from": {"model": base, "config": card["config"], "weights_sha256": base_sha,
                          "levelling": card["levelling"]},
-        "training_files": [s.record() for s in training],
-        "trained_on": [p.name for p in pairs],
+        "training_files": [s.record() | {"trained_on": s.path not in left_out, "why_not": left_out.get(s.path)}
+                           for s in training],
         "held_out_files": [s.record() for s in held],
         "fine_tune": training_record,
         "base_train_config": base_config,
