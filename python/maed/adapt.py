@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import pickle
 import sys
 import tempfile
 import time
@@ -48,7 +49,7 @@ from .data.real_pairs import PassPair, make_pass_pair
 from .denoise import denoise_array, denoise_guarded
 from .engine.torch_backend import TorchBackend
 from .evaluate_families import column_pairs, interval
-from .evaluate_real import pick_pair
+from .evaluate_real import _unit, pick_pair
 from .lattice import peak_mask, power_spectrum, significant_peaks
 from .metrics import psnr
 from .model.checkpoint import load_model, save_checkpoint, weights_file, weights_sha256
@@ -101,6 +102,8 @@ def read_scans(paths: list[Path]) -> list[ScanInput]:
     """Every file read at its topograph (``pick_pair``); a ValueError names the first that does not read."""
     scans = []
     for path in paths:
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder; give the scan files in it")
         if not path.is_file():
             raise ValueError(f"{path}: no such file")
         try:
@@ -299,8 +302,9 @@ def failed_tests(change: Error, files: list[dict], paint: dict) -> list[str]:
     for f in files:
         if "error" in f and f["error"]["new"].value > f["error"]["old"].high:
             old, new = f["error"]["old"], f["error"]["new"]
-            failed.append(f"no file worse: {f['file']}: E rose from {old.value:.4g} (interval {old.low:.4g} to "
-                          f"{old.high:.4g}) to {new.value:.4g} {f['unit']}")
+            scale, unit = _unit(f["unit"])
+            failed.append(f"no file worse: {f['file']}: E rose from {old.value * scale:.4g} (interval "
+                          f"{old.low * scale:.4g} to {old.high * scale:.4g}) to {new.value * scale:.4g} {unit}")
     fell_old = sum(f["guard_not_network"]["old"] for f in files)
     fell_new = sum(f["guard_not_network"]["new"] for f in files)
     if fell_new > fell_old:
@@ -366,7 +370,10 @@ def adapt(scan_paths: list[Path], base: str, out: Path, held_out: list[Path], mi
     def note(message: str) -> None:
         tqdm.write(f"maed: {message}", file=sys.stderr)
 
-    model, card = load_model(base)  # a ValueError for an unknown model
+    try:
+        model, card = load_model(base)  # a ValueError for an unknown model or a missing file
+    except (RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as exc:
+        raise ValueError(f"--from {base}: not a maed checkpoint (torch cannot load it: {type(exc).__name__})") from None
     base_file = weights_file(base)
     base_sha = weights_sha256(base_file)
     given: dict[Path, Path] = {}
@@ -375,8 +382,9 @@ def adapt(scan_paths: list[Path], base: str, out: Path, held_out: list[Path], mi
     scans = read_scans(list(given.values()))
     training, held = split(scans, held_out, note)
     pairs, left_out = training_pairs(training, note)
-    note(f"learning from {len(pairs)} files ({', '.join(Path(p.name).name for p in pairs)}), judging on {len(held)} "
-         f"held out; base {base} ({card['config']}, levelling {card['levelling']})")
+    names = ", ".join(Path(p.name).name for p in pairs)
+    note(f"learning from {len(pairs)} file{'s' if len(pairs) > 1 else ''} ({names}), judging on {len(held)} held out; "
+         f"base {base} ({card['config']}, levelling {card['levelling']})")
     base_config = card.get("train_config") or card.get("base_train_config") or {}
     lr = LR_SHARE * float(base_config.get("lr", DEFAULT_LR))
     training_record = fine_tune(model, card["levelling"], base_config, pairs, sim_share, 60.0 * minutes, max_steps,
@@ -391,10 +399,11 @@ def adapt(scan_paths: list[Path], base: str, out: Path, held_out: list[Path], mi
     failed = failed_tests(change, judged["files"], paint)
     for f in judged["files"]:
         if "error" in f:
-            e = f["error"]
-            note(f"held out {Path(f['file']).name}: trace/retrace error raw {e['raw'].value:.4g}, old "
-                 f"{e['old'].value:.4g} ({e['old'].low:.4g}-{e['old'].high:.4g}), new {e['new'].value:.4g} "
-                 f"({e['new'].low:.4g}-{e['new'].high:.4g}) {f['unit']}")
+            scale, unit = _unit(f["unit"])
+            raw, old, new = (f["error"][name] for name in ("raw", "old", "new"))
+            note(f"held out {Path(f['file']).name}: trace/retrace error raw {raw.value * scale:.4g}, old "
+                 f"{old.value * scale:.4g} ({old.low * scale:.4g}-{old.high * scale:.4g}), new {new.value * scale:.4g} "
+                 f"({new.low * scale:.4g}-{new.high * scale:.4g}) {unit}")
     note(f"held-out E^2 change {change.value:+.1%} (95 % interval {change.low:+.1%} to {change.high:+.1%}); paint "
          f"check: invented peaks old {paint['invented_peaks']['old']} new {paint['invented_peaks']['new']}, PSNR "
          f"change {paint['psnr_change']['value']:+.2f} dB")

@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         "adapt", help="fine-tune a model on your own scans' trace/retrace pairs; kept only where held-out scans improve",
         description="Self-supervised fine-tuning on your scans: each pass predicts the other, registered "
         "(Noise2Noise), mixed with simulated supervised pairs. Whole files are held out; the new weights are kept "
-        "only where the held-out trace/retrace error drops beyond its 95%% interval, no held-out file gets worse, "
+        "only where the held-out trace/retrace error drops beyond its 95 % interval, no held-out file gets worse, "
         "the trust guard falls back no more often and a paint check on simulated scans passes. Otherwise it says "
         "which test failed, writes nothing and exits with status 3 (docs/adapt.md).")
     p.add_argument("scans", nargs="+", metavar="SCAN", help="instrument files with both passes (.sxm, .dat, .sm4, "
