@@ -3,7 +3,9 @@
 import numpy as np
 from scipy import ndimage
 
+from maed.classical import align_rows
 from maed.guard_calibration import erase, invent
+from maed.normalise import ROW_ALIGNMENT
 from maed.trust import Thresholds, Verdict, conservative, fallback_for, guard, trust_figures
 
 R, C = np.indices((128, 128), dtype=float)
@@ -130,3 +132,14 @@ def test_a_network_that_takes_the_line_offsets_itself_is_not_blamed_for_them():
     assert caught.output != "network" and any("bands" in r for r in caught.reasons)
     offsets = lambda image: np.std(np.diff(image.mean(axis=1)))  # noqa: E731
     assert offsets(conservative(x)) < 0.25 * offsets(x)
+
+
+def test_the_fallback_smooths_a_noisy_scan_and_leaves_a_quiet_one_sharp():
+    """The Gaussian of least estimated risk: a fine lattice keeps its contrast on a quiet scan and gets the
+    1-pixel Gaussian under heavy noise."""
+    xx = np.mgrid[0:128, 0:128][1]
+    lattice = np.cos(2 * np.pi * xx / 3.2)
+    rng = np.random.default_rng(5)
+    quiet, noisy = lattice + rng.normal(0, 0.05, lattice.shape), lattice + rng.normal(0, 2.0, lattice.shape)
+    np.testing.assert_array_equal(conservative(quiet), align_rows(quiet, ROW_ALIGNMENT))
+    np.testing.assert_array_equal(conservative(noisy), ndimage.gaussian_filter(align_rows(noisy, ROW_ALIGNMENT), 1.0, mode="reflect"))

@@ -49,7 +49,7 @@ given back."""
 MAX_ASPECT = 3.0
 """A blob at most this many times longer along the rows than across them."""
 LIGHT_SIGMA = 1.0
-"""Gaussian (pixels) of the residual given back: the conservative result's (``maed.trust.FALLBACK_SIGMA``)."""
+"""Gaussian (pixels) of the residual given back: the conservative result's on a noisy scan (``maed.trust``)."""
 PRECISION = 1e-6
 """A residual (line offsets off) this small against the input is rounding: a network that removed nothing."""
 MIN_FEATURE_ROWS = 16

@@ -28,8 +28,9 @@ offsets, smooth over ``SMOOTH_SIGMA`` pixels along the rows and across them) is 
 network's output and the frame judged again: on real scans the network most often fails by
 taking smooth height (a bent terrace, a gentle background, slow drift the classical pipeline
 keeps too) for noise, and the input's own smooth part can invent nothing. If that passes, it is
-published (``smooth_given_back``); if not, the conservative result (the input's levelled rows
-through a 1-pixel Gaussian) replaces the network's everywhere. Where the structure test fails
+published (``smooth_given_back``); if not, the conservative result (``conservative``: the input's
+rows aligned, through the Gaussian of least estimated risk, at most 1 pixel) replaces the
+network's everywhere. Where the structure test fails
 only locally (blocks of ``BLOCK`` pixels), the conservative result replaces it there, feathered.
 Every verdict names its reasons.
 
@@ -57,8 +58,9 @@ from .normalise import ROW_ALIGNMENT
 BLOCK = 32
 """Side of the blocks over which the local structure score is computed (pixels)."""
 
-FALLBACK_SIGMA = 1.0
-"""Gaussian of the conservative result, in pixels: keeps a lattice of 3 pixels per period visible."""
+FALLBACK_SIGMAS = (0.0, 0.5, 0.7, 1.0)
+"""Gaussians (pixels) the conservative result chooses among: at most 1, which keeps a lattice of 3 pixels per period
+visible."""
 
 SMOOTH_SIGMA = 4.0
 """Gaussian, in pixels, of the residual's smooth part that is given back before falling back: wide
@@ -258,11 +260,35 @@ def judge(figures: TrustFigures, limits: Thresholds = Thresholds()) -> tuple[str
     return "network", ()
 
 
+def _centre_weight(sigma: float) -> float:
+    """The weight a 2-D Gaussian of ``sigma`` pixels gives the pixel it is centred on."""
+    if sigma == 0:
+        return 1.0
+    impulse = np.zeros(41)
+    impulse[20] = 1.0
+    return float(ndimage.gaussian_filter1d(impulse, sigma)[20] ** 2)
+
+
 def conservative(levelled_input: np.ndarray) -> np.ndarray:
-    """The fallback: rows aligned by the median of their differences (whatever the network's levelling, and the
-    same on rows already aligned so), through a light Gaussian, which invents nothing and keeps atoms."""
+    """The fallback, which invents nothing and keeps atoms: the rows aligned by the median of their differences
+    (whatever the network's levelling, and the same on rows already aligned so), through the Gaussian of
+    ``FALLBACK_SIGMAS`` of least estimated risk.
+
+    The risk is Stein's unbiased estimate for a linear filter, ``|g - a|^2 + 2 s^2 N w - N s^2`` (``w`` the
+    filter's centre weight), with the noise's spread ``s`` from the differences between neighbouring rows, where
+    STM noise is independent. The surface's own change from row to row adds to that estimate, so the choice
+    errs towards smoothing: a quiet scan keeps its pixels, a noisy one gets the 1-pixel Gaussian.
+    """
     aligned = align_rows(np.asarray(levelled_input, dtype=np.float64), ROW_ALIGNMENT)
-    return ndimage.gaussian_filter(aligned, FALLBACK_SIGMA, mode="reflect")
+    across_rows = np.diff(aligned, axis=0) / np.sqrt(2)
+    noise = 1.4826 * float(np.median(np.abs(across_rows - np.median(across_rows))))
+    best, best_risk = aligned, np.inf
+    for sigma in FALLBACK_SIGMAS:
+        smoothed = ndimage.gaussian_filter(aligned, sigma, mode="reflect") if sigma else aligned
+        risk = float(((smoothed - aligned) ** 2).sum()) + aligned.size * noise ** 2 * (2 * _centre_weight(sigma) - 1)
+        if risk < best_risk:
+            best, best_risk = smoothed, risk
+    return best
 
 
 def fallback_for(levelled_input: np.ndarray, output: np.ndarray, verdict_output: str) -> np.ndarray:
