@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from maed.evaluate_families import column_pairs, interval, summarise
+from maed.evaluate_families import column_pairs, interval, step_height_error, summarise
 
 
 def test_each_column_draws_its_own_family_and_the_artefact_columns_theirs():
@@ -34,3 +34,16 @@ def test_gain_is_paired_and_below_lists_the_metrics_a_model_loses():
     gain = summary["methods"]["model"]["psnr_gain"]
     assert gain[0] == 1.0 and gain[1] == gain[2] == 1.0  # the same gain on every scan: no spread
     assert summary["methods"]["model"]["below_classical"] == ["ssim"]
+
+
+def test_step_height_error_sees_heights_and_not_the_plane():
+    pair = column_pairs("steps", 1, 128)[0]
+    assert pair.surface["steps"] >= 1
+    rows, cols = np.indices(pair.clean.shape)
+    tilt = 1e-11 * rows - 2e-11 * cols + 3e-9  # levelling is not judged
+    assert abs(step_height_error(pair.clean + tilt, pair.clean)) < 1e-6
+    assert abs(step_height_error(0.9 * pair.clean + tilt, pair.clean) + 0.1) < 1e-6
+    noise = np.random.default_rng(0).normal(0, 0.1 * pair.clean.std(), pair.clean.shape)
+    assert abs(step_height_error(pair.clean + noise, pair.clean)) < 0.02
+    # A single terrace has no step height to compare.
+    assert np.isnan(step_height_error(np.zeros((64, 64)), np.zeros((64, 64))))
