@@ -19,8 +19,6 @@ Image = NDArray[np.float64]
 
 _ROW_METHODS = ("median", "median_diff")
 
-# Scale factor that turns a median absolute deviation into a Gaussian sigma.
-_MAD_TO_SIGMA = 1.4826
 
 # Length (in frequency bins) of the 1-D median windows that estimate the
 # spectral background in fft_notch. Long enough that the two to four bins a
@@ -98,10 +96,16 @@ def align_after(previous: ArrayLike, rows: ArrayLike) -> Image:
     return stack[1:] - np.cumsum(np.median(np.diff(stack, axis=0), axis=1))[:, None]
 
 
-def _robust_row_noise(img: Image) -> float:
-    """Gaussian-equivalent sigma of the row-to-row differences, from their MAD."""
-    diffs = np.diff(img, axis=0)
-    return _MAD_TO_SIGMA * float(np.median(np.abs(diffs - np.median(diffs))))
+def robust_spread(values: ArrayLike) -> float:
+    """Gaussian-equivalent sigma of ``values`` from their median absolute deviation (1.4826 MAD): outliers (a
+    scar, a feature) barely move it."""
+    values = np.asarray(values, dtype=np.float64)
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+
+
+def row_difference_spread(img: ArrayLike) -> float:
+    """``robust_spread`` of the differences between neighbouring rows, where STM noise is independent."""
+    return robust_spread(np.diff(_as_image(img), axis=0))
 
 
 def _scar_mask(img: Image, limit: float, max_width: int) -> NDArray[np.bool_]:
@@ -149,7 +153,7 @@ def remove_scars(img: ArrayLike, threshold: float = 3.0, max_width: int = 2) -> 
     returned unchanged because no deviation can be judged against it.
     """
     img = _as_image(img)
-    sigma = _robust_row_noise(img) if img.shape[0] > 1 else 0.0
+    sigma = row_difference_spread(img) if img.shape[0] > 1 else 0.0
     if sigma == 0.0:
         return img.copy()
     mask = _scar_mask(img, threshold * sigma, max_width)

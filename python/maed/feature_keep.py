@@ -35,6 +35,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
+from .classical import robust_spread
+
 SCALES = (1.0, 2.0, 4.0)
 """Gaussian widths (pixels) at which the residual is searched for blobs: point defects to small islands."""
 THRESHOLD = 5.0
@@ -54,10 +56,6 @@ PRECISION = 1e-6
 """A residual (line offsets off) this small against the input is rounding: a network that removed nothing."""
 MIN_FEATURE_ROWS = 16
 """Rows before a residual is searched: fewer give no robust spread at the widest scale."""
-
-
-def _robust_spread(a: np.ndarray) -> float:
-    return float(1.4826 * np.median(np.abs(a - np.median(a))))
 
 
 @lru_cache(maxsize=32)
@@ -88,7 +86,7 @@ def _blobs(residual: np.ndarray, scale: float) -> np.ndarray:
     along = _edge_gain(residual.shape[1], scale)[None, :]
     smooth = ndimage.gaussian_filter(residual, scale, mode="reflect") / (along * _edge_gain(residual.shape[0], scale)[:, None])
     along_rows = ndimage.gaussian_filter1d(residual, scale, axis=1, mode="reflect") / along
-    spread, row_spread = _robust_spread(smooth), _robust_spread(along_rows)
+    spread, row_spread = robust_spread(smooth), robust_spread(along_rows)
     if spread == 0 or row_spread == 0:
         return np.zeros(residual.shape, dtype=bool)
     rows = np.ones((MIN_ROWS, 1), dtype=bool)
@@ -130,7 +128,7 @@ def removed_features(levelled_input: np.ndarray, output: np.ndarray) -> RemovedF
     residual = np.asarray(levelled_input, dtype=np.float64) - np.asarray(output, dtype=np.float64)
     # Line offsets are noise every levelling removes on purpose, never a feature.
     residual -= np.median(residual, axis=1, keepdims=True)
-    if residual.shape[0] < MIN_FEATURE_ROWS or _robust_spread(residual) <= PRECISION * np.std(levelled_input):
+    if residual.shape[0] < MIN_FEATURE_ROWS or robust_spread(residual) <= PRECISION * np.std(levelled_input):
         return RemovedFeatures(np.zeros(residual.shape), 0)
     mask, count = np.zeros(residual.shape, dtype=bool), 0
     for scale in SCALES:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .classical import robust_spread
 from .lattice import peak_mask, power_spectrum, significant_peaks
 
 LAGS = range(2, 9)
@@ -183,7 +184,7 @@ def find_defects(classical: np.ndarray, noise_rms: float, count: int = DEFECTS) 
                 depth = float(classical[r, c] - median)
                 if sign * depth <= 0:
                     continue
-                spread = 1.4826 * float(np.median(np.abs(values - median)))
+                spread = robust_spread(values)
                 scored.append((abs(depth) / max(spread, noise_rms, 1e-300), int(r), int(c), sign, scale))
     scored.sort(reverse=True)
     chosen: list[dict] = []

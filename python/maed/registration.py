@@ -53,6 +53,8 @@ import numpy as np
 from scipy import ndimage, optimize, special
 from scipy.interpolate import BSpline
 
+from .classical import robust_spread
+
 BAND_ROWS = 64
 """Lines per band: enough for a well-determined warp, few enough to follow creep over the frame."""
 
@@ -286,7 +288,7 @@ def _good_rows(trace: np.ndarray, moved: np.ndarray) -> np.ndarray:
     d = trace - moved
     rms = np.sqrt(((d - d.mean(axis=1, keepdims=True)) ** 2).mean(axis=1))
     excess = rms - ndimage.median_filter(rms, size=7, mode="nearest")
-    spread = 1.4826 * np.median(np.abs(excess - np.median(excess)))
+    spread = robust_spread(excess)
     good = excess <= np.median(excess) + OUTLIER_MADS * max(spread, 1e-6 * float(np.median(rms)))
     return good if good.sum() >= len(good) // 2 else np.ones_like(good)
 
@@ -323,7 +325,7 @@ def _band_step(trace: np.ndarray, moved: np.ndarray, basis: np.ndarray, penalty:
     error = error - error.mean(axis=1, keepdims=True)  # line offsets are not displacement
     slope = slope - slope.mean(axis=1, keepdims=True)
     # Identical passes have no noise to scale by: the trace's own spread sets a floor.
-    noise = max(1.4826 * float(np.median(np.abs(error - np.median(error)))), 1e-6 * float(trace.std()), 1e-300)
+    noise = max(robust_spread(error), 1e-6 * float(trace.std()), 1e-300)
     weight = np.clip(1 - (error / (TUKEY * noise)) ** 2, 0, None) ** 2
     prior = penalty / CURVATURE_PX ** 2 + np.eye(len(penalty)) / PRIOR_PX ** 2
     # The step counts every slope as information: noise in the slopes only shortens it.

@@ -51,7 +51,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .classical import align_rows
+from .classical import align_rows, row_difference_spread
 from .noreference import whiteness
 from .normalise import ROW_ALIGNMENT
 
@@ -273,12 +273,6 @@ def _centre_weight(sigma: float) -> float:
     return float(ndimage.gaussian_filter1d(impulse, sigma)[20] ** 2)
 
 
-def _row_spread(image: np.ndarray) -> float:
-    """Robust spread (1.4826 MAD) of the differences between neighbouring rows."""
-    across_rows = np.diff(image, axis=0)
-    return float(1.4826 * np.median(np.abs(across_rows - np.median(across_rows))))
-
-
 def conservative(levelled_input: np.ndarray) -> np.ndarray:
     """The fallback, which invents nothing and keeps atoms: the rows aligned by the median of their differences
     where that makes neighbouring rows agree (``ROW_AGREEMENT``), through the Gaussian of ``FALLBACK_SIGMAS`` of
@@ -297,9 +291,9 @@ def conservative(levelled_input: np.ndarray) -> np.ndarray:
     """
     rows = np.asarray(levelled_input, dtype=np.float64)
     aligned = align_rows(rows, ROW_ALIGNMENT)
-    if _row_spread(aligned) < ROW_AGREEMENT * _row_spread(rows):
+    if row_difference_spread(aligned) < ROW_AGREEMENT * row_difference_spread(rows):
         rows = aligned
-    noise = _row_spread(rows) / np.sqrt(2)
+    noise = row_difference_spread(rows) / np.sqrt(2)
     best, best_risk = rows, np.inf
     for sigma in FALLBACK_SIGMAS:
         smoothed = ndimage.gaussian_filter(rows, sigma, mode="reflect") if sigma else rows
