@@ -91,3 +91,79 @@ def test_lines_not_judged_still_get_the_cheap_checks_and_judging_resumes():
     assert monitor.unjudged == len(skipped)
     assert not hits(found, "scar", scars[0].row) and hits(found, "scar", scars[1].row)
     assert hits(found, "line_missing", missing.row)
+
+
+def _track_with_peaks(peaks: np.ndarray):
+    from maed.bridge.alerts.monitor import PassTrack
+
+    track = PassTrack(128)
+    for _ in range(8):  # the other figures the bars are taken from (their values do not matter here)
+        track.spreads.append(np.ones((len(track.lengths), 2)))
+        track.sigma.append(1.0)
+        track.steps.append(0.0)
+        track.power.append(np.ones(65))
+    track.peaks.extend(peaks)
+    return track
+
+
+def test_a_scan_whose_lines_stand_out_more_often_gets_a_higher_bar():
+    from maed.bridge.alerts.monitor import GUMBEL_Q, PEAKS
+    from maed.bridge.alerts.steps import Z_SCAR, Z_STEP
+
+    rng = np.random.default_rng(0)
+    # Lines whose scan statistic follows a Gumbel law (location 4, scale 0.5): the bar is q scales above it.
+    wide = _track_with_peaks(rng.gumbel(4.0, 0.5, PEAKS))
+    bars = wide.bars()
+    assert abs(bars["z_step"] - (4.0 + GUMBEL_Q * 0.5)) < 0.2 * GUMBEL_Q * 0.5
+    assert bars["z_scar"] > bars["z_step"]
+    # A quiet scan (a narrow law well under the floor) keeps the global floors.
+    quiet = _track_with_peaks(rng.gumbel(3.0, 0.05, PEAKS))
+    assert quiet.bars()["z_step"] == Z_STEP and quiet.bars()["z_scar"] == Z_SCAR
+    # Too few lines yet: the floors.
+    assert _track_with_peaks(rng.gumbel(4.0, 0.5, PEAKS // 4)).bars()["z_step"] == Z_STEP
+
+
+def test_the_bar_rises_on_a_scan_with_terrace_edges_and_an_alert_carries_it():
+    # The lines of a scan with jittering terrace edges reach higher statistics than those of a scan of
+    # adsorbates on flat terraces, so its bar ends higher; a large scar is still found in it, and its
+    # evidence says which bar it cleared.
+    from maed.bridge.alerts.steps import Z_STEP
+
+    bars = {}
+    for family in ("steps", "adsorbates"):
+        pair = make_pair(16, 256, QUIET, families=(family,), events=EventSpec(tip_changes=0, scars=1, size=12.0, gap_rows=40))
+        monitor = HealthMonitor(256, 256)
+        found = []
+        for row in range(256):
+            found += monitor.feed(row, pair.noisy[row])
+        (scar,) = pair.events
+        (hit,) = hits(found, "scar", scar.row)
+        assert hit.evidence["z"] >= hit.evidence["bar"] >= Z_STEP
+        bars[family] = monitor.tracks["trace"].bars()["z_step"]
+    assert bars["steps"] > Z_STEP + 2 > Z_STEP + 1 > bars["adsorbates"], bars
+
+
+def _noise_changes(lines: np.ndarray) -> list:
+    monitor = HealthMonitor(*lines.shape)
+    found = []
+    for row, line in enumerate(lines):
+        found += monitor.feed(row, line)
+    return [f for f in found if f.kind == "tip_change" and "noise_ratio" in f.evidence]
+
+
+def test_a_noise_change_is_judged_against_how_much_the_scans_lines_vary(monkeypatch):
+    import maed.bridge.alerts.monitor as monitor_module
+
+    rng = np.random.default_rng(1)
+    # Lines whose noise varies a lot from line to line (log rms spread 0.6, as rows through molecules and
+    # between them, or bands of streaks): no lasting change of the tip.
+    varying = rng.standard_normal((256, 256)) * np.exp(0.6 * rng.standard_normal((256, 1)))
+    assert _noise_changes(varying) == []
+    # The same lines against the ratio 2 alone raise noise changes (what the scan's own law prevents).
+    monkeypatch.setattr(monitor_module, "NOISE_Q", 0.0)
+    assert len(_noise_changes(varying)) >= 2
+    monkeypatch.undo()
+    # A quiet scan whose noise quadruples from row 128 on: one noise change, there.
+    steady = rng.standard_normal((256, 256)) * np.where(np.arange(256) < 128, 1.0, 4.0)[:, None]
+    (change,) = _noise_changes(steady)
+    assert abs(change.row - 128) <= 1 and change.evidence["ratio_bar"] == 2.0

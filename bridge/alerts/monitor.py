@@ -35,9 +35,29 @@ OFFSET_HISTORY = 32
 """Line offsets a pass needs before a whole line's offset is judged (their spread is the bar)."""
 BARS_EVERY = 4
 DEBOUNCE_ROWS = 3
+GUMBEL_Q = 6.0
+"""A scan's bar for a line's scan statistic (the largest of its window statistics over their spreads,
+``segments.candidates``' ``peak``): the location plus this many scales of a Gumbel law fitted to the peaks
+of the scan's recent lines (from their median and interquartile range; the maximum of many near-normal
+statistics is Gumbel-distributed). A line's peak exceeds it with probability 1 - exp(-exp(-q)), 2.5e-3
+for q = 6, in a scan whose lines follow their own recent law; the vetoes after it (the next line, the other
+pass) take most of what is left. The floors ``Z_STEP`` and ``Z_SCAR`` still hold where the law is narrow
+(most scans). Set on clean simulated frames held apart from the scoring seeds
+(``benchmarks/alerts_calibrate.py``: 100 frames per mode gave 0.03 false alerts per frame trace only and
+0.07 with both passes at q = 6, 0.09 at q = 4, 0.06 at q = 7): the surface's own structure (terrace edges
+that jitter, molecules in some rows and not others) widens the peaks' law and so raises its scan's bar,
+where one global threshold passed it."""
+PEAKS = 64
+"""Lines whose peaks set the scan's bar, and the fewest before it is used (``Z_STEP`` alone before)."""
 NOISE_RATIO = 2.0
 """A line's residual rms this many times the recent one (or below its inverse), kept by the next line: a
-tip change of the noise."""
+tip change of the noise ..."""
+NOISE_Q = 4.0
+"""... and, on a scan whose lines' rms varies more than noise does (rows through molecules and between them,
+bands of streaks), this many robust standard deviations of the recent lines' log rms: the scan's own law.
+Two lines in a row beyond 4 of them by chance is under 1e-4 a line where the law is near normal; where it
+is narrow (the simulator's scans, a quiet surface) the ratio 2 holds alone. Without it a streaky real scan
+raised a noise change every few lines (its history, cleared at each, set the next bar from a few lines)."""
 
 
 @dataclass
@@ -74,6 +94,8 @@ class PassTrack:
         self.steps: deque[float] = deque(maxlen=4 * HISTORY)  # a spread from few offsets is too often low
         self.spreads: deque[np.ndarray] = deque(maxlen=HISTORY)
         self.power: deque[np.ndarray] = deque(maxlen=HISTORY)
+        self.peaks: deque[float] = deque(maxlen=PEAKS)
+        """Recent lines' scan statistics (``segments.candidates``' ``peak``): their law sets the scan's bar."""
         self.pending: Candidate | None = None
         self.recent: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         """The last few rows: (line, its reference ``before``), for the other pass to compare with."""
@@ -96,7 +118,17 @@ class PassTrack:
             step = float(np.median(steps))
             self._bars = {"spreads": np.median(np.stack(self.spreads), axis=0), "sigma": float(np.median(self.sigma)),
                           "power": np.median(np.stack(self.power), axis=0), "step": step,
-                          "step_spread": float(1.4826 * np.median(np.abs(steps - step)))}
+                          "step_spread": float(1.4826 * np.median(np.abs(steps - step))),
+                          "z_step": Z_STEP, "z_scar": Z_SCAR}
+            sigmas = np.log(np.asarray([v for v in self.sigma if v > 0] or [1.0]))
+            log_spread = float(1.4826 * np.median(np.abs(sigmas - np.median(sigmas))))
+            self._bars["noise_ratio"] = max(NOISE_RATIO, float(np.exp(NOISE_Q * log_spread)))
+            if len(self.peaks) >= PEAKS // 2:
+                q25, q50, q75 = np.percentile(np.asarray(self.peaks), [25, 50, 75])
+                scale = (q75 - q25) / 1.573  # a Gumbel law's interquartile range over its scale
+                bar = float(q50 - 0.367 * scale + GUMBEL_Q * scale)
+                self._bars["z_step"] = max(Z_STEP, bar)
+                self._bars["z_scar"] = max(Z_SCAR, bar * Z_SCAR / Z_STEP)
         return self._bars
 
 
@@ -217,10 +249,11 @@ class HealthMonitor:
         if after is None or sigma <= 0 or c.sigma <= 0 or after.sigma <= 0:
             return []
         ratio, after_ratio = c.sigma / max(sigma, 1e-300), after.sigma / max(sigma, 1e-300)
-        if min(ratio, after_ratio) > NOISE_RATIO or max(ratio, after_ratio) < 1 / NOISE_RATIO:
+        bar = c.bars.get("noise_ratio", NOISE_RATIO)
+        if min(ratio, after_ratio) > bar or max(ratio, after_ratio) < 1 / bar:
             return [Finding("tip_change", c.row, (0, c.line.size), pass_,
                             {"noise_ratio": round(ratio, 2), "next_noise_ratio": round(after_ratio, 2),
-                             "line_noise": sigma})]
+                             "ratio_bar": round(bar, 2), "line_noise": sigma})]
         return []
 
     def _ringing(self, track: PassTrack, c: Candidate, after: Candidate | None, pass_: str) -> list[Finding]:
@@ -240,14 +273,16 @@ class HealthMonitor:
     def _run_or_offset(self, c: Candidate, line: np.ndarray, between: np.ndarray, pass_: str) -> list[Finding]:
         bars = c.bars
         track = self.tracks[pass_]
-        runs = candidates(between, bars["spreads"], track.lengths, Z_STEP)
+        runs, peak = candidates(between, bars["spreads"], track.lengths, bars["z_step"])
+        track.peaks.append(peak)
         for segment in runs:
             verdict = judge_run(c.line, c.before, c.previous, line, between, segment, pass_, bars["step"],
-                                bars["sigma"], c.changes, bars["spreads"], track.lengths)
+                                bars["sigma"], c.changes, bars["spreads"], track.lengths, bars["z_scar"])
             if verdict is None:
                 continue
-            verdict = self._other_pass_agrees(verdict, c.row, pass_)
+            verdict = self._other_pass_agrees(verdict, c.row, pass_, bars["z_scar"])
             if verdict is not None:
+                verdict.evidence["bar"] = round(bars["z_scar" if verdict.kind == "scar" else "z_step"], 2)
                 return [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
         if runs or len(track.steps) < OFFSET_HISTORY:
             return []
@@ -255,7 +290,7 @@ class HealthMonitor:
                                bars["sigma"], self.cols)
         return [] if verdict is None else [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
 
-    def _other_pass_agrees(self, verdict, row: int, pass_: str):
+    def _other_pass_agrees(self, verdict, row: int, pass_: str, z_scar: float = Z_SCAR):
         """``verdict`` of a run of ``pass_`` at ``row`` as the other pass, where it was sent, sees it (it adds
         its figures to the evidence), or None. A run the other pass shows at the same place is the surface.
         A run that reaches a line end is a tip change when the other pass's next line moved by its step (a
@@ -282,7 +317,7 @@ class HealthMonitor:
         evidence["other_pass_moved_share"] = round(moved_share, 3)
         if 0.5 < moved_share < 1.5 and evidence["moved_share"] > 0.25:
             return Verdict("tip_change", verdict.columns, evidence)
-        return Verdict("scar", verdict.columns, evidence) if evidence["z"] >= Z_SCAR else None
+        return Verdict("scar", verdict.columns, evidence) if evidence["z"] >= z_scar else None
 
     @staticmethod
     def _remember(track: PassTrack, c: Candidate, between: np.ndarray) -> None:

@@ -55,18 +55,22 @@ def spreads(residual: np.ndarray, lengths: tuple[int, ...]) -> np.ndarray:
 
 
 def candidates(residual: np.ndarray, bars: np.ndarray, lengths: tuple[int, ...], floor: float,
-               most: int = 4) -> list[Segment]:
+               most: int = 4) -> tuple[list[Segment], float]:
     """Up to ``most`` runs whose hat or step stands out from its length's typical spread ``bars`` by at
     least ``floor``, strongest first, none overlapping a stronger one (a line may hold a surface feature
-    that stands out as well as the event)."""
+    that stands out as well as the event); and the line's largest statistic over its spread (``peak``, the
+    scan statistic whose distribution over a scan's ordinary lines sets that scan's bar, ``monitor``)."""
     found = []
+    peak = 0.0
     for length, (hat, step), (hat_bar, step_bar) in zip(lengths, _statistics(residual, lengths), bars):
         i = int(np.argmax(np.abs(hat)))
         z = float(abs(hat[i]) / max(hat_bar, 1e-300))
+        peak = max(peak, z)
         if z >= floor:
             found.append(Segment(i + length, i + 2 * length, z, "hat"))
         i = int(np.argmax(np.abs(step)))
         z = float(abs(step[i]) / max(step_bar, 1e-300))
+        peak = max(peak, z)
         if z >= floor:
             edge = i + length
             # The run is the side of the edge away from the line's usual level (the median, zero).
@@ -78,7 +82,7 @@ def candidates(residual: np.ndarray, bars: np.ndarray, lengths: tuple[int, ...],
             break
         if all(segment.stop <= other.start or other.stop <= segment.start for other in chosen):
             chosen.append(segment)
-    return chosen
+    return chosen, peak
 
 
 def run_z(residual: np.ndarray, start: int, stop: int, bars: np.ndarray, lengths: tuple[int, ...]) -> float:

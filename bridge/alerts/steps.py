@@ -95,13 +95,15 @@ def _contrast(diff: np.ndarray, start: int, stop: int) -> float:
 
 def judge_run(row: np.ndarray, before: np.ndarray, previous: np.ndarray, after: np.ndarray, residual: np.ndarray,
               segment: Segment, pass_: str, typical_step: float, sigma: float,
-              changes: np.ndarray, bars: np.ndarray, lengths: tuple[int, ...]) -> Verdict | None:
+              changes: np.ndarray, bars: np.ndarray, lengths: tuple[int, ...],
+              z_scar: float = Z_SCAR) -> Verdict | None:
     """Scar, tip change or nothing for the run ``segment`` found in ``residual`` (``row - before``, median
     removed). ``previous``: the line just before ``row``; ``typical_step``: the recent lines' median offset
     from one line to the next (a slope along the slow axis); ``sigma``: the recent robust rms of a line less
     the pixel median of the lines before it;
     ``changes``: the lines just before, each less the one before it (median removed); ``bars``, ``lengths``:
-    the statistics' typical spreads per window length (``segments``)."""
+    the statistics' typical spreads per window length (``segments``); ``z_scar``: the scan's bar for a scar
+    (``Z_SCAR`` or above, ``monitor``)."""
     start, stop = refine(residual, segment)
     z = max(segment.z, run_z(residual, start, stop, bars, lengths))
     height = _contrast(row - before, start, stop)
@@ -125,7 +127,7 @@ def judge_run(row: np.ndarray, before: np.ndarray, previous: np.ndarray, after: 
     late = (stop == cols) if pass_ == "trace" else (start == 0)
     early = (start == 0) if pass_ == "trace" else (stop == cols)
     if not (late or early):
-        return Verdict("scar", (start, stop), evidence) if z >= Z_SCAR else None
+        return Verdict("scar", (start, stop), evidence) if z >= z_scar else None
     outside = np.ones(cols, dtype=bool)
     outside[start:stop] = False
     if late:  # the run is the part after a change: the next line sits at its level everywhere
@@ -138,7 +140,7 @@ def judge_run(row: np.ndarray, before: np.ndarray, previous: np.ndarray, after: 
     evidence["step"] = height if late else -height  # the change's own sign: new level less old
     if TIP_SHARE[0] < share < TIP_SHARE[1]:
         return Verdict("tip_change", (start, stop), evidence)
-    return Verdict("scar", (start, stop), evidence) if z >= Z_SCAR else None
+    return Verdict("scar", (start, stop), evidence) if z >= z_scar else None
 
 
 def judge_offset(step: float, next_step: float, typical_step: float, spread: float, sigma: float,
