@@ -10,12 +10,15 @@
 
 An alert matches an event of its kind within one row; each event is matched at most once.
 
-    python benchmarks/alerts_score.py [--scans 24] [--clean 100] [--real-dir DIR] [--figures DIR]
+    python benchmarks/alerts_score.py [--scans 24] [--clean 100] [--real-dir DIR] [--figures DIR] [--cache FILE]
+
+The detectors' one calibrated constant, ``GUMBEL_Q``, is set by ``alerts_calibrate.py`` on seeds apart from these.
 """
 
 from __future__ import annotations
 
 import argparse
+import pickle
 import time
 from collections import Counter
 from pathlib import Path
@@ -40,40 +43,81 @@ alerts per clean 256-line frame."""
 JUDGED = """How judged: each scan drawn with its best-fit plane removed (not rows levelled, which hides tip
 changes), both passes side by side, every alert marked at its row (`--figures DIR`, kept out of the
 repository), and looked at by eye against what the file's provenance says it shows. What was seen,
-for the alerts listed above (re-judge when they change):
+for the alerts listed above (re-judge when they change; 65 alerts over the 26 files, 217 before the
+scans' own bars of 2026-12-01):
 
 - `CO_img_0050.sxm` (the file with a known tip change: a band of abrupt Z offsets through the molecule,
-  rows 34 to 60 of an up scan): both ends of the band found, row 61 (trace) and 35 (retrace). The other
-  six alerts (ringing at 77 and 82, tip changes at 73, 28, 18 and 3) show no cause: false.
-- `pySPM_test.sxm` (a granular film "with tip streaks"): most of its scars sit on the short bright
-  streaks at the grains' edges that the image shows in one pass: real scars. Its two tip changes (215, 225)
-  show no cause.
-- `createc_scan_close_100nm.dat`: the scars at rows 70 to 98 sit on the short bright streaks of the band of
-  line noise there (real); the tip changes at 26, 102, 115, 151, 199 to 246 are on faint row offsets, not
-  visible tip changes.
-- `createc_scan_atomic_11nm.dat` and `createc_scan_molecular_30nm_pos.dat` ("heavy scan-line streaks",
-  "strong line noise"): dozens of tip changes and scars on the streaks; the streaks are abrupt row offsets
-  that last some lines, so each is a real instability, but they are not the clean tip changes of the
-  simulator, and a scientist would want one alert for the whole streaky scan, not dozens (not done).
+  rows 34 to 60 of an up scan): both ends of the band found, row 61 (retrace) and 34 (trace). The three
+  ringing alerts (62, 77, 82, retrace) show no oscillation: false (the 62 is the band's end, one row off,
+  under another name).
 - `hopg_300k_2020_08_11_16_04_06_999.sm4` ("strong horizontal streaks and band offsets"): four abrupt band
   offsets through both passes, at about rows 32, 97, 160 and 225; three found as tip changes (96, 160, 224,
   trace); the one at 32 only as a scar at row 30 of the retrace (missed as a tip change). Its other scars
-  sit on short streaks.
-- `20201111--4_1.Z_mtrx` (terraces under heavy streaks): most scars sit on visible one-line streaks.
-- `A200727.214101.dat` (a noisy lattice): six scars, none visible: false.
-- `createc_scan_step_20nm.dat` (a step edge under line noise): twelve alerts, runs on one side of the edge
-  where the rows' offsets move one terrace against the other: no visible tip change or scar: false.
+  (96 r, 101, 148, 188 t) sit on short streaks.
+- `pySPM_test.sxm` (a granular film "with tip streaks"): six scars, all among the first 40 lines of the up
+  scan (rows 240 to 217), before the scan's own bar is fitted; they sit on the short bright streaks at
+  grains' edges (real, of their kind). The same streaks further up the scan are no longer flagged: the
+  scan's lines often stand out, so its bar rose above them (37 scars before). A scientist loses the count
+  of streaks, and keeps one line of alerts instead of one per streak.
+- `20201111--4_1.Z_mtrx` (terraces under heavy streaks): eleven alerts, each on a visible one-line streak
+  or offset (rows 31 to 51, 98, 117, 160, 261, 324, 335, 388); the whole-row ones are called tip changes
+  although most streaks come back in the next lines (40 alerts before).
+- `createc_scan_atomic_11nm.dat` and `createc_scan_molecular_30nm_pos.dat` ("heavy scan-line streaks",
+  "strong line noise"): 8 and 2 alerts (32 and 38 before), on streaks; the noise-change tip changes that
+  came every few lines are gone (their bar now follows how much the scan's lines' noise varies).
+- `createc_scan_close_100nm.dat`: tip changes at 86 to 107 in the band of line noise there (visible
+  offsets, real instabilities); 204 and 224 on faint row offsets, not visible tip changes.
+- `A200727.214101.dat` (a noisy lattice): one scar (503), not visible: false.
+- `createc_scan_step_20nm.dat` (a step edge under line noise): two tip changes (22, 29) on one side of the
+  edge where the rows' offsets move one terrace against the other: no visible tip change: false.
 - `A200306.161609.dat`: one ringing alert (row 298, retrace) with nothing visible: false.
-- `A200619.213320.dat`, `STM_nanonis_generic_4_5.sxm`, `TR_img_0253.sxm`, `img_0071.sxm`, `example_TOPO.sxm`,
-  `example_LineProfile2.sxm`, `example_FFT.sxm`: their alerts (two to four each) show no visible cause, on
+- `A200619.213320.dat`, `STM_nanonis_generic_4_5.sxm`, `TR_img_0253.sxm`, `img_0071.sxm`,
+  `example_LineProfile2.sxm`, `example_FFT.sxm`: their alerts (one to four each) show no visible cause, on
   terrace edges at a shallow angle to the rows, a molecule's edges, or a lattice: false.
-- `unnamed0001.sxm` (reference-grade clean), `FeSe_topography.sxm`, five of the Createc `A2006..` scans and
-  `Au_mica_2023_Y_A_diPAMY_195.sxm` (Z held still, the feedback off): no alert, and none was expected.
+- `unnamed0001.sxm` (reference-grade clean), `FeSe_topography.sxm`, `example_TOPO.sxm` (two false tip
+  changes before), five of the Createc `A2006..` scans and `Au_mica_2023_Y_A_diPAMY_195.sxm` (Z held
+  still, the feedback off): no alert, and none was expected.
 
 Visible tip changes: 5 of 6 found within a row or two (both ends of the band of `CO_img_0050.sxm`, three of the
-four band offsets of the HOPG scan); scars: those looked at sit on visible streaks, but single-line streaks
-were not counted one by one. On real scans the false alerts far outnumber the simulated rate: two to four
-per scan on clean-looking scans, dozens on streaky ones."""
+four band offsets of the HOPG scan), as before. Scars: those flagged sit on visible streaks; on a scan full
+of streaks only the first ones are flagged. False alerts on scans without visible trouble: 18 (one to four
+per scan, mostly whole-row tip changes from a line's offset or noise), far above the simulated rate."""
+CALIBRATION = """## How the false-alarm rate is set
+
+A line is judged by its **scan statistic**: the largest, over positions and window lengths (3 to 64 pixels),
+of the window statistics of its residual (the line less the mean of the lines either side; a window against
+its flanks, and a window against the one before it), each over that window length's spread on the pass's
+recent lines (`maed.bridge.alerts.segments`). On white noise that statistic follows one law everywhere, and
+one threshold (`Z_STEP` 5, `Z_SCAR` 5.5) gives about one false candidate in 10^4 lines. On real surfaces it
+does not: a terrace edge that jitters from line to line, or molecules in some rows and not in others, give
+a scan's lines a much wider law, and one global threshold passed their tails (the steps family made most of
+the 0.2 false alerts per frame before). Each pass now keeps the statistics of its last 64 lines, fits a
+Gumbel law to them (the law of a maximum of many near-normal statistics; location and scale from their
+median and interquartile range), and a line must clear that scan's own bar, `GUMBEL_Q` = 6 scales above
+the location (a chance of 2.5e-3 per line on the scan's own law, before the next line and the other pass
+veto), or the floors where the law is narrow (most scans). `GUMBEL_Q` was set by
+`benchmarks/alerts_calibrate.py` on 100 clean frames per mode from seeds held apart from this page's
+(from TEST_SEED_BASE + 315 000): 0.03 false alerts per frame trace only and 0.07 with both passes at q = 6
+(0.09 at q = 4, 0.06 at q = 7, both passes); the clean frames below are another seed block, so their
+rate is the held-out check. Each tip change and scar alert carries the bar it cleared (`evidence.bar`).
+
+What was tried and not kept, measured on development seeds (TEST_SEED_BASE + 900 000, apart from both):
+whitening the residual with an autoregressive model of the recent lines (a matched filter of a run in
+coloured noise) raised the events' statistics by about a third at 3 line noise, but raised the clean
+lines' tails more (terrace edges are sharp, and whitening weighs edges): at equal false alerts per frame
+it found no more scars (6 of 48 against 8 of 48 at 3 line noise, both passes). A lower floor (`Z_STEP`
+4.5) under the scan's bar doubled the false alerts for 3 more scars of 48.
+
+Why 3 line noise stays out of reach here: on the development seeds at 3 line noise (both passes, 24 scans,
+96 scars), 16 scars were found, 15 stood out but were vetoed (the next line still showed part of them, or
+the other pass did), and 65 never stood out: in 39 of those the largest statistic of the event's lines was
+under 5, the level that ordinary lines reach about once per 10^4 (34 of them between 4 and 5). The line
+noise this page measures sizes in holds the surface's own change from line to line and the drift along a
+line, both coloured, so an event of 3 of it is, for most window lengths, 4 to 5 spreads of the statistic:
+where the issue's false-alarm bar must hold, half of them cannot be told from the noise by one line and its
+neighbours. More lines after the event would tell more (a tip change lasts), at the cost of the issue's
+two-line-period latency.
+"""
 SEED = TEST_SEED_BASE + 15_000
 SIZE = 256
 
@@ -317,6 +361,25 @@ def report(results: dict, white: dict, others: dict, false: dict, real: list, ar
     per_frame = {mode: sum(alerts.values()) / args.clean for mode, (alerts, _) in false.items()}
     lines += ["", "False alerts per clean frame: " + ", ".join(f"{m} {v:.2f}" for m, v in per_frame.items()) +
               f" (bar: under {TARGET['false_per_frame']}).", ""]
+    counts = {mode: sum(alerts.values()) for mode, (alerts, _) in false.items()}
+    upper = {mode: (n + 1.96 * np.sqrt(n) + 2) / args.clean for mode, n in counts.items()}  # Poisson, roughly
+    fa_met = all(v < TARGET["false_per_frame"] for v in per_frame.values())
+    lines += ["", "**In plain words.** Met: " + ("fewer than 0.1 false alerts per clean frame in both modes on these "
+              "held-out frames (" + ", ".join(f"{m} {per_frame[m]:.2f}, 95 % upper bound about {upper[m]:.2f}"
+                                                 for m in per_frame) + "), " if fa_met else "") +
+              f"every matched alert within {max(delays)} rows of its line's arrival (the issue allows 2 line periods), "
+              "and the cost per line (`benchmarks/test_alerts.py`: about 0.5 ms per 256-pixel line, trace only or both "
+              "passes, on the loaded 2-core VM on 2026-12-01; the budget is 1 ms). Not met: "
+              + ("" if fa_met else "fewer than 0.1 false alerts per clean frame; ") +
+              "recall >= 0.9 with precision >= 0.95 for tip changes and scars of 3 line noise (see the table above: "
+              "about 0.15 to 0.25 recall there; both bars together hold only from 10 line noise on, and not even there "
+              "for tip changes trace only); no tip-state (double or blunt tip) and no drift detector was built. "
+              "Against the detectors before the scans' own bars (the page of 2026-11-30): false alerts per clean frame "
+              "0.23 -> " + f"{per_frame['trace']:.2f}" + " trace only and 0.18 -> " + f"{per_frame['both']:.2f}" +
+              " with both passes, at some recall (scars of 5 line noise: 0.76 -> "
+              f"{_ratio(results['trace'][5.0]['hits']['scar'], results['trace'][5.0]['events']['scar']):.2f} trace only, 0.76 -> "
+              f"{_ratio(results['both'][5.0]['hits']['scar'], results['both'][5.0]['events']['scar']):.2f} with both passes).", ""]
+    lines += ["", CALIBRATION]
     lines += ["", "## Real scans", "",
               "Every alert on the topograph of each file in `../shared/data/real-stm/` (both passes where the file has "
               "them), fed in acquisition order (Nanonis `SCAN_DIR`; down otherwise).", "",
@@ -335,14 +398,23 @@ def main() -> None:
     p.add_argument("--real-dir", default=str(ROOT.parent / "shared" / "data" / "real-stm"))
     p.add_argument("--figures", default=None, help="folder (outside the repository) for the real scans' figures")
     p.add_argument("--out", default=str(ROOT / "docs" / "results" / "alerts.md"))
+    p.add_argument("--cache", default=None, help="a file (outside the repository) that keeps the scores: where it "
+                   "exists the page is written from it without scoring again (to rewrite its text)")
     args = p.parse_args()
     start = time.perf_counter()
-    results = {mode: score(SIZES, args.scans, mode == "both", SEED) for mode in ("trace", "both")}
-    white = score((3.0, 5.0), args.scans, True, SEED, WHITE)
-    others = {mode: other_kinds(args.scans, mode == "both", SEED + 100_000) for mode in ("trace", "both")}
-    false = {mode: clean(args.clean, mode == "both", SEED + 200_000) for mode in ("trace", "both")}
-    real_dir = Path(args.real_dir)
-    real = real_scans(real_dir, Path(args.figures) if args.figures else None) if real_dir.is_dir() else []
+    cache = Path(args.cache) if args.cache else None
+    if cache is not None and cache.exists():
+        results, white, others, false, real, seconds = pickle.loads(cache.read_bytes())
+        start -= seconds
+    else:
+        results = {mode: score(SIZES, args.scans, mode == "both", SEED) for mode in ("trace", "both")}
+        white = score((3.0, 5.0), args.scans, True, SEED, WHITE)
+        others = {mode: other_kinds(args.scans, mode == "both", SEED + 100_000) for mode in ("trace", "both")}
+        false = {mode: clean(args.clean, mode == "both", SEED + 200_000) for mode in ("trace", "both")}
+        real_dir = Path(args.real_dir)
+        real = real_scans(real_dir, Path(args.figures) if args.figures else None) if real_dir.is_dir() else []
+        if cache is not None:
+            cache.write_bytes(pickle.dumps((results, white, others, false, real, time.perf_counter() - start)))
     out = Path(args.out)
     plot(results, out.with_suffix(".png"))
     out.write_text(report(results, white, others, false, real, args, time.perf_counter() - start))
