@@ -106,7 +106,12 @@ whitening the residual with an autoregressive model of the recent lines (a match
 coloured noise) raised the events' statistics by about a third at 3 line noise, but raised the clean
 lines' tails more (terrace edges are sharp, and whitening weighs edges): at equal false alerts per frame
 it found no more scars (6 of 48 against 8 of 48 at 3 line noise, both passes). A lower floor (`Z_STEP`
-4.5) under the scan's bar doubled the false alerts for 3 more scars of 48.
+4.5) under the scan's bar doubled the false alerts for 3 more scars of 48. A tip-state check (a double
+tip's ghosts as a side peak of the frame's autocorrelation within 2.5 to 8.5 pixels, above the radial
+mean there) told 40 simulated double-tip frames (`make_pair(double_tip=True)`) from the same seeds' single-tip
+frames no better than chance (AUC 0.50: lattices and multi-atom surfaces have side peaks of their own), so
+no tip-state alert was built; nor a drift alert (it needs consecutive frames of one area, which the
+simulator's event lists do not hold yet).
 
 Why 3 line noise stays out of reach here: on the development seeds at 3 line noise (both passes, 24 scans,
 96 scars), 16 scars were found, 15 stood out but were vetoed (the next line still showed part of them, or
