@@ -353,33 +353,40 @@ def write_adapted(out: Path, model: torch.nn.Module, config: str, levelling: str
     write_bytes_atomic(out.with_suffix(".json"), (text + "\n").encode())
 
 
-def adapt(scan_paths: list[Path], base: str, out: Path, held_out: list[Path], minutes: float, sim_share: float,
-          max_steps: int | None = None, seed: int = 0, force: bool = False) -> int:
-    """``maed adapt``: 0 where the new weights are kept and written, ``KEPT_OLD`` where the old model stays."""
-    if not 0.0 <= sim_share <= 1.0:
-        raise ValueError(f"--sim-share must be between 0 and 1, got {sim_share}")
-    if minutes <= 0 and not max_steps:
-        raise ValueError(f"--minutes must be above 0, got {minutes}")
-    if max_steps is not None and max_steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {max_steps}")
+@dataclass
+class Round:
+    """One adaptation and its verdict (``adapt_round``): the fine-tuned model, the tests it failed (empty: keep it)
+    and the card that goes with it."""
+
+    model: torch.nn.Module
+    config: str
+    levelling: str
+    failed: list[str]
+    card: dict
+
+    @property
+    def kept(self) -> bool:
+        return not self.failed
+
+
+def load_base(base: str) -> tuple[torch.nn.Module, dict]:
+    """The base model and its card; a one-line ValueError for an unknown model or a file that is no checkpoint."""
     if base.endswith(".onnx") or base.endswith(".engine"):
         raise ValueError(f"--from {base}: adapting needs the torch weights (a shipped name or a .pt checkpoint)")
-    check_output(out, base, force)
-    started = time.monotonic()
-
-    def note(message: str) -> None:
-        tqdm.write(f"maed: {message}", file=sys.stderr)
-
     try:
-        model, card = load_model(base)  # a ValueError for an unknown model or a missing file
+        return load_model(base)  # a ValueError for an unknown model or a missing file
     except (RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as exc:
         raise ValueError(f"--from {base}: not a maed checkpoint (torch cannot load it: {type(exc).__name__})") from None
-    base_file = weights_file(base)
-    base_sha = weights_sha256(base_file)
-    given: dict[Path, Path] = {}
-    for path in [*scan_paths, *held_out]:
-        given.setdefault(path.resolve(), path)  # each file once, as first named
-    scans = read_scans(list(given.values()))
+
+
+def adapt_round(scans: list[ScanInput], held_out: list[Path], base: str, seconds: float, sim_share: float,
+                max_steps: int | None, seed: int, note) -> Round:
+    """Steps 2 to 6 of ``maed adapt`` (``docs/adapt.md``) on scans already read: hold out, register, fine-tune
+    ``base`` for ``seconds`` (or ``max_steps``), judge on the held-out scans and the paint check. Writes nothing.
+    A ValueError (one line) where the scans cannot make a round (too few pairs); ``maed serve --adapt`` runs it too."""
+    started = time.monotonic()
+    model, card = load_base(base)
+    base_sha = weights_sha256(weights_file(base))
     training, held = split(scans, held_out, note)
     pairs, left_out = training_pairs(training, note)
     names = ", ".join(Path(p.name).name for p in pairs)
@@ -387,8 +394,7 @@ def adapt(scan_paths: list[Path], base: str, out: Path, held_out: list[Path], mi
          f"base {base} ({card['config']}, levelling {card['levelling']})")
     base_config = card.get("train_config") or card.get("base_train_config") or {}
     lr = LR_SHARE * float(base_config.get("lr", DEFAULT_LR))
-    training_record = fine_tune(model, card["levelling"], base_config, pairs, sim_share, 60.0 * minutes, max_steps,
-                                lr, seed)
+    training_record = fine_tune(model, card["levelling"], base_config, pairs, sim_share, seconds, max_steps, lr, seed)
     with tempfile.TemporaryDirectory(prefix="maed-adapt-") as tmp:
         candidate = Path(tmp) / "candidate.pt"
         save_checkpoint(candidate, model, card["config"], extra={"levelling": card["levelling"]})
@@ -407,11 +413,6 @@ def adapt(scan_paths: list[Path], base: str, out: Path, held_out: list[Path], mi
     note(f"held-out E^2 change {change.value:+.1%} (95 % interval {change.low:+.1%} to {change.high:+.1%}); paint "
          f"check: invented peaks old {paint['invented_peaks']['old']} new {paint['invented_peaks']['new']}, PSNR "
          f"change {paint['psnr_change']['value']:+.2f} dB")
-    if failed:
-        for reason in failed:
-            note(f"failed: {reason}")
-        note(f"kept the old model ({base}); nothing written ({time.monotonic() - started:.0f} s)")
-        return KEPT_OLD
     card_out = {
         "adapted_from": {"model": base, "config": card["config"], "weights_sha256": base_sha,
                          "levelling": card["levelling"]},
@@ -422,10 +423,41 @@ def adapt(scan_paths: list[Path], base: str, out: Path, held_out: list[Path], mi
         "base_train_config": base_config,
         "held_out": {"files": _held_out_record(judged["files"]), "e2_change": change.as_dict()},
         "paint_check": paint,
-        "kept": True,
+        "kept": not failed,
         "simulator": SIMULATOR_VERSION, "maed_version": __version__,
         "seconds": round(time.monotonic() - started, 1),
     }
-    write_adapted(out, model, card["config"], card["levelling"], card_out)
+    return Round(model, card["config"], card["levelling"], failed, card_out)
+
+
+def adapt(scan_paths: list[Path], base: str, out: Path, held_out: list[Path], minutes: float, sim_share: float,
+          max_steps: int | None = None, seed: int = 0, force: bool = False) -> int:
+    """``maed adapt``: 0 where the new weights are kept and written, ``KEPT_OLD`` where the old model stays."""
+    if not 0.0 <= sim_share <= 1.0:
+        raise ValueError(f"--sim-share must be between 0 and 1, got {sim_share}")
+    if minutes <= 0 and not max_steps:
+        raise ValueError(f"--minutes must be above 0, got {minutes}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {max_steps}")
+    if base.endswith(".onnx") or base.endswith(".engine"):
+        raise ValueError(f"--from {base}: adapting needs the torch weights (a shipped name or a .pt checkpoint)")
+    check_output(out, base, force)
+    started = time.monotonic()
+
+    def note(message: str) -> None:
+        tqdm.write(f"maed: {message}", file=sys.stderr)
+
+    load_base(base)  # an unknown model or a file that is no checkpoint is refused before any scan is read
+    given: dict[Path, Path] = {}
+    for path in [*scan_paths, *held_out]:
+        given.setdefault(path.resolve(), path)  # each file once, as first named
+    scans = read_scans(list(given.values()))
+    result = adapt_round(scans, held_out, base, 60.0 * minutes, sim_share, max_steps, seed, note)
+    if result.failed:
+        for reason in result.failed:
+            note(f"failed: {reason}")
+        note(f"kept the old model ({base}); nothing written ({time.monotonic() - started:.0f} s)")
+        return KEPT_OLD
+    write_adapted(out, result.model, result.config, result.levelling, result.card)
     note(f"kept the new weights: {out} and {out.with_suffix('.json')} ({time.monotonic() - started:.0f} s)")
     return 0
