@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 SLOW_AXES = ("down", "up", "alternate")
+ADAPT_MINUTES = 2.0
 TOKEN_VARIABLE = "MAED_PREVIEW_TOKEN"
 
 
@@ -96,12 +97,27 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise ValueError("--on-alert acts on a Nanonis controller; it needs --source nanonis")
     _log_to_stderr()
     keys = ServerKeys.load(args.secret_key, args.client_keys)
+    models, adapt = args.models, None
+    if args.adapt:
+        from importlib.util import find_spec
+
+        from .adapter import AdaptConfig
+
+        if find_spec("torch") is None:  # looked up, not imported: the bridge imports no torch
+            raise ValueError("--adapt trains in a process of its own, which needs torch: pip install maed[torch]")
+
+        if models is None:  # the adapted weights' folder is where set_model may load them from
+            models = Path(args.out) / "models"
+            models.mkdir(parents=True, exist_ok=True)
+        adapt = AdaptConfig(models=models, minutes=args.adapt_minutes, steps=args.adapt_steps)
+    elif args.adapt_steps is not None or args.adapt_minutes != ADAPT_MINUTES:
+        raise ValueError("--adapt-minutes and --adapt-steps need --adapt")
     config = BridgeConfig(
         host=args.host, pull_port=args.pull_port, pub_port=args.pub_port, control_port=args.control_port,
         ack_port=args.ack_port,
         out=Path(args.out), backend=args.backend, model=args.model, halo=args.halo, refine=args.refine,
         idle_timeout=args.idle_timeout, guard_interval=args.guard_interval, keys=keys, insecure=args.insecure,
-        models=args.models, max_pixels=args.max_pixels, model_timeout=args.model_timeout,
+        models=models, max_pixels=args.max_pixels, model_timeout=args.model_timeout, adapt=adapt,
     )
     if keys is None and not is_loopback(args.host):
         print(f"maed: warning: --insecure: anyone who reaches {args.host} may push lines, read frames and control "
@@ -124,6 +140,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
               f"control {bridge.endpoints['control']}, acks {bridge.endpoints['ack']}; "
               f"model {backend.model} on {backend.name}; scans saved to {args.out}",
               file=sys.stderr)
+        if bridge.adapter is not None:
+            print(f"maed: adapting between scans in process {bridge.adapter.pid} (nice 10): a round on the newest "
+                  f"scans with both passes once 3 have come, accepted weights written to {adapt.models} and loaded "
+                  "between frames (status: adapter)", file=sys.stderr)
         if keys is not None:
             print(f"maed: CURVE on every socket; {len(keys.clients)} client key(s) allowed", file=sys.stderr)
         if args.preview:
@@ -241,6 +261,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-timeout", type=float, default=MODEL_LOAD_TIMEOUT_S, metavar="S",
                    help=f"seconds a set_model may take to load its model before it is abandoned with an error "
                         f"(default: {MODEL_LOAD_TIMEOUT_S:g})")
+    p.add_argument("--adapt", action="store_true",
+                   help="adapt the model to this instrument between scans (off by default): a separate, niced process "
+                        "fine-tunes it on the finished scans' trace/retrace pairs once 3 with both passes have come "
+                        "(the newest held out), with maed adapt's checks; accepted weights are written to the --models "
+                        "folder (default: OUT/models) and loaded between frames as set_model does; refused rounds "
+                        "change nothing. status shows it under 'adapter' (docs/adapt.md). Needs torch")
+    p.add_argument("--adapt-minutes", type=float, default=ADAPT_MINUTES, metavar="M",
+                   help=f"--adapt: training time of each round (default: {ADAPT_MINUTES:g}; the checks after it take "
+                        "a bounded time more)")
+    p.add_argument("--adapt-steps", type=int, metavar="N", help="--adapt: stop each round's training after N steps")
     p.add_argument("--pull-port", type=int, default=5570, help="lines in, PULL (default: 5570)")
     p.add_argument("--pub-port", type=int, default=5571, help="frames out, PUB (default: 5571)")
     p.add_argument("--control-port", type=int, default=5572, help="control, ROUTER answering REQ (default: 5572)")

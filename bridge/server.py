@@ -33,7 +33,9 @@ from maed import __version__
 from maed.engine import Backend, load_backend
 from maed.zoo import PRODUCT
 
+from .adapter import AdaptConfig, Adapter
 from .control import ControlError, Deferred, respond, settle, split_envelope, unanswered
+from .control_client import request
 from .counters import FaultCounter, Losses
 from .ingest import MAX_BACKLOG_BYTES, MAX_PIXELS, Ingest
 from .journal import SYNC_S, Journal
@@ -93,6 +95,8 @@ class BridgeConfig:
     from their journals (docs/reliability.md, "Budgets")."""
     model_timeout: float = MODEL_LOAD_TIMEOUT_S
     """Seconds a ``set_model`` may take to load its model; after that it is abandoned, with an error reply."""
+    adapt: AdaptConfig | None = None
+    """``maed serve --adapt``: adapt between scans in a process of its own (``bridge/adapter.py``); None: never."""
 
     def __post_init__(self) -> None:
         if self.keys is None and not self.insecure and not is_loopback(self.host):
@@ -115,6 +119,10 @@ class BridgeConfig:
             raise ValueError(f"max backlog bytes must be >= 0, got {self.max_backlog_bytes}")
         if not self.model_timeout > 0:
             raise ValueError(f"model timeout must be positive seconds, got {self.model_timeout}")
+        if self.adapt is not None and (self.models is None
+                                       or not self.adapt.models.resolve().is_relative_to(self.models.resolve())):
+            raise ValueError(f"the adapted weights' folder {self.adapt.models} must lie in the models folder "
+                             f"{self.models}, from which set_model loads them")
 
 
 class Bridge:
@@ -141,6 +149,9 @@ class Bridge:
         self._sockets: list[zmq.Socket] = []
         self._stops = {name: threading.Event() for name in ("ingest", "journal", "worker", "control")}
         self.worker: Worker | None = None
+        self.adapter: Adapter | None = None
+        self._served = config.model
+        """The model served, as it was loaded (a shipped name or a path): what the adapter adapts from."""
         self._auth = None
 
     # --- life cycle -----------------------------------------------------------------------
@@ -187,6 +198,9 @@ class Bridge:
         }
         self._threads = [threading.Thread(target=self._supervised, args=(n, t), name=f"maed-{n}", daemon=True)
                          for n, t in targets.items()]
+        if self.config.adapt is not None:  # before the threads: status names it from the first request
+            self.adapter = Adapter(self.config.adapt, self._served_model, self._adapted_model).start()
+            self.worker.on_saved = self.adapter.scan_saved
         for thread in self._threads:
             thread.start()
         log.debug("bridge: lines in %s, frames out %s, control %s", *self.endpoints.values())
@@ -209,6 +223,8 @@ class Bridge:
         """Stop taking lines, finish and save the open scan, publish what is left, close."""
         if self._ctx is None:
             return
+        if self.adapter is not None:  # first: no set_model of adapted weights while the bridge stops
+            self.adapter.stop()
         ingest, journal, worker, control = self._threads
         self._stops["ingest"].set()
         ingest.join()
@@ -237,6 +253,15 @@ class Bridge:
     def client_keys(self) -> ClientKeys | None:
         """Keys for in-process clients of this bridge (preview, sources); None when it has no keys."""
         return self.config.keys.as_client() if self.config.keys is not None else None
+
+    def _served_model(self) -> tuple[str, str]:
+        """The model served as it was loaded, and its weights' hash (for the adapter)."""
+        return self._served, weights_sha256(self.worker.backend)
+
+    def _adapted_model(self, path: str) -> dict:
+        """Load accepted weights the way a person would: ``set_model`` on this bridge's own control socket."""
+        return request(self.endpoints["control"], {"cmd": "set_model", "model": path}, self.client_keys,
+                       self.config.model_timeout + 10.0)
 
     def wait_finished(self, count: int, timeout: float | None) -> bool:
         """Wait until ``count`` scans have been finished (published and saved); None waits for ever."""
@@ -369,6 +394,7 @@ class Bridge:
             "weights_sha256": weights_sha256(backend),
             "backend": backend.name,
             "model_loading": self._models.loading,
+            "adapter": self.adapter.status() if self.adapter is not None else None,
         }
 
     def info(self, request: dict | None = None) -> dict:
@@ -403,6 +429,7 @@ class Bridge:
             if backend is None:
                 return None
             self.worker.backend = backend
+            self._served = load.model
             log.info("model switched to %s on %s", backend.model, backend.name)
             return {"model": backend.model, "backend": backend.name}
 

@@ -18,6 +18,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import zmq
@@ -124,6 +125,8 @@ class Worker:
         self.scans_finished = 0
         self.last_saved = ""
         self.saved: list[Path] = []
+        self.on_saved: Callable[[Path], None] | None = None
+        """Called with each saved scan's folder (``maed serve --adapt``); must not block."""
         self.rows_denoised = 0
         self.failures = 0
         self.guard_interval = guard_interval
@@ -361,4 +364,9 @@ class Worker:
         self.last_saved = str(path)
         self.saved.append(path)
         log.info("scan %r saved to %s (%s)", start.scan, path, reason)
+        if self.on_saved is not None:
+            try:
+                self.on_saved(path)
+            except Exception:  # the adapter's bug must not cost the scan
+                log.exception("scan %r: handing it to the adapter failed", start.scan)
         return str(path)
