@@ -181,14 +181,18 @@ def test_an_accepted_round_is_swapped_in_between_updates_without_a_lost_or_stall
     swapped = denoised[first_new][0]
     assert not swapped["final"] and swapped["scan"].startswith("live")  # swapped in while a scan streamed
     # Latency around the swap, against the frames of the same session before it (the adapter training meanwhile).
-    live = [(h["latency_ms"], t) for h, t in denoised if not h["final"]]
+    # The streamed scans only, from the second on: the first three were pushed as fast as the socket took them, and
+    # the first streamed scan waits behind that backlog.
+    live = [(h["latency_ms"], t) for h, t in denoised if not h["final"] and h["scan"].startswith("live")
+            and h["scan"] != "live3"]
     t_swap = denoised[first_new][1]
     near = [ms for ms, t in live if abs(t - t_swap) < 1.0]
     earlier = [ms for ms, t in live if t < t_swap - 1.0]
     gaps = np.diff([t for h, t in denoised if h["scan"] == swapped["scan"] and not h["final"]])
     print(f"\nlatency before the swap p50 {np.median(earlier):.1f} ms, p95 {np.percentile(earlier, 95):.1f} ms, max "
           f"{max(earlier):.1f} ms; within 1 s of it max {max(near):.1f} ms; longest gap between frames of the scan "
-          f"{gaps.max() * 1e3:.0f} ms; the round took {last['seconds']} s")
+          f"{gaps.max() * 1e3:.0f} ms; the swapped frame and the next three "
+          f"{[round(h['latency_ms']) for h, _ in denoised[first_new:first_new + 4]]} ms; the round took {last['seconds']} s")
     # The usual budget: no worse than the frames before the swap, while the adapter trained (a swap on the frame
     # path would cost a model load, a second or more, and a gap between frames as long).
     assert max(near) <= max(3 * np.percentile(earlier, 95), max(earlier), 150.0)
