@@ -94,6 +94,8 @@ class Adapter:
         return self
 
     def _spawn(self) -> None:
+        if self._stop.is_set():
+            return
         command = [sys.executable, "-m", "maed.adapt_live", "--models", str(self.config.models),
                    "--minutes", str(self.config.minutes)]
         if self.config.steps is not None:
@@ -115,6 +117,8 @@ class Adapter:
     def stop(self) -> None:
         self._stop.set()
         self._queue.put(None)
+        for thread in self._threads:  # first: a restart it was making is over (or never starts) once it returns
+            thread.join(STOP_WAIT_S)
         with self._lock:
             process = self._process
         if process is not None and process.poll() is None:
@@ -128,8 +132,6 @@ class Adapter:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        for thread in self._threads:
-            thread.join(STOP_WAIT_S)
         with self._lock:
             self._state = "stopped"
 
@@ -214,7 +216,7 @@ class Adapter:
         kind = event.get("event")
         with self._lock:
             if kind == "ready":
-                self._state = "waiting"
+                self._state = "idle"
             elif kind == "scan":
                 self._scans_usable = int(event.get("scans", 0))
                 if not event.get("usable"):
@@ -240,7 +242,7 @@ class Adapter:
                 self._refused += 1
             self._swaps += bool(result.get("loaded"))
             self._last = result
-            self._state = "waiting"
+            self._state = "idle"
             self._training_on = None
             self._round_started = None
         if not event.get("accepted"):
@@ -273,7 +275,7 @@ class Adapter:
             process = self._process
             alive = process is not None and process.poll() is None
             state = self._state
-            if state in ("waiting", "training", "loading", "starting") and not alive and process is not None:
+            if state in ("idle", "training", "loading", "starting") and not alive and process is not None:
                 state = "restarting"
             return {
                 "state": state,

@@ -96,8 +96,8 @@ def test_a_refused_round_changes_nothing_and_status_says_why(tmp_path):
     out = tmp_path / "scans"
     served = Served(out, free_ports(4), EXTRA)
     try:
-        assert served.start()["adapter"]["state"] in ("starting", "waiting")
-        status = wait_for(lambda: (s := served.status()) and s["adapter"]["state"] == "waiting" and s, 60,
+        assert served.start()["adapter"]["state"] in ("starting", "idle")
+        status = wait_for(lambda: (s := served.status()) and s["adapter"]["state"] == "idle" and s, 60,
                           "the adapter process did not come up")
         adapter = status["adapter"]
         assert adapter["needs"] == 3 and adapter["pid"] in children(served.process.pid)
@@ -117,7 +117,7 @@ def test_a_refused_round_changes_nothing_and_status_says_why(tmp_path):
     assert last["model"] is None and "loaded" not in last
     assert last["figures"]["steps"] == 3 and set(last["figures"]["paint_invented_peaks"]) == {"old", "new"}
     assert (adapter["rounds"], adapter["accepted"], adapter["refused"], adapter["swaps"]) == (1, 0, 1, 0)
-    assert adapter["scans_received"] == 3 and adapter["scans_usable"] == 3 and adapter["state"] == "waiting"
+    assert adapter["scans_received"] == 3 and adapter["scans_usable"] == 3 and adapter["state"] == "idle"
     assert status["weights_sha256"] == before and status["model"] == "rt"
     assert list((out / "models").iterdir()) == []  # nothing written, not even a temporary file
     assert "round refused, the model stays: held-out error" in log
@@ -204,7 +204,7 @@ def test_a_dead_adapter_is_restarted_and_the_bridge_serves_on(tmp_path):
     served = Served(out, free_ports(4), EXTRA)
     try:
         served.start()
-        first = wait_for(lambda: (s := served.status()) and s["adapter"]["state"] == "waiting" and s, 60,
+        first = wait_for(lambda: (s := served.status()) and s["adapter"]["state"] == "idle" and s, 60,
                          "the adapter process did not come up")["adapter"]["pid"]
         os.kill(first, signal.SIGKILL)
         dead = wait_for(lambda: (s := served.status()) and s["adapter"]["restarts"] == 1 and s, 10,
@@ -213,7 +213,7 @@ def test_a_dead_adapter_is_restarted_and_the_bridge_serves_on(tmp_path):
         pusher = LinePusher(served.pull)  # the live path goes on meanwhile
         push_scan(pusher, "while-restarting", *flat_scan(np.random.default_rng(7)))
         pusher.close()
-        status = wait_for(lambda: (s := served.status()) and s["scans_finished"] == 1 and s["adapter"]["state"] == "waiting"
+        status = wait_for(lambda: (s := served.status()) and s["scans_finished"] == 1 and s["adapter"]["state"] == "idle"
                           and s["adapter"]["scans_usable"] == 1 and s, 60, "the adapter was not restarted with the scan")
     finally:
         served.stop(2)
