@@ -44,7 +44,7 @@ import numpy as np
 from scipy import ndimage
 
 from .classical import robust_spread
-from .noreference import DEFECT_RADIUS, defect_depth, find_defects
+from .noreference import ANNULUS, DEFECT_RADIUS, defect_depth, find_defects
 from .trust import conservative
 
 SCALES = (1.0, 2.0, 4.0)
@@ -62,6 +62,9 @@ EXTENT_THRESHOLD = 2.0
 given back."""
 MAX_ASPECT = 3.0
 """A blob at most this many times longer along the rows than across them."""
+SMOOTH_SIGMA = 4.0
+"""Gaussian (pixels) of the residual's smooth part given back around point defects (``maed.trust.SMOOTH_SIGMA``'s
+width: it keeps 0.5 % of white noise's power)."""
 LIGHT_SIGMA = 1.0
 """Gaussian (pixels) of the residual given back: the conservative result's on a noisy scan (``maed.trust``)."""
 PRECISION = 1e-6
@@ -120,7 +123,9 @@ class RemovedFeatures:
 
     weight: np.ndarray
     features: int
-    """Blobs found, over all scales (one feature found at two scales counts twice)."""
+    """Blobs found, over all scales (one feature found at two scales counts twice), and point defects given back."""
+    surroundings: np.ndarray | None = None
+    """Per pixel, the weight of the residual's smooth part given back around point defects (None: nowhere)."""
 
     @property
     def share(self) -> float:
@@ -128,13 +133,20 @@ class RemovedFeatures:
         return float(self.weight.mean()) if self.weight.size else 0.0
 
     def give_back(self, levelled_input: np.ndarray, output: np.ndarray) -> np.ndarray:
-        """``output`` with the lightly smoothed residual added where the features are."""
+        """``output`` with the lightly smoothed residual added where the features are, and the residual's smooth part
+    around point defects."""
         output = np.asarray(output, dtype=np.float64)
-        if not self.features:
+        around = self.surroundings is not None and self.surroundings.any()
+        if not self.features and not around:
             return output
         residual = np.asarray(levelled_input, dtype=np.float64) - output
         residual -= np.median(residual, axis=1, keepdims=True)
-        return output + self.weight * ndimage.gaussian_filter(residual, LIGHT_SIGMA, mode="reflect")
+        given = self.weight * ndimage.gaussian_filter(residual, LIGHT_SIGMA, mode="reflect")
+        if around:
+            # A smooth change beside a defect (a halo the network drew, a shoulder it flattened) is structure, not
+            # the line noise it rightly removed there, which the smoothing averages away across rows.
+            given += (1 - self.weight) * self.surroundings * ndimage.gaussian_filter(residual, SMOOTH_SIGMA, mode="reflect")
+        return output + given
 
 
 def _compact_at(reference: np.ndarray, defect: dict) -> bool:
@@ -150,19 +162,23 @@ def _compact_at(reference: np.ndarray, defect: dict) -> bool:
     return cols.stop - cols.start <= MAX_ASPECT * (rows.stop - rows.start)
 
 
-def _shallow_defects(levelled_input: np.ndarray, output: np.ndarray) -> np.ndarray:
-    """Discs over the scan's point defects whose depth the output lost: the most isolated extrema of the
-    conservative result (``maed.noreference.find_defects``, as ``maed eval --real`` finds them), where the output
-    keeps less than ``DEFECT_DEPTH_KEPT`` of the input's depth (3x3 mean less the ring's median)."""
+def _defect_areas(levelled_input: np.ndarray, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The scan's compact point defects (the most isolated extrema of the conservative result,
+    ``maed.noreference.find_defects``, as ``maed eval --real`` finds them) whose depth the output lost (it keeps
+    less than ``DEFECT_DEPTH_KEPT`` of the input's: 3x3 mean less the ring's median): their discs, and their
+    surroundings out to their ring (``ANNULUS``), where a network that flattened the defect often drew a halo."""
     reference = conservative(levelled_input)
-    mask = np.zeros(levelled_input.shape, dtype=bool)
+    shallow = np.zeros(levelled_input.shape, dtype=bool)
+    around = np.zeros(levelled_input.shape, dtype=bool)
     rows, cols = np.indices(levelled_input.shape)
     for defect in find_defects(reference, float(np.std(levelled_input - reference))):
-        depth = defect_depth(levelled_input, defect)
-        if defect_depth(output, defect) / depth < DEFECT_DEPTH_KEPT and _compact_at(reference, defect):
-            reach = DEFECT_RADIUS * defect["scale"]
-            mask |= np.hypot(rows - defect["row"], cols - defect["col"]) <= reach
-    return mask
+        if not _compact_at(reference, defect):
+            continue
+        if defect_depth(output, defect) / defect_depth(levelled_input, defect) < DEFECT_DEPTH_KEPT:
+            distance = np.hypot(rows - defect["row"], cols - defect["col"])
+            shallow |= distance <= DEFECT_RADIUS * defect["scale"]
+            around |= distance <= ANNULUS[1] * defect["scale"]
+    return shallow, around
 
 
 def removed_features(levelled_input: np.ndarray, output: np.ndarray) -> RemovedFeatures:
@@ -177,9 +193,10 @@ def removed_features(levelled_input: np.ndarray, output: np.ndarray) -> RemovedF
         blobs = _blobs(residual, scale)
         count += int(ndimage.label(blobs)[1])
         mask |= ndimage.binary_dilation(blobs, iterations=int(np.ceil(2 * scale)))
-    shallow = _shallow_defects(np.asarray(levelled_input, dtype=np.float64), np.asarray(output, dtype=np.float64))
+    shallow, around = _defect_areas(np.asarray(levelled_input, dtype=np.float64), np.asarray(output, dtype=np.float64))
     count += int(ndimage.label(shallow & ~mask)[1])
     mask |= shallow
-    # Feathered over a pixel so the give-back leaves no edge; full weight inside.
+    # Feathered so the give-back leaves no edge; full weight inside.
     weight = np.clip(1.5 * ndimage.gaussian_filter(mask.astype(float), 1.0, mode="reflect"), 0, 1)
-    return RemovedFeatures(weight, count)
+    surroundings = np.clip(1.5 * ndimage.gaussian_filter(around.astype(float), SMOOTH_SIGMA, mode="reflect"), 0, 1)
+    return RemovedFeatures(weight, count, surroundings)
