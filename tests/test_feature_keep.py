@@ -111,3 +111,19 @@ def test_a_real_pit_keeps_its_depth_where_the_row_noise_hides_it_from_the_blob_s
     result = denoise_guarded(scan, load_backend("onnx", threads=1))
     out = (result.data - norm.plane - norm.centre) / norm.scale
     assert 0.95 < defect_depth(out, pit) / defect_depth(x, pit) < 1.15  # the network alone: 0.87
+
+
+def test_a_halo_drawn_beside_a_flattened_pit_is_taken_back():
+    """A network that flattens a pit and draws a bright ring around it: the pit's depth and its surroundings
+    come back to what the scan shows."""
+    rng = np.random.default_rng(6)
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    distance = np.hypot(y - 64, x - 64)
+    pit = -8.0 * np.exp(-distance ** 2 / (2 * 5.0 ** 2))
+    scan = pit + rng.normal(0, 1.0, pit.shape)
+    halo = 2.0 * np.exp(-((distance - 16) ** 2) / (2 * 3.0 ** 2))
+    output = 0.5 * pit + halo
+    ring = (distance > 12) & (distance < 20)
+    restored = removed_features(scan, output).give_back(scan, output)
+    assert restored[ring].mean() < 0.25 * output[ring].mean()  # most of the halo gone
+    assert abs(_depth(restored, (64, 64)) / _depth(scan, (64, 64)) - 1) < 0.15
