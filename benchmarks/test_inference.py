@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 
 from maed.engine.trt_profiles import CONTEXT_ROWS
+from maed.zoo import PRODUCT
 
 BACKENDS = ("onnxruntime-cpu", "onnxruntime-cuda", "torch-cpu", "torch-cuda", "tensorrt-fp16")
-MODELS = ("rt", "paper")
+MODELS = (PRODUCT, "paper")
 BAND_ROWS, WIDTH = 32, 256
 FRAMES = (128, 256, 512)
 
@@ -61,7 +62,7 @@ def test_streaming_update(measure, backends, models, kind):
     from maed.bridge.streaming import StreamingDenoiser
     from maed.data import make_pair
 
-    model = models("rt")
+    model = models(PRODUCT)
     backend = backends(kind, model)
     rows = 2 * WIDTH
     raw = np.vstack([make_pair(123_456 + k, WIDTH).noisy for k in range(2)]).astype(np.float32)
@@ -74,5 +75,5 @@ def test_streaming_update(measure, backends, models, kind):
     def update(state: StreamingDenoiser) -> None:
         state.update(frame, done + BAND_ROWS, backend)
 
-    measure(update, setup=lambda: (copy.deepcopy(primed),), backend=backend.name, model="rt",
+    measure(update, setup=lambda: (copy.deepcopy(primed),), backend=backend.name, model=PRODUCT,
             weights=model.weights, case=f"update {BAND_ROWS} rows x {WIDTH}")

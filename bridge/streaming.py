@@ -62,8 +62,8 @@ from maed.lattice_keep import lattice_peaks
 from maed.normalise import PLANE_AND_ROWS, level_rows, levelling_of
 from maed.trust import Thresholds, Verdict, fallback_for, guard, smooth_residual
 
-HALO = 64
-REFINE = 64
+HALO = 48
+REFINE = 16
 FREEZE_MIN = 32
 LIVE_DOMINANCE = 1.1
 """``maed.normalise.OFFSET_DOMINANCE`` for the first rows, where the line offsets' random walk has had

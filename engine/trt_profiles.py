@@ -18,8 +18,8 @@ import math
 import re
 from dataclasses import dataclass
 
-CONTEXT_ROWS = 128
-"""Rows re-run above each band: ``HALO`` (64) + ``REFINE`` (64) of ``maed.bridge.streaming``."""
+CONTEXT_ROWS = 64
+"""Rows re-run above each band: ``HALO`` (48) + ``REFINE`` (16) of ``maed.bridge.streaming``."""
 BAND = (32, 256)
 """Default band: 32 new rows of a 256-wide scan."""
 FRAME = (512, 512)
