@@ -4,11 +4,12 @@ import tomllib
 from pathlib import Path
 
 from maed.bench import _skipped, machine, render
+from maed.zoo import PRODUCT
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _bench(case, backend, ms, model="rt", **extra):
+def _bench(case, backend, ms, model=PRODUCT, **extra):
     return {"name": f"test_{case}", "extra_info": {"case": case, "backend": backend, "model": model,
                                                    "weights": "shipped", **extra},
             "stats": {"data": [t / 1e3 for t in ms]}}
@@ -33,9 +34,9 @@ def test_the_results_page_has_percentiles_ratios_and_verdicts():
     page = render(REPORT, {"CPU": "Test CPU", "cores": "2"}, ["TensorRT is not installed: x (12 benchmarks)"], "maed bench")
     assert "- CPU: Test CPU" in page
     assert "| frame 256x256 | 32.0 / 46.6 | 64.0 / 85.2 | 2.00 |" in page  # p50 / p95 and torch over ORT
-    assert "rt frame 256x256 on onnxruntime-cpu: p50 32.0 ms, target <= 40 ms: met" in page
-    assert "rt update 32 rows x 256 on onnxruntime-cpu: p50 12.0 ms, target <= 10 ms: MISSED" in page
-    assert "at least as fast as torch on the CPU: MISSED in rt band 80x256" in page
+    assert f"{PRODUCT} frame 256x256 on onnxruntime-cpu: p50 32.0 ms, target <= 40 ms: met" in page
+    assert f"{PRODUCT} update 32 rows x 256 on onnxruntime-cpu: p50 12.0 ms, target <= 10 ms: MISSED" in page
+    assert f"at least as fast as torch on the CPU: MISSED in {PRODUCT} band 80x256" in page
     assert "### paper (shipped weights)" in page
     assert "| at 200 lines/s, 256x256 scan, onnxruntime-cpu | 256 | 25.0 | 40.0 | 55.0 | 120 |" in page
     assert "15,000 lines/s" in page and "ingest >= 10,000 lines/s with none lost: 15,000 lines/s, 0 lost: met" in page
