@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -160,6 +161,18 @@ def evaluate_families(
     return results
 
 
+def _columns_with(results: dict, metric: str) -> list[tuple[str, dict]]:
+    """The columns whose methods have ``metric`` (lattice checks, step checks), with their summaries."""
+    return [(c, s) for c, s in results.items() if metric in next(iter(s["methods"].values()))]
+
+
+def _method_rows(columns: list[tuple[str, dict]], models: list[str], cells: Callable[[dict], str]) -> list[str]:
+    """One table row per column and method (its best classical pipeline, then each model): column, method,
+    ``cells`` of the method's summary."""
+    return [f"| {column} | {name.replace('classical: ', '')} | {cells(summary['methods'][name])} |"
+            for column, summary in columns for name in (summary["best_classical"], *models)]
+
+
 def _report(results: dict, models: list[str], count: int, size: int) -> str:
     held = set(HELD_OUT_FAMILIES) | set(ARTEFACT_COLUMNS)
     lines = [
@@ -185,7 +198,7 @@ def _report(results: dict, models: list[str], count: int, size: int) -> str:
                 f"| {label} | {best.replace('classical: ', '')} | {_fmt(cls['psnr'])} | {model} | {_fmt(m['psnr'])} "
                 f"| {_fmt(m['psnr_gain'])} | {_fmt(m['ssim'], 3)} | {_fmt(m['uqi'], 3)} | {', '.join(m['below_classical']) or '-'} |"
             )
-    lattice_rows = [(c, s) for c, s in results.items() if "peak_power_kept" in next(iter(s["methods"].values()))]
+    lattice_rows = _columns_with(results, "peak_power_kept")
     if lattice_rows:
         lines += [
             "",
@@ -199,14 +212,9 @@ def _report(results: dict, models: list[str], count: int, size: int) -> str:
             "| column | method | power kept | shift (bins) | lattice constant error |",
             "|---|---|---|---|---|",
         ]
-        for column, summary in lattice_rows:
-            for name in (summary["best_classical"], *models):
-                m = summary["methods"][name]
-                lines.append(
-                    f"| {column} | {name.replace('classical: ', '')} | {_fmt(m['peak_power_kept'], 3)} "
-                    f"| {_fmt(m['peak_shift_bins'], 3)} | {_fmt(m['lattice_constant_error'], 4)} |"
-                )
-    step_rows = [(c, s) for c, s in results.items() if "step_height_error" in next(iter(s["methods"].values()))]
+        lines += _method_rows(lattice_rows, models, lambda m: f"{_fmt(m['peak_power_kept'], 3)} "
+                              f"| {_fmt(m['peak_shift_bins'], 3)} | {_fmt(m['lattice_constant_error'], 4)}")
+    step_rows = _columns_with(results, "step_height_error")
     if step_rows:
         lines += [
             "",
@@ -219,10 +227,6 @@ def _report(results: dict, models: list[str], count: int, size: int) -> str:
             "| column | method | scans | step height error |",
             "|---|---|---|---|",
         ]
-        for column, summary in step_rows:
-            for name in (summary["best_classical"], *models):
-                m = summary["methods"][name]
-                lines.append(f"| {column} | {name.replace('classical: ', '')} | {m['step_scans']} "
-                             f"| {_fmt(m['step_height_error'], 3)} |")
+        lines += _method_rows(step_rows, models, lambda m: f"{m['step_scans']} | {_fmt(m['step_height_error'], 3)}")
     lines += ["", f"Machine: {cpu_model()}; regenerate with `maed eval --families`.", ""]
     return "\n".join(lines)

@@ -124,8 +124,8 @@ class RemovedFeatures:
     weight: np.ndarray
     features: int
     """Blobs found, over all scales (one feature found at two scales counts twice), and point defects given back."""
-    surroundings: np.ndarray | None = None
-    """Per pixel, the weight of the residual's smooth part given back around point defects (None: nowhere)."""
+    surroundings: np.ndarray
+    """Per pixel, the weight of the residual's smooth part given back around point defects."""
 
     @property
     def share(self) -> float:
@@ -136,7 +136,7 @@ class RemovedFeatures:
         """``output`` with the lightly smoothed residual added where the features are, and the residual's smooth part
     around point defects."""
         output = np.asarray(output, dtype=np.float64)
-        around = self.surroundings is not None and self.surroundings.any()
+        around = self.surroundings.any()
         if not self.features and not around:
             return output
         residual = np.asarray(levelled_input, dtype=np.float64) - output
@@ -187,7 +187,7 @@ def removed_features(levelled_input: np.ndarray, output: np.ndarray) -> RemovedF
     # Line offsets are noise every levelling removes on purpose, never a feature.
     residual -= np.median(residual, axis=1, keepdims=True)
     if residual.shape[0] < MIN_FEATURE_ROWS or robust_spread(residual) <= PRECISION * np.std(levelled_input):
-        return RemovedFeatures(np.zeros(residual.shape), 0)
+        return RemovedFeatures(np.zeros(residual.shape), 0, np.zeros(residual.shape))
     mask, count = np.zeros(residual.shape, dtype=bool), 0
     for scale in SCALES:
         blobs = _blobs(residual, scale)

@@ -164,8 +164,8 @@ def two_d_lattice(peaks: Peaks, shape: tuple[int, int], input_spectrum: np.ndarr
     open_pairs = pairs[~closed[pairs]]
     if input_spectrum is not None and len(open_pairs):
         background = spectral_background(input_spectrum)
+        pair_power = np.minimum(peaks.power[first[open_pairs]], peaks.power[second[open_pairs]])
         for closing in (a + b, a - b):
-            pair_power = np.minimum(peaks.power[first[open_pairs]], peaks.power[second[open_pairs]])
             at = _closing_in_input(closing[open_pairs], pair_power, input_spectrum, background)
             found = at[:, 0] >= 0
             lattice[first[open_pairs[found]]] = lattice[second[open_pairs[found]]] = True
