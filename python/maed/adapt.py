@@ -46,15 +46,13 @@ from . import __version__
 from .atomic import write_bytes_atomic
 from .data import SIMULATOR_VERSION
 from .data.real_pairs import PassPair, make_pass_pair
-from .denoise import denoise_array, denoise_guarded
+from .denoise import denoise_array
 from .engine.torch_backend import TorchBackend
 from .evaluate_families import column_pairs, interval
-from .evaluate_real import _unit, pick_pair
+from .evaluate_real import _unit, guarded_outputs, pick_pair
 from .lattice import peak_mask, power_spectrum, significant_peaks
 from .metrics import psnr
 from .model.checkpoint import load_model, save_checkpoint, weights_file, weights_sha256
-from .noreference import match_rows
-from .normalise import normalise
 from .registration import register, speed_ratio
 from .scanfiles import ChannelImage, ScanFileError
 from .trace_retrace import Error, paired_change, row_errors, summarise
@@ -209,19 +207,6 @@ def fine_tune(model: torch.nn.Module, levelling: str, base_config: dict, pairs: 
 
 # ---- the tests the new weights must pass --------------------------------------------------------------------
 
-def _pass_outputs(data: np.ndarray, other: np.ndarray | None, backends: dict) -> tuple[np.ndarray, dict, dict]:
-    """One pass levelled (plane and rows, as ``maed eval --real``), and per back end its guarded output levelled
-    alike and the guard's verdict."""
-    x, norm = normalise(data)
-    levelled = x.astype(np.float64) * norm.scale
-    outputs, verdicts = {}, {}
-    for name, backend in backends.items():
-        result = denoise_guarded(data, backend, other_pass=other)
-        outputs[name] = match_rows(levelled, result.data.astype(np.float64) - norm.plane - norm.centre)
-        verdicts[name] = result.verdict.output
-    return levelled, outputs, verdicts
-
-
 def judge_held_out(scans: list[ScanInput], backends: dict) -> dict:
     """Per held-out file: the trace/retrace error of raw and of each back end (``"old"``, ``"new"``) with intervals,
     the per-row squared errors, and the frames the guard did not publish the network's output on."""
@@ -230,11 +215,11 @@ def judge_held_out(scans: list[ScanInput], backends: dict) -> dict:
         rows = s.rows
         trace = s.trace.data[rows]
         retrace = s.retrace.data[rows] if s.retrace is not None else None
-        lt, out_t, verdicts_t = _pass_outputs(trace, retrace, backends)
+        lt, out_t, verdicts_t = guarded_outputs(trace, backends, retrace)
         figures = {"file": str(s.path), "unit": s.trace.unit,
                    "guard_not_network": {name: int(v != "network") for name, v in verdicts_t.items()}}
         if retrace is not None:
-            lr, out_r, verdicts_r = _pass_outputs(retrace, trace, backends)
+            lr, out_r, verdicts_r = guarded_outputs(retrace, backends, trace)
             for name, v in verdicts_r.items():
                 figures["guard_not_network"][name] += int(v != "network")
             registration = register(lt, lr, speed_ratio=speed_ratio(s.trace.header))

@@ -112,6 +112,21 @@ class PassResult:
     bm3d_sigma: float | None = None
 
 
+def guarded_outputs(data: np.ndarray, backends: dict[str, Backend],
+                    other_pass: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, str]]:
+    """One pass levelled (best plane, medians of row differences, as the network sees it, in the pass's units)
+    and, per back end, its output as ``maed denoise`` makes it (``denoise_guarded``) levelled alike, its per-row
+    offsets matched to the levelled pass (``noreference.match_rows``), with what the guard published."""
+    x, norm = normalise(data)
+    levelled = x.astype(np.float64) * norm.scale
+    outputs, verdicts = {}, {}
+    for name, backend in backends.items():
+        result = denoise_guarded(data, backend, other_pass=other_pass)
+        outputs[name] = match_rows(levelled, result.data.astype(np.float64) - norm.plane - norm.centre)
+        verdicts[name] = result.verdict.output
+    return levelled, outputs, verdicts
+
+
 def denoise_pass(data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool,
                  other_pass: np.ndarray | None = None) -> PassResult:
     """Level one pass (best plane, medians of row differences, as the network sees it) and run every method.
@@ -122,12 +137,9 @@ def denoise_pass(data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool
     classical pipeline runs on the raw pass (it levels by itself); BM3D runs on the levelled pass.
     Every output's per-row offsets are then matched to the levelled input (``noreference.match_rows``).
     """
-    x, norm = normalise(data)
-    levelled = x.astype(np.float64) * norm.scale
+    levelled, outputs, _ = guarded_outputs(data, backends, other_pass)
     result = PassResult(levelled)
-    for name, backend in backends.items():
-        out = denoise_guarded(data, backend, other_pass=other_pass).data.astype(np.float64) - norm.plane - norm.centre
-        result.outputs[name] = match_rows(levelled, out)
+    result.outputs.update(outputs)
     result.outputs[CLASSICAL_LABEL] = match_rows(levelled, run_pipeline(CLASSICAL, data))
     if with_bm3d:
         out, sigma = bm3d_eval.denoise(levelled)
