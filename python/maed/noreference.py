@@ -19,10 +19,11 @@ part of the residual ``a - b``):
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy import ndimage
 
-from .classical import robust_spread
 from .lattice import peak_mask, power_spectrum, significant_peaks
 
 LAGS = range(2, 9)
@@ -154,6 +155,97 @@ def _ring_values(image: np.ndarray, defect: dict) -> np.ndarray:
     return image[r - k:r + k + 1, c - k:c + k + 1][ring]
 
 
+VALUES_AT_ONCE = 1 << 20
+"""Values ``find_defects`` gathers at once (8 MB of float64): its candidates' rings and squares go in chunks."""
+BLOCK = 4
+"""Pixels: the side of the blocks whose lowest values bound a candidate's ring from below (``find_defects``)."""
+
+
+@lru_cache(maxsize=64)
+def _ring_offsets(scale: float, cols: int) -> tuple[int, np.ndarray]:
+    """``_ring``'s outer radius, and its pixels as offsets from its centre in a flattened image of ``cols`` columns."""
+    k, ring = _ring(scale)
+    rows_in, cols_in = np.nonzero(ring)
+    offsets = (rows_in - k) * cols + (cols_in - k)
+    offsets.flags.writeable = False  # shared by every call through the cache
+    return k, offsets
+
+
+def _chunks(count: int, width: int) -> list[slice]:
+    """Slices of ``count`` candidates whose rows of ``width`` gathered values hold at most ``VALUES_AT_ONCE``."""
+    step = max(1, VALUES_AT_ONCE // width)
+    return [slice(start, start + step) for start in range(0, count, step)]
+
+
+def _isolations(flat: np.ndarray, centres: np.ndarray, offsets: np.ndarray, noise_rms: float) -> np.ndarray:
+    """Isolation of each candidate maximum (``find_defects``), NaN where it has no chance of ``MIN_ISOLATION``.
+
+    ``centres`` are the candidates' indices into the flattened image ``flat``, ``offsets`` the ring's pixels
+    relative to a centre: each chunk of candidates gathers its rings as one array, a row per candidate, so the
+    medians are taken along the rows at once rather than a candidate at a time.
+    """
+    isolation = np.full(len(centres), np.nan)
+    floor = max(noise_rms, 1e-300)
+    for part in _chunks(len(centres), len(offsets)):
+        at = centres[part]
+        values = flat[at[:, None] + offsets]
+        median = np.median(values, axis=1)
+        depth = flat[at] - median
+        # The spread only ever lowers the isolation below depth / noise_rms: where that is short already, the
+        # ring's spread is not measured.
+        hope = (depth > 0) & (depth / floor >= MIN_ISOLATION)
+        # robust_spread of each row, the same operations in the same order.
+        spread = 1.4826 * np.median(np.abs(values[hope] - median[hope, None]), axis=1)
+        isolation[part][hope] = depth[hope] / np.maximum(np.maximum(spread, noise_rms), 1e-300)
+    return isolation
+
+
+def _spaced(reach: int, step: int) -> np.ndarray:
+    """Offsets from ``-reach`` to ``reach``, both included, no more than ``step`` apart."""
+    return np.unique(np.r_[np.arange(-reach, reach, step), reach])
+
+
+def _isolated_maxima(image: np.ndarray, noise_rms: float) -> list[tuple[float, int, int, float]]:
+    """(isolation, row, column, scale) of the local maxima of ``image`` that ``find_defects`` could keep as bright.
+
+    Each scale's candidates are among the last scale's (a maximum over a larger square is one over the smaller
+    square too; ``SCALES`` grow), so the image is filtered once, at the first scale: a larger square is the
+    union of first-scale squares no further apart than their side, and its maximum the largest of theirs.
+    """
+    rows, cols = image.shape
+    flat = image.ravel()
+    half = round(DEFECT_RADIUS * SCALES[0])
+    first = ndimage.maximum_filter(image, size=2 * half + 1, mode="nearest").ravel()
+    centres = np.flatnonzero(flat == first)
+    # Edge padding repeats a block's own pixels, so it leaves each block's lowest value as it is.
+    padded = np.pad(image, ((0, -rows % BLOCK), (0, -cols % BLOCK)), mode="edge")
+    block_low = padded.reshape(padded.shape[0] // BLOCK, BLOCK, padded.shape[1] // BLOCK, BLOCK).min(axis=(1, 3))
+    floor = max(noise_rms, 1e-300)
+    found = []
+    for scale in SCALES:
+        k, offsets = _ring_offsets(scale, cols)
+        if 2 * k + 1 > min(rows, cols):
+            break
+        r, c = np.divmod(centres, cols)
+        centres = centres[(r >= k) & (r < rows - k) & (c >= k) & (c < cols - k)]
+        steps = _spaced(round(DEFECT_RADIUS * scale) - half, 2 * half + 1)
+        squares = (steps[:, None] * cols + steps[None, :]).ravel()
+        largest = np.empty(len(centres))
+        for part in _chunks(len(centres), len(squares)):
+            largest[part] = first[centres[part, None] + squares].max(axis=1)
+        centres = centres[flat[centres] == largest]
+        # The blocks within ceil(k / BLOCK) of a candidate's block hold its ring, so their lowest value is at
+        # most the ring's median, and the spread's floor is noise_rms: a candidate under MIN_ISOLATION by this
+        # bound cannot reach it (rounding is monotonic, so the bound holds in floating point too).
+        low = ndimage.minimum_filter(block_low, size=2 * -(-k // BLOCK) + 1, mode="nearest")
+        r, c = np.divmod(centres, cols)
+        hopeful = centres[(flat[centres] - low[r // BLOCK, c // BLOCK]) / floor >= MIN_ISOLATION]
+        isolation = _isolations(flat, hopeful, offsets, noise_rms)
+        kept = isolation >= MIN_ISOLATION
+        found += [(float(i), int(at // cols), int(at % cols), scale) for i, at in zip(isolation[kept], hopeful[kept])]
+    return found
+
+
 def find_defects(classical: np.ndarray, noise_rms: float, count: int = DEFECTS) -> list[dict]:
     """The few most isolated local extrema of the classical output: the scan's point defects.
 
@@ -166,30 +258,21 @@ def find_defects(classical: np.ndarray, noise_rms: float, count: int = DEFECTS) 
     vacancy high, and highest at the scale whose ring just clears it. The ``count`` most
     isolated candidates over all scales with at least ``MIN_ISOLATION`` are kept, none within
     another's ring.
+
+    A candidate whose height above the lowest value near its ring (the ``BLOCK``-pixel blocks that hold it) is
+    under ``MIN_ISOLATION`` x ``noise_rms`` cannot reach ``MIN_ISOLATION``, so its ring is never measured: on a
+    noisy or flat scan most candidates go so, and the rest are measured together. On 256 x 256 simulated scans
+    (CPU time on a busy core) that takes 7 to 15 ms with the simulator's noise and up to 30 ms on nearly clean
+    ones, where measuring candidate by candidate took 40 to 170 ms.
     """
-    rows, cols = classical.shape
-    scored = []
-    for scale in SCALES:
-        k, ring = _ring(scale)
-        if 2 * k + 1 > min(rows, cols):
-            break
-        side = 2 * int(round(DEFECT_RADIUS * scale)) + 1
-        for sign, extreme in ((1, ndimage.maximum_filter), (-1, ndimage.minimum_filter)):
-            is_extreme = classical == extreme(classical, size=side, mode="nearest")
-            is_extreme[:k] = is_extreme[rows - k:] = False
-            is_extreme[:, :k] = is_extreme[:, cols - k:] = False
-            for r, c in np.argwhere(is_extreme):
-                values = classical[r - k:r + k + 1, c - k:c + k + 1][ring]
-                median = float(np.median(values))
-                depth = float(classical[r, c] - median)
-                if sign * depth <= 0:
-                    continue
-                spread = robust_spread(values)
-                scored.append((abs(depth) / max(spread, noise_rms, 1e-300), int(r), int(c), sign, scale))
+    classical = np.asarray(classical, dtype=np.float64)
+    # A minimum is a maximum of the negated image, with the same isolation: negation is exact, medians too.
+    scored = [(isolation, r, c, sign, scale) for sign in (1, -1)
+              for isolation, r, c, scale in _isolated_maxima(sign * classical, noise_rms)]
     scored.sort(reverse=True)
     chosen: list[dict] = []
     for isolation, r, c, sign, scale in scored:
-        if isolation < MIN_ISOLATION or len(chosen) == count:
+        if len(chosen) == count:
             break
         reach = ANNULUS[1] * scale
         if all(np.hypot(r - d["row"], c - d["col"]) > max(reach, ANNULUS[1] * d["scale"]) for d in chosen):
