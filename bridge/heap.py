@@ -10,10 +10,10 @@ what they freed stayed resident. ONNX Runtime's give-back after a large run (``e
 then gave its memory back to the heaps, not to the system.
 
 Measured (``benchmarks/test_bridge_soak.py``'s phases shortened to 30 s of 256-pixel and 60 s of 1024-pixel
-scans, 2026-12-01, the shared 2-core machine): resident memory between full-frame passes p50 412 MB, at most
-645 to 788 MB during the passes; with the threshold fixed at 256 KiB (``MMAP_THRESHOLD``), p50 288 MB, at
-most 503 to 520 MB. Calling ``malloc_trim`` after each scan instead: at most 672 MB (the memory is held
-within a scan's own work).
+scans, 2026-12-01, the shared 2-core machine): resident memory in the 1024-pixel phase p50 412 MB, at most
+645 to 788 MB (during full-frame passes); with both thresholds fixed as here, p50 288 MB, at most 512 to
+520 MB. Calling ``malloc_trim`` after each scan instead: at most 672 MB (the memory is held within a scan's
+own work). The full 10-minute soak with it: at most 628 MB (806 MB before; docs/reliability.md).
 
 A fixed mmap threshold also stops glibc from raising its trim threshold, so the heaps' free top is given
 back from 128 KiB on: trimming that often made a 256-pixel scan's guard and full-frame pass 30 to 40 %
