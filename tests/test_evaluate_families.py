@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from maed.evaluate_families import column_pairs, interval, step_height_error, summarise
+from maed.data.columns import column_pairs
+from maed.evaluate_families import step_height_error, summarise
+from maed.metrics import interval
 
 
 def test_each_column_draws_its_own_family_and_the_artefact_columns_theirs():

@@ -45,14 +45,14 @@ from tqdm import tqdm
 from . import __version__
 from .atomic import write_bytes_atomic
 from .data import SIMULATOR_VERSION
+from .data.columns import column_pairs
 from .data.real_pairs import PassPair, make_pass_pair
 from .denoise import denoise_array
 from .engine.torch_backend import TorchBackend
-from .evaluate_families import column_pairs, interval
-from .evaluate_real import _unit, guarded_outputs, pick_pair
 from .lattice import peak_mask, power_spectrum, significant_peaks
-from .metrics import psnr
+from .metrics import interval, psnr
 from .model.checkpoint import load_model, save_checkpoint, weights_file, weights_sha256
+from .passes import display_unit, guarded_outputs, pick_pair
 from .registration import register, speed_ratio
 from .scanfiles import ChannelImage, ScanFileError
 from .trace_retrace import Error, paired_change, row_errors, summarise
@@ -77,7 +77,7 @@ KEPT_OLD = 3
 
 @dataclass
 class ScanInput:
-    """One file given to ``maed adapt``: its trace and, where recorded, its retrace (``evaluate_real.pick_pair``)."""
+    """One file given to ``maed adapt``: its trace and, where recorded, its retrace (``passes.pick_pair``)."""
 
     path: Path
     trace: ChannelImage
@@ -287,7 +287,7 @@ def failed_tests(change: Error, files: list[dict], paint: dict) -> list[str]:
     for f in files:
         if "error" in f and f["error"]["new"].value > f["error"]["old"].high:
             old, new = f["error"]["old"], f["error"]["new"]
-            scale, unit = _unit(f["unit"])
+            scale, unit = display_unit(f["unit"])
             failed.append(f"no file worse: {f['file']}: E rose from {old.value * scale:.4g} (interval "
                           f"{old.low * scale:.4g} to {old.high * scale:.4g}) to {new.value * scale:.4g} {unit}")
     fell_old = sum(f["guard_not_network"]["old"] for f in files)
@@ -390,7 +390,7 @@ def adapt_round(scans: list[ScanInput], held_out: list[Path], base: str, seconds
     failed = failed_tests(change, judged["files"], paint)
     for f in judged["files"]:
         if "error" in f:
-            scale, unit = _unit(f["unit"])
+            scale, unit = display_unit(f["unit"])
             raw, old, new = (f["error"][name] for name in ("raw", "old", "new"))
             note(f"held out {Path(f['file']).name}: trace/retrace error raw {raw.value * scale:.4g}, old "
                  f"{old.value * scale:.4g} ({old.low * scale:.4g}-{old.high * scale:.4g}), new {new.value * scale:.4g} "

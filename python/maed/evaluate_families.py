@@ -30,41 +30,12 @@ from tqdm import tqdm
 
 from .bench import cpu_model
 from .classical import PIPELINES
-from .data import FAMILIES, HELD_OUT_FAMILIES, LATTICE_FAMILIES, TEST_SEED_BASE, TRAINING_FAMILIES, ScanPair, make_pair
-from .data.pairs import HARD_FACTOR
-from .data.scan_noise import TRAIN_RANGES
+from .data import FAMILIES, HELD_OUT_FAMILIES, LATTICE_FAMILIES, ScanPair
+from .data.columns import ARTEFACT_COLUMNS, BLOCKS, column_pairs
 from .denoise import denoise_guarded
 from .engine import Backend
 from .lattice import check_peaks, find_peaks, measure_peaks
-from .metrics import all_metrics
-
-SEED_BASE = TEST_SEED_BASE + 2_000_000
-BLOCKS = 3
-ARTEFACT_COLUMNS = ("double_tip", "hard")
-
-
-def column_pairs(column: str, count: int, size: int) -> list[ScanPair]:
-    """``count`` test scans of one column, drawn from ``BLOCKS`` seed blocks of their own."""
-    index = (*FAMILIES, *ARTEFACT_COLUMNS).index(column)
-    pairs = []
-    for k in range(count):
-        block, i = k % BLOCKS, k // BLOCKS
-        seed = SEED_BASE + index * 10_000_000 + block * 1_000_000 + i
-        if column == "double_tip":
-            pairs.append(make_pair(seed, size, families=TRAINING_FAMILIES, double_tip=True))
-        elif column == "hard":
-            pairs.append(make_pair(seed, size, TRAIN_RANGES.scaled(HARD_FACTOR), families=TRAINING_FAMILIES))
-        else:
-            pairs.append(make_pair(seed, size, families=(column,)))
-    return pairs
-
-
-def interval(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean and its 95 % confidence interval (normal approximation)."""
-    values = np.asarray(values, dtype=float)
-    mean = float(values.mean())
-    half = 1.96 * float(values.std(ddof=1)) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
-    return mean, mean - half, mean + half
+from .metrics import all_metrics, interval
 
 
 def _lattice_constant_error(output: np.ndarray, clean_peaks) -> float:

@@ -37,7 +37,6 @@ from . import bm3d_eval
 from .bench import cpu_model
 from .classical import run_pipeline
 from .data.real_refs import REPO_ROOT, SOURCES, TEST_SOURCES, default_real_dir
-from .denoise import denoise_guarded
 from .engine import Backend, load_backend
 from .lattice import power_spectrum, significant_peaks
 from .noreference import (
@@ -58,10 +57,10 @@ from .noreference import (
     slow_axis_whiteness,
     whiteness,
 )
-from .normalise import normalise
+from .passes import display_unit, guarded_outputs, pick_pair
 from .plots_real import figure_real_scan
 from .registration import BAND_ROWS, KNOT_PX, register, speed_ratio
-from .scanfiles import ChannelImage, ScanFile, ScanFileError, read_file, sniff
+from .scanfiles import ScanFileError, sniff
 from .trace_retrace import BLOCK_ROWS, estimated_true_error, row_errors, summarise
 
 CLASSICAL = "level+gauss"
@@ -81,28 +80,6 @@ def scan_files(folder: Path) -> list[Path]:
     return [path for path in sorted(Path(folder).iterdir()) if path.is_file() and sniff(path) is not None]
 
 
-def pick_image(path: Path, scan: ScanFile | None = None) -> ChannelImage:
-    """The file's trace topograph, or its first trace channel that varies where the topograph is flat."""
-    scan = scan if scan is not None else read_file(path)
-    traces = [image for image in scan.images if image.pass_ == "trace"]
-    ordered = sorted(traces, key=lambda image: image.name != scan.topograph)  # topograph first, then file order
-    for image in ordered:
-        if np.ptp(image.data[image.measured_rows]) > 0:
-            return image
-    raise ScanFileError(f"{path}: every forward channel is constant")
-
-
-def pick_pair(path: Path) -> tuple[ChannelImage, ChannelImage | None]:
-    """The image of ``pick_image`` and the same channel's retrace where one was recorded (else None)."""
-    scan = read_file(path)
-    trace = pick_image(path, scan)
-    for image in scan.images:
-        if image.name == trace.name and image.pass_ == "retrace" and image.data.shape == trace.data.shape \
-                and np.ptp(image.data[image.measured_rows]) > 0:
-            return trace, image
-    return trace, None
-
-
 @dataclass
 class PassResult:
     """One pass, levelled, and every method's output levelled alike (row offsets matched to the input's)."""
@@ -110,21 +87,6 @@ class PassResult:
     levelled: np.ndarray
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     bm3d_sigma: float | None = None
-
-
-def guarded_outputs(data: np.ndarray, backends: dict[str, Backend],
-                    other_pass: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, str]]:
-    """One pass levelled (best plane, medians of row differences, as the network sees it, in the pass's units)
-    and, per back end, its output as ``maed denoise`` makes it (``denoise_guarded``) levelled alike, its per-row
-    offsets matched to the levelled pass (``noreference.match_rows``), with what the guard published."""
-    x, norm = normalise(data)
-    levelled = x.astype(np.float64) * norm.scale
-    outputs, verdicts = {}, {}
-    for name, backend in backends.items():
-        result = denoise_guarded(data, backend, other_pass=other_pass)
-        outputs[name] = match_rows(levelled, result.data.astype(np.float64) - norm.plane - norm.centre)
-        verdicts[name] = result.verdict.output
-    return levelled, outputs, verdicts
 
 
 def denoise_pass(data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool,
@@ -240,10 +202,6 @@ def criteria(scan: dict, method: str) -> dict[str, bool | None]:
 
 # ---- the report ------------------------------------------------------------------------------------
 
-def _unit(unit: str) -> tuple[float, str]:
-    return {"m": (1e12, "pm"), "A": (1e12, "pA")}.get(unit, (1.0, unit))
-
-
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -277,7 +235,7 @@ def _scan_table(scans: list[dict]) -> str:
             else f"{len(s['lattice_peaks'])} (unclassified) / –"
         defects = ", ".join(f"{d['kind']} ({d['isolation']:.0f}, {ANNULUS[1] * d['scale']:.0f} px)"
                             for d in s["defects"]) or "none"
-        scale, unit = _unit(s["unit"])
+        scale, unit = display_unit(s["unit"])
         sigma = f"{s['bm3d_sigma'] * scale:.3g} {unit}" if "bm3d_sigma" in s else "–"
         lines.append(f"| {s['file']} | {_set(s)} ({s['source']}) | {s['channel']} ({s['unit']}) | {size} "
                      f"| {s['scan_range_m'][0] * 1e9:.4g} nm | {shifts} | {peaks} | {defects} | {sigma} |")
@@ -291,7 +249,7 @@ def _method_table(scans: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in scans:
-        scale, unit = _unit(s["unit"])
+        scale, unit = display_unit(s["unit"])
         for name, r in s["methods"].items():
             tr = r.get("trace_retrace")
             err = f"{tr['value'] * scale:.3g} ({tr['low'] * scale:.3g}–{tr['high'] * scale:.3g}) {unit}" if tr else "–"

@@ -145,3 +145,11 @@ def all_metrics(estimate: ArrayLike, reference: ArrayLike) -> dict[str, float]:
     """PSNR, SSIM and UQI of one pair, aligning it only once."""
     est_n, ref_n = align_to_reference(estimate, reference)
     return {"psnr": _psnr(est_n, ref_n), "ssim": _ssim(est_n, ref_n), "uqi": _uqi(est_n, ref_n)}
+
+
+def interval(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and its 95 % confidence interval (normal approximation)."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    half = 1.96 * float(values.std(ddof=1)) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return mean, mean - half, mean + half
