@@ -26,9 +26,9 @@ from maed.data import TEST_SEED_BASE, make_pair
 from maed.data.real_refs import SOURCES, TEST_SOURCES, default_real_dir
 from maed.data.two_pass import draw_pass_params, record_passes
 from maed.engine import load_backend
-from maed.evaluate_real import CLASSICAL_LABEL, denoise_pass, scan_files
 from maed.passes import pick_pair
 from maed.registration import BAND_ROWS, Registration, align, band_shift, lag_delay, register, speed_ratio
+from maed.research.evaluate_real import CLASSICAL_LABEL, denoise_pass, scan_files
 from maed.scanfiles import ScanFileError
 from maed.trace_retrace import row_errors, summarise
 

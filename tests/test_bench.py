@@ -3,7 +3,7 @@
 import tomllib
 from pathlib import Path
 
-from maed.bench import _skipped, machine, render
+from maed.research.bench import _skipped, machine, render
 from maed.zoo import PRODUCT
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from maed.compare import expand_models
-from maed.evaluate import evaluate
 from maed.model import build_model, count_parameters
 from maed.model.checkpoint import save_checkpoint
+from maed.research.compare import expand_models
+from maed.research.evaluate import evaluate
 from maed.zoo import PRODUCT, TABLE_MODELS
 
 

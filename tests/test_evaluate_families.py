@@ -3,8 +3,8 @@
 import numpy as np
 
 from maed.data.columns import column_pairs
-from maed.evaluate_families import step_height_error, summarise
 from maed.metrics import interval
+from maed.research.evaluate_families import step_height_error, summarise
 
 
 def test_each_column_draws_its_own_family_and_the_artefact_columns_theirs():

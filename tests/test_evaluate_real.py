@@ -9,7 +9,6 @@ import pytest
 from scanfile_helpers import write_sxm
 from scipy import ndimage
 
-from maed import bm3d_eval
 from maed.cli import main
 from maed.lattice import power_spectrum, significant_peaks
 from maed.noreference import (
@@ -21,6 +20,7 @@ from maed.noreference import (
     slow_axis_whiteness,
     whiteness,
 )
+from maed.research import bm3d_eval
 
 
 def _lattice(size: int = 256) -> np.ndarray:

@@ -4,8 +4,8 @@ import numpy as np
 from scipy import ndimage
 
 from maed.classical import align_rows
-from maed.guard_calibration import erase, invent
 from maed.normalise import ROW_ALIGNMENT
+from maed.research.guard_calibration import erase, invent
 from maed.trust import Thresholds, Verdict, conservative, fallback_for, guard, trust_figures
 
 R, C = np.indices((128, 128), dtype=float)

@@ -130,18 +130,18 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     if args.real:
-        from .evaluate_real import evaluate_real
+        from .research.evaluate_real import evaluate_real
 
         evaluate_real(Path(args.real_dir) if args.real_dir else None, Path(args.out), models=args.models)
         return 0
     if args.families:
         from .engine import load_backend
-        from .evaluate_families import evaluate_families
+        from .research.evaluate_families import evaluate_families
 
         backends = {name: load_backend("auto", name) for name in args.models}
         evaluate_families(Path(args.out), backends, count=args.count or 51, size=args.size or 128)
         return 0
-    from .evaluate import evaluate
+    from .research.evaluate import evaluate
 
     evaluate(Path(args.out), models=args.models, count=args.count or 24, size=args.size or 256)
     return 0
@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(sub)
     from maed.engine.commands import add_commands as add_engine_commands  # engine build
 
-    from .bench import add_command as add_bench_command
+    from .research.bench import add_command as add_bench_command
 
     add_engine_commands(sub)
     add_bench_command(sub)

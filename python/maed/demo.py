@@ -21,7 +21,7 @@ from .bridge.sources.simulated import SIM_SEED_BASE, trace_and_retrace
 from .classical import PIPELINES, level_plane
 from .data import LATTICE_FAMILIES
 from .metrics import all_metrics
-from .plots import figure_latency, figure_panels, zoom_window
+from .research.plots import figure_latency, figure_panels, zoom_window
 
 PREVIEW_PORT = 5580
 

@@ -22,7 +22,7 @@ there is no clean reference, so every figure is one a scientist could compute by
   peak and a pick-up peak (rightly removed) look alike; trace and retrace tell them apart.
 
 ``judge`` applies the thresholds of ``Thresholds`` (calibrated on simulated cases with known
-truth, ``maed.guard_calibration``); ``guard`` turns a failed verdict into output. Where a
+truth, ``maed.research.guard_calibration``); ``guard`` turns a failed verdict into output. Where a
 frame-wide figure fails, the smooth part of the residual (``smooth_residual``: beyond line
 offsets, smooth over ``SMOOTH_SIGMA`` pixels along the rows and across them) is first given back to the
 network's output and the frame judged again: on real scans the network most often fails by
@@ -99,7 +99,7 @@ class TrustFigures:
 
 @dataclass(frozen=True, kw_only=True)
 class Thresholds:
-    """Where a figure means the frame cannot be trusted (``maed.guard_calibration`` calibrates them)."""
+    """Where a figure means the frame cannot be trusted (``maed.research.guard_calibration`` calibrates them)."""
 
     # Calibrated on 120 ordinary simulated frames of the shipped rt (docs/results/guard.md): each at
     # the 99th percentile of its figure (the structure score's two tails at 0.5 % each).

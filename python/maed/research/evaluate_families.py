@@ -28,14 +28,14 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
+from ..classical import PIPELINES
+from ..data import FAMILIES, HELD_OUT_FAMILIES, LATTICE_FAMILIES, ScanPair
+from ..data.columns import ARTEFACT_COLUMNS, BLOCKS, column_pairs
+from ..denoise import denoise_guarded
+from ..engine import Backend
+from ..lattice import check_peaks, find_peaks, measure_peaks
+from ..metrics import all_metrics, interval
 from .bench import cpu_model
-from .classical import PIPELINES
-from .data import FAMILIES, HELD_OUT_FAMILIES, LATTICE_FAMILIES, ScanPair
-from .data.columns import ARTEFACT_COLUMNS, BLOCKS, column_pairs
-from .denoise import denoise_guarded
-from .engine import Backend
-from .lattice import check_peaks, find_peaks, measure_peaks
-from .metrics import all_metrics, interval
 
 
 def _lattice_constant_error(output: np.ndarray, clean_peaks) -> float:

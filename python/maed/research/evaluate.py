@@ -3,7 +3,7 @@
 Two columns: the seeded simulated test set (noise drawn from the training ranges, surfaces
 and seeds never trained on) and a harder set whose noise amplitudes all lie above the
 training ranges. Each model's parameter count and CPU latency per 256 x 256 frame go beside
-its scores (``maed.compare``), and a lattice check says whether it keeps the Fourier peaks of
+its scores (``maed.research.compare``), and a lattice check says whether it keeps the Fourier peaks of
 the test set's atomic lattices where they are and as strong as they are (``maed.lattice``).
 ``--models all`` is the paper's Table 1: MAED-CNN and the six baselines trained alike.
 
@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..classical import PIPELINES
+from ..data import ScanPair, evaluation_set
+from ..denoise import denoise_array
+from ..lattice import check_peaks, find_peaks
+from ..metrics import all_metrics, psnr
 from .bench import cpu_model
-from .classical import PIPELINES
 from .compare import LATENCY_SIZE, LATENCY_THREADS, Contender, cpu_latency_ms, expand_models, load_contender
-from .data import ScanPair, evaluation_set
-from .denoise import denoise_array
-from .lattice import check_peaks, find_peaks
-from .metrics import all_metrics, psnr
 from .plots import figure_examples, figure_lattice, lattice_scans, pick_examples
 
 COLUMNS = {"test": False, "hard": True}

@@ -22,12 +22,12 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from .data import TEST_SEED_BASE, make_pair
-from .data.surfaces import FAMILIES, LATTICE_FAMILIES
-from .denoise import run_network
-from .engine import Backend
-from .normalise import levelling_of, normalise
-from .trust import Thresholds, TrustFigures, judge, trust_figures
+from ..data import TEST_SEED_BASE, make_pair
+from ..data.surfaces import FAMILIES, LATTICE_FAMILIES
+from ..denoise import run_network
+from ..engine import Backend
+from ..normalise import levelling_of, normalise
+from ..trust import Thresholds, TrustFigures, judge, trust_figures
 
 SEED_BASE = TEST_SEED_BASE + 800_000
 INVENTIONS = ("bands", "lattice", "checkerboard")
@@ -127,7 +127,7 @@ def write_report(cases: list[Case], limits: Thresholds, dest: Path, model: str) 
         f"Model `{model}`; {found.get('ordinary', (0, 0))[1]} ordinary frames of 128 x 128 over every surface family "
         "(held-out ones included), their forced inventions (bands, a lattice, a checkerboard at 0.3 of the frame's "
         "standard deviation) and forced erasures (the lattice blurred away where it stands at least twice above the "
-        "white noise). Written by `maed.guard_calibration`.",
+        "white noise). Written by `maed.research.guard_calibration`.",
         "",
         "| case | flagged | of | rate | target |",
         "|---|---|---|---|---|",

@@ -6,7 +6,7 @@ varies), trace and, where recorded, retrace (mirrored into the trace's orientati
 readers), over the rows measured in both. Each pass is denoised alone by each model, by the
 classical pipeline plane + median rows + Gaussian of 1 pixel (``classical.PIPELINES
 ["level+gauss"]``) and by BM3D where the optional ``bm3d`` package is installed
-(``maed.bm3d_eval``). The checks (``maed.noreference``, ``maed.trace_retrace``):
+(``maed.research.bm3d_eval``). The checks (``maed.noreference``, ``maed.trace_retrace``):
 
 - what each method removed from the trace: its rms and its whiteness across the rows;
 - the power kept at the trace's lattice peaks (at the same place in the retrace's spectrum) and
@@ -33,13 +33,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import bm3d_eval
-from .bench import cpu_model
-from .classical import run_pipeline
-from .data.real_refs import REPO_ROOT, SOURCES, TEST_SOURCES, default_real_dir
-from .engine import Backend, load_backend
-from .lattice import power_spectrum, significant_peaks
-from .noreference import (
+from ..classical import run_pipeline
+from ..data.real_refs import REPO_ROOT, SOURCES, TEST_SOURCES, default_real_dir
+from ..engine import Backend, load_backend
+from ..lattice import power_spectrum, significant_peaks
+from ..noreference import (
     ANNULUS,
     DEFECT_RADIUS,
     DEFECTS,
@@ -57,11 +55,13 @@ from .noreference import (
     slow_axis_whiteness,
     whiteness,
 )
-from .passes import display_unit, guarded_outputs, pick_pair
+from ..passes import display_unit, guarded_outputs, pick_pair
+from ..registration import BAND_ROWS, KNOT_PX, register, speed_ratio
+from ..scanfiles import ScanFileError, sniff
+from ..trace_retrace import BLOCK_ROWS, estimated_true_error, row_errors, summarise
+from . import bm3d_eval
+from .bench import cpu_model
 from .plots_real import figure_real_scan
-from .registration import BAND_ROWS, KNOT_PX, register, speed_ratio
-from .scanfiles import ScanFileError, sniff
-from .trace_retrace import BLOCK_ROWS, estimated_true_error, row_errors, summarise
 
 CLASSICAL = "level+gauss"
 """The classical pipeline compared with: plane, median row offsets, Gaussian of 1 pixel."""
@@ -442,7 +442,7 @@ def evaluate_real(folder: Path | None, out_dir: Path, models: list[str], with_bm
     with_bm3d = installed if with_bm3d is None else (with_bm3d and installed)
     if with_bm3d:
         bm3d_note = ("BM3D's noise PSD is estimated from the pass itself, from its row-to-row differences "
-                     "(`maed.bm3d_eval`: per frequency along the rows, the median over rows of the "
+                     "(`maed.research.bm3d_eval`: per frequency along the rows, the median over rows of the "
                      "differences' power / ln 2, halved; the same for every frequency across the rows), so it "
                      "is told that the noise is correlated along the rows and independent between them; its "
                      "sigma is in the scan table.")

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .zoo import PRODUCT
+from .. import __version__
+from ..zoo import PRODUCT
 
-SUITES = Path(__file__).resolve().parents[2] / "benchmarks"
+SUITES = Path(__file__).resolve().parents[3] / "benchmarks"
 PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt", "cuda-bindings", "pyzmq",
             "pytest-benchmark")
 TARGETS = (  # (model, case, back end, limit in ms): the targets on the 2-core development CPU

@@ -17,9 +17,9 @@ import matplotlib.pyplot as plt  # noqa: E402  (the back end must be chosen firs
 import numpy as np  # noqa: E402
 from matplotlib.patches import Circle, Rectangle  # noqa: E402
 
-from .data import ScanPair  # noqa: E402
-from .lattice import PeakCheck, check_peaks, find_peaks, measure_peaks, power_spectrum  # noqa: E402
-from .metrics import align_to_reference, psnr  # noqa: E402
+from ..data import ScanPair  # noqa: E402
+from ..lattice import PeakCheck, check_peaks, find_peaks, measure_peaks, power_spectrum  # noqa: E402
+from ..metrics import align_to_reference, psnr  # noqa: E402
 
 CMAP = "afmhot"
 

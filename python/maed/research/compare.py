@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine.onnx_backend import OnnxBackend
-from .engine.onnx_model import find_onnx
-from .export import export_onnx
-from .model import count_parameters
-from .model.checkpoint import load_model
-from .zoo import PRODUCT, TABLE_MODELS, display_name
+from ..engine.onnx_backend import OnnxBackend
+from ..engine.onnx_model import find_onnx
+from ..export import export_onnx
+from ..model import count_parameters
+from ..model.checkpoint import load_model
+from ..zoo import PRODUCT, TABLE_MODELS, display_name
 
 LATENCY_SIZE = 256
 LATENCY_THREADS = 2

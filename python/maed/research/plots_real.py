@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (the back end must be chosen firs
 import numpy as np  # noqa: E402
 from matplotlib.patches import Circle  # noqa: E402
 
-from .lattice import power_spectrum  # noqa: E402
-from .noreference import ANNULUS  # noqa: E402
+from ..lattice import power_spectrum  # noqa: E402
+from ..noreference import ANNULUS  # noqa: E402
 from .plots import CMAP  # noqa: E402
 
 
