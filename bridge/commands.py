@@ -84,7 +84,6 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .alerts.rules import parse_rules
-    from .heap import bound_heap
     from .keys import ServerKeys, is_loopback
     from .preview import Preview
     from .server import Bridge, BridgeConfig
@@ -97,7 +96,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if rules and args.source != "nanonis":
         raise ValueError("--on-alert acts on a Nanonis controller; it needs --source nanonis")
     _log_to_stderr()
-    bound_heap()  # freed frames and ONNX Runtime's arena go back to the system, not to glibc's heaps
     keys = ServerKeys.load(args.secret_key, args.client_keys)
     models, adapt = args.models, None
     if args.adapt:
