@@ -96,11 +96,12 @@ def align_after(previous: ArrayLike, rows: ArrayLike) -> Image:
     return stack[1:] - np.cumsum(np.median(np.diff(stack, axis=0), axis=1))[:, None]
 
 
-def robust_spread(values: ArrayLike) -> float:
+def robust_spread(values: ArrayLike, axis: int | None = None) -> float | NDArray[np.float64]:
     """Gaussian-equivalent sigma of ``values`` from their median absolute deviation (1.4826 MAD): outliers (a
-    scar, a feature) barely move it."""
+    scar, a feature) barely move it. Over all values (a float), or along ``axis`` (an array)."""
     values = np.asarray(values, dtype=np.float64)
-    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+    spread = 1.4826 * np.median(np.abs(values - np.median(values, axis=axis, keepdims=True)), axis=axis)
+    return float(spread) if axis is None else spread
 
 
 def row_difference_spread(img: ArrayLike) -> float:

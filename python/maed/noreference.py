@@ -24,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
+from .classical import robust_spread
 from .lattice import peak_mask, power_spectrum, significant_peaks
 
 LAGS = range(2, 9)
@@ -194,8 +195,7 @@ def _isolations(flat: np.ndarray, centres: np.ndarray, offsets: np.ndarray, nois
         # The spread only ever lowers the isolation below depth / noise_rms: where that is short already, the
         # ring's spread is not measured.
         hope = (depth > 0) & (depth / floor >= MIN_ISOLATION)
-        # robust_spread of each row, the same operations in the same order.
-        spread = 1.4826 * np.median(np.abs(values[hope] - median[hope, None]), axis=1)
+        spread = robust_spread(values[hope], axis=1)
         isolation[part][hope] = depth[hope] / np.maximum(np.maximum(spread, noise_rms), 1e-300)
     return isolation
 
