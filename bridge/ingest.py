@@ -34,7 +34,7 @@ ACK_REPEAT_S = 0.5
 """The newest acknowledgement is published again this often: a sender that (re)connected late learns it."""
 DONE_REMEMBERED = 64
 """Finished scans whose resent messages are recognised as duplicates (older ones: ``unknown_scan``)."""
-MAX_BACKLOG_BYTES = 64 << 20
+MAX_BACKLOG_BYTES = 32 << 20
 """Budget of line payloads held in memory by finished scans the worker has not taken yet: beyond it an
 ending scan's lines are let go, to be read back from its journal (never dropped)."""
 MAX_PIXELS = 2048 * 2048
@@ -293,7 +293,7 @@ class Ingest:
     # --- worker thread ----------------------------------------------------------------------
 
     def backlog_scans(self) -> int:
-        """Finished scans waiting for the worker (call under ``cv``)."""
+        """Finished scans waiting for the worker."""
         return len(self._finished)
 
     def has_work(self) -> bool:

@@ -25,6 +25,7 @@ import zmq
 
 from maed import __version__
 from maed.engine import Backend
+from maed.engine.heap import give_back_free_memory
 
 from .alerts import HealthMonitor
 from .counters import LatencyWindow, Losses
@@ -57,13 +58,17 @@ HEALTH_CARRY_S = 0.05
 """Most unused detector time carried from one update to the next."""
 MAX_FINAL_BACKLOG = 4
 """Finished scans waiting beyond this many skip the full-frame pass (their last live frame is kept)."""
-MAX_BAND_PIXELS = 512 * 512
+MAX_BAND_PIXELS = 384 * 384
 """Largest band (context rows and new rows, times columns) one streaming step hands the back end. The
 streaming denoiser runs all rows new since its last update as one band: a worker behind a 1024-pixel
 scan took 600 rows at once, and ONNX Runtime's working memory for that one run took the bridge past
 1 GB. So an update that brings more rows is fed to it in steps, each as if the lines had come in time
-(the output of a worker that kept up), in bounded memory (a 512 x 512 input: about 0.4 GB at its peak),
-for at most ``(halo + refine) / step`` more work while the worker catches up."""
+(the output of a worker that kept up), in bounded memory (ONNX Runtime's working memory for ``rt``: about
+0.2 GB for a 512 x 512 input, 0.11 GB for 384 x 384), for at most ``(halo + refine) / step`` more work while
+the worker catches up."""
+TRIM_PIXELS = 256 * 256
+"""Scans larger than this hand the C heap's free pages back to the system after each live guard and at
+their end (``maed.engine.heap``): their frame-sized temporaries, freed, would otherwise stay resident."""
 MIN_STEP_ROWS = 32
 """New rows per step at the least, for scans so wide that the context rows alone fill the band."""
 
@@ -222,6 +227,8 @@ class Worker:
             scan.stream.guard()
         except Exception:  # a failing guard keeps its last verdict; the frame is still published
             self._failed(f"scan {scan.start.scan!r}: trust guard failed")
+        if scan.start.rows * scan.start.cols > TRIM_PIXELS:
+            give_back_free_memory()
         cost = time.perf_counter() - now
         self.guard_ms.add(cost * 1e3)
         scan.next_guard = now + max(self.guard_interval, cost / GUARD_SHARE)
@@ -257,6 +264,8 @@ class Worker:
             batch.state.journal.remove()  # only now: until the folder is durable, the journal is the copy
         self._send(ScanFinished(scan=scan.start.scan, seq=self._next_seq(), complete=complete, reason=reason,
                                 rows_done=rows_done, saved=saved))
+        if scan.start.rows * scan.start.cols > TRIM_PIXELS:
+            give_back_free_memory()
         with self._finished_cv:
             self.scans_finished += 1
             self._finished_cv.notify_all()

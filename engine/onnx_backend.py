@@ -20,13 +20,15 @@ import onnxruntime as ort
 
 from maed.normalise import PLANE_AND_ROWS
 
+from .heap import give_back_free_memory
 from .onnx_model import KEY_LEVELLING, KEY_MODEL, KEY_SIZE_MULTIPLE, KEY_WEIGHTS_SHA256
 
 _PROVIDER_NAMES = {"CUDAExecutionProvider": "onnxruntime-cuda", "CPUExecutionProvider": "onnxruntime-cpu"}
 ARENA_KEEP_PIXELS = 256 * 256
 """Inputs up to this many pixels (a 256 x 256 frame, its live bands) keep the CPU arena's memory for the
-next run; larger ones give back what they grew it by (30 to 50 % slower a run, measured on a loaded
-2-core CPU, where the arena would otherwise hold 0.5 to 1.5 GB)."""
+next run; larger ones give back what they grew it by, and the C heap hands it to the system
+(``maed.engine.heap``): 30 to 50 % slower a run, measured on a loaded 2-core CPU, where the arena would
+otherwise hold 0.5 to 1.5 GB."""
 
 
 def cuda_available() -> bool:
@@ -86,4 +88,7 @@ class OnnxBackend:
         if h <= 0 or w <= 0 or h % m or w % m:
             raise ValueError(f"H and W must be positive multiples of {m}, got {h}x{w}")
         large = self._shrink is not None and batch.size > ARENA_KEEP_PIXELS
-        return self.session.run(None, {self._input: batch}, self._shrink if large else None)[0]
+        output = self.session.run(None, {self._input: batch}, self._shrink if large else None)[0]
+        if large:  # what the arena gave back is in the C heap until trimmed (engine/heap.py)
+            give_back_free_memory()
+        return output
