@@ -102,14 +102,14 @@ def _load(kind: str, model: Model, cache: Path):
         if kind == "torch-cuda" and not torch.cuda.is_available():
             pytest.skip("torch sees no CUDA GPU")
         return TorchBackend(str(model.checkpoint), device=kind.split("-")[1])
-    from maed.engine.trt_available import unavailable_reason
+    from maed.engine.tensorrt.available import unavailable_reason
 
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
-    from maed.engine.trt_backend import TensorRTBackend
-    from maed.engine.trt_build import BuildSettings, OnnxSource, build_engine
-    from maed.engine.trt_profiles import default_profiles
+    from maed.engine.tensorrt.backend import TensorRTBackend
+    from maed.engine.tensorrt.build import BuildSettings, OnnxSource, build_engine
+    from maed.engine.tensorrt.profiles import default_profiles
 
     multiple = OnnxSource.find(str(model.onnx)).size_multiple
     settings = BuildSettings(tuple(default_profiles(multiple)), "fp16")

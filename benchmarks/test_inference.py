@@ -18,7 +18,7 @@ import copy
 import numpy as np
 import pytest
 
-from maed.engine.trt_profiles import CONTEXT_ROWS
+from maed.engine.tensorrt.profiles import CONTEXT_ROWS
 from maed.zoo import PRODUCT
 
 BACKENDS = ("onnxruntime-cpu", "onnxruntime-cuda", "torch-cpu", "torch-cuda", "tensorrt-fp16")

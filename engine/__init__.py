@@ -29,7 +29,7 @@ def load_backend(name: str = "auto", model: str = PRODUCT, threads: int | None =
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     if name == "tensorrt" or (name == "auto" and _tensorrt_first(model)):
-        from .trt_backend import load_tensorrt
+        from .tensorrt.backend import load_tensorrt
 
         return load_tensorrt(model)
     from .onnx_model import find_onnx
@@ -58,7 +58,7 @@ def _tensorrt_first(model: str) -> bool:
     if model.endswith(".engine"):
         return True
     from .onnx_model import find_onnx
-    from .trt_available import unavailable_reason
+    from .tensorrt.available import unavailable_reason
 
     return unavailable_reason() is None and find_onnx(model) is not None
 

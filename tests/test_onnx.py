@@ -26,7 +26,7 @@ from maed.engine import load_backend
 from maed.engine.onnx_backend import OnnxBackend
 from maed.engine.onnx_fp16 import convert_to_fp16
 from maed.engine.onnx_model import METADATA_KEYS, shipped_onnx
-from maed.engine.trt_ops import MAX_OPSET, OPERATORS_FILE, supported_operators, tensorrt_problems
+from maed.engine.tensorrt.onnx_ops import MAX_OPSET, OPERATORS_FILE, supported_operators, tensorrt_problems
 from maed.export import export_onnx
 from maed.model import CONFIGS
 from maed.model.checkpoint import load_model, shipped_weights

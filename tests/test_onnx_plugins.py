@@ -26,8 +26,8 @@ from maed.cli import main
 from maed.engine.kernels_lib import HostReference
 from maed.engine.onnx_fp16 import convert_to_fp16
 from maed.engine.onnx_plugins import DOMAIN, DS_BLOCK_OP, PLUGIN_OPS, SE_FUSION_OP, insert_plugins, plugin_weights
-from maed.engine.trt_ops import tensorrt_problems
-from maed.engine.trt_plugins import LIBRARY_NAME, plugin_library, register_plugins
+from maed.engine.tensorrt.onnx_ops import tensorrt_problems
+from maed.engine.tensorrt.plugins import LIBRARY_NAME, plugin_library, register_plugins
 from maed.export import _trace
 from maed.model import CONFIGS, build_model
 from maed.model.blocks import DSResidualBlock

@@ -15,11 +15,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from maed.cli import main
-from maed.engine import load_backend, trt_available
-from maed.engine.commands import profiles_from_args
+from maed.engine import load_backend
 from maed.engine.onnx_model import KEY_MODEL, KEY_PRECISION, KEY_SIZE_MULTIPLE, KEY_WEIGHTS_SHA256
-from maed.engine.trt_build import BuildSettings, OnnxSource, _graph_bytes, strongly_typed_flags
-from maed.engine.trt_cache import (
+from maed.engine.tensorrt import available as trt_available
+from maed.engine.tensorrt.build import BuildSettings, OnnxSource, _graph_bytes, strongly_typed_flags
+from maed.engine.tensorrt.cache import (
     EngineKey,
     cache_dir,
     engine_path,
@@ -29,8 +29,9 @@ from maed.engine.trt_cache import (
     timing_cache_path,
     write_record,
 )
-from maed.engine.trt_cuda import gpu_count, import_cudart
-from maed.engine.trt_profiles import (
+from maed.engine.tensorrt.commands import profiles_from_args
+from maed.engine.tensorrt.cuda import gpu_count, import_cudart
+from maed.engine.tensorrt.profiles import (
     CONTEXT_ROWS,
     Profile,
     check_profile,
@@ -160,7 +161,7 @@ def test_cache_locations(monkeypatch, tmp_path):
 
 
 def _args(**kw):
-    from maed.engine.trt_profiles import BAND, FRAME
+    from maed.engine.tensorrt.profiles import BAND, FRAME
 
     return types.SimpleNamespace(**{"shapes": None, "band": BAND, "frame": FRAME, "max_batch": 1, **kw})
 
@@ -258,14 +259,14 @@ def test_each_missing_piece_is_named_in_one_line(monkeypatch, fresh_reason):
     assert trt_available.unavailable_reason().startswith("TensorRT is not installed: no Python module 'tensorrt'")
     trt_available.unavailable_reason.cache_clear()
     monkeypatch.setattr(trt_available, "find_spec", lambda name: object())
-    monkeypatch.setattr("maed.engine.trt_cuda.gpu_count", lambda: (0, "cudaErrorNoDevice"))
+    monkeypatch.setattr("maed.engine.tensorrt.cuda.gpu_count", lambda: (0, "cudaErrorNoDevice"))
     assert trt_available.unavailable_reason() == "TensorRT is not available: no CUDA GPU (cudaErrorNoDevice)"
     trt_available.unavailable_reason.cache_clear()
 
     def no_cuda_python():
         raise ImportError("No module named 'cuda'")
 
-    monkeypatch.setattr("maed.engine.trt_cuda.gpu_count", no_cuda_python)
+    monkeypatch.setattr("maed.engine.tensorrt.cuda.gpu_count", no_cuda_python)
     assert "cuda-python is missing" in trt_available.unavailable_reason()
 
 
@@ -300,7 +301,7 @@ def test_auto_moves_on_silently_where_tensorrt_cannot_run(tensorrt_absent, tiny_
 def test_auto_takes_tensorrt_first_where_it_runs(monkeypatch, tiny_onnx, tmp_path, fresh_reason):
     chosen = []
     monkeypatch.setattr(trt_available, "unavailable_reason", lambda: None)
-    monkeypatch.setattr("maed.engine.trt_backend.load_tensorrt", lambda model: chosen.append(model) or "trt")
+    monkeypatch.setattr("maed.engine.tensorrt.backend.load_tensorrt", lambda model: chosen.append(model) or "trt")
     assert load_backend("auto", str(tiny_onnx)) == "trt" and chosen == [str(tiny_onnx)]
     # a checkpoint has nothing to build an engine from: auto goes on to torch
     with pytest.raises(ValueError, match="no such checkpoint"):
@@ -337,7 +338,7 @@ def _relative_error(got, expected):
 @pytest.mark.parametrize("precision, tolerance", [("fp16", 5e-3), ("fp32", 1e-4)])
 def test_an_engine_matches_onnx_runtime_at_band_and_frame_sizes(tensorrt_here, random_rt, precision, tolerance):
     from maed.engine.onnx_backend import OnnxBackend
-    from maed.engine.trt_backend import load_tensorrt
+    from maed.engine.tensorrt.backend import load_tensorrt
 
     backend = load_tensorrt(str(random_rt), precision)
     reference = OnnxBackend(random_rt, device="cpu")
@@ -355,7 +356,7 @@ def test_an_engine_matches_onnx_runtime_at_band_and_frame_sizes(tensorrt_here, r
 
 @pytest.mark.gpu
 def test_a_stale_engine_is_rebuilt_and_the_timing_cache_reused(tensorrt_here, random_rt, capsys):
-    from maed.engine.trt_backend import load_tensorrt
+    from maed.engine.tensorrt.backend import load_tensorrt
 
     load_tensorrt(str(random_rt)).close()
     assert "building the TensorRT fp16 engine" in capsys.readouterr().err

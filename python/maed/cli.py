@@ -159,7 +159,7 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
     import onnx
 
     from .engine.onnx_plugins import PLUGIN_OPS
-    from .engine.trt_ops import tensorrt_problems
+    from .engine.tensorrt.onnx_ops import tensorrt_problems
     from .export import default_destination, export_onnx, onnx_vs_torch, ship_onnx
 
     if args.ship and (args.output or args.fp16 or args.plugins):
@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     from maed.bridge.commands import add_commands  # serve, listen, control, keys, push-sim, sim-nanonis
 
     add_commands(sub)
-    from maed.engine.commands import add_commands as add_engine_commands  # engine build
+    from maed.engine.tensorrt.commands import add_commands as add_engine_commands  # engine build
 
     from .research.bench import add_command as add_bench_command
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from maed.zoo import PRODUCT
 
-from .trt_profiles import BAND, CONTEXT_ROWS, FRAME, Profile, default_profiles, parse_profile, parse_shape
+from .profiles import BAND, CONTEXT_ROWS, FRAME, Profile, default_profiles, parse_profile, parse_shape
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -30,8 +30,8 @@ def profiles_from_args(args: argparse.Namespace, size_multiple: int) -> tuple[Pr
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from .trt_available import import_tensorrt
-    from .trt_build import BuildSettings, EngineBuildError, OnnxSource, build_engine
+    from .available import import_tensorrt
+    from .build import BuildSettings, EngineBuildError, OnnxSource, build_engine
 
     def make_settings(size_multiple: int) -> BuildSettings:
         return BuildSettings(

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from types import ModuleType
 
-from .kernels_lib import BUILD_DIR
+from ..kernels_lib import BUILD_DIR
 
 LIBRARY_NAME = "libmaed_trt_plugins.so"
 

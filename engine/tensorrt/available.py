@@ -22,7 +22,7 @@ def unavailable_reason() -> str | None:
     """Why TensorRT cannot run here, in one line; None when it can (as far as can be told unloaded)."""
     if find_spec("tensorrt") is None:
         return "TensorRT is not installed: no Python module 'tensorrt' (JetPack ships it; elsewhere pip install tensorrt)"
-    from .trt_cuda import gpu_count
+    from .cuda import gpu_count
 
     try:
         count, why = gpu_count()

@@ -9,7 +9,7 @@ flag on the FP32 graph.
 
 Each build reuses and extends a timing cache (the measured speed of each kernel for each layer on
 this GPU), so a rebuild with other profiles or settings takes seconds instead of minutes. The
-engine is written with its key (``trt_cache``) beside it; a build never leaves half a file where a
+engine is written with its key (``cache``) beside it; a build never leaves half a file where a
 back end would load it.
 """
 
@@ -23,11 +23,11 @@ from types import ModuleType
 
 from maed.normalise import PLANE_AND_ROWS
 
-from .onnx_model import KEY_LEVELLING, KEY_MODEL, KEY_PRECISION, KEY_SIZE_MULTIPLE, KEY_WEIGHTS_SHA256, find_onnx
-from .trt_available import import_tensorrt
-from .trt_cache import PRECISIONS, EngineKey, engine_path, timing_cache_path, write_record
-from .trt_cuda import gpu_name
-from .trt_profiles import Profile, check_profile
+from ..onnx_model import KEY_LEVELLING, KEY_MODEL, KEY_PRECISION, KEY_SIZE_MULTIPLE, KEY_WEIGHTS_SHA256, find_onnx
+from .available import import_tensorrt
+from .cache import PRECISIONS, EngineKey, engine_path, timing_cache_path, write_record
+from .cuda import gpu_name
+from .profiles import Profile, check_profile
 
 OPT_LEVELS = range(0, 6)  # TensorRT's builder optimisation levels; 3 is its default
 
@@ -111,7 +111,7 @@ def logger(trt: ModuleType):
 
 def load_plugins(trt: ModuleType) -> None:
     """Register our kernels' plugin library, which a graph or engine with custom nodes needs first."""
-    from .trt_plugins import register_plugins
+    from .plugins import register_plugins
 
     try:
         register_plugins(trt)
@@ -139,7 +139,7 @@ def _graph_bytes(source: OnnxSource, precision: str, strongly_typed: bool) -> by
     if precision == "fp16" and source.precision == "fp32" and strongly_typed:
         import onnx
 
-        from .onnx_fp16 import convert_to_fp16
+        from ..onnx_fp16 import convert_to_fp16
 
         return convert_to_fp16(onnx.load(str(source.path))).SerializeToString()
     return source.path.read_bytes()
@@ -155,7 +155,7 @@ def _write_atomic(path: Path, data) -> None:
 def build_engine(model: str, settings: BuildSettings, dest: Path | None = None) -> Path:
     """Build the engine of ``model`` (shipped name or ``.onnx`` path) and write it with its key.
 
-    ``dest`` defaults to the engine cache (``trt_cache.engine_path``), where the TensorRT back
+    ``dest`` defaults to the engine cache (``cache.engine_path``), where the TensorRT back
     end looks. Returns the engine's path.
     """
     trt = import_tensorrt()

@@ -7,7 +7,7 @@ re-plan); each call picks the profile tuned nearest to its input size (``choose_
 the input shape and runs copy in, inference and copy out on one stream, synchronising once.
 
 ``load_tensorrt`` finds the engine of a model in the cache and builds it first where it is missing
-or was built for another GPU, TensorRT version, weights or precision (``trt_cache``). One back
+or was built for another GPU, TensorRT version, weights or precision (``cache``). One back
 end serves one thread at a time, as the bridge's worker and ``maed denoise`` use it.
 """
 
@@ -21,11 +21,11 @@ import numpy as np
 from maed.normalise import PLANE_AND_ROWS
 from maed.zoo import PRODUCT
 
-from .trt_available import import_tensorrt
-from .trt_build import BuildSettings, OnnxSource, build_engine, engine_key, load_plugins, logger
-from .trt_cache import engine_path, read_record, stale_reason
-from .trt_cuda import DeviceBuffer, PinnedBuffer, Stream, copy_to_device, copy_to_host, gpu_name
-from .trt_profiles import Profile, choose_profile, default_profiles
+from .available import import_tensorrt
+from .build import BuildSettings, OnnxSource, build_engine, engine_key, load_plugins, logger
+from .cache import engine_path, read_record, stale_reason
+from .cuda import DeviceBuffer, PinnedBuffer, Stream, copy_to_device, copy_to_host, gpu_name
+from .profiles import Profile, choose_profile, default_profiles
 
 
 class TensorRTBackend:
