@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from test_bridge_kill import Served, _complete
 
-from maed.bridge.nanonis import Scanner, SimulatedNanonis, simulated_frames
+from maed.bridge.simulated import Scanner, SimulatedNanonis, simulated_frames
 
 KILLS = 20
 SIZE = 64

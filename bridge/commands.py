@@ -43,8 +43,7 @@ def slow_axis(args: argparse.Namespace) -> str:
 
 
 def _simulator(args: argparse.Namespace, axis: str):
-    from .sources import SimulatedController
-    from .sources.simulated import SIM_SEED_BASE
+    from .simulated import SIM_SEED_BASE, SimulatedController
 
     seed = SIM_SEED_BASE if args.seed is None else args.seed
     return SimulatedController(size=args.size, line_rate=args.line_rate, scans=args.scans, seed=seed,
@@ -217,9 +216,8 @@ def _cmd_push_sim(args: argparse.Namespace) -> int:
 
 
 def _cmd_sim_nanonis(args: argparse.Namespace) -> int:
-    from .nanonis import Scanner, SimulatedNanonis, simulated_frames
-    from .nanonis.replay import replay_frames
-    from .sources.simulated import SIM_SEED_BASE
+    from .simulated import SIM_SEED_BASE, Scanner, SimulatedNanonis, simulated_frames
+    from .simulated.replay import replay_frames
 
     if args.replay:
         frames, frame = replay_frames(args.replay, args.replay_channel)

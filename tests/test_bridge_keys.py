@@ -152,7 +152,7 @@ def test_binding_beyond_loopback_needs_keys_or_insecure(keyfiles, tmp_path, caps
 def test_in_process_clients_of_a_keyed_bridge_use_its_own_keys(keyed):
     """The simulated source and the preview connect with the bridge's key pair, which is not on the allow-list."""
     from maed.bridge.preview import Preview
-    from maed.bridge.sources import SimulatedController
+    from maed.bridge.simulated import SimulatedController
 
     assert keyed.config.keys.public not in keyed.config.keys.clients
     with Preview(keyed.endpoints["pub"], port=0, status=keyed.status, keys=keyed.client_keys) as preview:

@@ -435,8 +435,8 @@ def test_a_port_in_use_is_a_one_line_error(bridge, capsys):
 
 
 def test_run_live_scans_the_simulator_through_a_bridge_and_returns_when_saved(tmp_path):
-    from maed.bridge.live import run_live
-    from maed.bridge.sources import SimulatedController
+    from maed.bridge.simulated import SimulatedController
+    from maed.bridge.simulated.live import run_live
 
     seen = []
     sim = SimulatedController(size=32, line_rate=400, scans=2, slow_axis="alternate")

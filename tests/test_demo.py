@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 
-from maed.bridge.sources.simulated import trace_and_retrace
+from maed.bridge.simulated import trace_and_retrace
 from maed.demo import lattice_shown, run_demo, showcase_seed
 
 

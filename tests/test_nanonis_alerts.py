@@ -12,10 +12,10 @@ import pytest
 import zmq
 
 from maed.bridge.alerts.rules import parse_rules
-from maed.bridge.nanonis import Scanner, SimulatedNanonis, simulated_frames
-from maed.bridge.nanonis.scanner import SimChannel, SimFrame
 from maed.bridge.protocol import Alert, decode_published
 from maed.bridge.server import Bridge, BridgeConfig
+from maed.bridge.simulated import Scanner, SimulatedNanonis, simulated_frames
+from maed.bridge.simulated.scanner import SimChannel, SimFrame
 from maed.bridge.sources import NanonisSource
 
 SIZE, EVENT_ROW = 64, 48

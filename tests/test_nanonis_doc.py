@@ -24,8 +24,7 @@ import numpy as np
 import pytest
 from served_bridge import wait_for
 
-from maed.bridge.nanonis import simulated_frames
-from maed.bridge.sources.simulated import SIM_SEED_BASE
+from maed.bridge.simulated import SIM_SEED_BASE, simulated_frames
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "nanonis.md"
 STEP = re.compile(r"^```sh test\n(.*?)^```$|<!-- doc-test: (.*?) -->", re.S | re.M)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from test_bridge_live import BlurBackend, Subscriber, config, control
 
-from maed.bridge.nanonis import Scanner, SimulatedNanonis, simulated_frames
 from maed.bridge.server import Bridge
+from maed.bridge.simulated import Scanner, SimulatedNanonis, simulated_frames
 from maed.bridge.sources import NanonisSource
 
 SEED = 31

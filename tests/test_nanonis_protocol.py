@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from maed.bridge.nanonis import NanonisClient, Scanner, SimulatedNanonis, simulated_frames
+from maed.bridge.nanonis import NanonisClient
 from maed.bridge.nanonis.client import NanonisConnectionError, receive_message
 from maed.bridge.nanonis.protocol import (
     HEADER_SIZE,
@@ -19,6 +19,7 @@ from maed.bridge.nanonis.protocol import (
     encode_message,
     read_response,
 )
+from maed.bridge.simulated import Scanner, SimulatedNanonis, simulated_frames
 
 
 def test_the_header_is_40_bytes_name_size_flag_padding():

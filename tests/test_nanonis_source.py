@@ -14,8 +14,9 @@ import pytest
 import zmq
 from scanfile_helpers import write_sxm
 
-from maed.bridge.nanonis import NanonisClient, Scanner, SimulatedNanonis, simulated_frames
+from maed.bridge.nanonis import NanonisClient
 from maed.bridge.protocol import Line, ScanStart, decode_ingest
+from maed.bridge.simulated import Scanner, SimulatedNanonis, simulated_frames
 from maed.bridge.sources import NanonisSource
 
 SEED = 21
@@ -229,7 +230,7 @@ def test_the_channel_is_found_by_name_whatever_its_index():
 
 
 def test_a_replayed_sxm_file_is_scanned_and_followed_as_recorded(tmp_path):
-    from maed.bridge.nanonis.replay import replay_frames
+    from maed.bridge.simulated.replay import replay_frames
 
     rng = np.random.default_rng(5)
     forward, backward = (rng.standard_normal((2, 24, 40)) * 1e-10).astype(np.float32)

@@ -12,9 +12,10 @@ import time
 import numpy as np
 import pytest
 
-from maed.bridge.nanonis import NanonisClient, Scanner, SimulatedNanonis, simulated_frames
+from maed.bridge.nanonis import NanonisClient
 from maed.bridge.nanonis.client import receive_message, scan_layout
 from maed.bridge.nanonis.protocol import BodyWriter, encode_message
+from maed.bridge.simulated import Scanner, SimulatedNanonis, simulated_frames
 
 nanonis_spm = pytest.importorskip("nanonis_spm")
 

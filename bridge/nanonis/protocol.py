@@ -4,7 +4,8 @@ A message is a 40-byte header (command name, body size, send-response flag) and 
 body. A response body ends with the error section (status, description size, description); a
 non-zero status becomes ``NanonisError``. ``BodyWriter`` and ``BodyReader`` encode and decode the
 body's types; ``encode_message`` and ``decode_header`` the header. Sockets are elsewhere
-(``client``, ``server``): this module only turns values into bytes and back.
+(``client``, and the simulated controller's ``maed.bridge.simulated.nanonis_server``): this module only
+turns values into bytes and back.
 """
 
 from __future__ import annotations

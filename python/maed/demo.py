@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .bridge.live import run_live
 from .bridge.server import BridgeConfig
-from .bridge.sources import SimulatedController
-from .bridge.sources.simulated import SIM_SEED_BASE, trace_and_retrace
+from .bridge.simulated import SIM_SEED_BASE, SimulatedController, trace_and_retrace
+from .bridge.simulated.live import run_live
 from .classical import PIPELINES, level_plane
 from .data import LATTICE_FAMILIES
 from .metrics import all_metrics

@@ -21,7 +21,7 @@ import numpy as np
 from maed.data import TEST_SEED_BASE, ScanPair, make_pair
 
 from ..keys import ClientKeys
-from .base import LinePusher
+from ..sources.base import LinePusher
 
 SIM_SEED_BASE = TEST_SEED_BASE + 900_000
 """Surfaces the shipped model never trained on, apart from the evaluation set's seeds."""

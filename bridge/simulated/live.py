@@ -10,10 +10,9 @@ from typing import Callable
 
 from maed.engine import Backend
 
-from .preview import Preview
-from .server import Bridge, BridgeConfig
-from .sources import SimulatedController
-from .sources.simulated import SimScan
+from ..preview import Preview
+from ..server import Bridge, BridgeConfig
+from .controller import SimScan, SimulatedController
 
 
 @dataclass(frozen=True)

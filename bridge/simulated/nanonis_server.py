@@ -18,8 +18,8 @@ import socket
 import threading
 import time
 
-from .client import DEFAULT_PORT, SCAN_ACTIONS, receive_message, scan_layout
-from .protocol import BodyReader, BodyWriter, NanonisProtocolError, encode_message
+from ..nanonis.client import DEFAULT_PORT, SCAN_ACTIONS, receive_message, scan_layout
+from ..nanonis.protocol import BodyReader, BodyWriter, NanonisProtocolError, encode_message
 from .scanner import Scanner
 
 log = logging.getLogger("maed.bridge.nanonis")
