@@ -26,7 +26,7 @@ if not torch.cuda.is_available():
     pytest.skip("the kernel benchmark needs a CUDA GPU: torch sees none", allow_module_level=True)
 
 from maed.engine.fold import ds_block_weights, se_weights  # noqa: E402
-from maed.engine.kernels_lib import CudaKernels, NativeBuildError  # noqa: E402
+from maed.engine.ops.library import CudaKernels, NativeBuildError  # noqa: E402
 from maed.model import build_model  # noqa: E402
 from maed.model.blocks import DSResidualBlock, SEFusion  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Fold MAED-CNN's BatchNorms into its convolutions, for the fused CUDA kernels.
 
 ``ds_block_weights`` and ``se_weights`` turn a ``DSResidualBlock`` or ``SEFusion`` in eval mode
-into the float32 arrays the kernels take (``maed.engine.kernels_lib``). The folding is done in
+into the float32 arrays the kernels take (``maed.engine.ops``). The folding is done in
 float64, so the only rounding is the final one to float32, as in the ONNX exporter's
 constant folding. Like the torch back end it needs torch and the networks' blocks (a back end may
 import the networks, never the reverse: docs/architecture.md); the kernels' tests and benchmarks use it.
@@ -16,7 +16,7 @@ from torch import nn
 
 from maed.model.blocks import DSResidualBlock, SEFusion
 
-from .kernels_lib import DSBlockWeights, SEWeights
+from .ops.library import DSBlockWeights, SEWeights
 
 __all__ = ["fold_batchnorm", "ds_block_weights", "se_weights"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from maed.engine.kernels_lib import HostReference, NativeBuildError
+from maed.engine.ops.library import HostReference, NativeBuildError
 
 
 def _no_gpu_reason() -> str | None:

@@ -20,7 +20,7 @@ from kernel_helpers import error_of_range, randomise
 from torch import nn
 
 from maed.engine.fold import ds_block_weights, se_weights
-from maed.engine.kernels_lib import CudaKernels, HostReference, NativeBuildError
+from maed.engine.ops.library import CudaKernels, HostReference, NativeBuildError
 from maed.model import build_model
 from maed.model.blocks import DSResidualBlock, SEFusion
 

@@ -23,9 +23,9 @@ from kernel_helpers import error_of_range, randomise
 from onnx import helper
 
 from maed.cli import main
-from maed.engine.kernels_lib import HostReference
 from maed.engine.onnx_fp16 import convert_to_fp16
-from maed.engine.onnx_plugins import DOMAIN, DS_BLOCK_OP, PLUGIN_OPS, SE_FUSION_OP, insert_plugins, plugin_weights
+from maed.engine.ops.library import HostReference
+from maed.engine.ops.rewrite import DOMAIN, DS_BLOCK_OP, PLUGIN_OPS, SE_FUSION_OP, insert_plugins, plugin_weights
 from maed.engine.tensorrt.onnx_ops import tensorrt_problems
 from maed.engine.tensorrt.plugins import LIBRARY_NAME, plugin_library, register_plugins
 from maed.export import _trace
@@ -161,7 +161,7 @@ def test_plugin_library_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("MAED_TRT_PLUGINS", raising=False)
     with pytest.raises(FileNotFoundError, match="-DTRT_ROOT"):
         plugin_library(tmp_path)
-    library = tmp_path / "engine" / "plugins" / LIBRARY_NAME
+    library = tmp_path / "cuda_kernels" / LIBRARY_NAME
     library.parent.mkdir(parents=True)
     library.touch()
     loaded: list[str] = []

@@ -71,7 +71,7 @@ class OnnxSource:
     precision: str
     weights_sha256: str
     plugin_ops: tuple[str, ...] = ()
-    """Op types of custom nodes (``maed export onnx --plugins``): TensorRT plugins of ``engine/plugins``."""
+    """Op types of custom nodes (``maed export onnx --plugins``): TensorRT plugins of ``cuda_kernels/ops``."""
     levelling: str = PLANE_AND_ROWS
     """The input's levelling (``maed.levelling``), carried into the engine's record."""
 

@@ -1,4 +1,4 @@
-"""The TensorRT plugin library of our kernels (``engine/plugins``): where it is, how TensorRT loads it.
+"""The TensorRT plugin library of our kernels (``cuda_kernels/ops/*/plugin``): where it is, how TensorRT loads it.
 
 A network parsed from an ONNX file written with ``maed export onnx --plugins`` needs the library
 registered before parsing, and an engine built from it before deserialising: both go through
@@ -11,14 +11,14 @@ import os
 from pathlib import Path
 from types import ModuleType
 
-from ..kernels_lib import BUILD_DIR
+from ..ops.library import BUILD_DIR
 
 LIBRARY_NAME = "libmaed_trt_plugins.so"
 
 
 def plugin_library(build_dir: Path = BUILD_DIR) -> Path:
     """``$MAED_TRT_PLUGINS``, else the library in the native build folder; explains how to build it when absent."""
-    path = Path(os.environ.get("MAED_TRT_PLUGINS", build_dir / "engine" / "plugins" / LIBRARY_NAME))
+    path = Path(os.environ.get("MAED_TRT_PLUGINS", build_dir / "cuda_kernels" / LIBRARY_NAME))
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no TensorRT plugin library; build it with "

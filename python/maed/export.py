@@ -42,7 +42,7 @@ from .engine.onnx_model import (
     KEY_WEIGHTS_SHA256,
     shipped_onnx,
 )
-from .engine.onnx_plugins import insert_plugins
+from .engine.ops.rewrite import insert_plugins
 from .model import MAEDCNN
 from .model.checkpoint import load_model, weights_file, weights_sha256
 from .normalise import PLANE, PLANE_AND_ROWS
@@ -107,7 +107,7 @@ def export_onnx(name_or_path: str, dest: Path, fp16: bool = False, plugins: bool
 
     Returns the model written. The metadata names a shipped model by its name and a checkpoint by
     its file stem. ``plugins`` replaces the DS blocks and the SE fusion by our TensorRT plugin
-    nodes (``maed.engine.onnx_plugins``): such a file is for TensorRT only.
+    nodes (``maed.engine.ops.rewrite``): such a file is for TensorRT only.
     """
     model, card = load_model(name_or_path)
     name = name_or_path if not Path(name_or_path).suffix else Path(name_or_path).stem

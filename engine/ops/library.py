@@ -4,7 +4,7 @@ The libraries are built by the top-level ``CMakeLists.txt`` into ``build/native`
 ``$MAED_NATIVE_BUILD``); ``build_native`` configures and builds them on demand, so the tests need
 no build step of their own. The weights are the folded (BatchNorm-free) float32 arrays of one
 layer, in the ONNX/torch layout: ``maed.engine.fold`` makes them from the torch modules,
-``maed.engine.onnx_plugins`` from an exported graph. numpy only: no torch, no CUDA Python.
+``maed.engine.ops.rewrite`` from an exported graph. numpy only: no torch, no CUDA Python.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BUILD_DIR = Path(os.environ.get("MAED_NATIVE_BUILD", REPO / "build" / "native"))
 MAX_DW_KERNEL = 9  # MAED_MAX_DW_KERNEL in api.h
 _DTYPES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}  # MaedDtype

@@ -1,19 +1,19 @@
-// MaedSEFusion: MAED-CNN's SE fusion (global average pool, fc1 + ReLU, fc2 + sigmoid, channel
-// scaling) as two kernels (cuda_kernels/src/se_fusion.cu). Fields: channels, reduced_channels
-// (int32); fc1_weight (reduced*channels), fc1_bias (reduced), fc2_weight (channels*reduced),
-// fc2_bias (channels) (float32). Its workspace holds the per-slice channel sums.
+// MaedDSResidualBlock: MAED-CNN's depthwise-separable residual block as one fused kernel
+// (cuda_kernels/ops/ds_block/ds_block.cu). Fields: in_channels, out_channels, kernel_size (int32);
+// dw_weight (cin*k*k), dw_bias (cin), pw_weight (cout*cin), bias (cout), and shortcut_weight
+// (cout*cin) for a projection shortcut, absent for the identity (float32).
 #pragma once
 
 #include "plugin_common.h"
 
 namespace maed::trt {
 
-class SeFusionPlugin final : public PluginBase {
+class DsBlockPlugin final : public PluginBase {
 public:
-    static constexpr char const* kName = "MaedSEFusion";
+    static constexpr char const* kName = "MaedDSResidualBlock";
 
     // Checks the sizes of the arrays against the integers; nullptr, logged, when they disagree.
-    static SeFusionPlugin* create(LayerFields fields);
+    static DsBlockPlugin* create(LayerFields fields);
 
     char const* getPluginName() const noexcept override { return kName; }
     nvinfer1::IPluginV3* clone() noexcept override;
@@ -23,8 +23,6 @@ public:
                             nvinfer1::IExprBuilder& exprBuilder) noexcept override;
     int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
                             nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
-    size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
-                            nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override;
     int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
                     void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
 
@@ -33,10 +31,10 @@ private:
     std::vector<std::vector<float> const*> weightArrays() const override;
 };
 
-class SeFusionPluginCreator final : public nvinfer1::IPluginCreatorV3One {
+class DsBlockPluginCreator final : public nvinfer1::IPluginCreatorV3One {
 public:
-    SeFusionPluginCreator();
-    char const* getPluginName() const noexcept override { return SeFusionPlugin::kName; }
+    DsBlockPluginCreator();
+    char const* getPluginName() const noexcept override { return DsBlockPlugin::kName; }
     char const* getPluginVersion() const noexcept override { return kPluginVersion; }
     char const* getPluginNamespace() const noexcept override { return kPluginNamespace; }
     nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override { return &mFieldNames; }

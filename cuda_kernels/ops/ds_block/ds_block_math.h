@@ -10,7 +10,7 @@
 // order, so the depthwise result of a channel lives in a register only and never in memory.
 #pragma once
 
-#include "numeric.h"
+#include "maed_kernels/numeric.h"
 
 namespace maed {
 

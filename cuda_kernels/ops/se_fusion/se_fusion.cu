@@ -11,7 +11,7 @@
 #include "maed_kernels/api.h"
 #include "maed_kernels/checks.h"
 #include "maed_kernels/launch_config.h"
-#include "maed_kernels/se_math.h"
+#include "se_math.h"
 
 namespace maed {
 namespace {

@@ -9,7 +9,7 @@
 // sigmoid output is, then multiplied in half precision.
 #pragma once
 
-#include "numeric.h"
+#include "maed_kernels/numeric.h"
 
 namespace maed {
 

@@ -5,9 +5,10 @@ Each depthwise-separable residual block (``Conv`` depthwise -> ``Relu`` -> ``Con
 ``MaedDSResidualBlock`` node, and the SE fusion (``ReduceMean`` -> ``Conv`` -> ``Relu`` ->
 ``Conv`` -> ``Sigmoid`` -> ``Mul``) one ``MaedSEFusion`` node, in the ``maed`` domain. TensorRT's
 ONNX parser maps a node of an unknown op type to the plugin creator of that name (version "1",
-namespace ""), i.e. to ``engine/plugins``. The folded weights travel as float attributes
-(``floats``, float32 even in an FP16 graph: the kernels compute in FP32), which the parser hands
-to the creator as plugin fields, so the plugin owns its weights and the node has one input.
+namespace ""), i.e. to the plugins of ``cuda_kernels/ops/``. The folded weights travel as float
+attributes (``floats``, float32 even in an FP16 graph: the kernels compute in FP32), which the
+parser hands to the creator as plugin fields, so the plugin owns its weights and the node has one
+input.
 
 The patterns are matched on the graph the exporter writes (BatchNorm already folded into the
 convolutions, onnxslim applied), in FP32 or after the FP16 conversion; every intermediate tensor
@@ -26,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .kernels_lib import DSBlockWeights, SEWeights
+from .library import DSBlockWeights, SEWeights
 
 DOMAIN = "maed"
 DS_BLOCK_OP = "MaedDSResidualBlock"

@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <vector>
 
+#include "ds_block_math.h"
 #include "maed_kernels/api.h"
 #include "maed_kernels/checks.h"
-#include "maed_kernels/ds_block_math.h"
 #include "maed_kernels/launch_config.h"
-#include "maed_kernels/se_math.h"
+#include "se_math.h"
 
 namespace maed {
 namespace {
