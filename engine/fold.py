@@ -16,7 +16,8 @@ from torch import nn
 
 from maed.model.blocks import DSResidualBlock, SEFusion
 
-from .ops.library import DSBlockWeights, SEWeights
+from .ops.ds_block import DSBlockWeights
+from .ops.se_fusion import SEWeights
 
 __all__ = ["fold_batchnorm", "ds_block_weights", "se_weights"]
 

@@ -24,8 +24,11 @@ from onnx import helper
 
 from maed.cli import main
 from maed.engine.onnx_fp16 import convert_to_fp16
+from maed.engine.ops import PLUGIN_OPS
+from maed.engine.ops.ds_block import OP_TYPE as DS_BLOCK_OP
 from maed.engine.ops.library import HostReference
-from maed.engine.ops.rewrite import DOMAIN, DS_BLOCK_OP, PLUGIN_OPS, SE_FUSION_OP, insert_plugins, plugin_weights
+from maed.engine.ops.rewrite import DOMAIN, insert_plugins, plugin_weights
+from maed.engine.ops.se_fusion import OP_TYPE as SE_FUSION_OP
 from maed.engine.tensorrt.onnx_ops import tensorrt_problems
 from maed.engine.tensorrt.plugins import LIBRARY_NAME, plugin_library, register_plugins
 from maed.export import _trace

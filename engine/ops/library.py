@@ -14,88 +14,16 @@ import os
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .ds_block import DSBlockWeights
+from .se_fusion import SEWeights
+
 REPO = Path(__file__).resolve().parents[2]
 BUILD_DIR = Path(os.environ.get("MAED_NATIVE_BUILD", REPO / "build" / "native"))
-MAX_DW_KERNEL = 9  # MAED_MAX_DW_KERNEL in api.h
 _DTYPES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}  # MaedDtype
-
-
-def _f32(a: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    if a.shape != shape:
-        raise ValueError(f"{what}: expected shape {shape}, got {a.shape}")
-    return a
-
-
-@dataclass(frozen=True)
-class DSBlockWeights:
-    """A DSResidualBlock with its BatchNorms folded in (api.h, ``MaedDsBlock``).
-
-    ``shortcut_weight`` is None for the identity shortcut; ``bias`` is the pointwise BN bias plus
-    the projection BN bias.
-    """
-
-    dw_weight: np.ndarray  # (cin, k, k)
-    dw_bias: np.ndarray  # (cin,)
-    pw_weight: np.ndarray  # (cout, cin)
-    shortcut_weight: np.ndarray | None  # (cout, cin)
-    bias: np.ndarray  # (cout,)
-
-    def __post_init__(self) -> None:
-        cin, k = self.dw_weight.shape[0], self.dw_weight.shape[-1]
-        cout = self.pw_weight.shape[0]
-        if k % 2 == 0 or not 1 <= k <= MAX_DW_KERNEL:
-            raise ValueError(f"the fused kernel takes odd depthwise kernels up to {MAX_DW_KERNEL}, got {k}")
-        if self.shortcut_weight is None and cin != cout:
-            raise ValueError(f"an identity shortcut needs as many outputs as inputs, got {cin} -> {cout}")
-        object.__setattr__(self, "dw_weight", _f32(self.dw_weight, (cin, k, k), "dw_weight"))
-        object.__setattr__(self, "dw_bias", _f32(self.dw_bias, (cin,), "dw_bias"))
-        object.__setattr__(self, "pw_weight", _f32(self.pw_weight, (cout, cin), "pw_weight"))
-        if self.shortcut_weight is not None:
-            object.__setattr__(self, "shortcut_weight", _f32(self.shortcut_weight, (cout, cin), "shortcut_weight"))
-        object.__setattr__(self, "bias", _f32(self.bias, (cout,), "bias"))
-
-    @property
-    def cin(self) -> int:
-        return self.dw_weight.shape[0]
-
-    @property
-    def cout(self) -> int:
-        return self.pw_weight.shape[0]
-
-    @property
-    def ksize(self) -> int:
-        return self.dw_weight.shape[-1]
-
-
-@dataclass(frozen=True)
-class SEWeights:
-    """An SEFusion (api.h, ``MaedSeFusion``): fc1 (reduced, channels), fc2 (channels, reduced)."""
-
-    fc1_weight: np.ndarray
-    fc1_bias: np.ndarray
-    fc2_weight: np.ndarray
-    fc2_bias: np.ndarray
-
-    def __post_init__(self) -> None:
-        reduced, channels = self.fc1_weight.shape
-        object.__setattr__(self, "fc1_weight", _f32(self.fc1_weight, (reduced, channels), "fc1_weight"))
-        object.__setattr__(self, "fc1_bias", _f32(self.fc1_bias, (reduced,), "fc1_bias"))
-        object.__setattr__(self, "fc2_weight", _f32(self.fc2_weight, (channels, reduced), "fc2_weight"))
-        object.__setattr__(self, "fc2_bias", _f32(self.fc2_bias, (channels,), "fc2_bias"))
-
-    @property
-    def channels(self) -> int:
-        return self.fc1_weight.shape[1]
-
-    @property
-    def reduced(self) -> int:
-        return self.fc1_weight.shape[0]
 
 
 class NativeBuildError(RuntimeError):

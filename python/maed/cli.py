@@ -158,7 +158,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_export_onnx(args: argparse.Namespace) -> int:
     import onnx
 
-    from .engine.ops.rewrite import PLUGIN_OPS
+    from .engine.ops import PLUGIN_OPS
     from .engine.tensorrt.onnx_ops import tensorrt_problems
     from .export import default_destination, export_onnx, onnx_vs_torch, ship_onnx
 

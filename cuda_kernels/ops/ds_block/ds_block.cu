@@ -10,10 +10,9 @@
 // out: that recomputation is the price of never sending the depthwise output to memory.
 #include <cuda_runtime.h>
 
+#include "ds_block_launch.h"
 #include "ds_block_math.h"
 #include "maed_kernels/api.h"
-#include "maed_kernels/checks.h"
-#include "maed_kernels/launch_config.h"
 
 namespace maed {
 namespace {

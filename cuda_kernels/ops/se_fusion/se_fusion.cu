@@ -9,8 +9,7 @@
 #include <cuda_runtime.h>
 
 #include "maed_kernels/api.h"
-#include "maed_kernels/checks.h"
-#include "maed_kernels/launch_config.h"
+#include "se_fusion_launch.h"
 #include "se_math.h"
 
 namespace maed {
