@@ -26,7 +26,7 @@ if not torch.cuda.is_available():
     pytest.skip("the kernel benchmark needs a CUDA GPU: torch sees none", allow_module_level=True)
 
 from maed.engine.fold import ds_block_weights, se_weights  # noqa: E402
-from maed.engine.ops.library import CudaKernels, NativeBuildError  # noqa: E402
+from maed.engine.ops.library import CudaKernels, LibraryNotFound  # noqa: E402
 from maed.model import build_model  # noqa: E402
 from maed.model.blocks import DSResidualBlock, SEFusion  # noqa: E402
 
@@ -61,9 +61,9 @@ LAYERS = _rt_layers()
 @pytest.fixture(scope="module")
 def kernels() -> CudaKernels:
     try:
-        return CudaKernels.build()
-    except NativeBuildError as exc:
-        pytest.skip(f"the CUDA kernel library could not be built: {exc}")
+        return CudaKernels.load()
+    except LibraryNotFound as exc:
+        pytest.skip(str(exc))
 
 
 def _time(benchmark: BenchmarkFixture, fn: Callable[[], None], traffic_bytes: int, **info: object) -> None:

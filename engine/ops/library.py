@@ -1,18 +1,21 @@
 """ctypes bindings of MAED-CNN's own kernels (``cuda_kernels/``): the host reference and the CUDA launchers.
 
-The libraries are built by the top-level ``CMakeLists.txt`` into ``build/native`` (or
-``$MAED_NATIVE_BUILD``); ``build_native`` configures and builds them on demand, so the tests need
-no build step of their own. The weights are the folded (BatchNorm-free) float32 arrays of one
-layer, in the ONNX/torch layout: ``maed.engine.fold`` makes them from the torch modules,
-``maed.engine.ops.rewrite`` from an exported graph. numpy only: no torch, no CUDA Python.
+The libraries are found, never built: nothing here runs cmake. ``find_library`` looks in
+``$MAED_KERNELS_LIB_DIR`` (a folder holding them), then in the native build folder of a source
+checkout (``$MAED_NATIVE_BUILD``, else ``build/native``, where ``make test`` and
+``cmake -S . -B build/native && cmake --build build/native`` put them, under ``cuda_kernels/``), then
+in ``lib/`` of the Python environment (``cmake --install build/native --prefix <environment>``);
+where none has the library it raises ``LibraryNotFound`` with one line saying how to build it. The
+weights are the folded (BatchNorm-free) float32 arrays of one layer, in the ONNX/torch layout:
+``maed.engine.fold`` makes them from the torch modules, ``maed.engine.ops.rewrite`` from an exported
+graph. numpy only: no torch, no CUDA Python.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-import shutil
-import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,31 +25,53 @@ from .ds_block import DSBlockWeights
 from .se_fusion import SEWeights
 
 REPO = Path(__file__).resolve().parents[2]
+"""The source checkout this module runs from (an installed package has no ``CMakeLists.txt`` there)."""
 BUILD_DIR = Path(os.environ.get("MAED_NATIVE_BUILD", REPO / "build" / "native"))
+LIB_DIR_VARIABLE = "MAED_KERNELS_LIB_DIR"
 _DTYPES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}  # MaedDtype
 
 
-class NativeBuildError(RuntimeError):
-    """cmake is missing, or configuring or building the native libraries failed."""
+class LibraryNotFound(FileNotFoundError):
+    """A native library is not built (or not where it is looked for); the message says how to build it."""
 
 
-def build_native(targets: Sequence[str], build_dir: Path = BUILD_DIR) -> Path:
-    """Configure ``build_dir`` (once) and build ``targets``; returns the folder of the kernel libraries.
+def _has_build_folder(build_dir: Path | None) -> bool:
+    return build_dir is not None or "MAED_NATIVE_BUILD" in os.environ or (REPO / "CMakeLists.txt").is_file()
 
-    Building is incremental, so calling it when everything is up to date costs a second.
+
+def library_candidates(name: str, build_dir: Path | None = None) -> list[Path]:
+    """Where ``name`` is looked for, in order: ``$MAED_KERNELS_LIB_DIR``, the build folder, the environment's ``lib/``.
+
+    ``build_dir`` (default ``BUILD_DIR``) counts when given, or when this module runs from a source checkout.
     """
-    cmake = shutil.which("cmake")
-    if cmake is None:
-        raise NativeBuildError("cmake not found on PATH")
-    steps = [[cmake, "--build", str(build_dir), "--target", *targets, "-j", str(os.cpu_count() or 1)]]
-    if not (build_dir / "CMakeCache.txt").exists():
-        steps.insert(0, [cmake, "-S", str(REPO), "-B", str(build_dir)])
-    for step in steps:
-        result = subprocess.run(step, capture_output=True, text=True)
-        if result.returncode != 0:
-            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-            raise NativeBuildError(f"`{' '.join(step)}` failed:\n{tail}")
-    return build_dir / "cuda_kernels"
+    places = []
+    if os.environ.get(LIB_DIR_VARIABLE):
+        places.append(Path(os.environ[LIB_DIR_VARIABLE]) / name)
+    if _has_build_folder(build_dir):
+        places.append(Path(build_dir or BUILD_DIR) / "cuda_kernels" / name)
+    places.append(Path(sys.prefix) / "lib" / name)
+    return places
+
+
+def find_library(name: str, target: str, build_dir: Path | None = None, how: str = "") -> Path:
+    """The first of ``library_candidates`` that exists; ``LibraryNotFound`` (one line) where none does.
+
+    ``target`` is the CMake target that builds ``name``; ``how`` adds to the configure step (``-DTRT_ROOT=...``).
+    """
+    places = library_candidates(name, build_dir)
+    for path in places:
+        if path.is_file():
+            return path
+    options = f" {how}" if how else ""
+    if _has_build_folder(build_dir):
+        folder = build_dir or BUILD_DIR
+        build = f"`cmake -S {REPO} -B {folder}{options} && cmake --build {folder} --target {target}`"
+    else:  # an installed package: build in a checkout, install into this environment
+        build = (f"`cmake -S . -B build/native{options} && cmake --build build/native && cmake --install build/native "
+                 f"--prefix {sys.prefix}` in a source checkout")
+    looked = ", ".join(str(p.parent) for p in places)
+    raise LibraryNotFound(f"{name} is not built (looked in {looked}); build it with {build}, "
+                          f"or set {LIB_DIR_VARIABLE} to the folder that holds it")
 
 
 class _DsBlock(ctypes.Structure):
@@ -89,9 +114,9 @@ class HostReference:
             fn.restype = ctypes.c_int
 
     @classmethod
-    def build(cls, build_dir: Path = BUILD_DIR) -> HostReference:
-        """Build (if needed) and load the host reference."""
-        return cls(build_native(["maed_kernels_ref"], build_dir) / "libmaed_kernels_ref.so")
+    def load(cls, build_dir: Path | None = None) -> HostReference:
+        """Load the host reference where ``find_library`` finds it; ``LibraryNotFound`` where it is not built."""
+        return cls(find_library("libmaed_kernels_ref.so", "maed_kernels_ref", build_dir))
 
     def ds_block(self, x: np.ndarray, w: DSBlockWeights) -> np.ndarray:
         """The fused DS block on a (N, cin, H, W) float32 or float16 array."""
@@ -139,9 +164,10 @@ class CudaKernels:
         self._lib.maed_cuda_error_string.restype = ctypes.c_char_p
 
     @classmethod
-    def build(cls, build_dir: Path = BUILD_DIR) -> CudaKernels:
-        """Build (if needed) and load the CUDA kernels."""
-        return cls(build_native(["maed_kernels"], build_dir) / "libmaed_kernels.so")
+    def load(cls, build_dir: Path | None = None) -> CudaKernels:
+        """Load the CUDA kernels where ``find_library`` finds them; ``LibraryNotFound`` where they are not built
+        (without nvcc CMake builds the host reference only)."""
+        return cls(find_library("libmaed_kernels.so", "maed_kernels", build_dir))
 
     def ds_block(self, x: int, y: int, dtype: np.dtype, shape: tuple[int, int, int], cin: int, cout: int, ksize: int,
                  weights: Sequence[int], stream: int = 0) -> None:

@@ -4,7 +4,9 @@ The suites (``benchmarks/``, pytest-benchmark) run in a child pytest; this modul
 the machine and turns pytest-benchmark's JSON into the results page: p50 / p95 per case and back
 end, the ratio of torch to ONNX Runtime on the CPU from the same run, the issue's targets, and
 which back ends were skipped and why. The suites live in the source tree, not in the installed
-package, so the command runs from a checkout.
+package, so the command runs from a checkout. Nothing is built here: the kernel suite uses the CUDA
+kernels where cmake built them (``maed.engine.ops.library``) and otherwise skips, saying how to build
+them, as the results page then lists.
 """
 
 from __future__ import annotations
