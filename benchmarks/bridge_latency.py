@@ -1,11 +1,11 @@
-"""End-to-end latency of the bridge: a line pushed in, the first denoised frame covering it out.
+"""End-to-end latency of the bridge: a line pushed in, the first denoised rows covering it out.
 
 The bridge runs as ``maed serve`` in its own process, as in the lab; this process is the
 controller (pushing a simulated scan, trace and retrace, at ``--rate`` lines per second, following
 PROTOCOL.md) and a subscriber. For every row it measures the time from the push of its trace line
-to the arrival of the first ``frame.denoised`` whose ``rows_done`` covers it, on this machine's
-clock, and prints p50 / p95 with the bridge's own ``status`` latency (newest line's arrival to
-publish).
+to the arrival of the first ``frame.rows`` (the denoised rows of an update: every update sends one, while
+the whole frames go out at a capped rate) whose ``rows_done`` covers it, on this machine's clock, and
+prints p50 / p95 with the bridge's own ``status`` latency (newest line's arrival to publish).
 
     python benchmarks/bridge_latency.py --size 256 --rate 200 [--backend onnx] [--scans 3]
 """
@@ -45,7 +45,7 @@ def run_scan(endpoints: dict[str, str], image: np.ndarray, rate: float, scan: st
     ctx = zmq.Context.instance()
     sub = ctx.socket(zmq.SUB)
     sub.connect(endpoints["pub"])
-    sub.setsockopt(zmq.SUBSCRIBE, b"frame.denoised")
+    sub.setsockopt(zmq.SUBSCRIBE, b"frame.rows")
     sub.setsockopt(zmq.SUBSCRIBE, b"scan.finished")
     time.sleep(0.5)
     arrivals: list[tuple[float, int]] = []
@@ -122,7 +122,7 @@ def main() -> None:
             bridge.wait(30)
     p50, p95 = np.percentile(latencies, [50, 95])
     print(f"{args.scans} scans {args.size}x{args.size} at {args.rate:g} lines/s, {status['model']} on {status['backend']}: "
-          f"line push -> first denoised frame covering it p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {max(latencies):.1f} ms "
+          f"line push -> first denoised rows covering it p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {max(latencies):.1f} ms "
           f"over {len(latencies)} rows; bridge update latency p50 {status['latency_ms']['p50']} ms, "
           f"p95 {status['latency_ms']['p95']} ms over {status['latency_ms']['count']} frames")
 

@@ -2,9 +2,13 @@
 
 - latency: a simulated scan pushed at 20, 200 and 2,000 lines/s (scan lines, each sent as a trace
   and a retrace message, as ``bridge_latency.py`` pushes them); for every row, the time from the
-  push of its trace line to the arrival of the first ``frame.denoised`` covering it. These are
+  push of its trace line to the arrival of the first ``frame.rows`` covering it (every update sends one;
+  the whole frames go out at most every ``FRAME_INTERVAL_S``). These are
   latencies of rows, not durations of calls: pytest-benchmark times the whole scan once and the
   per-row p50 / p95 / max go in ``extra_info``;
+- update cost in frame height: the same 256-pixel lines at 200 lines/s into a frame of 256 rows and one of
+  1024 rows; per-row latency as above. An update's cost follows the rows it brings, not the frame's height
+  (issue 14: p95 at 1024 rows at most 1.1 x p95 at 256 rows);
 - ingest: line messages of 256 float32, encoded ahead and pushed as fast as the socket takes them,
   with the worker denoising as usual: messages per second until the bridge has counted the last
   one, and none lost.
@@ -65,6 +69,29 @@ def test_line_to_denoised_frame_latency(benchmark, bridge, models, rate):
         case=f"line to denoised frame at {rate} lines/s", rows=len(latencies), cols=COLS, backend=status["backend"],
         model="rt", weights=models("rt").weights, p50_ms=round(float(p50), 2), p95_ms=round(float(p95), 2),
         max_ms=round(max(latencies), 2), updates=status["updates"],
+    )
+
+
+HEIGHTS, HEIGHT_RATE = (256, 1024), 200
+
+
+def test_update_latency_in_frame_height(benchmark, bridge, models):
+    image = make_pair(654_322, COLS).noisy.astype("<f4")
+    tall = np.concatenate([image] * (max(HEIGHTS) // COLS))
+    p95 = {}
+
+    def scans() -> None:
+        for rows in HEIGHTS:
+            latencies = run_scan(bridge, tall[:rows], HEIGHT_RATE, f"height-{rows}")
+            assert len(latencies) == rows, "some rows never appeared in denoised rows"
+            p95[rows] = float(np.percentile(latencies, 95))
+
+    benchmark.pedantic(scans, rounds=1, iterations=1)
+    status = _status(bridge)
+    benchmark.extra_info.update(
+        case=f"update latency in frame height at {HEIGHT_RATE} lines/s", cols=COLS, backend=status["backend"],
+        model="rt", weights=models("rt").weights, **{f"p95_ms_{rows}_rows": round(p95[rows], 2) for rows in HEIGHTS},
+        ratio=round(p95[max(HEIGHTS)] / p95[min(HEIGHTS)], 3),
     )
 
 

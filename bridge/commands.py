@@ -115,7 +115,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         host=args.host, pull_port=args.pull_port, pub_port=args.pub_port, control_port=args.control_port,
         ack_port=args.ack_port,
         out=Path(args.out), backend=args.backend, model=args.model, halo=args.halo, refine=args.refine,
-        idle_timeout=args.idle_timeout, guard_interval=args.guard_interval, keys=keys, insecure=args.insecure,
+        idle_timeout=args.idle_timeout, guard_interval=args.guard_interval, frame_interval=args.frame_interval,
+        keys=keys, insecure=args.insecure,
         models=models, max_pixels=args.max_pixels, model_timeout=args.model_timeout, adapt=adapt,
     )
     if keys is None and not is_loopback(args.host):
@@ -241,6 +242,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     from .ingest import MAX_PIXELS
     from .model_loader import MODEL_LOAD_TIMEOUT_S
     from .streaming import GUARD_INTERVAL_S, HALO, REFINE
+    from .worker import FRAME_INTERVAL_S
 
     p = sub.add_parser("serve", help="run the bridge: scan lines in, raw and denoised frames out")
     p.add_argument("--source", choices=("sim", "nanonis", "zmq"), default="zmq",
@@ -282,6 +284,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guard-interval", type=float, default=GUARD_INTERVAL_S, metavar="S",
                    help=f"seconds between the trust guard's live evaluations of a scan, at least (default: "
                         f"{GUARD_INTERVAL_S}; stretched to 20 times the guard's cost; the final frame is always guarded)")
+    p.add_argument("--frame-interval", type=float, default=FRAME_INTERVAL_S, metavar="S",
+                   help=f"seconds between a running scan's whole frames, frame.raw and frame.denoised, at least "
+                        f"(default: {FRAME_INTERVAL_S}; 0: with every update); frame.rows goes out with every update "
+                        f"and the final frames always")
     p.add_argument("--http-port", type=int, default=5580,
                    help=f"port of the live preview page (default: 5580); its token is {TOKEN_VARIABLE} when set, "
                         "else a new one, printed with the URL")

@@ -45,7 +45,7 @@ from .protocol import VERSION, ProtocolError, ScanJournaled, encode
 from .recovery import recover
 from .remote_model import regular_file_problem, remote_model
 from .streaming import GUARD_INTERVAL_S, HALO, REFINE
-from .worker import Worker, weights_sha256
+from .worker import FRAME_INTERVAL_S, Worker, weights_sha256
 
 log = logging.getLogger("maed.bridge")
 
@@ -81,6 +81,8 @@ class BridgeConfig:
     refine: int = REFINE
     idle_timeout: float = 300.0
     guard_interval: float = GUARD_INTERVAL_S
+    frame_interval: float = FRAME_INTERVAL_S
+    """Least seconds between a running scan's whole frames (``frame.raw``, ``frame.denoised``); 0: every update."""
     """Seconds between the trust guard's live evaluations of a scan (at least; 0: as often as its cost allows)."""
     keys: ServerKeys | None = None
     """CURVE keys of every socket (docs/security.md); None: no authentication, loopback only unless ``insecure``."""
@@ -113,6 +115,8 @@ class BridgeConfig:
             raise ValueError(f"idle timeout must be >= 0 seconds, got {self.idle_timeout}")
         if self.guard_interval < 0:
             raise ValueError(f"guard interval must be >= 0 seconds, got {self.guard_interval}")
+        if self.frame_interval < 0:
+            raise ValueError(f"frame interval must be >= 0 seconds, got {self.frame_interval}")
         if self.max_pixels < 1:
             raise ValueError(f"max pixels must be >= 1, got {self.max_pixels}")
         if self.max_backlog_bytes < 0:
@@ -189,7 +193,7 @@ class Bridge:
             raise
         self._sockets = [pull, pub, control] + ([ack] if ack is not None else [])
         self.worker = Worker(self.ingest, pub, self._backend, self.config.out, self.config.halo, self.config.refine,
-                             self.config.guard_interval)
+                             self.config.guard_interval, self.config.frame_interval)
         targets = {
             "ingest": lambda: self._ingest_loop(pull),
             "journal": lambda: self._journal_loop(ack),
@@ -405,6 +409,7 @@ class Bridge:
             "protocol": VERSION, "version": __version__, "model": backend.model,
             "weights_sha256": weights_sha256(backend), "backend": backend.name,
             "halo": self.config.halo, "refine": self.config.refine, "guard_interval": self.config.guard_interval,
+            "frame_interval": self.config.frame_interval,
             "endpoints": dict(self.endpoints),
             "out": str(self.config.out),
         }

@@ -5,7 +5,8 @@ coalesce when lines come faster than the denoiser), updates the raw frames and t
 denoiser (in steps of bounded size, ``MAX_BAND_PIXELS``, when many rows came at once), runs the
 trust guard on the live frame at a capped rate (``GUARD_INTERVAL_S``: at most
 once per half second per scan, and never more than a twentieth of the time), publishes
-``frame.raw``, ``frame.rows`` and ``frame.denoised`` (with the latest verdict) on the PUB socket,
+``frame.rows`` (the denoised rows the update changed) on the PUB socket with every update, and the whole
+frames, ``frame.raw`` and ``frame.denoised`` (with the latest verdict), at a capped rate (``FRAME_INTERVAL_S``),
 runs the scan-health detectors on every line and publishes their ``alert`` messages (``maed.bridge.alerts``),
 and finishes scans: the guarded full-frame pass of ``maed denoise``, the ``final`` frames, the
 files on disk, then ``scan.finished``.
@@ -69,6 +70,11 @@ the worker catches up."""
 TRIM_PIXELS = 256 * 256
 """Scans larger than this hand the C heap's free pages back to the system after each live guard and at
 their end (``maed.engine.heap``): their frame-sized temporaries, freed, would otherwise stay resident."""
+FRAME_INTERVAL_S = 0.5
+"""Least seconds between the whole frames (``frame.raw``, ``frame.denoised``) of one scan while it runs
+(``maed serve --frame-interval``; 0: with every update). ``frame.rows`` goes out with every update, so the
+cost of an update follows the rows it brings, not the frame's height; a scan's first update and its final
+frames always go out whole."""
 MIN_STEP_ROWS = 32
 """New rows per step at the least, for scans so wide that the context rows alone fill the band."""
 
@@ -87,6 +93,10 @@ class LiveScan:
         """Acquisition rows handed to the streaming denoiser so far."""
         self.next_guard = 0.0
         """``time.perf_counter()`` after which the live guard may run again."""
+        self.next_frames = 0.0
+        """``time.perf_counter()`` after which the whole frames may be published again."""
+        self.owed: set[str] = set()
+        """Whole frames changed since they were last published: ``"trace"``, ``"retrace"`` (raw), ``"denoised"``."""
         self.health = HealthMonitor(start.rows, start.cols, start.slow_axis)
         self.health_allowance = HEALTH_CARRY_S
         """Seconds the detectors may still spend (``HEALTH_SHARE`` of the time since, up to ``HEALTH_CARRY_S``)."""
@@ -116,7 +126,7 @@ def weights_sha256(backend: Backend) -> str:
 
 class Worker:
     def __init__(self, ingest: Ingest, pub: zmq.Socket, backend: Backend, out: Path, halo: int, refine: int,
-                 guard_interval: float = GUARD_INTERVAL_S) -> None:
+                 guard_interval: float = GUARD_INTERVAL_S, frame_interval: float = FRAME_INTERVAL_S) -> None:
         self.ingest = ingest
         self.losses: Losses = ingest.losses
         self.pub = pub
@@ -135,6 +145,7 @@ class Worker:
         self.rows_denoised = 0
         self.failures = 0
         self.guard_interval = guard_interval
+        self.frame_interval = frame_interval
         self.guard_ms = LatencyWindow()
         """Cost of each live guard evaluation."""
         self._live: dict[int, LiveScan] = {}
@@ -145,7 +156,7 @@ class Worker:
         """Serve until ``stop`` is set and everything that arrived before it is published and saved."""
         while True:
             with self.ingest.cv:
-                self.ingest.cv.wait_for(lambda: self.ingest.has_work() or stop.is_set(), timeout=0.5)
+                self.ingest.cv.wait_for(lambda: self.ingest.has_work() or stop.is_set(), timeout=self._until_owed())
                 if stop.is_set() and not self.ingest.has_work():
                     return
             batches = self.ingest.take()
@@ -156,6 +167,17 @@ class Worker:
                 except Exception:  # a failing back end must not stop the bridge
                     self._failed(f"scan {batch.state.start.scan!r}: update failed")
                 backlog -= batch.ended
+            for scan in list(self._live.values()):  # a scan whose lines stopped still shows its last rows whole
+                try:
+                    if self._due(scan, time.perf_counter()):
+                        self._publish_owed(scan, self.backend, ("trace", "retrace", "denoised"))
+                except Exception:
+                    self._failed(f"scan {scan.start.scan!r}: publishing its frames failed")
+
+    def _until_owed(self) -> float:
+        """Seconds until a live scan's owed whole frames are due (at most half a second)."""
+        due = [scan.next_frames for scan in self._live.values() if scan.owed]
+        return min(0.5, max(0.01, min(due) - time.perf_counter())) if due else 0.5
 
     def _failed(self, what: str) -> None:
         """Log a failure with its traceback the first time and every 100th time after, count it always."""
@@ -186,19 +208,39 @@ class Worker:
         backend = self.backend
         self.updates += 1
         scan.updates += 1
-        # Raw frames first: they need no denoiser, so they are never held up (or lost) by it.
-        for pass_ in PASSES:
-            if pass_ in changed:
-                self._publish_frame(scan, "raw", pass_, image.frames[pass_], False, backend)
+        scan.owed.update(pass_ for pass_ in PASSES if pass_ in changed)
+        due = self._due(scan, time.perf_counter())
+        if due:  # raw frames first: they need no denoiser, so they are never held up (or lost) by it
+            self._publish_owed(scan, backend, PASSES)
         if "trace" in changed and not self.paused:
             denoised = self._stream(scan, backend)
             self.rows_denoised = image.rows_done["trace"]
             if scan.stream.changed is not None:
                 self._guard(scan)  # may widen ``changed``: a new verdict changes every row it covers
-                self._publish_rows(scan, denoised, scan.stream.changed, False, backend)
-            ms = self._publish_frame(scan, "denoised", "trace", denoised, False, backend)
-            self.latency.add(ms)
-            scan.latency.add(ms)
+                ms = self._publish_rows(scan, denoised, scan.stream.changed, False, backend)
+                self.latency.add(ms)
+                scan.latency.add(ms)
+            scan.owed.add("denoised")
+            if due:
+                self._publish_owed(scan, backend, ("denoised",))
+
+    def _due(self, scan: LiveScan, now: float) -> bool:
+        """Whether the scan's owed whole frames go out now; if so, the next ones wait ``frame_interval``."""
+        if not scan.owed or now < scan.next_frames:
+            return False
+        scan.next_frames = now + self.frame_interval
+        return True
+
+    def _publish_owed(self, scan: LiveScan, backend: Backend, kinds: tuple[str, ...]) -> None:
+        """Publish those of ``kinds`` (``"trace"``, ``"retrace"``: raw; ``"denoised"``) the scan owes."""
+        for kind in kinds:
+            if kind not in scan.owed:
+                continue
+            scan.owed.discard(kind)
+            if kind == "denoised":
+                self._publish_frame(scan, "denoised", "trace", scan.stream.denoised, False, backend)
+            else:
+                self._publish_frame(scan, "raw", kind, scan.image.frames[kind], False, backend)
 
     def _stream(self, scan: LiveScan, backend: Backend):
         """The streaming denoiser brought up to every trace row scanned, at most ``MAX_BAND_PIXELS`` a step;
@@ -299,8 +341,10 @@ class Worker:
         return seq
 
     def _send(self, message: Frame | FrameRows | ScanFinished | Alert) -> None:
-        # PUB never blocks: at a subscriber's high-water mark ZeroMQ drops that subscriber's copy.
-        self.pub.send_multipart(encode(message), copy=True)
+        # PUB never blocks: at a subscriber's high-water mark ZeroMQ drops that subscriber's copy. The payload's
+        # bytes are the message's own snapshot of a frame that goes on changing; ZeroMQ sends them without
+        # copying them again (frames under pyzmq's copy_threshold, 64 KiB, are copied: cheaper than tracking).
+        self.pub.send_multipart(encode(message), copy=False)
 
     def _labels(self, scan: LiveScan, pass_: str, final: bool, backend: Backend) -> tuple[dict, float]:
         """The fields every ``frame.*`` message of this update shares, and its latency in ms."""
@@ -322,14 +366,16 @@ class Worker:
         self._send(Frame(kind=kind, **labels, data=data, trust=trust))
         return ms
 
-    def _publish_rows(self, scan: LiveScan, denoised, rows: tuple[int, int], final: bool, backend: Backend) -> None:
-        """Publish the denoised frame rows ``[start, stop)`` as ``frame.rows``: levelled, with the plane."""
+    def _publish_rows(self, scan: LiveScan, denoised, rows: tuple[int, int], final: bool, backend: Backend) -> float:
+        """Publish the denoised frame rows ``[start, stop)`` as ``frame.rows``: levelled, with the plane; returns
+        its latency in ms (newest line arrival to publish)."""
         start, stop = rows
         plane = scan.stream.plane
         levelled = denoised[start:stop] - levelling(plane, (), scan.start.cols, scan.start.rows, start, stop)
-        labels, _ = self._labels(scan, "trace", final, backend)
+        labels, ms = self._labels(scan, "trace", final, backend)
         self._send(FrameRows(**labels, rows=scan.start.rows, row_start=start, data=levelled.astype("<f4"),
                              plane=plane, offsets=()))
+        return ms
 
     def _save(self, scan: LiveScan, batch: Batch, denoised, backend: Backend, full_pass: bool) -> str:
         state, start = batch.state, scan.start

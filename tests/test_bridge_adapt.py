@@ -174,7 +174,8 @@ def test_an_accepted_round_is_swapped_in_between_updates_without_a_lost_or_stall
         if topic.startswith("frame."):
             updates.setdefault((h["scan"], h["update"], h["final"]), set()).add(h["weights_sha256"])
     assert all(len(hashes) == 1 for hashes in updates.values()), "weights changed inside an update"
-    denoised = [(h, t) for topic, h, t in messages if topic == "frame.denoised"]
+    # frame.rows: the message of every update (whole frames go out at most every FRAME_INTERVAL_S).
+    denoised = [(h, t) for topic, h, t in messages if topic == "frame.rows"]
     hashes = [h["weights_sha256"] for h, _ in denoised]
     first_new = hashes.index(new)
     assert set(hashes[:first_new]) == {before} and set(hashes[first_new:first_new + 20]) == {new}

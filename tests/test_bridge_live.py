@@ -464,8 +464,16 @@ def test_the_controller_example_of_protocol_md_works(bridge):
 # --- protocol version 2 on a live bridge --------------------------------------------------------
 
 
-def test_frame_rows_rebuild_every_denoised_frame_and_each_topic_has_one_layout(bridge):
+@pytest.fixture
+def every_update_bridge(tmp_path):
+    """A bridge that publishes the whole frames with every update (``frame_interval`` 0)."""
+    with Bridge(config(tmp_path, frame_interval=0.0), backend=BlurBackend()) as b:
+        yield b
+
+
+def test_frame_rows_rebuild_every_denoised_frame_and_each_topic_has_one_layout(every_update_bridge):
     """A subscriber of ``frame.rows`` alone, from the scan's start, holds every ``frame.denoised`` of the scan."""
+    bridge = every_update_bridge
     rows, cols = 96, 24
     tilt = np.linspace(0, 3e-9, cols)[None, :] + np.linspace(0, 2e-9, rows)[:, None]  # a plane to level
     image = (make_pair(5, 96).noisy[:, :cols] + tilt).astype("<f4")
@@ -568,3 +576,32 @@ def test_listen_says_in_one_line_when_a_bridge_speaks_another_version():
     refused = [line for line in lines if line.startswith("malformed")]
     assert refused and all("protocol version 1 is not supported" in line for line in refused)
     assert lines[-1].startswith("scan.finished s seq=1 complete=True reason=end")
+
+
+def test_whole_frames_go_out_at_a_capped_rate_and_the_last_rows_still_arrive_whole(tmp_path):
+    """``frame.rows`` goes out with every update; ``frame.raw`` and ``frame.denoised`` at most every
+    ``frame_interval`` seconds, and the rows of the last update reach them even when no line follows."""
+    interval, rows, cols = 0.3, 128, 16
+    image = make_pair(8, 128).noisy[:rows, :cols].astype("<f4")
+    with Bridge(config(tmp_path, frame_interval=interval), backend=BlurBackend()) as bridge:
+        sub = Subscriber(bridge.endpoints["pub"])
+        c = Controller(bridge.endpoints["pull"])
+        c.start("capped", rows, cols)
+        for row in range(100):
+            c.line("capped", row, image[row])
+            time.sleep(0.01)
+        deadline = time.monotonic() + 10  # the scan goes quiet: its last rows must still come out whole
+        while not [m for m in sub.of("frame.denoised", "capped") if m[1]["rows_done"] == 100]:
+            assert time.monotonic() < deadline, "the last live rows never reached a whole frame"
+            time.sleep(0.02)
+        c.end("capped")
+        sub.wait_finished("capped")
+        sub.close()
+        c.close()
+    live_rows = [m for m in sub.of("frame.rows", "capped") if not m[1]["final"]]
+    for topic in ("frame.raw", "frame.denoised"):
+        live = [m for m in sub.of(topic, "capped") if not m[1]["final"]]
+        assert 2 <= len(live) < len(live_rows), (topic, len(live), len(live_rows))
+        # Arrival times: publishes at least ``interval`` apart, less what delivery jitter can take off.
+        assert np.diff([m[4] for m in live]).min() > interval - 0.1, topic
+    assert [m[1]["rows_done"] for m in sub.of("frame.denoised", "capped")][-2:] == [100, 100]  # last live, final

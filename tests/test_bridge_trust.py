@@ -159,7 +159,9 @@ def test_a_network_that_invents_bands_is_not_published_live_nor_final(tmp_path, 
 
 def test_the_live_guard_runs_at_its_capped_rate_and_always_on_the_final_frame(tmp_path):
     image = make_pair(3, 128).noisy.astype("<f4")
-    sub, end, status = stream_scan(tmp_path, BlurBackend(), image, "rate", rate=50.0, guard_interval=0.2)
+    # Whole frames with every update (frame_interval 0): each evaluation's verdict shows on a frame.
+    sub, end, status = stream_scan(tmp_path, BlurBackend(), image, "rate", rate=50.0, guard_interval=0.2,
+                                   frame_interval=0.0)
     frames = denoised_frames(sub, "rate")
     live = [h["trust"]["rows_done"] for h, _ in frames if not h["final"] and h["trust"] is not None]
     evaluations = len(set(live))
