@@ -118,10 +118,9 @@ class ScanEnd:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Frame:
-    """``frame.raw`` or ``frame.denoised``: a whole frame, unscanned rows NaN."""
+class FrameLabels:
+    """What every ``frame.*`` message of one update says besides its data (``_frame_labels`` encodes it)."""
 
-    kind: str  # "raw" or "denoised": the topic, not a header field
     scan: str
     seq: int
     rows_done: int
@@ -135,9 +134,16 @@ class Frame:
     channel: str
     unit: str
     range: tuple[float, float]
-    data: np.ndarray
     weights_sha256: str | None = None
     """SHA-256 of the weights of ``model`` (every frame the bridge publishes names it)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Frame(FrameLabels):
+    """``frame.raw`` or ``frame.denoised``: a whole frame, unscanned rows NaN."""
+
+    kind: str  # "raw" or "denoised": the topic, not a header field
+    data: np.ndarray
     trust: dict | None = None
     """``frame.denoised`` only: the latest verdict of the trust guard (``maed.trust.Verdict.as_dict()``
     and the ``rows_done`` it was computed at), None before the first; always in a denoised header."""
@@ -150,15 +156,13 @@ class Frame:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FrameRows:
+class FrameRows(FrameLabels):
     """``frame.rows``: the denoised rows one update changed, levelled, with the levelling to add back.
 
     Row ``r`` of the frame is ``levelled[r] + plane(r) + offsets[r]`` (``offsets`` empty: all
     zero), where the plane and the offsets are the newest received and apply to every row.
     """
 
-    scan: str
-    seq: int
     rows: int
     row_start: int
     data: np.ndarray
@@ -167,18 +171,6 @@ class FrameRows:
     """``a + b * (col - (cols - 1) / 2) + c * (row - (rows - 1) / 2)`` over frame rows and columns."""
     offsets: tuple[float, ...]
     """Per-row offsets of all ``rows`` frame rows, or empty for none."""
-    rows_done: int
-    final: bool
-    model: str
-    backend: str
-    latency_ms: float
-    pass_: str
-    update: int
-    slow_axis: str
-    channel: str
-    unit: str
-    range: tuple[float, float]
-    weights_sha256: str | None = None
 
     @property
     def row_stop(self) -> int:
@@ -467,7 +459,7 @@ def _pack(topic: str, header: dict, payload: np.ndarray | None = None) -> list[b
     return frames
 
 
-def _frame_labels(message: Frame | FrameRows) -> dict:
+def _frame_labels(message: FrameLabels) -> dict:
     return {
         "rows_done": message.rows_done, "dtype": DTYPE, "final": message.final, "model": message.model,
         "backend": message.backend, "latency_ms": float(message.latency_ms), "pass": message.pass_,
