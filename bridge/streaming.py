@@ -29,8 +29,10 @@ band's own plane removed, as its training patches were. Until the plane is froze
 Skipped rows (lines the controller never sent) are filled with the row before them for the
 network's input and stay NaN in the output.
 
-The trust guard (``maed.trust``) runs on the live frame when the worker asks (``guard``, at a
-capped rate: ``GUARD_INTERVAL_S``): on every row scanned so far, in the normalised frame the
+The trust guard (``maed.trust``) runs on the live frame when the worker asks (at a capped rate:
+``GUARD_INTERVAL_S``), in three steps so that the worker may judge on a thread of its own while rows
+go on arriving: ``guard_job`` copies what it judges, ``judge`` judges it, ``apply`` publishes the
+verdict (``guard`` does all three at once): on every row scanned so far, in the normalised frame the
 network saw (the levelled rows with the current centre and scale, and the network's output in the
 same frame). ``network`` is the network's frame; ``denoised``, what is published, is the
 network's frame where the latest verdict trusts it (with the lattice peaks the network removed
@@ -50,6 +52,7 @@ row of the denoised frame: ``frame.rows`` publishes those rows without it, and i
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -111,6 +114,60 @@ class Levelling:
 
     def plane(self, start: int, stop: int) -> np.ndarray:
         return evaluate_plane(self.coeffs, np.arange(start, stop), self.cols, (self.rows - 1) / 2)
+
+
+@dataclass(frozen=True)
+class GuardJob:
+    """What the live guard judges: copies of the rows scanned when it was asked (``StreamingDenoiser.guard_job``)."""
+
+    rows: int
+    """Acquisition rows scanned then (``rows_done``)."""
+    measured: np.ndarray
+    """Which of them were scanned (skipped rows are left out)."""
+    x: np.ndarray
+    """The network's input over them, normalised."""
+    y: np.ndarray
+    """The network's output over them, in the same frame."""
+    plane: np.ndarray
+    level: Levelling
+    limits: Thresholds
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    """A verdict on a ``GuardJob`` and what it publishes, in the scan's unit (``StreamingDenoiser.apply``)."""
+
+    job: GuardJob
+    verdict: Verdict
+    weight: np.ndarray
+    """The fallback weight per judged pixel."""
+    conservative: np.ndarray | None
+    """The conservative result over the judged rows, None where the verdict trusts the network."""
+    given_back: np.ndarray
+    """What is given back to the network's output over the judged rows (lattice, features, smooth residual)."""
+    seconds: float
+
+
+def judge(job: GuardJob) -> GuardResult:
+    """The trust guard on a ``GuardJob``: touches nothing else, so it may run on a thread of its own."""
+    start = time.perf_counter()
+    x, y, level = job.x, job.y, job.level
+    # The lattice the network removed, where one pass shows a 2-D one (the retrace's evidence waits for
+    # the final frame, as maed.denoise.denoise_guarded), then the compact features it removed.
+    lattice = lattice_peaks(x, y) if len(x) >= MIN_LATTICE_ROWS else None
+    kept = lattice.give_back(x, y) if lattice is not None else y
+    given = removed_features(x, kept).give_back(x, kept) - y
+    _, weight, verdict = guard(x, y + given, job.limits)
+    conservative = None
+    if verdict.output != "network":
+        fallback = fallback_for(x, y + given, verdict.output)
+        if lattice is not None:  # the conservative result damps a lattice too (exact where w is uniform)
+            fallback = lattice.give_back(x, fallback)
+        conservative = fallback * level.scale + level.centre + job.plane
+    if verdict.smooth_given_back:
+        given = given + smooth_residual(x, y + given)
+    return GuardResult(job=job, verdict=verdict, weight=weight, conservative=conservative,
+                       given_back=given * level.scale, seconds=time.perf_counter() - start)
 
 
 class StreamingDenoiser:
@@ -251,47 +308,55 @@ class StreamingDenoiser:
         return {**self.verdict.as_dict(), "rows_done": self.verdict_rows}
 
     def guard(self, limits: Thresholds = Thresholds()) -> Verdict | None:
-        """Judge every row scanned so far and publish the guarded result over them (``maed.trust.guard``).
+        """Judge every row scanned so far and publish the guarded result over them (``maed.trust.guard``):
+        ``apply(judge(guard_job()))`` at once. Sets ``changed`` to every row scanned when what is
+        published changes beyond the last band."""
+        job = self.guard_job(limits)
+        if job is not None:
+            self.apply(judge(job))
+        return self.verdict
+
+    def guard_job(self, limits: Thresholds = Thresholds()) -> GuardJob | None:
+        """What the guard judges, copied, so that ``judge`` may run while rows go on arriving (None: nothing).
 
         The guard sees what the network saw: the levelled rows in the current centre and scale, and
         the network's output taken back into that frame. Skipped rows are left out, as
-        ``maed.denoise.denoise_guarded`` leaves out rows not measured. Sets ``changed`` to every row
-        scanned when what is published changes beyond the last band.
+        ``maed.denoise.denoise_guarded`` leaves out rows not measured.
         """
         n, level = self._done, self._level
         if n == 0 or level is None or self._final:
-            return self.verdict
+            return None
         net = self._acq(self.network)[:n]
         measured = ~np.isnan(net[:, 0])
         if not measured.any():
-            return self.verdict
-        x = self.network_input()[measured]
+            return None
         plane = level.plane(0, n)[measured]
         y = (net[measured] - plane - level.centre) / (level.scale or 1.0)
-        # The lattice the network removed, where one pass shows a 2-D one (the retrace's evidence waits for
-        # the final frame, as maed.denoise.denoise_guarded), then the compact features it removed.
-        lattice = lattice_peaks(x, y) if len(x) >= MIN_LATTICE_ROWS else None
-        kept = lattice.give_back(x, y) if lattice is not None else y
-        given = removed_features(x, kept).give_back(x, kept) - y
-        _, weight, verdict = guard(x, y + given, limits)
+        return GuardJob(rows=n, measured=measured, x=self.network_input()[measured], y=y, plane=plane, level=level,
+                        limits=limits)
+
+    def apply(self, result: GuardResult) -> None:
+        """Publish a verdict ``judge`` reached: the guarded result over the rows it judged; the rows scanned
+        since are the network's until the next. Sets ``changed`` to every row scanned when what is
+        published changes beyond the last band (merged with the band's). Nothing once the scan is final."""
+        if self._final:
+            return
+        job, n = result.job, result.job.rows
         was_guarded = bool(self._weight.any() or self._given_back.any())
         self._weight[:] = 0
         self._conservative[:] = np.nan
         self._given_back[:] = 0
-        if verdict.output != "network":
-            self._weight[:n][measured] = weight
-            fallback = fallback_for(x, y + given, verdict.output)
-            if lattice is not None:  # the conservative result damps a lattice too (exact where w is uniform)
-                fallback = lattice.give_back(x, fallback)
-            self._conservative[:n][measured] = fallback * level.scale + level.centre + plane
-        if verdict.smooth_given_back:
-            given = given + smooth_residual(x, y + given)
-        self._given_back[:n][measured] = given * level.scale
-        self.verdict, self.verdict_rows = verdict, n
-        if was_guarded or verdict.output != "network" or given.any():
-            self._compose(0, n)
-            self.changed = self._frame_rows(0, n)
-        return verdict
+        if result.conservative is not None:
+            self._weight[:n][job.measured] = result.weight
+            self._conservative[:n][job.measured] = result.conservative
+        self._given_back[:n][job.measured] = result.given_back
+        self.verdict, self.verdict_rows = result.verdict, n
+        if was_guarded or result.conservative is not None or result.given_back.any():
+            self._compose(0, self._done)
+            start, stop = self._frame_rows(0, self._done)
+            if self.changed is not None:
+                start, stop = min(start, self.changed[0]), max(stop, self.changed[1])
+            self.changed = (start, stop)
 
     def final(self, raw: np.ndarray, rows_done: int, backend: Backend, limits: Thresholds = Thresholds(),
               other_pass: np.ndarray | None = None) -> np.ndarray:

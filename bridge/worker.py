@@ -4,7 +4,8 @@ It runs on its own thread, takes everything that arrived since its last update (
 coalesce when lines come faster than the denoiser), updates the raw frames and the streaming
 denoiser (in steps of bounded size, ``MAX_BAND_PIXELS``, when many rows came at once), runs the
 trust guard on the live frame at a capped rate (``GUARD_INTERVAL_S``: at most
-once per half second per scan, and never more than a twentieth of the time), publishes
+once per half second per scan, and never more than a twentieth of the time) on a thread of its
+own, so that updates go on while it judges (its verdict is applied at the next update), publishes
 ``frame.rows`` (the denoised rows the update changed) on the PUB socket with every update, and the whole
 frames, ``frame.raw`` and ``frame.denoised`` (with the latest verdict), at a capped rate (``FRAME_INTERVAL_S``),
 runs the scan-health detectors on every line and publishes their ``alert`` messages (``maed.bridge.alerts``),
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -47,7 +49,7 @@ from .protocol import (
 )
 from .scan import ScanImage, ScanState
 from .store import save_scan
-from .streaming import GUARD_INTERVAL_S, GUARD_MIN_ROWS, GUARD_SHARE, StreamingDenoiser
+from .streaming import GUARD_INTERVAL_S, GUARD_MIN_ROWS, GUARD_SHARE, StreamingDenoiser, judge
 
 log = logging.getLogger("maed.bridge")
 
@@ -93,6 +95,9 @@ class LiveScan:
         """Acquisition rows handed to the streaming denoiser so far."""
         self.next_guard = 0.0
         """``time.perf_counter()`` after which the live guard may run again."""
+        self.judging: Future | None = None
+        """The live guard's evaluation under way on the guard's thread (``maed.bridge.streaming.judge``)."""
+        self.judging_since = 0.0
         self.next_frames = 0.0
         """``time.perf_counter()`` after which the whole frames may be published again."""
         self.owed: set[str] = set()
@@ -149,6 +154,8 @@ class Worker:
         self.guard_ms = LatencyWindow()
         """Cost of each live guard evaluation."""
         self._live: dict[int, LiveScan] = {}
+        self._judge: ThreadPoolExecutor | None = None
+        """The live guard's thread, started with its first evaluation, ended when the worker stops."""
         self._seq = 0
         self._finished_cv = threading.Condition()
 
@@ -158,6 +165,9 @@ class Worker:
             with self.ingest.cv:
                 self.ingest.cv.wait_for(lambda: self.ingest.has_work() or stop.is_set(), timeout=self._until_owed())
                 if stop.is_set() and not self.ingest.has_work():
+                    if self._judge is not None:
+                        self._judge.shutdown(wait=True, cancel_futures=True)
+                        self._judge = None
                     return
             batches = self.ingest.take()
             backlog = sum(b.ended for b in batches)
@@ -169,15 +179,23 @@ class Worker:
                 backlog -= batch.ended
             for scan in list(self._live.values()):  # a scan whose lines stopped still shows its last rows whole
                 try:
+                    if scan.judging is not None and scan.judging.done():  # and its last verdict
+                        scan.stream.changed = None
+                        self._guard(scan)
+                        if scan.stream.changed is not None:
+                            self._publish_rows(scan, scan.stream.denoised, scan.stream.changed, False, self.backend)
+                            scan.owed.add("denoised")
                     if self._due(scan, time.perf_counter()):
                         self._publish_owed(scan, self.backend, ("trace", "retrace", "denoised"))
                 except Exception:
                     self._failed(f"scan {scan.start.scan!r}: publishing its frames failed")
 
     def _until_owed(self) -> float:
-        """Seconds until a live scan's owed whole frames are due (at most half a second)."""
+        """Seconds until a live scan's owed whole frames are due (at most half a second; a twentieth while the
+        guard judges, so that its verdict goes out soon after it is reached)."""
         due = [scan.next_frames for scan in self._live.values() if scan.owed]
-        return min(0.5, max(0.01, min(due) - time.perf_counter())) if due else 0.5
+        wait_s = min(0.5, max(0.01, min(due) - time.perf_counter())) if due else 0.5
+        return min(wait_s, 0.05) if any(scan.judging is not None for scan in self._live.values()) else wait_s
 
     def _failed(self, what: str) -> None:
         """Log a failure with its traceback the first time and every 100th time after, count it always."""
@@ -260,20 +278,47 @@ class Worker:
         return denoised
 
     def _guard(self, scan: LiveScan) -> None:
-        """The trust guard on the live frame, when due: at most once per ``guard_interval`` seconds,
-        stretched to 1 / ``GUARD_SHARE`` times its last cost; the first after ``GUARD_MIN_ROWS`` rows."""
+        """The trust guard on the live frame, on the guard's thread: a verdict it reached is applied (``changed``
+        may widen: a new verdict changes every row it covers); otherwise, when due, the next evaluation starts on
+        a copy of the rows scanned (at most once per ``guard_interval`` seconds, stretched to 1 / ``GUARD_SHARE``
+        times the last one's cost; the first after ``GUARD_MIN_ROWS`` rows). Judging a 1024-row frame took 0.8 s
+        on the worker's own thread, a stall of every update meanwhile."""
+        if scan.judging is not None:
+            if not scan.judging.done():
+                return
+            future, scan.judging = scan.judging, None
+            try:
+                result = future.result()
+            except Exception:  # a failing guard keeps its last verdict; the frame is still published
+                self._failed(f"scan {scan.start.scan!r}: trust guard failed")
+                scan.next_guard = time.perf_counter() + self.guard_interval
+                return
+            scan.stream.apply(result)
+            self.guard_ms.add(result.seconds * 1e3)
+            scan.next_guard = scan.judging_since + max(self.guard_interval, result.seconds / GUARD_SHARE)
+            if scan.start.rows * scan.start.cols > TRIM_PIXELS:
+                give_back_free_memory()
+            return
         now = time.perf_counter()
         if now < scan.next_guard or scan.image.rows_done["trace"] < GUARD_MIN_ROWS:
             return
         try:
-            scan.stream.guard()
-        except Exception:  # a failing guard keeps its last verdict; the frame is still published
+            job = scan.stream.guard_job()
+        except Exception:
             self._failed(f"scan {scan.start.scan!r}: trust guard failed")
-        if scan.start.rows * scan.start.cols > TRIM_PIXELS:
-            give_back_free_memory()
-        cost = time.perf_counter() - now
-        self.guard_ms.add(cost * 1e3)
-        scan.next_guard = now + max(self.guard_interval, cost / GUARD_SHARE)
+            scan.next_guard = now + self.guard_interval
+            return
+        if job is not None:
+            if self._judge is None:
+                self._judge = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maed-guard")
+            scan.judging, scan.judging_since = self._judge.submit(judge, job), now
+
+    def _settle_guard(self, scan: LiveScan) -> None:
+        """Drop an ended scan's evaluation under way, once it is over: its working memory must not add to
+        the full-frame pass's, and the final frame has a verdict of its own."""
+        if scan.judging is not None and not scan.judging.cancel():
+            wait([scan.judging])
+        scan.judging = None
 
     def _finish(self, scan: LiveScan, batch: Batch, full_pass: bool) -> None:
         image = scan.image
@@ -282,6 +327,7 @@ class Worker:
         # With a backlog of finished scans the full-frame pass is skipped, and so is judging the last lines
         # whole: the detectors get their usual share of the worker's time, or shutdown waits minutes.
         self._check_health(scan, lines, final=full_pass)
+        self._settle_guard(scan)
         backend = self.backend
         rows_done = image.rows_done["trace"]
         denoised = scan.stream.denoised

@@ -174,6 +174,26 @@ def test_the_live_guard_runs_at_its_capped_rate_and_always_on_the_final_frame(tm
     assert frames[-1][0]["weights_sha256"] == "unknown"  # a back end that does not name its weights says so
 
 
+def test_updates_go_on_while_the_live_guard_judges(tmp_path, monkeypatch):
+    """The guard judges on a thread of its own: an evaluation as slow as a 1024-row frame's (0.8 s on the
+    worker's own thread, a stall of every update meanwhile) leaves the rows flowing, and its verdict is
+    still published live."""
+    from maed.bridge import worker
+
+    def slow_judge(job):
+        time.sleep(0.8)
+        return judge(job)
+
+    judge = worker.judge
+    monkeypatch.setattr(worker, "judge", slow_judge)
+    image = make_pair(3, 256).noisy.astype("<f4")
+    sub, end, status = stream_scan(tmp_path, BlurBackend(), image, "slow-guard", rate=100.0, guard_interval=0.2)
+    arrivals = [m[4] for m in sub.of("frame.rows", "slow-guard") if not m[1]["final"]]
+    assert len(arrivals) > 20 and np.diff(arrivals).max() < 0.5, np.diff(arrivals).max()
+    live = [h["trust"] for h, _ in denoised_frames(sub, "slow-guard") if not h["final"] and h["trust"] is not None]
+    assert live and status["guard_ms"]["count"] >= 1
+
+
 def test_the_final_frame_gives_back_the_lattice_the_retrace_confirms(tmp_path):
     """A network that erases a lattice: the final frame holds it again, as ``maed denoise`` of both passes does,
     with the retrace's evidence (its peaks where the trace has them)."""
