@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import zmq
+from fake_backends import IdentityBackend
 
 from maed.bridge.listen import listen
 from maed.bridge.protocol import Alert, ScanFinished, decode_published
@@ -18,14 +19,6 @@ from maed.data import EventSpec, make_pair
 from maed.data.scan_noise import NoiseRanges
 
 QUIET = NoiseRanges(tip_jump_rate=(0.0, 0.0), scar_rate=(0.0, 0.0), white_corr_px=(0.0, 0.0))
-
-
-class IdentityBackend:
-    name = model = "identity"
-    size_multiple = 16
-
-    def denoise(self, batch):
-        return batch
 
 
 def test_alerts_are_published_printed_and_saved(tmp_path: Path):

@@ -10,6 +10,7 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
+from fake_backends import IdentityBackend
 
 from maed.bridge.server import Bridge, BridgeConfig
 from maed.data import make_pair
@@ -17,14 +18,6 @@ from maed.data import make_pair
 CLIENTS = Path(__file__).resolve().parents[1] / "bridge" / "clients"
 CC = shutil.which("cc") or shutil.which("gcc")
 HEADERS = Path("/usr/include/zmq.h").exists()
-
-
-class IdentityBackend:
-    name = model = "identity"
-    size_multiple = 16
-
-    def denoise(self, batch):
-        return batch
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
+from fake_backends import IdentityBackend
 from served_bridge import Served, free_ports, saved_folders, stopped, wait_for
 
 from maed.bridge.server import Bridge, BridgeConfig
@@ -69,14 +70,6 @@ SIGNATURES = {  # name: (restype, argtypes), as include/maed_client.h declares t
     "maed_ctl_error": (c_int, [c_void_p, c_char_p, c_int]),
     "maed_ctl_close": (None, [c_void_p]),
 }
-
-
-class IdentityBackend:
-    name = model = "identity"
-    size_multiple = 16
-
-    def denoise(self, batch):
-        return batch
 
 
 @pytest.fixture(scope="module")

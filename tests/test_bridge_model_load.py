@@ -10,20 +10,10 @@ import os
 import threading
 
 import pytest
+from fake_backends import NamedBackend
 
 from maed.bridge.control_client import request
 from maed.bridge.server import Bridge, BridgeConfig
-
-
-class NamedBackend:
-    name = "fake"
-    size_multiple = 16
-
-    def __init__(self, model):
-        self.model = model
-
-    def denoise(self, batch):
-        return batch
 
 
 @pytest.fixture

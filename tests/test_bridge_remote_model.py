@@ -3,21 +3,11 @@
 import os
 
 import pytest
+from fake_backends import NamedBackend
 
 from maed.bridge.control_client import request
 from maed.bridge.remote_model import remote_model
 from maed.bridge.server import Bridge, BridgeConfig
-
-
-class NamedBackend:
-    name = "fake"
-    size_multiple = 16
-
-    def __init__(self, model):
-        self.model = model
-
-    def denoise(self, batch):
-        return batch
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 import zmq
+from fake_backends import IdentityBackend
 
 from maed.bridge.alerts.rules import parse_rules
 from maed.bridge.protocol import Alert, decode_published
@@ -20,14 +21,6 @@ from maed.bridge.sources import NanonisSource
 
 SIZE, EVENT_ROW = 64, 48
 READ_ONLY = {"Scan.StatusGet", "Scan.BufferGet", "Scan.FrameGet", "Scan.SpeedGet", "Scan.FrameDataGrab"}
-
-
-class IdentityBackend:
-    name = model = "identity"
-    size_multiple = 16
-
-    def denoise(self, batch):
-        return batch
 
 
 def frames_with(event: str):
