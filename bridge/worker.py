@@ -182,7 +182,9 @@ class Worker:
                     if scan.judging is not None and scan.judging.done():  # and its last verdict
                         scan.stream.changed = None
                         self._guard(scan)
-                        if scan.stream.changed is not None:
+                        if scan.stream.changed is not None:  # an update of its own: what it publishes changed
+                            self.updates += 1
+                            scan.updates += 1
                             self._publish_rows(scan, scan.stream.denoised, scan.stream.changed, False, self.backend)
                             scan.owed.add("denoised")
                     if self._due(scan, time.perf_counter()):
