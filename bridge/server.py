@@ -81,9 +81,9 @@ class BridgeConfig:
     refine: int = REFINE
     idle_timeout: float = 300.0
     guard_interval: float = GUARD_INTERVAL_S
+    """Seconds between the trust guard's live evaluations of a scan (at least; 0: as often as its cost allows)."""
     frame_interval: float = FRAME_INTERVAL_S
     """Least seconds between a running scan's whole frames (``frame.raw``, ``frame.denoised``); 0: every update."""
-    """Seconds between the trust guard's live evaluations of a scan (at least; 0: as often as its cost allows)."""
     keys: ServerKeys | None = None
     """CURVE keys of every socket (docs/security.md); None: no authentication, loopback only unless ``insecure``."""
     insecure: bool = False

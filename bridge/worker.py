@@ -98,6 +98,7 @@ class LiveScan:
         self.judging: Future | None = None
         """The live guard's evaluation under way on the guard's thread (``maed.bridge.streaming.judge``)."""
         self.judging_since = 0.0
+        """``time.perf_counter()`` when that evaluation started (its cost sets when the next may start)."""
         self.next_frames = 0.0
         """``time.perf_counter()`` after which the whole frames may be published again."""
         self.owed: set[str] = set()
@@ -122,6 +123,12 @@ def _plain(evidence: dict) -> dict:
     """Evidence figures as plain numbers (msgpack and JSON take no numpy scalars)."""
     return {str(k): (float(v) if isinstance(v, (float, np.floating)) else int(v) if isinstance(v, (int, np.integer))
                      else v) for k, v in evidence.items()}
+
+
+def _trim_after(scan: LiveScan) -> None:
+    """Hand the C heap's free pages back to the system after a large scan's frame-sized work (``TRIM_PIXELS``)."""
+    if scan.start.rows * scan.start.cols > TRIM_PIXELS:
+        give_back_free_memory()
 
 
 def weights_sha256(backend: Backend) -> str:
@@ -298,8 +305,7 @@ class Worker:
             scan.stream.apply(result)
             self.guard_ms.add(result.seconds * 1e3)
             scan.next_guard = scan.judging_since + max(self.guard_interval, result.seconds / GUARD_SHARE)
-            if scan.start.rows * scan.start.cols > TRIM_PIXELS:
-                give_back_free_memory()
+            _trim_after(scan)
             return
         now = time.perf_counter()
         if now < scan.next_guard or scan.image.rows_done["trace"] < GUARD_MIN_ROWS:
@@ -354,8 +360,7 @@ class Worker:
             batch.state.journal.remove()  # only now: until the folder is durable, the journal is the copy
         self._send(ScanFinished(scan=scan.start.scan, seq=self._next_seq(), complete=complete, reason=reason,
                                 rows_done=rows_done, saved=saved))
-        if scan.start.rows * scan.start.cols > TRIM_PIXELS:
-            give_back_free_memory()
+        _trim_after(scan)
         with self._finished_cv:
             self.scans_finished += 1
             self._finished_cv.notify_all()
