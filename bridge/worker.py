@@ -84,8 +84,11 @@ MIN_STEP_ROWS = 32
 class LiveScan:
     """Worker-side state of one scan: raw frames, streaming denoiser, counters."""
 
-    def __init__(self, start: ScanStart, halo: int, refine: int) -> None:
+    def __init__(self, start: ScanStart, halo: int, refine: int, backend: Backend) -> None:
         self.start = start
+        self.backend = backend
+        """The back end of the scan's last update: what its denoised frame came from, so every message of an
+        update (whole frames published later by the tick included) names the same weights across a swap."""
         self.image = ScanImage(start)
         self.stream = StreamingDenoiser(start.rows, start.cols, start.slow_axis, halo, refine)
         self.updates = 0
@@ -192,10 +195,10 @@ class Worker:
                         if scan.stream.changed is not None:  # an update of its own: what it publishes changed
                             self.updates += 1
                             scan.updates += 1
-                            self._publish_rows(scan, scan.stream.denoised, scan.stream.changed, False, self.backend)
+                            self._publish_rows(scan, scan.stream.denoised, scan.stream.changed, False, scan.backend)
                             scan.owed.add("denoised")
                     if self._due(scan, time.perf_counter()):
-                        self._publish_owed(scan, self.backend, ("trace", "retrace", "denoised"))
+                        self._publish_owed(scan, scan.backend, ("trace", "retrace", "denoised"))
                 except Exception:
                     self._failed(f"scan {scan.start.scan!r}: publishing its frames failed")
 
@@ -221,7 +224,7 @@ class Worker:
 
     def _process(self, batch: Batch, full_pass: bool) -> None:
         serial = batch.state.serial
-        scan = self._live.pop(serial, None) or LiveScan(batch.state.start, self.halo, self.refine)
+        scan = self._live.pop(serial, None) or LiveScan(batch.state.start, self.halo, self.refine, self.backend)
         if batch.ended:
             self._finish(scan, batch, full_pass)
         else:
@@ -232,7 +235,7 @@ class Worker:
         image = scan.image
         changed = image.put(batch.lines)
         self._check_health(scan, batch.lines)
-        backend = self.backend
+        backend = scan.backend = self.backend
         self.updates += 1
         scan.updates += 1
         scan.owed.update(pass_ for pass_ in PASSES if pass_ in changed)
@@ -347,6 +350,8 @@ class Worker:
             except Exception:  # the scan is still published and saved, with its last live frame
                 self._failed(f"scan {scan.start.scan!r}: full-frame pass failed")
                 full_pass = False
+        if not full_pass:  # the live frame is what goes out: it names the weights it came from
+            backend = scan.backend
         scan.updates += 1
         self._publish_frame(scan, "raw", "trace", image.frames["trace"], True, backend)
         if image.rows_done["retrace"]:

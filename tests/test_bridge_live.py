@@ -605,3 +605,40 @@ def test_whole_frames_go_out_at_a_capped_rate_and_the_last_rows_still_arrive_who
         # Arrival times: publishes at least ``interval`` apart, less what delivery jitter can take off.
         assert np.diff([m[4] for m in live]).min() > interval - 0.1, topic
     assert [m[1]["rows_done"] for m in sub.of("frame.denoised", "capped")][-2:] == [100, 100]  # last live, final
+
+
+class HashedBlurBackend(BlurBackend):
+    """The blur back end with a weights hash of its own, as a swap of weights gives."""
+
+    def __init__(self, weights_sha256):
+        self.weights_sha256 = weights_sha256
+
+
+def test_whole_frames_published_after_a_swap_name_the_weights_of_their_update(tmp_path):
+    """A whole frame the tick publishes after new weights were swapped in belongs to an update of the old
+    weights: it names those (a fresh clone's adapter test once saw two hashes in one update)."""
+    rows, cols = 64, 16
+    image = make_pair(9, 64).noisy[:rows, :cols].astype("<f4")
+    with Bridge(config(tmp_path, frame_interval=1.5), backend=HashedBlurBackend("old")) as bridge:
+        sub = Subscriber(bridge.endpoints["pub"])
+        c = Controller(bridge.endpoints["pull"])
+        c.start("swapped", rows, cols)
+        for row in range(40):
+            c.line("swapped", row, image[row])
+        deadline = time.monotonic() + 10
+        while not [m for m in sub.of("frame.rows", "swapped") if m[1]["rows_done"] == 40]:
+            assert time.monotonic() < deadline, "the live rows never arrived"
+            time.sleep(0.005)
+        bridge.worker.backend = HashedBlurBackend("new")  # as set_model swaps it, between updates
+        while not [m for m in sub.of("frame.denoised", "swapped") if m[1]["rows_done"] == 40]:
+            assert time.monotonic() < deadline, "the owed whole frame never went out"
+            time.sleep(0.02)
+        c.end("swapped")
+        sub.wait_finished("swapped")
+        sub.close()
+        c.close()
+    last_live = [m for m in sub.messages if m[0].startswith("frame.") and m[1]["scan"] == "swapped"
+                 and m[1]["rows_done"] == 40 and not m[1]["final"]]
+    assert {m[0] for m in last_live} >= {"frame.rows", "frame.denoised"}
+    assert {m[1]["weights_sha256"] for m in last_live} == {"old"}
+    assert {m[1]["weights_sha256"] for m in sub.of("frame.denoised", "swapped") if m[1]["final"]} == {"new"}
