@@ -39,7 +39,8 @@ network's frame where the latest verdict trusts it (with the lattice peaks the n
 where the rows show a 2-D lattice, ``maed.lattice_keep``, the compact features it removed,
 ``maed.feature_keep``, and the smooth residual the verdict gave
 back, where it did) and the conservative result (blended by the guard's weight) where it does
-not, over the rows that verdict covered. Rows scanned after it are the network's until the next
+not, then the surroundings of point defects given back where that changed them beyond noise
+(``maed.feature_keep.keep_defect_surroundings``), over the rows that verdict covered. Rows scanned after it are the network's until the next
 verdict.
 
 The final frame of a scan comes from ``final``: ``maed.denoise.denoise_guarded`` (what ``maed
@@ -60,7 +61,7 @@ import numpy as np
 from maed.classical import align_after, evaluate_plane, plane_coefficients
 from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, run_levelled, run_padded
 from maed.engine import Backend
-from maed.feature_keep import removed_features
+from maed.feature_keep import keep_defect_surroundings, removed_features
 from maed.lattice_keep import lattice_peaks
 from maed.normalise import PLANE_AND_ROWS, level_rows, levelling_of
 from maed.trust import Thresholds, Verdict, fallback_for, guard, smooth_residual
@@ -158,14 +159,18 @@ def judge(job: GuardJob) -> GuardResult:
     kept = lattice.give_back(x, y) if lattice is not None else y
     given = removed_features(x, kept).give_back(x, kept) - y
     _, weight, verdict = guard(x, y + given, job.limits)
-    conservative = None
+    fallback = None
     if verdict.output != "network":
         fallback = fallback_for(x, y + given, verdict.output)
         if lattice is not None:  # the conservative result damps a lattice too (exact where w is uniform)
             fallback = lattice.give_back(x, fallback)
-        conservative = fallback * level.scale + level.centre + job.plane
     if verdict.smooth_given_back:
         given = given + smooth_residual(x, y + given)
+    # Then, as maed.denoise.denoise_guarded, the surroundings of point defects what is published changed.
+    published = y + given if fallback is None else (1 - weight) * (y + given) + weight * fallback
+    beside = keep_defect_surroundings(x, published)[0] - published
+    given = given + beside
+    conservative = None if fallback is None else (fallback + beside) * level.scale + level.centre + job.plane
     return GuardResult(job=job, verdict=verdict, weight=weight, conservative=conservative,
                        given_back=given * level.scale, seconds=time.perf_counter() - start)
 

@@ -8,7 +8,7 @@ from scanfile_helpers import REAL_DIR, needs_real
 from scipy import ndimage
 
 from maed.denoise import denoise_guarded, result_record
-from maed.feature_keep import removed_features
+from maed.feature_keep import CHANGE_BESIDE_LIMIT, keep_defect_surroundings, removed_features
 from maed.normalise import normalise
 
 SIZE = 128
@@ -91,7 +91,8 @@ def test_maed_denoise_gives_the_pit_back_and_says_so(tmp_path):
     assert abs(_depth(result.data) / _depth(scan) - 1) < 0.15
     record = result_record(tmp_path / "a.sxm", tmp_path / "a.npy", "trace", None, SmootherBackend(), result)
     assert json.loads(json.dumps(record))["features"] == {
-        "given_back": result.features.features, "share": round(result.features.share, 4)}
+        "given_back": result.features.features, "share": round(result.features.share, 4),
+        "defects_beside_given_back": result.defects_beside}
 
 
 @needs_real
@@ -127,3 +128,42 @@ def test_a_halo_drawn_beside_a_flattened_pit_is_taken_back():
     restored = removed_features(scan, output).give_back(scan, output)
     assert restored[ring].mean() < 0.25 * output[ring].mean()  # most of the halo gone
     assert abs(_depth(restored, (64, 64)) / _depth(scan, (64, 64)) - 1) < 0.15
+
+
+def _pit_with_shoulder_redrawn(seed: int):
+    """A pit under white noise; an output that keeps the pit's depth and removes the noise, but redraws what
+    lies beside it (a bright crescent on one side, as a network that shifted the pit's rim)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    pit = -8.0 * np.exp(-((y - 64) ** 2 + (x - 64) ** 2) / (2 * 2.0 ** 2))
+    scan = pit + rng.normal(0, 1.0, pit.shape)
+    crescent = 4.0 * np.exp(-((y - 64) ** 2 + (x - 74) ** 2) / (2 * 2.0 ** 2))
+    return scan, pit, pit + crescent
+
+
+def _change_beside(scan, output):
+    from maed.noreference import change_beside, removed_rms
+
+    residual = scan - output
+    defect = {"row": 64, "col": 64, "scale": 1.4}
+    return change_beside(residual, defect) / removed_rms(residual)
+
+
+def test_what_an_output_redrew_beside_a_point_defect_is_given_back():
+    """The pit keeps its depth (nothing for ``removed_features``), but a crescent drawn beside it stands far above
+    the removed noise: given back there, lightly smoothed, the rest of the frame untouched."""
+    scan, _, output = _pit_with_shoulder_redrawn(7)
+    assert _change_beside(scan, output) > 2 * CHANGE_BESIDE_LIMIT
+    kept, count = keep_defect_surroundings(scan, output)
+    assert count == 1
+    assert _change_beside(scan, kept) < CHANGE_BESIDE_LIMIT
+    far = np.ones(scan.shape, dtype=bool)
+    far[30:100, 30:100] = False
+    assert np.array_equal(kept[far], output[far])
+
+
+def test_an_output_that_removed_only_noise_beside_its_defects_is_left_as_it_is():
+    for seed in range(6):
+        scan, clean, _ = _pit_with_shoulder_redrawn(seed)
+        kept, count = keep_defect_surroundings(scan, clean)
+        assert count == 0 and np.array_equal(kept, clean)

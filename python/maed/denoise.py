@@ -28,7 +28,7 @@ from . import __version__
 from .atomic import atomic_path, write_bytes_atomic
 from .classical import fit_plane
 from .engine import Backend
-from .feature_keep import RemovedFeatures, removed_features
+from .feature_keep import RemovedFeatures, keep_defect_surroundings, removed_features
 from .io import ScanError, read_scan
 from .lattice_keep import LatticePeaks, lattice_peaks
 from .normalise import Normalisation, denormalise, levelling_of, normalise
@@ -170,6 +170,8 @@ class GuardedResult:
     """Compact features given back to the network's output (``maed.feature_keep``)."""
     lattice: LatticePeaks | None = None
     """Lattice peaks given back to the network's output (``maed.lattice_keep``); None: too few rows to look."""
+    defects_beside: int = 0
+    """Point defects whose surroundings were given back after the guard (``maed.feature_keep.keep_defect_surroundings``)."""
 
     def lattice_record(self) -> dict:
         """The ``lattice`` entry of ``<stem>.json``."""
@@ -179,7 +181,8 @@ class GuardedResult:
 
     def features_record(self) -> dict:
         """The ``features`` entry of ``<stem>.json``: compact features the network removed and got back."""
-        return {"given_back": self.features.features, "share": round(self.features.share, 4)}
+        return {"given_back": self.features.features, "share": round(self.features.share, 4),
+                "defects_beside_given_back": self.defects_beside}
 
 
 MIN_LATTICE_ROWS = 16
@@ -199,7 +202,8 @@ def denoise_guarded(
     it and to what the guard publishes: over the rows both passes measured, confirmed by
     ``other_pass`` (the scan's other pass, same shape and orientation) where it shares at least
     ``MIN_LATTICE_ROWS`` rows, and otherwise over all measured rows where they show a 2-D lattice.
-    Then compact features the network removed are given back (``maed.feature_keep``).
+    Then compact features the network removed are given back (``maed.feature_keep``), and, after the guard, the
+    surroundings of point defects that what it publishes changed beyond noise.
     """
     measured = np.isfinite(scan).all(axis=1)
     data = np.full(scan.shape, np.nan, dtype=np.float32)
@@ -210,7 +214,7 @@ def denoise_guarded(
     both = measured & np.isfinite(other_pass).all(axis=1) if np.shape(other_pass) == scan.shape else None
     if both is not None and both.sum() >= MIN_LATTICE_ROWS:
         rows = both[measured]
-        lattice = lattice_peaks(x[rows], y[rows], normalise(other_pass[both])[0])
+        lattice = lattice_peaks(x[rows], y[rows], normalise(other_pass[both], levelling_of(backend))[0])
     elif len(x) >= MIN_LATTICE_ROWS:
         lattice = lattice_peaks(x, y)
     if lattice is not None:
@@ -220,9 +224,11 @@ def denoise_guarded(
     published, weight, verdict = guard(x, y, limits)
     if lattice is not None:  # the conservative result of a fallback or blend damps a lattice too
         published[rows] = lattice.give_back(x[rows], published[rows])
+    published, beside = keep_defect_surroundings(x, published)
     data[measured] = denormalise(published, norm)
     fallback[measured] = weight
-    return GuardedResult(data=data, fallback=fallback, verdict=verdict, lattice=lattice, features=features)
+    return GuardedResult(data=data, fallback=fallback, verdict=verdict, lattice=lattice, features=features,
+                         defects_beside=beside)
 
 
 def result_record(source: Path, dest: Path, pass_: str, channel: str | None, backend: Backend, result: GuardedResult,
