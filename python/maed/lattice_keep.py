@@ -15,14 +15,17 @@ of evidence tell them apart:
   the other way.
 - **a 2-D lattice in one pass**, where there is no other pass: among the peaks the network
   removed (the residual's), two that are not collinear and whose sum or difference is a removed
-  peak too (G1, G2 and G1 +- G2) span a two-dimensional lattice. Pick-up is one time frequency
-  and its harmonics, which the raster lays on one line of the spectrum (wrapped at its edge);
-  two sources of it do not add to a third peak. Peaks that are harmonics of one another on the
-  wrapped spectral grid are therefore never taken as the two spanning vectors. A row lattice (peaks on one line
-  through the centre) or a lattice whose third peak is too weak is left as the network made it: a single
-  pass cannot tell it from pick-up (giving back every peak of one pass restores pick-up too,
-  several dB worse on simulated scans). On the real scans of both passes no peak this rule takes
-  is one the two passes call pick-up.
+  peak too (G1, G2 and G1 +- G2) span a two-dimensional lattice; so do two of equal length at 60,
+  90 or 120 degrees (a square lattice whose (1, 1) reflection is too weak to show). Pick-up is one
+  time frequency and its harmonics, which the raster lays on one line of the spectrum (wrapped at
+  its edge); two sources of it neither add to a third peak nor sit at a symmetry of each other.
+  Peaks that are harmonics of one another on the wrapped spectral grid are therefore never taken
+  as the two spanning vectors. A row lattice (peaks on one line through the centre), or an oblique
+  lattice whose third peak is too weak, is left as the network made it: a single pass cannot tell
+  it from pick-up (giving back every peak of one pass restores pick-up too, several dB worse on
+  simulated scans). On the real scans of both passes (``rt-plane``, 2026-12-01), the one-pass rule
+  takes peaks the two passes call pick-up on 2 of 25 (``A200518.231315.dat``, ``img_0071.sxm``);
+  where a scan has both passes, their evidence is used instead.
 """
 
 from __future__ import annotations
@@ -119,6 +122,20 @@ def _harmonics(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> np.ndarr
     return related
 
 
+def _symmetric_pairs(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Per pair, whether ``b`` is ``a`` turned by 60, 90 or 120 degrees (either way, to ``CLOSING_BINS``) in
+    real-space frequency (square pixels): a square or hexagonal lattice's two first reflections."""
+    n = np.array(shape, dtype=float)
+    fa, fb = a / n, b / n
+    found = np.zeros(len(a), dtype=bool)
+    for degrees in (60, 90, 120):
+        for sign in (1, -1):
+            t = np.radians(sign * degrees)
+            turned = np.stack([fa[:, 0] * np.cos(t) - fa[:, 1] * np.sin(t), fa[:, 0] * np.sin(t) + fa[:, 1] * np.cos(t)], axis=1)
+            found |= np.abs((turned - fb) * n).max(axis=1) <= CLOSING_BINS
+    return found
+
+
 def _closing_in_input(closing: np.ndarray, pair_power: np.ndarray, input_spectrum: np.ndarray,
                       background: np.ndarray) -> np.ndarray:
     """Per closing vector (centred offsets), whether the input's own spectrum holds a peak there: its 3x3 power
@@ -160,6 +177,11 @@ def two_d_lattice(peaks: Peaks, shape: tuple[int, int], input_spectrum: np.ndarr
             if power.max() <= POWER_SPREAD * power.min():
                 lattice[triple] = True
                 closed[pair] = True
+    # A pair turned by a lattice's angle, as long as each other, is a square or hexagonal lattice without a third
+    # peak: two pick-up sources land where the raster puts their time frequencies, not at a symmetry of each other.
+    symmetric = _symmetric_pairs(a[pairs], b[pairs], shape) & ~closed[pairs]
+    lattice[first[pairs[symmetric]]] = lattice[second[pairs[symmetric]]] = True
+    closed[pairs[symmetric]] = True
     extra = np.empty((0, 2), dtype=int)
     open_pairs = pairs[~closed[pairs]]
     if input_spectrum is not None and len(open_pairs):
