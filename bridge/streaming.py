@@ -62,6 +62,7 @@ from maed.classical import align_after, evaluate_plane, plane_coefficients
 from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, run_levelled, run_padded
 from maed.engine import Backend
 from maed.feature_keep import keep_defect_surroundings, removed_features
+from maed.row_levels import keep_row_levels
 from maed.lattice_keep import lattice_peaks
 from maed.normalise import PLANE_AND_ROWS, level_rows, levelling_of
 from maed.trust import Thresholds, Verdict, fallback_for, guard, smooth_residual
@@ -132,6 +133,8 @@ class GuardJob:
     plane: np.ndarray
     level: Levelling
     limits: Thresholds
+    rows_aligned: bool
+    """Whether the rows were aligned before the network (if not, it levelled them itself: ``maed.row_levels``)."""
 
 
 @dataclass(frozen=True)
@@ -153,10 +156,12 @@ def judge(job: GuardJob) -> GuardResult:
     """The trust guard on a ``GuardJob``: touches nothing else, so it may run on a thread of its own."""
     start = time.perf_counter()
     x, y, level = job.x, job.y, job.level
-    # The lattice the network removed, where one pass shows a 2-D one (the retrace's evidence waits for
-    # the final frame, as maed.denoise.denoise_guarded), then the compact features it removed.
-    lattice = lattice_peaks(x, y) if len(x) >= MIN_LATTICE_ROWS else None
-    kept = lattice.give_back(x, y) if lattice is not None else y
+    # As maed.denoise.denoise_guarded: the scan's row levels where it shows no line offsets, the lattice the
+    # network removed, where one pass shows a 2-D one (the retrace's evidence waits for the final frame), then
+    # the compact features it removed.
+    levelled = y if job.rows_aligned else keep_row_levels(x, y)
+    lattice = lattice_peaks(x, levelled) if len(x) >= MIN_LATTICE_ROWS else None
+    kept = lattice.give_back(x, levelled) if lattice is not None else levelled
     given = removed_features(x, kept).give_back(x, kept) - y
     _, weight, verdict = guard(x, y + given, job.limits)
     fallback = None
@@ -338,7 +343,7 @@ class StreamingDenoiser:
         plane = level.plane(0, n)[measured]
         y = (net[measured] - plane - level.centre) / (level.scale or 1.0)
         return GuardJob(rows=n, measured=measured, x=self.network_input()[measured], y=y, plane=plane, level=level,
-                        limits=limits)
+                        limits=limits, rows_aligned=self.rows_aligned)
 
     def apply(self, result: GuardResult) -> None:
         """Publish a verdict ``judge`` reached: the guarded result over the rows it judged; the rows scanned

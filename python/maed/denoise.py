@@ -32,6 +32,7 @@ from .feature_keep import RemovedFeatures, keep_defect_surroundings, removed_fea
 from .io import ScanError, read_scan
 from .lattice_keep import LatticePeaks, lattice_peaks
 from .normalise import Normalisation, denormalise, levelling_of, normalise
+from .row_levels import keep_row_levels
 from .scanfiles import canonical_pass, write_gwy
 from .trust import Thresholds, Verdict, guard
 
@@ -196,7 +197,8 @@ def denoise_guarded(
 ) -> GuardedResult:
     """The network's denoised scan where it passes the trust guard, the conservative result where not.
 
-    Rows not measured in full (NaN) stay NaN; the measured rows are denoised together, as one image,
+    Where the network levelled the rows itself, the scan's own row levels are kept if it shows no line offsets
+    (``maed.row_levels``). Rows not measured in full (NaN) stay NaN; the measured rows are denoised together, as one image,
     so a scan stopped early is denoised exactly as if it had been a smaller scan. Lattice peaks the
     network removed are given back (``maed.lattice_keep``), to its output before the guard judges
     it and to what the guard publishes: over the rows both passes measured, confirmed by
@@ -210,6 +212,8 @@ def denoise_guarded(
     fallback = np.zeros(scan.shape, dtype=np.float32)
     x, norm = normalise(scan[measured], levelling_of(backend))
     y = run_network(x, norm, backend, tile)
+    if not norm.rows_aligned:
+        y = keep_row_levels(x, y)
     lattice, rows = None, np.ones(len(x), dtype=bool)
     both = measured & np.isfinite(other_pass).all(axis=1) if np.shape(other_pass) == scan.shape else None
     if both is not None and both.sum() >= MIN_LATTICE_ROWS:

@@ -1,0 +1,66 @@
+"""The scan's own row levels are kept where it shows no line offsets; where it does, the network's stand."""
+
+import numpy as np
+
+from maed.denoise import denoise_guarded
+from maed.normalise import PLANE
+from maed.row_levels import OFFSET_EVIDENCE, keep_row_levels, offset_evidence
+
+SIZE = 128
+
+
+def _surface() -> np.ndarray:
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    return np.cos(2 * np.pi * (x + 0.3 * y) / 7.0) + np.cos(2 * np.pi * (y - 0.2 * x) / 9.0)
+
+
+def _trend() -> np.ndarray:
+    """A slow bend across the rows that the surface does not have."""
+    return 0.4 * np.sin(np.linspace(0, 2.5, SIZE))[:, None]
+
+
+def test_a_trend_drawn_across_the_rows_of_a_scan_without_line_offsets_is_taken_back():
+    rng = np.random.default_rng(0)
+    surface = _surface()
+    scan = surface + rng.normal(0, 0.1, surface.shape)
+    output = surface + _trend()
+    assert offset_evidence(scan, output) < OFFSET_EVIDENCE
+    kept = keep_row_levels(scan, output)
+    error = lambda image: np.sqrt(np.mean((image - surface) ** 2))  # noqa: E731
+    assert error(kept) < 0.1 * error(output)
+
+
+def test_line_offsets_the_network_removed_stay_removed():
+    """Offsets of a random walk and offsets drawn line by line: the removed row levels jump from row to row."""
+    rng = np.random.default_rng(1)
+    surface = _surface()
+    for offsets in (np.cumsum(rng.normal(0, 0.1, SIZE)), rng.normal(0, 0.1, SIZE)):
+        scan = surface + offsets[:, None] + rng.normal(0, 0.1, surface.shape)
+        assert offset_evidence(scan, surface) > 2 * OFFSET_EVIDENCE
+        assert np.array_equal(keep_row_levels(scan, surface), surface)
+
+
+class TrendBackend:
+    """A plane-levelled back end that keeps the surface, trades the scan's noise for noise of its own, and draws a
+    trend across the rows."""
+
+    name = model = "trend"
+    size_multiple, weights_sha256, levelling = 1, "0" * 64, PLANE
+
+    def __init__(self):
+        self.rng = np.random.default_rng(3)
+
+    def denoise(self, batch):
+        rows = batch.shape[-2]
+        bend = 0.5 * np.sin(np.linspace(0, 2.5, rows))[:, None]
+        return (batch + bend + self.rng.normal(0, 0.05, batch.shape)).astype(np.float32)
+
+
+def test_maed_denoise_keeps_a_quiet_scan_s_row_levels_before_the_guard_judges():
+    """The trend is taken back before the guard, which then has no smooth residual to fall back on."""
+    rng = np.random.default_rng(2)
+    surface = _surface()
+    scan = surface + rng.normal(0, 0.02, surface.shape)
+    result = denoise_guarded(scan, TrendBackend())
+    assert result.verdict.output == "network"
+    assert np.ptp(np.median(scan - result.data, axis=1)) < 0.05 * np.ptp(surface)
