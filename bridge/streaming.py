@@ -62,9 +62,9 @@ from maed.classical import align_after, evaluate_plane, plane_coefficients
 from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, run_levelled, run_padded
 from maed.engine import Backend
 from maed.feature_keep import keep_defect_surroundings, removed_features
-from maed.row_levels import keep_row_levels
 from maed.lattice_keep import lattice_peaks
 from maed.normalise import PLANE_AND_ROWS, level_rows, levelling_of
+from maed.row_levels import keep_row_levels
 from maed.trust import Thresholds, Verdict, fallback_for, guard, smooth_residual
 
 HALO = 48
