@@ -61,7 +61,7 @@ import numpy as np
 from maed.classical import align_after, evaluate_plane, plane_coefficients
 from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, run_levelled, run_padded
 from maed.engine import Backend
-from maed.feature_keep import keep_defect_surroundings, removed_features
+from maed.feature_keep import keep_defect_surroundings, point_defects, removed_features
 from maed.lattice_keep import lattice_peaks
 from maed.normalise import PLANE_AND_ROWS, level_rows, levelling_of
 from maed.row_levels import keep_row_levels
@@ -162,7 +162,8 @@ def judge(job: GuardJob) -> GuardResult:
     levelled = y if job.rows_aligned else keep_row_levels(x, y)
     lattice = lattice_peaks(x, levelled) if len(x) >= MIN_LATTICE_ROWS else None
     kept = lattice.give_back(x, levelled) if lattice is not None else levelled
-    given = removed_features(x, kept).give_back(x, kept) - y
+    defects = point_defects(x)
+    given = removed_features(x, kept, defects).give_back(x, kept) - y
     _, weight, verdict = guard(x, y + given, job.limits)
     fallback = None
     if verdict.output != "network":
@@ -173,7 +174,7 @@ def judge(job: GuardJob) -> GuardResult:
         given = given + smooth_residual(x, y + given)
     # Then, as maed.denoise.denoise_guarded, the surroundings of point defects what is published changed.
     published = y + given if fallback is None else (1 - weight) * (y + given) + weight * fallback
-    beside = keep_defect_surroundings(x, published)[0] - published
+    beside = keep_defect_surroundings(x, published, defects)[0] - published
     given = given + beside
     conservative = None if fallback is None else (fallback + beside) * level.scale + level.centre + job.plane
     return GuardResult(job=job, verdict=verdict, weight=weight, conservative=conservative,

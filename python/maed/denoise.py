@@ -28,7 +28,7 @@ from . import __version__
 from .atomic import atomic_path, write_bytes_atomic
 from .classical import fit_plane
 from .engine import Backend
-from .feature_keep import RemovedFeatures, keep_defect_surroundings, removed_features
+from .feature_keep import RemovedFeatures, keep_defect_surroundings, point_defects, removed_features
 from .io import ScanError, read_scan
 from .lattice_keep import LatticePeaks, lattice_peaks
 from .normalise import Normalisation, denormalise, levelling_of, normalise
@@ -223,12 +223,13 @@ def denoise_guarded(
         lattice = lattice_peaks(x, y)
     if lattice is not None:
         y[rows] = lattice.give_back(x[rows], y[rows])
-    features = removed_features(x, y)
+    defects = point_defects(x)
+    features = removed_features(x, y, defects)
     y = features.give_back(x, y)
     published, weight, verdict = guard(x, y, limits)
     if lattice is not None:  # the conservative result of a fallback or blend damps a lattice too
         published[rows] = lattice.give_back(x[rows], published[rows])
-    published, beside = keep_defect_surroundings(x, published)
+    published, beside = keep_defect_surroundings(x, published, defects)
     data[measured] = denormalise(published, norm)
     fallback[measured] = weight
     return GuardedResult(data=data, fallback=fallback, verdict=verdict, lattice=lattice, features=features,

@@ -44,7 +44,7 @@ import numpy as np
 from scipy import ndimage
 
 from .classical import robust_spread
-from .noreference import ANNULUS, DEFECT_RADIUS, change_beside, defect_depth, find_defects, removed_rms
+from .noreference import ANNULUS, DEFECT_RADIUS, changes_beside, defect_depth, find_defects, removed_rms
 from .trust import conservative
 
 SCALES = (1.0, 2.0, 4.0)
@@ -173,16 +173,24 @@ def _compact_at(reference: np.ndarray, defect: dict) -> bool:
     return cols.stop - cols.start <= MAX_ASPECT * (rows.stop - rows.start)
 
 
-def _point_defects(levelled_input: np.ndarray) -> list[dict]:
+def point_defects(levelled_input: np.ndarray) -> list[dict]:
     """The scan's compact point defects: the most isolated extrema of the conservative result
     (``maed.noreference.find_defects``, as ``maed eval --real`` finds them, up to ``DEFECTS_GUARDED``), scars left
-    out (``_compact_at``)."""
+    out (``_compact_at``). They depend on the scan alone: found once, they serve ``removed_features`` and
+    ``keep_defect_surroundings`` alike."""
     reference = conservative(levelled_input)
     found = find_defects(reference, float(np.std(levelled_input - reference)), count=DEFECTS_GUARDED)
     return [defect for defect in found if _compact_at(reference, defect)]
 
 
-def keep_defect_surroundings(levelled_input: np.ndarray, output: np.ndarray) -> tuple[np.ndarray, int]:
+def _disc(shape: tuple[int, int], defect: dict, radius: float) -> np.ndarray:
+    """The pixels within ``radius`` of a defect's centre."""
+    rows, cols = np.ogrid[:shape[0], :shape[1]]
+    return (rows - defect["row"]) ** 2 + (cols - defect["col"]) ** 2 <= radius ** 2
+
+
+def keep_defect_surroundings(levelled_input: np.ndarray, output: np.ndarray,
+                             defects: list[dict] | None = None) -> tuple[np.ndarray, int]:
     """``output`` given back, lightly smoothed, the residual around each point defect whose surroundings it changed
     by more than ``CHANGE_BESIDE_LIMIT`` times the rms it removed, out to the ring of the next scale up
     (``SCALE_STEP``); and how many such defects there were.
@@ -197,11 +205,11 @@ def keep_defect_surroundings(levelled_input: np.ndarray, output: np.ndarray) -> 
     if residual.shape[0] < MIN_FEATURE_ROWS or robust_spread(residual) <= PRECISION * np.std(levelled_input):
         return output, 0
     noise = removed_rms(residual)
+    defects = point_defects(levelled_input) if defects is None else defects
     mask, count = np.zeros(residual.shape, dtype=bool), 0
-    rows, cols = np.indices(residual.shape)
-    for defect in _point_defects(levelled_input):
-        if change_beside(residual, defect) > CHANGE_BESIDE_LIMIT * noise:
-            mask |= np.hypot(rows - defect["row"], cols - defect["col"]) <= ANNULUS[1] * defect["scale"] * SCALE_STEP
+    for defect, change in zip(defects, changes_beside(residual, defects)):
+        if change > CHANGE_BESIDE_LIMIT * noise:
+            mask |= _disc(residual.shape, defect, ANNULUS[1] * defect["scale"] * SCALE_STEP)
             count += 1
     if not count:
         return output, 0
@@ -209,23 +217,23 @@ def keep_defect_surroundings(levelled_input: np.ndarray, output: np.ndarray) -> 
     return output + weight * ndimage.gaussian_filter(residual, LIGHT_SIGMA, mode="reflect"), count
 
 
-def _defect_areas(levelled_input: np.ndarray, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The scan's compact point defects (``_point_defects``) whose depth the output lost (it keeps less than
+def _defect_areas(levelled_input: np.ndarray, output: np.ndarray, defects: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """The scan's compact point defects (``point_defects``) whose depth the output lost (it keeps less than
     ``DEFECT_DEPTH_KEPT`` of the input's: 3x3 mean less the ring's median): their discs, and their surroundings out
     to their ring (``ANNULUS``), where a network that flattened the defect often drew a halo."""
     shallow = np.zeros(levelled_input.shape, dtype=bool)
     around = np.zeros(levelled_input.shape, dtype=bool)
-    rows, cols = np.indices(levelled_input.shape)
-    for defect in _point_defects(levelled_input):
+    for defect in defects:
         if defect_depth(output, defect) / defect_depth(levelled_input, defect) < DEFECT_DEPTH_KEPT:
-            distance = np.hypot(rows - defect["row"], cols - defect["col"])
-            shallow |= distance <= DEFECT_RADIUS * defect["scale"]
-            around |= distance <= ANNULUS[1] * defect["scale"]
+            shallow |= _disc(shallow.shape, defect, DEFECT_RADIUS * defect["scale"])
+            around |= _disc(around.shape, defect, ANNULUS[1] * defect["scale"])
     return shallow, around
 
 
-def removed_features(levelled_input: np.ndarray, output: np.ndarray) -> RemovedFeatures:
-    """The compact features in the residual ``levelled_input - output`` (same shape, no NaN)."""
+def removed_features(levelled_input: np.ndarray, output: np.ndarray,
+                     defects: list[dict] | None = None) -> RemovedFeatures:
+    """The compact features in the residual ``levelled_input - output`` (same shape, no NaN); ``defects``: the
+    scan's ``point_defects``, where found already."""
     residual = np.asarray(levelled_input, dtype=np.float64) - np.asarray(output, dtype=np.float64)
     # Line offsets are noise every levelling removes on purpose, never a feature.
     residual -= np.median(residual, axis=1, keepdims=True)
@@ -236,7 +244,9 @@ def removed_features(levelled_input: np.ndarray, output: np.ndarray) -> RemovedF
         blobs = _blobs(residual, scale)
         count += int(ndimage.label(blobs)[1])
         mask |= ndimage.binary_dilation(blobs, iterations=int(np.ceil(2 * scale)))
-    shallow, around = _defect_areas(np.asarray(levelled_input, dtype=np.float64), np.asarray(output, dtype=np.float64))
+    levelled_input = np.asarray(levelled_input, dtype=np.float64)
+    shallow, around = _defect_areas(levelled_input, np.asarray(output, dtype=np.float64),
+                                    point_defects(levelled_input) if defects is None else defects)
     count += int(ndimage.label(shallow & ~mask)[1])
     mask |= shallow
     # Feathered so the give-back leaves no edge; full weight inside.

@@ -299,4 +299,10 @@ def change_beside(residual: np.ndarray, defect: dict) -> float:
     what remains is a change on the scale of a feature: ringing or a pattern the method put
     there, or structure it took away.
     """
-    return float(np.abs(_ring_values(ndimage.uniform_filter(residual, size=3, mode="nearest"), defect)).max())
+    return changes_beside(residual, [defect])[0]
+
+
+def changes_beside(residual: np.ndarray, defects: list[dict]) -> list[float]:
+    """``change_beside`` of each of ``defects``, the residual smoothed once."""
+    smoothed = ndimage.uniform_filter(residual, size=3, mode="nearest")
+    return [float(np.abs(_ring_values(smoothed, defect)).max()) for defect in defects]
