@@ -81,7 +81,7 @@ DEFECTS_GUARDED = 10
 calls a scan's third defect need not be the evaluation's."""
 SCALE_STEP = 1.4
 """A defect's size is known to one step of ``maed.noreference.SCALES``: what is given back beside it reaches the
-ring of the next scale up."""
+ring of the next scale up in full, and fades out over as much again."""
 MIN_FEATURE_ROWS = 16
 """Rows before a residual is searched: fewer give no robust spread at the widest scale."""
 
@@ -189,15 +189,26 @@ def _disc(shape: tuple[int, int], defect: dict, radius: float) -> np.ndarray:
     return (rows - defect["row"]) ** 2 + (cols - defect["col"]) ** 2 <= radius ** 2
 
 
+def _taper(shape: tuple[int, int], defect: dict, radius: float) -> np.ndarray:
+    """1 within ``radius`` of the defect, falling as a raised cosine to 0 at ``SCALE_STEP`` times it: what is given
+    back beside a defect fades out, so it leaves no edge."""
+    rows, cols = np.ogrid[:shape[0], :shape[1]]
+    distance = np.sqrt((rows - defect["row"]) ** 2 + (cols - defect["col"]) ** 2)
+    t = np.clip((distance - radius) / ((SCALE_STEP - 1) * radius), 0, 1)
+    return 0.5 * (1 + np.cos(np.pi * t))
+
+
 def keep_defect_surroundings(levelled_input: np.ndarray, output: np.ndarray,
                              defects: list[dict] | None = None) -> tuple[np.ndarray, int]:
-    """``output`` given back, lightly smoothed, the residual around each point defect whose surroundings it changed
-    by more than ``CHANGE_BESIDE_LIMIT`` times the rms it removed, out to the ring of the next scale up
-    (``SCALE_STEP``); and how many such defects there were.
+    """``output`` given back the residual around each point defect whose surroundings it changed by more than
+    ``CHANGE_BESIDE_LIMIT`` times the rms it removed, out to the ring of the next scale up and fading beyond;
+    and how many such defects there were. The residual comes back smoothed to the defect's size (a Gaussian of
+    ``LIGHT_SIGMA`` times its scale): beside a pit of a few pixels its rim, beside a large one its shoulder, not
+    the noise or a fine lattice the network took off around it, which a disc of raw texture would show as a seam.
 
-    What lies next to a defect is what a scientist measures the defect against, so there the output is what the
-    conservative result would show. Run on what is published, after the trust guard: a large surrounding given
-    back before it would hide from the guard a network that drew bands on the rest of the scan."""
+    What lies next to a defect is what a scientist measures the defect against. Run on what is published, after
+    the trust guard: a large surrounding given back before it would hide from the guard a network that drew bands
+    on the rest of the scan."""
     levelled_input = np.asarray(levelled_input, dtype=np.float64)
     output = np.asarray(output, dtype=np.float64)
     residual = levelled_input - output
@@ -206,15 +217,20 @@ def keep_defect_surroundings(levelled_input: np.ndarray, output: np.ndarray,
         return output, 0
     noise = removed_rms(residual)
     defects = point_defects(levelled_input) if defects is None else defects
-    mask, count = np.zeros(residual.shape, dtype=bool), 0
-    for defect, change in zip(defects, changes_beside(residual, defects)):
-        if change > CHANGE_BESIDE_LIMIT * noise:
-            mask |= _disc(residual.shape, defect, ANNULUS[1] * defect["scale"] * SCALE_STEP)
-            count += 1
-    if not count:
+    changed = [d for d, change in zip(defects, changes_beside(residual, defects)) if change > CHANGE_BESIDE_LIMIT * noise]
+    if not changed:
         return output, 0
-    weight = np.clip(1.5 * ndimage.gaussian_filter(mask.astype(float), 1.0, mode="reflect"), 0, 1)
-    return output + weight * ndimage.gaussian_filter(residual, LIGHT_SIGMA, mode="reflect"), count
+    # Where the surroundings of defects of two sizes meet, the nearer defect's (the larger weight) is given back.
+    weight, size = np.zeros(residual.shape), np.zeros(residual.shape)
+    for defect in changed:
+        taper = _taper(residual.shape, defect, ANNULUS[1] * defect["scale"] * SCALE_STEP)
+        nearer = taper > weight
+        weight[nearer], size[nearer] = taper[nearer], defect["scale"]
+    given = np.zeros(residual.shape)
+    for scale in {d["scale"] for d in changed}:
+        given += np.where(size == scale, weight, 0.0) * ndimage.gaussian_filter(residual, LIGHT_SIGMA * scale,
+                                                                              mode="reflect")
+    return output + given, len(changed)
 
 
 def _defect_areas(levelled_input: np.ndarray, output: np.ndarray, defects: list[dict]) -> tuple[np.ndarray, np.ndarray]:
