@@ -137,7 +137,7 @@ def _pit_with_shoulder_redrawn(seed: int):
     y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
     pit = -8.0 * np.exp(-((y - 64) ** 2 + (x - 64) ** 2) / (2 * 2.0 ** 2))
     scan = pit + rng.normal(0, 1.0, pit.shape)
-    crescent = 4.0 * np.exp(-((y - 64) ** 2 + (x - 74) ** 2) / (2 * 2.0 ** 2))
+    crescent = 5.0 * np.exp(-((y - 64) ** 2 + (x - 74) ** 2) / (2 * 2.0 ** 2))
     return scan, pit, pit + crescent
 
 
