@@ -81,6 +81,15 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def _stop_on_signals() -> None:
+    """SIGTERM (a service manager) and SIGINT (Ctrl-C, ``kill -INT``) both leave through the Ctrl-C path, so the
+    open scan is saved. SIGINT is bound even where the process started with it ignored: a shell starts a
+    background job so (``maed serve &``, a CI runner's job), and Python then installs no handler of its own, so
+    ``kill -INT`` left such a bridge running for good."""
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .alerts.rules import parse_rules
     from .keys import ServerKeys, is_loopback
@@ -132,8 +141,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 f"{kind} -> {'Scan.Action pause' if action == 'pause' else 'ZCtrl.Withdraw'}"
                 for kind, action in rules.items()), file=sys.stderr)
     stop = threading.Event()
-    # Stopped by a service manager: leave through the same path as Ctrl-C, so the open scan is saved.
-    signal.signal(signal.SIGTERM, _exit_on_signal)
+    _stop_on_signals()
     with Bridge(config) as bridge, contextlib.ExitStack() as stack:
         backend = bridge.worker.backend
         print(f"maed: bridge up: lines in {bridge.endpoints['pull']}, frames out {bridge.endpoints['pub']}, "
@@ -228,7 +236,7 @@ def _cmd_sim_nanonis(args: argparse.Namespace) -> int:
         frames, size = simulated_frames(SIM_SEED_BASE if args.seed is None else args.seed), args.size
         what = f"simulated {size}x{size} surfaces"
     scanner = Scanner(frames, size, args.line_rate, slow_axis(args), args.scans)
-    signal.signal(signal.SIGTERM, _exit_on_signal)
+    _stop_on_signals()
     with SimulatedNanonis(scanner, args.host, args.port) as server:
         scans = f"{args.scans} frame(s) per start" if args.scans else "continuously"
         print(f"maed: simulated Nanonis controller on {args.host}:{server.port}: scanning {what} at "

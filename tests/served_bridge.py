@@ -2,6 +2,7 @@
 free loopback ports, waiting for a condition, the bridge process and its saved scans."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -53,13 +54,16 @@ class Served:
         self.pull, self.pub, self.control, self.ack = (f"tcp://127.0.0.1:{p}" for p in ports)
         self.process = None
 
-    def start(self):
+    def start(self, ignore_sigint=False):
+        """Start it and wait for its first status; ``ignore_sigint``: as a shell starts a background job."""
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         command = [sys.executable, "-c", "from maed.cli import main; raise SystemExit(main())", "serve", "--no-preview",
                    "--backend", "onnx", "--pull-port", str(self.ports[0]), "--pub-port", str(self.ports[1]),
                    "--control-port", str(self.ports[2]), "--ack-port", str(self.ports[3]), "--out", str(self.out),
                    *self.extra]
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        preexec_fn=ignore)
         return wait_for(self.status, 60, "the bridge did not answer status")
 
     def status(self):

@@ -1,0 +1,31 @@
+"""``maed serve`` stops on SIGINT, saving the open scan, even when started with SIGINT ignored."""
+
+import json
+import signal
+
+import numpy as np
+from served_bridge import Served, free_ports, saved_folders, wait_for
+
+from maed.bridge.sources import LinePusher
+
+
+def test_sigint_stops_a_bridge_started_with_sigint_ignored_and_the_open_scan_is_saved(tmp_path):
+    """A shell starts a background job (``maed serve &``, a CI runner's step) with SIGINT ignored; Python then
+    installs no handler of its own, and ``kill -INT`` left such a bridge running for good."""
+    out = tmp_path / "scans"
+    served = Served(out, free_ports(4))
+    served.start(ignore_sigint=True)
+    pusher = LinePusher(served.pull)
+    trace = np.random.default_rng(0).standard_normal((8, 32)).astype("<f4")
+    try:
+        pusher.start("open", 16, 32, (1e-8, 1e-8))
+        for row, line in enumerate(trace):
+            pusher.line("open", row, line)
+        wait_for(lambda: (s := served.status()) and s["lines_received"] == len(trace), 30, "the lines did not arrive")
+    finally:
+        pusher.close()
+        log = served.stop(signal.SIGINT)
+    assert served.process.returncode is not None, log
+    (folder,) = saved_folders(out)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["scan"] == "open" and meta["end"]["complete"] is False and meta["rows_done"]["trace"] == len(trace)
