@@ -190,13 +190,16 @@ def _disc(shape: tuple[int, int], defect: dict, radius: float) -> np.ndarray:
     return (rows - defect["row"]) ** 2 + (cols - defect["col"]) ** 2 <= radius ** 2
 
 
-def _taper(shape: tuple[int, int], defect: dict, radius: float) -> np.ndarray:
+def _taper(shape: tuple[int, int], defect: dict, radius: float) -> tuple[tuple[slice, slice], np.ndarray]:
     """1 within ``radius`` of the defect, falling as a raised cosine to 0 at ``SCALE_STEP`` times it: what is given
-    back beside a defect fades out, so it leaves no edge."""
-    rows, cols = np.ogrid[:shape[0], :shape[1]]
+    back beside a defect fades out, so it leaves no edge. Returned over the box that holds it, with the box."""
+    reach = int(np.ceil(SCALE_STEP * radius))
+    r0, r1 = max(0, defect["row"] - reach), min(shape[0], defect["row"] + reach + 1)
+    c0, c1 = max(0, defect["col"] - reach), min(shape[1], defect["col"] + reach + 1)
+    rows, cols = np.ogrid[r0:r1, c0:c1]
     distance = np.sqrt((rows - defect["row"]) ** 2 + (cols - defect["col"]) ** 2)
     t = np.clip((distance - radius) / ((SCALE_STEP - 1) * radius), 0, 1)
-    return 0.5 * (1 + np.cos(np.pi * t))
+    return (slice(r0, r1), slice(c0, c1)), 0.5 * (1 + np.cos(np.pi * t))
 
 
 def keep_defect_surroundings(levelled_input: np.ndarray, output: np.ndarray,
@@ -224,9 +227,9 @@ def keep_defect_surroundings(levelled_input: np.ndarray, output: np.ndarray,
     # Where the surroundings of defects of two sizes meet, the nearer defect's (the larger weight) is given back.
     weight, size = np.zeros(residual.shape), np.zeros(residual.shape)
     for defect in changed:
-        taper = _taper(residual.shape, defect, ANNULUS[1] * defect["scale"] * SCALE_STEP)
-        nearer = taper > weight
-        weight[nearer], size[nearer] = taper[nearer], defect["scale"]
+        box, taper = _taper(residual.shape, defect, ANNULUS[1] * defect["scale"] * SCALE_STEP)
+        nearer = taper > weight[box]
+        weight[box][nearer], size[box][nearer] = taper[nearer], defect["scale"]
     given = np.zeros(residual.shape)
     for scale in {d["scale"] for d in changed}:
         given += np.where(size == scale, weight, 0.0) * ndimage.gaussian_filter(residual, LIGHT_SIGMA * scale,
