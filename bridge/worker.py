@@ -87,8 +87,9 @@ class LiveScan:
     def __init__(self, start: ScanStart, halo: int, refine: int, backend: Backend) -> None:
         self.start = start
         self.backend = backend
-        """The back end of the scan's last update: what its denoised frame came from, so every message of an
-        update (whole frames published later by the tick included) names the same weights across a swap."""
+        """The back end of the scan's last update (or of its full-frame pass): what its denoised frame came from,
+        which every message and the saved scan name, so that an update's messages (whole frames published later by
+        the tick included) name the same weights across a swap."""
         self.image = ScanImage(start)
         self.stream = StreamingDenoiser(start.rows, start.cols, start.slow_axis, halo, refine)
         self.updates = 0
@@ -195,10 +196,10 @@ class Worker:
                         if scan.stream.changed is not None:  # an update of its own: what it publishes changed
                             self.updates += 1
                             scan.updates += 1
-                            self._publish_rows(scan, scan.stream.denoised, scan.stream.changed, False, scan.backend)
+                            self._publish_rows(scan, scan.stream.denoised, scan.stream.changed, False)
                             scan.owed.add("denoised")
                     if self._due(scan, time.perf_counter()):
-                        self._publish_owed(scan, scan.backend, ("trace", "retrace", "denoised"))
+                        self._publish_owed(scan, ("trace", "retrace", "denoised"))
                 except Exception:
                     self._failed(f"scan {scan.start.scan!r}: publishing its frames failed")
 
@@ -235,24 +236,24 @@ class Worker:
         image = scan.image
         changed = image.put(batch.lines)
         self._check_health(scan, batch.lines)
-        backend = scan.backend = self.backend
+        scan.backend = self.backend
         self.updates += 1
         scan.updates += 1
         scan.owed.update(pass_ for pass_ in PASSES if pass_ in changed)
         due = self._due(scan, time.perf_counter())
         if due:  # raw frames first: they need no denoiser, so they are never held up (or lost) by it
-            self._publish_owed(scan, backend, PASSES)
+            self._publish_owed(scan, PASSES)
         if "trace" in changed and not self.paused:
-            denoised = self._stream(scan, backend)
+            denoised = self._stream(scan)
             self.rows_denoised = image.rows_done["trace"]
             if scan.stream.changed is not None:
                 self._guard(scan)  # may widen ``changed``: a new verdict changes every row it covers
-                ms = self._publish_rows(scan, denoised, scan.stream.changed, False, backend)
+                ms = self._publish_rows(scan, denoised, scan.stream.changed, False)
                 self.latency.add(ms)
                 scan.latency.add(ms)
             scan.owed.add("denoised")
             if due:
-                self._publish_owed(scan, backend, ("denoised",))
+                self._publish_owed(scan, ("denoised",))
 
     def _due(self, scan: LiveScan, now: float) -> bool:
         """Whether the scan's owed whole frames go out now; if so, the next ones wait ``frame_interval``."""
@@ -261,18 +262,18 @@ class Worker:
         scan.next_frames = now + self.frame_interval
         return True
 
-    def _publish_owed(self, scan: LiveScan, backend: Backend, kinds: tuple[str, ...]) -> None:
+    def _publish_owed(self, scan: LiveScan, kinds: tuple[str, ...]) -> None:
         """Publish those of ``kinds`` (``"trace"``, ``"retrace"``: raw; ``"denoised"``) the scan owes."""
         for kind in kinds:
             if kind not in scan.owed:
                 continue
             scan.owed.discard(kind)
             if kind == "denoised":
-                self._publish_frame(scan, "denoised", "trace", scan.stream.denoised, False, backend)
+                self._publish_frame(scan, "denoised", "trace", scan.stream.denoised, False)
             else:
-                self._publish_frame(scan, "raw", kind, scan.image.frames[kind], False, backend)
+                self._publish_frame(scan, "raw", kind, scan.image.frames[kind], False)
 
-    def _stream(self, scan: LiveScan, backend: Backend):
+    def _stream(self, scan: LiveScan):
         """The streaming denoiser brought up to every trace row scanned, at most ``MAX_BAND_PIXELS`` a step;
         its ``changed`` covers the rows of every step."""
         stream, rows_done = scan.stream, scan.image.rows_done["trace"]
@@ -280,7 +281,7 @@ class Worker:
         denoised, written = stream.denoised, []
         while True:
             scan.fed = min(rows_done, scan.fed + step)
-            denoised = stream.update(scan.image.frames["trace"], scan.fed, backend)
+            denoised = stream.update(scan.image.frames["trace"], scan.fed, scan.backend)
             if stream.changed is not None:
                 written.append(stream.changed)
             if scan.fed >= rows_done:
@@ -350,17 +351,17 @@ class Worker:
             except Exception:  # the scan is still published and saved, with its last live frame
                 self._failed(f"scan {scan.start.scan!r}: full-frame pass failed")
                 full_pass = False
-        if not full_pass:  # the live frame is what goes out: it names the weights it came from
-            backend = scan.backend
+        if full_pass:  # else the live frame is what goes out, and it names the weights it came from
+            scan.backend = backend
         scan.updates += 1
-        self._publish_frame(scan, "raw", "trace", image.frames["trace"], True, backend)
+        self._publish_frame(scan, "raw", "trace", image.frames["trace"], True)
         if image.rows_done["retrace"]:
-            self._publish_frame(scan, "raw", "retrace", image.frames["retrace"], True, backend)
+            self._publish_frame(scan, "raw", "retrace", image.frames["retrace"], True)
         # Every row: the full-frame pass changes them all (a paused scan sends its live frame whole).
-        self._publish_rows(scan, denoised, (0, scan.start.rows), True, backend)
-        self._publish_frame(scan, "denoised", "trace", denoised, True, backend)
+        self._publish_rows(scan, denoised, (0, scan.start.rows), True)
+        self._publish_frame(scan, "denoised", "trace", denoised, True)
         complete, reason = batch.state.ended
-        saved = self._save(scan, batch, denoised, backend, full_pass)
+        saved = self._save(scan, batch, denoised, full_pass)
         if saved and batch.state.journal is not None:
             batch.state.journal.remove()  # only now: until the folder is durable, the journal is the copy
         self._send(ScanFinished(scan=scan.start.scan, seq=self._next_seq(), complete=complete, reason=reason,
@@ -404,9 +405,9 @@ class Worker:
         # copying them again (frames under pyzmq's copy_threshold, 64 KiB, are copied: cheaper than tracking).
         self.pub.send_multipart(encode(message), copy=False)
 
-    def _labels(self, scan: LiveScan, pass_: str, final: bool, backend: Backend) -> tuple[dict, float]:
+    def _labels(self, scan: LiveScan, pass_: str, final: bool) -> tuple[dict, float]:
         """The fields every ``frame.*`` message of this update shares, and its latency in ms."""
-        start, image = scan.start, scan.image
+        start, image, backend = scan.start, scan.image, scan.backend
         newest = image.newest[pass_]
         ms = (time.perf_counter() - newest) * 1e3 if newest is not None else 0.0
         return {
@@ -417,25 +418,25 @@ class Worker:
             "range": start.range,
         }, ms
 
-    def _publish_frame(self, scan: LiveScan, kind: str, pass_: str, data, final: bool, backend: Backend) -> float:
+    def _publish_frame(self, scan: LiveScan, kind: str, pass_: str, data, final: bool) -> float:
         """Publish one frame; returns its latency in ms (newest line arrival to publish)."""
-        labels, ms = self._labels(scan, pass_, final, backend)
+        labels, ms = self._labels(scan, pass_, final)
         trust = scan.stream.trust if kind == "denoised" else None
         self._send(Frame(kind=kind, **labels, data=data, trust=trust))
         return ms
 
-    def _publish_rows(self, scan: LiveScan, denoised, rows: tuple[int, int], final: bool, backend: Backend) -> float:
+    def _publish_rows(self, scan: LiveScan, denoised, rows: tuple[int, int], final: bool) -> float:
         """Publish the denoised frame rows ``[start, stop)`` as ``frame.rows``: levelled, with the plane; returns
         its latency in ms (newest line arrival to publish)."""
         start, stop = rows
         plane = scan.stream.plane
         levelled = denoised[start:stop] - levelling(plane, (), scan.start.cols, scan.start.rows, start, stop)
-        labels, ms = self._labels(scan, "trace", final, backend)
+        labels, ms = self._labels(scan, "trace", final)
         self._send(FrameRows(**labels, rows=scan.start.rows, row_start=start, data=levelled.astype("<f4"),
                              plane=plane, offsets=()))
         return ms
 
-    def _save(self, scan: LiveScan, batch: Batch, denoised, backend: Backend, full_pass: bool) -> str:
+    def _save(self, scan: LiveScan, batch: Batch, denoised, full_pass: bool) -> str:
         state, start = batch.state, scan.start
         complete, reason = state.ended
         meta = {
@@ -452,9 +453,9 @@ class Worker:
             "lines_dropped": state.lines_dropped,
             "updates": scan.updates,
             "latency_ms": scan.latency.summary(),
-            "model": backend.model,
-            "weights_sha256": weights_sha256(backend),
-            "backend": backend.name,
+            "model": scan.backend.model,
+            "weights_sha256": weights_sha256(scan.backend),
+            "backend": scan.backend.name,
             "final_full_frame_pass": full_pass,
             "recovered": state.recovered,
             "trust": scan.stream.trust,
