@@ -40,8 +40,8 @@ where the rows show a 2-D lattice, ``maed.lattice_keep``, the compact features i
 ``maed.feature_keep``, and the smooth residual the verdict gave
 back, where it did) and the conservative result (blended by the guard's weight) where it does
 not, then the surroundings of point defects given back where that changed them beyond noise
-(``maed.feature_keep.keep_defect_surroundings``), over the rows that verdict covered. Rows scanned after it are the network's until the next
-verdict.
+(``maed.feature_keep.keep_defect_surroundings``), over the rows that verdict covered. Rows scanned
+after it are the network's until the next verdict.
 
 The final frame of a scan comes from ``final``: ``maed.denoise.denoise_guarded`` (what ``maed
 denoise`` publishes) over the scanned rows in acquisition order, so for a down scan it is

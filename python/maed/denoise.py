@@ -197,9 +197,9 @@ def denoise_guarded(
 ) -> GuardedResult:
     """The network's denoised scan where it passes the trust guard, the conservative result where not.
 
-    Where the network levelled the rows itself, the scan's own row levels are kept if it shows no line offsets
-    (``maed.row_levels``). Rows not measured in full (NaN) stay NaN; the measured rows are denoised together, as one image,
-    so a scan stopped early is denoised exactly as if it had been a smaller scan. Lattice peaks the
+    Where the network levelled the rows itself, the scan's own row levels are kept if it shows no line
+    offsets (``maed.row_levels``). Rows not measured in full (NaN) stay NaN; the measured rows are denoised
+    together, as one image, so a scan stopped early is denoised exactly as if it had been a smaller scan. Lattice peaks the
     network removed are given back (``maed.lattice_keep``), to its output before the guard judges
     it and to what the guard publishes: over the rows both passes measured, confirmed by
     ``other_pass`` (the scan's other pass, same shape and orientation) where it shares at least

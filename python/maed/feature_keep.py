@@ -129,6 +129,20 @@ def _blobs(residual: np.ndarray, scale: float) -> np.ndarray:
     return blobs
 
 
+def _residual(levelled_input: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """``levelled_input - output`` with each row's median off: line offsets are noise every levelling removes on
+    purpose, never a feature."""
+    residual = np.asarray(levelled_input, dtype=np.float64) - np.asarray(output, dtype=np.float64)
+    residual -= np.median(residual, axis=1, keepdims=True)
+    return residual
+
+
+def _searchable(residual: np.ndarray, levelled_input: np.ndarray) -> bool:
+    """Whether a residual can be searched: rows enough for the widest scale's spread, and more than rounding (a
+    network that removed nothing)."""
+    return residual.shape[0] >= MIN_FEATURE_ROWS and robust_spread(residual) > PRECISION * np.std(levelled_input)
+
+
 @dataclass(frozen=True)
 class RemovedFeatures:
     """Where the network removed compact features, as a weight per pixel (0: keep the output, 1: give back)."""
@@ -151,8 +165,7 @@ class RemovedFeatures:
         around = self.surroundings.any()
         if not self.features and not around:
             return output
-        residual = np.asarray(levelled_input, dtype=np.float64) - output
-        residual -= np.median(residual, axis=1, keepdims=True)
+        residual = _residual(levelled_input, output)
         given = self.weight * ndimage.gaussian_filter(residual, LIGHT_SIGMA, mode="reflect")
         if around:
             # A smooth change beside a defect (a halo the network drew, a shoulder it flattened) is structure, not
@@ -215,13 +228,12 @@ def keep_defect_surroundings(levelled_input: np.ndarray, output: np.ndarray,
     on the rest of the scan."""
     levelled_input = np.asarray(levelled_input, dtype=np.float64)
     output = np.asarray(output, dtype=np.float64)
-    residual = levelled_input - output
-    residual -= np.median(residual, axis=1, keepdims=True)
-    if residual.shape[0] < MIN_FEATURE_ROWS or robust_spread(residual) <= PRECISION * np.std(levelled_input):
+    residual = _residual(levelled_input, output)
+    if not _searchable(residual, levelled_input):
         return output, 0
-    noise = removed_rms(residual)
+    limit = CHANGE_BESIDE_LIMIT * removed_rms(residual)
     defects = point_defects(levelled_input) if defects is None else defects
-    changed = [d for d, change in zip(defects, changes_beside(residual, defects)) if change > CHANGE_BESIDE_LIMIT * noise]
+    changed = [d for d, change in zip(defects, changes_beside(residual, defects)) if change > limit]
     if not changed:
         return output, 0
     # Where the surroundings of defects of two sizes meet, the nearer defect's (the larger weight) is given back.
@@ -232,8 +244,8 @@ def keep_defect_surroundings(levelled_input: np.ndarray, output: np.ndarray,
         weight[box][nearer], size[box][nearer] = taper[nearer], defect["scale"]
     given = np.zeros(residual.shape)
     for scale in {d["scale"] for d in changed}:
-        given += np.where(size == scale, weight, 0.0) * ndimage.gaussian_filter(residual, LIGHT_SIGMA * scale,
-                                                                              mode="reflect")
+        smoothed = ndimage.gaussian_filter(residual, LIGHT_SIGMA * scale, mode="reflect")
+        given += np.where(size == scale, weight, 0.0) * smoothed
     return output + given, len(changed)
 
 
@@ -254,10 +266,8 @@ def removed_features(levelled_input: np.ndarray, output: np.ndarray,
                      defects: list[dict] | None = None) -> RemovedFeatures:
     """The compact features in the residual ``levelled_input - output`` (same shape, no NaN); ``defects``: the
     scan's ``point_defects``, where found already."""
-    residual = np.asarray(levelled_input, dtype=np.float64) - np.asarray(output, dtype=np.float64)
-    # Line offsets are noise every levelling removes on purpose, never a feature.
-    residual -= np.median(residual, axis=1, keepdims=True)
-    if residual.shape[0] < MIN_FEATURE_ROWS or robust_spread(residual) <= PRECISION * np.std(levelled_input):
+    residual = _residual(levelled_input, output)
+    if not _searchable(residual, levelled_input):
         return RemovedFeatures(np.zeros(residual.shape), 0, np.zeros(residual.shape))
     mask, count = np.zeros(residual.shape, dtype=bool), 0
     for scale in SCALES:

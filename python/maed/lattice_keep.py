@@ -131,7 +131,8 @@ def _symmetric_pairs(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> np
     for degrees in (60, 90, 120):
         for sign in (1, -1):
             t = np.radians(sign * degrees)
-            turned = np.stack([fa[:, 0] * np.cos(t) - fa[:, 1] * np.sin(t), fa[:, 0] * np.sin(t) + fa[:, 1] * np.cos(t)], axis=1)
+            turned = np.stack([fa[:, 0] * np.cos(t) - fa[:, 1] * np.sin(t),
+                               fa[:, 0] * np.sin(t) + fa[:, 1] * np.cos(t)], axis=1)
             found |= np.abs((turned - fb) * n).max(axis=1) <= CLOSING_BINS
     return found
 

@@ -45,7 +45,7 @@ from ..noreference import (
     MIN_ISOLATION,
     SAME_PLACE,
     SCALES,
-    change_beside,
+    changes_beside,
     classify_peaks,
     defect_depth,
     find_defects,
@@ -147,10 +147,9 @@ def check_scan(trace: PassResult, retrace: PassResult | None, ratio: float = 1.0
             "moving": peak_power(x, out, moving),
             "defects": [],
         }
-        for defect, d_raw in zip(defects, raw_depths):
+        for defect, d_raw, change in zip(defects, raw_depths, changes_beside(residual, defects)):
             depth = defect_depth(out, defect)
-            result["defects"].append({"depth": depth, "kept": _ratio(depth, d_raw),
-                                      "change_beside": change_beside(residual, defect)})
+            result["defects"].append({"depth": depth, "kept": _ratio(depth, d_raw), "change_beside": change})
         if retrace is not None:
             error = summarise(row_errors(out, retrace.outputs[name], x, retrace.levelled, registration))
             result["trace_retrace"] = {**error.as_dict(), "true": estimated_true_error(error.value, raw_error)}
