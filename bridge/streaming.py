@@ -59,13 +59,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from maed.classical import align_after, evaluate_plane, plane_coefficients
-from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, run_levelled, run_padded
+from maed.denoise import denoise_guarded, run_levelled, run_padded
 from maed.engine import Backend
-from maed.feature_keep import keep_defect_surroundings, point_defects, removed_features
-from maed.lattice_keep import lattice_peaks
 from maed.normalise import PLANE_AND_ROWS, level_rows, levelling_of
-from maed.row_levels import keep_row_levels
-from maed.trust import Thresholds, Verdict, fallback_for, guard, smooth_residual
+from maed.publish import publish
+from maed.trust import Thresholds, Verdict
 
 HALO = 48
 REFINE = 16
@@ -155,30 +153,15 @@ class GuardResult:
 def judge(job: GuardJob) -> GuardResult:
     """The trust guard on a ``GuardJob``: touches nothing else, so it may run on a thread of its own."""
     start = time.perf_counter()
-    x, y, level = job.x, job.y, job.level
-    # As maed.denoise.denoise_guarded: the scan's row levels where it shows no line offsets, the lattice the
-    # network removed, where one pass shows a 2-D one (the retrace's evidence waits for the final frame), then
-    # the compact features it removed.
-    levelled = y if job.rows_aligned else keep_row_levels(x, y)
-    lattice = lattice_peaks(x, levelled) if len(x) >= MIN_LATTICE_ROWS else None
-    kept = lattice.give_back(x, levelled) if lattice is not None else levelled
-    defects = point_defects(x)
-    given = removed_features(x, kept, defects).give_back(x, kept) - y
-    _, weight, verdict = guard(x, y + given, job.limits)
-    fallback = None
-    if verdict.output != "network":
-        fallback = fallback_for(x, y + given, verdict.output)
-        if lattice is not None:  # the conservative result damps a lattice too (exact where w is uniform)
-            fallback = lattice.give_back(x, fallback)
-    if verdict.smooth_given_back:
-        given = given + smooth_residual(x, y + given)
-    # Then, as maed.denoise.denoise_guarded, the surroundings of point defects what is published changed.
-    published = y + given if fallback is None else (1 - weight) * (y + given) + weight * fallback
-    beside = keep_defect_surroundings(x, published, defects)[0] - published
-    given = given + beside
-    conservative = None if fallback is None else (fallback + beside) * level.scale + level.centre + job.plane
-    return GuardResult(job=job, verdict=verdict, weight=weight, conservative=conservative,
-                       given_back=given * level.scale, seconds=time.perf_counter() - start)
+    # The chain of maed denoise (maed.publish) on the rows so far; the retrace's evidence for a lattice waits for
+    # the final frame.
+    result = publish(job.x, job.y, rows_aligned=job.rows_aligned, limits=job.limits)
+    level = job.level
+    conservative = None
+    if result.conservative is not None:
+        conservative = result.conservative * level.scale + level.centre + job.plane
+    return GuardResult(job=job, verdict=result.verdict, weight=result.weight, conservative=conservative,
+                       given_back=(result.network - job.y) * level.scale, seconds=time.perf_counter() - start)
 
 
 class StreamingDenoiser:

@@ -8,11 +8,12 @@ import pytest
 from scanfile_helpers import REAL_DIR, needs_real
 from scipy import ndimage
 
-from maed.denoise import MIN_LATTICE_ROWS, denoise_guarded, result_record
+from maed.denoise import denoise_guarded, result_record
 from maed.io import read_scan
 from maed.lattice_keep import BOTH_PASSES, ONE_PASS, lattice_peaks
 from maed.noreference import classify_peaks, peak_power
 from maed.normalise import PLANE, normalise
+from maed.publish import MIN_LATTICE_ROWS
 
 SIZE = 128
 

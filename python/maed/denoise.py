@@ -5,12 +5,10 @@ whatever the scan size; overlapping results are blended with linear ramps so no 
 Each tile is padded by reflection up to the back end's size multiple. An incomplete scan is
 denoised over its measured rows only; the others stay empty (NaN).
 
-``maed denoise`` publishes the guarded result (``maed.trust``): where the network's output fails
-the trust checks, the conservative result replaces it, and ``<stem>.json`` beside each output
-says what was published, why, with which model and weights. Lattice peaks the network removed
-are first given back to its output (``maed.lattice_keep``): those both passes show where the
-scan's other pass is at hand, those spanning a 2-D lattice where it is not; so are compact
-features it smoothed away (pits, adatoms: ``maed.feature_keep``).
+``maed denoise`` publishes the guarded result (``maed.publish``): what the network took and should
+not have (row levels, lattice peaks, compact features, the surroundings of point defects) given
+back, and where its output fails the trust checks (``maed.trust``) the conservative result in its
+place; ``<stem>.json`` beside each output says what was published, why, with which model and weights.
 """
 
 from __future__ import annotations
@@ -28,13 +26,13 @@ from . import __version__
 from .atomic import atomic_path, write_bytes_atomic
 from .classical import fit_plane
 from .engine import Backend
-from .feature_keep import RemovedFeatures, keep_defect_surroundings, point_defects, removed_features
+from .feature_keep import RemovedFeatures
 from .io import ScanError, read_scan
-from .lattice_keep import LatticePeaks, lattice_peaks
+from .lattice_keep import LatticePeaks
 from .normalise import Normalisation, denormalise, levelling_of, normalise
-from .row_levels import keep_row_levels
+from .publish import MIN_LATTICE_ROWS, publish
 from .scanfiles import canonical_pass, write_gwy
-from .trust import Thresholds, Verdict, guard
+from .trust import Thresholds, Verdict
 
 TILE = 512
 OVERLAP = 128
@@ -186,54 +184,31 @@ class GuardedResult:
                 "defects_beside_given_back": self.defects_beside}
 
 
-MIN_LATTICE_ROWS = 16
-"""Rows (of one pass, or both passes share) before a spectrum is searched for lattice peaks: fewer give too
-coarse a spectrum."""
-
-
 def denoise_guarded(
     scan: np.ndarray, backend: Backend, tile: int = TILE, limits: Thresholds = Thresholds(),
     other_pass: np.ndarray | None = None,
 ) -> GuardedResult:
-    """The network's denoised scan where it passes the trust guard, the conservative result where not.
+    """The network's denoised scan where it passes the trust guard, the conservative result where not, with what
+    the network took and should not have given back first (``maed.publish``).
 
-    Where the network levelled the rows itself, the scan's own row levels are kept if it shows no line
-    offsets (``maed.row_levels``). Rows not measured in full (NaN) stay NaN; the measured rows are denoised
-    together, as one image, so a scan stopped early is denoised exactly as if it had been a smaller scan. Lattice peaks the
-    network removed are given back (``maed.lattice_keep``), to its output before the guard judges
-    it and to what the guard publishes: over the rows both passes measured, confirmed by
-    ``other_pass`` (the scan's other pass, same shape and orientation) where it shares at least
-    ``MIN_LATTICE_ROWS`` rows, and otherwise over all measured rows where they show a 2-D lattice.
-    Then compact features the network removed are given back (``maed.feature_keep``), and, after the guard, the
-    surroundings of point defects that what it publishes changed beyond noise.
+    Rows not measured in full (NaN) stay NaN; the measured rows are denoised together, as one image, so a scan
+    stopped early is denoised exactly as if it had been a smaller scan. ``other_pass`` (the scan's other pass, same
+    shape and orientation) confirms lattice peaks over the rows both passes measured.
     """
     measured = np.isfinite(scan).all(axis=1)
     data = np.full(scan.shape, np.nan, dtype=np.float32)
     fallback = np.zeros(scan.shape, dtype=np.float32)
     x, norm = normalise(scan[measured], levelling_of(backend))
     y = run_network(x, norm, backend, tile)
-    if not norm.rows_aligned:
-        y = keep_row_levels(x, y)
-    lattice, rows = None, np.ones(len(x), dtype=bool)
-    both = measured & np.isfinite(other_pass).all(axis=1) if np.shape(other_pass) == scan.shape else None
-    if both is not None and both.sum() >= MIN_LATTICE_ROWS:
-        rows = both[measured]
-        lattice = lattice_peaks(x[rows], y[rows], normalise(other_pass[both], levelling_of(backend))[0])
-    elif len(x) >= MIN_LATTICE_ROWS:
-        lattice = lattice_peaks(x, y)
-    if lattice is not None:
-        y[rows] = lattice.give_back(x[rows], y[rows])
-    defects = point_defects(x)
-    features = removed_features(x, y, defects)
-    y = features.give_back(x, y)
-    published, weight, verdict = guard(x, y, limits)
-    if lattice is not None:  # the conservative result of a fallback or blend damps a lattice too
-        published[rows] = lattice.give_back(x[rows], published[rows])
-    published, beside = keep_defect_surroundings(x, published, defects)
-    data[measured] = denormalise(published, norm)
-    fallback[measured] = weight
-    return GuardedResult(data=data, fallback=fallback, verdict=verdict, lattice=lattice, features=features,
-                         defects_beside=beside)
+    other, other_rows = None, None
+    if np.shape(other_pass) == scan.shape:
+        both = measured & np.isfinite(other_pass).all(axis=1)
+        other, other_rows = normalise(other_pass[both], levelling_of(backend))[0], both[measured]
+    result = publish(x, y, rows_aligned=norm.rows_aligned, limits=limits, other=other, other_rows=other_rows)
+    data[measured] = denormalise(result.image, norm)
+    fallback[measured] = result.weight
+    return GuardedResult(data=data, fallback=fallback, verdict=result.verdict, lattice=result.lattice,
+                         features=result.features, defects_beside=result.defects_beside)
 
 
 def result_record(source: Path, dest: Path, pass_: str, channel: str | None, backend: Backend, result: GuardedResult,

@@ -320,10 +320,12 @@ def smooth_residual(levelled_input: np.ndarray, output: np.ndarray) -> np.ndarra
     return ndimage.gaussian_filter(residual, SMOOTH_SIGMA, mode="reflect")
 
 
-def guard(
+def guard_parts(
     levelled_input: np.ndarray, levelled_output: np.ndarray, limits: Thresholds = Thresholds()
-) -> tuple[np.ndarray, np.ndarray, Verdict]:
-    """The output to publish, the fallback weight per pixel (0: network, 1: conservative) and the verdict."""
+) -> tuple[np.ndarray, np.ndarray, Verdict, np.ndarray | None]:
+    """The guard's decision in parts: the network's output as judged (its smooth residual given back where the
+    verdict did), the fallback weight per pixel (0: network, 1: conservative), the verdict, and the conservative
+    result the weight blends in (None where the verdict trusts the network). ``guard`` blends them."""
     x = np.asarray(levelled_input, dtype=np.float64)
     y = np.asarray(levelled_output, dtype=np.float64)
     figures = trust_figures(x, y)
@@ -338,7 +340,8 @@ def guard(
             reasons = (f"smooth structure given back ({'; '.join(reasons)})", *smooth_reasons)
             y, figures, output = with_smooth, smooth_figures, smooth_output
     if output == "network":
-        return y, np.zeros_like(x), Verdict(output="network", reasons=reasons, smooth_given_back=smooth, figures=figures)
+        verdict = Verdict(output="network", reasons=reasons, smooth_given_back=smooth, figures=figures)
+        return y, np.zeros_like(x), verdict, None
     if output == "fallback":
         weight = np.ones_like(x)
     else:
@@ -348,4 +351,14 @@ def guard(
         weight = np.clip(ndimage.gaussian_filter(failing.astype(float), BLOCK / 4, mode="reflect") * 2, 0, 1)
     verdict = Verdict(output=output, reasons=reasons, fallback_fraction=float(weight.mean()),
                       smooth_given_back=smooth, figures=figures)
-    return (1 - weight) * y + weight * fallback_for(x, y, output), weight, verdict
+    return y, weight, verdict, fallback_for(x, y, output)
+
+
+def guard(
+    levelled_input: np.ndarray, levelled_output: np.ndarray, limits: Thresholds = Thresholds()
+) -> tuple[np.ndarray, np.ndarray, Verdict]:
+    """The output to publish, the fallback weight per pixel (0: network, 1: conservative) and the verdict."""
+    judged, weight, verdict, fallback = guard_parts(levelled_input, levelled_output, limits)
+    if fallback is None:
+        return judged, weight, verdict
+    return (1 - weight) * judged + weight * fallback, weight, verdict

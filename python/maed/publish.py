@@ -1,0 +1,95 @@
+"""What is published for a frame the network denoised: what it took and should not have, given back, then judged.
+
+One chain, run on a whole scan by ``maed denoise`` (``maed.denoise.denoise_guarded``) and on the rows scanned so
+far by the live bridge's guard (``bridge/streaming.judge``), so that the two cannot drift apart. In the frame the
+network saw (levelled input ``x``, its output ``y``):
+
+1. the scan's own row levels where the network levelled the rows itself and the scan shows no line offsets
+   (``maed.row_levels``);
+2. the lattice peaks it removed (``maed.lattice_keep``): those the other pass confirms where it is at hand, else
+   those spanning a 2-D lattice;
+3. the compact features it removed (``maed.feature_keep.removed_features``);
+4. the trust guard (``maed.trust.guard_parts``): the smooth residual given back, or the conservative result
+   over the whole frame or the failing blocks, which gets the lattice peaks back too;
+5. the surroundings of point defects that what is published changed beyond noise
+   (``maed.feature_keep.keep_defect_surroundings``), after the guard: given back before it, a large
+   surrounding would hide from the guard a network that drew bands on the rest of the frame.
+
+numpy and scipy only: this runs on the acquisition side, live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .feature_keep import RemovedFeatures, keep_defect_surroundings, point_defects, removed_features
+from .lattice_keep import LatticePeaks, lattice_peaks
+from .row_levels import keep_row_levels
+from .trust import Thresholds, Verdict, guard_parts
+
+MIN_LATTICE_ROWS = 16
+"""Rows (of one pass, or both passes share) before a spectrum is searched for lattice peaks: fewer give too
+coarse a spectrum."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Published:
+    """What ``publish`` decided for one frame, in the frame the network saw."""
+
+    network: np.ndarray
+    """The network's output with everything given back (row levels, lattice, features, smooth residual, defect
+    surroundings)."""
+    conservative: np.ndarray | None
+    """The conservative result the guard blends in, with the lattice and the defect surroundings given back;
+    None where the verdict trusts the network."""
+    weight: np.ndarray
+    """Per pixel, the conservative result's weight (0: ``network``, 1: ``conservative``)."""
+    verdict: Verdict
+    lattice: LatticePeaks | None
+    """Lattice peaks given back; None: too few rows to look."""
+    features: RemovedFeatures
+    defects_beside: int
+    """Point defects whose surroundings were given back."""
+
+    @property
+    def image(self) -> np.ndarray:
+        """What is published: ``network`` blended with ``conservative`` by ``weight``."""
+        if self.conservative is None:
+            return self.network
+        return (1 - self.weight) * self.network + self.weight * self.conservative
+
+
+def publish(x: np.ndarray, y: np.ndarray, *, rows_aligned: bool, limits: Thresholds = Thresholds(),
+            other: np.ndarray | None = None, other_rows: np.ndarray | None = None) -> Published:
+    """The chain of the module docstring on levelled input ``x`` and the network's output ``y`` (same shape, no NaN).
+
+    ``rows_aligned``: whether the rows were aligned before the network (if not, it levelled them itself).
+    ``other``: the other pass, levelled alike, over the rows ``other_rows`` (a mask over ``x``'s rows) both
+    passes measured; its evidence is used where they are at least ``MIN_LATTICE_ROWS``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64) if rows_aligned else keep_row_levels(x, y)
+    lattice, rows = None, np.ones(len(x), dtype=bool)
+    if other is not None and other_rows is not None and other_rows.sum() >= MIN_LATTICE_ROWS:
+        rows = other_rows
+        lattice = lattice_peaks(x[rows], y[rows], other)
+    elif len(x) >= MIN_LATTICE_ROWS:
+        lattice = lattice_peaks(x, y)
+    if lattice is not None:
+        y = y.copy()
+        y[rows] = lattice.give_back(x[rows], y[rows])
+    defects = point_defects(x)
+    features = removed_features(x, y, defects)
+    network, weight, verdict, conservative = guard_parts(x, features.give_back(x, y), limits)
+    if conservative is not None and lattice is not None:  # the conservative result damps a lattice too
+        conservative[rows] = lattice.give_back(x[rows], conservative[rows])
+    blended = network if conservative is None else (1 - weight) * network + weight * conservative
+    kept, beside = keep_defect_surroundings(x, blended, defects)
+    if beside:
+        given = kept - blended
+        network = network + given
+        conservative = None if conservative is None else conservative + given
+    return Published(network=network, conservative=conservative, weight=weight, verdict=verdict, lattice=lattice,
+                     features=features, defects_beside=beside)
