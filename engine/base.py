@@ -16,6 +16,10 @@ class Backend(Protocol):
     """Input height and width must be multiples of this."""
     weights_sha256: str
     """SHA-256 of the weights file the model was built from, so every output can name its weights."""
+    max_batch: int
+    """Tiles of one shape worth sending in one ``denoise`` call (``maed.denoise.run_tiled``): 1 on the CPU, where a
+    batch ran no faster than its tiles one by one (measured) and grew ONNX Runtime's arena; a TensorRT engine's
+    largest batch. A back end that does not say takes one tile a call."""
 
     def denoise(self, batch: np.ndarray) -> np.ndarray:
         """Denoise a (N, 1, H, W) float32 batch of normalised scans."""

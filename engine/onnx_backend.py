@@ -73,6 +73,7 @@ class OnnxBackend:
         self.weights_sha256 = meta.get(KEY_WEIGHTS_SHA256, "unknown")
         self.levelling = meta.get(KEY_LEVELLING, PLANE_AND_ROWS)
         self.name = _PROVIDER_NAMES[self.session.get_providers()[0]]
+        self.max_batch = 1  # on the CPU a batch of 144-pixel tiles ran no faster than one by one; the CUDA provider's is unmeasured
         self._input = self.session.get_inputs()[0].name
         self._shrink = None
         if self.name == "onnxruntime-cpu":

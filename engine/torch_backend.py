@@ -19,6 +19,7 @@ class TorchBackend:
         self.model = card["config"] if model == card["config"] else model
         self.name = f"torch-{self.device.type}"
         self.size_multiple = self.net.size_multiple
+        self.max_batch = 1
         self.levelling = card["levelling"]
         self.weights_sha256 = weights_sha256(weights_file(model))
 

@@ -264,11 +264,11 @@ class PlaneTiles(BlurBackend):
         self.inputs = []
 
     def denoise(self, batch):
-        x = batch[0, 0].astype(np.float64)
-        r, c = np.indices(x.shape)
-        design = np.column_stack([np.ones(x.size), r.ravel(), c.ravel()])
-        coeffs, *_ = np.linalg.lstsq(design, x.ravel(), rcond=None)
-        self.inputs.append((x.shape, float(np.hypot(*coeffs[1:]) * max(x.shape))))
+        for x in batch[:, 0].astype(np.float64):
+            r, c = np.indices(x.shape)
+            design = np.column_stack([np.ones(x.size), r.ravel(), c.ravel()])
+            coeffs, *_ = np.linalg.lstsq(design, x.ravel(), rcond=None)
+            self.inputs.append((x.shape, float(np.hypot(*coeffs[1:]) * max(x.shape))))
         return super().denoise(batch)
 
 
@@ -282,3 +282,26 @@ def test_a_plane_levelled_network_sees_tiles_near_its_training_size_each_without
     assert all(shape[0] <= PLANE_TILE and shape[1] <= PLANE_TILE for shape, _ in backend.inputs)
     # Padding to the size multiple adds a little; the bowl's local tilt (several times the relief) is gone.
     assert max(tilt for _, tilt in backend.inputs) < 0.1
+
+
+class BatchingBlur(BlurBackend):
+    """A back end that takes ``max_batch`` tiles a call and records each call's batch."""
+
+    def __init__(self, max_batch: int, levelling: str):
+        self.max_batch, self.levelling, self.batches = max_batch, levelling, []
+
+    def denoise(self, batch):
+        self.batches.append(len(batch))
+        return super().denoise(batch)
+
+
+@pytest.mark.parametrize("levelling, largest", [("plane", 4), ("plane+rows", 1)])
+def test_tiles_go_to_the_back_end_in_batches_of_its_size_with_the_same_result(levelling, largest):
+    """144-pixel tiles (rows not aligned) go four at a time to a back end that takes four; 512-pixel tiles (rows
+    aligned) one at a time whatever it takes, so memory stays that of one tile."""
+    r, c = np.indices((700, 600))
+    scan = np.sin(c / 5.0) * np.cos(r / 9.0) + 0.01 * (r - c) + np.random.default_rng(1).normal(0, 0.3, r.shape)
+    one, four = BatchingBlur(1, levelling), BatchingBlur(4, levelling)
+    np.testing.assert_allclose(denoise_array(scan, four), denoise_array(scan, one), rtol=0, atol=1e-6)
+    assert set(one.batches) == {1} and sum(four.batches) == len(one.batches) > 1
+    assert max(four.batches) == largest

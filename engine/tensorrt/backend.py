@@ -66,6 +66,7 @@ class TensorRTBackend:
             label = labels[i] if i < len(labels) else f"profile{i}"
             self.profiles.append(Profile(label, lo[2:], opt[2:], hi[2:], max_batch=hi[0]))
         largest = max(p.max_batch * p.max[0] * p.max[1] for p in self.profiles)
+        self.max_batch = max(p.max_batch for p in self.profiles)
 
         self._stream = Stream()
         self._host_in, self._host_out = PinnedBuffer(largest), PinnedBuffer(largest)
@@ -87,10 +88,9 @@ class TensorRTBackend:
         m = self.size_multiple
         if h <= 0 or w <= 0 or h % m or w % m:
             raise ValueError(f"H and W must be positive multiples of {m}, got {h}x{w}")
-        step = max(p.max_batch for p in self.profiles)
         out = np.empty_like(batch)
-        for start in range(0, n, step):
-            out[start:start + step] = self._run(batch[start:start + step])
+        for start in range(0, n, self.max_batch):
+            out[start:start + self.max_batch] = self._run(batch[start:start + self.max_batch])
         return out
 
     def _run(self, part: np.ndarray) -> np.ndarray:

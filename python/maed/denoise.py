@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from scipy import ndimage
@@ -81,18 +81,29 @@ def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray
     return w
 
 
+def run_batch(tiles: list[np.ndarray], backend: Backend, own_plane: bool = False) -> list[np.ndarray]:
+    """The network's output for each of ``tiles`` (2-D normalised arrays of one shape), in one call to the back end.
+
+    Each is padded by reflection to the back end's size multiple; ``own_plane``: each goes in with its own best-fit
+    plane taken off, put back afterwards.
+    """
+    h, w = tiles[0].shape
+    m = backend.size_multiple
+    planes = [fit_plane(t) if own_plane else 0.0 for t in tiles]
+    pad = ((0, _round_up(h, m) - h), (0, _round_up(w, m) - w))
+    batch = np.stack([np.pad((t - p).astype(np.float32), pad, mode="reflect") for t, p in zip(tiles, planes)])
+    out = backend.denoise(batch[:, None])[:, 0, :h, :w]
+    return [o + p for o, p in zip(out, planes)]
+
+
 def run_padded(x: np.ndarray, backend: Backend) -> np.ndarray:
     """Run one 2-D normalised array through the back end, padding to its size multiple."""
-    h, w = x.shape
-    m = backend.size_multiple
-    padded = np.pad(x, ((0, _round_up(h, m) - h), (0, _round_up(w, m) - w)), mode="reflect")
-    return backend.denoise(padded[None, None])[0, 0, :h, :w]
+    return run_batch([x], backend)[0]
 
 
 def run_levelled(x: np.ndarray, backend: Backend) -> np.ndarray:
     """``run_padded`` on ``x`` with its own best-fit plane taken off and put back afterwards."""
-    plane = fit_plane(x)
-    return run_padded((x - plane).astype(np.float32), backend) + plane
+    return run_batch([x], backend, own_plane=True)[0]
 
 
 def _level_step(new: np.ndarray, old: np.ndarray, axis: int) -> np.ndarray:
@@ -102,26 +113,42 @@ def _level_step(new: np.ndarray, old: np.ndarray, axis: int) -> np.ndarray:
     return ndimage.gaussian_filter1d(np.median(new - old, axis=axis), SEAM_SMOOTHING, mode="nearest")
 
 
+BATCH_PIXELS = TILE * TILE
+"""Tiles go through the back end together (``run_tiled``), as many as its ``max_batch`` and up to this many pixels a
+call: no more memory than one tile of ``TILE`` pixels takes."""
+
+
+def _tile_outputs(x: np.ndarray, starts: list[tuple[int, int]], tile: int, backend: Backend,
+                  own_plane: bool) -> Iterator[np.ndarray]:
+    """The network's output for the tiles of ``x`` at ``starts``, in order, in batches (``BATCH_PIXELS``). Every
+    tile has one shape: ``_starts`` keeps the last tile of a row or column whole."""
+    per_call = max(1, min(getattr(backend, "max_batch", 1), BATCH_PIXELS // (tile * tile)))
+    for i in range(0, len(starts), per_call):
+        tiles = [x[r:r + tile, c:c + tile] for r, c in starts[i:i + per_call]]
+        yield from run_batch(tiles, backend, own_plane)
+
+
 def run_tiled(x: np.ndarray, backend: Backend, tile: int = TILE, overlap: int = OVERLAP,
               own_plane: bool = False) -> np.ndarray:
     """The network's output for a normalised scan of any size, in bounded memory.
 
-    ``own_plane``: each tile goes in with its own best-fit plane removed (``run_levelled``), and its
+    Tiles go to the back end in batches (``BATCH_PIXELS``). ``own_plane``: each tile goes in with its own best-fit
+    plane removed, and its
     output's level is matched to the tiles before it where they overlap (smoothed over ``SEAM_SMOOTHING``
     pixels): tiles levelled each on its own otherwise meet in visible seams, a block pattern over the scan.
     """
-    run = run_levelled if own_plane else run_padded
     h, w = x.shape
     if h <= tile and w <= tile:
-        return run(x, backend)
+        return run_batch([x], backend, own_plane)[0]
     total = np.zeros((h, w))
     weight = np.zeros((h, 1))
     rows, cols = _starts(h, tile, overlap), _starts(w, tile, overlap)
+    outputs = _tile_outputs(x, [(r, c) for r in rows for c in cols], tile, backend, own_plane)
     for r in rows:
         ph = min(tile, h - r)
         band, band_weight = np.zeros((ph, w)), np.zeros(w)
         for c in cols:
-            out = run(x[r:r + ph, c:c + tile], backend)
+            out = next(outputs)
             pw = out.shape[1]
             shared = band_weight[c:c + pw] > 0
             shared[:overlap // 4] = False  # this tile's own edge, where its padding shows (``_ramp``)
