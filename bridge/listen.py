@@ -29,9 +29,20 @@ def describe(message: Published) -> str:
     spread = f" rms={scanned.std():.3g} {message.unit}" if scanned.size else ""
     weights = f" weights={message.weights_sha256[:12]}" if message.weights_sha256 else ""
     trust = f" {describe_trust(message.trust)}" if message.kind == "denoised" else ""
+    figures = f" {describe_trace_retrace(message.trace_retrace, message.unit)}" if message.trace_retrace else ""
     return (f"{message.topic} {message.scan} seq={message.seq} update={message.update} pass={message.pass_} "
             f"rows_done={message.rows_done}/{rows} cols={cols} final={message.final} "
-            f"latency={message.latency_ms:.1f} ms model={message.model}{weights} backend={message.backend}{spread}{trust}")
+            f"latency={message.latency_ms:.1f} ms model={message.model}{weights} backend={message.backend}{spread}{trust}"
+            f"{figures}")
+
+
+def describe_trace_retrace(figures: dict, unit: str) -> str:
+    """A finished scan's trace/retrace error in a few words: the model's, the classical pipeline's and raw's."""
+    if "skipped" in figures:
+        return f"trace_retrace=- ({figures['skipped']})"
+    parts = [f"{name}={figures[name]['value']:.3g}" for name in ("model", "classical", "raw")
+             if isinstance(figures.get(name), dict) and isinstance(figures[name].get("value"), (int, float))]
+    return f"trace_retrace[{unit}, {figures.get('rows', '?')} rows]: {' '.join(parts)}"
 
 
 def describe_trust(trust: dict | None) -> str:

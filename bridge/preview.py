@@ -108,7 +108,7 @@ class FrameBoard:
                     self.raw = np.full(message.data.shape, np.nan, np.float32)
                     self.denoised = np.full(message.data.shape, np.nan, np.float32)
                     self.header = {"ended": False, "latency_ms": None, "rows_done_denoised": 0, "trust": None,
-                                   "alerts": list(self._alerts.get(message.scan, []))}
+                                   "trace_retrace": None, "alerts": list(self._alerts.get(message.scan, []))}
                 if message.kind == "raw":
                     self.raw = message.data
                     self.header["rows_done"] = message.rows_done
@@ -117,6 +117,7 @@ class FrameBoard:
                     self.header["rows_done_denoised"] = message.rows_done
                     self.header["latency_ms"] = message.latency_ms
                     self.header["trust"] = _finite(message.trust)
+                    self.header["trace_retrace"] = _finite(message.trace_retrace)
                 rows, cols = message.data.shape
                 self.header.update(
                     scan=message.scan, rows=rows, cols=cols, range=list(message.range), unit=message.unit,

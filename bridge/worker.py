@@ -29,6 +29,7 @@ import zmq
 from maed import __version__
 from maed.engine import Backend
 from maed.engine.heap import give_back_free_memory
+from maed.passes import trace_retrace_figures
 
 from .alerts import HealthMonitor
 from .counters import LatencyWindow, Losses
@@ -77,6 +78,10 @@ FRAME_INTERVAL_S = 0.5
 (``maed serve --frame-interval``; 0: with every update). ``frame.rows`` goes out with every update, so the
 cost of an update follows the rows it brings, not the frame's height; a scan's first update and its final
 frames always go out whole."""
+TRACE_RETRACE_PIXELS = 512 * 512
+"""A finished scan's trace/retrace error is figured up to this size (``maed.passes.trace_retrace_figures``: both
+passes denoised again and registered, about a second for 256 x 256 pixels on the 2-core CPU, 4 to 5 times that at
+this size); beyond it the final frame says it was skipped, so a stream of large scans keeps its pace."""
 MIN_STEP_ROWS = 32
 """New rows per step at the least, for scans so wide that the context rows alone fill the band."""
 
@@ -113,6 +118,9 @@ class LiveScan:
         self.health_clock = time.perf_counter()
         self.alerts: list[dict] = []
         """Every alert published for the scan (saved in ``meta.json``)."""
+        self.trace_retrace: dict | None = None
+        """The finished scan's trace/retrace error, where its full-frame pass ran with retrace lines (the final
+        ``frame.denoised`` and ``meta.json``)."""
 
 
 def journaled_lines(state: ScanState) -> list[tuple[Line, float]]:
@@ -184,7 +192,8 @@ class Worker:
             backlog = sum(b.ended for b in batches)
             for batch in batches:
                 try:
-                    self._process(batch, full_pass=backlog <= MAX_FINAL_BACKLOG)
+                    # The trace/retrace error (seconds of work) only where nothing else waits for the worker.
+                    self._process(batch, full_pass=backlog <= MAX_FINAL_BACKLOG, figures=len(batches) == 1)
                 except Exception:  # a failing back end must not stop the bridge
                     self._failed(f"scan {batch.state.start.scan!r}: update failed")
                 backlog -= batch.ended
@@ -223,11 +232,11 @@ class Worker:
 
     # --- one batch ------------------------------------------------------------------------
 
-    def _process(self, batch: Batch, full_pass: bool) -> None:
+    def _process(self, batch: Batch, full_pass: bool, figures: bool = True) -> None:
         serial = batch.state.serial
         scan = self._live.pop(serial, None) or LiveScan(batch.state.start, self.halo, self.refine, self.backend)
         if batch.ended:
-            self._finish(scan, batch, full_pass)
+            self._finish(scan, batch, full_pass, figures)
         else:
             self._live[serial] = scan
             self._update(scan, batch)
@@ -332,7 +341,7 @@ class Worker:
             wait([scan.judging])
         scan.judging = None
 
-    def _finish(self, scan: LiveScan, batch: Batch, full_pass: bool) -> None:
+    def _finish(self, scan: LiveScan, batch: Batch, full_pass: bool, figures: bool = True) -> None:
         image = scan.image
         lines = journaled_lines(batch.state) if batch.state.spilled else batch.lines
         image.put(lines)
@@ -353,6 +362,9 @@ class Worker:
                 full_pass = False
         if full_pass:  # else the live frame is what goes out, and it names the weights it came from
             scan.backend = backend
+        if full_pass and image.rows_done["retrace"]:
+            scan.trace_retrace = self._trace_retrace(scan, backend) if figures else {
+                "skipped": "other scans were waiting for the bridge"}
         scan.updates += 1
         self._publish_frame(scan, "raw", "trace", image.frames["trace"], True)
         if image.rows_done["retrace"]:
@@ -370,6 +382,17 @@ class Worker:
         with self._finished_cv:
             self.scans_finished += 1
             self._finished_cv.notify_all()
+
+    def _trace_retrace(self, scan: LiveScan, backend: Backend) -> dict | None:
+        """The finished scan's trace/retrace error (``maed.passes.trace_retrace_figures``), or why it was skipped."""
+        rows, cols = scan.start.rows, scan.start.cols
+        if rows * cols > TRACE_RETRACE_PIXELS:
+            return {"skipped": f"scan of {rows} x {cols} pixels, over the {TRACE_RETRACE_PIXELS} figured live"}
+        try:
+            return trace_retrace_figures(scan.image.frames["trace"], scan.image.frames["retrace"], backend)
+        except Exception:  # a bug here must not cost the scan its final frame
+            self._failed(f"scan {scan.start.scan!r}: trace/retrace figures failed")
+            return None
 
     def _check_health(self, scan: LiveScan, lines: list[tuple[Line, float]], final: bool = False) -> None:
         """Feed the scan-health detectors the new lines, in arrival order; publish each alert at once (before
@@ -422,7 +445,8 @@ class Worker:
         """Publish one frame; returns its latency in ms (newest line arrival to publish)."""
         labels, ms = self._labels(scan, pass_, final)
         trust = scan.stream.trust if kind == "denoised" else None
-        self._send(Frame(kind=kind, **labels, data=data, trust=trust))
+        figures = scan.trace_retrace if kind == "denoised" and final else None
+        self._send(Frame(kind=kind, **labels, data=data, trust=trust, trace_retrace=figures))
         return ms
 
     def _publish_rows(self, scan: LiveScan, denoised, rows: tuple[int, int], final: bool) -> float:
@@ -459,6 +483,7 @@ class Worker:
             "final_full_frame_pass": full_pass,
             "recovered": state.recovered,
             "trust": scan.stream.trust,
+            "trace_retrace": scan.trace_retrace,
             "alerts": [dict(a, evidence=_plain(a["evidence"])) for a in scan.alerts],
             "alerts_lines_unjudged": scan.health.unjudged,
             "halo": self.halo,

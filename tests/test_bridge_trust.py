@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from test_bridge_live import BlurBackend, Controller, Subscriber, config
 
+from maed.bridge.listen import describe_trace_retrace
 from maed.bridge.server import Bridge
 from maed.cli import main
 from maed.data import make_pair
@@ -231,3 +232,38 @@ def test_the_final_frame_gives_back_the_lattice_the_retrace_confirms(tmp_path):
     alone = denoise_guarded(raw_trace, EraserBackend())
     assert expected.lattice.evidence == BOTH_PASSES and alone.lattice.peaks == 0
     assert peak_power(x, (alone.data - norm.plane - norm.centre) / norm.scale, _peaks_of(lattice))["kept"] < 0.8
+
+
+def test_a_finished_scan_with_retrace_reports_its_trace_retrace_error(tmp_path):
+    """Both passes of one surface with independent white noise: the final frame and meta.json give the scan's
+    trace/retrace error, raw's at sqrt(2) times the noise, the product's below it and below the 1-pixel Gaussian's
+    (which blurs this surface's fine structure more than it removes noise); a scan without retrace lines gives
+    none."""
+    product = load_backend("onnx")
+    surface = make_pair(11, 128).clean.astype(np.float64)
+    sigma = 0.1 * float(surface.std())
+    rng = np.random.default_rng(4)
+    trace, retrace = (surface + rng.normal(0, sigma, surface.shape) for _ in range(2))
+    with Bridge(config(tmp_path), backend=product) as bridge:
+        sub = Subscriber(bridge.endpoints["pub"])
+        c = Controller(bridge.endpoints["pull"])
+        for scan, passes in (("both", ("trace", "retrace")), ("trace-only", ("trace",))):
+            c.start(scan, *surface.shape)
+            for row in range(surface.shape[0]):
+                for pass_ in passes:
+                    c.line(scan, row, (trace if pass_ == "trace" else retrace)[row].astype("<f4"), pass_)
+            c.end(scan)
+            sub.wait_finished(scan)
+        sub.close()
+        c.close()
+    final = {h["scan"]: h for h, _ in (m for s in ("both", "trace-only") for m in denoised_frames(sub, s)) if h["final"]}
+    figures = final["both"]["trace_retrace"]
+    assert figures["rows"] == surface.shape[0]
+    assert abs(figures["raw"]["value"] / (np.sqrt(2) * sigma) - 1) < 0.15
+    assert figures["model"]["value"] < min(figures["raw"]["value"], figures["classical"]["value"])
+    assert figures["model"]["low"] <= figures["model"]["value"] <= figures["model"]["high"]
+    assert "trace_retrace" not in final["trace-only"]
+    meta = json.loads((tmp_path / "scans" / "both" / "meta.json").read_text())
+    assert meta["trace_retrace"]["model"]["value"] == pytest.approx(figures["model"]["value"])
+    printed = describe_trace_retrace(figures, "m")  # what maed listen prints
+    assert f"model={figures['model']['value']:.3g}" in printed and f"raw={figures['raw']['value']:.3g}" in printed

@@ -17,6 +17,9 @@ def test_demo_streams_a_scan_and_writes_its_report(tmp_path, capsys):
         assert (out / name).stat().st_size > 1000 and name in report
     raw_psnr, denoised_psnr = map(float, re.search(r"\| ([\d.-]+) dB \| ([\d.-]+) dB \|", report).groups())
     assert denoised_psnr > raw_psnr + 3.0
+    # The simulated controller sends both passes: the scan's trace/retrace error, the model's below raw's.
+    model, gaussian, raw_error = map(float, re.search(r"\| ([\d.]+) / ([\d.]+) / ([\d.]+) pm \|", report).groups())
+    assert 0 < model < raw_error and gaussian > 0
     (scan_dir,) = (out / "scans").iterdir()
     raw = np.load(scan_dir / "raw_trace.npy")
     assert raw.shape == (128, 128) and np.isfinite(raw).all()  # every raw line kept

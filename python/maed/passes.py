@@ -1,8 +1,9 @@
-"""A scan file's two passes, and each pass as ``maed denoise`` publishes it, levelled alike.
+"""A scan's two passes, and each pass as ``maed denoise`` publishes it, levelled alike.
 
 ``maed adapt`` and ``maed eval --real`` judge a model on the same things: a file's topograph (or,
 where it is flat, its first channel that varies) in trace and, where recorded, retrace, and each
-pass denoised as ``maed denoise`` does it, compared with the pass in one levelled frame.
+pass denoised as ``maed denoise`` does it, compared with the pass in one levelled frame. The live
+bridge reports a finished scan's trace/retrace error the same way (``trace_retrace_figures``).
 """
 
 from __future__ import annotations
@@ -11,11 +12,19 @@ from pathlib import Path
 
 import numpy as np
 
+from .classical import run_pipeline
 from .denoise import denoise_guarded
 from .engine import Backend
 from .noreference import match_rows
 from .normalise import normalise
+from .registration import register
 from .scanfiles import ChannelImage, ScanFile, ScanFileError, read_file
+from .trace_retrace import estimated_true_error, row_errors, summarise
+
+CLASSICAL = "level+gauss"
+"""The classical pipeline a model's trace/retrace error is set against: plane, median rows, Gaussian of 1 pixel."""
+MIN_PAIR_ROWS = 16
+"""Rows both passes must share before their error is figured: fewer leave the bootstrap's blocks too few."""
 
 
 def pick_image(path: Path, scan: ScanFile | None = None) -> ChannelImage:
@@ -53,6 +62,32 @@ def guarded_outputs(data: np.ndarray, backends: dict[str, Backend],
         outputs[name] = match_rows(levelled, result.data.astype(np.float64) - norm.plane - norm.centre)
         verdicts[name] = result.verdict.output
     return levelled, outputs, verdicts
+
+
+def trace_retrace_figures(trace: np.ndarray, retrace: np.ndarray, backend: Backend, ratio: float = 1.0) -> dict:
+    """The trace/retrace error (``maed.trace_retrace``) of a scan's two passes (same shape, the retrace in the
+    trace's orientation, rows not measured NaN), over the rows both measured: raw, the classical pipeline
+    (``CLASSICAL``) and the back end's output as ``maed denoise`` publishes it, each pass denoised alone, with their
+    95 % intervals and the estimated true error, in the scan's unit. ``ratio``: the retrace's speed over the
+    trace's. Lower is better; a model above the classical pipeline's does worse than a 1-pixel Gaussian there."""
+    both = np.isfinite(trace).all(axis=1) & np.isfinite(retrace).all(axis=1)
+    rows = int(both.sum())
+    if rows < MIN_PAIR_ROWS:
+        return {"rows": rows, "skipped": f"fewer than {MIN_PAIR_ROWS} rows measured in both passes"}
+    t, r = trace[both], retrace[both]
+    levelled_t, model_t, _ = guarded_outputs(t, {"model": backend}, r)
+    levelled_r, model_r, _ = guarded_outputs(r, {"model": backend}, t)
+    registration = register(levelled_t, levelled_r, speed_ratio=ratio)
+    raw = summarise(row_errors(levelled_t, levelled_r, levelled_t, levelled_r, registration))
+    figures = {"rows": rows, "raw": {**raw.as_dict(), "true": float(raw.value / np.sqrt(2))}}
+    outputs = {
+        "classical": (match_rows(levelled_t, run_pipeline(CLASSICAL, t)), match_rows(levelled_r, run_pipeline(CLASSICAL, r))),
+        "model": (model_t["model"], model_r["model"]),
+    }
+    for name, (out_t, out_r) in outputs.items():
+        error = summarise(row_errors(out_t, out_r, levelled_t, levelled_r, registration))
+        figures[name] = {**error.as_dict(), "true": estimated_true_error(error.value, raw.value)}
+    return figures
 
 
 def display_unit(unit: str) -> tuple[float, str]:

@@ -117,6 +117,10 @@ MAED_API int maed_sub_channel(maed_sub *sub, char *channel, int capacity);
 MAED_API int maed_sub_range(maed_sub *sub, double *width_m, double *height_m, int *slow_axis);
 /* frame.denoised: the trust guard's verdict ("network", "blend", "fallback"; "" before the first). */
 MAED_API int maed_sub_trust(maed_sub *sub, char *output, int capacity);
+/* frame.denoised: a finished scan's trace/retrace error in the frame's unit (bridge/PROTOCOL.md): the model's,
+ * the classical pipeline's (plane, rows, Gaussian of 1 pixel) and raw's; lower is better. present is 1 where
+ * the frame carries them (the final frame of a scan with retrace lines), else 0 and the values 0. */
+MAED_API int maed_sub_trace_retrace(maed_sub *sub, int *present, double *model, double *classical, double *raw);
 /* alert: its kind ("tip_change", ...), row, columns col_start .. col_stop - 1, MAED_SEVERITY_*. */
 MAED_API int maed_sub_alert(maed_sub *sub, char *kind, int capacity, int *row, int *col_start, int *col_stop,
                             int *severity);

@@ -268,6 +268,17 @@ int maed_sub_trust(maed_sub *s, char *output, int capacity) {
     return text(s, 1 << MAED_EVENT_FRAME_DENOISED, offsetof(wire_header, trust), output, capacity);
 }
 
+int maed_sub_trace_retrace(maed_sub *s, int *present, double *model, double *classical, double *raw) {
+    int rc = hold(s, 1 << MAED_EVENT_FRAME_DENOISED);
+    if (rc != MAED_OK) return rc;
+    if (present) *present = s->h.has_trace_retrace;
+    if (model) *model = s->h.has_trace_retrace ? s->h.trace_retrace[0] : 0.0;
+    if (classical) *classical = s->h.has_trace_retrace ? s->h.trace_retrace[1] : 0.0;
+    if (raw) *raw = s->h.has_trace_retrace ? s->h.trace_retrace[2] : 0.0;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 int maed_sub_seq(maed_sub *s, double *seq) {
     int rc = hold(s, ANY);
     if (rc != MAED_OK) return rc;

@@ -58,6 +58,41 @@ static int trust_field(mp_reader *r, const mp_item *it, char *dst, size_t cap) {
     return 0;
 }
 
+/* The "value" of an entry of trace_retrace (a map): into *dst, *found set; other keys skipped. */
+static int error_value(mp_reader *r, const mp_item *it, double *dst, int *found) {
+    if (it->type != MP_MAP) return mp_skip_rest(r, it);
+    for (uint32_t k = 0; k < it->n; k++) {
+        mp_item key, val;
+        if (mp_next(r, &key) != 0 || key.type != MP_STR || mp_next(r, &val) != 0) return -1;
+        if (mp_str_is(&key, "value")) {
+            if (mp_number(&val, dst) != 0) return -1;
+            *found = 1;
+        } else if (mp_skip_rest(r, &val) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* trace_retrace: a map of "model", "classical", "raw" (each a map with a number "value") and other keys, skipped. */
+static int trace_retrace_field(mp_reader *r, const mp_item *it, wire_header *h) {
+    static const char *names[3] = {"model", "classical", "raw"};
+    int found[3] = {0, 0, 0};
+    if (it->type == MP_NIL) return 0;
+    if (it->type != MP_MAP) return -1;
+    for (uint32_t k = 0; k < it->n; k++) {
+        mp_item key, val;
+        if (mp_next(r, &key) != 0 || key.type != MP_STR || mp_next(r, &val) != 0) return -1;
+        int known = -1;
+        for (int j = 0; j < 3; j++)
+            if (mp_str_is(&key, names[j])) known = j;
+        if (known >= 0 ? error_value(r, &val, &h->trace_retrace[known], &found[known]) != 0 : mp_skip_rest(r, &val) != 0)
+            return -1;
+    }
+    h->has_trace_retrace = found[0] && found[1] && found[2];
+    return 0;
+}
+
 static int boolean(const mp_item *it, int *dst) {
     if (it->type != MP_BOOL) return -1;
     *dst = it->b;
@@ -100,6 +135,7 @@ int wire_parse(const void *buf, size_t len, wire_header *h) {
         else if (mp_str_is(&key, "severity")) bad = str_field(&val, h->severity, sizeof h->severity);
         else if (mp_str_is(&key, "reason")) bad = str_field(&val, h->reason, sizeof h->reason);
         else if (mp_str_is(&key, "trust")) bad = trust_field(&r, &val, h->trust, sizeof h->trust);
+        else if (mp_str_is(&key, "trace_retrace")) bad = trace_retrace_field(&r, &val, h);
         else bad = mp_skip_rest(&r, &val);  /* keys this library does not use: ignored, as the protocol asks */
         if (bad) return -1;
     }

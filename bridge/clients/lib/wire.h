@@ -23,6 +23,10 @@ typedef struct {
     double plane[3], range[2];
     char scan[WIRE_MAX_SCAN + 1], dtype[8], pass[8], slow_axis[8], unit[64], channel[64];
     char kind[64], severity[16], reason[32], trust[16];
+    /* trace_retrace: the "value" of its "model", "classical" and "raw" entries; has_trace_retrace 1 where all
+     * three came (a skipped figure or an absent field leaves it 0). */
+    double trace_retrace[3];
+    int has_trace_retrace;
 } wire_header;
 
 /* Read a header frame into h: 0 when it is a msgpack map with string keys and every known field

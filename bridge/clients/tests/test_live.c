@@ -122,6 +122,10 @@ int main(int argc, char **argv) {
             if (event == MAED_EVENT_FRAME_DENOISED && final) {
                 char trust[16];
                 CHECK(maed_sub_trust(sub, trust, sizeof trust) == MAED_OK && trust[0] != '\0');
+                int present = -1;
+                double model = -1.0;
+                CHECK(maed_sub_trace_retrace(sub, &present, &model, NULL, NULL) == MAED_OK && present == 0 &&
+                      model == 0.0);  /* trace lines only: no trace/retrace error */
                 got_final_denoised = 1;
             }
         } else if (event == MAED_EVENT_ALERT) {

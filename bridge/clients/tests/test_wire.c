@@ -112,6 +112,35 @@ int main(void) {
     n = header_with(buf, sizeof buf, "extra", nested, sizeof nested);
     CHECK(parse(buf, n, &h) == 0 && h.v == 2 && strcmp(h.scan, "s") == 0);
 
+    /* trace_retrace: the value of each of model, classical and raw; a skipped figure leaves it absent. */
+    uint8_t figures[256];
+    mp_writer f = {figures, sizeof figures, 0, 0};
+    mp_w_map(&f, 4);
+    mp_w_str(&f, "rows");
+    mp_w_int(&f, 128);
+    const char *names[3] = {"model", "classical", "raw"};
+    const double values[3] = {1e-13, 2e-13, 3e-13};
+    for (int j = 0; j < 3; j++) {
+        mp_w_str(&f, names[j]);
+        mp_w_map(&f, 2);
+        mp_w_str(&f, "value");
+        mp_w_double(&f, values[j]);
+        mp_w_str(&f, "low");
+        mp_w_double(&f, 0.5e-13);
+    }
+    n = header_with(buf, sizeof buf, "trace_retrace", figures, f.len);
+    CHECK(parse(buf, n, &h) == 0 && h.has_trace_retrace == 1 && h.trace_retrace[0] == 1e-13 &&
+          h.trace_retrace[1] == 2e-13 && h.trace_retrace[2] == 3e-13);
+    f.len = 0;
+    mp_w_map(&f, 1);
+    mp_w_str(&f, "skipped");
+    mp_w_str(&f, "scan larger than 262144 pixels");
+    n = header_with(buf, sizeof buf, "trace_retrace", figures, f.len);
+    CHECK(parse(buf, n, &h) == 0 && h.has_trace_retrace == 0);
+    static const uint8_t value_str[] = {0x81, 0xa5, 'm', 'o', 'd', 'e', 'l', 0x81, 0xa5, 'v', 'a', 'l', 'u', 'e', 0xa1, 'x'};
+    n = header_with(buf, sizeof buf, "trace_retrace", value_str, sizeof value_str);
+    CHECK(parse(buf, n, &h) != 0);  /* a value that is not a number */
+
     /* Random bytes and random corruptions of a valid header: refused or read, never a crash. */
     srand(16);
     size_t valid = wire_scan_start(buf, sizeof buf, "scan-3", 9, 64, 64, "Z", "m", 1e-8, 1e-8, 0);
