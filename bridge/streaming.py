@@ -146,7 +146,8 @@ class GuardResult:
     conservative: np.ndarray | None
     """The conservative result over the judged rows, None where the verdict trusts the network."""
     given_back: np.ndarray
-    """What is given back to the network's output over the judged rows (lattice, features, smooth residual)."""
+    """What is given back to the network's output over the judged rows (row levels, lattice, features, smooth
+    residual, defect surroundings: ``maed.publish``)."""
     seconds: float
 
 
@@ -204,7 +205,8 @@ class StreamingDenoiser:
         """Frame rows ``[start, stop)`` the last ``update`` (or ``final``) wrote; None when it wrote none."""
         self._final = False
 
-    def _acq(self, frame: np.ndarray) -> np.ndarray:
+    def acquisition_order(self, frame: np.ndarray) -> np.ndarray:
+        """A frame (frame orientation) in the order its rows were scanned, as the network sees a scan (a view)."""
         return frame if self.slow_axis == "down" else frame[::-1]
 
     def _frame_rows(self, start: int, stop: int) -> tuple[int, int]:
@@ -249,7 +251,7 @@ class StreamingDenoiser:
 
     def update(self, raw: np.ndarray, rows_done: int, backend: Backend) -> np.ndarray:
         """Denoise the rows scanned since the last update (``raw`` in frame orientation)."""
-        acq, n = self._acq(raw), rows_done
+        acq, n = self.acquisition_order(raw), rows_done
         self.changed = None
         if n <= self._done:
             return self.denoised
@@ -278,15 +280,15 @@ class StreamingDenoiser:
         y = (run_padded if self.rows_aligned else run_levelled)(x, backend)[paste - top:]
         out = y * level.scale + level.centre + level.plane(paste, n)
         out[np.isnan(acq[paste:n, 0])] = np.nan
-        self._acq(self.network)[paste:n] = out
+        self.acquisition_order(self.network)[paste:n] = out
         self._compose(paste, n)
 
     def _compose(self, start: int, stop: int) -> None:
         """Published acquisition rows ``[start, stop)``: the network's, blended with the conservative
         result by the latest verdict's weight."""
-        net = self._acq(self.network)[start:stop] + self._given_back[start:stop]
+        net = self.acquisition_order(self.network)[start:stop] + self._given_back[start:stop]
         w = self._weight[start:stop]
-        self._acq(self.denoised)[start:stop] = np.where(w > 0, (1 - w) * net + w * self._conservative[start:stop], net)
+        self.acquisition_order(self.denoised)[start:stop] = np.where(w > 0, (1 - w) * net + w * self._conservative[start:stop], net)
 
     def network_input(self) -> np.ndarray:
         """The rows denoised so far as the network sees them (acquisition order, skipped rows filled):
@@ -320,7 +322,7 @@ class StreamingDenoiser:
         n, level = self._done, self._level
         if n == 0 or level is None or self._final:
             return None
-        net = self._acq(self.network)[:n]
+        net = self.acquisition_order(self.network)[:n]
         measured = ~np.isnan(net[:, 0])
         if not measured.any():
             return None
@@ -360,13 +362,13 @@ class StreamingDenoiser:
         denoised together, as one image). ``other_pass`` (the retrace's frame, frame orientation, rows
         not received NaN) confirms the lattice peaks given back, as ``maed denoise`` of a file with both.
         """
-        acq, n = self._acq(raw), rows_done
+        acq, n = self.acquisition_order(raw), rows_done
         final = np.full_like(self.denoised, np.nan)
         verdict = None
         if n > 0 and np.isfinite(acq[:n, 0]).any():
-            other = self._acq(other_pass)[:n] if other_pass is not None else None
+            other = self.acquisition_order(other_pass)[:n] if other_pass is not None else None
             result = denoise_guarded(acq[:n], backend, limits=limits, other_pass=other)
-            self._acq(final)[:n] = result.data
+            self.acquisition_order(final)[:n] = result.data
             verdict = result.verdict
         # Only now: if the pass fails, the live frame is still whole.
         self.denoised = final

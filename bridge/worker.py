@@ -362,9 +362,10 @@ class Worker:
                 full_pass = False
         if full_pass:  # else the live frame is what goes out, and it names the weights it came from
             scan.backend = backend
-        if full_pass and image.rows_done["retrace"]:
-            scan.trace_retrace = self._trace_retrace(scan, backend) if figures else {
-                "skipped": "other scans were waiting for the bridge"}
+        if image.rows_done["retrace"]:
+            scan.trace_retrace = self._trace_retrace(scan, backend) if full_pass and figures else {
+                "skipped": "other scans were waiting for the bridge" if full_pass else
+                "no full-frame pass (the bridge was behind or paused, or the pass failed)"}
         scan.updates += 1
         self._publish_frame(scan, "raw", "trace", image.frames["trace"], True)
         if image.rows_done["retrace"]:
@@ -384,15 +385,21 @@ class Worker:
             self._finished_cv.notify_all()
 
     def _trace_retrace(self, scan: LiveScan, backend: Backend) -> dict | None:
-        """The finished scan's trace/retrace error (``maed.passes.trace_retrace_figures``), or why it was skipped."""
+        """The finished scan's trace/retrace error (``maed.passes.trace_retrace_figures``), or why it was skipped.
+
+        Figured in acquisition order, as the full-frame pass denoised the trace (``StreamingDenoiser.final``). The
+        passes are taken to run at one speed: the protocol's ``scan.start`` does not carry a speed ratio."""
         rows, cols = scan.start.rows, scan.start.cols
         if rows * cols > TRACE_RETRACE_PIXELS:
             return {"skipped": f"scan of {rows} x {cols} pixels, over the {TRACE_RETRACE_PIXELS} figured live"}
+        trace, retrace = (scan.stream.acquisition_order(scan.image.frames[p]) for p in ("trace", "retrace"))
+        if any(np.ptp(np.nan_to_num(p[np.isfinite(p).all(axis=1)])) == 0 for p in (trace, retrace)):
+            return {"skipped": "a pass is flat: nothing to compare"}
         try:
-            return trace_retrace_figures(scan.image.frames["trace"], scan.image.frames["retrace"], backend)
+            return trace_retrace_figures(trace, retrace, backend)
         except Exception:  # a bug here must not cost the scan its final frame
             self._failed(f"scan {scan.start.scan!r}: trace/retrace figures failed")
-            return None
+            return {"skipped": "figuring it failed (counted in status failures)"}
 
     def _check_health(self, scan: LiveScan, lines: list[tuple[Line, float]], final: bool = False) -> None:
         """Feed the scan-health detectors the new lines, in arrival order; publish each alert at once (before

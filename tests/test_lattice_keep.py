@@ -213,6 +213,19 @@ def test_both_passes_are_levelled_alike_before_their_peaks_are_compared():
     assert check_peaks(result.data, peaks).power_kept >= 0.8 * check_peaks(pair.noisy, peaks).power_kept
 
 
+@pytest.mark.parametrize("shared", [0, MIN_LATTICE_ROWS - 1])
+def test_an_other_pass_sharing_too_few_rows_leaves_the_one_pass_evidence(shared):
+    """A retrace with a NaN in all but ``shared`` rows (a stopped scan, a lost column): not confirmed by it, not a
+    crash; the scan is denoised as if it had no other pass."""
+    trace, retrace = _passes(6)[:2]
+    retrace = retrace.copy()
+    retrace[shared:, 5] = np.nan
+    alone = denoise_guarded(trace, EraserBackend())
+    result = denoise_guarded(trace, EraserBackend(), other_pass=retrace)
+    assert result.lattice.evidence == ONE_PASS
+    np.testing.assert_array_equal(result.data, alone.data)
+
+
 def test_a_scan_of_too_few_rows_is_not_searched_for_a_lattice(tmp_path):
     trace = _passes(6)[0][:MIN_LATTICE_ROWS - 1]
     result = denoise_guarded(trace, EraserBackend())

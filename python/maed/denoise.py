@@ -228,8 +228,8 @@ def denoise_guarded(
     x, norm = normalise(scan[measured], levelling_of(backend))
     y = run_network(x, norm, backend, tile)
     other, other_rows = None, None
-    if np.shape(other_pass) == scan.shape:
-        both = measured & np.isfinite(other_pass).all(axis=1)
+    both = measured & np.isfinite(other_pass).all(axis=1) if np.shape(other_pass) == scan.shape else None
+    if both is not None and both.sum() >= MIN_LATTICE_ROWS:  # else one pass's evidence (maed.publish)
         other, other_rows = normalise(other_pass[both], levelling_of(backend))[0], both[measured]
     result = publish(x, y, rows_aligned=norm.rows_aligned, limits=limits, other=other, other_rows=other_rows)
     data[measured] = denormalise(result.image, norm)

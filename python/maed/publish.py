@@ -10,7 +10,7 @@ network saw (levelled input ``x``, its output ``y``):
    those spanning a 2-D lattice;
 3. the compact features it removed (``maed.feature_keep.removed_features``);
 4. the trust guard (``maed.trust.guard_parts``): the smooth residual given back, or the conservative result
-   over the whole frame or the failing blocks, which gets the lattice peaks back too;
+   over the whole frame or the failing blocks; the lattice peaks are given back once more to both;
 5. the surroundings of point defects that what is published changed beyond noise
    (``maed.feature_keep.keep_defect_surroundings``), after the guard: given back before it, a large
    surrounding would hide from the guard a network that drew bands on the rest of the frame.
@@ -83,8 +83,12 @@ def publish(x: np.ndarray, y: np.ndarray, *, rows_aligned: bool, limits: Thresho
     defects = point_defects(x)
     features = removed_features(x, y, defects)
     network, weight, verdict, conservative = guard_parts(x, features.give_back(x, y), limits)
-    if conservative is not None and lattice is not None:  # the conservative result damps a lattice too
-        conservative[rows] = lattice.give_back(x[rows], conservative[rows])
+    if lattice is not None:
+        # Once more after what the features and the guard gave back (their lightly smoothed residual holds some of
+        # the lattice's bins), and to the conservative result, whose Gaussian damps a fine lattice.
+        network[rows] = lattice.give_back(x[rows], network[rows])
+        if conservative is not None:
+            conservative[rows] = lattice.give_back(x[rows], conservative[rows])
     blended = network if conservative is None else (1 - weight) * network + weight * conservative
     kept, beside = keep_defect_surroundings(x, blended, defects)
     if beside:

@@ -74,11 +74,11 @@ static int error_value(mp_reader *r, const mp_item *it, double *dst, int *found)
     return 0;
 }
 
-/* trace_retrace: a map of "model", "classical", "raw" (each a map with a number "value") and other keys, skipped. */
+/* trace_retrace: a map (never null: the bridge leaves it out instead) of "model", "classical", "raw" (each a map
+ * with a number "value") and other keys, skipped. */
 static int trace_retrace_field(mp_reader *r, const mp_item *it, wire_header *h) {
     static const char *names[3] = {"model", "classical", "raw"};
     int found[3] = {0, 0, 0};
-    if (it->type == MP_NIL) return 0;
     if (it->type != MP_MAP) return -1;
     for (uint32_t k = 0; k < it->n; k++) {
         mp_item key, val;

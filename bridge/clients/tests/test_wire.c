@@ -140,6 +140,9 @@ int main(void) {
     static const uint8_t value_str[] = {0x81, 0xa5, 'm', 'o', 'd', 'e', 'l', 0x81, 0xa5, 'v', 'a', 'l', 'u', 'e', 0xa1, 'x'};
     n = header_with(buf, sizeof buf, "trace_retrace", value_str, sizeof value_str);
     CHECK(parse(buf, n, &h) != 0);  /* a value that is not a number */
+    static const uint8_t nil[] = {0xc0};
+    n = header_with(buf, sizeof buf, "trace_retrace", nil, sizeof nil);
+    CHECK(parse(buf, n, &h) != 0);  /* null: refused, as the Python decoder refuses it */
 
     /* Random bytes and random corruptions of a valid header: refused or read, never a crash. */
     srand(16);
