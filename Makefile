@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 NATIVE := build/native
 
-.PHONY: demo test native-test import-contracts system-packages install clean
+.PHONY: demo test native-test import-contracts system-packages install clean windows-dll
 
 # Debian packages the tests use: a headless browser for the preview test, libzmq for libmaed_client
 # and the C subscriber (bridge/clients/). Installed where missing and possible (root with apt-get);
@@ -47,6 +47,11 @@ native-test:
 	@command -v cmake >/dev/null || { echo "make: cmake not found: skipping the native build and ctest"; exit 0; }; \
 	command -v nvcc >/dev/null || echo "make: nvcc not found: building the host reference only, not the CUDA kernels"; \
 	cmake -S . -B $(NATIVE) && cmake --build $(NATIVE) -j && ctest --test-dir $(NATIVE) --output-on-failure
+
+# libmaed_client as a Windows x64 DLL with libzmq linked in, and its live test under Wine (not in `make test`:
+# libzmq takes 10 to 15 minutes to build; bridge/clients/README.md, "Windows").
+windows-dll: $(STAMP)
+	PYTHON=$(PY) sh bridge/clients/windows/build_dll.sh build/windows
 
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

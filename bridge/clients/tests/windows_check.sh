@@ -1,8 +1,8 @@
 #!/bin/sh
 # windows_check.sh: libmaed_client's sources cross-compiled for Windows x64 with mingw-w64 (warnings
 # as errors), and its ZeroMQ-free test (test_wire.c: the msgpack reader against hostile headers, the
-# push queue) linked as a Windows program and run under Wine. Not the DLL itself: no libzmq for
-# Windows is at hand here (bridge/clients/README.md, "Windows").
+# push queue) linked as a Windows program and run under Wine, in seconds. The DLL itself, with libzmq
+# built for Windows (minutes), is `make windows-dll` (bridge/clients/README.md, "Windows").
 #   windows_check.sh SOURCE_DIR WORK_DIR     (exit 77, ctest's "skipped", without mingw-w64 or Wine)
 set -eu
 src=$1 work=$2
