@@ -101,8 +101,11 @@ class Adapter:
         if self.config.steps is not None:
             command += ["--steps", str(self.config.steps)]
         # Its own session: a Ctrl-C at the terminal reaches the bridge, which stops it (``stop``).
+        # On Windows (no sessions, no nice): a process group of its own, below normal priority.
+        windows = {"creationflags": subprocess.BELOW_NORMAL_PRIORITY_CLASS | subprocess.CREATE_NEW_PROCESS_GROUP} \
+            if sys.platform == "win32" else {"start_new_session": True}
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-                                   start_new_session=True)
+                                   **windows)
         with self._lock:
             self._process = process
             self._state = "starting"

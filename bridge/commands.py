@@ -82,6 +82,18 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+WAKE_S = 0.5
+"""The main thread wakes this often while it waits: an untimed wait cannot be interrupted on Windows (CPython 3.11),
+so Ctrl-C would not reach it."""
+
+
+def _wait_for_ctrl_c() -> None:
+    """Wait until Ctrl-C or a stopping signal (``_stop_on_signals``) raises."""
+    forever = threading.Event()
+    while not forever.wait(WAKE_S):
+        pass
+
+
 def _stop_on_signals() -> None:
     """SIGTERM (a service manager) and SIGINT (Ctrl-C, ``kill -INT``) both leave through the Ctrl-C path, so the
     open scan is saved. SIGINT is bound even where the process started with it ignored: a shell starts a
@@ -89,6 +101,8 @@ def _stop_on_signals() -> None:
     ``kill -INT`` left such a bridge running for good."""
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl-Break and closing the console window
+        signal.signal(signal.SIGBREAK, _exit_on_signal)
 
 
 def _freeze_startup_objects() -> None:
@@ -179,9 +193,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             thread.start()
         try:
             if source is not None and source.scans:
-                bridge.wait_finished(source.scans, timeout=None)
+                while not bridge.wait_finished(source.scans, timeout=WAKE_S):
+                    pass
             else:
-                threading.Event().wait()  # until Ctrl-C
+                _wait_for_ctrl_c()
         finally:
             stop.set()
             if thread is not None:
@@ -251,7 +266,7 @@ def _cmd_sim_nanonis(args: argparse.Namespace) -> int:
         scans = f"{args.scans} frame(s) per start" if args.scans else "continuously"
         print(f"maed: simulated Nanonis controller on {args.host}:{server.port}: scanning {what} at "
               f"{args.line_rate:g} lines/s, {scans}; Ctrl-C to stop", file=sys.stderr)
-        threading.Event().wait()  # until Ctrl-C or SIGTERM
+        _wait_for_ctrl_c()
     return 0
 
 

@@ -45,12 +45,17 @@ MAX_RECORD = 64 << 20
 """A length above this is corruption, not a message (ZeroMQ refuses messages over 1 MiB)."""
 
 
+_datasync = getattr(os, "fdatasync", os.fsync)
+"""The records' data made durable; Windows has no ``fdatasync``, and ``fsync`` (``FlushFileBuffers``) does as much."""
+
+
 class JournalFile:
     """One scan's journal, open for appending; used by the ingest thread only."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        # O_BINARY: on Windows a file opened without it turns every newline byte written into two.
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o644)
         self._lock = threading.Lock()  # sync (journal thread) against close (ingest thread): one fd lifetime
         self.written = 0
         """Records written by this process."""
@@ -74,7 +79,7 @@ class JournalFile:
             if self._fd is None or self.failed:
                 return
             written = self.written
-            os.fdatasync(self._fd)
+            _datasync(self._fd)
             if self._new:
                 sync_dir(self.path.parent)
                 self._new = False

@@ -58,6 +58,10 @@ def describe_trust(trust: dict | None) -> str:
     return f"trust={output}{share}{covered}{why}"
 
 
+WAKE_MS = 250
+"""How often a quiet ``listen`` wakes, so that Ctrl-C stops it on Windows too."""
+
+
 def listen(endpoint: str, topic: str = "", count: int = 0, scans: int = 0,
            emit: Callable[[str], None] = print, context: zmq.Context | None = None,
            keys: ClientKeys | None = None) -> int:
@@ -78,6 +82,8 @@ def listen(endpoint: str, topic: str = "", count: int = 0, scans: int = 0,
     last_seq = None
     try:
         while (count == 0 or printed < count) and (scans == 0 or ended < scans):
+            if not socket.poll(WAKE_MS):  # a blocking receive cannot be interrupted by Ctrl-C on Windows
+                continue
             try:
                 message = decode_published(socket.recv_multipart())
             except ProtocolError as exc:

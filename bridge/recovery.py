@@ -41,6 +41,15 @@ class Recovered:
     """The scan resumed as the open one (its journal had no ``scan.end``) and its lines, as journaled."""
 
 
+def _free_name(path: Path) -> Path:
+    """``path``, or ``path`` with a number where that name is taken (an earlier unreadable journal of the same name)."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
+
+
 def recover(out: Path, journal: Journal, ingest: Ingest) -> Recovered:
     """Clean ``.partial`` leftovers in ``out`` and replay every journal left into ``ingest``."""
     removed = remove_partials(out)
@@ -53,11 +62,14 @@ def recover(out: Path, journal: Journal, ingest: Ingest) -> Recovered:
         if not records:  # killed between creating the file and writing its scan.start: nothing was accepted
             path.unlink()
             continue
+        journal_file = JournalFile(path)
         try:
-            ingest.replay(JournalFile(path), records, time.perf_counter())
+            ingest.replay(journal_file, records, time.perf_counter())
         except ProtocolError as exc:
-            # Kept, under a name recovery skips: raw data is never deleted because it could not be read.
-            path.rename(path.with_name(path.name + UNREADABLE))
+            # Kept, under a name recovery skips: raw data is never deleted because it could not be read. Closed
+            # first: Windows renames no open file.
+            journal_file.close()
+            path.rename(_free_name(path.with_name(path.name + UNREADABLE)))
             log.error("journal %s cannot be replayed (%s); kept as %s%s", path, exc, path.name, UNREADABLE)
             continue
         scans += 1

@@ -36,7 +36,10 @@ def _unused(out: Path, name: str) -> Path:
 
 
 def sync_dir(folder: Path) -> None:
-    """fsync a folder, so that the names created or renamed in it survive a power loss."""
+    """fsync a folder, so that the names created or renamed in it survive a power loss. Windows opens no folder as a
+    file (NTFS journals its names itself): nothing to do there."""
+    if os.name == "nt":
+        return
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-share", type=float, default=0.5, help="share of simulated pairs in each batch")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     args = parser.parse_args(argv)
-    os.nice(NICE)
+    if hasattr(os, "nice"):  # on Windows the bridge starts it below normal priority instead (bridge/adapter.py)
+        os.nice(NICE)
     os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in a log
     import torch
 

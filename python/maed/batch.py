@@ -22,6 +22,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from .scanfiles import SUFFIXES as INSTRUMENT_SUFFIXES
 from .scanfiles import companion_files
 
 SCAN_SUFFIXES = tuple(dict.fromkeys(ARRAY_SUFFIXES + INSTRUMENT_SUFFIXES))
+WINDOWS_MAX_WORKERS = 61
+"""Windows waits on at most 63 handles at once; ``ProcessPoolExecutor`` refuses more than 61 workers there."""
 """The extensions a walk takes (lowercased): whatever ``maed denoise`` reads."""
 
 
@@ -189,7 +192,8 @@ def run(
             return outcomes
         # spawn, not fork: a forked child would inherit the parent's back end and runtime threads.
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(jobs, len(tasks)), context, _start_worker, (backend_name, model, 1)) as pool:
+        workers = min(jobs, len(tasks), WINDOWS_MAX_WORKERS if sys.platform == "win32" else jobs)
+        with ProcessPoolExecutor(workers, context, _start_worker, (backend_name, model, 1)) as pool:
             pending: dict[Future, Task] = {pool.submit(_process_in_worker, t, channel, pass_): t for t in tasks}
             try:
                 while pending:
