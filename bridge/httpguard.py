@@ -24,6 +24,7 @@ import ipaddress
 import logging
 import re
 import socket
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -118,6 +119,8 @@ class GuardedHTTPServer(ThreadingHTTPServer):
     """A threading HTTP server with a connection limit; handlers set ``timeout`` for idle connections."""
 
     daemon_threads = True
+    allow_reuse_address = sys.platform != "win32"
+    """On Windows SO_REUSEADDR would let the preview share a port another server holds."""
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int) -> None:
         self._slots = threading.BoundedSemaphore(max_connections)

@@ -21,9 +21,15 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 PARTIAL = ".partial"
 
 
+_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+
+
 def folder_name(scan_id: str) -> str:
-    """A file-system-safe folder name for a scan id (which the controller chose freely)."""
-    name = _UNSAFE.sub("_", scan_id)[:120].lstrip(".")
+    """A file-system-safe folder name for a scan id (which the controller chose freely), on Windows too: no device
+    name (``CON``, ``NUL``...) and no trailing dot."""
+    name = _UNSAFE.sub("_", scan_id)[:120].strip(".")
+    if name.split(".")[0].upper() in _WINDOWS_DEVICES:
+        name = "_" + name
     return name or "scan"
 
 

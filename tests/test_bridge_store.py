@@ -11,6 +11,9 @@ def test_scan_ids_become_safe_folder_names():
     assert folder_name("../../etc/passwd") == "_.._etc_passwd"
     assert folder_name("scan 7: Si(111)") == "scan_7__Si_111_"
     assert folder_name("...") == "scan" and folder_name("a" * 500) == "a" * 120
+    # Names Windows refuses for a folder: its devices, with or without an extension, and a trailing dot.
+    assert folder_name("CON") == "_CON" and folder_name("nul.txt") == "_nul.txt" and folder_name("com1") == "_com1"
+    assert folder_name("scan.") == "scan" and folder_name("CONSOLE") == "CONSOLE"
 
 
 def test_a_repeated_scan_id_gets_a_new_folder_and_odd_metadata_is_kept_as_text(tmp_path):

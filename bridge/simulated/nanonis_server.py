@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 import time
 
@@ -88,8 +89,12 @@ class SimulatedNanonis:
 
     def _listen(self) -> socket.socket:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        # Reopening the port after ``disconnect`` must not wait for the old connections' TIME_WAIT.
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Reopening the port after ``disconnect`` must not wait for the old connections' TIME_WAIT. On Windows
+        # SO_REUSEADDR would let it share a port another server holds; the exclusive option there refuses that.
+        if sys.platform == "win32":
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+        else:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             listener.bind((self.host, self.port))
         except OSError as exc:
