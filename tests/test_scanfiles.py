@@ -25,14 +25,14 @@ def _field(header: str, key: str) -> list[float]:
 
 
 def _data_info(header: str) -> list[tuple[str, str, str]]:
-    """(name, direction, unit) of every stored image, from the ``:DATA_INFO:`` table of an .sxm header."""
+    """(name, pass, unit) of every stored image, from the ``:DATA_INFO:`` table of an .sxm header."""
     table = re.search(r"^:DATA_INFO:\s*\n(.*?)\n\s*\n", header, re.M | re.S).group(1).splitlines()
     columns = table[0].split()
     keys = []
     for line in table[1:]:
         row = dict(zip(columns, line.split()))
-        directions = ("trace", "retrace") if row["Direction"] == "both" else (PASS_ALIASES[row["Direction"]],)
-        keys += [(row["Name"], direction, row["Unit"]) for direction in directions]
+        passes = ("trace", "retrace") if row["Direction"] == "both" else (PASS_ALIASES[row["Direction"]],)
+        keys += [(row["Name"], pass_, row["Unit"]) for pass_ in passes]
     return keys
 
 
@@ -50,7 +50,7 @@ def test_real_nanonis_scans_match_their_header(name):
     cols, rows = (int(v) for v in _field(header, "SCAN_PIXELS"))
     width, height = _field(header, "SCAN_RANGE")
     # The channels are whatever the file's own :DATA_INFO: lists, in file order; every real scan
-    # here has the topograph and the current, both directions.
+    # here has the topograph and the current, both passes.
     keys = _data_info(header)
     assert list_channels(REAL_DIR / name) == keys
     assert {("Z", "trace", "m"), ("Z", "retrace", "m"), ("Current", "trace", "A"), ("Current", "retrace", "A")} <= set(keys)
@@ -100,8 +100,8 @@ def test_real_createc_scans_match_their_header(name):
     stored_count = int(_field(header, "Channels / Channels")[0])
     mask = int(_field(header, "Channelselectval / Channelselectval")[0])
     names = [{0: ("Z", "m"), 1: ("Current", "A")}[bit] for bit in range(32) if mask >> bit & 1]
-    directions = {len(names): ("trace",), 2 * len(names): ("trace", "retrace")}[stored_count]
-    keys = [(name_, direction, unit) for direction in directions for name_, unit in names]
+    passes = {len(names): ("trace",), 2 * len(names): ("trace", "retrace")}[stored_count]
+    keys = [(name_, pass_, unit) for pass_ in passes for name_, unit in names]
     scan = read_file(REAL_DIR / name)
     assert [image.key for image in scan.images] == keys
     assert ("Z", "trace", "m") in keys and ("Current", "trace", "A") in keys
@@ -128,8 +128,8 @@ def test_real_createc_scans_match_their_header(name):
     dac_to_a = re.search(r"^Dacto\[A\]z=\s*(\S+)", header, re.M).group(1)
     rounding = 0.5 * 10.0 ** -len(dac_to_a.partition(".")[2]) / float(dac_to_a)
     per_count = float(dac_to_a) * _field(header, "GainZ / GainZ")[0] * 1e-10
-    for direction, plane in zip(directions, planes[names.index(("Z", "m"))::len(names)]):
-        z = scan.channel("Z", direction).data
+    for pass_, plane in zip(passes, planes[names.index(("Z", "m"))::len(names)]):
+        z = scan.channel("Z", pass_).data
         np.testing.assert_allclose(z[measured], plane[measured] * per_count, rtol=rounding)
     # Currents in amperes, near the feedback setpoint (given in pA) in size; the sign follows the bias.
     current = scan.channel("Current").data
@@ -139,7 +139,7 @@ def test_real_createc_scans_match_their_header(name):
 @needs_real
 @pytest.mark.parametrize("name", [n for n in REAL_SCANS if n.endswith((".sxm", ".dat"))] or ["absent"])
 def test_real_backward_images_overlay_the_forward_ones(name):
-    # Every real .sxm and .dat holds both directions: read in one orientation, the backward image
+    # Every real .sxm and .dat holds both passes: read in one orientation, the backward image
     # matches the forward one better than its mirror image does (Nanonis stores backward lines
     # right to left, Createc already left to right). The topograph, unless it is flat (a
     # constant-height scan), then the current.
@@ -167,8 +167,8 @@ def test_real_rhk_scan_matches_spym_and_gwyddion():
     scan = read_file(REAL_DIR / "hopg_300k_2020_08_11_16_04_06_999.sm4")
     assert scan.topograph == "Topography"
     assert {image.key for image in scan.images} == {
-        (name, direction, unit) for name, unit in (("Topography", "m"), ("Current", "A"), ("LIA Current", "A"))
-        for direction in ("trace", "retrace")}
+        (name, pass_, unit) for name, unit in (("Topography", "m"), ("Current", "A"), ("LIA Current", "A"))
+        for pass_ in ("trace", "retrace")}
     z = scan.channel()
     assert z.data.shape == (256, 256) and z.scan_range == pytest.approx((1e-7, 1e-7))  # 256 x 3.90625e-10 m
     # Values read with spym 0.9.2 and Gwyddion 2.62 from the same file (both agree to the last bit).
