@@ -148,6 +148,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         ack_port=args.ack_port,
         out=Path(args.out), backend=args.backend, model=args.model, halo=args.halo, refine=args.refine,
         idle_timeout=args.idle_timeout, guard_interval=args.guard_interval, frame_interval=args.frame_interval,
+        trace_retrace=args.trace_retrace,
         keys=keys, insecure=args.insecure,
         models=models, max_pixels=args.max_pixels, model_timeout=args.model_timeout, adapt=adapt,
     )
@@ -317,6 +318,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guard-interval", type=float, default=GUARD_INTERVAL_S, metavar="S",
                    help=f"seconds between the trust guard's live evaluations of a scan, at least (default: "
                         f"{GUARD_INTERVAL_S}; stretched to 20 times the guard's cost; the final frame is always guarded)")
+    p.add_argument("--trace-retrace", action="store_true",
+                   help="figure each finished scan's trace/retrace error (each pass denoised alone against the other, "
+                        "raw pass) into its final frame and meta.json: about a second of the bridge's time per "
+                        "256 x 256 scan with retrace lines, during which the next scan's updates wait")
     p.add_argument("--frame-interval", type=float, default=FRAME_INTERVAL_S, metavar="S",
                    help=f"seconds between a running scan's whole frames, frame.raw and frame.denoised, at least "
                         f"(default: {FRAME_INTERVAL_S}; 0: with every update); frame.rows goes out with every update "

@@ -84,6 +84,9 @@ class BridgeConfig:
     """Seconds between the trust guard's live evaluations of a scan (at least; 0: as often as its cost allows)."""
     frame_interval: float = FRAME_INTERVAL_S
     """Least seconds between a running scan's whole frames (``frame.raw``, ``frame.denoised``); 0: every update."""
+    trace_retrace: bool = False
+    """Figure each finished scan's trace/retrace error (``maed serve --trace-retrace``): about a second of the worker's
+    time per 256 x 256 scan with retrace lines, which the next scan's updates wait for."""
     keys: ServerKeys | None = None
     """CURVE keys of every socket (docs/security.md); None: no authentication, loopback only unless ``insecure``."""
     insecure: bool = False
@@ -193,7 +196,7 @@ class Bridge:
             raise
         self._sockets = [pull, pub, control] + ([ack] if ack is not None else [])
         self.worker = Worker(self.ingest, pub, self._backend, self.config.out, self.config.halo, self.config.refine,
-                             self.config.guard_interval, self.config.frame_interval)
+                             self.config.guard_interval, self.config.frame_interval, self.config.trace_retrace)
         targets = {
             "ingest": lambda: self._ingest_loop(pull),
             "journal": lambda: self._journal_loop(ack),

@@ -79,9 +79,10 @@ FRAME_INTERVAL_S = 0.5
 cost of an update follows the rows it brings, not the frame's height; a scan's first update and its final
 frames always go out whole."""
 TRACE_RETRACE_PIXELS = 512 * 512
-"""A finished scan's trace/retrace error is figured up to this size (``maed.passes.trace_retrace_figures``: both
-passes denoised again and registered, about a second for 256 x 256 pixels on the 2-core CPU, 4 to 5 times that at
-this size); beyond it the final frame says it was skipped, so a stream of large scans keeps its pace."""
+"""Where asked for (``maed serve --trace-retrace``), a finished scan's trace/retrace error is figured up to this size
+(``maed.passes.trace_retrace_figures``: both passes denoised again and registered, about a second for 256 x 256
+pixels on the 2-core CPU, 4 to 5 times that at this size, while the next scan's updates wait: at 200 lines/s a
+next scan's first update came 1 s late); beyond it the final frame says it was skipped."""
 MIN_STEP_ROWS = 32
 """New rows per step at the least, for scans so wide that the context rows alone fill the band."""
 
@@ -150,8 +151,11 @@ def weights_sha256(backend: Backend) -> str:
 
 class Worker:
     def __init__(self, ingest: Ingest, pub: zmq.Socket, backend: Backend, out: Path, halo: int, refine: int,
-                 guard_interval: float = GUARD_INTERVAL_S, frame_interval: float = FRAME_INTERVAL_S) -> None:
+                 guard_interval: float = GUARD_INTERVAL_S, frame_interval: float = FRAME_INTERVAL_S,
+                 trace_retrace: bool = False) -> None:
         self.ingest = ingest
+        self.trace_retrace = trace_retrace
+        """Figure each finished scan's trace/retrace error (``maed serve --trace-retrace``)."""
         self.losses: Losses = ingest.losses
         self.pub = pub
         self.backend = backend
@@ -362,7 +366,7 @@ class Worker:
                 full_pass = False
         if full_pass:  # else the live frame is what goes out, and it names the weights it came from
             scan.backend = backend
-        if image.rows_done["retrace"]:
+        if self.trace_retrace and image.rows_done["retrace"]:
             scan.trace_retrace = self._trace_retrace(scan, backend) if full_pass and figures else {
                 "skipped": "other scans were waiting for the bridge" if full_pass else
                 "no full-frame pass (the bridge was behind or paused, or the pass failed)"}

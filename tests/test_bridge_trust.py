@@ -235,16 +235,16 @@ def test_the_final_frame_gives_back_the_lattice_the_retrace_confirms(tmp_path):
 
 
 def test_a_finished_scan_with_retrace_reports_its_trace_retrace_error(tmp_path):
-    """Both passes of one surface with independent white noise: the final frame and meta.json give the scan's
-    trace/retrace error, raw's at sqrt(2) times the noise, the product's below it and below the 1-pixel Gaussian's
-    (which blurs this surface's fine structure more than it removes noise); a scan without retrace lines gives
-    none."""
+    """Both passes of one surface with independent white noise, ``maed serve --trace-retrace``: the final frame and
+    meta.json give the scan's trace/retrace error, raw's at sqrt(2) times the noise, the product's below it and below
+    the 1-pixel Gaussian's (which blurs this surface's fine structure more than it removes noise); a scan without
+    retrace lines gives none."""
     product = load_backend("onnx")
     surface = make_pair(11, 128).clean.astype(np.float64)
     sigma = 0.1 * float(surface.std())
     rng = np.random.default_rng(4)
     trace, retrace = (surface + rng.normal(0, sigma, surface.shape) for _ in range(2))
-    with Bridge(config(tmp_path), backend=product) as bridge:
+    with Bridge(config(tmp_path, trace_retrace=True), backend=product) as bridge:
         sub = Subscriber(bridge.endpoints["pub"])
         c = Controller(bridge.endpoints["pull"])
         for scan, passes in (("both", ("trace", "retrace")), ("trace-only", ("trace",))):
@@ -264,6 +264,7 @@ def test_a_finished_scan_with_retrace_reports_its_trace_retrace_error(tmp_path):
     assert figures["model"]["low"] <= figures["model"]["value"] <= figures["model"]["high"]
     assert "trace_retrace" not in final["trace-only"]
     meta = json.loads((tmp_path / "scans" / "both" / "meta.json").read_text())
+    assert "trace_retrace" in meta
     assert meta["trace_retrace"]["model"]["value"] == pytest.approx(figures["model"]["value"])
     printed = describe_trace_retrace(figures, "m")  # what maed listen prints
     assert f"model={figures['model']['value']:.3g}" in printed and f"raw={figures['raw']['value']:.3g}" in printed

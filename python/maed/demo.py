@@ -88,7 +88,8 @@ def run_demo(
         raise ValueError("--frames must be at least 1")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = BridgeConfig(out=out_dir / "scans", backend=backend, pull_port=ports[0], pub_port=ports[1], control_port=ports[2])
+    config = BridgeConfig(out=out_dir / "scans", backend=backend, pull_port=ports[0], pub_port=ports[1], control_port=ports[2],
+                          trace_retrace=True)
     sim = SimulatedController(size=size, line_rate=line_rate, scans=frames, slow_axis="alternate",
                               seed=showcase_seed(size))
 
