@@ -120,8 +120,8 @@ class LiveScan:
         self.alerts: list[dict] = []
         """Every alert published for the scan (saved in ``meta.json``)."""
         self.trace_retrace: dict | None = None
-        """The finished scan's trace/retrace error, where its full-frame pass ran with retrace lines (the final
-        ``frame.denoised`` and ``meta.json``)."""
+        """The finished scan's trace/retrace error, or why it was skipped, where the bridge was asked for it and
+        retrace lines came (the final ``frame.denoised`` and ``meta.json``)."""
 
 
 def journaled_lines(state: ScanState) -> list[tuple[Line, float]]:

@@ -56,9 +56,11 @@ class Published:
     @property
     def image(self) -> np.ndarray:
         """What is published: ``network`` blended with ``conservative`` by ``weight``."""
-        if self.conservative is None:
-            return self.network
-        return (1 - self.weight) * self.network + self.weight * self.conservative
+        return _blend(self.network, self.conservative, self.weight)
+
+
+def _blend(network: np.ndarray, conservative: np.ndarray | None, weight: np.ndarray) -> np.ndarray:
+    return network if conservative is None else (1 - weight) * network + weight * conservative
 
 
 def publish(x: np.ndarray, y: np.ndarray, *, rows_aligned: bool, limits: Thresholds = Thresholds(),
@@ -89,7 +91,7 @@ def publish(x: np.ndarray, y: np.ndarray, *, rows_aligned: bool, limits: Thresho
         network[rows] = lattice.give_back(x[rows], network[rows])
         if conservative is not None:
             conservative[rows] = lattice.give_back(x[rows], conservative[rows])
-    blended = network if conservative is None else (1 - weight) * network + weight * conservative
+    blended = _blend(network, conservative, weight)
     kept, beside = keep_defect_surroundings(x, blended, defects)
     if beside:
         given = kept - blended
