@@ -16,11 +16,14 @@ class Backend(Protocol):
     """Input height and width must be multiples of this."""
     weights_sha256: str
     """SHA-256 of the weights file the model was built from, so every output can name its weights."""
+    passes: int
+    """Images of one scan the model takes, stacked as the input's channels: 1 (one pass), or 2 (the trace and the
+    retrace registered onto it: ``maed denoise --pass both``)."""
     max_batch: int
     """Tiles of one shape worth sending in one ``denoise`` call (``maed.denoise.run_tiled``): 1 on the CPU, where a
     batch ran no faster than its tiles one by one (measured) and grew ONNX Runtime's arena; a TensorRT engine's
     largest batch. A back end that does not say takes one tile a call."""
 
     def denoise(self, batch: np.ndarray) -> np.ndarray:
-        """Denoise a (N, 1, H, W) float32 batch of normalised scans."""
+        """Denoise a (N, passes, H, W) float32 batch of normalised scans into (N, 1, H, W)."""
         ...

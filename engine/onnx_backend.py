@@ -75,6 +75,8 @@ class OnnxBackend:
         self.name = _PROVIDER_NAMES[self.session.get_providers()[0]]
         self.max_batch = 1  # on the CPU a batch of 144-pixel tiles ran no faster than one by one; the CUDA provider's is unmeasured
         self._input = self.session.get_inputs()[0].name
+        channels = self.session.get_inputs()[0].shape[1]
+        self.passes = channels if isinstance(channels, int) else 1
         self._shrink = None
         if self.name == "onnxruntime-cpu":
             self._shrink = ort.RunOptions()
@@ -82,8 +84,8 @@ class OnnxBackend:
 
     def denoise(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if batch.ndim != 4 or batch.shape[1] != 1:
-            raise ValueError(f"expected a batch of shape (N, 1, H, W), got {batch.shape}")
+        if batch.ndim != 4 or batch.shape[1] != self.passes:
+            raise ValueError(f"expected a batch of shape (N, {self.passes}, H, W), got {batch.shape}")
         h, w = batch.shape[-2:]
         m = self.size_multiple
         if h <= 0 or w <= 0 or h % m or w % m:

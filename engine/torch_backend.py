@@ -20,6 +20,7 @@ class TorchBackend:
         self.name = f"torch-{self.device.type}"
         self.size_multiple = self.net.size_multiple
         self.max_batch = 1
+        self.passes = getattr(getattr(self.net, "config", None), "in_channels", 1)  # baselines take one pass
         self.levelling = card["levelling"]
         self.weights_sha256 = weights_sha256(weights_file(model))
 

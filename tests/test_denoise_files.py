@@ -121,12 +121,8 @@ def test_each_way_of_naming_a_pass_reads_that_pass(tmp_path, capsys, option):
         assert deprecation == []
 
 
-def test_pass_both_is_a_one_line_error_until_the_two_pass_model_exists(tmp_path, capsys):
+def test_pass_and_direction_that_disagree_are_an_error(tmp_path, capsys):
     write_sxm(tmp_path / "s.sxm", channels=(("Z", "m", "both"),), rows=24, cols=24)
-    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--pass", "both"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--pass both needs the two-pass model" in err and "Traceback" not in err
-    assert not (tmp_path / "o").exists()
     assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--pass", "trace",
                  "--direction", "backward"]) == 2
     assert "disagree" in capsys.readouterr().err

@@ -158,7 +158,7 @@ def test_ds_residual_block_projects_when_width_changes():
 def test_build_model_accepts_names_and_configs():
     config = dataclasses.replace(CONFIGS["rt"], decoder_channels=(32, 24, 16, 16))
     assert build_model(config).config == config
-    with pytest.raises(ValueError, match="unknown model .b7-please.; known: rt, rt1, paper"):
+    with pytest.raises(ValueError, match="unknown model .b7-please.; known: rt, rt-both, rt1, paper"):
         build_model("b7-please")
 
 

@@ -65,7 +65,8 @@ class TensorRTBackend:
             lo, opt, hi = (tuple(dims) for dims in self._engine.get_tensor_profile_shape(self._input, i))
             label = labels[i] if i < len(labels) else f"profile{i}"
             self.profiles.append(Profile(label, lo[2:], opt[2:], hi[2:], max_batch=hi[0]))
-        largest = max(p.max_batch * p.max[0] * p.max[1] for p in self.profiles)
+        self.passes = int(lo[1])
+        largest = max(p.max_batch * p.max[0] * p.max[1] for p in self.profiles) * self.passes
         self.max_batch = max(p.max_batch for p in self.profiles)
 
         self._stream = Stream()
@@ -82,13 +83,13 @@ class TensorRTBackend:
 
     def denoise(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if batch.ndim != 4 or batch.shape[1] != 1:
-            raise ValueError(f"expected a batch of shape (N, 1, H, W), got {batch.shape}")
+        if batch.ndim != 4 or batch.shape[1] != self.passes:
+            raise ValueError(f"expected a batch of shape (N, {self.passes}, H, W), got {batch.shape}")
         n, _, h, w = batch.shape
         m = self.size_multiple
         if h <= 0 or w <= 0 or h % m or w % m:
             raise ValueError(f"H and W must be positive multiples of {m}, got {h}x{w}")
-        out = np.empty_like(batch)
+        out = np.empty((n, 1, h, w), dtype=np.float32)
         for start in range(0, n, self.max_batch):
             out[start:start + self.max_batch] = self._run(batch[start:start + self.max_batch])
         return out
@@ -103,9 +104,10 @@ class TensorRTBackend:
         copy_to_device(self._device_in, self._host_in, count * 4, self._stream)
         if not context.execute_async_v3(self._stream.pointer):
             raise RuntimeError(f"TensorRT could not run the engine on a {part.shape} input")
-        copy_to_host(self._host_out, self._device_out, count * 4, self._stream)
+        out_count = n * h * w  # one frame out for every scan in, whatever its passes
+        copy_to_host(self._host_out, self._device_out, out_count * 4, self._stream)
         self._stream.synchronize()
-        return self._host_out.array[:count].reshape(part.shape).copy()
+        return self._host_out.array[:out_count].reshape(n, 1, h, w).copy()
 
     def close(self) -> None:
         """Free the GPU and pinned memory now (contexts before the engine before the runtime)."""

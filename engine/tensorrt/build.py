@@ -183,9 +183,10 @@ def build_engine(model: str, settings: BuildSettings, dest: Path | None = None) 
     if settings.precision == "fp16" and flags is None:
         config.set_flag(trt.BuilderFlag.FP16)  # weak typing: only where strong typing does not exist
     input_name = network.get_input(0).name
+    passes = int(network.get_input(0).shape[1])  # a two-pass model's input is two channels deep
     for profile in settings.profiles:
         shapes = builder.create_optimization_profile()
-        shapes.set_shape(input_name, *profile.shapes())
+        shapes.set_shape(input_name, *profile.shapes(passes))
         config.add_optimization_profile(shapes)
 
     timing_path = settings.timing_cache or timing_cache_path(key.gpu, key.tensorrt)

@@ -41,9 +41,9 @@ class Profile:
     max: Shape
     max_batch: int = 1
 
-    def shapes(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-        """(min, opt, max) as 4-D input shapes for ``IOptimizationProfile.set_shape``."""
-        return (1, 1, *self.min), (1, 1, *self.opt), (self.max_batch, 1, *self.max)
+    def shapes(self, passes: int = 1) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """(min, opt, max) as 4-D input shapes for ``IOptimizationProfile.set_shape``, ``passes`` channels deep."""
+        return (1, passes, *self.min), (1, passes, *self.opt), (self.max_batch, passes, *self.max)
 
     def accepts(self, batch: int, h: int, w: int) -> bool:
         return batch <= self.max_batch and all(lo <= x <= hi for lo, x, hi in zip(self.min, (h, w), self.max))

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from . import __version__
 from .normalise import LEVELLINGS
 from .training.config import TrainConfig, protocol_learning_rate
-from .zoo import ARCHITECTURES, PRODUCT
+from .zoo import ARCHITECTURES, PRODUCT, TWO_PASS_PRODUCT
 
 
 def _error(message: str) -> None:
@@ -37,17 +37,16 @@ def _pass(args: argparse.Namespace) -> str:
         if args.pass_ is not None and canonical_pass(args.pass_) != canonical_pass(old):
             raise ValueError(f"--pass {args.pass_} and --direction {old} disagree; give --pass only")
     chosen = args.pass_ or old or "trace"
-    if chosen == "both":
-        raise ValueError("--pass both needs the two-pass model, which MAED-RT does not have yet; "
-                         "use --pass trace or --pass retrace")
-    return canonical_pass(chosen)
+    return chosen if chosen == "both" else canonical_pass(chosen)
 
 
 def _cmd_denoise(args: argparse.Namespace) -> int:
-    from .denoise import denoise_files
+    from .denoise import check_pass, denoise_files
     from .engine import load_backend
 
     pass_ = _pass(args)
+    if args.model is None:
+        args.model = TWO_PASS_PRODUCT if pass_ == "both" else PRODUCT
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
     if not args.recursive:
@@ -55,6 +54,7 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
         if folder is not None:
             raise ValueError(f"{folder} is a folder; give -r to denoise the scans under it")
     backend = load_backend(args.backend, args.model, threads=args.threads)
+    pass_ = check_pass(backend, pass_)
     print(f"maed: model {backend.model} on back end {backend.name}", file=sys.stderr)
     failures: list[str] = []
 
@@ -134,6 +134,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
         evaluate_real(Path(args.real_dir) if args.real_dir else None, Path(args.out), models=args.models)
         return 0
+    if args.passes:
+        from .engine import load_backend
+        from .research.evaluate_passes import evaluate_passes
+
+        models = args.models if args.models != [PRODUCT] else [PRODUCT, TWO_PASS_PRODUCT]
+        if len(models) != 2:
+            raise ValueError(f"--passes compares two models, a one-pass one and a two-pass one; got {len(models)}")
+        evaluate_passes(Path(args.out), *(load_backend("auto", name) for name in models), count=args.count or 51,
+                        size=args.size or 128)
+        return 0
     if args.families:
         from .engine import load_backend
         from .research.evaluate_families import evaluate_families
@@ -177,7 +187,7 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
               "ONNX Runtime cannot run them, so it is not compared with torch", file=sys.stderr)
         print(dest)
         return 0
-    error = onnx_vs_torch(args.model, dest, (1, 1, 64, 96))
+    error = onnx_vs_torch(args.model, dest, (64, 96))
     print(f"maed: {'FP16' if args.fp16 else 'FP32'} ONNX written; ONNX Runtime vs torch on a 64x96 scan: "
           f"largest difference {error:.1e} of the output range", file=sys.stderr)
     print(dest)
@@ -201,12 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "of a constant-height scan, said so)")
     p.add_argument("--pass", dest="pass_", choices=PASS_CHOICES,
                    help="pass of instrument files: trace or retrace (forward and backward, the vendors' words, "
-                        "are accepted); both needs the two-pass model, not available yet (default: trace)")
+                        f"are accepted), or both: the trace and the retrace into the two-pass model ({TWO_PASS_PRODUCT} "
+                        "unless --model names another), one frame out (default: trace)")
     p.add_argument("--direction", dest="deprecated_direction", choices=("forward", "backward"),
                    help="deprecated: --pass trace (forward) or --pass retrace (backward)")
     p.add_argument("--backend", default="auto", help="inference back end: auto, tensorrt, onnx or torch (default: auto)")
-    p.add_argument("--model", default=PRODUCT, metavar="NAME_OR_PATH",
-                   help=f"shipped model name, checkpoint or .onnx file (default: {PRODUCT})")
+    p.add_argument("--model", metavar="NAME_OR_PATH",
+                   help=f"shipped model name, checkpoint or .onnx file (default: {PRODUCT}; with --pass both "
+                   f"{TWO_PASS_PRODUCT})")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads of the back end (default: one per core; "
                    "with -r each worker process has one)")
     p.add_argument("-r", "--recursive", action="store_true",
@@ -288,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--families", action="store_true",
                    help="instead: every surface family and the held-out ones as columns, with 95%% intervals "
                    "(docs/results/families.md)")
+    p.add_argument("--passes", action="store_true",
+                   help=f"instead: every column of --families recorded in both passes, the two-pass model (the second "
+                   f"of --models, default {TWO_PASS_PRODUCT}) against one pass and the mean of one-pass outputs "
+                   "(docs/results/passes.md)")
     p.add_argument("--out", default="docs/results", help="folder for the table and figures (default: docs/results)")
     p.add_argument("--real", action="store_true",
                    help="instead: no-reference checks on real instrument scans (docs/results/real.md)")

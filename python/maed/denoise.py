@@ -29,8 +29,9 @@ from .engine import Backend
 from .feature_keep import RemovedFeatures
 from .io import ScanError, read_scan
 from .lattice_keep import LatticePeaks
-from .normalise import Normalisation, denormalise, levelling_of, normalise
+from .normalise import Normalisation, denormalise, levelling_of, normalise, normalise_passes
 from .publish import MIN_LATTICE_ROWS, publish
+from .registration import registered_retrace, speed_ratio
 from .scanfiles import canonical_pass, write_gwy
 from .trust import Thresholds, Verdict
 
@@ -82,17 +83,19 @@ def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray
 
 
 def run_batch(tiles: list[np.ndarray], backend: Backend, own_plane: bool = False) -> list[np.ndarray]:
-    """The network's output for each of ``tiles`` (2-D normalised arrays of one shape), in one call to the back end.
+    """The network's output (2-D) for each of ``tiles`` (normalised arrays of one shape, 2-D, or (passes, H, W) for a
+    two-pass model), in one call to the back end.
 
     Each is padded by reflection to the back end's size multiple; ``own_plane``: each goes in with its own best-fit
-    plane taken off, put back afterwards.
+    plane (its first pass's, the trace's, taken off every pass alike) taken off, put back afterwards.
     """
-    h, w = tiles[0].shape
+    h, w = tiles[0].shape[-2:]
     m = backend.size_multiple
-    planes = [fit_plane(t) if own_plane else 0.0 for t in tiles]
-    pad = ((0, _round_up(h, m) - h), (0, _round_up(w, m) - w))
-    batch = np.stack([np.pad((t - p).astype(np.float32), pad, mode="reflect") for t, p in zip(tiles, planes)])
-    out = backend.denoise(batch[:, None])[:, 0, :h, :w]
+    stacks = [t.reshape(-1, h, w) for t in tiles]
+    planes = [fit_plane(t[0]) if own_plane else 0.0 for t in stacks]
+    pad = ((0, 0), (0, _round_up(h, m) - h), (0, _round_up(w, m) - w))
+    batch = np.stack([np.pad((t - p).astype(np.float32), pad, mode="reflect") for t, p in zip(stacks, planes)])
+    out = backend.denoise(batch)[:, 0, :h, :w]
     return [o + p for o, p in zip(out, planes)]
 
 
@@ -124,20 +127,20 @@ def _tile_outputs(x: np.ndarray, starts: list[tuple[int, int]], tile: int, backe
     tile has one shape: ``_starts`` keeps the last tile of a row or column whole."""
     per_call = max(1, min(getattr(backend, "max_batch", 1), BATCH_PIXELS // (tile * tile)))
     for i in range(0, len(starts), per_call):
-        tiles = [x[r:r + tile, c:c + tile] for r, c in starts[i:i + per_call]]
+        tiles = [x[..., r:r + tile, c:c + tile] for r, c in starts[i:i + per_call]]
         yield from run_batch(tiles, backend, own_plane)
 
 
 def run_tiled(x: np.ndarray, backend: Backend, tile: int = TILE, overlap: int = OVERLAP,
               own_plane: bool = False) -> np.ndarray:
-    """The network's output for a normalised scan of any size, in bounded memory.
+    """The network's output (2-D) for a normalised scan of any size (2-D, or (passes, H, W)), in bounded memory.
 
     Tiles go to the back end in batches (``BATCH_PIXELS``). ``own_plane``: each tile goes in with its own best-fit
     plane removed, and its
     output's level is matched to the tiles before it where they overlap (smoothed over ``SEAM_SMOOTHING``
     pixels): tiles levelled each on its own otherwise meet in visible seams, a block pattern over the scan.
     """
-    h, w = x.shape
+    h, w = x.shape[-2:]
     if h <= tile and w <= tile:
         return run_batch([x], backend, own_plane)[0]
     total = np.zeros((h, w))
@@ -211,22 +214,55 @@ class GuardedResult:
                 "defects_beside_given_back": self.defects_beside}
 
 
+BOTH = "both"
+"""``--pass both``: the trace and the retrace into a two-pass model (``passes_of``), one frame out."""
+
+
+def passes_of(backend: Backend) -> int:
+    """How many passes of a scan the back end's model takes: 1, or 2 (the trace and the registered retrace)."""
+    return getattr(backend, "passes", 1)
+
+
+def check_pass(backend: Backend, pass_: str) -> str:
+    """``pass_`` (``trace``, ``retrace``, their vendors' words, or ``both``) as the back end's model can take it,
+    else a clear error: a two-pass model takes ``both`` and only that."""
+    pass_ = pass_ if pass_ == BOTH else canonical_pass(pass_)
+    if passes_of(backend) == 2 and pass_ != BOTH:
+        raise ValueError(f"model {backend.model} takes both passes (trace and retrace): give --pass both")
+    if passes_of(backend) == 1 and pass_ == BOTH:
+        raise ValueError(f"--pass both needs a two-pass model (rt-both); {backend.model} takes one pass")
+    return pass_
+
+
 def denoise_guarded(
     scan: np.ndarray, backend: Backend, tile: int = TILE, limits: Thresholds = Thresholds(),
-    other_pass: np.ndarray | None = None,
+    other_pass: np.ndarray | None = None, ratio: float = 1.0,
 ) -> GuardedResult:
     """The network's denoised scan where it passes the trust guard, the conservative result where not, with what
     the network took and should not have given back first (``maed.publish``).
 
     Rows not measured in full (NaN) stay NaN; the measured rows are denoised together, as one image, so a scan
     stopped early is denoised exactly as if it had been a smaller scan. ``other_pass`` (the scan's other pass, same
-    shape and orientation) confirms lattice peaks over the rows both passes measured.
+    shape and orientation) confirms lattice peaks over the rows both passes measured. A two-pass model
+    (``passes_of``) takes ``scan`` as the trace and ``other_pass`` as the retrace, registered onto it (``ratio``: the
+    retrace's speed over the trace's), over the rows both measured; the guard judges its output against the trace.
     """
+    two_pass = passes_of(backend) == 2
+    if two_pass and np.shape(other_pass) != np.shape(scan):
+        raise ValueError(f"a two-pass model needs the scan's retrace of the trace's shape {np.shape(scan)}, "
+                         f"got {None if other_pass is None else np.shape(other_pass)}")
     measured = np.isfinite(scan).all(axis=1)
+    if two_pass:
+        measured &= np.isfinite(other_pass).all(axis=1)
     data = np.full(scan.shape, np.nan, dtype=np.float32)
     fallback = np.zeros(scan.shape, dtype=np.float32)
-    x, norm = normalise(scan[measured], levelling_of(backend))
-    y = run_network(x, norm, backend, tile)
+    if two_pass:
+        trace = scan[measured]
+        both, norm = normalise_passes(trace, registered_retrace(trace, other_pass[measured], ratio), levelling_of(backend))
+        x, y = both[0], run_network(both, norm, backend, tile)
+    else:
+        x, norm = normalise(scan[measured], levelling_of(backend))
+        y = run_network(x, norm, backend, tile)
     other, other_rows = None, None
     both = measured & np.isfinite(other_pass).all(axis=1) if np.shape(other_pass) == scan.shape else None
     if both is not None and both.sum() >= MIN_LATTICE_ROWS:  # else one pass's evidence (maed.publish)
@@ -288,8 +324,15 @@ def denoise_file(
     Each file is written atomically (``maed.atomic``), the record last: where it exists, the rest is whole.
     Raises ``ScanError`` for a file that cannot be denoised, before anything is written.
     """
-    scan = read_scan(path, channel, pass_)
-    result = denoise_guarded(scan.data, backend, other_pass=scan.other_pass)
+    scan = read_scan(path, channel, "trace" if pass_ == BOTH else pass_)
+    ratio = 1.0
+    if pass_ == BOTH:
+        if scan.other_pass is None:
+            raise ScanError(f"{path}: one pass only; --pass both needs the trace and the retrace")
+        ratio = speed_ratio(scan.source.header)
+        if not (np.isfinite(scan.data).all(axis=1) & np.isfinite(scan.other_pass).all(axis=1)).any():
+            raise ScanError(f"{path}: no row measured in both passes")
+    result = denoise_guarded(scan.data, backend, other_pass=scan.other_pass, ratio=ratio)
     dest, record_path, gwy = (Path(f"{stem}{suffix}") for suffix in OUTPUT_SUFFIXES)
     with atomic_path(dest) as tmp, open(tmp, "wb") as f:
         np.save(f, result.data)  # through a file object: np.save would add .npy to the temporary name
@@ -298,6 +341,10 @@ def denoise_file(
         image = scan.source
         label = f"{image.name} {pass_}"
         fields = {f"{label} (raw)": image.data, f"{label} (denoised, {backend.model})": result.data}
+        if pass_ == BOTH:
+            label = f"{image.name} trace and retrace"
+            fields = {f"{image.name} trace (raw)": image.data, f"{image.name} retrace (raw)": scan.other_pass,
+                      f"{label} (denoised, {backend.model})": result.data}
         fallback_title = f"{label} (guard fallback weight)"
         if result.verdict.output != "network":
             fields[fallback_title] = np.where(np.isfinite(result.data), result.fallback, np.nan)
@@ -318,11 +365,11 @@ def denoise_files(
 
     Instrument files are read at ``channel`` (None: the scan's signal, the topograph or, at constant
     height, the current; ``on_note`` is told which, where it is not the topograph) of pass ``pass_`` (``trace``
-    or ``retrace``; ``forward`` and ``backward`` are accepted), and also
+    or ``retrace``; ``forward`` and ``backward`` are accepted; ``both`` for a two-pass model, ``check_pass``), and also
     written as ``out_dir/<stem>.gwy`` with the raw and the denoised image to scale, so the
     scan range, the units and the raw data travel with the result.
     """
-    pass_ = canonical_pass(pass_)
+    pass_ = check_pass(backend, pass_)
     out_dir = Path(out_dir)
     paths = [Path(p) for p in inputs]
     refused = output_conflicts(paths, out_dir)

@@ -83,6 +83,21 @@ def normalise(image: np.ndarray, levelling: str = PLANE_AND_ROWS) -> tuple[np.nd
     return ((levelled - centre) / (scale or 1.0)).astype(np.float32), Normalisation(plane, centre, scale, rows_aligned)
 
 
+def normalise_passes(trace: np.ndarray, retrace: np.ndarray, levelling: str = PLANE_AND_ROWS) -> tuple[np.ndarray, Normalisation]:
+    """The two-pass network's (2, H, W) input: the trace as ``normalise`` gives it, and the retrace, already
+    registered onto the trace (``maed.registration.align``), through the very same map (the trace's plane,
+    row offsets, centre and scale), so that what differs between the two channels is what differs between
+    the passes. The line offsets are the same in both passes (they live in time, per line)."""
+    trace = np.asarray(trace, dtype=np.float64)
+    if np.shape(retrace) != trace.shape:
+        raise ValueError(f"trace {trace.shape} and retrace {np.shape(retrace)} differ in shape")
+    x, norm = normalise(trace, levelling)
+    # What normalise took off each row beyond the plane: zero where the rows were not aligned.
+    offsets = (trace - norm.plane - norm.centre - x * (norm.scale or 1.0)).mean(axis=1, keepdims=True)
+    second = (np.asarray(retrace, dtype=np.float64) - norm.plane - offsets - norm.centre) / (norm.scale or 1.0)
+    return np.stack([x, second.astype(np.float32)]), norm
+
+
 def denormalise(output: np.ndarray, norm: Normalisation) -> np.ndarray:
     """Network output back in the input's units, with the sample's plane restored."""
     return (np.asarray(output, dtype=np.float64) * norm.scale + norm.centre + norm.plane).astype(np.float32)

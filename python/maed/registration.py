@@ -53,7 +53,7 @@ import numpy as np
 from scipy import ndimage, optimize, special
 from scipy.interpolate import BSpline
 
-from .classical import robust_spread
+from .classical import fit_plane, robust_spread
 
 BAND_ROWS = 64
 """Lines per band: enough for a well-determined warp, few enough to follow creep over the frame."""
@@ -478,3 +478,12 @@ def register(trace: np.ndarray, retrace: np.ndarray, speed_ratio: float = 1.0, b
         trial = trial.moved_by(band_shift(trace[good], align(retrace, trial)[good], 1.0))
         registration = _warp(trace, retrace, good, trial, band_rows)
     return _no_worse_than_shifts(trace, retrace, registration, band_rows)
+
+
+def registered_retrace(trace: np.ndarray, retrace: np.ndarray, speed_ratio: float = 1.0) -> np.ndarray:
+    """The retrace (real-space orientation) read where it matches the trace: ``register``, on the passes less
+    their planes, then ``align``. What a two-pass model takes beside the trace; the columns only one pass
+    covers (``Registration.crop`` of each side) hold the retrace's reflection at its end, as ``align`` reads it."""
+    trace, retrace = np.asarray(trace, dtype=np.float64), np.asarray(retrace, dtype=np.float64)
+    registration = register(trace - fit_plane(trace), retrace - fit_plane(retrace), speed_ratio)
+    return align(retrace, registration)

@@ -13,11 +13,16 @@ PRODUCT = "rt-plane"
 """The weights every command uses unless told otherwise: the ``rt`` network trained to take the line offsets
 out itself (``docs/model.md`` says why it replaced ``rt``, which aligns the rows first)."""
 
+TWO_PASS_PRODUCT = "rt-both"
+"""The weights ``--pass both`` uses unless told otherwise: the ``rt-both`` network, trace and registered retrace in
+(``docs/model.md``). Opt-in: one pass stays the default until the two-pass model wins on real scans."""
+
 ALIASES = {"maed": PRODUCT}
 
 DISPLAY_NAMES = {
     "rt": "MAED-CNN rt",
     "rt1": "MAED-CNN rt1",
+    "rt-both": "MAED-CNN rt (both passes)",
     "paper": "MAED-CNN paper",
     "rt-equal": "MAED-CNN rt",
     "rt-plane": "MAED-CNN rt (plane levelling)",
@@ -32,7 +37,7 @@ DISPLAY_NAMES = {
 BASELINE_NAMES = ("pdanet", "hcanet", "cbdnet", "dncnn", "pmrid", "ridnet")
 """The paper's Table 1 baselines, in its column order."""
 
-ARCHITECTURES = ("rt", "rt1", "paper", *BASELINE_NAMES)
+ARCHITECTURES = ("rt", "rt-both", "rt1", "paper", *BASELINE_NAMES)
 """Every network ``maed train --model`` builds: MAED-CNN configurations, then the baselines."""
 
 TABLE_MODELS = ("rt-equal", *BASELINE_NAMES)

@@ -37,6 +37,8 @@ class ModelConfig:
         act_layer: timm activation name for the stem and decoder (the encoder keeps its own).
         decoder_blocks: DSResidualBlocks per decoder stage.
         upsample_mode: ``F.interpolate`` mode of the decoder.
+        in_channels: Images the network sees of one scan: 1 (one pass), or 2 (the trace and the
+            retrace registered onto it, ``maed.passes_input``), whose mean its correction is added to.
     """
 
     encoder: str
@@ -48,8 +50,11 @@ class ModelConfig:
     act_layer: str = "relu"
     decoder_blocks: int = 1
     upsample_mode: str = "nearest"
+    in_channels: int = 1
 
     def __post_init__(self) -> None:
+        if self.in_channels not in (1, 2):
+            raise ValueError(f"in_channels must be 1 (one pass) or 2 (trace and retrace), got {self.in_channels}")
         if len(self.decoder_channels) != len(self.out_indices):
             raise ValueError(
                 f"one decoder width per encoder level: {len(self.out_indices)} levels, "
@@ -74,6 +79,14 @@ CONFIGS: dict[str, ModelConfig] = {
         encoder="efficientnet_lite0",
         out_indices=(0, 1, 2, 3),
         decoder_channels=(64, 32, 32, 32),
+    ),
+    # The two-pass variant of rt: trace and registered retrace in, one frame out (docs/model.md,
+    # "rt-both"). Only the stem's first convolutions see the second channel, so the cost is rt's.
+    "rt-both": ModelConfig(
+        encoder="efficientnet_lite0",
+        out_indices=(0, 1, 2, 3),
+        decoder_channels=(64, 32, 32, 32),
+        in_channels=2,
     ),
     # The first real-time configuration, chosen by the measurements below; the Table 1 comparison's
     # MAED-CNN (``rt-equal``) was trained on it.
@@ -142,13 +155,15 @@ def _drop_unused_blocks(encoder: nn.Module) -> None:
 class MAEDCNN(nn.Module):
     """MAED-CNN denoiser for STM topographs.
 
-    Input and output are (N, 1, H, W) float32 normalised heights; H and W must be positive
-    multiples of ``size_multiple``, the total stride of the encoder.
+    Input is (N, C, H, W) float32 normalised heights, C the config's ``in_channels`` (one pass, or the
+    trace and its registered retrace); output is (N, 1, H, W). H and W must be positive multiples of
+    ``size_multiple``, the total stride of the encoder.
 
     The network predicts a correction that is added to its input (global residual learning): STM
     noise (scan-line offsets, Gaussian, periodic pickup) is additive on the heights, so the
     correction is the negated noise, a small, zero-centred signal that is easier to learn than the
-    clean topograph itself. The head is zero-initialised, so an untrained model is the identity and
+    clean topograph itself. With two passes the correction is added to their mean, which already halves
+    what the passes do not share. The head is zero-initialised, so an untrained model is the identity and
     training starts from the noisy image rather than from an arbitrary output.
 
     Args:
@@ -159,7 +174,7 @@ class MAEDCNN(nn.Module):
         super().__init__()
         self.config = config
         self.stem = MultiScaleStem(
-            branch_chs=config.stem_branch_channels, out_chs=config.fused_channels, act_layer=config.act_layer
+            in_chs=config.in_channels, branch_chs=config.stem_branch_channels, out_chs=config.fused_channels, act_layer=config.act_layer
         )
         self.fusion = SEFusion(config.fused_channels, reduction=config.se_reduction)
         self.encoder = timm.create_model(
@@ -197,11 +212,13 @@ class MAEDCNN(nn.Module):
             self._check_input(x)
         fused = self.fusion(self.stem(x))
         features = self.encoder(fused)
-        return x + self.head(self.decoder([fused, *features]))
+        base = x if x.shape[1] == 1 else x.mean(dim=1, keepdim=True)
+        return base + self.head(self.decoder([fused, *features]))
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] != 1:
-            raise ValueError(f"expected input of shape (N, 1, H, W), got {tuple(x.shape)}")
+        channels = self.config.in_channels
+        if x.dim() != 4 or x.shape[1] != channels:
+            raise ValueError(f"expected input of shape (N, {channels}, H, W), got {tuple(x.shape)}")
         h, w = x.shape[-2:]
         m = self.size_multiple
         if h <= 0 or w <= 0 or h % m or w % m:

@@ -11,6 +11,11 @@ Real pass pairs (``maed.data.real_pairs``) are a third kind: one pass of a real 
 the other as target (Noise2Noise), so real noise is learnt without a clean reference; each
 sample carries its kind, because their loss differs (``loss.pass_pair_l1``).
 
+Two-pass models (``in_channels`` 2, ``rt-both``) get both passes of every simulated scan and of every real
+reference (``maed.data.two_pass``: shared and independent noise, opposite lag, x-warp), the retrace
+registered onto the trace as ``maed denoise --pass both`` registers it (``maed.passes_input``), stacked as
+the input's two channels; the target is the clean surface.
+
 User pairs (the paper's setting: noisy scans and their manually restored references) live
 in a folder with ``noisy/NAME.npy`` and ``clean/NAME.npy``; random crops are drawn from them.
 """
@@ -28,13 +33,21 @@ from ..data import add_scan_noise, draw_params, make_pair
 from ..data.real_pairs import PassPair, pass_pair_crop
 from ..data.real_refs import Reference, reference_crop, scaled_to
 from ..data.scan_noise import TRAIN_RANGES
-from ..normalise import PLANE_AND_ROWS, normalise
+from ..data.two_pass import draw_pass_params, record_passes
+from ..normalise import PLANE_AND_ROWS, normalise, normalise_passes
+from ..registration import registered_retrace
 from .noise_mix import mixed_ranges
 
 
 def normalised_pair(noisy: np.ndarray, clean: np.ndarray, levelling: str = PLANE_AND_ROWS) -> tuple[np.ndarray, np.ndarray]:
-    """The network's input and target for one scan, both in the noisy scan's frame."""
-    x, norm = normalise(noisy, levelling)
+    """The network's input and target for one scan, both in the noisy scan's (the trace's) frame.
+
+    ``noisy`` is one pass (H, W), or the trace and the registered retrace (2, H, W); the input has the
+    same shape."""
+    if np.ndim(noisy) == 3:
+        x, norm = normalise_passes(noisy[0], noisy[1], levelling)
+    else:
+        x, norm = normalise(noisy, levelling)
     y = (clean - norm.plane - norm.centre) / norm.scale
     return x, y.astype(np.float32)
 
@@ -86,15 +99,19 @@ class TrainingPairs(IterableDataset):
     with simulated artefacts (``real_fraction`` where references are given), else a simulated
     scan (half of them on a smooth random background where ``background``). With ``noise_mix`` the
     simulated artefacts of references and simulated scans come in per-sample mixes
-    (``noise_mix.mixed_ranges``).
+    (``noise_mix.mixed_ranges``). With ``passes`` 2 the input is both passes (user pairs and real pass
+    pairs have one, so they cannot be given).
     """
 
     def __init__(
         self, patch: int, first_seed: int, user: UserPairs | None = None, user_fraction: float = 0.5,
         references: list[Reference] | None = None, real_fraction: float = 0.0,
         pass_pairs: list[PassPair] | None = None, pair_fraction: float = 0.0, background: bool = False,
-        noise_mix: bool = False, levelling: str = PLANE_AND_ROWS,
+        noise_mix: bool = False, levelling: str = PLANE_AND_ROWS, passes: int = 1,
     ) -> None:
+        if passes == 2 and (user is not None or pass_pairs):
+            raise ValueError("a two-pass model learns from simulated scans and real references with both passes "
+                             "drawn; user pairs and real pass pairs hold one pass as input")
         self.patch = patch
         self.first_seed = first_seed
         self.user = user
@@ -106,6 +123,7 @@ class TrainingPairs(IterableDataset):
         self.background = background
         self.noise_mix = noise_mix
         self.levelling = levelling
+        self.passes = passes
 
     def sample(self, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
         """The (input, target, kind) of seed ``seed``, in metres."""
@@ -120,9 +138,16 @@ class TrainingPairs(IterableDataset):
             clean, pixel = reference_crop(ref, self.patch, rng)
             clean = scaled_to(clean, rng)
             ranges = mixed_ranges(rng) if self.noise_mix else TRAIN_RANGES
-            return add_scan_noise(clean, pixel, draw_params(rng, ranges), rng), clean, CLEAN_TARGET
+            params = draw_params(rng, ranges)
+            if self.passes == 2:
+                passes = draw_pass_params(rng)
+                trace, retrace, _ = record_passes(clean, pixel, params, passes, rng)
+                return _both(trace, retrace, passes.speed_ratio), clean, CLEAN_TARGET
+            return add_scan_noise(clean, pixel, params, rng), clean, CLEAN_TARGET
         ranges = mixed_ranges(rng) if self.noise_mix else TRAIN_RANGES
-        pair = make_pair(seed, self.patch, ranges, background=self.background)
+        pair = make_pair(seed, self.patch, ranges, background=self.background, both_passes=self.passes == 2)
+        if self.passes == 2:
+            return _both(pair.noisy, pair.retrace, pair.passes.speed_ratio), pair.clean, CLEAN_TARGET
         return pair.noisy, pair.clean, CLEAN_TARGET
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
@@ -132,5 +157,11 @@ class TrainingPairs(IterableDataset):
         while True:
             noisy, target, kind = self.sample(self.first_seed + k)
             x, y = normalised_pair(noisy, target, self.levelling)
-            yield torch.from_numpy(x)[None], torch.from_numpy(np.ascontiguousarray(y))[None], kind
+            x = torch.from_numpy(x)
+            yield (x[None] if x.dim() == 2 else x), torch.from_numpy(np.ascontiguousarray(y))[None], kind
             k += workers
+
+
+def _both(trace: np.ndarray, retrace: np.ndarray, speed_ratio: float) -> np.ndarray:
+    """A two-pass model's input in metres: the trace and the retrace registered onto it."""
+    return np.stack([trace, registered_retrace(trace, retrace, speed_ratio)])

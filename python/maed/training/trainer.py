@@ -20,12 +20,12 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..data import make_pair
 from ..data.real_pairs import load_pass_pairs
 from ..data.real_refs import load_references
 from ..metrics import psnr
 from ..model import ARCHITECTURES, build_model
 from ..model.checkpoint import load_checkpoint, load_model, save_checkpoint
+from ..model.maed_cnn import MAEDCNN
 from ..normalise import check_levelling
 from .config import TrainConfig
 from .dataset import PASS_TARGET, TrainingPairs, UserPairs, normalised_pair
@@ -36,19 +36,20 @@ VALIDATION_SEED_BASE = 900_000_000
 
 def _stack(pairs: list[tuple[np.ndarray, np.ndarray]], levelling: str) -> tuple[torch.Tensor, torch.Tensor]:
     pairs = [normalised_pair(noisy, clean, levelling) for noisy, clean in pairs]
-    x = torch.from_numpy(np.stack([p[0] for p in pairs]))[:, None]
+    x = torch.from_numpy(np.stack([p[0] for p in pairs]))
     y = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None]
-    return x, y
+    return (x[:, None] if x.dim() == 3 else x), y
 
 
-def _validation_set(count: int, patch: int, levelling: str) -> tuple[torch.Tensor, torch.Tensor]:
-    pairs = (make_pair(VALIDATION_SEED_BASE + i, patch) for i in range(count))
-    return _stack([(p.noisy, p.clean) for p in pairs], levelling)
+def _validation_set(count: int, patch: int, levelling: str, passes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Simulated scans of seeds of their own; a two-pass model's are the same stream drawn with both passes."""
+    stream = TrainingPairs(patch, VALIDATION_SEED_BASE, levelling=levelling, passes=passes)
+    return _stack([stream.sample(VALIDATION_SEED_BASE + i)[:2] for i in range(count)], levelling)
 
 
 def _real_validation_set(stream: TrainingPairs, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Real references with artefacts, from seeds of their own (the same references as training)."""
-    real = TrainingPairs(stream.patch, 0, references=stream.references, real_fraction=1.0)
+    real = TrainingPairs(stream.patch, 0, references=stream.references, real_fraction=1.0, passes=stream.passes)
     return _stack([real.sample(VALIDATION_SEED_BASE + 100_000 + i)[:2] for i in range(count)], stream.levelling)
 
 
@@ -94,9 +95,19 @@ def training_loss(
 
 def _load_matching(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> tuple[int, int]:
     """Copy the tensors of ``weights`` whose name and shape ``model`` shares; the rest keep their
-    initialisation (a widened decoder stage, a zero-initialised head). Returns (copied, total)."""
+    initialisation (a widened decoder stage, a zero-initialised head). Returns (copied, total).
+
+    A one-pass model's first convolutions go into a two-pass one shared equally between its input
+    channels: the new model starts as the old one applied to the mean of the two passes."""
     own = model.state_dict()
-    fitting = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    fitting = {}
+    for k, v in weights.items():
+        if k not in own:
+            continue
+        if own[k].shape == v.shape:
+            fitting[k] = v
+        elif v.dim() == 4 and v.shape[1] == 1 and own[k].shape == (v.shape[0], own[k].shape[1], *v.shape[2:]):
+            fitting[k] = v.repeat(1, own[k].shape[1], 1, 1) / own[k].shape[1]
     model.load_state_dict(fitting, strict=False)
     return len(fitting), len(own)
 
@@ -161,10 +172,10 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
         cfg.patch, first_seed=cfg.seed * 50_000_000 + step * cfg.batch_size, user=user,
         references=references, real_fraction=cfg.real_fraction,
         pass_pairs=pass_pairs, pair_fraction=cfg.pair_fraction, background=cfg.background, noise_mix=cfg.noise_mix,
-        levelling=cfg.levelling,
+        levelling=cfg.levelling, passes=model.config.in_channels if isinstance(model, MAEDCNN) else 1,
     )
     loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
-    val_x, val_y = _validation_set(cfg.validation_scans, cfg.patch, cfg.levelling)
+    val_x, val_y = _validation_set(cfg.validation_scans, cfg.patch, cfg.levelling, stream.passes)
     val_real = _real_validation_set(stream, cfg.validation_scans) if references else None
 
     model.train()

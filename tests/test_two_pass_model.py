@@ -1,0 +1,152 @@
+"""The two-pass model (``rt-both``): the trace and the registered retrace in, one frame out.
+
+Its start from the one-pass weights, the input both passes share one map into, the training samples, the
+path ``maed denoise --pass both`` runs (tiles and all, torch and ONNX Runtime alike) and the errors a user
+can make choosing passes and models."""
+
+import json
+
+import gwyfile
+import numpy as np
+import pytest
+import torch
+from scanfile_helpers import write_sxm
+
+from maed.cli import main
+from maed.data import make_pair
+from maed.denoise import PLANE_TILE, denoise_guarded, run_network
+from maed.engine import load_backend
+from maed.export import export_onnx, onnx_vs_torch
+from maed.model import build_model
+from maed.model.checkpoint import load_model, save_checkpoint
+from maed.normalise import PLANE, normalise, normalise_passes
+from maed.registration import registered_retrace
+from maed.research.evaluate_passes import MEAN, ONE_PASS, TWO_PASS, evaluate_passes
+from maed.training.dataset import TrainingPairs
+from maed.training.trainer import _load_matching
+
+
+@pytest.fixture(scope="module")
+def from_one_pass(tmp_path_factory):
+    """A two-pass checkpoint started from the shipped one-pass weights, as ``maed train --init`` starts it."""
+    model = build_model("rt-both")
+    _load_matching(model, load_model("rt-plane")[0].state_dict())
+    path = tmp_path_factory.mktemp("both") / "both.pt"
+    save_checkpoint(path, model, "rt-both", extra={"levelling": PLANE})
+    return path
+
+
+@pytest.fixture(scope="module")
+def mean_of_passes(tmp_path_factory):
+    """A two-pass checkpoint whose correction is zero (an untrained head): its output is the passes' mean."""
+    path = tmp_path_factory.mktemp("mean") / "mean.pt"
+    save_checkpoint(path, build_model("rt-both"), "rt-both", extra={"levelling": PLANE})
+    return path
+
+
+def test_started_from_one_pass_weights_it_is_that_model_on_the_mean_of_the_passes(from_one_pass):
+    both, _ = load_model(str(from_one_pass))
+    one, _ = load_model("rt-plane")
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 2, 64, 64)).astype(np.float32))
+    with torch.no_grad():
+        np.testing.assert_allclose(both(x).numpy(), one(x.mean(1, keepdim=True)).numpy(), atol=1e-4)
+    with pytest.raises(ValueError, match=r"\(N, 2, H, W\)"):
+        both(x[:, :1])
+
+
+def test_both_passes_go_in_through_the_traces_map():
+    rng = np.random.default_rng(1)
+    surface = rng.standard_normal((48, 64))
+    offsets = np.cumsum(rng.standard_normal(48))[:, None] * 5  # line offsets dominate: the rows get aligned
+    trace, retrace = surface + offsets, surface + offsets + 0.01 * rng.standard_normal((48, 64))
+    both, norm = normalise_passes(trace, retrace, PLANE)
+    alone, _ = normalise(trace, PLANE)
+    assert norm.rows_aligned and both.shape == (2, 48, 64)
+    np.testing.assert_array_equal(both[0], alone)
+    # The trace's row offsets come off the retrace too: what differs between the channels is what differs between the passes.
+    np.testing.assert_allclose((both[1] - both[0]) * norm.scale, retrace - trace, atol=1e-5)
+
+
+def test_a_two_pass_training_sample_is_the_trace_and_the_retrace_registered_onto_it():
+    x, y, _ = next(iter(TrainingPairs(64, first_seed=3, passes=2, levelling=PLANE)))
+    assert x.shape == (2, 64, 64) and y.shape == (1, 64, 64)
+    both, clean, _ = TrainingPairs(64, first_seed=0, passes=2).sample(4)
+    pair = make_pair(4, 64, both_passes=True)  # the simulated scan of the same seed
+    np.testing.assert_array_equal(both[0], pair.noisy)
+    np.testing.assert_array_equal(both[1], registered_retrace(pair.noisy, pair.retrace, pair.passes.speed_ratio))
+    np.testing.assert_array_equal(clean, pair.clean)
+
+
+def test_the_network_path_feeds_both_passes_through_the_same_tiles(mean_of_passes):
+    backend = load_backend("torch", str(mean_of_passes), threads=1)
+    assert backend.passes == 2
+    rng = np.random.default_rng(2)
+    size = PLANE_TILE + 60  # more than one tile, each with its own plane
+    both = rng.standard_normal((2, size, size)).cumsum(axis=2) * 0.1
+    both[1] += 0.3 * rng.standard_normal((size, size))
+    x, norm = normalise_passes(both[0], both[1], PLANE)
+    assert not norm.rows_aligned
+    np.testing.assert_allclose(run_network(x, norm, backend), x.mean(axis=0), atol=1e-4)
+
+
+def test_one_frame_from_both_passes_is_guarded_against_the_trace(mean_of_passes):
+    backend = load_backend("torch", str(mean_of_passes), threads=1)
+    pair = make_pair(7, 64, both_passes=True)
+    trace = pair.noisy.copy()
+    trace[50:] = np.nan  # a scan stopped early
+    retrace = pair.retrace.copy()
+    retrace[40:] = np.nan  # the retrace of the last rows never ran
+    result = denoise_guarded(trace, backend, other_pass=retrace, ratio=pair.passes.speed_ratio)
+    assert np.isfinite(result.data[:40]).all() and np.isnan(result.data[40:]).all()
+    with pytest.raises(ValueError, match="needs the scan's retrace"):
+        denoise_guarded(trace, backend)
+
+
+def test_onnx_export_takes_two_passes_and_matches_torch(from_one_pass, tmp_path):
+    dest = tmp_path / "both.onnx"
+    export_onnx(str(from_one_pass), dest)
+    backend = load_backend("onnx", str(dest), threads=1)
+    assert backend.passes == 2
+    assert onnx_vs_torch(str(from_one_pass), dest, (64, 96)) < 1e-4
+
+
+def test_pass_both_denoises_an_instrument_file_into_one_frame(mean_of_passes, tmp_path):
+    stored = write_sxm(tmp_path / "s.sxm", channels=(("Z", "m", "both"),), rows=32, cols=32)
+    out = tmp_path / "o"
+    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(out), "--pass", "both", "--model", str(mean_of_passes),
+                 "--backend", "torch"]) == 0
+    record = json.loads((out / "s.json").read_text())
+    assert record["pass"] == "both" and np.load(out / "s.npy").shape == (32, 32)
+    fields = gwyfile.util.get_datafields(gwyfile.load(str(out / "s.gwy")))
+    np.testing.assert_array_equal(fields["Z trace (raw)"].data, stored[0])
+    np.testing.assert_array_equal(fields["Z retrace (raw)"].data, stored[1][:, ::-1])
+
+
+def test_passes_and_models_that_do_not_fit_are_one_line_errors(mean_of_passes, tmp_path, capsys):
+    write_sxm(tmp_path / "s.sxm", channels=(("Z", "m", "both"),), rows=32, cols=32)
+    np.save(tmp_path / "a.npy", np.random.default_rng(0).standard_normal((32, 32)))
+    cases = [
+        (["--pass", "both", "--model", "rt-plane", "--backend", "onnx"], 2, "--pass both needs a two-pass model"),
+        (["--model", str(mean_of_passes), "--backend", "torch"], 2, "takes both passes (trace and retrace): give --pass both"),
+    ]
+    for options, code, message in cases:
+        assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), *options]) == code
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+        assert not (tmp_path / "o").exists()
+    assert main(["denoise", str(tmp_path / "a.npy"), "-o", str(tmp_path / "o"), "--pass", "both",
+                 "--model", str(mean_of_passes), "--backend", "torch"]) == 1
+    assert "a.npy: one pass only; --pass both needs the trace and the retrace" in capsys.readouterr().err
+
+
+def test_eval_passes_scores_the_two_pass_model_against_one_pass_and_the_mean(mean_of_passes, tmp_path):
+    one, two = load_backend("onnx", "rt-plane", threads=1), load_backend("torch", str(mean_of_passes), threads=1)
+    with pytest.raises(ValueError, match="compares a one-pass model with a two-pass one"):
+        evaluate_passes(tmp_path, two, one, count=2, size=64, columns=("steps",))
+    results = evaluate_passes(tmp_path, one, two, count=3, size=64, columns=("steps",))
+    methods = results["steps"]["methods"]
+    for name in (ONE_PASS, MEAN):  # the gains are paired: their mean is the difference of the means
+        assert results["steps"]["gains"][name][0] == pytest.approx(methods[TWO_PASS]["psnr"][0] - methods[name]["psnr"][0])
+    table = (tmp_path / "passes.md").read_text()
+    assert "| steps |" in table and ("| met |" in table) != ("| missed |" in table)
+    assert json.loads((tmp_path / "passes.json").read_text())["two_pass"] == two.model
