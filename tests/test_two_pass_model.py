@@ -37,21 +37,42 @@ def from_one_pass(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def mean_of_passes(tmp_path_factory):
-    """A two-pass checkpoint whose correction is zero (an untrained head): its output is the passes' mean."""
-    path = tmp_path_factory.mktemp("mean") / "mean.pt"
+def untrained(tmp_path_factory):
+    """A two-pass checkpoint whose correction is zero (an untrained head): its output is the trace."""
+    path = tmp_path_factory.mktemp("untrained") / "untrained.pt"
     save_checkpoint(path, build_model("rt-both"), "rt-both", extra={"levelling": PLANE})
     return path
 
 
-def test_started_from_one_pass_weights_it_is_that_model_on_the_mean_of_the_passes(from_one_pass):
+class MeanOfPasses:
+    """A two-pass back end whose frame is the mean of the passes it is given: known output, no network."""
+
+    name = "mean"
+    model = "mean"
+    size_multiple = 16
+    passes = 2
+
+    def denoise(self, batch: np.ndarray) -> np.ndarray:
+        return batch.mean(axis=1, keepdims=True)
+
+
+def test_started_from_one_pass_weights_it_is_that_model_on_the_trace(from_one_pass):
     both, _ = load_model(str(from_one_pass))
     one, _ = load_model("rt-plane")
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 2, 64, 64)).astype(np.float32))
     with torch.no_grad():
-        np.testing.assert_allclose(both(x).numpy(), one(x.mean(1, keepdim=True)).numpy(), atol=1e-4)
+        np.testing.assert_allclose(both(x).numpy(), one(x[:, :1]).numpy(), atol=1e-4)
+    assert any(p.grad is not None and p.grad[:, 1].abs().sum() > 0 for p in _retrace_weights(both, x))
     with pytest.raises(ValueError, match=r"\(N, 2, H, W\)"):
         both(x[:, :1])
+
+
+def _retrace_weights(model, x):
+    """The stem's first convolutions after one backward pass: their retrace channel starts at zero but learns."""
+    model.train()
+    model(x).square().mean().backward()
+    model.eval()
+    return [branch.weight for branch in model.stem.branches]
 
 
 def test_both_passes_go_in_through_the_traces_map():
@@ -77,9 +98,9 @@ def test_a_two_pass_training_sample_is_the_trace_and_the_retrace_registered_onto
     np.testing.assert_array_equal(clean, pair.clean)
 
 
-def test_the_network_path_feeds_both_passes_through_the_same_tiles(mean_of_passes):
-    backend = load_backend("torch", str(mean_of_passes), threads=1)
-    assert backend.passes == 2
+def test_the_network_path_feeds_both_passes_through_the_same_tiles(untrained):
+    assert load_backend("torch", str(untrained), threads=1).passes == 2
+    backend = MeanOfPasses()
     rng = np.random.default_rng(2)
     size = PLANE_TILE + 60  # more than one tile, each with its own plane
     both = rng.standard_normal((2, size, size)).cumsum(axis=2) * 0.1
@@ -89,8 +110,8 @@ def test_the_network_path_feeds_both_passes_through_the_same_tiles(mean_of_passe
     np.testing.assert_allclose(run_network(x, norm, backend), x.mean(axis=0), atol=1e-4)
 
 
-def test_one_frame_from_both_passes_is_guarded_against_the_trace(mean_of_passes):
-    backend = load_backend("torch", str(mean_of_passes), threads=1)
+def test_one_frame_from_both_passes_is_guarded_against_the_trace():
+    backend = MeanOfPasses()
     pair = make_pair(7, 64, both_passes=True)
     trace = pair.noisy.copy()
     trace[50:] = np.nan  # a scan stopped early
@@ -110,10 +131,10 @@ def test_onnx_export_takes_two_passes_and_matches_torch(from_one_pass, tmp_path)
     assert onnx_vs_torch(str(from_one_pass), dest, (64, 96)) < 1e-4
 
 
-def test_pass_both_denoises_an_instrument_file_into_one_frame(mean_of_passes, tmp_path):
+def test_pass_both_denoises_an_instrument_file_into_one_frame(untrained, tmp_path):
     stored = write_sxm(tmp_path / "s.sxm", channels=(("Z", "m", "both"),), rows=32, cols=32)
     out = tmp_path / "o"
-    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(out), "--pass", "both", "--model", str(mean_of_passes),
+    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(out), "--pass", "both", "--model", str(untrained),
                  "--backend", "torch"]) == 0
     record = json.loads((out / "s.json").read_text())
     assert record["pass"] == "both" and np.load(out / "s.npy").shape == (32, 32)
@@ -122,12 +143,12 @@ def test_pass_both_denoises_an_instrument_file_into_one_frame(mean_of_passes, tm
     np.testing.assert_array_equal(fields["Z retrace (raw)"].data, stored[1][:, ::-1])
 
 
-def test_passes_and_models_that_do_not_fit_are_one_line_errors(mean_of_passes, tmp_path, capsys):
+def test_passes_and_models_that_do_not_fit_are_one_line_errors(untrained, tmp_path, capsys):
     write_sxm(tmp_path / "s.sxm", channels=(("Z", "m", "both"),), rows=32, cols=32)
     np.save(tmp_path / "a.npy", np.random.default_rng(0).standard_normal((32, 32)))
     cases = [
         (["--pass", "both", "--model", "rt-plane", "--backend", "onnx"], 2, "--pass both needs a two-pass model"),
-        (["--model", str(mean_of_passes), "--backend", "torch"], 2, "takes both passes (trace and retrace): give --pass both"),
+        (["--model", str(untrained), "--backend", "torch"], 2, "takes both passes (trace and retrace): give --pass both"),
     ]
     for options, code, message in cases:
         assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), *options]) == code
@@ -135,12 +156,12 @@ def test_passes_and_models_that_do_not_fit_are_one_line_errors(mean_of_passes, t
         assert message in err and "Traceback" not in err
         assert not (tmp_path / "o").exists()
     assert main(["denoise", str(tmp_path / "a.npy"), "-o", str(tmp_path / "o"), "--pass", "both",
-                 "--model", str(mean_of_passes), "--backend", "torch"]) == 1
+                 "--model", str(untrained), "--backend", "torch"]) == 1
     assert "a.npy: one pass only; --pass both needs the trace and the retrace" in capsys.readouterr().err
 
 
-def test_eval_passes_scores_the_two_pass_model_against_one_pass_and_the_mean(mean_of_passes, tmp_path):
-    one, two = load_backend("onnx", "rt-plane", threads=1), load_backend("torch", str(mean_of_passes), threads=1)
+def test_eval_passes_scores_the_two_pass_model_against_one_pass_and_the_mean(untrained, tmp_path):
+    one, two = load_backend("onnx", "rt-plane", threads=1), load_backend("torch", str(untrained), threads=1)
     with pytest.raises(ValueError, match="compares a one-pass model with a two-pass one"):
         evaluate_passes(tmp_path, two, one, count=2, size=64, columns=("steps",))
     results = evaluate_passes(tmp_path, one, two, count=3, size=64, columns=("steps",))

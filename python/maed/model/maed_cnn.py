@@ -38,7 +38,8 @@ class ModelConfig:
         decoder_blocks: DSResidualBlocks per decoder stage.
         upsample_mode: ``F.interpolate`` mode of the decoder.
         in_channels: Images the network sees of one scan: 1 (one pass), or 2 (the trace and the
-            retrace registered onto it, ``maed.passes_input``), whose mean its correction is added to.
+            retrace registered onto it, ``maed.registration.registered_retrace``); the correction is added to the
+            first, the trace.
     """
 
     encoder: str
@@ -162,9 +163,11 @@ class MAEDCNN(nn.Module):
     The network predicts a correction that is added to its input (global residual learning): STM
     noise (scan-line offsets, Gaussian, periodic pickup) is additive on the heights, so the
     correction is the negated noise, a small, zero-centred signal that is easier to learn than the
-    clean topograph itself. With two passes the correction is added to their mean, which already halves
-    what the passes do not share. The head is zero-initialised, so an untrained model is the identity and
-    training starts from the noisy image rather than from an arbitrary output.
+    clean topograph itself. With two passes it is added to the trace: the registered retrace is
+    evidence the network may use, never a base it must undo where the registration is off (a base of
+    the passes' mean lost 5 dB in 500 steps of training, docs/model.md). The head is
+    zero-initialised, so an untrained model is the identity (of the trace) and training starts from
+    the noisy image rather than from an arbitrary output.
 
     Args:
         config: Sizes of the model.
@@ -212,8 +215,7 @@ class MAEDCNN(nn.Module):
             self._check_input(x)
         fused = self.fusion(self.stem(x))
         features = self.encoder(fused)
-        base = x if x.shape[1] == 1 else x.mean(dim=1, keepdim=True)
-        return base + self.head(self.decoder([fused, *features]))
+        return x[:, :1] + self.head(self.decoder([fused, *features]))
 
     def _check_input(self, x: torch.Tensor) -> None:
         channels = self.config.in_channels

@@ -97,8 +97,9 @@ def _load_matching(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> 
     """Copy the tensors of ``weights`` whose name and shape ``model`` shares; the rest keep their
     initialisation (a widened decoder stage, a zero-initialised head). Returns (copied, total).
 
-    A one-pass model's first convolutions go into a two-pass one shared equally between its input
-    channels: the new model starts as the old one applied to the mean of the two passes."""
+    A one-pass model's first convolutions go into a two-pass one as the trace's, the retrace's starting at
+    zero: the new model starts as the old one on the trace, and uses the retrace only as far as training
+    finds it worth it."""
     own = model.state_dict()
     fitting = {}
     for k, v in weights.items():
@@ -107,7 +108,7 @@ def _load_matching(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> 
         if own[k].shape == v.shape:
             fitting[k] = v
         elif v.dim() == 4 and v.shape[1] == 1 and own[k].shape == (v.shape[0], own[k].shape[1], *v.shape[2:]):
-            fitting[k] = v.repeat(1, own[k].shape[1], 1, 1) / own[k].shape[1]
+            fitting[k] = torch.cat([v, v.new_zeros((v.shape[0], own[k].shape[1] - 1, *v.shape[2:]))], dim=1)
     model.load_state_dict(fitting, strict=False)
     return len(fitting), len(own)
 
