@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from maed.denoise import one_pass_only
 from maed.engine import Backend
 
 MODEL_LOAD_TIMEOUT_S = 120.0
@@ -59,7 +60,7 @@ class ModelLoad:
 
     def _run(self, loader: Callable[[str, str], Backend], backend: str, model: str) -> None:
         try:
-            loaded = loader(backend, model)
+            loaded = one_pass_only(loader(backend, model), "the live bridge")
             warm_up(loaded)
             self._backend = loaded
         except BaseException as exc:  # whatever a back end raises becomes the request's error reply

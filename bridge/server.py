@@ -30,6 +30,7 @@ from typing import Callable
 import zmq
 
 from maed import __version__
+from maed.denoise import one_pass_only
 from maed.engine import Backend, load_backend
 from maed.zoo import PRODUCT
 
@@ -183,7 +184,7 @@ class Bridge:
                 problem = regular_file_problem(self.config.model)
                 if problem is not None:  # a FIFO would block the start for ever
                     raise ValueError(problem)
-                self._backend = self._models.loader(self.config.backend, self.config.model)
+                self._backend = one_pass_only(self._models.loader(self.config.backend, self.config.model), "maed serve")
             try:  # before any thread runs: lines for a recovered scan must find it open
                 self.recovered = recover(self.config.out, self.journal, self.ingest)
             except OSError as exc:

@@ -1,7 +1,7 @@
 """Inference back ends behind one small interface, chosen by name.
 
-A back end takes a batch of normalised scans (N, 1, H, W) float32 whose sides are multiples
-of its ``size_multiple`` and returns the denoised batch. Back ends that need heavy
+A back end takes a batch of normalised scans (N, passes, H, W) float32 whose sides are multiples
+of its ``size_multiple`` (``passes`` 1, or 2 for a two-pass model) and returns the denoised (N, 1, H, W). Back ends that need heavy
 dependencies (torch) import them only when chosen, so the acquisition side stays light.
 """
 

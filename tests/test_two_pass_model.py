@@ -12,16 +12,17 @@ import pytest
 import torch
 from scanfile_helpers import write_sxm
 
+from maed.adapt import load_base
 from maed.cli import main
 from maed.data import make_pair
-from maed.denoise import PLANE_TILE, denoise_guarded, run_network
+from maed.denoise import PLANE_TILE, denoise_array, denoise_guarded, one_pass_only, run_network
 from maed.engine import load_backend
 from maed.export import export_onnx, onnx_vs_torch
 from maed.model import build_model
 from maed.model.checkpoint import load_model, save_checkpoint
 from maed.normalise import PLANE, normalise, normalise_passes
 from maed.registration import registered_retrace
-from maed.research.evaluate_passes import MEAN, ONE_PASS, TWO_PASS, evaluate_passes
+from maed.research.evaluate_passes import ONE_PASS, TWO_PASS, evaluate_passes
 from maed.training.dataset import TrainingPairs
 from maed.training.trainer import _load_matching
 
@@ -54,6 +55,13 @@ class MeanOfPasses:
 
     def denoise(self, batch: np.ndarray) -> np.ndarray:
         return batch.mean(axis=1, keepdims=True)
+
+
+class TraceOfPasses(MeanOfPasses):
+    """A two-pass back end that answers with the trace it is given."""
+
+    def denoise(self, batch: np.ndarray) -> np.ndarray:
+        return batch[:, :1]
 
 
 def test_started_from_one_pass_weights_it_is_that_model_on_the_trace(from_one_pass):
@@ -119,6 +127,9 @@ def test_one_frame_from_both_passes_is_guarded_against_the_trace():
     retrace[40:] = np.nan  # the retrace of the last rows never ran
     result = denoise_guarded(trace, backend, other_pass=retrace, ratio=pair.passes.speed_ratio)
     assert np.isfinite(result.data[:40]).all() and np.isnan(result.data[40:]).all()
+    # The retrace went in: a back end that answers with the trace alone publishes another frame.
+    alone = denoise_guarded(trace, TraceOfPasses(), other_pass=retrace, ratio=pair.passes.speed_ratio)
+    assert np.isnan(alone.data[40:]).all() and np.abs(alone.data[:40] - result.data[:40]).max() > 0.1 * np.std(result.data[:40])
     with pytest.raises(ValueError, match="needs the scan's retrace"):
         denoise_guarded(trace, backend)
 
@@ -137,7 +148,9 @@ def test_pass_both_denoises_an_instrument_file_into_one_frame(untrained, tmp_pat
     assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(out), "--pass", "both", "--model", str(untrained),
                  "--backend", "torch"]) == 0
     record = json.loads((out / "s.json").read_text())
-    assert record["pass"] == "both" and np.load(out / "s.npy").shape == (32, 32)
+    assert record["pass"] == "both" and record["trust"]["output"] == "network"
+    # The untrained model's correction is zero: its frame is the trace it was given, not the retrace.
+    np.testing.assert_allclose(np.load(out / "s.npy"), stored[0], atol=1e-3 * np.ptp(stored[0]))
     fields = gwyfile.util.get_datafields(gwyfile.load(str(out / "s.gwy")))
     np.testing.assert_array_equal(fields["Z trace (raw)"].data, stored[0])
     np.testing.assert_array_equal(fields["Z retrace (raw)"].data, stored[1][:, ::-1])
@@ -158,6 +171,18 @@ def test_passes_and_models_that_do_not_fit_are_one_line_errors(untrained, tmp_pa
     assert main(["denoise", str(tmp_path / "a.npy"), "-o", str(tmp_path / "o"), "--pass", "both",
                  "--model", str(untrained), "--backend", "torch"]) == 1
     assert "a.npy: one pass only; --pass both needs the trace and the retrace" in capsys.readouterr().err
+    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--pass", "both", "--direction", "forward"]) == 2
+    assert "disagree" in capsys.readouterr().err
+
+
+def test_one_pass_tools_refuse_a_two_pass_model_in_one_line(untrained):
+    backend = load_backend("torch", str(untrained), threads=1)
+    with pytest.raises(ValueError, match="takes both passes .* the live bridge runs one-pass models"):
+        one_pass_only(backend, "the live bridge")
+    with pytest.raises(ValueError, match="takes both passes"):
+        denoise_array(np.zeros((32, 32)), backend)
+    with pytest.raises(ValueError, match="a two-pass model; maed adapt fits one-pass models"):
+        load_base(str(untrained))
 
 
 def test_eval_passes_scores_the_two_pass_model_against_one_pass_and_the_mean(untrained, tmp_path):
@@ -166,8 +191,9 @@ def test_eval_passes_scores_the_two_pass_model_against_one_pass_and_the_mean(unt
         evaluate_passes(tmp_path, two, one, count=2, size=64, columns=("steps",))
     results = evaluate_passes(tmp_path, one, two, count=3, size=64, columns=("steps",))
     methods = results["steps"]["methods"]
-    for name in (ONE_PASS, MEAN):  # the gains are paired: their mean is the difference of the means
-        assert results["steps"]["gains"][name][0] == pytest.approx(methods[TWO_PASS]["psnr"][0] - methods[name]["psnr"][0])
+    # An untrained two-pass model gives back its trace: no better than the raw scan, far below one pass, bar missed.
+    assert methods[TWO_PASS]["psnr"][0] == pytest.approx(methods["noisy input"]["psnr"][0], abs=0.5)
+    assert results["steps"]["gains"][ONE_PASS][2] < 0 and not results["steps"]["met"]
     table = (tmp_path / "passes.md").read_text()
-    assert "| steps |" in table and ("| met |" in table) != ("| missed |" in table)
+    assert "| steps |" in table and "| missed |" in table
     assert json.loads((tmp_path / "passes.json").read_text())["two_pass"] == two.model

@@ -359,9 +359,12 @@ def load_base(base: str) -> tuple[torch.nn.Module, dict]:
     if base.endswith(".onnx") or base.endswith(".engine"):
         raise ValueError(f"--from {base}: adapting needs the torch weights (a shipped name or a .pt checkpoint)")
     try:
-        return load_model(base)  # a ValueError for an unknown model or a missing file
+        model, card = load_model(base)  # a ValueError for an unknown model or a missing file
     except (RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as exc:
         raise ValueError(f"--from {base}: not a maed checkpoint (torch cannot load it: {type(exc).__name__})") from None
+    if getattr(getattr(model, "config", None), "in_channels", 1) != 1:
+        raise ValueError(f"--from {base}: a two-pass model; maed adapt fits one-pass models (each pass predicts the other)")
+    return model, card
 
 
 def adapt_round(scans: list[ScanInput], held_out: list[Path], base: str, seconds: float, sim_share: float,

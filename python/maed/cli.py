@@ -34,7 +34,7 @@ def _pass(args: argparse.Namespace) -> str:
     if old is not None:
         print(f"maed: warning: --direction is deprecated; use --pass {canonical_pass(old)} "
               "(forward is the trace, backward the retrace)", file=sys.stderr)
-        if args.pass_ is not None and canonical_pass(args.pass_) != canonical_pass(old):
+        if args.pass_ is not None and (args.pass_ == "both" or canonical_pass(args.pass_) != canonical_pass(old)):
             raise ValueError(f"--pass {args.pass_} and --direction {old} disagree; give --pass only")
     chosen = args.pass_ or old or "trace"
     return chosen if chosen == "both" else canonical_pass(chosen)

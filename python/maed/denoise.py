@@ -27,7 +27,7 @@ from .atomic import atomic_path, write_bytes_atomic
 from .classical import fit_plane
 from .engine import Backend
 from .feature_keep import RemovedFeatures
-from .io import ScanError, read_scan
+from .io import MIN_SIZE, ScanError, read_scan
 from .lattice_keep import LatticePeaks
 from .normalise import Normalisation, denormalise, levelling_of, normalise, normalise_passes
 from .publish import MIN_LATTICE_ROWS, publish
@@ -181,7 +181,8 @@ def run_network(x: np.ndarray, norm: Normalisation, backend: Backend, tile: int 
 
 
 def denoise_array(scan: np.ndarray, backend: Backend, tile: int = TILE) -> np.ndarray:
-    """Denoised float32 copy of a 2-D scan, in the scan's units and shape."""
+    """Denoised float32 copy of a 2-D scan, in the scan's units and shape, by a one-pass model."""
+    one_pass_only(backend, "denoising one image")
     x, norm = normalise(scan, levelling_of(backend))
     return denormalise(run_network(x, norm, backend, tile), norm)
 
@@ -221,6 +222,14 @@ BOTH = "both"
 def passes_of(backend: Backend) -> int:
     """How many passes of a scan the back end's model takes: 1, or 2 (the trace and the registered retrace)."""
     return getattr(backend, "passes", 1)
+
+
+def one_pass_only(backend: Backend, where: str) -> Backend:
+    """``backend`` if its model takes one pass, else a one-line error naming ``where`` (what runs one-pass models)."""
+    if passes_of(backend) != 1:
+        raise ValueError(f"model {backend.model} takes both passes (trace and retrace); {where} runs one-pass models "
+                         "(maed denoise --pass both runs it)")
+    return backend
 
 
 def check_pass(backend: Backend, pass_: str) -> str:
@@ -329,9 +338,12 @@ def denoise_file(
     if pass_ == BOTH:
         if scan.other_pass is None:
             raise ScanError(f"{path}: one pass only; --pass both needs the trace and the retrace")
+        if scan.other_pass.shape != scan.data.shape:
+            raise ScanError(f"{path}: the retrace {scan.other_pass.shape} and the trace {scan.data.shape} differ in shape")
         ratio = speed_ratio(scan.source.header)
-        if not (np.isfinite(scan.data).all(axis=1) & np.isfinite(scan.other_pass).all(axis=1)).any():
-            raise ScanError(f"{path}: no row measured in both passes")
+        both = int((np.isfinite(scan.data).all(axis=1) & np.isfinite(scan.other_pass).all(axis=1)).sum())
+        if both < MIN_SIZE:
+            raise ScanError(f"{path}: only {both} rows were measured in both passes; at least {MIN_SIZE} are needed")
     result = denoise_guarded(scan.data, backend, other_pass=scan.other_pass, ratio=ratio)
     dest, record_path, gwy = (Path(f"{stem}{suffix}") for suffix in OUTPUT_SUFFIXES)
     with atomic_path(dest) as tmp, open(tmp, "wb") as f:

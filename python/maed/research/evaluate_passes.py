@@ -6,7 +6,8 @@ independent noise, opposite feedback lag, x-warp, unequal speeds), from the same
 
 - **one pass**: the one-pass model on the trace alone (``maed denoise``, the default);
 - **mean of one-pass outputs**: the one-pass model on each pass alone, the retrace's output registered onto the
-  trace (the registration estimated from the raw passes, as ``--pass both`` estimates it) and the two averaged:
+  trace's (the registration estimated between the two outputs, which the network has freed of their noise and
+  of most of the feedback lag) and the two averaged, the trace's output alone in the columns only one pass covers:
   what a user could do with two one-pass outputs;
 - **two-pass**: the two-pass model on the trace and the registered retrace (``maed denoise --pass both``).
 
@@ -43,10 +44,13 @@ def outputs(pair: ScanPair, one_pass: Backend, two_pass: Backend) -> dict[str, n
     trace, retrace, ratio = pair.noisy, pair.retrace, pair.passes.speed_ratio
     out_trace = denoise_guarded(trace, one_pass, other_pass=retrace).data.astype(np.float64)
     out_retrace = denoise_guarded(retrace, one_pass, other_pass=trace).data.astype(np.float64)
-    registration = register(trace - fit_plane(trace), retrace - fit_plane(retrace), ratio)
+    registration = register(out_trace - fit_plane(out_trace), out_retrace - fit_plane(out_retrace), ratio)
+    mean = out_trace.copy()
+    inner = np.s_[:, registration.crop:out_trace.shape[1] - registration.crop]
+    mean[inner] = 0.5 * (out_trace + align(out_retrace, registration))[inner]
     return {
         ONE_PASS: out_trace,
-        MEAN: 0.5 * (out_trace + align(out_retrace, registration)),
+        MEAN: mean,
         TWO_PASS: denoise_guarded(trace, two_pass, other_pass=retrace, ratio=ratio).data.astype(np.float64),
     }
 

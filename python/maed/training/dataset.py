@@ -13,7 +13,7 @@ sample carries its kind, because their loss differs (``loss.pass_pair_l1``).
 
 Two-pass models (``in_channels`` 2, ``rt-both``) get both passes of every simulated scan and of every real
 reference (``maed.data.two_pass``: shared and independent noise, opposite lag, x-warp), the retrace
-registered onto the trace as ``maed denoise --pass both`` registers it (``maed.passes_input``), stacked as
+registered onto the trace as ``maed denoise --pass both`` registers it (``maed.registration.registered_retrace``), stacked as
 the input's two channels; the target is the clean surface.
 
 User pairs (the paper's setting: noisy scans and their manually restored references) live

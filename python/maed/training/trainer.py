@@ -107,7 +107,7 @@ def _load_matching(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> 
             continue
         if own[k].shape == v.shape:
             fitting[k] = v
-        elif v.dim() == 4 and v.shape[1] == 1 and own[k].shape == (v.shape[0], own[k].shape[1], *v.shape[2:]):
+        elif k.startswith("stem.") and v.shape[1] == 1 and own[k].shape == (v.shape[0], own[k].shape[1], *v.shape[2:]):
             fitting[k] = torch.cat([v, v.new_zeros((v.shape[0], own[k].shape[1] - 1, *v.shape[2:]))], dim=1)
     model.load_state_dict(fitting, strict=False)
     return len(fitting), len(own)
