@@ -15,9 +15,9 @@ from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 ROOTS = {"maed": "python/maed", "maed.engine": "engine", "maed.bridge": "bridge"}
-PRODUCT_WEIGHTS = ("rt-plane", "rt")
-"""``maed.zoo.PRODUCT`` and ``rt``, the alternative ``maed denoise --model`` offers (tests/test_wheel.py checks that
-a product-only wheel denoises with its default model)."""
+PRODUCT_WEIGHTS = ("rt-plane", "rt", "rt-both")
+"""``maed.zoo.PRODUCT``, ``rt``, the alternative ``maed denoise --model`` offers, and ``rt-both``, the two-pass model of
+``--pass both`` (tests/test_wheel.py checks that a product-only wheel denoises with its default model)."""
 WEIGHTS = Path(__file__).parent / "python" / "maed" / "weights"
 
 choice = os.environ.get("MAED_WEIGHTS", "all")

@@ -6,6 +6,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
+from maed import registration
 from maed.data import make_pair
 from maed.data.scan_noise import NoiseParams
 from maed.data.two_pass import PassParams, record_passes
@@ -120,3 +121,11 @@ def test_speed_ratio_comes_from_the_header():
     assert speed_ratio({"Delay X+": "3", "Delay X-": "1"}) == pytest.approx(3.0)  # Createc: delay per step
     assert speed_ratio({"Delay X+": "0", "Delay X-": "0"}) == 1.0
     assert speed_ratio({}) == 1.0
+
+
+def test_the_mismatch_of_a_registration_without_margin_compares_every_column():
+    rng = np.random.default_rng(0)
+    trace = rng.standard_normal((8, 32))
+    moved = trace + 0.5 * rng.standard_normal((8, 32))
+    assert registration._mismatch(trace, moved, 0) == pytest.approx(float(np.var(trace - moved, axis=1).mean()))
+    assert registration._mismatch(trace, moved, 16) == float("inf")  # nothing left to compare

@@ -87,7 +87,7 @@ def test_maed_denoise_and_serve_run_from_the_wheel(installed, tmp_path):
 
 def test_the_product_only_wheel_denoises_and_names_what_it_left_out(product_only, tmp_path):
     wheel, bin_ = product_only
-    assert _weights_in(wheel) == {"rt-plane.pt", "rt-plane.onnx", "rt.pt", "rt.onnx"}
+    assert _weights_in(wheel) == {"rt-plane.pt", "rt-plane.onnx", "rt.pt", "rt.onnx", "rt-both.pt", "rt-both.onnx"}
     assert wheel.stat().st_size < 15e6  # the full wheel: about 50 MB
     np.save(tmp_path / "scan.npy", np.random.default_rng(1).normal(0, 1e-11, (64, 64)))
     denoise = _run(str(bin_ / "maed"), "denoise", str(tmp_path / "scan.npy"), "-o", str(tmp_path / "out"))

@@ -392,9 +392,9 @@ def lag_delay(tau_px: float) -> float:
 
 
 def _mismatch(trace: np.ndarray, moved: np.ndarray, margin: int) -> float:
-    """Mean squared difference of the compared columns, each row's mean off."""
-    d = (trace - moved)[:, margin:-margin]
-    return float(((d - d.mean(axis=1, keepdims=True)) ** 2).mean())
+    """Mean squared difference of the compared columns, each row's mean off; infinite where none is left."""
+    d = (trace - moved)[:, margin:trace.shape[1] - margin]  # margin 0 keeps every column ([:, 0:-0] would keep none)
+    return float(((d - d.mean(axis=1, keepdims=True)) ** 2).mean()) if d.size else float("inf")
 
 
 def _with_lags(registration: Registration, lags: tuple[float, float]) -> Registration:

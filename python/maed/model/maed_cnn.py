@@ -215,7 +215,9 @@ class MAEDCNN(nn.Module):
             self._check_input(x)
         fused = self.fusion(self.stem(x))
         features = self.encoder(fused)
-        return x[:, :1] + self.head(self.decoder([fused, *features]))
+        # The one-pass graph adds the correction to its input itself: no slice in the exported graph.
+        base = x if self.config.in_channels == 1 else x[:, :1]
+        return base + self.head(self.decoder([fused, *features]))
 
     def _check_input(self, x: torch.Tensor) -> None:
         channels = self.config.in_channels
