@@ -244,7 +244,10 @@ def _cmd_push_sim(args: argparse.Namespace) -> int:
     keys = _client_keys(args)
     print(f"maed: pushing {args.scans or 'endless'} simulated {args.size}x{args.size} scan(s) at {args.line_rate:g} lines/s "
           f"to {args.connect}", file=sys.stderr)
-    source.run(args.connect, threading.Event(), keys)
+    try:
+        source.run(args.connect, threading.Event(), keys)
+    except ConnectionError as exc:  # a bridge that refuses our keys: the user's to fix, in one line
+        raise ValueError(str(exc)) from None
     for scan in source.scanned:
         print(scan.scan)
     return 0

@@ -1,5 +1,6 @@
 """CURVE on every socket of the bridge, on real sockets: key files, allowed and refused clients, the loopback rule."""
 
+import contextlib
 import os
 import stat
 import threading
@@ -119,7 +120,9 @@ def test_a_key_not_on_the_allow_list_is_refused(keyed, keyfiles):
     ep = keyed.endpoints
     sub = subscriber(ep["pub"], stranger)
     time.sleep(0.3)
-    push_scan(ep["pull"], stranger, "stranger")
+    # Refused at the handshake: what was queued before it is dropped, what comes after finds no connection.
+    with contextlib.suppress(ConnectionError):
+        push_scan(ep["pull"], stranger, "stranger")
     with pytest.raises(ValueError, match="no reply"):
         request(ep["control"], {"cmd": "pause"}, keys=stranger, timeout=0.5)
     assert not sub.poll(300)

@@ -51,14 +51,21 @@ class LinePusher:
         self._socket.setsockopt(zmq.LINGER, PUSH_LINGER_MS)
         if acks is not None:  # queue only to a live connection: what a dead bridge had queued is resent instead
             self._socket.setsockopt(zmq.IMMEDIATE, 1)
+        else:  # a bridge that refuses this client's keys leaves no connection, and a PUSH send would wait for ever
+            self._socket.setsockopt(zmq.SNDTIMEO, PUSH_LINGER_MS)
         self._socket.connect(endpoint)
+        self._endpoint = endpoint
         self._seq = 0
         self._resender = None if acks is None else Resender(
             self._socket, acks, context or zmq.Context.instance(), keys.apply if keys is not None else None)
 
     def _send(self, message: ScanStart | Line | ScanEnd) -> None:
         if self._resender is None:
-            self._socket.send_multipart(encode(message))
+            try:
+                self._socket.send_multipart(encode(message))
+            except zmq.Again:
+                raise ConnectionError(f"no bridge at {self._endpoint} took a message within {PUSH_LINGER_MS / 1000:g} s: "
+                                      "is it running, and does it accept this client's keys?") from None
         else:
             self._resender.send(message.scan, message.seq, encode(message))
         self._seq += 1
