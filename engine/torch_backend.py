@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from maed.model import passes_taken
 from maed.model.checkpoint import load_model, weights_file, weights_sha256
 from maed.zoo import PRODUCT
 
@@ -20,7 +21,7 @@ class TorchBackend:
         self.name = f"torch-{self.device.type}"
         self.size_multiple = self.net.size_multiple
         self.max_batch = 1
-        self.passes = getattr(getattr(self.net, "config", None), "in_channels", 1)  # baselines take one pass
+        self.passes = passes_taken(self.net)
         self.levelling = card["levelling"]
         self.weights_sha256 = weights_sha256(weights_file(model))
 

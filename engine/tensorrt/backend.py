@@ -65,7 +65,7 @@ class TensorRTBackend:
             lo, opt, hi = (tuple(dims) for dims in self._engine.get_tensor_profile_shape(self._input, i))
             label = labels[i] if i < len(labels) else f"profile{i}"
             self.profiles.append(Profile(label, lo[2:], opt[2:], hi[2:], max_batch=hi[0]))
-        self.passes = int(lo[1])
+        self.passes = int(self._engine.get_tensor_profile_shape(self._input, 0)[0][1])  # every profile has the graph's
         largest = max(p.max_batch * p.max[0] * p.max[1] for p in self.profiles) * self.passes
         self.max_batch = max(p.max_batch for p in self.profiles)
 

@@ -51,6 +51,7 @@ from .denoise import denoise_array
 from .engine.torch_backend import TorchBackend
 from .lattice import peak_mask, power_spectrum, significant_peaks
 from .metrics import interval, psnr
+from .model import passes_taken
 from .model.checkpoint import load_model, save_checkpoint, weights_file, weights_sha256
 from .passes import display_unit, guarded_outputs, pick_pair
 from .registration import register, speed_ratio
@@ -362,7 +363,7 @@ def load_base(base: str) -> tuple[torch.nn.Module, dict]:
         model, card = load_model(base)  # a ValueError for an unknown model or a missing file
     except (RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as exc:
         raise ValueError(f"--from {base}: not a maed checkpoint (torch cannot load it: {type(exc).__name__})") from None
-    if getattr(getattr(model, "config", None), "in_channels", 1) != 1:
+    if passes_taken(model) != 1:
         raise ValueError(f"--from {base}: a two-pass model; maed adapt fits one-pass models (each pass predicts the other)")
     return model, card
 

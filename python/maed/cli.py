@@ -36,8 +36,7 @@ def _pass(args: argparse.Namespace) -> str:
               "(forward is the trace, backward the retrace)", file=sys.stderr)
         if args.pass_ is not None and (args.pass_ == "both" or canonical_pass(args.pass_) != canonical_pass(old)):
             raise ValueError(f"--pass {args.pass_} and --direction {old} disagree; give --pass only")
-    chosen = args.pass_ or old or "trace"
-    return chosen if chosen == "both" else canonical_pass(chosen)
+    return args.pass_ or old or "trace"  # canonical, and checked against the model, in denoise.check_pass
 
 
 def _cmd_denoise(args: argparse.Namespace) -> int:

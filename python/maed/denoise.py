@@ -267,8 +267,8 @@ def denoise_guarded(
     fallback = np.zeros(scan.shape, dtype=np.float32)
     if two_pass:
         trace = scan[measured]
-        both, norm = normalise_passes(trace, registered_retrace(trace, other_pass[measured], ratio), levelling_of(backend))
-        x, y = both[0], run_network(both, norm, backend, tile)
+        passes_in, norm = normalise_passes(trace, registered_retrace(trace, other_pass[measured], ratio), levelling_of(backend))
+        x, y = passes_in[0], run_network(passes_in, norm, backend, tile)
     else:
         x, norm = normalise(scan[measured], levelling_of(backend))
         y = run_network(x, norm, backend, tile)

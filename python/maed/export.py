@@ -43,7 +43,7 @@ from .engine.onnx_model import (
     shipped_onnx,
 )
 from .engine.ops.rewrite import insert_plugins
-from .model import MAEDCNN
+from .model import MAEDCNN, passes_taken
 from .model.checkpoint import load_model, weights_file, weights_sha256
 from .normalise import PLANE, PLANE_AND_ROWS
 from .zoo import display_name
@@ -88,7 +88,7 @@ def _metadata(name: str, model: nn.Module, card: dict, weights: Path, precision:
 
 def _trace(model: nn.Module) -> onnx.ModelProto:
     m = model.size_multiple
-    sample = torch.zeros(1, getattr(getattr(model, "config", None), "in_channels", 1), 4 * m, 4 * m)
+    sample = torch.zeros(1, passes_taken(model), 4 * m, 4 * m)
     buffer = io.BytesIO()
     axes = {0: "batch", 2: "height", 3: "width"}
     # The legacy exporter is chosen on purpose (see the module docstring); its deprecation notice and
@@ -149,8 +149,7 @@ def onnx_vs_torch(name_or_path: str, path: Path, size: tuple[int, int], seed: in
     from .engine.onnx_backend import OnnxBackend
 
     model, _ = load_model(name_or_path)
-    passes = getattr(getattr(model, "config", None), "in_channels", 1)
-    x = np.random.default_rng(seed).standard_normal((1, passes, *size)).astype(np.float32)
+    x = np.random.default_rng(seed).standard_normal((1, passes_taken(model), *size)).astype(np.float32)
     with torch.inference_mode():
         expected = model(torch.from_numpy(x)).numpy()
     got = OnnxBackend(path, device="cpu").denoise(x)

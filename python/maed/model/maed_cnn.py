@@ -18,7 +18,7 @@ from torch import nn
 from .blocks import MultiScaleStem, SEFusion
 from .decoder import UnetDecoder
 
-__all__ = ["ModelConfig", "CONFIGS", "MAEDCNN", "count_parameters"]
+__all__ = ["ModelConfig", "CONFIGS", "MAEDCNN", "count_parameters", "passes_taken"]
 
 
 @dataclass(frozen=True)
@@ -230,6 +230,11 @@ class MAEDCNN(nn.Module):
                 f"H and W must be positive multiples of {m} (the encoder stride), got {h}x{w}; "
                 f"pad the scan, e.g. to {-(-h // m) * m}x{-(-w // m) * m}"
             )
+
+
+def passes_taken(model: nn.Module) -> int:
+    """Passes of a scan the network takes as input channels: a MAED-CNN's ``in_channels``; 1 for the baselines."""
+    return model.config.in_channels if isinstance(model, MAEDCNN) else 1
 
 
 def count_parameters(model: nn.Module) -> int:

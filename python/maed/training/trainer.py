@@ -23,9 +23,8 @@ from tqdm import tqdm
 from ..data.real_pairs import load_pass_pairs
 from ..data.real_refs import load_references
 from ..metrics import psnr
-from ..model import ARCHITECTURES, build_model
+from ..model import ARCHITECTURES, build_model, passes_taken
 from ..model.checkpoint import load_checkpoint, load_model, save_checkpoint
-from ..model.maed_cnn import MAEDCNN
 from ..normalise import check_levelling
 from .config import TrainConfig
 from .dataset import PASS_TARGET, TrainingPairs, UserPairs, normalised_pair
@@ -173,7 +172,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
         cfg.patch, first_seed=cfg.seed * 50_000_000 + step * cfg.batch_size, user=user,
         references=references, real_fraction=cfg.real_fraction,
         pass_pairs=pass_pairs, pair_fraction=cfg.pair_fraction, background=cfg.background, noise_mix=cfg.noise_mix,
-        levelling=cfg.levelling, passes=model.config.in_channels if isinstance(model, MAEDCNN) else 1,
+        levelling=cfg.levelling, passes=passes_taken(model),
     )
     loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
     val_x, val_y = _validation_set(cfg.validation_scans, cfg.patch, cfg.levelling, stream.passes)
