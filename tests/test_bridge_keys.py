@@ -88,7 +88,8 @@ def test_an_allowed_client_works_and_one_without_keys_gets_nothing(keyed, keyfil
     ep = keyed.endpoints
     plain_sub, keyed_sub = subscriber(ep["pub"]), subscriber(ep["pub"], lab)
     time.sleep(0.3)  # both subscriptions reach the bridge (the keyed one after its handshake)
-    push_scan(ep["pull"], None, "plain")  # lines without keys: never taken
+    with contextlib.suppress(ConnectionError):  # lines without keys: never taken, dropped or refused a connection
+        push_scan(ep["pull"], None, "plain")
     with pytest.raises(ValueError, match="no reply"):
         request(ep["control"], {"cmd": "status"}, timeout=0.5)
     push_scan(ep["pull"], lab, "keyed")
