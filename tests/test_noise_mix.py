@@ -7,7 +7,7 @@ import numpy as np
 from maed.classical import level_plane
 from maed.data import TRAIN_RANGES, make_pair
 from maed.training.dataset import TrainingPairs
-from maed.training.noise_mix import GROUPS, PRESENT, WHITE_FLOOR_M, mixed_ranges
+from maed.training.noise_mix import GROUPS, MIX_RANGES, PRESENT, WHITE_FLOOR_M, mixed_ranges
 
 
 def test_each_group_is_present_at_its_rate_and_absent_means_zero():
@@ -16,8 +16,8 @@ def test_each_group_is_present_at_its_rate_and_absent_means_zero():
     for fields in GROUPS.values():
         present = np.array([getattr(r, fields[0]) != (0.0, 0.0) for r in draws])
         assert abs(present.mean() - PRESENT) < 0.04
-        for r, here in zip(draws, present):  # a group is on or off as a whole, and on means the training range
-            assert all((getattr(r, f) == getattr(TRAIN_RANGES, f)) == here for f in fields)
+        for r, here in zip(draws, present):  # a group is on or off as a whole, and on means the mixes' range
+            assert all((getattr(r, f) == getattr(MIX_RANGES, f)) == here for f in fields)
 
 
 def test_white_noise_spans_decades_down_to_nearly_none():
@@ -44,3 +44,19 @@ def test_the_stream_draws_mixes_only_when_asked():
     np.testing.assert_array_equal(a[1], b[1])  # the same surface
     assert not np.array_equal(a[0], b[0])  # under another mix of noise
     np.testing.assert_array_equal(make_pair(10, 32).noisy, a[0])  # the plain stream is the simulator's own draw
+
+
+def test_the_mixes_draw_offsets_of_each_line_of_its_own_which_the_test_ranges_never_draw():
+    """Independent line offsets: the row levels' changes from one row to the next undo each other (correlation near
+    -0.5), unlike the random walk's; the test ranges leave them out, and their seeds' scans as they were."""
+    assert TRAIN_RANGES.line_jitter_m == (0.0, 0.0) and MIX_RANGES.line_jitter_m[1] > 0
+    silent = {name: (0.0, 0.0) for fields in GROUPS.values() for name in fields}
+    ranges = replace(TRAIN_RANGES, **silent | {"white_m": (1e-13, 1e-13), "line_jitter_m": (10e-12, 10e-12)})
+    pair = make_pair(3, 256, ranges)
+    levels = np.median(level_plane(pair.noisy - pair.clean), axis=1)
+    changes = np.diff(levels)
+    assert 8e-12 < levels.std() < 12e-12
+    assert np.corrcoef(changes[:-1], changes[1:])[0, 1] < -0.35
+    # Drawn only where on: the same seed without it is the scan the test ranges always gave.
+    before = make_pair(3, 64).noisy
+    np.testing.assert_array_equal(make_pair(3, 64, replace(TRAIN_RANGES, line_jitter_m=(0.0, 0.0))).noisy, before)

@@ -16,6 +16,10 @@ The knobs of ``NoiseParams`` and their physical meaning:
 - ``white_m``: rms of the white (broadband) height noise: preamplifier and feedback noise.
 - ``line_walk_m``: rms of the per-line step of a random walk in z offset: feedback set-point
   drift and creep that shift every scan line as a whole (the streaks of Fig. 1a).
+- ``line_jitter_m``: rms of an offset of each line of its own, drawn anew per line (not a walk):
+  a line levelled alone by the controller or the software, or a set-point that settles somewhere
+  else each line. Off (0) in ``TRAIN_RANGES``, the ranges the test sets are drawn from; training's
+  noise mixes draw it (``maed.training.noise_mix``).
 - ``tip_jump_rate``: probability per line of a tip change, which shifts all later lines by
   ``tip_jump_m`` (rms) until the next change.
 - ``scar_rate``: probability per line of a scar: a segment of the line (a few to tens of
@@ -70,6 +74,7 @@ class NoiseParams:
     ringing_period_px: float = 6.0
     ringing_decay_px: float = 4.0
     dac_lsb_m: float = 0.0
+    line_jitter_m: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -98,6 +103,7 @@ class NoiseRanges:
     ringing_period_px: tuple[float, float] = (3.0, 15.0)
     ringing_decay_px: tuple[float, float] = (1.5, 8.0)
     dac_lsb_m: tuple[float, float] = (0.0, 2e-12)
+    line_jitter_m: tuple[float, float] = (0.0, 0.0)
 
     def scaled(self, factor: float) -> "NoiseRanges":
         """Ranges whose noise amplitudes reach ``factor`` times higher (for held-out tests).
@@ -105,7 +111,8 @@ class NoiseRanges:
         The lower bound moves to the old upper bound so every draw lies outside the
         training range.
         """
-        amplitude = ("white_m", "line_walk_m", "tip_jump_m", "scar_m", "drift_m", "mains_m", "resonance_m")
+        amplitude = ("white_m", "line_walk_m", "tip_jump_m", "scar_m", "drift_m", "mains_m", "resonance_m",
+                     "line_jitter_m")
         changes = {}
         for name in amplitude:
             low, high = getattr(self, name)
@@ -114,6 +121,9 @@ class NoiseRanges:
 
 
 TRAIN_RANGES = NoiseRanges()
+DRAWN_WHERE_OPEN = ("line_jitter_m",)
+"""Artefacts added after the test sets were drawn: drawn (a random number taken) only where their range is not
+(0, 0), so that every seed's scan from ranges without them stays what it was."""
 
 
 def draw_params(rng: np.random.Generator, ranges: NoiseRanges = TRAIN_RANGES) -> NoiseParams:
@@ -121,7 +131,9 @@ def draw_params(rng: np.random.Generator, ranges: NoiseRanges = TRAIN_RANGES) ->
     values = {}
     for f in fields(NoiseRanges):
         low, high = getattr(ranges, f.name)
-        if f.name == "tilt":
+        if f.name in DRAWN_WHERE_OPEN and low == high == 0.0:
+            values[f.name] = 0.0
+        elif f.name == "tilt":
             values["tilt"] = (float(rng.uniform(low, high)), float(rng.uniform(low, high)))
         else:
             values[f.name] = float(rng.uniform(low, high))
@@ -136,10 +148,13 @@ def pixel_times(rows: int, cols: int, line_rate_hz: float) -> np.ndarray:
 
 
 def line_offsets(rows: int, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
-    """Per-line z offsets: a random walk plus persistent tip-change jumps."""
+    """Per-line z offsets: a random walk plus persistent tip-change jumps, and each line's own offset."""
     walk = np.cumsum(rng.standard_normal(rows) * p.line_walk_m)
     jumps = (rng.random(rows) < p.tip_jump_rate) * rng.standard_normal(rows) * p.tip_jump_m
-    return walk + np.cumsum(jumps)
+    offsets = walk + np.cumsum(jumps)
+    if p.line_jitter_m > 0:  # drawn last and only where on: scans without it stay as they were
+        offsets = offsets + rng.standard_normal(rows) * p.line_jitter_m
+    return offsets
 
 
 def scars(rows: int, cols: int, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:

@@ -7,7 +7,8 @@ only white noise then loses real structure (on simulated surfaces with white noi
 their rms, the network trained that way ended 10 dB below the raw scan). ``mixed_ranges`` draws,
 per sample, which artefact groups are present (each with probability ``PRESENT``) and a white
 noise amplitude log-uniform over the training range, so scans from nearly clean to very noisy,
-with any subset of the artefacts, are all seen.
+with any subset of the artefacts, are all seen. The mixes add one artefact the plain training
+ranges lack: each line's own offset, drawn anew per line (``MIX_RANGES``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ PRESENT = 0.6
 """Chance that one artefact group is in a sample: all present in 1 sample of 13, none in 1 of 100."""
 GROUPS = {
     "line offsets": ("line_walk_m",),
+    "independent line offsets": ("line_jitter_m",),
     "tip changes": ("tip_jump_m",),
     "scars": ("scar_m",),
     "drift": ("drift_m",),
@@ -29,11 +31,15 @@ GROUPS = {
     "feedback ringing": ("ringing_gain",),
     "quantisation": ("dac_lsb_m",),
 }
+MIX_RANGES = replace(TRAIN_RANGES, line_jitter_m=(0.0, 25e-12))
+"""The training ranges with each line's own offset (``line_jitter_m``) as well, up to the random walk's top step:
+offsets drawn anew per line, which the test sets' simulator never draws, are common in other simulators and in real
+scans (``maed.row_levels``)."""
 WHITE_FLOOR_M = 0.05e-12
 """Lowest white noise drawn: below any instrument's, so nearly clean scans are seen."""
 
 
-def mixed_ranges(rng: np.random.Generator, ranges: NoiseRanges = TRAIN_RANGES) -> NoiseRanges:
+def mixed_ranges(rng: np.random.Generator, ranges: NoiseRanges = MIX_RANGES) -> NoiseRanges:
     """``ranges`` with each artefact group switched off (amplitude 0) unless drawn present, and the white
     noise amplitude fixed at a draw log-uniform from ``WHITE_FLOOR_M`` to the range's top."""
     changes = {}
