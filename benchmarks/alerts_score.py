@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maed.bridge.alerts import HealthMonitor
+from maed.bridge.alerts import replay
 from maed.data import TEST_SEED_BASE, EventSpec, make_pair
 from maed.data.scan_noise import NoiseRanges
 
@@ -127,19 +127,6 @@ SEED = TEST_SEED_BASE + 15_000
 SIZE = 256
 
 
-def feed(trace: np.ndarray, retrace: np.ndarray | None, slow_axis: str = "down") -> list[tuple[object, int]]:
-    """Every finding of a monitor fed the scan's lines in acquisition order (per row the trace, then the
-    retrace; rows never measured are not sent), with the row whose line's arrival raised it."""
-    rows, cols = trace.shape
-    monitor = HealthMonitor(rows, cols, slow_axis)
-    found = []
-    for row in (range(rows) if slow_axis == "down" else range(rows - 1, -1, -1)):
-        for pass_, image in (("trace", trace), ("retrace", retrace)):
-            if image is not None and np.isfinite(image[row]).all():
-                found += [(f, row) for f in monitor.feed(row, image[row].astype(np.float32), pass_)]
-    return found
-
-
 def match(events, found) -> tuple[list[bool], list[bool], list[int]]:
     """(event matched, finding matched, rows of delay of each matched finding)."""
     taken = [False] * len(found)
@@ -162,7 +149,7 @@ def score(sizes: tuple[float, ...], scans: int, both: bool, seed: int, ranges: N
         for i in range(scans):
             pair = make_pair(seed + 1000 * k + i, SIZE, ranges, both_passes=both,
                              events=EventSpec(tip_changes=2, scars=4, size=size, gap_rows=12))
-            found = feed(pair.noisy, pair.retrace)
+            found = replay(pair.noisy, pair.retrace)
             hit, correct, delays = match(pair.events, found)
             tally["delays"] += delays
             _count(tally, pair.events, hit, found, correct)
@@ -186,7 +173,7 @@ def other_kinds(scans: int, both: bool, seed: int) -> dict:
     tally = {"events": Counter(), "hits": Counter(), "alerts": Counter(), "correct": Counter()}
     for i in range(scans):
         pair = make_pair(seed + i, SIZE, QUIET, both_passes=both, events=spec)
-        found = feed(pair.noisy, pair.retrace)
+        found = replay(pair.noisy, pair.retrace)
         hit, correct, _ = match(pair.events, found)
         _count(tally, pair.events, hit, found, correct)
     return tally
@@ -198,7 +185,7 @@ def clean(count: int, both: bool, seed: int) -> tuple[Counter, list[str]]:
     families = []
     for i in range(count):
         pair = make_pair(seed + i, SIZE, QUIET, both_passes=both)
-        for f, _ in feed(pair.noisy, pair.retrace):
+        for f, _ in replay(pair.noisy, pair.retrace):
             alerts[f.kind] += 1
             families.append(pair.surface["family"])
     return alerts, families
@@ -221,7 +208,7 @@ def real_scans(folder: Path, figures: Path | None) -> list[tuple[str, str, int, 
             retrace = None
         up = str(trace.header.get("SCAN_DIR", "down")).strip().lower() == "up"
         slow_axis = "up" if up else "down"
-        found = [f for f, _ in feed(trace.data, retrace, slow_axis)]
+        found = [f for f, _ in replay(trace.data, retrace, slow_axis)]
         out.append((path.name, slow_axis, trace.data.shape[0], found))
         if figures is not None:
             _figure(figures / f"{path.stem}.png", trace.data, retrace, found, path.name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maed.bridge.alerts import HealthMonitor
+from maed.bridge.alerts import HealthMonitor, replay
 from maed.data import EventSpec, make_pair
 from maed.data.scan_noise import NoiseRanges
 
@@ -14,14 +14,7 @@ QUIET = NoiseRanges(tip_jump_rate=(0.0, 0.0), scar_rate=(0.0, 0.0), white_corr_p
 
 def scan(trace: np.ndarray, retrace: np.ndarray | None = None, slow_axis: str = "down") -> list:
     """Every finding of a monitor fed the scan's lines in acquisition order (trace, then retrace, per row)."""
-    rows, cols = trace.shape
-    monitor = HealthMonitor(rows, cols, slow_axis)
-    found = []
-    for row in (range(rows) if slow_axis == "down" else range(rows - 1, -1, -1)):
-        for pass_, image in (("trace", trace), ("retrace", retrace)):
-            if image is not None and np.isfinite(image[row]).all():
-                found += monitor.feed(row, image[row].astype(np.float32), pass_)
-    return found
+    return [finding for finding, _ in replay(trace, retrace, slow_axis)]
 
 
 def hits(found: list, kind: str, row: int) -> list:

@@ -345,3 +345,16 @@ class HealthMonitor:
         if new.kind in ("line_missing", "line_repeated"):
             return new.row == old.row
         return True
+
+
+def replay(trace: np.ndarray, retrace: np.ndarray | None = None, slow_axis: str = "down") -> list[tuple[Finding, int]]:
+    """Every finding of a monitor fed a whole scan's lines in acquisition order (per row the trace, then the retrace;
+    rows never measured are not sent), each with the row whose line's arrival raised it."""
+    rows, cols = trace.shape
+    monitor = HealthMonitor(rows, cols, slow_axis)
+    found = []
+    for row in range(rows) if slow_axis == "down" else range(rows - 1, -1, -1):
+        for pass_, image in (("trace", trace), ("retrace", retrace)):
+            if image is not None and np.isfinite(image[row]).all():
+                found += [(f, row) for f in monitor.feed(row, image[row].astype(np.float32), pass_)]
+    return found
