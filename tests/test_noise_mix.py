@@ -60,3 +60,16 @@ def test_the_mixes_draw_offsets_of_each_line_of_its_own_which_the_test_ranges_ne
     # Drawn only where on: the same seed without it is the scan the test ranges always gave.
     before = make_pair(3, 64).noisy
     np.testing.assert_array_equal(make_pair(3, 64, replace(TRAIN_RANGES, line_jitter_m=(0.0, 0.0))).noisy, before)
+
+
+def test_the_mixes_draw_spikes_single_pixels_which_the_test_ranges_never_draw():
+    assert TRAIN_RANGES.spike_rate == (0.0, 0.0) and MIX_RANGES.spike_rate[1] > 0
+    silent = {name: (0.0, 0.0) for fields in GROUPS.values() for name in fields}
+    ranges = replace(TRAIN_RANGES, **silent | {"white_m": (1e-13, 1e-13), "spike_rate": (0.004, 0.004),
+                                               "spike_m": (50e-12, 50e-12)})
+    pair = make_pair(4, 256, ranges)
+    hit = np.abs(level_plane(pair.noisy - pair.clean)) > 5e-12
+    assert 0.002 < hit.mean() < 0.006
+    assert (hit[:, 1:] & hit[:, :-1]).sum() <= 0.05 * hit.sum()  # single pixels, not runs
+    np.testing.assert_array_equal(make_pair(4, 64, replace(TRAIN_RANGES, spike_rate=(0.0, 0.0))).noisy,
+                                  make_pair(4, 64).noisy)

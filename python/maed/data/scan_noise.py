@@ -20,6 +20,9 @@ The knobs of ``NoiseParams`` and their physical meaning:
   a line levelled alone by the controller or the software, or a set-point that settles somewhere
   else each line. Off (0) in ``TRAIN_RANGES``, the ranges the test sets are drawn from; training's
   noise mixes draw it (``maed.training.noise_mix``).
+- ``spike_rate`` / ``spike_m``: probability per pixel and rms of a spike: one pixel read wrong
+  (an electronic glitch, a read-out error), narrower than any tip can image. Off (0) in
+  ``TRAIN_RANGES``; training's noise mixes draw it.
 - ``tip_jump_rate``: probability per line of a tip change, which shifts all later lines by
   ``tip_jump_m`` (rms) until the next change.
 - ``scar_rate``: probability per line of a scar: a segment of the line (a few to tens of
@@ -75,6 +78,8 @@ class NoiseParams:
     ringing_decay_px: float = 4.0
     dac_lsb_m: float = 0.0
     line_jitter_m: float = 0.0
+    spike_rate: float = 0.0
+    spike_m: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -104,6 +109,8 @@ class NoiseRanges:
     ringing_decay_px: tuple[float, float] = (1.5, 8.0)
     dac_lsb_m: tuple[float, float] = (0.0, 2e-12)
     line_jitter_m: tuple[float, float] = (0.0, 0.0)
+    spike_rate: tuple[float, float] = (0.0, 0.0)
+    spike_m: tuple[float, float] = (0.0, 0.0)
 
     def scaled(self, factor: float) -> "NoiseRanges":
         """Ranges whose noise amplitudes reach ``factor`` times higher (for held-out tests).
@@ -112,7 +119,7 @@ class NoiseRanges:
         training range.
         """
         amplitude = ("white_m", "line_walk_m", "tip_jump_m", "scar_m", "drift_m", "mains_m", "resonance_m",
-                     "line_jitter_m")
+                     "line_jitter_m", "spike_m")
         changes = {}
         for name in amplitude:
             low, high = getattr(self, name)
@@ -121,7 +128,7 @@ class NoiseRanges:
 
 
 TRAIN_RANGES = NoiseRanges()
-DRAWN_WHERE_OPEN = ("line_jitter_m",)
+DRAWN_WHERE_OPEN = ("line_jitter_m", "spike_rate", "spike_m")
 """Artefacts added after the test sets were drawn: drawn (a random number taken) only where their range is not
 (0, 0), so that every seed's scan from ranges without them stays what it was."""
 
@@ -165,6 +172,11 @@ def scars(rows: int, cols: int, p: NoiseParams, rng: np.random.Generator) -> np.
         start = int(rng.integers(0, cols - length + 1))
         out[r, start:start + length] = rng.standard_normal() * p.scar_m
     return out
+
+
+def spikes(rows: int, cols: int, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
+    """Single pixels read wrong, each by its own amount."""
+    return (rng.random((rows, cols)) < p.spike_rate) * rng.standard_normal((rows, cols)) * p.spike_m
 
 
 def colored_noise(n: int, sample_rate_hz: float, exponent: float, rms: float, rng: np.random.Generator) -> np.ndarray:
@@ -239,6 +251,8 @@ def add_scan_noise(clean: np.ndarray, pixel_m: float, p: NoiseParams, rng: np.ra
         + periodic(t, dwell, p, rng)
         + white(rows, cols, p, rng)
     )
+    if p.spike_rate > 0 and p.spike_m > 0:  # drawn only where on: scans without spikes stay as they were
+        recorded = recorded + spikes(rows, cols, p, rng)
     if p.dac_lsb_m > 0:
         recorded = np.round(recorded / p.dac_lsb_m) * p.dac_lsb_m
     return recorded

@@ -7,8 +7,8 @@ only white noise then loses real structure (on simulated surfaces with white noi
 their rms, the network trained that way ended 10 dB below the raw scan). ``mixed_ranges`` draws,
 per sample, which artefact groups are present (each with probability ``PRESENT``) and a white
 noise amplitude log-uniform over the training range, so scans from nearly clean to very noisy,
-with any subset of the artefacts, are all seen. The mixes add one artefact the plain training
-ranges lack: each line's own offset, drawn anew per line (``MIX_RANGES``).
+with any subset of the artefacts, are all seen. The mixes add two artefacts the plain training
+ranges lack: each line's own offset, drawn anew per line, and spikes (``MIX_RANGES``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ PRESENT = 0.6
 GROUPS = {
     "line offsets": ("line_walk_m",),
     "independent line offsets": ("line_jitter_m",),
+    "spikes": ("spike_rate", "spike_m"),
     "tip changes": ("tip_jump_m",),
     "scars": ("scar_m",),
     "drift": ("drift_m",),
@@ -31,10 +32,10 @@ GROUPS = {
     "feedback ringing": ("ringing_gain",),
     "quantisation": ("dac_lsb_m",),
 }
-MIX_RANGES = replace(TRAIN_RANGES, line_jitter_m=(0.0, 25e-12))
-"""The training ranges with each line's own offset (``line_jitter_m``) as well, up to the random walk's top step:
-offsets drawn anew per line, which the test sets' simulator never draws, are common in other simulators and in real
-scans (``maed.row_levels``)."""
+MIX_RANGES = replace(TRAIN_RANGES, line_jitter_m=(0.0, 25e-12), spike_rate=(0.0, 0.005), spike_m=(0.0, 100e-12))
+"""The training ranges with two artefacts the test sets' simulator never draws, common in other simulators and in
+real scans: each line's own offset (``line_jitter_m``, up to the random walk's top step; ``maed.row_levels``) and
+single pixels read wrong (``spike_rate`` up to 0.5 % of pixels, ``spike_m`` up to a scar's top)."""
 WHITE_FLOOR_M = 0.05e-12
 """Lowest white noise drawn: below any instrument's, so nearly clean scans are seen."""
 
