@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import alerts_score  # noqa: E402
 
 import maed.bridge.alerts.monitor as monitor  # noqa: E402
-from maed.bridge.alerts import replay  # noqa: E402
+from maed.bridge.alerts import scan_findings  # noqa: E402
 from maed.data import TEST_SEED_BASE, make_pair  # noqa: E402
 
 CALIBRATION_SEED = TEST_SEED_BASE + 15_000 + 300_000
@@ -40,7 +40,7 @@ def false_alerts(frames: int, both: bool, q: float) -> Counter:
     alerts: Counter = Counter()
     for i in range(frames):
         pair = make_pair(CALIBRATION_SEED + i, alerts_score.SIZE, alerts_score.QUIET, both_passes=both)
-        for finding, _ in replay(pair.noisy, pair.retrace):
+        for finding, _ in scan_findings(pair.noisy, pair.retrace):
             alerts[finding.kind] += 1
     return alerts
 

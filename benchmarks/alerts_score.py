@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maed.bridge.alerts import replay
+from maed.bridge.alerts import scan_findings
 from maed.data import TEST_SEED_BASE, EventSpec, make_pair
 from maed.data.scan_noise import NoiseRanges
 
@@ -149,7 +149,7 @@ def score(sizes: tuple[float, ...], scans: int, both: bool, seed: int, ranges: N
         for i in range(scans):
             pair = make_pair(seed + 1000 * k + i, SIZE, ranges, both_passes=both,
                              events=EventSpec(tip_changes=2, scars=4, size=size, gap_rows=12))
-            found = replay(pair.noisy, pair.retrace)
+            found = scan_findings(pair.noisy, pair.retrace)
             hit, correct, delays = match(pair.events, found)
             tally["delays"] += delays
             _count(tally, pair.events, hit, found, correct)
@@ -173,7 +173,7 @@ def other_kinds(scans: int, both: bool, seed: int) -> dict:
     tally = {"events": Counter(), "hits": Counter(), "alerts": Counter(), "correct": Counter()}
     for i in range(scans):
         pair = make_pair(seed + i, SIZE, QUIET, both_passes=both, events=spec)
-        found = replay(pair.noisy, pair.retrace)
+        found = scan_findings(pair.noisy, pair.retrace)
         hit, correct, _ = match(pair.events, found)
         _count(tally, pair.events, hit, found, correct)
     return tally
@@ -185,7 +185,7 @@ def clean(count: int, both: bool, seed: int) -> tuple[Counter, list[str]]:
     families = []
     for i in range(count):
         pair = make_pair(seed + i, SIZE, QUIET, both_passes=both)
-        for f, _ in replay(pair.noisy, pair.retrace):
+        for f, _ in scan_findings(pair.noisy, pair.retrace):
             alerts[f.kind] += 1
             families.append(pair.surface["family"])
     return alerts, families
@@ -208,7 +208,7 @@ def real_scans(folder: Path, figures: Path | None) -> list[tuple[str, str, int, 
             retrace = None
         up = str(trace.header.get("SCAN_DIR", "down")).strip().lower() == "up"
         slow_axis = "up" if up else "down"
-        found = [f for f, _ in replay(trace.data, retrace, slow_axis)]
+        found = [f for f, _ in scan_findings(trace.data, retrace, slow_axis)]
         out.append((path.name, slow_axis, trace.data.shape[0], found))
         if figures is not None:
             _figure(figures / f"{path.stem}.png", trace.data, retrace, found, path.name)

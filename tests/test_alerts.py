@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maed.bridge.alerts import HealthMonitor, replay
+from maed.bridge.alerts import HealthMonitor, scan_findings
 from maed.data import EventSpec, make_pair
 from maed.data.scan_noise import NoiseRanges
 
@@ -14,7 +14,7 @@ QUIET = NoiseRanges(tip_jump_rate=(0.0, 0.0), scar_rate=(0.0, 0.0), white_corr_p
 
 def scan(trace: np.ndarray, retrace: np.ndarray | None = None, slow_axis: str = "down") -> list:
     """Every finding of a monitor fed the scan's lines in acquisition order (trace, then retrace, per row)."""
-    return [finding for finding, _ in replay(trace, retrace, slow_axis)]
+    return [finding for finding, _ in scan_findings(trace, retrace, slow_axis)]
 
 
 def hits(found: list, kind: str, row: int) -> list:

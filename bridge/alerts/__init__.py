@@ -8,6 +8,6 @@ wait for one more line: an alert comes at most two line periods after its line a
 """
 
 from .finding import KINDS, SEVERITY, Finding
-from .monitor import HealthMonitor, replay
+from .monitor import HealthMonitor, scan_findings
 
-__all__ = ["KINDS", "SEVERITY", "Finding", "HealthMonitor", "replay"]
+__all__ = ["KINDS", "SEVERITY", "Finding", "HealthMonitor", "scan_findings"]

@@ -347,7 +347,7 @@ class HealthMonitor:
         return True
 
 
-def replay(trace: np.ndarray, retrace: np.ndarray | None = None, slow_axis: str = "down") -> list[tuple[Finding, int]]:
+def scan_findings(trace: np.ndarray, retrace: np.ndarray | None = None, slow_axis: str = "down") -> list[tuple[Finding, int]]:
     """Every finding of a monitor fed a whole scan's lines in acquisition order (per row the trace, then the retrace;
     rows never measured are not sent), each with the row whose line's arrival raised it."""
     rows, cols = trace.shape

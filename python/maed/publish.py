@@ -4,8 +4,8 @@ One chain, run on a whole scan by ``maed denoise`` (``maed.denoise.denoise_guard
 far by the live bridge's guard (``bridge/streaming.judge``), so that the two cannot drift apart. In the frame the
 network saw (levelled input ``x``, its output ``y``):
 
-1. the scan's own row levels where the network levelled the rows itself and the scan shows no line offsets
-   (``maed.row_levels``);
+1. where the network levelled the rows itself, the scan's own row levels where it shows no line offsets, or their
+   slow profile where the offsets are independent from line to line (``maed.row_levels``);
 2. the lattice peaks it removed (``maed.lattice_keep``): those the other pass confirms where it is at hand, else
    those spanning a 2-D lattice;
 3. the compact features it removed (``maed.feature_keep.removed_features``);

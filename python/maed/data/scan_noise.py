@@ -155,13 +155,15 @@ def pixel_times(rows: int, cols: int, line_rate_hz: float) -> np.ndarray:
 
 
 def line_offsets(rows: int, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
-    """Per-line z offsets: a random walk plus persistent tip-change jumps, and each line's own offset."""
+    """Per-line z offsets: a random walk plus persistent tip-change jumps."""
     walk = np.cumsum(rng.standard_normal(rows) * p.line_walk_m)
     jumps = (rng.random(rows) < p.tip_jump_rate) * rng.standard_normal(rows) * p.tip_jump_m
-    offsets = walk + np.cumsum(jumps)
-    if p.line_jitter_m > 0:  # drawn last and only where on: scans without it stay as they were
-        offsets = offsets + rng.standard_normal(rows) * p.line_jitter_m
-    return offsets
+    return walk + np.cumsum(jumps)
+
+
+def line_jitter(rows: int, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
+    """Each line's own offset, drawn anew per line."""
+    return rng.standard_normal(rows) * p.line_jitter_m
 
 
 def scars(rows: int, cols: int, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
@@ -251,7 +253,10 @@ def add_scan_noise(clean: np.ndarray, pixel_m: float, p: NoiseParams, rng: np.ra
         + periodic(t, dwell, p, rng)
         + white(rows, cols, p, rng)
     )
-    if p.spike_rate > 0 and p.spike_m > 0:  # drawn only where on: scans without spikes stay as they were
+    # Drawn only where on, so that a seed's scan without them stays what it was (tests/test_noise_mix.py).
+    if p.line_jitter_m > 0:
+        recorded = recorded + line_jitter(rows, p, rng)[:, None]
+    if p.spike_rate > 0 and p.spike_m > 0:
         recorded = recorded + spikes(rows, cols, p, rng)
     if p.dac_lsb_m > 0:
         recorded = np.round(recorded / p.dac_lsb_m) * p.dac_lsb_m
