@@ -102,12 +102,14 @@ def _shares(sigma: float) -> tuple[float, float]:
     return kept, 1.0 - 2.0 * float(weights[half]) + kept
 
 
+_SLOW_KEPT, _SLOW_LEFT = _shares(SLOW_ROWS)
+
+
 def slow_profile(levels: np.ndarray) -> np.ndarray:
     """The slow part of row levels made of independent offsets and a profile, less the share the offsets explain
     (zero where the offsets explain it all, ``SLOW_SIGNIFICANCE``)."""
     slow = ndimage.gaussian_filter1d(levels, SLOW_ROWS, mode="nearest")
-    kept, left = _shares(SLOW_ROWS)
-    by_offsets = np.var(levels - slow) / left * kept
+    by_offsets = np.var(levels - slow) / _SLOW_LEFT * _SLOW_KEPT
     slow_variance = np.var(slow)
     if slow_variance <= SLOW_SIGNIFICANCE * by_offsets:
         return np.zeros_like(levels)
