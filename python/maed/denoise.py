@@ -35,11 +35,14 @@ from .registration import registered_retrace, speed_ratio
 from .scanfiles import canonical_pass, write_gwy
 from .trust import Thresholds, Verdict
 
-TILE = 512
+TILE = 384
 OVERLAP = 128
-"""Tiles of 512 with 128 pixels of overlap: a scan up to 512 x 512 is denoised whole, and tiles of larger
-ones see enough context that they agree with a whole-frame pass to within a few hundredths of the
-removed noise (tests/test_denoise.py); 256-pixel tiles with 48 of overlap differed by a tenth."""
+"""Tiles of 384 with 128 pixels of overlap, where the rows are aligned: a scan up to 384 x 384 is denoised whole,
+and tiles of larger ones agree with a whole-frame pass to 0.018-0.033 of the removed noise's rms (``rt-plane``:
+simulated 640 and 768 pixels, the real 512 x 512 ``createc_scan_atomic_11nm``; tests/test_denoise.py); 512-pixel
+tiles to 0.008-0.009, 256-pixel tiles with 48 of overlap to 0.035-0.093. A 384-pixel tile takes about 0.16 GB of
+ONNX Runtime's working memory, a 512-pixel one 0.34 GB: with 512 the bridge's soak missed its 600 MB budget
+(``docs/reliability.md``)."""
 PLANE_TILE = 144
 PLANE_OVERLAP = 16
 """A plane-levelled network whose scan's rows are not aligned sees the scan about as it saw its training

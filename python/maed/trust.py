@@ -134,17 +134,29 @@ class Verdict:
 def _peak_figures(x: np.ndarray, y: np.ndarray) -> tuple[int, float | None, float | None, float, float]:
     """Peak count, shares kept / in residual at the input's peaks, and the invented and gained shares of the
     output's."""
+    # Frame-sized arrays are let go as soon as they are used, and temporaries reused: on a 1024 x 1024 frame each
+    # is 8 or 16 MB, and this function set the live bridge's peak memory (docs/reliability.md).
     window = np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1]))
     fx = np.fft.fft2((x - x.mean()) * window)
     fy = np.fft.fft2((y - y.mean()) * window)
-    p_in, p_out, p_res = np.abs(fx) ** 2, np.abs(fy) ** 2, np.abs(fx - fy) ** 2
+    del window
+    p_in, p_out = np.abs(fx) ** 2, np.abs(fy) ** 2
+    fx -= fy
+    del fy
+    p_res = np.abs(fx) ** 2
+    del fx
     rows, cols = x.shape
     fr = np.fft.fftfreq(rows)[:, None] * rows
     fc = np.fft.fftfreq(cols)[None, :] * cols
     outside = np.hypot(fr, fc) >= 4  # the scan's overall shape lives nearer the centre
 
     def background(p: np.ndarray) -> np.ndarray:
-        return np.exp(ndimage.uniform_filter(np.log(p + 1e-300), _BACKGROUND, mode="wrap") + _EULER)
+        logs = p + 1e-300
+        np.log(logs, out=logs)
+        bg = ndimage.uniform_filter(logs, _BACKGROUND, mode="wrap")
+        del logs
+        bg += _EULER
+        return np.exp(bg, out=bg)
 
     def peaks(p: np.ndarray, bg: np.ndarray) -> np.ndarray:
         local_max = p == ndimage.maximum_filter(p, size=3, mode="wrap")
@@ -152,7 +164,7 @@ def _peak_figures(x: np.ndarray, y: np.ndarray) -> tuple[int, float | None, floa
 
     def excess(p: np.ndarray, bg: np.ndarray, mask: np.ndarray) -> float:
         around = ndimage.binary_dilation(mask, np.ones((3, 3), bool))
-        return float(np.clip(p - bg, 0, None)[around].sum())
+        return float(np.clip(p[around] - bg[around], 0, None).sum())
 
     bg_in, bg_out = background(p_in), background(p_out)
     in_peaks, out_peaks = peaks(p_in, bg_in), peaks(p_out, bg_out)
@@ -199,14 +211,26 @@ def _rows_invented(x: np.ndarray, y: np.ndarray) -> float:
 def _local_correlation(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:
     """Correlation coefficient of ``a`` and ``b`` over a ``size`` x ``size`` window around every pixel."""
     mean = lambda v: ndimage.uniform_filter(v, size, mode="reflect")  # noqa: E731
+    # In place where it can be (frame-sized temporaries: see _peak_figures).
     ma, mb = mean(a), mean(b)
-    cov = mean(a * b) - ma * mb
-    va = np.clip(mean(a * a) - ma * ma, 0, None)
-    vb = np.clip(mean(b * b) - mb * mb, 0, None)
+    cov = mean(a * b)
+    cov -= ma * mb
+    va = mean(a * a)
+    va -= ma * ma
+    del ma
+    np.clip(va, 0, None, out=va)
+    vb = mean(b * b)
+    vb -= mb * mb
+    del mb
+    np.clip(vb, 0, None, out=vb)
     # A window where either image is flat has no correlation to speak of: the floor (a percent of
     # the frame's variances) keeps it from dividing noise by nothing.
     floor = 1e-4 * float(a.var()) * float(b.var()) + 1e-300
-    return cov / np.sqrt(va * vb + floor)
+    va *= vb
+    del vb
+    va += floor
+    cov /= np.sqrt(va, out=va)
+    return cov
 
 
 def _residual_and_detail(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -225,13 +249,15 @@ def trust_figures(levelled_input: np.ndarray, levelled_output: np.ndarray) -> Tr
     white = whiteness(residual)
     denom = float(np.sqrt((residual**2).sum() * (detail**2).sum()))
     structure = float((residual * detail).sum() / denom) if denom > 0 else 0.0
-    local = _local_correlation(residual, detail, BLOCK) if min(x.shape) >= BLOCK else np.zeros_like(x)
+    local = float(np.abs(_local_correlation(residual, detail, BLOCK)).max()) if min(x.shape) >= BLOCK else 0.0
+    removed_rms = float(residual.std())
+    del residual, detail
     count, kept, in_res, invented, gained = _peak_figures(x, y)
     return TrustFigures(
         whiteness_x=white["x"], whiteness_y=white["y"], structure=structure,
-        local_structure=float(np.abs(local).max()), peaks=count, peaks_kept=kept,
+        local_structure=local, peaks=count, peaks_kept=kept,
         peaks_in_residual=in_res, peaks_invented=invented, peaks_gained=gained, rows_invented=_rows_invented(x, y),
-        removed_rms=float(residual.std()),
+        removed_rms=removed_rms,
     )
 
 
