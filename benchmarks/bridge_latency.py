@@ -27,6 +27,7 @@ import zmq
 
 from maed.data import make_pair
 from maed.data.pairs import TEST_SEED_BASE
+from maed.zoo import PRODUCT
 
 
 def start_bridge(args: argparse.Namespace, out: Path) -> tuple[subprocess.Popen, dict[str, str]]:
@@ -103,7 +104,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="lines per second (trace + retrace)")
     parser.add_argument("--scans", type=int, default=3)
     parser.add_argument("--backend", default="auto")
-    parser.add_argument("--model", default="rt")
+    parser.add_argument("--model", default=PRODUCT)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
         bridge, endpoints = start_bridge(args, Path(out))

@@ -23,6 +23,7 @@ from maed.data.pairs import TEST_SEED_BASE
 from maed.denoise import denoise_array
 from maed.engine import load_backend
 from maed.metrics import psnr
+from maed.zoo import PRODUCT
 
 SEED_BASE = TEST_SEED_BASE + 800_000  # apart from the training seeds and the evaluation set's
 
@@ -49,7 +50,7 @@ def main() -> None:
     parser.add_argument("--halos", type=int, nargs="+", default=[0, 8, 16, 32, 64])
     parser.add_argument("--refines", type=int, nargs="+", default=[0, 8, 16, 32])
     parser.add_argument("--backend", default="auto")
-    parser.add_argument("--model", default="rt")
+    parser.add_argument("--model", default=PRODUCT)
     args = parser.parse_args()
 
     backend = load_backend(args.backend, args.model)

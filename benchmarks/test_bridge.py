@@ -13,7 +13,7 @@
   with the worker denoising as usual: messages per second until the bridge has counted the last
   one, and none lost.
 
-The bridge runs ONNX Runtime on the CPU with the ``rt`` model the other benchmarks time.
+The bridge runs ONNX Runtime on the CPU with the product model (``maed.zoo.PRODUCT``), as ``maed serve`` does by default.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import zmq
 from bridge_latency import run_scan, start_bridge
 
 from maed.data import make_pair
+from maed.zoo import PRODUCT
 
 COLS = 256
 RATES = {20: 64, 200: 256, 2000: 256}  # scan lines/s -> rows of the scan (64 rows take 3.2 s at 20 lines/s)
@@ -37,7 +38,7 @@ INGEST_TARGET = 10_000  # lines/s; video-rate STM is about 8,000
 
 @pytest.fixture
 def bridge(models, tmp_path):
-    args = argparse.Namespace(backend="onnx", model=str(models("rt").onnx))
+    args = argparse.Namespace(backend="onnx", model=str(models(PRODUCT).onnx))
     process, endpoints = start_bridge(args, tmp_path)
     yield endpoints
     process.terminate()
@@ -69,7 +70,7 @@ def test_line_to_denoised_frame_latency(benchmark, bridge, models, rate):
     p50, p95 = np.percentile(latencies, [50, 95])
     benchmark.extra_info.update(
         case=f"line to denoised frame at {rate} lines/s", rows=len(latencies), cols=COLS, backend=status["backend"],
-        model="rt", weights=models("rt").weights, p50_ms=round(float(p50), 2), p95_ms=round(float(p95), 2),
+        model=PRODUCT, weights=models(PRODUCT).weights, p50_ms=round(float(p50), 2), p95_ms=round(float(p95), 2),
         max_ms=round(max(latencies), 2), updates=status["updates"],
     )
 
@@ -92,7 +93,7 @@ def test_update_latency_in_frame_height(benchmark, bridge, models):
     status = _status(bridge)
     benchmark.extra_info.update(
         case=f"update latency in frame height at {HEIGHT_RATE} lines/s", cols=COLS, backend=status["backend"],
-        model="rt", weights=models("rt").weights, **{f"p95_ms_{rows}_rows": round(p95[rows], 2) for rows in HEIGHTS},
+        model=PRODUCT, weights=models(PRODUCT).weights, **{f"p95_ms_{rows}_rows": round(p95[rows], 2) for rows in HEIGHTS},
         ratio=round(p95[max(HEIGHTS)] / p95[min(HEIGHTS)], 3),
     )
 
@@ -144,7 +145,7 @@ def test_ingest_throughput(benchmark, bridge, models):
     benchmark.extra_info.update(
         case=f"ingest of {COLS}-sample lines", lines=total, lines_received=status["lines_received"],
         lines_lost=total - status["lines_received"] + status["lines_dropped"], lines_per_s=round(rate),
-        push_lines_per_s=round(total / result["push_seconds"]), backend=status["backend"], model="rt",
-        weights=models("rt").weights,
+        push_lines_per_s=round(total / result["push_seconds"]), backend=status["backend"], model=PRODUCT,
+        weights=models(PRODUCT).weights,
     )
     assert status["lines_received"] == total and status["lines_dropped"] == 0, "lines were lost"

@@ -26,6 +26,7 @@ import numpy as np
 import zmq
 
 from maed.bridge.sources import LinePusher
+from maed.zoo import PRODUCT
 
 KILLS = 20
 ROWS, COLS = 128, 128
@@ -98,7 +99,7 @@ def _push_scan(pusher: LinePusher, scan: str, trace: np.ndarray, retrace: np.nda
 
 def kill_and_restart(models, out: Path, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
-    bridge = Served(out, str(models("rt").onnx))
+    bridge = Served(out, str(models(PRODUCT).onnx))
     bridge.start()
     pusher = LinePusher(bridge.pull, acks=bridge.ack)
     restarts, kill_points, half_written = [], [], 0

@@ -22,6 +22,7 @@ import numpy as np
 from test_bridge_kill import Served, _complete
 
 from maed.bridge.simulated import Scanner, SimulatedNanonis, simulated_frames
+from maed.zoo import PRODUCT
 
 KILLS = 20
 SIZE = 64
@@ -61,7 +62,7 @@ def kill_and_restart(models, out: Path, seed: int = 0) -> dict:
     restarts, kill_points, half_written, waits = [], [], 0, []
     missing, extra = [], 0
     with SimulatedNanonis(scanner, port=0) as controller:
-        bridge = Served(out, str(models("rt").onnx), ("--source", "nanonis", "--nanonis-port", str(controller.port)))
+        bridge = Served(out, str(models(PRODUCT).onnx), ("--source", "nanonis", "--nanonis-port", str(controller.port)))
         bridge.start()
         try:
             for k in range(1, KILLS + 1):

@@ -114,6 +114,8 @@ def _freeze_startup_objects() -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from maed.zoo import default_model
+
     from .alerts.rules import parse_rules
     from .keys import ServerKeys, is_loopback
     from .preview import Preview
@@ -146,7 +148,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = BridgeConfig(
         host=args.host, pull_port=args.pull_port, pub_port=args.pub_port, control_port=args.control_port,
         ack_port=args.ack_port,
-        out=Path(args.out), backend=args.backend, model=args.model, halo=args.halo, refine=args.refine,
+        out=Path(args.out), backend=args.backend, model=args.model or default_model(args.pass_), pass_=args.pass_,
+        halo=args.halo, refine=args.refine,
         idle_timeout=args.idle_timeout, guard_interval=args.guard_interval, frame_interval=args.frame_interval,
         trace_retrace=args.trace_retrace,
         keys=keys, insecure=args.insecure,
@@ -276,6 +279,8 @@ def _cmd_sim_nanonis(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``serve``, ``listen``, ``control``, ``keys``, ``push-sim`` and ``sim-nanonis`` to the ``maed`` subcommands."""
+    from maed.zoo import PRODUCT, TWO_PASS_PRODUCT
+
     from .ingest import MAX_PIXELS
     from .model_loader import MODEL_LOAD_TIMEOUT_S
     from .streaming import GUARD_INTERVAL_S, HALO, REFINE
@@ -315,7 +320,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="acknowledgements of journaled lines, PUB (default: 5573; docs/reliability.md)")
     p.add_argument("--out", default="maed-scans", help="folder for finished scans (default: maed-scans)")
     p.add_argument("--backend", default="auto", help="inference back end (default: auto)")
-    p.add_argument("--model", default="rt", metavar="NAME_OR_PATH", help="shipped model name or checkpoint (default: rt)")
+    p.add_argument("--model", metavar="NAME_OR_PATH",
+                   help=f"shipped model name or checkpoint (default: {PRODUCT}, the product weights; with --pass both "
+                        f"the two-pass model, default {TWO_PASS_PRODUCT})")
+    p.add_argument("--pass", dest="pass_", choices=("trace", "both"), default="trace",
+                   help="trace: denoise the trace (default); both: each finished scan whose every row came in both "
+                        "passes is denoised by the two-pass model (trace and registered retrace into one frame, as "
+                        f"maed denoise --pass both), its live frames by the one-pass {PRODUCT}")
     p.add_argument("--halo", type=int, default=HALO, help=f"context rows above each band (default: {HALO})")
     p.add_argument("--refine", type=int, default=REFINE, help=f"rows of the last band denoised again (default: {REFINE})")
     p.add_argument("--guard-interval", type=float, default=GUARD_INTERVAL_S, metavar="S",

@@ -17,8 +17,10 @@ from typing import Callable
 
 import numpy as np
 
-from maed.denoise import one_pass_only
+from maed.denoise import BOTH, check_pass, one_pass_only, passes_of
 from maed.engine import Backend
+
+from .priority import yield_to_io
 
 MODEL_LOAD_TIMEOUT_S = 120.0
 """Default time a ``set_model`` may take to load (``maed serve --model-timeout``): an ONNX or torch model
@@ -36,7 +38,7 @@ def warm_up(backend: Backend) -> None:
     end's first-call costs (ONNX Runtime's kernels and thread pool: measured up to 200 ms on the loaded CPU)."""
     side = 4 * int(getattr(backend, "size_multiple", 16) or 16)
     try:
-        backend.denoise(np.zeros((1, 1, side, side), dtype=np.float32))
+        backend.denoise(np.zeros((1, passes_of(backend), side, side), dtype=np.float32))
     except Exception:  # a shape outside a TensorRT engine's profiles: no warm-up, the load stands
         pass
 
@@ -44,8 +46,11 @@ def warm_up(backend: Backend) -> None:
 class ModelLoad:
     """One load running on its own thread; ``outcome`` tells, without waiting, how it went."""
 
-    def __init__(self, loader: Callable[[str, str], Backend], backend: str, model: str, timeout: float) -> None:
+    def __init__(self, loader: Callable[[str, str], Backend], backend: str, model: str, timeout: float,
+                 passes: int = 1) -> None:
         self.model = model
+        self.passes = passes
+        """1: a model for the live bands (one pass); 2: the two-pass model of ``maed serve --pass both``."""
         self.started = time.monotonic()
         self.deadline = self.started + timeout
         self.timeout = timeout
@@ -59,14 +64,27 @@ class ModelLoad:
         self.thread.start()
 
     def _run(self, loader: Callable[[str, str], Backend], backend: str, model: str) -> None:
+        yield_to_io()  # before the session exists: its pool threads take this thread's priority
         try:
-            loaded = one_pass_only(loader(backend, model), "the live bridge")
+            loaded = loader(backend, model)
+            if self.passes == 1:
+                one_pass_only(loaded, "the live bridge")
+            else:
+                check_pass(loaded, BOTH)
             warm_up(loaded)
             self._backend = loaded
         except BaseException as exc:  # whatever a back end raises becomes the request's error reply
             self._error = exc
         finally:
             self._done.set()
+
+    def result(self) -> Backend:
+        """Wait for the load however long it takes, and return what it loaded or raise what it raised (the
+        bridge's start: nothing is served yet, so there is nothing to time out for)."""
+        self.thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._backend
 
     def outcome(self) -> Backend | None:
         """The loaded back end; None while it loads. Raises ``ValueError`` (one line) if it failed or its
@@ -97,12 +115,13 @@ class ModelLoader:
         last = self._last
         return last.model if last is not None and last.thread.is_alive() else None
 
-    def start(self, backend: str, model: str) -> ModelLoad:
-        """Start loading ``model`` on ``backend``; ``ValueError`` at once while another load runs."""
+    def start(self, backend: str, model: str, passes: int = 1) -> ModelLoad:
+        """Start loading ``model`` on ``backend``, a model of ``passes`` passes; ``ValueError`` at once while another
+        load runs."""
         last = self._last
         if last is not None and last.thread.is_alive():
             what = "was abandoned and has not returned" if last.abandoned else "is running"
             raise ValueError(f"a load of model {last.model[:200]!r} {what} "
                              f"({time.monotonic() - last.started:.0f} s); try again when it is over")
-        self._last = ModelLoad(self.loader, backend, model, self.timeout)
+        self._last = ModelLoad(self.loader, backend, model, self.timeout, passes)
         return self._last

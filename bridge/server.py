@@ -30,7 +30,7 @@ from typing import Callable
 import zmq
 
 from maed import __version__
-from maed.denoise import one_pass_only
+from maed.denoise import BOTH
 from maed.engine import Backend, load_backend
 from maed.zoo import PRODUCT
 
@@ -78,6 +78,11 @@ class BridgeConfig:
     out: Path = Path("maed-scans")
     backend: str = "auto"
     model: str = PRODUCT
+    """The live bands' model (one pass); with ``pass_`` both, the two-pass model of the scans' final frames."""
+    pass_: str = "trace"
+    """``maed serve --pass``: ``trace``, or ``both``: each finished scan whose every row came in both passes is denoised
+    by the two-pass ``model`` (trace and registered retrace, as ``maed denoise --pass both``), its live bands by the
+    one-pass product model."""
     halo: int = HALO
     refine: int = REFINE
     idle_timeout: float = 300.0
@@ -121,6 +126,8 @@ class BridgeConfig:
             raise ValueError(f"guard interval must be >= 0 seconds, got {self.guard_interval}")
         if self.frame_interval < 0:
             raise ValueError(f"frame interval must be >= 0 seconds, got {self.frame_interval}")
+        if self.pass_ not in ("trace", BOTH):
+            raise ValueError(f"the bridge denoises the trace, or both passes into one frame; got pass {self.pass_!r}")
         if self.max_pixels < 1:
             raise ValueError(f"max pixels must be >= 1, got {self.max_pixels}")
         if self.max_backlog_bytes < 0:
@@ -146,6 +153,8 @@ class Bridge:
         self.config = config
         self._models = ModelLoader(loader or load_backend, config.model_timeout)
         self._backend = backend
+        self._both: Backend | None = None
+        """``maed serve --pass both``: the two-pass model of the scans' final frames; None: one pass."""
         self.faults = FaultCounter()
         self.losses = Losses()
         self.journal = Journal(config.out)
@@ -158,8 +167,8 @@ class Bridge:
         self._stops = {name: threading.Event() for name in ("ingest", "journal", "worker", "control")}
         self.worker: Worker | None = None
         self.adapter: Adapter | None = None
-        self._served = config.model
-        """The model served, as it was loaded (a shipped name or a path): what the adapter adapts from."""
+        self._served = PRODUCT if config.pass_ == BOTH else config.model
+        """The live bands' model, as it was loaded (a shipped name or a path): what the adapter adapts from."""
         self._auth = None
 
     # --- life cycle -----------------------------------------------------------------------
@@ -184,7 +193,9 @@ class Bridge:
                 problem = regular_file_problem(self.config.model)
                 if problem is not None:  # a FIFO would block the start for ever
                     raise ValueError(problem)
-                self._backend = one_pass_only(self._models.loader(self.config.backend, self.config.model), "maed serve")
+                if self.config.pass_ == BOTH:  # the scans' final frames: the two-pass model, checked first
+                    self._both = self._models.start(self.config.backend, self.config.model, passes=2).result()
+                self._backend = self._models.start(self.config.backend, self._served).result()
             try:  # before any thread runs: lines for a recovered scan must find it open
                 self.recovered = recover(self.config.out, self.journal, self.ingest)
             except OSError as exc:
@@ -197,7 +208,8 @@ class Bridge:
             raise
         self._sockets = [pull, pub, control] + ([ack] if ack is not None else [])
         self.worker = Worker(self.ingest, pub, self._backend, self.config.out, self.config.halo, self.config.refine,
-                             self.config.guard_interval, self.config.frame_interval, self.config.trace_retrace)
+                             self.config.guard_interval, self.config.frame_interval, self.config.trace_retrace,
+                             both=self._both)
         targets = {
             "ingest": lambda: self._ingest_loop(pull),
             "journal": lambda: self._journal_loop(ack),
@@ -414,6 +426,9 @@ class Bridge:
             "weights_sha256": weights_sha256(backend), "backend": backend.name,
             "halo": self.config.halo, "refine": self.config.refine, "guard_interval": self.config.guard_interval,
             "frame_interval": self.config.frame_interval,
+            "pass": self.config.pass_,
+            "model_both": None if self._both is None else self._both.model,
+            "weights_sha256_both": None if self._both is None else weights_sha256(self._both),
             "endpoints": dict(self.endpoints),
             "out": str(self.config.out),
         }

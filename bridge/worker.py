@@ -27,6 +27,7 @@ import numpy as np
 import zmq
 
 from maed import __version__
+from maed.denoise import BOTH, passes_of
 from maed.engine import Backend
 from maed.engine.heap import give_back_free_memory
 from maed.passes import trace_retrace_figures
@@ -35,6 +36,7 @@ from .alerts import HealthMonitor
 from .counters import LatencyWindow, Losses
 from .ingest import Batch, Ingest
 from .journal import read_journal
+from .priority import yield_to_io
 from .protocol import (
     PASSES,
     VERSION,
@@ -124,6 +126,13 @@ class LiveScan:
         retrace lines came (the final ``frame.denoised`` and ``meta.json``)."""
 
 
+def in_both_passes(image: ScanImage) -> bool:
+    """Whether every trace row of the scan came in the retrace too (what a two-pass model's frame needs: a row
+    without its retrace would be left out of it)."""
+    trace, retrace = (np.isfinite(image.frames[p]).all(axis=1) for p in ("trace", "retrace"))
+    return bool(trace.any()) and not (trace & ~retrace).any()
+
+
 def journaled_lines(state: ScanState) -> list[tuple[Line, float]]:
     """Every line of a finished scan, read back from its journal (its lines were let go to keep the backlog
     within budget); exactly the bytes received, and journaled lines were accepted lines."""
@@ -152,8 +161,10 @@ def weights_sha256(backend: Backend) -> str:
 class Worker:
     def __init__(self, ingest: Ingest, pub: zmq.Socket, backend: Backend, out: Path, halo: int, refine: int,
                  guard_interval: float = GUARD_INTERVAL_S, frame_interval: float = FRAME_INTERVAL_S,
-                 trace_retrace: bool = False) -> None:
+                 trace_retrace: bool = False, both: Backend | None = None) -> None:
         self.ingest = ingest
+        self.both = both
+        """``maed serve --pass both``: the two-pass model of each finished scan whose every row came in both passes."""
         self.trace_retrace = trace_retrace
         """Figure each finished scan's trace/retrace error (``maed serve --trace-retrace``)."""
         self.losses: Losses = ingest.losses
@@ -184,6 +195,7 @@ class Worker:
 
     def run(self, stop: threading.Event) -> None:
         """Serve until ``stop`` is set and everything that arrived before it is published and saved."""
+        yield_to_io()
         while True:
             with self.ingest.cv:
                 self.ingest.cv.wait_for(lambda: self.ingest.has_work() or stop.is_set(), timeout=self._until_owed())
@@ -335,7 +347,8 @@ class Worker:
             return
         if job is not None:
             if self._judge is None:
-                self._judge = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maed-guard")
+                self._judge = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maed-guard",
+                                                 initializer=yield_to_io)
             scan.judging, scan.judging_since = self._judge.submit(judge, job), now
 
     def _settle_guard(self, scan: LiveScan) -> None:
@@ -358,15 +371,16 @@ class Worker:
         denoised = scan.stream.denoised
         full_pass = full_pass and not self.paused
         if full_pass:
+            other = image.frames["retrace"] if image.rows_done["retrace"] else None
+            final = self.both if self.both is not None and in_both_passes(image) else backend
             try:
-                other = image.frames["retrace"] if image.rows_done["retrace"] else None
-                denoised = scan.stream.final(image.frames["trace"], rows_done, backend, other_pass=other)
+                denoised = scan.stream.final(image.frames["trace"], rows_done, final, other_pass=other)
             except Exception:  # the scan is still published and saved, with its last live frame
                 self._failed(f"scan {scan.start.scan!r}: full-frame pass failed")
                 full_pass = False
         if full_pass:  # else the live frame is what goes out, and it names the weights it came from
-            scan.backend = backend
-        if self.trace_retrace and image.rows_done["retrace"]:
+            scan.backend = final
+        if self.trace_retrace and image.rows_done["retrace"]:  # each pass alone: the one-pass model's figure
             scan.trace_retrace = self._trace_retrace(scan, backend) if full_pass and figures else {
                 "skipped": "other scans were waiting for the bridge" if full_pass else
                 "no full-frame pass (the bridge was behind or paused, or the pass failed)"}
@@ -491,6 +505,7 @@ class Worker:
             "model": scan.backend.model,
             "weights_sha256": weights_sha256(scan.backend),
             "backend": scan.backend.name,
+            "pass": BOTH if passes_of(scan.backend) == 2 else "trace",
             "final_full_frame_pass": full_pass,
             "recovered": state.recovered,
             "trust": scan.stream.trust,

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from . import __version__
 from .normalise import LEVELLINGS
 from .training.config import TrainConfig, protocol_learning_rate
-from .zoo import ARCHITECTURES, PRODUCT, TWO_PASS_PRODUCT
+from .zoo import ARCHITECTURES, PRODUCT, TWO_PASS_PRODUCT, default_model
 
 
 def _error(message: str) -> None:
@@ -45,7 +45,7 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
 
     pass_ = _pass(args)
     if args.model is None:
-        args.model = TWO_PASS_PRODUCT if pass_ == "both" else PRODUCT
+        args.model = default_model(pass_)
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
     if not args.recursive:

@@ -19,6 +19,12 @@ TWO_PASS_PRODUCT = "rt-both"
 
 ALIASES = {"maed": PRODUCT}
 
+
+def default_model(pass_: str) -> str:
+    """The weights a command uses for ``--pass pass_`` unless told otherwise."""
+    return TWO_PASS_PRODUCT if pass_ == "both" else PRODUCT
+
+
 DISPLAY_NAMES = {
     "rt": "MAED-CNN rt",
     "rt1": "MAED-CNN rt1",
