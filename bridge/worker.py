@@ -36,7 +36,7 @@ from .alerts import HealthMonitor
 from .counters import LatencyWindow, Losses
 from .ingest import Batch, Ingest
 from .journal import read_journal
-from .priority import yield_to_io
+from .priority import GUARD_NICENESS, yield_to_io
 from .protocol import (
     PASSES,
     VERSION,
@@ -348,7 +348,7 @@ class Worker:
         if job is not None:
             if self._judge is None:
                 self._judge = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maed-guard",
-                                                 initializer=yield_to_io)
+                                                 initializer=yield_to_io, initargs=(GUARD_NICENESS,))
             scan.judging, scan.judging_since = self._judge.submit(judge, job), now
 
     def _settle_guard(self, scan: LiveScan) -> None:
