@@ -137,9 +137,10 @@ recall of tip changes / scars, trace only and both passes):
 | white noise alone | 19/32 | 22/32 | 30/64 | 30/64 |
 
 Without the offsets' walk, tip-change recall rises from 2 to 8 of 32 trace only and from 5 to 8 with both passes (a
-tip change at a line's start is a step among the walk's steps); scars do not change; the drift costs scars most; no single group explains the gap, and with none of them
-the detectors still find 0.6-0.7 of tip changes and under half of the scars: the surface's own change from line to
-line, which the line noise holds, bounds them as much as the artefacts do.
+tip change at a line's start is a step among the walk's steps); scars do not change; the drift costs scars most; no
+single group explains the gap, and with none of them the detectors still find 0.6-0.7 of tip changes and under half
+of the scars: the surface's own change from line to line, which the line noise holds, bounds them as much as the
+artefacts do.
 """
 SEED = TEST_SEED_BASE + 15_000
 SIZE = 256
