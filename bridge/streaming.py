@@ -32,7 +32,8 @@ network's input and stay NaN in the output.
 The trust guard (``maed.trust``) runs on the live frame when the worker asks (at a capped rate:
 ``GUARD_INTERVAL_S``), in three steps so that the worker may judge on a thread of its own while rows
 go on arriving: ``guard_job`` copies what it judges, ``judge`` judges it, ``apply`` publishes the
-verdict (``guard`` does all three at once): on every row scanned so far, in the normalised frame the
+verdict (``guard`` does all three at once): on the latest rows scanned (at most ``GUARD_WINDOW``;
+rows above keep what the verdict that last covered them published), in the normalised frame the
 network saw (the levelled rows with the current centre and scale, and the network's output in the
 same frame). ``network`` is the network's frame; ``denoised``, what is published, is the
 network's frame where the latest verdict trusts it (with the lattice peaks the network removed
@@ -82,11 +83,17 @@ GUARD_INTERVAL_S = 0.5
 """The live guard runs at most once per this many seconds per scan (the worker's schedule)..."""
 GUARD_SHARE = 0.05
 """... and the interval stretches to keep it under this share of the time: at least 20 times the
-last evaluation's cost (a 256 x 256 frame costs about 65 ms on an idle core, most of it the search for a
-lattice to give back, a 512 x 512 frame 4 to 5
-times that), so the guard never costs the band updates more than a twentieth of their time."""
+last evaluation's cost (256 rows of 256 pixels cost about 0.15 s on an idle core of the 2-core Xeon, 2026-12-02;
+``GUARD_WINDOW`` bounds the rows), so the guard never costs the band updates more than a twentieth of their time."""
 GUARD_MIN_ROWS = 32
 """Rows scanned before the first live verdict: the guard's local structure test works on blocks of 32."""
+GUARD_WINDOW = 256
+"""Rows the live guard judges at most, the latest scanned (or ``freeze_rows``, where more: a refit re-denoises
+that many). Judging every row so far made an evaluation's cost grow with the frame's height (0.53 s for 1024
+rows of 256 pixels against 0.15 s for 256 on an idle core; windowed, 0.17 s), and on a 2-core CPU the band
+updates beside it slowed with it: p95 of the row latency 1.11 to 1.33 times higher at 1024 rows than at 256 in
+three runs, 0.98 to 1.08 windowed (``benchmarks/test_bridge.py``). Older rows do not change once the plane is
+frozen, so their verdict stands; the final frame is judged whole."""
 
 
 def freeze_rows(rows: int) -> int:
@@ -125,10 +132,12 @@ class Levelling:
 class GuardJob:
     """What the live guard judges: copies of the rows scanned when it was asked (``StreamingDenoiser.guard_job``)."""
 
+    start: int
+    """The first acquisition row judged (``GUARD_WINDOW``)."""
     rows: int
-    """Acquisition rows scanned then (``rows_done``)."""
+    """Acquisition rows scanned then (``rows_done``): rows ``[start, rows)`` are judged."""
     measured: np.ndarray
-    """Which of them were scanned (skipped rows are left out)."""
+    """Which of those were scanned (skipped rows are left out)."""
     x: np.ndarray
     """The network's input over them, normalised."""
     y: np.ndarray
@@ -173,14 +182,19 @@ def judge(job: GuardJob) -> GuardResult:
 class StreamingDenoiser:
     """Denoised frame of one scan, updated from the raw frame as its rows arrive."""
 
-    def __init__(self, rows: int, cols: int, slow_axis: str, halo: int = HALO, refine: int = REFINE) -> None:
+    def __init__(self, rows: int, cols: int, slow_axis: str, halo: int = HALO, refine: int = REFINE,
+                 guard_window: int = GUARD_WINDOW) -> None:
         if halo < 0 or refine < 0:
             raise ValueError("halo and refine must be >= 0")
+        if guard_window < GUARD_MIN_ROWS:
+            raise ValueError(f"guard window must be at least {GUARD_MIN_ROWS} rows, got {guard_window}")
         if slow_axis not in ("down", "up"):
             raise ValueError(f"slow axis must be down or up, got {slow_axis!r}")
         self.rows, self.cols, self.slow_axis = rows, cols, slow_axis
         self.halo, self.refine = halo, refine
         self.freeze_rows = freeze_rows(rows)
+        self.guard_window = max(guard_window, self.freeze_rows)
+        """Rows the live guard judges at most (``GUARD_WINDOW``)."""
         self.network = np.full((rows, cols), np.nan, dtype=np.float32)
         """The network's output, frame orientation, unscanned rows NaN."""
         self.denoised = np.full((rows, cols), np.nan, dtype=np.float32)
@@ -195,6 +209,8 @@ class StreamingDenoiser:
         """The latest verdict of the guard (None before the first)."""
         self.verdict_rows = 0
         """Rows scanned (``rows_done``) when ``verdict`` was computed."""
+        self.verdict_start = 0
+        """The first acquisition row ``verdict`` judged: it covers rows ``[verdict_start, verdict_rows)``."""
         self._levelled = np.zeros((rows, cols), dtype=np.float64)
         self._level: Levelling | None = None
         self._moments = np.zeros(3)
@@ -297,23 +313,25 @@ class StreamingDenoiser:
         w = self._weight[start:stop]
         self.acquisition_order(self.denoised)[start:stop] = np.where(w > 0, (1 - w) * net + w * self._conservative[start:stop], net)
 
-    def network_input(self) -> np.ndarray:
-        """The rows denoised so far as the network sees them (acquisition order, skipped rows filled):
+    def network_input(self, start: int = 0) -> np.ndarray:
+        """Rows ``[start, rows denoised)`` as the network sees them (acquisition order, skipped rows filled):
         levelled, then centred and scaled with the current centre and scale, as ``maed.normalise`` does."""
         level = self._level
-        return (self._levelled[:self._done] - level.centre) / (level.scale or 1.0)
+        return (self._levelled[start:self._done] - level.centre) / (level.scale or 1.0)
 
     @property
     def trust(self) -> dict | None:
-        """The latest verdict for ``frame.denoised``: ``Verdict.as_dict()`` and the ``rows_done`` it covered."""
+        """The latest verdict for ``frame.denoised``: ``Verdict.as_dict()``, the ``rows_done`` it was reached at
+        and how many of the latest of those it judged (``rows_judged``)."""
         if self.verdict is None:
             return None
-        return {**self.verdict.as_dict(), "rows_done": self.verdict_rows}
+        return {**self.verdict.as_dict(), "rows_done": self.verdict_rows,
+                "rows_judged": self.verdict_rows - self.verdict_start}
 
     def guard(self, limits: Thresholds = Thresholds()) -> Verdict | None:
-        """Judge every row scanned so far and publish the guarded result over them (``maed.trust.guard``):
-        ``apply(judge(guard_job()))`` at once. Sets ``changed`` to every row scanned when what is
-        published changes beyond the last band."""
+        """Judge the latest rows scanned (``guard_window``) and publish the guarded result over them
+        (``maed.trust.guard``): ``apply(judge(guard_job()))`` at once. Sets ``changed`` to every row judged
+        and scanned since when what is published changes beyond the last band."""
         job = self.guard_job(limits)
         if job is not None:
             self.apply(judge(job))
@@ -323,40 +341,42 @@ class StreamingDenoiser:
         """What the guard judges, copied, so that ``judge`` may run while rows go on arriving (None: nothing).
 
         The guard sees what the network saw: the levelled rows in the current centre and scale, and
-        the network's output taken back into that frame. Skipped rows are left out, as
-        ``maed.denoise.denoise_guarded`` leaves out rows not measured.
+        the network's output taken back into that frame, over the latest ``guard_window`` rows. Skipped rows
+        are left out, as ``maed.denoise.denoise_guarded`` leaves out rows not measured.
         """
         n, level = self._done, self._level
         if n == 0 or level is None or self._final:
             return None
-        net = self.acquisition_order(self.network)[:n]
+        start = max(0, n - self.guard_window)
+        net = self.acquisition_order(self.network)[start:n]
         measured = ~np.isnan(net[:, 0])
         if not measured.any():
             return None
-        plane = level.plane(0, n)[measured]
+        plane = level.plane(start, n)[measured]
         y = (net[measured] - plane - level.centre) / (level.scale or 1.0)
-        return GuardJob(rows=n, measured=measured, x=self.network_input()[measured], y=y, plane=plane, level=level,
-                        limits=limits, rows_aligned=self.rows_aligned)
+        return GuardJob(start=start, rows=n, measured=measured, x=self.network_input(start)[measured], y=y,
+                        plane=plane, level=level, limits=limits, rows_aligned=self.rows_aligned)
 
     def apply(self, result: GuardResult) -> None:
-        """Publish a verdict ``judge`` reached: the guarded result over the rows it judged; the rows scanned
-        since are the network's until the next. Sets ``changed`` to every row scanned when what is
-        published changes beyond the last band (merged with the band's). Nothing once the scan is final."""
+        """Publish a verdict ``judge`` reached: the guarded result over the rows it judged; rows above them keep
+        what earlier verdicts published, the rows scanned since are the network's until the next. Sets
+        ``changed`` to the rows judged and scanned since when what is published there changes beyond the last
+        band (merged with the band's). Nothing once the scan is final."""
         if self._final:
             return
-        job, n = result.job, result.job.rows
-        was_guarded = bool(self._weight.any() or self._given_back.any())
-        self._weight[:] = 0
-        self._conservative[:] = np.nan
-        self._given_back[:] = 0
+        job, first, n = result.job, result.job.start, result.job.rows
+        was_guarded = bool(self._weight[first:].any() or self._given_back[first:].any())
+        self._weight[first:] = 0
+        self._conservative[first:] = np.nan
+        self._given_back[first:] = 0
         if result.conservative is not None:
-            self._weight[:n][job.measured] = result.weight
-            self._conservative[:n][job.measured] = result.conservative
-        self._given_back[:n][job.measured] = result.given_back
-        self.verdict, self.verdict_rows = result.verdict, n
+            self._weight[first:n][job.measured] = result.weight
+            self._conservative[first:n][job.measured] = result.conservative
+        self._given_back[first:n][job.measured] = result.given_back
+        self.verdict, self.verdict_start, self.verdict_rows = result.verdict, first, n
         if was_guarded or result.conservative is not None or result.given_back.any():
-            self._compose(0, self._done)
-            start, stop = self._frame_rows(0, self._done)
+            self._compose(first, self._done)
+            start, stop = self._frame_rows(first, self._done)
             if self.changed is not None:
                 start, stop = min(start, self.changed[0]), max(stop, self.changed[1])
             self.changed = (start, stop)
@@ -379,7 +399,7 @@ class StreamingDenoiser:
             verdict = result.verdict
         # Only now: if the pass fails, the live frame is still whole.
         self.denoised = final
-        self.verdict, self.verdict_rows = verdict, n
+        self.verdict, self.verdict_start, self.verdict_rows = verdict, 0, n
         self._done = n
         self._final = True
         self.changed = (0, self.rows)

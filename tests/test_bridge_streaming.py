@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from maed.bridge.streaming import StreamingDenoiser, fill_skipped, freeze_rows
+from maed.bridge.streaming import StreamingDenoiser, fill_skipped, freeze_rows, judge
 from maed.data import make_pair
 from maed.denoise import denoise_array, denoise_guarded
 from maed.normalise import normalise
@@ -105,7 +105,7 @@ def test_final_pass_is_maed_denoise_in_acquisition_order():
     final = s.final(frame, 80, BlurBackend())
     expected = denoise_guarded(raw[::-1], BlurBackend())
     np.testing.assert_array_equal(final, expected.data[::-1])
-    assert s.trust == {**expected.verdict.as_dict(), "rows_done": 80}
+    assert s.trust == {**expected.verdict.as_dict(), "rows_done": 80, "rows_judged": 80}
 
 
 def test_final_pass_of_an_incomplete_scan_covers_only_scanned_rows():
@@ -178,6 +178,42 @@ def test_the_live_guard_publishes_the_fallback_over_the_rows_it_judged(slow_axis
     np.testing.assert_array_equal(s.denoised[order[64:80]], s.network[order[64:80]])
     assert banding(s.denoised[order[:64]]) < 0.2 * banded and s.trust["rows_done"] == 64
     assert np.isnan(s.denoised[order[80:]]).all()
+
+
+@pytest.mark.parametrize("slow_axis", ["down", "up"])
+def test_the_live_guard_judges_the_latest_rows_and_older_rows_keep_their_verdict(slow_axis):
+    """An evaluation's cost must not grow with the frame's height: past ``guard_window`` rows the guard judges
+    only the latest, and the rows above keep what the verdict that covered them published."""
+    raw = make_pair(12, 160).noisy.astype(np.float32)
+    order = np.arange(160) if slow_axis == "down" else np.arange(160)[::-1]
+    s = StreamingDenoiser(160, 96, slow_axis, 8, 8, guard_window=64)
+    frame = np.full((160, 96), np.nan, dtype=np.float32)
+
+    def scan_to(n):
+        frame[order[:n]] = raw[order[:n], :96]
+        s.update(frame, n, BandsBackend())
+
+    scan_to(64)
+    s.guard()
+    banded = banding(s.network[order[:64]])
+    guarded_before = s.denoised[order[:64]].copy()
+    assert banding(guarded_before) < 0.2 * banded
+    scan_to(160)
+    job = s.guard_job()
+    assert (job.start, job.rows, len(job.x)) == (96, 160, 64)  # the window, not the 160 rows
+    s.apply(judge(job))
+    assert s.trust["rows_done"] == 160 and s.trust["rows_judged"] == 64 and s.trust["output"] == "fallback"
+    assert s.changed == ((56, 160) if slow_axis == "down" else (0, 104))  # the last band's 56.. and the window's 96..
+    assert banding(s.denoised[order[96:]]) < 0.2 * banding(s.network[order[96:]])
+    np.testing.assert_array_equal(s.denoised[order[:56]], guarded_before[:56])  # above the refine zone: as judged
+    assert banding(s.denoised[order[64:96]]) > 0.5 * banding(s.network[order[64:96]])  # never judged: the network's
+
+
+def test_the_guard_window_covers_the_rows_a_refit_denoises_again():
+    s = StreamingDenoiser(2048, 64, "down", guard_window=64)
+    assert s.guard_window == freeze_rows(2048) == 256
+    with pytest.raises(ValueError, match="guard window"):
+        StreamingDenoiser(256, 64, "down", guard_window=8)
 
 
 def test_a_trusted_verdict_publishes_the_network_output():

@@ -89,7 +89,7 @@ def test_the_final_frame_is_maed_denoise_of_the_same_raw_rows(tmp_path, onnx):
 
     expected = denoise_guarded(raw, onnx)
     assert final.tobytes() == expected.data.tobytes()
-    assert final_header["trust"] == {**expected.verdict.as_dict(), "rows_done": 256}
+    assert final_header["trust"] == {**expected.verdict.as_dict(), "rows_done": 256, "rows_judged": 256}
     # ``maed denoise`` of the saved raw rows writes the same bytes and the same verdict.
     assert main(["denoise", str(Path(end["saved"]) / "raw_trace.npy"), "-o", str(tmp_path / "cli"),
                  "--backend", "onnx", "--model", "rt"]) == 0
