@@ -51,6 +51,8 @@ def describe_trust(trust: dict | None) -> str:
         return "trust=- (no verdict yet)"
     output = trust.get("output", "?")
     covered = f" at rows_done={trust['rows_done']}" if "rows_done" in trust else ""
+    if "rows_done" in trust and trust.get("rows_judged", trust["rows_done"]) < trust["rows_done"]:
+        covered += f" (the last {trust['rows_judged']} judged)"
     reasons = [str(r) for r in trust.get("reasons") or []]
     fraction = trust.get("fallback_fraction")
     share = f" {fraction:.0%} fallback" if output == "blend" and isinstance(fraction, (int, float)) else ""

@@ -410,6 +410,9 @@ def test_listen_names_the_trust_output_and_its_reasons_in_one_line():
     assert line.endswith("trust=blend 25% fallback at rows_done=96: residual follows the image locally (0.91)")
     two = {**trust, "output": "fallback", "reasons": ["a", "b"], "fallback_fraction": 1.0}
     assert describe(Frame(**{**frame.__dict__, "trust": two})).endswith("trust=fallback at rows_done=96: a; b")
+    windowed = {**two, "rows_judged": 64}
+    assert describe(Frame(**{**frame.__dict__, "trust": windowed})).endswith(
+        "trust=fallback at rows_done=96 (the last 64 judged): a; b")
     assert describe(Frame(**{**frame.__dict__, "trust": None})).endswith("trust=- (no verdict yet)")
     assert "trust" not in describe(Frame(**{**frame.__dict__, "kind": "raw", "trust": None}))
 
