@@ -38,6 +38,19 @@ def test_both_passes_keep_the_seeds_surface_and_noise_draw():
     assert (both.noisy - both.retrace).std() > 1e-3 * both.noisy.std()
 
 
+def test_aligned_passes_put_both_where_the_trace_was_and_keep_every_other_draw():
+    drawn, aligned = make_pair(5, 64, both_passes=True), make_pair(5, 64, both_passes=True, aligned_passes=True)
+    assert np.array_equal(drawn.clean, aligned.clean) and drawn.noise == aligned.noise
+    columns = np.arange(64.0)[None, :]
+    assert np.array_equal(aligned.geometry.trace_x, np.broadcast_to(columns, (64, 64)))
+    assert np.array_equal(aligned.geometry.retrace_x, aligned.geometry.trace_x)
+    assert aligned.passes.speed_ratio == 1.0 and aligned.passes.lag_px == 0.0
+    assert aligned.passes.feedback_noise_m == drawn.passes.feedback_noise_m  # the independent noise stays
+    assert np.abs(drawn.geometry.displacement[:, 8:-8]).max() > 0.1  # the seed's own passes are warped
+    with pytest.raises(ValueError, match="needs both_passes"):
+        make_pair(5, 64, aligned_passes=True)
+
+
 def _step(rows: int = 32, cols: int = 128, at: int = 64) -> np.ndarray:
     return np.where(np.arange(cols) >= at, 1e-10, 0.0)[None, :].repeat(rows, axis=0)
 

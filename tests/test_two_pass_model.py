@@ -22,7 +22,7 @@ from maed.model import build_model
 from maed.model.checkpoint import load_model, save_checkpoint
 from maed.normalise import PLANE, normalise, normalise_passes
 from maed.registration import registered_retrace
-from maed.research.evaluate_passes import ONE_PASS, TWO_PASS, evaluate_passes
+from maed.research.evaluate_passes import ALIGNED_MEAN, ALIGNED_ONE, ONE_PASS, TWO_PASS, evaluate_passes
 from maed.training.dataset import TrainingPairs
 from maed.training.trainer import _load_matching
 
@@ -194,6 +194,10 @@ def test_eval_passes_scores_the_two_pass_model_against_one_pass_and_the_mean(unt
     # An untrained two-pass model gives back its trace: no better than the raw scan, far below one pass, bar missed.
     assert methods[TWO_PASS]["psnr"][0] == pytest.approx(methods["noisy input"]["psnr"][0], abs=0.5)
     assert results["steps"]["gains"][ONE_PASS][2] < 0 and not results["steps"]["met"]
+    # The ceiling: the one-pass model on the mean of aligned passes (half the independent noise) beats it on the trace.
+    assert methods[ALIGNED_MEAN]["psnr"][0] > methods[ALIGNED_ONE]["psnr"][0]
+    assert results["steps"]["ceiling"][0] == pytest.approx(
+        methods[ALIGNED_MEAN]["psnr"][0] - methods[ALIGNED_ONE]["psnr"][0])
     table = (tmp_path / "passes.md").read_text()
     assert "| steps |" in table and "| missed |" in table
     assert json.loads((tmp_path / "passes.json").read_text())["two_pass"] == two.model

@@ -49,6 +49,7 @@ def make_pair(
     background: bool = False,
     both_passes: bool = False,
     events: EventSpec | None = None,
+    aligned_passes: bool = False,
 ) -> ScanPair:
     """One (noisy, clean) pair of one of ``families``; the same seed always gives the same pair.
 
@@ -59,9 +60,13 @@ def make_pair(
     ``both_passes`` records the trace and the retrace (``two_pass``: shared and independent noise,
     opposite feedback lag, x-warp, unequal speeds) into ``noisy`` and ``retrace``; it draws after
     everything a single pass draws, so the surface and ``noise`` of a seed are the same either way.
+    ``aligned_passes`` (with ``both_passes``) records both where the trace's command put the tip: no feedback
+    lag, no x-warp, equal speeds, every other draw the seed's; a second pass's best case (``maed eval --passes``).
     ``events`` adds known scan-health events (``scan_events``) from a generator of their own, so
     the seed's scan is the same but for them; the pair's ``events`` lists them.
     """
+    if aligned_passes and not both_passes:
+        raise ValueError("aligned_passes places both passes: it needs both_passes")
     rng = np.random.default_rng(seed)
     clean, info = random_surface(rng, size, surface_ranges, families)
     if background and rng.random() < 0.5:
@@ -79,6 +84,8 @@ def make_pair(
         pair = ScanPair(noisy, clean, info["pixel_m"], info, params, seed)
     else:
         passes = draw_pass_params(rng)
+        if aligned_passes:
+            passes = replace(passes, speed_ratio=1.0, lag_px=0.0, creep_px=0.0, hysteresis_px=0.0)
         trace, retrace, geometry = record_passes(clean, info["pixel_m"], params, passes, rng)
         pair = ScanPair(trace, clean, info["pixel_m"], info, params, seed, retrace, passes, geometry)
     if events is None:
