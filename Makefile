@@ -26,6 +26,7 @@ demo: $(STAMP)
 
 test: $(STAMP) system-packages native-test
 	$(VENV)/bin/ruff check python bridge engine tests benchmarks setup.py
+	$(VENV)/bin/ruff format --check python bridge engine tests benchmarks setup.py
 	$(MAKE) --no-print-directory import-contracts
 	$(PY) -m pytest
 

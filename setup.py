@@ -23,8 +23,9 @@ WEIGHTS = Path(__file__).parent / "python" / "maed" / "weights"
 choice = os.environ.get("MAED_WEIGHTS", "all")
 if choice not in ("all", "product"):
     raise SystemExit(f"MAED_WEIGHTS must be all or product, got {choice!r}")
-left_out = [] if choice == "all" else sorted(
-    p.name for p in WEIGHTS.iterdir() if p.suffix in (".pt", ".onnx") and p.stem not in PRODUCT_WEIGHTS)
+left_out = (
+    [] if choice == "all" else sorted(p.name for p in WEIGHTS.iterdir() if p.suffix in (".pt", ".onnx") and p.stem not in PRODUCT_WEIGHTS)
+)
 
 
 class FreshBuild(build_py):

@@ -32,9 +32,17 @@ from maed.data.scan_noise import NoiseRanges
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = NoiseRanges(tip_jump_rate=(0.0, 0.0), scar_rate=(0.0, 0.0))
 """The training ranges of every artefact but the simulator's own (unlisted) tip jumps and scars."""
-WHITE = NoiseRanges(tip_jump_rate=(0.0, 0.0), scar_rate=(0.0, 0.0), white_corr_px=(0.0, 0.0), line_walk_m=(0.0, 0.0),
-                    drift_m=(0.0, 0.0), mains_m=(0.0, 0.0), resonance_m=(0.0, 0.0), ringing_gain=(0.0, 0.0),
-                    dac_lsb_m=(0.0, 0.0))
+WHITE = NoiseRanges(
+    tip_jump_rate=(0.0, 0.0),
+    scar_rate=(0.0, 0.0),
+    white_corr_px=(0.0, 0.0),
+    line_walk_m=(0.0, 0.0),
+    drift_m=(0.0, 0.0),
+    mains_m=(0.0, 0.0),
+    resonance_m=(0.0, 0.0),
+    ringing_gain=(0.0, 0.0),
+    dac_lsb_m=(0.0, 0.0),
+)
 """White noise alone: what the detectors reach where the line noise is all the noise there is."""
 SIZES = (1.5, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0)
 TARGET = {"size": 3.0, "precision": 0.95, "recall": 0.9, "false_per_frame": 0.1}
@@ -151,8 +159,7 @@ def match(events, found) -> tuple[list[bool], list[bool], list[int]]:
     taken = [False] * len(found)
     hit, delays = [], []
     for event in events:
-        best = next((i for i, (f, _) in enumerate(found)
-                     if not taken[i] and f.kind == event.kind and abs(f.row - event.row) <= 1), None)
+        best = next((i for i, (f, _) in enumerate(found) if not taken[i] and f.kind == event.kind and abs(f.row - event.row) <= 1), None)
         hit.append(best is not None)
         if best is not None:
             taken[best] = True
@@ -166,8 +173,9 @@ def score(sizes: tuple[float, ...], scans: int, both: bool, seed: int, ranges: N
     for k, size in enumerate(sizes):
         tally = {"events": Counter(), "hits": Counter(), "alerts": Counter(), "correct": Counter(), "delays": []}
         for i in range(scans):
-            pair = make_pair(seed + 1000 * k + i, SIZE, ranges, both_passes=both,
-                             events=EventSpec(tip_changes=2, scars=4, size=size, gap_rows=12))
+            pair = make_pair(
+                seed + 1000 * k + i, SIZE, ranges, both_passes=both, events=EventSpec(tip_changes=2, scars=4, size=size, gap_rows=12)
+            )
             found = scan_findings(pair.noisy, pair.retrace)
             hit, correct, delays = match(pair.events, found)
             tally["delays"] += delays
@@ -238,13 +246,20 @@ def _figure(path: Path, trace: np.ndarray, retrace: np.ndarray | None, found: li
     """The scan's passes less their best-fit plane (not rows levelled: that would hide a tip change), each
     alert marked in the margin at its row, for a person to judge."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     images = [trace] + ([retrace] if retrace is not None else [])
     fig, axes = plt.subplots(1, len(images), figsize=(6 * len(images), 6), squeeze=False)
-    colours = {"tip_change": "red", "scar": "orange", "ringing": "magenta", "crash": "black",
-               "line_missing": "blue", "line_repeated": "cyan"}
+    colours = {
+        "tip_change": "red",
+        "scar": "orange",
+        "ringing": "magenta",
+        "crash": "black",
+        "line_missing": "blue",
+        "line_repeated": "cyan",
+    }
     for ax, image, name in zip(axes[0], images, ("trace", "retrace")):
         rows, cols = np.nonzero(np.isfinite(image))
         fit = np.linalg.lstsq(np.column_stack([np.ones(rows.size), rows, cols]), image[rows, cols], rcond=None)[0]
@@ -254,8 +269,17 @@ def _figure(path: Path, trace: np.ndarray, retrace: np.ndarray | None, found: li
         for f in found:
             if f.pass_ == name:
                 ax.plot([f.columns[0], f.columns[1] - 1], [f.row, f.row], color=colours[f.kind], lw=1)
-                ax.annotate(f.kind, (0, f.row), xytext=(-4, 0), textcoords="offset points", ha="right",
-                            va="center", fontsize=7, color=colours[f.kind], annotation_clip=False)
+                ax.annotate(
+                    f.kind,
+                    (0, f.row),
+                    xytext=(-4, 0),
+                    textcoords="offset points",
+                    ha="right",
+                    va="center",
+                    fontsize=7,
+                    color=colours[f.kind],
+                    annotation_clip=False,
+                )
         ax.set_title(f"{title} {name}")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -266,6 +290,7 @@ def _figure(path: Path, trace: np.ndarray, retrace: np.ndarray | None, found: li
 def plot(results: dict, path: Path) -> None:
     """Precision and recall of tip changes and scars against size, trace only and both passes."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -317,13 +342,19 @@ def report(results: dict, white: dict, others: dict, false: dict, real: list, ar
         "",
     ]
     for kind in ("tip_change", "scar"):
-        lines += [f"## {kind}", "", "| size / line noise | recall, trace only | precision, trace only "
-                  "| recall, both passes | precision, both passes |", "|---|---|---|---|---|"]
+        lines += [
+            f"## {kind}",
+            "",
+            "| size / line noise | recall, trace only | precision, trace only | recall, both passes | precision, both passes |",
+            "|---|---|---|---|---|",
+        ]
         for size in sorted(results["trace"]):
             t, b = results["trace"][size], results["both"][size]
-            lines.append(f"| {size:g} | {_pct(t['hits'][kind], t['events'][kind])} "
-                         f"| {_pct(t['correct'][kind], t['alerts'][kind])} "
-                         f"| {_pct(b['hits'][kind], b['events'][kind])} | {_pct(b['correct'][kind], b['alerts'][kind])} |")
+            lines.append(
+                f"| {size:g} | {_pct(t['hits'][kind], t['events'][kind])} "
+                f"| {_pct(t['correct'][kind], t['alerts'][kind])} "
+                f"| {_pct(b['hits'][kind], b['events'][kind])} | {_pct(b['correct'][kind], b['alerts'][kind])} |"
+            )
         lines.append("")
     delays = [d for mode in results.values() for t in mode.values() for d in t["delays"]]
     lines += [
@@ -341,60 +372,108 @@ def report(results: dict, white: dict, others: dict, false: dict, real: list, ar
     for kind in ("ringing", "crash", "line_missing", "line_repeated"):
         t, b = others["trace"], others["both"]
         lines.append(f"| {kind} | {_pct(t['hits'][kind], t['events'][kind])} | {_pct(b['hits'][kind], b['events'][kind])} |")
-    lines += ["", "## False alerts on clean frames", "",
-              "| mode | frames | false alerts | per frame | by kind | surfaces |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## False alerts on clean frames",
+        "",
+        "| mode | frames | false alerts | per frame | by kind | surfaces |",
+        "|---|---|---|---|---|---|",
+    ]
     for mode, (alerts, families) in false.items():
         total = sum(alerts.values())
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(alerts.items())) or "–"
         fams = ", ".join(f"{k} {n}" for k, n in sorted(Counter(families).items())) or "–"
         lines.append(f"| {mode} | {args.clean} | {total} | {total / args.clean:.2f} | {kinds} | {fams} |")
-    lines += ["", "## Against the issue's bar", "",
-              f"Tip changes and scars of {TARGET['size']:g} line noise and more: precision >= {TARGET['precision']}, "
-              f"recall >= {TARGET['recall']}, within one row; fewer than {TARGET['false_per_frame']} false alerts per clean "
-              "256-line frame.", "",
-              "| kind | mode | at 3 line noise: recall, precision | smallest size meeting both bars |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Against the issue's bar",
+        "",
+        f"Tip changes and scars of {TARGET['size']:g} line noise and more: precision >= {TARGET['precision']}, "
+        f"recall >= {TARGET['recall']}, within one row; fewer than {TARGET['false_per_frame']} false alerts per clean "
+        "256-line frame.",
+        "",
+        "| kind | mode | at 3 line noise: recall, precision | smallest size meeting both bars |",
+        "|---|---|---|---|",
+    ]
     for kind in ("tip_change", "scar"):
         for mode in ("trace", "both"):
             t = results[mode]
             at3 = t.get(TARGET["size"])
-            met = [size for size in sorted(t) if all(
-                _ratio(t[s]["hits"][kind], t[s]["events"][kind]) >= TARGET["recall"]
-                and _ratio(t[s]["correct"][kind], t[s]["alerts"][kind]) >= TARGET["precision"] for s in sorted(t) if s >= size)]
-            lines.append(f"| {kind} | {mode} | {_pct(at3['hits'][kind], at3['events'][kind])}, "
-                         f"{_pct(at3['correct'][kind], at3['alerts'][kind])} | {f'{met[0]:g}' if met else 'none up to 10'} |")
-    lines += ["", "The same scans with white noise alone (no offsets' walk, drift, pick-up, correlation along the fast "
-              "axis, ringing or quantisation; line noise as above), both passes:", "",
-              "| kind | size / line noise | recall | precision |", "|---|---|---|---|"]
+            met = [
+                size
+                for size in sorted(t)
+                if all(
+                    _ratio(t[s]["hits"][kind], t[s]["events"][kind]) >= TARGET["recall"]
+                    and _ratio(t[s]["correct"][kind], t[s]["alerts"][kind]) >= TARGET["precision"]
+                    for s in sorted(t)
+                    if s >= size
+                )
+            ]
+            lines.append(
+                f"| {kind} | {mode} | {_pct(at3['hits'][kind], at3['events'][kind])}, "
+                f"{_pct(at3['correct'][kind], at3['alerts'][kind])} | {f'{met[0]:g}' if met else 'none up to 10'} |"
+            )
+    lines += [
+        "",
+        "The same scans with white noise alone (no offsets' walk, drift, pick-up, correlation along the fast "
+        "axis, ringing or quantisation; line noise as above), both passes:",
+        "",
+        "| kind | size / line noise | recall | precision |",
+        "|---|---|---|---|",
+    ]
     for kind in ("tip_change", "scar"):
         for size, t in sorted(white.items()):
-            lines.append(f"| {kind} | {size:g} | {_pct(t['hits'][kind], t['events'][kind])} "
-                         f"| {_pct(t['correct'][kind], t['alerts'][kind])} |")
+            lines.append(
+                f"| {kind} | {size:g} | {_pct(t['hits'][kind], t['events'][kind])} | {_pct(t['correct'][kind], t['alerts'][kind])} |"
+            )
     per_frame = {mode: sum(alerts.values()) / args.clean for mode, (alerts, _) in false.items()}
-    lines += ["", "False alerts per clean frame: " + ", ".join(f"{m} {v:.2f}" for m, v in per_frame.items()) +
-              f" (bar: under {TARGET['false_per_frame']}).", ""]
+    lines += [
+        "",
+        "False alerts per clean frame: "
+        + ", ".join(f"{m} {v:.2f}" for m, v in per_frame.items())
+        + f" (bar: under {TARGET['false_per_frame']}).",
+        "",
+    ]
     counts = {mode: sum(alerts.values()) for mode, (alerts, _) in false.items()}
     upper = {mode: (n + 1.96 * np.sqrt(n) + 2) / args.clean for mode, n in counts.items()}  # Poisson, roughly
     fa_met = all(v < TARGET["false_per_frame"] for v in per_frame.values())
-    lines += ["", "**In plain words.** Met: " + ("fewer than 0.1 false alerts per clean frame in both modes on these "
-              "held-out frames (" + ", ".join(f"{m} {per_frame[m]:.2f}, 95 % upper bound about {upper[m]:.2f}"
-                                                 for m in per_frame) + "), " if fa_met else "") +
-              f"every matched alert within {max(delays)} rows of its line's arrival (the issue allows 2 line periods), "
-              "and the cost per line (`benchmarks/test_alerts.py`: about 0.5 ms per 256-pixel line, trace only or both "
-              "passes, on the loaded 2-core VM on 2026-12-01; the budget is 1 ms). Not met: "
-              + ("" if fa_met else "fewer than 0.1 false alerts per clean frame; ") +
-              "recall >= 0.9 with precision >= 0.95 for tip changes and scars of 3 line noise (see the table above: "
-              "about 0.15 to 0.25 recall there; both bars together hold only from 10 line noise on, and not even there "
-              "for tip changes trace only); no tip-state (double or blunt tip) and no drift detector was built. "
-              "Against the detectors before the scans' own bars (the page of 2026-11-30): false alerts per clean frame "
-              "0.23 -> " + f"{per_frame['trace']:.2f}" + " trace only and 0.18 -> " + f"{per_frame['both']:.2f}" +
-              " with both passes, at some recall (scars of 5 line noise: 0.76 -> "
-              f"{_ratio(results['trace'][5.0]['hits']['scar'], results['trace'][5.0]['events']['scar']):.2f} trace only, 0.76 -> "
-              f"{_ratio(results['both'][5.0]['hits']['scar'], results['both'][5.0]['events']['scar']):.2f} with both passes).", ""]
+    lines += [
+        "",
+        "**In plain words.** Met: "
+        + (
+            "fewer than 0.1 false alerts per clean frame in both modes on these "
+            "held-out frames (" + ", ".join(f"{m} {per_frame[m]:.2f}, 95 % upper bound about {upper[m]:.2f}" for m in per_frame) + "), "
+            if fa_met
+            else ""
+        )
+        + f"every matched alert within {max(delays)} rows of its line's arrival (the issue allows 2 line periods), "
+        "and the cost per line (`benchmarks/test_alerts.py`: about 0.5 ms per 256-pixel line, trace only or both "
+        "passes, on the loaded 2-core VM on 2026-12-01; the budget is 1 ms). Not met: "
+        + ("" if fa_met else "fewer than 0.1 false alerts per clean frame; ")
+        + "recall >= 0.9 with precision >= 0.95 for tip changes and scars of 3 line noise (see the table above: "
+        "about 0.15 to 0.25 recall there; both bars together hold only from 10 line noise on, and not even there "
+        "for tip changes trace only); no tip-state (double or blunt tip) and no drift detector was built. "
+        "Against the detectors before the scans' own bars (the page of 2026-11-30): false alerts per clean frame "
+        "0.23 -> "
+        + f"{per_frame['trace']:.2f}"
+        + " trace only and 0.18 -> "
+        + f"{per_frame['both']:.2f}"
+        + " with both passes, at some recall (scars of 5 line noise: 0.76 -> "
+        f"{_ratio(results['trace'][5.0]['hits']['scar'], results['trace'][5.0]['events']['scar']):.2f} trace only, 0.76 -> "
+        f"{_ratio(results['both'][5.0]['hits']['scar'], results['both'][5.0]['events']['scar']):.2f} with both passes).",
+        "",
+    ]
     lines += ["", CALIBRATION]
-    lines += ["", "## Real scans", "",
-              "Every alert on the topograph of each file in `../shared/data/real-stm/` (both passes where the file has "
-              "them), fed in acquisition order (Nanonis `SCAN_DIR`; down otherwise).", "",
-              "| file | slow axis | rows | alerts (kind@row, pass) |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Real scans",
+        "",
+        "Every alert on the topograph of each file in `../shared/data/real-stm/` (both passes where the file has "
+        "them), fed in acquisition order (Nanonis `SCAN_DIR`; down otherwise).",
+        "",
+        "| file | slow axis | rows | alerts (kind@row, pass) |",
+        "|---|---|---|---|",
+    ]
     for name, slow_axis, rows, found in real:
         listed = "; ".join(f"{f.kind}@{f.row} ({f.pass_[0]}, cols {f.columns[0]}:{f.columns[1]})" for f in found) or "none"
         lines.append(f"| {name} | {slow_axis} | {rows} | {listed} |")
@@ -409,8 +488,12 @@ def main() -> None:
     p.add_argument("--real-dir", default=str(ROOT.parent / "shared" / "data" / "real-stm"))
     p.add_argument("--figures", default=None, help="folder (outside the repository) for the real scans' figures")
     p.add_argument("--out", default=str(ROOT / "docs" / "results" / "alerts.md"))
-    p.add_argument("--cache", default=None, help="a file (outside the repository) that keeps the scores: where it "
-                   "exists the page is written from it without scoring again (to rewrite its text)")
+    p.add_argument(
+        "--cache",
+        default=None,
+        help="a file (outside the repository) that keeps the scores: where it "
+        "exists the page is written from it without scoring again (to rewrite its text)",
+    )
     args = p.parse_args()
     start = time.perf_counter()
     cache = Path(args.cache) if args.cache else None

@@ -31,8 +31,27 @@ from maed.zoo import PRODUCT
 
 
 def start_bridge(args: argparse.Namespace, out: Path) -> tuple[subprocess.Popen, dict[str, str]]:
-    command = [sys.executable, "-m", "maed.cli", "serve", "--pull-port", "0", "--pub-port", "0", "--control-port", "0",
-               "--ack-port", "0", "--no-preview", "--out", str(out), "--backend", args.backend, "--model", args.model]
+    command = [
+        sys.executable,
+        "-m",
+        "maed.cli",
+        "serve",
+        "--pull-port",
+        "0",
+        "--pub-port",
+        "0",
+        "--control-port",
+        "0",
+        "--ack-port",
+        "0",
+        "--no-preview",
+        "--out",
+        str(out),
+        "--backend",
+        args.backend,
+        "--model",
+        args.model,
+    ]
     bridge = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     for line in bridge.stderr:
         match = re.search(r"lines in (\S+), frames out (\S+), control ([^\s,;]+)", line)
@@ -77,8 +96,7 @@ def run_scan(endpoints: dict[str, str], image: np.ndarray, rate: float, scan: st
         push.send_multipart(frames + ([payload.astype("<f4").tobytes()] if payload is not None else []))
         seq += 1
 
-    send(b"scan.start", {"rows": rows, "cols": cols, "channel": "Z", "unit": "m", "range": [2e-8, 2e-8],
-                         "slow_axis": "down"})
+    send(b"scan.start", {"rows": rows, "cols": cols, "channel": "Z", "unit": "m", "range": [2e-8, 2e-8], "slow_axis": "down"})
     t0 = time.perf_counter()
     for row in range(rows):
         time.sleep(max(0.0, t0 + (row + 0.5) / rate - time.perf_counter()))
@@ -122,10 +140,12 @@ def main() -> None:
             bridge.terminate()
             bridge.wait(30)
     p50, p95 = np.percentile(latencies, [50, 95])
-    print(f"{args.scans} scans {args.size}x{args.size} at {args.rate:g} lines/s, {status['model']} on {status['backend']}: "
-          f"line push -> first denoised rows covering it p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {max(latencies):.1f} ms "
-          f"over {len(latencies)} rows; bridge update latency p50 {status['latency_ms']['p50']} ms, "
-          f"p95 {status['latency_ms']['p95']} ms over {status['latency_ms']['count']} frames")
+    print(
+        f"{args.scans} scans {args.size}x{args.size} at {args.rate:g} lines/s, {status['model']} on {status['backend']}: "
+        f"line push -> first denoised rows covering it p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {max(latencies):.1f} ms "
+        f"over {len(latencies)} rows; bridge update latency p50 {status['latency_ms']['p50']} ms, "
+        f"p95 {status['latency_ms']['p95']} ms over {status['latency_ms']['count']} frames"
+    )
 
 
 if __name__ == "__main__":

@@ -20,11 +20,11 @@ MIN_ROUNDS, MAX_ROUNDS = 10, 300
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--bench-budget", type=float, default=5.0,
-                     help="seconds of timed calls per benchmark (at least 10 rounds, at most 300)")
+    parser.addoption(
+        "--bench-budget", type=float, default=5.0, help="seconds of timed calls per benchmark (at least 10 rounds, at most 300)"
+    )
     parser.addoption("--soak-seconds", type=float, default=600.0, help="length of the bridge's soak benchmark (default: 600)")
-    parser.addoption("--flood-seconds", type=float, default=20.0,
-                     help="length of the bridge's flood of 1024-pixel lines (default: 20)")
+    parser.addoption("--flood-seconds", type=float, default=20.0, help="length of the bridge's flood of 1024-pixel lines (default: 20)")
 
 
 @dataclass(frozen=True)

@@ -64,9 +64,11 @@ def main() -> None:
                 for m, b in backends.items():
                     scores[m].append(psnr(denoise_guarded(noisy, b).data, clean))
             below = {m: int(np.sum(np.array(scores[m]) < np.array(scores["classical"]))) for m in backends}
-            print(f"{kind} {level:.2f} x rms: " + "  ".join(
-                f"{m} {np.mean(v):.2f}" + (f" ({below[m]} below classical)" if m in below else "")
-                for m, v in scores.items()), flush=True)
+            print(
+                f"{kind} {level:.2f} x rms: "
+                + "  ".join(f"{m} {np.mean(v):.2f}" + (f" ({below[m]} below classical)" if m in below else "") for m, v in scores.items()),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def stream(raw: np.ndarray, backend, halo: int, refine: int, chunk: int) -> tupl
     times = []
     for n in range(chunk, rows + chunk, chunk):
         n = min(n, rows)
-        frame[n - chunk:n] = raw[n - chunk:n]
+        frame[n - chunk : n] = raw[n - chunk : n]
         start = time.perf_counter()
         out = s.update(frame, n, backend)
         times.append((time.perf_counter() - start) * 1e3)
@@ -59,10 +59,14 @@ def main() -> None:
     fulls = [denoise_array(r, backend) for r in raws]
     full_clean = np.mean([psnr(f, p.clean) for f, p in zip(fulls, pairs)])
     noisy_clean = np.mean([psnr(r, p.clean) for r, p in zip(raws, pairs)])
-    print(f"{args.count} scans {args.size}x{args.size}, {args.chunk} rows per update, model {backend.model} on "
-          f"{backend.name}; noisy vs clean {noisy_clean:.2f} dB, full-frame pass vs clean {full_clean:.2f} dB\n")
-    print("| halo | refine | live vs full-frame [dB] (worst scan) | live vs clean [dB] "
-          "| rows per band (steady, padded) | ms per update (median) |")
+    print(
+        f"{args.count} scans {args.size}x{args.size}, {args.chunk} rows per update, model {backend.model} on "
+        f"{backend.name}; noisy vs clean {noisy_clean:.2f} dB, full-frame pass vs clean {full_clean:.2f} dB\n"
+    )
+    print(
+        "| halo | refine | live vs full-frame [dB] (worst scan) | live vs clean [dB] "
+        "| rows per band (steady, padded) | ms per update (median) |"
+    )
     print("|---|---|---|---|---|---|")
     for halo in args.halos:
         for refine in args.refines:
@@ -74,8 +78,11 @@ def main() -> None:
                 times += t
             # Steady state: once the plane is frozen a band is halo + refine + new rows, padded.
             steady = -(-(halo + refine + args.chunk) // backend.size_multiple) * backend.size_multiple
-            print(f"| {halo} | {refine} | {np.mean(to_full):.2f} ({min(to_full):.2f}) | {np.mean(to_clean):.2f} "
-                  f"| {steady} | {np.median(times):.1f} |", flush=True)
+            print(
+                f"| {halo} | {refine} | {np.mean(to_full):.2f} ({min(to_full):.2f}) | {np.mean(to_clean):.2f} "
+                f"| {steady} | {np.median(times):.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,12 @@ QUIET = NoiseRanges(tip_jump_rate=(0.0, 0.0), scar_rate=(0.0, 0.0))
 @pytest.mark.parametrize("passes", ["trace", "both"])
 def test_alerts_per_line(measure, benchmark, passes):
     pair = make_pair(3, 256, QUIET, both_passes=passes == "both", events=EventSpec(tip_changes=2, scars=4))
-    lines = [(row, pass_, image[row].astype(np.float32)) for row in range(256)
-             for pass_, image in (("trace", pair.noisy), ("retrace", pair.retrace)) if image is not None]
+    lines = [
+        (row, pass_, image[row].astype(np.float32))
+        for row in range(256)
+        for pass_, image in (("trace", pair.noisy), ("retrace", pair.retrace))
+        if image is not None
+    ]
 
     def scan() -> None:
         monitor = HealthMonitor(256, 256)

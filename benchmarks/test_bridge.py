@@ -61,17 +61,23 @@ def _status(endpoints: dict[str, str]) -> dict:
 
 @pytest.mark.parametrize("rate", sorted(RATES))
 def test_line_to_denoised_frame_latency(benchmark, bridge, models, rate):
-    image = make_pair(654_321, COLS).noisy[:RATES[rate]].astype("<f4")
+    image = make_pair(654_321, COLS).noisy[: RATES[rate]].astype("<f4")
     latencies: list[float] = []
-    benchmark.pedantic(lambda: latencies.extend(run_scan(bridge, image, rate, f"latency-{rate}")),
-                       rounds=1, iterations=1)
+    benchmark.pedantic(lambda: latencies.extend(run_scan(bridge, image, rate, f"latency-{rate}")), rounds=1, iterations=1)
     status = _status(bridge)
     assert len(latencies) == len(image), "some rows never appeared in a denoised frame"
     p50, p95 = np.percentile(latencies, [50, 95])
     benchmark.extra_info.update(
-        case=f"line to denoised frame at {rate} lines/s", rows=len(latencies), cols=COLS, backend=status["backend"],
-        model=PRODUCT, weights=models(PRODUCT).weights, p50_ms=round(float(p50), 2), p95_ms=round(float(p95), 2),
-        max_ms=round(max(latencies), 2), updates=status["updates"],
+        case=f"line to denoised frame at {rate} lines/s",
+        rows=len(latencies),
+        cols=COLS,
+        backend=status["backend"],
+        model=PRODUCT,
+        weights=models(PRODUCT).weights,
+        p50_ms=round(float(p50), 2),
+        p95_ms=round(float(p95), 2),
+        max_ms=round(max(latencies), 2),
+        updates=status["updates"],
     )
 
 
@@ -92,8 +98,12 @@ def test_update_latency_in_frame_height(benchmark, bridge, models):
     benchmark.pedantic(scans, rounds=1, iterations=1)
     status = _status(bridge)
     benchmark.extra_info.update(
-        case=f"update latency in frame height at {HEIGHT_RATE} lines/s", cols=COLS, backend=status["backend"],
-        model=PRODUCT, weights=models(PRODUCT).weights, **{f"p95_ms_{rows}_rows": round(p95[rows], 2) for rows in HEIGHTS},
+        case=f"update latency in frame height at {HEIGHT_RATE} lines/s",
+        cols=COLS,
+        backend=status["backend"],
+        model=PRODUCT,
+        weights=models(PRODUCT).weights,
+        **{f"p95_ms_{rows}_rows": round(p95[rows], 2) for rows in HEIGHTS},
         ratio=round(p95[max(HEIGHTS)] / p95[min(HEIGHTS)], 3),
     )
 
@@ -106,18 +116,15 @@ def _scan_messages(rows: int, scans: int) -> list[list[bytes]]:
 
     def add(topic: bytes, scan: str, header: dict, payload: bytes | None = None) -> None:
         nonlocal seq
-        messages.append([topic, msgpack.packb({"v": 2, "scan": scan, "seq": seq, **header}),
-                         *([payload] if payload is not None else [])])
+        messages.append([topic, msgpack.packb({"v": 2, "scan": scan, "seq": seq, **header}), *([payload] if payload is not None else [])])
         seq += 1
 
     for k in range(scans):
         scan = f"ingest-{k}"
-        add(b"scan.start", scan, {"rows": rows, "cols": COLS, "channel": "Z", "unit": "m",
-                                  "range": [2e-8, 2e-8], "slow_axis": "down"})
+        add(b"scan.start", scan, {"rows": rows, "cols": COLS, "channel": "Z", "unit": "m", "range": [2e-8, 2e-8], "slow_axis": "down"})
         for row in range(rows):
             for pass_ in ("trace", "retrace"):
-                add(b"line", scan, {"row": row, "pass": pass_, "t": time.time(), "dtype": "<f4",
-                                    "shape": [COLS]}, line)
+                add(b"line", scan, {"row": row, "pass": pass_, "t": time.time(), "dtype": "<f4", "shape": [COLS]}, line)
         add(b"scan.end", scan, {"complete": True})
     return messages
 
@@ -143,9 +150,14 @@ def test_ingest_throughput(benchmark, bridge, models):
     status = result["status"]
     rate = total / result["seconds"]
     benchmark.extra_info.update(
-        case=f"ingest of {COLS}-sample lines", lines=total, lines_received=status["lines_received"],
-        lines_lost=total - status["lines_received"] + status["lines_dropped"], lines_per_s=round(rate),
-        push_lines_per_s=round(total / result["push_seconds"]), backend=status["backend"], model=PRODUCT,
+        case=f"ingest of {COLS}-sample lines",
+        lines=total,
+        lines_received=status["lines_received"],
+        lines_lost=total - status["lines_received"] + status["lines_dropped"],
+        lines_per_s=round(rate),
+        push_lines_per_s=round(total / result["push_seconds"]),
+        backend=status["backend"],
+        model=PRODUCT,
         weights=models(PRODUCT).weights,
     )
     assert status["lines_received"] == total and status["lines_dropped"] == 0, "lines were lost"

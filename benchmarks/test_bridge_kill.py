@@ -55,10 +55,28 @@ class Served:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> dict:
-        command = [sys.executable, "-m", "maed.cli", "serve", "--no-preview", "--backend", "onnx", "--model", self.model,
-                   "--pull-port", str(self.ports[0]), "--pub-port", str(self.ports[1]),
-                   "--control-port", str(self.ports[2]), "--ack-port", str(self.ports[3]), "--out", str(self.out),
-                   *self.extra]
+        command = [
+            sys.executable,
+            "-m",
+            "maed.cli",
+            "serve",
+            "--no-preview",
+            "--backend",
+            "onnx",
+            "--model",
+            self.model,
+            "--pull-port",
+            str(self.ports[0]),
+            "--pub-port",
+            str(self.ports[1]),
+            "--control-port",
+            str(self.ports[2]),
+            "--ack-port",
+            str(self.ports[3]),
+            "--out",
+            str(self.out),
+            *self.extra,
+        ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -135,21 +153,31 @@ def kill_and_restart(models, out: Path, seed: int = 0) -> dict:
             missing.append(scan)
             continue
         meta = json.loads((folder / "meta.json").read_text())
-        if (np.load(folder / "raw_trace.npy").tobytes() != trace.tobytes()
-                or np.load(folder / "raw_retrace.npy").tobytes() != retrace.tobytes()
-                or meta["rows_done"] != {"trace": ROWS, "retrace": ROWS}):
+        if (
+            np.load(folder / "raw_trace.npy").tobytes() != trace.tobytes()
+            or np.load(folder / "raw_retrace.npy").tobytes() != retrace.tobytes()
+            or meta["rows_done"] != {"trace": ROWS, "retrace": ROWS}
+        ):
             differ.append(scan)
     half_written += len(list(out.glob(".*.partial")))  # a clean stop leaves none (a restart removes a kill's)
     extra = sorted(f.name for f in out.iterdir() if f.is_dir() and f.name not in scans and f.name != ".journal")
-    return {"kills": KILLS, "kill_points_s": kill_points, "scans_missing": missing, "scans_differing": differ,
-            "extra_folders": extra, "half_written_seen": half_written,
-            "restart_s_p50": round(float(np.median(restarts)), 2), "journals_left": len(list(out.glob(".journal/*")))}
+    return {
+        "kills": KILLS,
+        "kill_points_s": kill_points,
+        "scans_missing": missing,
+        "scans_differing": differ,
+        "extra_folders": extra,
+        "half_written_seen": half_written,
+        "restart_s_p50": round(float(np.median(restarts)), 2),
+        "journals_left": len(list(out.glob(".journal/*"))),
+    }
 
 
 def test_kill_9_twenty_times_during_scans(benchmark, models, tmp_path):
     result = {}
     benchmark.pedantic(lambda: result.update(kill_and_restart(models, tmp_path / "scans")), rounds=1, iterations=1)
-    benchmark.extra_info.update(case=f"kill -9 at random points of {KILLS} scans of {ROWS}x{COLS}, "
-                                     f"{RATE:g} lines/s, LinePusher with acks", **result)
+    benchmark.extra_info.update(
+        case=f"kill -9 at random points of {KILLS} scans of {ROWS}x{COLS}, {RATE:g} lines/s, LinePusher with acks", **result
+    )
     assert not result["scans_missing"] and not result["scans_differing"], result
     assert result["half_written_seen"] == 0 and result["journals_left"] == 0

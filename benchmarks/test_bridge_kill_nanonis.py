@@ -43,8 +43,11 @@ def _saved(folder: Path) -> tuple[dict, np.ndarray, np.ndarray]:
 
 def _holds_whole(folder: Path, trace: np.ndarray, retrace: np.ndarray) -> bool:
     meta, raw_trace, raw_retrace = _saved(folder)
-    return (raw_trace.tobytes() == trace.astype("<f4").tobytes()
-            and raw_retrace.tobytes() == retrace.astype("<f4").tobytes() and meta["end"]["complete"] is True)
+    return (
+        raw_trace.tobytes() == trace.astype("<f4").tobytes()
+        and raw_retrace.tobytes() == retrace.astype("<f4").tobytes()
+        and meta["end"]["complete"] is True
+    )
 
 
 def _part_of(folder: Path, trace: np.ndarray) -> bool:
@@ -73,16 +76,14 @@ def kill_and_restart(models, out: Path, seed: int = 0) -> dict:
                 time.sleep(when)
                 bridge.kill()
                 kill_points.append(round(when, 3))
-                half_written += sum(not _complete(f) for f in out.iterdir()
-                                    if f.is_dir() and not f.name.startswith("."))
+                half_written += sum(not _complete(f) for f in out.iterdir() if f.is_dir() and not f.name.startswith("."))
                 t = time.perf_counter()
                 bridge.start()
                 restarts.append(time.perf_counter() - t)
                 deadline = time.monotonic() + 60
                 whole = None
                 while whole is None and time.monotonic() < deadline:
-                    new = [f for f in out.iterdir() if f.name not in before and f.is_dir()
-                           and not f.name.startswith(".") and _complete(f)]
+                    new = [f for f in out.iterdir() if f.name not in before and f.is_dir() and not f.name.startswith(".") and _complete(f)]
                     whole = next((f for f in new if _holds_whole(f, trace, retrace)), None)
                     time.sleep(0.05)
                 waits.append(time.perf_counter() - t)
@@ -96,20 +97,32 @@ def kill_and_restart(models, out: Path, seed: int = 0) -> dict:
                 bridge.process.send_signal(signal.SIGTERM)
                 bridge.process.wait(60)
     half_written += len(list(out.glob(".*.partial")))
-    recovered = sum(_saved(f)[0].get("recovered", False) for f in out.iterdir()
-                    if f.is_dir() and not f.name.startswith(".") and (f / "meta.json").is_file())
-    return {"kills": KILLS, "kill_points_s": kill_points, "frames_missing": missing, "partial_scans_saved": extra,
-            "half_written_seen": half_written, "scans_recovered": recovered,
-            "restart_s_p50": round(float(np.median(restarts)), 2), "saved_after_restart_s_max": round(max(waits), 2),
-            "journals_left": len(list(out.glob(".journal/*")))}
+    recovered = sum(
+        _saved(f)[0].get("recovered", False)
+        for f in out.iterdir()
+        if f.is_dir() and not f.name.startswith(".") and (f / "meta.json").is_file()
+    )
+    return {
+        "kills": KILLS,
+        "kill_points_s": kill_points,
+        "frames_missing": missing,
+        "partial_scans_saved": extra,
+        "half_written_seen": half_written,
+        "scans_recovered": recovered,
+        "restart_s_p50": round(float(np.median(restarts)), 2),
+        "saved_after_restart_s_max": round(max(waits), 2),
+        "journals_left": len(list(out.glob(".journal/*"))),
+    }
 
 
 def test_kill_9_twenty_times_following_nanonis(benchmark, models, tmp_path):
     result = {}
     benchmark.pedantic(lambda: result.update(kill_and_restart(models, tmp_path / "scans")), rounds=1, iterations=1)
-    benchmark.extra_info.update(case=f"kill -9 at random points of {KILLS} Nanonis frames of {SIZE}x{SIZE}, "
-                                     f"{LINE_RATE:g} lines/s, maed serve --source nanonis against SimulatedNanonis",
-                                **result)
+    benchmark.extra_info.update(
+        case=f"kill -9 at random points of {KILLS} Nanonis frames of {SIZE}x{SIZE}, "
+        f"{LINE_RATE:g} lines/s, maed serve --source nanonis against SimulatedNanonis",
+        **result,
+    )
     print(result)
     assert not result["frames_missing"], result
     assert result["half_written_seen"] == 0 and result["journals_left"] == 0, result

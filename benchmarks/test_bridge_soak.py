@@ -82,8 +82,22 @@ MALFORMED = [
     [b"scan.start", msgpack.packb({"v": 1, "scan": "old"})],
     [b"scan.start", msgpack.packb({"v": 2, "scan": "k", "seq": 0, b"bytes": 1}, use_bin_type=True)],
     [b"line"] + [bytes(16 << 10)] * 64,
-    [b"scan.start", msgpack.packb({"v": 2, "scan": "huge", "seq": 0, "rows": 4096, "cols": 4096, "channel": "Z",
-                                   "unit": "m", "range": [1e-8, 1e-8], "slow_axis": "down"})],
+    [
+        b"scan.start",
+        msgpack.packb(
+            {
+                "v": 2,
+                "scan": "huge",
+                "seq": 0,
+                "rows": 4096,
+                "cols": 4096,
+                "channel": "Z",
+                "unit": "m",
+                "range": [1e-8, 1e-8],
+                "slow_axis": "down",
+            }
+        ),
+    ],
 ]
 
 
@@ -113,12 +127,17 @@ class Controller:
         while time.perf_counter() - start < seconds:
             scan = f"soak-{self.scans:05d}"
             self.scans += 1
-            self._send(b"scan.start", scan, {"rows": size, "cols": size, "channel": "Z", "unit": "m",
-                                             "range": [2e-8, 2e-8], "slow_axis": "down"})
+            self._send(
+                b"scan.start", scan, {"rows": size, "cols": size, "channel": "Z", "unit": "m", "range": [2e-8, 2e-8], "slow_axis": "down"}
+            )
             for row in range(size):
                 for pass_ in ("trace", "retrace"):
-                    self._send(b"line", scan, {"row": row, "pass": pass_, "t": time.time(), "dtype": "<f4",
-                                               "shape": [size]}, lines[row % len(lines)])
+                    self._send(
+                        b"line",
+                        scan,
+                        {"row": row, "pass": pass_, "t": time.time(), "dtype": "<f4", "shape": [size]},
+                        lines[row % len(lines)],
+                    )
                     self.sent_lines += 1
                 if rate is not None:  # paced per row: sleep until the row is due
                     due = start + (self.sent_lines - before) / rate
@@ -191,14 +210,21 @@ def soak(models, tmp_path: Path, phases: list[tuple[int, float | None, float]]) 
     rss, status_ms, in_phase = np.array(samples).T
     saved = _saved_lines(out)
     return {
-        "lines_sent": controller.sent_lines, "lines_saved": saved, "lines_lost": controller.sent_lines - saved,
-        "lines_per_s": round(controller.sent_lines / pushed), "scans": controller.scans,
-        "rss_max_mb": round(float(rss.max()), 1), "rss_last_mb": round(float(rss[-1]), 1),
+        "lines_sent": controller.sent_lines,
+        "lines_saved": saved,
+        "lines_lost": controller.sent_lines - saved,
+        "lines_per_s": round(controller.sent_lines / pushed),
+        "scans": controller.scans,
+        "rss_max_mb": round(float(rss.max()), 1),
+        "rss_last_mb": round(float(rss[-1]), 1),
         "rss_max_mb_by_phase": [round(float(rss[in_phase == i].max()), 1) for i in range(len(phases))],
         "rss_p50_mb_by_phase": [round(float(np.median(rss[in_phase == i])), 1) for i in range(len(phases))],
         "rss_samples_over_bound": int((rss > RSS_BOUND_MB).sum()),
-        "status_p95_ms": round(float(np.percentile(status_ms, 95)), 2), "status_max_ms": round(float(status_ms.max()), 2),
-        "samples": len(samples), "scans_spilled": status["scans_spilled"], "faults": status["faults"],
+        "status_p95_ms": round(float(np.percentile(status_ms, 95)), 2),
+        "status_max_ms": round(float(status_ms.max()), 2),
+        "samples": len(samples),
+        "scans_spilled": status["scans_spilled"],
+        "faults": status["faults"],
         "journals_left": len(list((out / ".journal").glob("*"))) if (out / ".journal").exists() else 0,
     }
 
@@ -210,8 +236,7 @@ def _report(benchmark, result: dict, case: str, models) -> None:
 
 def test_flood_of_1024_pixel_lines(benchmark, models, tmp_path, flood_seconds):
     result = {}
-    benchmark.pedantic(lambda: result.update(soak(models, tmp_path, [(1024, None, flood_seconds)])),
-                       rounds=1, iterations=1)
+    benchmark.pedantic(lambda: result.update(soak(models, tmp_path, [(1024, None, flood_seconds)])), rounds=1, iterations=1)
     _report(benchmark, result, f"1024-pixel lines as fast as pushed for {flood_seconds:g} s", models)
 
 
@@ -219,6 +244,11 @@ def test_soak(benchmark, models, tmp_path, soak_seconds):
     result = {}
     phases = [(256, 2000.0, soak_seconds / 2), (1024, 500.0, soak_seconds / 2)]
     benchmark.pedantic(lambda: result.update(soak(models, tmp_path, phases)), rounds=1, iterations=1)
-    _report(benchmark, result, f"soak: 2,000 lines/s of 256 px, then 500 lines/s of 1024 px, {soak_seconds:g} s in all, "
-                               "malformed messages, a slow and a stalled subscriber", models)
+    _report(
+        benchmark,
+        result,
+        f"soak: 2,000 lines/s of 256 px, then 500 lines/s of 1024 px, {soak_seconds:g} s in all, "
+        "malformed messages, a slow and a stalled subscriber",
+        models,
+    )
     assert result["rss_max_mb"] <= RSS_BOUND_MB and result["status_max_ms"] <= STATUS_BOUND_MS

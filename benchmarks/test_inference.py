@@ -42,8 +42,7 @@ def test_band(measure, backends, models, name, kind):
     backend = backends(kind, model)
     h = _round_up(BAND_ROWS + CONTEXT_ROWS, backend.size_multiple)
     x = _input(h, WIDTH)
-    measure(lambda: backend.denoise(x), backend=backend.name, model=name, weights=model.weights,
-            case=f"band {h}x{WIDTH}")
+    measure(lambda: backend.denoise(x), backend=backend.name, model=name, weights=model.weights, case=f"band {h}x{WIDTH}")
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
@@ -53,8 +52,7 @@ def test_frame(measure, backends, models, name, size, kind):
     model = models(name)
     backend = backends(kind, model)
     x = _input(size, size)
-    measure(lambda: backend.denoise(x), backend=backend.name, model=name, weights=model.weights,
-            case=f"frame {size}x{size}")
+    measure(lambda: backend.denoise(x), backend=backend.name, model=name, weights=model.weights, case=f"frame {size}x{size}")
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
@@ -75,5 +73,11 @@ def test_streaming_update(measure, backends, models, kind):
     def update(state: StreamingDenoiser) -> None:
         state.update(frame, done + BAND_ROWS, backend)
 
-    measure(update, setup=lambda: (copy.deepcopy(primed),), backend=backend.name, model=PRODUCT,
-            weights=model.weights, case=f"update {BAND_ROWS} rows x {WIDTH}")
+    measure(
+        update,
+        setup=lambda: (copy.deepcopy(primed),),
+        backend=backend.name,
+        model=PRODUCT,
+        weights=model.weights,
+        case=f"update {BAND_ROWS} rows x {WIDTH}",
+    )

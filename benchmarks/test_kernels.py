@@ -75,8 +75,7 @@ def _time(benchmark: BenchmarkFixture, fn: Callable[[], None], traffic_bytes: in
     rounds()  # warm-up: cuDNN's algorithm search, lazy module loading
     benchmark.pedantic(rounds, rounds=30, warmup_rounds=2)
     per_launch = benchmark.stats.stats.median / LAUNCHES
-    benchmark.extra_info.update(info, us_per_launch=round(per_launch * 1e6, 2),
-                                gb_per_s=round(traffic_bytes / per_launch / 1e9, 1))
+    benchmark.extra_info.update(info, us_per_launch=round(per_launch * 1e6, 2), gb_per_s=round(traffic_bytes / per_launch / 1e9, 1))
 
 
 def _our_launch(kernels: CudaKernels, module: nn.Module, x: torch.Tensor) -> tuple[Callable[[], None], int, list]:
@@ -92,8 +91,7 @@ def _our_launch(kernels: CudaKernels, module: nn.Module, x: torch.Tensor) -> tup
         addresses = tuple(a.data_ptr() for a in arrays)
 
         def launch() -> None:
-            kernels.se_fusion(x.data_ptr(), y.data_ptr(), dtype, (n, h, w), c, wts.reduced, addresses,
-                              workspace.data_ptr(), stream)
+            kernels.se_fusion(x.data_ptr(), y.data_ptr(), dtype, (n, h, w), c, wts.reduced, addresses, workspace.data_ptr(), stream)
 
         return launch, 3 * x.numel() * x.element_size(), [*arrays, y, workspace]
     wts = ds_block_weights(module)
@@ -117,8 +115,7 @@ def test_kernel_speed(benchmark: BenchmarkFixture, kernels: CudaKernels, impl: s
     module, shape = LAYERS[layer]
     x = torch.randn(shape, device="cuda").to(dtype)
     # case and backend: the keys maed bench's results page reads from every benchmark.
-    info = {"case": f"kernel {layer} {str(dtype).removeprefix('torch.')}", "backend": impl,
-            "device": torch.cuda.get_device_name()}
+    info = {"case": f"kernel {layer} {str(dtype).removeprefix('torch.')}", "backend": impl, "device": torch.cuda.get_device_name()}
     if impl == "maed":
         launch, traffic, keep = _our_launch(kernels, module, x)
         _time(benchmark, launch, traffic, **info)

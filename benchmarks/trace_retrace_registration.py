@@ -55,8 +55,7 @@ def simulated(draws: int, size: int = 256) -> list[str]:
             pair = make_pair(seed, size, families=(family,))
             q = draw_pass_params(np.random.default_rng(seed))
             t, r, geometry = record_passes(pair.clean, pair.pixel_m, pair.noise, q, np.random.default_rng(seed + 1))
-            ft, fr, _ = record_passes(np.zeros_like(pair.clean), pair.pixel_m, pair.noise, q,
-                                      np.random.default_rng(seed + 1))
+            ft, fr, _ = record_passes(np.zeros_like(pair.clean), pair.pixel_m, pair.noise, q, np.random.default_rng(seed + 1))
             started = time.perf_counter()
             reg = register(t, r, speed_ratio=q.speed_ratio)
             seconds.append(time.perf_counter() - started)
@@ -72,16 +71,18 @@ def simulated(draws: int, size: int = 256) -> list[str]:
             # The lag and a shift both move edges: compare the warps less their lags' delays.
             truth = geometry.displacement - lag_delay(geometry.lag_trace_px) - lag_delay(geometry.lag_retrace_px)
             error = (reg.warp - sum(map(lag_delay, reg.lag_px)) - truth)[:, c:-c]
-            errors.append(float(np.sqrt(np.nanmean(error ** 2))))
+            errors.append(float(np.sqrt(np.nanmean(error**2))))
             strong.append(pair.clean.std() > 5 * pair.noise.white_m)
         errors, strong = np.array(errors), np.array(strong)
 
         def spread(values: np.ndarray) -> str:
             return f"{np.median(values):.2f} ({np.percentile(values, 90):.2f})" if len(values) else "–"
 
-        rows.append(f"| {family} | {draws} | {np.median(raws):.3f} | {np.median(ratios):.3f} "
-                    f"({np.percentile(ratios, 90):.3f}) | {strong.sum()} | {spread(errors[strong])} "
-                    f"| {spread(errors[~strong])} | {np.mean(seconds):.1f} |")
+        rows.append(
+            f"| {family} | {draws} | {np.median(raws):.3f} | {np.median(ratios):.3f} "
+            f"({np.percentile(ratios, 90):.3f}) | {strong.sum()} | {spread(errors[strong])} "
+            f"| {spread(errors[~strong])} | {np.mean(seconds):.1f} |"
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -93,8 +94,7 @@ def _unit(unit: str) -> tuple[float, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="rt")
-    parser.add_argument("--real", type=Path, default=None,
-                        help="folder of real scans (default ../shared/data/real-stm)")
+    parser.add_argument("--real", type=Path, default=None, help="folder of real scans (default ../shared/data/real-stm)")
     parser.add_argument("--draws", type=int, default=16, help="simulated pairs per family")
     parser.add_argument("-o", "--out", type=Path, default=Path("docs/results/trace_retrace.md"))
     args = parser.parse_args()
@@ -138,9 +138,11 @@ def main() -> int:
             for registration in (before, after):
                 e = summarise(row_errors(out_t, out_r, x, y, registration, crop))
                 cells.append(f"{e.value * scale:.3g} ({e.low * scale:.3g}–{e.high * scale:.3g})")
-        lines.append(f"| {path.name} | {trace_image.name} ({unit}) | {x.shape[0]}x{x.shape[1]} | {ratio:.2g} "
-                     f"| {after.warp.min():+.1f} to {after.warp.max():+.1f} | {np.median(after.band_sigma):.2f} "
-                     f"| {after.lag_px[0]:.2f} | {' | '.join(cells)} | {seconds:.1f} |")
+        lines.append(
+            f"| {path.name} | {trace_image.name} ({unit}) | {x.shape[0]}x{x.shape[1]} | {ratio:.2g} "
+            f"| {after.warp.min():+.1f} to {after.warp.max():+.1f} | {np.median(after.band_sigma):.2f} "
+            f"| {after.lag_px[0]:.2f} | {' | '.join(cells)} | {seconds:.1f} |"
+        )
         print(lines[-1], flush=True)
     head = [
         "# Trace/retrace error: one shift per band vs the warp-and-lag registration",
@@ -158,7 +160,8 @@ def main() -> int:
         "speed: retrace over trace speed from the header.",
         "",
         "| scan | channel | lines x columns | speed | warp, px | sigma, px | lag, px "
-        + "".join(f"| {m} before | {m} after " for m in methods) + "| registration, s |",
+        + "".join(f"| {m} before | {m} after " for m in methods)
+        + "| registration, s |",
         "|---|---|---|---|---|---|---|" + "---|" * (2 * len(methods)) + "---|",
     ]
     sim = [
@@ -182,8 +185,11 @@ def main() -> int:
         "|---|---|---|---|---|---|---|---|",
         *simulated(args.draws),
     ]
-    tail = ["", f"Produced by `{' '.join(['.venv/bin/python', *sys.argv])}` "
-            f"on {os.cpu_count()} CPU(s), real scans from `{os.path.relpath(folder)}`."]
+    tail = [
+        "",
+        f"Produced by `{' '.join(['.venv/bin/python', *sys.argv])}` "
+        f"on {os.cpu_count()} CPU(s), real scans from `{os.path.relpath(folder)}`.",
+    ]
     args.out.write_text("\n".join(head + lines + sim + tail) + "\n")
     print(f"written to {args.out}")
     return 0

@@ -96,16 +96,17 @@ class Adapter:
     def _spawn(self) -> None:
         if self._stop.is_set():
             return
-        command = [sys.executable, "-m", "maed.adapt_live", "--models", str(self.config.models),
-                   "--minutes", str(self.config.minutes)]
+        command = [sys.executable, "-m", "maed.adapt_live", "--models", str(self.config.models), "--minutes", str(self.config.minutes)]
         if self.config.steps is not None:
             command += ["--steps", str(self.config.steps)]
         # Its own session: a Ctrl-C at the terminal reaches the bridge, which stops it (``stop``).
         # On Windows (no sessions, no nice): a process group of its own, below normal priority.
-        windows = {"creationflags": subprocess.BELOW_NORMAL_PRIORITY_CLASS | subprocess.CREATE_NEW_PROCESS_GROUP} \
-            if sys.platform == "win32" else {"start_new_session": True}
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-                                   **windows)
+        windows = (
+            {"creationflags": subprocess.BELOW_NORMAL_PRIORITY_CLASS | subprocess.CREATE_NEW_PROCESS_GROUP}
+            if sys.platform == "win32"
+            else {"start_new_session": True}
+        )
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, **windows)
         with self._lock:
             self._process = process
             self._state = "starting"
@@ -114,8 +115,11 @@ class Adapter:
         reader.start()
         for folder in folders:  # a restarted child learns every scan saved so far
             self._write(process, folder)
-        log.info("adapter process %d started (adapting between scans, %s)", process.pid,
-                 f"{self.config.steps} steps" if self.config.steps else f"{self.config.minutes:g} min per round")
+        log.info(
+            "adapter process %d started (adapting between scans, %s)",
+            process.pid,
+            f"{self.config.steps} steps" if self.config.steps else f"{self.config.minutes:g} min per round",
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -189,18 +193,17 @@ class Adapter:
             if self._state == "dead":
                 return False
             self._exit = f"the adapter process exited with status {process.returncode}" + (
-                f" during a round on {self._training_on} scans" if self._training_on is not None else "")
+                f" during a round on {self._training_on} scans" if self._training_on is not None else ""
+            )
             self._training_on = None
             if self._restarts >= MAX_RESTARTS:
                 self._state = "dead"
                 self._process = None
-                log.error("%s; not restarted after %d restarts: the bridge serves on without adapting", self._exit,
-                          self._restarts)
+                log.error("%s; not restarted after %d restarts: the bridge serves on without adapting", self._exit, self._restarts)
                 return False
             self._restarts += 1
             self._state = "restarting"
-        log.error("%s; restarting it in %g s (restart %d of %d)", self._exit, RESTART_DELAY_S, self._restarts,
-                  MAX_RESTARTS)
+        log.error("%s; restarting it in %g s (restart %d of %d)", self._exit, RESTART_DELAY_S, self._restarts, MAX_RESTARTS)
         return True
 
     def _read(self, process: subprocess.Popen) -> None:
@@ -231,8 +234,9 @@ class Adapter:
                 self._rounds += 1
         if kind != "result":
             return
-        result = {key: event.get(key) for key in ("accepted", "reasons", "figures", "model", "weights_sha256",
-                                                  "base", "base_sha256", "seconds")}
+        result = {
+            key: event.get(key) for key in ("accepted", "reasons", "figures", "model", "weights_sha256", "base", "base_sha256", "seconds")
+        }
         result["finished"] = time.time()
         if event.get("test_hook"):
             result["test_hook"] = True
@@ -255,8 +259,10 @@ class Adapter:
         """Ask the bridge to load accepted weights, if it still serves those the round started from."""
         _, served_sha = self._served_model()
         if event.get("base_sha256") and served_sha != event["base_sha256"]:
-            reason = (f"not loaded: the bridge now serves weights {served_sha[:12]}, not {event['base_sha256'][:12]} "
-                      "the round adapted (a model set meanwhile is not overridden)")
+            reason = (
+                f"not loaded: the bridge now serves weights {served_sha[:12]}, not {event['base_sha256'][:12]} "
+                "the round adapted (a model set meanwhile is not overridden)"
+            )
             log.warning("adapter: %s", reason)
             return {"loaded": False, "reasons": [reason]}
         with self._lock:
@@ -287,8 +293,7 @@ class Adapter:
                 "scans_usable": self._scans_usable,
                 "needs": MIN_SCANS,
                 "training_on": self._training_on,
-                "round_seconds": (round(time.monotonic() - self._round_started, 1)
-                                  if self._round_started is not None else None),
+                "round_seconds": (round(time.monotonic() - self._round_started, 1) if self._round_started is not None else None),
                 "rounds": self._rounds,
                 "accepted": self._accepted,
                 "refused": self._refused,
@@ -300,4 +305,3 @@ class Adapter:
                 "minutes": self.config.minutes,
                 "steps": self.config.steps,
             }
-

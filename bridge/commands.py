@@ -26,8 +26,11 @@ def _add_sim_options(p: argparse.ArgumentParser, scans: int, retrace: bool = Tru
     p.add_argument("--line-rate", type=float, default=20.0, help="lines per second, trace + retrace (default: 20)")
     p.add_argument("--scans", type=int, default=scans, help=f"scans to send, 0 for no end (default: {scans})")
     p.add_argument("--seed", type=int, help="seed of the first simulated surface (default: unseen in training)")
-    p.add_argument("--slow-axis", choices=SLOW_AXES, help="order of the rows: down (row 0 first), up, or "
-                   "alternate (down, up, down, ...) (default: down)")
+    p.add_argument(
+        "--slow-axis",
+        choices=SLOW_AXES,
+        help="order of the rows: down (row 0 first), up, or alternate (down, up, down, ...) (default: down)",
+    )
     p.add_argument("--direction", dest="deprecated_direction", choices=SLOW_AXES, help="deprecated: --slow-axis")
     if retrace:
         p.add_argument("--no-retrace", dest="retrace", action="store_false", help="send trace lines only")
@@ -47,8 +50,7 @@ def _simulator(args: argparse.Namespace, axis: str):
     from .simulated import SIM_SEED_BASE, SimulatedController
 
     seed = SIM_SEED_BASE if args.seed is None else args.seed
-    return SimulatedController(size=args.size, line_rate=args.line_rate, scans=args.scans, seed=seed,
-                               slow_axis=axis, retrace=args.retrace)
+    return SimulatedController(size=args.size, line_rate=args.line_rate, scans=args.scans, seed=seed, slow_axis=axis, retrace=args.retrace)
 
 
 def _source(args: argparse.Namespace, axis: str):
@@ -57,14 +59,14 @@ def _source(args: argparse.Namespace, axis: str):
     if args.source == "nanonis":
         from .sources import NanonisSource
 
-        return NanonisSource(args.nanonis_host, args.nanonis_port, args.nanonis_channel, args.poll_interval,
-                             args.retrace, args.scans)
+        return NanonisSource(args.nanonis_host, args.nanonis_port, args.nanonis_channel, args.poll_interval, args.retrace, args.scans)
     return None
 
 
 def _add_client_key_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--secret-key", type=Path, metavar="FILE",
-                   help="your NAME.key_secret (maed keys), for a bridge that has keys; needs --server-key")
+    p.add_argument(
+        "--secret-key", type=Path, metavar="FILE", help="your NAME.key_secret (maed keys), for a bridge that has keys; needs --server-key"
+    )
     p.add_argument("--server-key", type=Path, metavar="FILE", help="the bridge's public key file (its NAME.key)")
 
 
@@ -146,54 +148,83 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     elif args.adapt_steps is not None or args.adapt_minutes != ADAPT_MINUTES:
         raise ValueError("--adapt-minutes and --adapt-steps need --adapt")
     config = BridgeConfig(
-        host=args.host, pull_port=args.pull_port, pub_port=args.pub_port, control_port=args.control_port,
+        host=args.host,
+        pull_port=args.pull_port,
+        pub_port=args.pub_port,
+        control_port=args.control_port,
         ack_port=args.ack_port,
-        out=Path(args.out), backend=args.backend, model=args.model or default_model(args.pass_), pass_=args.pass_,
-        halo=args.halo, refine=args.refine,
-        idle_timeout=args.idle_timeout, guard_interval=args.guard_interval, frame_interval=args.frame_interval,
+        out=Path(args.out),
+        backend=args.backend,
+        model=args.model or default_model(args.pass_),
+        pass_=args.pass_,
+        halo=args.halo,
+        refine=args.refine,
+        idle_timeout=args.idle_timeout,
+        guard_interval=args.guard_interval,
+        frame_interval=args.frame_interval,
         trace_retrace=args.trace_retrace,
-        keys=keys, insecure=args.insecure,
-        models=models, max_pixels=args.max_pixels, model_timeout=args.model_timeout, adapt=adapt,
+        keys=keys,
+        insecure=args.insecure,
+        models=models,
+        max_pixels=args.max_pixels,
+        model_timeout=args.model_timeout,
+        adapt=adapt,
     )
     if keys is None and not is_loopback(args.host):
-        print(f"maed: warning: --insecure: anyone who reaches {args.host} may push lines, read frames and control "
-              "the bridge", file=sys.stderr)
+        print(
+            f"maed: warning: --insecure: anyone who reaches {args.host} may push lines, read frames and control the bridge", file=sys.stderr
+        )
     source = _source(args, slow_axis(args))
     if args.source == "nanonis":  # an unreachable controller or a missing channel: one line, at once
         channel = source.check()
         print(f"maed: following the scans of Nanonis at {source.address}, channel {channel}", file=sys.stderr)
         source.on_alert = rules
         if rules:
-            print("maed: on alerts, commands to Nanonis (each logged): " + ", ".join(
-                f"{kind} -> {'Scan.Action pause' if action == 'pause' else 'ZCtrl.Withdraw'}"
-                for kind, action in rules.items()), file=sys.stderr)
+            print(
+                "maed: on alerts, commands to Nanonis (each logged): "
+                + ", ".join(
+                    f"{kind} -> {'Scan.Action pause' if action == 'pause' else 'ZCtrl.Withdraw'}" for kind, action in rules.items()
+                ),
+                file=sys.stderr,
+            )
     stop = threading.Event()
     _stop_on_signals()
     with Bridge(config) as bridge, contextlib.ExitStack() as stack:
         _freeze_startup_objects()
         backend = bridge.worker.backend
-        print(f"maed: bridge up: lines in {bridge.endpoints['pull']}, frames out {bridge.endpoints['pub']}, "
-              f"control {bridge.endpoints['control']}, acks {bridge.endpoints['ack']}; "
-              f"model {backend.model} on {backend.name}; scans saved to {args.out}",
-              file=sys.stderr)
+        print(
+            f"maed: bridge up: lines in {bridge.endpoints['pull']}, frames out {bridge.endpoints['pub']}, "
+            f"control {bridge.endpoints['control']}, acks {bridge.endpoints['ack']}; "
+            f"model {backend.model} on {backend.name}; scans saved to {args.out}",
+            file=sys.stderr,
+        )
         if bridge.adapter is not None:
-            print(f"maed: adapting between scans in process {bridge.adapter.pid} (nice 10): a round on the newest "
-                  f"scans with both passes once 3 have come, accepted weights written to {adapt.models} and loaded "
-                  "between frames (status: adapter)", file=sys.stderr)
+            print(
+                f"maed: adapting between scans in process {bridge.adapter.pid} (nice 10): a round on the newest "
+                f"scans with both passes once 3 have come, accepted weights written to {adapt.models} and loaded "
+                "between frames (status: adapter)",
+                file=sys.stderr,
+            )
         if keys is not None:
             print(f"maed: CURVE on every socket; {len(keys.clients)} client key(s) allowed", file=sys.stderr)
         if args.preview:
-            preview = stack.enter_context(Preview(bridge.endpoints["pub"], args.host, args.http_port, bridge.status,
-                                                  token=os.environ.get(TOKEN_VARIABLE) or None,
-                                                  keys=bridge.client_keys))
+            preview = stack.enter_context(
+                Preview(
+                    bridge.endpoints["pub"],
+                    args.host,
+                    args.http_port,
+                    bridge.status,
+                    token=os.environ.get(TOKEN_VARIABLE) or None,
+                    keys=bridge.client_keys,
+                )
+            )
             print(f"maed: live preview at {preview.url}", file=sys.stderr)
         thread = None
         if args.source == "nanonis":  # it died with a killed bridge: it re-grabs the frame of the scan resumed
             source.resume = bridge.recovered.resumed
             source.alerts = bridge.endpoints["pub"]
         if source is not None:
-            thread = threading.Thread(target=source.run, args=(bridge.endpoints["pull"], stop, bridge.client_keys),
-                                      daemon=True)
+            thread = threading.Thread(target=source.run, args=(bridge.endpoints["pull"], stop, bridge.client_keys), daemon=True)
             thread.start()
         try:
             if source is not None and source.scans:
@@ -234,8 +265,7 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     from .keys import write_key_pair
 
     public, secret = write_key_pair(Path(args.out), args.name)
-    print(f"maed: public key {public} (give it to the other side), secret key {secret} (keep it; mode 0600)",
-          file=sys.stderr)
+    print(f"maed: public key {public} (give it to the other side), secret key {secret} (keep it; mode 0600)", file=sys.stderr)
     return 0
 
 
@@ -245,8 +275,11 @@ def _cmd_push_sim(args: argparse.Namespace) -> int:
     source = _simulator(args, slow_axis(args))
     source.acks = args.acks
     keys = _client_keys(args)
-    print(f"maed: pushing {args.scans or 'endless'} simulated {args.size}x{args.size} scan(s) at {args.line_rate:g} lines/s "
-          f"to {args.connect}", file=sys.stderr)
+    print(
+        f"maed: pushing {args.scans or 'endless'} simulated {args.size}x{args.size} scan(s) at {args.line_rate:g} lines/s "
+        f"to {args.connect}",
+        file=sys.stderr,
+    )
     try:
         source.run(args.connect, threading.Event(), keys)
     except ConnectionError as exc:  # a bridge that refuses our keys: the user's to fix, in one line
@@ -271,8 +304,11 @@ def _cmd_sim_nanonis(args: argparse.Namespace) -> int:
     _stop_on_signals()
     with SimulatedNanonis(scanner, args.host, args.port) as server:
         scans = f"{args.scans} frame(s) per start" if args.scans else "continuously"
-        print(f"maed: simulated Nanonis controller on {args.host}:{server.port}: scanning {what} at "
-              f"{args.line_rate:g} lines/s, {scans}; Ctrl-C to stop", file=sys.stderr)
+        print(
+            f"maed: simulated Nanonis controller on {args.host}:{server.port}: scanning {what} at "
+            f"{args.line_rate:g} lines/s, {scans}; Ctrl-C to stop",
+            file=sys.stderr,
+        )
         _wait_for_ctrl_c()
     return 0
 
@@ -287,79 +323,135 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     from .worker import FRAME_INTERVAL_S
 
     p = sub.add_parser("serve", help="run the bridge: scan lines in, raw and denoised frames out")
-    p.add_argument("--source", choices=("sim", "nanonis", "zmq"), default="zmq",
-                   help="sim: a built-in simulated STM; nanonis: follow a Nanonis controller's scans over its TCP "
-                        "interface; zmq: external controllers push lines (default)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default: 127.0.0.1, this machine only; any other needs keys or --insecure)")
-    p.add_argument("--secret-key", type=Path, metavar="FILE",
-                   help="the bridge's NAME.key_secret (maed keys): CURVE on every socket; needs --client-keys")
-    p.add_argument("--client-keys", type=Path, metavar="PATH",
-                   help="the clients allowed in: a folder of NAME.key files, or one NAME.key")
-    p.add_argument("--insecure", action="store_true",
-                   help="allow a --host beyond this machine without keys (anyone who reaches it may push, read, control)")
-    p.add_argument("--models", type=Path, metavar="DIR",
-                   help="folder whose model files a remote set_model may load (default: shipped names only)")
-    p.add_argument("--model-timeout", type=float, default=MODEL_LOAD_TIMEOUT_S, metavar="S",
-                   help=f"seconds a set_model may take to load its model before it is abandoned with an error "
-                        f"(default: {MODEL_LOAD_TIMEOUT_S:g})")
-    p.add_argument("--adapt", action="store_true",
-                   help="adapt the model to this instrument between scans (off by default): a separate, niced process "
-                        "fine-tunes it on the finished scans' trace/retrace pairs once 3 with both passes have come "
-                        "(the newest held out), with maed adapt's checks; accepted weights are written to the --models "
-                        "folder (default: OUT/models) and loaded between frames as set_model does; refused rounds "
-                        "change nothing. status shows it under 'adapter' (docs/adapt.md). Needs torch")
-    p.add_argument("--adapt-minutes", type=float, default=ADAPT_MINUTES, metavar="M",
-                   help=f"--adapt: training time of each round (default: {ADAPT_MINUTES:g}; the checks after it take "
-                        "a bounded time more)")
+    p.add_argument(
+        "--source",
+        choices=("sim", "nanonis", "zmq"),
+        default="zmq",
+        help="sim: a built-in simulated STM; nanonis: follow a Nanonis controller's scans over its TCP "
+        "interface; zmq: external controllers push lines (default)",
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only; any other needs keys or --insecure)"
+    )
+    p.add_argument(
+        "--secret-key",
+        type=Path,
+        metavar="FILE",
+        help="the bridge's NAME.key_secret (maed keys): CURVE on every socket; needs --client-keys",
+    )
+    p.add_argument("--client-keys", type=Path, metavar="PATH", help="the clients allowed in: a folder of NAME.key files, or one NAME.key")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a --host beyond this machine without keys (anyone who reaches it may push, read, control)",
+    )
+    p.add_argument(
+        "--models", type=Path, metavar="DIR", help="folder whose model files a remote set_model may load (default: shipped names only)"
+    )
+    p.add_argument(
+        "--model-timeout",
+        type=float,
+        default=MODEL_LOAD_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds a set_model may take to load its model before it is abandoned with an error (default: {MODEL_LOAD_TIMEOUT_S:g})",
+    )
+    p.add_argument(
+        "--adapt",
+        action="store_true",
+        help="adapt the model to this instrument between scans (off by default): a separate, niced process "
+        "fine-tunes it on the finished scans' trace/retrace pairs once 3 with both passes have come "
+        "(the newest held out), with maed adapt's checks; accepted weights are written to the --models "
+        "folder (default: OUT/models) and loaded between frames as set_model does; refused rounds "
+        "change nothing. status shows it under 'adapter' (docs/adapt.md). Needs torch",
+    )
+    p.add_argument(
+        "--adapt-minutes",
+        type=float,
+        default=ADAPT_MINUTES,
+        metavar="M",
+        help=f"--adapt: training time of each round (default: {ADAPT_MINUTES:g}; the checks after it take a bounded time more)",
+    )
     p.add_argument("--adapt-steps", type=int, metavar="N", help="--adapt: stop each round's training after N steps")
     p.add_argument("--pull-port", type=int, default=5570, help="lines in, PULL (default: 5570)")
     p.add_argument("--pub-port", type=int, default=5571, help="frames out, PUB (default: 5571)")
     p.add_argument("--control-port", type=int, default=5572, help="control, ROUTER answering REQ (default: 5572)")
-    p.add_argument("--ack-port", type=int, default=5573,
-                   help="acknowledgements of journaled lines, PUB (default: 5573; docs/reliability.md)")
+    p.add_argument(
+        "--ack-port", type=int, default=5573, help="acknowledgements of journaled lines, PUB (default: 5573; docs/reliability.md)"
+    )
     p.add_argument("--out", default="maed-scans", help="folder for finished scans (default: maed-scans)")
     p.add_argument("--backend", default="auto", help="inference back end (default: auto)")
-    p.add_argument("--model", metavar="NAME_OR_PATH",
-                   help=f"shipped model name or checkpoint (default: {PRODUCT}, the product weights; with --pass both "
-                        f"the two-pass model, default {TWO_PASS_PRODUCT})")
-    p.add_argument("--pass", dest="pass_", choices=("trace", "both"), default="trace",
-                   help="trace: denoise the trace (default); both: each finished scan whose every row came in both "
-                        "passes is denoised by the two-pass model (trace and registered retrace into one frame, as "
-                        f"maed denoise --pass both), its live frames by the one-pass {PRODUCT}")
+    p.add_argument(
+        "--model",
+        metavar="NAME_OR_PATH",
+        help=f"shipped model name or checkpoint (default: {PRODUCT}, the product weights; with --pass both "
+        f"the two-pass model, default {TWO_PASS_PRODUCT})",
+    )
+    p.add_argument(
+        "--pass",
+        dest="pass_",
+        choices=("trace", "both"),
+        default="trace",
+        help="trace: denoise the trace (default); both: each finished scan whose every row came in both "
+        "passes is denoised by the two-pass model (trace and registered retrace into one frame, as "
+        f"maed denoise --pass both), its live frames by the one-pass {PRODUCT}",
+    )
     p.add_argument("--halo", type=int, default=HALO, help=f"context rows above each band (default: {HALO})")
     p.add_argument("--refine", type=int, default=REFINE, help=f"rows of the last band denoised again (default: {REFINE})")
-    p.add_argument("--guard-interval", type=float, default=GUARD_INTERVAL_S, metavar="S",
-                   help=f"seconds between the trust guard's live evaluations of a scan, at least (default: "
-                        f"{GUARD_INTERVAL_S}; stretched to 20 times the guard's cost; the final frame is always guarded)")
-    p.add_argument("--trace-retrace", action="store_true",
-                   help="figure each finished scan's trace/retrace error (each pass denoised alone against the other, "
-                        "raw pass) into its final frame and meta.json: about a second of the bridge's time per "
-                        "256 x 256 scan with retrace lines, during which the next scan's updates wait")
-    p.add_argument("--frame-interval", type=float, default=FRAME_INTERVAL_S, metavar="S",
-                   help=f"seconds between a running scan's whole frames, frame.raw and frame.denoised, at least "
-                        f"(default: {FRAME_INTERVAL_S}; 0: with every update); frame.rows goes out with every update "
-                        f"and the final frames always")
-    p.add_argument("--http-port", type=int, default=5580,
-                   help=f"port of the live preview page (default: 5580); its token is {TOKEN_VARIABLE} when set, "
-                        "else a new one, printed with the URL")
+    p.add_argument(
+        "--guard-interval",
+        type=float,
+        default=GUARD_INTERVAL_S,
+        metavar="S",
+        help=f"seconds between the trust guard's live evaluations of a scan, at least (default: "
+        f"{GUARD_INTERVAL_S}; stretched to 20 times the guard's cost; the final frame is always guarded)",
+    )
+    p.add_argument(
+        "--trace-retrace",
+        action="store_true",
+        help="figure each finished scan's trace/retrace error (each pass denoised alone against the other, "
+        "raw pass) into its final frame and meta.json: about a second of the bridge's time per "
+        "256 x 256 scan with retrace lines, during which the next scan's updates wait",
+    )
+    p.add_argument(
+        "--frame-interval",
+        type=float,
+        default=FRAME_INTERVAL_S,
+        metavar="S",
+        help=f"seconds between a running scan's whole frames, frame.raw and frame.denoised, at least "
+        f"(default: {FRAME_INTERVAL_S}; 0: with every update); frame.rows goes out with every update "
+        f"and the final frames always",
+    )
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=5580,
+        help=f"port of the live preview page (default: 5580); its token is {TOKEN_VARIABLE} when set, else a new one, printed with the URL",
+    )
     p.add_argument("--no-preview", dest="preview", action="store_false", help="do not serve the live preview")
-    p.add_argument("--idle-timeout", type=float, default=300.0,
-                   help="seconds of controller silence that end the scan, 0 for never (default: 300)")
-    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
-                   help=f"largest scan (rows times columns) a scan.start may open; larger ones are refused and "
-                        f"counted (default: {MAX_PIXELS}, 2048x2048)")
+    p.add_argument(
+        "--idle-timeout", type=float, default=300.0, help="seconds of controller silence that end the scan, 0 for never (default: 300)"
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=MAX_PIXELS,
+        help=f"largest scan (rows times columns) a scan.start may open; larger ones are refused and "
+        f"counted (default: {MAX_PIXELS}, 2048x2048)",
+    )
     _add_sim_options(p, scans=0)
-    p.add_argument("--nanonis-host", default="127.0.0.1",
-                   help="address of the Nanonis TCP interface (default: 127.0.0.1)")
+    p.add_argument("--nanonis-host", default="127.0.0.1", help="address of the Nanonis TCP interface (default: 127.0.0.1)")
     p.add_argument("--nanonis-port", type=int, default=6501, help="port of the Nanonis TCP interface (default: 6501)")
     p.add_argument("--nanonis-channel", default="Z", help="channel to follow, by name (default: Z, the topograph)")
-    p.add_argument("--poll-interval", type=float, metavar="S",
-                   help="seconds between polls of Nanonis (default: the time per line of Scan.SpeedGet)")
-    p.add_argument("--on-alert", metavar="RULES",
-                   help="opt-in: act on the controller when an alert comes, e.g. tip_change=pause,crash=withdraw "
-                        "(pause: Scan.Action pause; withdraw: ZCtrl.Withdraw; --source nanonis only; every command "
-                        "sent is logged). Default: none, the controller is only read")
+    p.add_argument(
+        "--poll-interval", type=float, metavar="S", help="seconds between polls of Nanonis (default: the time per line of Scan.SpeedGet)"
+    )
+    p.add_argument(
+        "--on-alert",
+        metavar="RULES",
+        help="opt-in: act on the controller when an alert comes, e.g. tip_change=pause,crash=withdraw "
+        "(pause: Scan.Action pause; withdraw: ZCtrl.Withdraw; --source nanonis only; every command "
+        "sent is logged). Default: none, the controller is only read",
+    )
     p.set_defaults(run=_cmd_serve)
 
     p = sub.add_parser("listen", help="print the frames a bridge publishes")
@@ -373,8 +465,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("control", help="send one control request to a bridge and print the reply")
     p.add_argument("cmd", choices=("status", "info", "pause", "resume", "set_model"))
     p.add_argument("--connect", default="tcp://127.0.0.1:5572", help="the bridge's control endpoint")
-    p.add_argument("--model", metavar="NAME_OR_PATH",
-                   help="set_model: a shipped name, or a file in the bridge's --models folder")
+    p.add_argument("--model", metavar="NAME_OR_PATH", help="set_model: a shipped name, or a file in the bridge's --models folder")
     p.add_argument("--backend", help="set_model: the back end (default: the bridge's)")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds to wait for the reply (default: 5)")
     _add_client_key_options(p)
@@ -387,11 +478,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("push-sim", help="a simulated STM controller pushing lines to a bridge")
     p.add_argument("--connect", default="tcp://127.0.0.1:5570", help="the bridge's PULL endpoint")
-    p.add_argument("--acks", default="tcp://127.0.0.1:5573", metavar="ENDPOINT",
-                   help="the bridge's ack endpoint: lines are kept until journaled and resent after a bridge restart "
-                        "(default: tcp://127.0.0.1:5573)")
-    p.add_argument("--no-acks", dest="acks", action="store_const", const=None,
-                   help="send without acknowledgements (lines in flight when the bridge dies are lost)")
+    p.add_argument(
+        "--acks",
+        default="tcp://127.0.0.1:5573",
+        metavar="ENDPOINT",
+        help="the bridge's ack endpoint: lines are kept until journaled and resent after a bridge restart (default: tcp://127.0.0.1:5573)",
+    )
+    p.add_argument(
+        "--no-acks",
+        dest="acks",
+        action="store_const",
+        const=None,
+        help="send without acknowledgements (lines in flight when the bridge dies are lost)",
+    )
     _add_sim_options(p, scans=1)
     _add_client_key_options(p)
     p.set_defaults(run=_cmd_push_sim)
@@ -400,7 +499,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=6501, help="TCP port (default: 6501, as Nanonis; 0: any free)")
     _add_sim_options(p, scans=0, retrace=False)
-    p.add_argument("--replay", metavar="FILE",
-                   help="scan this file (.sxm, or any file maed.scanfiles reads) instead of simulated surfaces")
+    p.add_argument("--replay", metavar="FILE", help="scan this file (.sxm, or any file maed.scanfiles reads) instead of simulated surfaces")
     p.add_argument("--replay-channel", metavar="NAME", help="channel of the replayed file (default: its topograph)")
     p.set_defaults(run=_cmd_sim_nanonis)

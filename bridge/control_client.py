@@ -8,8 +8,7 @@ import zmq
 from .keys import ClientKeys
 
 
-def request(endpoint: str, message: dict, keys: ClientKeys | None = None, timeout: float = 5.0,
-            context: zmq.Context | None = None) -> dict:
+def request(endpoint: str, message: dict, keys: ClientKeys | None = None, timeout: float = 5.0, context: zmq.Context | None = None) -> dict:
     """Send ``message`` (a map with ``cmd``) to the bridge's control ``endpoint`` and return its reply.
 
     ``keys``: CURVE keys for a keyed bridge. Raises ``ValueError`` in one line when no reply comes
@@ -23,8 +22,10 @@ def request(endpoint: str, message: dict, keys: ClientKeys | None = None, timeou
         socket.connect(endpoint)
         socket.send(msgpack.packb(message, use_bin_type=True))
         if not socket.poll(int(timeout * 1000)):
-            raise ValueError(f"no reply from {endpoint} within {timeout:g} s: is the bridge up, and "
-                             "(for a keyed bridge) are --secret-key and --server-key right and allowed?")
+            raise ValueError(
+                f"no reply from {endpoint} within {timeout:g} s: is the bridge up, and "
+                "(for a keyed bridge) are --secret-key and --server-key right and allowed?"
+            )
         return msgpack.unpackb(socket.recv(), raw=False)
     finally:
         socket.close()

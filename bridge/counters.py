@@ -83,9 +83,14 @@ class Tally:
 class Losses:
     """Every kind of loss the bridge counts for ``status``, each with its last reason."""
 
-    FIELDS = {"journal_failures": "last_journal_failure", "save_failures": "last_save_failure",
-              "disk_full": "last_disk_full", "scans_rejected": "last_scan_rejected", "restarts": "last_restart",
-              "model_failures": "last_model_failure"}
+    FIELDS = {
+        "journal_failures": "last_journal_failure",
+        "save_failures": "last_save_failure",
+        "disk_full": "last_disk_full",
+        "scans_rejected": "last_scan_rejected",
+        "restarts": "last_restart",
+        "model_failures": "last_model_failure",
+    }
     """Status field of each count, and of its last reason."""
 
     def __init__(self) -> None:

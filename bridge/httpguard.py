@@ -92,7 +92,7 @@ class Gate:
         given = parse_qs(query).get("token", [None])[0]
         auth = headers.get("Authorization", "")
         if given is None and auth.startswith("Bearer "):
-            given = auth[len("Bearer "):].strip()
+            given = auth[len("Bearer ") :].strip()
         if not given:
             raise Refused(HTTPStatus.UNAUTHORIZED, "the preview needs its token: open the URL maed printed")
         if not hmac.compare_digest(given.encode(), self._token):

@@ -52,9 +52,15 @@ class Batch:
 
 
 class Ingest:
-    def __init__(self, faults: FaultCounter, idle_timeout: float = 300.0, journal: Journal | None = None,
-                 max_pixels: int = MAX_PIXELS, losses: Losses | None = None,
-                 max_backlog_bytes: int = MAX_BACKLOG_BYTES) -> None:
+    def __init__(
+        self,
+        faults: FaultCounter,
+        idle_timeout: float = 300.0,
+        journal: Journal | None = None,
+        max_pixels: int = MAX_PIXELS,
+        losses: Losses | None = None,
+        max_backlog_bytes: int = MAX_BACKLOG_BYTES,
+    ) -> None:
         """``journal``: where accepted messages are journaled (None: not at all, nor acknowledged);
         ``max_pixels``: the largest scan (rows times cols) a ``scan.start`` may open; ``losses``: where
         rejected scans and journal failures are counted (the bridge's, shared with its worker);
@@ -109,8 +115,11 @@ class Ingest:
         current = self.current
         if isinstance(message, ScanStart):
             if message.rows * message.cols > self.max_pixels:
-                raise ProtocolError("budget", f"scan {message.scan!r} of {message.rows}x{message.cols} pixels is over "
-                                              f"the budget of {self.max_pixels:,} pixels per scan")
+                raise ProtocolError(
+                    "budget",
+                    f"scan {message.scan!r} of {message.rows}x{message.cols} pixels is over "
+                    f"the budget of {self.max_pixels:,} pixels per scan",
+                )
             if current is not None and current.start.scan == message.scan:
                 if message == current.start:  # resent: the same bytes decode to an equal record
                     self._duplicate(current, arrival)

@@ -147,7 +147,7 @@ def read_journal(path: Path) -> list[list[bytes]]:
     records, pos = [], 0
     while pos + _HEAD.size <= len(data):
         length, crc = _HEAD.unpack_from(data, pos)
-        body = data[pos + _HEAD.size: pos + _HEAD.size + length]
+        body = data[pos + _HEAD.size : pos + _HEAD.size + length]
         if length > MAX_RECORD or len(body) != length or zlib.crc32(body) != crc:
             break
         try:

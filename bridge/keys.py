@@ -60,10 +60,15 @@ def write_key_pair(folder: Path, name: str) -> tuple[Path, Path]:
     public_path, secret_path = folder / f"{name}{PUBLIC_SUFFIX}", folder / f"{name}{SECRET_SUFFIX}"
     if secret_path.exists():  # checked before the public file is written: a refusal writes nothing
         raise ValueError(f"{secret_path} exists; remove it or choose another name")
-    _write_private(public_path, _BANNER.format(what="public", warning="#   Give this file to the other side.")
-                   + f'    public-key = "{public.decode()}"\n')
-    _write_private(secret_path, _BANNER.format(what="secret", warning="#   Keep this file to yourself.")
-                   + f'    public-key = "{public.decode()}"\n    secret-key = "{secret.decode()}"\n')
+    _write_private(
+        public_path,
+        _BANNER.format(what="public", warning="#   Give this file to the other side.") + f'    public-key = "{public.decode()}"\n',
+    )
+    _write_private(
+        secret_path,
+        _BANNER.format(what="secret", warning="#   Keep this file to yourself.")
+        + f'    public-key = "{public.decode()}"\n    secret-key = "{secret.decode()}"\n',
+    )
     return public_path, secret_path
 
 

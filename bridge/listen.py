@@ -14,34 +14,45 @@ from .protocol import Alert, FrameRows, ProtocolError, Published, ScanFinished, 
 def describe(message: Published) -> str:
     """One line about a published message."""
     if isinstance(message, ScanFinished):
-        return (f"scan.finished {message.scan} seq={message.seq} complete={message.complete} reason={message.reason} "
-                f"rows_done={message.rows_done} saved={message.saved or '-'}")
+        return (
+            f"scan.finished {message.scan} seq={message.seq} complete={message.complete} reason={message.reason} "
+            f"rows_done={message.rows_done} saved={message.saved or '-'}"
+        )
     if isinstance(message, Alert):
-        return (f"alert {message.scan} seq={message.seq} kind={message.kind} severity={message.severity} "
-                f"row={message.row} columns={message.columns[0]}:{message.columns[1]} "
-                f"evidence={','.join(sorted(message.evidence)) or '-'}")
+        return (
+            f"alert {message.scan} seq={message.seq} kind={message.kind} severity={message.severity} "
+            f"row={message.row} columns={message.columns[0]}:{message.columns[1]} "
+            f"evidence={','.join(sorted(message.evidence)) or '-'}"
+        )
     if isinstance(message, FrameRows):
-        return (f"frame.rows {message.scan} seq={message.seq} update={message.update} pass={message.pass_} "
-                f"rows={message.row_start}:{message.row_stop}/{message.rows} rows_done={message.rows_done} "
-                f"final={message.final} latency={message.latency_ms:.1f} ms plane={','.join(f'{p:.3g}' for p in message.plane)}")
+        return (
+            f"frame.rows {message.scan} seq={message.seq} update={message.update} pass={message.pass_} "
+            f"rows={message.row_start}:{message.row_stop}/{message.rows} rows_done={message.rows_done} "
+            f"final={message.final} latency={message.latency_ms:.1f} ms plane={','.join(f'{p:.3g}' for p in message.plane)}"
+        )
     rows, cols = message.data.shape
     scanned = message.data[np.isfinite(message.data)]
     spread = f" rms={scanned.std():.3g} {message.unit}" if scanned.size else ""
     weights = f" weights={message.weights_sha256[:12]}" if message.weights_sha256 else ""
     trust = f" {describe_trust(message.trust)}" if message.kind == "denoised" else ""
     figures = f" {describe_trace_retrace(message.trace_retrace, message.unit)}" if message.trace_retrace else ""
-    return (f"{message.topic} {message.scan} seq={message.seq} update={message.update} pass={message.pass_} "
-            f"rows_done={message.rows_done}/{rows} cols={cols} final={message.final} "
-            f"latency={message.latency_ms:.1f} ms model={message.model}{weights} backend={message.backend}{spread}{trust}"
-            f"{figures}")
+    return (
+        f"{message.topic} {message.scan} seq={message.seq} update={message.update} pass={message.pass_} "
+        f"rows_done={message.rows_done}/{rows} cols={cols} final={message.final} "
+        f"latency={message.latency_ms:.1f} ms model={message.model}{weights} backend={message.backend}{spread}{trust}"
+        f"{figures}"
+    )
 
 
 def describe_trace_retrace(figures: dict, unit: str) -> str:
     """A finished scan's trace/retrace error in a few words: the model's, the classical pipeline's and raw's."""
     if "skipped" in figures:
         return f"trace_retrace=- ({figures['skipped']})"
-    parts = [f"{name}={figures[name]['value']:.3g}" for name in ("model", "classical", "raw")
-             if isinstance(figures.get(name), dict) and isinstance(figures[name].get("value"), (int, float))]
+    parts = [
+        f"{name}={figures[name]['value']:.3g}"
+        for name in ("model", "classical", "raw")
+        if isinstance(figures.get(name), dict) and isinstance(figures[name].get("value"), (int, float))
+    ]
     return f"trace_retrace[{unit}, {figures.get('rows', '?')} rows]: {' '.join(parts)}"
 
 
@@ -64,9 +75,15 @@ WAKE_MS = 250
 """How often a quiet ``listen`` wakes, so that Ctrl-C stops it on Windows too."""
 
 
-def listen(endpoint: str, topic: str = "", count: int = 0, scans: int = 0,
-           emit: Callable[[str], None] = print, context: zmq.Context | None = None,
-           keys: ClientKeys | None = None) -> int:
+def listen(
+    endpoint: str,
+    topic: str = "",
+    count: int = 0,
+    scans: int = 0,
+    emit: Callable[[str], None] = print,
+    context: zmq.Context | None = None,
+    keys: ClientKeys | None = None,
+) -> int:
     """Print messages from the PUB ``endpoint`` until ``count`` messages or ``scans`` finished scans (0: forever).
 
     Returns the number of messages printed. Gaps in ``seq`` (frames PUB dropped because this

@@ -46,8 +46,7 @@ def warm_up(backend: Backend) -> None:
 class ModelLoad:
     """One load running on its own thread; ``outcome`` tells, without waiting, how it went."""
 
-    def __init__(self, loader: Callable[[str, str], Backend], backend: str, model: str, timeout: float,
-                 passes: int = 1) -> None:
+    def __init__(self, loader: Callable[[str, str], Backend], backend: str, model: str, timeout: float, passes: int = 1) -> None:
         self.model = model
         self.passes = passes
         """1: a model for the live bands (one pass); 2: the two-pass model of ``maed serve --pass both``."""
@@ -59,8 +58,7 @@ class ModelLoad:
         self._done = threading.Event()
         self._backend: Backend | None = None
         self._error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(loader, backend, model), name="maed-model-load",
-                                       daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(loader, backend, model), name="maed-model-load", daemon=True)
         self.thread.start()
 
     def _run(self, loader: Callable[[str, str], Backend], backend: str, model: str) -> None:
@@ -95,8 +93,7 @@ class ModelLoad:
             return self._backend
         if time.monotonic() >= self.deadline:
             self.abandoned = True
-            raise ValueError(f"model {self.model[:200]!r} did not load within {self.timeout:g} s; abandoned "
-                             "(the current model stays)")
+            raise ValueError(f"model {self.model[:200]!r} did not load within {self.timeout:g} s; abandoned (the current model stays)")
         return None
 
 
@@ -121,7 +118,8 @@ class ModelLoader:
         last = self._last
         if last is not None and last.thread.is_alive():
             what = "was abandoned and has not returned" if last.abandoned else "is running"
-            raise ValueError(f"a load of model {last.model[:200]!r} {what} "
-                             f"({time.monotonic() - last.started:.0f} s); try again when it is over")
+            raise ValueError(
+                f"a load of model {last.model[:200]!r} {what} ({time.monotonic() - last.started:.0f} s); try again when it is over"
+            )
         self._last = ModelLoad(self.loader, backend, model, self.timeout, passes)
         return self._last

@@ -98,8 +98,15 @@ class FrameBoard:
                     del self._alerts[next(iter(self._alerts))]
                 if len(alerts) >= MAX_ALERTS:
                     return
-                alerts.append({"kind": message.kind, "row": message.row, "columns": list(message.columns),
-                               "severity": message.severity, "evidence": _finite(message.evidence)})
+                alerts.append(
+                    {
+                        "kind": message.kind,
+                        "row": message.row,
+                        "columns": list(message.columns),
+                        "severity": message.severity,
+                        "evidence": _finite(message.evidence),
+                    }
+                )
                 if message.scan != self.header.get("scan"):
                     return  # its scan's first frame brings it
                 self.header["alerts"] = list(alerts)
@@ -107,8 +114,14 @@ class FrameBoard:
                 if message.scan != self.header.get("scan") or self.raw is None or self.raw.shape != message.data.shape:
                     self.raw = np.full(message.data.shape, np.nan, np.float32)
                     self.denoised = np.full(message.data.shape, np.nan, np.float32)
-                    self.header = {"ended": False, "latency_ms": None, "rows_done_denoised": 0, "trust": None,
-                                   "trace_retrace": None, "alerts": list(self._alerts.get(message.scan, []))}
+                    self.header = {
+                        "ended": False,
+                        "latency_ms": None,
+                        "rows_done_denoised": 0,
+                        "trust": None,
+                        "trace_retrace": None,
+                        "alerts": list(self._alerts.get(message.scan, [])),
+                    }
                 if message.kind == "raw":
                     self.raw = message.data
                     self.header["rows_done"] = message.rows_done
@@ -120,9 +133,17 @@ class FrameBoard:
                     self.header["trace_retrace"] = _finite(message.trace_retrace)
                 rows, cols = message.data.shape
                 self.header.update(
-                    scan=message.scan, rows=rows, cols=cols, range=list(message.range), unit=message.unit,
-                    channel=message.channel, slow_axis=message.slow_axis, update=message.update,
-                    final=message.final, model=message.model, backend=message.backend,
+                    scan=message.scan,
+                    rows=rows,
+                    cols=cols,
+                    range=list(message.range),
+                    unit=message.unit,
+                    channel=message.channel,
+                    slow_axis=message.slow_axis,
+                    update=message.update,
+                    final=message.final,
+                    model=message.model,
+                    backend=message.backend,
                     weights_sha256=message.weights_sha256,
                 )
             else:
@@ -149,9 +170,17 @@ class Preview:
     bridge; ``idle_timeout`` and ``max_connections`` bound what HTTP clients can hold.
     """
 
-    def __init__(self, pub_endpoint: str, host: str = "127.0.0.1", port: int = 5580,
-                 status: Callable[[], dict] | None = None, token: str | None = None, keys: ClientKeys | None = None,
-                 idle_timeout: float = IDLE_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS) -> None:
+    def __init__(
+        self,
+        pub_endpoint: str,
+        host: str = "127.0.0.1",
+        port: int = 5580,
+        status: Callable[[], dict] | None = None,
+        token: str | None = None,
+        keys: ClientKeys | None = None,
+        idle_timeout: float = IDLE_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         if token is not None and len(token) < 16:
             raise ValueError("a preview token needs at least 16 characters")
         self.board = FrameBoard()
@@ -184,8 +213,7 @@ class Preview:
     def start(self) -> "Preview":
         self._threads = [
             threading.Thread(target=self._subscribe, name="maed-preview-sub", daemon=True),
-            threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.2}, name="maed-preview-http",
-                             daemon=True),
+            threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.2}, name="maed-preview-http", daemon=True),
         ]
         for thread in self._threads:
             thread.start()

@@ -67,8 +67,10 @@ def version_problem(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         if value == VERSION:
             return None
-        return (f"protocol version {value} is not supported: MAED-RT speaks version {VERSION} "
-                f"(bridge/PROTOCOL.md lists the changes from version 1)")
+        return (
+            f"protocol version {value} is not supported: MAED-RT speaks version {VERSION} "
+            f"(bridge/PROTOCOL.md lists the changes from version 1)"
+        )
     if value is None:
         return f"the header lacks 'v', the protocol version (the integer {VERSION})"
     return f"'v', the protocol version, must be the integer {VERSION}, got {value!r} ({type(value).__name__})"
@@ -179,13 +181,12 @@ class FrameRows(FrameLabels):
     def apply(self, levelled: np.ndarray) -> np.ndarray:
         """Paste these rows into ``levelled`` (a subscriber's ``(rows, cols)`` levelled frame, in place)
         and return the frame in the scan's unit: levelled rows plus plane plus offsets, float32."""
-        levelled[self.row_start:self.row_stop] = self.data
+        levelled[self.row_start : self.row_stop] = self.data
         out = levelled + levelling(self.plane, self.offsets, levelled.shape[1], self.rows, 0, self.rows)
         return out.astype(np.float32)
 
 
-def levelling(plane: tuple[float, float, float], offsets: tuple[float, ...], cols: int, rows: int,
-              start: int, stop: int) -> np.ndarray:
+def levelling(plane: tuple[float, float, float], offsets: tuple[float, ...], cols: int, rows: int, start: int, stop: int) -> np.ndarray:
     """``plane(r, c) + offsets[r]`` of frame rows ``[start, stop)`` (float64): what ``frame.rows`` takes off."""
     r = np.arange(start, stop, dtype=np.float64)[:, None] - (rows - 1) / 2
     c = np.arange(cols, dtype=np.float64)[None, :] - (cols - 1) / 2
@@ -334,11 +335,7 @@ def _payload(header: dict, payload: bytes, ndim: int) -> np.ndarray:
     if dtype != DTYPE:
         raise ProtocolError("dtype", f"dtype must be {DTYPE!r}, got {dtype!r}")
     shape = _get(header, "shape")
-    if (
-        not isinstance(shape, (list, tuple))
-        or len(shape) != ndim
-        or not all(_is_int(n) and 1 <= n <= MAX_SIDE for n in shape)
-    ):
+    if not isinstance(shape, (list, tuple)) or len(shape) != ndim or not all(_is_int(n) and 1 <= n <= MAX_SIDE for n in shape):
         raise ProtocolError("shape", f"shape must be {ndim} integers of 1 to {MAX_SIDE}, got {shape!r}")
     if len(payload) != 4 * math.prod(shape):
         raise ProtocolError("shape", f"payload of {len(payload)} bytes does not hold shape {list(shape)} of {DTYPE}")
@@ -379,10 +376,16 @@ def _common(header: dict) -> dict:
 def _labels(h: dict, rows: int) -> dict:
     """The fields ``frame.*`` messages share (all but the payload's geometry)."""
     return {
-        "rows_done": _int(h, "rows_done", 0, rows), "final": _bool(h, "final"),
-        "model": _str(h, "model", max_length=4096), "backend": _str(h, "backend"),
-        "latency_ms": _float(h, "latency_ms"), "pass_": _str(h, "pass", PASSES), "update": _int(h, "update", 0),
-        "slow_axis": _str(h, "slow_axis", SLOW_AXES), "channel": _str(h, "channel"), "unit": _str(h, "unit"),
+        "rows_done": _int(h, "rows_done", 0, rows),
+        "final": _bool(h, "final"),
+        "model": _str(h, "model", max_length=4096),
+        "backend": _str(h, "backend"),
+        "latency_ms": _float(h, "latency_ms"),
+        "pass_": _str(h, "pass", PASSES),
+        "update": _int(h, "update", 0),
+        "slow_axis": _str(h, "slow_axis", SLOW_AXES),
+        "channel": _str(h, "channel"),
+        "unit": _str(h, "unit"),
         "range": _range(h),
         "weights_sha256": _str(h, "weights_sha256", max_length=128) if "weights_sha256" in h else None,
     }
@@ -400,9 +403,14 @@ def decode_ingest(frames: list[bytes]) -> Ingest:
     if topic == "scan.start":
         known = {"v", "scan", "seq", "rows", "cols", "channel", "unit", "range", "slow_axis"}
         return ScanStart(
-            **common, rows=_int(h, "rows", 1, MAX_SIDE), cols=_int(h, "cols", 1, MAX_SIDE),
-            channel=_str(h, "channel"), unit=_str(h, "unit"), range=_range(h),
-            slow_axis=_str(h, "slow_axis", SLOW_AXES), extra={k: v for k, v in h.items() if k not in known},
+            **common,
+            rows=_int(h, "rows", 1, MAX_SIDE),
+            cols=_int(h, "cols", 1, MAX_SIDE),
+            channel=_str(h, "channel"),
+            unit=_str(h, "unit"),
+            range=_range(h),
+            slow_axis=_str(h, "slow_axis", SLOW_AXES),
+            extra={k: v for k, v in h.items() if k not in known},
         )
     if topic == "scan.end":
         return ScanEnd(**common, complete=_bool(h, "complete"))
@@ -423,26 +431,43 @@ def decode_published(frames: list[bytes]) -> Published:
         saved = _get(h, "saved")
         if not isinstance(saved, str):
             raise ProtocolError("field", "'saved' must be a string")
-        return ScanFinished(**common, complete=_bool(h, "complete"), reason=_str(h, "reason", END_REASONS),
-                            rows_done=_int(h, "rows_done", 0), saved=saved)
+        return ScanFinished(
+            **common, complete=_bool(h, "complete"), reason=_str(h, "reason", END_REASONS), rows_done=_int(h, "rows_done", 0), saved=saved
+        )
     if topic == "scan.journaled":
         return ScanJournaled(**common, journaled_seq=_int(h, "journaled_seq", 0))
     if topic == "alert":
         columns = _get(h, "columns")
-        if (not isinstance(columns, (list, tuple)) or len(columns) != 2 or not all(map(_is_int, columns))
-                or not 0 <= columns[0] < columns[1] <= MAX_SIDE):
+        if (
+            not isinstance(columns, (list, tuple))
+            or len(columns) != 2
+            or not all(map(_is_int, columns))
+            or not 0 <= columns[0] < columns[1] <= MAX_SIDE
+        ):
             raise ProtocolError("field", "'columns' must be [start, stop) with 0 <= start < stop")
-        return Alert(**common, kind=_str(h, "kind"), row=_int(h, "row", 0, MAX_SIDE - 1),
-                     columns=(columns[0], columns[1]), severity=_str(h, "severity", SEVERITIES),
-                     evidence=_map(h, "evidence"))
+        return Alert(
+            **common,
+            kind=_str(h, "kind"),
+            row=_int(h, "row", 0, MAX_SIDE - 1),
+            columns=(columns[0], columns[1]),
+            severity=_str(h, "severity", SEVERITIES),
+            evidence=_map(h, "evidence"),
+        )
     data = _payload(h, frames[2], 2)
     rows, cols = _int(h, "rows", 1, MAX_SIDE), _int(h, "cols", 1, MAX_SIDE)
     if topic == "frame.rows":
         start, stop = _int(h, "row_start", 0, rows - 1), _int(h, "row_stop", 1, rows)
         if [stop - start, cols] != list(data.shape):
             raise ProtocolError("shape", "frame.rows shape differs from its row_start, row_stop and cols")
-        return FrameRows(**common, rows=rows, row_start=start, data=data, plane=_numbers(h, "plane", (3,)),
-                         offsets=_numbers(h, "offsets", (0, rows)), **_labels(h, rows))
+        return FrameRows(
+            **common,
+            rows=rows,
+            row_start=start,
+            data=data,
+            plane=_numbers(h, "plane", (3,)),
+            offsets=_numbers(h, "offsets", (0, rows)),
+            **_labels(h, rows),
+        )
     if [rows, cols] != list(data.shape):
         raise ProtocolError("shape", "frame shape differs from its rows and cols")
     figures = {"trust": _map(h, "trust", False, nullable=True), "trace_retrace": _map(h, "trace_retrace", False)}
@@ -461,10 +486,18 @@ def _pack(topic: str, header: dict, payload: np.ndarray | None = None) -> list[b
 
 def _frame_labels(message: FrameLabels) -> dict:
     return {
-        "rows_done": message.rows_done, "dtype": DTYPE, "final": message.final, "model": message.model,
-        "backend": message.backend, "latency_ms": float(message.latency_ms), "pass": message.pass_,
-        "update": message.update, "slow_axis": message.slow_axis, "channel": message.channel,
-        "unit": message.unit, "range": list(message.range),
+        "rows_done": message.rows_done,
+        "dtype": DTYPE,
+        "final": message.final,
+        "model": message.model,
+        "backend": message.backend,
+        "latency_ms": float(message.latency_ms),
+        "pass": message.pass_,
+        "update": message.update,
+        "slow_axis": message.slow_axis,
+        "channel": message.channel,
+        "unit": message.unit,
+        "range": list(message.range),
         **({"weights_sha256": message.weights_sha256} if message.weights_sha256 is not None else {}),
     }
 
@@ -473,36 +506,76 @@ def encode(message: Ingest | Published) -> list[bytes]:
     """The multipart frames of any protocol message."""
     base = {"v": VERSION, "scan": message.scan, "seq": message.seq}
     if isinstance(message, ScanStart):
-        return _pack("scan.start", {
-            **message.extra, **base, "rows": message.rows, "cols": message.cols, "channel": message.channel,
-            "unit": message.unit, "range": list(message.range), "slow_axis": message.slow_axis,
-        })
+        return _pack(
+            "scan.start",
+            {
+                **message.extra,
+                **base,
+                "rows": message.rows,
+                "cols": message.cols,
+                "channel": message.channel,
+                "unit": message.unit,
+                "range": list(message.range),
+                "slow_axis": message.slow_axis,
+            },
+        )
     if isinstance(message, Line):
-        return _pack("line", {
-            **base, "row": message.row, "pass": message.pass_, "t": message.t, "dtype": DTYPE,
-            "shape": [message.data.size],
-        }, message.data)
+        return _pack(
+            "line",
+            {
+                **base,
+                "row": message.row,
+                "pass": message.pass_,
+                "t": message.t,
+                "dtype": DTYPE,
+                "shape": [message.data.size],
+            },
+            message.data,
+        )
     if isinstance(message, ScanEnd):
         return _pack("scan.end", {**base, "complete": message.complete})
     if isinstance(message, ScanFinished):
-        return _pack("scan.finished", {
-            **base, "complete": message.complete, "reason": message.reason, "rows_done": message.rows_done,
-            "saved": message.saved,
-        })
+        return _pack(
+            "scan.finished",
+            {
+                **base,
+                "complete": message.complete,
+                "reason": message.reason,
+                "rows_done": message.rows_done,
+                "saved": message.saved,
+            },
+        )
     if isinstance(message, ScanJournaled):
         return _pack("scan.journaled", {**base, "journaled_seq": message.journaled_seq})
     if isinstance(message, Alert):
-        return _pack("alert", {
-            **base, "kind": message.kind, "row": message.row, "columns": list(message.columns),
-            "severity": message.severity, "evidence": message.evidence,
-        })
+        return _pack(
+            "alert",
+            {
+                **base,
+                "kind": message.kind,
+                "row": message.row,
+                "columns": list(message.columns),
+                "severity": message.severity,
+                "evidence": message.evidence,
+            },
+        )
     if isinstance(message, FrameRows):
         count, cols = message.data.shape
-        return _pack("frame.rows", {
-            **base, "rows": message.rows, "cols": cols, "row_start": message.row_start,
-            "row_stop": message.row_start + count, "shape": [count, cols], "plane": [float(p) for p in message.plane],
-            "offsets": [float(o) for o in message.offsets], **_frame_labels(message),
-        }, message.data)
+        return _pack(
+            "frame.rows",
+            {
+                **base,
+                "rows": message.rows,
+                "cols": cols,
+                "row_start": message.row_start,
+                "row_stop": message.row_start + count,
+                "shape": [count, cols],
+                "plane": [float(p) for p in message.plane],
+                "offsets": [float(o) for o in message.offsets],
+                **_frame_labels(message),
+            },
+            message.data,
+        )
     if isinstance(message, Frame):
         rows, cols = message.data.shape
         header = {**base, "rows": rows, "cols": cols, "shape": [rows, cols], **_frame_labels(message)}

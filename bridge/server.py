@@ -111,8 +111,10 @@ class BridgeConfig:
 
     def __post_init__(self) -> None:
         if self.keys is None and not self.insecure and not is_loopback(self.host):
-            raise ValueError(f"binding {self.host} without keys would let anyone on the network push lines, read "
-                             "frames and control the bridge; give --secret-key and --client-keys (maed keys), or --insecure")
+            raise ValueError(
+                f"binding {self.host} without keys would let anyone on the network push lines, read "
+                "frames and control the bridge; give --secret-key and --client-keys (maed keys), or --insecure"
+            )
         for name in ("pull_port", "pub_port", "control_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise ValueError(f"{name.replace('_', ' ')} must be 0 to 65535, got {getattr(self, name)}")
@@ -134,10 +136,11 @@ class BridgeConfig:
             raise ValueError(f"max backlog bytes must be >= 0, got {self.max_backlog_bytes}")
         if not self.model_timeout > 0:
             raise ValueError(f"model timeout must be positive seconds, got {self.model_timeout}")
-        if self.adapt is not None and (self.models is None
-                                       or not self.adapt.models.resolve().is_relative_to(self.models.resolve())):
-            raise ValueError(f"the adapted weights' folder {self.adapt.models} must lie in the models folder "
-                             f"{self.models}, from which set_model loads them")
+        if self.adapt is not None and (self.models is None or not self.adapt.models.resolve().is_relative_to(self.models.resolve())):
+            raise ValueError(
+                f"the adapted weights' folder {self.adapt.models} must lie in the models folder "
+                f"{self.models}, from which set_model loads them"
+            )
 
 
 class Bridge:
@@ -158,8 +161,7 @@ class Bridge:
         self.faults = FaultCounter()
         self.losses = Losses()
         self.journal = Journal(config.out)
-        self.ingest = Ingest(self.faults, config.idle_timeout, self.journal, config.max_pixels, self.losses,
-                             config.max_backlog_bytes)
+        self.ingest = Ingest(self.faults, config.idle_timeout, self.journal, config.max_pixels, self.losses, config.max_backlog_bytes)
         self.endpoints: dict[str, str] = {}
         self._ctx: zmq.Context | None = None
         self._threads: list[threading.Thread] = []
@@ -207,17 +209,25 @@ class Bridge:
             self._ctx = None
             raise
         self._sockets = [pull, pub, control] + ([ack] if ack is not None else [])
-        self.worker = Worker(self.ingest, pub, self._backend, self.config.out, self.config.halo, self.config.refine,
-                             self.config.guard_interval, self.config.frame_interval, self.config.trace_retrace,
-                             both=self._both)
+        self.worker = Worker(
+            self.ingest,
+            pub,
+            self._backend,
+            self.config.out,
+            self.config.halo,
+            self.config.refine,
+            self.config.guard_interval,
+            self.config.frame_interval,
+            self.config.trace_retrace,
+            both=self._both,
+        )
         targets = {
             "ingest": lambda: self._ingest_loop(pull),
             "journal": lambda: self._journal_loop(ack),
             "worker": lambda: self.worker.run(self._stops["worker"]),
             "control": lambda: self._control_loop(control),
         }
-        self._threads = [threading.Thread(target=self._supervised, args=(n, t), name=f"maed-{n}", daemon=True)
-                         for n, t in targets.items()]
+        self._threads = [threading.Thread(target=self._supervised, args=(n, t), name=f"maed-{n}", daemon=True) for n, t in targets.items()]
         if self.config.adapt is not None:  # before the threads: status names it from the first request
             self.adapter = Adapter(self.config.adapt, self._served_model, self._adapted_model).start()
             self.worker.on_saved = self.adapter.scan_saved
@@ -280,8 +290,7 @@ class Bridge:
 
     def _adapted_model(self, path: str) -> dict:
         """Load accepted weights the way a person would: ``set_model`` on this bridge's own control socket."""
-        return request(self.endpoints["control"], {"cmd": "set_model", "model": path}, self.client_keys,
-                       self.config.model_timeout + 10.0)
+        return request(self.endpoints["control"], {"cmd": "set_model", "model": path}, self.client_keys, self.config.model_timeout + 10.0)
 
     def wait_finished(self, count: int, timeout: float | None) -> bool:
         """Wait until ``count`` scans have been finished (published and saved); None waits for ever."""
@@ -315,8 +324,7 @@ class Bridge:
             if parts <= MAX_MESSAGE_PARTS:
                 frames.append(part)
         if parts > MAX_MESSAGE_PARTS:
-            self.ingest.refuse(frames[:1], ProtocolError(
-                "budget", f"a message of {parts} parts; none has more than {MAX_MESSAGE_PARTS}"))
+            self.ingest.refuse(frames[:1], ProtocolError("budget", f"a message of {parts} parts; none has more than {MAX_MESSAGE_PARTS}"))
             return None
         return frames
 
@@ -355,8 +363,7 @@ class Bridge:
                 return
 
     def _control_loop(self, router: zmq.Socket) -> None:
-        handlers = {"status": self.status, "info": self.info, "set_model": self.set_model,
-                    "pause": self.pause, "resume": self.resume}
+        handlers = {"status": self.status, "info": self.info, "set_model": self.set_model, "pause": self.pause, "resume": self.resume}
         stop = self._stops["control"]
         waiting: list[tuple[list[bytes], Deferred]] = []
         while not stop.is_set():
@@ -390,17 +397,33 @@ class Bridge:
         scan = {}
         if current is not None:
             start = current.start
-            scan = {"scan": start.scan, "rows": start.rows, "cols": start.cols, "slow_axis": start.slow_axis,
-                    "rows_done": current.progress["trace"]}
-        counts = {"lines_received": ingest.lines_received, "lines_dropped": ingest.lines_dropped,
-                  "messages_malformed": ingest.malformed, "messages_duplicate": ingest.duplicates,
-                  "recoveries": ingest.recoveries, "lines_recovered": ingest.lines_recovered,
-                  "backlog_scans": ingest.backlog_scans(), "backlog_bytes": ingest.backlog_bytes,
-                  "scans_spilled": ingest.spilled}
+            scan = {
+                "scan": start.scan,
+                "rows": start.rows,
+                "cols": start.cols,
+                "slow_axis": start.slow_axis,
+                "rows_done": current.progress["trace"],
+            }
+        counts = {
+            "lines_received": ingest.lines_received,
+            "lines_dropped": ingest.lines_dropped,
+            "messages_malformed": ingest.malformed,
+            "messages_duplicate": ingest.duplicates,
+            "recoveries": ingest.recoveries,
+            "lines_recovered": ingest.lines_recovered,
+            "backlog_scans": ingest.backlog_scans(),
+            "backlog_bytes": ingest.backlog_bytes,
+            "scans_spilled": ingest.spilled,
+        }
         backend = worker.backend
         return {
             "state": "scanning" if current is not None else "idle",
-            "scan": None, "rows": None, "cols": None, "slow_axis": None, "rows_done": None, **scan,
+            "scan": None,
+            "rows": None,
+            "cols": None,
+            "slow_axis": None,
+            "rows_done": None,
+            **scan,
             **counts,
             **self.losses.status(),
             "faults": self.faults.counts(),
@@ -422,9 +445,14 @@ class Bridge:
     def info(self, request: dict | None = None) -> dict:
         backend = self.worker.backend
         return {
-            "protocol": VERSION, "version": __version__, "model": backend.model,
-            "weights_sha256": weights_sha256(backend), "backend": backend.name,
-            "halo": self.config.halo, "refine": self.config.refine, "guard_interval": self.config.guard_interval,
+            "protocol": VERSION,
+            "version": __version__,
+            "model": backend.model,
+            "weights_sha256": weights_sha256(backend),
+            "backend": backend.name,
+            "halo": self.config.halo,
+            "refine": self.config.refine,
+            "guard_interval": self.config.guard_interval,
             "frame_interval": self.config.frame_interval,
             "pass": self.config.pass_,
             "model_both": None if self._both is None else self._both.model,

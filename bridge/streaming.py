@@ -175,15 +175,22 @@ def judge(job: GuardJob) -> GuardResult:
     conservative = None
     if result.conservative is not None:
         conservative = result.conservative * level.scale + level.centre + job.plane
-    return GuardResult(job=job, verdict=result.verdict, weight=result.weight, conservative=conservative,
-                       given_back=(result.network - job.y) * level.scale, seconds=time.perf_counter() - start)
+    return GuardResult(
+        job=job,
+        verdict=result.verdict,
+        weight=result.weight,
+        conservative=conservative,
+        given_back=(result.network - job.y) * level.scale,
+        seconds=time.perf_counter() - start,
+    )
 
 
 class StreamingDenoiser:
     """Denoised frame of one scan, updated from the raw frame as its rows arrive."""
 
-    def __init__(self, rows: int, cols: int, slow_axis: str, halo: int = HALO, refine: int = REFINE,
-                 guard_window: int = GUARD_WINDOW) -> None:
+    def __init__(
+        self, rows: int, cols: int, slow_axis: str, halo: int = HALO, refine: int = REFINE, guard_window: int = GUARD_WINDOW
+    ) -> None:
         if halo < 0 or refine < 0:
             raise ValueError("halo and refine must be >= 0")
         if guard_window < GUARD_MIN_ROWS:
@@ -260,7 +267,7 @@ class StreamingDenoiser:
     def _extend(self, acq: np.ndarray, start: int, n: int) -> None:
         """Level rows ``[start, n)`` with the frozen plane, aligned to row ``start - 1``."""
         p = acq[start:n] - self._level.plane(start, n)
-        rows = fill_skipped(np.concatenate([self._levelled[start - 1:start], p]))
+        rows = fill_skipped(np.concatenate([self._levelled[start - 1 : start], p]))
         self._levelled[start:n] = align_after(rows[0], rows[1:]) if self.rows_aligned else rows[1:]
         self._level = self._add_moments(self._level, self._levelled[start:n])
 
@@ -280,8 +287,7 @@ class StreamingDenoiser:
             return self.denoised
         self._levelling = levelling_of(backend)
         # Skipped rows count towards the bound too, or a controller skipping most rows would keep refitting.
-        freezes = not self._frozen and (int((~np.isnan(acq[:n, 0])).sum()) >= self.freeze_rows
-                                        or n >= 4 * self.freeze_rows)
+        freezes = not self._frozen and (int((~np.isnan(acq[:n, 0])).sum()) >= self.freeze_rows or n >= 4 * self.freeze_rows)
         if freezes or (not self._frozen and n >= REFIT_GROWTH * self._fitted):
             self._fit(acq, n)
             self._fitted, self._frozen = n, freezes
@@ -300,7 +306,7 @@ class StreamingDenoiser:
         # A flat band (scale 0) goes in as zeros and comes back flat whatever the network answers.
         x = ((self._levelled[top:n] - level.centre) / (level.scale or 1.0)).astype(np.float32)
         # Rows not aligned: the band goes in with its own plane, as the network's training patches did.
-        y = (run_padded if self.rows_aligned else run_levelled)(x, backend)[paste - top:]
+        y = (run_padded if self.rows_aligned else run_levelled)(x, backend)[paste - top :]
         out = y * level.scale + level.centre + level.plane(paste, n)
         out[np.isnan(acq[paste:n, 0])] = np.nan
         self.acquisition_order(self.network)[paste:n] = out
@@ -317,7 +323,7 @@ class StreamingDenoiser:
         """Rows ``[start, rows denoised)`` as the network sees them (acquisition order, skipped rows filled):
         levelled, then centred and scaled with the current centre and scale, as ``maed.normalise`` does."""
         level = self._level
-        return (self._levelled[start:self._done] - level.centre) / (level.scale or 1.0)
+        return (self._levelled[start : self._done] - level.centre) / (level.scale or 1.0)
 
     @property
     def trust(self) -> dict | None:
@@ -325,8 +331,7 @@ class StreamingDenoiser:
         and how many of the latest of those it judged (``rows_judged``)."""
         if self.verdict is None:
             return None
-        return {**self.verdict.as_dict(), "rows_done": self.verdict_rows,
-                "rows_judged": self.verdict_rows - self.verdict_start}
+        return {**self.verdict.as_dict(), "rows_done": self.verdict_rows, "rows_judged": self.verdict_rows - self.verdict_start}
 
     def guard(self, limits: Thresholds = Thresholds()) -> Verdict | None:
         """Judge the latest rows scanned (``guard_window``) and publish the guarded result over them
@@ -354,8 +359,17 @@ class StreamingDenoiser:
             return None
         plane = level.plane(start, n)[measured]
         y = (net[measured] - plane - level.centre) / (level.scale or 1.0)
-        return GuardJob(start=start, rows=n, measured=measured, x=self.network_input(start)[measured], y=y,
-                        plane=plane, level=level, limits=limits, rows_aligned=self.rows_aligned)
+        return GuardJob(
+            start=start,
+            rows=n,
+            measured=measured,
+            x=self.network_input(start)[measured],
+            y=y,
+            plane=plane,
+            level=level,
+            limits=limits,
+            rows_aligned=self.rows_aligned,
+        )
 
     def apply(self, result: GuardResult) -> None:
         """Publish a verdict ``judge`` reached: the guarded result over the rows it judged; rows above them keep
@@ -381,8 +395,9 @@ class StreamingDenoiser:
                 start, stop = min(start, self.changed[0]), max(stop, self.changed[1])
             self.changed = (start, stop)
 
-    def final(self, raw: np.ndarray, rows_done: int, backend: Backend, limits: Thresholds = Thresholds(),
-              other_pass: np.ndarray | None = None) -> np.ndarray:
+    def final(
+        self, raw: np.ndarray, rows_done: int, backend: Backend, limits: Thresholds = Thresholds(), other_pass: np.ndarray | None = None
+    ) -> np.ndarray:
         """The denoised frame of ``maed denoise``: ``denoise_guarded`` over the rows scanned, acquisition order.
 
         Rows not scanned, or skipped, stay NaN and are left out of the pass (the measured rows are

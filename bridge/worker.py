@@ -137,14 +137,15 @@ def journaled_lines(state: ScanState) -> list[tuple[Line, float]]:
     """Every line of a finished scan, read back from its journal (its lines were let go to keep the backlog
     within budget); exactly the bytes received, and journaled lines were accepted lines."""
     now = time.perf_counter()
-    return [(message, now) for message in map(decode_ingest, read_journal(state.journal.path)[1:])
-            if isinstance(message, Line)]
+    return [(message, now) for message in map(decode_ingest, read_journal(state.journal.path)[1:]) if isinstance(message, Line)]
 
 
 def _plain(evidence: dict) -> dict:
     """Evidence figures as plain numbers (msgpack and JSON take no numpy scalars)."""
-    return {str(k): (float(v) if isinstance(v, (float, np.floating)) else int(v) if isinstance(v, (int, np.integer))
-                     else v) for k, v in evidence.items()}
+    return {
+        str(k): (float(v) if isinstance(v, (float, np.floating)) else int(v) if isinstance(v, (int, np.integer)) else v)
+        for k, v in evidence.items()
+    }
 
 
 def _trim_after(scan: LiveScan) -> None:
@@ -159,9 +160,19 @@ def weights_sha256(backend: Backend) -> str:
 
 
 class Worker:
-    def __init__(self, ingest: Ingest, pub: zmq.Socket, backend: Backend, out: Path, halo: int, refine: int,
-                 guard_interval: float = GUARD_INTERVAL_S, frame_interval: float = FRAME_INTERVAL_S,
-                 trace_retrace: bool = False, both: Backend | None = None) -> None:
+    def __init__(
+        self,
+        ingest: Ingest,
+        pub: zmq.Socket,
+        backend: Backend,
+        out: Path,
+        halo: int,
+        refine: int,
+        guard_interval: float = GUARD_INTERVAL_S,
+        frame_interval: float = FRAME_INTERVAL_S,
+        trace_retrace: bool = False,
+        both: Backend | None = None,
+    ) -> None:
         self.ingest = ingest
         self.both = both
         """``maed serve --pass both``: the two-pass model of each finished scan whose every row came in both passes."""
@@ -347,8 +358,9 @@ class Worker:
             return
         if job is not None:
             if self._judge is None:
-                self._judge = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maed-guard",
-                                                 initializer=yield_to_io, initargs=(GUARD_NICENESS,))
+                self._judge = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="maed-guard", initializer=yield_to_io, initargs=(GUARD_NICENESS,)
+                )
             scan.judging, scan.judging_since = self._judge.submit(judge, job), now
 
     def _settle_guard(self, scan: LiveScan) -> None:
@@ -381,9 +393,15 @@ class Worker:
         if full_pass:  # else the live frame is what goes out, and it names the weights it came from
             scan.backend = final
         if self.trace_retrace and image.rows_done["retrace"]:  # each pass alone: the one-pass model's figure
-            scan.trace_retrace = self._trace_retrace(scan, backend) if full_pass and figures else {
-                "skipped": "other scans were waiting for the bridge" if full_pass else
-                "no full-frame pass (the bridge was behind or paused, or the pass failed)"}
+            scan.trace_retrace = (
+                self._trace_retrace(scan, backend)
+                if full_pass and figures
+                else {
+                    "skipped": "other scans were waiting for the bridge"
+                    if full_pass
+                    else "no full-frame pass (the bridge was behind or paused, or the pass failed)"
+                }
+            )
         scan.updates += 1
         self._publish_frame(scan, "raw", "trace", image.frames["trace"], True)
         if image.rows_done["retrace"]:
@@ -395,8 +413,9 @@ class Worker:
         saved = self._save(scan, batch, denoised, full_pass)
         if saved and batch.state.journal is not None:
             batch.state.journal.remove()  # only now: until the folder is durable, the journal is the copy
-        self._send(ScanFinished(scan=scan.start.scan, seq=self._next_seq(), complete=complete, reason=reason,
-                                rows_done=rows_done, saved=saved))
+        self._send(
+            ScanFinished(scan=scan.start.scan, seq=self._next_seq(), complete=complete, reason=reason, rows_done=rows_done, saved=saved)
+        )
         _trim_after(scan)
         with self._finished_cv:
             self.scans_finished += 1
@@ -430,9 +449,17 @@ class Worker:
                 judge = final or scan.health_allowance > 0
                 for finding in scan.health.feed(line.row, line.data, line.pass_, judge=judge):
                     scan.alerts.append(finding.as_dict())
-                    self._send(Alert(scan=scan.start.scan, seq=self._next_seq(), kind=finding.kind, row=finding.row,
-                                     columns=finding.columns, severity=finding.severity,
-                                     evidence=_plain(finding.evidence)))
+                    self._send(
+                        Alert(
+                            scan=scan.start.scan,
+                            seq=self._next_seq(),
+                            kind=finding.kind,
+                            row=finding.row,
+                            columns=finding.columns,
+                            severity=finding.severity,
+                            evidence=_plain(finding.evidence),
+                        )
+                    )
                 spent = time.perf_counter()
                 scan.health_allowance -= spent - now
                 now = spent
@@ -459,10 +486,19 @@ class Worker:
         newest = image.newest[pass_]
         ms = (time.perf_counter() - newest) * 1e3 if newest is not None else 0.0
         return {
-            "scan": start.scan, "seq": self._next_seq(), "rows_done": image.rows_done[pass_], "final": final,
-            "model": backend.model, "weights_sha256": weights_sha256(backend), "backend": backend.name,
-            "latency_ms": ms, "pass_": pass_,
-            "update": scan.updates, "slow_axis": start.slow_axis, "channel": start.channel, "unit": start.unit,
+            "scan": start.scan,
+            "seq": self._next_seq(),
+            "rows_done": image.rows_done[pass_],
+            "final": final,
+            "model": backend.model,
+            "weights_sha256": weights_sha256(backend),
+            "backend": backend.name,
+            "latency_ms": ms,
+            "pass_": pass_,
+            "update": scan.updates,
+            "slow_axis": start.slow_axis,
+            "channel": start.channel,
+            "unit": start.unit,
             "range": start.range,
         }, ms
 
@@ -481,8 +517,7 @@ class Worker:
         plane = scan.stream.plane
         levelled = denoised[start:stop] - levelling(plane, (), scan.start.cols, scan.start.rows, start, stop)
         labels, ms = self._labels(scan, "trace", final)
-        self._send(FrameRows(**labels, rows=scan.start.rows, row_start=start, data=levelled.astype("<f4"),
-                             plane=plane, offsets=()))
+        self._send(FrameRows(**labels, rows=scan.start.rows, row_start=start, data=levelled.astype("<f4"), plane=plane, offsets=()))
         return ms
 
     def _save(self, scan: LiveScan, batch: Batch, denoised, full_pass: bool) -> str:
@@ -493,8 +528,13 @@ class Worker:
             "maed": __version__,
             "scan": start.scan,
             "start": {
-                "rows": start.rows, "cols": start.cols, "channel": start.channel, "unit": start.unit,
-                "range": list(start.range), "slow_axis": start.slow_axis, **start.extra,
+                "rows": start.rows,
+                "cols": start.cols,
+                "channel": start.channel,
+                "unit": start.unit,
+                "range": list(start.range),
+                "slow_axis": start.slow_axis,
+                **start.extra,
             },
             "end": {"complete": complete, "reason": reason},
             "rows_done": dict(scan.image.rows_done),
@@ -517,14 +557,18 @@ class Worker:
             "started": scan.started.isoformat(),
             "finished": datetime.now(timezone.utc).isoformat(),
         }
-        arrays = {"raw_trace": scan.image.frames["trace"], "raw_retrace": scan.image.frames["retrace"],
-                  "denoised": denoised}
+        arrays = {"raw_trace": scan.image.frames["trace"], "raw_retrace": scan.image.frames["retrace"], "denoised": denoised}
         try:
             path = save_scan(self.out, start.scan, arrays, meta)
         except Exception as exc:  # a full disk, or a bug: counted, and the journal keeps the scan for the next start
             self.losses.failed_io(self.losses.save_failures, f"scan {start.scan!r}: {exc}", exc)
-            log.error("scan %r could not be saved to %s (its journal is kept): %s", start.scan, self.out, exc,
-                      exc_info=not isinstance(exc, OSError))
+            log.error(
+                "scan %r could not be saved to %s (its journal is kept): %s",
+                start.scan,
+                self.out,
+                exc,
+                exc_info=not isinstance(exc, OSError),
+            )
             return ""
         self.last_saved = str(path)
         self.saved.append(path)

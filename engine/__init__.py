@@ -47,8 +47,7 @@ def load_backend(name: str = "auto", model: str = PRODUCT, threads: int | None =
         from .torch_backend import TorchBackend
     except ModuleNotFoundError as exc:
         raise ValueError(
-            f"model {model!r} has no ONNX file and the torch back end cannot load ({exc}); "
-            "install maed[torch] or pass an .onnx model"
+            f"model {model!r} has no ONNX file and the torch back end cannot load ({exc}); install maed[torch] or pass an .onnx model"
         ) from None
     return TorchBackend(model, threads=threads)
 

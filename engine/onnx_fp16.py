@@ -25,11 +25,34 @@ from onnx import TensorProto, helper, numpy_helper
 # Inputs typed float32 by the ONNX spec whatever the op's data type T, by input index.
 _FLOAT32_INPUTS: dict[str, tuple[int, ...]] = {"Resize": (1, 2)}
 # Operators whose float inputs and outputs all have one type T: converting them is a type change.
-_SAME_TYPE = frozenset({
-    "Add", "Sub", "Mul", "Div", "Conv", "ConvTranspose", "Clip", "Relu", "LeakyRelu", "Sigmoid",
-    "HardSigmoid", "HardSwish", "Tanh", "Concat", "Pad", "ReduceMean", "GlobalAveragePool",
-    "MaxPool", "AveragePool", "BatchNormalization", "Identity", "Reshape", "Transpose", "Slice",
-})
+_SAME_TYPE = frozenset(
+    {
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Conv",
+        "ConvTranspose",
+        "Clip",
+        "Relu",
+        "LeakyRelu",
+        "Sigmoid",
+        "HardSigmoid",
+        "HardSwish",
+        "Tanh",
+        "Concat",
+        "Pad",
+        "ReduceMean",
+        "GlobalAveragePool",
+        "MaxPool",
+        "AveragePool",
+        "BatchNormalization",
+        "Identity",
+        "Reshape",
+        "Transpose",
+        "Slice",
+    }
+)
 
 
 def _to_fp16(tensor: TensorProto) -> TensorProto:
@@ -58,9 +81,7 @@ def convert_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     fp16 = onnx.ModelProto()
     fp16.CopyFrom(model)
     graph = fp16.graph
-    keep32 = {
-        node.input[i] for node in graph.node for i in _FLOAT32_INPUTS.get(node.op_type, ()) if i < len(node.input)
-    }
+    keep32 = {node.input[i] for node in graph.node for i in _FLOAT32_INPUTS.get(node.op_type, ()) if i < len(node.input)}
     for tensor in graph.initializer:
         if tensor.data_type == TensorProto.FLOAT and tensor.name not in keep32:
             tensor.CopyFrom(_to_fp16(tensor))
@@ -80,9 +101,7 @@ def convert_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     for i, node in enumerate(old_nodes):
         if i == residual:
             correction = next(name for name in node.input if name != x)
-            nodes.append(helper.make_node(
-                "Cast", [correction], [f"{correction}_fp32"], to=TensorProto.FLOAT, name="correction_to_fp32"
-            ))
+            nodes.append(helper.make_node("Cast", [correction], [f"{correction}_fp32"], to=TensorProto.FLOAT, name="correction_to_fp32"))
             node.input[list(node.input).index(correction)] = f"{correction}_fp32"
         else:
             node.input[:] = [x16 if name == x else name for name in node.input]

@@ -31,14 +31,20 @@ def stored_plane(index: int, rows: int, cols: int) -> np.ndarray:
     return (10000.0 * index + 100.0 * r + c + 0.5 * (r * c % 3)).astype(np.float32)
 
 
-def write_sxm(path: Path, channels=(("Z", "m", "both"), ("Current", "A", "forward")), rows: int = 12,
-              cols: int = 20, scan_range=(4e-9, 2e-9), scan_dir: str = "down",
-              planes: list[np.ndarray] | None = None, extra_header: str = "") -> list[np.ndarray]:
+def write_sxm(
+    path: Path,
+    channels=(("Z", "m", "both"), ("Current", "A", "forward")),
+    rows: int = 12,
+    cols: int = 20,
+    scan_range=(4e-9, 2e-9),
+    scan_dir: str = "down",
+    planes: list[np.ndarray] | None = None,
+    extra_header: str = "",
+) -> list[np.ndarray]:
     """A Nanonis .sxm with our own header; returns the planes in stored order (stored_plane by default)."""
     count = sum(2 if direction == "both" else 1 for _, _, direction in channels)
     planes = planes if planes is not None else [stored_plane(i, rows, cols) for i in range(count)]
-    table = "\n".join(f"\t{i}\t{name}\t{unit}\t{direction}\t1.000E+0\t0.000E+0"
-                      for i, (name, unit, direction) in enumerate(channels))
+    table = "\n".join(f"\t{i}\t{name}\t{unit}\t{direction}\t1.000E+0\t0.000E+0" for i, (name, unit, direction) in enumerate(channels))
     header = (
         ":NANONIS_VERSION:\n2\n:SCANIT_TYPE:\n              FLOAT            MSBFIRST\n"
         f":SCAN_PIXELS:\n       {cols}       {rows}\n"
@@ -51,8 +57,15 @@ def write_sxm(path: Path, channels=(("Z", "m", "both"), ("Current", "A", "forwar
     return planes
 
 
-def write_createc(path: Path, planes: list[np.ndarray], channel_mask: int = 3, gain_z: float = 10.0,
-                  z_piezo: float = 19.2, gain_pre: float = 9.0, length_a: float = 50.0) -> None:
+def write_createc(
+    path: Path,
+    planes: list[np.ndarray],
+    channel_mask: int = 3,
+    gain_z: float = 10.0,
+    z_piezo: float = 19.2,
+    gain_pre: float = 9.0,
+    length_a: float = 50.0,
+) -> None:
     """A Createc [Paramco32] .dat with our own header: ``planes`` are DAC counts in stored order."""
     rows, cols = planes[0].shape
     header = (

@@ -57,13 +57,28 @@ class Served:
     def start(self, ignore_sigint=False):
         """Start it and wait for its first status; ``ignore_sigint``: as a shell starts a background job."""
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        command = [sys.executable, "-c", "from maed.cli import main; raise SystemExit(main())", "serve", "--no-preview",
-                   "--backend", "onnx", "--pull-port", str(self.ports[0]), "--pub-port", str(self.ports[1]),
-                   "--control-port", str(self.ports[2]), "--ack-port", str(self.ports[3]), "--out", str(self.out),
-                   *self.extra]
+        command = [
+            sys.executable,
+            "-c",
+            "from maed.cli import main; raise SystemExit(main())",
+            "serve",
+            "--no-preview",
+            "--backend",
+            "onnx",
+            "--pull-port",
+            str(self.ports[0]),
+            "--pub-port",
+            str(self.ports[1]),
+            "--control-port",
+            str(self.ports[2]),
+            "--ack-port",
+            str(self.ports[3]),
+            "--out",
+            str(self.out),
+            *self.extra,
+        ]
         ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        preexec_fn=ignore)
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=ignore)
         return wait_for(self.status, 60, "the bridge did not answer status")
 
     def status(self):

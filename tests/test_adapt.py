@@ -36,8 +36,14 @@ def write_two_pass(path: Path, trace: np.ndarray, retrace: np.ndarray | None = N
     if retrace is None:
         write_sxm(path, channels=(("Z", "m", "forward"),), rows=trace.shape[0], cols=trace.shape[1], planes=[trace])
     else:
-        write_sxm(path, channels=(("Z", "m", "both"),), rows=trace.shape[0], cols=trace.shape[1],
-                  scan_range=(20e-9, 20e-9), planes=[trace, retrace[:, ::-1]])
+        write_sxm(
+            path,
+            channels=(("Z", "m", "both"),),
+            rows=trace.shape[0],
+            cols=trace.shape[1],
+            scan_range=(20e-9, 20e-9),
+            planes=[trace, retrace[:, ::-1]],
+        )
     return path
 
 
@@ -53,8 +59,10 @@ def simulated(folder: Path, count: int, seed: int = 101) -> list[Path]:
 def flat_noise(folder: Path, count: int) -> list[Path]:
     """Both passes of a flat surface under independent white noise only: nothing for adaptation to improve."""
     rng = np.random.default_rng(5)
-    return [write_two_pass(folder / f"flat{i}.sxm", rng.normal(0, 5e-12, (SIZE, SIZE)), rng.normal(0, 5e-12, (SIZE, SIZE)))
-            for i in range(count)]
+    return [
+        write_two_pass(folder / f"flat{i}.sxm", rng.normal(0, 5e-12, (SIZE, SIZE)), rng.normal(0, 5e-12, (SIZE, SIZE)))
+        for i in range(count)
+    ]
 
 
 def test_where_adaptation_cannot_help_the_old_model_stays_and_nothing_is_written(tmp_path, capsys):
@@ -117,8 +125,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
 
 def test_acceptance_rule_on_constructed_figures():
     def held(old: Error, new: Error, fell_old: int = 0, fell_new: int = 0) -> dict:
-        return {"file": "h.sxm", "unit": "m", "error": {"old": old, "new": new},
-                "guard_not_network": {"old": fell_old, "new": fell_new}}
+        return {"file": "h.sxm", "unit": "m", "error": {"old": old, "new": new}, "guard_not_network": {"old": fell_old, "new": fell_new}}
 
     paint = {"scans": 12, "invented_peaks": {"old": 2, "new": 2}, "psnr_change": {"value": 0.1, "low": -0.2, "high": 0.4}}
     better, same = Error(-0.05, -0.08, -0.02), Error(-0.05, -0.11, 0.01)
@@ -127,8 +134,7 @@ def test_acceptance_rule_on_constructed_figures():
     assert adapt.failed_tests(same, files, paint)[0].startswith("held-out error")
     worse_file = [*files, held(Error(1.0, 0.95, 1.05), Error(1.06, 1.0, 1.1))]
     assert [r.split(":")[0] for r in adapt.failed_tests(better, worse_file, paint)] == ["no file worse"]
-    assert adapt.failed_tests(better, [held(files[0]["error"]["old"], files[0]["error"]["new"], 0, 1)],
-                              paint)[0].startswith("trust guard")
+    assert adapt.failed_tests(better, [held(files[0]["error"]["old"], files[0]["error"]["new"], 0, 1)], paint)[0].startswith("trust guard")
     painted = {**paint, "invented_peaks": {"old": 2, "new": 3}}
     assert adapt.failed_tests(better, files, painted)[0].startswith("paint check")
     blurred = {**paint, "psnr_change": {"value": -0.5, "low": -0.8, "high": -0.2}}
@@ -151,12 +157,11 @@ def test_the_paint_check_refuses_a_model_taught_to_paint_a_lattice(tmp_path):
     model.train()
     y, x = np.mgrid[0:64, 0:64]
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    batch = [normalised_pair(p.noisy, p.clean, card["levelling"])
-             for p in (make_pair(300 + i, 64, families=("steps",)) for i in range(8))]
+    batch = [normalised_pair(p.noisy, p.clean, card["levelling"]) for p in (make_pair(300 + i, 64, families=("steps",)) for i in range(8))]
     noisy, clean = np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch])
     for _ in range(40):
         phase = rng.uniform(0, 2 * np.pi, (8, 2, 1, 1))
-        lattice = (np.cos(2 * np.pi * x / 6 + phase[:, 0]) + np.cos(2 * np.pi * (x / 2 + y * np.sqrt(3) / 2) / 6 + phase[:, 1]))
+        lattice = np.cos(2 * np.pi * x / 6 + phase[:, 0]) + np.cos(2 * np.pi * (x / 2 + y * np.sqrt(3) / 2) / 6 + phase[:, 1])
         inputs = torch.from_numpy((noisy + 0.2 * lattice).astype(np.float32))[:, None]
         targets = torch.from_numpy((clean + 3.0 * lattice).astype(np.float32))[:, None]
         loss = plane_free_l1(model(inputs), targets)
@@ -168,8 +173,14 @@ def test_the_paint_check_refuses_a_model_taught_to_paint_a_lattice(tmp_path):
     save_checkpoint(painted, model, card["config"], extra={"levelling": card["levelling"]})
     paint = adapt.paint_check({"old": TorchBackend(PRODUCT), "new": TorchBackend(str(painted))}, count=3)
     assert paint["invented_peaks"]["new"] > paint["invented_peaks"]["old"]
-    files = [{"file": "h.sxm", "unit": "m", "error": {"old": Error(1, 0.9, 1.1), "new": Error(0.8, 0.7, 0.9)},
-              "guard_not_network": {"old": 0, "new": 0}}]
+    files = [
+        {
+            "file": "h.sxm",
+            "unit": "m",
+            "error": {"old": Error(1, 0.9, 1.1), "new": Error(0.8, 0.7, 0.9)},
+            "guard_not_network": {"old": 0, "new": 0},
+        }
+    ]
     failed = adapt.failed_tests(Error(-0.3, -0.4, -0.2), files, paint)
     assert failed and failed[0].startswith("paint check")
 
@@ -197,6 +208,5 @@ def test_an_adapted_checkpoint_loads_in_maed_denoise_and_its_json_names_the_held
     assert np.isfinite(np.load(tmp_path / "den" / "scan0.npy")).all()
     # A second run refuses to replace it, unless --force.
     assert main(["adapt", *map(str, scans[:2]), "--held-out", str(scans[2]), "-o", str(out), "--steps", "1"]) == 2
-    assert main(["adapt", *map(str, scans[:2]), "--held-out", str(scans[2]), "-o", str(out), "--steps", "1",
-                 "--force"]) == 0
+    assert main(["adapt", *map(str, scans[:2]), "--held-out", str(scans[2]), "-o", str(out), "--steps", "1", "--force"]) == 0
     assert json.loads(out.with_suffix(".json").read_text())["fine_tune"]["steps"] == 1

@@ -52,8 +52,7 @@ def test_parameter_count_is_within_ten_percent_of_the_original(name):
 
 def _batch(size: int, count: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     pairs = [normalised_pair(p.noisy, p.clean) for p in (make_pair(100 + i, size) for i in range(count))]
-    return (torch.from_numpy(np.stack([p[0] for p in pairs]))[:, None],
-            torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None])
+    return (torch.from_numpy(np.stack([p[0] for p in pairs]))[:, None], torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None])
 
 
 @pytest.mark.parametrize("name", zoo.BASELINE_NAMES)

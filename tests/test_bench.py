@@ -10,24 +10,45 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bench(case, backend, ms, model=PRODUCT, **extra):
-    return {"name": f"test_{case}", "extra_info": {"case": case, "backend": backend, "model": model,
-                                                   "weights": "shipped", **extra},
-            "stats": {"data": [t / 1e3 for t in ms]}}
+    return {
+        "name": f"test_{case}",
+        "extra_info": {"case": case, "backend": backend, "model": model, "weights": "shipped", **extra},
+        "stats": {"data": [t / 1e3 for t in ms]},
+    }
 
 
-REPORT = {"benchmarks": [
-    _bench("frame 256x256", "onnxruntime-cpu", [30, 31, 32, 33, 50]),
-    _bench("frame 256x256", "torch-cpu", [60, 62, 64, 66, 90]),
-    _bench("band 80x256", "onnxruntime-cpu", [8, 9, 10]),
-    _bench("band 80x256", "torch-cpu", [7, 7, 7]),
-    _bench("update 32 rows x 256", "onnxruntime-cpu", [12, 12, 12]),
-    _bench("frame 128x128", "onnxruntime-cpu", [20, 20], model="paper"),
-    _bench("line to denoised frame at 200 lines/s", "onnxruntime-cpu", [2600], rows=256, cols=256,
-           p50_ms=25.0, p95_ms=40.0, max_ms=55.0, updates=120),
-    _bench("ingest of 256-sample lines", "onnxruntime-cpu", [1.2], lines=12288, lines_received=12288,
-           lines_lost=0, lines_per_s=15000, push_lines_per_s=16000),
-    {"name": "test_kernel[SEFusion]", "extra_info": {"gbps": 900}, "stats": {"data": [1e-4, 1e-4]}},
-]}
+REPORT = {
+    "benchmarks": [
+        _bench("frame 256x256", "onnxruntime-cpu", [30, 31, 32, 33, 50]),
+        _bench("frame 256x256", "torch-cpu", [60, 62, 64, 66, 90]),
+        _bench("band 80x256", "onnxruntime-cpu", [8, 9, 10]),
+        _bench("band 80x256", "torch-cpu", [7, 7, 7]),
+        _bench("update 32 rows x 256", "onnxruntime-cpu", [12, 12, 12]),
+        _bench("frame 128x128", "onnxruntime-cpu", [20, 20], model="paper"),
+        _bench(
+            "line to denoised frame at 200 lines/s",
+            "onnxruntime-cpu",
+            [2600],
+            rows=256,
+            cols=256,
+            p50_ms=25.0,
+            p95_ms=40.0,
+            max_ms=55.0,
+            updates=120,
+        ),
+        _bench(
+            "ingest of 256-sample lines",
+            "onnxruntime-cpu",
+            [1.2],
+            lines=12288,
+            lines_received=12288,
+            lines_lost=0,
+            lines_per_s=15000,
+            push_lines_per_s=16000,
+        ),
+        {"name": "test_kernel[SEFusion]", "extra_info": {"gbps": 900}, "stats": {"data": [1e-4, 1e-4]}},
+    ]
+}
 
 
 def test_the_results_page_has_percentiles_ratios_and_verdicts():
@@ -45,9 +66,11 @@ def test_the_results_page_has_percentiles_ratios_and_verdicts():
 
 
 def test_skip_reasons_are_summed():
-    output = ("SKIPPED [2] benchmarks/test_inference.py:50: TensorRT is not installed: x\n"
-              "SKIPPED [3] benchmarks/test_inference.py:62: TensorRT is not installed: x\n"
-              "SKIPPED [1] benchmarks/test_inference.py:62: torch sees no CUDA GPU\n")
+    output = (
+        "SKIPPED [2] benchmarks/test_inference.py:50: TensorRT is not installed: x\n"
+        "SKIPPED [3] benchmarks/test_inference.py:62: TensorRT is not installed: x\n"
+        "SKIPPED [1] benchmarks/test_inference.py:62: torch sees no CUDA GPU\n"
+    )
     assert _skipped(output) == ["TensorRT is not installed: x (5 benchmarks)", "torch sees no CUDA GPU (1 benchmark)"]
 
 

@@ -97,8 +97,9 @@ def test_a_refused_round_changes_nothing_and_status_says_why(tmp_path):
     served = Served(out, free_ports(4), EXTRA)
     try:
         assert served.start()["adapter"]["state"] in ("starting", "idle")
-        status = wait_for(lambda: (s := served.status()) and s["adapter"]["state"] == "idle" and s, 60,
-                          "the adapter process did not come up")
+        status = wait_for(
+            lambda: (s := served.status()) and s["adapter"]["state"] == "idle" and s, 60, "the adapter process did not come up"
+        )
         adapter = status["adapter"]
         assert adapter["needs"] == 3 and adapter["pid"] in children(served.process.pid)
         assert nice(adapter["pid"]) == min(19, nice(served.process.pid) + 10)
@@ -145,8 +146,9 @@ def test_an_accepted_round_is_swapped_in_between_updates_without_a_lost_or_stall
 
         thread = threading.Thread(target=stream, daemon=True)
         thread.start()
-        status = wait_for(lambda: (s := served.status()) and s["adapter"]["swaps"] >= 1 and s, ROUND_TIMEOUT_S,
-                          "no adapted weights were swapped in")
+        status = wait_for(
+            lambda: (s := served.status()) and s["adapter"]["swaps"] >= 1 and s, ROUND_TIMEOUT_S, "no adapted weights were swapped in"
+        )
         time.sleep(2.0)  # frames after the swap
         streaming.set()
         thread.join()
@@ -178,22 +180,23 @@ def test_an_accepted_round_is_swapped_in_between_updates_without_a_lost_or_stall
     denoised = [(h, t) for topic, h, t in messages if topic == "frame.rows"]
     hashes = [h["weights_sha256"] for h, _ in denoised]
     first_new = hashes.index(new)
-    assert set(hashes[:first_new]) == {before} and set(hashes[first_new:first_new + 20]) == {new}
+    assert set(hashes[:first_new]) == {before} and set(hashes[first_new : first_new + 20]) == {new}
     swapped = denoised[first_new][0]
     assert not swapped["final"] and swapped["scan"].startswith("live")  # swapped in while a scan streamed
     # Latency around the swap, against the frames of the same session before it (the adapter training meanwhile).
     # The streamed scans only, from the second on: the first three were pushed as fast as the socket took them, and
     # the first streamed scan waits behind that backlog.
-    live = [(h["latency_ms"], t) for h, t in denoised if not h["final"] and h["scan"].startswith("live")
-            and h["scan"] != "live3"]
+    live = [(h["latency_ms"], t) for h, t in denoised if not h["final"] and h["scan"].startswith("live") and h["scan"] != "live3"]
     t_swap = denoised[first_new][1]
     near = [ms for ms, t in live if abs(t - t_swap) < 1.0]
     earlier = [ms for ms, t in live if t < t_swap - 1.0]
     gaps = np.diff([t for h, t in denoised if h["scan"] == swapped["scan"] and not h["final"]])
-    print(f"\nlatency before the swap p50 {np.median(earlier):.1f} ms, p95 {np.percentile(earlier, 95):.1f} ms, max "
-          f"{max(earlier):.1f} ms; within 1 s of it max {max(near):.1f} ms; longest gap between frames of the scan "
-          f"{gaps.max() * 1e3:.0f} ms; the swapped frame and the next three "
-          f"{[round(h['latency_ms']) for h, _ in denoised[first_new:first_new + 4]]} ms; the round took {last['seconds']} s")
+    print(
+        f"\nlatency before the swap p50 {np.median(earlier):.1f} ms, p95 {np.percentile(earlier, 95):.1f} ms, max "
+        f"{max(earlier):.1f} ms; within 1 s of it max {max(near):.1f} ms; longest gap between frames of the scan "
+        f"{gaps.max() * 1e3:.0f} ms; the swapped frame and the next three "
+        f"{[round(h['latency_ms']) for h, _ in denoised[first_new : first_new + 4]]} ms; the round took {last['seconds']} s"
+    )
     # No stall: a swap on the frame path would cost a model load, a second or more, and a gap between frames as
     # long. The floor of 500 ms stays well under that and above what a shared 2-core CI machine adds to a frame
     # while the adapter's child trains beside it (193 ms seen once against a 150 ms floor); latency itself is
@@ -207,17 +210,26 @@ def test_a_dead_adapter_is_restarted_and_the_bridge_serves_on(tmp_path):
     served = Served(out, free_ports(4), EXTRA)
     try:
         served.start()
-        first = wait_for(lambda: (s := served.status()) and s["adapter"]["state"] == "idle" and s, 60,
-                         "the adapter process did not come up")["adapter"]["pid"]
+        first = wait_for(
+            lambda: (s := served.status()) and s["adapter"]["state"] == "idle" and s, 60, "the adapter process did not come up"
+        )["adapter"]["pid"]
         os.kill(first, signal.SIGKILL)
-        dead = wait_for(lambda: (s := served.status()) and s["adapter"]["restarts"] == 1 and s, 10,
-                        "the adapter's death was not noticed")
+        dead = wait_for(lambda: (s := served.status()) and s["adapter"]["restarts"] == 1 and s, 10, "the adapter's death was not noticed")
         assert dead["adapter"]["exit"] == "the adapter process exited with status -9"
         pusher = LinePusher(served.pull)  # the live path goes on meanwhile
         push_scan(pusher, "while-restarting", *flat_scan(np.random.default_rng(7)))
         pusher.close()
-        status = wait_for(lambda: (s := served.status()) and s["scans_finished"] == 1 and s["adapter"]["state"] == "idle"
-                          and s["adapter"]["scans_usable"] == 1 and s, 60, "the adapter was not restarted with the scan")
+        status = wait_for(
+            lambda: (
+                (s := served.status())
+                and s["scans_finished"] == 1
+                and s["adapter"]["state"] == "idle"
+                and s["adapter"]["scans_usable"] == 1
+                and s
+            ),
+            60,
+            "the adapter was not restarted with the scan",
+        )
     finally:
         served.stop(2)
     adapter = status["adapter"]

@@ -31,9 +31,12 @@ def test_alerts_are_published_printed_and_saved(tmp_path: Path):
         for topic in (b"alert", b"scan.finished"):
             sub.setsockopt(zmq.SUBSCRIBE, topic)
         printed: list[str] = []
-        listener = threading.Thread(target=listen, args=(bridge.endpoints["pub"],),
-                                    kwargs={"topic": "alert", "count": len(pair.events), "emit": printed.append},
-                                    daemon=True)  # a missed alert must fail the test, not hang pytest's exit
+        listener = threading.Thread(
+            target=listen,
+            args=(bridge.endpoints["pub"],),
+            kwargs={"topic": "alert", "count": len(pair.events), "emit": printed.append},
+            daemon=True,
+        )  # a missed alert must fail the test, not hang pytest's exit
         listener.start()
         time.sleep(0.5)  # both subscriptions reach the bridge
         pusher = LinePusher(bridge.endpoints["pull"])

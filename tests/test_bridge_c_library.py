@@ -78,9 +78,29 @@ def lib(tmp_path_factory):
     if CC is None or not Path("/usr/include/zmq.h").exists():
         pytest.skip("needs a C compiler and libzmq3-dev (make test installs them)")
     path = tmp_path_factory.mktemp("lib") / "libmaed_client.so"
-    subprocess.run([CC, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-DMAED_CLIENT_BUILD",
-                    "-fvisibility=hidden", "-I", str(CLIENTS / "include"), "-o", str(path),
-                    *sorted(map(str, (CLIENTS / "lib").glob("*.c"))), "-lzmq", "-lpthread", "-lm"], check=True)
+    subprocess.run(
+        [
+            CC,
+            "-std=c11",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-shared",
+            "-fPIC",
+            "-DMAED_CLIENT_BUILD",
+            "-fvisibility=hidden",
+            "-I",
+            str(CLIENTS / "include"),
+            "-o",
+            str(path),
+            *sorted(map(str, (CLIENTS / "lib").glob("*.c"))),
+            "-lzmq",
+            "-lpthread",
+            "-lm",
+        ],
+        check=True,
+    )
     library = ctypes.CDLL(str(path))
     for name, (restype, argtypes) in SIGNATURES.items():
         function = getattr(library, name)
@@ -122,18 +142,25 @@ class Received:
             assert event >= 0, text(lib.maed_sub_error, sub)
             if event in (RAW, DENOISED, ROWS_UPDATE):
                 rows, n_cols, done, final = ints(4)
-                assert lib.maed_sub_frame(sub, buffer.ctypes.data_as(float_p), buffer.size, *map(ctypes.byref,
-                                          (rows, n_cols, done, final))) == OK
+                assert (
+                    lib.maed_sub_frame(sub, buffer.ctypes.data_as(float_p), buffer.size, *map(ctypes.byref, (rows, n_cols, done, final)))
+                    == OK
+                )
                 pass_ = c_int(-1)
                 assert lib.maed_sub_pass(sub, ctypes.byref(pass_)) == OK
-                frame = buffer[:rows.value * n_cols.value].reshape(rows.value, n_cols.value).copy()
+                frame = buffer[: rows.value * n_cols.value].reshape(rows.value, n_cols.value).copy()
                 if event == ROWS_UPDATE:
                     self.rows_updates += 1
                     continue
                 trust = text(lib.maed_sub_trust, sub) if event == DENOISED else None
                 self.frames[(event, pass_.value, final.value)] = dict(
-                    frame=frame, rows_done=done.value, unit=text(lib.maed_sub_unit, sub),
-                    channel=text(lib.maed_sub_channel, sub), scan=text(lib.maed_sub_scan, sub), trust=trust)
+                    frame=frame,
+                    rows_done=done.value,
+                    unit=text(lib.maed_sub_unit, sub),
+                    channel=text(lib.maed_sub_channel, sub),
+                    scan=text(lib.maed_sub_scan, sub),
+                    trust=trust,
+                )
             elif event == ALERT:
                 kind = ctypes.create_string_buffer(64)
                 row, start, stop, severity = ints(4)
@@ -152,8 +179,14 @@ def status(lib, ctl):
     scan = ctypes.create_string_buffer(300)
     rc = lib.maed_ctl_status(ctl, 5000, *map(ctypes.byref, (scanning, paused, rows_done, received, dropped)), scan, 300)
     assert rc == OK, rc
-    return dict(scanning=scanning.value, paused=paused.value, rows_done=rows_done.value, lines_received=received.value,
-                lines_dropped=dropped.value, scan=scan.value.decode())
+    return dict(
+        scanning=scanning.value,
+        paused=paused.value,
+        rows_done=rows_done.value,
+        lines_received=received.value,
+        lines_dropped=dropped.value,
+        scan=scan.value.decode(),
+    )
 
 
 def test_a_scan_pushed_through_the_library_comes_back_through_it_bit_exact_with_alerts_and_status(lib, tmp_path):
@@ -162,7 +195,7 @@ def test_a_scan_pushed_through_the_library_comes_back_through_it_bit_exact_with_
     trace = (rng.standard_normal((rows, cols)) * 1e-10).astype(np.float32)
     retrace = (rng.standard_normal((rows, cols)) * 1e-10).astype(np.float32)
     trace[25] = trace[24]  # a controller that sent one buffer twice: line_repeated
-    lost = 15              # never pushed: line_missing
+    lost = 15  # never pushed: line_missing
     config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, ack_port=0, out=tmp_path / "scans")
     with Bridge(config, backend=IdentityBackend()) as bridge:
         e = {k: v.encode() for k, v in bridge.endpoints.items()}
@@ -224,8 +257,7 @@ def test_a_scan_pushed_through_the_library_comes_back_through_it_bit_exact_with_
 def test_the_push_queue_is_bounded_and_says_when_it_is_full(lib):
     """No bridge at all: every line waits in the queue (1 MiB) until a push is refused, nothing queued for it."""
     port = free_ports(2)
-    push = opened(lib.maed_push_open, f"tcp://127.0.0.1:{port[0]}".encode(), f"tcp://127.0.0.1:{port[1]}".encode(),
-                  b"", b"", 1)
+    push = opened(lib.maed_push_open, f"tcp://127.0.0.1:{port[0]}".encode(), f"tcp://127.0.0.1:{port[1]}".encode(), b"", b"", 1)
     try:
         assert lib.maed_push_line(push, 0, TRACE, np.zeros(4096, np.float32).ctypes.data_as(float_p), 4096) == E_STATE
         assert lib.maed_push_start(push, b"full", 4096, 4096, b"Z", b"m", 1e-8, 1e-8, 0) == OK
@@ -244,8 +276,21 @@ def test_a_hostile_publisher_is_refused_message_by_message_with_its_reason(lib):
     port = pub.bind_to_random_port("tcp://127.0.0.1")
     sub = opened(lib.maed_sub_open, f"tcp://127.0.0.1:{port}".encode(), 0, b"", b"")
     try:
-        good = {"v": 2, "scan": "h", "seq": 0, "rows": 2, "cols": 3, "rows_done": 1, "dtype": "<f4", "shape": [2, 3],
-                "final": False, "pass": "trace", "unit": "A", "channel": "Current", "range": [1e-8, 1e-8]}
+        good = {
+            "v": 2,
+            "scan": "h",
+            "seq": 0,
+            "rows": 2,
+            "cols": 3,
+            "rows_done": 1,
+            "dtype": "<f4",
+            "shape": [2, 3],
+            "final": False,
+            "pass": "trace",
+            "unit": "A",
+            "channel": "Current",
+            "range": [1e-8, 1e-8],
+        }
         payload = np.arange(6, dtype="<f4").tobytes()
         for _ in range(100):  # until the subscription is through
             pub.send_multipart([b"frame.raw", msgpack.packb(good), payload])
@@ -259,8 +304,10 @@ def test_a_hostile_publisher_is_refused_message_by_message_with_its_reason(lib):
             ([b"frame.raw", msgpack.packb({**good, "rows": 5000, "shape": [5000, 3]}), payload], "does not match"),
             ([b"frame.raw", msgpack.packb(good), payload, b"extra"], "malformed"),
             ([b"frame.raw", b"\xdd\xff\xff\xff\xff", payload], "malformed"),
-            ([b"alert", msgpack.packb({"v": 2, "scan": "h", "seq": 1, "kind": "x", "row": 0, "columns": [3, 3],
-                                       "severity": "info"})], "does not match"),
+            (
+                [b"alert", msgpack.packb({"v": 2, "scan": "h", "seq": 1, "kind": "x", "row": 0, "columns": [3, 3], "severity": "info"})],
+                "does not match",
+            ),
         ]
         for frames, reason in hostile:
             pub.send_multipart(frames)
@@ -355,8 +402,7 @@ def test_lines_a_killed_bridge_lost_are_resent_from_the_library_and_the_scan_com
         assert lib.maed_push_wait(push, 20000) == OK
         sent, resent, acknowledged = counters(lib, push)
         assert resent >= 20 and acknowledged == 1 + rows + 1  # each message once, however often it was sent
-        folders = wait_for(lambda: saved_folders(out), 30,
-                           "the scan was not saved")
+        folders = wait_for(lambda: saved_folders(out), 30, "the scan was not saved")
     finally:
         lib.maed_push_close(push, 1000)
         log = bridge.stop(signal.SIGTERM)
@@ -376,9 +422,21 @@ def test_control_survives_a_bridge_that_does_not_answer_and_reports_a_refusal(li
         assert lib.maed_ctl_pause(ctl, 100) == E_TIMEOUT
         assert lib.maed_ctl_pause(ctl, 100) == E_TIMEOUT  # not a REQ socket stuck waiting for its reply
         rep.bind(f"tcp://127.0.0.1:{port}")
-        replies = [{"ok": False, "v": 2, "error": "pause refused: no reason at all"},
-                   {"ok": True, "v": 2, "state": "scanning", "scan": "s-1", "paused": True, "rows_done": 7,
-                    "lines_received": 12, "lines_dropped": 3, "faults": {"row_order": 1}, "latency_ms": {"p50": 1.0}}]
+        replies = [
+            {"ok": False, "v": 2, "error": "pause refused: no reason at all"},
+            {
+                "ok": True,
+                "v": 2,
+                "state": "scanning",
+                "scan": "s-1",
+                "paused": True,
+                "rows_done": 7,
+                "lines_received": 12,
+                "lines_dropped": 3,
+                "faults": {"row_order": 1},
+                "latency_ms": {"p50": 1.0},
+            },
+        ]
         requests = []
 
         def answer():

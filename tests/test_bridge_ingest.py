@@ -26,8 +26,15 @@ class Controller:
         self.ingest.handle(encode(message), self.clock)
 
     def start(self, **kw):
-        self.send(ScanStart, rows=kw.get("rows", self.rows), cols=kw.get("cols", self.cols), channel="Z", unit="m",
-                  range=(1e-8, 1e-8), slow_axis=kw.get("slow_axis", self.slow_axis))
+        self.send(
+            ScanStart,
+            rows=kw.get("rows", self.rows),
+            cols=kw.get("cols", self.cols),
+            channel="Z",
+            unit="m",
+            range=(1e-8, 1e-8),
+            slow_axis=kw.get("slow_axis", self.slow_axis),
+        )
 
     def line(self, row, pass_="trace", cols=None, skip_seq=0):
         self.send(Line, skip_seq, row=row, pass_=pass_, t=0.0, data=np.full(cols or self.cols, row, "<f4"))
@@ -50,7 +57,13 @@ def test_lines_are_handed_to_the_worker_once(ingest):
     batches = ingest.take()
     assert len(batches) == 1 and not batches[0].ended
     assert [(line.row, line.pass_) for line, _ in batches[0].lines] == [
-        (0, "trace"), (0, "retrace"), (1, "trace"), (1, "retrace"), (2, "trace"), (2, "retrace")]
+        (0, "trace"),
+        (0, "retrace"),
+        (1, "trace"),
+        (1, "retrace"),
+        (2, "trace"),
+        (2, "retrace"),
+    ]
     assert ingest.take() == []
     c.line(3)
     c.end()
@@ -69,13 +82,16 @@ def test_up_scans_go_from_the_last_row_to_the_first(ingest):
     assert ingest.current.progress["trace"] == 3
 
 
-@pytest.mark.parametrize("action, kind", [
-    (lambda c: c.line(8), "row_range"),
-    (lambda c: (c.line(2), c.send(Line, row=2, pass_="trace", t=0.0, data=np.full(4, 9, "<f4"))), "row_order"),
-    (lambda c: (c.line(2), c.line(1)), "row_order"),
-    (lambda c: c.line(0, cols=5), "shape"),
-    (lambda c: c.start(), "duplicate_start"),
-])
+@pytest.mark.parametrize(
+    "action, kind",
+    [
+        (lambda c: c.line(8), "row_range"),
+        (lambda c: (c.line(2), c.send(Line, row=2, pass_="trace", t=0.0, data=np.full(4, 9, "<f4"))), "row_order"),
+        (lambda c: (c.line(2), c.line(1)), "row_order"),
+        (lambda c: c.line(0, cols=5), "shape"),
+        (lambda c: c.start(), "duplicate_start"),
+    ],
+)
 def test_lines_that_do_not_fit_the_scan_are_dropped_by_kind(ingest, action, kind):
     c = Controller(ingest)
     c.start()
@@ -169,8 +185,17 @@ def test_a_version_1_controller_is_refused_and_counted(ingest, caplog):
     """A controller still speaking version 1 loses its messages, and says so once in the log."""
     import msgpack
 
-    v1_start = {"v": 1, "scan": "old", "seq": 0, "rows": 8, "cols": 4, "channel": "Z", "unit": "m",
-                "range": [1e-8, 1e-8], "direction": "down"}
+    v1_start = {
+        "v": 1,
+        "scan": "old",
+        "seq": 0,
+        "rows": 8,
+        "cols": 4,
+        "channel": "Z",
+        "unit": "m",
+        "range": [1e-8, 1e-8],
+        "direction": "down",
+    }
     v1_line = {"v": 1, "scan": "old", "seq": 1, "row": 0, "dir": "fwd", "t": 0.0, "dtype": "<f4", "shape": [4]}
     with caplog.at_level(logging.WARNING, logger="maed.bridge"):
         ingest.handle([b"scan.start", msgpack.packb(v1_start)], 0.0)
@@ -185,7 +210,6 @@ def test_a_version_1_controller_is_refused_and_counted(ingest, caplog):
 def test_a_version_that_only_equals_2_is_refused(ingest, v):
     import msgpack
 
-    header = {"v": v, "scan": "a", "seq": 0, "rows": 8, "cols": 4, "channel": "Z", "unit": "m",
-              "range": [1e-8, 1e-8], "slow_axis": "down"}
+    header = {"v": v, "scan": "a", "seq": 0, "rows": 8, "cols": 4, "channel": "Z", "unit": "m", "range": [1e-8, 1e-8], "slow_axis": "down"}
     ingest.handle([b"scan.start", msgpack.packb(header)], 0.0)
     assert ingest.current is None and ingest.faults.counts() == {"version": 1}

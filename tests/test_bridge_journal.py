@@ -46,8 +46,7 @@ class Controller:
         self.socket.send_multipart(self.sent[-1])
 
     def start(self, scan, rows, cols):
-        self.send(ScanStart(scan=scan, seq=self.seq, rows=rows, cols=cols, channel="Z", unit="m", range=(1e-8, 1e-8),
-                            slow_axis="down"))
+        self.send(ScanStart(scan=scan, seq=self.seq, rows=rows, cols=cols, channel="Z", unit="m", range=(1e-8, 1e-8), slow_axis="down"))
 
     def line(self, scan, row, data):
         self.send(Line(scan=scan, seq=self.seq, row=row, pass_="trace", t=0.0, data=data))
@@ -92,8 +91,7 @@ def test_a_bridge_killed_mid_scan_loses_no_row_and_the_scan_completes_bit_exact(
         assert not saved_folders(out)
 
         status = bridge.start()
-        assert (status["state"], status["scan"], status["recoveries"], status["lines_recovered"]) == \
-            ("scanning", "killed", 1, 220)
+        assert (status["state"], status["scan"], status["recoveries"], status["lines_recovered"]) == ("scanning", "killed", 1, 220)
         for row in range(140, ROWS):
             pusher.line("killed", row, trace[row])
             pusher.line("killed", row, retrace[row], pass_="retrace")
@@ -130,8 +128,7 @@ def write_journal(journal, messages, torn=b""):
 
 def scan_messages(scan, data, seq, end=None, slow_axis="down"):
     rows, cols = data.shape
-    messages = [ScanStart(scan=scan, seq=seq, rows=rows, cols=cols, channel="Z", unit="m", range=(1e-8, 1e-8),
-                          slow_axis=slow_axis)]
+    messages = [ScanStart(scan=scan, seq=seq, rows=rows, cols=cols, channel="Z", unit="m", range=(1e-8, 1e-8), slow_axis=slow_axis)]
     order = range(rows) if slow_axis == "down" else range(rows - 1, -1, -1)
     for k, row in enumerate(order):
         if np.isfinite(data[row]).all():
@@ -155,8 +152,7 @@ def test_a_restarted_bridge_saves_what_every_journal_holds_and_removes_partial_l
     (partial / "raw_trace.npy").write_bytes(b"\x93NUMPY half")
     assert len(read_journal(newest)) == 11 and newest.stat().st_size == len(newest.read_bytes())
 
-    with Bridge(BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=out, idle_timeout=1.0),
-                backend=BlurBackend()) as bridge:
+    with Bridge(BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=out, idle_timeout=1.0), backend=BlurBackend()) as bridge:
         assert not partial.exists()
         assert bridge.status()["state"] == "scanning" and bridge.status()["scan"] == "open"
         start, lines = bridge.recovered.resumed  # for a source that died with the bridge (Nanonis)
@@ -235,8 +231,7 @@ def test_resent_messages_are_duplicates_counted_once_and_acknowledged(tmp_path):
 
 
 def test_a_repeated_row_with_other_values_is_still_a_row_order_fault(tmp_path):
-    with Bridge(BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans"),
-                backend=BlurBackend()) as bridge:
+    with Bridge(BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans"), backend=BlurBackend()) as bridge:
         c = Controller(bridge.endpoints["pull"])
         c.start("r", 4, 4)
         c.line("r", 0, np.zeros(4, "<f4"))
@@ -267,8 +262,7 @@ def test_a_torn_or_corrupt_record_ends_the_journal_and_is_cut_off(tmp_path):
 
 def test_a_controller_that_reuses_a_scan_id_and_restarts_its_seq_is_not_taken_for_a_resend(tmp_path):
     first, second = image(9, 4, 4), image(10, 4, 4)
-    with Bridge(BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans"),
-                backend=BlurBackend()) as bridge:
+    with Bridge(BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans"), backend=BlurBackend()) as bridge:
         # Two runs of the same program, one after the other: same scan id, seq from 0. The second waits
         # for the first to be finished: two PUSH sockets open at once are fair-queued, so their
         # messages would interleave, which is not what two runs in sequence send.

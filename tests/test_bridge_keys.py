@@ -105,8 +105,7 @@ def test_an_allowed_client_works_and_one_without_keys_gets_nothing(keyed, keyfil
     status = request(ep["control"], {"cmd": "status"}, keys=lab)
     assert status["ok"] and status["lines_received"] == 16 and status["scans_finished"] == 1
     printed = []
-    listener = threading.Thread(target=listen, args=(ep["pub"],),
-                                kwargs={"scans": 1, "emit": printed.append, "keys": lab}, daemon=True)
+    listener = threading.Thread(target=listen, args=(ep["pub"],), kwargs={"scans": 1, "emit": printed.append, "keys": lab}, daemon=True)
     listener.start()
     time.sleep(0.3)
     push_scan(ep["pull"], lab, "listened")
@@ -133,8 +132,16 @@ def test_a_key_not_on_the_allow_list_is_refused(keyed, keyfiles):
 
 
 def test_maed_control_talks_to_a_keyed_bridge(keyed, keyfiles, capsys):
-    args = ["control", "status", "--connect", keyed.endpoints["control"],
-            "--secret-key", str(keyfiles / "lab-pc.key_secret"), "--server-key", str(keyfiles / "bridge.key")]
+    args = [
+        "control",
+        "status",
+        "--connect",
+        keyed.endpoints["control"],
+        "--secret-key",
+        str(keyfiles / "lab-pc.key_secret"),
+        "--server-key",
+        str(keyfiles / "bridge.key"),
+    ]
     assert main(args) == 0 and '"ok": true' in capsys.readouterr().out
     assert main(args[:4] + ["--timeout", "0.3"]) == 2  # without keys: no reply, one line
     assert capsys.readouterr().err.count("\n") == 1

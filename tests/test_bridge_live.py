@@ -44,12 +44,13 @@ class Controller:
         self.socket.send_multipart(frames)
 
     def start(self, scan, rows, cols, slow_axis="down"):
-        self.send("scan.start", {"scan": scan, "rows": rows, "cols": cols, "channel": "Z", "unit": "m",
-                                 "range": [2e-8, 2e-8], "slow_axis": slow_axis})
+        self.send(
+            "scan.start",
+            {"scan": scan, "rows": rows, "cols": cols, "channel": "Z", "unit": "m", "range": [2e-8, 2e-8], "slow_axis": slow_axis},
+        )
 
     def line(self, scan, row, data, pass_="trace"):
-        self.send("line", {"scan": scan, "row": row, "pass": pass_, "t": time.time(), "dtype": "<f4",
-                           "shape": [len(data)]}, data)
+        self.send("line", {"scan": scan, "row": row, "pass": pass_, "t": time.time(), "dtype": "<f4", "shape": [len(data)]}, data)
         self.pushed[(row, pass_)] = time.perf_counter()
 
     def end(self, scan, complete=True):
@@ -181,7 +182,7 @@ def test_a_scan_at_200_lines_per_second_streams_denoised_frames(tmp_path, real_b
     for _, h, data, _, _ in live:
         assert (h["rows"], h["cols"], h["dtype"], h["shape"]) == (rows, cols, "<f4", [rows, cols])
         assert h["model"] == real_backend.model and h["backend"] == real_backend.name and h["latency_ms"] >= 0
-        assert np.isfinite(data[:h["rows_done"]]).all() and np.isnan(data[h["rows_done"]:]).all()
+        assert np.isfinite(data[: h["rows_done"]]).all() and np.isnan(data[h["rows_done"] :]).all()
 
     (final,) = [m for m in denoised if m[1]["final"]]
     assert final[1]["rows_done"] == rows and np.isfinite(final[2]).all()
@@ -195,8 +196,10 @@ def test_a_scan_at_200_lines_per_second_streams_denoised_frames(tmp_path, real_b
         seen = next(m[4] for m in denoised if m[1]["rows_done"] > row)
         first_cover.append((seen - c.pushed[(row, "trace")]) * 1e3)
     p50, p95 = np.percentile(first_cover, [50, 95])
-    print(f"\nline push -> first denoised frame covering it: p50 {p50:.1f} ms, p95 {p95:.1f} ms over "
-          f"{len(live)} live frames ({real_backend.name}); bridge status {status['latency_ms']}")
+    print(
+        f"\nline push -> first denoised frame covering it: p50 {p50:.1f} ms, p95 {p95:.1f} ms over "
+        f"{len(live)} live frames ({real_backend.name}); bridge status {status['latency_ms']}"
+    )
 
     assert end["complete"] is True and end["reason"] == "end" and end["rows_done"] == rows
     folder = Path(end["saved"])
@@ -237,9 +240,22 @@ def test_every_malformed_kind_is_counted_and_the_bridge_keeps_serving(bridge):
         "row_range": [b"line", msgpack.packb(valid_line("f", 16)), line.tobytes()],
         "row_order": [b"line", msgpack.packb(valid_line("f", 0)), line.tobytes()],
         "unknown_scan": [b"line", msgpack.packb(valid_line("g", 1)), line.tobytes()],
-        "duplicate_start": [b"scan.start", msgpack.packb({"v": 2, "scan": "f", "seq": 1, "rows": 16, "cols": 8,
-                                                          "channel": "Z", "unit": "m", "range": [1e-8, 1e-8],
-                                                          "slow_axis": "down"})],
+        "duplicate_start": [
+            b"scan.start",
+            msgpack.packb(
+                {
+                    "v": 2,
+                    "scan": "f",
+                    "seq": 1,
+                    "rows": 16,
+                    "cols": 8,
+                    "channel": "Z",
+                    "unit": "m",
+                    "range": [1e-8, 1e-8],
+                    "slow_axis": "down",
+                }
+            ),
+        ],
     }
     for frames in bad.values():
         c.socket.send_multipart(frames)
@@ -339,7 +355,10 @@ def test_set_model_and_pause_without_restarting(tmp_path):
         reply = control(ep, {"cmd": "set_model", "model": "dncnn"})
         assert reply["ok"] and reply["model"] == "dncnn" and loaded == [("auto", "dncnn")]
         assert control(ep, {"cmd": "set_model", "model": "missing"}) == {
-            "ok": False, "v": 2, "error": "no shipped model named 'missing'; model files need maed serve --models DIR"}
+            "ok": False,
+            "v": 2,
+            "error": "no shipped model named 'missing'; model files need maed serve --models DIR",
+        }
         assert control(ep, {"cmd": "set_model"})["ok"] is False
         assert control(ep, {"cmd": "pause"})["paused"] is True
 
@@ -375,12 +394,10 @@ def test_push_sim_and_listen_against_a_live_bridge(bridge, capsys):
     from maed.cli import main
 
     printed = []
-    listener = threading.Thread(target=lambda: printed.append(
-        main(["listen", "--connect", bridge.endpoints["pub"], "--scans", "1"])))
+    listener = threading.Thread(target=lambda: printed.append(main(["listen", "--connect", bridge.endpoints["pub"], "--scans", "1"])))
     listener.start()
     time.sleep(0.3)
-    assert main(["push-sim", "--connect", bridge.endpoints["pull"], "--size", "32", "--line-rate", "400",
-                 "--slow-axis", "up"]) == 0
+    assert main(["push-sim", "--connect", bridge.endpoints["pull"], "--size", "32", "--line-rate", "400", "--slow-axis", "up"]) == 0
     listener.join(timeout=30)
     assert printed == [0]
     captured = capsys.readouterr()
@@ -400,19 +417,39 @@ def test_listen_names_the_trust_output_and_its_reasons_in_one_line():
     from maed.bridge.listen import describe
     from maed.bridge.protocol import Frame
 
-    trust = {"output": "blend", "reasons": ["residual follows the image locally (0.91)"], "fallback_fraction": 0.25,
-             "figures": {"whiteness_x": 0.02}, "rows_done": 96}
-    frame = Frame(kind="denoised", scan="s", seq=9, rows_done=128, final=False, model="rt", weights_sha256="0123456789ab" + "f" * 52,
-                  backend="onnxruntime-cpu", latency_ms=12.0, pass_="trace", update=4, slow_axis="down", channel="Z",
-                  unit="m", range=(1e-8, 1e-8), data=np.zeros((128, 8), np.float32), trust=trust)
+    trust = {
+        "output": "blend",
+        "reasons": ["residual follows the image locally (0.91)"],
+        "fallback_fraction": 0.25,
+        "figures": {"whiteness_x": 0.02},
+        "rows_done": 96,
+    }
+    frame = Frame(
+        kind="denoised",
+        scan="s",
+        seq=9,
+        rows_done=128,
+        final=False,
+        model="rt",
+        weights_sha256="0123456789ab" + "f" * 52,
+        backend="onnxruntime-cpu",
+        latency_ms=12.0,
+        pass_="trace",
+        update=4,
+        slow_axis="down",
+        channel="Z",
+        unit="m",
+        range=(1e-8, 1e-8),
+        data=np.zeros((128, 8), np.float32),
+        trust=trust,
+    )
     line = describe(frame)
     assert "\n" not in line and "model=rt weights=0123456789ab backend=" in line
     assert line.endswith("trust=blend 25% fallback at rows_done=96: residual follows the image locally (0.91)")
     two = {**trust, "output": "fallback", "reasons": ["a", "b"], "fallback_fraction": 1.0}
     assert describe(Frame(**{**frame.__dict__, "trust": two})).endswith("trust=fallback at rows_done=96: a; b")
     windowed = {**two, "rows_judged": 64}
-    assert describe(Frame(**{**frame.__dict__, "trust": windowed})).endswith(
-        "trust=fallback at rows_done=96 (the last 64 judged): a; b")
+    assert describe(Frame(**{**frame.__dict__, "trust": windowed})).endswith("trust=fallback at rows_done=96 (the last 64 judged): a; b")
     assert describe(Frame(**{**frame.__dict__, "trust": None})).endswith("trust=- (no verdict yet)")
     assert "trust" not in describe(Frame(**{**frame.__dict__, "kind": "raw", "trust": None}))
 
@@ -423,8 +460,30 @@ def test_serve_with_the_simulated_source_ends_after_its_scans(tmp_path, real_bac
 
     monkeypatch.setattr(server, "load_backend", lambda backend, model: real_backend)
     out = tmp_path / "served"
-    assert main(["serve", "--source", "sim", "--scans", "1", "--size", "48", "--line-rate", "300",
-                 "--pull-port", "0", "--pub-port", "0", "--control-port", "0", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "serve",
+                "--source",
+                "sim",
+                "--scans",
+                "1",
+                "--size",
+                "48",
+                "--line-rate",
+                "300",
+                "--pull-port",
+                "0",
+                "--pub-port",
+                "0",
+                "--control-port",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     (folder,) = out.iterdir()
     assert np.isfinite(np.load(folder / "denoised.npy")).all()
     assert "bridge up" in capsys.readouterr().err
@@ -510,7 +569,7 @@ def test_frame_rows_rebuild_every_denoised_frame_and_each_topic_has_one_layout(e
         rebuilt = {}
         for topic, h, data, _, _ in sub.messages:
             if topic == "frame.rows" and h["scan"] == scan:
-                levelled[h["row_start"]:h["row_stop"]] = data
+                levelled[h["row_start"] : h["row_stop"]] = data
                 r = np.arange(rows)[:, None] - (rows - 1) / 2
                 col = np.arange(cols)[None, :] - (cols - 1) / 2
                 a, b, slope = h["plane"]
@@ -545,8 +604,10 @@ def test_serve_direction_is_a_deprecated_alias_of_slow_axis(bridge, capsys):
     from maed.cli import main
 
     sub = Subscriber(bridge.endpoints["pub"], b"frame.raw")
-    assert main(["push-sim", "--connect", bridge.endpoints["pull"], "--size", "16", "--line-rate", "800",
-                 "--no-retrace", "--direction", "up"]) == 0
+    assert (
+        main(["push-sim", "--connect", bridge.endpoints["pull"], "--size", "16", "--line-rate", "800", "--no-retrace", "--direction", "up"])
+        == 0
+    )
     err = capsys.readouterr().err
     assert "--direction is deprecated; use --slow-axis up" in err
     deadline = time.monotonic() + 30
@@ -641,8 +702,9 @@ def test_whole_frames_published_after_a_swap_name_the_weights_of_their_update(tm
         sub.wait_finished("swapped")
         sub.close()
         c.close()
-    last_live = [m for m in sub.messages if m[0].startswith("frame.") and m[1]["scan"] == "swapped"
-                 and m[1]["rows_done"] == 40 and not m[1]["final"]]
+    last_live = [
+        m for m in sub.messages if m[0].startswith("frame.") and m[1]["scan"] == "swapped" and m[1]["rows_done"] == 40 and not m[1]["final"]
+    ]
     assert {m[0] for m in last_live} >= {"frame.rows", "frame.denoised"}
     assert {m[1]["weights_sha256"] for m in last_live} == {"old"}
     assert {m[1]["weights_sha256"] for m in sub.of("frame.denoised", "swapped") if m[1]["final"]} == {"new"}

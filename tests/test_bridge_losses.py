@@ -49,8 +49,7 @@ def raw_message(topic, header, *payload):
     return [topic, msgpack.packb(header, use_bin_type=True), *payload]
 
 
-START = {"v": 2, "seq": 0, "rows": 8, "cols": 8, "channel": "Z", "unit": "m", "range": [1e-8, 1e-8],
-         "slow_axis": "down"}
+START = {"v": 2, "seq": 0, "rows": 8, "cols": 8, "channel": "Z", "unit": "m", "range": [1e-8, 1e-8], "slow_axis": "down"}
 
 
 # --- the supervisor ---------------------------------------------------------------------------
@@ -189,8 +188,7 @@ def test_a_scan_over_the_pixel_budget_is_refused_before_anything_is_allocated(tm
         c.close()
     assert status["faults"] == {"budget": 1, "unknown_scan": 2}
     assert status["scans_rejected"] == 1
-    assert status["last_scan_rejected"] == ("budget: scan 'huge' of 4096x4096 pixels is over the budget of 4,096 "
-                                            "pixels per scan")
+    assert status["last_scan_rejected"] == ("budget: scan 'huge' of 4096x4096 pixels is over the budget of 4,096 pixels per scan")
     assert [p.name for p in saved_folders(tmp_path / "scans")] == ["fits"]
     assert not (tmp_path / "scans" / ".journal").exists()
 
@@ -237,8 +235,13 @@ def test_finished_scans_waiting_beyond_the_backlog_budget_are_read_back_from_the
             send_scan(c, f"s{i:02d}", data[i])
         # Every line in and every scan.end taken (the last ends trail the lines they close): all but the
         # scan held in the worker wait.
-        held = wait_for(lambda: (lambda s: s if s["lines_received"] == rows * scans and s["backlog_scans"] >= scans - 1
-                                 else None)(request(bridge.endpoints["control"])), 10, "the scans did not all arrive")
+        held = wait_for(
+            lambda: (lambda s: s if s["lines_received"] == rows * scans and s["backlog_scans"] >= scans - 1 else None)(
+                request(bridge.endpoints["control"])
+            ),
+            10,
+            "the scans did not all arrive",
+        )
         backend.release.set()
         assert bridge.wait_finished(scans, 30)
         after = request(bridge.endpoints["control"])

@@ -40,6 +40,7 @@ def gated_loader(gate):
         with open(gate, "rb") as f:  # blocks until a writer opens the other end
             f.read()
         return NamedBackend(model)
+
     return load
 
 
@@ -55,8 +56,7 @@ def config(tmp_path, models, **kw):
 def set_model_in_background(endpoint, model):
     """The set_model reply, received on a thread of its own (it comes when the load is over)."""
     replies = []
-    thread = threading.Thread(target=lambda: replies.append(
-        request(endpoint, {"cmd": "set_model", "model": model}, timeout=30)))
+    thread = threading.Thread(target=lambda: replies.append(request(endpoint, {"cmd": "set_model", "model": model}, timeout=30)))
     thread.start()
     return thread, replies
 
@@ -121,7 +121,8 @@ def test_an_invalid_model_file_and_a_fifo_get_one_line_errors_with_the_real_load
 
 
 def test_a_fifo_as_the_starting_model_is_refused_at_once(tmp_path, models):
-    bridge = Bridge(BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans",
-                                 model=str(models / "fifo.onnx"), backend="onnx"))
+    bridge = Bridge(
+        BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans", model=str(models / "fifo.onnx"), backend="onnx")
+    )
     with pytest.raises(ValueError, match="not a regular file"):
         bridge.start()

@@ -43,8 +43,7 @@ def push_scan(endpoint, scan, image, rate, slow_axis="down"):
         push.send_multipart(frames + ([payload.astype("<f4").tobytes()] if payload is not None else []))
         seq += 1
 
-    send(b"scan.start", {"rows": rows, "cols": cols, "channel": "Z", "unit": "m", "range": [2e-8, 2e-8],
-                         "slow_axis": slow_axis})
+    send(b"scan.start", {"rows": rows, "cols": cols, "channel": "Z", "unit": "m", "range": [2e-8, 2e-8], "slow_axis": slow_axis})
     order = range(rows) if slow_axis == "down" else range(rows - 1, -1, -1)
     for row in order:
         time.sleep(1 / rate)
@@ -84,10 +83,10 @@ def test_the_api_serves_the_newest_frames(live):
         status, blob = fetch(api(preview, f"api/frames?after={version}"))
         assert status == 200
         n = struct.unpack("<I", blob[:4])[0]
-        header = json.loads(blob[4:4 + n])
+        header = json.loads(blob[4 : 4 + n])
         version = header["version"]
     assert n % 4 == 0 and header["scan"] == "api" and header["final"] and header["slow_axis"] == "up"
-    raw = np.frombuffer(blob[4 + n:4 + n + 4 * 32 * 32], "<f4").reshape(32, 32)
+    raw = np.frombuffer(blob[4 + n : 4 + n + 4 * 32 * 32], "<f4").reshape(32, 32)
     assert raw.tobytes() == image.tobytes()
     status, body = fetch(api(preview, f"api/frames?after={header['version']}"))
     assert status == 204  # nothing newer within the poll time
@@ -101,9 +100,19 @@ def test_the_api_serves_the_newest_frames(live):
 def test_the_page_draws_the_growing_scan_in_a_headless_browser(live, tmp_path):
     bridge, preview = live
     browser = subprocess.Popen(
-        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--remote-debugging-port=0",
-         f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,1000", preview.url + "&selftest=1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            CHROMIUM,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--window-size=1400,1000",
+            preview.url + "&selftest=1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 30

@@ -30,13 +30,23 @@ from maed.bridge.protocol import (
     levelling,
 )
 
-LABELS = dict(rows_done=2, final=False, model="rt", backend="onnx", latency_ms=12.5, pass_="trace", update=1,
-              slow_axis="down", channel="Z", unit="m", range=(1e-8, 2e-8))
+LABELS = dict(
+    rows_done=2,
+    final=False,
+    model="rt",
+    backend="onnx",
+    latency_ms=12.5,
+    pass_="trace",
+    update=1,
+    slow_axis="down",
+    channel="Z",
+    unit="m",
+    range=(1e-8, 2e-8),
+)
 
 
 def start(**changes):
-    header = {"v": 2, "scan": "s1", "seq": 0, "rows": 4, "cols": 3, "channel": "Z", "unit": "m",
-              "range": [1e-8, 1e-8], "slow_axis": "down"}
+    header = {"v": 2, "scan": "s1", "seq": 0, "rows": 4, "cols": 3, "channel": "Z", "unit": "m", "range": [1e-8, 1e-8], "slow_axis": "down"}
     header.update(changes)
     return [b"scan.start", msgpack.packb({k: v for k, v in header.items() if v is not ...})]
 
@@ -61,15 +71,15 @@ def rows_message(**changes):
 
 
 def test_ingest_messages_round_trip():
-    s = ScanStart(scan="scan-α", seq=7, rows=512, cols=256, channel="Z", unit="m", range=(2e-8, 1e-8), slow_axis="up",
-                  extra={"line_rate": 4.0})
+    s = ScanStart(
+        scan="scan-α", seq=7, rows=512, cols=256, channel="Z", unit="m", range=(2e-8, 1e-8), slow_axis="up", extra={"line_rate": 4.0}
+    )
     assert decode_ingest(encode(s)) == s
     data = np.linspace(-1e-9, 1e-9, 256, dtype="<f4")
     decoded = decode_ingest(encode(Line(scan="scan-α", seq=8, row=511, pass_="retrace", t=123.25, data=data)))
     assert (decoded.scan, decoded.seq, decoded.row, decoded.pass_, decoded.t) == ("scan-α", 8, 511, "retrace", 123.25)
     assert decoded.data.tobytes() == data.tobytes()
-    assert decode_ingest(encode(ScanEnd(scan="scan-α", seq=9, complete=False))) == ScanEnd(scan="scan-α", seq=9,
-                                                                                          complete=False)
+    assert decode_ingest(encode(ScanEnd(scan="scan-α", seq=9, complete=False))) == ScanEnd(scan="scan-α", seq=9, complete=False)
 
 
 def test_published_messages_round_trip():
@@ -80,8 +90,7 @@ def test_published_messages_round_trip():
     assert decoded.data.tobytes() == f.data.tobytes()  # NaN rows too, bit for bit
     ended = ScanFinished(scan="s", seq=4, complete=True, reason="end", rows_done=4, saved="/tmp/x")
     assert decode_published(encode(ended)) == ended
-    alert = Alert(scan="s", seq=6, kind="tip_change", row=17, columns=(0, 64), severity="warning",
-                  evidence={"step_m": 2e-10})
+    alert = Alert(scan="s", seq=6, kind="tip_change", row=17, columns=(0, 64), severity="warning", evidence={"step_m": 2e-10})
     assert decode_published(encode(alert)) == alert
 
 
@@ -103,7 +112,12 @@ def test_frame_rows_round_trip_and_rebuild_the_frame():
     m = rows_message()
     header = msgpack.unpackb(encode(m)[1])
     assert (header["row_start"], header["row_stop"], header["shape"], header["plane"], header["offsets"]) == (
-        1, 3, [2, 3], [1.0, 0.5, -0.25], [])
+        1,
+        3,
+        [2, 3],
+        [1.0, 0.5, -0.25],
+        [],
+    )
     decoded = decode_published(encode(m))
     assert isinstance(decoded, FrameRows) and decoded.row_stop == 3 and decoded.plane == (1.0, 0.5, -0.25)
     levelled = np.zeros((4, 3), np.float32)
@@ -117,8 +131,13 @@ def test_frame_rows_round_trip_and_rebuild_the_frame():
 
 
 def test_trust_and_trace_retrace_figures_ride_on_denoised_frames():
-    trust = {"output": "blend", "reasons": ["residual follows the image locally (0.91)"], "fallback_fraction": 0.12,
-             "figures": {"whiteness_x": 0.02, "whiteness_y": 0.03, "peaks_kept": None}, "rows_done": 2}
+    trust = {
+        "output": "blend",
+        "reasons": ["residual follows the image locally (0.91)"],
+        "fallback_fraction": 0.12,
+        "figures": {"whiteness_x": 0.02, "whiteness_y": 0.03, "peaks_kept": None},
+        "rows_done": 2,
+    }
     f = frame(trust=trust, trace_retrace={"rms_m": 1e-11})
     decoded = decode_published(encode(f))
     assert decoded.trust == trust and decoded.trace_retrace == {"rms_m": 1e-11}
@@ -149,7 +168,9 @@ def test_each_topic_carries_one_message_type():
         ScanStart(scan="s", seq=0, rows=4, cols=3, channel="Z", unit="m", range=(1.0, 1.0), slow_axis="down"),
         Line(scan="s", seq=1, row=0, pass_="trace", t=0.0, data=np.zeros(3, "<f4")),
         ScanEnd(scan="s", seq=2, complete=True),
-        frame("raw"), frame("denoised"), rows_message(),
+        frame("raw"),
+        frame("denoised"),
+        rows_message(),
         ScanFinished(scan="s", seq=4, complete=True, reason="end", rows_done=4, saved=""),
         ScanJournaled(scan="s", seq=5, journaled_seq=2),
         Alert(scan="s", seq=6, kind="k", row=0, columns=(0, 1), severity="info", evidence={}),
@@ -173,8 +194,7 @@ def test_a_version_1_message_is_refused_with_a_clear_reason():
         decode_ingest(line(v=1, dir="fwd", **{"pass": ...}))
     assert info.value.kind == "version"
     assert "version 1 is not supported" in str(info.value) and f"version {VERSION}" in str(info.value)
-    v1_end = [b"scan.end", msgpack.packb({"v": 1, "scan": "s", "seq": 3, "complete": True, "reason": "end",
-                                          "rows_done": 4, "saved": ""})]
+    v1_end = [b"scan.end", msgpack.packb({"v": 1, "scan": "s", "seq": 3, "complete": True, "reason": "end", "rows_done": 4, "saved": ""})]
     with pytest.raises(ProtocolError) as info:
         decode_published(v1_end)
     assert info.value.kind in ("version", "topic")
@@ -186,8 +206,12 @@ def test_v_must_be_the_integer_2(v):
         decode_ingest(start(v=v))
     assert info.value.kind == "version"
     with pytest.raises(ProtocolError) as info:
-        decode_published([b"scan.finished", msgpack.packb({"v": v, "scan": "s", "seq": 0, "complete": True,
-                                                            "reason": "end", "rows_done": 1, "saved": ""})])
+        decode_published(
+            [
+                b"scan.finished",
+                msgpack.packb({"v": v, "scan": "s", "seq": 0, "complete": True, "reason": "end", "rows_done": 1, "saved": ""}),
+            ]
+        )
     assert info.value.kind == "version"
 
 
@@ -198,46 +222,49 @@ def test_unknown_header_keys_are_kept_or_ignored():
     assert message.extra == {"angle": 30.0}
 
 
-@pytest.mark.parametrize("frames, kind", [
-    ([b"line", b"x"], "frames"),
-    ([b"scan.start"], "frames"),
-    (start() + [b"extra"], "frames"),
-    ([b"scan.stop", b"\x80"], "topic"),
-    ([b"\xff\xfe", b"\x80"], "topic"),
-    ([b"frame.raw", b"\x80", b""], "version"),  # published topics are refused after their header is read
-    ([b"scan.finished", msgpack.packb({"v": 2})], "topic"),
-    ([b"scan.start", b"\xc1"], "header"),
-    ([b"scan.start", msgpack.packb([1, 2])], "header"),
-    (start(v=1), "version"),
-    (start(v=...), "version"),
-    (start(v=True), "version"),
-    (start(v=2.0), "version"),
-    (start(rows=...), "field"),
-    (start(rows=0), "field"),
-    (start(rows=5000), "field"),
-    (start(cols=True), "field"),
-    (start(range=[1e-8]), "field"),
-    (start(range=[-1.0, 1.0]), "field"),
-    (start(range=[math.inf, 1.0]), "field"),
-    (start(slow_axis="left"), "field"),
-    (start(slow_axis=...), "field"),
-    (start(slow_axis=..., direction="down"), "field"),  # the version 1 word is not read
-    (start(scan=""), "field"),
-    (start(seq=-1), "field"),
-    (line(**{"pass": "up"}), "field"),
-    (line(**{"pass": "fwd"}), "field"),
-    (line(**{"pass": "forward"}), "field"),  # aliases are for people, the wire has one word
-    (line(**{"pass": ...}, dir="fwd"), "field"),
-    (line(t="now"), "field"),
-    (line(row=-1), "row_range"),
-    (line(dtype="<f8"), "dtype"),
-    (line(dtype=...), "field"),
-    (line(shape=[4]), "shape"),
-    (line(shape=[1, 3]), "shape"),
-    (line(payload=b"\x00" * 11), "shape"),
-    (line(payload=np.array([0, np.nan, 0], "<f4").tobytes()), "non_finite"),
-    (line(payload=np.array([0, -np.inf, 0], "<f4").tobytes()), "non_finite"),
-])
+@pytest.mark.parametrize(
+    "frames, kind",
+    [
+        ([b"line", b"x"], "frames"),
+        ([b"scan.start"], "frames"),
+        (start() + [b"extra"], "frames"),
+        ([b"scan.stop", b"\x80"], "topic"),
+        ([b"\xff\xfe", b"\x80"], "topic"),
+        ([b"frame.raw", b"\x80", b""], "version"),  # published topics are refused after their header is read
+        ([b"scan.finished", msgpack.packb({"v": 2})], "topic"),
+        ([b"scan.start", b"\xc1"], "header"),
+        ([b"scan.start", msgpack.packb([1, 2])], "header"),
+        (start(v=1), "version"),
+        (start(v=...), "version"),
+        (start(v=True), "version"),
+        (start(v=2.0), "version"),
+        (start(rows=...), "field"),
+        (start(rows=0), "field"),
+        (start(rows=5000), "field"),
+        (start(cols=True), "field"),
+        (start(range=[1e-8]), "field"),
+        (start(range=[-1.0, 1.0]), "field"),
+        (start(range=[math.inf, 1.0]), "field"),
+        (start(slow_axis="left"), "field"),
+        (start(slow_axis=...), "field"),
+        (start(slow_axis=..., direction="down"), "field"),  # the version 1 word is not read
+        (start(scan=""), "field"),
+        (start(seq=-1), "field"),
+        (line(**{"pass": "up"}), "field"),
+        (line(**{"pass": "fwd"}), "field"),
+        (line(**{"pass": "forward"}), "field"),  # aliases are for people, the wire has one word
+        (line(**{"pass": ...}, dir="fwd"), "field"),
+        (line(t="now"), "field"),
+        (line(row=-1), "row_range"),
+        (line(dtype="<f8"), "dtype"),
+        (line(dtype=...), "field"),
+        (line(shape=[4]), "shape"),
+        (line(shape=[1, 3]), "shape"),
+        (line(payload=b"\x00" * 11), "shape"),
+        (line(payload=np.array([0, np.nan, 0], "<f4").tobytes()), "non_finite"),
+        (line(payload=np.array([0, -np.inf, 0], "<f4").tobytes()), "non_finite"),
+    ],
+)
 def test_malformed_messages_name_their_kind(frames, kind):
     with pytest.raises(ProtocolError) as info:
         decode_ingest(frames)
@@ -250,12 +277,15 @@ def test_published_topics_are_not_ingest():
     assert info.value.kind == "topic"
 
 
-@pytest.mark.parametrize("changes", [
-    {"row_start": 3},  # two rows from row 3 run past the frame
-    {"plane": (1.0, 2.0)},
-    {"plane": (1.0, math.nan, 0.0)},
-    {"offsets": (0.0, 1.0)},  # neither none nor one per frame row
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"row_start": 3},  # two rows from row 3 run past the frame
+        {"plane": (1.0, 2.0)},
+        {"plane": (1.0, math.nan, 0.0)},
+        {"offsets": (0.0, 1.0)},  # neither none nor one per frame row
+    ],
+)
 def test_malformed_frame_rows_are_refused(changes):
     m = rows_message()
     frames = encode(m)
@@ -272,14 +302,46 @@ def test_malformed_frame_rows_are_refused(changes):
 
 FUZZ_TOPICS = [t.encode() for t in TOPICS] + [b"", b"x" * 50]
 values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats() | st.text(max_size=8) | st.binary(max_size=8),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=8) | st.binary(max_size=8),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
     max_leaves=8,
 )
-KEYS = ["v", "scan", "seq", "rows", "cols", "channel", "unit", "range", "slow_axis", "row", "pass", "t", "dtype",
-        "shape", "complete", "rows_done", "final", "model", "backend", "latency_ms", "update", "saved", "reason",
-        "row_start", "row_stop", "plane", "offsets", "trust", "trace_retrace", "kind", "columns", "severity",
-        "evidence", "weights_sha256"]
+KEYS = [
+    "v",
+    "scan",
+    "seq",
+    "rows",
+    "cols",
+    "channel",
+    "unit",
+    "range",
+    "slow_axis",
+    "row",
+    "pass",
+    "t",
+    "dtype",
+    "shape",
+    "complete",
+    "rows_done",
+    "final",
+    "model",
+    "backend",
+    "latency_ms",
+    "update",
+    "saved",
+    "reason",
+    "row_start",
+    "row_stop",
+    "plane",
+    "offsets",
+    "trust",
+    "trace_retrace",
+    "kind",
+    "columns",
+    "severity",
+    "evidence",
+    "weights_sha256",
+]
 
 
 def _check(frames):
@@ -340,8 +402,7 @@ def test_fuzz_one_bad_field_in_a_line(field, value, data):
     seed=st.integers(0, 2**32 - 1),
 )
 def test_fuzz_valid_messages_round_trip(scan, seq, rows, cols, slow_axis, pass_, t, seed):
-    s = ScanStart(scan=scan, seq=seq, rows=rows, cols=cols, channel="Z", unit="m", range=(1e-9, 2e-9),
-                  slow_axis=slow_axis)
+    s = ScanStart(scan=scan, seq=seq, rows=rows, cols=cols, channel="Z", unit="m", range=(1e-9, 2e-9), slow_axis=slow_axis)
     assert decode_ingest(encode(s)) == s
     data = np.random.default_rng(seed).standard_normal(cols).astype("<f4")
     decoded = decode_ingest(encode(Line(scan=scan, seq=seq, row=rows - 1, pass_=pass_, t=t, data=data)))
@@ -349,8 +410,17 @@ def test_fuzz_valid_messages_round_trip(scan, seq, rows, cols, slow_axis, pass_,
     assert decoded.data.tobytes() == data.tobytes()
 
 
-START_HEADER = {"v": 2, "scan": "s", "seq": 0, "rows": 8, "cols": 8, "channel": "Z", "unit": "m",
-                "range": [1e-8, 1e-8], "slow_axis": "down"}
+START_HEADER = {
+    "v": 2,
+    "scan": "s",
+    "seq": 0,
+    "rows": 8,
+    "cols": 8,
+    "channel": "Z",
+    "unit": "m",
+    "range": [1e-8, 1e-8],
+    "slow_axis": "down",
+}
 
 
 @settings(max_examples=200, deadline=None)
@@ -368,7 +438,7 @@ def test_fuzz_scan_start_keys_of_any_msgpack_type(extra):
 
 
 @settings(max_examples=200, deadline=None)
-@given(shape=st.lists(st.integers(-2**63, 2**64 - 1), max_size=3), payload=st.binary(max_size=64))
+@given(shape=st.lists(st.integers(-(2**63), 2**64 - 1), max_size=3), payload=st.binary(max_size=64))
 def test_fuzz_declared_shapes_never_allocate_more_than_the_payload(shape, payload):
     header = {"v": 2, "scan": "s", "seq": 0, "row": 0, "pass": "trace", "t": 0.0, "dtype": "<f4", "shape": shape}
     try:

@@ -35,7 +35,7 @@ def stream(raw, slow_axis, chunks, halo=4, refine=4, backend=None, skip=()):
     n, k = 0, 0
     while n < rows:
         step = chunks[k % len(chunks)]
-        for r in order[n:n + step]:
+        for r in order[n : n + step]:
             if r not in skip:
                 frame[r] = raw[r]
         n = min(rows, n + step)
@@ -73,7 +73,7 @@ def test_update_cost_does_not_grow_with_frame_height():
         backend = BlurBackend()
         s, _, _ = stream(raw, "down", [2], halo=32, refine=16, backend=backend)
         # Once the plane is frozen, a band is halo + refine + 2 new rows, padded to 16.
-        assert max(backend.heights[s.freeze_rows // 2 + 1:]) <= 64
+        assert max(backend.heights[s.freeze_rows // 2 + 1 :]) <= 64
 
 
 def test_rows_are_not_touched_after_they_left_the_refine_zone():
@@ -83,12 +83,12 @@ def test_rows_are_not_touched_after_they_left_the_refine_zone():
     frame = np.full_like(raw, np.nan)
     snapshots = []
     for n in range(4, rows + 1, 4):
-        frame[n - 4:n] = raw[n - 4:n]
+        frame[n - 4 : n] = raw[n - 4 : n]
         snapshots.append((n, s.update(frame, n, BlurBackend()).copy()))
     for (n, before), (_, after) in zip(snapshots, snapshots[1:]):
         if n >= freeze_rows(rows):
             # Frozen plane: only the last `refine` rows of the previous update may change.
-            np.testing.assert_array_equal(before[:n - 8], after[:n - 8])
+            np.testing.assert_array_equal(before[: n - 8], after[: n - 8])
         assert np.isnan(before[n:]).all() and np.isfinite(before[:n]).all()
 
 
@@ -159,7 +159,7 @@ def test_the_live_guard_publishes_the_fallback_over_the_rows_it_judged(slow_axis
     s = StreamingDenoiser(96, 96, slow_axis, 8, 8)
     frame = np.full_like(raw, np.nan)
     for n in range(8, 65, 8):
-        frame[order[n - 8:n]] = raw[order[n - 8:n]]
+        frame[order[n - 8 : n]] = raw[order[n - 8 : n]]
         s.update(frame, n, BandsBackend())
     assert s.trust is None  # no verdict until the guard runs: the network's bands are published
     np.testing.assert_array_equal(s.denoised, s.network)
@@ -278,7 +278,7 @@ def test_a_plane_levelled_network_gets_bands_with_their_own_plane_when_offsets_a
     s, _, _ = stream(_walk(0.5e-12), "down", [8], halo=16, refine=8, backend=backend)
     assert not s.rows_aligned
     # The frozen plane is extrapolated down the frame; each band still goes in without a slope of its own.
-    assert max(backend.row_slopes[s.freeze_rows // 8:]) < 0.05
+    assert max(backend.row_slopes[s.freeze_rows // 8 :]) < 0.05
 
 
 def test_a_plane_levelled_network_gets_aligned_rows_where_the_offsets_dominate():

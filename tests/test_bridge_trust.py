@@ -91,8 +91,9 @@ def test_the_final_frame_is_maed_denoise_of_the_same_raw_rows(tmp_path, onnx):
     assert final.tobytes() == expected.data.tobytes()
     assert final_header["trust"] == {**expected.verdict.as_dict(), "rows_done": 256, "rows_judged": 256}
     # ``maed denoise`` of the saved raw rows writes the same bytes and the same verdict.
-    assert main(["denoise", str(Path(end["saved"]) / "raw_trace.npy"), "-o", str(tmp_path / "cli"),
-                 "--backend", "onnx", "--model", "rt"]) == 0
+    assert (
+        main(["denoise", str(Path(end["saved"]) / "raw_trace.npy"), "-o", str(tmp_path / "cli"), "--backend", "onnx", "--model", "rt"]) == 0
+    )
     assert np.load(tmp_path / "cli" / "raw_trace.npy").tobytes() == final.tobytes()
     record = json.loads((tmp_path / "cli" / "raw_trace.json").read_text())
     assert record["trust"] == expected.verdict.as_dict() and record["weights_sha256"] == final_header["weights_sha256"]
@@ -123,8 +124,7 @@ def test_the_final_frame_of_an_up_scan_is_maed_denoise_in_acquisition_order(tmp_
     assert final_header["final"] and raw.tobytes() == image.tobytes()
     # The network sees rows in the order they were scanned: ``maed denoise`` of the rows turned over, turned back.
     np.save(tmp_path / "acquired.npy", raw[::-1])
-    assert main(["denoise", str(tmp_path / "acquired.npy"), "-o", str(tmp_path / "cli"), "--backend", "onnx",
-                 "--model", onnx.model]) == 0
+    assert main(["denoise", str(tmp_path / "acquired.npy"), "-o", str(tmp_path / "cli"), "--backend", "onnx", "--model", onnx.model]) == 0
     assert np.load(tmp_path / "cli" / "acquired.npy")[::-1].tobytes() == final.tobytes()
 
 
@@ -157,12 +157,10 @@ def test_a_network_that_invents_bands_is_not_published_live_nor_final(tmp_path, 
     assert meta["trust"]["output"] == "fallback" and meta["weights_sha256"] == onnx.weights_sha256
 
 
-
 def test_the_live_guard_runs_at_its_capped_rate_and_always_on_the_final_frame(tmp_path):
     image = make_pair(3, 128).noisy.astype("<f4")
     # Whole frames with every update (frame_interval 0): each evaluation's verdict shows on a frame.
-    sub, end, status = stream_scan(tmp_path, BlurBackend(), image, "rate", rate=50.0, guard_interval=0.2,
-                                   frame_interval=0.0)
+    sub, end, status = stream_scan(tmp_path, BlurBackend(), image, "rate", rate=50.0, guard_interval=0.2, frame_interval=0.0)
     frames = denoised_frames(sub, "rate")
     live = [h["trust"]["rows_done"] for h, _ in frames if not h["final"] and h["trust"] is not None]
     evaluations = len(set(live))

@@ -177,16 +177,18 @@ def _poisoned(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize(("n", "cin", "cout", "h", "w", "k"), [*DS_CASES, (1, 64, 16, 512, 512, 3)])
-def test_ds_block_kernel_matches_torch_on_gpu(cuda_kernels: CudaKernels, dtype: torch.dtype, n: int, cin: int, cout: int,
-                                              h: int, w: int, k: int) -> None:
+def test_ds_block_kernel_matches_torch_on_gpu(
+    cuda_kernels: CudaKernels, dtype: torch.dtype, n: int, cin: int, cout: int, h: int, w: int, k: int
+) -> None:
     block = randomise(DSResidualBlock(cin, cout, dw_kernel_size=k), seed=cin + cout)
     wts = ds_block_weights(block)
     keep, addresses = _device_arrays(wts.dw_weight, wts.dw_bias, wts.pw_weight, wts.shortcut_weight, wts.bias)
     x = torch.from_numpy(random_input((n, cin, h, w), seed=k)).cuda().to(dtype)
     y = _poisoned((n, cout, h, w), dtype)
     stream = torch.cuda.current_stream()
-    cuda_kernels.ds_block(x.data_ptr(), y.data_ptr(), np.dtype(str(dtype).removeprefix("torch.")), (n, h, w), cin, cout, k,
-                          addresses, stream.cuda_stream)
+    cuda_kernels.ds_block(
+        x.data_ptr(), y.data_ptr(), np.dtype(str(dtype).removeprefix("torch.")), (n, h, w), cin, cout, k, addresses, stream.cuda_stream
+    )
     with torch.inference_mode():
         want = block.cuda().to(dtype)(x)
     stream.synchronize()
@@ -198,8 +200,9 @@ def test_ds_block_kernel_matches_torch_on_gpu(cuda_kernels: CudaKernels, dtype: 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize(("n", "c", "r", "h", "w"), [*SE_CASES, (1, 40, 4, 512, 512), (2, 40, 4, 511, 257)])
-def test_se_fusion_kernel_matches_torch_on_gpu(cuda_kernels: CudaKernels, dtype: torch.dtype, n: int, c: int, r: int,
-                                               h: int, w: int) -> None:
+def test_se_fusion_kernel_matches_torch_on_gpu(
+    cuda_kernels: CudaKernels, dtype: torch.dtype, n: int, c: int, r: int, h: int, w: int
+) -> None:
     se = randomise(SEFusion(c, reduction=r), seed=c + r)
     wts = se_weights(se)
     keep, addresses = _device_arrays(wts.fc1_weight, wts.fc1_bias, wts.fc2_weight, wts.fc2_bias)
@@ -207,8 +210,17 @@ def test_se_fusion_kernel_matches_torch_on_gpu(cuda_kernels: CudaKernels, dtype:
     x = torch.from_numpy(random_input((n, c, h, w), seed=h)).cuda().to(dtype)
     y = _poisoned(x.shape, dtype)
     stream = torch.cuda.current_stream()
-    cuda_kernels.se_fusion(x.data_ptr(), y.data_ptr(), np.dtype(str(dtype).removeprefix("torch.")), (n, h, w), c, wts.reduced,
-                           addresses, workspace.data_ptr(), stream.cuda_stream)
+    cuda_kernels.se_fusion(
+        x.data_ptr(),
+        y.data_ptr(),
+        np.dtype(str(dtype).removeprefix("torch.")),
+        (n, h, w),
+        c,
+        wts.reduced,
+        addresses,
+        workspace.data_ptr(),
+        stream.cuda_stream,
+    )
     with torch.inference_mode():
         want = se.cuda().to(dtype)(x)
     stream.synchronize()

@@ -10,8 +10,15 @@ from maed.data.scan_noise import add_scan_noise, colored_noise, drift, periodic,
 from maed.data.surfaces import _coordinates, terraces
 
 QUIET = NoiseParams(
-    white_m=0.0, line_walk_m=0.0, tip_jump_rate=0.0, scar_rate=0.0, drift_m=0.0,
-    mains_m=0.0, resonance_m=0.0, tilt=(0.0, 0.0), offset_m=0.0,
+    white_m=0.0,
+    line_walk_m=0.0,
+    tip_jump_rate=0.0,
+    scar_rate=0.0,
+    drift_m=0.0,
+    mains_m=0.0,
+    resonance_m=0.0,
+    tilt=(0.0, 0.0),
+    offset_m=0.0,
 )
 
 
@@ -57,7 +64,7 @@ def test_tip_changes_persist():
     jumps = np.flatnonzero(np.abs(np.diff(n)) > 0)
     assert len(jumps) >= 2
     # between two jumps the offset stays put
-    assert np.ptp(n[jumps[0] + 1:jumps[1] + 1]) == 0
+    assert np.ptp(n[jumps[0] + 1 : jumps[1] + 1]) == 0
 
 
 def test_white_noise_rms_and_independence():

@@ -121,8 +121,7 @@ def test_an_output_never_overwrites_another_input(tmp_path, capsys, untrained):
     scan = make_pair(2, 32).noisy
     np.save(tmp_path / "scan.npy", scan)
     Image.fromarray((np.random.default_rng(0).random((32, 32)) * 255).astype(np.uint8)).save(tmp_path / "scan.png")
-    code = main(["denoise", str(tmp_path / "scan.npy"), str(tmp_path / "scan.png"), "-o", str(tmp_path),
-                 "--model", untrained])
+    code = main(["denoise", str(tmp_path / "scan.npy"), str(tmp_path / "scan.png"), "-o", str(tmp_path), "--model", untrained])
     assert code == 1
     np.testing.assert_array_equal(np.load(tmp_path / "scan.npy"), scan)
     err = capsys.readouterr().err.strip().splitlines()
@@ -147,8 +146,7 @@ def test_an_image_declaring_a_huge_size_is_refused_before_decoding(tmp_path, cap
     Image.new("1", (12000, 12000)).save(tmp_path / "bomb.png")  # a few kB declaring 144 Mpx
     np.save(tmp_path / "good.npy", make_pair(1, 32).noisy)
     assert (tmp_path / "bomb.png").stat().st_size < 100_000
-    code = main(["denoise", str(tmp_path / "bomb.png"), str(tmp_path / "good.npy"), "-o", str(tmp_path / "o"),
-                 "--model", untrained])
+    code = main(["denoise", str(tmp_path / "bomb.png"), str(tmp_path / "good.npy"), "-o", str(tmp_path / "o"), "--model", untrained])
     err = capsys.readouterr().err
     assert code == 1 and "bomb.png: the header declares 12000x12000 pixels, over the budget" in err
     assert (tmp_path / "o" / "good.npy").exists()

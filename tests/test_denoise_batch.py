@@ -89,8 +89,10 @@ def test_an_archive_is_denoised_with_one_line_per_bad_file_and_resumed(tmp_path,
             assert output.is_file(), output
         assert json.loads(Path(f"{out / path.relative_to(root)}.json").read_text())["input"] == str(path)
     assert np.load(out / "twins" / "scan.sxm.npy").shape == (16, 16)  # the twins did not overwrite each other
-    assert json.loads((out / "twins" / "scan.dat.json").read_text())["batch_key"]["input_sha256"] == \
-        hashlib.sha256((root / "twins" / "scan.dat").read_bytes()).hexdigest()
+    assert (
+        json.loads((out / "twins" / "scan.dat.json").read_text())["batch_key"]["input_sha256"]
+        == hashlib.sha256((root / "twins" / "scan.dat").read_bytes()).hexdigest()
+    )
     for path in bad:
         assert not any(o.exists() for o in _outputs(root, out, path))
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary file left
@@ -148,8 +150,10 @@ def test_a_real_constant_height_scan_in_an_archive_says_its_channel(tmp_path, ca
     name = "Au_mica_2023_Y_A_diPAMY_195.sxm"
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / name).symlink_to(REAL_DIR / name)  # read in place, never copied
-    assert main(["denoise", "-r", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--backend", "onnx",
-                 "--jobs", "1", "--threads", "1"]) == 0
+    assert (
+        main(["denoise", "-r", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--backend", "onnx", "--jobs", "1", "--threads", "1"])
+        == 0
+    )
     captured = capsys.readouterr()
     assert f"{name}: channel Current trace" in captured.err
     assert _summary(captured.out)["channel other than the topograph"] == "1"

@@ -82,8 +82,7 @@ def test_createc_step_scan_stays_empty_where_never_measured(tmp_path):
 def test_channel_and_pass_options(tmp_path, capsys):
     stored = write_sxm(tmp_path / "s.sxm", channels=(("Z", "m", "both"), ("Current", "A", "both")), rows=24, cols=24)
     onnx = ["--backend", "onnx", "--model", "rt"]
-    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--channel", "Current",
-                 "--pass", "retrace", *onnx]) == 0
+    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--channel", "Current", "--pass", "retrace", *onnx]) == 0
     out = np.load(tmp_path / "o" / "s.npy")
     fields = gwyfile.util.get_datafields(gwyfile.load(str(tmp_path / "o" / "s.gwy")))
     # The retrace is the file's backward image (stored right to left), not the trace.
@@ -94,8 +93,7 @@ def test_channel_and_pass_options(tmp_path, capsys):
 
     capsys.readouterr()
     (tmp_path / "broken.sxm").write_bytes((tmp_path / "s.sxm").read_bytes()[:-500])
-    code = main(["denoise", str(tmp_path / "broken.sxm"), str(tmp_path / "s.sxm"), "-o", str(tmp_path / "p"),
-                 "--channel", "Bias", *onnx])
+    code = main(["denoise", str(tmp_path / "broken.sxm"), str(tmp_path / "s.sxm"), "-o", str(tmp_path / "p"), "--channel", "Bias", *onnx])
     err = capsys.readouterr().err.strip().splitlines()[1:]
     assert code == 1 and len(err) == 2
     assert "broken.sxm: truncated" in err[0] and "s.sxm: no channel 'Bias'; channels: Z, Current" in err[1]
@@ -104,8 +102,18 @@ def test_channel_and_pass_options(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "q").iterdir()) == ["later.gwy", "later.json", "later.npy"]
 
 
-@pytest.mark.parametrize("option", [["--pass", "trace"], ["--pass", "forward"], [], ["--direction", "forward"],
-                                    ["--pass", "retrace"], ["--pass", "backward"], ["--direction", "backward"]])
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--pass", "trace"],
+        ["--pass", "forward"],
+        [],
+        ["--direction", "forward"],
+        ["--pass", "retrace"],
+        ["--pass", "backward"],
+        ["--direction", "backward"],
+    ],
+)
 def test_each_way_of_naming_a_pass_reads_that_pass(tmp_path, capsys, option):
     stored = write_sxm(tmp_path / "s.sxm", channels=(("Z", "m", "both"),), rows=24, cols=24)
     retrace = option[-1:] in (["retrace"], ["backward"])
@@ -115,16 +123,17 @@ def test_each_way_of_naming_a_pass_reads_that_pass(tmp_path, capsys, option):
     np.testing.assert_array_equal(fields[label].data, stored[1][:, ::-1] if retrace else stored[0])
     deprecation = [line for line in capsys.readouterr().err.splitlines() if "deprecated" in line]
     if option[:1] == ["--direction"]:  # still works, and says what to use instead
-        assert deprecation == [f"maed: warning: --direction is deprecated; use --pass {'retrace' if retrace else 'trace'} "
-                               "(forward is the trace, backward the retrace)"]
+        assert deprecation == [
+            f"maed: warning: --direction is deprecated; use --pass {'retrace' if retrace else 'trace'} "
+            "(forward is the trace, backward the retrace)"
+        ]
     else:
         assert deprecation == []
 
 
 def test_pass_and_direction_that_disagree_are_an_error(tmp_path, capsys):
     write_sxm(tmp_path / "s.sxm", channels=(("Z", "m", "both"),), rows=24, cols=24)
-    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--pass", "trace",
-                 "--direction", "backward"]) == 2
+    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--pass", "trace", "--direction", "backward"]) == 2
     assert "disagree" in capsys.readouterr().err
 
 

@@ -80,7 +80,7 @@ def test_peaks_in_both_passes_are_lattice_and_peaks_that_move_are_pick_up():
 def _flat_with_pit(size=96, seed=7):
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[:size, :size]
-    pit = -6.0 * np.exp(-((y - 40) ** 2 + (x - 55) ** 2) / (2 * 2.0 ** 2))
+    pit = -6.0 * np.exp(-((y - 40) ** 2 + (x - 55) ** 2) / (2 * 2.0**2))
     step = np.where(x + 0.3 * y > 20, 4.0, 0.0)  # a step edge across the corner
     return pit + step, rng.standard_normal((size, size)) * 0.3
 
@@ -124,8 +124,13 @@ def test_eval_real_writes_table_numbers_and_figures(tmp_path):
     stored = [planes[0], planes[1][:, ::-1]]  # the instrument stores the retrace as recorded, right to left
     write_sxm(scans / "lattice.sxm", channels=(("Z", "m", "both"),), rows=64, cols=64, planes=stored)
     flat = np.full((64, 64), 2e-11, np.float32)  # constant height: the current is the image
-    write_sxm(scans / "constant_height.sxm", channels=(("Z", "m", "forward"), ("Current", "A", "forward")),
-              rows=64, cols=64, planes=[flat, planes[0] * 10])
+    write_sxm(
+        scans / "constant_height.sxm",
+        channels=(("Z", "m", "forward"), ("Current", "A", "forward")),
+        rows=64,
+        cols=64,
+        planes=[flat, planes[0] * 10],
+    )
     (scans / "notes.txt").write_text("not a scan")
     out = tmp_path / "results"
     assert main(["eval", "--real", "--real-dir", str(scans), "--out", str(out), "--models", "rt"]) == 0
@@ -156,8 +161,9 @@ REAL_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "rea
 REAL_PAIR = ("STM_nanonis_generic_4_5.sxm", "TR_img_0253.sxm")  # a test source with a lattice; a small training one
 
 
-@pytest.mark.skipif(not all((REAL_DIR / n).is_file() for n in REAL_PAIR),
-                    reason=f"the real scans {', '.join(REAL_PAIR)} are not in {REAL_DIR}")
+@pytest.mark.skipif(
+    not all((REAL_DIR / n).is_file() for n in REAL_PAIR), reason=f"the real scans {', '.join(REAL_PAIR)} are not in {REAL_DIR}"
+)
 def test_eval_real_end_to_end_on_two_real_scans(tmp_path):
     scans = tmp_path / "scans"
     scans.mkdir()

@@ -16,14 +16,14 @@ SIZE = 128
 
 def _pit(depth: float = -6.0, radius: float = 3.0, at: tuple[int, int] = (60, 70)) -> np.ndarray:
     y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
-    return depth * np.exp(-((y - at[0]) ** 2 + (x - at[1]) ** 2) / (2 * radius ** 2))
+    return depth * np.exp(-((y - at[0]) ** 2 + (x - at[1]) ** 2) / (2 * radius**2))
 
 
 def _depth(image: np.ndarray, at: tuple[int, int] = (60, 70)) -> float:
     """3x3 mean at the pit less the median of a ring 12-20 px around it."""
     y, x = np.mgrid[0:SIZE, 0:SIZE]
     r = np.hypot(y - at[0], x - at[1])
-    return float(image[at[0] - 1:at[0] + 2, at[1] - 1:at[1] + 2].mean() - np.median(image[(r >= 12) & (r <= 20)]))
+    return float(image[at[0] - 1 : at[0] + 2, at[1] - 1 : at[1] + 2].mean() - np.median(image[(r >= 12) & (r <= 20)]))
 
 
 def _smoother(x: np.ndarray) -> np.ndarray:
@@ -91,8 +91,10 @@ def test_maed_denoise_gives_the_pit_back_and_says_so(tmp_path):
     assert abs(_depth(result.data) / _depth(scan) - 1) < 0.15
     record = result_record(tmp_path / "a.sxm", tmp_path / "a.npy", "trace", None, SmootherBackend(), result)
     assert json.loads(json.dumps(record))["features"] == {
-        "given_back": result.features.features, "share": round(result.features.share, 4),
-        "defects_beside_given_back": result.defects_beside}
+        "given_back": result.features.features,
+        "share": round(result.features.share, 4),
+        "defects_beside_given_back": result.defects_beside,
+    }
 
 
 @needs_real
@@ -120,9 +122,9 @@ def test_a_halo_drawn_beside_a_flattened_pit_is_taken_back():
     rng = np.random.default_rng(6)
     y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
     distance = np.hypot(y - 64, x - 64)
-    pit = -8.0 * np.exp(-distance ** 2 / (2 * 5.0 ** 2))
+    pit = -8.0 * np.exp(-(distance**2) / (2 * 5.0**2))
     scan = pit + rng.normal(0, 1.0, pit.shape)
-    halo = 2.0 * np.exp(-((distance - 16) ** 2) / (2 * 3.0 ** 2))
+    halo = 2.0 * np.exp(-((distance - 16) ** 2) / (2 * 3.0**2))
     output = 0.5 * pit + halo
     ring = (distance > 12) & (distance < 20)
     restored = removed_features(scan, output).give_back(scan, output)
@@ -135,9 +137,9 @@ def _pit_with_shoulder_redrawn(seed: int):
     lies beside it (a bright crescent on one side, as a network that shifted the pit's rim)."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
-    pit = -8.0 * np.exp(-((y - 64) ** 2 + (x - 64) ** 2) / (2 * 2.0 ** 2))
+    pit = -8.0 * np.exp(-((y - 64) ** 2 + (x - 64) ** 2) / (2 * 2.0**2))
     scan = pit + rng.normal(0, 1.0, pit.shape)
-    crescent = 5.0 * np.exp(-((y - 64) ** 2 + (x - 74) ** 2) / (2 * 2.0 ** 2))
+    crescent = 5.0 * np.exp(-((y - 64) ** 2 + (x - 74) ** 2) / (2 * 2.0**2))
     return scan, pit, pit + crescent
 
 

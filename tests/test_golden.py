@@ -83,8 +83,14 @@ def write_inputs(folder: Path = INPUTS) -> None:
     np.save(folder / "scan.npy", draw("scan").noisy.astype(np.float32))
     pair = draw("sxm")
     # Nanonis stores backward lines as scanned, right to left; the reader mirrors them back.
-    write_sxm(folder / "scan.sxm", channels=(("Z", "m", "both"),), rows=SIZE, cols=SIZE, scan_range=(20e-9, 20e-9),
-              planes=[pair.noisy, pair.retrace[:, ::-1]])
+    write_sxm(
+        folder / "scan.sxm",
+        channels=(("Z", "m", "both"),),
+        rows=SIZE,
+        cols=SIZE,
+        scan_range=(20e-9, 20e-9),
+        planes=[pair.noisy, pair.retrace[:, ::-1]],
+    )
     pair = draw("live")
     np.save(folder / "live_trace.npy", pair.noisy.astype(np.float32))
     np.save(folder / "live_retrace.npy", pair.retrace.astype(np.float32))
@@ -137,7 +143,8 @@ def outputs(backend: Backend, out: Path) -> tuple[dict[str, np.ndarray], dict]:
 def pinned_backend() -> Backend:
     backend = load_backend("onnx", MODEL, threads=1)
     assert backend.weights_sha256 == RT_WEIGHTS_SHA256, (
-        f"the shipped {MODEL} weights changed ({backend.weights_sha256}): the golden outputs pin the old ones")
+        f"the shipped {MODEL} weights changed ({backend.weights_sha256}): the golden outputs pin the old ones"
+    )
     return backend
 
 

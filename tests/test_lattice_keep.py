@@ -41,6 +41,7 @@ def _eraser(x: np.ndarray) -> np.ndarray:
 
 def _peaks_of(image: np.ndarray) -> np.ndarray:
     from maed.lattice import power_spectrum, significant_peaks
+
     return significant_peaks(power_spectrum(image))
 
 
@@ -189,8 +190,7 @@ def test_denoise_guarded_gives_the_lattice_back_with_either_evidence(tmp_path):
         assert 0.8 <= peak_power(x, in_frame(result), peaks)["kept"] <= 1.2
     assert np.isnan(both.data[100:]).all()
     record = result_record(tmp_path / "a.sxm", tmp_path / "a.npy", "trace", None, EraserBackend(), both)
-    assert json.loads(json.dumps(record))["lattice"] == {
-        "checked": True, "evidence": BOTH_PASSES, "peaks_given_back": both.lattice.peaks}
+    assert json.loads(json.dumps(record))["lattice"] == {"checked": True, "evidence": BOTH_PASSES, "peaks_given_back": both.lattice.peaks}
 
 
 class PlaneEraserBackend(EraserBackend):
@@ -227,7 +227,7 @@ def test_an_other_pass_sharing_too_few_rows_leaves_the_one_pass_evidence(shared)
 
 
 def test_a_scan_of_too_few_rows_is_not_searched_for_a_lattice(tmp_path):
-    trace = _passes(6)[0][:MIN_LATTICE_ROWS - 1]
+    trace = _passes(6)[0][: MIN_LATTICE_ROWS - 1]
     result = denoise_guarded(trace, EraserBackend())
     assert result.lattice is None
     assert result_record(tmp_path / "a.sxm", tmp_path / "a.npy", "trace", None, EraserBackend(), result)["lattice"]["checked"] is False

@@ -109,9 +109,7 @@ def _direct_ssim(x, y, data_range=1.0):
             vx = (w * (a - mx) ** 2).sum()
             vy = (w * (b - my) ** 2).sum()
             cxy = (w * (a - mx) * (b - my)).sum()
-            values.append(
-                (2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-            )
+            values.append((2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
     return float(np.mean(values))
 
 

@@ -36,8 +36,8 @@ def frames_with(event: str):
                 forward, backward = c.forward.copy(), c.backward.copy()
                 noise = float(np.std(np.diff(forward, axis=0))) / np.sqrt(2)
                 if event == "tip_change":  # in the middle of the trace of the row: its retrace comes after
-                    forward[EVENT_ROW, size // 2:] += 20 * noise
-                    forward[EVENT_ROW + 1:] += 20 * noise
+                    forward[EVENT_ROW, size // 2 :] += 20 * noise
+                    forward[EVENT_ROW + 1 :] += 20 * noise
                     backward[EVENT_ROW:] += 20 * noise
                 else:
                     for image in (forward, backward):
@@ -83,8 +83,7 @@ def test_without_rules_the_controller_is_only_read(tmp_path):
 
 def test_a_tip_change_pauses_the_scan(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="maed.bridge"):
-        nanonis, source, alerts = follow("tip_change", {"tip_change": "pause"}, tmp_path,
-                                         until=lambda n: "Scan.Action" in n.calls)
+        nanonis, source, alerts = follow("tip_change", {"tip_change": "pause"}, tmp_path, until=lambda n: "Scan.Action" in n.calls)
     assert nanonis.calls.count("Scan.Action") == 1 and "ZCtrl.Withdraw" not in nanonis.calls
     assert nanonis.scanner.paused
     (command,) = source.commands
@@ -93,17 +92,21 @@ def test_a_tip_change_pauses_the_scan(tmp_path, caplog):
 
 
 def test_a_crash_withdraws_the_tip(tmp_path):
-    nanonis, source, alerts = follow("crash", {"crash": "withdraw"}, tmp_path,
-                                     until=lambda n: "ZCtrl.Withdraw" in n.calls)
+    nanonis, source, alerts = follow("crash", {"crash": "withdraw"}, tmp_path, until=lambda n: "ZCtrl.Withdraw" in n.calls)
     assert any(a.kind == "crash" and a.row == EVENT_ROW for a in alerts), alerts
     assert nanonis.calls.count("ZCtrl.Withdraw") == 1 and nanonis.scanner.withdrawn
     assert any(c.startswith(f"ZCtrl.Withdraw (crash at row {EVENT_ROW} ") for c in source.commands)
 
 
-@pytest.mark.parametrize("text, says", [("tip_change=stop", "actions: pause, withdraw"),
-                                        ("tipchange=pause", "kinds: tip_change"),
-                                        ("tip_change=pause,tip_change=withdraw", "two actions"),
-                                        ("", "at least one")])
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("tip_change=stop", "actions: pause, withdraw"),
+        ("tipchange=pause", "kinds: tip_change"),
+        ("tip_change=pause,tip_change=withdraw", "two actions"),
+        ("", "at least one"),
+    ],
+)
 def test_bad_rules_are_one_line_errors(text, says):
     with pytest.raises(ValueError, match=says):
         parse_rules(text)

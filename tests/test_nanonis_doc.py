@@ -59,8 +59,9 @@ class Running:
 
     def __init__(self, line, cwd, env):
         self.line = line
-        self.process = subprocess.Popen(["bash", "-c", f"exec {line}"], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            ["bash", "-c", f"exec {line}"], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         self.lines = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -130,8 +131,7 @@ def test_the_nanonis_first_hour_runs_as_written(tmp_path):
                 running[name] = Running(what, tmp_path, env)
                 _started(name, running[name])
             elif kind == "run":
-                result = subprocess.run(["bash", "-c", what], cwd=tmp_path, env=env, capture_output=True, text=True,
-                                        timeout=60)
+                result = subprocess.run(["bash", "-c", what], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
                 assert result.returncode == 0, f"{what}:\n{result.stdout}{result.stderr}"
                 _ran(what, result.stdout, tmp_path, running)
             elif what == "preview":
@@ -149,19 +149,33 @@ def test_the_nanonis_first_hour_runs_as_written(tmp_path):
                 process.process.wait(10)
     # The walk-through covers the whole loop: controller, bridge, preview, status, frames, stop, what was saved.
     assert ["python" if d.startswith("python ") else d for d in done] == [
-        "maed sim-nanonis", "maed serve --source nanonis --out first-hour", "preview", "maed control status",
-        "maed listen --count 3", "ctrl-c serve", "ls first-hour/*/", "python", "ctrl-c sim-nanonis"]
+        "maed sim-nanonis",
+        "maed serve --source nanonis --out first-hour",
+        "preview",
+        "maed control status",
+        "maed listen --count 3",
+        "ctrl-c serve",
+        "ls first-hour/*/",
+        "python",
+        "ctrl-c sim-nanonis",
+    ]
 
 
 def _started(name, process):
     if name == "sim-nanonis":
-        process.wait_said(r"maed: simulated Nanonis controller on 127\.0\.0\.1:6501: scanning simulated 256x256 surfaces "
-                          r"at 20 lines/s, continuously; Ctrl-C to stop", 60)
+        process.wait_said(
+            r"maed: simulated Nanonis controller on 127\.0\.0\.1:6501: scanning simulated 256x256 surfaces "
+            r"at 20 lines/s, continuously; Ctrl-C to stop",
+            60,
+        )
     else:
         process.wait_said(r"^maed: following the scans of Nanonis at 127\.0\.0\.1:6501, channel Z \(m\)$", 60)
-        process.wait_said(r"^maed: bridge up: lines in tcp://127\.0\.0\.1:5570, frames out tcp://127\.0\.0\.1:5571, "
-                          r"control tcp://127\.0\.0\.1:5572, acks tcp://127\.0\.0\.1:5573; model \S+ on \S+; scans saved "
-                          r"to first-hour$", 60)
+        process.wait_said(
+            r"^maed: bridge up: lines in tcp://127\.0\.0\.1:5570, frames out tcp://127\.0\.0\.1:5571, "
+            r"control tcp://127\.0\.0\.1:5572, acks tcp://127\.0\.0\.1:5573; model \S+ on \S+; scans saved "
+            r"to first-hour$",
+            60,
+        )
         process.wait_said(r"^maed: live preview at http://127\.0\.0\.1:5580/\?token=\S+$", 60)
         # A scan under way is followed from where it is.
         process.wait_said(rf"^maed: nanonis: following scan nanonis-\S+: Z \(m\), {SIZE} x {SIZE}, down$", 60)
@@ -178,7 +192,7 @@ def _preview(serve):
     status, _, blob = _get(f"{base}api/frames?after=0&token={token}")
     assert status == 200
     (length,) = struct.unpack("<I", blob[:4])
-    header = json.loads(blob[4:4 + length])
+    header = json.loads(blob[4 : 4 + length])
     assert header["scan"].startswith("nanonis-") and header["rows_done"] > 0
 
 

@@ -55,16 +55,40 @@ def test_serve_follows_maed_sim_nanonis(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(server, "load_backend", lambda backend, model: BlurBackend())
     # 50 lines/s: a continuous scan keeps a finished frame readable for one line period (20 ms here), and a
     # poll later than that on a loaded CI core loses the frame's last row (docs/reliability.md).
-    sim = subprocess.Popen([sys.executable, "-m", "maed.cli", "sim-nanonis", "--port", "0", "--size", "48",
-                            "--line-rate", "50"], stderr=subprocess.PIPE, text=True)
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "maed.cli", "sim-nanonis", "--port", "0", "--size", "48", "--line-rate", "50"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         ready, _, _ = select.select([sim.stderr], [], [], 30)
         assert ready, "maed sim-nanonis printed nothing"
         banner = sim.stderr.readline()
         port = re.search(r"on 127\.0\.0\.1:(\d+):", banner).group(1)
         out = tmp_path / "served"
-        assert main(["serve", "--source", "nanonis", "--nanonis-port", port, "--scans", "1", "--no-preview",
-                     "--pull-port", "0", "--pub-port", "0", "--control-port", "0", "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "serve",
+                    "--source",
+                    "nanonis",
+                    "--nanonis-port",
+                    port,
+                    "--scans",
+                    "1",
+                    "--no-preview",
+                    "--pull-port",
+                    "0",
+                    "--pub-port",
+                    "0",
+                    "--control-port",
+                    "0",
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
     finally:
         sim.send_signal(signal.SIGTERM)
         assert sim.wait(10) == 0

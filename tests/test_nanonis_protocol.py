@@ -45,8 +45,7 @@ def test_bad_headers_are_refused():
 
 def test_body_types_are_big_endian_and_round_trip():
     frame = np.array([[1.0, np.nan], [-2.5, 3e-10]], np.float32)
-    body = (BodyWriter().u16(6).u32(1).i32(-2).f32(1.0).string("Z (m)").i32(2).i32_array([0, 14])
-            .f32_2d(frame).error().bytes())
+    body = BodyWriter().u16(6).u32(1).i32(-2).f32(1.0).string("Z (m)").i32(2).i32_array([0, 14]).f32_2d(frame).error().bytes()
     assert body[:2] == b"\x00\x06" and body[2:6] == b"\x00\x00\x00\x01" and body[6:10] == b"\xff\xff\xff\xfe"
     assert body[10:14] == b"\x3f\x80\x00\x00"  # 1.0 as big-endian float32
     assert body[14:18] == b"\x00\x00\x00\x05" and body[18:23] == b"Z (m)"
@@ -69,8 +68,7 @@ def test_a_non_zero_error_status_raises_with_the_description():
     body = BodyWriter().string("").i32(0).i32(0).u32(0).error(7, "channel index 3 is not acquired").bytes()
     with pytest.raises(NanonisError, match="Scan.FrameDataGrab failed: channel index 3 is not acquired") as info:
         read_response("Scan.FrameDataGrab", body, lambda r: (r.string(), r.f32_2d(), r.u32()))
-    assert (info.value.command, info.value.status, info.value.description) == (
-        "Scan.FrameDataGrab", 7, "channel index 3 is not acquired")
+    assert (info.value.command, info.value.status, info.value.description) == ("Scan.FrameDataGrab", 7, "channel index 3 is not acquired")
 
 
 def test_an_error_section_without_fields_is_an_error_not_a_broken_body():

@@ -236,8 +236,14 @@ def test_a_replayed_sxm_file_is_scanned_and_followed_as_recorded(tmp_path):
     forward, backward = (rng.standard_normal((2, 24, 40)) * 1e-10).astype(np.float32)
     forward[20:] = np.nan  # a scan stopped early: its last rows were never measured
     # As Nanonis stores them: lines as scanned (down), the retrace right to left.
-    write_sxm(tmp_path / "recorded.sxm", channels=(("Z", "m", "both"),), rows=24, cols=40,
-              scan_range=(20e-9, 20e-9), planes=[forward, backward[:, ::-1]])
+    write_sxm(
+        tmp_path / "recorded.sxm",
+        channels=(("Z", "m", "both"),),
+        rows=24,
+        cols=40,
+        scan_range=(20e-9, 20e-9),
+        planes=[forward, backward[:, ::-1]],
+    )
     frames, frame = replay_frames(tmp_path / "recorded.sxm")
     assert frame.shape == (24, 40) and frame.channels[0].name == "Z (m)" and frame.width == pytest.approx(20e-9)
     with following(Scanner(frames, 24, line_rate=200, scans=1)) as (_, collector):

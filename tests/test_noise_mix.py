@@ -62,8 +62,7 @@ def test_the_mixes_draw_offsets_of_each_line_of_its_own_which_the_test_ranges_ne
 def test_the_mixes_draw_spikes_single_pixels_which_the_test_ranges_never_draw():
     assert TRAIN_RANGES.spike_rate == (0.0, 0.0) and MIX_RANGES.spike_rate[1] > 0
     silent = {name: (0.0, 0.0) for fields in GROUPS.values() for name in fields}
-    ranges = replace(TRAIN_RANGES, **silent | {"white_m": (1e-13, 1e-13), "spike_rate": (0.004, 0.004),
-                                               "spike_m": (50e-12, 50e-12)})
+    ranges = replace(TRAIN_RANGES, **silent | {"white_m": (1e-13, 1e-13), "spike_rate": (0.004, 0.004), "spike_m": (50e-12, 50e-12)})
     pair = make_pair(4, 256, ranges)
     hit = np.abs(level_plane(pair.noisy - pair.clean)) > 5e-12
     assert 0.002 < hit.mean() < 0.006
@@ -82,4 +81,3 @@ def test_the_test_ranges_draw_the_scans_they_drew_before_these_artefacts_existed
     for seed, pixels in BEFORE_THEM.items():
         noisy = make_pair(seed, 64).noisy
         np.testing.assert_allclose(noisy[[5, 20, 40, 63], [7, 31, 50, 2]], pixels, rtol=1e-9, atol=0)
-

@@ -25,10 +25,10 @@ def _find_defects_reference(classical: np.ndarray, noise_rms: float, count: int 
         side = 2 * int(round(DEFECT_RADIUS * scale)) + 1
         for sign, extreme in ((1, ndimage.maximum_filter), (-1, ndimage.minimum_filter)):
             is_extreme = classical == extreme(classical, size=side, mode="nearest")
-            is_extreme[:k] = is_extreme[rows - k:] = False
-            is_extreme[:, :k] = is_extreme[:, cols - k:] = False
+            is_extreme[:k] = is_extreme[rows - k :] = False
+            is_extreme[:, :k] = is_extreme[:, cols - k :] = False
             for r, c in np.argwhere(is_extreme):
-                values = classical[r - k:r + k + 1, c - k:c + k + 1][ring]
+                values = classical[r - k : r + k + 1, c - k : c + k + 1][ring]
                 median = float(np.median(values))
                 depth = float(classical[r, c] - median)
                 if sign * depth <= 0:
@@ -42,14 +42,14 @@ def _find_defects_reference(classical: np.ndarray, noise_rms: float, count: int 
             break
         reach = ANNULUS[1] * scale
         if all(np.hypot(r - d["row"], c - d["col"]) > max(reach, ANNULUS[1] * d["scale"]) for d in chosen):
-            chosen.append({"row": r, "col": c, "kind": "bright" if sign > 0 else "dark", "scale": scale,
-                           "isolation": isolation})
+            chosen.append({"row": r, "col": c, "kind": "bright" if sign > 0 else "dark", "scale": scale, "isolation": isolation})
     return chosen
 
 
 def _assert_same(found: list[dict], expected: list[dict]) -> None:
-    assert [{k: v for k, v in d.items() if k != "isolation"} for d in found] == \
-        [{k: v for k, v in d.items() if k != "isolation"} for d in expected]
+    assert [{k: v for k, v in d.items() if k != "isolation"} for d in found] == [
+        {k: v for k, v in d.items() if k != "isolation"} for d in expected
+    ]
     assert np.allclose([d["isolation"] for d in found], [d["isolation"] for d in expected], rtol=1e-12, atol=0)
 
 
@@ -62,12 +62,12 @@ def _as_the_guard_searches(scan: np.ndarray) -> tuple[np.ndarray, float]:
 
 def _scattered_defects(shape: tuple[int, int], number: int, rng: np.random.Generator) -> np.ndarray:
     """Bumps and pits of random sizes (a pixel to a few) and heights at random places."""
-    y, x = np.mgrid[:shape[0], :shape[1]]
+    y, x = np.mgrid[: shape[0], : shape[1]]
     out = np.zeros(shape)
     for _ in range(number):
         r, c = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
         width, height = rng.uniform(0.7, 6.0), rng.choice([-1, 1]) * rng.uniform(2.0, 8.0)
-        out += height * np.exp(-((y - r) ** 2 + (x - c) ** 2) / (2 * width ** 2))
+        out += height * np.exp(-((y - r) ** 2 + (x - c) ** 2) / (2 * width**2))
     return out
 
 
@@ -130,8 +130,7 @@ def test_a_scan_smaller_than_the_largest_ring_gives_the_same_defects():
 
 
 @needs_real
-@pytest.mark.parametrize("name", ["createc_scan_atomic_11nm.dat", "createc_scan_molecular_30nm_pos.dat",
-                                  "createc_scan_step_20nm.dat"])
+@pytest.mark.parametrize("name", ["createc_scan_atomic_11nm.dat", "createc_scan_molecular_30nm_pos.dat", "createc_scan_step_20nm.dat"])
 def test_real_scans_give_the_same_defects(name):
     from maed.io import read_scan
 

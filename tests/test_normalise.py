@@ -49,7 +49,6 @@ def test_flat_scan_does_not_divide_by_zero_and_stays_flat():
     np.testing.assert_allclose(denormalise(np.full((16, 16), 0.27), norm), 5e-9, rtol=1e-6)
 
 
-
 def _with_line_offsets(step_m, seed=0, n=64):
     """A smooth surface under a random walk of line offsets, as the slow axis records them."""
     rng = np.random.default_rng(seed)

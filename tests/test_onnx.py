@@ -91,7 +91,17 @@ def test_graph_is_clean_dynamic_and_parsable_by_tensorrt(exported, precision):
     assert tensorrt_problems(model) == []
     # Folded and simplified: no leftover shape arithmetic, identities or constant nodes.
     assert {n.op_type for n in model.graph.node} <= {
-        "Conv", "Clip", "Relu", "Add", "Mul", "Sigmoid", "Concat", "Pad", "Resize", "ReduceMean", "Cast"
+        "Conv",
+        "Clip",
+        "Relu",
+        "Add",
+        "Mul",
+        "Sigmoid",
+        "Concat",
+        "Pad",
+        "Resize",
+        "ReduceMean",
+        "Cast",
     }
 
 
@@ -109,7 +119,8 @@ def test_fp16_graph_keeps_float32_io_and_residual(exported):
 
 def _tiny_model(node: onnx.NodeProto, opset: int = 17, **inputs: TensorProto) -> onnx.ModelProto:
     graph = helper.make_graph(
-        [node], "tiny",
+        [node],
+        "tiny",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         initializer=list(inputs.values()),

@@ -57,8 +57,7 @@ def _key(node: onnx.NodeProto) -> bytes:
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_every_block_becomes_one_plugin_node(graphs: dict[str, onnx.ModelProto], model: torch.nn.Module,
-                                             precision: str) -> None:
+def test_every_block_becomes_one_plugin_node(graphs: dict[str, onnx.ModelProto], model: torch.nn.Module, precision: str) -> None:
     blocks = [m for m in model.modules() if isinstance(m, DSResidualBlock)]
     projections = sum(not isinstance(b.shortcut, torch.nn.Identity) for b in blocks)
     assert 0 < projections < len(blocks)  # both shortcut kinds are exercised
@@ -72,8 +71,7 @@ def test_every_block_becomes_one_plugin_node(graphs: dict[str, onnx.ModelProto],
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_the_rest_of_the_graph_is_unchanged(graphs: dict[str, onnx.ModelProto], model: torch.nn.Module,
-                                            precision: str) -> None:
+def test_the_rest_of_the_graph_is_unchanged(graphs: dict[str, onnx.ModelProto], model: torch.nn.Module, precision: str) -> None:
     original = graphs[precision]
     rewritten, counts = insert_plugins(original)
     kept = [n for n in rewritten.graph.node if n.domain != DOMAIN]
@@ -109,8 +107,9 @@ def _with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
 
 
 @pytest.mark.parametrize(("precision", "tolerance"), [("fp32", 1e-5), ("fp16", 1e-2)])
-def test_plugin_nodes_compute_what_they_replace(graphs: dict[str, onnx.ModelProto], reference: HostReference,
-                                                precision: str, tolerance: float) -> None:
+def test_plugin_nodes_compute_what_they_replace(
+    graphs: dict[str, onnx.ModelProto], reference: HostReference, precision: str, tolerance: float
+) -> None:
     original = graphs[precision]
     rewritten, _ = insert_plugins(original)
     plugin_nodes = [n for n in rewritten.graph.node if n.domain == DOMAIN]

@@ -28,8 +28,9 @@ def test_the_live_guard_publishes_what_publish_decides(kind):
     decided = publish(x, y, rows_aligned=True)
     scale, centre, plane = 2.5, 0.7, 0.01 * C
     level = Levelling(coeffs=np.zeros(3), centre=centre, scale=scale, rows=128, cols=128)
-    job = GuardJob(start=0, rows=128, measured=np.ones(128, dtype=bool), x=x, y=y, plane=plane, level=level,
-                   limits=Thresholds(), rows_aligned=True)
+    job = GuardJob(
+        start=0, rows=128, measured=np.ones(128, dtype=bool), x=x, y=y, plane=plane, level=level, limits=Thresholds(), rows_aligned=True
+    )
     live = judge(job)
     # As StreamingDenoiser._compose publishes a verdict:
     network = y * scale + centre + plane + live.given_back

@@ -53,7 +53,7 @@ def test_crop_takes_both_passes_at_the_same_place():
 def _windows(image: np.ndarray, size: int):
     for r in range(image.shape[0] - size + 1):
         for c in range(image.shape[1] - size + 1):
-            w = image[r:r + size, c:c + size]
+            w = image[r : r + size, c : c + size]
             yield from (w, w[::-1], w[:, ::-1], w[::-1, ::-1])
 
 
@@ -76,6 +76,7 @@ def test_training_loss_judges_each_sample_by_its_kind():
     loss = training_loss(model, x, y, kind=kind)
     out = model(x)
     from maed.training.loss import plane_free_l1
+
     expected = pass_pair_l1(out[[0, 2]], y[[0, 2]]).sum() / 4 + 0.5 * plane_free_l1(out[[1, 3]], y[[1, 3]])
     torch.testing.assert_close(loss, expected)
 

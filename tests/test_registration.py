@@ -16,10 +16,20 @@ SIZE = 192
 WHITE = 3e-12
 # What the passes share (line offsets, tip changes, drift, a tilt) and what they do not (white
 # noise coloured along x, feedback noise); no pick-up, whose moving pattern sets a floor of its own.
-NOISE = NoiseParams(white_m=WHITE, white_corr_px=0.7, line_walk_m=10e-12, tip_jump_rate=0.01, tip_jump_m=30e-12,
-                    scar_rate=0.0, drift_m=10e-12, mains_m=0.0, resonance_m=0.0, tilt=(0.01, 0.0), offset_m=0.0)
-WARP = PassParams(lag_px=0.0, creep_px=2.5, creep_decay=0.08, hysteresis_px=1.2, warp_trend=0.2,
-                  feedback_noise_m=2e-12, turnaround_m=2e-12)
+NOISE = NoiseParams(
+    white_m=WHITE,
+    white_corr_px=0.7,
+    line_walk_m=10e-12,
+    tip_jump_rate=0.01,
+    tip_jump_m=30e-12,
+    scar_rate=0.0,
+    drift_m=10e-12,
+    mains_m=0.0,
+    resonance_m=0.0,
+    tilt=(0.01, 0.0),
+    offset_m=0.0,
+)
+WARP = PassParams(lag_px=0.0, creep_px=2.5, creep_decay=0.08, hysteresis_px=1.2, warp_trend=0.2, feedback_noise_m=2e-12, turnaround_m=2e-12)
 WARP_TOLERANCE_PX = 0.3  # rms over the compared columns, on surfaces whose structure stands well above the noise
 
 
@@ -51,8 +61,8 @@ def _rms(difference: np.ndarray, crop: int) -> float:
 
 
 def _warp_error(reg: Registration, geometry) -> float:
-    error = (reg.warp - geometry.displacement)[:, reg.crop:-reg.crop]
-    return float(np.sqrt(np.nanmean(error ** 2)))
+    error = (reg.warp - geometry.displacement)[:, reg.crop : -reg.crop]
+    return float(np.sqrt(np.nanmean(error**2)))
 
 
 @pytest.mark.parametrize("index", [0, 1])
@@ -84,7 +94,7 @@ def test_scars_and_a_tip_change_in_one_pass_do_not_break_it():
     spoilt = retrace.copy()
     for row in rng.choice(SIZE, SIZE // 10, replace=False):  # one line in ten scarred, in the retrace only
         start = int(rng.integers(0, SIZE - 40))
-        spoilt[row, start:start + int(rng.integers(10, 40))] += rng.choice([-1, 1]) * 150e-12
+        spoilt[row, start : start + int(rng.integers(10, 40))] += rng.choice([-1, 1]) * 150e-12
     spoilt[100, :70] += 80e-12  # a tip change while the retrace of line 100 was recorded...
     spoilt[101:] += 80e-12  # ...that every later line of both passes keeps
     later = trace.copy()
@@ -106,7 +116,7 @@ def test_a_smooth_warp_keeps_the_noise_power():
     noise = np.random.default_rng(5).standard_normal((64, 160))
     warp = np.repeat((1.3 + 0.8 * np.sin(np.linspace(0, np.pi, 160)))[None, :], 64, axis=0)
     reg = Registration(np.array([31.5]), warp[:1], np.zeros((1, 160)), warp, (1.0, 1.5))
-    moved = align(noise, reg)[:, reg.crop:-reg.crop]
+    moved = align(noise, reg)[:, reg.crop : -reg.crop]
     assert moved.std() == pytest.approx(noise.std(), rel=0.04)  # the lags' all-pass and the sinc keep it
 
 

@@ -35,7 +35,7 @@ def test_each_event_is_where_its_record_says():
             assert np.allclose(np.delete(delta[event.row], np.arange(lo, hi)), 0)
         if event.kind == "tip_change":  # the step from its columns on, and on every later row
             assert np.allclose(delta[event.row, lo:hi], event.size_m)
-            assert np.allclose(delta[event.row + 1:event.row + 4], event.size_m) or np.isnan(delta[event.row + 1:event.row + 4]).any()
+            assert np.allclose(delta[event.row + 1 : event.row + 4], event.size_m) or np.isnan(delta[event.row + 1 : event.row + 4]).any()
         if event.kind == "line_missing":
             assert np.isnan(pair.noisy[event.row]).all()
         if event.kind == "line_repeated":
@@ -46,4 +46,4 @@ def test_a_crash_holds_z_at_one_value_beyond_the_surface():
     pair = make_pair(5, 64, QUIET, events=EventSpec(tip_changes=0, scars=0, crashes=1, gap_rows=6))
     (crash,) = pair.events
     rail = pair.noisy[crash.row, crash.columns[0]]
-    assert (pair.noisy[crash.row + 1:] == rail).all() and rail > np.nanmax(pair.noisy[:crash.row])
+    assert (pair.noisy[crash.row + 1 :] == rail).all() and rail > np.nanmax(pair.noisy[: crash.row])

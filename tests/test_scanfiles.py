@@ -15,7 +15,7 @@ from maed.scanfiles import PASS_ALIASES, ScanFileError, detect_format, list_chan
 
 def _header(name: str) -> str:
     raw = (REAL_DIR / name).read_bytes()
-    return raw[:raw.find(b"\x00") if name.endswith(".dat") else raw.find(b"\x1a\x04")].decode("latin-1")
+    return raw[: raw.find(b"\x00") if name.endswith(".dat") else raw.find(b"\x1a\x04")].decode("latin-1")
 
 
 def _field(header: str, key: str) -> list[float]:
@@ -110,9 +110,9 @@ def test_real_createc_scans_match_their_header(name):
         assert image.scan_range[0] == pytest.approx(width)
 
     # Decoded here from the bytes: a dummy value, then the images in the order above.
-    counts = np.frombuffer(zlib.decompress(raw[_createc_marker(raw):]), "<f4")
+    counts = np.frombuffer(zlib.decompress(raw[_createc_marker(raw) :]), "<f4")
     assert counts[0] == 0 and counts.size >= 1 + stored_count * rows * cols
-    planes = counts[1:1 + stored_count * rows * cols].reshape(stored_count, rows, cols)
+    planes = counts[1 : 1 + stored_count * rows * cols].reshape(stored_count, rows, cols)
     measured = ~(planes == 0).all(axis=(0, 2))  # a stopped scan leaves 0 in every channel of its rows
     assert measured.any()
     for image, plane in zip(scan.images, planes, strict=True):
@@ -128,7 +128,7 @@ def test_real_createc_scans_match_their_header(name):
     dac_to_a = re.search(r"^Dacto\[A\]z=\s*(\S+)", header, re.M).group(1)
     rounding = 0.5 * 10.0 ** -len(dac_to_a.partition(".")[2]) / float(dac_to_a)
     per_count = float(dac_to_a) * _field(header, "GainZ / GainZ")[0] * 1e-10
-    for pass_, plane in zip(passes, planes[names.index(("Z", "m"))::len(names)]):
+    for pass_, plane in zip(passes, planes[names.index(("Z", "m")) :: len(names)]):
         z = scan.channel("Z", pass_).data
         np.testing.assert_allclose(z[measured], plane[measured] * per_count, rtol=rounding)
     # Currents in amperes, near the feedback setpoint (given in pA) in size; the sign follows the bias.
@@ -152,8 +152,9 @@ def test_real_backward_images_overlay_the_forward_ones(name):
 
 
 @needs_real
-@pytest.mark.parametrize(("name", "measured"), [
-    ("createc_scan_step_20nm.dat", 330), ("A200619.213320.dat", 512 - 283), ("A200622.190818.dat", 512 - 150)])
+@pytest.mark.parametrize(
+    ("name", "measured"), [("createc_scan_step_20nm.dat", 330), ("A200619.213320.dat", 512 - 283), ("A200622.190818.dat", 512 - 150)]
+)
 def test_stopped_createc_scans_keep_their_unmeasured_rows_empty(name, measured):
     if not (REAL_DIR / name).is_file():
         pytest.skip(f"{name} is not in {REAL_DIR}")
@@ -167,8 +168,10 @@ def test_real_rhk_scan_matches_spym_and_gwyddion():
     scan = read_file(REAL_DIR / "hopg_300k_2020_08_11_16_04_06_999.sm4")
     assert scan.topograph == "Topography"
     assert {image.key for image in scan.images} == {
-        (name, pass_, unit) for name, unit in (("Topography", "m"), ("Current", "A"), ("LIA Current", "A"))
-        for pass_ in ("trace", "retrace")}
+        (name, pass_, unit)
+        for name, unit in (("Topography", "m"), ("Current", "A"), ("LIA Current", "A"))
+        for pass_ in ("trace", "retrace")
+    }
     z = scan.channel()
     assert z.data.shape == (256, 256) and z.scan_range == pytest.approx((1e-7, 1e-7))  # 256 x 3.90625e-10 m
     # Values read with spym 0.9.2 and Gwyddion 2.62 from the same file (both agree to the last bit).
@@ -210,8 +213,9 @@ def test_wrong_channel_or_pass_is_a_one_line_error(tmp_path):
     with pytest.raises(ScanFileError, match="unknown pass 'sideways'"):
         read_channel(tmp_path / "s.sxm", "Z", "sideways")
     # The vendors' words name the passes too.
-    np.testing.assert_array_equal(read_channel(tmp_path / "s.sxm", "Z", "backward").data,
-                                  read_channel(tmp_path / "s.sxm", "Z", "retrace").data)
+    np.testing.assert_array_equal(
+        read_channel(tmp_path / "s.sxm", "Z", "backward").data, read_channel(tmp_path / "s.sxm", "Z", "retrace").data
+    )
     write_sxm(tmp_path / "noz.sxm", channels=(("Bias", "V", "both"),))
     with pytest.raises(ScanFileError, match="no topograph channel; choose one of Bias"):
         read_channel(tmp_path / "noz.sxm")
@@ -282,7 +286,11 @@ def test_createc_scaling_layout_and_stopped_scans(tmp_path):
     write_createc(tmp_path / "s.dat", [z_counts, i_counts, z_back, i_back], channel_mask=3, gain_z=3)
     scan = read_file(tmp_path / "s.dat")
     assert [image.key for image in scan.images] == [
-        ("Z", "trace", "m"), ("Current", "trace", "A"), ("Z", "retrace", "m"), ("Current", "retrace", "A")]
+        ("Z", "trace", "m"),
+        ("Current", "trace", "A"),
+        ("Z", "retrace", "m"),
+        ("Current", "retrace", "A"),
+    ]
     volts = 20 / 2**20
     z = scan.channel()
     assert z.data[0, 0] == pytest.approx(1000 * volts * 19.2 * 3 * 1e-10)  # Z piezo constant in Å/V, Z gain 3
@@ -302,8 +310,7 @@ def test_declared_sizes_are_checked_before_decoding(tmp_path):
     # A negative or absurd size in a header is refused in one line, before any pixel is read.
     write_sxm(tmp_path / "s.sxm", rows=16, cols=16)
     text = (tmp_path / "s.sxm").read_bytes()
-    for name, pixels, message in (("neg", b"-256       256", "declares an image of"),
-                                  ("huge", b"100000       100000", "over the budget")):
+    for name, pixels, message in (("neg", b"-256       256", "declares an image of"), ("huge", b"100000       100000", "over the budget")):
         (tmp_path / f"{name}.sxm").write_bytes(text.replace(b"16       16", pixels, 1))
         with pytest.raises(ScanFileError, match=message):
             read_file(tmp_path / f"{name}.sxm")
@@ -316,7 +323,7 @@ def test_a_createc_decompression_bomb_is_cut_at_the_declared_size(tmp_path):
     write_createc(tmp_path / "c.dat", [np.ones((16, 16)) * k for k in (1, 2)])
     raw = (tmp_path / "c.dat").read_bytes()
     marker = raw.find(b"DATA", raw.find(b"\x00"))
-    bomb = raw[:marker + 4] + z.compress(np.ones(64 * 2**20, dtype="<f4").tobytes(), 9)  # 256 MB inflated
+    bomb = raw[: marker + 4] + z.compress(np.ones(64 * 2**20, dtype="<f4").tobytes(), 9)  # 256 MB inflated
     (tmp_path / "bomb.dat").write_bytes(bomb)
     tracemalloc.start()
     scan = read_file(tmp_path / "bomb.dat")

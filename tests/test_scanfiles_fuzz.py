@@ -125,9 +125,11 @@ def test_sxm_declaring_any_size(originals, tmp_path, cols, rows):
 @FUZZ
 @given(cols=SIZES, rows=SIZES, channels=st.integers(-3, 70_000), inflated=st.integers(0, 64 << 20))
 def test_createc_declaring_any_size_and_inflating_to_any_size(tmp_path, cols, rows, channels, inflated):
-    header = (f"[Paramco32]\r\nNum.X / Num.X={cols}\r\nNum.Y / Num.Y={rows}\r\nChannels / Channels={channels}\r\n"
-              "Channelselectval / Channelselectval=3\r\nGainZ / GainZ=10\r\nZPiezoconst=19.2\r\n"
-              "Gainpreamp / GainPre 10^=9\r\nLength x[A]=50\r\nLength y[A]=50\r\n").encode()
+    header = (
+        f"[Paramco32]\r\nNum.X / Num.X={cols}\r\nNum.Y / Num.Y={rows}\r\nChannels / Channels={channels}\r\n"
+        "Channelselectval / Channelselectval=3\r\nGainZ / GainZ=10\r\nZPiezoconst=19.2\r\n"
+        "Gainpreamp / GainPre 10^=9\r\nLength x[A]=50\r\nLength y[A]=50\r\n"
+    ).encode()
     body = zlib.compress(bytes(inflated), 9)  # zeros compress ~1000:1: up to 64 MiB from ~64 kB
     path = tmp_path / "declared.dat"
     path.write_bytes(header + b"\x00" * 64 + b"DATA" + body)
@@ -150,15 +152,17 @@ def test_damaged_matrix_image_or_parameter_file(tmp_path, changes, cut, damaged_
 
 @needs_matrix
 @FUZZ
-@given(points=st.integers(-(2**31), 2**31 - 1) | st.integers(-2, 70_000),
-       lines=st.integers(-(2**31), 2**31 - 1) | st.integers(-2, 70_000), both_ways=st.booleans())
+@given(
+    points=st.integers(-(2**31), 2**31 - 1) | st.integers(-2, 70_000),
+    lines=st.integers(-(2**31), 2**31 - 1) | st.integers(-2, 70_000),
+    both_ways=st.booleans(),
+)
 def test_matrix_declaring_any_size(tmp_path, points, lines, both_ways):
     read_within_bound(matrix_pair(tmp_path, Points=points, Lines=lines, X_Retrace=1, Y_Retrace=int(both_ways)))
 
 
 @FUZZ
-@given(xres=st.integers(-(2**31), 2**31 - 1) | st.integers(-2, 70_000),
-       yres=st.integers(-(2**31), 2**31 - 1) | st.integers(-2, 70_000))
+@given(xres=st.integers(-(2**31), 2**31 - 1) | st.integers(-2, 70_000), yres=st.integers(-(2**31), 2**31 - 1) | st.integers(-2, 70_000))
 def test_gwy_declaring_any_size(originals, tmp_path, xres, yres):
     raw = bytearray(originals[".gwy"])
     for name, value in ((b"xres", xres), (b"yres", yres)):
@@ -191,8 +195,13 @@ BOMB_BYTES = 160 << 20
 
 @FUZZ
 @example(width=12000, height=12000, bit_depth=8, colour=0, whole=True)  # issue 13: 11.1 GB, 4 min 53 s
-@given(width=st.integers(0, 2**31 - 1) | st.integers(0, 40_000), height=st.integers(0, 2**31 - 1) | st.integers(0, 40_000),
-       bit_depth=st.sampled_from([1, 8, 16]), colour=st.sampled_from([0, 2, 4, 6]), whole=st.booleans())
+@given(
+    width=st.integers(0, 2**31 - 1) | st.integers(0, 40_000),
+    height=st.integers(0, 2**31 - 1) | st.integers(0, 40_000),
+    bit_depth=st.sampled_from([1, 8, 16]),
+    colour=st.sampled_from([0, 2, 4, 6]),
+    whole=st.booleans(),
+)
 def test_png_declaring_any_size(tmp_path, width, height, bit_depth, colour, whole):
     channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
     raw = height * (1 + (width * channels * bit_depth + 7) // 8)  # filter byte and packed pixels of each row
@@ -203,8 +212,9 @@ def test_png_declaring_any_size(tmp_path, width, height, bit_depth, colour, whol
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # numpy's memmap sizing an absurd shape
 @FUZZ
-@given(shape=st.lists(SIZES, min_size=0, max_size=3), dtype=st.sampled_from(["<f4", "<f8", "|u1", "<c8", "|O"]),
-       payload=st.integers(0, 4096))
+@given(
+    shape=st.lists(SIZES, min_size=0, max_size=3), dtype=st.sampled_from(["<f4", "<f8", "|u1", "<c8", "|O"]), payload=st.integers(0, 4096)
+)
 def test_npy_declaring_any_shape(tmp_path, shape, dtype, payload):
     header = repr({"descr": dtype, "fortran_order": False, "shape": tuple(shape)}).encode()
     header += b" " * (63 - (10 + len(header)) % 64) + b"\n"

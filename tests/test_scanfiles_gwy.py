@@ -23,7 +23,10 @@ def test_a_file_gwyddion_wrote_reads_as_our_nanonis_reader_reads_its_source(tmp_
     source, gwy = read_file(tmp_path / "small.sxm"), read_file(GWYDDION_FILE)
     assert (gwy.format, gwy.topograph) == ("gwyddion", "Z (Forward)")
     assert [image.key for image in gwy.images] == [
-        ("Z (Forward)", "trace", "m"), ("Z (Backward)", "trace", "m"), ("Current (Forward)", "trace", "A")]
+        ("Z (Forward)", "trace", "m"),
+        ("Z (Backward)", "trace", "m"),
+        ("Current (Forward)", "trace", "A"),
+    ]
     for ours, gwyddions in zip(source.images, gwy.images):
         np.testing.assert_array_equal(gwyddions.data, ours.data)  # up scan turned over, backward mirrored
         assert gwyddions.scan_range == (4e-9, 2e-9)

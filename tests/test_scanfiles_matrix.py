@@ -27,10 +27,22 @@ ACCESS2THEMATRIX_SHA256 = {
 }
 GWYDDION = {
     # Z TraceUp / RetraceUp of ``gwyddion --convert-to-gwy``: [0, 0], [0, -1], [-1, 0], [200, 123], mean, std
-    "trace": (-5.114040449999999e-07, -5.123383158333333e-07, -5.1307076625e-07, -5.126837958333333e-07,
-              -5.12759951432724e-07, 5.334144035803312e-10),
-    "retrace": (-5.1140357875e-07, -5.1234715375e-07, -5.130563212499999e-07, -5.126597370833334e-07,
-                -5.127590343641927e-07, 5.317503308966717e-10),
+    "trace": (
+        -5.114040449999999e-07,
+        -5.123383158333333e-07,
+        -5.1307076625e-07,
+        -5.126837958333333e-07,
+        -5.12759951432724e-07,
+        5.334144035803312e-10,
+    ),
+    "retrace": (
+        -5.1140357875e-07,
+        -5.1234715375e-07,
+        -5.130563212499999e-07,
+        -5.126597370833334e-07,
+        -5.127590343641927e-07,
+        5.317503308966717e-10,
+    ),
 }
 Z_FACTOR = 2.4e15
 """Counts per metre of Z (the parameter file's TFF_Linear1D, offset 0), as both readers apply it."""
@@ -48,8 +60,7 @@ def test_the_real_pair_matches_access2thematrix_and_gwyddion():
         assert image.data.shape == (400, 400) and image.scan_range == (1e-7, 1e-7)  # PROVENANCE: 400x400, 100 nm
         assert hashlib.sha256(image.data.tobytes()).hexdigest() == ACCESS2THEMATRIX_SHA256[image.pass_]
         d = image.data
-        np.testing.assert_allclose((d[0, 0], d[0, -1], d[-1, 0], d[200, 123], d.mean(), d.std()),
-                                   GWYDDION[image.pass_], rtol=1e-12)
+        np.testing.assert_allclose((d[0, 0], d[0, -1], d[-1, 0], d[200, 123], d.mean(), d.std()), GWYDDION[image.pass_], rtol=1e-12)
     header = scan.images[0].header  # the bias was changed from 1.5 V before the scan: the replay gives 0.6
     assert header["GapVoltageControl.Voltage"].startswith("0.6") and header["Regulator.Setpoint_1"] == "3e-10 Ampere"
 
@@ -72,8 +83,7 @@ def test_up_and_down_frames(tmp_path):
     path = matrix_pair(tmp_path, Lines=200, Y_Retrace=1)
     counts = np.frombuffer(path.read_bytes(), "<i4", offset=DATA_AT).reshape(400, 2, 400)
     scan = read_file(path)
-    assert [image.key[:2] for image in scan.images] == [
-        ("Z", "trace"), ("Z", "retrace"), ("Z down", "trace"), ("Z down", "retrace")]
+    assert [image.key[:2] for image in scan.images] == [("Z", "trace"), ("Z", "retrace"), ("Z down", "trace"), ("Z down", "retrace")]
     np.testing.assert_array_equal(scan.channel("Z").data, counts[199::-1, 0] / Z_FACTOR)  # bottom line first
     np.testing.assert_array_equal(scan.channel("Z down").data, counts[200:, 0] / Z_FACTOR)  # top line first
     np.testing.assert_array_equal(scan.channel("Z down", "retrace").data, counts[200:, 1, ::-1] / Z_FACTOR)

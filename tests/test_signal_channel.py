@@ -90,8 +90,9 @@ def test_a_flat_image_with_no_current_is_refused_in_one_line(tmp_path):
 
 @needs_real
 def test_maed_denoise_prints_and_records_the_channel_it_took(tmp_path, capsys):
-    assert main(["denoise", str(REAL_DIR / CONSTANT_HEIGHT), "-o", str(tmp_path), "--backend", "onnx",
-                 "--model", "rt", "--threads", "1"]) == 0
+    assert (
+        main(["denoise", str(REAL_DIR / CONSTANT_HEIGHT), "-o", str(tmp_path), "--backend", "onnx", "--model", "rt", "--threads", "1"]) == 0
+    )
     assert "channel Current trace: the Z-controller was off (constant height)" in capsys.readouterr().err
     record = json.loads((tmp_path / f"{CONSTANT_HEIGHT[:-4]}.json").read_text())
     assert record["channel"] == "Current" and "constant height" in record["channel_why"]

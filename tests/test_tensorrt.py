@@ -50,12 +50,14 @@ def tiny_onnx(tmp_path):
     weight = numpy_helper.from_array(np.full((1, 1, 3, 3), 0.1, np.float32), "w")
     io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["n", 1, "h", "w"]) for n in ("input", "output")]
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]),
-         helper.make_node("Add", ["input", "c"], ["output"])],
-        "tiny", io[:1], io[1:], [weight])
+        [helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Add", ["input", "c"], ["output"])],
+        "tiny",
+        io[:1],
+        io[1:],
+        [weight],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    helper.set_model_props(model, {KEY_MODEL: "tiny", KEY_SIZE_MULTIPLE: "16", KEY_PRECISION: "fp32",
-                                   KEY_WEIGHTS_SHA256: "cd" * 32})
+    helper.set_model_props(model, {KEY_MODEL: "tiny", KEY_SIZE_MULTIPLE: "16", KEY_PRECISION: "fp32", KEY_WEIGHTS_SHA256: "cd" * 32})
     path = tmp_path / "tiny.onnx"
     onnx.save(model, path)
     return path
@@ -113,9 +115,13 @@ def test_an_input_outside_every_profile_is_a_one_line_error(shape):
 def test_shapes_and_profiles_are_parsed_and_checked():
     assert parse_shape("80x256") == (80, 256)
     assert parse_profile("16x16:80x256:160x512", "band", 16) == Profile("band", (16, 16), (80, 256), (160, 512))
-    for bad, message in [("16x16:80by256:160x512", "HEIGHTxWIDTH"), ("16x16:80x256", "MIN:OPT:MAX"),
-                         ("16x16:80x250:160x512", "multiples of 16"), ("16x16:208x256:160x512", "min <= opt <= max"),
-                         ("0x16:80x256:160x512", "multiples of 16")]:
+    for bad, message in [
+        ("16x16:80by256:160x512", "HEIGHTxWIDTH"),
+        ("16x16:80x256", "MIN:OPT:MAX"),
+        ("16x16:80x250:160x512", "multiples of 16"),
+        ("16x16:208x256:160x512", "min <= opt <= max"),
+        ("0x16:80x256:160x512", "multiples of 16"),
+    ]:
         with pytest.raises(ValueError, match=message):
             parse_profile(bad, "p", 16)
     with pytest.raises(ValueError, match="at least 1"):
@@ -133,8 +139,7 @@ def test_an_engine_loads_only_for_its_own_gpu_tensorrt_weights_and_precision(tmp
     write_record(engine, KEY, {"model": "rt"})
     assert stale_reason(engine, KEY) is None
     assert read_record(engine) == (KEY, {"model": "rt"})
-    for field, value in [("gpu", "Orin (nvgpu)"), ("tensorrt", "11.4.0"), ("weights_sha256", "ef" * 32),
-                         ("precision", "fp32")]:
+    for field, value in [("gpu", "Orin (nvgpu)"), ("tensorrt", "11.4.0"), ("weights_sha256", "ef" * 32), ("precision", "fp32")]:
         reason = stale_reason(engine, EngineKey(**{**KEY.__dict__, field: value}))
         assert reason and field in reason and value in reason
 
@@ -180,20 +185,27 @@ def test_profiles_from_arguments():
 
 def test_build_settings_are_checked():
     profiles = tuple(default_profiles(16))
-    for kw, message in [({"precision": "int8"}, "precision"), ({"workspace_mb": 0}, "workspace"),
-                        ({"opt_level": 6}, "optimisation level"), ({"profiles": ()}, "at least one"),
-                        ({"profiles": profiles[:1] * 2}, "names must differ")]:
+    for kw, message in [
+        ({"precision": "int8"}, "precision"),
+        ({"workspace_mb": 0}, "workspace"),
+        ({"opt_level": 6}, "optimisation level"),
+        ({"profiles": ()}, "at least one"),
+        ({"profiles": profiles[:1] * 2}, "names must differ"),
+    ]:
         with pytest.raises(ValueError, match=message):
             BuildSettings(**{"profiles": profiles, **kw})
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--opt-level", "6"], "optimisation level must be 0 to 5"),
-    (["--workspace-mb", "0"], "workspace must be at least 1 MB"),
-    (["--shapes", "16x16:80x256:160x512", "--frame", "256x256"], "it takes neither --band nor --frame"),
-    (["--shapes", "16x16:512x512:160x512"], "min <= opt <= max"),
-    (["--max-batch", "0"], "at least 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--opt-level", "6"], "optimisation level must be 0 to 5"),
+        (["--workspace-mb", "0"], "workspace must be at least 1 MB"),
+        (["--shapes", "16x16:80x256:160x512", "--frame", "256x256"], "it takes neither --band nor --frame"),
+        (["--shapes", "16x16:512x512:160x512"], "min <= opt <= max"),
+        (["--max-batch", "0"], "at least 1"),
+    ],
+)
 def test_engine_build_argument_mistakes_are_one_line_errors(argv, message, capsys):
     assert main(["engine", "build", *argv]) == 2
     err = capsys.readouterr().err
@@ -347,8 +359,7 @@ def test_an_engine_matches_onnx_runtime_at_band_and_frame_sizes(tensorrt_here, r
     assert backend.name == f"tensorrt-{precision}" and backend.size_multiple == 16
     assert [p.name for p in backend.profiles] == ["band", "frame"]
     rng = np.random.default_rng(0)
-    for shape in [(1, 1, _up(32 + CONTEXT_ROWS), 256), (1, 1, 256, 256), (1, 1, 512, 512), (1, 1, 48, 96),
-                  (3, 1, 64, 64)]:
+    for shape in [(1, 1, _up(32 + CONTEXT_ROWS), 256), (1, 1, 256, 256), (1, 1, 512, 512), (1, 1, 48, 96), (3, 1, 64, 64)]:
         x = rng.standard_normal(shape).astype(np.float32)
         assert _relative_error(backend.denoise(x), reference.denoise(x)) < tolerance, shape
     with pytest.raises(ValueError, match="outside the engine's profiles"):
@@ -377,12 +388,13 @@ def test_a_stale_engine_is_rebuilt_and_the_timing_cache_reused(tensorrt_here, ra
 @pytest.mark.gpu
 def test_engine_build_command_and_auto(tensorrt_here, random_rt, tmp_path, capsys):
     dest = tmp_path / "custom.engine"
-    assert main(["engine", "build", "--model", str(random_rt), "--band", "16x128", "--frame", "256x256",
-                 "--opt-level", "1", "-o", str(dest)]) == 0
+    assert (
+        main(["engine", "build", "--model", str(random_rt), "--band", "16x128", "--frame", "256x256", "--opt-level", "1", "-o", str(dest)])
+        == 0
+    )
     assert capsys.readouterr().out.strip() == str(dest)
     backend = load_backend("auto", str(dest))
     assert backend.name == "tensorrt-fp16"
     tall = _up(16 + CONTEXT_ROWS)
-    assert [(p.opt, p.max) for p in backend.profiles] == [((tall, 128), (min(2 * tall, 256), 256)),
-                                                          ((256, 256), (256, 256))]
+    assert [(p.opt, p.max) for p in backend.profiles] == [((tall, 128), (min(2 * tall, 256), 256)), ((256, 256), (256, 256))]
     assert backend.denoise(np.zeros((1, 1, tall, 128), np.float32)).shape == (1, 1, tall, 128)

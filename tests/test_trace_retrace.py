@@ -29,7 +29,7 @@ def _surface(seed: int = 0, size: int = SIZE, margin: int = 64) -> np.ndarray:
 def _crop(wide: np.ndarray, shift: float = 0.0, margin: int = 64) -> np.ndarray:
     """The surface sampled at x - shift (so it appears moved right by ``shift``), cropped to the scan."""
     moved = align(wide, Registration.shift(np.full(wide.shape[0], -shift), wide.shape[1]))
-    return moved[:, margin:margin + SIZE]
+    return moved[:, margin : margin + SIZE]
 
 
 def _pair(shift: float, seed: int = 0):
@@ -44,8 +44,8 @@ def _pair(shift: float, seed: int = 0):
 def test_registration_recovers_a_sub_pixel_shift(shift):
     clean_t, clean_r, noise_t, noise_r = _pair(shift)
     reg = register(clean_t + noise_t, clean_r + noise_r)
-    inside = (reg.band_warps - shift)[:, reg.crop:-reg.crop]  # each band of 64 rows, along the row
-    assert np.sqrt((inside ** 2).mean()) < 0.1 and np.abs(inside.mean(axis=1)).max() < 0.1
+    inside = (reg.band_warps - shift)[:, reg.crop : -reg.crop]  # each band of 64 rows, along the row
+    assert np.sqrt((inside**2).mean()) < 0.1 and np.abs(inside.mean(axis=1)).max() < 0.1
     assert abs(reg.shifts.mean() - shift) < 0.05
 
 
@@ -71,12 +71,12 @@ def test_registration_undoes_a_feedback_lag_smear():
     wide = _surface(1)
     rng = np.random.default_rng(7)
     # the trace lags to the right, the retrace (recorded right to left, returned mirrored) to the left
-    trace = _lag(wide, tau, reverse=False)[:, 64:64 + SIZE] + rng.standard_normal((SIZE, SIZE)) * NOISE
-    retrace = _lag(wide, tau, reverse=True)[:, 64:64 + SIZE] + rng.standard_normal((SIZE, SIZE)) * NOISE
+    trace = _lag(wide, tau, reverse=False)[:, 64 : 64 + SIZE] + rng.standard_normal((SIZE, SIZE)) * NOISE
+    retrace = _lag(wide, tau, reverse=True)[:, 64 : 64 + SIZE] + rng.standard_normal((SIZE, SIZE)) * NOISE
     reg = register(trace, retrace)
     # The lag is found, and the warp left is near the nothing the passes differ by besides it.
     assert reg.lag_px[0] == pytest.approx(tau, rel=0.25)
-    assert np.sqrt((reg.warp[:, reg.crop:-reg.crop] ** 2).mean()) < 0.3
+    assert np.sqrt((reg.warp[:, reg.crop : -reg.crop] ** 2).mean()) < 0.3
     registered = summarise(row_errors(trace, retrace, trace, retrace, reg)).value
     none = Registration.shift(np.zeros(SIZE), SIZE)
     unregistered = summarise(row_errors(trace, retrace, trace, retrace, none)).value

@@ -56,9 +56,10 @@ def test_user_pairs_are_cropped_and_used(tmp_path):
     # which second differences along the rows do not see.
     target = np.diff(y[0].numpy().astype(np.float64), 2, axis=1).ravel()
     best = max(
-        np.corrcoef(target, np.diff(ref[r:r + 64, c:c + 64], 2, axis=1).ravel())[0, 1]
+        np.corrcoef(target, np.diff(ref[r : r + 64, c : c + 64], 2, axis=1).ravel())[0, 1]
         for ref in (pair.clean, pair.clean[::-1], pair.clean[:, ::-1], pair.clean[::-1, ::-1])
-        for r in range(33) for c in range(33)
+        for r in range(33)
+        for c in range(33)
     )
     assert best > 0.999
 
@@ -86,8 +87,7 @@ def test_init_starts_from_given_weights(tmp_path):
 
 def test_init_across_configurations_takes_the_weights_that_fit(tmp_path):
     # The shipped rt1 weights start the wider rt: every tensor but the widened decoder stage and head.
-    cfg = TrainConfig(model="rt", steps=2, steps_per_epoch=2, batch_size=2, patch=64, validation_scans=2, workers=0,
-                      init="rt-equal")
+    cfg = TrainConfig(model="rt", steps=2, steps_per_epoch=2, batch_size=2, patch=64, validation_scans=2, workers=0, init="rt-equal")
     messages = []
     train(cfg, tmp_path, log=messages.append)
     taken, total = (int(v) for v in messages[0].split(": ")[-1].split(" tensors")[0].split(" of "))
@@ -130,8 +130,7 @@ def test_the_levelling_trained_with_is_recorded_and_followed(tmp_path):
     from maed.model.checkpoint import load_model, ship_weights
     from maed.normalise import normalise
 
-    train(TrainConfig(**{**SHORT.__dict__, "steps": 2, "steps_per_epoch": 2, "levelling": "plane"}), tmp_path,
-          log=lambda *_: None)
+    train(TrainConfig(**{**SHORT.__dict__, "steps": 2, "steps_per_epoch": 2, "levelling": "plane"}), tmp_path, log=lambda *_: None)
     assert load_checkpoint(tmp_path / "last.pt")["levelling"] == "plane"
     ship_weights(tmp_path / "last.pt", tmp_path / "shipped.pt", {"note": "test"})
     assert load_model(str(tmp_path / "shipped.pt"))[1]["levelling"] == "plane"

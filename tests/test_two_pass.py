@@ -10,8 +10,9 @@ from maed.data import make_pair
 from maed.data.scan_noise import NoiseParams
 from maed.data.two_pass import PassParams, pass_times, record_passes
 
-QUIET = NoiseParams(white_m=0.0, line_walk_m=0.0, tip_jump_rate=0.0, scar_rate=0.0, drift_m=0.0, mains_m=0.0,
-                    resonance_m=0.0, tilt=(0.0, 0.0), offset_m=0.0)
+QUIET = NoiseParams(
+    white_m=0.0, line_walk_m=0.0, tip_jump_rate=0.0, scar_rate=0.0, drift_m=0.0, mains_m=0.0, resonance_m=0.0, tilt=(0.0, 0.0), offset_m=0.0
+)
 STILL = PassParams(lag_px=0.0, feedback_noise_m=0.0, creep_px=0.0, hysteresis_px=0.0, warp_trend=0.0, turnaround_m=0.0)
 
 
@@ -20,11 +21,14 @@ def _digest(a: np.ndarray) -> str:
     return hashlib.sha256(np.round(a / 1e-15).astype(np.int64).tobytes()).hexdigest()[:16]
 
 
-@pytest.mark.parametrize("seed, size, kwargs, digest", [
-    (0, 64, {}, "201bd3c0d3cf9eb3"),
-    (12345, 96, {}, "c0460ee765e767ac"),
-    (7, 64, {"background": True}, "5e569a84ddcfec18"),
-])
+@pytest.mark.parametrize(
+    "seed, size, kwargs, digest",
+    [
+        (0, 64, {}, "201bd3c0d3cf9eb3"),
+        (12345, 96, {}, "c0460ee765e767ac"),
+        (7, 64, {"background": True}, "5e569a84ddcfec18"),
+    ],
+)
 def test_single_pass_draws_are_what_they_were_before_both_passes_existed(seed, size, kwargs, digest):
     # Digests of make_pair(...).noisy recorded before the option was added: training seeds and
     # validation numbers depend on them.
@@ -67,8 +71,7 @@ def test_feedback_lag_smears_an_edge_right_in_the_trace_and_left_in_the_retrace(
     assert _edge_centre(trace) > 64 + 2.0  # the step lies between columns 63 and 64
     assert _edge_centre(retrace) < 64 - 2.0
     # Faster retrace: the same lag in seconds is more of its pixels.
-    _, fast, geometry = record_passes(_step(), 1e-10, QUIET, PassParams(**{**STILL.as_dict(), "lag_px": 2.0,
-                                                                          "speed_ratio": 2.0}), rng)
+    _, fast, geometry = record_passes(_step(), 1e-10, QUIET, PassParams(**{**STILL.as_dict(), "lag_px": 2.0, "speed_ratio": 2.0}), rng)
     assert geometry.lag_retrace_px == pytest.approx(4.0)
     assert _edge_centre(fast) < 64 - 3.0
 
@@ -99,7 +102,7 @@ def test_what_the_passes_share_cancels_in_their_difference_and_what_they_do_not_
     own = NoiseParams(**{**QUIET.__dict__, "white_m": 5e-12})
     q = PassParams(**{**STILL.as_dict(), "feedback_noise_m": 3e-12, "lag_px": 2.0})
     trace, retrace, _ = record_passes(np.zeros((256, 64)), 1e-10, own, q, np.random.default_rng(3))
-    assert (trace - retrace).std() == pytest.approx(np.sqrt(2 * (5e-12 ** 2 + 3e-12 ** 2)), rel=0.05)
+    assert (trace - retrace).std() == pytest.approx(np.sqrt(2 * (5e-12**2 + 3e-12**2)), rel=0.05)
     # The feedback noise is coloured along x only: neighbours along a row correlate, across rows not.
     n = trace - trace.mean()
     along = (n[:, 1:] * n[:, :-1]).mean() / n.var()

@@ -145,8 +145,9 @@ def test_onnx_export_takes_two_passes_and_matches_torch(from_one_pass, tmp_path)
 def test_pass_both_denoises_an_instrument_file_into_one_frame(untrained, tmp_path):
     stored = write_sxm(tmp_path / "s.sxm", channels=(("Z", "m", "both"),), rows=32, cols=32)
     out = tmp_path / "o"
-    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(out), "--pass", "both", "--model", str(untrained),
-                 "--backend", "torch"]) == 0
+    assert (
+        main(["denoise", str(tmp_path / "s.sxm"), "-o", str(out), "--pass", "both", "--model", str(untrained), "--backend", "torch"]) == 0
+    )
     record = json.loads((out / "s.json").read_text())
     assert record["pass"] == "both" and record["trust"]["output"] == "network"
     # The untrained model's correction is zero: its frame is the trace it was given, not the retrace.
@@ -168,8 +169,23 @@ def test_passes_and_models_that_do_not_fit_are_one_line_errors(untrained, tmp_pa
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
         assert not (tmp_path / "o").exists()
-    assert main(["denoise", str(tmp_path / "a.npy"), "-o", str(tmp_path / "o"), "--pass", "both",
-                 "--model", str(untrained), "--backend", "torch"]) == 1
+    assert (
+        main(
+            [
+                "denoise",
+                str(tmp_path / "a.npy"),
+                "-o",
+                str(tmp_path / "o"),
+                "--pass",
+                "both",
+                "--model",
+                str(untrained),
+                "--backend",
+                "torch",
+            ]
+        )
+        == 1
+    )
     assert "a.npy: one pass only; --pass both needs the trace and the retrace" in capsys.readouterr().err
     assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--pass", "both", "--direction", "forward"]) == 2
     assert "disagree" in capsys.readouterr().err
@@ -196,8 +212,7 @@ def test_eval_passes_scores_the_two_pass_model_against_one_pass_and_the_mean(unt
     assert results["steps"]["gains"][ONE_PASS][2] < 0 and not results["steps"]["met"]
     # The ceiling: the one-pass model on the mean of aligned passes (half the independent noise) beats it on the trace.
     assert methods[ALIGNED_MEAN]["psnr"][0] > methods[ALIGNED_ONE]["psnr"][0]
-    assert results["steps"]["ceiling"][0] == pytest.approx(
-        methods[ALIGNED_MEAN]["psnr"][0] - methods[ALIGNED_ONE]["psnr"][0])
+    assert results["steps"]["ceiling"][0] == pytest.approx(methods[ALIGNED_MEAN]["psnr"][0] - methods[ALIGNED_ONE]["psnr"][0])
     table = (tmp_path / "passes.md").read_text()
     assert "| steps |" in table and "| missed |" in table
     assert json.loads((tmp_path / "passes.json").read_text())["two_pass"] == two.model

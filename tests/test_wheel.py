@@ -34,8 +34,19 @@ def _install(tmp: Path, weights: str) -> tuple[Path, Path]:
         if (ROOT / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, source / name)
-    built = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                 str(tmp / "dist"), str(source), env={**os.environ, "MAED_WEIGHTS": weights})
+    built = _run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(tmp / "dist"),
+        str(source),
+        env={**os.environ, "MAED_WEIGHTS": weights},
+    )
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next((tmp / "dist").glob("maed-*.whl"))
     venv = tmp / "venv"
@@ -65,11 +76,14 @@ def _weights_in(wheel: Path) -> set[str]:
 
 
 def test_the_wheel_holds_every_package_and_is_what_runs(installed):
-    probe = _run(str(installed / "python"), "-c",
-                 "import maed, maed.model.baselines, maed.bridge.alerts, maed.scanfiles\n"
-                 "from maed.model.checkpoint import shipped_weights\n"
-                 "assert all(shipped_weights(name).is_file() for name in ('dncnn', 'pdanet', 'rt-equal', 'rt'))\n"
-                 "print(maed.__file__)")
+    probe = _run(
+        str(installed / "python"),
+        "-c",
+        "import maed, maed.model.baselines, maed.bridge.alerts, maed.scanfiles\n"
+        "from maed.model.checkpoint import shipped_weights\n"
+        "assert all(shipped_weights(name).is_file() for name in ('dncnn', 'pdanet', 'rt-equal', 'rt'))\n"
+        "print(maed.__file__)",
+    )
     assert probe.returncode == 0, probe.stderr[-2000:]
     assert Path(probe.stdout.strip()).is_relative_to(installed.parent), probe.stdout  # not the source tree
 

@@ -38,7 +38,7 @@ def ringing_rise(power: np.ndarray, typical: np.ndarray, band: slice) -> tuple[f
     kernel = np.ones(3)
     rise = np.convolve(power, kernel, mode="same") / np.maximum(np.convolve(typical, kernel, mode="same"), 1e-300)
     i = int(np.argmax(rise[band])) + band.start
-    left, right = rise[max(0, i - 8):max(0, i - 3)], rise[i + 4:i + 9]
+    left, right = rise[max(0, i - 8) : max(0, i - 3)], rise[i + 4 : i + 9]
     flanks = max(float(np.median(left)) if left.size else 0.0, float(np.median(right)) if right.size else 0.0)
     return float(rise[i]), float(rise[i] / max(flanks, 1e-300)), i
 

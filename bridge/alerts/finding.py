@@ -8,10 +8,10 @@ KINDS = ("tip_change", "scar", "ringing", "crash", "line_missing", "line_repeate
 """Every kind of alert (``bridge/PROTOCOL.md``, topic ``alert``)."""
 
 SEVERITY = {
-    "tip_change": "warning",   # the rest of the scan is imaged by another tip
-    "scar": "info",            # one line spoiled over a few pixels
-    "ringing": "warning",      # the feedback's gains want a look
-    "crash": "critical",       # Z at its limit: the tip may be in the surface
+    "tip_change": "warning",  # the rest of the scan is imaged by another tip
+    "scar": "info",  # one line spoiled over a few pixels
+    "ringing": "warning",  # the feedback's gains want a look
+    "crash": "critical",  # Z at its limit: the tip may be in the surface
     "line_missing": "warning",
     "line_repeated": "warning",
 }
@@ -33,5 +33,11 @@ class Finding:
 
     def as_dict(self) -> dict:
         """The alert as saved in ``meta.json``: the wire's fields and the pass."""
-        return {"kind": self.kind, "row": self.row, "columns": list(self.columns), "severity": self.severity,
-                "pass": self.pass_, "evidence": dict(self.evidence)}
+        return {
+            "kind": self.kind,
+            "row": self.row,
+            "columns": list(self.columns),
+            "severity": self.severity,
+            "pass": self.pass_,
+            "evidence": dict(self.evidence),
+        }

@@ -116,10 +116,15 @@ class PassTrack:
         if self._bars is None or self.count % BARS_EVERY == 0 or len(self.spreads) < HISTORY // 2:
             steps = np.asarray(self.steps)
             step = float(np.median(steps))
-            self._bars = {"spreads": np.median(np.stack(self.spreads), axis=0), "sigma": float(np.median(self.sigma)),
-                          "power": np.median(np.stack(self.power), axis=0), "step": step,
-                          "step_spread": float(1.4826 * np.median(np.abs(steps - step))),
-                          "z_step": Z_STEP, "z_scar": Z_SCAR}
+            self._bars = {
+                "spreads": np.median(np.stack(self.spreads), axis=0),
+                "sigma": float(np.median(self.sigma)),
+                "power": np.median(np.stack(self.power), axis=0),
+                "step": step,
+                "step_spread": float(1.4826 * np.median(np.abs(steps - step))),
+                "z_step": Z_STEP,
+                "z_scar": Z_SCAR,
+            }
             sigmas = np.log(np.asarray([v for v in self.sigma if v > 0] or [1.0]))
             log_spread = float(1.4826 * np.median(np.abs(sigmas - np.median(sigmas))))
             self._bars["noise_ratio"] = max(NOISE_RATIO, float(np.exp(NOISE_Q * log_spread)))
@@ -158,8 +163,7 @@ class HealthMonitor:
         first = -1 if self.slow_axis == "down" else self.rows
         lost = skipped_rows(first if track.last_row is None else track.last_row, row, self.slow_axis)
         if lost:
-            raw.append(Finding("line_missing", lost[0], (0, self.cols), pass_,
-                               {"rows_missing": len(lost), "last_row": lost[-1]}))
+            raw.append(Finding("line_missing", lost[0], (0, self.cols), pass_, {"rows_missing": len(lost), "last_row": lost[-1]}))
         track.last_row = row
         if repeats(track.lines[-1] if track.lines else None, line):
             raw.append(Finding("line_repeated", row, (0, self.cols), pass_, {"of_row": row + (-1 if self.slow_axis == "down" else 1)}))
@@ -203,8 +207,20 @@ class HealthMonitor:
         was, track.on_rail = track.on_rail, True
         if was:
             return []
-        return [Finding("crash", row, run, pass_, {"value": float(line[run[0]]), "run_px": run[1] - run[0],
-                                                   "recent_max": float(recent.max()), "recent_min": float(recent.min())})]
+        return [
+            Finding(
+                "crash",
+                row,
+                run,
+                pass_,
+                {
+                    "value": float(line[run[0]]),
+                    "run_px": run[1] - run[0],
+                    "recent_max": float(recent.max()),
+                    "recent_min": float(recent.min()),
+                },
+            )
+        ]
 
     def _figures(self, track: PassTrack, row: int, line: np.ndarray) -> Candidate | None:
         if len(track.lines) < BEFORE:
@@ -219,8 +235,18 @@ class HealthMonitor:
         if track.ready():
             bars = track.bars()
             ring = ringing_rise(power, bars["power"], track.band)
-        return Candidate(row, line, before, previous, float(1.4826 * np.median(np.abs(residual))),
-                         float(np.median(line - previous)), power, ring, bars, np.stack(track.changes))
+        return Candidate(
+            row,
+            line,
+            before,
+            previous,
+            float(1.4826 * np.median(np.abs(residual))),
+            float(np.median(line - previous)),
+            power,
+            ring,
+            bars,
+            np.stack(track.changes),
+        )
 
     @staticmethod
     def _between(c: Candidate, line: np.ndarray) -> np.ndarray:
@@ -229,8 +255,7 @@ class HealthMonitor:
         diff = c.line - 0.5 * (c.previous + line)
         return diff - np.median(diff)
 
-    def _judge(self, track: PassTrack, c: Candidate, after: Candidate | None, line: np.ndarray,
-               pass_: str) -> list[Finding]:
+    def _judge(self, track: PassTrack, c: Candidate, after: Candidate | None, line: np.ndarray, pass_: str) -> list[Finding]:
         """Findings of the pending candidate ``c``, now that ``line`` (figures ``after``) came."""
         between = self._between(c, line)
         found = self._noise_change(track, c, after, pass_) or self._ringing(track, c, after, pass_)
@@ -251,24 +276,46 @@ class HealthMonitor:
         ratio, after_ratio = c.sigma / max(sigma, 1e-300), after.sigma / max(sigma, 1e-300)
         bar = c.bars.get("noise_ratio", NOISE_RATIO)
         if min(ratio, after_ratio) > bar or max(ratio, after_ratio) < 1 / bar:
-            return [Finding("tip_change", c.row, (0, c.line.size), pass_,
-                            {"noise_ratio": round(ratio, 2), "next_noise_ratio": round(after_ratio, 2),
-                             "ratio_bar": round(bar, 2), "line_noise": sigma})]
+            return [
+                Finding(
+                    "tip_change",
+                    c.row,
+                    (0, c.line.size),
+                    pass_,
+                    {
+                        "noise_ratio": round(ratio, 2),
+                        "next_noise_ratio": round(after_ratio, 2),
+                        "ratio_bar": round(bar, 2),
+                        "line_noise": sigma,
+                    },
+                )
+            ]
         return []
 
     def _ringing(self, track: PassTrack, c: Candidate, after: Candidate | None, pass_: str) -> list[Finding]:
         rise, narrowness, at = c.ring
         # The next line must ring too, at the same period: a feedback oscillation lasts; a chance peak does not.
-        if not (rise > RING_RISE and narrowness > RING_NARROW and after is not None and after.ring[0] > RING_RISE / 2
-                and abs(after.ring[2] - at) <= 2):
+        if not (
+            rise > RING_RISE
+            and narrowness > RING_NARROW
+            and after is not None
+            and after.ring[0] > RING_RISE / 2
+            and abs(after.ring[2] - at) <= 2
+        ):
             return []
         fresh = track.count > track.ringing_until
         track.ringing_until = track.count + 2
         if not fresh:
             return []
-        return [Finding("ringing", c.row, (0, self.cols), pass_,
-                        {"rise": round(rise, 1), "narrowness": round(narrowness, 1),
-                         "period_px": round(self.cols / max(at, 1), 2)})]
+        return [
+            Finding(
+                "ringing",
+                c.row,
+                (0, self.cols),
+                pass_,
+                {"rise": round(rise, 1), "narrowness": round(narrowness, 1), "period_px": round(self.cols / max(at, 1), 2)},
+            )
+        ]
 
     def _run_or_offset(self, c: Candidate, line: np.ndarray, between: np.ndarray, pass_: str) -> list[Finding]:
         bars = c.bars
@@ -276,8 +323,21 @@ class HealthMonitor:
         runs, peak = candidates(between, bars["spreads"], track.lengths, bars["z_step"])
         track.peaks.append(peak)
         for segment in runs:
-            verdict = judge_run(c.line, c.before, c.previous, line, between, segment, pass_, bars["step"],
-                                bars["sigma"], c.changes, bars["spreads"], track.lengths, bars["z_scar"])
+            verdict = judge_run(
+                c.line,
+                c.before,
+                c.previous,
+                line,
+                between,
+                segment,
+                pass_,
+                bars["step"],
+                bars["sigma"],
+                c.changes,
+                bars["spreads"],
+                track.lengths,
+                bars["z_scar"],
+            )
             if verdict is None:
                 continue
             verdict = self._other_pass_agrees(verdict, c.row, pass_, bars["z_scar"])
@@ -286,8 +346,7 @@ class HealthMonitor:
                 return [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
         if runs or len(track.steps) < OFFSET_HISTORY:
             return []
-        verdict = judge_offset(c.step, float(np.median(line - c.previous)), bars["step"], bars["step_spread"],
-                               bars["sigma"], self.cols)
+        verdict = judge_offset(c.step, float(np.median(line - c.previous)), bars["step"], bars["step_spread"], bars["sigma"], self.cols)
         return [] if verdict is None else [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
 
     def _other_pass_agrees(self, verdict, row: int, pass_: str, z_scar: float = Z_SCAR):

@@ -19,8 +19,10 @@ def parse_rules(text: str) -> dict[str, str]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         kind, sep, action = (s.strip() for s in part.partition("="))
         if not sep or kind not in KINDS or action not in ACTIONS:
-            raise ValueError(f"--on-alert takes kind=action pairs separated by commas (kinds: {', '.join(KINDS)}; "
-                             f"actions: {', '.join(ACTIONS)}), got {part!r}")
+            raise ValueError(
+                f"--on-alert takes kind=action pairs separated by commas (kinds: {', '.join(KINDS)}; "
+                f"actions: {', '.join(ACTIONS)}), got {part!r}"
+            )
         if kind in rules and rules[kind] != action:
             raise ValueError(f"--on-alert gives {kind} two actions ({rules[kind]}, {action})")
         rules[kind] = action

@@ -41,7 +41,7 @@ def _statistics(residual: np.ndarray, lengths: tuple[int, ...]) -> list[tuple[np
     for length in lengths:
         windows = cumulative[length:] - cumulative[:-length]  # windows[i]: the sum over [i, i + L)
         step = windows[length:] - windows[:-length]
-        hat = windows[length:-length] - 0.5 * (windows[:-2 * length] + windows[2 * length:])
+        hat = windows[length:-length] - 0.5 * (windows[: -2 * length] + windows[2 * length :])
         out.append((hat, step))
     return out
 
@@ -50,12 +50,12 @@ def spreads(residual: np.ndarray, lengths: tuple[int, ...]) -> np.ndarray:
     """Spread of each length's hat and step statistics over ``residual`` (rows: lengths; columns: hat,
     step): mean absolute value times sqrt(pi / 2), the rms of a normal variable (cheaper than a MAD;
     the history's median makes it robust)."""
-    return np.array([[np.abs(h).sum() / h.size, np.abs(s).sum() / s.size]
-                     for h, s in _statistics(residual, lengths)]) * 1.2533
+    return np.array([[np.abs(h).sum() / h.size, np.abs(s).sum() / s.size] for h, s in _statistics(residual, lengths)]) * 1.2533
 
 
-def candidates(residual: np.ndarray, bars: np.ndarray, lengths: tuple[int, ...], floor: float,
-               most: int = 4) -> tuple[list[Segment], float]:
+def candidates(
+    residual: np.ndarray, bars: np.ndarray, lengths: tuple[int, ...], floor: float, most: int = 4
+) -> tuple[list[Segment], float]:
     """Up to ``most`` runs whose hat or step stands out from its length's typical spread ``bars`` by at
     least ``floor``, strongest first, none overlapping a stronger one (a line may hold a surface feature
     that stands out as well as the event); and the line's largest statistic over its spread (``peak``, the
@@ -74,7 +74,7 @@ def candidates(residual: np.ndarray, bars: np.ndarray, lengths: tuple[int, ...],
         if z >= floor:
             edge = i + length
             # The run is the side of the edge away from the line's usual level (the median, zero).
-            left, right = residual[i:edge].sum(), residual[edge:edge + length].sum()
+            left, right = residual[i:edge].sum(), residual[edge : edge + length].sum()
             found.append(Segment(edge, edge + length, z, "step") if abs(right) >= abs(left) else Segment(i, edge, z, "step"))
     chosen: list[Segment] = []
     for segment in sorted(found, key=lambda s: -s.z):
@@ -92,7 +92,7 @@ def run_z(residual: np.ndarray, start: int, stop: int, bars: np.ndarray, lengths
     length = stop - start
     if length > 1.5 * lengths[-1]:
         return 0.0
-    flanks = np.concatenate((residual[max(0, start - length):start], residual[stop:stop + length]))
+    flanks = np.concatenate((residual[max(0, start - length) : start], residual[stop : stop + length]))
     reference = float(np.mean(flanks)) if flanks.size else 0.0
     statistic = abs(float(np.sum(residual[start:stop])) - reference * length)
     k = int(np.argmin(np.abs(np.log(np.asarray(lengths) / length))))

@@ -62,7 +62,7 @@ def refine(residual: np.ndarray, segment: Segment) -> tuple[int, int]:
     pixels) stays beyond half the segment's level. A window of the ladder rarely fits a run exactly, and
     a step's window holds one side of the edge only; a run that reaches a line end is the part of a line
     before or after a tip change."""
-    level = float(np.mean(residual[segment.start:segment.stop]))
+    level = float(np.mean(residual[segment.start : segment.stop]))
     smooth = np.convolve(np.pad(residual, 2, mode="edge"), np.full(5, 0.2), mode="valid") * np.sign(level)
     outside = np.flatnonzero(smooth <= 0.5 * abs(level))
     middle = (segment.start + segment.stop) // 2
@@ -93,10 +93,21 @@ def _contrast(diff: np.ndarray, start: int, stop: int) -> float:
     return float(np.mean(diff[start:stop]) - np.median(outside))
 
 
-def judge_run(row: np.ndarray, before: np.ndarray, previous: np.ndarray, after: np.ndarray, residual: np.ndarray,
-              segment: Segment, pass_: str, typical_step: float, sigma: float,
-              changes: np.ndarray, bars: np.ndarray, lengths: tuple[int, ...],
-              z_scar: float = Z_SCAR) -> Verdict | None:
+def judge_run(
+    row: np.ndarray,
+    before: np.ndarray,
+    previous: np.ndarray,
+    after: np.ndarray,
+    residual: np.ndarray,
+    segment: Segment,
+    pass_: str,
+    typical_step: float,
+    sigma: float,
+    changes: np.ndarray,
+    bars: np.ndarray,
+    lengths: tuple[int, ...],
+    z_scar: float = Z_SCAR,
+) -> Verdict | None:
     """Scar, tip change or nothing for the run ``segment`` found in ``residual`` (``row - before``, median
     removed). ``previous``: the line just before ``row``; ``typical_step``: the recent lines' median offset
     from one line to the next (a slope along the slow axis); ``sigma``: the recent robust rms of a line less
@@ -114,11 +125,10 @@ def judge_run(row: np.ndarray, before: np.ndarray, previous: np.ndarray, after: 
     moved_before = float(np.median(np.abs(changes[:, start:stop].mean(axis=1))))
     relief = 0.0
     if stop - start <= JITTER_PX:
-        around = before[max(0, start - JITTER_PX):stop + JITTER_PX]
+        around = before[max(0, start - JITTER_PX) : stop + JITTER_PX]
         relief = float(np.ptp(np.convolve(around, np.full(3, 1 / 3), mode="valid"))) if around.size >= 3 else 0.0
     local = max(LOCAL * moved_before, EDGE * relief)
-    evidence = {"z": round(z, 2), "height": height, "remains": remains, "line_noise": sigma,
-                "local_change": local}
+    evidence = {"z": round(z, 2), "height": height, "remains": remains, "line_noise": sigma, "local_change": local}
     # The run must stand alone: gone in the next line and still in the lines before, both at once (a
     # feature of the surface often half-persists and half-moves).
     if abs(remains) + local / LOCAL > PERSISTS * abs(height) or abs(height) < MIN_HEIGHT * sigma:
@@ -143,8 +153,7 @@ def judge_run(row: np.ndarray, before: np.ndarray, previous: np.ndarray, after: 
     return Verdict("scar", (start, stop), evidence) if z >= z_scar else None
 
 
-def judge_offset(step: float, next_step: float, typical_step: float, spread: float, sigma: float,
-                 cols: int) -> Verdict | None:
+def judge_offset(step: float, next_step: float, typical_step: float, spread: float, sigma: float, cols: int) -> Verdict | None:
     """A tip change at a line's start: the line's offset ``step`` from the line before stands out from the
     recent steps (``typical_step``, ``spread``) and the next line keeps it (``next_step``: its offset from
     the same line before, two steps); ``sigma``: as for ``judge_run`` (``MIN_HEIGHT``)."""
@@ -158,8 +167,7 @@ def judge_offset(step: float, next_step: float, typical_step: float, spread: flo
     return Verdict("tip_change", (0, cols), {"z": round(z, 2), "height": jump, "kept": kept, "step_spread": spread})
 
 
-def in_other_pass(other_row: np.ndarray, other_before: np.ndarray, columns: tuple[int, int], height: float,
-                  shift: int = 3) -> float:
+def in_other_pass(other_row: np.ndarray, other_before: np.ndarray, columns: tuple[int, int], height: float, shift: int = 3) -> float:
     """The share of ``height`` that the other pass's same row shows over ``columns`` against its own lines
     before (the largest over shifts of up to ``shift`` pixels: the passes' x-warp). A scar or a tip change
     happens in time, in one pass; a run both passes show at one place is the surface."""

@@ -73,7 +73,7 @@ def scan_layout(array: np.ndarray, up: bool, forward: bool) -> np.ndarray:
     column 0 at the left, for both passes. ``forward`` is Nanonis' word for the trace.
     ``bridge/NANONIS.md`` says why this is assumed.
     """
-    return array[::-1 if up else 1, ::1 if forward else -1]
+    return array[:: -1 if up else 1, :: 1 if forward else -1]
 
 
 @dataclass(frozen=True)
@@ -158,8 +158,7 @@ class NanonisClient:
         except OSError as exc:
             self.close()
             if isinstance(exc, socket.timeout):
-                raise NanonisConnectionError(
-                    f"Nanonis at {self.address} did not answer {command} within {self.timeout:g} s") from None
+                raise NanonisConnectionError(f"Nanonis at {self.address} did not answer {command} within {self.timeout:g} s") from None
             raise NanonisConnectionError(f"lost Nanonis at {self.address}: {_reason(exc)}") from None
         except NanonisProtocolError:
             self.close()
@@ -174,9 +173,11 @@ class NanonisClient:
 
     def scan_buffer(self) -> ScanBuffer:
         """``Scan.BufferGet``: the acquired channels, pixels per line and lines per frame."""
+
         def read(r: BodyReader) -> ScanBuffer:
             count = r.i32()
             return ScanBuffer(r.i32_array(count), r.i32(), r.i32())
+
         return self.call("Scan.BufferGet", b"", read)
 
     def scan_frame(self) -> ScanFrame:
@@ -185,8 +186,7 @@ class NanonisClient:
 
     def scan_speed(self) -> ScanSpeed:
         """``Scan.SpeedGet``: linear speeds (m/s), times per line (s), what is kept constant, speed ratio."""
-        return self.call("Scan.SpeedGet", b"",
-                         lambda r: ScanSpeed(r.f32(), r.f32(), r.f32(), r.f32(), r.u16(), r.f32()))
+        return self.call("Scan.SpeedGet", b"", lambda r: ScanSpeed(r.f32(), r.f32(), r.f32(), r.f32(), r.u16(), r.f32()))
 
     def frame_data_grab(self, channel: int, forward: bool = True) -> FrameGrab:
         """``Scan.FrameDataGrab``: the current frame of an acquired channel (its index, not its name)."""

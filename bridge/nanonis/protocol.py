@@ -128,8 +128,9 @@ class BodyReader:
     def _take(self, size: int) -> memoryview:
         if size < 0 or self._at + size > len(self._body):
             raise NanonisProtocolError(
-                f"{self._command or 'body'} is truncated: needs {size} bytes at offset {self._at} of {len(self._body)}")
-        chunk = self._body[self._at:self._at + size]
+                f"{self._command or 'body'} is truncated: needs {size} bytes at offset {self._at} of {len(self._body)}"
+            )
+        chunk = self._body[self._at : self._at + size]
         self._at += size
         return chunk
 

@@ -16,5 +16,4 @@ from .controller import SIM_SEED_BASE, SimScan, SimulatedController, trace_and_r
 from .nanonis_server import SimulatedNanonis
 from .scanner import Scanner, simulated_frames
 
-__all__ = ["SIM_SEED_BASE", "Scanner", "SimScan", "SimulatedController", "SimulatedNanonis", "simulated_frames",
-           "trace_and_retrace"]
+__all__ = ["SIM_SEED_BASE", "Scanner", "SimScan", "SimulatedController", "SimulatedNanonis", "simulated_frames", "trace_and_retrace"]

@@ -50,13 +50,13 @@ def run_live(
     with Bridge(config, backend) as bridge, contextlib.ExitStack() as stack:
         endpoints = dict(bridge.endpoints)
         if preview_port is not None:
-            preview = stack.enter_context(Preview(bridge.endpoints["pub"], config.host, preview_port, bridge.status,
-                                                  keys=bridge.client_keys))
+            preview = stack.enter_context(
+                Preview(bridge.endpoints["pub"], config.host, preview_port, bridge.status, keys=bridge.client_keys)
+            )
             endpoints["preview"] = preview.url
         if on_start is not None:
             on_start(endpoints)
-        source = threading.Thread(target=sim.run, args=(bridge.endpoints["pull"], stop, bridge.client_keys),
-                                  name="maed-sim", daemon=True)
+        source = threading.Thread(target=sim.run, args=(bridge.endpoints["pull"], stop, bridge.client_keys), name="maed-sim", daemon=True)
         source.start()
         try:
             if not bridge.wait_finished(sim.scans, timeout):

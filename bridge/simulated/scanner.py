@@ -70,8 +70,8 @@ def simulated_frames(seed: int) -> FrameMaker:
         # Rows are in acquisition order; an up scan acquires the bottom row first.
         order = slice(None, None, -1) if up else slice(None)
         channels = tuple(
-            SimChannel(index, name, *(np.ascontiguousarray(im[order], np.float32) for im in images[name]))
-            for index, name in SIM_CHANNELS)
+            SimChannel(index, name, *(np.ascontiguousarray(im[order], np.float32) for im in images[name])) for index, name in SIM_CHANNELS
+        )
         side = size * pair.pixel_m
         return SimFrame(channels, side, side)
 
@@ -86,8 +86,7 @@ class Scanner:
     Scanning starts at once. Thread-safe: every client connection reads the same scan.
     """
 
-    def __init__(self, make_frame: FrameMaker, size: int = 256, line_rate: float = 20.0, slow_axis: str = "down",
-                 scans: int = 0) -> None:
+    def __init__(self, make_frame: FrameMaker, size: int = 256, line_rate: float = 20.0, slow_axis: str = "down", scans: int = 0) -> None:
         if not 1 <= size <= 4096:
             raise ValueError(f"scan size must be 1 to 4096 pixels, got {size}")
         if not line_rate > 0:

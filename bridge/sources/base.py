@@ -41,8 +41,7 @@ class LinePusher:
     never block.
     """
 
-    def __init__(self, endpoint: str, context: zmq.Context | None = None, acks: str | None = None,
-                 keys: ClientKeys | None = None) -> None:
+    def __init__(self, endpoint: str, context: zmq.Context | None = None, acks: str | None = None, keys: ClientKeys | None = None) -> None:
         """Connect to the bridge's PULL ``endpoint``; ``keys``: CURVE keys for a keyed bridge."""
         self._socket = (context or zmq.Context.instance()).socket(zmq.PUSH)
         if keys is not None:
@@ -56,16 +55,21 @@ class LinePusher:
         self._socket.connect(endpoint)
         self._endpoint = endpoint
         self._seq = 0
-        self._resender = None if acks is None else Resender(
-            self._socket, acks, context or zmq.Context.instance(), keys.apply if keys is not None else None)
+        self._resender = (
+            None
+            if acks is None
+            else Resender(self._socket, acks, context or zmq.Context.instance(), keys.apply if keys is not None else None)
+        )
 
     def _send(self, message: ScanStart | Line | ScanEnd) -> None:
         if self._resender is None:
             try:
                 self._socket.send_multipart(encode(message))
             except zmq.Again:
-                raise ConnectionError(f"no bridge at {self._endpoint} took a message within {PUSH_LINGER_MS / 1000:g} s: "
-                                      "is it running, and does it accept this client's keys?") from None
+                raise ConnectionError(
+                    f"no bridge at {self._endpoint} took a message within {PUSH_LINGER_MS / 1000:g} s: "
+                    "is it running, and does it accept this client's keys?"
+                ) from None
         else:
             self._resender.send(message.scan, message.seq, encode(message))
         self._seq += 1
@@ -80,11 +84,32 @@ class LinePusher:
         (at once True without ``acks``)."""
         return self._resender is None or self._resender.wait(timeout)
 
-    def start(self, scan: str, rows: int, cols: int, range_m: tuple[float, float], *, slow_axis: str = "down",
-              channel: str = "Z", unit: str = "m", **extra: object) -> None:
+    def start(
+        self,
+        scan: str,
+        rows: int,
+        cols: int,
+        range_m: tuple[float, float],
+        *,
+        slow_axis: str = "down",
+        channel: str = "Z",
+        unit: str = "m",
+        **extra: object,
+    ) -> None:
         """Send ``scan.start``; ``slow_axis`` is ``down`` (row 0 first) or ``up``; ``extra`` adds header keys."""
-        self._send(ScanStart(scan=scan, seq=self._seq, rows=rows, cols=cols, channel=channel, unit=unit,
-                             range=tuple(range_m), slow_axis=slow_axis, extra=extra))
+        self._send(
+            ScanStart(
+                scan=scan,
+                seq=self._seq,
+                rows=rows,
+                cols=cols,
+                channel=channel,
+                unit=unit,
+                range=tuple(range_m),
+                slow_axis=slow_axis,
+                extra=extra,
+            )
+        )
 
     def line(self, scan: str, row: int, data: np.ndarray, *, pass_: str = "trace", t: float | None = None) -> None:
         """Send one line of frame row ``row``; ``pass_`` is ``trace`` or ``retrace``, ``data`` in image order
@@ -99,7 +124,6 @@ class LinePusher:
         """Close; with ``acks``, after waiting up to the linger time for the last acknowledgements."""
         if self._resender is not None:
             if not self.wait_acked(PUSH_LINGER_MS / 1000):
-                log.warning("%d messages were not acknowledged by the bridge: they are lost unless it journaled them",
-                            self.unacked)
+                log.warning("%d messages were not acknowledged by the bridge: they are lost unless it journaled them", self.unacked)
             self._resender.close()
         self._socket.close()

@@ -74,6 +74,8 @@ def poll_interval_for(time_per_line: float) -> float:
     if not math.isfinite(time_per_line) or time_per_line <= 0:
         return MAX_POLL_S
     return min(max(time_per_line, MIN_POLL_S), MAX_POLL_S)
+
+
 BACKOFF_FIRST_S = 0.05
 BACKOFF_MAX_S = 2.0
 _NAME = re.compile(r"^\s*(.*?)\s*(?:\(([^()]*)\))?\s*$")
@@ -105,8 +107,11 @@ class _Followed:
     """Per pass followed, the acquisition step (0 is the first line scanned) of the next line to send."""
 
     def same_frame(self, trace: FrameGrab) -> bool:
-        return (trace.data.shape == (self.rows, self.cols) and trace.up == self.up
-                and np.array_equal(trace.image[self.sent_rows], self.sent[self.sent_rows]))
+        return (
+            trace.data.shape == (self.rows, self.cols)
+            and trace.up == self.up
+            and np.array_equal(trace.image[self.sent_rows], self.sent[self.sent_rows])
+        )
 
     def new_steps(self, pass_: str, image: np.ndarray) -> list[int]:
         """Acquisition steps of the complete rows (of an image-order frame) not sent yet, in scan order."""
@@ -277,8 +282,16 @@ class NanonisSource:
             alert, action = self._pending[0]
             command = "Scan.Action pause" if action == "pause" else "ZCtrl.Withdraw"
             # Logged before it is sent: a command that fails must still show in the log.
-            log.warning("nanonis: %s at row %d of scan %s (rule %s=%s): sending %s to %s", alert.kind, alert.row,
-                        alert.scan, alert.kind, action, command, self.address)
+            log.warning(
+                "nanonis: %s at row %d of scan %s (rule %s=%s): sending %s to %s",
+                alert.kind,
+                alert.row,
+                alert.scan,
+                alert.kind,
+                action,
+                command,
+                self.address,
+            )
             self.commands.append(f"{command} ({alert.kind} at row {alert.row} of {alert.scan})")
             try:
                 if action == "pause":
@@ -340,9 +353,16 @@ class NanonisSource:
         index, _ = self._find_channel(client, client.scan_buffer())
         frame, speed = client.scan_frame(), client.scan_speed()
         retrace, trace = self._grab(client, index)
-        followed = _Followed(start.scan, index, start.rows, start.cols, start.slow_axis == "up",
-                             np.full((start.rows, start.cols), np.nan, np.float32), np.zeros(start.rows, bool),
-                             self._first_steps())
+        followed = _Followed(
+            start.scan,
+            index,
+            start.rows,
+            start.cols,
+            start.slow_axis == "up",
+            np.full((start.rows, start.cols), np.nan, np.float32),
+            np.zeros(start.rows, bool),
+            self._first_steps(),
+        )
         had = {"trace": followed.sent, "retrace": np.full_like(followed.sent, np.nan)}
         for line in lines:
             had[line.pass_][line.row] = line.data
@@ -350,21 +370,28 @@ class NanonisSource:
                 step = start.rows - 1 - line.row if followed.up else line.row
                 followed.next_step[line.pass_] = max(followed.next_step[line.pass_], step + 1)
         followed.sent_rows[:] = np.isfinite(followed.sent).all(axis=1)
-        same_area = (tuple(start.range) == (frame.width, frame.height) and start.extra.get("angle") == frame.angle
-                     and start.extra.get("center") == [frame.center_x, frame.center_y])
+        same_area = (
+            tuple(start.range) == (frame.width, frame.height)
+            and start.extra.get("angle") == frame.angle
+            and start.extra.get("center") == [frame.center_x, frame.center_y]
+        )
         retrace_rows = np.isfinite(had["retrace"]).all(axis=1)
-        same_retrace = retrace is None or (retrace.image.shape == had["retrace"].shape and np.array_equal(
-            retrace.image[retrace_rows], had["retrace"][retrace_rows]))
+        same_retrace = retrace is None or (
+            retrace.image.shape == had["retrace"].shape and np.array_equal(retrace.image[retrace_rows], had["retrace"][retrace_rows])
+        )
         self.resume = None
         if same_area and same_retrace and followed.same_frame(trace):
             self._followed = followed
             self._set_interval(speed)
-            log.info("nanonis: resuming scan %s after a restart: %d of %d rows were journaled", start.scan,
-                     int(followed.sent_rows.sum()), start.rows)
+            log.info(
+                "nanonis: resuming scan %s after a restart: %d of %d rows were journaled",
+                start.scan,
+                int(followed.sent_rows.sum()),
+                start.rows,
+            )
         else:
             pusher.end(start.scan, complete=False)
-            log.info("nanonis: scan %s, resumed from the journal, is no longer the controller's frame: ended",
-                     start.scan)
+            log.info("nanonis: scan %s, resumed from the journal, is no longer the controller's frame: ended", start.scan)
 
     def _open(self, client: NanonisClient, pusher: LinePusher) -> None:
         buffer = client.scan_buffer()
@@ -384,11 +411,17 @@ class NanonisSource:
         extra = {"angle": frame.angle, "center": [frame.center_x, frame.center_y]}
         if line_time > 0:
             extra["line_rate"] = 1.0 / line_time
-        pusher.start(scan, buffer.lines, buffer.pixels, (frame.width, frame.height), slow_axis=slow_axis,
-                     channel=label, unit=unit, **extra)
+        pusher.start(scan, buffer.lines, buffer.pixels, (frame.width, frame.height), slow_axis=slow_axis, channel=label, unit=unit, **extra)
         self._followed = followed = _Followed(
-            scan, index, buffer.lines, buffer.pixels, trace.up, np.full(trace.data.shape, np.nan, np.float32),
-            np.zeros(buffer.lines, bool), self._first_steps())
+            scan,
+            index,
+            buffer.lines,
+            buffer.pixels,
+            trace.up,
+            np.full(trace.data.shape, np.nan, np.float32),
+            np.zeros(buffer.lines, bool),
+            self._first_steps(),
+        )
         log.info("nanonis: following scan %s: %s, %d x %d, %s", scan, name, buffer.lines, buffer.pixels, slow_axis)
         self._send_new(pusher, followed, trace, retrace)
 
@@ -403,8 +436,9 @@ class NanonisSource:
             if self.channel.lower() in (name.lower(), split_channel_name(name)[0].lower()):
                 return index, name
             names.append(name)
-        raise ChannelNotAcquired(f"channel {self.channel!r} is not acquired by Nanonis at {self.address} "
-                                 f"(acquired: {', '.join(names) or 'none'})")
+        raise ChannelNotAcquired(
+            f"channel {self.channel!r} is not acquired by Nanonis at {self.address} (acquired: {', '.join(names) or 'none'})"
+        )
 
     def _send_new(self, pusher: LinePusher, followed: _Followed, trace: FrameGrab, retrace: FrameGrab | None) -> None:
         t = time.time()
@@ -423,7 +457,12 @@ class NanonisSource:
         if self._followed is None:
             return
         pusher.end(self._followed.scan, complete)
-        log.info("nanonis: scan %s ended (%s, %d of %d rows)", self._followed.scan,
-                 "complete" if complete else "incomplete", int(self._followed.sent_rows.sum()), self._followed.rows)
+        log.info(
+            "nanonis: scan %s ended (%s, %d of %d rows)",
+            self._followed.scan,
+            "complete" if complete else "incomplete",
+            int(self._followed.sent_rows.sum()),
+            self._followed.rows,
+        )
         self._followed = None
         self._ended += 1

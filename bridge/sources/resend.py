@@ -35,8 +35,7 @@ ACK_TOPIC = b"scan.journaled"
 class Resender:
     """Unacknowledged messages, the ack subscription and the sending of both new and resent messages."""
 
-    def __init__(self, socket: zmq.Socket, acks: str, context: zmq.Context,
-                 secure: Callable[[zmq.Socket], None] | None = None) -> None:
+    def __init__(self, socket: zmq.Socket, acks: str, context: zmq.Context, secure: Callable[[zmq.Socket], None] | None = None) -> None:
         """``socket``: the pusher's PUSH socket, already connected with ``ZMQ_IMMEDIATE`` set; ``acks``: the
         bridge's ack endpoint; ``secure`` sets the CURVE keys of a new socket (None: none)."""
         self._socket = socket

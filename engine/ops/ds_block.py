@@ -65,9 +65,13 @@ class DSBlockWeights:
 def attributes(w: DSBlockWeights) -> dict[str, object]:
     """The attributes of a ``MaedDSResidualBlock`` node; the plugin reads fields of these names."""
     attributes: dict[str, object] = {
-        "in_channels": w.cin, "out_channels": w.cout, "kernel_size": w.ksize,
-        "dw_weight": w.dw_weight.ravel().tolist(), "dw_bias": w.dw_bias.tolist(),
-        "pw_weight": w.pw_weight.ravel().tolist(), "bias": w.bias.tolist(),
+        "in_channels": w.cin,
+        "out_channels": w.cout,
+        "kernel_size": w.ksize,
+        "dw_weight": w.dw_weight.ravel().tolist(),
+        "dw_bias": w.dw_bias.tolist(),
+        "pw_weight": w.pw_weight.ravel().tolist(),
+        "bias": w.bias.tolist(),
     }
     if w.shortcut_weight is not None:  # absent: identity shortcut
         attributes["shortcut_weight"] = w.shortcut_weight.ravel().tolist()
@@ -79,8 +83,11 @@ def weights(a: dict[str, object]) -> DSBlockWeights:
     cin, cout, k = a["in_channels"], a["out_channels"], a["kernel_size"]
     shortcut = a.get("shortcut_weight")
     return DSBlockWeights(
-        np.reshape(a["dw_weight"], (cin, k, k)), np.array(a["dw_bias"]), np.reshape(a["pw_weight"], (cout, cin)),
-        None if shortcut is None else np.reshape(shortcut, (cout, cin)), np.array(a["bias"]),
+        np.reshape(a["dw_weight"], (cin, k, k)),
+        np.array(a["dw_bias"]),
+        np.reshape(a["pw_weight"], (cout, cin)),
+        None if shortcut is None else np.reshape(shortcut, (cout, cin)),
+        np.array(a["bias"]),
     )
 
 

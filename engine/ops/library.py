@@ -67,26 +67,37 @@ def find_library(name: str, target: str, build_dir: Path | None = None, how: str
         folder = build_dir or BUILD_DIR
         build = f"`cmake -S {REPO} -B {folder}{options} && cmake --build {folder} --target {target}`"
     else:  # an installed package: build in a checkout, install into this environment
-        build = (f"`cmake -S . -B build/native{options} && cmake --build build/native && cmake --install build/native "
-                 f"--prefix {sys.prefix}` in a source checkout")
+        build = (
+            f"`cmake -S . -B build/native{options} && cmake --build build/native && cmake --install build/native "
+            f"--prefix {sys.prefix}` in a source checkout"
+        )
     looked = ", ".join(str(p.parent) for p in places)
-    raise LibraryNotFound(f"{name} is not built (looked in {looked}); build it with {build}, "
-                          f"or set {LIB_DIR_VARIABLE} to the folder that holds it")
+    raise LibraryNotFound(
+        f"{name} is not built (looked in {looked}); build it with {build}, or set {LIB_DIR_VARIABLE} to the folder that holds it"
+    )
 
 
 class _DsBlock(ctypes.Structure):
     _fields_ = [
-        ("cin", ctypes.c_int32), ("cout", ctypes.c_int32), ("ksize", ctypes.c_int32),
-        ("dw_weight", ctypes.c_void_p), ("dw_bias", ctypes.c_void_p), ("pw_weight", ctypes.c_void_p),
-        ("shortcut_weight", ctypes.c_void_p), ("bias", ctypes.c_void_p),
+        ("cin", ctypes.c_int32),
+        ("cout", ctypes.c_int32),
+        ("ksize", ctypes.c_int32),
+        ("dw_weight", ctypes.c_void_p),
+        ("dw_bias", ctypes.c_void_p),
+        ("pw_weight", ctypes.c_void_p),
+        ("shortcut_weight", ctypes.c_void_p),
+        ("bias", ctypes.c_void_p),
     ]
 
 
 class _SeFusion(ctypes.Structure):
     _fields_ = [
-        ("channels", ctypes.c_int32), ("reduced", ctypes.c_int32),
-        ("fc1_weight", ctypes.c_void_p), ("fc1_bias", ctypes.c_void_p),
-        ("fc2_weight", ctypes.c_void_p), ("fc2_bias", ctypes.c_void_p),
+        ("channels", ctypes.c_int32),
+        ("reduced", ctypes.c_int32),
+        ("fc1_weight", ctypes.c_void_p),
+        ("fc1_bias", ctypes.c_void_p),
+        ("fc2_weight", ctypes.c_void_p),
+        ("fc2_bias", ctypes.c_void_p),
     ]
 
 
@@ -109,8 +120,7 @@ class HostReference:
         self._lib = ctypes.CDLL(str(library))
         for name, layer in (("maed_ref_ds_block", _DsBlock), ("maed_ref_se_fusion", _SeFusion)):
             fn = getattr(self._lib, name)
-            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                           ctypes.POINTER(layer)]
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.POINTER(layer)]
             fn.restype = ctypes.c_int
 
     @classmethod
@@ -123,8 +133,16 @@ class HostReference:
         n, h, wd = _image_shape(x, w.cin, "ds_block input")
         x = np.ascontiguousarray(x)
         y = np.empty((n, w.cout, h, wd), dtype=x.dtype)
-        block = _DsBlock(w.cin, w.cout, w.ksize, _address(w.dw_weight), _address(w.dw_bias), _address(w.pw_weight),
-                         _address(w.shortcut_weight), _address(w.bias))
+        block = _DsBlock(
+            w.cin,
+            w.cout,
+            w.ksize,
+            _address(w.dw_weight),
+            _address(w.dw_bias),
+            _address(w.pw_weight),
+            _address(w.shortcut_weight),
+            _address(w.bias),
+        )
         self._check(self._lib.maed_ref_ds_block(x.ctypes.data, y.ctypes.data, _DTYPES[x.dtype], n, h, wd, block))
         return y
 
@@ -133,8 +151,7 @@ class HostReference:
         n, h, wd = _image_shape(x, w.channels, "se_fusion input")
         x = np.ascontiguousarray(x)
         y = np.empty_like(x)
-        se = _SeFusion(w.channels, w.reduced, _address(w.fc1_weight), _address(w.fc1_bias), _address(w.fc2_weight),
-                       _address(w.fc2_bias))
+        se = _SeFusion(w.channels, w.reduced, _address(w.fc1_weight), _address(w.fc1_bias), _address(w.fc2_weight), _address(w.fc2_bias))
         self._check(self._lib.maed_ref_se_fusion(x.ctypes.data, y.ctypes.data, _DTYPES[x.dtype], n, h, wd, se))
         return y
 
@@ -169,8 +186,18 @@ class CudaKernels:
         (without nvcc CMake builds the host reference only)."""
         return cls(find_library("libmaed_kernels.so", "maed_kernels", build_dir))
 
-    def ds_block(self, x: int, y: int, dtype: np.dtype, shape: tuple[int, int, int], cin: int, cout: int, ksize: int,
-                 weights: Sequence[int], stream: int = 0) -> None:
+    def ds_block(
+        self,
+        x: int,
+        y: int,
+        dtype: np.dtype,
+        shape: tuple[int, int, int],
+        cin: int,
+        cout: int,
+        ksize: int,
+        weights: Sequence[int],
+        stream: int = 0,
+    ) -> None:
         """Queue the fused DS block: x (N, cin, H, W) -> y (N, cout, H, W); shape is (N, H, W)."""
         block = _DsBlock(cin, cout, ksize, *(a or None for a in weights))
         self._check(self._lib.maed_cuda_ds_block(x, y, _DTYPES[np.dtype(dtype)], *shape, block, stream or None))
@@ -179,8 +206,18 @@ class CudaKernels:
         """Device scratch the SE fusion needs for this shape."""
         return self._lib.maed_cuda_se_workspace_bytes(n, channels, height, width)
 
-    def se_fusion(self, x: int, y: int, dtype: np.dtype, shape: tuple[int, int, int], channels: int, reduced: int,
-                  weights: Sequence[int], workspace: int, stream: int = 0) -> None:
+    def se_fusion(
+        self,
+        x: int,
+        y: int,
+        dtype: np.dtype,
+        shape: tuple[int, int, int],
+        channels: int,
+        reduced: int,
+        weights: Sequence[int],
+        workspace: int,
+        stream: int = 0,
+    ) -> None:
         """Queue the SE fusion: x -> y, both (N, C, H, W); shape is (N, H, W)."""
         se = _SeFusion(channels, reduced, *weights)
         self._check(self._lib.maed_cuda_se_fusion(x, y, _DTYPES[np.dtype(dtype)], *shape, se, workspace, stream or None))

@@ -103,8 +103,7 @@ def insert_plugins(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, i
             # In the place of the pattern's last node: its input is computed before, its readers after.
             scope = os.path.commonprefix([n.name for n in match.nodes]).rpartition("/")[0]
             name = f"{scope}/{match.op_type}" if scope else f"{node.output[0]}_{match.op_type}"
-            nodes.append(helper.make_node(match.op_type, [match.source], [node.output[0]], name=name, domain=DOMAIN,
-                                          **match.attributes))
+            nodes.append(helper.make_node(match.op_type, [match.source], [node.output[0]], name=name, domain=DOMAIN, **match.attributes))
         elif id(node) not in replaced:
             nodes.append(node)
     del graph.node[:]

@@ -47,17 +47,21 @@ class SEWeights:
 def attributes(w: SEWeights) -> dict[str, object]:
     """The attributes of a ``MaedSEFusion`` node; the plugin reads fields of these names."""
     return {
-        "channels": w.channels, "reduced_channels": w.reduced,
-        "fc1_weight": w.fc1_weight.ravel().tolist(), "fc1_bias": w.fc1_bias.tolist(),
-        "fc2_weight": w.fc2_weight.ravel().tolist(), "fc2_bias": w.fc2_bias.tolist(),
+        "channels": w.channels,
+        "reduced_channels": w.reduced,
+        "fc1_weight": w.fc1_weight.ravel().tolist(),
+        "fc1_bias": w.fc1_bias.tolist(),
+        "fc2_weight": w.fc2_weight.ravel().tolist(),
+        "fc2_bias": w.fc2_bias.tolist(),
     }
 
 
 def weights(a: dict[str, object]) -> SEWeights:
     """The weights a node's attributes carry (the reverse of ``attributes``)."""
     c, r = a["channels"], a["reduced_channels"]
-    return SEWeights(np.reshape(a["fc1_weight"], (r, c)), np.array(a["fc1_bias"]),
-                     np.reshape(a["fc2_weight"], (c, r)), np.array(a["fc2_bias"]))
+    return SEWeights(
+        np.reshape(a["fc1_weight"], (r, c)), np.array(a["fc1_bias"]), np.reshape(a["fc2_weight"], (c, r)), np.array(a["fc2_bias"])
+    )
 
 
 def _reduce_axes(g: Graph, node: Node) -> list[int] | None:

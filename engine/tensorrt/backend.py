@@ -91,7 +91,7 @@ class TensorRTBackend:
             raise ValueError(f"H and W must be positive multiples of {m}, got {h}x{w}")
         out = np.empty((n, 1, h, w), dtype=np.float32)
         for start in range(0, n, self.max_batch):
-            out[start:start + self.max_batch] = self._run(batch[start:start + self.max_batch])
+            out[start : start + self.max_batch] = self._run(batch[start : start + self.max_batch])
         return out
 
     def _run(self, part: np.ndarray) -> np.ndarray:
@@ -133,8 +133,10 @@ def _check_engine_file(path: Path) -> None:
     key = record[0]
     here = (gpu_name(), trt.__version__)
     if (key.gpu, key.tensorrt) != here:
-        raise ValueError(f"{path} was built for {key.gpu} with TensorRT {key.tensorrt}, this is {here[0]} with "
-                         f"TensorRT {here[1]}; rebuild it with `maed engine build`")
+        raise ValueError(
+            f"{path} was built for {key.gpu} with TensorRT {key.tensorrt}, this is {here[0]} with "
+            f"TensorRT {here[1]}; rebuild it with `maed engine build`"
+        )
 
 
 def load_tensorrt(model: str = PRODUCT, precision: str = "fp16") -> TensorRTBackend:
@@ -151,7 +153,6 @@ def load_tensorrt(model: str = PRODUCT, precision: str = "fp16") -> TensorRTBack
     path = engine_path(source.model, precision)
     reason = stale_reason(path, engine_key(trt, source, precision))
     if reason:
-        print(f"maed: building the TensorRT {precision} engine of {source.model} ({reason}); once, this takes minutes",
-              file=sys.stderr)
+        print(f"maed: building the TensorRT {precision} engine of {source.model} ({reason}); once, this takes minutes", file=sys.stderr)
         build_engine(model, BuildSettings(tuple(default_profiles(source.size_multiple)), precision))
     return TensorRTBackend(path)

@@ -89,8 +89,15 @@ class OnnxSource:
         missing = [k for k in (KEY_MODEL, KEY_SIZE_MULTIPLE, KEY_WEIGHTS_SHA256) if k not in meta]
         if missing:
             raise ValueError(f"{path}: no {', '.join(missing)} in its metadata; export it with `maed export onnx`")
-        return cls(path, meta[KEY_MODEL], int(meta[KEY_SIZE_MULTIPLE]), meta.get(KEY_PRECISION, "fp32"),
-                   meta[KEY_WEIGHTS_SHA256], tuple(plugin_ops), meta.get(KEY_LEVELLING, PLANE_AND_ROWS))
+        return cls(
+            path,
+            meta[KEY_MODEL],
+            int(meta[KEY_SIZE_MULTIPLE]),
+            meta.get(KEY_PRECISION, "fp32"),
+            meta[KEY_WEIGHTS_SHA256],
+            tuple(plugin_ops),
+            meta.get(KEY_LEVELLING, PLANE_AND_ROWS),
+        )
 
 
 @cache
@@ -193,8 +200,7 @@ def build_engine(model: str, settings: BuildSettings, dest: Path | None = None) 
     timing = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")
     if timing is None or not config.set_timing_cache(timing, ignore_mismatch=False):
         # damaged, or written by another GPU or TensorRT: start afresh rather than mislead the builder
-        print(f"maed: warning: timing cache {timing_path} does not fit this GPU or TensorRT; starting a new one",
-              file=sys.stderr)
+        print(f"maed: warning: timing cache {timing_path} does not fit this GPU or TensorRT; starting a new one", file=sys.stderr)
         config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
 
     serialized = builder.build_serialized_network(network, config)
@@ -203,16 +209,20 @@ def build_engine(model: str, settings: BuildSettings, dest: Path | None = None) 
     _write_atomic(dest, serialized)
     timing_path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(timing_path, config.get_timing_cache().serialize())
-    write_record(dest, key, {
-        "model": source.model,
-        "onnx": str(source.path),
-        "size_multiple": source.size_multiple,
-        "levelling": source.levelling,
-        "strongly_typed": flags is not None,
-        "plugin_ops": list(source.plugin_ops),
-        "profiles": [p.as_dict() for p in settings.profiles],
-        "workspace_mb": settings.workspace_mb,
-        "opt_level": settings.opt_level,
-        "timing_cache": str(timing_path),
-    })
+    write_record(
+        dest,
+        key,
+        {
+            "model": source.model,
+            "onnx": str(source.path),
+            "size_multiple": source.size_multiple,
+            "levelling": source.levelling,
+            "strongly_typed": flags is not None,
+            "plugin_ops": list(source.plugin_ops),
+            "profiles": [p.as_dict() for p in settings.profiles],
+            "workspace_mb": settings.workspace_mb,
+            "opt_level": settings.opt_level,
+            "timing_cache": str(timing_path),
+        },
+    )
     return dest

@@ -24,8 +24,7 @@ def profiles_from_args(args: argparse.Namespace, size_multiple: int) -> tuple[Pr
     if args.shapes:
         if args.band != BAND or args.frame != FRAME:
             raise ValueError("--shapes gives every profile; it takes neither --band nor --frame")
-        return tuple(parse_profile(text, f"profile{i}", size_multiple, args.max_batch)
-                     for i, text in enumerate(args.shapes))
+        return tuple(parse_profile(text, f"profile{i}", size_multiple, args.max_batch) for i, text in enumerate(args.shapes))
     return tuple(default_profiles(size_multiple, args.band, args.frame, args.max_batch))
 
 
@@ -35,8 +34,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     def make_settings(size_multiple: int) -> BuildSettings:
         return BuildSettings(
-            profiles=profiles_from_args(args, size_multiple), precision=args.precision,
-            workspace_mb=args.workspace_mb, opt_level=args.opt_level,
+            profiles=profiles_from_args(args, size_multiple),
+            precision=args.precision,
+            workspace_mb=args.workspace_mb,
+            opt_level=args.opt_level,
             timing_cache=Path(args.timing_cache) if args.timing_cache else None,
         )
 
@@ -52,8 +53,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
         print(f"maed: error: {exc}", file=sys.stderr)
         return 1
     shapes = ", ".join(p.describe() for p in settings.profiles)
-    print(f"maed: {settings.precision.upper()} engine of {source.model} built in {time.perf_counter() - start:.0f} s; "
-          f"profiles (min:opt:max) {shapes}", file=sys.stderr)
+    print(
+        f"maed: {settings.precision.upper()} engine of {source.model} built in {time.perf_counter() - start:.0f} s; "
+        f"profiles (min:opt:max) {shapes}",
+        file=sys.stderr,
+    )
     print(dest)
     return 0
 
@@ -63,7 +67,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("engine", help="TensorRT engines")
     actions = p.add_subparsers(dest="action", required=True)
     p = actions.add_parser(
-        "build", help="build a TensorRT engine for this GPU from the model's ONNX file",
+        "build",
+        help="build a TensorRT engine for this GPU from the model's ONNX file",
         description="Build a TensorRT engine from the model's ONNX file, into the engine cache where "
         "`--backend tensorrt` finds it (or -o). FP16 engines are strongly typed, from the FP16 graph.",
     )
@@ -72,20 +77,33 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     precision.add_argument("--fp16", dest="precision", action="store_const", const="fp16", help="FP16 engine (default)")
     precision.add_argument("--fp32", dest="precision", action="store_const", const="fp32", help="FP32 engine")
     p.set_defaults(precision="fp16")
-    p.add_argument("--band", type=_shape, default=BAND, metavar="ROWSxCOLS",
-                   help=f"streaming band: new rows per update x scan width; the profile adds the {CONTEXT_ROWS} "
-                   f"rows of context (default: {BAND[0]}x{BAND[1]})")
-    p.add_argument("--frame", type=_shape, default=FRAME, metavar="HxW",
-                   help=f"largest full frame (default: {FRAME[0]}x{FRAME[1]})")
-    p.add_argument("--shapes", nargs="+", metavar="MIN:OPT:MAX",
-                   help="profiles given in full instead, one per argument, e.g. 16x16:160x256:320x512")
+    p.add_argument(
+        "--band",
+        type=_shape,
+        default=BAND,
+        metavar="ROWSxCOLS",
+        help=f"streaming band: new rows per update x scan width; the profile adds the {CONTEXT_ROWS} "
+        f"rows of context (default: {BAND[0]}x{BAND[1]})",
+    )
+    p.add_argument("--frame", type=_shape, default=FRAME, metavar="HxW", help=f"largest full frame (default: {FRAME[0]}x{FRAME[1]})")
+    p.add_argument(
+        "--shapes", nargs="+", metavar="MIN:OPT:MAX", help="profiles given in full instead, one per argument, e.g. 16x16:160x256:320x512"
+    )
     p.add_argument("--max-batch", type=int, default=1, metavar="N", help="largest batch (default: 1)")
-    p.add_argument("--workspace-mb", type=int, default=1024, metavar="MB",
-                   help="builder workspace limit in MiB (default: 1024)")
-    p.add_argument("--opt-level", type=int, default=3, metavar="0-5",
-                   help="builder optimisation level: higher builds longer, may run faster (default: 3)")
-    p.add_argument("--timing-cache", metavar="PATH", help="timing cache to reuse and update "
-                   "(default: one per GPU and TensorRT version in the engine cache)")
-    p.add_argument("-o", "--output", metavar="PATH", help="engine file (default: the engine cache, "
-                   "$MAED_ENGINE_CACHE or ~/.cache/maed/engines)")
+    p.add_argument("--workspace-mb", type=int, default=1024, metavar="MB", help="builder workspace limit in MiB (default: 1024)")
+    p.add_argument(
+        "--opt-level",
+        type=int,
+        default=3,
+        metavar="0-5",
+        help="builder optimisation level: higher builds longer, may run faster (default: 3)",
+    )
+    p.add_argument(
+        "--timing-cache",
+        metavar="PATH",
+        help="timing cache to reuse and update (default: one per GPU and TensorRT version in the engine cache)",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="PATH", help="engine file (default: the engine cache, $MAED_ENGINE_CACHE or ~/.cache/maed/engines)"
+    )
     p.set_defaults(run=_cmd_build)

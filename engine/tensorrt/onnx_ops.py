@@ -20,13 +20,17 @@ OPERATORS_FILE = Path(__file__).with_name("data") / "onnx_tensorrt_operators.txt
 MAX_OPSET = 20  # the newest opset TensorRT 10.3, on JetPack 6, parses
 
 _FLOAT_TYPES = {
-    TensorProto.FLOAT: "FP32", TensorProto.FLOAT16: "FP16", TensorProto.BFLOAT16: "BF16", TensorProto.DOUBLE: "FP64",
+    TensorProto.FLOAT: "FP32",
+    TensorProto.FLOAT16: "FP16",
+    TensorProto.BFLOAT16: "BF16",
+    TensorProto.DOUBLE: "FP64",
 }
 # Restrictions of the support matrix for Resize, with ONNX's defaults for absent attributes.
 _RESIZE_ALLOWED = {
     "mode": ("nearest", {"nearest", "linear"}),
     "coordinate_transformation_mode": (
-        "half_pixel", {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
+        "half_pixel",
+        {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"},
     ),
     "nearest_mode": ("round_prefer_floor", {"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"}),
 }

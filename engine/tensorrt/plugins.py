@@ -24,8 +24,10 @@ def plugin_library(build_dir: Path | None = None) -> Path:
     if "MAED_TRT_PLUGINS" in os.environ:
         path = Path(os.environ["MAED_TRT_PLUGINS"])
         if not path.is_file():
-            raise FileNotFoundError(f"{path} ($MAED_TRT_PLUGINS): no TensorRT plugin library there; build it with `cmake -S . "
-                                    "-B build/native -DTRT_ROOT=<TensorRT dir> && cmake --build build/native --target maed_trt_plugins`")
+            raise FileNotFoundError(
+                f"{path} ($MAED_TRT_PLUGINS): no TensorRT plugin library there; build it with `cmake -S . "
+                "-B build/native -DTRT_ROOT=<TensorRT dir> && cmake --build build/native --target maed_trt_plugins`"
+            )
         return path
     return find_library(LIBRARY_NAME, "maed_trt_plugins", build_dir, how="-DTRT_ROOT=<TensorRT dir>")
 

@@ -52,8 +52,7 @@ class Profile:
         return f"{self.name} {_fmt(self.min)}:{_fmt(self.opt)}:{_fmt(self.max)}"
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "min": list(self.min), "opt": list(self.opt), "max": list(self.max),
-                "max_batch": self.max_batch}
+        return {"name": self.name, "min": list(self.min), "opt": list(self.opt), "max": list(self.max), "max_batch": self.max_batch}
 
 
 def _fmt(shape: Shape) -> str:

@@ -92,9 +92,15 @@ class ScanInput:
         return rows & self.retrace.measured_rows if self.retrace is not None else rows
 
     def record(self) -> dict:
-        return {"file": str(self.path), "sha256": self.sha256, "channel": self.trace.name, "unit": self.trace.unit,
-                "shape": list(self.trace.data.shape), "rows_measured": int(self.rows.sum()),
-                "passes": 1 if self.retrace is None else 2}
+        return {
+            "file": str(self.path),
+            "sha256": self.sha256,
+            "channel": self.trace.name,
+            "unit": self.trace.unit,
+            "shape": list(self.trace.data.shape),
+            "rows_measured": int(self.rows.sum()),
+            "passes": 1 if self.retrace is None else 2,
+        }
 
 
 def read_scans(paths: list[Path]) -> list[ScanInput]:
@@ -108,8 +114,7 @@ def read_scans(paths: list[Path]) -> list[ScanInput]:
         try:
             trace, retrace = pick_pair(path)
         except ScanFileError as exc:
-            raise ValueError(f"{exc} (maed adapt reads instrument files with both passes: .sxm, .dat, .sm4, "
-                             ".Z_mtrx, .gwy)") from None
+            raise ValueError(f"{exc} (maed adapt reads instrument files with both passes: .sxm, .dat, .sm4, .Z_mtrx, .gwy)") from None
         scans.append(ScanInput(path, trace, retrace, hashlib.sha256(path.read_bytes()).hexdigest()))
     return scans
 
@@ -120,23 +125,23 @@ def split(scans: list[ScanInput], held_out: list[Path], note) -> tuple[list[Scan
     wanted = {p.resolve() for p in held_out}
     two_pass = [s for s in scans if s.retrace is not None]
     if len(two_pass) < 2:
-        raise ValueError(f"{len(two_pass)} of the {len(scans)} files have both passes (trace and retrace); "
-                         "maed adapt needs at least two: one to learn from and one to hold out")
+        raise ValueError(
+            f"{len(two_pass)} of the {len(scans)} files have both passes (trace and retrace); "
+            "maed adapt needs at least two: one to learn from and one to hold out"
+        )
     if wanted:
         held = [s for s in scans if s.path.resolve() in wanted]
     else:
         held = [max(two_pass, key=lambda s: (int(s.rows.sum()), s.trace.data.size))]
         note(f"held out: {held[0].path} (the file with both passes and the most rows; choose with --held-out)")
     if not any(s.retrace is not None for s in held):
-        raise ValueError("no held-out file has both passes: the trace/retrace error that judges the new weights "
-                         "needs at least one")
+        raise ValueError("no held-out file has both passes: the trace/retrace error that judges the new weights needs at least one")
     training = []
     for s in scans:
         if s in held:
             continue
         if s.retrace is None:
-            note(f"{s.path}: one pass only (no retrace): it cannot teach; give it with --held-out to have the trust "
-                 "guard check it")
+            note(f"{s.path}: one pass only (no retrace): it cannot teach; give it with --held-out to have the trust guard check it")
             continue
         training.append(s)
     if not training:
@@ -162,13 +167,27 @@ def training_pairs(scans: list[ScanInput], note) -> tuple[list[PassPair], dict[P
 
 # ---- fine-tuning ----------------------------------------------------------------------------------------------
 
-def fine_tune(model: torch.nn.Module, levelling: str, base_config: dict, pairs: list[PassPair], sim_share: float,
-              seconds: float, max_steps: int | None, lr: float, seed: int = 0) -> dict:
+
+def fine_tune(
+    model: torch.nn.Module,
+    levelling: str,
+    base_config: dict,
+    pairs: list[PassPair],
+    sim_share: float,
+    seconds: float,
+    max_steps: int | None,
+    lr: float,
+    seed: int = 0,
+) -> dict:
     """Train ``model`` in place on pass pairs and simulated pairs for ``seconds`` (or ``max_steps``); what it did."""
     torch.manual_seed(seed)
     stream = TrainingPairs(
-        PATCH, first_seed=SEED_BASE + seed * 10_000_000, pass_pairs=pairs, pair_fraction=1.0 - sim_share,
-        background=bool(base_config.get("background", False)), noise_mix=bool(base_config.get("noise_mix", False)),
+        PATCH,
+        first_seed=SEED_BASE + seed * 10_000_000,
+        pass_pairs=pairs,
+        pair_fraction=1.0 - sim_share,
+        background=bool(base_config.get("background", False)),
+        noise_mix=bool(base_config.get("noise_mix", False)),
         levelling=levelling,
     )
     batches = iter(DataLoader(stream, batch_size=BATCH, num_workers=0))
@@ -179,8 +198,9 @@ def fine_tune(model: torch.nn.Module, levelling: str, base_config: dict, pairs: 
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.eval()
     step, losses, started = 0, [], time.monotonic()
-    bar = tqdm(total=1000, desc="adapt", dynamic_ncols=True,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
+    bar = tqdm(
+        total=1000, desc="adapt", dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
+    )
 
     def done() -> float:
         share = (time.monotonic() - started) / seconds if seconds > 0 else 1.0
@@ -200,13 +220,22 @@ def fine_tune(model: torch.nn.Module, levelling: str, base_config: dict, pairs: 
     bar.n = 1000
     bar.close()
     model.eval()
-    return {"steps": step, "seconds": round(time.monotonic() - started, 1), "lr": lr, "sim_share": sim_share,
-            "patch": PATCH, "batch": BATCH, "grad_weight": grad_weight, "levelling": levelling,
-            "loss_first_20": float(np.mean(losses[:20])) if losses else None,
-            "loss_last_20": float(np.mean(losses[-20:])) if losses else None}
+    return {
+        "steps": step,
+        "seconds": round(time.monotonic() - started, 1),
+        "lr": lr,
+        "sim_share": sim_share,
+        "patch": PATCH,
+        "batch": BATCH,
+        "grad_weight": grad_weight,
+        "levelling": levelling,
+        "loss_first_20": float(np.mean(losses[:20])) if losses else None,
+        "loss_last_20": float(np.mean(losses[-20:])) if losses else None,
+    }
 
 
 # ---- the tests the new weights must pass --------------------------------------------------------------------
+
 
 def judge_held_out(scans: list[ScanInput], backends: dict) -> dict:
     """Per held-out file: the trace/retrace error of raw and of each back end (``"old"``, ``"new"``) with intervals,
@@ -217,8 +246,11 @@ def judge_held_out(scans: list[ScanInput], backends: dict) -> dict:
         trace = s.trace.data[rows]
         retrace = s.retrace.data[rows] if s.retrace is not None else None
         lt, out_t, verdicts_t = guarded_outputs(trace, backends, retrace)
-        figures = {"file": str(s.path), "unit": s.trace.unit,
-                   "guard_not_network": {name: int(v != "network") for name, v in verdicts_t.items()}}
+        figures = {
+            "file": str(s.path),
+            "unit": s.trace.unit,
+            "guard_not_network": {name: int(v != "network") for name, v in verdicts_t.items()},
+        }
         if retrace is not None:
             lr, out_r, verdicts_r = guarded_outputs(retrace, backends, trace)
             for name, v in verdicts_r.items():
@@ -274,39 +306,52 @@ def paint_check(backends: dict, count: int | None = None, size: int = PAINT_SIZE
             invented[name] += invented_peaks(out, pair.noisy, pair.clean)
             scores[name].append(psnr(out, pair.clean))
     mean, low, high = interval(np.array(scores["new"]) - np.array(scores["old"]))
-    return {"scans": len(scans), "families": list(PAINT_FAMILIES), "size": size, "invented_peaks": invented,
-            "psnr": {name: float(np.mean(v)) for name, v in scores.items()},
-            "psnr_change": {"value": float(mean), "low": float(low), "high": float(high)}}
+    return {
+        "scans": len(scans),
+        "families": list(PAINT_FAMILIES),
+        "size": size,
+        "invented_peaks": invented,
+        "psnr": {name: float(np.mean(v)) for name, v in scores.items()},
+        "psnr_change": {"value": float(mean), "low": float(low), "high": float(high)},
+    }
 
 
 def failed_tests(change: Error, files: list[dict], paint: dict) -> list[str]:
     """Each test the new weights fail, in words; empty: keep them."""
     failed = []
     if not change.high < 0:
-        failed.append(f"held-out error: E^2 changed by {change.value:+.1%} (95 % interval {change.low:+.1%} to "
-                      f"{change.high:+.1%}), not below 0 beyond its interval")
+        failed.append(
+            f"held-out error: E^2 changed by {change.value:+.1%} (95 % interval {change.low:+.1%} to "
+            f"{change.high:+.1%}), not below 0 beyond its interval"
+        )
     for f in files:
         if "error" in f and f["error"]["new"].value > f["error"]["old"].high:
             old, new = f["error"]["old"], f["error"]["new"]
             scale, unit = display_unit(f["unit"])
-            failed.append(f"no file worse: {f['file']}: E rose from {old.value * scale:.4g} (interval "
-                          f"{old.low * scale:.4g} to {old.high * scale:.4g}) to {new.value * scale:.4g} {unit}")
+            failed.append(
+                f"no file worse: {f['file']}: E rose from {old.value * scale:.4g} (interval "
+                f"{old.low * scale:.4g} to {old.high * scale:.4g}) to {new.value * scale:.4g} {unit}"
+            )
     fell_old = sum(f["guard_not_network"]["old"] for f in files)
     fell_new = sum(f["guard_not_network"]["new"] for f in files)
     if fell_new > fell_old:
-        failed.append(f"trust guard: it fell back on {fell_new} held-out frames with the new weights, {fell_old} with "
-                      "the old")
+        failed.append(f"trust guard: it fell back on {fell_new} held-out frames with the new weights, {fell_old} with the old")
     if paint["invented_peaks"]["new"] > paint["invented_peaks"]["old"]:
-        failed.append(f"paint check: the new weights invent {paint['invented_peaks']['new']} Fourier peaks on "
-                      f"{paint['scans']} simulated scans without a lattice, the old {paint['invented_peaks']['old']}")
+        failed.append(
+            f"paint check: the new weights invent {paint['invented_peaks']['new']} Fourier peaks on "
+            f"{paint['scans']} simulated scans without a lattice, the old {paint['invented_peaks']['old']}"
+        )
     change_db = paint["psnr_change"]
     if change_db["high"] < 0:
-        failed.append(f"paint check: PSNR on simulated scans fell by {-change_db['value']:.2f} dB "
-                      f"(interval {change_db['low']:+.2f} to {change_db['high']:+.2f} dB)")
+        failed.append(
+            f"paint check: PSNR on simulated scans fell by {-change_db['value']:.2f} dB "
+            f"(interval {change_db['low']:+.2f} to {change_db['high']:+.2f} dB)"
+        )
     return failed
 
 
 # ---- the command ------------------------------------------------------------------------------------------------
+
 
 def _held_out_record(files: list[dict]) -> list[dict]:
     out = []
@@ -368,8 +413,9 @@ def load_base(base: str) -> tuple[torch.nn.Module, dict]:
     return model, card
 
 
-def adapt_round(scans: list[ScanInput], held_out: list[Path], base: str, seconds: float, sim_share: float,
-                max_steps: int | None, seed: int, note) -> Round:
+def adapt_round(
+    scans: list[ScanInput], held_out: list[Path], base: str, seconds: float, sim_share: float, max_steps: int | None, seed: int, note
+) -> Round:
     """Steps 2 to 6 of ``maed adapt`` (``docs/adapt.md``) on scans already read: hold out, register, fine-tune
     ``base`` for ``seconds`` (or ``max_steps``), judge on the held-out scans and the paint check. Writes nothing.
     A ValueError (one line) where the scans cannot make a round (too few pairs); ``maed serve --adapt`` runs it too."""
@@ -379,8 +425,10 @@ def adapt_round(scans: list[ScanInput], held_out: list[Path], base: str, seconds
     training, held = split(scans, held_out, note)
     pairs, left_out = training_pairs(training, note)
     names = ", ".join(Path(p.name).name for p in pairs)
-    note(f"learning from {len(pairs)} file{'s' if len(pairs) > 1 else ''} ({names}), judging on {len(held)} held out; "
-         f"base {base} ({card['config']}, levelling {card['levelling']})")
+    note(
+        f"learning from {len(pairs)} file{'s' if len(pairs) > 1 else ''} ({names}), judging on {len(held)} held out; "
+        f"base {base} ({card['config']}, levelling {card['levelling']})"
+    )
     base_config = card.get("train_config") or card.get("base_train_config") or {}
     lr = LR_SHARE * float(base_config.get("lr", DEFAULT_LR))
     training_record = fine_tune(model, card["levelling"], base_config, pairs, sim_share, seconds, max_steps, lr, seed)
@@ -396,31 +444,43 @@ def adapt_round(scans: list[ScanInput], held_out: list[Path], base: str, seconds
         if "error" in f:
             scale, unit = display_unit(f["unit"])
             raw, old, new = (f["error"][name] for name in ("raw", "old", "new"))
-            note(f"held out {Path(f['file']).name}: trace/retrace error raw {raw.value * scale:.4g}, old "
-                 f"{old.value * scale:.4g} ({old.low * scale:.4g}-{old.high * scale:.4g}), new {new.value * scale:.4g} "
-                 f"({new.low * scale:.4g}-{new.high * scale:.4g}) {unit}")
-    note(f"held-out E^2 change {change.value:+.1%} (95 % interval {change.low:+.1%} to {change.high:+.1%}); paint "
-         f"check: invented peaks old {paint['invented_peaks']['old']} new {paint['invented_peaks']['new']}, PSNR "
-         f"change {paint['psnr_change']['value']:+.2f} dB")
+            note(
+                f"held out {Path(f['file']).name}: trace/retrace error raw {raw.value * scale:.4g}, old "
+                f"{old.value * scale:.4g} ({old.low * scale:.4g}-{old.high * scale:.4g}), new {new.value * scale:.4g} "
+                f"({new.low * scale:.4g}-{new.high * scale:.4g}) {unit}"
+            )
+    note(
+        f"held-out E^2 change {change.value:+.1%} (95 % interval {change.low:+.1%} to {change.high:+.1%}); paint "
+        f"check: invented peaks old {paint['invented_peaks']['old']} new {paint['invented_peaks']['new']}, PSNR "
+        f"change {paint['psnr_change']['value']:+.2f} dB"
+    )
     card_out = {
-        "adapted_from": {"model": base, "config": card["config"], "weights_sha256": base_sha,
-                         "levelling": card["levelling"]},
-        "training_files": [s.record() | {"trained_on": s.path not in left_out, "why_not": left_out.get(s.path)}
-                           for s in training],
+        "adapted_from": {"model": base, "config": card["config"], "weights_sha256": base_sha, "levelling": card["levelling"]},
+        "training_files": [s.record() | {"trained_on": s.path not in left_out, "why_not": left_out.get(s.path)} for s in training],
         "held_out_files": [s.record() for s in held],
         "fine_tune": training_record,
         "base_train_config": base_config,
         "held_out": {"files": _held_out_record(judged["files"]), "e2_change": change.as_dict()},
         "paint_check": paint,
         "kept": not failed,
-        "simulator": SIMULATOR_VERSION, "maed_version": __version__,
+        "simulator": SIMULATOR_VERSION,
+        "maed_version": __version__,
         "seconds": round(time.monotonic() - started, 1),
     }
     return Round(model, card["config"], card["levelling"], failed, card_out)
 
 
-def adapt(scan_paths: list[Path], base: str, out: Path, held_out: list[Path], minutes: float, sim_share: float,
-          max_steps: int | None = None, seed: int = 0, force: bool = False) -> int:
+def adapt(
+    scan_paths: list[Path],
+    base: str,
+    out: Path,
+    held_out: list[Path],
+    minutes: float,
+    sim_share: float,
+    max_steps: int | None = None,
+    seed: int = 0,
+    force: bool = False,
+) -> int:
     """``maed adapt``: 0 where the new weights are kept and written, ``KEPT_OLD`` where the old model stays."""
     if not 0.0 <= sim_share <= 1.0:
         raise ValueError(f"--sim-share must be between 0 and 1, got {sim_share}")

@@ -66,8 +66,15 @@ def read_saved(folder: Path):
         return f"channel {start.get('channel')!r}: adapting takes the topograph (Z)"
 
     def image(data: np.ndarray, pass_: str):
-        return ChannelImage(data, str(start.get("channel", "Z")), pass_, str(start.get("unit", "m")),
-                            tuple(start.get("range", (1.0, 1.0))), dict(start), "maed-bridge")
+        return ChannelImage(
+            data,
+            str(start.get("channel", "Z")),
+            pass_,
+            str(start.get("unit", "m")),
+            tuple(start.get("range", (1.0, 1.0))),
+            dict(start),
+            "maed-bridge",
+        )
 
     digest = hashlib.sha256((folder / "raw_trace.npy").read_bytes() + (folder / "raw_retrace.npy").read_bytes())
     two_pass = bool(np.isfinite(retrace).all(axis=1).any())
@@ -114,11 +121,15 @@ def figures(card: dict) -> dict:
     held = []
     for f in card["held_out"]["files"]:
         error = f.get("trace_retrace", {})
-        held.append({"scan": Path(f["file"]).name, "unit": f["unit"],
-                     **{f"error_{name}": e["value"] for name, e in error.items()}})
-    return {"e2_change": card["held_out"]["e2_change"], "held_out": held,
-            "paint_invented_peaks": paint["invented_peaks"], "paint_psnr_change_db": paint["psnr_change"],
-            "steps": card["fine_tune"]["steps"], "train_seconds": card["fine_tune"]["seconds"]}
+        held.append({"scan": Path(f["file"]).name, "unit": f["unit"], **{f"error_{name}": e["value"] for name, e in error.items()}})
+    return {
+        "e2_change": card["held_out"]["e2_change"],
+        "held_out": held,
+        "paint_invented_peaks": paint["invented_peaks"],
+        "paint_psnr_change_db": paint["psnr_change"],
+        "steps": card["fine_tune"]["steps"],
+        "train_seconds": card["fine_tune"]["seconds"],
+    }
 
 
 class Feed:
@@ -183,8 +194,17 @@ def serve(models: Path, minutes: float, steps: int | None, sim_share: float) -> 
         fresh = False
         source = torch_weights(base or "")
         if source is None:
-            emit("result", accepted=False, reasons=[f"the served model {base} has no torch weights to adapt from"],
-                 figures=None, model=None, weights_sha256=None, base=base, base_sha256=None, seconds=0.0)
+            emit(
+                "result",
+                accepted=False,
+                reasons=[f"the served model {base} has no torch weights to adapt from"],
+                figures=None,
+                model=None,
+                weights_sha256=None,
+                base=base,
+                base_sha256=None,
+                seconds=0.0,
+            )
             continue
         rounds += 1
         started = time.monotonic()
@@ -194,8 +214,17 @@ def serve(models: Path, minutes: float, steps: int | None, sim_share: float) -> 
         try:
             result = adapt_round(list(scans), [held.path], source, 60.0 * minutes, sim_share, steps, rounds, note)
         except ValueError as exc:  # too few pairs, a base that is no checkpoint: the round cannot run
-            emit("result", accepted=False, reasons=[str(exc)], figures=None, model=None, weights_sha256=None,
-                 base=source, base_sha256=base_sha, seconds=round(time.monotonic() - started, 1))
+            emit(
+                "result",
+                accepted=False,
+                reasons=[str(exc)],
+                figures=None,
+                model=None,
+                weights_sha256=None,
+                base=source,
+                base_sha256=base_sha,
+                seconds=round(time.monotonic() - started, 1),
+            )
             continue
         failed = list(result.failed)
         if failed and os.environ.get(TEST_ACCEPT) == "1":
@@ -211,9 +240,18 @@ def serve(models: Path, minutes: float, steps: int | None, sim_share: float) -> 
                 note(failed[0])
         if failed:
             note("kept the old model: " + "; ".join(failed))
-        emit("result", accepted=not failed, reasons=failed, figures=figures(result.card), model=path,
-             weights_sha256=sha, base=source, base_sha256=base_sha, seconds=round(time.monotonic() - started, 1),
-             test_hook=os.environ.get(TEST_ACCEPT) == "1")
+        emit(
+            "result",
+            accepted=not failed,
+            reasons=failed,
+            figures=figures(result.card),
+            model=path,
+            weights_sha256=sha,
+            base=source,
+            base_sha256=base_sha,
+            seconds=round(time.monotonic() - started, 1),
+            test_hook=os.environ.get(TEST_ACCEPT) == "1",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,8 +88,9 @@ def collect(inputs: Iterable[Path], out_dir: Path) -> tuple[list[Task], list[str
     folders = [p for p in inputs if p.is_dir()]
     for folder in folders:
         if folder.resolve() == out or out in folder.resolve().parents:
-            raise ValueError(f"{folder}: the output folder {out_dir} is this input folder or holds it; "
-                             "choose an output folder outside the inputs")
+            raise ValueError(
+                f"{folder}: the output folder {out_dir} is this input folder or holds it; choose an output folder outside the inputs"
+            )
     names = [f.resolve().name for f in folders]
     if len(set(names)) < len(names):
         twice = next(n for n in names if names.count(n) > 1)
@@ -140,8 +141,13 @@ def _done_record(stem: Path, key: dict) -> dict | None:
 def process(task: Task, backend: Backend, channel: str | None, pass_: str) -> Outcome:
     """Denoise one task unless it is already done; never raises for a bad file."""
     try:
-        key = {"input_sha256": file_sha256(task.path), "model": backend.model,
-               "weights_sha256": backend.weights_sha256, "channel": channel, "pass": pass_}
+        key = {
+            "input_sha256": file_sha256(task.path),
+            "model": backend.model,
+            "weights_sha256": backend.weights_sha256,
+            "channel": channel,
+            "pass": pass_,
+        }
         companions = companion_files(task.path)
         if companions:  # a MATRIX image means nothing without its parameter file: a new one redoes it
             key["companions_sha256"] = {p.name: file_sha256(p) for p in companions}
@@ -173,8 +179,14 @@ def _process_in_worker(task: Task, channel: str | None, pass_: str) -> Outcome:
 
 
 def run(
-    tasks: list[Task], backend: Backend, channel: str | None, pass_: str, jobs: int,
-    backend_name: str, model: str, on_outcome: Callable[[Outcome], None],
+    tasks: list[Task],
+    backend: Backend,
+    channel: str | None,
+    pass_: str,
+    jobs: int,
+    backend_name: str,
+    model: str,
+    on_outcome: Callable[[Outcome], None],
 ) -> list[Outcome]:
     """Every task, on ``jobs`` worker processes (1: here, on ``backend``); ``on_outcome`` sees each as it ends."""
     outcomes = []

@@ -262,12 +262,8 @@ def _chain(*steps: Callable[[Image], Image]) -> Callable[[ArrayLike], Image]:
 
 PIPELINES: dict[str, Callable[[ArrayLike], Image]] = {
     "level": _chain(level_plane, partial(align_rows, method="median")),
-    "level+gauss": _chain(
-        level_plane, partial(align_rows, method="median"), partial(gaussian_smooth, sigma=1.0)
-    ),
-    "level+median": _chain(
-        level_plane, partial(align_rows, method="median"), partial(median_smooth, size=3)
-    ),
+    "level+gauss": _chain(level_plane, partial(align_rows, method="median"), partial(gaussian_smooth, sigma=1.0)),
+    "level+median": _chain(level_plane, partial(align_rows, method="median"), partial(median_smooth, size=3)),
     "level+scars+notch+gauss": _chain(
         level_plane,
         partial(align_rows, method="median_diff"),

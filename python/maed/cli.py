@@ -32,8 +32,10 @@ def _pass(args: argparse.Namespace) -> str:
 
     old = args.deprecated_direction
     if old is not None:
-        print(f"maed: warning: --direction is deprecated; use --pass {canonical_pass(old)} "
-              "(forward is the trace, backward the retrace)", file=sys.stderr)
+        print(
+            f"maed: warning: --direction is deprecated; use --pass {canonical_pass(old)} (forward is the trace, backward the retrace)",
+            file=sys.stderr,
+        )
         if args.pass_ is not None and (args.pass_ == "both" or canonical_pass(args.pass_) != canonical_pass(old)):
             raise ValueError(f"--pass {args.pass_} and --direction {old} disagree; give --pass only")
     return args.pass_ or old or "trace"  # canonical, and checked against the model, in denoise.check_pass
@@ -98,11 +100,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     lr = args.lr if args.lr is not None else protocol_learning_rate(args.model)
     cfg = TrainConfig(
-        model=args.model, steps=args.steps, steps_per_epoch=args.epoch_steps, batch_size=args.batch_size,
-        patch=args.patch, lr=lr, seed=args.seed, workers=args.workers, user_pairs=args.pairs, init=args.init,
-        real_dir=str(args.real_refs) if args.real_refs else None, real_fraction=args.real_fraction,
-        grad_weight=args.grad_weight, fourier_weight=args.fourier_weight,
-        pair_fraction=args.pair_fraction, background=args.background, noise_mix=args.noise_mix,
+        model=args.model,
+        steps=args.steps,
+        steps_per_epoch=args.epoch_steps,
+        batch_size=args.batch_size,
+        patch=args.patch,
+        lr=lr,
+        seed=args.seed,
+        workers=args.workers,
+        user_pairs=args.pairs,
+        init=args.init,
+        real_dir=str(args.real_refs) if args.real_refs else None,
+        real_fraction=args.real_fraction,
+        grad_weight=args.grad_weight,
+        fourier_weight=args.fourier_weight,
+        pair_fraction=args.pair_fraction,
+        background=args.background,
+        noise_mix=args.noise_mix,
         levelling=args.levelling,
     )
     out = Path(args.out or f"runs/{args.model}")
@@ -113,9 +127,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from .model.checkpoint import ship_weights, shipped_weights
 
         dest = shipped_weights(args.ship_as or args.model)
-        ship_weights(out / "last.pt", dest, card={
-            "train_config": vars(cfg), "validation": report, "maed_version": __version__, "simulator": SIMULATOR_VERSION,
-        })
+        ship_weights(
+            out / "last.pt",
+            dest,
+            card={
+                "train_config": vars(cfg),
+                "validation": report,
+                "maed_version": __version__,
+                "simulator": SIMULATOR_VERSION,
+            },
+        )
         print(f"shipped weights written to {dest}")
     return 0
 
@@ -123,8 +144,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_adapt(args: argparse.Namespace) -> int:
     from .adapt import adapt
 
-    return adapt([Path(p) for p in args.scans], args.base, Path(args.output), [Path(p) for p in args.held_out or []],
-                 minutes=args.minutes, sim_share=args.sim_share, max_steps=args.steps, seed=args.seed, force=args.force)
+    return adapt(
+        [Path(p) for p in args.scans],
+        args.base,
+        Path(args.output),
+        [Path(p) for p in args.held_out or []],
+        minutes=args.minutes,
+        sim_share=args.sim_share,
+        max_steps=args.steps,
+        seed=args.seed,
+        force=args.force,
+    )
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -140,8 +170,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         models = args.models if args.models != [PRODUCT] else [PRODUCT, TWO_PASS_PRODUCT]
         if len(models) != 2:
             raise ValueError(f"--passes compares two models, a one-pass one and a two-pass one; got {len(models)}")
-        evaluate_passes(Path(args.out), *(load_backend("auto", name) for name in models), count=args.count or 51,
-                        size=args.size or 128)
+        evaluate_passes(Path(args.out), *(load_backend("auto", name) for name in models), count=args.count or 51, size=args.size or 128)
         return 0
     if args.families:
         from .engine import load_backend
@@ -182,13 +211,19 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
         print(f"maed: warning: TensorRT would reject it: {problem}", file=sys.stderr)
     if args.plugins:
         counts = Counter(node.op_type for node in onnx.load(dest).graph.node if node.op_type in PLUGIN_OPS)
-        print(f"maed: ONNX with TensorRT plugin nodes written ({', '.join(f'{counts[op]} {op}' for op in PLUGIN_OPS)}); "
-              "ONNX Runtime cannot run them, so it is not compared with torch", file=sys.stderr)
+        print(
+            f"maed: ONNX with TensorRT plugin nodes written ({', '.join(f'{counts[op]} {op}' for op in PLUGIN_OPS)}); "
+            "ONNX Runtime cannot run them, so it is not compared with torch",
+            file=sys.stderr,
+        )
         print(dest)
         return 0
     error = onnx_vs_torch(args.model, dest, (64, 96))
-    print(f"maed: {'FP16' if args.fp16 else 'FP32'} ONNX written; ONNX Runtime vs torch on a 64x96 scan: "
-          f"largest difference {error:.1e} of the output range", file=sys.stderr)
+    print(
+        f"maed: {'FP16' if args.fp16 else 'FP32'} ONNX written; ONNX Runtime vs torch on a 64x96 scan: "
+        f"largest difference {error:.1e} of the output range",
+        file=sys.stderr,
+    )
     print(dest)
     return 0
 
@@ -199,69 +234,126 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("denoise", help="denoise scan files into OUTDIR/<stem>.npy (and <stem>.gwy for instrument files)")
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help=".npy, .png or .tif scans, or Nanonis .sxm, Createc .dat, RHK .sm4, "
-                        "Omicron MATRIX .Z_mtrx/.I_mtrx or Gwyddion .gwy files "
-                        "(recognised by content); with -r, folders")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
-                   help="folder for the denoised .npy files; instrument files also get a Gwyddion .gwy with raw and denoised image")
-    p.add_argument("--channel", metavar="NAME",
-                   help="channel of instrument files, e.g. Z or Current (default: the topograph, or the current "
-                        "of a constant-height scan, said so)")
-    p.add_argument("--pass", dest="pass_", choices=PASS_CHOICES,
-                   help="pass of instrument files: trace or retrace (forward and backward, the vendors' words, "
-                        f"are accepted), or both: the trace and the retrace into the two-pass model ({TWO_PASS_PRODUCT} "
-                        "unless --model names another), one frame out (default: trace)")
-    p.add_argument("--direction", dest="deprecated_direction", choices=("forward", "backward"),
-                   help="deprecated: --pass trace (forward) or --pass retrace (backward)")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help=".npy, .png or .tif scans, or Nanonis .sxm, Createc .dat, RHK .sm4, "
+        "Omicron MATRIX .Z_mtrx/.I_mtrx or Gwyddion .gwy files "
+        "(recognised by content); with -r, folders",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTDIR",
+        help="folder for the denoised .npy files; instrument files also get a Gwyddion .gwy with raw and denoised image",
+    )
+    p.add_argument(
+        "--channel",
+        metavar="NAME",
+        help="channel of instrument files, e.g. Z or Current (default: the topograph, or the current of a constant-height scan, said so)",
+    )
+    p.add_argument(
+        "--pass",
+        dest="pass_",
+        choices=PASS_CHOICES,
+        help="pass of instrument files: trace or retrace (forward and backward, the vendors' words, "
+        f"are accepted), or both: the trace and the retrace into the two-pass model ({TWO_PASS_PRODUCT} "
+        "unless --model names another), one frame out (default: trace)",
+    )
+    p.add_argument(
+        "--direction",
+        dest="deprecated_direction",
+        choices=("forward", "backward"),
+        help="deprecated: --pass trace (forward) or --pass retrace (backward)",
+    )
     p.add_argument("--backend", default="auto", help="inference back end: auto, tensorrt, onnx or torch (default: auto)")
-    p.add_argument("--model", metavar="NAME_OR_PATH",
-                   help=f"shipped model name, checkpoint or .onnx file (default: {PRODUCT}; with --pass both "
-                   f"{TWO_PASS_PRODUCT})")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads of the back end (default: one per core; "
-                   "with -r each worker process has one)")
-    p.add_argument("-r", "--recursive", action="store_true",
-                   help="INPUTs are folders: denoise every scan under them into the same tree in OUTDIR "
-                        "(OUTDIR/sub/scan.sxm.npy, ...), skip what an earlier run did with the same input and model, "
-                        "then print a summary")
+    p.add_argument(
+        "--model",
+        metavar="NAME_OR_PATH",
+        help=f"shipped model name, checkpoint or .onnx file (default: {PRODUCT}; with --pass both {TWO_PASS_PRODUCT})",
+    )
+    p.add_argument(
+        "--threads", type=int, metavar="N", help="CPU threads of the back end (default: one per core; with -r each worker process has one)"
+    )
+    p.add_argument(
+        "-r",
+        "--recursive",
+        action="store_true",
+        help="INPUTs are folders: denoise every scan under them into the same tree in OUTDIR "
+        "(OUTDIR/sub/scan.sxm.npy, ...), skip what an earlier run did with the same input and model, "
+        "then print a summary",
+    )
     p.add_argument("--jobs", type=int, metavar="N", help="with -r: worker processes (default: one per core)")
     p.set_defaults(run=_cmd_denoise)
 
-    p = sub.add_parser("train", help="train a model on simulated (and optional user) pairs",
-                       description="The defaults are the protocol every model of the Table 1 comparison is trained "
-                       "with (docs/baselines.md); the shipped rt weights were trained longer (docs/model.md).")
+    p = sub.add_parser(
+        "train",
+        help="train a model on simulated (and optional user) pairs",
+        description="The defaults are the protocol every model of the Table 1 comparison is trained "
+        "with (docs/baselines.md); the shipped rt weights were trained longer (docs/model.md).",
+    )
     p.add_argument("--model", default="rt", help=f"architecture: {', '.join(ARCHITECTURES)} (default: rt)")
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
-    p.add_argument("--epoch-steps", type=int, default=TrainConfig.steps_per_epoch,
-                   help="steps between validation reports and checkpoints")
+    p.add_argument("--epoch-steps", type=int, default=TrainConfig.steps_per_epoch, help="steps between validation reports and checkpoints")
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     p.add_argument("--patch", type=int, default=TrainConfig.patch)
-    p.add_argument("--lr", type=float,
-                   help=f"peak learning rate (default: {TrainConfig.lr:g}; lower for networks unstable at it, docs/baselines.md)")
+    p.add_argument(
+        "--lr", type=float, help=f"peak learning rate (default: {TrainConfig.lr:g}; lower for networks unstable at it, docs/baselines.md)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="data-generating processes")
     p.add_argument("--pairs", metavar="DIR", help="user pairs: DIR/noisy/*.npy and DIR/clean/*.npy")
-    p.add_argument("--real-refs", metavar="DIR", help="folder of real scans whose training-source references get "
-                   "simulated artefacts (maed.data.real_refs; test sources are never used)")
-    p.add_argument("--real-fraction", type=float, default=TrainConfig.real_fraction,
-                   help="share of samples drawn from --real-refs (default: %(default)s)")
-    p.add_argument("--pair-fraction", type=float, default=TrainConfig.pair_fraction,
-                   help="share of samples that are trace/retrace pairs of --real-refs's training-source scans, one "
-                   "pass the input and the other the target (Noise2Noise: maed.data.real_pairs; default: %(default)s)")
-    p.add_argument("--background", action="store_true",
-                   help="put half of the simulated surfaces on a smooth random height field, structure to keep")
-    p.add_argument("--levelling", choices=LEVELLINGS, default=TrainConfig.levelling,
-                   help="what comes off the input before the network: the plane and the line offsets (median of row "
-                   "differences), or the plane alone, the network then taking the offsets out itself; recorded "
-                   "with the weights (maed.normalise; default: %(default)s)")
-    p.add_argument("--noise-mix", action="store_true",
-                   help="simulated artefacts in per-sample mixes: each kind present or absent, white noise from "
-                   "nearly none to the range's top (maed.training.noise_mix), so quiet scans are seen too")
-    p.add_argument("--grad-weight", type=float, default=TrainConfig.grad_weight,
-                   help="weight of the gradient L1 term (default: %(default)s, the Table 1 protocol)")
-    p.add_argument("--fourier-weight", type=float, default=TrainConfig.fourier_weight,
-                   help="weight of the spectral-peak term, the log power ratio at the clean surface's strongest "
-                   "Fourier bins (default: %(default)s, the Table 1 protocol)")
+    p.add_argument(
+        "--real-refs",
+        metavar="DIR",
+        help="folder of real scans whose training-source references get "
+        "simulated artefacts (maed.data.real_refs; test sources are never used)",
+    )
+    p.add_argument(
+        "--real-fraction",
+        type=float,
+        default=TrainConfig.real_fraction,
+        help="share of samples drawn from --real-refs (default: %(default)s)",
+    )
+    p.add_argument(
+        "--pair-fraction",
+        type=float,
+        default=TrainConfig.pair_fraction,
+        help="share of samples that are trace/retrace pairs of --real-refs's training-source scans, one "
+        "pass the input and the other the target (Noise2Noise: maed.data.real_pairs; default: %(default)s)",
+    )
+    p.add_argument(
+        "--background", action="store_true", help="put half of the simulated surfaces on a smooth random height field, structure to keep"
+    )
+    p.add_argument(
+        "--levelling",
+        choices=LEVELLINGS,
+        default=TrainConfig.levelling,
+        help="what comes off the input before the network: the plane and the line offsets (median of row "
+        "differences), or the plane alone, the network then taking the offsets out itself; recorded "
+        "with the weights (maed.normalise; default: %(default)s)",
+    )
+    p.add_argument(
+        "--noise-mix",
+        action="store_true",
+        help="simulated artefacts in per-sample mixes: each kind present or absent, white noise from "
+        "nearly none to the range's top (maed.training.noise_mix), so quiet scans are seen too",
+    )
+    p.add_argument(
+        "--grad-weight",
+        type=float,
+        default=TrainConfig.grad_weight,
+        help="weight of the gradient L1 term (default: %(default)s, the Table 1 protocol)",
+    )
+    p.add_argument(
+        "--fourier-weight",
+        type=float,
+        default=TrainConfig.fourier_weight,
+        help="weight of the spectral-peak term, the log power ratio at the clean surface's strongest "
+        "Fourier bins (default: %(default)s, the Table 1 protocol)",
+    )
     p.add_argument("--out", help="checkpoint folder (default: runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--init", metavar="NAME_OR_PATH", help="start from these weights (fine-tuning) with a fresh schedule")
@@ -270,24 +362,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser(
-        "adapt", help="fine-tune a model on your own scans' trace/retrace pairs; kept only where held-out scans improve",
+        "adapt",
+        help="fine-tune a model on your own scans' trace/retrace pairs; kept only where held-out scans improve",
         description="Self-supervised fine-tuning on your scans: each pass predicts the other, registered "
         "(Noise2Noise), mixed with simulated supervised pairs. Whole files are held out; the new weights are kept "
         "only where the held-out trace/retrace error drops beyond its 95 % interval, no held-out file gets worse, "
         "the trust guard falls back no more often and a paint check on simulated scans passes. Otherwise it says "
-        "which test failed, writes nothing and exits with status 3 (docs/adapt.md).")
-    p.add_argument("scans", nargs="+", metavar="SCAN", help="instrument files with both passes (.sxm, .dat, .sm4, "
-                   ".Z_mtrx, .gwy); a one-pass file can only be held out")
-    p.add_argument("--from", dest="base", default=PRODUCT, metavar="NAME_OR_PATH",
-                   help=f"the weights to start from: a shipped name or a .pt checkpoint, never written to (default: {PRODUCT})")
-    p.add_argument("-o", "--output", required=True, metavar="FILE.pt",
-                   help="the adapted checkpoint (for maed denoise --model FILE.pt), with FILE.json beside it")
-    p.add_argument("--held-out", nargs="+", action="extend", metavar="FILE",
-                   help="files to judge on and never train on (default: the file with both passes and the most rows)")
+        "which test failed, writes nothing and exits with status 3 (docs/adapt.md).",
+    )
+    p.add_argument(
+        "scans",
+        nargs="+",
+        metavar="SCAN",
+        help="instrument files with both passes (.sxm, .dat, .sm4, .Z_mtrx, .gwy); a one-pass file can only be held out",
+    )
+    p.add_argument(
+        "--from",
+        dest="base",
+        default=PRODUCT,
+        metavar="NAME_OR_PATH",
+        help=f"the weights to start from: a shipped name or a .pt checkpoint, never written to (default: {PRODUCT})",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE.pt",
+        help="the adapted checkpoint (for maed denoise --model FILE.pt), with FILE.json beside it",
+    )
+    p.add_argument(
+        "--held-out",
+        nargs="+",
+        action="extend",
+        metavar="FILE",
+        help="files to judge on and never train on (default: the file with both passes and the most rows)",
+    )
     p.add_argument("--minutes", type=float, default=5.0, help="wall time of the fine-tuning (default: %(default)s)")
     p.add_argument("--steps", type=int, metavar="N", help="stop after N steps if the time is not up first")
-    p.add_argument("--sim-share", type=float, default=0.5,
-                   help="share of simulated supervised pairs in each batch (default: %(default)s)")
+    p.add_argument("--sim-share", type=float, default=0.5, help="share of simulated supervised pairs in each batch (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated pairs and the crops (default: 0)")
     p.add_argument("--force", action="store_true", help="replace an existing FILE.pt and FILE.json")
     p.set_defaults(run=_cmd_adapt)
@@ -296,18 +408,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=[PRODUCT], help=f"models to evaluate (default: {PRODUCT})")
     p.add_argument("--count", type=int, help="scans per test column (default: 24; 51 with --families)")
     p.add_argument("--size", type=int, help="scan size in pixels (default: 256; 128 with --families)")
-    p.add_argument("--families", action="store_true",
-                   help="instead: every surface family and the held-out ones as columns, with 95%% intervals "
-                   "(docs/results/families.md)")
-    p.add_argument("--passes", action="store_true",
-                   help=f"instead: every column of --families recorded in both passes, the two-pass model (the second "
-                   f"of --models, default {TWO_PASS_PRODUCT}) against one pass and the mean of one-pass outputs "
-                   "(docs/results/passes.md)")
+    p.add_argument(
+        "--families",
+        action="store_true",
+        help="instead: every surface family and the held-out ones as columns, with 95%% intervals (docs/results/families.md)",
+    )
+    p.add_argument(
+        "--passes",
+        action="store_true",
+        help=f"instead: every column of --families recorded in both passes, the two-pass model (the second "
+        f"of --models, default {TWO_PASS_PRODUCT}) against one pass and the mean of one-pass outputs "
+        "(docs/results/passes.md)",
+    )
     p.add_argument("--out", default="docs/results", help="folder for the table and figures (default: docs/results)")
-    p.add_argument("--real", action="store_true",
-                   help="instead: no-reference checks on real instrument scans (docs/results/real.md)")
-    p.add_argument("--real-dir", metavar="DIR",
-                   help="folder of real scans for --real (default: ../shared/data/real-stm beside the repository)")
+    p.add_argument("--real", action="store_true", help="instead: no-reference checks on real instrument scans (docs/results/real.md)")
+    p.add_argument(
+        "--real-dir", metavar="DIR", help="folder of real scans for --real (default: ../shared/data/real-stm beside the repository)"
+    )
     p.set_defaults(run=_cmd_eval)
 
     p = sub.add_parser("export", help="export a model for other runtimes")
@@ -317,8 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="float16 weights and activations (input and output stay float32)")
     p.add_argument("-o", "--output", metavar="PATH", help="ONNX file to write (default: NAME.onnx or NAME.fp16.onnx here)")
     p.add_argument("--ship", action="store_true", help="write the shipped weights as the package's NAME.onnx")
-    p.add_argument("--plugins", action="store_true",
-                   help="replace the DS blocks and SE fusion by MAED TensorRT plugin nodes (for TensorRT only)")
+    p.add_argument(
+        "--plugins", action="store_true", help="replace the DS blocks and SE fusion by MAED TensorRT plugin nodes (for TensorRT only)"
+    )
     p.set_defaults(run=_cmd_export_onnx)
 
     p = sub.add_parser("demo", help="a simulated STM streams scans through the live bridge; preview and report")

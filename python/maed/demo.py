@@ -35,8 +35,10 @@ def _trace_retrace_cell(meta: dict) -> str:
 
 
 def _report_rows(run, out_dir: Path) -> tuple[list[str], list]:
-    table = ["| scan | PSNR raw | PSNR denoised | SSIM denoised | UQI denoised | trace/retrace error: model / 1-px Gaussian / raw |",
-             "|---|---|---|---|---|---|"]
+    table = [
+        "| scan | PSNR raw | PSNR denoised | SSIM denoised | UQI denoised | trace/retrace error: model / 1-px Gaussian / raw |",
+        "|---|---|---|---|---|---|",
+    ]
     panels = []
     for folder, scanned in zip(run.saved, run.scans):
         raw = np.load(folder / "raw_trace.npy").astype(np.float64)
@@ -77,7 +79,11 @@ def lattice_shown(image: np.ndarray, clean: np.ndarray, period: float) -> float:
 
 
 def run_demo(
-    out_dir: Path, frames: int = 1, line_rate: float = 10.0, size: int = 256, backend: str = "auto",
+    out_dir: Path,
+    frames: int = 1,
+    line_rate: float = 10.0,
+    size: int = 256,
+    backend: str = "auto",
     ports: tuple[int, int, int, int] = (5570, 5571, 5572, PREVIEW_PORT),
 ) -> Path:
     """Scan ``frames`` simulated frames through a live bridge and write the report to ``out_dir``.
@@ -88,10 +94,10 @@ def run_demo(
         raise ValueError("--frames must be at least 1")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = BridgeConfig(out=out_dir / "scans", backend=backend, pull_port=ports[0], pub_port=ports[1], control_port=ports[2],
-                          trace_retrace=True)
-    sim = SimulatedController(size=size, line_rate=line_rate, scans=frames, slow_axis="alternate",
-                              seed=showcase_seed(size))
+    config = BridgeConfig(
+        out=out_dir / "scans", backend=backend, pull_port=ports[0], pub_port=ports[1], control_port=ports[2], trace_retrace=True
+    )
+    sim = SimulatedController(size=size, line_rate=line_rate, scans=frames, slow_axis="alternate", seed=showcase_seed(size))
 
     def announce(endpoints: dict[str, str]) -> None:
         print(f"live preview: {endpoints['preview']}")

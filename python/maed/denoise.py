@@ -124,18 +124,16 @@ BATCH_PIXELS = TILE * TILE
 call: no more memory than one tile of ``TILE`` pixels takes."""
 
 
-def _tile_outputs(x: np.ndarray, starts: list[tuple[int, int]], tile: int, backend: Backend,
-                  own_plane: bool) -> Iterator[np.ndarray]:
+def _tile_outputs(x: np.ndarray, starts: list[tuple[int, int]], tile: int, backend: Backend, own_plane: bool) -> Iterator[np.ndarray]:
     """The network's output for the tiles of ``x`` at ``starts``, in order, in batches (``BATCH_PIXELS``). Every
     tile has one shape: ``_starts`` keeps the last tile of a row or column whole."""
     per_call = max(1, min(getattr(backend, "max_batch", 1), BATCH_PIXELS // (tile * tile)))
     for i in range(0, len(starts), per_call):
-        tiles = [x[..., r:r + tile, c:c + tile] for r, c in starts[i:i + per_call]]
+        tiles = [x[..., r : r + tile, c : c + tile] for r, c in starts[i : i + per_call]]
         yield from run_batch(tiles, backend, own_plane)
 
 
-def run_tiled(x: np.ndarray, backend: Backend, tile: int = TILE, overlap: int = OVERLAP,
-              own_plane: bool = False) -> np.ndarray:
+def run_tiled(x: np.ndarray, backend: Backend, tile: int = TILE, overlap: int = OVERLAP, own_plane: bool = False) -> np.ndarray:
     """The network's output (2-D) for a normalised scan of any size (2-D, or (passes, H, W)), in bounded memory.
 
     Tiles go to the back end in batches (``BATCH_PIXELS``). ``own_plane``: each tile goes in with its own best-fit
@@ -156,22 +154,22 @@ def run_tiled(x: np.ndarray, backend: Backend, tile: int = TILE, overlap: int = 
         for c in cols:
             out = next(outputs)
             pw = out.shape[1]
-            shared = band_weight[c:c + pw] > 0
-            shared[:overlap // 4] = False  # this tile's own edge, where its padding shows (``_ramp``)
+            shared = band_weight[c : c + pw] > 0
+            shared[: overlap // 4] = False  # this tile's own edge, where its padding shows (``_ramp``)
             if own_plane and shared.any():  # each row's level matched to the tiles left of it
-                left = band[:, c:c + pw][:, shared] / band_weight[c:c + pw][shared]
+                left = band[:, c : c + pw][:, shared] / band_weight[c : c + pw][shared]
                 out = out - _level_step(out[:, shared], left, axis=1)[:, None]
             wx = _ramp(pw, overlap, c == cols[0], c == cols[-1])
-            band[:, c:c + pw] += out * wx
-            band_weight[c:c + pw] += wx
+            band[:, c : c + pw] += out * wx
+            band_weight[c : c + pw] += wx
         band /= band_weight
-        shared = weight[r:r + ph, 0] > 0
-        shared[:overlap // 4] = False
+        shared = weight[r : r + ph, 0] > 0
+        shared[: overlap // 4] = False
         if own_plane and shared.any():  # each column's level matched to the bands of rows above
-            band -= _level_step(band[shared], total[r:r + ph][shared] / weight[r:r + ph][shared], axis=0)[None, :]
+            band -= _level_step(band[shared], total[r : r + ph][shared] / weight[r : r + ph][shared], axis=0)[None, :]
         wy = _ramp(ph, overlap, r == rows[0], r == rows[-1])[:, None]
-        total[r:r + ph] += band * wy
-        weight[r:r + ph] += wy
+        total[r : r + ph] += band * wy
+        weight[r : r + ph] += wy
     return total / weight
 
 
@@ -214,8 +212,11 @@ class GuardedResult:
 
     def features_record(self) -> dict:
         """The ``features`` entry of ``<stem>.json``: compact features the network removed and got back."""
-        return {"given_back": self.features.features, "share": round(self.features.share, 4),
-                "defects_beside_given_back": self.defects_beside}
+        return {
+            "given_back": self.features.features,
+            "share": round(self.features.share, 4),
+            "defects_beside_given_back": self.defects_beside,
+        }
 
 
 BOTH = "both"
@@ -230,8 +231,9 @@ def passes_of(backend: Backend) -> int:
 def one_pass_only(backend: Backend, where: str) -> Backend:
     """``backend`` if its model takes one pass, else a one-line error naming ``where`` (what runs one-pass models)."""
     if passes_of(backend) != 1:
-        raise ValueError(f"model {backend.model} takes both passes (trace and retrace); {where} runs one-pass models "
-                         "(maed denoise --pass both runs it)")
+        raise ValueError(
+            f"model {backend.model} takes both passes (trace and retrace); {where} runs one-pass models (maed denoise --pass both runs it)"
+        )
     return backend
 
 
@@ -247,8 +249,12 @@ def check_pass(backend: Backend, pass_: str) -> str:
 
 
 def denoise_guarded(
-    scan: np.ndarray, backend: Backend, tile: int = TILE, limits: Thresholds = Thresholds(),
-    other_pass: np.ndarray | None = None, ratio: float = 1.0,
+    scan: np.ndarray,
+    backend: Backend,
+    tile: int = TILE,
+    limits: Thresholds = Thresholds(),
+    other_pass: np.ndarray | None = None,
+    ratio: float = 1.0,
 ) -> GuardedResult:
     """The network's denoised scan where it passes the trust guard, the conservative result where not, with what
     the network took and should not have given back first (``maed.publish``).
@@ -261,8 +267,10 @@ def denoise_guarded(
     """
     two_pass = passes_of(backend) == 2
     if two_pass and np.shape(other_pass) != np.shape(scan):
-        raise ValueError(f"a two-pass model needs the scan's retrace of the trace's shape {np.shape(scan)}, "
-                         f"got {None if other_pass is None else np.shape(other_pass)}")
+        raise ValueError(
+            f"a two-pass model needs the scan's retrace of the trace's shape {np.shape(scan)}, "
+            f"got {None if other_pass is None else np.shape(other_pass)}"
+        )
     measured = np.isfinite(scan).all(axis=1)
     if two_pass:
         measured &= np.isfinite(other_pass).all(axis=1)
@@ -282,18 +290,33 @@ def denoise_guarded(
     result = publish(x, y, rows_aligned=norm.rows_aligned, limits=limits, other=other, other_rows=other_rows)
     data[measured] = denormalise(result.image, norm)
     fallback[measured] = result.weight
-    return GuardedResult(data=data, fallback=fallback, verdict=result.verdict, lattice=result.lattice,
-                         features=result.features, defects_beside=result.defects_beside)
+    return GuardedResult(
+        data=data,
+        fallback=fallback,
+        verdict=result.verdict,
+        lattice=result.lattice,
+        features=result.features,
+        defects_beside=result.defects_beside,
+    )
 
 
-def result_record(source: Path, dest: Path, pass_: str, channel: str | None, backend: Backend, result: GuardedResult,
-                  channel_why: str | None = None) -> dict:
+def result_record(
+    source: Path, dest: Path, pass_: str, channel: str | None, backend: Backend, result: GuardedResult, channel_why: str | None = None
+) -> dict:
     """The ``<stem>.json`` written beside a denoised scan: input, output, channel (and why, where it is not
     the topograph), model, weights, trust."""
     return {
-        "input": str(source), "output": dest.name, "channel": channel, "channel_why": channel_why, "pass": pass_,
-        "model": backend.model, "weights_sha256": backend.weights_sha256, "backend": backend.name,
-        "maed_version": __version__, "trust": result.verdict.as_dict(), "lattice": result.lattice_record(),
+        "input": str(source),
+        "output": dest.name,
+        "channel": channel,
+        "channel_why": channel_why,
+        "pass": pass_,
+        "model": backend.model,
+        "weights_sha256": backend.weights_sha256,
+        "backend": backend.name,
+        "maed_version": __version__,
+        "trust": result.verdict.as_dict(),
+        "lattice": result.lattice_record(),
         "features": result.features_record(),
     }
 
@@ -322,13 +345,17 @@ def output_conflicts(inputs: list[Path], out_dir: Path) -> dict[Path, str]:
         if clash is not None:
             refused[path] = f"{path}: its output {clash.name} would overwrite an input; choose another output folder"
         elif others:
-            refused[path] = (f"{path}: {others[0]} would write the same {path.stem}.npy; "
-                             "denoise them into separate output folders")
+            refused[path] = f"{path}: {others[0]} would write the same {path.stem}.npy; denoise them into separate output folders"
     return refused
 
 
 def denoise_file(
-    path: Path, stem: Path, backend: Backend, channel: str | None = None, pass_: str = "trace", extra: dict | None = None,
+    path: Path,
+    stem: Path,
+    backend: Backend,
+    channel: str | None = None,
+    pass_: str = "trace",
+    extra: dict | None = None,
 ) -> tuple[list[Path], dict]:
     """Denoise the scan at ``path`` into ``<stem>.npy``, ``<stem>.json`` and, for an instrument file,
     ``<stem>.gwy``; returns the paths written and the ``.json`` record (with ``extra`` in it).
@@ -358,23 +385,30 @@ def denoise_file(
         fields = {f"{label} (raw)": image.data, f"{label} (denoised, {backend.model})": result.data}
         if pass_ == BOTH:
             label = f"{image.name} trace and retrace"
-            fields = {f"{image.name} trace (raw)": image.data, f"{image.name} retrace (raw)": scan.other_pass,
-                      f"{label} (denoised, {backend.model})": result.data}
+            fields = {
+                f"{image.name} trace (raw)": image.data,
+                f"{image.name} retrace (raw)": scan.other_pass,
+                f"{label} (denoised, {backend.model})": result.data,
+            }
         fallback_title = f"{label} (guard fallback weight)"
         if result.verdict.output != "network":
             fields[fallback_title] = np.where(np.isfinite(result.data), result.fallback, np.nan)
         with atomic_path(gwy) as tmp:
             write_gwy(tmp, image, fields, units={fallback_title: ""})
         written.append(gwy)
-    record = result_record(path, dest, pass_, scan.source.name if scan.source else None, backend, result,
-                           scan.channel_why) | (extra or {})
+    record = result_record(path, dest, pass_, scan.source.name if scan.source else None, backend, result, scan.channel_why) | (extra or {})
     write_bytes_atomic(record_path, json.dumps(record, indent=1).encode())
     return written, record
 
 
 def denoise_files(
-    inputs: Iterable[Path], out_dir: Path, backend: Backend, on_error: Callable[[str], None],
-    channel: str | None = None, pass_: str = "trace", on_note: Callable[[str], None] = lambda message: None,
+    inputs: Iterable[Path],
+    out_dir: Path,
+    backend: Backend,
+    on_error: Callable[[str], None],
+    channel: str | None = None,
+    pass_: str = "trace",
+    on_note: Callable[[str], None] = lambda message: None,
 ) -> list[Path]:
     """Denoise each input into ``out_dir/<stem>.npy``; bad inputs are reported and skipped.
 

@@ -81,8 +81,7 @@ def _metadata(name: str, model: nn.Module, card: dict, weights: Path, precision:
         KEY_LEVELLING: card["levelling"],
         KEY_TRAINING_DATA: json.dumps(training, default=str),
         KEY_WEIGHTS_SHA256: weights_sha256(weights),
-        KEY_EXPORTER: f"maed {__version__}, torch {torch.__version__}, onnx {onnx.__version__}, "
-        f"onnxslim {onnxslim.__version__}",
+        KEY_EXPORTER: f"maed {__version__}, torch {torch.__version__}, onnx {onnx.__version__}, onnxslim {onnxslim.__version__}",
     }
 
 
@@ -96,8 +95,15 @@ def _trace(model: nn.Module) -> onnx.ModelProto:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (sample,), buffer, dynamo=False, opset_version=OPSET, do_constant_folding=True,
-            input_names=[INPUT], output_names=[OUTPUT], dynamic_axes={INPUT: axes, OUTPUT: axes},
+            model,
+            (sample,),
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_axes={INPUT: axes, OUTPUT: axes},
         )
     return onnx.load_from_string(buffer.getvalue())
 
@@ -117,9 +123,7 @@ def export_onnx(name_or_path: str, dest: Path, fp16: bool = False, plugins: bool
     if plugins:
         graph, _ = insert_plugins(graph)
     graph.doc_string = f"{display_name(card['config'])} ({card['config']}) denoiser for STM scans"
-    onnx.helper.set_model_props(
-        graph, _metadata(name, model, card, weights_file(name_or_path), "fp16" if fp16 else "fp32")
-    )
+    onnx.helper.set_model_props(graph, _metadata(name, model, card, weights_file(name_or_path), "fp16" if fp16 else "fp32"))
     onnx.checker.check_model(graph, full_check=True)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)

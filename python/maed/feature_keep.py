@@ -92,7 +92,7 @@ def _edge_gain(length: int, scale: float) -> np.ndarray:
     """Per position, how much more a Gaussian of ``scale`` (reflected at the edges) keeps of independent noise
     than in the middle: near an edge it averages mirrored copies of fewer pixels."""
     weights = ndimage.gaussian_filter1d(np.eye(length), scale, axis=1, mode="reflect")
-    spread = np.sqrt((weights ** 2).sum(axis=0))
+    spread = np.sqrt((weights**2).sum(axis=0))
     return spread / spread[length // 2]
 
 
@@ -124,8 +124,7 @@ def _blobs(residual: np.ndarray, scale: float) -> np.ndarray:
         spans_rows = ndimage.binary_opening(sign * along_rows > ROW_THRESHOLD * row_spread, rows)
         # A blob's extent is judged where each of its rows still stands out at all: a band's strongest stretch
         # can look compact, and smoothing across rows would make a scar look taller than it is.
-        blobs |= _compact_regions(sign * along_rows > EXTENT_THRESHOLD * row_spread,
-                                  (sign * smooth > THRESHOLD * spread) & spans_rows)
+        blobs |= _compact_regions(sign * along_rows > EXTENT_THRESHOLD * row_spread, (sign * smooth > THRESHOLD * spread) & spans_rows)
     return blobs
 
 
@@ -160,7 +159,7 @@ class RemovedFeatures:
 
     def give_back(self, levelled_input: np.ndarray, output: np.ndarray) -> np.ndarray:
         """``output`` with the lightly smoothed residual added where the features are, and the residual's smooth part
-    around point defects."""
+        around point defects."""
         output = np.asarray(output, dtype=np.float64)
         around = self.surroundings.any()
         if not self.features and not around:
@@ -199,8 +198,8 @@ def point_defects(levelled_input: np.ndarray) -> list[dict]:
 
 def _disc(shape: tuple[int, int], defect: dict, radius: float) -> np.ndarray:
     """The pixels within ``radius`` of a defect's centre."""
-    rows, cols = np.ogrid[:shape[0], :shape[1]]
-    return (rows - defect["row"]) ** 2 + (cols - defect["col"]) ** 2 <= radius ** 2
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    return (rows - defect["row"]) ** 2 + (cols - defect["col"]) ** 2 <= radius**2
 
 
 def _taper(shape: tuple[int, int], defect: dict, radius: float) -> tuple[tuple[slice, slice], np.ndarray]:
@@ -215,8 +214,7 @@ def _taper(shape: tuple[int, int], defect: dict, radius: float) -> tuple[tuple[s
     return (slice(r0, r1), slice(c0, c1)), 0.5 * (1 + np.cos(np.pi * t))
 
 
-def keep_defect_surroundings(levelled_input: np.ndarray, output: np.ndarray,
-                             defects: list[dict] | None = None) -> tuple[np.ndarray, int]:
+def keep_defect_surroundings(levelled_input: np.ndarray, output: np.ndarray, defects: list[dict] | None = None) -> tuple[np.ndarray, int]:
     """``output`` given back the residual around each point defect whose surroundings it changed by more than
     ``CHANGE_BESIDE_LIMIT`` times the rms it removed, out to the ring of the next scale up and fading beyond;
     and how many such defects there were. The residual comes back smoothed to the defect's size (a Gaussian of
@@ -262,8 +260,7 @@ def _defect_areas(levelled_input: np.ndarray, output: np.ndarray, defects: list[
     return shallow, around
 
 
-def removed_features(levelled_input: np.ndarray, output: np.ndarray,
-                     defects: list[dict] | None = None) -> RemovedFeatures:
+def removed_features(levelled_input: np.ndarray, output: np.ndarray, defects: list[dict] | None = None) -> RemovedFeatures:
     """The compact features in the residual ``levelled_input - output`` (same shape, no NaN); ``defects``: the
     scan's ``point_defects``, where found already."""
     residual = _residual(levelled_input, output)
@@ -275,8 +272,9 @@ def removed_features(levelled_input: np.ndarray, output: np.ndarray,
         count += int(ndimage.label(blobs)[1])
         mask |= ndimage.binary_dilation(blobs, iterations=int(np.ceil(2 * scale)))
     levelled_input = np.asarray(levelled_input, dtype=np.float64)
-    shallow, around = _defect_areas(levelled_input, np.asarray(output, dtype=np.float64),
-                                    point_defects(levelled_input) if defects is None else defects)
+    shallow, around = _defect_areas(
+        levelled_input, np.asarray(output, dtype=np.float64), point_defects(levelled_input) if defects is None else defects
+    )
     count += int(ndimage.label(shallow & ~mask)[1])
     mask |= shallow
     # Feathered so the give-back leaves no edge; full weight inside.

@@ -139,8 +139,7 @@ def read_scan(path: Path | str, channel: str | None = None, pass_: str = "trace"
         raise ScanError(str(exc)) from None
     if suffix not in SUFFIXES:
         raise ScanError(
-            f"{path}: unsupported file type {suffix!r}; expected one of {', '.join(SUFFIXES)} "
-            f"or a {', '.join(FORMAT_NAMES.values())} file"
+            f"{path}: unsupported file type {suffix!r}; expected one of {', '.join(SUFFIXES)} or a {', '.join(FORMAT_NAMES.values())} file"
         )
     try:
         if suffix == ".npy":

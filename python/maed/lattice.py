@@ -35,11 +35,13 @@ def spectral_background(power: np.ndarray) -> np.ndarray:
     """Per bin, the spectrum's local background (see ``significant_peaks``)."""
     n = BACKGROUND_BINS
     along_rows = ndimage.median_filter(power, size=(1, n), mode="wrap")
-    return np.maximum.reduce([
-        ndimage.median_filter(along_rows, size=(n, 1), mode="wrap"),
-        ndimage.median_filter(power, size=(n, 1), mode="wrap"),
-        along_rows,
-    ])
+    return np.maximum.reduce(
+        [
+            ndimage.median_filter(along_rows, size=(n, 1), mode="wrap"),
+            ndimage.median_filter(power, size=(n, 1), mode="wrap"),
+            along_rows,
+        ]
+    )
 
 
 def significant_peaks(power: np.ndarray) -> np.ndarray:
@@ -94,12 +96,14 @@ class Peaks:
 def peaks_at(spectrum: np.ndarray, positions: np.ndarray) -> Peaks:
     """The spectrum's peaks at ``positions`` (centred (row, column) bins), with sub-bin centres and power."""
     padded = np.pad(spectrum, 1, mode="wrap")
-    patches = np.array([padded[r:r + 3, c:c + 3] for r, c in positions]).reshape(-1, 3, 3)
+    patches = np.array([padded[r : r + 3, c : c + 3] for r, c in positions]).reshape(-1, 3, 3)
     power = patches.sum(axis=(1, 2))
     offsets = np.arange(-1, 2)
-    centres = positions + np.stack([
-        (patches.sum(axis=2) * offsets).sum(axis=1), (patches.sum(axis=1) * offsets).sum(axis=1)
-    ], axis=-1) / np.maximum(power, 1e-300)[:, None]
+    centres = (
+        positions
+        + np.stack([(patches.sum(axis=2) * offsets).sum(axis=1), (patches.sum(axis=1) * offsets).sum(axis=1)], axis=-1)
+        / np.maximum(power, 1e-300)[:, None]
+    )
     return Peaks(positions, centres.reshape(-1, 2), power)
 
 

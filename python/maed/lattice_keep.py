@@ -75,7 +75,8 @@ def _symmetric_mask(shape: tuple[int, int], centred_peaks: np.ndarray) -> np.nda
     mask[(-r) % rows, (-c) % cols] = True  # a real image's spectrum is symmetric: both halves or none
     size = 2 * HALF_WIDTH + 1
     mask = ndimage.binary_dilation(np.pad(mask, HALF_WIDTH, mode="wrap"), np.ones((size, size), bool))[
-        HALF_WIDTH:HALF_WIDTH + rows, HALF_WIDTH:HALF_WIDTH + cols]
+        HALF_WIDTH : HALF_WIDTH + rows, HALF_WIDTH : HALF_WIDTH + cols
+    ]
     # Never the scan's overall shape (drift, bow: the bins near the centre), which a peak's neighbourhood
     # may reach and which holds far more power than any lattice. The column of zero frequency along x
     # stays: a lattice's rows (a hexagonal lattice's, seen along the slow axis) live there, beside the
@@ -131,14 +132,12 @@ def _symmetric_pairs(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> np
     for degrees in (60, 90, 120):
         for sign in (1, -1):
             t = np.radians(sign * degrees)
-            turned = np.stack([fa[:, 0] * np.cos(t) - fa[:, 1] * np.sin(t),
-                               fa[:, 0] * np.sin(t) + fa[:, 1] * np.cos(t)], axis=1)
+            turned = np.stack([fa[:, 0] * np.cos(t) - fa[:, 1] * np.sin(t), fa[:, 0] * np.sin(t) + fa[:, 1] * np.cos(t)], axis=1)
             found |= np.abs((turned - fb) * n).max(axis=1) <= CLOSING_BINS
     return found
 
 
-def _closing_in_input(closing: np.ndarray, pair_power: np.ndarray, input_spectrum: np.ndarray,
-                      background: np.ndarray) -> np.ndarray:
+def _closing_in_input(closing: np.ndarray, pair_power: np.ndarray, input_spectrum: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Per closing vector (centred offsets), whether the input's own spectrum holds a peak there: its 3x3 power
     ``CLOSING_CONTRAST`` times the background's, and no more than ``POWER_SPREAD`` times the weaker of the pair's
     (``pair_power``: strong pick-up a lattice vector from its own sideband is no lattice). Returns the bins
@@ -146,8 +145,8 @@ def _closing_in_input(closing: np.ndarray, pair_power: np.ndarray, input_spectru
     shape = np.array(input_spectrum.shape)
     at = np.rint(_wrapped(closing, tuple(shape)) + shape // 2).astype(int) % shape
     padded, padded_bg = np.pad(input_spectrum, 1, mode="wrap"), np.pad(background, 1, mode="wrap")
-    power = np.array([padded[r:r + 3, c:c + 3].sum() for r, c in at])
-    floor = np.array([padded_bg[r:r + 3, c:c + 3].sum() for r, c in at])
+    power = np.array([padded[r : r + 3, c : c + 3].sum() for r, c in at])
+    floor = np.array([padded_bg[r : r + 3, c : c + 3].sum() for r, c in at])
     away = np.hypot(*(at - shape // 2).T) >= MIN_RADIUS
     found = (power > CLOSING_CONTRAST * floor) & (power <= POWER_SPREAD * pair_power) & away
     return np.where(found[:, None], at, -1)
@@ -165,8 +164,7 @@ def two_d_lattice(peaks: Peaks, shape: tuple[int, int], input_spectrum: np.ndarr
     sine = np.abs(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]) / (np.hypot(*a.T) * np.hypot(*b.T))
     spanning = sine >= MIN_SINE
     spanning[spanning] = ~_harmonics(a[spanning], b[spanning], shape)
-    spanning &= np.maximum(peaks.power[first], peaks.power[second]) <= POWER_SPREAD * np.minimum(
-        peaks.power[first], peaks.power[second])
+    spanning &= np.maximum(peaks.power[first], peaks.power[second]) <= POWER_SPREAD * np.minimum(peaks.power[first], peaks.power[second])
     pairs, tree = np.flatnonzero(spanning), cKDTree(offsets)
     closed = np.zeros(len(first), dtype=bool)
     for closing in (a + b, a - b):
@@ -197,7 +195,9 @@ def two_d_lattice(peaks: Peaks, shape: tuple[int, int], input_spectrum: np.ndarr
 
 
 def lattice_peaks(
-    levelled_input: np.ndarray, levelled_output: np.ndarray, levelled_other_pass: np.ndarray | None = None,
+    levelled_input: np.ndarray,
+    levelled_output: np.ndarray,
+    levelled_other_pass: np.ndarray | None = None,
 ) -> LatticePeaks:
     """The lattice peaks among the input's: confirmed by the other pass where there is one, else a 2-D lattice
     among the peaks the network removed.

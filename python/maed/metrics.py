@@ -25,9 +25,7 @@ def _check_pair(estimate: ArrayLike, reference: ArrayLike) -> tuple[Image, Image
     est = np.asarray(estimate, dtype=np.float64)
     ref = np.asarray(reference, dtype=np.float64)
     if est.ndim != 2 or ref.ndim != 2:
-        raise ValueError(
-            f"estimate and reference must be 2-D height maps, got shapes {est.shape} and {ref.shape}"
-        )
+        raise ValueError(f"estimate and reference must be 2-D height maps, got shapes {est.shape} and {ref.shape}")
     if est.shape != ref.shape:
         raise ValueError(f"shape mismatch: estimate {est.shape} vs reference {ref.shape}")
     if not (np.isfinite(est).all() and np.isfinite(ref).all()):
@@ -113,9 +111,7 @@ def _quality_map(x: Image, y: Image) -> Image:
 
 def _uqi(est_n: Image, ref_n: Image) -> float:
     if min(est_n.shape) < _UQI_WINDOW:
-        raise ValueError(
-            f"UQI needs images of at least {_UQI_WINDOW}x{_UQI_WINDOW} pixels, got {est_n.shape}"
-        )
+        raise ValueError(f"UQI needs images of at least {_UQI_WINDOW}x{_UQI_WINDOW} pixels, got {est_n.shape}")
     return float(_quality_map(est_n, ref_n).mean())
 
 

@@ -67,6 +67,7 @@ def lattice_power(levelled_input: np.ndarray, levelled_output: np.ndarray) -> di
 
 # ---- the checks of ``maed eval --real`` that use both passes, and point defects -------------------
 
+
 def slow_axis_whiteness(residual: np.ndarray, lags=LAGS) -> float:
     """Mean |autocorrelation| at ``lags`` of the residual across its rows (the slow axis), each row's mean off.
 
@@ -145,7 +146,7 @@ def _ring(scale: float) -> tuple[int, np.ndarray]:
     """Outer radius (whole pixels) and the boolean ring ``ANNULUS`` x ``scale`` in a square of that half-side."""
     inner, outer = ANNULUS[0] * scale, ANNULUS[1] * scale
     k = int(np.ceil(outer))
-    y, x = np.mgrid[-k:k + 1, -k:k + 1]
+    y, x = np.mgrid[-k : k + 1, -k : k + 1]
     d = np.hypot(y, x)
     return k, (d >= inner) & (d <= outer)
 
@@ -153,7 +154,7 @@ def _ring(scale: float) -> tuple[int, np.ndarray]:
 def _ring_values(image: np.ndarray, defect: dict) -> np.ndarray:
     k, ring = _ring(defect["scale"])
     r, c = defect["row"], defect["col"]
-    return image[r - k:r + k + 1, c - k:c + k + 1][ring]
+    return image[r - k : r + k + 1, c - k : c + k + 1][ring]
 
 
 VALUES_AT_ONCE = 1 << 20
@@ -267,8 +268,9 @@ def find_defects(classical: np.ndarray, noise_rms: float, count: int = DEFECTS) 
     """
     classical = np.asarray(classical, dtype=np.float64)
     # A minimum is a maximum of the negated image, with the same isolation: negation is exact, medians too.
-    scored = [(isolation, r, c, sign, scale) for sign in (1, -1)
-              for isolation, r, c, scale in _isolated_maxima(sign * classical, noise_rms)]
+    scored = [
+        (isolation, r, c, sign, scale) for sign in (1, -1) for isolation, r, c, scale in _isolated_maxima(sign * classical, noise_rms)
+    ]
     scored.sort(reverse=True)
     chosen: list[dict] = []
     for isolation, r, c, sign, scale in scored:
@@ -276,8 +278,7 @@ def find_defects(classical: np.ndarray, noise_rms: float, count: int = DEFECTS) 
             break
         reach = ANNULUS[1] * scale
         if all(np.hypot(r - d["row"], c - d["col"]) > max(reach, ANNULUS[1] * d["scale"]) for d in chosen):
-            chosen.append({"row": r, "col": c, "kind": "bright" if sign > 0 else "dark", "scale": scale,
-                           "isolation": isolation})
+            chosen.append({"row": r, "col": c, "kind": "bright" if sign > 0 else "dark", "scale": scale, "isolation": isolation})
     return chosen
 
 
@@ -288,7 +289,7 @@ def defect_depth(image: np.ndarray, defect: dict) -> float:
     every image is measured alike, so the depths' ratios compare them.
     """
     r, c = defect["row"], defect["col"]
-    return float(image[r - 1:r + 2, c - 1:c + 2].mean() - np.median(_ring_values(image, defect)))
+    return float(image[r - 1 : r + 2, c - 1 : c + 2].mean() - np.median(_ring_values(image, defect)))
 
 
 def change_beside(residual: np.ndarray, defect: dict) -> float:

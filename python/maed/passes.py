@@ -43,14 +43,19 @@ def pick_pair(path: Path) -> tuple[ChannelImage, ChannelImage | None]:
     scan = read_file(path)
     trace = pick_image(path, scan)
     for image in scan.images:
-        if image.name == trace.name and image.pass_ == "retrace" and image.data.shape == trace.data.shape \
-                and np.ptp(image.data[image.measured_rows]) > 0:
+        if (
+            image.name == trace.name
+            and image.pass_ == "retrace"
+            and image.data.shape == trace.data.shape
+            and np.ptp(image.data[image.measured_rows]) > 0
+        ):
             return trace, image
     return trace, None
 
 
-def guarded_outputs(data: np.ndarray, backends: dict[str, Backend],
-                    other_pass: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, str]]:
+def guarded_outputs(
+    data: np.ndarray, backends: dict[str, Backend], other_pass: np.ndarray | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, str]]:
     """One pass levelled (best plane, medians of row differences, as the network sees it, in the pass's units)
     and, per back end, its output as ``maed denoise`` makes it (``denoise_guarded``) levelled alike, its per-row
     offsets matched to the levelled pass (``noreference.match_rows``), with what the guard published."""

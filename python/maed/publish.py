@@ -63,8 +63,15 @@ def _blend(network: np.ndarray, conservative: np.ndarray | None, weight: np.ndar
     return network if conservative is None else (1 - weight) * network + weight * conservative
 
 
-def publish(x: np.ndarray, y: np.ndarray, *, rows_aligned: bool, limits: Thresholds = Thresholds(),
-            other: np.ndarray | None = None, other_rows: np.ndarray | None = None) -> Published:
+def publish(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    rows_aligned: bool,
+    limits: Thresholds = Thresholds(),
+    other: np.ndarray | None = None,
+    other_rows: np.ndarray | None = None,
+) -> Published:
     """The chain of the module docstring on levelled input ``x`` and the network's output ``y`` (same shape, no NaN).
 
     ``rows_aligned``: whether the rows were aligned before the network (if not, it levelled them itself).
@@ -97,5 +104,12 @@ def publish(x: np.ndarray, y: np.ndarray, *, rows_aligned: bool, limits: Thresho
         given = kept - blended
         network = network + given
         conservative = None if conservative is None else conservative + given
-    return Published(network=network, conservative=conservative, weight=weight, verdict=verdict, lattice=lattice,
-                     features=features, defects_beside=beside)
+    return Published(
+        network=network,
+        conservative=conservative,
+        weight=weight,
+        verdict=verdict,
+        lattice=lattice,
+        features=features,
+        defects_beside=beside,
+    )

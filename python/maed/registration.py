@@ -136,8 +136,9 @@ class Registration:
 
     def moved_by(self, pixels: float, lags: tuple[float, float] | None = None) -> "Registration":
         """This registration with ``pixels`` added to the warp everywhere (and other ``lags``, if given)."""
-        return Registration(self.band_centres, self.band_warps + pixels, self.band_sigma, self.warp + pixels,
-                            self.lag_px if lags is None else lags)
+        return Registration(
+            self.band_centres, self.band_warps + pixels, self.band_sigma, self.warp + pixels, self.lag_px if lags is None else lags
+        )
 
 
 def speed_ratio(header: Mapping[str, Any]) -> float:
@@ -156,6 +157,7 @@ def speed_ratio(header: Mapping[str, Any]) -> float:
 
 
 # ---- one shift along the rows ----------------------------------------------------------------------
+
 
 def _profiles(band: np.ndarray) -> np.ndarray:
     """The rows of a band, each row's mean off, under a Hann window (so the zero padding adds no edge)."""
@@ -209,6 +211,7 @@ def band_shift(trace: np.ndarray, retrace: np.ndarray, max_shift: float, centre:
 
 # ---- applying a registration ---------------------------------------------------------------------
 
+
 def _lag_response(k: np.ndarray, tau_px: float) -> np.ndarray:
     """Frequency response of a causal first-order lag of ``tau_px`` pixels at rfft frequencies ``k`` (cycles/px)."""
     if tau_px <= 0:
@@ -217,8 +220,7 @@ def _lag_response(k: np.ndarray, tau_px: float) -> np.ndarray:
     return (1 - a) / (1 - a * np.exp(-2j * np.pi * k))
 
 
-def _fourier(image: np.ndarray, shifts: np.ndarray, lag_trace: float, lag_retrace: float,
-             pad: int | None = None) -> np.ndarray:
+def _fourier(image: np.ndarray, shifts: np.ndarray, lag_trace: float, lag_retrace: float, pad: int | None = None) -> np.ndarray:
     """Each row read at x + shifts[row], with the retrace's lag (anti-causal) turned into the trace's (causal).
 
     Rows are padded by reflection, so the columns within the lag's settling and the shift of the
@@ -239,7 +241,7 @@ def _fourier(image: np.ndarray, shifts: np.ndarray, lag_trace: float, lag_retrac
     if n % 2 == 0:
         ramp[:, -1] = ramp[:, -1].real  # the Nyquist bin must stay real
     moved = np.fft.irfft(np.fft.rfft(padded, axis=1) * ramp, n, axis=1)
-    return moved[:, pad:pad + cols] if keep else moved
+    return moved[:, pad : pad + cols] if keep else moved
 
 
 def _sinc_kernel(phases: int) -> np.ndarray:
@@ -276,11 +278,12 @@ def align(image: np.ndarray, registration: Registration) -> np.ndarray:
     pad = int(np.ceil(np.abs(registration.warp).max() + 6 * max(registration.lag_px))) + _SINC_TAPS + 8
     moved = _fourier(image, shifts, *registration.lag_px, pad=pad)
     if np.abs(rest).max() < 1e-3:
-        return moved[:, pad:pad + cols]
+        return moved[:, pad : pad + cols]
     return _sinc_read(moved, pad + np.arange(cols)[None, :] + rest)
 
 
 # ---- estimating one ----------------------------------------------------------------------------------
+
 
 def _good_rows(trace: np.ndarray, moved: np.ndarray) -> np.ndarray:
     """Lines whose difference is not an outlier among its neighbours': a scar or a tip change between
@@ -301,8 +304,9 @@ def _basis(cols: int) -> np.ndarray:
     return BSpline.design_matrix(np.arange(cols, dtype=np.float64), knots, 3).toarray()
 
 
-def _band_step(trace: np.ndarray, moved: np.ndarray, basis: np.ndarray, penalty: np.ndarray,
-               away: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+def _band_step(
+    trace: np.ndarray, moved: np.ndarray, basis: np.ndarray, penalty: np.ndarray, away: np.ndarray, smoothing: float
+) -> tuple[np.ndarray, np.ndarray]:
     """One Gauss-Newton step of a band's warp: the change of the spline coefficients and their covariance.
 
     A Bayesian least-squares step: the data's precision, plus a prior on the spline's second
@@ -327,15 +331,15 @@ def _band_step(trace: np.ndarray, moved: np.ndarray, basis: np.ndarray, penalty:
     # Identical passes have no noise to scale by: the trace's own spread sets a floor.
     noise = max(robust_spread(error), 1e-6 * float(trace.std()), 1e-300)
     weight = np.clip(1 - (error / (TUKEY * noise)) ** 2, 0, None) ** 2
-    prior = penalty / CURVATURE_PX ** 2 + np.eye(len(penalty)) / PRIOR_PX ** 2
+    prior = penalty / CURVATURE_PX**2 + np.eye(len(penalty)) / PRIOR_PX**2
     # The step counts every slope as information: noise in the slopes only shortens it.
-    normal = basis.T @ ((weight * slope ** 2).sum(axis=0)[:, None] * basis) / noise ** 2
-    step = np.linalg.solve(normal + prior, basis.T @ (weight * slope * error).sum(axis=0) / noise ** 2 - prior @ away)
+    normal = basis.T @ ((weight * slope**2).sum(axis=0)[:, None] * basis) / noise**2
+    step = np.linalg.solve(normal + prior, basis.T @ (weight * slope * error).sum(axis=0) / noise**2 - prior @ away)
     # Its uncertainty does not: half the sum of two independent noises' slopes has a quarter of
     # the variance of their difference's slopes, and that much of each squared slope is no information.
     slope_noise = (1.4826 * np.median(np.abs(np.gradient(error, axis=1)))) ** 2 / 4
-    information = np.clip((weight * (slope ** 2 - slope_noise)).sum(axis=0), 0, None)
-    covariance = np.linalg.inv(basis.T @ (information[:, None] * basis) / noise ** 2 + prior)
+    information = np.clip((weight * (slope**2 - slope_noise)).sum(axis=0), 0, None)
+    covariance = np.linalg.inv(basis.T @ (information[:, None] * basis) / noise**2 + prior)
     return step, covariance
 
 
@@ -345,15 +349,13 @@ def _bands(rows: int, band_rows: int) -> tuple[np.ndarray, np.ndarray]:
     return edges, (edges[:-1] + edges[1:] - 1) / 2
 
 
-def _from_curves(centres: np.ndarray, curves: np.ndarray, sigma: np.ndarray, rows: int,
-                 lags: tuple[float, float]) -> Registration:
+def _from_curves(centres: np.ndarray, curves: np.ndarray, sigma: np.ndarray, rows: int, lags: tuple[float, float]) -> Registration:
     """A registration from each band's warp along the line, interpolated between the bands' centres."""
     warp = np.stack([np.interp(np.arange(rows), centres, curves[:, c]) for c in range(curves.shape[1])], axis=1)
     return Registration(centres, curves, sigma, warp, lags)
 
 
-def _warp(trace: np.ndarray, retrace: np.ndarray, good: np.ndarray, first: Registration,
-          band_rows: int) -> Registration:
+def _warp(trace: np.ndarray, retrace: np.ndarray, good: np.ndarray, first: Registration, band_rows: int) -> Registration:
     """Per band of lines, the warp from ``first`` on by Gauss-Newton, coarse to fine (``COARSE_TO_FINE``)."""
     rows, cols = trace.shape
     basis = _basis(cols)
@@ -381,7 +383,7 @@ def _warp(trace: np.ndarray, retrace: np.ndarray, good: np.ndarray, first: Regis
                 even, _ = _band_step(trace[keep[::2]], moved[keep[::2]], basis, penalty, away, smoothing)
                 odd, _ = _band_step(trace[keep[1::2]], moved[keep[1::2]], basis, penalty, away, smoothing)
                 split[band] = ndimage.gaussian_filter1d(np.abs(basis @ (even - odd)) / 2, KNOT_PX / 2, mode="nearest")
-        sigma = np.sqrt(np.einsum("ij,bjk,ik->bi", basis, covariance, basis) + split ** 2)
+        sigma = np.sqrt(np.einsum("ij,bjk,ik->bi", basis, covariance, basis) + split**2)
         registration = _from_curves(centres, coefficients @ basis.T, sigma, rows, first.lag_px)
     return registration
 
@@ -393,7 +395,7 @@ def lag_delay(tau_px: float) -> float:
 
 def _mismatch(trace: np.ndarray, moved: np.ndarray, margin: int) -> float:
     """Mean squared difference of the compared columns, each row's mean off; infinite where none is left."""
-    d = (trace - moved)[:, margin:trace.shape[1] - margin]  # margin 0 keeps every column ([:, 0:-0] would keep none)
+    d = (trace - moved)[:, margin : trace.shape[1] - margin]  # margin 0 keeps every column ([:, 0:-0] would keep none)
     return float(((d - d.mean(axis=1, keepdims=True)) ** 2).mean()) if d.size else float("inf")
 
 
@@ -402,8 +404,7 @@ def _with_lags(registration: Registration, lags: tuple[float, float]) -> Registr
     return registration.moved_by(sum(map(lag_delay, lags)) - sum(map(lag_delay, registration.lag_px)), lags)
 
 
-def _lag(trace: np.ndarray, retrace: np.ndarray, registration: Registration, good: np.ndarray,
-         speed_ratio: float) -> tuple[float, float]:
+def _lag(trace: np.ndarray, retrace: np.ndarray, registration: Registration, good: np.ndarray, speed_ratio: float) -> tuple[float, float]:
     """The feedback time constants (trace pixels, retrace pixels) that, with the warp found without
     them (moved by their delay and what uniform shift is left), leave the smallest difference."""
     margin = int(np.ceil(np.abs(registration.warp).max() + 3 * MAX_LAG_PX * max(speed_ratio, 1.0))) + 2
@@ -413,8 +414,9 @@ def _lag(trace: np.ndarray, retrace: np.ndarray, registration: Registration, goo
     lines = np.flatnonzero(good)
     lines = lines[np.linspace(0, len(lines) - 1, min(len(lines), LAG_LINES)).round().astype(int)]
     trace, retrace = trace[lines], retrace[lines]
-    registration = Registration(registration.band_centres, registration.band_warps, registration.band_sigma,
-                                registration.warp[lines], registration.lag_px)
+    registration = Registration(
+        registration.band_centres, registration.band_warps, registration.band_sigma, registration.warp[lines], registration.lag_px
+    )
 
     def cost(tau: float) -> float:
         trial = _with_lags(registration, (tau, tau * speed_ratio))
@@ -431,18 +433,20 @@ def _lag(trace: np.ndarray, retrace: np.ndarray, registration: Registration, goo
     return (tau, tau * speed_ratio) if best < (1 - LAG_GAIN) * costs[0] else (0.0, 0.0)
 
 
-def _no_worse_than_shifts(trace: np.ndarray, retrace: np.ndarray, registration: Registration,
-                          band_rows: int) -> Registration:
+def _no_worse_than_shifts(trace: np.ndarray, retrace: np.ndarray, registration: Registration, band_rows: int) -> Registration:
     """Per band, the warp or one shift (sought within ``BAND_REACH`` of the warp's mean), whichever
     leaves the smaller plain mean squared difference: the warp's own fit is robust and smoothed,
     the trace/retrace error is neither, and one shift per band must remain the floor it improves on."""
     rows, cols = trace.shape
     edges, centres = _bands(rows, band_rows)
     unlagged = _fourier(retrace, np.zeros(rows), *registration.lag_px)
-    shifts = np.array([band_shift(trace[a:b], unlagged[a:b], BAND_REACH, float(registration.band_warps[i].mean()))
-                       for i, (a, b) in enumerate(zip(edges[:-1], edges[1:]))])
-    flat = _from_curves(centres, np.repeat(shifts[:, None], cols, axis=1), registration.band_sigma, rows,
-                        registration.lag_px)
+    shifts = np.array(
+        [
+            band_shift(trace[a:b], unlagged[a:b], BAND_REACH, float(registration.band_warps[i].mean()))
+            for i, (a, b) in enumerate(zip(edges[:-1], edges[1:]))
+        ]
+    )
+    flat = _from_curves(centres, np.repeat(shifts[:, None], cols, axis=1), registration.band_sigma, rows, registration.lag_px)
     margin = max(flat.crop, registration.crop)
     curves = registration.band_warps.copy()
     for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
@@ -454,8 +458,9 @@ def _no_worse_than_shifts(trace: np.ndarray, retrace: np.ndarray, registration: 
     return _from_curves(centres, curves, registration.band_sigma, rows, registration.lag_px)
 
 
-def register(trace: np.ndarray, retrace: np.ndarray, speed_ratio: float = 1.0, band_rows: int = BAND_ROWS,
-             max_shift: float | None = None) -> Registration:
+def register(
+    trace: np.ndarray, retrace: np.ndarray, speed_ratio: float = 1.0, band_rows: int = BAND_ROWS, max_shift: float | None = None
+) -> Registration:
     """Estimate where the retrace (real-space orientation) must be read to match the trace, and the lags.
 
     ``speed_ratio`` is the retrace's speed over the trace's (Nanonis' speed ratio; 1 where equal).

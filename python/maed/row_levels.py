@@ -98,7 +98,7 @@ def _shares(sigma: float) -> tuple[float, float]:
     summed; the impulse less the weights, squared and summed)."""
     half = int(np.ceil(6 * sigma))
     weights = ndimage.gaussian_filter1d(np.eye(1, 2 * half + 1, half).ravel(), sigma, mode="constant")
-    kept = float(np.sum(weights ** 2))
+    kept = float(np.sum(weights**2))
     return kept, 1.0 - 2.0 * float(weights[half]) + kept
 
 

@@ -44,8 +44,14 @@ def _matched(difference: np.ndarray) -> np.ndarray:
     return d - slope * x
 
 
-def row_errors(out_trace: np.ndarray, out_retrace: np.ndarray, trace: np.ndarray, retrace: np.ndarray,
-               registration: Registration, crop: int | None = None) -> np.ndarray:
+def row_errors(
+    out_trace: np.ndarray,
+    out_retrace: np.ndarray,
+    trace: np.ndarray,
+    retrace: np.ndarray,
+    registration: Registration,
+    crop: int | None = None,
+) -> np.ndarray:
     """Per row: 0.5 (mean |f(trace) - retrace|^2 + mean |f(retrace) - trace|^2) over the compared columns.
 
     ``out_retrace`` and ``retrace`` are in the retrace's own place (as read); both are aligned here.
@@ -60,7 +66,7 @@ def row_errors(out_trace: np.ndarray, out_retrace: np.ndarray, trace: np.ndarray
     out_retrace_on_trace = align(out_retrace, registration)[:, cols]
     first = _matched(np.asarray(out_trace, dtype=np.float64)[:, cols] - retrace_on_trace)
     second = _matched(out_retrace_on_trace - np.asarray(trace, dtype=np.float64)[:, cols])
-    return 0.5 * ((first ** 2).mean(axis=1) + (second ** 2).mean(axis=1))
+    return 0.5 * ((first**2).mean(axis=1) + (second**2).mean(axis=1))
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ class Error:
 def bootstrap_means(rows: np.ndarray, seed: int = 0) -> np.ndarray:
     """``BOOTSTRAP`` resampled means of per-row values, resampling blocks of ``BLOCK_ROWS`` rows."""
     rows = np.asarray(rows, dtype=np.float64)
-    blocks = [rows[i:i + BLOCK_ROWS] for i in range(0, len(rows), BLOCK_ROWS)]
+    blocks = [rows[i : i + BLOCK_ROWS] for i in range(0, len(rows), BLOCK_ROWS)]
     sums = np.array([b.sum() for b in blocks])
     counts = np.array([len(b) for b in blocks])
     pick = np.random.default_rng(seed).integers(0, len(blocks), size=(BOOTSTRAP, len(blocks)))
@@ -113,4 +119,4 @@ def estimated_true_error(error: float, raw_error: float) -> float:
     between the passes (a smear registration did not undo, a pick-up that moved, a tip change),
     so the estimate errs low.
     """
-    return float(np.sqrt(max(error ** 2 - raw_error ** 2 / 2, 0.0)))
+    return float(np.sqrt(max(error**2 - raw_error**2 / 2, 0.0)))

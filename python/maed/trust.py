@@ -126,8 +126,11 @@ class Verdict:
 
     def as_dict(self) -> dict:
         return {
-            "output": self.output, "reasons": list(self.reasons), "fallback_fraction": self.fallback_fraction,
-            "smooth_given_back": self.smooth_given_back, "figures": self.figures.as_dict() if self.figures else None,
+            "output": self.output,
+            "reasons": list(self.reasons),
+            "fallback_fraction": self.fallback_fraction,
+            "smooth_given_back": self.smooth_given_back,
+            "figures": self.figures.as_dict() if self.figures else None,
         }
 
 
@@ -254,9 +257,16 @@ def trust_figures(levelled_input: np.ndarray, levelled_output: np.ndarray) -> Tr
     del residual, detail
     count, kept, in_res, invented, gained = _peak_figures(x, y)
     return TrustFigures(
-        whiteness_x=white["x"], whiteness_y=white["y"], structure=structure,
-        local_structure=local, peaks=count, peaks_kept=kept,
-        peaks_in_residual=in_res, peaks_invented=invented, peaks_gained=gained, rows_invented=_rows_invented(x, y),
+        whiteness_x=white["x"],
+        whiteness_y=white["y"],
+        structure=structure,
+        local_structure=local,
+        peaks=count,
+        peaks_kept=kept,
+        peaks_in_residual=in_res,
+        peaks_invented=invented,
+        peaks_gained=gained,
+        rows_invented=_rows_invented(x, y),
         removed_rms=removed_rms,
     )
 
@@ -323,7 +333,7 @@ def conservative(levelled_input: np.ndarray) -> np.ndarray:
     best, best_risk = rows, np.inf
     for sigma in FALLBACK_SIGMAS:
         smoothed = ndimage.gaussian_filter(rows, sigma, mode="reflect") if sigma else rows
-        risk = float(((smoothed - rows) ** 2).sum()) + rows.size * noise ** 2 * (2 * _centre_weight(sigma) - 1)
+        risk = float(((smoothed - rows) ** 2).sum()) + rows.size * noise**2 * (2 * _centre_weight(sigma) - 1)
         if risk < best_risk:
             best, best_risk = smoothed, risk
     return best
@@ -375,8 +385,7 @@ def guard_parts(
         failing = np.abs(_local_correlation(residual, detail, BLOCK)) > limits.local_structure
         failing = ndimage.binary_dilation(failing, iterations=BLOCK // 4)
         weight = np.clip(ndimage.gaussian_filter(failing.astype(float), BLOCK / 4, mode="reflect") * 2, 0, 1)
-    verdict = Verdict(output=output, reasons=reasons, fallback_fraction=float(weight.mean()),
-                      smooth_given_back=smooth, figures=figures)
+    verdict = Verdict(output=output, reasons=reasons, fallback_fraction=float(weight.mean()), smooth_given_back=smooth, figures=figures)
     return y, weight, verdict, fallback_for(x, y, output)
 
 

@@ -14,8 +14,7 @@ BLOCKS = 3
 ARTEFACT_COLUMNS = ("double_tip", "hard")
 
 
-def column_pairs(column: str, count: int, size: int, both_passes: bool = False,
-                 aligned_passes: bool = False) -> list[ScanPair]:
+def column_pairs(column: str, count: int, size: int, both_passes: bool = False, aligned_passes: bool = False) -> list[ScanPair]:
     """``count`` test scans of one column, drawn from ``BLOCKS`` seed blocks of their own; ``both_passes`` records
     each scan's trace and retrace, ``aligned_passes`` both at the trace's places (``make_pair``)."""
     index = (*FAMILIES, *ARTEFACT_COLUMNS).index(column)
@@ -24,12 +23,20 @@ def column_pairs(column: str, count: int, size: int, both_passes: bool = False,
         block, i = k % BLOCKS, k // BLOCKS
         seed = SEED_BASE + index * 10_000_000 + block * 1_000_000 + i
         if column == "double_tip":
-            pairs.append(make_pair(seed, size, families=TRAINING_FAMILIES, double_tip=True, both_passes=both_passes,
-                                   aligned_passes=aligned_passes))
+            pairs.append(
+                make_pair(seed, size, families=TRAINING_FAMILIES, double_tip=True, both_passes=both_passes, aligned_passes=aligned_passes)
+            )
         elif column == "hard":
-            pairs.append(make_pair(seed, size, TRAIN_RANGES.scaled(HARD_FACTOR), families=TRAINING_FAMILIES,
-                                   both_passes=both_passes, aligned_passes=aligned_passes))
+            pairs.append(
+                make_pair(
+                    seed,
+                    size,
+                    TRAIN_RANGES.scaled(HARD_FACTOR),
+                    families=TRAINING_FAMILIES,
+                    both_passes=both_passes,
+                    aligned_passes=aligned_passes,
+                )
+            )
         else:
-            pairs.append(make_pair(seed, size, families=(column,), both_passes=both_passes,
-                                   aligned_passes=aligned_passes))
+            pairs.append(make_pair(seed, size, families=(column,), both_passes=both_passes, aligned_passes=aligned_passes))
     return pairs

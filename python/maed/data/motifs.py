@@ -163,7 +163,11 @@ def render_lattice(
 
 
 def point_defects(
-    shape: tuple[int, int], count: int, height: float, size_px: tuple[float, float], rng: np.random.Generator,
+    shape: tuple[int, int],
+    count: int,
+    height: float,
+    size_px: tuple[float, float],
+    rng: np.random.Generator,
     bright_fraction: float = 0.3,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Dark and bright point defects of every size (Gaussian FWHM drawn from ``size_px``) and their centres."""
@@ -181,7 +185,11 @@ def point_defects(
 
 
 def standing_waves(
-    shape: tuple[int, int], centres: np.ndarray, wavelength_px: float, amplitude: float, decay_px: float,
+    shape: tuple[int, int],
+    centres: np.ndarray,
+    wavelength_px: float,
+    amplitude: float,
+    decay_px: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Friedel oscillations of a surface state around scatterers: rings of half the Fermi wavelength."""

@@ -26,9 +26,7 @@ from ..registration import align, register
 from ..scanfiles import ScanFileError
 from .real_refs import SOURCES, TEST_SOURCES, level, readable_scans
 
-TRAINING_PAIR_FILES = tuple(
-    name for name, source in SOURCES.items() if source not in TEST_SOURCES and not name.endswith("_mtrx")
-)
+TRAINING_PAIR_FILES = tuple(name for name, source in SOURCES.items() if source not in TEST_SOURCES and not name.endswith("_mtrx"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,8 +48,7 @@ blur edges into the average of both smears, so such scans are left out.
 """
 
 
-def make_pass_pair(name: str, trace: np.ndarray, retrace: np.ndarray, min_size: int,
-                   speed_ratio: float = 1.0) -> PassPair | str:
+def make_pass_pair(name: str, trace: np.ndarray, retrace: np.ndarray, min_size: int, speed_ratio: float = 1.0) -> PassPair | str:
     """The registered pair of one scan's two passes (the rows both measured), or why it cannot teach.
 
     The passes are levelled, the retrace registered onto the trace (``speed_ratio``: the retrace's speed
@@ -71,8 +68,10 @@ def make_pass_pair(name: str, trace: np.ndarray, retrace: np.ndarray, min_size: 
     moved = align(b, registration)
     whiteness = slow_axis_whiteness(a[:, cols] - moved[:, cols])
     if whiteness > MAX_SLOW_WHITENESS:
-        return (f"the passes differ by more than noise (slow-axis whiteness of their difference {whiteness:.2f} "
-                f"> {MAX_SLOW_WHITENESS}: a tip change between them, or smear registration cannot undo)")
+        return (
+            f"the passes differ by more than noise (slow-axis whiteness of their difference {whiteness:.2f} "
+            f"> {MAX_SLOW_WHITENESS}: a tip change between them, or smear registration cannot undo)"
+        )
     return PassPair(name, a[:, cols], moved[:, cols])
 
 
@@ -95,7 +94,7 @@ def pass_pair_crop(pair: PassPair, size: int, rng: np.random.Generator) -> tuple
     """(input, target): one pass and the other at the same random ``size`` x ``size`` place."""
     rows, cols = pair.trace.shape
     r, c = int(rng.integers(rows - size + 1)), int(rng.integers(cols - size + 1))
-    a, b = pair.trace[r:r + size, c:c + size], pair.retrace[r:r + size, c:c + size]
+    a, b = pair.trace[r : r + size, c : c + size], pair.retrace[r : r + size, c : c + size]
     if rng.random() < 0.5:
         a, b = b, a
     # Flips only: a rotation would turn scan lines into columns, which real noise never does.

@@ -73,8 +73,7 @@ NOISY = ("CO_img_0050.sxm", "FeSe_topography.sxm", "A200306.161609.dat")
 """Training-source scans too noisy to be references (tip changes, strong banding)."""
 
 TRAINING_REFERENCES = tuple(
-    name for name, source in SOURCES.items()
-    if source not in TEST_SOURCES and name not in NOISY and not name.endswith("_mtrx")
+    name for name, source in SOURCES.items() if source not in TEST_SOURCES and name not in NOISY and not name.endswith("_mtrx")
 )
 
 
@@ -133,7 +132,7 @@ def reference_crop(ref: Reference, size: int, rng: np.random.Generator) -> tuple
     span = int(np.ceil(size / zoom)) + 2
     r = int(rng.integers(0, rows - min(span, rows) + 1))
     c = int(rng.integers(0, cols - min(span, cols) + 1))
-    region = ref.image[r:r + span, c:c + span]
+    region = ref.image[r : r + span, c : c + span]
     if zoom < 1:  # anti-alias before shrinking, as a coarser scan averages over its pixel
         region = ndimage.gaussian_filter(region, 0.5 / zoom - 0.5)
     out = ndimage.zoom(region, zoom, order=3, mode="reflect", grid_mode=True)[:size, :size]

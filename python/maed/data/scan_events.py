@@ -90,8 +90,9 @@ def _rows(rng: np.random.Generator, count: int, rows: int, gap: int, taken: list
     return sorted(chosen)
 
 
-def add_events(trace: np.ndarray, retrace: np.ndarray | None, spec: EventSpec, rng: np.random.Generator,
-               trace_share: float = 0.5) -> tuple[np.ndarray, np.ndarray | None, list[ScanEvent]]:
+def add_events(
+    trace: np.ndarray, retrace: np.ndarray | None, spec: EventSpec, rng: np.random.Generator, trace_share: float = 0.5
+) -> tuple[np.ndarray, np.ndarray | None, list[ScanEvent]]:
     """Copies of ``trace`` (and ``retrace``, real-space orientation, or None) with ``spec``'s events,
     and the events sorted by row. ``trace_share``: the trace's share of a line period."""
     trace = np.array(trace, dtype=np.float64)
@@ -128,8 +129,9 @@ def add_events(trace: np.ndarray, retrace: np.ndarray | None, spec: EventSpec, r
     return trace, retrace, sorted(events, key=lambda e: (e.row, e.kind))
 
 
-def _tip_change(passes: dict[str, np.ndarray], row: int, step: float, rng: np.random.Generator, sigma: float,
-                spec: EventSpec, trace_share: float) -> ScanEvent:
+def _tip_change(
+    passes: dict[str, np.ndarray], row: int, step: float, rng: np.random.Generator, sigma: float, spec: EventSpec, trace_share: float
+) -> ScanEvent:
     trace = passes["trace"]
     rows, cols = trace.shape
     instant = float(rng.random())  # within the line period of ``row``
@@ -149,12 +151,11 @@ def _tip_change(passes: dict[str, np.ndarray], row: int, step: float, rng: np.ra
     for name, (first, lo, hi) in where.items():
         image = passes[name]
         image[first, lo:hi] += step
-        image[first + 1:] += step
+        image[first + 1 :] += step
         if extra_noise:
             image[first, lo:hi] += rng.standard_normal(hi - lo) * extra_noise
-            image[first + 1:] += rng.standard_normal(image[first + 1:].shape) * extra_noise
-    return ScanEvent("tip_change", shown[0], shown[1], "both", float(step),
-                     {"instant": instant, "extra_noise_m": extra_noise})
+            image[first + 1 :] += rng.standard_normal(image[first + 1 :].shape) * extra_noise
+    return ScanEvent("tip_change", shown[0], shown[1], "both", float(step), {"instant": instant, "extra_noise_m": extra_noise})
 
 
 def _scar(passes: dict[str, np.ndarray], row: int, height: float, rng: np.random.Generator) -> ScanEvent:
@@ -162,7 +163,7 @@ def _scar(passes: dict[str, np.ndarray], row: int, height: float, rng: np.random
     cols = passes[name].shape[1]
     length = int(rng.integers(3, max(4, cols // 3)))  # the lengths scan_noise.scars draws
     start = int(rng.integers(0, cols - length + 1))
-    passes[name][row, start:start + length] += height
+    passes[name][row, start : start + length] += height
     return ScanEvent("scar", row, (start, start + length), name, float(height), {})
 
 
@@ -174,16 +175,15 @@ def _ringing(passes: dict[str, np.ndarray], row: int, amplitude: float, rng: np.
     decay = float(rng.uniform(15.0, 40.0))
     # After the line's strongest edge (away from the ends, so the oscillation has room).
     smooth = np.convolve(np.nan_to_num(trace[row]), np.ones(3) / 3, mode="same")
-    edge = int(np.argmax(np.abs(np.diff(smooth[cols // 10: cols // 2])))) + cols // 10
+    edge = int(np.argmax(np.abs(np.diff(smooth[cols // 10 : cols // 2])))) + cols // 10
     n = np.arange(cols - edge)
     wave = amplitude * np.exp(-n / decay) * np.sin(2 * np.pi * n / period)
     stop = min(cols, edge + int(3 * decay))
     for r in range(row, min(rows, row + lines)):
         trace[r, edge:] += wave
         if "retrace" in passes:  # mirrored: the retrace meets the edge from the right
-            passes["retrace"][r, :edge + 1] += wave[:edge + 1][::-1]
-    return ScanEvent("ringing", row, (edge, stop), "both", float(amplitude),
-                     {"lines": lines, "period_px": period, "decay_px": decay})
+            passes["retrace"][r, : edge + 1] += wave[: edge + 1][::-1]
+    return ScanEvent("ringing", row, (edge, stop), "both", float(amplitude), {"lines": lines, "period_px": period, "decay_px": decay})
 
 
 def _crash(passes: dict[str, np.ndarray], row: int, rng: np.random.Generator) -> ScanEvent:
@@ -192,7 +192,7 @@ def _crash(passes: dict[str, np.ndarray], row: int, rng: np.random.Generator) ->
     rail = float(np.nanmax(trace) + np.nanmax(trace) - np.nanmin(trace) + 1e-9)  # far beyond the surface
     start = int(rng.integers(0, cols - 16))
     trace[row, start:] = rail
-    trace[row + 1:] = rail
+    trace[row + 1 :] = rail
     if "retrace" in passes:
         passes["retrace"][row:] = rail
     return ScanEvent("crash", row, (start, cols), "both", 0.0, {"rail_m": rail})

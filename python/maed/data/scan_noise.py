@@ -118,8 +118,7 @@ class NoiseRanges:
         The lower bound moves to the old upper bound so every draw lies outside the
         training range.
         """
-        amplitude = ("white_m", "line_walk_m", "tip_jump_m", "scar_m", "drift_m", "mains_m", "resonance_m",
-                     "line_jitter_m", "spike_m")
+        amplitude = ("white_m", "line_walk_m", "tip_jump_m", "scar_m", "drift_m", "mains_m", "resonance_m", "line_jitter_m", "spike_m")
         changes = {}
         for name in amplitude:
             low, high = getattr(self, name)
@@ -172,7 +171,7 @@ def scars(rows: int, cols: int, p: NoiseParams, rng: np.random.Generator) -> np.
     for r in np.flatnonzero(rng.random(rows) < p.scar_rate):
         length = int(rng.integers(3, max(4, cols // 3)))
         start = int(rng.integers(0, cols - length + 1))
-        out[r, start:start + length] = rng.standard_normal() * p.scar_m
+        out[r, start : start + length] = rng.standard_normal() * p.scar_m
     return out
 
 

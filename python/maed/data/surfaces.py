@@ -62,7 +62,11 @@ def _smooth_walk(n: int, scale: float, correlation: float, rng: np.random.Genera
 
 
 def terraces(
-    x: np.ndarray, y: np.ndarray, n_steps: int, step_height: float, angle: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    n_steps: int,
+    step_height: float,
+    angle: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Monatomic terraces separated by meandering step edges, running at ``angle``."""
@@ -82,7 +86,11 @@ def terraces(
 
 
 def molecules(
-    x: np.ndarray, y: np.ndarray, count: int, height: float, size_m: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    count: int,
+    height: float,
+    size_m: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Adsorbed molecules: elliptical blobs, some with two lobes, at random positions."""
@@ -160,7 +168,12 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 
 
 def _atomic_lattice(
-    rng: np.random.Generator, size: int, kind: str, motif: str, period_px: float, ranges: SurfaceRanges,
+    rng: np.random.Generator,
+    size: int,
+    kind: str,
+    motif: str,
+    period_px: float,
+    ranges: SurfaceRanges,
 ) -> tuple[np.ndarray, dict]:
     """A drifting lattice with vacancies and point defects of every size, dark and bright."""
     shape = (size, size)
@@ -172,13 +185,22 @@ def _atomic_lattice(
     if n_defects:
         spots, _ = motifs.point_defects(shape, n_defects, corr * rng.uniform(0.5, 3), (1.0, 4 * period_px), rng)
         z += spots
-    info = {"lattice": kind, "motif": motif, "period_px": period_px, "corrugation_m": corr,
-            "vacancy_fraction": vacancies, "point_defects": n_defects, "warp": warp.__dict__}
+    info = {
+        "lattice": kind,
+        "motif": motif,
+        "period_px": period_px,
+        "corrugation_m": corr,
+        "vacancy_fraction": vacancies,
+        "point_defects": n_defects,
+        "warp": warp.__dict__,
+    }
     return z, info
 
 
 def random_surface(
-    rng: np.random.Generator, size: int = 128, ranges: SurfaceRanges = SurfaceRanges(),
+    rng: np.random.Generator,
+    size: int = 128,
+    ranges: SurfaceRanges = SurfaceRanges(),
     families: tuple[str, ...] = TRAINING_FAMILIES,
 ) -> tuple[np.ndarray, dict]:
     """Draw one clean topograph (metres) of one of ``families`` and the parameters that made it."""
@@ -233,15 +255,15 @@ def random_surface(
             spots, centres = motifs.point_defects(shape, count, depth, (1.5, 10.0), rng, bright_fraction=0.2)
             wavelength = _log_uniform(rng, 4.0, 40.0)
             z += spots + motifs.standing_waves(
-                shape, centres, wavelength, depth * rng.uniform(0.1, 0.6), wavelength * rng.uniform(1, 6), rng)
+                shape, centres, wavelength, depth * rng.uniform(0.1, 0.6), wavelength * rng.uniform(1, 6), rng
+            )
             info.update(point_defects=count, wavelength_px=wavelength)
         else:  # moire: a long-period superstructure over a fine lattice
             period = _log_uniform(rng, 8.0, 80.0) * pixel
             z += moire(x, y, period, _log_uniform(rng, *ranges.moire_amplitude_m), rng.uniform(0, np.pi))
             fine = period / _log_uniform(rng, 3.0, 12.0)
             if fine / pixel >= 2.5:
-                atoms, _ = motifs.render_lattice(
-                    shape, "hexagonal", fine / pixel, "atom", _log_uniform(rng, *ranges.corrugation_m), rng)
+                atoms, _ = motifs.render_lattice(shape, "hexagonal", fine / pixel, "atom", _log_uniform(rng, *ranges.corrugation_m), rng)
                 z += atoms
             info["moire_period_m"] = period
     if not np.ptp(z) > 0:

@@ -100,8 +100,9 @@ class PassGeometry:
         NaN where the trace saw a point the retrace never reached (near the frame's ends).
         """
         cols = self.trace_x.shape[1]
-        return np.stack([np.interp(t, r, np.arange(cols), left=np.nan, right=np.nan)
-                         for t, r in zip(self.trace_x, self.retrace_x)]) - np.arange(cols)
+        return np.stack(
+            [np.interp(t, r, np.arange(cols), left=np.nan, right=np.nan) for t, r in zip(self.trace_x, self.retrace_x)]
+        ) - np.arange(cols)
 
 
 def _positions(rows: int, cols: int, p: PassParams) -> tuple[np.ndarray, np.ndarray]:
@@ -150,8 +151,9 @@ def pass_times(rows: int, cols: int, line_rate_hz: float, speed_ratio: float) ->
     return trace, retrace
 
 
-def record_passes(clean: np.ndarray, pixel_m: float, p: NoiseParams, q: PassParams,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, PassGeometry]:
+def record_passes(
+    clean: np.ndarray, pixel_m: float, p: NoiseParams, q: PassParams, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, PassGeometry]:
     """The trace and the retrace (real-space orientation) an STM would record of ``clean``."""
     rows, cols = clean.shape
     t_trace, t_retrace = pass_times(rows, cols, p.line_rate_hz, q.speed_ratio)
@@ -193,10 +195,13 @@ def record_passes(clean: np.ndarray, pixel_m: float, p: NoiseParams, q: PassPara
     trace = seen_trace + shared(t_trace, tones[:rows], turnaround)
     retrace = seen_retrace + shared(t_retrace, tones[rows:], turnaround[::-1])
     # Independent: each pass's own preamplifier and feedback noise and scars.
-    trace = trace + white(rows, cols, p, rng) + _feedback_noise(rows, cols, q.feedback_noise_m, lag_trace, rng) \
+    trace = trace + white(rows, cols, p, rng) + _feedback_noise(rows, cols, q.feedback_noise_m, lag_trace, rng) + scars(rows, cols, p, rng)
+    retrace = (
+        retrace
+        + white(rows, cols, p, rng)
+        + _feedback_noise(rows, cols, q.feedback_noise_m, lag_retrace, rng)[:, ::-1]
         + scars(rows, cols, p, rng)
-    retrace = retrace + white(rows, cols, p, rng) \
-        + _feedback_noise(rows, cols, q.feedback_noise_m, lag_retrace, rng)[:, ::-1] + scars(rows, cols, p, rng)
+    )
     if p.dac_lsb_m > 0:
         trace = np.round(trace / p.dac_lsb_m) * p.dac_lsb_m
         retrace = np.round(retrace / p.dac_lsb_m) * p.dac_lsb_m

@@ -49,8 +49,7 @@ class MultiScaleStem(nn.Module):
             raise ValueError(f"kernel sizes must be odd for 'same' padding, got {tuple(kernel_sizes)}")
         # No bias: the branches are linear and feed the expansion BN, which removes any constant.
         self.branches = nn.ModuleList(
-            nn.Conv2d(in_chs, branch_chs, k, padding=k // 2, padding_mode=padding_mode, bias=False)
-            for k in kernel_sizes
+            nn.Conv2d(in_chs, branch_chs, k, padding=k // 2, padding_mode=padding_mode, bias=False) for k in kernel_sizes
         )
         self.conv_expand = nn.Conv2d(branch_chs * len(kernel_sizes), out_chs, 1, bias=False)
         self.bn = norm_layer(out_chs)
@@ -142,9 +141,7 @@ class DSResidualBlock(nn.Module):
         self.conv_pw = nn.Conv2d(in_chs, out_chs, 1, bias=False)
         self.bn2 = norm_layer(out_chs)
         self.shortcut = (
-            nn.Identity()
-            if in_chs == out_chs
-            else nn.Sequential(nn.Conv2d(in_chs, out_chs, 1, bias=False), norm_layer(out_chs))
+            nn.Identity() if in_chs == out_chs else nn.Sequential(nn.Conv2d(in_chs, out_chs, 1, bias=False), norm_layer(out_chs))
         )
         self.act2 = create_act_layer(act_layer, inplace=True)
 

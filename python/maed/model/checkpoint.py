@@ -69,9 +69,15 @@ def load_model(name_or_path: str) -> tuple[nn.Module, dict]:
         path = shipped_weights(name_or_path)
         if not path.exists():
             comparison = resolve(name_or_path) in TABLE_MODELS  # shipped by the full wheel
-            raise ValueError(f"no shipped weights for model {name_or_path!r}" + (
-                " in this install: it holds the product's weights alone (a wheel built with MAED_WEIGHTS=product); "
-                "the full wheel ships them" if comparison else ""))
+            raise ValueError(
+                f"no shipped weights for model {name_or_path!r}"
+                + (
+                    " in this install: it holds the product's weights alone (a wheel built with MAED_WEIGHTS=product); "
+                    "the full wheel ships them"
+                    if comparison
+                    else ""
+                )
+            )
     elif not path.exists():
         raise ValueError(f"{path}: no such checkpoint")
     state = load_checkpoint(path)

@@ -82,10 +82,7 @@ class UnetDecoder(nn.Module):
     ) -> None:
         super().__init__()
         if len(decoder_chs) != len(feature_chs) - 1:
-            raise ValueError(
-                f"need one decoder width per skip: {len(feature_chs) - 1} skips, "
-                f"got {len(decoder_chs)} widths"
-            )
+            raise ValueError(f"need one decoder width per skip: {len(feature_chs) - 1} skips, got {len(decoder_chs)} widths")
         skip_chs = list(reversed(feature_chs[:-1]))
         in_chs = [feature_chs[-1], *decoder_chs[:-1]]
         self.stages = nn.ModuleList(

@@ -57,10 +57,7 @@ class ModelConfig:
         if self.in_channels not in (1, 2):
             raise ValueError(f"in_channels must be 1 (one pass) or 2 (trace and retrace), got {self.in_channels}")
         if len(self.decoder_channels) != len(self.out_indices):
-            raise ValueError(
-                f"one decoder width per encoder level: {len(self.out_indices)} levels, "
-                f"{len(self.decoder_channels)} widths"
-            )
+            raise ValueError(f"one decoder width per encoder level: {len(self.out_indices)} levels, {len(self.decoder_channels)} widths")
         if list(self.out_indices) != sorted(set(self.out_indices)):
             raise ValueError(f"out_indices must be strictly increasing, got {self.out_indices}")
 

@@ -13,9 +13,7 @@ import torch
 
 def _plane_basis(height: int, width: int, device: torch.device) -> torch.Tensor:
     """Orthonormal basis (H*W, 3) of constant, x and y ramps."""
-    y, x = torch.meshgrid(
-        torch.linspace(-1, 1, height, device=device), torch.linspace(-1, 1, width, device=device), indexing="ij"
-    )
+    y, x = torch.meshgrid(torch.linspace(-1, 1, height, device=device), torch.linspace(-1, 1, width, device=device), indexing="ij")
     basis = torch.stack([torch.ones_like(x), x, y], dim=-1).reshape(-1, 3)
     q, _ = torch.linalg.qr(basis)
     return q

@@ -29,8 +29,7 @@ from .. import __version__
 from ..zoo import PRODUCT
 
 SUITES = Path(__file__).resolve().parents[3] / "benchmarks"
-PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt", "cuda-bindings", "pyzmq",
-            "pytest-benchmark")
+PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt", "cuda-bindings", "pyzmq", "pytest-benchmark")
 TARGETS = (  # (model, case, back end, limit in ms): the issue's targets on the 2-core development CPU
     (PRODUCT, "frame 256x256", "onnxruntime-cpu", 40.0),
     (PRODUCT, "update 32 rows x 256", "onnxruntime-cpu", 10.0),
@@ -58,8 +57,9 @@ def _physical_cores() -> int | None:
 
 def _gpu() -> str:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=20
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "none (no nvidia-smi)"
     lines = [line.strip() for line in out.stdout.splitlines() if line.strip()]
@@ -90,9 +90,17 @@ def _rows(report: dict) -> list[dict]:
     rows = []
     for bench in report["benchmarks"]:
         data = np.asarray(bench["stats"]["data"]) * 1e3
-        rows.append({"case": "", "backend": "", **bench["extra_info"], "name": bench["name"],
-                     "p50": float(np.percentile(data, 50)),
-                     "p95": float(np.percentile(data, 95)), "rounds": len(data)})
+        rows.append(
+            {
+                "case": "",
+                "backend": "",
+                **bench["extra_info"],
+                "name": bench["name"],
+                "p50": float(np.percentile(data, 50)),
+                "p95": float(np.percentile(data, 95)),
+                "rounds": len(data),
+            }
+        )
     return rows
 
 
@@ -105,12 +113,12 @@ def _inference_table(rows: list[dict], model: str) -> list[str]:
     if not rows:
         return []
     backends = sorted({r["backend"] for r in rows}, key=lambda b: (not b.startswith("onnx"), b))
-    cases = sorted({r["case"] for r in rows}, key=lambda c: (c.split()[0] != "band", c.split()[0] == "update",
-                                                              int(re.findall(r"\d+", c)[0])))
+    cases = sorted(
+        {r["case"] for r in rows}, key=lambda c: (c.split()[0] != "band", c.split()[0] == "update", int(re.findall(r"\d+", c)[0]))
+    )
     ratio = "onnxruntime-cpu" in backends and "torch-cpu" in backends
     head = ["case", *(f"{b} p50 / p95 ms" for b in backends)] + (["torch-cpu / onnxruntime-cpu (p50)"] if ratio else [])
-    lines = [f"### {model} ({rows[0]['weights']} weights)", "", "| " + " | ".join(head) + " |",
-             "|" + "---|" * len(head)]
+    lines = [f"### {model} ({rows[0]['weights']} weights)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for case in cases:
         cell = {r["backend"]: r for r in rows if r["case"] == case}
         cells = [f"{cell[b]['p50']:.1f} / {cell[b]['p95']:.1f}" if b in cell else "-" for b in backends]
@@ -136,38 +144,58 @@ def _bridge_table(rows: list[dict]) -> list[str]:
     ingest = [r for r in rows if r["case"].startswith("ingest")]
     lines = []
     if latency:
-        lines += ["Latency from a scan line's push (scan lines per second, each a trace and a retrace message) to "
-                  "the first denoised rows covering it (`frame.rows`, sent with every update), over the scan's rows:", "",
-                  "| rate, scan, back end | rows | p50 ms | p95 ms | max ms | updates |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "Latency from a scan line's push (scan lines per second, each a trace and a retrace message) to "
+            "the first denoised rows covering it (`frame.rows`, sent with every update), over the scan's rows:",
+            "",
+            "| rate, scan, back end | rows | p50 ms | p95 ms | max ms | updates |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in sorted(latency, key=lambda r: int(re.findall(r"\d+", r["case"])[0])):
-            lines.append(f"| {r['case'].removeprefix('line to denoised frame ')}, {r['rows']}x{r['cols']} scan, "
-                         f"{r['backend']} | {r['rows']} | {r['p50_ms']} | {r['p95_ms']} | {r['max_ms']} | {r['updates']} |")
+            lines.append(
+                f"| {r['case'].removeprefix('line to denoised frame ')}, {r['rows']}x{r['cols']} scan, "
+                f"{r['backend']} | {r['rows']} | {r['p50_ms']} | {r['p95_ms']} | {r['max_ms']} | {r['updates']} |"
+            )
         lines.append("")
     for r in rows:
         if r["case"].startswith("update latency in frame height"):
             heights = sorted(int(k.split("_")[2]) for k in r if k.startswith("p95_ms_") and k.endswith("_rows"))
-            lines += [f"{r['case']}, {r['cols']}-pixel lines, {r['backend']}: p95 "
-                      + ", ".join(f"{r[f'p95_ms_{h}_rows']} ms at {h} rows" for h in heights) + f" ({r['ratio']:g} x).", ""]
+            lines += [
+                f"{r['case']}, {r['cols']}-pixel lines, {r['backend']}: p95 "
+                + ", ".join(f"{r[f'p95_ms_{h}_rows']} ms at {h} rows" for h in heights)
+                + f" ({r['ratio']:g} x).",
+                "",
+            ]
     for r in ingest:
-        lines.append(f"Ingest: {r['lines']:,} line messages of 256 float32 taken at {r['lines_per_s']:,} lines/s "
-                     f"(the controller pushed at {r['push_lines_per_s']:,} lines/s), {r['lines_lost']} lost, while "
-                     f"the worker denoised on {r['backend']}.")
+        lines.append(
+            f"Ingest: {r['lines']:,} line messages of 256 float32 taken at {r['lines_per_s']:,} lines/s "
+            f"(the controller pushed at {r['push_lines_per_s']:,} lines/s), {r['lines_lost']} lost, while "
+            f"the worker denoised on {r['backend']}."
+        )
         lines.append("")
     for r in rows:  # benchmarks/test_bridge_soak.py and test_bridge_kill.py (docs/reliability.md)
         if "rss_max_mb" in r:
-            lines += [f"{r['case']}: {r['lines_sent']:,} lines at {r['lines_per_s']:,} lines/s, {r['lines_lost']} lost, "
-                      f"{r['journals_left']} journals left; resident memory at most {r['rss_max_mb']} MB; status "
-                      f"p95 {r['status_p95_ms']} ms, max {r['status_max_ms']} ms.", ""]
+            lines += [
+                f"{r['case']}: {r['lines_sent']:,} lines at {r['lines_per_s']:,} lines/s, {r['lines_lost']} lost, "
+                f"{r['journals_left']} journals left; resident memory at most {r['rss_max_mb']} MB; status "
+                f"p95 {r['status_p95_ms']} ms, max {r['status_max_ms']} ms.",
+                "",
+            ]
         elif "frames_missing" in r:  # test_bridge_kill_nanonis.py: frames from the simulated Nanonis controller
-            lines += [f"{r['case']}: frames missing {len(r['frames_missing'])}, partial scans saved "
-                      f"{r['partial_scans_saved']}, half-written folders seen {r['half_written_seen']}, journals left "
-                      f"{r['journals_left']}, scans resumed from a journal {r['scans_recovered']}; restart p50 "
-                      f"{r['restart_s_p50']} s.", ""]
+            lines += [
+                f"{r['case']}: frames missing {len(r['frames_missing'])}, partial scans saved "
+                f"{r['partial_scans_saved']}, half-written folders seen {r['half_written_seen']}, journals left "
+                f"{r['journals_left']}, scans resumed from a journal {r['scans_recovered']}; restart p50 "
+                f"{r['restart_s_p50']} s.",
+                "",
+            ]
         elif "kills" in r:
-            lines += [f"{r['case']}: scans missing {len(r['scans_missing'])}, differing {len(r['scans_differing'])}, "
-                      f"half-written folders seen {r['half_written_seen']}, journals left {r['journals_left']}; "
-                      f"restart p50 {r['restart_s_p50']} s.", ""]
+            lines += [
+                f"{r['case']}: scans missing {len(r['scans_missing'])}, differing {len(r['scans_differing'])}, "
+                f"half-written folders seen {r['half_written_seen']}, journals left {r['journals_left']}; "
+                f"restart p50 {r['restart_s_p50']} s.",
+                "",
+            ]
     return lines
 
 
@@ -184,33 +212,47 @@ def _targets(rows: list[dict]) -> list[str]:
             pairs.setdefault((r["model"], r["case"]), {})[r["backend"]] = r["p50"]
     slower = [f"{m} {c}" for (m, c), p in pairs.items() if len(p) == 2 and p["onnxruntime-cpu"] > p["torch-cpu"]]
     if any(len(p) == 2 for p in pairs.values()):
-        lines.append("- ONNX Runtime at least as fast as torch on the CPU: "
-                     + ("met in every case" if not slower else "MISSED in " + ", ".join(slower)))
+        lines.append(
+            "- ONNX Runtime at least as fast as torch on the CPU: "
+            + ("met in every case" if not slower else "MISSED in " + ", ".join(slower))
+        )
     for r in rows:
         if r["case"].startswith("soak"):
             ok = r["lines_lost"] == 0 and r["rss_max_mb"] <= 600 and r["status_max_ms"] <= 50
-            lines.append(f"- soak: 0 lines lost, resident memory <= 600 MB, status within 50 ms: {r['lines_lost']} lost, "
-                         f"{r['rss_max_mb']} MB, {r['status_max_ms']} ms: {'met' if ok else 'MISSED'}")
+            lines.append(
+                f"- soak: 0 lines lost, resident memory <= 600 MB, status within 50 ms: {r['lines_lost']} lost, "
+                f"{r['rss_max_mb']} MB, {r['status_max_ms']} ms: {'met' if ok else 'MISSED'}"
+            )
         if r["case"].startswith("update latency in frame height"):
             heights = [int(k.split("_")[2]) for k in r if k.startswith("p95_ms_") and k.endswith("_rows")]
             low, high = min(heights), max(heights)
-            lines.append(f"- live update cost flat in frame height, p95 at {high} rows <= 1.1 x p95 at {low} rows: "
-                         f"{r[f'p95_ms_{high}_rows']} ms against {r[f'p95_ms_{low}_rows']} ms ({r['ratio']:g} x): "
-                         f"{'met' if r['ratio'] <= 1.1 else 'MISSED'}")
+            lines.append(
+                f"- live update cost flat in frame height, p95 at {high} rows <= 1.1 x p95 at {low} rows: "
+                f"{r[f'p95_ms_{high}_rows']} ms against {r[f'p95_ms_{low}_rows']} ms ({r['ratio']:g} x): "
+                f"{'met' if r['ratio'] <= 1.1 else 'MISSED'}"
+            )
         if r["case"].startswith("ingest"):
             ok = r["lines_per_s"] >= 10_000 and r["lines_lost"] == 0
-            lines.append(f"- ingest >= 10,000 lines/s with none lost: {r['lines_per_s']:,} lines/s, "
-                         f"{r['lines_lost']} lost: {'met' if ok else 'MISSED'}")
+            lines.append(
+                f"- ingest >= 10,000 lines/s with none lost: {r['lines_per_s']:,} lines/s, "
+                f"{r['lines_lost']} lost: {'met' if ok else 'MISSED'}"
+            )
     return lines
 
 
 def render(report: dict, info: dict[str, str], skipped: list[str], command: str) -> str:
     """The results page for a pytest-benchmark JSON report."""
     rows = _rows(report)
-    lines = ["# Benchmark results", "",
-             f"Written by `{command}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Latency of one call, "
-             "p50 / p95 over all timed rounds, after one untimed call. ONNX Runtime and torch use their default "
-             "threads (one per physical core).", "", "## Machine", ""]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `{command}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Latency of one call, "
+        "p50 / p95 over all timed rounds, after one untimed call. ONNX Runtime and torch use their default "
+        "threads (one per physical core).",
+        "",
+        "## Machine",
+        "",
+    ]
     lines += [f"- {key}: {value}" for key, value in info.items()] + ["", "## Targets", ""]
     lines += _targets(rows) + ["", "## Inference", ""]
     for model in (PRODUCT, "paper"):
@@ -240,9 +282,19 @@ def run(out: Path, budget: float, select: str | None, keep_json: Path | None) ->
         raise ValueError(f"maed bench runs the suites of a source checkout; there is no {SUITES}")
     with tempfile.TemporaryDirectory() as tmp:
         report_path = keep_json or Path(tmp) / "report.json"
-        command = [sys.executable, "-m", "pytest", str(SUITES), "-p", "no:cacheprovider", "-rs",
-                   f"--benchmark-json={report_path}", f"--bench-budget={budget}",
-                   "--benchmark-columns=median,min,max,rounds", "--benchmark-sort=fullname"]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(SUITES),
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            f"--benchmark-json={report_path}",
+            f"--bench-budget={budget}",
+            "--benchmark-columns=median,min,max,rounds",
+            "--benchmark-sort=fullname",
+        ]
         if select:
             command += ["-k", select]
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())  # other work on the cores skews every figure
@@ -263,8 +315,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     """Add ``bench`` to the ``maed`` command line."""
     p = sub.add_parser("bench", help="run the latency benchmarks of every back end present; write benchmarks/RESULTS.md")
     p.add_argument("--out", default=str(SUITES / "RESULTS.md"), help="results page (default: benchmarks/RESULTS.md)")
-    p.add_argument("--budget", type=float, default=5.0, metavar="SECONDS",
-                   help="timed seconds per benchmark (at least 10 rounds each; default: 5)")
+    p.add_argument(
+        "--budget", type=float, default=5.0, metavar="SECONDS", help="timed seconds per benchmark (at least 10 rounds each; default: 5)"
+    )
     p.add_argument("-k", dest="select", metavar="EXPR", help="run only the benchmarks pytest -k selects")
     p.add_argument("--json", metavar="PATH", help="also keep pytest-benchmark's JSON report here")
     p.set_defaults(run=lambda args: run(Path(args.out), args.budget, args.select, Path(args.json) if args.json else None))

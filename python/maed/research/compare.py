@@ -42,7 +42,7 @@ def expand_models(models: list[str]) -> list[str]:
     """``all`` stands for the Table 1 line-up (trained alike) followed by the product's weights."""
     names: list[str] = []
     for model in models:
-        for name in ((*TABLE_MODELS, PRODUCT) if model == "all" else (model,)):
+        for name in (*TABLE_MODELS, PRODUCT) if model == "all" else (model,):
             if name not in names:
                 names.append(name)
     return names

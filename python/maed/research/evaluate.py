@@ -113,9 +113,11 @@ def _lattice_table(checks: dict[str, dict[str, float]]) -> str:
 
 def _ranking(results: dict, contenders: list[Contender]) -> str:
     order = sorted(contenders, key=lambda c: results["test"][c.label]["psnr"], reverse=True)
-    return "Ranking by PSNR on the test column: " + ", ".join(
-        f"{i}. {c.label} ({results['test'][c.label]['psnr']:.2f} dB)" for i, c in enumerate(order, 1)
-    ) + ".\n"
+    return (
+        "Ranking by PSNR on the test column: "
+        + ", ".join(f"{i}. {c.label} ({results['test'][c.label]['psnr']:.2f} dB)" for i, c in enumerate(order, 1))
+        + ".\n"
+    )
 
 
 def _clearest_lattice(pairs: list[ScanPair]) -> ScanPair:
@@ -133,12 +135,12 @@ def evaluate(out_dir: Path, models: list[str], count: int = 24, size: int = 256)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="maed-eval-") as onnx_dir:
         contenders = [load_contender(m, Path(onnx_dir)) for m in tqdm(expand_models(models), desc="load models")]
-    sizes = {c.label: {"model": c.name, "parameters": c.parameters, "cpu_ms": cpu_latency_ms(c.backend)}
-             for c in tqdm(contenders, desc="CPU latency")}
+    sizes = {
+        c.label: {"model": c.name, "parameters": c.parameters, "cpu_ms": cpu_latency_ms(c.backend)}
+        for c in tqdm(contenders, desc="CPU latency")
+    }
     model_methods = {c.label: (lambda scan, b=c.backend: denoise_array(scan, b)) for c in contenders}
-    methods = {INPUT: lambda scan: scan} | {
-        f"classical: {name}": pipeline for name, pipeline in PIPELINES.items()
-    } | model_methods
+    methods = {INPUT: lambda scan: scan} | {f"classical: {name}": pipeline for name, pipeline in PIPELINES.items()} | model_methods
 
     sets = {column: evaluation_set(count, size, hard) for column, hard in COLUMNS.items()}
     results = {column: score_methods(pairs, methods, f"eval {column}") for column, pairs in sets.items()}
@@ -150,18 +152,25 @@ def evaluate(out_dir: Path, models: list[str], count: int = 24, size: int = 256)
 
     tables = _score_table(results, sizes, count, size)
     text = (
-        "# Evaluation on simulated scans\n\n" + tables + "\n"
+        "# Evaluation on simulated scans\n\n"
+        + tables
+        + "\n"
         + (_ranking(results, contenders) + "\n" if len(contenders) > 1 else "")
-        + "## Lattice check (Fig. 6)\n\n" + _lattice_table(checks) + "\n"
-        + SETTING + "\n\n"
+        + "## Lattice check (Fig. 6)\n\n"
+        + _lattice_table(checks)
+        + "\n"
+        + SETTING
+        + "\n\n"
         + f"Machine: {cpu_model()}, {platform.system()}; regenerate with "
-        f"`maed eval --models {' '.join(models)}`" + (f" --count {count}" if count != 24 else "")
-        + (f" --size {size}" if size != 256 else "") + ". Figures: fig5.png, fig6.png.\n"
+        f"`maed eval --models {' '.join(models)}`"
+        + (f" --count {count}" if count != 24 else "")
+        + (f" --size {size}" if size != 256 else "")
+        + ". Figures: fig5.png, fig6.png.\n"
     )
     (out_dir / "eval.md").write_text(text)
-    (out_dir / "eval.json").write_text(json.dumps(
-        {"count": count, "size": size, "models": sizes, "results": results, "lattice": checks}, indent=2
-    ))
+    (out_dir / "eval.json").write_text(
+        json.dumps({"count": count, "size": size, "models": sizes, "results": results, "lattice": checks}, indent=2)
+    )
     examples = pick_examples(sets["test"], count=2 if len(contenders) > 2 else 4)
     figure_examples(examples, shown, out_dir / "fig5.png")
     figure_lattice(_clearest_lattice(sets["test"]), shown, out_dir / "fig6.png")

@@ -81,8 +81,11 @@ def score_column(pairs: list[ScanPair], methods: dict, lattice: bool, desc: str)
                 row["step_height_error"] = error
             if peaks is not None and len(peaks.positions):
                 check = check_peaks(out, peaks)
-                row |= {"peak_power_kept": check.power_kept, "peak_shift_bins": check.shift_bins,
-                        "lattice_constant_error": _lattice_constant_error(out, peaks)}
+                row |= {
+                    "peak_power_kept": check.power_kept,
+                    "peak_shift_bins": check.shift_bins,
+                    "lattice_constant_error": _lattice_constant_error(out, peaks),
+                }
             for key, value in row.items():
                 scores[name].setdefault(key, []).append(value)
     return scores
@@ -110,7 +113,10 @@ def _fmt(triple: tuple[float, float, float], digits: int = 2) -> str:
 
 
 def evaluate_families(
-    out_dir: Path, backends: dict[str, Backend], count: int = 51, size: int = 128,
+    out_dir: Path,
+    backends: dict[str, Backend],
+    count: int = 51,
+    size: int = 128,
     columns: tuple[str, ...] = (*FAMILIES, *ARTEFACT_COLUMNS),
 ) -> dict:
     """Score classical pipelines and ``backends`` (label -> back end) per column; write the tables."""
@@ -140,8 +146,11 @@ def _columns_with(results: dict, metric: str) -> list[tuple[str, dict]]:
 def _method_rows(columns: list[tuple[str, dict]], models: list[str], cells: Callable[[dict], str]) -> list[str]:
     """One table row per column and method (its best classical pipeline, then each model): column, method,
     ``cells`` of the method's summary."""
-    return [f"| {column} | {name.replace('classical: ', '')} | {cells(summary['methods'][name])} |"
-            for column, summary in columns for name in (summary["best_classical"], *models)]
+    return [
+        f"| {column} | {name.replace('classical: ', '')} | {cells(summary['methods'][name])} |"
+        for column, summary in columns
+        for name in (summary["best_classical"], *models)
+    ]
 
 
 def _report(results: dict, models: list[str], count: int, size: int) -> str:
@@ -183,8 +192,11 @@ def _report(results: dict, models: list[str], count: int, size: int) -> str:
             "| column | method | power kept | shift (bins) | lattice constant error |",
             "|---|---|---|---|---|",
         ]
-        lines += _method_rows(lattice_rows, models, lambda m: f"{_fmt(m['peak_power_kept'], 3)} "
-                              f"| {_fmt(m['peak_shift_bins'], 3)} | {_fmt(m['lattice_constant_error'], 4)}")
+        lines += _method_rows(
+            lattice_rows,
+            models,
+            lambda m: f"{_fmt(m['peak_power_kept'], 3)} | {_fmt(m['peak_shift_bins'], 3)} | {_fmt(m['lattice_constant_error'], 4)}",
+        )
     step_rows = _columns_with(results, "step_height_error")
     if step_rows:
         lines += [

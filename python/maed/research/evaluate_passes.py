@@ -54,7 +54,7 @@ def outputs(pair: ScanPair, one_pass: Backend, two_pass: Backend) -> dict[str, n
     out_retrace = denoise_guarded(retrace, one_pass, other_pass=trace).data.astype(np.float64)
     registration = register(out_trace - fit_plane(out_trace), out_retrace - fit_plane(out_retrace), ratio)
     mean = out_trace.copy()
-    inner = np.s_[:, registration.crop:out_trace.shape[1] - registration.crop]
+    inner = np.s_[:, registration.crop : out_trace.shape[1] - registration.crop]
     mean[inner] = 0.5 * (out_trace + align(out_retrace, registration))[inner]
     return {
         ONE_PASS: out_trace,
@@ -66,12 +66,13 @@ def outputs(pair: ScanPair, one_pass: Backend, two_pass: Backend) -> dict[str, n
 def ceiling_outputs(aligned: ScanPair, one_pass: Backend) -> dict[str, np.ndarray]:
     """The one-pass model on a scan recorded with both passes aligned (``aligned_passes``): on its trace, and on the
     mean of its passes."""
-    return {ALIGNED_ONE: denoise_guarded(aligned.noisy, one_pass).data.astype(np.float64),
-            ALIGNED_MEAN: denoise_guarded(0.5 * (aligned.noisy + aligned.retrace), one_pass).data.astype(np.float64)}
+    return {
+        ALIGNED_ONE: denoise_guarded(aligned.noisy, one_pass).data.astype(np.float64),
+        ALIGNED_MEAN: denoise_guarded(0.5 * (aligned.noisy + aligned.retrace), one_pass).data.astype(np.float64),
+    }
 
 
-def score_column(pairs: list[ScanPair], aligned: list[ScanPair], one_pass: Backend, two_pass: Backend,
-                 desc: str) -> dict[str, dict]:
+def score_column(pairs: list[ScanPair], aligned: list[ScanPair], one_pass: Backend, two_pass: Backend, desc: str) -> dict[str, dict]:
     """Per method, the per-scan PSNR, SSIM and UQI; the raw trace as ``noisy input``; ``aligned``: the same seeds
     with their passes aligned, for the ceiling."""
     scores: dict[str, dict[str, list[float]]] = {}
@@ -118,14 +119,21 @@ def _report(results: dict, names: tuple[str, str], count: int, size: int) -> str
         cells = [_fmt(m[name]["psnr"]) for name in ("noisy input", ONE_PASS, MEAN, TWO_PASS)]
         gains = [_fmt(r["gains"][name]) for name in BARS]
         lines.append(f"| {column} | " + " | ".join(cells + gains) + f" | {'met' if r['met'] else 'missed'} |")
-    lines += ["", "What a second pass can give at best: the same seeds recorded with both passes aligned (no lag, no warp, "
-              "equal speeds), the one-pass model on the trace and on the mean of the passes (see "
-              "`maed.research.evaluate_passes`). PSNR in dB; the gain is paired per scan.", "",
-              f"| column | {ALIGNED_ONE} | {ALIGNED_MEAN} | gain | two-pass model's gain over one pass |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "What a second pass can give at best: the same seeds recorded with both passes aligned (no lag, no warp, "
+        "equal speeds), the one-pass model on the trace and on the mean of the passes (see "
+        "`maed.research.evaluate_passes`). PSNR in dB; the gain is paired per scan.",
+        "",
+        f"| column | {ALIGNED_ONE} | {ALIGNED_MEAN} | gain | two-pass model's gain over one pass |",
+        "|---|---|---|---|---|",
+    ]
     for column, r in results.items():
         m = r["methods"]
-        lines.append(f"| {column} | {_fmt(m[ALIGNED_ONE]['psnr'])} | {_fmt(m[ALIGNED_MEAN]['psnr'])} | "
-                     f"{_fmt(r['ceiling'])} | {_fmt(r['gains'][ONE_PASS])} |")
+        lines.append(
+            f"| {column} | {_fmt(m[ALIGNED_ONE]['psnr'])} | {_fmt(m[ALIGNED_MEAN]['psnr'])} | "
+            f"{_fmt(r['ceiling'])} | {_fmt(r['gains'][ONE_PASS])} |"
+        )
     lines += ["", "SSIM, mean [95 % interval]:", "", f"| column | {ONE_PASS} | {MEAN} | {TWO_PASS} |", "|---|---|---|---|"]
     for column, r in results.items():
         lines.append(f"| {column} | " + " | ".join(_fmt(r["methods"][n]["ssim"], 3) for n in (ONE_PASS, MEAN, TWO_PASS)) + " |")
@@ -133,15 +141,21 @@ def _report(results: dict, names: tuple[str, str], count: int, size: int) -> str
 
 
 def evaluate_passes(
-    out_dir: Path, one_pass: Backend, two_pass: Backend, count: int = 51, size: int = 128,
+    out_dir: Path,
+    one_pass: Backend,
+    two_pass: Backend,
+    count: int = 51,
+    size: int = 128,
     columns: tuple[str, ...] = (*FAMILIES, *ARTEFACT_COLUMNS),
 ) -> dict:
     """Score the three methods per column; write ``passes.md`` and ``passes.json`` into ``out_dir``."""
     if count < 2:
         raise ValueError("--count must be at least 2 for an interval")
     if getattr(two_pass, "passes", 1) != 2 or getattr(one_pass, "passes", 1) != 1:
-        raise ValueError(f"--passes compares a one-pass model with a two-pass one; got {one_pass.model} "
-                         f"({getattr(one_pass, 'passes', 1)} passes) and {two_pass.model} ({getattr(two_pass, 'passes', 1)})")
+        raise ValueError(
+            f"--passes compares a one-pass model with a two-pass one; got {one_pass.model} "
+            f"({getattr(one_pass, 'passes', 1)} passes) and {two_pass.model} ({getattr(two_pass, 'passes', 1)})"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {}
@@ -151,7 +165,8 @@ def evaluate_passes(
         results[column] = summarise(score_column(pairs, aligned, one_pass, two_pass, f"passes {column}"))
     text = _report(results, (one_pass.model, two_pass.model), count, size)
     (out_dir / "passes.md").write_text(text)
-    (out_dir / "passes.json").write_text(json.dumps({"count": count, "size": size, "one_pass": one_pass.model,
-                                                     "two_pass": two_pass.model, "results": results}, indent=1))
+    (out_dir / "passes.json").write_text(
+        json.dumps({"count": count, "size": size, "one_pass": one_pass.model, "two_pass": two_pass.model, "results": results}, indent=1)
+    )
     print(text)
     return results

@@ -88,8 +88,7 @@ class PassResult:
     bm3d_sigma: float | None = None
 
 
-def denoise_pass(data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool,
-                 other_pass: np.ndarray | None = None) -> PassResult:
+def denoise_pass(data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool, other_pass: np.ndarray | None = None) -> PassResult:
     """Level one pass (best plane, medians of row differences, as the network sees it) and run every method.
 
     Models run as ``maed denoise`` runs them (``denoise_guarded``, with the trust guard and, where
@@ -154,15 +153,21 @@ def check_scan(trace: PassResult, retrace: PassResult | None, ratio: float = 1.0
             result["trace_retrace"] = {**error.as_dict(), "true": estimated_true_error(error.value, raw_error)}
         methods[name] = result
     scan = {
-        "lattice_peaks": lattice.tolist(), "moving_peaks": moving.tolist(), "has_retrace": retrace is not None,
-        "defects": [{**d, "depth_raw": depth} for d, depth in zip(defects, raw_depths)], "methods": methods,
+        "lattice_peaks": lattice.tolist(),
+        "moving_peaks": moving.tolist(),
+        "has_retrace": retrace is not None,
+        "defects": [{**d, "depth_raw": depth} for d, depth in zip(defects, raw_depths)],
+        "methods": methods,
     }
     if registration is not None:
         scan["registration"] = {
             "band_shifts": registration.band_warps.mean(axis=1).tolist(),
             "warp_range": [float(registration.warp.min()), float(registration.warp.max())],
-            "sigma_median": float(np.median(registration.band_sigma)), "lag_px": list(registration.lag_px),
-            "speed_ratio": ratio, "compared_columns": int(x.shape[1] - 2 * registration.crop)}
+            "sigma_median": float(np.median(registration.band_sigma)),
+            "lag_px": list(registration.lag_px),
+            "speed_ratio": ratio,
+            "compared_columns": int(x.shape[1] - 2 * registration.crop),
+        }
     if trace.bm3d_sigma is not None:
         scan["bm3d_sigma"] = trace.bm3d_sigma
     return scan
@@ -173,14 +178,19 @@ def criteria(scan: dict, method: str) -> dict[str, bool | None]:
     r, cl, raw = scan["methods"][method], scan["methods"][CLASSICAL_LABEL], scan["methods"][RAW]
     out: dict[str, bool | None] = {}
     lat = r["lattice"]
-    out["lattice"] = None if not lat["peaks"] else bool(
-        LATTICE_KEPT[0] <= lat["kept"] <= LATTICE_KEPT[1] and lat["in_residual"] <= LATTICE_IN_RESIDUAL)
-    out["whiteness"] = bool(r["slow_axis_whiteness"] <= cl["slow_axis_whiteness"]
-                            and r["removed_rms"] >= cl["removed_rms"])
+    out["lattice"] = (
+        None if not lat["peaks"] else bool(LATTICE_KEPT[0] <= lat["kept"] <= LATTICE_KEPT[1] and lat["in_residual"] <= LATTICE_IN_RESIDUAL)
+    )
+    out["whiteness"] = bool(r["slow_axis_whiteness"] <= cl["slow_axis_whiteness"] and r["removed_rms"] >= cl["removed_rms"])
     defects = r["defects"]
-    out["defects"] = None if not defects else all(
-        d["kept"] is not None and abs(d["kept"] - 1) <= DEPTH_TOLERANCE
-        and d["change_beside"] <= CHANGE_BESIDE * r["removed_rms"] for d in defects)
+    out["defects"] = (
+        None
+        if not defects
+        else all(
+            d["kept"] is not None and abs(d["kept"] - 1) <= DEPTH_TOLERANCE and d["change_beside"] <= CHANGE_BESIDE * r["removed_rms"]
+            for d in defects
+        )
+    )
     if "trace_retrace" in r:
         e = r["trace_retrace"]["value"]
         out["trace_retrace"] = bool(e < raw["trace_retrace"]["value"] and e < cl["trace_retrace"]["value"])
@@ -199,6 +209,7 @@ def criteria(scan: dict, method: str) -> dict[str, bool | None]:
 
 
 # ---- the report ------------------------------------------------------------------------------------
+
 
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
@@ -224,19 +235,23 @@ def _scan_table(scans: list[dict]) -> str:
         size = f"{rows}x{cols}" + (f" ({s['rows_compared']})" if s["rows_compared"] < rows else "")
         if "registration" in s:
             reg = s["registration"]
-            shifts = (", ".join(f"{v:+.2f}" for v in reg["band_shifts"])
-                      + f"; {reg['warp_range'][0]:+.2f} to {reg['warp_range'][1]:+.2f}; {reg['sigma_median']:.2f}; "
-                      + f"{reg['lag_px'][0]:.2f}")
+            shifts = (
+                ", ".join(f"{v:+.2f}" for v in reg["band_shifts"])
+                + f"; {reg['warp_range'][0]:+.2f} to {reg['warp_range'][1]:+.2f}; {reg['sigma_median']:.2f}; "
+                + f"{reg['lag_px'][0]:.2f}"
+            )
         else:
             shifts = "no retrace"
-        peaks = f"{len(s['lattice_peaks'])} / {len(s['moving_peaks'])}" if s["has_retrace"] \
-            else f"{len(s['lattice_peaks'])} (unclassified) / –"
-        defects = ", ".join(f"{d['kind']} ({d['isolation']:.0f}, {ANNULUS[1] * d['scale']:.0f} px)"
-                            for d in s["defects"]) or "none"
+        peaks = (
+            f"{len(s['lattice_peaks'])} / {len(s['moving_peaks'])}" if s["has_retrace"] else f"{len(s['lattice_peaks'])} (unclassified) / –"
+        )
+        defects = ", ".join(f"{d['kind']} ({d['isolation']:.0f}, {ANNULUS[1] * d['scale']:.0f} px)" for d in s["defects"]) or "none"
         scale, unit = display_unit(s["unit"])
         sigma = f"{s['bm3d_sigma'] * scale:.3g} {unit}" if "bm3d_sigma" in s else "–"
-        lines.append(f"| {s['file']} | {_set(s)} ({s['source']}) | {s['channel']} ({s['unit']}) | {size} "
-                     f"| {s['scan_range_m'][0] * 1e9:.4g} nm | {shifts} | {peaks} | {defects} | {sigma} |")
+        lines.append(
+            f"| {s['file']} | {_set(s)} ({s['source']}) | {s['channel']} ({s['unit']}) | {size} "
+            f"| {s['scan_range_m'][0] * 1e9:.4g} nm | {shifts} | {peaks} | {defects} | {sigma} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -254,17 +269,20 @@ def _method_table(scans: list[dict]) -> str:
             true = f"{tr['true'] * scale:.3g} {unit}" if tr else "–"
             if name == RAW:
                 depths = ", ".join(f"{d['depth'] * scale:.3g}" for d in r["defects"])
-                lines.append(f"| {s['file']} | {_set(s)} | raw | {err} | {true} | – | – | – | – "
-                             f"| {'depth ' + depths + ' ' + unit if depths else '–'} | – |")
+                lines.append(
+                    f"| {s['file']} | {_set(s)} | raw | {err} | {true} | – | – | – | – "
+                    f"| {'depth ' + depths + ' ' + unit if depths else '–'} | – |"
+                )
                 continue
             lat, mov = r["lattice"], r["moving"]
             lattice = f"{_fmt(lat['kept'])} / {_fmt(lat['in_residual'])}" if lat["peaks"] else "–"
             kept = ", ".join(_fmt(d["kept"]) for d in r["defects"]) or "–"
-            beside = ", ".join(_fmt(d["change_beside"] / r["removed_rms"] if r["removed_rms"] else None)
-                               for d in r["defects"]) or "–"
-            lines.append(f"| {s['file']} | {_set(s)} | {name} | {err} | {true} | {r['removed_rms'] * scale:.3g} {unit} "
-                         f"| {r['slow_axis_whiteness']:.3f} | {lattice} | {_fmt(mov['kept']) if mov['peaks'] else '–'} "
-                         f"| {kept} | {beside} |")
+            beside = ", ".join(_fmt(d["change_beside"] / r["removed_rms"] if r["removed_rms"] else None) for d in r["defects"]) or "–"
+            lines.append(
+                f"| {s['file']} | {_set(s)} | {name} | {err} | {true} | {r['removed_rms'] * scale:.3g} {unit} "
+                f"| {r['slow_axis_whiteness']:.3f} | {lattice} | {_fmt(mov['kept']) if mov['peaks'] else '–'} "
+                f"| {kept} | {beside} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -282,9 +300,11 @@ def _criteria_table(scans: list[dict], judged: list[str]) -> str:
             if name not in s["methods"]:
                 continue
             c = s["criteria"][name]
-            lines.append(f"| {s['file']} | {name} | {_mark(c['lattice'])} | {_mark(c['whiteness'])} "
-                         f"| {_mark(c['defects'])} | {_mark(c['trace_retrace'])} | {_mark(c['vs_classical'])} "
-                         f"| {_mark(c['all'])} |")
+            lines.append(
+                f"| {s['file']} | {name} | {_mark(c['lattice'])} | {_mark(c['whiteness'])} "
+                f"| {_mark(c['defects'])} | {_mark(c['trace_retrace'])} | {_mark(c['vs_classical'])} "
+                f"| {_mark(c['all'])} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -297,12 +317,19 @@ def _summary(scans: list[dict], judged: list[str]) -> str:
             continue
         passed = sum(r["all"] for r in rows)
         parts = []
-        for key, label in (("lattice", "lattice"), ("whiteness", "whiteness"), ("defects", "defects"),
-                           ("trace_retrace", "trace/retrace"), ("vs_classical", "keeps ≥ classical")):
+        for key, label in (
+            ("lattice", "lattice"),
+            ("whiteness", "whiteness"),
+            ("defects", "defects"),
+            ("trace_retrace", "trace/retrace"),
+            ("vs_classical", "keeps ≥ classical"),
+        ):
             decided = [r[key] for r in rows if r[key] is not None]
             parts.append(f"{label} {sum(decided)} of {len(decided)}")
-        lines.append(f"- **{name}**: {passed} of {len(rows)} test scans pass every criterion that applies "
-                     f"(passed of applicable: {'; '.join(parts)}).")
+        lines.append(
+            f"- **{name}**: {passed} of {len(rows)} test scans pass every criterion that applies "
+            f"(passed of applicable: {'; '.join(parts)})."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -331,7 +358,7 @@ def _report(folder: str, scans: list[dict], skipped: list[str], models: list[str
         "over the rows measured in both. Each pass is levelled as the network sees it (best plane, medians of "
         "row differences) and denoised alone by each method: the models (`--models`), the classical pipeline "
         "**plane+rows+Gaussian** (best plane, each row's median, Gaussian of 1 pixel; "
-        f"`classical.PIPELINES[\"{CLASSICAL}\"]`) and **BM3D** (the `bm3d` package, on the levelled pass). "
+        f'`classical.PIPELINES["{CLASSICAL}"]`) and **BM3D** (the `bm3d` package, on the levelled pass). '
         f"{bm3d_note} Each output's row offsets are matched to the levelled input's (the mean of each row of "
         "input minus output is added back): line offsets are noise every method removes on purpose, and no "
         "figure below judges them. The residual is levelled input minus output, of the trace.",
@@ -418,8 +445,7 @@ def _report(folder: str, scans: list[dict], skipped: list[str], models: list[str
     ]
     if skipped:
         text += ["Not read: " + "; ".join(skipped), ""]
-    text.append(f"Machine: {cpu_model()}, {platform.system()}; "
-                "regenerate with `maed eval --real`.")
+    text.append(f"Machine: {cpu_model()}, {platform.system()}; regenerate with `maed eval --real`.")
     return "\n".join(text) + "\n"
 
 
@@ -439,14 +465,19 @@ def evaluate_real(folder: Path | None, out_dir: Path, models: list[str], with_bm
     installed = bm3d_eval.available()
     with_bm3d = installed if with_bm3d is None else (with_bm3d and installed)
     if with_bm3d:
-        bm3d_note = ("BM3D's noise PSD is estimated from the pass itself, from its row-to-row differences "
-                     "(`maed.research.bm3d_eval`: per frequency along the rows, the median over rows of the "
-                     "differences' power / ln 2, halved; the same for every frequency across the rows), so it "
-                     "is told that the noise is correlated along the rows and independent between them; its "
-                     "sigma is in the scan table.")
+        bm3d_note = (
+            "BM3D's noise PSD is estimated from the pass itself, from its row-to-row differences "
+            "(`maed.research.bm3d_eval`: per frequency along the rows, the median over rows of the "
+            "differences' power / ln 2, halved; the same for every frequency across the rows), so it "
+            "is told that the noise is correlated along the rows and independent between them; its "
+            "sigma is in the scan table."
+        )
     else:
-        bm3d_note = ("BM3D was skipped: the optional `bm3d` package is not installed (`pip install maed[eval]`)."
-                     if not installed else "BM3D was skipped on request.")
+        bm3d_note = (
+            "BM3D was skipped: the optional `bm3d` package is not installed (`pip install maed[eval]`)."
+            if not installed
+            else "BM3D was skipped on request."
+        )
         print(f"maed: note: {bm3d_note}", file=sys.stderr)
     backends = {model: load_backend("auto", model) for model in models}
     scans, skipped = [], []
@@ -462,17 +493,21 @@ def evaluate_real(folder: Path | None, out_dir: Path, models: list[str], with_bm
             rows = rows & retrace_image.measured_rows
         other = retrace_image.data[rows] if retrace_image is not None else None
         trace = denoise_pass(trace_image.data[rows], backends, with_bm3d, other)
-        retrace = (denoise_pass(retrace_image.data[rows], backends, with_bm3d, trace_image.data[rows])
-                   if retrace_image is not None else None)
+        retrace = denoise_pass(retrace_image.data[rows], backends, with_bm3d, trace_image.data[rows]) if retrace_image is not None else None
         source = SOURCES.get(path.name, "unknown")
         scan = {
-            "file": path.name, "source": source, "test_source": source in TEST_SOURCES, "format": trace_image.format,
-            "channel": trace_image.name, "unit": trace_image.unit, "shape": list(trace_image.data.shape),
-            "rows_compared": int(rows.sum()), "scan_range_m": list(trace_image.scan_range),
+            "file": path.name,
+            "source": source,
+            "test_source": source in TEST_SOURCES,
+            "format": trace_image.format,
+            "channel": trace_image.name,
+            "unit": trace_image.unit,
+            "shape": list(trace_image.data.shape),
+            "rows_compared": int(rows.sum()),
+            "scan_range_m": list(trace_image.scan_range),
             **check_scan(trace, retrace, speed_ratio(trace_image.header)),
         }
-        scan["criteria"] = {name: criteria(scan, name) for name in scan["methods"]
-                            if name not in (RAW, CLASSICAL_LABEL)}
+        scan["criteria"] = {name: criteria(scan, name) for name in scan["methods"] if name not in (RAW, CLASSICAL_LABEL)}
         scans.append(scan)
         panels = {RAW: trace.levelled}
         for name in models:
@@ -482,14 +517,21 @@ def evaluate_real(folder: Path | None, out_dir: Path, models: list[str], with_bm
         if BM3D in trace.outputs:
             panels[BM3D] = trace.outputs[BM3D]
         tag = "test" if scan["test_source"] else "training"
-        figure_real_scan(f"{path.name} ({tag} source): {trace_image.name} trace", panels,
-                         np.array(scan["lattice_peaks"]).reshape(-1, 2), np.array(scan["moving_peaks"]).reshape(-1, 2),
-                         scan["defects"], out_dir / f"real_{path.stem}.png")
+        figure_real_scan(
+            f"{path.name} ({tag} source): {trace_image.name} trace",
+            panels,
+            np.array(scan["lattice_peaks"]).reshape(-1, 2),
+            np.array(scan["moving_peaks"]).reshape(-1, 2),
+            scan["defects"],
+            out_dir / f"real_{path.stem}.png",
+        )
     shown = os.path.relpath(folder, REPO_ROOT) if folder.is_relative_to(REPO_ROOT.parent) else str(folder)
     (out_dir / "real.md").write_text(_report(shown, scans, skipped, models, bm3d_note))
-    (out_dir / "real.json").write_text(json.dumps(
-        {"folder": shown, "models": models, "classical": CLASSICAL, "bm3d": with_bm3d, "scans": scans,
-         "skipped": skipped}, indent=1))
+    (out_dir / "real.json").write_text(
+        json.dumps(
+            {"folder": shown, "models": models, "classical": CLASSICAL, "bm3d": with_bm3d, "scans": scans, "skipped": skipped}, indent=1
+        )
+    )
     judged = models + ([BM3D] if with_bm3d else [])
     print(_summary(scans, judged))
     print(f"written to {out_dir}/")

@@ -53,8 +53,7 @@ def invent(output: np.ndarray, kind: str, rng: np.random.Generator, strength: fl
     elif kind == "lattice":
         angle = rng.uniform(0, np.pi)
         pattern = sum(
-            np.cos(2 * np.pi / period * (c * np.cos(angle + t) + r * np.sin(angle + t)) + phase)
-            for t in (0, 2 * np.pi / 3, 4 * np.pi / 3)
+            np.cos(2 * np.pi / period * (c * np.cos(angle + t) + r * np.sin(angle + t)) + phase) for t in (0, 2 * np.pi / 3, 4 * np.pi / 3)
         )
     else:
         pattern = np.cos(np.pi * r / (period / 2) + phase) * np.cos(np.pi * c / (period / 2))
@@ -106,8 +105,15 @@ def calibrate(backend: Backend, count: int = 96, size: int = 128) -> list[Case]:
         cases.append(Case(kind="ordinary", family=family, seed=seed, figures=trust_figures(x, y)))
         kind = INVENTIONS[i % len(INVENTIONS)]
         invented = invent(y, kind, rng)
-        cases.append(Case(kind=f"invention:{kind}", family=family, seed=seed, figures=trust_figures(x, invented),
-                          pattern_share=pattern_share(invented - y, x)))
+        cases.append(
+            Case(
+                kind=f"invention:{kind}",
+                family=family,
+                seed=seed,
+                figures=trust_figures(x, invented),
+                pattern_share=pattern_share(invented - y, x),
+            )
+        )
         info = pair.surface
         if family in LATTICE_FAMILIES and info["corrugation_m"] >= 2 * pair.noise.white_m:
             cases.append(Case(kind="erasure", family=family, seed=seed, figures=trust_figures(x, erase(y, info["period_px"]))))
@@ -203,8 +209,7 @@ def suggest_thresholds(cases: list[Case], quantile: float = 99.0) -> Thresholds:
     )
 
 
-def write_report(cases: list[Case], limits: Thresholds, dest: Path, model: str,
-                 product: dict[str, tuple[int, int]] | None = None) -> None:
+def write_report(cases: list[Case], limits: Thresholds, dest: Path, model: str, product: dict[str, tuple[int, int]] | None = None) -> None:
     """``docs/results/guard.md``: rates (with ``product_erasures``' where given), and the ordinary frames' figure
     percentiles."""
     found = rates(cases, limits)
@@ -225,15 +230,21 @@ def write_report(cases: list[Case], limits: Thresholds, dest: Path, model: str,
         if kind == "invention":
             shown = [c for c in cases if c.pattern_share is not None and c.pattern_share >= SHOWN]
             caught = sum(judge(c.figures, limits)[0] != "network" for c in shown)
-            lines.append(f"| invention the input would show, were it real (pattern >= {SHOWN} of the input's power "
-                         f"at its place) | {caught} | {len(shown)} | {caught / max(len(shown), 1):.1%} | >= 95 % |")
+            lines.append(
+                f"| invention the input would show, were it real (pattern >= {SHOWN} of the input's power "
+                f"at its place) | {caught} | {len(shown)} | {caught / max(len(shown), 1):.1%} | >= 95 % |"
+            )
     for label, (caught, total) in (product or {}).items():
         if label == "not shown by the scan":
-            lines.append(f"| erasure of a lattice the scan does not show (left out of the two rows below) | {caught} | {total} | "
-                         f"{caught / max(total, 1):.1%} | |")
+            lines.append(
+                f"| erasure of a lattice the scan does not show (left out of the two rows below) | {caught} | {total} | "
+                f"{caught / max(total, 1):.1%} | |"
+            )
         else:
-            lines.append(f"| erasure as `maed denoise` runs it, {label}: given back or flagged | {caught} | {total} | "
-                         f"{caught / max(total, 1):.1%} | >= 95 % |")
+            lines.append(
+                f"| erasure as `maed denoise` runs it, {label}: given back or flagged | {caught} | {total} | "
+                f"{caught / max(total, 1):.1%} | >= 95 % |"
+            )
     lines += ["", "Thresholds: " + ", ".join(f"`{k}` {v}" for k, v in limits.__dict__.items()), ""]
     ordinary = [c.figures for c in cases if c.kind == "ordinary"]
     lines += ["Ordinary frames, percentiles 50 / 95 / 99 of each figure:", "", "| figure | p50 | p95 | p99 |", "|---|---|---|---|"]

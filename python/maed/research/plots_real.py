@@ -24,8 +24,9 @@ from ..noreference import ANNULUS  # noqa: E402
 from .plots import CMAP  # noqa: E402
 
 
-def figure_real_scan(title: str, panels: dict[str, np.ndarray], lattice: np.ndarray, moving: np.ndarray,
-                     defects: list[dict], path: Path) -> None:
+def figure_real_scan(
+    title: str, panels: dict[str, np.ndarray], lattice: np.ndarray, moving: np.ndarray, defects: list[dict], path: Path
+) -> None:
     """``panels`` in order (the first is the raw levelled input; labels starting "removed" are residuals)."""
     raw = next(iter(panels.values()))
     low, high = np.percentile(raw, [1, 99])
@@ -40,8 +41,15 @@ def figure_real_scan(title: str, panels: dict[str, np.ndarray], lattice: np.ndar
             axes[0, j].imshow(image, cmap=CMAP, vmin=low, vmax=high)
         if j == 0:
             for d in defects:
-                axes[0, j].add_patch(Circle((d["col"], d["row"]), ANNULUS[1] * d["scale"], fill=False,
-                                            edgecolor="lime" if d["kind"] == "bright" else "cyan", lw=0.8))
+                axes[0, j].add_patch(
+                    Circle(
+                        (d["col"], d["row"]),
+                        ANNULUS[1] * d["scale"],
+                        fill=False,
+                        edgecolor="lime" if d["kind"] == "bright" else "cyan",
+                        lw=0.8,
+                    )
+                )
         axes[0, j].set_title(f"{title}\n{label}" if j == 0 else label, fontsize=8, loc="left" if j == 0 else "center")
         axes[1, j].imshow(spectra[label], cmap="magma", vmin=top - 7, vmax=top)
         for peaks, colour in ((lattice, "cyan"), (moving, "magenta")):

@@ -27,10 +27,14 @@ from .channel import (
 from .gwy import write_gwy
 from .signal import Choice, choose, is_flat
 
-READERS = {"nanonis": nanonis.read, "createc": createc.read, "rhk": rhk.read, "matrix": matrix.read,
-           "gwyddion": gwy_read.read}
-FORMAT_NAMES = {"nanonis": "Nanonis .sxm", "createc": "Createc .dat", "rhk": "RHK .sm4", "matrix": "Omicron MATRIX .Z_mtrx/.I_mtrx",
-                "gwyddion": "Gwyddion .gwy"}
+READERS = {"nanonis": nanonis.read, "createc": createc.read, "rhk": rhk.read, "matrix": matrix.read, "gwyddion": gwy_read.read}
+FORMAT_NAMES = {
+    "nanonis": "Nanonis .sxm",
+    "createc": "Createc .dat",
+    "rhk": "RHK .sm4",
+    "matrix": "Omicron MATRIX .Z_mtrx/.I_mtrx",
+    "gwyddion": "Gwyddion .gwy",
+}
 SUFFIXES = (".sxm", ".dat", ".sm4", ".z_mtrx", ".i_mtrx", ".gwy")
 """Usual extensions (lowercased), for callers' routing, folder walks and messages; content decides."""
 
@@ -46,7 +50,7 @@ def detect_format(head: bytes) -> str | None:
         return "gwyddion"
     if head.startswith(createc.MAGICS):
         return "createc"
-    if head[2:2 + len(rhk.MAGIC)] == rhk.MAGIC:
+    if head[2 : 2 + len(rhk.MAGIC)] == rhk.MAGIC:
         return "rhk"
     return None
 
@@ -94,7 +98,25 @@ def list_channels(path: Path | str) -> list[ChannelKey]:
 
 
 __all__ = [
-    "MAX_PIXELS", "PASSES", "PASS_ALIASES", "canonical_pass", "check_size", "FORMAT_NAMES", "SUFFIXES",
-    "ChannelImage", "ChannelKey", "ScanFile", "ScanFileError",
-    "Choice", "choose", "companion_files", "is_flat", "detect_format", "sniff", "read_file", "read_channel", "list_channels", "write_gwy",
+    "MAX_PIXELS",
+    "PASSES",
+    "PASS_ALIASES",
+    "canonical_pass",
+    "check_size",
+    "FORMAT_NAMES",
+    "SUFFIXES",
+    "ChannelImage",
+    "ChannelKey",
+    "ScanFile",
+    "ScanFileError",
+    "Choice",
+    "choose",
+    "companion_files",
+    "is_flat",
+    "detect_format",
+    "sniff",
+    "read_file",
+    "read_channel",
+    "list_channels",
+    "write_gwy",
 ]

@@ -122,4 +122,3 @@ class ScanFile:
             if image.pass_ == pass_:
                 return image
         raise ScanFileError(f"{self.path}: channel {matches[0].name!r} has no {pass_}")
-

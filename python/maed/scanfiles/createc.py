@@ -57,7 +57,7 @@ def read(path: Path, raw: bytes) -> ScanFile:
     marker = raw.find(b"DATA", max(text_end, 0))
     if marker < 0:
         raise ScanFileError(f"{path}: Createc header without its DATA marker")
-    header = parse_header(raw[:text_end if 0 <= text_end < marker else marker].decode("latin-1"))
+    header = parse_header(raw[: text_end if 0 <= text_end < marker else marker].decode("latin-1"))
     cols, rows = int(_number(header, "Num.X", path)), int(_number(header, "Num.Y", path))
     stored = int(_number(header, "Channels", path))
     mask = int(_number(header, "Channelselectval", path))
@@ -74,12 +74,12 @@ def read(path: Path, raw: bytes) -> ScanFile:
     # inflate beyond them (a decompression bomb) is cut there instead of filling memory.
     cap = 4 * (1 + stored * size) + 65536
     try:
-        values = np.frombuffer(zlib.decompressobj().decompress(raw[marker + 4:], cap)[:4 * (1 + stored * size)], dtype="<f4")
+        values = np.frombuffer(zlib.decompressobj().decompress(raw[marker + 4 :], cap)[: 4 * (1 + stored * size)], dtype="<f4")
     except zlib.error as exc:
         raise ScanFileError(f"{path}: Createc data do not decompress ({exc})") from None
     if values.size < 1 + stored * size:
         raise ScanFileError(f"{path}: truncated: {stored} images of {rows}x{cols} need {stored * size} values, found {values.size - 1}")
-    stack = values[1:1 + stored * size].reshape(stored, rows, cols)
+    stack = values[1 : 1 + stored * size].reshape(stored, rows, cols)
     unmeasured = (stack == 0).all(axis=(0, 2))  # a measured row is never exactly 0 in every channel
 
     bits = int(re.search(r"\d+", header.get("DAC-Type", "20bit")).group())

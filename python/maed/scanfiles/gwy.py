@@ -19,8 +19,11 @@ from .channel import ChannelImage
 def _field(data: np.ndarray, source: ChannelImage, unit: str) -> GwyDataField:
     width, height = source.scan_range
     return GwyDataField(
-        np.ascontiguousarray(data, dtype=np.float64), xreal=width, yreal=height,
-        si_unit_xy=GwySIUnit(unitstr="m"), si_unit_z=GwySIUnit(unitstr=unit),
+        np.ascontiguousarray(data, dtype=np.float64),
+        xreal=width,
+        yreal=height,
+        si_unit_xy=GwySIUnit(unitstr="m"),
+        si_unit_z=GwySIUnit(unitstr=unit),
     )
 
 
@@ -33,9 +36,7 @@ def _metadata(header: dict) -> GwyContainer:
     return meta
 
 
-def write_gwy(
-    path: Path | str, source: ChannelImage, fields: dict[str, np.ndarray], units: dict[str, str] | None = None
-) -> None:
+def write_gwy(path: Path | str, source: ChannelImage, fields: dict[str, np.ndarray], units: dict[str, str] | None = None) -> None:
     """Write ``fields`` (title -> image in ``source``'s range and shape) as channels 0, 1, ...
 
     Each field is in ``source``'s unit unless ``units`` names another for its title ("" for a

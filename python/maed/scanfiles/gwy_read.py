@@ -121,8 +121,7 @@ def _image(container: GwyObject, number: int, path: Path) -> tuple[np.ndarray, G
     rows, cols = check_size(int(field.get("yres", 0)), int(field.get("xres", 0)), path)
     values = field.get("data")
     if not isinstance(values, np.ndarray) or values.size != rows * cols:
-        raise ScanFileError(f"{path}: channel {number} declares {rows}x{cols} values and holds "
-                            f"{getattr(values, 'size', 0)}")
+        raise ScanFileError(f"{path}: channel {number} declares {rows}x{cols} values and holds {getattr(values, 'size', 0)}")
     data = values.astype(np.float64).reshape(rows, cols)
     mask = container.get(f"/{number}/mask")
     if isinstance(mask, GwyObject) and np.shape(mask.get("data")) == (rows * cols,):
@@ -133,7 +132,7 @@ def _image(container: GwyObject, number: int, path: Path) -> tuple[np.ndarray, G
 def read(path: Path, raw: bytes) -> ScanFile:
     """Every channel of the Gwyddion file ``path`` whose bytes are ``raw``."""
     check_structure(raw, path)
-    container = GwyObject.frombuffer(raw[len(MAGIC):])
+    container = GwyObject.frombuffer(raw[len(MAGIC) :])
     numbers = sorted(int(m[1]) for key in container.keys() if (m := _CHANNEL.match(key)))
     images, topograph = [], None
     for number in numbers:
@@ -148,8 +147,7 @@ def read(path: Path, raw: bytes) -> ScanFile:
             topograph = name
         meta = container.get(f"/{number}/meta")
         header = {str(k): str(v) for k, v in meta.items()} if isinstance(meta, GwyObject) else {}
-        header |= {"xy unit": _unit(field, "si_unit_xy"), "xoff": str(field.get("xoff", 0.0)),
-                   "yoff": str(field.get("yoff", 0.0))}
+        header |= {"xy unit": _unit(field, "si_unit_xy"), "xoff": str(field.get("xoff", 0.0)), "yoff": str(field.get("yoff", 0.0))}
         scan_range = (float(field.get("xreal", 1.0)), float(field.get("yreal", 1.0)))
         images.append(ChannelImage(data, name, "trace", unit, scan_range, header, "gwyddion"))
     if not images:

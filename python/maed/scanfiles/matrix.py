@@ -61,10 +61,10 @@ class _Reader:
         if self.at + 2 * n > len(self.data):
             raise struct.error("string runs past its record")
         self.at += 2 * n
-        return self.data[self.at - 2 * n:self.at].decode("utf-16-le", errors="replace")
+        return self.data[self.at - 2 * n : self.at].decode("utf-16-le", errors="replace")
 
     def value(self) -> Any:
-        kind = self.data[self.at:self.at + 4]
+        kind = self.data[self.at : self.at + 4]
         self.skip(4)
         if kind == b"LOOB":
             return bool(self.uint())
@@ -85,12 +85,12 @@ def records(data: bytes, start: int = len(MAGIC)):
     """(tag, body) of each record of ``data`` from ``start``; a record running past the end raises."""
     at = start
     while at < len(data):
-        tag = data[at:at + 4]
+        tag = data[at : at + 4]
         (length,) = struct.unpack_from("<I", data, at + 4)
         begin = at + 8 + (0 if tag in UNTIMED else 8)
         if begin + length > len(data):
             raise struct.error(f"record {tag[::-1].decode('latin-1')} runs past the end of the file")
-        yield tag, data[begin:begin + length]
+        yield tag, data[begin : begin + length]
         at = begin + length
 
 
@@ -213,12 +213,14 @@ def _counts(raw: bytes, path: Path) -> tuple[np.ndarray, int]:
 
 def read(path: Path, raw: bytes) -> ScanFile:
     """Every pass of the MATRIX image file ``path`` whose bytes are ``raw``, with its parameter file."""
-    if raw[len(MAGIC):len(MAGIC) + 4] == b"ATEM":
+    if raw[len(MAGIC) : len(MAGIC) + 4] == b"ATEM":
         raise ScanFileError(f"{path}: an Omicron MATRIX parameter file, not an image; give the .Z_mtrx or .I_mtrx beside it")
     match = NAME.match(path.name)
     if match is None:
-        raise ScanFileError(f"{path}: not named as MATRIX names its images (<experiment>--<run>_<cycle>.<channel>_mtrx), "
-                            "so its parameter file cannot be found")
+        raise ScanFileError(
+            f"{path}: not named as MATRIX names its images (<experiment>--<run>_<cycle>.<channel>_mtrx), "
+            "so its parameter file cannot be found"
+        )
     params_files = parameter_files(path, match["chain"])
     if not params_files:
         raise ScanFileError(f"{path}: its parameter file {match['chain']}_0001.mtrx is not beside it")
@@ -239,7 +241,7 @@ def read(path: Path, raw: bytes) -> ScanFile:
     check_size(rows * frames, cols * passes, path)  # everything the file may hold, before decoding
     counts, stored = _counts(raw, path)
     full = np.full(frames * rows * passes * cols, np.nan)
-    full[:min(stored, full.size)] = counts[:full.size]
+    full[: min(stored, full.size)] = counts[: full.size]
     channel = match["channel"]
     values, unit = params.physical(channel, full, path)
     lines = values.reshape(frames * rows, passes, cols)
@@ -248,7 +250,7 @@ def read(path: Path, raw: bytes) -> ScanFile:
     header = {key: f"{value} {unit}".strip() for key, (value, unit) in params.values.items()}
     images = []
     for frame in range(frames):
-        block = lines[frame * rows:(frame + 1) * rows]
+        block = lines[frame * rows : (frame + 1) * rows]
         # Up lines were scanned bottom first, down lines top first: row 0 becomes the top either way.
         block = block[::-1] if frame == 0 else block
         name = channel if frame == 0 else f"{channel} down"

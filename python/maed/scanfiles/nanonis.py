@@ -103,14 +103,13 @@ def read(path: Path, raw: bytes) -> ScanFile:
     values = np.frombuffer(raw, dtype=dtype, offset=start + len(DATA_START))
     if values.size < len(planes) * size:
         raise ScanFileError(
-            f"{path}: truncated: {len(planes)} images of {rows}x{cols} need {len(planes) * size} values, "
-            f"the file holds {values.size}"
+            f"{path}: truncated: {len(planes)} images of {rows}x{cols} need {len(planes) * size} values, the file holds {values.size}"
         )
 
     flip_rows = header.get("SCAN_DIR", "down").strip().lower() == "up"
     images = []
     for i, (name, pass_, unit) in enumerate(planes):
-        image = values[i * size:(i + 1) * size].reshape(rows, cols).astype(np.float64)
+        image = values[i * size : (i + 1) * size].reshape(rows, cols).astype(np.float64)
         if pass_ == "retrace":
             image = image[:, ::-1]
         if flip_rows:

@@ -23,14 +23,52 @@ _PAGE_INDEX = struct.Struct("<16s4I")  # page id, data type, source type, object
 _PAGE_HEADER = struct.Struct("<2H3I2i2I4I2i11f4I")
 _PAGE_HEADER_SIZE = _PAGE_HEADER.size + 64  # then reserved bytes, then the page header's objects
 _FIELDS = (
-    "field_size", "string_count", "page_type", "data_sub_source", "line_type", "x_corner", "y_corner",
-    "x_size", "y_size", "image_type", "scan_type", "group_id", "data_size", "min_z", "max_z",
-    "x_scale", "y_scale", "z_scale", "xy_scale", "x_offset", "y_offset", "z_offset",
-    "period", "bias", "current", "angle", "color_info_count", "grid_x_size", "grid_y_size", "object_count",
+    "field_size",
+    "string_count",
+    "page_type",
+    "data_sub_source",
+    "line_type",
+    "x_corner",
+    "y_corner",
+    "x_size",
+    "y_size",
+    "image_type",
+    "scan_type",
+    "group_id",
+    "data_size",
+    "min_z",
+    "max_z",
+    "x_scale",
+    "y_scale",
+    "z_scale",
+    "xy_scale",
+    "x_offset",
+    "y_offset",
+    "z_offset",
+    "period",
+    "bias",
+    "current",
+    "angle",
+    "color_info_count",
+    "grid_x_size",
+    "grid_y_size",
+    "object_count",
 )
 _STRINGS = (
-    "label", "system_text", "session_text", "user_text", "file_name", "date", "time",
-    "x_unit", "y_unit", "z_unit", "x_label", "y_label", "status_channel", "completed_line_count",
+    "label",
+    "system_text",
+    "session_text",
+    "user_text",
+    "file_name",
+    "date",
+    "time",
+    "x_unit",
+    "y_unit",
+    "z_unit",
+    "x_label",
+    "y_label",
+    "status_channel",
+    "completed_line_count",
 )
 PAGE_INDEX_HEADER, PAGE_INDEX_ARRAY, PAGE_HEADER, PAGE_DATA, STRING_DATA = 1, 2, 3, 4, 10
 IMAGE_PAGE = 0
@@ -49,7 +87,7 @@ def _strings(raw: bytes, offset: int, count: int) -> dict[str, str]:
     strings = {}
     for name in _STRINGS[:count]:
         (length,) = struct.unpack_from("<H", raw, offset)
-        strings[name] = raw[offset + 2:offset + 2 + 2 * length].decode("utf-16-le", errors="replace")
+        strings[name] = raw[offset + 2 : offset + 2 + 2 * length].decode("utf-16-le", errors="replace")
         offset += 2 + 2 * length
     return strings
 

@@ -81,8 +81,9 @@ def choose(scan: ScanFile, pass_: str = "trace") -> Choice:
         if not is_flat(topograph.data) or current is None:
             choice = Choice(topograph, None)
         else:
-            choice = Choice(scan.channel(current, pass_),
-                            f"{topograph.name} is flat (a plane: constant height): the current holds the image")
+            choice = Choice(
+                scan.channel(current, pass_), f"{topograph.name} is flat (a plane: constant height): the current holds the image"
+            )
     if is_flat(choice.image.data):
         raise ScanFileError(flat_reason(scan, choice.image))
     return choice

@@ -78,7 +78,7 @@ class UserPairs:
         if rows < patch or cols < patch:
             raise ValueError(f"user pair of shape {noisy.shape} is smaller than the {patch}-pixel patch")
         r, c = int(rng.integers(rows - patch + 1)), int(rng.integers(cols - patch + 1))
-        noisy, clean = noisy[r:r + patch, c:c + patch], clean[r:r + patch, c:c + patch]
+        noisy, clean = noisy[r : r + patch, c : c + patch], clean[r : r + patch, c : c + patch]
         # Flips only: a rotation would turn scan lines into columns, which real noise never does.
         if rng.random() < 0.5:
             noisy, clean = noisy[::-1], clean[::-1]
@@ -104,14 +104,25 @@ class TrainingPairs(IterableDataset):
     """
 
     def __init__(
-        self, patch: int, first_seed: int, user: UserPairs | None = None, user_fraction: float = 0.5,
-        references: list[Reference] | None = None, real_fraction: float = 0.0,
-        pass_pairs: list[PassPair] | None = None, pair_fraction: float = 0.0, background: bool = False,
-        noise_mix: bool = False, levelling: str = PLANE_AND_ROWS, passes: int = 1,
+        self,
+        patch: int,
+        first_seed: int,
+        user: UserPairs | None = None,
+        user_fraction: float = 0.5,
+        references: list[Reference] | None = None,
+        real_fraction: float = 0.0,
+        pass_pairs: list[PassPair] | None = None,
+        pair_fraction: float = 0.0,
+        background: bool = False,
+        noise_mix: bool = False,
+        levelling: str = PLANE_AND_ROWS,
+        passes: int = 1,
     ) -> None:
         if passes == 2 and (user is not None or pass_pairs):
-            raise ValueError("a two-pass model learns from simulated scans and real references with both passes "
-                             "drawn; user pairs and real pass pairs hold one pass as input")
+            raise ValueError(
+                "a two-pass model learns from simulated scans and real references with both passes "
+                "drawn; user pairs and real pass pairs hold one pass as input"
+            )
         self.patch = patch
         self.first_seed = first_seed
         self.user = user

@@ -64,7 +64,11 @@ def validate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: t
 
 
 def training_loss(
-    model: torch.nn.Module, noisy: torch.Tensor, target: torch.Tensor, grad_weight: float = 0.0, fourier_weight: float = 0.0,
+    model: torch.nn.Module,
+    noisy: torch.Tensor,
+    target: torch.Tensor,
+    grad_weight: float = 0.0,
+    fourier_weight: float = 0.0,
     kind: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The loss every model is trained with, plus the extra terms of its own paper where it has them.
@@ -163,16 +167,22 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
     if cfg.real_dir and cfg.pair_fraction > 0:
         pass_pairs = load_pass_pairs(Path(cfg.real_dir), cfg.patch)
         if not pass_pairs:
-            raise ValueError(f"{cfg.real_dir}: no training-source scan has a trace/retrace pair fit to learn from "
-                             "(maed.data.real_pairs)")
+            raise ValueError(f"{cfg.real_dir}: no training-source scan has a trace/retrace pair fit to learn from (maed.data.real_pairs)")
         names = ", ".join(p.name for p in pass_pairs)
         log(f"{len(pass_pairs)} real trace/retrace pairs ({names}; {cfg.pair_fraction:.0%} of samples)")
     # Each training run gets its own seed range below the validation and test seeds.
     stream = TrainingPairs(
-        cfg.patch, first_seed=cfg.seed * 50_000_000 + step * cfg.batch_size, user=user,
-        references=references, real_fraction=cfg.real_fraction,
-        pass_pairs=pass_pairs, pair_fraction=cfg.pair_fraction, background=cfg.background, noise_mix=cfg.noise_mix,
-        levelling=cfg.levelling, passes=passes_taken(model),
+        cfg.patch,
+        first_seed=cfg.seed * 50_000_000 + step * cfg.batch_size,
+        user=user,
+        references=references,
+        real_fraction=cfg.real_fraction,
+        pass_pairs=pass_pairs,
+        pair_fraction=cfg.pair_fraction,
+        background=cfg.background,
+        noise_mix=cfg.noise_mix,
+        levelling=cfg.levelling,
+        passes=passes_taken(model),
     )
     loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
     val_x, val_y = _validation_set(cfg.validation_scans, cfg.patch, cfg.levelling, stream.passes)
@@ -203,9 +213,17 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
                 line += f"; real references {real['psnr_in']:.2f} -> {real['psnr_out']:.2f} dB"
             history.append(report)
             bar.write(f"{line}, loss {report['loss']:.4f}")
-            save_checkpoint(last, model, cfg.model, extra={
-                "levelling": cfg.levelling, "optimiser": optimiser.state_dict(), "step": step, "history": history,
-                "train_config": asdict(cfg),
-            })
+            save_checkpoint(
+                last,
+                model,
+                cfg.model,
+                extra={
+                    "levelling": cfg.levelling,
+                    "optimiser": optimiser.state_dict(),
+                    "step": step,
+                    "history": history,
+                    "train_config": asdict(cfg),
+                },
+            )
     bar.close()
     return history[-1]

@@ -120,7 +120,7 @@ def _patches(x: torch.Tensor) -> torch.Tensor:
     """
     n, c, h, w = x.shape
     padded = F.pad(x, (1, 1, 1, 1))
-    taps = [padded[:, :, i:i + h, j:j + w] for i in range(3) for j in range(3)]
+    taps = [padded[:, :, i : i + h, j : j + w] for i in range(3) for j in range(3)]
     return torch.stack(taps, dim=2).reshape(n, c * 9, h * w)
 
 
@@ -133,10 +133,10 @@ def _overlap_add(cols: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """
     n = cols.shape[0]
     taps = F.pad(cols.reshape(n, -1, 9, h, w), (1, 1, 1, 1))
-    out = taps[:, :, 0, 2:2 + h, 2:2 + w]
+    out = taps[:, :, 0, 2 : 2 + h, 2 : 2 + w]
     for t in range(1, 9):
         i, j = divmod(t, 3)
-        out = out + taps[:, :, t, 2 - i:2 - i + h, 2 - j:2 - j + w]
+        out = out + taps[:, :, t, 2 - i : 2 - i + h, 2 - j : 2 - j + w]
     return out
 
 

@@ -50,9 +50,7 @@ class EncoderBlock(nn.Module):
         super().__init__()
         self.conv1 = _conv(in_chs, mid_chs, 5, stride, separable=True, relu=True)
         self.conv2 = _conv(mid_chs, out_chs, 5, separable=True)
-        self.proj = (
-            nn.Identity() if stride == 1 and in_chs == out_chs else _conv(in_chs, out_chs, 3, stride, separable=True)
-        )
+        self.proj = nn.Identity() if stride == 1 and in_chs == out_chs else _conv(in_chs, out_chs, 3, stride, separable=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.conv2(self.conv1(x)) + self.proj(x))

@@ -75,8 +75,10 @@ class FeatureAttention(nn.Module):
         super().__init__()
         self.gate = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
-            _conv(chs, chs // reduction, kernel=1), nn.ReLU(inplace=True),
-            _conv(chs // reduction, chs, kernel=1), nn.Sigmoid(),
+            _conv(chs, chs // reduction, kernel=1),
+            nn.ReLU(inplace=True),
+            _conv(chs // reduction, chs, kernel=1),
+            nn.Sigmoid(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,9 +88,7 @@ class FeatureAttention(nn.Module):
 class EnhancementAttentionModule(nn.Module):
     def __init__(self, chs: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            MergeAndRun(chs), ResidualBlock(chs), EnhancedResidualBlock(chs), FeatureAttention(chs)
-        )
+        self.body = nn.Sequential(MergeAndRun(chs), ResidualBlock(chs), EnhancedResidualBlock(chs), FeatureAttention(chs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
