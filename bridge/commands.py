@@ -163,6 +163,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         guard_interval=args.guard_interval,
         frame_interval=args.frame_interval,
         trace_retrace=args.trace_retrace,
+        drift_alert=args.drift_alert,
         keys=keys,
         insecure=args.insecure,
         models=models,
@@ -317,6 +318,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``serve``, ``listen``, ``control``, ``keys``, ``push-sim`` and ``sim-nanonis`` to the ``maed`` subcommands."""
     from maed.zoo import PRODUCT, TWO_PASS_PRODUCT
 
+    from .alerts.drift import ALERT_SHARE as DRIFT_ALERT_SHARE
     from .ingest import MAX_PIXELS
     from .model_loader import MODEL_LOAD_TIMEOUT_S
     from .streaming import GUARD_INTERVAL_S, HALO, REFINE
@@ -404,6 +406,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help=f"seconds between the trust guard's live evaluations of a scan, at least (default: "
         f"{GUARD_INTERVAL_S}; stretched to 20 times the guard's cost; the final frame is always guarded)",
+    )
+    p.add_argument(
+        "--drift-alert",
+        type=float,
+        default=DRIFT_ALERT_SHARE,
+        metavar="SHARE",
+        help=f"a drift alert when features moved this share of the frame's side or more between two complete scans "
+        f"of one area (default: {DRIFT_ALERT_SHARE}; each scan's drift is in its meta.json either way)",
     )
     p.add_argument(
         "--trace-retrace",

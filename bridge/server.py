@@ -35,6 +35,7 @@ from maed.engine import Backend, load_backend
 from maed.zoo import PRODUCT
 
 from .adapter import AdaptConfig, Adapter
+from .alerts.drift import ALERT_SHARE
 from .control import ControlError, Deferred, respond, settle, split_envelope, unanswered
 from .control_client import request
 from .counters import FaultCounter, Losses
@@ -90,6 +91,9 @@ class BridgeConfig:
     """Seconds between the trust guard's live evaluations of a scan (at least; 0: as often as its cost allows)."""
     frame_interval: float = FRAME_INTERVAL_S
     """Least seconds between a running scan's whole frames (``frame.raw``, ``frame.denoised``); 0: every update."""
+    drift_alert: float = ALERT_SHARE
+    """Share of the frame's side that features must move between two complete scans of one area for a ``drift``
+    alert (``maed serve --drift-alert``, ``bridge/alerts/drift.py``)."""
     trace_retrace: bool = False
     """Figure each finished scan's trace/retrace error (``maed serve --trace-retrace``): about a second of the worker's
     time per 256 x 256 scan with retrace lines, which the next scan's updates wait for."""
@@ -128,6 +132,8 @@ class BridgeConfig:
             raise ValueError(f"guard interval must be >= 0 seconds, got {self.guard_interval}")
         if self.frame_interval < 0:
             raise ValueError(f"frame interval must be >= 0 seconds, got {self.frame_interval}")
+        if not 0 < self.drift_alert <= 1:
+            raise ValueError(f"the drift alert's share of the frame must be over 0 and at most 1, got {self.drift_alert}")
         if self.pass_ not in ("trace", BOTH):
             raise ValueError(f"the bridge denoises the trace, or both passes into one frame; got pass {self.pass_!r}")
         if self.max_pixels < 1:
@@ -220,6 +226,7 @@ class Bridge:
             self.config.frame_interval,
             self.config.trace_retrace,
             both=self._both,
+            drift_alert=self.config.drift_alert,
         )
         targets = {
             "ingest": lambda: self._ingest_loop(pull),

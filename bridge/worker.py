@@ -33,6 +33,7 @@ from maed.engine.heap import give_back_free_memory
 from maed.passes import trace_retrace_figures
 
 from .alerts import HealthMonitor
+from .alerts.drift import ALERT_SHARE, DriftWatch
 from .counters import LatencyWindow, Losses
 from .ingest import Batch, Ingest
 from .journal import read_journal
@@ -124,6 +125,8 @@ class LiveScan:
         self.trace_retrace: dict | None = None
         """The finished scan's trace/retrace error, or why it was skipped, where the bridge was asked for it and
         retrace lines came (the final ``frame.denoised`` and ``meta.json``)."""
+        self.drift: dict | None = None
+        """The finished scan's drift against the last complete scan of its area (``alerts.drift``; ``meta.json``)."""
 
 
 def in_both_passes(image: ScanImage) -> bool:
@@ -172,8 +175,11 @@ class Worker:
         frame_interval: float = FRAME_INTERVAL_S,
         trace_retrace: bool = False,
         both: Backend | None = None,
+        drift_alert: float = ALERT_SHARE,
     ) -> None:
         self.ingest = ingest
+        self.drift_watch = DriftWatch(drift_alert)
+        """The last complete scan, to tell how far the next of its area drifted (``maed serve --drift-alert``)."""
         self.both = both
         """``maed serve --pass both``: the two-pass model of each finished scan whose every row came in both passes."""
         self.trace_retrace = trace_retrace
@@ -377,6 +383,7 @@ class Worker:
         # With a backlog of finished scans the full-frame pass is skipped, and so is judging the last lines
         # whole: the detectors get their usual share of the worker's time, or shutdown waits minutes.
         self._check_health(scan, lines, final=full_pass)
+        self._check_drift(scan, batch)
         self._settle_guard(scan)
         backend = self.backend
         rows_done = image.rows_done["trace"]
@@ -420,6 +427,34 @@ class Worker:
         with self._finished_cv:
             self.scans_finished += 1
             self._finished_cv.notify_all()
+
+    def _check_drift(self, scan: LiveScan, batch: Batch) -> None:
+        """A complete scan against the last complete scan of its area: its drift for ``meta.json``, and a ``drift``
+        alert where it is too fast (``alerts.drift``)."""
+        start, trace = scan.start, scan.image.frames["trace"]
+        if not batch.state.ended[0] or not np.isfinite(trace).all():
+            return
+        extra = start.extra
+        area = (start.rows, start.cols, start.channel, tuple(start.range), str(extra.get("center")), str(extra.get("angle")))
+        last_row = start.rows - 1 if start.slow_axis == "down" else 0
+        try:
+            scan.drift, finding = self.drift_watch.check(start.scan, area, trace, start.range, time.time(), last_row)
+        except Exception:  # a bug here must not cost the scan its frames
+            self._failed(f"scan {start.scan!r}: drift check failed")
+            return
+        if finding is not None:
+            scan.alerts.append(finding.as_dict())
+            self._send(
+                Alert(
+                    scan=start.scan,
+                    seq=self._next_seq(),
+                    kind=finding.kind,
+                    row=finding.row,
+                    columns=finding.columns,
+                    severity=finding.severity,
+                    evidence=_plain(finding.evidence),
+                )
+            )
 
     def _trace_retrace(self, scan: LiveScan, backend: Backend) -> dict | None:
         """The finished scan's trace/retrace error (``maed.passes.trace_retrace_figures``), or why it was skipped.
@@ -550,6 +585,7 @@ class Worker:
             "recovered": state.recovered,
             "trust": scan.stream.trust,
             "trace_retrace": scan.trace_retrace,
+            "drift": scan.drift,
             "alerts": [dict(a, evidence=_plain(a["evidence"])) for a in scan.alerts],
             "alerts_lines_unjudged": scan.health.unjudged,
             "halo": self.halo,

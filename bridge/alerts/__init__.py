@@ -1,6 +1,7 @@
-"""Scan-health alerts, per line as it arrives: tip changes, scars, feedback ringing, crashes, lost lines.
+"""Scan-health alerts, per line as it arrives: tip changes, scars, feedback ringing, crashes, lost lines; and per
+finished scan, drift from the last scan of its area (``drift``).
 
-numpy only (the acquisition side imports no torch). ``HealthMonitor`` follows one scan: each line
+numpy and scipy only (the acquisition side imports no torch). ``HealthMonitor`` follows one scan: each line
 goes in with its row and pass, and findings come out, debounced (one per event, not per line),
 each with the figures that support it. The detectors work from the raw line against the lines
 before and after it (robust statistics: medians and MADs of line differences), so most decisions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-KINDS = ("tip_change", "scar", "ringing", "crash", "line_missing", "line_repeated")
+KINDS = ("tip_change", "scar", "ringing", "crash", "line_missing", "line_repeated", "drift")
 """Every kind of alert (``bridge/PROTOCOL.md``, topic ``alert``)."""
 
 SEVERITY = {
@@ -14,6 +14,7 @@ SEVERITY = {
     "crash": "critical",  # Z at its limit: the tip may be in the surface
     "line_missing": "warning",
     "line_repeated": "warning",
+    "drift": "warning",  # features moved between frames: what spans two frames is off by as much
 }
 
 

@@ -1,0 +1,112 @@
+"""Drift from frame to frame (``maed.bridge.alerts.drift``): the shift between two scans of one area, found
+where features stand out and not invented where they do not; the ``drift`` alert through a live bridge."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+from fake_backends import IdentityBackend
+
+from maed.bridge.alerts.drift import DriftWatch, frame_shift, reduce
+from maed.bridge.protocol import Alert, ScanFinished, decode_published
+from maed.bridge.server import Bridge, BridgeConfig
+from maed.bridge.sources import LinePusher
+from maed.data import make_pair
+
+AREA = (128, 128, "Z", (1e-8, 1e-8), "None", "None")
+
+
+def scans_of_one_area(family: str, seed: int, moved: tuple[int, int], size: int = 128, noise: float = 0.3):
+    """Two noisy scans of one surface, the second with its features ``moved`` (rows down, columns right), each
+    with its own white noise and random walk of line offsets."""
+    big = make_pair(seed, size + 64, families=(family,)).clean
+    rng = np.random.default_rng(seed)
+    dy, dx = moved
+
+    def scan(r: int, c: int) -> np.ndarray:
+        image = big[r : r + size, c : c + size]
+        walk = np.cumsum(rng.normal(0, 0.3 * image.std(), size))[:, None]
+        return image + noise * image.std() * rng.standard_normal(image.shape) + walk
+
+    return scan(32, 32), scan(32 - dy, 32 - dx)
+
+
+@pytest.mark.parametrize("family", ["standing_waves", "multi_atom", "molecular_crystal"])
+def test_the_shift_between_two_scans_of_one_area_is_found(family):
+    first, second = scans_of_one_area(family, 101, (7, -4), size=256)
+    shift = frame_shift(reduce(first)[0], reduce(second)[0])
+    assert shift is not None and abs(shift.rows - 7) <= 1.5 and abs(shift.cols + 4) <= 1.5, shift
+    again, _ = scans_of_one_area(family, 101, (0, 0), size=256)  # the same area, fresh noise: no shift
+    still = frame_shift(reduce(first)[0], reduce(again)[0])
+    assert still is None or max(abs(still.rows), abs(still.cols)) <= 1.5
+
+
+def test_another_area_or_a_featureless_one_gives_no_shift():
+    first, _ = scans_of_one_area("standing_waves", 101, (0, 0), size=256)
+    elsewhere, _ = scans_of_one_area("standing_waves", 202, (0, 0), size=256)
+    assert frame_shift(reduce(first)[0], reduce(elsewhere)[0]) is None
+    rng = np.random.default_rng(3)
+    flat = [rng.standard_normal((256, 256)) for _ in range(2)]  # noise only: nothing to follow
+    assert frame_shift(reduce(flat[0])[0], reduce(flat[1])[0]) is None
+
+
+def test_large_scans_are_compared_at_a_bounded_size_and_the_shift_given_in_their_pixels():
+    first, second = scans_of_one_area("standing_waves", 101, (12, 6), size=512)
+    watch = DriftWatch()
+    area = (512, 512, "Z", (2e-8, 1e-8), "None", "None")
+    assert watch.check("a", area, first, (2e-8, 1e-8), 0.0, 511) == (None, None)  # nothing to compare with yet
+    assert watch.last.reduced.shape == (256, 256) and watch.last.factor == 2
+    figures, alert = watch.check("b", area, second, (2e-8, 1e-8), 60.0, 511)
+    dy, dx = figures["shift_px"]
+    assert abs(dy - 12) <= 2 and abs(dx - 6) <= 2 and figures["since_scan"] == "a"
+    # Range (2e-8 m wide, 1e-8 m high): rows are 1e-8 / 512 m, columns 2e-8 / 512 m.
+    assert figures["shift_m"] == pytest.approx([dy * 1e-8 / 512, dx * 2e-8 / 512])
+    assert figures["rate_m_per_s"] == pytest.approx(np.hypot(*figures["shift_m"]) / 60.0)
+    assert alert.kind == "drift" and alert.severity == "warning" and alert.row == 511 and alert.columns == (0, 512)
+
+
+def test_only_scans_of_one_area_are_compared_and_only_fast_drift_alerts():
+    first, second = scans_of_one_area("standing_waves", 101, (2, 1))
+    watch = DriftWatch(alert_share=0.05)
+    watch.check("a", AREA, first, (1e-8, 1e-8), 0.0, 127)
+    figures, alert = watch.check("b", AREA, second, (1e-8, 1e-8), 30.0, 127)
+    assert figures["shift_px"] is not None and alert is None  # 2 of 128 rows: under 5 % of the frame
+    moved_on = (*AREA[:4], "[1e-07, 0.0]", "None")  # the controller's frame centre moved: another area
+    assert watch.check("c", moved_on, second, (1e-8, 1e-8), 60.0, 127) == (None, None)
+    with pytest.raises(ValueError, match="share of the frame"):
+        DriftWatch(alert_share=0.0)
+
+
+def test_a_scan_that_drifted_raises_a_drift_alert_saved_with_the_scan(tmp_path: Path):
+    first, second = scans_of_one_area("standing_waves", 101, (6, -5))
+    config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans")
+    with Bridge(config, backend=IdentityBackend()) as bridge:
+        sub = zmq.Context.instance().socket(zmq.SUB)
+        sub.connect(bridge.endpoints["pub"])
+        for topic in (b"alert", b"scan.finished"):
+            sub.setsockopt(zmq.SUBSCRIBE, topic)
+        time.sleep(0.5)  # the subscription reaches the bridge
+        pusher = LinePusher(bridge.endpoints["pull"])
+        for scan, image in (("first", first), ("second", second)):
+            pusher.start(scan, 128, 128, (1e-8, 1e-8))
+            for row in range(128):
+                pusher.line(scan, row, image[row].astype("<f4"))
+            pusher.end(scan)
+        pusher.close()
+        messages, finished = [], []
+        while len(finished) < 2:
+            message = decode_published(sub.recv_multipart())
+            (finished if isinstance(message, ScanFinished) else messages).append(message)
+        sub.close(linger=0)
+    drifts = [m for m in messages if isinstance(m, Alert) and m.kind == "drift"]
+    assert [a.scan for a in drifts] == ["second"], messages
+    dy, dx = drifts[0].evidence["shift_px"]
+    assert abs(dy - 6) <= 1.5 and abs(dx + 5) <= 1.5 and drifts[0].evidence["since_scan"] == "first"
+    first_meta, second_meta = (json.loads((Path(f.saved) / "meta.json").read_text()) for f in finished)
+    assert first_meta["drift"] is None and second_meta["drift"]["shift_px"] == [dy, dx]
+    assert [a["kind"] for a in second_meta["alerts"]] == ["drift"]
