@@ -435,7 +435,7 @@ class Worker:
         if not batch.state.ended[0] or not np.isfinite(trace).all():
             return
         extra = start.extra
-        area = (start.rows, start.cols, start.channel, tuple(start.range), str(extra.get("center")), str(extra.get("angle")))
+        area = (start.channel, tuple(start.range), str(extra.get("center")), str(extra.get("angle")))
         last_row = start.rows - 1 if start.slow_axis == "down" else 0
         try:
             scan.drift, finding = self.drift_watch.check(start.scan, area, trace, start.range, time.time(), last_row)

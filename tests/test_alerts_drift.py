@@ -11,14 +11,16 @@ import numpy as np
 import pytest
 import zmq
 from fake_backends import IdentityBackend
+from scanfile_helpers import REAL_DIR, needs_real
 
 from maed.bridge.alerts.drift import DriftWatch, frame_shift, reduce
 from maed.bridge.protocol import Alert, ScanFinished, decode_published
 from maed.bridge.server import Bridge, BridgeConfig
 from maed.bridge.sources import LinePusher
 from maed.data import make_pair
+from maed.scanfiles import read_channel
 
-AREA = (128, 128, "Z", (1e-8, 1e-8), "None", "None")
+AREA = ("Z", (1e-8, 1e-8), "None", "None")
 
 
 def scans_of_one_area(family: str, seed: int, moved: tuple[int, int], size: int = 128, noise: float = 0.3):
@@ -55,10 +57,24 @@ def test_another_area_or_a_featureless_one_gives_no_shift():
     assert frame_shift(reduce(flat[0])[0], reduce(flat[1])[0]) is None
 
 
+@needs_real
+def test_real_scans_of_one_area_agree_and_of_other_areas_give_no_shift():
+    """Two Createc scans of one 21.5 nm frame six minutes apart (512 and 256 pixels a side, one reduced grid), and
+    other scans of the same reduced size."""
+    reduced = {
+        name: reduce(read_channel(REAL_DIR / name).data.astype(np.float64))[0]
+        for name in ("A200621.160730.dat", "A200621.161352.dat", "A200306.161609.dat", "createc_scan_atomic_11nm.dat")
+    }
+    shift = frame_shift(reduced["A200621.160730.dat"], reduced["A200621.161352.dat"])
+    assert shift is not None and max(abs(shift.rows), abs(shift.cols)) < 1.0 and shift.overlap_r > 0.9
+    for other in ("A200306.161609.dat", "createc_scan_atomic_11nm.dat"):
+        assert frame_shift(reduced["A200621.160730.dat"], reduced[other]) is None
+
+
 def test_large_scans_are_compared_at_a_bounded_size_and_the_shift_given_in_their_pixels():
     first, second = scans_of_one_area("standing_waves", 101, (12, 6), size=512)
     watch = DriftWatch()
-    area = (512, 512, "Z", (2e-8, 1e-8), "None", "None")
+    area = ("Z", (2e-8, 1e-8), "None", "None")
     assert watch.check("a", area, first, (2e-8, 1e-8), 0.0, 511) == (None, None)  # nothing to compare with yet
     assert watch.last.reduced.shape == (256, 256) and watch.last.factor == 2
     figures, alert = watch.check("b", area, second, (2e-8, 1e-8), 60.0, 511)
@@ -76,7 +92,7 @@ def test_only_scans_of_one_area_are_compared_and_only_fast_drift_alerts():
     watch.check("a", AREA, first, (1e-8, 1e-8), 0.0, 127)
     figures, alert = watch.check("b", AREA, second, (1e-8, 1e-8), 30.0, 127)
     assert figures["shift_px"] is not None and alert is None  # 2 of 128 rows: under 5 % of the frame
-    moved_on = (*AREA[:4], "[1e-07, 0.0]", "None")  # the controller's frame centre moved: another area
+    moved_on = (*AREA[:2], "[1e-07, 0.0]", "None")  # the controller's frame centre moved: another area
     assert watch.check("c", moved_on, second, (1e-8, 1e-8), 60.0, 127) == (None, None)
     with pytest.raises(ValueError, match="share of the frame"):
         DriftWatch(alert_share=0.0)
