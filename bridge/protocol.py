@@ -147,8 +147,9 @@ class Frame(FrameLabels):
     kind: str  # "raw" or "denoised": the topic, not a header field
     data: np.ndarray
     trust: dict | None = None
-    """``frame.denoised`` only: the latest verdict of the trust guard (``maed.trust.Verdict.as_dict()``
-    and the ``rows_done`` it was computed at), None before the first; always in a denoised header."""
+    """``frame.denoised`` only: the latest verdict of the trust guard (``maed.trust.Verdict.as_dict()``,
+    the ``rows_done`` it was computed at and the ``rows_judged``, the latest of those, it judged), None before
+    the first; always in a denoised header."""
     trace_retrace: dict | None = None
     """``frame.denoised`` only, added by a later issue: figures comparing the trace and the retrace."""
 

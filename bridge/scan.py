@@ -105,6 +105,9 @@ class ScanImage:
         self.rows_done = {p: 0 for p in PASSES}
         self.newest: dict[str, float | None] = {p: None for p in PASSES}
         """Arrival time (``time.perf_counter``) of the newest line of each pass."""
+        self.last_t: float | None = None
+        """The controller's time (``line.t``, Unix seconds) of the latest line of either pass: when the scan ended
+        by the instrument's clock, also for a scan rebuilt from its journal."""
 
     def put(self, lines: list[tuple[Line, float]]) -> set[str]:
         """Paste lines into their frames; returns the passes that changed."""
@@ -114,5 +117,6 @@ class ScanImage:
             self.frames[line.pass_][line.row] = line.data
             self.rows_done[line.pass_] = max(self.rows_done[line.pass_], progress(self.start, line.row))
             self.newest[line.pass_] = arrival
+            self.last_t = line.t if self.last_t is None else max(self.last_t, line.t)
             changed.add(line.pass_)
         return changed

@@ -89,11 +89,14 @@ GUARD_MIN_ROWS = 32
 """Rows scanned before the first live verdict: the guard's local structure test works on blocks of 32."""
 GUARD_WINDOW = 256
 """Rows the live guard judges at most, the latest scanned (or ``freeze_rows``, where more: a refit re-denoises
-that many). Judging every row so far made an evaluation's cost grow with the frame's height (0.53 s for 1024
-rows of 256 pixels against 0.15 s for 256 on an idle core; windowed, 0.17 s), and on a 2-core CPU the band
-updates beside it slowed with it: p95 of the row latency 1.11 to 1.33 times higher at 1024 rows than at 256 in
-three runs, 0.98 to 1.08 windowed (``benchmarks/test_bridge.py``). Older rows do not change once the plane is
-frozen, so their verdict stands; the final frame is judged whole."""
+at least that many; rows a refit denoises again beyond the window lose their verdict, ``update``). Judging every
+row so far made an evaluation's cost grow with the frame's height (0.53 s for 1024 rows of 256 pixels against
+0.15 s for 256 on an idle core; windowed, 0.17 s), and on a 2-core CPU the band updates beside it slowed with
+it: p95 of the row latency 1.11 to 1.33 times higher at 1024 rows than at 256 in three runs, 0.98 to 1.08
+windowed (``benchmarks/test_bridge.py``). Older rows do not change once the plane is frozen, so their verdict
+stands; the final frame is judged whole. Where more rows than the window arrive between two evaluations
+(evaluations are 20 times their cost apart, 3.4 s on the 2-core Xeon: above about 75 lines a second), the rows
+between are published as the network made them until the final frame."""
 
 
 def freeze_rows(rows: int) -> int:
@@ -291,6 +294,9 @@ class StreamingDenoiser:
         if freezes or (not self._frozen and n >= REFIT_GROWTH * self._fitted):
             self._fit(acq, n)
             self._fitted, self._frozen = n, freezes
+            # Every row is denoised again; those the next evaluation will not judge lose the verdict on their old
+            # output (rows arriving in a burst, or past 4 times the freeze on a scan with skipped rows).
+            self._forget_guard(0, max(0, n - self.guard_window))
             paste = top = 0
         else:
             self._extend(acq, self._done, n)
@@ -311,6 +317,13 @@ class StreamingDenoiser:
         out[np.isnan(acq[paste:n, 0])] = np.nan
         self.acquisition_order(self.network)[paste:n] = out
         self._compose(paste, n)
+
+    def _forget_guard(self, start: int, stop: int) -> None:
+        """Drop the latest verdict's results over acquisition rows ``[start, stop)``: the network's output is published
+        there until a verdict covers them again."""
+        self._weight[start:stop] = 0
+        self._conservative[start:stop] = np.nan
+        self._given_back[start:stop] = 0
 
     def _compose(self, start: int, stop: int) -> None:
         """Published acquisition rows ``[start, stop)``: the network's, blended with the conservative
@@ -380,9 +393,7 @@ class StreamingDenoiser:
             return
         job, first, n = result.job, result.job.start, result.job.rows
         was_guarded = bool(self._weight[first:].any() or self._given_back[first:].any())
-        self._weight[first:] = 0
-        self._conservative[first:] = np.nan
-        self._given_back[first:] = 0
+        self._forget_guard(first, self.rows)
         if result.conservative is not None:
             self._weight[first:n][job.measured] = result.weight
             self._conservative[first:n][job.measured] = result.conservative

@@ -179,7 +179,7 @@ class Worker:
     ) -> None:
         self.ingest = ingest
         self.drift_watch = DriftWatch(drift_alert)
-        """The last complete scan, to tell how far the next of its area drifted (``maed serve --drift-alert``)."""
+        """The last complete scan of each recent area, to tell how far the next of it drifted (``maed serve --drift-alert``)."""
         self.both = both
         """``maed serve --pass both``: the two-pass model of each finished scan whose every row came in both passes."""
         self.trace_retrace = trace_retrace
@@ -430,7 +430,7 @@ class Worker:
 
     def _check_drift(self, scan: LiveScan, batch: Batch) -> None:
         """A complete scan against the last complete scan of its area: its drift for ``meta.json``, and a ``drift``
-        alert where it is too fast (``alerts.drift``)."""
+        alert where it is too fast (``alerts.drift``); the time between them by the controller's clock (``line.t``)."""
         start, trace = scan.start, scan.image.frames["trace"]
         if not batch.state.ended[0] or not np.isfinite(trace).all():
             return
@@ -438,7 +438,8 @@ class Worker:
         area = (start.channel, tuple(start.range), str(extra.get("center")), str(extra.get("angle")))
         last_row = start.rows - 1 if start.slow_axis == "down" else 0
         try:
-            scan.drift, finding = self.drift_watch.check(start.scan, area, trace, start.range, time.time(), last_row)
+            ended = scan.image.last_t if scan.image.last_t is not None else time.time()
+            scan.drift, finding = self.drift_watch.check(start.scan, area, trace, start.range, ended, last_row)
         except Exception:  # a bug here must not cost the scan its frames
             self._failed(f"scan {start.scan!r}: drift check failed")
             return

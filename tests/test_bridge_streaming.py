@@ -216,6 +216,22 @@ def test_the_guard_window_covers_the_rows_a_refit_denoises_again():
         StreamingDenoiser(256, 64, "down", guard_window=8)
 
 
+def test_rows_a_refit_denoises_again_beyond_the_window_lose_their_old_verdict():
+    """A burst of rows refits the levelling and denoises every row again: a verdict on their old output must not
+    stay on the new one where the next evaluation will not judge them."""
+    raw = make_pair(12, 512).noisy.astype(np.float32)[:, :96]
+    s = StreamingDenoiser(512, 96, "down", 8, 8, guard_window=64)
+    frame = np.full_like(raw, np.nan)
+    frame[:40] = raw[:40]
+    s.update(frame, 40, BandsBackend())
+    s.guard()
+    assert s._weight[:40].any()  # the bands fell back
+    frame[:200] = raw[:200]
+    s.update(frame, 200, BandsBackend())  # past the freeze (64 rows): one refit, every row denoised again
+    np.testing.assert_array_equal(s.denoised[:136], s.network[:136])
+    assert s.guard_job().start == 136
+
+
 def test_a_trusted_verdict_publishes_the_network_output():
     raw = make_pair(13, 64).noisy.astype(np.float32)
 

@@ -50,6 +50,9 @@ the largest of 65,536 values of noise is about 4.5 of them, the same area scanne
 DOMINANCE = 1.3
 """... and how far above the highest value more than ``APART`` reduced pixels from it."""
 APART = 4
+AREAS = 8
+"""Areas whose last complete scan is kept (a few hundred kB each): a user going back and forth between a few frames
+has each compared with its own last scan."""
 MAX_SHARE = 0.25
 """Shifts beyond this share of the frame's side are not trusted: the frames share too little."""
 MIN_OVERLAP_R = 0.65
@@ -101,10 +104,12 @@ def _refine(before: float, at: float, after: float) -> float:
     return 0.0 if curvature >= 0 else 0.5 * (before - after) / curvature
 
 
-def frame_shift(previous: np.ndarray, current: np.ndarray) -> Shift | None:
-    """How far ``current``'s features stand from ``previous``'s (same shape, reduced pixels), or None where the
-    correlation has no peak to trust."""
+def frame_shift(previous: np.ndarray, current: np.ndarray) -> tuple[Shift | None, str]:
+    """How far ``current``'s features stand from ``previous``'s (same shape, reduced pixels); None, with the reason,
+    where the frames give no shift to trust."""
     n_r, n_c = previous.shape
+    if min(n_r, n_c) <= 4 * APART or not (np.ptp(previous) > 0 and np.ptp(current) > 0):
+        return None, "a frame too small or flat to compare"
     window = np.outer(np.hanning(n_r), np.hanning(n_c))
     a, b = (np.fft.fft2((x - x.mean()) * window) for x in (previous, current))
     cross = b * np.conj(a)
@@ -120,19 +125,19 @@ def frame_shift(previous: np.ndarray, current: np.ndarray) -> Shift | None:
     d_r = (np.arange(n_r) - r + n_r / 2) % n_r - n_r / 2
     d_c = (np.arange(n_c) - c + n_c / 2) % n_c - n_c / 2
     runner_up = (float(correlation[np.hypot(d_r[:, None], d_c[None, :]) > APART].max()) - median) / spread
-    if z < MIN_PEAK_Z or z < DOMINANCE * runner_up:
-        return None
+    if not (z >= MIN_PEAK_Z and z >= DOMINANCE * runner_up):
+        return None, "no shift stands out: too few features, or a lattice that every lattice vector fits"
     dr = _refine(correlation[(r - 1) % n_r, c], correlation[r, c], correlation[(r + 1) % n_r, c])
     dc = _refine(correlation[r, (c - 1) % n_c], correlation[r, c], correlation[r, (c + 1) % n_c])
     # Beyond half the frame the peak has wrapped round: it is a shift the other way.
     rows = (r + dr + n_r / 2) % n_r - n_r / 2
     cols = (c + dc + n_c / 2) % n_c - n_c / 2
     if abs(rows) > MAX_SHARE * n_r or abs(cols) > MAX_SHARE * n_c:
-        return None
+        return None, f"the best shift is over {MAX_SHARE:.0%} of the frame: too little of it shared to tell"
     agreement = overlap_correlation(previous, current, round(rows), round(cols))
     if agreement < MIN_OVERLAP_R:
-        return None
-    return Shift(float(rows), float(cols), z, agreement)
+        return None, f"the frames agree at {agreement:.2f} once shifted, under {MIN_OVERLAP_R}: not one area"
+    return Shift(float(rows), float(cols), z, agreement), ""
 
 
 def overlap_correlation(previous: np.ndarray, current: np.ndarray, rows: int, cols: int) -> float:
@@ -147,42 +152,50 @@ def overlap_correlation(previous: np.ndarray, current: np.ndarray, rows: int, co
 
 
 class DriftWatch:
-    """The last complete scan, and the drift of each new one of the same area against it."""
+    """The last complete scan of each of the ``AREAS`` latest areas, and the drift of each new one of an area against
+    it."""
 
     def __init__(self, alert_share: float = ALERT_SHARE) -> None:
         if not alert_share > 0:
             raise ValueError(f"the drift alert's share of the frame must be > 0, got {alert_share}")
         self.alert_share = alert_share
-        self.last: Frame | None = None
+        self.last: dict[tuple, Frame] = {}
+        """By area and reduced grid, the oldest first."""
 
     def check(
         self, scan: str, area: tuple, trace: np.ndarray, range_: tuple[float, float], ended: float, last_row: int
     ) -> tuple[dict | None, Finding | None]:
-        """Take a complete scan's raw ``trace`` (frame orientation); return the drift's figures against the last
-        scan of the same ``area`` (None: none to compare with, or no shift to trust) and the alert where it is too
+        """Take a complete scan's raw ``trace`` (frame orientation), ended at ``ended`` (seconds); return the drift's
+        figures against the last scan of the same ``area`` (None: none to compare with) and the alert where it is too
         fast (``last_row``: the row the scan ended on)."""
         reduced, factor = reduce(np.asarray(trace, dtype=np.float64))
         rows, cols = trace.shape
+        key = (area, reduced.shape)
         frame = Frame(scan, area, reduced, factor, (range_[1] / rows, range_[0] / cols), ended)
-        last, self.last = self.last, frame
-        if last is None or last.area != area or last.reduced.shape != reduced.shape:
+        last = self.last.pop(key, None)
+        self.last[key] = frame
+        if len(self.last) > AREAS:
+            del self.last[next(iter(self.last))]
+        if last is None:
             return None, None
-        shift = frame_shift(last.reduced, reduced)
+        shift, why = frame_shift(last.reduced, reduced)
         if shift is None:
-            return {"since_scan": last.scan, "shift_px": None, "why": "no shift stands out: too few features, or a lattice"}, None
+            return {"since_scan": last.scan, "shift_px": None, "why": why}, None
         dy, dx = shift.rows * factor, shift.cols * factor
         y_m, x_m = dy * frame.pixel_m[0], dx * frame.pixel_m[1]
-        seconds = max(ended - last.ended, 1e-3)
+        # Scans rebuilt from their journals may carry no usable times: a rate is only given over a real interval.
+        seconds = ended - last.ended
         share = max(abs(dy) / rows, abs(dx) / cols)
         figures = {
             "since_scan": last.scan,
             "shift_px": [round(dy, 2), round(dx, 2)],
             "shift_m": [y_m, x_m],
             "seconds": round(seconds, 2),
-            "rate_m_per_s": math.hypot(y_m, x_m) / seconds,
+            "rate_m_per_s": math.hypot(y_m, x_m) / seconds if seconds > 0 else None,
             "share": round(share, 4),
             "alert_share": self.alert_share,
             "peak_z": round(shift.peak_z, 1),
+            "overlap_r": round(shift.overlap_r, 3),
         }
         if share < self.alert_share:
             return figures, None

@@ -61,7 +61,8 @@ def make_pair(
     opposite feedback lag, x-warp, unequal speeds) into ``noisy`` and ``retrace``; it draws after
     everything a single pass draws, so the surface and ``noise`` of a seed are the same either way.
     ``aligned_passes`` (with ``both_passes``) records both where the trace's command put the tip: no feedback
-    lag, no x-warp, equal speeds, every other draw the seed's; a second pass's best case (``maed eval --passes``).
+    lag, no x-warp, equal speeds, every other draw the seed's: what averaging the passes gives without registration
+    (``maed eval --passes``).
     ``events`` adds known scan-health events (``scan_events``) from a generator of their own, so
     the seed's scan is the same but for them; the pair's ``events`` lists them.
     """

@@ -14,12 +14,14 @@ independent noise, opposite feedback lag, x-warp, unequal speeds), from the same
 The issue's bar (``docs/results/passes.md``): the two-pass model at least 1.5 dB above one pass and 1 dB above the
 mean of one-pass outputs on every family, the lower end of each paired 95 % interval included.
 
-**What a second pass can give at best**, on the same seeds recorded with both passes where the trace's command put
-the tip (``make_pair``'s ``aligned_passes``: no lag, no warp, equal speeds, so no registration is needed): the
-one-pass model on that trace, and on the mean of the two passes. Where what differs between the passes is normal
-noise of equal variance, their mean holds all they say of the surface and of what they share, so a network that
-denoises it as well as one pass (the one-pass model is trained over a wide range of white noise) shows about how
-far any two-pass model could go; scars, one pass's only, are where a two-pass model could do better than the mean.
+**What averaging the passes gives where no registration is needed**, on the same seeds recorded with both passes
+where the trace's command put the tip (``make_pair``'s ``aligned_passes``: no lag, no warp, equal speeds): the
+one-pass model on that trace, and on the mean of the two passes, both without the other pass's evidence for lattice
+peaks (which ``one pass`` above has). Where what differs between the passes is normal noise of equal variance,
+their mean holds all they say of the surface and of what they share, so this shows about how far a two-pass model
+could go. It is a guide, not a bound: even aligned, the passes differ in more than that noise (ringing after edges
+runs the other way, the turnaround's ringing sits at the other end, pick-up lands elsewhere), and scars, one pass's
+only, are where a two-pass model could do better than the mean.
 
 Writes ``passes.md`` and ``passes.json``.
 """
@@ -121,8 +123,9 @@ def _report(results: dict, names: tuple[str, str], count: int, size: int) -> str
         lines.append(f"| {column} | " + " | ".join(cells + gains) + f" | {'met' if r['met'] else 'missed'} |")
     lines += [
         "",
-        "What a second pass can give at best: the same seeds recorded with both passes aligned (no lag, no warp, "
-        "equal speeds), the one-pass model on the trace and on the mean of the passes (see "
+        "Averaging the passes where no registration is needed: the same seeds recorded with both passes aligned (no "
+        "lag, no warp, equal speeds), the one-pass model on the trace and on the mean of the passes, both without the "
+        "other pass's lattice evidence (a guide to how far a second pass could go, not a bound: "
         "`maed.research.evaluate_passes`). PSNR in dB; the gain is paired per scan.",
         "",
         f"| column | {ALIGNED_ONE} | {ALIGNED_MEAN} | gain | two-pass model's gain over one pass |",
