@@ -92,8 +92,8 @@ GUARD_WINDOW = 256
 at least that many; rows a refit denoises again beyond the window lose their verdict, ``update``). Judging every
 row so far made an evaluation's cost grow with the frame's height (0.53 s for 1024 rows of 256 pixels against
 0.15 s for 256 on an idle core; windowed, 0.17 s), and on a 2-core CPU the band updates beside it slowed with
-it: p95 of the row latency 1.11 to 1.33 times higher at 1024 rows than at 256 in three runs, 0.98 to 1.08
-windowed (``benchmarks/test_bridge.py``). Older rows do not change once the plane is frozen, so their verdict
+it: p95 of the row latency 1.11 to 1.33 times higher at 1024 rows than at 256 in three runs, 0.98 to 1.15 in six
+windowed (``benchmarks/test_bridge.py``, ``docs/streaming.md``). Older rows do not change once the plane is frozen, so their verdict
 stands; the final frame is judged whole. Where more rows than the window arrive between two evaluations
 (evaluations are 20 times their cost apart, 3.4 s on the 2-core Xeon: above about 75 lines a second), the rows
 between are published as the network made them until the final frame."""
