@@ -32,7 +32,7 @@ from maed.engine import Backend
 from maed.engine.heap import give_back_free_memory
 from maed.passes import trace_retrace_figures
 
-from .alerts import HealthMonitor
+from .alerts import Finding, HealthMonitor
 from .alerts.drift import ALERT_SHARE, DriftWatch
 from .counters import LatencyWindow, Losses
 from .ingest import Batch, Ingest
@@ -444,18 +444,7 @@ class Worker:
             self._failed(f"scan {start.scan!r}: drift check failed")
             return
         if finding is not None:
-            scan.alerts.append(finding.as_dict())
-            self._send(
-                Alert(
-                    scan=start.scan,
-                    seq=self._next_seq(),
-                    kind=finding.kind,
-                    row=finding.row,
-                    columns=finding.columns,
-                    severity=finding.severity,
-                    evidence=_plain(finding.evidence),
-                )
-            )
+            self._alert(scan, finding)
 
     def _trace_retrace(self, scan: LiveScan, backend: Backend) -> dict | None:
         """The finished scan's trace/retrace error (``maed.passes.trace_retrace_figures``), or why it was skipped.
@@ -484,24 +473,28 @@ class Worker:
             for line, _ in lines:
                 judge = final or scan.health_allowance > 0
                 for finding in scan.health.feed(line.row, line.data, line.pass_, judge=judge):
-                    scan.alerts.append(finding.as_dict())
-                    self._send(
-                        Alert(
-                            scan=scan.start.scan,
-                            seq=self._next_seq(),
-                            kind=finding.kind,
-                            row=finding.row,
-                            columns=finding.columns,
-                            severity=finding.severity,
-                            evidence=_plain(finding.evidence),
-                        )
-                    )
+                    self._alert(scan, finding)
                 spent = time.perf_counter()
                 scan.health_allowance -= spent - now
                 now = spent
         except Exception:  # a detector's bug must not cost the scan its frames
             self._failed(f"scan {scan.start.scan!r}: scan-health detectors failed")
         scan.health_clock = time.perf_counter()
+
+    def _alert(self, scan: LiveScan, finding: Finding) -> None:
+        """Publish a finding as an ``alert`` at once and keep it for the scan's ``meta.json``."""
+        scan.alerts.append(finding.as_dict())
+        self._send(
+            Alert(
+                scan=scan.start.scan,
+                seq=self._next_seq(),
+                kind=finding.kind,
+                row=finding.row,
+                columns=finding.columns,
+                severity=finding.severity,
+                evidence=_plain(finding.evidence),
+            )
+        )
 
     # --- publishing and saving ------------------------------------------------------------
 

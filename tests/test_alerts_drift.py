@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zmq
 from fake_backends import IdentityBackend
 from scanfile_helpers import REAL_DIR, needs_real
+from test_bridge_alerts import subscribe_alerts, until_finished
 
 from maed.bridge.alerts.drift import DriftWatch, frame_shift, reduce
-from maed.bridge.protocol import Alert, ScanFinished, decode_published
+from maed.bridge.protocol import Alert
 from maed.bridge.server import Bridge, BridgeConfig
 from maed.bridge.sources import LinePusher
 from maed.data import make_pair
@@ -110,10 +110,7 @@ def test_a_scan_that_drifted_raises_a_drift_alert_saved_with_the_scan(tmp_path: 
     first, second = scans_of_one_area("standing_waves", 101, (6, -5))
     config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans")
     with Bridge(config, backend=IdentityBackend()) as bridge:
-        sub = zmq.Context.instance().socket(zmq.SUB)
-        sub.connect(bridge.endpoints["pub"])
-        for topic in (b"alert", b"scan.finished"):
-            sub.setsockopt(zmq.SUBSCRIBE, topic)
+        sub = subscribe_alerts(bridge.endpoints["pub"])
         time.sleep(0.5)  # the subscription reaches the bridge
         pusher = LinePusher(bridge.endpoints["pull"])
         for scan, image in (("first", first), ("second", second)):
@@ -122,11 +119,7 @@ def test_a_scan_that_drifted_raises_a_drift_alert_saved_with_the_scan(tmp_path: 
                 pusher.line(scan, row, image[row].astype("<f4"))
             pusher.end(scan)
         pusher.close()
-        messages, finished = [], []
-        while len(finished) < 2:
-            message = decode_published(sub.recv_multipart())
-            (finished if isinstance(message, ScanFinished) else messages).append(message)
-        sub.close(linger=0)
+        messages, finished = until_finished(sub, 2)
     drifts = [m for m in messages if isinstance(m, Alert) and m.kind == "drift"]
     assert [a.scan for a in drifts] == ["second"], messages
     dy, dx = drifts[0].evidence["shift_px"]

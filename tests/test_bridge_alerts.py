@@ -21,15 +21,31 @@ from maed.data.scan_noise import NoiseRanges
 QUIET = NoiseRanges(tip_jump_rate=(0.0, 0.0), scar_rate=(0.0, 0.0), white_corr_px=(0.0, 0.0))
 
 
+def subscribe_alerts(endpoint: str) -> zmq.Socket:
+    """A subscriber of ``alert`` and ``scan.finished`` on the bridge's frames socket."""
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.connect(endpoint)
+    for topic in (b"alert", b"scan.finished"):
+        sub.setsockopt(zmq.SUBSCRIBE, topic)
+    return sub
+
+
+def until_finished(sub: zmq.Socket, scans: int) -> tuple[list, list[ScanFinished]]:
+    """The messages ``sub`` receives until ``scans`` scans have finished: the alerts, and the ``scan.finished``."""
+    alerts, finished = [], []
+    while len(finished) < scans:
+        message = decode_published(sub.recv_multipart())
+        (finished if isinstance(message, ScanFinished) else alerts).append(message)
+    sub.close(linger=0)
+    return alerts, finished
+
+
 def test_alerts_are_published_printed_and_saved(tmp_path: Path):
     spec = EventSpec(tip_changes=1, scars=2, missing=1, size=8.0, gap_rows=16, noisy_tip_share=0.0)
     pair = make_pair(11, 128, QUIET, both_passes=True, events=spec)
     config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans")
     with Bridge(config, backend=IdentityBackend()) as bridge:
-        sub = zmq.Context.instance().socket(zmq.SUB)
-        sub.connect(bridge.endpoints["pub"])
-        for topic in (b"alert", b"scan.finished"):
-            sub.setsockopt(zmq.SUBSCRIBE, topic)
+        sub = subscribe_alerts(bridge.endpoints["pub"])
         printed: list[str] = []
         listener = threading.Thread(
             target=listen,
@@ -50,14 +66,8 @@ def test_alerts_are_published_printed_and_saved(tmp_path: Path):
             time.sleep(0.02)
         pusher.end("health")
         pusher.close()
-        alerts = []
-        while True:
-            message = decode_published(sub.recv_multipart())
-            if isinstance(message, ScanFinished):
-                break
-            alerts.append(message)
+        alerts, (message,) = until_finished(sub, 1)
         listener.join(30)
-        sub.close(linger=0)
     assert not listener.is_alive(), "maed listen did not print every alert"
     assert all(isinstance(a, Alert) and a.scan == "health" for a in alerts)
     for event in pair.events:

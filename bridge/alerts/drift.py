@@ -64,11 +64,9 @@ ALERT_SHARE = 0.02
 
 @dataclass(frozen=True)
 class Frame:
-    """What is kept of a complete scan to compare the next with: its area and its reduced, levelled trace."""
+    """What is kept of a complete scan to compare the next of its area with: its reduced, levelled trace."""
 
     scan: str
-    area: tuple
-    """Channel, range, centre and angle (``None`` where not sent)."""
     reduced: np.ndarray
     factor: int
     """Pixels of the scan per pixel of ``reduced``."""
@@ -171,7 +169,7 @@ class DriftWatch:
         reduced, factor = reduce(np.asarray(trace, dtype=np.float64))
         rows, cols = trace.shape
         key = (area, reduced.shape)
-        frame = Frame(scan, area, reduced, factor, (range_[1] / rows, range_[0] / cols), ended)
+        frame = Frame(scan, reduced, factor, (range_[1] / rows, range_[0] / cols), ended)
         last = self.last.pop(key, None)
         self.last[key] = frame
         if len(self.last) > AREAS:

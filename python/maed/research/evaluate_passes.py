@@ -76,12 +76,12 @@ def ceiling_outputs(aligned: ScanPair, one_pass: Backend) -> dict[str, np.ndarra
 
 def score_column(pairs: list[ScanPair], aligned: list[ScanPair], one_pass: Backend, two_pass: Backend, desc: str) -> dict[str, dict]:
     """Per method, the per-scan PSNR, SSIM and UQI; the raw trace as ``noisy input``; ``aligned``: the same seeds
-    with their passes aligned, for the ceiling."""
+    with their passes aligned (the same surfaces: ``make_pair`` draws the passes last), for the ceiling."""
     scores: dict[str, dict[str, list[float]]] = {}
     for pair, best in tqdm(list(zip(pairs, aligned)), desc=desc, unit="scan", disable=None):
         published = {"noisy input": pair.noisy, **outputs(pair, one_pass, two_pass)}
         for name, out in [*published.items(), *ceiling_outputs(best, one_pass).items()]:
-            for key, value in all_metrics(out, (best if name in (ALIGNED_ONE, ALIGNED_MEAN) else pair).clean).items():
+            for key, value in all_metrics(out, pair.clean).items():
                 scores.setdefault(name, {}).setdefault(key, []).append(value)
     return scores
 
