@@ -10,11 +10,15 @@ is exported and timed; every result says which weights it ran.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# The bridge's kill benchmarks run ``maed serve`` as the journal and signal tests do: one helper for both.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 MIN_ROUNDS, MAX_ROUNDS = 10, 300
 

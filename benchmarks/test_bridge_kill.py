@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import msgpack
 import numpy as np
-import zmq
+from served_bridge import Served, free_ports
 
 from maed.bridge.sources import LinePusher
 from maed.zoo import PRODUCT
@@ -32,73 +28,6 @@ KILLS = 20
 ROWS, COLS = 128, 128
 RATE = 1000.0  # lines/s: a scan (trace and retrace) takes about 0.26 s
 FILES = ("raw_trace.npy", "raw_retrace.npy", "denoised.npy", "meta.json")
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-class Served:
-    """``maed serve`` in a process of its own, on fixed ports; ``extra``: more of its options (a source)."""
-
-    def __init__(self, out: Path, model: str, extra: tuple[str, ...] = ()) -> None:
-        self.out, self.model, self.extra = out, model, extra
-        ports = _free_ports(4)
-        self.pull, self.pub, self.control, self.ack = (f"tcp://127.0.0.1:{p}" for p in ports)
-        self.ports = ports
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> dict:
-        command = [
-            sys.executable,
-            "-m",
-            "maed.cli",
-            "serve",
-            "--no-preview",
-            "--backend",
-            "onnx",
-            "--model",
-            self.model,
-            "--pull-port",
-            str(self.ports[0]),
-            "--pub-port",
-            str(self.ports[1]),
-            "--control-port",
-            str(self.ports[2]),
-            "--ack-port",
-            str(self.ports[3]),
-            "--out",
-            str(self.out),
-            *self.extra,
-        ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            status = self.status()
-            if status is not None:
-                return status
-            assert self.process.poll() is None, "the bridge exited at start"
-        raise AssertionError("the bridge did not answer status")
-
-    def status(self) -> dict | None:
-        req = zmq.Context.instance().socket(zmq.REQ)
-        req.setsockopt(zmq.LINGER, 0)
-        req.connect(self.control)
-        try:
-            req.send(msgpack.packb({"cmd": "status"}))
-            return msgpack.unpackb(req.recv()) if req.poll(300) else None
-        finally:
-            req.close()
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
 
 
 def _complete(folder: Path) -> bool:
@@ -117,7 +46,7 @@ def _push_scan(pusher: LinePusher, scan: str, trace: np.ndarray, retrace: np.nda
 
 def kill_and_restart(models, out: Path, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
-    bridge = Served(out, str(models(PRODUCT).onnx))
+    bridge = Served(out, free_ports(4), ("--model", str(models(PRODUCT).onnx)))
     bridge.start()
     pusher = LinePusher(bridge.pull, acks=bridge.ack)
     restarts, kill_points, half_written = [], [], 0
@@ -130,7 +59,7 @@ def kill_and_restart(models, out: Path, seed: int = 0) -> dict:
             when = rng.uniform(0, 1.3 * 2 * ROWS / RATE)  # while lines arrive, and into the end and the save
             sender.start()
             time.sleep(when)
-            bridge.kill()
+            bridge.stop(signal.SIGKILL)
             kill_points.append(round(when, 3))
             sender.join()
             half_written += sum(not _complete(f) for f in out.iterdir() if f.is_dir() and not f.name.startswith("."))
@@ -144,8 +73,7 @@ def kill_and_restart(models, out: Path, seed: int = 0) -> dict:
     finally:
         pusher.close()
         if bridge.process is not None and bridge.process.poll() is None:
-            bridge.process.send_signal(signal.SIGTERM)
-            bridge.process.wait(60)
+            bridge.stop(signal.SIGTERM)
     missing, differ = [], []
     for scan, (trace, retrace) in scans.items():
         folder = out / scan

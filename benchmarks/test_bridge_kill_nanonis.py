@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from test_bridge_kill import Served, _complete
+from served_bridge import Served, free_ports
+from test_bridge_kill import _complete
 
 from maed.bridge.simulated import Scanner, SimulatedNanonis, simulated_frames
 from maed.zoo import PRODUCT
@@ -65,7 +66,9 @@ def kill_and_restart(models, out: Path, seed: int = 0) -> dict:
     restarts, kill_points, half_written, waits = [], [], 0, []
     missing, extra = [], 0
     with SimulatedNanonis(scanner, port=0) as controller:
-        bridge = Served(out, str(models(PRODUCT).onnx), ("--source", "nanonis", "--nanonis-port", str(controller.port)))
+        bridge = Served(
+            out, free_ports(4), ("--model", str(models(PRODUCT).onnx), "--source", "nanonis", "--nanonis-port", str(controller.port))
+        )
         bridge.start()
         try:
             for k in range(1, KILLS + 1):
@@ -74,7 +77,7 @@ def kill_and_restart(models, out: Path, seed: int = 0) -> dict:
                 scanner.start(up=False)  # frame k
                 when = rng.uniform(0, 1.3 * frame_s)  # while rows arrive, and into the end and the save
                 time.sleep(when)
-                bridge.kill()
+                bridge.stop(signal.SIGKILL)
                 kill_points.append(round(when, 3))
                 half_written += sum(not _complete(f) for f in out.iterdir() if f.is_dir() and not f.name.startswith("."))
                 t = time.perf_counter()
@@ -94,8 +97,7 @@ def kill_and_restart(models, out: Path, seed: int = 0) -> dict:
                 extra += sum(int(f != whole and _part_of(f, trace)) for f in new)
         finally:
             if bridge.process is not None and bridge.process.poll() is None:
-                bridge.process.send_signal(signal.SIGTERM)
-                bridge.process.wait(60)
+                bridge.stop(signal.SIGTERM)
     half_written += len(list(out.glob(".*.partial")))
     recovered = sum(
         _saved(f)[0].get("recovered", False)

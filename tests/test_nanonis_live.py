@@ -113,7 +113,7 @@ def test_serve_with_an_unreachable_nanonis_is_a_one_line_error(capsys):
 
 
 def test_a_bridge_killed_while_it_follows_nanonis_saves_the_whole_frame_after_its_restart(tmp_path):
-    from test_bridge_journal import Served, free_ports, saved_folders, wait_for
+    from served_bridge import Served, free_ports, saved_folders, wait_for
 
     size = 48
     z = next(c for c in simulated_frames(SEED)(1, size, False).channels if c.name == "Z (m)")
