@@ -6,8 +6,10 @@ kernel until the test opens the other end (as a model file swapped for a FIFO af
 hung network file system, would block a back end).
 """
 
+import errno
 import os
 import threading
+import time
 
 import pytest
 from fake_backends import NamedBackend
@@ -44,9 +46,20 @@ def gated_loader(gate):
     return load
 
 
-def unblock(fifo):
-    """Let a reader blocked opening ``fifo`` go on: a writer opens and closes it (the reader reads EOF)."""
-    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+def unblock(fifo, timeout=10.0):
+    """Let a reader blocked opening ``fifo`` go on: a writer opens and closes it (the reader reads EOF).
+
+    The bridge says a load is running before its thread reaches the open: until a reader is there, a
+    non-blocking writer's open fails with ENXIO, so it is tried again (a loaded machine is slow to get there)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENXIO or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def config(tmp_path, models, **kw):
