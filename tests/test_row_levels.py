@@ -4,14 +4,9 @@ independent from line to line; where the offsets wander, the network's stand."""
 import numpy as np
 
 from maed.denoise import denoise_guarded
+from maed.line_offsets import INDEPENDENT_OFFSETS, changes_correlation
 from maed.normalise import PLANE
-from maed.row_levels import (
-    INDEPENDENT_OFFSETS,
-    OFFSET_EVIDENCE,
-    changes_correlation,
-    keep_row_levels,
-    offset_evidence,
-)
+from maed.row_levels import OFFSET_EVIDENCE, keep_row_levels, offset_evidence
 
 SIZE = 128
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .classical import align_rows, fit_plane
+from .line_offsets import keep_slow_profile
 
 PLANE_AND_ROWS = "plane+rows"
 PLANE = "plane"
@@ -63,9 +64,15 @@ def check_levelling(levelling: str) -> str:
 def level_rows(levelled: np.ndarray, levelling: str, dominance: float = OFFSET_DOMINANCE) -> tuple[np.ndarray, bool]:
     """A plane-levelled scan as ``levelling`` hands it to the network, and whether its rows were aligned:
     always for ``plane+rows``; for ``plane`` where the line offsets dominate, i.e. the scan's spread over
-    the aligned scan's is above ``dominance``."""
+    the aligned scan's is above ``dominance``.
+
+    What the alignment took off is judged as offsets only where it can be (``line_offsets.keep_slow_profile``):
+    an island that fills most of its rows lowers the aligned scan's spread as strong offsets do, but aligning it
+    draws it as a band, which the network then keeps (simulated islands with independent offsets, 2026-12-02)."""
     aligned = align_rows(levelled, ROW_ALIGNMENT)
-    if check_levelling(levelling) == PLANE_AND_ROWS or float(levelled.std()) > dominance * float(aligned.std()):
+    if check_levelling(levelling) == PLANE_AND_ROWS:
+        return aligned, True
+    if float(levelled.std()) > dominance * float(keep_slow_profile(levelled, aligned).std()):
         return aligned, True
     return levelled, False
 

@@ -40,6 +40,7 @@ import numpy as np
 from scipy import ndimage
 
 from .classical import robust_spread
+from .line_offsets import INDEPENDENT_OFFSETS, MIN_SLOW_ROWS, changes_correlation, slow_profile
 
 OFFSET_EVIDENCE = 3.0
 """Row-to-row changes of the removed row levels (standard deviation of the medians' differences) over the noise of
@@ -50,25 +51,6 @@ SMOOTH_ROWS = 4.0
 """Gaussian (rows) of the row levels given back: the trend, not the row-to-row noise of the medians."""
 MIN_ROWS = 8
 """Rows before the row levels are judged."""
-DETREND_ROWS = 4.0
-"""Gaussian (rows) of the trend taken off the row levels before their changes are correlated, so that a profile's
-edges (a terrace's rows, changing together) do not count."""
-INDEPENDENT_OFFSETS = -0.45
-"""Correlation of the removed row levels' changes from one row to the next (``changes_correlation``) below which the
-offsets count as independent from line to line. Over 256 rows offsets of that kind give -0.50 +- 0.05 (passing in
-87 % of draws; over 128 rows -0.50 +- 0.06, 83 %), a random walk -0.15 +- 0.06, and a mix lies between: a walk
-whose steps are 0.7 of the independent offsets gives -0.44 +- 0.05, and passes in 40 % of draws."""
-MIN_SLOW_ROWS = 64
-"""Rows before the slow profile is judged: over fewer, a random walk's changes pass as independent and its slow part
-as significant in up to 9 % of frames (the live preview's first rows)."""
-SLOW_ROWS = 8.0
-"""Gaussian (rows) of the slow profile given back where the offsets are independent: wide enough that the offsets'
-own slow part is a small share of it (the sum of the squared weights, 1/(2 sqrt(pi) x 8) = 3.5 % of their
-variance)."""
-SLOW_SIGNIFICANCE = 4.0
-"""The slow profile's variance over the variance the offsets alone would give it, below which nothing is given back:
-for independent offsets of a 128-row scan that ratio is 0.3 to 2.7 (5 to 95 %) by chance, and over 4 in under
-1 draw of 100."""
 
 
 def offset_evidence(levelled_input: np.ndarray, output: np.ndarray) -> float:
@@ -82,38 +64,6 @@ def _evidence(residual: np.ndarray, levels: np.ndarray) -> float:
     if spread == 0:
         return float("inf") if np.ptp(levels) > 0 else 0.0
     return float(np.std(np.diff(levels)) / (np.sqrt(np.pi / 2) * spread / np.sqrt(residual.shape[1])))
-
-
-def changes_correlation(levels: np.ndarray) -> float:
-    """Correlation of row levels' changes with the next row's change, their trend (``DETREND_ROWS``) off first: -0.5
-    for independent offsets, -0.15 for a random walk."""
-    changes = np.diff(levels - ndimage.gaussian_filter1d(levels, DETREND_ROWS, mode="nearest"))
-    if len(changes) < 3 or np.std(changes[:-1]) == 0 or np.std(changes[1:]) == 0:
-        return 0.0
-    return float(np.corrcoef(changes[:-1], changes[1:])[0, 1])
-
-
-def _shares(sigma: float) -> tuple[float, float]:
-    """Of white noise's variance, the shares a Gaussian of ``sigma`` rows keeps and leaves (its weights' squares
-    summed; the impulse less the weights, squared and summed)."""
-    half = int(np.ceil(6 * sigma))
-    weights = ndimage.gaussian_filter1d(np.eye(1, 2 * half + 1, half).ravel(), sigma, mode="constant")
-    kept = float(np.sum(weights**2))
-    return kept, 1.0 - 2.0 * float(weights[half]) + kept
-
-
-_SLOW_KEPT, _SLOW_LEFT = _shares(SLOW_ROWS)
-
-
-def slow_profile(levels: np.ndarray) -> np.ndarray:
-    """The slow part of row levels made of independent offsets and a profile, less the share the offsets explain
-    (zero where the offsets explain it all, ``SLOW_SIGNIFICANCE``)."""
-    slow = ndimage.gaussian_filter1d(levels, SLOW_ROWS, mode="nearest")
-    by_offsets = np.var(levels - slow) / _SLOW_LEFT * _SLOW_KEPT
-    slow_variance = np.var(slow)
-    if slow_variance <= SLOW_SIGNIFICANCE * by_offsets:
-        return np.zeros_like(levels)
-    return (1 - by_offsets / slow_variance) * slow
 
 
 def keep_row_levels(levelled_input: np.ndarray, output: np.ndarray) -> np.ndarray:

@@ -52,6 +52,7 @@ import numpy as np
 from scipy import ndimage
 
 from .classical import align_rows, row_difference_spread
+from .line_offsets import keep_slow_profile
 from .noreference import whiteness
 from .normalise import ROW_ALIGNMENT
 
@@ -326,7 +327,7 @@ def conservative(levelled_input: np.ndarray) -> np.ndarray:
     errs towards smoothing: a quiet scan keeps its pixels, a noisy one gets the 1-pixel Gaussian.
     """
     rows = np.asarray(levelled_input, dtype=np.float64)
-    aligned = align_rows(rows, ROW_ALIGNMENT)
+    aligned = keep_slow_profile(rows, align_rows(rows, ROW_ALIGNMENT))
     if row_difference_spread(aligned) < ROW_AGREEMENT * row_difference_spread(rows):
         rows = aligned
     noise = row_difference_spread(rows) / np.sqrt(2)
