@@ -66,13 +66,15 @@ def level_rows(levelled: np.ndarray, levelling: str, dominance: float = OFFSET_D
     always for ``plane+rows``; for ``plane`` where the line offsets dominate, i.e. the scan's spread over
     the aligned scan's is above ``dominance``.
 
-    What the alignment took off is judged as offsets only where it can be (``line_offsets.keep_slow_profile``):
-    an island that fills most of its rows lowers the aligned scan's spread as strong offsets do, but aligning it
-    draws it as a band, which the network then keeps (simulated islands with independent offsets, 2026-12-02)."""
+    The offsets must dominate as well where only what can be offsets is taken off (``line_offsets.keep_slow_profile``:
+    with offsets independent from line to line, not the slow part): an island that fills most of its rows lowers
+    the aligned scan's spread as strong offsets do, but aligning it draws it as a band, which the network then
+    keeps (simulated islands with independent offsets, 2026-12-02)."""
     aligned = align_rows(levelled, ROW_ALIGNMENT)
     if check_levelling(levelling) == PLANE_AND_ROWS:
         return aligned, True
-    if float(levelled.std()) > dominance * float(keep_slow_profile(levelled, aligned).std()):
+    spread = float(levelled.std())
+    if spread > dominance * float(aligned.std()) and spread > dominance * float(keep_slow_profile(levelled, aligned).std()):
         return aligned, True
     return levelled, False
 
