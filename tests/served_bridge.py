@@ -96,6 +96,7 @@ class Served:
             req.close()
 
     def stop(self, signum):
+        """Send ``signum``, wait for the exit and return what the bridge wrote to stderr (read while waiting: a
+        bridge blocked on a full pipe would never exit)."""
         self.process.send_signal(signum)
-        self.process.wait(30)
-        return self.process.stderr.read().decode()
+        return self.process.communicate(timeout=60)[1].decode()

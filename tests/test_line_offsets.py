@@ -10,7 +10,7 @@ from scipy import ndimage
 from maed.classical import align_rows
 from maed.denoise import denoise_guarded
 from maed.engine import load_backend
-from maed.line_offsets import MIN_SLOW_ROWS, keep_slow_profile
+from maed.line_offsets import INDEPENDENT_OFFSETS, MIN_SLOW_ROWS, changes_correlation, keep_slow_profile
 from maed.normalise import PLANE, ROW_ALIGNMENT, normalise
 from maed.trust import conservative
 
@@ -33,6 +33,9 @@ def band(image, surface):
 
 
 def scan(offsets, seed=1):
+    """The island with white noise and line ``offsets``; seed 1 is a draw where the test of independent offsets
+    holds with margin (over 10 seeds it misses the island on 2, and leaves bands of 0.11 to 0.18 on 4 at offsets of
+    0.1: ``docs/model.md``)."""
     rng = np.random.default_rng(seed)
     surface = island()
     return surface, surface + rng.normal(0, 0.05, surface.shape) + offsets(rng)[:, None]
@@ -55,10 +58,15 @@ def test_a_random_walk_of_offsets_keeps_its_alignment():
 
 
 def test_too_few_rows_to_tell_keep_the_alignment():
-    surface, noisy = scan(lambda rng: rng.normal(0, 0.03, SIZE))
-    rows = noisy[: MIN_SLOW_ROWS - 1]
-    aligned = align_rows(rows, ROW_ALIGNMENT)
-    np.testing.assert_array_equal(keep_slow_profile(rows, aligned), aligned)
+    """A draw whose offsets pass as independent on 63 rows as on 64: the slow part goes back only from 64."""
+    _, noisy = scan(lambda rng: rng.normal(0, 0.03, SIZE), seed=3)
+    short, judged = noisy[: MIN_SLOW_ROWS - 1], noisy[:MIN_SLOW_ROWS]
+    for rows in (short, judged):
+        assert changes_correlation((rows - align_rows(rows, ROW_ALIGNMENT)).mean(axis=1)) < INDEPENDENT_OFFSETS
+    aligned = align_rows(short, ROW_ALIGNMENT)
+    np.testing.assert_array_equal(keep_slow_profile(short, aligned), aligned)
+    aligned = align_rows(judged, ROW_ALIGNMENT)
+    assert not np.array_equal(keep_slow_profile(judged, aligned), aligned)
 
 
 def test_the_network_gets_the_island_unaligned_and_strong_independent_offsets_aligned():
@@ -78,7 +86,7 @@ def test_the_fallback_takes_the_offsets_out_and_leaves_the_island_in_place():
 
 def test_maed_denoise_publishes_the_island_without_a_band():
     """As ``maed denoise`` runs the shipped model: a band of a third of the island's height before (2026-12-02)."""
-    backend = load_backend("auto", "rt-plane")
+    backend = load_backend("onnx", "rt-plane", threads=1)
     for spread in (0.03, 0.1):
         surface, noisy = scan(lambda rng: rng.normal(0, spread, SIZE))
         published = denoise_guarded(noisy * 1e-10, backend).data / 1e-10

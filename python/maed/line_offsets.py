@@ -55,6 +55,12 @@ def changes_correlation(levels: np.ndarray) -> float:
     return float(np.corrcoef(changes[:-1], changes[1:])[0, 1])
 
 
+def independent(levels: np.ndarray) -> bool:
+    """Whether row levels are made of offsets independent from line to line (``INDEPENDENT_OFFSETS``), judged only
+    on ``MIN_SLOW_ROWS`` rows and more."""
+    return len(levels) >= MIN_SLOW_ROWS and changes_correlation(levels) < INDEPENDENT_OFFSETS
+
+
 def _shares(sigma: float) -> tuple[float, float]:
     """Of white noise's variance, the shares a Gaussian of ``sigma`` rows keeps and leaves (its weights' squares
     summed; the impulse less the weights, squared and summed)."""
@@ -84,6 +90,4 @@ def keep_slow_profile(levelled: np.ndarray, aligned: np.ndarray) -> np.ndarray:
     own offsets off, a feature that fills them left in place. Elsewhere ``aligned`` as it is."""
     aligned = np.asarray(aligned, dtype=np.float64)
     offsets = (np.asarray(levelled, dtype=np.float64) - aligned).mean(axis=1)
-    if len(offsets) < MIN_SLOW_ROWS or changes_correlation(offsets) >= INDEPENDENT_OFFSETS:
-        return aligned
-    return aligned + slow_profile(offsets)[:, None]
+    return aligned + slow_profile(offsets)[:, None] if independent(offsets) else aligned

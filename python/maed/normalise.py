@@ -63,8 +63,8 @@ def check_levelling(levelling: str) -> str:
 
 def level_rows(levelled: np.ndarray, levelling: str, dominance: float = OFFSET_DOMINANCE) -> tuple[np.ndarray, bool]:
     """A plane-levelled scan as ``levelling`` hands it to the network, and whether its rows were aligned:
-    always for ``plane+rows``; for ``plane`` where the line offsets dominate, i.e. the scan's spread over
-    the aligned scan's is above ``dominance``.
+    always for ``plane+rows``; for ``plane`` where the line offsets dominate: the scan's spread over the aligned
+    scan's is above ``dominance``, and so is it over the scan with only what can be offsets taken off.
 
     The offsets must dominate as well where only what can be offsets is taken off (``line_offsets.keep_slow_profile``:
     with offsets independent from line to line, not the slow part): an island that fills most of its rows lowers

@@ -16,11 +16,11 @@ network's denoising within each row stays.
 
 Where they do jump, how they jump tells two kinds of offset apart. Offsets drawn anew for every
 line (independent) change from row to row in steps that undo each other: the changes correlate at
--0.5 from one row to the next. A random walk's changes do not correlate (-0.14 once the trend is
-off, as the test takes it). Where the offsets are independent (``INDEPENDENT_OFFSETS``), their slow
-part is small, so the slow part of the removed row levels (``SLOW_ROWS``) is the surface's own
+-0.5 from one row to the next. A random walk's changes do not correlate (-0.15 once the trend is
+off, as the test takes it). Where the offsets are independent (``line_offsets.independent``), their slow
+part is small, so the slow part of the removed row levels (``line_offsets.SLOW_ROWS``) is the surface's own
 profile across the rows, or a trend the network drew. It is given back, less the share of it that
-the offsets' own slow part explains, on scans of ``MIN_SLOW_ROWS`` rows and more.
+the offsets' own slow part explains, on scans of ``line_offsets.MIN_SLOW_ROWS`` rows and more.
 On foreign noise with offsets drawn line by line (``benchmarks/foreign_noise.py``) this gains
 0.6 to 1.9 dB per level, and the scans below the classical pipeline fall from 2-4 to 1 per level.
 On the two real scans of 25 where it fires, the profile it gives back is in the other pass too
@@ -40,7 +40,7 @@ import numpy as np
 from scipy import ndimage
 
 from .classical import robust_spread
-from .line_offsets import INDEPENDENT_OFFSETS, MIN_SLOW_ROWS, changes_correlation, slow_profile
+from .line_offsets import independent, slow_profile
 
 OFFSET_EVIDENCE = 3.0
 """Row-to-row changes of the removed row levels (standard deviation of the medians' differences) over the noise of
@@ -69,7 +69,7 @@ def _evidence(residual: np.ndarray, levels: np.ndarray) -> float:
 def keep_row_levels(levelled_input: np.ndarray, output: np.ndarray) -> np.ndarray:
     """``output`` with the row levels' smooth part given back where the scan shows no line offsets
     (``offset_evidence`` under ``OFFSET_EVIDENCE``), their slow profile where the offsets are independent from line
-    to line (``INDEPENDENT_OFFSETS``, ``MIN_SLOW_ROWS``); else ``output`` as it is."""
+    to line (``line_offsets.independent``); else ``output`` as it is."""
     output = np.asarray(output, dtype=np.float64)
     if len(output) < MIN_ROWS:
         return output
@@ -77,6 +77,6 @@ def keep_row_levels(levelled_input: np.ndarray, output: np.ndarray) -> np.ndarra
     levels = np.median(residual, axis=1)
     if _evidence(residual, levels) < OFFSET_EVIDENCE:
         return output + ndimage.gaussian_filter1d(levels, SMOOTH_ROWS, mode="nearest")[:, None]
-    if len(output) >= MIN_SLOW_ROWS and changes_correlation(levels) < INDEPENDENT_OFFSETS:
+    if independent(levels):
         return output + slow_profile(levels)[:, None]
     return output

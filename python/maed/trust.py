@@ -317,9 +317,10 @@ def conservative(levelled_input: np.ndarray) -> np.ndarray:
 
     Aligning takes line offsets out; on a quiet scan without them it shifts rows by what the surface does from
     row to row and draws a lattice along the fast axis as bands (up to 18 dB lost on quiet simulated lattices).
-    Offsets show in the spread of the differences between neighbouring rows: the alignment is kept where it
-    brings that spread (1.4826 MAD) below ``ROW_AGREEMENT`` times the unaligned rows'; without offsets it stays
-    near 1.
+    Where the offsets are independent from line to line, the slow part of what aligning took off goes back
+    (``line_offsets.keep_slow_profile``: an island that fills its rows is no band). Offsets show in the spread of
+    the differences between neighbouring rows: the alignment, so kept, is used where it brings that spread
+    (1.4826 MAD) below ``ROW_AGREEMENT`` times the unaligned rows'; without offsets it stays near 1.
 
     The risk is Stein's unbiased estimate for a linear filter, ``|g - a|^2 + 2 s^2 N w - N s^2`` (``w`` the
     filter's centre weight), with the noise's spread ``s`` from the differences between neighbouring rows, where
