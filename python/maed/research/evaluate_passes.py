@@ -34,35 +34,19 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..classical import fit_plane
 from ..data import FAMILIES, ScanPair
 from ..data.columns import ARTEFACT_COLUMNS, column_pairs
+from ..data.real_refs import default_real_dir
 from ..denoise import denoise_guarded
 from ..engine import Backend
 from ..metrics import all_metrics, interval
-from ..registration import align, register
+from . import third_look
 from .bench import cpu_model
+from .pass_methods import MEAN, ONE_PASS, TWO_PASS, pass_outputs
 
-ONE_PASS, MEAN, TWO_PASS = "one pass", "mean of one-pass outputs", "two-pass"
 ALIGNED_ONE, ALIGNED_MEAN = "one pass, passes aligned", "one pass on the aligned passes' mean"
 BARS = {ONE_PASS: 1.5, MEAN: 1.0}
 """The two-pass model's paired PSNR gain over each, in dB, that the issue asks of every family."""
-
-
-def outputs(pair: ScanPair, one_pass: Backend, two_pass: Backend) -> dict[str, np.ndarray]:
-    """The three methods' published frames of one scan recorded in both passes."""
-    trace, retrace, ratio = pair.noisy, pair.retrace, pair.passes.speed_ratio
-    out_trace = denoise_guarded(trace, one_pass, other_pass=retrace).data.astype(np.float64)
-    out_retrace = denoise_guarded(retrace, one_pass, other_pass=trace).data.astype(np.float64)
-    registration = register(out_trace - fit_plane(out_trace), out_retrace - fit_plane(out_retrace), ratio)
-    mean = out_trace.copy()
-    inner = np.s_[:, registration.crop : out_trace.shape[1] - registration.crop]
-    mean[inner] = 0.5 * (out_trace + align(out_retrace, registration))[inner]
-    return {
-        ONE_PASS: out_trace,
-        MEAN: mean,
-        TWO_PASS: denoise_guarded(trace, two_pass, other_pass=retrace, ratio=ratio).data.astype(np.float64),
-    }
 
 
 def ceiling_outputs(aligned: ScanPair, one_pass: Backend) -> dict[str, np.ndarray]:
@@ -79,7 +63,7 @@ def score_column(pairs: list[ScanPair], aligned: list[ScanPair], one_pass: Backe
     with their passes aligned (the same surfaces: ``make_pair`` draws the passes last), for the ceiling."""
     scores: dict[str, dict[str, list[float]]] = {}
     for pair, best in tqdm(list(zip(pairs, aligned)), desc=desc, unit="scan", disable=None):
-        published = {"noisy input": pair.noisy, **outputs(pair, one_pass, two_pass)}
+        published = {"noisy input": pair.noisy, **pass_outputs(pair.noisy, pair.retrace, pair.passes.speed_ratio, one_pass, two_pass)}
         for name, out in [*published.items(), *ceiling_outputs(best, one_pass).items()]:
             for key, value in all_metrics(out, pair.clean).items():
                 scores.setdefault(name, {}).setdefault(key, []).append(value)
@@ -150,8 +134,10 @@ def evaluate_passes(
     count: int = 51,
     size: int = 128,
     columns: tuple[str, ...] = (*FAMILIES, *ARTEFACT_COLUMNS),
+    real_dir: Path | None = None,
 ) -> dict:
-    """Score the three methods per column; write ``passes.md`` and ``passes.json`` into ``out_dir``."""
+    """Score the three methods per column, and on the real third looks in ``real_dir`` (None: the default folder, where
+    there is one); write ``passes.md`` and ``passes.json`` into ``out_dir``."""
     if count < 2:
         raise ValueError("--count must be at least 2 for an interval")
     if getattr(two_pass, "passes", 1) != 2 or getattr(one_pass, "passes", 1) != 1:
@@ -166,10 +152,15 @@ def evaluate_passes(
         pairs = column_pairs(column, count, size, both_passes=True)
         aligned = column_pairs(column, count, size, both_passes=True, aligned_passes=True)
         results[column] = summarise(score_column(pairs, aligned, one_pass, two_pass, f"passes {column}"))
-    text = _report(results, (one_pass.model, two_pass.model), count, size)
+    if real_dir is None:
+        try:
+            real_dir = default_real_dir()
+        except ValueError:
+            real_dir = None
+    looks = third_look.third_look(Path(real_dir), one_pass, two_pass) if real_dir is not None else []
+    text = _report(results, (one_pass.model, two_pass.model), count, size) + "\n".join(third_look.report(looks)) + "\n"
     (out_dir / "passes.md").write_text(text)
-    (out_dir / "passes.json").write_text(
-        json.dumps({"count": count, "size": size, "one_pass": one_pass.model, "two_pass": two_pass.model, "results": results}, indent=1)
-    )
+    record = {"count": count, "size": size, "one_pass": one_pass.model, "two_pass": two_pass.model, "results": results}
+    (out_dir / "passes.json").write_text(json.dumps({**record, "third_look": looks}, indent=1))
     print(text)
     return results

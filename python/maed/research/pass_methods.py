@@ -1,0 +1,30 @@
+"""What can be made of a scan's two passes: one pass, the mean of two one-pass outputs, the two-pass model; the
+methods that ``maed eval --passes`` scores on simulated scans and on a real third look."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..classical import fit_plane
+from ..denoise import denoise_guarded
+from ..engine import Backend
+from ..registration import align, register
+
+ONE_PASS, MEAN, TWO_PASS = "one pass", "mean of one-pass outputs", "two-pass"
+
+
+def pass_outputs(trace: np.ndarray, retrace: np.ndarray, ratio: float, one_pass: Backend, two_pass: Backend) -> dict[str, np.ndarray]:
+    """The three methods' published frames of one scan (the retrace in the trace's orientation; ``ratio``: its speed
+    over the trace's), each as ``maed denoise`` publishes it."""
+    out_trace = denoise_guarded(trace, one_pass, other_pass=retrace).data.astype(np.float64)
+    out_retrace = denoise_guarded(retrace, one_pass, other_pass=trace).data.astype(np.float64)
+    # Registered between the two outputs, which the network has freed of their noise and of most of the feedback lag.
+    registration = register(out_trace - fit_plane(out_trace), out_retrace - fit_plane(out_retrace), ratio)
+    mean = out_trace.copy()
+    inner = np.s_[:, registration.crop : out_trace.shape[1] - registration.crop]
+    mean[inner] = 0.5 * (out_trace + align(out_retrace, registration))[inner]
+    return {
+        ONE_PASS: out_trace,
+        MEAN: mean,
+        TWO_PASS: denoise_guarded(trace, two_pass, other_pass=retrace, ratio=ratio).data.astype(np.float64),
+    }
