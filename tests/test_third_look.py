@@ -44,5 +44,6 @@ def test_on_the_real_pair_every_method_removes_noise_the_look_does_not_share():
     trace = result["against"]["trace"]
     assert abs(trace["shift_px"]["rows"]) < 1 and abs(trace["shift_px"]["cols"]) < 1
     for against in result["against"].values():
+        assert set(against["coarse_errors"]) == set(against["errors"])
         errors = {name: e["value"] for name, e in against["errors"].items()}
         assert errors[CLASSICAL_LABEL] < errors[RAW] and errors[TWO_PASS] < errors[RAW] and errors[ONE_PASS] < errors[RAW]

@@ -38,6 +38,9 @@ parameters (``PROVENANCE.md``); the only pair of one area in ``shared/data/real-
 the shipped weights (``maed.data.real_refs``): the networks have seen this surface, with simulated noise."""
 MARGIN = 8
 """Pixels left out at every edge: the look's shift, and the tiles' and the registration's edges."""
+COARSE_SIGMA = 1.5
+"""Gaussian (pixels) over both the outputs and the look for the errors at the features' scale: what is finer than the
+registration (a fine lattice's phase, pixel noise) out of the comparison, for every method alike."""
 RAW, CLASSICAL_LABEL = "raw trace", "plane+rows+Gaussian"
 
 
@@ -47,6 +50,10 @@ def reduce_to(look: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if factor < 1 or look.shape != (shape[0] * factor, shape[1] * factor):
         raise ValueError(f"a look of {look.shape} pixels does not reduce to {shape} by block means")
     return look.reshape(shape[0], factor, shape[1], factor).mean(axis=(1, 3))
+
+
+def _coarse(image: np.ndarray) -> np.ndarray:
+    return ndimage.gaussian_filter(image, COARSE_SIGMA, mode="nearest")
 
 
 def _levelled(image: np.ndarray) -> np.ndarray:
@@ -85,8 +92,10 @@ def third_look(folder: Path, one_pass: Backend, two_pass: Backend) -> list[dict]
         outputs = {RAW: t, CLASSICAL_LABEL: run_pipeline(CLASSICAL, t), **pass_outputs(t, r, speed_ratio(trace.header), one_pass, two_pass)}
         result = {"scored": scored_name, "look": look_name, "unit": trace.unit, "against": {}}
         for pass_, look in (("trace", look_trace), ("retrace", look_retrace)):
-            errors, shift = errors_against(outputs, reduce_to(look.data.astype(np.float64), t.shape))
-            result["against"][pass_] = {"errors": errors, "shift_px": shift}
+            reduced = reduce_to(look.data.astype(np.float64), t.shape)
+            errors, shift = errors_against(outputs, reduced)
+            coarse, _ = errors_against({name: _coarse(out) for name, out in outputs.items()}, _coarse(reduced))
+            result["against"][pass_] = {"errors": errors, "coarse_errors": coarse, "shift_px": shift}
         results.append(result)
     return results
 
@@ -104,7 +113,9 @@ def report(results: list[dict]) -> list[str]:
         "count. Against the look's trace, a method placing features where the scored trace has them is favoured; "
         "against its retrace, one placing them where the retrace has them. Structure finer than the registration "
         "(a lattice whose phase drift moved between the two recordings) counts as error where a method keeps it, as "
-        "pick-up does: the check favours smoothing fine periodic structure away.",
+        "pick-up does: the check favours smoothing fine periodic structure away. The last two columns compare the "
+        f"outputs and the look both through a Gaussian of {COARSE_SIGMA} pixels: the features' scale, above the "
+        "registration's, where what a method does to the surface's shapes shows.",
     ]
     if not results:
         return lines + ["", "Not run: the real scans (`../shared/data/real-stm`) were not found."]
@@ -116,14 +127,15 @@ def report(results: list[dict]) -> list[str]:
             f"`{r['scored']}` against `{r['look']}` (both training references of the shipped weights: the networks have "
             "seen this surface, under simulated noise). Error in " + shown + ":",
             "",
-            "| method | against the look's trace | against the look's retrace |",
-            "|---|---|---|",
+            "| method | against the look's trace | against the look's retrace | the same at the features' scale: trace | retrace |",
+            "|---|---|---|---|---|",
         ]
         for name in r["against"]["trace"]["errors"]:
             cells = []
-            for pass_ in ("trace", "retrace"):
-                e = r["against"][pass_]["errors"][name]
-                cells.append(f"{e['value'] * scale:.3f} [{e['low'] * scale:.3f}, {e['high'] * scale:.3f}]")
+            for key in ("errors", "coarse_errors"):
+                for pass_ in ("trace", "retrace"):
+                    e = r["against"][pass_][key][name]
+                    cells.append(f"{e['value'] * scale:.3f} [{e['low'] * scale:.3f}, {e['high'] * scale:.3f}]")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         shifts = ", ".join(
             f"{p} {r['against'][p]['shift_px']['rows']:+.2f} rows, {r['against'][p]['shift_px']['cols']:+.2f} columns"
