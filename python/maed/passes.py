@@ -23,6 +23,8 @@ from .trace_retrace import estimated_true_error, row_errors, summarise
 
 CLASSICAL = "level+gauss"
 """The classical pipeline a model's trace/retrace error is set against: plane, median rows, Gaussian of 1 pixel."""
+CLASSICAL_LABEL = "plane+rows+Gaussian"
+"""``CLASSICAL`` as the evaluations' tables name it."""
 MIN_PAIR_ROWS = 16
 """Rows both passes must share before their error is figured: fewer leave the bootstrap's blocks too few."""
 

@@ -160,7 +160,7 @@ def evaluate_passes(
     looks = third_look.third_look(Path(real_dir), one_pass, two_pass) if real_dir is not None else []
     text = _report(results, (one_pass.model, two_pass.model), count, size) + "\n".join(third_look.report(looks)) + "\n"
     (out_dir / "passes.md").write_text(text)
-    record = {"count": count, "size": size, "one_pass": one_pass.model, "two_pass": two_pass.model, "results": results}
-    (out_dir / "passes.json").write_text(json.dumps({**record, "third_look": looks}, indent=1))
+    record = {"count": count, "size": size, "one_pass": one_pass.model, "two_pass": two_pass.model, "results": results, "third_look": looks}
+    (out_dir / "passes.json").write_text(json.dumps(record, indent=1))
     print(text)
     return results

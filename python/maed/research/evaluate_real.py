@@ -55,7 +55,7 @@ from ..noreference import (
     slow_axis_whiteness,
     whiteness,
 )
-from ..passes import CLASSICAL, display_unit, guarded_outputs, pick_pair
+from ..passes import CLASSICAL, CLASSICAL_LABEL, display_unit, guarded_outputs, pick_pair
 from ..registration import BAND_ROWS, KNOT_PX, register, speed_ratio
 from ..scanfiles import ScanFileError, sniff
 from ..trace_retrace import BLOCK_ROWS, estimated_true_error, row_errors, summarise
@@ -63,8 +63,6 @@ from . import bm3d_eval
 from .bench import cpu_model
 from .plots_real import figure_real_scan
 
-"""The classical pipeline compared with: plane, median row offsets, Gaussian of 1 pixel."""
-CLASSICAL_LABEL = "plane+rows+Gaussian"
 BM3D = "BM3D"
 RAW = "raw"
 

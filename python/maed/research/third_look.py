@@ -27,7 +27,7 @@ from scipy import ndimage
 from ..bridge.alerts.drift import frame_shift
 from ..classical import fit_plane, run_pipeline
 from ..engine import Backend
-from ..passes import CLASSICAL, pick_pair
+from ..passes import CLASSICAL, CLASSICAL_LABEL, pick_pair
 from ..registration import speed_ratio
 from ..trace_retrace import summarise
 from .pass_methods import pass_outputs
@@ -41,7 +41,7 @@ MARGIN = 8
 COARSE_SIGMA = 1.5
 """Gaussian (pixels) over both the outputs and the look for the errors at the features' scale: what is finer than the
 registration (a fine lattice's phase, pixel noise) out of the comparison, for every method alike."""
-RAW, CLASSICAL_LABEL = "raw trace", "plane+rows+Gaussian"
+RAW = "raw trace"
 
 
 def reduce_to(look: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -60,20 +60,25 @@ def _levelled(image: np.ndarray) -> np.ndarray:
     return image - fit_plane(image)
 
 
-def errors_against(outputs: dict[str, np.ndarray], look: np.ndarray) -> tuple[dict[str, dict], dict]:
-    """Per method, its error against ``look`` (already on the outputs' grid), and the shift the look was moved by."""
-    scored = _levelled(next(iter(outputs.values())))
-    shift, why = frame_shift(_levelled(look), scored)
+def look_shift(scored: np.ndarray, look: np.ndarray) -> tuple[float, float]:
+    """How far ``look`` (on ``scored``'s grid) must move, rows down and columns right, to lie on ``scored``: the drift
+    between the two (``frame_shift``)."""
+    shift, why = frame_shift(_levelled(look), _levelled(scored))
     if shift is None:
         raise ValueError(f"the look is not the scored scan's area: {why}")
-    moved = _levelled(ndimage.shift(look, (shift.rows, shift.cols), order=3, mode="nearest"))
+    return shift.rows, shift.cols
+
+
+def errors_against(outputs: dict[str, np.ndarray], look: np.ndarray, shift: tuple[float, float]) -> dict[str, dict]:
+    """Per method, its error against ``look`` (on the outputs' grid) moved by ``shift``."""
+    moved = _levelled(ndimage.shift(look, shift, order=3, mode="nearest"))
     inner = np.s_[MARGIN:-MARGIN, MARGIN:-MARGIN]
     errors = {}
     for name, out in outputs.items():
         difference = (_levelled(out) - moved)[inner]
         difference = difference - difference.mean(axis=1, keepdims=True)
         errors[name] = summarise((difference**2).mean(axis=1)).as_dict()
-    return errors, {"rows": shift.rows, "cols": shift.cols, "overlap_r": shift.overlap_r}
+    return errors
 
 
 def third_look(folder: Path, one_pass: Backend, two_pass: Backend) -> list[dict]:
@@ -93,9 +98,12 @@ def third_look(folder: Path, one_pass: Backend, two_pass: Backend) -> list[dict]
         result = {"scored": scored_name, "look": look_name, "unit": trace.unit, "against": {}}
         for pass_, look in (("trace", look_trace), ("retrace", look_retrace)):
             reduced = reduce_to(look.data.astype(np.float64), t.shape)
-            errors, shift = errors_against(outputs, reduced)
-            coarse, _ = errors_against({name: _coarse(out) for name, out in outputs.items()}, _coarse(reduced))
-            result["against"][pass_] = {"errors": errors, "coarse_errors": coarse, "shift_px": shift}
+            shift = look_shift(t, reduced)
+            result["against"][pass_] = {
+                "errors": errors_against(outputs, reduced, shift),
+                "coarse_errors": errors_against({name: _coarse(out) for name, out in outputs.items()}, _coarse(reduced), shift),
+                "shift_px": {"rows": shift[0], "cols": shift[1]},
+            }
         results.append(result)
     return results
 
