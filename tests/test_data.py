@@ -7,7 +7,7 @@ import pytest
 
 from maed.data import TEST_SEED_BASE, TRAIN_RANGES, NoiseParams, evaluation_set, make_pair
 from maed.data.scan_noise import add_scan_noise, colored_noise, drift, periodic, pixel_times, plane, scars
-from maed.data.surfaces import _coordinates, terraces
+from maed.data.surfaces import ALONG_ROWS_DEG, STEPS_ALONG_ROWS, _coordinates, islands, step_direction, terraces
 
 QUIET = NoiseParams(
     white_m=0.0,
@@ -142,6 +142,24 @@ def test_terraces_have_monatomic_steps():
     z = terraces(x, y, 2, 0.235e-9, 0.3, np.random.default_rng(5))
     levels = np.unique(np.round(z / 0.235e-9))
     assert len(levels) == 3 and np.allclose(np.diff(levels), 1)
+
+
+def test_a_share_of_step_edges_runs_along_the_scan_lines():
+    rng = np.random.default_rng(3)
+    angles = np.array([step_direction(rng) for _ in range(4000)])
+    from_rows = np.degrees(np.abs((angles % np.pi) - np.pi / 2))  # 0: the edge runs along a row
+    near = from_rows <= ALONG_ROWS_DEG
+    uniform_share = (1 - STEPS_ALONG_ROWS) * 2 * ALONG_ROWS_DEG / 180
+    assert abs(near.mean() - (STEPS_ALONG_ROWS + uniform_share)) < 0.03
+    assert np.histogram(np.degrees(angles % (2 * np.pi)), bins=36, range=(0, 360))[0].min() > 0  # every direction
+
+
+def test_islands_are_flat_monatomic_and_cover_part_of_the_frame():
+    for seed in range(20):
+        z = islands(96, 0.235e-9, np.random.default_rng(seed))
+        levels = np.unique(np.round(z / 0.235e-9))
+        assert set(levels) <= {-2, -1, 0, 1, 2} and np.allclose(z / 0.235e-9, np.round(z / 0.235e-9))
+        assert 0.08 < np.mean(z != 0) < 0.72
 
 
 def test_hard_test_set_lies_outside_training_noise():

@@ -4,7 +4,8 @@ A sum of a few cosines cannot hold a vacancy, a two-atom cell or a molecule; thi
 every site explicitly and renders it with a motif kernel, so one code path gives:
 
 - simple lattices (hexagonal, square), cells with several atoms (honeycomb, kagome) and row
-  phases (elongated motifs), and molecular crystals (a multi-lobed molecule per site);
+  phases (elongated motifs; row motifs merged into continuous rows along a cell vector, as dimer or
+  missing rows and stripe phases show), and molecular crystals (a multi-lobed molecule per site);
 - vacancies (sites left out), substitutions and adatoms of every size, dark and bright;
 - lattices seen through lateral drift and piezo creep: site positions are warped as the slow
   scan goes on (``warp``), so the lattice is sheared and compressed as real scans show it.
@@ -31,7 +32,7 @@ BASES = {
 }
 """Bravais cell and basis of each lattice kind."""
 
-MOTIFS = ("atom", "elongated", "molecule")
+MOTIFS = ("atom", "elongated", "row", "molecule")
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,14 @@ def motif_kernel(kind: str, size_px: float, angle: float, rng: np.random.Generat
         k = np.exp(-0.5 * (u**2 + v**2) / sigma**2)
     elif kind == "elongated":
         k = np.exp(-0.5 * ((u / (sigma * rng.uniform(1.6, 3.0))) ** 2 + (v / sigma) ** 2))
+    elif kind == "row":  # long enough along the row to merge with its neighbours there: a row, modulated or smooth
+        along = sigma * rng.uniform(2.5, 4.0)
+        half = int(np.ceil(3 * along)) + 1
+        r = np.arange(-half, half + 1, dtype=float)
+        x, y = np.meshgrid(r, r)
+        u = x * np.cos(angle) + y * np.sin(angle)
+        v = -x * np.sin(angle) + y * np.cos(angle)
+        k = np.exp(-0.5 * ((u / along) ** 2 + (v / sigma) ** 2))
     else:  # a molecule: a ring of 2-6 lobes, optionally with a centre
         lobes = int(rng.integers(2, 7))
         radius = size_px * rng.uniform(0.25, 0.45)
@@ -152,7 +161,9 @@ def render_lattice(
     basis_height = 1.0 - 0.3 * rng.random(int(which.max()) + 1 if len(which) else 1)
     nearest = period_px / np.sqrt(len(BASES[kind][1]))
     size = nearest * (rng.uniform(0.9, 1.6) if motif == "molecule" else rng.uniform(0.45, 0.8))
-    kernel = motif_kernel(motif, size, float(rng.uniform(0, np.pi)), rng)
+    turned = float(rng.uniform(0, np.pi))
+    # A row motif lies along the lattice's first cell vector, so that the sites along it merge into rows.
+    kernel = motif_kernel(motif, size, angle if motif == "row" else turned, rng)
     pad = kernel.shape[0]
     grid = splat(shape, xy_img, basis_height[which] if len(which) else np.zeros(0), pad)
     z = signal.fftconvolve(grid, kernel, mode="same")[pad:-pad, pad:-pad]

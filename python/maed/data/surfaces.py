@@ -6,7 +6,8 @@ adsorbates, point defects with standing waves, moire) and then its physical part
 the result with a tip of finite radius. Lattices are built atom by atom (``motifs``): periods
 from 2.5 to 60 pixels, corrugations from 2 to 150 pm (log-uniform, so from far below to far
 above the scan noise), vacancies and point defects of every size, lateral drift and creep, and
-the same lattice on every terrace of a stepped surface. Every random choice is drawn from a
+the same lattice on every terrace of a stepped surface, step edges along the scan lines as well as
+across them, monatomic islands. Every random choice is drawn from a
 ``numpy.random.Generator`` so a seed fixes the surface.
 
 The ranges in ``SurfaceRanges`` are the physical knobs; their meaning:
@@ -83,6 +84,35 @@ def terraces(
         meander = _smooth_walk(size, rng.uniform(0.02, 0.08) * extent, rng.uniform(4, 20), rng)
         z += sign * step_height * (across > pos + meander[along_px])
     return z
+
+
+STEPS_ALONG_ROWS = 0.25
+"""Share of stepped surfaces whose step edges run within ``ALONG_ROWS_DEG`` of the scan lines. Drawn uniformly over
+all directions, 6 % would; there a step crosses a row only over many pixels, and a network that sees few of them
+takes the step for a tip change (a jump of whole lines) and removes it (``docs/model.md``)."""
+ALONG_ROWS_DEG = 8.0
+
+
+def step_direction(rng: np.random.Generator) -> float:
+    """The angle of ``terraces``: near the scan lines (``STEPS_ALONG_ROWS``), else uniform; one draw either way."""
+    u = float(rng.random())
+    if u < STEPS_ALONG_ROWS:
+        v = u / STEPS_ALONG_ROWS  # uniform in [0, 1): which side, and how far from the rows
+        side = np.pi / 2 if v < 0.5 else 3 * np.pi / 2
+        return side + np.radians(ALONG_ROWS_DEG) * (4 * (v % 0.5) - 1)
+    return 2 * np.pi * (u - STEPS_ALONG_ROWS) / (1 - STEPS_ALONG_ROWS)
+
+
+def islands(size: int, step_height: float, rng: np.random.Generator) -> np.ndarray:
+    """Monatomic islands or vacancy islands of irregular outline covering 10 % to 70 % of the frame, sometimes with a
+    second layer on top: flat features wide enough to fill most of the rows they lie in, which no row levelling may
+    take for line offsets."""
+    field = ndimage.gaussian_filter(rng.standard_normal((size, size)), size * rng.uniform(0.04, 0.15), mode="wrap")
+    cover = rng.uniform(0.1, 0.7)
+    z = (field > np.quantile(field, 1 - cover)).astype(float)
+    if rng.random() < 0.3:
+        z += field > np.quantile(field, 1 - cover * rng.uniform(0.2, 0.5))
+    return z * step_height * rng.choice([-1.0, 1.0])
 
 
 def molecules(
@@ -210,7 +240,7 @@ def random_surface(
     z = np.zeros(shape)
     if family in ("lattice", "multi_atom", "molecular_crystal", "kagome"):
         if family == "lattice":
-            kind, motif = str(rng.choice(["hexagonal", "square", "rectangular"])), str(rng.choice(["atom", "atom", "elongated"]))
+            kind, motif = str(rng.choice(["hexagonal", "square", "rectangular"])), str(rng.choice(["atom", "atom", "elongated", "row"]))
             period_px, a = _log_uniform(rng, 2.5, 40.0), _uniform(rng, (0.2e-9, 1.2e-9))
         elif family == "multi_atom":
             kind, motif = str(rng.choice(["honeycomb", "dimer_rows"])), "atom"
@@ -227,16 +257,19 @@ def random_surface(
         if rng.random() < 0.35 and size * pixel > 3e-9:  # the same lattice on every terrace of a stepped surface
             x, y = _coordinates(size, pixel)
             n_steps = int(rng.integers(1, 4))
-            z += terraces(x, y, n_steps, _uniform(rng, ranges.step_height_m), rng.uniform(0, 2 * np.pi), rng)
+            z += terraces(x, y, n_steps, _uniform(rng, ranges.step_height_m), step_direction(rng), rng)
             info["steps"] = n_steps
     else:
         fov = _log_uniform(rng, *ranges.field_of_view_m)
         pixel = fov / size
         x, y = _coordinates(size, pixel)
         if family == "steps":
-            n_steps = int(rng.integers(1, 6))
-            z += terraces(x, y, n_steps, _uniform(rng, ranges.step_height_m), rng.uniform(0, 2 * np.pi), rng)
+            n_steps = int(rng.integers(1, 13))  # up to a vicinal staircase
+            z += terraces(x, y, n_steps, _uniform(rng, ranges.step_height_m), step_direction(rng), rng)
             info["steps"] = n_steps
+            if rng.random() < 0.5:
+                z += islands(size, _uniform(rng, ranges.step_height_m), rng)
+                info["islands"] = True
             if rng.random() < 0.5:
                 mol_size = max(_uniform(rng, ranges.molecule_size_m), 2.5 * pixel)
                 count = int(rng.integers(1, 20))

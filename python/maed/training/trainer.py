@@ -11,6 +11,7 @@ or on a lab's own pairs.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -190,7 +191,9 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
 
     model.train()
     batches = iter(loader)
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", unit="step", dynamic_ncols=True)
+    # Into a log file (nohup, CI) a progress line a minute, not one per step: hours of training made megabytes.
+    every = 0.1 if sys.stderr.isatty() else 60.0
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", unit="step", dynamic_ncols=True, mininterval=every)
     started = time.time()
     while step < cfg.steps:
         x, y, kind = next(batches)
