@@ -7,7 +7,7 @@ import pytest
 
 from maed.data import TEST_SEED_BASE, TRAIN_RANGES, NoiseParams, evaluation_set, make_pair
 from maed.data.scan_noise import add_scan_noise, colored_noise, drift, periodic, pixel_times, plane, scars
-from maed.data.surfaces import ALONG_ROWS_DEG, STEPS_ALONG_ROWS, _coordinates, islands, step_direction, terraces
+from maed.data.surfaces import ALONG_ROWS_DEG, STEPS_ALONG_ROWS, _coordinates, islands, step_angle, terraces
 
 QUIET = NoiseParams(
     white_m=0.0,
@@ -146,12 +146,12 @@ def test_terraces_have_monatomic_steps():
 
 def test_a_share_of_step_edges_runs_along_the_scan_lines():
     rng = np.random.default_rng(3)
-    angles = np.array([step_direction(rng) for _ in range(4000)])
+    angles = np.array([step_angle(rng) for _ in range(4000)])
     from_rows = np.degrees(np.abs((angles % np.pi) - np.pi / 2))  # 0: the edge runs along a row
     near = from_rows <= ALONG_ROWS_DEG
     uniform_share = (1 - STEPS_ALONG_ROWS) * 2 * ALONG_ROWS_DEG / 180
     assert abs(near.mean() - (STEPS_ALONG_ROWS + uniform_share)) < 0.03
-    assert np.histogram(np.degrees(angles % (2 * np.pi)), bins=36, range=(0, 360))[0].min() > 0  # every direction
+    assert np.histogram(np.degrees(angles % (2 * np.pi)), bins=36, range=(0, 360))[0].min() > 0  # every angle
 
 
 def test_islands_are_flat_monatomic_and_cover_part_of_the_frame():

@@ -88,12 +88,12 @@ def terraces(
 
 STEPS_ALONG_ROWS = 0.25
 """Share of stepped surfaces whose step edges run within ``ALONG_ROWS_DEG`` of the scan lines. Drawn uniformly over
-all directions, 6 % would; there a step crosses a row only over many pixels, and a network that sees few of them
+all angles, 6 % would; there a step crosses a row only over many pixels, and a network that sees few of them
 takes the step for a tip change (a jump of whole lines) and removes it (``docs/model.md``)."""
 ALONG_ROWS_DEG = 8.0
 
 
-def step_direction(rng: np.random.Generator) -> float:
+def step_angle(rng: np.random.Generator) -> float:
     """The angle of ``terraces``: near the scan lines (``STEPS_ALONG_ROWS``), else uniform; one draw either way."""
     u = float(rng.random())
     if u < STEPS_ALONG_ROWS:
@@ -257,7 +257,7 @@ def random_surface(
         if rng.random() < 0.35 and size * pixel > 3e-9:  # the same lattice on every terrace of a stepped surface
             x, y = _coordinates(size, pixel)
             n_steps = int(rng.integers(1, 4))
-            z += terraces(x, y, n_steps, _uniform(rng, ranges.step_height_m), step_direction(rng), rng)
+            z += terraces(x, y, n_steps, _uniform(rng, ranges.step_height_m), step_angle(rng), rng)
             info["steps"] = n_steps
     else:
         fov = _log_uniform(rng, *ranges.field_of_view_m)
@@ -265,7 +265,7 @@ def random_surface(
         x, y = _coordinates(size, pixel)
         if family == "steps":
             n_steps = int(rng.integers(1, 13))  # up to a vicinal staircase
-            z += terraces(x, y, n_steps, _uniform(rng, ranges.step_height_m), step_direction(rng), rng)
+            z += terraces(x, y, n_steps, _uniform(rng, ranges.step_height_m), step_angle(rng), rng)
             info["steps"] = n_steps
             if rng.random() < 0.5:
                 z += islands(size, _uniform(rng, ranges.step_height_m), rng)

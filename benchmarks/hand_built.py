@@ -1,0 +1,126 @@
+"""Models on hand-built scans that no simulator of this project draws: where the network takes structure for artefacts.
+
+Three sets, each through ``maed denoise``'s path (``denoise_guarded``), 256 x 256, white noise of 5 pm:
+
+- ``steps``: one or three straight steps of 100 pm at 0 to 12 degrees from the scan lines, with no line offsets,
+  offsets drawn per line, or a random walk of them (6 scans an angle). Printed: PSNR and the share of the step kept
+  near its edge. Within a few degrees of the rows a step crosses a row over many pixels, and a network that
+  takes it for a tip change (a jump of whole lines) removes it.
+- ``islands``: a flat elliptical island 130 to 240 pixels wide, 20 to 100 pm high, under line offsets drawn per line
+  or a random walk of them (8 scans each): a feature that fills most of the rows it lies in.
+- ``tip jumps``: molecules on a flat terrace with one tip change of 30 to 100 pm (whole lines shifted from one row
+  on), which the product should remove (8 scans).
+
+The numbers of the model card's twelfth-session entries come from this script.
+
+Usage (from the repository root):
+
+    .venv/bin/python benchmarks/hand_built.py rt-plane runs/wide8/last.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from scipy import ndimage
+
+from maed.classical import PIPELINES
+from maed.denoise import denoise_guarded
+from maed.engine import load_backend
+from maed.metrics import psnr
+
+SIZE = 256
+NOISE_M = 5e-12
+STEP_M = 100e-12
+ANGLES_DEG = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0)
+CLASSICAL = "level+gauss"
+
+
+def _grid() -> tuple[np.ndarray, np.ndarray]:
+    return np.mgrid[:SIZE, :SIZE].astype(float)
+
+
+def step_scans(angle_deg: float, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(noisy, clean, the upper side of the middle edge, the band beside that edge) for each offset kind and step count."""
+    yy, xx = _grid()
+    scans = []
+    for offsets in ("none", "per line", "walk"):
+        for n_steps in (1, 3):
+            slope = np.tan(np.radians(angle_deg * rng.choice([-1, 1])))
+
+            def above(y0: float, slope: float = slope) -> np.ndarray:
+                return (yy - y0 - slope * (xx - SIZE / 2)) > 0
+
+            edges = np.linspace(SIZE / 2 - 40 * (n_steps - 1), SIZE / 2 + 40 * (n_steps - 1), n_steps)
+            clean = sum(ndimage.gaussian_filter(above(y0).astype(float), 1.0) for y0 in edges) * STEP_M
+            line = rng.normal(0, NOISE_M, (SIZE, 1))
+            drawn = {"none": 0 * line, "per line": line, "walk": np.cumsum(line, axis=0) * 0.5}[offsets]
+            noisy = clean + rng.normal(0, NOISE_M, clean.shape) + drawn
+            band = (np.abs(yy - SIZE / 2 - slope * (xx - SIZE / 2)) < 25) & (xx > 20) & (xx < SIZE - 20)
+            scans.append((noisy, clean, above(SIZE / 2), band))
+    return scans
+
+
+def step_kept(image: np.ndarray, clean: np.ndarray, upper: np.ndarray, band: np.ndarray) -> float:
+    """The step across the middle edge in ``image`` over the clean one's, both measured in the band beside it."""
+    inside, up = image[band], upper[band]
+    return float((inside[up].mean() - inside[~up].mean()) / (clean[band][up].mean() - clean[band][~up].mean()))
+
+
+def island_scans(walk: bool, rng: np.random.Generator, count: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
+    yy, xx = _grid()
+    scans = []
+    for _ in range(count):
+        width, height, rise = rng.uniform(130, 240), rng.uniform(30, 150), rng.uniform(20e-12, 100e-12)
+        inside = ((xx - SIZE / 2) / (width / 2)) ** 2 + ((yy - SIZE / 2) / (height / 2)) ** 2 <= 1
+        clean = ndimage.gaussian_filter(inside.astype(float), 2) * rise
+        line = rng.normal(0, 0.6 * NOISE_M, (SIZE, 1))
+        scans.append((clean + rng.normal(0, NOISE_M, clean.shape) + (np.cumsum(line, axis=0) if walk else line), clean))
+    return scans
+
+
+def tip_jump_scans(rng: np.random.Generator, count: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
+    yy, xx = _grid()
+    scans = []
+    for _ in range(count):
+        clean = np.zeros((SIZE, SIZE))
+        for _ in range(12):
+            cx, cy, width = rng.uniform(0, SIZE), rng.uniform(0, SIZE), rng.uniform(3, 8)
+            clean += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * width**2)) * 100e-12
+        jump = np.zeros((SIZE, 1))
+        jump[rng.integers(40, SIZE - 40) :] = rng.choice([-1, 1]) * rng.uniform(30e-12, 100e-12)
+        scans.append((clean + jump + rng.normal(0, NOISE_M, clean.shape), clean))
+    return scans
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", help="shipped names or checkpoints")
+    args = parser.parse_args()
+    methods = {CLASSICAL: PIPELINES[CLASSICAL]}
+    for model in args.models:
+        backend = load_backend("auto", model, threads=1)
+        methods[model] = lambda scan, backend=backend: denoise_guarded(scan, backend).data
+    rng = np.random.default_rng(7)
+    print("case | " + " | ".join(methods))
+    for angle in ANGLES_DEG:
+        scans = step_scans(angle, rng)
+        cells = []
+        for method in methods.values():
+            outputs = [method(noisy) for noisy, *_ in scans]
+            score = np.mean([psnr(out, clean) for out, (_, clean, _, _) in zip(outputs, scans)])
+            kept = np.mean([step_kept(out, clean, upper, band) for out, (_, clean, upper, band) in zip(outputs, scans)])
+            cells.append(f"{score:.2f} dB, kept {kept:.2f}")
+        print(f"steps at {angle:g} degrees | " + " | ".join(cells), flush=True)
+    for label, scans in (
+        ("islands, offsets per line", island_scans(False, rng)),
+        ("islands, random walk", island_scans(True, rng)),
+        ("tip jumps", tip_jump_scans(rng)),
+    ):
+        cells = [f"{np.mean([psnr(method(noisy), clean) for noisy, clean in scans]):.2f} dB" for method in methods.values()]
+        print(f"{label} | " + " | ".join(cells), flush=True)
+
+
+if __name__ == "__main__":
+    main()
