@@ -1,0 +1,40 @@
+"""The simulator's version (``SIMULATOR_VERSION``, recorded with every set of weights) names what its seeds draw.
+
+A change to the simulator that changes what a seed draws must bump the version, or weights trained on two different
+simulators would claim the same one and evaluation tables could not be reproduced. The fingerprint below is what
+seed 3 draws per family at 64 x 64 (the clean surface's and the noisy scan's rms, in pm) under the current version:
+a simulator change fails this test until the version is bumped and the fingerprint written anew for it.
+"""
+
+import numpy as np
+import pytest
+
+from maed.data import FAMILIES, SIMULATOR_VERSION, make_pair
+
+FINGERPRINTS = {
+    "maed.data 3": {
+        "lattice": (247.450540, 342.968351),
+        "multi_atom": (6.428507, 137.163024),
+        "molecular_crystal": (7.317935, 113.533231),
+        "steps": (301.273932, 270.392491),
+        "adsorbates": (79.864250, 99.023306),
+        "standing_waves": (3.214739, 45.369604),
+        "moire": (5.816058, 62.371382),
+        "kagome": (8.467245, 65.971149),
+    },
+}
+
+
+def test_the_version_has_a_fingerprint():
+    assert SIMULATOR_VERSION in FINGERPRINTS, f"{SIMULATOR_VERSION} has no fingerprint: write one for it here"
+    assert set(FINGERPRINTS[SIMULATOR_VERSION]) == set(FAMILIES)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_seeds_draw_what_the_version_says(family):
+    pair = make_pair(3, 64, families=(family,))
+    drawn = (float(pair.clean.std()) * 1e12, float(pair.noisy.std()) * 1e12)
+    assert np.allclose(drawn, FINGERPRINTS[SIMULATOR_VERSION][family], rtol=1e-5), (
+        f"seed 3 of {family} draws {drawn} pm, not what {SIMULATOR_VERSION} drew: a simulator change must bump "
+        "SIMULATOR_VERSION (maed.data) and write its fingerprint here"
+    )
