@@ -30,7 +30,7 @@ from maed.metrics import psnr
 SEED_BASE = 6_000_000
 
 
-def _foreign(clean: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
+def foreign(clean: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
     sd = float(np.std(clean))
     rows, cols = clean.shape
     f = np.fft.rfftfreq(cols)
@@ -40,7 +40,7 @@ def _foreign(clean: np.ndarray, level: float, rng: np.random.Generator) -> np.nd
     return clean + rng.normal(0, level * sd, clean.shape) + rng.normal(0, 0.7 * level * sd, (rows, 1)) + pink
 
 
-def _white(clean: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
+def white(clean: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
     return clean + rng.normal(0, level * float(np.std(clean)), clean.shape)
 
 
@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     backends = {m: load_backend("auto", m, threads=1) for m in args.models}
     classical = PIPELINES["level+gauss"]
-    for kind, noise, levels in (("foreign", _foreign, (0.1, 0.3, 1.0)), ("white", _white, (0.05, 0.15, 0.5, 1.0))):
+    for kind, noise, levels in (("foreign", foreign, (0.1, 0.3, 1.0)), ("white", white, (0.05, 0.15, 0.5, 1.0))):
         rng = np.random.default_rng(1)
         for level in levels:
             scores: dict[str, list[float]] = {"raw": [], "classical": [], **{m: [] for m in backends}}

@@ -10,8 +10,11 @@ Three sets, each through ``maed denoise``'s path (``denoise_guarded``), 256 x 25
   or a random walk of them (8 scans each): a feature that fills most of the rows it lies in.
 - ``tip jumps``: molecules on a flat terrace with one tip change of 30 to 100 pm (whole lines shifted from one row
   on), which the product should remove (8 scans).
+- ``rows``: a 1-D row structure (a cosine and its second harmonic, 25 pm) of period 4 to 14 pixels at 30 to 80
+  degrees from the columns, under ``foreign_noise.foreign`` noise of 0.3 of its rms (one scan each). To one pass,
+  such rows are pick-up, which lies on oblique lines in time.
 
-The numbers of the model card's twelfth-session entries come from this script.
+The model card's hand-built steps, islands, tip jumps and rows (twelfth session) come from this script.
 
 Usage (from the repository root):
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from foreign_noise import foreign
 from scipy import ndimage
 
 from maed.classical import PIPELINES
@@ -94,11 +98,22 @@ def tip_jump_scans(rng: np.random.Generator, count: int = 8) -> list[tuple[np.nd
     return scans
 
 
+def row_scans(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    yy, xx = _grid()
+    scans = []
+    for period in (4, 6, 10, 14):
+        for angle in np.radians((30, 45, 60, 80)):
+            phase = 2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period
+            clean = (np.cos(phase) + 0.3 * np.cos(2 * phase)) * 25e-12
+            scans.append((foreign(clean, 0.3, rng), clean))
+    return scans
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="shipped names or checkpoints")
     args = parser.parse_args()
-    methods = {CLASSICAL: PIPELINES[CLASSICAL]}
+    methods = {"raw": lambda scan: scan, CLASSICAL: PIPELINES[CLASSICAL]}
     for model in args.models:
         backend = load_backend("auto", model, threads=1)
         methods[model] = lambda scan, backend=backend: denoise_guarded(scan, backend).data
@@ -117,6 +132,7 @@ def main() -> None:
         ("islands, offsets per line", island_scans(False, rng)),
         ("islands, random walk", island_scans(True, rng)),
         ("tip jumps", tip_jump_scans(rng)),
+        ("rows at 30-80 degrees, foreign noise", row_scans(rng)),
     ):
         cells = [f"{np.mean([psnr(method(noisy), clean) for noisy, clean in scans]):.2f} dB" for method in methods.values()]
         print(f"{label} | " + " | ".join(cells), flush=True)
