@@ -106,23 +106,19 @@ def splat(shape: tuple[int, int], xy: np.ndarray, weights: np.ndarray, pad: int)
 
 def motif_kernel(kind: str, size_px: float, angle: float, rng: np.random.Generator) -> np.ndarray:
     """Apparent height of one site's motif, peak 1, on a square grid a few ``size_px`` wide."""
-    half = int(np.ceil(2.5 * size_px)) + 1
+    sigma = max(size_px / 2.355, 0.45)  # size is the full width at half maximum
+    # A row motif reaches far enough along the row to merge with its neighbours there: a row, modulated or smooth.
+    along = sigma * rng.uniform(2.5, 4.0) if kind == "row" else 0.0
+    half = int(np.ceil(max(2.5 * size_px, 3 * along))) + 1
     r = np.arange(-half, half + 1, dtype=float)
     x, y = np.meshgrid(r, r)
     u = x * np.cos(angle) + y * np.sin(angle)
     v = -x * np.sin(angle) + y * np.cos(angle)
-    sigma = max(size_px / 2.355, 0.45)  # size is the full width at half maximum
     if kind == "atom":
         k = np.exp(-0.5 * (u**2 + v**2) / sigma**2)
     elif kind == "elongated":
         k = np.exp(-0.5 * ((u / (sigma * rng.uniform(1.6, 3.0))) ** 2 + (v / sigma) ** 2))
-    elif kind == "row":  # long enough along the row to merge with its neighbours there: a row, modulated or smooth
-        along = sigma * rng.uniform(2.5, 4.0)
-        half = int(np.ceil(3 * along)) + 1
-        r = np.arange(-half, half + 1, dtype=float)
-        x, y = np.meshgrid(r, r)
-        u = x * np.cos(angle) + y * np.sin(angle)
-        v = -x * np.sin(angle) + y * np.cos(angle)
+    elif kind == "row":
         k = np.exp(-0.5 * ((u / along) ** 2 + (v / sigma) ** 2))
     else:  # a molecule: a ring of 2-6 lobes, optionally with a centre
         lobes = int(rng.integers(2, 7))
