@@ -154,6 +154,20 @@ def test_a_share_of_step_edges_runs_along_the_scan_lines():
     assert np.histogram(np.degrees(angles % (2 * np.pi)), bins=36, range=(0, 360))[0].min() > 0  # every angle
 
 
+def test_step_edges_run_from_straight_to_meandering():
+    """A straight step along the rows is what a network must learn to keep apart from a tip change; simulator 3 drew
+    none (every edge wandered by 3 pixels or more over 128), and the shipped network erased such steps."""
+    x, y = _coordinates(128, 0.2e-9)
+    wander = []
+    for seed in range(60):
+        z = terraces(x, y, 1, 0.235e-9, np.pi / 2, np.random.default_rng(seed))  # the edge along the rows
+        edge_row = (z != z[0]).argmax(axis=0)  # per column, the first row on the other terrace
+        wander.append(edge_row[(edge_row > 0)].std())
+    wander = np.array(wander)
+    assert np.mean(wander < 1.0) > 0.25  # straight: within a pixel over the whole frame
+    assert np.mean(wander > 3.0) > 0.25  # and meandering
+
+
 def test_islands_are_flat_monatomic_and_cover_part_of_the_frame():
     for seed in range(20):
         z = islands(96, 0.235e-9, np.random.default_rng(seed))

@@ -70,7 +70,7 @@ def terraces(
     angle: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Monatomic terraces separated by meandering step edges, running at ``angle``."""
+    """Monatomic terraces separated by step edges running at ``angle``, from straight to meandering (``MEANDER``)."""
     size = x.shape[0]
     extent = x.max()
     # Distance across the steps; meander is a smooth walk along the step edges.
@@ -81,10 +81,16 @@ def terraces(
     positions = np.sort(rng.uniform(across.min(), across.max(), n_steps))
     sign = rng.choice([-1.0, 1.0])  # terraces rising or falling across the steps
     for pos in positions:
-        meander = _smooth_walk(size, rng.uniform(0.02, 0.08) * extent, rng.uniform(4, 20), rng)
+        meander = _smooth_walk(size, _log_uniform(rng, *MEANDER) * extent, rng.uniform(4, 20), rng)
         z += sign * step_height * (across > pos + meander[along_px])
     return z
 
+
+MEANDER = (0.002, 0.08)
+"""Range (log-uniform) of a step edge's meander, rms over the frame's extent: from straight edges (cleaved HOPG, vicinal
+silicon, noble metals at low temperature) to ones that wander by a tenth of the frame. With meander of 2 % or more
+(simulator 3), no straight step was drawn; a step within 3 degrees of the scan lines that wanders by 3 pixels or more
+is kept, a straight one was erased as a tip change (``docs/model.md``)."""
 
 STEPS_ALONG_ROWS = 0.25
 """Share of stepped surfaces whose step edges run within ``ALONG_ROWS_DEG`` of the scan lines. Drawn uniformly over
