@@ -3,7 +3,8 @@
 Three sets, each through ``maed denoise``'s path (``denoise_guarded``), 256 x 256, white noise of 5 pm:
 
 - ``steps``: one or three straight steps of 100 pm at 0 to 12 degrees from the scan lines, with no line offsets,
-  offsets drawn per line, or a random walk of them (6 scans an angle). Printed: PSNR and the share of the step kept
+  offsets drawn per line, or a random walk of them (6 scans an angle); and at 0 and 2 degrees with edges that wander
+  by 3 pixels. Printed: PSNR and the share of the step kept
   near its edge. Within a few degrees of the rows a step crosses a row over many pixels, and a network that
   takes it for a tip change (a jump of whole lines) removes it.
 - ``islands``: a flat elliptical island 130 to 240 pixels wide, 20 to 100 pm high, under line offsets drawn per line
@@ -38,6 +39,8 @@ SIZE = 256
 NOISE_M = 5e-12
 STEP_M = 100e-12
 ANGLES_DEG = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0)
+MEANDER_PX = 3.0
+"""Also measured: steps at 0 and 2 degrees whose edges wander by this much (rms), as simulator 3's all did."""
 CLASSICAL = "level+gauss"
 
 
@@ -45,23 +48,30 @@ def _grid() -> tuple[np.ndarray, np.ndarray]:
     return np.mgrid[:SIZE, :SIZE].astype(float)
 
 
-def step_scans(angle_deg: float, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """(noisy, clean, the upper side of the middle edge, the band beside that edge) for each offset kind and step count."""
+def step_scans(
+    angle_deg: float, rng: np.random.Generator, meander_px: float = 0.0
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(noisy, clean, the upper side of the middle edge, the band beside that edge) for each offset kind and step count;
+    the edges straight, or wandering by ``meander_px`` (rms, a smooth walk along them)."""
     yy, xx = _grid()
     scans = []
     for offsets in ("none", "per line", "walk"):
         for n_steps in (1, 3):
             slope = np.tan(np.radians(angle_deg * rng.choice([-1, 1])))
+            walk = np.zeros(SIZE)
+            if meander_px:  # drawn only then, so that straight steps are the scans they were before
+                walk = ndimage.gaussian_filter1d(rng.standard_normal(SIZE), 10.0, mode="wrap")
+                walk *= meander_px / walk.std()
 
-            def above(y0: float, slope: float = slope) -> np.ndarray:
-                return (yy - y0 - slope * (xx - SIZE / 2)) > 0
+            def above(y0: float, slope: float = slope, walk: np.ndarray = walk) -> np.ndarray:
+                return (yy - y0 - slope * (xx - SIZE / 2) - walk[None, :]) > 0
 
             edges = np.linspace(SIZE / 2 - 40 * (n_steps - 1), SIZE / 2 + 40 * (n_steps - 1), n_steps)
             clean = sum(ndimage.gaussian_filter(above(y0).astype(float), 1.0) for y0 in edges) * STEP_M
             line = rng.normal(0, NOISE_M, (SIZE, 1))
             drawn = {"none": 0 * line, "per line": line, "walk": np.cumsum(line, axis=0) * 0.5}[offsets]
             noisy = clean + rng.normal(0, NOISE_M, clean.shape) + drawn
-            band = (np.abs(yy - SIZE / 2 - slope * (xx - SIZE / 2)) < 25) & (xx > 20) & (xx < SIZE - 20)
+            band = (np.abs(yy - SIZE / 2 - slope * (xx - SIZE / 2)) < 25 + 2 * meander_px) & (xx > 20) & (xx < SIZE - 20)
             scans.append((noisy, clean, above(SIZE / 2), band))
     return scans
 
@@ -119,15 +129,17 @@ def main() -> None:
         methods[model] = lambda scan, backend=backend: denoise_guarded(scan, backend).data
     rng = np.random.default_rng(7)
     print("case | " + " | ".join(methods))
-    for angle in ANGLES_DEG:
-        scans = step_scans(angle, rng)
+    meander_rng = np.random.default_rng(8)  # its own, so that the other sets draw what they drew before
+    for angle, meander in [(angle, 0.0) for angle in ANGLES_DEG] + [(angle, MEANDER_PX) for angle in (0.0, 2.0)]:
+        scans = step_scans(angle, meander_rng if meander else rng, meander)
         cells = []
         for method in methods.values():
             outputs = [method(noisy) for noisy, *_ in scans]
             score = np.mean([psnr(out, clean) for out, (_, clean, _, _) in zip(outputs, scans)])
             kept = np.mean([step_kept(out, clean, upper, band) for out, (_, clean, upper, band) in zip(outputs, scans)])
             cells.append(f"{score:.2f} dB, kept {kept:.2f}")
-        print(f"steps at {angle:g} degrees | " + " | ".join(cells), flush=True)
+        shape = f", wandering {meander:g} px" if meander else ""
+        print(f"steps at {angle:g} degrees{shape} | " + " | ".join(cells), flush=True)
     for label, scans in (
         ("islands, offsets per line", island_scans(False, rng)),
         ("islands, random walk", island_scans(True, rng)),

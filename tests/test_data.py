@@ -67,6 +67,16 @@ def test_tip_changes_persist():
     assert np.ptp(n[jumps[0] + 1 : jumps[1] + 1]) == 0
 
 
+def test_z_creep_settles_exponentially_over_the_frame():
+    n = noise_of(only(creep_m=300e-12, creep_tau=0.1))
+    rows = n.shape[0]
+    first, at_tau, last = n[0].mean(), n[round(0.1 * rows)].mean(), n[-1].mean()
+    assert 280e-12 < first <= 300e-12  # the first line is creep_m up
+    assert abs(at_tau / first - np.exp(-1)) < 0.05  # down by e after creep_tau of the frame
+    assert abs(last) < 1e-3 * first  # settled by the end (e^-10)
+    assert np.ptp(n[0]) < 0.2 * first  # a bow along the slow axis: nearly constant along one line
+
+
 def test_white_noise_rms_and_independence():
     n = noise_of(only(white_m=7e-12), shape=(256, 256))
     assert n.std() == pytest.approx(7e-12, rel=0.03)

@@ -23,6 +23,10 @@ The knobs of ``NoiseParams`` and their physical meaning:
 - ``spike_rate`` / ``spike_m``: probability per pixel and rms of a spike: one pixel read wrong
   (an electronic glitch, a read-out error), narrower than any tip can image. Off (0) in
   ``TRAIN_RANGES``; training's noise mixes draw it.
+- ``creep_m`` / ``creep_tau``: z-piezo creep after a large move (an approach, a z offset, a new frame's start): the
+  height settling exponentially, by ``creep_m`` at the first pixel with a time constant of ``creep_tau`` of the
+  frame's time. A bow along the slow axis of up to hundreds of pm, which the plane leaves. Off (0) in
+  ``TRAIN_RANGES``; training's noise mixes draw it.
 - ``tip_jump_rate``: probability per line of a tip change, which shifts all later lines by
   ``tip_jump_m`` (rms) until the next change.
 - ``scar_rate``: probability per line of a scar: a segment of the line (a few to tens of
@@ -80,6 +84,8 @@ class NoiseParams:
     line_jitter_m: float = 0.0
     spike_rate: float = 0.0
     spike_m: float = 0.0
+    creep_m: float = 0.0
+    creep_tau: float = 0.1
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -111,6 +117,8 @@ class NoiseRanges:
     line_jitter_m: tuple[float, float] = (0.0, 0.0)
     spike_rate: tuple[float, float] = (0.0, 0.0)
     spike_m: tuple[float, float] = (0.0, 0.0)
+    creep_m: tuple[float, float] = (0.0, 0.0)
+    creep_tau: tuple[float, float] = (0.0, 0.0)
 
     def scaled(self, factor: float) -> "NoiseRanges":
         """Ranges whose noise amplitudes reach ``factor`` times higher (for held-out tests).
@@ -127,7 +135,7 @@ class NoiseRanges:
 
 
 TRAIN_RANGES = NoiseRanges()
-DRAWN_WHERE_OPEN = ("line_jitter_m", "spike_rate", "spike_m")
+DRAWN_WHERE_OPEN = ("line_jitter_m", "spike_rate", "spike_m", "creep_m", "creep_tau")
 """Artefacts added after the test sets were drawn: drawn (a random number taken) only where their range is not
 (0, 0), so that every seed's scan from ranges without them stays what it was."""
 
@@ -158,6 +166,12 @@ def line_offsets(rows: int, p: NoiseParams, rng: np.random.Generator) -> np.ndar
     walk = np.cumsum(rng.standard_normal(rows) * p.line_walk_m)
     jumps = (rng.random(rows) < p.tip_jump_rate) * rng.standard_normal(rows) * p.tip_jump_m
     return walk + np.cumsum(jumps)
+
+
+def z_creep(t: np.ndarray, p: NoiseParams) -> np.ndarray:
+    """z-piezo creep at the pixels' instants ``t``: an exponential settling over the frame's first part."""
+    frame_s = t.shape[0] / p.line_rate_hz
+    return p.creep_m * np.exp(-t / (p.creep_tau * frame_s))
 
 
 def line_jitter(rows: int, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
@@ -257,6 +271,8 @@ def add_scan_noise(clean: np.ndarray, pixel_m: float, p: NoiseParams, rng: np.ra
         recorded = recorded + line_jitter(rows, p, rng)[:, None]
     if p.spike_rate > 0 and p.spike_m > 0:
         recorded = recorded + spikes(rows, cols, p, rng)
+    if p.creep_m != 0:
+        recorded = recorded + z_creep(t, p)
     if p.dac_lsb_m > 0:
         recorded = np.round(recorded / p.dac_lsb_m) * p.dac_lsb_m
     return recorded

@@ -1,0 +1,172 @@
+"""Score denoisers on the blind simulator (``benchmarks/blind_simulator.py``): PSNR against the true surface.
+
+The blind simulator was written without looking at ``maed.data``, so this measures whether a model generalises
+beyond the simulator it was trained on. For each family, ``--scans`` scans (seeds from 9_100_000) are drawn and
+each method's output is compared with the clean surface after removing the least-squares plane of
+``output - clean`` (PSNR is blind to offset and tilt): ``PSNR = 20 log10(ptp(clean) / rmse)``.
+
+Methods: ``raw`` (the noisy scan), ``classical`` (``maed.classical.PIPELINES["level+gauss"]``) and each model named
+on the command line, run as ``maed denoise`` publishes (``denoise_guarded``).
+
+    .venv/bin/python benchmarks/blind_score.py --scans 12 --save /tmp/blind rt-plane
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from blind_simulator import FAMILIES, draw  # noqa: E402
+
+from maed.classical import PIPELINES  # noqa: E402
+
+SEED0 = 9_100_000
+
+
+def level_to(out: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """``out`` less the least-squares plane ``a + b x + c y`` of ``out - clean``."""
+    rows, cols = clean.shape
+    yy, xx = np.mgrid[:rows, :cols]
+    design = np.column_stack([np.ones(rows * cols), xx.ravel() / cols, yy.ravel() / rows])
+    coef = np.linalg.lstsq(design, (out - clean).ravel().astype(np.float64), rcond=None)[0]
+    return out - (design @ coef).reshape(rows, cols)
+
+
+def psnr(out: np.ndarray, clean: np.ndarray) -> float:
+    """PSNR (dB) of ``out`` against ``clean``, insensitive to a constant offset and a plane."""
+    out = np.asarray(out, dtype=np.float64)
+    rmse = float(np.sqrt(np.mean((level_to(out, clean) - clean) ** 2)))
+    return float(20 * np.log10(np.ptp(clean) / max(rmse, 1e-30)))
+
+
+def interval(d: np.ndarray) -> tuple[float, float]:
+    """95 % t interval of the mean of ``d``."""
+    if d.size < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
+    return float(d.mean() - half), float(d.mean() + half)
+
+
+def table(rows: dict[str, np.ndarray], models: list[str], title: str) -> str:
+    """A markdown table of mean PSNR per method, and per model its difference to classical."""
+    lines = [
+        f"### {title} ({rows['raw'].size} scans)",
+        "",
+        "| method | mean PSNR (dB) | Δ vs classical (dB) | 95 % CI | scans < classical | scans < raw |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    for method in ["raw", "classical", *models]:
+        v = rows[method]
+        if method in models:
+            d = v - rows["classical"]
+            lo, hi = interval(d)
+            extra = f"{d.mean():+.2f} | [{lo:+.2f}, {hi:+.2f}] | {int((d < 0).sum())} | {int((v < rows['raw']).sum())}"
+        else:
+            extra = " |  |  | "
+        lines.append(f"| {method} | {v.mean():.2f} | {extra} |")
+    return "\n".join(lines)
+
+
+def save_png(path: Path, title: str, clean: np.ndarray, images: dict[str, np.ndarray], scores: dict[str, float]) -> None:
+    """clean | raw | classical | model on one colour scale (all levelled to the clean), and their errors below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pm = 1e12
+    lev = {k: level_to(np.asarray(v, dtype=np.float64), clean) for k, v in images.items()}
+    lo, hi = np.percentile(clean * pm, [0.5, 99.5])
+    errs = {k: (v - clean) * pm for k, v in lev.items()}
+    lim = max(float(np.percentile(np.abs(e), 99.5)) for e in errs.values())
+    names = list(lev)
+    fig, axes = plt.subplots(2, len(names) + 1, figsize=(4.0 * (len(names) + 1) + 1.0, 8.4), layout="constrained")
+    im = axes[0, 0].imshow(clean * pm, cmap="afmhot", vmin=lo, vmax=hi)
+    axes[0, 0].set_title("clean")
+    for j, name in enumerate(names, start=1):
+        axes[0, j].imshow(lev[name] * pm, cmap="afmhot", vmin=lo, vmax=hi)
+        axes[0, j].set_title(f"{name}: {scores[name]:.2f} dB")
+    fig.colorbar(im, ax=axes[0, :].tolist(), shrink=0.9, label="height (pm)")
+    axes[1, 0].axis("off")
+    axes[1, 0].text(0.0, 0.5, "\n".join(textwrap.fill(line, 48) for line in title.split("\n")), fontsize=8, va="center")
+    for j, name in enumerate(names, start=1):
+        em = axes[1, j].imshow(errs[name], cmap="RdBu_r", vmin=-lim, vmax=lim)
+        axes[1, j].set_title(f"{name} - clean")
+    fig.colorbar(em, ax=axes[1, :].tolist(), shrink=0.9, label="error (pm)")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="*", default=["rt-plane"], help="models to score (shipped names, checkpoints or .onnx)")
+    parser.add_argument("--scans", type=int, default=12, help="scans per family")
+    parser.add_argument("--size", type=int, default=256, help="scan side in pixels")
+    parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated families")
+    parser.add_argument("--save", type=Path, default=None, help="folder for PNGs of the first model's 3 worst scans")
+    args = parser.parse_args(argv)
+    families = [f.strip() for f in args.families.split(",") if f.strip()]
+    for f in families:
+        if f not in FAMILIES:
+            parser.error(f"unknown family {f!r}; choose from {', '.join(FAMILIES)}")
+
+    from maed.denoise import denoise_guarded
+    from maed.engine import load_backend
+
+    backends = {name: load_backend("auto", name, threads=1) for name in args.models}
+    classical = PIPELINES["level+gauss"]
+    methods = ["raw", "classical", *args.models]
+    scores: dict[str, dict[str, list[float]]] = {f: {m: [] for m in methods} for f in families}
+    records: list[tuple[str, int, float]] = []  # family, seed, model - classical
+
+    with tqdm(total=len(families) * args.scans, file=sys.stderr, desc="blind scans") as bar:
+        for fam in families:
+            for i in range(args.scans):
+                seed = SEED0 + i
+                noisy, clean, _ = draw(fam, seed, args.size)
+                outs = {"raw": noisy, "classical": classical(noisy)}
+                for name, backend in backends.items():
+                    outs[name] = np.asarray(denoise_guarded(noisy, backend).data, dtype=np.float64)
+                for m in methods:
+                    scores[fam][m].append(psnr(outs[m], clean))
+                if args.models:
+                    records.append((fam, seed, scores[fam][args.models[0]][-1] - scores[fam]["classical"][-1]))
+                bar.update()
+
+    print(f"# Blind simulator: PSNR (dB) against the true surface, {args.scans} scans per family, {args.size} px\n")
+    everything: dict[str, list[float]] = {m: [] for m in methods}
+    for fam in families:
+        rows = {m: np.asarray(v) for m, v in scores[fam].items()}
+        print(table(rows, args.models, fam) + "\n")
+        for m in methods:
+            everything[m] += scores[fam][m]
+    print(table({m: np.asarray(v) for m, v in everything.items()}, args.models, "overall") + "\n")
+
+    if args.save is not None and args.models:
+        args.save.mkdir(parents=True, exist_ok=True)
+        model = args.models[0]
+        for fam, seed, delta in sorted(records, key=lambda r: r[2])[:3]:
+            noisy, clean, info = draw(fam, seed, args.size)
+            outs = {"raw": noisy, "classical": classical(noisy), model: denoise_guarded(noisy, backends[model]).data}
+            sc = {k: psnr(v, clean) for k, v in outs.items()}
+            surf = {k: v for k, v in info["surface"].items() if not isinstance(v, dict)}
+            title = f"{fam} seed {seed}, {info['fov_nm']:.1f} nm\n{model} - classical: {delta:+.2f} dB\n{surf}"
+            path = args.save / f"{fam}_{seed}_{model}.png"
+            save_png(path, title, clean, outs, sc)
+            print(f"saved {path} ({model} - classical {delta:+.2f} dB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
