@@ -205,11 +205,13 @@ def test_eval_passes_scores_the_two_pass_model_against_one_pass_and_the_mean(unt
     one, two = load_backend("onnx", "rt-plane", threads=1), load_backend("torch", str(untrained), threads=1)
     with pytest.raises(ValueError, match="compares a one-pass model with a two-pass one"):
         evaluate_passes(tmp_path, two, one, count=2, size=64, columns=("steps",))
-    results = evaluate_passes(tmp_path, one, two, count=3, size=64, columns=("steps",))
+    results = evaluate_passes(tmp_path, one, two, count=3, size=64, columns=("steps", "adsorbates"))
     methods = results["steps"]["methods"]
-    # An untrained two-pass model gives back its trace: no better than the raw scan, far below one pass, bar missed.
+    # An untrained two-pass model gives back its trace: no better than the raw scan, below one pass, bar missed. (Below
+    # one pass on adsorbates: on steps, which run straight along the rows on some scans since simulator 4, one pass
+    # erases some and the raw trace is level with it.)
     assert methods[TWO_PASS]["psnr"][0] == pytest.approx(methods["noisy input"]["psnr"][0], abs=0.5)
-    assert results["steps"]["gains"][ONE_PASS][2] < 0 and not results["steps"]["met"]
+    assert results["adsorbates"]["gains"][ONE_PASS][2] < 0 and not results["steps"]["met"] and not results["adsorbates"]["met"]
     # The ceiling: the one-pass model on the mean of aligned passes (half the independent noise) beats it on the trace.
     assert methods[ALIGNED_MEAN]["psnr"][0] > methods[ALIGNED_ONE]["psnr"][0]
     assert results["steps"]["ceiling"][0] == pytest.approx(methods[ALIGNED_MEAN]["psnr"][0] - methods[ALIGNED_ONE]["psnr"][0])
