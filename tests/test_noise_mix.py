@@ -67,17 +67,3 @@ def test_the_mixes_draw_spikes_single_pixels_which_the_test_ranges_never_draw():
     hit = np.abs(level_plane(pair.noisy - pair.clean)) > 5e-12
     assert 0.002 < hit.mean() < 0.006
     assert (hit[:, 1:] & hit[:, :-1]).sum() <= 0.05 * hit.sum()  # single pixels, not runs
-
-
-# Pixels of two seeds' scans as the simulator drew them before it had independent line offsets and spikes (commit
-# a3d09d3): off in the test ranges, they must take no random number there.
-BEFORE_THEM = {
-    3: [2.592211922660334e-08, 2.5761904796150237e-08, 2.5847288534535423e-08, 2.5691870943317446e-08],
-    4: [-4.6428007917226266e-08, -4.615925819298197e-08, -4.598407318754865e-08, -4.629064694705696e-08],
-}
-
-
-def test_the_test_ranges_draw_the_scans_they_drew_before_these_artefacts_existed():
-    for seed, pixels in BEFORE_THEM.items():
-        noisy = make_pair(seed, 64).noisy
-        np.testing.assert_allclose(noisy[[5, 20, 40, 63], [7, 31, 50, 2]], pixels, rtol=1e-9, atol=0)

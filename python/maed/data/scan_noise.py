@@ -27,8 +27,9 @@ The knobs of ``NoiseParams`` and their physical meaning:
   height settling exponentially, by ``creep_m`` at the first pixel with a time constant of ``creep_tau`` of the
   frame's time. A bow along the slow axis of up to hundreds of pm, which the plane leaves. Off (0) in
   ``TRAIN_RANGES``; training's noise mixes draw it.
-- ``tip_jump_rate``: probability per line of a tip change, which shifts all later lines by
-  ``tip_jump_m`` (rms) until the next change.
+- ``tip_jump_rate``: probability per line of a tip change, which shifts every later pixel by ``tip_jump_m`` (rms)
+  until the next change. It happens at an instant within the line's period: during the trace, from its pixel on
+  (half of them); during the retrace, in the trace from the next line on.
 - ``scar_rate``: probability per line of a scar: a segment of the line (a few to tens of
   pixels) where the tip briefly jumps by ``scar_m`` (rms).
 - ``drift_m`` / ``drift_exponent``: rms and spectral exponent alpha of the low-frequency
@@ -161,11 +162,17 @@ def pixel_times(rows: int, cols: int, line_rate_hz: float) -> np.ndarray:
     return (r + 0.5 * c / cols) / line_rate_hz
 
 
-def line_offsets(rows: int, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
-    """Per-line z offsets: a random walk plus persistent tip-change jumps."""
+def line_offsets(rows: int, cols: int, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
+    """z offsets of the tip's height: a random walk from line to line, and persistent tip changes, each at its own
+    instant within its line's period (trace, then retrace). One during a trace shifts that line from its pixel on;
+    one during a retrace shows in the trace from the next line on, a whole line's jump."""
     walk = np.cumsum(rng.standard_normal(rows) * p.line_walk_m)
     jumps = (rng.random(rows) < p.tip_jump_rate) * rng.standard_normal(rows) * p.tip_jump_m
-    return walk + np.cumsum(jumps)
+    when = rng.random(rows)  # the instant within the line's period: the trace takes its first half
+    offsets = np.repeat((walk + np.cumsum(jumps) - jumps)[:, None], cols, axis=1)
+    for line in np.flatnonzero(jumps):
+        offsets[line, min(int(when[line] * 2 * cols), cols) :] += jumps[line]
+    return offsets
 
 
 def z_creep(t: np.ndarray, p: NoiseParams) -> np.ndarray:
@@ -260,7 +267,7 @@ def add_scan_noise(clean: np.ndarray, pixel_m: float, p: NoiseParams, rng: np.ra
         clean
         + ringing(clean, p)
         + plane(rows, cols, pixel_m, p)
-        + line_offsets(rows, p, rng)[:, None]
+        + line_offsets(rows, cols, p, rng)
         + scars(rows, cols, p, rng)
         + drift(rows, cols, p, rng)
         + periodic(t, dwell, p, rng)

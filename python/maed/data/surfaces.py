@@ -109,6 +109,18 @@ def step_angle(rng: np.random.Generator) -> float:
     return 2 * np.pi * (u - STEPS_ALONG_ROWS) / (1 - STEPS_ALONG_ROWS)
 
 
+TALL_DEFECT_M = 150e-12
+"""Point defects on a lattice reach this height (or 3 times the corrugation, if more): an adatom or a cluster stands
+50 to 150 pm above a metal whose atoms corrugate by a few pm. Up to simulator 4 they reached 3 times the corrugation,
+and a network that never saw taller ones levelled the rows through a tall adatom as if it were a line offset,
+drawing a band across the frame (``docs/model.md``)."""
+
+
+def defect_heights(corrugation: float) -> tuple[float, float]:
+    """Range (log-uniform) of a lattice's point defects' height for its ``corrugation``."""
+    return 0.5 * corrugation, max(3 * corrugation, TALL_DEFECT_M)
+
+
 def islands(size: int, step_height: float, rng: np.random.Generator) -> np.ndarray:
     """Monatomic islands or vacancy islands of irregular outline covering 10 % to 70 % of the frame, sometimes with a
     second layer on top: flat features wide enough to fill most of the rows they lie in, which no row levelling may
@@ -219,7 +231,7 @@ def _atomic_lattice(
     z, sites = motifs.render_lattice(shape, kind, period_px, motif, corr, rng, warp, vacancies)
     n_defects = int(rng.poisson(size * size / 4000)) if rng.random() < 0.6 else 0
     if n_defects:
-        spots, _ = motifs.point_defects(shape, n_defects, corr * rng.uniform(0.5, 3), (1.0, 4 * period_px), rng)
+        spots, _ = motifs.point_defects(shape, n_defects, _log_uniform(rng, *defect_heights(corr)), (1.0, 4 * period_px), rng)
         z += spots
     info = {
         "lattice": kind,
