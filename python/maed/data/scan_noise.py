@@ -168,7 +168,9 @@ def line_offsets(rows: int, cols: int, p: NoiseParams, rng: np.random.Generator)
     one during a retrace shows in the trace from the next line on, a whole line's jump."""
     walk = np.cumsum(rng.standard_normal(rows) * p.line_walk_m)
     jumps = (rng.random(rows) < p.tip_jump_rate) * rng.standard_normal(rows) * p.tip_jump_m
-    when = rng.random(rows)  # the instant within the line's period: the trace takes its first half
+    # The instant within the line's period (the trace takes its first half); drawn only where tip changes can happen,
+    # so that a scan without them stays what it was.
+    when = rng.random(rows) if p.tip_jump_rate > 0 else np.ones(rows)
     offsets = np.repeat((walk + np.cumsum(jumps) - jumps)[:, None], cols, axis=1)
     for line in np.flatnonzero(jumps):
         offsets[line, min(int(when[line] * 2 * cols), cols) :] += jumps[line]
