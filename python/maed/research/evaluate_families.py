@@ -29,7 +29,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from ..classical import PIPELINES
-from ..data import FAMILIES, HELD_OUT_FAMILIES, LATTICE_FAMILIES, ScanPair
+from ..data import FAMILIES, HELD_OUT_FAMILIES, LATTICE_FAMILIES, SIMULATOR_VERSION, ScanPair
 from ..data.columns import ARTEFACT_COLUMNS, BLOCKS, column_pairs
 from ..denoise import denoise_guarded
 from ..engine import Backend
@@ -211,5 +211,5 @@ def _report(results: dict, models: list[str], count: int, size: int) -> str:
             "|---|---|---|---|",
         ]
         lines += _method_rows(step_rows, models, lambda m: f"{m['step_scans']} | {_fmt(m['step_height_error'], 3)}")
-    lines += ["", f"Machine: {cpu_model()}; regenerate with `maed eval --families`.", ""]
+    lines += ["", f"Simulator: {SIMULATOR_VERSION}. Machine: {cpu_model()}; regenerate with `maed eval --families`.", ""]
     return "\n".join(lines)
