@@ -19,14 +19,11 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+from blind_simulator import FAMILIES, draw
 from scipy import stats
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from blind_simulator import FAMILIES, draw  # noqa: E402
-
-from maed.classical import PIPELINES  # noqa: E402
+from maed.classical import PIPELINES
 
 SEED0 = 9_100_000
 

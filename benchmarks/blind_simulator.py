@@ -1092,33 +1092,3 @@ def draw(family: str, seed: int, size: int = 256) -> tuple[np.ndarray, np.ndarra
 
 
 _PM_KEYS = {"white", "corr", "flicker", "line_offset", "line_walk", "mains", "vibration", "z_creep", "quantum"}
-
-
-def draw_atomic(seed: int, size: int = 256) -> tuple[np.ndarray, np.ndarray, dict]:
-    """An atomic lattice with point defects."""
-    return draw("atomic", seed, size)
-
-
-def draw_steps(seed: int, size: int = 256) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Terraces separated by monatomic steps, sometimes atomically resolved."""
-    return draw("steps", seed, size)
-
-
-def draw_molecules(seed: int, size: int = 256) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Adsorbed molecules, scattered or self-assembled."""
-    return draw("molecules", seed, size)
-
-
-def draw_adatoms_and_waves(seed: int, size: int = 256) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Adatoms and defects with Friedel oscillations, standing waves at a step edge."""
-    return draw("adatoms_and_waves", seed, size)
-
-
-def draw_islands(seed: int, size: int = 256) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Monatomic and vacancy islands."""
-    return draw("islands", seed, size)
-
-
-def draw_mixed(seed: int, size: int = 256) -> tuple[np.ndarray, np.ndarray, dict]:
-    """A combination of the above."""
-    return draw("mixed", seed, size)

@@ -8,7 +8,8 @@ the equally long retrace, so pixel ``(r, c)`` of the forward image is recorded a
 
 Noise that lives in time (drift, mains pick-up, mechanical resonances, white noise) is
 sampled at those instants, which is why it appears as streaks and tilted stripes.
-Noise that lives per line (feedback offsets, tip changes, scars) is applied per row.
+Noise that lives per line (feedback offsets, scars) is applied per row; a tip change from the
+pixel whose instant it happened at.
 
 The knobs of ``NoiseParams`` and their physical meaning:
 
