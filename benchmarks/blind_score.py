@@ -24,6 +24,7 @@ from scipy import stats
 from tqdm import tqdm
 
 from maed.classical import PIPELINES
+from maed.research.bench import cpu_model
 
 SEED0 = 9_100_000
 
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in methods:
             everything[m] += scores[fam][m]
     print(table({m: np.asarray(v) for m, v in everything.items()}, args.models, "overall") + "\n")
+    print(f"Machine: {cpu_model()}.\n")
 
     if args.save is not None and args.models:
         args.save.mkdir(parents=True, exist_ok=True)
