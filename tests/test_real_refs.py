@@ -10,8 +10,10 @@ from maed.data.real_refs import (
     TRAINING_REFERENCES,
     Reference,
     held_out_files,
+    NOISE_MARGIN,
     level,
     load_references,
+    own_noise,
     reference_crop,
     scaled_to,
 )
@@ -67,3 +69,36 @@ def test_real_samples_are_references_with_artefacts():
     assert not np.allclose(noisy, clean) and np.isfinite(noisy).all()
     noisy_again, _, _ = stream.sample(3)
     np.testing.assert_array_equal(noisy, noisy_again)
+
+
+def test_own_noise_reads_pixel_noise_under_a_smooth_surface():
+    rng = np.random.default_rng(4)
+    y, x = np.mgrid[0:128, 0:128]
+    smooth = 1e-10 * np.sin(x / 9.0) * np.cos(y / 13.0)
+    noise = 2e-12 * rng.standard_normal((128, 128))
+    assert own_noise(noise) == pytest.approx(2e-12, rel=0.1)
+    assert own_noise(smooth + noise) == pytest.approx(2e-12, rel=0.15)
+    assert own_noise(smooth) < 0.01 * smooth.std()
+
+
+def test_crops_never_upsample_a_reference_large_enough():
+    # Interpolating up would turn the reference's pixel noise into blobs that the target keeps.
+    rng = np.random.default_rng(5)
+    ref = Reference("noise", level(np.random.default_rng(6).standard_normal((300, 300))), 1e-11)
+    for _ in range(20):
+        _, pixel = reference_crop(ref, 64, rng)
+        assert pixel >= 1e-11 * 0.999
+
+
+def test_reference_samples_get_noise_well_above_their_own():
+    # A reference holding white noise of a third of its rms: the added noise must bury it, whatever the mix drew.
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:200, 0:200]
+    surface = np.sin(x / 7.0) + np.cos(y / 11.0)
+    ref = Reference("noisy", level(surface + 0.33 * surface.std() * rng.standard_normal(surface.shape)), 1e-10)
+    stream = TrainingPairs(64, first_seed=11, references=[ref], real_fraction=1.0, noise_mix=True)
+    for seed in range(11, 19):
+        noisy, clean, _ = stream.sample(seed)
+        added = noisy - clean
+        added = added - added.mean(axis=1, keepdims=True)
+        assert added.std() > 0.9 * NOISE_MARGIN * own_noise(clean)

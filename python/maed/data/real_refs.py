@@ -7,9 +7,11 @@ the clean scans of the other sources (``TRAINING_REFERENCES``) become references
 
 A reference is conservatively cleaned (best-fit plane and median-of-differences row alignment,
 nothing that could remove structure); each training sample is a random crop of it at a random
-zoom (so a lattice is seen at many periods in pixels), flipped at random, scaled to a random
-height (so its structure ranges from far below to far above the added noise), and then passed
-through the simulator's scan artefacts (``scan_noise``).
+zoom of 0.5 to 1 (so a lattice is seen at several periods in pixels), flipped at random, scaled to a
+random height (so its structure ranges from far below to far above the added noise), and then passed
+through the simulator's scan artefacts (``scan_noise``), with white noise of at least ``NOISE_MARGIN``
+times the reference's own (``white_floor``): a clean real scan is not noise-free, and the target keeps
+its noise.
 """
 
 from __future__ import annotations
@@ -26,6 +28,17 @@ from ..scanfiles import ScanFile, ScanFileError, read_file
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REAL_DIR = Path("..") / "shared" / "data" / "real-stm"
+
+
+MIN_ZOOM, MAX_ZOOM = 0.5, 1.0
+"""Zoom of a reference crop. Not above 1: interpolation would turn the reference's own pixel noise into smooth blobs
+of the zoom's size, which the target keeps and the network would learn to keep (before 2026-12-02 the zoom reached 2).
+Below 1 the crop is averaged over the reference's pixels first, which lowers that noise too."""
+NOISE_MARGIN = 3.0
+"""A reference is a real scan with its own noise, which the target keeps: with less added noise than that, a network
+learns to keep noise of a real instrument's kind (the references' own noise is 4 to 40 % of their rms, a tenth to
+ten times the white noise the mixes drew before 2026-12-02). With the added white noise at least this many times the
+reference's own (``white_floor``), the best estimate of the target takes nine tenths of the reference's noise off too."""
 
 
 def default_real_dir() -> Path:
@@ -125,10 +138,12 @@ def load_references(real_dir: Path, names: tuple[str, ...] = TRAINING_REFERENCES
 
 
 def reference_crop(ref: Reference, size: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """A ``size`` x ``size`` crop at a random zoom, flipped at random, and its pixel size (metres)."""
+    """A ``size`` x ``size`` crop at a random zoom (``MIN_ZOOM`` to ``MAX_ZOOM``, more only where the reference is
+    smaller than the crop), flipped at random, and its pixel size (metres)."""
     rows, cols = ref.image.shape
     fit = min(rows, cols) / size  # zoom below 1/fit would not fill the crop
-    zoom = float(np.exp(rng.uniform(np.log(max(0.5, 1.02 / fit)), np.log(2.0))))
+    smallest = max(MIN_ZOOM, 1.02 / fit)
+    zoom = float(np.exp(rng.uniform(np.log(smallest), np.log(max(smallest, MAX_ZOOM)))))
     span = int(np.ceil(size / zoom)) + 2
     r = int(rng.integers(0, rows - min(span, rows) + 1))
     c = int(rng.integers(0, cols - min(span, cols) + 1))
@@ -143,6 +158,20 @@ def reference_crop(ref: Reference, size: int, rng: np.random.Generator) -> tuple
     if rng.random() < 0.5:
         out = out[:, ::-1]
     return level(np.ascontiguousarray(out)), ref.pixel_m / zoom
+
+
+def own_noise(image: np.ndarray) -> float:
+    """The robust rms of a reference's own pixel noise: 1.4826 MAD of the diagonal detail of 2 x 2 blocks (the
+    Haar wavelet's finest diagonal band, which holds white noise's variance and little of a smooth surface)."""
+    image = np.asarray(image, dtype=np.float64)
+    rows, cols = (image.shape[0] // 2) * 2, (image.shape[1] // 2) * 2
+    a = image[:rows:2, :cols:2] - image[:rows:2, 1:cols:2] - image[1:rows:2, :cols:2] + image[1:rows:2, 1:cols:2]
+    return float(1.4826 * np.median(np.abs(a / 2 - np.median(a / 2))))
+
+
+def white_floor(clean: np.ndarray) -> float:
+    """The least white noise (metres rms) to add to a reference crop: ``NOISE_MARGIN`` times its own."""
+    return NOISE_MARGIN * own_noise(clean)
 
 
 def scaled_to(image: np.ndarray, rng: np.random.Generator, rms_m: tuple[float, float] = (3e-12, 200e-12)) -> np.ndarray:

@@ -22,6 +22,7 @@ in a folder with ``noisy/NAME.npy`` and ``clean/NAME.npy``; random crops are dra
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -31,8 +32,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from ..data import add_scan_noise, draw_params, make_pair
 from ..data.real_pairs import PassPair, pass_pair_crop
-from ..data.real_refs import Reference, reference_crop, scaled_to
-from ..data.scan_noise import TRAIN_RANGES
+from ..data.real_refs import Reference, reference_crop, scaled_to, white_floor
+from ..data.scan_noise import TRAIN_RANGES, NoiseRanges
 from ..data.two_pass import draw_pass_params, record_passes
 from ..normalise import PLANE_AND_ROWS, normalise, normalise_passes
 from ..registration import registered_retrace
@@ -148,7 +149,7 @@ class TrainingPairs(IterableDataset):
             ref = self.references[int(rng.integers(len(self.references)))]
             clean, pixel = reference_crop(ref, self.patch, rng)
             clean = scaled_to(clean, rng)
-            ranges = mixed_ranges(rng) if self.noise_mix else TRAIN_RANGES
+            ranges = with_white_floor(mixed_ranges(rng) if self.noise_mix else TRAIN_RANGES, white_floor(clean))
             params = draw_params(rng, ranges)
             if self.passes == 2:
                 passes = draw_pass_params(rng)
@@ -171,6 +172,12 @@ class TrainingPairs(IterableDataset):
             x = torch.from_numpy(x)
             yield (x[None] if x.dim() == 2 else x), torch.from_numpy(np.ascontiguousarray(y))[None], kind
             k += workers
+
+
+def with_white_floor(ranges: NoiseRanges, floor_m: float) -> NoiseRanges:
+    """``ranges`` with its white noise raised to at least ``floor_m`` (metres rms)."""
+    low, high = ranges.white_m
+    return replace(ranges, white_m=(max(low, floor_m), max(high, floor_m)))
 
 
 def _both(trace: np.ndarray, retrace: np.ndarray, speed_ratio: float) -> np.ndarray:
