@@ -5,12 +5,12 @@ import pytest
 from scanfile_helpers import REAL_DIR, needs_real
 
 from maed.data.real_refs import (
+    NOISE_MARGIN,
     SOURCES,
     TEST_SOURCES,
     TRAINING_REFERENCES,
     Reference,
     held_out_files,
-    NOISE_MARGIN,
     level,
     load_references,
     own_noise,
