@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 from scipy import ndimage
 
-from ..classical import align_rows, fit_plane
+from ..classical import align_rows, fit_plane, robust_spread
 from ..scanfiles import ScanFile, ScanFileError, read_file
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -36,9 +36,10 @@ of the zoom's size, which the target keeps and the network would learn to keep (
 Below 1 the crop is averaged over the reference's pixels first, which lowers that noise too."""
 NOISE_MARGIN = 3.0
 """A reference is a real scan with its own noise, which the target keeps: with less added noise than that, a network
-learns to keep noise of a real instrument's kind (the references' own noise is 4 to 40 % of their rms, a tenth to
-ten times the white noise the mixes drew before 2026-12-02). With the added white noise at least this many times the
-reference's own (``white_floor``), the best estimate of the target takes nine tenths of the reference's noise off too."""
+learns to keep noise of a real instrument's kind (the references' own noise is 2 to 15 % of their rms by ``own_noise``,
+twice that as line noise: in most crops more than the white noise the mixes drew before 2026-12-02). With the added
+white noise at least this many times the reference's own (``white_floor``), the best estimate of the target takes
+nine tenths of the reference's noise off too."""
 
 
 def default_real_dir() -> Path:
@@ -165,8 +166,8 @@ def own_noise(image: np.ndarray) -> float:
     Haar wavelet's finest diagonal band, which holds white noise's variance and little of a smooth surface)."""
     image = np.asarray(image, dtype=np.float64)
     rows, cols = (image.shape[0] // 2) * 2, (image.shape[1] // 2) * 2
-    a = image[:rows:2, :cols:2] - image[:rows:2, 1:cols:2] - image[1:rows:2, :cols:2] + image[1:rows:2, 1:cols:2]
-    return float(1.4826 * np.median(np.abs(a / 2 - np.median(a / 2))))
+    diagonal = (image[:rows:2, :cols:2] - image[:rows:2, 1:cols:2] - image[1:rows:2, :cols:2] + image[1:rows:2, 1:cols:2]) / 2
+    return float(robust_spread(diagonal))
 
 
 def white_floor(clean: np.ndarray) -> float:
