@@ -50,14 +50,16 @@ def test_crop_zooms_and_rescales():
     ref = Reference("stripes", level(np.cos(2 * np.pi * x / 10.0) * 1e-10), 1e-11)
     periods = []
     for _ in range(12):
-        crop, pixel = reference_crop(ref, 64, rng)
+        crop, pixel, _ = reference_crop(ref, 64, rng)
         assert crop.shape == (64, 64) and np.isfinite(crop).all()
         spectrum = np.abs(np.fft.rfft(crop.mean(axis=0)))
         periods.append(64 / max(int(np.argmax(spectrum[1:])) + 1, 1))
         # The pixel size follows the zoom: a period of 10 reference pixels is always 1e-10 m.
         assert periods[-1] * pixel == pytest.approx(1e-10, rel=0.2)
     assert max(periods) > 1.4 * min(periods)  # the lattice is seen at several periods in pixels
-    rms = [scaled_to(crop, rng).std() for _ in range(50)]
+    scaled = [scaled_to(crop, rng) for _ in range(50)]
+    rms = [image.std() for image, _ in scaled]
+    assert all(image.std() == pytest.approx(crop.std() * gain) for image, gain in scaled)
     assert min(rms) < 2e-11 < 1e-10 < max(rms)
 
 
@@ -86,8 +88,21 @@ def test_crops_never_upsample_a_reference_large_enough():
     rng = np.random.default_rng(5)
     ref = Reference("noise", level(np.random.default_rng(6).standard_normal((300, 300))), 1e-11)
     for _ in range(20):
-        _, pixel = reference_crop(ref, 64, rng)
+        _, pixel, _ = reference_crop(ref, 64, rng)
         assert pixel >= 1e-11 * 0.999
+
+
+def test_an_upsampled_crop_reports_the_noise_of_the_pixels_it_came_from():
+    # A reference smaller than the crop is interpolated up, which turns its pixel noise into blobs: the crop's own
+    # finest band reads them low, and the added noise (a multiple of the reported own noise) would not bury them.
+    rng = np.random.default_rng(8)
+    y, x = np.mgrid[0:40, 0:40]
+    ref = Reference("small", level(1e-10 * np.sin(x / 6.0) + 3e-12 * rng.standard_normal((40, 40))), 1e-10)
+    for _ in range(6):
+        crop, pixel, noise = reference_crop(ref, 64, rng)
+        assert pixel < 1e-10 / 1.5  # upsampled
+        assert noise == pytest.approx(3e-12, rel=0.3)
+        assert own_noise(crop) < 0.7 * noise
 
 
 def test_reference_samples_get_noise_well_above_their_own():

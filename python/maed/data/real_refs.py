@@ -138,9 +138,13 @@ def load_references(real_dir: Path, names: tuple[str, ...] = TRAINING_REFERENCES
     return refs
 
 
-def reference_crop(ref: Reference, size: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+def reference_crop(ref: Reference, size: int, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
     """A ``size`` x ``size`` crop at a random zoom (``MIN_ZOOM`` to ``MAX_ZOOM``, more only where the reference is
-    smaller than the crop), flipped at random, and its pixel size (metres)."""
+    smaller than the crop), flipped at random; its pixel size and its own noise (both metres).
+
+    The own noise is read on the crop, or on the region it came from where that was interpolated up: the
+    interpolation turns pixel noise into blobs of about the same rms, which the finest wavelet band no longer sees.
+    """
     rows, cols = ref.image.shape
     fit = min(rows, cols) / size  # zoom below 1/fit would not fill the crop
     smallest = max(MIN_ZOOM, 1.02 / fit)
@@ -158,7 +162,8 @@ def reference_crop(ref: Reference, size: int, rng: np.random.Generator) -> tuple
         out = out[::-1]
     if rng.random() < 0.5:
         out = out[:, ::-1]
-    return level(np.ascontiguousarray(out)), ref.pixel_m / zoom
+    out = level(np.ascontiguousarray(out))
+    return out, ref.pixel_m / zoom, own_noise(region if zoom > 1 else out)
 
 
 def own_noise(image: np.ndarray) -> float:
@@ -170,12 +175,14 @@ def own_noise(image: np.ndarray) -> float:
     return float(robust_spread(diagonal))
 
 
-def white_floor(clean: np.ndarray) -> float:
-    """The least white noise (metres rms) to add to a reference crop: ``NOISE_MARGIN`` times its own."""
-    return NOISE_MARGIN * own_noise(clean)
+def white_floor(own_noise_m: float) -> float:
+    """The least white noise (metres rms) to add to a reference crop of own noise ``own_noise_m``: ``NOISE_MARGIN``
+    times it."""
+    return NOISE_MARGIN * own_noise_m
 
 
-def scaled_to(image: np.ndarray, rng: np.random.Generator, rms_m: tuple[float, float] = (3e-12, 200e-12)) -> np.ndarray:
-    """``image`` rescaled to an rms drawn log-uniformly from ``rms_m`` (a random signal-to-noise ratio)."""
-    rms = float(np.exp(rng.uniform(*np.log(rms_m))))
-    return image / max(float(image.std()), 1e-30) * rms
+def scaled_to(image: np.ndarray, rng: np.random.Generator, rms_m: tuple[float, float] = (3e-12, 200e-12)) -> tuple[np.ndarray, float]:
+    """``image`` rescaled to an rms drawn log-uniformly from ``rms_m`` (a random signal-to-noise ratio), and the
+    factor it was scaled by."""
+    gain = float(np.exp(rng.uniform(*np.log(rms_m)))) / max(float(image.std()), 1e-30)
+    return image * gain, gain

@@ -147,9 +147,9 @@ class TrainingPairs(IterableDataset):
             return *pass_pair_crop(pair, self.patch, rng), PASS_TARGET
         if self.references and rng.random() < self.real_fraction:
             ref = self.references[int(rng.integers(len(self.references)))]
-            clean, pixel = reference_crop(ref, self.patch, rng)
-            clean = scaled_to(clean, rng)
-            ranges = with_white_floor(mixed_ranges(rng) if self.noise_mix else TRAIN_RANGES, white_floor(clean))
+            crop, pixel, crop_noise = reference_crop(ref, self.patch, rng)
+            clean, gain = scaled_to(crop, rng)
+            ranges = with_white_floor(mixed_ranges(rng) if self.noise_mix else TRAIN_RANGES, white_floor(crop_noise * gain))
             params = draw_params(rng, ranges)
             if self.passes == 2:
                 passes = draw_pass_params(rng)
