@@ -6,6 +6,7 @@ import numpy as np
 
 from maed.classical import level_plane
 from maed.data import TRAIN_RANGES, make_pair
+from maed.data.scan_noise import NoiseParams, feedback_lag
 from maed.training.dataset import TrainingPairs
 from maed.training.noise_mix import GROUPS, MIX_RANGES, PRESENT, WHITE_FLOOR_M, mixed_ranges
 
@@ -67,3 +68,19 @@ def test_the_mixes_draw_spikes_single_pixels_which_the_test_ranges_never_draw():
     hit = np.abs(level_plane(pair.noisy - pair.clean)) > 5e-12
     assert 0.002 < hit.mean() < 0.006
     assert (hit[:, 1:] & hit[:, :-1]).sum() <= 0.05 * hit.sum()  # single pixels, not runs
+
+
+def test_the_mixes_draw_the_z_loops_lag_which_smears_along_the_fast_axis_only():
+    """A bump on one row: the lagged scan keeps it (no change before it, height back after it) but smears it toward
+    the line's end; a flat line stays flat. The test ranges leave the lag out, and their seeds' scans as they were."""
+    assert TRAIN_RANGES.feedback_fn == (0.0, 0.0) and MIX_RANGES.feedback_fn[0] > 0
+    clean = np.zeros((3, 96))
+    clean[1, 30:36] = 1.0
+    lagged = feedback_lag(clean, NoiseParams(feedback_fn=0.08, feedback_zeta=0.7))
+    np.testing.assert_array_equal(lagged[[0, 2]], 0.0)
+    assert np.abs(lagged[1, :30]).max() < 1e-12  # causal: nothing before the bump
+    centre = lambda row: (row * np.arange(96)).sum() / row.sum()  # noqa: E731
+    assert centre(lagged[1]) > centre(clean[1]) + 1.5  # smeared toward the scan's end of the line
+    assert lagged[1].max() < 0.97 and abs(lagged[1].sum() - 6.0) < 0.1 and abs(lagged[1, -1]) < 1e-3
+    offset = feedback_lag(np.full((2, 40), 7.0), NoiseParams(feedback_fn=0.1))  # settled: no transient at line start
+    np.testing.assert_allclose(offset, 7.0)

@@ -46,6 +46,10 @@ The knobs of ``NoiseParams`` and their physical meaning:
 - ``ringing_gain`` / ``ringing_period_px`` / ``ringing_decay_px``: feedback ringing after a
   sharp height change, a damped oscillation that follows the edge along the fast axis, as the tip moves.
 - ``dac_lsb_m``: the height resolution of the z read-out (DAC or ADC quantisation).
+- ``feedback_fn`` / ``feedback_zeta``: the z feedback loop's bandwidth (cycles per pixel) and damping: the closed loop
+  follows the surface as a second-order low-pass in the trace's time order, so the recorded height lags behind the
+  surface along the fast axis and smears each feature toward the scan's end of the line. Off (0) in
+  ``TRAIN_RANGES``; training's noise mixes draw it.
 
 The recorded pixel averages the signal over its dwell time, so a periodic component at f is
 attenuated by sinc(f * dwell) before it aliases; this is modelled.
@@ -56,7 +60,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, signal
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,8 @@ class NoiseParams:
     spike_m: float = 0.0
     creep_m: float = 0.0
     creep_tau: float = 0.1
+    feedback_fn: float = 0.0
+    feedback_zeta: float = 0.7
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -121,6 +127,8 @@ class NoiseRanges:
     spike_m: tuple[float, float] = (0.0, 0.0)
     creep_m: tuple[float, float] = (0.0, 0.0)
     creep_tau: tuple[float, float] = (0.0, 0.0)
+    feedback_fn: tuple[float, float] = (0.0, 0.0)
+    feedback_zeta: tuple[float, float] = (0.0, 0.0)
 
     def scaled(self, factor: float) -> "NoiseRanges":
         """Ranges whose noise amplitudes reach ``factor`` times higher (for held-out tests).
@@ -137,7 +145,7 @@ class NoiseRanges:
 
 
 TRAIN_RANGES = NoiseRanges()
-DRAWN_WHERE_OPEN = ("line_jitter_m", "spike_rate", "spike_m", "creep_m", "creep_tau")
+DRAWN_WHERE_OPEN = ("line_jitter_m", "spike_rate", "spike_m", "creep_m", "creep_tau", "feedback_fn", "feedback_zeta")
 """Artefacts added after the test sets were drawn: drawn (a random number taken) only where their range is not
 (0, 0), so that every seed's scan from ranges without them stays what it was."""
 
@@ -250,6 +258,17 @@ def white(rows: int, cols: int, p: NoiseParams, rng: np.random.Generator) -> np.
     return noise * p.white_m
 
 
+def feedback_lag(clean: np.ndarray, p: NoiseParams) -> np.ndarray:
+    """The height the closed z loop records of ``clean``: a second-order low-pass (bandwidth ``feedback_fn`` cycles
+    per pixel, damping ``feedback_zeta``) along each line in the trace's time order, settled at its first pixel."""
+    if p.feedback_fn <= 0:
+        return clean
+    w = 2 * np.pi * p.feedback_fn
+    b, a = signal.bilinear([w * w], [1.0, 2 * p.feedback_zeta * w, w * w], fs=1.0)
+    settled = signal.lfilter_zi(b, a)[None, :] * clean[:, :1]
+    return signal.lfilter(b, a, clean, axis=1, zi=settled)[0]
+
+
 def ringing(clean: np.ndarray, p: NoiseParams) -> np.ndarray:
     """Feedback ringing: each height change along a line excites a damped oscillation after it."""
     if p.ringing_gain <= 0:
@@ -266,9 +285,10 @@ def add_scan_noise(clean: np.ndarray, pixel_m: float, p: NoiseParams, rng: np.ra
     rows, cols = clean.shape
     t = pixel_times(rows, cols, p.line_rate_hz)
     dwell = 1.0 / (2 * cols * p.line_rate_hz)
+    seen = feedback_lag(clean, p)
     recorded = (
-        clean
-        + ringing(clean, p)
+        seen
+        + ringing(seen, p)
         + plane(rows, cols, pixel_m, p)
         + line_offsets(rows, cols, p, rng)
         + scars(rows, cols, p, rng)
