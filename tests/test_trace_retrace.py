@@ -6,7 +6,7 @@ import pytest
 from scipy import ndimage
 
 from maed.registration import Registration, align, register
-from maed.trace_retrace import estimated_true_error, row_errors, summarise
+from maed.trace_retrace import estimated_true_error, removed_noise, row_errors, summarise
 
 SIZE = 192
 NOISE = 0.3
@@ -119,3 +119,21 @@ def test_per_row_offsets_and_a_tilt_between_the_passes_do_not_count():
     reg = register(trace, retrace)
     plain = summarise(row_errors(trace, clean_r + noise_r, trace, clean_r + noise_r, reg)).value
     assert summarise(row_errors(trace, retrace, trace, retrace, reg)).value == pytest.approx(plain, rel=0.02)
+
+
+def test_removed_noise_counts_the_noise_taken_off_and_not_the_structure():
+    clean_t, clean_r, noise_t, noise_r = _pair(0.8, seed=4)
+    trace, retrace = clean_t + noise_t, clean_r + noise_r
+    reg = register(trace, retrace)
+
+    def removed(f):
+        return removed_noise(trace - f(trace, noise_t), retrace - f(retrace, noise_r), reg)
+
+    assert removed(lambda x, n: x - 0.8 * n) == pytest.approx(0.8 * NOISE, rel=0.1)
+    # A blur removes much of the noise and much of the lattice: its residual's rms is far above the noise it took,
+    # and the figure counts only the noise.
+    blurred = lambda x, n: ndimage.gaussian_filter(x, 3)  # noqa: E731
+    rms = np.sqrt(np.mean((lambda r: r - r.mean(axis=1, keepdims=True))(trace - blurred(trace, noise_t)) ** 2))
+    assert rms > 1.5 * NOISE
+    assert removed(blurred) < 1.1 * NOISE
+    assert removed(lambda x, n: x) == 0.0

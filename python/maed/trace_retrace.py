@@ -69,6 +69,23 @@ def row_errors(
     return 0.5 * ((first**2).mean(axis=1) + (second**2).mean(axis=1))
 
 
+def removed_noise(residual_trace: np.ndarray, residual_retrace: np.ndarray, registration: Registration) -> float:
+    """Root mean square of what a method took off the trace that the retrace does not share: noise.
+
+    ``residual_trace`` and ``residual_retrace`` are what the method took off each pass (input less output, the retrace
+    in its own place, as read). Structure taken off shows in both residuals at the same place, noise in one only: the
+    residuals' mean product over the compared columns (each row's mean off: line offsets are in both passes and
+    every method removes them on purpose) is the structure's power, and it comes off the trace residual's.
+    """
+    crop = registration.crop
+    cols = slice(crop, residual_trace.shape[1] - crop)
+    trace = np.asarray(residual_trace, dtype=np.float64)[:, cols]
+    retrace = align(residual_retrace, registration)[:, cols]
+    trace = trace - trace.mean(axis=1, keepdims=True)
+    retrace = retrace - retrace.mean(axis=1, keepdims=True)
+    return float(np.sqrt(max(float((trace * trace).mean() - (trace * retrace).mean()), 0.0)))
+
+
 @dataclass(frozen=True)
 class Error:
     """A trace/retrace error and its 95 % interval (block bootstrap over rows), in the image's unit."""
