@@ -127,6 +127,14 @@ class Registration:
         """Columns left out at each side: those not covered by both passes, and the lag filter's settling."""
         return int(np.ceil(np.abs(self.warp).max() + 3 * max(self.lag_px))) + 1
 
+    def columns(self, width: int, crop: int | None = None) -> slice:
+        """The columns of a ``width``-pixel pass that both passes cover: ``crop`` cut at each side, at least
+        ``self.crop``; a clear error where fewer than 4 are left."""
+        crop = self.crop if crop is None else max(crop, self.crop)
+        if width - 2 * crop < 4:
+            raise ValueError(f"registration leaves fewer than 4 columns to compare ({crop} cut at each side)")
+        return slice(crop, width - crop)
+
     @classmethod
     def shift(cls, shifts: np.ndarray, cols: int) -> "Registration":
         """A registration by one shift per line and no lag (``shifts[r]`` for every column of line r)."""

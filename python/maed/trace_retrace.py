@@ -44,14 +44,6 @@ def _matched(difference: np.ndarray) -> np.ndarray:
     return d - slope * x
 
 
-def compared_columns(registration: Registration, width: int, crop: int | None = None) -> slice:
-    """The columns both passes cover: ``crop`` cut at each side, at least ``registration.crop``."""
-    crop = registration.crop if crop is None else max(crop, registration.crop)
-    if width - 2 * crop < 4:
-        raise ValueError(f"registration leaves fewer than 4 columns to compare ({crop} cut at each side)")
-    return slice(crop, width - crop)
-
-
 def row_errors(
     out_trace: np.ndarray,
     out_retrace: np.ndarray,
@@ -66,7 +58,7 @@ def row_errors(
     The columns compared leave out ``crop`` at each side (at least ``registration.crop``), so that
     two registrations can be compared on the same columns.
     """
-    cols = compared_columns(registration, trace.shape[1], crop)
+    cols = registration.columns(trace.shape[1], crop)
     retrace_on_trace = align(retrace, registration)[:, cols]
     out_retrace_on_trace = align(out_retrace, registration)[:, cols]
     first = _matched(np.asarray(out_trace, dtype=np.float64)[:, cols] - retrace_on_trace)
@@ -82,7 +74,7 @@ def removed_noise(residual_trace: np.ndarray, residual_retrace: np.ndarray, regi
     residuals' mean product over the compared columns (each row's mean off: line offsets are in both passes and
     every method removes them on purpose) is the structure's power, and it comes off the trace residual's.
     """
-    cols = compared_columns(registration, residual_trace.shape[1])
+    cols = registration.columns(residual_trace.shape[1])
     trace = np.asarray(residual_trace, dtype=np.float64)[:, cols]
     retrace = align(residual_retrace, registration)[:, cols]
     trace = trace - trace.mean(axis=1, keepdims=True)

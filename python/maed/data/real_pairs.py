@@ -62,9 +62,10 @@ def make_pass_pair(name: str, trace: np.ndarray, retrace: np.ndarray, min_size: 
         return f"{a.shape[0]}x{a.shape[1]} pixels measured in both passes, fewer than {min_size}x{min_size}"
     a, b = level(a), level(b)
     registration = register(a, b, speed_ratio=speed_ratio)
-    cols = slice(registration.crop, a.shape[1] - registration.crop)
-    if cols.stop - cols.start < min_size:
-        return f"registration leaves {cols.stop - cols.start} columns in common, fewer than {min_size}"
+    common = a.shape[1] - 2 * registration.crop
+    if common < min_size:
+        return f"registration leaves {common} columns in common, fewer than {min_size}"
+    cols = registration.columns(a.shape[1])
     moved = align(b, registration)
     whiteness = slow_axis_whiteness(a[:, cols] - moved[:, cols])
     if whiteness > MAX_SLOW_WHITENESS:

@@ -21,7 +21,7 @@ def pass_outputs(trace: np.ndarray, retrace: np.ndarray, ratio: float, one_pass:
     # Registered between the two outputs, which the network has freed of their noise and of most of the feedback lag.
     registration = register(out_trace - fit_plane(out_trace), out_retrace - fit_plane(out_retrace), ratio)
     mean = out_trace.copy()
-    inner = np.s_[:, registration.crop : out_trace.shape[1] - registration.crop]
+    inner = np.s_[:, registration.columns(out_trace.shape[1])]
     mean[inner] = 0.5 * (out_trace + align(out_retrace, registration))[inner]
     return {
         ONE_PASS: out_trace,
