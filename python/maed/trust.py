@@ -31,7 +31,8 @@ keeps too) for noise, and the input's own smooth part can invent nothing. If tha
 published (``smooth_given_back``); if not, the conservative result (``conservative``: the input's
 rows aligned where they carry line offsets, through the Gaussian of least estimated risk, at most
 1 pixel) replaces the network's everywhere. Where the structure test fails
-only locally (blocks of ``BLOCK`` pixels), the conservative result replaces it there, feathered.
+only locally (blocks of ``BLOCK`` pixels), what the conservative result holds beyond the noise is given back
+there, feathered.
 Every verdict names its reasons.
 
 The figures are computed in the frame the network's input was levelled in. For weights of the
@@ -51,7 +52,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .classical import align_rows, row_difference_spread
+from .classical import align_rows, robust_spread, row_difference_spread
 from .line_offsets import keep_slow_profile
 from .noreference import whiteness
 from .normalise import ROW_ALIGNMENT
@@ -66,6 +67,11 @@ share of the unaligned one's (``conservative``): offset-ridden scans measure 0.3
 FALLBACK_SIGMAS = (0.0, 0.5, 0.7, 1.0)
 """Gaussians (pixels) the conservative result chooses among: at most 1, which keeps a lattice of 3 pixels per period
 visible."""
+
+GIVE_BACK_NOISE = 3.0
+"""Where the guard blends the conservative result in, it gives back only what differs from the network's output by
+more than this many times the difference's robust spread over the frame (``fallback_for``): the noise the network
+removed stays removed."""
 
 SMOOTH_SIGMA = 4.0
 """Gaussian, in pixels, of the residual's smooth part that is given back before falling back: wide
@@ -341,14 +347,28 @@ def conservative(levelled_input: np.ndarray) -> np.ndarray:
     return best
 
 
+def beyond_noise(difference: np.ndarray, noise: float) -> np.ndarray:
+    """``difference`` with what stands within ``GIVE_BACK_NOISE`` times ``noise`` of 0 taken off, the rest nearly
+    whole (the non-negative garrote: d (1 - (t / d)^2) beyond the threshold t, 0 within it)."""
+    threshold = GIVE_BACK_NOISE * noise
+    magnitude = np.maximum(np.abs(difference), 1e-300)
+    return difference * np.clip(1.0 - (threshold / magnitude) ** 2, 0.0, None)
+
+
 def fallback_for(levelled_input: np.ndarray, output: np.ndarray, verdict_output: str) -> np.ndarray:
-    """The conservative result a verdict blends in: for a ``blend``, each row's level matched to ``output``
-    (the median of their difference), since the two level rows their own way and a patch of one in the
-    other would show as a step; a full ``fallback`` stands alone (the failing output's rows are no reference)."""
+    """The conservative result a verdict blends in. A full ``fallback`` stands alone (the failing output is no
+    reference). For a ``blend``, ``output`` with what the conservative result holds beyond the noise
+    (``beyond_noise`` of their difference, each row's median off): the two level rows their own way, and a patch
+    of one in the other would show as a step; and the conservative result keeps the noise the network took, which in
+    a patch reads as an invented texture (the real ``createc_scan_molecular_30nm_pos``), while what the network
+    erased stands above that noise."""
     fallback = conservative(levelled_input)
-    if verdict_output == "blend":
-        fallback += np.median(np.asarray(output, dtype=np.float64) - fallback, axis=1, keepdims=True)
-    return fallback
+    if verdict_output != "blend":
+        return fallback
+    output = np.asarray(output, dtype=np.float64)
+    difference = fallback - output
+    difference -= np.median(difference, axis=1, keepdims=True)
+    return output + beyond_noise(difference, robust_spread(difference))
 
 
 def smooth_residual(levelled_input: np.ndarray, output: np.ndarray) -> np.ndarray:
