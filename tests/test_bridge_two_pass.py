@@ -49,7 +49,9 @@ def test_a_scan_with_both_passes_ends_in_the_two_pass_models_frame(tmp_path, pai
 
     final = next(m for m in sub.of("frame.denoised", "both") if m[1]["final"])
     live = [m for m in sub.of("frame.rows", "both") if not m[1]["final"]]
-    assert final[1]["model"] == TWO_PASS_PRODUCT and {m[1]["model"] for m in live} == {PRODUCT}
+    # Live updates (if the worker made any before the scan ended: a 96-row scan can arrive between two) are the
+    # one-pass model's; the final frame is the two-pass model's.
+    assert final[1]["model"] == TWO_PASS_PRODUCT and {m[1]["model"] for m in live} <= {PRODUCT}
     expected = denoise_guarded(trace, load_backend("onnx", TWO_PASS_PRODUCT), other_pass=retrace).data
     np.testing.assert_array_equal(final[2], expected)
     meta = json.loads((Path(both["saved"]) / "meta.json").read_text())
