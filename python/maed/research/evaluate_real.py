@@ -165,7 +165,7 @@ def check_scan(trace: PassResult, retrace: PassResult | None, ratio: float = 1.0
             "sigma_median": float(np.median(registration.band_sigma)),
             "lag_px": list(registration.lag_px),
             "speed_ratio": ratio,
-            "compared_columns": int(x.shape[1] - 2 * registration.crop),
+            "compared_columns": len(range(x.shape[1])[registration.columns(x.shape[1])]),
         }
     if trace.bm3d_sigma is not None:
         scan["bm3d_sigma"] = trace.bm3d_sigma
