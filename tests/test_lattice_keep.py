@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from maed.denoise import denoise_guarded, result_record
 from maed.io import read_scan
-from maed.lattice_keep import BOTH_PASSES, ONE_PASS, lattice_peaks
+from maed.lattice_keep import BOTH_PASSES, ONE_PASS, lattice_peaks, local_give_back
 from maed.noreference import classify_peaks, peak_power
 from maed.normalise import PLANE, normalise
 from maed.publish import MIN_LATTICE_ROWS
@@ -60,6 +60,40 @@ def test_the_lattice_comes_back_and_the_pickup_stays_removed():
     assert peak_power(trace, restored, pickup_peaks)["kept"] < 0.05
     # What was given back is the lattice, not noise.
     assert np.corrcoef((restored - output).ravel(), lattice.ravel())[0, 1] > 0.9
+
+
+def test_a_lattice_on_part_of_the_scan_comes_back_there_and_nothing_elsewhere():
+    """A lattice over a corner (a substrate beside an island) holds too little of the scan's power for its spectrum:
+    windows of the scan find it where both passes show it, and give back nothing where there is none."""
+    rng = np.random.default_rng(4)
+    y, x = np.mgrid[0:192, 0:192].astype(float)
+    corner = (y < 64) & (x < 64)
+    angles = (0.3, 0.3 + np.pi / 3, 0.3 + 2 * np.pi / 3)
+    lattice = np.where(corner, sum(np.cos(2 * np.pi * (x * np.cos(a) + y * np.sin(a)) / 5.0) for a in angles), 0.0)
+    trace = lattice + rng.normal(0, 0.5, lattice.shape)
+    retrace = lattice + rng.normal(0, 0.5, lattice.shape)
+    erased = np.zeros_like(trace)
+    restored, windows = local_give_back(trace, erased, retrace)
+    assert windows >= 1
+    inner = np.s_[8:56, 8:56]  # away from the corner's edge, where the windows fade
+    assert np.corrcoef(restored[inner].ravel(), lattice[inner].ravel())[0, 1] > 0.8
+    away = (y > 100) & (x > 100)
+    assert np.sqrt(np.mean(restored[away] ** 2)) < 0.05
+    noise_only = local_give_back(rng.normal(0, 1, (192, 192)), erased, rng.normal(0, 1, (192, 192)))
+    assert noise_only[1] == 0 and not noise_only[0].any()
+
+
+def test_stripes_both_passes_show_over_part_of_the_scan_are_not_taken_for_a_lattice():
+    """Within a window few periods fit, and one set of stripes in both passes (pick-up locked to the lines, a
+    streak pattern) would pass the passes' test alone: a window's lattice must span two dimensions too."""
+    rng = np.random.default_rng(5)
+    y, x = np.mgrid[0:192, 0:192].astype(float)
+    stripes = np.where((y < 64) & (x < 64), 2 * np.cos(2 * np.pi * (x * 0.8 + y * 0.6) / 6.0), 0.0)
+    trace = stripes + rng.normal(0, 0.5, stripes.shape)
+    retrace = stripes + rng.normal(0, 0.5, stripes.shape)
+    assert len(classify_peaks(trace[:64, :64], retrace[:64, :64])[0])  # the passes alone would call it a lattice
+    restored, windows = local_give_back(trace, np.zeros_like(trace), retrace)
+    assert windows == 0 and not restored.any()
 
 
 def test_without_a_lattice_nothing_is_given_back():
@@ -190,7 +224,12 @@ def test_denoise_guarded_gives_the_lattice_back_with_either_evidence(tmp_path):
         assert 0.8 <= peak_power(x, in_frame(result), peaks)["kept"] <= 1.2
     assert np.isnan(both.data[100:]).all()
     record = result_record(tmp_path / "a.sxm", tmp_path / "a.npy", "trace", None, EraserBackend(), both)
-    assert json.loads(json.dumps(record))["lattice"] == {"checked": True, "evidence": BOTH_PASSES, "peaks_given_back": both.lattice.peaks}
+    assert json.loads(json.dumps(record))["lattice"] == {
+        "checked": True,
+        "evidence": BOTH_PASSES,
+        "peaks_given_back": both.lattice.peaks,
+        "windows_given_back": both.lattice_windows,
+    }
 
 
 class PlaneEraserBackend(EraserBackend):

@@ -28,7 +28,7 @@ from .classical import fit_plane
 from .engine import Backend
 from .feature_keep import RemovedFeatures
 from .io import MIN_SIZE, ScanError, read_scan
-from .lattice_keep import LatticePeaks
+from .lattice_keep import BOTH_PASSES, LatticePeaks
 from .normalise import Normalisation, denormalise, levelling_of, normalise, normalise_passes
 from .publish import MIN_LATTICE_ROWS, publish
 from .registration import registered_retrace, speed_ratio
@@ -201,6 +201,8 @@ class GuardedResult:
     """Compact features given back to the network's output (``maed.feature_keep``)."""
     lattice: LatticePeaks | None = None
     """Lattice peaks given back to the network's output (``maed.lattice_keep``); None: too few rows to look."""
+    lattice_windows: int = 0
+    """Windows where a lattice over part of the scan, shown by both passes, was given back."""
     defects_beside: int = 0
     """Point defects whose surroundings were given back after the guard (``maed.feature_keep.keep_defect_surroundings``)."""
 
@@ -208,7 +210,10 @@ class GuardedResult:
         """The ``lattice`` entry of ``<stem>.json``."""
         if self.lattice is None:
             return {"checked": False, "why": f"fewer than {MIN_LATTICE_ROWS} rows measured in full"}
-        return {"checked": True, "evidence": self.lattice.evidence, "peaks_given_back": self.lattice.peaks}
+        record = {"checked": True, "evidence": self.lattice.evidence, "peaks_given_back": self.lattice.peaks}
+        if self.lattice.evidence == BOTH_PASSES:  # windows are sought with the other pass only
+            record["windows_given_back"] = self.lattice_windows
+        return record
 
     def features_record(self) -> dict:
         """The ``features`` entry of ``<stem>.json``: compact features the network removed and got back."""
@@ -295,6 +300,7 @@ def denoise_guarded(
         fallback=fallback,
         verdict=result.verdict,
         lattice=result.lattice,
+        lattice_windows=result.lattice_windows,
         features=result.features,
         defects_beside=result.defects_beside,
     )

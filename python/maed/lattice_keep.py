@@ -26,6 +26,14 @@ of evidence tell them apart:
   simulated scans). On the real scans of both passes (``rt-plane``, 2026-12-01), the one-pass rule
   takes peaks the two passes call pick-up on 2 of 25 (``A200518.231315.dat``, ``img_0071.sxm``);
   where a scan has both passes, their evidence is used instead.
+
+A lattice over part of a scan (a substrate's atoms around an island of molecules, a distorted domain) holds too
+small a share of the whole scan's power to stand out in its spectrum. Where both passes are at hand,
+``local_give_back`` looks again within half-overlapping windows of ``LOCAL_TILE`` pixels, and gives back there the
+peaks both passes show that also span a 2-D lattice: a window sees few periods, and a pattern both passes share
+(line-locked pick-up, a streak pattern) passes the passes' test alone. It costs 0.2 to 0.35 s per 256 x 256 frame
+(2-core CPU), so it runs where a whole scan with both passes is published (``maed denoise``, the live scan's final
+frame), not at the live guard's rate.
 """
 
 from __future__ import annotations
@@ -222,3 +230,44 @@ def lattice_peaks(
     if not len(lattice):
         return LatticePeaks(np.zeros(x.shape, dtype=bool), 0, evidence)
     return LatticePeaks(_symmetric_mask(x.shape, lattice), len(lattice), evidence)
+
+
+LOCAL_TILE = 64
+"""Side (pixels) of the windows in which ``local_give_back`` looks for a lattice that covers part of a scan only."""
+
+
+def _tile_starts(length: int) -> list[int]:
+    if length <= LOCAL_TILE:
+        return [0]
+    step = LOCAL_TILE // 2
+    return list(range(0, length - LOCAL_TILE, step)) + [length - LOCAL_TILE]
+
+
+def local_give_back(levelled_input: np.ndarray, output: np.ndarray, levelled_other_pass: np.ndarray) -> tuple[np.ndarray, int]:
+    """``output`` with the lattice peaks both passes show within windows of ``LOCAL_TILE`` pixels given back there,
+    blended between overlapping windows; and in how many windows any were. A lattice on part of a scan (a substrate
+    around an island of molecules) holds too little of the whole scan's power to stand out in its spectrum."""
+    x = align_rows(np.asarray(levelled_input, dtype=np.float64), ROW_ALIGNMENT)
+    other = align_rows(np.asarray(levelled_other_pass, dtype=np.float64), ROW_ALIGNMENT)
+    output = np.asarray(output, dtype=np.float64)
+    residual = np.asarray(levelled_input, dtype=np.float64) - output
+    rows, cols = output.shape
+    if min(rows, cols) < LOCAL_TILE:
+        return output, 0
+    window = np.outer(np.hanning(LOCAL_TILE + 2)[1:-1], np.hanning(LOCAL_TILE + 2)[1:-1])
+    given, weight, windows = np.zeros(output.shape), np.zeros(output.shape), 0
+    for r in _tile_starts(rows):
+        for c in _tile_starts(cols):
+            tile = np.s_[r : r + LOCAL_TILE, c : c + LOCAL_TILE]
+            weight[tile] += window
+            lattice, _ = classify_peaks(x[tile], other[tile])
+            if len(lattice):
+                # A window sees few periods, so a little pick-up can sit still in both passes by chance; a lattice
+                # spans two dimensions as well.
+                lattice = two_d_lattice(peaks_at(power_spectrum(x[tile]), lattice), (LOCAL_TILE, LOCAL_TILE))
+            if not len(lattice):
+                continue
+            windows += 1
+            mask = _symmetric_mask((LOCAL_TILE, LOCAL_TILE), lattice)
+            given[tile] += window * np.fft.ifft2(np.fft.fft2(residual[tile]) * mask).real
+    return output + given / np.maximum(weight, 1e-12), windows

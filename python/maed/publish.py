@@ -7,7 +7,8 @@ network saw (levelled input ``x``, its output ``y``):
 1. where the network levelled the rows itself, the scan's own row levels where it shows no line offsets, or their
    slow profile where the offsets are independent from line to line (``maed.row_levels``);
 2. the lattice peaks it removed (``maed.lattice_keep``): those the other pass confirms where it is at hand, else
-   those spanning a 2-D lattice;
+   those spanning a 2-D lattice; with the other pass, also a 2-D lattice both passes show within windows of the
+   scan (``local_give_back``: a lattice over part of it, too weak in the whole scan's spectrum);
 3. the compact features it removed (``maed.feature_keep.removed_features``);
 4. the trust guard (``maed.trust.guard_parts``): the smooth residual given back, or the conservative result
    over the whole frame or the failing blocks; the lattice peaks are given back once more to both;
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .feature_keep import RemovedFeatures, keep_defect_surroundings, point_defects, removed_features
-from .lattice_keep import LatticePeaks, lattice_peaks
+from .lattice_keep import BOTH_PASSES, LatticePeaks, lattice_peaks, local_give_back
 from .row_levels import keep_row_levels
 from .trust import Thresholds, Verdict, guard_parts
 
@@ -49,6 +50,8 @@ class Published:
     verdict: Verdict
     lattice: LatticePeaks | None
     """Lattice peaks given back; None: too few rows to look."""
+    lattice_windows: int = 0
+    """Windows where a lattice both passes show over part of the scan was given back (``lattice_keep.local_give_back``)."""
     features: RemovedFeatures
     defects_beside: int
     """Point defects whose surroundings were given back."""
@@ -80,7 +83,7 @@ def publish(
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64) if rows_aligned else keep_row_levels(x, y)
-    lattice, rows = None, np.ones(len(x), dtype=bool)
+    lattice, rows, windows = None, np.ones(len(x), dtype=bool), 0
     if other is not None and other_rows is not None and other_rows.sum() >= MIN_LATTICE_ROWS:
         rows = other_rows
         lattice = lattice_peaks(x[rows], y[rows], other)
@@ -89,6 +92,8 @@ def publish(
     if lattice is not None:
         y = y.copy()
         y[rows] = lattice.give_back(x[rows], y[rows])
+        if lattice.evidence == BOTH_PASSES:
+            y[rows], windows = local_give_back(x[rows], y[rows], other)
     defects = point_defects(x)
     features = removed_features(x, y, defects)
     network, weight, verdict, conservative = guard_parts(x, features.give_back(x, y), limits)
@@ -110,6 +115,7 @@ def publish(
         weight=weight,
         verdict=verdict,
         lattice=lattice,
+        lattice_windows=windows,
         features=features,
         defects_beside=beside,
     )
