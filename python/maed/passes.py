@@ -15,7 +15,6 @@ import numpy as np
 from .classical import run_pipeline
 from .denoise import denoise_guarded
 from .engine import Backend
-from .noreference import match_rows
 from .normalise import normalise
 from .registration import register
 from .scanfiles import ChannelImage, ScanFile, ScanFileError, read_file
@@ -59,14 +58,15 @@ def guarded_outputs(
     data: np.ndarray, backends: dict[str, Backend], other_pass: np.ndarray | None = None
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, str]]:
     """One pass levelled (best plane, medians of row differences, as the network sees it, in the pass's units)
-    and, per back end, its output as ``maed denoise`` makes it (``denoise_guarded``) levelled alike, its per-row
-    offsets matched to the levelled pass (``noreference.match_rows``), with what the guard published."""
+    and, per back end, its output as ``maed denoise`` publishes it (``denoise_guarded``) levelled alike, the rows'
+    offsets as the back end left them, with what the guard published. ``noreference.match_rows`` takes the row
+    offsets out of a comparison; ``trace_retrace.row_errors`` does so itself."""
     x, norm = normalise(data)
     levelled = x.astype(np.float64) * norm.scale
     outputs, verdicts = {}, {}
     for name, backend in backends.items():
         result = denoise_guarded(data, backend, other_pass=other_pass)
-        outputs[name] = match_rows(levelled, result.data.astype(np.float64) - norm.plane - norm.centre)
+        outputs[name] = result.data.astype(np.float64) - norm.plane - norm.centre
         verdicts[name] = result.verdict.output
     return levelled, outputs, verdicts
 
@@ -88,7 +88,7 @@ def trace_retrace_figures(trace: np.ndarray, retrace: np.ndarray, backend: Backe
     raw = summarise(row_errors(levelled_t, levelled_r, levelled_t, levelled_r, registration))
     figures = {"rows": rows, "raw": {**raw.as_dict(), "true": float(raw.value / np.sqrt(2))}}
     outputs = {
-        "classical": (match_rows(levelled_t, run_pipeline(CLASSICAL, t)), match_rows(levelled_r, run_pipeline(CLASSICAL, r))),
+        "classical": (run_pipeline(CLASSICAL, t), run_pipeline(CLASSICAL, r)),
         "model": (model_t["model"], model_r["model"]),
     }
     for name, (out_t, out_r) in outputs.items():

@@ -28,6 +28,7 @@ import os
 import platform
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -79,11 +80,17 @@ def scan_files(folder: Path) -> list[Path]:
 
 @dataclass
 class PassResult:
-    """One pass, levelled, and every method's output levelled alike (row offsets matched to the input's)."""
+    """One pass, levelled, and every method's output levelled alike: as the method publishes it, and with its row
+    offsets matched to the input's (what is judged)."""
 
     levelled: np.ndarray
-    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    published: dict[str, np.ndarray] = field(default_factory=dict)
     bm3d_sigma: float | None = None
+
+    @cached_property
+    def outputs(self) -> dict[str, np.ndarray]:
+        """Every output with its row offsets matched to the levelled input's (``noreference.match_rows``)."""
+        return {name: match_rows(self.levelled, out) for name, out in self.published.items()}
 
 
 def denoise_pass(data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool, other_pass: np.ndarray | None = None) -> PassResult:
@@ -93,17 +100,14 @@ def denoise_pass(data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool
     ``other_pass`` is given, the lattice peaks both passes show given back); their outputs lose the plane
     the network's normalisation put back; the
     classical pipeline runs on the raw pass (it levels by itself); BM3D runs on the levelled pass.
-    Every output's per-row offsets are then matched to the levelled input (``noreference.match_rows``).
+    What is judged has each output's per-row offsets matched to the levelled input (``PassResult.outputs``).
     """
-    levelled, outputs, _ = guarded_outputs(data, backends, other_pass)
-    result = PassResult(levelled)
-    result.outputs.update(outputs)
-    result.outputs[CLASSICAL_LABEL] = match_rows(levelled, run_pipeline(CLASSICAL, data))
+    levelled, published, _ = guarded_outputs(data, backends, other_pass)
+    published[CLASSICAL_LABEL] = run_pipeline(CLASSICAL, data)
+    sigma = None
     if with_bm3d:
-        out, sigma = bm3d_eval.denoise(levelled)
-        result.outputs[BM3D] = match_rows(levelled, out)
-        result.bm3d_sigma = sigma
-    return result
+        published[BM3D], sigma = bm3d_eval.denoise(levelled)
+    return PassResult(levelled, published, sigma)
 
 
 def _ratio(value: float, reference: float) -> float | None:
@@ -342,7 +346,8 @@ def _report(folder: str, scans: list[dict], skipped: list[str], models: list[str
         f"The scans in `{folder}` were recorded on real instruments by others; its `PROVENANCE.md` says where "
         "each comes from. The measurements may belong to the labs that recorded them, so their figures "
         "(`real_*.png`, written beside this file by `maed eval --real`: raw | each model | its residual | "
-        "plane+rows+Gaussian | BM3D on one height scale, the residual centred on 0 with the same span, log "
+        "plane+rows+Gaussian | BM3D on one height scale, each output as the method publishes it, the residual "
+        "with its row offsets off, centred on 0 with the same span, log "
         "Fourier power below with lattice peaks circled cyan and moving peaks magenta, point defects circled "
         "on the raw image) are listed in `.gitignore` and not committed: look at them locally. The numbers "
         "below are ours.",
@@ -514,13 +519,16 @@ def evaluate_real(folder: Path | None, out_dir: Path, models: list[str], with_bm
         }
         scan["criteria"] = {name: criteria(scan, name) for name in scan["methods"] if name not in (RAW, CLASSICAL_LABEL)}
         scans.append(scan)
+        # Outputs as each method publishes them (a matched row offset would paint a partial line's glitch across its
+        # row); the residual with the row offsets off, so that line noise removed on purpose does not hide the rest.
+        shown = {name: out - np.median(out - trace.levelled) for name, out in trace.published.items()}
         panels = {RAW: trace.levelled}
         for name in models:
-            panels[name] = trace.outputs[name]
-            panels[f"removed by {name}"] = trace.levelled - trace.outputs[name]
-        panels[CLASSICAL_LABEL] = trace.outputs[CLASSICAL_LABEL]
-        if BM3D in trace.outputs:
-            panels[BM3D] = trace.outputs[BM3D]
+            panels[name] = shown[name]
+            panels[f"removed by {name}, row offsets off"] = trace.levelled - trace.outputs[name]
+        panels[CLASSICAL_LABEL] = shown[CLASSICAL_LABEL]
+        if BM3D in shown:
+            panels[BM3D] = shown[BM3D]
         tag = "test" if scan["test_source"] else "training"
         figure_real_scan(
             f"{path.name} ({tag} source): {trace_image.name} trace",
