@@ -33,6 +33,7 @@ from .normalise import Normalisation, denormalise, levelling_of, normalise, norm
 from .publish import MIN_LATTICE_ROWS, publish
 from .registration import registered_retrace, speed_ratio
 from .scanfiles import canonical_pass, write_gwy
+from .tiles import tile_starts
 from .trust import Thresholds, Verdict
 
 TILE = 384
@@ -58,13 +59,6 @@ SEAM_SMOOTHING = 32.0
 
 def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
-
-
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, tile - overlap))
-    return starts + [length - tile]
 
 
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
@@ -126,7 +120,7 @@ call: no more memory than one tile of ``TILE`` pixels takes."""
 
 def _tile_outputs(x: np.ndarray, starts: list[tuple[int, int]], tile: int, backend: Backend, own_plane: bool) -> Iterator[np.ndarray]:
     """The network's output for the tiles of ``x`` at ``starts``, in order, in batches (``BATCH_PIXELS``). Every
-    tile has one shape: ``_starts`` keeps the last tile of a row or column whole."""
+    tile has one shape: ``tiles.tile_starts`` keeps the last tile of a row or column whole."""
     per_call = max(1, min(getattr(backend, "max_batch", 1), BATCH_PIXELS // (tile * tile)))
     for i in range(0, len(starts), per_call):
         tiles = [x[..., r : r + tile, c : c + tile] for r, c in starts[i : i + per_call]]
@@ -146,7 +140,7 @@ def run_tiled(x: np.ndarray, backend: Backend, tile: int = TILE, overlap: int = 
         return run_batch([x], backend, own_plane)[0]
     total = np.zeros((h, w))
     weight = np.zeros((h, 1))
-    rows, cols = _starts(h, tile, overlap), _starts(w, tile, overlap)
+    rows, cols = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
     outputs = _tile_outputs(x, [(r, c) for r in rows for c in cols], tile, backend, own_plane)
     for r in rows:
         ph = min(tile, h - r)

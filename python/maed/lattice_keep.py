@@ -48,6 +48,7 @@ from .classical import align_rows
 from .lattice import MIN_RADIUS, Peaks, peaks_at, power_spectrum, significant_peaks, spectral_background
 from .noreference import classify_peaks
 from .normalise import ROW_ALIGNMENT
+from .tiles import tile_starts
 
 HALF_WIDTH = 2
 """Bins each side of a peak given back: a lattice between bins, drifting or creeping, spreads over them."""
@@ -236,13 +237,6 @@ LOCAL_TILE = 64
 """Side (pixels) of the windows in which ``local_give_back`` looks for a lattice that covers part of a scan only."""
 
 
-def _tile_starts(length: int) -> list[int]:
-    if length <= LOCAL_TILE:
-        return [0]
-    step = LOCAL_TILE // 2
-    return list(range(0, length - LOCAL_TILE, step)) + [length - LOCAL_TILE]
-
-
 def local_give_back(levelled_input: np.ndarray, output: np.ndarray, levelled_other_pass: np.ndarray) -> tuple[np.ndarray, int]:
     """``output`` with the lattice peaks both passes show within windows of ``LOCAL_TILE`` pixels given back there,
     blended between overlapping windows; and in how many windows any were. A lattice on part of a scan (a substrate
@@ -256,8 +250,8 @@ def local_give_back(levelled_input: np.ndarray, output: np.ndarray, levelled_oth
         return output, 0
     window = np.outer(np.hanning(LOCAL_TILE + 2)[1:-1], np.hanning(LOCAL_TILE + 2)[1:-1])
     given, weight, windows = np.zeros(output.shape), np.zeros(output.shape), 0
-    for r in _tile_starts(rows):
-        for c in _tile_starts(cols):
+    for r in tile_starts(rows, LOCAL_TILE, LOCAL_TILE // 2):
+        for c in tile_starts(cols, LOCAL_TILE, LOCAL_TILE // 2):
             tile = np.s_[r : r + LOCAL_TILE, c : c + LOCAL_TILE]
             weight[tile] += window
             lattice, _ = classify_peaks(x[tile], other[tile])

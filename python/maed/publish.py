@@ -50,7 +50,7 @@ class Published:
     verdict: Verdict
     lattice: LatticePeaks | None
     """Lattice peaks given back; None: too few rows to look."""
-    lattice_windows: int = 0
+    lattice_windows: int
     """Windows where a lattice both passes show over part of the scan was given back (``lattice_keep.local_give_back``)."""
     features: RemovedFeatures
     defects_beside: int
