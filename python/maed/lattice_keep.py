@@ -248,7 +248,8 @@ def local_give_back(levelled_input: np.ndarray, output: np.ndarray, levelled_oth
     rows, cols = output.shape
     if min(rows, cols) < LOCAL_TILE:
         return output, 0
-    window = np.outer(np.hanning(LOCAL_TILE + 2)[1:-1], np.hanning(LOCAL_TILE + 2)[1:-1])
+    hann = np.hanning(LOCAL_TILE + 2)[1:-1]  # no zero weight at a window's edge
+    window = np.outer(hann, hann)
     given, weight, windows = np.zeros(output.shape), np.zeros(output.shape), 0
     for r in tile_starts(rows, LOCAL_TILE, LOCAL_TILE // 2):
         for c in tile_starts(cols, LOCAL_TILE, LOCAL_TILE // 2):
