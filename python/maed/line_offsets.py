@@ -1,4 +1,4 @@
-"""What a scan's line offsets are: independent from line to line, or a random walk; and their slow part.
+"""What a scan's line offsets are: independent from line to line, or a random walk; their slow part; steps that are not.
 
 A row alignment (the median of row differences, ``classical.align_rows``) takes a level off each row. Where the
 scan's line offsets are drawn anew for every line (independent), their changes from row to row undo each other
@@ -17,8 +17,13 @@ on this simulator's columns (51 scans of 128 x 128 each, and 8 of 256 x 256), on
 --passes``, on strong independent offsets (twice the surface's rms), on foreign noise, or in what is published of
 the 26 real scans. Without ``PROFILE_OVER_OFFSETS`` it changed 5 of the 510 simulated scans, by -24 to +7 dB.
 
-Used by the network's normalisation (``normalise.level_rows``: whether the offsets dominate), by the trust guard's
-fallback (``trust.conservative``) and by the row levels given back after the network (``row_levels``).
+Steps of the surface that run along the rows (``surface_steps``) are the other thing an alignment takes for offsets,
+whatever the offsets are: a step edge along the fast axis changes the levels of the rows it crosses far more, over a
+few rows, than offsets change them over as many.
+
+Used by the network's normalisation (``normalise.level_rows``: whether the offsets dominate; ``normalise``: the
+steps along the rows given back after the network), by the trust guard's fallback (``trust.conservative``) and by
+the row levels given back after the network (``row_levels``).
 """
 
 from __future__ import annotations
@@ -91,6 +96,86 @@ def slow_profile(levels: np.ndarray) -> np.ndarray:
     if slow_variance <= SLOW_SIGNIFICANCE * by_offsets:
         return np.zeros_like(levels)
     return (1 - by_offsets / slow_variance) * slow
+
+
+STEP_SMOOTH = 2.0
+"""Gaussian (rows) over the row levels' changes that marks out runs: rows whose smoothed change stays on one side,
+beyond ``STEP_SHOULDER`` times its robust spread."""
+STEP_SHOULDER = 1.5
+STEP_Z = 6.0
+"""A run is a step when the levels change across it by this many times what offsets would move them over as many
+rows: the smaller of what a random walk of the rows' changes would (their robust spread times the square root of the
+run's length) and what the rows away from the runs do over that length (offsets that undo their changes, independent
+from line to line, move the levels less). Of 2000 draws each of a random walk, independent offsets, a mix of both,
+1/f offsets and a walk with a jump of 20 of its steps, of 128 to 512 rows, at most 1 passed (0.05 %); of 64 rows,
+up to 4 (0.2 %, random walks); ``tests/test_line_offsets.py`` keeps 200 draws of 256 rows."""
+STEP_SHARE = 0.5
+"""A run whose largest single change is this share of its whole change or more is one line's jump (a tip change,
+or an edge exactly along one row), which no row levels can tell from an offset: it stays removed."""
+
+
+def surface_steps(levels: np.ndarray) -> np.ndarray:
+    """The surface's steps along the rows in row levels that an alignment took off: runs of rows whose levels change
+    the same way, by far more than offsets change them over as many rows (``STEP_Z``), and spread over several rows
+    (``STEP_SHARE``). Returned as a profile over the rows (zero mean; zero where there is no such run): the runs' own
+    changes, and between them the rows' median change (a plane fitted to a staircase tilts its terraces, and the
+    alignment took that tilt off with the steps).
+
+    A step edge that runs along the fast axis changes every pixel of the rows it crosses alike, so an alignment
+    takes it for line offsets and erases it: terraces become one ramp (the blind simulator's steps at 0 degrees,
+    ``docs/model.md``). Line offsets do not do that: a random walk changes the levels by its own small steps, and
+    independent offsets undo their changes the next row. Judged on ``MIN_SLOW_ROWS`` rows and more: over fewer,
+    the spreads are too uncertain."""
+    levels = np.asarray(levels, dtype=np.float64)
+    none = np.zeros_like(levels)
+    if len(levels) < MIN_SLOW_ROWS:
+        return none
+    changes = np.diff(levels)
+    smooth = ndimage.gaussian_filter1d(changes, STEP_SMOOTH, mode="nearest")
+    kept = np.zeros(changes.size, dtype=bool)
+    for _ in range(3):  # the spreads again over the rows away from the runs found, which widen them
+        quiet = ~ndimage.binary_dilation(kept, iterations=int(3 * STEP_SMOOTH)) if kept.any() else np.ones_like(kept)
+        centre, spread = _centre_spread(changes[quiet])
+        smooth_centre, smooth_spread = _centre_spread(smooth[quiet])
+        if smooth_spread == 0:
+            return none
+        z = (smooth - smooth_centre) / smooth_spread
+        kept = np.zeros(changes.size, dtype=bool)
+        for sign in (1.0, -1.0):
+            runs, _ = ndimage.label(sign * z > STEP_SHOULDER)
+            for (rows,) in ndimage.find_objects(runs):
+                excess = sign * (changes[rows] - centre)
+                whole = float(excess.sum())
+                # What offsets move the levels by over as many rows: as a random walk of the rows' changes would,
+                # or as the rows away from the runs do, where that is less (offsets that undo their changes).
+                moved = min(spread * np.sqrt(excess.size), _spread_over(levels, quiet, excess.size, centre))
+                # A run from the first row or to the last is the piezo's creep after the move to the scan's start
+                # (the frame's first or last row, as the slow axis ran), which fades: offsets, not surface.
+                inside = 0 < rows.start and rows.stop < changes.size
+                kept[rows] = inside and excess.max() < STEP_SHARE * whole and whole >= STEP_Z * moved
+    if not kept.any():
+        return none
+    steps = np.where(kept, changes, float(np.median(changes[~kept])))
+    profile = np.concatenate(([0.0], np.cumsum(steps)))
+    return profile - profile.mean()
+
+
+def _centre_spread(values: np.ndarray) -> tuple[float, float]:
+    """Median and robust spread (1.4826 MAD) of ``values``."""
+    centre = float(np.median(values))
+    return centre, 1.4826 * float(np.median(np.abs(values - centre)))
+
+
+def _spread_over(levels: np.ndarray, quiet: np.ndarray, rows: int, centre: float) -> float:
+    """Robust spread of how far ``levels`` move over ``rows`` rows, the trend ``centre`` per row off, where all of
+    those rows' changes are ``quiet``; infinite where fewer than 8 such spans are."""
+    if rows >= len(levels):
+        return float("inf")
+    spans = levels[rows:] - levels[:-rows] - centre * rows
+    clear = np.convolve(quiet.astype(float), np.ones(rows), mode="valid") == rows
+    if clear.sum() < 8:
+        return float("inf")
+    return max(_centre_spread(spans[clear])[1], 1e-300)
 
 
 def keep_slow_profile(levelled: np.ndarray, aligned: np.ndarray) -> np.ndarray:

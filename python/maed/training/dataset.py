@@ -49,7 +49,8 @@ def normalised_pair(noisy: np.ndarray, clean: np.ndarray, levelling: str = PLANE
         x, norm = normalise_passes(noisy[0], noisy[1], levelling)
     else:
         x, norm = normalise(noisy, levelling)
-    y = (clean - norm.plane - norm.centre) / norm.scale
+    # The steps along the rows an alignment took off come back after the network (maed.normalise): not its to draw.
+    y = (clean - norm.plane - norm.steps - norm.centre) / norm.scale
     return x, y.astype(np.float32)
 
 
