@@ -38,8 +38,9 @@ network saw (the levelled rows with the current centre and scale, and the networ
 same frame). ``network`` is the network's frame; ``denoised``, what is published, is the
 network's frame where the latest verdict trusts it (with the lattice peaks the network removed
 where the rows show a 2-D lattice, ``maed.lattice_keep``, the compact features it removed,
-``maed.feature_keep``, and the smooth residual the verdict gave
-back, where it did) and the conservative result (blended by the guard's weight) where it does
+``maed.feature_keep``, the smooth residual the verdict gave
+back, where it did, and the surface's steps along the rows that the row alignment took off, found in all rows so far
+as ``maed.normalise`` finds them for the final frame) and the conservative result (blended by the guard's weight) where it does
 not, then the surroundings of point defects given back where that changed them beyond noise
 (``maed.feature_keep.keep_defect_surroundings``), over the rows that verdict covered. Rows scanned
 after it are the network's until the next verdict.
@@ -62,6 +63,7 @@ import numpy as np
 from maed.classical import align_after, evaluate_plane, plane_coefficients
 from maed.denoise import denoise_guarded, run_levelled, run_padded
 from maed.engine import Backend
+from maed.line_offsets import surface_steps
 from maed.normalise import PLANE_AND_ROWS, level_rows, levelling_of
 from maed.publish import publish
 from maed.trust import Thresholds, Verdict
@@ -146,6 +148,8 @@ class GuardJob:
     y: np.ndarray
     """The network's output over them, in the same frame."""
     plane: np.ndarray
+    steps: np.ndarray
+    """The surface's steps along the rows given back over them, in the scan's unit (``StreamingDenoiser.steps``)."""
     level: Levelling
     limits: Thresholds
     rows_aligned: bool
@@ -164,7 +168,7 @@ class GuardResult:
     """The conservative result over the judged rows, None where the verdict trusts the network."""
     given_back: np.ndarray
     """What is given back to the network's output over the judged rows (row levels, lattice, features, smooth
-    residual, defect surroundings: ``maed.publish``)."""
+    residual, defect surroundings: ``maed.publish``; the steps along the rows)."""
     seconds: float
 
 
@@ -174,16 +178,16 @@ def judge(job: GuardJob) -> GuardResult:
     # The chain of maed denoise (maed.publish) on the rows so far; the retrace's evidence for a lattice waits for
     # the final frame.
     result = publish(job.x, job.y, rows_aligned=job.rows_aligned, limits=job.limits)
-    level = job.level
+    level, steps = job.level, job.steps[:, None]
     conservative = None
     if result.conservative is not None:
-        conservative = result.conservative * level.scale + level.centre + job.plane
+        conservative = result.conservative * level.scale + level.centre + job.plane + steps
     return GuardResult(
         job=job,
         verdict=result.verdict,
         weight=result.weight,
         conservative=conservative,
-        given_back=(result.network - job.y) * level.scale,
+        given_back=(result.network - job.y) * level.scale + steps,
         seconds=time.perf_counter() - start,
     )
 
@@ -222,6 +226,10 @@ class StreamingDenoiser:
         self.verdict_start = 0
         """The first acquisition row ``verdict`` judged: it covers rows ``[verdict_start, verdict_rows)``."""
         self._levelled = np.zeros((rows, cols), dtype=np.float64)
+        self._alignment_levels = np.zeros(rows)
+        """What the row alignment took off each acquisition row (zeros where the rows are not aligned)."""
+        self._steps = np.zeros(rows)
+        """The steps along the rows the latest verdicts gave back, scan's unit, acquisition order."""
         self._level: Levelling | None = None
         self._moments = np.zeros(3)
         """Count, sum and sum of squares of the levelled rows so far."""
@@ -264,6 +272,7 @@ class StreamingDenoiser:
         level = Levelling(coeffs, 0.0, 1.0, self.rows, self.cols)
         p = fill_skipped(acq[:n] - level.plane(0, n))
         self._levelled[:n], self.rows_aligned = level_rows(p, self._levelling, LIVE_DOMINANCE)
+        self._alignment_levels[:n] = (p - self._levelled[:n]).mean(axis=1)
         self._moments = np.zeros(3)
         self._level = self._add_moments(level, self._levelled[:n])
 
@@ -272,6 +281,7 @@ class StreamingDenoiser:
         p = acq[start:n] - self._level.plane(start, n)
         rows = fill_skipped(np.concatenate([self._levelled[start - 1 : start], p]))
         self._levelled[start:n] = align_after(rows[0], rows[1:]) if self.rows_aligned else rows[1:]
+        self._alignment_levels[start:n] = (rows[1:] - self._levelled[start:n]).mean(axis=1)
         self._level = self._add_moments(self._level, self._levelled[start:n])
 
     def _add_moments(self, level: Levelling, rows: np.ndarray) -> Levelling:
@@ -324,6 +334,7 @@ class StreamingDenoiser:
         self._weight[start:stop] = 0
         self._conservative[start:stop] = np.nan
         self._given_back[start:stop] = 0
+        self._steps[start:stop] = 0
 
     def _compose(self, start: int, stop: int) -> None:
         """Published acquisition rows ``[start, stop)``: the network's, blended with the conservative
@@ -337,6 +348,16 @@ class StreamingDenoiser:
         levelled, then centred and scaled with the current centre and scale, as ``maed.normalise`` does."""
         level = self._level
         return (self._levelled[start : self._done] - level.centre) / (level.scale or 1.0)
+
+    def steps(self, start: int) -> np.ndarray:
+        """The surface's steps along the rows over acquisition rows ``[start, rows denoised)``, scan's unit: found in
+        what the alignment took off every row so far (``maed.line_offsets.surface_steps``, as ``maed.normalise`` for
+        the final frame), and continuous with what the latest verdicts gave back at the row above them (rows above
+        the guard's window keep what was published there)."""
+        steps = surface_steps(self._alignment_levels[: self._done])
+        if start > 0:
+            steps = steps - steps[start - 1] + self._steps[start - 1]
+        return steps[start:]
 
     @property
     def trust(self) -> dict | None:
@@ -379,6 +400,7 @@ class StreamingDenoiser:
             x=self.network_input(start)[measured],
             y=y,
             plane=plane,
+            steps=self.steps(start)[measured],
             level=level,
             limits=limits,
             rows_aligned=self.rows_aligned,
@@ -398,6 +420,7 @@ class StreamingDenoiser:
             self._weight[first:n][job.measured] = result.weight
             self._conservative[first:n][job.measured] = result.conservative
         self._given_back[first:n][job.measured] = result.given_back
+        self._steps[first:n][job.measured] = job.steps
         self.verdict, self.verdict_start, self.verdict_rows = result.verdict, first, n
         if was_guarded or result.conservative is not None or result.given_back.any():
             self._compose(first, self._done)

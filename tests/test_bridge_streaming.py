@@ -318,3 +318,22 @@ def test_streaming_levels_rows_as_maed_denoise_does(levelling, step_m):
     x, norm = normalise(raw, levelling)
     assert s.rows_aligned == norm.rows_aligned
     np.testing.assert_allclose(s.network_input(), x, atol=1e-5)
+
+
+@pytest.mark.parametrize("guard_window", [256, 64])
+def test_the_live_guard_gives_back_steps_along_the_rows(guard_window):
+    """The row alignment before the network takes a step edge along the fast axis for offsets (the terraces become
+    one ramp); each verdict gives the steps found in the rows so far back, as ``maed denoise`` does for the final
+    frame, continuous across the guard's windows."""
+    from test_line_offsets import stairs_under, terrace_error, walk
+
+    surface, noisy = stairs_under(walk)
+    raw = (noisy * 1e-10).astype(np.float32)
+    s = StreamingDenoiser(*raw.shape, "down", 4, 4, guard_window=guard_window)
+    frame = np.full_like(raw, np.nan)
+    for n in range(32, len(raw) + 1, 32):
+        frame[n - 32 : n] = raw[n - 32 : n]
+        s.update(frame, n, BlurBackend())
+        s.guard()
+    assert terrace_error(s.network / 1e-10, surface) > 0.5
+    assert terrace_error(s.denoised / 1e-10, surface) < 0.25

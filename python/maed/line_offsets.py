@@ -141,18 +141,25 @@ def surface_steps(levels: np.ndarray) -> np.ndarray:
             return none
         z = (smooth - smooth_centre) / smooth_spread
         kept = np.zeros(changes.size, dtype=bool)
+        spans: dict[int, float] = {}  # _spread_over by a run's length: O(rows) each, so once per length
         for sign in (1.0, -1.0):
             runs, _ = ndimage.label(sign * z > STEP_SHOULDER)
             for (rows,) in ndimage.find_objects(runs):
                 excess = sign * (changes[rows] - centre)
                 whole = float(excess.sum())
-                # What offsets move the levels by over as many rows: as a random walk of the rows' changes would,
-                # or as the rows away from the runs do, where that is less (offsets that undo their changes).
-                moved = min(spread * np.sqrt(excess.size), _spread_over(levels, quiet, excess.size, centre))
                 # A run from the first row or to the last is the piezo's creep after the move to the scan's start
                 # (the frame's first or last row, as the slow axis ran), which fades: offsets, not surface.
                 inside = 0 < rows.start and rows.stop < changes.size
-                kept[rows] = inside and excess.max() < STEP_SHARE * whole and whole >= STEP_Z * moved
+                if not (inside and excess.max() < STEP_SHARE * whole):
+                    continue
+                # What offsets move the levels by over as many rows: as a random walk of the rows' changes would,
+                # or as the rows away from the runs do, where that is less (offsets that undo their changes).
+                if whole < STEP_Z * spread * np.sqrt(excess.size):
+                    if excess.size not in spans:
+                        spans[excess.size] = _spread_over(levels, quiet, excess.size, centre)
+                    if whole < STEP_Z * spans[excess.size]:
+                        continue
+                kept[rows] = True
     if not kept.any():
         return none
     steps = np.where(kept, changes, float(np.median(changes[~kept])))
