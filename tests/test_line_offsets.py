@@ -10,7 +10,14 @@ from scipy import ndimage
 from maed.classical import align_rows
 from maed.denoise import denoise_guarded
 from maed.engine import load_backend
-from maed.line_offsets import INDEPENDENT_OFFSETS, MIN_SLOW_ROWS, changes_correlation, keep_slow_profile, surface_steps
+from maed.line_offsets import (
+    INDEPENDENT_OFFSETS,
+    MIN_SLOW_ROWS,
+    STRIPS,
+    changes_correlation,
+    keep_slow_profile,
+    surface_steps,
+)
 from maed.normalise import PLANE, ROW_ALIGNMENT, denormalise, normalise
 from maed.trust import conservative
 
@@ -168,7 +175,23 @@ def test_offsets_and_one_line_jumps_are_no_steps():
         walked = np.cumsum(rng.normal(size=SIZE))
         jump = walked + 20.0 * (np.arange(SIZE) >= SIZE // 2)
         for levels in (walked, jump, rng.normal(size=SIZE), rng.normal(size=SIZE) + np.cumsum(rng.normal(0, 0.5, SIZE))):
-            assert not surface_steps(levels).any()
+            assert not surface_steps(levels, alike(levels)).any()
+
+
+def alike(levels):
+    """Row changes by strip of columns where every strip changes as the whole row does (offsets, a step)."""
+    return np.repeat(np.diff(levels)[:, None], STRIPS, axis=1)
+
+
+def test_a_change_of_the_levels_in_part_of_the_columns_is_no_step():
+    """A feature over part of the rows moves the alignment's levels as a step would, but only where it lies: a step
+    along the rows changes every strip of columns alike."""
+    rng = np.random.default_rng(0)
+    levels = np.cumsum(rng.normal(size=SIZE)) + 30.0 * (1 + np.tanh((np.arange(SIZE) - 128) / 5.0))
+    assert surface_steps(levels, alike(levels)).any()
+    in_one_strip = alike(levels)
+    in_one_strip[:, 1:] = np.diff(levels - 30.0 * (1 + np.tanh((np.arange(SIZE) - 128) / 5.0)))[:, None]
+    assert not surface_steps(levels, in_one_strip).any()
 
 
 def test_maed_denoise_keeps_steps_along_the_rows():

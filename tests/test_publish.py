@@ -28,14 +28,24 @@ def test_the_live_guard_publishes_what_publish_decides(kind):
     decided = publish(x, y, rows_aligned=True)
     scale, centre, plane = 2.5, 0.7, 0.01 * C
     level = Levelling(coeffs=np.zeros(3), centre=centre, scale=scale, rows=128, cols=128)
+    steps = 0.4 * (np.arange(128) >= 64)  # the steps along the rows the live guard gives back with the verdict
     job = GuardJob(
-        start=0, rows=128, measured=np.ones(128, dtype=bool), x=x, y=y, plane=plane, level=level, limits=Thresholds(), rows_aligned=True
+        start=0,
+        rows=128,
+        measured=np.ones(128, dtype=bool),
+        x=x,
+        y=y,
+        plane=plane,
+        steps=steps,
+        level=level,
+        limits=Thresholds(),
+        rows_aligned=True,
     )
     live = judge(job)
     # As StreamingDenoiser._compose publishes a verdict:
     network = y * scale + centre + plane + live.given_back
     shown = network if live.conservative is None else (1 - live.weight) * network + live.weight * live.conservative
-    np.testing.assert_allclose(shown, decided.image * scale + centre + plane, atol=1e-9)
+    np.testing.assert_allclose(shown, decided.image * scale + centre + plane + steps[:, None], atol=1e-9)
     assert live.verdict.output == decided.verdict.output
     if kind == "bands":
         assert decided.conservative is not None and decided.weight.mean() > 0.3

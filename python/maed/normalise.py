@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .classical import align_rows, fit_plane
-from .line_offsets import keep_slow_profile, surface_steps
+from .line_offsets import keep_slow_profile, row_changes_by_strip, surface_steps
 
 PLANE_AND_ROWS = "plane+rows"
 PLANE = "plane"
@@ -94,13 +94,20 @@ def normalise(image: np.ndarray, levelling: str = PLANE_AND_ROWS) -> tuple[np.nd
     plane = fit_plane(image)
     levelled = image - plane
     network_input, rows_aligned = level_rows(levelled, levelling)
-    steps = surface_steps((levelled - network_input).mean(axis=1))[:, None] if rows_aligned else np.zeros((len(image), 1))
+    steps = np.zeros(len(image))
+    if rows_aligned:
+        steps = surface_steps((levelled - network_input).mean(axis=1), row_changes_by_strip(levelled))
+        # The plane fitted to the scan took the steps' least-squares line across the rows (it tilts a staircase's
+        # terraces); that goes back with the plane.
+        if steps.any():
+            rows = np.arange(len(steps))
+            steps = steps - np.polyval(np.polyfit(rows, steps, 1), rows)
     centre = float(network_input.mean())
     scale = float(network_input.std())
     # A perfectly flat scan (a constant-height Z channel) has nothing to scale: it goes in as zeros
     # and, with scale 0, whatever the network answers comes back as the same flat scan.
     x = ((network_input - centre) / (scale or 1.0)).astype(np.float32)
-    return x, Normalisation(plane, centre, scale, rows_aligned, steps)
+    return x, Normalisation(plane, centre, scale, rows_aligned, steps[:, None])
 
 
 def normalise_passes(trace: np.ndarray, retrace: np.ndarray, levelling: str = PLANE_AND_ROWS) -> tuple[np.ndarray, Normalisation]:
