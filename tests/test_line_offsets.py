@@ -202,3 +202,15 @@ def test_maed_denoise_keeps_steps_along_the_rows():
         surface, noisy = stairs_under(offsets)
         published = denoise_guarded(noisy * 1e-10, backend).data / 1e-10
         assert terrace_error(published, surface) < within
+
+
+def test_a_perfect_network_s_output_maps_back_to_the_surface_steps_and_all():
+    """Training asks the network for the clean surface less what ``denormalise`` gives back (the steps along the
+    rows included): a network that returns its target publishes the clean surface."""
+    from maed.training.dataset import normalised_pair
+
+    surface, noisy = stairs_under(walk)
+    x, target = normalised_pair(noisy, surface, PLANE)
+    _, norm = normalise(noisy, PLANE)
+    assert norm.steps.any()
+    np.testing.assert_allclose(denormalise(target, norm), surface, atol=1e-5)
