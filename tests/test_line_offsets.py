@@ -214,3 +214,19 @@ def test_a_perfect_network_s_output_maps_back_to_the_surface_steps_and_all():
     _, norm = normalise(noisy, PLANE)
     assert norm.steps.any()
     np.testing.assert_allclose(denormalise(target, norm), surface, atol=1e-5)
+
+
+def test_scans_narrower_than_the_strips_are_judged_one_strip_a_column():
+    """A scan of fewer columns than ``STRIPS`` (a narrow live stream) is judged one strip a column: no empty strip,
+    no warning, nothing NaN (an empty strip's NaN passed every strip's test)."""
+    import warnings
+
+    from maed.line_offsets import row_changes_by_strip
+
+    surface, noisy = stairs_under(walk)
+    for cols in (1, 3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            changes = row_changes_by_strip(noisy[:, :cols])
+            _, norm = normalise(noisy[:, :cols], PLANE)
+        assert changes.shape == (SIZE - 1, cols) and np.isfinite(changes).all() and np.isfinite(norm.steps).all()

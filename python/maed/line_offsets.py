@@ -125,12 +125,11 @@ of 12-20 pm given back that the network, seeing the molecules, had already mende
 
 
 def row_changes_by_strip(levelled: np.ndarray) -> np.ndarray:
-    """Per row after the first and per strip of columns (``STRIPS``), the median of the row's difference from the
-    row before it: (rows - 1, ``STRIPS``)."""
+    """Per row after the first and per strip of columns (``STRIPS``, or one a column where fewer), the median of the
+    row's difference from the row before it: (rows - 1, strips)."""
     differences = np.diff(np.asarray(levelled, dtype=np.float64), axis=0)
-    return np.stack(
-        [np.median(differences[:, columns], axis=1) for columns in np.array_split(np.arange(differences.shape[1]), STRIPS)], axis=1
-    )
+    strips = np.array_split(np.arange(differences.shape[1]), min(STRIPS, differences.shape[1]))
+    return np.stack([np.median(differences[:, columns], axis=1) for columns in strips], axis=1)
 
 
 def surface_steps(levels: np.ndarray, strip_changes: np.ndarray) -> np.ndarray:
