@@ -228,7 +228,7 @@ class StreamingDenoiser:
         self._levelled = np.zeros((rows, cols), dtype=np.float64)
         self._alignment_levels = np.zeros(rows)
         """What the row alignment took off each acquisition row (zeros where the rows are not aligned)."""
-        self._strip_changes = np.zeros((rows, STRIPS))
+        self._strip_changes = np.zeros((rows, min(STRIPS, cols)))
         """Per acquisition row, its change from the row before by strip of columns, before the alignment
         (``maed.line_offsets.row_changes_by_strip``; row 0: zeros)."""
         self._last_unaligned = np.zeros(cols)

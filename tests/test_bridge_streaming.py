@@ -337,3 +337,12 @@ def test_the_live_guard_gives_back_steps_along_the_rows(guard_window):
         s.guard()
     assert terrace_error(s.network / 1e-10, surface) > 0.5
     assert terrace_error(s.denoised / 1e-10, surface) < 0.25
+
+
+def test_a_frame_narrower_than_the_strips_streams_and_is_judged():
+    """The steps along the rows are searched in strips of columns, one a column where a frame has fewer
+    (``maed.line_offsets.row_changes_by_strip``): a 3-column stream is denoised and judged row by row."""
+    raw = make_pair(14, 96).noisy.astype(np.float32)[:, :3]
+    s, live, _ = stream(raw, "down", [16])
+    assert s.guard() is not None
+    assert np.isfinite(s.denoised).all() and np.isfinite(live).all()
