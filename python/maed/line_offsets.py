@@ -31,6 +31,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .classical import robust_spread
+
 DETREND_ROWS = 4.0
 """Gaussian (rows) of the trend taken off the row levels before their changes are correlated, so that a profile's
 edges (a terrace's rows, changing together) do not count."""
@@ -153,8 +155,8 @@ def surface_steps(levels: np.ndarray, strip_changes: np.ndarray) -> np.ndarray:
     kept = np.zeros(changes.size, dtype=bool)
     for _ in range(3):  # the spreads again over the rows away from the runs found, which widen them
         quiet = ~ndimage.binary_dilation(kept, iterations=int(3 * STEP_SMOOTH)) if kept.any() else np.ones_like(kept)
-        centre, spread = _centre_spread(changes[quiet])
-        smooth_centre, smooth_spread = _centre_spread(smooth[quiet])
+        centre, spread = float(np.median(changes[quiet])), robust_spread(changes[quiet])
+        smooth_centre, smooth_spread = float(np.median(smooth[quiet])), robust_spread(smooth[quiet])
         if smooth_spread == 0:
             return none
         z = (smooth - smooth_centre) / smooth_spread
@@ -185,12 +187,6 @@ def surface_steps(levels: np.ndarray, strip_changes: np.ndarray) -> np.ndarray:
     return np.concatenate(([0.0], np.cumsum(np.where(kept, changes - float(np.median(changes[~kept])), 0.0))))
 
 
-def _centre_spread(values: np.ndarray) -> tuple[float, float]:
-    """Median and robust spread (1.4826 MAD) of ``values``."""
-    centre = float(np.median(values))
-    return centre, 1.4826 * float(np.median(np.abs(values - centre)))
-
-
 def _spread_over(levels: np.ndarray, quiet: np.ndarray, rows: int, centre: float) -> float:
     """Robust spread of how far ``levels`` move over ``rows`` rows, the trend ``centre`` per row off, where all of
     those rows' changes are ``quiet``; infinite where fewer than 8 such spans are."""
@@ -200,7 +196,7 @@ def _spread_over(levels: np.ndarray, quiet: np.ndarray, rows: int, centre: float
     clear = np.convolve(quiet.astype(float), np.ones(rows), mode="valid") == rows
     if clear.sum() < 8:
         return float("inf")
-    return max(_centre_spread(spans[clear])[1], 1e-300)
+    return max(robust_spread(spans[clear]), 1e-300)
 
 
 def keep_slow_profile(levelled: np.ndarray, aligned: np.ndarray) -> np.ndarray:
