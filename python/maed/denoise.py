@@ -35,6 +35,7 @@ from .registration import registered_retrace, speed_ratio
 from .scanfiles import canonical_pass, write_gwy
 from .tiles import tile_starts
 from .trust import Thresholds, Verdict
+from .z_creep import NOT_FOUND, Creep, find_creep
 
 TILE = 384
 OVERLAP = 128
@@ -199,6 +200,8 @@ class GuardedResult:
     """Windows where a lattice over part of the scan, shown by both passes, was given back."""
     defects_beside: int = 0
     """Point defects whose surroundings were given back after the guard (``maed.feature_keep.keep_defect_surroundings``)."""
+    creep: Creep | None = None
+    """The creep of z taken off the published frame (``maed.z_creep``); None: none was found."""
 
     def lattice_record(self) -> dict:
         """The ``lattice`` entry of ``<stem>.json``."""
@@ -216,6 +219,10 @@ class GuardedResult:
             "share": round(self.features.share, 4),
             "defects_beside_given_back": self.defects_beside,
         }
+
+    def creep_record(self) -> dict:
+        """The ``z_creep`` entry of ``<stem>.json``."""
+        return NOT_FOUND if self.creep is None else self.creep.record()
 
 
 BOTH = "both"
@@ -263,6 +270,8 @@ def denoise_guarded(
     shape and orientation) confirms lattice peaks over the rows both passes measured. A two-pass model
     (``passes_of``) takes ``scan`` as the trace and ``other_pass`` as the retrace, registered onto it (``ratio``: the
     retrace's speed over the trace's), over the rows both measured; the guard judges its output against the trace.
+    The creep of z at the start of the frame, where the published frame shows one, is taken off last
+    (``maed.z_creep``).
     """
     two_pass = passes_of(backend) == 2
     if two_pass and np.shape(other_pass) != np.shape(scan):
@@ -287,7 +296,9 @@ def denoise_guarded(
     if both is not None and both.sum() >= MIN_LATTICE_ROWS:  # else one pass's evidence (maed.publish)
         other, other_rows = normalise(other_pass[both], levelling_of(backend))[0], both[measured]
     result = publish(x, y, rows_aligned=norm.rows_aligned, limits=limits, other=other, other_rows=other_rows)
-    data[measured] = denormalise(result.image, norm)
+    published = denormalise(result.image, norm)
+    creep = find_creep(published)
+    data[measured] = published if creep is None else published - creep.profile[:, None]
     fallback[measured] = result.weight
     return GuardedResult(
         data=data,
@@ -297,6 +308,7 @@ def denoise_guarded(
         lattice_windows=result.lattice_windows,
         features=result.features,
         defects_beside=result.defects_beside,
+        creep=creep,
     )
 
 
@@ -318,6 +330,7 @@ def result_record(
         "trust": result.verdict.as_dict(),
         "lattice": result.lattice_record(),
         "features": result.features_record(),
+        "z_creep": result.creep_record(),
     }
 
 

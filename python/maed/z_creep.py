@@ -1,0 +1,125 @@
+"""Creep of the z piezo at the start of a frame: found in a denoised frame and taken off it.
+
+After a large move (the approach, a new frame's offset, a change of bias or setpoint) the z piezo goes on
+relaxing for a while: the tip height drifts exponentially in time over the first tens of lines. Every column
+of a line moves alike, so it is neither the surface nor line offsets that change from line to line: a
+network that takes the offsets out keeps it as a slow profile across the rows, and
+``row_levels.keep_row_levels`` gives it back as the surface's own where the offsets are independent. On the
+blind simulator (``benchmarks/blind_score.py``), which draws such creep in 3 frames of 10 with amplitudes of
+10 to 500 pm, it was the largest error of 5 of the 72 scans (islands at 23.7 dB against the classical
+pipeline's 41.3), and the slow profile across the rows is, over all its scans, worth 3 dB of its mean
+(taking the output's slow row error away by oracle: 29.8 -> 32.8 dB).
+
+It is sought in the frame's row profile that every column shares: per row, the median over strips of columns
+of each strip's median change from the row before (``line_offsets.row_changes_by_strip``: a feature over part
+of the columns does not move it), through a running median over ``STEP_ROWS`` rows (a step edge along the
+rows, crossing them within one or two, does not either), summed over the rows. That profile is fitted by a line
+plus ``A exp(-t / tau)``, ``t`` counted in rows from either end of the frame (the first row scanned is at the
+top or at the bottom: frames are oriented for display, and a scan runs down or up), ``tau`` from
+``MIN_TAU_ROWS`` rows to half the frame (``MAX_TAU_SHARE``). It is taken off where
+
+- the exponential explains most of the profile that a line does not (``SHARE``), relaxing within the frame (its
+  best time constant is not the longest tried), and
+- each strip of columns, fitted on its own with the same exponential, moved by the same amount within a factor
+  of ``STRIP_FACTOR`` (what every column moves alike is the instrument; the surface's terraces and islands move
+  some strips and not others: diagonal steps make a bowed shared profile, but each strip sees its own staircase).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .line_offsets import row_changes_by_strip
+
+MIN_ROWS = 64
+"""Rows before creep is sought: over fewer, an exponential fits a piece of anything."""
+STEP_ROWS = 5
+"""Running median (rows) over the row changes: a step edge that crosses the rows within one or two is left out."""
+MIN_TAU_ROWS = 2.0
+"""Shortest time constant (rows) sought: a faster relaxation is over within a line or two, as a tip change is."""
+MAX_TAU_SHARE = 0.5
+"""Longest time constant tried, as a share of the frame's rows. A fit whose best time constant is the longest tried
+is no relaxation seen to its end but a bow across the frame, as the surface can have: it is left alone."""
+TAUS = 60
+"""Time constants tried, spaced evenly in their logarithm."""
+SHARE = 0.85
+"""Share of the shared row profile's variance about a line that the exponential must explain. Measured with
+``rt-plane`` (2026-12-03) on the blind simulator's 144 scans of two draws: frames with creep of 200 pm and more
+reach 0.87 to 0.998; every frame where taking the fit off lost 2 dB or more is under it, or fails ``STRIP_FACTOR``."""
+STRIP_FACTOR = 2.0
+"""Each strip's own amplitude must lie within this factor of the shared one (same sign)."""
+
+
+@dataclass(frozen=True)
+class Creep:
+    """An exponential relaxation of z over the rows, as found in a frame."""
+
+    profile: np.ndarray
+    """Per row, the height the creep added (zero-mean over the frame): what is taken off each row."""
+    amplitude: float
+    """Height of the creep at the row it starts from, in the frame's units."""
+    tau_rows: float
+    """Its time constant, in rows."""
+    from_row: str
+    """``"first"`` (the top row) or ``"last"``: the end of the frame it relaxes from."""
+
+    def record(self) -> dict:
+        """The ``z_creep`` entry of ``<stem>.json``."""
+        return {
+            "taken_off": True,
+            "amplitude": self.amplitude,
+            "tau_rows": round(self.tau_rows, 1),
+            "from_row": self.from_row,
+        }
+
+
+NOT_FOUND = {"taken_off": False}
+"""The ``z_creep`` entry of ``<stem>.json`` where none was taken off."""
+
+
+def _profiles(changes: np.ndarray) -> np.ndarray:
+    """Row profiles (rows, strips) from row changes (rows - 1, strips): running median, then summed from zero."""
+    smooth = ndimage.median_filter(changes, size=(STEP_ROWS, 1), mode="nearest")
+    return np.vstack([np.zeros((1, changes.shape[1])), np.cumsum(smooth, axis=0)])
+
+
+def _about_line(columns: np.ndarray) -> np.ndarray:
+    """``columns`` (rows, k) less each one's least-squares line over the rows."""
+    rows = len(columns)
+    line = np.column_stack([np.ones(rows), np.arange(rows) / rows])
+    return columns - line @ np.linalg.lstsq(line, columns, rcond=None)[0]
+
+
+def find_creep(frame: np.ndarray) -> Creep | None:
+    """The creep of z in ``frame`` (rows, columns; no NaN), or None where there is none to take off (see the
+    module's docstring)."""
+    frame = np.asarray(frame, dtype=np.float64)
+    rows = len(frame)
+    if rows < MIN_ROWS:
+        return None
+    changes = row_changes_by_strip(frame)
+    shared = _about_line(_profiles(np.median(changes, axis=1, keepdims=True)))[:, 0]
+    since = np.arange(rows, dtype=np.float64)
+    taus = np.geomspace(MIN_TAU_ROWS, MAX_TAU_SHARE * rows, TAUS)
+    # Every time constant from the first row, then every one from the last: (rows, 2 TAUS).
+    decays = np.hstack([np.exp(-since[:, None] / taus), np.exp(-since[::-1, None] / taus)])
+    residual_decays = _about_line(decays)
+    # A line plus one decay, fitted by least squares: the decay's share of the profile about the line is the
+    # square of their correlation once both have their lines taken off.
+    dots = residual_decays.T @ shared
+    norms = (residual_decays**2).sum(axis=0)
+    shares = dots**2 / np.maximum(norms * float(shared @ shared), np.finfo(float).tiny)
+    best = int(np.argmax(shares))
+    tau = float(taus[best % TAUS])
+    if shares[best] < SHARE or best % TAUS == TAUS - 1:
+        return None
+    amplitude = float(dots[best] / norms[best])
+    strip_amplitudes = (residual_decays[:, best] @ _about_line(_profiles(changes))) / norms[best]
+    ratios = strip_amplitudes / amplitude  # not zero: the decay explains a share of the profile
+    if not np.all((ratios >= 1 / STRIP_FACTOR) & (ratios <= STRIP_FACTOR)):
+        return None
+    profile = amplitude * decays[:, best]
+    return Creep(profile - profile.mean(), amplitude, tau, "first" if best < TAUS else "last")

@@ -1,0 +1,106 @@
+"""The creep of z at the start of a frame is found and taken off; the surface's own profile across the rows
+(steps along the rows, diagonal terraces, an island over some of the columns) is not taken for it."""
+
+import json
+
+import numpy as np
+
+from maed.denoise import denoise_guarded, result_record
+from maed.normalise import PLANE
+from maed.z_creep import MIN_ROWS, find_creep
+
+SIZE = 256
+
+
+def _lattice(rows: int = SIZE, cols: int = SIZE) -> np.ndarray:
+    y, x = np.mgrid[0:rows, 0:cols].astype(float)
+    return np.cos(2 * np.pi * x / 7.0) + np.cos(2 * np.pi * (0.5 * x + 0.87 * y) / 7.0)
+
+
+def _creep(amplitude: float, tau: float, rows: int = SIZE) -> np.ndarray:
+    return amplitude * np.exp(-np.arange(rows) / tau)[:, None]
+
+
+def _noise(seed: int = 1, sigma: float = 0.3, shape: tuple[int, int] = (SIZE, SIZE)) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, sigma, shape)
+
+
+def test_creep_over_a_lattice_is_found_measured_and_taken_off():
+    surface = _lattice()
+    frame = surface + _creep(20.0, 30.0) + _noise()
+    creep = find_creep(frame)
+    assert creep is not None
+    assert creep.from_row == "first"
+    assert abs(creep.amplitude / 20.0 - 1) < 0.1
+    assert abs(creep.tau_rows / 30.0 - 1) < 0.2
+    left = (frame - creep.profile[:, None] - surface).mean(axis=1)
+    left -= np.polyval(np.polyfit(np.arange(SIZE), left, 1), np.arange(SIZE))
+    assert np.sqrt(np.mean(left**2)) < 0.05 * 20.0
+
+
+def test_a_frame_scanned_upwards_relaxes_from_its_last_row():
+    frame = (_lattice() + _creep(-20.0, 40.0) + _noise(2))[::-1]
+    creep = find_creep(frame)
+    assert creep is not None
+    assert creep.from_row == "last"
+    assert abs(creep.amplitude / -20.0 - 1) < 0.1
+
+
+def test_steps_along_the_rows_do_not_hide_the_creep_nor_pass_for_it():
+    terraces = 3.0 * (np.arange(SIZE) // 50)[:, None] * np.ones((1, SIZE))
+    assert find_creep(terraces + _lattice() + _noise(3)) is None
+    creep = find_creep(terraces + _lattice() + _creep(20.0, 25.0) + _noise(3))
+    assert creep is not None
+    assert abs(creep.amplitude / 20.0 - 1) < 0.1
+
+
+def test_diagonal_terraces_whose_row_profile_is_bowed_are_no_creep():
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    distance = (x + y) / np.sqrt(2)
+    terraces = 4.0 * np.floor(distance / 40.0)
+    # a staircase down then up: its row means bow as a relaxation would
+    bowed = np.where(distance < 180, terraces, 2 * 4.0 * np.floor(180 / 40.0) - terraces)
+    assert find_creep(bowed + _noise(4)) is None
+
+
+def test_an_island_over_some_of_the_columns_is_no_creep():
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    island = 5.0 * (np.hypot((y - 20) / 40, (x - 50) / 45) < 1)
+    assert find_creep(island + _lattice() + _noise(5)) is None
+
+
+def test_too_few_rows_are_not_judged():
+    frame = _lattice(MIN_ROWS - 1) + _creep(8.0, 10.0, MIN_ROWS - 1)
+    assert find_creep(frame) is None
+
+
+class _PlaneIdentity:
+    """A network that levels nothing and removes nothing: what it is given comes back."""
+
+    name = model = "identity"
+    weights_sha256 = "none"
+    levelling = PLANE
+    size_multiple = 16
+
+    def denoise(self, batch):
+        return batch
+
+
+def test_maed_denoise_takes_the_creep_off_and_says_so(tmp_path):
+    # a corrugation that the creep does not dominate: the rows are not aligned, which would take the creep off too
+    surface = 4.0 * _lattice()
+    scan = surface + _creep(12.0, 35.0) + _noise(6, 0.05)
+    result = denoise_guarded(scan, _PlaneIdentity())
+    error = (result.data - surface).mean(axis=1)
+    error -= np.polyval(np.polyfit(np.arange(SIZE), error, 1), np.arange(SIZE))
+    assert np.sqrt(np.mean(error**2)) < 0.05 * 12.0
+    record = json.loads(json.dumps(result_record(tmp_path / "a.sxm", tmp_path / "a.npy", "trace", None, _PlaneIdentity(), result)))
+    assert record["z_creep"]["taken_off"] is True
+    assert abs(record["z_creep"]["amplitude"] / 12.0 - 1) < 0.1
+    assert record["z_creep"]["from_row"] == "first"
+
+
+def test_maed_denoise_says_when_there_was_no_creep(tmp_path):
+    result = denoise_guarded(_lattice() + _noise(7, 0.05), _PlaneIdentity())
+    record = result_record(tmp_path / "a.sxm", tmp_path / "a.npy", "trace", None, _PlaneIdentity(), result)
+    assert record["z_creep"] == {"taken_off": False}
