@@ -11,6 +11,9 @@ Three sets, each through ``maed denoise``'s path (``denoise_guarded``), 256 x 25
   or a random walk of them (8 scans each): a feature that fills most of the rows it lies in.
 - ``tip jumps``: molecules on a flat terrace with one tip change of 30 to 100 pm (whole lines shifted from one row
   on), which the product should remove (8 scans).
+- ``z creep``: the same molecules with the z piezo's creep from the first row (50 to 300 pm, 10 to 80 rows), which
+  the product should remove (8 scans); ``mound``: the same molecules on a wide mound, a profile across the rows that
+  is the surface's (8 scans).
 - ``rows``: a 1-D row structure (a cosine and its second harmonic, 25 pm) of period 4 to 14 pixels at 30 to 80
   degrees from the columns, under ``foreign_noise.foreign`` noise of 0.3 of its rms (one scan each). To one pass,
   such rows are pick-up, which lies on oblique lines in time.
@@ -94,17 +97,47 @@ def island_scans(walk: bool, rng: np.random.Generator, count: int = 8) -> list[t
     return scans
 
 
-def tip_jump_scans(rng: np.random.Generator, count: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
+def _molecules(rng: np.random.Generator) -> np.ndarray:
+    """12 molecules of 100 pm, 3 to 8 pixels wide, on a flat terrace."""
     yy, xx = _grid()
+    clean = np.zeros((SIZE, SIZE))
+    for _ in range(12):
+        cx, cy, width = rng.uniform(0, SIZE), rng.uniform(0, SIZE), rng.uniform(3, 8)
+        clean += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * width**2)) * 100e-12
+    return clean
+
+
+def tip_jump_scans(rng: np.random.Generator, count: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
     scans = []
     for _ in range(count):
-        clean = np.zeros((SIZE, SIZE))
-        for _ in range(12):
-            cx, cy, width = rng.uniform(0, SIZE), rng.uniform(0, SIZE), rng.uniform(3, 8)
-            clean += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * width**2)) * 100e-12
+        clean = _molecules(rng)
         jump = np.zeros((SIZE, 1))
         jump[rng.integers(40, SIZE - 40) :] = rng.choice([-1, 1]) * rng.uniform(30e-12, 100e-12)
         scans.append((clean + jump + rng.normal(0, NOISE_M, clean.shape), clean))
+    return scans
+
+
+def creep_scans(rng: np.random.Generator, count: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Molecules with the z piezo's creep from the first row (50 to 300 pm relaxing over 10 to 80 rows), which the
+    product should remove."""
+    scans = []
+    for _ in range(count):
+        clean = _molecules(rng)
+        creep = rng.choice([-1, 1]) * rng.uniform(50e-12, 300e-12) * np.exp(-np.arange(SIZE) / rng.uniform(10, 80))
+        scans.append((clean + creep[:, None] + rng.normal(0, NOISE_M, clean.shape), clean))
+    return scans
+
+
+def mound_scans(rng: np.random.Generator, count: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Molecules on a wide mound (100 to 300 pm, 40 to 100 pixels wide, its top anywhere in the frame's upper half):
+    a profile across the rows that is the surface's, which the product should keep."""
+    yy, xx = _grid()
+    scans = []
+    for _ in range(count):
+        cx, cy, width = rng.uniform(0, SIZE), rng.uniform(0, SIZE / 2), rng.uniform(40, 100)
+        mound = rng.uniform(100e-12, 300e-12) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * width**2))
+        clean = _molecules(rng) + mound
+        scans.append((clean + rng.normal(0, NOISE_M, clean.shape), clean))
     return scans
 
 
@@ -145,6 +178,9 @@ def main() -> None:
         ("islands, random walk", island_scans(True, rng)),
         ("tip jumps", tip_jump_scans(rng)),
         ("rows at 30-80 degrees, foreign noise", row_scans(rng)),
+        # their own generator, so that the sets above draw what they drew before
+        ("z creep from the first row", creep_scans(np.random.default_rng(9))),
+        ("molecules on a mound", mound_scans(np.random.default_rng(10))),
     ):
         cells = [f"{np.mean([psnr(method(noisy), clean) for noisy, clean in scans]):.2f} dB" for method in methods.values()]
         print(f"{label} | " + " | ".join(cells), flush=True)

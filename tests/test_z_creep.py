@@ -4,9 +4,11 @@
 import json
 
 import numpy as np
+from scanfile_helpers import write_sxm
 
-from maed.denoise import denoise_guarded, result_record
+from maed.denoise import denoise_file, denoise_guarded, result_record
 from maed.normalise import PLANE
+from maed.scanfiles import read_channel, scanned_upwards
 from maed.z_creep import MIN_ROWS, find_creep
 
 SIZE = 256
@@ -40,10 +42,15 @@ def test_creep_over_a_lattice_is_found_measured_and_taken_off():
 
 def test_a_frame_scanned_upwards_relaxes_from_its_last_row():
     frame = (_lattice() + _creep(-20.0, 40.0) + _noise(2))[::-1]
-    creep = find_creep(frame)
+    creep = find_creep(frame, scanned_up=True)
     assert creep is not None
     assert creep.from_row == "last"
     assert abs(creep.amplitude / -20.0 - 1) < 0.1
+
+
+def test_a_relaxation_into_the_row_scanned_last_is_no_creep():
+    # the piezo relaxes after the move to the frame's start, not towards its end
+    assert find_creep((_lattice() + _creep(-20.0, 40.0) + _noise(2))[::-1]) is None
 
 
 def test_steps_along_the_rows_do_not_hide_the_creep_nor_pass_for_it():
@@ -104,3 +111,15 @@ def test_maed_denoise_says_when_there_was_no_creep(tmp_path):
     result = denoise_guarded(_lattice() + _noise(7, 0.05), _PlaneIdentity())
     record = result_record(tmp_path / "a.sxm", tmp_path / "a.npy", "trace", None, _PlaneIdentity(), result)
     assert record["z_creep"] == {"taken_off": False}
+
+
+def test_maed_denoise_seeks_the_creep_from_the_row_a_nanonis_scan_began(tmp_path):
+    surface = 4.0e-10 * _lattice()
+    scan = surface + 12.0e-10 * np.exp(-np.arange(SIZE) / 35.0)[:, None] + _noise(8, 0.05e-10)
+    # stored as scanned, the first line first; the reader turns an upward scan for display
+    path = tmp_path / "up.sxm"
+    write_sxm(path, (("Z", "m", "both"),), SIZE, SIZE, scan_dir="up", planes=[scan, scan[:, ::-1]])
+    assert scanned_upwards(read_channel(path))
+    _, record = denoise_file(path, tmp_path / "denoised", _PlaneIdentity())
+    assert record["z_creep"]["taken_off"] is True
+    assert record["z_creep"]["from_row"] == "last"

@@ -32,7 +32,7 @@ from .lattice_keep import BOTH_PASSES, LatticePeaks
 from .normalise import Normalisation, denormalise, levelling_of, normalise, normalise_passes
 from .publish import MIN_LATTICE_ROWS, publish
 from .registration import registered_retrace, speed_ratio
-from .scanfiles import canonical_pass, write_gwy
+from .scanfiles import canonical_pass, scanned_upwards, write_gwy
 from .tiles import tile_starts
 from .trust import Thresholds, Verdict
 from .z_creep import NOT_FOUND, Creep, find_creep
@@ -261,6 +261,7 @@ def denoise_guarded(
     limits: Thresholds = Thresholds(),
     other_pass: np.ndarray | None = None,
     ratio: float = 1.0,
+    scanned_up: bool = False,
 ) -> GuardedResult:
     """The network's denoised scan where it passes the trust guard, the conservative result where not, with what
     the network took and should not have given back first (``maed.publish``).
@@ -271,7 +272,7 @@ def denoise_guarded(
     (``passes_of``) takes ``scan`` as the trace and ``other_pass`` as the retrace, registered onto it (``ratio``: the
     retrace's speed over the trace's), over the rows both measured; the guard judges its output against the trace.
     The creep of z at the start of the frame, where the published frame shows one, is taken off last
-    (``maed.z_creep``).
+    (``maed.z_creep``; ``scanned_up``: the scan's last row was scanned first).
     """
     two_pass = passes_of(backend) == 2
     if two_pass and np.shape(other_pass) != np.shape(scan):
@@ -297,7 +298,7 @@ def denoise_guarded(
         other, other_rows = normalise(other_pass[both], levelling_of(backend))[0], both[measured]
     result = publish(x, y, rows_aligned=norm.rows_aligned, limits=limits, other=other, other_rows=other_rows)
     published = denormalise(result.image, norm)
-    creep = find_creep(published)
+    creep = find_creep(published, scanned_up)
     data[measured] = published if creep is None else published - creep.profile[:, None]
     fallback[measured] = result.weight
     return GuardedResult(
@@ -387,7 +388,8 @@ def denoise_file(
         both = int((np.isfinite(scan.data).all(axis=1) & np.isfinite(scan.other_pass).all(axis=1)).sum())
         if both < MIN_SIZE:
             raise ScanError(f"{path}: only {both} rows were measured in both passes; at least {MIN_SIZE} are needed")
-    result = denoise_guarded(scan.data, backend, other_pass=scan.other_pass, ratio=ratio)
+    scanned_up = scan.source is not None and scanned_upwards(scan.source)
+    result = denoise_guarded(scan.data, backend, other_pass=scan.other_pass, ratio=ratio, scanned_up=scanned_up)
     dest, record_path, gwy = (Path(f"{stem}{suffix}") for suffix in OUTPUT_SUFFIXES)
     with atomic_path(dest) as tmp, open(tmp, "wb") as f:
         np.save(f, result.data)  # through a file object: np.save would add .npy to the temporary name

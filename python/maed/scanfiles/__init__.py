@@ -85,6 +85,12 @@ def companion_files(path: Path | str) -> list[Path]:
     return matrix.companions(path) if path.suffix.lower().endswith("_mtrx") else []
 
 
+def scanned_upwards(image: ChannelImage) -> bool:
+    """Whether ``image``'s last row was scanned first: its reader turned the frame for display (a Nanonis scan that
+    ran up). Other formats are taken as they are stored, the first row scanned first."""
+    return image.format == "nanonis" and nanonis.scanned_up(image.header)
+
+
 def read_channel(path: Path | str, channel: str | None = None, pass_: str = "trace") -> ChannelImage:
     """One image of the file at ``path``: channel ``channel`` of pass ``pass_``; None: the scan's signal
     (the topograph, or the current where the scan was taken at constant height: ``signal.choose``)."""
@@ -118,5 +124,6 @@ __all__ = [
     "read_file",
     "read_channel",
     "list_channels",
+    "scanned_upwards",
     "write_gwy",
 ]

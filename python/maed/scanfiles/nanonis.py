@@ -75,6 +75,11 @@ def _numbers(header: dict[str, str], key: str, path: Path) -> list[float]:
         raise ScanFileError(f"{path}: Nanonis header field :{key}: missing or not numbers") from None
 
 
+def scanned_up(header: dict) -> bool:
+    """Whether the scan ran up (``SCAN_DIR``): its first line is stored first and is the bottom row on display."""
+    return str(header.get("SCAN_DIR", "down")).strip().lower() == "up"
+
+
 def read(path: Path, raw: bytes) -> ScanFile:
     """Every channel and pass of the ``.sxm`` file ``path`` whose bytes are ``raw``."""
     end = raw.find(b":SCANIT_END:")
@@ -106,7 +111,7 @@ def read(path: Path, raw: bytes) -> ScanFile:
             f"{path}: truncated: {len(planes)} images of {rows}x{cols} need {len(planes) * size} values, the file holds {values.size}"
         )
 
-    flip_rows = header.get("SCAN_DIR", "down").strip().lower() == "up"
+    flip_rows = scanned_up(header)
     images = []
     for i, (name, pass_, unit) in enumerate(planes):
         image = values[i * size : (i + 1) * size].reshape(rows, cols).astype(np.float64)
