@@ -225,6 +225,9 @@ class StreamingDenoiser:
         """Rows scanned (``rows_done``) when ``verdict`` was computed."""
         self.verdict_start = 0
         """The first acquisition row ``verdict`` judged: it covers rows ``[verdict_start, verdict_rows)``."""
+        self.z_creep: dict | None = None
+        """What the final frame took off as the z piezo's creep (``GuardedResult.creep_record``, its ``from_row`` in
+        frame orientation); None before the final frame."""
         self._levelled = np.zeros((rows, cols), dtype=np.float64)
         self._alignment_levels = np.zeros(rows)
         """What the row alignment took off each acquisition row (zeros where the rows are not aligned)."""
@@ -456,6 +459,9 @@ class StreamingDenoiser:
             result = denoise_guarded(acq[:n], backend, limits=limits, other_pass=other)
             self.acquisition_order(final)[:n] = result.data
             verdict = result.verdict
+            self.z_creep = result.creep_record()
+            if self.z_creep["taken_off"] and self.slow_axis == "up":  # found in acquisition order; named as framed
+                self.z_creep["from_row"] = "last"
         # Only now: if the pass fails, the live frame is still whole.
         self.denoised = final
         self.verdict, self.verdict_start, self.verdict_rows = verdict, 0, n

@@ -578,6 +578,7 @@ class Worker:
             "final_full_frame_pass": full_pass,
             "recovered": state.recovered,
             "trust": scan.stream.trust,
+            "z_creep": scan.stream.z_creep,
             "trace_retrace": scan.trace_retrace,
             "drift": scan.drift,
             "alerts": [dict(a, evidence=_plain(a["evidence"])) for a in scan.alerts],

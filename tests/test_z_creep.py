@@ -6,6 +6,7 @@ import json
 import numpy as np
 from scanfile_helpers import write_sxm
 
+from maed.bridge.streaming import StreamingDenoiser
 from maed.denoise import denoise_file, denoise_guarded, result_record
 from maed.normalise import PLANE
 from maed.scanfiles import read_channel, scanned_upwards
@@ -123,3 +124,14 @@ def test_maed_denoise_seeks_the_creep_from_the_row_a_nanonis_scan_began(tmp_path
     _, record = denoise_file(path, tmp_path / "denoised", _PlaneIdentity())
     assert record["z_creep"]["taken_off"] is True
     assert record["z_creep"]["from_row"] == "last"
+
+
+def test_the_final_live_frame_of_an_upward_scan_takes_the_creep_off_its_bottom_rows():
+    surface = 4.0 * _lattice()
+    scanned = surface + _creep(12.0, 35.0) + _noise(9, 0.05)  # acquisition order: the first line first
+    stream = StreamingDenoiser(SIZE, SIZE, "up")
+    final = stream.final(scanned[::-1], SIZE, _PlaneIdentity())  # the frame as displayed: the first line at the bottom
+    assert stream.z_creep["taken_off"] is True and stream.z_creep["from_row"] == "last"
+    error = (final - surface[::-1]).mean(axis=1)
+    error -= np.polyval(np.polyfit(np.arange(SIZE), error, 1), np.arange(SIZE))
+    assert np.sqrt(np.mean(error**2)) < 0.05 * 12.0
