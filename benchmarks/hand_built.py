@@ -1,6 +1,6 @@
 """Models on hand-built scans that no simulator of this project draws: where the network takes structure for artefacts.
 
-Three sets, each through ``maed denoise``'s path (``denoise_guarded``), 256 x 256, white noise of 5 pm:
+Sets of hand-built scans, each through ``maed denoise``'s path (``denoise_guarded``), 256 x 256, white noise of 5 pm:
 
 - ``steps``: one or three straight steps of 100 pm at 0 to 12 degrees from the scan lines, with no line offsets,
   offsets drawn per line, or a random walk of them (6 scans an angle); and at 0 and 2 degrees with edges that wander

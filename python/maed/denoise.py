@@ -35,7 +35,8 @@ from .registration import registered_retrace, speed_ratio
 from .scanfiles import canonical_pass, scanned_upwards, write_gwy
 from .tiles import tile_starts
 from .trust import Thresholds, Verdict
-from .z_creep import NOT_FOUND, Creep, find_creep
+from .z_creep import Creep, find_creep
+from .z_creep import record as z_creep_record
 
 TILE = 384
 OVERLAP = 128
@@ -222,7 +223,7 @@ class GuardedResult:
 
     def creep_record(self) -> dict:
         """The ``z_creep`` entry of ``<stem>.json``."""
-        return NOT_FOUND if self.creep is None else self.creep.record()
+        return z_creep_record(self.creep)
 
 
 BOTH = "both"

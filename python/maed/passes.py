@@ -55,17 +55,18 @@ def pick_pair(path: Path) -> tuple[ChannelImage, ChannelImage | None]:
 
 
 def guarded_outputs(
-    data: np.ndarray, backends: dict[str, Backend], other_pass: np.ndarray | None = None
+    data: np.ndarray, backends: dict[str, Backend], other_pass: np.ndarray | None = None, scanned_up: bool = False
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, str]]:
     """One pass levelled (best plane, medians of row differences, as the network sees it, in the pass's units)
     and, per back end, its output as ``maed denoise`` publishes it (``denoise_guarded``) levelled alike, the rows'
     offsets as the back end left them, with what the guard published. ``noreference.match_rows`` takes the row
-    offsets out of a comparison; ``trace_retrace.row_errors`` does so itself."""
+    offsets out of a comparison; ``trace_retrace.row_errors`` does so itself. ``scanned_up``: the pass's last row was
+    scanned first (``scanfiles.scanned_upwards``)."""
     x, norm = normalise(data)
     levelled = x.astype(np.float64) * norm.scale
     outputs, verdicts = {}, {}
     for name, backend in backends.items():
-        result = denoise_guarded(data, backend, other_pass=other_pass)
+        result = denoise_guarded(data, backend, other_pass=other_pass, scanned_up=scanned_up)
         outputs[name] = result.data.astype(np.float64) - norm.plane - norm.centre
         verdicts[name] = result.verdict.output
     return levelled, outputs, verdicts

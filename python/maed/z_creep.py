@@ -57,7 +57,7 @@ STRIP_FACTOR = 2.0
 """Each strip's own amplitude must lie within this factor of the shared one (same sign)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: it holds an array, which == cannot compare to one truth value
 class Creep:
     """An exponential relaxation of z over the rows, as found in a frame."""
 
@@ -70,18 +70,12 @@ class Creep:
     from_row: str
     """``"first"`` (the top row) or ``"last"``: the end of the frame it relaxes from, the row scanned first."""
 
-    def record(self) -> dict:
-        """The ``z_creep`` entry of ``<stem>.json``."""
-        return {
-            "taken_off": True,
-            "amplitude": self.amplitude,
-            "tau_rows": round(self.tau_rows, 1),
-            "from_row": self.from_row,
-        }
 
-
-NOT_FOUND = {"taken_off": False}
-"""The ``z_creep`` entry of ``<stem>.json`` where none was taken off."""
+def record(creep: Creep | None) -> dict:
+    """The ``z_creep`` entry of ``<stem>.json`` for ``creep`` (None: none was taken off); a new dict each call."""
+    if creep is None:
+        return {"taken_off": False}
+    return {"taken_off": True, "amplitude": creep.amplitude, "tau_rows": round(creep.tau_rows, 1), "from_row": creep.from_row}
 
 
 def _profiles(changes: np.ndarray) -> np.ndarray:

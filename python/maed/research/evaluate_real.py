@@ -58,7 +58,7 @@ from ..noreference import (
 )
 from ..passes import CLASSICAL, CLASSICAL_LABEL, display_unit, guarded_outputs, pick_pair
 from ..registration import BAND_ROWS, KNOT_PX, register, speed_ratio
-from ..scanfiles import ScanFileError, sniff
+from ..scanfiles import ScanFileError, scanned_upwards, sniff
 from ..trace_retrace import BLOCK_ROWS, estimated_true_error, removed_noise, row_errors, summarise
 from . import bm3d_eval
 from .bench import cpu_model
@@ -93,7 +93,9 @@ class PassResult:
         return {name: match_rows(self.levelled, out) for name, out in self.published.items()}
 
 
-def denoise_pass(data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool, other_pass: np.ndarray | None = None) -> PassResult:
+def denoise_pass(
+    data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool, other_pass: np.ndarray | None = None, scanned_up: bool = False
+) -> PassResult:
     """Level one pass (best plane, medians of row differences, as the network sees it) and run every method.
 
     Models run as ``maed denoise`` runs them (``denoise_guarded``, with the trust guard and, where
@@ -101,8 +103,9 @@ def denoise_pass(data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool
     the network's normalisation put back; the
     classical pipeline runs on the raw pass (it levels by itself); BM3D runs on the levelled pass.
     What is judged has each output's per-row offsets matched to the levelled input (``PassResult.outputs``).
+    ``scanned_up``: the pass's last row was scanned first (``scanfiles.scanned_upwards``).
     """
-    levelled, published, _ = guarded_outputs(data, backends, other_pass)
+    levelled, published, _ = guarded_outputs(data, backends, other_pass, scanned_up)
     published[CLASSICAL_LABEL] = run_pipeline(CLASSICAL, data)
     sigma = None
     if with_bm3d:
@@ -502,8 +505,11 @@ def evaluate_real(folder: Path | None, out_dir: Path, models: list[str], with_bm
         if retrace_image is not None:
             rows = rows & retrace_image.measured_rows
         other = retrace_image.data[rows] if retrace_image is not None else None
-        trace = denoise_pass(trace_image.data[rows], backends, with_bm3d, other)
-        retrace = denoise_pass(retrace_image.data[rows], backends, with_bm3d, trace_image.data[rows]) if retrace_image is not None else None
+        up = scanned_upwards(trace_image)
+        trace = denoise_pass(trace_image.data[rows], backends, with_bm3d, other, up)
+        retrace = (
+            denoise_pass(retrace_image.data[rows], backends, with_bm3d, trace_image.data[rows], up) if retrace_image is not None else None
+        )
         source = SOURCES.get(path.name, "unknown")
         scan = {
             "file": path.name,

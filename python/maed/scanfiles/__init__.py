@@ -87,8 +87,13 @@ def companion_files(path: Path | str) -> list[Path]:
 
 def scanned_upwards(image: ChannelImage) -> bool:
     """Whether ``image``'s last row was scanned first: its reader turned the frame for display (a Nanonis scan that
-    ran up). Other formats are taken as they are stored, the first row scanned first."""
-    return image.format == "nanonis" and nanonis.scanned_up(image.header)
+    ran up, a MATRIX file's up frame). Createc, RHK and Gwyddion images are taken as the first row scanned first:
+    their files do not say otherwise in a way this package reads."""
+    if image.format == "nanonis":
+        return nanonis.scanned_up(image.header)
+    if image.format == "matrix":
+        return matrix.scanned_up(image.name)
+    return False
 
 
 def read_channel(path: Path | str, channel: str | None = None, pass_: str = "trace") -> ChannelImage:

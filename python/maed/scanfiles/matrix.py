@@ -211,6 +211,11 @@ def _counts(raw: bytes, path: Path) -> tuple[np.ndarray, int]:
     raise ScanFileError(f"{path}: Omicron MATRIX file without image data")
 
 
+def scanned_up(name: str) -> bool:
+    """Whether the image named ``name`` is of the up frame, scanned bottom first (the down frame is ``<name> down``)."""
+    return not name.endswith(" down")
+
+
 def read(path: Path, raw: bytes) -> ScanFile:
     """Every pass of the MATRIX image file ``path`` whose bytes are ``raw``, with its parameter file."""
     if raw[len(MAGIC) : len(MAGIC) + 4] == b"ATEM":
