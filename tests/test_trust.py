@@ -1,5 +1,7 @@
 """The trust guard: an honest denoiser passes; one that invents a pattern or erases a lattice is caught."""
 
+import warnings
+
 import numpy as np
 from scipy import ndimage
 
@@ -172,3 +174,10 @@ def test_the_fallback_smooths_a_noisy_scan_and_leaves_a_quiet_one_sharp():
     quiet, noisy = lattice + rng.normal(0, 0.05, lattice.shape), lattice + rng.normal(0, 2.0, lattice.shape)
     np.testing.assert_array_equal(conservative(quiet), quiet)
     np.testing.assert_array_equal(conservative(noisy), ndimage.gaussian_filter(noisy, 1.0, mode="reflect"))
+
+
+def test_the_fallback_of_a_single_row_is_that_row_and_warns_of_nothing():
+    row = np.random.default_rng(5).normal(size=(1, 64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(conservative(row), row)

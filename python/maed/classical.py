@@ -113,8 +113,10 @@ def robust_spread(values: ArrayLike, axis: int | None = None) -> float | NDArray
 
 
 def row_difference_spread(img: ArrayLike) -> float:
-    """``robust_spread`` of the differences between neighbouring rows, where STM noise is independent."""
-    return robust_spread(np.diff(_as_image(img), axis=0))
+    """``robust_spread`` of the differences between neighbouring rows, where STM noise is independent; 0 for a
+    single row, which has no neighbour to tell its noise by."""
+    differences = np.diff(_as_image(img), axis=0)
+    return robust_spread(differences) if differences.size else 0.0
 
 
 def _scar_mask(img: Image, limit: float, max_width: int) -> NDArray[np.bool_]:
