@@ -43,7 +43,9 @@ back, where it did, and the surface's steps along the rows that the row alignmen
 as ``maed.normalise`` finds them for the final frame) and the conservative result (blended by the guard's weight) where it does
 not, then the surroundings of point defects given back where that changed them beyond noise
 (``maed.feature_keep.keep_defect_surroundings``), over the rows that verdict covered. Rows scanned
-after it are the network's until the next verdict.
+after it are the network's until the next verdict. From ``maed.z_creep.MIN_ROWS`` rows on, each verdict also
+seeks the z piezo's creep in every row published so far and takes it off them all (``maed.z_creep``, as the
+final frame does): a relaxation from the first row scanned, so the rows scanned later barely move.
 
 The final frame of a scan comes from ``final``: ``maed.denoise.denoise_guarded`` (what ``maed
 denoise`` publishes) over the scanned rows in acquisition order, so for a down scan it is
@@ -67,6 +69,8 @@ from maed.line_offsets import STRIPS, row_changes_by_strip, surface_steps
 from maed.normalise import PLANE_AND_ROWS, level_rows, levelling_of
 from maed.publish import publish
 from maed.trust import Thresholds, Verdict
+from maed.z_creep import MIN_ROWS as CREEP_MIN_ROWS
+from maed.z_creep import find_creep
 
 HALO = 48
 REFINE = 16
@@ -238,6 +242,9 @@ class StreamingDenoiser:
         """The latest row levelled but not aligned (skipped rows filled)."""
         self._steps = np.zeros(rows)
         """The steps along the rows the latest verdicts gave back, scan's unit, acquisition order."""
+        self._creep = np.zeros(rows)
+        """The z piezo's creep the latest verdict took off each row (``maed.z_creep``), scan's unit, acquisition
+        order: the relaxation itself, not centred on the rows so far, so that rows scanned later meet it at ~0."""
         self._level: Levelling | None = None
         self._moments = np.zeros(3)
         """Count, sum and sum of squares of the levelled rows so far."""
@@ -354,7 +361,8 @@ class StreamingDenoiser:
         result by the latest verdict's weight."""
         net = self.acquisition_order(self.network)[start:stop] + self._given_back[start:stop]
         w = self._weight[start:stop]
-        self.acquisition_order(self.denoised)[start:stop] = np.where(w > 0, (1 - w) * net + w * self._conservative[start:stop], net)
+        composed = np.where(w > 0, (1 - w) * net + w * self._conservative[start:stop], net)
+        self.acquisition_order(self.denoised)[start:stop] = composed - self._creep[start:stop, None]
 
     def network_input(self, start: int = 0) -> np.ndarray:
         """Rows ``[start, rows denoised)`` as the network sees them (acquisition order, skipped rows filled):
@@ -435,12 +443,31 @@ class StreamingDenoiser:
         self._given_back[first:n][job.measured] = result.given_back
         self._steps[first:n][job.measured] = job.steps
         self.verdict, self.verdict_start, self.verdict_rows = result.verdict, first, n
-        if was_guarded or result.conservative is not None or result.given_back.any():
-            self._compose(first, self._done)
-            start, stop = self._frame_rows(first, self._done)
+        recompose = first if was_guarded or result.conservative is not None or result.given_back.any() else None
+        if self._refit_creep():
+            recompose = 0
+        if recompose is not None:
+            self._compose(recompose, self._done)
+            start, stop = self._frame_rows(recompose, self._done)
             if self.changed is not None:
                 start, stop = min(start, self.changed[0]), max(stop, self.changed[1])
             self.changed = (start, stop)
+
+    def _refit_creep(self) -> bool:
+        """Seek the creep of z (``maed.z_creep.find_creep``) in the rows published so far as they would be without
+        it; whether what is taken off changed (then every row so far must be composed again)."""
+        n = self._done
+        published = self.acquisition_order(self.denoised)[:n] + self._creep[:n, None]
+        measured = np.isfinite(published).all(axis=1)
+        creep = np.zeros(self.rows)
+        if measured.sum() >= CREEP_MIN_ROWS:
+            found = find_creep(published[measured])
+            if found is not None:
+                creep[:n][measured] = found.amplitude * np.exp(-np.arange(int(measured.sum())) / found.tau_rows)
+        if np.array_equal(creep, self._creep):
+            return False
+        self._creep = creep
+        return True
 
     def final(
         self, raw: np.ndarray, rows_done: int, backend: Backend, limits: Thresholds = Thresholds(), other_pass: np.ndarray | None = None

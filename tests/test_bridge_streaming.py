@@ -346,3 +346,41 @@ def test_a_frame_narrower_than_the_strips_streams_and_is_judged():
     s, live, _ = stream(raw, "down", [16])
     assert s.guard() is not None
     assert np.isfinite(s.denoised).all() and np.isfinite(live).all()
+
+
+class PlaneIdentityBackend:
+    """A network that levels nothing and removes nothing (levelling ``plane``): what it is given comes back."""
+
+    name = model = "identity"
+    levelling = "plane"
+    size_multiple = 16
+
+    def denoise(self, batch):
+        return batch
+
+
+@pytest.mark.parametrize("slow_axis", ["down", "up"])
+def test_the_live_guard_takes_the_z_creep_off_every_row_so_far(slow_axis):
+    rows, cols = 256, 128
+    y, x = np.mgrid[0:rows, 0:cols].astype(float)
+    surface = 4.0 * (np.cos(2 * np.pi * x / 7.0) + np.cos(2 * np.pi * (0.5 * x + 0.87 * y) / 7.0))
+    creep = 12.0 * np.exp(-np.arange(rows) / 35.0)[:, None]  # acquisition order: from the first row scanned
+    noise = np.random.default_rng(3).normal(0, 0.05, (rows, cols))
+    scanned = surface + creep + noise
+    raw = (scanned if slow_axis == "down" else scanned[::-1]).astype(np.float32)
+    s = StreamingDenoiser(rows, cols, slow_axis, 8, 8)
+    frame = np.full_like(raw, np.nan)
+    order = np.arange(rows) if slow_axis == "down" else np.arange(rows)[::-1]
+    for n in range(32, rows + 1, 32):
+        frame[order[n - 32 : n]] = raw[order[n - 32 : n]]
+        s.update(frame, n, PlaneIdentityBackend())
+    live = s.acquisition_order(s.denoised).astype(float)
+
+    def creep_left(published):
+        error = (published - surface).mean(axis=1)
+        return np.std(error - np.polyval(np.polyfit(np.arange(rows), error, 1), np.arange(rows)))
+
+    assert creep_left(live) > 0.2 * 12.0 / 4  # the network kept it: nothing judged yet
+    s.guard()
+    assert s.changed == (0, rows)  # every row is published again
+    assert creep_left(s.acquisition_order(s.denoised).astype(float)) < 0.05 * 12.0
