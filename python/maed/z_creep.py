@@ -16,7 +16,7 @@ of the columns does not move it), through a running median over ``STEP_ROWS`` ro
 rows, crossing them within one or two, does not either), summed over the rows. That profile is fitted by a line
 plus ``A exp(-t / tau)``, ``t`` counted in rows from the row scanned first (the top row, or the bottom one where
 the scan ran up and its frame was turned for display), ``tau`` from ``MIN_TAU_ROWS`` rows to half the frame
-(``MAX_TAU_SHARE``). Only from that row: on the blind simulator, searched from either end, the 2 fits of 31 that
+(``MAX_TAU_SHARE``). Only from that row: on the blind simulator, searched from either end, the 2 fits of 20 that
 relaxed from the row scanned last were both wrong (-9.5 and -12 dB), and every one from the first gained. It is
 taken off where
 
@@ -51,8 +51,8 @@ TAUS = 60
 """Time constants tried, spaced evenly in their logarithm."""
 SHARE = 0.85
 """Share of the shared row profile's variance about a line that the exponential must explain. Measured with
-``rt-plane`` (2026-12-03) on the blind simulator's 144 scans of two draws: frames with creep of 200 pm and more
-reach 0.87 to 0.998; every frame where taking the fit off lost 2 dB or more is under it, or fails ``STRIP_FACTOR``."""
+``rt-plane`` (2026-12-03) on the blind simulator's 168 scans of two draws: frames with creep of 200 pm and more
+reach 0.86 to 0.998; every frame where taking the fit off lost 2 dB or more is under it, or fails ``STRIP_FACTOR``."""
 STRIP_FACTOR = 2.0
 """Each strip's own amplitude must lie within this factor of the shared one (same sign)."""
 
