@@ -463,7 +463,7 @@ class StreamingDenoiser:
         if measured.sum() >= CREEP_MIN_ROWS:
             found = find_creep(published[measured])
             if found is not None:
-                creep[:n][measured] = found.amplitude * np.exp(-np.arange(int(measured.sum())) / found.tau_rows)
+                creep[:n][measured] = found.relaxation
         if np.array_equal(creep, self._creep):
             return False
         self._creep = creep

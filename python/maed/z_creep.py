@@ -61,14 +61,19 @@ STRIP_FACTOR = 2.0
 class Creep:
     """An exponential relaxation of z over the rows, as found in a frame."""
 
-    profile: np.ndarray
-    """Per row, the height the creep added (zero-mean over the frame): what is taken off each row."""
+    relaxation: np.ndarray
+    """Per row, the height the creep added: ``amplitude`` at the row scanned first, fading towards 0."""
     amplitude: float
     """Height of the creep at the row it starts from, in the frame's units."""
     tau_rows: float
     """Its time constant, in rows."""
     from_row: str
     """``"first"`` (the top row) or ``"last"``: the end of the frame it relaxes from, the row scanned first."""
+
+    @property
+    def profile(self) -> np.ndarray:
+        """What is taken off each row of the frame: ``relaxation`` less its mean, so the frame keeps its level."""
+        return self.relaxation - self.relaxation.mean()
 
 
 def record(creep: Creep | None) -> dict:
@@ -117,5 +122,4 @@ def find_creep(frame: np.ndarray, scanned_up: bool = False) -> Creep | None:
     ratios = strip_amplitudes / amplitude  # not zero: the decay explains a share of the profile
     if not np.all((ratios >= 1 / STRIP_FACTOR) & (ratios <= STRIP_FACTOR)):
         return None
-    profile = amplitude * decays[:, best]
-    return Creep(profile - profile.mean(), amplitude, float(taus[best]), "last" if scanned_up else "first")
+    return Creep(amplitude * decays[:, best], amplitude, float(taus[best]), "last" if scanned_up else "first")
