@@ -21,6 +21,7 @@ from maed.noreference import (
     whiteness,
 )
 from maed.research import bm3d_eval
+from maed.research.evaluate_real import CLASSICAL_LABEL, criteria
 
 
 def _lattice(size: int = 256) -> np.ndarray:
@@ -113,6 +114,22 @@ def test_bm3d_noise_psd_is_estimated_from_one_pass():
     coloured = bm3d_eval.noise_psd(surface + ndimage.gaussian_filter1d(rng.standard_normal((size, size)), 2, axis=1))
     assert coloured[0, 1] > 10 * coloured[0, size // 2]  # correlated along the rows: low frequencies along x
     assert np.allclose(coloured[0], coloured[size // 2])  # independent between rows: flat across them
+
+
+def test_whiteness_criterion_counts_noise_removed_not_structure():
+    """A Gaussian that rounds a step removes more rms than a denoiser, not more noise: with both passes the
+    criterion compares the removed noise; without a retrace only the removed rms is at hand."""
+
+    def scan(model: dict, classical: dict) -> dict:
+        empty = {"lattice": {"peaks": 0}, "defects": []}
+        return {"methods": {"raw": {}, "model": {**empty, **model}, CLASSICAL_LABEL: {**empty, **classical}}}
+
+    quiet = {"slow_axis_whiteness": 0.05, "removed_rms": 1.0, "removed_noise": 0.9}
+    rounding = {"slow_axis_whiteness": 0.06, "removed_rms": 3.0, "removed_noise": 0.8}
+    assert criteria(scan(quiet, rounding), "model")["whiteness"] is True
+    assert criteria(scan({**quiet, "removed_noise": 0.7}, rounding), "model")["whiteness"] is False
+    one_pass = {k: v for k, v in quiet.items() if k != "removed_noise"}
+    assert criteria(scan(one_pass, {k: v for k, v in rounding.items() if k != "removed_noise"}), "model")["whiteness"] is False
 
 
 def test_eval_real_writes_table_numbers_and_figures(tmp_path):

@@ -179,6 +179,18 @@ def check_scan(trace: PassResult, retrace: PassResult | None, ratio: float = 1.0
     return scan
 
 
+TIE = 1e-4
+"""Relative difference within which the whiteness criterion calls two figures equal: a model's output is float32, and
+where the guard published the conservative result its figures match the classical pipeline's (float64) to about
+1e-5, on either side."""
+
+
+def _removed(figures: dict) -> float:
+    """What the whiteness criterion counts as noise removed: the removed noise where the scan has both passes (a
+    method that takes structure off removes more rms, not more noise), else the removed rms."""
+    return figures.get("removed_noise", figures["removed_rms"])
+
+
 def criteria(scan: dict, method: str) -> dict[str, bool | None]:
     """The acceptance criteria of a real test scan for ``method``: True (pass), False (fail), None (n/a)."""
     r, cl, raw = scan["methods"][method], scan["methods"][CLASSICAL_LABEL], scan["methods"][RAW]
@@ -187,7 +199,7 @@ def criteria(scan: dict, method: str) -> dict[str, bool | None]:
     out["lattice"] = (
         None if not lat["peaks"] else bool(LATTICE_KEPT[0] <= lat["kept"] <= LATTICE_KEPT[1] and lat["in_residual"] <= LATTICE_IN_RESIDUAL)
     )
-    out["whiteness"] = bool(r["slow_axis_whiteness"] <= cl["slow_axis_whiteness"] and r["removed_rms"] >= cl["removed_rms"])
+    out["whiteness"] = bool(r["slow_axis_whiteness"] <= cl["slow_axis_whiteness"] * (1 + TIE) and _removed(r) >= _removed(cl) * (1 - TIE))
     defects = r["defects"]
     out["defects"] = (
         None
@@ -333,6 +345,13 @@ def _summary(scans: list[dict], judged: list[str]) -> str:
         ):
             decided = [r[key] for r in rows if r[key] is not None]
             parts.append(f"{label} {sum(decided)} of {len(decided)}")
+        by_rms = sum(
+            s["methods"][name]["slow_axis_whiteness"] <= s["methods"][CLASSICAL_LABEL]["slow_axis_whiteness"]
+            and s["methods"][name]["removed_rms"] >= s["methods"][CLASSICAL_LABEL]["removed_rms"]
+            for s in test
+            if name in s["criteria"]
+        )
+        parts.append(f"whiteness judged by the removed rms instead {by_rms} of {len(rows)}")
         lines.append(
             f"- **{name}**: {passed} of {len(rows)} test scans pass every criterion that applies "
             f"(passed of applicable: {'; '.join(parts)})."
@@ -374,9 +393,11 @@ def _report(folder: str, scans: list[dict], skipped: list[str], models: list[str
         "- **removed rms**: root mean square of the residual, each row's mean off.",
         "- **removed noise**: the removed rms with the power that the other pass's residual (the same method on the "
         "retrace, registered) shares at the same place taken off: structure taken off is in both passes, noise in one "
-        "(`trace_retrace.removed_noise`; scans with both passes). The whiteness criterion compares the removed rms, as "
-        "the trust issue words it; where a method takes structure off (a Gaussian damping a lattice), its removed rms "
-        "exceeds the noise it removed, and this column shows by how much.",
+        "(`trace_retrace.removed_noise`; scans with both passes). The whiteness criterion compares the removed noise, "
+        'as the trust issue words it ("while removing at least as much noise"), where a scan has both passes, else '
+        "the removed rms: where a method takes structure off (a Gaussian damping a lattice or rounding a step), its "
+        "removed rms exceeds the noise it removed, and a criterion on the rms would reward that. Noise both passes "
+        "share (line-locked pick-up) counts as structure there, so the removed noise errs low for every method alike.",
         f"- **slow-axis whiteness**: mean |normalised autocorrelation| of the residual, each row's mean off, at "
         f"lags {lags} rows across the rows. Raw STM noise is correlated along the rows (the fast axis) and "
         "independent from row to row, so removed noise alone scores near 0 (white noise of 256x256 pixels: "
@@ -437,7 +458,9 @@ def _report(folder: str, scans: list[dict], skipped: list[str], models: list[str
         "",
         "Per test scan and method: **lattice**: lattice-peak power kept between 0.8 and 1.2 and at most 0.1 in "
         "the residual (n/a: no lattice peak). **whiteness**: slow-axis whiteness no higher than "
-        "plane+rows+Gaussian's while the removed rms is at least its. **defects**: every point defect's depth "
+        "plane+rows+Gaussian's while the removed noise (without a retrace: the removed rms) is at least its. "
+        "Until the twenty-first session this compared the removed rms; the summary gives both counts. "
+        "**defects**: every point defect's depth "
         "kept within 15 % of raw's and its largest change beside at most 2 x the method's removed rms (n/a: no "
         "defect found). **trace/retrace**: E below raw's and below plane+rows+Gaussian's (n/a: no retrace). "
         "**keeps ≥ classical**: lattice kept and each defect's depth kept no lower than plane+rows+Gaussian's. "
