@@ -196,17 +196,21 @@ def test_an_accepted_round_is_swapped_in_between_updates_without_a_lost_or_stall
     # next where the swap came with a final frame.
     first_update = next(h for h, _ in denoised[first_new:] if not h["final"])
     gaps = np.diff([t for h, t in denoised if h["scan"] == first_update["scan"] and not h["final"]])
+    assert near, "no streamed frame within 1 s of the swap: the frame path stalled"
+    # On a loaded machine the round can finish before the second streamed scan is a second old: then there is no
+    # baseline before the swap, and the floor alone judges.
+    baseline = max(3 * np.percentile(earlier, 95), max(earlier)) if earlier else 0.0
+    before_swap = f"p50 {np.median(earlier):.1f} ms, max {max(earlier):.1f} ms" if earlier else "no frames yet"
     print(
-        f"\nlatency before the swap p50 {np.median(earlier):.1f} ms, p95 {np.percentile(earlier, 95):.1f} ms, max "
-        f"{max(earlier):.1f} ms; within 1 s of it max {max(near):.1f} ms; longest gap between frames of the scan "
-        f"{gaps.max() * 1e3:.0f} ms; the swapped frame and the next three "
+        f"\nlatency before the swap {before_swap}; within 1 s of it max {max(near):.1f} ms; longest gap between frames of "
+        f"the scan {gaps.max() * 1e3:.0f} ms; the swapped frame and the next three "
         f"{[round(h['latency_ms']) for h, _ in denoised[first_new : first_new + 4]]} ms; the round took {last['seconds']} s"
     )
     # No stall: a swap on the frame path would cost a model load, a second or more, and a gap between frames as
     # long. The floor of 500 ms stays well under that and above what a shared 2-core CI machine adds to a frame
     # while the adapter's child trains beside it (193 ms seen once against a 150 ms floor); latency itself is
     # the benchmarks' to time.
-    assert max(near) <= max(3 * np.percentile(earlier, 95), max(earlier), 500.0)
+    assert max(near) <= max(baseline, 500.0)
     assert gaps.max() < 0.5
 
 
