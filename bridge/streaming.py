@@ -62,7 +62,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from maed.classical import align_after, evaluate_plane, plane_coefficients
+from maed.classical import ALIGNMENT_LAGS, align_after, evaluate_plane, plane_coefficients
 from maed.denoise import denoise_guarded, run_levelled, run_padded
 from maed.engine import Backend
 from maed.line_offsets import STRIPS, row_changes_by_strip, surface_steps
@@ -294,11 +294,13 @@ class StreamingDenoiser:
         self._level = self._add_moments(level, self._levelled[:n])
 
     def _extend(self, acq: np.ndarray, start: int, n: int) -> None:
-        """Level rows ``[start, n)`` with the frozen plane, aligned to row ``start - 1``."""
+        """Level rows ``[start, n)`` with the frozen plane, aligned to the rows before ``start`` (``align_after``: as
+        the whole frame would be)."""
         p = acq[start:n] - self._level.plane(start, n)
-        rows = fill_skipped(np.concatenate([self._levelled[start - 1 : start], p]))
-        self._levelled[start:n] = align_after(rows[0], rows[1:]) if self.rows_aligned else rows[1:]
-        self._alignment_levels[start:n] = (rows[1:] - self._levelled[start:n]).mean(axis=1)
+        before = self._levelled[max(0, start - max(ALIGNMENT_LAGS)) : start]
+        rows = fill_skipped(np.concatenate([before, p]))[len(before) :]
+        self._levelled[start:n] = align_after(before, rows) if self.rows_aligned else rows
+        self._alignment_levels[start:n] = (rows - self._levelled[start:n]).mean(axis=1)
         unaligned = fill_skipped(np.concatenate([self._last_unaligned[None], p]))
         self._strip_changes[start:n] = row_changes_by_strip(unaligned)
         self._last_unaligned = unaligned[-1]

@@ -106,8 +106,13 @@ def test_a_refused_round_changes_nothing_and_status_says_why(tmp_path):
         before = status["weights_sha256"]
         pusher = LinePusher(served.pull)
         rng = np.random.default_rng(5)
-        for i in range(3):
+        for i in range(2):
             push_scan(pusher, f"flat{i}", *flat_scan(rng))
+        # The round holds out the last scan. Its passes agree exactly, so whatever the round learns from the others
+        # (flat noise: to take more of it off) can only move its output further from its retrace: the held-out
+        # error cannot drop, and the round must be refused.
+        trace, _ = flat_scan(rng)
+        push_scan(pusher, "flat2", trace, trace.copy())
         pusher.close()
         status = wait_for(lambda: adapter_result(served), ROUND_TIMEOUT_S, "the adapter reported no round")
     finally:

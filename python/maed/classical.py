@@ -17,7 +17,9 @@ from scipy import ndimage
 
 Image = NDArray[np.float64]
 
-_ROW_METHODS = ("median", "median_diff")
+_ROW_METHODS = ("median", "median_diff", "median_diff_lags")
+ALIGNMENT_LAGS = (1, 2, 4)
+"""Rows before each row that ``"median_diff_lags"`` aligns it to (see ``align_after``)."""
 
 
 # Length (in frequency bins) of the 1-D median windows that estimate the
@@ -86,22 +88,44 @@ def align_rows(img: ArrayLike, method: str = "median") -> Image:
     so that the median of its differences to the previous row is zero (Gwyddion's
     "median of differences"); the first row is kept as it is. The latter keeps
     features that change the row median, such as a step edge crossing the rows
-    at an angle.
+    at an angle. ``"median_diff_lags"`` does the same against each of the rows
+    ``ALIGNMENT_LAGS`` before, taking the median of those estimates (``align_after``).
     """
     img = _as_image(img)
     if method == "median":
         return img - np.median(img, axis=1, keepdims=True)
     if method == "median_diff":
-        return np.concatenate([img[:1], align_after(img[0], img[1:])])
+        return np.concatenate([img[:1], align_after(img[0], img[1:], lags=(1,))])
+    if method == "median_diff_lags":
+        return np.concatenate([img[:1], align_after(img[:1], img[1:])])
     raise ValueError(f"unknown row alignment method {method!r}; allowed: {', '.join(_ROW_METHODS)}")
 
 
-def align_after(previous: ArrayLike, rows: ArrayLike) -> Image:
-    """``rows`` aligned to the row ``previous`` before them by the median of their differences, each to
-    the one before: the incremental form of ``align_rows(..., "median_diff")`` for rows that arrive one
-    by one."""
-    stack = np.vstack([np.asarray(previous, dtype=np.float64)[None, :], _as_image(rows)])
-    return stack[1:] - np.cumsum(np.median(np.diff(stack, axis=0), axis=1))[:, None]
+def align_after(previous: ArrayLike, rows: ArrayLike, lags: tuple[int, ...] = ALIGNMENT_LAGS) -> Image:
+    """``rows`` aligned after the aligned rows ``previous`` (one row, or the last rows before them, oldest first):
+    each row's offset is the median, over ``lags``, of the median of its differences to the aligned row that many
+    rows before it. The incremental form of ``align_rows(..., "median_diff_lags")`` (``"median_diff"`` with
+    ``lags=(1,)``) for rows that arrive a few at a time: given the rows before, it aligns exactly as the whole frame.
+
+    Against the row before alone, each median's error stays in every later row: over 256 rows a random walk of
+    about 1.8 times a pixel's noise, which reads as bands across the rows. With the rows 1, 2 and 4 before, the
+    walk's steps are medians of three estimates, and a row that one of them misjudges (an edge running nearly along
+    the rows, crossing many columns within 4 rows) is outvoted; longer lags misjudge those edges more often
+    (``docs/model.md``, twenty-first session).
+    """
+    before = np.atleast_2d(np.asarray(previous, dtype=np.float64))[-max(lags) :]
+    rows = _as_image(rows)
+    stack = np.vstack([before, rows])
+    start = len(before)
+    # The median difference of each row from the row ``lag`` before it, all in the offsets of ``stack`` as read
+    # (the rows before are aligned already: their offsets are 0).
+    medians = {lag: np.median(stack[lag:] - stack[:-lag], axis=1) for lag in lags if lag < len(stack)}
+    offsets = [0.0] * len(stack)
+    for r in range(start, len(stack)):
+        estimates = sorted(offsets[r - lag] + float(medians[lag][r - lag]) for lag in medians if lag <= r)
+        half = len(estimates) // 2
+        offsets[r] = estimates[half] if len(estimates) % 2 else 0.5 * (estimates[half - 1] + estimates[half])
+    return rows - np.asarray(offsets[start:])[:, None]
 
 
 def robust_spread(values: ArrayLike, axis: int | None = None) -> float | NDArray[np.float64]:

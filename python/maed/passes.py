@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .classical import run_pipeline
+from .classical import align_rows, fit_plane, run_pipeline
 from .denoise import denoise_guarded
 from .engine import Backend
-from .normalise import normalise
+from .normalise import ROW_ALIGNMENT
 from .registration import register
 from .scanfiles import ChannelImage, ScanFile, ScanFileError, read_file
 from .trace_retrace import estimated_true_error, row_errors, summarise
@@ -57,17 +57,21 @@ def pick_pair(path: Path) -> tuple[ChannelImage, ChannelImage | None]:
 def guarded_outputs(
     data: np.ndarray, backends: dict[str, Backend], other_pass: np.ndarray | None = None, scanned_up: bool = False
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, str]]:
-    """One pass levelled (best plane, medians of row differences, as the network sees it, in the pass's units)
-    and, per back end, its output as ``maed denoise`` publishes it (``denoise_guarded``) levelled alike, the rows'
-    offsets as the back end left them, with what the guard published. ``noreference.match_rows`` takes the row
-    offsets out of a comparison; ``trace_retrace.row_errors`` does so itself. ``scanned_up``: the pass's last row was
-    scanned first (``scanfiles.scanned_upwards``)."""
-    x, norm = normalise(data)
-    levelled = x.astype(np.float64) * norm.scale
+    """One pass levelled (best plane, each row aligned to the one before by the median of their differences,
+    ``normalise.ROW_ALIGNMENT``: a reference that does not move with how the product aligns rows for its network, in
+    the pass's units) and, per back end, its output as ``maed denoise`` publishes it (``denoise_guarded``) less the
+    same plane, the rows' offsets as the back end left them, with what the guard published.
+    ``noreference.match_rows`` takes the row offsets out of a comparison; ``trace_retrace.row_errors`` does so itself.
+    ``scanned_up``: the pass's last row was scanned first (``scanfiles.scanned_upwards``)."""
+    data = np.asarray(data, dtype=np.float64)
+    plane = fit_plane(data)
+    levelled = align_rows(data - plane, ROW_ALIGNMENT)
+    centre = float(levelled.mean())
+    levelled -= centre
     outputs, verdicts = {}, {}
     for name, backend in backends.items():
         result = denoise_guarded(data, backend, other_pass=other_pass, scanned_up=scanned_up)
-        outputs[name] = result.data.astype(np.float64) - norm.plane - norm.centre
+        outputs[name] = result.data.astype(np.float64) - plane - centre
         verdicts[name] = result.verdict.output
     return levelled, outputs, verdicts
 

@@ -96,11 +96,10 @@ class PassResult:
 def denoise_pass(
     data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool, other_pass: np.ndarray | None = None, scanned_up: bool = False
 ) -> PassResult:
-    """Level one pass (best plane, medians of row differences, as the network sees it) and run every method.
+    """Level one pass (best plane, medians of row differences: ``passes.guarded_outputs``) and run every method.
 
     Models run as ``maed denoise`` runs them (``denoise_guarded``, with the trust guard and, where
-    ``other_pass`` is given, the lattice peaks both passes show given back); their outputs lose the plane
-    the network's normalisation put back; the
+    ``other_pass`` is given, the lattice peaks both passes show given back); their outputs lose the same plane; the
     classical pipeline runs on the raw pass (it levels by itself); BM3D runs on the levelled pass.
     What is judged has each output's per-row offsets matched to the levelled input (``PassResult.outputs``).
     ``scanned_up``: the pass's last row was scanned first (``scanfiles.scanned_upwards``).
@@ -382,8 +381,9 @@ def _report(folder: str, scans: list[dict], skipped: list[str], models: list[str
         "",
         "Each scan is read at its topograph (where the topograph is flat, as in constant-height mode, at its "
         "first channel that varies), trace and retrace (the retrace mirrored into the trace's orientation), "
-        "over the rows measured in both. Each pass is levelled as the network sees it (best plane, medians of "
-        "row differences) and denoised alone by each method: the models (`--models`), the classical pipeline "
+        "over the rows measured in both. Each pass is levelled (best plane, each row aligned to the one before by "
+        "the median of their differences: a reference that does not move with how the product aligns the rows it "
+        "hands its network) and denoised alone by each method: the models (`--models`), the classical pipeline "
         "**plane+rows+Gaussian** (best plane, each row's median, Gaussian of 1 pixel; "
         f'`classical.PIPELINES["{CLASSICAL}"]`) and **BM3D** (the `bm3d` package, on the levelled pass). '
         f"{bm3d_note} Each output's row offsets are matched to the levelled input's (the mean of each row of "
