@@ -45,7 +45,8 @@ NETWORK_ALIGNMENT = "median_diff_lags"
 not drift across the frame as each row aligned to the one before does (``classical.align_after``). Measured with
 ``rt-plane`` (twenty-first session, ``docs/model.md``): blind simulator 30.44 -> 30.49 and 29.13 -> 29.20 dB on two
 draws, hand-built islands +1.5 to +1.8 dB; used also for the conservative result and the lattice peaks it gained
-0.04 dB more on the blind simulator but moved real scans' figures both ways, so those stay with ``ROW_ALIGNMENT``.
+0.04 dB more on the blind simulator but turned a real scan's tie with the classical pipeline into a fail, so those
+stay with ``ROW_ALIGNMENT``.
 Whether to align at all is judged with ``ROW_ALIGNMENT``, as ``OFFSET_DOMINANCE`` was measured: blind scans near the
 bar, with tip changes, flip either way with the alignment they are judged by, by 9 dB."""
 OFFSET_DOMINANCE = 1.2
