@@ -120,6 +120,8 @@ def align_after(previous: ArrayLike, rows: ArrayLike, lags: tuple[int, ...] = AL
     # The median difference of each row from the row ``lag`` before it, all in the offsets of ``stack`` as read
     # (the rows before are aligned already: their offsets are 0).
     medians = {lag: np.median(stack[lag:] - stack[:-lag], axis=1) for lag in lags if lag < len(stack)}
+    if tuple(medians) == (1,):  # one estimate a row: the offsets are the running sum of the medians, at numpy's speed
+        return rows - np.cumsum(medians[1][start - 1 :])[:, None]
     offsets = [0.0] * len(stack)
     for r in range(start, len(stack)):
         estimates = sorted(offsets[r - lag] + float(medians[lag][r - lag]) for lag in medians if lag <= r)
