@@ -8,7 +8,15 @@ from scanfile_helpers import REAL_DIR, needs_real
 from scipy import ndimage
 
 from maed.denoise import denoise_guarded, result_record
-from maed.feature_keep import CHANGE_BESIDE_LIMIT, keep_defect_surroundings, removed_features
+from maed.feature_keep import (
+    CHANGE_BESIDE_LIMIT,
+    DEFECT_DEPTH_KEPT,
+    keep_defect_depths,
+    keep_defect_surroundings,
+    point_defects,
+    removed_features,
+)
+from maed.noreference import defect_depth, match_rows
 from maed.normalise import normalise
 
 SIZE = 128
@@ -94,6 +102,7 @@ def test_maed_denoise_gives_the_pit_back_and_says_so(tmp_path):
         "given_back": result.features.features,
         "share": round(result.features.share, 4),
         "defects_beside_given_back": result.defects_beside,
+        "defect_depths_given_back": result.defects_deepened,
     }
 
 
@@ -169,3 +178,38 @@ def test_an_output_that_removed_only_noise_beside_its_defects_is_left_as_it_is()
         scan, clean, _ = _pit_with_shoulder_redrawn(seed)
         kept, count = keep_defect_surroundings(scan, clean)
         assert count == 0 and np.array_equal(kept, clean)
+
+
+def _kept(scan: np.ndarray, image: np.ndarray, defect: dict) -> float:
+    """The share of the defect's depth ``image`` keeps, its row offsets matched to the scan's (as ``maed eval --real``
+    judges it)."""
+    return defect_depth(match_rows(scan, image), defect) / defect_depth(scan, defect)
+
+
+def _pit_scan(seed: int = 5) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A noisy scan of one pit (radius 5 pixels), a noise-free output that kept 93 % of its depth, and the pit."""
+    rng = np.random.default_rng(seed)
+    surface = _pit(depth=-8.0, radius=5.0)
+    scan = surface + rng.normal(0, 0.5, surface.shape)
+    (defect,) = [d for d in point_defects(scan) if abs(d["row"] - 60) <= 2 and abs(d["col"] - 70) <= 2]
+    return scan, 0.93 * surface, defect
+
+
+def test_a_defect_kept_shallower_than_a_1_pixel_gaussian_keeps_it_comes_back_at_least_as_deep():
+    """The trust issue's bar: no point defect kept shallower than plane + rows + Gaussian keeps it. 93 % is above
+    ``DEFECT_DEPTH_KEPT`` (0.9): only the light Gaussian's depth as the bar gives it back."""
+    scan, output, defect = _pit_scan()
+    light = _kept(scan, ndimage.gaussian_filter(scan, 1.0, mode="reflect"), defect)
+    assert DEFECT_DEPTH_KEPT < _kept(scan, output, defect) < light
+    restored, count = keep_defect_depths(scan, output, [defect])
+    assert count == 1
+    assert _kept(scan, restored, defect) >= light
+    far = np.hypot(*np.mgrid[0:SIZE, 0:SIZE] - np.array([60, 70])[:, None, None]) > 1.4 * 4 * defect["scale"] + 1
+    assert np.array_equal(restored[far], output[far])  # only the defect's disc is given back, fading out
+
+
+def test_a_defect_kept_as_deep_as_the_gaussian_keeps_it_is_left_alone():
+    scan, _, defect = _pit_scan()
+    output = ndimage.gaussian_filter(scan, 0.7, mode="reflect")
+    restored, count = keep_defect_depths(scan, output, [defect])
+    assert count == 0 and np.array_equal(restored, output)

@@ -201,6 +201,8 @@ class GuardedResult:
     """Windows where a lattice over part of the scan, shown by both passes, was given back."""
     defects_beside: int = 0
     """Point defects whose surroundings were given back after the guard (``maed.feature_keep.keep_defect_surroundings``)."""
+    defects_deepened: int = 0
+    """Point defects whose depth was given back after the guard (``maed.feature_keep.keep_defect_depths``)."""
     creep: Creep | None = None
     """The creep of z taken off the published frame (``maed.z_creep``); None: none was found."""
 
@@ -219,6 +221,7 @@ class GuardedResult:
             "given_back": self.features.features,
             "share": round(self.features.share, 4),
             "defects_beside_given_back": self.defects_beside,
+            "defect_depths_given_back": self.defects_deepened,
         }
 
     def creep_record(self) -> dict:
@@ -310,6 +313,7 @@ def denoise_guarded(
         lattice_windows=result.lattice_windows,
         features=result.features,
         defects_beside=result.defects_beside,
+        defects_deepened=result.defects_deepened,
         creep=creep,
     )
 

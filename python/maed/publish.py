@@ -14,7 +14,9 @@ network saw (levelled input ``x``, its output ``y``):
    over the whole frame or the failing blocks; the lattice peaks are given back once more to both;
 5. the surroundings of point defects that what is published changed beyond noise
    (``maed.feature_keep.keep_defect_surroundings``), after the guard: given back before it, a large
-   surrounding would hide from the guard a network that drew bands on the rest of the frame.
+   surrounding would hide from the guard a network that drew bands on the rest of the frame; then the depth of
+   point defects that what is published keeps less of than a 1-pixel Gaussian would
+   (``maed.feature_keep.keep_defect_depths``: the guard's blend and the lattice it gives back can take some).
 
 numpy and scipy only: this runs on the acquisition side, live.
 """
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .feature_keep import RemovedFeatures, keep_defect_surroundings, point_defects, removed_features
+from .feature_keep import RemovedFeatures, keep_defect_depths, keep_defect_surroundings, point_defects, removed_features
 from .lattice_keep import BOTH_PASSES, LatticePeaks, lattice_peaks, local_give_back
 from .row_levels import keep_row_levels
 from .trust import Thresholds, Verdict, guard_parts
@@ -55,6 +57,8 @@ class Published:
     features: RemovedFeatures
     defects_beside: int
     """Point defects whose surroundings were given back."""
+    defects_deepened: int
+    """Point defects whose depth was given back after the guard."""
 
     @property
     def image(self) -> np.ndarray:
@@ -105,7 +109,8 @@ def publish(
             conservative[rows] = lattice.give_back(x[rows], conservative[rows])
     blended = _blend(network, conservative, weight)
     kept, beside = keep_defect_surroundings(x, blended, defects)
-    if beside:
+    kept, deepened = keep_defect_depths(x, kept, defects)
+    if beside or deepened:
         given = kept - blended
         network = network + given
         conservative = None if conservative is None else conservative + given
@@ -118,4 +123,5 @@ def publish(
         lattice_windows=windows,
         features=features,
         defects_beside=beside,
+        defects_deepened=deepened,
     )
