@@ -16,7 +16,7 @@ from maed.feature_keep import (
     point_defects,
     removed_features,
 )
-from maed.noreference import defect_depth, match_rows
+from maed.noreference import ANNULUS, defect_depth, match_rows
 from maed.normalise import normalise
 
 SIZE = 128
@@ -211,5 +211,18 @@ def test_a_defect_kept_shallower_than_a_1_pixel_gaussian_keeps_it_comes_back_at_
 def test_a_defect_kept_as_deep_as_the_gaussian_keeps_it_is_left_alone():
     scan, _, defect = _pit_scan()
     output = ndimage.gaussian_filter(scan, 0.7, mode="reflect")
+    restored, count = keep_defect_depths(scan, output, [defect])
+    assert count == 0 and np.array_equal(restored, output)
+
+
+def test_a_defect_whose_depth_a_give_back_over_it_cannot_restore_is_left_alone():
+    """Depth lost in the defect's ring (the background around it moved), not at the defect: a give-back over the
+    defect's disc cannot restore it and would only leave a smoothed patch there."""
+    scan, _, defect = _pit_scan()
+    output = ndimage.gaussian_filter(scan, 0.7, mode="reflect")
+    ring = np.hypot(*np.mgrid[0:SIZE, 0:SIZE] - np.array([60, 70])[:, None, None])
+    inner, outer = ANNULUS[0] * defect["scale"], ANNULUS[1] * defect["scale"]
+    output = output + 0.2 * _depth(scan) * ((ring >= inner - 4) & (ring <= outer + 4))  # the ring moved towards the pit
+    assert _kept(scan, output, defect) < _kept(scan, ndimage.gaussian_filter(scan, 1.0, mode="reflect"), defect)
     restored, count = keep_defect_depths(scan, output, [defect])
     assert count == 0 and np.array_equal(restored, output)
