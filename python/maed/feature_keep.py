@@ -289,16 +289,20 @@ def keep_defect_depths(levelled_input: np.ndarray, output: np.ndarray, defects: 
     if not _searchable(residual, levelled_input):
         return output, 0
     aligned = _standard_rows(levelled_input)
-    light = ndimage.gaussian_filter(aligned, LIGHT_SIGMA, mode="reflect")
+    light = match_rows(aligned, ndimage.gaussian_filter(aligned, LIGHT_SIGMA, mode="reflect"))
+    matched = match_rows(aligned, output)
+    smoothed: dict[float, np.ndarray] = {}  # the residual through each Gaussian, once: defects share scales
     weight, given, deepened = np.zeros(output.shape), np.zeros(output.shape), 0
     for defect in defects:
         bar = max(DEFECT_DEPTH_KEPT, min(_kept(aligned, light, defect), 1.0))
-        if _kept(aligned, output, defect) >= bar:
+        if _kept(aligned, matched, defect) >= bar:
             continue
         box, taper = _taper(output.shape, defect, DEFECT_RADIUS * defect["scale"])
         back = None
-        for sigma in DEFECT_SIGMAS:
-            trial = taper * ndimage.gaussian_filter(residual, max(sigma * defect["scale"], DEFECT_SIGMA_FLOOR), mode="reflect")[box]
+        for sigma in (max(f * defect["scale"], DEFECT_SIGMA_FLOOR) for f in DEFECT_SIGMAS):
+            if sigma not in smoothed:
+                smoothed[sigma] = ndimage.gaussian_filter(residual, sigma, mode="reflect")
+            trial = taper * smoothed[sigma][box]
             kept = _kept_with(aligned, output, box, trial, defect)
             if kept >= bar and back is None:
                 back = trial
@@ -318,14 +322,14 @@ def _kept_with(aligned: np.ndarray, output: np.ndarray, box: tuple[slice, slice]
     """``_kept`` of ``output`` with ``back`` added over ``box``."""
     trial = output.copy()
     trial[box] += back
-    return _kept(aligned, trial, defect)
+    return _kept(aligned, match_rows(aligned, trial), defect)
 
 
-def _kept(aligned: np.ndarray, output: np.ndarray, defect: dict) -> float:
-    """The share of a defect's depth (3x3 mean less its ring's median) that ``output`` keeps, its row offsets matched
-    to the input with its rows aligned the standard way (``_standard_rows``, ``noreference.match_rows``): the offsets
-    a network takes out are line noise, and a large defect's depth must not hide in them."""
-    return defect_depth(match_rows(aligned, output), defect) / defect_depth(aligned, defect)
+def _kept(aligned: np.ndarray, matched: np.ndarray, defect: dict) -> float:
+    """The share of a defect's depth (3x3 mean less its ring's median) that an output keeps, its row offsets matched
+    to the input with its rows aligned the standard way (``matched``: ``noreference.match_rows(aligned, output)``):
+    the offsets a network takes out are line noise, and a large defect's depth must not hide in them."""
+    return defect_depth(matched, defect) / defect_depth(aligned, defect)
 
 
 def _defect_areas(levelled_input: np.ndarray, output: np.ndarray, defects: list[dict]) -> tuple[np.ndarray, np.ndarray]:
