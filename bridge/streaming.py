@@ -66,7 +66,7 @@ from maed.classical import ALIGNMENT_LAGS, align_after, evaluate_plane, plane_co
 from maed.denoise import denoise_guarded, run_levelled, run_padded
 from maed.engine import Backend
 from maed.line_offsets import STRIPS, row_changes_by_strip, surface_steps
-from maed.normalise import NETWORK_ALIGNMENT, PLANE_AND_ROWS, level_rows, levelling_of
+from maed.normalise import PLANE_AND_ROWS, level_rows, levelling_of
 from maed.publish import publish
 from maed.trust import Thresholds, Verdict
 from maed.z_creep import MIN_ROWS as CREEP_MIN_ROWS
@@ -299,7 +299,7 @@ class StreamingDenoiser:
         p = acq[start:n] - self._level.plane(start, n)
         before = self._levelled[max(0, start - max(ALIGNMENT_LAGS)) : start]
         rows = fill_skipped(np.concatenate([before, p]))[len(before) :]
-        self._levelled[start:n] = align_after(before, rows, NETWORK_ALIGNMENT) if self.rows_aligned else rows
+        self._levelled[start:n] = align_after(before, rows) if self.rows_aligned else rows
         self._alignment_levels[start:n] = (rows - self._levelled[start:n]).mean(axis=1)
         unaligned = fill_skipped(np.concatenate([self._last_unaligned[None], p]))
         self._strip_changes[start:n] = row_changes_by_strip(unaligned)

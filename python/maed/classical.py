@@ -17,19 +17,9 @@ from scipy import ndimage
 
 Image = NDArray[np.float64]
 
-_ROW_METHODS = ("median", "median_diff", "median_diff_lags", "biweight_diff_lags")
+_ROW_METHODS = ("median", "median_diff", "median_diff_lags")
 ALIGNMENT_LAGS = (1, 2, 4)
-"""Rows before each row that ``"median_diff_lags"`` and ``"biweight_diff_lags"`` align it to (see ``align_after``)."""
-BIWEIGHT_C = 2.0
-"""Tukey's biweight of a row's differences (``difference_location``) weighs nothing beyond this many times their
-robust spread. Chosen on the blind simulator's 72 scans with plane, this alignment and a 1-pixel Gaussian
-(2026-12-03): median of differences 26.64 dB; biweight 27.75 at 1.5, 27.91 at 2, 27.83 at 2.5, 27.64 at 3."""
-BIWEIGHT_STEPS = 6
-"""Reweighting steps from the median."""
-START_STRIDE = 4
-"""The median the biweight starts from, and the spread it weighs by, are taken over every this many columns: the
-reweighting refines the start over them all, and on the blind simulator the alignment is as good (27.91 against
-27.90 dB); the medians over every column took most of its time."""
+"""Rows before each row that ``"median_diff_lags"`` aligns it to (see ``align_after``)."""
 
 
 # Length (in frequency bins) of the 1-D median windows that estimate the
@@ -99,78 +89,23 @@ def align_rows(img: ArrayLike, method: str = "median") -> Image:
     "median of differences"); the first row is kept as it is. The latter keeps
     features that change the row median, such as a step edge crossing the rows
     at an angle. ``"median_diff_lags"`` does the same against each of the rows
-    ``ALIGNMENT_LAGS`` before, taking the median of those estimates (``align_after``);
-    ``"biweight_diff_lags"`` the same with ``difference_location`` instead of the median of each row's differences.
+    ``ALIGNMENT_LAGS`` before, taking the median of those estimates (``align_after``).
     """
     img = _as_image(img)
     if method == "median":
         return img - np.median(img, axis=1, keepdims=True)
-    if method in _DIFFERENCE_METHODS:
-        return np.concatenate([img[:1], align_after(img[:1], img[1:], method)])
+    if method == "median_diff":
+        return np.concatenate([img[:1], align_after(img[0], img[1:], lags=(1,))])
+    if method == "median_diff_lags":
+        return np.concatenate([img[:1], align_after(img[:1], img[1:])])
     raise ValueError(f"unknown row alignment method {method!r}; allowed: {', '.join(_ROW_METHODS)}")
 
 
-def difference_location(differences: ArrayLike, spread: ArrayLike | None = None) -> NDArray[np.float64]:
-    """Per row of ``differences`` (rows, cols), where its values crowd: Tukey's biweight location, from the row's
-    median, over ``BIWEIGHT_C`` times the row's ``spread`` (None: its robust spread), both over every
-    ``START_STRIDE`` columns.
-
-    Where a row meets the one before on the bare substrate its differences are noise about the offset between them;
-    feature edges (molecules, islands, a step crossing the rows) add differences of one sign, and the median moves
-    towards them by up to a spread, every row they cross, and the alignment sums those moves into a slope across the
-    rows. The biweight gives the edges no weight once they stand out of the noise.
-    """
-    d = np.atleast_2d(np.asarray(differences, dtype=np.float64))
-    median = np.median(d[:, ::START_STRIDE], axis=1, keepdims=True)
-    if spread is None:
-        spread = robust_spread(d[:, ::START_STRIDE] - median, axis=1)
-    width = BIWEIGHT_C * np.asarray(spread, dtype=np.float64).reshape(-1, 1)
-    # Where most of a row's differences are equal (quantised heights) its spread is 0 and the median is the crowd.
-    quantised = width == 0
-    # The reweighting in single precision, about each row's median: it halves the time, and the weights need no more.
-    near = ((d - median) / np.where(quantised, 1.0, width)).astype(np.float32)
-    shift = np.zeros_like(median, dtype=np.float32)
-    weight = np.empty_like(near)
-    for _ in range(BIWEIGHT_STEPS):
-        np.subtract(near, shift, out=weight)
-        np.square(weight, out=weight)
-        np.subtract(1.0, weight, out=weight)
-        np.maximum(weight, 0.0, out=weight)
-        np.square(weight, out=weight)
-        total = weight.sum(axis=1, keepdims=True)
-        moved = np.einsum("ij,ij->i", weight, near)[:, None] / np.where(total > 0, total, 1.0)
-        shift = np.where(total > 0, moved, shift).astype(np.float32)
-    return (median + np.where(quantised, 0.0, shift * width))[:, 0]
-
-
-_DIFFERENCE_METHODS: dict[str, tuple[tuple[int, ...], bool]] = {
-    "median_diff": ((1,), False),
-    "median_diff_lags": (ALIGNMENT_LAGS, False),
-    "biweight_diff_lags": (ALIGNMENT_LAGS, True),
-}
-"""The row alignments by differences between rows: the rows before each that it is aligned to, and whether a row's
-differences to one of them crowd at their biweight (``difference_location``) rather than their median."""
-
-
-def _difference_locations(stack: Image, lags: tuple[int, ...], biweight: bool) -> dict[int, NDArray[np.float64]]:
-    """Per lag, where the differences of each row of ``stack`` from the row that many before it crowd (the rows from
-    the lag's on). The biweight takes every lag's spread from the differences to the row before: noise independent
-    from row to row spreads them alike, and one robust spread a row instead of one a lag keeps it cheap."""
-    differences = {lag: stack[lag:] - stack[:-lag] for lag in lags if lag < len(stack)}
-    if not biweight or not differences:
-        return {lag: np.median(d, axis=1) for lag, d in differences.items()}
-    sample = differences[1][:, ::START_STRIDE]
-    spread = robust_spread(sample - np.median(sample, axis=1, keepdims=True), axis=1)
-    # The difference of row r from row r - lag is row r - lag of its lag's array; row r's spread is row r - 1 of the first.
-    return {lag: difference_location(d, spread[lag - 1 :]) for lag, d in differences.items()}
-
-
-def align_after(previous: ArrayLike, rows: ArrayLike, method: str = "median_diff_lags") -> Image:
-    """``rows`` aligned after the aligned rows ``previous`` (one row, or the last rows before them, oldest first), as
-    ``align_rows(..., method)`` aligns a whole frame, for rows that arrive a few at a time: given the rows before, it
-    aligns exactly as the whole frame. ``"median_diff_lags"``: each row's offset is the median, over
-    ``ALIGNMENT_LAGS``, of the median of its differences to the aligned row that many rows before it;
-    ``"biweight_diff_lags"`` the same with ``difference_location``; ``"median_diff"``: against the row before alone.
+def align_after(previous: ArrayLike, rows: ArrayLike, lags: tuple[int, ...] = ALIGNMENT_LAGS) -> Image:
+    """``rows`` aligned after the aligned rows ``previous`` (one row, or the last rows before them, oldest first):
+    each row's offset is the median, over ``lags``, of the median of its differences to the aligned row that many
+    rows before it. The incremental form of ``align_rows(..., "median_diff_lags")`` (``"median_diff"`` with
+    ``lags=(1,)``) for rows that arrive a few at a time: given the rows before, it aligns exactly as the whole frame.
 
     Against the row before alone, each median's error stays in every later row: over 256 rows a random walk of
     about 1.8 times a pixel's noise, which reads as bands across the rows. With the rows 1, 2 and 4 before, the
@@ -178,21 +113,18 @@ def align_after(previous: ArrayLike, rows: ArrayLike, method: str = "median_diff
     the rows, crossing many columns within 4 rows) is outvoted; longer lags misjudge those edges more often
     (``docs/model.md``, twenty-first session).
     """
-    if method not in _DIFFERENCE_METHODS:
-        raise ValueError(f"unknown row alignment after rows {method!r}; allowed: {', '.join(_DIFFERENCE_METHODS)}")
-    lags, biweight = _DIFFERENCE_METHODS[method]
     before = np.atleast_2d(np.asarray(previous, dtype=np.float64))[-max(lags) :]
     rows = _as_image(rows)
     stack = np.vstack([before, rows])
     start = len(before)
-    # Where the differences of each row from the row ``lag`` before it crowd, all in the offsets of ``stack`` as read
+    # The median difference of each row from the row ``lag`` before it, all in the offsets of ``stack`` as read
     # (the rows before are aligned already: their offsets are 0).
-    locations = _difference_locations(stack, lags, biweight)
-    if tuple(locations) == (1,):  # one estimate a row: the offsets are the running sum of the locations, at numpy's speed
-        return rows - np.cumsum(locations[1][start - 1 :])[:, None]
+    medians = {lag: np.median(stack[lag:] - stack[:-lag], axis=1) for lag in lags if lag < len(stack)}
+    if tuple(medians) == (1,):  # one estimate a row: the offsets are the running sum of the medians, at numpy's speed
+        return rows - np.cumsum(medians[1][start - 1 :])[:, None]
     offsets = [0.0] * len(stack)
     for r in range(start, len(stack)):
-        estimates = sorted(offsets[r - lag] + float(locations[lag][r - lag]) for lag in locations if lag <= r)
+        estimates = sorted(offsets[r - lag] + float(medians[lag][r - lag]) for lag in medians if lag <= r)
         half = len(estimates) // 2
         offsets[r] = estimates[half] if len(estimates) % 2 else 0.5 * (estimates[half - 1] + estimates[half])
     return rows - np.asarray(offsets[start:])[:, None]

@@ -40,17 +40,13 @@ LEVELLINGS = (PLANE_AND_ROWS, PLANE)
 ROW_ALIGNMENT = "median_diff"  # keeps slanted step edges, unlike plain row medians
 """How rows are aligned to judge whether line offsets dominate (``OFFSET_DOMINANCE``, measured with it), for the
 conservative result (``maed.trust``) and to seek lattice peaks (``maed.lattice_keep``)."""
-NETWORK_ALIGNMENT = "biweight_diff_lags"
+NETWORK_ALIGNMENT = "median_diff_lags"
 """How the rows handed to the network are aligned, where they are: against the rows 1, 2 and 4 before each, which does
 not drift across the frame as each row aligned to the one before does (``classical.align_after``). Measured with
 ``rt-plane`` (twenty-first session, ``docs/model.md``): blind simulator 30.44 -> 30.49 and 29.13 -> 29.20 dB on two
-draws, hand-built islands +1.5 to +1.8 dB. Where each row's differences crowd is their biweight
-(``classical.difference_location``) since the twenty-third session, not their median, which feature edges pull a
-little every row they cross: blind simulator 30.50 -> 30.56 (72 scans) and 29.19 -> 29.39 dB (96 scans), hand-built
-islands under a random walk of offsets 14.56 -> 17.80 dB, with line offsets drawn per line 30.22 -> 28.75 dB, steps
-along the rows 44.41 -> 42.42 dB (raw 27.55); real test scans: the same criteria passed. The median of differences,
-used also for the conservative result and the lattice peaks, gained 0.04 dB more on the blind simulator there but
-turned a real scan's tie with the classical pipeline into a fail, so those stay with ``ROW_ALIGNMENT``.
+draws, hand-built islands +1.5 to +1.8 dB; used also for the conservative result and the lattice peaks it gained
+0.04 dB more on the blind simulator but turned a real scan's tie with the classical pipeline into a fail, so those
+stay with ``ROW_ALIGNMENT``.
 Whether to align at all is judged with ``ROW_ALIGNMENT``, as ``OFFSET_DOMINANCE`` was measured: blind scans near the
 bar, with tip changes, flip either way with the alignment they are judged by, by 9 dB."""
 OFFSET_DOMINANCE = 1.2
