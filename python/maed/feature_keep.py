@@ -203,20 +203,32 @@ def _compact_at(reference: np.ndarray, defect: dict) -> bool:
     return cols.stop - cols.start <= MAX_ASPECT * (rows.stop - rows.start)
 
 
-def _standard_rows(levelled_input: np.ndarray) -> np.ndarray:
-    """The input with its rows aligned the standard way (``normalise.ROW_ALIGNMENT``), whatever the network did with
-    them: the frame in which a point defect is found and its depth judged, as ``maed eval --real`` judges it."""
-    return align_rows(np.asarray(levelled_input, dtype=np.float64), ROW_ALIGNMENT)
+@dataclass(frozen=True)
+class StandardFrame:
+    """The frame in which point defects are found and their depth judged, as ``maed eval --real`` judges them: the
+    input with its rows aligned the standard way (``normalise.ROW_ALIGNMENT``), whatever the network did with them,
+    and that through the light Gaussian (the classical pipeline's output)."""
+
+    aligned: np.ndarray
+    light: np.ndarray
 
 
-def point_defects(levelled_input: np.ndarray) -> list[dict]:
+def standard_frame(levelled_input: np.ndarray) -> StandardFrame:
+    """The ``StandardFrame`` of a levelled input: computed once per frame, it serves ``point_defects`` and
+    ``keep_defect_depths`` alike."""
+    aligned = align_rows(np.asarray(levelled_input, dtype=np.float64), ROW_ALIGNMENT)
+    return StandardFrame(aligned, ndimage.gaussian_filter(aligned, LIGHT_SIGMA, mode="reflect"))
+
+
+def point_defects(levelled_input: np.ndarray, standard: StandardFrame | None = None) -> list[dict]:
     """The scan's compact point defects: the most isolated extrema of the input with its rows aligned the standard way
     through the light Gaussian (the classical pipeline's output, in which ``maed eval --real`` finds them;
     ``maed.noreference.find_defects``, up to ``DEFECTS_GUARDED``), scars left out (``_compact_at``). They depend on the
-    scan alone: found once, they serve ``removed_features`` and ``keep_defect_surroundings`` alike."""
-    aligned = _standard_rows(levelled_input)
-    reference = ndimage.gaussian_filter(aligned, LIGHT_SIGMA, mode="reflect")
-    found = find_defects(reference, removed_rms(aligned - reference), count=DEFECTS_GUARDED)
+    scan alone: found once, they serve ``removed_features`` and ``keep_defect_surroundings`` alike. ``standard``: the
+    input's ``standard_frame``, where already made."""
+    standard = standard_frame(levelled_input) if standard is None else standard
+    reference = standard.light
+    found = find_defects(reference, removed_rms(standard.aligned - reference), count=DEFECTS_GUARDED)
     return [defect for defect in found if _compact_at(reference, defect)]
 
 
@@ -271,7 +283,9 @@ def keep_defect_surroundings(levelled_input: np.ndarray, output: np.ndarray, def
     return output + given, len(changed)
 
 
-def keep_defect_depths(levelled_input: np.ndarray, output: np.ndarray, defects: list[dict]) -> tuple[np.ndarray, int]:
+def keep_defect_depths(
+    levelled_input: np.ndarray, output: np.ndarray, defects: list[dict], standard: StandardFrame | None = None
+) -> tuple[np.ndarray, int]:
     """``output`` given back the residual over each point defect it keeps shallower than the light Gaussian keeps it
     (the classical pipeline's smoothing: a denoiser must not keep less of a defect than a 1-pixel Gaussian does), and
     how many such defects there were. Run on what is published, after the trust guard: its blend and the lattice
@@ -282,14 +296,18 @@ def keep_defect_depths(levelled_input: np.ndarray, output: np.ndarray, defects: 
     beyond that depth, else by the first that brings it to that depth: smoothed to the defect's size, what comes back
     is the defect, not the line noise the network rightly removed over it. Where none does, nothing is given back: a
     smooth give-back that stops short leaves a visible patch around the defect (a helper shown the figures saw one
-    around a molecule of ``createc_scan_molecular_30nm_pos``) and not the depth."""
+    around a molecule of ``createc_scan_molecular_30nm_pos``) and not the depth. ``standard``: the input's
+    ``standard_frame``, where already made."""
     levelled_input = np.asarray(levelled_input, dtype=np.float64)
     output = np.asarray(output, dtype=np.float64)
+    if not defects:
+        return output, 0
     residual = _residual(levelled_input, output)
     if not _searchable(residual, levelled_input):
         return output, 0
-    aligned = _standard_rows(levelled_input)
-    light = match_rows(aligned, ndimage.gaussian_filter(aligned, LIGHT_SIGMA, mode="reflect"))
+    standard = standard_frame(levelled_input) if standard is None else standard
+    aligned = standard.aligned
+    light = match_rows(aligned, standard.light)
     matched = match_rows(aligned, output)
     smoothed: dict[float, np.ndarray] = {}  # the residual through each Gaussian, once: defects share scales
     weight, given, deepened = np.zeros(output.shape), np.zeros(output.shape), 0

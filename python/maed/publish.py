@@ -27,7 +27,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .feature_keep import RemovedFeatures, keep_defect_depths, keep_defect_surroundings, point_defects, removed_features
+from .feature_keep import (
+    RemovedFeatures,
+    keep_defect_depths,
+    keep_defect_surroundings,
+    point_defects,
+    removed_features,
+    standard_frame,
+)
 from .lattice_keep import BOTH_PASSES, LatticePeaks, lattice_peaks, local_give_back
 from .row_levels import keep_row_levels
 from .trust import Thresholds, Verdict, guard_parts
@@ -98,7 +105,8 @@ def publish(
         y[rows] = lattice.give_back(x[rows], y[rows])
         if lattice.evidence == BOTH_PASSES:
             y[rows], windows = local_give_back(x[rows], y[rows], other)
-    defects = point_defects(x)
+    standard = standard_frame(x)  # the frame point defects are found and judged in, once
+    defects = point_defects(x, standard)
     features = removed_features(x, y, defects)
     network, weight, verdict, conservative = guard_parts(x, features.give_back(x, y), limits)
     if lattice is not None:
@@ -109,7 +117,7 @@ def publish(
             conservative[rows] = lattice.give_back(x[rows], conservative[rows])
     blended = _blend(network, conservative, weight)
     kept, beside = keep_defect_surroundings(x, blended, defects)
-    kept, deepened = keep_defect_depths(x, kept, defects)
+    kept, deepened = keep_defect_depths(x, kept, defects, standard)
     if beside or deepened:
         given = kept - blended
         network = network + given
