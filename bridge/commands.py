@@ -394,7 +394,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         choices=("trace", "both"),
         default="trace",
         help="trace: denoise the trace (default); both: each finished scan whose every row came in both "
-        "passes is denoised by the two-pass model (trace and registered retrace into one frame, as "
+        "passes is denoised by the two-pass model (both passes, moved midway, into one frame, as "
         f"maed denoise --pass both), its live frames by the one-pass {PRODUCT}",
     )
     p.add_argument("--halo", type=int, default=HALO, help=f"context rows above each band (default: {HALO})")

@@ -82,7 +82,7 @@ class BridgeConfig:
     """The live bands' model (one pass); with ``pass_`` both, the two-pass model of the scans' final frames."""
     pass_: str = "trace"
     """``maed serve --pass``: ``trace``, or ``both``: each finished scan whose every row came in both passes is denoised
-    by the two-pass ``model`` (trace and registered retrace, as ``maed denoise --pass both``), its live bands by the
+    by the two-pass ``model`` (both passes moved midway, as ``maed denoise --pass both``), its live bands by the
     one-pass product model."""
     halo: int = HALO
     refine: int = REFINE

@@ -232,6 +232,9 @@ class StreamingDenoiser:
         self.z_creep: dict | None = None
         """What the final frame took off as the z piezo's creep (``GuardedResult.creep_record``, its ``from_row`` in
         frame orientation); None before the final frame."""
+        self.passes_frame: str | None = None
+        """The final frame's frame when a two-pass model made it (``GuardedResult.passes_frame``: ``midway`` or
+        ``trace``); None otherwise."""
         self._levelled = np.zeros((rows, cols), dtype=np.float64)
         self._alignment_levels = np.zeros(rows)
         """What the row alignment took off each acquisition row (zeros where the rows are not aligned)."""
@@ -489,6 +492,7 @@ class StreamingDenoiser:
             self.acquisition_order(final)[:n] = result.data
             verdict = result.verdict
             self.z_creep = result.creep_record()
+            self.passes_frame = result.passes_frame
             if self.z_creep["taken_off"] and self.slow_axis == "up":  # found in acquisition order; named as framed
                 self.z_creep["from_row"] = "last"
         # Only now: if the pass fails, the live frame is still whole.

@@ -52,17 +52,20 @@ def test_a_scan_with_both_passes_ends_in_the_two_pass_models_frame(tmp_path, pai
     # Live updates (if the worker made any before the scan ended: a 96-row scan can arrive between two) are the
     # one-pass model's; the final frame is the two-pass model's.
     assert final[1]["model"] == TWO_PASS_PRODUCT and {m[1]["model"] for m in live} <= {PRODUCT}
-    expected = denoise_guarded(trace, load_backend("onnx", TWO_PASS_PRODUCT), other_pass=retrace).data
+    offline = denoise_guarded(trace, load_backend("onnx", TWO_PASS_PRODUCT), other_pass=retrace)
+    expected = offline.data
     np.testing.assert_array_equal(final[2], expected)
     meta = json.loads((Path(both["saved"]) / "meta.json").read_text())
     assert meta["pass"] == "both" and meta["model"] == TWO_PASS_PRODUCT
+    assert meta["passes_frame"] == offline.passes_frame and offline.passes_frame in ("midway", "trace")
     np.testing.assert_array_equal(np.load(Path(both["saved"]) / "denoised.npy"), expected)
 
     # No retrace: the one-pass model, as maed denoise --pass trace of the same rows.
     final = next(m for m in sub.of("frame.denoised", "trace-only") if m[1]["final"])
     assert final[1]["model"] == PRODUCT
     np.testing.assert_array_equal(final[2], denoise_guarded(trace, load_backend("onnx", PRODUCT)).data)
-    assert json.loads((Path(trace_only["saved"]) / "meta.json").read_text())["pass"] == "trace"
+    trace_meta = json.loads((Path(trace_only["saved"]) / "meta.json").read_text())
+    assert trace_meta["pass"] == "trace" and trace_meta["passes_frame"] is None
 
 
 def test_a_scan_missing_retrace_rows_is_denoised_from_its_trace(tmp_path, pair):

@@ -139,3 +139,54 @@ def test_the_mismatch_of_a_registration_without_margin_compares_every_column():
     moved = trace + 0.5 * rng.standard_normal((8, 32))
     assert registration._mismatch(trace, moved, 0) == pytest.approx(float(np.var(trace - moved, axis=1).mean()))
     assert registration._mismatch(trace, moved, 16) == float("inf")  # nothing left to compare
+
+
+QUIET = NoiseParams(**{**NOISE.__dict__, "white_m": 0.0, "line_walk_m": 0.0, "tip_jump_rate": 0.0, "drift_m": 0.0, "tilt": (0.0, 0.0)})
+"""No noise at all: what is left between a pass and the surface is where the pass put it."""
+
+
+def _off_the_surface(image: np.ndarray, clean: np.ndarray, crop: int) -> float:
+    """rms of ``image`` about the surface, each row's mean off, over the columns both passes cover."""
+    return _rms(image - clean, crop)
+
+
+def test_midway_puts_both_passes_where_the_surface_is():
+    lagged = PassParams(**{**WARP.as_dict(), "lag_px": 1.5, "turnaround_m": 0.0, "feedback_noise_m": 0.0})
+    pair = _structured("steps", 1)[0]
+    trace, retrace, _ = record_passes(pair.clean, pair.pixel_m, QUIET, lagged, np.random.default_rng(0))
+    reg = register(trace, retrace)
+    trace_mid, retrace_mid = registration.midway(trace, retrace, reg)
+    crop = reg.crop
+    # The trace shows the steps late (the feedback's delay) and where the tip trailed its command.
+    assert _off_the_surface(trace_mid, pair.clean, crop) < 0.35 * _off_the_surface(trace, pair.clean, crop)
+    assert _off_the_surface(retrace_mid, pair.clean, crop) < 0.35 * _off_the_surface(retrace, pair.clean, crop)
+
+
+def test_a_lattice_alone_is_ambiguous_and_edges_are_not():
+    x = np.arange(128)
+    rng = np.random.default_rng(1)
+    grating = np.repeat(np.sin(2 * np.pi * x / 7.0)[None, :], 64, axis=0)
+    noise = 0.2 * rng.standard_normal((2, 64, 128))
+    shifted = np.roll(grating, -3, axis=1)
+    assert registration.period_ambiguity(grating + noise[0], shifted + noise[1]) > registration.AMBIGUOUS
+    terraces = np.repeat(np.cumsum(rng.random(128) < 0.05)[None, :], 64, axis=0).astype(float)
+    assert registration.period_ambiguity(terraces + noise[0], np.roll(terraces, -3, axis=1) + noise[1]) < registration.AMBIGUOUS
+    assert registration.period_ambiguity(terraces, -terraces) == 1.0  # nothing matches: no shift is to be trusted
+
+
+def test_the_two_pass_input_is_midway_only_where_the_registration_is_sure():
+    pair = _structured("steps", 1)[0]
+    trace, retrace, _ = record_passes(pair.clean, pair.pixel_m, NOISE, WARP, np.random.default_rng(0))
+    midway = registration.two_pass_input(trace, retrace)
+    assert midway.frame == "midway" and midway.ambiguity < registration.AMBIGUOUS
+    reg = register(trace - registration.fit_plane(trace), retrace - registration.fit_plane(retrace))
+    trace_mid, retrace_mid = registration.midway(trace, retrace, reg)
+    inner = np.s_[:, reg.crop : -reg.crop]
+    np.testing.assert_allclose(midway.first[inner], 0.5 * (trace_mid + retrace_mid)[inner])
+    np.testing.assert_allclose(midway.second, retrace_mid)
+    x = np.arange(SIZE)
+    grating = np.repeat(np.sin(2 * np.pi * x / 6.0)[None, :], 96, axis=0) * 50e-12
+    noise = WHITE * np.random.default_rng(2).standard_normal((2, 96, SIZE))
+    kept = registration.two_pass_input(grating + noise[0], np.roll(grating, -2, axis=1) + noise[1])
+    assert kept.frame == "trace" and kept.ambiguity > registration.AMBIGUOUS
+    np.testing.assert_array_equal(kept.first, grating + noise[0])

@@ -82,7 +82,7 @@ def test_default_profiles_cover_bands_and_frames_up_to_512():
     assert (band.name, band.min, band.opt, band.max) == ("band", (16, 16), (tall, 256), (min(2 * tall, 512), 512))
     assert (frame.name, frame.min, frame.opt, frame.max) == ("frame", (16, 16), (256, 256), (512, 512))
     assert band.shapes() == ((1, 1, 16, 16), (1, 1, tall, 256), (1, 1, min(2 * tall, 512), 512))
-    # a two-pass model's input is two channels deep: the trace and the registered retrace
+    # a two-pass model's input is two channels deep: both passes in one frame
     assert band.shapes(2) == ((1, 2, 16, 16), (1, 2, tall, 256), (1, 2, min(2 * tall, 512), 512))
 
 

@@ -31,7 +31,7 @@ from .io import MIN_SIZE, ScanError, read_scan
 from .lattice_keep import BOTH_PASSES, LatticePeaks
 from .normalise import Normalisation, denormalise, levelling_of, normalise, normalise_passes
 from .publish import MIN_LATTICE_ROWS, publish
-from .registration import registered_retrace, speed_ratio
+from .registration import speed_ratio, two_pass_input
 from .scanfiles import canonical_pass, scanned_upwards, write_gwy
 from .tiles import tile_starts
 from .trust import Thresholds, Verdict
@@ -205,6 +205,9 @@ class GuardedResult:
     """Point defects whose depth was given back after the guard (``maed.feature_keep.keep_defect_depths``)."""
     creep: Creep | None = None
     """The creep of z taken off the published frame (``maed.z_creep``); None: none was found."""
+    passes_frame: str | None = None
+    """A two-pass model's frame (``maed.registration.TwoPassInput``): ``midway``, where the tip really was, or
+    ``trace``, the trace's as recorded; None for a one-pass model (the scan's own frame)."""
 
     def lattice_record(self) -> dict:
         """The ``lattice`` entry of ``<stem>.json``."""
@@ -234,7 +237,7 @@ BOTH = "both"
 
 
 def passes_of(backend: Backend) -> int:
-    """How many passes of a scan the back end's model takes: 1, or 2 (the trace and the registered retrace)."""
+    """How many passes of a scan the back end's model takes: 1, or 2 (both passes, ``maed.registration.two_pass_input``)."""
     return getattr(backend, "passes", 1)
 
 
@@ -273,8 +276,10 @@ def denoise_guarded(
     Rows not measured in full (NaN) stay NaN; the measured rows are denoised together, as one image, so a scan
     stopped early is denoised exactly as if it had been a smaller scan. ``other_pass`` (the scan's other pass, same
     shape and orientation) confirms lattice peaks over the rows both passes measured. A two-pass model
-    (``passes_of``) takes ``scan`` as the trace and ``other_pass`` as the retrace, registered onto it (``ratio``: the
-    retrace's speed over the trace's), over the rows both measured; the guard judges its output against the trace.
+    (``passes_of``) takes ``scan`` as the trace and ``other_pass`` as the retrace (``ratio``: the retrace's speed over
+    the trace's), over the rows both measured, both moved to where the tip really was where the registration is sure
+    of it (``maed.registration.two_pass_input``; the published frame is then in that frame, ``passes_frame``); the
+    guard judges its output against the frame its correction was added to.
     The creep of z at the start of the frame, where the published frame shows one, is taken off last
     (``maed.z_creep``; ``scanned_up``: the scan's last row was scanned first).
     """
@@ -289,10 +294,11 @@ def denoise_guarded(
         measured &= np.isfinite(other_pass).all(axis=1)
     data = np.full(scan.shape, np.nan, dtype=np.float32)
     fallback = np.zeros(scan.shape, dtype=np.float32)
+    passes_frame = None
     if two_pass:
-        trace = scan[measured]
-        passes_in, norm = normalise_passes(trace, registered_retrace(trace, other_pass[measured], ratio), levelling_of(backend))
-        x, y = passes_in[0], run_network(passes_in, norm, backend, tile)
+        both = two_pass_input(scan[measured], other_pass[measured], ratio)
+        passes_in, norm = normalise_passes(both.first, both.second, levelling_of(backend))
+        x, y, passes_frame = passes_in[0], run_network(passes_in, norm, backend, tile), both.frame
     else:
         x, norm = normalise(scan[measured], levelling_of(backend))
         y = run_network(x, norm, backend, tile)
@@ -315,6 +321,7 @@ def denoise_guarded(
         defects_beside=result.defects_beside,
         defects_deepened=result.defects_deepened,
         creep=creep,
+        passes_frame=passes_frame,
     )
 
 
@@ -337,6 +344,7 @@ def result_record(
         "lattice": result.lattice_record(),
         "features": result.features_record(),
         "z_creep": result.creep_record(),
+        "passes_frame": result.passes_frame,
     }
 
 

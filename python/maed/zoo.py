@@ -14,7 +14,7 @@ PRODUCT = "rt-plane"
 out itself (``docs/model.md`` says why it replaced ``rt``, which aligns the rows first)."""
 
 TWO_PASS_PRODUCT = "rt-both"
-"""The weights ``--pass both`` uses unless told otherwise: the ``rt-both`` network, trace and registered retrace in
+"""The weights ``--pass both`` uses unless told otherwise: the ``rt-both`` network, both passes in
 (``docs/model.md``). Opt-in: one pass stays the default until the two-pass model wins on real scans."""
 
 ALIASES = {"maed": PRODUCT}

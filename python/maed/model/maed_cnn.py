@@ -38,8 +38,8 @@ class ModelConfig:
         decoder_blocks: DSResidualBlocks per decoder stage.
         upsample_mode: ``F.interpolate`` mode of the decoder.
         in_channels: Images the network sees of one scan: 1 (one pass), or 2 (the trace and the
-            retrace registered onto it, ``maed.registration.registered_retrace``); the correction is added to the
-            first, the trace.
+            retrace in one frame, ``maed.registration.two_pass_input``); the correction is added to the
+            first.
     """
 
     encoder: str
@@ -154,16 +154,17 @@ class MAEDCNN(nn.Module):
     """MAED-CNN denoiser for STM topographs.
 
     Input is (N, C, H, W) float32 normalised heights, C the config's ``in_channels`` (one pass, or the
-    trace and its registered retrace); output is (N, 1, H, W). H and W must be positive multiples of
+    two passes in one frame, ``maed.registration.two_pass_input``); output is (N, 1, H, W). H and W must be positive multiples of
     ``size_multiple``, the total stride of the encoder.
 
     The network predicts a correction that is added to its input (global residual learning): STM
     noise (scan-line offsets, Gaussian, periodic pickup) is additive on the heights, so the
     correction is the negated noise, a small, zero-centred signal that is easier to learn than the
-    clean topograph itself. With two passes it is added to the trace: the registered retrace is
-    evidence the network may use, never a base it must undo where the registration is off (a base of
-    the passes' mean lost 5 dB in 500 steps of training, docs/model.md). The head is
-    zero-initialised, so an untrained model is the identity (of the trace) and training starts from
+    clean topograph itself. With two passes it is added to the first channel: the passes' mean where the
+    registration is sure of where the tip was, the trace where the passes could match a period apart (a base
+    of the passes' mean wherever the registration was off lost 5 dB in 500 steps of training, docs/model.md);
+    the second channel, the retrace, is evidence the network may use. The head is
+    zero-initialised, so an untrained model is the identity (of its first channel) and training starts from
     the noisy image rather than from an arbitrary output.
 
     Args:

@@ -1,5 +1,6 @@
-"""What can be made of a scan's two passes: one pass, the mean of two one-pass outputs, the two-pass model; the
-methods that ``maed eval --passes`` scores on simulated scans and on a real third look."""
+"""What can be made of a scan's two passes: one pass, the mean of two one-pass outputs (in the trace's frame, and
+moved midway, where the tip really was), the two-pass model; the methods that ``maed eval --passes`` scores on
+simulated scans and on a real third look."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import numpy as np
 from ..classical import fit_plane
 from ..denoise import denoise_guarded
 from ..engine import Backend
-from ..registration import align, register
+from ..registration import align, midway_mean, register
 
-ONE_PASS, MEAN, TWO_PASS = "one pass", "mean of one-pass outputs", "two-pass"
+ONE_PASS, MEAN, MIDWAY_MEAN, TWO_PASS = "one pass", "mean of one-pass outputs", "mean of one-pass outputs, midway", "two-pass"
 
 
 def pass_outputs(trace: np.ndarray, retrace: np.ndarray, ratio: float, one_pass: Backend, two_pass: Backend) -> dict[str, np.ndarray]:
-    """The three methods' published frames of one scan (the retrace in the trace's orientation; ``ratio``: its speed
+    """The four methods' published frames of one scan (the retrace in the trace's orientation; ``ratio``: its speed
     over the trace's), each as ``maed denoise`` publishes it."""
     out_trace = denoise_guarded(trace, one_pass, other_pass=retrace).data.astype(np.float64)
     out_retrace = denoise_guarded(retrace, one_pass, other_pass=trace).data.astype(np.float64)
@@ -26,5 +27,7 @@ def pass_outputs(trace: np.ndarray, retrace: np.ndarray, ratio: float, one_pass:
     return {
         ONE_PASS: out_trace,
         MEAN: mean,
+        # Both outputs moved to where the tip really was, as the two-pass model's input is (maed.registration.two_pass_input).
+        MIDWAY_MEAN: midway_mean(out_trace, out_retrace, registration)[0],
         TWO_PASS: denoise_guarded(trace, two_pass, other_pass=retrace, ratio=ratio).data.astype(np.float64),
     }

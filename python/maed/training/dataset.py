@@ -12,9 +12,10 @@ the other as target (Noise2Noise), so real noise is learnt without a clean refer
 sample carries its kind, because their loss differs (``loss.pass_pair_l1``).
 
 Two-pass models (``in_channels`` 2, ``rt-both``) get both passes of every simulated scan and of every real
-reference (``maed.data.two_pass``: shared and independent noise, opposite lag, x-warp), the retrace
-registered onto the trace as ``maed denoise --pass both`` registers it (``maed.registration.registered_retrace``), stacked as
-the input's two channels; the target is the clean surface.
+reference (``maed.data.two_pass``: shared and independent noise, opposite lag, x-warp), made into the input's two
+channels as ``maed denoise --pass both`` makes them (``maed.registration.two_pass_input``: both passes moved midway,
+their mean and the retrace; or the trace and the retrace registered onto it); the target is the clean surface, where
+the surface really is.
 
 User pairs (the paper's setting: noisy scans and their manually restored references) live
 in a folder with ``noisy/NAME.npy`` and ``clean/NAME.npy``; random crops are drawn from them.
@@ -36,14 +37,14 @@ from ..data.real_refs import Reference, reference_crop, scaled_to, white_floor
 from ..data.scan_noise import TRAIN_RANGES, NoiseRanges
 from ..data.two_pass import draw_pass_params, record_passes
 from ..normalise import PLANE_AND_ROWS, normalise, normalise_passes
-from ..registration import registered_retrace
+from ..registration import two_pass_input
 from .noise_mix import mixed_ranges
 
 
 def normalised_pair(noisy: np.ndarray, clean: np.ndarray, levelling: str = PLANE_AND_ROWS) -> tuple[np.ndarray, np.ndarray]:
     """The network's input and target for one scan, both in the noisy scan's (the trace's) frame.
 
-    ``noisy`` is one pass (H, W), or the trace and the registered retrace (2, H, W); the input has the
+    ``noisy`` is one pass (H, W), or a two-pass model's two channels (2, H, W, ``_both``); the input has the
     same shape."""
     if np.ndim(noisy) == 3:
         x, norm = normalise_passes(noisy[0], noisy[1], levelling)
@@ -182,5 +183,6 @@ def with_white_floor(ranges: NoiseRanges, floor_m: float) -> NoiseRanges:
 
 
 def _both(trace: np.ndarray, retrace: np.ndarray, speed_ratio: float) -> np.ndarray:
-    """A two-pass model's input in metres: the trace and the retrace registered onto it."""
-    return np.stack([trace, registered_retrace(trace, retrace, speed_ratio)])
+    """A two-pass model's input in metres (``maed.registration.two_pass_input``)."""
+    both = two_pass_input(trace, retrace, speed_ratio)
+    return np.stack([both.first, both.second])
