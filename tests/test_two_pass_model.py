@@ -21,9 +21,9 @@ from maed.export import export_onnx, onnx_vs_torch
 from maed.model import build_model
 from maed.model.checkpoint import load_model, save_checkpoint
 from maed.normalise import PLANE, normalise, normalise_passes
-from maed.registration import two_pass_input
+from maed.registration import Registration, align, two_pass_input
 from maed.research.evaluate_passes import ALIGNED_MEAN, ALIGNED_ONE, ONE_PASS, TWO_PASS, evaluate_passes
-from maed.research.pass_methods import MIDWAY_MEAN
+from maed.research.pass_methods import MIDWAY_MEAN, mean_on_trace
 from maed.training.dataset import TrainingPairs
 from maed.training.trainer import _load_matching
 
@@ -105,7 +105,20 @@ def test_a_two_pass_training_sample_is_the_input_maed_denoise_gives_the_model():
     expected = two_pass_input(pair.noisy, pair.retrace, pair.passes.speed_ratio)
     np.testing.assert_array_equal(both[0], expected.first)
     np.testing.assert_array_equal(both[1], expected.second)
+    np.testing.assert_array_equal(both[2], pair.noisy)  # the raw trace, on which the rows' levelling is judged
     np.testing.assert_array_equal(clean, pair.clean)
+
+
+def test_the_rows_of_both_passes_are_levelled_as_the_one_pass_path_levels_the_trace():
+    rng = np.random.default_rng(4)
+    surface = rng.standard_normal((48, 64))
+    walk = np.cumsum(rng.standard_normal(48))[:, None] * 5
+    with_offsets, without = surface + walk, surface + 0.01 * rng.standard_normal((48, 64))
+    assert normalise(with_offsets, PLANE)[1].rows_aligned and not normalise(without, PLANE)[1].rows_aligned
+    # The passes' mean (here without offsets) goes in with its rows aligned where the trace's offsets dominate, and
+    # as it is where they do not: the decision is the trace's, whatever the mean would say.
+    assert normalise_passes(without, without, PLANE, judged_on=with_offsets)[1].rows_aligned
+    assert not normalise_passes(with_offsets, with_offsets, PLANE, judged_on=without)[1].rows_aligned
 
 
 def test_the_network_path_feeds_both_passes_through_the_same_tiles(untrained):
@@ -224,3 +237,14 @@ def test_eval_passes_scores_the_two_pass_model_against_one_pass_and_the_mean(unt
     table = (tmp_path / "passes.md").read_text()
     assert "| steps |" in table and "| missed |" in table
     assert json.loads((tmp_path / "passes.json").read_text())["two_pass"] == two.model
+
+
+def test_mean_of_one_pass_outputs_keeps_the_trace_where_the_retrace_saw_nothing():
+    # A pair registered 30 px apart on a 40-px frame: only the first 10 columns were seen by both passes.
+    rng = np.random.default_rng(5)
+    trace, retrace = rng.normal(size=(6, 40)), rng.normal(size=(6, 40))
+    registration = Registration.shift(np.full(6, 30.0), cols=40)
+    mean = mean_on_trace(trace, retrace, registration)
+    np.testing.assert_array_equal(mean[:, 10:], trace[:, 10:])
+    np.testing.assert_allclose(mean[:, :10], 0.5 * (trace + align(retrace, registration))[:, :10])
+    assert not np.allclose(mean[:, :10], trace[:, :10])

@@ -297,7 +297,7 @@ def denoise_guarded(
     passes_frame = None
     if two_pass:
         both = two_pass_input(scan[measured], other_pass[measured], ratio)
-        passes_in, norm = normalise_passes(both.first, both.second, levelling_of(backend))
+        passes_in, norm = normalise_passes(both.first, both.second, levelling_of(backend), judged_on=scan[measured])
         x, y, passes_frame = passes_in[0], run_network(passes_in, norm, backend, tile), both.frame
     else:
         x, norm = normalise(scan[measured], levelling_of(backend))

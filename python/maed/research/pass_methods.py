@@ -9,9 +9,17 @@ import numpy as np
 from ..classical import fit_plane
 from ..denoise import denoise_guarded
 from ..engine import Backend
-from ..registration import align, midway_mean, register
+from ..registration import Registration, align, midway_mean, register
 
 ONE_PASS, MEAN, MIDWAY_MEAN, TWO_PASS = "one pass", "mean of one-pass outputs", "mean of one-pass outputs, midway", "two-pass"
+
+
+def mean_on_trace(trace: np.ndarray, retrace: np.ndarray, registration: Registration) -> np.ndarray:
+    """The mean of ``trace`` and ``retrace`` aligned onto it; the trace's own where the retrace did not see a
+    column (a pair registered far apart can leave no column to share)."""
+    half_width = (trace.shape[1] - 1) / 2
+    retrace_seen = np.abs(np.arange(trace.shape[1])[None, :] + registration.warp - half_width) <= half_width
+    return np.where(retrace_seen, 0.5 * (trace + align(retrace, registration)), trace)
 
 
 def pass_outputs(trace: np.ndarray, retrace: np.ndarray, ratio: float, one_pass: Backend, two_pass: Backend) -> dict[str, np.ndarray]:
@@ -21,12 +29,9 @@ def pass_outputs(trace: np.ndarray, retrace: np.ndarray, ratio: float, one_pass:
     out_retrace = denoise_guarded(retrace, one_pass, other_pass=trace).data.astype(np.float64)
     # Registered between the two outputs, which the network has freed of their noise and of most of the feedback lag.
     registration = register(out_trace - fit_plane(out_trace), out_retrace - fit_plane(out_retrace), ratio)
-    mean = out_trace.copy()
-    inner = np.s_[:, registration.columns(out_trace.shape[1])]
-    mean[inner] = 0.5 * (out_trace + align(out_retrace, registration))[inner]
     return {
         ONE_PASS: out_trace,
-        MEAN: mean,
+        MEAN: mean_on_trace(out_trace, out_retrace, registration),
         # Both outputs moved to where the tip really was, as the two-pass model's input is (maed.registration.two_pass_input).
         MIDWAY_MEAN: midway_mean(out_trace, out_retrace, registration)[0],
         TWO_PASS: denoise_guarded(trace, two_pass, other_pass=retrace, ratio=ratio).data.astype(np.float64),
