@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from maed.normalise import PLANE, PLANE_AND_ROWS, denormalise, levelling_of, normalise
+from maed.classical import align_rows, fit_plane
+from maed.line_offsets import STRIP_BANDING, strip_banding
+from maed.normalise import OFFSET_DOMINANCE, PLANE, PLANE_AND_ROWS, ROW_ALIGNMENT, denormalise, levelling_of, normalise
 
 
 def smooth_surface(n=64):
@@ -70,6 +72,22 @@ def test_plane_levelling_aligns_rows_where_the_offsets_dominate():
     plane_only, norm = normalise(scan, PLANE)
     assert norm.rows_aligned and rows_norm.rows_aligned
     np.testing.assert_allclose(plane_only, aligned)
+
+
+def test_a_feature_that_fills_part_of_its_rows_is_not_aligned_away():
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:128, 0:128]
+    # A wide dark molecule over the middle columns of a constant-height image, flat beside it.
+    molecule = -np.exp(-((((x - 64) / 30) ** 2 + ((y - 64) / 18) ** 2) ** 2))
+    scan = molecule + 0.02 * rng.standard_normal((128, 128))
+    levelled = scan - fit_plane(scan)
+    judged = align_rows(levelled, ROW_ALIGNMENT)
+    # Aligning would lower the spread as line offsets would (dominance) but band the flat strips beside it.
+    assert levelled.std() > OFFSET_DOMINANCE * judged.std() and strip_banding(levelled, judged) > STRIP_BANDING
+    assert not normalise(scan, PLANE)[1].rows_aligned
+    # With a random walk of line offsets over it, every strip gets flatter once aligned: the rows are aligned.
+    walked = scan + np.cumsum(rng.standard_normal(128))[:, None] * 0.3
+    assert normalise(walked, PLANE)[1].rows_aligned
 
 
 def test_an_unknown_levelling_is_a_clear_error():

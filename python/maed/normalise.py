@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .classical import align_rows, fit_plane
-from .line_offsets import keep_slow_profile, row_changes_by_strip, surface_steps
+from .line_offsets import STRIP_BANDING, keep_slow_profile, row_changes_by_strip, strip_banding, surface_steps
 
 PLANE_AND_ROWS = "plane+rows"
 PLANE = "plane"
@@ -93,13 +93,16 @@ def level_rows(
     The offsets must dominate as well where only what can be offsets is taken off (``line_offsets.keep_slow_profile``:
     with offsets independent from line to line, not the slow part): an island that fills most of its rows lowers
     the aligned scan's spread as strong offsets do, but aligning it draws it as a band, which the network then
-    keeps (simulated islands with independent offsets, 2026-12-02)."""
+    keeps (simulated islands with independent offsets, 2026-12-02). Nor may the alignment band any strip of columns
+    (``line_offsets.strip_banding``): a feature that fills part of its rows, beside flat ones, does that; offsets
+    do not."""
     if check_levelling(levelling) == PLANE_AND_ROWS:
         return align_rows(levelled, NETWORK_ALIGNMENT), True
     judged_on = levelled if judged_on is None else judged_on
     spread = float(judged_on.std())
     judged = align_rows(judged_on, ROW_ALIGNMENT)
-    if spread > dominance * float(judged.std()) and spread > dominance * float(keep_slow_profile(judged_on, judged).std()):
+    dominate = spread > dominance * float(judged.std()) and spread > dominance * float(keep_slow_profile(judged_on, judged).std())
+    if dominate and strip_banding(judged_on, judged) <= STRIP_BANDING:
         return align_rows(levelled, NETWORK_ALIGNMENT), True
     return levelled, False
 
