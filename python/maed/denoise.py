@@ -261,6 +261,16 @@ def check_pass(backend: Backend, pass_: str) -> str:
     return pass_
 
 
+def _passes_judged(scan: np.ndarray, other_pass: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    """The scans whose line offsets decide whether the rows of ``scan`` (its measured rows) are aligned: it and the
+    other pass's measured rows where that has ``MIN_LATTICE_ROWS`` of them (``maed.normalise.level_rows``: both passes of
+    a scan are levelled alike); ``scan`` alone otherwise."""
+    if other_pass is None:
+        return ()
+    other = np.asarray(other_pass)[np.isfinite(other_pass).all(axis=1)]
+    return (scan, other) if len(other) >= MIN_LATTICE_ROWS else ()
+
+
 def denoise_guarded(
     scan: np.ndarray,
     backend: Backend,
@@ -275,7 +285,8 @@ def denoise_guarded(
 
     Rows not measured in full (NaN) stay NaN; the measured rows are denoised together, as one image, so a scan
     stopped early is denoised exactly as if it had been a smaller scan. ``other_pass`` (the scan's other pass, same
-    shape and orientation) confirms lattice peaks over the rows both passes measured. A two-pass model
+    shape and orientation) confirms lattice peaks over the rows both passes measured, and the rows are aligned before
+    the network where the line offsets dominate either pass (``maed.normalise.level_rows``). A two-pass model
     (``passes_of``) takes ``scan`` as the trace and ``other_pass`` as the retrace (``ratio``: the retrace's speed over
     the trace's), over the rows both measured, both moved to where the tip really was where the registration is sure
     of it (``maed.registration.two_pass_input``; the published frame is then in that frame, ``passes_frame``); the
@@ -297,10 +308,11 @@ def denoise_guarded(
     passes_frame = None
     if two_pass:
         both = two_pass_input(scan[measured], other_pass[measured], ratio)
-        passes_in, norm = normalise_passes(both.first, both.second, levelling_of(backend), judged_on=scan[measured])
+        judged = (scan[measured], other_pass[measured])
+        passes_in, norm = normalise_passes(both.first, both.second, levelling_of(backend), judged_on=judged)
         x, y, passes_frame = passes_in[0], run_network(passes_in, norm, backend, tile), both.frame
     else:
-        x, norm = normalise(scan[measured], levelling_of(backend))
+        x, norm = normalise(scan[measured], levelling_of(backend), judged_on=_passes_judged(scan[measured], other_pass))
         y = run_network(x, norm, backend, tile)
     other, other_rows = None, None
     both = measured & np.isfinite(other_pass).all(axis=1) if np.shape(other_pass) == scan.shape else None

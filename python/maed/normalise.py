@@ -27,6 +27,7 @@ them (the checkpoint's ``levelling``, the ONNX file's ``maed.levelling``):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,13 +83,10 @@ def check_levelling(levelling: str) -> str:
     return levelling
 
 
-def level_rows(
-    levelled: np.ndarray, levelling: str, dominance: float = OFFSET_DOMINANCE, judged_on: np.ndarray | None = None
-) -> tuple[np.ndarray, bool]:
-    """A plane-levelled scan as ``levelling`` hands it to the network, and whether its rows were aligned (by
-    ``NETWORK_ALIGNMENT``): always for ``plane+rows``; for ``plane`` where the line offsets dominate ``judged_on``
-    (a plane-levelled scan of the same rows; ``levelled`` itself by default): its spread over the scan aligned by
-    ``ROW_ALIGNMENT`` is above ``dominance``, and so is it over the scan with only what can be offsets taken off.
+def offsets_dominate(levelled: np.ndarray, dominance: float = OFFSET_DOMINANCE) -> bool:
+    """Whether line offsets dominate a plane-levelled scan: its spread over the scan aligned by ``ROW_ALIGNMENT`` is
+    above ``dominance``, and so is it over the scan with only what can be offsets taken off; and the alignment bands
+    no strip of columns.
 
     The offsets must dominate as well where only what can be offsets is taken off (``line_offsets.keep_slow_profile``:
     with offsets independent from line to line, not the slow part): an island that fills most of its rows lowers
@@ -96,25 +94,36 @@ def level_rows(
     keeps (simulated islands with independent offsets, 2026-12-02). Nor may the alignment band any strip of columns
     (``line_offsets.strip_banding``): a feature that fills part of its rows, beside flat ones, does that; offsets
     do not."""
+    spread = float(levelled.std())
+    judged = align_rows(levelled, ROW_ALIGNMENT)
+    if not (spread > dominance * float(judged.std()) and spread > dominance * float(keep_slow_profile(levelled, judged).std())):
+        return False
+    return strip_banding(levelled, judged) <= STRIP_BANDING
+
+
+def level_rows(
+    levelled: np.ndarray, levelling: str, dominance: float = OFFSET_DOMINANCE, judged_on: Sequence[np.ndarray] = ()
+) -> tuple[np.ndarray, bool]:
+    """A plane-levelled scan as ``levelling`` hands it to the network, and whether its rows were aligned (by
+    ``NETWORK_ALIGNMENT``): always for ``plane+rows``; for ``plane`` where the line offsets dominate
+    (``offsets_dominate``) any of ``judged_on``, plane-levelled scans of the same area (``levelled`` itself where
+    empty): both passes of a scan are judged together, so that they are levelled alike."""
     if check_levelling(levelling) == PLANE_AND_ROWS:
         return align_rows(levelled, NETWORK_ALIGNMENT), True
-    judged_on = levelled if judged_on is None else judged_on
-    spread = float(judged_on.std())
-    judged = align_rows(judged_on, ROW_ALIGNMENT)
-    dominate = spread > dominance * float(judged.std()) and spread > dominance * float(keep_slow_profile(judged_on, judged).std())
-    if dominate and strip_banding(judged_on, judged) <= STRIP_BANDING:
+    if any(offsets_dominate(judged, dominance) for judged in (judged_on or (levelled,))):
         return align_rows(levelled, NETWORK_ALIGNMENT), True
     return levelled, False
 
 
-def normalise(image: np.ndarray, levelling: str = PLANE_AND_ROWS, judged_on: np.ndarray | None = None) -> tuple[np.ndarray, Normalisation]:
+def normalise(image: np.ndarray, levelling: str = PLANE_AND_ROWS, judged_on: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, Normalisation]:
     """Levelled (``levelling``), unit-variance float32 copy of ``image`` and how to undo it; whether the rows are
-    aligned is judged on ``judged_on`` (a scan of the same rows: ``level_rows``; ``image`` by default)."""
+    aligned is judged on ``judged_on`` (scans of the same area, such as both passes: ``level_rows``; ``image`` itself
+    where empty)."""
     image = np.asarray(image, dtype=np.float64)
     plane = fit_plane(image)
     levelled = image - plane
-    judged_levelled = None if judged_on is None else np.asarray(judged_on, dtype=np.float64) - fit_plane(judged_on)
-    network_input, rows_aligned = level_rows(levelled, levelling, judged_on=judged_levelled)
+    judged = [np.asarray(j, dtype=np.float64) - fit_plane(j) for j in judged_on]
+    network_input, rows_aligned = level_rows(levelled, levelling, judged_on=judged)
     steps = np.zeros(len(image))
     if rows_aligned:
         steps = surface_steps((levelled - network_input).mean(axis=1), row_changes_by_strip(levelled))
@@ -132,18 +141,18 @@ def normalise(image: np.ndarray, levelling: str = PLANE_AND_ROWS, judged_on: np.
 
 
 def normalise_passes(
-    trace: np.ndarray, retrace: np.ndarray, levelling: str = PLANE_AND_ROWS, judged_on: np.ndarray | None = None
+    trace: np.ndarray, retrace: np.ndarray, levelling: str = PLANE_AND_ROWS, judged_on: Sequence[np.ndarray] = ()
 ) -> tuple[np.ndarray, Normalisation]:
     """The two-pass network's (2, H, W) input: the trace as ``normalise`` gives it, and the retrace, already
     registered onto the trace (``maed.registration.align``), through the very same map (the trace's plane,
     row offsets, centre and scale), so that what differs between the two channels is what differs between
     the passes. The line offsets are the same in both passes (they live in time, per line).
 
-    ``judged_on``: the scan whose line offsets decide whether the rows are aligned (``level_rows``): the raw trace
-    where ``trace`` is the passes' mean (``maed.registration.two_pass_input``), so that both passes are levelled as
-    the one-pass path levels the trace. Judged on the mean, whose independent noise is halved, the decision moved
-    across its bar on one real scan of 26 (Au_mica_2023_Y_A_diPAMY_195, Current: 1.19 on the trace, 1.23 on the
-    mean, bar 1.2) and drew the molecule as a band across the frame."""
+    ``judged_on``: the scans whose line offsets decide whether the rows are aligned (``level_rows``): the raw trace
+    and retrace where ``trace`` is the passes' mean (``maed.registration.two_pass_input``), so that the passes are
+    levelled as the one-pass path levels either of them. Judged on the mean, whose independent noise is halved, the
+    decision moved across its bar on one real scan of 26 (Au_mica_2023_Y_A_diPAMY_195, Current: 1.19 on the trace,
+    1.23 on the mean, bar 1.2) and drew the molecule as a band across the frame."""
     trace = np.asarray(trace, dtype=np.float64)
     if np.shape(retrace) != trace.shape:
         raise ValueError(f"trace {trace.shape} and retrace {np.shape(retrace)} differ in shape")

@@ -44,10 +44,10 @@ from .noise_mix import mixed_ranges
 def normalised_pair(noisy: np.ndarray, clean: np.ndarray, levelling: str = PLANE_AND_ROWS) -> tuple[np.ndarray, np.ndarray]:
     """The network's input and target for one scan, both in the noisy scan's (the trace's) frame.
 
-    ``noisy`` is one pass (H, W), or a two-pass model's two channels and the raw trace their rows' levelling is
-    judged on (3, H, W, ``_both``); the input is (H, W) or (2, H, W)."""
+    ``noisy`` is one pass (H, W), or a two-pass model's two channels and the raw trace and retrace their rows'
+    levelling is judged on (4, H, W, ``_both``); the input is (H, W) or (2, H, W)."""
     if np.ndim(noisy) == 3:
-        x, norm = normalise_passes(noisy[0], noisy[1], levelling, judged_on=noisy[2])
+        x, norm = normalise_passes(noisy[0], noisy[1], levelling, judged_on=(noisy[2], noisy[3]))
     else:
         x, norm = normalise(noisy, levelling)
     # The steps along the rows an alignment took off come back after the network (maed.normalise): not its to draw.
@@ -183,7 +183,7 @@ def with_white_floor(ranges: NoiseRanges, floor_m: float) -> NoiseRanges:
 
 
 def _both(trace: np.ndarray, retrace: np.ndarray, speed_ratio: float) -> np.ndarray:
-    """A two-pass model's input in metres (``maed.registration.two_pass_input``), and the raw trace, on which
-    ``maed denoise`` judges the rows' levelling (``maed.normalise.normalise_passes``)."""
+    """A two-pass model's input in metres (``maed.registration.two_pass_input``), and the raw trace and retrace, on
+    which ``maed denoise`` judges the rows' levelling (``maed.normalise.normalise_passes``)."""
     both = two_pass_input(trace, retrace, speed_ratio)
-    return np.stack([both.first, both.second, trace])
+    return np.stack([both.first, both.second, trace, retrace])
