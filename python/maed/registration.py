@@ -592,13 +592,18 @@ def two_pass_input(trace: np.ndarray, retrace: np.ndarray, speed_ratio: float = 
     return TwoPassInput(first, retrace_mid, "midway", ambiguity)
 
 
+def seen(warp: np.ndarray, width: int) -> np.ndarray:
+    """Per pixel, whether an image of ``width`` columns read at x + ``warp`` (as ``align`` and ``midway`` read it)
+    reads a column it holds, not one beyond its ends."""
+    x = np.arange(width)[None, :] + warp
+    return (x >= 0) & (x <= width - 1)
+
+
 def midway_mean(trace: np.ndarray, retrace: np.ndarray, registration: Registration) -> tuple[np.ndarray, np.ndarray]:
     """The mean of both passes (or of two images made of them, such as denoised copies) moved ``midway``, each
     pass's own where only it saw a column; and the retrace moved midway."""
     trace_mid, retrace_mid = midway(trace, retrace, registration)
-    x = np.arange(trace.shape[1])[None, :]
     half = 0.5 * registration.warp
-    trace_seen = (x - half >= 0) & (x - half <= trace.shape[1] - 1)
-    retrace_seen = (x + half >= 0) & (x + half <= trace.shape[1] - 1)
+    trace_seen, retrace_seen = seen(-half, trace.shape[1]), seen(half, trace.shape[1])
     both = trace_seen == retrace_seen  # seen by both (or, at a narrow frame's ends, by neither)
     return np.where(both, 0.5 * (trace_mid + retrace_mid), np.where(trace_seen, trace_mid, retrace_mid)), retrace_mid

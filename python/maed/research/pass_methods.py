@@ -9,7 +9,7 @@ import numpy as np
 from ..classical import fit_plane
 from ..denoise import denoise_guarded
 from ..engine import Backend
-from ..registration import Registration, align, midway_mean, register
+from ..registration import Registration, align, midway_mean, register, seen
 
 ONE_PASS, MEAN, MIDWAY_MEAN, TWO_PASS = "one pass", "mean of one-pass outputs", "mean of one-pass outputs, midway", "two-pass"
 
@@ -17,8 +17,7 @@ ONE_PASS, MEAN, MIDWAY_MEAN, TWO_PASS = "one pass", "mean of one-pass outputs", 
 def mean_on_trace(trace: np.ndarray, retrace: np.ndarray, registration: Registration) -> np.ndarray:
     """The mean of ``trace`` and ``retrace`` aligned onto it; the trace's own where the retrace did not see a
     column (a pair registered far apart can leave no column to share)."""
-    half_width = (trace.shape[1] - 1) / 2
-    retrace_seen = np.abs(np.arange(trace.shape[1])[None, :] + registration.warp - half_width) <= half_width
+    retrace_seen = seen(registration.warp, trace.shape[1])
     return np.where(retrace_seen, 0.5 * (trace + align(retrace, registration)), trace)
 
 
