@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from maed.classical import PIPELINES, align_rows, fit_plane
+from maed.classical import PIPELINES
 from maed.data.real_refs import SOURCES, TEST_SOURCES, default_real_dir
 from maed.denoise import denoise_guarded
 from maed.engine import Backend, load_backend
-from maed.normalise import ROW_ALIGNMENT
-from maed.passes import pick_pair
+from maed.passes import pick_pair, reference_levelling
 from maed.registration import register, speed_ratio
 from maed.research.bench import cpu_model
 from maed.research.evaluate_real import scan_files
@@ -64,17 +63,15 @@ class ScanErrors:
 
 
 def _pass_outputs(data: np.ndarray, other: np.ndarray, backend: Backend, scanned_up: bool) -> tuple[np.ndarray, ...]:
-    """A pass levelled as ``maed eval --real`` levels it, and the published, trusted and classical outputs less the
-    same plane and centre, with what the guard did to the published one (``network``, ``smooth given back``,
-    ``blend`` or ``fallback``)."""
-    plane = fit_plane(data)
-    levelled = align_rows(data - plane, ROW_ALIGNMENT)
-    centre = float(levelled.mean())
+    """A pass levelled as ``maed eval --real`` levels it (``reference_levelling``), and the published, trusted and
+    classical outputs less the same plane and centre, with what the guard did to the published one (``network``,
+    ``smooth given back``, ``blend`` or ``fallback``)."""
+    levelled, plane, centre = reference_levelling(data)
     published = denoise_guarded(data, backend, other_pass=other, scanned_up=scanned_up)
     trusted = denoise_guarded(data, backend, limits=TRUSTING, other_pass=other, scanned_up=scanned_up)
     classical = PIPELINES["level+gauss"](data)
     return (
-        levelled - centre,
+        levelled,
         published.data.astype(np.float64) - plane - centre,
         trusted.data.astype(np.float64) - plane - centre,
         classical,

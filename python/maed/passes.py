@@ -54,6 +54,17 @@ def pick_pair(path: Path) -> tuple[ChannelImage, ChannelImage | None]:
     return trace, None
 
 
+def reference_levelling(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """A pass levelled as the real-scan checks compare methods on it: less its best plane, each row aligned to the one
+    before by the median of their differences (``normalise.ROW_ALIGNMENT``), less its mean; with that plane and mean,
+    which a method's output loses too."""
+    data = np.asarray(data, dtype=np.float64)
+    plane = fit_plane(data)
+    levelled = align_rows(data - plane, ROW_ALIGNMENT)
+    centre = float(levelled.mean())
+    return levelled - centre, plane, centre
+
+
 def guarded_outputs(
     data: np.ndarray, backends: dict[str, Backend], other_pass: np.ndarray | None = None, scanned_up: bool = False
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, str]]:
@@ -64,10 +75,7 @@ def guarded_outputs(
     ``noreference.match_rows`` takes the row offsets out of a comparison; ``trace_retrace.row_errors`` does so itself.
     ``scanned_up``: the pass's last row was scanned first (``scanfiles.scanned_upwards``)."""
     data = np.asarray(data, dtype=np.float64)
-    plane = fit_plane(data)
-    levelled = align_rows(data - plane, ROW_ALIGNMENT)
-    centre = float(levelled.mean())
-    levelled -= centre
+    levelled, plane, centre = reference_levelling(data)
     outputs, verdicts = {}, {}
     for name, backend in backends.items():
         result = denoise_guarded(data, backend, other_pass=other_pass, scanned_up=scanned_up)
