@@ -161,3 +161,38 @@ def test_the_levelling_trained_with_is_recorded_and_followed(tmp_path):
 def test_an_unknown_levelling_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="unknown levelling"):
         train(TrainConfig(**{**SHORT.__dict__, "levelling": "rows"}), tmp_path)
+
+
+def test_quiet_scans_scale_every_artefact_together():
+    """A quiet sample is the same scan with what the instrument added scaled down by one factor."""
+    from maed.training.dataset import QUIET_SCALE
+
+    seed = 11
+    loud_noisy, loud_clean, _ = TrainingPairs(64, first_seed=seed, noise_mix=True).sample(seed)
+    quiet_noisy, quiet_clean, _ = TrainingPairs(64, first_seed=seed, noise_mix=True, quiet_fraction=1.0).sample(seed)
+    np.testing.assert_array_equal(quiet_clean, loud_clean)
+    loud, quiet = loud_noisy - loud_clean, quiet_noisy - quiet_clean
+    factor = float(np.sum(quiet * loud) / np.sum(loud * loud))
+    assert QUIET_SCALE[0] <= factor <= QUIET_SCALE[1]
+    np.testing.assert_allclose(quiet, factor * loud, atol=1e-6 * np.abs(loud).max())
+
+
+def test_relative_loss_weighs_each_scan_by_its_noise():
+    """Two scans with the same relative error weigh the same under the relative loss, not under the plain one."""
+    from maed.training.loss import NOISE_FLOOR, noise_weights, plane_free_l1
+
+    rng = np.random.default_rng(3)
+    target = torch.from_numpy(rng.normal(size=(2, 1, 32, 32)).astype(np.float32))
+    noise = torch.from_numpy(rng.normal(size=(2, 1, 32, 32)).astype(np.float32))
+    noise[1] *= 0.05  # the second scan is twenty times quieter
+    noisy = target + noise
+    output = target + 0.5 * noise  # half of each scan's noise left
+    weights = noise_weights(noisy, target)
+    assert weights[1] / weights[0] == pytest.approx(20.0, rel=0.05)
+    per_scan = [float(plane_free_l1(output[i : i + 1], target[i : i + 1], weights[i : i + 1])) for i in range(2)]
+    assert per_scan[1] == pytest.approx(per_scan[0], rel=0.05)
+    plain = [float(plane_free_l1(output[i : i + 1], target[i : i + 1])) for i in range(2)]
+    assert plain[1] < 0.1 * plain[0]
+    # A scan that differs from its target by a plane only has no noise to divide by: the floor caps its weight.
+    tilt = torch.linspace(0, 1, 32).expand(1, 1, 32, 32)
+    assert float(noise_weights(target[:1] + tilt, target[:1])) == pytest.approx(1 / NOISE_FLOOR)

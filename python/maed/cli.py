@@ -117,6 +117,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         pair_fraction=args.pair_fraction,
         background=args.background,
         noise_mix=args.noise_mix,
+        relative_loss=args.relative_loss,
+        quiet_fraction=args.quiet_fraction,
         levelling=args.levelling,
     )
     out = Path(args.out or f"runs/{args.model}")
@@ -340,6 +342,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="simulated artefacts in per-sample mixes: each kind present or absent, white noise from "
         "nearly none to the range's top (maed.training.noise_mix), so quiet scans are seen too",
+    )
+    p.add_argument(
+        "--relative-loss",
+        action="store_true",
+        help="each sample's loss over its noise, so quiet scans (noise far below their relief) count as much as "
+        "noisy ones (maed.training.loss.noise_weights)",
+    )
+    p.add_argument(
+        "--quiet-fraction",
+        type=float,
+        default=TrainConfig.quiet_fraction,
+        help="share of simulated scans with every artefact scaled down together, 3 to 200 times, so scans whose "
+        "relief stands far above their noise are seen (maed.training.dataset.QUIET_SCALE; default: %(default)s)",
     )
     p.add_argument(
         "--grad-weight",

@@ -46,5 +46,9 @@ class TrainConfig:
     pair_fraction: float = 0.0
     background: bool = False
     noise_mix: bool = False
+    relative_loss: bool = False
+    """Each sample's loss over its noise (``loss.noise_weights``): quiet scans count as much as noisy ones."""
+    quiet_fraction: float = 0.0
+    """Share of simulated scans with every artefact scaled down together (``dataset.QUIET_SCALE``)."""
     levelling: str = PLANE_AND_ROWS
     """What is taken off the input before the network (``maed.normalise``): ``plane+rows`` or ``plane``."""

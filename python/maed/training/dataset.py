@@ -17,6 +17,11 @@ channels as ``maed denoise --pass both`` makes them (``maed.registration.two_pas
 their mean and the retrace; or the trace and the retrace registered onto it); the target is the clean surface, where
 the surface really is.
 
+Quiet scans (``quiet_fraction`` of the simulated ones): every artefact scaled down together by a factor
+log-uniform over ``QUIET_SCALE``, so that surfaces whose relief stands 20 to 100 times above their noise, as clean
+real scans of steps and large features do (``docs/model.md``, twenty-seventh session), are seen: the simulator's own
+draws put 1 sample in 10 above 8 times, 1 in 100 above 30.
+
 User pairs (the paper's setting: noisy scans and their manually restored references) live
 in a folder with ``noisy/NAME.npy`` and ``clean/NAME.npy``; random crops are drawn from them.
 """
@@ -92,6 +97,8 @@ class UserPairs:
 
 CLEAN_TARGET, PASS_TARGET = 0, 1
 """Sample kinds: the target is the clean surface, or the other pass of a real scan."""
+QUIET_SCALE = (0.005, 0.3)
+"""Range of the factor a quiet scan's artefacts are scaled by (log-uniform)."""
 
 
 class TrainingPairs(IterableDataset):
@@ -120,6 +127,7 @@ class TrainingPairs(IterableDataset):
         noise_mix: bool = False,
         levelling: str = PLANE_AND_ROWS,
         passes: int = 1,
+        quiet_fraction: float = 0.0,
     ) -> None:
         if passes == 2 and (user is not None or pass_pairs):
             raise ValueError(
@@ -138,6 +146,7 @@ class TrainingPairs(IterableDataset):
         self.noise_mix = noise_mix
         self.levelling = levelling
         self.passes = passes
+        self.quiet_fraction = quiet_fraction
 
     def sample(self, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
         """The (input, target, kind) of seed ``seed``, in metres."""
@@ -160,9 +169,14 @@ class TrainingPairs(IterableDataset):
             return add_scan_noise(clean, pixel, params, rng), clean, CLEAN_TARGET
         ranges = mixed_ranges(rng) if self.noise_mix else TRAIN_RANGES
         pair = make_pair(seed, self.patch, ranges, background=self.background, both_passes=self.passes == 2)
+        noisy, retrace = pair.noisy, pair.retrace
+        if self.quiet_fraction and rng.random() < self.quiet_fraction:
+            quiet = float(np.exp(rng.uniform(*np.log(QUIET_SCALE))))
+            noisy = pair.clean + quiet * (noisy - pair.clean)
+            retrace = None if retrace is None else pair.clean + quiet * (retrace - pair.clean)
         if self.passes == 2:
-            return _both(pair.noisy, pair.retrace, pair.passes.speed_ratio), pair.clean, CLEAN_TARGET
-        return pair.noisy, pair.clean, CLEAN_TARGET
+            return _both(noisy, retrace, pair.passes.speed_ratio), pair.clean, CLEAN_TARGET
+        return noisy, pair.clean, CLEAN_TARGET
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
         info = get_worker_info()

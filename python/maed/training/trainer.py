@@ -29,7 +29,7 @@ from ..model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from ..normalise import check_levelling
 from .config import TrainConfig
 from .dataset import PASS_TARGET, TrainingPairs, UserPairs, normalised_pair
-from .loss import gradient_l1, pass_pair_l1, plane_free_l1, spectral_peak_loss
+from .loss import gradient_l1, noise_weights, pass_pair_l1, plane_free_l1, spectral_peak_loss
 
 VALIDATION_SEED_BASE = 900_000_000
 
@@ -71,13 +71,15 @@ def training_loss(
     grad_weight: float = 0.0,
     fourier_weight: float = 0.0,
     kind: torch.Tensor | None = None,
+    relative: bool = False,
 ) -> torch.Tensor:
     """The loss every model is trained with, plus the extra terms of its own paper where it has them.
 
     ``grad_weight`` and ``fourier_weight`` add ``gradient_l1`` and ``spectral_peak_loss`` (product training;
     the Table 1 protocol leaves them at 0). ``kind`` (per sample, ``dataset.PASS_TARGET`` or
     ``CLEAN_TARGET``; default all clean) marks real pass pairs, which are judged by ``pass_pair_l1``
-    alone: their target is noisy, so its gradients and Fourier peaks are not the surface's.
+    alone: their target is noisy, so its gradients and Fourier peaks are not the surface's. ``relative`` weighs
+    each clean-target sample's L1 and gradient terms by the inverse of its noise (``loss.noise_weights``).
     """
     if hasattr(model, "training_loss"):
         return model.training_loss(noisy, target, plane_free_l1)
@@ -89,9 +91,10 @@ def training_loss(
     if (~pairs).any():
         out, target = out[~pairs], target[~pairs]
         share = len(out) / len(noisy)
-        loss = loss + share * plane_free_l1(out, target)
+        weights = noise_weights(noisy[~pairs], target) if relative else None
+        loss = loss + share * plane_free_l1(out, target, weights)
         if grad_weight:
-            loss = loss + share * grad_weight * gradient_l1(out, target)
+            loss = loss + share * grad_weight * gradient_l1(out, target, weights)
         if fourier_weight:
             loss = loss + share * fourier_weight * spectral_peak_loss(out, target)
     return loss
@@ -184,6 +187,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
         noise_mix=cfg.noise_mix,
         levelling=cfg.levelling,
         passes=passes_taken(model),
+        quiet_fraction=cfg.quiet_fraction,
     )
     loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
     val_x, val_y = _validation_set(cfg.validation_scans, cfg.patch, cfg.levelling, stream.passes)
@@ -199,7 +203,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
         x, y, kind = next(batches)
         for group in optimiser.param_groups:
             group["lr"] = _learning_rate(cfg, step)
-        loss = training_loss(model, x.to(device), y.to(device), cfg.grad_weight, cfg.fourier_weight, kind.to(device))
+        loss = training_loss(model, x.to(device), y.to(device), cfg.grad_weight, cfg.fourier_weight, kind.to(device), cfg.relative_loss)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
