@@ -353,8 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet-fraction",
         type=float,
         default=TrainConfig.quiet_fraction,
-        help="share of simulated scans with every artefact scaled down together, 3 to 200 times, so scans whose "
-        "relief stands far above their noise are seen (maed.training.dataset.QUIET_SCALE; default: %(default)s)",
+        help="share of simulated scans with every artefact but the line offsets scaled down 3 to 200 times, so scans "
+        "whose relief stands far above their noise are seen (maed.training.noise_mix.quiet_ranges; default: %(default)s)",
     )
     p.add_argument(
         "--grad-weight",

@@ -49,6 +49,6 @@ class TrainConfig:
     relative_loss: bool = False
     """Each sample's loss over its noise (``loss.noise_weights``): quiet scans count as much as noisy ones."""
     quiet_fraction: float = 0.0
-    """Share of simulated scans with every artefact scaled down together (``dataset.QUIET_SCALE``)."""
+    """Share of simulated scans with every artefact but the line offsets scaled down (``noise_mix.quiet_ranges``)."""
     levelling: str = PLANE_AND_ROWS
     """What is taken off the input before the network (``maed.normalise``): ``plane+rows`` or ``plane``."""

@@ -17,8 +17,8 @@ channels as ``maed denoise --pass both`` makes them (``maed.registration.two_pas
 their mean and the retrace; or the trace and the retrace registered onto it); the target is the clean surface, where
 the surface really is.
 
-Quiet scans (``quiet_fraction`` of the simulated ones): every artefact scaled down together by a factor
-log-uniform over ``QUIET_SCALE``, so that surfaces whose relief stands 20 to 100 times above their noise, as clean
+Quiet scans (``quiet_fraction`` of the simulated ones): every artefact but the line offsets scaled down by one
+factor (``noise_mix.quiet_ranges``), so that surfaces whose relief stands 20 to 100 times above their noise, as clean
 real scans of steps and large features do (``docs/model.md``, twenty-seventh session), are seen: the simulator's own
 draws put 1 sample in 10 above 8 times, 1 in 100 above 30.
 
@@ -43,7 +43,7 @@ from ..data.scan_noise import TRAIN_RANGES, NoiseRanges
 from ..data.two_pass import draw_pass_params, record_passes
 from ..normalise import PLANE_AND_ROWS, normalise, normalise_passes
 from ..registration import two_pass_input
-from .noise_mix import mixed_ranges
+from .noise_mix import mixed_ranges, quiet_ranges
 
 
 def normalised_pair(noisy: np.ndarray, clean: np.ndarray, levelling: str = PLANE_AND_ROWS) -> tuple[np.ndarray, np.ndarray]:
@@ -97,8 +97,6 @@ class UserPairs:
 
 CLEAN_TARGET, PASS_TARGET = 0, 1
 """Sample kinds: the target is the clean surface, or the other pass of a real scan."""
-QUIET_SCALE = (0.005, 0.3)
-"""Range of the factor a quiet scan's artefacts are scaled by (log-uniform)."""
 
 
 class TrainingPairs(IterableDataset):
@@ -168,15 +166,12 @@ class TrainingPairs(IterableDataset):
                 return _both(trace, retrace, passes.speed_ratio), clean, CLEAN_TARGET
             return add_scan_noise(clean, pixel, params, rng), clean, CLEAN_TARGET
         ranges = mixed_ranges(rng) if self.noise_mix else TRAIN_RANGES
-        pair = make_pair(seed, self.patch, ranges, background=self.background, both_passes=self.passes == 2)
-        noisy, retrace = pair.noisy, pair.retrace
         if self.quiet_fraction and rng.random() < self.quiet_fraction:
-            quiet = float(np.exp(rng.uniform(*np.log(QUIET_SCALE))))
-            noisy = pair.clean + quiet * (noisy - pair.clean)
-            retrace = None if retrace is None else pair.clean + quiet * (retrace - pair.clean)
+            ranges = quiet_ranges(rng, ranges)
+        pair = make_pair(seed, self.patch, ranges, background=self.background, both_passes=self.passes == 2)
         if self.passes == 2:
-            return _both(noisy, retrace, pair.passes.speed_ratio), pair.clean, CLEAN_TARGET
-        return noisy, pair.clean, CLEAN_TARGET
+            return _both(pair.noisy, pair.retrace, pair.passes.speed_ratio), pair.clean, CLEAN_TARGET
+        return pair.noisy, pair.clean, CLEAN_TARGET
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
         info = get_worker_info()

@@ -53,6 +53,10 @@ bow in place on another simulator's scans where the classical row alignment took
 the z loop's lag (``feedback_fn`` 0.05 to 0.4 cycles per pixel, damping 0.3 to 1): the target is the surface before
 the loop, so the network learns to undo the smear along the fast axis that the other simulator's loop puts on every
 atom (on its atomic scans the smear alone, no noise, held PSNR to 16.9-37.3 dB, mean 28.4, fifteenth session)."""
+QUIET_FIELDS = ("white_m", "tip_jump_m", "scar_m", "drift_m", "mains_m", "resonance_m", "dac_lsb_m", "spike_m", "creep_m")
+"""The amplitudes ``quiet_ranges`` scales: every artefact's but the line offsets' (``line_walk_m``, ``line_jitter_m``)."""
+QUIET_SCALE = (0.005, 0.3)
+"""Range of the factor a quiet scan's artefacts are scaled by (log-uniform)."""
 WHITE_FLOOR_M = 0.05e-12
 """Lowest white noise drawn: below any instrument's, so nearly clean scans are seen."""
 
@@ -66,3 +70,12 @@ def mixed_ranges(rng: np.random.Generator, ranges: NoiseRanges = MIX_RANGES) -> 
             changes |= {name: (0.0, 0.0) for name in fields}
     white = float(np.exp(rng.uniform(np.log(WHITE_FLOOR_M), np.log(ranges.white_m[1]))))
     return replace(ranges, **changes, white_m=(white, white))
+
+
+def quiet_ranges(rng: np.random.Generator, ranges: NoiseRanges) -> NoiseRanges:
+    """``ranges`` with every artefact's amplitude but the line offsets' scaled by one factor log-uniform over
+    ``QUIET_SCALE``: a surface whose relief stands 20 to 100 times above its noise, as clean real scans of steps and
+    large features do. The line offsets keep theirs: scaled with the rest, a network learnt to leave the rows alone
+    wherever the relief dwarfed the noise, offsets of 20 pm beside a tall step included (twenty-seventh session)."""
+    factor = float(np.exp(rng.uniform(*np.log(QUIET_SCALE))))
+    return replace(ranges, **{name: tuple(factor * v for v in getattr(ranges, name)) for name in QUIET_FIELDS})
