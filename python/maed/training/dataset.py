@@ -20,7 +20,7 @@ the surface really is.
 Quiet scans (``quiet_fraction`` of the simulated ones): every artefact but the line offsets scaled down by one
 factor (``noise_mix.quiet_ranges``), so that surfaces whose relief stands 20 to 100 times above their noise, as clean
 real scans of steps and large features do (``docs/model.md``, twenty-seventh session), are seen: the simulator's own
-draws put 1 sample in 10 above 8 times, 1 in 100 above 30.
+draws put 1 sample in 10 above 8 times, 1 in 100 above 28.
 
 User pairs (the paper's setting: noisy scans and their manually restored references) live
 in a folder with ``noisy/NAME.npy`` and ``clean/NAME.npy``; random crops are drawn from them.
