@@ -38,11 +38,14 @@ def level_to(out: np.ndarray, clean: np.ndarray) -> np.ndarray:
     return out - (design @ coef).reshape(rows, cols)
 
 
+def rms_error(out: np.ndarray, clean: np.ndarray) -> float:
+    """Root mean square of ``out - clean``, a constant offset and a plane of it off."""
+    return float(np.sqrt(np.mean((level_to(np.asarray(out, dtype=np.float64), clean) - clean) ** 2)))
+
+
 def psnr(out: np.ndarray, clean: np.ndarray) -> float:
     """PSNR (dB) of ``out`` against ``clean``, insensitive to a constant offset and a plane."""
-    out = np.asarray(out, dtype=np.float64)
-    rmse = float(np.sqrt(np.mean((level_to(out, clean) - clean) ** 2)))
-    return float(20 * np.log10(np.ptp(clean) / max(rmse, 1e-30)))
+    return float(20 * np.log10(np.ptp(clean) / max(rms_error(out, clean), 1e-30)))
 
 
 def interval(d: np.ndarray) -> tuple[float, float]:

@@ -19,7 +19,7 @@ import argparse
 import sys
 
 import numpy as np
-from blind_score import level_to
+from blind_score import level_to, rms_error
 from blind_simulator import FAMILIES, draw
 from guard_real import TRUSTING
 from tqdm import tqdm
@@ -30,10 +30,6 @@ from maed.research.bench import cpu_model
 SEED0 = 9_300_000
 FACTORS = (1.0, 0.3, 0.1, 0.03)
 """The factors the instrument's artefacts are scaled by."""
-
-
-def rms_error(out: np.ndarray, clean: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((level_to(np.asarray(out, dtype=np.float64), clean) - clean) ** 2)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,10 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         for family in FAMILIES:
             for i in range(args.scans):
                 noisy, clean, _ = draw(family, SEED0 + i, args.size)
+                spread = float(np.std(level_to(clean, np.zeros_like(clean))))  # the clean surface's, plane off
                 for f in FACTORS:
                     scan = (clean + f * (noisy - clean)).astype(np.float32)
                     raw = rms_error(scan, clean)
-                    relief[f].append(float(np.std(level_to(clean, np.zeros_like(clean)))) / raw)
+                    relief[f].append(spread / raw)
                     ratios[f]["classical"].append(rms_error(PIPELINES["level+gauss"](scan), clean) / raw)
                     for name, backend in backends.items():
                         guarded = denoise_guarded(scan, backend).data
