@@ -46,7 +46,11 @@ REPORT = {
             lines_per_s=15000,
             push_lines_per_s=16000,
         ),
-        {"name": "test_kernel[SEFusion]", "extra_info": {"gbps": 900}, "stats": {"data": [1e-4, 1e-4]}},
+        *(
+            _bench("kernel SEFusion 40->40 @512x512 float16", impl, [us * 20e-3], device="Test GPU", us_per_launch=us, gb_per_s=rate)
+            for impl, us, rate in (("maed", 25.26, 2491.0), ("torch", 98.22, 427.1), ("copy", 10.9, 3848.9))
+        ),
+        {"name": "test_other[SEFusion]", "extra_info": {"gbps": 900}, "stats": {"data": [1e-4, 1e-4]}},
     ]
 }
 
@@ -62,7 +66,22 @@ def test_the_results_page_has_percentiles_ratios_and_verdicts():
     assert "| at 200 lines/s, 256x256 scan, onnxruntime-cpu | 256 | 25.0 | 40.0 | 55.0 | 120 |" in page
     assert "15,000 lines/s" in page and "ingest >= 10,000 lines/s with none lost: 15,000 lines/s, 0 lost: met" in page
     assert "- TensorRT is not installed: x (12 benchmarks)" in page
-    assert "| test_kernel[SEFusion] | 0.100 | 0.100 | 2 |" in page  # another suite's, by name
+    assert "| SEFusion 40->40 @512x512 float16 | 25.3 / 2,491 | 98.2 / 427 | 10.9 / 3,849 | 3.89 |" in page
+    assert "on Test GPU" in page
+    assert "| test_other[SEFusion] | 0.100 | 0.100 | 2 |" in page  # a suite the page has no table for, by name
+
+
+def test_a_page_without_the_targets_cases_says_so():
+    page = render({"benchmarks": REPORT["benchmarks"][-4:]}, {"GPU": "Test GPU"}, [], "maed bench -k kernel")
+    assert "- none of the targets' cases ran here" in page and "## Inference" in page
+
+
+def test_the_cpu_page_points_to_the_gpu_page(tmp_path):
+    gpu_page = tmp_path / "RESULTS-gpu.md"
+    gpu_page.write_text(render(REPORT, {"GPU": "Test GPU (driver 1)"}, [], "maed bench -k kernel"))
+    page = render(REPORT, {"GPU": "none"}, [], "maed bench", gpu_page)
+    assert "on Test GPU (driver 1) on 20" in page and "[RESULTS-gpu.md](RESULTS-gpu.md)" in page
+    assert "## On a GPU" not in render(REPORT, {"GPU": "none"}, [], "maed bench", tmp_path / "absent.md")
 
 
 def test_skip_reasons_are_summed():

@@ -129,6 +129,35 @@ def _inference_table(rows: list[dict], model: str) -> list[str]:
     return lines + [""]
 
 
+KERNEL_IMPLS = ("maed", "torch", "copy")
+"""benchmarks/test_kernels.py's back ends: our CUDA kernel, the same layer in torch (cuDNN), a device copy of the input."""
+
+
+def _kernel_table(rows: list[dict]) -> list[str]:
+    """The CUDA kernels against torch and a plain copy: time per launch, traffic rate, and torch's time over ours."""
+    rows = [r for r in rows if r["case"].startswith("kernel ")]
+    if not rows:
+        return []
+    head = ["layer, input, dtype", *(f"{impl} us / GB/s" for impl in KERNEL_IMPLS), "torch / maed"]
+    lines = [
+        "## CUDA kernels",
+        "",
+        "Time per launch (median of the timed rounds) and the rate of the launch's compulsory traffic (input read, "
+        f"output written) on {rows[0].get('device', 'the GPU')}; copy is a device copy of the input, the memory "
+        "system's ceiling for that traffic.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for case in dict.fromkeys(r["case"] for r in rows):
+        cell = {r["backend"]: r for r in rows if r["case"] == case}
+        cells = [f"{cell[i]['us_per_launch']:.1f} / {cell[i]['gb_per_s']:,.0f}" if i in cell else "-" for i in KERNEL_IMPLS]
+        both = "maed" in cell and "torch" in cell
+        cells.append(f"{cell['torch']['us_per_launch'] / cell['maed']['us_per_launch']:.2f}" if both else "-")
+        lines.append(f"| {case.removeprefix('kernel ')} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def _other_table(rows: list[dict]) -> list[str]:
     """Benchmarks of other suites (the CUDA kernels'), by their pytest names."""
     rows = [r for r in rows if not r["case"]]
@@ -240,8 +269,26 @@ def _targets(rows: list[dict]) -> list[str]:
     return lines
 
 
-def render(report: dict, info: dict[str, str], skipped: list[str], command: str) -> str:
-    """The results page for a pytest-benchmark JSON report."""
+GPU_PAGE = "RESULTS-gpu.md"
+"""The page ``benchmarks/gpu_check.sh`` writes on a GPU machine, kept beside the CPU page, which points to it."""
+
+
+def _gpu_page_note(page: Path) -> list[str]:
+    """Where the GPU measurements are, which GPU and when, read off the GPU page."""
+    text = page.read_text()
+    gpu = re.search(r"^- GPU: (.+)$", text, re.M)
+    when = re.search(r"^Written by .+? on (\d{4}-\d{2}-\d{2})", text, re.M)
+    return [
+        "## On a GPU",
+        "",
+        f"Measured by `sh benchmarks/gpu_check.sh` on {gpu[1] if gpu else 'a GPU'}"
+        f"{f' on {when[1]}' if when else ''}: [{page.name}]({page.name}) (kernels, torch on CUDA, what was skipped there and why).",
+        "",
+    ]
+
+
+def render(report: dict, info: dict[str, str], skipped: list[str], command: str, gpu_page: Path | None = None) -> str:
+    """The results page for a pytest-benchmark JSON report; ``gpu_page``, where it exists, is pointed to."""
     rows = _rows(report)
     lines = [
         "# Benchmark results",
@@ -254,15 +301,18 @@ def render(report: dict, info: dict[str, str], skipped: list[str], command: str)
         "",
     ]
     lines += [f"- {key}: {value}" for key, value in info.items()] + ["", "## Targets", ""]
-    lines += _targets(rows) + ["", "## Inference", ""]
+    lines += (_targets(rows) or ["- none of the targets' cases ran here"]) + ["", "## Inference", ""]
     for model in (PRODUCT, "paper"):
         lines += _inference_table(rows, model)
     bridge = _bridge_table(rows)
     if bridge:
         lines += ["## Bridge", "", *bridge]
+    lines += _kernel_table(rows)
     lines += _other_table(rows)
     if skipped:
         lines += ["## Skipped here", "", *(f"- {s}" for s in skipped), ""]
+    if gpu_page is not None and gpu_page.is_file():
+        lines += _gpu_page_note(gpu_page)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -306,7 +356,8 @@ def run(out: Path, budget: float, select: str | None, keep_json: Path | None) ->
         report = json.loads(report_path.read_text())
     shown = "maed bench" + (f" --budget {budget:g}" if budget != 5.0 else "") + (f" -k '{select}'" if select else "")
     info = {**machine(), "load average before the run (1, 5, 15 min)": load}
-    out.write_text(render(report, info, _skipped(result.stdout), shown))
+    gpu_page = out.parent / GPU_PAGE if out.name != GPU_PAGE else None
+    out.write_text(render(report, info, _skipped(result.stdout), shown, gpu_page))
     print(f"maed: results written to {out}", file=sys.stderr)
     return result.returncode
 
