@@ -95,6 +95,34 @@ def test_a_trend_drawn_across_the_rows_of_a_scan_with_independent_offsets_is_tak
     assert max(left) <= 1.0 + 1e-9
 
 
+def _rows_error(image: np.ndarray, surface: np.ndarray) -> float:
+    """The spread of the rows' levels against the surface's, their least-squares line across the rows aside."""
+    error = np.median(image - surface, axis=1)
+    rows = np.arange(len(error))
+    return float(np.ptp(error - np.polyval(np.polyfit(rows, error, 1), rows)))
+
+
+def test_steps_along_the_rows_the_network_took_for_offsets_come_back():
+    """A quiet scan of a terrace whose edges run along the rows, without offsets: a network that levels the rows itself
+    took the edges for offsets and flattened the terrace; the steps come back, within a twentieth of their height."""
+    rng = np.random.default_rng(4)
+    terrace = 3.0 * _profile()
+    surface = 0.1 * _surface() + terrace
+    scan = surface + rng.normal(0, 0.02, surface.shape)
+    flattened = surface - terrace + rng.normal(0, 0.005, surface.shape)
+    assert _rows_error(flattened, surface) > 2.9
+    assert _rows_error(keep_row_levels(scan, flattened), surface) < 0.15
+
+
+def test_a_tip_change_the_network_took_out_stays_out():
+    """A jump of one line is a tip change (or an offset): no step, whatever its height."""
+    rng = np.random.default_rng(5)
+    surface = 0.1 * _surface()
+    scan = surface + 3.0 * (np.arange(SIZE) >= 64)[:, None] + rng.normal(0, 0.02, surface.shape)
+    output = surface + rng.normal(0, 0.005, surface.shape)
+    assert np.array_equal(keep_row_levels(scan, output), output)
+
+
 class TrendBackend:
     """A plane-levelled back end that keeps the surface, trades the scan's noise for noise of its own, and draws a
     trend across the rows."""

@@ -187,6 +187,15 @@ def surface_steps(levels: np.ndarray, strip_changes: np.ndarray) -> np.ndarray:
     return np.concatenate(([0.0], np.cumsum(np.where(kept, changes - float(np.median(changes[~kept])), 0.0))))
 
 
+def untilted(profile: np.ndarray) -> np.ndarray:
+    """``profile`` (one level per row) less its least-squares line across the rows: the plane fitted to a scan took a
+    staircase's line with it (it tilts the terraces), so steps given back to a plane-levelled scan go without it."""
+    if not profile.any():
+        return profile
+    rows = np.arange(len(profile))
+    return profile - np.polyval(np.polyfit(rows, profile, 1), rows)
+
+
 def _spread_over(levels: np.ndarray, quiet: np.ndarray, rows: int, centre: float) -> float:
     """Robust spread of how far ``levels`` move over ``rows`` rows, the trend ``centre`` per row off, where all of
     those rows' changes are ``quiet``; infinite where fewer than 8 such spans are."""
