@@ -9,12 +9,23 @@
 
 namespace maed {
 
-// A block of 32 x 4 pixels, each thread one pixel and kDsCoutTile output channels; input channels
-// are staged through shared memory kDsCiChunk at a time.
+// The generic kernel (kernel sizes other than 3 and 5; ds_block.cu): a block of 32 x 4 pixels, each
+// thread one pixel and kDsCoutTile output channels; weights are staged through shared memory
+// kDsCiChunk input channels at a time. The host reference sums each output in the order of both
+// kernels (ds_block_math.h); it takes kDsCoutTile output channels at a time, which changes no sum.
 constexpr int kDsTileX = 32;
 constexpr int kDsTileY = 4;
 constexpr int kDsCoutTile = 16;
 constexpr int kDsCiChunk = 32;
+
+// Which pixel tile the 3x3 / 5x5 kernel uses: kAuto (what maed_cuda_ds_block does) picks the wide
+// tile where it gives at least two blocks per SM, else the narrow one; the C++ GPU test forces each
+// on every shape so that both are checked whatever the GPU's SM count.
+enum class DsTiling { kAuto, kWide, kNarrow };
+
+// maed_cuda_ds_block with the tile chosen (ds_block.cu, in libmaed_kernels).
+int ds_block_launch(const void* x, void* y, int dtype, int n, int height, int width, const MaedDsBlock* block,
+                    void* stream, DsTiling tiling);
 
 inline bool valid_ds_block(const void* x, const void* y, int dtype, int n, int height, int width,
                            const MaedDsBlock* b) {

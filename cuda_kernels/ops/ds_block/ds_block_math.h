@@ -6,8 +6,10 @@
 //                            | x[co]                          (identity shortcut, cin == cout) )
 //
 // bias is the pointwise BN bias plus the projection BN bias: both are added to the same sum.
-// One thread owns one pixel and a tile of TILE output channels; it walks the input channels in
-// order, so the depthwise result of a channel lives in a register only and never in memory.
+// The generic kernel and the host reference run these functions: one thread (one loop step) owns
+// one pixel and a tile of TILE output channels and walks the input channels in order, so the
+// depthwise result of a channel lives in a register only. The tiled kernel (3x3, 5x5; ds_block.cu)
+// stages its data in shared memory but sums every output in this same order.
 #pragma once
 
 #include "maed_kernels/numeric.h"
