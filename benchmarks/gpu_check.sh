@@ -11,7 +11,8 @@
 #   sh benchmarks/gpu_check.sh OUTDIR
 #
 # PYTHON (default python3) must import maed; CUDA_ARCH (default native) is CMAKE_CUDA_ARCHITECTURES;
-# BENCH_BUDGET (default 1) is the timed seconds per benchmark.
+# BENCH_BUDGET (default 1) is the timed seconds per benchmark; BENCH_SELECT (default "cuda or kernel or
+# tensorrt") the benchmarks run (pytest -k).
 set -u
 out=${1:?usage: sh benchmarks/gpu_check.sh OUTDIR}
 py=${PYTHON:-python3}
@@ -52,6 +53,6 @@ step machine machine
 step native native
 step sanitizer sanitize
 step gpu_tests "$py" -m pytest -p no:cacheprovider -rs tests/test_cuda_kernels.py tests/test_tensorrt.py
-step bench "$py" -m maed.cli bench --budget "${BENCH_BUDGET:-1}" -k "cuda or kernel or tensorrt" \
+step bench "$py" -m maed.cli bench --budget "${BENCH_BUDGET:-1}" -k "${BENCH_SELECT:-cuda or kernel or tensorrt}" \
     --out "$out/RESULTS.md" --json "$out/bench.json"
 echo "gpu_check: failed:${failed:- none}"
