@@ -3,7 +3,8 @@
 // ds_block_math.h).
 //
 // Two kernels. The tiled kernel (3x3, every block of MAED-CNN, and 5x5) stages a pixel tile of
-// the input plus its zero-filled halo in shared memory, a chunk of input channels at a time; the
+// the input plus its zero-filled halo in shared memory as float, a chunk of input channels at a
+// time (4-element vector loads where rows are aligned, else element by element); the
 // block first writes the tile's depthwise outputs to shared memory (each thread a 4 x QH patch,
 // so that one row of 12 staged values feeds up to 4 * QH * k FMAs), then each thread multiplies
 // them into 4 pixels x CP output channels of accumulators, so that every pointwise weight read
@@ -31,6 +32,7 @@ struct DsArgs {
     int width;
     int cout_tiles;
     bool vector_store;  // 4 consecutive outputs of a row may be stored as one vector
+    bool vector_load;   // 4 consecutive inputs of a row starting at a multiple of 4 may be loaded as one vector
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -148,6 +150,35 @@ __device__ __forceinline__ void store4(__half* p, const float* v) {
     *reinterpret_cast<uint2*>(p) = q;
 }
 
+// Four consecutive elements of a global row as one load: 16 bytes in FP32, 8 in FP16 (p aligned
+// to that), and their conversion to float, exact in both.
+__device__ __forceinline__ float4 load_vec4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ uint2 load_vec4(const __half* p) { return *reinterpret_cast<const uint2*>(p); }
+__device__ __forceinline__ void vec4_to_float(const float4& q, float* v) {
+    v[0] = q.x;
+    v[1] = q.y;
+    v[2] = q.z;
+    v[3] = q.w;
+}
+__device__ __forceinline__ void vec4_to_float(const uint2& q, float* v) {
+    const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(&q.x));
+    const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(&q.y));
+    v[0] = lo.x;
+    v[1] = lo.y;
+    v[2] = hi.x;
+    v[3] = hi.y;
+}
+template <typename T>
+struct Vec4;  // the register type of load_vec4
+template <>
+struct Vec4<float> {
+    using type = float4;
+};
+template <>
+struct Vec4<__half> {
+    using type = uint2;
+};
+
 // The register bound of a tile for the architecture being compiled (the tile types, and so the
 // kernels' names, are the same in the host and device passes).
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
@@ -215,8 +246,9 @@ __global__ void __launch_bounds__(Tile::kThreads, MAED_DS_MIN_BLOCKS(Tile))
     }
 
     // Columns outside the halo are read by the depthwise stage's aligned loads but never summed;
-    // zeroed once so that nothing uninitialised is ever read. The loop's first barrier orders this
-    // before the first chunk's loads.
+    // zeroed once so that nothing uninitialised is ever read (the element-by-element staging never
+    // writes them; the vector staging does, and the row padding of the narrow tile is never read).
+    // The loop's first barrier orders this before the first chunk's loads.
     for (int i = tid; i < CC * ROWS * RS; i += NT) s_in[i] = 0.0f;
 
     for (int ci0 = 0; ci0 < b.cin; ci0 += CC) {
@@ -224,29 +256,71 @@ __global__ void __launch_bounds__(Tile::kThreads, MAED_DS_MIN_BLOCKS(Tile))
         __syncthreads();  // the previous chunk's staged arrays are no longer read
 
         // The tile and its halo, converted to float; taps outside the image are zero ('same'
-        // padding), so the depthwise stage needs no bounds checks. Loads go out kHaloBatch at a
-        // time before any is stored, so that each thread has that many in flight.
-        const int halo = chunk * ROWS * HALO_W;
+        // padding), so the depthwise stage needs no bounds checks. Every load of a batch is issued
+        // before any of them is converted or stored (a conversion next to its load would wait for
+        // it there, one load in flight at a time), so that each thread has a batch in flight.
+        if (a.vector_load) {
+            // Rows start on a multiple of 4 elements, and so does every 4-element group g of a
+            // staged row (columns x0 - 4 + 4g .. + 3, which covers the halo): a group is wholly
+            // inside or wholly outside the image, one vector load (16 bytes FP32, 8 FP16) or zeros,
+            // one 16-byte store to shared memory. Columns outside the halo are staged too and never
+            // summed.
+            constexpr int GW = TW / 4 + 2;
+            // 4 vector loads in flight per thread (16 registers FP32, 8 FP16): 8 FP16 loads spill the
+            // wide tile's 128 registers on sm_90.
+            constexpr int kBatch = 4;
+            using V = typename Vec4<T>::type;
+            const int items = chunk * ROWS * GW;
 #pragma unroll 1
-        for (int i0 = tid; i0 < halo; i0 += kHaloBatch * NT) {
-            float v[kHaloBatch];
-            MAED_UNROLL
-            for (int u = 0; u < kHaloBatch; ++u) {
-                const int i = i0 + u * NT;
-                const int col = i % HALO_W;
-                const int row = (i / HALO_W) % ROWS;
-                const int c = i / (HALO_W * ROWS);
-                const int gy = y0 - R + row;
-                const int gx = x0 - R + col;
-                v[u] = 0.0f;
-                if (i < halo && gy >= 0 && gy < height && gx >= 0 && gx < width) {
-                    v[u] = to_float(img[static_cast<size_t>(ci0 + c) * plane + static_cast<size_t>(gy) * width + gx]);
+            for (int i0 = tid; i0 < items; i0 += kBatch * NT) {
+                V q[kBatch];
+                MAED_UNROLL
+                for (int u = 0; u < kBatch; ++u) {
+                    const int i = i0 + u * NT;
+                    const int g = i % GW;
+                    const int row = (i / GW) % ROWS;
+                    const int c = i / (GW * ROWS);
+                    const int gy = y0 - R + row;
+                    const int gx = x0 - 4 + 4 * g;
+                    q[u] = V{};
+                    if (i < items && gy >= 0 && gy < height && gx >= 0 && gx < width) {
+                        q[u] = load_vec4(img + static_cast<size_t>(ci0 + c) * plane + static_cast<size_t>(gy) * width + gx);
+                    }
+                }
+                MAED_UNROLL
+                for (int u = 0; u < kBatch; ++u) {
+                    const int i = i0 + u * NT;
+                    if (i < items) {
+                        float v[4];
+                        vec4_to_float(q[u], v);
+                        store4(s_in + (i / GW) * RS + 4 * (i % GW), v);
+                    }
                 }
             }
-            MAED_UNROLL
-            for (int u = 0; u < kHaloBatch; ++u) {
-                const int i = i0 + u * NT;
-                if (i < halo) s_in[(i / HALO_W) * RS + 4 - R + i % HALO_W] = v[u];
+        } else {
+            // Any width and alignment: element by element, the halo's columns only.
+            const int halo = chunk * ROWS * HALO_W;
+#pragma unroll 1
+            for (int i0 = tid; i0 < halo; i0 += kHaloBatch * NT) {
+                T v[kHaloBatch];
+                MAED_UNROLL
+                for (int u = 0; u < kHaloBatch; ++u) {
+                    const int i = i0 + u * NT;
+                    const int col = i % HALO_W;
+                    const int row = (i / HALO_W) % ROWS;
+                    const int c = i / (HALO_W * ROWS);
+                    const int gy = y0 - R + row;
+                    const int gx = x0 - R + col;
+                    v[u] = from_float<T>(0.0f);
+                    if (i < halo && gy >= 0 && gy < height && gx >= 0 && gx < width) {
+                        v[u] = img[static_cast<size_t>(ci0 + c) * plane + static_cast<size_t>(gy) * width + gx];
+                    }
+                }
+                MAED_UNROLL
+                for (int u = 0; u < kHaloBatch; ++u) {
+                    const int i = i0 + u * NT;
+                    if (i < halo) s_in[(i / HALO_W) * RS + 4 - R + i % HALO_W] = to_float(v[u]);
+                }
             }
         }
         for (int i = tid; i < chunk * KK; i += NT) s_dw[(i / KK) * KKP + i % KK] = b.dw_weight[ci0 * KK + i];
@@ -348,12 +422,20 @@ __global__ void __launch_bounds__(Tile::kThreads, MAED_DS_MIN_BLOCKS(Tile))
         const int co = co0 + cb + j;
         if (co >= b.cout) continue;
         const size_t at = static_cast<size_t>(co) * plane + static_cast<size_t>(gy) * width + gx;
+        float shortcut[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if (!projection) {
+            if (a.vector_load) {  // gx and width multiples of 4: all 4 pixels are inside
+                vec4_to_float(load_vec4(img + at), shortcut);
+            } else {
+                MAED_UNROLL
+                for (int p = 0; p < 4; ++p) {
+                    if (gx + p < width) shortcut[p] = to_float(img[at + p]);
+                }
+            }
+        }
         float v[4];
         MAED_UNROLL
-        for (int p = 0; p < 4; ++p) {
-            const float shortcut = !projection && gx + p < width ? to_float(img[at + p]) : 0.0f;
-            v[p] = relu(acc[p][j] + shortcut);
-        }
+        for (int p = 0; p < 4; ++p) v[p] = relu(acc[p][j] + shortcut[p]);
         if (whole) {
             store4(out + at, v);
         } else {
@@ -419,9 +501,10 @@ int ds_block_launch(const void* x, void* y, int dtype, int n, int height, int wi
         return MAED_INVALID_ARGUMENT;
     }
     const bool wide = tiling == DsTiling::kAuto ? pick_wide(n, height, width, block->cout) : tiling == DsTiling::kWide;
-    const size_t align = dtype == MAED_FLOAT32 ? 16 : 8;
+    const size_t align = dtype == MAED_FLOAT32 ? 16 : 8;  // 4 elements
     const bool vector_store = width % 4 == 0 && reinterpret_cast<uintptr_t>(y) % align == 0;
-    const DsArgs args{*block, height, width, 0, vector_store};
+    const bool vector_load = width % 4 == 0 && reinterpret_cast<uintptr_t>(x) % align == 0;
+    const DsArgs args{*block, height, width, 0, vector_store, vector_load};
     auto s = static_cast<cudaStream_t>(stream);
     if (dtype == MAED_FLOAT32) {
         launch_ds_block(static_cast<const float*>(x), static_cast<float*>(y), args, n, wide, s);
