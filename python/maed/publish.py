@@ -5,7 +5,8 @@ far by the live bridge's guard (``bridge/streaming.judge``), so that the two can
 network saw (levelled input ``x``, its output ``y``):
 
 1. where the network levelled the rows itself, the scan's own row levels where it shows no line offsets, or their
-   slow profile where the offsets are independent from line to line (``maed.row_levels``);
+   slow profile where the offsets are independent from line to line, and the surface's steps along the rows they
+   hold (``maed.row_levels``);
 2. the lattice peaks it removed (``maed.lattice_keep``): those the other pass confirms where it is at hand, else
    those spanning a 2-D lattice; with the other pass, also a 2-D lattice both passes show within windows of the
    scan (``local_give_back``: a lattice over part of it, too weak in the whole scan's spectrum);

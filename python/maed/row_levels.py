@@ -89,6 +89,7 @@ def keep_row_levels(levelled_input: np.ndarray, output: np.ndarray) -> np.ndarra
     if _evidence(residual, levels) < OFFSET_EVIDENCE:
         return output + ndimage.gaussian_filter1d(levels, SMOOTH_ROWS, mode="nearest")[:, None]
     if independent(levels):
-        output = output + slow_profile(levels)[:, None]
-    steps = untilted(surface_steps(np.median(x - output, axis=1), row_changes_by_strip(x)))
+        slow = slow_profile(levels)
+        output, levels = output + slow[:, None], levels - slow  # a level per row moves each row's median alike
+    steps = untilted(surface_steps(levels, row_changes_by_strip(x)))
     return output + steps[:, None]
