@@ -159,7 +159,7 @@ def _kernel_table(rows: list[dict]) -> list[str]:
 
 
 def _other_table(rows: list[dict]) -> list[str]:
-    """Benchmarks of other suites (the CUDA kernels'), by their pytest names."""
+    """Benchmarks that name no case, which no table above takes, by their pytest names."""
     rows = [r for r in rows if not r["case"]]
     if not rows:
         return []
