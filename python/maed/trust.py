@@ -351,8 +351,10 @@ def beyond_noise(difference: np.ndarray, noise: float) -> np.ndarray:
     """``difference`` with what stands within ``GIVE_BACK_NOISE`` times ``noise`` of 0 taken off, the rest nearly
     whole (the non-negative garrote: d (1 - (t / d)^2) beyond the threshold t, 0 within it)."""
     threshold = GIVE_BACK_NOISE * noise
-    magnitude = np.maximum(np.abs(difference), 1e-300)
-    return difference * np.clip(1.0 - (threshold / magnitude) ** 2, 0.0, None)
+    beyond = np.abs(difference) > threshold  # only there: within it (t / d)^2 can overflow, and the result is 0
+    kept = np.zeros_like(difference, dtype=np.float64)
+    kept[beyond] = difference[beyond] * (1.0 - (threshold / np.abs(difference[beyond])) ** 2)
+    return kept
 
 
 def fallback_for(levelled_input: np.ndarray, output: np.ndarray, verdict_output: str) -> np.ndarray:

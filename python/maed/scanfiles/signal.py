@@ -49,7 +49,12 @@ def is_flat(data: np.ndarray) -> bool:
     # One float32 step at the largest value, within a factor 2 (computed in float64: values beyond
     # float32's range must not overflow on the way).
     step = float(np.finfo(np.float32).eps * np.abs(rows).max())
-    return float(np.sqrt(np.mean(residual**2))) <= FLAT_STEPS * step
+    # The rms scaled by the largest residual: squares of values near float64's limit (a damaged file) overflow.
+    largest = float(np.abs(residual).max())
+    if not np.isfinite(largest):
+        return False
+    rms = largest * float(np.sqrt(np.mean((residual / largest) ** 2))) if largest else 0.0
+    return rms <= FLAT_STEPS * step
 
 
 def current_channel(scan: ScanFile) -> str | None:
