@@ -53,8 +53,13 @@ bow in place on another simulator's scans where the classical row alignment took
 the z loop's lag (``feedback_fn`` 0.05 to 0.4 cycles per pixel, damping 0.3 to 1): the target is the surface before
 the loop, so the network learns to undo the smear along the fast axis that the other simulator's loop puts on every
 atom (on its atomic scans the smear alone, no noise, held PSNR to 16.9-37.3 dB, mean 28.4, fifteenth session)."""
-QUIET_FIELDS = ("white_m", "tip_jump_m", "scar_m", "drift_m", "mains_m", "resonance_m", "dac_lsb_m", "spike_m", "creep_m")
-"""The amplitudes ``quiet_ranges`` scales: every artefact's but the line offsets' (``line_walk_m``, ``line_jitter_m``)."""
+LINE_OFFSET_GROUPS = ("line offsets' walk", "independent line offsets")
+QUIET_FIELDS = (
+    "white_m",
+    *(name for group, names in GROUPS.items() if group not in LINE_OFFSET_GROUPS for name in names if name.endswith("_m")),
+)
+"""The amplitudes ``quiet_ranges`` scales: the white noise's and every other group's but the line offsets'
+(``LINE_OFFSET_GROUPS``), so that an artefact group added to ``GROUPS`` is scaled too."""
 QUIET_SCALE = (0.005, 0.3)
 """Range of the factor a quiet scan's artefacts are scaled by (log-uniform)."""
 WHITE_FLOOR_M = 0.05e-12
