@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import ndimage
 
-from maed.lattice import check_peaks, find_peaks
+from maed.lattice import BACKGROUND_BINS, background_at, check_peaks, find_peaks, power_spectrum
 
 SIZE = 128
 
@@ -53,3 +53,21 @@ def test_a_peak_at_the_spectrum_edge_is_measured_across_it():
     found = measure_peaks(image, edge)
     assert found.positions[0, 0] == 32 and found.positions[0, 1] in (0, 1, 63)
     assert found.power[0] > 0.1 * spectrum.sum() / 2
+
+
+def test_the_background_at_a_few_bins_is_the_whole_spectrum_s_background_there():
+    # The background's definition over the whole spectrum: the largest of the square's separable median and the row
+    # and column segments' medians, the spectrum periodic; computed at a few bins only, it must not differ.
+    rng = np.random.default_rng(3)
+    for shape in [(SIZE, SIZE), (40, 27), (9, 70)]:
+        power = power_spectrum(_lattice()[: shape[0], : shape[1]] + rng.standard_normal(shape))
+        along_rows = ndimage.median_filter(power, size=(1, BACKGROUND_BINS), mode="wrap")
+        whole = np.maximum.reduce(
+            [
+                ndimage.median_filter(along_rows, size=(BACKGROUND_BINS, 1), mode="wrap"),
+                ndimage.median_filter(power, size=(BACKGROUND_BINS, 1), mode="wrap"),
+                along_rows,
+            ]
+        )
+        rows, cols = rng.integers(0, shape[0], (5, 4)), rng.integers(0, shape[1], (5, 4))
+        np.testing.assert_array_equal(background_at(power, rows, cols), whole[rows, cols])

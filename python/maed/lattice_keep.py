@@ -45,7 +45,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from .classical import align_rows
-from .lattice import MIN_RADIUS, Peaks, peaks_at, power_spectrum, significant_peaks, spectral_background
+from .lattice import MIN_RADIUS, Peaks, background_at, peaks_at, power_spectrum, significant_peaks
 from .noreference import classify_peaks
 from .normalise import ROW_ALIGNMENT
 from .tiles import tile_starts
@@ -146,16 +146,17 @@ def _symmetric_pairs(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> np
     return found
 
 
-def _closing_in_input(closing: np.ndarray, pair_power: np.ndarray, input_spectrum: np.ndarray, background: np.ndarray) -> np.ndarray:
+def _closing_in_input(closing: np.ndarray, pair_power: np.ndarray, input_spectrum: np.ndarray) -> np.ndarray:
     """Per closing vector (centred offsets), whether the input's own spectrum holds a peak there: its 3x3 power
     ``CLOSING_CONTRAST`` times the background's, and no more than ``POWER_SPREAD`` times the weaker of the pair's
     (``pair_power``: strong pick-up a lattice vector from its own sideband is no lattice). Returns the bins
     (centred positions), -1 where it does not."""
     shape = np.array(input_spectrum.shape)
     at = np.rint(_wrapped(closing, tuple(shape)) + shape // 2).astype(int) % shape
-    padded, padded_bg = np.pad(input_spectrum, 1, mode="wrap"), np.pad(background, 1, mode="wrap")
-    power = np.array([padded[r : r + 3, c : c + 3].sum() for r, c in at])
-    floor = np.array([padded_bg[r : r + 3, c : c + 3].sum() for r, c in at])
+    offsets = np.arange(-1, 2)
+    rows, cols = np.broadcast_arrays((at[:, 0, None, None] + offsets[:, None]) % shape[0], (at[:, 1, None, None] + offsets) % shape[1])
+    power = input_spectrum[rows, cols].sum(axis=(1, 2))
+    floor = background_at(input_spectrum, rows, cols).sum(axis=(1, 2))
     away = np.hypot(*(at - shape // 2).T) >= MIN_RADIUS
     found = (power > CLOSING_CONTRAST * floor) & (power <= POWER_SPREAD * pair_power) & away
     return np.where(found[:, None], at, -1)
@@ -193,10 +194,9 @@ def two_d_lattice(peaks: Peaks, shape: tuple[int, int], input_spectrum: np.ndarr
     extra = np.empty((0, 2), dtype=int)
     open_pairs = pairs[~closed[pairs]]
     if input_spectrum is not None and len(open_pairs):
-        background = spectral_background(input_spectrum)
         pair_power = np.minimum(peaks.power[first[open_pairs]], peaks.power[second[open_pairs]])
         for closing in (a + b, a - b):
-            at = _closing_in_input(closing[open_pairs], pair_power, input_spectrum, background)
+            at = _closing_in_input(closing[open_pairs], pair_power, input_spectrum)
             found = at[:, 0] >= 0
             lattice[first[open_pairs[found]]] = lattice[second[open_pairs[found]]] = True
             extra = np.vstack([extra, at[found]])
