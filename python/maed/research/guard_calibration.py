@@ -13,8 +13,8 @@ The guard alone sees one frame. ``maed denoise`` first gives back lattice peaks 
 (``maed.lattice_keep``: both passes where a scan has them, else a 2-D lattice in one pass), so
 ``product_erasures`` also runs a network forced to erase through ``denoise_guarded``, with one pass
 and with both: an erasure is caught there when the lattice comes back (at the clean surface's peaks, 0.8 of the
-power the scan holds there or more: feedback lag and the x-warp damp a recorded lattice below the surface's) or
-the guard flags the frame.
+power the scan holds there or more, both with their rows aligned: feedback lag and the x-warp damp a recorded lattice
+below the surface's, and line offsets are no lattice) or the guard flags the frame.
 
 ``calibrate`` returns every frame's figures and the rates under given thresholds;
 ``write_report`` writes ``docs/results/guard.md``.
@@ -29,7 +29,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from ..classical import align_rows
+from ..classical import align_rows, level_plane
 from ..data import TEST_SEED_BASE, make_pair
 from ..data.surfaces import FAMILIES, LATTICE_FAMILIES
 from ..denoise import denoise_guarded, run_network
@@ -137,6 +137,14 @@ KEPT = 0.8
 """Lattice-peak power an erased lattice given back keeps at least (of the scan's own there): caught."""
 
 
+def _lattice_power(image: np.ndarray, peaks) -> float:
+    """The power of ``image`` at the clean surface's ``peaks`` (3x3 bins each, as a share of the surface's own), its
+    rows aligned first: the line offsets' power lies in the spectrum's column of zero frequency along x, which the 3x3
+    bins of a lattice peak near it take in (a lattice whose rows run nearly along the fast axis), and it is no
+    lattice's."""
+    return check_peaks(align_rows(level_plane(np.asarray(image, dtype=np.float64)), ROW_ALIGNMENT), peaks).power_kept
+
+
 def _shows_lattice(scan: np.ndarray, peaks, levelling: str) -> bool:
     """Whether the scan shows the lattice at all: a significant peak of its spectrum (rows aligned) within a bin of
     one of the clean surface's two strongest. Drift and line offsets far above the white noise can bury a lattice
@@ -170,7 +178,7 @@ def product_erasures(backend: Backend, count: int = 96, size: int = 128) -> dict
         eraser = ErasingBackend(backend, info["period_px"])
         for label, other in (("one pass", None), ("both passes", pair.retrace)):
             result = denoise_guarded(pair.noisy, eraser, other_pass=other)
-            given_back = check_peaks(result.data, peaks).power_kept >= KEPT * check_peaks(pair.noisy, peaks).power_kept
+            given_back = _lattice_power(result.data, peaks) >= KEPT * _lattice_power(pair.noisy, peaks)
             tally[label][0] += given_back or result.verdict.output != "network"
             tally[label][1] += 1
     return {k: (v[0], v[1]) for k, v in tally.items()}
