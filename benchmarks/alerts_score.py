@@ -118,7 +118,16 @@ it found no more scars (6 of 48 against 8 of 48 at 3 line noise, both passes). A
 tip's ghosts as a side peak of the frame's autocorrelation within 2.5 to 8.5 pixels, above the radial
 mean there) told 40 simulated double-tip frames (`make_pair(double_tip=True)`) from the same seeds' single-tip
 frames no better than chance (AUC 0.50: lattices and multi-atom surfaces have side peaks of their own), so
-no tip-state alert was built. Drift is judged from frame to frame instead (a `drift` alert where a complete
+no tip-state alert was built. Tried again on 2026-12-04, each no better: the same check on the frame with its
+lattice peaks notched out (AUC 0.47-0.51, clean frames 0.50-0.51); a ghost as the antisymmetric part of the median
+of the frame's isolated features, each cut out around its extremum (0.54 on 30 frames of adsorbates, standing
+waves and steps; clean 0.51); and from frame to frame, the imaging kernel (a regularised deconvolution of a frame
+by the last of its area) or the ratio of the two frames' spectra, where a double tip would show a second apex and
+a blunt one a loss at high frequencies (0.41-0.65 on 24 pairs per kind under the training ranges' noise: the two
+frames' noise, not the tip, sets both). Part of why: this simulator's double tip (the surface or its copy 2 to 6
+pixels away and 0.1 to 0.5 of its range lower, whichever is higher) changes most frames little (a 0.04 rms share on
+standing waves, nothing on a molecular crystal) and turns a lattice into another lattice, which one frame cannot
+tell from a surface. Drift is judged from frame to frame instead (a `drift` alert where a complete
 scan's features stand 2 % of the frame or more from the last complete scan of its area, `bridge/alerts/drift.py`);
 it is not scored here, as the simulator's event lists hold one frame each: its docstring and tests do.
 
