@@ -71,3 +71,5 @@ def test_the_background_at_a_few_bins_is_the_whole_spectrum_s_background_there()
         )
         rows, cols = rng.integers(0, shape[0], (5, 4)), rng.integers(0, shape[1], (5, 4))
         np.testing.assert_array_equal(background_at(power, rows, cols), whole[rows, cols])
+        every = np.indices(shape)  # so many bins that the whole map is computed instead, to the same values
+        np.testing.assert_array_equal(background_at(power, *every), whole)

@@ -42,18 +42,40 @@ def _segment_medians(power: np.ndarray, rows: np.ndarray, cols: np.ndarray, axis
     return np.median(segments, axis=-1)
 
 
+FULL_MAP_SHARE = 40
+"""``background_at`` asked for more than 1/``FULL_MAP_SHARE`` of a spectrum's bins computes the whole map instead: at each
+bin alone the medians cost about as much as the whole map's filters once 1/37 of the bins are asked for (256 x 256
+and 128 x 128, one core)."""
+
+
+def _background_map(power: np.ndarray) -> np.ndarray:
+    """The local background of every bin of ``power``: three median filters over the whole spectrum."""
+    n = BACKGROUND_BINS
+    along_rows = ndimage.median_filter(power, size=(1, n), mode="wrap")
+    return np.maximum.reduce(
+        [ndimage.median_filter(along_rows, size=(n, 1), mode="wrap"), ndimage.median_filter(power, size=(n, 1), mode="wrap"), along_rows]
+    )
+
+
 def background_at(power: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """The spectrum's local background (see ``significant_peaks``) at the bins ``rows``, ``cols`` (index arrays of
-    one shape).
+    one shape, taken modulo the spectrum's).
 
-    Computed at those bins alone: the peak search and the lattice give-back need it at a few hundred bins, and three
-    median filters over the whole spectrum were a third of what the live guard spent on a frame."""
-    rows, cols = np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)
+    Computed at those bins alone (once each, however often asked): the peak search and the lattice give-back need it
+    at a few hundred bins, and three median filters over the whole spectrum were a third of what the live guard spent
+    on a frame. Where they ask for many bins (a textured scan's many candidate lattices), the whole map is cheaper."""
+    rows, cols = np.broadcast_arrays(np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp))
+    flat = np.ravel_multi_index((rows % power.shape[0], cols % power.shape[1]), power.shape)
+    bins, where = np.unique(flat, return_inverse=True)
+    if bins.size * FULL_MAP_SHARE > power.size:
+        return _background_map(power).ravel()[flat]
+    r, c = np.unravel_index(bins, power.shape)
     steps = np.arange(BACKGROUND_BINS) - BACKGROUND_BINS // 2
-    column_rows = (rows[..., None] + steps) % power.shape[0]
+    column_rows = (r[:, None] + steps) % power.shape[0]
     # The square's median: the median over its column of each of its rows' medians.
-    square = np.median(_segment_medians(power, column_rows, np.broadcast_to(cols[..., None], column_rows.shape), 1), axis=-1)
-    return np.maximum.reduce([square, _segment_medians(power, rows, cols, 0), _segment_medians(power, rows, cols, 1)])
+    square = np.median(_segment_medians(power, column_rows, np.broadcast_to(c[:, None], column_rows.shape), 1), axis=-1)
+    values = np.maximum.reduce([square, _segment_medians(power, r, c, 0), _segment_medians(power, r, c, 1)])
+    return values[where].reshape(rows.shape)
 
 
 def significant_peaks(power: np.ndarray) -> np.ndarray:

@@ -195,11 +195,13 @@ def two_d_lattice(peaks: Peaks, shape: tuple[int, int], input_spectrum: np.ndarr
     open_pairs = pairs[~closed[pairs]]
     if input_spectrum is not None and len(open_pairs):
         pair_power = np.minimum(peaks.power[first[open_pairs]], peaks.power[second[open_pairs]])
-        for closing in (a + b, a - b):
-            at = _closing_in_input(closing[open_pairs], pair_power, input_spectrum)
-            found = at[:, 0] >= 0
-            lattice[first[open_pairs[found]]] = lattice[second[open_pairs[found]]] = True
-            extra = np.vstack([extra, at[found]])
+        # Both closings of every open pair in one call: the spectrum's background is found once for all of them.
+        closings = np.concatenate([(a + b)[open_pairs], (a - b)[open_pairs]])
+        at = _closing_in_input(closings, np.tile(pair_power, 2), input_spectrum)
+        found = at[:, 0] >= 0
+        pair = np.tile(open_pairs, 2)[found]
+        lattice[first[pair]] = lattice[second[pair]] = True
+        extra = at[found]
     return np.unique(np.vstack([peaks.positions[lattice], extra]), axis=0)
 
 
