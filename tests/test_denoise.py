@@ -107,6 +107,21 @@ def test_each_bad_input_is_one_line_and_the_rest_still_processed(tmp_path, capsy
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.json", "good.npy"]
 
 
+def test_a_stopped_scan_saved_with_rows_of_nan_is_denoised_as_the_rows_it_measured(tmp_path, untrained):
+    # The bridge saves a scan stopped early (or with lines lost) at its full size, NaN where never scanned.
+    scan = make_pair(3, 64).noisy
+    stopped = np.vstack([scan[:40], np.full((24, 64), np.nan)])
+    np.save(tmp_path / "raw_trace.npy", stopped)
+    np.save(tmp_path / "measured.npy", scan[:40])
+    assert (
+        main(["denoise", str(tmp_path / "raw_trace.npy"), str(tmp_path / "measured.npy"), "-o", str(tmp_path / "o"), "--model", untrained])
+        == 0
+    )
+    out = np.load(tmp_path / "o" / "raw_trace.npy")
+    assert out.shape == (64, 64) and np.isnan(out[40:]).all()
+    np.testing.assert_array_equal(out[:40], np.load(tmp_path / "o" / "measured.npy"))
+
+
 def test_raw_input_is_never_overwritten(tmp_path, capsys, untrained):
     scan = make_pair(2, 32).noisy
     np.save(tmp_path / "scan.npy", scan)

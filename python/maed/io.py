@@ -3,7 +3,8 @@
 Instrument files (Nanonis ``.sxm``, Createc ``.dat``, RHK ``.sm4``, Omicron MATRIX, Gwyddion ``.gwy``) are recognised by their
 content and read by ``maed.scanfiles``, one channel and pass (trace or retrace) at a time; their unmeasured
 rows are NaN. Plain arrays are ``.npy`` (a 2-D array in instrument units), greyscale ``.png``
-and ``.tif``/``.tiff``, recognised by their extension. Every problem a user can cause raises
+and ``.tif``/``.tiff``, recognised by their extension; their rows entirely NaN are rows never measured, as in a
+scan the bridge saved after it was stopped. Every problem a user can cause raises
 ``ScanError`` whose message names the file and what is wrong with it.
 """
 
@@ -103,6 +104,24 @@ def check_partial_scan(array: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
+def check_array_scan(array: np.ndarray, name: str) -> np.ndarray:
+    """Like ``check_scan`` for a plain array, whose rows entirely NaN are rows never measured (a scan the bridge saved
+    after it was stopped, or with lines lost: ``raw_trace.npy``); NaN or Inf in part of a row is refused."""
+    array = np.asarray(array)
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
+        return check_scan(array, name)
+    finite = np.isfinite(array)
+    partly = ~finite.all(axis=1) & ~np.isnan(array).all(axis=1)
+    if partly.any():
+        rows = np.flatnonzero(partly)
+        listed = ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
+        raise ScanError(
+            f"{name}: {int((~finite[partly]).sum())} non-finite values (NaN or Inf) in part of {rows.size} rows ({listed}); "
+            "only whole rows may be NaN, for rows never measured"
+        )
+    return check_partial_scan(array, name) if not finite.all() else check_scan(array, name)
+
+
 def _other_pass(scan: ScanFile, channel: str, pass_: str) -> np.ndarray | None:
     """The other pass of ``channel``, or None where the file has only one."""
     try:
@@ -153,4 +172,4 @@ def read_scan(path: Path | str, channel: str | None = None, pass_: str = "trace"
         raise ScanError(str(exc)) from None
     except Exception as exc:  # any reader failure on a user's file is a bad file, not a crash
         raise ScanError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
-    return Scan(check_scan(np.asarray(array), str(path)))
+    return Scan(check_array_scan(array, str(path)))
