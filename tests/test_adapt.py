@@ -123,6 +123,32 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert (tmp_path / "m.pt").read_bytes() == b"mine"
 
 
+def saved_by_bridge(folder: Path, trace: np.ndarray, retrace: np.ndarray, channel: str = "Z") -> Path:
+    """A scan folder as ``maed serve`` saves one (``bridge/store.py``): both passes in frame orientation, float32."""
+    folder.mkdir()
+    np.save(folder / "raw_trace.npy", trace.astype(np.float32))
+    np.save(folder / "raw_retrace.npy", retrace.astype(np.float32))
+    (folder / "meta.json").write_text(json.dumps({"start": {"channel": channel, "unit": "m", "range": [20e-9, 20e-9]}}))
+    return folder
+
+
+def test_scans_the_bridge_saved_are_adapted_on_as_files_are(tmp_path, capsys):
+    folders = []
+    for i in range(3):
+        pair = make_pair(101 + i, SIZE, both_passes=True, families=("adsorbates",))
+        retrace = pair.retrace.copy()
+        retrace[100:] = np.nan  # the retrace stopped early: rows never scanned are NaN
+        folders.append(saved_by_bridge(tmp_path / f"scan-{i}", pair.noisy, retrace))
+    scans = adapt.read_scans(folders)
+    assert all(s.retrace is not None for s in scans) and int(scans[0].rows.sum()) == 100
+    np.testing.assert_array_equal(scans[1].trace.data, np.load(folders[1] / "raw_trace.npy").astype(np.float64))
+    code = main(["adapt", *map(str, folders), "-o", str(tmp_path / "mine.pt"), "--steps", "2"])
+    assert code in (0, adapt.KEPT_OLD), capsys.readouterr().err
+    current = saved_by_bridge(tmp_path / "current", make_pair(7, SIZE).noisy, make_pair(8, SIZE).noisy, channel="Current")
+    with pytest.raises(ValueError, match="channel 'Current': adapting takes the topograph"):
+        adapt.read_scans([current])
+
+
 def test_acceptance_rule_on_constructed_figures():
     def held(old: Error, new: Error, fell_old: int = 0, fell_new: int = 0) -> dict:
         return {"file": "h.sxm", "unit": "m", "error": {"old": old, "new": new}, "guard_not_network": {"old": fell_old, "new": fell_new}}

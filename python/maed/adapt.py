@@ -55,7 +55,7 @@ from .model import passes_taken
 from .model.checkpoint import load_model, save_checkpoint, weights_file, weights_sha256
 from .passes import display_unit, guarded_outputs, pick_pair
 from .registration import register, speed_ratio
-from .scanfiles import ChannelImage, ScanFileError, scanned_upwards
+from .scanfiles import ChannelImage, ScanFileError, check_size, scanned_upwards
 from .trace_retrace import Error, paired_change, row_errors, summarise
 from .training.dataset import TrainingPairs
 from .training.trainer import training_loss
@@ -103,12 +103,64 @@ class ScanInput:
         }
 
 
+SAVED_FILES = ("meta.json", "raw_trace.npy", "raw_retrace.npy")
+"""What a folder the bridge saved a scan to holds (``bridge/store.py``)."""
+
+
+def _saved_array(path: Path) -> np.ndarray:
+    """A saved pass, its shape checked against the pixel budget before it is read."""
+    mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    if mapped.ndim != 2:
+        raise ValueError(f"{path}: expected a 2-D scan, got shape {mapped.shape}")
+    check_size(*mapped.shape, path)
+    return np.array(mapped, dtype=np.float64)
+
+
+def read_saved(folder: Path) -> ScanInput:
+    """A scan the bridge saved (``SAVED_FILES``) as a ``ScanInput``: the trace and, where any row has it, the retrace
+    (rows never scanned are NaN); a ValueError says why it cannot be used."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        trace, retrace = (_saved_array(folder / name) for name in SAVED_FILES[1:])
+    except (OSError, ValueError, ScanFileError) as exc:
+        raise ValueError(f"{folder}: cannot read the saved scan: {exc}") from None
+    start = meta.get("start", {}) if isinstance(meta, dict) else {}
+    if not isinstance(start, dict):
+        raise ValueError(f"{folder}: meta.json's start is not a map")
+    if start.get("channel") not in (None, "Z"):
+        raise ValueError(f"{folder}: channel {start.get('channel')!r}: adapting takes the topograph (Z)")
+    if trace.shape != retrace.shape:
+        raise ValueError(f"{folder}: the retrace {retrace.shape} and the trace {trace.shape} differ in shape")
+
+    def image(data: np.ndarray, pass_: str) -> ChannelImage:
+        return ChannelImage(
+            data,
+            str(start.get("channel", "Z")),
+            pass_,
+            str(start.get("unit", "m")),
+            tuple(start.get("range", (1.0, 1.0))),
+            dict(start),
+            "maed-bridge",
+        )
+
+    digest = hashlib.sha256((folder / "raw_trace.npy").read_bytes() + (folder / "raw_retrace.npy").read_bytes())
+    two_pass = bool(np.isfinite(retrace).all(axis=1).any())
+    scan = ScanInput(folder, image(trace, "trace"), image(retrace, "retrace") if two_pass else None, digest.hexdigest())
+    if not scan.rows.any():
+        raise ValueError(f"{folder}: no row measured in full{' in both passes' if scan.retrace is not None else ''}")
+    return scan
+
+
 def read_scans(paths: list[Path]) -> list[ScanInput]:
-    """Every file read at its topograph (``pick_pair``); a ValueError names the first that does not read."""
+    """Every file read at its topograph (``pick_pair``), and every folder the bridge saved a scan to (``read_saved``);
+    a ValueError names the first that does not read."""
     scans = []
     for path in paths:
         if path.is_dir():
-            raise ValueError(f"{path} is a folder; give the scan files in it")
+            if all((path / name).is_file() for name in SAVED_FILES):
+                scans.append(read_saved(path))
+                continue
+            raise ValueError(f"{path} is a folder; give the scan files in it, or folders the bridge saved scans to")
         if not path.is_file():
             raise ValueError(f"{path}: no such file")
         try:

@@ -18,7 +18,6 @@ the live path keeps the CPU it needs.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -26,8 +25,6 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-
-import numpy as np
 
 MIN_SCANS = 3
 """Scans with both passes before a round runs: at least two to learn from and the newest held out."""
@@ -50,39 +47,16 @@ def note(message: str) -> None:
 
 
 def read_saved(folder: Path):
-    """A scan the bridge saved as ``maed adapt``'s ``ScanInput`` (trace and, where any row has it, retrace), or why
-    it cannot take part (a string)."""
-    from .adapt import ScanInput
-    from .scanfiles import ChannelImage
+    """A scan the bridge saved as ``maed adapt``'s ``ScanInput`` (``adapt.read_saved``), or why it cannot take part (a
+    string): a scan without retrace lines has nothing to teach."""
+    from .adapt import read_saved as read
 
     try:
-        meta = json.loads((folder / "meta.json").read_text())
-        trace = np.load(folder / "raw_trace.npy").astype(np.float64)
-        retrace = np.load(folder / "raw_retrace.npy").astype(np.float64)
-    except (OSError, ValueError) as exc:
-        return f"cannot read the saved scan: {exc}"
-    start = meta.get("start", {})
-    if start.get("channel") not in (None, "Z"):
-        return f"channel {start.get('channel')!r}: adapting takes the topograph (Z)"
-
-    def image(data: np.ndarray, pass_: str):
-        return ChannelImage(
-            data,
-            str(start.get("channel", "Z")),
-            pass_,
-            str(start.get("unit", "m")),
-            tuple(start.get("range", (1.0, 1.0))),
-            dict(start),
-            "maed-bridge",
-        )
-
-    digest = hashlib.sha256((folder / "raw_trace.npy").read_bytes() + (folder / "raw_retrace.npy").read_bytes())
-    two_pass = bool(np.isfinite(retrace).all(axis=1).any())
-    scan = ScanInput(folder, image(trace, "trace"), image(retrace, "retrace") if two_pass else None, digest.hexdigest())
+        scan = read(folder)
+    except ValueError as exc:
+        return str(exc).removeprefix(f"{folder}: ")
     if scan.retrace is None:
         return "trace only (no retrace lines): nothing to learn from"
-    if not scan.rows.any():
-        return "no row measured in both passes"
     return scan
 
 

@@ -389,7 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
         "scans",
         nargs="+",
         metavar="SCAN",
-        help="instrument files with both passes (.sxm, .dat, .sm4, .Z_mtrx, .gwy); a one-pass file can only be held out",
+        help="instrument files with both passes (.sxm, .dat, .sm4, .Z_mtrx, .gwy), or folders maed serve saved scans "
+        "to; a one-pass scan can only be held out",
     )
     p.add_argument(
         "--from",
