@@ -147,6 +147,9 @@ def test_scans_the_bridge_saved_are_adapted_on_as_files_are(tmp_path, capsys):
     current = saved_by_bridge(tmp_path / "current", make_pair(7, SIZE).noisy, make_pair(8, SIZE).noisy, channel="Current")
     with pytest.raises(ValueError, match="channel 'Current': adapting takes the topograph"):
         adapt.read_scans([current])
+    (folders[0] / "meta.json").write_text(json.dumps({"start": {"channel": "Z", "range": "wide"}}))  # edited by hand
+    with pytest.raises(ValueError, match="range 'wide' is not two numbers"):
+        adapt.read_scans([folders[0]])
 
 
 def test_acceptance_rule_on_constructed_figures():

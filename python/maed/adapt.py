@@ -131,6 +131,9 @@ def read_saved(folder: Path) -> ScanInput:
         raise ValueError(f"{folder}: channel {start.get('channel')!r}: adapting takes the topograph (Z)")
     if trace.shape != retrace.shape:
         raise ValueError(f"{folder}: the retrace {retrace.shape} and the trace {trace.shape} differ in shape")
+    scan_range = start.get("range", (1.0, 1.0))
+    if not (isinstance(scan_range, (list, tuple)) and len(scan_range) == 2 and all(isinstance(v, (int, float)) for v in scan_range)):
+        raise ValueError(f"{folder}: meta.json's range {scan_range!r} is not two numbers")
 
     def image(data: np.ndarray, pass_: str) -> ChannelImage:
         return ChannelImage(
@@ -138,7 +141,7 @@ def read_saved(folder: Path) -> ScanInput:
             str(start.get("channel", "Z")),
             pass_,
             str(start.get("unit", "m")),
-            tuple(start.get("range", (1.0, 1.0))),
+            (float(scan_range[0]), float(scan_range[1])),
             dict(start),
             "maed-bridge",
         )
