@@ -208,6 +208,23 @@ def test_a_defect_kept_shallower_than_a_1_pixel_gaussian_keeps_it_comes_back_at_
     assert np.array_equal(restored[far], output[far])  # only the defect's disc is given back, fading out
 
 
+def test_a_wide_pit_whose_sharp_bottom_the_output_rounded_gets_its_bottom_back():
+    """A pit 14 pixels wide with a bottom of one pixel (``createc_scan_atomic_11nm``'s): smoothed to the pit's size, the
+    residual cannot bring its depth back; at its centre, lightly smoothed, it does, and nothing beyond the centre moves."""
+    y, x = np.mgrid[0:SIZE, 0:SIZE]
+    r = np.hypot(y - 60, x - 70)
+    surface = -6.0 * np.exp(-((r / 14) ** 2)) - 6.0 * np.exp(-((r / 1.2) ** 2))
+    scan = surface + np.random.default_rng(3).normal(0, 0.3, surface.shape)
+    (defect,) = [d for d in point_defects(scan) if abs(d["row"] - 60) <= 2 and abs(d["col"] - 70) <= 2]
+    assert defect["scale"] >= 4
+    output = ndimage.gaussian_filter(surface, 2.0)  # the bottom rounded, the rest kept, no noise
+    light = _kept(scan, ndimage.gaussian_filter(scan, 1.0, mode="reflect"), defect)
+    assert _kept(scan, output, defect) < light
+    restored, count = keep_defect_depths(scan, output, [defect])
+    assert count == 1 and _kept(scan, restored, defect) >= light
+    assert np.array_equal(restored[r > 1.4 * 4 + 1], output[r > 1.4 * 4 + 1])
+
+
 def test_a_defect_kept_as_deep_as_the_gaussian_keeps_it_is_left_alone():
     scan, _, defect = _pit_scan()
     output = ndimage.gaussian_filter(scan, 0.7, mode="reflect")

@@ -294,7 +294,10 @@ def keep_defect_depths(
     Over the defect's disc, fading out beyond it (``_taper``), the residual comes back smoothed by the first of
     ``DEFECT_SIGMAS`` (times the defect's scale, at least ``DEFECT_SIGMA_FLOOR``) that brings the defect ``DEPTH_MARGIN``
     beyond that depth, else by the first that brings it to that depth: smoothed to the defect's size, what comes back
-    is the defect, not the line noise the network rightly removed over it. Where none does, nothing is given back: a
+    is the defect, not the line noise the network rightly removed over it. Last, over the defect's centre alone (the
+    disc of scale 1, ``DEFECT_RADIUS`` pixels) smoothed by ``DEFECT_SIGMA_FLOOR``: a wide defect with a sharp bottom
+    whose bottom the network rounded (``createc_scan_atomic_11nm``'s pit, 0.93 of its depth kept against the
+    Gaussian's 0.95), which no smoothing to the defect's size brings back. Where none does, nothing is given back: a
     smooth give-back that stops short leaves a visible patch around the defect (a helper shown the figures saw one
     around a molecule of ``createc_scan_molecular_30nm_pos``) and not the depth. ``standard``: the input's
     ``standard_frame``, where already made."""
@@ -315,24 +318,28 @@ def keep_defect_depths(
         bar = max(DEFECT_DEPTH_KEPT, min(_kept(aligned, light, defect), 1.0))
         if _kept(aligned, matched, defect) >= bar:
             continue
-        box, taper = _taper(output.shape, defect, DEFECT_RADIUS * defect["scale"])
+        # Over the defect's disc, smoothed to its size, smoothest first; last, its centre alone, lightly smoothed.
+        rungs = [(max(f * defect["scale"], DEFECT_SIGMA_FLOOR), DEFECT_RADIUS * defect["scale"]) for f in DEFECT_SIGMAS]
+        rungs.append((DEFECT_SIGMA_FLOOR, DEFECT_RADIUS))
         back = None
-        for sigma in (max(f * defect["scale"], DEFECT_SIGMA_FLOOR) for f in DEFECT_SIGMAS):
+        for sigma, radius in rungs:
             if sigma not in smoothed:
                 smoothed[sigma] = ndimage.gaussian_filter(residual, sigma, mode="reflect")
+            box, taper = _taper(output.shape, defect, radius)
             trial = taper * smoothed[sigma][box]
             kept = _kept_with(aligned, output, box, trial, defect)
             if kept >= bar and back is None:
-                back = trial
+                back = (box, taper, trial)
             if kept >= bar + DEPTH_MARGIN:
-                back = trial
+                back = (box, taper, trial)
                 break
         if back is None:
             continue  # a give-back that cannot restore the depth would only leave a patch where it tried
         deepened += 1
         # Where two defects' tapers meet, the nearer defect's (the larger weight) is given back.
+        box, taper, trial = back
         nearer = taper > weight[box]
-        weight[box][nearer], given[box][nearer] = taper[nearer], back[nearer]
+        weight[box][nearer], given[box][nearer] = taper[nearer], trial[nearer]
     return output + given, deepened
 
 
