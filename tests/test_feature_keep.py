@@ -125,6 +125,23 @@ def test_a_real_pit_keeps_its_depth_where_the_row_noise_hides_it_from_the_blob_s
     assert 0.95 < defect_depth(out, pit) / defect_depth(x, pit) < 1.15  # the network alone: 0.87
 
 
+@needs_real
+def test_the_product_finds_a_real_scan_s_defects_where_the_evaluation_finds_them():
+    """createc_scan_molecular_30nm_pos: a wide molecule whose extremum the product once placed 16 pixels from where
+    ``maed eval --real`` judges it, so that the depth it gave back was not where it was judged."""
+    from maed.classical import run_pipeline
+    from maed.io import read_scan
+    from maed.noreference import find_defects, removed_rms
+    from maed.passes import CLASSICAL, reference_levelling
+
+    scan = read_scan(REAL_DIR / "createc_scan_molecular_30nm_pos.dat").data
+    levelled = reference_levelling(scan)[0]
+    classical = match_rows(levelled, run_pipeline(CLASSICAL, scan))
+    judged = [(d["row"], d["col"]) for d in find_defects(classical, removed_rms(levelled - classical))]
+    found = [(d["row"], d["col"]) for d in point_defects(normalise(scan)[0])]
+    assert len(judged) == 2 and found[: len(judged)] == judged
+
+
 def test_a_halo_drawn_beside_a_flattened_pit_is_taken_back():
     """A network that flattens a pit and draws a bright ring around it: the pit's depth and its surroundings
     come back to what the scan shows."""

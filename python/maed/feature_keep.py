@@ -46,7 +46,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from .classical import align_rows, robust_spread
+from .classical import PIPELINES, align_rows, robust_spread
 from .noreference import ANNULUS, DEFECT_RADIUS, changes_beside, defect_depth, find_defects, match_rows, removed_rms
 from .normalise import ROW_ALIGNMENT
 
@@ -207,7 +207,7 @@ def _compact_at(reference: np.ndarray, defect: dict) -> bool:
 class StandardFrame:
     """The frame in which point defects are found and their depth judged, as ``maed eval --real`` judges them: the
     input with its rows aligned the standard way (``normalise.ROW_ALIGNMENT``), whatever the network did with them,
-    and that through the light Gaussian (the classical pipeline's output)."""
+    and the classical pipeline's output with its rows matched to that (``light``)."""
 
     aligned: np.ndarray
     light: np.ndarray
@@ -215,9 +215,13 @@ class StandardFrame:
 
 def standard_frame(levelled_input: np.ndarray) -> StandardFrame:
     """The ``StandardFrame`` of a levelled input: computed once per frame, it serves ``point_defects`` and
-    ``keep_defect_depths`` alike."""
-    aligned = align_rows(np.asarray(levelled_input, dtype=np.float64), ROW_ALIGNMENT)
-    return StandardFrame(aligned, ndimage.gaussian_filter(aligned, LIGHT_SIGMA, mode="reflect"))
+    ``keep_defect_depths`` alike. Its light Gaussian is the classical pipeline itself (plane, each row's median, a
+    Gaussian of 1 pixel), its rows matched to the aligned input, as ``maed eval --real`` finds and judges defects:
+    the Gaussian of the input aligned by the median of row differences, which it was before, put a wide molecule's
+    extremum 16 pixels from the evaluation's on ``createc_scan_molecular_30nm_pos``, and its depth was kept there."""
+    x = np.asarray(levelled_input, dtype=np.float64)
+    aligned = align_rows(x, ROW_ALIGNMENT)
+    return StandardFrame(aligned, match_rows(aligned, PIPELINES["level+gauss"](x)))
 
 
 def point_defects(levelled_input: np.ndarray, standard: StandardFrame | None = None) -> list[dict]:
@@ -310,7 +314,7 @@ def keep_defect_depths(
         return output, 0
     standard = standard_frame(levelled_input) if standard is None else standard
     aligned = standard.aligned
-    light = match_rows(aligned, standard.light)
+    light = standard.light
     matched = match_rows(aligned, output)
     smoothed: dict[float, np.ndarray] = {}  # the residual through each Gaussian, once: defects share scales
     weight, given, deepened = np.zeros(output.shape), np.zeros(output.shape), 0
