@@ -11,6 +11,7 @@ from maed.denoise import denoise_guarded, result_record
 from maed.feature_keep import (
     CHANGE_BESIDE_LIMIT,
     DEFECT_DEPTH_KEPT,
+    SCALE_STEP,
     keep_defect_depths,
     keep_defect_surroundings,
     point_defects,
@@ -187,6 +188,28 @@ def test_what_an_output_redrew_beside_a_point_defect_is_given_back():
     assert _change_beside(scan, kept) < CHANGE_BESIDE_LIMIT
     far = np.ones(scan.shape, dtype=bool)
     far[30:100, 30:100] = False
+    assert np.array_equal(kept[far], output[far])
+
+
+def test_a_spot_redrawn_beside_a_defect_smaller_than_it_is_given_back_as_the_classical_pipeline_smooths():
+    """``example_LineProfile2``'s first adsorbate (scale 2.8): what the output drew in its ring is a spot of a pixel or
+    two, which the residual smoothed to the defect's size (2.8 pixels) does not bring back; smoothed by 1 pixel it does."""
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    bump = 10.0 * np.exp(-((y - 64) ** 2 + (x - 64) ** 2) / (2 * 2.5**2))
+    scan = bump + np.random.default_rng(4).normal(0, 0.5, bump.shape)
+    defect = {"row": 64, "col": 64, "kind": "bright", "scale": 2.8}
+    middle = (ANNULUS[0] + ANNULUS[1]) / 2 * defect["scale"]
+    output = bump + 3.0 * np.exp(-((y - 64) ** 2 + (x - 64 - middle) ** 2) / 2)
+
+    def beside(image):
+        from maed.noreference import change_beside, removed_rms
+
+        return change_beside(scan - image, defect) / removed_rms(scan - image)
+
+    assert beside(output) > CHANGE_BESIDE_LIMIT
+    kept, count = keep_defect_surroundings(scan, output, [defect])
+    assert count == 1 and beside(kept) < CHANGE_BESIDE_LIMIT
+    far = np.hypot(y - 64, x - 64) > SCALE_STEP**2 * ANNULUS[1] * defect["scale"] + 1
     assert np.array_equal(kept[far], output[far])
 
 
