@@ -265,6 +265,9 @@ def keep_defect_surroundings(levelled_input: np.ndarray, output: np.ndarray, def
     and how many such defects there were. The residual comes back smoothed to the defect's size (a Gaussian of
     ``LIGHT_SIGMA`` times its scale): beside a pit of a few pixels its rim, beside a large one its shoulder, not
     the noise or a fine lattice the network took off around it, which a disc of raw texture would show as a seam.
+    Where that still leaves the change beyond the limit (a spot smaller than the defect, ``example_LineProfile2``'s
+    first adsorbate: 3.0 -> 1.1), the surroundings of defects up to ``LIGHT_SURROUNDINGS_SCALE`` come back smoothed by
+    ``LIGHT_SIGMA`` alone, as the classical pipeline smooths.
 
     What lies next to a defect is what a scientist measures the defect against. Run on what is published, after
     the trust guard: a large surrounding given back before it would hide from the guard a network that drew bands
