@@ -49,13 +49,14 @@ from .data.columns import column_pairs
 from .data.real_pairs import PassPair, make_pass_pair
 from .denoise import denoise_array
 from .engine.torch_backend import TorchBackend
+from .io import load_npy
 from .lattice import peak_mask, power_spectrum, significant_peaks
 from .metrics import interval, psnr
 from .model import passes_taken
 from .model.checkpoint import load_model, save_checkpoint, weights_file, weights_sha256
 from .passes import display_unit, guarded_outputs, pick_pair
 from .registration import register, speed_ratio
-from .scanfiles import ChannelImage, ScanFileError, check_size, scanned_upwards
+from .scanfiles import ChannelImage, ScanFileError, scanned_upwards
 from .trace_retrace import Error, paired_change, row_errors, summarise
 from .training.dataset import TrainingPairs
 from .training.trainer import training_loss
@@ -109,11 +110,10 @@ SAVED_FILES = ("meta.json", "raw_trace.npy", "raw_retrace.npy")
 
 def _saved_array(path: Path) -> np.ndarray:
     """A saved pass, its shape checked against the pixel budget before it is read."""
-    mapped = np.load(path, mmap_mode="r", allow_pickle=False)
-    if mapped.ndim != 2:
-        raise ValueError(f"{path}: expected a 2-D scan, got shape {mapped.shape}")
-    check_size(*mapped.shape, path)
-    return np.array(mapped, dtype=np.float64)
+    array = load_npy(path)
+    if array.ndim != 2:
+        raise ValueError(f"{path}: expected a 2-D scan, got shape {array.shape}")
+    return array.astype(np.float64)
 
 
 def read_saved(folder: Path) -> ScanInput:

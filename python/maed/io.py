@@ -76,6 +76,16 @@ def _read_image(path: Path) -> np.ndarray:
     return array
 
 
+def load_npy(path: Path) -> np.ndarray:
+    """A ``.npy`` file's array: a 2-D one read once its header's shape is within the pixel budget; any other left
+    unread, mapped, for the caller to refuse by its shape (a scan is 2-D) without reading a byte of it."""
+    mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    if mapped.ndim != 2:
+        return mapped
+    check_size(*mapped.shape, path)
+    return np.array(mapped)
+
+
 def check_scan(array: np.ndarray, name: str) -> np.ndarray:
     """``array`` as float64 if it is a usable 2-D scan, else a ``ScanError`` naming ``name``."""
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
@@ -162,10 +172,7 @@ def read_scan(path: Path | str, channel: str | None = None, pass_: str = "trace"
         )
     try:
         if suffix == ".npy":
-            mapped = np.load(path, mmap_mode="r", allow_pickle=False)  # the header's shape, before reading
-            if mapped.ndim == 2:
-                check_size(*mapped.shape, path)
-            array = np.array(mapped)
+            array = load_npy(path)
         else:
             array = _read_image(path)
     except (ScanError, ScanFileError) as exc:
