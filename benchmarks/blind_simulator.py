@@ -24,7 +24,9 @@ Every scan draws its own field of view (2 nm to 100 nm), so features have physic
 (from very quiet to very noisy).
 
 Families (``FAMILIES``): ``atomic``, ``steps``, ``molecules``, ``adatoms_and_waves``, ``islands``, ``mixed``.
-The public entry is ``draw(family, seed, size)``.
+The public entry is ``draw(family, seed, size)``; ``draw(..., noiseless=True)`` gives the same scan with no noise, events or
+quantisation: the surface as the feedback loop and the fast-axis lag pass it, the most a denoiser that does not undo
+them can return (``benchmarks/blind_score.py`` reports it beside the methods).
 """
 
 from __future__ import annotations
@@ -1066,8 +1068,9 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def draw(family: str, seed: int, size: int = 256) -> tuple[np.ndarray, np.ndarray, dict]:
+def draw(family: str, seed: int, size: int = 256, noiseless: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
     """One scan of ``family``: ``(noisy, clean, info)``, heights in metres, ``size x size``, deterministic by seed.
+    ``noiseless``: ``noisy`` without the noise, events and quantisation (``_without_noise``); ``clean`` is the same.
 
     ``clean`` is the true topography on the scan's (drifting) sample grid; ``noisy`` what the instrument records.
     ``info`` holds the drawn field of view, surface parameters and instrument parameters.
@@ -1081,14 +1084,25 @@ def draw(family: str, seed: int, size: int = 256) -> tuple[np.ndarray, np.ndarra
     params = _draw_instrument(rng_instr, size)
     pad = int(np.ceil(_max_displacement(params, size))) + 4
     surface, grid, info = _FAMILY_FUNCS[family](rng_surface, size, pad)
-    noisy, clean = _apply_instrument(rng_noise, params, surface, grid, info.pop("feature_scale_pm") * PM)
+    scanned = _without_noise(params) if noiseless else params
+    noisy, clean = _apply_instrument(rng_noise, scanned, surface, grid, info.pop("feature_scale_pm") * PM)
     out = {"family": family, "seed": int(seed), "size": size, "fov_nm": grid.fov, "pixel_nm": grid.pix, "surface": info}
-    instrument = {k: (v / PM if k in _PM_KEYS else v) for k, v in params.items()}
+    instrument = {k: (v / PM if k in _PM_KEYS else v) for k, v in scanned.items()}
     instrument["z_offset_nm"] = instrument.pop("z_offset") / NM
-    instrument["tip_changes"] = [{"row": r, "col": c, "jump_pm": j / PM, "noise_factor": m} for r, c, j, m in params["tip_changes"]]
-    instrument["scars"] = [{"row": r, "col": c, "length": n, "jump_pm": j / PM} for r, c, n, j in params["scars"]]
+    instrument["tip_changes"] = [{"row": r, "col": c, "jump_pm": j / PM, "noise_factor": m} for r, c, j, m in scanned["tip_changes"]]
+    instrument["scars"] = [{"row": r, "col": c, "length": n, "jump_pm": j / PM} for r, c, n, j in scanned["scars"]]
     out["instrument"] = instrument
     return noisy, clean, _jsonable(out)
 
 
 _PM_KEYS = {"white", "corr", "flicker", "line_offset", "line_walk", "mains", "vibration", "z_creep", "quantum"}
+_NOISE_KEYS = ("white", "corr", "flicker", "line_offset", "line_walk", "mains", "vibration", "z_creep")
+"""The instrument's noise and z artefacts, which ``draw(..., noiseless=True)`` leaves out."""
+
+
+def _without_noise(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with no noise, tip changes, scars or quantisation (a quantum far below any height): the geometry
+    and the feedback loop stay."""
+    quiet = dict(params, tip_changes=[], scars=[], quantum=1e-9 * PM)
+    quiet.update({key: 0.0 for key in _NOISE_KEYS})
+    return quiet

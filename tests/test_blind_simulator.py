@@ -1,0 +1,48 @@
+"""The blind simulator's noise-free scan: the same surface through the same feedback loop, without the noise."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "blind_simulator.py"
+
+
+@pytest.fixture(scope="module")
+def blind():
+    spec = importlib.util.spec_from_file_location("blind_simulator", _PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while it runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rough(image: np.ndarray) -> float:
+    """Rms of each row's difference from the row before, its median off: what noise adds from line to line."""
+    diff = np.diff(image, axis=0)
+    return float(np.sqrt(np.mean((diff - np.median(diff, axis=1, keepdims=True)) ** 2)))
+
+
+@pytest.mark.parametrize("family", ["atomic", "steps"])
+def test_the_noise_free_scan_has_the_same_surface_and_none_of_the_noise(blind, family):
+    noisy, clean, info = blind.draw(family, 9_100_003, 96)
+    quiet, same_clean, quiet_info = blind.draw(family, 9_100_003, 96, noiseless=True)
+    assert np.array_equal(clean, same_clean)
+    assert quiet_info["surface"] == info["surface"]
+    assert quiet_info["instrument"]["white"] == 0.0 and quiet_info["instrument"]["scars"] == []
+    assert quiet_info["instrument"]["fb_fn"] == info["instrument"]["fb_fn"]  # the feedback loop stays
+    assert _rough(quiet) < 0.5 * _rough(noisy)
+    # What is left is the feedback loop's doing: nearer the surface than the noisy scan, and not the surface itself.
+    assert 0 < _error(quiet, clean) < _error(noisy, clean)
+
+
+def _error(image: np.ndarray, clean: np.ndarray) -> float:
+    """Rms of ``image - clean`` with its least-squares plane off (the tilt and offset the scan adds)."""
+    rows, cols = clean.shape
+    yy, xx = np.mgrid[:rows, :cols]
+    design = np.column_stack([np.ones(rows * cols), xx.ravel(), yy.ravel()])
+    difference = (image - clean).ravel()
+    coef = np.linalg.lstsq(design, difference, rcond=None)[0]
+    return float(np.std(difference - design @ coef))
