@@ -9,7 +9,7 @@ from maed.classical import align_rows
 from maed.lattice import check_peaks, find_peaks
 from maed.normalise import ROW_ALIGNMENT
 from maed.research.guard_calibration import _lattice_power, erase, invent
-from maed.trust import Thresholds, Verdict, conservative, fallback_for, guard, trust_figures
+from maed.trust import Thresholds, Verdict, conservative, fallback_for, frame_reasons, guard, trust_figures
 
 R, C = np.indices((128, 128), dtype=float)
 
@@ -44,6 +44,20 @@ def test_invented_bands_and_lattices_are_caught():
         # What is published is the conservative result where the guard fell back.
         fallback = fallback_for(noisy, invented, verdict.output)
         np.testing.assert_allclose(out[weight == 1], fallback[weight == 1])
+
+
+def test_an_output_peak_over_the_input_s_noise_is_invented_though_a_bin_beside_it_stands_out():
+    """Where the output has a lattice the input holds only noise, one of the nine bins around each peak stands
+    twice over its background by chance in most frames (here a weak tone one bin away makes sure): the input's
+    power over the 3x3 bins as a whole is what says whether it supports the peak."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        beside = np.cos(2 * np.pi * 11 * C / 128) + np.cos(2 * np.pi * 11 * R / 128)
+        noisy = rng.standard_normal(C.shape) + 0.04 * beside
+        invented = 0.02 * rng.standard_normal(C.shape) + 0.1 * (np.cos(2 * np.pi * 10 * C / 128) + np.cos(2 * np.pi * 10 * R / 128))
+        figures = trust_figures(noisy, invented)
+        assert figures.peaks_invented > 0.9
+        assert any("absent from the input" in reason for reason in frame_reasons(figures))
 
 
 def test_a_lattice_the_output_makes_stronger_than_the_input_s_is_caught():

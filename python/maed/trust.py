@@ -14,11 +14,15 @@ there is no clean reference, so every figure is one a scientist could compute by
 - ``peaks``, ``peaks_kept``, ``peaks_in_residual``: the input's significant Fourier peaks and
   the shares of their power (3x3 bins, local background subtracted) in the output and in the
   residual; ``peaks_invented``: the share of the output's peak power at peaks where the input
-  shows no excess power at all; ``peaks_gained``: the share at peaks where the output holds more
+  shows no excess power (its power over its background, averaged over the peak's 3x3 bins: one bin of nine
+  stands twice over its background by chance in three frames of four, so the most of them would call noise
+  support); ``peaks_gained``: the share at peaks where the output holds more
   than 1.5 times the input's power (3x3 bins): a denoiser only takes away, so an output peak
   stronger than the input's at its place was added, even on a surface whose own texture gives the
   input some power there; ``rows_invented``: the same as ``peaks_invented`` for the row means
-  (horizontal bands, invention's most common form). Peaks kept is reported, not judged: from one pass a lattice
+  (horizontal bands, invention's most common form), the input's support there its strongest of the 3 bins
+  around the peak (a row pattern's peak fills one bin, and averaging it with two of noise called the perfect
+  output of a tilted lattice invented). Peaks kept is reported, not judged: from one pass a lattice
   peak and a pick-up peak (rightly removed) look alike; trace and retrace tell them apart.
 
 ``judge`` applies the thresholds of ``Thresholds`` (calibrated on simulated cases with known
@@ -80,7 +84,7 @@ enough to leave atoms, scars and white noise removed (it keeps 0.5 % of white no
 _EULER = 0.5772156649  # mean of log(exponential) is log(mean) - Euler's constant
 _PEAK_CONTRAST = 12.0  # a significant peak stands this far above the local spectral background
 _GAIN = 1.5  # an output peak this much stronger than the input at its place was added: a denoiser only removes
-_INPUT_EXCESS = 2.0  # the input holds "some" power at an output peak if it is this far above background
+_INPUT_EXCESS = 2.0  # the input holds "some" power at an output peak if its 3x3 bins are this far above background
 _BACKGROUND = 15  # bins of the log-power smoothing that estimates the background
 
 
@@ -188,7 +192,7 @@ def _peak_figures(x: np.ndarray, y: np.ndarray) -> tuple[int, float | None, floa
     invented = gained = 0.0
     total_out = excess(p_out, bg_out, out_peaks) if out_peaks.any() else 0.0
     if total_out > 0:
-        support = ndimage.maximum_filter(p_in / bg_in, size=3, mode="wrap")
+        support = ndimage.uniform_filter(p_in / bg_in, size=3, mode="wrap")
         invented = excess(p_out, bg_out, out_peaks & (support < _INPUT_EXCESS)) / total_out
         # 3x3 sums: a peak between bins spreads over them, in both spectra alike.
         stronger = ndimage.uniform_filter(p_out, 3, mode="wrap") > _GAIN * ndimage.uniform_filter(p_in, 3, mode="wrap")
