@@ -117,9 +117,11 @@ in most of its pixels, so its residual's spread doubles for two lines, as a nois
 alerts on the calibration frames with both passes, 6 are such noise changes on steps surfaces, the rest runs
 (scars, partial tip changes) at the scan's bar. `GUMBEL_Q` does not reach the noise changes: q = 6, 7, 8, 9 give
 0.16, 0.14, 0.13, 0.13 false alerts per frame with both passes and 0.08 to 0.07 trace only
-(`alerts_calibrate.py`), so it stays at 6. What would: judging a noise change on the line less the mean of the
-lines either side (an edge that moves steadily from line to line cancels there, as in the run detectors), at the
-cost of a weaker ratio for a real change of the noise. Tried the same day, not kept: the noise judged per part of
+(`alerts_calibrate.py`), so it stays at 6. Tried the same day, not kept: a noise change required to show as well
+on the line less the mean of the lines either side, where an edge moving steadily from line to line would cancel
+(with the ratio a change of the noise gives there): 0.16 -> 0.14 per frame with both passes, 0.08 -> 0.06 trace
+only on the calibration frames (a step crossing a line leaves half its height there, on the columns it crossed
+in that line); and the noise judged per part of
 the line (32 pixels, each part's own median off; the median or the lower quartile over the parts): false alerts
 per clean frame fell to 0.04 and 0.08 (median), but on the real scans molecules and terraces that fill some
 parts of a line raised new noise changes (`A200622.190818` 0 -> 2 or 6 alerts, `CO_img_0050` two more at the
