@@ -62,8 +62,8 @@ lag pass it, the most a denoiser that does not undo them can return. Not a metho
 
 
 def table(rows: dict[str, np.ndarray], models: list[str], title: str) -> str:
-    """A markdown table of mean PSNR per method and of the noise-free scan, and per model its difference to classical
-    and how many of the scans it is below classical on the noise-free scan is below classical too."""
+    """A markdown table of mean PSNR per method and of the noise-free scan; per model its difference to classical, the
+    scans where it is below classical, and how many of those the noise-free scan is below classical on too."""
     lines = [
         f"### {title} ({rows['raw'].size} scans)",
         "",

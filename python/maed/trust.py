@@ -15,8 +15,8 @@ there is no clean reference, so every figure is one a scientist could compute by
   the shares of their power (3x3 bins, local background subtracted) in the output and in the
   residual; ``peaks_invented``: the share of the output's peak power at peaks where the input
   shows no excess power (its power over its background, averaged over the peak's 3x3 bins: one bin of nine
-  stands twice over its background by chance in three frames of four, so the most of them would call noise
-  support); ``peaks_gained``: the share at peaks where the output holds more
+  stands twice over its background by chance in three frames of four, so judged by its strongest bin mere noise
+  would count as support); ``peaks_gained``: the share at peaks where the output holds more
   than 1.5 times the input's power (3x3 bins): a denoiser only takes away, so an output peak
   stronger than the input's at its place was added, even on a surface whose own texture gives the
   input some power there; ``rows_invented``: the same as ``peaks_invented`` for the row means
