@@ -93,6 +93,7 @@ def _track_with_peaks(peaks: np.ndarray):
     for _ in range(8):  # the other figures the bars are taken from (their values do not matter here)
         track.spreads.append(np.ones((len(track.lengths), 2)))
         track.sigma.append(1.0)
+        track.noise.append(1.0)
         track.steps.append(0.0)
         track.power.append(np.ones(65))
     track.peaks.extend(peaks)
@@ -160,3 +161,58 @@ def test_a_noise_change_is_judged_against_how_much_the_scans_lines_vary(monkeypa
     steady = rng.standard_normal((256, 256)) * np.where(np.arange(256) < 128, 1.0, 4.0)[:, None]
     (change,) = _noise_changes(steady)
     assert abs(change.row - 128) <= 1 and change.evidence["ratio_bar"] == 2.0
+
+
+def test_a_step_edge_nearly_along_the_rows_is_no_noise_change():
+    # A terrace edge that crosses a line over much of its length puts a level into the line less the lines
+    # before: its robust rms doubles for a line or two, as a noisier tip's would; the noise does not change.
+    rng = np.random.default_rng(2)
+    rows, cols = np.mgrid[:256, :256]
+    edge = 100 + 2 * np.sin(cols / 25)  # meanders across rows 98 to 102
+    lines = 5.0 * (rows > edge) + rng.standard_normal((256, 256))
+    assert _noise_changes(lines) == []
+    # The same lines' noise tripling at row 160 is still a noise change.
+    lines[160:] += 2.8 * rng.standard_normal((96, 256))
+    (change,) = _noise_changes(lines)
+    assert abs(change.row - 160) <= 1
+
+
+def test_noise_that_swells_and_fades_over_tens_of_lines_is_no_noise_change():
+    # A scan's noise may rise and fall slowly (by 3 over 25 lines, `A200622.190818.dat`): the recent
+    # median lags it by more than the bar, but no line's noise jumps from the lines just before it.
+    rng = np.random.default_rng(3)
+    swell = np.exp(np.log(3.0) * 0.5 * (1 - np.cos(2 * np.pi * np.arange(256) / 50)))
+    assert _noise_changes(rng.standard_normal((256, 256)) * swell[:, None]) == []
+
+
+def _lines_with_offsets(seed: int, rows: int = 160, cols: int = 256) -> np.ndarray:
+    """White noise with line offsets that wander a little from line to line (the feedback's walk)."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((rows, cols)) + np.cumsum(0.3 * rng.standard_normal(rows))[:, None]
+
+
+def test_a_whole_line_off_and_back_is_a_scar_and_the_line_after_it_no_tip_change():
+    # A whole line 6 noise low for one line, then back: a scar the width of the line. The line after it steps
+    # back up and the next keeps that level, which the line before alone would call a tip change.
+    lines = _lines_with_offsets(4)
+    lines[100] -= 6.0
+    found = scan(lines)
+    assert [(f.kind, f.row, f.columns) for f in found] == [("scar", 100, (0, 256))]
+    # A whole line 6 noise low from row 100 on: a tip change at the line's start, not a scar.
+    lines[100] += 6.0
+    lines[100:] -= 6.0
+    assert [(f.kind, f.row) for f in scan(lines)] == [("tip_change", 100)]
+
+
+def test_a_tone_both_passes_carry_at_one_place_is_the_surface_and_one_pass_alone_rings():
+    # Rows 100 to 105 hold a periodic structure along the row (pores, a molecule's lobes): in the trace and the
+    # retrace alike it is the surface. The same oscillation in the trace alone is the feedback ringing.
+    rng = np.random.default_rng(5)
+    cols = np.arange(256)
+    tone = np.zeros((160, 256))
+    tone[100:106, 60:200] = 2.0 * np.sin(2 * np.pi * cols[60:200] / 7.0)
+    trace, retrace = rng.standard_normal((2, 160, 256))
+    assert [f.kind for f in scan(trace + tone, retrace + tone)] == []
+    found = scan(trace + tone, retrace)  # rings where the tone comes and where it goes
+    assert {(f.kind, f.pass_) for f in found} == {("ringing", "trace")} and abs(found[0].row - 100) <= 1
+    assert found[0].evidence["other_pass_correlation"] < 0.5

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .feedback import RING_NARROW, RING_RISE, rail_run, ring_band, ringing_rise, spectrum
+from .feedback import RING_NARROW, RING_RISE, SURFACE_TONE, rail_run, ring_band, ringing_rise, spectrum, tone_correlation
 from .finding import Finding
 from .lines import repeats, skipped_rows
 from .segments import LENGTHS, candidates, spreads
@@ -43,21 +43,33 @@ statistics is Gumbel-distributed). A line's peak exceeds it with probability 1 -
 for q = 6, in a scan whose lines follow their own recent law; the vetoes after it (the next line, the other
 pass) take most of what is left. The floors ``Z_STEP`` and ``Z_SCAR`` still hold where the law is narrow
 (most scans). Set on clean simulated frames held apart from the scoring seeds
-(``benchmarks/alerts_calibrate.py``: 100 frames per mode gave 0.03 false alerts per frame trace only and
-0.07 with both passes at q = 6, 0.09 at q = 4, 0.06 at q = 7): the surface's own structure (terrace edges
+(``benchmarks/alerts_calibrate.py``: 100 frames per mode of simulator 5 gave 0.04 false alerts per frame trace
+only and 0.10 with both passes at q = 6, 0.10 at q = 5, 0.08 at q = 7): the surface's own structure (terrace edges
 that jitter, molecules in some rows and not others) widens the peaks' law and so raises its scan's bar,
 where one global threshold passed it."""
 PEAKS = 64
 """Lines whose peaks set the scan's bar, and the fewest before it is used (``Z_STEP`` alone before)."""
 NOISE_RATIO = 2.0
-"""A line's residual rms this many times the recent one (or below its inverse), kept by the next line: a
-tip change of the noise ..."""
+"""A line's noise (``step_noise``) this many times the recent lines' (or below its inverse), and the lines'
+just before it, kept by the next line: a tip change of the noise ..."""
 NOISE_Q = 4.0
 """... and, on a scan whose lines' rms varies more than noise does (rows through molecules and between them,
-bands of streaks), this many robust standard deviations of the recent lines' log rms: the scan's own law.
+bands of streaks), this many robust standard deviations of the recent lines' log noise: the scan's own law.
 Two lines in a row beyond 4 of them by chance is under 1e-4 a line where the law is near normal; where it
 is narrow (the simulator's scans, a quiet surface) the ratio 2 holds alone. Without it a streaky real scan
 raised a noise change every few lines (its history, cleared at each, set the next bar from a few lines)."""
+STEP_SHARE = 0.8
+STEP_TRIMMED_VARIANCE = 0.4377
+"""The variance of a unit normal law's values within its central 80 % (``STEP_SHARE``)."""
+
+
+def step_noise(residual: np.ndarray) -> float:
+    """The rms of white noise that would give ``residual``'s steps from pixel to pixel, from the smallest
+    ``STEP_SHARE`` of them (a level the residual holds over a run of pixels adds two large steps, at its
+    ends). A mean, not a median: on a quantised channel the median step is a whole number of the DAC's
+    steps and jumps between them from line to line."""
+    squares = np.sort(np.diff(residual) ** 2)[: max(1, int(STEP_SHARE * (residual.size - 1)))]
+    return float(np.sqrt(np.mean(squares) / (2 * STEP_TRIMMED_VARIANCE)))
 
 
 @dataclass
@@ -71,6 +83,10 @@ class Candidate:
     previous: np.ndarray
     sigma: float
     """The robust rms of its difference from ``before``."""
+    noise: float
+    """That difference's noise from its steps from pixel to pixel (``step_noise``), blind to a level the
+    difference holds over a run of pixels (a step edge nearly along the rows, crossed by the line over much
+    of its length, doubles ``sigma`` for a line or two as a noisier tip would)."""
     step: float
     """Its offset from the line before (median of the difference)."""
     power: np.ndarray
@@ -91,6 +107,7 @@ class PassTrack:
         """Each recent line less the one before it, median removed: how the surface changes from line to line."""
         self.last_row: int | None = None
         self.sigma: deque[float] = deque(maxlen=HISTORY)
+        self.noise: deque[float] = deque(maxlen=HISTORY)
         self.steps: deque[float] = deque(maxlen=4 * HISTORY)  # a spread from few offsets is too often low
         self.spreads: deque[np.ndarray] = deque(maxlen=HISTORY)
         self.power: deque[np.ndarray] = deque(maxlen=HISTORY)
@@ -119,14 +136,15 @@ class PassTrack:
             self._bars = {
                 "spreads": np.median(np.stack(self.spreads), axis=0),
                 "sigma": float(np.median(self.sigma)),
+                "noise": float(np.median(self.noise)),
                 "power": np.median(np.stack(self.power), axis=0),
                 "step": step,
                 "step_spread": float(1.4826 * np.median(np.abs(steps - step))),
                 "z_step": Z_STEP,
                 "z_scar": Z_SCAR,
             }
-            sigmas = np.log(np.asarray([v for v in self.sigma if v > 0] or [1.0]))
-            log_spread = float(1.4826 * np.median(np.abs(sigmas - np.median(sigmas))))
+            noises = np.log(np.asarray([v for v in self.noise if v > 0] or [1.0]))
+            log_spread = float(1.4826 * np.median(np.abs(noises - np.median(noises))))
             self._bars["noise_ratio"] = max(NOISE_RATIO, float(np.exp(NOISE_Q * log_spread)))
             if len(self.peaks) >= PEAKS // 2:
                 q25, q50, q75 = np.percentile(np.asarray(self.peaks), [25, 50, 75])
@@ -241,6 +259,7 @@ class HealthMonitor:
             before,
             previous,
             float(1.4826 * np.median(np.abs(residual))),
+            step_noise(residual),
             float(np.median(line - previous)),
             power,
             ring,
@@ -262,20 +281,23 @@ class HealthMonitor:
         if not found and track.count > track.ringing_until:  # an episode's last lines: runs of its ringing
             found = self._run_or_offset(c, line, between, pass_)
         if found and found[0].evidence.get("noise_ratio") is not None:
-            for figures in (track.sigma, track.spreads, track.power):
+            for figures in (track.sigma, track.noise, track.spreads, track.power):
                 figures.clear()  # the bars follow the new noise from here
         self._remember(track, c, between)  # flagged lines too: the medians shrug off one
         return found
 
     @staticmethod
     def _noise_change(track: PassTrack, c: Candidate, after: Candidate | None, pass_: str) -> list[Finding]:
-        sigma = c.bars["sigma"]
+        noise = c.bars["noise"]
         # A channel held still (Z with the feedback off: lines of one value) has no noise to compare.
-        if after is None or sigma <= 0 or c.sigma <= 0 or after.sigma <= 0:
+        if after is None or noise <= 0 or c.noise <= 0 or after.noise <= 0:
             return []
-        ratio, after_ratio = c.sigma / max(sigma, 1e-300), after.sigma / max(sigma, 1e-300)
+        ratio, after_ratio = c.noise / noise, after.noise / noise
+        # Abrupt, as a tip's change is: against the lines just before too (a scan's noise may swell and
+        # fade over tens of lines, which the recent median lags).
+        sudden = c.noise / max(float(np.median(list(track.noise)[-BEFORE:])), 1e-300)
         bar = c.bars.get("noise_ratio", NOISE_RATIO)
-        if min(ratio, after_ratio) > bar or max(ratio, after_ratio) < 1 / bar:
+        if min(ratio, after_ratio, sudden) > bar or max(ratio, after_ratio, sudden) < 1 / bar:
             return [
                 Finding(
                     "tip_change",
@@ -285,8 +307,9 @@ class HealthMonitor:
                     {
                         "noise_ratio": round(ratio, 2),
                         "next_noise_ratio": round(after_ratio, 2),
+                        "noise_ratio_to_lines_before": round(sudden, 2),
                         "ratio_bar": round(bar, 2),
-                        "line_noise": sigma,
+                        "line_noise": c.bars["sigma"],
                     },
                 )
             ]
@@ -303,19 +326,20 @@ class HealthMonitor:
             and abs(after.ring[2] - at) <= 2
         ):
             return []
+        evidence = {"rise": round(rise, 1), "narrowness": round(narrowness, 1), "period_px": round(self.cols / max(at, 1), 2)}
+        other = self.tracks["retrace" if pass_ == "trace" else "trace"].recent.get(c.row)
+        if other is not None:
+            residual, other_residual = c.line - c.before, other[0] - other[1]
+            evidence["other_pass_correlation"] = round(
+                tone_correlation(residual - residual.mean(), other_residual - other_residual.mean(), at), 3
+            )
+            if evidence["other_pass_correlation"] > SURFACE_TONE:
+                return []  # the same tone at the same place in both passes: the surface
         fresh = track.count > track.ringing_until
         track.ringing_until = track.count + 2
         if not fresh:
             return []
-        return [
-            Finding(
-                "ringing",
-                c.row,
-                (0, self.cols),
-                pass_,
-                {"rise": round(rise, 1), "narrowness": round(narrowness, 1), "period_px": round(self.cols / max(at, 1), 2)},
-            )
-        ]
+        return [Finding("ringing", c.row, (0, self.cols), pass_, evidence)]
 
     def _run_or_offset(self, c: Candidate, line: np.ndarray, between: np.ndarray, pass_: str) -> list[Finding]:
         bars = c.bars
@@ -346,7 +370,13 @@ class HealthMonitor:
                 return [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
         if runs or len(track.steps) < OFFSET_HISTORY:
             return []
-        verdict = judge_offset(c.step, float(np.median(line - c.previous)), bars["step"], bars["step_spread"], bars["sigma"], self.cols)
+        typical = bars["step"]
+        # ``before`` is the median of the lines 1 to 3 before: 2 lines' slope behind the candidate on average.
+        away = float(np.median(c.line - c.before)) - 2 * typical
+        back = float(np.median(line - c.before)) - 3 * typical
+        verdict = judge_offset(
+            c.step, float(np.median(line - c.previous)), away, back, typical, bars["step_spread"], bars["sigma"], self.cols
+        )
         return [] if verdict is None else [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
 
     def _other_pass_agrees(self, verdict, row: int, pass_: str, z_scar: float = Z_SCAR):
@@ -381,6 +411,7 @@ class HealthMonitor:
     @staticmethod
     def _remember(track: PassTrack, c: Candidate, between: np.ndarray) -> None:
         track.sigma.append(c.sigma)
+        track.noise.append(c.noise)
         track.steps.append(c.step)
         track.power.append(c.power)
         track.spreads.append(spreads(between, track.lengths))

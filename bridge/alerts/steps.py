@@ -13,7 +13,9 @@ at another level in ``R - B`` is
   that crosses the rows at a slant moves a little from line to line).
 
 Whole lines move too (the feedback's offsets walk): a line whose offset from the line before stands
-out from the recent offsets' spread and stays in the next line is a tip change at the line's start.
+out from the recent offsets' spread and stays in the next line is a tip change at the line's start; one
+that stands out from the lines before it and whose next line is back at their level is a scar the width of
+the line.
 """
 
 from __future__ import annotations
@@ -153,17 +155,26 @@ def judge_run(
     return Verdict("scar", (start, stop), evidence) if z >= z_scar else None
 
 
-def judge_offset(step: float, next_step: float, typical_step: float, spread: float, sigma: float, cols: int) -> Verdict | None:
-    """A tip change at a line's start: the line's offset ``step`` from the line before stands out from the
-    recent steps (``typical_step``, ``spread``) and the next line keeps it (``next_step``: its offset from
-    the same line before, two steps); ``sigma``: as for ``judge_run`` (``MIN_HEIGHT``)."""
+def judge_offset(
+    step: float, next_step: float, away: float, back: float, typical_step: float, spread: float, sigma: float, cols: int
+) -> Verdict | None:
+    """A tip change at a line's start, or a scar the width of the line. A tip change: the line's offset ``step``
+    from the line before stands out from the recent steps (``typical_step``, ``spread``) and the next line keeps
+    it (``next_step``: the next line's offset from the same line before, two steps), and the line stands as far
+    from the lines before it (``away``; a line that steps back to their level after a streak does not). A scar: the line stands out
+    as far from the lines before it (``away``: its offset from their pixel median, slope off) and the next line
+    is back at their level (``back``: its offset from the same median, slope off); judged against the median, as
+    the offsets wander from line to line. ``sigma``: as for ``judge_run`` (``MIN_HEIGHT``)."""
+    if abs(away) / max(spread, 1e-300) >= Z_OFFSET and abs(away) >= MIN_HEIGHT * sigma and abs(back) <= PERSISTS * abs(away):
+        evidence = {"z": round(abs(away) / max(spread, 1e-300), 2), "height": away, "back": back, "step_spread": spread}
+        return Verdict("scar", (0, cols), evidence)
     jump = step - typical_step
     z = abs(jump) / max(spread, 1e-300)
     if z < Z_OFFSET or abs(jump) < MIN_HEIGHT * sigma:
         return None
     kept = next_step - 2 * typical_step
-    if abs(kept - jump) > PERSISTS * abs(jump):
-        return None  # one line off and back: a streak, not a change of tip
+    if abs(kept - jump) > PERSISTS * abs(jump) or abs(away - jump) > PERSISTS * abs(jump):
+        return None  # not kept, or a step back to the lines before (after a streak): no change of tip
     return Verdict("tip_change", (0, cols), {"z": round(z, 2), "height": jump, "kept": kept, "step_spread": spread})
 
 
