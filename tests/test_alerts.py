@@ -216,3 +216,18 @@ def test_a_tone_both_passes_carry_at_one_place_is_the_surface_and_one_pass_alone
     found = scan(trace + tone, retrace)  # rings where the tone comes and where it goes
     assert {(f.kind, f.pass_) for f in found} == {("ringing", "trace")} and abs(found[0].row - 100) <= 1
     assert found[0].evidence["other_pass_correlation"] < 0.5
+
+
+def test_a_rough_patch_both_passes_show_is_no_noise_change_and_a_noisier_tip_is():
+    # From row 100 on the surface is rough at the pixel scale (a disordered film): its line less the lines
+    # before holds three times the steps of the noise, as a noisier tip's would, but at the same place in both
+    # passes. One pass alone cannot tell; with both, only noise each pass draws anew is a change of the tip.
+    rng = np.random.default_rng(6)
+    rough = np.zeros((160, 256))
+    rough[100:] = 3.0 * rng.standard_normal((60, 256))
+    trace, retrace = rng.standard_normal((2, 160, 256))
+    assert [f.row for f in scan(trace + rough) if "noise_ratio" in f.evidence] == [100]
+    assert scan(trace + rough, retrace + rough) == []
+    noisier = 3.0 * rng.standard_normal((2, 160, 256)) * (np.arange(160) >= 100)[:, None]
+    found = [f for f in scan(trace + noisier[0], retrace + noisier[1]) if "noise_ratio" in f.evidence]
+    assert len(found) == 1 and abs(found[0].row - 100) <= 1 and found[0].evidence["other_pass_correlation"] < 0.5

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .other_pass import shifted_correlation
+
 RING_RISE = 30.0
 """The band's power over the recent lines' median in it."""
 RING_NARROW = 8.0
 """... and over the rise of the bands beside it."""
 RING_PERIODS = (3.0, 20.0)
 """Periods of feedback ringing (pixels) looked at."""
-SURFACE_TONE = 0.5
-"""The correlation, within the ringing's band, of a line's residual with the other pass's same row above which
-the tone is the surface's: a periodic structure along the row (pores, a molecule's lobes) sits at the same place
-in both passes, while the feedback rings in time, after an edge in the order each pass meets it."""
 RAIL_RUN = 16
 """Pixels at one exact value that make a crash, when the value lies beyond the recent lines."""
 
@@ -49,20 +47,13 @@ def ringing_rise(power: np.ndarray, typical: np.ndarray, band: slice) -> tuple[f
     return float(rise[i]), float(rise[i] / max(flanks, 1e-300)), i
 
 
-def tone_correlation(residual: np.ndarray, other: np.ndarray, at: int, shift: int = 3) -> float:
-    """The largest correlation, over shifts of up to ``shift`` pixels (the passes' x-warp), of ``residual`` and
-    ``other`` (the other pass's same row less its lines before) within 2 bins of the spectral bin ``at``."""
-    spectrum_a, spectrum_b = np.fft.rfft(residual), np.fft.rfft(other)
-    keep = np.zeros(spectrum_a.size)
+def tone_correlation(residual: np.ndarray, other: np.ndarray, at: int) -> float:
+    """The correlation of ``residual`` and ``other`` (the other pass's same row less its lines before) within 2
+    bins of the spectral bin ``at``, at the same place (``other_pass.shifted_correlation``)."""
+    keep = np.zeros(residual.size // 2 + 1)
     keep[max(1, at - 2) : at + 3] = 1.0
-    a, b = np.fft.irfft(spectrum_a * keep, residual.size), np.fft.irfft(spectrum_b * keep, other.size)
-    best = 0.0
-    for s in range(-shift, shift + 1):
-        x, y = (a[s:], b[: b.size - s]) if s >= 0 else (a[:s], b[-s:])
-        norm = float(np.sqrt(np.sum(x * x) * np.sum(y * y)))
-        if norm > 0:
-            best = max(best, float(np.sum(x * y)) / norm)
-    return best
+    band = [np.fft.irfft(np.fft.rfft(x) * keep, x.size) for x in (residual, other)]
+    return shifted_correlation(*band)
 
 
 def rail_run(line: np.ndarray, low: float, high: float) -> tuple[int, int] | None:

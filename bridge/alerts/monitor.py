@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .feedback import RING_NARROW, RING_RISE, SURFACE_TONE, rail_run, ring_band, ringing_rise, spectrum, tone_correlation
+from .feedback import RING_NARROW, RING_RISE, rail_run, ring_band, ringing_rise, spectrum, tone_correlation
 from .finding import Finding
 from .lines import repeats, skipped_rows
+from .other_pass import SAME_PLACE, shifted_correlation
 from .segments import LENGTHS, candidates, spreads
 from .steps import PERSISTS, Z_SCAR, Z_STEP, Verdict, in_other_pass, judge_offset, judge_run
 
@@ -286,8 +287,12 @@ class HealthMonitor:
         self._remember(track, c, between)  # flagged lines too: the medians shrug off one
         return found
 
-    @staticmethod
-    def _noise_change(track: PassTrack, c: Candidate, after: Candidate | None, pass_: str) -> list[Finding]:
+    def _other_row(self, row: int, pass_: str) -> np.ndarray | None:
+        """The other pass's ``row`` less its lines before, where it came already."""
+        other = self.tracks["retrace" if pass_ == "trace" else "trace"].recent.get(row)
+        return None if other is None else other[0] - other[1]
+
+    def _noise_change(self, track: PassTrack, c: Candidate, after: Candidate | None, pass_: str) -> list[Finding]:
         noise = c.bars["noise"]
         # A channel held still (Z with the feedback off: lines of one value) has no noise to compare.
         if after is None or noise <= 0 or c.noise <= 0 or after.noise <= 0:
@@ -297,23 +302,24 @@ class HealthMonitor:
         # fade over tens of lines, which the recent median lags).
         sudden = c.noise / max(float(np.median(list(track.noise)[-BEFORE:])), 1e-300)
         bar = c.bars.get("noise_ratio", NOISE_RATIO)
-        if min(ratio, after_ratio, sudden) > bar or max(ratio, after_ratio, sudden) < 1 / bar:
-            return [
-                Finding(
-                    "tip_change",
-                    c.row,
-                    (0, c.line.size),
-                    pass_,
-                    {
-                        "noise_ratio": round(ratio, 2),
-                        "next_noise_ratio": round(after_ratio, 2),
-                        "noise_ratio_to_lines_before": round(sudden, 2),
-                        "ratio_bar": round(bar, 2),
-                        "line_noise": c.bars["sigma"],
-                    },
-                )
-            ]
-        return []
+        if not (min(ratio, after_ratio, sudden) > bar or max(ratio, after_ratio, sudden) < 1 / bar):
+            return []
+        # A noisier tip adds noise each pass draws anew; what both passes show at the same place (a molecule's
+        # edge along the rows, crossed by the line) is the surface.
+        other = self._other_row(c.row, pass_)
+        shared = None if other is None else shifted_correlation(np.diff(c.line - c.before), np.diff(other))
+        if shared is not None and shared > SAME_PLACE:
+            return []
+        evidence = {
+            "noise_ratio": round(ratio, 2),
+            "next_noise_ratio": round(after_ratio, 2),
+            "noise_ratio_to_lines_before": round(sudden, 2),
+            "ratio_bar": round(bar, 2),
+            "line_noise": c.bars["sigma"],
+        }
+        if shared is not None:
+            evidence["other_pass_correlation"] = round(shared, 3)
+        return [Finding("tip_change", c.row, (0, c.line.size), pass_, evidence)]
 
     def _ringing(self, track: PassTrack, c: Candidate, after: Candidate | None, pass_: str) -> list[Finding]:
         rise, narrowness, at = c.ring
@@ -327,13 +333,10 @@ class HealthMonitor:
         ):
             return []
         evidence = {"rise": round(rise, 1), "narrowness": round(narrowness, 1), "period_px": round(self.cols / max(at, 1), 2)}
-        other = self.tracks["retrace" if pass_ == "trace" else "trace"].recent.get(c.row)
+        other = self._other_row(c.row, pass_)
         if other is not None:
-            residual, other_residual = c.line - c.before, other[0] - other[1]
-            evidence["other_pass_correlation"] = round(
-                tone_correlation(residual - residual.mean(), other_residual - other_residual.mean(), at), 3
-            )
-            if evidence["other_pass_correlation"] > SURFACE_TONE:
+            evidence["other_pass_correlation"] = round(tone_correlation(c.line - c.before, other, at), 3)
+            if evidence["other_pass_correlation"] > SAME_PLACE:
                 return []  # the same tone at the same place in both passes: the surface
         fresh = track.count > track.ringing_until
         track.ringing_until = track.count + 2
