@@ -54,28 +54,31 @@ hides tip changes), both passes side by side, every alert marked at its row (`--
 repository), plus its own views (trace less retrace, row differences, per-row medians, pixels around each
 alert). It listed the tip changes and scars it could see itself, then judged each alert: true (an event of that
 kind within 2 rows), wrong kind, or false. It judged the alerts of the detectors before this page's last two
-changes (whole-line scars, the other-pass check of ringing and of noise changes); the alerts above are counted against its list of
+changes (whole-line scars, the other-pass check of ringing and of noise changes) and before `20201111--4_1` was
+fed in its own order (a MATRIX up frame: its last row first; it had been fed top first); the alerts above are counted against its list of
 events. Re-judge when the alerts change.
 
-- Alerts: 48; **33 true, 2 of the wrong kind, 13 false** (by the helper's verdicts on the alerts before: 26 true,
-  7 wrong kind, 17 false of 50).
-  - True: `20201111--4_1` 8 (scars 50, 97, 116 r, 159 r, 261 r, 324, 335 r; the tip change at 388, in both passes),
+- Alerts: 47; **32 true, 3 of the wrong kind, 10 false, 2 not on the helper's list** (by its verdicts on the
+  alerts before: 26 true, 7 wrong kind, 17 false of 50).
+  - True: `20201111--4_1` 7 (scars 50, 99 beside the streak of 97, 116 r, 158, 159 r, 261 r, 335 r),
     `createc_scan_atomic_11nm` 6 of 6 short dashes, `createc_scan_close_100nm` 6 (the tip changes that open and
     close its band of instability, 86 r and 107; the scars 87, 92 r, 96, 102), `hopg_300k_...` 7 (its level
     jumps at 96, 160, 224 and scars 30 r, 101, 148, 188), `pySPM_test` 5 of 6 (retrace spikes at grains' edges),
     `A200727.214101` the 6-pixel retrace dip at 503.
   - Wrong kind: `createc_scan_close_100nm` 101 r (a one-line streak of r101 and t102, called a tip change);
-    `hopg_300k_...` 96 r (the mid-line part of the row's level jump, called a scar).
-  - False: surface edges along the rows, the same in both passes (`20201111--4_1` 31 r: a step edge entering the
-    frame, where this file's retrace may lie a row off its trace, so the other pass does not veto it; `pySPM_test`
-    235: a grain edge jittering by a pixel); excursions of a scan's ordinary line noise on the noisiest Createc
-    scans (`createc_scan_step_20nm` 22 r and 29, `createc_scan_molecular_30nm_pos` 18 r and 20 r,
-    `createc_scan_close_100nm` 204 r, and 205 and 221 there, two whole-line offsets of 3-4 pm that came after the
-    helper's look and are counted false by its reading of those rows), `20201111--4_1` 32 and 40 r,
-    `A200727.214101` 161 r (a noise drop of 3 lines), `A200306.161609` 298 r (ringing: the helper saw a weak
-    ripple over the whole frame, no oscillation).
-- Visible tip changes: **6 of 8 found** (`20201111--4_1` 388, `createc_scan_close_100nm` 86 and 107,
-  `hopg_300k_...` 96, 160, 224). Missed: `hopg_300k_...` 32, the file's largest jump (a scar two rows before it
+    `hopg_300k_...` 96 r (the mid-line part of the row's level jump, called a scar); `20201111--4_1` 387 (the level
+    jump at 388 in both passes, called a scar: its next line in time, 386, is partly back).
+  - Not on the helper's list: `20201111--4_1` 235 r and 236, whole-line bumps of 40 to 80 pm against the lines
+    either side, in a file whose streaks are 20 to 40 pm.
+  - False: a surface edge along the rows, the same in both passes (`pySPM_test` 235: a grain edge jittering by a
+    pixel); excursions of a scan's ordinary line noise on the noisiest Createc scans (`createc_scan_step_20nm` 22 r
+    and 29, `createc_scan_molecular_30nm_pos` 18 r and 20 r, `createc_scan_close_100nm` 204 r, and 205 and 221
+    there, two whole-line offsets of 3-4 pm that came after the helper's look and are counted false by its reading
+    of those rows), `A200727.214101` 161 r (a noise drop of 3 lines), `A200306.161609` 298 r (ringing: the helper
+    saw a weak ripple over the whole frame, no oscillation). The three false alerts on `20201111--4_1` fed top
+    first (31 r at a step edge entering the frame, 32, 40 r) are gone in its own order.
+- Visible tip changes: **5 of 8 found** (`createc_scan_close_100nm` 86 and 107, `hopg_300k_...` 96, 160, 224;
+  `20201111--4_1` 388 as a scar, above). Missed: `hopg_300k_...` 32, the file's largest jump (a scar two rows before it
   instead), and `A200622.190818` 73 (3.4 pm over the whole line, seven times its line noise, on a 5.5 nm range).
   The four jumps of the HOPG scan are 64 lines apart with a drift between them: more likely a periodic reset of
   the instrument's z than tip changes; their form is a tip change's.
@@ -276,7 +279,7 @@ def clean(count: int, both: bool, seed: int) -> tuple[Counter, list[str]]:
 
 def real_scans(folder: Path, figures: Path | None) -> list[tuple[str, str, int, list]]:
     """(file, slow axis, rows, findings) of the topograph of every real scan in ``folder``."""
-    from maed.scanfiles import ScanFileError, read_file
+    from maed.scanfiles import ScanFileError, read_file, scanned_upwards
 
     out = []
     for path in sorted(folder.iterdir()):
@@ -289,8 +292,7 @@ def real_scans(folder: Path, figures: Path | None) -> list[tuple[str, str, int, 
             retrace = scan.channel(None, "retrace").data
         except (ScanFileError, ValueError, KeyError):
             retrace = None
-        up = str(trace.header.get("SCAN_DIR", "down")).strip().lower() == "up"
-        slow_axis = "up" if up else "down"
+        slow_axis = "up" if scanned_upwards(trace) else "down"
         found = [f for f, _ in scan_findings(trace.data, retrace, slow_axis)]
         out.append((path.name, slow_axis, trace.data.shape[0], found))
         if figures is not None:
@@ -531,7 +533,8 @@ def report(results: dict, white: dict, others: dict, false: dict, real: list, ar
         "## Real scans",
         "",
         "Every alert on the topograph of each file in `../shared/data/real-stm/` (both passes where the file has "
-        "them), fed in acquisition order (Nanonis `SCAN_DIR`; down otherwise).",
+        "them), fed in acquisition order (`maed.scanfiles.scanned_upwards`: Nanonis `SCAN_DIR`, a MATRIX file's up "
+        "frame; down otherwise).",
         "",
         "| file | slow axis | rows | alerts (kind@row, pass) |",
         "|---|---|---|---|",
