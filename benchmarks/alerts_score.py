@@ -510,8 +510,9 @@ def report(results: dict, white: dict, others: dict, false: dict, real: list, ar
             else ""
         )
         + f"every matched alert within {max(delays)} rows of its line's arrival (the issue allows 2 line periods), "
-        "and the cost per line (`benchmarks/test_alerts.py`: about 0.5 ms per 256-pixel line, trace only or both "
-        "passes, on the loaded 2-core VM on 2026-12-01; the budget is 1 ms). Not met: "
+        "and the cost per line (`benchmarks/test_alerts.py`: about 0.8 ms per 256-pixel line, trace only or both "
+        "passes, on the 2-core VM on 2026-12-05, 0.65 for the detectors before that day's changes; the budget is "
+        "1 ms). Not met: "
         + ("" if fa_met else "fewer than 0.1 false alerts per clean frame; ")
         + "recall >= 0.9 with precision >= 0.95 for tip changes and scars of 3 line noise (recall "
         f"{min(recalls_at3):.2f} to {max(recalls_at3):.2f} there; the table above says from which size both bars "

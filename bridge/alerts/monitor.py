@@ -14,6 +14,7 @@ the pass leaves the rail; a noise change once, after which the bar follows the n
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from dataclasses import dataclass
 
@@ -82,6 +83,8 @@ class Candidate:
     before: np.ndarray
     """The pixel median of the lines before it."""
     previous: np.ndarray
+    level: float
+    """The median of its difference from ``before``."""
     sigma: float
     """The robust rms of its difference from ``before``."""
     noise: float
@@ -247,7 +250,8 @@ class HealthMonitor:
         previous = track.lines[-1]
         before = np.median(np.stack(track.lines), axis=0)
         diff = line - before
-        residual = diff - np.median(diff)
+        level = float(np.median(diff))
+        residual = diff - level
         power = spectrum(residual)
         bars: dict = {}
         ring = (0.0, 0.0, 0)
@@ -259,6 +263,7 @@ class HealthMonitor:
             line,
             before,
             previous,
+            level,
             float(1.4826 * np.median(np.abs(residual))),
             step_noise(residual),
             float(np.median(line - previous)),
@@ -298,10 +303,12 @@ class HealthMonitor:
         if after is None or noise <= 0 or c.noise <= 0 or after.noise <= 0:
             return []
         ratio, after_ratio = c.noise / noise, after.noise / noise
+        bar = c.bars.get("noise_ratio", NOISE_RATIO)
+        if not (min(ratio, after_ratio) > bar or max(ratio, after_ratio) < 1 / bar):
+            return []
         # Abrupt, as a tip's change is: against the lines just before too (a scan's noise may swell and
         # fade over tens of lines, which the recent median lags).
-        sudden = c.noise / max(float(np.median(list(track.noise)[-BEFORE:])), 1e-300)
-        bar = c.bars.get("noise_ratio", NOISE_RATIO)
+        sudden = c.noise / max(statistics.median(list(track.noise)[-BEFORE:]), 1e-300)
         if not (min(ratio, after_ratio, sudden) > bar or max(ratio, after_ratio, sudden) < 1 / bar):
             return []
         # A noisier tip adds noise each pass draws anew; what both passes show at the same place (a molecule's
@@ -374,11 +381,9 @@ class HealthMonitor:
         if runs or len(track.steps) < OFFSET_HISTORY:
             return []
         typical = bars["step"]
-        # ``before`` is the median of the lines 1 to 3 before: 2 lines' slope behind the candidate on average.
-        away = float(np.median(c.line - c.before)) - 2 * typical
-        back = float(np.median(line - c.before)) - 3 * typical
+        away = c.level - 2 * typical  # ``before`` is 2 lines' slope behind the candidate on average
         verdict = judge_offset(
-            c.step, float(np.median(line - c.previous)), away, back, typical, bars["step_spread"], bars["sigma"], self.cols
+            c.step, float(np.median(line - c.previous)), away, line, c.before, typical, bars["step_spread"], bars["sigma"]
         )
         return [] if verdict is None else [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
 

@@ -156,18 +156,29 @@ def judge_run(
 
 
 def judge_offset(
-    step: float, next_step: float, away: float, back: float, typical_step: float, spread: float, sigma: float, cols: int
+    step: float,
+    next_step: float,
+    away: float,
+    after: np.ndarray,
+    before: np.ndarray,
+    typical_step: float,
+    spread: float,
+    sigma: float,
 ) -> Verdict | None:
     """A tip change at a line's start, or a scar the width of the line. A tip change: the line's offset ``step``
-    from the line before stands out from the recent steps (``typical_step``, ``spread``) and the next line keeps
-    it (``next_step``: the next line's offset from the same line before, two steps), and the line stands as far
-    from the lines before it (``away``; a line that steps back to their level after a streak does not). A scar: the line stands out
-    as far from the lines before it (``away``: its offset from their pixel median, slope off) and the next line
-    is back at their level (``back``: its offset from the same median, slope off); judged against the median, as
-    the offsets wander from line to line. ``sigma``: as for ``judge_run`` (``MIN_HEIGHT``)."""
-    if abs(away) / max(spread, 1e-300) >= Z_OFFSET and abs(away) >= MIN_HEIGHT * sigma and abs(back) <= PERSISTS * abs(away):
-        evidence = {"z": round(abs(away) / max(spread, 1e-300), 2), "height": away, "back": back, "step_spread": spread}
-        return Verdict("scar", (0, cols), evidence)
+    from the line before stands out from the recent steps (``typical_step``, ``spread``), the next line keeps it
+    (``next_step``: the next line's offset from the same line before, two steps), and the line stands as far from
+    the lines before it (``away``: its offset from ``before``, their pixel median, slope off; a line that steps
+    back to their level after a streak does not). A scar: the line stands out as far from the lines before it and
+    the next line ``after`` is back at their level; judged against their median, as the offsets wander from line
+    to line. ``sigma``: as for ``judge_run`` (``MIN_HEIGHT``)."""
+    cols = before.size
+    if abs(away) / max(spread, 1e-300) >= Z_OFFSET and abs(away) >= MIN_HEIGHT * sigma:
+        # ``before`` is 2 lines' slope behind the line on average, 3 behind the next.
+        back = float(np.median(after - before)) - 3 * typical_step
+        if abs(back) <= PERSISTS * abs(away):
+            evidence = {"z": round(abs(away) / max(spread, 1e-300), 2), "height": away, "back": back, "step_spread": spread}
+            return Verdict("scar", (0, cols), evidence)
     jump = step - typical_step
     z = abs(jump) / max(spread, 1e-300)
     if z < Z_OFFSET or abs(jump) < MIN_HEIGHT * sigma:
