@@ -231,3 +231,13 @@ def test_a_rough_patch_both_passes_show_is_no_noise_change_and_a_noisier_tip_is(
     noisier = 3.0 * rng.standard_normal((2, 160, 256)) * (np.arange(160) >= 100)[:, None]
     found = [f for f in scan(trace + noisier[0], retrace + noisier[1]) if "noise_ratio" in f.evidence]
     assert len(found) == 1 and abs(found[0].row - 100) <= 1 and found[0].evidence["other_pass_correlation"] < 0.5
+
+
+@pytest.mark.parametrize("cols", [2, 5])
+def test_a_scan_too_narrow_to_judge_gets_the_cheap_checks_and_no_error(cols):
+    # A controller may send a scan a few pixels wide; the window statistics have no room there, so its lines
+    # are not judged, but a repeated line is still one.
+    lines = np.random.default_rng(7).standard_normal((64, cols))
+    lines[40] = lines[39]
+    found = scan(lines)
+    assert [(f.kind, f.row) for f in found] == [("line_repeated", 40)]

@@ -35,6 +35,9 @@ BEFORE = 3
 """Lines whose pixel median is the reference ``B``."""
 OFFSET_HISTORY = 32
 """Line offsets a pass needs before a whole line's offset is judged (their spread is the bar)."""
+MIN_COLS = 9
+"""Lines shorter than this are not judged (runs need windows of 3 pixels with flanks, ringing a band of
+periods): only lost and repeated lines and crashes are flagged."""
 BARS_EVERY = 4
 DEBOUNCE_ROWS = 3
 GUMBEL_Q = 6.0
@@ -178,7 +181,7 @@ class HealthMonitor:
 
         ``judge=False`` runs the cheap checks only (lost and repeated lines, crashes) and breaks the pass's run
         of lines: the line before it is not judged, and judging resumes once ``BEFORE`` lines followed (for a
-        worker that fell behind, ``maed.bridge.worker``)."""
+        worker that fell behind, ``maed.bridge.worker``); so do lines shorter than ``MIN_COLS``."""
         track = self.tracks[pass_]
         line = np.asarray(line, dtype=np.float64)
         raw: list[Finding] = []
@@ -191,6 +194,7 @@ class HealthMonitor:
             raw.append(Finding("line_repeated", row, (0, self.cols), pass_, {"of_row": row + (-1 if self.slow_axis == "down" else 1)}))
             return self._debounce(raw)  # no new information for the other detectors
         raw += self._crash(track, row, line, pass_)
+        judge = judge and self.cols >= MIN_COLS
         if track.on_rail or not judge:
             track.pending = None
             if not judge:
