@@ -119,11 +119,12 @@ simulator 5 the page had stopped meeting the false-alarm bar (0.07 per clean fra
 passes): simulators 3 and 4 drew step edges nearly along the rows, and a line that crosses one over much of its
 length holds a level against the lines before, so the robust rms of its residual doubled for two lines, as a
 noisier tip's does (6 of the 16 false alerts on the calibration frames with both passes; `GUMBEL_Q` 6 to 9 did
-not reach them). A noise change is now judged on `monitor.step_noise`: the rms of the residual's steps from pixel
-to pixel, from the smallest 80 % of them (a level over a run adds two large steps, at its ends; a mean, since on a
-quantised channel a median step jumps between whole DAC steps from line to line), and it must be abrupt: the line's
+not reach them). A noise change is now judged on `pixel_noise.pixel_noise`: the noise from the residual's
+differences between neighbouring pixels, the smallest 80 % of them (a level over a run adds two large differences,
+at its ends; a mean of squares, since on a quantised channel a median difference jumps between whole DAC steps from
+line to line), and it must be abrupt: the line's
 noise beyond the bar against the three lines just before it too, not only against the recent median (the noise of
-`A200622.190818` swells and fades by 3 over some 25 lines, which the median lags; judged on steps alone it raised
+`A200622.190818` swells and fades by 3 over some 25 lines, which the median lags; judged on the differences alone it raised
 eight noise changes there). Measured: noise-change false alerts on the 100 calibration frames with both passes 6
 -> 0, all false alerts 0.16 -> 0.10 per frame (trace only 0.08 -> 0.04; `GUMBEL_Q` 5, 6, 7: 0.10, 0.10, 0.08 with
 both passes, so it stays at 6); on this page's own clean frames 0.07 -> 0.04 trace only and 0.12 -> 0.06 with both
@@ -143,15 +144,17 @@ and terraces that fill some parts of a line: `A200622.190818` 0 -> 2 or 6 alerts
 line off the lines before it (their pixel median, so a wandering offset does not count) and the next line back at
 their level is now a scar the width of the line (`steps.judge_offset`); it was no alert, and the line after it,
 which steps back, was called a tip change (6 of the 7 wrong kinds the judge found, on `20201111--4_1` and
-`createc_scan_close_100nm`). A tip change at a line's start must now stand as far from the lines before as from
-the line before. And a ringing alert needs the other pass's same row not to carry the tone at the same place
-(correlation within the band at most 0.5, `feedback.tone_correlation`): the surface's periodic structure along a
-row (pores at an island's edge, a molecule's lobes) is in both passes, the feedback's ringing follows each pass's
-own edge. A noise change, likewise, where the other pass is at hand, must not be what both passes show at the
-same place (the steps from pixel to pixel of the two rows less their lines before correlating above 0.5): a
-noisier tip adds noise each pass draws anew. On the simulated scans none of the three changed a count; on the
-real scans 3 of the 4 ringing alerts (all false) went, and `CO_img_0050`'s two noise changes at the molecule's
-edges; the wrong kinds fell from 7 to 2, and the visible streaks found as scars rose from 15 to 21.
+`createc_scan_close_100nm`). A tip change at a line's start must now stand as far from the lines before as from the
+line before. And a ringing alert needs the other pass's same row not to carry the tone at the same place in place
+(`feedback.tone_shared`: the two rows registered on the surface around them, `other_pass.warp`, then their tones'
+correlation within the band, at most 0.5): the surface's periodic structure along a row (pores at an island's edge,
+a molecule's lobes) is in both passes, the feedback's ringing follows each pass's own edge, and an oscillation in
+time has no reason to keep its phase from pass to pass. A noise change, likewise, where the other pass is at hand,
+must not be what both passes show at the same place (the differences between neighbouring pixels of the two rows
+less their lines before correlating above 0.5): a noisier tip adds noise each pass draws anew. On the simulated
+scans none of the three changed a count; on the real scans 3 of the 4 ringing alerts (all false) went, and
+`CO_img_0050`'s two noise changes at the molecule's edges; the wrong kinds fell from 7 to 2, and the visible
+streaks found as scars rose from 15 to 21.
 
 What was tried and not kept, measured on development seeds (TEST_SEED_BASE + 900 000, apart from both):
 whitening the residual with an autoregressive model of the recent lines (a matched filter of a run in

@@ -5,14 +5,14 @@ Ringing is judged against the recent lines' spectra bin by bin, so a lattice or 
 every line carries sets its own level and only a new tone counts; it must also be narrow (its band
 rises far above the bands beside it), which tells it from a scar, a step or noise that grew (broadband);
 and where the other pass is at hand, that pass's same row must not carry the same tone at the same place
-(``tone_correlation``).
+(``tone_shared``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .other_pass import shifted_correlation
+from .other_pass import correlation_at
 
 RING_RISE = 30.0
 """The band's power over the recent lines' median in it."""
@@ -20,6 +20,10 @@ RING_NARROW = 8.0
 """... and over the rise of the bands beside it."""
 RING_PERIODS = (3.0, 20.0)
 """Periods of feedback ringing (pixels) looked at."""
+TONE_AMPLITUDE = 0.25
+"""A tone the other pass carries at this share of the amplitude or more counts whole (the feedback's lag damps fine
+structure more in one pass than in the other: 0.4 on `CO_img_0050`'s molecule); noise alone in the other pass's band
+holds about a fifth of a ringing tone's amplitude (a rise of 30)."""
 RAIL_RUN = 16
 """Pixels at one exact value that make a crash, when the value lies beyond the recent lines."""
 
@@ -47,13 +51,18 @@ def ringing_rise(power: np.ndarray, typical: np.ndarray, band: slice) -> tuple[f
     return float(rise[i]), float(rise[i] / max(flanks, 1e-300)), i
 
 
-def tone_correlation(residual: np.ndarray, other: np.ndarray, at: int) -> float:
-    """The correlation of ``residual`` and ``other`` (the other pass's same row less its lines before) within 2
-    bins of the spectral bin ``at``, at the same place (``other_pass.shifted_correlation``)."""
+def tone_shared(residual: np.ndarray, other: np.ndarray, at: int, shift: int) -> float:
+    """The share of ``residual``'s tone (within 2 bins of the spectral bin ``at``) that ``other`` (the other pass's
+    same row less its lines before, moved by the passes' x-warp ``shift``, ``other_pass.warp``) carries in place:
+    their correlation within the band, weighed down where the other's amplitude there is under ``TONE_AMPLITUDE`` of
+    this one's."""
     keep = np.zeros(residual.size // 2 + 1)
     keep[max(1, at - 2) : at + 3] = 1.0
-    band = [np.fft.irfft(np.fft.rfft(x) * keep, x.size) for x in (residual, other)]
-    return shifted_correlation(*band)
+    mine, theirs = (np.fft.irfft(np.fft.rfft(x) * keep, x.size) for x in (residual, other))
+    power = float(np.sum(mine**2))
+    if power <= 0:
+        return 0.0
+    return max(0.0, correlation_at(mine, theirs, shift)) * min(1.0, float(np.sqrt(np.sum(theirs**2) / power)) / TONE_AMPLITUDE)
 
 
 def rail_run(line: np.ndarray, low: float, high: float) -> tuple[int, int] | None:

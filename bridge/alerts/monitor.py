@@ -1,8 +1,8 @@
 """One scan's health, line by line: the detectors run on each pass, their findings debounced.
 
 Each pass keeps a short history of its lines (in acquisition order) and of the figures that set the
-detectors' bars (the residual's rms, each window length's spread, the lines' offset steps, the
-residual's spectrum); a line that raised an alert does not enter them. A line is judged once the
+detectors' bars (the residual's rms and noise, each window length's spread, the lines' offset steps, the
+residual's spectrum); flagged lines enter them too (their medians shrug off one). A line is judged once the
 next line of its pass arrives (a scar comes back, a tip change stays), except for lost and repeated
 lines and crashes, which are flagged as their line arrives.
 
@@ -20,10 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .feedback import RING_NARROW, RING_RISE, rail_run, ring_band, ringing_rise, spectrum, tone_correlation
+from .feedback import RING_NARROW, RING_RISE, rail_run, ring_band, ringing_rise, spectrum, tone_shared
 from .finding import Finding
 from .lines import repeats, skipped_rows
-from .other_pass import SAME_PLACE, shifted_correlation
+from .other_pass import SAME_PLACE, shifted_correlation, warp
+from .pixel_noise import pixel_noise
 from .segments import LENGTHS, candidates, spreads
 from .steps import PERSISTS, Z_SCAR, Z_STEP, Verdict, in_other_pass, judge_offset, judge_run
 
@@ -35,9 +36,9 @@ BEFORE = 3
 """Lines whose pixel median is the reference ``B``."""
 OFFSET_HISTORY = 32
 """Line offsets a pass needs before a whole line's offset is judged (their spread is the bar)."""
-MIN_COLS = 9
-"""Lines shorter than this are not judged (runs need windows of 3 pixels with flanks, ringing a band of
-periods): only lost and repeated lines and crashes are flagged."""
+MIN_COLS = 3 * min(LENGTHS)
+"""Lines shorter than this are not judged (a run's window needs its flanks): only lost and repeated lines are
+flagged (and crashes, on lines of ``feedback.RAIL_RUN`` pixels and more)."""
 BARS_EVERY = 4
 DEBOUNCE_ROWS = 3
 GUMBEL_Q = 6.0
@@ -55,7 +56,7 @@ where one global threshold passed it."""
 PEAKS = 64
 """Lines whose peaks set the scan's bar, and the fewest before it is used (``Z_STEP`` alone before)."""
 NOISE_RATIO = 2.0
-"""A line's noise (``step_noise``) this many times the recent lines' (or below its inverse), and the lines'
+"""A line's noise (``pixel_noise``) this many times the recent lines' (or below its inverse), and the lines'
 just before it, kept by the next line: a tip change of the noise ..."""
 NOISE_Q = 4.0
 """... and, on a scan whose lines' rms varies more than noise does (rows through molecules and between them,
@@ -63,18 +64,6 @@ bands of streaks), this many robust standard deviations of the recent lines' log
 Two lines in a row beyond 4 of them by chance is under 1e-4 a line where the law is near normal; where it
 is narrow (the simulator's scans, a quiet surface) the ratio 2 holds alone. Without it a streaky real scan
 raised a noise change every few lines (its history, cleared at each, set the next bar from a few lines)."""
-STEP_SHARE = 0.8
-STEP_TRIMMED_VARIANCE = 0.4377
-"""The variance of a unit normal law's values within its central 80 % (``STEP_SHARE``)."""
-
-
-def step_noise(residual: np.ndarray) -> float:
-    """The rms of white noise that would give ``residual``'s steps from pixel to pixel, from the smallest
-    ``STEP_SHARE`` of them (a level the residual holds over a run of pixels adds two large steps, at its
-    ends). A mean, not a median: on a quantised channel the median step is a whole number of the DAC's
-    steps and jumps between them from line to line."""
-    squares = np.sort(np.diff(residual) ** 2)[: max(1, int(STEP_SHARE * (residual.size - 1)))]
-    return float(np.sqrt(np.mean(squares) / (2 * STEP_TRIMMED_VARIANCE)))
 
 
 @dataclass
@@ -91,9 +80,8 @@ class Candidate:
     sigma: float
     """The robust rms of its difference from ``before``."""
     noise: float
-    """That difference's noise from its steps from pixel to pixel (``step_noise``), blind to a level the
-    difference holds over a run of pixels (a step edge nearly along the rows, crossed by the line over much
-    of its length, doubles ``sigma`` for a line or two as a noisier tip would)."""
+    """That difference's noise from the differences between its neighbouring pixels (``pixel_noise``), blind
+    to a level the difference holds over a run of pixels."""
     step: float
     """Its offset from the line before (median of the difference)."""
     power: np.ndarray
@@ -269,7 +257,7 @@ class HealthMonitor:
             previous,
             level,
             float(1.4826 * np.median(np.abs(residual))),
-            step_noise(residual),
+            pixel_noise(residual),
             float(np.median(line - previous)),
             power,
             ring,
@@ -296,10 +284,9 @@ class HealthMonitor:
         self._remember(track, c, between)  # flagged lines too: the medians shrug off one
         return found
 
-    def _other_row(self, row: int, pass_: str) -> np.ndarray | None:
-        """The other pass's ``row`` less its lines before, where it came already."""
-        other = self.tracks["retrace" if pass_ == "trace" else "trace"].recent.get(row)
-        return None if other is None else other[0] - other[1]
+    def _other_row(self, row: int, pass_: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The other pass's ``row`` and its lines before, where it came already."""
+        return self.tracks["retrace" if pass_ == "trace" else "trace"].recent.get(row)
 
     def _noise_change(self, track: PassTrack, c: Candidate, after: Candidate | None, pass_: str) -> list[Finding]:
         noise = c.bars["noise"]
@@ -307,18 +294,17 @@ class HealthMonitor:
         if after is None or noise <= 0 or c.noise <= 0 or after.noise <= 0:
             return []
         ratio, after_ratio = c.noise / noise, after.noise / noise
-        bar = c.bars.get("noise_ratio", NOISE_RATIO)
-        if not (min(ratio, after_ratio) > bar or max(ratio, after_ratio) < 1 / bar):
-            return []
         # Abrupt, as a tip's change is: against the lines just before too (a scan's noise may swell and
         # fade over tens of lines, which the recent median lags).
         sudden = c.noise / max(statistics.median(list(track.noise)[-BEFORE:]), 1e-300)
-        if not (min(ratio, after_ratio, sudden) > bar or max(ratio, after_ratio, sudden) < 1 / bar):
+        bar = c.bars.get("noise_ratio", NOISE_RATIO)
+        ratios = (ratio, after_ratio, sudden)
+        if not (min(ratios) > bar or max(ratios) < 1 / bar):
             return []
         # A noisier tip adds noise each pass draws anew; what both passes show at the same place (a molecule's
         # edge along the rows, crossed by the line) is the surface.
         other = self._other_row(c.row, pass_)
-        shared = None if other is None else shifted_correlation(np.diff(c.line - c.before), np.diff(other))
+        shared = None if other is None else shifted_correlation(np.diff(c.line - c.before), np.diff(other[0] - other[1]))
         if shared is not None and shared > SAME_PLACE:
             return []
         evidence = {
@@ -346,8 +332,12 @@ class HealthMonitor:
         evidence = {"rise": round(rise, 1), "narrowness": round(narrowness, 1), "period_px": round(self.cols / max(at, 1), 2)}
         other = self._other_row(c.row, pass_)
         if other is not None:
-            evidence["other_pass_correlation"] = round(tone_correlation(c.line - c.before, other, at), 3)
-            if evidence["other_pass_correlation"] > SAME_PLACE:
+            other_line, other_before = other
+            # Registered on the row and the lines before it together: the surface on either side of a change.
+            shift = warp(c.line + c.before, other_line + other_before)
+            shared = tone_shared(c.line - c.before, other_line - other_before, at, shift)
+            evidence["other_pass_share"] = round(shared, 3)
+            if evidence["other_pass_share"] > SAME_PLACE:
                 return []  # the same tone at the same place in both passes: the surface
         fresh = track.count > track.ringing_until
         track.ringing_until = track.count + 2
@@ -384,10 +374,8 @@ class HealthMonitor:
                 return [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
         if runs or len(track.steps) < OFFSET_HISTORY:
             return []
-        typical = bars["step"]
-        away = c.level - 2 * typical  # ``before`` is 2 lines' slope behind the candidate on average
         verdict = judge_offset(
-            c.step, float(np.median(line - c.previous)), away, line, c.before, typical, bars["step_spread"], bars["sigma"]
+            c.step, float(np.median(line - c.previous)), c.level, line, c.before, bars["step"], bars["step_spread"], bars["sigma"]
         )
         return [] if verdict is None else [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
 

@@ -2,7 +2,8 @@
 
 An event happens in time, in one pass (a scar, a ringing feedback) or from one moment on in both (a noisier tip
 adds noise the two passes draw independently); the surface is in both passes at the same place. Their residuals
-(each row less its own pass's lines before) correlate where the surface made them, up to the passes' x-warp.
+(each row less its own pass's lines before) correlate where the surface made them, once the passes' x-warp (the
+feedback's lag, which shifts the two passes' features opposite ways) is taken off.
 """
 
 from __future__ import annotations
@@ -10,16 +11,28 @@ from __future__ import annotations
 import numpy as np
 
 SAME_PLACE = 0.5
-"""The correlation above which what both passes show at the same place is the surface."""
+"""The correlation (or, for a tone, the share in place) above which what both passes show at the same place is
+the surface."""
+WARP = 6
+"""The largest shift (pixels) between the two passes' same row that the registration looks at."""
+
+
+def correlation_at(a: np.ndarray, b: np.ndarray, shift: int) -> float:
+    """The correlation of ``a`` with ``b`` moved by ``shift`` pixels (their overlap only)."""
+    x, y = (a[shift:], b[: b.size - shift]) if shift >= 0 else (a[:shift], b[-shift:])
+    x, y = x - x.mean(), y - y.mean()
+    norm = float(np.sqrt(np.sum(x * x) * np.sum(y * y)))
+    return float(np.sum(x * y)) / norm if norm > 0 else 0.0
+
+
+def warp(line: np.ndarray, other_line: np.ndarray) -> int:
+    """The shift (up to ``WARP`` pixels) that best lays the other pass's same row on ``line``: the surface's
+    features, compared by their differences between neighbouring pixels."""
+    a, b = np.diff(line), np.diff(other_line)
+    limit = min(WARP, a.size // 4)
+    return max(range(-limit, limit + 1), key=lambda s: correlation_at(a, b, s))
 
 
 def shifted_correlation(a: np.ndarray, b: np.ndarray, shift: int = 3) -> float:
     """The largest correlation of ``a`` and ``b`` over shifts of up to ``shift`` pixels (the passes' x-warp)."""
-    best = 0.0
-    for s in range(-shift, shift + 1):
-        x, y = (a[s:], b[: b.size - s]) if s >= 0 else (a[:s], b[-s:])
-        x, y = x - x.mean(), y - y.mean()
-        norm = float(np.sqrt(np.sum(x * x) * np.sum(y * y)))
-        if norm > 0:
-            best = max(best, float(np.sum(x * y)) / norm)
-    return best
+    return max(correlation_at(a, b, s) for s in range(-shift, shift + 1)) if a.size > 2 * shift else 0.0

@@ -158,7 +158,7 @@ def judge_run(
 def judge_offset(
     step: float,
     next_step: float,
-    away: float,
+    level: float,
     after: np.ndarray,
     before: np.ndarray,
     typical_step: float,
@@ -168,13 +168,16 @@ def judge_offset(
     """A tip change at a line's start, or a scar the width of the line. A tip change: the line's offset ``step``
     from the line before stands out from the recent steps (``typical_step``, ``spread``), the next line keeps it
     (``next_step``: the next line's offset from the same line before, two steps), and the line stands as far from
-    the lines before it (``away``: its offset from ``before``, their pixel median, slope off; a line that steps
+    the lines before it (``level``: the median of the line less ``before``, their pixel median; a line that steps
     back to their level after a streak does not). A scar: the line stands out as far from the lines before it and
     the next line ``after`` is back at their level; judged against their median, as the offsets wander from line
-    to line. ``sigma``: as for ``judge_run`` (``MIN_HEIGHT``)."""
+    to line. Both are judged in units of ``spread``, how far lines move from one to the next (a scar's offset from
+    the median of three lines is measured against the steps of single lines: a looser bar where the offsets
+    wander, a stricter one where they jitter). ``sigma``: as for ``judge_run`` (``MIN_HEIGHT``)."""
     cols = before.size
+    # ``before`` is 2 lines' slope behind the line on average, 3 behind the next.
+    away = level - 2 * typical_step
     if abs(away) / max(spread, 1e-300) >= Z_OFFSET and abs(away) >= MIN_HEIGHT * sigma:
-        # ``before`` is 2 lines' slope behind the line on average, 3 behind the next.
         back = float(np.median(after - before)) - 3 * typical_step
         if abs(back) <= PERSISTS * abs(away):
             evidence = {"z": round(abs(away) / max(spread, 1e-300), 2), "height": away, "back": back, "step_spread": spread}
