@@ -145,13 +145,13 @@ line off the lines before it (their pixel median, so a wandering offset does not
 their level is now a scar the width of the line (`steps.judge_offset`); it was no alert, and the line after it,
 which steps back, was called a tip change (6 of the 7 wrong kinds the judge found, on `20201111--4_1` and
 `createc_scan_close_100nm`). A tip change at a line's start must now stand as far from the lines before as from the
-line before. And a ringing alert needs the other pass's same row not to carry the tone at the same place in place
+line before. And a ringing alert needs the other pass's same row not to carry the tone in place
 (`feedback.tone_shared`: the two rows registered on the surface around them, `other_pass.warp`, then their tones'
 correlation within the band, at most 0.5): the surface's periodic structure along a row (pores at an island's edge,
 a molecule's lobes) is in both passes, the feedback's ringing follows each pass's own edge, and an oscillation in
 time has no reason to keep its phase from pass to pass. A noise change, likewise, where the other pass is at hand,
 must not be what both passes show at the same place (the differences between neighbouring pixels of the two rows
-less their lines before correlating above 0.5): a noisier tip adds noise each pass draws anew. On the simulated
+less their lines before correlating above 0.5 at that registered shift): a noisier tip adds noise each pass draws anew. On the simulated
 scans none of the three changed a count; on the real scans 3 of the 4 ringing alerts (all false) went, and
 `CO_img_0050`'s two noise changes at the molecule's edges; the wrong kinds fell from 7 to 2, and the visible
 streaks found as scars rose from 15 to 21.

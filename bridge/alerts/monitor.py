@@ -23,7 +23,7 @@ import numpy as np
 from .feedback import RING_NARROW, RING_RISE, rail_run, ring_band, ringing_rise, spectrum, tone_shared
 from .finding import Finding
 from .lines import repeats, skipped_rows
-from .other_pass import SAME_PLACE, shifted_correlation, warp
+from .other_pass import SAME_PLACE, correlation_at, warp
 from .pixel_noise import pixel_noise
 from .segments import LENGTHS, candidates, spreads
 from .steps import PERSISTS, Z_SCAR, Z_STEP, Verdict, in_other_pass, judge_offset, judge_run
@@ -304,7 +304,11 @@ class HealthMonitor:
         # A noisier tip adds noise each pass draws anew; what both passes show at the same place (a molecule's
         # edge along the rows, crossed by the line) is the surface.
         other = self._other_row(c.row, pass_)
-        shared = None if other is None else shifted_correlation(np.diff(c.line - c.before), np.diff(other[0] - other[1]))
+        shared = None
+        if other is not None:
+            other_line, other_before = other
+            shift = warp(c.line + c.before, other_line + other_before)
+            shared = correlation_at(np.diff(c.line - c.before), np.diff(other_line - other_before), shift)
         if shared is not None and shared > SAME_PLACE:
             return []
         evidence = {
@@ -333,7 +337,6 @@ class HealthMonitor:
         other = self._other_row(c.row, pass_)
         if other is not None:
             other_line, other_before = other
-            # Registered on the row and the lines before it together: the surface on either side of a change.
             shift = warp(c.line + c.before, other_line + other_before)
             shared = tone_shared(c.line - c.before, other_line - other_before, at, shift)
             evidence["other_pass_share"] = round(shared, 3)

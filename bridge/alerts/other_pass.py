@@ -27,12 +27,8 @@ def correlation_at(a: np.ndarray, b: np.ndarray, shift: int) -> float:
 
 def warp(line: np.ndarray, other_line: np.ndarray) -> int:
     """The shift (up to ``WARP`` pixels) that best lays the other pass's same row on ``line``: the surface's
-    features, compared by their differences between neighbouring pixels."""
+    features, compared by their differences between neighbouring pixels. Given a row plus its lines before, it
+    registers the surface on either side of a change in the row."""
     a, b = np.diff(line), np.diff(other_line)
     limit = min(WARP, a.size // 4)
     return max(range(-limit, limit + 1), key=lambda s: correlation_at(a, b, s))
-
-
-def shifted_correlation(a: np.ndarray, b: np.ndarray, shift: int = 3) -> float:
-    """The largest correlation of ``a`` and ``b`` over shifts of up to ``shift`` pixels (the passes' x-warp)."""
-    return max(correlation_at(a, b, s) for s in range(-shift, shift + 1)) if a.size > 2 * shift else 0.0
