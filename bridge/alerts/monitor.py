@@ -284,9 +284,15 @@ class HealthMonitor:
         self._remember(track, c, between)  # flagged lines too: the medians shrug off one
         return found
 
-    def _other_row(self, row: int, pass_: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """The other pass's ``row`` and its lines before, where it came already."""
-        return self.tracks["retrace" if pass_ == "trace" else "trace"].recent.get(row)
+    def _other_residual(self, c: Candidate, pass_: str) -> tuple[np.ndarray, int] | None:
+        """The other pass's row of ``c`` less its lines before, where it came already, and the shift that lays it
+        on ``c`` (``other_pass.warp``, registered on each row plus its lines before: the surface on either side of
+        a change in the row)."""
+        other = self.tracks["retrace" if pass_ == "trace" else "trace"].recent.get(c.row)
+        if other is None:
+            return None
+        other_line, other_before = other
+        return other_line - other_before, warp(c.line + c.before, other_line + other_before)
 
     def _noise_change(self, track: PassTrack, c: Candidate, after: Candidate | None, pass_: str) -> list[Finding]:
         noise = c.bars["noise"]
@@ -303,12 +309,8 @@ class HealthMonitor:
             return []
         # A noisier tip adds noise each pass draws anew; what both passes show at the same place (a molecule's
         # edge along the rows, crossed by the line) is the surface.
-        other = self._other_row(c.row, pass_)
-        shared = None
-        if other is not None:
-            other_line, other_before = other
-            shift = warp(c.line + c.before, other_line + other_before)
-            shared = correlation_at(np.diff(c.line - c.before), np.diff(other_line - other_before), shift)
+        other = self._other_residual(c, pass_)
+        shared = None if other is None else correlation_at(np.diff(c.line - c.before), np.diff(other[0]), other[1])
         if shared is not None and shared > SAME_PLACE:
             return []
         evidence = {
@@ -334,12 +336,9 @@ class HealthMonitor:
         ):
             return []
         evidence = {"rise": round(rise, 1), "narrowness": round(narrowness, 1), "period_px": round(self.cols / max(at, 1), 2)}
-        other = self._other_row(c.row, pass_)
+        other = self._other_residual(c, pass_)
         if other is not None:
-            other_line, other_before = other
-            shift = warp(c.line + c.before, other_line + other_before)
-            shared = tone_shared(c.line - c.before, other_line - other_before, at, shift)
-            evidence["other_pass_share"] = round(shared, 3)
+            evidence["other_pass_share"] = round(tone_shared(c.line - c.before, other[0], at, other[1]), 3)
             if evidence["other_pass_share"] > SAME_PLACE:
                 return []  # the same tone at the same place in both passes: the surface
         fresh = track.count > track.ringing_until
