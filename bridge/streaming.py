@@ -232,6 +232,9 @@ class StreamingDenoiser:
         self.z_creep: dict | None = None
         """What the final frame took off as the z piezo's creep (``GuardedResult.creep_record``, its ``from_row`` in
         frame orientation); None before the final frame."""
+        self.lattice: dict | None = None
+        """The final frame's lattice give-back (``GuardedResult.lattice_record``: peaks given back, on what evidence, and
+        with one pass the stripes removed that it could not confirm); None before the final frame."""
         self.passes_frame: str | None = None
         """The final frame's frame when a two-pass model made it (``GuardedResult.passes_frame``: ``midway`` or
         ``trace``); None otherwise."""
@@ -493,8 +496,13 @@ class StreamingDenoiser:
             verdict = result.verdict
             self.z_creep = result.creep_record()
             self.passes_frame = result.passes_frame
-            if self.z_creep["taken_off"] and self.slow_axis == "up":  # found in acquisition order; named as framed
-                self.z_creep["from_row"] = "last"
+            if self.slow_axis == "up":  # found in acquisition order; named as framed
+                if self.z_creep["taken_off"]:
+                    self.z_creep["from_row"] = "last"
+                if result.lattice is not None:
+                    turned = tuple(pattern.upside_down() for pattern in result.lattice.unconfirmed)
+                    result = replace(result, lattice=replace(result.lattice, unconfirmed=turned))
+            self.lattice = result.lattice_record()
         # Only now: if the pass fails, the live frame is still whole.
         self.denoised = final
         self.verdict, self.verdict_start, self.verdict_rows = verdict, 0, n

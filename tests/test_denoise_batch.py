@@ -145,6 +145,23 @@ def test_output_folders_among_the_inputs(tmp_path, capsys):
     assert "is a folder; give -r" in capsys.readouterr().err
 
 
+def test_an_archive_names_the_stripes_the_network_removed_from_one_pass(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:128, 0:128].astype(float)
+    (tmp_path / "in").mkdir()
+    np.save(tmp_path / "in" / "stripes.npy", 1e-10 * (np.cos(2 * np.pi * (x / 5.3 + y / 40)) + 0.5 * rng.standard_normal((128, 128))))
+    np.save(tmp_path / "in" / "plain.npy", 0.5e-10 * rng.standard_normal((128, 128)))
+    args = ["denoise", "-r", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--backend", "onnx", "--jobs", "1", "--threads", "1"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert _summary(captured.out)["stripes removed, pick-up or 1-D lattice"] == "1"
+    (line,) = [line for line in captured.err.splitlines() if "periodic stripes" in line]
+    assert "stripes.npy: the network removed periodic stripes" in line
+    (pattern,) = json.loads((tmp_path / "out" / "stripes.npy.json").read_text())["lattice"]["removed_unconfirmed"]
+    assert pattern["period_px"] == pytest.approx(1 / np.hypot(1 / 5.3, 1 / 40), rel=0.01)
+    assert pattern["angle_deg"] == pytest.approx(np.degrees(np.arctan2(1 / 5.3, 1 / 40)), abs=1.0)
+
+
 @needs_real
 def test_a_real_constant_height_scan_in_an_archive_says_its_channel(tmp_path, capsys):
     name = "Au_mica_2023_Y_A_diPAMY_195.sxm"

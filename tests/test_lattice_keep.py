@@ -8,7 +8,8 @@ import pytest
 from scanfile_helpers import REAL_DIR, needs_real
 from scipy import ndimage
 
-from maed.denoise import denoise_guarded, result_record
+from maed.bridge.streaming import StreamingDenoiser
+from maed.denoise import denoise_files, denoise_guarded, result_record
 from maed.io import read_scan
 from maed.lattice_keep import BOTH_PASSES, ONE_PASS, lattice_peaks, local_give_back
 from maed.noreference import classify_peaks, peak_power
@@ -202,12 +203,64 @@ def test_one_pass_does_not_give_back_strong_pickup_whose_sidebands_are_a_lattice
     assert peak_power(trace + pickup, restored, _peaks_of(8.0 * np.cos(carrier)))["kept"] < 0.05
 
 
-def test_one_pass_leaves_a_row_lattice_to_the_network():
-    """One direction of peaks is what pick-up looks like: without the other pass it is not given back."""
+def test_one_pass_leaves_a_row_lattice_to_the_network_and_names_it():
+    """One direction of peaks is what pick-up looks like: without the other pass it is not given back, but named."""
     rng = np.random.default_rng(5)
     x = np.mgrid[0:SIZE, 0:SIZE][1].astype(float)
     trace = np.cos(2 * np.pi * x / 5.3) + rng.normal(0, 1.0, (SIZE, SIZE))
-    assert lattice_peaks(trace, _eraser(trace)).peaks == 0
+    found = lattice_peaks(trace, _eraser(trace))
+    assert found.peaks == 0
+    assert len(found.unconfirmed) == 1  # a peak and its mirror image are one pattern
+    assert found.unconfirmed[0].period_px == pytest.approx(5.3, rel=0.01)
+    assert found.unconfirmed[0].angle_deg == pytest.approx(90.0, abs=0.5)  # stripes across the scan lines
+
+
+def test_faint_stripes_among_what_was_removed_are_not_named():
+    # 1 % of the removed power: a peak of the residual's spectrum, but a faint part of what went
+    rng = np.random.default_rng(5)
+    x = np.mgrid[0:SIZE, 0:SIZE][1].astype(float)
+    trace = 0.15 * np.cos(2 * np.pi * x / 5.3) + rng.normal(0, 1.0, (SIZE, SIZE))
+    assert len(_peaks_of(trace - _eraser(trace))) > 0
+    assert lattice_peaks(trace, _eraser(trace)).unconfirmed == ()
+
+
+@pytest.mark.parametrize(
+    ("wave_vector", "period", "angle"),
+    [
+        ((1 / 7.0, 1 / 70.0), 7.0 / np.hypot(1, 0.1), np.degrees(np.arctan(0.1))),
+        ((1 / (8 * np.sqrt(2)), 1 / (8 * np.sqrt(2))), 8.0, 45.0),
+        ((1 / 12.8, -1 / 12.8), 12.8 / np.sqrt(2), -45.0),
+        ((1 / 20.0, 1 / 15.0), 12.0, np.degrees(np.arctan2(4, 3))),
+    ],
+)
+def test_a_pattern_is_named_by_the_period_and_the_angle_of_its_stripes_as_displayed(wave_vector, period, angle):
+    # (cycles per row, cycles per column); row 0 at the top: stripes of x + y constant rise to the right as displayed.
+    # Stripes exactly along the rows are not sought: each row is level, and the rows' alignment takes them as offsets.
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    stripes = np.cos(2 * np.pi * (wave_vector[0] * y + wave_vector[1] * x)) + np.random.default_rng(7).normal(0, 1.0, (SIZE, SIZE))
+    pattern = lattice_peaks(stripes, _eraser(stripes)).unconfirmed[0]
+    assert pattern.period_px == pytest.approx(period, rel=0.01)
+    assert pattern.angle_deg == pytest.approx(angle, abs=1.0)
+
+
+def test_stripes_on_the_nyquist_row_of_the_spectrum_are_named_once():
+    # Every other scan line in antiphase: mains pick-up where the line takes an odd number of half periods. On an
+    # even number of rows the peak and its mirror image both sit on the spectrum's first row.
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    stripes = np.cos(np.pi * y + 2 * np.pi * x / 5.3) + np.random.default_rng(8).normal(0, 1.0, (SIZE, SIZE))
+    (pattern,) = lattice_peaks(stripes, _eraser(stripes)).unconfirmed
+    assert pattern.period_px == pytest.approx(1 / np.hypot(0.5, 1 / 5.3), rel=0.01)
+    assert 0.2 < pattern.share_of_removed < 0.5  # a third of what was removed, counted once
+
+
+def test_one_pass_names_the_pickup_it_left_removed_and_not_the_lattice_it_gave_back():
+    trace, _, lattice, _ = _passes(3)
+    found = lattice_peaks(trace, _eraser(trace))
+    assert found.peaks > 0
+    # The trace's pick-up: 1 / 23.7 cycles per pixel time, 2 SIZE pixel times a line, aliased across the rows.
+    along, across = 1 / 23.7, (2 * SIZE / 23.7 + 0.5) % 1 - 0.5
+    assert found.unconfirmed[0].period_px == pytest.approx(1 / np.hypot(along, across), rel=0.03)
+    assert all(abs(p.period_px - 6.3) > 0.3 for p in found.unconfirmed)  # not the lattice's waves
 
 
 def test_denoise_guarded_gives_the_lattice_back_with_either_evidence(tmp_path):
@@ -230,6 +283,40 @@ def test_denoise_guarded_gives_the_lattice_back_with_either_evidence(tmp_path):
         "peaks_given_back": both.lattice.peaks,
         "windows_given_back": both.lattice_windows,
     }
+    record = result_record(tmp_path / "a.sxm", tmp_path / "a.npy", "trace", None, EraserBackend(), alone)
+    assert json.loads(json.dumps(record))["lattice"] == {
+        "checked": True,
+        "evidence": ONE_PASS,
+        "peaks_given_back": alone.lattice.peaks,
+        "removed_unconfirmed": [pattern.as_dict() for pattern in alone.lattice.unconfirmed],
+    }
+    assert record["lattice"]["removed_unconfirmed"]  # the trace's pick-up
+
+
+def test_maed_denoise_tells_of_stripes_it_removed_that_one_pass_cannot_confirm(tmp_path):
+    rng = np.random.default_rng(6)
+    x = np.mgrid[0:SIZE, 0:SIZE][1].astype(float)
+    np.save(tmp_path / "stripes.npy", np.cos(2 * np.pi * x / 5.3) + rng.normal(0, 1.0, (SIZE, SIZE)))
+    notes: list[str] = []
+    denoise_files([tmp_path / "stripes.npy"], tmp_path / "out", EraserBackend(), on_error=pytest.fail, on_note=notes.append)
+    (pattern,) = json.loads((tmp_path / "out" / "stripes.json").read_text())["lattice"]["removed_unconfirmed"]
+    assert pattern["period_px"] == pytest.approx(5.3, rel=0.01) and pattern["angle_deg"] == pytest.approx(90.0, abs=0.5)
+    (note,) = notes
+    assert note.startswith(f"{tmp_path / 'stripes.npy'}: the network removed periodic stripes")
+    assert f"cannot tell from pick-up: {pattern['period_px']:g} px at {pattern['angle_deg']:g} deg (period;" in note
+    assert "the trace alone" in note and "holds both passes" in note
+
+
+@pytest.mark.parametrize("slow_axis", ["down", "up"])
+def test_the_final_live_frame_names_the_stripes_as_displayed(slow_axis):
+    # stripes rising to the right as displayed, whichever end of the frame was scanned first
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    shown = np.cos(2 * np.pi * (x + y) / (8 * np.sqrt(2))) + np.random.default_rng(12).normal(0, 1.0, (SIZE, SIZE))
+    stream = StreamingDenoiser(SIZE, SIZE, slow_axis)
+    stream.final(shown, SIZE, EraserBackend())
+    (pattern,) = stream.lattice["removed_unconfirmed"]
+    assert pattern["angle_deg"] == pytest.approx(45.0, abs=1.0)
+    assert pattern == denoise_guarded(shown, EraserBackend()).lattice.unconfirmed[0].as_dict()
 
 
 class PlaneEraserBackend(EraserBackend):

@@ -240,6 +240,7 @@ def summary(outcomes: list[Outcome], refused: int) -> str:
         ("  conservative whole (fallback)", by_output["fallback"]),
         ("  mean fallback fraction", f"{sum(fractions) / len(fractions):.3f}" if fractions else "-"),
         ("  channel other than the topograph", sum(r.get("channel_why") is not None for r in published)),
+        ("  stripes removed, pick-up or 1-D lattice", sum(bool(r.get("lattice", {}).get("removed_unconfirmed")) for r in published)),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value:>7}" for name, value in rows)

@@ -77,6 +77,7 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
 def _denoise_tree(args: argparse.Namespace, backend, pass_: str, report, note) -> int:
     """``maed denoise -r``: folder trees into a mirror tree (``maed.batch``), a summary at the end."""
     from . import batch
+    from .denoise import record_notes
 
     tasks, refused = batch.collect([Path(p) for p in args.inputs], args.output)
     for message in refused:
@@ -87,8 +88,9 @@ def _denoise_tree(args: argparse.Namespace, backend, pass_: str, report, note) -
     def told(outcome: batch.Outcome) -> None:
         if outcome.status == "failed":
             report(outcome.message)
-        elif outcome.status == "done" and outcome.record.get("channel_why"):
-            note(f"{outcome.path}: channel {outcome.record['channel']} {pass_}: {outcome.record['channel_why']}")
+        elif outcome.status == "done":
+            for message in record_notes(outcome.path, outcome.record, pass_):
+                note(message)
 
     outcomes = batch.run(tasks, backend, args.channel, pass_, jobs, args.backend, args.model, told)
     print(batch.summary(outcomes, len(refused)))

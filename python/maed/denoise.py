@@ -216,6 +216,8 @@ class GuardedResult:
         record = {"checked": True, "evidence": self.lattice.evidence, "peaks_given_back": self.lattice.peaks}
         if self.lattice.evidence == BOTH_PASSES:  # windows are sought with the other pass only
             record["windows_given_back"] = self.lattice_windows
+        else:
+            record["removed_unconfirmed"] = [pattern.as_dict() for pattern in self.lattice.unconfirmed]
         return record
 
     def features_record(self) -> dict:
@@ -441,6 +443,23 @@ def denoise_file(
     return written, record
 
 
+def record_notes(path: Path, record: dict, pass_: str) -> list[str]:
+    """What a user is told of a file's ``<stem>.json`` beyond its path: the channel, where not the topograph, and the
+    periodic stripes the network removed that one pass could not confirm (``LatticePeaks.unconfirmed``)."""
+    notes = []
+    if record["channel_why"] is not None:
+        notes.append(f"{path}: channel {record['channel']} {pass_}: {record['channel_why']}")
+    stripes = record["lattice"].get("removed_unconfirmed")
+    if stripes:
+        named = ", ".join(f"{p['period_px']:g} px at {p['angle_deg']:g} deg" for p in stripes)
+        notes.append(
+            f"{path}: the network removed periodic stripes that the {pass_} alone cannot tell from pick-up: {named} "
+            "(period; angle counter-clockwise from the fast-scan axis). If they are a 1-D lattice (atomic or molecular "
+            "rows), denoise a file that holds both passes: trace and retrace tell them apart."
+        )
+    return notes
+
+
 def denoise_files(
     inputs: Iterable[Path],
     out_dir: Path,
@@ -473,7 +492,7 @@ def denoise_files(
         except ScanError as exc:
             on_error(str(exc))
             continue
-        if record["channel_why"] is not None:
-            on_note(f"{path}: channel {record['channel']} {pass_}: {record['channel_why']}")
+        for message in record_notes(path, record, pass_):
+            on_note(message)
         written += outputs
     return written

@@ -78,6 +78,13 @@ def background_at(power: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.n
     return values[where].reshape(rows.shape)
 
 
+def outside_centre(shape: tuple[int, int]) -> np.ndarray:
+    """The bins of a centred spectrum of ``shape`` at ``MIN_RADIUS`` or more from its centre: beyond the scan's overall
+    shape."""
+    r, c = np.indices(shape)
+    return np.hypot(r - shape[0] // 2, c - shape[1] // 2) >= MIN_RADIUS
+
+
 def significant_peaks(power: np.ndarray) -> np.ndarray:
     """(row, column) of the spectrum's significant isolated peaks, as an (n, 2) array.
 
@@ -94,10 +101,8 @@ def significant_peaks(power: np.ndarray) -> np.ndarray:
     with less than ``MIN_SHARE`` of the power outside that centre (in smooth scans the local
     background falls so low that specks nobody could see pass the contrast test).
     """
-    rows, cols = power.shape
     threshold = np.log2(power.size / FALSE_PEAKS)
-    r, c = np.indices(power.shape)
-    outside = np.hypot(r - rows // 2, c - cols // 2) >= MIN_RADIUS
+    outside = outside_centre(power.shape)
     candidate = (power == ndimage.maximum_filter(power, size=3, mode="wrap")) & outside
     candidate &= power >= MIN_SHARE * power[outside].sum()
     at = np.argwhere(candidate)

@@ -25,7 +25,11 @@ of evidence tell them apart:
   it from pick-up (giving back every peak of one pass restores pick-up too, several dB worse on
   simulated scans). On the real scans of both passes (``rt-plane``, 2026-12-01), the one-pass rule
   takes peaks the two passes call pick-up on 2 of 25 (``A200518.231315.dat``, ``img_0071.sxm``);
-  where a scan has both passes, their evidence is used instead.
+  where a scan has both passes, their evidence is used instead. The strongest of the removed patterns left
+  removed are named (``LatticePeaks.unconfirmed``: period and angle of their stripes), so that ``maed denoise``
+  can say so: on this simulator's lattice family it is such row lattices (a row motif, or a lattice whose other
+  reflections the noise hides) that pull the power kept to 0.70 (2026-12-05: 5 of its 22 scans with a visible
+  lattice keep 0.00 to 0.36 of it, each a pattern whose peaks lie on one line through the centre of the input's spectrum).
 
 A lattice over part of a scan (a substrate's atoms around an island of molecules, a distorted domain) holds too
 small a share of the whole scan's power to stand out in its spectrum. Where both passes are at hand,
@@ -45,7 +49,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from .classical import align_rows
-from .lattice import MIN_RADIUS, Peaks, background_at, peaks_at, power_spectrum, significant_peaks
+from .lattice import MIN_RADIUS, Peaks, background_at, outside_centre, peaks_at, power_spectrum, significant_peaks
 from .noreference import classify_peaks
 from .normalise import ROW_ALIGNMENT
 from .tiles import tile_starts
@@ -95,8 +99,55 @@ def _symmetric_mask(shape: tuple[int, int], centred_peaks: np.ndarray) -> np.nda
 
 
 @dataclass(frozen=True)
+class PeriodicPattern:
+    """A periodic pattern of a scan, as a scientist reads stripes off the image (square pixels assumed)."""
+
+    period_px: float
+    """Distance between its stripes, in pixels."""
+    angle_deg: float
+    """Angle of its stripes from the fast-scan axis, -90 (exclusive) to 90 degrees, counter-clockwise as displayed
+    (row 0 at the top): 0 for stripes along the scan lines, 90 for stripes across them."""
+    share_of_removed: float
+    """Its share of the power the network removed outside the spectrum's centre (``lattice.outside_centre``; the
+    residual's, under the spectra's Hann window)."""
+
+    @classmethod
+    def at(cls, offset: np.ndarray, shape: tuple[int, int], share_of_removed: float) -> PeriodicPattern:
+        """The pattern of a centred spectrum's peak ``offset`` bins (row, column; its sub-bin centre) from the centre."""
+        ky, kx = np.asarray(offset, dtype=np.float64) / np.array(shape)  # cycles per pixel
+        # Stripes run across their wave vector: along (x, y) = (ky, -kx), y counted downwards as the rows are.
+        angle = (np.degrees(np.arctan2(kx, ky)) + 90) % 180 - 90
+        return cls(float(1 / np.hypot(ky, kx)), float(angle), share_of_removed)
+
+    def as_dict(self) -> dict:
+        """As ``<stem>.json`` and ``meta.json`` hold it."""
+        angle = round(self.angle_deg, 1)
+        return {
+            "period_px": round(self.period_px, 2),
+            "angle_deg": angle + 180 if angle <= -90 else angle,
+            "share_of_removed": round(self.share_of_removed, 3),
+        }
+
+    def upside_down(self) -> PeriodicPattern:
+        """The pattern of the frame turned upside down (rows in the other order): its angle mirrored."""
+        return PeriodicPattern(self.period_px, -self.angle_deg if self.angle_deg < 90 else self.angle_deg, self.share_of_removed)
+
+
+NAMED_MOST = 3
+"""The strongest removed patterns that one pass could not confirm, named in ``LatticePeaks.unconfirmed``."""
+NAMED_SHARE = 0.02
+"""Share of the power the network removed (outside the spectrum's centre) that such a pattern must carry to be named.
+Measured with ``rt-plane`` (2026-12-05) on the traces of the 26 real scans, each alone: on 21 the network left such
+patterns removed; the strongest carries 22.6 % on ``20201111--4_1`` (stripes of 3.5 px, 2 degrees from the scan
+lines: its uploader's "strong horizontal streak noise"), 16 % on ``img_0071``, 5.5 % on ``example_TOPO`` and 1.9 %
+or less on the other 18 (faint pick-up among the noise). On this simulator's lattice family the row lattices it
+erased carry 1.3 to 12 % (4 of the 5 named)."""
+
+
+@dataclass(frozen=True)
 class LatticePeaks:
-    """The Fourier bins of a scan's lattice peaks, confirmed by its other pass."""
+    """The Fourier bins of a scan's lattice peaks (confirmed by its other pass, or spanning a 2-D lattice in one), and
+    with one pass the patterns it left removed."""
 
     mask: np.ndarray
     """Bins within ``HALF_WIDTH`` of each lattice peak and its mirror image, numpy's unshifted order."""
@@ -104,6 +155,9 @@ class LatticePeaks:
     """Lattice peaks (a peak and its mirror image count as two)."""
     evidence: str
     """What told the peaks from pick-up: ``BOTH_PASSES`` or ``ONE_PASS``."""
+    unconfirmed: tuple[PeriodicPattern, ...] = ()
+    """With one pass: the strongest periodic patterns (``NAMED_MOST``) the network removed that span no 2-D
+    lattice, left removed: pick-up, or a row lattice, which one pass cannot tell apart (the other pass can)."""
 
     def give_back(self, levelled_input: np.ndarray, output: np.ndarray) -> np.ndarray:
         """``output`` with the input's Fourier components at the lattice bins in place of its own."""
@@ -221,9 +275,12 @@ def lattice_peaks(
     back from the input as it is (``LatticePeaks.give_back``).
     """
     x = align_rows(np.asarray(levelled_input, dtype=np.float64), ROW_ALIGNMENT)
+    unconfirmed: tuple[PeriodicPattern, ...] = ()
     if levelled_other_pass is None:
         spectrum = power_spectrum(x - np.asarray(levelled_output, dtype=np.float64))
-        lattice = two_d_lattice(peaks_at(spectrum, significant_peaks(spectrum)), x.shape, power_spectrum(x))
+        removed = peaks_at(spectrum, significant_peaks(spectrum))
+        lattice = two_d_lattice(removed, x.shape, power_spectrum(x))
+        unconfirmed = _unconfirmed(removed, lattice, float(spectrum[outside_centre(x.shape)].sum()), x.shape)
         evidence = ONE_PASS
     else:
         if np.shape(levelled_other_pass) != x.shape:
@@ -231,8 +288,26 @@ def lattice_peaks(
         lattice, _ = classify_peaks(x, align_rows(np.asarray(levelled_other_pass, dtype=np.float64), ROW_ALIGNMENT))
         evidence = BOTH_PASSES
     if not len(lattice):
-        return LatticePeaks(np.zeros(x.shape, dtype=bool), 0, evidence)
-    return LatticePeaks(_symmetric_mask(x.shape, lattice), len(lattice), evidence)
+        return LatticePeaks(np.zeros(x.shape, dtype=bool), 0, evidence, unconfirmed)
+    return LatticePeaks(_symmetric_mask(x.shape, lattice), len(lattice), evidence, unconfirmed)
+
+
+def _unconfirmed(removed: Peaks, lattice: np.ndarray, removed_power: float, shape: tuple[int, int]) -> tuple[PeriodicPattern, ...]:
+    """The strongest of the ``removed`` peaks (of a spectrum of ``removed_power`` outside its centre) that are not
+    among the ``lattice`` ones and carry ``NAMED_SHARE`` of that power, one of each mirror pair."""
+    taken = {tuple(p) for p in lattice}
+    offsets = removed.positions - np.array(shape) // 2
+    mirrors = _wrapped(-offsets, shape)
+    # A peak and its mirror image are one pattern, named once: the one that sorts after its mirror (a peak on an even
+    # scan's Nyquist row has its mirror on that row too). A bin that is its own mirror holds the whole pattern's power.
+    named = (offsets[:, 0] > mirrors[:, 0]) | ((offsets[:, 0] == mirrors[:, 0]) & (offsets[:, 1] >= mirrors[:, 1]))
+    pair_power = np.where((offsets == mirrors).all(axis=1), 1, 2) * removed.power
+    shares = pair_power / max(removed_power, np.finfo(float).tiny)
+    left = [
+        i for i in np.argsort(removed.power)[::-1] if named[i] and shares[i] >= NAMED_SHARE and tuple(removed.positions[i]) not in taken
+    ]
+    centres = removed.centres - np.array(shape) // 2
+    return tuple(PeriodicPattern.at(centres[i], shape, float(shares[i])) for i in left[:NAMED_MOST])
 
 
 LOCAL_TILE = 64

@@ -33,7 +33,7 @@ taken off where
   fit alone found 3 more creeps (+14.0, +4.5, +5.4 dB: steps that cross the rows at 10 degrees, pits, islands) and
   lost 2 it had found (islands 9100009 -16.5 dB, where the relaxation and the islands' flanks share the first 80
   rows); either fit found the 3 and lost none. On this simulator's columns (240 scans of 256 rows, no creep drawn)
-  it fired once more (`hard`, +1.9 dB: a slow relaxation of its drift), and on the 26 real scans as before (never).
+  it fired once more (``hard``, +1.9 dB: a slow relaxation of its drift), and on the 26 real scans as before (never).
 """
 
 from __future__ import annotations
@@ -99,10 +99,14 @@ def record(creep: Creep | None) -> dict:
     return {"taken_off": True, "amplitude": creep.amplitude, "tau_rows": round(creep.tau_rows, 1), "from_row": creep.from_row}
 
 
+def _smoothed(changes: np.ndarray) -> np.ndarray:
+    """Row changes (rows - 1, strips) through a running median over ``STEP_ROWS`` rows."""
+    return ndimage.median_filter(changes, size=(STEP_ROWS, 1), mode="nearest")
+
+
 def _profiles(changes: np.ndarray) -> np.ndarray:
     """Row profiles (rows, strips) from row changes (rows - 1, strips): running median, then summed from zero."""
-    smooth = ndimage.median_filter(changes, size=(STEP_ROWS, 1), mode="nearest")
-    return np.vstack([np.zeros((1, changes.shape[1])), np.cumsum(smooth, axis=0)])
+    return np.vstack([np.zeros((1, changes.shape[1])), np.cumsum(_smoothed(changes), axis=0)])
 
 
 def _about_line(columns: np.ndarray) -> np.ndarray:
@@ -115,9 +119,9 @@ def _about_line(columns: np.ndarray) -> np.ndarray:
 def _robust_strip_amplitudes(changes: np.ndarray, decay: np.ndarray) -> np.ndarray:
     """Per strip of columns, the amplitude of ``decay`` (one per row) in the strip's row changes (``changes``: rows - 1,
     strips), a constant change per row (the line about which the profile is fitted) beside it, fitted robustly
-    (Tukey's biweight, ``TUKEY`` robust spreads): a step edge or an island crosses a strip within a few rows, and the
+    (Tukey's biweight, ``TUKEY`` robust spreads): a step edge crosses a strip within a few rows, and the
     rows where it changes the strip's levels get no weight, where a relaxation changes every row of every strip."""
-    changes = ndimage.median_filter(changes, size=(STEP_ROWS, 1), mode="nearest")
+    changes = _smoothed(changes)
     design = np.column_stack([np.diff(decay), np.ones(len(decay) - 1)])
     amplitudes = np.empty(changes.shape[1])
     for strip, change in enumerate(changes.T):
