@@ -4,13 +4,14 @@
 import json
 
 import numpy as np
+import pytest
 from scanfile_helpers import write_sxm
 
 from maed.bridge.streaming import StreamingDenoiser
 from maed.denoise import denoise_file, denoise_guarded, result_record
 from maed.normalise import PLANE
 from maed.scanfiles import ChannelImage, read_channel, scanned_upwards
-from maed.z_creep import MIN_ROWS, find_creep
+from maed.z_creep import MIN_ROWS, find_creep, left_in
 
 SIZE = 256
 
@@ -39,6 +40,13 @@ def test_creep_over_a_lattice_is_found_measured_and_taken_off():
     left = (frame - creep.profile[:, None] - surface).mean(axis=1)
     left -= np.polyval(np.polyfit(np.arange(SIZE), left, 1), np.arange(SIZE))
     assert np.sqrt(np.mean(left**2)) < 0.05 * 20.0
+
+
+def test_what_a_frame_still_holds_of_a_creep_found_in_the_raw_scan():
+    creep = find_creep(_lattice() + _creep(20.0, 30.0) + _noise(13))
+    assert creep is not None
+    for share in (1.0, 0.3, 0.0):
+        assert left_in(_lattice() + share * _creep(20.0, 30.0) + _noise(14), creep) == pytest.approx(share, abs=0.05)
 
 
 def test_logarithmic_creep_is_mostly_taken_off_too():

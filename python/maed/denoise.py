@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .atomic import atomic_path, write_bytes_atomic
-from .classical import fit_plane
+from .classical import fit_plane, level_plane
 from .engine import Backend
 from .feature_keep import RemovedFeatures
 from .io import MIN_SIZE, ScanError, read_scan
@@ -35,7 +35,8 @@ from .registration import speed_ratio, two_pass_input
 from .scanfiles import canonical_pass, scanned_upwards, write_gwy
 from .tiles import tile_starts
 from .trust import Thresholds, Verdict
-from .z_creep import Creep, find_creep
+from .z_creep import MIN_ROWS as CREEP_MIN_ROWS
+from .z_creep import Creep, find_creep, left_in
 from .z_creep import record as z_creep_record
 
 TILE = 384
@@ -273,6 +274,22 @@ def _passes_judged(scan: np.ndarray, other_pass: np.ndarray | None) -> tuple[np.
     return (scan, other) if len(other) >= MIN_LATTICE_ROWS else ()
 
 
+CREEP_LEFT = 0.15
+"""Share of a creep of z found in the raw scan that its published frame must still hold, where no creep is found in
+that frame, for the scan to be denoised again with the creep taken off first (``denoise_guarded``). Measured with
+``rt-plane`` (2026-12-05) on the blind simulator's two draws of 72 scans: the raw scan shows a creep on 15; on 5 the
+published frame shows it too and it is taken off there (0.97 to 1.06 of it left); on 6 the network had taken it off
+with the line offsets (-0.10 to 0.02 left: denoised again, they lost up to 2.7 dB); on 4 a part is left and the
+frame's bow no longer fits a relaxation (0.20 to 0.39 left: denoised again +0.1 to +11.5 dB)."""
+
+
+CREEP_PASSES_FACTOR = 2.0
+"""Where a scan has both passes, the other pass's raw creep must lie within this factor of this pass's (same sign)
+for the creep to be taken off first. On the real scans one pass's raw scan shows a relaxation its other pass does not
+(``example_FFT``'s trace, 86 pm over 97 rows: a bow of the surface, not of time), and taking it off the trace alone
+worsened its whiteness (0.052 -> 0.059) and left the passes levelled unalike."""
+
+
 def denoise_guarded(
     scan: np.ndarray,
     backend: Backend,
@@ -281,6 +298,50 @@ def denoise_guarded(
     other_pass: np.ndarray | None = None,
     ratio: float = 1.0,
     scanned_up: bool = False,
+) -> GuardedResult:
+    """The network's denoised scan where it passes the trust guard, the conservative result where not, with what
+    the network took and should not have given back first (``maed.publish``): ``denoise_once``. Where that finds no
+    creep of z in its frame but the raw scan shows one, part of which the frame still holds (``CREEP_LEFT``: the
+    network or the rows' alignment took its steep start off and left its tail, which no longer fits a relaxation),
+    the scan is denoised again with the creep taken off first (one-pass models; where there is an ``other_pass``, it
+    must show the creep too: ``CREEP_PASSES_FACTOR``)."""
+    result = denoise_once(scan, backend, tile, limits, other_pass, ratio, scanned_up)
+    if result.creep is not None or passes_of(backend) == 2:
+        return result
+    measured = np.isfinite(scan).all(axis=1)
+    if measured.sum() < CREEP_MIN_ROWS:
+        return result
+    raw = np.asarray(scan, dtype=np.float64)
+    early = find_creep(level_plane(raw[measured]), scanned_up)
+    if early is None or left_in(result.data[measured], early) < CREEP_LEFT or not _other_pass_creeps(other_pass, early, scanned_up):
+        return result
+    first = raw.copy()
+    first[measured] -= early.profile[:, None]
+    return denoise_once(first, backend, tile, limits, other_pass, ratio, scanned_up, creep_first=early)
+
+
+def _other_pass_creeps(other_pass: np.ndarray | None, creep: Creep, scanned_up: bool) -> bool:
+    """Whether the scan's other pass (None: there is none) shows ``creep`` too, within ``CREEP_PASSES_FACTOR``: the
+    z piezo relaxes in time, and the passes of a line are recorded one after the other."""
+    if other_pass is None:
+        return True
+    other = np.asarray(other_pass, dtype=np.float64)
+    other = other[np.isfinite(other).all(axis=1)]
+    if len(other) < CREEP_MIN_ROWS:
+        return True
+    found = find_creep(level_plane(other), scanned_up)
+    return found is not None and 1 / CREEP_PASSES_FACTOR <= found.amplitude / creep.amplitude <= CREEP_PASSES_FACTOR
+
+
+def denoise_once(
+    scan: np.ndarray,
+    backend: Backend,
+    tile: int = TILE,
+    limits: Thresholds = Thresholds(),
+    other_pass: np.ndarray | None = None,
+    ratio: float = 1.0,
+    scanned_up: bool = False,
+    creep_first: Creep | None = None,
 ) -> GuardedResult:
     """The network's denoised scan where it passes the trust guard, the conservative result where not, with what
     the network took and should not have given back first (``maed.publish``).
@@ -294,7 +355,8 @@ def denoise_guarded(
     of it (``maed.registration.two_pass_input``; the published frame is then in that frame, ``passes_frame``); the
     guard judges its output against the frame its correction was added to.
     The creep of z at the start of the frame, where the published frame shows one, is taken off last
-    (``maed.z_creep``; ``scanned_up``: the scan's last row was scanned first).
+    (``maed.z_creep``; ``scanned_up``: the scan's last row was scanned first); ``creep_first``: a creep taken off
+    ``scan`` already, recorded as the one taken off, and none sought after.
     """
     two_pass = passes_of(backend) == 2
     if two_pass and np.shape(other_pass) != np.shape(scan):
@@ -322,8 +384,11 @@ def denoise_guarded(
         other, other_rows = normalise(other_pass[both], levelling_of(backend))[0], both[measured]
     result = publish(x, y, rows_aligned=norm.rows_aligned, limits=limits, other=other, other_rows=other_rows)
     published = denormalise(result.image, norm)
-    creep = find_creep(published, scanned_up)
-    data[measured] = published if creep is None else published - creep.profile[:, None]
+    if creep_first is None:
+        creep = find_creep(published, scanned_up)
+        data[measured] = published if creep is None else published - creep.profile[:, None]
+    else:
+        creep, data[measured] = creep_first, published
     fallback[measured] = result.weight
     return GuardedResult(
         data=data,

@@ -174,3 +174,12 @@ def find_creep(frame: np.ndarray, scanned_up: bool = False) -> Creep | None:
     if not agrees.all():
         return None
     return Creep(amplitude * decays[:, best], amplitude, float(taus[best]), "last" if scanned_up else "first")
+
+
+def left_in(frame: np.ndarray, creep: Creep) -> float:
+    """How much of ``creep`` (found in the raw scan) ``frame`` (its published rows) still holds: the amplitude of the
+    creep's own relaxation in the frame's shared row profile (as ``find_creep`` measures it), over the creep's."""
+    frame = np.asarray(frame, dtype=np.float64)
+    shared = _about_line(_profiles(np.median(row_changes_by_strip(frame), axis=1, keepdims=True)))[:, 0]
+    decay = _about_line(creep.relaxation[:, None])[:, 0]
+    return float(decay @ shared / max(float(decay @ decay), np.finfo(float).tiny))
