@@ -147,7 +147,7 @@ def test_maed_denoise_takes_the_creep_off_and_says_so(tmp_path):
     record = json.loads(json.dumps(result_record(tmp_path / "a.sxm", tmp_path / "a.npy", "trace", None, _PlaneIdentity(), result)))
     assert record["z_creep"]["taken_off"] is True
     assert abs(record["z_creep"]["amplitude"] / 12.0 - 1) < 0.1
-    assert record["z_creep"]["from_row"] == "first"
+    assert record["z_creep"]["from_row"] == "first" and record["z_creep"]["before_network"] is False  # found in the frame
 
 
 def test_maed_denoise_says_when_there_was_no_creep(tmp_path):

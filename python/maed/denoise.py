@@ -14,7 +14,7 @@ place; ``<stem>.json`` beside each output says what was published, why, with whi
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -317,7 +317,7 @@ def denoise_guarded(
         return result
     first = raw.copy()
     first[measured] -= early.profile[:, None]
-    return denoise_once(first, backend, tile, limits, other_pass, ratio, scanned_up, creep_first=early)
+    return denoise_once(first, backend, tile, limits, other_pass, ratio, scanned_up, creep_first=replace(early, before_network=True))
 
 
 def _other_pass_creeps(other_pass: np.ndarray | None, creep: Creep, scanned_up: bool) -> bool:

@@ -85,6 +85,8 @@ class Creep:
     """Its time constant, in rows."""
     from_row: str
     """``"first"`` (the top row) or ``"last"``: the end of the frame it relaxes from, the row scanned first."""
+    before_network: bool = False
+    """Found in the raw scan and taken off before the network (``maed.denoise.denoise_guarded``), not after it."""
 
     @property
     def profile(self) -> np.ndarray:
@@ -96,7 +98,13 @@ def record(creep: Creep | None) -> dict:
     """The ``z_creep`` entry of ``<stem>.json`` for ``creep`` (None: none was taken off); a new dict each call."""
     if creep is None:
         return {"taken_off": False}
-    return {"taken_off": True, "amplitude": creep.amplitude, "tau_rows": round(creep.tau_rows, 1), "from_row": creep.from_row}
+    return {
+        "taken_off": True,
+        "amplitude": creep.amplitude,
+        "tau_rows": round(creep.tau_rows, 1),
+        "from_row": creep.from_row,
+        "before_network": creep.before_network,
+    }
 
 
 def _smoothed(changes: np.ndarray) -> np.ndarray:
