@@ -36,7 +36,7 @@ from .scanfiles import canonical_pass, scanned_upwards, write_gwy
 from .tiles import tile_starts
 from .trust import Thresholds, Verdict
 from .z_creep import MIN_ROWS as CREEP_MIN_ROWS
-from .z_creep import Creep, find_creep, left_in
+from .z_creep import Creep, find_creep, left_in, within_factor
 from .z_creep import record as z_creep_record
 
 TILE = 384
@@ -309,7 +309,7 @@ def denoise_guarded(
     if result.creep is not None or passes_of(backend) == 2:
         return result
     measured = np.isfinite(scan).all(axis=1)
-    if measured.sum() < CREEP_MIN_ROWS:
+    if measured.sum() < CREEP_MIN_ROWS:  # no creep is sought there, and no plane fitted to no rows
         return result
     raw = np.asarray(scan, dtype=np.float64)
     early = find_creep(level_plane(raw[measured]), scanned_up)
@@ -330,7 +330,7 @@ def _other_pass_creeps(other_pass: np.ndarray | None, creep: Creep, scanned_up: 
     if len(other) < CREEP_MIN_ROWS:
         return True
     found = find_creep(level_plane(other), scanned_up)
-    return found is not None and 1 / CREEP_PASSES_FACTOR <= found.amplitude / creep.amplitude <= CREEP_PASSES_FACTOR
+    return found is not None and bool(within_factor(found.amplitude, creep.amplitude, CREEP_PASSES_FACTOR))
 
 
 def denoise_once(

@@ -146,11 +146,16 @@ def _robust_strip_amplitudes(changes: np.ndarray, decay: np.ndarray) -> np.ndarr
     return amplitudes
 
 
-def _within_factor(strip_amplitudes: np.ndarray, amplitude: float) -> np.ndarray:
-    """Per strip: whether its amplitude lies within ``STRIP_FACTOR`` of the shared ``amplitude`` (not zero: the decay
-    explains a share of the profile), with its sign."""
-    ratios = strip_amplitudes / amplitude
-    return (ratios >= 1 / STRIP_FACTOR) & (ratios <= STRIP_FACTOR)
+def within_factor(amplitudes: np.ndarray | float, amplitude: float, factor: float = STRIP_FACTOR) -> np.ndarray:
+    """Whether each of ``amplitudes`` lies within ``factor`` of ``amplitude`` (not zero), with its sign."""
+    ratios = np.asarray(amplitudes) / amplitude
+    return (ratios >= 1 / factor) & (ratios <= factor)
+
+
+def _shared_profile(changes: np.ndarray) -> np.ndarray:
+    """The row profile every strip of columns shares, about its line: from the median over the strips of their row
+    changes (``changes``: rows - 1, strips; ``line_offsets.row_changes_by_strip``)."""
+    return _about_line(_profiles(np.median(changes, axis=1, keepdims=True)))[:, 0]
 
 
 def find_creep(frame: np.ndarray, scanned_up: bool = False) -> Creep | None:
@@ -161,7 +166,7 @@ def find_creep(frame: np.ndarray, scanned_up: bool = False) -> Creep | None:
     if rows < MIN_ROWS:
         return None
     changes = row_changes_by_strip(frame)
-    shared = _about_line(_profiles(np.median(changes, axis=1, keepdims=True)))[:, 0]
+    shared = _shared_profile(changes)
     since = np.arange(rows, dtype=np.float64)[::-1] if scanned_up else np.arange(rows, dtype=np.float64)
     taus = np.geomspace(MIN_TAU_ROWS, MAX_TAU_SHARE * rows, TAUS)
     decays = np.exp(-since[:, None] / taus)  # (rows, TAUS)
@@ -176,9 +181,9 @@ def find_creep(frame: np.ndarray, scanned_up: bool = False) -> Creep | None:
         return None
     amplitude = float(dots[best] / norms[best])
     whole = (residual_decays[:, best] @ _about_line(_profiles(changes))) / norms[best]
-    agrees = _within_factor(whole, amplitude)
+    agrees = within_factor(whole, amplitude)
     if not agrees.all():  # the robust fit (about 4 ms on 256 rows, twice the rest) only where the whole profile's disagrees
-        agrees[~agrees] = _within_factor(_robust_strip_amplitudes(changes[:, ~agrees], decays[:, best]), amplitude)
+        agrees[~agrees] = within_factor(_robust_strip_amplitudes(changes[:, ~agrees], decays[:, best]), amplitude)
     if not agrees.all():
         return None
     return Creep(amplitude * decays[:, best], amplitude, float(taus[best]), "last" if scanned_up else "first")
@@ -188,6 +193,6 @@ def left_in(frame: np.ndarray, creep: Creep) -> float:
     """How much of ``creep`` (found in the raw scan) ``frame`` (its published rows) still holds: the amplitude of the
     creep's own relaxation in the frame's shared row profile (as ``find_creep`` measures it), over the creep's."""
     frame = np.asarray(frame, dtype=np.float64)
-    shared = _about_line(_profiles(np.median(row_changes_by_strip(frame), axis=1, keepdims=True)))[:, 0]
+    shared = _shared_profile(row_changes_by_strip(frame))
     decay = _about_line(creep.relaxation[:, None])[:, 0]
     return float(decay @ shared / max(float(decay @ decay), np.finfo(float).tiny))
