@@ -13,9 +13,13 @@ from maed.engine import load_backend
 from maed.line_offsets import (
     INDEPENDENT_OFFSETS,
     MIN_SLOW_ROWS,
+    PROFILE_OVER_OFFSETS,
+    SLOW_ALIKE,
     STRIPS,
     changes_correlation,
     keep_slow_profile,
+    slow_alike_across,
+    slow_profile,
     surface_steps,
 )
 from maed.normalise import PLANE, ROW_ALIGNMENT, denormalise, normalise
@@ -87,6 +91,28 @@ def test_a_slow_part_no_larger_than_the_offsets_own_keeps_the_alignment():
     aligned = align_rows(noisy, ROW_ALIGNMENT)
     assert changes_correlation((noisy - aligned).mean(axis=1)) < INDEPENDENT_OFFSETS
     np.testing.assert_array_equal(keep_slow_profile(noisy, aligned), aligned)
+
+
+def test_a_slow_drift_of_whole_lines_under_independent_offsets_stays_taken_off():
+    """A slow drift of the height over the scan's time moves every column of its lines alike: with independent
+    offsets on it, it passes as a profile well above them, but every strip of columns follows it (``SLOW_ALIKE``),
+    so it is no feature that fills part of the rows and is not given back."""
+    rng = np.random.default_rng(3)
+    rows = np.arange(SIZE)
+    drift = 0.6 * np.exp(-rows / 60.0) + 0.2 * np.sin(2 * np.pi * rows / 170.0)
+    noisy = 0.05 * rng.normal(size=(SIZE, SIZE)) + (rng.normal(0, 0.03, SIZE) + drift)[:, None]
+    aligned = align_rows(noisy, ROW_ALIGNMENT)
+    offsets = (noisy - aligned).mean(axis=1)
+    assert changes_correlation(offsets) < INDEPENDENT_OFFSETS
+    slow = slow_profile(offsets)
+    assert slow.std() > PROFILE_OVER_OFFSETS * (offsets - slow).std()  # the profile test alone would give it back
+    assert slow_alike_across(noisy, slow) < SLOW_ALIKE
+    np.testing.assert_array_equal(keep_slow_profile(noisy, aligned), aligned)
+    # The island's profile, only in the strips it lies in, is no drift.
+    _, island_scan = scan(lambda rng: rng.normal(0, 0.03, SIZE))
+    island_aligned = align_rows(island_scan, ROW_ALIGNMENT)
+    island_slow = slow_profile((island_scan - island_aligned).mean(axis=1))
+    assert slow_alike_across(island_scan, island_slow) > 2 * SLOW_ALIKE
 
 
 def test_the_network_gets_the_island_unaligned_and_strong_independent_offsets_aligned():

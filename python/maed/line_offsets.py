@@ -208,17 +208,41 @@ def _spread_over(levels: np.ndarray, quiet: np.ndarray, rows: int, centre: float
     return max(robust_spread(spans[clear]), 1e-300)
 
 
+SLOW_ALIKE = 1 / 3
+"""A slow profile whose every strip of columns (``STRIPS``) follows it to within this share of its spread
+(``slow_alike_across``) moved whole lines: a drift or creep of the height over the scan's time, which a feature that
+fills part of the rows does not do. Measured 2026-12-05 (``docs/model.md``): on the blind simulator (288 scans of four
+draws) 11 scans had a slow profile kept, 4 of them at 0.03 to 0.25 (a random walk of offsets or a creep on a flat
+lattice, drawn as bands by the network; +0.3 to +3.1 dB each aligned), a curved step edge along the rows at 0.46
+(-13 dB aligned) and an atomic lattice at 0.49 (+0.3 dB), the rest at 0.8 and above; one scan of this simulator's
+families (240 of 256 x 256) at 1.7; none of the real scans has a slow profile kept."""
+
+
+def slow_alike_across(levelled: np.ndarray, slow: np.ndarray) -> float:
+    """How far the strips of columns (``STRIPS``) of ``levelled`` depart from the slow profile ``slow`` across the rows:
+    the largest, over strips, of the spread of the strip's row medians (smoothed as ``slow_profile`` smooths, both
+    centred) less ``slow``, over the spread of ``slow``."""
+    levelled = np.asarray(levelled, dtype=np.float64)
+    strips = np.array_split(np.arange(levelled.shape[1]), min(STRIPS, levelled.shape[1]))
+    medians = np.stack([np.median(levelled[:, c], axis=1) for c in strips], axis=1)
+    smoothed = ndimage.gaussian_filter1d(medians, SLOW_ROWS, axis=0, mode="nearest")
+    departures = (smoothed - smoothed.mean(axis=0)) - (slow - slow.mean())[:, None]
+    return float(departures.std(axis=0).max() / max(float(slow.std()), 1e-300))
+
+
 def keep_slow_profile(levelled: np.ndarray, aligned: np.ndarray) -> np.ndarray:
     """``aligned`` (``levelled`` with its rows aligned) with the slow profile of what the alignment took off put back
     where that is made of independent offsets (``independent``) and a profile well above them
-    (``PROFILE_OVER_OFFSETS``): the rows' own offsets off, a feature that fills them left in place. Elsewhere
-    ``aligned`` as it is."""
+    (``PROFILE_OVER_OFFSETS``) that not every strip of columns follows (``SLOW_ALIKE``): the rows' own offsets off, a
+    feature that fills them left in place. Elsewhere ``aligned`` as it is."""
     aligned = np.asarray(aligned, dtype=np.float64)
     offsets = (np.asarray(levelled, dtype=np.float64) - aligned).mean(axis=1)
     if not independent(offsets):
         return aligned
     slow = slow_profile(offsets)
     if slow.std() < PROFILE_OVER_OFFSETS * (offsets - slow).std():
+        return aligned
+    if slow_alike_across(levelled, slow) < SLOW_ALIKE:
         return aligned
     return aligned + slow[:, None]
 
