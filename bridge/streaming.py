@@ -232,6 +232,9 @@ class StreamingDenoiser:
         self.z_creep: dict | None = None
         """What the final frame took off as the z piezo's creep (``GuardedResult.creep_record``, its ``from_row`` in
         frame orientation); None before the final frame."""
+        self.line_jumps: list[dict] | None = None
+        """Jumps of whole lines (tip changes) the final frame took off (``GuardedResult.line_jumps_record``, rows in
+        frame orientation); None before the final frame."""
         self.lattice: dict | None = None
         """The final frame's lattice give-back (``GuardedResult.lattice_record``: peaks given back, on what evidence, and
         with one pass the stripes removed that it could not confirm); None before the final frame."""
@@ -503,6 +506,7 @@ class StreamingDenoiser:
                     turned = tuple(pattern.upside_down() for pattern in result.lattice.unconfirmed)
                     result = replace(result, lattice=replace(result.lattice, unconfirmed=turned))
             self.lattice = result.lattice_record()
+            self.line_jumps = [dict(jump.as_dict(), rows_moved=list(self._frame_rows(jump.start, jump.stop))) for jump in result.line_jumps]
         # Only now: if the pass fails, the live frame is still whole.
         self.denoised = final
         self.verdict, self.verdict_start, self.verdict_rows = verdict, 0, n

@@ -579,6 +579,7 @@ class Worker:
             "recovered": state.recovered,
             "trust": scan.stream.trust,
             "z_creep": scan.stream.z_creep,
+            "line_jumps": scan.stream.line_jumps,
             "lattice": scan.stream.lattice,
             "passes_frame": scan.stream.passes_frame,
             "trace_retrace": scan.trace_retrace,

@@ -384,3 +384,23 @@ def test_the_live_guard_takes_the_z_creep_off_every_row_so_far(slow_axis):
     s.guard()
     assert s.changed == (0, rows)  # every row is published again
     assert creep_left(s.acquisition_order(s.denoised).astype(float)) < 0.05 * 12.0
+
+
+def test_the_final_frame_names_a_tip_change_taken_off_in_frame_rows():
+    """A scan run up: the tip change at the 150th row scanned lies at frame row 105, and the rows scanned after it are
+    the frame's top rows; ``meta.json``'s ``line_jumps`` names them as framed (``maed.line_jumps``)."""
+    rows, cols = 256, 128
+    y, x = np.mgrid[0:rows, 0:cols].astype(float)
+    scanned = 0.2 * (np.cos(2 * np.pi * x / 7.0) + np.cos(2 * np.pi * (0.5 * x + 0.87 * y) / 7.0))  # acquisition order
+    scanned += np.random.default_rng(5).normal(0, 0.05, (rows, cols))
+    scanned[150, 40:] += 0.6
+    scanned[151:] += 0.6
+    raw = scanned[::-1].astype(np.float32)
+    s = StreamingDenoiser(rows, cols, "up", 8, 8)
+    final = s.final(raw, rows, PlaneIdentityBackend())
+    expected = denoise_guarded(raw[::-1], PlaneIdentityBackend())
+    np.testing.assert_array_equal(final, expected.data[::-1])
+    (jump,) = expected.line_jumps
+    assert (jump.start, jump.stop) == (150, rows)  # acquisition rows: those scanned from the change on
+    assert s.line_jumps == [{"rows_moved": [0, rows - 150], "height": pytest.approx(0.6, rel=0.05), "both_passes": False}]
+    assert abs(final[: rows - 160].mean() - final[rows - 140 :].mean()) < 0.05  # the frame holds the jump no more

@@ -241,6 +241,7 @@ def summary(outcomes: list[Outcome], refused: int) -> str:
         ("  mean fallback fraction", f"{sum(fractions) / len(fractions):.3f}" if fractions else "-"),
         ("  channel other than the topograph", sum(r.get("channel_why") is not None for r in published)),
         ("  stripes removed, pick-up or 1-D lattice", sum(bool(r.get("lattice", {}).get("removed_unconfirmed")) for r in published)),
+        ("  with a tip change taken off (line jump)", sum(bool(r.get("line_jumps")) for r in published)),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value:>7}" for name, value in rows)

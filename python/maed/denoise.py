@@ -29,6 +29,7 @@ from .engine import Backend
 from .feature_keep import RemovedFeatures
 from .io import MIN_SIZE, ScanError, read_scan
 from .lattice_keep import BOTH_PASSES, LatticePeaks
+from .line_jumps import LineJump, find_line_jumps, take_off_line_jumps
 from .normalise import Normalisation, denormalise, levelling_of, normalise, normalise_passes
 from .publish import MIN_LATTICE_ROWS, publish
 from .registration import speed_ratio, two_pass_input
@@ -206,6 +207,9 @@ class GuardedResult:
     """Point defects whose depth was given back after the guard (``maed.feature_keep.keep_defect_depths``)."""
     creep: Creep | None = None
     """The creep of z taken off the published frame (``maed.z_creep``); None: none was found."""
+    line_jumps: tuple[LineJump, ...] = ()
+    """Jumps of whole lines (tip changes) the published frame kept, taken off the scan before the network
+    (``maed.line_jumps``), rows of the scan."""
     passes_frame: str | None = None
     """A two-pass model's frame (``maed.registration.TwoPassInput``): ``midway``, where the tip really was, or
     ``trace``, the trace's as recorded; None for a one-pass model (the scan's own frame)."""
@@ -233,6 +237,10 @@ class GuardedResult:
     def creep_record(self) -> dict:
         """The ``z_creep`` entry of ``<stem>.json``."""
         return z_creep_record(self.creep)
+
+    def line_jumps_record(self) -> list[dict]:
+        """The ``line_jumps`` entry of ``<stem>.json``: each jump of whole lines taken off."""
+        return [jump.as_dict() for jump in self.line_jumps]
 
 
 BOTH = "both"
@@ -300,24 +308,34 @@ def denoise_guarded(
     scanned_up: bool = False,
 ) -> GuardedResult:
     """The network's denoised scan where it passes the trust guard, the conservative result where not, with what
-    the network took and should not have given back first (``maed.publish``): ``denoise_once``. Where that finds no
-    creep of z in its frame but the raw scan shows one, part of which the frame still holds (``CREEP_LEFT``: the
-    network or the rows' alignment took its steep start off and left its tail, which no longer fits a relaxation),
-    the scan is denoised again with the creep taken off first (one-pass models; where there is an ``other_pass``, it
-    must show the creep too: ``CREEP_PASSES_FACTOR``)."""
+    the network took and should not have given back first (``maed.publish``): ``denoise_once``. One-pass models
+    only: where that frame keeps jumps of whole lines that the raw scan makes at one moment of the tip
+    (``maed.line_jumps``), the scan is denoised again with them taken off first; where it finds no creep of z in its
+    frame but the raw scan shows one, part of which the frame still holds (``CREEP_LEFT``: the network or the rows'
+    alignment took its steep start off and left its tail, which no longer fits a relaxation), the scan is denoised
+    again with the creep taken off first (where there is an ``other_pass``, it must show the creep too:
+    ``CREEP_PASSES_FACTOR``)."""
     result = denoise_once(scan, backend, tile, limits, other_pass, ratio, scanned_up)
-    if result.creep is not None or passes_of(backend) == 2:
+    if passes_of(backend) == 2:
         return result
     measured = np.isfinite(scan).all(axis=1)
-    if measured.sum() < CREEP_MIN_ROWS:  # no creep is sought there, and no plane fitted to no rows
-        return result
     raw = np.asarray(scan, dtype=np.float64)
+    jumps: tuple[LineJump, ...] = ()
+    found = find_line_jumps(result.data[measured], raw[measured], _other_rows(other_pass, scan, measured))
+    if found:
+        raw = raw.copy()
+        raw[measured], taken = take_off_line_jumps(raw[measured], found)
+        jumps = tuple(_in_scan_rows(jump, measured) for jump in taken)
+        result = replace(denoise_once(raw, backend, tile, limits, other_pass, ratio, scanned_up), line_jumps=jumps)
+    if result.creep is not None or measured.sum() < CREEP_MIN_ROWS:  # no creep is sought there, and no plane fitted to no rows
+        return result
     early = find_creep(level_plane(raw[measured]), scanned_up)
     if early is None or left_in(result.data[measured], early) < CREEP_LEFT or not _other_pass_creeps(other_pass, early, scanned_up):
         return result
     first = raw.copy()
     first[measured] -= early.profile[:, None]
-    return denoise_once(first, backend, tile, limits, other_pass, ratio, scanned_up, creep_first=replace(early, before_network=True))
+    again = denoise_once(first, backend, tile, limits, other_pass, ratio, scanned_up, creep_first=replace(early, before_network=True))
+    return replace(again, line_jumps=jumps)
 
 
 def _other_pass_creeps(other_pass: np.ndarray | None, creep: Creep, scanned_up: bool) -> bool:
@@ -404,6 +422,20 @@ def denoise_once(
     )
 
 
+def _in_scan_rows(jump: LineJump, measured: np.ndarray) -> LineJump:
+    """``jump`` (rows counted over the measured rows) in the scan's rows."""
+    rows = np.flatnonzero(measured)
+    return replace(jump, start=int(rows[jump.start]), stop=int(rows[jump.stop - 1]) + 1)
+
+
+def _other_rows(other_pass: np.ndarray | None, scan: np.ndarray, measured: np.ndarray) -> np.ndarray | None:
+    """The other pass's ``measured`` rows (NaN where it has not measured them) where it has the scan's shape: it tells
+    a surface's edges from the tip's moments (``maed.line_jumps``); else None."""
+    if other_pass is None or np.shape(other_pass) != np.shape(scan):
+        return None
+    return np.asarray(other_pass, dtype=np.float64)[measured]
+
+
 def result_record(
     source: Path, dest: Path, pass_: str, channel: str | None, backend: Backend, result: GuardedResult, channel_why: str | None = None
 ) -> dict:
@@ -423,6 +455,7 @@ def result_record(
         "lattice": result.lattice_record(),
         "features": result.features_record(),
         "z_creep": result.creep_record(),
+        "line_jumps": result.line_jumps_record(),
         "passes_frame": result.passes_frame,
     }
 
@@ -508,9 +541,15 @@ def denoise_file(
     return written, record
 
 
+ONE_PASS_JUMP_HINT = (
+    " A step edge lying exactly along a scan line looks alike in one pass: the other pass over these rows tells them apart."
+)
+
+
 def record_notes(path: Path, record: dict, pass_: str) -> list[str]:
-    """What a user is told of a file's ``<stem>.json`` beyond its path: the channel, where not the topograph, and the
-    periodic stripes the network removed that one pass could not confirm (``LatticePeaks.unconfirmed``)."""
+    """What a user is told of a file's ``<stem>.json`` beyond its path: the channel, where not the topograph, the
+    periodic stripes the network removed that one pass could not confirm (``LatticePeaks.unconfirmed``) and the jumps
+    of whole lines taken off (``maed.line_jumps``)."""
     notes = []
     if record["channel_why"] is not None:
         notes.append(f"{path}: channel {record['channel']} {pass_}: {record['channel_why']}")
@@ -521,6 +560,13 @@ def record_notes(path: Path, record: dict, pass_: str) -> list[str]:
             f"{path}: the network removed periodic stripes that the {pass_} alone cannot tell from pick-up: {named} "
             "(period; angle counter-clockwise from the fast-scan axis). If they are a 1-D lattice (atomic or molecular "
             "rows), denoise a file that holds both passes: trace and retrace tell them apart."
+        )
+    for jump in record.get("line_jumps", []):
+        start, stop = jump["rows_moved"]
+        hint = "" if jump["both_passes"] else ONE_PASS_JUMP_HINT
+        notes.append(
+            f"{path}: a jump of whole lines (a tip change) taken off: rows {start} to {stop - 1} moved by "
+            f"{-jump['height']:+.4g} (the scan's unit).{hint}"
         )
     return notes
 

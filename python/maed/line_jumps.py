@@ -1,0 +1,218 @@
+"""Jumps of whole scan lines that the published frame keeps: tip changes, taken off and named.
+
+A tip change moves the measured height by one amount from one moment on: every line after it lies higher or lower,
+the line it happened in only from the column where it happened. Where the rows are aligned before the network
+(``maed.normalise.level_rows``), the alignment takes such a jump off with the line offsets (``line_offsets``: one
+line's jump is never a step of the surface). Where they are not (a scan whose offsets do not dominate: a lattice, a
+quiet scan), the network sees the jump and keeps it as the edge of a terrace, and the whole frame after it stays
+moved: on the blind simulator that left scans up to 9 dB below the classical pipeline, whose row alignment takes the
+jump off (``docs/model.md``, thirty-third session).
+
+A jump here is a change of the rows' levels (the median of each row's difference from the row before) that is
+(1) short: within ``WINDOW`` rows lies all but ``RAMP_SHARE`` of the change of the rows around it (``AROUND``), so
+no terrace edge crossing the rows at an angle, which spreads over as many rows as it crosses; (2) of whole lines: every strip of
+columns (``line_offsets.STRIPS``) carries at least ``STRIP_SHARE`` of it; (3) far beyond what the rows' levels do
+elsewhere, in the published frame (``OUTPUT_Z``) and in the raw scan (``RAW_Z``), which makes it too, in every strip:
+line offsets that the network took off leave the raw scan's levels as rough as they are. A step edge running
+exactly along one scan line passes all three. Two things tell them apart. (4) A tip change happens at one moment, so
+each column of the raw scan makes all of it between two lines (``ABRUPT``; the line it happened in is split at a
+column, so one strip may spread it over two rows); a step edge spreads over the rows its width spans, which on scans
+of a few nanometres is several. (5) Where the scan's other pass is at hand: the tip change splits the line of the
+pass being recorded at that moment and leaves the other pass's line of that row whole on one side (that pass scanned
+it before or after), so the strips of the two passes change at different rows; a step edge lies at the same place in
+both. A jump the other pass carries with its strips changing at the same rows is kept. The strips are a quarter of
+the line wide (``line_offsets.STRIPS``), so a tip change within the first or last eighth of a line, or between lines,
+changes the strips of both passes at the same rows: with both passes it is kept, as an edge would be. And a step edge
+exactly along a scan line and narrower than a row, in one pass, is taken off as a tip change, and named.
+
+A jump is taken off the raw scan, as the raw rows make it, and the scan is denoised again
+(``maed.denoise.denoise_guarded``): the network spread the jump over the rows beside it, which taking it off the
+published frame would leave. Each jump moves the rows on its side with fewer of them, so that a single jump leaves the
+bulk of the frame at the heights it was measured at, and the line the jump split is mended
+(``_mend_split_line``). ``<stem>.json`` and a live scan's ``meta.json`` name each jump (``line_jumps``). Measured
+2026-12-05 (``docs/model.md``): on four draws of the blind simulator (288 scans) 9 scans changed, +0.7 to +20 dB
+on 8 (the tip changes their frames kept), -1.5 on one (a second tip change left, which the plane of the score no
+longer balances); the straight step edges along the rows there (0 degrees) are kept; nothing changed on this
+simulator's columns (750 scans) or on the 26 real scans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .classical import robust_spread
+from .line_offsets import row_changes_by_strip
+
+WINDOW = 1
+"""Rows either side of a jump's largest change that belong to it: a tip change mid-line splits its change between
+the line it happened in and the next."""
+AROUND = 4
+"""Rows either side of a jump over which its change is judged short (``RAMP_SHARE``); a jump needs as many rows on
+each side of it, so one odd first or last line of a frame is no tip change."""
+RAMP_SHARE = 0.2
+"""Most of a jump's change that the rows around it (``AROUND``), beyond its own (``WINDOW``), may add or take."""
+STRIP_SHARE = 0.5
+"""Least share of a jump each strip of columns carries over the jump's rows, in the published frame and in the raw
+scan: a whole line moved, not a feature that fills part of it (``line_offsets.STRIP_AGREEMENT`` asks the same of a
+step); and the least share of the published frame's jump the raw scan and the other pass make."""
+ABRUPT = 0.8
+"""Least share of a strip's change over a jump's rows that the raw scan makes in one row (``_made_by_raw``): a tip
+change moves each column once, between two lines; a step edge along the rows spreads over the rows its width spans
+(on the blind simulator's straight edges at 0 degrees the largest row held 0.42 to 0.67 of it)."""
+MIN_PART = 8
+"""Fewest columns of a split line's part that ``_mend_split_line`` moves: over fewer, a lattice's own change from
+line to line does not average out."""
+PART_TOLERANCE = 0.25
+"""How far, as a share of the jump, a split line's parts may lie from where a tip change puts them for it to be
+mended."""
+OUTPUT_Z = 10.0
+"""Least jump over the robust spread of the published frame's row-level changes (of the network's smooth levels)."""
+RAW_Z = 20.0
+"""Least jump over the robust spread of the raw scan's row-level changes (at least the data's quantum, so that a scan
+recorded in steps of a converter whose noise stays within one step has a spread). Measured 2026-12-05
+(``docs/model.md``): the blind simulator's tip changes the published frames kept stand 24 to 120 times that spread
+(four draws of 72 scans); on the 26 real scans, both passes, the largest change the published frames keep that
+passes the other tests stands 12 times it (``A200518.231315``, 1.7 pm over three rows of line noise)."""
+
+
+@dataclass(frozen=True)
+class LineJump:
+    """A jump of whole lines taken off: the rows moved (``start`` to ``stop``, the frame's rows) and by how much."""
+
+    start: int
+    stop: int
+    height: float
+    """What was taken off the rows moved, in the scan's unit."""
+    both_passes: bool
+    """Whether the other pass was at hand, over the jump's rows, to tell it from a step edge along a scan line."""
+
+    def as_dict(self) -> dict:
+        """The jump as ``<stem>.json`` and ``meta.json`` name it."""
+        return {"rows_moved": [self.start, self.stop], "height": self.height, "both_passes": self.both_passes}
+
+
+def _levels(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-level changes of ``image`` (rows - 1; the median of each row's difference from the row before, their
+    median off: a plane's slope across the rows is no jump) and the same per strip of columns (rows - 1, strips)."""
+    changes = np.median(np.diff(image, axis=0), axis=1)
+    slope = float(np.nanmedian(changes)) if np.isfinite(changes).any() else 0.0
+    return changes - slope, row_changes_by_strip(image) - slope
+
+
+def _quantum(raw: np.ndarray) -> float:
+    """The smallest gap between the raw scan's distinct values: a converter's step where it was recorded in steps."""
+    values = np.unique(raw[np.isfinite(raw)])
+    return float(np.diff(values).min()) if len(values) > 1 else 0.0
+
+
+def _pattern(strips: np.ndarray, sign: float) -> np.ndarray:
+    """Per strip, the row within a jump's window where the strip's change in the jump's sense is largest."""
+    return np.argmax(sign * strips, axis=0)
+
+
+def find_line_jumps(frame: np.ndarray, raw: np.ndarray, other_pass: np.ndarray | None = None) -> list[tuple[int, bool]]:
+    """Jumps of whole lines in ``frame`` (the published rows) that ``raw`` (the same rows as measured) makes at one
+    moment far beyond its line offsets and, where ``other_pass`` (the other pass's same rows, same orientation; rows
+    not measured NaN) holds the jump's rows, that pass does not make alike: for each, the row after which the raw
+    scan makes it (between ``row`` and ``row + 1``) and whether the other pass judged it, in order of rows."""
+    frame, raw = np.asarray(frame, dtype=np.float64), np.asarray(raw, dtype=np.float64)
+    changes, strips = _levels(frame)
+    raw_changes, raw_strips = _levels(raw)
+    if len(changes) < 2 * AROUND + 1:
+        return []
+    raw_spread = max(float(robust_spread(raw_changes)), _quantum(raw), 1e-300)
+    least = max(OUTPUT_Z * float(robust_spread(changes)), RAW_Z * raw_spread)
+    other = _levels(np.asarray(other_pass, dtype=np.float64)) if other_pass is not None else None
+    claimed = np.zeros(len(changes), dtype=bool)
+    jumps = []
+    for row in np.argsort(-np.abs(changes)):
+        # A jump is judged around its largest change only, so its window sums to at most 3 times that change.
+        if abs(changes[row]) * (2 * WINDOW + 1) < least:
+            break
+        window = slice(row - WINDOW, row + WINDOW + 1)
+        if claimed[row] or row < AROUND or row + AROUND >= len(changes) or abs(changes[row]) < np.abs(changes[window]).max():
+            continue
+        height = float(changes[window].sum())
+        around = float(changes[row - AROUND : row + AROUND + 1].sum())
+        if abs(height) < least or abs(around - height) > RAMP_SHARE * abs(height):
+            continue
+        if np.any(strips[window].sum(axis=0) / height < STRIP_SHARE):
+            continue
+        sign = np.sign(height)
+        raw_row = int(row) - WINDOW + int(np.argmax(sign * raw_changes[window]))
+        raw_window = slice(raw_row - WINDOW, raw_row + WINDOW + 1)
+        if not _made_by_raw(raw_changes[raw_window], raw_strips[raw_window], height):
+            continue
+        judged = other is not None and bool(np.isfinite(other[1][raw_window]).all())
+        if judged and _in_other_pass(raw_strips[raw_window], other[0][raw_window], other[1][raw_window], height):
+            continue
+        claimed[row - AROUND : row + AROUND + 1] = True
+        jumps.append((raw_row, judged))
+    return sorted(jumps)
+
+
+def _made_by_raw(raw_changes: np.ndarray, raw_strips: np.ndarray, height: float) -> bool:
+    """Whether the raw scan makes a jump of the published frame's ``height``: at least ``STRIP_SHARE`` of it over the
+    jump's rows, in every strip of columns, and abruptly (``ABRUPT``) in every strip but one (the strip of the column
+    where the line was split)."""
+    sign = np.sign(height)
+    made = float(sign * raw_changes.sum())
+    if made < STRIP_SHARE * abs(height):
+        return False
+    totals = (sign * raw_strips).sum(axis=0)
+    if np.any(totals < STRIP_SHARE * made):
+        return False
+    return int(np.sum((sign * raw_strips).max(axis=0) < ABRUPT * totals)) <= 1
+
+
+def _in_other_pass(raw_strips: np.ndarray, other_changes: np.ndarray, other_strips: np.ndarray, height: float) -> bool:
+    """Whether the other pass carries a jump (at least ``STRIP_SHARE`` of it) whose strips change at the same rows as
+    the raw scan's: an edge of the surface, not a moment of the tip."""
+    if float(other_changes.sum()) / height < STRIP_SHARE:
+        return False
+    sign = np.sign(height)
+    return bool(np.array_equal(_pattern(raw_strips, sign), _pattern(other_strips, sign)))
+
+
+def take_off_line_jumps(raw: np.ndarray, jumps: list[tuple[int, bool]]) -> tuple[np.ndarray, list[LineJump]]:
+    """``raw`` (a scan's rows as measured) with ``jumps`` (``find_line_jumps``) taken off, each as the raw rows make it
+    over its ``WINDOW``, by moving the rows on its side with fewer rows and mending the line split by it; and the
+    jumps taken off."""
+    out = np.array(raw, dtype=np.float64)
+    changes = _levels(out)[0]
+    taken = []
+    for row, both_passes in jumps:
+        height = float(changes[row - WINDOW : row + WINDOW + 1].sum())
+        if row + 1 >= len(out) - row - 1:  # more rows before the jump: move those after it
+            out[row + 1 :] -= height
+            taken.append(LineJump(row + 1, len(out), height, both_passes))
+        else:
+            out[: row + 1] += height
+            taken.append(LineJump(0, row + 1, -height, both_passes))
+        _mend_split_line(out, row, height)
+    return out, taken
+
+
+def _mend_split_line(out: np.ndarray, row: int, height: float) -> None:
+    """Where the line the tip changed in lies beside the jump of ``height`` after ``row``, part of it was recorded
+    before the change and part after, so moving whole rows leaves one part off by the jump: of ``row``, a run of
+    columns from one edge (``MIN_PART`` or more) standing ``height`` above the lines either side; of ``row + 1``, one
+    standing ``height`` below; the rest of the line within ``PART_TOLERANCE`` of them. That part is moved by the jump
+    too, in place."""
+    best = None
+    for line, expected in ((row, height), (row + 1, -height)):
+        if line < 1 or line + 1 >= len(out):
+            continue
+        off = out[line] - 0.5 * (out[line - 1] + out[line + 1])
+        sums = np.concatenate(([0.0], np.cumsum(off)))
+        for cut in range(MIN_PART, len(off) - MIN_PART + 1):
+            first, rest = sums[cut] / cut, (sums[-1] - sums[cut]) / (len(off) - cut)
+            for part, mean, other in ((slice(0, cut), first, rest), (slice(cut, None), rest, first)):
+                cost = (mean - expected) ** 2 + other**2
+                if best is None or cost < best[0]:
+                    best = (cost, line, part, expected)
+    if best is not None and best[0] < (PART_TOLERANCE * height) ** 2:
+        _, line, part, expected = best
+        out[line, part] -= expected

@@ -1,0 +1,151 @@
+"""A tip change that the published frame keeps is taken off and named; a step edge along the rows is kept
+(``maed.line_jumps``): a jump of whole lines, abrupt in the raw scan's columns, far beyond the rows' own line noise, that the
+other pass (where at hand) does not show at the same rows."""
+
+import json
+
+import numpy as np
+import pytest
+
+from maed.denoise import denoise_file, denoise_guarded, record_notes
+from maed.engine import load_backend
+from maed.line_jumps import find_line_jumps, take_off_line_jumps
+
+SIZE = 256
+ROW, COL = 150, 100
+"""Where the tip changes: from this column of this row of the trace on."""
+JUMP = 0.6
+
+
+def lattice() -> np.ndarray:
+    """A hexagonal lattice of 8 pixels: the rows of a scan that holds one stay unaligned before the network
+    (``maed.normalise.level_rows``), so the network sees the jump."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    k = 2 * np.pi / 8
+    return sum(np.cos(k * (xx * np.cos(a) + yy * np.sin(a))) for a in (0.3, 0.3 + 2 * np.pi / 3, 0.3 + 4 * np.pi / 3)) / 3
+
+
+def tip_change(surface: np.ndarray, row: int = ROW, col: int = COL) -> np.ndarray:
+    """``surface`` as the tip saw it when its height moved by ``JUMP`` at ``col`` of ``row``."""
+    moved = surface.copy()
+    moved[row, col:] += JUMP
+    moved[row + 1 :] += JUMP
+    return moved
+
+
+def noisy(image: np.ndarray, seed: int = 0, spread: float = 0.1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return image + rng.normal(0, spread, image.shape) + rng.normal(0, 0.01, (len(image), 1))
+
+
+def step_along_rows(width_rows: float) -> np.ndarray:
+    """Two terraces whose edge runs exactly along the scan lines at ``ROW``, ``width_rows`` wide."""
+    rows = np.arange(SIZE, dtype=float)[:, None]
+    return np.repeat(JUMP / 2 * (1 + np.tanh((rows - ROW - 0.5) / max(width_rows, 1e-6))), SIZE, axis=1)
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return load_backend("onnx", "rt-plane", threads=1)
+
+
+def test_maed_denoise_takes_a_tip_change_off_and_names_it(backend):
+    surface = lattice()
+    scan = noisy(tip_change(surface)) * 1e-10
+    result = denoise_guarded(scan, backend)
+    published = result.data / 1e-10
+    assert len(result.line_jumps) == 1
+    jump = result.line_jumps[0]
+    assert (jump.start, jump.stop) == (ROW, SIZE)  # the fewer rows moved; most of the split line had moved
+    assert jump.height / 1e-10 == pytest.approx(JUMP, rel=0.1)
+    assert not jump.both_passes
+    # The rows after the change lie where the rows before lie: the lattice's mean over rows is flat.
+    levels = (published - surface).mean(axis=1)
+    assert abs(np.median(levels[ROW + 10 :]) - np.median(levels[: ROW - 10])) < 0.1 * JUMP
+    # The split line's part recorded before the change was mended with it: no scar where the line was split.
+    error = published - surface - np.median(levels)
+    assert abs(error[ROW, :COL].mean()) < 0.15 * JUMP and abs(error[ROW, COL:].mean()) < 0.15 * JUMP
+    # Without the change the same scan has no jump to take off.
+    assert denoise_guarded(noisy(surface) * 1e-10, backend).line_jumps == ()
+
+
+def test_a_step_edge_along_the_rows_wider_than_a_row_is_kept():
+    """A terrace edge spreads over the rows its width spans; a tip change moves each column between two lines."""
+    for width in (1.0, 2.0):
+        scan = noisy(step_along_rows(width), seed=1)
+        assert find_line_jumps(scan, scan) == []
+    abrupt = noisy(step_along_rows(0.0), seed=1)
+    assert find_line_jumps(abrupt, abrupt) == [(ROW, False)]  # one pass cannot tell it from a tip change
+
+
+def test_the_other_pass_tells_a_step_edge_from_a_tip_change():
+    """A step edge narrower than a row lies at the same rows in both passes; a tip change during the trace of a line
+    splits that trace line at its column and leaves the retrace of the line (scanned after it) moved whole."""
+    edge = step_along_rows(0.0)
+    trace, retrace = noisy(edge, seed=2), noisy(edge, seed=3)
+    assert find_line_jumps(trace, trace, retrace) == []
+    retrace[ROW - 10 : ROW + 10] = np.nan  # the other pass has not measured the jump's rows: one pass judges it
+    assert find_line_jumps(trace, trace, retrace) == [(ROW, False)]
+    flat = np.zeros((SIZE, SIZE))
+    trace = noisy(tip_change(flat), seed=2)
+    retrace = noisy(tip_change(flat, col=0), seed=3)
+    found = find_line_jumps(trace, trace, retrace)
+    assert found == [(ROW - 1, True)]  # most of the split line moved: the jump lies before it
+    mended, (jump,) = take_off_line_jumps(trace, found)
+    assert jump.height == pytest.approx(JUMP, rel=0.1) and jump.both_passes
+    # The trace line split by the change is mended too: every line lies at the level of the lines before the change.
+    levels = np.median(mended, axis=1)
+    assert np.abs(levels - np.median(levels[: ROW - 1])).max() < 0.15 * JUMP
+
+
+def test_the_rows_moved_are_where_the_raw_scan_jumps():
+    """The published frame may place a jump a row away from the raw scan's (the network spreads it): the rows moved
+    are the raw scan's, so no line is left a whole jump off."""
+    flat = np.zeros((SIZE, SIZE))
+    raw = noisy(tip_change(flat, col=0), seed=6)
+    frame = tip_change(flat, row=ROW + 1, col=0)  # the frame's jump one row later
+    found = find_line_jumps(frame, raw)
+    assert found == [(ROW - 1, False)]
+    mended, _ = take_off_line_jumps(raw, found)
+    assert np.abs(np.median(mended, axis=1)).max() < 0.1 * JUMP
+
+
+def test_no_jump_that_the_raw_scan_does_not_make_or_at_the_frame_s_edge():
+    flat = noisy(np.zeros((SIZE, SIZE)), seed=7)
+    assert find_line_jumps(tip_change(np.zeros((SIZE, SIZE)), col=0), flat) == []  # the frame's alone
+    first, last = flat.copy(), flat.copy()
+    first[0] += JUMP  # one odd first line: settling, not a tip change
+    last[-1] += JUMP
+    assert find_line_jumps(first, first) == [] and find_line_jumps(last, last) == []
+
+
+def test_a_one_line_excursion_is_no_jump_and_line_noise_raises_the_bar():
+    quiet = noisy(np.zeros((SIZE, SIZE)), seed=4)
+    scarred = quiet.copy()
+    scarred[ROW] += JUMP  # one line off and back: a scar, not a lasting change
+    assert find_line_jumps(scarred, scarred) == []
+    jumped = tip_change(quiet, col=0)
+    assert find_line_jumps(jumped, jumped) == [(ROW - 1, False)]
+    rough = jumped + np.random.default_rng(4).normal(0, 0.2, (SIZE, 1))  # the same jump within strong line noise
+    assert find_line_jumps(rough, rough) == []
+
+
+def test_a_scan_recorded_in_converter_steps_has_its_line_noise_measured():
+    """Noise within a converter's step leaves most rows' changes exactly 0, so the rows' robust spread is 0 and every
+    drift of a step would pass for a jump; the step bounds the spread from below."""
+    rng = np.random.default_rng(8)
+    steps = 0.02 * np.round(rng.normal(0, 0.3, (SIZE, SIZE)) + np.cumsum(rng.choice([-1, 0, 0, 0, 1], SIZE))[:, None])
+    assert find_line_jumps(steps, steps) == []
+    jumped = tip_change(steps, col=0)  # a jump of 30 steps
+    assert find_line_jumps(jumped, jumped) == [(ROW - 1, False)]
+
+
+def test_the_jump_lies_in_the_record_and_the_terminal_note(backend, tmp_path):
+    scan = noisy(tip_change(lattice())) * 1e-10
+    np.save(tmp_path / "scan.npy", scan.astype(np.float32))
+    _, record = denoise_file(tmp_path / "scan.npy", tmp_path / "denoised", backend)
+    assert json.loads((tmp_path / "denoised.json").read_text())["line_jumps"] == record["line_jumps"]
+    (jump,) = record["line_jumps"]
+    assert jump["rows_moved"] == [ROW, SIZE] and jump["both_passes"] is False
+    (note,) = record_notes(tmp_path / "scan.npy", record, "trace")
+    assert f"rows {ROW} to {SIZE - 1} moved by {-jump['height']:+.4g}" in note and "the other pass" in note
