@@ -1,14 +1,15 @@
 """Score denoisers on the blind simulator (``benchmarks/blind_simulator.py``): PSNR against the true surface.
 
 The blind simulator was written without looking at ``maed.data``, so this measures whether a model generalises
-beyond the simulator it was trained on. For each family, ``--scans`` scans (seeds from 9_100_000) are drawn and
+beyond the simulator it was trained on. For each family, ``--draws`` draws of ``--scans`` scans (seeds from 9_100_000,
+each draw ``DRAW_STRIDE`` further) are drawn and
 each method's output is compared with the clean surface after removing the least-squares plane of
 ``output - clean`` (PSNR is blind to offset and tilt): ``PSNR = 20 log10(ptp(clean) / rmse)``.
 
 Methods: ``raw`` (the noisy scan), ``classical`` (``maed.classical.PIPELINES["level+gauss"]``) and each model named
 on the command line, run as ``maed denoise`` publishes (``denoise_guarded``).
 
-    .venv/bin/python benchmarks/blind_score.py --scans 12 --save /tmp/blind rt-plane
+    .venv/bin/python benchmarks/blind_score.py --scans 12 --draws 4 --save /tmp/blind rt-plane
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from maed.classical import PIPELINES
 from maed.research.bench import cpu_model
 
 SEED0 = 9_100_000
+DRAW_STRIDE = 100_000
+"""Seeds of draw ``k`` start at ``SEED0 + k * DRAW_STRIDE``: the first draw is the page of the earlier sessions,
+the others are as many more scans of each family, never looked at while the product was tuned on the first."""
 
 
 def level_to(out: np.ndarray, clean: np.ndarray) -> np.ndarray:
@@ -90,6 +94,25 @@ def table(rows: dict[str, np.ndarray], models: list[str], title: str) -> str:
     return "\n".join(lines)
 
 
+def draws_table(by_draw: list[dict[str, list[float]]], model: str, scans: int) -> str:
+    """Per draw (its seeds), the mean PSNR of raw, classical and ``model``, ``model``'s difference to classical and
+    its scans below classical: how far one draw's figure moves with the scans drawn."""
+    lines = [
+        f"### {model} draw by draw",
+        "",
+        "| draw | seeds | raw | classical | " + model + " | Δ vs classical (dB) | scans < classical |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for k, scores in enumerate(by_draw):
+        first = SEED0 + k * DRAW_STRIDE
+        v, c = np.asarray(scores[model]), np.asarray(scores["classical"])
+        lines.append(
+            f"| {k + 1} | {first} + 0..{scans - 1} | {np.mean(scores['raw']):.2f} | {c.mean():.2f} | {v.mean():.2f} | "
+            f"{(v - c).mean():+.2f} | {int((v < c).sum())} |"
+        )
+    return "\n".join(lines)
+
+
 def save_png(path: Path, title: str, clean: np.ndarray, images: dict[str, np.ndarray], scores: dict[str, float]) -> None:
     """clean | raw | classical | model on one colour scale (all levelled to the clean), and their errors below."""
     import matplotlib
@@ -126,7 +149,8 @@ def save_png(path: Path, title: str, clean: np.ndarray, images: dict[str, np.nda
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="*", default=["rt-plane"], help="models to score (shipped names, checkpoints or .onnx)")
-    parser.add_argument("--scans", type=int, default=12, help="scans per family")
+    parser.add_argument("--scans", type=int, default=12, help="scans per family and draw")
+    parser.add_argument("--draws", type=int, default=4, help="independent draws of --scans scans per family")
     parser.add_argument("--size", type=int, default=256, help="scan side in pixels")
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated families")
     parser.add_argument("--save", type=Path, default=None, help="folder for PNGs of the first model's 3 worst scans")
@@ -144,26 +168,29 @@ def main(argv: list[str] | None = None) -> int:
     methods = ["raw", "classical", *args.models]
     scored = [*methods, NOISE_FREE]
     scores: dict[str, dict[str, list[float]]] = {f: {m: [] for m in scored} for f in families}
+    by_draw: list[dict[str, list[float]]] = [{m: [] for m in scored} for _ in range(args.draws)]
     records: list[tuple[str, int, float]] = []  # family, seed, model - classical
 
-    with tqdm(total=len(families) * args.scans, file=sys.stderr, desc="blind scans") as bar:
-        for fam in families:
-            for i in range(args.scans):
-                seed = SEED0 + i
-                noisy, clean, _ = draw(fam, seed, args.size)
-                outs = {"raw": noisy, "classical": classical(noisy)}
-                for name, backend in backends.items():
-                    outs[name] = np.asarray(denoise_guarded(noisy, backend).data, dtype=np.float64)
-                outs[NOISE_FREE] = draw(fam, seed, args.size, noiseless=True)[0]
-                for m in scored:
-                    scores[fam][m].append(psnr(outs[m], clean))
-                if args.models:
-                    records.append((fam, seed, scores[fam][args.models[0]][-1] - scores[fam]["classical"][-1]))
-                bar.update()
+    with tqdm(total=args.draws * len(families) * args.scans, file=sys.stderr, desc="blind scans") as bar:
+        for draw_index, fam, i in ((k, f, i) for k in range(args.draws) for f in families for i in range(args.scans)):
+            seed = SEED0 + draw_index * DRAW_STRIDE + i
+            noisy, clean, _ = draw(fam, seed, args.size)
+            outs = {"raw": noisy, "classical": classical(noisy)}
+            for name, backend in backends.items():
+                outs[name] = np.asarray(denoise_guarded(noisy, backend).data, dtype=np.float64)
+            outs[NOISE_FREE] = draw(fam, seed, args.size, noiseless=True)[0]
+            for m in scored:
+                scores[fam][m].append(psnr(outs[m], clean))
+                by_draw[draw_index][m].append(scores[fam][m][-1])
+            if args.models:
+                records.append((fam, seed, scores[fam][args.models[0]][-1] - scores[fam]["classical"][-1]))
+            bar.update()
 
-    print(f"# Blind simulator: PSNR (dB) against the true surface, {args.scans} scans per family, {args.size} px\n")
+    count = args.draws * args.scans
+    print(f"# Blind simulator: PSNR (dB) against the true surface, {count} scans per family ({args.draws} draws), {args.size} px\n")
     print(
-        f"Generated by `python benchmarks/blind_score.py --scans {args.scans} --size {args.size} {' '.join(args.models)}`; "
+        f"Generated by `python benchmarks/blind_score.py --scans {args.scans} --draws {args.draws} --size {args.size} "
+        f"{' '.join(args.models)}`; "
         "do not edit by hand. The simulator (`benchmarks/blind_simulator.py`) was written by a helper session that never "
         "read `maed.data`, its documentation or its tests, and nothing is trained on it. Each output is compared with the "
         "true surface after the least-squares plane of their difference is taken off. The trust issue's bar on a simulator "
@@ -186,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         for m in scored:
             everything[m] += scores[fam][m]
     print(table({m: np.asarray(v) for m, v in everything.items()}, args.models, "overall") + "\n")
+    if args.models:
+        print(draws_table(by_draw, args.models[0], args.scans) + "\n")
     print(f"Machine: {cpu_model()}.\n")
 
     if args.save is not None and args.models:
