@@ -110,9 +110,13 @@ def test_the_rows_moved_are_where_the_raw_scan_jumps():
     assert np.abs(np.median(mended, axis=1)).max() < 0.1 * JUMP
 
 
-def test_no_jump_that_the_raw_scan_does_not_make_or_at_the_frame_s_edge():
+def test_no_jump_that_only_one_of_frame_and_raw_scan_makes_or_at_the_frame_s_edge():
     flat = noisy(np.zeros((SIZE, SIZE)), seed=7)
-    assert find_line_jumps(tip_change(np.zeros((SIZE, SIZE)), col=0), flat) == []  # the frame's alone
+    jumped = tip_change(flat, col=0)
+    assert find_line_jumps(jumped, flat) == []  # the frame's alone
+    assert find_line_jumps(flat, jumped) == []  # the raw scan's, which the network took off with the line offsets
+    ramp = flat + np.clip((np.arange(SIZE) - ROW + 3) / 6, 0, 1)[:, None] * 0.3 * JUMP  # kept in part, as a ramp
+    assert find_line_jumps(ramp, jumped) == [(ROW - 1, False)]
     first, last = flat.copy(), flat.copy()
     first[0] += JUMP  # one odd first line: settling, not a tip change
     last[-1] += JUMP
