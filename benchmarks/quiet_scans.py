@@ -2,7 +2,7 @@
 
 A clean real scan of steps or large features has relief 20 to 60 times its noise; most simulated training scans
 stand 1 to 8 times above theirs. This draws scans of every family of the blind simulator (``blind_simulator.py``,
-written without looking at ``maed.data``; seeds from ``SEED0``, apart from ``blind_score.py``'s), scales what the
+written without looking at ``maed.data``; seeds from ``SEED0``, the first of ``blind_score.py``'s third draw), scales what the
 instrument added by each factor (``noisy = clean + f (noisy - clean)``), and reports each method's error over the
 raw scan's: the rms of ``output - clean`` less its plane, over the same for the noisy scan. Below 1 the method
 helps; above 1 it does harm, whatever the scan's PSNR.

@@ -121,6 +121,9 @@ def test_no_jump_that_only_one_of_frame_and_raw_scan_makes_or_at_the_frame_s_edg
     first[0] += JUMP  # one odd first line: settling, not a tip change
     last[-1] += JUMP
     assert find_line_jumps(first, first) == [] and find_line_jumps(last, last) == []
+    unfinished = jumped.copy()
+    unfinished[100, :10] = np.nan  # a row not measured in full gives no bar to judge by
+    assert find_line_jumps(unfinished, unfinished) == []
 
 
 def test_a_one_line_excursion_is_no_jump_and_line_noise_raises_the_bar():

@@ -55,11 +55,11 @@ each side of it, so one odd first or last line of a frame is no tip change."""
 RAMP_SHARE = 0.2
 """Most of a jump's change that the rows around it (``AROUND``), beyond its own (``WINDOW``), may add or take."""
 STRIP_SHARE = 0.5
-"""Least share of a jump each strip of columns carries over the jump's rows, in the published frame and in the raw
-scan: a whole line moved, not a feature that fills part of it (``line_offsets.STRIP_AGREEMENT`` asks the same of a
-step); and the least share of the published frame's jump the raw scan and the other pass make."""
+"""Least share of a jump each strip of columns of the raw scan carries over the jump's rows: a whole line moved, not a
+feature that fills part of it (``line_offsets.STRIP_AGREEMENT`` asks the same of a step); and the least share of the
+raw scan's jump the other pass must make for its strips to be compared."""
 ABRUPT = 0.8
-"""Least share of a strip's change over a jump's rows that the raw scan makes in one row (``_made_by_raw``): a tip
+"""Least share of a strip's change over a jump's rows that the raw scan makes in one row (``_abrupt_whole_lines``): a tip
 change moves each column once, between two lines; a step edge along the rows spreads over the rows its width spans
 (on the blind simulator's straight edges at 0 degrees the largest row held 0.42 to 0.67 of it)."""
 MIN_PART = 8
@@ -70,7 +70,8 @@ PART_TOLERANCE = 0.25
 mended."""
 KEPT = 0.25
 """Least share of a jump that the published frame keeps over the rows around it (``AROUND``) for it to be taken off
-and the scan denoised again: a network that aligned the rows took it off with the line offsets."""
+and the scan denoised again: a network that aligned the rows took it off with the line offsets. A frame that spread
+the jump over more than about 36 rows keeps less than that within them, and the jump is left."""
 RAW_Z = 20.0
 """Least jump over the robust spread of the raw scan's row-level changes (at least the data's quantum, so that a scan
 recorded in steps of a converter whose noise stays within one step has a spread). Measured 2026-12-05
@@ -115,7 +116,7 @@ def _pattern(strips: np.ndarray, sign: float) -> np.ndarray:
 
 
 def find_line_jumps(frame: np.ndarray, raw: np.ndarray, other_pass: np.ndarray | None = None) -> list[tuple[int, bool]]:
-    """Jumps of whole lines that ``raw`` (a scan's rows as measured) makes at one moment far beyond its line offsets,
+    """Jumps of whole lines that ``raw`` (a scan's rows as measured in full) makes at one moment far beyond its line offsets,
     that ``frame`` (the same rows as published) keeps in part at least (``KEPT``) and, where ``other_pass`` (the other
     pass's same rows, same orientation; rows not measured NaN) holds the jump's rows, that pass does not make alike:
     for each, the row after which the raw scan makes it (between ``row`` and ``row + 1``) and whether the other pass
@@ -126,6 +127,8 @@ def find_line_jumps(frame: np.ndarray, raw: np.ndarray, other_pass: np.ndarray |
     if len(raw_changes) < 2 * AROUND + 1:
         return []
     least = RAW_Z * max(float(robust_spread(raw_changes)), _quantum(raw), 1e-300)
+    if not np.isfinite(least):  # rows not measured in full: no bar to judge by
+        return []
     other = _levels(np.asarray(other_pass, dtype=np.float64)) if other_pass is not None else None
     claimed = np.zeros(len(raw_changes), dtype=bool)
     jumps = []

@@ -211,11 +211,13 @@ def _spread_over(levels: np.ndarray, quiet: np.ndarray, rows: int, centre: float
 SLOW_ALIKE = 1 / 3
 """A slow profile whose every strip of columns (``STRIPS``) follows it to within this share of its spread
 (``slow_alike_across``) moved whole lines: a drift or creep of the height over the scan's time, which a feature that
-fills part of the rows does not do. Measured 2026-12-05 (``docs/model.md``): on the blind simulator (288 scans of four
-draws) 11 scans had a slow profile kept, 4 of them at 0.03 to 0.25 (a random walk of offsets or a creep on a flat
-lattice, drawn as bands by the network; +0.3 to +3.1 dB each aligned), a curved step edge along the rows at 0.46
-(-13 dB aligned) and an atomic lattice at 0.49 (+0.3 dB), the rest at 0.8 and above; one scan of this simulator's
-families (240 of 256 x 256) at 1.7; none of the real scans has a slow profile kept."""
+fills part of the rows does not do; nor can it be told from the surface's own profile along the rows where every
+strip follows that (a ridge or bow parallel to the fast axis), which is taken off with it. Measured 2026-12-05
+(``docs/model.md``): on the blind simulator (288 scans of four draws) 11 scans had a slow profile kept, 4 of them at
+0.03 to 0.25 (a random walk of offsets or a creep on a flat lattice, drawn as bands by the network; +0.3 to +3.1 dB
+each aligned), a curved step edge along the rows at 0.46 (-13 dB aligned) and an atomic lattice at 0.49 (+0.3 dB),
+the rest at 0.8 and above; one scan of this simulator's families (240 of 256 x 256) at 1.7; none of the real scans
+has a slow profile kept."""
 
 
 def slow_alike_across(levelled: np.ndarray, slow: np.ndarray) -> float:
