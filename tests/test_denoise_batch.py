@@ -189,3 +189,25 @@ def test_a_matrix_image_is_redone_when_its_parameter_file_changes(tmp_path, caps
     matrix_pair(root, Lines=200)
     assert main(args) == 0 and _summary(capsys.readouterr().out)["denoised now"] == "1"
     assert np.load(out / f"{MATRIX_IMAGE}.npy").shape == (200, 400)
+
+
+def test_an_archive_counts_the_scans_whose_tip_change_was_taken_off(tmp_path, capsys):
+    """A lattice whose tip changed at row 150 (its rows are not aligned before the network, which keeps the jump):
+    ``maed.line_jumps`` takes it off, the terminal names the rows, the summary counts the file."""
+    rng = np.random.default_rng(4)
+    y, x = np.mgrid[0:256, 0:256].astype(float)
+    k = 2 * np.pi / 8
+    lattice = sum(np.cos(k * (x * np.cos(a) + y * np.sin(a))) for a in (0.3, 0.3 + 2 * np.pi / 3, 0.3 + 4 * np.pi / 3)) / 3
+    scan = lattice + rng.normal(0, 0.1, lattice.shape)
+    scan[150, 100:] += 0.6
+    scan[151:] += 0.6
+    (tmp_path / "in").mkdir()
+    np.save(tmp_path / "in" / "jump.npy", 1e-10 * scan)
+    np.save(tmp_path / "in" / "plain.npy", 1e-10 * (lattice + rng.normal(0, 0.1, lattice.shape)))
+    args = ["denoise", "-r", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--backend", "onnx", "--jobs", "1", "--threads", "1"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert _summary(captured.out)["with a tip change taken off (line jump)"] == "1"
+    (line,) = [line for line in captured.err.splitlines() if "tip change" in line]
+    assert "jump.npy: a jump of whole lines (a tip change) taken off: rows 150 to 255" in line
+    assert json.loads((tmp_path / "out" / "plain.npy.json").read_text())["line_jumps"] == []
