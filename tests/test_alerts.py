@@ -204,6 +204,17 @@ def test_a_whole_line_off_and_back_is_a_scar_and_the_line_after_it_no_tip_change
     assert [(f.kind, f.row) for f in scan(lines)] == [("tip_change", 100)]
 
 
+def test_a_tip_change_in_a_scan_s_first_lines_is_found_against_a_bar_for_few_offsets():
+    """Whole-line offsets are judged from the 24th line on, against a bar that the few offsets seen so far raise
+    (``monitor.offset_bar``): a jump of 20 spreads at line 28 is a tip change (judged from line 32 on before, it was
+    missed), and the first 40 lines of 150 clean scans raise no whole-line alert."""
+    lines = _lines_with_offsets(5, rows=64)
+    lines[28:] -= 6.0
+    assert [(f.kind, f.row) for f in scan(lines)] == [("tip_change", 28)]
+    whole = [f for seed in range(150) for f in scan(_lines_with_offsets(100 + seed, rows=40)) if f.columns == (0, 256)]
+    assert whole == []
+
+
 def test_a_tone_both_passes_carry_at_one_place_is_the_surface_and_one_pass_alone_rings():
     # Rows 100 to 105 hold a periodic structure along the row (pores, a molecule's lobes): in the trace and the
     # retrace alike it is the surface. The same oscillation in the trace alone is the feedback ringing.

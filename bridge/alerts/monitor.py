@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 from .feedback import RING_NARROW, RING_RISE, rail_run, ring_band, ringing_rise, spectrum, tone_shared
 from .finding import Finding
@@ -26,7 +27,7 @@ from .lines import repeats, skipped_rows
 from .other_pass import SAME_PLACE, correlation_at, warp
 from .pixel_noise import pixel_noise
 from .segments import LENGTHS, candidates, spreads
-from .steps import PERSISTS, Z_SCAR, Z_STEP, Verdict, in_other_pass, judge_offset, judge_run
+from .steps import PERSISTS, Z_OFFSET, Z_SCAR, Z_STEP, Verdict, in_other_pass, judge_offset, judge_run
 
 HISTORY = 24
 """Lines whose figures set the bars."""
@@ -35,7 +36,29 @@ WARM_UP = 6
 BEFORE = 3
 """Lines whose pixel median is the reference ``B``."""
 OFFSET_HISTORY = 32
-"""Line offsets a pass needs before a whole line's offset is judged (their spread is the bar)."""
+"""Line offsets whose spread sets the bar of a whole line's offset at ``steps.Z_OFFSET`` (fewer: ``offset_bar``)."""
+OFFSET_MIN = 24
+"""Fewest line offsets before a whole line's offset is judged at all: from 8 on, a simulated scan's line offset of
+10 spreads at its 23rd line passed the bar of so few (7.5), a false tip change (``tests/test_alerts.py``)."""
+MAD_EFFICIENCY = 0.37
+"""A spread from the median absolute deviation of ``n`` normal values is about as sure as a standard deviation from
+0.37 n of them (its asymptotic efficiency): a line's offset over it is about Student-t distributed with 0.37 n
+degrees of freedom."""
+
+
+def offset_bar(count: int) -> float:
+    """The bar, in spreads, of a whole line's offset judged against ``count`` offsets: ``steps.Z_OFFSET`` from
+    ``OFFSET_HISTORY`` on; below, as far out as ``Z_OFFSET`` lies over ``OFFSET_HISTORY`` offsets, in the same
+    tail probability (``MAD_EFFICIENCY``), so that a spread from few lines, often low by chance, raises no more false
+    alerts: 6.2 over 30 offsets, 7.0 over 24 (``OFFSET_MIN``). A tip change at line 32 of a real HOPG scan, 16
+    spreads out, was missed while only lines from the 32nd on were judged."""
+    if count >= OFFSET_HISTORY:
+        return Z_OFFSET
+    tail = stats.t.sf(Z_OFFSET, MAD_EFFICIENCY * OFFSET_HISTORY)
+    return float(stats.t.isf(tail, MAD_EFFICIENCY * count))
+
+
+_OFFSET_BARS = [offset_bar(count) if count >= OFFSET_MIN else float("inf") for count in range(OFFSET_HISTORY + 1)]
 MIN_COLS = 3 * min(LENGTHS)
 """Lines shorter than this are not judged (a run's window needs its flanks): only lost and repeated lines are
 flagged (and crashes, on lines of ``feedback.RAIL_RUN`` pixels and more)."""
@@ -374,10 +397,18 @@ class HealthMonitor:
             if verdict is not None:
                 verdict.evidence["bar"] = round(bars["z_scar" if verdict.kind == "scar" else "z_step"], 2)
                 return [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
-        if runs or len(track.steps) < OFFSET_HISTORY:
+        if runs or len(track.steps) < OFFSET_MIN:
             return []
         verdict = judge_offset(
-            c.step, float(np.median(line - c.previous)), c.level, line, c.before, bars["step"], bars["step_spread"], bars["sigma"]
+            c.step,
+            float(np.median(line - c.previous)),
+            c.level,
+            line,
+            c.before,
+            bars["step"],
+            bars["step_spread"],
+            bars["sigma"],
+            _OFFSET_BARS[min(len(track.steps), OFFSET_HISTORY)],
         )
         return [] if verdict is None else [Finding(verdict.kind, c.row, verdict.columns, pass_, verdict.evidence)]
 

@@ -164,6 +164,7 @@ def judge_offset(
     typical_step: float,
     spread: float,
     sigma: float,
+    z_bar: float = Z_OFFSET,
 ) -> Verdict | None:
     """A tip change at a line's start, or a scar the width of the line. A tip change: the line's offset ``step``
     from the line before stands out from the recent steps (``typical_step``, ``spread``), the next line keeps it
@@ -173,18 +174,19 @@ def judge_offset(
     the next line ``after`` is back at their level; judged against their median, as the offsets wander from line
     to line. Both are judged in units of ``spread``, how far lines move from one to the next (a scar's offset from
     the median of three lines is measured against the steps of single lines: a looser bar where the offsets
-    wander, a stricter one where they jitter). ``sigma``: as for ``judge_run`` (``MIN_HEIGHT``)."""
+    wander, a stricter one where they jitter), ``z_bar`` of them (``Z_OFFSET``; higher where ``spread`` comes from
+    few lines). ``sigma``: as for ``judge_run`` (``MIN_HEIGHT``)."""
     cols = before.size
     # ``before`` is 2 lines' slope behind the line on average, 3 behind the next.
     away = level - 2 * typical_step
-    if abs(away) / max(spread, 1e-300) >= Z_OFFSET and abs(away) >= MIN_HEIGHT * sigma:
+    if abs(away) / max(spread, 1e-300) >= z_bar and abs(away) >= MIN_HEIGHT * sigma:
         back = float(np.median(after - before)) - 3 * typical_step
         if abs(back) <= PERSISTS * abs(away):
             evidence = {"z": round(abs(away) / max(spread, 1e-300), 2), "height": away, "back": back, "step_spread": spread}
             return Verdict("scar", (0, cols), evidence)
     jump = step - typical_step
     z = abs(jump) / max(spread, 1e-300)
-    if z < Z_OFFSET or abs(jump) < MIN_HEIGHT * sigma:
+    if z < z_bar or abs(jump) < MIN_HEIGHT * sigma:
         return None
     kept = next_step - 2 * typical_step
     if abs(kept - jump) > PERSISTS * abs(jump) or abs(away - jump) > PERSISTS * abs(jump):
