@@ -112,8 +112,9 @@ veto), or the floors where the law is narrow (most scans). `GUMBEL_Q` was set by
 `benchmarks/alerts_calibrate.py` on 100 clean frames per mode from seeds held apart from this page's
 (from TEST_SEED_BASE + 315 000): on simulator 5 with the noise change of 2026-12-05, 0.04 false alerts per
 frame trace only and 0.10 with both passes at q = 6 (0.10 at q = 5, 0.08 at q = 7, both passes; on simulator 2
-it was 0.03 and 0.07 at q = 6); the clean frames below are another seed block, so their
-rate is the held-out check. Each tip change and scar alert carries the bar it cleared (`evidence.bar`).
+it was 0.03 and 0.07 at q = 6; with whole lines' offsets judged from the 24th line on, `monitor.offset_bar`,
+0.05 trace only, 0.10 with both passes); the clean frames below are another seed block, so their rate is the
+held-out check. Each tip change and scar alert carries the bar it cleared (`evidence.bar`).
 
 **Noise changes judged on the residual's steps from pixel to pixel (2026-12-05, thirty-first session).** On
 simulator 5 the page had stopped meeting the false-alarm bar (0.07 per clean frame trace only, 0.12 with both
