@@ -145,15 +145,22 @@ def test_output_folders_among_the_inputs(tmp_path, capsys):
     assert "is a folder; give -r" in capsys.readouterr().err
 
 
+def _denoise_archive(tmp_path: Path, capsys, scans: dict[str, np.ndarray]):
+    """``maed denoise -r`` over a folder of the ``.npy`` scans ``scans`` (name: array) into ``tmp_path / "out"``;
+    what it printed."""
+    (tmp_path / "in").mkdir()
+    for name, scan in scans.items():
+        np.save(tmp_path / "in" / name, scan)
+    args = ["denoise", "-r", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--backend", "onnx", "--jobs", "1", "--threads", "1"]
+    assert main(args) == 0
+    return capsys.readouterr()
+
+
 def test_an_archive_names_the_stripes_the_network_removed_from_one_pass(tmp_path, capsys):
     rng = np.random.default_rng(3)
     y, x = np.mgrid[0:128, 0:128].astype(float)
-    (tmp_path / "in").mkdir()
-    np.save(tmp_path / "in" / "stripes.npy", 1e-10 * (np.cos(2 * np.pi * (x / 5.3 + y / 40)) + 0.5 * rng.standard_normal((128, 128))))
-    np.save(tmp_path / "in" / "plain.npy", 0.5e-10 * rng.standard_normal((128, 128)))
-    args = ["denoise", "-r", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--backend", "onnx", "--jobs", "1", "--threads", "1"]
-    assert main(args) == 0
-    captured = capsys.readouterr()
+    stripes = 1e-10 * (np.cos(2 * np.pi * (x / 5.3 + y / 40)) + 0.5 * rng.standard_normal((128, 128)))
+    captured = _denoise_archive(tmp_path, capsys, {"stripes.npy": stripes, "plain.npy": 0.5e-10 * rng.standard_normal((128, 128))})
     assert _summary(captured.out)["stripes removed, pick-up or 1-D lattice"] == "1"
     (line,) = [line for line in captured.err.splitlines() if "periodic stripes" in line]
     assert "stripes.npy: the network removed periodic stripes" in line
@@ -201,12 +208,8 @@ def test_an_archive_counts_the_scans_whose_tip_change_was_taken_off(tmp_path, ca
     scan = lattice + rng.normal(0, 0.1, lattice.shape)
     scan[150, 100:] += 0.6
     scan[151:] += 0.6
-    (tmp_path / "in").mkdir()
-    np.save(tmp_path / "in" / "jump.npy", 1e-10 * scan)
-    np.save(tmp_path / "in" / "plain.npy", 1e-10 * (lattice + rng.normal(0, 0.1, lattice.shape)))
-    args = ["denoise", "-r", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--backend", "onnx", "--jobs", "1", "--threads", "1"]
-    assert main(args) == 0
-    captured = capsys.readouterr()
+    plain = lattice + rng.normal(0, 0.1, lattice.shape)
+    captured = _denoise_archive(tmp_path, capsys, {"jump.npy": 1e-10 * scan, "plain.npy": 1e-10 * plain})
     assert _summary(captured.out)["with a tip change taken off (line jump)"] == "1"
     (line,) = [line for line in captured.err.splitlines() if "tip change" in line]
     assert "jump.npy: a jump of whole lines (a tip change) taken off: rows 150 to 255" in line

@@ -96,12 +96,18 @@ class LineJump:
         return {"rows_moved": [self.start, self.stop], "height": self.height, "both_passes": self.both_passes}
 
 
-def _levels(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row-level changes of ``image`` (rows - 1; the median of each row's difference from the row before, their
-    median off: a plane's slope across the rows is no jump) and the same per strip of columns (rows - 1, strips)."""
+def _row_changes(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """Row-level changes of ``image`` (rows - 1; the median of each row's difference from the row before) less their
+    median, a plane's slope across the rows, which is no jump; and that slope."""
     changes = np.median(np.diff(image, axis=0), axis=1)
     slope = float(np.nanmedian(changes)) if np.isfinite(changes).any() else 0.0
-    return changes - slope, row_changes_by_strip(image) - slope
+    return changes - slope, slope
+
+
+def _levels(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_row_changes`` of ``image`` and the same per strip of columns (rows - 1, strips)."""
+    changes, slope = _row_changes(image)
+    return changes, row_changes_by_strip(image) - slope
 
 
 def _quantum(raw: np.ndarray) -> float:
@@ -122,7 +128,7 @@ def find_line_jumps(frame: np.ndarray, raw: np.ndarray, other_pass: np.ndarray |
     for each, the row after which the raw scan makes it (between ``row`` and ``row + 1``) and whether the other pass
     judged it, in order of rows."""
     frame, raw = np.asarray(frame, dtype=np.float64), np.asarray(raw, dtype=np.float64)
-    changes = _levels(frame)[0]
+    changes = _row_changes(frame)[0]
     raw_changes, raw_strips = _levels(raw)
     if len(raw_changes) < 2 * AROUND + 1:
         return []
@@ -180,7 +186,7 @@ def take_off_line_jumps(raw: np.ndarray, jumps: list[tuple[int, bool]]) -> tuple
     over its ``WINDOW``, by moving the rows on its side with fewer rows and mending the line split by it; and the
     jumps taken off."""
     out = np.array(raw, dtype=np.float64)
-    changes = _levels(out)[0]
+    changes = _row_changes(out)[0]
     taken = []
     for row, both_passes in jumps:
         height = float(changes[row - WINDOW : row + WINDOW + 1].sum())
