@@ -113,7 +113,28 @@ from line to line, move the levels less). Of 2000 draws each of a random walk, i
 up to 4 (0.2 %, random walks); ``tests/test_line_offsets.py`` keeps 200 draws of 256 rows."""
 STEP_SHARE = 0.5
 """A run whose largest single change is this share of its whole change or more is one line's jump (a tip change,
-or an edge exactly along one row), which no row levels can tell from an offset: it stays removed."""
+or an edge exactly along one row), which no row levels can tell from an offset, where the strips of columns make it
+in one row too (``STEP_SPREAD``): it stays removed."""
+ONE_LINE_SHARE = 0.7
+"""A run whose largest single change is this share of its whole change or more is one line's jump whatever its strips
+of columns do (``STEP_SPREAD``): a line offset beside a feature's rows, which spread the strips' changes."""
+NARROW_EDGE_ROWS = 3
+NARROW_EDGE_SHARE = 0.8
+"""A run whose largest change passes ``STEP_SHARE`` is a narrow step edge only where ``NARROW_EDGE_ROWS`` consecutive
+rows hold this share of its change (``narrow_edge``): the blind simulator's straight edges at 0 degrees hold 0.97 in
+3 rows; two tip changes a few rows apart hold each their own jump, about half (this simulator's `standing_waves`
+scan 23 of ``maed eval --families``: two jumps 5 rows apart passed as an edge without this test, 19.7 -> -2.7 dB)."""
+STEP_SPREAD = 0.6
+"""A run whose largest change passes ``STEP_SHARE`` (not ``ONE_LINE_SHARE``) is still a step (``narrow_edge``) where two
+strips of columns or more make less than this share of their change over it in any one row: a step edge along the rows spreads
+over the rows its width spans in every column (on the blind simulator's straight edges at 0 degrees, 2 to 3 rows: the
+largest row held 0.42 to 0.67 of a strip's change), a tip change moves every column in one row, all strips but the
+one holding the column where the line was split. Measured 2026-12-05 (``docs/model.md``): four blind draws (288
+scans) 29.55 -> 29.65 dB, 2 changed (`steps` 9200005 23.6 -> 54.4 dB, six straight edges at 0 degrees; `steps`
+9200000 -0.8, frizzy edges); two more draws (144 scans) 29.01 -> 29.51, 4 changed (`steps` 9700005 +35.1, 9700007
++18.7, `islands` 9700004 +18.1, -0.07 on one). Without ``ONE_LINE_SHARE`` a line offset in
+the rows of a lattice nearly along the rows passed (-3.1 dB); at 0.8 (``line_jumps.ABRUPT``) two tip changes 4 rows
+apart, or one with the rows beside it changing too, passed as steps (-3.0 and -3.4 dB)."""
 
 
 STRIPS = 4
@@ -137,7 +158,7 @@ def row_changes_by_strip(levelled: np.ndarray) -> np.ndarray:
 def surface_steps(levels: np.ndarray, strip_changes: np.ndarray) -> np.ndarray:
     """The surface's steps along the rows in row levels that an alignment took off: runs of rows whose levels change
     the same way, by far more than offsets change them over as many rows (``STEP_Z``), spread over several rows
-    (``STEP_SHARE``), alike across the frame (``STRIP_AGREEMENT``; ``strip_changes``: ``row_changes_by_strip`` of
+    (``STEP_SHARE``) or a narrow edge's few (``narrow_edge``), alike across the frame (``STRIP_AGREEMENT``; ``strip_changes``: ``row_changes_by_strip`` of
     the scan the alignment was applied to) and not the piezo's creep from the frame's edge (``creep_at_frame_edge``).
     Returned as a profile over the rows from zero at the first (zero where
     there is no such run): the runs' own changes, less the rows' median change (the trend every row shares).
@@ -168,7 +189,10 @@ def surface_steps(levels: np.ndarray, strip_changes: np.ndarray) -> np.ndarray:
             for (rows,) in ndimage.find_objects(runs):
                 excess = sign * (changes[rows] - centre)
                 whole = float(excess.sum())
-                if not excess.max() < STEP_SHARE * whole or creep_at_frame_edge(sign * (smooth - smooth_centre), rows):
+                if not whole > 0 or creep_at_frame_edge(sign * (smooth - smooth_centre), rows):
+                    continue
+                share = excess.max() / whole
+                if share >= ONE_LINE_SHARE or (share >= STEP_SHARE and not narrow_edge(excess, sign * (strip_changes[rows] - centre))):
                     continue
                 if (sign * (strip_changes[rows] - centre)).sum(axis=0).min() < STRIP_AGREEMENT * whole:
                     continue
@@ -183,6 +207,18 @@ def surface_steps(levels: np.ndarray, strip_changes: np.ndarray) -> np.ndarray:
     if not kept.any():
         return none
     return np.concatenate(([0.0], np.cumsum(np.where(kept, changes - float(np.median(changes[~kept])), 0.0))))
+
+
+def narrow_edge(excess: np.ndarray, strip_excess: np.ndarray) -> bool:
+    """Whether a run of rows whose largest change holds most of it (``STEP_SHARE``) is a narrow step edge along the
+    rows, not one line's jump or two: ``NARROW_EDGE_ROWS`` consecutive rows hold ``NARROW_EDGE_SHARE`` of its change,
+    and two strips of columns or more spread theirs over those rows (``STEP_SPREAD``). ``excess``: the run's change per
+    row beyond the rows' median change, signed so that its sum is positive; ``strip_excess``: the same per strip."""
+    whole = float(excess.sum())
+    if np.convolve(excess, np.ones(NARROW_EDGE_ROWS), mode="full").max() < NARROW_EDGE_SHARE * whole:
+        return False
+    totals = strip_excess.sum(axis=0)
+    return int(np.sum((totals > 0) & (strip_excess.max(axis=0) < STEP_SPREAD * totals))) >= 2
 
 
 CREEP_EDGE_SHARE = 0.5
