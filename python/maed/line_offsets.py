@@ -158,10 +158,10 @@ def row_changes_by_strip(levelled: np.ndarray) -> np.ndarray:
 def surface_steps(levels: np.ndarray, strip_changes: np.ndarray) -> np.ndarray:
     """The surface's steps along the rows in row levels that an alignment took off: runs of rows whose levels change
     the same way, by far more than offsets change them over as many rows (``STEP_Z``), spread over several rows
-    (``STEP_SHARE``) or a narrow edge's few (``narrow_edge``), alike across the frame (``STRIP_AGREEMENT``; ``strip_changes``: ``row_changes_by_strip`` of
-    the scan the alignment was applied to) and not the piezo's creep from the frame's edge (``creep_at_frame_edge``).
-    Returned as a profile over the rows from zero at the first (zero where
-    there is no such run): the runs' own changes, less the rows' median change (the trend every row shares).
+    (``STEP_SHARE``) or a narrow edge's few (``narrow_edge``), alike across the frame (``STRIP_AGREEMENT``;
+    ``strip_changes``: ``row_changes_by_strip`` of the scan the alignment was applied to) and not the piezo's creep
+    from the frame's edge (``creep_at_frame_edge``). Returned as a profile over the rows from zero at the first (zero
+    where there is no such run): the runs' own changes, less the rows' median change (the trend every row shares).
 
     A step edge that runs along the fast axis changes every pixel of the rows it crosses alike, so an alignment
     takes it for line offsets and erases it: terraces become one ramp (the blind simulator's steps at 0 degrees,
