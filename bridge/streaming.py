@@ -384,9 +384,10 @@ class StreamingDenoiser:
     def steps(self, start: int) -> np.ndarray:
         """The surface's steps along the rows over acquisition rows ``[start, rows denoised)``, scan's unit: found in
         what the alignment took off every row so far (``maed.line_offsets.surface_steps``, as ``maed.normalise`` for
-        the final frame), and continuous with what the latest verdicts gave back at the row above them (rows above
-        the guard's window keep what was published there)."""
-        steps = surface_steps(self._alignment_levels[: self._done], self._strip_changes[1 : self._done])
+        the final frame; a run that reaches the newest row may not have ended, and waits), and continuous with what
+        the latest verdicts gave back at the row above them (rows above the guard's window keep what was published
+        there)."""
+        steps = surface_steps(self._alignment_levels[: self._done], self._strip_changes[1 : self._done], newest_last=self._done < self.rows)
         if start > 0:
             steps = steps - steps[start - 1] + self._steps[start - 1]
         return steps[start:]

@@ -211,7 +211,9 @@ def test_a_sharp_step_edge_along_the_rows_is_a_step_where_a_tip_change_is_not():
     (``STEP_SPREAD``), and the edge holds its change in three rows (``NARROW_EDGE_SHARE``). Of 50 draws of white
     offsets each, the edges come back within a tenth of their height; a tip change of the same height, all of it
     between two lines, never does, nor do two tip changes 5 rows apart, equal or of 0.6 and 0.4 of it
-    (``TWO_LINES_SHARE``)."""
+    (``TWO_LINES_SHARE``), nor two rows apart (``NARROW_EDGE_MIDDLE``), nor one within a line, split over two rows
+    by the rows' medians but made in one row by each strip of columns (``STEP_SPREAD``). Two tip changes on
+    consecutive lines cannot be told from an edge two rows wide."""
     profile = np.array([0.07, 0.41, 0.5, 0.02])  # the blind simulator's straight edges at 0 degrees: 0.42-0.67 in one row
     for seed in range(50):
         rng = np.random.default_rng(seed)
@@ -222,9 +224,16 @@ def test_a_sharp_step_edge_along_the_rows_is_a_step_where_a_tip_change_is_not():
         levels = np.concatenate(([0.0], np.cumsum(edges))) + offsets
         found = surface_steps(levels, alike(levels))
         assert abs((found[-1] - found[0]) - edges.sum()) < 0.1 * abs(edges.sum()), seed
-        for jumps in ({120: -30.0}, {120: -18.0, 125: -12.0}, {120: -15.0, 125: -15.0}):
+        for jumps in ({120: -30.0}, {120: -18.0, 125: -12.0}, {120: -15.0, 125: -15.0}, {120: -15.0, 122: -15.0}):
             tips = np.concatenate(([0.0], np.cumsum([jumps.get(row, 0.0) for row in range(SIZE - 1)]))) + offsets
             assert not surface_steps(tips, alike(tips)).any(), (seed, jumps)
+        # A tip change within a line: its rows' medians split it over two rows (0.6 and 0.4), but each strip of
+        # columns makes all of its share in one of them, the strips left of the column in the later row.
+        split = np.concatenate(([0.0], np.cumsum([{120: -18.0, 121: -12.0}.get(row, 0.0) for row in range(SIZE - 1)]))) + offsets
+        strips = alike(split)
+        strips[120:122, :2] = [[0.0, 0.0], [-30.0, -30.0]]
+        strips[120:122, 2:] = [[-30.0, -30.0], [0.0, 0.0]]
+        assert not surface_steps(split, strips).any(), seed
 
 
 def test_a_step_edge_the_frame_cuts_is_a_step_and_a_creep_from_the_frame_s_edge_is_not():
@@ -232,7 +241,8 @@ def test_a_step_edge_the_frame_cuts_is_a_step_and_a_creep_from_the_frame_s_edge_
     the frame's edge; the piezo's creep after the move to the scan's start changes them most at the first row, and
     fades. Of 50 draws of white row offsets (a hundredth of the step) each: the cut edges come back, within a tenth of
     their height, and no creep (tau 5 to 40 rows, 5 to 20 times the offsets) passes as a step. (An edge cut nearer its middle fades from
-    the frame's edge as a creep does: one pass cannot tell them apart.)"""
+    the frame's edge as a creep does: one pass cannot tell them apart.) A creep that runs into a step edge of its own
+    sign is no step over its own rows."""
     rows = np.arange(SIZE)
     for seed in range(50):
         rng = np.random.default_rng(seed)
@@ -244,7 +254,12 @@ def test_a_step_edge_the_frame_cuts_is_a_step_and_a_creep_from_the_frame_s_edge_
             given_back = found[-1] - found[0]
             assert abs(given_back - (edge[-1] - edge[0])) < 0.1 * np.ptp(edge), (seed, middle)
         creep = rng.uniform(1.5, 6) * np.exp(-rows / rng.uniform(5, 40))
-        assert not surface_steps(creep + offsets, alike(creep + offsets)).any(), seed
+        for levels in (creep + offsets, creep[::-1] + offsets):  # from the first row, or the last (a scan upwards)
+            assert not surface_steps(levels, alike(levels)).any(), seed
+        # A creep that runs into a step edge of its own sign is judged by its own start, not by the edge's peak.
+        into_edge = -6.0 * np.exp(-rows / 10.0) + 7.5 * np.tanh((rows - 30) / 5.0) + offsets / 3
+        found = surface_steps(into_edge, alike(into_edge))
+        assert abs(found[12] - found[0]) < 0.5, seed
 
 
 def alike(levels):

@@ -127,8 +127,12 @@ NARROW_EDGE_ROWS = 3
 NARROW_EDGE_SHARE = 0.8
 """A run whose largest change passes ``STEP_SHARE`` is a narrow step edge only where ``NARROW_EDGE_ROWS`` consecutive
 rows hold this share of its change (``narrow_edge``): the blind simulator's straight edges at 0 degrees hold 0.97 in
-3 rows; two tip changes a few rows apart hold each their own jump, about half (this simulator's `standing_waves`
+3 rows; two tip changes 3 rows apart or more hold each their own jump, about half (this simulator's `standing_waves`
 scan 23 of ``maed eval --families``: two jumps 5 rows apart passed as an edge without this test, 19.7 -> -2.7 dB)."""
+NARROW_EDGE_MIDDLE = 0.15
+"""Least share of a narrow edge's change that the middle row of its ``NARROW_EDGE_ROWS`` holds: an edge changes every
+row it spans, two tip changes two rows apart leave the row between them still. Two tip changes on consecutive lines
+cannot be told from an edge two rows wide, in one pass: they pass as a step."""
 STEP_SPREAD = 0.6
 """A run whose largest change passes ``STEP_SHARE`` (not ``ONE_LINE_SHARE``) is still a step (``narrow_edge``) where two
 strips of columns or more make less than this share of their change over it in any one row: a step edge along the rows spreads
@@ -160,12 +164,13 @@ def row_changes_by_strip(levelled: np.ndarray) -> np.ndarray:
     return np.stack([np.median(differences[:, columns], axis=1) for columns in strips], axis=1)
 
 
-def surface_steps(levels: np.ndarray, strip_changes: np.ndarray) -> np.ndarray:
+def surface_steps(levels: np.ndarray, strip_changes: np.ndarray, newest_last: bool = False) -> np.ndarray:
     """The surface's steps along the rows in row levels that an alignment took off: runs of rows whose levels change
     the same way, by far more than offsets change them over as many rows (``STEP_Z``), spread over several rows
     (``STEP_SHARE``) or a narrow edge's few (``narrow_edge``), alike across the frame (``STRIP_AGREEMENT``;
     ``strip_changes``: ``row_changes_by_strip`` of the scan the alignment was applied to) and not the piezo's creep
-    from the frame's edge (``creep_at_frame_edge``). Returned as a profile over the rows from zero at the first (zero
+    from the frame's edge (``creep_at_frame_edge``; ``newest_last``: the last row is the newest of a frame still being
+    acquired). Returned as a profile over the rows from zero at the first (zero
     where there is no such run): the runs' own changes, less the rows' median change (the trend every row shares).
 
     A step edge that runs along the fast axis changes every pixel of the rows it crosses alike, so an alignment
@@ -194,7 +199,7 @@ def surface_steps(levels: np.ndarray, strip_changes: np.ndarray) -> np.ndarray:
             for (rows,) in ndimage.find_objects(runs):
                 excess = sign * (changes[rows] - centre)
                 whole = float(excess.sum())
-                if not whole > 0 or creep_at_frame_edge(sign * (smooth - smooth_centre), rows):
+                if not whole > 0 or creep_at_frame_edge(sign * (smooth - smooth_centre), rows, newest_last):
                     continue
                 share, two_lines = excess.max() / whole, float(np.sort(excess)[-2:].sum()) / whole
                 if share >= ONE_LINE_SHARE or (
@@ -217,12 +222,16 @@ def surface_steps(levels: np.ndarray, strip_changes: np.ndarray) -> np.ndarray:
 
 
 def narrow_edge(excess: np.ndarray, strip_excess: np.ndarray) -> bool:
-    """Whether a run of rows whose largest change or two hold most of it (``STEP_SHARE``, ``TWO_LINES_SHARE``) is a narrow
-    step edge along the rows, not one line's jump or two: ``NARROW_EDGE_ROWS`` consecutive rows hold ``NARROW_EDGE_SHARE`` of its change,
-    and two strips of columns or more spread theirs over those rows (``STEP_SPREAD``). ``excess``: the run's change per
-    row beyond the rows' median change, signed so that its sum is positive; ``strip_excess``: the same per strip."""
+    """Whether a run of rows whose largest change or two hold most of it (``STEP_SHARE``, ``TWO_LINES_SHARE``) is a
+    narrow step edge along the rows, not one line's jump or two: ``NARROW_EDGE_ROWS`` consecutive rows hold
+    ``NARROW_EDGE_SHARE`` of its change, the middle one ``NARROW_EDGE_MIDDLE`` of it, and two strips of columns or
+    more make under ``STEP_SPREAD`` of their change over the run in any one row. ``excess``: the run's change per row
+    beyond the rows' median change, signed so that its sum is positive; ``strip_excess``: the same per strip."""
     whole = float(excess.sum())
-    if np.convolve(excess, np.ones(NARROW_EDGE_ROWS), mode="full").max() < NARROW_EDGE_SHARE * whole:
+    padded = np.pad(excess, NARROW_EDGE_ROWS - 1)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, NARROW_EDGE_ROWS)
+    best = windows[np.argmax(windows.sum(axis=1))]
+    if best.sum() < NARROW_EDGE_SHARE * whole or best[NARROW_EDGE_ROWS // 2] < NARROW_EDGE_MIDDLE * whole:
         return False
     totals = strip_excess.sum(axis=0)
     return int(np.sum((totals > 0) & (strip_excess.max(axis=0) < STEP_SPREAD * totals))) >= 2
@@ -231,10 +240,10 @@ def narrow_edge(excess: np.ndarray, strip_excess: np.ndarray) -> bool:
 CREEP_EDGE_SHARE = 0.5
 """A run of rows changing together that begins (or ends) within ``CREEP_EDGE_ROWS`` of the frame's first (or last) row
 is the piezo's creep where the smoothed change over those rows is on average at least this share of the run's largest
-(``creep_at_frame_edge``). Before (2026-12-05) every run from the frame's first or last row was taken for creep, and a
-step edge that the frame cut stayed erased: on the blind simulator (288 scans of four draws) 4 scans changed, all
-gaining (`steps` 9300007 29.7 -> 59.6 dB, 9400006 32.9 -> 56.2, 9400010 25.6 -> 39.5, `mixed` 9400006 15.8 ->
-40.4). Judged by the smoothed change at the edge row alone, noise let a creep's run start a row in (a creep passed
+near the edge (``creep_at_frame_edge``). Before (2026-12-05) every run from the frame's first or last row was taken
+for creep, and a step edge that the frame cut stayed erased: on the blind simulator (288 scans of four draws) 4 scans
+changed, all gaining (`steps` 9300007 29.7 -> 59.6 dB, 9400006 32.9 -> 56.2, 9400010 25.6 -> 39.5, `mixed` 9400006
+15.8 -> 40.4). Judged by the smoothed change at the edge row alone, noise let a creep's run start a row in (a creep passed
 as a step in 1 of 50 draws of ``tests/test_line_offsets.py``); by the raw changes' first two rows, creeps of 57 rows
 that the noise hides row by row passed as steps (`atomic` 9100010 -1.0 dB)."""
 CREEP_EDGE_ROWS = int(2 * STEP_SMOOTH)
@@ -242,17 +251,33 @@ CREEP_EDGE_ROWS = int(2 * STEP_SMOOTH)
 changes can end a creep's run a row or two short of the frame's edge."""
 
 
-def creep_at_frame_edge(change: np.ndarray, rows: slice) -> bool:
+def creep_at_frame_edge(change: np.ndarray, rows: slice, newest_last: bool = False) -> bool:
     """Whether a run of ``rows`` reads as the piezo's creep after the move to the scan's start, given the smoothed
     ``change`` of every row beyond the rows' median change: the run begins at the frame's first or last row (the first
-    as the slow axis ran; ``CREEP_EDGE_ROWS``) and the change is near its largest there, as a relaxation is at its start
-    (``CREEP_EDGE_SHARE``). A step edge that the frame cut rises from the frame's edge to the edge's middle; a run
-    over every row is never a step."""
+    as the slow axis ran; ``CREEP_EDGE_ROWS``) and the change there is near its largest (``CREEP_EDGE_SHARE``), as a
+    relaxation's is at its start. A step edge that the frame cut rises from the frame's edge to the edge's middle; a
+    run over every row is never a step. The largest is sought from the frame's edge inward until the change falls
+    under ``CREEP_EDGE_SHARE`` of the largest so far: a creep that runs into a step edge of its own sign is judged by
+    its own start, not by that edge's peak, and the run stays removed, edge and all. ``newest_last``: the last row is
+    the newest of a frame still being acquired, not an edge: a run that reaches it may not have ended, and waits."""
     at_start, at_end = rows.start <= CREEP_EDGE_ROWS, rows.stop >= len(change) - CREEP_EDGE_ROWS
+    if at_end and newest_last:
+        return True
     if at_start and at_end:
         return True
-    bar = CREEP_EDGE_SHARE * float(change[rows].max())
-    return bool((at_start and change[:CREEP_EDGE_ROWS].mean() >= bar) or (at_end and change[-CREEP_EDGE_ROWS:].mean() >= bar))
+    if at_start:
+        return _largest_at_edge(change[:CREEP_EDGE_ROWS], change[rows])
+    return at_end and _largest_at_edge(change[-CREEP_EDGE_ROWS:][::-1], change[rows][::-1])
+
+
+def _largest_at_edge(at_edge: np.ndarray, inward: np.ndarray) -> bool:
+    """Whether the change over a frame's edge rows (``at_edge``) is on average ``CREEP_EDGE_SHARE`` of the largest of
+    a run's changes (``inward``, from the frame's edge), sought until they fall under that share of the largest so
+    far."""
+    so_far = np.maximum.accumulate(inward)
+    fallen = np.flatnonzero(inward < CREEP_EDGE_SHARE * so_far)
+    lead = inward[: fallen[0]] if fallen.size else inward
+    return bool(at_edge.mean() >= CREEP_EDGE_SHARE * float(lead.max()))
 
 
 def untilted(profile: np.ndarray) -> np.ndarray:
