@@ -29,10 +29,17 @@ from maed.research.bench import cpu_model
 
 SEED0 = 9_100_000
 DRAW_STRIDE = 100_000
-"""Seeds of draw ``k`` start at ``SEED0 + k * DRAW_STRIDE``. None is held out any more: the first draw is the page
-the product's blind-simulator changes were measured on until 2026-12-05, the second was looked at now and then, the
-third's first three seeds of each family are ``quiet_scans.py``'s scans (the twenty-eighth session tuned on them),
-and the thirty-third session measured its changes on all four. The simulator was never trained on."""
+"""Seeds of draw ``k`` (from 1) start at ``first_seed(k)``, ``SEED0 + (k - 1) * DRAW_STRIDE``. None is held out any
+more: the first draw is the page the product's blind-simulator changes were measured on until 2026-12-05, the second
+was looked at now and then, the third's first three seeds of each family are ``quiet_scans.py``'s scans (the
+twenty-eighth session tuned on them), the thirty-third session measured its changes on all four, and the seventh and
+eighth, scored fresh at the thirty-fourth session's start (``docs/results/blind-fresh.md``), were measured on after.
+The simulator was never trained on."""
+
+
+def first_seed(draw: int) -> int:
+    """The first seed of draw number ``draw`` (from 1)."""
+    return SEED0 + (draw - 1) * DRAW_STRIDE
 
 
 def level_to(out: np.ndarray, clean: np.ndarray) -> np.ndarray:
@@ -105,11 +112,10 @@ def draws_table(by_draw: list[dict[str, list[float]]], model: str, scans: int, f
         "| draw | seeds | raw | classical | " + model + " | Δ vs classical (dB) | scans < classical |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for k, scores in enumerate(by_draw, start=first_draw - 1):
-        first = SEED0 + k * DRAW_STRIDE
+    for k, scores in enumerate(by_draw, start=first_draw):
         v, c = np.asarray(scores[model]), np.asarray(scores["classical"])
         lines.append(
-            f"| {k + 1} | {first} + 0..{scans - 1} | {np.mean(scores['raw']):.2f} | {c.mean():.2f} | {v.mean():.2f} | "
+            f"| {k} | {first_seed(k)} + 0..{scans - 1} | {np.mean(scores['raw']):.2f} | {c.mean():.2f} | {v.mean():.2f} | "
             f"{(v - c).mean():+.2f} | {int((v < c).sum())} |"
         )
     return "\n".join(lines)
@@ -180,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tqdm(total=args.draws * len(families) * args.scans, file=sys.stderr, desc="blind scans") as bar:
         for draw_index, fam, i in ((k, f, i) for k in range(args.draws) for f in families for i in range(args.scans)):
-            seed = SEED0 + (args.first_draw - 1 + draw_index) * DRAW_STRIDE + i
+            seed = first_seed(args.first_draw + draw_index) + i
             noisy, clean, _ = draw(fam, seed, args.size)
             outs = {"raw": noisy, "classical": classical(noisy)}
             for name, backend in backends.items():

@@ -240,9 +240,9 @@ def test_a_step_edge_the_frame_cuts_is_a_step_and_a_creep_from_the_frame_s_edge_
     """A step edge whose middle lies two widths inside the frame's first or last row changes the rows most away from
     the frame's edge; the piezo's creep after the move to the scan's start changes them most at the first row, and
     fades. Of 50 draws of white row offsets (a hundredth of the step) each: the cut edges come back, within a tenth of
-    their height, and no creep (tau 5 to 40 rows, 5 to 20 times the offsets) passes as a step. (An edge cut nearer its middle fades from
-    the frame's edge as a creep does: one pass cannot tell them apart.) A creep that runs into a step edge of its own
-    sign is no step over its own rows."""
+    their height, and no creep (tau 5 to 40 rows, 5 to 20 times the offsets) passes as a step. (An edge cut nearer its
+    middle fades from the frame's edge as a creep does: one pass cannot tell them apart.) A creep that runs into a step
+    edge of its own sign is no step over its own rows."""
     rows = np.arange(SIZE)
     for seed in range(50):
         rng = np.random.default_rng(seed)

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .classical import robust_spread
-from .line_offsets import row_changes_by_strip
+from .line_offsets import row_changes_by_strip, strips_spreading
 
 WINDOW = 1
 """Rows either side of a jump's largest change that belong to it: a tip change mid-line splits its change between
@@ -169,7 +169,7 @@ def _abrupt_whole_lines(raw_strips: np.ndarray, height: float) -> bool:
     totals = (sign * raw_strips).sum(axis=0)
     if np.any(totals < STRIP_SHARE * abs(height)):
         return False
-    return int(np.sum((sign * raw_strips).max(axis=0) < ABRUPT * totals)) <= 1
+    return strips_spreading(sign * raw_strips, ABRUPT) <= 1
 
 
 def _in_other_pass(raw_strips: np.ndarray, other_changes: np.ndarray, other_strips: np.ndarray, height: float) -> bool:

@@ -135,15 +135,15 @@ row it spans, two tip changes two rows apart leave the row between them still. T
 cannot be told from an edge two rows wide, in one pass: they pass as a step."""
 STEP_SPREAD = 0.6
 """A run whose largest change passes ``STEP_SHARE`` (not ``ONE_LINE_SHARE``) is still a step (``narrow_edge``) where two
-strips of columns or more make less than this share of their change over it in any one row: a step edge along the rows spreads
-over the rows its width spans in every column (on the blind simulator's straight edges at 0 degrees, 2 to 3 rows: the
-largest row held 0.42 to 0.67 of a strip's change), a tip change moves every column in one row, all strips but the
-one holding the column where the line was split. Measured 2026-12-05 (``docs/model.md``): four blind draws (288
-scans) 29.55 -> 29.65 dB, 2 changed (`steps` 9200005 23.6 -> 54.4 dB, six straight edges at 0 degrees; `steps`
-9200000 -0.8, frizzy edges); two more draws (144 scans) 29.01 -> 29.51, 4 changed (`steps` 9700005 +35.1, 9700007
-+18.7, `islands` 9700004 +18.1, -0.07 on one). Without ``ONE_LINE_SHARE`` a line offset in
-the rows of a lattice nearly along the rows passed (-3.1 dB); at 0.8 (``line_jumps.ABRUPT``) two tip changes 4 rows
-apart, or one with the rows beside it changing too, passed as steps (-3.0 and -3.4 dB)."""
+strips of columns or more make less than this share of their change over it in any one row (``strips_spreading``): a
+step edge along the rows spreads over the rows its width spans in every column (on the blind simulator's straight
+edges at 0 degrees, 2 to 3 rows: the largest row held 0.42 to 0.67 of a strip's change), a tip change moves every
+column in one row, all strips but the one holding the column where the line was split. Measured 2026-12-05
+(``docs/model.md``): four blind draws (288 scans) 29.55 -> 29.65 dB, 2 changed (`steps` 9200005 23.6 -> 54.4 dB, six
+straight edges at 0 degrees; `steps` 9200000 -0.8, frizzy edges); two more draws (144 scans) 29.01 -> 29.51, 4
+changed (`steps` 9700005 +35.1, 9700007 +18.7, `islands` 9700004 +18.1, -0.07 on one). Without ``ONE_LINE_SHARE`` a
+line offset in the rows of a lattice nearly along the rows passed (-3.1 dB); at 0.8 (``line_jumps.ABRUPT``) two tip
+changes 4 rows apart, or one with the rows beside it changing too, passed as steps (-3.0 and -3.4 dB)."""
 
 
 STRIPS = 4
@@ -170,8 +170,8 @@ def surface_steps(levels: np.ndarray, strip_changes: np.ndarray, newest_last: bo
     (``STEP_SHARE``) or a narrow edge's few (``narrow_edge``), alike across the frame (``STRIP_AGREEMENT``;
     ``strip_changes``: ``row_changes_by_strip`` of the scan the alignment was applied to) and not the piezo's creep
     from the frame's edge (``creep_at_frame_edge``; ``newest_last``: the last row is the newest of a frame still being
-    acquired). Returned as a profile over the rows from zero at the first (zero
-    where there is no such run): the runs' own changes, less the rows' median change (the trend every row shares).
+    acquired). Returned as a profile over the rows from zero at the first (zero where there is no such run): the
+    runs' own changes, less the rows' median change (the trend every row shares).
 
     A step edge that runs along the fast axis changes every pixel of the rows it crosses alike, so an alignment
     takes it for line offsets and erases it: terraces become one ramp (the blind simulator's steps at 0 degrees,
@@ -201,12 +201,13 @@ def surface_steps(levels: np.ndarray, strip_changes: np.ndarray, newest_last: bo
                 whole = float(excess.sum())
                 if not whole > 0 or creep_at_frame_edge(sign * (smooth - smooth_centre), rows, newest_last):
                     continue
+                strip_excess = sign * (strip_changes[rows] - centre)
                 share, two_lines = excess.max() / whole, float(np.sort(excess)[-2:].sum()) / whole
                 if share >= ONE_LINE_SHARE or (
-                    (share >= STEP_SHARE or two_lines >= TWO_LINES_SHARE) and not narrow_edge(excess, sign * (strip_changes[rows] - centre))
+                    (share >= STEP_SHARE or two_lines >= TWO_LINES_SHARE) and not narrow_edge(excess, strip_excess)
                 ):
                     continue
-                if (sign * (strip_changes[rows] - centre)).sum(axis=0).min() < STRIP_AGREEMENT * whole:
+                if strip_excess.sum(axis=0).min() < STRIP_AGREEMENT * whole:
                     continue
                 # What offsets move the levels by over as many rows: as a random walk of the rows' changes would,
                 # or as the rows away from the runs do, where that is less (offsets that undo their changes).
@@ -233,8 +234,16 @@ def narrow_edge(excess: np.ndarray, strip_excess: np.ndarray) -> bool:
     best = windows[np.argmax(windows.sum(axis=1))]
     if best.sum() < NARROW_EDGE_SHARE * whole or best[NARROW_EDGE_ROWS // 2] < NARROW_EDGE_MIDDLE * whole:
         return False
-    totals = strip_excess.sum(axis=0)
-    return int(np.sum((totals > 0) & (strip_excess.max(axis=0) < STEP_SPREAD * totals))) >= 2
+    return strips_spreading(strip_excess, STEP_SPREAD) >= 2
+
+
+def strips_spreading(strip_change: np.ndarray, share: float) -> int:
+    """How many strips of columns make less than ``share`` of their change over a run of rows in any one row
+    (``strip_change``: each strip's change per row, signed so that the run's change is positive; a strip whose change
+    over the run is not positive spreads nothing). A tip change moves every column in one row; a step edge spreads
+    over the rows its width spans."""
+    totals = strip_change.sum(axis=0)
+    return int(np.sum((totals > 0) & (strip_change.max(axis=0) < share * totals)))
 
 
 CREEP_EDGE_SHARE = 0.5
@@ -243,9 +252,9 @@ is the piezo's creep where the smoothed change over those rows is on average at 
 near the edge (``creep_at_frame_edge``). Before (2026-12-05) every run from the frame's first or last row was taken
 for creep, and a step edge that the frame cut stayed erased: on the blind simulator (288 scans of four draws) 4 scans
 changed, all gaining (`steps` 9300007 29.7 -> 59.6 dB, 9400006 32.9 -> 56.2, 9400010 25.6 -> 39.5, `mixed` 9400006
-15.8 -> 40.4). Judged by the smoothed change at the edge row alone, noise let a creep's run start a row in (a creep passed
-as a step in 1 of 50 draws of ``tests/test_line_offsets.py``); by the raw changes' first two rows, creeps of 57 rows
-that the noise hides row by row passed as steps (`atomic` 9100010 -1.0 dB)."""
+15.8 -> 40.4). Judged by the smoothed change at the edge row alone, noise let a creep's run start a row in (a creep
+passed as a step in 1 of 50 draws of ``tests/test_line_offsets.py``); by the raw changes' first two rows, creeps of
+57 rows that the noise hides row by row passed as steps (`atomic` 9100010 -1.0 dB)."""
 CREEP_EDGE_ROWS = int(2 * STEP_SMOOTH)
 """Rows from the frame's first or last row within which a run counts as starting there: the noise of the smoothed
 changes can end a creep's run a row or two short of the frame's edge."""
@@ -261,9 +270,7 @@ def creep_at_frame_edge(change: np.ndarray, rows: slice, newest_last: bool = Fal
     its own start, not by that edge's peak, and the run stays removed, edge and all. ``newest_last``: the last row is
     the newest of a frame still being acquired, not an edge: a run that reaches it may not have ended, and waits."""
     at_start, at_end = rows.start <= CREEP_EDGE_ROWS, rows.stop >= len(change) - CREEP_EDGE_ROWS
-    if at_end and newest_last:
-        return True
-    if at_start and at_end:
+    if at_end and (newest_last or at_start):
         return True
     if at_start:
         return _largest_at_edge(change[:CREEP_EDGE_ROWS], change[rows])
