@@ -91,10 +91,11 @@ def test_each_bad_input_is_one_line_and_the_rest_still_processed(tmp_path, capsy
     for name, (array, _) in BAD_INPUTS.items():
         np.save(tmp_path / name, array)
     (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
     (tmp_path / "scan.xyz").write_text("1 2 3")
     Image.fromarray(np.zeros((20, 20, 3), np.uint8) + np.array([255, 0, 0], np.uint8)).save(tmp_path / "colour.png")
     np.save(tmp_path / "good.npy", make_pair(1, 64).noisy)
-    names = [*BAD_INPUTS, "junk.npy", "scan.xyz", "colour.png", "missing.npy", "good.npy"]
+    names = [*BAD_INPUTS, "junk.npy", "objects.npy", "scan.xyz", "colour.png", "missing.npy", "good.npy"]
     code = main(["denoise", *(str(tmp_path / n) for n in names), "-o", str(tmp_path / "out"), "--model", untrained])
     err = capsys.readouterr().err.strip().splitlines()[1:]  # first line says which back end runs
     assert code == 1
@@ -103,7 +104,9 @@ def test_each_bad_input_is_one_line_and_the_rest_still_processed(tmp_path, capsy
         assert line.startswith("maed: error: ") and name in line
     for line, (name, (_, word)) in zip(err, BAD_INPUTS.items()):
         assert word in line
-    assert "unreadable" in err[5] and "unsupported" in err[6] and "colour" in err[7] and "no such file" in err[8]
+    assert "not a NumPy .npy array" in err[5] and "Python objects" in err[6]
+    assert "allow_pickle" not in err[5] + err[6]  # NumPy's own advice would be to unpickle
+    assert "unsupported" in err[7] and "colour" in err[8] and "no such file" in err[9]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.json", "good.npy"]
 
 

@@ -78,7 +78,18 @@ def _read_image(path: Path) -> np.ndarray:
 
 def load_npy(path: Path) -> np.ndarray:
     """A ``.npy`` file's array: a 2-D one read once its header's shape is within the pixel budget; any other left
-    unread, mapped, for the caller to refuse by its shape (a scan is 2-D) without reading a byte of it."""
+    unread, mapped, for the caller to refuse by its shape (a scan is 2-D) without reading a byte of it. A file without
+    the ``.npy`` header, or one of Python objects (which only unpickling, able to run code, would read), is refused
+    by name: NumPy's own message for either advises ``allow_pickle``."""
+    with open(path, "rb") as stream:
+        try:
+            major, _ = np.lib.format.read_magic(stream)
+            header = np.lib.format.read_array_header_2_0 if major >= 2 else np.lib.format.read_array_header_1_0
+            _, _, dtype = header(stream)
+        except ValueError:
+            raise ScanError(f"{path}: not a NumPy .npy array (no valid .npy header)") from None
+    if dtype.hasobject:
+        raise ScanError(f"{path}: holds Python objects, not numbers; refused (reading them would unpickle, which can run code)")
     mapped = np.load(path, mmap_mode="r", allow_pickle=False)
     if mapped.ndim != 2:
         return mapped
