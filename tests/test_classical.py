@@ -14,6 +14,7 @@ from maed.classical import (
     median_smooth,
     remove_scars,
     run_pipeline,
+    scar_runs,
 )
 
 
@@ -151,6 +152,24 @@ def test_remove_scars_leaves_clean_image_nearly_unchanged():
     noisy = _noisy_surface(seed=6)
     change = _rms(remove_scars(noisy) - noisy)
     assert change < 1e-3 * _rms(noisy)
+
+
+def test_scar_runs_are_the_lone_scars_along_a_row():
+    noisy = _noisy_surface(seed=8)
+    scarred = noisy.copy()
+    scarred[30, 20:45] += 1.0  # a scar of 25 pixels
+    scarred[50, 40:42] += 1.0  # two pixels: noise or an atom, no scar
+    found = scar_runs(scarred)
+    assert found[30, 20:45].mean() > 0.8
+    assert found.sum() == found[30, 20:45].sum()
+
+
+def test_scar_runs_leave_rows_of_a_lattice_along_the_fast_axis():
+    noisy = _noisy_surface(seed=9)
+    rows = noisy.copy()
+    rows[20:50:3, 10:40] += 1.0  # a patch of a row lattice: each row stands out from both neighbours, as a scar does
+    assert not np.allclose(remove_scars(rows), rows)
+    assert not scar_runs(rows).any()
 
 
 # --- smoothing ------------------------------------------------------------

@@ -91,6 +91,25 @@ def test_a_local_failure_falls_back_locally():
     np.testing.assert_array_equal(out[90:, 90:], output[90:, 90:])
 
 
+def test_a_scar_the_network_took_off_is_not_structure_it_removed():
+    """A network that takes a scar (the tip's jump along part of one line) off but leaves a trace of it: the trace
+    follows the residual, and the windows around the scar read as structure removed. Blending the conservative
+    result in there would bring the whole scar back; the guard leaves the scar's pixels out of the local test."""
+    rng = np.random.default_rng(11)
+    clean = ndimage.gaussian_filter(rng.standard_normal((128, 128)), 8) * 20.0  # a gently rolling terrace
+    scar = np.zeros_like(clean)
+    scar[64, 30:70] = 3.0
+    noisy = clean + 0.1 * rng.standard_normal(clean.shape) + scar
+    output = clean + 0.15 * scar  # the scar taken off, a trace of it left
+    _, weight, verdict = guard(noisy, output)
+    assert verdict.output == "network" and weight.max() == 0
+    # The same trace of a structure that lies in the rows around it (a ridge three rows wide) is removed structure.
+    ridge = np.zeros_like(clean)
+    ridge[63:66, 30:70] = 3.0
+    _, weight, verdict = guard(clean + 0.1 * rng.standard_normal(clean.shape) + ridge, clean + 0.15 * ridge)
+    assert verdict.output == "blend" and weight[64, 30:70].mean() > 0.1
+
+
 def test_a_blended_fallback_takes_the_level_of_the_rows_around_it():
     """The network and the conservative result level each row their own way: a patch of one blended into the
     other takes each row's level from the output, or it would show as a step; a full fallback stands alone."""

@@ -174,6 +174,40 @@ def _interpolate_columns(img: Image, mask: NDArray[np.bool_]) -> Image:
     return out
 
 
+SCAR_RUN = 4
+"""Fewest pixels along a row that make a scar in ``scar_runs``: single pixels standing out are noise or atoms."""
+SCAR_ALONE_ROWS = (2, 3, 4)
+SCAR_ALONE_SHARE = 0.25
+"""A scar is alone: of its pixels, at most this share may have scar pixels ``SCAR_ALONE_ROWS`` rows above or below in
+the same column. The rows of a lattice along the fast axis stand out from the rows either side as a scar does, and
+repeat."""
+SCAR_MAX_SHARE = 0.02
+"""Where more of a frame than this passes for scars, they are its structure, and ``scar_runs`` finds none."""
+
+
+def scar_runs(img: ArrayLike, threshold: float = 3.0, max_width: int = 2) -> NDArray[np.bool_]:
+    """The pixels of a frame's scars as ``remove_scars`` finds them (runs of up to ``max_width`` rows standing out
+    from the rows on both sides by ``threshold`` noise scales), kept where they run along a row for ``SCAR_RUN``
+    pixels or more and stand alone (``SCAR_ALONE_SHARE``); none where they would cover more than
+    ``SCAR_MAX_SHARE`` of the frame."""
+    img = _as_image(img)
+    sigma = row_difference_spread(img) if img.shape[0] > 1 else 0.0
+    if sigma == 0.0:
+        return np.zeros(img.shape, dtype=bool)
+    mask = _scar_mask(img, threshold * sigma, max_width)
+    runs = ndimage.binary_opening(mask, structure=np.ones((1, SCAR_RUN), dtype=bool))
+    nearby = np.zeros_like(mask)
+    for rows in SCAR_ALONE_ROWS:
+        nearby[rows:] |= mask[:-rows]
+        nearby[:-rows] |= mask[rows:]
+    labels, _ = ndimage.label(runs)
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        run = labels[box] == index
+        if nearby[box][run].mean() > SCAR_ALONE_SHARE:
+            runs[box][run] = False
+    return runs if runs.mean() <= SCAR_MAX_SHARE else np.zeros_like(runs)
+
+
 def remove_scars(img: ArrayLike, threshold: float = 3.0, max_width: int = 2) -> Image:
     """Repair scars: short row segments where the tip briefly jumped.
 
