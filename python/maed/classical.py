@@ -196,6 +196,8 @@ def scar_runs(img: ArrayLike, threshold: float = 3.0, max_width: int = 2) -> NDA
         return np.zeros(img.shape, dtype=bool)
     mask = _scar_mask(img, threshold * sigma, max_width)
     runs = ndimage.binary_opening(mask, structure=np.ones((1, SCAR_RUN), dtype=bool))
+    if not runs.any():
+        return runs
     nearby = np.zeros_like(mask)
     for rows in SCAR_ALONE_ROWS:
         nearby[rows:] |= mask[:-rows]
