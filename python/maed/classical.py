@@ -164,6 +164,13 @@ def _scar_mask(img: Image, limit: float, max_width: int) -> NDArray[np.bool_]:
     return mask
 
 
+def _scar_pixels(img: Image, threshold: float, max_width: int) -> NDArray[np.bool_]:
+    """``_scar_mask`` at ``threshold`` times the noise of the differences between neighbouring rows; none where that
+    noise is 0 (a noise-free image, or a single row), against which no deviation can be judged."""
+    sigma = row_difference_spread(img) if img.shape[0] > 1 else 0.0
+    return _scar_mask(img, threshold * sigma, max_width) if sigma > 0.0 else np.zeros(img.shape, dtype=bool)
+
+
 def _interpolate_columns(img: Image, mask: NDArray[np.bool_]) -> Image:
     """Replace masked pixels by linear interpolation between the nearest good rows of their column."""
     out = img.copy()
@@ -190,11 +197,7 @@ def scar_runs(img: ArrayLike, threshold: float = 3.0, max_width: int = 2) -> NDA
     from the rows on both sides by ``threshold`` noise scales), kept where they run along a row for ``SCAR_RUN``
     pixels or more and stand alone (``SCAR_ALONE_SHARE``); none where they would cover more than
     ``SCAR_MAX_SHARE`` of the frame."""
-    img = _as_image(img)
-    sigma = row_difference_spread(img) if img.shape[0] > 1 else 0.0
-    if sigma == 0.0:
-        return np.zeros(img.shape, dtype=bool)
-    mask = _scar_mask(img, threshold * sigma, max_width)
+    mask = _scar_pixels(_as_image(img), threshold, max_width)
     runs = ndimage.binary_opening(mask, structure=np.ones((1, SCAR_RUN), dtype=bool))
     if not runs.any():
         return runs
@@ -226,11 +229,7 @@ def remove_scars(img: ArrayLike, threshold: float = 3.0, max_width: int = 2) -> 
     returned unchanged because no deviation can be judged against it.
     """
     img = _as_image(img)
-    sigma = row_difference_spread(img) if img.shape[0] > 1 else 0.0
-    if sigma == 0.0:
-        return img.copy()
-    mask = _scar_mask(img, threshold * sigma, max_width)
-    return _interpolate_columns(img, mask)
+    return _interpolate_columns(img, _scar_pixels(img, threshold, max_width))
 
 
 def gaussian_smooth(img: ArrayLike, sigma: float = 1.0) -> Image:

@@ -257,28 +257,36 @@ def _residual_and_detail(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.n
     return residual, detail
 
 
-def _local_parts(x: np.ndarray, residual: np.ndarray, detail: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``residual`` and ``detail`` as the local structure judges them: zero over the input's scars
-    (``classical.scar_runs``) and the pixels around them. A scar is the tip's jump, which the network should take off;
-    where it leaves a trace of it, that trace follows the residual, and the windows around the scar read as structure
-    removed. The conservative result blended in there brought the whole scar back: on the blind simulator, 64 of 288
-    scans below the classical pipeline before, 62 after (``docs/model.md``, thirty-fifth session)."""
-    scars = scar_runs(x)
+def scar_surroundings(levelled_input: np.ndarray) -> np.ndarray:
+    """The input's scars (``classical.scar_runs``) and the pixels around them, which the local structure test leaves
+    out (``_local_parts``). They depend on the input alone: ``guard_parts`` finds them once for every judgement of a
+    frame."""
+    scars = scar_runs(levelled_input)
+    return ndimage.binary_dilation(scars, structure=np.ones((3, 3), dtype=bool)) if scars.any() else scars
+
+
+def _local_parts(residual: np.ndarray, detail: np.ndarray, scars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``residual`` and ``detail`` as the local structure judges them: zero over ``scars`` (``scar_surroundings``). A
+    scar is the tip's jump, which the network should take off; where it leaves a trace of it, that trace follows the
+    residual, and the windows around the scar read as structure removed. The conservative result blended in there
+    brought the whole scar back: on the blind simulator, 64 of 288 scans below the classical pipeline before, 62 after
+    (``docs/model.md``, thirty-fifth session)."""
     if not scars.any():
         return residual, detail
-    around = ndimage.binary_dilation(scars, structure=np.ones((3, 3), dtype=bool))
-    return np.where(around, 0.0, residual), np.where(around, 0.0, detail)
+    return np.where(scars, 0.0, residual), np.where(scars, 0.0, detail)
 
 
-def trust_figures(levelled_input: np.ndarray, levelled_output: np.ndarray) -> TrustFigures:
-    """The trust figures of one frame; both images levelled alike (e.g. the network's own frame)."""
+def trust_figures(levelled_input: np.ndarray, levelled_output: np.ndarray, scars: np.ndarray | None = None) -> TrustFigures:
+    """The trust figures of one frame; both images levelled alike (e.g. the network's own frame). ``scars``: the
+    input's ``scar_surroundings``, where already found."""
     x = np.asarray(levelled_input, dtype=np.float64)
+    scars = scar_surroundings(x) if scars is None else scars
     y = np.asarray(levelled_output, dtype=np.float64)
     residual, detail = _residual_and_detail(x, y)
     white = whiteness(residual)
     denom = float(np.sqrt((residual**2).sum() * (detail**2).sum()))
     structure = float((residual * detail).sum() / denom) if denom > 0 else 0.0
-    local = float(np.abs(_local_correlation(*_local_parts(x, residual, detail), BLOCK)).max()) if min(x.shape) >= BLOCK else 0.0
+    local = float(np.abs(_local_correlation(*_local_parts(residual, detail, scars), BLOCK)).max()) if min(x.shape) >= BLOCK else 0.0
     removed_rms = float(residual.std())
     del residual, detail
     count, kept, in_res, invented, gained = _peak_figures(x, y)
@@ -407,12 +415,13 @@ def guard_parts(
     result the weight blends in (None where the verdict trusts the network). ``guard`` blends them."""
     x = np.asarray(levelled_input, dtype=np.float64)
     y = np.asarray(levelled_output, dtype=np.float64)
-    figures = trust_figures(x, y)
+    scars = scar_surroundings(x)
+    figures = trust_figures(x, y, scars)
     output, reasons = judge(figures, limits)
     smooth = False
     if output == "fallback":
         with_smooth = y + smooth_residual(x, y)
-        smooth_figures = trust_figures(x, with_smooth)
+        smooth_figures = trust_figures(x, with_smooth, scars)
         smooth_output, smooth_reasons = judge(smooth_figures, limits)
         if smooth_output != "fallback":
             smooth = True
@@ -424,7 +433,7 @@ def guard_parts(
     if output == "fallback":
         weight = np.ones_like(x)
     else:
-        residual, detail = _local_parts(x, *_residual_and_detail(x, y))
+        residual, detail = _local_parts(*_residual_and_detail(x, y), scars)
         failing = np.abs(_local_correlation(residual, detail, BLOCK)) > limits.local_structure
         failing = ndimage.binary_dilation(failing, iterations=BLOCK // 4)
         weight = np.clip(ndimage.gaussian_filter(failing.astype(float), BLOCK / 4, mode="reflect") * 2, 0, 1)
