@@ -32,7 +32,7 @@ from maed.engine import Backend
 from maed.engine.heap import give_back_free_memory
 from maed.passes import trace_retrace_figures
 
-from .alerts import Finding, HealthMonitor
+from .alerts import Finding, HealthMonitor, late_findings
 from .alerts.drift import ALERT_SHARE, DriftWatch
 from .counters import LatencyWindow, Losses
 from .ingest import Batch, Ingest
@@ -378,6 +378,7 @@ class Worker:
 
     def _finish(self, scan: LiveScan, batch: Batch, full_pass: bool, figures: bool = True) -> None:
         image = scan.image
+        behind = not full_pass
         lines = journaled_lines(batch.state) if batch.state.spilled else batch.lines
         image.put(lines)
         # With a backlog of finished scans the full-frame pass is skipped, and so is judging the last lines
@@ -416,6 +417,8 @@ class Worker:
         # Every row: the full-frame pass changes them all (a paused scan sends its live frame whole).
         self._publish_rows(scan, denoised, (0, scan.start.rows), True)
         self._publish_frame(scan, "denoised", "trace", denoised, True)
+        if not behind:
+            self._check_health_late(scan)
         complete, reason = batch.state.ended
         saved = self._save(scan, batch, denoised, full_pass)
         if saved and batch.state.journal is not None:
@@ -480,6 +483,17 @@ class Worker:
         except Exception:  # a detector's bug must not cost the scan its frames
             self._failed(f"scan {scan.start.scan!r}: scan-health detectors failed")
         scan.health_clock = time.perf_counter()
+
+    def _check_health_late(self, scan: LiveScan) -> None:
+        """Publish what the lines the detectors had to leave unjudged show (``alerts.late_findings``), now that the
+        scan is over and before its ``meta.json`` is written; nothing to do where every line was judged."""
+        if not scan.health.unjudged:
+            return
+        try:
+            for finding in late_findings(scan.health, scan.image.frames["trace"], scan.image.frames["retrace"]):
+                self._alert(scan, finding)
+        except Exception:  # a detector's bug must not cost the scan its frames
+            self._failed(f"scan {scan.start.scan!r}: scan-health detectors failed")
 
     def _alert(self, scan: LiveScan, finding: Finding) -> None:
         """Publish a finding as an ``alert`` at once and keep it for the scan's ``meta.json``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maed.bridge.alerts import HealthMonitor, scan_findings
+from maed.bridge.alerts import HealthMonitor, late_findings, scan_findings
 from maed.data import EventSpec, make_pair
 from maed.data.scan_noise import NoiseRanges
 
@@ -84,6 +84,23 @@ def test_lines_not_judged_still_get_the_cheap_checks_and_judging_resumes():
     assert monitor.unjudged == len(skipped)
     assert not hits(found, "scar", scars[0].row) and hits(found, "scar", scars[1].row)
     assert hits(found, "line_missing", missing.row)
+
+
+def test_lines_left_unjudged_are_judged_when_the_scan_is_over():
+    spec = EventSpec(tip_changes=0, scars=2, missing=1, size=8.0, gap_rows=16)
+    pair = make_pair(15, 128, QUIET, events=spec)
+    scars = [e for e in pair.events if e.kind == "scar"]
+    skipped = range(scars[0].row - 2, scars[0].row + 2)
+    monitor, everything = HealthMonitor(128, 128), HealthMonitor(128, 128)
+    for row in range(128):
+        if np.isfinite(pair.noisy[row]).all():
+            monitor.feed(row, pair.noisy[row], judge=row not in skipped)
+            everything.feed(row, pair.noisy[row])
+    assert not hits(monitor.findings, "scar", scars[0].row)
+    # Only the event the live detectors missed comes late, once, marked; the scar and the lost line they found do not.
+    (late,) = late_findings(monitor, pair.noisy)
+    assert late.kind == "scar" and abs(late.row - scars[0].row) <= 1 and late.evidence["late"] == 1
+    assert late_findings(everything, pair.noisy) == []
 
 
 def _track_with_peaks(peaks: np.ndarray):

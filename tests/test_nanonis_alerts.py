@@ -13,14 +13,22 @@ import zmq
 from fake_backends import IdentityBackend
 
 from maed.bridge.alerts.rules import parse_rules
-from maed.bridge.protocol import Alert, decode_published
+from maed.bridge.protocol import Alert, ScanFinished, decode_published
 from maed.bridge.server import Bridge, BridgeConfig
 from maed.bridge.simulated import Scanner, SimulatedNanonis, simulated_frames
 from maed.bridge.simulated.scanner import SimChannel, SimFrame
 from maed.bridge.sources import NanonisSource
 
-SIZE, EVENT_ROW = 64, 48
+SIZE, EVENT_ROW = 64, 32
 READ_ONLY = {"Scan.StatusGet", "Scan.BufferGet", "Scan.FrameGet", "Scan.SpeedGet", "Scan.FrameDataGrab"}
+
+
+@pytest.fixture(autouse=True)
+def detectors_keep_up(monkeypatch):
+    """The detectors get as much of the worker's time as they need: these tests are about what rules do with an alert
+    raised live, not about the detectors' share of a loaded machine (``tests/test_bridge_alerts.py``)."""
+    monkeypatch.setattr("maed.bridge.worker.HEALTH_SHARE", 1.0)
+    monkeypatch.setattr("maed.bridge.worker.HEALTH_CARRY_S", 60.0)
 
 
 def frames_with(event: str):
@@ -57,7 +65,8 @@ def follow(event: str, rules: dict[str, str], tmp_path, until) -> tuple[Simulate
     with SimulatedNanonis(scanner, port=0) as nanonis, Bridge(config, backend=IdentityBackend()) as bridge:
         sub = zmq.Context.instance().socket(zmq.SUB)
         sub.connect(bridge.endpoints["pub"])
-        sub.setsockopt(zmq.SUBSCRIBE, b"alert")
+        for topic in (b"alert", b"scan.finished"):
+            sub.setsockopt(zmq.SUBSCRIBE, topic)
         source = NanonisSource(port=nanonis.port, scans=1, on_alert=rules, alerts=bridge.endpoints["pub"])
         stop = threading.Event()
         thread = threading.Thread(target=source.run, args=(bridge.endpoints["pull"], stop), daemon=True)
@@ -67,9 +76,13 @@ def follow(event: str, rules: dict[str, str], tmp_path, until) -> tuple[Simulate
             time.sleep(0.05)
         stop.set()
         thread.join(10)
-        alerts = []
-        while sub.poll(500):
-            alerts.append(decode_published(sub.recv_multipart()))
+        # Until the scan is saved: lines the detectors had no time for on a loaded machine are judged at its end.
+        alerts, finished = [], False
+        while not finished and sub.poll(30_000):
+            message = decode_published(sub.recv_multipart())
+            finished = isinstance(message, ScanFinished)
+            if not finished:
+                alerts.append(message)
         sub.close(linger=0)
     return nanonis, source, alerts
 

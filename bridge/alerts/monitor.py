@@ -186,6 +186,9 @@ class HealthMonitor:
         """Every finding published so far, in order."""
         self.unjudged = 0
         """Lines taken with ``judge=False`` (only lost, repeated and crash checks)."""
+        self.judged: dict[str, set[int]] = {p: set() for p in self.tracks}
+        """Per pass, the rows whose line the detectors judged (against bars, once the next line came): the rest are
+        what ``late_findings`` judges when the scan is over."""
 
     def _progress(self, row: int) -> int:
         return row if self.slow_axis == "down" else self.rows - 1 - row
@@ -224,6 +227,7 @@ class HealthMonitor:
         pending = track.pending
         if pending is not None and pending.bars:
             raw += self._judge(track, pending, candidate, line, pass_)
+            self.judged[pass_].add(pending.row)
         elif pending is not None:  # warming up: every line sets the bars
             self._remember(track, pending, self._between(pending, line))
         track.pending = candidate
@@ -463,6 +467,10 @@ class HealthMonitor:
             out.append(finding)
         return out
 
+    def knows(self, finding: Finding) -> bool:
+        """Whether ``finding`` is an event found already (the debouncing's test, over every finding so far)."""
+        return any(self._same(finding, old) for old in self.findings)
+
     def _same(self, new: Finding, old: Finding) -> bool:
         if new.kind != old.kind or abs(self._progress(new.row) - self._progress(old.row)) > DEBOUNCE_ROWS:
             return False
@@ -471,6 +479,27 @@ class HealthMonitor:
         if new.kind in ("line_missing", "line_repeated"):
             return new.row == old.row
         return True
+
+
+EVERY_LINE = ("crash", "line_missing", "line_repeated")
+"""Kinds checked on every line as it arrives, judged or not (``HealthMonitor.feed``)."""
+
+
+def late_findings(monitor: HealthMonitor, trace: np.ndarray, retrace: np.ndarray | None = None) -> list[Finding]:
+    """What the lines ``monitor`` had to leave unjudged show, once their scan is over: the whole scan judged again
+    (``scan_findings``), kept where the finding's row of its pass was not judged live, of a kind judged only then (not
+    ``EVERY_LINE``), and not an event ``monitor`` found already; each marked ``late`` (1) in its evidence.
+
+    A worker that fell behind the line rate judges some lines with the cheap checks only (``maed.bridge.worker``); a
+    tip change on one of them would be lost, from the live alerts and from the scan's ``meta.json`` alike."""
+    late = []
+    for finding, _ in scan_findings(trace, retrace, monitor.slow_axis):
+        if finding.kind in EVERY_LINE or finding.row in monitor.judged[finding.pass_]:
+            continue
+        if monitor.knows(finding):
+            continue
+        late.append(Finding(finding.kind, finding.row, finding.columns, finding.pass_, finding.evidence | {"late": 1}))
+    return late
 
 
 def scan_findings(trace: np.ndarray, retrace: np.ndarray | None = None, slow_axis: str = "down") -> list[tuple[Finding, int]]:
