@@ -32,7 +32,7 @@ from maed.engine import Backend
 from maed.engine.heap import give_back_free_memory
 from maed.passes import trace_retrace_figures
 
-from .alerts import Finding, HealthMonitor, late_findings
+from .alerts import Finding, HealthMonitor, late_findings, late_rows
 from .alerts.drift import ALERT_SHARE, DriftWatch
 from .counters import LatencyWindow, Losses
 from .ingest import Batch, Ingest
@@ -81,6 +81,10 @@ FRAME_INTERVAL_S = 0.5
 (``maed serve --frame-interval``; 0: with every update). ``frame.rows`` goes out with every update, so the
 cost of an update follows the rows it brings, not the frame's height; a scan's first update and its final
 frames always go out whole."""
+LATE_PIXELS = 2 * 512 * 512
+"""Most pixels (both passes counted) of lines the detectors had to leave unjudged, with their context
+(``alerts.late_rows``), that a finished scan's lines are judged again over: about 0.8 ms per 256-pixel line on the
+2-core CPU, so about 1.6 s here, while the next scan's updates wait (as for ``TRACE_RETRACE_PIXELS``)."""
 TRACE_RETRACE_PIXELS = 512 * 512
 """Where asked for (``maed serve --trace-retrace``), a finished scan's trace/retrace error is figured up to this size
 (``maed.passes.trace_retrace_figures``: both passes denoised again and registered, about a second for 256 x 256
@@ -122,6 +126,8 @@ class LiveScan:
         self.health_clock = time.perf_counter()
         self.alerts: list[dict] = []
         """Every alert published for the scan (saved in ``meta.json``)."""
+        self.alerts_late: dict | None = None
+        """What was judged again once the scan ended, or why not (``Worker._check_health_late``)."""
         self.trace_retrace: dict | None = None
         """The finished scan's trace/retrace error, or why it was skipped, where the bridge was asked for it and
         retrace lines came (the final ``frame.denoised`` and ``meta.json``)."""
@@ -378,7 +384,7 @@ class Worker:
 
     def _finish(self, scan: LiveScan, batch: Batch, full_pass: bool, figures: bool = True) -> None:
         image = scan.image
-        behind = not full_pass
+        backlog = not full_pass
         lines = journaled_lines(batch.state) if batch.state.spilled else batch.lines
         image.put(lines)
         # With a backlog of finished scans the full-frame pass is skipped, and so is judging the last lines
@@ -417,8 +423,7 @@ class Worker:
         # Every row: the full-frame pass changes them all (a paused scan sends its live frame whole).
         self._publish_rows(scan, denoised, (0, scan.start.rows), True)
         self._publish_frame(scan, "denoised", "trace", denoised, True)
-        if not behind:
-            self._check_health_late(scan)
+        scan.alerts_late = self._check_health_late(scan, backlog)
         complete, reason = batch.state.ended
         saved = self._save(scan, batch, denoised, full_pass)
         if saved and batch.state.journal is not None:
@@ -484,16 +489,34 @@ class Worker:
             self._failed(f"scan {scan.start.scan!r}: scan-health detectors failed")
         scan.health_clock = time.perf_counter()
 
-    def _check_health_late(self, scan: LiveScan) -> None:
+    def _check_health_late(self, scan: LiveScan, backlog: bool) -> dict | None:
         """Publish what the lines the detectors had to leave unjudged show (``alerts.late_findings``), now that the
-        scan is over and before its ``meta.json`` is written; nothing to do where every line was judged."""
-        if not scan.health.unjudged:
-            return
+        scan is over and before its ``meta.json`` is written; what was judged again, or why not, for ``meta.json``
+        (None where every line was judged). Not with a backlog of finished scans, nor beyond ``LATE_PIXELS``: the
+        worker judges them on its own thread, while the next scan's lines wait."""
+        rows = late_rows(scan.health)
+        if rows is None:
+            return None
+        start, stop = rows
+        pixels = (stop - start) * scan.start.cols * (2 if scan.image.rows_done["retrace"] else 1)
+        if backlog or pixels > LATE_PIXELS:
+            why = "other scans were waiting for the bridge" if backlog else f"{pixels} pixels, over the {LATE_PIXELS} judged again"
+            log.warning("scan %r: %d lines the detectors had no time for stay unjudged (%s)", scan.start.scan, scan.health.unjudged, why)
+            return {"rows": [start, stop], "skipped": why}
         try:
-            for finding in late_findings(scan.health, scan.image.frames["trace"], scan.image.frames["retrace"]):
-                self._alert(scan, finding)
+            found = late_findings(scan.health, scan.image.frames["trace"], scan.image.frames["retrace"])
         except Exception:  # a detector's bug must not cost the scan its frames
             self._failed(f"scan {scan.start.scan!r}: scan-health detectors failed")
+            return {"rows": [start, stop], "skipped": "judging them failed (counted in status failures)"}
+        for finding in found:
+            self._alert(scan, finding)
+        if found:  # too late for a rule (--on-alert) to act on: say so where the lab looks
+            log.warning(
+                "scan %r: found once it ended (the detectors had no time for their lines): %s",
+                scan.start.scan,
+                ", ".join(f"{f.kind} at row {f.row}" for f in found),
+            )
+        return {"rows": [start, stop], "found": len(found)}
 
     def _alert(self, scan: LiveScan, finding: Finding) -> None:
         """Publish a finding as an ``alert`` at once and keep it for the scan's ``meta.json``."""
@@ -600,6 +623,7 @@ class Worker:
             "drift": scan.drift,
             "alerts": [dict(a, evidence=_plain(a["evidence"])) for a in scan.alerts],
             "alerts_lines_unjudged": scan.health.unjudged,
+            "alerts_late": scan.alerts_late,
             "halo": self.halo,
             "refine": self.refine,
             "started": scan.started.isoformat(),

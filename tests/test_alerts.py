@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maed.bridge.alerts import HealthMonitor, late_findings, scan_findings
+from maed.bridge.alerts import HealthMonitor, late_findings, late_rows, scan_findings
+from maed.bridge.alerts.monitor import LATE_CONTEXT
 from maed.data import EventSpec, make_pair
 from maed.data.scan_noise import NoiseRanges
 
@@ -97,10 +98,25 @@ def test_lines_left_unjudged_are_judged_when_the_scan_is_over():
             monitor.feed(row, pair.noisy[row], judge=row not in skipped)
             everything.feed(row, pair.noisy[row])
     assert not hits(monitor.findings, "scar", scars[0].row)
-    # Only the event the live detectors missed comes late, once, marked; the scar and the lost line they found do not.
+    # The skipped lines and their context are judged again, not the whole scan; only the event the live detectors
+    # missed comes late, once, marked; the scar and the lost line they found do not.
+    assert late_rows(monitor) == (max(0, skipped[0] - 1 - LATE_CONTEXT), min(128, skipped[-1] + 1 + LATE_CONTEXT))
     (late,) = late_findings(monitor, pair.noisy)
     assert late.kind == "scar" and abs(late.row - scars[0].row) <= 1 and late.evidence["late"] == 1
-    assert late_findings(everything, pair.noisy) == []
+    assert late_rows(everything) is None and late_findings(everything, pair.noisy) == []
+
+
+def test_a_tip_change_judged_against_a_history_the_skipped_lines_thinned_comes_late():
+    # Every 6th line unjudged: the lines between are judged, but the whole-line offsets they are judged against
+    # are too few for the offset bar (monitor.OFFSET_MIN), so the tip change at row 40 passes live unseen.
+    spec = EventSpec(tip_changes=2, scars=0, size=8.0, gap_rows=16, noisy_tip_share=0.0)
+    pair = make_pair(2, 128, QUIET, events=spec)
+    event = min(pair.events, key=lambda e: e.row)
+    monitor = HealthMonitor(128, 128)
+    for row in range(128):
+        monitor.feed(row, pair.noisy[row], judge=row % 6 != 0)
+    assert not hits(monitor.findings, "tip_change", event.row)
+    assert hits(late_findings(monitor, pair.noisy), "tip_change", event.row)
 
 
 def _track_with_peaks(peaks: np.ndarray):

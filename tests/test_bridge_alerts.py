@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import zmq
 from fake_backends import IdentityBackend
 
@@ -86,11 +87,15 @@ def test_alerts_are_published_printed_and_saved(tmp_path: Path):
     assert {line.split("kind=")[1].split()[0] for line in printed} == {a.kind for a in alerts}
 
 
-def test_a_worker_with_no_time_for_the_detectors_still_reports_every_event(tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize("late_pixels", [None, 1000])
+def test_a_worker_with_no_time_for_the_detectors_still_reports_every_event(tmp_path: Path, monkeypatch, late_pixels):
     # The detectors get none of the worker's time: every line but the final batch's gets the cheap checks only, and
-    # the events on them come when the scan is over, marked late, before its meta.json is written.
+    # the events on them come when the scan is over, marked late, before its meta.json is written; unless judging
+    # them again would cost more than LATE_PIXELS, which meta.json then says.
     monkeypatch.setattr("maed.bridge.worker.HEALTH_SHARE", 0.0)
     monkeypatch.setattr("maed.bridge.worker.HEALTH_CARRY_S", 0.0)
+    if late_pixels is not None:
+        monkeypatch.setattr("maed.bridge.worker.LATE_PIXELS", late_pixels)
     spec = EventSpec(tip_changes=1, scars=2, missing=1, size=8.0, gap_rows=16, noisy_tip_share=0.0)
     pair = make_pair(11, 128, QUIET, both_passes=True, events=spec)
     config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans")
@@ -99,12 +104,15 @@ def test_a_worker_with_no_time_for_the_detectors_still_reports_every_event(tmp_p
         time.sleep(0.5)
         send_scan(bridge.endpoints["pull"], "behind", pair, row_period_s=0.005)
         alerts, (message,) = until_finished(sub, 1)
-    for event in pair.events:
-        assert [a for a in alerts if a.kind == event.kind and abs(a.row - event.row) <= 1], (event, alerts)
-    assert len(alerts) == len(pair.events), alerts
-    judged_late = [a for a in alerts if a.evidence.get("late") == 1]
-    assert {a.kind for a in judged_late} >= {"tip_change", "scar"}
-    assert all(a.kind not in ("line_missing", "line_repeated", "crash") for a in judged_late)
     meta = json.loads((Path(message.saved) / "meta.json").read_text())
     assert [(a["kind"], a["row"]) for a in meta["alerts"]] == [(a.kind, a.row) for a in alerts]
     assert meta["alerts_lines_unjudged"] > 0
+    judged_late = [a for a in alerts if a.evidence.get("late") == 1]
+    if late_pixels is not None:
+        assert judged_late == [] and "over the 1000 judged again" in meta["alerts_late"]["skipped"]
+        return
+    for event in pair.events:
+        assert [a for a in alerts if a.kind == event.kind and abs(a.row - event.row) <= 1], (event, alerts)
+    assert len(alerts) == len(pair.events), alerts
+    assert {a.kind for a in judged_late} >= {"tip_change", "scar"} and meta["alerts_late"]["found"] == len(judged_late)
+    assert all(a.kind not in ("line_missing", "line_repeated", "crash") for a in judged_late)

@@ -76,7 +76,7 @@ def follow(event: str, rules: dict[str, str], tmp_path, until) -> tuple[Simulate
             time.sleep(0.05)
         stop.set()
         thread.join(10)
-        # Until the scan is saved: lines the detectors had no time for on a loaded machine are judged at its end.
+        # Until the scan is saved (scan.finished): every alert of it comes before, however slow a loaded machine is.
         alerts, finished = [], False
         while not finished and sub.poll(30_000):
             message = decode_published(sub.recv_multipart())

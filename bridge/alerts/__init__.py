@@ -10,6 +10,6 @@ line rate could not judge are judged when their scan is over (``late_findings``)
 """
 
 from .finding import KINDS, SEVERITY, Finding
-from .monitor import HealthMonitor, late_findings, scan_findings
+from .monitor import HealthMonitor, late_findings, late_rows, scan_findings
 
-__all__ = ["KINDS", "SEVERITY", "Finding", "HealthMonitor", "late_findings", "scan_findings"]
+__all__ = ["KINDS", "SEVERITY", "Finding", "HealthMonitor", "late_findings", "late_rows", "scan_findings"]

@@ -186,11 +186,12 @@ class HealthMonitor:
         """Every finding published so far, in order."""
         self.unjudged = 0
         """Lines taken with ``judge=False`` (only lost, repeated and crash checks)."""
-        self.judged: dict[str, set[int]] = {p: set() for p in self.tracks}
-        """Per pass, the rows whose line the detectors judged (against bars, once the next line came): the rest are
-        what ``late_findings`` judges when the scan is over."""
+        self.skipped: list[int] = []
+        """Acquisition steps (``progress``) of the lines taken with ``judge=False`` that were wide enough to judge:
+        what ``late_rows`` and ``late_findings`` judge again once the scan is over."""
 
-    def _progress(self, row: int) -> int:
+    def progress(self, row: int) -> int:
+        """How many lines of a pass came before frame ``row``'s: its acquisition step."""
         return row if self.slow_axis == "down" else self.rows - 1 - row
 
     def feed(self, row: int, line: np.ndarray, pass_: str = "trace", judge: bool = True) -> list[Finding]:
@@ -216,6 +217,8 @@ class HealthMonitor:
             track.pending = None
             if not judge:
                 self.unjudged += 1
+                if self.cols >= MIN_COLS:
+                    self.skipped.append(self.progress(row))
                 track.lines.clear()
                 track.changes.clear()
                 track.lines.append(line)
@@ -227,7 +230,6 @@ class HealthMonitor:
         pending = track.pending
         if pending is not None and pending.bars:
             raw += self._judge(track, pending, candidate, line, pass_)
-            self.judged[pass_].add(pending.row)
         elif pending is not None:  # warming up: every line sets the bars
             self._remember(track, pending, self._between(pending, line))
         track.pending = candidate
@@ -472,7 +474,7 @@ class HealthMonitor:
         return any(self._same(finding, old) for old in self.findings)
 
     def _same(self, new: Finding, old: Finding) -> bool:
-        if new.kind != old.kind or abs(self._progress(new.row) - self._progress(old.row)) > DEBOUNCE_ROWS:
+        if new.kind != old.kind or abs(self.progress(new.row) - self.progress(old.row)) > DEBOUNCE_ROWS:
             return False
         if new.kind == "scar":  # scars are one pass's: another pass's, or other columns, are another scar
             return new.pass_ == old.pass_ and new.columns[0] < old.columns[1] and old.columns[0] < new.columns[1]
@@ -483,22 +485,45 @@ class HealthMonitor:
 
 EVERY_LINE = ("crash", "line_missing", "line_repeated")
 """Kinds checked on every line as it arrives, judged or not (``HealthMonitor.feed``)."""
+LATE_CONTEXT = PEAKS
+"""Lines either side of those left unjudged that ``late_findings`` judges again: the longest history a bar is
+taken from (``PEAKS``)."""
+
+
+def late_rows(monitor: HealthMonitor) -> tuple[int, int] | None:
+    """The frame rows ``[start, stop)`` that ``late_findings`` judges again: the lines ``monitor`` had to leave
+    unjudged and ``LATE_CONTEXT`` lines either side (before, the history its bars are taken from; after, the lines
+    judged against a history the skipped lines had thinned); None where none was left unjudged."""
+    if not monitor.skipped:
+        return None
+    first = max(0, min(monitor.skipped) - 1 - LATE_CONTEXT)
+    last = min(monitor.rows, max(monitor.skipped) + 1 + LATE_CONTEXT)
+    return (first, last) if monitor.slow_axis == "down" else (monitor.rows - last, monitor.rows - first)
 
 
 def late_findings(monitor: HealthMonitor, trace: np.ndarray, retrace: np.ndarray | None = None) -> list[Finding]:
-    """What the lines ``monitor`` had to leave unjudged show, once their scan is over: the whole scan judged again
-    (``scan_findings``), kept where the finding's row of its pass was not judged live, of a kind judged only then (not
-    ``EVERY_LINE``), and not an event ``monitor`` found already; each marked ``late`` (1) in its evidence.
+    """What the lines ``monitor`` had to leave unjudged show, once their scan is over: the rows of ``late_rows``
+    judged again by a monitor of their own (``scan_findings``), kept from the line before the first one left
+    unjudged on, of a kind judged only then (not ``EVERY_LINE``), and not an event ``monitor`` found already; each
+    marked ``late`` (1) in its evidence.
 
-    A worker that fell behind the line rate judges some lines with the cheap checks only (``maed.bridge.worker``); a
-    tip change on one of them would be lost, from the live alerts and from the scan's ``meta.json`` alike."""
+    A worker that fell behind the line rate judges some lines with the cheap checks only (``maed.bridge.worker``),
+    and the lines after them against a thinned history; a tip change there would be lost, from the live alerts and
+    from the scan's ``meta.json`` alike."""
+    rows = late_rows(monitor)
+    if rows is None:
+        return []
+    start, stop = rows
+    first_skipped = min(monitor.skipped) - 1
+    part = None if retrace is None else retrace[start:stop]
     late = []
-    for finding, _ in scan_findings(trace, retrace, monitor.slow_axis):
-        if finding.kind in EVERY_LINE or finding.row in monitor.judged[finding.pass_]:
+    for finding, _ in scan_findings(trace[start:stop], part, monitor.slow_axis):
+        row = start + finding.row
+        if finding.kind in EVERY_LINE or monitor.progress(row) < first_skipped:
             continue
-        if monitor.knows(finding):
-            continue
-        late.append(Finding(finding.kind, finding.row, finding.columns, finding.pass_, finding.evidence | {"late": 1}))
+        moved = Finding(finding.kind, row, finding.columns, finding.pass_, finding.evidence | {"late": 1})
+        if not monitor.knows(moved):
+            late.append(moved)
     return late
 
 
