@@ -164,6 +164,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         frame_interval=args.frame_interval,
         trace_retrace=args.trace_retrace,
         drift_alert=args.drift_alert,
+        judge_every_line=bool(rules),
         keys=keys,
         insecure=args.insecure,
         models=models,

@@ -94,6 +94,10 @@ class BridgeConfig:
     drift_alert: float = ALERT_SHARE
     """Share of the frame's side that features must move between two complete scans of one area for a ``drift``
     alert (``maed serve --drift-alert``, ``bridge/alerts/drift.py``)."""
+    judge_every_line: bool = False
+    """The scan-health detectors judge every line, whatever share of the worker's time that takes (``maed serve
+    --on-alert`` sets it: with a rule, a tip change judged too late to pause the scan is an hour lost, a preview
+    update that waits is not); else they take ``worker.HEALTH_SHARE`` at most."""
     trace_retrace: bool = False
     """Figure each finished scan's trace/retrace error (``maed serve --trace-retrace``): about a second of the worker's
     time per 256 x 256 scan with retrace lines, which the next scan's updates wait for."""
@@ -227,6 +231,7 @@ class Bridge:
             self.config.trace_retrace,
             both=self._both,
             drift_alert=self.config.drift_alert,
+            judge_every_line=self.config.judge_every_line,
         )
         targets = {
             "ingest": lambda: self._ingest_loop(pull),

@@ -182,8 +182,11 @@ class Worker:
         trace_retrace: bool = False,
         both: Backend | None = None,
         drift_alert: float = ALERT_SHARE,
+        judge_every_line: bool = False,
     ) -> None:
         self.ingest = ingest
+        self.judge_every_line = judge_every_line
+        """The detectors judge every line, beyond ``HEALTH_SHARE`` where they must (``BridgeConfig.judge_every_line``)."""
         self.drift_watch = DriftWatch(drift_alert)
         """The last complete scan of each recent area, to tell how far the next of it drifted (``maed serve --drift-alert``)."""
         self.both = both
@@ -474,12 +477,13 @@ class Worker:
     def _check_health(self, scan: LiveScan, lines: list[tuple[Line, float]], final: bool = False) -> None:
         """Feed the scan-health detectors the new lines, in arrival order; publish each alert at once (before
         the frames of this update: an alert is news, the frames can wait for the denoiser). Within
-        ``HEALTH_SHARE`` of the worker's time; a scan's final batch is judged whole (``final``)."""
+        ``HEALTH_SHARE`` of the worker's time (unless ``judge_every_line``); a scan's final batch is judged whole
+        (``final``)."""
         now = time.perf_counter()
         scan.health_allowance = min(HEALTH_CARRY_S, scan.health_allowance + HEALTH_SHARE * (now - scan.health_clock))
         try:
             for line, _ in lines:
-                judge = final or scan.health_allowance > 0
+                judge = final or self.judge_every_line or scan.health_allowance > 0
                 for finding in scan.health.feed(line.row, line.data, line.pass_, judge=judge):
                     self._alert(scan, finding)
                 spent = time.perf_counter()

@@ -23,14 +23,6 @@ SIZE, EVENT_ROW = 64, 32
 READ_ONLY = {"Scan.StatusGet", "Scan.BufferGet", "Scan.FrameGet", "Scan.SpeedGet", "Scan.FrameDataGrab"}
 
 
-@pytest.fixture(autouse=True)
-def detectors_keep_up(monkeypatch):
-    """The detectors get as much of the worker's time as they need: these tests are about what rules do with an alert
-    raised live, not about the detectors' share of a loaded machine (``tests/test_bridge_alerts.py``)."""
-    monkeypatch.setattr("maed.bridge.worker.HEALTH_SHARE", 1.0)
-    monkeypatch.setattr("maed.bridge.worker.HEALTH_CARRY_S", 60.0)
-
-
 def frames_with(event: str):
     """Simulated frames whose topograph has a tip change (a lasting step of 20 line noise from the middle of
     the trace of row ``EVENT_ROW`` on) or a crash (Z at one value far above the surface from that row on)."""
@@ -61,7 +53,9 @@ def follow(event: str, rules: dict[str, str], tmp_path, until) -> tuple[Simulate
     """A bridge following one scan of the simulated controller until ``until(nanonis)`` or the scan's end; the
     alerts it published."""
     scanner = Scanner(frames_with(event), size=SIZE, line_rate=100, scans=1)
-    config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans")
+    # As maed serve sets it: with rules, every line judged live, whatever its share of the worker's time; without,
+    # lines a loaded machine leaves unjudged are judged when the scan ends.
+    config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans", judge_every_line=bool(rules))
     with SimulatedNanonis(scanner, port=0) as nanonis, Bridge(config, backend=IdentityBackend()) as bridge:
         sub = zmq.Context.instance().socket(zmq.SUB)
         sub.connect(bridge.endpoints["pub"])
@@ -124,3 +118,24 @@ def test_bad_rules_are_one_line_errors(text, says):
     with pytest.raises(ValueError, match=says):
         parse_rules(text)
     assert parse_rules("tip_change=pause, crash=withdraw") == {"tip_change": "pause", "crash": "withdraw"}
+
+
+@pytest.mark.parametrize("rules, judged", [(["--on-alert", "tip_change=pause"], True), ([], False)])
+def test_serve_judges_every_line_live_where_rules_act_on_alerts(tmp_path, monkeypatch, capsys, rules, judged):
+    from maed.bridge import server
+    from maed.cli import main
+
+    seen = []
+
+    def bridge(config):
+        seen.append(config)
+        raise ValueError("bridge not started")
+
+    monkeypatch.setattr(server, "Bridge", bridge)
+    scanner = Scanner(frames_with("tip_change"), size=SIZE, line_rate=100, scans=1)
+    with SimulatedNanonis(scanner, port=0) as nanonis:
+        args = ["serve", "--source", "nanonis", "--nanonis-port", str(nanonis.port), "--no-preview", "--out", str(tmp_path)]
+        assert main(args + rules) == 2
+    assert "bridge not started" in capsys.readouterr().err
+    (config,) = seen
+    assert config.judge_every_line is judged
