@@ -3,6 +3,7 @@ small Nanonis files written here pin orientation (up and down scans, backward mi
 channel choice, incomplete scans and errors; Gwyddion output keeps size, range, units and NaN rows."""
 
 import re
+import warnings
 import zlib
 
 import gwyfile
@@ -331,3 +332,16 @@ def test_a_createc_decompression_bomb_is_cut_at_the_declared_size(tmp_path):
     tracemalloc.stop()
     assert len(bomb) < 1_000_000 and peak < 50 * 2**20
     assert scan.images[0].data.shape == (16, 16)
+
+
+def test_a_signalling_nan_in_the_data_is_an_unmeasured_pixel_without_a_warning(tmp_path):
+    path = tmp_path / "snan.sxm"
+    write_sxm(path)
+    data = bytearray(path.read_bytes())
+    first = data.index(b"\x1a\x04") + 2
+    data[first : first + 4] = b"\x7f\xa0\x00\x00"  # a big-endian float32 signalling NaN, as damage can leave
+    path.write_bytes(bytes(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "invalid value encountered in cast" reached the user's terminal
+        image = read_file(path).images[0]
+    assert np.isnan(image.data).sum() == 1

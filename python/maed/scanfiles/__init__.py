@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from . import createc, gwy_read, matrix, nanonis, rhk
 from .channel import (
     MAX_PIXELS,
@@ -71,7 +73,10 @@ def read_file(path: Path | str) -> ScanFile:
     if fmt is None:
         raise ScanFileError(f"{path}: not a scan file of a known instrument ({', '.join(FORMAT_NAMES.values())})")
     try:
-        return READERS[fmt](path, raw)
+        # Stored bytes that are a signalling NaN raise the floating-point "invalid" flag when widened to float64; a
+        # NaN is an unmeasured pixel to the readers' callers, not news for the user's terminal.
+        with np.errstate(invalid="ignore"):
+            return READERS[fmt](path, raw)
     except ScanFileError:
         raise
     except Exception as exc:  # a damaged file trips the parser anywhere: report it, never crash
