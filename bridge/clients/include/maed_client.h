@@ -124,6 +124,9 @@ MAED_API int maed_sub_trace_retrace(maed_sub *sub, int *present, double *model, 
 /* alert: its kind ("tip_change", ...), row, columns col_start .. col_stop - 1, MAED_SEVERITY_*. */
 MAED_API int maed_sub_alert(maed_sub *sub, char *kind, int capacity, int *row, int *col_start, int *col_stop,
                             int *severity);
+/* alert: late 1 where it was found once its scan ended, on lines the bridge had no time to judge live (its
+ * evidence's "late"; a rule acting on it would act on the next scan), else 0. */
+MAED_API int maed_sub_alert_late(maed_sub *sub, int *late);
 /* scan.finished: complete (0/1), trace rows done, reason ("end", "superseded", "timeout", "shutdown"). */
 MAED_API int maed_sub_finished(maed_sub *sub, int *complete, int *rows_done, char *reason, int capacity);
 /* Why the last maed_sub_next returned MAED_E_PROTOCOL, in one line ("" when it did not). */

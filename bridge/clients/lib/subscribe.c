@@ -318,6 +318,14 @@ int maed_sub_alert(maed_sub *s, char *kind, int capacity, int *row, int *col_sta
     return rc;
 }
 
+int maed_sub_alert_late(maed_sub *s, int *late) {
+    int rc = hold(s, 1 << MAED_EVENT_ALERT);
+    if (rc != MAED_OK) return rc;
+    if (late) *late = s->h.late;
+    pthread_mutex_unlock(&s->lock);
+    return MAED_OK;
+}
+
 int maed_sub_finished(maed_sub *s, int *complete, int *rows_done, char *reason, int capacity) {
     int rc = hold(s, 1 << MAED_EVENT_SCAN_FINISHED);
     if (rc != MAED_OK) return rc;

@@ -144,6 +144,24 @@ int main(void) {
     n = header_with(buf, sizeof buf, "trace_retrace", nil, sizeof nil);
     CHECK(parse(buf, n, &h) != 0);  /* null: refused, as the Python decoder refuses it */
 
+    /* evidence: "late" 1 marks an alert found once its scan ended; other figures skipped; not a map: refused. */
+    f.len = 0;
+    mp_w_map(&f, 2);
+    mp_w_str(&f, "z");
+    mp_w_double(&f, 7.5);
+    mp_w_str(&f, "late");
+    mp_w_int(&f, 1);
+    n = header_with(buf, sizeof buf, "evidence", figures, f.len);
+    CHECK(parse(buf, n, &h) == 0 && h.late == 1);
+    f.len = 0;
+    mp_w_map(&f, 1);
+    mp_w_str(&f, "z");
+    mp_w_double(&f, 7.5);
+    n = header_with(buf, sizeof buf, "evidence", figures, f.len);
+    CHECK(parse(buf, n, &h) == 0 && h.late == 0);
+    n = header_with(buf, sizeof buf, "evidence", nil, sizeof nil);
+    CHECK(parse(buf, n, &h) != 0);
+
     /* Random bytes and random corruptions of a valid header: refused or read, never a crash. */
     srand(16);
     size_t valid = wire_scan_start(buf, sizeof buf, "scan-3", 9, 64, 64, "Z", "m", 1e-8, 1e-8, 0);
