@@ -126,7 +126,7 @@ def test_the_page_draws_the_growing_scan_in_a_headless_browser(live, tmp_path, m
         rows = cols = 64
         image = make_pair(9, rows).noisy.astype("<f4")
         image[40] = image[39]  # a repeated line: the scan-health alert the page must mark and list
-        image[24, 20:44] += 40 * np.std(np.diff(image, axis=0))  # a scar, found once the scan has ended
+        image[12, 20:44] += 40 * np.std(np.diff(image, axis=0))  # a scar, found once the scan has ended
         push_scan(bridge.endpoints["pull"], "browser", image, rate=100)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -162,5 +162,5 @@ def test_the_page_draws_the_growing_scan_in_a_headless_browser(live, tmp_path, m
     assert any(a["kind"] == "line_repeated" and a["row"] == 40 for a in alerts)
     assert text["marks"] == len(alerts) == len(text["alerts"])
     assert any(entry.startswith("line_repeated @ row 40 ") for entry in text["alerts"])
-    assert any(a["kind"] == "scar" and a["row"] == 24 and a["evidence"]["late"] == 1 for a in alerts), alerts
-    assert any(entry.startswith("scar @ row 24 (found at the scan's end) ") for entry in text["alerts"]), text["alerts"]
+    assert any(a["kind"] == "scar" and a["row"] == 12 and a["evidence"]["late"] == 1 for a in alerts), alerts
+    assert any(entry.startswith("scar @ row 12 (found at the scan's end) ") for entry in text["alerts"]), text["alerts"]
