@@ -31,10 +31,12 @@ def subscribe_alerts(endpoint: str) -> zmq.Socket:
     return sub
 
 
-def until_finished(sub: zmq.Socket, scans: int) -> tuple[list, list[ScanFinished]]:
-    """The messages ``sub`` receives until ``scans`` scans have finished: the alerts, and the ``scan.finished``."""
+def until_finished(sub: zmq.Socket, scans: int, timeout_s: float = 30.0) -> tuple[list, list[ScanFinished]]:
+    """The messages ``sub`` receives until ``scans`` scans have finished: the alerts, and the ``scan.finished``; an
+    ``AssertionError`` where the bridge is silent for ``timeout_s`` before that."""
     alerts, finished = [], []
     while len(finished) < scans:
+        assert sub.poll(int(timeout_s * 1000)), f"{len(finished)} of {scans} scans finished; then nothing for {timeout_s} s"
         message = decode_published(sub.recv_multipart())
         (finished if isinstance(message, ScanFinished) else alerts).append(message)
     sub.close(linger=0)

@@ -9,11 +9,11 @@ import time
 
 import numpy as np
 import pytest
-import zmq
 from fake_backends import IdentityBackend
+from test_bridge_alerts import subscribe_alerts, until_finished
 
 from maed.bridge.alerts.rules import parse_rules
-from maed.bridge.protocol import Alert, ScanFinished, decode_published
+from maed.bridge.protocol import Alert
 from maed.bridge.server import Bridge, BridgeConfig
 from maed.bridge.simulated import Scanner, SimulatedNanonis, simulated_frames
 from maed.bridge.simulated.scanner import SimChannel, SimFrame
@@ -57,10 +57,7 @@ def follow(event: str, rules: dict[str, str], tmp_path, until) -> tuple[Simulate
     # lines a loaded machine leaves unjudged are judged when the scan ends.
     config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans", judge_every_line=bool(rules))
     with SimulatedNanonis(scanner, port=0) as nanonis, Bridge(config, backend=IdentityBackend()) as bridge:
-        sub = zmq.Context.instance().socket(zmq.SUB)
-        sub.connect(bridge.endpoints["pub"])
-        for topic in (b"alert", b"scan.finished"):
-            sub.setsockopt(zmq.SUBSCRIBE, topic)
+        sub = subscribe_alerts(bridge.endpoints["pub"])
         source = NanonisSource(port=nanonis.port, scans=1, on_alert=rules, alerts=bridge.endpoints["pub"])
         stop = threading.Event()
         thread = threading.Thread(target=source.run, args=(bridge.endpoints["pull"], stop), daemon=True)
@@ -71,13 +68,7 @@ def follow(event: str, rules: dict[str, str], tmp_path, until) -> tuple[Simulate
         stop.set()
         thread.join(10)
         # Until the scan is saved (scan.finished): every alert of it comes before, however slow a loaded machine is.
-        alerts, finished = [], False
-        while not finished and sub.poll(30_000):
-            message = decode_published(sub.recv_multipart())
-            finished = isinstance(message, ScanFinished)
-            if not finished:
-                alerts.append(message)
-        sub.close(linger=0)
+        alerts, _ = until_finished(sub, 1)
     return nanonis, source, alerts
 
 
