@@ -1,10 +1,10 @@
-"""Trace/retrace error on the real test scans before and after the warp-and-lag registration.
+"""Trace/retrace error on the real test scans before and after the registration of warp, lag and slow axis.
 
 Before: the retrace moved by one shift per band of 64 lines (the whole scan's shift, then each
 band's within 3 pixels of it, interpolated between bands), as ``maed eval --real`` did until
-``maed.registration`` replaced it. After: ``maed.registration.register`` (a smooth x-warp per band
-and the feedback lag). Both registrations are estimated on the raw passes and applied alike to
-every method's output; each pass is denoised alone as ``maed eval --real`` does it
+``maed.registration`` replaced it. After: ``maed.registration.register`` (a smooth x-warp per band,
+the feedback lag and, since 2026-12-05, the slow axis's motion during the lines). Both registrations
+are estimated on the raw passes and applied alike to every method's output; each pass is denoised alone as ``maed eval --real`` does it
 (``evaluate_real.denoise_pass``: raw, plane+rows+Gaussian, and the model with its trust guard).
 
 Usage (from the repository root, the real scans in ../shared/data/real-stm):
@@ -141,28 +141,30 @@ def main() -> int:
         lines.append(
             f"| {path.name} | {trace_image.name} ({unit}) | {x.shape[0]}x{x.shape[1]} | {ratio:.2g} "
             f"| {after.warp.min():+.1f} to {after.warp.max():+.1f} | {np.median(after.band_sigma):.2f} "
-            f"| {after.lag_px[0]:.2f} | {' | '.join(cells)} | {seconds:.1f} |"
+            f"| {after.lag_px[0]:.2f} | {after.slow_shift:+.2f} | {' | '.join(cells)} | {seconds:.1f} |"
         )
         print(lines[-1], flush=True)
     head = [
-        "# Trace/retrace error: one shift per band vs the warp-and-lag registration",
+        "# Trace/retrace error: one shift per band vs the registration of warp, lag and slow axis",
         "",
         "The real test scans with both passes (test sources of the trust issue, never trained on), each pass "
         f"denoised alone as `maed eval --real` does it, by raw (nothing), {CLASSICAL_LABEL} and `{args.model}` "
         "(with its trust guard). Trace/retrace error E = sqrt(0.5 (|f(trace) - retrace|^2 + |f(retrace) - "
         "trace|^2)) with its 95 % interval (block bootstrap over rows), after registering the retrace onto "
         "the trace **before**: by one shift per band of 64 lines (the former `maed.trace_retrace.register`), "
-        "and **after**: by `maed.registration.register` (a smooth x-warp per band, the feedback lag's all-pass). "
+        "and **after**: by `maed.registration.register` (a smooth x-warp per band, the feedback lag's all-pass, "
+        "and the slow axis's motion during the lines: up to a line at the left end, none at the turnaround). "
         "Lower is better for every method; what registration cannot match (a smear, creep) counts as error "
         "for all of them, raw included, so a better registration lowers raw's E most and lets a denoiser's "
         "gain show. Warp: range of the displacement (pixels); sigma: its median standard error; lag: "
         "the trace's feedback time constant in pixels (0: none clearly better than the warp alone); "
-        "speed: retrace over trace speed from the header.",
+        "speed: retrace over trace speed from the header; slow: the lines the retrace's first column lies further "
+        "along the slow axis than the trace's (0: none clearly better).",
         "",
-        "| scan | channel | lines x columns | speed | warp, px | sigma, px | lag, px "
+        "| scan | channel | lines x columns | speed | warp, px | sigma, px | lag, px | slow, lines "
         + "".join(f"| {m} before | {m} after " for m in methods)
         + "| registration, s |",
-        "|---|---|---|---|---|---|---|" + "---|" * (2 * len(methods)) + "---|",
+        "|---|---|---|---|---|---|---|---|" + "---|" * (2 * len(methods)) + "---|",
     ]
     sim = [
         "",

@@ -11,7 +11,7 @@ from scipy import ndimage
 from maed.bridge.streaming import StreamingDenoiser
 from maed.denoise import denoise_files, denoise_guarded, result_record
 from maed.io import read_scan
-from maed.lattice_keep import BOTH_PASSES, ONE_PASS, lattice_peaks, local_give_back
+from maed.lattice_keep import BOTH_PASSES, ONE_PASS, _harmonics, lattice_peaks, local_give_back
 from maed.noreference import classify_peaks, peak_power
 from maed.normalise import PLANE, normalise
 from maed.publish import MIN_LATTICE_ROWS
@@ -82,6 +82,35 @@ def test_a_lattice_on_part_of_the_scan_comes_back_there_and_nothing_elsewhere():
     assert np.sqrt(np.mean(restored[away] ** 2)) < 0.05
     noise_only = local_give_back(rng.normal(0, 1, (192, 192)), erased, rng.normal(0, 1, (192, 192)))
     assert noise_only[1] == 0 and not noise_only[0].any()
+
+
+def test_a_lattice_on_part_of_the_scan_whose_third_reflection_the_rows_alignment_takes_comes_back():
+    """A lattice scanned along one of its rows has its third reflection (G1 + G2) on the spectrum's column of zero
+    frequency along the rows: a modulation of the rows' levels, which aligning the rows takes off, so no third peak
+    can close the triple. Sheared by drift, G1 and G2 are not as long as each other either (``example_FFT.sxm``: the
+    substrate's atoms around an island of molecules came out smoothed)."""
+    rng = np.random.default_rng(6)
+    y, x = np.mgrid[0:192, 0:192].astype(float)
+    g1, g2 = np.array([0.11, 0.19]), np.array([0.07, -0.19])  # cycles per pixel, (along y, along x)
+    wave = lambda g: np.cos(2 * np.pi * (g[0] * y + g[1] * x))  # noqa: E731
+    corner = (y < 64) & (x < 64)
+    lattice = np.where(corner, wave(g1) + wave(g2) + wave(g1 + g2), 0.0)
+    trace = lattice + rng.normal(0, 0.5, lattice.shape)
+    retrace = lattice + rng.normal(0, 0.5, lattice.shape)
+    restored, windows = local_give_back(trace, np.zeros_like(trace), retrace)
+    assert windows >= 1
+    inner = np.s_[8:56, 8:56]
+    off_axis = np.where(corner, wave(g1) + wave(g2), 0.0)  # what the rows' alignment leaves of the lattice
+    assert np.corrcoef(restored[inner].ravel(), off_axis[inner].ravel())[0, 1] > 0.7
+
+
+def test_peaks_a_fifth_of_the_grid_apart_are_no_harmonics_of_one_pickup():
+    """p F and q F with a common factor name no other pair than their reduced multiples, and on the wrapped grid
+    5 a = 5 b holds wherever a - b is a fifth of it: only coprime multiples are sought."""
+    a, b = np.array([[-8.95, 12.95]]), np.array([[4.34, 12.63]])  # a - b: 13.3 bins of 64, about a fifth
+    assert not _harmonics(a, b, (64, 64))[0]
+    f = np.array([[3.1, 7.2]])
+    assert _harmonics(2 * f, 3 * f, (64, 64))[0]  # the second and third harmonics of one source
 
 
 def test_stripes_both_passes_show_over_part_of_the_scan_are_not_taken_for_a_lattice():

@@ -76,6 +76,34 @@ def test_the_warp_of_a_simulated_pair_is_recovered_and_leaves_only_the_noise(ind
     assert _rms(trace - align(retrace, reg), crop) < 1.03 * _rms(floor, crop)
 
 
+@pytest.mark.parametrize("moved", [1.0, -1.0])
+def test_the_slow_axis_moving_during_the_lines_is_found_and_undone(moved):
+    """A controller that ramps the slow axis on while it scans a line pair records each column's retrace pixel
+    further along the slow axis than its trace pixel: a whole line at the left end, none at the turnaround (the
+    sign follows the slow axis's direction). Sampled here by spline interpolation of the surface, not by the
+    Fourier phase the registration reads it with."""
+    from scipy import ndimage
+
+    pair = _structured("molecular_crystal", 1)[0]
+    rows, cols = pair.clean.shape
+    y, x = np.mgrid[0:rows, 0:cols].astype(float)
+    later = ndimage.map_coordinates(pair.clean, [y + moved * (1 - x / (cols - 1)), x], order=3, mode="mirror")
+    rng = np.random.default_rng(3)
+    trace = pair.clean + rng.normal(0, WHITE, pair.clean.shape)
+    retrace = later + rng.normal(0, WHITE, pair.clean.shape)
+    reg = register(trace, retrace)
+    assert reg.slow_shift == pytest.approx(moved, abs=0.1)
+    inner = np.s_[3:-3]  # the first and last lines read beyond the frame
+    floor = WHITE * np.sqrt(2)
+    assert _rms((trace - retrace)[inner], reg.crop) > 1.3 * floor
+    assert _rms((trace - align(retrace, reg))[inner], reg.crop) < 1.1 * floor
+
+
+def test_passes_recorded_on_the_same_lines_have_no_slow_axis_motion():
+    trace, retrace, _, _ = _passes("lattice", 0)
+    assert register(trace, retrace).slow_shift == 0.0
+
+
 def test_opposite_feedback_lags_at_unequal_speeds_are_undone():
     lagged = PassParams(**{**WARP.as_dict(), "lag_px": 2.0, "speed_ratio": 1.5})
     trace, retrace, geometry, floor = _passes("steps", 0, lagged)

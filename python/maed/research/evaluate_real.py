@@ -58,7 +58,7 @@ from ..noreference import (
     whiteness,
 )
 from ..passes import CLASSICAL, CLASSICAL_LABEL, display_unit, guarded_outputs, pick_pair
-from ..registration import BAND_ROWS, KNOT_PX, register, speed_ratio
+from ..registration import BAND_ROWS, KNOT_PX, SLOW_GAIN, register, speed_ratio
 from ..scanfiles import ScanFileError, scanned_upwards, sniff
 from ..trace_retrace import BLOCK_ROWS, estimated_true_error, removed_noise, row_errors, summarise
 from . import bm3d_eval
@@ -445,7 +445,12 @@ def _report(folder: str, scans: list[dict], skipped: list[str], models: list[str
         "filter running in each pass's own time order (opposite in the two), turned from the retrace's into the "
         "trace's by an all-pass (kept only where it matches clearly better than the warp alone; the "
         "header's speed ratio scales the retrace's lag); per band one shift instead of the warp where that "
-        "leaves the smaller difference. The all-pass and each row's mean displacement are "
+        "leaves the smaller difference; and, on the retrace so registered, the slow axis's motion during the "
+        "lines (where a controller ramps the slow axis on while it scans a line pair, each column's retrace pixel "
+        "lies further along it than its trace pixel: up to a line at the left end, none at the turnaround; read "
+        f"back by one Fourier phase per column, kept where it matches {SLOW_GAIN:.0%} better, the warp then sought "
+        "again; the first and last rows read beyond the frame as its mirror image). The all-pass and each row's "
+        "mean displacement are "
         "one Fourier phase per row (which keeps the noise power), the rest of the warp windowed-sinc "
         "interpolation; only the columns both passes cover are compared. Each difference "
         "loses its per-row offsets and one common slope along the rows. **raw** is the same formula with f the "
