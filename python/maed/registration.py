@@ -45,8 +45,10 @@ not line up, and not by one shift:
 5. on the retrace so registered, the slow axis's motion during the lines: how many lines
    (``slow_shift``, within ``MAX_SLOW_ROWS``) the retrace lies further along the slow axis at the
    left end, falling linearly to none at the right, read by one Fourier phase per column along the
-   slow axis (which keeps the noise power), kept only where it matches clearly better
-   (``SLOW_GAIN``) and not at the range's end; where kept, steps 1 to 4 again on the retrace moved
+   slow axis (which keeps the noise power), judged on the features finer than ``HIGH_PASS_PX``
+   (the z drift, sampled later by each column's retrace than by its trace, is like the next
+   line's too), kept only where it matches clearly better (``SLOW_GAIN``), not at the range's
+   end, and the passes as they are match no worse; where kept, steps 1 to 4 again on the retrace moved
    by it, and the motion refined with that warp, in turn until it settles (a warp sought with the
    motion in place takes up part of it along slanted features, and the motion sought before the warp
    took up the warp's creep instead: simulated pairs without motion were given 0.7 line).
@@ -586,9 +588,10 @@ def _slow_shift(trace: np.ndarray, retrace: np.ndarray) -> float:
         return 0.0
     keep = _inner_lines(rows)
     margin = max(cols // 32, 2)
+    fine = _fine(trace)[keep]
 
     def cost(shift: float) -> float:
-        return _mismatch(trace[keep], slow_moved(retrace, shift)[keep], margin)
+        return _mismatch(fine, _fine(slow_moved(retrace, shift))[keep], margin)
 
     grid = np.arange(-MAX_SLOW_ROWS, MAX_SLOW_ROWS + _SLOW_GRID / 2, _SLOW_GRID)
     costs = np.array([cost(float(v)) for v in grid])
@@ -599,7 +602,18 @@ def _slow_shift(trace: np.ndarray, retrace: np.ndarray) -> float:
         return 0.0
     found = optimize.minimize_scalar(cost, bounds=(grid[i - 1], grid[i + 1]), method="bounded")
     shift, best = (float(found.x), float(found.fun)) if found.fun <= costs[i] else (float(grid[i]), float(costs[i]))
-    return shift if best < (1 - SLOW_GAIN) * cost(0.0) else 0.0
+    if best >= (1 - SLOW_GAIN) * cost(0.0):
+        return 0.0
+    # The features match better; the passes as they are must not match worse (what the trace/retrace error compares).
+    plain = _mismatch(trace[keep], slow_moved(retrace, shift)[keep], margin) <= _mismatch(trace[keep], retrace[keep], margin)
+    return shift if plain else 0.0
+
+
+def _fine(image: np.ndarray) -> np.ndarray:
+    """``image`` less its changes slower than ``HIGH_PASS_PX`` along the rows: the slow axis's motion is judged on
+    the surface's features. Drift in z, sampled later by the retrace of each column than by its trace, matches the
+    next line's too (simulated pairs of passes on one line were given 0.4 to 1 line by the plain difference)."""
+    return image - ndimage.gaussian_filter1d(image, HIGH_PASS_PX, axis=1, mode="nearest")
 
 
 def _inner_lines(rows: int) -> slice:
@@ -613,9 +627,10 @@ def _refined_slow_shift(trace: np.ndarray, retrace: np.ndarray, registration: Re
     retrace is moved along the rows by ``registration`` (found on the retrace moved by ``slow``)."""
     keep = _inner_lines(trace.shape[0])
     margin = registration.crop
+    fine = _fine(trace)[keep]
 
     def cost(shift: float) -> float:
-        return _mismatch(trace[keep], align(slow_moved(retrace, shift), registration)[keep], margin)
+        return _mismatch(fine, _fine(align(slow_moved(retrace, shift), registration))[keep], margin)
 
     found = optimize.minimize_scalar(cost, bounds=(slow - _SLOW_REFINE, slow + _SLOW_REFINE), method="bounded", options={"xatol": 0.01})
     return float(found.x) if found.fun < cost(slow) else slow
