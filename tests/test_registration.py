@@ -11,6 +11,7 @@ from maed.data import make_pair
 from maed.data.scan_noise import NoiseParams
 from maed.data.two_pass import PassParams, record_passes
 from maed.registration import Registration, align, register, speed_ratio
+from maed.trace_retrace import row_errors
 
 SIZE = 192
 WHITE = 3e-12
@@ -94,6 +95,8 @@ def test_the_slow_axis_moving_during_the_lines_is_found_and_undone(moved):
     reg = register(trace, retrace)
     assert reg.slow_shift == pytest.approx(moved, abs=0.1)
     inner = np.s_[3:-3]  # the first and last lines read beyond the frame
+    assert reg.lines(rows) == slice(3, rows - 3)
+    assert len(row_errors(trace, retrace, trace, retrace, reg)) == rows - 6  # and are left out of the error
     floor = WHITE * np.sqrt(2)
     assert _rms((trace - retrace)[inner], reg.crop) > 1.3 * floor
     assert _rms((trace - align(retrace, reg))[inner], reg.crop) < 1.1 * floor

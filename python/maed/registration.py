@@ -174,6 +174,11 @@ class Registration:
             raise ValueError(f"registration leaves fewer than 4 columns to compare ({crop} cut at each side)")
         return slice(crop, width - crop)
 
+    def lines(self, height: int) -> slice:
+        """The lines of a ``height``-line pass that both passes cover: all, but where the slow axis moved during the
+        lines, its first and last ones (the retrace read there lies beyond the frame: ``_inner_lines``)."""
+        return _inner_lines(height) if self.slow_shift else slice(0, height)
+
     @classmethod
     def shift(cls, shifts: np.ndarray, cols: int) -> "Registration":
         """A registration by one shift per line and no lag (``shifts[r]`` for every column of line r)."""

@@ -52,17 +52,18 @@ def row_errors(
     registration: Registration,
     crop: int | None = None,
 ) -> np.ndarray:
-    """Per row: 0.5 (mean |f(trace) - retrace|^2 + mean |f(retrace) - trace|^2) over the compared columns.
+    """Per row: 0.5 (mean |f(trace) - retrace|^2 + mean |f(retrace) - trace|^2) over the compared columns, for the
+    lines both passes cover (``Registration.lines``).
 
     ``out_retrace`` and ``retrace`` are in the retrace's own place (as read); both are aligned here.
     The columns compared leave out ``crop`` at each side (at least ``registration.crop``), so that
     two registrations can be compared on the same columns.
     """
-    cols = registration.columns(trace.shape[1], crop)
-    retrace_on_trace = align(retrace, registration)[:, cols]
-    out_retrace_on_trace = align(out_retrace, registration)[:, cols]
-    first = _matched(np.asarray(out_trace, dtype=np.float64)[:, cols] - retrace_on_trace)
-    second = _matched(out_retrace_on_trace - np.asarray(trace, dtype=np.float64)[:, cols])
+    part = registration.lines(trace.shape[0]), registration.columns(trace.shape[1], crop)
+    retrace_on_trace = align(retrace, registration)[part]
+    out_retrace_on_trace = align(out_retrace, registration)[part]
+    first = _matched(np.asarray(out_trace, dtype=np.float64)[part] - retrace_on_trace)
+    second = _matched(out_retrace_on_trace - np.asarray(trace, dtype=np.float64)[part])
     return 0.5 * ((first**2).mean(axis=1) + (second**2).mean(axis=1))
 
 
@@ -74,9 +75,9 @@ def removed_noise(residual_trace: np.ndarray, residual_retrace: np.ndarray, regi
     residuals' mean product over the compared columns (each row's mean off: line offsets are in both passes and
     every method removes them on purpose) is the structure's power, and it comes off the trace residual's.
     """
-    cols = registration.columns(residual_trace.shape[1])
-    trace = np.asarray(residual_trace, dtype=np.float64)[:, cols]
-    retrace = align(residual_retrace, registration)[:, cols]
+    part = registration.lines(residual_trace.shape[0]), registration.columns(residual_trace.shape[1])
+    trace = np.asarray(residual_trace, dtype=np.float64)[part]
+    retrace = align(residual_retrace, registration)[part]
     trace = trace - trace.mean(axis=1, keepdims=True)
     retrace = retrace - retrace.mean(axis=1, keepdims=True)
     return float(np.sqrt(max(float((trace * trace).mean() - (trace * retrace).mean()), 0.0)))

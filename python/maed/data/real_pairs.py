@@ -65,15 +65,15 @@ def make_pass_pair(name: str, trace: np.ndarray, retrace: np.ndarray, min_size: 
     common = a.shape[1] - 2 * registration.crop
     if common < min_size:
         return f"registration leaves {common} columns in common, fewer than {min_size}"
-    cols = registration.columns(a.shape[1])
+    part = registration.lines(a.shape[0]), registration.columns(a.shape[1])
     moved = align(b, registration)
-    whiteness = slow_axis_whiteness(a[:, cols] - moved[:, cols])
+    whiteness = slow_axis_whiteness(a[part] - moved[part])
     if whiteness > MAX_SLOW_WHITENESS:
         return (
             f"the passes differ by more than noise (slow-axis whiteness of their difference {whiteness:.2f} "
             f"> {MAX_SLOW_WHITENESS}: a tip change between them, or smear registration cannot undo)"
         )
-    return PassPair(name, a[:, cols], moved[:, cols])
+    return PassPair(name, a[part], moved[part])
 
 
 def load_pass_pairs(real_dir: Path, min_size: int, names: tuple[str, ...] = TRAINING_PAIR_FILES) -> list[PassPair]:
