@@ -120,7 +120,7 @@ AMBIGUITY_APART_PX = 2
 
 MAX_SLOW_ROWS = 1.5
 """Lines: the largest slow-axis displacement at the left end sought (a controller that ramps the slow axis moves it
-one line per line pair; the sign follows the slow axis's direction)."""
+one line per line pair; its sign says whether the slow axis runs up or down)."""
 
 SLOW_GAIN = 0.02
 """Share of the difference's mean square the slow axis's motion must take off to be kept: on scans without it, the
