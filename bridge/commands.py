@@ -420,7 +420,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--trace-retrace",
         action="store_true",
         help="figure each finished scan's trace/retrace error (each pass denoised alone against the other, "
-        "raw pass) into its final frame and meta.json: about a second of the bridge's time per "
+        "raw pass) into its final frame and meta.json: 1 to 2 seconds of the bridge's time per "
         "256 x 256 scan with retrace lines, during which the next scan's updates wait",
     )
     p.add_argument(

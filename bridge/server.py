@@ -99,7 +99,7 @@ class BridgeConfig:
     --on-alert`` sets it: with a rule, a tip change judged too late to pause the scan is an hour lost, a preview
     update that waits is not); else they take ``worker.HEALTH_SHARE`` at most."""
     trace_retrace: bool = False
-    """Figure each finished scan's trace/retrace error (``maed serve --trace-retrace``): about a second of the worker's
+    """Figure each finished scan's trace/retrace error (``maed serve --trace-retrace``): 1 to 2 seconds of the worker's
     time per 256 x 256 scan with retrace lines, which the next scan's updates wait for."""
     keys: ServerKeys | None = None
     """CURVE keys of every socket (docs/security.md); None: no authentication, loopback only unless ``insecure``."""

@@ -87,8 +87,8 @@ LATE_PIXELS = 2 * 512 * 512
 2-core CPU, so about 1.6 s here, while the next scan's updates wait (as for ``TRACE_RETRACE_PIXELS``)."""
 TRACE_RETRACE_PIXELS = 512 * 512
 """Where asked for (``maed serve --trace-retrace``), a finished scan's trace/retrace error is figured up to this size
-(``maed.passes.trace_retrace_figures``: both passes denoised again and registered, about a second for 256 x 256
-pixels on the 2-core CPU, 4 to 5 times that at this size, while the next scan's updates wait: at 200 lines/s a
+(``maed.passes.trace_retrace_figures``: both passes denoised again and registered, 1 to 2 seconds for 256 x
+256 pixels on the 2-core CPU, 4 to 5 times that at this size, while the next scan's updates wait: at 200 lines/s a
 next scan's first update came 1 s late); beyond it the final frame says it was skipped."""
 MIN_STEP_ROWS = 32
 """New rows per step at the least, for scans so wide that the context rows alone fill the band."""
