@@ -130,13 +130,14 @@ def main() -> int:
         seconds = time.perf_counter() - started
         before = per_band_shifts(x, y)
         scale, unit = _unit(trace_image.unit)
-        crop = max(before.crop, after.crop)  # both on the same columns
+        crop = max(before.crop, after.crop)  # both on the same columns and lines
+        compared_lines = after.lines(x.shape[0])
         cells = []
         for name in methods:
             out_t = x if name == "raw" else trace.outputs[name]
             out_r = y if name == "raw" else retrace.outputs[name]
             for registration in (before, after):
-                e = summarise(row_errors(out_t, out_r, x, y, registration, crop))
+                e = summarise(row_errors(out_t, out_r, x, y, registration, crop, compared_lines))
                 cells.append(f"{e.value * scale:.3g} ({e.low * scale:.3g}–{e.high * scale:.3g})")
         lines.append(
             f"| {path.name} | {trace_image.name} ({unit}) | {x.shape[0]}x{x.shape[1]} | {ratio:.2g} "

@@ -103,8 +103,22 @@ def test_the_slow_axis_moving_during_the_lines_is_found_and_undone(moved):
 
 
 def test_passes_recorded_on_the_same_lines_have_no_slow_axis_motion():
-    trace, retrace, _, _ = _passes("lattice", 0)
+    trace, retrace, _, _ = _passes("steps", 0)  # edges along the lines: a motion would be found here
     assert register(trace, retrace).slow_shift == 0.0
+
+
+def test_the_slow_axis_motion_is_found_beside_the_warp():
+    """The same warped pair, its retrace recorded with the slow axis moving on: the motion is found and the warp is
+    recovered as well as without it."""
+    from scipy import ndimage
+
+    trace, retrace, geometry, floor = _passes("steps", 0)
+    rows, cols = retrace.shape
+    y, x = np.mgrid[0:rows, 0:cols].astype(float)
+    later = ndimage.map_coordinates(retrace, [y + (1 - x / (cols - 1)), x], order=3, mode="mirror")
+    reg = register(trace, later)
+    assert reg.slow_shift == pytest.approx(1.0, abs=0.15)
+    assert _warp_error(reg, geometry) < WARP_TOLERANCE_PX
 
 
 @pytest.mark.parametrize("seed", [9, 13])

@@ -47,11 +47,13 @@ not line up, and not by one shift:
    left end, falling linearly to none at the right, read by one Fourier phase per column along the
    slow axis (which keeps the noise power), judged on the features finer than ``HIGH_PASS_PX``
    (the z drift, sampled later by each column's retrace than by its trace, is like the next
-   line's too), kept only where it matches clearly better (``SLOW_GAIN``), not at the range's
-   end, and the passes as they are match no worse; where kept, steps 1 to 4 again on the retrace moved
-   by it, and the motion refined with that warp, in turn until it settles (a warp sought with the
-   motion in place takes up part of it along slanted features, and the motion sought before the warp
-   took up the warp's creep instead: simulated pairs without motion were given 0.7 line).
+   line's too), kept only where it matches clearly better (``SLOW_GAIN``), not at either end of the
+   grid sought, and the passes as they are match no worse; where kept, steps 1 to 4 again on the
+   retrace moved by it, and the motion refined with that warp (within ``_SLOW_REFINE``), in turn
+   for at most ``_SLOW_ROUNDS`` rounds (a warp sought with the motion in place takes up part of it
+   along slanted features, and the motion sought before the warp took up the warp's creep instead:
+   simulated pairs without motion were given 0.7 line); the result stands only where the passes
+   as they are still match no worse than along the rows alone and the motion is not refined away.
 
 ``align`` applies the result: the slow axis's motion as one Fourier phase per column (the first and
 last lines read what lies beyond the frame as its mirror image), the all-pass and each line's mean
@@ -130,6 +132,7 @@ _SLOW_GRID = 0.25  # lines: the grid on which the slow shift is sought before it
 _SLOW_REFINE = 0.5  # lines either side of an estimate within which it is refined once the warp is known
 _SLOW_ROUNDS = 3  # the warp along the rows and the slow axis's motion, sought in turn at most this often
 _SLOW_SETTLED = 0.05  # lines: a refinement that moves the motion less ends the rounds
+_MIN_SLOW_LINES = 16  # fewer lines than this are not searched for the motion
 
 _FINE_STEP = 0.01  # pixels: the grid on which the sub-pixel correlation peak is sought
 _REFINE = 2  # times the shift left after moving the retrace by the estimate is sought again
@@ -175,8 +178,10 @@ class Registration:
         return slice(crop, width - crop)
 
     def lines(self, height: int) -> slice:
-        """The lines of a ``height``-line pass that both passes cover: all, but where the slow axis moved during the
-        lines, its first and last ones (the retrace read there lies beyond the frame: ``_inner_lines``)."""
+        """The lines of a ``height``-line pass compared: all, but where the slow axis moved during the lines, the
+        first and last ``_inner_lines`` leaves out (the retrace read at one end lies beyond the frame, at the top
+        where ``slow_shift`` is positive, at the bottom where negative; both ends are cut, as either sign may be
+        found)."""
         return _inner_lines(height) if self.slow_shift else slice(0, height)
 
     @classmethod
@@ -364,15 +369,17 @@ def align(image: np.ndarray, registration: Registration) -> np.ndarray:
 
 def slow_moved(image: np.ndarray, shift: float) -> np.ndarray:
     """``image`` read ``shift`` lines back along the slow axis at its first column, falling linearly to none at its
-    last (``Registration.slow_shift``): one Fourier phase per column, over the columns mirrored at the first and last
-    lines so that no line wraps onto the other end."""
+    last (``Registration.slow_shift``): one Fourier phase per column, over each column followed by its mirror image
+    (a period without a jump, so that neither end rings into the frame; lines read beyond an end read its mirror).
+    Every pixel of a column depends on all its lines: a NaN spreads over the frame, so callers pass measured lines
+    only."""
     if shift == 0.0:
         return np.asarray(image, dtype=np.float64)
     rows, cols = image.shape
-    padded = np.concatenate([image[::-1], image, image[::-1]])
-    k = np.fft.fftfreq(3 * rows)[:, None]
+    padded = np.concatenate([image, image[::-1]])
+    k = np.fft.fftfreq(2 * rows)[:, None]
     moved = shift * (1 - np.arange(cols) / max(cols - 1, 1))
-    return np.fft.ifft(np.fft.fft(padded, axis=0) * np.exp(-2j * np.pi * k * moved), axis=0).real[rows : 2 * rows]
+    return np.fft.ifft(np.fft.fft(padded, axis=0) * np.exp(-2j * np.pi * k * moved), axis=0).real[:rows]
 
 
 def _read(image: np.ndarray, warp: np.ndarray, response: Callable[[np.ndarray], np.ndarray], lag_px: float) -> np.ndarray:
@@ -583,16 +590,20 @@ def _no_worse_than_shifts(trace: np.ndarray, retrace: np.ndarray, registration: 
     return _from_curves(centres, curves, registration.band_sigma, rows, registration.lag_px)
 
 
-def _slow_shift(trace: np.ndarray, retrace: np.ndarray) -> float:
+def _slow_shift(trace: np.ndarray, retrace: np.ndarray, registration: Registration) -> float:
     """The slow axis's motion during the lines (``Registration.slow_shift``) that leaves the smallest difference
-    between ``trace`` and ``retrace`` (already moved along the rows), or 0 where none matches ``SLOW_GAIN`` better
-    than none or the best lies at ``MAX_SLOW_ROWS``. The first and last lines, which read beyond the frame, are left
-    out of the comparison."""
+    between ``trace`` and ``retrace`` moved along the rows by ``registration``, or 0 where none matches
+    ``SLOW_GAIN`` better than none, the best lies at either end of the grid sought (within ``MAX_SLOW_ROWS``), or
+    the passes as they are match worse. Compared over the lines either motion reads within the frame and the
+    columns both passes cover."""
     rows, cols = trace.shape
-    if rows < 16:
+    if rows < _MIN_SLOW_LINES:
         return 0.0
     keep = _inner_lines(rows)
-    margin = max(cols // 32, 2)
+    margin = max(registration.crop, cols // 32)
+    if cols - 2 * margin < 16:
+        return 0.0
+    retrace = align(retrace, registration)
     fine = _fine(trace)[keep]
 
     def cost(shift: float) -> float:
@@ -609,9 +620,15 @@ def _slow_shift(trace: np.ndarray, retrace: np.ndarray) -> float:
     shift, best = (float(found.x), float(found.fun)) if found.fun <= costs[i] else (float(grid[i]), float(costs[i]))
     if best >= (1 - SLOW_GAIN) * cost(0.0):
         return 0.0
-    # The features match better; the passes as they are must not match worse (what the trace/retrace error compares).
-    plain = _mismatch(trace[keep], slow_moved(retrace, shift)[keep], margin) <= _mismatch(trace[keep], retrace[keep], margin)
-    return shift if plain else 0.0
+    return shift if _no_worse_plain(trace, retrace, registration, shift, margin) else 0.0
+
+
+def _no_worse_plain(trace: np.ndarray, moved: np.ndarray, registration: Registration, shift: float, margin: int) -> bool:
+    """Whether ``moved`` (the retrace moved along the rows by ``registration``) moved ``shift`` lines along the slow
+    axis too matches ``trace`` no worse as they are: the features may match better while the passes, which the
+    trace/retrace error compares, match worse (``createc_scan_close_100nm``: 0.15 line by its features)."""
+    keep = _inner_lines(trace.shape[0])
+    return _mismatch(trace[keep], slow_moved(moved, shift)[keep], margin) <= _mismatch(trace[keep], moved[keep], margin)
 
 
 def _fine(image: np.ndarray) -> np.ndarray:
@@ -637,7 +654,8 @@ def _refined_slow_shift(trace: np.ndarray, retrace: np.ndarray, registration: Re
     def cost(shift: float) -> float:
         return _mismatch(fine, _fine(align(slow_moved(retrace, shift), registration))[keep], margin)
 
-    found = optimize.minimize_scalar(cost, bounds=(slow - _SLOW_REFINE, slow + _SLOW_REFINE), method="bounded", options={"xatol": 0.01})
+    low, high = max(slow - _SLOW_REFINE, -MAX_SLOW_ROWS), min(slow + _SLOW_REFINE, MAX_SLOW_ROWS)
+    found = optimize.minimize_scalar(cost, bounds=(low, high), method="bounded", options={"xatol": 0.01})
     return float(found.x) if found.fun < cost(slow) else slow
 
 
@@ -655,17 +673,28 @@ def register(
     if retrace.shape != trace.shape:
         raise ValueError(f"trace {trace.shape} and retrace {retrace.shape} differ in shape")
     trace, retrace = np.asarray(trace, dtype=np.float64), np.asarray(retrace, dtype=np.float64)
-    registration = _along_rows(trace, retrace, speed_ratio, band_rows, max_shift)
-    slow = _slow_shift(trace, align(retrace, registration))
+    along = _along_rows(trace, retrace, speed_ratio, band_rows, max_shift)
+    slow = _slow_shift(trace, retrace, along)
     if not slow:
-        return registration
+        return along
     for _ in range(_SLOW_ROUNDS):
         registration = _along_rows(trace, slow_moved(retrace, slow), speed_ratio, band_rows, max_shift)
         refined = _refined_slow_shift(trace, retrace, registration, slow)
         moved, slow = abs(refined - slow), refined
         if moved < _SLOW_SETTLED:
             break
-    return dataclasses.replace(registration, slow_shift=slow)
+    if moved >= _SLOW_SETTLED:  # the warp was sought for the motion before the last refinement
+        registration = _along_rows(trace, slow_moved(retrace, slow), speed_ratio, band_rows, max_shift)
+    result = dataclasses.replace(registration, slow_shift=slow)
+    # Where the rounds moved the motion to nothing, or the passes as they are match worse than along the rows alone,
+    # the registration along the rows stands.
+    margin = max(result.crop, along.crop)
+    rows = _inner_lines(trace.shape[0])
+    if abs(slow) < _SLOW_SETTLED or _mismatch(trace[rows], align(retrace, result)[rows], margin) > _mismatch(
+        trace[rows], align(retrace, along)[rows], margin
+    ):
+        return along
+    return result
 
 
 def _along_rows(trace: np.ndarray, retrace: np.ndarray, speed_ratio: float, band_rows: int, max_shift: float | None) -> Registration:

@@ -51,15 +51,16 @@ def row_errors(
     retrace: np.ndarray,
     registration: Registration,
     crop: int | None = None,
+    lines: slice | None = None,
 ) -> np.ndarray:
     """Per row: 0.5 (mean |f(trace) - retrace|^2 + mean |f(retrace) - trace|^2) over the compared columns, for the
     lines both passes cover (``Registration.lines``).
 
     ``out_retrace`` and ``retrace`` are in the retrace's own place (as read); both are aligned here.
-    The columns compared leave out ``crop`` at each side (at least ``registration.crop``), so that
-    two registrations can be compared on the same columns.
+    The columns compared leave out ``crop`` at each side (at least ``registration.crop``), and ``lines`` (default
+    ``registration.lines``) are the lines compared, so that two registrations can be compared on the same pixels.
     """
-    part = registration.lines(trace.shape[0]), registration.columns(trace.shape[1], crop)
+    part = registration.lines(trace.shape[0]) if lines is None else lines, registration.columns(trace.shape[1], crop)
     retrace_on_trace = align(retrace, registration)[part]
     out_retrace_on_trace = align(out_retrace, registration)[part]
     first = _matched(np.asarray(out_trace, dtype=np.float64)[part] - retrace_on_trace)

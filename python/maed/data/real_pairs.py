@@ -52,7 +52,8 @@ def make_pass_pair(name: str, trace: np.ndarray, retrace: np.ndarray, min_size: 
     """The registered pair of one scan's two passes (the rows both measured), or why it cannot teach.
 
     The passes are levelled, the retrace registered onto the trace (``speed_ratio``: the retrace's speed
-    over the trace's, ``registration.speed_ratio``) and the columns only one pass covers cut off. The
+    over the trace's, ``registration.speed_ratio``) and the columns only one pass covers cut off (and, where the
+    slow axis moved during the lines, the lines the retrace is read beyond the frame: ``Registration.lines``). The
     reason (a string) where it is not finite, smaller than ``min_size`` x ``min_size`` in common, or its
     difference is not noise (``MAX_SLOW_WHITENESS``).
     """
@@ -66,6 +67,9 @@ def make_pass_pair(name: str, trace: np.ndarray, retrace: np.ndarray, min_size: 
     if common < min_size:
         return f"registration leaves {common} columns in common, fewer than {min_size}"
     part = registration.lines(a.shape[0]), registration.columns(a.shape[1])
+    lines = len(range(a.shape[0])[part[0]])
+    if lines < min_size:
+        return f"registration leaves {lines} lines in common, fewer than {min_size}"
     moved = align(b, registration)
     whiteness = slow_axis_whiteness(a[part] - moved[part])
     if whiteness > MAX_SLOW_WHITENESS:
