@@ -45,7 +45,8 @@ def describe(message: Published) -> str:
 
 
 def describe_trace_retrace(figures: dict, unit: str) -> str:
-    """A finished scan's trace/retrace error in a few words: the model's, the classical pipeline's and raw's."""
+    """A finished scan's trace/retrace error in a few words: the model's, the classical pipeline's and raw's, and the
+    slow axis's motion during the lines where the registration found one."""
     if "skipped" in figures:
         return f"trace_retrace=- ({figures['skipped']})"
     parts = [
@@ -53,7 +54,9 @@ def describe_trace_retrace(figures: dict, unit: str) -> str:
         for name in ("model", "classical", "raw")
         if isinstance(figures.get(name), dict) and isinstance(figures[name].get("value"), (int, float))
     ]
-    return f"trace_retrace[{unit}, {figures.get('rows', '?')} rows]: {' '.join(parts)}"
+    slow = figures.get("slow_shift")
+    moved = f", slow axis moved {slow:+.2f} line" if isinstance(slow, (int, float)) and slow else ""
+    return f"trace_retrace[{unit}, {figures.get('rows', '?')} rows{moved}]: {' '.join(parts)}"
 
 
 def describe_trust(trust: dict | None) -> str:

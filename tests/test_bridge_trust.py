@@ -274,6 +274,7 @@ def test_a_finished_scan_with_retrace_reports_its_trace_retrace_error(tmp_path):
     final = {h["scan"]: h for h, _ in (m for s in ("both", "trace-only") for m in denoised_frames(sub, s)) if h["final"]}
     figures = final["both"]["trace_retrace"]
     assert figures["rows"] == surface.shape[0]
+    assert figures["slow_shift"] == 0.0  # both passes recorded on the same lines
     assert abs(figures["raw"]["value"] / (np.sqrt(2) * sigma) - 1) < 0.15
     assert figures["model"]["value"] < min(figures["raw"]["value"], figures["classical"]["value"])
     assert figures["model"]["low"] <= figures["model"]["value"] <= figures["model"]["high"]
@@ -283,3 +284,5 @@ def test_a_finished_scan_with_retrace_reports_its_trace_retrace_error(tmp_path):
     assert meta["trace_retrace"]["model"]["value"] == pytest.approx(figures["model"]["value"])
     printed = describe_trace_retrace(figures, "m")  # what maed listen prints
     assert f"model={figures['model']['value']:.3g}" in printed and f"raw={figures['raw']['value']:.3g}" in printed
+    assert "slow axis" not in printed
+    assert "slow axis moved +0.95 line" in describe_trace_retrace({**figures, "slow_shift": 0.95}, "m")

@@ -102,6 +102,25 @@ def test_the_slow_axis_moving_during_the_lines_is_found_and_undone(moved):
     assert _rms((trace - align(retrace, reg))[inner], reg.crop) < 1.1 * floor
 
 
+def test_the_trace_retrace_figure_of_passes_a_line_apart_at_the_left_end_is_at_the_noise_floor():
+    """What ``maed serve --trace-retrace`` and ``maed eval --real`` report for a scan whose slow axis moved during
+    the lines: the motion, and raw's error at sqrt(2) times the noise of one pass, as if the passes lay on one line."""
+    from scipy import ndimage
+
+    from maed.engine import load_backend
+    from maed.passes import trace_retrace_figures
+
+    pair = _structured("molecular_crystal", 1)[0]
+    rows, cols = pair.clean.shape
+    y, x = np.mgrid[0:rows, 0:cols].astype(float)
+    later = ndimage.map_coordinates(pair.clean, [y + 1 - x / (cols - 1), x], order=3, mode="mirror")
+    rng = np.random.default_rng(5)
+    trace, retrace = pair.clean + rng.normal(0, WHITE, pair.clean.shape), later + rng.normal(0, WHITE, pair.clean.shape)
+    figures = trace_retrace_figures(trace, retrace, load_backend("onnx"))
+    assert figures["slow_shift"] == pytest.approx(1.0, abs=0.1)
+    assert figures["raw"]["value"] == pytest.approx(np.sqrt(2) * WHITE, rel=0.12)
+
+
 def test_passes_recorded_on_the_same_lines_have_no_slow_axis_motion():
     trace, retrace, _, _ = _passes("steps", 0)  # edges along the lines: a motion would be found here
     assert register(trace, retrace).slow_shift == 0.0

@@ -88,7 +88,8 @@ def trace_retrace_figures(trace: np.ndarray, retrace: np.ndarray, backend: Backe
     """The trace/retrace error (``maed.trace_retrace``) of a scan's two passes (same shape, the retrace in the
     trace's orientation, rows not measured NaN), over the rows both measured: raw, the classical pipeline
     (``CLASSICAL``) and the back end's output as ``maed denoise`` publishes it, each pass denoised alone, with their
-    95 % intervals and the estimated true error, in the scan's unit. ``ratio``: the retrace's speed over the
+    95 % intervals and the estimated true error, in the scan's unit, and the slow axis's motion during the lines
+    the registration found (``slow_shift``, lines). ``ratio``: the retrace's speed over the
     trace's. Lower is better; a model above the classical pipeline's does worse than a 1-pixel Gaussian there."""
     both = np.isfinite(trace).all(axis=1) & np.isfinite(retrace).all(axis=1)
     rows = int(both.sum())
@@ -99,7 +100,7 @@ def trace_retrace_figures(trace: np.ndarray, retrace: np.ndarray, backend: Backe
     levelled_r, model_r, _ = guarded_outputs(r, {"model": backend}, t)
     registration = register(levelled_t, levelled_r, speed_ratio=ratio)
     raw = summarise(row_errors(levelled_t, levelled_r, levelled_t, levelled_r, registration))
-    figures = {"rows": rows, "raw": {**raw.as_dict(), "true": float(raw.value / np.sqrt(2))}}
+    figures = {"rows": rows, "slow_shift": registration.slow_shift, "raw": {**raw.as_dict(), "true": float(raw.value / np.sqrt(2))}}
     outputs = {
         "classical": (run_pipeline(CLASSICAL, t), run_pipeline(CLASSICAL, r)),
         "model": (model_t["model"], model_r["model"]),

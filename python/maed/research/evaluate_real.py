@@ -173,6 +173,8 @@ def check_scan(trace: PassResult, retrace: PassResult | None, ratio: float = 1.0
             "lag_px": list(registration.lag_px),
             "speed_ratio": ratio,
             "compared_columns": len(range(x.shape[1])[registration.columns(x.shape[1])]),
+            "slow_shift_lines": registration.slow_shift,
+            "compared_lines": len(range(x.shape[0])[registration.lines(x.shape[0])]),
         }
     if trace.bm3d_sigma is not None:
         scan["bm3d_sigma"] = trace.bm3d_sigma
