@@ -618,7 +618,7 @@ def _slow_shift(trace: np.ndarray, retrace: np.ndarray, registration: Registrati
         return 0.0
     found = optimize.minimize_scalar(cost, bounds=(grid[i - 1], grid[i + 1]), method="bounded")
     shift, best = (float(found.x), float(found.fun)) if found.fun <= costs[i] else (float(grid[i]), float(costs[i]))
-    if best >= (1 - SLOW_GAIN) * cost(0.0):
+    if best >= (1 - SLOW_GAIN) * costs[np.argmin(np.abs(grid))]:  # the grid holds 0: no motion
         return 0.0
     return shift if _no_worse_plain(trace, retrace, registration, shift, margin) else 0.0
 
@@ -689,9 +689,9 @@ def register(
     # Where the rounds moved the motion to nothing, or the passes as they are match worse than along the rows alone,
     # the registration along the rows stands.
     margin = max(result.crop, along.crop)
-    rows = _inner_lines(trace.shape[0])
-    if abs(slow) < _SLOW_SETTLED or _mismatch(trace[rows], align(retrace, result)[rows], margin) > _mismatch(
-        trace[rows], align(retrace, along)[rows], margin
+    inner = _inner_lines(trace.shape[0])
+    if abs(slow) < _SLOW_SETTLED or _mismatch(trace[inner], align(retrace, result)[inner], margin) > _mismatch(
+        trace[inner], align(retrace, along)[inner], margin
     ):
         return along
     return result
