@@ -55,6 +55,25 @@ def test_feedback_lag_smears_an_edge_right_in_the_trace_and_left_in_the_retrace(
     assert _edge_centre(fast) < 64 - 3.0
 
 
+@pytest.mark.parametrize("speed_ratio", [1.0, 2.0])
+def test_a_ramped_slow_axis_puts_the_retrace_a_line_further_at_the_left_end_and_none_at_the_turnaround(speed_ratio):
+    """A surface that rises by 1 per line: each pixel reads where the slow axis was at its instant. The trace moves
+    on across its line (by the trace's share of the line pair), the retrace lies a whole line further than the
+    trace at its left end (it is scanned last there) and level with it at the turnaround, whatever the speeds."""
+    rows, cols = 32, 100
+    ramp = np.arange(rows, dtype=float)[:, None].repeat(cols, axis=1)
+    q = PassParams(**{**STILL.as_dict(), "speed_ratio": speed_ratio, "slow_lines": 1.0})
+    trace, retrace, geometry = record_passes(ramp, 1e-10, QUIET, q, np.random.default_rng(0))
+    inner = np.s_[10:-10]  # the cubic spline's mirror beyond the frame bends the ramp near its ends
+    share = speed_ratio / (1 + speed_ratio)
+    assert np.allclose(trace[inner] - ramp[inner], share * np.arange(cols) / cols, atol=1e-4)
+    moved = (retrace - trace)[inner]
+    assert np.allclose(moved[:, 0], 1 - (1 - share) / cols, atol=1e-4) and np.allclose(moved[:, -1], share / cols, atol=1e-4)
+    assert geometry.slow_shift == pytest.approx(1 - 1 / cols, abs=1e-9)
+    stepped, stepped_retrace, still = record_passes(ramp, 1e-10, QUIET, STILL, np.random.default_rng(0))
+    assert np.allclose(stepped, ramp) and np.allclose(stepped_retrace, ramp) and still.slow_shift == 0.0
+
+
 def test_the_warp_is_strongest_at_the_turnaround_and_opposite_in_the_two_passes():
     q = PassParams(**{**STILL.as_dict(), "creep_px": 3.0, "creep_decay": 0.1, "hysteresis_px": 1.0})
     _, _, geometry = record_passes(np.zeros((16, 200)), 1e-10, QUIET, q, np.random.default_rng(1))

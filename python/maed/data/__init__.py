@@ -9,7 +9,7 @@ from .scan_noise import TRAIN_RANGES, NoiseParams, NoiseRanges, add_scan_noise, 
 from .surfaces import FAMILIES, HELD_OUT_FAMILIES, LATTICE_FAMILIES, TRAINING_FAMILIES, SurfaceRanges, random_surface
 
 # Bumped whenever a change to the simulator changes what a seed draws; recorded with weights.
-SIMULATOR_VERSION = "maed.data 5"
+SIMULATOR_VERSION = "maed.data 6"
 
 __all__ = [
     "SIMULATOR_VERSION",

@@ -61,8 +61,8 @@ def make_pair(
     opposite feedback lag, x-warp, unequal speeds) into ``noisy`` and ``retrace``; it draws after
     everything a single pass draws, so the surface and ``noise`` of a seed are the same either way.
     ``aligned_passes`` (with ``both_passes``) records both where the trace's command put the tip: no feedback
-    lag, no x-warp, equal speeds, every other draw the seed's: what averaging the passes gives without registration
-    (``maed eval --passes``).
+    lag, no x-warp, equal speeds, both on one line (the slow axis still), every other draw the seed's: what
+    averaging the passes gives without registration (``maed eval --passes``).
     ``events`` adds known scan-health events (``scan_events``) from a generator of their own, so
     the seed's scan is the same but for them; the pair's ``events`` lists them.
     """
@@ -86,7 +86,7 @@ def make_pair(
     else:
         passes = draw_pass_params(rng)
         if aligned_passes:
-            passes = replace(passes, speed_ratio=1.0, lag_px=0.0, creep_px=0.0, hysteresis_px=0.0)
+            passes = replace(passes, speed_ratio=1.0, lag_px=0.0, creep_px=0.0, hysteresis_px=0.0, slow_lines=0.0)
         trace, retrace, geometry = record_passes(clean, info["pixel_m"], params, passes, rng)
         pair = ScanPair(trace, clean, info["pixel_m"], info, params, seed, retrace, passes, geometry)
     if events is None:

@@ -25,6 +25,11 @@ readers return it. What the two passes share and what they do not is what makes 
 - **Speeds**: the retrace may run faster or slower than the trace (Nanonis' speed ratio). The
   lag's time constant is fixed in seconds, so in pixels it scales with the pass's speed; pixel
   instants follow each pass's own timing.
+- **The slow axis moving during the lines**: a controller that ramps the slow axis on while it scans
+  (Nanonis, Omicron MATRIX: ``maed.registration`` found it on eight of their real scans) records each pixel
+  further along the slow axis the later it comes in its line pair, so the retrace lies a whole line further
+  than the trace at the left end and none at the turnaround (``slow_lines``); one that steps the slow axis
+  between lines (Createc) records both passes on one line.
 
 The recorded trace at column c is the surface at ``trace_x[r, c]``, lagged; the retrace at column
 c is the surface at ``retrace_x[r, c]``, lagged the other way. ``PassGeometry.displacement`` is
@@ -62,6 +67,9 @@ class PassParams:
     turnaround_m: float = 2e-12
     turnaround_period_px: float = 8.0
     turnaround_decay_px: float = 5.0
+    slow_lines: float = 0.0
+    """Lines the slow axis moves on during one line pair (trace and retrace), towards the later lines: 1 where the
+    controller ramps it while scanning, 0 where it steps it between lines."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -81,6 +89,7 @@ def draw_pass_params(rng: np.random.Generator) -> PassParams:
         turnaround_m=float(rng.uniform(0.0, 5e-12)),
         turnaround_period_px=float(rng.uniform(3.0, 15.0)),
         turnaround_decay_px=float(rng.uniform(2.0, 10.0)),
+        slow_lines=1.0 if rng.random() < 0.5 else 0.0,  # ramped (Nanonis, MATRIX) or stepped (Createc)
     )
 
 
@@ -92,6 +101,9 @@ class PassGeometry:
     retrace_x: np.ndarray
     lag_trace_px: float
     lag_retrace_px: float
+    slow_shift: float = 0.0
+    """How many lines further along the slow axis the retrace's first column lies than the trace's, less the same
+    at the last column (``maed.registration.Registration.slow_shift``): the truth its search is tested against."""
 
     @property
     def displacement(self) -> np.ndarray:
@@ -117,10 +129,9 @@ def _positions(rows: int, cols: int, p: PassParams) -> tuple[np.ndarray, np.ndar
     return trace, retrace
 
 
-def _sample(image: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``image`` read along each row at the real columns ``x`` (cubic spline, mirrored beyond the frame)."""
-    r = np.broadcast_to(np.arange(image.shape[0])[:, None], x.shape)
-    return ndimage.map_coordinates(image, [r, x], order=3, mode="mirror")
+def _sample(image: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``image`` read at the real rows ``y`` and columns ``x`` (cubic spline, mirrored beyond the frame)."""
+    return ndimage.map_coordinates(image, [y, x], order=3, mode="mirror")
 
 
 def _lag(image: np.ndarray, tau_px: float) -> np.ndarray:
@@ -159,16 +170,19 @@ def record_passes(
     t_trace, t_retrace = pass_times(rows, cols, p.line_rate_hz, q.speed_ratio)
     trace_x, retrace_x = _positions(rows, cols, q)
     lag_trace, lag_retrace = q.lag_px, q.lag_px * q.speed_ratio
+    # The slow axis, where it ramps, has moved on by the share of its line pair a pixel's instant lies into it.
+    lines = np.arange(rows)[:, None]
+    trace_y = lines + q.slow_lines * (t_trace * p.line_rate_hz - lines)
+    retrace_y = lines + q.slow_lines * (t_retrace * p.line_rate_hz - lines)
 
-    def surface(x: np.ndarray) -> np.ndarray:
+    def surface(y: np.ndarray, x: np.ndarray) -> np.ndarray:
         # The tilted, offset sample, seen where the tip really was.
-        r = np.arange(rows)[:, None]
-        return _sample(clean, x) + p.offset_m + (p.tilt[0] * x + p.tilt[1] * r) * pixel_m
+        return _sample(clean, y, x) + p.offset_m + (p.tilt[0] * x + p.tilt[1] * y) * pixel_m
 
     # Each pass's feedback sees the surface in its own time order: the retrace from the right.
-    seen_trace = _lag(surface(trace_x), lag_trace)
+    seen_trace = _lag(surface(trace_y, trace_x), lag_trace)
     seen_trace = seen_trace + ringing(seen_trace, p)
-    seen_retrace = _lag(surface(retrace_x)[:, ::-1], lag_retrace)
+    seen_retrace = _lag(surface(retrace_y, retrace_x)[:, ::-1], lag_retrace)
     seen_retrace = (seen_retrace + ringing(seen_retrace, p))[:, ::-1]
 
     # Shared: one time series each, sampled at both passes' instants.
@@ -205,4 +219,5 @@ def record_passes(
     if p.dac_lsb_m > 0:
         trace = np.round(trace / p.dac_lsb_m) * p.dac_lsb_m
         retrace = np.round(retrace / p.dac_lsb_m) * p.dac_lsb_m
-    return trace, retrace, PassGeometry(trace_x, retrace_x, lag_trace, lag_retrace)
+    moved = retrace_y - trace_y
+    return trace, retrace, PassGeometry(trace_x, retrace_x, lag_trace, lag_retrace, float(moved[0, 0] - moved[0, -1]))

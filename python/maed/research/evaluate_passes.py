@@ -18,7 +18,7 @@ The issue's bar (``docs/results/passes.md``): the two-pass model at least 1.5 dB
 mean of one-pass outputs on every family, the lower end of each paired 95 % interval included.
 
 **What averaging the passes gives where no registration is needed**, on the same seeds recorded with both passes
-where the trace's command put the tip (``make_pair``'s ``aligned_passes``: no lag, no warp, equal speeds): the
+where the trace's command put the tip (``make_pair``'s ``aligned_passes``: no lag, no warp, equal speeds, one line): the
 one-pass model on that trace, and on the mean of the two passes, both without the other pass's evidence for lattice
 peaks (which ``one pass`` above has). Where what differs between the passes is normal noise of equal variance,
 their mean holds all they say of the surface and of what they share, so this shows about how far a two-pass model
