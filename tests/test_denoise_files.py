@@ -4,6 +4,7 @@ where never measured; channel and pass choice (and the deprecated --direction); 
 among good ones."""
 
 import json
+import re
 
 import gwyfile
 import numpy as np
@@ -12,6 +13,7 @@ from scanfile_helpers import REAL_DIR, REAL_SCANS, needs_real, stored_plane, wri
 
 from maed.cli import main
 from maed.denoise import denoise_guarded
+from maed.denoise_files import denoise_files
 from maed.engine import load_backend
 from maed.normalise import denormalise, normalise
 from maed.scanfiles import read_channel
@@ -198,3 +200,66 @@ def test_a_network_that_invents_bands_is_not_published(tmp_path):
     conservative_rows = (denormalise(conservative(x), norm)).mean(axis=1)
     assert np.abs(result.data.mean(axis=1) - conservative_rows).max() < 1e-3 * np.ptp(image.data)
     assert (result.fallback == 1).all()
+
+
+def _pair_sxm(path, noise_m: float, seed: int = 0) -> float:
+    """A Nanonis file of one lattice in both passes, each with its own white noise of ``noise_m``; the lattice's rms."""
+    rows = cols = 96
+    y, x = np.indices((rows, cols), dtype=float)
+    surface = 20e-12 * (np.cos(2 * np.pi * x / 6.0) + np.cos(2 * np.pi * (0.5 * x + 0.866 * y) / 6.0))
+    rng = np.random.default_rng(seed)
+    trace, retrace = (surface + rng.normal(0, noise_m, surface.shape) for _ in range(2))
+    write_sxm(path, channels=(("Z", "m", "both"),), rows=rows, cols=cols, planes=[trace, retrace[:, ::-1]])
+    return float(surface.std())
+
+
+def test_the_trace_retrace_error_is_figured_and_said_for_a_file_with_both_passes(tmp_path, capsys):
+    """``maed denoise --trace-retrace``: each pass denoised alone against the other raw pass, in <stem>.json and told
+    to the user. Raw's error is sqrt(2) times the noise of one pass; on a noisy lattice the model is below raw's and
+    the classical pipeline's, and no warning is given."""
+    noise = 8e-12
+    _pair_sxm(tmp_path / "noisy.sxm", noise)
+    assert main(["denoise", str(tmp_path / "noisy.sxm"), "-o", str(tmp_path / "o"), "--backend", "onnx", "--trace-retrace"]) == 0
+    figures = json.loads((tmp_path / "o" / "noisy.json").read_text())["trace_retrace"]
+    assert figures["unit"] == "m" and figures["rows"] == 96 and figures["slow_shift"] == 0.0
+    assert figures["raw"]["value"] == pytest.approx(np.sqrt(2) * noise, rel=0.1)
+    assert figures["model"]["value"] < min(figures["raw"]["value"], figures["classical"]["value"])
+    err = capsys.readouterr().err
+    told = [line for line in err.splitlines() if "trace/retrace error over 96 rows, pm" in line]
+    assert len(told) == 1 and f"raw {figures['raw']['value'] * 1e12:.3g} (" in told[0]
+    assert "further from the other raw pass" not in err
+
+
+def test_a_model_further_from_the_other_pass_than_raw_is_warned_of(tmp_path, capsys):
+    """A clean lattice, barely noisy: a back end that halves its input publishes (after its guard) something further
+    from the other pass than the raw pass is, and the user is told so in plain words."""
+    _pair_sxm(tmp_path / "quiet.sxm", 0.2e-12)
+
+    class Halving(Halve):
+        weights_sha256 = "0" * 64  # what a record names
+
+    written = denoise_files([tmp_path / "quiet.sxm"], tmp_path / "o", Halving(), print, on_note=print, trace_retrace=True)
+    assert tmp_path / "o" / "quiet.json" in written
+    figures = json.loads((tmp_path / "o" / "quiet.json").read_text())["trace_retrace"]
+    assert figures["model"]["value"] > figures["raw"]["value"]
+    assert "further from the other raw pass than the raw pass does" in capsys.readouterr().out
+
+
+def test_the_trace_retrace_error_of_a_one_pass_file_says_why_there_is_none(tmp_path, capsys):
+    write_sxm(tmp_path / "one.sxm", channels=(("Z", "m", "forward"),), rows=24, cols=24)
+    assert main(["denoise", str(tmp_path / "one.sxm"), "-o", str(tmp_path / "o"), "--backend", "onnx", "--trace-retrace"]) == 0
+    assert json.loads((tmp_path / "o" / "one.json").read_text())["trace_retrace"] == {"skipped": "the file holds one pass only"}
+    assert "one.sxm: no trace/retrace error: the file holds one pass only" in capsys.readouterr().err
+
+
+def test_an_archive_run_without_the_trace_retrace_error_is_redone_with_it(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    _pair_sxm(tmp_path / "in" / "scan.sxm", 8e-12)
+    args = ["denoise", "-r", str(tmp_path / "in"), "-o", str(tmp_path / "o"), "--backend", "onnx", "--jobs", "1"]
+    assert main(args) == 0
+    assert "trace_retrace" not in json.loads((tmp_path / "o" / "scan.sxm.json").read_text())
+    assert main([*args, "--trace-retrace"]) == 0
+    assert "raw" in json.loads((tmp_path / "o" / "scan.sxm.json").read_text())["trace_retrace"]
+    capsys.readouterr()
+    assert main([*args, "--trace-retrace"]) == 0  # done with it now
+    assert re.search(r"already done \(skipped\)\s+1\b", capsys.readouterr().out)

@@ -7,7 +7,8 @@ import numpy as np
 from scanfile_helpers import REAL_DIR, needs_real
 from scipy import ndimage
 
-from maed.denoise import denoise_guarded, result_record
+from maed.denoise import denoise_guarded
+from maed.denoise_files import result_record
 from maed.feature_keep import (
     CHANGE_BESIDE_LIMIT,
     DEFECT_DEPTH_KEPT,

@@ -41,7 +41,8 @@ import pytest
 from scanfile_helpers import write_sxm
 
 from maed.bridge.streaming import StreamingDenoiser
-from maed.denoise import denoise_file, denoise_guarded, result_record
+from maed.denoise import denoise_guarded
+from maed.denoise_files import denoise_file, result_record
 from maed.engine import Backend, load_backend
 
 GOLDEN = Path(__file__).parent / "data" / "golden"

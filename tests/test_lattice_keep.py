@@ -9,7 +9,8 @@ from scanfile_helpers import REAL_DIR, needs_real
 from scipy import ndimage
 
 from maed.bridge.streaming import StreamingDenoiser
-from maed.denoise import denoise_files, denoise_guarded, result_record
+from maed.denoise import denoise_guarded
+from maed.denoise_files import denoise_files, result_record
 from maed.io import read_scan
 from maed.lattice_keep import BOTH_PASSES, ONE_PASS, _harmonics, lattice_peaks, local_give_back
 from maed.noreference import classify_peaks, peak_power

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from maed.denoise import denoise_file, denoise_guarded, record_notes
+from maed.denoise import denoise_guarded
+from maed.denoise_files import denoise_file, record_notes
 from maed.engine import load_backend
 from maed.line_jumps import find_line_jumps, take_off_line_jumps
 

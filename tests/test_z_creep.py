@@ -8,7 +8,8 @@ import pytest
 from scanfile_helpers import write_sxm
 
 from maed.bridge.streaming import StreamingDenoiser
-from maed.denoise import denoise_file, denoise_guarded, result_record
+from maed.denoise import denoise_guarded
+from maed.denoise_files import denoise_file, result_record
 from maed.normalise import PLANE
 from maed.scanfiles import ChannelImage, read_channel, scanned_upwards
 from maed.z_creep import MIN_ROWS, find_creep, left_in

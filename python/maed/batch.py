@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
-from .denoise import OUTPUT_SUFFIXES, denoise_file
+from .denoise_files import OUTPUT_SUFFIXES, denoise_file
 from .engine import Backend, load_backend
 from .io import SUFFIXES as ARRAY_SUFFIXES
 from .io import ScanError
@@ -138,8 +138,9 @@ def _done_record(stem: Path, key: dict) -> dict | None:
     return record if all((stem.parent / name).is_file() for name in outputs) else None
 
 
-def process(task: Task, backend: Backend, channel: str | None, pass_: str) -> Outcome:
-    """Denoise one task unless it is already done; never raises for a bad file."""
+def process(task: Task, backend: Backend, channel: str | None, pass_: str, trace_retrace: bool = False) -> Outcome:
+    """Denoise one task unless it is already done (with the trace/retrace error too where ``trace_retrace``); never
+    raises for a bad file."""
     try:
         key = {
             "input_sha256": file_sha256(task.path),
@@ -148,6 +149,8 @@ def process(task: Task, backend: Backend, channel: str | None, pass_: str) -> Ou
             "channel": channel,
             "pass": pass_,
         }
+        if trace_retrace:  # an earlier run without the figures is not done for this one
+            key["trace_retrace"] = True
         companions = companion_files(task.path)
         if companions:  # a MATRIX image means nothing without its parameter file: a new one redoes it
             key["companions_sha256"] = {p.name: file_sha256(p) for p in companions}
@@ -158,7 +161,7 @@ def process(task: Task, backend: Backend, channel: str | None, pass_: str) -> Ou
         return Outcome(task.path, "skipped", record=record)
     try:
         task.stem.parent.mkdir(parents=True, exist_ok=True)
-        _, record = denoise_file(task.path, task.stem, backend, channel, pass_, {"batch_key": key})
+        _, record = denoise_file(task.path, task.stem, backend, channel, pass_, {"batch_key": key}, trace_retrace)
     except ScanError as exc:
         return Outcome(task.path, "failed", str(exc))
     except Exception as exc:  # one file's surprise must not stop an archive of thousands: its line, and on
@@ -174,8 +177,8 @@ def _start_worker(backend: str, model: str, threads: int) -> None:
     _worker["backend"] = load_backend(backend, model, threads=threads)
 
 
-def _process_in_worker(task: Task, channel: str | None, pass_: str) -> Outcome:
-    return process(task, _worker["backend"], channel, pass_)
+def _process_in_worker(task: Task, channel: str | None, pass_: str, trace_retrace: bool) -> Outcome:
+    return process(task, _worker["backend"], channel, pass_, trace_retrace)
 
 
 def run(
@@ -187,8 +190,10 @@ def run(
     backend_name: str,
     model: str,
     on_outcome: Callable[[Outcome], None],
+    trace_retrace: bool = False,
 ) -> list[Outcome]:
-    """Every task, on ``jobs`` worker processes (1: here, on ``backend``); ``on_outcome`` sees each as it ends."""
+    """Every task, on ``jobs`` worker processes (1: here, on ``backend``); ``on_outcome`` sees each as it ends;
+    ``trace_retrace``: each with its trace/retrace error (``denoise_files.file_figures``)."""
     outcomes = []
     bar = tqdm(total=len(tasks), desc="denoise", unit="file", disable=None)
 
@@ -200,13 +205,13 @@ def run(
     with bar:
         if jobs <= 1 or len(tasks) <= 1:
             for task in tasks:
-                finish(process(task, backend, channel, pass_))
+                finish(process(task, backend, channel, pass_, trace_retrace))
             return outcomes
         # spawn, not fork: a forked child would inherit the parent's back end and runtime threads.
         context = multiprocessing.get_context("spawn")
         workers = min(jobs, len(tasks), WINDOWS_MAX_WORKERS if sys.platform == "win32" else jobs)
         with ProcessPoolExecutor(workers, context, _start_worker, (backend_name, model, 1)) as pool:
-            pending: dict[Future, Task] = {pool.submit(_process_in_worker, t, channel, pass_): t for t in tasks}
+            pending: dict[Future, Task] = {pool.submit(_process_in_worker, t, channel, pass_, trace_retrace): t for t in tasks}
             try:
                 while pending:
                     ended, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -42,7 +42,8 @@ def _pass(args: argparse.Namespace) -> str:
 
 
 def _cmd_denoise(args: argparse.Namespace) -> int:
-    from .denoise import check_pass, denoise_files
+    from .denoise import check_pass
+    from .denoise_files import denoise_files
     from .engine import load_backend
 
     pass_ = _pass(args)
@@ -68,7 +69,9 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
 
     if args.recursive:
         return _denoise_tree(args, backend, pass_, report, note)
-    written = denoise_files(args.inputs, args.output, backend, report, channel=args.channel, pass_=pass_, on_note=note)
+    written = denoise_files(
+        args.inputs, args.output, backend, report, channel=args.channel, pass_=pass_, on_note=note, trace_retrace=args.trace_retrace
+    )
     for path in written:
         print(path)
     return 1 if failures else 0
@@ -77,7 +80,7 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
 def _denoise_tree(args: argparse.Namespace, backend, pass_: str, report, note) -> int:
     """``maed denoise -r``: folder trees into a mirror tree (``maed.batch``), a summary at the end."""
     from . import batch
-    from .denoise import record_notes
+    from .denoise_files import record_notes
 
     tasks, refused = batch.collect([Path(p) for p in args.inputs], args.output)
     for message in refused:
@@ -92,7 +95,7 @@ def _denoise_tree(args: argparse.Namespace, backend, pass_: str, report, note) -
             for message in record_notes(outcome.path, outcome.record, pass_):
                 note(message)
 
-    outcomes = batch.run(tasks, backend, args.channel, pass_, jobs, args.backend, args.model, told)
+    outcomes = batch.run(tasks, backend, args.channel, pass_, jobs, args.backend, args.model, told, args.trace_retrace)
     print(batch.summary(outcomes, len(refused)))
     return 1 if any(o.status == "failed" for o in outcomes) or refused else 0
 
@@ -290,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
         "then print a summary",
     )
     p.add_argument("--jobs", type=int, metavar="N", help="with -r: worker processes (default: one per core)")
+    p.add_argument(
+        "--trace-retrace",
+        action="store_true",
+        help="for files with both passes: figure the trace/retrace error (each pass denoised alone against the other "
+        "raw pass, the model's beside plane + rows + Gaussian's and raw's) into <stem>.json and say it, with a warning "
+        "where the model's output is further from the other pass than raw; about doubles the time per file",
+    )
     p.set_defaults(run=_cmd_denoise)
 
     p = sub.add_parser(

@@ -13,27 +13,21 @@ place; ``<stem>.json`` beside each output says what was published, why, with whi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
 from scipy import ndimage
-from tqdm import tqdm
 
-from . import __version__
-from .atomic import atomic_path, write_bytes_atomic
 from .classical import fit_plane, level_plane
 from .engine import Backend
 from .feature_keep import RemovedFeatures
-from .io import MIN_SIZE, ScanError, read_scan
 from .lattice_keep import BOTH_PASSES, LatticePeaks
 from .line_jumps import LineJump, find_line_jumps, take_off_line_jumps
 from .normalise import Normalisation, denormalise, levelling_of, normalise, normalise_passes
 from .publish import MIN_LATTICE_ROWS, publish
-from .registration import speed_ratio, two_pass_input
-from .scanfiles import canonical_pass, scanned_upwards, write_gwy
+from .registration import two_pass_input
+from .scanfiles import canonical_pass
 from .tiles import tile_starts
 from .trust import Thresholds, Verdict
 from .z_creep import MIN_ROWS as CREEP_MIN_ROWS
@@ -434,176 +428,3 @@ def _other_rows(other_pass: np.ndarray | None, scan: np.ndarray, measured: np.nd
     if other_pass is None or np.shape(other_pass) != np.shape(scan):
         return None
     return np.asarray(other_pass, dtype=np.float64)[measured]
-
-
-def result_record(
-    source: Path, dest: Path, pass_: str, channel: str | None, backend: Backend, result: GuardedResult, channel_why: str | None = None
-) -> dict:
-    """The ``<stem>.json`` written beside a denoised scan: input, output, channel (and why, where it is not
-    the topograph), model, weights, trust."""
-    return {
-        "input": str(source),
-        "output": dest.name,
-        "channel": channel,
-        "channel_why": channel_why,
-        "pass": pass_,
-        "model": backend.model,
-        "weights_sha256": backend.weights_sha256,
-        "backend": backend.name,
-        "maed_version": __version__,
-        "trust": result.verdict.as_dict(),
-        "lattice": result.lattice_record(),
-        "features": result.features_record(),
-        "z_creep": result.creep_record(),
-        "line_jumps": result.line_jumps_record(),
-        "passes_frame": result.passes_frame,
-    }
-
-
-OUTPUT_SUFFIXES = (".npy", ".json", ".gwy")
-"""What ``maed denoise`` writes for each input: ``<stem>`` with each of these."""
-
-
-def output_conflicts(inputs: list[Path], out_dir: Path) -> dict[Path, str]:
-    """Inputs that must not be denoised, each with its one-line reason, decided before anything is written.
-
-    An input is refused when one of its outputs would be an input file (any of them: ``scan.png``
-    must not overwrite ``scan.npy`` beside it) or when two inputs would write the same outputs
-    (``a/s.npy`` and ``b/s.npy`` into one folder): raw data is never overwritten, and no output
-    silently replaces another.
-    """
-    inputs_resolved = {p.resolve() for p in inputs}
-    by_stem: dict[str, list[Path]] = {}
-    for path in inputs:
-        by_stem.setdefault(path.stem, []).append(path)
-    refused = {}
-    for path in inputs:
-        outputs = [(out_dir / path.stem).with_suffix(suffix).resolve() for suffix in OUTPUT_SUFFIXES]
-        clash = next((o for o in outputs if o in inputs_resolved), None)
-        others = [p for p in by_stem[path.stem] if p.resolve() != path.resolve()]
-        if clash is not None:
-            refused[path] = f"{path}: its output {clash.name} would overwrite an input; choose another output folder"
-        elif others:
-            refused[path] = f"{path}: {others[0]} would write the same {path.stem}.npy; denoise them into separate output folders"
-    return refused
-
-
-def denoise_file(
-    path: Path,
-    stem: Path,
-    backend: Backend,
-    channel: str | None = None,
-    pass_: str = "trace",
-    extra: dict | None = None,
-) -> tuple[list[Path], dict]:
-    """Denoise the scan at ``path`` into ``<stem>.npy``, ``<stem>.json`` and, for an instrument file,
-    ``<stem>.gwy``; returns the paths written and the ``.json`` record (with ``extra`` in it).
-
-    Each file is written atomically (``maed.atomic``), the record last: where it exists, the rest is whole.
-    Raises ``ScanError`` for a file that cannot be denoised, before anything is written.
-    """
-    scan = read_scan(path, channel, "trace" if pass_ == BOTH else pass_)
-    ratio = 1.0
-    if pass_ == BOTH:
-        if scan.other_pass is None:
-            raise ScanError(f"{path}: one pass only; --pass both needs the trace and the retrace")
-        if scan.other_pass.shape != scan.data.shape:
-            raise ScanError(f"{path}: the retrace {scan.other_pass.shape} and the trace {scan.data.shape} differ in shape")
-        ratio = speed_ratio(scan.source.header)
-        both = int((np.isfinite(scan.data).all(axis=1) & np.isfinite(scan.other_pass).all(axis=1)).sum())
-        if both < MIN_SIZE:
-            raise ScanError(f"{path}: only {both} rows were measured in both passes; at least {MIN_SIZE} are needed")
-    scanned_up = scan.source is not None and scanned_upwards(scan.source)
-    result = denoise_guarded(scan.data, backend, other_pass=scan.other_pass, ratio=ratio, scanned_up=scanned_up)
-    dest, record_path, gwy = (Path(f"{stem}{suffix}") for suffix in OUTPUT_SUFFIXES)
-    with atomic_path(dest) as tmp, open(tmp, "wb") as f:
-        np.save(f, result.data)  # through a file object: np.save would add .npy to the temporary name
-    written = [dest, record_path]
-    if scan.source is not None:
-        image = scan.source
-        label = f"{image.name} {pass_}"
-        fields = {f"{label} (raw)": image.data, f"{label} (denoised, {backend.model})": result.data}
-        if pass_ == BOTH:
-            label = f"{image.name} trace and retrace"
-            fields = {
-                f"{image.name} trace (raw)": image.data,
-                f"{image.name} retrace (raw)": scan.other_pass,
-                f"{label} (denoised, {backend.model})": result.data,
-            }
-        fallback_title = f"{label} (guard fallback weight)"
-        if result.verdict.output != "network":
-            fields[fallback_title] = np.where(np.isfinite(result.data), result.fallback, np.nan)
-        with atomic_path(gwy) as tmp:
-            write_gwy(tmp, image, fields, units={fallback_title: ""})
-        written.append(gwy)
-    record = result_record(path, dest, pass_, scan.source.name if scan.source else None, backend, result, scan.channel_why) | (extra or {})
-    write_bytes_atomic(record_path, json.dumps(record, indent=1).encode())
-    return written, record
-
-
-ONE_PASS_JUMP_HINT = (
-    " A step edge lying exactly along a scan line looks alike in one pass: the other pass over these rows tells them apart."
-)
-
-
-def record_notes(path: Path, record: dict, pass_: str) -> list[str]:
-    """What a user is told of a file's ``<stem>.json`` beyond its path: the channel, where not the topograph, the
-    periodic stripes the network removed that one pass could not confirm (``LatticePeaks.unconfirmed``) and the jumps
-    of whole lines taken off (``maed.line_jumps``)."""
-    notes = []
-    if record["channel_why"] is not None:
-        notes.append(f"{path}: channel {record['channel']} {pass_}: {record['channel_why']}")
-    stripes = record["lattice"].get("removed_unconfirmed")
-    if stripes:
-        named = ", ".join(f"{p['period_px']:g} px at {p['angle_deg']:g} deg" for p in stripes)
-        notes.append(
-            f"{path}: the network removed periodic stripes that the {pass_} alone cannot tell from pick-up: {named} "
-            "(period; angle counter-clockwise from the fast-scan axis). If they are a 1-D lattice (atomic or molecular "
-            "rows), denoise a file that holds both passes: trace and retrace tell them apart."
-        )
-    for jump in record.get("line_jumps", []):
-        start, stop = jump["rows_moved"]
-        hint = "" if jump["both_passes"] else ONE_PASS_JUMP_HINT
-        notes.append(
-            f"{path}: a jump of whole lines (a tip change) taken off: rows {start} to {stop - 1} moved by "
-            f"{-jump['height']:+.4g} (the scan's unit).{hint}"
-        )
-    return notes
-
-
-def denoise_files(
-    inputs: Iterable[Path],
-    out_dir: Path,
-    backend: Backend,
-    on_error: Callable[[str], None],
-    channel: str | None = None,
-    pass_: str = "trace",
-    on_note: Callable[[str], None] = lambda message: None,
-) -> list[Path]:
-    """Denoise each input into ``out_dir/<stem>.npy``; bad inputs are reported and skipped.
-
-    Instrument files are read at ``channel`` (None: the scan's signal, the topograph or, at constant
-    height, the current; ``on_note`` is told which, where it is not the topograph) of pass ``pass_`` (``trace``
-    or ``retrace``; ``forward`` and ``backward`` are accepted; ``both`` for a two-pass model, ``check_pass``), and also
-    written as ``out_dir/<stem>.gwy`` with the raw and the denoised image to scale, so the
-    scan range, the units and the raw data travel with the result.
-    """
-    pass_ = check_pass(backend, pass_)
-    out_dir = Path(out_dir)
-    paths = [Path(p) for p in inputs]
-    refused = output_conflicts(paths, out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in tqdm(paths, desc="denoise", unit="file", disable=None):
-        if path in refused:
-            on_error(refused[path])
-            continue
-        try:
-            outputs, record = denoise_file(path, out_dir / path.stem, backend, channel, pass_)
-        except ScanError as exc:
-            on_error(str(exc))
-            continue
-        for message in record_notes(path, record, pass_):
-            on_note(message)
-        written += outputs
-    return written

@@ -111,6 +111,12 @@ def trace_retrace_figures(trace: np.ndarray, retrace: np.ndarray, backend: Backe
     return figures
 
 
+def further_than_raw(figures: dict) -> bool:
+    """Whether the model's output in ``figures`` (``trace_retrace_figures``) lies further from the other raw pass than
+    the raw pass itself: on that scan it changed more than the noise."""
+    return "model" in figures and figures["model"]["value"] > figures["raw"]["value"]
+
+
 def display_unit(unit: str) -> tuple[float, str]:
     """The factor to the unit a figure in ``unit`` is shown in, and that unit (metres and amperes as pico-)."""
     return {"m": (1e12, "pm"), "A": (1e12, "pA")}.get(unit, (1.0, unit))
