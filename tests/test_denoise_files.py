@@ -245,21 +245,52 @@ def test_a_model_further_from_the_other_pass_than_raw_is_warned_of(tmp_path, cap
     assert "further from the other raw pass than the raw pass does" in capsys.readouterr().out
 
 
-def test_the_trace_retrace_error_of_a_one_pass_file_says_why_there_is_none(tmp_path, capsys):
-    write_sxm(tmp_path / "one.sxm", channels=(("Z", "m", "forward"),), rows=24, cols=24)
-    assert main(["denoise", str(tmp_path / "one.sxm"), "-o", str(tmp_path / "o"), "--backend", "onnx", "--trace-retrace"]) == 0
-    assert json.loads((tmp_path / "o" / "one.json").read_text())["trace_retrace"] == {"skipped": "the file holds one pass only"}
-    assert "one.sxm: no trace/retrace error: the file holds one pass only" in capsys.readouterr().err
+def test_the_trace_retrace_error_is_the_same_whichever_pass_is_published(tmp_path):
+    _pair_sxm(tmp_path / "scan.sxm", 8e-12)
+    for pass_ in ("trace", "retrace"):
+        out = ["-o", str(tmp_path / pass_), "--backend", "onnx", "--trace-retrace", "--pass", pass_]
+        assert main(["denoise", str(tmp_path / "scan.sxm"), *out]) == 0
+    trace, retrace = (json.loads((tmp_path / p / "scan.json").read_text())["trace_retrace"] for p in ("trace", "retrace"))
+    assert retrace == trace  # both passes denoised alone either way, the retrace registered onto the trace
 
 
-def test_an_archive_run_without_the_trace_retrace_error_is_redone_with_it(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("rows", "cols", "channels", "why"),
+    [
+        (24, 24, (("Z", "m", "forward"),), "the file holds one pass only"),
+        (24, 8, (("Z", "m", "both"),), "the passes cannot be compared: registration leaves fewer than 4 columns"),
+        (12, 48, (("Z", "m", "both"),), "fewer than 16 rows measured in both passes"),
+    ],
+)
+def test_where_there_is_no_trace_retrace_error_the_file_is_denoised_and_says_why(tmp_path, capsys, rows, cols, channels, why):
+    write_sxm(tmp_path / "s.sxm", channels=channels, rows=rows, cols=cols)
+    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--backend", "onnx", "--trace-retrace"]) == 0
+    figures = json.loads((tmp_path / "o" / "s.json").read_text())["trace_retrace"]
+    assert why in figures["skipped"] and (tmp_path / "o" / "s.npy").is_file()
+    assert f"s.sxm: no trace/retrace error: {why}" in capsys.readouterr().err
+
+
+def test_the_two_pass_model_has_no_trace_retrace_error_and_says_why(tmp_path, capsys):
+    _pair_sxm(tmp_path / "scan.sxm", 8e-12)
+    assert main(["denoise", str(tmp_path / "scan.sxm"), "-o", str(tmp_path / "o"), "--backend", "onnx", "--pass", "both", "--trace-retrace"]) == 0
+    assert "no pass is left to compare it with" in json.loads((tmp_path / "o" / "scan.json").read_text())["trace_retrace"]["skipped"]
+
+
+def test_an_archive_run_asks_for_the_trace_retrace_error_once_and_counts_the_warnings(tmp_path, capsys):
+    """A run without the figures is redone with them; one with them is done for a run that does not ask; the summary
+    counts the files whose model output lies further from the other pass than raw, and each file's line is said."""
     (tmp_path / "in").mkdir()
     _pair_sxm(tmp_path / "in" / "scan.sxm", 8e-12)
     args = ["denoise", "-r", str(tmp_path / "in"), "-o", str(tmp_path / "o"), "--backend", "onnx", "--jobs", "1"]
     assert main(args) == 0
     assert "trace_retrace" not in json.loads((tmp_path / "o" / "scan.sxm.json").read_text())
+    capsys.readouterr()
     assert main([*args, "--trace-retrace"]) == 0
     assert "raw" in json.loads((tmp_path / "o" / "scan.sxm.json").read_text())["trace_retrace"]
-    capsys.readouterr()
-    assert main([*args, "--trace-retrace"]) == 0  # done with it now
-    assert re.search(r"already done \(skipped\)\s+1\b", capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert "scan.sxm: trace/retrace error over 96 rows" in captured.err
+    assert re.search(r"trace/retrace error figured\s+1\b", captured.out)
+    assert re.search(r"further from the other pass than raw\s+0\b", captured.out)
+    for again in ([*args, "--trace-retrace"], args):  # done with the figures: skipped either way
+        assert main(again) == 0
+        assert re.search(r"already done \(skipped\)\s+1\b", capsys.readouterr().out)

@@ -58,11 +58,11 @@ FINGERPRINTS = {
 TWO_PASS_FINGERPRINTS = {
     "maed.data 6": {
         "lattice": (312.748058, 308.293664),
-        "multi_atom": (132.820887, 134.519906),
+        "multi_atom": (132.802349, 134.408518),
         "molecular_crystal": (119.937760, 119.230647),
         "steps": (273.774993, 275.840178),
         "adsorbates": (104.565551, 103.463132),
-        "standing_waves": (49.936191, 48.137834),
+        "standing_waves": (49.927918, 48.129110),
         "moire": (61.394256, 59.165092),
         "kagome": (82.049042, 81.386836),
     },

@@ -98,6 +98,7 @@ def test_the_checks_see_what_they_look_for(tmp_path):
         "bridge/static/preview.html",
         "python/maed/cli.py",
         "python/maed/denoise.py",
+        "python/maed/denoise_files.py",
         "README.md",
     } <= set(files)
     assert OLD_WORDS.search('{"dir": "fwd"}') and OLD_WORDS.search("h.dir == 'bwd'") and not OLD_WORDS.search("dirs")

@@ -35,6 +35,7 @@ from .denoise_files import OUTPUT_SUFFIXES, denoise_file
 from .engine import Backend, load_backend
 from .io import SUFFIXES as ARRAY_SUFFIXES
 from .io import ScanError
+from .passes import further_than_raw
 from .scanfiles import SUFFIXES as INSTRUMENT_SUFFIXES
 from .scanfiles import companion_files
 
@@ -127,12 +128,13 @@ def file_sha256(path: Path) -> str:
 
 
 def _done_record(stem: Path, key: dict) -> dict | None:
-    """The record of an earlier run with this key whose outputs are all there, else None."""
+    """The record of an earlier run with this key whose outputs are all there, else None. A run that also figured the
+    trace/retrace error did all that one without it asks."""
     try:
         record = json.loads(Path(f"{stem}.json").read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict) or record.get("batch_key") != key:
+    if not isinstance(record, dict) or record.get("batch_key") not in (key, {**key, "trace_retrace": True}):
         return None
     outputs = [record.get("output", "")] + ([f"{stem.name}.gwy"] if record.get("channel") else [])
     return record if all((stem.parent / name).is_file() for name in outputs) else None
@@ -248,5 +250,11 @@ def summary(outcomes: list[Outcome], refused: int) -> str:
         ("  stripes removed, pick-up or 1-D lattice", sum(bool(r.get("lattice", {}).get("removed_unconfirmed")) for r in published)),
         ("  with a tip change taken off (line jump)", sum(bool(r.get("line_jumps")) for r in published)),
     ]
+    figured = [r["trace_retrace"] for r in published if "raw" in r.get("trace_retrace", {})]
+    if figured:  # asked for (--trace-retrace) and figured on files with both passes
+        rows += [
+            ("  trace/retrace error figured", len(figured)),
+            ("    further from the other pass than raw", sum(further_than_raw(f) for f in figured)),
+        ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value:>7}" for name, value in rows)

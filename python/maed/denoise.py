@@ -5,10 +5,10 @@ whatever the scan size; overlapping results are blended with linear ramps so no 
 Each tile is padded by reflection up to the back end's size multiple. An incomplete scan is
 denoised over its measured rows only; the others stay empty (NaN).
 
-``maed denoise`` publishes the guarded result (``maed.publish``): what the network took and should
+``denoise_guarded`` is what ``maed denoise`` publishes (``maed.publish``): what the network took and should
 not have (row levels, lattice peaks, compact features, the surroundings of point defects) given
 back, and where its output fails the trust checks (``maed.trust``) the conservative result in its
-place; ``<stem>.json`` beside each output says what was published, why, with which model and weights.
+place, with the verdict that says what was published and why (files: ``maed.denoise_files``).
 """
 
 from __future__ import annotations

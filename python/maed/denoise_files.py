@@ -1,5 +1,6 @@
 """``maed denoise`` on files: each scan read, denoised as ``denoise_guarded`` publishes it, and written atomically
-beside its record (``<stem>.npy``, ``<stem>.gwy`` for instrument files, ``<stem>.json`` last); with
+beside its record (``<stem>.npy``, ``<stem>.gwy`` for instrument files, ``<stem>.json`` last: what was published,
+why, with which model and weights); with
 ``trace_retrace``, the scan's trace/retrace error (``maed.passes.trace_retrace_figures``) figured where the file
 holds both passes, so that a user sees on their own scan whether the model took off more than the noise.
 """
@@ -75,17 +76,23 @@ def output_conflicts(inputs: list[Path], out_dir: Path) -> dict[Path, str]:
     return refused
 
 
-def file_figures(scan: Scan, backend: Backend, pass_: str) -> dict:
+def file_trace_retrace(scan: Scan, backend: Backend, pass_: str, scanned_up: bool = False) -> dict:
     """The trace/retrace error of a scan file's two passes (``passes.trace_retrace_figures``: each pass denoised alone
-    by ``backend`` and compared with the other raw pass), in the scan's unit (``unit``); ``skipped`` says why where
-    there is none: one pass in the file, a two-pass model (its one frame has no pass to hold against the other)."""
+    by ``backend`` as ``maed denoise`` publishes it and compared with the other raw pass), in the scan's unit
+    (``unit``); ``skipped`` says why where there is none: one pass in the file, a two-pass model (its one frame has no
+    pass to hold against the other), passes too small or too unlike to register. Never raises for the scan."""
     if pass_ == BOTH:
         return {"skipped": "the two-pass model publishes one frame of both passes: no pass is left to compare it with"}
-    if scan.other_pass is None:
+    if scan.other_pass is None:  # read_scan gives the other pass of instrument files only, with their source
         return {"skipped": "the file holds one pass only"}
+    if scan.other_pass.shape != scan.data.shape:
+        return {"skipped": f"the passes differ in shape ({scan.data.shape} and {scan.other_pass.shape})"}
     trace, retrace = (scan.data, scan.other_pass) if pass_ == "trace" else (scan.other_pass, scan.data)
-    ratio = speed_ratio(scan.source.header) if scan.source is not None else 1.0
-    return {"unit": scan.source.unit if scan.source is not None else "", **trace_retrace_figures(trace, retrace, backend, ratio)}
+    try:
+        figures = trace_retrace_figures(trace, retrace, backend, speed_ratio(scan.source.header), scanned_up)
+    except ValueError as exc:  # registration refuses passes it cannot compare (too few columns left)
+        return {"skipped": f"the passes cannot be compared: {exc}"}
+    return {"unit": scan.source.unit, **figures}
 
 
 def denoise_file(
@@ -100,7 +107,7 @@ def denoise_file(
     """Denoise the scan at ``path`` into ``<stem>.npy``, ``<stem>.json`` and, for an instrument file,
     ``<stem>.gwy``; returns the paths written and the ``.json`` record (with ``extra`` in it).
 
-    ``trace_retrace``: the record's ``trace_retrace`` holds the scan's trace/retrace error (``file_figures``).
+    ``trace_retrace``: the record's ``trace_retrace`` holds the scan's trace/retrace error (``file_trace_retrace``).
     Each file is written atomically (``maed.atomic``), the record last: where it exists, the rest is whole.
     Raises ``ScanError`` for a file that cannot be denoised, before anything is written.
     """
@@ -140,7 +147,7 @@ def denoise_file(
         written.append(gwy)
     record = result_record(path, dest, pass_, scan.source.name if scan.source else None, backend, result, scan.channel_why) | (extra or {})
     if trace_retrace:
-        record["trace_retrace"] = file_figures(scan, backend, pass_)
+        record["trace_retrace"] = file_trace_retrace(scan, backend, pass_, scanned_up)
     write_bytes_atomic(record_path, json.dumps(record, indent=1).encode())
     return written, record
 
@@ -150,18 +157,20 @@ ONE_PASS_JUMP_HINT = (
 )
 
 
-def describe_figures(figures: dict) -> str:
-    """``file_figures`` in a sentence: the model's, the classical pipeline's and raw's trace/retrace error with their
-    95 % intervals, and a plain warning where the model's output is further from the other pass than raw."""
+def trace_retrace_note(figures: dict) -> str:
+    """``file_trace_retrace`` in a sentence: the model's, the classical pipeline's and raw's trace/retrace error with
+    their 95 % intervals, and a plain warning where the model's output lies further from the other pass than raw's,
+    the two intervals apart (``passes.further_than_raw``)."""
     if "skipped" in figures:
         return f"no trace/retrace error: {figures['skipped']}"
     scale, unit = display_unit(figures["unit"])
 
     def told(name: str) -> str:
         f = figures[name]
-        return f"{f['value'] * scale:.3g} ({f['low'] * scale:.3g} to {f['high'] * scale:.3g})"
+        return f"{f['value'] * scale:#.3g} ({f['low'] * scale:#.3g} to {f['high'] * scale:#.3g})"
 
-    moved = f"; the slow axis moved {figures['slow_shift']:+.2f} line during the lines" if figures["slow_shift"] else ""
+    slow = figures["slow_shift"]
+    moved = f"; the slow axis moved on while scanning (the passes {slow:+.2f} line apart at the left end)" if slow else ""
     text = (
         f"trace/retrace error over {figures['rows']} rows, {unit} (95 % interval): model {told('model')}, "
         f"plane + rows + Gaussian {told('classical')}, raw {told('raw')}{moved}"
@@ -177,7 +186,7 @@ def describe_figures(figures: dict) -> str:
 def record_notes(path: Path, record: dict, pass_: str) -> list[str]:
     """What a user is told of a file's ``<stem>.json`` beyond its path: the channel, where not the topograph, the
     periodic stripes the network removed that one pass could not confirm (``LatticePeaks.unconfirmed``), the
-    trace/retrace error where it was asked for (``describe_figures``) and the jumps of whole lines taken off
+    trace/retrace error where it was asked for (``trace_retrace_note``) and the jumps of whole lines taken off
     (``maed.line_jumps``)."""
     notes = []
     if record["channel_why"] is not None:
@@ -192,7 +201,7 @@ def record_notes(path: Path, record: dict, pass_: str) -> list[str]:
         )
     figures = record.get("trace_retrace")
     if figures is not None:
-        notes.append(f"{path}: {describe_figures(figures)}")
+        notes.append(f"{path}: {trace_retrace_note(figures)}")
     for jump in record.get("line_jumps", []):
         start, stop = jump["rows_moved"]
         hint = "" if jump["both_passes"] else ONE_PASS_JUMP_HINT
@@ -220,7 +229,7 @@ def denoise_files(
     or ``retrace``; ``forward`` and ``backward`` are accepted; ``both`` for a two-pass model, ``check_pass``), and also
     written as ``out_dir/<stem>.gwy`` with the raw and the denoised image to scale, so the
     scan range, the units and the raw data travel with the result. ``trace_retrace``: each record holds the scan's
-    trace/retrace error (``file_figures``), and ``on_note`` is told it.
+    trace/retrace error (``file_trace_retrace``), and ``on_note`` is told it.
     """
     pass_ = check_pass(backend, pass_)
     out_dir = Path(out_dir)

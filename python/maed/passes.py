@@ -84,20 +84,21 @@ def guarded_outputs(
     return levelled, outputs, verdicts
 
 
-def trace_retrace_figures(trace: np.ndarray, retrace: np.ndarray, backend: Backend, ratio: float = 1.0) -> dict:
+def trace_retrace_figures(trace: np.ndarray, retrace: np.ndarray, backend: Backend, ratio: float = 1.0, scanned_up: bool = False) -> dict:
     """The trace/retrace error (``maed.trace_retrace``) of a scan's two passes (same shape, the retrace in the
     trace's orientation, rows not measured NaN), over the rows both measured: raw, the classical pipeline
     (``CLASSICAL``) and the back end's output as ``maed denoise`` publishes it, each pass denoised alone, with their
     95 % intervals and the estimated true error, in the scan's unit, and the slow axis's motion during the lines
     the registration found (``slow_shift``, lines). ``ratio``: the retrace's speed over the
-    trace's. Lower is better; a model above the classical pipeline's does worse than a 1-pixel Gaussian there."""
+    trace's; ``scanned_up``: the last row was scanned first (``scanfiles.scanned_upwards``), as ``maed denoise`` is
+    told. Lower is better; a model above the classical pipeline's does worse than a 1-pixel Gaussian there."""
     both = np.isfinite(trace).all(axis=1) & np.isfinite(retrace).all(axis=1)
     rows = int(both.sum())
     if rows < MIN_PAIR_ROWS:
         return {"rows": rows, "skipped": f"fewer than {MIN_PAIR_ROWS} rows measured in both passes"}
     t, r = trace[both], retrace[both]
-    levelled_t, model_t, _ = guarded_outputs(t, {"model": backend}, r)
-    levelled_r, model_r, _ = guarded_outputs(r, {"model": backend}, t)
+    levelled_t, model_t, _ = guarded_outputs(t, {"model": backend}, r, scanned_up)
+    levelled_r, model_r, _ = guarded_outputs(r, {"model": backend}, t, scanned_up)
     registration = register(levelled_t, levelled_r, speed_ratio=ratio)
     raw = summarise(row_errors(levelled_t, levelled_r, levelled_t, levelled_r, registration))
     figures = {"rows": rows, "slow_shift": registration.slow_shift, "raw": {**raw.as_dict(), "true": float(raw.value / np.sqrt(2))}}
@@ -113,8 +114,10 @@ def trace_retrace_figures(trace: np.ndarray, retrace: np.ndarray, backend: Backe
 
 def further_than_raw(figures: dict) -> bool:
     """Whether the model's output in ``figures`` (``trace_retrace_figures``) lies further from the other raw pass than
-    the raw pass itself: on that scan it changed more than the noise."""
-    return "model" in figures and figures["model"]["value"] > figures["raw"]["value"]
+    the raw pass itself, their 95 % intervals apart: on that scan it changed more than the noise. (Noise that both
+    passes share, which the model rightly removes, counts as error here: on 3 of 90 simulated pairs the published
+    output was at 1.01 to 1.24 times raw's error while better than raw against the truth, ``docs/model.md``.)"""
+    return "model" in figures and figures["model"]["low"] > figures["raw"]["high"]
 
 
 def display_unit(unit: str) -> tuple[float, str]:

@@ -31,9 +31,10 @@ readers return it. What the two passes share and what they do not is what makes 
   than the trace at the left end and none at the turnaround (``slow_lines``); one that steps the slow axis
   between lines (Createc) records both passes on one line.
 
-The recorded trace at column c is the surface at ``trace_x[r, c]``, lagged; the retrace at column
-c is the surface at ``retrace_x[r, c]``, lagged the other way. ``PassGeometry.displacement`` is
-where the retrace must be read to match the trace: the truth a registration is tested against.
+The recorded trace at line r and column c is the surface at column ``trace_x[r, c]`` (and, where the slow axis
+ramps, a little further along it than line r), lagged; the retrace at column c is the surface at ``retrace_x[r, c]``,
+lagged the other way. ``PassGeometry.displacement`` is where the retrace must be read to match the trace, and
+``PassGeometry.slow_shift`` how far along the slow axis: the truth a registration is tested against.
 """
 
 from __future__ import annotations
@@ -170,10 +171,13 @@ def record_passes(
     t_trace, t_retrace = pass_times(rows, cols, p.line_rate_hz, q.speed_ratio)
     trace_x, retrace_x = _positions(rows, cols, q)
     lag_trace, lag_retrace = q.lag_px, q.lag_px * q.speed_ratio
-    # The slow axis, where it ramps, has moved on by the share of its line pair a pixel's instant lies into it.
+    # The slow axis, where it ramps, has moved on by the share of its line pair a pixel's instant lies into it. The
+    # surface beyond the last line is not drawn: the last line's pixels read that line (a mirror would fold them back).
     lines = np.arange(rows)[:, None]
     trace_y = lines + q.slow_lines * (t_trace * p.line_rate_hz - lines)
     retrace_y = lines + q.slow_lines * (t_retrace * p.line_rate_hz - lines)
+    moved = retrace_y - trace_y
+    trace_y, retrace_y = np.minimum(trace_y, rows - 1), np.minimum(retrace_y, rows - 1)
 
     def surface(y: np.ndarray, x: np.ndarray) -> np.ndarray:
         # The tilted, offset sample, seen where the tip really was.
@@ -219,5 +223,4 @@ def record_passes(
     if p.dac_lsb_m > 0:
         trace = np.round(trace / p.dac_lsb_m) * p.dac_lsb_m
         retrace = np.round(retrace / p.dac_lsb_m) * p.dac_lsb_m
-    moved = retrace_y - trace_y
     return trace, retrace, PassGeometry(trace_x, retrace_x, lag_trace, lag_retrace, float(moved[0, 0] - moved[0, -1]))
