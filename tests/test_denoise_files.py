@@ -272,7 +272,8 @@ def test_where_there_is_no_trace_retrace_error_the_file_is_denoised_and_says_why
 
 def test_the_two_pass_model_has_no_trace_retrace_error_and_says_why(tmp_path, capsys):
     _pair_sxm(tmp_path / "scan.sxm", 8e-12)
-    assert main(["denoise", str(tmp_path / "scan.sxm"), "-o", str(tmp_path / "o"), "--backend", "onnx", "--pass", "both", "--trace-retrace"]) == 0
+    args = ["-o", str(tmp_path / "o"), "--backend", "onnx", "--pass", "both", "--trace-retrace"]
+    assert main(["denoise", str(tmp_path / "scan.sxm"), *args]) == 0
     assert "no pass is left to compare it with" in json.loads((tmp_path / "o" / "scan.json").read_text())["trace_retrace"]["skipped"]
 
 
