@@ -10,6 +10,8 @@ are estimated on the raw passes and applied alike to every method's output; each
 Usage (from the repository root, the real scans in ../shared/data/real-stm):
 
     .venv/bin/python benchmarks/trace_retrace_registration.py [--model rt] [-o docs/results/trace_retrace.md]
+
+A section of the page from ``## Reading`` on, written by hand, is kept when the page is written again.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from maed.registration import BAND_ROWS, Registration, align, band_shift, lag_de
 from maed.research.evaluate_real import CLASSICAL_LABEL, denoise_pass, scan_files
 from maed.scanfiles import ScanFileError
 from maed.trace_retrace import row_errors, summarise
+
+READING = "## Reading"
+"""The heading of the page's hand-written reading, which a rerun keeps."""
 
 
 def per_band_shifts(trace: np.ndarray, retrace: np.ndarray) -> Registration:
@@ -203,7 +208,10 @@ def main() -> int:
         f"Produced by `{' '.join(['.venv/bin/python', *sys.argv])}` "
         f"on {os.cpu_count()} CPU(s), real scans from `{os.path.relpath(folder)}`.",
     ]
-    args.out.write_text("\n".join(head + lines + sim + tail) + "\n")
+    # A reading written by hand below the tables stays: rewrite it where the figures it cites moved.
+    earlier = args.out.read_text() if args.out.exists() else ""
+    reading = earlier[earlier.index(READING) :] if READING in earlier else ""
+    args.out.write_text("\n".join(head + lines + sim + tail) + "\n" + ("\n" + reading if reading else ""))
     print(f"written to {args.out}")
     return 0
 
