@@ -1,8 +1,8 @@
 """``maed denoise`` on files: each scan read, denoised as ``denoise_guarded`` publishes it, and written atomically
 beside its record (``<stem>.npy``, ``<stem>.gwy`` for instrument files, ``<stem>.json`` last: what was published,
-why, with which model and weights); with
-``trace_retrace``, the scan's trace/retrace error (``maed.passes.trace_retrace_figures``) figured where the file
-holds both passes, so that a user sees on their own scan whether the model took off more than the noise.
+why, with which model and weights); with ``trace_retrace``, the scan's trace/retrace error
+(``maed.passes.trace_retrace_figures``) figured where the file holds both passes, so that a user sees on their own
+scan whether the model took off more than the noise.
 """
 
 from __future__ import annotations
