@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..data import FAMILIES, ScanPair
+from ..data import FAMILIES, SIMULATOR_VERSION, ScanPair
 from ..data.columns import ARTEFACT_COLUMNS, column_pairs
 from ..data.real_refs import default_real_dir
 from ..denoise import denoise_guarded
@@ -94,7 +94,8 @@ def _report(results: dict, names: tuple[str, str], count: int, size: int) -> str
     lines = [
         "# The two-pass model against one pass, per family (`maed eval --passes`)",
         "",
-        f"{count} scans of {size} x {size} per column recorded in both passes, from the seeds of `maed eval --families`; "
+        f"{count} scans of {size} x {size} per column recorded in both passes, from the seeds of `maed eval --families` "
+        f"(simulator `{SIMULATOR_VERSION}`); "
         f"one-pass model `{one}`, two-pass model `{two}`, each as `maed denoise` publishes it; {cpu_model()}. "
         "PSNR in dB, mean [95 % interval]; gains are paired per scan. "
         f"Bar: two-pass at least {BARS[ONE_PASS]} dB above one pass and {BARS[MEAN]} dB above the mean of one-pass "
