@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="for files with both passes: figure the trace/retrace error (each pass denoised alone against the other "
         "raw pass, the model's beside plane + rows + Gaussian's and raw's) into <stem>.json and say it, with a warning "
-        "where the model's output is further from the other pass than raw (intervals apart); about triples the time per file",
+        "where the model's output is further from the other pass than raw (intervals apart); about doubles the time per file",
     )
     p.set_defaults(run=_cmd_denoise)
 

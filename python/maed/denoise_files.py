@@ -76,11 +76,12 @@ def output_conflicts(inputs: list[Path], out_dir: Path) -> dict[Path, str]:
     return refused
 
 
-def file_trace_retrace(scan: Scan, backend: Backend, pass_: str, scanned_up: bool = False) -> dict:
+def file_trace_retrace(scan: Scan, backend: Backend, pass_: str, scanned_up: bool = False, published: np.ndarray | None = None) -> dict:
     """The trace/retrace error of a scan file's two passes (``passes.trace_retrace_figures``: each pass denoised alone
     by ``backend`` as ``maed denoise`` publishes it and compared with the other raw pass), in the scan's unit
     (``unit``); ``skipped`` says why where there is none: one pass in the file, a two-pass model (its one frame has no
-    pass to hold against the other), passes too small or too unlike to register. Never raises for the scan."""
+    pass to hold against the other), passes too small or too unlike to register. ``published``: the pass ``pass_``
+    as denoised for the file, not denoised again. Never raises for the scan."""
     if pass_ == BOTH:
         return {"skipped": "the two-pass model publishes one frame of both passes: no pass is left to compare it with"}
     if scan.other_pass is None:  # read_scan gives the other pass of instrument files only, with their source
@@ -89,7 +90,8 @@ def file_trace_retrace(scan: Scan, backend: Backend, pass_: str, scanned_up: boo
         return {"skipped": f"the passes differ in shape ({scan.data.shape} and {scan.other_pass.shape})"}
     trace, retrace = (scan.data, scan.other_pass) if pass_ == "trace" else (scan.other_pass, scan.data)
     try:
-        figures = trace_retrace_figures(trace, retrace, backend, speed_ratio(scan.source.header), scanned_up)
+        done = {} if published is None else {pass_: published}
+        figures = trace_retrace_figures(trace, retrace, backend, speed_ratio(scan.source.header), scanned_up, done)
     except ValueError as exc:  # registration refuses passes it cannot compare (too few columns left)
         return {"skipped": f"the passes cannot be compared: {exc}"}
     return {"unit": scan.source.unit, **figures}
@@ -147,7 +149,7 @@ def denoise_file(
         written.append(gwy)
     record = result_record(path, dest, pass_, scan.source.name if scan.source else None, backend, result, scan.channel_why) | (extra or {})
     if trace_retrace:
-        record["trace_retrace"] = file_trace_retrace(scan, backend, pass_, scanned_up)
+        record["trace_retrace"] = file_trace_retrace(scan, backend, pass_, scanned_up, result.data)
     write_bytes_atomic(record_path, json.dumps(record, indent=1).encode())
     return written, record
 

@@ -84,27 +84,45 @@ def guarded_outputs(
     return levelled, outputs, verdicts
 
 
-def trace_retrace_figures(trace: np.ndarray, retrace: np.ndarray, backend: Backend, ratio: float = 1.0, scanned_up: bool = False) -> dict:
+def trace_retrace_figures(
+    trace: np.ndarray,
+    retrace: np.ndarray,
+    backend: Backend,
+    ratio: float = 1.0,
+    scanned_up: bool = False,
+    published: dict[str, np.ndarray] | None = None,
+) -> dict:
     """The trace/retrace error (``maed.trace_retrace``) of a scan's two passes (same shape, the retrace in the
     trace's orientation, rows not measured NaN), over the rows both measured: raw, the classical pipeline
     (``CLASSICAL``) and the back end's output as ``maed denoise`` publishes it, each pass denoised alone, with their
     95 % intervals and the estimated true error, in the scan's unit, and the slow axis's motion during the lines
     the registration found (``slow_shift``, lines). ``ratio``: the retrace's speed over the
     trace's; ``scanned_up``: the last row was scanned first (``scanfiles.scanned_upwards``), as ``maed denoise`` is
-    told. Lower is better; a model above the classical pipeline's does worse than a 1-pixel Gaussian there."""
+    told; ``published``: a pass (``trace``, ``retrace``) as ``maed denoise`` already published it with the other pass
+    beside it, used instead of denoising it again where both passes measured every row.
+    Lower is better; a model above the classical pipeline's does worse than a 1-pixel Gaussian there."""
     both = np.isfinite(trace).all(axis=1) & np.isfinite(retrace).all(axis=1)
     rows = int(both.sum())
     if rows < MIN_PAIR_ROWS:
         return {"rows": rows, "skipped": f"fewer than {MIN_PAIR_ROWS} rows measured in both passes"}
     t, r = trace[both], retrace[both]
-    levelled_t, model_t, _ = guarded_outputs(t, {"model": backend}, r, scanned_up)
-    levelled_r, model_r, _ = guarded_outputs(r, {"model": backend}, t, scanned_up)
+    done = (published or {}) if both.all() else {}
+
+    def output(data: np.ndarray, other: np.ndarray, pass_: str) -> tuple[np.ndarray, np.ndarray]:
+        if pass_ in done:
+            levelled, plane, centre = reference_levelling(data)
+            return levelled, np.asarray(done[pass_], dtype=np.float64) - plane - centre
+        levelled, outputs, _ = guarded_outputs(data, {"model": backend}, other, scanned_up)
+        return levelled, outputs["model"]
+
+    levelled_t, model_t = output(t, r, "trace")
+    levelled_r, model_r = output(r, t, "retrace")
     registration = register(levelled_t, levelled_r, speed_ratio=ratio)
     raw = summarise(row_errors(levelled_t, levelled_r, levelled_t, levelled_r, registration))
     figures = {"rows": rows, "slow_shift": registration.slow_shift, "raw": {**raw.as_dict(), "true": float(raw.value / np.sqrt(2))}}
     outputs = {
         "classical": (run_pipeline(CLASSICAL, t), run_pipeline(CLASSICAL, r)),
-        "model": (model_t["model"], model_r["model"]),
+        "model": (model_t, model_r),
     }
     for name, (out_t, out_r) in outputs.items():
         error = summarise(row_errors(out_t, out_r, levelled_t, levelled_r, registration))
