@@ -10,8 +10,9 @@ independent noise, opposite feedback lag, x-warp, unequal speeds), from the same
   of most of the feedback lag) and the two averaged, the trace's output alone in the columns only one pass covers:
   what a user could do with two one-pass outputs;
 - **mean of one-pass outputs, midway**: the same two outputs, both moved midway along that registration (where the
-  tip really was, as the two-pass model's input is) and averaged: what placement alone gives, without a two-pass
-  network;
+  tip really was, as the two-pass model's input is) and averaged, and by the two-pass input's rule the mean in the
+  trace's frame where the registration could be a period off (``registration.period_ambiguity`` above
+  ``AMBIGUOUS``): what placement alone gives, without a two-pass network;
 - **two-pass**: the two-pass model on both passes, moved to where the tip really was (``maed denoise --pass both``).
 
 The issue's bar (``docs/results/passes.md``): the two-pass model at least 1.5 dB above one pass and 1 dB above the
@@ -129,7 +130,8 @@ def _report(results: dict, names: tuple[str, str], count: int, size: int) -> str
         "",
         "What placing the surface where the tip really was gives without a two-pass network: the two one-pass outputs, "
         "registered between themselves, both moved midway (as the two-pass model's input is, "
-        "`maed.registration.midway_mean`) and averaged. PSNR in dB; the gain is paired per scan.",
+        "`maed.registration.midway_mean`) and averaged; by the same rule as that input, averaged in the trace's frame "
+        "where the registration could be a period off. PSNR in dB; the gain is paired per scan.",
         "",
         f"| column | {MIDWAY_MEAN} | two-pass model's gain over it |",
         "|---|---|---|",

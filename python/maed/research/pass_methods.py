@@ -9,7 +9,7 @@ import numpy as np
 from ..classical import fit_plane
 from ..denoise import denoise_guarded
 from ..engine import Backend
-from ..registration import Registration, align, midway_mean, register, seen
+from ..registration import AMBIGUOUS, Registration, align, midway_mean, period_ambiguity, register, seen
 
 ONE_PASS, MEAN, MIDWAY_MEAN, TWO_PASS = "one pass", "mean of one-pass outputs", "mean of one-pass outputs, midway", "two-pass"
 
@@ -27,11 +27,15 @@ def pass_outputs(trace: np.ndarray, retrace: np.ndarray, ratio: float, one_pass:
     out_trace = denoise_guarded(trace, one_pass, other_pass=retrace).data.astype(np.float64)
     out_retrace = denoise_guarded(retrace, one_pass, other_pass=trace).data.astype(np.float64)
     # Registered between the two outputs, which the network has freed of their noise and of most of the feedback lag.
-    registration = register(out_trace - fit_plane(out_trace), out_retrace - fit_plane(out_retrace), ratio)
+    levelled_trace, levelled_retrace = out_trace - fit_plane(out_trace), out_retrace - fit_plane(out_retrace)
+    registration = register(levelled_trace, levelled_retrace, ratio)
+    mean = mean_on_trace(out_trace, out_retrace, registration)
+    # Both outputs moved to where the tip really was, as the two-pass model's input is, and by the same rule: in the
+    # trace's frame where the registration could be a period off (maed.registration.two_pass_input).
+    midway = period_ambiguity(levelled_trace, levelled_retrace) <= AMBIGUOUS
     return {
         ONE_PASS: out_trace,
-        MEAN: mean_on_trace(out_trace, out_retrace, registration),
-        # Both outputs moved to where the tip really was, as the two-pass model's input is (maed.registration.two_pass_input).
-        MIDWAY_MEAN: midway_mean(out_trace, out_retrace, registration)[0],
+        MEAN: mean,
+        MIDWAY_MEAN: midway_mean(out_trace, out_retrace, registration)[0] if midway else mean,
         TWO_PASS: denoise_guarded(trace, two_pass, other_pass=retrace, ratio=ratio).data.astype(np.float64),
     }
