@@ -254,3 +254,24 @@ def test_mean_of_one_pass_outputs_keeps_the_trace_where_the_retrace_saw_nothing(
     np.testing.assert_array_equal(mean[:, 10:], trace[:, 10:])
     np.testing.assert_allclose(mean[:, :10], 0.5 * (trace + align(retrace, registration))[:, :10])
     assert not np.allclose(mean[:, :10], trace[:, :10])
+
+
+def test_the_midway_mean_of_one_pass_outputs_follows_the_two_pass_inputs_rule(untrained):
+    """The comparator 'mean of one-pass outputs, midway' goes midway where the two-pass input does, and stays in the
+    trace's frame (the plain mean) where the registration could be a period off: a grating of one period, whose
+    passes match nearly as well a period apart (``registration.period_ambiguity``)."""
+    from maed.registration import AMBIGUOUS, period_ambiguity
+    from maed.research.pass_methods import MEAN, pass_outputs
+
+    one, two = load_backend("onnx", "rt-plane", threads=1), load_backend("torch", str(untrained), threads=1)
+    rng = np.random.default_rng(3)
+    x = np.arange(96.0)
+    grating = np.repeat((20e-12 * np.sin(2 * np.pi * x / 6))[None, :], 96, axis=0)
+    trace, retrace = (np.roll(grating, s, axis=1) + rng.normal(0, 1e-12, grating.shape) for s in (0, 3))
+    assert period_ambiguity(trace, retrace) > AMBIGUOUS
+    outputs = pass_outputs(trace, retrace, 1.0, one, two)
+    np.testing.assert_array_equal(outputs[MIDWAY_MEAN], outputs[MEAN])
+    pair = make_pair(7, 96, families=("adsorbates",), both_passes=True)  # compact features: no period to mistake
+    outputs = pass_outputs(pair.noisy, pair.retrace, pair.passes.speed_ratio, one, two)
+    moved = outputs[MIDWAY_MEAN] - outputs[MEAN]
+    assert np.abs(moved).max() > 0.05 * np.ptp(pair.clean)  # the features moved midway
