@@ -195,7 +195,7 @@ def run(
     trace_retrace: bool = False,
 ) -> list[Outcome]:
     """Every task, on ``jobs`` worker processes (1: here, on ``backend``); ``on_outcome`` sees each as it ends;
-    ``trace_retrace``: each with its trace/retrace error (``denoise_files.file_figures``)."""
+    ``trace_retrace``: each with its trace/retrace error (``denoise_files.file_trace_retrace``)."""
     outcomes = []
     bar = tqdm(total=len(tasks), desc="denoise", unit="file", disable=None)
 

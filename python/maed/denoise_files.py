@@ -89,8 +89,8 @@ def file_trace_retrace(scan: Scan, backend: Backend, pass_: str, scanned_up: boo
     if scan.other_pass.shape != scan.data.shape:
         return {"skipped": f"the passes differ in shape ({scan.data.shape} and {scan.other_pass.shape})"}
     trace, retrace = (scan.data, scan.other_pass) if pass_ == "trace" else (scan.other_pass, scan.data)
+    done = {} if published is None else {pass_: published}
     try:
-        done = {} if published is None else {pass_: published}
         figures = trace_retrace_figures(trace, retrace, backend, speed_ratio(scan.source.header), scanned_up, done)
     except ValueError as exc:  # registration refuses passes it cannot compare (too few columns left)
         return {"skipped": f"the passes cannot be compared: {exc}"}
