@@ -181,6 +181,22 @@ trace less the retrace, shifted by the whole scan's cross-correlation, less the 
 the surface cancels). On 12 scans at 3 line noise the scars' statistic at their own place had a median of 3.9
 there against 5.6 on one pass's residual, and the clean rows' tail was as wide (99.9th percentile 18 against
 19): the registration's residue at edges and two passes' noise outweigh the surface it takes off.
+
+Tried on 2026-12-05 (branch `tip-state`, not merged): a blunter tip as a lattice's contrast falling from a row on.
+The lattice's peaks sought in the first 64 lines of each pass and kept where both passes show them (pick-up,
+periodic in time, lands elsewhere in a pass scanned the other way; in one simulated pass it was most of the peaks);
+every 8 lines, the power at those peaks in the last 32 lines' spectrum less its local background, in the row's left
+and right halves apart; an alert where both halves fell to 0.35 of the bands before (or rose as far) in two bands
+in a row, the bands before standing 5 noise deviations above the noise under the peaks. On 48 simulated lattice
+scans in both passes with a blunter tip from a random row on (`EventSpec.blunting` on the branch: the surface
+smoothed by a Gaussian of 0.7 to 2.5 pixels, no step) it found 4 of the 6 judgeable changes that keep under 0.35
+of the lattice's power (4 of the 4 whose lattice stood out of the noise in both passes), none of the 14 milder
+ones, with 1 alert elsewhere, and none on 64 clean frames. On the 26 real scans it raised 9 alerts, where a
+helper session that looked at every scan without the detector's output saw no change of tip state in any:
+lattices that end along the rows at an island's edge (`example_LineProfile2` 144, `example_FFT` 223), peaks near
+2 pixels (`Au_mica_2023_Y_A_diPAMY_195`, `createc_scan_molecular_30nm_pos` twice), periods near the band's
+height along the slow axis (`A200621.160730` twice, `A200809.232915`) and `A200622.190818` 207. A lattice's
+contrast changes with the surface as often as with the tip: not kept.
 Drift is judged from frame to frame instead (a `drift` alert where a complete
 scan's features stand 2 % of the frame or more from the last complete scan of its area, `bridge/alerts/drift.py`);
 it is not scored here, as the simulator's event lists hold one frame each: its docstring and tests do.
