@@ -182,7 +182,7 @@ the surface cancels). On 12 scans at 3 line noise the scars' statistic at their 
 there against 5.6 on one pass's residual, and the clean rows' tail was as wide (99.9th percentile 18 against
 19): the registration's residue at edges and two passes' noise outweigh the surface it takes off.
 
-Tried on 2026-12-05 (branch `tip-state`, not merged): a blunter tip as a lattice's contrast falling from a row on.
+Tried on 2026-12-05 (a local branch, `tip-state`, not merged): a blunter tip as a lattice's contrast falling from a row on.
 The lattice's peaks sought in the first 64 lines of each pass and kept where both passes show them (pick-up,
 periodic in time, lands elsewhere in a pass scanned the other way; in one simulated pass it was most of the peaks);
 every 8 lines, the power at those peaks in the last 32 lines' spectrum less its local background, in the row's left
