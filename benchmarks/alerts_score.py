@@ -181,6 +181,9 @@ trace less the retrace, shifted by the whole scan's cross-correlation, less the 
 the surface cancels). On 12 scans at 3 line noise the scars' statistic at their own place had a median of 3.9
 there against 5.6 on one pass's residual, and the clean rows' tail was as wide (99.9th percentile 18 against
 19): the registration's residue at edges and two passes' noise outweigh the surface it takes off.
+Drift is judged from frame to frame instead (a `drift` alert where a complete
+scan's features stand 2 % of the frame or more from the last complete scan of its area, `bridge/alerts/drift.py`);
+it is not scored here, as the simulator's event lists hold one frame each: its docstring and tests do.
 
 Tried on 2026-12-05 (a local branch, `tip-state`, not merged): a blunter tip as a lattice's contrast falling from a row on.
 The lattice's peaks sought in the first 64 lines of each pass and kept where both passes show them (pick-up,
@@ -197,6 +200,7 @@ lattices that end along the rows at an island's edge (`example_LineProfile2` 144
 2 pixels (`Au_mica_2023_Y_A_diPAMY_195`, `createc_scan_molecular_30nm_pos` twice), periods near the band's
 height along the slow axis (`A200621.160730` twice, `A200809.232915`) and `A200622.190818` 207. A lattice's
 contrast changes with the surface as often as with the tip: not kept.
+
 Tried the same day, not kept: the periodic components along the rows (bins where the mean spectrum of the
 first 64 lines stands 8 times above its median-filtered background) notched out of every line before the
 detectors, so that a lattice no longer hides runs in the residual: `FeSe_topography` 0 -> 2 of its 9 streaks
@@ -205,9 +209,6 @@ found, `A200727.214101`'s false noise drop gone, but three new alerts on scans w
 seeds), recall and precision at 3 and 5 line noise and false alerts on 48 clean frames within one event of the
 detectors' own: this simulator's lattices are too weak to hide runs, FeSe's streaks are too many (they raise the
 scan's own bar).
-Drift is judged from frame to frame instead (a `drift` alert where a complete
-scan's features stand 2 % of the frame or more from the last complete scan of its area, `bridge/alerts/drift.py`);
-it is not scored here, as the simulator's event lists hold one frame each: its docstring and tests do.
 
 Why 3 line noise stays out of reach here: on the development seeds at 3 line noise (both passes, 24 scans,
 96 scars), 16 scars were found, 15 stood out but were vetoed (the next line still showed part of them, or
