@@ -1,0 +1,49 @@
+"""The second and third blind simulators (``benchmarks/blind_crystals.py``, ``blind_molecules.py``): scans in metres,
+the same for a seed, and ``blind_more.py``'s family labels are the draw's own."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, _BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["blind_crystals", "blind_molecules"])
+def test_draws_are_deterministic_scans_in_metres_with_the_instrument_in_the_noisy_one(name):
+    simulator = _load(name)
+    draws = [simulator.draw(seed, 96) for seed in range(5)]
+    for noisy, clean, pixel in draws:
+        assert noisy.shape == clean.shape == (96, 96)
+        assert np.isfinite(noisy).all() and np.isfinite(clean).all()
+        assert 1e-9 <= pixel * 96 <= 600e-9  # fields of view of 2 to 500 nm
+        assert 1e-13 < np.ptp(clean) < 1e-6  # the heights of a topograph in metres
+        assert np.std(noisy - clean) > 0
+    np.testing.assert_array_equal(simulator.draw(4, 96)[0], draws[-1][0])
+    assert not np.allclose(draws[0][1], draws[1][1], atol=0)
+
+
+def test_the_page_labels_each_scan_with_the_family_its_simulator_drew():
+    sys.path.insert(0, str(_BENCHMARKS))
+    try:
+        more = _load("blind_more")
+    finally:
+        sys.path.remove(str(_BENCHMARKS))
+    labels = set()
+    for seed in range(6):
+        more.SIMULATORS["molecules"].draw(seed, 64)
+        labels.add(more.family("molecules"))
+        more.SIMULATORS["crystals"].draw(seed, 64)
+        labels.add(more.family("crystals"))
+    # Two simulators' families: more than one label each, and never a blank one.
+    assert len(labels) >= 4 and all(isinstance(label, str) and label for label in labels)
