@@ -1,27 +1,14 @@
 """The second and third blind simulators (``benchmarks/blind_crystals.py``, ``blind_molecules.py``): scans in metres,
 the same for a seed, and ``blind_more.py``'s family labels are the draw's own."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-_BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, _BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from benchmark_modules import load_benchmark
 
 
 @pytest.mark.parametrize("name", ["blind_crystals", "blind_molecules"])
 def test_draws_are_deterministic_scans_in_metres_with_the_instrument_in_the_noisy_one(name):
-    simulator = _load(name)
+    simulator = load_benchmark(name)
     draws = [simulator.draw(seed, 96) for seed in range(5)]
     for noisy, clean, pixel in draws:
         assert noisy.shape == clean.shape == (96, 96)
@@ -34,11 +21,7 @@ def test_draws_are_deterministic_scans_in_metres_with_the_instrument_in_the_nois
 
 
 def test_the_page_labels_each_scan_with_the_family_its_simulator_drew():
-    sys.path.insert(0, str(_BENCHMARKS))
-    try:
-        more = _load("blind_more")
-    finally:
-        sys.path.remove(str(_BENCHMARKS))
+    more = load_benchmark("blind_more")
     labels = set()
     for seed in range(6):
         more.SIMULATORS["molecules"].draw(seed, 64)

@@ -1,22 +1,13 @@
 """The blind simulator's noise-free scan: the same surface through the same feedback loop, without the noise."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "blind_simulator.py"
+from benchmark_modules import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def blind():
-    spec = importlib.util.spec_from_file_location("blind_simulator", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while it runs
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("blind_simulator")
 
 
 def _rough(image: np.ndarray) -> float:
