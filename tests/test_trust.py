@@ -8,7 +8,7 @@ from scipy import ndimage
 from maed.classical import align_rows
 from maed.lattice import check_peaks, find_peaks
 from maed.normalise import ROW_ALIGNMENT
-from maed.research.guard_calibration import _lattice_power, erase, invent
+from maed.research.guard_calibration import Case, _lattice_power, erase, invent, kept_by_hand, write_report
 from maed.trust import Thresholds, Verdict, conservative, fallback_for, frame_reasons, guard, trust_figures
 
 R, C = np.indices((128, 128), dtype=float)
@@ -227,3 +227,19 @@ def test_an_erasure_given_back_is_scored_without_the_line_offsets_beside_its_pea
     peaks = find_peaks(lattice)
     assert check_peaks(lattice, peaks).power_kept < 0.8 * check_peaks(scan, peaks).power_kept
     assert _lattice_power(lattice, peaks) >= 0.95 * _lattice_power(scan, peaks)
+
+
+def test_regenerating_the_guard_page_keeps_the_history_written_below_its_tables(tmp_path):
+    noisy, clean = _frame()
+    cases = [
+        Case(kind="ordinary", family="lattice", seed=1, figures=trust_figures(noisy, clean)),
+        Case(kind="erasure", family="lattice", seed=1, figures=trust_figures(noisy, erase(clean, 6.0))),
+    ]
+    page = tmp_path / "guard.md"
+    write_report(cases, Thresholds(), page, "rt-plane")
+    assert kept_by_hand(page.read_text()) == ""
+    page.write_text(page.read_text() + "\n**A finding written by hand.** With a table:\n\n| a | b |\n|---|---|\n\nin it.\n")
+    write_report(cases, Thresholds(), page, "rt-plane", {"one pass": (3, 4)})
+    text = page.read_text()
+    assert text.count("**A finding written by hand.**") == 1 and text.endswith("in it.\n")
+    assert "one pass: given back or flagged | 3 | 4 |" in text.split("**A finding")[0]

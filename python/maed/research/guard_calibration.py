@@ -217,6 +217,9 @@ def suggest_thresholds(cases: list[Case], quantile: float = 99.0) -> Thresholds:
     )
 
 
+PERCENTILES = "Ordinary frames, percentiles 50 / 95 / 99 of each figure:"
+
+
 def write_report(cases: list[Case], limits: Thresholds, dest: Path, model: str, product: dict[str, tuple[int, int]] | None = None) -> None:
     """``docs/results/guard.md``: rates (with ``product_erasures``' where given), and the ordinary frames' figure
     percentiles."""
@@ -255,7 +258,7 @@ def write_report(cases: list[Case], limits: Thresholds, dest: Path, model: str, 
             )
     lines += ["", "Thresholds: " + ", ".join(f"`{k}` {v}" for k, v in limits.__dict__.items()), ""]
     ordinary = [c.figures for c in cases if c.kind == "ordinary"]
-    lines += ["Ordinary frames, percentiles 50 / 95 / 99 of each figure:", "", "| figure | p50 | p95 | p99 |", "|---|---|---|---|"]
+    lines += [PERCENTILES, "", "| figure | p50 | p95 | p99 |", "|---|---|---|---|"]
     for name in ("whiteness_y", "structure", "local_structure", "peaks_kept", "peaks_invented", "peaks_gained", "rows_invented"):
         values = np.array([getattr(f, name) for f in ordinary if getattr(f, name) is not None], dtype=float)
         if name == "structure":
@@ -263,7 +266,23 @@ def write_report(cases: list[Case], limits: Thresholds, dest: Path, model: str, 
         if len(values):
             p = np.percentile(values, [50, 95, 99])
             lines.append(f"| {name}{' (abs)' if name == 'structure' else ''} | {p[0]:.3f} | {p[1]:.3f} | {p[2]:.3f} |")
-    dest.write_text("\n".join(lines) + "\n")
+    by_hand = kept_by_hand(dest.read_text()) if dest.exists() else ""
+    dest.write_text("\n".join(lines) + "\n" + by_hand)
+
+
+def kept_by_hand(page: str) -> str:
+    """What follows the generated tables of a ``guard.md`` (from the first blank line after its percentiles table on):
+    the history written by hand below them, which a regeneration keeps."""
+    lines = page.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line.startswith(PERCENTILES)]
+    if not starts:
+        return ""
+    end = starts[0] + 1
+    while end < len(lines) and not lines[end].startswith("|"):  # the blank line before the table
+        end += 1
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return "".join(lines[end:])
 
 
 def main() -> None:
