@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bridge.streaming import GuardJob, Levelling, judge
-from maed.publish import publish
+from maed.publish import ROW_LEVELS_KEPT, publish
 from maed.research.guard_calibration import invent
 from maed.trust import Thresholds
 
@@ -52,3 +52,67 @@ def test_the_live_guard_publishes_what_publish_decides(kind):
     else:
         assert _depth(y) > 0.2 * _depth(CLEAN)
         assert _depth(decided.image) < 0.7 * _depth(CLEAN)  # the pit is given back
+
+
+def _picked_up(offsets: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A terrace with a step and a pit, oblique pick-up stripes of 5 pixels (one pass cannot tell them from a row
+    lattice), white noise and, where ``offsets``, a line offset in every row; and the surface itself, as a network
+    that took all that off would give it."""
+    rng = np.random.default_rng(7)
+    surface = PIT + 1.5 * (C > 90)
+    pick_up = 0.6 * np.cos(2 * np.pi * (C * np.cos(0.5) + R * np.sin(0.5)) / 5.0)
+    x = surface + pick_up + 0.3 * rng.standard_normal(surface.shape)
+    if offsets:
+        x = x + 0.8 * rng.standard_normal((128, 1))
+    return x, surface
+
+
+STRICT = Thresholds(whiteness_y=0.05)
+"""A bar on the correlation across rows that the residual fails even without the stripes' bins (the white noise
+the network took off correlates a little too)."""
+
+
+def _row_levels(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    return np.median(image - reference, axis=1)
+
+
+def test_stripes_taken_off_alone_do_not_make_the_guard_fall_back():
+    """The residual's correlation across rows is the pick-up the network took off: judged without its bins, the frame
+    passes, and the network's output is published, the stripes named as removed."""
+    x, y = _picked_up()
+    published = publish(x, y, rows_aligned=False)
+    assert published.lattice.unconfirmed and published.verdict.output == "network"
+    assert published.verdict.figures.whiteness_y > Thresholds().whiteness_y
+    assert "by stripes it took off that one pass cannot confirm" in published.verdict.reasons[0]
+
+
+def test_a_fallback_for_stripes_keeps_the_network_s_row_levels_and_the_scan_s_content():
+    x, y = _picked_up()
+    published = publish(x, y, rows_aligned=False, limits=STRICT)
+    assert published.verdict.output == "fallback" and published.lattice.unconfirmed
+    assert published.verdict.reasons[0].startswith("residual correlated across rows")
+    assert published.verdict.reasons[-1] == ROW_LEVELS_KEPT
+    image = published.image
+    # The network's row levels: no line offsets left (the input's are 0.8 rms), up to what the pick-up moves them.
+    assert np.std(_row_levels(image, y)) < 0.15 < np.std(_row_levels(x, y))
+    # The content is the conservative result's: the stripes the network took off are still there.
+    stripes = np.abs(np.fft.fft2(image - y)).max()
+    assert stripes > 0.5 * np.abs(np.fft.fft2(x - y - _row_levels(x, y)[:, None])).max()
+
+
+def test_a_fallback_for_more_than_stripes_keeps_the_conservative_result_s_rows():
+    x, surface = _picked_up()
+    y = surface.copy()
+    y[:, 20:30] += 1.0  # and a ridge the scan does not have: the structure test fails too
+    published = publish(x, y, rows_aligned=False, limits=STRICT)
+    assert published.verdict.output == "fallback" and len(published.verdict.reasons) > 1
+    assert ROW_LEVELS_KEPT not in published.verdict.reasons
+
+
+def test_a_fallback_for_stripes_keeps_rows_measured_without_offsets_as_they_are():
+    """Rows that agree without aligning (no line offsets) keep their measured levels: the network's could only add
+    its own errors (a step along the rows taken for an offset)."""
+    x, y = _picked_up(offsets=False)
+    published = publish(x, y, rows_aligned=False, limits=STRICT)
+    assert published.verdict.output == "fallback" and published.lattice.unconfirmed
+    assert ROW_LEVELS_KEPT not in published.verdict.reasons

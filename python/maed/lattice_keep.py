@@ -26,10 +26,12 @@ of evidence tell them apart:
   simulated scans). On the real scans of both passes (``rt-plane``, 2026-12-01), the one-pass rule
   takes peaks the two passes call pick-up on 2 of 25 (``A200518.231315.dat``, ``img_0071.sxm``);
   where a scan has both passes, their evidence is used instead. The strongest of the removed patterns left
-  removed are named (``LatticePeaks.unconfirmed``: period and angle of their stripes), so that ``maed denoise``
-  can say so: on this simulator's lattice family it is such row lattices (a row motif, or a lattice whose other
-  reflections the noise hides) that pull the power kept to 0.70 (2026-12-05: 5 of its 22 scans with a visible
-  lattice keep 0.00 to 0.36 of it, each a pattern whose peaks lie on one line through the centre of the input's spectrum).
+  removed are named (``LatticePeaks.unconfirmed``: period and angle of their stripes; their bins in
+  ``unconfirmed_mask``, without which the trust guard judges the residual's correlation across rows again,
+  ``maed.trust.guard_parts``), so that ``maed denoise`` can say so: on this simulator's lattice family it is such
+  row lattices (a row motif, or a lattice whose other reflections the noise hides) that pull the power kept to 0.70
+  (2026-12-05: 5 of its 22 scans with a visible lattice keep 0.00 to 0.36 of it, each a pattern whose peaks lie on
+  one line through the centre of the input's spectrum).
 
 A lattice over part of a scan (a substrate's atoms around an island of molecules, a distorted domain) holds too
 small a share of the whole scan's power to stand out in its spectrum. Where both passes are at hand,
@@ -159,6 +161,8 @@ class LatticePeaks:
     unconfirmed: tuple[PeriodicPattern, ...] = ()
     """With one pass: the strongest periodic patterns (``NAMED_MOST``) the network removed that span no 2-D
     lattice, left removed: pick-up, or a row lattice, which one pass cannot tell apart (the other pass can)."""
+    unconfirmed_mask: np.ndarray | None = None
+    """The bins of ``unconfirmed``'s peaks as ``mask`` holds a lattice's; None where none is named."""
 
     def give_back(self, levelled_input: np.ndarray, output: np.ndarray) -> np.ndarray:
         """``output`` with the input's Fourier components at the lattice bins in place of its own."""
@@ -299,11 +303,13 @@ def lattice_peaks(
     """
     x = align_rows(np.asarray(levelled_input, dtype=np.float64), ROW_ALIGNMENT)
     unconfirmed: tuple[PeriodicPattern, ...] = ()
+    unconfirmed_mask = None
     if levelled_other_pass is None:
         spectrum = power_spectrum(x - np.asarray(levelled_output, dtype=np.float64))
         removed = peaks_at(spectrum, significant_peaks(spectrum))
         lattice = two_d_lattice(removed, x.shape, power_spectrum(x))
-        unconfirmed = _unconfirmed(removed, lattice, float(spectrum[outside_centre(x.shape)].sum()), x.shape)
+        unconfirmed, named = _unconfirmed(removed, lattice, float(spectrum[outside_centre(x.shape)].sum()), x.shape)
+        unconfirmed_mask = _symmetric_mask(x.shape, named) if len(named) else None
         evidence = ONE_PASS
     else:
         if np.shape(levelled_other_pass) != x.shape:
@@ -311,13 +317,16 @@ def lattice_peaks(
         lattice, _ = classify_peaks(x, align_rows(np.asarray(levelled_other_pass, dtype=np.float64), ROW_ALIGNMENT))
         evidence = BOTH_PASSES
     if not len(lattice):
-        return LatticePeaks(np.zeros(x.shape, dtype=bool), 0, evidence, unconfirmed)
-    return LatticePeaks(_symmetric_mask(x.shape, lattice), len(lattice), evidence, unconfirmed)
+        return LatticePeaks(np.zeros(x.shape, dtype=bool), 0, evidence, unconfirmed, unconfirmed_mask)
+    return LatticePeaks(_symmetric_mask(x.shape, lattice), len(lattice), evidence, unconfirmed, unconfirmed_mask)
 
 
-def _unconfirmed(removed: Peaks, lattice: np.ndarray, removed_power: float, shape: tuple[int, int]) -> tuple[PeriodicPattern, ...]:
+def _unconfirmed(
+    removed: Peaks, lattice: np.ndarray, removed_power: float, shape: tuple[int, int]
+) -> tuple[tuple[PeriodicPattern, ...], np.ndarray]:
     """The strongest of the ``removed`` peaks (of a spectrum of ``removed_power`` outside its centre) that are not
-    among the ``lattice`` ones and carry ``NAMED_SHARE`` of that power, one of each mirror pair."""
+    among the ``lattice`` ones and carry ``NAMED_SHARE`` of that power, one of each mirror pair; and their bins
+    (centred positions)."""
     taken = {tuple(p) for p in lattice}
     offsets = removed.positions - np.array(shape) // 2
     mirrors = _wrapped(-offsets, shape)
@@ -330,7 +339,8 @@ def _unconfirmed(removed: Peaks, lattice: np.ndarray, removed_power: float, shap
         i for i in np.argsort(removed.power)[::-1] if named[i] and shares[i] >= NAMED_SHARE and tuple(removed.positions[i]) not in taken
     ]
     centres = removed.centres - np.array(shape) // 2
-    return tuple(PeriodicPattern.at(centres[i], shape, float(shares[i])) for i in left[:NAMED_MOST])
+    named = left[:NAMED_MOST]
+    return tuple(PeriodicPattern.at(centres[i], shape, float(shares[i])) for i in named), removed.positions[named]
 
 
 LOCAL_TILE = 64

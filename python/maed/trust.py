@@ -32,7 +32,10 @@ offsets, smooth over ``SMOOTH_SIGMA`` pixels along the rows and across them) is 
 network's output and the frame judged again: on real scans the network most often fails by
 taking smooth height (a bent terrace, a gentle background, slow drift the classical pipeline
 keeps too) for noise, and the input's own smooth part can invent nothing. If that passes, it is
-published (``smooth_given_back``); if not, the conservative result (``conservative``: the input's
+published (``smooth_given_back``). Where the residual's correlation across rows is then the only figure that fails,
+and the network took off periodic stripes one pass cannot confirm as a lattice (pick-up, or a row lattice, which
+``maed.lattice_keep`` leaves as the network made them and names), that correlation is judged again without the
+stripes' bins. If the frame still fails, the conservative result (``conservative``: the input's
 rows aligned where they carry line offsets, through the Gaussian of least estimated risk, at most
 1 pixel) replaces the network's everywhere. Where the structure test fails
 only locally (blocks of ``BLOCK`` pixels), what the conservative result holds beyond the noise is given back
@@ -53,7 +56,7 @@ again.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
@@ -323,6 +326,11 @@ def frame_reasons(figures: TrustFigures, limits: Thresholds = Thresholds()) -> l
     return reasons
 
 
+def across_rows_alone(figures: TrustFigures, limits: Thresholds = Thresholds()) -> bool:
+    """Whether the residual's correlation across rows is the only frame-wide figure that fails."""
+    return figures.whiteness_y > limits.whiteness_y and len(frame_reasons(figures, limits)) == 1
+
+
 def judge(figures: TrustFigures, limits: Thresholds = Thresholds()) -> tuple[str, tuple[str, ...]]:
     """What to publish for a frame with these figures and why: ``fallback`` where a frame-wide figure
     fails, ``blend`` where only the local structure test does, else ``network``."""
@@ -360,10 +368,7 @@ def conservative(levelled_input: np.ndarray) -> np.ndarray:
     STM noise is independent. The surface's own change from row to row adds to that estimate, so the choice
     errs towards smoothing: a quiet scan keeps its pixels, a noisy one gets the 1-pixel Gaussian.
     """
-    rows = np.asarray(levelled_input, dtype=np.float64)
-    aligned = keep_slow_profile(rows, align_rows(rows, ROW_ALIGNMENT))
-    if row_difference_spread(aligned) < ROW_AGREEMENT * row_difference_spread(rows):
-        rows = aligned
+    rows, _ = conservative_rows(levelled_input)
     noise = row_difference_spread(rows) / np.sqrt(2)
     best, best_risk = rows, np.inf
     for sigma in FALLBACK_SIGMAS:
@@ -372,6 +377,15 @@ def conservative(levelled_input: np.ndarray) -> np.ndarray:
         if risk < best_risk:
             best, best_risk = smoothed, risk
     return best
+
+
+def conservative_rows(levelled_input: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The conservative result's rows before its Gaussian (``conservative``), and whether they were aligned."""
+    rows = np.asarray(levelled_input, dtype=np.float64)
+    aligned = keep_slow_profile(rows, align_rows(rows, ROW_ALIGNMENT))
+    if row_difference_spread(aligned) < ROW_AGREEMENT * row_difference_spread(rows):
+        return aligned, True
+    return rows, False
 
 
 def beyond_noise(difference: np.ndarray, noise: float) -> np.ndarray:
@@ -407,12 +421,30 @@ def smooth_residual(levelled_input: np.ndarray, output: np.ndarray) -> np.ndarra
     return ndimage.gaussian_filter(residual, SMOOTH_SIGMA, mode="reflect")
 
 
+def whiteness_without(residual: np.ndarray, bins: np.ndarray) -> float:
+    """The across-rows whiteness (``noreference.whiteness``) of ``residual`` with its Fourier components at ``bins``
+    (a mask in numpy's unshifted order) taken out."""
+    residual = np.asarray(residual, dtype=np.float64)
+    residual = residual - residual.mean()
+    return whiteness(residual - np.fft.ifft2(np.fft.fft2(residual) * bins).real)["y"]
+
+
 def guard_parts(
-    levelled_input: np.ndarray, levelled_output: np.ndarray, limits: Thresholds = Thresholds()
+    levelled_input: np.ndarray,
+    levelled_output: np.ndarray,
+    limits: Thresholds = Thresholds(),
+    stripes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Verdict, np.ndarray | None]:
     """The guard's decision in parts: the network's output as judged (its smooth residual given back where the
     verdict did), the fallback weight per pixel (0: network, 1: conservative), the verdict, and the conservative
-    result the weight blends in (None where the verdict trusts the network). ``guard`` blends them."""
+    result the weight blends in (None where the verdict trusts the network). ``guard`` blends them.
+
+    ``stripes``: the Fourier bins (a mask, numpy's unshifted order) of periodic stripes the network took off that one
+    pass cannot confirm as a lattice (``maed.lattice_keep.LatticePeaks.unconfirmed_mask``). Such stripes correlate
+    the residual across rows whether they were pick-up or a row lattice, and one pass leaves them as the network made
+    them either way (``maed.lattice_keep``, which names them). Where that correlation is the only frame-wide figure
+    that fails, even with the smooth residual given back, it is judged again without those bins, and the frame
+    judged on the rest where it passes then."""
     x = np.asarray(levelled_input, dtype=np.float64)
     y = np.asarray(levelled_output, dtype=np.float64)
     scars = scar_surroundings(x)
@@ -427,6 +459,15 @@ def guard_parts(
             smooth = True
             reasons = (f"smooth structure given back ({'; '.join(reasons)})", *smooth_reasons)
             y, figures, output = with_smooth, smooth_figures, smooth_output
+    if output == "fallback" and stripes is not None and across_rows_alone(figures, limits):
+        without = whiteness_without(x - y, stripes)
+        if without <= limits.whiteness_y:
+            output, rest = judge(figures, replace(limits, whiteness_y=np.inf))
+            reasons = (
+                f"residual correlated across rows ({figures.whiteness_y:.3f}) by stripes it took off that one pass "
+                f"cannot confirm as a lattice ({without:.3f} without them)",
+                *rest,
+            )
     if output == "network":
         verdict = Verdict(output="network", reasons=reasons, smooth_given_back=smooth, figures=figures)
         return y, np.zeros_like(x), verdict, None
