@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -228,6 +229,10 @@ def serve(models: Path, minutes: float, steps: int | None, sim_share: float) -> 
         )
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m maed.adapt_live", description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, required=True, help="folder the accepted weights are written to")
@@ -236,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-share", type=float, default=0.5, help="share of simulated pairs in each batch")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     args = parser.parse_args(argv)
+    # The bridge stops this process with SIGTERM (bridge/adapter.py): leave as from Ctrl-C, so that a file being
+    # written is left as nothing but its own temporary name removed (maed.atomic), not a stray temporary file.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if hasattr(os, "nice"):  # on Windows the bridge starts it below normal priority instead (bridge/adapter.py)
         os.nice(NICE)
     os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in a log

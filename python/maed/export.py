@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from . import __version__
+from .atomic import atomic_path
 from .engine.onnx_fp16 import convert_to_fp16
 from .engine.onnx_model import (
     KEY_CONFIG,
@@ -127,9 +128,8 @@ def export_onnx(name_or_path: str, dest: Path, fp16: bool = False, plugins: bool
     onnx.checker.check_model(graph, full_check=True)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".tmp")
-    onnx.save(graph, tmp)
-    tmp.replace(dest)  # never leave a half-written model where a back end would load it
+    with atomic_path(dest) as tmp:  # never a half-written model where a back end would load it
+        onnx.save(graph, tmp)
     return graph
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..atomic import atomic_path
 from ..normalise import PLANE_AND_ROWS, check_levelling
 from ..zoo import TABLE_MODELS, resolve
 from .registry import build_model
@@ -24,9 +25,8 @@ from .registry import build_model
 
 def save_checkpoint(path: Path, model: torch.nn.Module, config: str, extra: dict | None = None) -> None:
     state = {"config": config, "model": model.state_dict(), **(extra or {})}
-    tmp = Path(path).with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # never leave a half-written checkpoint behind
+    with atomic_path(Path(path)) as tmp:  # never a half-written checkpoint under its name
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path) -> dict:
