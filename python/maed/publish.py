@@ -87,7 +87,8 @@ def _stripes_alone(verdict: Verdict, lattice: LatticePeaks | None, limits: Thres
     Where the conservative result aligned its rows itself (``trust.conservative_rows``: each to the one before, whose
     errors add up across the frame), ``publish`` gives it the network's row levels instead; where it left the rows as
     measured, they agree from row to row, and the network's would only add its own errors (a step along the rows
-    taken for a line offset: -14.6 dB on one blind scan). Measured (docs/model.md, forty-second session): the third
+    taken for a line offset: -14.6 dB on one blind scan). Measured alone, before the guard judged the correlation
+    without the stripes' bins (``trust.guard_parts``; both together: docs/model.md, forty-second session): the third
     blind simulator's molecules 23.46 -> 23.64 dB (below the classical pipeline on 18 -> 16 of 48 scans), its
     crystals unchanged, the first blind simulator +6.1 dB over draws 1 to 4 and +25.0 over draws 7 to 10 (5 scans
     changed in each, from -3.2 to +18.1 dB), no real scan changed."""
