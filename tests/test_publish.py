@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from bridge.streaming import GuardJob, Levelling, judge
-from maed.publish import ROW_LEVELS_KEPT, publish
+from maed.publish import publish
 from maed.research.guard_calibration import invent
-from maed.trust import Thresholds
+from maed.trust import ROW_LEVELS_KEPT, Thresholds
 
 R, C = np.indices((128, 128), dtype=float)
 LATTICE = 0.3 * sum(np.cos(2 * np.pi / 6.0 * (C * np.cos(t) + R * np.sin(t))) for t in (0.3, 0.3 + 2 * np.pi / 3))

@@ -12,9 +12,8 @@ network saw (levelled input ``x``, its output ``y``):
    scan (``local_give_back``: a lattice over part of it, too weak in the whole scan's spectrum);
 3. the compact features it removed (``maed.feature_keep.removed_features``);
 4. the trust guard (``maed.trust.guard_parts``): the smooth residual given back, or the conservative result
-   over the whole frame or the failing blocks; where it fell back only for the residual's correlation across rows
-   and the network took off periodic stripes one pass cannot confirm, the conservative result, where it aligned its
-   rows, with the network's row levels (``_stripes_alone``); the lattice peaks are given back once more to both;
+   over the whole frame or the failing blocks, told the periodic stripes the network took off that one pass cannot
+   confirm (step 2 names them); the lattice peaks are given back once more to both;
 5. the surroundings of point defects that what is published changed beyond noise
    (``maed.feature_keep.keep_defect_surroundings``), after the guard: given back before it, a large
    surrounding would hide from the guard a network that drew bands on the rest of the frame; then the depth of
@@ -26,7 +25,7 @@ numpy and scipy only: this runs on the acquisition side, live.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,7 +39,7 @@ from .feature_keep import (
 )
 from .lattice_keep import BOTH_PASSES, LatticePeaks, lattice_peaks, local_give_back
 from .row_levels import keep_row_levels
-from .trust import Thresholds, Verdict, across_rows_alone, conservative_rows, guard_parts
+from .trust import Thresholds, Verdict, guard_parts
 
 MIN_LATTICE_ROWS = 16
 """Rows (of one pass, or both passes share) before a spectrum is searched for lattice peaks: fewer give too
@@ -74,31 +73,6 @@ class Published:
     def image(self) -> np.ndarray:
         """What is published: ``network`` blended with ``conservative`` by ``weight``."""
         return _blend(self.network, self.conservative, self.weight)
-
-
-ROW_LEVELS_KEPT = "row levels: the network's (what failed is the correlation of periodic stripes it took off)"
-
-
-def _stripes_alone(verdict: Verdict, lattice: LatticePeaks | None, limits: Thresholds) -> bool:
-    """Whether the guard fell back for the residual's correlation across rows alone, on a frame where the network took
-    off periodic stripes that one pass cannot confirm as a lattice (``LatticePeaks.unconfirmed``: pick-up, or a row
-    lattice). Such stripes correlate the residual across rows whether they were pick-up or surface, so the
-    conservative result stands in for the network's content; but that says nothing against the network's row levels.
-    Where the conservative result aligned its rows itself (``trust.conservative_rows``: each to the one before, whose
-    errors add up across the frame), ``publish`` gives it the network's row levels instead; where it left the rows as
-    measured, they agree from row to row, and the network's would only add its own errors (a step along the rows
-    taken for a line offset: -14.6 dB on one blind scan). Measured alone, before the guard judged the correlation
-    without the stripes' bins (``trust.guard_parts``; both together: docs/model.md, forty-second session): the third
-    blind simulator's molecules 23.46 -> 23.64 dB (below the classical pipeline on 18 -> 16 of 48 scans), its
-    crystals unchanged, the first blind simulator +6.1 dB over draws 1 to 4 and +25.0 over draws 7 to 10 (5 scans
-    changed in each, from -3.2 to +18.1 dB), no real scan changed."""
-    return (
-        verdict.output == "fallback"
-        and verdict.figures is not None
-        and across_rows_alone(verdict.figures, limits)
-        and lattice is not None
-        and bool(lattice.unconfirmed)
-    )
 
 
 def _blend(network: np.ndarray, conservative: np.ndarray | None, weight: np.ndarray) -> np.ndarray:
@@ -138,9 +112,6 @@ def publish(
     features = removed_features(x, y, defects)
     stripes = None if lattice is None else lattice.unconfirmed_mask
     network, weight, verdict, conservative = guard_parts(x, features.give_back(x, y), limits, stripes)
-    if conservative is not None and _stripes_alone(verdict, lattice, limits) and conservative_rows(x)[1]:
-        conservative -= np.median(conservative - network, axis=1, keepdims=True)
-        verdict = replace(verdict, reasons=(*verdict.reasons, ROW_LEVELS_KEPT))
     if lattice is not None:
         # Once more after what the features and the guard gave back (their lightly smoothed residual holds some of
         # the lattice's bins), and to the conservative result, whose Gaussian damps a fine lattice.
