@@ -105,6 +105,7 @@ def test_maed_denoise_gives_the_pit_back_and_says_so(tmp_path):
         "share": round(result.features.share, 4),
         "defects_beside_given_back": result.defects_beside,
         "defect_depths_given_back": result.defects_deepened,
+        "spike_pixels": result.spikes,
     }
 
 

@@ -199,6 +199,8 @@ class GuardedResult:
     """Point defects whose surroundings were given back after the guard (``maed.feature_keep.keep_defect_surroundings``)."""
     defects_deepened: int = 0
     """Point defects whose depth was given back after the guard (``maed.feature_keep.keep_defect_depths``)."""
+    spikes: int = 0
+    """Pixels taken for spikes, which nothing after the network gives back (``maed.spikes``)."""
     creep: Creep | None = None
     """The creep of z taken off the published frame (``maed.z_creep``); None: none was found."""
     line_jumps: tuple[LineJump, ...] = ()
@@ -226,6 +228,7 @@ class GuardedResult:
             "share": round(self.features.share, 4),
             "defects_beside_given_back": self.defects_beside,
             "defect_depths_given_back": self.defects_deepened,
+            "spike_pixels": self.spikes,
         }
 
     def creep_record(self) -> dict:
@@ -411,6 +414,7 @@ def denoise_once(
         features=result.features,
         defects_beside=result.defects_beside,
         defects_deepened=result.defects_deepened,
+        spikes=result.spikes,
         creep=creep,
         passes_frame=passes_frame,
     )

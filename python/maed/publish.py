@@ -10,7 +10,9 @@ network saw (levelled input ``x``, its output ``y``):
 2. the lattice peaks it removed (``maed.lattice_keep``): those the other pass confirms where it is at hand, else
    those spanning a 2-D lattice; with the other pass, also a 2-D lattice both passes show within windows of the
    scan (``local_give_back``: a lattice over part of it, too weak in the whole scan's spectrum);
-3. the compact features it removed (``maed.feature_keep.removed_features``);
+3. the compact features it removed (``maed.feature_keep.removed_features``). From here on, what is given back is drawn
+   from the input with its spikes taken off (``maed.spikes``: a pixel or three on one line that no tip can image,
+   which the network rightly took off and a give-back would bring back as a point defect);
 4. the trust guard (``maed.trust.guard_parts``): the smooth residual given back, or the conservative result
    over the whole frame or the failing blocks, told the periodic stripes the network took off that one pass cannot
    confirm (step 2 names them); the lattice peaks are given back once more to both;
@@ -39,6 +41,7 @@ from .feature_keep import (
 )
 from .lattice_keep import BOTH_PASSES, LatticePeaks, lattice_peaks, local_give_back
 from .row_levels import keep_row_levels
+from .spikes import spike_pixels, without_spikes
 from .trust import Thresholds, Verdict, guard_parts
 
 MIN_LATTICE_ROWS = 16
@@ -68,6 +71,9 @@ class Published:
     """Point defects whose surroundings were given back."""
     defects_deepened: int
     """Point defects whose depth was given back after the guard."""
+    spikes: int
+    """Pixels taken for spikes (``maed.spikes``): what the give-backs and the guard drew from held the rows above
+    and below there instead."""
 
     @property
     def image(self) -> np.ndarray:
@@ -107,11 +113,13 @@ def publish(
         y[rows] = lattice.give_back(x[rows], y[rows])
         if lattice.evidence == BOTH_PASSES:
             y[rows], windows = local_give_back(x[rows], y[rows], other)
-    standard = standard_frame(x)  # the frame point defects are found and judged in, once
-    defects = point_defects(x, standard)
-    features = removed_features(x, y, defects)
+    spikes = spike_pixels(x)
+    despiked = without_spikes(x, spikes)  # what the give-backs below draw from and are judged against
+    standard = standard_frame(despiked)  # the frame point defects are found and judged in, once
+    defects = point_defects(despiked, standard)
+    features = removed_features(despiked, y, defects)
     stripes = None if lattice is None else lattice.unconfirmed_mask
-    network, weight, verdict, conservative = guard_parts(x, features.give_back(x, y), limits, stripes)
+    network, weight, verdict, conservative = guard_parts(despiked, features.give_back(despiked, y), limits, stripes)
     if lattice is not None:
         # Once more after what the features and the guard gave back (their lightly smoothed residual holds some of
         # the lattice's bins), and to the conservative result, whose Gaussian damps a fine lattice.
@@ -119,8 +127,8 @@ def publish(
         if conservative is not None:
             conservative[rows] = lattice.give_back(x[rows], conservative[rows])
     blended = _blend(network, conservative, weight)
-    kept, beside = keep_defect_surroundings(x, blended, defects)
-    kept, deepened = keep_defect_depths(x, kept, defects, standard)
+    kept, beside = keep_defect_surroundings(despiked, blended, defects)
+    kept, deepened = keep_defect_depths(despiked, kept, defects, standard)
     if beside or deepened:
         given = kept - blended
         network = network + given
@@ -135,4 +143,5 @@ def publish(
         features=features,
         defects_beside=beside,
         defects_deepened=deepened,
+        spikes=int(spikes.sum()),
     )
