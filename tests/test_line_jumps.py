@@ -138,6 +138,18 @@ def test_a_one_line_excursion_is_no_jump_and_line_noise_raises_the_bar():
     assert find_line_jumps(rough, rough) == []
 
 
+def test_a_line_off_and_back_over_two_lines_is_no_jump():
+    """As on ``createc_scan_close_100nm``'s retrace: a line drops, comes back over the next line split mid-line, and a
+    lasting change follows four lines on, so the rows' changes around the return sum to about the return itself."""
+    scan = noisy(np.zeros((SIZE, SIZE)), seed=4)
+    scan[101] -= JUMP
+    scan[102, :128] += 0.12 * JUMP
+    scan[102, 128:] -= JUMP
+    scan[103:107] += 0.12 * JUMP
+    scan[107:] += 0.99 * JUMP
+    assert find_line_jumps(scan, scan) == []
+
+
 def test_a_scan_recorded_in_converter_steps_has_its_line_noise_measured():
     """Noise within a converter's step leaves most rows' changes exactly 0, so the rows' robust spread is 0 and every
     drift of a step would pass for a jump; the step bounds the spread from below."""
@@ -146,6 +158,19 @@ def test_a_scan_recorded_in_converter_steps_has_its_line_noise_measured():
     assert find_line_jumps(steps, steps) == []
     jumped = tip_change(steps, col=0)  # a jump of 30 steps
     assert find_line_jumps(jumped, jumped) == [(ROW - 1, False)]
+
+
+def test_a_tip_change_in_a_scan_recorded_in_converter_steps_stands_against_its_unrounded_line_noise():
+    """Line offsets of about a step: the median of each row's differences is a whole step, most often 0, so the
+    rows' robust spread says one step however large the offsets are, and a jump of ten steps stood only ten times
+    it. Each row's interquartile mean of differences is not rounded, and the jump stands 17 times its spread."""
+    rng = np.random.default_rng(9)
+    offsets = rng.normal(0, 0.5, (SIZE, 1))
+    steps = 0.02 * np.round(rng.normal(0, 0.3, (SIZE, SIZE)) + offsets)
+    assert find_line_jumps(steps, steps) == []
+    jumped = steps.copy()
+    jumped[ROW + 1 :] += 0.2  # ten steps, between two lines
+    assert find_line_jumps(jumped, jumped) == [(ROW, False)]
 
 
 def test_the_jump_lies_in_the_record_and_the_terminal_note(backend, tmp_path):
