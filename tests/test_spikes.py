@@ -3,6 +3,8 @@ what is published after the network never gives them back (maed.publish)."""
 
 import numpy as np
 
+from maed.denoise_files import denoise_file, record_notes
+from maed.engine import load_backend
 from maed.publish import publish
 from maed.spikes import MAX_RUN, spike_pixels, without_spikes
 
@@ -92,3 +94,13 @@ def test_what_is_published_keeps_no_spike_and_every_feature():
     assert np.abs(published.image - surface)[where].max() < 1.0
     assert published.image[30, 90] - surface[30, 90] > -0.25 * ADATOM[30, 90]
     assert published.image[90, 30] - surface[90, 30] < -0.25 * PIT[90, 30]
+
+
+def test_maed_denoise_counts_the_spikes_and_says_so(tmp_path):
+    scan, where = _with_spikes(_noisy())
+    np.save(tmp_path / "scan.npy", (scan * 1e-10).astype(np.float32))
+    _, record = denoise_file(tmp_path / "scan.npy", tmp_path / "denoised", load_backend("onnx", "rt-plane", threads=1))
+    assert record["features"]["spike_pixels"] == where.sum()
+    assert any(
+        f"{where.sum()} pixels on single lines taken for spikes" in note for note in record_notes(tmp_path / "scan.npy", record, "trace")
+    )

@@ -189,7 +189,7 @@ def record_notes(path: Path, record: dict, pass_: str) -> list[str]:
     """What a user is told of a file's ``<stem>.json`` beyond its path: the channel, where not the topograph, the
     periodic stripes the network removed that one pass could not confirm (``LatticePeaks.unconfirmed``), the
     trace/retrace error where it was asked for (``trace_retrace_note``) and the jumps of whole lines taken off
-    (``maed.line_jumps``)."""
+    (``maed.line_jumps``), and the pixels taken for spikes (``maed.spikes``)."""
     notes = []
     if record["channel_why"] is not None:
         notes.append(f"{path}: channel {record['channel']} {pass_}: {record['channel_why']}")
@@ -210,6 +210,13 @@ def record_notes(path: Path, record: dict, pass_: str) -> list[str]:
         notes.append(
             f"{path}: a jump of whole lines (a tip change) taken off: rows {start} to {stop - 1} moved by "
             f"{-jump['height']:+.4g} (the scan's unit).{hint}"
+        )
+    spikes = record["features"]["spike_pixels"]
+    if spikes:
+        notes.append(
+            f"{path}: {spikes} pixel{'s' if spikes > 1 else ''} on single lines taken for spikes (read wrong: no tip images "
+            "a feature one line tall): what the network took off there is not given back, and a fallback takes the mean of "
+            "the lines above and below there."
         )
     return notes
 
