@@ -1,4 +1,5 @@
-"""The second and third blind simulators (``benchmarks/blind_crystals.py``, ``blind_molecules.py``): scans in metres,
+"""The second, third and fourth blind simulators (``benchmarks/blind_crystals.py``, ``blind_molecules.py``,
+``blind_instruments.py``): scans in metres,
 the same for a seed, and ``blind_more.py``'s family labels are the draw's own."""
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 from benchmark_modules import load_benchmark
 
 
-@pytest.mark.parametrize("name", ["blind_crystals", "blind_molecules"])
+@pytest.mark.parametrize("name", ["blind_crystals", "blind_molecules", "blind_instruments"])
 def test_draws_are_deterministic_scans_in_metres_with_the_instrument_in_the_noisy_one(name):
     simulator = load_benchmark(name)
     draws = [simulator.draw(seed, 96) for seed in range(5)]
@@ -28,5 +29,7 @@ def test_the_page_labels_each_scan_with_the_family_its_simulator_drew():
         labels.add(more.family("molecules"))
         more.SIMULATORS["crystals"].draw(seed, 64)
         labels.add(more.family("crystals"))
-    # Two simulators' families: more than one label each, and never a blank one.
-    assert len(labels) >= 4 and all(isinstance(label, str) and label for label in labels)
+        more.SIMULATORS["instruments"].draw(seed, 64)
+        labels.add(more.family("instruments"))
+    # Three simulators' families: more than one label each, and never a blank one.
+    assert len(labels) >= 6 and all(isinstance(label, str) and label for label in labels)
