@@ -70,7 +70,7 @@ def test_the_noise_of_a_noisy_region_sets_its_own_bar():
 
 def test_without_spikes_takes_the_mean_of_the_lines_above_and_below():
     scan, where = _with_spikes(_noisy())
-    cleaned = without_spikes(scan)
+    cleaned = without_spikes(scan, spike_pixels(scan))
     rows, cols = np.nonzero(where)
     np.testing.assert_allclose(cleaned[rows, cols], 0.5 * (scan[rows - 1, cols] + scan[rows + 1, cols]))
     np.testing.assert_array_equal(cleaned[~where], scan[~where])
