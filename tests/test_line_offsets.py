@@ -314,3 +314,20 @@ def test_scans_narrower_than_the_strips_are_judged_one_strip_a_column():
             changes = row_changes_by_strip(noisy[:, :cols])
             _, norm = normalise(noisy[:, :cols], PLANE)
         assert changes.shape == (SIZE - 1, cols) and np.isfinite(changes).all() and np.isfinite(norm.steps).all()
+
+
+def test_two_tip_changes_within_lines_are_no_step():
+    """Two tip changes, each at a moment within a line, four lines apart: the rows' medians split each over two rows,
+    so no row and no two rows hold most of the run's change, as a step edge several rows wide would not; but every
+    strip of columns makes its share of each in one line period (``moment_shares``). Of 50 draws of white offsets,
+    none passes as a step, scanned from the left or (the retrace) from the right."""
+    for seed in range(50):
+        rng = np.random.default_rng(seed)
+        offsets = rng.normal(0, 0.3, SIZE)
+        for first_columns in (slice(0, 2), slice(2, 4)):  # the strips scanned after the moment: right, or left
+            strips = alike(offsets)
+            for row in (120, 124):
+                strips[row, first_columns] += 40.0
+                strips[row + 1, slice(2, 4) if first_columns.start == 0 else slice(0, 2)] += 40.0
+            levels = np.concatenate(([0.0], np.cumsum(strips.mean(axis=1))))
+            assert not surface_steps(levels, strips).any(), (seed, first_columns)

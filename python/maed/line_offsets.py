@@ -203,8 +203,10 @@ def surface_steps(levels: np.ndarray, strip_changes: np.ndarray, newest_last: bo
                     continue
                 strip_excess = sign * (strip_changes[rows] - centre)
                 share, two_lines = excess.max() / whole, float(np.sort(excess)[-2:].sum()) / whole
+                one_moment, two_moments = moment_shares(strip_excess)
                 if share >= ONE_LINE_SHARE or (
-                    (share >= STEP_SHARE or two_lines >= TWO_LINES_SHARE) and not narrow_edge(excess, strip_excess)
+                    (max(share, one_moment) >= STEP_SHARE or max(two_lines, two_moments) >= TWO_LINES_SHARE)
+                    and not narrow_edge(excess, strip_excess)
                 ):
                     continue
                 if strip_excess.sum(axis=0).min() < STRIP_AGREEMENT * whole:
@@ -220,6 +222,47 @@ def surface_steps(levels: np.ndarray, strip_changes: np.ndarray, newest_last: bo
     if not kept.any():
         return none
     return np.concatenate(([0.0], np.cumsum(np.where(kept, changes - float(np.median(changes[~kept])), 0.0))))
+
+
+MOMENT_EVEN = 0.5
+"""A line period's changes of the strips of columns (``moment_shares``) are one moment's jump where each strip's is at
+least this share of their mean: a tip change moves every column by as much, a step edge at a small angle crosses
+one strip after another, some rows apart."""
+
+
+MOMENT_CANDIDATES = 4
+"""Moments within a line (``moment_shares``), the largest first, each paired with the largest moment apart from it."""
+
+
+def moment_shares(strip_excess: np.ndarray) -> tuple[float, float]:
+    """The shares of a run's change (``strip_excess``: each strip of columns' change per row, signed so that the
+    run's change is positive) that one moment of the tip within a line makes, and two: the largest change over one
+    line period, begun within a line, in which every strip jumps alike (``MOMENT_EVEN``) and by more than in any one
+    row, and that with the largest such period apart from it (begun anywhere), over the run's whole change; 0 where
+    there is none. A tip change within a line is split over two rows by the rows' medians (the strips after its
+    moment jump in its row, those before in the next), so a row's share undervalues it; in the strips' changes in time
+    order (each strip's change per row spans one line period) it is one line period's. A step edge along the rows
+    changes them most in one of its rows, not across two halves of rows. Both pass orders along the rows are tried
+    (the retrace scans its columns from the right); a scan's row order reverses the series, which keeps its windows.
+    Measured on 900018 of ``benchmarks/blind_instruments.py`` (two tip changes within lines, seven rows apart, with
+    line offsets of a third of them between): given back as a step, 19.3 dB, against 27.3 without."""
+    strips = strip_excess.shape[1]
+    whole = float(strip_excess.sum()) / strips
+    one, two = 0.0, 0.0
+    if not whole > 0:
+        return one, two
+    for in_time in (strip_excess.ravel(), strip_excess[:, ::-1].ravel()):
+        windows = np.lib.stride_tricks.sliding_window_view(in_time, strips)
+        means = windows.mean(axis=1)
+        jumps = np.where((means > 0) & (windows.min(axis=1) >= MOMENT_EVEN * means), means, 0.0)
+        # Only a moment sharper than every row's change tells more than the rows do.
+        sharper = means > means[::strips].max()
+        within_lines = np.flatnonzero((jumps > 0) & sharper)
+        for first in within_lines[np.argsort(jumps[within_lines])[-MOMENT_CANDIDATES:]]:
+            apart = jumps.copy()
+            apart[max(0, first - strips + 1) : first + strips] = 0.0
+            one, two = max(one, jumps[first] / whole), max(two, (jumps[first] + apart.max()) / whole)
+    return float(one), float(two)
 
 
 def narrow_edge(excess: np.ndarray, strip_excess: np.ndarray) -> bool:
