@@ -185,6 +185,22 @@ def test_a_network_that_takes_the_line_offsets_itself_is_not_blamed_for_them():
     assert caught.output != "network" and any("bands" in r for r in caught.reasons)
 
 
+def test_the_fallback_keeps_a_step_edge_along_the_rows_that_its_alignment_took_off():
+    """Terraces whose edges run exactly along the rows, under a walk of line offsets: the fallback aligns the rows,
+    which takes each edge off with the offsets, and gives back the surface's steps the alignment took
+    (``line_offsets.surface_steps``), as the network's path does (``maed.normalise``). Before (2026-12-06) the
+    fallback published one terrace."""
+    rng = np.random.default_rng(5)
+    rows = np.arange(256)
+    surface = np.repeat((10.0 * np.tanh((rows - 128) / 1.5))[:, None], 256, axis=1)
+    walk = np.cumsum(rng.normal(0, 1.0, 256))[:, None]
+    noisy = surface + walk + rng.normal(0, 1.0, surface.shape)
+    fallback = conservative(noisy)
+    height = lambda image: np.median(image[140:150]) - np.median(image[106:116])  # noqa: E731
+    assert np.std(np.diff(fallback.mean(axis=1)[:100])) < 0.5 * np.std(np.diff(noisy.mean(axis=1)[:100]))  # aligned
+    assert abs(height(fallback) - height(surface)) < 0.2 * height(surface), height(fallback)
+
+
 def test_the_fallback_aligns_rows_only_where_they_carry_line_offsets():
     """A quiet scan of diagonal rows keeps them (aligning each row by the median of its differences would shift
     rows and draw bands); a random walk of line offsets is taken out."""

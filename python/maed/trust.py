@@ -62,7 +62,7 @@ import numpy as np
 from scipy import ndimage
 
 from .classical import align_rows, robust_spread, row_difference_spread, scar_runs
-from .line_offsets import keep_slow_profile
+from .line_offsets import keep_slow_profile, row_changes_by_strip, surface_steps, untilted
 from .noreference import whiteness
 from .normalise import ROW_ALIGNMENT
 
@@ -359,9 +359,12 @@ def conservative(levelled_input: np.ndarray) -> np.ndarray:
     Aligning takes line offsets out; on a quiet scan without them it shifts rows by what the surface does from
     row to row and draws a lattice along the fast axis as bands (up to 18 dB lost on quiet simulated lattices).
     Where the offsets are independent from line to line, the slow part of what aligning took off goes back
-    (``line_offsets.keep_slow_profile``: an island that fills its rows is no band). Offsets show in the spread of
-    the differences between neighbouring rows: the alignment, so kept, is used where it brings that spread
-    (1.4826 MAD) below ``ROW_AGREEMENT`` times the unaligned rows'; without offsets it stays near 1.
+    (``line_offsets.keep_slow_profile``: an island that fills its rows is no band), and so do the surface's steps
+    along the rows that it took with the offsets (``line_offsets.surface_steps``, as ``maed.normalise`` gives them
+    back on the network's path: on simulated terraces whose edges run along the rows, the fallback published one
+    terrace). Offsets show in the spread of the differences between neighbouring rows: the alignment, so kept, is
+    used where it brings that spread (1.4826 MAD) below ``ROW_AGREEMENT`` times the unaligned rows'; without
+    offsets it stays near 1.
 
     The risk is Stein's unbiased estimate for a linear filter, ``|g - a|^2 + 2 s^2 N w - N s^2`` (``w`` the
     filter's centre weight), with the noise's spread ``s`` from the differences between neighbouring rows, where
@@ -384,7 +387,8 @@ def conservative_rows(levelled_input: np.ndarray) -> tuple[np.ndarray, bool]:
     rows = np.asarray(levelled_input, dtype=np.float64)
     aligned = keep_slow_profile(rows, align_rows(rows, ROW_ALIGNMENT))
     if row_difference_spread(aligned) < ROW_AGREEMENT * row_difference_spread(rows):
-        return aligned, True
+        steps = untilted(surface_steps((rows - aligned).mean(axis=1), row_changes_by_strip(rows)))
+        return aligned + steps[:, None], True
     return rows, False
 
 
