@@ -182,3 +182,26 @@ def test_the_jump_lies_in_the_record_and_the_terminal_note(backend, tmp_path):
     assert jump["rows_moved"] == [ROW, SIZE] and jump["both_passes"] is False
     (note,) = record_notes(tmp_path / "scan.npy", record, "trace")
     assert f"rows {ROW} to {SIZE - 1} moved by {-jump['height']:+.4g}" in note and "the other pass" in note
+
+
+def test_a_tip_change_within_a_line_is_found_within_strong_line_noise():
+    """Line offsets move every column of a line alike; a tip change within a line splits it, the columns after the
+    moment jumping in that line and those before it in the next, which no offset does (``SPLIT_Z``). Within line
+    offsets that hide a jump between lines (the test above), the split one is found, and the offsets alone give
+    none."""
+    quiet = noisy(np.zeros((SIZE, SIZE)), seed=4)
+    offsets = np.random.default_rng(4).normal(0, 0.2, (SIZE, 1))
+    rough = tip_change(quiet) + offsets
+    found = find_line_jumps(rough, rough)
+    assert len(found) == 1 and found[0][0] in (ROW - 1, ROW), found
+    assert find_line_jumps(quiet + offsets, quiet + offsets) == []
+    # The same split, but the lines go back two lines on, in a frame that keeps a change at the row as a network that
+    # took it for an edge would: nothing lasts (``_lasting``). On a surface that slopes across the rows, the slope is
+    # no lasting change (``_trend``: a slope over fewer than half the rows, which the scan's own slope leaves in).
+    kept = JUMP * (np.arange(SIZE) > ROW)[:, None]
+    slope = 0.15 * np.clip(np.arange(SIZE, dtype=float) - 120, 0, 100)[:, None]
+    for base in (quiet + offsets, quiet + slope):
+        back = base.copy()
+        back[ROW, COL:] += JUMP
+        back[ROW + 1 : ROW + 3] += JUMP
+        assert find_line_jumps(back + kept, back) == [], base is quiet + slope

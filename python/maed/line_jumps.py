@@ -27,6 +27,14 @@ between lines, changes the strips of both passes at the same rows: with both pas
 And a step edge exactly along a scan line and narrower than a row, in one pass, is taken off as a tip change, and
 named.
 
+Line offsets as large as a fifth of a jump break (1) and (3), but a tip change within a line leaves a mark no offset
+makes: the line is split, the strips of columns scanned after the moment jumping in that line and those before it in
+the next, and that contrast between strips is free of the offsets, which move every strip alike. Where it stands
+``SPLIT_Z`` times the strips' own spread about their rows' means, the line moved whole (``SPLIT_WHOLE``) and the
+change lasts (``_lasting``: the rows' median levels either side, the surface's slope there taken off) and stands
+alone (``_split_alone``: no strip moves apart from its row by half as much in the rows beside it), (1) to (3) and (5)
+are not asked, and the jump's height is read from the contrast.
+
 A jump is taken off the raw scan, as the raw rows make it, and the scan is denoised again
 (``maed.denoise.denoise_guarded``): the network spreads the jump over the rows beside it (or takes part of it off
 with the line offsets and leaves a ramp), which taking it off the published frame would leave. Each jump moves the
@@ -86,6 +94,25 @@ network had taken it off with the line offsets. 20 until 2026-12-06: in scans re
 blind simulator's tip changes stand 11 to 20 times the spread (``_spread``); with 10, on the first blind simulator,
 draws 1 to 4 did not change and draws 7 to 10 changed on two scans, both for the better (``docs/model.md``,
 forty-third session)."""
+
+
+SPLIT_Z = 10.0
+"""Least height of a jump split within a line (``split_height``) over the spread of the strips of columns about their
+rows' means: a line offset moves every strip alike, so a split stands against that spread alone, which line offsets
+leave out. Such a jump needs neither ``RAW_Z`` against the rows' changes nor ``RAMP_SHARE`` or ``ALONE_SHARE``, which
+offsets as large as a fifth of it break. Measured 2026-12-06 (``docs/model.md``): the first blind simulator's `islands`
+9200002, a tip change split within a line under offsets a seventh of it (7.8 times the rows' spread): taken off, 21.4
+-> 24.5 dB; of 576 scans of eight draws of that simulator 6 changed, all for the better (+0.2 to +14.2 dB), of the
+crystals simulator's 48 two (+0.08, +1.1), none of the molecules and instruments simulators' or of the 26 real
+scans' 51 passes."""
+SPLIT_WHOLE = 0.25
+"""Most that any strip of columns' change over a split's two rows may differ from their mean, as a share of the jump:
+a tip change moves the whole line (``split_height``)."""
+TREND_SIGNIFICANCE = 3.0
+"""How far the rows' median change beside a split jump must stand from 0, in its own errors, to be taken for the
+surface's slope there (``_trend``)."""
+SPLIT_LEAST = 0.5
+"""Share of ``RAW_Z``'s bar on the rows' changes down to which rows are looked at for a split (``SPLIT_Z``)."""
 
 
 @dataclass(frozen=True)
@@ -156,12 +183,13 @@ def find_line_jumps(frame: np.ndarray, raw: np.ndarray, other_pass: np.ndarray |
     least = RAW_Z * max(_spread(raw, raw_changes), 1e-300)
     if not np.isfinite(least):  # rows not measured in full: no bar to judge by
         return []
+    split_spread = _split_spread(raw_strips)
     other = _levels(np.asarray(other_pass, dtype=np.float64)) if other_pass is not None else None
     claimed = np.zeros(len(raw_changes), dtype=bool)
     jumps = []
     for row in np.argsort(-np.abs(raw_changes)):
         # A jump is judged around its largest change only, so its window sums to at most 3 times that change.
-        if abs(raw_changes[row]) * (2 * WINDOW + 1) < least:
+        if abs(raw_changes[row]) * (2 * WINDOW + 1) < SPLIT_LEAST * least:
             break
         window, around = slice(row - WINDOW, row + WINDOW + 1), slice(row - AROUND, row + AROUND + 1)
         if claimed[row] or row < AROUND or row + AROUND >= len(raw_changes):
@@ -169,13 +197,25 @@ def find_line_jumps(frame: np.ndarray, raw: np.ndarray, other_pass: np.ndarray |
         if abs(raw_changes[row]) < np.abs(raw_changes[window]).max():
             continue
         height = float(raw_changes[window].sum())
-        if abs(height) < least or abs(float(raw_changes[around].sum()) - height) > RAMP_SHARE * abs(height):
-            continue
         beside = np.concatenate((raw_changes[row - AROUND : row - WINDOW], raw_changes[row + WINDOW + 1 : row + AROUND + 1]))
-        if np.abs(beside).max() > ALONE_SHARE * abs(height):
-            continue
-        if not _abrupt_whole_lines(raw_strips[window], height):
-            continue
+        # A split within a line is a moment of the tip that no offset makes: the rows' own tests, which offsets as
+        # large as a fifth of the jump break, are not asked of it. The surface's own slope beside it (``_trend``) is
+        # taken off first: a feature of some strips that comes and goes on a slope would read as a lasting change.
+        trend = _trend(beside)
+        split = split_height(raw_strips[window] - trend, split_spread)
+        if (
+            split
+            and _split_alone(raw_strips, row, split)
+            and np.sign(split) * _lasting(raw_changes - trend, row) >= STRIP_SHARE * abs(split)
+        ):
+            height = split
+        else:
+            if abs(height) < least or abs(float(raw_changes[around].sum()) - height) > RAMP_SHARE * abs(height):
+                continue
+            if np.abs(beside).max() > ALONE_SHARE * abs(height):
+                continue
+            if not _abrupt_whole_lines(raw_strips[window], height):
+                continue
         if np.sign(height) * float(changes[around].sum()) < KEPT * abs(height):
             continue  # the network took it off with the line offsets
         judged = other is not None and bool(np.isfinite(other[1][window]).all())
@@ -184,6 +224,74 @@ def find_line_jumps(frame: np.ndarray, raw: np.ndarray, other_pass: np.ndarray |
         claimed[around] = True
         jumps.append((int(row), judged))
     return sorted(jumps)
+
+
+def _trend(changes: np.ndarray) -> float:
+    """The median of the rows' ``changes`` beside a jump where it stands ``TREND_SIGNIFICANCE`` times its own error
+    (their robust spread over the square root of their number) from 0, else 0: line offsets scatter the changes of a
+    few rows, and a slope read from their scatter would move a jump's lasting change by several rows' worth of it."""
+    spread = float(robust_spread(changes)) / np.sqrt(len(changes))
+    centre = float(np.median(changes))
+    return centre if abs(centre) > TREND_SIGNIFICANCE * spread else 0.0
+
+
+def _split_alone(strips: np.ndarray, row: int, height: float) -> bool:
+    """Whether no strip of columns moves apart from its row by ``ALONE_SHARE`` of a split jump's ``height`` in the rows
+    beside its window (``AROUND``; ``strips``: the scan's strips' row changes): a tip change is one moment in quiet
+    rows; a frizzy step edge crossing the strips row after row, or features that fill some strips, move them apart in
+    many rows. Line offsets move every strip alike and do not count."""
+    rows = np.r_[row - AROUND : row - WINDOW, row + WINDOW + 1 : row + AROUND + 1]
+    beside = strips[rows]
+    return bool(np.abs(beside - beside.mean(axis=1, keepdims=True)).max() <= ALONE_SHARE * abs(height))
+
+
+def _lasting(changes: np.ndarray, row: int) -> float:
+    """How far the rows' median level over ``AROUND`` rows after a jump's window lies from that over as many rows
+    before it (``changes``: the rows' changes; the window around ``row``): a tip change lasts, a line off and back
+    over two lines does not. Medians over rows, so that line offsets weigh less than in one row's change, and a
+    change a few rows on does not count."""
+    levels = np.concatenate(([0.0], np.cumsum(changes)))
+    before = levels[max(row - WINDOW + 1 - AROUND, 0) : row - WINDOW + 1]
+    after = levels[row + WINDOW + 1 : row + WINDOW + 1 + AROUND]
+    return float(np.median(after) - np.median(before)) if len(before) and len(after) else 0.0
+
+
+def _split_spread(strips: np.ndarray) -> float:
+    """The spread of the strips of columns' row changes (``_levels``) about their rows' means: what a split within a
+    line is judged against (``split_height``)."""
+    return max(float(robust_spread(strips - strips.mean(axis=1, keepdims=True))), 1e-300)
+
+
+def split_height(strips: np.ndarray, spread: float) -> float:
+    """The height of a jump that ``strips`` (each strip of columns' change per row over a jump's rows) make at one
+    moment within a line, read from the split alone: the strips scanned after the moment jump in one row and those
+    before it in the next, each row's contrast between those groups standing ``SPLIT_Z`` times ``spread`` (the
+    strips' own spread about their rows' means) or more, and every strip's change over the two rows the same within
+    ``SPLIT_WHOLE`` of it (a whole line moved: an island's edge moves only its strips; whether the change lasts is
+    the caller's to judge, ``_lasting``). The height is the two contrasts' mean, over the split (the strip holding
+    the moment left out of both groups, or none) and scan order (columns from the left, or from the right: the
+    retrace) whose smaller contrast is the largest. A line offset moves every strip alike: it cancels in each
+    contrast and in the strips' agreement. 0 where the rows hold no such split."""
+    rows, count = strips.shape
+    best, best_least = 0.0, 0.0
+    for order in (np.arange(count), np.arange(count)[::-1]):
+        in_order = strips[:, order]
+        for first in range(rows - 1):
+            both = in_order[first] + in_order[first + 1]
+            # The strips before the moment are [0, lo), those after it [hi, count); the strip between, if any,
+            # holds the moment and part of the jump in either row.
+            for lo, hi in ((lo, hi) for lo in range(1, count) for hi in (lo, lo + 1) if hi < count):
+                after = in_order[first, hi:].mean() - in_order[first, :lo].mean()
+                before = in_order[first + 1, :lo].mean() - in_order[first + 1, hi:].mean()
+                if after * before <= 0:
+                    continue
+                height, least = 0.5 * (after + before), min(abs(after), abs(before))
+                # The largest contrast, not the surest: a split strip in a group takes part of the jump from it.
+                standing = least >= SPLIT_Z * spread * np.sqrt(1 / lo + 1 / (count - hi))
+                whole = np.abs(both - both.mean()).max() <= SPLIT_WHOLE * abs(height)
+                if standing and whole and least > best_least:
+                    best, best_least = float(height), least
+    return best
 
 
 def _abrupt_whole_lines(raw_strips: np.ndarray, height: float) -> bool:
@@ -207,13 +315,16 @@ def _in_other_pass(raw_strips: np.ndarray, other_changes: np.ndarray, other_stri
 
 def take_off_line_jumps(raw: np.ndarray, jumps: list[tuple[int, bool]]) -> tuple[np.ndarray, list[LineJump]]:
     """``raw`` (a scan's rows as measured) with ``jumps`` (``find_line_jumps``) taken off, each as the raw rows make it
-    over its ``WINDOW``, by moving the rows on its side with fewer rows and mending the line split by it; and the
-    jumps taken off."""
+    over its ``WINDOW`` (a split within a line as the contrast between its strips reads it, ``split_height``), by
+    moving the rows on its side with fewer rows and mending the line split by it; and the jumps taken off."""
     out = np.array(raw, dtype=np.float64)
-    changes = _row_changes(out)[0]
+    changes, strips = _levels(out)
+    spread = _split_spread(strips)
     taken = []
     for row, both_passes in jumps:
-        height = float(changes[row - WINDOW : row + WINDOW + 1].sum())
+        window = slice(row - WINDOW, row + WINDOW + 1)
+        # A split's height is read without the line offsets of its rows; the rows' changes hold them.
+        height = split_height(strips[window], spread) or float(changes[window].sum())
         if row + 1 >= len(out) - row - 1:  # more rows before the jump: move those after it
             out[row + 1 :] -= height
             taken.append(LineJump(row + 1, len(out), height, both_passes))
