@@ -206,7 +206,7 @@ def find_line_jumps(frame: np.ndarray, raw: np.ndarray, other_pass: np.ndarray |
         if (
             split
             and _split_alone(raw_strips, row, split)
-            and np.sign(split) * _lasting(raw_changes - trend, row) >= STRIP_SHARE * abs(split)
+            and np.sign(split) * _lasting(raw_changes[around] - trend) >= STRIP_SHARE * abs(split)
         ):
             height = split
         else:
@@ -245,15 +245,13 @@ def _split_alone(strips: np.ndarray, row: int, height: float) -> bool:
     return bool(np.abs(beside - beside.mean(axis=1, keepdims=True)).max() <= ALONE_SHARE * abs(height))
 
 
-def _lasting(changes: np.ndarray, row: int) -> float:
+def _lasting(around: np.ndarray) -> float:
     """How far the rows' median level over ``AROUND`` rows after a jump's window lies from that over as many rows
-    before it (``changes``: the rows' changes; the window around ``row``): a tip change lasts, a line off and back
-    over two lines does not. Medians over rows, so that line offsets weigh less than in one row's change, and a
-    change a few rows on does not count."""
-    levels = np.concatenate(([0.0], np.cumsum(changes)))
-    before = levels[max(row - WINDOW + 1 - AROUND, 0) : row - WINDOW + 1]
-    after = levels[row + WINDOW + 1 : row + WINDOW + 1 + AROUND]
-    return float(np.median(after) - np.median(before)) if len(before) and len(after) else 0.0
+    before it (``around``: the rows' changes over ``AROUND`` rows either side of the jump's row): a tip change lasts,
+    a line off and back over two lines does not. Medians over rows, so that line offsets weigh less than in one row's
+    change, and a change a few rows on does not count."""
+    levels = np.concatenate(([0.0], np.cumsum(around)))
+    return float(np.median(levels[AROUND + WINDOW + 1 :]) - np.median(levels[: AROUND - WINDOW + 1]))
 
 
 def _split_spread(strips: np.ndarray) -> float:

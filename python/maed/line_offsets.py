@@ -330,6 +330,13 @@ def _largest_at_edge(at_edge: np.ndarray, inward: np.ndarray) -> bool:
     return bool(at_edge.mean() >= CREEP_EDGE_SHARE * float(lead.max()))
 
 
+def steps_aligned_away(unaligned: np.ndarray, aligned: np.ndarray) -> np.ndarray:
+    """The surface's steps along the rows (``surface_steps``, ``untilted``) that aligning a plane-levelled scan's rows
+    (``unaligned`` to ``aligned``) took off with the line offsets: a profile over the rows to give back."""
+    levels = (np.asarray(unaligned, dtype=np.float64) - aligned).mean(axis=1)
+    return untilted(surface_steps(levels, row_changes_by_strip(unaligned)))
+
+
 def untilted(profile: np.ndarray) -> np.ndarray:
     """``profile`` (one level per row) less its least-squares line across the rows: the plane fitted to a scan took a
     staircase's line with it (it tilts the terraces), so steps given back to a plane-levelled scan go without it."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .classical import align_rows, fit_plane
-from .line_offsets import STRIP_BANDING, keep_slow_profile, row_changes_by_strip, strip_banding, surface_steps, untilted
+from .line_offsets import STRIP_BANDING, keep_slow_profile, steps_aligned_away, strip_banding
 
 PLANE_AND_ROWS = "plane+rows"
 PLANE = "plane"
@@ -126,7 +126,7 @@ def normalise(image: np.ndarray, levelling: str = PLANE_AND_ROWS, judged_on: Seq
     network_input, rows_aligned = level_rows(levelled, levelling, judged_on=judged)
     steps = np.zeros(len(image))
     if rows_aligned:
-        steps = untilted(surface_steps((levelled - network_input).mean(axis=1), row_changes_by_strip(levelled)))
+        steps = steps_aligned_away(levelled, network_input)
     centre = float(network_input.mean())
     scale = float(network_input.std())
     # A perfectly flat scan (a constant-height Z channel) has nothing to scale: it goes in as zeros

@@ -62,7 +62,7 @@ import numpy as np
 from scipy import ndimage
 
 from .classical import align_rows, robust_spread, row_difference_spread, scar_runs
-from .line_offsets import keep_slow_profile, row_changes_by_strip, surface_steps, untilted
+from .line_offsets import keep_slow_profile, steps_aligned_away
 from .noreference import whiteness
 from .normalise import ROW_ALIGNMENT
 
@@ -387,8 +387,7 @@ def conservative_rows(levelled_input: np.ndarray) -> tuple[np.ndarray, bool]:
     rows = np.asarray(levelled_input, dtype=np.float64)
     aligned = keep_slow_profile(rows, align_rows(rows, ROW_ALIGNMENT))
     if row_difference_spread(aligned) < ROW_AGREEMENT * row_difference_spread(rows):
-        steps = untilted(surface_steps((rows - aligned).mean(axis=1), row_changes_by_strip(rows)))
-        return aligned + steps[:, None], True
+        return aligned + steps_aligned_away(rows, aligned)[:, None], True
     return rows, False
 
 
