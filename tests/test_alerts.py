@@ -303,3 +303,28 @@ def test_pixel_noise_is_the_rms_of_white_noise_and_blind_to_a_level_over_a_run()
     assert abs(pixel_noise(2.0 * noise) - 2.0) < 0.1
     with_run = 2.0 * noise + 50.0 * (np.arange(4096) > 1000)
     assert abs(pixel_noise(with_run) - 2.0) < 0.1
+
+
+def test_a_low_tip_change_within_a_line_counts_where_the_other_pass_confirms_it():
+    """A relief that changes steadily from line to line (features longer along the slow axis than a few lines) makes
+    a line less the lines before it vary more than the noise does, which raises the height an event must have
+    (``steps.MIN_HEIGHT``); a real tip change within a retrace line was missed so (`A200622.190818`). Below that height
+    a tip change counts where its split stands twice the scan's bar and the trace's next line moved by its step."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(8)
+    relief = ndimage.gaussian_filter(rng.standard_normal((160, 256)), (6.0, 3.0))
+    relief *= 1.0 / np.std(np.diff(relief, axis=0))
+    trace, retrace = rng.standard_normal((2, 160, 256)) + relief
+    # During the retrace of row 100, which runs right to left, at column 160: its columns left of there and every
+    # later line of both passes are 2.5 noise higher.
+    retrace[100, :160] += 2.5
+    retrace[101:] += 2.5
+    alone = retrace.copy()
+    trace[101:] += 2.5
+    found = scan(trace, retrace)
+    assert [(f.kind, f.row, f.pass_, f.columns) for f in found] == [("tip_change", 100, "retrace", (160, 256))]
+    assert found[0].evidence["confirmed_below_height"] == 1
+    # The trace alone cannot confirm it; a change the trace does not share is no tip's (one tip scans both passes).
+    assert scan(trace) == []
+    assert scan(trace - (np.arange(160) >= 101)[:, None] * 2.5, alone) == []

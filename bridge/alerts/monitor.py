@@ -399,6 +399,7 @@ class HealthMonitor:
                 bars["spreads"],
                 track.lengths,
                 bars["z_scar"],
+                bars["z_step"],
             )
             if verdict is None:
                 continue
@@ -429,9 +430,10 @@ class HealthMonitor:
         retrace), a scar otherwise; that line's whole offset says it better than the rest of the run's own line."""
         other = self.tracks["retrace" if pass_ == "trace" else "trace"]
         mine = other.recent.get(row)
-        if mine is None:
-            return verdict  # one pass only
         evidence = verdict.evidence
+        confirm = evidence.pop("needs_other_pass", 0) == 1  # below ``MIN_HEIGHT``: a tip change only if confirmed
+        if mine is None:
+            return None if confirm else verdict  # one pass only
         share = in_other_pass(*mine, verdict.columns, evidence["height"])
         evidence["other_pass_share"] = round(share, 3)
         if share > PERSISTS:
@@ -442,13 +444,15 @@ class HealthMonitor:
         later = row if pass_ == "trace" else row + down
         earlier = later - down
         if later not in other.recent or earlier not in other.recent or len(other.steps) < WARM_UP:
-            return verdict  # not there (yet): the other pass cannot say
+            return None if confirm else verdict  # not there (yet): the other pass cannot say
         moved = float(np.median(other.recent[later][0] - other.recent[earlier][0])) - float(np.median(other.steps))
         moved_share = moved / evidence["step"]
         evidence["other_pass_moved_share"] = round(moved_share, 3)
         if 0.5 < moved_share < 1.5 and evidence["moved_share"] > 0.25:
+            if confirm:
+                evidence["confirmed_below_height"] = 1
             return Verdict("tip_change", verdict.columns, evidence)
-        return Verdict("scar", verdict.columns, evidence) if evidence["z"] >= z_scar else None
+        return Verdict("scar", verdict.columns, evidence) if evidence["z"] >= z_scar and not confirm else None
 
     @staticmethod
     def _remember(track: PassTrack, c: Candidate, between: np.ndarray) -> None:

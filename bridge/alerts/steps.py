@@ -38,6 +38,15 @@ MIN_HEIGHT = 1.8
 is no event whatever its length: a long run of small height is what drift and pick-up leave along a line
 (an event of 3 line noise is about 2.4 of them in white noise, fewer where the surface changes from line
 to line: that rms holds the surface's change too, which keeps terrace edges and lattices quiet)."""
+MIN_HEIGHT_CONFIRMED = 1.2
+"""... and a tip change lower than ``MIN_HEIGHT`` but not than this is one only where its statistic stands
+``LOW_STRENGTH`` times the scan's bar and the other pass confirms it in time order (its next line moved by the step,
+``monitor``). ``MIN_HEIGHT``'s rms holds the surface's change from line to line, which a scan's relief can make large
+against its noise: a real tip change of 2.3 pm within a retrace line, 19.6 spreads out at its split (bar 8.3) and
+confirmed by the trace's next line (`A200622.190818`, row 72), stood 1.7 of that rms, and was missed."""
+LOW_STRENGTH = 2.0
+"""Without it, on the simulated scans of ``docs/results/alerts.md`` (both passes) the lower height found 3 more tip
+changes and raised 5 false ones, all within 1.6 times their bar."""
 LOCAL = 2.0
 """A run must also stand this many times above how much its columns changed from line to line just
 before (a feature that changes fast there is not an event) ..."""
@@ -109,14 +118,16 @@ def judge_run(
     bars: np.ndarray,
     lengths: tuple[int, ...],
     z_scar: float = Z_SCAR,
+    z_step: float = Z_STEP,
 ) -> Verdict | None:
     """Scar, tip change or nothing for the run ``segment`` found in ``residual`` (``row - before``, median
     removed). ``previous``: the line just before ``row``; ``typical_step``: the recent lines' median offset
     from one line to the next (a slope along the slow axis); ``sigma``: the recent robust rms of a line less
     the pixel median of the lines before it;
     ``changes``: the lines just before, each less the one before it (median removed); ``bars``, ``lengths``:
-    the statistics' typical spreads per window length (``segments``); ``z_scar``: the scan's bar for a scar
-    (``Z_SCAR`` or above, ``monitor``)."""
+    the statistics' typical spreads per window length (``segments``); ``z_scar``, ``z_step``: the scan's bars for a
+    scar and a tip change (``Z_SCAR``, ``Z_STEP`` or above, ``monitor``). A tip change below ``MIN_HEIGHT`` carries
+    ``needs_other_pass`` in its evidence: the monitor keeps it only where the other pass confirms it."""
     start, stop = refine(residual, segment)
     z = max(segment.z, run_z(residual, start, stop, bars, lengths))
     height = _contrast(row - before, start, stop)
@@ -133,13 +144,16 @@ def judge_run(
     evidence = {"z": round(z, 2), "height": height, "remains": remains, "line_noise": sigma, "local_change": local}
     # The run must stand alone: gone in the next line and still in the lines before, both at once (a
     # feature of the surface often half-persists and half-moves).
-    if abs(remains) + local / LOCAL > PERSISTS * abs(height) or abs(height) < MIN_HEIGHT * sigma:
+    if abs(remains) + local / LOCAL > PERSISTS * abs(height) or abs(height) < MIN_HEIGHT_CONFIRMED * sigma:
+        return None
+    low = abs(height) < MIN_HEIGHT * sigma
+    if low and z < LOW_STRENGTH * z_step:
         return None
     cols = row.size
     late = (stop == cols) if pass_ == "trace" else (start == 0)
     early = (start == 0) if pass_ == "trace" else (stop == cols)
     if not (late or early):
-        return Verdict("scar", (start, stop), evidence) if z >= z_scar else None
+        return Verdict("scar", (start, stop), evidence) if z >= z_scar and not low else None
     outside = np.ones(cols, dtype=bool)
     outside[start:stop] = False
     if late:  # the run is the part after a change: the next line sits at its level everywhere
@@ -151,8 +165,10 @@ def judge_run(
     evidence["moved_share"] = round(share, 3)
     evidence["step"] = height if late else -height  # the change's own sign: new level less old
     if TIP_SHARE[0] < share < TIP_SHARE[1]:
+        if low:
+            evidence["needs_other_pass"] = 1
         return Verdict("tip_change", (start, stop), evidence)
-    return Verdict("scar", (start, stop), evidence) if z >= z_scar else None
+    return Verdict("scar", (start, stop), evidence) if z >= z_scar and not low else None
 
 
 def judge_offset(
