@@ -65,7 +65,7 @@ import numpy as np
 from maed.classical import ALIGNMENT_LAGS, align_after, evaluate_plane, plane_coefficients
 from maed.denoise import denoise_guarded, run_levelled, run_padded
 from maed.engine import Backend
-from maed.line_offsets import STRIPS, row_changes_by_strip, surface_steps
+from maed.line_offsets import surface_steps
 from maed.normalise import PLANE_AND_ROWS, level_rows, levelling_of
 from maed.publish import publish
 from maed.trust import Thresholds, Verdict
@@ -244,11 +244,6 @@ class StreamingDenoiser:
         self._levelled = np.zeros((rows, cols), dtype=np.float64)
         self._alignment_levels = np.zeros(rows)
         """What the row alignment took off each acquisition row (zeros where the rows are not aligned)."""
-        self._strip_changes = np.zeros((rows, min(STRIPS, cols)))
-        """Per acquisition row, its change from the row before by strip of columns, before the alignment
-        (``maed.line_offsets.row_changes_by_strip``; row 0: zeros)."""
-        self._last_unaligned = np.zeros(cols)
-        """The latest row levelled but not aligned (skipped rows filled)."""
         self._steps = np.zeros(rows)
         """The steps along the rows the latest verdicts gave back, scan's unit, acquisition order."""
         self._creep = np.zeros(rows)
@@ -297,8 +292,6 @@ class StreamingDenoiser:
         p = fill_skipped(acq[:n] - level.plane(0, n))
         self._levelled[:n], self.rows_aligned = level_rows(p, self._levelling, LIVE_DOMINANCE)
         self._alignment_levels[:n] = (p - self._levelled[:n]).mean(axis=1)
-        self._strip_changes[1:n] = row_changes_by_strip(p)
-        self._last_unaligned = p[-1]
         self._moments = np.zeros(3)
         self._level = self._add_moments(level, self._levelled[:n])
 
@@ -310,9 +303,6 @@ class StreamingDenoiser:
         rows = fill_skipped(np.concatenate([before, p]))[len(before) :]
         self._levelled[start:n] = align_after(before, rows) if self.rows_aligned else rows
         self._alignment_levels[start:n] = (rows - self._levelled[start:n]).mean(axis=1)
-        unaligned = fill_skipped(np.concatenate([self._last_unaligned[None], p]))
-        self._strip_changes[start:n] = row_changes_by_strip(unaligned)
-        self._last_unaligned = unaligned[-1]
         self._level = self._add_moments(self._level, self._levelled[start:n])
 
     def _add_moments(self, level: Levelling, rows: np.ndarray) -> Levelling:
@@ -387,7 +377,9 @@ class StreamingDenoiser:
         the final frame; a run that reaches the newest row may not have ended, and waits), and continuous with what
         the latest verdicts gave back at the row above them (rows above the guard's window keep what was published
         there)."""
-        steps = surface_steps(self._alignment_levels[: self._done], self._strip_changes[1 : self._done], newest_last=self._done < self.rows)
+        levels = self._alignment_levels[: self._done]
+        unaligned = self._levelled[: self._done] + levels[:, None]  # the alignment moved each row by its level
+        steps = surface_steps(levels, unaligned, newest_last=self._done < self.rows)
         if start > 0:
             steps = steps - steps[start - 1] + self._steps[start - 1]
         return steps[start:]

@@ -132,6 +132,25 @@ def test_whiteness_criterion_counts_noise_removed_not_structure():
     assert criteria(scan(one_pass, {k: v for k, v in rounding.items() if k != "removed_noise"}), "model")["whiteness"] is False
 
 
+def test_a_trace_retrace_error_equal_to_the_classical_pipeline_s_is_not_below_it():
+    """Where the guard falls back, the published frame's trace/retrace error equals the classical pipeline's up to
+    float32 rounding, on either side: a tie is not "below" (it passed or failed by the rounding before)."""
+
+    def scan(model_error: float) -> dict:
+        empty = {"lattice": {"peaks": 0}, "defects": [], "slow_axis_whiteness": 0.05, "removed_rms": 1.0}
+        return {
+            "methods": {
+                "raw": {"trace_retrace": {"value": 3.0}},
+                "model": {**empty, "trace_retrace": {"value": model_error}},
+                CLASSICAL_LABEL: {**empty, "trace_retrace": {"value": 2.0}},
+            }
+        }
+
+    assert criteria(scan(2.0 * (1 - 2e-7)), "model")["trace_retrace"] is False
+    assert criteria(scan(2.0 * (1 + 2e-7)), "model")["trace_retrace"] is False
+    assert criteria(scan(1.9), "model")["trace_retrace"] is True
+
+
 def test_eval_real_writes_table_numbers_and_figures(tmp_path):
     scans = tmp_path / "scans"
     scans.mkdir()

@@ -230,10 +230,10 @@ def test_a_sharp_step_edge_along_the_rows_is_a_step_where_a_tip_change_is_not():
         # A tip change within a line: its rows' medians split it over two rows (0.6 and 0.4), but each strip of
         # columns makes all of its share in one of them, the strips left of the column in the later row.
         split = np.concatenate(([0.0], np.cumsum([{120: -18.0, 121: -12.0}.get(row, 0.0) for row in range(SIZE - 1)]))) + offsets
-        strips = alike(split)
+        strips = np.diff(alike(split), axis=0)
         strips[120:122, :2] = [[0.0, 0.0], [-30.0, -30.0]]
         strips[120:122, 2:] = [[-30.0, -30.0], [0.0, 0.0]]
-        assert not surface_steps(split, strips).any(), seed
+        assert not surface_steps(split, scan_of(strips)).any(), seed
 
 
 def test_a_step_edge_the_frame_cuts_is_a_step_and_a_creep_from_the_frame_s_edge_is_not():
@@ -263,8 +263,13 @@ def test_a_step_edge_the_frame_cuts_is_a_step_and_a_creep_from_the_frame_s_edge_
 
 
 def alike(levels):
-    """Row changes by strip of columns where every strip changes as the whole row does (offsets, a step)."""
-    return np.repeat(np.diff(levels)[:, None], STRIPS, axis=1)
+    """A scan of one column a strip (``STRIPS``) where every strip moves as the row levels do (offsets, a step)."""
+    return np.repeat(np.asarray(levels, dtype=float)[:, None], STRIPS, axis=1)
+
+
+def scan_of(strip_changes):
+    """The scan of one column a strip whose rows change by ``strip_changes`` (rows - 1, strips), from zero."""
+    return np.vstack([np.zeros((1, strip_changes.shape[1])), np.cumsum(strip_changes, axis=0)])
 
 
 def test_a_change_of_the_levels_in_part_of_the_columns_is_no_step():
@@ -274,7 +279,7 @@ def test_a_change_of_the_levels_in_part_of_the_columns_is_no_step():
     levels = np.cumsum(rng.normal(size=SIZE)) + 30.0 * (1 + np.tanh((np.arange(SIZE) - 128) / 5.0))
     assert surface_steps(levels, alike(levels)).any()
     in_one_strip = alike(levels)
-    in_one_strip[:, 1:] = np.diff(levels - 30.0 * (1 + np.tanh((np.arange(SIZE) - 128) / 5.0)))[:, None]
+    in_one_strip[:, 1:] = (levels - 30.0 * (1 + np.tanh((np.arange(SIZE) - 128) / 5.0)))[:, None]
     assert not surface_steps(levels, in_one_strip).any()
 
 
@@ -325,9 +330,28 @@ def test_two_tip_changes_within_lines_are_no_step():
         rng = np.random.default_rng(seed)
         offsets = rng.normal(0, 0.3, SIZE)
         for first_columns in (slice(0, 2), slice(2, 4)):  # the strips scanned after the moment: right, or left
-            strips = alike(offsets)
+            strips = np.diff(alike(offsets), axis=0)
             for row in (120, 124):
                 strips[row, first_columns] += 40.0
                 strips[row + 1, slice(2, 4) if first_columns.start == 0 else slice(0, 2)] += 40.0
             levels = np.concatenate(([0.0], np.cumsum(strips.mean(axis=1))))
-            assert not surface_steps(levels, strips).any(), (seed, first_columns)
+            assert not surface_steps(levels, scan_of(strips)).any(), (seed, first_columns)
+
+
+def test_a_step_edge_that_meanders_across_the_strips_of_columns_is_still_a_step():
+    """A curved step edge along the rows crosses each strip of columns over several rows, some of its columns in each:
+    where each row holds under half of a strip's, each row's median of differences misses the edge there, and the
+    strips summed over the rows seemed not to move (the blind simulator's curved edges at 0 degrees were levelled
+    away: `steps` 9400005, 36.4 dB raw, 14.3 published). How far each strip moves across the run (``strips_moved``)
+    sees it. The levels an alignment took are the edge spread over five rows, as there (0.45 of it in one). Of 20
+    draws of white offsets, each edge comes back within a tenth of its height."""
+    share = np.array([0.08, 0.29, 0.45, 0.14, 0.04])
+    cols = 16 * STRIPS
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        offsets = rng.normal(0, 0.01, SIZE)
+        levels = offsets + np.interp(np.arange(SIZE), 126 + np.arange(6), np.concatenate(([0.0], np.cumsum(share))))
+        edge_rows = 127 + rng.choice(5, size=cols, p=share)  # each column crosses in one of those rows
+        scan = 1.0 * (np.arange(SIZE)[:, None] >= edge_rows[None, :]) + offsets[:, None] + rng.normal(0, 0.01, (SIZE, cols))
+        found = surface_steps(levels, scan)
+        assert abs((found[-1] - found[0]) - 1.0) < 0.1, seed

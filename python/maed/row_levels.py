@@ -48,7 +48,7 @@ import numpy as np
 from scipy import ndimage
 
 from .classical import robust_spread
-from .line_offsets import independent, row_changes_by_strip, slow_profile, surface_steps, untilted
+from .line_offsets import independent, slow_profile, surface_steps, untilted
 
 OFFSET_EVIDENCE = 3.0
 """Row-to-row changes of the removed row levels (standard deviation of the medians' differences) over the noise of
@@ -91,5 +91,5 @@ def keep_row_levels(levelled_input: np.ndarray, output: np.ndarray) -> np.ndarra
     if independent(levels):
         slow = slow_profile(levels)
         output, levels = output + slow[:, None], levels - slow  # a level per row moves each row's median alike
-    steps = untilted(surface_steps(levels, row_changes_by_strip(x)))
+    steps = untilted(surface_steps(levels, x))
     return output + steps[:, None]

@@ -182,9 +182,11 @@ def check_scan(trace: PassResult, retrace: PassResult | None, ratio: float = 1.0
 
 
 TIE = 1e-4
-"""Relative difference within which the whiteness criterion calls two figures equal: a model's output is float32, and
-where the guard published the conservative result its figures match the classical pipeline's (float64) to about
-1e-5, on either side."""
+"""Relative difference within which the criteria call two figures equal: a model's output is float32, and where the
+guard published the conservative result its figures match the classical pipeline's (float64) to about 1e-5, on
+either side. Equal passes "no higher than" and "at least" (whiteness) and fails "below" (trace/retrace): until the
+forty-fifth session the trace/retrace error was compared as it came, and `example_TOPO.sxm`, where the guard falls
+back and its error equals the classical pipeline's to 2e-7, passed or failed by the rounding of the day."""
 
 
 def _removed(figures: dict) -> float:
@@ -222,7 +224,7 @@ def criteria(scan: dict, method: str) -> dict[str, bool | None]:
     )
     if "trace_retrace" in r:
         e = r["trace_retrace"]["value"]
-        out["trace_retrace"] = bool(e < raw["trace_retrace"]["value"] and e < cl["trace_retrace"]["value"])
+        out["trace_retrace"] = bool(e < raw["trace_retrace"]["value"] * (1 - TIE) and e < cl["trace_retrace"]["value"] * (1 - TIE))
     else:
         out["trace_retrace"] = None
     versus = []
@@ -479,7 +481,8 @@ def _report(folder: str, scans: list[dict], skipped: list[str], models: list[str
         "Until the twenty-first session this compared the removed rms; the summary gives both counts. "
         "**defects**: every point defect's depth "
         "kept within 15 % of raw's and its largest change beside at most 2 x the method's removed rms (n/a: no "
-        "defect found). **trace/retrace**: E below raw's and below plane+rows+Gaussian's (n/a: no retrace). "
+        "defect found). **trace/retrace**: E below raw's and below plane+rows+Gaussian's, a tie (within a relative "
+        "1e-4: the guard's fallback matches the classical pipeline that closely) not below (n/a: no retrace). "
         "**keeps ≥ classical**: lattice kept and each defect's depth kept no lower than plane+rows+Gaussian's. "
         "Point estimates decide; the intervals are there to judge how close a call is. BM3D is judged by the "
         "same criteria for comparison.",
