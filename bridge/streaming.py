@@ -152,8 +152,14 @@ class GuardJob:
     y: np.ndarray
     """The network's output over them, in the same frame."""
     plane: np.ndarray
-    steps: np.ndarray
-    """The surface's steps along the rows given back over them, in the scan's unit (``StreamingDenoiser.steps``)."""
+    levels: np.ndarray
+    """What the row alignment took off every acquisition row so far, ``[0, rows)``, in the scan's unit."""
+    unaligned: np.ndarray
+    """Those rows levelled, before the alignment: where the surface's steps along the rows are sought (``job_steps``)."""
+    step_above: float
+    """The steps published at the row above ``start`` (0 where ``start`` is 0): the steps found continue from there."""
+    newest_last: bool
+    """Whether the last row is the newest of a frame still being scanned (a run that reaches it may not have ended)."""
     level: Levelling
     limits: Thresholds
     rows_aligned: bool
@@ -173,7 +179,20 @@ class GuardResult:
     given_back: np.ndarray
     """What is given back to the network's output over the judged rows (row levels, lattice, features, smooth
     residual, defect surroundings: ``maed.publish``; the steps along the rows)."""
+    steps: np.ndarray
+    """The surface's steps along the rows over the judged rows (``job_steps``), in the scan's unit."""
     seconds: float
+
+
+def job_steps(job: GuardJob) -> np.ndarray:
+    """The surface's steps along the rows over a job's judged rows, in the scan's unit: found in what the alignment
+    took off every row so far (``maed.line_offsets.surface_steps``, as ``maed.normalise`` for the final frame), and
+    continuous with what the latest verdicts gave back at the row above them (rows above the guard's window keep
+    what was published there)."""
+    steps = surface_steps(job.levels, job.unaligned, newest_last=job.newest_last)
+    if job.start > 0:
+        steps = steps - steps[job.start - 1] + job.step_above
+    return steps[job.start :][job.measured]
 
 
 def judge(job: GuardJob) -> GuardResult:
@@ -182,7 +201,8 @@ def judge(job: GuardJob) -> GuardResult:
     # The chain of maed denoise (maed.publish) on the rows so far; the retrace's evidence for a lattice waits for
     # the final frame.
     result = publish(job.x, job.y, rows_aligned=job.rows_aligned, limits=job.limits)
-    level, steps = job.level, job.steps[:, None]
+    found = job_steps(job)
+    level, steps = job.level, found[:, None]
     conservative = None
     if result.conservative is not None:
         conservative = result.conservative * level.scale + level.centre + job.plane + steps
@@ -192,6 +212,7 @@ def judge(job: GuardJob) -> GuardResult:
         weight=result.weight,
         conservative=conservative,
         given_back=(result.network - job.y) * level.scale + steps,
+        steps=found,
         seconds=time.perf_counter() - start,
     )
 
@@ -371,19 +392,6 @@ class StreamingDenoiser:
         level = self._level
         return (self._levelled[start : self._done] - level.centre) / (level.scale or 1.0)
 
-    def steps(self, start: int) -> np.ndarray:
-        """The surface's steps along the rows over acquisition rows ``[start, rows denoised)``, scan's unit: found in
-        what the alignment took off every row so far (``maed.line_offsets.surface_steps``, as ``maed.normalise`` for
-        the final frame; a run that reaches the newest row may not have ended, and waits), and continuous with what
-        the latest verdicts gave back at the row above them (rows above the guard's window keep what was published
-        there)."""
-        levels = self._alignment_levels[: self._done]
-        unaligned = self._levelled[: self._done] + levels[:, None]  # the alignment moved each row by its level
-        steps = surface_steps(levels, unaligned, newest_last=self._done < self.rows)
-        if start > 0:
-            steps = steps - steps[start - 1] + self._steps[start - 1]
-        return steps[start:]
-
     @property
     def trust(self) -> dict | None:
         """The latest verdict for ``frame.denoised``: ``Verdict.as_dict()``, the ``rows_done`` it was reached at
@@ -425,7 +433,11 @@ class StreamingDenoiser:
             x=self.network_input(start)[measured],
             y=y,
             plane=plane,
-            steps=self.steps(start)[measured],
+            levels=self._alignment_levels[:n].copy(),
+            # The alignment moved each row by its level; the steps are sought in the judge's thread, not this one.
+            unaligned=self._levelled[:n] + self._alignment_levels[:n, None],
+            step_above=float(self._steps[start - 1]) if start > 0 else 0.0,
+            newest_last=n < self.rows,
             level=level,
             limits=limits,
             rows_aligned=self.rows_aligned,
@@ -445,7 +457,7 @@ class StreamingDenoiser:
             self._weight[first:n][job.measured] = result.weight
             self._conservative[first:n][job.measured] = result.conservative
         self._given_back[first:n][job.measured] = result.given_back
-        self._steps[first:n][job.measured] = job.steps
+        self._steps[first:n][job.measured] = result.steps
         self.verdict, self.verdict_start, self.verdict_rows = result.verdict, first, n
         recompose = first if was_guarded or result.conservative is not None or result.given_back.any() else None
         if self._refit_creep():

@@ -28,7 +28,11 @@ def test_the_live_guard_publishes_what_publish_decides(kind):
     decided = publish(x, y, rows_aligned=True)
     scale, centre, plane = 2.5, 0.7, 0.01 * C
     level = Levelling(coeffs=np.zeros(3), centre=centre, scale=scale, rows=128, cols=128)
-    steps = 0.4 * (np.arange(128) >= 64)  # the steps along the rows the live guard gives back with the verdict
+    # A step edge along the rows over five rows, which the alignment took off with the offsets: the live guard finds
+    # it in what the alignment took (``streaming.job_steps``) and gives it back with the verdict.
+    rng = np.random.default_rng(6)
+    levels = 0.2 * (1 + np.tanh((np.arange(128) - 64) / 3.0)) + 0.002 * rng.standard_normal(128)  # and the offsets
+    unaligned = levels[:, None] + 0.001 * rng.standard_normal((128, 128))
     job = GuardJob(
         start=0,
         rows=128,
@@ -36,16 +40,20 @@ def test_the_live_guard_publishes_what_publish_decides(kind):
         x=x,
         y=y,
         plane=plane,
-        steps=steps,
+        levels=levels,
+        unaligned=unaligned,
+        step_above=0.0,
+        newest_last=False,
         level=level,
         limits=Thresholds(),
         rows_aligned=True,
     )
     live = judge(job)
+    assert abs((live.steps[-1] - live.steps[0]) - 0.4) < 0.02
     # As StreamingDenoiser._compose publishes a verdict:
     network = y * scale + centre + plane + live.given_back
     shown = network if live.conservative is None else (1 - live.weight) * network + live.weight * live.conservative
-    np.testing.assert_allclose(shown, decided.image * scale + centre + plane + steps[:, None], atol=1e-9)
+    np.testing.assert_allclose(shown, decided.image * scale + centre + plane + live.steps[:, None], atol=1e-9)
     assert live.verdict.output == decided.verdict.output
     if kind == "bands":
         assert decided.conservative is not None and decided.weight.mean() > 0.3
