@@ -180,19 +180,20 @@ class GuardResult:
     """What is given back to the network's output over the judged rows (row levels, lattice, features, smooth
     residual, defect surroundings: ``maed.publish``; the steps along the rows)."""
     steps: np.ndarray
-    """The surface's steps along the rows over the judged rows (``job_steps``), in the scan's unit."""
+    """The surface's steps along the rows over every row of the job's window, skipped ones too (``job_steps``), in the
+    scan's unit: the next job's steps continue from its row above, which may be one that was skipped."""
     seconds: float
 
 
 def job_steps(job: GuardJob) -> np.ndarray:
-    """The surface's steps along the rows over a job's judged rows, in the scan's unit: found in what the alignment
-    took off every row so far (``maed.line_offsets.surface_steps``, as ``maed.normalise`` for the final frame), and
-    continuous with what the latest verdicts gave back at the row above them (rows above the guard's window keep
-    what was published there)."""
+    """The surface's steps along the rows over a job's rows ``[start, rows)``, in the scan's unit: found in what the
+    alignment took off every row so far (``maed.line_offsets.surface_steps``, as ``maed.normalise`` for the final
+    frame), and continuous with what the latest verdicts gave back at the row above them (rows above the guard's
+    window keep what was published there)."""
     steps = surface_steps(job.levels, job.unaligned, newest_last=job.newest_last)
     if job.start > 0:
         steps = steps - steps[job.start - 1] + job.step_above
-    return steps[job.start :][job.measured]
+    return steps[job.start :]
 
 
 def judge(job: GuardJob) -> GuardResult:
@@ -202,7 +203,7 @@ def judge(job: GuardJob) -> GuardResult:
     # the final frame.
     result = publish(job.x, job.y, rows_aligned=job.rows_aligned, limits=job.limits)
     found = job_steps(job)
-    level, steps = job.level, found[:, None]
+    level, steps = job.level, found[job.measured, None]
     conservative = None
     if result.conservative is not None:
         conservative = result.conservative * level.scale + level.centre + job.plane + steps
@@ -457,7 +458,7 @@ class StreamingDenoiser:
             self._weight[first:n][job.measured] = result.weight
             self._conservative[first:n][job.measured] = result.conservative
         self._given_back[first:n][job.measured] = result.given_back
-        self._steps[first:n][job.measured] = result.steps
+        self._steps[first:n] = result.steps
         self.verdict, self.verdict_start, self.verdict_rows = result.verdict, first, n
         recompose = first if was_guarded or result.conservative is not None or result.given_back.any() else None
         if self._refit_creep():

@@ -325,6 +325,7 @@ def test_a_low_tip_change_within_a_line_counts_where_the_other_pass_confirms_it(
     found = scan(trace, retrace)
     assert [(f.kind, f.row, f.pass_, f.columns) for f in found] == [("tip_change", 100, "retrace", (160, 256))]
     assert found[0].evidence["confirmed_below_height"] == 1
-    # The trace alone cannot confirm it; a change the trace does not share is no tip's (one tip scans both passes).
+    # The trace alone shows only whole lines moved from row 101, lower than a tip change must be on one pass's
+    # evidence; a change the trace does not share is no tip's (one tip scans both passes).
     assert scan(trace) == []
     assert scan(trace - (np.arange(160) >= 101)[:, None] * 2.5, alone) == []

@@ -339,6 +339,25 @@ def test_the_live_guard_gives_back_steps_along_the_rows(guard_window):
     assert terrace_error(s.denoised / 1e-10, surface) < 0.25
 
 
+def test_the_steps_given_back_continue_across_a_skipped_row_above_the_guard_s_window():
+    """Each verdict's steps continue from those published at the row above its window; where that row was skipped
+    (never sent), they came from nothing (0) and every later terrace dropped by about a step."""
+    from test_line_offsets import stairs_under, terrace_error, walk
+
+    surface, noisy = stairs_under(walk)
+    raw = (noisy * 1e-10).astype(np.float32)
+    s = StreamingDenoiser(*raw.shape, "down", 4, 4, guard_window=64)
+    frame = np.full_like(raw, np.nan)
+    for n in range(32, len(raw) + 1, 32):
+        frame[n - 32 : n] = raw[n - 32 : n]
+        frame[95] = np.nan  # the row above the window of the verdict at 160 rows
+        s.update(frame, n, BlurBackend())
+        s.guard()
+    shown = s.denoised / 1e-10
+    shown[95] = 0.5 * (shown[94] + shown[96])
+    assert terrace_error(shown, surface) < 0.25
+
+
 def test_a_frame_narrower_than_the_strips_streams_and_is_judged():
     """The steps along the rows are searched in strips of columns, one a column where a frame has fewer
     (``maed.line_offsets.row_changes_by_strip``): a 3-column stream is denoised and judged row by row."""
