@@ -156,11 +156,16 @@ they lie. Without it, 2 of the 8 hand-built scans of molecules with a tip jump (
 kink of 12-20 pm given back that the network, seeing the molecules, had already mended (-10 dB on each)."""
 
 
+def strip_columns(cols: int) -> list[np.ndarray]:
+    """The columns of each strip (``STRIPS`` of them, or one a column where there are fewer columns)."""
+    return np.array_split(np.arange(cols), min(STRIPS, cols))
+
+
 def row_changes_by_strip(levelled: np.ndarray) -> np.ndarray:
-    """Per row after the first and per strip of columns (``STRIPS``, or one a column where fewer), the median of the
-    row's difference from the row before it: (rows - 1, strips)."""
+    """Per row after the first and per strip of columns (``strip_columns``), the median of the row's difference from
+    the row before it: (rows - 1, strips)."""
     differences = np.diff(np.asarray(levelled, dtype=np.float64), axis=0)
-    strips = np.array_split(np.arange(differences.shape[1]), min(STRIPS, differences.shape[1]))
+    strips = strip_columns(differences.shape[1])
     return np.stack([np.median(differences[:, columns], axis=1) for columns in strips], axis=1)
 
 
@@ -173,7 +178,7 @@ def strips_moved(scan: np.ndarray, first: int, last: int) -> np.ndarray:
     median misses it (on the blind simulator's `steps` 9400005, edges at 0 degrees that meander over 6 rows, one strip
     summed 0.38 of the step and the step was levelled away: 36.4 dB raw, 14.3 published)."""
     difference = np.asarray(scan[last], dtype=np.float64) - scan[first]
-    strips = np.array_split(np.arange(difference.size), min(STRIPS, difference.size))
+    strips = strip_columns(difference.size)
     return np.array([np.median(difference[columns]) for columns in strips])
 
 
@@ -390,7 +395,7 @@ def slow_alike_across(levelled: np.ndarray, slow: np.ndarray) -> float:
     the largest, over strips, of the spread of the strip's row medians (smoothed as ``slow_profile`` smooths, both
     centred) less ``slow``, over the spread of ``slow``."""
     levelled = np.asarray(levelled, dtype=np.float64)
-    strips = np.array_split(np.arange(levelled.shape[1]), min(STRIPS, levelled.shape[1]))
+    strips = strip_columns(levelled.shape[1])
     medians = np.stack([np.median(levelled[:, c], axis=1) for c in strips], axis=1)
     smoothed = ndimage.gaussian_filter1d(medians, SLOW_ROWS, axis=0, mode="nearest")
     departures = (smoothed - smoothed.mean(axis=0)) - (slow - slow.mean())[:, None]
@@ -430,7 +435,7 @@ def strip_banding(levelled: np.ndarray, aligned: np.ndarray) -> float:
     """The largest, over strips of columns (``STRIPS``), of the spread (standard deviation over the rows) of the
     strip's row medians in ``aligned`` over that in ``levelled`` (the same scan before its rows were aligned)."""
     levelled, aligned = np.asarray(levelled, dtype=np.float64), np.asarray(aligned, dtype=np.float64)
-    strips = np.array_split(np.arange(levelled.shape[1]), min(STRIPS, levelled.shape[1]))
+    strips = strip_columns(levelled.shape[1])
     before = np.array([np.median(levelled[:, c], axis=1).std() for c in strips])
     after = np.array([np.median(aligned[:, c], axis=1).std() for c in strips])
     return float(np.max(after / np.maximum(before, 1e-300)))
