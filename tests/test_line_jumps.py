@@ -10,7 +10,7 @@ import pytest
 from maed.denoise import denoise_guarded
 from maed.denoise_files import denoise_file, record_notes
 from maed.engine import load_backend
-from maed.line_jumps import find_line_jumps, take_off_line_jumps
+from maed.line_jumps import FoundJump, find_line_jumps, take_off_line_jumps
 
 SIZE = 256
 ROW, COL = 150, 100
@@ -45,6 +45,11 @@ def step_along_rows(width_rows: float) -> np.ndarray:
     return np.repeat(JUMP / 2 * (1 + np.tanh((rows - ROW - 0.5) / max(width_rows, 1e-6))), SIZE, axis=1)
 
 
+def judged(found: list[FoundJump]) -> list[tuple[int, bool]]:
+    """Each jump found as its row and whether the other pass judged it."""
+    return [(jump.row, jump.judged) for jump in found]
+
+
 @pytest.fixture(scope="module")
 def backend():
     return load_backend("onnx", "rt-plane", threads=1)
@@ -76,7 +81,7 @@ def test_a_step_edge_along_the_rows_wider_than_a_row_is_kept():
         scan = noisy(step_along_rows(width), seed=1)
         assert find_line_jumps(scan, scan) == []
     abrupt = noisy(step_along_rows(0.0), seed=1)
-    assert find_line_jumps(abrupt, abrupt) == [(ROW, False)]  # one pass cannot tell it from a tip change
+    assert judged(find_line_jumps(abrupt, abrupt)) == [(ROW, False)]  # one pass cannot tell it from a tip change
 
 
 def test_the_other_pass_tells_a_step_edge_from_a_tip_change():
@@ -86,14 +91,14 @@ def test_the_other_pass_tells_a_step_edge_from_a_tip_change():
     trace, retrace = noisy(edge, seed=2), noisy(edge, seed=3)
     assert find_line_jumps(trace, trace, retrace) == []
     retrace[ROW - 10 : ROW + 10] = np.nan  # the other pass has not measured the jump's rows: one pass judges it
-    assert find_line_jumps(trace, trace, retrace) == [(ROW, False)]
+    assert judged(find_line_jumps(trace, trace, retrace)) == [(ROW, False)]
     flat = np.zeros((SIZE, SIZE))
     trace = noisy(tip_change(flat), seed=2)
     retrace = noisy(tip_change(flat, col=0), seed=3)
     found = find_line_jumps(trace, trace, retrace)
-    assert found == [(ROW - 1, True)]  # most of the split line moved: the jump lies before it
+    assert judged(found) == [(ROW - 1, True)]  # most of the split line moved: the jump lies before it
     mended, (jump,) = take_off_line_jumps(trace, found)
-    assert jump.height == pytest.approx(JUMP, rel=0.1) and jump.both_passes
+    assert jump.height == found[0].height == pytest.approx(JUMP, rel=0.1) and jump.both_passes
     # The trace line split by the change is mended too: every line lies at the level of the lines before the change.
     levels = np.median(mended, axis=1)
     assert np.abs(levels - np.median(levels[: ROW - 1])).max() < 0.15 * JUMP
@@ -106,7 +111,7 @@ def test_the_rows_moved_are_where_the_raw_scan_jumps():
     raw = noisy(tip_change(flat, col=0), seed=6)
     frame = tip_change(flat, row=ROW + 1, col=0)  # the frame's jump one row later
     found = find_line_jumps(frame, raw)
-    assert found == [(ROW - 1, False)]
+    assert judged(found) == [(ROW - 1, False)]
     mended, _ = take_off_line_jumps(raw, found)
     assert np.abs(np.median(mended, axis=1)).max() < 0.1 * JUMP
 
@@ -117,7 +122,7 @@ def test_no_jump_that_only_one_of_frame_and_raw_scan_makes_or_at_the_frame_s_edg
     assert find_line_jumps(jumped, flat) == []  # the frame's alone
     assert find_line_jumps(flat, jumped) == []  # the raw scan's, which the network took off with the line offsets
     ramp = flat + np.clip((np.arange(SIZE) - ROW + 3) / 6, 0, 1)[:, None] * 0.3 * JUMP  # kept in part, as a ramp
-    assert find_line_jumps(ramp, jumped) == [(ROW - 1, False)]
+    assert judged(find_line_jumps(ramp, jumped)) == [(ROW - 1, False)]
     first, last = flat.copy(), flat.copy()
     first[0] += JUMP  # one odd first line: settling, not a tip change
     last[-1] += JUMP
@@ -133,7 +138,7 @@ def test_a_one_line_excursion_is_no_jump_and_line_noise_raises_the_bar():
     scarred[ROW] += JUMP  # one line off and back: a scar, not a lasting change
     assert find_line_jumps(scarred, scarred) == []
     jumped = tip_change(quiet, col=0)
-    assert find_line_jumps(jumped, jumped) == [(ROW - 1, False)]
+    assert judged(find_line_jumps(jumped, jumped)) == [(ROW - 1, False)]
     rough = jumped + np.random.default_rng(4).normal(0, 0.2, (SIZE, 1))  # the same jump within strong line noise
     assert find_line_jumps(rough, rough) == []
 
@@ -157,7 +162,7 @@ def test_a_scan_recorded_in_converter_steps_has_its_line_noise_measured():
     steps = 0.02 * np.round(rng.normal(0, 0.3, (SIZE, SIZE)) + np.cumsum(rng.choice([-1, 0, 0, 0, 1], SIZE))[:, None])
     assert find_line_jumps(steps, steps) == []
     jumped = tip_change(steps, col=0)  # a jump of 30 steps
-    assert find_line_jumps(jumped, jumped) == [(ROW - 1, False)]
+    assert judged(find_line_jumps(jumped, jumped)) == [(ROW - 1, False)]
 
 
 def test_a_tip_change_in_a_scan_recorded_in_converter_steps_stands_against_its_unrounded_line_noise():
@@ -170,7 +175,7 @@ def test_a_tip_change_in_a_scan_recorded_in_converter_steps_stands_against_its_u
     assert find_line_jumps(steps, steps) == []
     jumped = steps.copy()
     jumped[ROW + 1 :] += 0.2  # ten steps, between two lines
-    assert find_line_jumps(jumped, jumped) == [(ROW, False)]
+    assert judged(find_line_jumps(jumped, jumped)) == [(ROW, False)]
 
 
 def test_the_jump_lies_in_the_record_and_the_terminal_note(backend, tmp_path):
@@ -193,7 +198,8 @@ def test_a_tip_change_within_a_line_is_found_within_strong_line_noise():
     offsets = np.random.default_rng(4).normal(0, 0.2, (SIZE, 1))
     rough = tip_change(quiet) + offsets
     found = find_line_jumps(rough, rough)
-    assert len(found) == 1 and found[0][0] in (ROW - 1, ROW), found
+    assert len(found) == 1 and found[0].row in (ROW - 1, ROW), found
+    assert found[0].height == pytest.approx(JUMP, rel=0.1)  # read from the split, free of the offsets
     assert find_line_jumps(quiet + offsets, quiet + offsets) == []
     # The same split, but the lines go back two lines on, in a frame that keeps a change at the row as a network that
     # took it for an edge would: nothing lasts (``_lasting``). On a surface that slopes across the rows, the slope is

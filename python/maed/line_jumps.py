@@ -131,6 +131,19 @@ class LineJump:
         return {"rows_moved": [self.start, self.stop], "height": self.height, "both_passes": self.both_passes}
 
 
+@dataclass(frozen=True)
+class FoundJump:
+    """A jump ``find_line_jumps`` judged, as ``take_off_line_jumps`` takes it off."""
+
+    row: int
+    """The raw scan makes the jump between ``row`` and ``row + 1``."""
+    height: float
+    """The jump as judged: a split's contrast between its strips (``split_height``) where the line was split, else
+    the raw rows' change over its ``WINDOW``."""
+    judged: bool
+    """Whether the other pass was at hand over the jump's rows to judge it."""
+
+
 def _row_changes(image: np.ndarray) -> tuple[np.ndarray, float]:
     """Row-level changes of ``image`` (rows - 1; the median of each row's difference from the row before) less their
     median, a plane's slope across the rows, which is no jump; and that slope."""
@@ -169,12 +182,11 @@ def _pattern(strips: np.ndarray, sign: float) -> np.ndarray:
     return np.argmax(sign * strips, axis=0)
 
 
-def find_line_jumps(frame: np.ndarray, raw: np.ndarray, other_pass: np.ndarray | None = None) -> list[tuple[int, bool]]:
+def find_line_jumps(frame: np.ndarray, raw: np.ndarray, other_pass: np.ndarray | None = None) -> list[FoundJump]:
     """Jumps of whole lines that ``raw`` (a scan's rows as measured in full) makes at one moment far beyond its line offsets,
     that ``frame`` (the same rows as published) keeps in part at least (``KEPT``) and, where ``other_pass`` (the other
-    pass's same rows, same orientation; rows not measured NaN) holds the jump's rows, that pass does not make alike:
-    for each, the row after which the raw scan makes it (between ``row`` and ``row + 1``) and whether the other pass
-    judged it, in order of rows."""
+    pass's same rows, same orientation; rows not measured NaN) holds the jump's rows, that pass does not make alike;
+    in order of rows."""
     frame, raw = np.asarray(frame, dtype=np.float64), np.asarray(raw, dtype=np.float64)
     changes = _row_changes(frame)[0]
     raw_changes, raw_strips = _levels(raw)
@@ -199,14 +211,14 @@ def find_line_jumps(frame: np.ndarray, raw: np.ndarray, other_pass: np.ndarray |
         height = float(raw_changes[window].sum())
         beside = np.concatenate((raw_changes[row - AROUND : row - WINDOW], raw_changes[row + WINDOW + 1 : row + AROUND + 1]))
         # A split within a line is a moment of the tip that no offset makes: the rows' own tests, which offsets as
-        # large as a fifth of the jump break, are not asked of it. The surface's own slope beside it (``_trend``) is
-        # taken off first: a feature of some strips that comes and goes on a slope would read as a lasting change.
-        trend = _trend(beside)
-        split = split_height(raw_strips[window] - trend, split_spread)
+        # large as a fifth of the jump break, are not asked of it. Whether it lasts is judged with the surface's own
+        # slope beside it (``_trend``) taken off: a feature of some strips that comes and goes on a slope would read
+        # as a lasting change. The split's contrast is between strips of the same rows, which no slope moves.
+        split = split_height(raw_strips[window], split_spread)
         if (
             split
             and _split_alone(raw_strips, row, split)
-            and np.sign(split) * _lasting(raw_changes[around] - trend) >= STRIP_SHARE * abs(split)
+            and np.sign(split) * _lasting(raw_changes[around] - _trend(beside)) >= STRIP_SHARE * abs(split)
         ):
             height = split
         else:
@@ -222,8 +234,9 @@ def find_line_jumps(frame: np.ndarray, raw: np.ndarray, other_pass: np.ndarray |
         if judged and _in_other_pass(raw_strips[window], other[0][window], other[1][window], height):
             continue
         claimed[around] = True
-        jumps.append((int(row), judged))
-    return sorted(jumps)
+        # A split's height is read without the line offsets of its rows, which the rows' change holds.
+        jumps.append(FoundJump(int(row), split or height, judged))
+    return sorted(jumps, key=lambda jump: jump.row)
 
 
 def _trend(changes: np.ndarray) -> float:
@@ -311,24 +324,19 @@ def _in_other_pass(raw_strips: np.ndarray, other_changes: np.ndarray, other_stri
     return bool(np.array_equal(_pattern(raw_strips, sign), _pattern(other_strips, sign)))
 
 
-def take_off_line_jumps(raw: np.ndarray, jumps: list[tuple[int, bool]]) -> tuple[np.ndarray, list[LineJump]]:
-    """``raw`` (a scan's rows as measured) with ``jumps`` (``find_line_jumps``) taken off, each as the raw rows make it
-    over its ``WINDOW`` (a split within a line as the contrast between its strips reads it, ``split_height``), by
-    moving the rows on its side with fewer rows and mending the line split by it; and the jumps taken off."""
+def take_off_line_jumps(raw: np.ndarray, jumps: list[FoundJump]) -> tuple[np.ndarray, list[LineJump]]:
+    """``raw`` (the scan's rows ``find_line_jumps`` judged) with ``jumps`` taken off, each by its height as judged,
+    by moving the rows on its side with fewer rows and mending the line split by it; and the jumps taken off."""
     out = np.array(raw, dtype=np.float64)
-    changes, strips = _levels(out)
-    spread = _split_spread(strips)
     taken = []
-    for row, both_passes in jumps:
-        window = slice(row - WINDOW, row + WINDOW + 1)
-        # A split's height is read without the line offsets of its rows; the rows' changes hold them.
-        height = split_height(strips[window], spread) or float(changes[window].sum())
+    for jump in jumps:
+        row, height = jump.row, jump.height
         if row + 1 >= len(out) - row - 1:  # more rows before the jump: move those after it
             out[row + 1 :] -= height
-            taken.append(LineJump(row + 1, len(out), height, both_passes))
+            taken.append(LineJump(row + 1, len(out), height, jump.judged))
         else:
             out[: row + 1] += height
-            taken.append(LineJump(0, row + 1, -height, both_passes))
+            taken.append(LineJump(0, row + 1, -height, jump.judged))
         _mend_split_line(out, row, height)
     return out, taken
 
