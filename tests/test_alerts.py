@@ -329,3 +329,10 @@ def test_a_low_tip_change_within_a_line_counts_where_the_other_pass_confirms_it(
     # evidence; a change the trace does not share is no tip's (one tip scans both passes).
     assert scan(trace) == []
     assert scan(trace - (np.arange(160) >= 101)[:, None] * 2.5, alone) == []
+    # A scan of one pass: the same split, as a trace from column 96 on, is too low to count on its own evidence;
+    # twice as high, it counts.
+    one_pass = alone[:, ::-1]
+    assert scan(one_pass) == []
+    higher = one_pass + (np.arange(160) >= 101)[:, None] * 2.5
+    higher[100, 96:] += 2.5
+    assert [(f.kind, f.row, f.columns) for f in scan(higher)] == [("tip_change", 100, (0, 96))]  # the part before
