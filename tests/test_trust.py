@@ -9,7 +9,7 @@ from maed.classical import align_rows
 from maed.lattice import check_peaks, find_peaks
 from maed.normalise import ROW_ALIGNMENT
 from maed.research.guard_calibration import Case, _lattice_power, erase, invent, kept_by_hand, write_report
-from maed.trust import Thresholds, Verdict, conservative, fallback_for, frame_reasons, guard, trust_figures
+from maed.trust import Thresholds, Verdict, conservative, fallback_for, frame_reasons, guard, guard_parts, trust_figures
 
 R, C = np.indices((128, 128), dtype=float)
 
@@ -156,6 +156,22 @@ def test_smooth_height_the_network_took_for_noise_is_given_back_before_falling_b
     assert np.abs(out - clean).max() < 0.1 * bump.max() + 3 * 0.3 / (2 * np.sqrt(np.pi) * 4)
     assert verdict.figures.whiteness_y < Thresholds().whiteness_y
     assert Verdict(output="network", smooth_given_back=True).as_dict()["smooth_given_back"] is True
+
+
+def test_on_a_scan_without_line_offsets_the_smooth_height_given_back_draws_no_bands():
+    """Where the residual's row levels cannot be line offsets (``row_offsets`` False), taking each row's mean off the
+    smooth residual takes off, with offsets that are not there, the row's share of what the network took from the
+    features in it: bands across the rows through them."""
+    rows, cols = np.indices((256, 256), dtype=float)
+    surface = sum(np.exp(-((rows - y) ** 2 + (cols - x) ** 2) / (2 * r**2)) for y, x, r in ((60, 70, 14), (140, 190, 18), (200, 60, 12)))
+    scan = surface + 0.01 * np.random.default_rng(3).standard_normal(surface.shape)
+    bands = {}
+    for row_offsets in (True, False):
+        out, _, verdict, _ = guard_parts(scan, 0.5 * surface, row_offsets=row_offsets)  # the features' height taken
+        assert verdict.smooth_given_back
+        levels = np.median(out - surface, axis=1)
+        bands[row_offsets] = np.abs(levels - np.median(levels)).max()
+    assert bands[False] < 0.005 < 0.03 < bands[True]
 
 
 def test_giving_back_smooth_height_does_not_rescue_an_invented_pattern():

@@ -13,9 +13,10 @@ network saw (levelled input ``x``, its output ``y``):
 3. the compact features it removed (``maed.feature_keep.removed_features``). From here on, what is given back is drawn
    from the input with its spikes taken off (``maed.spikes``: a pixel or three on one line that no tip can image,
    which the network rightly took off and a give-back would bring back as a point defect);
-4. the trust guard (``maed.trust.guard_parts``): the smooth residual given back, or the conservative result
-   over the whole frame or the failing blocks, told the periodic stripes the network took off that one pass cannot
-   confirm (step 2 names them); the lattice peaks are given back once more to both;
+4. the trust guard (``maed.trust.guard_parts``): the smooth residual given back (its row levels too where step 1
+   found no line offsets), or the conservative result over the whole frame or the failing blocks, told the periodic
+   stripes the network took off that one pass cannot confirm (step 2 names them); the lattice peaks are given back
+   once more to both;
 5. the surroundings of point defects that what is published changed beyond noise
    (``maed.feature_keep.keep_defect_surroundings``), after the guard: given back before it, a large
    surrounding would hide from the guard a network that drew bands on the rest of the frame; then the depth of
@@ -40,7 +41,7 @@ from .feature_keep import (
     standard_frame,
 )
 from .lattice_keep import BOTH_PASSES, LatticePeaks, lattice_peaks, local_give_back
-from .row_levels import keep_row_levels
+from .row_levels import keep_row_levels, shows_line_offsets
 from .spikes import spike_pixels, without_spikes
 from .trust import Thresholds, Verdict, guard_parts
 
@@ -101,7 +102,11 @@ def publish(
     passes measured; its evidence is used where they are at least ``MIN_LATTICE_ROWS``.
     """
     x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64) if rows_aligned else keep_row_levels(x, y)
+    y = np.asarray(y, dtype=np.float64)
+    # The residual's row levels are offsets the alignment or the network took off, unless the scan shows none.
+    row_offsets = rows_aligned or shows_line_offsets(x, y)
+    if not rows_aligned:
+        y = keep_row_levels(x, y, row_offsets)
     lattice, rows, windows = None, np.ones(len(x), dtype=bool), 0
     if other is not None and other_rows is not None and other_rows.sum() >= MIN_LATTICE_ROWS:
         rows = other_rows
@@ -119,7 +124,7 @@ def publish(
     defects = point_defects(despiked, standard)
     features = removed_features(despiked, y, defects)
     stripes = None if lattice is None else lattice.unconfirmed_mask
-    network, weight, verdict, conservative = guard_parts(despiked, features.give_back(despiked, y), limits, stripes)
+    network, weight, verdict, conservative = guard_parts(despiked, features.give_back(despiked, y), limits, stripes, row_offsets)
     if lattice is not None:
         # Once more after what the features and the guard gave back (their lightly smoothed residual holds some of
         # the lattice's bins), and to the conservative result, whose Gaussian damps a fine lattice.

@@ -31,7 +31,8 @@ frame-wide figure fails, the smooth part of the residual (``smooth_residual``: b
 offsets, smooth over ``SMOOTH_SIGMA`` pixels along the rows and across them) is first given back to the
 network's output and the frame judged again: on real scans the network most often fails by
 taking smooth height (a bent terrace, a gentle background, slow drift the classical pipeline
-keeps too) for noise, and the input's own smooth part can invent nothing. If that passes, it is
+keeps too) for noise, and the input's own smooth part can invent nothing. Its row levels come back too where they
+cannot be line offsets (the network levelled the rows of a scan that shows none). If that passes, it is
 published (``smooth_given_back``). Where the residual's correlation across rows is then the only figure that fails,
 and the network took off periodic stripes one pass cannot confirm as a lattice (pick-up, or a row lattice, which
 ``maed.lattice_keep`` leaves as the network made them and names), that correlation is judged again without the
@@ -417,10 +418,12 @@ def fallback_for(levelled_input: np.ndarray, output: np.ndarray, verdict_output:
     return output + beyond_noise(difference, robust_spread(difference))
 
 
-def smooth_residual(levelled_input: np.ndarray, output: np.ndarray) -> np.ndarray:
-    """The residual's part smooth along the rows and across them, beyond line offsets (``SMOOTH_SIGMA``)."""
+def smooth_residual(levelled_input: np.ndarray, output: np.ndarray, row_offsets: bool = True) -> np.ndarray:
+    """The residual's part smooth along the rows and across them (``SMOOTH_SIGMA``), beyond line offsets where its
+    row levels may hold them (``row_offsets``); where they cannot, its row levels are the surface's and come back
+    too."""
     residual = np.asarray(levelled_input, dtype=np.float64) - output
-    residual = residual - residual.mean(axis=1, keepdims=True)
+    residual = residual - (residual.mean(axis=1, keepdims=True) if row_offsets else residual.mean())
     return ndimage.gaussian_filter(residual, SMOOTH_SIGMA, mode="reflect")
 
 
@@ -441,6 +444,7 @@ def guard_parts(
     levelled_output: np.ndarray,
     limits: Thresholds = Thresholds(),
     stripes: np.ndarray | None = None,
+    row_offsets: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, Verdict, np.ndarray | None]:
     """The guard's decision in parts: the network's output as judged (its smooth residual given back where the
     verdict did), the fallback weight per pixel (0: network, 1: conservative), the verdict, and the conservative
@@ -459,7 +463,13 @@ def guard_parts(
     offset: -14.6 dB on one blind scan). Measured alone, before the stripes were judged without their bins: the third
     blind simulator's molecules 23.46 -> 23.64 dB (below the classical pipeline on 18 -> 16 of 48 scans), its crystals
     unchanged, the first blind simulator +6.1 dB over draws 1 to 4 and +25.0 over draws 7 to 10 (5 scans changed in
-    each, from -3.2 to +18.1 dB), no real scan changed; both together: docs/model.md, forty-second session."""
+    each, from -3.2 to +18.1 dB), no real scan changed; both together: docs/model.md, forty-second session.
+
+    ``row_offsets``: whether the residual's row levels may hold line offsets (the rows were aligned before the
+    network, or the scan shows offsets: ``maed.row_levels.shows_line_offsets``). Where they cannot, the smooth
+    residual given back keeps its row levels: taking each row's mean off it then took off, with the offsets that are
+    not there, the row's share of what the network took from the features in it, and drew that as bands across
+    quiet scans (docs/model.md, forty-sixth session)."""
     x = np.asarray(levelled_input, dtype=np.float64)
     y = np.asarray(levelled_output, dtype=np.float64)
     scars = scar_surroundings(x)
@@ -467,7 +477,7 @@ def guard_parts(
     output, reasons = judge(figures, limits)
     smooth = False
     if output == "fallback":
-        with_smooth = y + smooth_residual(x, y)
+        with_smooth = y + smooth_residual(x, y, row_offsets)
         smooth_figures = trust_figures(x, with_smooth, scars)
         smooth_output, smooth_reasons = judge(smooth_figures, limits)
         if smooth_output != "fallback":
