@@ -124,3 +124,18 @@ def test_a_fallback_for_stripes_keeps_rows_measured_without_offsets_as_they_are(
     published = publish(x, y, rows_aligned=False, limits=STRICT)
     assert published.verdict.output == "fallback" and published.lattice.unconfirmed
     assert ROW_LEVELS_KEPT not in published.verdict.reasons
+
+
+def test_on_a_scan_without_line_offsets_publish_gives_the_smooth_height_back_with_its_row_levels():
+    """Where the network levelled the rows of a scan that shows no line offsets, the guard's smooth give-back keeps
+    the residual's row levels (``maed.trust.guard_parts``, ``row_offsets``): no bands through the features whose
+    height the network took."""
+    rows, cols = np.indices((256, 256), dtype=float)
+    surface = sum(np.exp(-((rows - y) ** 2 + (cols - x) ** 2) / (2 * r**2)) for y, x, r in ((60, 70, 25), (150, 190, 30), (210, 60, 20)))
+    scan = surface + 0.01 * np.random.default_rng(3).standard_normal(surface.shape)
+    published = publish(scan, 0.5 * surface, rows_aligned=False)
+    assert published.verdict.smooth_given_back and "its row levels too" in published.verdict.reasons[0]
+    levels = np.median(published.image - surface, axis=1)
+    assert np.abs(levels - np.median(levels)).max() < 0.01
+    # Rows aligned before the network: the residual's row levels are the alignment's, never given back.
+    assert not any("its row levels too" in reason for reason in publish(scan, 0.5 * surface, rows_aligned=True).verdict.reasons)

@@ -33,9 +33,10 @@ the next, and that contrast between strips is free of the offsets, which move ev
 ``SPLIT_Z`` times the strips' own spread about their rows' means, the line moved whole (``SPLIT_WHOLE``) and the
 change lasts (``_lasting``: the rows' median levels either side, the surface's slope there taken off) and stands
 alone (``_split_alone``: no strip moves apart from its row by half as much in the rows beside it), (1) to (3) and (5)
-are not asked, and the jump's height is read from the contrast.
+are not asked, and the jump's size is read from the contrast, its sign from how far the rows' level moved (the
+contrast alone reads a trace's rise as a retrace's fall).
 
-A jump is taken off the raw scan, as the raw rows make it, and the scan is denoised again
+A jump is taken off the raw scan, by its height as judged, and the scan is denoised again
 (``maed.denoise.denoise_guarded``): the network spreads the jump over the rows beside it (or takes part of it off
 with the line offsets and leaves a ramp), which taking it off the published frame would leave. Each jump moves the
 rows on its side with fewer of them, so that a single jump leaves the bulk of the frame at the heights it was
@@ -97,7 +98,7 @@ forty-third session)."""
 
 
 SPLIT_Z = 10.0
-"""Least height of a jump split within a line (``split_height``) over the spread of the strips of columns about their
+"""Least size of a jump split within a line (``split_size``) over the spread of the strips of columns about their
 rows' means: a line offset moves every strip alike, so a split stands against that spread alone, which line offsets
 leave out. Such a jump needs neither ``RAW_Z`` against the rows' changes nor ``RAMP_SHARE`` or ``ALONE_SHARE``, which
 offsets as large as a fifth of it break. Measured 2026-12-06 (``docs/model.md``): the first blind simulator's `islands`
@@ -107,7 +108,7 @@ crystals simulator's 48 two (+0.08, +1.1), none of the molecules and instruments
 scans' 51 passes."""
 SPLIT_WHOLE = 0.25
 """Most that any strip of columns' change over a split's two rows may differ from their mean, as a share of the jump:
-a tip change moves the whole line (``split_height``)."""
+a tip change moves the whole line (``split_size``)."""
 TREND_SIGNIFICANCE = 3.0
 """How far the rows' median change beside a split jump must stand from 0, in its own errors, to be taken for the
 surface's slope there (``_trend``)."""
@@ -138,8 +139,8 @@ class FoundJump:
     row: int
     """The raw scan makes the jump between ``row`` and ``row + 1``."""
     height: float
-    """The jump as judged: a split's contrast between its strips (``split_height``) where the line was split, else
-    the raw rows' change over its ``WINDOW``."""
+    """The jump as judged: where it was judged as a split within a line, the contrast between its strips
+    (``split_size``) signed as the rows' level moved (``_lasting``); else the raw rows' change over its ``WINDOW``."""
     judged: bool
     """Whether the other pass was at hand over the jump's rows to judge it."""
 
@@ -213,14 +214,12 @@ def find_line_jumps(frame: np.ndarray, raw: np.ndarray, other_pass: np.ndarray |
         # A split within a line is a moment of the tip that no offset makes: the rows' own tests, which offsets as
         # large as a fifth of the jump break, are not asked of it. Whether it lasts is judged with the surface's own
         # slope beside it (``_trend``) taken off: a feature of some strips that comes and goes on a slope would read
-        # as a lasting change. The split's contrast is between strips of the same rows, which no slope moves.
-        split = split_height(raw_strips[window], split_spread)
-        if (
-            split
-            and _split_alone(raw_strips, row, split)
-            and np.sign(split) * _lasting(raw_changes[around] - _trend(beside)) >= STRIP_SHARE * abs(split)
-        ):
-            height = split
+        # as a lasting change. The split's contrast is between strips of the same rows, which no slope moves; its sign
+        # is not in it (``split_size``), but in how far the rows' level moved, which lasts.
+        size = split_size(raw_strips[window], split_spread)
+        lasting = _lasting(raw_changes[around] - _trend(beside)) if size else 0.0
+        if size and _split_alone(raw_strips, row, size) and abs(lasting) >= STRIP_SHARE * size:
+            height = float(np.sign(lasting)) * size
         else:
             if abs(height) < least or abs(float(raw_changes[around].sum()) - height) > RAMP_SHARE * abs(height):
                 continue
@@ -234,8 +233,7 @@ def find_line_jumps(frame: np.ndarray, raw: np.ndarray, other_pass: np.ndarray |
         if judged and _in_other_pass(raw_strips[window], other[0][window], other[1][window], height):
             continue
         claimed[around] = True
-        # A split's height is read without the line offsets of its rows, which the rows' change holds.
-        jumps.append(FoundJump(int(row), split or height, judged))
+        jumps.append(FoundJump(int(row), height, judged))
     return sorted(jumps, key=lambda jump: jump.row)
 
 
@@ -269,20 +267,22 @@ def _lasting(around: np.ndarray) -> float:
 
 def _split_spread(strips: np.ndarray) -> float:
     """The spread of the strips of columns' row changes (``_levels``) about their rows' means: what a split within a
-    line is judged against (``split_height``)."""
+    line is judged against (``split_size``)."""
     return max(float(robust_spread(strips - strips.mean(axis=1, keepdims=True))), 1e-300)
 
 
-def split_height(strips: np.ndarray, spread: float) -> float:
-    """The height of a jump that ``strips`` (each strip of columns' change per row over a jump's rows) make at one
+def split_size(strips: np.ndarray, spread: float) -> float:
+    """The size of a jump that ``strips`` (each strip of columns' change per row over a jump's rows) make at one
     moment within a line, read from the split alone: the strips scanned after the moment jump in one row and those
     before it in the next, each row's contrast between those groups standing ``SPLIT_Z`` times ``spread`` (the
     strips' own spread about their rows' means) or more, and every strip's change over the two rows the same within
     ``SPLIT_WHOLE`` of it (a whole line moved: an island's edge moves only its strips; whether the change lasts is
-    the caller's to judge, ``_lasting``). The height is the two contrasts' mean, over the split (the strip holding
+    the caller's to judge, ``_lasting``). The size is the two contrasts' mean, over the split (the strip holding
     the moment left out of both groups, or none) and scan order (columns from the left, or from the right: the
     retrace) whose smaller contrast is the largest. A line offset moves every strip alike: it cancels in each
-    contrast and in the strips' agreement. 0 where the rows hold no such split."""
+    contrast and in the strips' agreement. So does the jump's sign: a split read in one scan order reads, mirrored, in
+    the other as a jump of the other sign (a trace's rise is a retrace's fall), so the caller signs it by how the
+    rows' level moved. 0 where the rows hold no such split."""
     rows, count = strips.shape
     best, best_least = 0.0, 0.0
     for order in (np.arange(count), np.arange(count)[::-1]):
@@ -296,12 +296,12 @@ def split_height(strips: np.ndarray, spread: float) -> float:
                 before = in_order[first + 1, :lo].mean() - in_order[first + 1, hi:].mean()
                 if after * before <= 0:
                     continue
-                height, least = 0.5 * (after + before), min(abs(after), abs(before))
+                size, least = abs(0.5 * (after + before)), min(abs(after), abs(before))
                 # The largest contrast, not the surest: a split strip in a group takes part of the jump from it.
                 standing = least >= SPLIT_Z * spread * np.sqrt(1 / lo + 1 / (count - hi))
-                whole = np.abs(both - both.mean()).max() <= SPLIT_WHOLE * abs(height)
+                whole = np.abs(both - both.mean()).max() <= SPLIT_WHOLE * size
                 if standing and whole and least > best_least:
-                    best, best_least = float(height), least
+                    best, best_least = float(size), least
     return best
 
 

@@ -70,7 +70,7 @@ def offset_evidence(levelled_input: np.ndarray, output: np.ndarray) -> float:
 def shows_line_offsets(levelled_input: np.ndarray, output: np.ndarray) -> bool:
     """Whether the row levels ``output`` removed jump from row to row as line offsets do (``OFFSET_EVIDENCE``); on
     fewer than ``MIN_ROWS`` rows they are taken for offsets, as the network made them."""
-    return len(output) < MIN_ROWS or offset_evidence(levelled_input, output) >= OFFSET_EVIDENCE
+    return len(output) < MIN_ROWS or not offset_evidence(levelled_input, output) < OFFSET_EVIDENCE  # NaN: offsets
 
 
 def _evidence(residual: np.ndarray, levels: np.ndarray) -> float:
@@ -85,7 +85,7 @@ def keep_row_levels(levelled_input: np.ndarray, output: np.ndarray, offsets: boo
     ``shows_line_offsets``, judged once by the caller, which the guard asks too), their slow profile where the offsets
     are independent from line to line (``line_offsets.independent``); then, where it still lacks them, the surface's
     steps along the rows (``line_offsets.surface_steps``), as ``maed.normalise`` gives them back where the rows were
-    aligned before the network."""
+    aligned before the network. Fewer than ``MIN_ROWS`` rows are left as they are."""
     x = np.asarray(levelled_input, dtype=np.float64)
     output = np.asarray(output, dtype=np.float64)
     if len(output) < MIN_ROWS:

@@ -482,7 +482,8 @@ def guard_parts(
         smooth_output, smooth_reasons = judge(smooth_figures, limits)
         if smooth_output != "fallback":
             smooth = True
-            reasons = (f"smooth structure given back ({'; '.join(reasons)})", *smooth_reasons)
+            levels = "" if row_offsets else ", its row levels too (the scan shows no line offsets)"
+            reasons = (f"smooth structure given back{levels} ({'; '.join(reasons)})", *smooth_reasons)
             y, figures, output = with_smooth, smooth_figures, smooth_output
     if output == "fallback" and stripes is not None and across_rows_alone(figures, limits):
         without = whiteness_without(x - y, stripes)
