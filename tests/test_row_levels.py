@@ -6,14 +6,14 @@ import numpy as np
 from maed.denoise import denoise_guarded
 from maed.line_offsets import INDEPENDENT_OFFSETS, changes_correlation
 from maed.normalise import PLANE
-from maed.row_levels import OFFSET_EVIDENCE, keep_row_levels, offset_evidence, shows_line_offsets
+from maed.row_levels import OFFSET_EVIDENCE, keep_row_levels, offset_evidence
 
 SIZE = 128
 
 
 def levels_kept(scan: np.ndarray, output: np.ndarray) -> np.ndarray:
-    """``keep_row_levels`` as ``maed.publish`` calls it, the offsets judged on the same frames."""
-    return keep_row_levels(scan, output, shows_line_offsets(scan, output))
+    """``keep_row_levels``' output alone."""
+    return keep_row_levels(scan, output)[0]
 
 
 def _surface() -> np.ndarray:

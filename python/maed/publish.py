@@ -41,7 +41,7 @@ from .feature_keep import (
     standard_frame,
 )
 from .lattice_keep import BOTH_PASSES, LatticePeaks, lattice_peaks, local_give_back
-from .row_levels import keep_row_levels, shows_line_offsets
+from .row_levels import keep_row_levels
 from .spikes import spike_pixels, without_spikes
 from .trust import Thresholds, Verdict, guard_parts
 
@@ -102,11 +102,8 @@ def publish(
     passes measured; its evidence is used where they are at least ``MIN_LATTICE_ROWS``.
     """
     x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
     # The residual's row levels are offsets the alignment or the network took off, unless the scan shows none.
-    row_offsets = rows_aligned or shows_line_offsets(x, y)
-    if not rows_aligned:
-        y = keep_row_levels(x, y, row_offsets)
+    y, row_offsets = (np.asarray(y, dtype=np.float64), True) if rows_aligned else keep_row_levels(x, y)
     lattice, rows, windows = None, np.ones(len(x), dtype=bool), 0
     if other is not None and other_rows is not None and other_rows.sum() >= MIN_LATTICE_ROWS:
         rows = other_rows

@@ -67,12 +67,6 @@ def offset_evidence(levelled_input: np.ndarray, output: np.ndarray) -> float:
     return _evidence(residual, np.median(residual, axis=1))
 
 
-def shows_line_offsets(levelled_input: np.ndarray, output: np.ndarray) -> bool:
-    """Whether the row levels ``output`` removed jump from row to row as line offsets do (``OFFSET_EVIDENCE``); on
-    fewer than ``MIN_ROWS`` rows they are taken for offsets, as the network made them."""
-    return len(output) < MIN_ROWS or not offset_evidence(levelled_input, output) < OFFSET_EVIDENCE  # NaN: offsets
-
-
 def _evidence(residual: np.ndarray, levels: np.ndarray) -> float:
     spread = robust_spread(residual - levels[:, None])
     if spread == 0:
@@ -80,21 +74,23 @@ def _evidence(residual: np.ndarray, levels: np.ndarray) -> float:
     return float(np.std(np.diff(levels)) / (np.sqrt(np.pi / 2) * spread / np.sqrt(residual.shape[1])))
 
 
-def keep_row_levels(levelled_input: np.ndarray, output: np.ndarray, offsets: bool) -> np.ndarray:
-    """``output`` with the row levels' smooth part given back where the scan shows no line offsets (``offsets``:
-    ``shows_line_offsets``, judged once by the caller, which the guard asks too), their slow profile where the offsets
-    are independent from line to line (``line_offsets.independent``); then, where it still lacks them, the surface's
-    steps along the rows (``line_offsets.surface_steps``), as ``maed.normalise`` gives them back where the rows were
-    aligned before the network. Fewer than ``MIN_ROWS`` rows are left as they are."""
+def keep_row_levels(levelled_input: np.ndarray, output: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``output`` with the row levels' smooth part given back where the scan shows no line offsets
+    (``offset_evidence`` under ``OFFSET_EVIDENCE``), their slow profile where the offsets are independent from line
+    to line (``line_offsets.independent``); then, where it still lacks them, the surface's steps along the rows
+    (``line_offsets.surface_steps``), as ``maed.normalise`` gives them back where the rows were aligned before the
+    network. And whether the scan shows line offsets, which the guard asks too (``maed.trust.guard_parts``); fewer
+    than ``MIN_ROWS`` rows are left as they are and their levels taken for offsets, as the network made them."""
     x = np.asarray(levelled_input, dtype=np.float64)
     output = np.asarray(output, dtype=np.float64)
     if len(output) < MIN_ROWS:
-        return output
-    levels = np.median(x - output, axis=1)
-    if not offsets:
-        return output + ndimage.gaussian_filter1d(levels, SMOOTH_ROWS, mode="nearest")[:, None]
+        return output, True
+    residual = x - output
+    levels = np.median(residual, axis=1)
+    if _evidence(residual, levels) < OFFSET_EVIDENCE:
+        return output + ndimage.gaussian_filter1d(levels, SMOOTH_ROWS, mode="nearest")[:, None], False
     if independent(levels):
         slow = slow_profile(levels)
         output, levels = output + slow[:, None], levels - slow  # a level per row moves each row's median alike
     steps = untilted(surface_steps(levels, x))
-    return output + steps[:, None]
+    return output + steps[:, None], True

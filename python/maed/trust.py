@@ -466,7 +466,7 @@ def guard_parts(
     each, from -3.2 to +18.1 dB), no real scan changed; both together: docs/model.md, forty-second session.
 
     ``row_offsets``: whether the residual's row levels may hold line offsets (the rows were aligned before the
-    network, or the scan shows offsets: ``maed.row_levels.shows_line_offsets``). Where they cannot, the smooth
+    network, or the scan shows offsets: ``maed.row_levels.keep_row_levels``). Where they cannot, the smooth
     residual given back keeps its row levels: taking each row's mean off it then took off, with the offsets that are
     not there, the row's share of what the network took from the features in it, and drew that as bands across
     quiet scans (docs/model.md, forty-sixth session)."""
