@@ -500,6 +500,8 @@ class StreamingDenoiser:
         verdict = None
         if n > 0 and np.isfinite(acq[:n, 0]).any():
             other = self.acquisition_order(other_pass)[:n] if other_pass is not None else None
+            # Not told it is the trace: ``maed denoise`` of the saved raw rows (an array file) cannot be, and the two
+            # must agree.
             result = denoise_guarded(acq[:n], backend, limits=limits, other_pass=other)
             self.acquisition_order(final)[:n] = result.data
             verdict = result.verdict

@@ -228,3 +228,21 @@ def test_a_tip_change_within_a_line_is_found_within_strong_line_noise():
         back[ROW, COL:] += JUMP
         back[ROW + 1 : ROW + 3] += JUMP
         assert find_line_jumps(back + kept, back) == [], base is quiet + slope
+
+
+def test_where_the_scan_order_is_known_a_split_is_taken_off_only_when_read_in_it():
+    """A step edge crossing a whole line within two rows looks like a split too, read in one scan order or the
+    other: where the pass's order is known (``mirrored``: a retrace, or a scan from the bottom, not both), a split
+    read the other way is no tip change. Within line offsets that hide a jump between lines, only the split can
+    find it."""
+    for seed in range(3):
+        quiet = noisy(np.zeros((SIZE, SIZE)), seed=seed)
+        offsets = np.random.default_rng(seed).normal(0, 0.1, (SIZE, 1))
+        in_trace = tip_change(quiet) + offsets
+        in_retrace = quiet + offsets
+        in_retrace[ROW, :COL] += JUMP
+        in_retrace[ROW + 1 :] += JUMP
+        for raw, mirrored in ((in_trace, False), (in_retrace, True), (in_trace[::-1], True)):
+            assert len(find_line_jumps(raw, raw)) == 1
+            assert len(find_line_jumps(raw, raw, mirrored=mirrored)) == 1
+            assert find_line_jumps(raw, raw, mirrored=not mirrored) == []

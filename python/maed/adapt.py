@@ -301,14 +301,14 @@ def judge_held_out(scans: list[ScanInput], backends: dict) -> dict:
         trace = s.trace.data[rows]
         retrace = s.retrace.data[rows] if s.retrace is not None else None
         up = scanned_upwards(s.trace)
-        lt, out_t, verdicts_t = guarded_outputs(trace, backends, retrace, up)
+        lt, out_t, verdicts_t = guarded_outputs(trace, backends, retrace, up, retrace=False)
         figures = {
             "file": str(s.path),
             "unit": s.trace.unit,
             "guard_not_network": {name: int(v != "network") for name, v in verdicts_t.items()},
         }
         if retrace is not None:
-            lr, out_r, verdicts_r = guarded_outputs(retrace, backends, trace, up)
+            lr, out_r, verdicts_r = guarded_outputs(retrace, backends, trace, up, retrace=True)
             for name, v in verdicts_r.items():
                 figures["guard_not_network"][name] += int(v != "network")
             registration = register(lt, lr, speed_ratio=speed_ratio(s.trace.header))

@@ -303,6 +303,7 @@ def denoise_guarded(
     other_pass: np.ndarray | None = None,
     ratio: float = 1.0,
     scanned_up: bool = False,
+    retrace: bool | None = None,
 ) -> GuardedResult:
     """The network's denoised scan where it passes the trust guard, the conservative result where not, with what
     the network took and should not have given back first (``maed.publish``): ``denoise_once``. One-pass models
@@ -311,14 +312,16 @@ def denoise_guarded(
     frame but the raw scan shows one, part of which the frame still holds (``CREEP_LEFT``: the network or the rows'
     alignment took its steep start off and left its tail, which no longer fits a relaxation), the scan is denoised
     again with the creep taken off first (where there is an ``other_pass``, it must show the creep too:
-    ``CREEP_PASSES_FACTOR``)."""
+    ``CREEP_PASSES_FACTOR``). ``retrace``: whether ``scan`` is a retrace, its lines scanned from the right (None:
+    not known), which with ``scanned_up`` gives the order a tip change splits a line in (``find_line_jumps``)."""
     result = denoise_once(scan, backend, tile, limits, other_pass, ratio, scanned_up)
     if passes_of(backend) == 2:
         return result
     measured = np.isfinite(scan).all(axis=1)
     raw = np.asarray(scan, dtype=np.float64)
     jumps: tuple[LineJump, ...] = ()
-    found = find_line_jumps(result.data[measured], raw[measured], _other_rows(other_pass, scan, measured))
+    mirrored = None if retrace is None else retrace != scanned_up
+    found = find_line_jumps(result.data[measured], raw[measured], _other_rows(other_pass, scan, measured), mirrored)
     if found:
         raw = raw.copy()
         raw[measured], taken = take_off_line_jumps(raw[measured], found)

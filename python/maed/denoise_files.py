@@ -125,7 +125,8 @@ def denoise_file(
         if both < MIN_SIZE:
             raise ScanError(f"{path}: only {both} rows were measured in both passes; at least {MIN_SIZE} are needed")
     scanned_up = scan.source is not None and scanned_upwards(scan.source)
-    result = denoise_guarded(scan.data, backend, other_pass=scan.other_pass, ratio=ratio, scanned_up=scanned_up)
+    retrace = None if scan.source is None else scan.source.pass_ == "retrace"  # an array file does not say which pass it holds
+    result = denoise_guarded(scan.data, backend, other_pass=scan.other_pass, ratio=ratio, scanned_up=scanned_up, retrace=retrace)
     dest, record_path, gwy = (Path(f"{stem}{suffix}") for suffix in OUTPUT_SUFFIXES)
     with atomic_path(dest) as tmp, open(tmp, "wb") as f:
         np.save(f, result.data)  # through a file object: np.save would add .npy to the temporary name

@@ -66,19 +66,24 @@ def reference_levelling(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, float
 
 
 def guarded_outputs(
-    data: np.ndarray, backends: dict[str, Backend], other_pass: np.ndarray | None = None, scanned_up: bool = False
+    data: np.ndarray,
+    backends: dict[str, Backend],
+    other_pass: np.ndarray | None = None,
+    scanned_up: bool = False,
+    retrace: bool | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, str]]:
     """One pass levelled (best plane, each row aligned to the one before by the median of their differences,
     ``normalise.ROW_ALIGNMENT``: a reference that does not move with how the product aligns rows for its network, in
     the pass's units) and, per back end, its output as ``maed denoise`` publishes it (``denoise_guarded``) less the
     same plane, the rows' offsets as the back end left them, with what the guard published.
     ``noreference.match_rows`` takes the row offsets out of a comparison; ``trace_retrace.row_errors`` does so itself.
-    ``scanned_up``: the pass's last row was scanned first (``scanfiles.scanned_upwards``)."""
+    ``scanned_up``: the pass's last row was scanned first (``scanfiles.scanned_upwards``); ``retrace``: the pass is
+    the retrace (None: not known), as ``denoise_guarded`` is told."""
     data = np.asarray(data, dtype=np.float64)
     levelled, plane, centre = reference_levelling(data)
     outputs, verdicts = {}, {}
     for name, backend in backends.items():
-        result = denoise_guarded(data, backend, other_pass=other_pass, scanned_up=scanned_up)
+        result = denoise_guarded(data, backend, other_pass=other_pass, scanned_up=scanned_up, retrace=retrace)
         outputs[name] = result.data.astype(np.float64) - plane - centre
         verdicts[name] = result.verdict.output
     return levelled, outputs, verdicts
@@ -112,7 +117,7 @@ def trace_retrace_figures(
         if pass_ in done:
             levelled, plane, centre = reference_levelling(data)
             return levelled, np.asarray(done[pass_], dtype=np.float64) - plane - centre
-        levelled, outputs, _ = guarded_outputs(data, {"model": backend}, other, scanned_up)
+        levelled, outputs, _ = guarded_outputs(data, {"model": backend}, other, scanned_up, retrace=pass_ == "retrace")
         return levelled, outputs["model"]
 
     levelled_t, model_t = output(t, r, "trace")

@@ -95,7 +95,12 @@ class PassResult:
 
 
 def denoise_pass(
-    data: np.ndarray, backends: dict[str, Backend], with_bm3d: bool, other_pass: np.ndarray | None = None, scanned_up: bool = False
+    data: np.ndarray,
+    backends: dict[str, Backend],
+    with_bm3d: bool,
+    other_pass: np.ndarray | None = None,
+    scanned_up: bool = False,
+    retrace: bool | None = None,
 ) -> PassResult:
     """Level one pass (best plane, medians of row differences: ``passes.guarded_outputs``) and run every method.
 
@@ -103,9 +108,10 @@ def denoise_pass(
     ``other_pass`` is given, the lattice peaks both passes show given back); their outputs lose the same plane; the
     classical pipeline runs on the raw pass (it levels by itself); BM3D runs on the levelled pass.
     What is judged has each output's per-row offsets matched to the levelled input (``PassResult.outputs``).
-    ``scanned_up``: the pass's last row was scanned first (``scanfiles.scanned_upwards``).
+    ``scanned_up``: the pass's last row was scanned first (``scanfiles.scanned_upwards``); ``retrace``: the pass is the
+    retrace (None: not known).
     """
-    levelled, published, _ = guarded_outputs(data, backends, other_pass, scanned_up)
+    levelled, published, _ = guarded_outputs(data, backends, other_pass, scanned_up, retrace)
     published[CLASSICAL_LABEL] = run_pipeline(CLASSICAL, data)
     sigma = None
     if with_bm3d:
@@ -549,9 +555,11 @@ def evaluate_real(folder: Path | None, out_dir: Path, models: list[str], with_bm
             rows = rows & retrace_image.measured_rows
         other = retrace_image.data[rows] if retrace_image is not None else None
         up = scanned_upwards(trace_image)
-        trace = denoise_pass(trace_image.data[rows], backends, with_bm3d, other, up)
+        trace = denoise_pass(trace_image.data[rows], backends, with_bm3d, other, up, trace_image.pass_ == "retrace")
         retrace = (
-            denoise_pass(retrace_image.data[rows], backends, with_bm3d, trace_image.data[rows], up) if retrace_image is not None else None
+            denoise_pass(retrace_image.data[rows], backends, with_bm3d, trace_image.data[rows], up, True)
+            if retrace_image is not None
+            else None
         )
         source = SOURCES.get(path.name, "unknown")
         scan = {
