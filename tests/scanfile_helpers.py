@@ -65,18 +65,22 @@ def write_createc(
     z_piezo: float = 19.2,
     gain_pre: float = 9.0,
     length_a: float = 50.0,
+    compressed: bool = True,
 ) -> None:
-    """A Createc [Paramco32] .dat with our own header: ``planes`` are DAC counts in stored order."""
+    """A Createc .dat with our own header: ``planes`` are DAC counts in stored order, compressed
+    ([Paramco32]) or not ([Paramet32], the values from byte 16384 on)."""
     rows, cols = planes[0].shape
     header = (
-        "[Paramco32]\r\nDAC-Type=20bit\r\n"
+        f"{'[Paramco32]' if compressed else '[Paramet32]'}\r\nDAC-Type=20bit\r\n"
         f"Num.X / Num.X={cols}\r\nNum.Y / Num.Y={rows}\r\nChannels / Channels={len(planes)}\r\n"
         f"Channelselectval / Channelselectval={channel_mask}\r\nGainZ / GainZ={gain_z}\r\nZPiezoconst={z_piezo}\r\n"
         f"Gainpreamp / GainPre 10^={gain_pre}\r\nLength x[A]={length_a}\r\nLength y[A]={length_a * rows / cols}\r\n"
     ).encode("latin-1")
-    counts = np.concatenate([[0.0], *(np.asarray(p, dtype=np.float64).ravel() for p in planes), np.zeros(64)])
-    body = zlib.compress(counts.astype("<f4").tobytes())
-    path.write_bytes(header + b"\x00" * 64 + b"DATA" + body)
+    counts = np.concatenate([[0.0], *(np.asarray(p, dtype=np.float64).ravel() for p in planes), np.zeros(64)]).astype("<f4").tobytes()
+    if compressed:
+        path.write_bytes(header + b"\x00" * 64 + b"DATA" + zlib.compress(counts))
+    else:
+        path.write_bytes(header.ljust(16384, b"\x00") + counts)
 
 
 def matrix_pair(folder: Path, **changes: int) -> Path:

@@ -307,6 +307,44 @@ def test_createc_scaling_layout_and_stopped_scans(tmp_path):
         read_file(tmp_path / "odd.dat")
 
 
+def test_an_uncompressed_createc_file_reads_as_the_compressed_one(tmp_path):
+    """``[Paramet32]`` holds the values a ``[Paramco32]`` file compresses (here from byte 16384 on, with no ``DATA``
+    marker): the same images. A file cut short says so; a 16-bit ``[Parameter]`` file is refused in one line."""
+    rows, cols = 10, 16
+    planes = [np.arange(rows * cols, dtype=float).reshape(rows, cols) + k for k in (1, 2, 3, 4)]
+    for counts in planes:
+        counts[7:] = 0  # never measured
+    for compressed in (True, False):
+        write_createc(tmp_path / f"{compressed}.dat", planes, compressed=compressed)
+    packed, plain = (read_file(tmp_path / f"{compressed}.dat") for compressed in (True, False))
+    assert [image.key for image in plain.images] == [image.key for image in packed.images]
+    for a, b in zip(packed.images, plain.images, strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+    assert np.isnan(plain.channel().data[7:]).all() and np.isfinite(plain.channel().data[:7]).all()
+    raw = (tmp_path / "False.dat").read_bytes()
+    (tmp_path / "short.dat").write_bytes(raw[: 16384 + 4 * rows * cols])
+    with pytest.raises(ScanFileError, match="short.dat: truncated: 4 images of 10x16"):
+        read_file(tmp_path / "short.dat")
+    (tmp_path / "old.dat").write_bytes(raw.replace(b"[Paramet32]", b"[Parameter]", 1))
+    with pytest.raises(ScanFileError, match=r"old.dat: 16-bit Createc file \(\[Parameter\]\)"):
+        read_file(tmp_path / "old.dat")
+
+
+@needs_real
+def test_a_real_createc_scan_stored_uncompressed_reads_alike(tmp_path):
+    """No real ``[Paramet32]`` file was at hand: a real ``[Paramco32]`` scan's header up to its ``DATA`` marker (112
+    bytes before the usual 16384 in this lab's files) and its values decompressed after it, read as the original."""
+    name = "createc_scan_atomic_11nm.dat"
+    raw = (REAL_DIR / name).read_bytes()
+    marker = _createc_marker(raw)
+    assert marker < 16384
+    (tmp_path / name).write_bytes(raw[:marker].replace(b"[Paramco32]", b"[Paramet32]", 1) + zlib.decompress(raw[marker:]))
+    original, rewritten = read_file(REAL_DIR / name), read_file(tmp_path / name)
+    for a, b in zip(original.images, rewritten.images, strict=True):
+        assert a.key == b.key
+        np.testing.assert_array_equal(a.data, b.data)
+
+
 def test_declared_sizes_are_checked_before_decoding(tmp_path):
     # A negative or absurd size in a header is refused in one line, before any pixel is read.
     write_sxm(tmp_path / "s.sxm", rows=16, cols=16)

@@ -1,8 +1,9 @@
-"""Createc ``.dat`` scans (``[Paramco32]``): a ``key=value`` header, ``DATA``, then a zlib stream.
+"""Createc ``.dat`` scans: a ``key=value`` header, ``DATA``, then the values, zlib-compressed
+(``[Paramco32]``) or as they are (``[Paramet32]``, from byte ``HEADER_BYTES`` on where there is no ``DATA``).
 
-Our own reader, not the ``createc`` package (see docs/files.md). The stream holds
-little-endian float32: one dummy value, then every image as rows x columns, the selected
-channels forward and then the same channels backward (here Z, I, Z, I). Values are DAC
+Our own reader, not the ``createc`` package (see docs/files.md). The values are little-endian
+float32: one dummy value, then every image as rows x columns, the selected channels forward and
+then the same channels backward (here Z, I, Z, I). Values are DAC
 counts: heights become metres with the Z piezo constant, the Z gain and the DAC's volts per
 count, currents become amperes with the DAC's volts per count and the preamplifier gain, as
 Gwyddion does. Rows are stored top first and backward lines already left to right (checked
@@ -21,6 +22,11 @@ import numpy as np
 from .channel import ChannelImage, ScanFile, ScanFileError, check_size
 
 MAGICS = (b"[Paramco32]", b"[Paramet32]", b"[Parameter]")
+COMPRESSED, UNCOMPRESSED = MAGICS[:2]
+HEADER_BYTES = 16384
+"""Where an uncompressed file's values start where its header holds no ``DATA`` marker (Gwyddion's ``createc.c``
+reads them from there): the header's usual length; its text ends at the first NUL. In the real compressed files the
+marker ends there (nine files) or 112 bytes before (four files of another lab), and the values follow it."""
 DAC_VOLTS = 20.0  # the DACs span -10 V to +10 V
 # Channelselectval is a bit mask of the recorded channels; the first two bits are the
 # topograph and the tunnelling current (other bits are auxiliary ADCs, kept in raw counts).
@@ -50,14 +56,16 @@ def _number(header: dict[str, str], key: str, path: Path) -> float:
 
 def read(path: Path, raw: bytes) -> ScanFile:
     """Every channel and pass of the Createc ``.dat`` file ``path`` whose bytes are ``raw``."""
-    if not raw.startswith(b"[Paramco32]"):
-        raise ScanFileError(f"{path}: uncompressed Createc file ({raw[:11].decode('latin-1')}); only [Paramco32] is supported")
-    # The header text ends at the first NUL; what follows up to DATA is padding, sometimes junk.
+    compressed = raw.startswith(COMPRESSED)
+    if not compressed and not raw.startswith(UNCOMPRESSED):
+        raise ScanFileError(f"{path}: 16-bit Createc file ([Parameter]); only [Paramco32] and [Paramet32] are supported")
+    # The header text ends at the first NUL; what follows up to the values is padding, sometimes junk.
     text_end = raw.find(b"\x00")
-    marker = raw.find(b"DATA", max(text_end, 0))
-    if marker < 0:
+    marker = raw.find(b"DATA", max(text_end, 0), None if compressed else HEADER_BYTES)
+    if marker < 0 and compressed:
         raise ScanFileError(f"{path}: Createc header without its DATA marker")
-    header = parse_header(raw[: text_end if 0 <= text_end < marker else marker].decode("latin-1"))
+    start = marker + 4 if marker >= 0 else HEADER_BYTES
+    header = parse_header(raw[: text_end if 0 <= text_end < start - 4 else start - 4].decode("latin-1"))
     cols, rows = int(_number(header, "Num.X", path)), int(_number(header, "Num.Y", path))
     stored = int(_number(header, "Channels", path))
     mask = int(_number(header, "Channelselectval", path))
@@ -70,13 +78,17 @@ def read(path: Path, raw: bytes) -> ScanFile:
         raise ScanFileError(f"{path}: {stored} stored images do not fit the {len(selected)} selected channels")
     rows, cols = check_size(rows, cols, path)
     size = rows * cols
-    # Decompressed with a cap: the header says how many values there are, and a stream that would
-    # inflate beyond them (a decompression bomb) is cut there instead of filling memory.
-    cap = 4 * (1 + stored * size) + 65536
-    try:
-        values = np.frombuffer(zlib.decompressobj().decompress(raw[marker + 4 :], cap)[: 4 * (1 + stored * size)], dtype="<f4")
-    except zlib.error as exc:
-        raise ScanFileError(f"{path}: Createc data do not decompress ({exc})") from None
+    needed = 4 * (1 + stored * size)
+    if compressed:
+        # Decompressed with a cap: the header says how many values there are, and a stream that would
+        # inflate beyond them (a decompression bomb) is cut there instead of filling memory.
+        try:
+            values = np.frombuffer(zlib.decompressobj().decompress(raw[start:], needed + 65536)[:needed], dtype="<f4")
+        except zlib.error as exc:
+            raise ScanFileError(f"{path}: Createc data do not decompress ({exc})") from None
+    else:
+        stored_bytes = raw[start : start + needed]
+        values = np.frombuffer(stored_bytes[: len(stored_bytes) // 4 * 4], dtype="<f4")
     if values.size < 1 + stored * size:
         raise ScanFileError(f"{path}: truncated: {stored} images of {rows}x{cols} need {stored * size} values, found {values.size - 1}")
     stack = values[1 : 1 + stored * size].reshape(stored, rows, cols)
