@@ -88,6 +88,7 @@ def originals(tmp_path_factory) -> dict[str, bytes]:
     folder = tmp_path_factory.mktemp("originals")
     write_sxm(folder / "s.sxm", rows=16, cols=16)
     write_createc(folder / "c.dat", [np.arange(256.0).reshape(16, 16) * k for k in (1, 2)])
+    write_createc(folder / "u.dat", [np.arange(256.0).reshape(16, 16) * k for k in (1, 2)], compressed=False)
     np.save(folder / "a.npy", np.arange(256, dtype="<f4").reshape(16, 16))
     from PIL import Image
 
@@ -95,7 +96,8 @@ def originals(tmp_path_factory) -> dict[str, bytes]:
     import tifffile
 
     tifffile.imwrite(folder / "t.tif", np.arange(256, dtype=np.uint16).reshape(16, 16))
-    found = {p.suffix: p.read_bytes() for p in folder.iterdir()}
+    found = {p.suffix: p.read_bytes() for p in folder.iterdir() if p.name != "u.dat"}
+    found["_uncompressed.dat"] = (folder / "u.dat").read_bytes()
     rhk = sorted(REAL_DIR.glob("*.sm4")) if REAL_DIR.is_dir() else []
     if rhk:  # no writer of our own: the smallest real scan, where the real scans are
         found[".sm4"] = min(rhk, key=lambda p: p.stat().st_size).read_bytes()
@@ -103,7 +105,7 @@ def originals(tmp_path_factory) -> dict[str, bytes]:
     return found
 
 
-@pytest.mark.parametrize("suffix", [".sxm", ".dat", ".npy", ".png", ".tif", ".sm4", ".gwy"])
+@pytest.mark.parametrize("suffix", [".sxm", ".dat", "_uncompressed.dat", ".npy", ".png", ".tif", ".sm4", ".gwy"])
 @FUZZ
 @given(changes=edits, cut=cuts)
 def test_damaged_files_are_read_or_refused_in_one_line(originals, tmp_path, suffix, changes, cut):
