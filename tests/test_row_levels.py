@@ -37,6 +37,28 @@ def test_a_trend_drawn_across_the_rows_of_a_scan_without_line_offsets_is_taken_b
     assert error(kept) < 0.1 * error(output)
 
 
+def test_a_drift_every_column_shares_that_the_network_took_off_stays_off():
+    """No line offsets, but a slow drift of the tip height across the rows, alike in every column (a lattice's own rows
+    hold no such profile): the network that took it off keeps it off, and the scan is said to show (slow) offsets. A
+    profile across the rows that only part of the columns hold is relief: the levels the network took off it come
+    back."""
+    rng = np.random.default_rng(7)
+    surface = _surface()
+    drift = _trend()
+    scan = surface + drift + rng.normal(0, 0.1, surface.shape)
+    output = surface + rng.normal(0, 0.02, surface.shape)
+    assert offset_evidence(scan, output) < OFFSET_EVIDENCE
+    kept, shows_offsets = keep_row_levels(scan, output)
+    assert np.array_equal(kept, output) and shows_offsets
+    relief = np.zeros_like(surface)
+    relief[:, : SIZE // 2] = 2 * drift  # a terrace over the left half of the rows
+    scan = surface + relief + rng.normal(0, 0.1, surface.shape)
+    levelled = surface + relief - relief.mean(axis=1, keepdims=True)  # the rows levelled as if the relief were offsets
+    kept, shows_offsets = keep_row_levels(scan, levelled)
+    error = lambda image: np.sqrt(np.mean((image - image.mean() - surface - relief + (surface + relief).mean()) ** 2))  # noqa: E731
+    assert error(kept) < 0.2 * error(levelled) and not shows_offsets
+
+
 def test_line_offsets_the_network_removed_stay_removed():
     """Offsets of a random walk: the removed row levels jump from row to row, and their slow part is the walk's."""
     rng = np.random.default_rng(1)
