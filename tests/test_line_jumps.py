@@ -11,6 +11,7 @@ from maed.denoise import denoise_guarded
 from maed.denoise_files import denoise_file, record_notes
 from maed.engine import load_backend
 from maed.line_jumps import FoundJump, find_line_jumps, take_off_line_jumps
+from maed.scanfiles import read_file, write_gwy
 
 SIZE = 256
 ROW, COL = 150, 100
@@ -246,3 +247,21 @@ def test_where_the_scan_order_is_known_a_split_is_taken_off_only_when_read_in_it
             assert len(find_line_jumps(raw, raw)) == 1
             assert len(find_line_jumps(raw, raw, mirrored=mirrored)) == 1
             assert find_line_jumps(raw, raw, mirrored=not mirrored) == []
+
+
+def test_a_file_that_does_not_record_its_scan_order_is_judged_in_either(backend, tmp_path):
+    """A scan that ran up, its tip change split within a line: the Nanonis file says which way the slow axis ran, and
+    the split is read in that order; the same image in a Gwyddion file (which names every channel a trace and does
+    not say which way the slow axis ran) is judged in either order, and the tip change is taken off there too."""
+    from scanfile_helpers import write_sxm
+
+    rng = np.random.default_rng(0)
+    recorded = tip_change(lattice())  # in the order the rows were scanned: the first row scanned first
+    recorded = (recorded + rng.normal(0, 0.1, recorded.shape) + rng.normal(0, 0.1, (SIZE, 1))) * 1e-10
+    write_sxm(tmp_path / "up.sxm", channels=(("Z", "m", "forward"),), rows=SIZE, cols=SIZE, scan_dir="up", planes=[recorded])
+    image = read_file(tmp_path / "up.sxm").images[0]
+    write_gwy(tmp_path / "up.gwy", image, {"Z (Forward)": image.data})
+    for name in ("up.sxm", "up.gwy"):
+        _, record = denoise_file(tmp_path / name, tmp_path / f"out_{name.replace('.', '_')}", backend)
+        (jump,) = record["line_jumps"]
+        assert jump["height"] == pytest.approx(-JUMP * 1e-10, rel=0.1) or jump["height"] == pytest.approx(JUMP * 1e-10, rel=0.1)

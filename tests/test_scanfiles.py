@@ -2,6 +2,7 @@
 small Nanonis files written here pin orientation (up and down scans, backward mirroring),
 channel choice, incomplete scans and errors; Gwyddion output keeps size, range, units and NaN rows."""
 
+import dataclasses
 import re
 import warnings
 import zlib
@@ -11,7 +12,17 @@ import numpy as np
 import pytest
 from scanfile_helpers import REAL_DIR, REAL_SCANS, needs_real, stored_plane, write_createc, write_sxm
 
-from maed.scanfiles import PASS_ALIASES, ScanFileError, detect_format, list_channels, read_channel, read_file, write_gwy
+from maed.scanfiles import (
+    PASS_ALIASES,
+    ScanFileError,
+    detect_format,
+    list_channels,
+    read_channel,
+    read_file,
+    scan_order_known,
+    scanned_upwards,
+    write_gwy,
+)
 
 
 def _header(name: str) -> str:
@@ -325,9 +336,30 @@ def test_an_uncompressed_createc_file_reads_as_the_compressed_one(tmp_path):
     (tmp_path / "short.dat").write_bytes(raw[: 16384 + 4 * rows * cols])
     with pytest.raises(ScanFileError, match="short.dat: truncated: 4 images of 10x16"):
         read_file(tmp_path / "short.dat")
+    # With no stream to check them by, values are read only where the header ends by byte 16384: a header text that
+    # runs past it, or a DATA marker across it, would shift them silently.
+    header = raw[: raw.find(b"\x00")]
+    (tmp_path / "long.dat").write_bytes(header + b"x" * 16384 + b"\x00DATA" + raw[16384:])
+    (tmp_path / "across.dat").write_bytes(header.ljust(16382, b"\x00") + b"DATA" + raw[16384:])
+    for name in ("long.dat", "across.dat"):
+        with pytest.raises(ScanFileError, match=f"{name}: uncompressed Createc header does not end by byte 16384"):
+            read_file(tmp_path / name)
     (tmp_path / "old.dat").write_bytes(raw.replace(b"[Paramet32]", b"[Parameter]", 1))
     with pytest.raises(ScanFileError, match=r"old.dat: 16-bit Createc file \(\[Parameter\]\)"):
         read_file(tmp_path / "old.dat")
+
+
+def test_which_files_record_their_scan_order(tmp_path):
+    """Nanonis and MATRIX files, and scans the bridge saved (``slow_axis`` in their start), say which pass an image is
+    and which way the slow axis ran; Createc, RHK and Gwyddion files are taken as scanned from the top."""
+    write_sxm(tmp_path / "up.sxm", scan_dir="up")
+    write_createc(tmp_path / "c.dat", [np.arange(64.0).reshape(8, 8) % 7], channel_mask=1)
+    nanonis, createc = read_channel(tmp_path / "up.sxm"), read_channel(tmp_path / "c.dat")
+    assert scan_order_known(nanonis) and scanned_upwards(nanonis)
+    assert not scan_order_known(createc) and not scanned_upwards(createc)
+    for slow_axis in ("up", "down"):
+        saved = dataclasses.replace(nanonis, header={"slow_axis": slow_axis}, format="maed-bridge")
+        assert scan_order_known(saved) and scanned_upwards(saved) == (slow_axis == "up")
 
 
 @needs_real

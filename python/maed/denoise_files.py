@@ -21,7 +21,7 @@ from .engine import Backend
 from .io import MIN_SIZE, Scan, ScanError, read_scan
 from .passes import display_unit, further_than_raw, trace_retrace_figures
 from .registration import speed_ratio
-from .scanfiles import scanned_upwards, write_gwy
+from .scanfiles import scan_order_known, scanned_upwards, write_gwy
 
 
 def result_record(
@@ -91,7 +91,8 @@ def file_trace_retrace(scan: Scan, backend: Backend, pass_: str, scanned_up: boo
     trace, retrace = (scan.data, scan.other_pass) if pass_ == "trace" else (scan.other_pass, scan.data)
     done = {} if published is None else {pass_: published}
     try:
-        figures = trace_retrace_figures(trace, retrace, backend, speed_ratio(scan.source.header), scanned_up, done)
+        ratio = speed_ratio(scan.source.header)
+        figures = trace_retrace_figures(trace, retrace, backend, ratio, scanned_up, done, scan_order_known(scan.source))
     except ValueError as exc:  # registration refuses passes it cannot compare (too few columns left)
         return {"skipped": f"the passes cannot be compared: {exc}"}
     return {"unit": scan.source.unit, **figures}
@@ -125,7 +126,8 @@ def denoise_file(
         if both < MIN_SIZE:
             raise ScanError(f"{path}: only {both} rows were measured in both passes; at least {MIN_SIZE} are needed")
     scanned_up = scan.source is not None and scanned_upwards(scan.source)
-    retrace = None if scan.source is None else scan.source.pass_ == "retrace"  # an array file does not say which pass it holds
+    # An array file does not say which pass it holds, nor some instruments' files which way the slow axis ran.
+    retrace = scan.source.pass_ == "retrace" if scan.source is not None and scan_order_known(scan.source) else None
     result = denoise_guarded(scan.data, backend, other_pass=scan.other_pass, ratio=ratio, scanned_up=scanned_up, retrace=retrace)
     dest, record_path, gwy = (Path(f"{stem}{suffix}") for suffix in OUTPUT_SUFFIXES)
     with atomic_path(dest) as tmp, open(tmp, "wb") as f:

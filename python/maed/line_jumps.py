@@ -36,10 +36,12 @@ alone (``_split_alone``: no strip moves apart from its row by half as much in th
 are not asked, and the jump's size is read from the contrast, its sign from how far the rows' level moved (the
 contrast alone reads a trace's rise as a retrace's fall). A step edge crossing the rows at so shallow a slant that it
 crosses a whole line within two rows makes a split too, read in one scan order or the mirrored one; where the pass's
-order is known (a file's pass, as ``maed denoise`` reads it: ``denoise_guarded``'s ``retrace`` with
-``scanned_up``), a split read in the mirrored order is no tip change, which keeps half of those edges (the blind
-simulator's `steps` 9200000 at 512 pixels, +3.2 dB told it is a trace). An array file does not say which pass it
-holds, nor does the live scan's final frame, which must equal ``maed denoise`` of its raw rows saved as one.
+order is known (a file that records which pass it holds and which way the slow axis ran,
+``scanfiles.scan_order_known``: ``denoise_guarded``'s ``retrace`` with ``scanned_up``), a split read in the mirrored
+order is no tip change, which keeps half of those edges (the blind simulator's `steps` 9200000 at 512 pixels, +3.2 dB
+told it is a trace). An array file does not say which pass it holds, a Gwyddion file names every channel a trace,
+Createc and RHK files do not say which way the slow axis ran, and the live scan's final frame must equal
+``maed denoise`` of its raw rows saved as an array: there both orders are read.
 
 A jump is taken off the raw scan, by its height as judged, and the scan is denoised again
 (``maed.denoise.denoise_guarded``): the network spreads the jump over the rows beside it (or takes part of it off

@@ -96,6 +96,7 @@ def trace_retrace_figures(
     ratio: float = 1.0,
     scanned_up: bool = False,
     published: dict[str, np.ndarray] | None = None,
+    order_known: bool = True,
 ) -> dict:
     """The trace/retrace error (``maed.trace_retrace``) of a scan's two passes (same shape, the retrace in the
     trace's orientation, rows not measured NaN), over the rows both measured: raw, the classical pipeline
@@ -104,7 +105,8 @@ def trace_retrace_figures(
     the registration found (``slow_shift``, lines). ``ratio``: the retrace's speed over the
     trace's; ``scanned_up``: the last row was scanned first (``scanfiles.scanned_upwards``), as ``maed denoise`` is
     told; ``published``: a pass (``trace``, ``retrace``) as ``maed denoise`` already published it with the other pass
-    beside it, used instead of denoising it again where both passes measured every row.
+    beside it, used instead of denoising it again where both passes measured every row; ``order_known``: the file says
+    which way the slow axis ran (``scanfiles.scan_order_known``), so that each pass is denoised knowing its scan order.
     Lower is better; a model above the classical pipeline's does worse than a 1-pixel Gaussian there."""
     both = np.isfinite(trace).all(axis=1) & np.isfinite(retrace).all(axis=1)
     rows = int(both.sum())
@@ -117,7 +119,8 @@ def trace_retrace_figures(
         if pass_ in done:
             levelled, plane, centre = reference_levelling(data)
             return levelled, np.asarray(done[pass_], dtype=np.float64) - plane - centre
-        levelled, outputs, _ = guarded_outputs(data, {"model": backend}, other, scanned_up, retrace=pass_ == "retrace")
+        retrace = pass_ == "retrace" if order_known else None
+        levelled, outputs, _ = guarded_outputs(data, {"model": backend}, other, scanned_up, retrace)
         return levelled, outputs["model"]
 
     levelled_t, model_t = output(t, r, "trace")

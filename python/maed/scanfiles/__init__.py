@@ -90,15 +90,29 @@ def companion_files(path: Path | str) -> list[Path]:
     return matrix.companions(path) if path.suffix.lower().endswith("_mtrx") else []
 
 
+ORDER_RECORDED = ("nanonis", "matrix", "maed-bridge")
+"""Formats whose files say both which pass an image is and which way the slow axis ran (``scan_order_known``); a scan
+the bridge saved says the latter in its start (``slow_axis``)."""
+
+
 def scanned_upwards(image: ChannelImage) -> bool:
     """Whether ``image``'s last row was scanned first: its reader turned the frame for display (a Nanonis scan that
-    ran up, a MATRIX file's up frame). Createc, RHK and Gwyddion images are taken as the first row scanned first:
-    their files do not say otherwise in a way this package reads."""
+    ran up, a MATRIX file's up frame, a scan the bridge saved with its slow axis up). Createc, RHK and Gwyddion
+    images are taken as the first row scanned first: their files do not say otherwise in a way this package reads."""
     if image.format == "nanonis":
         return nanonis.scanned_up(image.header)
     if image.format == "matrix":
         return matrix.scanned_up(image.name)
+    if image.format == "maed-bridge":
+        return image.header.get("slow_axis") == "up"
     return False
+
+
+def scan_order_known(image: ChannelImage) -> bool:
+    """Whether ``image``'s file records the order it was scanned in: which pass it is (a retrace's lines run from the
+    right) and which way the slow axis ran (``ORDER_RECORDED``). A Gwyddion file names every channel a trace, and
+    Createc and RHK files do not say which way the slow axis ran in a way this package reads."""
+    return image.format in ORDER_RECORDED
 
 
 def read_channel(path: Path | str, channel: str | None = None, pass_: str = "trace") -> ChannelImage:
@@ -134,6 +148,7 @@ __all__ = [
     "read_file",
     "read_channel",
     "list_channels",
+    "scan_order_known",
     "scanned_upwards",
     "write_gwy",
 ]

@@ -61,9 +61,12 @@ def read(path: Path, raw: bytes) -> ScanFile:
         raise ScanFileError(f"{path}: 16-bit Createc file ([Parameter]); only [Paramco32] and [Paramet32] are supported")
     # The header text ends at the first NUL; what follows up to the values is padding, sometimes junk.
     text_end = raw.find(b"\x00")
-    marker = raw.find(b"DATA", max(text_end, 0), None if compressed else HEADER_BYTES)
+    marker = raw.find(b"DATA", max(text_end, 0), None if compressed else HEADER_BYTES + 3)
     if marker < 0 and compressed:
         raise ScanFileError(f"{path}: Createc header without its DATA marker")
+    # Uncompressed values have no stream to check them by: a header that does not end where they begin is refused.
+    if not compressed and (marker + 4 > HEADER_BYTES or (marker < 0 and not 0 <= text_end <= HEADER_BYTES - 4)):
+        raise ScanFileError(f"{path}: uncompressed Createc header does not end by byte {HEADER_BYTES}, where its values begin")
     start = marker + 4 if marker >= 0 else HEADER_BYTES
     header = parse_header(raw[: text_end if 0 <= text_end < start - 4 else start - 4].decode("latin-1"))
     cols, rows = int(_number(header, "Num.X", path)), int(_number(header, "Num.Y", path))
@@ -90,7 +93,9 @@ def read(path: Path, raw: bytes) -> ScanFile:
         stored_bytes = raw[start : start + needed]
         values = np.frombuffer(stored_bytes[: len(stored_bytes) // 4 * 4], dtype="<f4")
     if values.size < 1 + stored * size:
-        raise ScanFileError(f"{path}: truncated: {stored} images of {rows}x{cols} need {stored * size} values, found {values.size - 1}")
+        raise ScanFileError(
+            f"{path}: truncated: {stored} images of {rows}x{cols} need {stored * size} values, found {max(values.size - 1, 0)}"
+        )
     stack = values[1 : 1 + stored * size].reshape(stored, rows, cols)
     unmeasured = (stack == 0).all(axis=(0, 2))  # a measured row is never exactly 0 in every channel
 
