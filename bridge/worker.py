@@ -469,7 +469,8 @@ class Worker:
         if any(np.ptp(np.nan_to_num(p[np.isfinite(p).all(axis=1)])) == 0 for p in (trace, retrace)):
             return {"skipped": "a pass is flat: nothing to compare"}
         try:
-            return trace_retrace_figures(trace, retrace, backend)
+            # Each pass denoised as the final frame was (``StreamingDenoiser.final``: its scan order not told).
+            return trace_retrace_figures(trace, retrace, backend, order_known=False)
         except Exception:  # a bug here must not cost the scan its final frame
             self._failed(f"scan {scan.start.scan!r}: trace/retrace figures failed")
             return {"skipped": "figuring it failed (counted in status failures)"}
