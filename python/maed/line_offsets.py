@@ -390,14 +390,17 @@ the rest at 0.8 and above; one scan of this simulator's families (240 of 256 x 2
 has a slow profile kept."""
 
 
+def strip_row_medians(levelled: np.ndarray) -> np.ndarray:
+    """Each strip of columns' (``STRIPS``) row medians of ``levelled`` (rows, strips)."""
+    levelled = np.asarray(levelled, dtype=np.float64)
+    return np.stack([np.median(levelled[:, c], axis=1) for c in strip_columns(levelled.shape[1])], axis=1)
+
+
 def slow_alike_across(levelled: np.ndarray, slow: np.ndarray) -> float:
     """How far the strips of columns (``STRIPS``) of ``levelled`` depart from the slow profile ``slow`` across the rows:
     the largest, over strips, of the spread of the strip's row medians (smoothed as ``slow_profile`` smooths, both
     centred) less ``slow``, over the spread of ``slow``."""
-    levelled = np.asarray(levelled, dtype=np.float64)
-    strips = strip_columns(levelled.shape[1])
-    medians = np.stack([np.median(levelled[:, c], axis=1) for c in strips], axis=1)
-    smoothed = ndimage.gaussian_filter1d(medians, SLOW_ROWS, axis=0, mode="nearest")
+    smoothed = ndimage.gaussian_filter1d(strip_row_medians(levelled), SLOW_ROWS, axis=0, mode="nearest")
     departures = (smoothed - smoothed.mean(axis=0)) - (slow - slow.mean())[:, None]
     return float(departures.std(axis=0).max() / max(float(slow.std()), 1e-300))
 
@@ -434,8 +437,5 @@ on the scans whose rows ``normalise.level_rows`` aligned: at most 1.30 on the bl
 def strip_banding(levelled: np.ndarray, aligned: np.ndarray) -> float:
     """The largest, over strips of columns (``STRIPS``), of the spread (standard deviation over the rows) of the
     strip's row medians in ``aligned`` over that in ``levelled`` (the same scan before its rows were aligned)."""
-    levelled, aligned = np.asarray(levelled, dtype=np.float64), np.asarray(aligned, dtype=np.float64)
-    strips = strip_columns(levelled.shape[1])
-    before = np.array([np.median(levelled[:, c], axis=1).std() for c in strips])
-    after = np.array([np.median(aligned[:, c], axis=1).std() for c in strips])
+    before, after = (np.array([strip.std() for strip in strip_row_medians(image).T]) for image in (levelled, aligned))
     return float(np.max(after / np.maximum(before, 1e-300)))

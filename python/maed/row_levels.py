@@ -61,7 +61,7 @@ from scipy import ndimage
 
 from .classical import robust_spread
 from .line_jumps import find_line_jumps
-from .line_offsets import independent, slow_profile, strip_columns, surface_steps, untilted
+from .line_offsets import independent, slow_profile, strip_row_medians, surface_steps, untilted
 from .z_creep import find_creep
 
 OFFSET_EVIDENCE = 3.0
@@ -88,10 +88,7 @@ regressed on that profile) for it to stay off as a drift."""
 def _strips_slow_profiles(x: np.ndarray) -> np.ndarray:
     """Each strip of columns' (``line_offsets.STRIPS``) row medians, smoothed over ``SMOOTH_ROWS`` and centred
     (rows, strips)."""
-    profiles = np.stack(
-        [ndimage.gaussian_filter1d(np.median(x[:, cols], axis=1), SMOOTH_ROWS, mode="nearest") for cols in strip_columns(x.shape[1])],
-        axis=1,
-    )
+    profiles = ndimage.gaussian_filter1d(strip_row_medians(x), SMOOTH_ROWS, axis=0, mode="nearest")
     return profiles - profiles.mean(axis=0)
 
 
