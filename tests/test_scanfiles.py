@@ -16,6 +16,7 @@ from maed.scanfiles import (
     PASS_ALIASES,
     ScanFileError,
     detect_format,
+    known_retrace,
     list_channels,
     read_channel,
     read_file,
@@ -355,8 +356,8 @@ def test_which_files_record_their_scan_order(tmp_path):
     write_sxm(tmp_path / "up.sxm", scan_dir="up")
     write_createc(tmp_path / "c.dat", [np.arange(64.0).reshape(8, 8) % 7], channel_mask=1)
     nanonis, createc = read_channel(tmp_path / "up.sxm"), read_channel(tmp_path / "c.dat")
-    assert scan_order_known(nanonis) and scanned_upwards(nanonis)
-    assert not scan_order_known(createc) and not scanned_upwards(createc)
+    assert scan_order_known(nanonis) and scanned_upwards(nanonis) and known_retrace(nanonis) is False
+    assert not scan_order_known(createc) and not scanned_upwards(createc) and known_retrace(createc) is None
     for slow_axis in ("up", "down"):
         saved = dataclasses.replace(nanonis, header={"slow_axis": slow_axis}, format="maed-bridge")
         assert scan_order_known(saved) and scanned_upwards(saved) == (slow_axis == "up")

@@ -56,7 +56,7 @@ from .model import passes_taken
 from .model.checkpoint import load_model, save_checkpoint, weights_file, weights_sha256
 from .passes import display_unit, guarded_outputs, pick_pair
 from .registration import register, speed_ratio
-from .scanfiles import ChannelImage, ScanFileError, scan_order_known, scanned_upwards
+from .scanfiles import ChannelImage, ScanFileError, known_retrace, scanned_upwards
 from .trace_retrace import Error, paired_change, row_errors, summarise
 from .training.dataset import TrainingPairs
 from .training.trainer import training_loss
@@ -300,15 +300,15 @@ def judge_held_out(scans: list[ScanInput], backends: dict) -> dict:
         rows = s.rows
         trace = s.trace.data[rows]
         retrace = s.retrace.data[rows] if s.retrace is not None else None
-        up, known = scanned_upwards(s.trace), scan_order_known(s.trace)
-        lt, out_t, verdicts_t = guarded_outputs(trace, backends, retrace, up, retrace=False if known else None)
+        up = scanned_upwards(s.trace)
+        lt, out_t, verdicts_t = guarded_outputs(trace, backends, retrace, up, retrace=known_retrace(s.trace))
         figures = {
             "file": str(s.path),
             "unit": s.trace.unit,
             "guard_not_network": {name: int(v != "network") for name, v in verdicts_t.items()},
         }
         if retrace is not None:
-            lr, out_r, verdicts_r = guarded_outputs(retrace, backends, trace, up, retrace=True if known else None)
+            lr, out_r, verdicts_r = guarded_outputs(retrace, backends, trace, up, retrace=known_retrace(s.retrace))
             for name, v in verdicts_r.items():
                 figures["guard_not_network"][name] += int(v != "network")
             registration = register(lt, lr, speed_ratio=speed_ratio(s.trace.header))

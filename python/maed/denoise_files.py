@@ -21,7 +21,7 @@ from .engine import Backend
 from .io import MIN_SIZE, Scan, ScanError, read_scan
 from .passes import display_unit, further_than_raw, trace_retrace_figures
 from .registration import speed_ratio
-from .scanfiles import scan_order_known, scanned_upwards, write_gwy
+from .scanfiles import known_retrace, scan_order_known, scanned_upwards, write_gwy
 
 
 def result_record(
@@ -126,8 +126,7 @@ def denoise_file(
         if both < MIN_SIZE:
             raise ScanError(f"{path}: only {both} rows were measured in both passes; at least {MIN_SIZE} are needed")
     scanned_up = scan.source is not None and scanned_upwards(scan.source)
-    # An array file does not say which pass it holds, nor some instruments' files which way the slow axis ran.
-    retrace = scan.source.pass_ == "retrace" if scan.source is not None and scan_order_known(scan.source) else None
+    retrace = known_retrace(scan.source) if scan.source is not None else None  # an array file does not say
     result = denoise_guarded(scan.data, backend, other_pass=scan.other_pass, ratio=ratio, scanned_up=scanned_up, retrace=retrace)
     dest, record_path, gwy = (Path(f"{stem}{suffix}") for suffix in OUTPUT_SUFFIXES)
     with atomic_path(dest) as tmp, open(tmp, "wb") as f:

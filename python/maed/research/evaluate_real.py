@@ -59,7 +59,7 @@ from ..noreference import (
 )
 from ..passes import CLASSICAL, CLASSICAL_LABEL, display_unit, guarded_outputs, pick_pair
 from ..registration import BAND_ROWS, KNOT_PX, SLOW_GAIN, register, speed_ratio
-from ..scanfiles import ScanFileError, scan_order_known, scanned_upwards, sniff
+from ..scanfiles import ScanFileError, known_retrace, scanned_upwards, sniff
 from ..trace_retrace import BLOCK_ROWS, estimated_true_error, removed_noise, row_errors, summarise
 from . import bm3d_eval
 from .bench import cpu_model
@@ -554,10 +554,10 @@ def evaluate_real(folder: Path | None, out_dir: Path, models: list[str], with_bm
         if retrace_image is not None:
             rows = rows & retrace_image.measured_rows
         other = retrace_image.data[rows] if retrace_image is not None else None
-        up, known = scanned_upwards(trace_image), scan_order_known(trace_image)
-        trace = denoise_pass(trace_image.data[rows], backends, with_bm3d, other, up, trace_image.pass_ == "retrace" if known else None)
+        up = scanned_upwards(trace_image)
+        trace = denoise_pass(trace_image.data[rows], backends, with_bm3d, other, up, known_retrace(trace_image))
         retrace = (
-            denoise_pass(retrace_image.data[rows], backends, with_bm3d, trace_image.data[rows], up, True if known else None)
+            denoise_pass(retrace_image.data[rows], backends, with_bm3d, trace_image.data[rows], up, known_retrace(retrace_image))
             if retrace_image is not None
             else None
         )

@@ -115,6 +115,12 @@ def scan_order_known(image: ChannelImage) -> bool:
     return image.format in ORDER_RECORDED
 
 
+def known_retrace(image: ChannelImage) -> bool | None:
+    """Whether ``image`` is a retrace, where its file records the scan order (``scan_order_known``); else None, as
+    ``maed.denoise.denoise_guarded`` is told of a scan whose order is not known."""
+    return image.pass_ == "retrace" if scan_order_known(image) else None
+
+
 def read_channel(path: Path | str, channel: str | None = None, pass_: str = "trace") -> ChannelImage:
     """One image of the file at ``path``: channel ``channel`` of pass ``pass_``; None: the scan's signal
     (the topograph, or the current where the scan was taken at constant height: ``signal.choose``)."""
@@ -148,6 +154,7 @@ __all__ = [
     "read_file",
     "read_channel",
     "list_channels",
+    "known_retrace",
     "scan_order_known",
     "scanned_upwards",
     "write_gwy",
