@@ -102,6 +102,7 @@ def _denoise_tree(args: argparse.Namespace, backend, pass_: str, report, note) -
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .training import train
+    from .training.processes import is_main_process
 
     lr = args.lr if args.lr is not None else protocol_learning_rate(args.model)
     cfg = TrainConfig(
@@ -128,6 +129,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     out = Path(args.out or f"runs/{args.model}")
     report = train(cfg, out, resume=args.resume)
+    if not is_main_process():  # under torchrun the first process reports and ships, once
+        return 0
     print(f"final validation PSNR {report['psnr_out']:.2f} dB (input {report['psnr_in']:.2f} dB); checkpoint {out}/last.pt")
     if args.ship or args.ship_as:
         from .data import SIMULATOR_VERSION

@@ -126,6 +126,9 @@ class TrainingPairs(IterableDataset):
         levelling: str = PLANE_AND_ROWS,
         passes: int = 1,
         quiet_fraction: float = 0.0,
+        batch_size: int = 1,
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
         if passes == 2 and (user is not None or pass_pairs):
             raise ValueError(
@@ -145,6 +148,7 @@ class TrainingPairs(IterableDataset):
         self.levelling = levelling
         self.passes = passes
         self.quiet_fraction = quiet_fraction
+        self.batch_size, self.rank, self.world = batch_size, rank, world
 
     def sample(self, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
         """The (input, target, kind) of seed ``seed``, in metres."""
@@ -176,13 +180,24 @@ class TrainingPairs(IterableDataset):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        k = worker
-        while True:
-            noisy, target, kind = self.sample(self.first_seed + k)
+        for seed in batch_seeds(self.first_seed, self.batch_size, self.rank, self.world, worker, workers):
+            noisy, target, kind = self.sample(seed)
             x, y = normalised_pair(noisy, target, self.levelling)
             x = torch.from_numpy(x)
             yield (x[None] if x.dim() == 2 else x), torch.from_numpy(np.ascontiguousarray(y))[None], kind
-            k += workers
+
+
+def batch_seeds(first_seed: int, batch_size: int, rank: int, world: int, worker: int, workers: int) -> Iterator[int]:
+    """The seeds one data worker of one training process draws, in order: batch ``s`` of the run is seeds
+    ``first_seed + s * batch_size`` on, the process of ``rank`` takes its ``batch_size / world`` of them, and a
+    process's ``workers`` take its batches in turn, as ``DataLoader`` collects them. So every batch holds the
+    same samples however many processes and workers draw it (``maed.training.processes``)."""
+    share = batch_size // world
+    batch = worker
+    while True:
+        start = first_seed + batch * batch_size + rank * share
+        yield from range(start, start + share)
+        batch += workers
 
 
 def with_white_floor(ranges: NoiseRanges, floor_m: float) -> NoiseRanges:

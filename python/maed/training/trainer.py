@@ -5,7 +5,8 @@ One epoch is ``steps_per_epoch`` optimiser steps; after each epoch a fixed valid
 checkpoint is written. ``resume`` continues from the last checkpoint with the same data
 stream, so an interrupted run ends where an uninterrupted one would have. ``init`` starts a new
 run (new schedule, new optimiser) from existing weights: fine-tuning, e.g. on larger patches
-or on a lab's own pairs.
+or on a lab's own pairs. Started by ``torchrun``, the run is shared between its processes
+(``maed.training.processes``); the first process validates, logs and writes the checkpoints.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..normalise import check_levelling
 from .config import TrainConfig
 from .dataset import PASS_TARGET, TrainingPairs, UserPairs, normalised_pair
 from .loss import gradient_l1, noise_weights, pass_pair_l1, plane_free_l1, spectral_peak_loss
+from .processes import Processes, finish, mean_over, shared, start, wrap
 
 VALIDATION_SEED_BASE = 900_000_000
 
@@ -129,19 +131,42 @@ def _learning_rate(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+class _BatchLoss(torch.nn.Module):
+    """``training_loss`` of ``model`` as a module's forward: ``DistributedDataParallel`` averages the gradients of
+    what runs through a wrapped module's forward, and some networks compute their own loss (``training_loss``)."""
+
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.model, self.cfg = model, cfg
+
+    def forward(self, noisy: torch.Tensor, target: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        return training_loss(self.model, noisy, target, cfg.grad_weight, cfg.fourier_weight, kind, cfg.relative_loss)
+
+
 def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> dict:
-    """Train and return the final validation report; checkpoints go to ``out_dir``."""
+    """Train and return the final validation report; checkpoints go to ``out_dir``. Under ``torchrun``, on each of
+    its processes (``maed.training.processes``), which all return the first process's report."""
     if cfg.model not in ARCHITECTURES:
         raise ValueError(f"unknown model {cfg.model!r}; choose one of {', '.join(ARCHITECTURES)}")
     check_levelling(cfg.levelling)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    processes = start()
+    try:
+        processes.share(cfg.batch_size)
+        return _train(cfg, Path(out_dir), resume, log if processes.main else (lambda *_: None), processes)
+    finally:
+        finish(processes)
+
+
+def _train(cfg: TrainConfig, out_dir: Path, resume: bool, log, processes: Processes) -> dict:
+    device = processes.device
+    if processes.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model)
     if cfg.init and not resume:
-        start, card = load_model(cfg.init)
-        taken, total = _load_matching(model, start.state_dict())
+        start_model, card = load_model(cfg.init)
+        taken, total = _load_matching(model, start_model.state_dict())
         if taken == 0:
             raise ValueError(f"--init {cfg.init} is a {card['config']!r} model: no weights fit {cfg.model!r}")
         log(f"starting from the weights of {cfg.init} ({card['config']}): {taken} of {total} tensors fit")
@@ -157,6 +182,8 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
         optimiser.load_state_dict(state["optimiser"])
         step, history = state["step"], state["history"]
         log(f"resumed from {last} at step {step}")
+    if processes.world > 1:
+        log(f"{processes.world} training processes ({device.type}), {processes.share(cfg.batch_size)} samples of each batch apiece")
 
     user = UserPairs(Path(cfg.user_pairs)) if cfg.user_pairs else None
     references = []
@@ -188,49 +215,84 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
         levelling=cfg.levelling,
         passes=passes_taken(model),
         quiet_fraction=cfg.quiet_fraction,
+        batch_size=cfg.batch_size,
+        rank=processes.rank,
+        world=processes.world,
     )
-    loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
-    val_x, val_y = _validation_set(cfg.validation_scans, cfg.patch, cfg.levelling, stream.passes)
-    val_real = _real_validation_set(stream, cfg.validation_scans) if references else None
+    share = processes.share(cfg.batch_size)
+    loader = DataLoader(stream, batch_size=share, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+    if processes.main:
+        val_x, val_y = _validation_set(cfg.validation_scans, cfg.patch, cfg.levelling, stream.passes)
+        val_real = _real_validation_set(stream, cfg.validation_scans) if references else None
 
+    batch_loss = wrap(_BatchLoss(model, cfg), processes)
     model.train()
     batches = iter(loader)
     # Into a log file (nohup, CI) a progress line a minute, not one per step: hours of training made megabytes.
     every = 0.1 if sys.stderr.isatty() else 60.0
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", unit="step", dynamic_ncols=True, mininterval=every)
+    bar = tqdm(
+        total=cfg.steps,
+        initial=step,
+        desc=f"train {cfg.model}",
+        unit="step",
+        dynamic_ncols=True,
+        mininterval=every,
+        disable=not processes.main,
+    )
     started = time.time()
+    report = history[-1] if history else None
     while step < cfg.steps:
         x, y, kind = next(batches)
         for group in optimiser.param_groups:
             group["lr"] = _learning_rate(cfg, step)
-        loss = training_loss(model, x.to(device), y.to(device), cfg.grad_weight, cfg.fourier_weight, kind.to(device), cfg.relative_loss)
+        loss = batch_loss(x.to(device), y.to(device), kind.to(device))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
         step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.set_postfix(loss=f"{mean_over(loss, processes):.4f}")
         if step % cfg.steps_per_epoch == 0 or step == cfg.steps:
-            report = validate(model, val_x, val_y, device) | {"step": step, "seconds": time.time() - started}
-            line = f"step {step}: validation PSNR {report['psnr_in']:.2f} dB in -> {report['psnr_out']:.2f} dB out"
-            if val_real is not None:
-                real = validate(model, *val_real, device)
-                report |= {"real_psnr_in": real["psnr_in"], "real_psnr_out": real["psnr_out"]}
-                line += f"; real references {real['psnr_in']:.2f} -> {real['psnr_out']:.2f} dB"
-            history.append(report)
-            bar.write(f"{line}, loss {report['loss']:.4f}")
-            save_checkpoint(
-                last,
-                model,
-                cfg.model,
-                extra={
-                    "levelling": cfg.levelling,
-                    "optimiser": optimiser.state_dict(),
-                    "step": step,
-                    "history": history,
-                    "train_config": asdict(cfg),
-                },
-            )
+            report = None
+            if processes.main:
+                report = _validation_report(model, (val_x, val_y), val_real, device) | {"step": step, "seconds": time.time() - started}
+                history.append(report)
+                bar.write(_report_line(report))
+                save_checkpoint(
+                    last,
+                    model,
+                    cfg.model,
+                    extra={
+                        "levelling": cfg.levelling,
+                        "optimiser": optimiser.state_dict(),
+                        "step": step,
+                        "history": history,
+                        "train_config": asdict(cfg),
+                        "processes": processes.world,
+                    },
+                )
+            report = shared(report, processes)
     bar.close()
-    return history[-1]
+    return report
+
+
+def _validation_report(
+    model: torch.nn.Module,
+    simulated: tuple[torch.Tensor, torch.Tensor],
+    real: tuple[torch.Tensor, torch.Tensor] | None,
+    device: torch.device,
+) -> dict:
+    """The validation figures of ``model`` on the simulated set and, where there is one, the real references'."""
+    report = validate(model, *simulated, device)
+    if real is not None:
+        figures = validate(model, *real, device)
+        report |= {"real_psnr_in": figures["psnr_in"], "real_psnr_out": figures["psnr_out"]}
+    return report
+
+
+def _report_line(report: dict) -> str:
+    line = f"step {report['step']}: validation PSNR {report['psnr_in']:.2f} dB in -> {report['psnr_out']:.2f} dB out"
+    if "real_psnr_out" in report:
+        line += f"; real references {report['real_psnr_in']:.2f} -> {report['real_psnr_out']:.2f} dB"
+    return f"{line}, loss {report['loss']:.4f}"
