@@ -11,7 +11,7 @@ import torch
 from maed.model import build_model
 from maed.model.checkpoint import load_checkpoint
 from maed.training.dataset import batch_seeds
-from maed.training.processes import Processes
+from maed.training.processes import Processes, is_main_process, start
 
 
 def _batches(batch_size: int, world: int, workers: int, count: int) -> list[list[int]]:
@@ -34,9 +34,21 @@ def test_every_batch_holds_the_samples_one_process_draws(world, workers):
     assert _batches(8, world, workers, 6) == one
 
 
-def test_a_batch_that_does_not_split_between_the_processes_is_refused():
+def test_a_batch_that_does_not_split_between_the_processes_is_refused_before_they_connect(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "1")
     with pytest.raises(ValueError, match="does not split evenly between 3"):
-        Processes(rank=0, world=3).share(8)
+        start(8)  # no rendezvous was set up: reaching it would fail otherwise
+    assert not torch.distributed.is_initialized()
+
+
+def test_the_process_that_reports_is_the_one_training_places_first(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("RANK", "1")  # some launchers set a rank without a world: one process, which reports
+    placed = start(4)
+    assert is_main_process() and placed.main and placed.world == 1
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert not is_main_process()
 
 
 def _train(tmp_path, name: str, launcher: list[str]) -> subprocess.CompletedProcess:
@@ -46,7 +58,7 @@ def _train(tmp_path, name: str, launcher: list[str]) -> subprocess.CompletedProc
         capture_output=True,
         text=True,
         timeout=300,
-        env=os.environ | {"OMP_NUM_THREADS": "1"},
+        env=os.environ | {"OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""},  # gloo between CPU processes, on any machine
     )
 
 

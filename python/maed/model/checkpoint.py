@@ -50,9 +50,11 @@ def weights_sha256(path: Path) -> str:
 
 
 def ship_weights(checkpoint: Path, dest: Path, card: dict) -> None:
-    """Write a training checkpoint's weights as float16 for shipping, with a card of facts."""
+    """Write a training checkpoint's weights as float16 for shipping, with a card of facts and the number of
+    processes that trained the checkpoint's last stretch (``maed.training.processes``)."""
     state = load_checkpoint(checkpoint)
     weights = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
+    card = card | {"processes": state.get("processes", 1)}
     torch.save({"config": state["config"], "model": weights, "levelling": levelling(state), "card": card}, dest)
 
 

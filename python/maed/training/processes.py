@@ -8,9 +8,12 @@ holds the same weights: gloo between CPU processes, NCCL between GPUs (one per p
 
 The batch (``--batch-size``) stays the whole step's batch, split evenly between the processes, and each process
 draws its own samples of it (``dataset.batch_seeds``): a run on N processes draws the samples a run on one process
-draws, step by step. Batch-norm statistics are each process's own, over its share of the batch (the usual
-``DistributedDataParallel`` way; ``SyncBatchNorm`` runs on GPUs only), so networks with batch norm (``rt``) train
-a little differently on N processes than on one; networks without it train the same, up to rounding.
+draws, step by step. Each process's loss is the mean over its share, so the averaged gradients are the whole
+batch's where the loss is a mean over samples. Two things differ from one process: batch-norm statistics are each
+process's own, over its share of the batch, on GPUs as on the CPU (the usual ``DistributedDataParallel`` way; the
+running statistics saved are the first process's), which concerns the MAED-CNN configurations and DnCNN; and
+HCANet's global gradient term is a norm over the whole batch, not a mean. Networks with neither (PMRID, RIDNet,
+CBDNet, PDA-Net) train the same on N processes as on one, up to rounding.
 """
 
 from __future__ import annotations
@@ -53,18 +56,27 @@ def _env_int(name: str, default: int) -> int:
 
 
 def is_main_process() -> bool:
-    """Whether this is the first (or only) training process, before any process group is started."""
-    return _env_int("RANK", 0) == 0
+    """Whether this is the first (or only) training process, as ``start`` places it."""
+    return _env_int("WORLD_SIZE", 1) == 1 or _env_int("RANK", 0) == 0
 
 
-def start() -> Processes:
+def start(batch_size: int) -> Processes:
     """This process's place, from ``torchrun``'s environment, with the process group started where there are
-    several: NCCL where CUDA is present (each process on the GPU of its ``LOCAL_RANK``), else gloo."""
+    several: NCCL where CUDA is present (each process on the GPU of its ``LOCAL_RANK``), else gloo. A
+    ``batch_size`` that does not split between the processes, or a process without a GPU of its own, is refused
+    before any process group starts."""
     world = _env_int("WORLD_SIZE", 1)
+    Processes(world=world).share(batch_size)
     cuda = torch.cuda.is_available()
     if world == 1:
         return Processes(device=torch.device("cuda" if cuda else "cpu"))
     rank, local = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    if cuda and local >= torch.cuda.device_count():
+        raise ValueError(
+            f"training process {local} of this machine has no GPU of its own ({torch.cuda.device_count()} visible): "
+            "start as many processes per machine as it has GPUs (--nproc_per_node), or hide them "
+            "(CUDA_VISIBLE_DEVICES=) to train on CPU processes"
+        )
     if cuda:
         torch.cuda.set_device(local)
     dist.init_process_group(backend="nccl" if cuda else "gloo")

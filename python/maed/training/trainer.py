@@ -150,9 +150,8 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> d
     if cfg.model not in ARCHITECTURES:
         raise ValueError(f"unknown model {cfg.model!r}; choose one of {', '.join(ARCHITECTURES)}")
     check_levelling(cfg.levelling)
-    processes = start()
+    processes = start(cfg.batch_size)
     try:
-        processes.share(cfg.batch_size)
         return _train(cfg, Path(out_dir), resume, log if processes.main else (lambda *_: None), processes)
     finally:
         finish(processes)
