@@ -110,7 +110,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         ([*map(str, two), "-o", str(tmp_path / "m")], "must end in .pt"),
         ([*map(str, two), "-o", out, "--held-out", str(one)], "no held-out file has both passes"),
         ([*map(str, two), "-o", str(weights_file(PRODUCT))], "is the base model's weights"),
-        ([*map(str, two), "-o", out, "--from", str(one)], "not a maed checkpoint"),
+        ([*map(str, two), "-o", out, "--from", str(one)], "not a model checkpoint that maed can read"),
         ([str(tmp_path), str(two[0]), "-o", out], "is a folder"),
     ]
     for args, message in cases:

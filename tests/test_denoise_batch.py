@@ -87,7 +87,7 @@ def test_an_archive_is_denoised_with_one_line_per_bad_file_and_resumed(tmp_path,
     for path in good:
         for output in _outputs(root, out, path):
             assert output.is_file(), output
-        assert json.loads(Path(f"{out / path.relative_to(root)}.json").read_text())["input"] == str(path)
+        assert json.loads(Path(f"{out / path.relative_to(root)}.json").read_text())["input"] == str(path.resolve())
     assert np.load(out / "twins" / "scan.sxm.npy").shape == (16, 16)  # the twins did not overwrite each other
     assert (
         json.loads((out / "twins" / "scan.dat.json").read_text())["batch_key"]["input_sha256"]
@@ -180,7 +180,7 @@ def test_a_real_constant_height_scan_in_an_archive_says_its_channel(tmp_path, ca
     )
     captured = capsys.readouterr()
     assert f"{name}: channel Current trace" in captured.err
-    assert _summary(captured.out)["channel other than the topograph"] == "1"
+    assert _summary(captured.out)["the current taken, Z holding no image"] == "1"
 
 
 @pytest.mark.skipif(not (REAL_DIR / MATRIX_IMAGE).is_file(), reason=f"no MATRIX pair in {REAL_DIR}")
@@ -214,3 +214,16 @@ def test_an_archive_counts_the_scans_whose_tip_change_was_taken_off(tmp_path, ca
     (line,) = [line for line in captured.err.splitlines() if "tip change" in line]
     assert "jump.npy: a jump of whole lines (a tip change) taken off: rows 150 to 255" in line
     assert json.loads((tmp_path / "out" / "plain.npy.json").read_text())["line_jumps"] == []
+
+
+def test_a_folder_without_scans_is_said_and_a_named_channel_is_counted(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no scans here")
+    assert main(["denoise", "-r", str(tmp_path / "empty"), "-o", str(tmp_path / "out"), "--backend", "onnx"]) == 1
+    assert f"{tmp_path / 'empty'}: no scan files under it" in capsys.readouterr().err
+    (tmp_path / "scans").mkdir()
+    write_sxm(tmp_path / "scans" / "s.sxm", channels=(("Z", "m", "both"), ("Current", "A", "both")), rows=24, cols=24)
+    args = ["denoise", "-r", str(tmp_path / "scans"), "-o", str(tmp_path / "out2"), "--backend", "onnx", "--jobs", "1"]
+    assert main([*args, "--channel", "Current"]) == 0
+    table = _summary(capsys.readouterr().out)
+    assert (table["the channel named (--channel)"], table["the current taken, Z holding no image"]) == ("1", "0")

@@ -312,3 +312,86 @@ def test_the_published_pass_is_not_denoised_again_for_its_trace_retrace_error(tm
         assert reused == file_trace_retrace(scan, backend, pass_)
         # and it is what is compared: the raw pass given as published scores worse than the network's
         assert file_trace_retrace(scan, backend, pass_, published=scan.data)["model"]["value"] > reused["model"]["value"]
+
+
+def test_nothing_in_the_output_folder_is_overwritten_but_a_rerun_of_the_same_input(tmp_path, capsys):
+    write_sxm(tmp_path / "s.sxm", channels=(("Z", "m", "both"), ("Current", "A", "both")), rows=24, cols=24)
+    np.save(tmp_path / "mine.npy", np.eye(24))
+    write_sxm(tmp_path / "mine.sxm", rows=24, cols=24)
+    out = tmp_path / "o"
+    out.mkdir()
+    export = np.arange(9.0).reshape(3, 3)
+    np.save(out / "mine.npy", export)  # the user's own file, named as an output would be
+    onnx = ["--backend", "onnx", "--threads", "1"]
+
+    assert main(["denoise", str(tmp_path / "s.sxm"), str(tmp_path / "mine.sxm"), "-o", str(out), *onnx]) == 1
+    err = capsys.readouterr().err
+    assert "mine.npy exists and is not maed's output of this file; it is never overwritten" in err
+    np.testing.assert_array_equal(np.load(out / "mine.npy"), export)
+    first = np.load(out / "s.npy")
+    assert json.loads((out / "s.json").read_text())["input"] == str((tmp_path / "s.sxm").resolve())
+
+    # Another channel or pass of the same file would replace the result there: refused, the result kept.
+    for option in (["--channel", "Current"], ["--pass", "retrace"]):
+        assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(out), *option, *onnx]) == 1
+        assert "holds its Z trace; this run" in capsys.readouterr().err
+        np.testing.assert_array_equal(np.load(out / "s.npy"), first)
+    # Another file of the same stem, in a run of its own: refused too.
+    np.save(tmp_path / "s.npy", np.random.default_rng(0).standard_normal((24, 24)))
+    assert main(["denoise", str(tmp_path / "s.npy"), "-o", str(out), *onnx]) == 1
+    assert "s.npy exists and is not maed's output of this file" in capsys.readouterr().err
+    # The same file and options again: a rerun, which replaces its own outputs.
+    (out / "s.npy").write_bytes(b"stale")
+    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(out), *onnx]) == 0
+    np.testing.assert_array_equal(np.load(out / "s.npy"), first)
+
+
+def test_an_array_file_is_refused_a_channel_or_a_retrace_it_does_not_hold(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", np.random.default_rng(1).standard_normal((24, 24)))
+    for option, said in (
+        (["--channel", "Current"], "no channels; --channel Current"),
+        (["--pass", "retrace"], "no retrace; --pass retrace"),
+    ):
+        assert main(["denoise", str(tmp_path / "a.npy"), "-o", str(tmp_path / "o"), "--backend", "onnx", *option]) == 1
+        assert f"a.npy: an array file holds one image and {said} applies to instrument files" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "a.npy").exists()
+
+
+def test_an_output_folder_that_is_a_file_is_one_line_before_anything_is_read(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", np.zeros((24, 24)))
+    (tmp_path / "taken").write_text("notes")
+    for recursive in ([], ["-r"]):
+        assert main(["denoise", str(tmp_path / "a.npy"), "-o", str(tmp_path / "taken" / "sub"), *recursive]) == 2
+        assert (
+            capsys.readouterr()
+            .err.strip()
+            .endswith(f"output folder {tmp_path / 'taken' / 'sub'}: {tmp_path / 'taken'} is a file, not a folder; give another -o")
+        )
+    assert (tmp_path / "taken").read_text() == "notes"
+
+
+def test_a_frame_the_guard_did_not_trust_is_said_on_the_terminal(tmp_path, capsys):
+    write_sxm(tmp_path / "s.sxm", rows=64, cols=64)
+    denoise_files([tmp_path / "s.sxm"], tmp_path / "o", Inventing(), on_error=pytest.fail, on_note=print)
+    said = capsys.readouterr().out
+    record = json.loads((tmp_path / "o" / "s.json").read_text())
+    assert record["trust"]["output"] == "fallback"
+    assert "s.sxm: the trust guard did not publish the network's output over the whole frame" in said
+    assert record["trust"]["reasons"][0] in said
+
+
+def test_a_model_file_that_is_no_checkpoint_is_one_line(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", np.zeros((24, 24)))
+    (tmp_path / "noise.pt").write_bytes(np.random.default_rng(2).bytes(300))
+    (tmp_path / "notes.pt").write_text("weights from the lab wiki")
+    for name in ("noise.pt", "notes.pt"):
+        model = tmp_path / name
+        assert main(["denoise", str(tmp_path / "a.npy"), "-o", str(tmp_path / "o"), "--backend", "torch", "--model", str(model)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"maed: error: {model}: not a model checkpoint that maed can read (damaged, or not a file torch saved)"]
+
+
+def test_an_empty_file_is_said_to_be_empty(tmp_path, capsys):
+    (tmp_path / "e.sxm").write_bytes(b"")
+    assert main(["denoise", str(tmp_path / "e.sxm"), "-o", str(tmp_path / "o"), "--backend", "onnx"]) == 1
+    assert f"maed: error: {tmp_path / 'e.sxm'}: empty file (0 bytes)" in capsys.readouterr().err

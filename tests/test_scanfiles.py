@@ -267,6 +267,14 @@ def test_damaged_files_are_one_line_errors(tmp_path):
         read_file(tmp_path / "bad.sm4")
 
 
+@needs_real
+@pytest.mark.parametrize(("name", "kind"), [("A200306.161609.dat", "Createc .dat"), ("hopg_300k_2020_08_11_16_04_06_999.sm4", "RHK .sm4")])
+def test_a_real_file_cut_short_is_said_to_be_truncated(tmp_path, name, kind):
+    (tmp_path / name).write_bytes((REAL_DIR / name).read_bytes()[:30000])
+    with pytest.raises(ScanFileError, match=f"{re.escape(name)}: truncated {re.escape(kind)} file: it ends before the images"):
+        read_file(tmp_path / name)
+
+
 def test_gwy_keeps_both_images_to_scale_with_unmeasured_rows_masked(tmp_path):
     planes = [stored_plane(i, 16, 24) for i in range(3)]
     planes[0][12:] = np.nan

@@ -11,7 +11,7 @@ import torch
 from maed.model import build_model
 from maed.model.checkpoint import load_checkpoint
 from maed.training.dataset import batch_seeds
-from maed.training.processes import Processes, is_main_process, start
+from maed.training.processes import is_main_process, start
 
 
 def _batches(batch_size: int, world: int, workers: int, count: int) -> list[list[int]]:

@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
-from .denoise_files import OUTPUT_SUFFIXES, denoise_file
+from .denoise_files import OUTPUT_SUFFIXES, check_output_folder, denoise_file, not_replaceable
 from .engine import Backend, load_backend
 from .io import SUFFIXES as ARRAY_SUFFIXES
 from .io import ScanError
@@ -84,7 +84,7 @@ def collect(inputs: Iterable[Path], out_dir: Path) -> tuple[list[Task], list[str
     input folder or inside one's outputs' way (an input folder inside ``OUTDIR``), or two input folders
     share a name. ``OUTDIR`` inside an input folder is left out of its walk.
     """
-    out = Path(out_dir).resolve()
+    out = check_output_folder(Path(out_dir)).resolve()
     inputs = [Path(p) for p in inputs]
     folders = [p for p in inputs if p.is_dir()]
     for folder in folders:
@@ -101,6 +101,8 @@ def collect(inputs: Iterable[Path], out_dir: Path) -> tuple[list[Task], list[str
         if path.is_dir():
             base = out / path.resolve().name if len(folders) > 1 else out
             found = [(p, base / p.relative_to(path)) for p in _walk(path, out)]
+            if not found:
+                refused.append(f"{path}: no scan files under it ({', '.join(SCAN_SUFFIXES)})")
         elif path.is_file():
             found = [(path, out / path.name)]
         else:
@@ -161,6 +163,9 @@ def process(task: Task, backend: Backend, channel: str | None, pass_: str, trace
     record = _done_record(task.stem, key)
     if record is not None:
         return Outcome(task.path, "skipped", record=record)
+    refused = not_replaceable(task.path, task.stem, channel, pass_, unrecorded_ours=True)
+    if refused is not None:
+        return Outcome(task.path, "failed", refused)
     try:
         task.stem.parent.mkdir(parents=True, exist_ok=True)
         _, record = denoise_file(task.path, task.stem, backend, channel, pass_, {"batch_key": key}, trace_retrace)
@@ -246,7 +251,8 @@ def summary(outcomes: list[Outcome], refused: int) -> str:
         ("  conservative in part (blend)", by_output["blend"]),
         ("  conservative whole (fallback)", by_output["fallback"]),
         ("  mean fallback fraction", f"{sum(fractions) / len(fractions):.3f}" if fractions else "-"),
-        ("  channel other than the topograph", sum(r.get("channel_why") is not None for r in published)),
+        ("  the current taken, Z holding no image", sum(r.get("channel_why") is not None for r in published)),
+        ("  the channel named (--channel)", sum(r.get("channel_asked") is not None for r in published)),
         ("  stripes removed, pick-up or 1-D lattice", sum(bool(r.get("lattice", {}).get("removed_unconfirmed")) for r in published)),
         ("  with a tip change taken off (line jump)", sum(bool(r.get("line_jumps")) for r in published)),
     ]

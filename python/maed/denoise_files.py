@@ -25,15 +25,23 @@ from .scanfiles import known_retrace, scan_order_known, scanned_upwards, write_g
 
 
 def result_record(
-    source: Path, dest: Path, pass_: str, channel: str | None, backend: Backend, result: GuardedResult, channel_why: str | None = None
+    source: Path,
+    dest: Path,
+    pass_: str,
+    channel: str | None,
+    backend: Backend,
+    result: GuardedResult,
+    channel_why: str | None = None,
+    channel_asked: str | None = None,
 ) -> dict:
-    """The ``<stem>.json`` written beside a denoised scan: input, output, channel (and why, where it is not
-    the topograph), model, weights, trust."""
+    """The ``<stem>.json`` written beside a denoised scan: input (its absolute path), output, channel (and why, where
+    it is not the topograph; and the one asked for, None for the scan's signal), model, weights, trust."""
     return {
-        "input": str(source),
+        "input": str(Path(source).resolve()),
         "output": dest.name,
         "channel": channel,
         "channel_why": channel_why,
+        "channel_asked": channel_asked,
         "pass": pass_,
         "model": backend.model,
         "weights_sha256": backend.weights_sha256,
@@ -52,13 +60,47 @@ OUTPUT_SUFFIXES = (".npy", ".json", ".gwy")
 """What ``maed denoise`` writes for each input: ``<stem>`` with each of these."""
 
 
-def output_conflicts(inputs: list[Path], out_dir: Path) -> dict[Path, str]:
+def check_output_folder(out_dir: Path) -> Path:
+    """``out_dir`` where it is a folder or can become one, else a one-line error (a user mistake)."""
+    blocked = next((p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise ValueError(f"output folder {out_dir}: {blocked} is a file, not a folder; give another -o")
+    return out_dir
+
+
+def not_replaceable(source: Path, stem: Path, channel: str | None, pass_: str, unrecorded_ours: bool = False) -> str | None:
+    """Why the outputs of ``source`` (read at ``channel``, None for its signal, and ``pass_``) must not be written at
+    ``stem``, else None. A file already there is replaced only where it is maed's output of that very input with
+    those options (its ``<stem>.json`` says so): a rerun, perhaps with another model. Anything else there (the user's
+    own export, another file's or another channel's or pass's result) is never overwritten. ``unrecorded_ours``:
+    outputs without a record are an interrupted run's (``maed denoise -r`` names them ``<name>.<ext>.npy``, which no
+    export is called, and writes the record last), so they are replaced too."""
+    existing = next((Path(f"{stem}{suffix}") for suffix in OUTPUT_SUFFIXES if Path(f"{stem}{suffix}").exists()), None)
+    if existing is None:
+        return None
+    try:
+        record = json.loads(Path(f"{stem}.json").read_text())
+    except (OSError, ValueError):
+        record = None
+    if record is None and unrecorded_ours:
+        return None
+    ours = isinstance(record, dict) and "maed_version" in record and isinstance(record.get("input"), str)
+    if not (ours and Path(record["input"]).resolve() == Path(source).resolve()):
+        return f"{source}: {existing} exists and is not maed's output of this file; it is never overwritten: choose another output folder"
+    if record.get("pass") != pass_ or record.get("channel_asked") != channel:
+        held, asked = f"{record.get('channel')} {record.get('pass')}", f"{channel or 'its signal'}, {pass_}"
+        return f"{source}: {existing} holds its {held}; this run ({asked}) would overwrite it: choose another output folder"
+    return None
+
+
+def output_conflicts(inputs: list[Path], out_dir: Path, channel: str | None = None, pass_: str = "trace") -> dict[Path, str]:
     """Inputs that must not be denoised, each with its one-line reason, decided before anything is written.
 
     An input is refused when one of its outputs would be an input file (any of them: ``scan.png``
-    must not overwrite ``scan.npy`` beside it) or when two inputs would write the same outputs
-    (``a/s.npy`` and ``b/s.npy`` into one folder): raw data is never overwritten, and no output
-    silently replaces another.
+    must not overwrite ``scan.npy`` beside it), when two inputs would write the same outputs
+    (``a/s.npy`` and ``b/s.npy`` into one folder), or when a file its outputs would replace is not an
+    earlier run's output of it with the same ``channel`` and ``pass_`` (``not_replaceable``): raw data and
+    earlier results are never overwritten, and no output silently replaces another.
     """
     inputs_resolved = {p.resolve() for p in inputs}
     by_stem: dict[str, list[Path]] = {}
@@ -73,6 +115,8 @@ def output_conflicts(inputs: list[Path], out_dir: Path) -> dict[Path, str]:
             refused[path] = f"{path}: its output {clash.name} would overwrite an input; choose another output folder"
         elif others:
             refused[path] = f"{path}: {others[0]} would write the same {path.stem}.npy; denoise them into separate output folders"
+        elif (reason := not_replaceable(path, out_dir / path.stem, channel, pass_)) is not None:
+            refused[path] = reason
     return refused
 
 
@@ -149,7 +193,9 @@ def denoise_file(
         with atomic_path(gwy) as tmp:
             write_gwy(tmp, image, fields, units={fallback_title: ""})
         written.append(gwy)
-    record = result_record(path, dest, pass_, scan.source.name if scan.source else None, backend, result, scan.channel_why) | (extra or {})
+    record = result_record(path, dest, pass_, scan.source.name if scan.source else None, backend, result, scan.channel_why, channel) | (
+        extra or {}
+    )
     if trace_retrace:
         record["trace_retrace"] = file_trace_retrace(scan, backend, pass_, scanned_up, result.data)
     write_bytes_atomic(record_path, json.dumps(record, indent=1).encode())
@@ -193,6 +239,13 @@ def record_notes(path: Path, record: dict, pass_: str) -> list[str]:
     trace/retrace error where it was asked for (``trace_retrace_note``) and the jumps of whole lines taken off
     (``maed.line_jumps``), and the pixels taken for spikes (``maed.spikes``)."""
     notes = []
+    trust = record["trust"]
+    if trust["output"] != "network":
+        share = f"over {trust['fallback_fraction']:.0%} of the frame" if trust["output"] == "blend" else "over the whole frame"
+        notes.append(
+            f"{path}: the trust guard did not publish the network's output {share}: the conservative result (rows "
+            f"aligned, lightly filtered) stands there, because {'; '.join(trust['reasons'])}"
+        )
     if record["channel_why"] is not None:
         notes.append(f"{path}: channel {record['channel']} {pass_}: {record['channel_why']}")
     stripes = record["lattice"].get("removed_unconfirmed")
@@ -243,9 +296,9 @@ def denoise_files(
     trace/retrace error (``file_trace_retrace``), and ``on_note`` is told it.
     """
     pass_ = check_pass(backend, pass_)
-    out_dir = Path(out_dir)
+    out_dir = check_output_folder(Path(out_dir))
     paths = [Path(p) for p in inputs]
-    refused = output_conflicts(paths, out_dir)
+    refused = output_conflicts(paths, out_dir, channel, pass_)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in tqdm(paths, desc="denoise", unit="file", disable=None):

@@ -157,12 +157,15 @@ def read_scan(path: Path | str, channel: str | None = None, pass_: str = "trace"
     For an instrument file, its channel ``channel`` (None: the scan's signal, the topograph or, at
     constant height, the current: ``scanfiles.choose``) of pass ``pass_`` (``trace`` or ``retrace``;
     ``forward`` and ``backward`` are accepted); a flat image (a plane) is refused, named or not.
-    Plain arrays have one image and ignore both.
+    Plain arrays have one image: a channel or the retrace asked of one is refused, not ignored (the record would
+    name a pass the file does not hold).
     """
     pass_ = canonical_pass(pass_)
     path = Path(path)
     if not path.is_file():
         raise ScanError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ScanError(f"{path}: empty file (0 bytes)")
     suffix = path.suffix.lower()
     try:
         if sniff(path) is not None or suffix in INSTRUMENT_SUFFIXES:
@@ -181,6 +184,10 @@ def read_scan(path: Path | str, channel: str | None = None, pass_: str = "trace"
         raise ScanError(
             f"{path}: unsupported file type {suffix!r}; expected one of {', '.join(SUFFIXES)} or a {', '.join(FORMAT_NAMES.values())} file"
         )
+    if channel is not None:
+        raise ScanError(f"{path}: an array file holds one image and no channels; --channel {channel} applies to instrument files")
+    if pass_ != "trace":
+        raise ScanError(f"{path}: an array file holds one image and no {pass_}; --pass {pass_} applies to instrument files")
     try:
         if suffix == ".npy":
             array = load_npy(path)

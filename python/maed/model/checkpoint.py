@@ -11,6 +11,7 @@ they are loaded as float32.
 from __future__ import annotations
 
 import hashlib
+import pickle
 from importlib import resources
 from pathlib import Path
 
@@ -30,7 +31,11 @@ def save_checkpoint(path: Path, model: torch.nn.Module, config: str, extra: dict
 
 
 def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """The checkpoint at ``path``; a file that is none (damaged, or not torch's) is a one-line ``ValueError``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError):  # torch's text is about its own defaults
+        raise ValueError(f"{path}: not a model checkpoint that maed can read (damaged, or not a file torch saved)") from None
 
 
 def shipped_weights(name: str) -> Path:
@@ -83,6 +88,8 @@ def load_model(name_or_path: str) -> tuple[nn.Module, dict]:
     elif not path.exists():
         raise ValueError(f"{path}: no such checkpoint")
     state = load_checkpoint(path)
+    if not (isinstance(state, dict) and isinstance(state.get("model"), dict) and "config" in state):
+        raise ValueError(f"{path}: a file torch saved, but no model checkpoint (no 'config' and 'model' in it)")
     model = build_model(state["config"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
     return model.eval(), {**state.get("card", {}), "config": state["config"], "levelling": levelling(state)}

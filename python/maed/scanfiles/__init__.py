@@ -80,6 +80,8 @@ def read_file(path: Path | str) -> ScanFile:
     except ScanFileError:
         raise
     except Exception as exc:  # a damaged file trips the parser anywhere: report it, never crash
+        if isinstance(exc, ValueError) and "buffer" in str(exc):  # numpy reading the images past the file's end
+            raise ScanFileError(f"{path}: truncated {FORMAT_NAMES[fmt]} file: it ends before the images its header announces") from None
         raise ScanFileError(f"{path}: damaged {FORMAT_NAMES[fmt]} file ({type(exc).__name__}: {exc})") from None
 
 
