@@ -221,7 +221,7 @@ def _stopped(name, process, status, folder):
         return
     said = "\n".join(process.lines)
     assert re.search(r"^maed: scan 'nanonis-\S+' saved to first-hour/nanonis-\S+ \(end\)$", said, re.M), said
-    assert said.splitlines()[-1] == "maed: error: interrupted", said
+    assert said.splitlines()[-1] == "maed: stopped (Ctrl-C)", said
     # Stopping leaves every saved raw scan whole: each line Nanonis scanned is there, as it sent it, none torn;
     # the scan stopped mid-frame has its lines up to the stop and NaN after them.
     folders = sorted(p for p in (folder / "first-hour").iterdir() if not p.name.startswith("."))

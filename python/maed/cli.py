@@ -496,8 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # user mistakes (unknown model, bad option values) are ValueErrors
         _error(str(exc))
         return 2
-    except KeyboardInterrupt:
-        _error("interrupted")
+    except KeyboardInterrupt:  # Ctrl-C: how a server is stopped, and a long run cut short; no error either way
+        print("maed: stopped (Ctrl-C)", file=sys.stderr)
         return 130
 
 
