@@ -3,13 +3,17 @@
 import warnings
 
 import numpy as np
+import pytest
+from scanfile_helpers import REAL_DIR
 from scipy import ndimage
 
 from maed.classical import align_rows
 from maed.lattice import check_peaks, find_peaks
-from maed.normalise import ROW_ALIGNMENT
+from maed.line_offsets import STRIP_BANDING, keep_slow_profile, strip_banding
+from maed.normalise import PLANE, ROW_ALIGNMENT, normalise
 from maed.research.guard_calibration import Case, _lattice_power, erase, invent, kept_by_hand, write_report
-from maed.trust import Thresholds, Verdict, conservative, fallback_for, frame_reasons, guard, guard_parts, trust_figures
+from maed.scanfiles import read_channel
+from maed.trust import Thresholds, Verdict, conservative, conservative_rows, fallback_for, frame_reasons, guard, guard_parts, trust_figures
 
 R, C = np.indices((128, 128), dtype=float)
 
@@ -275,3 +279,19 @@ def test_regenerating_the_guard_page_keeps_the_history_written_below_its_tables(
     text = page.read_text()
     assert text.count("**A finding written by hand.**") == 1 and text.endswith("in it.\n")
     assert "one pass: given back or flagged | 3 | 4 |" in text.split("**A finding")[0]
+
+
+@pytest.mark.skipif(not (REAL_DIR / "img_0071.sxm").is_file(), reason=f"no img_0071.sxm in {REAL_DIR}")
+def test_the_conservative_result_keeps_a_defect_that_aligning_would_draw_as_a_band():
+    # A bright defect filling part of its rows in a 1.5 nm frame: the medians of the rows' differences follow it.
+    x, _ = normalise(read_channel(REAL_DIR / "img_0071.sxm").data, PLANE)
+    aligned = keep_slow_profile(x, align_rows(x, ROW_ALIGNMENT))
+    assert strip_banding(x, aligned) > STRIP_BANDING
+    row, col = np.unravel_index(np.argmax(ndimage.gaussian_filter(x, 1.5)), x.shape)
+
+    def height(image):
+        return image[row - 1 : row + 2, col - 1 : col + 2].mean() - np.median(image)
+
+    assert height(aligned) < 0.7 * height(x)  # what aligning would have published
+    assert conservative_rows(x)[1] is False
+    assert height(conservative(x)) > 0.95 * height(x)
