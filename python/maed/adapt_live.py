@@ -241,15 +241,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-share", type=float, default=0.5, help="share of simulated pairs in each batch")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     args = parser.parse_args(argv)
-    # The bridge stops this process with SIGTERM (bridge/adapter.py): leave as from Ctrl-C, so that a file being
-    # written is left as nothing but its own temporary name removed (maed.atomic), not a stray temporary file.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if hasattr(os, "nice"):  # on Windows the bridge starts it below normal priority instead (bridge/adapter.py)
         os.nice(NICE)
     os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in a log
     import torch
 
+    from . import adapt  # noqa: F401  the training stack, loaded before SIGTERM is taken over (below)
+
     torch.set_num_threads(args.threads)
+    # The bridge stops this process with SIGTERM (bridge/adapter.py): leave as from Ctrl-C, so that a file being
+    # written is left as nothing but its own temporary name removed (maed.atomic), not a stray temporary file. Only
+    # once the imports are done: a SystemExit raised inside one (a fresh clone's loaded CI) ended the process with
+    # status 1, and before them nothing is written, so the signal's own default is right there.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args.models.mkdir(parents=True, exist_ok=True)
     return serve(args.models, args.minutes, args.steps, args.sim_share)
 
