@@ -244,7 +244,7 @@ def record_notes(path: Path, record: dict, pass_: str) -> list[str]:
         share = f"over {trust['fallback_fraction']:.0%} of the frame" if trust["output"] == "blend" else "over the whole frame"
         notes.append(
             f"{path}: the trust guard did not publish the network's output {share}: the conservative result (rows "
-            f"aligned, lightly filtered) stands there, because {'; '.join(trust['reasons'])}"
+            f"aligned only where line offsets show, at most a 1-pixel Gaussian) stands there, because {'; '.join(trust['reasons'])}"
         )
     if record["channel_why"] is not None:
         notes.append(f"{path}: channel {record['channel']} {pass_}: {record['channel_why']}")
