@@ -40,6 +40,7 @@ TRUSTING = Thresholds(
     structure_low=-math.inf,
     structure_high=math.inf,
     local_structure=math.inf,
+    texture_added=math.inf,
     peaks_invented=math.inf,
     peaks_gained=math.inf,
     rows_invented=math.inf,

@@ -174,3 +174,24 @@ def test_maed_denoise_keeps_a_quiet_scan_s_row_levels_before_the_guard_judges():
     result = denoise_guarded(scan, TrendBackend())
     assert result.verdict.output == "network"
     assert np.ptp(np.median(scan - result.data, axis=1)) < 0.05 * np.ptp(surface)
+
+
+def test_levels_taken_off_rows_whose_noise_only_part_of_the_columns_hold_come_back():
+    """A constant-height current image: a molecule in the middle columns, whose noise (growing with the current) jumps
+    from line to line there alone, on a quiet substrate. A network that took that noise for line offsets removed it
+    from the whole rows and drew bands across the substrate; an offset moves every column of a line, and the
+    substrate's strips do not move, so the scan's own row levels come back. Offsets in every column stay off."""
+    rng = np.random.default_rng(3)
+    surface = _surface() * 0.01
+    molecule = np.zeros_like(surface)
+    molecule[:, SIZE // 3 : 2 * SIZE // 3] = 1.0
+    line_noise = rng.normal(0, 0.3, SIZE)[:, None]
+    scan = surface + molecule * (5.0 + line_noise) + rng.normal(0, 0.01, surface.shape)
+    output = scan - line_noise / 3  # the molecule's line noise, averaged over its rows, taken off each row whole
+    assert offset_evidence(scan, output) > OFFSET_EVIDENCE  # the removed levels jump: the offsets' branch
+    kept, shows_offsets = keep_row_levels(scan, output)
+    substrate = np.median(kept[:, : SIZE // 3] - scan[:, : SIZE // 3], axis=1)
+    assert not shows_offsets and np.abs(substrate).max() < 1e-12
+    offsets = scan + line_noise  # the same levels, now in every column
+    kept, shows_offsets = keep_row_levels(offsets, offsets - line_noise)
+    assert shows_offsets and np.allclose(kept, offsets - line_noise)
