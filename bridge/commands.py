@@ -80,8 +80,23 @@ def _log_to_stderr() -> None:
     logging.basicConfig(level=logging.INFO, format="maed: %(message)s", stream=sys.stderr)
 
 
-def _exit_on_signal(signum: int, frame: object) -> None:
+STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGBREAK")  # SIGBREAK: Windows, Ctrl-Break and closing the console window
+
+
+def _stop_once(signum: int, frame: object) -> None:
+    """The first stopping signal: SIGINT leaves as Ctrl-C does, the others as a normal exit; every later one is
+    ignored (``_still_stopping``): raised while the bridge saves the open scan, it cut the save short, and a second
+    SIGTERM (``timeout`` sends one to the process and one to its group) aborted the process inside the network."""
+    for name in STOP_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _still_stopping)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise SystemExit(0)
+
+
+def _still_stopping(signum: int, frame: object) -> None:
+    print("maed: still stopping: saving the open scan (kill -9 leaves its journal, which the next start recovers)", file=sys.stderr)
 
 
 WAKE_S = 0.5
@@ -98,13 +113,12 @@ def _wait_for_ctrl_c() -> None:
 
 def _stop_on_signals() -> None:
     """SIGTERM (a service manager) and SIGINT (Ctrl-C, ``kill -INT``) both leave through the Ctrl-C path, so the
-    open scan is saved. SIGINT is bound even where the process started with it ignored: a shell starts a
+    open scan is saved, once (``_stop_once``). SIGINT is bound even where the process started with it ignored: a shell starts a
     background job so (``maed serve &``, a CI runner's job), and Python then installs no handler of its own, so
     ``kill -INT`` left such a bridge running for good."""
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl-Break and closing the console window
-        signal.signal(signal.SIGBREAK, _exit_on_signal)
+    for name in STOP_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _stop_once)
 
 
 def _freeze_startup_objects() -> None:
@@ -125,6 +139,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if args.scans < 0:
         raise ValueError("--scans must be 0 (no end) or more")
+    if not 0 <= args.http_port <= 65535:
+        raise ValueError(f"--http-port must be 0 to 65535, got {args.http_port}")
     if args.models is not None and not args.models.is_dir():
         raise ValueError(f"--models {args.models} is not a folder")
     rules = parse_rules(args.on_alert) if args.on_alert is not None else {}
@@ -244,7 +260,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_listen(args: argparse.Namespace) -> int:
     from .listen import listen
 
-    listen(args.connect, args.topic, args.count, args.scans, keys=_client_keys(args))
+    if args.count < 0 or args.scans < 0:
+        raise ValueError("--count and --scans must be 0 (no end) or more")
+    keys = _client_keys(args)
+    topic = f" (topic {args.topic}*)" if args.topic else ""
+
+    def waiting() -> None:  # said at once: a subscriber hears nothing from a wrong port or a bridge not yet up alike
+        print(f"maed: listening to {args.connect}{topic}; nothing shows until a bridge there publishes; Ctrl-C to stop", file=sys.stderr)
+
+    listen(args.connect, args.topic, args.count, args.scans, keys=keys, on_connected=waiting)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgpack
 import zmq
 
+from .endpoints import connect
 from .keys import ClientKeys
 
 
@@ -18,8 +19,8 @@ def request(endpoint: str, message: dict, keys: ClientKeys | None = None, timeou
     socket.setsockopt(zmq.LINGER, 0)
     if keys is not None:
         keys.apply(socket)
+    connect(socket, endpoint)
     try:
-        socket.connect(endpoint)
         socket.send(msgpack.packb(message, use_bin_type=True))
         if not socket.poll(int(timeout * 1000)):
             raise ValueError(

@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import struct
+import tempfile
 import threading
 import zlib
 from pathlib import Path
@@ -121,6 +122,18 @@ class Journal:
             return []
         found = [(_NAME.match(p.name), p) for p in self.folder.iterdir()]
         return sorted((int(m.group(1)), p) for m, p in found if m is not None)
+
+    def check_writable(self) -> None:
+        """A clear error now, naming the folder, where scans could be neither journaled nor saved (a typo in ``--out``,
+        a file, a read-only disk): found later, every line of every scan would be lost."""
+        out = self.folder.parent
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for folder in (out, self.folder):
+                with tempfile.NamedTemporaryFile(dir=folder, prefix=".maed-probe-"):
+                    pass
+        except OSError as exc:
+            raise ValueError(f"cannot save scans to {out}: {exc.strerror or exc}") from None
 
     def create(self, scan_id: str) -> JournalFile:
         """A new, empty journal for scan ``scan_id``."""

@@ -195,7 +195,10 @@ class Preview:
         try:
             self._http = GuardedHTTPServer((host, port), self._handler(), max_connections)
         except OSError as exc:
-            raise ValueError(f"cannot serve the preview on {host}:{port}: {exc.strerror}") from None
+            raise ValueError(
+                f"cannot serve the preview on {host}:{port}: {exc.strerror} (another bridge's preview? --http-port N chooses another "
+                "port, --no-preview serves none)"
+            ) from None
         self._threads: list[threading.Thread] = []
 
     @property

@@ -188,6 +188,7 @@ class Bridge:
     def start(self) -> "Bridge":
         ctx = self._ctx = zmq.Context()
         try:
+            self.journal.check_writable()
             if self.config.keys is not None:  # the authenticator must run before the first CURVE socket binds
                 self._auth = self.config.keys.authenticator(ctx)
             # Options are set before bind: connections inherit the options the socket had at bind time.
@@ -257,7 +258,9 @@ class Bridge:
             socket.bind(address)
         except zmq.ZMQError as exc:
             socket.close()
-            raise ValueError(f"cannot bind the {name} socket to {address}: {exc}") from None
+            raise ValueError(
+                f"cannot bind the {name} socket to {address}: {exc} (another bridge running? --{name}-port N chooses another port)"
+            ) from None
         self.endpoints[name] = socket.getsockopt_string(zmq.LAST_ENDPOINT)
         return socket
 

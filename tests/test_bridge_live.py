@@ -453,6 +453,11 @@ def test_listen_names_the_trust_output_and_its_reasons_in_one_line():
     windowed = {**two, "rows_judged": 64}
     assert describe(Frame(**{**frame.__dict__, "trust": windowed})).endswith("trust=fallback at rows_done=96 (the last 64 judged): a; b")
     assert describe(Frame(**{**frame.__dict__, "trust": None})).endswith("trust=- (no verdict yet)")
+    # The network's output kept once its smooth part was given back reads as the pass it is.
+    passed = {**trust, "output": "network", "reasons": ["smooth structure given back (x)"], "fallback_fraction": 0.0}
+    assert describe(Frame(**{**frame.__dict__, "trust": passed})).endswith(
+        "trust=network (passed) at rows_done=96: smooth structure given back (x)"
+    )
     assert "trust" not in describe(Frame(**{**frame.__dict__, "kind": "raw", "trust": None}))
 
 
@@ -491,12 +496,37 @@ def test_serve_with_the_simulated_source_ends_after_its_scans(tmp_path, real_bac
     assert "bridge up" in capsys.readouterr().err
 
 
+def test_an_out_folder_that_cannot_hold_scans_is_refused_before_the_bridge_starts(tmp_path, capsys):
+    """A typo in --out (a file, a path under a file): found at once, not when every line of every scan is lost."""
+    from maed.cli import main
+
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder")
+    for out in (taken, taken / "scans"):
+        ports = ["--pull-port", "0", "--pub-port", "0", "--control-port", "0", "--ack-port", "0", "--no-preview"]
+        assert main(["serve", "--source", "sim", "--out", str(out), *ports]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot save scans to {out}" in err and "bridge up" not in err and "Traceback" not in err
+    assert taken.read_text() == "not a folder"
+
+
+def test_listen_and_control_say_a_malformed_endpoint_or_count_in_one_line(capsys):
+    from maed.cli import main
+
+    for command in (["listen", "--connect", "foo"], ["control", "status", "--connect", "foo"], ["listen", "--count", "-1"]):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert err.startswith("maed: error:") and "Traceback" not in err and "listening" not in err, err
+    assert main(["serve", "--http-port", "99999"]) == 2
+    assert "--http-port must be 0 to 65535" in capsys.readouterr().err
+
+
 def test_a_port_in_use_is_a_one_line_error(bridge, capsys):
     from maed.cli import main
 
     port = bridge.endpoints["pull"].rsplit(":", 1)[1]
     assert main(["serve", "--pull-port", port, "--pub-port", "0", "--control-port", "0"]) == 2
-    assert "cannot bind the pull socket" in capsys.readouterr().err
+    assert "cannot bind the pull socket" in (err := capsys.readouterr().err) and "--pull-port N" in err
 
 
 def test_run_live_scans_the_simulator_through_a_bridge_and_returns_when_saved(tmp_path):

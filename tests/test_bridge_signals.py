@@ -1,7 +1,9 @@
-"""``maed serve`` stops on SIGINT, saving the open scan, even when started with SIGINT ignored."""
+"""``maed serve`` stops on SIGINT or SIGTERM, saving the open scan, even when started with SIGINT ignored, and once:
+the signals that follow while it saves are ignored."""
 
 import json
 import signal
+import time
 
 import numpy as np
 from served_bridge import Served, free_ports, saved_folders, wait_for
@@ -29,3 +31,29 @@ def test_sigint_stops_a_bridge_started_with_sigint_ignored_and_the_open_scan_is_
     (folder,) = saved_folders(out)
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["scan"] == "open" and meta["end"]["complete"] is False and meta["rows_done"]["trace"] == len(trace)
+
+
+def test_a_second_sigterm_while_the_bridge_saves_is_ignored_and_the_open_scan_is_saved(tmp_path):
+    """``timeout`` sends its SIGTERM to the process and to its group, a service manager may send another: raised while
+    the bridge saved the open scan, the second one cut the save short (a journal left, the user not told) or aborted
+    the process inside the network."""
+    out = tmp_path / "scans"
+    served = Served(out, free_ports(4))
+    served.start()
+    pusher = LinePusher(served.pull)
+    trace = np.random.default_rng(1).standard_normal((8, 32)).astype("<f4")
+    try:
+        pusher.start("open", 16, 32, (1e-8, 1e-8))
+        for row, line in enumerate(trace):
+            pusher.line("open", row, line)
+        wait_for(lambda: (s := served.status()) and s["lines_received"] == len(trace), 30, "the lines did not arrive")
+    finally:
+        pusher.close()
+        served.process.send_signal(signal.SIGTERM)
+        time.sleep(0.05)  # the first is being acted on: the bridge saves
+        log = served.stop(signal.SIGTERM)
+    assert served.process.returncode == 0, log
+    (folder,) = saved_folders(out)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["scan"] == "open" and meta["rows_done"]["trace"] == len(trace)
+    assert not (out / ".journal").exists(), log
