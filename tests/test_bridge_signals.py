@@ -10,27 +10,39 @@ from served_bridge import Served, free_ports, saved_folders, wait_for
 
 from maed.bridge.sources import LinePusher
 
+ROWS = 8
+
+
+def _serve_an_open_scan(out, ignore_sigint=False) -> Served:
+    """A bridge in a process of its own with the first ``ROWS`` lines of a scan of 16 received, the scan still open."""
+    served = Served(out, free_ports(4))
+    served.start(ignore_sigint=ignore_sigint)
+    pusher = LinePusher(served.pull)
+    try:
+        pusher.start("open", 16, 32, (1e-8, 1e-8))
+        for row, line in enumerate(np.random.default_rng(0).standard_normal((ROWS, 32)).astype("<f4")):
+            pusher.line("open", row, line)
+        wait_for(lambda: (s := served.status()) and s["lines_received"] == ROWS, 30, "the lines did not arrive")
+    finally:
+        pusher.close()
+    return served
+
+
+def _saved_open_scan(out) -> dict:
+    (folder,) = saved_folders(out)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["scan"] == "open" and meta["end"]["complete"] is False and meta["rows_done"]["trace"] == ROWS
+    return meta
+
 
 def test_sigint_stops_a_bridge_started_with_sigint_ignored_and_the_open_scan_is_saved(tmp_path):
     """A shell starts a background job (``maed serve &``, a CI runner's step) with SIGINT ignored; Python then
     installs no handler of its own, and ``kill -INT`` left such a bridge running for good."""
     out = tmp_path / "scans"
-    served = Served(out, free_ports(4))
-    served.start(ignore_sigint=True)
-    pusher = LinePusher(served.pull)
-    trace = np.random.default_rng(0).standard_normal((8, 32)).astype("<f4")
-    try:
-        pusher.start("open", 16, 32, (1e-8, 1e-8))
-        for row, line in enumerate(trace):
-            pusher.line("open", row, line)
-        wait_for(lambda: (s := served.status()) and s["lines_received"] == len(trace), 30, "the lines did not arrive")
-    finally:
-        pusher.close()
-        log = served.stop(signal.SIGINT)
+    served = _serve_an_open_scan(out, ignore_sigint=True)
+    log = served.stop(signal.SIGINT)
     assert served.process.returncode is not None, log
-    (folder,) = saved_folders(out)
-    meta = json.loads((folder / "meta.json").read_text())
-    assert meta["scan"] == "open" and meta["end"]["complete"] is False and meta["rows_done"]["trace"] == len(trace)
+    _saved_open_scan(out)
 
 
 def test_a_second_sigterm_while_the_bridge_saves_is_ignored_and_the_open_scan_is_saved(tmp_path):
@@ -38,22 +50,10 @@ def test_a_second_sigterm_while_the_bridge_saves_is_ignored_and_the_open_scan_is
     the bridge saved the open scan, the second one cut the save short (a journal left, the user not told) or aborted
     the process inside the network."""
     out = tmp_path / "scans"
-    served = Served(out, free_ports(4))
-    served.start()
-    pusher = LinePusher(served.pull)
-    trace = np.random.default_rng(1).standard_normal((8, 32)).astype("<f4")
-    try:
-        pusher.start("open", 16, 32, (1e-8, 1e-8))
-        for row, line in enumerate(trace):
-            pusher.line("open", row, line)
-        wait_for(lambda: (s := served.status()) and s["lines_received"] == len(trace), 30, "the lines did not arrive")
-    finally:
-        pusher.close()
-        served.process.send_signal(signal.SIGTERM)
-        time.sleep(0.05)  # the first is being acted on: the bridge saves
-        log = served.stop(signal.SIGTERM)
+    served = _serve_an_open_scan(out)
+    served.process.send_signal(signal.SIGTERM)
+    time.sleep(0.05)  # the first is being acted on: the bridge saves
+    log = served.stop(signal.SIGTERM)
     assert served.process.returncode == 0, log
-    (folder,) = saved_folders(out)
-    meta = json.loads((folder / "meta.json").read_text())
-    assert meta["scan"] == "open" and meta["rows_done"]["trace"] == len(trace)
+    _saved_open_scan(out)
     assert not (out / ".journal").exists(), log
