@@ -41,6 +41,9 @@ def test_bad_headers_are_refused():
         decode_header(b"Scan.StatusGet".ljust(32, b"\0") + struct.pack(">iH2x", -1, 1))
     with pytest.raises(NanonisProtocolError, match="40 bytes"):
         decode_header(b"short")
+    # Another server on the port: said as such, not as a body of 1.9 GB that the bytes "nnec" announce.
+    with pytest.raises(NanonisProtocolError, match=r"not a Nanonis reply: it begins b'HTTP/1.1 400 Bad Request"):
+        decode_header(b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n"[:40])
 
 
 def test_body_types_are_big_endian_and_round_trip():

@@ -10,6 +10,7 @@ turns values into bytes and back.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from typing import Callable, TypeVar
@@ -34,6 +35,10 @@ class NanonisError(Exception):
         self.command = command
         self.status = status
         self.description = description
+
+
+_COMMAND_NAME = re.compile(rb"[A-Za-z0-9_.]*")
+"""What a command name is made of (``Scan.BufferGet``, ``ZCtrl.Withdraw``); empty in some error replies."""
 
 
 class NanonisProtocolError(Exception):
@@ -61,10 +66,13 @@ def decode_header(data: bytes) -> Header:
     if len(data) != HEADER_SIZE:
         raise NanonisProtocolError(f"a header has {HEADER_SIZE} bytes, got {len(data)}")
     name, size, flag = _HEADER.unpack(data)
-    try:
-        command = name.rstrip(b"\0").decode("ascii")
-    except UnicodeDecodeError:
-        raise NanonisProtocolError("command name is not ASCII") from None
+    name = name.rstrip(b"\0")
+    if not _COMMAND_NAME.fullmatch(name):
+        # Another server on the port (a web server, a proxy): its reply's first bytes say what it is.
+        raise NanonisProtocolError(
+            f"not a Nanonis reply: it begins {data[:NAME_SIZE]!r} (is the port the controller's TCP programming interface?)"
+        )
+    command = name.decode("ascii")
     if not 0 <= size <= MAX_BODY:
         raise NanonisProtocolError(f"{command or 'message'} announces a body of {size} bytes")
     return Header(command, size, flag != 0)
