@@ -1,5 +1,5 @@
-"""Client sockets connecting to a bridge's endpoints (``maed listen``, ``maed control``): a malformed endpoint said in
-one line."""
+"""Client sockets connecting to the endpoints a user names (``maed listen``, ``maed control``, ``maed push-sim`` and its
+acks): a malformed endpoint said in one line."""
 
 from __future__ import annotations
 

@@ -517,6 +517,10 @@ def test_listen_and_control_say_a_malformed_endpoint_or_count_in_one_line(capsys
         assert main(command) == 2, command
         err = capsys.readouterr().err
         assert err.startswith("maed: error:") and "Traceback" not in err and "listening" not in err, err
+    for command in (["push-sim", "--connect", "foo"], ["push-sim", "--acks", "foo"]):  # after its line saying what it pushes
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert err.splitlines()[-1].startswith("maed: error: cannot connect to 'foo'") and "Traceback" not in err, err
     assert main(["serve", "--http-port", "99999"]) == 2
     assert "--http-port must be 0 to 65535" in capsys.readouterr().err
 

@@ -10,6 +10,7 @@ from typing import Protocol
 import numpy as np
 import zmq
 
+from ..endpoints import connect
 from ..keys import ClientKeys
 from ..protocol import Line, ScanEnd, ScanStart, encode
 from .resend import Resender
@@ -52,14 +53,18 @@ class LinePusher:
             self._socket.setsockopt(zmq.IMMEDIATE, 1)
         else:  # a bridge that refuses this client's keys leaves no connection, and a PUSH send would wait for ever
             self._socket.setsockopt(zmq.SNDTIMEO, PUSH_LINGER_MS)
-        self._socket.connect(endpoint)
+        connect(self._socket, endpoint)
         self._endpoint = endpoint
         self._seq = 0
-        self._resender = (
-            None
-            if acks is None
-            else Resender(self._socket, acks, context or zmq.Context.instance(), keys.apply if keys is not None else None)
-        )
+        try:
+            self._resender = (
+                None
+                if acks is None
+                else Resender(self._socket, acks, context or zmq.Context.instance(), keys.apply if keys is not None else None)
+            )
+        except ValueError:  # a malformed ack endpoint: said in one line, the PUSH socket not left open
+            self._socket.close(linger=0)
+            raise
 
     def _send(self, message: ScanStart | Line | ScanEnd) -> None:
         if self._resender is None:

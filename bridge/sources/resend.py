@@ -27,6 +27,7 @@ from typing import Callable
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from ..endpoints import connect
 from ..protocol import ProtocolError, ScanJournaled, decode_published
 
 ACK_TOPIC = b"scan.journaled"
@@ -39,16 +40,16 @@ class Resender:
         """``socket``: the pusher's PUSH socket, already connected with ``ZMQ_IMMEDIATE`` set; ``acks``: the
         bridge's ack endpoint; ``secure`` sets the CURVE keys of a new socket (None: none)."""
         self._socket = socket
-        self._monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        self._connected = True
-        """False from a lost connection until the next one's handshake: sends would be lost meanwhile. (The
-        first connection's handshake may precede the monitor; before it, ``ZMQ_IMMEDIATE`` refuses sends.)"""
         self._acks = context.socket(zmq.SUB)
         self._acks.setsockopt(zmq.LINGER, 0)
         if secure is not None:
             secure(self._acks)
-        self._acks.connect(acks)
+        connect(self._acks, acks)  # first: a malformed endpoint leaves nothing of this object open
         self._acks.setsockopt(zmq.SUBSCRIBE, ACK_TOPIC)
+        self._monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._connected = True
+        """False from a lost connection until the next one's handshake: sends would be lost meanwhile. (The
+        first connection's handshake may precede the monitor; before it, ``ZMQ_IMMEDIATE`` refuses sends.)"""
         self._unacked: deque[tuple[str, int, list[bytes]]] = deque()
         self._sent = 0
         """How many of the oldest unacknowledged messages went out on the current connection."""
