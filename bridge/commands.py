@@ -171,6 +171,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         ack_port=args.ack_port,
         out=Path(args.out),
         backend=args.backend,
+        share_cpu=args.share_cpu,
         model=args.model or default_model(args.pass_),
         pass_=args.pass_,
         halo=args.halo,
@@ -407,6 +408,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default="maed-scans", help="folder for finished scans (default: maed-scans)")
     p.add_argument("--backend", default="auto", help="inference back end (default: auto)")
+    p.add_argument(
+        "--share-cpu",
+        action="store_true",
+        help="leave the CPU to other software on this machine (the controller's): ONNX Runtime's threads sleep "
+        "between band updates instead of spin-waiting; about half the bridge's CPU time, each band update a few ms "
+        "slower (docs/nanonis.md)",
+    )
     p.add_argument(
         "--model",
         metavar="NAME_OR_PATH",

@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -78,6 +79,10 @@ class BridgeConfig:
     """PUB socket of the journal's acknowledgements (``scan.journaled``); None: none (``maed serve``: 5573)."""
     out: Path = Path("maed-scans")
     backend: str = "auto"
+    share_cpu: bool = False
+    """``maed serve --share-cpu``: ONNX Runtime's threads sleep between runs instead of spin-waiting for the next
+    (``OnnxBackend``'s ``spin``), which leaves the CPU to the controller's own software on the same machine: at 20
+    lines/s on 2 cores about half the bridge's CPU time, for a few ms more per band update (docs/nanonis.md)."""
     model: str = PRODUCT
     """The live bands' model (one pass); with ``pass_`` both, the two-pass model of the scans' final frames."""
     pass_: str = "trace"
@@ -164,7 +169,7 @@ class Bridge:
     ) -> None:
         """``backend`` is loaded with ``loader`` (default ``load_backend``) from the config when not given."""
         self.config = config
-        self._models = ModelLoader(loader or load_backend, config.model_timeout)
+        self._models = ModelLoader(loader or partial(load_backend, spin=not config.share_cpu), config.model_timeout)
         self._backend = backend
         self._both: Backend | None = None
         """``maed serve --pass both``: the two-pass model of the scans' final frames; None: one pass."""

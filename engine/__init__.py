@@ -14,7 +14,7 @@ from .base import Backend
 BACKENDS = ("auto", "tensorrt", "onnx", "torch")
 
 
-def load_backend(name: str = "auto", model: str = PRODUCT, threads: int | None = None) -> Backend:
+def load_backend(name: str = "auto", model: str = PRODUCT, threads: int | None = None, spin: bool = True) -> Backend:
     """The back end ``name`` running ``model``: a shipped model name, a checkpoint or an ``.onnx`` path.
 
     ``auto`` takes TensorRT where it can run here (tensorrt, cuda-python and a GPU) and the model has
@@ -22,7 +22,8 @@ def load_backend(name: str = "auto", model: str = PRODUCT, threads: int | None =
     is installed, else on the CPU) when the model has an ONNX file (a shipped ``NAME.onnx`` or an
     ``.onnx`` path), and torch otherwise.
     It never imports torch to decide, so the acquisition side runs without it. ``threads`` sets
-    the CPU threads (None: the runtime's default, one per physical core).
+    the CPU threads (None: the runtime's default, one per physical core); ``spin``: whether ONNX Runtime's CPU
+    threads spin-wait between runs (``OnnxBackend``; the other back ends have no such pool).
     """
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
@@ -38,7 +39,7 @@ def load_backend(name: str = "auto", model: str = PRODUCT, threads: int | None =
     if onnx_file is not None:
         from .onnx_backend import OnnxBackend
 
-        return OnnxBackend(onnx_file, threads=threads)
+        return OnnxBackend(onnx_file, threads=threads, spin=spin)
     if name == "onnx":
         raise ValueError(f"no ONNX file for model {model!r}; write one with `maed export onnx --model {model}`")
     if model.endswith(".onnx"):

@@ -42,10 +42,13 @@ class OnnxBackend:
     Args:
         path: The ``.onnx`` file, as written by ``maed export onnx``.
         threads: Intra-op threads on the CPU; None lets onnxruntime use one per physical core.
+        spin: Whether those threads spin-wait for the next run (``session.intra_op.allow_spinning``): back-to-back
+            runs start sooner, but an idle pool keeps its cores busy; without spinning they sleep and leave the CPU to
+            other processes (``maed serve --share-cpu``).
         device: ``"cuda"``, ``"cpu"`` or None for CUDA where the provider is installed, else CPU.
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None, device: str | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, device: str | None = None, spin: bool = True) -> None:
         if device not in (None, "cpu", "cuda"):
             raise ValueError(f"unknown device {device!r}; choose cpu or cuda")
         if threads is not None and threads < 1:
@@ -54,6 +57,8 @@ class OnnxBackend:
             raise ValueError("this onnxruntime has no CUDA provider; install onnxruntime-gpu")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or 0
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # A missing CUDA library is reported by which provider we end up on, not by a page of warnings.
         options.log_severity_level = 3
         providers = ["CPUExecutionProvider"]

@@ -139,3 +139,25 @@ def test_a_fifo_as_the_starting_model_is_refused_at_once(tmp_path, models):
     )
     with pytest.raises(ValueError, match="not a regular file"):
         bridge.start()
+
+
+def spins(backend) -> bool:
+    """Whether an ONNX Runtime back end's threads spin-wait between runs (their default)."""
+    options = backend.session.get_session_options()
+    try:
+        return options.get_session_config_entry("session.intra_op.allow_spinning") != "0"
+    except RuntimeError:  # the entry was never set
+        return True
+
+
+def test_share_cpu_loads_every_model_with_threads_that_sleep_between_runs(tmp_path):
+    """``maed serve --share-cpu``: the starting model and one a set_model loads later both leave the CPU to other
+    software between band updates; without it, ONNX Runtime keeps its default."""
+    with Bridge(BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "shared", backend="onnx", share_cpu=True)) as bridge:
+        started = bridge.worker.backend
+        assert not spins(started)
+        reply = request(bridge.endpoints["control"], {"cmd": "set_model", "model": "rt-plane"}, timeout=60)
+        assert reply["ok"], reply
+        assert bridge.worker.backend is not started and not spins(bridge.worker.backend)
+    with Bridge(BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "default", backend="onnx")) as bridge:
+        assert spins(bridge.worker.backend)
