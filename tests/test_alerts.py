@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 from maed.bridge.alerts import HealthMonitor, late_findings, late_rows, scan_findings
+from maed.bridge.alerts.medians import median
 from maed.bridge.alerts.monitor import LATE_CONTEXT
 from maed.data import EventSpec, make_pair
 from maed.data.scan_noise import NoiseRanges
@@ -336,3 +339,17 @@ def test_a_low_tip_change_within_a_line_counts_where_the_other_pass_confirms_it(
     higher = one_pass + (np.arange(160) >= 101)[:, None] * 2.5
     higher[100, 96:] += 2.5
     assert [(f.kind, f.row, f.columns) for f in scan(higher)] == [("tip_change", 100, (0, 96))]  # the part before
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 4, 24, 255, 256])
+def test_the_detectors_median_is_numpys_bit_for_bit(count):
+    """``alerts.medians.median`` replaces ``np.median`` on the per-line path: same values, NaN for no values."""
+    rng = np.random.default_rng(count)
+    values = rng.normal(size=count) * 1e-10
+    stacked = rng.normal(size=(count, 5))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # np.median of no values warns
+        expected, expected_axis = np.median(values), np.median(stacked, axis=0)
+    np.testing.assert_array_equal(median(values), expected)
+    np.testing.assert_array_equal(median(stacked, axis=0), expected_axis)
+    np.testing.assert_array_equal(median(list(values)), expected)  # a deque or list of figures

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .medians import median
 from .other_pass import correlation_at
 
 RING_RISE = 30.0
@@ -47,7 +48,7 @@ def ringing_rise(power: np.ndarray, typical: np.ndarray, band: slice) -> tuple[f
     rise = np.convolve(power, kernel, mode="same") / np.maximum(np.convolve(typical, kernel, mode="same"), 1e-300)
     i = int(np.argmax(rise[band])) + band.start
     left, right = rise[max(0, i - 8) : max(0, i - 3)], rise[i + 4 : i + 9]
-    flanks = max(float(np.median(left)) if left.size else 0.0, float(np.median(right)) if right.size else 0.0)
+    flanks = max(float(median(left)) if left.size else 0.0, float(median(right)) if right.size else 0.0)
     return float(rise[i]), float(rise[i] / max(flanks, 1e-300)), i
 
 

@@ -24,6 +24,7 @@ from scipy import stats
 from .feedback import RING_NARROW, RING_RISE, rail_run, ring_band, ringing_rise, spectrum, tone_shared
 from .finding import Finding
 from .lines import repeats, skipped_rows
+from .medians import median
 from .other_pass import SAME_PLACE, correlation_at, warp
 from .pixel_noise import pixel_noise
 from .segments import LENGTHS, candidates, spreads
@@ -153,19 +154,19 @@ class PassTrack:
         move slowly, and the medians are most of a line's cost), and after the history was cleared."""
         if self._bars is None or self.count % BARS_EVERY == 0 or len(self.spreads) < HISTORY // 2:
             steps = np.asarray(self.steps)
-            step = float(np.median(steps))
+            step = float(median(steps))
             self._bars = {
-                "spreads": np.median(np.stack(self.spreads), axis=0),
-                "sigma": float(np.median(self.sigma)),
-                "noise": float(np.median(self.noise)),
-                "power": np.median(np.stack(self.power), axis=0),
+                "spreads": median(np.stack(self.spreads), axis=0),
+                "sigma": float(median(self.sigma)),
+                "noise": float(median(self.noise)),
+                "power": median(np.stack(self.power), axis=0),
                 "step": step,
-                "step_spread": float(1.4826 * np.median(np.abs(steps - step))),
+                "step_spread": float(1.4826 * median(np.abs(steps - step))),
                 "z_step": Z_STEP,
                 "z_scar": Z_SCAR,
             }
             noises = np.log(np.asarray([v for v in self.noise if v > 0] or [1.0]))
-            log_spread = float(1.4826 * np.median(np.abs(noises - np.median(noises))))
+            log_spread = float(1.4826 * median(np.abs(noises - median(noises))))
             self._bars["noise_ratio"] = max(NOISE_RATIO, float(np.exp(NOISE_Q * log_spread)))
             if len(self.peaks) >= PEAKS // 2:
                 q25, q50, q75 = np.percentile(np.asarray(self.peaks), [25, 50, 75])
@@ -235,7 +236,7 @@ class HealthMonitor:
         track.pending = candidate
         if track.lines:
             change = line - track.lines[-1]
-            track.changes.append(change - np.median(change))
+            track.changes.append(change - median(change))
         track.lines.append(line)
         track.count += 1
         return self._debounce(raw)
@@ -272,9 +273,9 @@ class HealthMonitor:
         if len(track.lines) < BEFORE:
             return None
         previous = track.lines[-1]
-        before = np.median(np.stack(track.lines), axis=0)
+        before = median(np.stack(track.lines), axis=0)
         diff = line - before
-        level = float(np.median(diff))
+        level = float(median(diff))
         residual = diff - level
         power = spectrum(residual)
         bars: dict = {}
@@ -288,9 +289,9 @@ class HealthMonitor:
             before,
             previous,
             level,
-            float(1.4826 * np.median(np.abs(residual))),
+            float(1.4826 * median(np.abs(residual))),
             pixel_noise(residual),
-            float(np.median(line - previous)),
+            float(median(line - previous)),
             power,
             ring,
             bars,
@@ -302,7 +303,7 @@ class HealthMonitor:
         """The candidate less the mean of the lines either side of it, median removed: a structure that
         moves steadily from line to line (an edge crossing the rows at a slant, a slope) cancels."""
         diff = c.line - 0.5 * (c.previous + line)
-        return diff - np.median(diff)
+        return diff - median(diff)
 
     def _judge(self, track: PassTrack, c: Candidate, after: Candidate | None, line: np.ndarray, pass_: str) -> list[Finding]:
         """Findings of the pending candidate ``c``, now that ``line`` (figures ``after``) came."""
@@ -411,7 +412,7 @@ class HealthMonitor:
             return []
         verdict = judge_offset(
             c.step,
-            float(np.median(line - c.previous)),
+            float(median(line - c.previous)),
             c.level,
             line,
             c.before,
@@ -445,7 +446,7 @@ class HealthMonitor:
         earlier = later - down
         if later not in other.recent or earlier not in other.recent or len(other.steps) < WARM_UP:
             return None if confirm else verdict  # not there (yet): the other pass cannot say
-        moved = float(np.median(other.recent[later][0] - other.recent[earlier][0])) - float(np.median(other.steps))
+        moved = float(median(other.recent[later][0] - other.recent[earlier][0])) - float(median(other.steps))
         moved_share = moved / evidence["step"]
         evidence["other_pass_moved_share"] = round(moved_share, 3)
         if 0.5 < moved_share < 1.5 and evidence["moved_share"] > 0.25:

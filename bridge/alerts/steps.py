@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .medians import median
 from .segments import Segment, run_z
 
 Z_SCAR = 5.5
@@ -101,7 +102,7 @@ def _split(residual: np.ndarray, start: int, stop: int) -> float:
 def _contrast(diff: np.ndarray, start: int, stop: int) -> float:
     """Mean of ``diff`` over the run less its median elsewhere: free of whole-line offsets."""
     outside = np.concatenate((diff[:start], diff[stop:]))
-    return float(np.mean(diff[start:stop]) - np.median(outside))
+    return float(np.mean(diff[start:stop]) - median(outside))
 
 
 def judge_run(
@@ -135,7 +136,7 @@ def judge_run(
     # How much the run's columns moved between the lines just before; and, for a short run, the surface's
     # relief around it: an edge that crosses the rows jitters by a few pixels from line to line, which
     # leaves a short run of about the edge's height.
-    moved_before = float(np.median(np.abs(changes[:, start:stop].mean(axis=1))))
+    moved_before = float(median(np.abs(changes[:, start:stop].mean(axis=1))))
     relief = 0.0
     if stop - start <= JITTER_PX:
         around = before[max(0, start - JITTER_PX) : stop + JITTER_PX]
@@ -157,10 +158,10 @@ def judge_run(
     outside = np.ones(cols, dtype=bool)
     outside[start:stop] = False
     if late:  # the run is the part after a change: the next line sits at its level everywhere
-        moved = float(np.median((after - row)[outside])) - typical_step
+        moved = float(median((after - row)[outside])) - typical_step
         share = moved / height
     else:  # the run is the part before a change: the rest of the line moved already
-        moved = float(np.median((row - previous)[outside])) - typical_step
+        moved = float(median((row - previous)[outside])) - typical_step
         share = -moved / height
     evidence["moved_share"] = round(share, 3)
     evidence["step"] = height if late else -height  # the change's own sign: new level less old
@@ -196,7 +197,7 @@ def judge_offset(
     # ``before`` is 2 lines' slope behind the line on average, 3 behind the next.
     away = level - 2 * typical_step
     if abs(away) / max(spread, 1e-300) >= z_bar and abs(away) >= MIN_HEIGHT * sigma:
-        back = float(np.median(after - before)) - 3 * typical_step
+        back = float(median(after - before)) - 3 * typical_step
         if abs(back) <= PERSISTS * abs(away):
             evidence = {"z": round(abs(away) / max(spread, 1e-300), 2), "height": away, "back": back, "step_spread": spread}
             return Verdict("scar", (0, cols), evidence)
