@@ -169,7 +169,9 @@ class Bridge:
     ) -> None:
         """``backend`` is loaded with ``loader`` (default ``load_backend``) from the config when not given."""
         self.config = config
-        self._models = ModelLoader(loader or partial(load_backend, spin=not config.share_cpu), config.model_timeout)
+        self._models = ModelLoader(
+            loader or (partial(load_backend, spin=False) if config.share_cpu else load_backend), config.model_timeout
+        )
         self._backend = backend
         self._both: Backend | None = None
         """``maed serve --pass both``: the two-pass model of the scans' final frames; None: one pass."""
