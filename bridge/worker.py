@@ -58,11 +58,16 @@ from .streaming import GUARD_INTERVAL_S, GUARD_MIN_ROWS, GUARD_SHARE, StreamingD
 log = logging.getLogger("maed.bridge")
 
 HEALTH_SHARE = 0.25
-"""Share of the worker's time the scan-health detectors may take (about 0.45 ms per 256-pixel line): beyond
+"""Share of the time that passes that the scan-health detectors may take (about 0.7 ms per 256-pixel line): beyond
 it, at line rates the worker cannot judge every line at, lines get the cheap checks only (lost and
-repeated lines, crashes) and the judging resumes with the next update."""
+repeated lines, crashes) and the judging resumes with the next update. What they took is the worker thread's own CPU
+time, not the wall clock's: on a CPU shared with other programs every thread of the bridge waits its turn (the
+worker, niced, longest), and counted by the wall clock that wait passed for the detectors' cost, so that on the
+loaded 2-core VM at 100 lines/s only a third of a scan's lines were judged live and its alerts came once it ended
+(2026-12-07)."""
 HEALTH_CARRY_S = 0.05
-"""Most unused detector time carried from one update to the next."""
+"""Most unused detector time carried from one update to the next (what the time since the last update, or since the
+oldest line of the update arrived, adds comes on top)."""
 MAX_FINAL_BACKLOG = 4
 """Finished scans waiting beyond this many skip the full-frame pass (their last live frame is kept)."""
 MAX_BAND_PIXELS = 384 * 384
@@ -478,18 +483,23 @@ class Worker:
     def _check_health(self, scan: LiveScan, lines: list[tuple[Line, float]], final: bool = False) -> None:
         """Feed the scan-health detectors the new lines, in arrival order; publish each alert at once (before
         the frames of this update: an alert is news, the frames can wait for the denoiser). Within
-        ``HEALTH_SHARE`` of the worker's time (unless ``judge_every_line``); a scan's final batch is judged whole
+        ``HEALTH_SHARE`` of the time that passes, in the worker thread's CPU time (unless ``judge_every_line``); a scan's
+        final batch is judged whole
         (``final``)."""
-        now = time.perf_counter()
-        scan.health_allowance = min(HEALTH_CARRY_S, scan.health_allowance + HEALTH_SHARE * (now - scan.health_clock))
+        # The time since the oldest line here arrived counts too: a new scan's first lines waited while the worker
+        # finished the scan before (its full frame, its save), and a fresh scan's allowance alone left most of them
+        # unjudged, their alerts published only once the scan ended.
+        since = min([scan.health_clock, *(arrival for _, arrival in lines)])
+        scan.health_allowance = min(HEALTH_CARRY_S, scan.health_allowance) + HEALTH_SHARE * (time.perf_counter() - since)
+        used = time.thread_time()
         try:
             for line, _ in lines:
                 judge = final or self.judge_every_line or scan.health_allowance > 0
                 for finding in scan.health.feed(line.row, line.data, line.pass_, judge=judge):
                     self._alert(scan, finding)
-                spent = time.perf_counter()
-                scan.health_allowance -= spent - now
-                now = spent
+                now = time.thread_time()
+                scan.health_allowance -= now - used
+                used = now
         except Exception:  # a detector's bug must not cost the scan its frames
             self._failed(f"scan {scan.start.scan!r}: scan-health detectors failed")
         scan.health_clock = time.perf_counter()
