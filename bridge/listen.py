@@ -11,6 +11,10 @@ from .endpoints import connect
 from .keys import ClientKeys
 from .protocol import Alert, FrameRows, ProtocolError, Published, ScanFinished, decode_published
 
+RECEIVE_QUEUE = 64
+"""Messages this subscriber holds unread (``zmq.RCVHWM``): a slow terminal skips to newer ones and reports the gap
+in ``seq`` (bridge/PROTOCOL.md, "Slow subscribers"), instead of ZeroMQ's 1000 printed ever later."""
+
 
 def describe(message: Published) -> str:
     """One line about a published message."""
@@ -101,6 +105,7 @@ def listen(
     """
     socket = (context or zmq.Context.instance()).socket(zmq.SUB)
     socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
     if keys is not None:
         keys.apply(socket)
     connect(socket, endpoint)

@@ -314,6 +314,8 @@ def test_a_hostile_publisher_is_refused_message_by_message_with_its_reason(lib):
             ([b"frame.raw", msgpack.packb({**good, "rows": 5000, "shape": [5000, 3]}), payload], "does not match"),
             ([b"frame.raw", msgpack.packb(good), payload, b"extra"], "malformed"),
             ([b"frame.raw", b"\xdd\xff\xff\xff\xff", payload], "malformed"),
+            ([b"frame.raw", msgpack.packb({**good, "unit": 5}), payload], "field 'unit'"),
+            ([b"frame.raw", msgpack.packb({**good, "channel": "C" * 1025}), payload], "field 'channel'"),
             (
                 [b"alert", msgpack.packb({"v": 2, "scan": "h", "seq": 1, "kind": "x", "row": 0, "columns": [3, 3], "severity": "info"})],
                 "does not match",
@@ -334,6 +336,12 @@ def test_a_hostile_publisher_is_refused_message_by_message_with_its_reason(lib):
         assert lib.maed_sub_frame(sub, frame, 6, None, None, None, None) == OK and list(frame) == list(range(6))
         assert text(lib.maed_sub_unit, sub) == "A" and text(lib.maed_sub_channel, sub) == "Current"
         assert lib.maed_sub_next(sub, 0) == 0  # nothing more: a timeout
+        # The protocol allows ids, channels and units of 256 characters, up to 4 bytes each in UTF-8: read whole.
+        long = {**good, "scan": "\u00b5" * 255 + "\U0001f52c", "channel": "C" * 256, "unit": "\u00c5" * 256}
+        pub.send_multipart([b"frame.raw", msgpack.packb(long), payload])
+        assert lib.maed_sub_next(sub, 5000) == RAW, text(lib.maed_sub_error, sub)
+        assert text(lib.maed_sub_scan, sub, 1100) == long["scan"] and text(lib.maed_sub_channel, sub, 1100) == long["channel"]
+        assert text(lib.maed_sub_unit, sub, 1100) == long["unit"]
     finally:
         lib.maed_sub_close(sub)
         pub.close(linger=0)
@@ -464,3 +472,50 @@ def test_control_survives_a_bridge_that_does_not_answer_and_reports_a_refusal(li
     finally:
         lib.maed_ctl_close(ctl)
         rep.close(linger=0)
+
+
+def test_a_slow_reader_gets_the_newest_messages_with_gaps_not_every_message_late(lib):
+    """The library holds at most 64 unread messages (ZMQ_RCVHWM), so a reader that falls behind skips ahead, as
+    bridge/PROTOCOL.md promises ("Slow subscribers"); ZeroMQ's default of 1000 kept every message, ever later (the
+    operating system's socket buffers hold a few frames more either way)."""
+    pub = CTX.socket(zmq.PUB)
+    pub.setsockopt(zmq.SNDHWM, 64)  # the bridge's
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    sub = opened(lib.maed_sub_open, f"tcp://127.0.0.1:{port}".encode(), 0, b"", b"")
+    try:
+        side = 256
+        header = {"v": 2, "scan": "slow", "seq": 0, "rows": side, "cols": side, "rows_done": side, "dtype": "<f4"}
+        header.update(shape=[side, side], final=False, unit="m", channel="Z", range=[1e-8, 1e-8], **{"pass": "trace"})
+        payload = np.zeros((side, side), "<f4").tobytes()
+        for _ in range(100):  # until the subscription is through
+            pub.send_multipart([b"frame.raw", msgpack.packb(header), payload])
+            if lib.maed_sub_next(sub, 50) == RAW:
+                break
+        while lib.maed_sub_next(sub, 200) == RAW:  # what the handshake left queued
+            pass
+        sent = 400
+        for seq in range(1, sent + 1):  # a bridge's pace: the publisher's own queue never fills
+            pub.send_multipart([b"frame.raw", msgpack.packb({**header, "seq": seq}), payload])
+            time.sleep(0.005)
+        time.sleep(1.0)  # everything the queues let through reaches the client's side
+        received = 0
+        while lib.maed_sub_next(sub, 500) == RAW:
+            received += 1
+        assert 0 < received < sent / 2, received  # about 64 + 64 and what the socket buffers held
+    finally:
+        lib.maed_sub_close(sub)
+        pub.close(linger=0)
+
+
+def test_a_second_start_of_the_open_scan_is_refused_and_close_keeps_to_its_timeout(lib):
+    """The bridge drops a scan.start that repeats the open scan's id (duplicate_start) and the lines after it: the
+    library refuses it at once. With no bridge listening, closing waits the timeout asked for, not 2 s more."""
+    push = opened(lib.maed_push_open, b"tcp://127.0.0.1:9", b"", b"", b"", 1)
+    assert lib.maed_push_start(push, b"twice", 4, 4, b"Z", b"m", 1e-8, 1e-8, 0) == OK
+    assert lib.maed_push_start(push, b"twice", 4, 4, b"Z", b"m", 1e-8, 1e-8, 0) == E_ARG
+    assert push_line(lib, push, 0, np.zeros(4)) == OK  # the open scan goes on
+    assert lib.maed_push_end(push, 1) == OK
+    assert lib.maed_push_start(push, b"twice", 4, 4, b"Z", b"m", 1e-8, 1e-8, 0) == OK  # ended: a new scan of that id
+    start = time.monotonic()
+    lib.maed_push_close(push, 300)
+    assert time.monotonic() - start < 1.5

@@ -10,7 +10,8 @@
  * key file given as NULL or "" means "no keys" (LabVIEW and MATLAB pass "" for an empty string).
  * Output strings go into a caller buffer of `capacity` bytes, NUL included; too small gives
  * MAED_E_SIZE and an empty string. A handle may be used from any thread, one call at a time per
- * handle (each handle serialises its calls with a mutex).
+ * handle (each handle serialises its calls with a mutex). A closed handle is gone: any call on it,
+ * a second close included, is undefined.
  *
  *   subscribe  maed_sub_open, maed_sub_next, then maed_sub_frame / maed_sub_alert / ... for the
  *              message it returned; frames, row updates, alerts and finished scans
@@ -143,9 +144,11 @@ MAED_API void maed_sub_close(maed_sub *sub);
  * thread of the handle does the sending: no push call ever waits for the network. */
 MAED_API maed_push *maed_push_open(const char *endpoint, const char *ack_endpoint, const char *secret_key_file,
                                    const char *server_key_file, int queue_mib, int *status);
-/* Queue scan.start: scan id (1 to 256 bytes), rows and cols (1 to 4096), channel ("Z"), unit
- * ("m"), the frame's width and height in metres (> 0), slow_axis MAED_SLOW_AXIS_*. The following
- * lines and the end belong to this scan. MAED_E_FULL when the queue is full (nothing queued). */
+/* Queue scan.start: scan id (1 to 256 bytes; MAED_E_ARG where it repeats the scan still open, which
+ * the bridge would drop with its lines), rows and cols (1 to 4096; the bridge refuses scans over its
+ * maed serve --max-pixels, default 2048 x 2048), channel ("Z") and unit ("m", 1 to 63 bytes each),
+ * the frame's width and height in metres (> 0), slow_axis MAED_SLOW_AXIS_*. The following lines and
+ * the end belong to this scan. MAED_E_FULL when the queue is full (nothing queued). */
 MAED_API int maed_push_start(maed_push *push, const char *scan, int rows, int cols, const char *channel,
                              const char *unit, double width_m, double height_m, int slow_axis);
 /* Queue one line of the current scan: frame row (0 .. rows - 1), pass (MAED_PASS_*), cols finite

@@ -7,6 +7,7 @@
  * rules as the Python sender (bridge/sources/resend.py, docs/reliability.md).
  */
 #define _POSIX_C_SOURCE 200809L
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -172,13 +173,14 @@ static int open_sockets(maed_push *p, const char *endpoint, const char *ack_endp
     return MAED_OK;
 }
 
-static void free_push(maed_push *p) {
+/* linger_ms: how long what ZeroMQ still holds may take to leave where nothing is resent (no acknowledgements); -1
+ * as long as it takes. */
+static void free_push(maed_push *p, long linger_ms) {
     if (p->push && p->monitor) zmq_socket_monitor(p->push, NULL, 0);
     if (p->monitor) zmq_close(p->monitor);
     if (p->push) {
-        if (p->monitor == NULL && p->acks == NULL) {
-            /* nothing is resent without acknowledgements: what ZeroMQ holds gets a moment to leave */
-            int linger = 2000;
+        if (p->monitor == NULL && p->acks == NULL && linger_ms != 0) {
+            int linger = linger_ms < 0 || linger_ms > INT_MAX ? -1 : (int)linger_ms;
             zmq_setsockopt(p->push, ZMQ_LINGER, &linger, sizeof linger);
         }
         zmq_close(p->push);
@@ -209,7 +211,7 @@ maed_push *maed_push_open(const char *endpoint, const char *ack_endpoint, const 
     int rc = open_sockets(p, endpoint, ack_endpoint, secret_key_file, server_key_file, keys);
     if (rc == MAED_OK && pthread_create(&p->thread, NULL, run, p) != 0) rc = MAED_E_NOMEM;
     if (rc != MAED_OK) {
-        free_push(p);
+        free_push(p, 0);
         set_status(status, rc);
         return NULL;
     }
@@ -249,7 +251,8 @@ int maed_push_start(maed_push *p, const char *scan, int rows, int cols, const ch
     float *scratch = realloc(p->scratch, (size_t)cols * sizeof(float));
     if (scratch == NULL) rc = MAED_E_NOMEM;
     else p->scratch = scratch;
-    if (len > 0 && scratch != NULL) {
+    if (p->scan[0] != '\0' && strcmp(p->scan, scan) == 0) rc = MAED_E_ARG;  /* duplicate_start at the bridge */
+    else if (len > 0 && scratch != NULL) {
         char previous[sizeof p->scan];
         memcpy(previous, p->scan, sizeof previous);
         snprintf(p->scan, sizeof p->scan, "%s", scan);
@@ -329,6 +332,7 @@ int maed_push_wait(maed_push *p, int timeout_ms) {
 
 void maed_push_close(maed_push *p, int timeout_ms) {
     if (p == NULL) return;
+    int64_t deadline = maed_deadline(timeout_ms);
     if (timeout_ms != 0) maed_push_wait(p, timeout_ms);
     if (p->thread_started) {
         pthread_mutex_lock(&p->lock);
@@ -336,5 +340,5 @@ void maed_push_close(maed_push *p, int timeout_ms) {
         pthread_mutex_unlock(&p->lock);
         pthread_join(p->thread, NULL);
     }
-    free_push(p);
+    free_push(p, maed_left_ms(deadline));  /* what is left of timeout_ms, no more */
 }

@@ -18,6 +18,7 @@
 
 #define MAX_PARTS 3
 #define MAX_FRAME_BYTES ((int64_t)WIRE_MAX_SIDE * WIRE_MAX_SIDE * 4)
+#define RECEIVE_QUEUE 64  /* messages this client holds that its caller has not read yet (ZMQ_RCVHWM) */
 
 struct maed_sub {
     pthread_mutex_t lock;
@@ -66,6 +67,10 @@ maed_sub *maed_sub_open(const char *endpoint, int topics, const char *secret_key
     else {
         zmq_setsockopt(s->socket, ZMQ_LINGER, &linger, sizeof linger);
         zmq_setsockopt(s->socket, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size);  /* a larger frame drops the peer */
+        /* ZeroMQ's default would hold 1000 messages here besides the bridge's 64: a slow reader fell half a minute
+         * behind, every message late, where the protocol promises it gaps and the newest frames */
+        int receive_queue = RECEIVE_QUEUE;
+        zmq_setsockopt(s->socket, ZMQ_RCVHWM, &receive_queue, sizeof receive_queue);
     }
     if (rc == MAED_OK && keys) rc = maed_keys_apply(s->socket, secret_key_file, server_key_file);
     for (int i = 0; rc == MAED_OK && i < NTOPICS; i++)
@@ -155,8 +160,11 @@ static int receive(maed_sub *s) {
         if (topic[i] < 0x20 || topic[i] > 0x7e) topic[i] = '?';  /* printable in the reason below */
     rc = MAED_E_PROTOCOL;
     if (event == 0) rc = 0;  /* a topic this library does not know (a longer one matching a prefix): skipped */
-    else if (extra || n < 2 || wire_parse(zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), &s->h) != 0)
-        snprintf(s->error, sizeof s->error, "malformed %s message", topic);
+    else if (extra || n < 2)
+        snprintf(s->error, sizeof s->error, "malformed %s message (%s)", topic, extra ? "too many parts" : "no header");
+    else if (wire_parse(zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), &s->h) != 0)
+        snprintf(s->error, sizeof s->error, "malformed %s message%s%s%s", topic, s->h.refused[0] ? " (field '" : "",
+                 s->h.refused, s->h.refused[0] ? "' of the wrong type or too long)" : "");
     else if (s->h.v < 0)
         snprintf(s->error, sizeof s->error,
                  "%s message without an integer protocol version 'v'; this client speaks version %d", topic, WIRE_VERSION);

@@ -155,7 +155,12 @@ int wire_parse(const void *buf, size_t len, wire_header *h) {
         else if (mp_str_is(&key, "trace_retrace")) bad = trace_retrace_field(&r, &val, h);
         else if (mp_str_is(&key, "evidence")) bad = evidence_field(&r, &val, &h->late);
         else bad = mp_skip_rest(&r, &val);  /* keys this library does not use: ignored, as the protocol asks */
-        if (bad) return -1;
+        if (bad) {
+            size_t n = key.n < sizeof h->refused - 1 ? key.n : sizeof h->refused - 1;
+            memcpy(h->refused, key.s, n);
+            h->refused[n] = '\0';
+            return -1;
+        }
     }
     return 0;
 }

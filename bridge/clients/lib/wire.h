@@ -10,7 +10,9 @@
 
 #define WIRE_VERSION 2
 #define WIRE_MAX_SIDE 4096       /* rows and cols of a scan, at most */
-#define WIRE_MAX_SCAN 256        /* bytes of a scan id, at most */
+#define WIRE_MAX_SCAN 256        /* bytes of a scan id this library sends, at most */
+#define WIRE_MAX_TEXT 1024       /* bytes of a scan id, channel or unit it reads: 256 characters (bridge/PROTOCOL.md) of
+                                  * up to 4 bytes each in UTF-8 */
 #define WIRE_MAX_HEADER (1 << 20) /* bytes of one header frame, at most (ZeroMQ's own frame budget) */
 
 /* The fields of a published header this library uses; absent ones keep the values wire_parse sets
@@ -21,8 +23,10 @@ typedef struct {
     int64_t shape[2], columns[2];
     int nshape, ncolumns, nplane, nrange, final, complete;
     double plane[3], range[2];
-    char scan[WIRE_MAX_SCAN + 1], dtype[8], pass[8], slow_axis[8], unit[64], channel[64];
+    char scan[WIRE_MAX_TEXT + 1], dtype[8], pass[8], slow_axis[8], unit[WIRE_MAX_TEXT + 1], channel[WIRE_MAX_TEXT + 1];
     char kind[64], severity[16], reason[32], trust[16];
+    /* the key of the field wire_parse refused ("" when it refused no field but the header as a whole) */
+    char refused[32];
     /* trace_retrace: the "value" of its "model", "classical" and "raw" entries; has_trace_retrace 1 where all
      * three came (a skipped figure or an absent field leaves it 0). */
     double trace_retrace[3];
@@ -32,7 +36,8 @@ typedef struct {
 } wire_header;
 
 /* Read a header frame into h: 0 when it is a msgpack map with string keys and every known field
- * has its documented type and fits; -1 otherwise (h is then partly filled: do not use it). */
+ * has its documented type and fits; -1 otherwise (h is then partly filled: do not use it, but for
+ * h->refused, which names the field). */
 int wire_parse(const void *buf, size_t len, wire_header *h);
 
 /* The controller's headers, written into buf (cap bytes); the length, or 0 when it does not fit. */
