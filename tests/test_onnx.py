@@ -192,6 +192,21 @@ def test_cli_export_errors_are_one_line(tmp_path, capsys):
     assert len(err) == 2 and "no_such_model" in err[0] and "--ship" in err[1]
 
 
+def test_cli_export_never_writes_over_a_file_or_into_a_missing_folder(random_rt_checkpoint, tmp_path, capsys):
+    """An ``-o`` mistyped over a raw scan left an ONNX file where the scan was; a missing folder was created."""
+    scan = tmp_path / "victim.sxm"
+    scan.write_bytes(b"raw scan bytes")
+    model = ["export", "onnx", "--model", str(random_rt_checkpoint)]
+    assert main([*model, "-o", str(scan)]) == 2
+    assert main([*model, "-o", str(tmp_path / "no_such_folder" / "x.onnx")]) == 2
+    assert main([*model, "-o", f"{tmp_path}/"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "exists; give --force" in err[0] and "does not exist" in err[1] and "is a folder" in err[2]
+    assert scan.read_bytes() == b"raw scan bytes" and not (tmp_path / "no_such_folder").exists()
+    assert main([*model, "-o", str(scan), "--force"]) == 0  # asked for: replaced
+    assert scan.read_bytes() != b"raw scan bytes"
+
+
 def test_backend_choice(exported, random_rt_checkpoint, tmp_path):
     assert load_backend("auto", str(random_rt_checkpoint)).name.startswith("torch")  # no ONNX file for a .pt
     assert load_backend("onnx", str(exported["fp16"]), threads=1).name == "onnxruntime-cpu"

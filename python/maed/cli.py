@@ -208,14 +208,14 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
 
     from .engine.ops import PLUGIN_OPS
     from .engine.tensorrt.onnx_ops import tensorrt_problems
-    from .export import default_destination, export_onnx, onnx_vs_torch, ship_onnx
+    from .export import check_destination, default_destination, export_onnx, onnx_vs_torch, ship_onnx
 
     if args.ship and (args.output or args.fp16 or args.plugins):
         raise ValueError("--ship writes the package's FP32 NAME.onnx; it takes neither -o, --fp16 nor --plugins")
     if args.ship:
         dest = ship_onnx(args.model)
     else:
-        dest = Path(args.output) if args.output else default_destination(args.model, args.fp16, args.plugins)
+        dest = check_destination(Path(args.output) if args.output else default_destination(args.model, args.fp16, args.plugins), args.force)
         export_onnx(args.model, dest, fp16=args.fp16, plugins=args.plugins)
     for problem in tensorrt_problems(onnx.load(dest), plugins=PLUGIN_OPS if args.plugins else ()):
         print(f"maed: warning: TensorRT would reject it: {problem}", file=sys.stderr)
@@ -465,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="float16 weights and activations (input and output stay float32)")
     p.add_argument("-o", "--output", metavar="PATH", help="ONNX file to write (default: NAME.onnx or NAME.fp16.onnx here)")
     p.add_argument("--ship", action="store_true", help="write the shipped weights as the package's NAME.onnx")
+    p.add_argument("--force", action="store_true", help="replace an existing ONNX file at PATH")
     p.add_argument(
         "--plugins", action="store_true", help="replace the DS blocks and SE fusion by MAED TensorRT plugin nodes (for TensorRT only)"
     )

@@ -127,10 +127,21 @@ def export_onnx(name_or_path: str, dest: Path, fp16: bool = False, plugins: bool
     onnx.helper.set_model_props(graph, _metadata(name, model, card, weights_file(name_or_path), "fp16" if fp16 else "fp32"))
     onnx.checker.check_model(graph, full_check=True)
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest) as tmp:  # never a half-written model where a back end would load it
         onnx.save(graph, tmp)
     return graph
+
+
+def check_destination(dest: Path, force: bool = False) -> Path:
+    """``dest`` where ``maed export onnx -o`` may write it: not a folder (or a name ending in one), in a folder that
+    exists, and not an existing file unless ``force``: an ``-o`` mistyped over a raw scan must not replace it."""
+    if str(dest).endswith(("/", "\\")) or dest.is_dir():
+        raise ValueError(f"{dest} is a folder; -o takes the ONNX file to write, e.g. {Path(dest) / 'model.onnx'}")
+    if not dest.parent.is_dir():
+        raise ValueError(f"{dest}: the folder {dest.parent} does not exist")
+    if dest.exists() and not force:
+        raise ValueError(f"{dest} exists; give --force to replace it")
+    return dest
 
 
 def default_destination(name_or_path: str, fp16: bool, plugins: bool = False) -> Path:
