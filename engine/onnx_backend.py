@@ -72,6 +72,8 @@ class OnnxBackend:
         missing = [key for key in (KEY_MODEL, KEY_SIZE_MULTIPLE) if key not in meta]
         if missing:
             raise ValueError(f"{path}: no {', '.join(missing)} in its metadata; export it with `maed export onnx`")
+        self.path = Path(path)
+        """The ONNX file it runs (``<stem>.json`` names it with its own hash)."""
         self.model = meta[KEY_MODEL]
         self.size_multiple = int(meta[KEY_SIZE_MULTIPLE])
         self.metadata = dict(meta)

@@ -23,7 +23,9 @@ class TorchBackend:
         self.max_batch = 1
         self.passes = passes_taken(self.net)
         self.levelling = card["levelling"]
-        self.weights_sha256 = weights_sha256(weights_file(model))
+        self.path = weights_file(model)
+        """The checkpoint it runs."""
+        self.weights_sha256 = weights_sha256(self.path)
 
     @torch.inference_mode()
     def denoise(self, batch: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@ into .npy and a .gwy that Gwyddion's format reader gets back to scale; incomplet
 where never measured; channel and pass choice (and the deprecated --direction); bad instrument files
 among good ones."""
 
+import hashlib
 import json
 import re
 
@@ -188,6 +189,29 @@ def test_every_output_names_its_model_weights_and_trust(tmp_path):
     trust = record["trust"]
     assert trust["output"] in ("network", "blend", "fallback")
     assert {"whiteness_x", "whiteness_y", "structure", "peaks_kept", "peaks_invented"} <= set(trust["figures"])
+    assert record["input_sha256"] == hashlib.sha256((tmp_path / "s.sxm").read_bytes()).hexdigest()
+    assert record["model_file"] == str(backend.path.resolve())
+    assert record["model_file_sha256"] == hashlib.sha256(backend.path.read_bytes()).hexdigest()
+
+
+def test_a_model_file_changed_after_export_is_named_by_its_own_hash(tmp_path):
+    """An ONNX file carries the hash of the weights it was exported from in its metadata, which cannot vouch for
+    the file: one weight zeroed after export still named the shipped weights. The record names the file that ran."""
+    import onnx
+    from onnx import numpy_helper
+
+    shipped = load_backend("onnx", PRODUCT).path
+    graph = onnx.load(shipped)
+    weight = max(graph.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    weight.CopyFrom(numpy_helper.from_array(np.zeros_like(numpy_helper.to_array(weight)), weight.name))
+    onnx.save(graph, tmp_path / "edited.onnx")
+    write_sxm(tmp_path / "s.sxm", rows=64, cols=64)
+    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "edited.onnx")]) == 0
+    record = json.loads((tmp_path / "o" / "s.json").read_text())
+    assert record["weights_sha256"] == load_backend("onnx", PRODUCT).weights_sha256  # what the metadata claims
+    assert record["model_file"] == str((tmp_path / "edited.onnx").resolve())
+    assert record["model_file_sha256"] == hashlib.sha256((tmp_path / "edited.onnx").read_bytes()).hexdigest()
+    assert record["model_file_sha256"] != hashlib.sha256(shipped.read_bytes()).hexdigest()
 
 
 def test_a_network_that_invents_bands_is_not_published(tmp_path):

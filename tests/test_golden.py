@@ -68,7 +68,7 @@ LIVE_SKIPPED = (5, 50)
 LIVE_BAND, LIVE_HALO, LIVE_REFINE = 4, 16, 8
 LIVE_GUARD_AT = 40
 """Rows done after which the live guard runs; the rows after it are published as the network's."""
-RECORD_EXCLUDED = ("input", "maed_version")
+RECORD_EXCLUDED = ("input", "model_file", "maed_version")
 """Record fields that depend on where and with which version the test runs, not on behaviour."""
 
 

@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
@@ -31,8 +30,9 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
-from .denoise_files import OUTPUT_SUFFIXES, check_output_folder, denoise_file, not_replaceable
+from .denoise_files import OUTPUT_SUFFIXES, check_output_folder, denoise_file, model_file_record, not_replaceable
 from .engine import Backend, load_backend
+from .file_hash import file_sha256
 from .io import SUFFIXES as ARRAY_SUFFIXES
 from .io import ScanError
 from .passes import further_than_raw
@@ -121,14 +121,6 @@ def collect(inputs: Iterable[Path], out_dir: Path) -> tuple[list[Task], list[str
     return [t for t in tasks if t not in clashes], refused
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _done_record(stem: Path, key: dict) -> dict | None:
     """The record of an earlier run with this key whose outputs are all there, else None. A run that also figured the
     trace/retrace error did all that one without it asks."""
@@ -150,6 +142,7 @@ def process(task: Task, backend: Backend, channel: str | None, pass_: str, trace
             "input_sha256": file_sha256(task.path),
             "model": backend.model,
             "weights_sha256": backend.weights_sha256,
+            "model_file_sha256": model_file_record(backend)["model_file_sha256"],
             "channel": channel,
             "pass": pass_,
         }

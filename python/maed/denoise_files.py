@@ -18,6 +18,7 @@ from . import __version__
 from .atomic import atomic_path, write_bytes_atomic
 from .denoise import BOTH, GuardedResult, check_pass, denoise_guarded
 from .engine import Backend
+from .file_hash import file_sha256, model_file_sha256
 from .io import MIN_SIZE, Scan, ScanError, read_scan
 from .passes import display_unit, further_than_raw, trace_retrace_figures
 from .registration import speed_ratio
@@ -34,10 +35,12 @@ def result_record(
     channel_why: str | None = None,
     channel_asked: str | None = None,
 ) -> dict:
-    """The ``<stem>.json`` written beside a denoised scan: input (its absolute path), output, channel (and why, where
-    it is not the topograph; and the one asked for, None for the scan's signal), model, weights, trust."""
+    """The ``<stem>.json`` written beside a denoised scan: input (its absolute path and its bytes' SHA-256), output,
+    channel (and why, where it is not the topograph; and the one asked for, None for the scan's signal), model,
+    weights, the model file that ran (``model_file_record``), trust."""
     return {
         "input": str(Path(source).resolve()),
+        "input_sha256": file_sha256(source),
         "output": dest.name,
         "channel": channel,
         "channel_why": channel_why,
@@ -45,6 +48,7 @@ def result_record(
         "pass": pass_,
         "model": backend.model,
         "weights_sha256": backend.weights_sha256,
+        **model_file_record(backend),
         "backend": backend.name,
         "maed_version": __version__,
         "trust": result.verdict.as_dict(),
@@ -54,6 +58,17 @@ def result_record(
         "line_jumps": result.line_jumps_record(),
         "passes_frame": result.passes_frame,
     }
+
+
+def model_file_record(backend: Backend) -> dict:
+    """The file the back end loaded (its ``path``: an ``.onnx``, a ``.pt``, a TensorRT engine; None for one without a
+    file) and its bytes' SHA-256. ``weights_sha256`` names the weights a model was built from, which an ONNX file or
+    an engine carries in its metadata and cannot vouch for: an ONNX file edited after export still named the shipped
+    weights; this hash is of what ran."""
+    path = getattr(backend, "path", None)
+    if path is None:
+        return {"model_file": None, "model_file_sha256": None}
+    return {"model_file": str(Path(path).resolve()), "model_file_sha256": model_file_sha256(path)}
 
 
 OUTPUT_SUFFIXES = (".npy", ".json", ".gwy")
