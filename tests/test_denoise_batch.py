@@ -143,6 +143,13 @@ def test_output_folders_among_the_inputs(tmp_path, capsys):
     # A folder without -r is a user mistake too, in one line.
     assert main(["denoise", str(root), "-o", str(tmp_path / "o3")]) == 2
     assert "is a folder; give -r" in capsys.readouterr().err
+    # An earlier run's outputs inside the archive, walked again into another folder: not scans to denoise.
+    assert main([*args[:4], str(tmp_path / "again"), *args[5:]]) == 0
+    assert _summary(capsys.readouterr().out)["files found"] == "1"
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["a.npy.json", "a.npy.npy"]
+    # The same folder named twice is one input.
+    assert main(["denoise", "-r", str(root), str(root), "-o", str(tmp_path / "again"), "--backend", "onnx", "--jobs", "1"]) == 0
+    assert _summary(capsys.readouterr().out)["files found"] == "1"
 
 
 def _denoise_archive(tmp_path: Path, capsys, scans: dict[str, np.ndarray]):

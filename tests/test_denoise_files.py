@@ -5,6 +5,7 @@ among good ones."""
 
 import hashlib
 import json
+import os
 import re
 
 import gwyfile
@@ -368,6 +369,11 @@ def test_nothing_in_the_output_folder_is_overwritten_but_a_rerun_of_the_same_inp
     (out / "s.npy").write_bytes(b"stale")
     assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(out), *onnx]) == 0
     np.testing.assert_array_equal(np.load(out / "s.npy"), first)
+    # The same channel asked for by name (--channel Z, the signal of a topograph) is a rerun too, either way round.
+    for option in (["--channel", "Z"], [], ["--channel", "z"]):
+        (out / "s.npy").write_bytes(b"stale")
+        assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(out), *option, *onnx]) == 0, capsys.readouterr().err
+        np.testing.assert_array_equal(np.load(out / "s.npy"), first)
 
 
 def test_an_array_file_is_refused_a_channel_or_a_retrace_it_does_not_hold(tmp_path, capsys):
@@ -392,6 +398,20 @@ def test_an_output_folder_that_is_a_file_is_one_line_before_anything_is_read(tmp
             .endswith(f"output folder {tmp_path / 'taken' / 'sub'}: {tmp_path / 'taken'} is a file, not a folder; give another -o")
         )
     assert (tmp_path / "taken").read_text() == "notes"
+
+
+def test_a_folder_that_cannot_be_written_and_an_input_that_is_no_file_are_one_line(tmp_path, capsys):
+    """Files cannot be made under /proc, even by root: a read-only output folder gave a traceback at the first output.
+    A device (/dev/zero) or a FIFO was 'no such file'; the other inputs are still denoised."""
+    write_sxm(tmp_path / "s.sxm", rows=24, cols=24)
+    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", "/proc/maed-no-such-folder"]) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if "error" in line]
+    assert len(err) == 1 and "output folder /proc/maed-no-such-folder: cannot write there" in err[0]
+    os.mkfifo(tmp_path / "fifo.sxm")
+    assert main(["denoise", "/dev/zero", str(tmp_path / "fifo.sxm"), str(tmp_path / "s.sxm"), "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "/dev/zero: not a regular file (a device, a FIFO or a socket)" in err
+    assert "fifo.sxm: not a regular file" in err and (tmp_path / "o" / "s.npy").is_file()
 
 
 def test_a_frame_the_guard_did_not_trust_is_said_on_the_terminal(tmp_path, capsys):

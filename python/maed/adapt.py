@@ -55,7 +55,7 @@ from .model import passes_taken
 from .model.checkpoint import load_model, save_checkpoint, weights_file, weights_sha256
 from .passes import display_unit, guarded_outputs, pick_pair
 from .registration import register, speed_ratio
-from .scanfiles import ChannelImage, ScanFileError, known_retrace, scanned_upwards
+from .scanfiles import ChannelImage, ScanFileError, known_retrace, not_a_file, scanned_upwards
 from .trace_retrace import Error, paired_change, row_errors, summarise
 from .training.dataset import TrainingPairs
 from .training.trainer import training_loss
@@ -164,7 +164,7 @@ def read_scans(paths: list[Path]) -> list[ScanInput]:
                 continue
             raise ValueError(f"{path} is a folder; give the scan files in it, or folders the bridge saved scans to")
         if not path.is_file():
-            raise ValueError(f"{path}: no such file")
+            raise ValueError(f"{path}: {not_a_file(path)}")
         try:
             trace, retrace = pick_pair(path)
         except ScanFileError as exc:

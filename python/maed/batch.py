@@ -68,13 +68,28 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def is_maed_output(path: Path) -> bool:
+    """Whether ``path`` is an output ``maed denoise`` wrote: a ``<stem>.npy`` or ``<stem>.gwy`` beside the
+    ``<stem>.json`` that records it. An archive walked again with an earlier run's outputs inside it would otherwise
+    have them denoised as new scans (``<name>.sxm.npy.npy``)."""
+    if path.suffix.lower() not in (".npy", ".gwy"):
+        return False
+    try:
+        record = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "maed_version" in record and record.get("output") == path.with_suffix(".npy").name
+
+
 def _walk(root: Path, skip: Path) -> Iterable[Path]:
-    """Scan files under ``root`` in a stable order, leaving out hidden entries and the folder ``skip``."""
+    """Scan files under ``root`` in a stable order, leaving out hidden entries, the folder ``skip`` and earlier
+    outputs of ``maed denoise`` (``is_maed_output``)."""
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() != skip)
         for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in SCAN_SUFFIXES:
-                yield Path(folder) / name
+            path = Path(folder) / name
+            if not name.startswith(".") and path.suffix.lower() in SCAN_SUFFIXES and not is_maed_output(path):
+                yield path
 
 
 def collect(inputs: Iterable[Path], out_dir: Path) -> tuple[list[Task], list[str]]:
@@ -85,7 +100,7 @@ def collect(inputs: Iterable[Path], out_dir: Path) -> tuple[list[Task], list[str
     share a name. ``OUTDIR`` inside an input folder is left out of its walk.
     """
     out = check_output_folder(Path(out_dir)).resolve()
-    inputs = [Path(p) for p in inputs]
+    inputs = list({Path(p).resolve(): Path(p) for p in inputs}.values())  # one input named twice is one input
     folders = [p for p in inputs if p.is_dir()]
     for folder in folders:
         if folder.resolve() == out or out in folder.resolve().parents:

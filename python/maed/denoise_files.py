@@ -8,6 +8,7 @@ scan whether the model took off more than the noise.
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -83,6 +84,25 @@ def check_output_folder(out_dir: Path) -> Path:
     return out_dir
 
 
+def check_writable(out_dir: Path) -> None:
+    """Make ``out_dir`` (and the folders above it) and make sure files can be written in it, else a one-line error
+    before any scan is read (a read-only folder gave a traceback at the first output)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise ValueError(f"output folder {out_dir}: cannot write there ({exc.strerror or exc}); give another -o") from None
+
+
+def os_problem(exc: OSError, path: Path) -> str:
+    """One line on an ``OSError`` met denoising the input ``path``: reading it, or writing an output."""
+    what = exc.strerror or type(exc).__name__
+    if exc.filename is None or Path(exc.filename).resolve() == Path(path).resolve():
+        return f"unreadable ({what})"
+    return f"cannot write {exc.filename} ({what})"
+
+
 def not_replaceable(source: Path, stem: Path, channel: str | None, pass_: str, unrecorded_ours: bool = False) -> str | None:
     """Why the outputs of ``source`` (read at ``channel``, None for its signal, and ``pass_``) must not be written at
     ``stem``, else None. A file already there is replaced only where it is maed's output of that very input with
@@ -102,10 +122,21 @@ def not_replaceable(source: Path, stem: Path, channel: str | None, pass_: str, u
     ours = isinstance(record, dict) and "maed_version" in record and isinstance(record.get("input"), str)
     if not (ours and Path(record["input"]).resolve() == Path(source).resolve()):
         return f"{source}: {existing} exists and is not maed's output of this file; it is never overwritten: choose another output folder"
-    if record.get("pass") != pass_ or record.get("channel_asked") != channel:
+    if record.get("pass") != pass_ or (record.get("channel_asked") != channel and not _same_channel(source, channel, pass_, record)):
         held, asked = f"{record.get('channel')} {record.get('pass')}", f"{channel or 'its signal'}, {pass_}"
         return f"{source}: {existing} holds its {held}; this run ({asked}) would overwrite it: choose another output folder"
     return None
+
+
+def _same_channel(source: Path, channel: str | None, pass_: str, record: dict) -> bool:
+    """Whether ``source`` read at ``channel`` (None: its signal) is the channel an earlier run's ``record`` holds,
+    asked for by another name (``--channel Z`` and the signal of a topograph): a rerun. Read to tell; a file that
+    cannot be read now is not one."""
+    try:
+        scan = read_scan(source, channel, pass_ if pass_ != BOTH else "trace")
+    except ScanError:
+        return False
+    return scan.source is not None and scan.source.name == record.get("channel")
 
 
 def output_conflicts(inputs: list[Path], out_dir: Path, channel: str | None = None, pass_: str = "trace") -> dict[Path, str]:
@@ -314,7 +345,7 @@ def denoise_files(
     out_dir = check_output_folder(Path(out_dir))
     paths = [Path(p) for p in inputs]
     refused = output_conflicts(paths, out_dir, channel, pass_)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(out_dir)
     written = []
     for path in tqdm(paths, desc="denoise", unit="file", disable=None):
         if path in refused:
@@ -324,6 +355,9 @@ def denoise_files(
             outputs, record = denoise_file(path, out_dir / path.stem, backend, channel, pass_, trace_retrace=trace_retrace)
         except ScanError as exc:
             on_error(str(exc))
+            continue
+        except OSError as exc:  # an input that cannot be read, an earlier output that cannot be replaced
+            on_error(f"{path}: {os_problem(exc, path)}")
             continue
         for message in record_notes(path, record, pass_):
             on_note(message)

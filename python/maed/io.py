@@ -27,6 +27,7 @@ from .scanfiles import (
     check_size,
     choose,
     is_flat,
+    not_a_file,
     read_file,
     sniff,
 )
@@ -163,7 +164,7 @@ def read_scan(path: Path | str, channel: str | None = None, pass_: str = "trace"
     pass_ = canonical_pass(pass_)
     path = Path(path)
     if not path.is_file():
-        raise ScanError(f"{path}: no such file")
+        raise ScanError(f"{path}: {not_a_file(path)}")
     if path.stat().st_size == 0:
         raise ScanError(f"{path}: empty file (0 bytes)")
     suffix = path.suffix.lower()

@@ -63,11 +63,21 @@ def sniff(path: Path) -> str | None:
         return detect_format(f.read(64))
 
 
+def not_a_file(path: Path) -> str:
+    """Why ``path``, which is no regular file, cannot be read as a scan: missing, a folder, or something else (a
+    device such as /dev/zero, a FIFO, a socket), which reading would never end or never start."""
+    if not path.exists():
+        return "no such file"
+    if path.is_dir():
+        return "a folder, not a file"
+    return "not a regular file (a device, a FIFO or a socket)"
+
+
 def read_file(path: Path | str) -> ScanFile:
     """Every channel, in both passes where recorded, of the instrument file at ``path``."""
     path = Path(path)
     if not path.is_file():
-        raise ScanFileError(f"{path}: no such file")
+        raise ScanFileError(f"{path}: {not_a_file(path)}")
     raw = path.read_bytes()
     fmt = detect_format(raw[:64])
     if fmt is None:
@@ -154,6 +164,7 @@ __all__ = [
     "detect_format",
     "sniff",
     "read_file",
+    "not_a_file",
     "read_channel",
     "list_channels",
     "known_retrace",
