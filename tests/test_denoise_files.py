@@ -83,6 +83,17 @@ def test_createc_step_scan_stays_empty_where_never_measured(tmp_path):
         assert np.isfinite(container[f"/{i}/data"].data).all()
 
 
+def test_a_scan_stopped_early_says_how_many_rows_were_measured(tmp_path, capsys):
+    scan = np.random.default_rng(4).standard_normal((64, 48)) * 1e-11
+    scan[40:] = np.nan  # never measured: the bridge saves a stopped scan so
+    np.save(tmp_path / "stopped.npy", scan)
+    assert main(["denoise", str(tmp_path / "stopped.npy"), "-o", str(tmp_path / "o"), "--backend", "onnx"]) == 0
+    assert "stopped.npy: 40 of 64 rows measured; the rest stay empty (NaN) in every output" in capsys.readouterr().err
+    record = json.loads((tmp_path / "o" / "stopped.json").read_text())
+    assert (record["rows"], record["rows_measured"]) == (64, 40)
+    assert np.isnan(np.load(tmp_path / "o" / "stopped.npy")[40:]).all()
+
+
 def test_channel_and_pass_options(tmp_path, capsys):
     stored = write_sxm(tmp_path / "s.sxm", channels=(("Z", "m", "both"), ("Current", "A", "both")), rows=24, cols=24)
     onnx = ["--backend", "onnx", "--model", "rt"]
@@ -439,3 +450,17 @@ def test_an_empty_file_is_said_to_be_empty(tmp_path, capsys):
     (tmp_path / "e.sxm").write_bytes(b"")
     assert main(["denoise", str(tmp_path / "e.sxm"), "-o", str(tmp_path / "o"), "--backend", "onnx"]) == 1
     assert f"maed: error: {tmp_path / 'e.sxm'}: empty file (0 bytes)" in capsys.readouterr().err
+
+
+def test_an_array_beyond_float32_or_flat_is_refused_in_one_line(tmp_path, capsys):
+    """Values beyond float32's range came back as NaN in every pixel, with exit status 0; an array of zeros was
+    denoised, its guard's reasons nonsense (texture 1000 times the input's)."""
+    np.save(tmp_path / "huge.npy", np.random.default_rng(0).standard_normal((32, 32)) * 1e300)
+    np.save(tmp_path / "zeros.npy", np.zeros((32, 32)))
+    np.save(tmp_path / "fine.npy", np.random.default_rng(1).standard_normal((32, 32)) * 1e-11)
+    paths = [str(tmp_path / name) for name in ("huge.npy", "zeros.npy", "fine.npy")]
+    assert main(["denoise", *paths, "-o", str(tmp_path / "o"), "--backend", "onnx"]) == 1
+    err = capsys.readouterr().err
+    assert "huge.npy: values up to" in err and "beyond float32's range" in err
+    assert "zeros.npy: flat (a plane, nothing to denoise)" in err and "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["fine.json", "fine.npy"]

@@ -242,6 +242,8 @@ def denoise_file(
     record = result_record(path, dest, pass_, scan.source.name if scan.source else None, backend, result, scan.channel_why, channel) | (
         extra or {}
     )
+    # Rows never measured (a scan stopped early) stay NaN in every output; the record and the terminal say how many.
+    record["rows"], record["rows_measured"] = int(scan.data.shape[0]), int(np.isfinite(result.data).all(axis=1).sum())
     if trace_retrace:
         record["trace_retrace"] = file_trace_retrace(scan, backend, pass_, scanned_up, result.data)
     write_bytes_atomic(record_path, json.dumps(record, indent=1).encode())
@@ -285,6 +287,8 @@ def record_notes(path: Path, record: dict, pass_: str) -> list[str]:
     trace/retrace error where it was asked for (``trace_retrace_note``) and the jumps of whole lines taken off
     (``maed.line_jumps``), and the pixels taken for spikes (``maed.spikes``)."""
     notes = []
+    if record.get("rows_measured", record.get("rows")) != record.get("rows"):
+        notes.append(f"{path}: {record['rows_measured']} of {record['rows']} rows measured; the rest stay empty (NaN) in every output")
     trust = record["trust"]
     if trust["output"] != "network":
         share = f"over {trust['fallback_fraction']:.0%} of the frame" if trust["output"] == "blend" else "over the whole frame"

@@ -98,6 +98,9 @@ def load_npy(path: Path) -> np.ndarray:
     return np.array(mapped)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_scan(array: np.ndarray, name: str) -> np.ndarray:
     """``array`` as float64 if it is a usable 2-D scan, else a ``ScanError`` naming ``name``."""
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
@@ -112,6 +115,9 @@ def check_scan(array: np.ndarray, name: str) -> np.ndarray:
     bad = ~np.isfinite(array)
     if bad.any():
         raise ScanError(f"{name}: {int(bad.sum())} non-finite values (NaN or Inf)")
+    largest = float(np.abs(array).max())
+    if largest > FLOAT32_MAX:  # the outputs are float32: every pixel came back NaN
+        raise ScanError(f"{name}: values up to {largest:.3g}, beyond float32's range ({FLOAT32_MAX:.3g}) that the outputs are written in")
     return array
 
 
@@ -198,4 +204,7 @@ def read_scan(path: Path | str, channel: str | None = None, pass_: str = "trace"
         raise ScanError(str(exc)) from None
     except Exception as exc:  # any reader failure on a user's file is a bad file, not a crash
         raise ScanError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
-    return Scan(check_array_scan(array, str(path)))
+    array = check_array_scan(array, str(path))
+    if is_flat(array):  # as an instrument image's flat channel is (scanfiles.signal): the guard has nothing to judge
+        raise ScanError(f"{path}: flat (a plane, nothing to denoise)")
+    return Scan(array)
