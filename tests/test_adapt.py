@@ -161,6 +161,8 @@ def test_acceptance_rule_on_constructed_figures():
     files = [held(Error(1.0, 0.95, 1.05), Error(0.97, 0.92, 1.02))]
     assert adapt.failed_tests(better, files, paint) == []
     assert adapt.failed_tests(same, files, paint)[0].startswith("held-out error")
+    negligible = Error(-0.0005, -0.001, -0.0001)  # sure, but too small to matter
+    assert adapt.failed_tests(negligible, files, paint)[0].startswith("held-out error")
     worse_file = [*files, held(Error(1.0, 0.95, 1.05), Error(1.06, 1.0, 1.1))]
     assert [r.split(":")[0] for r in adapt.failed_tests(better, worse_file, paint)] == ["no file worse"]
     assert adapt.failed_tests(better, [held(files[0]["error"]["old"], files[0]["error"]["new"], 0, 1)], paint)[0].startswith("trust guard")

@@ -13,7 +13,8 @@ is written (exit status 3):
 - **held-out error**: the trace/retrace error (``maed.trace_retrace``) of both passes of the held-out
   files, each pass denoised alone as ``maed denoise`` does (``denoise_guarded``): the 95 % interval of
   the relative change of E^2 (paired per row, resampled in blocks of rows, each file weighed by its own
-  old E^2) lies wholly below 0;
+  old E^2) lies wholly below ``-MIN_GAIN`` (1 %): a change too small to see is no reason for a new model (3 steps
+  of training kept new weights for -0.05 %, its interval -0.1 % to -0.0 %);
 - **no file worse**: no held-out file's new E lies above its old E's interval;
 - **trust guard**: the guard falls back (wholly or in part) on no more held-out frames than before;
 - **paint check**: on ``PAINT_SCANS`` simulated scans of surfaces without a lattice (the fixed test seeds of
@@ -371,13 +372,19 @@ def paint_check(backends: dict, count: int | None = None, size: int = PAINT_SIZE
     }
 
 
+MIN_GAIN = 0.01
+"""The least relative drop of the held-out E^2 that the whole 95 % interval must show. E^2 holds the raw passes' own
+noise (E^2 = e^2 + s^2 for a true error e), so 1 % of it is more of the error the model makes: where e^2 is a fifth
+of s^2, a tenth less of e^2."""
+
+
 def failed_tests(change: Error, files: list[dict], paint: dict) -> list[str]:
     """Each test the new weights fail, in words; empty: keep them."""
     failed = []
-    if not change.high < 0:
+    if not change.high < -MIN_GAIN:
         failed.append(
             f"held-out error: E^2 changed by {change.value:+.1%} (95 % interval {change.low:+.1%} to "
-            f"{change.high:+.1%}), not below 0 beyond its interval"
+            f"{change.high:+.1%}), not below {-MIN_GAIN:+.0%} beyond its interval"
         )
     for f in files:
         if "error" in f and f["error"]["new"].value > f["error"]["old"].high:
