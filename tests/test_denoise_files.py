@@ -380,6 +380,15 @@ def test_nothing_in_the_output_folder_is_overwritten_but_a_rerun_of_the_same_inp
     (out / "s.npy").write_bytes(b"stale")
     assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(out), *onnx]) == 0
     np.testing.assert_array_equal(np.load(out / "s.npy"), first)
+    assert "s.sxm: replaced the outputs of an earlier run of the same file and model" in capsys.readouterr().err
+    # A new scan saved under the old name: replaced, and said.
+    write_sxm(
+        tmp_path / "s.sxm", channels=(("Z", "m", "both"), ("Current", "A", "both")), rows=24, cols=24, extra_header=":REC_TEMP:\n4.2\n"
+    )
+    assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(out), *onnx]) == 0
+    assert "replaced the outputs of an earlier run of other bytes: the file changed since" in capsys.readouterr().err
+    assert json.loads((out / "s.json").read_text())["input_sha256"] == hashlib.sha256((tmp_path / "s.sxm").read_bytes()).hexdigest()
+    first = np.load(out / "s.npy")
     # The same channel asked for by name (--channel Z, the signal of a topograph) is a rerun too, either way round.
     for option in (["--channel", "Z"], [], ["--channel", "z"]):
         (out / "s.npy").write_bytes(b"stale")

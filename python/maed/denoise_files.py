@@ -84,6 +84,28 @@ def check_output_folder(out_dir: Path) -> Path:
     return out_dir
 
 
+def earlier_record(stem: Path) -> dict | None:
+    """The ``<stem>.json`` of an earlier run whose outputs a run is about to replace (``not_replaceable`` allowed it),
+    or None where there is none."""
+    try:
+        record = json.loads(Path(f"{stem}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def replaced_note(path: Path, earlier: dict, record: dict) -> str:
+    """The line that says a run replaced an earlier one's outputs, and what differed: the file's bytes (a new scan
+    saved under the old name), the model, or nothing (a rerun)."""
+    if earlier.get("input_sha256") not in (None, record["input_sha256"]):
+        why = "of other bytes: the file changed since"
+    elif (earlier.get("model"), earlier.get("weights_sha256")) != (record["model"], record["weights_sha256"]):
+        why = f"of model {earlier.get('model')}"
+    else:
+        why = "of the same file and model"
+    return f"{path}: replaced the outputs of an earlier run {why}"
+
+
 def check_writable(out_dir: Path) -> None:
     """Make ``out_dir`` (and the folders above it) and make sure files can be written in it, else a one-line error
     before any scan is read (a read-only folder gave a traceback at the first output)."""
@@ -355,6 +377,7 @@ def denoise_files(
         if path in refused:
             on_error(refused[path])
             continue
+        earlier = earlier_record(out_dir / path.stem)
         try:
             outputs, record = denoise_file(path, out_dir / path.stem, backend, channel, pass_, trace_retrace=trace_retrace)
         except ScanError as exc:
@@ -365,5 +388,7 @@ def denoise_files(
             continue
         for message in record_notes(path, record, pass_):
             on_note(message)
+        if earlier is not None:
+            on_note(replaced_note(path, earlier, record))
         written += outputs
     return written
