@@ -115,7 +115,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     ]
     for args, message in cases:
         assert main(["adapt", *args, "--steps", "1"]) == 2, message
-        err = capsys.readouterr().err.strip().splitlines()
+        err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("maed: reading")]
         assert len(err) == 1 and err[0].startswith("maed: error:") and message in err[0], err
     (tmp_path / "m.pt").write_bytes(b"mine")
     assert main(["adapt", *map(str, two), "-o", out, "--steps", "1"]) == 2

@@ -473,3 +473,12 @@ def test_an_array_beyond_float32_or_flat_is_refused_in_one_line(tmp_path, capsys
     assert "huge.npy: values up to" in err and "beyond float32's range" in err
     assert "zeros.npy: flat (a plane, nothing to denoise)" in err and "Traceback" not in err
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["fine.json", "fine.npy"]
+
+
+def test_a_truncated_array_and_jobs_without_r_are_named(tmp_path, capsys):
+    np.save(tmp_path / "whole.npy", np.zeros((64, 64)))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "whole.npy").read_bytes()[:1000])
+    assert main(["denoise", str(tmp_path / "cut.npy"), "-o", str(tmp_path / "o")]) == 1
+    assert "cut.npy: truncated: its header announces a 64 x 64 float64 array, 32768 bytes; 872 follow" in capsys.readouterr().err
+    assert main(["denoise", str(tmp_path / "whole.npy"), "-o", str(tmp_path / "o"), "--jobs", "2"]) == 2
+    assert "--jobs sets the worker processes of -r" in capsys.readouterr().err

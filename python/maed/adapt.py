@@ -559,6 +559,7 @@ def adapt(
     given: dict[Path, Path] = {}
     for path in [*scan_paths, *held_out]:
         given.setdefault(path.resolve(), path)  # each file once, as first named
+    note(f"reading {len(given)} scan files and registering their passes")  # some seconds before the first bar
     scans = read_scans(list(given.values()))
     result = adapt_round(scans, held_out, base, 60.0 * minutes, sim_share, max_steps, seed, note)
     if result.failed:

@@ -55,6 +55,8 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
         folder = next((p for p in args.inputs if Path(p).is_dir()), None)
         if folder is not None:
             raise ValueError(f"{folder} is a folder; give -r to denoise the scans under it")
+        if args.jobs is not None:  # one process denoises the files given; said, not silently ignored
+            raise ValueError("--jobs sets the worker processes of -r; without -r the files are denoised one by one")
     backend = load_backend(args.backend, args.model, threads=args.threads)
     pass_ = check_pass(backend, pass_)
     print(f"maed: model {backend.model} on back end {backend.name}", file=sys.stderr)

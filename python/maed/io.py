@@ -86,11 +86,18 @@ def load_npy(path: Path) -> np.ndarray:
         try:
             major, _ = np.lib.format.read_magic(stream)
             header = np.lib.format.read_array_header_2_0 if major >= 2 else np.lib.format.read_array_header_1_0
-            _, _, dtype = header(stream)
+            shape, _, dtype = header(stream)
         except ValueError:
             raise ScanError(f"{path}: not a NumPy .npy array (no valid .npy header)") from None
+        data_start = stream.tell()
     if dtype.hasobject:
         raise ScanError(f"{path}: holds Python objects, not numbers; refused (reading them would unpickle, which can run code)")
+    expected = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    held = path.stat().st_size - data_start
+    if held < expected:
+        raise ScanError(
+            f"{path}: truncated: its header announces a {' x '.join(map(str, shape))} {dtype} array, {expected} bytes; {held} follow"
+        )
     mapped = np.load(path, mmap_mode="r", allow_pickle=False)
     if mapped.ndim != 2:
         return mapped
