@@ -121,3 +121,9 @@ def test_one_line_errors(tmp_path):
         read_file(other / "20201111--4_2.Z_mtrx")
     with pytest.raises(ScanFileError, match="over the budget"):
         read_file(matrix_pair(tmp_path, Points=100_000, Lines=100_000))
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / MATRIX_IMAGE).symlink_to(REAL_DIR / MATRIX_IMAGE)
+    (cut / MATRIX_PARAMETERS).write_bytes((REAL_DIR / MATRIX_PARAMETERS).read_bytes()[:200_000])
+    with pytest.raises(ScanFileError, match=rf"{MATRIX_IMAGE}: its parameter file {MATRIX_PARAMETERS} is damaged \("):
+        read_file(cut / MATRIX_IMAGE)  # the image is whole: the message names the file that is not

@@ -234,7 +234,13 @@ def read(path: Path, raw: bytes) -> ScanFile:
         data = params_file.read_bytes()
         if not data.startswith(MAGIC):
             raise ScanFileError(f"{path}: {params_file.name} is not a MATRIX parameter file")
-        if params.replay(data, path.name):
+        try:
+            found = params.replay(data, path.name)
+        except ScanFileError:
+            raise
+        except Exception as exc:  # the image may be whole: name the parameter file that is damaged
+            raise ScanFileError(f"{path}: its parameter file {params_file.name} is damaged ({type(exc).__name__}: {exc})") from None
+        if found:
             break
     else:
         raise ScanFileError(f"{path}: its parameter files never mention it (another experiment's?)")
