@@ -144,7 +144,11 @@ def not_replaceable(source: Path, stem: Path, channel: str | None, pass_: str, u
     ours = isinstance(record, dict) and "maed_version" in record and isinstance(record.get("input"), str)
     if not (ours and Path(record["input"]).resolve() == Path(source).resolve()):
         return f"{source}: {existing} exists and is not maed's output of this file; it is never overwritten: choose another output folder"
-    if record.get("pass") != pass_ or (record.get("channel_asked") != channel and not _same_channel(source, channel, pass_, record)):
+    try:
+        same = record.get("pass") == pass_ and (record.get("channel_asked") == channel or _same_channel(source, channel, pass_, record))
+    except ScanError as exc:  # the file cannot be read at what was asked (an unknown channel): that is the problem
+        return str(exc)
+    if not same:
         held, asked = f"{record.get('channel')} {record.get('pass')}", f"{channel or 'its signal'}, {pass_}"
         return f"{source}: {existing} holds its {held}; this run ({asked}) would overwrite it: choose another output folder"
     return None
@@ -152,12 +156,9 @@ def not_replaceable(source: Path, stem: Path, channel: str | None, pass_: str, u
 
 def _same_channel(source: Path, channel: str | None, pass_: str, record: dict) -> bool:
     """Whether ``source`` read at ``channel`` (None: its signal) is the channel an earlier run's ``record`` holds,
-    asked for by another name (``--channel Z`` and the signal of a topograph): a rerun. Read to tell; a file that
-    cannot be read now is not one."""
-    try:
-        scan = read_scan(source, channel, pass_ if pass_ != BOTH else "trace")
-    except ScanError:
-        return False
+    asked for by another name (``--channel Z`` and the signal of a topograph): a rerun. Read to tell (``ScanError``
+    where it cannot be read so)."""
+    scan = read_scan(source, channel, pass_ if pass_ != BOTH else "trace")
     return scan.source is not None and scan.source.name == record.get("channel")
 
 
