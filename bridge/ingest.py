@@ -276,6 +276,7 @@ class Ingest:
                     break
                 if state.admit(message):
                     state.keep(message, now)
+                    state.replayed += 1
                     self.lines_recovered += 1
             else:
                 journal.sync()  # what the killed bridge wrote is durable now: acknowledge it

@@ -43,6 +43,9 @@ class ScanState:
         """``seq`` of the newest message of this scan in its journal."""
         self.recovered = False
         """Whether a restarted bridge rebuilt this scan from its journal."""
+        self.replayed = 0
+        """Lines rebuilt from the journal: the first this many the worker takes. Alerts found on them were published
+        before the bridge died (most of them), so they go out marked ``recovered`` and no rule acts on them again."""
         self._seqs: dict[tuple[str, int], int] = {}
         """``seq`` of the line each (pass, row) was filled by: a resend carries the same."""
 

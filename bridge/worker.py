@@ -102,8 +102,12 @@ MIN_STEP_ROWS = 32
 class LiveScan:
     """Worker-side state of one scan: raw frames, streaming denoiser, counters."""
 
-    def __init__(self, start: ScanStart, halo: int, refine: int, backend: Backend) -> None:
+    def __init__(self, start: ScanStart, halo: int, refine: int, backend: Backend, replayed: int = 0) -> None:
         self.start = start
+        self.replayed = replayed
+        """Lines of the scan rebuilt from its journal by a restarted bridge (``ScanState.replayed``): taken first."""
+        self.lines_fed = 0
+        """Lines fed to the scan-health detectors so far."""
         self.backend = backend
         """The back end of the scan's last update (or of its full-frame pass): what its denoised frame came from,
         which every message and the saved scan name, so that an update's messages (whole frames published later by
@@ -281,7 +285,7 @@ class Worker:
 
     def _process(self, batch: Batch, full_pass: bool, figures: bool = True) -> None:
         serial = batch.state.serial
-        scan = self._live.pop(serial, None) or LiveScan(batch.state.start, self.halo, self.refine, self.backend)
+        scan = self._live.pop(serial, None) or LiveScan(batch.state.start, self.halo, self.refine, self.backend, batch.state.replayed)
         if batch.ended:
             self._finish(scan, batch, full_pass, figures)
         else:
@@ -495,7 +499,11 @@ class Worker:
         try:
             for line, _ in lines:
                 judge = final or self.judge_every_line or scan.health_allowance > 0
+                replayed = scan.lines_fed < scan.replayed
+                scan.lines_fed += 1
                 for finding in scan.health.feed(line.row, line.data, line.pass_, judge=judge):
+                    if replayed:  # published before the bridge died, most likely: said, so that no rule acts twice
+                        finding.evidence["recovered"] = 1
                     self._alert(scan, finding)
                 now = time.thread_time()
                 scan.health_allowance -= now - used

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import zmq
 from fake_backends import IdentityBackend
+from served_bridge import saved_folders
 
 from maed.bridge.listen import listen
 from maed.bridge.protocol import Alert, ScanFinished, decode_published
@@ -188,3 +189,36 @@ def test_time_the_worker_waits_for_the_cpu_is_not_the_detectors_cost(tmp_path: P
     meta = json.loads((Path(message.saved) / "meta.json").read_text())
     assert meta["alerts_lines_unjudged"] == 0
     assert not [a for a in alerts if a.evidence.get("late")]
+
+
+def test_alerts_on_lines_a_restarted_bridge_rebuilt_are_marked_recovered(tmp_path: Path):
+    """A bridge that died mid-scan rebuilds the open scan from its journal and judges its lines again: their alerts
+    were most likely published before it died, so they go out marked ``recovered`` (no rule acts on them twice); the
+    alerts of the lines that come after are not."""
+    from maed.bridge.journal import Journal
+    from maed.bridge.protocol import Line, ScanStart, encode
+
+    rng = np.random.default_rng(7)
+    rows, cols = 128, 128
+    data = (np.cumsum(rng.standard_normal((rows, cols)), axis=1) * 0.05 + rng.standard_normal((rows, cols))).astype("<f4")
+    data[30, 40:80] += 12.0  # a scar on a line the journal holds
+    data[100, 20:60] += 12.0  # and one on a line sent after the restart
+    out = tmp_path / "scans"
+    journal = Journal(out).create("died")
+    journal.append(encode(ScanStart(scan="died", seq=0, rows=rows, cols=cols, channel="Z", unit="m", range=(1e-8, 1e-8), slow_axis="down")))
+    for row in range(64):
+        journal.append(encode(Line(scan="died", seq=1 + row, row=row, pass_="trace", t=0.0, data=data[row])))
+    journal.close()
+    config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=out)
+    with Bridge(config, backend=IdentityBackend()) as bridge:
+        pusher = LinePusher(bridge.endpoints["pull"])
+        for row in range(64, rows):
+            pusher.line("died", row, data[row])
+        pusher.end("died")
+        pusher.close()
+        assert bridge.wait_finished(1, 30)
+    (folder,) = saved_folders(out)
+    alerts = json.loads((folder / "meta.json").read_text())["alerts"]
+    scars = {a["row"]: a for a in alerts if a["kind"] == "scar"}
+    assert set(scars) >= {30, 100}, alerts
+    assert scars[30]["evidence"].get("recovered") == 1 and "recovered" not in scars[100]["evidence"]

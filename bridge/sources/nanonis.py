@@ -275,6 +275,8 @@ class NanonisSource:
             action = self.on_alert.get(alert.kind) if isinstance(alert, Alert) else None
             if action is None or followed is None or alert.scan != followed.scan:
                 continue
+            if alert.evidence.get("recovered") == 1:  # found again on lines a restarted bridge rebuilt: acted on before
+                continue
             if (alert.scan, action) not in self._acted:
                 self._acted.add((alert.scan, action))
                 self._pending.append((alert, action))

@@ -128,6 +128,10 @@ MAED_API int maed_sub_alert(maed_sub *sub, char *kind, int capacity, int *row, i
 /* alert: late 1 where it was found once its scan ended, on lines the bridge had no time to judge live (its
  * evidence's "late"; a rule acting on it would act on the next scan), else 0. */
 MAED_API int maed_sub_alert_late(maed_sub *sub, int *late);
+/* alert: recovered 1 where it was found again on lines a bridge restarted after it died rebuilt from its journal
+ * (its evidence's "recovered"; most likely published before the bridge died: act on it only if that one was not
+ * seen), else 0. */
+MAED_API int maed_sub_alert_recovered(maed_sub *sub, int *recovered);
 /* scan.finished: complete (0/1), trace rows done, reason ("end", "superseded", "timeout", "shutdown"). */
 MAED_API int maed_sub_finished(maed_sub *sub, int *complete, int *rows_done, char *reason, int capacity);
 /* Why the last maed_sub_next returned MAED_E_PROTOCOL, in one line ("" when it did not). */

@@ -334,6 +334,14 @@ int maed_sub_alert_late(maed_sub *s, int *late) {
     return MAED_OK;
 }
 
+int maed_sub_alert_recovered(maed_sub *s, int *recovered) {
+    int rc = hold(s, 1 << MAED_EVENT_ALERT);
+    if (rc != MAED_OK) return rc;
+    if (recovered) *recovered = s->h.recovered;
+    pthread_mutex_unlock(&s->lock);
+    return MAED_OK;
+}
+
 int maed_sub_finished(maed_sub *s, int *complete, int *rows_done, char *reason, int capacity) {
     int rc = hold(s, 1 << MAED_EVENT_SCAN_FINISHED);
     if (rc != MAED_OK) return rc;

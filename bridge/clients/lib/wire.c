@@ -93,16 +93,17 @@ static int trace_retrace_field(mp_reader *r, const mp_item *it, wire_header *h) 
     return 0;
 }
 
-/* evidence: a map of figures; "late" (a number) 1 marks an alert found once its scan ended; the rest is skipped. */
-static int evidence_field(mp_reader *r, const mp_item *it, int *late) {
+/* evidence: a map of figures; "late" (a number) 1 marks an alert found once its scan ended, "recovered" 1 one found
+ * again on lines a restarted bridge rebuilt; the rest is skipped. */
+static int evidence_field(mp_reader *r, const mp_item *it, int *late, int *recovered) {
     if (it->type != MP_MAP) return -1;
     for (uint32_t k = 0; k < it->n; k++) {
         mp_item key, val;
         double value;
         if (mp_next(r, &key) != 0 || key.type != MP_STR || mp_next(r, &val) != 0) return -1;
-        if (mp_str_is(&key, "late")) {
+        if (mp_str_is(&key, "late") || mp_str_is(&key, "recovered")) {
             if (mp_number(&val, &value) != 0) return -1;
-            *late = value == 1.0;
+            *(mp_str_is(&key, "late") ? late : recovered) = value == 1.0;
         } else if (mp_skip_rest(r, &val) != 0) {
             return -1;
         }
@@ -153,7 +154,7 @@ int wire_parse(const void *buf, size_t len, wire_header *h) {
         else if (mp_str_is(&key, "reason")) bad = str_field(&val, h->reason, sizeof h->reason);
         else if (mp_str_is(&key, "trust")) bad = trust_field(&r, &val, h->trust, sizeof h->trust);
         else if (mp_str_is(&key, "trace_retrace")) bad = trace_retrace_field(&r, &val, h);
-        else if (mp_str_is(&key, "evidence")) bad = evidence_field(&r, &val, &h->late);
+        else if (mp_str_is(&key, "evidence")) bad = evidence_field(&r, &val, &h->late, &h->recovered);
         else bad = mp_skip_rest(&r, &val);  /* keys this library does not use: ignored, as the protocol asks */
         if (bad) {
             size_t n = key.n < sizeof h->refused - 1 ? key.n : sizeof h->refused - 1;

@@ -31,8 +31,9 @@ typedef struct {
      * three came (a skipped figure or an absent field leaves it 0). */
     double trace_retrace[3];
     int has_trace_retrace;
-    /* an alert's evidence: 1 where its "late" figure is 1 (found once the scan ended), else 0 */
-    int late;
+    /* an alert's evidence: 1 where its "late" figure is 1 (found once the scan ended), else 0; the same for its
+     * "recovered" figure (found again on lines a restarted bridge rebuilt from its journal) */
+    int late, recovered;
 } wire_header;
 
 /* Read a header frame into h: 0 when it is a msgpack map with string keys and every known field
