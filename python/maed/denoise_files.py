@@ -35,13 +35,15 @@ def result_record(
     result: GuardedResult,
     channel_why: str | None = None,
     channel_asked: str | None = None,
+    input_sha256: str | None = None,
 ) -> dict:
-    """The ``<stem>.json`` written beside a denoised scan: input (its absolute path and its bytes' SHA-256), output,
+    """The ``<stem>.json`` written beside a denoised scan: input (its absolute path and its bytes' SHA-256, as read by
+    ``denoise_file``), output,
     channel (and why, where it is not the topograph; and the one asked for, None for the scan's signal), model,
     weights, the model file that ran (``model_file_record``), trust."""
     return {
         "input": str(Path(source).resolve()),
-        "input_sha256": file_sha256(source),
+        "input_sha256": input_sha256,
         "output": dest.name,
         "channel": channel,
         "channel_why": channel_why,
@@ -262,9 +264,8 @@ def denoise_file(
         with atomic_path(gwy) as tmp:
             write_gwy(tmp, image, fields, units={fallback_title: ""})
         written.append(gwy)
-    record = result_record(path, dest, pass_, scan.source.name if scan.source else None, backend, result, scan.channel_why, channel) | (
-        extra or {}
-    )
+    name = scan.source.name if scan.source else None
+    record = result_record(path, dest, pass_, name, backend, result, scan.channel_why, channel, file_sha256(path)) | (extra or {})
     # Rows never measured (a scan stopped early) stay NaN in every output; the record and the terminal say how many.
     record["rows"], record["rows_measured"] = int(scan.data.shape[0]), int(np.isfinite(result.data).all(axis=1).sum())
     if trace_retrace:

@@ -92,17 +92,17 @@ int main(void) {
     memset(deep, 0x91, sizeof deep);  /* [[[[...]]]]: 2048 levels, each declaring one element */
     n = header_with(buf, sizeof buf, "unknown", deep, sizeof deep);
     CHECK(n > 0 && parse(buf, n, &h) != 0);
-    uint8_t long_scan[300];
+    uint8_t long_scan[3 + WIRE_MAX_TEXT + 1];
     memset(long_scan, 'x', sizeof long_scan);
-    long_scan[0] = 0xda, long_scan[1] = 1, long_scan[2] = 1;  /* a scan id of 257 bytes: one too many */
+    long_scan[0] = 0xda, long_scan[1] = 4, long_scan[2] = 1;  /* a scan id of 1025 bytes: one too many */
     mp_writer w = {buf, sizeof buf, 0, 0};
     mp_w_map(&w, 1);
     mp_w_str(&w, "scan");
-    memcpy(buf + w.len, long_scan, 260);
-    CHECK(parse(buf, w.len + 260, &h) != 0);
-    long_scan[2] = 0;  /* 256 bytes: the most a scan id may have */
-    memcpy(buf + w.len, long_scan, 259);
-    CHECK(parse(buf, w.len + 259, &h) == 0 && strlen(h.scan) == 256);
+    memcpy(buf + w.len, long_scan, 3 + 1025);
+    CHECK(parse(buf, w.len + 3 + 1025, &h) != 0 && strcmp(h.refused, "scan") == 0);
+    long_scan[2] = 0;  /* 1024 bytes: 256 characters of 4 bytes in UTF-8, the most a scan id may have */
+    memcpy(buf + w.len, long_scan, 3 + 1024);
+    CHECK(parse(buf, w.len + 3 + 1024, &h) == 0 && strlen(h.scan) == 1024);
     static const uint8_t int_key[] = {0x81, 0x01, 0x02};
     CHECK(parse(int_key, sizeof int_key, &h) != 0);
     static const uint8_t not_a_map[] = {0x92, 0x01, 0x02};
