@@ -130,3 +130,39 @@ def test_serve_judges_every_line_live_where_rules_act_on_alerts(tmp_path, monkey
     assert "bridge not started" in capsys.readouterr().err
     (config,) = seen
     assert config.judge_every_line is judged
+
+
+def test_an_alert_found_again_after_a_restart_is_not_acted_on(tmp_path):
+    """A restarted bridge judges the lines it rebuilt from its journal again and marks what it finds there
+    ``recovered``: the rule acted on it before the bridge died, so it does not pause the scan a second time. The
+    alerts come from a PUB socket of the test, as the bridge publishes them; the commands go to the simulated
+    controller over TCP."""
+    import zmq
+
+    from maed.bridge.nanonis.client import NanonisClient
+    from maed.bridge.protocol import encode
+    from maed.bridge.sources.nanonis import _Followed
+
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    scanner = Scanner(frames_with("tip_change"), size=SIZE, line_rate=100, scans=1)
+    with SimulatedNanonis(scanner, port=0) as nanonis:
+        source = NanonisSource(port=nanonis.port, on_alert={"tip_change": "pause"}, alerts=f"tcp://127.0.0.1:{port}")
+        alerts = source._subscribe(None)
+        source._followed = _Followed("s", 0, SIZE, SIZE, False, np.zeros((SIZE, SIZE)), np.zeros(SIZE, bool), {})
+        client = NanonisClient(port=nanonis.port)
+        try:
+            time.sleep(0.3)  # the subscription reaches the publisher
+            tip = {"scan": "s", "kind": "tip_change", "row": 5, "columns": (0, SIZE), "severity": "warning"}
+            pub.send_multipart(encode(Alert(seq=0, evidence={"recovered": 1, "step": 1.0}, **tip)))
+            time.sleep(0.3)
+            source._act(client, alerts)
+            assert source.commands == [] and not nanonis.scanner.paused
+            pub.send_multipart(encode(Alert(seq=1, evidence={"step": 1.0}, **tip)))
+            time.sleep(0.3)
+            source._act(client, alerts)
+            assert len(source.commands) == 1 and source.commands[0].startswith("Scan.Action pause (tip_change at row 5")
+        finally:
+            client.close()
+            alerts.close(linger=0)
+            pub.close(linger=0)
