@@ -66,8 +66,8 @@ worker, niced, longest), and counted by the wall clock that wait passed for the 
 loaded 2-core VM at 100 lines/s only a third of a scan's lines were judged live and its alerts came once it ended
 (2026-12-07)."""
 HEALTH_CARRY_S = 0.05
-"""Most unused detector time carried from one update to the next (what the time since the last update, or since the
-oldest line of the update arrived, adds comes on top)."""
+"""Most unused detector time saved up from one update to the next, unless the update's lines waited longer: then up to
+``HEALTH_SHARE`` of their wait."""
 MAX_FINAL_BACKLOG = 4
 """Finished scans waiting beyond this many skip the full-frame pass (their last live frame is kept)."""
 MAX_BAND_PIXELS = 384 * 384
@@ -130,9 +130,6 @@ class LiveScan:
         self.owed: set[str] = set()
         """Whole frames changed since they were last published: ``"trace"``, ``"retrace"`` (raw), ``"denoised"``."""
         self.health = HealthMonitor(start.rows, start.cols, start.slow_axis)
-        self.health_allowance = HEALTH_CARRY_S
-        """Seconds the detectors may still spend (``HEALTH_SHARE`` of the time since, up to ``HEALTH_CARRY_S``)."""
-        self.health_clock = time.perf_counter()
         self.alerts: list[dict] = []
         """Every alert published for the scan (saved in ``meta.json``)."""
         self.alerts_late: dict | None = None
@@ -211,6 +208,11 @@ class Worker:
         self.paused = False
         self.latency = LatencyWindow()
         self.updates = 0
+        self.health_allowance = HEALTH_CARRY_S
+        """CPU seconds the scan-health detectors may still spend, over every scan (``HEALTH_SHARE`` of the time since
+        ``health_clock``, what was left carried up to ``HEALTH_CARRY_S``)."""
+        self.health_clock = time.perf_counter()
+        """When the detectors last started, on any scan: the time since counts once, however many scans wait."""
         self.scans_finished = 0
         self.last_saved = ""
         self.saved: list[Path] = []
@@ -490,15 +492,21 @@ class Worker:
         ``HEALTH_SHARE`` of the time that passes, in the worker thread's CPU time (unless ``judge_every_line``); a scan's
         final batch is judged whole
         (``final``)."""
-        # The time since the oldest line here arrived counts too: a new scan's first lines waited while the worker
-        # finished the scan before (its full frame, its save), and a fresh scan's allowance alone left most of them
-        # unjudged, their alerts published only once the scan ended.
-        since = min([scan.health_clock, *(arrival for _, arrival in lines)])
-        scan.health_allowance = min(HEALTH_CARRY_S, scan.health_allowance) + HEALTH_SHARE * (time.perf_counter() - since)
+        # One allowance for the worker, over every scan, from when the detectors last ran on any scan (a backlog of
+        # scans cannot claim the same time twice), saved up to HEALTH_CARRY_S or, where lines waited longer, to the
+        # share of their wait: a new scan's first lines waited while the worker finished the scan before (its full
+        # frame, its save), and a capped allowance left most of them unjudged, their alerts published only once the
+        # scan ended. An idle bridge saves up no more than before.
+        forced = final or self.judge_every_line
+        now = time.perf_counter()
+        waited = now - min((arrival for _, arrival in lines), default=now)
+        saved = max(HEALTH_CARRY_S, HEALTH_SHARE * waited)
+        self.health_allowance = min(saved, self.health_allowance + HEALTH_SHARE * (now - self.health_clock))
+        self.health_clock = now  # the detectors' own time counts in the time that passes, their CPU time is the cost
         used = time.thread_time()
         try:
             for line, _ in lines:
-                judge = final or self.judge_every_line or scan.health_allowance > 0
+                judge = forced or self.health_allowance > 0
                 replayed = scan.lines_fed < scan.replayed
                 scan.lines_fed += 1
                 for finding in scan.health.feed(line.row, line.data, line.pass_, judge=judge):
@@ -506,11 +514,11 @@ class Worker:
                         finding.evidence["recovered"] = 1
                     self._alert(scan, finding)
                 now = time.thread_time()
-                scan.health_allowance -= now - used
+                if not forced:  # judging every line, asked for, is outside the share: no debt for the next scan
+                    self.health_allowance -= now - used
                 used = now
         except Exception:  # a detector's bug must not cost the scan its frames
             self._failed(f"scan {scan.start.scan!r}: scan-health detectors failed")
-        scan.health_clock = time.perf_counter()
 
     def _check_health_late(self, scan: LiveScan, backlog: bool) -> dict | None:
         """Publish what the lines the detectors had to leave unjudged show (``alerts.late_findings``), now that the
