@@ -490,9 +490,8 @@ class Worker:
         """Feed the scan-health detectors the new lines, in arrival order; publish each alert at once (before
         the frames of this update: an alert is news, the frames can wait for the denoiser). Within
         ``HEALTH_SHARE`` of the time that passes, in the worker thread's CPU time (unless ``judge_every_line``); a scan's
-        final batch is judged whole
-        (``final``)."""
-        # One allowance for the worker, over every scan, from when the detectors last ran on any scan (a backlog of
+        final batch is judged whole (``final``)."""
+        # One allowance for the worker, over every scan, from when the detectors last started on any scan (a backlog of
         # scans cannot claim the same time twice), saved up to HEALTH_CARRY_S or, where lines waited longer, to the
         # share of their wait: a new scan's first lines waited while the worker finished the scan before (its full
         # frame, its save), and a capped allowance left most of them unjudged, their alerts published only once the

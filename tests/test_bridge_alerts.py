@@ -57,6 +57,17 @@ def send_scan(endpoint: str, scan: str, pair, row_period_s: float) -> None:
     pusher.close()
 
 
+def streamed_scan(tmp_path: Path, scan: str, pair, row_period_s: float) -> tuple[list, dict]:
+    """Stream ``pair`` through a bridge (``send_scan``) until it is saved: the alerts published and its ``meta.json``."""
+    config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans")
+    with Bridge(config, backend=IdentityBackend()) as bridge:
+        sub = subscribe_alerts(bridge.endpoints["pub"])
+        time.sleep(0.5)
+        send_scan(bridge.endpoints["pull"], scan, pair, row_period_s=row_period_s)
+        alerts, (message,) = until_finished(sub, 1)
+    return alerts, json.loads((Path(message.saved) / "meta.json").read_text())
+
+
 def test_alerts_are_published_printed_and_saved(tmp_path: Path):
     spec = EventSpec(tip_changes=1, scars=2, missing=1, size=8.0, gap_rows=16, noisy_tip_share=0.0)
     pair = make_pair(11, 128, QUIET, both_passes=True, events=spec)
@@ -101,13 +112,7 @@ def test_a_worker_with_no_time_for_the_detectors_still_reports_every_event(tmp_p
         monkeypatch.setattr("maed.bridge.worker.LATE_PIXELS", late_pixels)
     spec = EventSpec(tip_changes=1, scars=2, missing=1, size=8.0, gap_rows=16, noisy_tip_share=0.0)
     pair = make_pair(11, 128, QUIET, both_passes=True, events=spec)
-    config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans")
-    with Bridge(config, backend=IdentityBackend()) as bridge:
-        sub = subscribe_alerts(bridge.endpoints["pub"])
-        time.sleep(0.5)
-        send_scan(bridge.endpoints["pull"], "behind", pair, row_period_s=0.005)
-        alerts, (message,) = until_finished(sub, 1)
-    meta = json.loads((Path(message.saved) / "meta.json").read_text())
+    alerts, meta = streamed_scan(tmp_path, "behind", pair, row_period_s=0.005)
     assert [(a["kind"], a["row"]) for a in meta["alerts"]] == [(a.kind, a.row) for a in alerts]
     assert meta["alerts_lines_unjudged"] > 0
     judged_late = [a for a in alerts if a.evidence.get("late") == 1]
@@ -180,13 +185,7 @@ def test_time_the_worker_waits_for_the_cpu_is_not_the_detectors_cost(tmp_path: P
     monkeypatch.setattr(HealthMonitor, "feed", waiting_feed)
     spec = EventSpec(tip_changes=1, scars=2, size=8.0, gap_rows=16, noisy_tip_share=0.0)
     pair = make_pair(11, 128, QUIET, both_passes=True, events=spec)
-    config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans")
-    with Bridge(config, backend=IdentityBackend()) as bridge:
-        sub = subscribe_alerts(bridge.endpoints["pub"])
-        time.sleep(0.5)
-        send_scan(bridge.endpoints["pull"], "waiting", pair, row_period_s=0.02)
-        alerts, (message,) = until_finished(sub, 1)
-    meta = json.loads((Path(message.saved) / "meta.json").read_text())
+    alerts, meta = streamed_scan(tmp_path, "waiting", pair, row_period_s=0.02)
     assert meta["alerts_lines_unjudged"] == 0
     assert not [a for a in alerts if a.evidence.get("late")]
 

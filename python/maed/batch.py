@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import sys
@@ -30,7 +29,7 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
-from .denoise_files import OUTPUT_SUFFIXES, check_output_folder, denoise_file, model_file_record, not_replaceable
+from .denoise_files import OUTPUT_SUFFIXES, check_output_folder, denoise_file, model_file_record, not_replaceable, read_record
 from .engine import Backend, load_backend
 from .file_hash import file_sha256
 from .io import SUFFIXES as ARRAY_SUFFIXES
@@ -74,10 +73,7 @@ def is_maed_output(path: Path) -> bool:
     have them denoised as new scans (``<name>.sxm.npy.npy``)."""
     if path.suffix.lower() not in (".npy", ".gwy"):
         return False
-    try:
-        record = json.loads(path.with_suffix(".json").read_text())
-    except (OSError, ValueError):
-        return False
+    record = read_record(path.with_suffix(""))
     return isinstance(record, dict) and "maed_version" in record and record.get("output") == path.with_suffix(".npy").name
 
 
@@ -139,10 +135,7 @@ def collect(inputs: Iterable[Path], out_dir: Path) -> tuple[list[Task], list[str
 def _done_record(stem: Path, key: dict) -> dict | None:
     """The record of an earlier run with this key whose outputs are all there, else None. A run that also figured the
     trace/retrace error did all that one without it asks."""
-    try:
-        record = json.loads(Path(f"{stem}.json").read_text())
-    except (OSError, ValueError):
-        return None
+    record = read_record(stem)
     if not isinstance(record, dict) or record.get("batch_key") not in (key, {**key, "trace_retrace": True}):
         return None
     outputs = [record.get("output", "")] + ([f"{stem.name}.gwy"] if record.get("channel") else [])

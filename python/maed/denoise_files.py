@@ -86,14 +86,13 @@ def check_output_folder(out_dir: Path) -> Path:
     return out_dir
 
 
-def earlier_record(stem: Path) -> dict | None:
-    """The ``<stem>.json`` of an earlier run whose outputs a run is about to replace (``not_replaceable`` allowed it),
-    or None where there is none."""
+def read_record(stem: Path) -> object:
+    """What ``<stem>.json`` holds, as JSON reads it (a run's record is a map; the caller checks); None where there is
+    no such file or it cannot be read as JSON."""
     try:
-        record = json.loads(Path(f"{stem}.json").read_text())
+        return json.loads(Path(f"{stem}.json").read_text())
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) else None
 
 
 def replaced_note(path: Path, earlier: dict, record: dict) -> str:
@@ -137,10 +136,7 @@ def not_replaceable(source: Path, stem: Path, channel: str | None, pass_: str, u
     existing = next((Path(f"{stem}{suffix}") for suffix in OUTPUT_SUFFIXES if Path(f"{stem}{suffix}").exists()), None)
     if existing is None:
         return None
-    try:
-        record = json.loads(Path(f"{stem}.json").read_text())
-    except (OSError, ValueError):
-        record = None
+    record = read_record(stem)
     if record is None and unrecorded_ours:
         return None
     ours = isinstance(record, dict) and "maed_version" in record and isinstance(record.get("input"), str)
@@ -379,7 +375,7 @@ def denoise_files(
         if path in refused:
             on_error(refused[path])
             continue
-        earlier = earlier_record(out_dir / path.stem)
+        earlier = read_record(out_dir / path.stem)  # not_replaceable allowed replacing it
         try:
             outputs, record = denoise_file(path, out_dir / path.stem, backend, channel, pass_, trace_retrace=trace_retrace)
         except ScanError as exc:
@@ -390,7 +386,7 @@ def denoise_files(
             continue
         for message in record_notes(path, record, pass_):
             on_note(message)
-        if earlier is not None:
+        if isinstance(earlier, dict):
             on_note(replaced_note(path, earlier, record))
         written += outputs
     return written
