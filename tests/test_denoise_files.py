@@ -4,18 +4,21 @@ where never measured; channel and pass choice (and the deprecated --direction); 
 among good ones."""
 
 import hashlib
+import io
 import json
 import os
 import re
+import time
 
 import gwyfile
 import numpy as np
 import pytest
 from scanfile_helpers import REAL_DIR, REAL_SCANS, needs_real, stored_plane, write_sxm
 
+from maed import progress
 from maed.cli import main
 from maed.denoise import denoise_guarded
-from maed.denoise_files import denoise_files
+from maed.denoise_files import denoise_file, denoise_files
 from maed.engine import load_backend
 from maed.normalise import denormalise, normalise
 from maed.scanfiles import read_channel
@@ -29,6 +32,7 @@ class Halve:
     name = "halve"
     model = "halve"
     size_multiple = 8
+    weights_sha256 = "0" * 64  # what a record names
 
     def denoise(self, batch: np.ndarray) -> np.ndarray:
         return batch * 0.5
@@ -270,11 +274,7 @@ def test_a_model_further_from_the_other_pass_than_raw_is_warned_of(tmp_path, cap
     """A clean lattice, barely noisy: a back end that halves its input publishes (after its guard) something further
     from the other pass than the raw pass is, and the user is told so in plain words."""
     _pair_sxm(tmp_path / "quiet.sxm", 0.2e-12)
-
-    class Halving(Halve):
-        weights_sha256 = "0" * 64  # what a record names
-
-    written = denoise_files([tmp_path / "quiet.sxm"], tmp_path / "o", Halving(), print, on_note=print, trace_retrace=True)
+    written = denoise_files([tmp_path / "quiet.sxm"], tmp_path / "o", Halve(), print, on_note=print, trace_retrace=True)
     assert tmp_path / "o" / "quiet.json" in written
     figures = json.loads((tmp_path / "o" / "quiet.json").read_text())["trace_retrace"]
     assert figures["model"]["value"] > figures["raw"]["value"]
@@ -482,3 +482,35 @@ def test_a_truncated_array_and_jobs_without_r_are_named(tmp_path, capsys):
     assert "cut.npy: truncated: its header announces a 64 x 64 float64 array, 32768 bytes; 872 follow" in capsys.readouterr().err
     assert main(["denoise", str(tmp_path / "whole.npy"), "-o", str(tmp_path / "o"), "--jobs", "2"]) == 2
     assert "--jobs sets the worker processes of -r" in capsys.readouterr().err
+
+
+def test_each_stage_of_a_file_is_told_in_order(tmp_path):
+    """What ``maed denoise``'s bar shows beside the file at work: its stages as they start."""
+    _pair_sxm(tmp_path / "scan.sxm", 8e-12)
+    stages: list[str] = []
+    denoise_file(tmp_path / "scan.sxm", tmp_path / "scan", Halve(), trace_retrace=True, on_stage=stages.append)
+    assert stages == ["reading", "denoising", "writing", "trace/retrace error"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_bar_keeps_moving_while_one_file_takes_long(monkeypatch):
+    """A 3000 x 3000 scan takes a minute and more: the bar's elapsed time and the file's stage are redrawn meanwhile,
+    with no file finished, so a user can tell work from a hang; nothing is drawn where the output is no terminal."""
+    monkeypatch.setattr(progress, "TICK_S", 0.02)
+    screen = _Terminal()
+    with progress.FileProgress(1, file=screen) as bar:
+        bar.stage("big.sxm", "denoising")
+        drawn = screen.getvalue().count("big.sxm: denoising")
+        time.sleep(0.3)
+        assert screen.getvalue().count("big.sxm: denoising") >= drawn + 5
+    assert "1/1" not in screen.getvalue()
+    quiet = io.StringIO()
+    with progress.FileProgress(1, file=quiet) as bar:
+        bar.stage("big.sxm", "denoising")
+        time.sleep(0.1)
+        bar.done()
+    assert quiet.getvalue() == ""

@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from tqdm import tqdm
-
 from .denoise_files import OUTPUT_SUFFIXES, check_output_folder, denoise_file, model_file_record, not_replaceable, read_record
 from .engine import Backend, load_backend
 from .file_hash import file_sha256
 from .io import SUFFIXES as ARRAY_SUFFIXES
 from .io import ScanError
 from .passes import further_than_raw
+from .progress import FileProgress
 from .scanfiles import SUFFIXES as INSTRUMENT_SUFFIXES
 from .scanfiles import companion_files
 
@@ -142,9 +141,16 @@ def _done_record(stem: Path, key: dict) -> dict | None:
     return record if all((stem.parent / name).is_file() for name in outputs) else None
 
 
-def process(task: Task, backend: Backend, channel: str | None, pass_: str, trace_retrace: bool = False) -> Outcome:
+def process(
+    task: Task,
+    backend: Backend,
+    channel: str | None,
+    pass_: str,
+    trace_retrace: bool = False,
+    on_stage: Callable[[str], None] = lambda stage: None,
+) -> Outcome:
     """Denoise one task unless it is already done (with the trace/retrace error too where ``trace_retrace``); never
-    raises for a bad file."""
+    raises for a bad file. ``on_stage``: as ``denoise_file``'s."""
     try:
         key = {
             "input_sha256": file_sha256(task.path),
@@ -169,7 +175,7 @@ def process(task: Task, backend: Backend, channel: str | None, pass_: str, trace
         return Outcome(task.path, "failed", refused)
     try:
         task.stem.parent.mkdir(parents=True, exist_ok=True)
-        _, record = denoise_file(task.path, task.stem, backend, channel, pass_, {"batch_key": key}, trace_retrace)
+        _, record = denoise_file(task.path, task.stem, backend, channel, pass_, {"batch_key": key}, trace_retrace, on_stage)
     except ScanError as exc:
         return Outcome(task.path, "failed", str(exc))
     except Exception as exc:  # one file's surprise must not stop an archive of thousands: its line, and on
@@ -203,17 +209,17 @@ def run(
     """Every task, on ``jobs`` worker processes (1: here, on ``backend``); ``on_outcome`` sees each as it ends;
     ``trace_retrace``: each with its trace/retrace error (``denoise_files.file_trace_retrace``)."""
     outcomes = []
-    bar = tqdm(total=len(tasks), desc="denoise", unit="file", disable=None)
+    progress = FileProgress(len(tasks))
 
     def finish(outcome: Outcome) -> None:
         outcomes.append(outcome)
         on_outcome(outcome)
-        bar.update()
+        progress.done()
 
-    with bar:
+    with progress:
         if jobs <= 1 or len(tasks) <= 1:
             for task in tasks:
-                finish(process(task, backend, channel, pass_, trace_retrace))
+                finish(process(task, backend, channel, pass_, trace_retrace, lambda what, name=task.path.name: progress.stage(name, what)))
             return outcomes
         # spawn, not fork: a forked child would inherit the parent's back end and runtime threads.
         context = multiprocessing.get_context("spawn")

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
-from tqdm import tqdm
 
 from . import __version__
 from .atomic import atomic_path, write_bytes_atomic
@@ -22,6 +21,7 @@ from .engine import Backend
 from .file_hash import file_sha256, model_file_sha256
 from .io import MIN_SIZE, Scan, ScanError, read_scan
 from .passes import display_unit, further_than_raw, trace_retrace_figures
+from .progress import FileProgress
 from .registration import speed_ratio
 from .scanfiles import known_retrace, scan_order_known, scanned_upwards, write_gwy
 
@@ -217,14 +217,17 @@ def denoise_file(
     pass_: str = "trace",
     extra: dict | None = None,
     trace_retrace: bool = False,
+    on_stage: Callable[[str], None] = lambda stage: None,
 ) -> tuple[list[Path], dict]:
     """Denoise the scan at ``path`` into ``<stem>.npy``, ``<stem>.json`` and, for an instrument file,
     ``<stem>.gwy``; returns the paths written and the ``.json`` record (with ``extra`` in it).
 
     ``trace_retrace``: the record's ``trace_retrace`` holds the scan's trace/retrace error (``file_trace_retrace``).
+    ``on_stage`` is told each stage as it starts (``reading``, ``denoising``, ``trace/retrace error``, ``writing``).
     Each file is written atomically (``maed.atomic``), the record last: where it exists, the rest is whole.
     Raises ``ScanError`` for a file that cannot be denoised, before anything is written.
     """
+    on_stage("reading")
     scan = read_scan(path, channel, "trace" if pass_ == BOTH else pass_)
     ratio = 1.0
     if pass_ == BOTH:
@@ -238,8 +241,10 @@ def denoise_file(
             raise ScanError(f"{path}: only {both} rows were measured in both passes; at least {MIN_SIZE} are needed")
     scanned_up = scan.source is not None and scanned_upwards(scan.source)
     retrace = known_retrace(scan.source) if scan.source is not None else None  # an array file does not say
+    on_stage("denoising")
     result = denoise_guarded(scan.data, backend, other_pass=scan.other_pass, ratio=ratio, scanned_up=scanned_up, retrace=retrace)
     dest, record_path, gwy = (Path(f"{stem}{suffix}") for suffix in OUTPUT_SUFFIXES)
+    on_stage("writing")
     with atomic_path(dest) as tmp, open(tmp, "wb") as f:
         np.save(f, result.data)  # through a file object: np.save would add .npy to the temporary name
     written = [dest, record_path]
@@ -265,6 +270,7 @@ def denoise_file(
     # Rows never measured (a scan stopped early) stay NaN in every output; the record and the terminal say how many.
     record["rows"], record["rows_measured"] = int(scan.data.shape[0]), int(np.isfinite(result.data).all(axis=1).sum())
     if trace_retrace:
+        on_stage("trace/retrace error")
         record["trace_retrace"] = file_trace_retrace(scan, backend, pass_, scanned_up, result.data)
     write_bytes_atomic(record_path, json.dumps(record, indent=1).encode())
     return written, record
@@ -371,22 +377,48 @@ def denoise_files(
     refused = output_conflicts(paths, out_dir, channel, pass_)
     check_writable(out_dir)
     written = []
-    for path in tqdm(paths, desc="denoise", unit="file", disable=None):
-        if path in refused:
-            on_error(refused[path])
-            continue
-        earlier = read_record(out_dir / path.stem)  # not_replaceable allowed replacing it
-        try:
-            outputs, record = denoise_file(path, out_dir / path.stem, backend, channel, pass_, trace_retrace=trace_retrace)
-        except ScanError as exc:
-            on_error(str(exc))
-            continue
-        except OSError as exc:  # an input that cannot be read, an earlier output that cannot be replaced
-            on_error(f"{path}: {os_problem(exc, path)}")
-            continue
-        for message in record_notes(path, record, pass_):
-            on_note(message)
-        if isinstance(earlier, dict):
-            on_note(replaced_note(path, earlier, record))
-        written += outputs
+    with FileProgress(len(paths)) as progress:
+        for path in paths:
+            written += _denoise_one(path, out_dir, backend, refused, on_error, on_note, channel, pass_, trace_retrace, progress)
+            progress.done()
     return written
+
+
+def _denoise_one(
+    path: Path,
+    out_dir: Path,
+    backend: Backend,
+    refused: dict[Path, str],
+    on_error: Callable[[str], None],
+    on_note: Callable[[str], None],
+    channel: str | None,
+    pass_: str,
+    trace_retrace: bool,
+    progress: FileProgress,
+) -> list[Path]:
+    """``denoise_files`` on one of its inputs: the paths written (none where it was refused or failed)."""
+    if path in refused:
+        on_error(refused[path])
+        return []
+    earlier = read_record(out_dir / path.stem)  # not_replaceable allowed replacing it
+    try:
+        outputs, record = denoise_file(
+            path,
+            out_dir / path.stem,
+            backend,
+            channel,
+            pass_,
+            trace_retrace=trace_retrace,
+            on_stage=lambda what: progress.stage(path.name, what),
+        )
+    except ScanError as exc:
+        on_error(str(exc))
+        return []
+    except OSError as exc:  # an input that cannot be read, an earlier output that cannot be replaced
+        on_error(f"{path}: {os_problem(exc, path)}")
+        return []
+    for message in record_notes(path, record, pass_):
+        on_note(message)
+    if isinstance(earlier, dict):
+        on_note(replaced_note(path, earlier, record))
+    return outputs
