@@ -40,6 +40,7 @@ from .alerts.drift import ALERT_SHARE
 from .control import ControlError, Deferred, respond, settle, split_envelope, unanswered
 from .control_client import request
 from .counters import FaultCounter, Losses
+from .folder_lock import FolderInUse, FolderLock
 from .ingest import MAX_BACKLOG_BYTES, MAX_PIXELS, Ingest
 from .journal import SYNC_S, Journal
 from .keys import ClientKeys, ServerKeys, is_loopback
@@ -178,6 +179,7 @@ class Bridge:
         self.faults = FaultCounter()
         self.losses = Losses()
         self.journal = Journal(config.out)
+        self.folder_lock = FolderLock(config.out)
         self.ingest = Ingest(self.faults, config.idle_timeout, self.journal, config.max_pixels, self.losses, config.max_backlog_bytes)
         self.endpoints: dict[str, str] = {}
         self._ctx: zmq.Context | None = None
@@ -196,6 +198,7 @@ class Bridge:
         ctx = self._ctx = zmq.Context()
         try:
             self.journal.check_writable()
+            self.folder_lock.acquire()  # before the journals are read: another bridge's are not ours to recover
             if self.config.keys is not None:  # the authenticator must run before the first CURVE socket binds
                 self._auth = self.config.keys.authenticator(ctx)
             # Options are set before bind: connections inherit the options the socket had at bind time.
@@ -220,11 +223,14 @@ class Bridge:
                 self.recovered = recover(self.config.out, self.journal, self.ingest)
             except OSError as exc:
                 raise ValueError(f"cannot recover the journals in {self.config.out}: {exc}") from None
-        except BaseException:
+        except BaseException as exc:
             if self._auth is not None:
                 self._auth.stop()
             ctx.destroy(linger=0)
             self._ctx = None
+            if not isinstance(exc, FolderInUse):  # the folder is ours: leave it as it was found
+                self.folder_lock.release()
+                self.journal.tidy()
             raise
         self._sockets = [pull, pub, control] + ([ack] if ack is not None else [])
         self.worker = Worker(
@@ -286,6 +292,7 @@ class Bridge:
         self._stops["worker"].set()
         worker.join()
         self.journal.tidy()
+        self.folder_lock.release()
         self._stops["control"].set()
         control.join()
         for socket in self._sockets:

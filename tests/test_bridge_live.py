@@ -5,6 +5,7 @@ The controller, subscriber and control client below use zmq, msgpack and numpy o
 """
 
 import json
+import os
 import re
 import threading
 import time
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import zmq
 from scipy import ndimage
+from served_bridge import wait_for
 
 from maed.bridge.server import Bridge, BridgeConfig
 from maed.data import make_pair
@@ -531,6 +533,34 @@ def test_a_port_in_use_is_a_one_line_error(bridge, capsys):
     port = bridge.endpoints["pull"].rsplit(":", 1)[1]
     assert main(["serve", "--pull-port", port, "--pub-port", "0", "--control-port", "0"]) == 2
     assert "cannot bind the pull socket" in (err := capsys.readouterr().err) and "--pull-port N" in err
+
+
+def test_a_second_bridge_on_the_folder_of_a_running_one_is_refused_in_one_line(bridge, capsys):
+    """Two bridges saving to one folder would recover and save each other's open scans: the second is refused at once,
+    naming the process that holds the folder, and leaves the folder as it found it; once the first stops, the folder
+    holds scans only and is free for the next."""
+    from maed.cli import main
+
+    out = bridge.config.out
+    pusher = Controller(bridge.endpoints["pull"])
+    pusher.start("open-scan", 8, 24)
+    pusher.line("open-scan", 0, np.zeros(24, "<f4"))
+    journal = wait_for(lambda: sorted((out / ".journal").glob("*.journal")), 10, "the open scan's journal")
+    before = {p: p.read_bytes() for p in journal}
+    ports = ["--pull-port", "0", "--pub-port", "0", "--control-port", "0", "--ack-port", "0", "--no-preview"]
+    quick = ["--scans", "1", "--size", "48", "--line-rate", "300"]  # unrefused, it would end soon and return 0
+    assert main(["serve", "--source", "sim", "--out", str(out), *quick, *ports]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} is in use by another bridge (process {os.getpid()})" in err
+    assert "bridge up" not in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert {p: p.read_bytes() for p in journal} == before  # nothing recovered, nothing removed
+    pusher.end("open-scan")
+    pusher.close()
+    assert bridge.wait_finished(1, 20)
+    bridge.stop()
+    assert sorted(p.name for p in out.iterdir()) == ["open-scan"]
+    with Bridge(config(out.parent, out=out), backend=BlurBackend()) as again:
+        assert again.status()["state"] == "idle"
 
 
 def test_run_live_scans_the_simulator_through_a_bridge_and_returns_when_saved(tmp_path):
