@@ -14,7 +14,7 @@ the wire protocol. How the polls map to ``scan.start`` and ``scan.end`` (``bridg
 - the frame is recognised by the rows already sent: when one of them differs (NaN after a
   restart, other values in a new frame), or the size or slow axis changed, the followed scan
   ends and, while the controller scans, a new one opens;
-- a poll that finds the scan stopped ends it, complete when every trace row was sent;
+- a poll that finds the scan stopped ends it, complete when every row of each pass followed was sent;
 - a controller that stops answering (timeout, refused, reset) is reconnected with back-off; the
   followed scan, and which rows were sent, survive the outage, so no line is sent twice or lost
   as long as the frame is still the same when the controller answers again;
@@ -105,6 +105,8 @@ class _Followed:
     sent_rows: np.ndarray
     next_step: dict[str, int]
     """Per pass followed, the acquisition step (0 is the first line scanned) of the next line to send."""
+    retrace_rows: np.ndarray | None = None
+    """The retrace rows sent, where the retrace is followed."""
 
     def same_frame(self, trace: FrameGrab) -> bool:
         return (
@@ -131,7 +133,16 @@ class _Followed:
 
     @property
     def complete(self) -> bool:
-        return bool(self.sent_rows.all())
+        """Every row sent, in each pass followed: a retrace row lost at the frame's end (a continuous scan overwrites
+        its frame one line period after its last row) leaves the scan incomplete."""
+        return bool(self.sent_rows.all()) and (self.retrace_rows is None or bool(self.retrace_rows.all()))
+
+    def rows_sent(self) -> str:
+        """How many rows were sent, per pass where the passes differ: ``256 of 256 trace rows, 255 of 256 retrace``."""
+        trace = int(self.sent_rows.sum())
+        if self.retrace_rows is None or int(self.retrace_rows.sum()) == trace:
+            return f"{trace} of {self.rows} rows"
+        return f"{trace} of {self.rows} trace rows, {int(self.retrace_rows.sum())} of {self.rows} retrace"
 
 
 class _Backoff:
@@ -372,6 +383,8 @@ class NanonisSource:
                 step = start.rows - 1 - line.row if followed.up else line.row
                 followed.next_step[line.pass_] = max(followed.next_step[line.pass_], step + 1)
         followed.sent_rows[:] = np.isfinite(followed.sent).all(axis=1)
+        if self.retrace:
+            followed.retrace_rows = np.isfinite(had["retrace"]).all(axis=1)
         same_area = (
             tuple(start.range) == (frame.width, frame.height)
             and start.extra.get("angle") == frame.angle
@@ -423,6 +436,7 @@ class NanonisSource:
             np.full(trace.data.shape, np.nan, np.float32),
             np.zeros(buffer.lines, bool),
             self._first_steps(),
+            np.zeros(buffer.lines, bool) if self.retrace else None,
         )
         log.info("nanonis: following scan %s: %s, %d x %d, %s", scan, name, buffer.lines, buffer.pixels, slow_axis)
         self._send_new(pusher, followed, trace, retrace)
@@ -454,17 +468,15 @@ class NanonisSource:
             if pass_ == "trace":
                 followed.sent[row] = images["trace"][row]
                 followed.sent_rows[row] = True
+            elif followed.retrace_rows is not None:
+                followed.retrace_rows[row] = True
 
     def _end(self, pusher: LinePusher, complete: bool) -> None:
         if self._followed is None:
             return
         pusher.end(self._followed.scan, complete)
         log.info(
-            "nanonis: scan %s ended (%s, %d of %d rows)",
-            self._followed.scan,
-            "complete" if complete else "incomplete",
-            int(self._followed.sent_rows.sum()),
-            self._followed.rows,
+            "nanonis: scan %s ended (%s, %s)", self._followed.scan, "complete" if complete else "incomplete", self._followed.rows_sent()
         )
         self._followed = None
         self._ended += 1
