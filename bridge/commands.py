@@ -21,10 +21,10 @@ ADAPT_MINUTES = 2.0
 TOKEN_VARIABLE = "MAED_PREVIEW_TOKEN"
 
 
-def _add_sim_options(p: argparse.ArgumentParser, scans: int, retrace: bool = True) -> None:
+def _add_sim_options(p: argparse.ArgumentParser, scans: int, retrace: bool = True, scans_help: str = "scans to send") -> None:
     p.add_argument("--size", type=int, default=256, help="scan size in pixels (default: 256)")
     p.add_argument("--line-rate", type=float, default=20.0, help="lines per second, trace + retrace (default: 20)")
-    p.add_argument("--scans", type=int, default=scans, help=f"scans to send, 0 for no end (default: {scans})")
+    p.add_argument("--scans", type=int, default=scans, help=f"{scans_help}, 0 for no end (default: {scans})")
     p.add_argument("--seed", type=int, help="seed of the first simulated surface (default: unseen in training)")
     p.add_argument(
         "--slow-axis",
@@ -53,13 +53,18 @@ def _simulator(args: argparse.Namespace, axis: str):
     return SimulatedController(size=args.size, line_rate=args.line_rate, scans=args.scans, seed=seed, slow_axis=axis, retrace=args.retrace)
 
 
+NANONIS_OPTIONS = {"nanonis_host": "host", "nanonis_port": "port", "nanonis_channel": "channel", "poll_interval": "poll_interval"}
+"""``maed serve``'s options of the Nanonis source, each to its ``NanonisSource`` field (None: the field's default)."""
+
+
 def _source(args: argparse.Namespace, axis: str):
     if args.source == "sim":
         return _simulator(args, axis)
     if args.source == "nanonis":
         from .sources import NanonisSource
 
-        return NanonisSource(args.nanonis_host, args.nanonis_port, args.nanonis_channel, args.poll_interval, args.retrace, args.scans)
+        given = {name: getattr(args, name) for name in NANONIS_OPTIONS if getattr(args, name) is not None}
+        return NanonisSource(**{NANONIS_OPTIONS[name]: value for name, value in given.items()}, retrace=args.retrace, scans=args.scans)
     return None
 
 
@@ -146,6 +151,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     rules = parse_rules(args.on_alert) if args.on_alert is not None else {}
     if rules and args.source != "nanonis":
         raise ValueError("--on-alert acts on a Nanonis controller; it needs --source nanonis")
+    stray = [f"--{name.replace('_', '-')}" for name in NANONIS_OPTIONS if getattr(args, name) is not None]
+    if stray and args.source != "nanonis":  # else the bridge waits for ever on the zmq source, saying nothing
+        raise ValueError(f"{', '.join(stray)} set{'s' if len(stray) == 1 else ''} up the Nanonis source: it needs --source nanonis")
     _log_to_stderr()
     keys = ServerKeys.load(args.secret_key, args.client_keys)
     models, adapt = args.models, None
@@ -278,6 +286,10 @@ def _cmd_control(args: argparse.Namespace) -> int:
 
     from .control_client import request
 
+    if args.cmd == "set_model" and args.model is None:
+        raise ValueError("set_model needs --model NAME_OR_PATH (a shipped name, or a file in the bridge's --models folder)")
+    if args.cmd != "set_model" and (args.model is not None or args.backend is not None):
+        raise ValueError(f"--model and --backend go with set_model, not {args.cmd}")
     message = {"cmd": args.cmd}
     if args.model is not None:
         message["model"] = args.model
@@ -481,10 +493,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help=f"largest scan (rows times columns) a scan.start may open; larger ones are refused and "
         f"counted (default: {MAX_PIXELS}, 2048x2048)",
     )
-    _add_sim_options(p, scans=0)
-    p.add_argument("--nanonis-host", default="127.0.0.1", help="address of the Nanonis TCP interface (default: 127.0.0.1)")
-    p.add_argument("--nanonis-port", type=int, default=6501, help="port of the Nanonis TCP interface (default: 6501)")
-    p.add_argument("--nanonis-channel", default="Z", help="channel to follow, by name (default: Z, the topograph)")
+    _add_sim_options(p, scans=0, scans_help="scans to simulate (--source sim) or to follow (--source nanonis) before the bridge stops")
+    p.add_argument("--nanonis-host", help="address of the Nanonis TCP interface (default: 127.0.0.1)")
+    p.add_argument("--nanonis-port", type=int, help="port of the Nanonis TCP interface (default: 6501)")
+    p.add_argument("--nanonis-channel", help="channel to follow, by name (default: Z, the topograph)")
     p.add_argument(
         "--poll-interval", type=float, metavar="S", help="seconds between polls of Nanonis (default: the time per line of Scan.SpeedGet)"
     )
@@ -506,7 +518,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_cmd_listen)
 
     p = sub.add_parser("control", help="send one control request to a bridge and print the reply")
-    p.add_argument("cmd", choices=("status", "info", "pause", "resume", "set_model"))
+    p.add_argument(
+        "cmd",
+        choices=("status", "info", "pause", "resume", "set_model"),
+        help="pause / resume: the bridge's denoising only (lines are still received, journaled and saved; the scan goes on: "
+        "to pause a Nanonis scan, maed serve --on-alert); set_model: load --model and serve it",
+    )
     p.add_argument("--connect", default="tcp://127.0.0.1:5572", help="the bridge's control endpoint")
     p.add_argument("--model", metavar="NAME_OR_PATH", help="set_model: a shipped name, or a file in the bridge's --models folder")
     p.add_argument("--backend", help="set_model: the back end (default: the bridge's)")
@@ -541,7 +558,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sim-nanonis", help="a simulated Nanonis controller answering on its TCP interface")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=6501, help="TCP port (default: 6501, as Nanonis; 0: any free)")
-    _add_sim_options(p, scans=0, retrace=False)
+    _add_sim_options(p, scans=0, retrace=False, scans_help="frames to scan after each start")
     p.add_argument("--replay", metavar="FILE", help="scan this file (.sxm, or any file maed.scanfiles reads) instead of simulated surfaces")
     p.add_argument("--replay-channel", metavar="NAME", help="channel of the replayed file (default: its topograph)")
     p.set_defaults(run=_cmd_sim_nanonis)

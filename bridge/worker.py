@@ -287,7 +287,10 @@ class Worker:
 
     def _process(self, batch: Batch, full_pass: bool, figures: bool = True) -> None:
         serial = batch.state.serial
-        scan = self._live.pop(serial, None) or LiveScan(batch.state.start, self.halo, self.refine, self.backend, batch.state.replayed)
+        scan = self._live.pop(serial, None)
+        if scan is None:  # a new scan: status's rows_denoised are its rows from now on, not the last scan's
+            scan = LiveScan(batch.state.start, self.halo, self.refine, self.backend, batch.state.replayed)
+            self.rows_denoised = 0
         if batch.ended:
             self._finish(scan, batch, full_pass, figures)
         else:
@@ -409,7 +412,8 @@ class Worker:
         backend = self.backend
         rows_done = image.rows_done["trace"]
         denoised = scan.stream.denoised
-        full_pass = full_pass and not self.paused
+        paused = self.paused  # read once: a resume meanwhile must not make the record disagree with the frame
+        full_pass = full_pass and not paused
         if full_pass:
             other = image.frames["retrace"] if image.rows_done["retrace"] else None
             final = self.both if self.both is not None and in_both_passes(image) else backend
@@ -439,7 +443,7 @@ class Worker:
         self._publish_frame(scan, "denoised", "trace", denoised, True)
         scan.alerts_late = self._check_health_late(scan, backlog)
         complete, reason = batch.state.ended
-        saved = self._save(scan, batch, denoised, full_pass)
+        saved = self._save(scan, batch, denoised, full_pass, paused)
         if saved and batch.state.journal is not None:
             batch.state.journal.remove()  # only now: until the folder is durable, the journal is the copy
         self._send(
@@ -616,9 +620,13 @@ class Worker:
         self._send(FrameRows(**labels, rows=scan.start.rows, row_start=start, data=levelled.astype("<f4"), plane=plane, offsets=()))
         return ms
 
-    def _save(self, scan: LiveScan, batch: Batch, denoised, full_pass: bool) -> str:
+    def _save(self, scan: LiveScan, batch: Batch, denoised, full_pass: bool, paused: bool = False) -> str:
+        """Write the finished scan's folder (``store.save_scan``); its path, or "" where it could not be written.
+        ``paused``: denoising was paused (``pause``) when the scan ended: ``denoised.npy`` holds the rows denoised
+        before, NaN after, and the record and the log say so."""
         state, start = batch.state, scan.start
         complete, reason = state.ended
+        rows_denoised = int(np.isfinite(np.asarray(denoised)).all(axis=1).sum())
         meta = {
             "protocol": VERSION,
             "maed": __version__,
@@ -643,6 +651,8 @@ class Worker:
             "backend": scan.backend.name,
             "pass": BOTH if passes_of(scan.backend) == 2 else "trace",
             "final_full_frame_pass": full_pass,
+            "denoising_paused": paused,
+            "rows_denoised": rows_denoised,
             "recovered": state.recovered,
             "trust": scan.stream.trust,
             "z_creep": scan.stream.z_creep,
@@ -674,7 +684,18 @@ class Worker:
             return ""
         self.last_saved = str(path)
         self.saved.append(path)
-        log.info("scan %r saved to %s (%s)", start.scan, path, reason)
+        if paused:
+            log.warning(
+                "scan %r saved to %s (%s); denoising was paused: %d of its %d rows denoised, the rest NaN in denoised.npy "
+                "(maed denoise on its raw_trace.npy denoises it whole)",
+                start.scan,
+                path,
+                reason,
+                rows_denoised,
+                start.rows,
+            )
+        else:
+            log.info("scan %r saved to %s (%s)", start.scan, path, reason)
         if self.on_saved is not None:
             try:
                 self.on_saved(path)

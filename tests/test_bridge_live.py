@@ -391,6 +391,35 @@ def test_set_model_and_pause_without_restarting(tmp_path):
         c.close()
 
 
+def test_a_scan_that_ends_while_denoising_is_paused_is_saved_saying_so(tmp_path, caplog):
+    """``pause`` stops the bridge's denoising, not the scan: the scan is saved whole in its raw frames, its
+    ``denoised.npy`` holds the rows denoised before the pause and NaN after, and ``meta.json`` and the log say so."""
+    with Bridge(config(tmp_path, frame_interval=0.0), backend=BlurBackend()) as bridge:
+        ep = bridge.endpoints["control"]
+        sub = Subscriber(bridge.endpoints["pub"])
+        c = Controller(bridge.endpoints["pull"])
+        c.start("p", 32, 16)
+        for row in range(12):
+            c.line("p", row, np.full(16, row, "<f4"))
+        wait_for(lambda: any(m[1]["rows_done"] == 12 for m in sub.of("frame.denoised")), 10, "rows 0-11 denoised")
+        assert control(ep, {"cmd": "pause"})["paused"] is True
+        for row in range(12, 32):
+            c.line("p", row, np.full(16, row, "<f4"))
+        with caplog.at_level("INFO", logger="maed.bridge"):
+            c.end("p")
+            sub.wait_finished("p")
+            assert bridge.wait_finished(1, 10)
+        sub.close()
+        c.close()
+    (folder,) = (tmp_path / "scans").iterdir()
+    meta = json.loads((folder / "meta.json").read_text())
+    denoised = np.load(folder / "denoised.npy")
+    assert np.isfinite(np.load(folder / "raw_trace.npy")).all()
+    assert meta["end"]["complete"] is True and meta["denoising_paused"] is True and meta["final_full_frame_pass"] is False
+    assert meta["rows_denoised"] == 12 and np.isfinite(denoised[:12]).all() and np.isnan(denoised[12:]).all()
+    assert "denoising was paused: 12 of its 32 rows denoised" in caplog.text
+
+
 # --- command line -------------------------------------------------------------------------------
 
 
@@ -525,6 +554,14 @@ def test_listen_and_control_say_a_malformed_endpoint_or_count_in_one_line(capsys
         assert err.splitlines()[-1].startswith("maed: error: cannot connect to 'foo'") and "Traceback" not in err, err
     assert main(["serve", "--http-port", "99999"]) == 2
     assert "--http-port must be 0 to 65535" in capsys.readouterr().err
+    # Options of the Nanonis source on another source: the bridge would wait on zmq for ever, saying nothing.
+    assert main(["serve", "--nanonis-port", "6603", "--nanonis-channel", "Current", "--no-preview"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "maed: error: --nanonis-port, --nanonis-channel set up the Nanonis source: it needs --source nanonis"
+    )
+    # Refused here, never sent: a bridge would count a set_model without a model among its failures.
+    assert main(["control", "set_model", "--connect", "tcp://127.0.0.1:1"]) == 2
+    assert "set_model needs --model" in capsys.readouterr().err
 
 
 def test_a_port_in_use_is_a_one_line_error(bridge, capsys):
