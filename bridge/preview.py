@@ -10,7 +10,8 @@ skips frames; it never slows the bridge.
 ``GET /api/frames?after=N`` answers with one binary blob: a little-endian uint32 header length, the
 header as JSON (padded with spaces to a multiple of 4 bytes), then the raw and the denoised frame as
 float32 (rows x cols each, NaN where not scanned). It answers 204 when nothing newer came within the
-poll time. ``GET /api/status`` relays the bridge's ``status``. ``POST /api/report`` lets a page
+poll time, and at once with the newest frames where ``N`` is beyond the newest version (a page left open across a
+bridge restart). ``GET /api/status`` relays the bridge's ``status``. ``POST /api/report`` lets a page
 opened with ``?selftest=1`` report what it drew (used by the browser test); the last
 ``MAX_REPORTS`` reports, at most ``MAX_REPORT_BYTES`` together, are kept.
 
@@ -153,9 +154,11 @@ class FrameBoard:
             self._cv.notify_all()
 
     def wait_newer(self, after: int, timeout: float) -> bytes | None:
-        """The blob of the newest frames once the version exceeds ``after``; None on timeout."""
+        """The blob of the newest frames once the version exceeds ``after``; None on timeout. A page that knows a
+        version beyond this board's saw a bridge before a restart (the same token, ``MAED_PREVIEW_TOKEN``): it gets
+        the newest frames at once, else it would show the old scan as scanning until the new count passed its own."""
         with self._cv:
-            if not self._cv.wait_for(lambda: self.version > after, timeout):
+            if not self._cv.wait_for(lambda: self.version > after or after > self.version > 0, timeout):
                 return None
             header = json.dumps(self.header).encode()
             raw, denoised = self.raw, self.denoised
