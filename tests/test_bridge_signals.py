@@ -57,3 +57,22 @@ def test_a_second_sigterm_while_the_bridge_saves_is_ignored_and_the_open_scan_is
     assert served.process.returncode == 0, log
     _saved_open_scan(out)
     assert not (out / ".journal").exists(), log
+
+
+def test_ctrl_c_at_any_moment_of_a_command_start_up_says_so_in_one_line():
+    """Importing the command line takes a second or two; a Ctrl-C then printed the import's traceback."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "import sys; from maed.console import main; sys.exit(main())"]
+    for after_s in (0.3, 0.8, 1.5):
+        process = subprocess.Popen(
+            [*command, "control", "status", "--connect", "tcp://127.0.0.1:1", "--timeout", "30"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(after_s)
+        process.send_signal(signal.SIGINT)
+        err = process.communicate(timeout=60)[1]
+        assert process.returncode == 130 and err.strip().splitlines()[-1] == "maed: stopped (Ctrl-C)", (after_s, err)
+        assert "Traceback" not in err, (after_s, err)

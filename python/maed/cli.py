@@ -493,8 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # building the parser imports what the commands' options need
         return args.run(args)
     except ValueError as exc:  # user mistakes (unknown model, bad option values) are ValueErrors
         _error(str(exc))
