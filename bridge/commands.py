@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+from functools import partial
 from pathlib import Path
 
 SLOW_AXES = ("down", "up", "alternate")
@@ -88,20 +89,25 @@ def _log_to_stderr() -> None:
 STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGBREAK")  # SIGBREAK: Windows, Ctrl-Break and closing the console window
 
 
-def _stop_once(signum: int, frame: object) -> None:
+def _stop_once(still: str, signum: int, frame: object) -> None:
     """The first stopping signal: SIGINT leaves as Ctrl-C does, the others as a normal exit; every later one is
-    ignored (``_still_stopping``): raised while the bridge saves the open scan, it cut the save short, and a second
-    SIGTERM (``timeout`` sends one to the process and one to its group) aborted the process inside the network."""
+    ignored, saying ``still`` (``_still_stopping``): raised while the bridge saves the open scan, it cut the save short,
+    and a second SIGTERM (``timeout`` sends one to the process and one to its group) aborted the process inside the
+    network."""
     for name in STOP_SIGNALS:
         if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _still_stopping)
+            signal.signal(getattr(signal, name), partial(_still_stopping, still))
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise SystemExit(0)
 
 
-def _still_stopping(signum: int, frame: object) -> None:
-    print("maed: still stopping: saving the open scan (kill -9 leaves its journal, which the next start recovers)", file=sys.stderr)
+SAVING = "maed: still stopping: saving the open scan (kill -9 leaves its journal, which the next start recovers)"
+"""What a bridge says to a stopping signal while it stops (``_stop_on_signals``)."""
+
+
+def _still_stopping(message: str, signum: int, frame: object) -> None:
+    print(message, file=sys.stderr)
 
 
 WAKE_S = 0.5
@@ -116,14 +122,14 @@ def _wait_for_ctrl_c() -> None:
         pass
 
 
-def _stop_on_signals() -> None:
+def _stop_on_signals(still: str = SAVING) -> None:
     """SIGTERM (a service manager) and SIGINT (Ctrl-C, ``kill -INT``) both leave through the Ctrl-C path, so the
-    open scan is saved, once (``_stop_once``). SIGINT is bound even where the process started with it ignored: a shell starts a
-    background job so (``maed serve &``, a CI runner's job), and Python then installs no handler of its own, so
-    ``kill -INT`` left such a bridge running for good."""
+    open scan is saved, once (``_stop_once``; a later signal says ``still``). SIGINT is bound even where the process
+    started with it ignored: a shell starts a background job so (``maed serve &``, a CI runner's job), and Python then
+    installs no handler of its own, so ``kill -INT`` left such a bridge running for good."""
     for name in STOP_SIGNALS:
         if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _stop_once)
+            signal.signal(getattr(signal, name), partial(_stop_once, still))
 
 
 def _freeze_startup_objects() -> None:
@@ -332,15 +338,22 @@ def _cmd_sim_nanonis(args: argparse.Namespace) -> int:
     from .simulated import SIM_SEED_BASE, Scanner, SimulatedNanonis, simulated_frames
     from .simulated.replay import replay_frames
 
+    axis = slow_axis(args) if args.slow_axis or args.deprecated_direction else None
     if args.replay:
-        frames, frame = replay_frames(args.replay, args.replay_channel)
+        frames, frame, recorded = replay_frames(args.replay, args.replay_channel)
         size = frame.shape[0]
-        what = f"{args.replay} ({frame.channels[0].name}, {frame.shape[0]}x{frame.shape[1]})"
+        axis = axis or recorded  # the file's own time order (drift, creep) unless told otherwise
+        what = f"{args.replay} ({frame.channels[0].name}, {frame.shape[0]}x{frame.shape[1]}, slow axis {axis}"
+        what += ", as recorded)" if axis == recorded else f", recorded {recorded})"
     else:
+        if args.replay_channel is not None:
+            raise ValueError("--replay-channel names a channel of the --replay file; give --replay FILE too")
         frames, size = simulated_frames(SIM_SEED_BASE if args.seed is None else args.seed), args.size
+        axis = axis or "down"
         what = f"simulated {size}x{size} surfaces"
-    scanner = Scanner(frames, size, args.line_rate, slow_axis(args), args.scans)
-    _stop_on_signals()
+    scanner = Scanner(frames, size, args.line_rate, axis, args.scans)
+    _log_to_stderr()  # what clients do to the simulated controller that a person watching must know (a withdrawn tip)
+    _stop_on_signals("maed: still stopping")
     with SimulatedNanonis(scanner, args.host, args.port) as server:
         scans = f"{args.scans} frame(s) per start" if args.scans else "continuously"
         print(

@@ -89,8 +89,11 @@ def test_a_tip_change_pauses_the_scan(tmp_path, caplog):
     assert any("sending Scan.Action pause" in r.getMessage() for r in caplog.records)
 
 
-def test_a_crash_withdraws_the_tip(tmp_path):
-    nanonis, source, alerts = follow("crash", {"crash": "withdraw"}, tmp_path, until=lambda n: "ZCtrl.Withdraw" in n.calls)
+def test_a_crash_withdraws_the_tip(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="maed.bridge.nanonis"):
+        nanonis, source, alerts = follow("crash", {"crash": "withdraw"}, tmp_path, until=lambda n: "ZCtrl.Withdraw" in n.calls)
+    # The simulated controller says so: it scans no more until started, which a person watching it must know.
+    assert "ZCtrl.Withdraw: the tip is withdrawn and the scan stopped" in caplog.text
     assert any(a.kind == "crash" and a.row == EVENT_ROW for a in alerts), alerts
     assert nanonis.calls.count("ZCtrl.Withdraw") == 1 and nanonis.scanner.withdrawn
     assert any(c.startswith(f"ZCtrl.Withdraw (crash at row {EVENT_ROW} ") for c in source.commands)

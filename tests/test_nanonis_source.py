@@ -244,8 +244,8 @@ def test_a_replayed_sxm_file_is_scanned_and_followed_as_recorded(tmp_path):
         scan_range=(20e-9, 20e-9),
         planes=[forward, backward[:, ::-1]],
     )
-    frames, frame = replay_frames(tmp_path / "recorded.sxm")
-    assert frame.shape == (24, 40) and frame.channels[0].name == "Z (m)" and frame.width == pytest.approx(20e-9)
+    frames, frame, axis = replay_frames(tmp_path / "recorded.sxm")
+    assert axis == "down" and frame.shape == (24, 40) and frame.channels[0].name == "Z (m)" and frame.width == pytest.approx(20e-9)
     with following(Scanner(frames, 24, line_rate=200, scans=1)) as (_, collector):
         collector.wait(lambda: collector.ended())
     (scan,) = collector.scans()
@@ -272,13 +272,28 @@ def test_a_scan_whose_last_retrace_row_was_lost_ends_incomplete(tmp_path, caplog
         scan_range=(20e-9, 20e-9),
         planes=[forward, backward[:, ::-1]],
     )
-    frames, _ = replay_frames(tmp_path / "recorded.sxm")
+    frames, _, _ = replay_frames(tmp_path / "recorded.sxm")
     with caplog.at_level(logging.INFO, logger="maed.bridge"), following(Scanner(frames, 24, line_rate=200, scans=1)) as (_, collector):
         collector.wait(lambda: collector.ended())
     (scan,) = collector.scans()
     assert rows(scan, "trace") == list(range(24)) and rows(scan, "retrace") == list(range(23))
     assert scan["end"].complete is False
     assert "incomplete, 24 of 24 trace rows, 23 of 24 retrace" in caplog.text
+
+
+def test_a_replayed_file_scanned_upwards_is_scanned_upwards(tmp_path):
+    """``maed sim-nanonis --replay`` keeps the file's time order: a Nanonis file recorded with the slow axis up is
+    replayed up (its creep and drift as they happened), unless ``--slow-axis`` says otherwise."""
+    from maed.bridge.simulated.replay import replay_frames
+
+    forward = np.random.default_rng(7).standard_normal((24, 40)).astype(np.float32) * 1e-10
+    write_sxm(tmp_path / "up.sxm", channels=(("Z", "m", "both"),), rows=24, cols=40, planes=[forward, forward[:, ::-1]], scan_dir="up")
+    frames, _, axis = replay_frames(tmp_path / "up.sxm")
+    assert axis == "up"
+    with following(Scanner(frames, 24, line_rate=200, slow_axis=axis, scans=1)) as (_, collector):
+        collector.wait(lambda: collector.ended())
+    (scan,) = collector.scans()
+    assert scan["start"].slow_axis == "up" and rows(scan, "trace") == list(range(23, -1, -1))
 
 
 def test_replaying_a_missing_file_is_a_one_line_error(tmp_path, capsys):

@@ -243,4 +243,5 @@ class SimulatedNanonis:
     def _withdraw(self, args: BodyReader) -> bytes:
         args.u32(), args.i32()  # wait until finished, timeout: the simulated tip is up at once
         self.scanner.withdraw()
+        log.warning("simulated Nanonis: ZCtrl.Withdraw: the tip is withdrawn and the scan stopped (Scan.Action start scans again)")
         return b""

@@ -16,14 +16,15 @@ from .scanner import FrameMaker, SimChannel, SimFrame
 REPLAY_CHANNEL_INDEX = 0
 
 
-def replay_frames(path: Path | str, channel: str | None = None) -> tuple[FrameMaker, SimFrame]:
+def replay_frames(path: Path | str, channel: str | None = None) -> tuple[FrameMaker, SimFrame, str]:
     """A frame maker that always gives the file's ``channel`` (None: ``read_channel``'s default, the topograph or, at
-    constant height, the current), and that frame.
+    constant height, the current), that frame, and the slow axis it was recorded along (``up`` where the file says
+    its last row was scanned first, ``maed.scanfiles.scanned_upwards``; else ``down``).
 
     Raises ``maed.scanfiles.ScanFileError`` (a ``ValueError`` with a one-line message) when the
     file or the channel cannot be read.
     """
-    from maed.scanfiles import ScanFileError, read_channel
+    from maed.scanfiles import ScanFileError, read_channel, scanned_upwards
 
     forward = read_channel(path, channel, "forward")
     try:
@@ -38,4 +39,4 @@ def replay_frames(path: Path | str, channel: str | None = None) -> tuple[FrameMa
     def make(k: int, size: int, up: bool) -> SimFrame:
         return frame
 
-    return make, frame
+    return make, frame, "up" if scanned_upwards(forward) else "down"
