@@ -160,6 +160,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     stray = [f"--{name.replace('_', '-')}" for name in NANONIS_OPTIONS if getattr(args, name) is not None]
     if stray and args.source != "nanonis":  # else the bridge waits for ever on the zmq source, saying nothing
         raise ValueError(f"{', '.join(stray)} set{'s' if len(stray) == 1 else ''} up the Nanonis source: it needs --source nanonis")
+    token = os.environ.get(TOKEN_VARIABLE) or None
+    if args.preview and token is not None and len(token) < 16:
+        raise ValueError(f"{TOKEN_VARIABLE} holds {len(token)} characters: the preview's token needs at least 16 (unset, one is made)")
     _log_to_stderr()
     keys = ServerKeys.load(args.secret_key, args.client_keys)
     models, adapt = args.models, None
@@ -225,6 +228,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     with Bridge(config) as bridge, contextlib.ExitStack() as stack:
         _freeze_startup_objects()
         backend = bridge.worker.backend
+        preview = None
+        if args.preview:  # before "bridge up": a port in use is the start's one line, not a line after it
+            preview = stack.enter_context(
+                Preview(bridge.endpoints["pub"], args.host, args.http_port, bridge.status, token=token, keys=bridge.client_keys)
+            )
         print(
             f"maed: bridge up: lines in {bridge.endpoints['pull']}, frames out {bridge.endpoints['pub']}, "
             f"control {bridge.endpoints['control']}, acks {bridge.endpoints['ack']}; "
@@ -240,17 +248,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             )
         if keys is not None:
             print(f"maed: CURVE on every socket; {len(keys.clients)} client key(s) allowed", file=sys.stderr)
-        if args.preview:
-            preview = stack.enter_context(
-                Preview(
-                    bridge.endpoints["pub"],
-                    args.host,
-                    args.http_port,
-                    bridge.status,
-                    token=os.environ.get(TOKEN_VARIABLE) or None,
-                    keys=bridge.client_keys,
-                )
-            )
+        if preview is not None:
             print(f"maed: live preview at {preview.url}", file=sys.stderr)
         thread = None
         if args.source == "nanonis":  # it died with a killed bridge: it re-grabs the frame of the scan resumed

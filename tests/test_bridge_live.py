@@ -7,6 +7,7 @@ The controller, subscriber and control client below use zmq, msgpack and numpy o
 import json
 import os
 import re
+import socket
 import threading
 import time
 from pathlib import Path
@@ -564,12 +565,26 @@ def test_listen_and_control_say_a_malformed_endpoint_or_count_in_one_line(capsys
     assert "set_model needs --model" in capsys.readouterr().err
 
 
-def test_a_port_in_use_is_a_one_line_error(bridge, capsys):
+def test_a_port_in_use_is_a_one_line_error(bridge, capsys, tmp_path, monkeypatch):
     from maed.cli import main
 
     port = bridge.endpoints["pull"].rsplit(":", 1)[1]
-    assert main(["serve", "--pull-port", port, "--pub-port", "0", "--control-port", "0"]) == 2
+    out = ["--out", str(tmp_path / "other")]
+    assert main(["serve", "--pull-port", port, "--pub-port", "0", "--control-port", "0", *out]) == 2
     assert "cannot bind the pull socket" in (err := capsys.readouterr().err) and "--pull-port N" in err
+    assert not (tmp_path / "other" / ".journal").exists()  # a start refused leaves no journal folder behind
+    # The preview's port in use, or a token too short: the start's one line, never a line after "bridge up".
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = ["--pull-port", "0", "--pub-port", "0", "--control-port", "0", "--ack-port", "0", *out]
+        assert main(["serve", "--http-port", str(taken.getsockname()[1]), *ports]) == 2
+    err = capsys.readouterr().err
+    assert "cannot serve the preview on 127.0.0.1" in err and "bridge up" not in err, err
+    monkeypatch.setenv("MAED_PREVIEW_TOKEN", "short")
+    assert main(["serve", *ports]) == 2
+    err = capsys.readouterr().err
+    assert "MAED_PREVIEW_TOKEN holds 5 characters: the preview's token needs at least 16" in err and "bridge up" not in err
 
 
 def test_a_second_bridge_on_the_folder_of_a_running_one_is_refused_in_one_line(bridge, capsys):

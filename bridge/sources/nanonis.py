@@ -193,6 +193,8 @@ class NanonisSource:
         """Seconds per acquisition step (trace and retrace) of the followed scan; 0 when not known."""
         self._ended = 0
         self._opened = 0
+        self._idle_said = False
+        """Whether the controller's idling was said since the last scan opened (once: the source polls on)."""
         self.commands: list[str] = []
         """Every action command sent to the controller, as logged."""
         self._acted: set[tuple[str, str]] = set()
@@ -343,8 +345,12 @@ class NanonisSource:
             self._end(pusher, followed.complete)  # restarted, resized, turned round: a new scan
         if running and not self._all_done:
             self._open(client, pusher)
+            self._idle_said = False
         else:
             self._set_interval(client.scan_speed())
+            if not running and not self._idle_said:  # a bridge that says nothing looks dead to the person at it
+                log.info("nanonis: no scan running at %s: waiting for the next one", self.address)
+                self._idle_said = True
 
     def _grab(self, client: NanonisClient, channel: int) -> tuple[FrameGrab | None, FrameGrab]:
         """Retrace (when wanted), then trace: should the frame change in between, the trace shows it."""
