@@ -254,6 +254,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if args.source == "nanonis":  # it died with a killed bridge: it re-grabs the frame of the scan resumed
             source.resume = bridge.recovered.resumed
             source.alerts = bridge.endpoints["pub"]
+            bridge.source_status = source.status  # status says whether the controller answers
         if source is not None:
             thread = threading.Thread(target=source.run, args=(bridge.endpoints["pull"], stop, bridge.client_keys), daemon=True)
             thread.start()

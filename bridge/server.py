@@ -188,6 +188,8 @@ class Bridge:
         self._stops = {name: threading.Event() for name in ("ingest", "journal", "worker", "control")}
         self.worker: Worker | None = None
         self.adapter: Adapter | None = None
+        self.source_status: Callable[[], dict] | None = None
+        """The source's own state for ``status`` (``maed serve --source nanonis``: the controller's); None: none."""
         self._served = PRODUCT if config.pass_ == BOTH else config.model
         """The live bands' model, as it was loaded (a shipped name or a path): what the adapter adapts from."""
         self._auth = None
@@ -469,6 +471,7 @@ class Bridge:
             "backend": backend.name,
             "model_loading": self._models.loading,
             "adapter": self.adapter.status() if self.adapter is not None else None,
+            "source": self.source_status() if self.source_status is not None else None,
         }
 
     def info(self, request: dict | None = None) -> dict:

@@ -137,3 +137,28 @@ def test_a_bridge_killed_while_it_follows_nanonis_saves_the_whole_frame_after_it
     assert np.load(folder / "raw_retrace.npy").tobytes() == z.backward.astype("<f4").tobytes()
     assert meta["end"] == {"complete": True, "reason": "end"} and meta["recovered"] is True
     assert len(saved_folders(out)) == 1 and not (out / ".journal").exists()
+
+
+def test_status_says_whether_the_controller_answers(tmp_path):
+    """``status``'s ``state`` stays ``scanning`` while a controller that stopped answering holds the open scan; its
+    ``source`` says the controller is not answering, and why, where the terminal alone said it before."""
+    from served_bridge import Served, free_ports, wait_for
+
+    scanner = Scanner(simulated_frames(SEED), size=48, line_rate=20, scans=0)
+    with SimulatedNanonis(scanner, port=0) as nanonis:
+        bridge = Served(tmp_path / "scans", free_ports(4), ("--source", "nanonis", "--nanonis-port", str(nanonis.port)))
+        bridge.start()
+        try:
+            source = wait_for(
+                lambda: ((bridge.status() or {}).get("source") or {}).get("following") and bridge.status()["source"], 10, "a scan followed"
+            )
+            assert source["kind"] == "nanonis" and source["address"] == f"127.0.0.1:{nanonis.port}"
+            assert source["answering"] is True and source["problem"] is None and source["last_answer_s"] < 5
+        except BaseException:
+            bridge.stop(signal.SIGTERM)
+            raise
+    try:
+        gone = wait_for(lambda: not bridge.status()["source"]["answering"] and bridge.status(), 15, "the controller's silence")
+        assert gone["state"] == "scanning" and "reconnecting" in gone["source"]["problem"]
+    finally:
+        bridge.stop(signal.SIGTERM)

@@ -195,6 +195,10 @@ class NanonisSource:
         self._opened = 0
         self._idle_said = False
         """Whether the controller's idling was said since the last scan opened (once: the source polls on)."""
+        self._answered_at: float | None = None
+        """``time.monotonic()`` of the last poll the controller answered; None before the first."""
+        self._problem: str | None = None
+        """Why the last poll failed; None where it was answered."""
         self.commands: list[str] = []
         """Every action command sent to the controller, as logged."""
         self._acted: set[tuple[str, str]] = set()
@@ -218,6 +222,19 @@ class NanonisSource:
         except (NanonisConnectionError, NanonisProtocolError, NanonisError) as exc:
             raise ValueError(str(exc)) from None
 
+    def status(self) -> dict:
+        """The controller as the source last saw it, for the bridge's ``status`` (``bridge/PROTOCOL.md``): whether
+        its last poll was answered, how long ago one was, why the last one failed, and whether a scan is followed."""
+        answered = self._answered_at
+        return {
+            "kind": "nanonis",
+            "address": self.address,
+            "answering": self._problem is None and answered is not None,
+            "last_answer_s": None if answered is None else round(time.monotonic() - answered, 3),
+            "problem": self._problem,
+            "following": None if self._followed is None else self._followed.scan,
+        }
+
     def run(self, endpoint: str, stop: threading.Event, keys: ClientKeys | None = None) -> None:
         pusher = LinePusher(endpoint, keys=keys)
         client: NanonisClient | None = None
@@ -233,6 +250,7 @@ class NanonisSource:
                     if alerts is not None:
                         self._act(client, alerts)
                     self._poll(client, pusher)
+                    self._answered_at, self._problem = time.monotonic(), None
                     backoff.failures, wait = 0, self._wait()
                     if lost:  # only an answered poll counts: a frozen controller still accepts connections
                         log.info("nanonis: reconnected to %s", self.address)
@@ -247,6 +265,8 @@ class NanonisSource:
                     # The followed scan cannot be read any more: end it, look again later.
                     self._end(pusher, complete=False)
                     problem, wait = str(exc), backoff.next()
+                if problem:
+                    self._problem = problem
                 if problem and problem != last_problem:
                     log.warning("nanonis: %s", problem)
                 last_problem = problem
