@@ -597,8 +597,10 @@ def test_a_second_bridge_on_the_folder_of_a_running_one_is_refused_in_one_line(b
     pusher = Controller(bridge.endpoints["pull"])
     pusher.start("open-scan", 8, 24)
     pusher.line("open-scan", 0, np.zeros(24, "<f4"))
-    journal = wait_for(lambda: sorted((out / ".journal").glob("*.journal")), 10, "the open scan's journal")
+    wait_for(lambda: bridge.status()["lines_received"] == 1, 10, "the open scan's line")  # journaled before it counts
+    journal = sorted((out / ".journal").glob("*.journal"))
     before = {p: p.read_bytes() for p in journal}
+    assert len(journal) == 1
     ports = ["--pull-port", "0", "--pub-port", "0", "--control-port", "0", "--ack-port", "0", "--no-preview"]
     quick = ["--scans", "1", "--size", "48", "--line-rate", "300"]  # unrefused, it would end soon and return 0
     assert main(["serve", "--source", "sim", "--out", str(out), *quick, *ports]) == 2

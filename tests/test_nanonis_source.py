@@ -229,22 +229,31 @@ def test_the_channel_is_found_by_name_whatever_its_index():
     assert_lines_are(scan, image(0, 32, False, "Current (A)")[0])
 
 
-def test_a_replayed_sxm_file_is_scanned_and_followed_as_recorded(tmp_path):
-    from maed.bridge.simulated.replay import replay_frames
+def _passes(seed):
+    """A 24 x 40 trace and retrace of random heights (m), in image order."""
+    return (np.random.default_rng(seed).standard_normal((2, 24, 40)) * 1e-10).astype(np.float32)
 
-    rng = np.random.default_rng(5)
-    forward, backward = (rng.standard_normal((2, 24, 40)) * 1e-10).astype(np.float32)
-    forward[20:] = np.nan  # a scan stopped early: its last rows were never measured
-    # As Nanonis stores them: lines as scanned (down), the retrace right to left.
+
+def _recorded(path, forward, backward, scan_dir="down"):
+    """``path``: a Nanonis file of the Z trace and retrace as Nanonis stores them (the retrace right to left)."""
     write_sxm(
-        tmp_path / "recorded.sxm",
+        path,
         channels=(("Z", "m", "both"),),
         rows=24,
         cols=40,
         scan_range=(20e-9, 20e-9),
+        scan_dir=scan_dir,
         planes=[forward, backward[:, ::-1]],
     )
-    frames, frame, axis = replay_frames(tmp_path / "recorded.sxm")
+    return path
+
+
+def test_a_replayed_sxm_file_is_scanned_and_followed_as_recorded(tmp_path):
+    from maed.bridge.simulated.replay import replay_frames
+
+    forward, backward = _passes(5)
+    forward[20:] = np.nan  # a scan stopped early: its last rows were never measured
+    frames, frame, axis = replay_frames(_recorded(tmp_path / "recorded.sxm", forward, backward))
     assert axis == "down" and frame.shape == (24, 40) and frame.channels[0].name == "Z (m)" and frame.width == pytest.approx(20e-9)
     with following(Scanner(frames, 24, line_rate=200, scans=1)) as (_, collector):
         collector.wait(lambda: collector.ended())
@@ -261,18 +270,9 @@ def test_a_scan_whose_last_retrace_row_was_lost_ends_incomplete(tmp_path, caplog
     its last row; at 100 lines/s a poll can miss it): the scan is not complete, and the log says which pass lacks it."""
     from maed.bridge.simulated.replay import replay_frames
 
-    rng = np.random.default_rng(6)
-    forward, backward = (rng.standard_normal((2, 24, 40)) * 1e-10).astype(np.float32)
+    forward, backward = _passes(6)
     backward[23] = np.nan
-    write_sxm(
-        tmp_path / "recorded.sxm",
-        channels=(("Z", "m", "both"),),
-        rows=24,
-        cols=40,
-        scan_range=(20e-9, 20e-9),
-        planes=[forward, backward[:, ::-1]],
-    )
-    frames, _, _ = replay_frames(tmp_path / "recorded.sxm")
+    frames, _, _ = replay_frames(_recorded(tmp_path / "recorded.sxm", forward, backward))
     with caplog.at_level(logging.INFO, logger="maed.bridge"), following(Scanner(frames, 24, line_rate=200, scans=1)) as (_, collector):
         collector.wait(lambda: collector.ended())
     (scan,) = collector.scans()
@@ -286,9 +286,7 @@ def test_a_replayed_file_scanned_upwards_is_scanned_upwards(tmp_path):
     replayed up (its creep and drift as they happened), unless ``--slow-axis`` says otherwise."""
     from maed.bridge.simulated.replay import replay_frames
 
-    forward = np.random.default_rng(7).standard_normal((24, 40)).astype(np.float32) * 1e-10
-    write_sxm(tmp_path / "up.sxm", channels=(("Z", "m", "both"),), rows=24, cols=40, planes=[forward, forward[:, ::-1]], scan_dir="up")
-    frames, _, axis = replay_frames(tmp_path / "up.sxm")
+    frames, _, axis = replay_frames(_recorded(tmp_path / "up.sxm", *_passes(7), scan_dir="up"))
     assert axis == "up"
     with following(Scanner(frames, 24, line_rate=200, slow_axis=axis, scans=1)) as (_, collector):
         collector.wait(lambda: collector.ended())
