@@ -242,8 +242,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if bridge.adapter is not None:
             print(
                 f"maed: adapting between scans in process {bridge.adapter.pid} (nice 10): a round on the newest "
-                f"scans with both passes once 3 have come, accepted weights written to {adapt.models} and loaded "
-                "between frames (status: adapter)",
+                "scans with both passes once 3 have come and one before the newest can teach (at least 96 x 96 pixels, "
+                f"passes that differ by noise alone), accepted weights written to {adapt.models} and loaded between frames "
+                "(status: adapter)",
                 file=sys.stderr,
             )
         if keys is not None:

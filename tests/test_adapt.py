@@ -84,19 +84,25 @@ def test_whole_files_are_held_out_and_a_one_pass_file_cannot_teach(tmp_path):
     warped = make_pair(100, SIZE, both_passes=True, families=("adsorbates",))  # registration leaves too few columns
     unfit = write_two_pass(tmp_path / "warped.sxm", warped.noisy, warped.retrace)
     notes = []
-    scans = adapt.read_scans([*two, one])
-    training, held = adapt.split(scans, [two[1], one], notes.append)
+    scans = adapt.read_scans([*two, one, unfit])
+    registered = adapt.pass_pairs(scans)
+    training, held = adapt.split(scans, [two[1], one], notes.append, registered)
     assert [s.path for s in held] == [two[1], one]
-    assert [s.path for s in training] == [two[0], two[2]]  # the held-out file is in none of the training crops' files
-    pairs, left_out = adapt.training_pairs([*training, *adapt.read_scans([unfit])], notes.append)
+    assert [s.path for s in training] == [two[0], two[2], unfit]  # the held-out file is in none of the training crops' files
+    pairs, left_out = adapt.training_pairs(training, registered, notes.append)
     assert {p.name for p in pairs} == {str(two[0]), str(two[2])}
     assert list(left_out) == [unfit] and "columns in common" in left_out[unfit]
     # Without --held-out: the two-pass file with the most rows; a one-pass file among the scans is not trained on.
     notes.clear()
-    training, held = adapt.split(scans, [], notes.append)
+    training, held = adapt.split(scans, [], notes.append, registered)
     assert len(held) == 1 and held[0].retrace is not None and held[0] not in training
-    assert all(s.retrace is not None for s in training) and len(training) == 2
+    assert all(s.retrace is not None for s in training) and len(training) == 3
     assert any("forward.sxm: one pass only" in n and "cannot teach" in n for n in notes)
+    # ... unless it is the only file that teaches: held out, it would leave nothing to learn from.
+    only = {path: pair if path == two[0] else "does not register" for path, pair in registered.items()}
+    training, held = adapt.split(scans, [], notes.append, only)
+    assert held[0].path != two[0] and two[0] in [s.path for s in training]
+    assert any(f"{two[0]}, the first, is the only one to learn from" in n for n in notes)
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
@@ -239,6 +245,12 @@ def test_an_adapted_checkpoint_loads_in_maed_denoise_and_its_json_names_the_held
     result = json.loads((tmp_path / "den" / "scan0.json").read_text())
     assert result["model"] == str(out) and result["weights_sha256"] == written["weights_sha256"]
     assert np.isfinite(np.load(tmp_path / "den" / "scan0.npy")).all()
+    # Its ONNX export beside it: the same weights on the fast CPU back end.
+    assert main(["denoise", str(scans[0]), "-o", str(tmp_path / "fast"), "--model", str(out.with_suffix(".onnx"))]) == 0
+    fast = json.loads((tmp_path / "fast" / "scan0.json").read_text())
+    assert fast["backend"] == "onnxruntime-cpu" and result["backend"] == "torch-cpu"
+    slow_out, fast_out = np.load(tmp_path / "den" / "scan0.npy"), np.load(tmp_path / "fast" / "scan0.npy")
+    assert np.abs(fast_out - slow_out).max() < 1e-3 * np.ptp(slow_out)
     # A second run refuses to replace it, unless --force.
     assert main(["adapt", *map(str, scans[:2]), "--held-out", str(scans[2]), "-o", str(out), "--steps", "1"]) == 2
     assert main(["adapt", *map(str, scans[:2]), "--held-out", str(scans[2]), "-o", str(out), "--steps", "1", "--force"]) == 0

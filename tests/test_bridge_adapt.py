@@ -7,8 +7,11 @@ refusal and the swap, not what adaptation gains (``docs/results/adapt.md``). A f
 so the swap's test sets the adapter's test hook (``MAED_ADAPT_TEST_ACCEPT=1``).
 """
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -256,3 +259,40 @@ def test_a_dead_adapter_is_restarted_and_the_bridge_serves_on(tmp_path):
     adapter = status["adapter"]
     assert adapter["pid"] not in (None, first) and adapter["restarts"] == 1 and adapter["rounds"] == 0
     assert adapter["scans_received"] == 1
+
+
+def test_the_live_adapter_runs_no_round_while_no_scan_can_teach_and_says_so_once_per_scan(tmp_path):
+    """Scans smaller than the training crops never make a pair: no round runs on them, and the adapter says why once
+    per scan that comes (every round failed anew, saying it again for each scan: 2,457 lines in 150 s)."""
+    rng = np.random.default_rng(3)
+    folders = []
+    for i in range(4):
+        folder = tmp_path / f"small{i}"
+        folder.mkdir()
+        (folder / "meta.json").write_text(json.dumps({"start": {"channel": "Z", "unit": "m", "range": [2e-8, 2e-8]}}))
+        for name in ("raw_trace.npy", "raw_retrace.npy"):
+            np.save(folder / name, rng.normal(0, 5e-12, (64, 64)).astype("<f4"))
+        folders.append(folder)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "maed.adapt_live", "--models", str(tmp_path / "models"), "--steps", "1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        events = [json.loads(process.stdout.readline())]  # ready
+        for folder in folders:  # one at a time, as a bridge hands them over as each scan is saved
+            process.stdin.write(json.dumps({"scan": str(folder), "model": "rt"}) + "\n")
+            process.stdin.flush()
+            events.append(json.loads(process.stdout.readline()))
+        process.stdin.close()
+        events += [json.loads(line) for line in process.stdout]
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert [e["usable"] for e in events if e["event"] == "scan"] == [True] * 4
+    assert not any(e["event"] in ("round", "result") for e in events)
+    said = [line for line in process.stderr.read().splitlines() if "no round yet" in line]
+    assert len(said) == 2 and all("fewer than 96x96" in line for line in said)  # for the third scan and the fourth

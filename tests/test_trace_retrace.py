@@ -137,3 +137,12 @@ def test_removed_noise_counts_the_noise_taken_off_and_not_the_structure():
     assert removed_rms(trace - blurred(trace, noise_t)) > 1.5 * NOISE
     assert removed(blurred) < 1.1 * NOISE
     assert removed(lambda x, n: x) == 0.0
+
+
+def test_figures_are_shown_in_a_unit_that_fits_them():
+    """A rough scan's trace/retrace error of 1.88 nm was printed as 1.88e+03 pm."""
+    from maed.passes import display_unit
+
+    assert display_unit("m", 1.36e-12) == (1e12, "pm") and display_unit("m", 1.88e-9) == (1e9, "nm")
+    assert display_unit("A", 2.5e-6) == (1e6, "µA") and display_unit("A") == (1e12, "pA")
+    assert display_unit("V", 0.3) == (1.0, "V")

@@ -140,10 +140,12 @@ class Feed:
 
 def serve(models: Path, minutes: float, steps: int | None, sim_share: float) -> int:
     """Collect scans, run a round whenever one came since the last, until stdin closes."""
-    from .adapt import adapt_round
+    from .adapt import adapt_round, pass_pairs
     from .model.checkpoint import weights_file, weights_sha256
 
     scans = []
+    teaches: dict[Path, object] = {}
+    """Each scan's pass pair, or why it makes none (``adapt.pass_pairs``), figured once as it comes."""
     base = None
     fresh = False
     feed = Feed()
@@ -161,12 +163,18 @@ def serve(models: Path, minutes: float, steps: int | None, sim_share: float) -> 
                 continue
             scans = (scans + [scan])[-MAX_SCANS:]
             fresh = True
+            teaches[scan.path] = pass_pairs([scan])[scan.path]
             emit("scan", folder=str(folder), usable=True, why=None, scans=len(scans))
         if closed:
             return 0
         if not fresh or len(scans) < MIN_SCANS:
             continue
         fresh = False
+        teachers = [s for s in scans[:-1] if not isinstance(teaches.get(s.path), str)]
+        if not teachers:  # the round would fail for want of a pair: say so once per scan, not a page per round
+            why = "; ".join(f"{s.path.name}: {teaches[s.path]}" for s in scans[:-1])
+            note(f"no round yet: none of the scans before the newest makes a trace/retrace pair to learn from ({why})")
+            continue
         source = torch_weights(base or "")
         if source is None:
             emit(

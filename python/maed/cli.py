@@ -428,9 +428,16 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         action="extend",
         metavar="FILE",
-        help="files to judge on and never train on (default: the file with both passes and the most rows)",
+        help="files to judge on and never train on, among SCANS or besides them (default: the file with both passes and "
+        "the most rows that leaves another to learn from)",
     )
-    p.add_argument("--minutes", type=float, default=5.0, help="wall time of the fine-tuning (default: %(default)s)")
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=5.0,
+        help="wall time of the fine-tuning (default: %(default)s); reading the files before it and judging the new weights "
+        "after it (each held-out file denoised by both models, a paint check on 12 simulated scans) take a minute or two more",
+    )
     p.add_argument("--steps", type=int, metavar="N", help="stop after N steps if the time is not up first")
     p.add_argument("--sim-share", type=float, default=0.5, help="share of simulated supervised pairs in each batch (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated pairs and the crops (default: 0)")
@@ -500,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         _error(str(exc))
         return 2
     except KeyboardInterrupt:  # Ctrl-C: how a server is stopped, and a long run cut short; no error either way
-        print("maed: stopped (Ctrl-C)", file=sys.stderr)
+        tqdm.write("maed: stopped (Ctrl-C)", file=sys.stderr)  # on a line of its own, below a progress bar cut short
         return 130
 
 

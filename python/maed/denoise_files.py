@@ -287,7 +287,7 @@ def trace_retrace_note(figures: dict) -> str:
     the two intervals apart (``passes.further_than_raw``)."""
     if "skipped" in figures:
         return f"no trace/retrace error: {figures['skipped']}"
-    scale, unit = display_unit(figures["unit"])
+    scale, unit = display_unit(figures["unit"], figures["raw"]["value"])
 
     def told(name: str) -> str:
         f = figures[name]

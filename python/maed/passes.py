@@ -146,6 +146,14 @@ def further_than_raw(figures: dict) -> bool:
     return "model" in figures and figures["model"]["low"] > figures["raw"]["high"]
 
 
-def display_unit(unit: str) -> tuple[float, str]:
-    """The factor to the unit a figure in ``unit`` is shown in, and that unit (metres and amperes as pico-)."""
-    return {"m": (1e12, "pm"), "A": (1e12, "pA")}.get(unit, (1.0, unit))
+_PREFIXES = ((1e-6, 1e6, "µ"), (1e-9, 1e9, "n"), (0.0, 1e12, "p"))
+"""(least magnitude, factor, prefix) of the units metres and amperes are shown in, largest first."""
+
+
+def display_unit(unit: str, magnitude: float = 0.0) -> tuple[float, str]:
+    """The factor to the unit a figure of about ``magnitude`` in ``unit`` is shown in, and that unit: metres and
+    amperes as pico-, from a nano- (a thousand pm) as nano-, from a micro- as micro- (a rough scan's 1.88 nm was
+    shown as 1.88e+03 pm); other units as they are."""
+    if unit not in ("m", "A"):
+        return 1.0, unit
+    return next((factor, prefix + unit) for floor, factor, prefix in _PREFIXES if abs(magnitude) >= floor)

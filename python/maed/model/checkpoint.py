@@ -82,6 +82,9 @@ def load_model(name_or_path: str) -> tuple[nn.Module, dict]:
                     " in this install: it holds the product's weights alone (a wheel built with MAED_WEIGHTS=product); "
                     "the full wheel ships them"
                     if comparison
+                    else "; a file of that name exists, but a model file is told from a model name by its suffix: "
+                    "name it .pt (a checkpoint) or .onnx"
+                    if Path(name_or_path).is_file()
                     else ""
                 )
             )
