@@ -105,6 +105,7 @@ def test_a_crash_withdraws_the_tip(tmp_path, caplog):
         ("tip_change=stop", "actions: pause, withdraw"),
         ("tipchange=pause", "kinds: tip_change"),
         ("tip_change=pause,tip_change=withdraw", "two actions"),
+        ("tip_change=pause,,crash=withdraw", "an empty pair between two commas"),
         ("", "at least one"),
     ],
 )

@@ -16,7 +16,10 @@ ACTIONS = ("pause", "withdraw")
 def parse_rules(text: str) -> dict[str, str]:
     """``kind=action[,kind=action...]`` as a map; ``ValueError`` with a one-line reason otherwise."""
     rules: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
+    parts = [p.strip() for p in text.split(",")]
+    if "" in parts[:-1]:  # "a=pause,,b=withdraw": a rule lost in typing, most likely; a trailing comma is harmless
+        raise ValueError(f"--on-alert {text!r} has an empty pair between two commas")
+    for part in filter(None, parts):
         kind, sep, action = (s.strip() for s in part.partition("="))
         if not sep or kind not in KINDS or action not in ACTIONS:
             raise ValueError(
