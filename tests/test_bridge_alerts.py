@@ -132,9 +132,12 @@ class StallingBackend(IdentityBackend):
 
     def __init__(self, stall_s: float) -> None:
         self.stall_s = stall_s
+        self.stalling = threading.Event()
+        """Set once the stall began: the worker is busy, what comes now queues."""
 
     def denoise(self, batch):
         if self.stall_s:
+            self.stalling.set()
             time.sleep(self.stall_s)
             self.stall_s = 0.0
         return batch
@@ -148,12 +151,18 @@ def test_lines_that_queued_while_the_worker_was_busy_are_judged_as_they_are_take
     spec = EventSpec(tip_changes=1, scars=2, size=8.0, gap_rows=16, noisy_tip_share=0.0)
     pair = make_pair(11, 128, QUIET, both_passes=True, events=spec)
     config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans")
-    with Bridge(config, backend=StallingBackend(2.0)) as bridge:
+    backend = StallingBackend(2.0)
+    with Bridge(config, backend=backend) as bridge:
         sub = subscribe_alerts(bridge.endpoints["pub"])
         time.sleep(0.5)
         pusher = LinePusher(bridge.endpoints["pull"])
         pusher.start("stalled", 128, 128, (1e-8, 1e-8))
-        for row in range(120):  # within the stall
+        pusher.line("stalled", 0, pair.noisy[0].astype("<f4"))
+        pusher.line("stalled", 0, pair.retrace[0].astype("<f4"), pass_="retrace")
+        # The worker takes these and stalls: the lines below queue (a worker slow to wake took them all at once on CI,
+        # lines that had not waited, whose allowance is the small carry: judged when the scan ended, as they should be).
+        assert backend.stalling.wait(10)
+        for row in range(1, 120):  # within the stall
             pusher.line("stalled", row, pair.noisy[row].astype("<f4"))
             pusher.line("stalled", row, pair.retrace[row].astype("<f4"), pass_="retrace")
         time.sleep(3.0)  # the stall is over and that batch taken; the scan's last lines come later

@@ -499,15 +499,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+STOPPED = "maed: stopped (Ctrl-C)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command ``args`` names, its user mistakes and a Ctrl-C each said in one line; its exit status."""
     try:
-        args = build_parser().parse_args(argv)  # building the parser imports what the commands' options need
         return args.run(args)
     except ValueError as exc:  # user mistakes (unknown model, bad option values) are ValueErrors
         _error(str(exc))
         return 2
     except KeyboardInterrupt:  # Ctrl-C: how a server is stopped, and a long run cut short; no error either way
-        tqdm.write("maed: stopped (Ctrl-C)", file=sys.stderr)  # on a line of its own, below a progress bar cut short
+        tqdm.write(STOPPED, file=sys.stderr)  # on a line of its own, below a progress bar cut short
         return 130
 
 
