@@ -64,8 +64,8 @@ def _source(args: argparse.Namespace, axis: str):
     if args.source == "nanonis":
         from .sources import NanonisSource
 
-        given = {name: getattr(args, name) for name in NANONIS_OPTIONS if getattr(args, name) is not None}
-        return NanonisSource(**{NANONIS_OPTIONS[name]: value for name, value in given.items()}, retrace=args.retrace, scans=args.scans)
+        given = {field: getattr(args, name) for name, field in NANONIS_OPTIONS.items() if getattr(args, name) is not None}
+        return NanonisSource(**given, retrace=args.retrace, scans=args.scans)
     return None
 
 

@@ -508,17 +508,29 @@ def load_base(base: str) -> tuple[torch.nn.Module, dict]:
 
 
 def adapt_round(
-    scans: list[ScanInput], held_out: list[Path], base: str, seconds: float, sim_share: float, max_steps: int | None, seed: int, note
+    scans: list[ScanInput],
+    held_out: list[Path],
+    base: str,
+    seconds: float,
+    sim_share: float,
+    max_steps: int | None,
+    seed: int,
+    note,
+    registered: dict[Path, PassPair | str] | None = None,
 ) -> Round:
     """Steps 2 to 6 of ``maed adapt`` (``docs/adapt.md``) on scans already read: hold out, register, fine-tune
     ``base`` for ``seconds`` (or ``max_steps``), judge on the held-out scans and the paint check. Writes nothing.
-    A ValueError (one line) where the scans cannot make a round (too few pairs); ``maed serve --adapt`` runs it too."""
+    A ValueError (one line) where the scans cannot make a round (too few pairs); ``maed serve --adapt`` runs it too,
+    passing the pass pairs it figured as each scan came (``registered``): each file is registered once."""
     started = time.monotonic()
     model, card = load_base(base)
     base_sha = weights_sha256(weights_file(base))
-    registered = pass_pairs(scans)
-    training, held = split(scans, held_out, note, registered)
-    pairs, left_out = training_pairs(training, registered, note)
+    known = dict(registered or {})
+    if not held_out:  # choosing the held-out file needs to know which files teach
+        known |= pass_pairs([s for s in scans if s.path not in known])
+    training, held = split(scans, held_out, note, known)
+    known |= pass_pairs([s for s in training if s.path not in known])
+    pairs, left_out = training_pairs(training, known, note)
     names = ", ".join(Path(p.name).name for p in pairs)
     note(
         f"learning from {len(pairs)} file{'s' if len(pairs) > 1 else ''} ({names}), judging on {len(held)} held out; "

@@ -141,11 +141,12 @@ class Feed:
 def serve(models: Path, minutes: float, steps: int | None, sim_share: float) -> int:
     """Collect scans, run a round whenever one came since the last, until stdin closes."""
     from .adapt import adapt_round, pass_pairs
+    from .data.real_pairs import PassPair
     from .model.checkpoint import weights_file, weights_sha256
 
     scans = []
-    teaches: dict[Path, object] = {}
-    """Each scan's pass pair, or why it makes none (``adapt.pass_pairs``), figured once as it comes."""
+    teaches: dict[Path, PassPair | str] = {}
+    """Each kept scan's pass pair, or why it makes none (``adapt.pass_pairs``), figured once as it comes."""
     base = None
     fresh = False
     feed = Feed()
@@ -164,6 +165,7 @@ def serve(models: Path, minutes: float, steps: int | None, sim_share: float) -> 
             scans = (scans + [scan])[-MAX_SCANS:]
             fresh = True
             teaches[scan.path] = pass_pairs([scan])[scan.path]
+            teaches = {s.path: teaches[s.path] for s in scans}  # a pair holds its scan's arrays: only the kept ones
             emit("scan", folder=str(folder), usable=True, why=None, scans=len(scans))
         if closed:
             return 0
@@ -195,7 +197,7 @@ def serve(models: Path, minutes: float, steps: int | None, sim_share: float) -> 
         base_sha = weights_sha256(weights_file(source))
         emit("round", round=rounds, training=len(scans) - 1, held_out=str(held.path), base=source, base_sha256=base_sha)
         try:
-            result = adapt_round(list(scans), [held.path], source, 60.0 * minutes, sim_share, steps, rounds, note)
+            result = adapt_round(list(scans), [held.path], source, 60.0 * minutes, sim_share, steps, rounds, note, teaches)
         except ValueError as exc:  # too few pairs, a base that is no checkpoint: the round cannot run
             emit(
                 "result",

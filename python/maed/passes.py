@@ -156,4 +156,4 @@ def display_unit(unit: str, magnitude: float = 0.0) -> tuple[float, str]:
     shown as 1.88e+03 pm); other units as they are."""
     if unit not in ("m", "A"):
         return 1.0, unit
-    return next((factor, prefix + unit) for floor, factor, prefix in _PREFIXES if abs(magnitude) >= floor)
+    return next(((factor, prefix + unit) for floor, factor, prefix in _PREFIXES if abs(magnitude) >= floor), (1e12, "p" + unit))
