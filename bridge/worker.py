@@ -648,6 +648,7 @@ class Worker:
             "latency_ms": scan.latency.summary(),
             "model": scan.backend.model,
             "weights_sha256": weights_sha256(scan.backend),
+            "adapted_from": getattr(scan.backend, "adapted_from", None),
             "backend": scan.backend.name,
             "pass": BOTH if passes_of(scan.backend) == 2 else "trace",
             "final_full_frame_pass": full_pass,

@@ -16,6 +16,9 @@ class Backend(Protocol):
     """Input height and width must be multiples of this."""
     weights_sha256: str
     """SHA-256 of the weights file the model was built from, so every output can name its weights."""
+    adapted_from: dict | None
+    """For weights ``maed adapt`` fine-tuned: the base model they came from (its name, configuration, weights' SHA-256
+    and levelling), as the adapted checkpoint's card records it; None for weights trained whole."""
     passes: int
     """Images of one scan the model takes, stacked as the input's channels: 1 (one pass), or 2 (the trace and the
     retrace registered onto it: ``maed denoise --pass both``)."""

@@ -21,7 +21,7 @@ import onnxruntime as ort
 from maed.normalise import PLANE_AND_ROWS
 
 from .heap import give_back_free_memory
-from .onnx_model import KEY_LEVELLING, KEY_MODEL, KEY_SIZE_MULTIPLE, KEY_WEIGHTS_SHA256
+from .onnx_model import KEY_LEVELLING, KEY_MODEL, KEY_SIZE_MULTIPLE, KEY_WEIGHTS_SHA256, adapted_from
 
 _PROVIDER_NAMES = {"CUDAExecutionProvider": "onnxruntime-cuda", "CPUExecutionProvider": "onnxruntime-cpu"}
 ARENA_KEEP_PIXELS = 256 * 256
@@ -78,6 +78,7 @@ class OnnxBackend:
         self.size_multiple = int(meta[KEY_SIZE_MULTIPLE])
         self.metadata = dict(meta)
         self.weights_sha256 = meta.get(KEY_WEIGHTS_SHA256, "unknown")
+        self.adapted_from = adapted_from(meta)
         self.levelling = meta.get(KEY_LEVELLING, PLANE_AND_ROWS)
         self.name = _PROVIDER_NAMES[self.session.get_providers()[0]]
         self.max_batch = 1  # on the CPU a batch of 144-pixel tiles ran no faster than one by one; the CUDA provider's is unmeasured

@@ -22,6 +22,8 @@ runtime needs nothing beside it:
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -69,3 +71,14 @@ def find_onnx(name_or_path: str) -> Path | None:
         return None
     shipped = shipped_onnx(name_or_path)
     return shipped if shipped.is_file() else None
+
+
+def adapted_from(meta: Mapping[str, str]) -> dict | None:
+    """The base model that ``maed adapt`` fine-tuned these weights from, as the ``adapted_from`` of their card in
+    ``maed.training_data``; None for weights trained whole (or metadata that cannot be read as JSON)."""
+    try:
+        training = json.loads(meta.get(KEY_TRAINING_DATA, "{}"))
+    except ValueError:
+        return None
+    base = training.get("adapted_from") if isinstance(training, dict) else None
+    return base if isinstance(base, dict) else None

@@ -26,6 +26,7 @@ class TorchBackend:
         self.path = weights_file(model)
         """The checkpoint it runs."""
         self.weights_sha256 = weights_sha256(self.path)
+        self.adapted_from = card.get("adapted_from")
 
     @torch.inference_mode()
     def denoise(self, batch: np.ndarray) -> np.ndarray:

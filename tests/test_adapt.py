@@ -249,6 +249,10 @@ def test_an_adapted_checkpoint_loads_in_maed_denoise_and_its_json_names_the_held
     assert main(["denoise", str(scans[0]), "-o", str(tmp_path / "fast"), "--model", str(out.with_suffix(".onnx"))]) == 0
     fast = json.loads((tmp_path / "fast" / "scan0.json").read_text())
     assert fast["backend"] == "onnxruntime-cpu" and result["backend"] == "torch-cpu"
+    # Both records name the base the weights were adapted from, as the card does.
+    assert result["adapted_from"] == fast["adapted_from"] == written["adapted_from"]
+    assert main(["denoise", str(scans[0]), "-o", str(tmp_path / "base")]) == 0
+    assert json.loads((tmp_path / "base" / "scan0.json").read_text())["adapted_from"] is None
     slow_out, fast_out = np.load(tmp_path / "den" / "scan0.npy"), np.load(tmp_path / "fast" / "scan0.npy")
     assert np.abs(fast_out - slow_out).max() < 1e-3 * np.ptp(slow_out)
     # A second run refuses to replace it, unless --force.

@@ -175,6 +175,11 @@ def test_an_accepted_round_is_swapped_in_between_updates_without_a_lost_or_stall
     assert onnx.parent == out / "models" and onnx.is_file() and onnx.with_suffix(".pt").is_file()
     assert onnx.with_suffix(".json").is_file() and not list((out / "models").glob("*.tmp"))
     assert "new weights" in log and "loaded" in log
+    # Each saved scan names the weights that made its frame, and adapted weights the base they came from.
+    metas = [json.loads(p.read_text()) for p in out.rglob("meta.json")]
+    assert {m["weights_sha256"] for m in metas} == {before, new}
+    assert all(m["adapted_from"]["weights_sha256"] == before for m in metas if m["weights_sha256"] == new)
+    assert all(m["adapted_from"] is None for m in metas if m["weights_sha256"] == before)
 
     messages = recorder.messages
     seqs = [h["seq"] for _, h, _ in messages]

@@ -33,6 +33,7 @@ class Halve:
     model = "halve"
     size_multiple = 8
     weights_sha256 = "0" * 64  # what a record names
+    adapted_from = None
 
     def denoise(self, batch: np.ndarray) -> np.ndarray:
         return batch * 0.5
@@ -189,6 +190,7 @@ class Inventing:
         self.inner = load_backend("onnx", "rt")
         self.name, self.model, self.size_multiple = "inventing", "rt", self.inner.size_multiple
         self.weights_sha256, self.levelling = self.inner.weights_sha256, self.inner.levelling
+        self.adapted_from = self.inner.adapted_from
 
     def denoise(self, batch: np.ndarray) -> np.ndarray:
         rows = np.arange(batch.shape[-2], dtype=np.float32)[:, None]

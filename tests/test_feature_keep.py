@@ -87,6 +87,7 @@ def test_a_scar_over_several_rows_is_not_a_feature():
 
 class SmootherBackend:
     name, model, size_multiple, weights_sha256 = "smoother", "smoother", 1, "0" * 64
+    adapted_from = None
 
     def denoise(self, batch: np.ndarray) -> np.ndarray:
         return np.stack([[_smoother(image) for image in item] for item in batch]).astype(np.float32)

@@ -141,6 +141,7 @@ def test_passes_of_another_shape_are_refused():
 
 class EraserBackend:
     name, model, size_multiple, weights_sha256 = "eraser", "eraser", 1, "0" * 64
+    adapted_from = None
 
     def denoise(self, batch: np.ndarray) -> np.ndarray:
         return np.stack([[_eraser(image) for image in item] for item in batch]).astype(np.float32)

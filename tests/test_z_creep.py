@@ -130,6 +130,7 @@ class _PlaneIdentity:
 
     name = model = "identity"
     weights_sha256 = "none"
+    adapted_from = None
     levelling = PLANE
     size_multiple = 16
 

@@ -43,6 +43,7 @@ class TensorRTBackend:
         self.levelling = settings.get("levelling", PLANE_AND_ROWS)
         self.name = f"tensorrt-{key.precision}"
         self.weights_sha256 = key.weights_sha256
+        self.adapted_from = settings.get("adapted_from")
         self.path = path
 
         if settings.get("plugin_ops"):

@@ -23,7 +23,15 @@ from types import ModuleType
 
 from maed.normalise import PLANE_AND_ROWS
 
-from ..onnx_model import KEY_LEVELLING, KEY_MODEL, KEY_PRECISION, KEY_SIZE_MULTIPLE, KEY_WEIGHTS_SHA256, find_onnx
+from ..onnx_model import (
+    KEY_LEVELLING,
+    KEY_MODEL,
+    KEY_PRECISION,
+    KEY_SIZE_MULTIPLE,
+    KEY_WEIGHTS_SHA256,
+    adapted_from,
+    find_onnx,
+)
 from .available import import_tensorrt
 from .cache import PRECISIONS, EngineKey, engine_path, timing_cache_path, write_record
 from .cuda import gpu_name
@@ -74,6 +82,9 @@ class OnnxSource:
     """Op types of custom nodes (``maed export onnx --plugins``): TensorRT plugins of ``cuda_kernels/ops``."""
     levelling: str = PLANE_AND_ROWS
     """The input's levelling (``maed.levelling``), carried into the engine's record."""
+    adapted_from: dict | None = None
+    """The base model of weights ``maed adapt`` fine-tuned (``maed.engine.onnx_model.adapted_from``), carried into
+    the engine's record."""
 
     @classmethod
     def find(cls, model: str) -> OnnxSource:
@@ -97,6 +108,7 @@ class OnnxSource:
             meta[KEY_WEIGHTS_SHA256],
             tuple(plugin_ops),
             meta.get(KEY_LEVELLING, PLANE_AND_ROWS),
+            adapted_from(meta),
         )
 
 
@@ -217,6 +229,7 @@ def build_engine(model: str, settings: BuildSettings, dest: Path | None = None) 
             "onnx": str(source.path),
             "size_multiple": source.size_multiple,
             "levelling": source.levelling,
+            "adapted_from": source.adapted_from,
             "strongly_typed": flags is not None,
             "plugin_ops": list(source.plugin_ops),
             "profiles": [p.as_dict() for p in settings.profiles],

@@ -51,6 +51,7 @@ def result_record(
         "pass": pass_,
         "model": backend.model,
         "weights_sha256": backend.weights_sha256,
+        "adapted_from": backend.adapted_from,
         **model_file_record(backend),
         "backend": backend.name,
         "maed_version": __version__,

@@ -128,6 +128,7 @@ class ErasingBackend:
         self.name, self.model, self.size_multiple = backend.name, backend.model, backend.size_multiple
         self.levelling = levelling_of(backend)
         self.weights_sha256 = getattr(backend, "weights_sha256", None)
+        self.adapted_from = getattr(backend, "adapted_from", None)
 
     def denoise(self, batch: np.ndarray) -> np.ndarray:
         return np.stack([[erase(image, self.period_px) for image in item] for item in self.backend.denoise(batch)])
