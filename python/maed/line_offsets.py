@@ -431,7 +431,9 @@ differences, and the alignment draws it as bands across the strips beside it, fl
 on the scans whose rows ``normalise.level_rows`` aligned: at most 1.30 on the blind simulator (40 of 144 scans),
 0.93 on this simulator's families (142 of 240), 0.08 to 1.37 on the real scans but three: the retrace of
 ``Au_mica_2023_Y_A_diPAMY_195`` (Current; its trace was not aligned, at 1.19 against the 1.2 bar of dominance) at
-11.1 and both passes of ``img_0071`` at 5.4 and 6.1 (a bright defect in a 1.5 nm frame), each drawn as bands."""
+11.1 and both passes of ``img_0071`` at 5.4 and 6.1 (a bright defect in a 1.5 nm frame), each drawn as bands.
+The bar of the conservative result (``maed.trust``); the network's input has a lower one since 2026-12-07
+(``normalise.OFFSETS_STRIP_BANDING``: the 1.37 of the real ``STM_nanonis_generic_4_5`` was a terrace edge)."""
 
 
 def strip_banding(levelled: np.ndarray, aligned: np.ndarray) -> float:

@@ -105,7 +105,8 @@ def publish(
     # The residual's row levels are offsets the alignment or the network took off, unless the scan shows none.
     y, row_offsets = (np.asarray(y, dtype=np.float64), True) if rows_aligned else keep_row_levels(x, y)
     lattice, rows, windows = None, np.ones(len(x), dtype=bool), 0
-    if other is not None and other_rows is not None and other_rows.sum() >= MIN_LATTICE_ROWS:
+    both_passes = other is not None and other_rows is not None and other_rows.sum() >= MIN_LATTICE_ROWS
+    if both_passes:
         rows = other_rows
         lattice = lattice_peaks(x[rows], y[rows], other)
     elif len(x) >= MIN_LATTICE_ROWS:
@@ -121,7 +122,9 @@ def publish(
     defects = point_defects(despiked, standard)
     features = removed_features(despiked, y, defects)
     stripes = None if lattice is None else lattice.unconfirmed_mask
-    network, weight, verdict, conservative = guard_parts(despiked, features.give_back(despiked, y), limits, stripes, row_offsets)
+    network, weight, verdict, conservative = guard_parts(
+        despiked, features.give_back(despiked, y), limits, stripes, row_offsets, other if both_passes else None
+    )
     if lattice is not None:
         # Once more after what the features and the guard gave back (their lightly smoothed residual holds some of
         # the lattice's bins), and to the conservative result, whose Gaussian damps a fine lattice.
