@@ -200,11 +200,32 @@ def test_cli_export_never_writes_over_a_file_or_into_a_missing_folder(random_rt_
     assert main([*model, "-o", str(scan)]) == 2
     assert main([*model, "-o", str(tmp_path / "no_such_folder" / "x.onnx")]) == 2
     assert main([*model, "-o", f"{tmp_path}/"]) == 2
+    assert main([*model, "-o", str(scan), "--force"]) == 2  # not an ONNX file's name, whatever --force says
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and "exists; give --force" in err[0] and "does not exist" in err[1] and "is a folder" in err[2]
+    assert len(err) == 4 and "does not exist" in err[1] and "is a folder" in err[2]
+    assert "ends in .onnx" in err[0] and "ends in .onnx" in err[3]
     assert scan.read_bytes() == b"raw scan bytes" and not (tmp_path / "no_such_folder").exists()
-    assert main([*model, "-o", str(scan), "--force"]) == 0  # asked for: replaced
-    assert scan.read_bytes() != b"raw scan bytes"
+    earlier = tmp_path / "earlier.onnx"
+    earlier.write_bytes(b"an earlier export")
+    assert main([*model, "-o", str(earlier)]) == 2
+    assert "exists; give --force" in capsys.readouterr().err
+    assert main([*model, "-o", str(earlier), "--force"]) == 0  # asked for: replaced
+    assert earlier.read_bytes() != b"an earlier export"
+
+
+def test_cli_export_never_writes_over_the_checkpoint_it_exports_and_names_a_run_by_its_folder(random_rt_checkpoint, tmp_path, capsys):
+    """``-o`` the checkpoint itself with ``--force`` replaced the training checkpoint with the ONNX; a run's
+    ``last.pt`` exported as ``last`` into the current folder, every run alike."""
+    run = tmp_path / "runs" / "mine"
+    run.mkdir(parents=True)
+    checkpoint = run / "last.pt"
+    checkpoint.write_bytes(random_rt_checkpoint.read_bytes())
+    assert main(["export", "onnx", "--model", str(checkpoint), "-o", str(checkpoint), "--force"]) == 2
+    assert "ends in .onnx" in capsys.readouterr().err and checkpoint.read_bytes() == random_rt_checkpoint.read_bytes()
+    assert main(["export", "onnx", "--model", str(checkpoint)]) == 0
+    written = run / "last.onnx"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(written)
+    assert OnnxBackend(written, threads=1).model == "mine"
 
 
 def test_backend_choice(exported, random_rt_checkpoint, tmp_path):

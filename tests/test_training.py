@@ -201,3 +201,123 @@ def test_relative_loss_weighs_each_scan_by_its_noise():
     # A scan that differs from its target by a plane only has no noise to divide by: the floor caps its weight.
     tilt = torch.linspace(0, 1, 32).expand(1, 1, 32, 32)
     assert float(noise_weights(target[:1] + tilt, target[:1])) == pytest.approx(1 / NOISE_FLOOR)
+
+
+QUICK = ["--steps", "2", "--epoch-steps", "2", "--batch-size", "2", "--workers", "0"]
+
+
+def test_a_run_in_its_folder_is_never_replaced_without_force(tmp_path, capsys):
+    """A second ``maed train`` into a folder that holds a run overwrote its checkpoint, silently."""
+    from maed.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", *QUICK, "--out", str(out)]) == 0
+    first = (out / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["train", *QUICK, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a run already" in err[0] and "--resume" in err[0] and "--force" in err[0]
+    assert (out / "last.pt").read_bytes() == first
+    assert main(["train", *QUICK, "--seed", "3", "--out", str(out), "--force"]) == 0
+    assert load_checkpoint(out / "last.pt")["train_config"]["seed"] == 3
+
+
+def test_resume_takes_the_run_s_settings_and_refuses_to_change_them(tmp_path, capsys):
+    """``--resume`` with another patch, levelling or model changed the run under its history (or printed a page of
+    state-dict keys); without them it continues with the run's own settings, further where --steps says."""
+    from maed.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", *QUICK, "--patch", "48", "--levelling", "plane", "--out", str(out)]) == 0
+    capsys.readouterr()
+    for change, named in (
+        (["--patch", "64"], "--patch 64"),
+        (["--levelling", "plane+rows"], "--levelling plane+rows"),
+        (["--model", "dncnn"], "dncnn"),
+    ):
+        assert main(["train", "--resume", "--steps", "4", *change, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and named in err[0], err
+    assert main(["train", "--resume", "--steps", "4", "--out", str(out)]) == 0
+    state = load_checkpoint(out / "last.pt")
+    assert state["step"] == 4 and state["train_config"]["patch"] == 48 and state["levelling"] == "plane"
+
+
+def test_settings_no_run_can_use_are_one_line_before_training(tmp_path, capsys):
+    from maed.cli import main
+
+    bad = [
+        (["--epoch-steps", "0"], "--epoch-steps must be at least 1"),
+        (["--steps", "0"], "--steps must be at least 1"),
+        (["--patch", "40"], "multiple of 16"),
+        (["--real-fraction", "2"], "between 0 and 1"),
+        (["--grad-weight", "nan"], "--grad-weight"),
+        (["--real-refs", str(tmp_path)], "--real-fraction or --pair-fraction"),
+        (["--init", str(tmp_path / "x.onnx")], "not an export"),
+        (["--out", str(tmp_path / "a_file" / "run")], "cannot be written"),
+    ]
+    (tmp_path / "a_file").write_text("not a folder")
+    for options, said in bad:
+        assert main(["train", *QUICK, "--out", str(tmp_path / "out"), *options]) == 2, options
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], (options, err)
+    assert not (tmp_path / "out" / "last.pt").exists()
+
+
+def test_init_takes_the_levelling_its_weights_were_trained_with():
+    from maed.cli import _train_settings, build_parser
+
+    def settings(*options):
+        return _train_settings(build_parser().parse_args(["train", *options]))[1]
+
+    assert settings("--init", "rt-plane").levelling == "plane"  # the shipped product levels the plane alone
+    assert settings("--init", "rt-plane", "--levelling", "plane+rows").levelling == "plane+rows"
+    assert settings().levelling == TrainConfig.levelling
+
+
+def test_user_pairs_are_checked_when_read_each_file_named(tmp_path):
+    """A NaN in a pair made the loss NaN and stopped the run at its first validation, naming no file; a pair smaller
+    than the patch failed in a data worker when first drawn, hours in."""
+    (tmp_path / "noisy").mkdir()
+    (tmp_path / "clean").mkdir()
+    scan = np.random.default_rng(0).normal(size=(80, 80))
+    np.save(tmp_path / "clean" / "a.npy", scan)
+    partial = scan.copy()
+    partial[70:] = np.nan  # a scan stopped early
+    np.save(tmp_path / "noisy" / "a.npy", partial)
+    with pytest.raises(ValueError, match=r"noisy/a\.npy: holds NaN"):
+        UserPairs(tmp_path)
+    np.save(tmp_path / "noisy" / "a.npy", scan)
+    assert len(UserPairs(tmp_path, 64).pairs) == 1
+    with pytest.raises(ValueError, match=r"a\.npy: 80x80 pixels, smaller than the 96-pixel patch"):
+        UserPairs(tmp_path, 96)
+    np.save(tmp_path / "noisy" / "a.npy", np.array([{"not": "numbers"}], dtype=object))
+    with pytest.raises(ValueError, match=r"noisy/a\.npy: not a numeric \.npy array"):
+        UserPairs(tmp_path)
+    with pytest.raises(ValueError, match="no such folder"):
+        UserPairs(tmp_path / "missing")
+
+
+def test_ctrl_c_says_which_step_was_saved_and_how_to_go_on(tmp_path, monkeypatch):
+    """Ctrl-C said only "stopped", whatever the steps since the last checkpoint."""
+    from maed.training import trainer
+
+    reports = []
+    real = trainer._validation_report
+
+    def second_is_interrupted(*args):
+        if reports:
+            raise KeyboardInterrupt
+        reports.append(real(*args))
+        return reports[-1]
+
+    monkeypatch.setattr(trainer, "_validation_report", second_is_interrupted)
+    messages = []
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**{**SHORT.__dict__, "steps": 4, "steps_per_epoch": 2}), tmp_path, log=messages.append)
+    saved = tmp_path / "last.pt"
+    assert (
+        messages[-1]
+        == f"maed: stopped at step 4 of 4; the last checkpoint, of step 2, is {saved}; --resume with the same --out continues from it"
+    )
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 2

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -472,6 +473,8 @@ def check_output(out: Path, base: str, force: bool) -> None:
             raise ValueError(f"{path} exists; give --force to replace it")
     if not out.parent.is_dir():
         raise ValueError(f"-o {out}: no folder {out.parent}")
+    if not os.access(out.parent, os.W_OK):  # found before the run, not at its end
+        raise ValueError(f"-o {out}: the folder {out.parent} cannot be written to")
 
 
 def write_adapted(out: Path, model: torch.nn.Module, config: str, levelling: str, card: dict) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from argparse import SUPPRESS
 from collections import Counter
 from pathlib import Path
 
@@ -106,31 +107,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .training import train
     from .training.processes import is_main_process
 
-    lr = args.lr if args.lr is not None else protocol_learning_rate(args.model)
-    cfg = TrainConfig(
-        model=args.model,
-        steps=args.steps,
-        steps_per_epoch=args.epoch_steps,
-        batch_size=args.batch_size,
-        patch=args.patch,
-        lr=lr,
-        seed=args.seed,
-        workers=args.workers,
-        user_pairs=args.pairs,
-        init=args.init,
-        real_dir=str(args.real_refs) if args.real_refs else None,
-        real_fraction=args.real_fraction,
-        grad_weight=args.grad_weight,
-        fourier_weight=args.fourier_weight,
-        pair_fraction=args.pair_fraction,
-        background=args.background,
-        noise_mix=args.noise_mix,
-        relative_loss=args.relative_loss,
-        quiet_fraction=args.quiet_fraction,
-        levelling=args.levelling,
-    )
-    out = Path(args.out or f"runs/{args.model}")
-    report = train(cfg, out, resume=args.resume)
+    out, cfg = _train_settings(args)
+    report = train(cfg, out, resume=args.resume, force=args.force)
     if not is_main_process():  # under torchrun the first process reports and ships, once
         return 0
     print(f"final validation PSNR {report['psnr_out']:.2f} dB (input {report['psnr_in']:.2f} dB); checkpoint {out}/last.pt")
@@ -138,7 +116,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from .data import SIMULATOR_VERSION
         from .model.checkpoint import ship_weights, shipped_weights
 
-        dest = shipped_weights(args.ship_as or args.model)
+        dest = shipped_weights(args.ship_as or cfg.model)
         ship_weights(
             out / "last.pt",
             dest,
@@ -151,6 +129,45 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
         print(f"shipped weights written to {dest}")
     return 0
+
+
+TRAIN_DESTINATIONS = {"user_pairs": "pairs", "real_dir": "real_refs", "steps_per_epoch": "epoch_steps"}
+"""``TrainConfig`` fields whose ``maed train`` option is spelled otherwise (``training.config.OPTIONS``)."""
+
+
+def _train_settings(args: argparse.Namespace) -> tuple[Path, TrainConfig]:
+    """The checkpoint folder and the settings of ``maed train``: the options given, over the run's own settings with
+    ``--resume`` (``training.config.resumed_config``), else over the defaults, the levelling of ``--init``'s weights
+    where ``--levelling`` is not given, and the model's protocol learning rate where ``--lr`` is not."""
+    from .training.config import OPTIONS, resumed_config
+
+    given = {}
+    for field in OPTIONS:
+        dest = TRAIN_DESTINATIONS.get(field, field)
+        if hasattr(args, dest):
+            value = getattr(args, dest)
+            given[field] = str(value) if field == "real_dir" else value
+    out = Path(args.out or f"runs/{given.get('model', TrainConfig.model)}")
+    if args.resume and (out / "last.pt").exists():
+        from .model.checkpoint import load_checkpoint
+
+        saved = load_checkpoint(out / "last.pt").get("train_config")
+        if saved is not None:
+            return out, resumed_config(saved, given)
+    model = given.get("model", TrainConfig.model)
+    defaults = {"lr": protocol_learning_rate(model)}
+    if "init" in given and "levelling" not in given:
+        defaults["levelling"] = _init_levelling(given["init"])
+    return out, TrainConfig(**(defaults | given))
+
+
+def _init_levelling(init: str) -> str:
+    """The levelling the weights of ``--init`` were trained with."""
+    if Path(init).suffix in (".onnx", ".engine"):
+        raise ValueError(f"--init {init}: training starts from torch weights (a shipped name or a .pt checkpoint), not an export")
+    from .model.checkpoint import load_model
+
+    return load_model(init)[1]["levelling"]
 
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
@@ -217,7 +234,8 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
     if args.ship:
         dest = ship_onnx(args.model)
     else:
-        dest = check_destination(Path(args.output) if args.output else default_destination(args.model, args.fp16, args.plugins), args.force)
+        dest = Path(args.output) if args.output else default_destination(args.model, args.fp16, args.plugins)
+        dest = check_destination(dest, args.force)
         export_onnx(args.model, dest, fp16=args.fp16, plugins=args.plugins)
     for problem in tensorrt_problems(onnx.load(dest), plugins=PLUGIN_OPS if args.plugins else ()):
         print(f"maed: warning: TensorRT would reject it: {problem}", file=sys.stderr)
@@ -313,82 +331,102 @@ def build_parser() -> argparse.ArgumentParser:
         description="The defaults are the protocol every model of the Table 1 comparison is trained "
         "with (docs/baselines.md); the shipped rt weights were trained longer (docs/model.md).",
     )
-    p.add_argument("--model", default="rt", help=f"architecture: {', '.join(ARCHITECTURES)} (default: rt)")
-    p.add_argument("--steps", type=int, default=TrainConfig.steps)
-    p.add_argument("--epoch-steps", type=int, default=TrainConfig.steps_per_epoch, help="steps between validation reports and checkpoints")
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    p.add_argument("--patch", type=int, default=TrainConfig.patch)
+    p.add_argument("--model", default=SUPPRESS, help=f"architecture: {', '.join(ARCHITECTURES)} (default: rt)")
+    p.add_argument("--steps", type=int, default=SUPPRESS, help=f"optimiser steps in all (default: {TrainConfig.steps})")
     p.add_argument(
-        "--lr", type=float, help=f"peak learning rate (default: {TrainConfig.lr:g}; lower for networks unstable at it, docs/baselines.md)"
+        "--epoch-steps",
+        type=int,
+        default=SUPPRESS,
+        help=f"steps between validation reports and checkpoints (default: {TrainConfig.steps_per_epoch})",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="data-generating processes")
-    p.add_argument("--pairs", metavar="DIR", help="user pairs: DIR/noisy/*.npy and DIR/clean/*.npy")
+    p.add_argument("--batch-size", type=int, default=SUPPRESS, help=f"samples per step (default: {TrainConfig.batch_size})")
+    p.add_argument("--patch", type=int, default=SUPPRESS, help=f"side of the square samples, pixels (default: {TrainConfig.patch})")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=SUPPRESS,
+        help=f"peak learning rate (default: {TrainConfig.lr:g}; lower for networks unstable at it, docs/baselines.md)",
+    )
+    p.add_argument("--seed", type=int, default=SUPPRESS, help="the simulated samples' seed stream (default: 0)")
+    p.add_argument("--workers", type=int, default=SUPPRESS, help=f"data-generating processes (default: {TrainConfig.workers})")
+    p.add_argument("--pairs", metavar="DIR", default=SUPPRESS, help="user pairs: DIR/noisy/*.npy and DIR/clean/*.npy, half of the samples")
     p.add_argument(
         "--real-refs",
         metavar="DIR",
+        default=SUPPRESS,
         help="folder of real scans whose training-source references get "
         "simulated artefacts (maed.data.real_refs; test sources are never used)",
     )
     p.add_argument(
         "--real-fraction",
         type=float,
-        default=TrainConfig.real_fraction,
-        help="share of samples drawn from --real-refs (default: %(default)s)",
+        default=SUPPRESS,
+        help=f"share of samples drawn from --real-refs (default: {TrainConfig.real_fraction})",
     )
     p.add_argument(
         "--pair-fraction",
         type=float,
-        default=TrainConfig.pair_fraction,
+        default=SUPPRESS,
         help="share of samples that are trace/retrace pairs of --real-refs's training-source scans, one "
-        "pass the input and the other the target (Noise2Noise: maed.data.real_pairs; default: %(default)s)",
+        f"pass the input and the other the target (Noise2Noise: maed.data.real_pairs; default: {TrainConfig.pair_fraction})",
     )
     p.add_argument(
-        "--background", action="store_true", help="put half of the simulated surfaces on a smooth random height field, structure to keep"
+        "--background",
+        action="store_true",
+        default=SUPPRESS,
+        help="put half of the simulated surfaces on a smooth random height field, structure to keep",
     )
     p.add_argument(
         "--levelling",
         choices=LEVELLINGS,
-        default=TrainConfig.levelling,
+        default=SUPPRESS,
         help="what comes off the input before the network: the plane and the line offsets (median of row "
         "differences), or the plane alone, the network then taking the offsets out itself; recorded "
-        "with the weights (maed.normalise; default: %(default)s)",
+        f"with the weights (maed.normalise; default: {TrainConfig.levelling}, or --init's)",
     )
     p.add_argument(
         "--noise-mix",
         action="store_true",
+        default=SUPPRESS,
         help="simulated artefacts in per-sample mixes: each kind present or absent, white noise from "
         "nearly none to the range's top (maed.training.noise_mix), so quiet scans are seen too",
     )
     p.add_argument(
         "--relative-loss",
         action="store_true",
+        default=SUPPRESS,
         help="each sample's loss over its noise, so quiet scans (noise far below their relief) count as much as "
         "noisy ones (maed.training.loss.noise_weights)",
     )
     p.add_argument(
         "--quiet-fraction",
         type=float,
-        default=TrainConfig.quiet_fraction,
+        default=SUPPRESS,
         help="share of simulated scans with every artefact but the line offsets scaled down 3 to 200 times, so scans "
-        "whose relief stands far above their noise are seen (maed.training.noise_mix.quiet_ranges; default: %(default)s)",
+        f"whose relief stands far above their noise are seen (maed.training.noise_mix.quiet_ranges; default: {TrainConfig.quiet_fraction})",
     )
     p.add_argument(
         "--grad-weight",
         type=float,
-        default=TrainConfig.grad_weight,
-        help="weight of the gradient L1 term (default: %(default)s, the Table 1 protocol)",
+        default=SUPPRESS,
+        help=f"weight of the gradient L1 term (default: {TrainConfig.grad_weight}, the Table 1 protocol)",
     )
     p.add_argument(
         "--fourier-weight",
         type=float,
-        default=TrainConfig.fourier_weight,
+        default=SUPPRESS,
         help="weight of the spectral-peak term, the log power ratio at the clean surface's strongest "
-        "Fourier bins (default: %(default)s, the Table 1 protocol)",
+        f"Fourier bins (default: {TrainConfig.fourier_weight}, the Table 1 protocol)",
     )
     p.add_argument("--out", help="checkpoint folder (default: runs/MODEL)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--init", metavar="NAME_OR_PATH", help="start from these weights (fine-tuning) with a fresh schedule")
+    p.add_argument("--resume", action="store_true", help="continue the run in OUT/last.pt with its own settings (--steps may grow)")
+    p.add_argument("--force", action="store_true", help="start over in an --out that holds a run, replacing its last.pt")
+    p.add_argument(
+        "--init",
+        metavar="NAME_OR_PATH",
+        default=SUPPRESS,
+        help="start from these weights (fine-tuning) with a fresh schedule, and their levelling unless --levelling says",
+    )
     p.add_argument("--ship", action="store_true", help="write the result as the package's shipped weights")
     p.add_argument("--ship-as", metavar="NAME", help="ship under this name instead of the model's (e.g. rt-equal)")
     p.set_defaults(run=_cmd_train)

@@ -113,11 +113,11 @@ def export_onnx(name_or_path: str, dest: Path, fp16: bool = False, plugins: bool
     """Export a shipped model (by name) or a checkpoint (by path) to the ONNX file ``dest``.
 
     Returns the model written. The metadata names a shipped model by its name and a checkpoint by
-    its file stem. ``plugins`` replaces the DS blocks and the SE fusion by our TensorRT plugin
+    ``checkpoint_name``. ``plugins`` replaces the DS blocks and the SE fusion by our TensorRT plugin
     nodes (``maed.engine.ops.rewrite``): such a file is for TensorRT only.
     """
     model, card = load_model(name_or_path)
-    name = name_or_path if not Path(name_or_path).suffix else Path(name_or_path).stem
+    name = name_or_path if not Path(name_or_path).suffix else checkpoint_name(Path(name_or_path))
     graph = onnxslim.slim(_trace(model))
     if fp16:
         graph = convert_to_fp16(graph)
@@ -132,11 +132,21 @@ def export_onnx(name_or_path: str, dest: Path, fp16: bool = False, plugins: bool
     return graph
 
 
+def checkpoint_name(path: Path) -> str:
+    """The model name an export of checkpoint ``path`` carries: its stem, or for a run's ``last.pt`` (``maed train``
+    names every run's checkpoint so) its run folder's name."""
+    return path.parent.resolve().name if path.stem == "last" else path.stem
+
+
 def check_destination(dest: Path, force: bool = False) -> Path:
-    """``dest`` where ``maed export onnx -o`` may write it: not a folder (or a name ending in one), in a folder that
-    exists, and not an existing file unless ``force``: an ``-o`` mistyped over a raw scan must not replace it."""
+    """``dest`` where ``maed export onnx -o`` may write it: not a folder (or a name ending in one), a name ending in
+    ``.onnx`` (``maed denoise --model`` tells a model file by its suffix, and so never the checkpoint exported), in a
+    folder that exists, and not an existing file unless ``force``: an ``-o`` mistyped over a raw scan or a
+    checkpoint must not replace it."""
     if str(dest).endswith(("/", "\\")) or dest.is_dir():
         raise ValueError(f"{dest} is a folder; -o takes the ONNX file to write, e.g. {Path(dest) / 'model.onnx'}")
+    if dest.suffix != ".onnx":
+        raise ValueError(f"-o {dest}: an ONNX file's name ends in .onnx (maed denoise --model tells a model file by its suffix)")
     if not dest.parent.is_dir():
         raise ValueError(f"{dest}: the folder {dest.parent} does not exist")
     if dest.exists() and not force:
@@ -145,8 +155,12 @@ def check_destination(dest: Path, force: bool = False) -> Path:
 
 
 def default_destination(name_or_path: str, fp16: bool, plugins: bool = False) -> Path:
-    """``NAME.onnx``, ``NAME.fp16.onnx`` (and ``.plugins`` before ``.onnx`` with plugins) in the current folder."""
-    return Path(f"{Path(name_or_path).stem}{'.fp16' if fp16 else ''}{'.plugins' if plugins else ''}.onnx")
+    """``NAME.onnx``, ``NAME.fp16.onnx`` (and ``.plugins`` before ``.onnx`` with plugins): for a shipped name in the
+    current folder, for a checkpoint beside it (``runs/mine/last.pt`` -> ``runs/mine/last.onnx``): every run's
+    checkpoint is ``last.pt``, and two runs' exports in one folder would take one name."""
+    path = Path(name_or_path)
+    name = f"{path.stem}{'.fp16' if fp16 else ''}{'.plugins' if plugins else ''}.onnx"
+    return path.with_name(name) if path.suffix else Path(name)
 
 
 def ship_onnx(name: str) -> Path:

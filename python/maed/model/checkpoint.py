@@ -95,4 +95,9 @@ def load_model(name_or_path: str) -> tuple[nn.Module, dict]:
         raise ValueError(f"{path}: a file torch saved, but no model checkpoint (no 'config' and 'model' in it)")
     model = build_model(state["config"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
-    return model.eval(), {**state.get("card", {}), "config": state["config"], "levelling": levelling(state)}
+    card = dict(state.get("card", {}))
+    if "train_config" in state and "train_config" not in card:  # a training checkpoint: its settings and last figures
+        card["train_config"] = state["train_config"]
+        if state.get("history"):
+            card["validation"] = state["history"][-1]
+    return model.eval(), {**card, "config": state["config"], "levelling": levelling(state)}

@@ -52,3 +52,72 @@ class TrainConfig:
     """Share of simulated scans with every artefact but the line offsets scaled down (``noise_mix.quiet_ranges``)."""
     levelling: str = PLANE_AND_ROWS
     """What is taken off the input before the network (``maed.normalise``): ``plane+rows`` or ``plane``."""
+
+
+OPTIONS = {
+    "model": "--model",
+    "steps": "--steps",
+    "steps_per_epoch": "--epoch-steps",
+    "batch_size": "--batch-size",
+    "patch": "--patch",
+    "lr": "--lr",
+    "seed": "--seed",
+    "workers": "--workers",
+    "user_pairs": "--pairs",
+    "init": "--init",
+    "real_dir": "--real-refs",
+    "real_fraction": "--real-fraction",
+    "grad_weight": "--grad-weight",
+    "fourier_weight": "--fourier-weight",
+    "pair_fraction": "--pair-fraction",
+    "background": "--background",
+    "noise_mix": "--noise-mix",
+    "relative_loss": "--relative-loss",
+    "quiet_fraction": "--quiet-fraction",
+    "levelling": "--levelling",
+}
+"""Each setting of ``TrainConfig`` that ``maed train`` takes, by its option."""
+CHANGEABLE_ON_RESUME = ("steps", "steps_per_epoch", "workers")
+"""Settings a resumed run may change: how far it goes, how often it reports, how its samples are made. Any other
+change would continue the run on other data, another loss or another schedule than its history was measured on."""
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """A one-line ``ValueError`` naming the option of any setting no run can use."""
+
+    def fraction(value: float, field: str) -> None:
+        if not 0.0 <= value <= 1.0:  # NaN fails too
+            raise ValueError(f"{OPTIONS[field]} must be between 0 and 1, got {value}")
+
+    for field in ("steps", "steps_per_epoch", "batch_size", "patch"):
+        if getattr(cfg, field) < 1:
+            raise ValueError(f"{OPTIONS[field]} must be at least 1, got {getattr(cfg, field)}")
+    if cfg.workers < 0:
+        raise ValueError(f"--workers must be 0 (samples made in the training process) or more, got {cfg.workers}")
+    if not 0.0 < cfg.lr < float("inf"):
+        raise ValueError(f"--lr must be a positive number, got {cfg.lr}")
+    for field in ("real_fraction", "pair_fraction", "quiet_fraction"):
+        fraction(getattr(cfg, field), field)
+    if cfg.real_fraction + cfg.pair_fraction > 1.0:
+        raise ValueError(f"--real-fraction and --pair-fraction add up to {cfg.real_fraction + cfg.pair_fraction:g}: at most 1")
+    for field in ("grad_weight", "fourier_weight"):
+        if not 0.0 <= getattr(cfg, field) < float("inf"):
+            raise ValueError(f"{OPTIONS[field]} must be 0 or a positive number, got {getattr(cfg, field)}")
+    if cfg.real_dir and cfg.real_fraction == 0 and cfg.pair_fraction == 0:
+        raise ValueError("--real-refs is used only with --real-fraction or --pair-fraction above 0: give one (or leave --real-refs out)")
+
+
+def resumed_config(saved: dict, given: dict) -> TrainConfig:
+    """The settings of a run resumed from a checkpoint that recorded ``saved`` (its ``train_config``), with the
+    settings given on the command line (``given``: field to value, only those given): a given one may change what
+    ``CHANGEABLE_ON_RESUME`` names, and must equal the saved one otherwise (a one-line ``ValueError`` names each that
+    differs)."""
+    fields = TrainConfig.__dataclass_fields__
+    base = {k: v for k, v in saved.items() if k in fields}
+    differ = [f for f, v in given.items() if f not in CHANGEABLE_ON_RESUME and f in base and base[f] != v]
+    if differ:
+        said = ", ".join(f"{OPTIONS[f]} {given[f]} (the run's: {base[f]})" for f in differ)
+        raise ValueError(
+            f"--resume continues the run with its own settings; this command changes {said}: leave them out, or start a new --out"
+        )
+    return TrainConfig(**(base | given))

@@ -63,8 +63,12 @@ def normalised_pair(noisy: np.ndarray, clean: np.ndarray, levelling: str = PLANE
 class UserPairs:
     """Noisy scans and their restored references, read once from ``folder``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, patch: int = 0) -> None:
+        """Every pair is checked here, before training starts: each file a 2-D array of finite numbers, the two of a
+        pair of one shape, at least ``patch`` pixels each way (a pair found wanting hours into a run lost them)."""
         folder = Path(folder)
+        if not folder.is_dir():
+            raise ValueError(f"--pairs {folder}: no such folder")
         noisy_dir, clean_dir = folder / "noisy", folder / "clean"
         if not noisy_dir.is_dir() or not clean_dir.is_dir():
             raise ValueError(f"{folder}: expected sub-folders 'noisy/' and 'clean/' with matching .npy files")
@@ -73,12 +77,16 @@ class UserPairs:
             clean_path = clean_dir / noisy_path.name
             if not clean_path.exists():
                 raise ValueError(f"{noisy_path}: no reference {clean_path}")
-            noisy, clean = np.load(noisy_path), np.load(clean_path)
+            noisy, clean = _load_array(noisy_path), _load_array(clean_path)
             if noisy.ndim != 2 or noisy.shape != clean.shape:
                 raise ValueError(f"{noisy_path}: noisy {noisy.shape} and reference {clean.shape} must be equal 2-D shapes")
-            self.pairs.append((noisy.astype(np.float64), clean.astype(np.float64)))
+            if min(noisy.shape) < patch:
+                raise ValueError(f"{noisy_path}: {noisy.shape[0]}x{noisy.shape[1]} pixels, smaller than the {patch}-pixel patch (--patch)")
+            self.pairs.append((noisy, clean))
         if not self.pairs:
-            raise ValueError(f"{noisy_dir}: no .npy scans found")
+            others = sorted({p.suffix for p in noisy_dir.iterdir() if p.is_file()} - {".npy"})
+            held = f" (it holds {', '.join(others)} files: save each scan as a 2-D .npy array)" if others else ""
+            raise ValueError(f"{noisy_dir}: no .npy scans found{held}")
 
     def crop(self, rng: np.random.Generator, patch: int) -> tuple[np.ndarray, np.ndarray]:
         noisy, clean = self.pairs[int(rng.integers(len(self.pairs)))]
@@ -94,6 +102,24 @@ class UserPairs:
             noisy, clean = noisy[:, ::-1], clean[:, ::-1]
         return noisy, clean
 
+
+def _load_array(path: Path) -> np.ndarray:
+    """The float64 array a user's ``.npy`` holds; a one-line ``ValueError`` naming the file where it holds no array
+    of finite numbers (a scan stopped early keeps NaN rows: crop them off first)."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a numeric .npy array ({exc})") from None
+    if not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{path}: holds {array.dtype} values, not numbers")
+    array = array.astype(np.float64)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{path}: holds NaN or infinite values (a scan stopped early keeps NaN rows: crop them off)")
+    return array
+
+
+USER_FRACTION = 0.5
+"""Share of samples drawn from the user's pairs (``maed train --pairs``), the rest simulated as without them."""
 
 CLEAN_TARGET, PASS_TARGET = 0, 1
 """Sample kinds: the target is the clean surface, or the other pass of a real scan."""
@@ -116,7 +142,7 @@ class TrainingPairs(IterableDataset):
         patch: int,
         first_seed: int,
         user: UserPairs | None = None,
-        user_fraction: float = 0.5,
+        user_fraction: float = USER_FRACTION,
         references: list[Reference] | None = None,
         real_fraction: float = 0.0,
         pass_pairs: list[PassPair] | None = None,

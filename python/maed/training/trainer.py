@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import sys
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -28,8 +29,8 @@ from ..metrics import psnr
 from ..model import ARCHITECTURES, build_model, passes_taken
 from ..model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from ..normalise import check_levelling
-from .config import TrainConfig
-from .dataset import PASS_TARGET, TrainingPairs, UserPairs, normalised_pair
+from .config import TrainConfig, check_config, resumed_config
+from .dataset import PASS_TARGET, USER_FRACTION, TrainingPairs, UserPairs, normalised_pair
 from .loss import gradient_l1, noise_weights, pass_pair_l1, plane_free_l1, spectral_peak_loss
 from .processes import Processes, finish, mean_over, shared, start, wrap
 
@@ -144,39 +145,66 @@ class _BatchLoss(torch.nn.Module):
         return training_loss(self.model, noisy, target, cfg.grad_weight, cfg.fourier_weight, kind, cfg.relative_loss)
 
 
-def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print) -> dict:
+def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print, force: bool = False) -> dict:
     """Train and return the final validation report; checkpoints go to ``out_dir``. Under ``torchrun``, on each of
-    its processes (``maed.training.processes``), which all return the first process's report."""
+    its processes (``maed.training.processes``), which all return the first process's report. A run already in
+    ``out_dir`` is continued with ``resume`` (its settings but those ``CHANGEABLE_ON_RESUME`` must be the same),
+    replaced with ``force``, and otherwise left alone (a one-line ``ValueError``)."""
     if cfg.model not in ARCHITECTURES:
         raise ValueError(f"unknown model {cfg.model!r}; choose one of {', '.join(ARCHITECTURES)}")
     check_levelling(cfg.levelling)
+    check_config(cfg)
+    out_dir = Path(out_dir)
+    last = out_dir / "last.pt"
+    if resume and not last.exists():
+        raise ValueError(f"nothing to resume: {last} does not exist")
+    if not resume and last.exists() and not force:
+        raise ValueError(f"{last} holds a run already: --resume continues it, --force starts over in its place, or give another --out")
+    _check_writable(out_dir)
     processes = start(cfg.batch_size)
     try:
-        return _train(cfg, Path(out_dir), resume, log if processes.main else (lambda *_: None), processes)
+        return _train(cfg, out_dir, resume, log if processes.main else (lambda *_: None), processes)
     finally:
         finish(processes)
 
 
+def _check_writable(out_dir: Path) -> None:
+    """A one-line ``ValueError`` where checkpoints cannot be written to ``out_dir``: found before the first epoch, not
+    at its end (its steps lost)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".maed-write-test-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--out {out_dir}: checkpoints cannot be written there ({exc.strerror or exc})") from None
+
+
 def _train(cfg: TrainConfig, out_dir: Path, resume: bool, log, processes: Processes) -> dict:
     device = processes.device
-    if processes.main:
-        out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model)
+    if cfg.patch % model.size_multiple:
+        raise ValueError(f"--patch {cfg.patch}: {cfg.model} takes patches of a multiple of {model.size_multiple} pixels")
     if cfg.init and not resume:
         start_model, card = load_model(cfg.init)
         taken, total = _load_matching(model, start_model.state_dict())
         if taken == 0:
             raise ValueError(f"--init {cfg.init} is a {card['config']!r} model: no weights fit {cfg.model!r}")
         log(f"starting from the weights of {cfg.init} ({card['config']}): {taken} of {total} tensors fit")
+        if card["levelling"] != cfg.levelling:
+            log(f"note: {cfg.init} was trained on input levelled {card['levelling']}; this run levels it {cfg.levelling}")
     model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     step, history = 0, []
     last = out_dir / "last.pt"
     if resume:
-        if not last.exists():
-            raise ValueError(f"nothing to resume: {last} does not exist")
         state = load_checkpoint(last)
+        if state.get("config") != cfg.model:
+            raise ValueError(
+                f"--resume: {last} holds a {state.get('config')!r} model, not {cfg.model!r}: give --model {state.get('config')}"
+            )
+        if "train_config" in state:
+            resumed_config(state["train_config"], asdict(cfg))  # a one-line error where a setting changed
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         step, history = state["step"], state["history"]
@@ -184,7 +212,9 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, log, processes: Proces
     if processes.world > 1:
         log(f"{processes.world} training processes ({device.type}), {processes.share(cfg.batch_size)} samples of each batch apiece")
 
-    user = UserPairs(Path(cfg.user_pairs)) if cfg.user_pairs else None
+    user = UserPairs(Path(cfg.user_pairs), cfg.patch) if cfg.user_pairs else None
+    if user is not None:
+        log(f"{len(user.pairs)} user pairs from {cfg.user_pairs} ({USER_FRACTION:.0%} of samples; validation stays on simulated scans)")
     references = []
     if cfg.real_dir and cfg.real_fraction > 0:
         references = load_references(Path(cfg.real_dir))
@@ -240,38 +270,50 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, log, processes: Proces
     )
     started = time.time()
     report = history[-1] if history else None
-    while step < cfg.steps:
-        x, y, kind = next(batches)
-        for group in optimiser.param_groups:
-            group["lr"] = _learning_rate(cfg, step)
-        loss = batch_loss(x.to(device), y.to(device), kind.to(device))
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimiser.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{mean_over(loss, processes):.4f}")
-        if step % cfg.steps_per_epoch == 0 or step == cfg.steps:
-            report = None
-            if processes.main:
-                report = _validation_report(model, (val_x, val_y), val_real, device) | {"step": step, "seconds": time.time() - started}
-                history.append(report)
-                bar.write(_report_line(report))
-                save_checkpoint(
-                    last,
-                    model,
-                    cfg.model,
-                    extra={
-                        "levelling": cfg.levelling,
-                        "optimiser": optimiser.state_dict(),
-                        "step": step,
-                        "history": history,
-                        "train_config": asdict(cfg),
-                        "processes": processes.world,
-                    },
-                )
-            report = shared(report, processes)
+    saved = step if resume else None
+    try:
+        while step < cfg.steps:
+            x, y, kind = next(batches)
+            for group in optimiser.param_groups:
+                group["lr"] = _learning_rate(cfg, step)
+            loss = batch_loss(x.to(device), y.to(device), kind.to(device))
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{mean_over(loss, processes):.4f}", refresh=False)  # drawn at the bar's interval
+            if step % cfg.steps_per_epoch == 0 or step == cfg.steps:
+                report = None
+                if processes.main:
+                    report = _validation_report(model, (val_x, val_y), val_real, device) | {"step": step, "seconds": time.time() - started}
+                    history.append(report)
+                    bar.write(_report_line(report))
+                    save_checkpoint(
+                        last,
+                        model,
+                        cfg.model,
+                        extra={
+                            "levelling": cfg.levelling,
+                            "optimiser": optimiser.state_dict(),
+                            "step": step,
+                            "history": history,
+                            "train_config": asdict(cfg),
+                            "processes": processes.world,
+                        },
+                    )
+                    saved = step
+                report = shared(report, processes)
+    except KeyboardInterrupt:
+        bar.close()
+        where = (
+            f"the last checkpoint, of step {saved}, is {last}; --resume with the same --out continues from it"
+            if saved
+            else f"no checkpoint yet (one is written every {cfg.steps_per_epoch} steps, --epoch-steps)"
+        )
+        log(f"maed: stopped at step {step} of {cfg.steps}; {where}")
+        raise
     bar.close()
     return report
 
