@@ -1,10 +1,13 @@
 """``maed train``: a short run lowers the loss, resumes where it stopped, and reads user pairs."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from maed.data import make_pair
+from maed.engine.onnx_backend import OnnxBackend
 from maed.model.checkpoint import load_checkpoint
 from maed.training import TrainConfig, train
 from maed.training.dataset import CLEAN_TARGET, TrainingPairs, UserPairs
@@ -241,6 +244,11 @@ def test_resume_takes_the_run_s_settings_and_refuses_to_change_them(tmp_path, ca
     assert main(["train", "--resume", "--steps", "4", "--out", str(out)]) == 0
     state = load_checkpoint(out / "last.pt")
     assert state["step"] == 4 and state["train_config"]["patch"] == 48 and state["levelling"] == "plane"
+    # Its export says how it was trained (it said "unrecorded") and names the run by its folder (it said "last").
+    assert main(["export", "onnx", "--model", str(out / "last.pt")]) == 0
+    exported = OnnxBackend(out / "last.onnx", threads=1)
+    training = json.loads(exported.metadata["maed.training_data"])
+    assert exported.model == "run" and training["train_config"]["patch"] == 48 and training["validation"]["step"] == 4
 
 
 def test_settings_no_run_can_use_are_one_line_before_training(tmp_path, capsys):
