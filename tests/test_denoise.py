@@ -147,6 +147,15 @@ def test_an_output_never_overwrites_another_input(tmp_path, capsys, untrained):
     assert not (tmp_path / "scan.json").exists()
 
 
+def test_a_file_given_twice_is_denoised_once_and_said(tmp_path, capsys, untrained):
+    """Its second run said it replaced the outputs of an earlier run, the same run's."""
+    np.save(tmp_path / "s.npy", make_pair(3, 32).noisy)
+    assert main(["denoise", str(tmp_path / "s.npy"), str(tmp_path / "s.npy"), "-o", str(tmp_path / "out"), "--model", untrained]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.split() == [str(tmp_path / "out" / "s.npy"), str(tmp_path / "out" / "s.json")]
+    assert "1 file(s) given more than once: each denoised once" in captured.err and "replaced" not in captured.err
+
+
 def test_two_inputs_never_write_one_output(tmp_path, capsys, untrained):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()

@@ -72,8 +72,11 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
 
     if args.recursive:
         return _denoise_tree(args, backend, pass_, report, note)
+    inputs = list(dict.fromkeys(args.inputs))  # a file given twice is denoised once (its second run said it replaced the first)
+    if len(inputs) < len(args.inputs):
+        note(f"{len(args.inputs) - len(inputs)} file(s) given more than once: each denoised once")
     written = denoise_files(
-        args.inputs, args.output, backend, report, channel=args.channel, pass_=pass_, on_note=note, trace_retrace=args.trace_retrace
+        inputs, args.output, backend, report, channel=args.channel, pass_=pass_, on_note=note, trace_retrace=args.trace_retrace
     )
     for path in written:
         print(path)

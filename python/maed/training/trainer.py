@@ -225,6 +225,7 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, log, processes: Proces
     if cfg.pair_fraction > 0 and not cfg.real_dir:
         raise ValueError("--pair-fraction needs --real-refs: the folder of real scans whose passes are paired")
     if cfg.real_dir and cfg.pair_fraction > 0:
+        log(f"registering the trace/retrace pairs of the training-source scans in {cfg.real_dir} (half a minute or so)")
         pass_pairs = load_pass_pairs(Path(cfg.real_dir), cfg.patch)
         if not pass_pairs:
             raise ValueError(f"{cfg.real_dir}: no training-source scan has a trace/retrace pair fit to learn from (maed.data.real_pairs)")
