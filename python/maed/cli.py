@@ -91,6 +91,8 @@ def _denoise_tree(args: argparse.Namespace, backend, pass_: str, report, note) -
     tasks, refused = batch.collect([Path(p) for p in args.inputs], args.output)
     for message in refused:
         report(message)
+    if not tasks:  # nothing to run: no worker processes, no summary of no files
+        return 1
     jobs = args.jobs or batch.cores()
     print(f"maed: {len(tasks)} scan files, {min(jobs, max(len(tasks), 1))} worker processes", file=sys.stderr)
 
