@@ -309,7 +309,10 @@ def test_a_small_pit_both_passes_show_is_given_back_and_one_pass_alone_is_not():
     trace = surface + lonely + _streaky(1)
     for row, col in pits:  # a streak runs on from each pit along its row, as on the real scan
         trace[row, col : col + 30] -= 1.5
+    # A dash on one line in both passes at one place: a tip's jump, never a pit (createc_scan_close_100nm's row 92).
+    trace[110, 90:96] += 4.0
     retrace = np.roll(surface, -4, axis=1) + _streaky(2)  # the feedback lag moves it 4 pixels along the rows
+    retrace[110, 86:92] += 4.0
     output = np.zeros_like(trace)  # a network that erased every pit with the streaks
     rows = np.ones(SIZE, dtype=bool)
     # No point defects handed in: on the real scan their search missed these pits too (their depth under its bar).
@@ -320,8 +323,10 @@ def test_a_small_pit_both_passes_show_is_given_back_and_one_pass_alone_is_not():
         assert _depth(one_pass, at) > 0.3 * _depth(light, at)  # one pass keeps less than a third of each
         assert _depth(both, at) < 0.9 * _depth(light, at)
     assert _depth(both, (30, 100)) > 0.3 * _depth(light, (30, 100))
+    assert np.abs(both[109:112, 85:100]).max() < 0.01  # one line's dash is no feature, though both passes show it
     # Only near the pits: the streaks around them stay off.
     far = np.ones((SIZE, SIZE), dtype=bool)
+    far[109:112] = False  # the jump's row: the far check is of the streaks
     for at in pits:
         far[at[0] - 8 : at[0] + 9, at[1] - 8 : at[1] + 9] = False
     assert np.abs(both[far]).max() < 0.01  # the give-back's feathered edge alone, beside streaks of 1 to 3
