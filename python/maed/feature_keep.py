@@ -33,9 +33,9 @@ a 1-pixel Gaussian) gets its depth given back, smoothed to its size (``keep_defe
 
 Where the scan has both passes, a compact feature the network removed that the other pass shows at the same place
 is given back whatever its rows and shape among the streaks (``confirmed_features``): the other pass is the
-evidence that one pass's tests stand in for. On the real ``createc_scan_close_100nm`` it gives back the six pits a
-cold-eyes reading found erased, four of them to their depth (the other two stand 4.1 and 4.9 spreads out of the
-residual, under the bar), and nothing the other pass lacks (2026-12-07); on this simulator's two-pass scans (40 at 128
+evidence that one pass's tests stand in for. On the real ``createc_scan_close_100nm`` it gives back four of the six
+pits a cold-eyes reading found erased, to their depth (the other two stand 4.1 and 4.9 spreads out of the residual,
+under the bar), and nothing the other pass lacks (2026-12-07); on this simulator's two-pass scans (40 at 128
 pixels, 24 at 256 with every family and noise up to 1.6 times the training ranges) it fired on 3 and moved the PSNR by
 0 to +0.24 dB.
 
