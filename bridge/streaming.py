@@ -263,6 +263,9 @@ class StreamingDenoiser:
         self.passes_frame: str | None = None
         """The final frame's frame when a two-pass model made it (``GuardedResult.passes_frame``: ``midway`` or
         ``trace``); None otherwise."""
+        self.rows_aligned: bool | None = None
+        """Whether the final frame's rows were aligned before the network (``GuardedResult.rows_aligned``); None before
+        the final frame."""
         self._levelled = np.zeros((rows, cols), dtype=np.float64)
         self._alignment_levels = np.zeros(rows)
         """What the row alignment took off each acquisition row (zeros where the rows are not aligned)."""
@@ -507,6 +510,7 @@ class StreamingDenoiser:
             verdict = result.verdict
             self.z_creep = result.creep_record()
             self.passes_frame = result.passes_frame
+            self.rows_aligned = result.rows_aligned
             if self.slow_axis == "up":  # found in acquisition order; named as framed
                 if self.z_creep["taken_off"]:
                     self.z_creep["from_row"] = "last"

@@ -660,6 +660,7 @@ class Worker:
             "line_jumps": scan.stream.line_jumps,
             "lattice": scan.stream.lattice,
             "passes_frame": scan.stream.passes_frame,
+            "rows_aligned": scan.stream.rows_aligned,
             "trace_retrace": scan.trace_retrace,
             "drift": scan.drift,
             "alerts": [dict(a, evidence=_plain(a["evidence"])) for a in scan.alerts],

@@ -209,6 +209,10 @@ class GuardedResult:
     passes_frame: str | None = None
     """A two-pass model's frame (``maed.registration.TwoPassInput``): ``midway``, where the tip really was, or
     ``trace``, the trace's as recorded; None for a one-pass model (the scan's own frame)."""
+    rows_aligned: bool = False
+    """Whether the rows were aligned before the network (``maed.normalise.level_rows``: line offsets dominate the
+    scan, or the model's levelling always aligns them): the rows' slow profile across the frame is then the
+    network's and the alignment's, not the scan's as measured, as a drift of the tip height that the offsets hide."""
 
     def lattice_record(self) -> dict:
         """The ``lattice`` entry of ``<stem>.json``."""
@@ -423,6 +427,7 @@ def denoise_once(
         spikes=result.spikes,
         creep=creep,
         passes_frame=passes_frame,
+        rows_aligned=norm.rows_aligned,
     )
 
 

@@ -61,6 +61,7 @@ def result_record(
         "z_creep": result.creep_record(),
         "line_jumps": result.line_jumps_record(),
         "passes_frame": result.passes_frame,
+        "rows_aligned": result.rows_aligned,
     }
 
 
