@@ -214,6 +214,7 @@ def test_a_scan_at_200_lines_per_second_streams_denoised_frames(tmp_path, real_b
     assert meta["protocol"] == 2 and meta["start"]["slow_axis"] == "down" and "direction" not in meta["start"]
     assert meta["rows_done"] == {"trace": rows, "retrace": rows}
     assert meta["z_creep"] == {"taken_off": False}  # the simulator draws no creep of z
+    assert meta["rows_aligned"] is True  # the simulator's line offsets dominate its scans
     assert meta["lattice"]["checked"] and meta["lattice"]["evidence"] == "both passes"  # the retrace confirmed the peaks
     assert meta["trace_retrace"] is None  # figured only where asked for (maed serve --trace-retrace): it costs the live path
     assert status["lines_received"] == 2 * rows and status["lines_dropped"] == 0 and status["messages_malformed"] == 0
