@@ -11,7 +11,8 @@ import torch
 from maed.model import build_model
 from maed.model.checkpoint import load_checkpoint
 from maed.training.dataset import batch_seeds
-from maed.training.processes import is_main_process, start
+from maed.training.place import is_main_process
+from maed.training.processes import start
 
 
 def _batches(batch_size: int, world: int, workers: int, count: int) -> list[list[int]]:
@@ -51,10 +52,10 @@ def test_the_process_that_reports_is_the_one_training_places_first(monkeypatch):
     assert not is_main_process()
 
 
-def _train(tmp_path, name: str, launcher: list[str]) -> subprocess.CompletedProcess:
+def _train(tmp_path, name: str, launcher: list[str], *more: str) -> subprocess.CompletedProcess:
     options = "--model pmrid --steps 3 --epoch-steps 3 --batch-size 4 --patch 32 --workers 0 --lr 3e-3 --seed 5".split()
     return subprocess.run(
-        [*launcher, "-m", "maed.cli", "train", *options, "--out", str(tmp_path / name)],
+        [*launcher, "-m", "maed.cli", "train", *options, "--out", str(tmp_path / name), *more],
         capture_output=True,
         text=True,
         timeout=300,
@@ -78,3 +79,12 @@ def test_two_processes_train_what_one_process_trains(tmp_path):
     apart = max(float((first["model"][k].float() - second["model"][k].float()).abs().max()) for k in start)
     assert apart < 1e-3 * moved
     assert second["history"][-1]["psnr_out"] == pytest.approx(first["history"][-1]["psnr_out"], abs=1e-3)
+
+
+def test_a_mistake_under_torchrun_is_said_once(tmp_path):
+    """Every copy of the command printed it."""
+    two = _train(
+        tmp_path, "two", [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"], "--real-fraction", "2"
+    )
+    assert two.returncode != 0
+    assert two.stderr.count("maed: error: --real-fraction must be between 0 and 1, got 2.0") == 1, two.stderr

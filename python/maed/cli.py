@@ -17,6 +17,7 @@ from tqdm import tqdm
 from . import __version__
 from .normalise import LEVELLINGS
 from .training.config import TrainConfig, protocol_learning_rate
+from .training.place import is_main_process
 from .zoo import ARCHITECTURES, PRODUCT, TWO_PASS_PRODUCT, default_model
 
 
@@ -110,7 +111,6 @@ def _denoise_tree(args: argparse.Namespace, backend, pass_: str, report, note) -
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .training import train
-    from .training.processes import is_main_process
 
     out, cfg = _train_settings(args)
     report = train(cfg, out, resume=args.resume, force=args.force)
@@ -554,10 +554,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         return args.run(args)
     except ValueError as exc:  # user mistakes (unknown model, bad option values) are ValueErrors
-        _error(str(exc))
+        if is_main_process():  # under torchrun, said once, not by every copy
+            _error(str(exc))
         return 2
     except KeyboardInterrupt:  # Ctrl-C: how a server is stopped, and a long run cut short; no error either way
-        tqdm.write(STOPPED, file=sys.stderr)  # on a line of its own, below a progress bar cut short
+        if is_main_process():
+            tqdm.write(STOPPED, file=sys.stderr)  # on a line of its own, below a progress bar cut short
         return 130
 
 

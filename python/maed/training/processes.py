@@ -18,11 +18,12 @@ CBDNet, PDA-Net) train the same on N processes as on one, up to rounding.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from .place import env_int
 
 
 @dataclass(frozen=True)
@@ -45,32 +46,17 @@ class Processes:
         return batch_size // self.world
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"{name}={value!r} is not a whole number (set by torchrun)") from None
-
-
-def is_main_process() -> bool:
-    """Whether this is the first (or only) training process, as ``start`` places it."""
-    return _env_int("WORLD_SIZE", 1) == 1 or _env_int("RANK", 0) == 0
-
-
 def start(batch_size: int) -> Processes:
     """This process's place, from ``torchrun``'s environment, with the process group started where there are
     several: NCCL where CUDA is present (each process on the GPU of its ``LOCAL_RANK``), else gloo. A
     ``batch_size`` that does not split between the processes, or a process without a GPU of its own, is refused
     before any process group starts."""
-    world = _env_int("WORLD_SIZE", 1)
+    world = env_int("WORLD_SIZE", 1)
     Processes(world=world).share(batch_size)
     cuda = torch.cuda.is_available()
     if world == 1:
         return Processes(device=torch.device("cuda" if cuda else "cpu"))
-    rank, local = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    rank, local = env_int("RANK", 0), env_int("LOCAL_RANK", 0)
     if cuda and local >= torch.cuda.device_count():
         raise ValueError(
             f"training process {local} of this machine has no GPU of its own ({torch.cuda.device_count()} visible): "
