@@ -252,6 +252,7 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, log, processes: Proces
     share = processes.share(cfg.batch_size)
     loader = DataLoader(stream, batch_size=share, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
     if processes.main:
+        log(f"drawing the validation set: {cfg.validation_scans} simulated scans of {cfg.patch} pixels")
         val_x, val_y = _validation_set(cfg.validation_scans, cfg.patch, cfg.levelling, stream.passes)
         val_real = _real_validation_set(stream, cfg.validation_scans) if references else None
 
