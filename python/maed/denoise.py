@@ -405,8 +405,8 @@ def denoise_once(
     if both is not None and both.sum() >= MIN_LATTICE_ROWS:  # else one pass's evidence (maed.publish)
         # Levelled as ``x`` is (its rows aligned where either pass's offsets dominate): the guard's conservative result
         # judges the rows of both passes together (``maed.trust.conservative_rows``).
-        judged = _passes_judged(scan[measured], other_pass)
-        other, other_rows = normalise(other_pass[both], levelling_of(backend), judged_on=judged)[0], both[measured]
+        other = normalise(other_pass[both], levelling_of(backend), rows_aligned=norm.rows_aligned)[0]
+        other_rows = both[measured]
     result = publish(x, y, rows_aligned=norm.rows_aligned, limits=limits, other=other, other_rows=other_rows)
     published = denormalise(result.image, norm)
     if creep_first is None:

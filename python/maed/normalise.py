@@ -128,15 +128,20 @@ def level_rows(
     return levelled, False
 
 
-def normalise(image: np.ndarray, levelling: str = PLANE_AND_ROWS, judged_on: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, Normalisation]:
+def normalise(
+    image: np.ndarray, levelling: str = PLANE_AND_ROWS, judged_on: Sequence[np.ndarray] = (), rows_aligned: bool | None = None
+) -> tuple[np.ndarray, Normalisation]:
     """Levelled (``levelling``), unit-variance float32 copy of ``image`` and how to undo it; whether the rows are
     aligned is judged on ``judged_on`` (scans of the same area, such as both passes: ``level_rows``; ``image`` itself
-    where empty)."""
+    where empty), unless ``rows_aligned`` says it already (another scan of the area levelled so, judged on both)."""
     image = np.asarray(image, dtype=np.float64)
     plane = fit_plane(image)
     levelled = image - plane
-    judged = [np.asarray(j, dtype=np.float64) - fit_plane(j) for j in judged_on]
-    network_input, rows_aligned = level_rows(levelled, levelling, judged_on=judged)
+    if rows_aligned is None:
+        judged = [np.asarray(j, dtype=np.float64) - fit_plane(j) for j in judged_on]
+        network_input, rows_aligned = level_rows(levelled, levelling, judged_on=judged)
+    else:
+        network_input = align_rows(levelled, NETWORK_ALIGNMENT) if rows_aligned else levelled
     steps = np.zeros(len(image))
     if rows_aligned:
         steps = steps_aligned_away(levelled, network_input)

@@ -452,26 +452,29 @@ def conservative_rows(levelled_input: np.ndarray, other: np.ndarray | None = Non
     both passes at 5.4 and 6.1) as a band, which the fallback published at about half the defect's height.
     ``other``: the scan's other pass, levelled alike, judged with it so that both passes are aligned alike."""
     rows = np.asarray(levelled_input, dtype=np.float64)
-    aligned = keep_slow_profile(rows, align_rows(rows, ROW_ALIGNMENT))
-    if rows_agree_aligned(rows, other) and strip_banding(rows, aligned) <= STRIP_BANDING:
+    aligned = _conservatively_aligned(rows)
+    if rows_agree_aligned(rows, aligned, other) and strip_banding(rows, aligned) <= STRIP_BANDING:
         return aligned + steps_aligned_away(rows, aligned)[:, None], True
     return rows, False
 
 
-def rows_agree_aligned(levelled_input: np.ndarray, other: np.ndarray | None = None) -> bool:
-    """Whether aligning the rows (``ROW_ALIGNMENT``, the slow profile of independent offsets kept) brings the spread
-    of neighbouring rows' differences below ``ROW_AGREEMENT`` of the unaligned one's: over both passes where
+def _conservatively_aligned(rows: np.ndarray) -> np.ndarray:
+    """``rows`` aligned by ``ROW_ALIGNMENT``, the slow profile of independent offsets kept (``keep_slow_profile``)."""
+    return keep_slow_profile(rows, align_rows(rows, ROW_ALIGNMENT))
+
+
+def rows_agree_aligned(levelled_input: np.ndarray, aligned: np.ndarray, other: np.ndarray | None = None) -> bool:
+    """Whether aligning the rows (``aligned``: ``levelled_input`` as ``_conservatively_aligned`` aligns it) brings the
+    spread of neighbouring rows' differences below ``ROW_AGREEMENT`` of the unaligned one's: over both passes where
     ``other`` is the scan's other pass (the mean of their two shares). Judged on each pass alone, the real
     ``example_TOPO`` (0.90 and 0.91 against the bar of 0.9) had its trace's rows aligned and its retrace's not: a 6 pm
     rms profile across the rows, which both raw passes show alike, taken off the trace's fallback alone (a cold-eyes
     reading, 2026-12-07)."""
-    shares = []
-    for image in (levelled_input, other):
-        if image is None or len(image) < 2:
-            continue
-        image = np.asarray(image, dtype=np.float64)
-        aligned = keep_slow_profile(image, align_rows(image, ROW_ALIGNMENT))
-        shares.append(row_difference_spread(aligned) / max(row_difference_spread(image), 1e-300))
+    pairs = [(levelled_input, aligned)] if len(levelled_input) >= 2 else []  # one row has no neighbour to agree with
+    if other is not None and len(other) >= 2:
+        other = np.asarray(other, dtype=np.float64)
+        pairs.append((other, _conservatively_aligned(other)))
+    shares = [row_difference_spread(after) / max(row_difference_spread(before), 1e-300) for before, after in pairs]
     return bool(shares) and float(np.mean(shares)) < ROW_AGREEMENT
 
 
