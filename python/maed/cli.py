@@ -136,22 +136,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-TRAIN_DESTINATIONS = {"user_pairs": "pairs", "real_dir": "real_refs", "steps_per_epoch": "epoch_steps"}
-"""``TrainConfig`` fields whose ``maed train`` option is spelled otherwise (``training.config.OPTIONS``)."""
-
-
 def _train_settings(args: argparse.Namespace) -> tuple[Path, TrainConfig]:
     """The checkpoint folder and the settings of ``maed train``: the options given, over the run's own settings with
     ``--resume`` (``training.config.resumed_config``), else over the defaults, the levelling of ``--init``'s weights
     where ``--levelling`` is not given, and the model's protocol learning rate where ``--lr`` is not."""
     from .training.config import OPTIONS, resumed_config
 
-    given = {}
-    for field in OPTIONS:
-        dest = TRAIN_DESTINATIONS.get(field, field)
-        if hasattr(args, dest):
-            value = getattr(args, dest)
-            given[field] = str(value) if field == "real_dir" else value
+    # Options not given are absent from ``args`` (their default is ``SUPPRESS``); argparse names each by its option.
+    dests = {field: option.removeprefix("--").replace("-", "_") for field, option in OPTIONS.items()}
+    given = {field: getattr(args, dest) for field, dest in dests.items() if hasattr(args, dest)}
     out = Path(args.out or f"runs/{given.get('model', TrainConfig.model)}")
     if args.resume and (out / "last.pt").exists():
         from .model.checkpoint import load_checkpoint
