@@ -403,3 +403,23 @@ def test_a_lattice_s_rows_are_found_beside_line_offsets_the_input_still_has():
     assert peak_power(plane_only, erased, rows_peaks)["kept"] < 0.2
     found = lattice_peaks(plane_only, erased, other)
     assert peak_power(plane_only, found.give_back(plane_only, erased), rows_peaks)["kept"] >= 0.8
+
+
+def test_with_both_passes_the_peaks_that_moved_are_named_pick_up_and_masked_at_any_frame_size():
+    size = 128
+    y, x = np.mgrid[:size, :size]
+    lattice = np.cos(2 * np.pi * (0.11 * x + 0.05 * y))
+    t = y * size + x  # the time at which a pixel was recorded: the retrace runs the other way along each row
+    f = 13.25 / size
+    rng = np.random.default_rng(6)
+    trace = lattice + 0.5 * np.cos(2 * np.pi * f * t) + rng.normal(0, 0.5, (size, size))
+    retrace = lattice + 0.5 * np.cos(2 * np.pi * f * (y * size + (size - 1 - x))) + rng.normal(0, 0.5, (size, size))
+    found = lattice_peaks(trace, np.zeros_like(trace), retrace)
+    assert found.peaks == 2 and len(found.pickup) == 2  # the lattice kept apart from the pick-up
+    pickup_bins = {tuple(np.rint(np.abs(p) * size).astype(int)) for p in found.pickup}
+    assert pickup_bins == {(32, 13)}  # a quarter cycle more each row: 32 bins across, 13.25 along
+    # Where the passes share fewer rows than the frame holds, the mask is drawn at the frame's size.
+    mask = found.pickup_mask((2 * size, size))
+    assert mask[64, 13] and mask[-64, -13] and not mask.all()
+    assert not mask[13, 14]  # not the lattice's bin (0.05 of 256 rows, 0.11 of 128 columns)
+    assert lattice_peaks(trace, np.zeros_like(trace)).pickup_mask((size, size)) is None  # one pass: none named

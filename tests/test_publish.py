@@ -94,6 +94,38 @@ def test_stripes_taken_off_alone_do_not_make_the_guard_fall_back():
     assert "by stripes it took off that one pass cannot confirm" in published.verdict.reasons[0]
 
 
+def _moved_pick_up(x: np.ndarray) -> np.ndarray:
+    """The other pass of ``_picked_up``'s scan: the same surface, its pick-up landed at another angle (pick-up in
+    time lands elsewhere in a pass recorded the other way), noise of its own."""
+    surface = PIT + 1.5 * (C > 90)
+    pick_up = 0.6 * np.cos(2 * np.pi * (C * np.cos(1.1) + R * np.sin(1.1)) / 7.0)
+    return surface + pick_up + 0.3 * np.random.default_rng(8).standard_normal(surface.shape)
+
+
+def test_stripes_the_other_pass_shows_moved_do_not_make_the_guard_fall_back():
+    """With both passes, stripes at a place the other pass does not hold them are pick-up: the residual is judged
+    across the rows without their bins, and the network's output is published."""
+    x, y = _picked_up(offsets=False)
+    published = publish(x, y, rows_aligned=False, other=_moved_pick_up(x), other_rows=np.ones(128, dtype=bool))
+    assert published.lattice.evidence == "both passes" and len(published.lattice.pickup)
+    assert published.verdict.output == "network"
+    assert published.verdict.figures.whiteness_y > Thresholds().whiteness_y
+    assert "by stripes it took off that the other pass shows moved (pick-up)" in published.verdict.reasons[-1]
+
+
+def test_pick_up_and_smooth_structure_taken_off_together_publish_the_network_with_the_smooth_part_back():
+    """A network that took off the pick-up and a broad hill: neither the smooth part given back alone nor the
+    stripes' bins left out alone make the residual white across the rows; both together do."""
+    x, y = _picked_up(offsets=False)
+    hill = 8.0 * np.exp(-((R - 40) ** 2 + (C - 64) ** 2) / (2 * 20.0**2))
+    x = x + hill
+    published = publish(x, y, rows_aligned=False, other=_moved_pick_up(x) + hill, other_rows=np.ones(128, dtype=bool))
+    assert published.verdict.output == "network" and published.verdict.smooth_given_back
+    assert published.verdict.reasons[0].startswith("smooth structure given back")
+    assert "the other pass shows moved (pick-up)" in published.verdict.reasons[1]
+    assert abs(published.image[40, 64] - published.image[120, 64] - 8.0) < 0.5  # the hill is back
+
+
 def test_a_fallback_for_stripes_keeps_the_network_s_row_levels_and_the_scan_s_content():
     x, y = _picked_up()
     published = publish(x, y, rows_aligned=False, limits=STRICT)

@@ -12,7 +12,8 @@ of evidence tell them apart:
 
 - **both passes** (``maed.noreference.classify_peaks``): a lattice peak sits at the same place in
   the trace's and the retrace's spectra, while pick-up in time lands elsewhere in a pass recorded
-  the other way.
+  the other way. The peaks that moved are kept too (``LatticePeaks.pickup``): the trust guard judges the residual
+  across the rows without their bins (``maed.trust.guard_parts``), as pick-up taken off correlates it there.
 - **a 2-D lattice in one pass**, where there is no other pass: among the peaks the network
   removed (the residual's), two that are not collinear and whose sum or difference is a removed
   peak too (G1, G2 and G1 +- G2) span a two-dimensional lattice; so do two of equal length at 60,
@@ -45,7 +46,7 @@ frame), not at the live guard's rate.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -163,6 +164,17 @@ class LatticePeaks:
     lattice, left removed: pick-up, or a row lattice, which one pass cannot tell apart (the other pass can)."""
     unconfirmed_mask: np.ndarray | None = None
     """The bins of ``unconfirmed``'s peaks as ``mask`` holds a lattice's; None where none is named."""
+    pickup: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    """With both passes: the frequencies (cycles per pixel along the rows' and the columns' axes, centred) of the
+    input's peaks that the other pass shows moved (``noreference.classify_peaks``): pick-up in time, which the
+    network should take off."""
+
+    def pickup_mask(self, shape: tuple[int, int]) -> np.ndarray | None:
+        """The bins of ``pickup`` in an image of ``shape`` (the passes may share fewer rows than the frame holds) as
+        ``mask`` holds a lattice's; None where there is none."""
+        if not len(self.pickup):
+            return None
+        return _symmetric_mask(shape, np.rint(self.pickup * np.array(shape)).astype(int) + np.array(shape) // 2)
 
     def give_back(self, levelled_input: np.ndarray, output: np.ndarray) -> np.ndarray:
         """``output`` with the input's Fourier components at the lattice bins in place of its own."""
@@ -304,6 +316,7 @@ def lattice_peaks(
     x = align_rows(np.asarray(levelled_input, dtype=np.float64), ROW_ALIGNMENT)
     unconfirmed: tuple[PeriodicPattern, ...] = ()
     unconfirmed_mask = None
+    pickup = np.zeros((0, 2))
     if levelled_other_pass is None:
         spectrum = power_spectrum(x - np.asarray(levelled_output, dtype=np.float64))
         removed = peaks_at(spectrum, significant_peaks(spectrum))
@@ -314,11 +327,11 @@ def lattice_peaks(
     else:
         if np.shape(levelled_other_pass) != x.shape:
             raise ValueError(f"the other pass {np.shape(levelled_other_pass)} and this pass {x.shape} differ in shape")
-        lattice, _ = classify_peaks(x, align_rows(np.asarray(levelled_other_pass, dtype=np.float64), ROW_ALIGNMENT))
+        lattice, moving = classify_peaks(x, align_rows(np.asarray(levelled_other_pass, dtype=np.float64), ROW_ALIGNMENT))
+        pickup = (moving - np.array(x.shape) // 2) / np.array(x.shape)
         evidence = BOTH_PASSES
-    if not len(lattice):
-        return LatticePeaks(np.zeros(x.shape, dtype=bool), 0, evidence, unconfirmed, unconfirmed_mask)
-    return LatticePeaks(_symmetric_mask(x.shape, lattice), len(lattice), evidence, unconfirmed, unconfirmed_mask)
+    mask = _symmetric_mask(x.shape, lattice) if len(lattice) else np.zeros(x.shape, dtype=bool)
+    return LatticePeaks(mask, len(lattice), evidence, unconfirmed, unconfirmed_mask, pickup)
 
 
 def _unconfirmed(

@@ -121,7 +121,9 @@ def publish(
     standard = standard_frame(despiked)  # the frame point defects are found and judged in, once
     defects = point_defects(despiked, standard)
     features = removed_features(despiked, y, defects, other=other if both_passes else None, other_rows=other_rows)
-    stripes = None if lattice is None else lattice.unconfirmed_mask
+    stripes = None
+    if lattice is not None:
+        stripes = lattice.pickup_mask(x.shape) if lattice.evidence == BOTH_PASSES else lattice.unconfirmed_mask
     network, weight, verdict, conservative = guard_parts(
         despiked, features.give_back(despiked, y), limits, stripes, row_offsets, other if both_passes else None
     )
