@@ -65,7 +65,9 @@ def _source(args: argparse.Namespace, axis: str):
         from .sources import NanonisSource
 
         given = {field: getattr(args, name) for name, field in NANONIS_OPTIONS.items() if getattr(args, name) is not None}
-        return NanonisSource(**given, retrace=args.retrace, scans=args.scans)
+        # A scan paused on the controller sends no line; a third of the idle timeout keeps it open through the pause.
+        keep_alive = {"keep_alive": args.idle_timeout / 3} if args.idle_timeout > 0 else {}
+        return NanonisSource(**given, retrace=args.retrace, scans=args.scans, **keep_alive)
     return None
 
 
@@ -274,9 +276,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_listen(args: argparse.Namespace) -> int:
     from .listen import listen
+    from .protocol import PUBLISHED_TOPICS
 
     if args.count < 0 or args.scans < 0:
         raise ValueError("--count and --scans must be 0 (no end) or more")
+    if not any(topic.startswith(args.topic) for topic in PUBLISHED_TOPICS):  # a prefix no message ever has
+        raise ValueError(f"--topic {args.topic!r} begins no topic a bridge publishes: {', '.join(PUBLISHED_TOPICS)}")
     keys = _client_keys(args)
     topic = f" (topic {args.topic}*)" if args.topic else ""
 

@@ -546,7 +546,12 @@ def test_an_out_folder_that_cannot_hold_scans_is_refused_before_the_bridge_start
 def test_listen_and_control_say_a_malformed_endpoint_or_count_in_one_line(capsys):
     from maed.cli import main
 
-    for command in (["listen", "--connect", "foo"], ["control", "status", "--connect", "foo"], ["listen", "--count", "-1"]):
+    for command in (
+        ["listen", "--connect", "foo"],
+        ["control", "status", "--connect", "foo"],
+        ["listen", "--count", "-1"],
+        ["listen", "--topic", "alerts"],  # the topic is "alert": a prefix no message has would wait for ever, silent
+    ):
         assert main(command) == 2, command
         err = capsys.readouterr().err
         assert err.startswith("maed: error:") and "Traceback" not in err and "listening" not in err, err

@@ -182,7 +182,9 @@ def test_an_image_declaring_a_huge_size_is_refused_before_decoding(tmp_path, cap
 def test_unknown_model_is_a_one_line_error(tmp_path, capsys):
     np.save(tmp_path / "s.npy", np.zeros((16, 16)))
     assert main(["denoise", str(tmp_path / "s.npy"), "-o", str(tmp_path / "o"), "--model", "nonesuch"]) == 2
-    assert capsys.readouterr().err.strip() == "maed: error: no shipped weights for model 'nonesuch'"
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("maed: error: no shipped weights for model 'nonesuch'; the shipped models: ")
+    assert "rt-plane" in err and len(err.splitlines()) == 1
 
 
 needs_weights = pytest.mark.skipif(not shipped_weights("rt").exists(), reason="shipped rt weights not trained yet")

@@ -19,7 +19,7 @@ from maed import progress
 from maed.cli import main
 from maed.data import make_pair
 from maed.denoise import denoise_guarded
-from maed.denoise_files import denoise_file, denoise_files
+from maed.denoise_files import denoise_file, denoise_files, trace_retrace_note
 from maed.engine import load_backend
 from maed.normalise import denormalise, normalise
 from maed.scanfiles import read_channel
@@ -66,7 +66,9 @@ def test_every_real_scan_denoises_into_npy_and_a_gwy_to_scale(tmp_path, capsys):
         spread = np.ptp(image.data[measured])
         assert abs(np.median(out[measured]) - np.median(image.data[measured])) < spread + 1e-15
         fields = gwyfile.util.get_datafields(gwyfile.load(str(tmp_path / f"{stem}.gwy")))
-        raw, denoised = fields[f"{image.name} trace (raw)"], fields[f"{image.name} trace (denoised, rt)"]
+        # The published frame's title names the model, or the conservative result where the guard did not trust it.
+        (published,) = [k for k in fields if k.startswith(f"{image.name} trace (") and " rt" in k and "weight" not in k]
+        raw, denoised = fields[f"{image.name} trace (raw)"], fields[published]
         for field in (raw, denoised):
             assert field.data.shape == image.data.shape
             assert (field.xreal, field.yreal) == pytest.approx(image.scan_range)
@@ -445,6 +447,10 @@ def test_a_frame_the_guard_did_not_trust_is_said_on_the_terminal(tmp_path, capsy
     assert record["trust"]["output"] == "fallback"
     assert "s.sxm: the trust guard did not publish the network's output over the whole frame" in said
     assert record["trust"]["reasons"][0] in said
+    # In Gwyddion too the published frame is not called the model's.
+    fields = gwyfile.util.get_datafields(gwyfile.load(str(tmp_path / "o" / "s.gwy")))
+    assert "Z trace (conservative result: the guard did not trust rt)" in fields
+    assert not any("denoised" in name for name in fields)
 
 
 def test_a_model_file_that_is_no_checkpoint_is_one_line(tmp_path, capsys):
@@ -531,3 +537,48 @@ def test_the_record_says_whether_the_rows_were_aligned_before_the_network(tmp_pa
     assert main(["denoise", str(tmp_path / "quiet.npy"), str(tmp_path / "offsets.npy"), "-o", str(tmp_path / "out")]) == 0
     aligned = {name: json.loads((tmp_path / "out" / f"{name}.json").read_text())["rows_aligned"] for name in ("quiet", "offsets")}
     assert aligned == {"quiet": False, "offsets": True}
+
+
+def test_trace_retrace_figures_are_said_without_a_bare_decimal_point():
+    figures = {
+        "unit": "A",
+        "rows": 256,
+        "slow_shift": 0.0,
+        **{
+            name: {"value": value, "low": value * 0.63, "high": value * 1.33}
+            for name, value in (("model", 135e-12), ("classical", 134e-12), ("raw", 144e-12))
+        },
+    }
+    said = trace_retrace_note(figures)
+    assert "model 135 (85.1 to 180)" in said and "135." not in said and "180." not in said
+
+
+def test_outputs_a_failure_left_half_replaced_are_never_taken_for_done(tmp_path, monkeypatch, capsys):
+    """A rerun with another model that fails after replacing the .npy leaves a record that says so, not the earlier
+    run's: the next run with the first model does the file again instead of skipping it as done, which had left the
+    other model's .npy under the first model's record."""
+    import maed.denoise_files as files
+
+    scans = tmp_path / "in"
+    scans.mkdir()
+    noisy = make_pair(7, 64).noisy
+    write_sxm(scans / "s.sxm", channels=(("Z", "m", "forward"),), rows=64, cols=64, planes=[noisy])
+    out = tmp_path / "out"
+    assert main(["denoise", "-r", str(scans), "-o", str(out)]) == 0
+    first = np.load(out / "s.sxm.npy")
+    real_write_gwy = files.write_gwy
+
+    def failing(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(out / "s.sxm.gwy"))
+
+    monkeypatch.setattr(files, "write_gwy", failing)
+    assert main(["denoise", "-r", str(scans), "-o", str(out), "--model", "rt"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "Traceback" not in err and "PermissionError" not in err
+    assert not np.array_equal(np.load(out / "s.sxm.npy"), first)  # rt's output replaced it before the failure
+    assert json.loads((out / "s.sxm.json").read_text())["incomplete"] is True
+    monkeypatch.setattr(files, "write_gwy", real_write_gwy)
+    assert main(["denoise", "-r", str(scans), "-o", str(out)]) == 0
+    record = json.loads((out / "s.sxm.json").read_text())
+    assert record["model"] == PRODUCT and "incomplete" not in record
+    np.testing.assert_array_equal(np.load(out / "s.sxm.npy"), first)

@@ -85,6 +85,23 @@ def test_a_lattice_on_part_of_the_scan_comes_back_there_and_nothing_elsewhere():
     assert noise_only[1] == 0 and not noise_only[0].any()
 
 
+def _ring_noise(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Noise whose spectrum is a bump around 0.17 cycles per pixel (about 6 bins wide at 256 pixels): a window's few
+    bins show it as a peak here and there."""
+    k = np.hypot(np.fft.fftfreq(size)[:, None], np.fft.fftfreq(size)[None, :])
+    coloured = np.fft.ifft2(np.fft.fft2(rng.normal(0, 1, (size, size))) * np.exp(-(((k - 0.17) / 0.025) ** 2) / 2)).real
+    return 3 * coloured / coloured.std() + rng.normal(0, 0.3, (size, size))
+
+
+def test_a_bump_of_the_noise_spectrum_both_passes_share_is_no_lattice_in_any_window():
+    """Each pass its own noise of one colour: windows of 64 pixels see its bump as peaks at the same place in both
+    passes (4 windows of this scan did), but the whole frame shows no peak there, so nothing is given back."""
+    rng = np.random.default_rng(0)
+    trace, retrace = _ring_noise(rng, 256), _ring_noise(rng, 256)
+    restored, windows = local_give_back(trace, np.zeros_like(trace), retrace)
+    assert windows == 0 and not restored.any()
+
+
 def test_a_lattice_on_part_of_the_scan_whose_third_reflection_the_rows_alignment_takes_comes_back():
     """A lattice scanned along one of its rows has its third reflection (G1 + G2) on the spectrum's column of zero
     frequency along the rows: a modulation of the rows' levels, which aligning the rows takes off, so no third peak

@@ -107,6 +107,7 @@ def test_a_crash_withdraws_the_tip(tmp_path, caplog):
         ("tip_change=pause,tip_change=withdraw", "two actions"),
         ("tip_change=pause,,crash=withdraw", "an empty pair between two commas"),
         ("", "at least one"),
+        ("drift=pause", "cannot act on drift: it is judged from frame to frame once a scan has ended"),
     ],
 )
 def test_bad_rules_are_one_line_errors(text, says):

@@ -189,6 +189,29 @@ def test_a_scan_stopped_mid_frame_ends_incomplete_and_nothing_follows_until_a_st
     assert second["start"].scan != first["start"].scan and second["end"].complete is True
 
 
+def test_a_scan_paused_on_the_controller_is_kept_alive_and_goes_on_when_resumed():
+    """No line comes while the controller holds a scan paused; its last message is sent again every ``keep_alive``
+    seconds (the bridge takes it for a duplicate and a sign of life, so its idle timeout does not end the scan), and
+    after the resume the scan goes on to its end, each row once."""
+    with following(scanner(line_rate=50), keep_alive=0.1) as (server, collector):
+        collector.wait_lines(6)
+        with NanonisClient(port=server.port) as client:
+            client.scan_action("pause")
+            time.sleep(0.2)  # the lines on their way arrive
+            before = len(collector.messages)
+            time.sleep(0.6)
+            during = collector.messages[before:]
+            client.scan_action("resume")
+        collector.wait(lambda: collector.ended())
+    # The same message again (the last line sent, its seq and all), nothing new.
+    assert len(during) >= 3 and {(m.seq, m.row, m.pass_, m.data.tobytes()) for m in during} == {
+        (m.seq, m.row, m.pass_, m.data.tobytes()) for m in collector.messages[before - 1 : before]
+    }
+    (scan,) = collector.scans()
+    assert scan["end"].complete is True
+    assert sorted({m.row for m in scan["lines"] if m.pass_ == "trace"}) == list(range(32))
+
+
 def test_a_changed_frame_size_is_a_new_scan():
     with following(scanner(line_rate=50)) as (server, collector):
         collector.wait_lines(6)

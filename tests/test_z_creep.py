@@ -9,7 +9,7 @@ from scanfile_helpers import write_sxm
 
 from maed.bridge.streaming import StreamingDenoiser
 from maed.denoise import denoise_guarded
-from maed.denoise_files import denoise_file, result_record
+from maed.denoise_files import denoise_file, record_notes, result_record
 from maed.normalise import PLANE
 from maed.scanfiles import ChannelImage, read_channel, scanned_upwards
 from maed.z_creep import MIN_ROWS, find_creep, left_in
@@ -150,6 +150,8 @@ def test_maed_denoise_takes_the_creep_off_and_says_so(tmp_path):
     assert record["z_creep"]["taken_off"] is True
     assert abs(record["z_creep"]["amplitude"] / 12.0 - 1) < 0.1
     assert record["z_creep"]["from_row"] == "first" and record["z_creep"]["before_network"] is False  # found in the frame
+    (said,) = [note for note in record_notes(tmp_path / "a.sxm", record, "trace") if "creep" in note]
+    assert f"from the first row scanned: {record['z_creep']['amplitude']:+.4g}" in said
 
 
 def test_maed_denoise_says_when_there_was_no_creep(tmp_path):

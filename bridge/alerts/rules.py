@@ -12,6 +12,10 @@ from .finding import KINDS
 
 ACTIONS = ("pause", "withdraw")
 
+ACTIONABLE = tuple(kind for kind in KINDS if kind != "drift")
+"""The kinds a rule may act on: an alert raised while its scan runs. Drift is judged from frame to frame when a
+scan has ended, when there is no scan of it left to pause or withdraw from."""
+
 
 def parse_rules(text: str) -> dict[str, str]:
     """``kind=action[,kind=action...]`` as a map; ``ValueError`` with a one-line reason otherwise."""
@@ -21,9 +25,14 @@ def parse_rules(text: str) -> dict[str, str]:
         raise ValueError(f"--on-alert {text!r} has an empty pair between two commas")
     for part in filter(None, parts):
         kind, sep, action = (s.strip() for s in part.partition("="))
-        if not sep or kind not in KINDS or action not in ACTIONS:
+        if kind == "drift" and sep and action in ACTIONS:
             raise ValueError(
-                f"--on-alert takes kind=action pairs separated by commas (kinds: {', '.join(KINDS)}; "
+                "--on-alert cannot act on drift: it is judged from frame to frame once a scan has ended, when there is "
+                f"no scan of it left to {action}"
+            )
+        if not sep or kind not in ACTIONABLE or action not in ACTIONS:
+            raise ValueError(
+                f"--on-alert takes kind=action pairs separated by commas (kinds: {', '.join(ACTIONABLE)}; "
                 f"actions: {', '.join(ACTIONS)}), got {part!r}"
             )
         if kind in rules and rules[kind] != action:

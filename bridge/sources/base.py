@@ -56,6 +56,8 @@ class LinePusher:
         connect(self._socket, endpoint)
         self._endpoint = endpoint
         self._seq = 0
+        self._last: tuple[str, list[bytes]] | None = None
+        """The scan and the frames of the last message sent (``keep_alive`` sends them again)."""
         try:
             self._resender = (
                 None
@@ -67,6 +69,7 @@ class LinePusher:
             raise
 
     def _send(self, message: ScanStart | Line | ScanEnd) -> None:
+        self._last = (message.scan, encode(message))
         if self._resender is None:
             try:
                 self._socket.send_multipart(encode(message))
@@ -124,6 +127,18 @@ class LinePusher:
 
     def end(self, scan: str, complete: bool = True) -> None:
         self._send(ScanEnd(scan=scan, seq=self._seq, complete=complete))
+
+    def keep_alive(self, scan: str) -> None:
+        """Send the last message of ``scan`` again, as it was sent: the bridge counts a message it already holds as a
+        duplicate, and as a sign that its controller is still there (its idle timeout), never as new data. For a scan
+        the controller holds paused, which sends no lines for as long as the pause lasts. Nothing where ``scan`` was
+        not the last one sent to; never waits (a bridge that is away misses it)."""
+        if self._last is None or self._last[0] != scan:
+            return
+        try:
+            self._socket.send_multipart(self._last[1], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass
 
     def close(self) -> None:
         """Close; with ``acks``, after waiting up to the linger time for the last acknowledgements."""

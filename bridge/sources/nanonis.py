@@ -179,6 +179,10 @@ class NanonisSource:
     """Alert kind to action (``maed.bridge.alerts.rules``); empty: read-only, as by default."""
     alerts: str | None = None
     """The bridge's PUB endpoint, where the alerts come from (needed with ``on_alert``)."""
+    keep_alive: float = 60.0
+    """Seconds without a new line of the followed scan after which its last message is sent again
+    (``LinePusher.keep_alive``), so that a scan paused on the controller, by a rule or by hand, is not ended by the
+    bridge's idle timeout; ``maed serve`` sets a third of its ``--idle-timeout``."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
@@ -187,6 +191,10 @@ class NanonisSource:
             raise ValueError(f"poll interval must be positive seconds, got {self.poll_interval}")
         if not self.timeout > 0:
             raise ValueError(f"timeout must be positive seconds, got {self.timeout}")
+        if not self.keep_alive > 0:
+            raise ValueError(f"keep-alive must be positive seconds, got {self.keep_alive}")
+        self._last_sent = 0.0
+        """``time.monotonic()`` of the last message sent for the followed scan."""
         self._followed: _Followed | None = None
         self._interval = self.poll_interval or MAX_POLL_S  # until Scan.SpeedGet is read
         self._line_period = 0.0
@@ -361,6 +369,9 @@ class NanonisSource:
                 self._send_new(pusher, followed, trace, retrace)
                 if not running:
                     self._end(pusher, followed.complete)
+                elif time.monotonic() - self._last_sent >= self.keep_alive:  # paused: the frame holds, no line comes
+                    pusher.keep_alive(followed.scan)
+                    self._last_sent = time.monotonic()
                 return
             self._end(pusher, followed.complete)  # restarted, resized, turned round: a new scan
         if running and not self._all_done:
@@ -453,6 +464,7 @@ class NanonisSource:
         if line_time > 0:
             extra["line_rate"] = 1.0 / line_time
         pusher.start(scan, buffer.lines, buffer.pixels, (frame.width, frame.height), slow_axis=slow_axis, channel=label, unit=unit, **extra)
+        self._last_sent = time.monotonic()
         self._followed = followed = _Followed(
             scan,
             index,
@@ -490,6 +502,7 @@ class NanonisSource:
         for step, pass_ in sorted(new, key=lambda item: (item[0], item[1] == "retrace")):
             row = followed.row(step)
             pusher.line(followed.scan, row, images[pass_][row], pass_=pass_, t=t)
+            self._last_sent = time.monotonic()
             followed.next_step[pass_] = step + 1
             if pass_ == "trace":
                 followed.sent[row] = images["trace"][row]

@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .denoise_files import OUTPUT_SUFFIXES, check_output_folder, denoise_file, model_file_record, not_replaceable, read_record
+from .denoise_files import (
+    OUTPUT_SUFFIXES,
+    check_output_folder,
+    denoise_file,
+    model_file_record,
+    not_replaceable,
+    os_problem,
+    read_record,
+)
 from .engine import Backend, load_backend
 from .file_hash import file_sha256
 from .io import SUFFIXES as ARRAY_SUFFIXES
@@ -178,6 +186,8 @@ def process(
         _, record = denoise_file(task.path, task.stem, backend, channel, pass_, {"batch_key": key}, trace_retrace, on_stage)
     except ScanError as exc:
         return Outcome(task.path, "failed", str(exc))
+    except OSError as exc:
+        return Outcome(task.path, "failed", f"{task.path}: {os_problem(exc, task.path)}")
     except Exception as exc:  # one file's surprise must not stop an archive of thousands: its line, and on
         return Outcome(task.path, "failed", f"{task.path}: failed ({type(exc).__name__}: {exc})")
     return Outcome(task.path, "done", record=record)

@@ -24,6 +24,7 @@ from .passes import display_unit, further_than_raw, trace_retrace_figures
 from .progress import FileProgress
 from .registration import speed_ratio
 from .scanfiles import known_retrace, scan_order_known, scanned_upwards, write_gwy
+from .trust import Verdict
 
 
 def result_record(
@@ -100,7 +101,9 @@ def read_record(stem: Path) -> object:
 def replaced_note(path: Path, earlier: dict, record: dict) -> str:
     """The line that says a run replaced an earlier one's outputs, and what differed: the file's bytes (a new scan
     saved under the old name), the model, or nothing (a rerun)."""
-    if earlier.get("input_sha256") not in (None, record["input_sha256"]):
+    if earlier.get("incomplete"):
+        why = "that did not finish"
+    elif earlier.get("input_sha256") not in (None, record["input_sha256"]):
         why = "of other bytes: the file changed since"
     elif (earlier.get("model"), earlier.get("weights_sha256")) != (record["model"], record["weights_sha256"]):
         why = f"of model {earlier.get('model')}"
@@ -247,19 +250,24 @@ def denoise_file(
     result = denoise_guarded(scan.data, backend, other_pass=scan.other_pass, ratio=ratio, scanned_up=scanned_up, retrace=retrace)
     dest, record_path, gwy = (Path(f"{stem}{suffix}") for suffix in OUTPUT_SUFFIXES)
     on_stage("writing")
+    # The record marks outputs as finished (a rerun skips them). Before any output is replaced it says only whose
+    # outputs these are and that they are being written, so that outputs a failure left half replaced are never taken
+    # for done (nor named after a model that did not make them), and a rerun still may replace them.
+    provisional = {"maed_version": __version__, "input": str(path), "pass": pass_, "channel_asked": channel, "incomplete": True}
+    write_bytes_atomic(record_path, json.dumps(provisional, indent=1).encode())
     with atomic_path(dest) as tmp, open(tmp, "wb") as f:
         np.save(f, result.data)  # through a file object: np.save would add .npy to the temporary name
     written = [dest, record_path]
     if scan.source is not None:
         image = scan.source
         label = f"{image.name} {pass_}"
-        fields = {f"{label} (raw)": image.data, f"{label} (denoised, {backend.model})": result.data}
+        fields = {f"{label} (raw)": image.data, f"{label} ({published_title(backend.model, result.verdict)})": result.data}
         if pass_ == BOTH:
             label = f"{image.name} trace and retrace"
             fields = {
                 f"{image.name} trace (raw)": image.data,
                 f"{image.name} retrace (raw)": scan.other_pass,
-                f"{label} (denoised, {backend.model})": result.data,
+                f"{label} ({published_title(backend.model, result.verdict)})": result.data,
             }
         fallback_title = f"{label} (guard fallback weight)"
         if result.verdict.output != "network":
@@ -278,9 +286,24 @@ def denoise_file(
     return written, record
 
 
+def published_title(model: str, verdict: Verdict) -> str:
+    """What a ``.gwy`` channel of the published frame is called after: the model where its output stands, the
+    conservative result where the trust guard published that instead, over the whole frame or part of it."""
+    if verdict.output == "fallback":
+        return f"conservative result: the guard did not trust {model}"
+    if verdict.output == "blend":
+        return f"denoised, {model}; conservative result over {verdict.fallback_fraction:.0%}"
+    return f"denoised, {model}"
+
+
 ONE_PASS_JUMP_HINT = (
     " A step edge lying exactly along a scan line looks alike in one pass: the other pass over these rows tells them apart."
 )
+
+
+def _figure(value: float) -> str:
+    """Three significant figures, trailing zeros kept (1.30) but no bare point (135, not 135.)."""
+    return f"{value:#.3g}".rstrip(".")
 
 
 def trace_retrace_note(figures: dict) -> str:
@@ -293,7 +316,7 @@ def trace_retrace_note(figures: dict) -> str:
 
     def told(name: str) -> str:
         f = figures[name]
-        return f"{f['value'] * scale:#.3g} ({f['low'] * scale:#.3g} to {f['high'] * scale:#.3g})"
+        return f"{_figure(f['value'] * scale)} ({_figure(f['low'] * scale)} to {_figure(f['high'] * scale)})"
 
     slow = figures["slow_shift"]
     moved = f"; the slow axis moved on while scanning (the passes {slow:+.2f} line apart at the left end)" if slow else ""
@@ -337,6 +360,12 @@ def record_notes(path: Path, record: dict, pass_: str) -> list[str]:
     figures = record.get("trace_retrace")
     if figures is not None:
         notes.append(f"{path}: {trace_retrace_note(figures)}")
+    creep = record.get("z_creep", {})
+    if creep.get("taken_off"):
+        notes.append(
+            f"{path}: the z piezo's creep taken off, from the {creep['from_row']} row scanned: {creep['amplitude']:+.4g} "
+            f"(the scan's unit) there, relaxing over {creep['tau_rows']:g} rows (`z_creep` in the record)."
+        )
     for jump in record.get("line_jumps", []):
         start, stop = jump["rows_moved"]
         hint = "" if jump["both_passes"] else ONE_PASS_JUMP_HINT

@@ -43,6 +43,11 @@ def shipped_weights(name: str) -> Path:
     return Path(str(resources.files("maed.weights").joinpath(f"{resolve(name)}.pt")))
 
 
+def shipped_names() -> list[str]:
+    """The names of the models whose weights this install ships, by name."""
+    return sorted(entry.name[: -len(".pt")] for entry in resources.files("maed.weights").iterdir() if entry.name.endswith(".pt"))
+
+
 def weights_file(name_or_path: str) -> Path:
     """The weights file behind a shipped name or a checkpoint path."""
     path = Path(name_or_path)
@@ -85,7 +90,7 @@ def load_model(name_or_path: str) -> tuple[nn.Module, dict]:
                     else "; a file of that name exists, but a model file is told from a model name by its suffix: "
                     "name it .pt (a checkpoint) or .onnx"
                     if Path(name_or_path).is_file()
-                    else ""
+                    else f"; the shipped models: {', '.join(shipped_names())}, or give a .pt or .onnx file"
                 )
             )
     elif not path.exists():
