@@ -16,6 +16,20 @@ RECEIVE_QUEUE = 64
 in ``seq`` (bridge/PROTOCOL.md, "Slow subscribers"), instead of ZeroMQ's 1000 printed ever later."""
 
 
+def _figure(value: object) -> str:
+    """An evidence figure in a few characters: numbers to 3 significant figures, lists joined by slashes."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, list, tuple)):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "/".join(_figure(v) for v in value)
+    return f"{value:.3g}"
+
+
+def _evidence(evidence: dict) -> str:
+    """An alert's evidence as ``name:value`` pairs, by name (``-`` for none)."""
+    return ",".join(f"{name}:{_figure(evidence[name])}" for name in sorted(evidence)) or "-"
+
+
 def describe(message: Published) -> str:
     """One line about a published message."""
     if isinstance(message, ScanFinished):
@@ -27,7 +41,7 @@ def describe(message: Published) -> str:
         return (
             f"alert {message.scan} seq={message.seq} kind={message.kind} severity={message.severity} "
             f"row={message.row} columns={message.columns[0]}:{message.columns[1]} "
-            f"evidence={','.join(sorted(message.evidence)) or '-'}"
+            f"evidence={_evidence(message.evidence)}"
         )
     if isinstance(message, FrameRows):
         return (

@@ -134,6 +134,12 @@ class BridgeConfig:
                 raise ValueError(f"{name.replace('_', ' ')} must be 0 to 65535, got {getattr(self, name)}")
         if self.ack_port is not None and not 0 <= self.ack_port <= 65535:
             raise ValueError(f"ack port must be 0 to 65535, got {self.ack_port}")
+        ports = {"pull": self.pull_port, "pub": self.pub_port, "control": self.control_port, "ack": self.ack_port}
+        given = [(name, port) for name, port in ports.items() if port]  # 0: any free port, None: no ack socket
+        for i, (name, port) in enumerate(given):
+            clash = next((other for other, taken in given[:i] if taken == port), None)
+            if clash is not None:  # one bridge's two sockets: no "another bridge running?" when it binds the second
+                raise ValueError(f"the {clash} and {name} sockets both asked for port {port}: give each its own (--{name}-port)")
         if self.halo < 0 or self.refine < 0:
             raise ValueError(f"halo and refine must be >= 0, got {self.halo} and {self.refine}")
         if self.idle_timeout < 0:

@@ -494,6 +494,16 @@ def test_listen_names_the_trust_output_and_its_reasons_in_one_line():
     assert "trust" not in describe(Frame(**{**frame.__dict__, "kind": "raw", "trust": None}))
 
 
+def test_listen_prints_an_alert_s_evidence_with_its_figures():
+    from maed.bridge.listen import describe
+    from maed.bridge.protocol import Alert
+
+    alert = Alert(
+        scan="s", seq=3, kind="drift", row=255, columns=(0, 256), severity="warning", evidence={"z": 7.3456, "shift_px": [1.0, -2.5]}
+    )
+    assert describe(alert).endswith("columns=0:256 evidence=shift_px:1/-2.5,z:7.35")
+
+
 def test_serve_with_the_simulated_source_ends_after_its_scans(tmp_path, real_backend, monkeypatch, capsys):
     from maed.bridge import server
     from maed.cli import main
@@ -561,6 +571,9 @@ def test_listen_and_control_say_a_malformed_endpoint_or_count_in_one_line(capsys
         assert err.splitlines()[-1].startswith("maed: error: cannot connect to 'foo'") and "Traceback" not in err, err
     assert main(["serve", "--http-port", "99999"]) == 2
     assert "--http-port must be 0 to 65535" in capsys.readouterr().err
+    # Two of the bridge's own sockets on one port: not "another bridge running?" when the second fails to bind.
+    assert main(["serve", "--pull-port", "6570", "--pub-port", "6570", "--no-preview"]) == 2
+    assert "the pull and pub sockets both asked for port 6570" in capsys.readouterr().err
     # Options of the Nanonis source on another source: the bridge would wait on zmq for ever, saying nothing.
     assert main(["serve", "--nanonis-port", "6603", "--nanonis-channel", "Current", "--no-preview"]) == 2
     assert capsys.readouterr().err.strip() == (

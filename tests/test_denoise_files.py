@@ -437,6 +437,9 @@ def test_a_folder_that_cannot_be_written_and_an_input_that_is_no_file_are_one_li
     err = capsys.readouterr().err
     assert "/dev/zero: not a regular file (a device, a FIFO or a socket)" in err
     assert "fifo.sxm: not a regular file" in err and (tmp_path / "o" / "s.npy").is_file()
+    # Where every input failed, the output folder the run made is not left behind, empty.
+    assert main(["denoise", "/dev/zero", "-o", str(tmp_path / "none")]) == 1
+    assert not (tmp_path / "none").exists()
 
 
 def test_a_frame_the_guard_did_not_trust_is_said_on_the_terminal(tmp_path, capsys):

@@ -86,6 +86,7 @@ def test_a_tip_change_pauses_the_scan(tmp_path, caplog):
     assert nanonis.scanner.paused
     (command,) = source.commands
     assert command.startswith("Scan.Action pause (tip_change at row ")
+    assert source.status()["commands"] == [command]  # what `maed control status` shows under source
     assert any("sending Scan.Action pause" in r.getMessage() for r in caplog.records)
 
 

@@ -154,6 +154,7 @@ def test_status_says_whether_the_controller_answers(tmp_path):
             )
             assert source["kind"] == "nanonis" and source["address"] == f"127.0.0.1:{nanonis.port}"
             assert source["answering"] is True and source["problem"] is None and source["last_answer_s"] < 5
+            assert source["commands"] == []  # no --on-alert: nothing but reads was ever sent
         except BaseException:
             bridge.stop(signal.SIGTERM)
             raise

@@ -16,6 +16,7 @@ from maed.adapt import load_base
 from maed.cli import main
 from maed.data import make_pair
 from maed.denoise import PLANE_TILE, denoise_array, denoise_guarded, one_pass_only, run_network
+from maed.denoise_files import record_notes
 from maed.engine import load_backend
 from maed.export import export_onnx, onnx_vs_torch
 from maed.model import build_model
@@ -172,6 +173,8 @@ def test_pass_both_denoises_an_instrument_file_into_one_frame(untrained, tmp_pat
     # The untrained model's correction is zero: its frame is the first channel it was given, in the frame it names.
     given = two_pass_input(stored[0], stored[1][:, ::-1])
     assert record["passes_frame"] == given.frame
+    said = " ".join(record_notes(tmp_path / "s.sxm", record, "both"))
+    assert ("the frame is the trace's as recorded, not midway" in said) == (given.frame == "trace")
     np.testing.assert_allclose(np.load(out / "s.npy"), given.first, atol=1e-3 * np.ptp(stored[0]))
     fields = gwyfile.util.get_datafields(gwyfile.load(str(out / "s.gwy")))
     np.testing.assert_array_equal(fields["Z trace (raw)"].data, stored[0])

@@ -232,7 +232,8 @@ class NanonisSource:
 
     def status(self) -> dict:
         """The controller as the source last saw it, for the bridge's ``status`` (``bridge/PROTOCOL.md``): whether
-        its last poll was answered, how long ago one was, why the last one failed, and whether a scan is followed."""
+        its last poll was answered, how long ago one was, why the last one failed, whether a scan is followed, and
+        every action command a rule sent (``--on-alert``)."""
         answered = self._answered_at
         return {
             "kind": "nanonis",
@@ -241,6 +242,7 @@ class NanonisSource:
             "last_answer_s": None if answered is None else round(time.monotonic() - answered, 3),
             "problem": self._problem,
             "following": None if self._followed is None else self._followed.scan,
+            "commands": list(self.commands),
         }
 
     def run(self, endpoint: str, stop: threading.Event, keys: ClientKeys | None = None) -> None:

@@ -347,6 +347,11 @@ def record_notes(path: Path, record: dict, pass_: str) -> list[str]:
             f"{path}: the trust guard did not publish the network's output {share}: the conservative result (rows "
             f"aligned only where line offsets show, at most a 1-pixel Gaussian) stands there, because {'; '.join(trust['reasons'])}"
         )
+    if record.get("passes_frame") == "trace":
+        notes.append(
+            f"{path}: the passes could match a lattice period apart, so the frame is the trace's as recorded, not midway "
+            "between the passes (`passes_frame` in the record; docs/files.md)"
+        )
     if record["channel_why"] is not None:
         notes.append(f"{path}: channel {record['channel']} {pass_}: {record['channel_why']}")
     stripes = record["lattice"].get("removed_unconfirmed")
@@ -406,12 +411,17 @@ def denoise_files(
     out_dir = check_output_folder(Path(out_dir))
     paths = [Path(p) for p in inputs]
     refused = output_conflicts(paths, out_dir, channel, pass_)
+    made = not out_dir.exists()
     check_writable(out_dir)
     written = []
-    with FileProgress(len(paths)) as progress:
-        for path in paths:
-            written += _denoise_one(path, out_dir, backend, refused, on_error, on_note, channel, pass_, trace_retrace, progress)
-            progress.done()
+    try:
+        with FileProgress(len(paths)) as progress:
+            for path in paths:
+                written += _denoise_one(path, out_dir, backend, refused, on_error, on_note, channel, pass_, trace_retrace, progress)
+                progress.done()
+    finally:
+        if made and not any(out_dir.iterdir()):  # every input failed: no empty folder of ours left behind
+            out_dir.rmdir()
     return written
 
 

@@ -582,7 +582,7 @@ def guard_parts(
         smooth_output, smooth_reasons = judge(smooth_figures, limits)
         if smooth_output != "fallback":
             smooth = True
-            reasons = (f"smooth structure given back{levels} ({'; '.join(reasons)})", *smooth_reasons)
+            reasons = (f"smooth structure given back{levels}: the network's output alone failed ({'; '.join(reasons)})", *smooth_reasons)
             y, figures, output = with_smooth, smooth_figures, smooth_output
     if output == "fallback" and stripes is not None:
         kind = "the other pass shows moved (pick-up)" if other is not None else "one pass cannot confirm as a lattice"
