@@ -151,6 +151,7 @@ class Ingest:
         self._journal(current, frames, message.seq)
         self.lines_dropped += current.note_seq(message.seq, arrival)
         if isinstance(message, ScanEnd):
+            current.end_why = message.why
             self._end(message.complete, "end")
             return
         current.keep(message, arrival)
@@ -272,6 +273,7 @@ class Ingest:
                 state.journaled_seq = message.seq
                 state.note_seq(message.seq, now)
                 if isinstance(message, ScanEnd):
+                    state.end_why = message.why
                     self._end(message.complete, "end")
                     break
                 if state.admit(message):

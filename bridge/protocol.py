@@ -27,6 +27,11 @@ MAX_SIDE = 4096
 MAX_ID_LENGTH = 256
 PASSES = ("trace", "retrace")
 SLOW_AXES = ("down", "up")
+WHY_ENDED = ("stopped", "lines_missed", "restarted", "unreadable", "source_stopped")
+"""What a controller may say ended its scan early (``scan.end``'s optional ``why``): it stopped scanning mid-frame,
+it ended the frame with lines the sender missed, it started a new frame (restarted, resized, turned round), the
+scan could no longer be read, or the sender itself stopped (its program or the bridge it runs in shutting down,
+the controller out of reach)."""
 END_REASONS = ("end", "superseded", "timeout", "shutdown")
 SEVERITIES = ("info", "warning", "critical")
 
@@ -117,6 +122,8 @@ class ScanEnd:
     scan: str
     seq: int
     complete: bool
+    why: str | None = None
+    """Where the sender knows it, what ended the scan (``WHY_ENDED``); None: not said (a scan that ran to its end)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -414,7 +421,7 @@ def decode_ingest(frames: list[bytes]) -> Ingest:
             extra={k: v for k, v in h.items() if k not in known},
         )
     if topic == "scan.end":
-        return ScanEnd(**common, complete=_bool(h, "complete"))
+        return ScanEnd(**common, complete=_bool(h, "complete"), why=_str(h, "why", WHY_ENDED) if "why" in h else None)
     row, pass_, t = _int(h, "row", 0, MAX_SIDE - 1), _str(h, "pass", PASSES), _float(h, "t")
     data = _payload(h, frames[2], 1)
     if not np.isfinite(data).all():
@@ -534,7 +541,8 @@ def encode(message: Ingest | Published) -> list[bytes]:
             message.data,
         )
     if isinstance(message, ScanEnd):
-        return _pack("scan.end", {**base, "complete": message.complete})
+        why = {} if message.why is None else {"why": message.why}
+        return _pack("scan.end", {**base, "complete": message.complete, **why})
     if isinstance(message, ScanFinished):
         return _pack(
             "scan.finished",

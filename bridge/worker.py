@@ -640,7 +640,7 @@ class Worker:
                 "slow_axis": start.slow_axis,
                 **start.extra,
             },
-            "end": {"complete": complete, "reason": reason},
+            "end": {"complete": complete, "reason": reason, "why": state.end_why},
             "rows_done": dict(scan.image.rows_done),
             "lines_received": state.lines_received,
             "lines_dropped": state.lines_dropped,

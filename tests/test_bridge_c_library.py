@@ -436,7 +436,7 @@ def test_lines_a_killed_bridge_lost_are_resent_from_the_library_and_the_scan_com
     (folder,) = folders
     assert np.load(folder / "raw_trace.npy").tobytes() == trace.tobytes(), log
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["end"] == {"complete": True, "reason": "end"} and meta["recovered"] is True
+    assert meta["end"] == {"complete": True, "reason": "end", "why": None} and meta["recovered"] is True
 
 
 def test_control_survives_a_bridge_that_does_not_answer_and_reports_a_refusal(lib):

@@ -105,7 +105,7 @@ def test_a_bridge_killed_mid_scan_loses_no_row_and_the_scan_completes_bit_exact(
     assert np.load(folder / "raw_trace.npy").tobytes() == trace.tobytes(), log
     assert np.load(folder / "raw_retrace.npy").tobytes() == retrace.tobytes()
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["end"] == {"complete": True, "reason": "end"} and meta["recovered"] is True
+    assert meta["end"] == {"complete": True, "reason": "end", "why": None} and meta["recovered"] is True
     assert meta["rows_done"] == {"trace": ROWS, "retrace": ROWS}
     # 220 lines from the journal, the other 180 (60 lost in the frozen bridge, resent) over the wire, none twice.
     assert status["lines_received"] == 2 * ROWS - 220 and status["faults"] == {}

@@ -210,7 +210,7 @@ def test_a_scan_at_200_lines_per_second_streams_denoised_frames(tmp_path, real_b
     assert np.load(folder / "raw_retrace.npy").tobytes() == retrace.tobytes()
     np.testing.assert_array_equal(np.load(folder / "denoised.npy"), final[2])
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["start"]["rows"] == rows and meta["end"] == {"complete": True, "reason": "end"}
+    assert meta["start"]["rows"] == rows and meta["end"] == {"complete": True, "reason": "end", "why": None}
     assert meta["protocol"] == 2 and meta["start"]["slow_axis"] == "down" and "direction" not in meta["start"]
     assert meta["rows_done"] == {"trace": rows, "retrace": rows}
     assert meta["z_creep"] == {"taken_off": False}  # the simulator draws no creep of z

@@ -80,6 +80,12 @@ def test_ingest_messages_round_trip():
     assert (decoded.scan, decoded.seq, decoded.row, decoded.pass_, decoded.t) == ("scan-α", 8, 511, "retrace", 123.25)
     assert decoded.data.tobytes() == data.tobytes()
     assert decode_ingest(encode(ScanEnd(scan="scan-α", seq=9, complete=False))) == ScanEnd(scan="scan-α", seq=9, complete=False)
+    stopped = ScanEnd(scan="s", seq=9, complete=False, why="stopped")
+    assert decode_ingest(encode(stopped)) == stopped  # what ended it, where the controller knows
+    frames = encode(stopped)
+    header = msgpack.unpackb(frames[1], raw=False)
+    with pytest.raises(ProtocolError, match="'why' must be one of"):
+        decode_ingest([frames[0], msgpack.packb({**header, "why": "bored"}, use_bin_type=True)])
 
 
 def test_published_messages_round_trip():
@@ -153,7 +159,7 @@ def test_every_denoised_header_has_trust_and_every_frame_may_name_its_weights():
         assert decode_published(encode(message)).weights_sha256 == sha
     assert decode_published(encode(frame())).weights_sha256 is None  # a header without it still reads
     frames = encode(frame())
-    header = msgpack.unpackb(frames[1])
+    header = msgpack.unpackb(frames[1], raw=False)
     for bad in ({"trust": [1, 2]}, {"trust": "network"}, {"weights_sha256": 12}):
         with pytest.raises(ProtocolError) as info:
             decode_published([frames[0], msgpack.packb({**header, **bad}), frames[2]])
@@ -289,7 +295,7 @@ def test_published_topics_are_not_ingest():
 def test_malformed_frame_rows_are_refused(changes):
     m = rows_message()
     frames = encode(m)
-    header = msgpack.unpackb(frames[1])
+    header = msgpack.unpackb(frames[1], raw=False)
     for key, value in changes.items():
         header[key] = list(value) if isinstance(value, tuple) else value
         if key == "row_start":

@@ -210,7 +210,7 @@ def _ran(line, out, folder, running):
     elif line.startswith("python "):
         last = sorted(folder.glob("first-hour/*/meta.json"))[-1]
         end = json.loads(last.read_text())["end"]
-        assert out.strip() == str(end) == "{'complete': False, 'reason': 'end'}"
+        assert out.strip() == str(end) == "{'complete': False, 'reason': 'end', 'why': 'source_stopped'}"
     else:
         raise AssertionError(f"docs/nanonis.md runs {line!r}, which this test does not check")
 

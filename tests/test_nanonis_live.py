@@ -135,7 +135,7 @@ def test_a_bridge_killed_while_it_follows_nanonis_saves_the_whole_frame_after_it
     meta = json.loads((folder / "meta.json").read_text())
     assert np.load(folder / "raw_trace.npy").tobytes() == z.forward.astype("<f4").tobytes(), log
     assert np.load(folder / "raw_retrace.npy").tobytes() == z.backward.astype("<f4").tobytes()
-    assert meta["end"] == {"complete": True, "reason": "end"} and meta["recovered"] is True
+    assert meta["end"] == {"complete": True, "reason": "end", "why": None} and meta["recovered"] is True
     assert len(saved_folders(out)) == 1 and not (out / ".journal").exists()
 
 

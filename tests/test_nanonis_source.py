@@ -186,7 +186,8 @@ def test_a_scan_stopped_mid_frame_ends_incomplete_and_nothing_follows_until_a_st
         collector.wait(lambda: len(collector.ended()) == 2)
     first, second = collector.scans()
     assert first["end"].complete is False and 6 <= len(rows(first, "trace")) < 32
-    assert second["start"].scan != first["start"].scan and second["end"].complete is True
+    assert first["end"].why == "stopped"  # said, so that the saved scan tells a stop from a lost controller
+    assert second["start"].scan != first["start"].scan and second["end"].complete is True and second["end"].why is None
 
 
 def test_a_scan_paused_on_the_controller_is_kept_alive_and_goes_on_when_resumed():
@@ -218,7 +219,7 @@ def test_a_changed_frame_size_is_a_new_scan():
         server.scanner.resize(48)
         collector.wait(lambda: len(collector.ended()) == 2)
     first, second = collector.scans()
-    assert first["end"].complete is False and first["start"].rows == 32
+    assert first["end"].complete is False and first["start"].rows == 32 and first["end"].why == "restarted"
     assert (second["start"].rows, second["start"].cols) == (48, 48) and second["end"].complete is True
     assert_lines_are(second, image(1, 48, False)[0])
 
@@ -301,7 +302,7 @@ def test_a_scan_whose_last_retrace_row_was_lost_ends_incomplete(tmp_path, caplog
     (scan,) = collector.scans()
     assert rows(scan, "trace") == list(range(24)) and rows(scan, "retrace") == list(range(23))
     assert scan["end"].complete is False
-    assert "incomplete, 24 of 24 trace rows, 23 of 24 retrace" in caplog.text
+    assert "incomplete: lines missed, 24 of 24 trace rows, 23 of 24 retrace" in caplog.text
 
 
 def test_a_replayed_file_scanned_upwards_is_scanned_upwards(tmp_path):

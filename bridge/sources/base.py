@@ -125,8 +125,9 @@ class LinePusher:
         data = np.ascontiguousarray(data, dtype="<f4")
         self._send(Line(scan=scan, seq=self._seq, row=row, pass_=pass_, t=time.time() if t is None else t, data=data))
 
-    def end(self, scan: str, complete: bool = True) -> None:
-        self._send(ScanEnd(scan=scan, seq=self._seq, complete=complete))
+    def end(self, scan: str, complete: bool = True, why: str | None = None) -> None:
+        """Send ``scan.end``; ``why``: what ended the scan, where known (``protocol.WHY_ENDED``)."""
+        self._send(ScanEnd(scan=scan, seq=self._seq, complete=complete, why=why))
 
     def keep_alive(self, scan: str) -> None:
         """Send the last message of ``scan`` again, as it was sent: the bridge counts a message it already holds as a

@@ -273,7 +273,7 @@ class NanonisSource:
                     problem, wait, lost = f"{exc}; reconnecting", backoff.next(), True
                 except (NanonisError, ChannelNotAcquired) as exc:
                     # The followed scan cannot be read any more: end it, look again later.
-                    self._end(pusher, complete=False)
+                    self._end(pusher, complete=False, why="unreadable")
                     problem, wait = str(exc), backoff.next()
                 if problem:
                     self._problem = problem
@@ -282,7 +282,7 @@ class NanonisSource:
                 last_problem = problem
                 stop.wait(wait)
         finally:
-            self._end(pusher, complete=False)
+            self._end(pusher, complete=False, why="source_stopped")
             if client is not None:
                 client.close()
             if alerts is not None:
@@ -369,13 +369,13 @@ class NanonisSource:
             retrace, trace = self._grab(client, followed.channel)
             if followed.same_frame(trace):
                 self._send_new(pusher, followed, trace, retrace)
-                if not running:
-                    self._end(pusher, followed.complete)
+                if not running:  # stopped mid-frame, or at its end with a line the polls missed
+                    self._end(pusher, followed.complete, why="stopped" if not followed.sent_rows.all() else "lines_missed")
                 elif time.monotonic() - self._last_sent >= self.keep_alive:  # paused: the frame holds, no line comes
                     pusher.keep_alive(followed.scan)
                     self._last_sent = time.monotonic()
                 return
-            self._end(pusher, followed.complete)  # restarted, resized, turned round: a new scan
+            self._end(pusher, followed.complete, why="restarted")  # restarted, resized, turned round: a new scan
         if running and not self._all_done:
             self._open(client, pusher)
             self._idle_said = False
@@ -444,7 +444,7 @@ class NanonisSource:
                 start.rows,
             )
         else:
-            pusher.end(start.scan, complete=False)
+            pusher.end(start.scan, complete=False, why="restarted")
             log.info("nanonis: scan %s, resumed from the journal, is no longer the controller's frame: ended", start.scan)
 
     def _open(self, client: NanonisClient, pusher: LinePusher) -> None:
@@ -512,12 +512,16 @@ class NanonisSource:
             elif followed.retrace_rows is not None:
                 followed.retrace_rows[row] = True
 
-    def _end(self, pusher: LinePusher, complete: bool) -> None:
+    def _end(self, pusher: LinePusher, complete: bool, why: str) -> None:
+        """End the followed scan; ``why``: what ended it (``protocol.WHY_ENDED``), said where it ended early."""
         if self._followed is None:
             return
-        pusher.end(self._followed.scan, complete)
+        pusher.end(self._followed.scan, complete, why=None if complete else why)
         log.info(
-            "nanonis: scan %s ended (%s, %s)", self._followed.scan, "complete" if complete else "incomplete", self._followed.rows_sent()
+            "nanonis: scan %s ended (%s, %s)",
+            self._followed.scan,
+            "complete" if complete else f"incomplete: {why.replace('_', ' ')}",
+            self._followed.rows_sent(),
         )
         self._followed = None
         self._ended += 1
