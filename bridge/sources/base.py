@@ -57,7 +57,7 @@ class LinePusher:
         self._endpoint = endpoint
         self._seq = 0
         self._last: tuple[str, list[bytes]] | None = None
-        """The scan and the frames of the last message sent (``keep_alive`` sends them again)."""
+        """The scan and the frames of the last message sent where it was a line (``keep_alive`` sends them again)."""
         try:
             self._resender = (
                 None
@@ -69,7 +69,9 @@ class LinePusher:
             raise
 
     def _send(self, message: ScanStart | Line | ScanEnd) -> None:
-        self._last = (message.scan, encode(message))
+        # Only a line is sent again as a sign of life: a scan.start a bridge no longer holds open (it restarted and
+        # finished it) would open a new, empty scan of the same id.
+        self._last = (message.scan, encode(message)) if isinstance(message, Line) else None
         if self._resender is None:
             try:
                 self._socket.send_multipart(encode(message))
@@ -130,10 +132,11 @@ class LinePusher:
         self._send(ScanEnd(scan=scan, seq=self._seq, complete=complete, why=why))
 
     def keep_alive(self, scan: str) -> None:
-        """Send the last message of ``scan`` again, as it was sent: the bridge counts a message it already holds as a
+        """Send the last line of ``scan`` again, as it was sent: the bridge counts a message it already holds as a
         duplicate, and as a sign that its controller is still there (its idle timeout), never as new data. For a scan
-        the controller holds paused, which sends no lines for as long as the pause lasts. Nothing where ``scan`` was
-        not the last one sent to; never waits (a bridge that is away misses it)."""
+        the controller holds paused, which sends no lines for as long as the pause lasts. Nothing where the last
+        message sent was not a line of ``scan`` (a scan paused before its first line still times out); never waits (a
+        bridge that is away misses it)."""
         if self._last is None or self._last[0] != scan:
             return
         try:
