@@ -101,6 +101,8 @@ def _stop_once(still: str, signum: int, frame: object) -> None:
             signal.signal(getattr(signal, name), partial(_still_stopping, still))
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
+    # Said at once, as Ctrl-C says "stopped": a service manager's stop left no word on the terminal or in the log.
+    print(f"maed: stopping ({signal.Signals(signum).name}): saving the open scan, if any", file=sys.stderr)
     raise SystemExit(0)
 
 

@@ -55,6 +55,7 @@ def test_a_second_sigterm_while_the_bridge_saves_is_ignored_and_the_open_scan_is
     time.sleep(0.05)  # the first is being acted on: the bridge saves
     log = served.stop(signal.SIGTERM)
     assert served.process.returncode == 0, log
+    assert log.count("maed: stopping (SIGTERM): saving the open scan") == 1, log  # said once, for the first
     _saved_open_scan(out)
     assert not (out / ".journal").exists(), log
 
