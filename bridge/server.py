@@ -204,6 +204,7 @@ class Bridge:
 
     def start(self) -> "Bridge":
         ctx = self._ctx = zmq.Context()
+        made = not Path(self.config.out).exists()
         try:
             self.journal.check_writable()
             self.folder_lock.acquire()  # before the journals are read: another bridge's are not ours to recover
@@ -239,6 +240,11 @@ class Bridge:
             if not isinstance(exc, FolderInUse):  # the folder is ours: leave it as it was found
                 self.folder_lock.release()
                 self.journal.tidy()
+                if made:  # made for this start, which failed: no empty --out folder left behind
+                    try:
+                        Path(self.config.out).rmdir()
+                    except OSError:
+                        pass  # not empty: something was written there after all
             raise
         self._sockets = [pull, pub, control] + ([ack] if ack is not None else [])
         self.worker = Worker(

@@ -591,7 +591,7 @@ def test_a_port_in_use_is_a_one_line_error(bridge, capsys, tmp_path, monkeypatch
     out = ["--out", str(tmp_path / "other")]
     assert main(["serve", "--pull-port", port, "--pub-port", "0", "--control-port", "0", *out]) == 2
     assert "cannot bind the pull socket" in (err := capsys.readouterr().err) and "--pull-port N" in err
-    assert not (tmp_path / "other" / ".journal").exists()  # a start refused leaves no journal folder behind
+    assert not (tmp_path / "other").exists()  # a start refused leaves no folder it made behind, journal or --out
     # The preview's port in use, or a token too short: the start's one line, never a line after "bridge up".
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
