@@ -151,8 +151,7 @@ class Ingest:
         self._journal(current, frames, message.seq)
         self.lines_dropped += current.note_seq(message.seq, arrival)
         if isinstance(message, ScanEnd):
-            current.end_why = message.why
-            self._end(message.complete, "end")
+            self._end(message.complete, "end", message.why)
             return
         current.keep(message, arrival)
         self.lines_received += 1
@@ -198,9 +197,11 @@ class Ingest:
         self._acks.append((message.scan, last))
         return True
 
-    def _end(self, complete: bool, reason: str) -> None:
+    def _end(self, complete: bool, reason: str, why: str | None = None) -> None:
+        """End the current scan; ``why``: what its controller said ended it (``scan.end``), None where it said nothing."""
         state = self.current
         state.ended = (complete, reason)
+        state.end_why = why
         journal = state.journal
         if journal is not None and not journal.failed:
             try:
@@ -273,8 +274,7 @@ class Ingest:
                 state.journaled_seq = message.seq
                 state.note_seq(message.seq, now)
                 if isinstance(message, ScanEnd):
-                    state.end_why = message.why
-                    self._end(message.complete, "end")
+                    self._end(message.complete, "end", message.why)
                     break
                 if state.admit(message):
                     state.keep(message, now)

@@ -36,9 +36,9 @@ class ScanState:
         self.lines_received = 0
         self.lines_dropped = 0
         self.ended: tuple[bool, str] | None = None
+        """(complete, reason) once the scan is over."""
         self.end_why: str | None = None
         """What the controller said ended the scan (``scan.end``'s ``why``); None where it said nothing."""
-        """(complete, reason) once the scan is over."""
         self.journal = None
         """The scan's ``JournalFile`` (None without a journal, or when it could not be written)."""
         self.journaled_seq = start.seq

@@ -71,17 +71,18 @@ class LinePusher:
     def _send(self, message: ScanStart | Line | ScanEnd) -> None:
         # Only a line is sent again as a sign of life: a scan.start a bridge no longer holds open (it restarted and
         # finished it) would open a new, empty scan of the same id.
-        self._last = (message.scan, encode(message)) if isinstance(message, Line) else None
+        frames = encode(message)
+        self._last = (message.scan, frames) if isinstance(message, Line) else None
         if self._resender is None:
             try:
-                self._socket.send_multipart(encode(message))
+                self._socket.send_multipart(frames)
             except zmq.Again:
                 raise ConnectionError(
                     f"no bridge at {self._endpoint} took a message within {PUSH_LINGER_MS / 1000:g} s: "
                     "is it running, and does it accept this client's keys?"
                 ) from None
         else:
-            self._resender.send(message.scan, message.seq, encode(message))
+            self._resender.send(message.scan, message.seq, frames)
         self._seq += 1
 
     @property

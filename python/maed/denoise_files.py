@@ -260,14 +260,14 @@ def denoise_file(
     written = [dest, record_path]
     if scan.source is not None:
         image = scan.source
-        label = f"{image.name} {pass_}"
-        fields = {f"{label} (raw)": image.data, f"{label} ({published_title(backend.model, result.verdict)})": result.data}
+        label, title = f"{image.name} {pass_}", published_title(backend.model, result.verdict)
+        fields = {f"{label} (raw)": image.data, f"{label} ({title})": result.data}
         if pass_ == BOTH:
             label = f"{image.name} trace and retrace"
             fields = {
                 f"{image.name} trace (raw)": image.data,
                 f"{image.name} retrace (raw)": scan.other_pass,
-                f"{label} ({published_title(backend.model, result.verdict)})": result.data,
+                f"{label} ({title})": result.data,
             }
         fallback_title = f"{label} (guard fallback weight)"
         if result.verdict.output != "network":

@@ -262,7 +262,11 @@ def point_defects(levelled_input: np.ndarray, standard: StandardFrame | None = N
     standard = standard_frame(levelled_input) if standard is None else standard
     reference = standard.light
     found = find_defects(reference, removed_rms(standard.aligned - reference), count=DEFECTS_GUARDED)
-    return [defect for defect in found if _compact_at(reference, defect) and not _on_one_row(standard.aligned, defect)]
+    compact = [defect for defect in found if _compact_at(reference, defect)]
+    if not compact:
+        return []
+    along = ndimage.gaussian_filter1d(standard.aligned, 1.0, axis=1, mode="reflect")  # once for every defect
+    return [defect for defect in compact if not _on_one_row(along, defect)]
 
 
 ONE_ROW_SHARE = 0.25
@@ -275,18 +279,18 @@ ROW_NOISE_MARGIN = 3.0
 above its level: where rows scatter as much (line offsets left after aligning), one row's excess says nothing."""
 
 
-def _on_one_row(aligned: np.ndarray, defect: dict) -> bool:
-    """Whether a defect stands above ``ONE_ROW_SHARE`` of its height on one row only of the aligned input smoothed along the rows
-    alone (averaged over the columns of the smallest scale's square at it), and that row clearly above the rows' own scatter: a stretch of
-    one line where the tip jumped, a scar, which the light Gaussian spreads over three rows and ``_compact_at`` can
-    take for compact where the stretch is short. Given back as a defect, its residual came back spread over the rows
-    around it: on ``20201111--4_1.Z_mtrx`` a one-line streak of 187 pm became a bar of three rows (+42, +75, +36 pm)
-    that neither pass shows. A pit or an adatom spans two rows or more."""
+def _on_one_row(along: np.ndarray, defect: dict) -> bool:
+    """Whether a defect stands above ``ONE_ROW_SHARE`` of its height on one row only of ``along``, the aligned input
+    smoothed along the rows alone (averaged over the columns of the smallest scale's square at it), and that row
+    clearly above the rows' own scatter: a stretch of one line where the tip jumped, a scar, which the light
+    Gaussian spreads over three rows and ``_compact_at`` can take for compact where the stretch is short. Given back
+    as a defect, its residual came back spread over the rows around it: on ``20201111--4_1.Z_mtrx`` a one-line
+    streak of 187 pm became a bar of three rows (+42, +75, +36 pm) that neither pass shows. A pit or an adatom spans
+    two rows or more."""
     r, c = defect["row"], defect["col"]
     # The columns of the smallest scale's square at the extremum: a wider band would average in what lies beside a
     # large defect (a streak the tip dragged from a molecule, which is the brightest row there).
     half = DEFECT_RADIUS
-    along = ndimage.gaussian_filter1d(np.asarray(aligned, dtype=np.float64), 1.0, axis=1, mode="reflect")
     level = along[r - 1 : r + 2, c - 1 : c + 2].mean() - defect_depth(along, defect)  # the ring's median
     sign = 1.0 if defect["kind"] == "bright" else -1.0
     profile = sign * (along[:, max(c - half, 0) : c + half + 1].mean(axis=1) - level)

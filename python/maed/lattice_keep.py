@@ -371,14 +371,19 @@ every bump: a ring of the spectrum 4 bins wide (at 256 pixels) still passes in 3
 to 18 before); one 6 bins wide in 0 or 1 (1 to 5 before)."""
 
 
-def _frame_supports(lattice: np.ndarray, frame_spectra: tuple[np.ndarray, ...]) -> np.ndarray:
+def _frame_spectra(*frames: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Per frame, its centred power spectrum and each bin's 3x3 sum, as ``_frame_supports`` reads them: once a scan."""
+    spectra = [power_spectrum(frame) for frame in frames]
+    return tuple((spectrum, ndimage.uniform_filter(spectrum, size=3, mode="wrap") * 9) for spectrum in spectra)
+
+
+def _frame_supports(lattice: np.ndarray, frame_spectra: tuple[tuple[np.ndarray, np.ndarray], ...]) -> np.ndarray:
     """Per window lattice peak (centred bins of a ``LOCAL_TILE`` window), whether every one of ``frame_spectra``
-    (centred power spectra of whole frames) holds it ``FRAME_SUPPORT`` times above the background there."""
+    (``_frame_spectra`` of whole frames) holds it ``FRAME_SUPPORT`` times above the background there."""
     supported = np.ones(len(lattice), dtype=bool)
-    for spectrum in frame_spectra:
+    for spectrum, boxes in frame_spectra:
         shape = np.array(spectrum.shape)
         reach = np.ceil(shape / LOCAL_TILE / 2).astype(int)  # the window's bin, in the frame's bins
-        boxes = ndimage.uniform_filter(spectrum, size=3, mode="wrap") * 9
         for i, peak in enumerate(lattice):
             at = np.rint((np.asarray(peak) - LOCAL_TILE // 2) / LOCAL_TILE * shape).astype(int) + shape // 2
             rows = np.arange(at[0] - reach[0], at[0] + reach[0] + 1) % shape[0]
@@ -406,7 +411,7 @@ def local_give_back(levelled_input: np.ndarray, output: np.ndarray, levelled_oth
         return output, 0
     hann = np.hanning(LOCAL_TILE + 2)[1:-1]  # no zero weight at a window's edge
     window = np.outer(hann, hann)
-    frame_spectra = (power_spectrum(x), power_spectrum(other))
+    frame_spectra = _frame_spectra(x, other)
     given, weight, windows = np.zeros(output.shape), np.zeros(output.shape), 0
     for r in tile_starts(rows, LOCAL_TILE, LOCAL_TILE // 2):
         for c in tile_starts(cols, LOCAL_TILE, LOCAL_TILE // 2):

@@ -586,12 +586,10 @@ def guard_parts(
             y, figures, output = with_smooth, smooth_figures, smooth_output
     if output == "fallback" and stripes is not None:
         kind = "the other pass shows moved (pick-up)" if other is not None else "one pass cannot confirm as a lattice"
-        # The network's own output first; then with its smooth residual given back, where that alone did not pass
-        # because the stripes' correlation was left.
-        candidates = [(y, figures, smooth, ())]
-        if not smooth:
-            candidates.append((with_smooth, smooth_figures, True, (f"smooth structure given back{levels}",)))
-        for candidate, candidate_figures, candidate_smooth, given in candidates:
+        # The network's own output first; then with its smooth residual given back, which alone did not pass (the
+        # stripes' correlation was left): a frame still failing here never had its smooth part kept above.
+        candidates = ((y, figures, ()), (with_smooth, smooth_figures, (f"smooth structure given back{levels}",)))
+        for candidate, candidate_figures, given in candidates:
             if not across_rows_alone(candidate_figures, limits):
                 continue
             without = whiteness_without(x - candidate, stripes)
@@ -603,7 +601,7 @@ def guard_parts(
                     f"that {kind} ({without:.3f} without them)",
                     *rest,
                 )
-                y, figures, smooth = candidate, candidate_figures, candidate_smooth
+                y, figures, smooth = candidate, candidate_figures, bool(given)
                 break
     if output == "network":
         verdict = Verdict(output="network", reasons=reasons, smooth_given_back=smooth, figures=figures)
