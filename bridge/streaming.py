@@ -506,19 +506,18 @@ class StreamingDenoiser:
             # Not told it is the trace: ``maed denoise`` of the saved raw rows (an array file) cannot be, and the two
             # must agree.
             result = denoise_guarded(acq[:n], backend, limits=limits, other_pass=other)
-            self.acquisition_order(final)[:n] = result.data
+            first_row = 0
+            if self.slow_axis == "up":  # found in acquisition order; named as framed
+                result, first_row = result.upside_down(), self.rows - n
+            final[first_row : first_row + n] = result.data
             verdict = result.verdict
             self.z_creep = result.creep_record()
             self.passes_frame = result.passes_frame
             self.rows_aligned = result.rows_aligned
-            if self.slow_axis == "up":  # found in acquisition order; named as framed
-                if self.z_creep["taken_off"]:
-                    self.z_creep["from_row"] = "last"
-                if result.lattice is not None:
-                    turned = tuple(pattern.upside_down() for pattern in result.lattice.unconfirmed)
-                    result = replace(result, lattice=replace(result.lattice, unconfirmed=turned))
             self.lattice = result.lattice_record()
-            self.line_jumps = [dict(jump.as_dict(), rows_moved=list(self._frame_rows(jump.start, jump.stop))) for jump in result.line_jumps]
+            self.line_jumps = [
+                dict(jump.as_dict(), rows_moved=[first_row + jump.start, first_row + jump.stop]) for jump in result.line_jumps
+            ]
         # Only now: if the pass fails, the live frame is still whole.
         self.denoised = final
         self.verdict, self.verdict_start, self.verdict_rows = verdict, 0, n

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scanfile_helpers import write_sxm
 from test_bridge_live import BlurBackend, Controller, Subscriber, config
 
 from maed.bridge.listen import describe_trace_retrace
@@ -141,6 +142,11 @@ def test_the_final_frame_of_an_up_scan_is_maed_denoise_in_acquisition_order(tmp_
     np.save(tmp_path / "acquired.npy", raw[::-1])
     assert main(["denoise", str(tmp_path / "acquired.npy"), "-o", str(tmp_path / "cli"), "--backend", "onnx", "--model", onnx.model]) == 0
     assert np.load(tmp_path / "cli" / "acquired.npy")[::-1].tobytes() == final.tobytes()
+    # The controller's own file of the scan, a Nanonis .sxm that says it ran upwards (stored as scanned, the first
+    # line first), gives the same bytes: ``maed denoise`` turns it into the order it was scanned in too.
+    write_sxm(tmp_path / "up.sxm", (("Z", "m", "forward"),), *image.shape, scan_dir="up", planes=[image[::-1]])
+    assert main(["denoise", str(tmp_path / "up.sxm"), "-o", str(tmp_path / "cli"), "--backend", "onnx", "--model", onnx.model]) == 0
+    assert np.load(tmp_path / "cli" / "up.npy").tobytes() == final.tobytes()
 
 
 @needs_rt

@@ -143,6 +143,16 @@ def test_stripes_both_passes_show_over_part_of_the_scan_are_not_taken_for_a_latt
     assert windows == 0 and not restored.any()
 
 
+def test_peaks_found_in_a_frame_turned_over_are_the_peaks_of_the_turned_frame():
+    trace, retrace, _, _ = _passes(4)
+    found = lattice_peaks(trace, _eraser(trace), retrace).upside_down()
+    in_turned = lattice_peaks(trace[::-1], _eraser(trace)[::-1], retrace[::-1])
+    assert found.peaks == in_turned.peaks > 0 and np.array_equal(found.mask, in_turned.mask)
+    assert len(found.pickup) and sorted(map(tuple, found.pickup.round(9))) == sorted(map(tuple, in_turned.pickup.round(9)))
+    one_pass = lattice_peaks(trace, _eraser(trace)).upside_down()
+    assert np.array_equal(one_pass.mask, lattice_peaks(trace[::-1], _eraser(trace)[::-1]).mask)
+
+
 def test_without_a_lattice_nothing_is_given_back():
     rng = np.random.default_rng(1)
     trace, retrace = rng.normal(size=(SIZE, SIZE)), rng.normal(size=(SIZE, SIZE))

@@ -214,6 +214,21 @@ class GuardedResult:
     scan, or the model's levelling always aligns them): the rows' slow profile across the frame is then the
     network's and the alignment's, not the scan's as measured, as a drift of the tip height that the offsets hide."""
 
+    def upside_down(self) -> GuardedResult:
+        """The result of the scan turned upside down (its rows in the other order), as it was found in the scan."""
+        rows = self.data.shape[0]
+        creep = self.creep and replace(
+            self.creep, relaxation=self.creep.relaxation[::-1].copy(), from_row="last" if self.creep.from_row == "first" else "first"
+        )
+        return replace(
+            self,
+            data=self.data[::-1].copy(),
+            fallback=self.fallback[::-1].copy(),
+            lattice=self.lattice and self.lattice.upside_down(),
+            creep=creep,
+            line_jumps=tuple(replace(jump, start=rows - jump.stop, stop=rows - jump.start) for jump in self.line_jumps),
+        )
+
     def lattice_record(self) -> dict:
         """The ``lattice`` entry of ``<stem>.json``."""
         if self.lattice is None:
@@ -316,33 +331,39 @@ def denoise_guarded(
     frame but the raw scan shows one, part of which the frame still holds (``CREEP_LEFT``: the network or the rows'
     alignment took its steep start off and left its tail, which no longer fits a relaxation), the scan is denoised
     again with the creep taken off first (where there is an ``other_pass``, it must show the creep too:
-    ``CREEP_PASSES_FACTOR``). ``retrace``: whether ``scan`` is a retrace, its lines scanned from the right (None:
-    not known), which with ``scanned_up`` gives the order a tip change splits a line in (``find_line_jumps``)."""
-    result = denoise_once(scan, backend, tile, limits, other_pass, ratio, scanned_up)
+    ``CREEP_PASSES_FACTOR``). ``scanned_up``: the scan's last row was scanned first; it is denoised in the order its
+    rows were scanned (turned over, and its result turned back: ``GuardedResult.upside_down``), as the live bridge
+    denoises it. ``retrace``: whether ``scan`` is a retrace, its lines scanned from the right (None: not known), which
+    gives the order a tip change splits a line in (``find_line_jumps``)."""
+    if scanned_up:
+        # The network learned scans in the order their rows were taken, and the live bridge hands it an up scan's rows
+        # so: a file of the same scan is denoised in that order too, and its result equals the live final frame.
+        turned = None if other_pass is None else np.asarray(other_pass)[::-1]
+        return denoise_guarded(np.asarray(scan)[::-1], backend, tile, limits, turned, ratio, retrace=retrace).upside_down()
+    result = denoise_once(scan, backend, tile, limits, other_pass, ratio)
     if passes_of(backend) == 2:
         return result
     measured = np.isfinite(scan).all(axis=1)
     raw = np.asarray(scan, dtype=np.float64)
     jumps: tuple[LineJump, ...] = ()
-    mirrored = None if retrace is None else retrace != scanned_up
-    found = find_line_jumps(result.data[measured], raw[measured], _other_rows(other_pass, scan, measured), mirrored)
+    found = find_line_jumps(result.data[measured], raw[measured], _other_rows(other_pass, scan, measured), retrace)
     if found:
         raw = raw.copy()
         raw[measured], taken = take_off_line_jumps(raw[measured], found)
         jumps = tuple(_in_scan_rows(jump, measured) for jump in taken)
-        result = replace(denoise_once(raw, backend, tile, limits, other_pass, ratio, scanned_up), line_jumps=jumps)
+        result = replace(denoise_once(raw, backend, tile, limits, other_pass, ratio), line_jumps=jumps)
     if result.creep is not None or measured.sum() < CREEP_MIN_ROWS:  # no creep is sought there, and no plane fitted to no rows
         return result
-    early = find_creep(level_plane(raw[measured]), scanned_up)
-    if early is None or left_in(result.data[measured], early) < CREEP_LEFT or not _other_pass_creeps(other_pass, early, scanned_up):
+    early = find_creep(level_plane(raw[measured]))
+    if early is None or left_in(result.data[measured], early) < CREEP_LEFT or not _other_pass_creeps(other_pass, early):
         return result
     first = raw.copy()
     first[measured] -= early.profile[:, None]
-    again = denoise_once(first, backend, tile, limits, other_pass, ratio, scanned_up, creep_first=replace(early, before_network=True))
+    again = denoise_once(first, backend, tile, limits, other_pass, ratio, creep_first=replace(early, before_network=True))
     return replace(again, line_jumps=jumps)
 
 
-def _other_pass_creeps(other_pass: np.ndarray | None, creep: Creep, scanned_up: bool) -> bool:
+def _other_pass_creeps(other_pass: np.ndarray | None, creep: Creep) -> bool:
     """Whether the scan's other pass (None: there is none) shows ``creep`` too, within ``CREEP_PASSES_FACTOR``: the
     z piezo relaxes in time, and the passes of a line are recorded one after the other."""
     if other_pass is None:
@@ -351,7 +372,7 @@ def _other_pass_creeps(other_pass: np.ndarray | None, creep: Creep, scanned_up: 
     other = other[np.isfinite(other).all(axis=1)]
     if len(other) < CREEP_MIN_ROWS:
         return True
-    found = find_creep(level_plane(other), scanned_up)
+    found = find_creep(level_plane(other))
     return found is not None and bool(within_factor(found.amplitude, creep.amplitude, CREEP_PASSES_FACTOR))
 
 
@@ -362,7 +383,6 @@ def denoise_once(
     limits: Thresholds = Thresholds(),
     other_pass: np.ndarray | None = None,
     ratio: float = 1.0,
-    scanned_up: bool = False,
     creep_first: Creep | None = None,
 ) -> GuardedResult:
     """The network's denoised scan where it passes the trust guard, the conservative result where not, with what
@@ -376,8 +396,8 @@ def denoise_once(
     the trace's), over the rows both measured, both moved to where the tip really was where the registration is sure
     of it (``maed.registration.two_pass_input``; the published frame is then in that frame, ``passes_frame``); the
     guard judges its output against the frame its correction was added to.
-    The creep of z at the start of the frame, where the published frame shows one, is taken off last
-    (``maed.z_creep``; ``scanned_up``: the scan's last row was scanned first); ``creep_first``: a creep taken off
+    The creep of z at the start of the frame (its first row scanned first), where the published frame shows one, is
+    taken off last (``maed.z_creep``); ``creep_first``: a creep taken off
     ``scan`` already, recorded as the one taken off, and none sought after.
     """
     two_pass = passes_of(backend) == 2
@@ -410,7 +430,7 @@ def denoise_once(
     result = publish(x, y, rows_aligned=norm.rows_aligned, limits=limits, other=other, other_rows=other_rows)
     published = denormalise(result.image, norm)
     if creep_first is None:
-        creep = find_creep(published, scanned_up)
+        creep = find_creep(published)
         data[measured] = published if creep is None else published - creep.profile[:, None]
     else:
         creep, data[measured] = creep_first, published

@@ -46,7 +46,7 @@ frame), not at the live guard's rate.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
@@ -168,6 +168,20 @@ class LatticePeaks:
     """With both passes: the frequencies (cycles per pixel along the rows' and the columns' axes, centred) of the
     input's peaks that the other pass shows moved (``noreference.classify_peaks``): pick-up in time, which the
     network should take off."""
+
+    def upside_down(self) -> LatticePeaks:
+        """The peaks of the frame turned upside down (rows in the other order): each frequency across the rows negated."""
+
+        def turned(mask: np.ndarray) -> np.ndarray:
+            return np.roll(mask[::-1], 1, axis=0)  # bin k to bin -k, numpy's unshifted order
+
+        return replace(
+            self,
+            mask=turned(self.mask),
+            unconfirmed=tuple(pattern.upside_down() for pattern in self.unconfirmed),
+            unconfirmed_mask=None if self.unconfirmed_mask is None else turned(self.unconfirmed_mask),
+            pickup=self.pickup * np.array([-1.0, 1.0]) if len(self.pickup) else self.pickup,
+        )
 
     def pickup_mask(self, shape: tuple[int, int]) -> np.ndarray | None:
         """The bins of ``pickup`` in an image of ``shape`` (the passes may share fewer rows than the frame holds) as
