@@ -22,9 +22,20 @@ ADAPT_MINUTES = 2.0
 TOKEN_VARIABLE = "MAED_PREVIEW_TOKEN"
 
 
+SIM_SIZE, SIM_LINE_RATE = 256, 20.0
+SIM_ONLY = {
+    "size": "--size",
+    "line_rate": "--line-rate",
+    "seed": "--seed",
+    "slow_axis": "--slow-axis",
+    "deprecated_direction": "--direction",
+}
+"""``maed serve``'s options of the simulated controller alone (None where not given), each to its flag."""
+
+
 def _add_sim_options(p: argparse.ArgumentParser, scans: int, retrace: bool = True, scans_help: str = "scans to send") -> None:
-    p.add_argument("--size", type=int, default=256, help="scan size in pixels (default: 256)")
-    p.add_argument("--line-rate", type=float, default=20.0, help="lines per second, trace + retrace (default: 20)")
+    p.add_argument("--size", type=int, help=f"scan size in pixels (default: {SIM_SIZE})")
+    p.add_argument("--line-rate", type=float, help=f"lines per second, trace + retrace (default: {SIM_LINE_RATE:g})")
     p.add_argument("--scans", type=int, default=scans, help=f"{scans_help}, 0 for no end (default: {scans})")
     p.add_argument("--seed", type=int, help="seed of the first simulated surface (default: unseen in training)")
     p.add_argument(
@@ -47,9 +58,17 @@ def slow_axis(args: argparse.Namespace) -> str:
     return args.slow_axis or old or "down"
 
 
+def _sim_defaults(args: argparse.Namespace) -> None:
+    """The simulated controller's size and line rate where not given (left None so that a source that has no use for
+    them can tell they were given)."""
+    args.size = SIM_SIZE if args.size is None else args.size
+    args.line_rate = SIM_LINE_RATE if args.line_rate is None else args.line_rate
+
+
 def _simulator(args: argparse.Namespace, axis: str):
     from .simulated import SIM_SEED_BASE, SimulatedController
 
+    _sim_defaults(args)
     seed = SIM_SEED_BASE if args.seed is None else args.seed
     return SimulatedController(size=args.size, line_rate=args.line_rate, scans=args.scans, seed=seed, slow_axis=axis, retrace=args.retrace)
 
@@ -69,6 +88,15 @@ def _source(args: argparse.Namespace, axis: str):
         keep_alive = {"keep_alive": args.idle_timeout / 3} if args.idle_timeout > 0 else {}
         return NanonisSource(**given, retrace=args.retrace, scans=args.scans, **keep_alive)
     return None
+
+
+def _check_endpoint(flag: str, text: str) -> None:
+    """A client's endpoint of the bridge as the bridge binds its sockets: ``tcp://HOST:PORT``, the port 1 to 65535
+    (ZeroMQ takes any port in a connect and then waits for ever, saying nothing)."""
+    scheme, _, rest = text.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme != "tcp" or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{flag} {text!r} is no bridge endpoint: give tcp://HOST:PORT, the port 1 to 65535")
 
 
 def _add_client_key_options(p: argparse.ArgumentParser) -> None:
@@ -164,6 +192,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     stray = [f"--{name.replace('_', '-')}" for name in NANONIS_OPTIONS if getattr(args, name) is not None]
     if stray and args.source != "nanonis":  # else the bridge waits for ever on the zmq source, saying nothing
         raise ValueError(f"{', '.join(stray)} set{'s' if len(stray) == 1 else ''} up the Nanonis source: it needs --source nanonis")
+    stray = [flag for name, flag in SIM_ONLY.items() if getattr(args, name) is not None]
+    if stray and args.source != "sim":  # else a Nanonis or zmq source runs without them, saying nothing
+        raise ValueError(f"{', '.join(stray)} set{'s' if len(stray) == 1 else ''} up the simulated controller: it needs --source sim")
     token = os.environ.get(TOKEN_VARIABLE) or None
     if args.preview and token is not None and len(token) < 16:
         raise ValueError(f"{TOKEN_VARIABLE} holds {len(token)} characters: the preview's token needs at least 16 (unset, one is made)")
@@ -259,7 +290,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if args.source == "nanonis":  # it died with a killed bridge: it re-grabs the frame of the scan resumed
             source.resume = bridge.recovered.resumed
             source.alerts = bridge.endpoints["pub"]
-            bridge.source_status = source.status  # status says whether the controller answers
+            bridge.follow_controller(source.status, source.commands_for)
         if source is not None:
             thread = threading.Thread(target=source.run, args=(bridge.endpoints["pull"], stop, bridge.client_keys), daemon=True)
             thread.start()
@@ -282,6 +313,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
     if args.count < 0 or args.scans < 0:
         raise ValueError("--count and --scans must be 0 (no end) or more")
+    _check_endpoint("--connect", args.connect)
     if not any(topic.startswith(args.topic) for topic in PUBLISHED_TOPICS):  # a prefix no message ever has
         raise ValueError(f"--topic {args.topic!r} begins no topic a bridge publishes: {', '.join(PUBLISHED_TOPICS)}")
     keys = _client_keys(args)
@@ -299,6 +331,7 @@ def _cmd_control(args: argparse.Namespace) -> int:
 
     from .control_client import request
 
+    _check_endpoint("--connect", args.connect)
     if args.cmd == "set_model" and args.model is None:
         raise ValueError("set_model needs --model NAME_OR_PATH (a shipped name, or a file in the bridge's --models folder)")
     if args.cmd != "set_model" and (args.model is not None or args.backend is not None):
@@ -324,6 +357,9 @@ def _cmd_keys(args: argparse.Namespace) -> int:
 def _cmd_push_sim(args: argparse.Namespace) -> int:
     if args.scans < 0:
         raise ValueError("--scans must be 0 (no end) or more")
+    _check_endpoint("--connect", args.connect)
+    if args.acks is not None:
+        _check_endpoint("--acks", args.acks)
     source = _simulator(args, slow_axis(args))
     source.acks = args.acks
     keys = _client_keys(args)
@@ -346,6 +382,9 @@ def _cmd_sim_nanonis(args: argparse.Namespace) -> int:
     from .simulated.replay import replay_frames
 
     axis = slow_axis(args) if args.slow_axis or args.deprecated_direction else None
+    if args.replay and (args.size is not None or args.seed is not None):
+        raise ValueError("--size and --seed choose simulated surfaces; --replay scans its file at the file's size instead")
+    _sim_defaults(args)
     if args.replay:
         frames, frame, recorded = replay_frames(args.replay, args.replay_channel)
         size = frame.shape[0]

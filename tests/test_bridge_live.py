@@ -561,14 +561,21 @@ def test_listen_and_control_say_a_malformed_endpoint_or_count_in_one_line(capsys
         ["control", "status", "--connect", "foo"],
         ["listen", "--count", "-1"],
         ["listen", "--topic", "alerts"],  # the topic is "alert": a prefix no message has would wait for ever, silent
+        ["push-sim", "--connect", "foo"],
+        ["push-sim", "--acks", "foo"],
     ):
         assert main(command) == 2, command
         err = capsys.readouterr().err
-        assert err.startswith("maed: error:") and "Traceback" not in err and "listening" not in err, err
-    for command in (["push-sim", "--connect", "foo"], ["push-sim", "--acks", "foo"]):  # after its line saying what it pushes
+        assert err.startswith("maed: error:") and "Traceback" not in err and "listening" not in err and "pushing" not in err, err
+    # A port no socket can have: ZeroMQ would connect to it and wait for ever, saying nothing.
+    for command in (["listen", "--connect", "tcp://127.0.0.1:99999"], ["push-sim", "--acks", "tcp://127.0.0.1:0"]):
         assert main(command) == 2, command
-        err = capsys.readouterr().err
-        assert err.splitlines()[-1].startswith("maed: error: cannot connect to 'foo'") and "Traceback" not in err, err
+        assert "is no bridge endpoint: give tcp://HOST:PORT, the port 1 to 65535" in capsys.readouterr().err
+    # Options of the simulated controller on another source, or of simulated surfaces on a replay: never silently ignored.
+    assert main(["serve", "--source", "nanonis", "--size", "128", "--seed", "4", "--no-preview"]) == 2
+    assert capsys.readouterr().err.strip() == "maed: error: --size, --seed set up the simulated controller: it needs --source sim"
+    assert main(["sim-nanonis", "--replay", "scan.sxm", "--size", "128"]) == 2
+    assert "--replay scans its file at the file's size instead" in capsys.readouterr().err
     assert main(["serve", "--http-port", "99999"]) == 2
     assert "--http-port must be 0 to 65535" in capsys.readouterr().err
     # Two of the bridge's own sockets on one port: not "another bridge running?" when the second fails to bind.
