@@ -200,6 +200,12 @@ class Bridge:
         """The live bands' model, as it was loaded (a shipped name or a path): what the adapter adapts from."""
         self._auth = None
 
+    def follow_controller(self, status: Callable[[], dict], commands_for: Callable[[str], list[str]]) -> None:
+        """A source that follows a controller (``maed serve --source nanonis``): ``status`` shows its ``status()``,
+        and each scan's ``meta.json`` names the action commands it sent on that scan's alerts (``commands_for``)."""
+        self.source_status = status
+        self.worker.controller_commands = commands_for
+
     # --- life cycle -----------------------------------------------------------------------
 
     def start(self) -> "Bridge":

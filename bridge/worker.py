@@ -191,6 +191,9 @@ class Worker:
         judge_every_line: bool = False,
     ) -> None:
         self.ingest = ingest
+        self.controller_commands: Callable[[str], list[str]] | None = None
+        """The action commands an ``--on-alert`` rule sent the controller on a scan's alerts (``NanonisSource.commands_for``),
+        for its ``meta.json``; None where the source sends none."""
         self.judge_every_line = judge_every_line
         """The detectors judge every line, beyond ``HEALTH_SHARE`` where they must (``BridgeConfig.judge_every_line``)."""
         self.drift_watch = DriftWatch(drift_alert)
@@ -664,6 +667,7 @@ class Worker:
             "trace_retrace": scan.trace_retrace,
             "drift": scan.drift,
             "alerts": [dict(a, evidence=_plain(a["evidence"])) for a in scan.alerts],
+            "controller_commands": self.controller_commands(start.scan) if self.controller_commands is not None else [],
             "alerts_lines_unjudged": scan.health.unjudged,
             "alerts_late": scan.alerts_late,
             "halo": self.halo,

@@ -3,6 +3,7 @@ rules a source that only ever reads (every command the controller received is re
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -50,8 +51,8 @@ def frames_with(event: str):
 
 
 def follow(event: str, rules: dict[str, str], tmp_path, until) -> tuple[SimulatedNanonis, NanonisSource, list[Alert]]:
-    """A bridge following one scan of the simulated controller until ``until(nanonis)`` or the scan's end; the
-    alerts it published."""
+    """A bridge following one scan of the simulated controller until ``until(nanonis)`` or the scan's end, saved
+    under ``tmp_path / "scans"``; the alerts it published."""
     scanner = Scanner(frames_with(event), size=SIZE, line_rate=100, scans=1)
     # As maed serve sets it: with rules, every line judged live, whatever its share of the worker's time; without,
     # lines a loaded machine leaves unjudged are judged when the scan ends.
@@ -59,6 +60,7 @@ def follow(event: str, rules: dict[str, str], tmp_path, until) -> tuple[Simulate
     with SimulatedNanonis(scanner, port=0) as nanonis, Bridge(config, backend=IdentityBackend()) as bridge:
         sub = subscribe_alerts(bridge.endpoints["pub"])
         source = NanonisSource(port=nanonis.port, scans=1, on_alert=rules, alerts=bridge.endpoints["pub"])
+        bridge.follow_controller(source.status, source.commands_for)  # as maed serve does
         stop = threading.Event()
         thread = threading.Thread(target=source.run, args=(bridge.endpoints["pull"], stop), daemon=True)
         thread.start()
@@ -72,11 +74,18 @@ def follow(event: str, rules: dict[str, str], tmp_path, until) -> tuple[Simulate
     return nanonis, source, alerts
 
 
+def saved_meta(tmp_path) -> dict:
+    """The ``meta.json`` of the one scan ``follow`` saved."""
+    (meta,) = (tmp_path / "scans").glob("*/meta.json")
+    return json.loads(meta.read_text())
+
+
 def test_without_rules_the_controller_is_only_read(tmp_path):
     nanonis, source, alerts = follow("tip_change", {}, tmp_path, until=lambda n: False)
     assert any(a.kind == "tip_change" and abs(a.row - EVENT_ROW) <= 1 for a in alerts), alerts  # it was seen
     assert nanonis.calls and set(nanonis.calls) <= READ_ONLY, set(nanonis.calls) - READ_ONLY
     assert source.commands == [] and not nanonis.scanner.paused and not nanonis.scanner.withdrawn
+    assert saved_meta(tmp_path)["controller_commands"] == []
 
 
 def test_a_tip_change_pauses_the_scan(tmp_path, caplog):
@@ -87,6 +96,7 @@ def test_a_tip_change_pauses_the_scan(tmp_path, caplog):
     (command,) = source.commands
     assert command.startswith("Scan.Action pause (tip_change at row ")
     assert source.status()["commands"] == [command]  # what `maed control status` shows under source
+    assert saved_meta(tmp_path)["controller_commands"] == [command]  # and the scan's own record, kept with it
     assert any("sending Scan.Action pause" in r.getMessage() for r in caplog.records)
 
 

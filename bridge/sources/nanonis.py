@@ -30,7 +30,7 @@ the wire protocol. How the polls map to ``scan.start`` and ``scan.end`` (``bridg
 Without rules (``on_alert``, ``maed serve --on-alert``) the source only reads from the controller. With
 them it subscribes to the bridge's alerts (``alerts``, its PUB endpoint) and, for an alert of the
 followed scan whose kind has a rule, sends the action (``Scan.Action`` pause, ``ZCtrl.Withdraw``) at its
-next poll, once per scan and action; every command it sends is logged and kept in ``commands``.
+next poll, once per scan and action; every command it sends is logged and kept in ``commands``, and in its scan's ``meta.json``.
 """
 
 from __future__ import annotations
@@ -207,12 +207,21 @@ class NanonisSource:
         """``time.monotonic()`` of the last poll the controller answered; None before the first."""
         self._problem: str | None = None
         """Why the last poll failed; None where it was answered."""
-        self.commands: list[str] = []
-        """Every action command sent to the controller, as logged."""
+        self._commands: list[tuple[str, str]] = []
+        """Every action command sent to the controller, as logged, with the scan whose alert it answered."""
         self._acted: set[tuple[str, str]] = set()
         """(scan, action) already taken up: one pause or withdraw per scan is enough."""
         self._pending: list[tuple[Alert, str]] = []
         """Actions to send, oldest first (kept through a reconnection)."""
+
+    @property
+    def commands(self) -> list[str]:
+        """Every action command sent to the controller, as logged, oldest first."""
+        return [text for _, text in self._commands]
+
+    def commands_for(self, scan: str) -> list[str]:
+        """The action commands sent on alerts of ``scan``, as logged, oldest first (its ``meta.json``)."""
+        return [text for of, text in self._commands if of == scan]
 
     @property
     def address(self) -> str:
@@ -337,7 +346,7 @@ class NanonisSource:
                 command,
                 self.address,
             )
-            self.commands.append(f"{command} ({alert.kind} at row {alert.row} of {alert.scan})")
+            self._commands.append((alert.scan, f"{command} ({alert.kind} at row {alert.row} of {alert.scan})"))
             try:
                 if action == "pause":
                     client.scan_action("pause")
