@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from maed.zoo import PRODUCT
 
-from .base import Backend
+from .base import Backend, check_threads
 
 BACKENDS = ("auto", "tensorrt", "onnx", "torch")
 
@@ -27,8 +27,7 @@ def load_backend(name: str = "auto", model: str = PRODUCT, threads: int | None =
     """
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
+    check_threads(threads)
     if name == "tensorrt" or (name == "auto" and _tensorrt_first(model)):
         from .tensorrt.backend import load_tensorrt
 

@@ -20,6 +20,7 @@ import onnxruntime as ort
 
 from maed.normalise import PLANE_AND_ROWS
 
+from .base import check_threads
 from .heap import give_back_free_memory
 from .onnx_model import KEY_LEVELLING, KEY_MODEL, KEY_SIZE_MULTIPLE, KEY_WEIGHTS_SHA256, adapted_from
 
@@ -51,8 +52,7 @@ class OnnxBackend:
     def __init__(self, path: str | Path, threads: int | None = None, device: str | None = None, spin: bool = True) -> None:
         if device not in (None, "cpu", "cuda"):
             raise ValueError(f"unknown device {device!r}; choose cpu or cuda")
-        if threads is not None and threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
+        check_threads(threads)
         if device == "cuda" and not cuda_available():
             raise ValueError("this onnxruntime has no CUDA provider; install onnxruntime-gpu")
         options = ort.SessionOptions()

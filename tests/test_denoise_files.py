@@ -465,6 +465,17 @@ def test_a_model_file_that_is_no_checkpoint_is_one_line(tmp_path, capsys):
         assert main(["denoise", str(tmp_path / "a.npy"), "-o", str(tmp_path / "o"), "--backend", "torch", "--model", str(model)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err == [f"maed: error: {model}: not a model checkpoint that maed can read (damaged, or not a file torch saved)"]
+    (tmp_path / "weights.pt").mkdir()  # a folder where a file was meant (found by fuzzing: a traceback from torch)
+    assert main(["denoise", str(tmp_path / "a.npy"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "weights.pt")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"maed: error: {tmp_path / 'weights.pt'}: a folder, not a model checkpoint"]
+
+
+def test_more_threads_than_the_machine_can_run_are_refused(tmp_path, capsys):
+    """Found by fuzzing: --threads 100000 took 3 GB and a minute, and denoised nothing."""
+    np.save(tmp_path / "a.npy", np.zeros((24, 24)))
+    assert main(["denoise", str(tmp_path / "a.npy"), "-o", str(tmp_path / "o"), "--threads", "100000"]) == 2
+    most = 4 * (os.cpu_count() or 1)
+    assert f"maed: error: threads must be 1 to {most} (4 per core of this machine), got 100000" in capsys.readouterr().err
 
 
 def test_an_empty_file_is_said_to_be_empty(tmp_path, capsys):

@@ -4,6 +4,7 @@ several lines of a scar are not."""
 import json
 
 import numpy as np
+import pytest
 from scanfile_helpers import REAL_DIR, needs_real
 from scipy import ndimage
 
@@ -13,6 +14,7 @@ from maed.feature_keep import (
     CHANGE_BESIDE_LIMIT,
     DEFECT_DEPTH_KEPT,
     SCALE_STEP,
+    _edge_gain,
     keep_defect_depths,
     keep_defect_surroundings,
     point_defects,
@@ -353,3 +355,17 @@ def test_a_small_pit_both_passes_show_is_given_back_and_one_pass_alone_is_not():
     for at in pits:
         far[at[0] - 8 : at[0] + 9, at[1] - 8 : at[1] + 9] = False
     assert np.abs(both[far]).max() < 0.01  # the give-back's feathered edge alone, beside streaks of 1 to 3
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.8, 8.0])
+def test_the_noise_gain_at_the_edges_is_that_of_the_whole_filter_and_costs_no_square_matrix(scale):
+    def direct(length: int) -> np.ndarray:  # every pixel's weights in every output: a length x length matrix
+        weights = ndimage.gaussian_filter1d(np.eye(length), scale, axis=1, mode="reflect")
+        spread = np.sqrt((weights**2).sum(axis=0))
+        return spread / spread[length // 2]
+
+    for length in (7, 40, 129, 300):
+        assert np.allclose(_edge_gain(length, scale), direct(length), rtol=1e-12, atol=1e-12), length
+    # A scan 16 rows by 2 million pixels: the direct way would need 32 TB.
+    gain = _edge_gain(2_000_000, scale)
+    assert gain.shape == (2_000_000,) and gain[0] > 1.2 and np.all(gain[100:-100] == 1.0)

@@ -13,6 +13,7 @@ import pytest
 from scanfile_helpers import REAL_DIR, REAL_SCANS, needs_real, stored_plane, write_createc, write_sxm
 
 from maed.scanfiles import (
+    MAX_FILE_BYTES,
     PASS_ALIASES,
     ScanFileError,
     detect_format,
@@ -424,3 +425,63 @@ def test_a_signalling_nan_in_the_data_is_an_unmeasured_pixel_without_a_warning(t
         warnings.simplefilter("error")  # numpy's "invalid value encountered in cast" reached the user's terminal
         image = read_file(path).images[0]
     assert np.isnan(image.data).sum() == 1
+
+
+def test_what_a_whole_file_declares_is_budgeted_before_decoding(tmp_path):
+    """Found by fuzzing (2026-12-07): each image within its budget, but many of them, a DAC of 10^10 bits (2**bits
+    never ended) or no channel at all; each a one-line error before anything is inflated."""
+    write_createc(tmp_path / "c.dat", [np.ones((16, 16)) * k for k in (1, 2)])
+    text = (tmp_path / "c.dat").read_bytes()
+    many = text.replace(b"Num.X / Num.X=16", b"Num.X / Num.X=8192").replace(b"Num.Y / Num.Y=16", b"Num.Y / Num.Y=8192")
+    many = many.replace(b"Channels / Channels=2", b"Channels / Channels=64").replace(b"Channelselectval=3", b"Channelselectval=4294967295")
+    cases = {
+        "many.dat": (many, "pixels over all its images, over the budget"),
+        "dac.dat": (text.replace(b"DAC-Type=20bit", b"DAC-Type=10000000000bit"), "DAC-Type '10000000000bit' is no DAC of 8 to 32 bits"),
+        "none.dat": (text.replace(b"Channelselectval=3", b"Channelselectval=0"), "selects no channel"),
+    }
+    for name, (raw, message) in cases.items():
+        (tmp_path / name).write_bytes(raw)
+        with pytest.raises(ScanFileError, match=re.escape(message)):
+            read_file(tmp_path / name)
+
+
+def test_a_file_over_the_size_budget_is_refused_unread(tmp_path):
+    write_sxm(tmp_path / "s.sxm", rows=16, cols=16)
+    with open(tmp_path / "s.sxm", "r+b") as f:
+        f.truncate(MAX_FILE_BYTES + 1)  # sparse: costs no disk, and reading it would cost 2 GB
+    with pytest.raises(ScanFileError, match=f"{MAX_FILE_BYTES + 1:,} bytes, over the budget of {MAX_FILE_BYTES:,} bytes for a scan file"):
+        read_file(tmp_path / "s.sxm")
+
+
+def test_a_byte_after_a_nanonis_files_images_is_no_truncation(tmp_path):
+    planes = write_sxm(tmp_path / "s.sxm", rows=16, cols=16)
+    with open(tmp_path / "s.sxm", "ab") as f:
+        f.write(b"x")
+    assert np.array_equal(read_file(tmp_path / "s.sxm").channel("Z", "trace").data, planes[0])
+
+
+def test_objects_nested_to_hold_a_gwy_file_many_times_over_are_refused(tmp_path):
+    import struct
+
+    def component(name: str, kind: str, payload: bytes) -> bytes:
+        return name.encode() + b"\0" + kind.encode() + payload
+
+    def gwy_object(name: str, components: list[bytes]) -> bytes:
+        body = b"".join(components)
+        return name.encode() + b"\0" + struct.pack("<I", len(body)) + body
+
+    # 5 MB nested 60 deep: gwyfile holds a copy per level, 300 MB at once, against a file of 5 MB.
+    inner = gwy_object("GwyContainer", [component("big", "D", struct.pack("<I", 5 * 2**17) + bytes(5 * 2**20))])
+    for _ in range(60):
+        inner = gwy_object("GwyContainer", [component("n", "o", inner)])
+    (tmp_path / "deep.gwy").write_bytes(b"GWYP" + gwy_object("GwyContainer", [component("n", "o", inner)]))
+    with pytest.raises(ScanFileError, match="objects nested so that decoding would hold"):
+        read_file(tmp_path / "deep.gwy")
+
+
+def test_a_nul_in_a_unit_or_a_title_leaves_the_gwy_output_readable(tmp_path):
+    write_sxm(tmp_path / "s.sxm", channels=(("Z", "m\x00x", "both"),), rows=16, cols=16)
+    image = read_file(tmp_path / "s.sxm").images[0]
+    write_gwy(tmp_path / "out.gwy", image, {"raw\x00 title": image.data})
+    (channel,) = read_file(tmp_path / "out.gwy").images
+    assert channel.name == "raw title" and channel.unit == "mx" and np.array_equal(channel.data, image.data)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .denoise_files import (
+    OUT_OF_MEMORY,
     OUTPUT_SUFFIXES,
     check_output_folder,
     denoise_file,
@@ -188,6 +189,8 @@ def process(
         return Outcome(task.path, "failed", str(exc))
     except OSError as exc:
         return Outcome(task.path, "failed", f"{task.path}: {os_problem(exc, task.path)}")
+    except MemoryError:
+        return Outcome(task.path, "failed", f"{task.path}: {OUT_OF_MEMORY}")
     except Exception as exc:  # one file's surprise must not stop an archive of thousands: its line, and on
         return Outcome(task.path, "failed", f"{task.path}: failed ({type(exc).__name__}: {exc})")
     return Outcome(task.path, "done", record=record)

@@ -296,6 +296,9 @@ def published_title(model: str, verdict: Verdict) -> str:
     return f"denoised, {model}"
 
 
+OUT_OF_MEMORY = "out of memory: the scan is too large to denoise in this machine's memory"
+"""What a file that exhausted the memory is told, where a ``MemoryError`` stopped its denoising."""
+
 ONE_PASS_JUMP_HINT = (
     " A step edge lying exactly along a scan line looks alike in one pass: the other pass over these rows tells them apart."
 )
@@ -457,6 +460,9 @@ def _denoise_one(
         return []
     except OSError as exc:  # an input that cannot be read, an earlier output that cannot be replaced
         on_error(f"{path}: {os_problem(exc, path)}")
+        return []
+    except MemoryError:  # one scan too large for this machine: its line, and the next file is denoised
+        on_error(f"{path}: {OUT_OF_MEMORY}")
         return []
     for message in record_notes(path, record, pass_):
         on_note(message)

@@ -137,6 +137,14 @@ MIN_FEATURE_ROWS = 16
 def _edge_gain(length: int, scale: float) -> np.ndarray:
     """Per position, how much more a Gaussian of ``scale`` (reflected at the edges) keeps of independent noise
     than in the middle: near an edge it averages mirrored copies of fewer pixels."""
+    reach = int(4.0 * scale + 0.5)  # gaussian_filter1d's radius at its default truncation
+    if length > 4 * reach + 3:
+        # Only the positions within the kernel's reach of an edge differ from the middle: those are taken from a short
+        # frame (a long thin scan's length x length matrix took gigabytes).
+        short, ends = _edge_gain(4 * reach + 3, scale), 2 * reach + 1
+        gain = np.ones(length)
+        gain[:ends], gain[-ends:] = short[:ends], short[-ends:]
+        return gain
     weights = ndimage.gaussian_filter1d(np.eye(length), scale, axis=1, mode="reflect")
     spread = np.sqrt((weights**2).sum(axis=0))
     return spread / spread[length // 2]

@@ -32,6 +32,8 @@ def save_checkpoint(path: Path, model: torch.nn.Module, config: str, extra: dict
 
 def load_checkpoint(path: Path) -> dict:
     """The checkpoint at ``path``; a file that is none (damaged, or not torch's) is a one-line ``ValueError``."""
+    if Path(path).is_dir():
+        raise ValueError(f"{path}: a folder, not a model checkpoint")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError):  # torch's text is about its own defaults

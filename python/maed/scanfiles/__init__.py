@@ -16,6 +16,7 @@ import numpy as np
 
 from . import createc, gwy_read, matrix, nanonis, rhk
 from .channel import (
+    MAX_FILE_BYTES,
     MAX_PIXELS,
     PASS_ALIASES,
     PASSES,
@@ -78,6 +79,8 @@ def read_file(path: Path | str) -> ScanFile:
     path = Path(path)
     if not path.is_file():
         raise ScanFileError(f"{path}: {not_a_file(path)}")
+    if (size := path.stat().st_size) > MAX_FILE_BYTES:
+        raise ScanFileError(f"{path}: {size:,} bytes, over the budget of {MAX_FILE_BYTES:,} bytes for a scan file")
     raw = path.read_bytes()
     fmt = detect_format(raw[:64])
     if fmt is None:
@@ -89,6 +92,8 @@ def read_file(path: Path | str) -> ScanFile:
             return READERS[fmt](path, raw)
     except ScanFileError:
         raise
+    except OSError as exc:  # a companion file (a MATRIX parameter file) that cannot be read is not damaged
+        raise ScanFileError(f"{path}: cannot read {exc.filename or 'a file it needs'}: {exc.strerror or exc}") from None
     except Exception as exc:  # a damaged file trips the parser anywhere: report it, never crash
         if isinstance(exc, ValueError) and "buffer" in str(exc):  # numpy reading the images past the file's end
             raise ScanFileError(f"{path}: truncated {FORMAT_NAMES[fmt]} file: it ends before the images its header announces") from None

@@ -39,6 +39,20 @@ MAX_PIXELS = 8192 * 8192
 so a file of a hundred bytes that declares a gigapixel image costs nothing."""
 
 
+MAX_FILE_PIXELS = 4 * MAX_PIXELS
+"""The most pixels a file may hold over all its images (256 Mpx, 2 GB as float64, as the readers return them): a
+header that declares many channels, or lists one page many times, is refused before it is decoded."""
+MAX_FILE_BYTES = 8 * MAX_FILE_PIXELS + (64 << 20)
+"""The largest scan file read (about 2 GiB: ``MAX_FILE_PIXELS`` stored as float64, and room for headers); the readers
+hold a file's bytes whole."""
+
+
+def check_file_pixels(pixels: int, path: object) -> None:
+    """A ``ScanFileError`` where the images a file declares hold more than ``MAX_FILE_PIXELS`` together."""
+    if pixels > MAX_FILE_PIXELS:
+        raise ScanFileError(f"{path}: the header declares {pixels:,} pixels over all its images, over the budget of {MAX_FILE_PIXELS:,}")
+
+
 def check_size(rows: int, cols: int, path: object) -> tuple[int, int]:
     """``rows`` and ``cols`` as read from a header if they make a plausible image, else a ``ScanFileError``."""
     if rows <= 0 or cols <= 0:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .channel import ChannelImage, ScanFile, ScanFileError, check_size
+from .channel import ChannelImage, ScanFile, ScanFileError, check_file_pixels, check_size
 
 MAGICS = (b"[Paramco32]", b"[Paramet32]", b"[Parameter]")
 COMPRESSED, UNCOMPRESSED = MAGICS[:2]
@@ -28,6 +28,8 @@ HEADER_BYTES = 16384
 reads them from there): the header's usual length; its text ends at the first NUL. In the real compressed files the
 marker ends there (nine files) or 112 bytes before (four files of another lab), and the values follow it."""
 DAC_VOLTS = 20.0  # the DACs span -10 V to +10 V
+MIN_DAC_BITS, MAX_DAC_BITS = 8, 32
+"""The DAC resolutions a header's ``DAC-Type`` may name (Createc's are 16 and 20 bits)."""
 # Channelselectval is a bit mask of the recorded channels; the first two bits are the
 # topograph and the tunnelling current (other bits are auxiliary ADCs, kept in raw counts).
 _CHANNELS = {0: ("Z", "m"), 1: ("Current", "A")}
@@ -73,6 +75,8 @@ def read(path: Path, raw: bytes) -> ScanFile:
     stored = int(_number(header, "Channels", path))
     mask = int(_number(header, "Channelselectval", path))
     selected = [bit for bit in range(32) if mask >> bit & 1]
+    if not selected:
+        raise ScanFileError(f"{path}: Channelselectval {mask} selects no channel: the file holds no image")
     if stored == len(selected):
         passes = ("trace",)
     elif stored == 2 * len(selected):
@@ -81,6 +85,7 @@ def read(path: Path, raw: bytes) -> ScanFile:
         raise ScanFileError(f"{path}: {stored} stored images do not fit the {len(selected)} selected channels")
     rows, cols = check_size(rows, cols, path)
     size = rows * cols
+    check_file_pixels(stored * size, path)
     needed = 4 * (1 + stored * size)
     if compressed:
         # Decompressed with a cap: the header says how many values there are, and a stream that would
@@ -99,7 +104,10 @@ def read(path: Path, raw: bytes) -> ScanFile:
     stack = values[1 : 1 + stored * size].reshape(stored, rows, cols)
     unmeasured = (stack == 0).all(axis=(0, 2))  # a measured row is never exactly 0 in every channel
 
-    bits = int(re.search(r"\d+", header.get("DAC-Type", "20bit")).group())
+    found = re.search(r"\d+", header.get("DAC-Type", "20bit"))
+    bits = int(found.group()) if found else 0
+    if not MIN_DAC_BITS <= bits <= MAX_DAC_BITS:  # 2**bits of a huge count never ends
+        raise ScanFileError(f"{path}: DAC-Type {header.get('DAC-Type')!r} is no DAC of {MIN_DAC_BITS} to {MAX_DAC_BITS} bits")
     volts = DAC_VOLTS / 2**bits
     scales = {
         "m": volts * _number(header, "ZPiezoconst", path) * _number(header, "GainZ", path) * 1e-10,  # Å/V -> m

@@ -16,6 +16,12 @@ from gwyfile.objects import GwyContainer, GwyDataField, GwySIUnit
 from .channel import ChannelImage
 
 
+def _text(value: object) -> str:
+    """``value`` as a Gwyddion string, which ends at its first NUL: a NUL inside (a damaged header's unit or title)
+    would leave the rest of the file unreadable."""
+    return str(value).replace("\x00", "")
+
+
 def _field(data: np.ndarray, source: ChannelImage, unit: str) -> GwyDataField:
     width, height = source.scan_range
     return GwyDataField(
@@ -23,15 +29,15 @@ def _field(data: np.ndarray, source: ChannelImage, unit: str) -> GwyDataField:
         xreal=width,
         yreal=height,
         si_unit_xy=GwySIUnit(unitstr="m"),
-        si_unit_z=GwySIUnit(unitstr=unit),
+        si_unit_z=GwySIUnit(unitstr=_text(unit)),
     )
 
 
 def _metadata(header: dict) -> GwyContainer:
     meta = GwyContainer()
     for key, value in header.items():
-        key = str(key).replace("\x00", "")
-        meta[key] = str(value).replace("\x00", "")  # Gwyddion strings end at NUL
+        key = _text(key)
+        meta[key] = _text(value)
         meta.typecodes[key] = "s"  # gwyfile would store a one-letter string as a char
     return meta
 
@@ -46,9 +52,9 @@ def write_gwy(path: Path | str, source: ChannelImage, fields: dict[str, np.ndarr
     container = GwyContainer()
     for i, (title, data) in enumerate(fields.items()):
         missing = ~np.isfinite(data)
-        fill = float(np.mean(data[~missing])) if (~missing).any() else 0.0
+        fill = float(np.mean(data[~missing], dtype=np.float64)) if (~missing).any() else 0.0
         container[f"/{i}/data"] = _field(np.where(missing, fill, data), source, units.get(title, source.unit))
-        container[f"/{i}/data/title"] = title
+        container[f"/{i}/data/title"] = _text(title)
         container.typecodes[f"/{i}/data/title"] = "s"
         if missing.any():
             container[f"/{i}/mask"] = _field(missing.astype(np.float64), source, "")

@@ -167,6 +167,9 @@ class Parameters:
         key = max(keys)
         unit = self.channels[key][1]
         function, p = self.transfers.get(key, ("", {}))
+        divisor = {"TFF_Linear1D": ("Factor",), "TFF_MultiLinear1D": ("NeutralFactor", "PreFactor")}.get(function, ())
+        if any(p[name] == 0 for name in divisor):
+            raise ScanFileError(f"{path}: MATRIX channel {channel!r}: its transfer function divides by a {'/'.join(divisor)} of 0")
         if function == "TFF_Linear1D":
             return (counts - p["Offset"]) / p["Factor"], unit
         if function == "TFF_MultiLinear1D":

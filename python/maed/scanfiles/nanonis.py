@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .channel import PASS_ALIASES, ChannelImage, ScanFile, ScanFileError, check_size
+from .channel import PASS_ALIASES, ChannelImage, ScanFile, ScanFileError, check_file_pixels, check_size
 
 MAGIC = b":NANONIS_VERSION:"
 DATA_START = b"\x1a\x04"
@@ -105,11 +105,13 @@ def read(path: Path, raw: bytes) -> ScanFile:
             raise ScanFileError(f"{path}: channel {channel['Name']!r} has an unknown pass {recorded!r}")
         planes += [(channel["Name"], PASS_ALIASES[p], channel["Unit"]) for p in recorded_passes]
     size = rows * cols
-    values = np.frombuffer(raw, dtype=dtype, offset=start + len(DATA_START))
-    if values.size < len(planes) * size:
+    check_file_pixels(len(planes) * size, path)
+    held = (len(raw) - start - len(DATA_START)) // dtype.itemsize  # bytes after the images (a stray one) are not read
+    if held < len(planes) * size:
         raise ScanFileError(
-            f"{path}: truncated: {len(planes)} images of {rows}x{cols} need {len(planes) * size} values, the file holds {values.size}"
+            f"{path}: truncated: {len(planes)} images of {rows}x{cols} need {len(planes) * size} values, the file holds {held}"
         )
+    values = np.frombuffer(raw, dtype=dtype, count=len(planes) * size, offset=start + len(DATA_START))
 
     flip_rows = scanned_up(header)
     images = []

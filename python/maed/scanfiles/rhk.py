@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .channel import ChannelImage, ScanFile, ScanFileError, check_size
+from .channel import ChannelImage, ScanFile, ScanFileError, check_file_pixels, check_size
 
 MAGIC = "STiMage".encode("utf-16-le")  # the signature starts at byte 2, after the header size
 _OBJECT = struct.Struct("<3I")  # id, offset, size
@@ -92,14 +92,16 @@ def _strings(raw: bytes, offset: int, count: int) -> dict[str, str]:
     return strings
 
 
-def _page_image(raw: bytes, objects: dict[int, tuple[int, int]], path: Path) -> tuple[dict, np.ndarray]:
-    """The header (fields and strings) and the oriented, scaled image of one image page."""
+def _page_image(raw: bytes, objects: dict[int, tuple[int, int]], path: Path, pixels_before: int) -> tuple[dict, np.ndarray]:
+    """The header (fields and strings) and the oriented, scaled image of one image page (``pixels_before``: those of
+    the file's pages read before it, ``check_file_pixels``)."""
     header_offset = objects[PAGE_HEADER][0]
     header = dict(zip(_FIELDS, _PAGE_HEADER.unpack_from(raw, header_offset)))
     page_objects = _objects(raw, header_offset + _PAGE_HEADER_SIZE, header["object_count"])
     if STRING_DATA in page_objects:
         header |= _strings(raw, page_objects[STRING_DATA][0], header["string_count"])
     rows, cols = check_size(header["y_size"], header["x_size"], path)
+    check_file_pixels(pixels_before + rows * cols, path)  # a page listed many times is decoded as often
     data_offset, data_size = objects[PAGE_DATA]
     if data_size < 4 * rows * cols:
         raise ScanFileError(f"{path}: truncated page {header.get('label', '')!r}: {data_size} bytes for {rows}x{cols}")
@@ -124,14 +126,15 @@ def read(path: Path, raw: bytes) -> ScanFile:
     offset = _objects(raw, index_offset + 16, index_objects)[PAGE_INDEX_ARRAY][0]
 
     images = []
-    topograph = None
+    topograph, pixels = None, 0
     for _ in range(page_count):
         _, data_type, _, count, _ = _PAGE_INDEX.unpack_from(raw, offset)
         objects = _objects(raw, offset + _PAGE_INDEX.size, count)
         offset += _PAGE_INDEX.size + count * _OBJECT.size
         if data_type != IMAGE_PAGE:
             continue
-        header, image = _page_image(raw, objects, path)
+        header, image = _page_image(raw, objects, path, pixels)
+        pixels += image.size
         name = header.get("label") or f"page {len(images)}"
         if header["page_type"] == TOPOGRAPHIC and topograph is None:
             topograph = name

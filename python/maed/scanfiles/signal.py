@@ -42,19 +42,29 @@ def is_flat(data: np.ndarray) -> bool:
     rows = data[np.isfinite(data).all(axis=1)]
     if rows.size == 0:
         return False
-    r, c = np.indices(rows.shape, dtype=np.float64)
-    design = np.column_stack([np.ones(rows.size), (c - c.mean()).ravel(), (r - r.mean()).ravel()])
-    coeffs, *_ = np.linalg.lstsq(design, rows.ravel(), rcond=None)
-    residual = rows.ravel() - design @ coeffs
+    # On a whole grid the centred columns, the centred rows and the constant are orthogonal: the least-squares plane
+    # is three sums, with no design matrix (three times the image, which a 64 Mpx image could not afford).
+    height, width = rows.shape
+    x = np.arange(width, dtype=np.float64) - (width - 1) / 2
+    y = np.arange(height, dtype=np.float64) - (height - 1) / 2
+    mean = float(rows.mean())
+    slope_x = float(rows.sum(axis=0) @ x) / max(float(height * (x @ x)), 1e-300)
+    slope_y = float(rows.sum(axis=1) @ y) / max(float(width * (y @ y)), 1e-300)
+    residual = rows - mean
+    residual -= slope_x * x
+    residual -= slope_y * y[:, None]
     # One float32 step at the largest value, within a factor 2 (computed in float64: values beyond
     # float32's range must not overflow on the way).
     step = float(np.finfo(np.float32).eps * np.abs(rows).max())
     # The rms scaled by the largest residual: squares of values near float64's limit (a damaged file) overflow.
-    largest = float(np.abs(residual).max())
+    np.abs(residual, out=residual)
+    largest = float(residual.max())
     if not np.isfinite(largest):
         return False
-    rms = largest * float(np.sqrt(np.mean((residual / largest) ** 2))) if largest else 0.0
-    return rms <= FLAT_STEPS * step
+    if not largest:
+        return True
+    residual /= largest
+    return largest * float(np.sqrt(np.mean(np.square(residual, out=residual)))) <= FLAT_STEPS * step
 
 
 def current_channel(scan: ScanFile) -> str | None:
