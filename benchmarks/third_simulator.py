@@ -17,6 +17,7 @@ Public interface::
 
 Only numpy and scipy are used.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,17 +29,17 @@ from scipy.spatial import cKDTree
 __all__ = ["FAMILIES", "draw"]
 
 FAMILIES: tuple[str, ...] = (
-    "atomic_lattice",       # simple lattices of several symmetries + point defects (+ a step)
-    "reconstruction",       # 7x7-like, herringbone, CDW, moire, dimer rows
-    "stepped_terrace",      # single / bunched / meandering steps, islands, screw dislocations
-    "molecular_assembly",   # molecular monolayers with domains, boundaries, vacancies
-    "adsorbate_friedel",    # adatoms, molecules, clusters, standing-wave rings
-    "rough_mixed",          # amorphous / granular / rippled / mounded films, or mixed scenes
+    "atomic_lattice",  # simple lattices of several symmetries + point defects (+ a step)
+    "reconstruction",  # 7x7-like, herringbone, CDW, moire, dimer rows
+    "stepped_terrace",  # single / bunched / meandering steps, islands, screw dislocations
+    "molecular_assembly",  # molecular monolayers with domains, boundaries, vacancies
+    "adsorbate_friedel",  # adatoms, molecules, clusters, standing-wave rings
+    "rough_mixed",  # amorphous / granular / rippled / mounded films, or mixed scenes
 )
 
 _PM = 1e-12
 _NM = 1e-9
-_TWO_KAPPA = 2.05e10          # 2*kappa of the tunnelling decay (1/m), ~4.0 eV barrier
+_TWO_KAPPA = 2.05e10  # 2*kappa of the tunnelling decay (1/m), ~4.0 eV barrier
 
 
 # --------------------------------------------------------------------------- helpers
@@ -117,7 +118,7 @@ class _Field:
         else:
             k2 = kx * kx + ky * ky
         if hurst is None:
-            S = np.exp(-2.0 * math.pi ** 2 * corr * corr * k2)
+            S = np.exp(-2.0 * math.pi**2 * corr * corr * k2)
         else:
             S = (1.0 + (2 * math.pi * corr) ** 2 * k2) ** (-(1.0 + hurst) / 2.0)
         f = np.fft.irfft2(np.fft.rfft2(w) * S, s=(n, n))
@@ -128,8 +129,7 @@ class _Field:
 
     def __call__(self, X, Y):
         c = [((Y + self.M) / self.g + 4.0).ravel(), ((X + self.M) / self.g + 4.0).ravel()]
-        return ndimage.map_coordinates(self.coef, c, order=3, mode="grid-wrap",
-                                       prefilter=False).reshape(np.shape(X))
+        return ndimage.map_coordinates(self.coef, c, order=3, mode="grid-wrap", prefilter=False).reshape(np.shape(X))
 
 
 class _Raster:
@@ -182,8 +182,7 @@ class _Raster:
         if self._coef is None:
             self._coef = ndimage.spline_filter(self.a, order=3, mode="mirror")
         c = [((Y + self.M) * self.os).ravel(), ((X + self.M) * self.os).ravel()]
-        return ndimage.map_coordinates(self._coef, c, order=3, mode="mirror",
-                                       prefilter=False).reshape(np.shape(X))
+        return ndimage.map_coordinates(self._coef, c, order=3, mode="mirror", prefilter=False).reshape(np.shape(X))
 
 
 class _Motif:
@@ -233,8 +232,7 @@ class _Motif:
         U, V = self.frac(X, Y)
         U = (U % 1.0) * self.R
         V = (V % 1.0) * self.R
-        return ndimage.map_coordinates(self.coef, [U.ravel(), V.ravel()], order=3,
-                                       mode="grid-wrap", prefilter=False).reshape(np.shape(X))
+        return ndimage.map_coordinates(self.coef, [U.ravel(), V.ravel()], order=3, mode="grid-wrap", prefilter=False).reshape(np.shape(X))
 
     def sites(self, lo, hi, basis=((0.0, 0.0),)):
         return _lattice_sites(self.a1, self.a2, self.origin, lo, hi, basis)
@@ -263,9 +261,22 @@ def _lattice_sites(a1, a2, origin, lo, hi, basis=((0.0, 0.0),)):
 class _Stairs:
     """terraced surface: height = h * (number of level lines of phi below the point)."""
 
-    def __init__(self, rng, N, M, h, mode="vicinal", n_across=3.0, meander=0.2,
-                 mcorr=40.0, bunch=None, spiral=0, hill_levels=3.0, hill_corr=80.0,
-                 edge_px=0.6):
+    def __init__(
+        self,
+        rng,
+        N,
+        M,
+        h,
+        mode="vicinal",
+        n_across=3.0,
+        meander=0.2,
+        mcorr=40.0,
+        bunch=None,
+        spiral=0,
+        hill_levels=3.0,
+        hill_corr=80.0,
+        edge_px=0.6,
+    ):
         self.h = float(h)
         self.N, self.M = N, M
         self.edge = float(edge_px)
@@ -278,16 +289,15 @@ class _Stairs:
         self.hill = 0.0
         if mode == "hills":
             self.field = _Field(rng, N, M, hill_corr)
-            self.hill = hill_levels / 4.0          # field spans ~ +-2 std
-            self.lam = N * _lu(rng, 2.0, 12.0)     # very weak underlying slope
+            self.hill = hill_levels / 4.0  # field spans ~ +-2 std
+            self.lam = N * _lu(rng, 2.0, 12.0)  # very weak underlying slope
         else:
             if meander > 0:
                 self.field = _Field(rng, N, M, mcorr)
                 self.mamp = meander
         self.spirals = []
         for _ in range(int(spiral)):
-            self.spirals.append((rng.uniform(0.1 * N, 0.9 * N), rng.uniform(0.1 * N, 0.9 * N),
-                                 float(rng.choice([-1.0, 1.0]))))
+            self.spirals.append((rng.uniform(0.1 * N, 0.9 * N), rng.uniform(0.1 * N, 0.9 * N), float(rng.choice([-1.0, 1.0]))))
         # level positions
         g = np.linspace(-M, N + M, 48)
         GX, GY = np.meshgrid(g, g)
@@ -312,7 +322,7 @@ class _Stairs:
 
     def phi(self, X, Y):
         p = self.phi_plain(X, Y)
-        for (x0, y0, b) in self.spirals:
+        for x0, y0, b in self.spirals:
             p = p + b * np.arctan2(Y - y0, X - x0) / (2 * math.pi)
         return p
 
@@ -352,7 +362,7 @@ class _Stairs:
         dn = np.where(np.abs(dlo) < np.abs(dhi), dlo, dhi)
         dist = dn / G
         terr = np.floor(H + 0.5)
-        for (x0, y0, b) in self.spirals:
+        for x0, y0, b in self.spirals:
             H = H - b * np.arctan2(Y - y0, X - x0) / (2 * math.pi)
         return self.h * H, dist, terr
 
@@ -494,8 +504,7 @@ class _Friedel:
         i0 = np.floor(cy).astype(int)
         fx = cx - j0
         fy = cy - i0
-        for di, dj, w in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx),
-                          (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
+        for di, dj, w in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
             ii = i0 + di
             jj = j0 + dj
             ok = (ii >= 0) & (ii < self.n) & (jj >= 0) & (jj < self.n)
@@ -512,8 +521,8 @@ class _Friedel:
         r = np.hypot(XX, YY)
         lam = self.lam
         env = (1.0 / (1.0 + r / (0.6 * lam))) ** self.alpha * np.exp(-r / self.ell)
-        env *= 1.0 - np.exp(-(r / (0.45 * lam)) ** 2)
-        env *= np.clip((Rk / os - r) / (0.15 * Rk / os + 1), 0, 1)    # soft cut
+        env *= 1.0 - np.exp(-((r / (0.45 * lam)) ** 2))
+        env *= np.clip((Rk / os - r) / (0.15 * Rk / os + 1), 0, 1)  # soft cut
         kc = env * np.cos(2 * math.pi * r / lam)
         ks = env * np.sin(2 * math.pi * r / lam)
         nrm = float(np.abs(kc).max()) + 1e-30
@@ -524,8 +533,7 @@ class _Friedel:
         if self._r is None:
             self._build()
         c = [((Y + self.M) * self.os).ravel(), ((X + self.M) * self.os).ravel()]
-        return ndimage.map_coordinates(self._r, c, order=3, mode="mirror",
-                                       prefilter=False).reshape(np.shape(X))
+        return ndimage.map_coordinates(self._r, c, order=3, mode="mirror", prefilter=False).reshape(np.shape(X))
 
 
 class _Scene:
@@ -604,12 +612,20 @@ def _simple_lattice(rng, a_px, sym, th, origin):
 
 def _build_atomic_lattice(rng, N, M):
     sc = _Scene(N, M)
-    sym = _pick(rng, ["hexagonal", "honeycomb", "graphite", "square", "rectangular",
-                      "centered_rectangular", "row"], [0.22, 0.1, 0.12, 0.16, 0.12, 0.12, 0.16])
-    a_phys = {"hexagonal": [0.249, 0.255, 0.271, 0.277, 0.288, 0.289], "honeycomb": [0.246, 0.25],
-              "graphite": [0.246], "square": [0.255, 0.277, 0.289, 0.392],
-              "rectangular": [0.255, 0.277, 0.289], "centered_rectangular": [0.36, 0.41, 0.51],
-              "row": [0.296, 0.361, 0.384]}[sym]
+    sym = _pick(
+        rng,
+        ["hexagonal", "honeycomb", "graphite", "square", "rectangular", "centered_rectangular", "row"],
+        [0.22, 0.1, 0.12, 0.16, 0.12, 0.12, 0.16],
+    )
+    a_phys = {
+        "hexagonal": [0.249, 0.255, 0.271, 0.277, 0.288, 0.289],
+        "honeycomb": [0.246, 0.25],
+        "graphite": [0.246],
+        "square": [0.255, 0.277, 0.289, 0.392],
+        "rectangular": [0.255, 0.277, 0.289],
+        "centered_rectangular": [0.36, 0.41, 0.51],
+        "row": [0.296, 0.361, 0.384],
+    }[sym]
     a_nm = float(rng.choice(a_phys)) * rng.uniform(0.97, 1.03)
     a_px = _lu(rng, 3.0, 40.0)
     pixel = a_nm * _NM / a_px
@@ -633,9 +649,13 @@ def _build_atomic_lattice(rng, N, M):
     n_sub = rng.poisson(_count_ext(N, M, _lu(rng, 0.5, 15.0))) if rng.random() < 0.5 else 0
     n_sub = min(n_sub, len(sites) // 8)
     si = rng.choice(len(sites), n_sub, replace=False) if n_sub else np.zeros(0, int)
-    _gauss_splat(tex_r, sites[si, 0], sites[si, 1],
-                 rng.choice([-1, 1], len(si)) * rng.uniform(0.3, 1.0, len(si)),
-                 max(0.8, _lu(rng, 0.5, 1.0) * a_px))
+    _gauss_splat(
+        tex_r,
+        sites[si, 0],
+        sites[si, 1],
+        rng.choice([-1, 1], len(si)) * rng.uniform(0.3, 1.0, len(si)),
+        max(0.8, _lu(rng, 0.5, 1.0) * a_px),
+    )
     # adatoms (base, physical height)
     n_ad = rng.poisson(_count_ext(N, M, _lu(rng, 0.5, 25.0)))
     n_ad = max(n_ad, 0)
@@ -647,31 +667,63 @@ def _build_atomic_lattice(rng, N, M):
     inside += int(np.sum((sites[vi, 0] >= 0) & (sites[vi, 0] < N) & (sites[vi, 1] >= 0) & (sites[vi, 1] < N)))
     if inside == 0:
         k = int(rng.integers(1, 4))
-        _gauss_splat(base_r, rng.uniform(0, N, k), rng.uniform(0, N, k),
-                     np.array([_lu(rng, 30, 160) for _ in range(k)]) * _PM, ad_s)
+        _gauss_splat(base_r, rng.uniform(0, N, k), rng.uniform(0, N, k), np.array([_lu(rng, 30, 160) for _ in range(k)]) * _PM, ad_s)
         n_ad += k
     sc.base.append(base_r)
     step_info = None
-    step_h = {"hexagonal": 0.236, "honeycomb": 0.335, "graphite": 0.335, "square": 0.18,
-              "rectangular": 0.128, "centered_rectangular": 0.2, "row": 0.325}[sym] * rng.uniform(0.95, 1.05)
+    step_h = {
+        "hexagonal": 0.236,
+        "honeycomb": 0.335,
+        "graphite": 0.335,
+        "square": 0.18,
+        "rectangular": 0.128,
+        "centered_rectangular": 0.2,
+        "row": 0.325,
+    }[sym] * rng.uniform(0.95, 1.05)
     if rng.random() < 0.4 or (n_ad == 0 and n_vac == 0):
         n_st = int(rng.choice([1, 1, 2]))
-        st = _Stairs(rng, N, M, step_h * _NM, mode="vicinal", n_across=n_st * rng.uniform(0.7, 1.2),
-                     meander=_lu(rng, 0.02, 0.3), mcorr=_lu(rng, 20, 90), edge_px=_lu(rng, 0.4, 1.2))
+        st = _Stairs(
+            rng,
+            N,
+            M,
+            step_h * _NM,
+            mode="vicinal",
+            n_across=n_st * rng.uniform(0.7, 1.2),
+            meander=_lu(rng, 0.02, 0.3),
+            mcorr=_lu(rng, 20, 90),
+            edge_px=_lu(rng, 0.4, 1.2),
+        )
         sc.base.append(st)
         step_info = {"steps_across": n_st, "height_m": step_h * _NM}
     if rng.random() < 0.15:
         isl = _Raster(N, M, 2)
         ni = int(rng.integers(1, 4))
         ix, iy = _uniform_positions(rng, ni, 0, N)
-        _polygon_islands(isl, rng, ix, iy, [_lu(rng, 0.05, 0.2) * N for _ in range(ni)],
-                         np.full(ni, step_h * _NM) * rng.choice([-1, 1], ni), np.full(ni, 6),
-                         np.full(ni, _lu(rng, 1.0, 1.8)), np.full(ni, th), 0.6)
+        _polygon_islands(
+            isl,
+            rng,
+            ix,
+            iy,
+            [_lu(rng, 0.05, 0.2) * N for _ in range(ni)],
+            np.full(ni, step_h * _NM) * rng.choice([-1, 1], ni),
+            np.full(ni, 6),
+            np.full(ni, _lu(rng, 1.0, 1.8)),
+            np.full(ni, th),
+            0.6,
+        )
         sc.base.append(isl)
     sc.add_tex("atomic_lattice", lambda X, Y: motif(X, Y) + tex_r(X, Y), _lu(rng, 0.3, 3.0), 0.5 * _PM, 200 * _PM)
-    sc.info = {"kind": "atomic_lattice", "symmetry": sym, "lattice_constant_m": a_nm * _NM,
-               "period_px": a_px, "rotation_deg": math.degrees(th), "n_vacancies": int(n_vac),
-               "n_substitutional": int(n_sub), "n_adatoms": int(n_ad), "step": step_info}
+    sc.info = {
+        "kind": "atomic_lattice",
+        "symmetry": sym,
+        "lattice_constant_m": a_nm * _NM,
+        "period_px": a_px,
+        "rotation_deg": math.degrees(th),
+        "n_vacancies": int(n_vac),
+        "n_substitutional": int(n_sub),
+        "n_adatoms": int(n_ad),
+        "step": step_info,
+    }
     return sc
 
 
@@ -687,8 +739,8 @@ def _build_reconstruction(rng, N, M):
         b = cell / 7.0
         sc.pixel = 2.688 * _NM * rng.uniform(0.98, 1.02) / cell
         a1, a2 = _hexv(cell, th)
-        fa = _lu(rng, 0.02, 0.25)      # faulted-half contrast
-        ca = _lu(rng, 0.02, 0.25)      # corner adatom contrast
+        fa = _lu(rng, 0.02, 0.25)  # faulted-half contrast
+        ca = _lu(rng, 0.02, 0.25)  # corner adatom contrast
         sa = max(0.7, _lu(rng, 0.35, 0.55) * b)
         lobes = []
         for (u, v), corner in zip([(1, 1), (3, 1), (5, 1), (1, 3), (3, 3), (1, 5)], [1, 0, 1, 0, 0, 1]):
@@ -699,7 +751,7 @@ def _build_reconstruction(rng, N, M):
         lobes.append((0.0, 0.0, -_lu(rng, 0.6, 1.6), sh, sh, 0.0))
         if rng.random() < 0.5:
             ra = _lu(rng, 0.1, 0.35)
-            for (u, v) in [(5 / 3, 5 / 3), (11 / 3, 5 / 3), (5 / 3, 11 / 3), (16 / 3, 16 / 3), (10 / 3, 16 / 3), (16 / 3, 10 / 3)]:
+            for u, v in [(5 / 3, 5 / 3), (11 / 3, 5 / 3), (5 / 3, 11 / 3), (16 / 3, 16 / 3), (10 / 3, 16 / 3), (16 / 3, 10 / 3)]:
                 lobes.append((u / 7, v / 7, ra, max(0.6, 0.3 * b), max(0.6, 0.3 * b), 0.0))
         motif = _Motif(a1, a2, rng.uniform(0, cell, 2), lobes)
         amp = _lu(rng, 40, 130) * _PM
@@ -715,8 +767,17 @@ def _build_reconstruction(rng, N, M):
         _gauss_splat(base_r, sites[idx2, 0], sites[idx2, 1], amp * rng.uniform(0.3, 0.9, len(idx2)), sa * 1.3)
         info.update({"cell_px": cell, "adatom_amp_m": amp, "missing_adatoms": int(len(idx)), "bright_defects": int(len(idx2))})
         if rng.random() < 0.35:
-            st = _Stairs(rng, N, M, 0.314 * _NM, mode="vicinal", n_across=rng.uniform(0.6, 2.5),
-                         meander=_lu(rng, 0.02, 0.2), mcorr=_lu(rng, 30, 90), edge_px=_lu(rng, 0.5, 1.5))
+            st = _Stairs(
+                rng,
+                N,
+                M,
+                0.314 * _NM,
+                mode="vicinal",
+                n_across=rng.uniform(0.6, 2.5),
+                meander=_lu(rng, 0.02, 0.2),
+                mcorr=_lu(rng, 30, 90),
+                edge_px=_lu(rng, 0.5, 1.5),
+            )
             sc.base.append(st)
             info["steps"] = True
     elif sub == "herringbone":
@@ -728,7 +789,7 @@ def _build_reconstruction(rng, N, M):
         else:
             Pr = _lu(rng, 14.0, 60.0)
             sc.pixel = 6.34 * _NM / Pr
-        D = Pr * _lu(rng, 1.6, 4.5)              # length of one zig-zag segment
+        D = Pr * _lu(rng, 1.6, 4.5)  # length of one zig-zag segment
         rho = rng.uniform(0.94, 0.995)
         dfcc = rng.uniform(0.54, 0.62)
         rs = _lu(rng, 0.065, 0.11) * Pr
@@ -754,8 +815,17 @@ def _build_reconstruction(rng, N, M):
             sc.add_tex("atomic_lattice", motif, _lu(rng, 0.3, 3.0), 0.5 * _PM, 60 * _PM)
             info["period_px"] = a_px
         if rng.random() < 0.3:
-            st = _Stairs(rng, N, M, 0.236 * _NM, mode="vicinal", n_across=rng.uniform(0.6, 2.0),
-                         meander=_lu(rng, 0.05, 0.4), mcorr=_lu(rng, 30, 90), edge_px=_lu(rng, 0.5, 1.5))
+            st = _Stairs(
+                rng,
+                N,
+                M,
+                0.236 * _NM,
+                mode="vicinal",
+                n_across=rng.uniform(0.6, 2.0),
+                meander=_lu(rng, 0.05, 0.4),
+                mcorr=_lu(rng, 30, 90),
+                edge_px=_lu(rng, 0.5, 1.5),
+            )
             sc.base.append(st)
             info["steps"] = True
     elif sub == "cdw":
@@ -773,7 +843,7 @@ def _build_reconstruction(rng, N, M):
             rot = rng.normal(0, 0.04)
             A1, A2 = _rot(a1, rot) * f, _rot(a2, rot) * f
         Am = np.array([[A1[0], A2[0]], [A1[1], A2[1]]])
-        Bm = 2 * math.pi * np.linalg.inv(Am)     # rows = reciprocal vectors
+        Bm = 2 * math.pi * np.linalg.inv(Am)  # rows = reciprocal vectors
         G = [Bm[0], Bm[1], -(Bm[0] + Bm[1])]
         if variant == "stripe":
             G = [G[int(rng.integers(0, 3))]]
@@ -794,14 +864,11 @@ def _build_reconstruction(rng, N, M):
         sc.base.append(lambda X, Y: cdw_amp * cdw(X, Y))
         motif = _simple_lattice(rng, a_px, "hexagonal", th, rng.uniform(0, 3, 2))
         mod = rng.uniform(0.0, 0.8)
-        sc.add_tex("atomic_lattice", lambda X, Y: motif(X, Y) * (1 + mod * (cdw(X, Y) - 0.5)),
-                   _lu(rng, 0.3, 3.0), 0.5 * _PM, 80 * _PM)
-        info.update({"variant": variant, "period_px": a_px, "cdw_amp_m": cdw_amp,
-                     "cdw_period_px": float(np.hypot(*A1))})
+        sc.add_tex("atomic_lattice", lambda X, Y: motif(X, Y) * (1 + mod * (cdw(X, Y) - 0.5)), _lu(rng, 0.3, 3.0), 0.5 * _PM, 80 * _PM)
+        info.update({"variant": variant, "period_px": a_px, "cdw_amp_m": cdw_amp, "cdw_period_px": float(np.hypot(*A1))})
         nd = rng.poisson(_count_ext(N, M, _lu(rng, 0.5, 8)))
         xs, ys = _uniform_positions(rng, nd, lo, hi)
-        _gauss_splat(base_r, xs, ys, rng.choice([-1, 1], nd) * cdw_amp * rng.uniform(0.3, 1.0, nd),
-                     max(0.8, 0.8 * a_px))
+        _gauss_splat(base_r, xs, ys, rng.choice([-1, 1], nd) * cdw_amp * rng.uniform(0.3, 1.0, nd), max(0.8, 0.8 * a_px))
     elif sub == "moire":
         a_px = _lu(rng, 3.0, 9.0)
         sc.pixel = 0.2461 * _NM / a_px
@@ -824,22 +891,28 @@ def _build_reconstruction(rng, N, M):
             for q, p in zip(Q, phs):
                 s = s + np.cos(q[0] * X + q[1] * Y + p)
             u = np.clip((s + 1.5) / 4.5, 0.0, 1.0)
-            return u ** pw if sign > 0 else 1 - u ** pw
+            return u**pw if sign > 0 else 1 - u**pw
 
         m_amp = _lu(rng, 15, 140) * _PM
         sc.base.append(lambda X, Y: m_amp * moire(X, Y))
         sym = _pick(rng, ["honeycomb", "graphite", "hexagonal"], [0.35, 0.35, 0.3])
         motif = _simple_lattice(rng, a_px, sym, th, rng.uniform(0, 3, 2))
         mod = rng.uniform(0.0, 1.0)
-        sc.add_tex("atomic_lattice", lambda X, Y: motif(X, Y) * (1 + mod * (moire(X, Y) - 0.5)),
-                   _lu(rng, 0.3, 3.0), 0.5 * _PM, 80 * _PM)
-        info.update({"period_px": a_px, "moire_period_px": float(2 * math.pi / np.hypot(*Q[0])),
-                     "mismatch": delta, "twist_deg": math.degrees(twist), "moire_amp_m": m_amp, "lattice": sym})
+        sc.add_tex("atomic_lattice", lambda X, Y: motif(X, Y) * (1 + mod * (moire(X, Y) - 0.5)), _lu(rng, 0.3, 3.0), 0.5 * _PM, 80 * _PM)
+        info.update(
+            {
+                "period_px": a_px,
+                "moire_period_px": float(2 * math.pi / np.hypot(*Q[0])),
+                "mismatch": delta,
+                "twist_deg": math.degrees(twist),
+                "moire_amp_m": m_amp,
+                "lattice": sym,
+            }
+        )
         if rng.random() < 0.4:
             nd = rng.poisson(_count_ext(N, M, _lu(rng, 1, 10)))
             xs, ys = _uniform_positions(rng, nd, lo, hi)
-            _gauss_splat(base_r, xs, ys, np.array([_lu(rng, 40, 200) for _ in range(nd)]) * _PM,
-                         max(0.9, 1.3 * a_px))
+            _gauss_splat(base_r, xs, ys, np.array([_lu(rng, 40, 200) for _ in range(nd)]) * _PM, max(0.9, 1.3 * a_px))
     else:  # dimer rows, Si(100)-2x1 like with rotating domains on alternating terraces
         arow = _lu(rng, 6.0, 40.0)
         sc.pixel = 0.768 * _NM * rng.uniform(0.98, 1.02) / arow
@@ -855,19 +928,34 @@ def _build_reconstruction(rng, N, M):
                 sig_a = max(0.6, 0.14 * arow)
                 sig_b = max(0.6, 0.3 * s_al)
                 hb_ = rng.uniform(0.3, 0.8)
-                lobes = [(0.0, 0.5 - d, 1.0, sig_b, sig_a, t), (0.0, 0.5 + d, hb_, sig_b, sig_a, t),
-                         (0.5, 0.5 - d, hb_, sig_b, sig_a, t), (0.5, 0.5 + d, 1.0, sig_b, sig_a, t)]
+                lobes = [
+                    (0.0, 0.5 - d, 1.0, sig_b, sig_a, t),
+                    (0.0, 0.5 + d, hb_, sig_b, sig_a, t),
+                    (0.5, 0.5 - d, hb_, sig_b, sig_a, t),
+                    (0.5, 0.5 + d, 1.0, sig_b, sig_a, t),
+                ]
             else:
                 a1, a2 = _rectv(s_al, arow, t)
-                lobes = [(0.0, 0.5 - 0.2, 1.0, max(0.6, 0.35 * s_al), max(0.6, 0.14 * arow), t),
-                         (0.0, 0.5 + 0.2, 1.0, max(0.6, 0.35 * s_al), max(0.6, 0.14 * arow), t)]
+                lobes = [
+                    (0.0, 0.5 - 0.2, 1.0, max(0.6, 0.35 * s_al), max(0.6, 0.14 * arow), t),
+                    (0.0, 0.5 + 0.2, 1.0, max(0.6, 0.35 * s_al), max(0.6, 0.14 * arow), t),
+                ]
             motifs.append(_Motif(a1, a2, rng.uniform(0, arow, 2), lobes))
-        st = _Stairs(rng, N, M, 0.136 * _NM, mode="vicinal", n_across=_lu(rng, 1.0, 6.0),
-                     meander=_lu(rng, 0.05, 0.5), mcorr=_lu(rng, 10, 50), edge_px=_lu(rng, 0.4, 1.2))
+        st = _Stairs(
+            rng,
+            N,
+            M,
+            0.136 * _NM,
+            mode="vicinal",
+            n_across=_lu(rng, 1.0, 6.0),
+            meander=_lu(rng, 0.05, 0.5),
+            mcorr=_lu(rng, 10, 50),
+            edge_px=_lu(rng, 0.4, 1.2),
+        )
 
         def rows(X, Y):
             H, _, terr = st.evaluate(X, Y)
-            par = (terr % 2 == 0)
+            par = terr % 2 == 0
             return H + row_amp * np.where(par, motifs[0](X, Y), motifs[1](X, Y))
 
         sc.base.append(rows)
@@ -875,8 +963,7 @@ def _build_reconstruction(rng, N, M):
         sites, _ = motifs[0].sites(lo, hi)
         if len(sites) and nd:
             idx = rng.choice(len(sites), min(nd, len(sites)), replace=False)
-            _gauss_splat(base_r, sites[idx, 0], sites[idx, 1], -row_amp * rng.uniform(0.6, 1.2, len(idx)),
-                         max(0.8, 0.4 * arow))
+            _gauss_splat(base_r, sites[idx, 0], sites[idx, 1], -row_amp * rng.uniform(0.6, 1.2, len(idx)), max(0.8, 0.4 * arow))
         info.update({"row_period_px": arow, "buckled": buck, "row_amp_m": row_amp})
     sc.base.append(base_r)
     sc.info = info
@@ -909,16 +996,43 @@ def _build_stepped(rng, N, M):
             n_across = min(max(nb * _lu(rng, 0.8, 2.0), min(n_across, nmax)), 1.4 * nmax)
         elif rng.random() < 0.18:
             spiral = int(rng.integers(1, 3))
-        st = _Stairs(rng, N, M, h, mode="vicinal", n_across=n_across,
-                     meander=_lu(rng, 0.02, 0.5), mcorr=_lu(rng, 8, 80), bunch=bunch, spiral=spiral,
-                     edge_px=_lu(rng, 0.3, 1.2))
+        st = _Stairs(
+            rng,
+            N,
+            M,
+            h,
+            mode="vicinal",
+            n_across=n_across,
+            meander=_lu(rng, 0.02, 0.5),
+            mcorr=_lu(rng, 8, 80),
+            bunch=bunch,
+            spiral=spiral,
+            edge_px=_lu(rng, 0.3, 1.2),
+        )
         info.update({"steps_across": n_across, "bunching": bunch, "screw_dislocations": spiral})
     elif mode == "hills":
-        st = _Stairs(rng, N, M, h, mode="hills", hill_levels=_lu(rng, 1.5, min(6.0, 2.2 * _NM / h)), hill_corr=_lu(rng, 0.12, 0.5) * N,
-                     edge_px=_lu(rng, 0.3, 1.2))
+        st = _Stairs(
+            rng,
+            N,
+            M,
+            h,
+            mode="hills",
+            hill_levels=_lu(rng, 1.5, min(6.0, 2.2 * _NM / h)),
+            hill_corr=_lu(rng, 0.12, 0.5) * N,
+            edge_px=_lu(rng, 0.3, 1.2),
+        )
     else:
-        st = _Stairs(rng, N, M, h, mode="vicinal", n_across=rng.uniform(0.5, 2.0), meander=_lu(rng, 0.2, 0.9),
-                     mcorr=_lu(rng, 20, 80), edge_px=_lu(rng, 0.3, 1.2))
+        st = _Stairs(
+            rng,
+            N,
+            M,
+            h,
+            mode="vicinal",
+            n_across=rng.uniform(0.5, 2.0),
+            meander=_lu(rng, 0.2, 0.9),
+            mcorr=_lu(rng, 20, 80),
+            edge_px=_lu(rng, 0.3, 1.2),
+        )
     deco = rng.random() < 0.25
     fr_step = rng.random() < 0.2
     rim_amp = _lu(rng, 8, 60) * _PM
@@ -945,14 +1059,24 @@ def _build_stepped(rng, N, M):
                 n = rng.poisson(_count_ext(N, M, _lu(rng, 2, 40)))
                 xs, ys = _uniform_positions(rng, n, lo, hi)
                 R = np.array([_lu(rng, 2.0, 0.08 * N + 2) for _ in range(n)])
-                _polygon_islands(isl, rng, xs, ys, R, np.full(n, sign * h), np.full(n, 6),
-                                 np.full(n, _lu(rng, 1.0, 2.0)), np.full(n, rng.uniform(0, math.pi)),
-                                 _lu(rng, 0.4, 1.0))
+                _polygon_islands(
+                    isl,
+                    rng,
+                    xs,
+                    ys,
+                    R,
+                    np.full(n, sign * h),
+                    np.full(n, 6),
+                    np.full(n, _lu(rng, 1.0, 2.0)),
+                    np.full(n, rng.uniform(0, math.pi)),
+                    _lu(rng, 0.4, 1.0),
+                )
                 info[name] = int(n)
     sc.base.append(isl)
     if lattice:
-        motif = _simple_lattice(rng, a_px, _pick(rng, ["hexagonal", "square", "graphite"], [0.6, 0.2, 0.2]),
-                                rng.uniform(0, 2 * math.pi), rng.uniform(0, 3, 2))
+        motif = _simple_lattice(
+            rng, a_px, _pick(rng, ["hexagonal", "square", "graphite"], [0.6, 0.2, 0.2]), rng.uniform(0, 2 * math.pi), rng.uniform(0, 3, 2)
+        )
         sc.add_tex("atomic_lattice", motif, _lu(rng, 0.3, 3.0), 0.5 * _PM, 60 * _PM)
         info["lattice_period_px"] = a_px
     if fr_step:
@@ -963,7 +1087,9 @@ def _build_stepped(rng, N, M):
         def fr(X, Y):
             _, d, _ = st.evaluate(X, Y)
             ad = np.abs(d)
-            return np.cos(2 * math.pi * ad / lam + ph) / np.sqrt(1 + ad / lam) * np.exp(-ad / ell) * (1 - np.exp(-(ad / (0.5 * lam)) ** 2))
+            return (
+                np.cos(2 * math.pi * ad / lam + ph) / np.sqrt(1 + ad / lam) * np.exp(-ad / ell) * (1 - np.exp(-((ad / (0.5 * lam)) ** 2)))
+            )
 
         sc.add_tex("step_standing_waves", fr, _lu(rng, 0.3, 3.0), 0.3 * _PM, 30 * _PM)
         info["standing_wave_period_px"] = lam
@@ -1044,7 +1170,7 @@ def _add_molecules(rng, raster, N, M, mtype, p, height, keep_fn=None, base_fn=No
     ext = max(math.hypot(x, y) + 3.2 * max(sa, sb) for (x, y, a, sa, sb) in lobes)
     g = np.linspace(-ext, ext, 81)
     GX, GY = np.meshgrid(g, g)
-    pk = sum(a * np.exp(-0.5 * ((GX - x) ** 2 / sa ** 2 + (GY - y) ** 2 / sb ** 2)) for (x, y, a, sa, sb) in lobes)
+    pk = sum(a * np.exp(-0.5 * ((GX - x) ** 2 / sa**2 + (GY - y) ** 2 / sb**2)) for (x, y, a, sa, sb) in lobes)
     lobes = [(x, y, a / pk.max(), sa, sb) for (x, y, a, sa, sb) in lobes]
     # domains
     n_dom = int(_pick(rng, [1, 2, 3, 4, 6], [0.25, 0.25, 0.2, 0.15, 0.15]))
@@ -1054,9 +1180,11 @@ def _add_molecules(rng, raster, N, M, mtype, p, height, keep_fn=None, base_fn=No
     for d in range(n_dom):
         rot = th0 + int(rng.integers(0, 6)) * symang + rng.normal(0, 0.01)
         mir = mirror_ok and rng.random() < 0.5
+
         def tf(v):
             v = np.array([v[0], -v[1]]) if mir else np.asarray(v)
             return _rot(v, rot)
+
         b1, b2 = tf(a1), tf(a2)
         org = rng.uniform(lo, hi, 2)
         P, bid = _lattice_sites(b1, b2, org, lo, hi, [(b[0], b[1]) for b in basis])
@@ -1104,13 +1232,20 @@ def _add_molecules(rng, raster, N, M, mtype, p, height, keep_fn=None, base_fn=No
         u = c * dx + s * dy
         v = -s * dx + c * dy
         out = 0.0
-        for (x, y, a, sa, sb) in lobes:
+        for x, y, a, sa, sb in lobes:
             out = out + a * np.exp(-0.5 * ((u - x) ** 2 / (sa * sa) + (v - y) ** 2 / (sb * sb)))
         return H[sl][:, None, None] * out
 
     raster.splat(P[:, 0], P[:, 1], ext, fn)
-    return {"molecule": mtype, "spacing_px": p, "domains": n_dom, "vacancy_fraction": f_vac,
-            "n_molecules_ext": int(n), "second_layer": int(n2), "height_m": height}
+    return {
+        "molecule": mtype,
+        "spacing_px": p,
+        "domains": n_dom,
+        "vacancy_fraction": f_vac,
+        "n_molecules_ext": int(n),
+        "second_layer": int(n2),
+        "height_m": height,
+    }
 
 
 def _build_molecular(rng, N, M):
@@ -1143,9 +1278,17 @@ def _build_molecular(rng, N, M):
     info.update(_add_molecules(rng, r, N, M, mtype, p, height, keep_fn=keep))
     sc.base.append(r)
     if rng.random() < 0.4:
-        st = _Stairs(rng, N, M, float(rng.choice([0.204, 0.236, 0.226, 0.335])) * _NM, mode="vicinal",
-                     n_across=rng.uniform(0.5, 3.0), meander=_lu(rng, 0.05, 0.5), mcorr=_lu(rng, 20, 90),
-                     edge_px=_lu(rng, 0.4, 1.2))
+        st = _Stairs(
+            rng,
+            N,
+            M,
+            float(rng.choice([0.204, 0.236, 0.226, 0.335])) * _NM,
+            mode="vicinal",
+            n_across=rng.uniform(0.5, 3.0),
+            meander=_lu(rng, 0.05, 0.5),
+            mcorr=_lu(rng, 20, 90),
+            edge_px=_lu(rng, 0.4, 1.2),
+        )
         sc.base.append(st)
         info["substrate_steps"] = True
     if cover is not None and rng.random() < 0.5:
@@ -1166,9 +1309,17 @@ def _build_adsorbate(rng, N, M):
     info = {}
     st = None
     if rng.random() < 0.5:
-        st = _Stairs(rng, N, M, float(rng.choice([0.204, 0.208, 0.236, 0.226])) * _NM, mode="vicinal",
-                     n_across=rng.uniform(0.5, 3.0), meander=_lu(rng, 0.05, 0.6), mcorr=_lu(rng, 15, 90),
-                     edge_px=_lu(rng, 0.4, 1.2))
+        st = _Stairs(
+            rng,
+            N,
+            M,
+            float(rng.choice([0.204, 0.208, 0.236, 0.226])) * _NM,
+            mode="vicinal",
+            n_across=rng.uniform(0.5, 3.0),
+            meander=_lu(rng, 0.05, 0.6),
+            mcorr=_lu(rng, 15, 90),
+            edge_px=_lu(rng, 0.4, 1.2),
+        )
         sc.base.append(st)
         info["steps"] = True
     r = _Raster(N, M, 2)
@@ -1204,7 +1355,7 @@ def _build_adsorbate(rng, N, M):
         if use_fr:
             fr.add(xs, ys, rng.uniform(0.6, 1.2, len(xs)), rng.uniform(0, 2 * math.pi))
     info["species"] = species
-    if rng.random() < 0.06:      # corral of adatoms
+    if rng.random() < 0.06:  # corral of adatoms
         R0 = lam * rng.uniform(3.0, 7.0)
         cx, cy = rng.uniform(0.3 * N, 0.7 * N, 2)
         sig = max(0.8, 0.3 * _NM / pixel)
@@ -1228,8 +1379,7 @@ def _build_adsorbate(rng, N, M):
         Rn = np.array([_lu(rng, 0.8, 5.0) * _NM / pixel for _ in range(nc)])
         Rn = np.clip(Rn, 2.0, 0.12 * N + 3)
         hts = np.array([_lu(rng, 0.25, 1.0) for _ in range(nc)]) * _NM
-        _cluster_splat(r, xs, ys, hts, Rn, rng.uniform(0.5, 1.5, nc), rng.uniform(0, 0.8, nc),
-                       rng.uniform(0, math.pi, nc))
+        _cluster_splat(r, xs, ys, hts, Rn, rng.uniform(0.5, 1.5, nc), rng.uniform(0, 0.8, nc), rng.uniform(0, math.pi, nc))
         if use_fr:
             fr.add(xs, ys, rng.uniform(0.8, 1.5, nc), rng.uniform(0, 2 * math.pi))
         info["clusters"] = int(nc)
@@ -1243,9 +1393,14 @@ def _build_adsorbate(rng, N, M):
             def frs(X, Y):
                 _, d, _ = st.evaluate(X, Y)
                 ad = np.abs(d)
-                return np.cos(2 * math.pi * ad / lam + ph) / np.sqrt(1 + ad / lam) * np.exp(-ad / ell) * (1 - np.exp(-(ad / (0.5 * lam)) ** 2))
+                return (
+                    np.cos(2 * math.pi * ad / lam + ph)
+                    / np.sqrt(1 + ad / lam)
+                    * np.exp(-ad / ell)
+                    * (1 - np.exp(-((ad / (0.5 * lam)) ** 2)))
+                )
 
-            sc.tex[-1]["fn"] = (lambda X, Y, f1=fr, f2=frs: f1(X, Y) + 0.8 * f2(X, Y))
+            sc.tex[-1]["fn"] = lambda X, Y, f1=fr, f2=frs: f1(X, Y) + 0.8 * f2(X, Y)
     a_px = 0.27 * _NM / pixel
     if a_px >= 3.0 and rng.random() < 0.4:
         motif = _simple_lattice(rng, a_px, "hexagonal", rng.uniform(0, 2 * math.pi), rng.uniform(0, 3, 2))
@@ -1346,9 +1501,17 @@ def _build_rough_mixed(rng, N, M):
         comps = []
         st = None
         if rng.random() < 0.7:
-            st = _Stairs(rng, N, M, float(rng.choice([0.204, 0.236, 0.226, 0.335])) * _NM, mode="vicinal",
-                         n_across=rng.uniform(0.5, 3.5), meander=_lu(rng, 0.05, 0.6), mcorr=_lu(rng, 15, 90),
-                         edge_px=_lu(rng, 0.4, 1.2))
+            st = _Stairs(
+                rng,
+                N,
+                M,
+                float(rng.choice([0.204, 0.236, 0.226, 0.335])) * _NM,
+                mode="vicinal",
+                n_across=rng.uniform(0.5, 3.5),
+                meander=_lu(rng, 0.05, 0.6),
+                mcorr=_lu(rng, 15, 90),
+                edge_px=_lu(rng, 0.4, 1.2),
+            )
             sc.base.append(st)
             comps.append("steps")
         r = _Raster(N, M, 2)
@@ -1359,8 +1522,7 @@ def _build_rough_mixed(rng, N, M):
             mtype = _pick(rng, ["blob", "cross", "triangle", "dimer"], [0.35, 0.25, 0.2, 0.2])
             sp = {"blob": 1.0, "cross": 1.6, "triangle": 1.2, "dimer": 1.0}[mtype] * rng.uniform(0.85, 1.2)
             p = sp * _NM / pixel
-            minfo = _add_molecules(rng, r, N, M, mtype, p, _lu(rng, 80, 250) * _PM,
-                                   keep_fn=lambda x, y: cover.inside(x, y))
+            minfo = _add_molecules(rng, r, N, M, mtype, p, _lu(rng, 80, 250) * _PM, keep_fn=lambda x, y: cover.inside(x, y))
             comps.append("molecular_island")
             info["molecules"] = minfo
         nads = rng.poisson(_count_ext(N, M, _lu(rng, 3, 60)))
@@ -1374,9 +1536,16 @@ def _build_rough_mixed(rng, N, M):
         if rng.random() < 0.4:
             nc = int(rng.integers(1, 8))
             cx_, cy_ = _uniform_positions(rng, nc, 0, N)
-            _cluster_splat(r, cx_, cy_, np.array([_lu(rng, 0.3, 1.2) for _ in range(nc)]) * _NM,
-                           np.array([_lu(rng, 1.0, 3.5) * _NM / pixel for _ in range(nc)]),
-                           rng.uniform(0.5, 1.5, nc), rng.uniform(0, 0.8, nc), rng.uniform(0, math.pi, nc))
+            _cluster_splat(
+                r,
+                cx_,
+                cy_,
+                np.array([_lu(rng, 0.3, 1.2) for _ in range(nc)]) * _NM,
+                np.array([_lu(rng, 1.0, 3.5) * _NM / pixel for _ in range(nc)]),
+                rng.uniform(0.5, 1.5, nc),
+                rng.uniform(0, 0.8, nc),
+                rng.uniform(0, math.pi, nc),
+            )
             comps.append("clusters")
         if cover is not None:
             mask = lambda X, Y: 1.0 - cover.mask(X, Y)
@@ -1425,9 +1594,10 @@ def _tip_kernel(rng, kind, pixel):
     d = float(np.clip(_lu(rng, 0.3, 5.0) * _NM / pixel, 1.5, 20.0)) if rng.random() < 0.7 else _lu(rng, 1.5, 15.0)
     a = rng.uniform(0, 2 * math.pi)
     dz = _lu(rng, 3.0, 120.0) * _PM
-    lobes = [{"w": 1.0, "dx": 0.0, "dy": 0.0, "s": main_s},
-             {"w": math.exp(-_TWO_KAPPA * dz), "dx": d * math.cos(a), "dy": d * math.sin(a),
-              "s": _lu(rng, 0.4, 1.6), "recess_m": dz}]
+    lobes = [
+        {"w": 1.0, "dx": 0.0, "dy": 0.0, "s": main_s},
+        {"w": math.exp(-_TWO_KAPPA * dz), "dx": d * math.cos(a), "dy": d * math.sin(a), "s": _lu(rng, 0.4, 1.6), "recess_m": dz},
+    ]
     return lobes
 
 
@@ -1460,13 +1630,22 @@ def _draw_instrument(rng, N, pixel):
     I["drift_acc"] = list(dtot * rng.uniform(-0.8, 0.8, 2))
     wav = []
     for _ in range(3):
-        wav.append([dtot * _lu(rng, 0.01, 0.15), dtot * _lu(rng, 0.01, 0.15), rng.uniform(0.5, 4.0),
-                    rng.uniform(0, 2 * math.pi), rng.uniform(0, 2 * math.pi)])
+        wav.append(
+            [
+                dtot * _lu(rng, 0.01, 0.15),
+                dtot * _lu(rng, 0.01, 0.15),
+                rng.uniform(0.5, 4.0),
+                rng.uniform(0, 2 * math.pi),
+                rng.uniform(0, 2 * math.pi),
+            ]
+        )
     I["drift_wander"] = wav
     if rng.random() < 0.55:
-        I["creep"] = {"cy": float(rng.choice([-1, 1]) * _lu(rng, 0.3, 0.04 * N)),
-                      "cx": float(rng.choice([-1, 1]) * _lu(rng, 0.1, 0.03 * N)) if rng.random() < 0.6 else 0.0,
-                      "tau_frac": _lu(rng, 0.02, 0.25)}
+        I["creep"] = {
+            "cy": float(rng.choice([-1, 1]) * _lu(rng, 0.3, 0.04 * N)),
+            "cx": float(rng.choice([-1, 1]) * _lu(rng, 0.1, 0.03 * N)) if rng.random() < 0.6 else 0.0,
+            "tau_frac": _lu(rng, 0.02, 0.25),
+        }
     else:
         I["creep"] = None
     if rng.random() < 0.4:
@@ -1493,9 +1672,15 @@ def _draw_instrument(rng, N, pixel):
         I["tilt"] = None
     # target raw PSNR and noise mixture (variance shares)
     I["psnr_target_db"] = rng.uniform(12.0, 36.0)
-    comps = {"white": (1.0, (0.25, 1.0)), "fast_correlated": (0.65, (0.05, 1.0)), "flicker_1f": (0.8, (0.05, 1.2)),
-             "line_offsets": (0.7, (0.03, 1.0)), "pickup": (0.5, (0.02, 0.6)), "telegraph": (0.2, (0.02, 0.5)),
-             "z_creep": (0.3, (0.05, 0.8))}
+    comps = {
+        "white": (1.0, (0.25, 1.0)),
+        "fast_correlated": (0.65, (0.05, 1.0)),
+        "flicker_1f": (0.8, (0.05, 1.2)),
+        "line_offsets": (0.7, (0.03, 1.0)),
+        "pickup": (0.5, (0.02, 0.6)),
+        "telegraph": (0.2, (0.02, 0.5)),
+        "z_creep": (0.3, (0.05, 0.8)),
+    }
     w = {}
     for name, (p, (a, b)) in comps.items():
         if rng.random() < p:
@@ -1515,9 +1700,15 @@ def _draw_events(rng, N, L, I, pixel):
     ntc = int(_pick(rng, [0, 1, 2, 3], [0.6, 0.25, 0.11, 0.04]))
     tcs = []
     for t in sorted(rng.uniform(0.03, 0.97, ntc) * T):
-        ev = {"t": float(t), "row": int(t // L), "col": int(t % L), "dz_rel": float(rng.choice([-1, 1]) * _lu(rng, 0.4, 3.0)),
-              "revert_after_lines": float(_lu(rng, 1.0, 30.0)) if rng.random() < 0.3 else None,
-              "noise_mult": float(_lu(rng, 0.4, 2.5)) if rng.random() < 0.4 else 1.0, "new_tip": None}
+        ev = {
+            "t": float(t),
+            "row": int(t // L),
+            "col": int(t % L),
+            "dz_rel": float(rng.choice([-1, 1]) * _lu(rng, 0.4, 3.0)),
+            "revert_after_lines": float(_lu(rng, 1.0, 30.0)) if rng.random() < 0.3 else None,
+            "noise_mult": float(_lu(rng, 0.4, 2.5)) if rng.random() < 0.4 else 1.0,
+            "new_tip": None,
+        }
         if rng.random() < 0.4:
             kk = _pick(rng, ["sharp", "blunt", "double"], [0.35, 0.4, 0.25])
             ev["new_tip"] = {"kind": kk, "lobes": _tip_kernel(rng, kk, pixel)}
@@ -1534,18 +1725,31 @@ def _draw_events(rng, N, L, I, pixel):
             nl = int(_pick(rng, [1, 2, 3], [0.75, 0.17, 0.08]))
             for m in range(nl):
                 if row + m < N:
-                    scars.append({"row": row + m, "col": int(np.clip(j0 + rng.integers(-3, 4), 0, N - 1)),
-                                  "len": max(2, int(ln * rng.uniform(0.6, 1.2))), "amp_rel": amp * rng.uniform(0.6, 1.1),
-                                  "decay_px": float(_lu(rng, 0.5, 15.0)), "noisy": bool(rng.random() < 0.3)})
+                    scars.append(
+                        {
+                            "row": row + m,
+                            "col": int(np.clip(j0 + rng.integers(-3, 4), 0, N - 1)),
+                            "len": max(2, int(ln * rng.uniform(0.6, 1.2))),
+                            "amp_rel": amp * rng.uniform(0.6, 1.1),
+                            "decay_px": float(_lu(rng, 0.5, 15.0)),
+                            "noisy": bool(rng.random() < 0.3),
+                        }
+                    )
     E["scars"] = scars
     vib = []
     if rng.random() < 0.35:
         for _ in range(int(rng.integers(1, 4))):
             f = _lu(rng, 8.0, 400.0) * I["sample_time_s"]
             f = abs(((f + 0.5) % 1.0) - 0.5)
-            vib.append({"t0": float(rng.uniform(0, 1) * T), "freq_cyc_per_sample": float(f),
-                        "decay_samples": float(_lu(rng, 0.02, 1.0) / I["sample_time_s"]),
-                        "amp_rel": float(_lu(rng, 0.5, 4.0)), "phase": float(rng.uniform(0, 2 * math.pi))})
+            vib.append(
+                {
+                    "t0": float(rng.uniform(0, 1) * T),
+                    "freq_cyc_per_sample": float(f),
+                    "decay_samples": float(_lu(rng, 0.02, 1.0) / I["sample_time_s"]),
+                    "amp_rel": float(_lu(rng, 0.5, 4.0)),
+                    "phase": float(rng.uniform(0, 2 * math.pi)),
+                }
+            )
     E["vibration_bursts"] = vib
     sp = None
     if rng.random() < 0.45:
@@ -1558,14 +1762,14 @@ def _positions(I, N, p):
     """tip positions (x, y) in pixel units for the extended grid rows/cols -p..N+p-1"""
     L = I["samples_per_line"]
     T = float(N * L)
-    ii, jj = np.mgrid[-p:N + p, -p:N + p].astype(float)
+    ii, jj = np.mgrid[-p : N + p, -p : N + p].astype(float)
     t = ii * L + jj
     tau = t / T - 0.5
     vx, vy = I["drift_v"]
     ax, ay = I["drift_acc"]
     dx = vx * tau + ax * (tau * tau - 1.0 / 12.0)
     dy = vy * tau + ay * (tau * tau - 1.0 / 12.0)
-    for (wx, wy, f, px, py) in I["drift_wander"]:
+    for wx, wy, f, px, py in I["drift_wander"]:
         dx = dx + wx * (np.sin(2 * math.pi * f * tau + px) - math.sin(px))
         dy = dy + wy * (np.sin(2 * math.pi * f * tau + py) - math.sin(py))
     cr = I["creep"]
@@ -1658,7 +1862,7 @@ def _noise_components(rng, N, I, shares):
     T = N * L
     comps = {}
     par = {}
-    tr = (np.arange(N)[:, None] * L + np.arange(N)[None, :])
+    tr = np.arange(N)[:, None] * L + np.arange(N)[None, :]
     comps["white"] = rng.standard_normal((N, N))
     if "fast_correlated" in shares:
         tau = _lu(rng, 0.7, 5.0)
@@ -1762,8 +1966,8 @@ def draw(family: str, seed: int, size: int = 256, noiseless: bool = False):
         if ptp_base > 5 * _PM:
             a = float(np.clip(t["ratio"] * ptp_base * 10 ** (-P / 20) * sw, t["lo"], t["hi"]))
             if sigma_w is None:
-                sigma_w = a / t["ratio"]      # white noise level set by the main texture's ratio
-        else:                                 # texture is the only content: physical amplitude
+                sigma_w = a / t["ratio"]  # white noise level set by the main texture's ratio
+        else:  # texture is the only content: physical amplitude
             a = float(np.clip(0.3 * t["hi"], t["lo"], t["hi"]))
         amps.append(a / tp)
     clean = base_c.copy()
@@ -1875,16 +2079,29 @@ def draw(family: str, seed: int, size: int = 256, noiseless: bool = False):
     tex_info = []
     for t, a, tc in zip(sc.tex, amps, tex_c):
         cor = float(a * (tc.max() - tc.min()))
-        tex_info.append({"name": t["name"], "corrugation_m": cor,
-                         "corrugation_over_white_noise": cor / white_sigma if white_sigma > 0 else None})
+        tex_info.append(
+            {"name": t["name"], "corrugation_m": cor, "corrugation_over_white_noise": cor / white_sigma if white_sigma > 0 else None}
+        )
     info = {
-        "family": family, "seed": int(seed), "size": N, "noiseless": bool(noiseless),
-        "pixel_size_m": sc.pixel, "field_of_view_m": sc.pixel * N,
-        "clean_ptp_m": ptp, "scene": sc.info, "textures": tex_info,
+        "family": family,
+        "seed": int(seed),
+        "size": N,
+        "noiseless": bool(noiseless),
+        "pixel_size_m": sc.pixel,
+        "field_of_view_m": sc.pixel * N,
+        "clean_ptp_m": ptp,
+        "scene": sc.info,
+        "textures": tex_info,
         "instrument": {k: v for k, v in I.items() if k not in ("drift_wander",)},
         "drift_wander": I["drift_wander"],
-        "events": {"tip_changes": E["tip_changes"], "n_scars": len(E["scars"]), "scars": E["scars"][:40],
-                   "vibration_bursts": E["vibration_bursts"], "spikes": E["spikes"], "n_spikes": n_spk},
+        "events": {
+            "tip_changes": E["tip_changes"],
+            "n_scars": len(E["scars"]),
+            "scars": E["scars"][:40],
+            "vibration_bursts": E["vibration_bursts"],
+            "spikes": E["spikes"],
+            "n_spikes": n_spk,
+        },
         "noise": {"sigma0_m": sigma0, "scale": s, "white_sigma_m": white_sigma, **npar},
         "tip_pad_px": pad,
     }
