@@ -22,6 +22,8 @@ ADAPT_MINUTES = 2.0
 TOKEN_VARIABLE = "MAED_PREVIEW_TOKEN"
 
 
+SOURCE_STOP_S = 10.0
+"""Seconds a stopping bridge waits for its source to end the scan it follows (a Nanonis reply it is still reading)."""
 SIM_SIZE, SIM_LINE_RATE = 256, 20.0
 SIM_ONLY = {
     "size": "--size",
@@ -86,7 +88,7 @@ def _source(args: argparse.Namespace, axis: str):
         given = {field: getattr(args, name) for name, field in NANONIS_OPTIONS.items() if getattr(args, name) is not None}
         # A scan paused on the controller sends no line; a third of the idle timeout keeps it open through the pause.
         keep_alive = {"keep_alive": args.idle_timeout / 3} if args.idle_timeout > 0 else {}
-        return NanonisSource(**given, retrace=args.retrace, scans=args.scans, **keep_alive)
+        return NanonisSource(**given, retrace=args.retrace, scans=args.scans, max_pixels=args.max_pixels, **keep_alive)
     return None
 
 
@@ -303,7 +305,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         finally:
             stop.set()
             if thread is not None:
-                thread.join()
+                thread.join(SOURCE_STOP_S)
+                if thread.is_alive():  # a controller's reply still trickling in: the bridge saves the open scan itself
+                    print(f"maed: the source did not stop within {SOURCE_STOP_S:g} s; stopping without it", file=sys.stderr)
     return 0
 
 

@@ -15,6 +15,9 @@ another thread (its maintainers say so); the limits below are few and each has a
   seconds without a byte.
 - ``read_body``: a body only with a valid ``Content-Length`` up to a limit; anything else is
   refused before a byte is read.
+- ``DeadlineHandler``: a request's line, headers and body must all have come within ``REQUEST_DEADLINE_S``: a
+  client that sends a byte now and then never trips the idle timeout, and 32 such held every slot (all others got
+  503).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 log = logging.getLogger("maed.bridge")
 
 IDLE_TIMEOUT_S = 10.0
+REQUEST_DEADLINE_S = 10.0
 MAX_CONNECTIONS = 32
 WILDCARDS = ("", "0.0.0.0", "::")
 _DIGITS = re.compile(r"^[0-9]{1,12}$")
@@ -113,6 +117,31 @@ def read_body(handler: BaseHTTPRequestHandler, limit: int) -> bytes:
     if length > limit:
         raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body larger than {limit} bytes")
     return handler.rfile.read(length)
+
+
+class DeadlineHandler(BaseHTTPRequestHandler):
+    """A handler whose every request must be read whole within ``REQUEST_DEADLINE_S`` of its start: past it the
+    connection is cut. A subclass calls ``request_read`` once it has read what it needs (a long poll then waits on)."""
+
+    def handle_one_request(self) -> None:
+        self._deadline = threading.Timer(REQUEST_DEADLINE_S, self._cut)
+        self._deadline.daemon = True
+        self._deadline.start()
+        try:
+            super().handle_one_request()
+        finally:
+            self._deadline.cancel()
+
+    def request_read(self) -> None:
+        """The request is read: its deadline no longer runs."""
+        self._deadline.cancel()
+
+    def _cut(self) -> None:
+        log.debug("preview: a request from %s took longer than %g s to arrive; cut", self.client_address, REQUEST_DEADLINE_S)
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)  # the blocked read returns: the request ends there
+        except OSError:
+            pass
 
 
 class GuardedHTTPServer(ThreadingHTTPServer):

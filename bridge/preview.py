@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import zmq
 
-from .httpguard import IDLE_TIMEOUT_S, MAX_CONNECTIONS, WILDCARDS, Gate, GuardedHTTPServer, Refused, read_body
+from .httpguard import IDLE_TIMEOUT_S, MAX_CONNECTIONS, WILDCARDS, DeadlineHandler, Gate, GuardedHTTPServer, Refused, read_body
 from .keys import ClientKeys
 from .protocol import Alert, Frame, ProtocolError, Published, ScanFinished, decode_published
 
@@ -259,7 +259,7 @@ class Preview:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         preview = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(DeadlineHandler):
             timeout = preview._idle_timeout  # applied to the socket: a silent client is dropped
 
             def log_message(self, format: str, *args: object) -> None:  # no access log on the console
@@ -290,6 +290,7 @@ class Preview:
                     pass  # the page was closed or reloaded during a long poll, or stalled: nobody to answer
 
             def do_GET(self) -> None:
+                self.request_read()
                 if not self._allowed():
                     return
                 url = urlparse(self.path)
@@ -323,9 +324,10 @@ class Preview:
                 except Refused as refused:
                     self._refuse(refused)
                     return
+                self.request_read()
                 try:
                     report = json.loads(body)
-                except ValueError:
+                except (ValueError, RecursionError):  # a list nested thousands deep is no report either
                     self._send(HTTPStatus.BAD_REQUEST, b'{"error": "report is not JSON"}')
                     return
                 if not isinstance(report, dict):

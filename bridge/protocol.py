@@ -399,6 +399,32 @@ def _labels(h: dict, rows: int) -> dict:
     }
 
 
+MAX_EXTRA_DEPTH = 8
+MAX_EXTRA_ITEMS = 4096
+"""A ``scan.start``'s keys beyond the protocol's (the controller's own: a frame's centre and angle, its bias) are kept
+in the scan's ``meta.json``: lists and maps in them may nest ``MAX_EXTRA_DEPTH`` deep and hold ``MAX_EXTRA_ITEMS``
+values in all. Deeper ones broke the JSON writer (its recursion) each time the scan was saved, its journal kept and
+replayed at every start."""
+
+
+def _extra(extra: dict) -> dict:
+    """``extra`` where it nests and counts within the budget above; else a ``ProtocolError`` (``field``)."""
+    count = 0
+    pending = [(value, 1) for value in extra.values()]
+    while pending:
+        value, depth = pending.pop()
+        count += 1
+        if depth > MAX_EXTRA_DEPTH or count > MAX_EXTRA_ITEMS:
+            raise ProtocolError(
+                "field", f"scan.start's own keys nest deeper than {MAX_EXTRA_DEPTH} or hold more than {MAX_EXTRA_ITEMS} values"
+            )
+        if isinstance(value, (list, tuple)):
+            pending += [(item, depth + 1) for item in value]
+        elif isinstance(value, dict):
+            pending += [(item, depth + 1) for pair in value.items() for item in pair]
+    return extra
+
+
 # --- decoding -------------------------------------------------------------------------------
 
 
@@ -418,7 +444,7 @@ def decode_ingest(frames: list[bytes]) -> Ingest:
             unit=_str(h, "unit"),
             range=_range(h),
             slow_axis=_str(h, "slow_axis", SLOW_AXES),
-            extra={k: v for k, v in h.items() if k not in known},
+            extra=_extra({k: v for k, v in h.items() if k not in known}),
         )
     if topic == "scan.end":
         return ScanEnd(**common, complete=_bool(h, "complete"), why=_str(h, "why", WHY_ENDED) if "why" in h else None)

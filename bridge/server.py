@@ -58,6 +58,9 @@ PUB_HWM = 64
 PUB_LINGER_MS = 1000
 MAX_MESSAGE_BYTES = 1 << 20
 """Largest frame (part) of an ingest message; ZeroMQ refuses a larger one and drops its sender."""
+MAX_CONTROL_BYTES = 64 << 10
+"""Largest frame of a control request (a ``set_model`` path is the longest field): one of 1 GiB took 2 GB of the
+bridge's memory before it was answered."""
 MAX_MESSAGE_PARTS = 3
 """No ingest message has more parts: with ``MAX_MESSAGE_BYTES`` a message costs the bridge at most 3 MiB."""
 POLL_MS = 100
@@ -225,7 +228,9 @@ class Bridge:
             self._bind(pub, "pub", self.config.pub_port)
             # A short linger lets the last frames and scan.end reach subscribers when the bridge stops.
             pub.setsockopt(zmq.LINGER, PUB_LINGER_MS)
-            control = self._bind(ctx.socket(zmq.ROUTER), "control", self.config.control_port)
+            control = ctx.socket(zmq.ROUTER)
+            control.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_BYTES)
+            self._bind(control, "control", self.config.control_port)
             ack = None if self.config.ack_port is None else self._bind(ctx.socket(zmq.PUB), "ack", self.config.ack_port)
             if self._backend is None:  # after binding: a port in use is reported before a slow model load
                 problem = regular_file_problem(self.config.model)

@@ -10,6 +10,7 @@ next start (``remove_partials``): the scan's journal outlives it and is saved ag
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -53,13 +54,16 @@ def sync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _string_keys(value: object) -> object:
-    """``value`` with every map key a string (as text): JSON has no other keys, and a nested map of a
-    controller's extra header keys may be keyed by bytes."""
+def _json_ready(value: object) -> object:
+    """``value`` as strict JSON holds it: every map key a string (as text: a nested map of a controller's extra header
+    keys may be keyed by bytes), and a number that is not finite (a controller's NaN angle) null, which every JSON
+    reader takes (``NaN`` and ``Infinity`` are not JSON)."""
     if isinstance(value, dict):
-        return {k if isinstance(k, str) else str(k): _string_keys(v) for k, v in value.items()}
+        return {k if isinstance(k, str) else str(k): _json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_string_keys(v) for v in value]
+        return [_json_ready(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 
@@ -85,7 +89,7 @@ def save_scan(out: Path, scan_id: str, arrays: dict[str, np.ndarray], meta: dict
         for name, array in arrays.items():
             _write_synced(tmp / f"{name}.npy", lambda f, a=array: np.save(f, np.asarray(a, dtype="<f4")))
         # Controllers may add header keys of any msgpack type; those JSON cannot hold are written as text.
-        text = json.dumps(_string_keys(meta), indent=2, default=str) + "\n"
+        text = json.dumps(_json_ready(meta), indent=2, default=str, allow_nan=False) + "\n"
         _write_synced(tmp / "meta.json", lambda f: f.write(text.encode()))
         sync_dir(tmp)
         tmp.rename(dest)

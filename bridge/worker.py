@@ -676,6 +676,8 @@ class Worker:
             "finished": datetime.now(timezone.utc).isoformat(),
         }
         arrays = {"raw_trace": scan.image.frames["trace"], "raw_retrace": scan.image.frames["retrace"], "denoised": denoised}
+        if not any(scan.image.rows_done.values()):  # no line came: frames of NaN only (48 MB each at 2048 x 2048)
+            arrays = {}
         try:
             path = save_scan(self.out, start.scan, arrays, meta)
         except Exception as exc:  # a full disk, or a bug: counted, and the journal keeps the scan for the next start

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from maed.bridge import httpguard
 from maed.bridge.preview import MAX_REPORT_BYTES, MAX_REPORTS, Preview
 
 NOWHERE = "tcp://127.0.0.1:9"  # the preview's subscriber connects lazily; no bridge is needed for HTTP
@@ -132,6 +133,26 @@ def test_idle_and_trickling_connections_are_closed(preview):
     start = time.monotonic()
     reply = raw_exchange(preview, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never finished
     assert reply == b"" and time.monotonic() - start < 3.0
+
+
+def test_a_request_that_trickles_in_is_cut_at_its_deadline(preview, monkeypatch):
+    """Found by fuzzing: a byte every few seconds never trips the idle timeout, and 32 such held every slot."""
+    monkeypatch.setattr(httpguard, "REQUEST_DEADLINE_S", 1.0)
+    with socket.create_connection(("127.0.0.1", port_of(preview)), timeout=5) as s:
+        start = time.monotonic()
+        s.sendall(b"GET /api/status HTTP/1.1\r\n")
+        try:
+            for _ in range(40):  # a header byte each 0.2 s, within the idle timeout of 0.5 s: 8 s in all
+                s.sendall(b"X")
+                time.sleep(0.2)
+        except OSError:  # cut: the peer closed
+            pass
+        assert s.recv(100) == b"" and time.monotonic() - start < 3.0
+
+
+def test_a_report_nested_past_the_parser_is_refused_not_dropped(preview):
+    nested = b"[" * 100_000 + b"]" * 100_000
+    assert request(preview, "POST", f"/api/report?token={preview.token}", {}, nested)[0] == 400
 
 
 def test_connections_beyond_the_limit_are_answered_503_without_a_thread(preview):

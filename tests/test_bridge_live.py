@@ -282,9 +282,37 @@ def test_every_malformed_kind_is_counted_and_the_bridge_keeps_serving(bridge):
     assert status["lines_received"] == 3 and status["scans_finished"] == 2
     saved = np.load(Path(sub.wait_finished("f")["saved"]) / "raw_trace.npy")
     assert np.isfinite(saved[:2]).all() and np.isnan(saved[2:]).all()
+    # A start superseded before any line came: its record alone, not frames of NaN (a flood of tiny starts of 2048 x
+    # 2048 wrote 48 MB a frame, found by fuzzing).
+    c.start("empty", 2048, 2048)
+    c.start("next", 16, 8)
+    c.end("next")
+    empty = Path(sub.wait_finished("empty")["saved"])
+    assert [p.name for p in empty.iterdir()] == ["meta.json"] and json.loads((empty / "meta.json").read_text())["rows_done"] == {
+        "trace": 0,
+        "retrace": 0,
+    }
     sub.close()
     c.close()
     big.close(linger=0)
+
+
+def test_a_control_request_over_its_size_limit_is_dropped_and_the_bridge_answers_others(bridge):
+    """One request of 1 GiB took 2 GB of the bridge's memory before it was refused (found by fuzzing); ZeroMQ now
+    drops anything over ``MAX_CONTROL_BYTES`` before it is read whole."""
+    from maed.bridge.server import MAX_CONTROL_BYTES
+
+    big = CTX.socket(zmq.REQ)
+    big.setsockopt(zmq.LINGER, 0)
+    big.setsockopt(zmq.RCVTIMEO, 500)
+    big.connect(bridge.endpoints["control"])
+    try:
+        big.send(msgpack.packb({"cmd": "status", "pad": "x" * (MAX_CONTROL_BYTES + 1)}))
+        with pytest.raises(zmq.Again):
+            big.recv()
+    finally:
+        big.close()
+    assert control(bridge.endpoints["control"], {"cmd": "status", "pad": "x" * 1000})["state"] == "idle"
 
 
 def test_a_controller_that_disappears_times_out_and_its_lines_are_saved(tmp_path):

@@ -224,8 +224,9 @@ def test_v_must_be_the_integer_2(v):
 def test_unknown_header_keys_are_kept_or_ignored():
     header = msgpack.unpackb(start()[1])
     header["angle"] = 30.0
+    header["tip"] = {"history": [[1, 2], [3, [4, [5]]]]}  # nested within the budget
     message = decode_ingest([b"scan.start", msgpack.packb(header)])
-    assert message.extra == {"angle": 30.0}
+    assert message.extra == {"angle": 30.0, "tip": {"history": [[1, 2], [3, [4, [5]]]]}}
 
 
 @pytest.mark.parametrize(
@@ -252,6 +253,9 @@ def test_unknown_header_keys_are_kept_or_ignored():
         (start(range=[-1.0, 1.0]), "field"),
         (start(range=[math.inf, 1.0]), "field"),
         (start(slow_axis="left"), "field"),
+        # The controller's own keys, nested past the budget (1000 deep broke saving the scan, at every restart) or too many.
+        (start(deep=[[[[[[[[[0]]]]]]]]]), "field"),
+        (start(many=list(range(5000))), "field"),
         (start(slow_axis=...), "field"),
         (start(slow_axis=..., direction="down"), "field"),  # the version 1 word is not read
         (start(scan=""), "field"),

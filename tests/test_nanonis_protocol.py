@@ -3,6 +3,7 @@
 import socket
 import struct
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -141,4 +142,33 @@ def test_an_answer_to_another_command_is_a_protocol_error():
         with NanonisClient(port=listener.getsockname()[1]) as client:
             with pytest.raises(NanonisProtocolError, match="answered Scan.StatusGet with 'Scan.FrameGet'"):
                 client.scan_status()
+        thread.join()
+
+
+def test_an_answer_that_trickles_in_byte_by_byte_times_out_as_a_whole():
+    """Found by fuzzing: a controller that sends a byte every so often kept each read within the timeout and held the
+    source for ever (and Ctrl-C with it)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        done = threading.Event()
+
+        def trickle():
+            conn, _ = listener.accept()
+            with conn:
+                receive_message(conn)
+                reply = encode_message("Scan.StatusGet", BodyWriter().u32(1).error().bytes(), False)
+                for byte in reply:
+                    if done.wait(0.15):
+                        return
+                    conn.sendall(bytes([byte]))
+
+        thread = threading.Thread(target=trickle)
+        thread.start()
+        start = time.monotonic()
+        with NanonisClient(port=listener.getsockname()[1], timeout=0.5) as client:
+            with pytest.raises(NanonisConnectionError, match="did not answer Scan.StatusGet within 0.5 s"):
+                client.scan_status()
+        assert time.monotonic() - start < 2.0  # a byte every 0.15 s: the whole answer needs about 6 s
+        done.set()
         thread.join()

@@ -18,6 +18,7 @@ from maed.bridge.nanonis import NanonisClient
 from maed.bridge.protocol import Line, ScanStart, decode_ingest
 from maed.bridge.simulated import Scanner, SimulatedNanonis, simulated_frames
 from maed.bridge.sources import NanonisSource
+from maed.bridge.sources.nanonis import split_channel_name
 
 SEED = 21
 
@@ -251,6 +252,26 @@ def test_the_channel_is_found_by_name_whatever_its_index():
     (scan,) = collector.scans()
     assert (scan["start"].channel, scan["start"].unit) == ("Current", "A")
     assert_lines_are(scan, image(0, 32, False, "Current (A)")[0])
+
+
+@pytest.mark.parametrize(
+    "name, parts", [("Z (m)", ("Z", "m")), ("Bias", ("Bias", "a.u.")), ("Bad\nname (V)", ("Bad\nname", "V")), ("", ("", "a.u."))]
+)
+def test_every_channel_name_a_controller_reports_splits_into_name_and_unit(name, parts):
+    # A newline in a name matched nothing, and the source's thread died on it (found by fuzzing a controller).
+    assert split_channel_name(name) == parts
+
+
+def test_a_frame_larger_than_the_bridge_opens_is_not_followed(caplog):
+    """The bridge would refuse its scan.start and then every one of its lines; the source says why instead, and
+    follows the next frame it can."""
+    with caplog.at_level(logging.WARNING, logger="maed.bridge"):
+        with following(scanner(size=48, line_rate=400), max_pixels=32 * 32) as (server, collector):
+            deadline = time.monotonic() + 3
+            while "over the bridge's --max-pixels 1024" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.05)
+    assert "Nanonis scans 48 x 48 pixels, over the bridge's --max-pixels 1024" in caplog.text
+    assert collector.messages == []
 
 
 def _passes(seed):

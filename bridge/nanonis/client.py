@@ -10,6 +10,7 @@ caller reconnects with a new client.
 from __future__ import annotations
 
 import socket
+import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
@@ -99,22 +100,42 @@ def _reason(exc: OSError) -> str:
     return (exc.strerror or str(exc) or type(exc).__name__).lower()
 
 
-def receive_exactly(sock: socket.socket, size: int) -> bytes:
-    """``size`` bytes from ``sock``; ``ConnectionError`` when the peer closes first."""
+MIN_REPLY_RATE = 1 << 20
+"""Bytes per second a reply must at least arrive at, beyond the answer's timeout: a controller that sends a byte now and
+then (each ``recv`` within the timeout) would otherwise hold the source for ever. A 2048 x 2048 frame (16 MB) may take
+16 s more than the timeout."""
+
+
+def receive_exactly(sock: socket.socket, size: int, deadline: float | None = None) -> bytes:
+    """``size`` bytes from ``sock``; ``ConnectionError`` when the peer closes first, ``socket.timeout`` past
+    ``deadline`` (``time.monotonic()``; None: each ``recv`` within the socket's own timeout only)."""
     chunks, left = [], size
-    while left:
-        chunk = sock.recv(min(left, 1 << 20))
-        if not chunk:
-            raise ConnectionError("the connection was closed")
-        chunks.append(chunk)
-        left -= len(chunk)
+    timeout = sock.gettimeout()
+    try:
+        while left:
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise socket.timeout("the reply came too slowly")
+                sock.settimeout(remaining if timeout is None else min(timeout, remaining))
+            chunk = sock.recv(min(left, 1 << 20))
+            if not chunk:
+                raise ConnectionError("the connection was closed")
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        if deadline is not None:
+            sock.settimeout(timeout)
     return b"".join(chunks)
 
 
-def receive_message(sock: socket.socket) -> tuple[Header, bytes]:
-    """One message (header and body) from ``sock``."""
-    header = decode_header(receive_exactly(sock, HEADER_SIZE))
-    return header, receive_exactly(sock, header.body_size)
+def receive_message(sock: socket.socket, timeout: float | None = None) -> tuple[Header, bytes]:
+    """One message (header and body) from ``sock``; with ``timeout``, the header within it and the body within it and
+    its size at ``MIN_REPLY_RATE``."""
+    start = time.monotonic()
+    header = decode_header(receive_exactly(sock, HEADER_SIZE, None if timeout is None else start + timeout))
+    deadline = None if timeout is None else time.monotonic() + timeout + header.body_size / MIN_REPLY_RATE
+    return header, receive_exactly(sock, header.body_size, deadline)
 
 
 class NanonisClient:
@@ -152,7 +173,7 @@ class NanonisClient:
             raise NanonisConnectionError(f"the connection to Nanonis at {self.address} is closed")
         try:
             self._sock.sendall(encode_message(command, body))
-            header, reply = receive_message(self._sock)
+            header, reply = receive_message(self._sock, self.timeout)
             if header.command != command:
                 raise NanonisProtocolError(f"Nanonis answered {command} with {header.command!r}")
         except OSError as exc:

@@ -56,7 +56,7 @@ from ..nanonis.client import (
     ScanSpeed,
 )
 from ..nanonis.protocol import NanonisError, NanonisProtocolError
-from ..protocol import Alert, Line, ProtocolError, ScanStart, decode_published
+from ..protocol import MAX_SIDE, Alert, Line, ProtocolError, ScanStart, decode_published
 from .base import LinePusher
 
 log = logging.getLogger("maed.bridge")
@@ -78,16 +78,25 @@ def poll_interval_for(time_per_line: float) -> float:
 
 BACKOFF_FIRST_S = 0.05
 BACKOFF_MAX_S = 2.0
-_NAME = re.compile(r"^\s*(.*?)\s*(?:\(([^()]*)\))?\s*$")
+_NAME = re.compile(r"\s*(.*?)\s*(?:\(([^()]*)\))?\s*", re.DOTALL)
 
 
 class ChannelNotAcquired(ValueError):
     """The configured channel is not among the controller's acquired channels."""
 
 
+class FrameNotFollowable(ValueError):
+    """The controller reports a frame no scan can be made of (no pixels, more than the protocol's sides, a range
+    that is no length): followed, each of its lines would be refused, one per poll, for ever."""
+
+
+NAMES_LISTED = 16
+"""Acquired channels a ``ChannelNotAcquired`` names at most (a controller may report thousands)."""
+
+
 def split_channel_name(name: str) -> tuple[str, str]:
     """``"Z (m)"`` -> ``("Z", "m")``; a name without a unit gets ``"a.u."``."""
-    bare, unit = _NAME.match(name).groups()
+    bare, unit = _NAME.fullmatch(name).groups()  # DOTALL: every string matches, a newline in a name included
     return bare or name, unit or "a.u."
 
 
@@ -179,6 +188,9 @@ class NanonisSource:
     """Alert kind to action (``maed.bridge.alerts.rules``); empty: read-only, as by default."""
     alerts: str | None = None
     """The bridge's PUB endpoint, where the alerts come from (needed with ``on_alert``)."""
+    max_pixels: int = MAX_SIDE * MAX_SIDE
+    """The largest frame the bridge opens a scan for (``maed serve --max-pixels``, which sets it): a larger one is not
+    followed (``FrameNotFollowable``), as the bridge would refuse its ``scan.start`` and then every line."""
     keep_alive: float = 60.0
     """Seconds without a new line of the followed scan after which its last message is sent again
     (``LinePusher.keep_alive``), so that a scan paused on the controller, by a rule or by hand, is not ended by the
@@ -280,10 +292,16 @@ class NanonisSource:
                         client.close()
                         client = None
                     problem, wait, lost = f"{exc}; reconnecting", backoff.next(), True
-                except (NanonisError, ChannelNotAcquired) as exc:
+                except (NanonisError, ChannelNotAcquired, FrameNotFollowable) as exc:
                     # The followed scan cannot be read any more: end it, look again later.
                     self._end(pusher, complete=False, why="unreadable")
                     problem, wait = str(exc), backoff.next()
+                except Exception as exc:  # a reply no check foresaw: the source must outlive it, as it outlives a lost link
+                    if client is not None:
+                        client.close()
+                        client = None
+                    self._end(pusher, complete=False, why="unreadable")
+                    problem, wait, lost = f"an unexpected reply ({type(exc).__name__}: {exc}); reconnecting", backoff.next(), True
                 if problem:
                     self._problem = problem
                 if problem and problem != last_problem:
@@ -461,6 +479,14 @@ class NanonisSource:
         index, name = self._find_channel(client, buffer)
         frame = client.scan_frame()
         speed = client.scan_speed()
+        if not (1 <= buffer.lines <= MAX_SIDE and 1 <= buffer.pixels <= MAX_SIDE):
+            raise FrameNotFollowable(f"Nanonis reports a frame of {buffer.lines} x {buffer.pixels} pixels (1 to {MAX_SIDE} a side)")
+        if buffer.lines * buffer.pixels > self.max_pixels:
+            raise FrameNotFollowable(
+                f"Nanonis scans {buffer.lines} x {buffer.pixels} pixels, over the bridge's --max-pixels {self.max_pixels}"
+            )
+        if not all(math.isfinite(v) and v > 0 for v in (frame.width, frame.height)):
+            raise FrameNotFollowable(f"Nanonis reports a frame of {frame.width} x {frame.height} m")
         retrace, trace = self._grab(client, index)
         if trace.data.shape != (buffer.lines, buffer.pixels):
             return  # the buffer is being changed under us: look again at the next poll
@@ -500,10 +526,9 @@ class NanonisSource:
             name = client.frame_data_grab(index, forward=True).channel
             if self.channel.lower() in (name.lower(), split_channel_name(name)[0].lower()):
                 return index, name
-            names.append(name)
-        raise ChannelNotAcquired(
-            f"channel {self.channel!r} is not acquired by Nanonis at {self.address} (acquired: {', '.join(names) or 'none'})"
-        )
+            names.append(name[:64])
+        listed = ", ".join(names[:NAMES_LISTED]) + (f" and {len(names) - NAMES_LISTED} more" if len(names) > NAMES_LISTED else "")
+        raise ChannelNotAcquired(f"channel {self.channel!r} is not acquired by Nanonis at {self.address} (acquired: {listed or 'none'})")
 
     def _send_new(self, pusher: LinePusher, followed: _Followed, trace: FrameGrab, retrace: FrameGrab | None) -> None:
         t = time.time()

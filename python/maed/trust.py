@@ -275,8 +275,10 @@ def _local_texture_ratio(input_detail: np.ndarray, output_detail: np.ndarray, si
     # A window where the input is flat (a DAC's one level) has no texture to compare with: the floor, a thousandth of
     # the frame's, keeps the output's faint interpolation there from counting as added texture.
     power_in += _TEXTURE_FLOOR * float(power_in.mean()) + 1e-300
-    # Capped: over a flat input any ripple divides by next to nothing, and the figure must stay a number JSON carries.
-    return np.minimum(np.sqrt(np.clip(mean(output_detail**2), 0, None) / power_in), _TEXTURE_CAP)
+    # Capped: over a flat input any ripple divides by next to nothing, and the figure must stay a number JSON carries
+    # (values near float32's limit overflow the division on the way: the cap is the answer there, said without a warning).
+    with np.errstate(over="ignore"):
+        return np.minimum(np.sqrt(np.clip(mean(output_detail**2), 0, None) / power_in), _TEXTURE_CAP)
 
 
 def _fine(image: np.ndarray) -> np.ndarray:
