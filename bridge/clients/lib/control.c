@@ -153,7 +153,7 @@ static int parse_reply(const void *buf, size_t len, reply_t *r) {
         if (bad) return -1;
     }
     r->scanning = strcmp(r->state, "scanning") == 0;
-    return r->has_ok ? 0 : -1;
+    return r->has_ok && rd.p == rd.end ? 0 : -1;  /* bytes after the map: no reply of the bridge's */
 }
 
 /* Send {"cmd": cmd, "v": 2} and read the reply into r (locked). */

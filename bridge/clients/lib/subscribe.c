@@ -4,6 +4,7 @@
  * length) before it is held, and copied out to the caller on request.
  */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -110,22 +111,34 @@ static int severity_of(const char *s) {
     return -1;
 }
 
-/* The checks of a message of `event` with n parts: 0 when it follows protocol v2. */
+/* Every one of the n numbers finite (and, with positive, above 0). */
+static int finite_all(const double *v, int n, int positive) {
+    for (int k = 0; k < n; k++)
+        if (!isfinite(v[k]) || (positive && !(v[k] > 0))) return 0;
+    return 1;
+}
+
+/* The checks of a message of `event` with n parts: 0 when it follows protocol v2, as the bridge's own decoder
+ * (maed.bridge.protocol.decode_published) checks it. */
 static int valid(int event, const wire_header *h, int n, size_t payload_size) {
     if (h->scan[0] == '\0' || h->seq < 0) return -1;
     if (event == MAED_EVENT_ALERT)
         return n == 2 && h->kind[0] != '\0' && h->row >= 0 && h->row < WIRE_MAX_SIDE && h->ncolumns == 2 &&
-                       h->columns[0] >= 0 && h->columns[0] < h->columns[1] && severity_of(h->severity) >= 0
+                       h->columns[0] >= 0 && h->columns[0] < h->columns[1] && h->columns[1] <= WIRE_MAX_SIDE &&
+                       severity_of(h->severity) >= 0
                    ? 0 : -1;
-    if (event == MAED_EVENT_SCAN_FINISHED) return n == 2 ? 0 : -1;
+    if (event == MAED_EVENT_SCAN_FINISHED)
+        return n == 2 && h->reason[0] != '\0' && h->rows_done >= 0 && h->rows_done <= WIRE_MAX_SIDE ? 0 : -1;
     /* frames */
     if (n != 3 || h->rows < 1 || h->rows > WIRE_MAX_SIDE || h->cols < 1 || h->cols > WIRE_MAX_SIDE ||
         strcmp(h->dtype, "<f4") != 0 || h->nshape != 2 || h->shape[1] != h->cols || !is_pass(h->pass) ||
-        h->rows_done < 0 || h->rows_done > h->rows)
+        h->rows_done < 0 || h->rows_done > h->rows || h->nrange != 2 || !finite_all(h->range, 2, 1))
         return -1;
     int64_t payload_rows = h->rows;
     if (event == MAED_EVENT_FRAME_ROWS) {
-        if (h->row_start < 0 || h->row_start >= h->row_stop || h->row_stop > h->rows || h->nplane != 3) return -1;
+        if (h->row_start < 0 || h->row_start >= h->row_stop || h->row_stop > h->rows || h->nplane != 3 ||
+            !finite_all(h->plane, 3, 0))
+            return -1;
         payload_rows = h->row_stop - h->row_start;
     }
     return h->shape[0] == payload_rows && (uint64_t)payload_size == (uint64_t)(payload_rows * h->cols) * 4 ? 0 : -1;

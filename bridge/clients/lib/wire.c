@@ -7,9 +7,10 @@
 
 #include "mp.h"
 
-/* Copy a string item into dst (cap bytes): -1 when it is not a string or does not fit. */
+/* Copy a string item into dst (cap bytes): -1 when it is not a string, does not fit, or holds a NUL (which would
+ * cut it short here: "s1\0evil" read as scan "s1", "<f4\0x" as a dtype the bridge never sends). */
 static int str_field(const mp_item *it, char *dst, size_t cap) {
-    if (it->type != MP_STR || it->n >= cap) return -1;
+    if (it->type != MP_STR || it->n >= cap || memchr(it->s, 0, it->n) != NULL) return -1;
     memcpy(dst, it->s, it->n);
     dst[it->n] = '\0';
     return 0;
@@ -44,6 +45,7 @@ static int number_array(mp_reader *r, const mp_item *it, double *dst, int max, i
 
 /* trust: null, or a map whose "output" is a string; the rest is skipped. */
 static int trust_field(mp_reader *r, const mp_item *it, char *dst, size_t cap) {
+    dst[0] = '\0';  /* a repeated key replaces the earlier value, as every other msgpack reader takes it */
     if (it->type == MP_NIL) return 0;
     if (it->type != MP_MAP) return -1;
     for (uint32_t k = 0; k < it->n; k++) {
@@ -96,6 +98,7 @@ static int trace_retrace_field(mp_reader *r, const mp_item *it, wire_header *h) 
 /* evidence: a map of figures; "late" (a number) 1 marks an alert found once its scan ended, "recovered" 1 one found
  * again on lines a restarted bridge rebuilt; the rest is skipped. */
 static int evidence_field(mp_reader *r, const mp_item *it, int *late, int *recovered) {
+    *late = *recovered = 0;  /* a repeated key replaces the earlier value */
     if (it->type != MP_MAP) return -1;
     for (uint32_t k = 0; k < it->n; k++) {
         mp_item key, val;
@@ -128,7 +131,11 @@ int wire_parse(const void *buf, size_t len, wire_header *h) {
         mp_item key, val;
         if (mp_next(&r, &key) != 0 || key.type != MP_STR || mp_next(&r, &val) != 0) return -1;
         int bad = 0;
-        if (mp_str_is(&key, "v")) h->v = val.type == MP_INT ? val.i : -1;  /* a bool or a float is not the integer 2 */
+        /* A bool or a float is not the integer 2; a container is skipped whole, or its items would be read as keys. */
+        if (mp_str_is(&key, "v")) {
+            h->v = val.type == MP_INT ? val.i : -1;
+            bad = mp_skip_rest(&r, &val);
+        }
         else if (mp_str_is(&key, "scan")) bad = str_field(&val, h->scan, sizeof h->scan);
         else if (mp_str_is(&key, "seq")) bad = int_field(&val, &h->seq);
         else if (mp_str_is(&key, "rows")) bad = int_field(&val, &h->rows);
@@ -158,12 +165,13 @@ int wire_parse(const void *buf, size_t len, wire_header *h) {
         else bad = mp_skip_rest(&r, &val);  /* keys this library does not use: ignored, as the protocol asks */
         if (bad) {
             size_t n = key.n < sizeof h->refused - 1 ? key.n : sizeof h->refused - 1;
-            memcpy(h->refused, key.s, n);
+            for (size_t j = 0; j < n; j++)  /* one printable line, whatever the key holds */
+                h->refused[j] = key.s[j] >= 0x20 && key.s[j] < 0x7f ? key.s[j] : '?';
             h->refused[n] = '\0';
             return -1;
         }
     }
-    return 0;
+    return r.p == r.end ? 0 : -1;  /* bytes after the map: no msgpack reader of the bridge's takes such a header */
 }
 
 static void common(mp_writer *w, uint32_t fields, const char *scan, int64_t seq) {

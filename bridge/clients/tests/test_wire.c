@@ -162,6 +162,37 @@ int main(void) {
     n = header_with(buf, sizeof buf, "evidence", nil, sizeof nil);
     CHECK(parse(buf, n, &h) != 0);
 
+    /* Read as the bridge's Python decoder reads them (found by fuzzing under sanitizers, 2026-12-07). A container as
+     * v is skipped whole: its items are not read as keys ({"v": ["v", 2, "scan", "evil"], ...} read as scan "evil"). */
+    static const uint8_t v_array[] = {0x83, 0xa1, 'v', 0x94, 0xa1, 'v', 0x02, 0xa4, 's', 'c', 'a', 'n', 0xa4, 'e', 'v', 'i', 'l',
+                                      0xa3, 's', 'e', 'q', 0x00, 0xa4, 's', 'c', 'a', 'n', 0xa1, 's'};
+    CHECK(parse(v_array, sizeof v_array, &h) == 0 && h.v == -1 && strcmp(h.scan, "s") == 0);
+    /* Bytes after the map: no header of the bridge's. */
+    n = wire_scan_end(buf, sizeof buf, "s", 0, 1);
+    buf[n] = 0xc0;
+    CHECK(parse(buf, n, &h) == 0 && parse(buf, n + 1, &h) != 0);
+    /* A NUL inside a string would cut it here: "s1\0evil" is not the scan "s1". */
+    static const uint8_t nul_scan[] = {0xa7, 's', '1', 0, 'e', 'v', 'i', 'l'};
+    mp_writer nw = {buf, sizeof buf, 0, 0};
+    mp_w_map(&nw, 1);
+    mp_w_str(&nw, "scan");
+    memcpy(buf + nw.len, nul_scan, sizeof nul_scan);
+    CHECK(parse(buf, nw.len + sizeof nul_scan, &h) != 0 && strcmp(h.refused, "scan") == 0);
+    /* A repeated evidence replaces the earlier one: {"late": 1} then {} is not late. */
+    f.len = 0;
+    mp_w_map(&f, 2);
+    mp_w_str(&f, "evidence");
+    mp_w_map(&f, 1);
+    mp_w_str(&f, "late");
+    mp_w_int(&f, 1);
+    mp_w_str(&f, "evidence");
+    mp_w_map(&f, 0);
+    CHECK(parse(figures, f.len, &h) == 0 && h.late == 0);
+    /* The refused key (here one whose value nests past the reader's depth) is said on one printable line. */
+    uint8_t odd_key[5 + 40] = {0x81, 0xa3, '\n', 0x1b, 'k'};
+    memset(odd_key + 5, 0x91, 40);
+    CHECK(parse(odd_key, sizeof odd_key, &h) != 0 && strcmp(h.refused, "??k") == 0);
+
     /* Random bytes and random corruptions of a valid header: refused or read, never a crash. */
     srand(16);
     size_t valid = wire_scan_start(buf, sizeof buf, "scan-3", 9, 64, 64, "Z", "m", 1e-8, 1e-8, 0);
