@@ -321,6 +321,20 @@ def test_a_hostile_publisher_is_refused_message_by_message_with_its_reason(lib):
                 [b"alert", msgpack.packb({"v": 2, "scan": "h", "seq": 1, "kind": "x", "row": 0, "columns": [3, 3], "severity": "info"})],
                 "does not match",
             ),
+            # What the bridge's own decoder refuses, the library refuses too (found by fuzzing it, 2026-12-07).
+            ([b"frame.raw", msgpack.packb({**good, "range": [float("nan"), 1e-8]}), payload], "does not match"),
+            ([b"frame.raw", msgpack.packb({**good, "range": [-1e-8, 1e-8]}), payload], "does not match"),
+            ([b"frame.raw", msgpack.packb({k: v for k, v in good.items() if k != "range"}), payload], "does not match"),
+            (
+                [
+                    b"alert",
+                    msgpack.packb({"v": 2, "scan": "h", "seq": 1, "kind": "x", "row": 0, "columns": [0, 2**40], "severity": "info"}),
+                ],
+                "does not match",
+            ),
+            ([b"scan.finished", msgpack.packb({"v": 2, "scan": "h", "seq": 1, "rows_done": -(2**32) + 5})], "does not match"),
+            ([b"frame.raw", msgpack.packb({**good, "scan": "h\x00evil"}), payload], "field 'scan'"),
+            ([b"frame.raw", msgpack.packb(good) + b"\xc0", payload], "malformed"),
         ]
         for frames, reason in hostile:
             pub.send_multipart(frames)
