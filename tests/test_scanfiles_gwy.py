@@ -47,6 +47,22 @@ def test_our_own_output_reads_back_with_its_unmeasured_rows_empty(tmp_path):
     assert back.images[1].scan_range == (6e-9, 4e-9) and back.images[1].unit == "m"
 
 
+def test_a_channel_keyed_with_a_leading_zero_is_read_by_its_own_keys(tmp_path):
+    """``/00/data`` names channel 0 as well: it was read as ``/0/data`` and refused as damaged (found by fuzzing)."""
+    z = read_channel(GWYDDION_FILE)
+    write_gwy(tmp_path / "s.gwy", z, {"Z (raw)": z.data})
+    raw = (tmp_path / "s.gwy").read_bytes()
+    (tmp_path / "zero.gwy").write_bytes(_resized(raw.replace(b"/0/", b"/00/")))  # the channel's keys, all top-level
+    (image,) = read_file(tmp_path / "zero.gwy").images
+    assert image.name == "Z (raw)" and np.array_equal(image.data, z.data)
+
+
+def _resized(raw: bytes) -> bytes:
+    """A .gwy whose top container's keys were lengthened: its declared size mended."""
+    body = raw[4 + len(b"GwyContainer\0") + 4 :]
+    return raw[:4] + b"GwyContainer\0" + struct.pack("<I", len(body)) + body
+
+
 def test_maed_denoise_takes_a_gwy_file(tmp_path):
     assert main(["denoise", str(GWYDDION_FILE), "-o", str(tmp_path), "--backend", "onnx", "--model", "rt"]) == 0
     out = np.load(tmp_path / "gwyddion-2.62-small-up.npy")

@@ -124,15 +124,16 @@ def _unit(field: GwyObject, key: str) -> str:
     return str(unit.get("unitstr", "") or "") if isinstance(unit, GwyObject) else ""
 
 
-def _image(container: GwyObject, number: int, path: Path) -> tuple[np.ndarray, GwyObject]:
-    """Channel ``number``'s values (float64, fully masked rows NaN) and its data field, sizes checked."""
-    field = container[f"/{number}/data"]
+def _image(container: GwyObject, prefix: str, path: Path) -> tuple[np.ndarray, GwyObject]:
+    """The values of the channel whose keys begin ``prefix`` (``/0``; float64, fully masked rows NaN) and its data
+    field, sizes checked."""
+    field = container[f"{prefix}/data"]
     rows, cols = check_size(int(field.get("yres", 0)), int(field.get("xres", 0)), path)
     values = field.get("data")
     if not isinstance(values, np.ndarray) or values.size != rows * cols:
-        raise ScanFileError(f"{path}: channel {number} declares {rows}x{cols} values and holds {getattr(values, 'size', 0)}")
+        raise ScanFileError(f"{path}: channel {prefix[1:]} declares {rows}x{cols} values and holds {getattr(values, 'size', 0)}")
     data = values.astype(np.float64).reshape(rows, cols)
-    mask = container.get(f"/{number}/mask")
+    mask = container.get(f"{prefix}/mask")
     if isinstance(mask, GwyObject) and np.shape(mask.get("data")) == (rows * cols,):
         data[(mask["data"].reshape(rows, cols) > 0).all(axis=1)] = np.nan
     return data, field
@@ -142,19 +143,20 @@ def read(path: Path, raw: bytes) -> ScanFile:
     """Every channel of the Gwyddion file ``path`` whose bytes are ``raw``."""
     check_structure(raw, path)
     container = GwyObject.frombuffer(raw[len(MAGIC) :])
-    numbers = sorted(int(m[1]) for key in container.keys() if (m := _CHANNEL.match(key)))
+    # Keyed as written (a file may write /00/data), in the channels' order.
+    channels = sorted((int(m[1]), f"/{m[1]}") for key in container.keys() if (m := _CHANNEL.match(key)))
     images, topograph = [], None
-    for number in numbers:
-        if not isinstance(container[f"/{number}/data"], GwyObject):
+    for number, prefix in channels:
+        if not isinstance(container[f"{prefix}/data"], GwyObject):
             continue
-        data, field = _image(container, number, path)
-        name = str(container.get(f"/{number}/data/title", f"channel {number}")).strip()
+        data, field = _image(container, prefix, path)
+        name = str(container.get(f"{prefix}/data/title", f"channel {number}")).strip()
         if any(image.name == name for image in images):  # titles need not be unique; names must
             name = f"{name} ({number})"
         unit = _unit(field, "si_unit_z")
         if unit == "m" and topograph is None:
             topograph = name
-        meta = container.get(f"/{number}/meta")
+        meta = container.get(f"{prefix}/meta")
         header = {str(k): str(v) for k, v in meta.items()} if isinstance(meta, GwyObject) else {}
         header |= {"xy unit": _unit(field, "si_unit_xy"), "xoff": str(field.get("xoff", 0.0)), "yoff": str(field.get("yoff", 0.0))}
         scan_range = (float(field.get("xreal", 1.0)), float(field.get("yreal", 1.0)))
