@@ -37,7 +37,8 @@ are not asked, and the jump's size is read from the contrast, its sign from how 
 contrast alone reads a trace's rise as a retrace's fall). A step edge crossing the rows at so shallow a slant that it
 crosses a whole line within two rows makes a split too, read in one scan order or the mirrored one; where the pass's
 order is known (a file that records which pass it holds and which way the slow axis ran,
-``scanfiles.scan_order_known``: ``denoise_guarded``'s ``retrace`` with ``scanned_up``), a split read in the mirrored
+``scanfiles.scan_order_known``: ``denoise_guarded``'s ``retrace``, on the scan turned into the order it was scanned in
+where ``scanned_up``), a split read in the mirrored
 order is no tip change, which keeps half of those edges (the blind simulator's `steps` 9200000 at 512 pixels, +3.2 dB
 told it is a trace). An array file does not say which pass it holds, a Gwyddion file names every channel a trace,
 Createc and RHK files do not say which way the slow axis ran, and the live scan's final frame must equal
