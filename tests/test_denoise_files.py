@@ -489,11 +489,13 @@ def test_an_array_beyond_float32_or_flat_is_refused_in_one_line(tmp_path, capsys
     denoised, its guard's reasons nonsense (texture 1000 times the input's)."""
     np.save(tmp_path / "huge.npy", np.random.default_rng(0).standard_normal((32, 32)) * 1e300)
     np.save(tmp_path / "zeros.npy", np.zeros((32, 32)))
+    np.save(tmp_path / "tiny.npy", np.random.default_rng(2).standard_normal((32, 32)) * 1e-320)  # came back all 0
     np.save(tmp_path / "fine.npy", np.random.default_rng(1).standard_normal((32, 32)) * 1e-11)
-    paths = [str(tmp_path / name) for name in ("huge.npy", "zeros.npy", "fine.npy")]
+    paths = [str(tmp_path / name) for name in ("huge.npy", "zeros.npy", "tiny.npy", "fine.npy")]
     assert main(["denoise", *paths, "-o", str(tmp_path / "o"), "--backend", "onnx"]) == 1
     err = capsys.readouterr().err
     assert "huge.npy: values up to" in err and "beyond float32's range" in err
+    assert "tiny.npy: values of at most" in err and "below float32's smallest normal number" in err
     assert "zeros.npy: flat (a plane, nothing to denoise)" in err and "Traceback" not in err
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["fine.json", "fine.npy"]
 

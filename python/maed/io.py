@@ -106,6 +106,7 @@ def load_npy(path: Path) -> np.ndarray:
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 
 
 def check_scan(array: np.ndarray, name: str) -> np.ndarray:
@@ -125,6 +126,11 @@ def check_scan(array: np.ndarray, name: str) -> np.ndarray:
     largest = float(np.abs(array).max())
     if largest > FLOAT32_MAX:  # the outputs are float32: every pixel came back NaN
         raise ScanError(f"{name}: values up to {largest:.3g}, beyond float32's range ({FLOAT32_MAX:.3g}) that the outputs are written in")
+    if 0 < largest < FLOAT32_TINY:  # and every pixel came back 0
+        raise ScanError(
+            f"{name}: values of at most {largest:.3g}, below float32's smallest normal number ({FLOAT32_TINY:.3g}) that the "
+            "outputs are written in; scale the scan into a unit of its own"
+        )
     return array
 
 
