@@ -62,8 +62,8 @@ def _json_ready(value: object) -> object:
         return {k if isinstance(k, str) else str(k): _json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_ready(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    if isinstance(value, (float, np.floating)):  # numpy's float32 is no float: written as text "nan" before
+        return float(value) if math.isfinite(value) else None
     return value
 
 

@@ -29,8 +29,15 @@ def test_a_repeated_scan_id_gets_a_new_folder_and_odd_metadata_is_kept_as_text(t
 def test_numbers_that_are_not_finite_are_null_in_the_saved_json(tmp_path):
     """A controller's NaN angle or infinite line rate: ``NaN`` and ``Infinity`` are no JSON, and strict readers (jq,
     JavaScript) refused the whole meta.json (found by fuzzing the bridge)."""
-    folder = save_scan(tmp_path, "s", {}, {"start": {"angle": float("nan"), "line_rate": float("inf"), "center": [-float("inf"), 0.0]}})
+    start = {
+        "angle": float("nan"),
+        "line_rate": float("inf"),
+        "center": [-float("inf"), 0.0],
+        "bias": np.float32(np.nan),
+        "z": np.float32(0.5),
+    }
+    folder = save_scan(tmp_path, "s", {}, {"start": start})
     text = (folder / "meta.json").read_text()
-    assert "NaN" not in text and "Infinity" not in text
-    assert json.loads(text)["start"] == {"angle": None, "line_rate": None, "center": [None, 0.0]}
+    assert "NaN" not in text and "Infinity" not in text and "nan" not in text
+    assert json.loads(text)["start"] == {"angle": None, "line_rate": None, "center": [None, 0.0], "bias": None, "z": 0.5}
     assert [p.name for p in folder.iterdir()] == ["meta.json"]  # a scan without lines: its record alone
