@@ -50,6 +50,7 @@ def load_simulator(path: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise SystemExit(f"blind_score: {path} is no Python file")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # before it runs: its dataclasses look their module up there
     spec.loader.exec_module(module)
     if not hasattr(module, "FAMILIES") or not hasattr(module, "draw"):
         raise SystemExit(f"blind_score: {path} defines no FAMILIES and draw")
