@@ -45,7 +45,10 @@ BLIND_SIMULATOR = Path(__file__).with_name("blind_simulator.py")
 
 
 def load_simulator(path: Path) -> ModuleType:
-    """The simulator in the Python file ``path``: its ``FAMILIES`` and ``draw``."""
+    """The simulator in the Python file ``path`` (a bare name: beside this script, as the blind simulators are): its
+    ``FAMILIES`` and ``draw``."""
+    if not path.exists() and (BLIND_SIMULATOR.parent / path).exists():
+        path = BLIND_SIMULATOR.parent / path
     spec = importlib.util.spec_from_file_location(path.stem, path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"blind_score: {path} is no Python file")
