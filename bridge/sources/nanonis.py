@@ -263,7 +263,7 @@ class NanonisSource:
             "last_answer_s": None if answered is None else round(time.monotonic() - answered, 3),
             "problem": self._problem,
             "following": None if self._followed is None else self._followed.scan,
-            "commands": list(self.commands),
+            "commands": self.commands,  # a new list at each read
         }
 
     def run(self, endpoint: str, stop: threading.Event, keys: ClientKeys | None = None) -> None:
