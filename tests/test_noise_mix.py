@@ -84,3 +84,19 @@ def test_the_mixes_draw_the_z_loops_lag_which_smears_along_the_fast_axis_only():
     assert lagged[1].max() < 0.97 and abs(lagged[1].sum() - 6.0) < 0.1 and abs(lagged[1, -1]) < 1e-3
     offset = feedback_lag(np.full((2, 40), 7.0), NoiseParams(feedback_fn=0.1))  # settled: no transient at line start
     np.testing.assert_allclose(offset, 7.0)
+
+
+def test_the_mixes_draw_a_slow_wander_rows_rising_and_falling_together_smoothly():
+    """The wander moves every row's level by its slow profile, smooth from line to line (no jumps that give it away
+    as offsets) and nearly constant along each line; the test ranges leave it out, and their seeds' scans as they
+    were."""
+    assert TRAIN_RANGES.wander_m == (0.0, 0.0) and MIX_RANGES.wander_m[1] > 0
+    silent = {name: (0.0, 0.0) for fields in GROUPS.values() for name in fields}
+    ranges = replace(TRAIN_RANGES, **silent | {"white_m": (1e-14, 1e-14), "wander_m": (20e-12, 20e-12)})
+    pair = make_pair(5, 128, ranges)
+    wander = level_plane(pair.noisy - pair.clean)  # tilt and offset are not the wander
+    levels = wander.mean(axis=1)
+    assert 5e-12 < levels.std() < 20e-12  # the plane takes its straight part
+    assert np.abs(np.diff(levels)).max() < 0.1 * np.ptp(levels)  # smooth from row to row
+    assert np.abs(wander - levels[:, None] - (wander - levels[:, None]).mean(axis=0)).max() < 0.05 * np.ptp(levels)
+    np.testing.assert_array_equal(make_pair(5, 128, replace(ranges, wander_m=(0.0, 0.0))).clean, pair.clean)

@@ -28,6 +28,9 @@ The knobs of ``NoiseParams`` and their physical meaning:
   height settling exponentially, by ``creep_m`` at the first pixel with a time constant of ``creep_tau`` of the
   frame's time. A bow along the slow axis of up to hundreds of pm, which the plane leaves. Off (0) in
   ``TRAIN_RANGES``; training's noise mixes draw it.
+- ``wander_m``: rms of a smooth wander of z over the frame's time (a few slow cycles: the tip-sample gap drifting
+  with temperature, the set-point's slow loop): rows rising and falling together, smooth from line to line, with no
+  jumps that show them for offsets. Off (0) in ``TRAIN_RANGES``; training's noise mixes draw it.
 - ``tip_jump_rate``: probability per line of a tip change, which shifts every later pixel by ``tip_jump_m`` (rms)
   until the next change. It happens at an instant within the line's period: during the trace, from its pixel on
   (half of them); during the retrace, in the trace from the next line on.
@@ -94,6 +97,7 @@ class NoiseParams:
     creep_tau: float = 0.1
     feedback_fn: float = 0.0
     feedback_zeta: float = 0.7
+    wander_m: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -129,6 +133,7 @@ class NoiseRanges:
     creep_tau: tuple[float, float] = (0.0, 0.0)
     feedback_fn: tuple[float, float] = (0.0, 0.0)
     feedback_zeta: tuple[float, float] = (0.0, 0.0)
+    wander_m: tuple[float, float] = (0.0, 0.0)
 
     def scaled(self, factor: float) -> "NoiseRanges":
         """Ranges whose noise amplitudes reach ``factor`` times higher (for held-out tests).
@@ -145,7 +150,7 @@ class NoiseRanges:
 
 
 TRAIN_RANGES = NoiseRanges()
-DRAWN_WHERE_OPEN = ("line_jitter_m", "spike_rate", "spike_m", "creep_m", "creep_tau", "feedback_fn", "feedback_zeta")
+DRAWN_WHERE_OPEN = ("line_jitter_m", "spike_rate", "spike_m", "creep_m", "creep_tau", "feedback_fn", "feedback_zeta", "wander_m")
 """Artefacts added after the test sets were drawn: drawn (a random number taken) only where their range is not
 (0, 0), so that every seed's scan from ranges without them stays what it was."""
 
@@ -190,6 +195,22 @@ def z_creep(t: np.ndarray, p: NoiseParams) -> np.ndarray:
     """z-piezo creep at the pixels' instants ``t``: an exponential settling over the frame's first part."""
     frame_s = t.shape[0] / p.line_rate_hz
     return p.creep_m * np.exp(-t / (p.creep_tau * frame_s))
+
+
+WANDER_CYCLES = 4
+"""The slow wander's highest frequency, in cycles per frame; its modes fall as 1 over their frequency."""
+
+
+def wander(t: np.ndarray, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
+    """A smooth wander of z at the pixels' instants ``t``: cosines of random phase at 0.5 to ``WANDER_CYCLES``
+    cycles per frame, each mode's amplitude random over its frequency, scaled to rms ``wander_m`` over the frame."""
+    phase = t / (t.shape[0] / p.line_rate_hz)
+    cycles = np.arange(0.5, WANDER_CYCLES + 0.5, 0.5)
+    amplitudes = rng.standard_normal(cycles.size) / cycles
+    phases = rng.uniform(0, 2 * np.pi, cycles.size)
+    out = sum(a * np.cos(2 * np.pi * f * phase + ph) for a, f, ph in zip(amplitudes, cycles, phases))
+    out -= out.mean()
+    return out / max(float(out.std()), 1e-300) * p.wander_m
 
 
 def line_jitter(rows: int, p: NoiseParams, rng: np.random.Generator) -> np.ndarray:
@@ -303,6 +324,8 @@ def add_scan_noise(clean: np.ndarray, pixel_m: float, p: NoiseParams, rng: np.ra
         recorded = recorded + spikes(rows, cols, p, rng)
     if p.creep_m != 0:
         recorded = recorded + z_creep(t, p)
+    if p.wander_m > 0:
+        recorded = recorded + wander(t, p, rng)
     if p.dac_lsb_m > 0:
         recorded = np.round(recorded / p.dac_lsb_m) * p.dac_lsb_m
     return recorded
