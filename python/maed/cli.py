@@ -416,6 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight of the spectral-peak term, the log power ratio at the clean surface's strongest "
         f"Fourier bins (default: {TrainConfig.fourier_weight}, the Table 1 protocol)",
     )
+    p.add_argument(
+        "--rows-weight",
+        type=float,
+        default=SUPPRESS,
+        help="weight of the error's level per row, a term of its own beside the pixels' L1: a level left on whole "
+        f"rows is what the network lost by on simulators it never saw (default: {TrainConfig.rows_weight})",
+    )
     p.add_argument("--out", help="checkpoint folder (default: runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT/last.pt with its own settings (--steps may grow)")
     p.add_argument("--force", action="store_true", help="start over in an --out that holds a run, replacing its last.pt")

@@ -43,6 +43,8 @@ class TrainConfig:
     real_fraction: float = 0.0
     grad_weight: float = 0.0
     fourier_weight: float = 0.0
+    rows_weight: float = 0.0
+    """Weight of the error's level per row (``loss.row_level_l1``)."""
     pair_fraction: float = 0.0
     background: bool = False
     noise_mix: bool = False
@@ -69,6 +71,7 @@ OPTIONS = {
     "real_fraction": "--real-fraction",
     "grad_weight": "--grad-weight",
     "fourier_weight": "--fourier-weight",
+    "rows_weight": "--rows-weight",
     "pair_fraction": "--pair-fraction",
     "background": "--background",
     "noise_mix": "--noise-mix",
@@ -100,7 +103,7 @@ def check_config(cfg: TrainConfig) -> None:
         fraction(getattr(cfg, field), field)
     if cfg.real_fraction + cfg.pair_fraction > 1.0:
         raise ValueError(f"--real-fraction and --pair-fraction add up to {cfg.real_fraction + cfg.pair_fraction:g}: at most 1")
-    for field in ("grad_weight", "fourier_weight"):
+    for field in ("grad_weight", "fourier_weight", "rows_weight"):
         if not 0.0 <= getattr(cfg, field) < float("inf"):
             raise ValueError(f"{OPTIONS[field]} must be 0 or a positive number, got {getattr(cfg, field)}")
     if cfg.real_dir and cfg.real_fraction == 0 and cfg.pair_fraction == 0:

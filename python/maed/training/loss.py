@@ -5,7 +5,10 @@ the target by a plane is as good as the target; the evaluation metrics remove th
 too. L1 rather than L2 because scars and tip changes leave a few large errors that should
 not dominate the gradient. ``gradient_l1`` (``--grad-weight``) and ``spectral_peak_loss``
 (``--fourier-weight``) are optional extra terms that weigh fine structure and lattice contrast:
-product training uses them, the Table 1 protocol does not. ``pass_pair_l1`` is the loss of a
+product training uses them, the Table 1 protocol does not. ``row_level_l1`` (``--rows-weight``) weighs the
+error's level per row on its own: a level left on whole rows (a drift or offsets kept, a profile along the slow
+axis drawn) is what the network lost by on simulators it never saw (``docs/model.md``), and in plain L1 it costs
+no more than scattered error of the same size. ``pass_pair_l1`` is the loss of a
 real pass pair, whose target is the other, noisy pass rather than the clean surface.
 
 ``noise_weights`` (``--relative-loss``) weighs each sample by the inverse of its noise, so the loss is each
@@ -40,6 +43,13 @@ def gradient_l1(output: torch.Tensor, target: torch.Tensor, weights: torch.Tenso
     """
     error = output - target
     per_sample = error.diff(dim=-1).abs().mean(dim=(1, 2, 3)) + error.diff(dim=-2).abs().mean(dim=(1, 2, 3))
+    return per_sample.mean() if weights is None else (weights * per_sample).mean()
+
+
+def row_level_l1(output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean L1 of the error's level per row (its mean along the fast axis), the plane off; ``weights`` as for
+    ``plane_free_l1``."""
+    per_sample = remove_plane(output - target).mean(dim=-1).abs().mean(dim=(1, 2))
     return per_sample.mean() if weights is None else (weights * per_sample).mean()
 
 

@@ -31,7 +31,7 @@ from ..model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from ..normalise import check_levelling
 from .config import TrainConfig, check_config, resumed_config
 from .dataset import PASS_TARGET, USER_FRACTION, TrainingPairs, UserPairs, normalised_pair
-from .loss import gradient_l1, noise_weights, pass_pair_l1, plane_free_l1, spectral_peak_loss
+from .loss import gradient_l1, noise_weights, pass_pair_l1, plane_free_l1, row_level_l1, spectral_peak_loss
 from .processes import Processes, finish, mean_over, shared, start, wrap
 
 VALIDATION_SEED_BASE = 900_000_000
@@ -75,11 +75,12 @@ def training_loss(
     fourier_weight: float = 0.0,
     kind: torch.Tensor | None = None,
     relative: bool = False,
+    rows_weight: float = 0.0,
 ) -> torch.Tensor:
     """The loss every model is trained with, plus the extra terms of its own paper where it has them.
 
-    ``grad_weight`` and ``fourier_weight`` add ``gradient_l1`` and ``spectral_peak_loss`` (product training;
-    the Table 1 protocol leaves them at 0). ``kind`` (per sample, ``dataset.PASS_TARGET`` or
+    ``grad_weight``, ``fourier_weight`` and ``rows_weight`` add ``gradient_l1``, ``spectral_peak_loss`` and
+    ``row_level_l1`` (product training; the Table 1 protocol leaves them at 0). ``kind`` (per sample, ``dataset.PASS_TARGET`` or
     ``CLEAN_TARGET``; default all clean) marks real pass pairs, which are judged by ``pass_pair_l1``
     alone: their target is noisy, so its gradients and Fourier peaks are not the surface's. ``relative`` weighs
     each clean-target sample's L1 and gradient terms by the inverse of its noise (``loss.noise_weights``).
@@ -100,6 +101,8 @@ def training_loss(
             loss = loss + share * grad_weight * gradient_l1(out, target, weights)
         if fourier_weight:
             loss = loss + share * fourier_weight * spectral_peak_loss(out, target)
+        if rows_weight:
+            loss = loss + share * rows_weight * row_level_l1(out, target, weights)
     return loss
 
 
@@ -142,7 +145,7 @@ class _BatchLoss(torch.nn.Module):
 
     def forward(self, noisy: torch.Tensor, target: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        return training_loss(self.model, noisy, target, cfg.grad_weight, cfg.fourier_weight, kind, cfg.relative_loss)
+        return training_loss(self.model, noisy, target, cfg.grad_weight, cfg.fourier_weight, kind, cfg.relative_loss, cfg.rows_weight)
 
 
 def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print, force: bool = False) -> dict:
