@@ -10,14 +10,15 @@ another thread (its maintainers say so); the limits below are few and each has a
   constant time) and a Host header naming this server (``localhost``, a loopback address, the bound
   host; bound to a wildcard, also this machine's name and any IP address), and an Origin header,
   when sent, naming the same: a page of another site that a rebound DNS name points at us is refused.
-- ``GuardedHTTPServer``: at most ``max_connections`` connections at once (more get 503 from the
-  accepting thread, costing no thread), and every connection times out after ``idle_timeout``
-  seconds without a byte.
+- ``GuardedHTTPServer``: at most ``max_connections`` connections at once, and ``max_per_address`` from one client
+  address (more get 503 from the accepting thread, costing no thread), and every connection times out after
+  ``idle_timeout`` seconds without a byte.
 - ``read_body``: a body only with a valid ``Content-Length`` up to a limit; anything else is
   refused before a byte is read.
 - ``DeadlineHandler``: a request's line, headers and body must all have come within ``REQUEST_DEADLINE_S``: a
   client that sends a byte now and then never trips the idle timeout, and 32 such held every slot (all others got
-  503).
+  503). One that sends a request every 10 s can still hold its connection; from one address it holds no more than
+  ``MAX_PER_ADDRESS`` of the slots.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ log = logging.getLogger("maed.bridge")
 IDLE_TIMEOUT_S = 10.0
 REQUEST_DEADLINE_S = 10.0
 MAX_CONNECTIONS = 32
+MAX_PER_ADDRESS = 8
+"""Connections one client address may hold at once: a browser opens at most 6 to one server, so one viewer never
+meets it, and one machine on the lab's network can hold no more than a quarter of ``MAX_CONNECTIONS``."""
 WILDCARDS = ("", "0.0.0.0", "::")
 _DIGITS = re.compile(r"^[0-9]{1,12}$")
 
@@ -145,18 +149,50 @@ class DeadlineHandler(BaseHTTPRequestHandler):
 
 
 class GuardedHTTPServer(ThreadingHTTPServer):
-    """A threading HTTP server with a connection limit; handlers set ``timeout`` for idle connections."""
+    """A threading HTTP server with a connection limit, in all and per client address; handlers set ``timeout`` for
+    idle connections."""
 
     daemon_threads = True
     allow_reuse_address = sys.platform != "win32"
     """On Windows SO_REUSEADDR would let the preview share a port another server holds."""
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        max_connections: int,
+        max_per_address: int = MAX_PER_ADDRESS,
+    ) -> None:
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._per_address = max_per_address
+        self._held: dict[str, int] = {}
+        self._held_lock = threading.Lock()
         super().__init__(address, handler)
 
+    def _take(self, client_address: object) -> bool:
+        """Take a slot for a connection from ``client_address``: False where every slot, or its address's share, is
+        held."""
+        host = client_address[0] if isinstance(client_address, tuple) else str(client_address)
+        with self._held_lock:
+            if self._held.get(host, 0) >= self._per_address:
+                return False
+            if not self._slots.acquire(blocking=False):
+                return False
+            self._held[host] = self._held.get(host, 0) + 1
+        return True
+
+    def _give(self, client_address: object) -> None:
+        host = client_address[0] if isinstance(client_address, tuple) else str(client_address)
+        with self._held_lock:
+            left = self._held.get(host, 0) - 1
+            if left > 0:
+                self._held[host] = left
+            else:
+                self._held.pop(host, None)
+            self._slots.release()
+
     def process_request(self, request: socket.socket, client_address: object) -> None:
-        if not self._slots.acquire(blocking=False):
+        if not self._take(client_address):
             # Answered on the accepting thread without blocking: a flood of connections costs no thread.
             try:
                 request.setblocking(False)
@@ -168,14 +204,14 @@ class GuardedHTTPServer(ThreadingHTTPServer):
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self._give(client_address)
             raise
 
     def process_request_thread(self, request: socket.socket, client_address: object) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._give(client_address)
 
     def handle_error(self, request: socket.socket, client_address: object) -> None:
         # A client that vanished mid-request is not worth a traceback on the bridge's console.

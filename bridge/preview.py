@@ -38,7 +38,17 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import zmq
 
-from .httpguard import IDLE_TIMEOUT_S, MAX_CONNECTIONS, WILDCARDS, DeadlineHandler, Gate, GuardedHTTPServer, Refused, read_body
+from .httpguard import (
+    IDLE_TIMEOUT_S,
+    MAX_CONNECTIONS,
+    MAX_PER_ADDRESS,
+    WILDCARDS,
+    DeadlineHandler,
+    Gate,
+    GuardedHTTPServer,
+    Refused,
+    read_body,
+)
 from .keys import ClientKeys
 from .protocol import Alert, Frame, ProtocolError, Published, ScanFinished, decode_published
 
@@ -170,7 +180,7 @@ class Preview:
     """Subscribes to ``pub_endpoint`` and serves the page on ``http://host:port/?token=TOKEN``.
 
     ``token``: the preview's token (None: a new random one); ``keys``: CURVE keys for a keyed
-    bridge; ``idle_timeout`` and ``max_connections`` bound what HTTP clients can hold.
+    bridge; ``idle_timeout``, ``max_connections`` and ``max_per_address`` bound what HTTP clients can hold.
     """
 
     def __init__(
@@ -183,6 +193,7 @@ class Preview:
         keys: ClientKeys | None = None,
         idle_timeout: float = IDLE_TIMEOUT_S,
         max_connections: int = MAX_CONNECTIONS,
+        max_per_address: int = MAX_PER_ADDRESS,
     ) -> None:
         if token is not None and len(token) < 16:
             raise ValueError("a preview token needs at least 16 characters")
@@ -196,7 +207,7 @@ class Preview:
         self._gate = Gate(self.token, host)
         self._idle_timeout = idle_timeout
         try:
-            self._http = GuardedHTTPServer((host, port), self._handler(), max_connections)
+            self._http = GuardedHTTPServer((host, port), self._handler(), max_connections, max_per_address)
         except OSError as exc:
             raise ValueError(
                 f"cannot serve the preview on {host}:{port}: {exc.strerror} (another bridge's preview? --http-port N chooses another "

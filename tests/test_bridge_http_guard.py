@@ -167,3 +167,22 @@ def test_connections_beyond_the_limit_are_answered_503_without_a_thread(preview)
             s.close()
     time.sleep(0.2)  # their handlers see the close and free the slots
     assert request(preview, "GET", f"/?token={preview.token}")[0] == 200
+
+
+def test_one_address_holds_no_more_than_its_share_of_the_connections():
+    """Connections held from 127.0.0.1 fill that address's share; another client address (127.0.0.2, loopback too)
+    is still served, and the share comes back when they close."""
+    with Preview(NOWHERE, port=0, idle_timeout=2.0, max_connections=6, max_per_address=2) as p:
+        port = port_of(p)
+        held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+        try:
+            time.sleep(0.1)  # the server has accepted both
+            assert raw_exchange(p, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").startswith(b"HTTP/1.1 503")
+            with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0)) as other:
+                other.sendall(f"GET /?token={p.token} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+                assert other.makefile("rb").readline().split()[1] == b"200"
+        finally:
+            for s in held:
+                s.close()
+        time.sleep(0.2)  # their handlers see the close and give the address's share back
+        assert request(p, "GET", f"/?token={p.token}")[0] == 200
