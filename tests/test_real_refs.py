@@ -15,6 +15,7 @@ from maed.data.real_refs import (
     load_references,
     own_noise,
     reference_crop,
+    reference_names,
     scaled_to,
 )
 from maed.training.dataset import TrainingPairs
@@ -31,6 +32,19 @@ def test_every_real_scan_has_a_source():
     images = sorted(p.name for p in REAL_DIR.iterdir() if p.suffix in (".sxm", ".dat", ".sm4", ".Z_mtrx"))
     assert [name for name in images if name not in SOURCES] == []
     assert {p.name for p in held_out_files(REAL_DIR)} == {n for n, s in SOURCES.items() if s in TEST_SOURCES}
+
+
+def test_this_projects_folder_gives_its_training_sources_and_a_labs_own_folder_every_scan_in_it(tmp_path):
+    """The project's folder (its PROVENANCE.md) is split by source, and a scan it does not list is never a reference
+    (one may be held back to judge the model); a lab's own folder has no such list: every scan file is one."""
+    project, own = tmp_path / "real-stm", tmp_path / "our archive"
+    for folder in (project, own):
+        folder.mkdir()
+        for name in ("Au_mica_2023_Y_A_diPAMY_195.sxm", "A200727.214101.dat", "new_2026.sxm", "notes.txt"):
+            (folder / name).write_bytes(b"")
+    (project / "PROVENANCE.md").write_text("sources")
+    assert reference_names(project) == TRAINING_REFERENCES
+    assert reference_names(own) == ("A200727.214101.dat", "Au_mica_2023_Y_A_diPAMY_195.sxm", "new_2026.sxm")
 
 
 @needs_real
@@ -117,3 +131,12 @@ def test_reference_samples_get_noise_well_above_their_own():
         added = noisy - clean
         added = added - added.mean(axis=1, keepdims=True)
         assert added.std() > 0.9 * NOISE_MARGIN * own_noise(clean)
+
+
+@needs_real
+def test_a_labs_own_scans_become_references_whatever_their_names(tmp_path):
+    (tmp_path / "lab_0001.dat").write_bytes((REAL_DIR / "A200727.214101.dat").read_bytes())
+    (tmp_path / "readme.txt").write_text("not a scan")
+    refs = load_references(tmp_path)
+    assert {r.name for r in refs} == {"lab_0001.dat:trace", "lab_0001.dat:retrace"}
+    assert all(np.isfinite(r.image).all() and r.pixel_m > 0 for r in refs)

@@ -263,13 +263,20 @@ def test_settings_no_run_can_use_are_one_line_before_training(tmp_path, capsys):
         (["--real-refs", str(tmp_path)], "--real-fraction or --pair-fraction"),
         (["--init", str(tmp_path / "x.onnx")], "not an export"),
         (["--out", str(tmp_path / "a_file" / "run")], "cannot be written"),
+        (["--patch", "100000"], "at most 1024"),
+        (["--seed", "-1"], "--seed must be 0 or more"),
+        (["--real-fraction", "0.5"], "--real-fraction needs --real-refs"),
+        (["--pair-fraction", "0.5"], "--pair-fraction needs --real-refs"),
+        (["--ship-as", "../../evil"], "not a path"),
+        (["--ship-as", "dncnn"], "a dncnn network"),  # another architecture's shipped weights
+        (["--ship-as", "maed"], "add --force"),  # the product's, by its alias
     ]
     (tmp_path / "a_file").write_text("not a folder")
     for options, said in bad:
         assert main(["train", *QUICK, "--out", str(tmp_path / "out"), *options]) == 2, options
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and said in err[0], (options, err)
-    assert not (tmp_path / "out" / "last.pt").exists()
+    assert not (tmp_path / "out").exists()  # nor an empty folder (the patch is refused once the folder was made)
 
 
 def test_init_takes_the_levelling_its_weights_were_trained_with():
@@ -300,7 +307,10 @@ def test_user_pairs_are_checked_when_read_each_file_named(tmp_path):
     with pytest.raises(ValueError, match=r"a\.npy: 80x80 pixels, smaller than the 96-pixel patch"):
         UserPairs(tmp_path, 96)
     np.save(tmp_path / "noisy" / "a.npy", np.array([{"not": "numbers"}], dtype=object))
-    with pytest.raises(ValueError, match=r"noisy/a\.npy: not a numeric \.npy array"):
+    with pytest.raises(ValueError, match=r"noisy/a\.npy: not a numeric \.npy array \(it holds Python objects\)"):
+        UserPairs(tmp_path)
+    np.save(tmp_path / "noisy" / "a.npy", np.zeros((80, 80)))  # its loss was NaN from the first step, exit 0
+    with pytest.raises(ValueError, match=r"noisy/a\.npy: flat"):
         UserPairs(tmp_path)
     with pytest.raises(ValueError, match="no such folder"):
         UserPairs(tmp_path / "missing")
@@ -329,3 +339,12 @@ def test_ctrl_c_says_which_step_was_saved_and_how_to_go_on(tmp_path, monkeypatch
         == f"maed: stopped at step 4 of 4; the last checkpoint, of step 2, is {saved}; --resume with the same --out continues from it"
     )
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
+
+
+def test_a_run_that_diverges_says_so_and_what_to_change(tmp_path, capsys):
+    """A learning rate far too high ended in "estimate and reference must contain only finite values"."""
+    from maed.cli import main
+
+    assert main(["train", *QUICK, "--patch", "64", "--lr", "1e9", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "training diverged at step 2" in err and "lower --lr (it is 1e+09)" in err

@@ -7,6 +7,7 @@ exit non-zero; they never print a traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from argparse import SUPPRESS
 from collections import Counter
@@ -109,19 +110,47 @@ def _denoise_tree(args: argparse.Namespace, backend, pass_: str, report, note) -
     return 1 if any(o.status == "failed" for o in outcomes) or refused else 0
 
 
+SHIP_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+"""A name weights may be shipped under: a model name, never a path."""
+
+
+def _ship_destination(args: argparse.Namespace, cfg: TrainConfig) -> Path | None:
+    """Where ``--ship``/``--ship-as`` will write the run's weights (None: nowhere), checked before any training: a
+    name, not a path; never over another architecture's shipped weights; over the same one's only with ``--force``."""
+    if not (args.ship or args.ship_as):
+        return None
+    from .model.checkpoint import load_checkpoint, shipped_weights
+
+    name = args.ship_as or cfg.model
+    if not SHIP_NAME.fullmatch(name):
+        raise ValueError(f"--ship-as {name!r}: a model name of lower-case letters, digits and '-', not a path")
+    dest = shipped_weights(name)
+    if dest.exists():
+        shipped = load_checkpoint(dest).get("config")
+        if shipped != cfg.model:
+            raise ValueError(
+                f"--ship-as {name}: the weights shipped as {dest.stem} are a {shipped} network and this run trains {cfg.model}; "
+                "choose another name"
+            )
+        if not args.force:
+            raise ValueError(f"{dest} holds the shipped {dest.stem} weights: add --force to replace them (and {dest.stem}.onnx)")
+    return dest
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .training import train
 
     out, cfg = _train_settings(args)
+    dest = _ship_destination(args, cfg)
     report = train(cfg, out, resume=args.resume, force=args.force)
     if not is_main_process():  # under torchrun the first process reports and ships, once
         return 0
     print(f"final validation PSNR {report['psnr_out']:.2f} dB (input {report['psnr_in']:.2f} dB); checkpoint {out}/last.pt")
-    if args.ship or args.ship_as:
+    if dest is not None:
         from .data import SIMULATOR_VERSION
-        from .model.checkpoint import ship_weights, shipped_weights
+        from .export import ship_onnx
+        from .model.checkpoint import ship_weights
 
-        dest = shipped_weights(args.ship_as or cfg.model)
         ship_weights(
             out / "last.pt",
             dest,
@@ -133,6 +162,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             },
         )
         print(f"shipped weights written to {dest}")
+        # The ONNX file is what ``maed denoise`` and the bridge run: shipped alone, the .pt would not be used.
+        print(f"and their ONNX file, {ship_onnx(dest.stem)}")
     return 0
 
 
@@ -352,8 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--real-refs",
         metavar="DIR",
         default=SUPPRESS,
-        help="folder of real scans whose training-source references get "
-        "simulated artefacts (maed.data.real_refs; test sources are never used)",
+        help="folder of real scans that become references with simulated artefacts: every scan file in it, or in "
+        "this project's folder of real scans (its PROVENANCE.md) the training sources' clean ones, never a test "
+        "source's (maed.data.real_refs)",
     )
     p.add_argument(
         "--real-fraction",
@@ -365,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pair-fraction",
         type=float,
         default=SUPPRESS,
-        help="share of samples that are trace/retrace pairs of --real-refs's training-source scans, one "
+        help="share of samples that are trace/retrace pairs of --real-refs's scans (as --real-refs chooses them), one "
         f"pass the input and the other the target (Noise2Noise: maed.data.real_pairs; default: {TrainConfig.pair_fraction})",
     )
     p.add_argument(
@@ -425,15 +457,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="checkpoint folder (default: runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT/last.pt with its own settings (--steps may grow)")
-    p.add_argument("--force", action="store_true", help="start over in an --out that holds a run, replacing its last.pt")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="start over in an --out that holds a run, replacing its last.pt (not with --resume); with --ship, replace "
+        "the shipped weights of that name",
+    )
     p.add_argument(
         "--init",
         metavar="NAME_OR_PATH",
         default=SUPPRESS,
         help="start from these weights (fine-tuning) with a fresh schedule, and their levelling unless --levelling says",
     )
-    p.add_argument("--ship", action="store_true", help="write the result as the package's shipped weights")
-    p.add_argument("--ship-as", metavar="NAME", help="ship under this name instead of the model's (e.g. rt-equal)")
+    p.add_argument(
+        "--ship", action="store_true", help="write the result as the package's shipped weights (.pt and .onnx), checked before training"
+    )
+    p.add_argument("--ship-as", metavar="NAME", help="ship under this name instead of the model's (e.g. rt-equal); implies --ship")
     p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser(

@@ -24,7 +24,7 @@ import numpy as np
 from ..noreference import slow_axis_whiteness
 from ..registration import align, register
 from ..scanfiles import ScanFileError
-from .real_refs import SOURCES, TEST_SOURCES, level, readable_scans
+from .real_refs import SOURCES, TEST_SOURCES, level, readable_scans, reference_names
 
 TRAINING_PAIR_FILES = tuple(name for name, source in SOURCES.items() if source not in TEST_SOURCES and not name.endswith("_mtrx"))
 
@@ -80,11 +80,12 @@ def make_pass_pair(name: str, trace: np.ndarray, retrace: np.ndarray, min_size: 
     return PassPair(name, a[part], moved[part])
 
 
-def load_pass_pairs(real_dir: Path, min_size: int, names: tuple[str, ...] = TRAINING_PAIR_FILES) -> list[PassPair]:
-    """The registered trace/retrace pair of the topograph of each scan of ``names`` in ``real_dir``
-    that has both passes and makes a pair (``make_pass_pair``)."""
+def load_pass_pairs(real_dir: Path, min_size: int) -> list[PassPair]:
+    """The registered trace/retrace pair of the topograph of each scan of ``real_dir`` (``TRAINING_PAIR_FILES`` in this
+    project's folder, every scan file in a lab's own: ``real_refs.reference_names``) that has both passes and makes a
+    pair (``make_pass_pair``)."""
     pairs = []
-    for name, scan in readable_scans(real_dir, names):
+    for name, scan in readable_scans(real_dir, reference_names(real_dir, TRAINING_PAIR_FILES)):
         try:
             trace, retrace = scan.channel(None, "trace"), scan.channel(None, "retrace")
         except ScanFileError:

@@ -3,7 +3,8 @@
 The real scans in ``../shared/data/real-stm/`` come from several public sources (its
 ``PROVENANCE.md``). They are split by source, never by file, because two files of one source can
 be one frame at two resolutions: ``TEST_SOURCES`` are never trained on and judge the model;
-the clean scans of the other sources (``TRAINING_REFERENCES``) become references.
+the clean scans of the other sources (``TRAINING_REFERENCES``) become references. Any other folder is a lab's
+own archive, whose every scan file is a reference (``reference_names``): what it holds out is its own choice.
 
 A reference is conservatively cleaned (best-fit plane and median-of-differences row alignment,
 nothing that could remove structure); each training sample is a random crop of it at a random
@@ -24,7 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..classical import align_rows, fit_plane, robust_spread
-from ..scanfiles import ScanFile, ScanFileError, read_file
+from ..scanfiles import SUFFIXES, ScanFile, ScanFileError, read_file
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REAL_DIR = Path("..") / "shared" / "data" / "real-stm"
@@ -91,6 +92,26 @@ TRAINING_REFERENCES = tuple(
 )
 
 
+PROJECT_FOLDER_MARK = "PROVENANCE.md"
+"""The file that marks this project's folder of real scans, whose files are split by source."""
+
+
+def is_project_folder(real_dir: Path) -> bool:
+    """Whether ``real_dir`` is this project's folder of real scans (``PROJECT_FOLDER_MARK`` in it)."""
+    return (Path(real_dir) / PROJECT_FOLDER_MARK).is_file()
+
+
+def reference_names(real_dir: Path, project_names: tuple[str, ...] = TRAINING_REFERENCES) -> tuple[str, ...]:
+    """The files of ``real_dir`` to take references from: in this project's folder (``is_project_folder``)
+    ``project_names``, the training sources' by name, never a test source's nor a file ``SOURCES`` does not list (a
+    scan added to the folder later may be held back to judge the model); in any other folder, a lab's own, every scan
+    file in it (``scanfiles.SUFFIXES``)."""
+    real_dir = Path(real_dir)
+    if is_project_folder(real_dir):
+        return project_names
+    return tuple(sorted(p.name for p in real_dir.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES))
+
+
 def held_out_files(real_dir: Path) -> list[Path]:
     """The real scans of the test sources present in ``real_dir``."""
     return [real_dir / n for n, s in SOURCES.items() if s in TEST_SOURCES and (real_dir / n).is_file()]
@@ -122,10 +143,10 @@ def readable_scans(real_dir: Path, names: tuple[str, ...]) -> Iterator[tuple[str
             continue
 
 
-def load_references(real_dir: Path, names: tuple[str, ...] = TRAINING_REFERENCES) -> list[Reference]:
-    """Both passes of the topograph of every reference in ``real_dir`` (measured rows only)."""
+def load_references(real_dir: Path) -> list[Reference]:
+    """Both passes of the topograph of every reference in ``real_dir`` (``reference_names``; measured rows only)."""
     refs = []
-    for name, scan in readable_scans(real_dir, names):
+    for name, scan in readable_scans(real_dir, reference_names(real_dir)):
         for pass_ in ("trace", "retrace"):
             try:
                 channel = scan.channel(None, pass_)

@@ -85,6 +85,11 @@ CHANGEABLE_ON_RESUME = ("steps", "steps_per_epoch", "workers")
 change would continue the run on other data, another loss or another schedule than its history was measured on."""
 
 
+MAX_PATCH = 1024
+"""Largest training patch: a batch of 8 such samples takes several GB to draw and to train on; the shipped weights were
+trained on 144."""
+
+
 def check_config(cfg: TrainConfig) -> None:
     """A one-line ``ValueError`` naming the option of any setting no run can use."""
 
@@ -95,6 +100,10 @@ def check_config(cfg: TrainConfig) -> None:
     for field in ("steps", "steps_per_epoch", "batch_size", "patch"):
         if getattr(cfg, field) < 1:
             raise ValueError(f"{OPTIONS[field]} must be at least 1, got {getattr(cfg, field)}")
+    if cfg.patch > MAX_PATCH:
+        raise ValueError(f"--patch must be at most {MAX_PATCH} pixels, got {cfg.patch}")
+    if cfg.seed < 0:
+        raise ValueError(f"--seed must be 0 or more, got {cfg.seed}")
     if cfg.workers < 0:
         raise ValueError(f"--workers must be 0 (samples made in the training process) or more, got {cfg.workers}")
     if not 0.0 < cfg.lr < float("inf"):
@@ -106,6 +115,9 @@ def check_config(cfg: TrainConfig) -> None:
     for field in ("grad_weight", "fourier_weight", "rows_weight"):
         if not 0.0 <= getattr(cfg, field) < float("inf"):
             raise ValueError(f"{OPTIONS[field]} must be 0 or a positive number, got {getattr(cfg, field)}")
+    for field in ("real_fraction", "pair_fraction"):
+        if getattr(cfg, field) > 0 and not cfg.real_dir:
+            raise ValueError(f"{OPTIONS[field]} needs --real-refs DIR, the folder of real scans it draws from")
     if cfg.real_dir and cfg.real_fraction == 0 and cfg.pair_fraction == 0:
         raise ValueError("--real-refs is used only with --real-fraction or --pair-fraction above 0: give one (or leave --real-refs out)")
 

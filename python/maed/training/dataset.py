@@ -56,7 +56,7 @@ def normalised_pair(noisy: np.ndarray, clean: np.ndarray, levelling: str = PLANE
     else:
         x, norm = normalise(noisy, levelling)
     # The steps along the rows an alignment took off come back after the network (maed.normalise): not its to draw.
-    y = (clean - norm.plane - norm.steps - norm.centre) / norm.scale
+    y = (clean - norm.plane - norm.steps - norm.centre) / (norm.scale or 1.0)  # a flat crop goes in as zeros, as in normalise
     return x, y.astype(np.float32)
 
 
@@ -82,6 +82,8 @@ class UserPairs:
                 raise ValueError(f"{noisy_path}: noisy {noisy.shape} and reference {clean.shape} must be equal 2-D shapes")
             if min(noisy.shape) < patch:
                 raise ValueError(f"{noisy_path}: {noisy.shape[0]}x{noisy.shape[1]} pixels, smaller than the {patch}-pixel patch (--patch)")
+            if np.ptp(noisy) == 0:
+                raise ValueError(f"{noisy_path}: flat (every pixel {noisy.flat[0]:g}): nothing to learn from; leave it out")
             self.pairs.append((noisy, clean))
         if not self.pairs:
             others = sorted({p.suffix for p in noisy_dir.iterdir() if p.is_file()} - {".npy"})
@@ -109,7 +111,8 @@ def _load_array(path: Path) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a numeric .npy array ({exc})") from None
+        why = "it holds Python objects" if "allow_pickle" in str(exc) else str(exc)
+        raise ValueError(f"{path}: not a numeric .npy array ({why})") from None
     if not np.issubdtype(array.dtype, np.number):
         raise ValueError(f"{path}: holds {array.dtype} values, not numbers")
     array = array.astype(np.float64)

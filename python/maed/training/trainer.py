@@ -24,11 +24,12 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data.real_pairs import load_pass_pairs
-from ..data.real_refs import load_references
+from ..data.real_refs import is_project_folder, load_references
 from ..metrics import psnr
 from ..model import ARCHITECTURES, build_model, passes_taken
 from ..model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from ..normalise import check_levelling
+from ..scanfiles import SUFFIXES
 from .config import TrainConfig, check_config, resumed_config
 from .dataset import PASS_TARGET, USER_FRACTION, TrainingPairs, UserPairs, normalised_pair
 from .loss import gradient_l1, noise_weights, pass_pair_l1, plane_free_l1, row_level_l1, spectral_peak_loss
@@ -56,12 +57,24 @@ def _real_validation_set(stream: TrainingPairs, count: int) -> tuple[torch.Tenso
     return _stack([real.sample(VALIDATION_SEED_BASE + 100_000 + i)[:2] for i in range(count)], stream.levelling)
 
 
+class NotFinite(ArithmeticError):
+    """The network's output holds NaN or infinite values: training has diverged."""
+
+
+def _diverged(what: str, step: int, cfg: TrainConfig, saved: int | None, last: Path) -> ValueError:
+    """The one-line error of a run that diverged at ``step``; ``saved``: the step of its last checkpoint, ``last``."""
+    kept = f"; the last checkpoint, of step {saved}, is {last}" if saved else ""
+    return ValueError(f"training diverged at step {step}: {what}; lower --lr (it is {cfg.lr:g}){kept}")
+
+
 @torch.no_grad()
 def validate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> dict[str, float]:
-    """Mean PSNR of input and output against the clean surfaces."""
+    """Mean PSNR of input and output against the clean surfaces; ``NotFinite`` where the output is not finite."""
     model.eval()
     out = torch.cat([model(b.to(device)).cpu() for b in x.split(8)])
     model.train()
+    if not torch.isfinite(out).all():
+        raise NotFinite("the network's output is not finite")
     psnr_in = float(np.mean([psnr(a[0].numpy(), b[0].numpy()) for a, b in zip(x, y)]))
     psnr_out = float(np.mean([psnr(a[0].numpy(), b[0].numpy()) for a, b in zip(out, y)]))
     return {"psnr_in": psnr_in, "psnr_out": psnr_out, "loss": float(plane_free_l1(out, y))}
@@ -163,12 +176,24 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = False, log=print, forc
         raise ValueError(f"nothing to resume: {last} does not exist")
     if not resume and last.exists() and not force:
         raise ValueError(f"{last} holds a run already: --resume continues it, --force starts over in its place, or give another --out")
+    made = not out_dir.exists()
     _check_writable(out_dir)
     processes = start(cfg.batch_size)
     try:
         return _train(cfg, out_dir, resume, log if processes.main else (lambda *_: None), processes)
+    except BaseException:
+        if made and processes.main:  # a run refused or stopped before its first checkpoint leaves no empty --out
+            _remove_if_empty(out_dir)
+        raise
     finally:
         finish(processes)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only an empty folder goes
+    except OSError:
+        pass
 
 
 def _check_writable(out_dir: Path) -> None:
@@ -211,7 +236,7 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, log, processes: Proces
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         step, history = state["step"], state["history"]
-        log(f"resumed from {last} at step {step}")
+        log(f"resumed from {last} at step {step}" + (f": --steps {cfg.steps} trains nothing more" if step >= cfg.steps else ""))
     if processes.world > 1:
         log(f"{processes.world} training processes ({device.type}), {processes.share(cfg.batch_size)} samples of each batch apiece")
 
@@ -222,16 +247,21 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, log, processes: Proces
     if cfg.real_dir and cfg.real_fraction > 0:
         references = load_references(Path(cfg.real_dir))
         if not references:
-            raise ValueError(f"{cfg.real_dir}: none of the training references is there (maed.data.real_refs)")
+            raise ValueError(
+                f"{cfg.real_dir}: "
+                + (
+                    "none of the training sources' references is there (maed.data.real_refs.TRAINING_REFERENCES)"
+                    if is_project_folder(Path(cfg.real_dir))
+                    else f"no scan file that reads ({', '.join(SUFFIXES)}), at least 32 rows, in it (sub-folders are not looked in)"
+                )
+            )
         log(f"{len(references)} real reference images from {cfg.real_dir} ({cfg.real_fraction:.0%} of samples)")
     pass_pairs = []
-    if cfg.pair_fraction > 0 and not cfg.real_dir:
-        raise ValueError("--pair-fraction needs --real-refs: the folder of real scans whose passes are paired")
     if cfg.real_dir and cfg.pair_fraction > 0:
-        log(f"registering the trace/retrace pairs of the training-source scans in {cfg.real_dir} (half a minute or so)")
+        log(f"registering the trace/retrace pairs of the scans in {cfg.real_dir} (half a minute or so)")
         pass_pairs = load_pass_pairs(Path(cfg.real_dir), cfg.patch)
         if not pass_pairs:
-            raise ValueError(f"{cfg.real_dir}: no training-source scan has a trace/retrace pair fit to learn from (maed.data.real_pairs)")
+            raise ValueError(f"{cfg.real_dir}: no scan there has a trace/retrace pair fit to learn from (maed.data.real_pairs)")
         names = ", ".join(p.name for p in pass_pairs)
         log(f"{len(pass_pairs)} real trace/retrace pairs ({names}; {cfg.pair_fraction:.0%} of samples)")
     # Each training run gets its own seed range below the validation and test seeds.
@@ -288,11 +318,20 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, log, processes: Proces
             optimiser.step()
             step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{mean_over(loss, processes):.4f}", refresh=False)  # drawn at the bar's interval
+            value = mean_over(loss, processes)
+            if not math.isfinite(value):
+                bar.close()
+                raise _diverged(f"the loss is {value}", step, cfg, saved, last)
+            bar.set_postfix(loss=f"{value:.4f}", refresh=False)  # drawn at the bar's interval
             if step % cfg.steps_per_epoch == 0 or step == cfg.steps:
                 report = None
                 if processes.main:
-                    report = _validation_report(model, (val_x, val_y), val_real, device) | {"step": step, "seconds": time.time() - started}
+                    try:
+                        report = _validation_report(model, (val_x, val_y), val_real, device)
+                    except NotFinite:
+                        bar.close()
+                        raise _diverged("the network's output on the validation scans is not finite", step, cfg, saved, last) from None
+                    report |= {"step": step, "seconds": time.time() - started}
                     history.append(report)
                     bar.write(_report_line(report))
                     save_checkpoint(
