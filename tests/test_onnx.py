@@ -188,8 +188,10 @@ def test_cli_export_round_trip(random_rt_checkpoint, tmp_path, capsys):
 def test_cli_export_errors_are_one_line(tmp_path, capsys):
     assert main(["export", "onnx", "--model", "no_such_model", "-o", str(tmp_path / "x.onnx")]) == 2
     assert main(["export", "onnx", "--ship", "--fp16"]) == 2
+    (tmp_path / "done.onnx").write_bytes(b"onnx")
+    assert main(["export", "onnx", "--model", str(tmp_path / "done.onnx"), "-o", str(tmp_path / "y.onnx")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "no_such_model" in err[0] and "--ship" in err[1]
+    assert len(err) == 3 and "no_such_model" in err[0] and "--ship" in err[1] and "an ONNX file, not the torch" in err[2]
 
 
 def test_cli_export_never_writes_over_a_file_or_into_a_missing_folder(random_rt_checkpoint, tmp_path, capsys):

@@ -31,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -608,8 +609,8 @@ def adapt(
 
     load_base(base)  # an unknown model or a file that is no checkpoint is refused before any scan is read
     given: dict[Path, Path] = {}
-    for path in [*scan_paths, *held_out]:
-        if path.resolve() in given and path in scan_paths and given[path.resolve()] in scan_paths:
+    for i, path in enumerate([*scan_paths, *held_out]):
+        if path.resolve() in given and i < len(scan_paths):  # a held-out file may be among the scans too (the help)
             note(f"{path}: given twice (as {given[path.resolve()]}): read once")
         given.setdefault(path.resolve(), path)  # each file once, as first named
     count = len(given)
@@ -646,6 +647,6 @@ def adapt(
     export_onnx(str(out), onnx_path)  # the fast CPU back end: a .pt alone runs on torch, several times slower
     note(
         f"kept the new weights: {out}, {out.with_suffix('.json')} and {onnx_path} ({time.monotonic() - started:.0f} s); "
-        f"maed denoise --model {onnx_path} runs them on ONNX Runtime, --model {out} on torch"
+        f"maed denoise --model {shlex.quote(str(onnx_path))} runs them on ONNX Runtime, --model {shlex.quote(str(out))} on torch"
     )
     return 0

@@ -202,17 +202,23 @@ def _init_levelling(init: str) -> str:
 def _cmd_adapt(args: argparse.Namespace) -> int:
     from .adapt import adapt
 
-    return adapt(
-        [Path(p) for p in args.scans],
-        args.base,
-        Path(args.output),
-        [Path(p) for p in args.held_out or []],
-        minutes=args.minutes,
-        sim_share=args.sim_share,
-        max_steps=args.steps,
-        seed=args.seed,
-        force=args.force,
-    )
+    try:
+        return adapt(
+            [Path(p) for p in args.scans],
+            args.base,
+            Path(args.output),
+            [Path(p) for p in args.held_out or []],
+            minutes=args.minutes,
+            sim_share=args.sim_share,
+            max_steps=args.steps,
+            seed=args.seed,
+            force=args.force,
+        )
+    except KeyboardInterrupt:
+        # The weights and their records are written only once the verdict is in; a run stopped before has written none.
+        if not Path(args.output).exists():
+            print(f"maed: adapt stopped before its verdict: nothing written ({args.output} not made)", file=sys.stderr)
+        raise
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

@@ -37,6 +37,8 @@ def load_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError):  # torch's text is about its own defaults
+        if Path(path).suffix.lower() == ".onnx":
+            raise ValueError(f"{path}: an ONNX file, not the torch checkpoint this needs (a .pt, or a shipped name)") from None
         raise ValueError(f"{path}: not a model checkpoint that maed can read (damaged, or not a file torch saved)") from None
 
 
