@@ -280,14 +280,20 @@ def test_settings_no_run_can_use_are_one_line_before_training(tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # nor an empty folder (the patch is refused once the folder was made)
 
 
-def test_init_takes_the_levelling_its_weights_were_trained_with():
+def test_init_takes_the_levelling_its_weights_were_trained_with_and_says_what_of_their_recipe_it_leaves(capsys):
     from maed.cli import _train_settings, build_parser
+    from maed.model.checkpoint import load_model
 
     def settings(*options):
         return _train_settings(build_parser().parse_args(["train", *options]))[1]
 
     assert settings("--init", "rt-plane").levelling == "plane"  # the shipped product levels the plane alone
+    theirs = load_model("rt-plane")[1]["train_config"]
+    note = capsys.readouterr().err
+    assert f"--lr {TrainConfig.lr} (theirs: {theirs['lr']})" in note and "--noise-mix False (theirs: True)" in note
     assert settings("--init", "rt-plane", "--levelling", "plane+rows").levelling == "plane+rows"
+    settings("--init", "rt-plane", "--noise-mix", "--lr", str(theirs["lr"]))
+    assert "--lr" not in capsys.readouterr().err.split("recipe:")[-1]  # given: not a recipe left
     assert settings().levelling == TrainConfig.levelling
 
 

@@ -185,18 +185,36 @@ def _train_settings(args: argparse.Namespace) -> tuple[Path, TrainConfig]:
             return out, resumed_config(saved, given)
     model = given.get("model", TrainConfig.model)
     defaults = {"lr": protocol_learning_rate(model)}
-    if "init" in given and "levelling" not in given:
-        defaults["levelling"] = _init_levelling(given["init"])
+    if "init" in given:
+        card = _init_card(given["init"])
+        if "levelling" not in given:
+            defaults["levelling"] = card["levelling"]
+        _note_recipe_not_taken(given["init"], card.get("train_config") or {}, TrainConfig(**(defaults | given)), set(given))
     return out, TrainConfig(**(defaults | given))
 
 
-def _init_levelling(init: str) -> str:
-    """The levelling the weights of ``--init`` were trained with."""
+RECIPE = ("lr", "noise_mix", "real_fraction", "grad_weight", "patch", "batch_size")
+"""Settings of ``--init``'s own training that ``maed train`` names where a run starting from it differs, unasked."""
+
+
+def _note_recipe_not_taken(init: str, theirs: dict, cfg: TrainConfig, given: set[str]) -> None:
+    """Say which of ``--init``'s own recipe (``RECIPE``) this run leaves, where the options did not set them: only
+    the weights and their levelling come with ``--init``, and the protocol's learning rate is several times a
+    fine-tune's."""
+    from .training.config import OPTIONS
+
+    left = [f"{OPTIONS[f]} {getattr(cfg, f)} (theirs: {theirs[f]})" for f in RECIPE if f in theirs and f not in given and theirs[f] != getattr(cfg, f)]
+    if left and is_main_process():
+        print(f"maed: note: --init {init} brings its weights and levelling, not its recipe: {'; '.join(left)}", file=sys.stderr)
+
+
+def _init_card(init: str) -> dict:
+    """The card of the weights of ``--init`` (their levelling, and their training settings where recorded)."""
     if Path(init).suffix in (".onnx", ".engine"):
         raise ValueError(f"--init {init}: training starts from torch weights (a shipped name or a .pt checkpoint), not an export")
     from .model.checkpoint import load_model
 
-    return load_model(init)[1]["levelling"]
+    return load_model(init)[1]
 
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
