@@ -203,7 +203,8 @@ def _note_recipe_not_taken(init: str, theirs: dict, cfg: TrainConfig, given: set
     fine-tune's."""
     from .training.config import OPTIONS
 
-    left = [f"{OPTIONS[f]} {getattr(cfg, f)} (theirs: {theirs[f]})" for f in RECIPE if f in theirs and f not in given and theirs[f] != getattr(cfg, f)]
+    differ = [f for f in RECIPE if f in theirs and f not in given and theirs[f] != getattr(cfg, f)]
+    left = [f"{OPTIONS[f]} {getattr(cfg, f)} (theirs: {theirs[f]})" for f in differ]
     if left and is_main_process():
         print(f"maed: note: --init {init} brings its weights and levelling, not its recipe: {'; '.join(left)}", file=sys.stderr)
 
