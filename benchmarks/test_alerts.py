@@ -19,7 +19,7 @@ QUIET = NoiseRanges(tip_jump_rate=(0.0, 0.0), scar_rate=(0.0, 0.0))
 
 
 @pytest.mark.parametrize("passes", ["trace", "both"])
-def test_alerts_per_line(measure, benchmark, passes):
+def test_alerts_over_one_scan(measure, benchmark, passes):
     pair = make_pair(3, 256, QUIET, both_passes=passes == "both", events=EventSpec(tip_changes=2, scars=4))
     lines = [
         (row, pass_, image[row].astype(np.float32))

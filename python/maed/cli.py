@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a model on simulated (and optional user) pairs",
         description="The defaults are the protocol every model of the Table 1 comparison is trained "
-        "with (docs/baselines.md); the shipped rt weights were trained longer (docs/model.md).",
+        "with (docs/baselines.md); the shipped product weights (rt-plane) were trained longer, from the shipped rt (docs/model.md).",
     )
     p.add_argument("--model", default=SUPPRESS, help=f"architecture: {', '.join(ARCHITECTURES)} (default: rt)")
     p.add_argument("--steps", type=int, default=SUPPRESS, help=f"optimiser steps in all (default: {TrainConfig.steps})")
@@ -481,7 +481,11 @@ def build_parser() -> argparse.ArgumentParser:
         f"rows is what the network lost by on simulators it never saw (default: {TrainConfig.rows_weight})",
     )
     p.add_argument("--out", help="checkpoint folder (default: runs/MODEL)")
-    p.add_argument("--resume", action="store_true", help="continue the run in OUT/last.pt with its own settings (--steps may grow)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in OUT/last.pt with its own settings (--steps, --epoch-steps and --workers may change)",
+    )
     p.add_argument(
         "--force",
         action="store_true",
@@ -528,7 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         required=True,
         metavar="FILE.pt",
-        help="the adapted checkpoint (for maed denoise --model FILE.pt), with FILE.json beside it",
+        help="the adapted checkpoint FILE.pt, with FILE.json and FILE.onnx (the fast CPU back end: maed denoise --model "
+        "FILE.onnx) beside it",
     )
     p.add_argument(
         "--held-out",
