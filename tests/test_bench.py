@@ -46,6 +46,16 @@ REPORT = {
             lines_per_s=15000,
             push_lines_per_s=16000,
         ),
+        {"name": "test_alerts_over_one_scan[trace]", "extra_info": {"lines": 256}, "stats": {"data": [0.1, 0.1]}},
+        _bench(
+            "update latency in frame height at 200 lines/s",
+            "onnxruntime-cpu",
+            [8000.0],
+            cols=256,
+            p95_ms_256_rows=40.0,
+            p95_ms_1024_rows=24.0,
+            ratio=0.6,
+        ),
         *(
             _bench("kernel SEFusion 40->40 @512x512 float16", impl, [us * 20e-3], device="Test GPU", us_per_launch=us, gb_per_s=rate)
             for impl, us, rate in (("maed", 25.26, 2491.0), ("torch", 98.22, 427.1), ("copy", 10.9, 3848.9))
@@ -68,7 +78,9 @@ def test_the_results_page_has_percentiles_ratios_and_verdicts():
     assert "- TensorRT is not installed: x (12 benchmarks)" in page
     assert "| SEFusion 40->40 @512x512 float16 | 25.3 / 2,491 | 98.2 / 427 | 10.9 / 3,849 | 3.89 |" in page
     assert "on Test GPU" in page
-    assert "| test_other[SEFusion] | 0.100 | 0.100 | 2 |" in page  # a suite the page has no table for, by name
+    assert "| test_other[SEFusion] | 0.100 | 0.100 | 2 | - | - |" in page  # a suite the page has no table for, by name
+    assert "| test_alerts_over_one_scan[trace] | 100.000 | 100.000 | 2 | 256 | 0.391 |" in page  # a round of lines, and per line
+    assert "| update latency in frame height" not in page  # the bridge's whole-frame figure is no call's latency
 
 
 def test_a_page_without_the_targets_cases_says_so():
