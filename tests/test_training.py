@@ -270,7 +270,7 @@ def test_settings_no_run_can_use_are_one_line_before_training(tmp_path, capsys):
         (["--ship-as", "../../evil"], "not a path"),
         (["--ship-as", "dncnn"], "a dncnn network"),  # another architecture's shipped weights
         (["--ship-as", "maed"], "add --force"),  # the product's, by its alias
-        (["--init", str(tmp_path)], "a folder; give a checkpoint in it"),
+        (["--init", str(tmp_path)], "a folder, not a model checkpoint"),
     ]
     (tmp_path / "a_file").write_text("not a folder")
     for options, said in bad:

@@ -82,8 +82,8 @@ def load_model(name_or_path: str) -> tuple[nn.Module, dict]:
     (with the ``config`` and ``levelling`` it was trained with)."""
     path = Path(name_or_path)
     if path.is_dir():
-        hint = f" such as {path / 'last.pt'}" if (path / "last.pt").is_file() else ""
-        raise ValueError(f"{path}: a folder; give a checkpoint in it{hint}")
+        hint = f"; give the one in it, {path / 'last.pt'}" if (path / "last.pt").is_file() else ""
+        raise ValueError(f"{path}: a folder, not a model checkpoint{hint}")
     if not path.suffix:
         path = shipped_weights(name_or_path)
         if not path.exists():
