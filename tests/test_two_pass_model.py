@@ -33,7 +33,8 @@ from maed.training.trainer import _load_matching
 def from_one_pass(tmp_path_factory):
     """A two-pass checkpoint started from the shipped one-pass weights, as ``maed train --init`` starts it."""
     model = build_model("rt-both")
-    _load_matching(model, load_model("rt-plane")[0].state_dict())
+    taken, widened, total = _load_matching(model, load_model("rt-plane")[0].state_dict())
+    assert taken == total and widened > 0  # every tensor fits, the stem's widened to take the retrace too
     path = tmp_path_factory.mktemp("both") / "both.pt"
     save_checkpoint(path, model, "rt-both", extra={"levelling": PLANE})
     return path

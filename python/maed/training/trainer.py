@@ -119,15 +119,15 @@ def training_loss(
     return loss
 
 
-def _load_matching(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> tuple[int, int]:
+def _load_matching(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> tuple[int, int, int]:
     """Copy the tensors of ``weights`` whose name and shape ``model`` shares; the rest keep their
-    initialisation (a widened decoder stage, a zero-initialised head). Returns (copied, total).
+    initialisation (a widened decoder stage, a zero-initialised head). Returns (copied, of them widened, total).
 
     A one-pass model's first convolutions go into a two-pass one as the trace's, the retrace's starting at
     zero: the new model starts as the old one on the trace, and uses the retrace only as far as training
     finds it worth it."""
     own = model.state_dict()
-    fitting = {}
+    fitting, widened = {}, 0
     for k, v in weights.items():
         if k not in own:
             continue
@@ -135,8 +135,9 @@ def _load_matching(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> 
             fitting[k] = v
         elif k.startswith("stem.") and v.shape[1] == 1 and own[k].shape == (v.shape[0], own[k].shape[1], *v.shape[2:]):
             fitting[k] = torch.cat([v, v.new_zeros((v.shape[0], own[k].shape[1] - 1, *v.shape[2:]))], dim=1)
+            widened += 1
     model.load_state_dict(fitting, strict=False)
-    return len(fitting), len(own)
+    return len(fitting), widened, len(own)
 
 
 def _learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -215,10 +216,11 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, log, processes: Proces
         raise ValueError(f"--patch {cfg.patch}: {cfg.model} takes patches of a multiple of {model.size_multiple} pixels")
     if cfg.init and not resume:
         start_model, card = load_model(cfg.init)
-        taken, total = _load_matching(model, start_model.state_dict())
+        taken, widened, total = _load_matching(model, start_model.state_dict())
         if taken == 0:
             raise ValueError(f"--init {cfg.init} is a {card['config']!r} model: no weights fit {cfg.model!r}")
-        log(f"starting from the weights of {cfg.init} ({card['config']}): {taken} of {total} tensors fit")
+        more = f" ({widened} of them given a second pass's inputs, which start at zero)" if widened else ""
+        log(f"starting from the weights of {cfg.init} ({card['config']}): {taken} of {total} tensors fit{more}")
         if card["levelling"] != cfg.levelling:
             log(f"note: {cfg.init} was trained on input levelled {card['levelling']}; this run levels it {cfg.levelling}")
     model = model.to(device)
