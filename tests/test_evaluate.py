@@ -26,6 +26,7 @@ def test_eval_writes_scores_sizes_latency_and_figures(tmp_path, random_rt_checkp
     numbers = json.loads((out / "eval.json").read_text())
     pmrid_label = f"PMRID ({pmrid})"
     assert pmrid_label in text and "Ranking by PSNR" in text and "not comparable" in text
+    assert f"`maed eval --models {random_rt_checkpoint} {pmrid} --count 2 --size 64`" in text  # the options inside the command
     assert numbers["models"][pmrid_label]["parameters"] == count_parameters(build_model("pmrid"))
     assert numbers["models"][pmrid_label]["cpu_ms"] > 0
     assert set(numbers["results"]["test"]) >= {"noisy input", pmrid_label}

@@ -162,10 +162,10 @@ def evaluate(out_dir: Path, models: list[str], count: int = 24, size: int = 256)
         + SETTING
         + "\n\n"
         + f"Machine: {cpu_model()}, {platform.system()}; regenerate with "
-        f"`maed eval --models {' '.join(models)}`"
+        f"`maed eval --models {' '.join(models)}"
         + (f" --count {count}" if count != 24 else "")
         + (f" --size {size}" if size != 256 else "")
-        + ". Figures: fig5.png, fig6.png.\n"
+        + "`. Figures: fig5.png, fig6.png.\n"
     )
     (out_dir / "eval.md").write_text(text)
     (out_dir / "eval.json").write_text(

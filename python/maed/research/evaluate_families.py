@@ -112,11 +112,15 @@ def _fmt(triple: tuple[float, float, float], digits: int = 2) -> str:
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
+COUNT, SIZE = 51, 128
+"""Scans per column and their size by default (``maed eval --families``)."""
+
+
 def evaluate_families(
     out_dir: Path,
     backends: dict[str, Backend],
-    count: int = 51,
-    size: int = 128,
+    count: int = COUNT,
+    size: int = SIZE,
     columns: tuple[str, ...] = (*FAMILIES, *ARTEFACT_COLUMNS),
 ) -> dict:
     """Score classical pipelines and ``backends`` (label -> back end) per column; write the tables."""
@@ -211,5 +215,6 @@ def _report(results: dict, models: list[str], count: int, size: int) -> str:
             "|---|---|---|---|",
         ]
         lines += _method_rows(step_rows, models, lambda m: f"{m['step_scans']} | {_fmt(m['step_height_error'], 3)}")
-    lines += ["", f"Simulator: {SIMULATOR_VERSION}. Machine: {cpu_model()}; regenerate with `maed eval --families`.", ""]
+    options = (f" --count {count}" if count != COUNT else "") + (f" --size {size}" if size != SIZE else "")
+    lines += ["", f"Simulator: {SIMULATOR_VERSION}. Machine: {cpu_model()}; regenerate with `maed eval --families{options}`.", ""]
     return "\n".join(lines)
