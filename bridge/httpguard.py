@@ -169,10 +169,15 @@ class GuardedHTTPServer(ThreadingHTTPServer):
         self._held_lock = threading.Lock()
         super().__init__(address, handler)
 
+    @staticmethod
+    def _host(client_address: object) -> str:
+        """The address a connection came from, without its port: what ``max_per_address`` counts by."""
+        return client_address[0] if isinstance(client_address, tuple) else str(client_address)
+
     def _take(self, client_address: object) -> bool:
         """Take a slot for a connection from ``client_address``: False where every slot, or its address's share, is
         held."""
-        host = client_address[0] if isinstance(client_address, tuple) else str(client_address)
+        host = self._host(client_address)
         with self._held_lock:
             if self._held.get(host, 0) >= self._per_address:
                 return False
@@ -182,7 +187,7 @@ class GuardedHTTPServer(ThreadingHTTPServer):
         return True
 
     def _give(self, client_address: object) -> None:
-        host = client_address[0] if isinstance(client_address, tuple) else str(client_address)
+        host = self._host(client_address)
         with self._held_lock:
             left = self._held.get(host, 0) - 1
             if left > 0:

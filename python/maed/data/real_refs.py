@@ -143,6 +143,10 @@ def readable_scans(real_dir: Path, names: tuple[str, ...]) -> Iterator[tuple[str
             continue
 
 
+MIN_REFERENCE_ROWS = 32
+"""Fewest measured rows a pass must have to be a reference."""
+
+
 def load_references(real_dir: Path) -> list[Reference]:
     """Both passes of the topograph of every reference in ``real_dir`` (``reference_names``; measured rows only)."""
     refs = []
@@ -153,7 +157,7 @@ def load_references(real_dir: Path) -> list[Reference]:
             except ScanFileError:
                 continue
             data = channel.data[channel.measured_rows]
-            if data.shape[0] < 32 or not np.isfinite(data).all():
+            if data.shape[0] < MIN_REFERENCE_ROWS or not np.isfinite(data).all():
                 continue
             refs.append(Reference(f"{name}:{pass_}", level(data), channel.width / data.shape[1]))
     return refs

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data.real_pairs import load_pass_pairs
-from ..data.real_refs import is_project_folder, load_references
+from ..data.real_refs import MIN_REFERENCE_ROWS, is_project_folder, load_references
 from ..metrics import psnr
 from ..model import ARCHITECTURES, build_model, passes_taken
 from ..model.checkpoint import load_checkpoint, load_model, save_checkpoint
@@ -254,7 +254,8 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, log, processes: Proces
                 + (
                     "none of the training sources' references is there (maed.data.real_refs.TRAINING_REFERENCES)"
                     if is_project_folder(Path(cfg.real_dir))
-                    else f"no scan file that reads ({', '.join(SUFFIXES)}), at least 32 rows, in it (sub-folders are not looked in)"
+                    else f"no scan file that reads ({', '.join(SUFFIXES)}), at least {MIN_REFERENCE_ROWS} rows, in it "
+                    "(sub-folders are not looked in)"
                 )
             )
         log(f"{len(references)} real reference images from {cfg.real_dir} ({cfg.real_fraction:.0%} of samples)")
