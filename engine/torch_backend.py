@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from maed.model import passes_taken
-from maed.model.checkpoint import load_model, weights_file, weights_sha256
+from maed.model.checkpoint import load_model, model_name, weights_file, weights_sha256
 from maed.zoo import PRODUCT
 
 
@@ -17,7 +17,7 @@ class TorchBackend:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.net, card = load_model(model)
         self.net.to(self.device)
-        self.model = card["config"] if model == card["config"] else model
+        self.model = model_name(model)
         self.name = f"torch-{self.device.type}"
         self.size_multiple = self.net.size_multiple
         self.max_batch = 1

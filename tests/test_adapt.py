@@ -118,6 +118,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         ([*map(str, two), "-o", str(weights_file(PRODUCT))], "is the base model's weights"),
         ([*map(str, two), "-o", out, "--from", str(one)], "not a model checkpoint that maed can read"),
         ([str(tmp_path), str(two[0]), "-o", out], "is a folder"),
+        (["--held-out", *map(str, two), "-o", out], f"--held-out took every file after it ({two[0]} {two[1]})"),
+        (["-o", out], "no scans given"),
     ]
     for args, message in cases:
         assert main(["adapt", *args, "--steps", "1"]) == 2, message

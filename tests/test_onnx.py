@@ -27,6 +27,7 @@ from maed.engine.onnx_backend import OnnxBackend
 from maed.engine.onnx_fp16 import convert_to_fp16
 from maed.engine.onnx_model import METADATA_KEYS, shipped_onnx
 from maed.engine.tensorrt.onnx_ops import MAX_OPSET, OPERATORS_FILE, supported_operators, tensorrt_problems
+from maed.engine.torch_backend import TorchBackend
 from maed.export import export_onnx
 from maed.model import CONFIGS
 from maed.model.checkpoint import load_model, shipped_weights
@@ -168,6 +169,8 @@ def test_metadata_describes_the_model(exported, random_rt_checkpoint):
         assert json.loads(meta["maed.training_data"])["simulator"] == "unrecorded"  # a bare checkpoint has no card
     backend = OnnxBackend(exported["fp32"], threads=1)
     assert (backend.model, backend.size_multiple, backend.name) == ("random_rt", 16, "onnxruntime-cpu")
+    # The checkpoint it came from reads alike: one model, one name, whichever file runs it.
+    assert TorchBackend(str(random_rt_checkpoint), device="cpu").model == "random_rt"
     assert backend.levelling == "plane+rows"
     assert backend.session.get_session_options().intra_op_num_threads == 1
 

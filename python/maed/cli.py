@@ -219,6 +219,13 @@ def _init_card(init: str) -> dict:
 
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
+    if not args.scans:
+        if args.held_out:
+            raise ValueError(
+                f"no scans to learn from: --held-out took every file after it ({' '.join(args.held_out)}); "
+                "give the scans first (maed adapt SCAN... --held-out FILE) or write --held-out=FILE"
+            )
+        raise ValueError("no scans given: maed adapt SCAN... -o FILE.pt")
     from .adapt import adapt
 
     try:
@@ -515,7 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "scans",
-        nargs="+",
+        # "*", not "+": --held-out before the scans takes them all, and _cmd_adapt says so where argparse could not.
+        nargs="*",
         metavar="SCAN",
         help="instrument files with both passes (.sxm, .dat, .sm4, .Z_mtrx, .gwy), or folders maed serve saved scans "
         "to; a one-pass scan can only be held out",
@@ -540,8 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         action="extend",
         metavar="FILE",
-        help="files to judge on and never train on, among SCANS or besides them (default: the file with both passes and "
-        "the most rows that leaves another to learn from)",
+        help="files to judge on and never train on, among SCANS or besides them; it takes every file after it, so give it "
+        "after the scans (default: the file with both passes and the most rows that leaves another to learn from)",
     )
     p.add_argument(
         "--minutes",

@@ -45,7 +45,7 @@ from .engine.onnx_model import (
 )
 from .engine.ops.rewrite import insert_plugins
 from .model import MAEDCNN, passes_taken
-from .model.checkpoint import load_model, weights_file, weights_sha256
+from .model.checkpoint import load_model, model_name, weights_file, weights_sha256
 from .normalise import PLANE, PLANE_AND_ROWS
 from .zoo import display_name
 
@@ -113,11 +113,11 @@ def export_onnx(name_or_path: str, dest: Path, fp16: bool = False, plugins: bool
     """Export a shipped model (by name) or a checkpoint (by path) to the ONNX file ``dest``.
 
     Returns the model written. The metadata names a shipped model by its name and a checkpoint by
-    ``checkpoint_name``. ``plugins`` replaces the DS blocks and the SE fusion by our TensorRT plugin
+    ``model.checkpoint.model_name``. ``plugins`` replaces the DS blocks and the SE fusion by our TensorRT plugin
     nodes (``maed.engine.ops.rewrite``): such a file is for TensorRT only.
     """
     model, card = load_model(name_or_path)
-    name = name_or_path if not Path(name_or_path).suffix else checkpoint_name(Path(name_or_path))
+    name = model_name(name_or_path)
     graph = onnxslim.slim(_trace(model))
     if fp16:
         graph = convert_to_fp16(graph)
@@ -130,12 +130,6 @@ def export_onnx(name_or_path: str, dest: Path, fp16: bool = False, plugins: bool
     with atomic_path(dest) as tmp:  # never a half-written model where a back end would load it
         onnx.save(graph, tmp)
     return graph
-
-
-def checkpoint_name(path: Path) -> str:
-    """The model name an export of checkpoint ``path`` carries: its stem, or for a run's ``last.pt`` (``maed train``
-    names every run's checkpoint so) its run folder's name."""
-    return path.parent.resolve().name if path.stem == "last" else path.stem
 
 
 def check_destination(dest: Path, force: bool = False) -> Path:

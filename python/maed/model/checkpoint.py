@@ -58,6 +58,16 @@ def weights_file(name_or_path: str) -> Path:
     return path if path.suffix else shipped_weights(name_or_path)
 
 
+def model_name(name_or_path: str) -> str:
+    """The name every output gives a model: a shipped name as given; a checkpoint's stem, or for a run's ``last.pt``
+    (``maed train`` names every run's checkpoint so) its run folder's name. Its ONNX export carries the same name, so
+    one model reads alike from either file; the file itself is named beside it (``model_file``)."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        return name_or_path
+    return path.parent.resolve().name if path.stem == "last" else path.stem
+
+
 def weights_sha256(path: Path) -> str:
     """SHA-256 of a weights file: the identity every output names."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
