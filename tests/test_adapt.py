@@ -245,12 +245,13 @@ def test_an_adapted_checkpoint_loads_in_maed_denoise_and_its_json_names_the_held
     assert card["held_out_files"] == written["held_out_files"] and card["levelling"] == load_model(PRODUCT)[1]["levelling"]
     assert main(["denoise", str(scans[0]), "-o", str(tmp_path / "den"), "--model", str(out)]) == 0
     result = json.loads((tmp_path / "den" / "scan0.json").read_text())
-    assert result["model"] == str(out) and result["weights_sha256"] == written["weights_sha256"]
+    assert (result["model"], result["model_file"]) == (out.stem, str(out)) and result["weights_sha256"] == written["weights_sha256"]
     assert np.isfinite(np.load(tmp_path / "den" / "scan0.npy")).all()
     # Its ONNX export beside it: the same weights on the fast CPU back end.
     assert main(["denoise", str(scans[0]), "-o", str(tmp_path / "fast"), "--model", str(out.with_suffix(".onnx"))]) == 0
     fast = json.loads((tmp_path / "fast" / "scan0.json").read_text())
     assert fast["backend"] == "onnxruntime-cpu" and result["backend"] == "torch-cpu"
+    assert fast["model"] == result["model"]  # one model, one name, whichever file ran it
     # Both records name the base the weights were adapted from, as the card does.
     assert result["adapted_from"] == fast["adapted_from"] == written["adapted_from"]
     assert main(["denoise", str(scans[0]), "-o", str(tmp_path / "base")]) == 0
