@@ -10,7 +10,7 @@ import pytest
 from maed.bridge.alerts import HealthMonitor, late_findings, late_rows, scan_findings
 from maed.bridge.alerts.medians import median
 from maed.bridge.alerts.monitor import LATE_CONTEXT
-from maed.data import EventSpec, make_pair
+from maed.data import TEST_SEED_BASE, EventSpec, make_pair
 from maed.data.scan_noise import NoiseRanges
 
 QUIET = NoiseRanges(tip_jump_rate=(0.0, 0.0), scar_rate=(0.0, 0.0), white_corr_px=(0.0, 0.0))
@@ -72,6 +72,40 @@ def test_feedback_ringing_is_one_alert_per_episode():
     found = scan(pair.noisy)
     assert [f.kind for f in found] == ["ringing"] and abs(found[0].row - event.row) <= 1
     assert abs(found[0].evidence["period_px"] - event.extra["period_px"]) < 0.25 * event.extra["period_px"]
+
+
+def test_a_short_oscillation_after_an_edge_rings_where_it_is_and_bumps_a_period_apart_do_not():
+    """Ringing is judged in windows along the line (``feedback.RingWindows``): an oscillation that dies out within
+    some 25 pixels of its edge, over 4 lines, is found there (over the whole line its tone was lost in the noise of
+    the rest); features that appear a period apart (a pair of adsorbates' tops, ``feedback.RING_LOW``) are not."""
+    rng = np.random.default_rng(8)
+    cols = np.arange(256)
+    surface = np.where(cols >= 120, 10.0, 0.0)[None, :].repeat(160, axis=0)  # an edge every line crosses
+    n = np.arange(256 - 120)
+    ringing = np.zeros((160, 256))
+    ringing[100:104, 120:] = 5.0 * np.exp(-n / 25.0) * np.sin(2 * np.pi * n / 6.0)
+    found = scan(surface + ringing + rng.standard_normal((160, 256)))
+    assert [(f.kind, f.row) for f in found] == [("ringing", 100)], found
+    start, stop = found[0].columns
+    assert start <= 125 and stop - start == 64  # the window that holds the oscillation's start, not the whole row
+    assert abs(found[0].evidence["period_px"] - 6.0) < 1.0 and found[0].evidence["low"] < 0.2
+    # A clean simulated scan whose adsorbates come in pairs: in row 40 the tops of two, 13 pixels apart, appear
+    # together, a tone of 12.8 pixels to a window's spectrum, and three more such rows follow further down.
+    pair = make_pair(TEST_SEED_BASE + 910_081, 256, NoiseRanges(tip_jump_rate=(0.0, 0.0), scar_rate=(0.0, 0.0)))
+    assert [f for f in scan(pair.noisy) if f.kind == "ringing"] == []
+
+
+def test_an_oscillation_that_stays_is_one_alert_and_does_not_hide_a_later_scar():
+    """A ringing episode is followed while its lines carry its tone (no alert again, and no runs judged in its lines),
+    but for ``RING_EPISODE_ROWS`` lines at most: an oscillation that stays from row 100 on would otherwise hold its
+    band against the episode's first lines before for the rest of the scan, and the scar at row 140 go unjudged."""
+    rng = np.random.default_rng(9)
+    cols = np.arange(256)
+    lines = rng.standard_normal((200, 256))
+    lines[100:, 120:184] += 4.0 * np.sin(2 * np.pi * cols[120:184] / 6.0)
+    lines[140, 30:42] += 12.0
+    found = [(f.kind, f.row) for f in scan(lines)]
+    assert found == [("ringing", 100), ("scar", 140)], found
 
 
 def test_lines_not_judged_still_get_the_cheap_checks_and_judging_resumes():

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from .feedback import RING_NARROW, RING_RISE, rail_run, ring_band, ringing_rise, spectrum, tone_shared
+from .feedback import NO_TONE, RING_RISE, RingWindows, Tone, band_rise, held_by_line, rail_run, spectra, strongest_tone, tone_shared
 from .finding import Finding
 from .lines import repeats, skipped_rows
 from .medians import median
-from .other_pass import SAME_PLACE, correlation_at, warp
+from .other_pass import SAME_PLACE, correlation_at, sure, warp
 from .pixel_noise import pixel_noise
 from .segments import LENGTHS, candidates, spreads
 from .steps import PERSISTS, Z_OFFSET, Z_SCAR, Z_STEP, Verdict, in_other_pass, judge_offset, judge_run
@@ -68,6 +68,9 @@ MIN_COLS = 3 * min(LENGTHS)
 flagged (and crashes, on lines of ``feedback.RAIL_RUN`` pixels and more)."""
 BARS_EVERY = 4
 DEBOUNCE_ROWS = 3
+RING_EPISODE_ROWS = 12
+"""Rows within which ringing alerts are one episode, in either pass: an episode lasts lines, and each pass follows
+its own (``PassTrack.episode``), but a pass that missed an episode's first line would raise it again later."""
 GUMBEL_Q = 6.0
 """A scan's bar for a line's scan statistic (the largest of its window statistics over their spreads,
 ``segments.candidates``' ``peak``): the location plus this many scales of a Gumbel law fitted to the peaks
@@ -112,8 +115,8 @@ class Candidate:
     step: float
     """Its offset from the line before (median of the difference)."""
     power: np.ndarray
-    """Spectrum of its difference from ``before``."""
-    ring: tuple[float, float, int]
+    """Spectra of its difference from ``before``, one row per window (``feedback.RingWindows``)."""
+    ring: Tone
     bars: dict
     """The history's figures it was judged against."""
     changes: np.ndarray
@@ -141,9 +144,12 @@ class PassTrack:
         self.on_rail = False
         self.ringing_until = -1
         """Acquisition index up to which a ringing episode is ongoing (no new ringing alert)."""
+        self.episode: tuple[np.ndarray, np.ndarray, Tone, int] | None = None
+        """The ringing episode followed: its first line's lines before, the recent lines' spectra then, its tone, and
+        the pass's line count at its first line."""
         self.count = 0
         self._bars: dict | None = None
-        self.band = ring_band(cols)
+        self.windows = RingWindows.of(cols)
         self.lengths = tuple(n for n in LENGTHS if 3 * n <= cols)
 
     def ready(self) -> bool:
@@ -277,12 +283,12 @@ class HealthMonitor:
         diff = line - before
         level = float(median(diff))
         residual = diff - level
-        power = spectrum(residual)
+        power = spectra(residual, track.windows)
         bars: dict = {}
-        ring = (0.0, 0.0, 0)
+        ring = NO_TONE
         if track.ready():
             bars = track.bars()
-            ring = ringing_rise(power, bars["power"], track.band)
+            ring = strongest_tone(power, bars["power"], track.windows.band)
         return Candidate(
             row,
             line,
@@ -317,15 +323,21 @@ class HealthMonitor:
         self._remember(track, c, between)  # flagged lines too: the medians shrug off one
         return found
 
-    def _other_residual(self, c: Candidate, pass_: str) -> tuple[np.ndarray, int] | None:
+    def _other_residual(self, c: Candidate, pass_: str, on_before: bool = False) -> tuple[np.ndarray, int] | None:
         """The other pass's row of ``c`` less its lines before, where it came already, and the shift that lays it
         on ``c`` (``other_pass.warp``, registered on each row plus its lines before: the surface on either side of
-        a change in the row)."""
+        a change in the row; ``on_before``: on the lines before alone where they show the surface clearly, for a change
+        that is a tone along the row, whose own differences would lay the two passes' tones on each other whatever
+        their phases)."""
         other = self.tracks["retrace" if pass_ == "trace" else "trace"].recent.get(c.row)
         if other is None:
             return None
         other_line, other_before = other
-        return other_line - other_before, warp(c.line + c.before, other_line + other_before)
+        if on_before:
+            shift, correlation = warp(c.before, other_before)
+            if sure(correlation, c.before.size - 1):
+                return other_line - other_before, shift
+        return other_line - other_before, warp(c.line + c.before, other_line + other_before)[0]
 
     def _noise_change(self, track: PassTrack, c: Candidate, after: Candidate | None, pass_: str) -> list[Finding]:
         noise = c.bars["noise"]
@@ -358,27 +370,44 @@ class HealthMonitor:
         return [Finding("tip_change", c.row, (0, c.line.size), pass_, evidence)]
 
     def _ringing(self, track: PassTrack, c: Candidate, after: Candidate | None, pass_: str) -> list[Finding]:
-        rise, narrowness, at = c.ring
-        # The next line must ring too, at the same period: a feedback oscillation lasts; a chance peak does not.
+        if track.episode is not None:
+            before, typical, tone, since = track.episode
+            # Followed for RING_EPISODE_ROWS lines at most: a surface that changed for good since the episode's first
+            # line would hold its band against those lines before, and keep every scar of the scan from being judged.
+            lasts = track.count - since <= RING_EPISODE_ROWS
+            if lasts and band_rise(spectra(c.line - before, track.windows), typical, tone.window, tone.at) > RING_RISE / 2:
+                track.ringing_until = track.count + 2  # the episode goes on: its lines still carry its tone
+                return []
+            if track.count > track.ringing_until or not lasts:
+                track.episode = None
+        tone = c.ring
+        # The next line must ring too, at the same place and period against the same lines before: a feedback
+        # oscillation lasts; a chance peak does not. And this line must hold the tone, not its lines before.
         if not (
-            rise > RING_RISE
-            and narrowness > RING_NARROW
+            tone.rings()
             and after is not None
-            and after.ring[0] > RING_RISE / 2
-            and abs(after.ring[2] - at) <= 2
+            and band_rise(spectra(after.line - c.before, track.windows), c.bars["power"], tone.window, tone.at) > RING_RISE / 2
+            and held_by_line(c.line, c.before, track.windows, tone)
         ):
             return []
-        evidence = {"rise": round(rise, 1), "narrowness": round(narrowness, 1), "period_px": round(self.cols / max(at, 1), 2)}
-        other = self._other_residual(c, pass_)
+        size = track.windows.size
+        evidence = {
+            "rise": round(tone.rise, 1),
+            "narrowness": round(tone.narrowness, 1),
+            "period_px": round(size / max(tone.at, 1), 2),
+            "low": round(tone.low, 2),
+        }
+        other = self._other_residual(c, pass_, on_before=True)
         if other is not None:
-            evidence["other_pass_share"] = round(tone_shared(c.line - c.before, other[0], at, other[1]), 3)
+            evidence["other_pass_share"] = round(tone_shared(c.line - c.before, other[0], track.windows, tone, other[1]), 3)
             if evidence["other_pass_share"] > SAME_PLACE:
                 return []  # the same tone at the same place in both passes: the surface
         fresh = track.count > track.ringing_until
         track.ringing_until = track.count + 2
+        track.episode = (c.before, c.bars["power"], tone, track.count)
         if not fresh:
             return []
-        return [Finding("ringing", c.row, (0, self.cols), pass_, evidence)]
+        return [Finding("ringing", c.row, track.windows.columns(tone.window), pass_, evidence)]
 
     def _run_or_offset(self, c: Candidate, line: np.ndarray, between: np.ndarray, pass_: str) -> list[Finding]:
         bars = c.bars
@@ -479,7 +508,12 @@ class HealthMonitor:
         return any(self._same(finding, old) for old in self.findings)
 
     def _same(self, new: Finding, old: Finding) -> bool:
-        if new.kind != old.kind or abs(self.progress(new.row) - self.progress(old.row)) > DEBOUNCE_ROWS:
+        if new.kind != old.kind:
+            return False
+        rows = abs(self.progress(new.row) - self.progress(old.row))
+        if new.kind == "ringing":
+            return rows <= RING_EPISODE_ROWS
+        if rows > DEBOUNCE_ROWS:
             return False
         if new.kind == "scar":  # scars are one pass's: another pass's, or other columns, are another scar
             return new.pass_ == old.pass_ and new.columns[0] < old.columns[1] and old.columns[0] < new.columns[1]
