@@ -17,7 +17,7 @@ from maed import adapt
 from maed.cli import main
 from maed.data import make_pair
 from maed.engine.torch_backend import TorchBackend
-from maed.model.checkpoint import load_model, save_checkpoint, weights_file
+from maed.model.checkpoint import load_model, model_card, save_checkpoint, weights_file
 from maed.trace_retrace import Error, paired_change
 from maed.training.dataset import normalised_pair
 from maed.training.loss import plane_free_l1
@@ -241,8 +241,8 @@ def test_an_adapted_checkpoint_loads_in_maed_denoise_and_its_json_names_the_held
     assert written["adapted_from"]["weights_sha256"] == hashlib.sha256(weights_file(PRODUCT).read_bytes()).hexdigest()
     assert written["fine_tune"]["steps"] == 2 and "e2_change" in written["held_out"] and "invented_peaks" in written["paint_check"]
     assert written["weights_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
-    card = load_model(str(out))[1]
-    assert card["held_out_files"] == written["held_out_files"] and card["levelling"] == load_model(PRODUCT)[1]["levelling"]
+    card = model_card(str(out))
+    assert card["held_out_files"] == written["held_out_files"] and card["levelling"] == model_card(PRODUCT)["levelling"]
     assert main(["denoise", str(scans[0]), "-o", str(tmp_path / "den"), "--model", str(out)]) == 0
     result = json.loads((tmp_path / "den" / "scan0.json").read_text())
     assert (result["model"], result["model_file"]) == (out.stem, str(out)) and result["weights_sha256"] == written["weights_sha256"]

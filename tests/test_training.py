@@ -135,13 +135,13 @@ def test_the_levelling_trained_with_is_recorded_and_followed(tmp_path):
     from maed.engine.onnx_backend import OnnxBackend
     from maed.engine.torch_backend import TorchBackend
     from maed.export import export_onnx
-    from maed.model.checkpoint import load_model, ship_weights
+    from maed.model.checkpoint import model_card, ship_weights
     from maed.normalise import normalise
 
     train(TrainConfig(**{**SHORT.__dict__, "steps": 2, "steps_per_epoch": 2, "levelling": "plane"}), tmp_path, log=lambda *_: None)
     assert load_checkpoint(tmp_path / "last.pt")["levelling"] == "plane"
     ship_weights(tmp_path / "last.pt", tmp_path / "shipped.pt", {"note": "test"})
-    assert load_model(str(tmp_path / "shipped.pt"))[1]["levelling"] == "plane"
+    assert model_card(str(tmp_path / "shipped.pt"))["levelling"] == "plane"
     export_onnx(str(tmp_path / "shipped.pt"), tmp_path / "shipped.onnx")
     meta = {p.key: p.value for p in onnx.load(tmp_path / "shipped.onnx").metadata_props}
     assert meta["maed.levelling"] == "plane" and "line offsets stay in" in meta["maed.normalisation"]
@@ -282,13 +282,14 @@ def test_settings_no_run_can_use_are_one_line_before_training(tmp_path, capsys):
 
 def test_init_takes_the_levelling_its_weights_were_trained_with_and_says_what_of_their_recipe_it_leaves(capsys):
     from maed.cli import _train_settings, build_parser
-    from maed.model.checkpoint import load_model
+    from maed.model.checkpoint import load_model, model_card
 
     def settings(*options):
         return _train_settings(build_parser().parse_args(["train", *options]))[1]
 
     assert settings("--init", "rt-plane").levelling == "plane"  # the shipped product levels the plane alone
-    theirs = load_model("rt-plane")[1]["train_config"]
+    assert model_card("rt-plane") == load_model("rt-plane")[1]  # the card read alone, as --init reads it
+    theirs = model_card("rt-plane")["train_config"]
     note = capsys.readouterr().err
     assert f"--lr {TrainConfig.lr} (theirs: {theirs['lr']})" in note and "--noise-mix False (theirs: True)" in note
     assert settings("--init", "rt-plane", "--levelling", "plane+rows").levelling == "plane+rows"

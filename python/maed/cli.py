@@ -213,9 +213,9 @@ def _init_card(init: str) -> dict:
     """The card of the weights of ``--init`` (their levelling, and their training settings where recorded)."""
     if Path(init).suffix in (".onnx", ".engine"):
         raise ValueError(f"--init {init}: training starts from torch weights (a shipped name or a .pt checkpoint), not an export")
-    from .model.checkpoint import load_model
+    from .model.checkpoint import model_card
 
-    return load_model(init)[1]
+    return model_card(init)
 
 
 def _cmd_adapt(args: argparse.Namespace) -> int:

@@ -87,9 +87,9 @@ def levelling(state: dict) -> str:
     return check_levelling(state.get("levelling", PLANE_AND_ROWS))
 
 
-def load_model(name_or_path: str) -> tuple[nn.Module, dict]:
-    """A model in eval mode, from a shipped name (``rt``, ``dncnn``) or a checkpoint path, and its card
-    (with the ``config`` and ``levelling`` it was trained with)."""
+def _model_state(name_or_path: str) -> dict:
+    """The saved state behind a shipped name (``rt``, ``dncnn``) or a checkpoint path, checked to hold a model; every
+    problem a one-line ValueError."""
     path = Path(name_or_path)
     if path.is_dir():
         hint = f"; give the one in it, {path / 'last.pt'}" if (path / "last.pt").is_file() else ""
@@ -115,11 +115,28 @@ def load_model(name_or_path: str) -> tuple[nn.Module, dict]:
     state = load_checkpoint(path)
     if not (isinstance(state, dict) and isinstance(state.get("model"), dict) and "config" in state):
         raise ValueError(f"{path}: a file torch saved, but no model checkpoint (no 'config' and 'model' in it)")
-    model = build_model(state["config"])
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
+    return state
+
+
+def _card(state: dict) -> dict:
+    """A model state's card, with the ``config`` and ``levelling`` it was trained with."""
     card = dict(state.get("card", {}))
     if "train_config" in state and "train_config" not in card:  # a training checkpoint: its settings and last figures
         card["train_config"] = state["train_config"]
         if state.get("history"):
             card["validation"] = state["history"][-1]
-    return model.eval(), {**card, "config": state["config"], "levelling": levelling(state)}
+    return {**card, "config": state["config"], "levelling": levelling(state)}
+
+
+def model_card(name_or_path: str) -> dict:
+    """The card of a shipped name or a checkpoint path (``load_model``'s), without building the model."""
+    return _card(_model_state(name_or_path))
+
+
+def load_model(name_or_path: str) -> tuple[nn.Module, dict]:
+    """A model in eval mode, from a shipped name (``rt``, ``dncnn``) or a checkpoint path, and its card
+    (with the ``config`` and ``levelling`` it was trained with)."""
+    state = _model_state(name_or_path)
+    model = build_model(state["config"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
+    return model.eval(), _card(state)
