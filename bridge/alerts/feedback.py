@@ -22,17 +22,24 @@ import numpy as np
 from .medians import median
 from .other_pass import correlation_at
 
-RING_RISE = 20.0
-"""The band's power over the recent lines' median in it (noise alone, three bins of a window, passes 20 about once
-in 10^20 lines: what passes it is structure, which the tests below sort)."""
+RING_RISE = 25.0
+"""The band's power over the recent lines' median in it; white noise's residuals pass 20 somewhere in about 3 lines
+of 10^5 (256-pixel lines, seven windows; a review's Monte Carlo of 1.85 million lines), and the other tests sort the
+structure that passes. At 20 a granular film's line on `pySPM_test` (22.9) rang; at 30 an oscillation of twice the
+noise that fills 140 pixels of a line (26 to 27 in its windows; the whole line's test found it) went unseen."""
 RING_NARROW = 10.0
 """... and over the rise of the bands beside it. Ten, not the eight the whole line's spectrum was judged with: at
 eight the windows raised ringing on three real scans where none rings, each at 8.1 to 9.8 (two pits appearing a
-period apart on `A200622.190818`'s retrace, a groove on `pySPM_test`, a flat stretch of `createc_scan_close_100nm`),
-and on the development seeds none of the clean frames' alerts is left, at 22 of 48 episodes found with the trace alone
-and 25 of 48 with both passes (27 and 26 at eight; 10 and 10 over the whole line)."""
+period apart on `A200622.190818`'s retrace, a groove on `pySPM_test`, a flat stretch of `createc_scan_close_100nm`);
+on the development seeds at ten, 20 of 48 episodes found with the trace alone and 28 of 48 with both passes (10 and
+10 over the whole line), one of 200 clean frames' alerts left."""
 RING_PERIODS = (3.0, 20.0)
-"""Periods of feedback ringing (pixels) looked at."""
+"""Periods of feedback ringing (pixels) looked at, up to a quarter of the window (``RingWindows.band``): 3 to 16 in a
+64-pixel window, less on narrower lines."""
+LOW_BINS = slice(1, 3)
+"""The window spectrum's two lowest bins (periods of a whole and half a window), whose gain ``RING_LOW`` judges;
+a tone's own main lobe (two bins either side, under the Hann taper) stays clear of them from bin 5 of the band on,
+and reaches bin 2 from bin 4 only by its edge."""
 RING_WINDOW = 64
 """Pixels of a line a tone is judged in (windows overlapping by half, the last one flush with the line's end)."""
 RING_FLANKS = (3, 6)
@@ -69,7 +76,27 @@ class RingWindows:
         if starts[-1] != cols - size:
             starts = np.append(starts, cols - size)
         low, high = RING_PERIODS
-        return cls(size, starts, np.hanning(size), slice(max(2, int(size / high)), int(size / low) + 1))
+        # A band from bin 4 on: below it a tone's main lobe reaches the low bins, and its own power there would read
+        # as a feature that appeared (a 12-pixel tone on a 32-pixel line never rang).
+        return cls(size, starts, np.hanning(size), slice(max(4, int(np.ceil(size / high))), int(size / low) + 1))
+
+    def period(self, power: np.ndarray, at: int) -> float:
+        """The period (pixels) of a window's tone at bin ``at``, its peak placed between bins by a parabola through
+        the log power of the bin and its neighbours (a bin of a 64-pixel window is a coarse step in period)."""
+        left, mid, right = np.log(np.maximum(power[at - 1 : at + 2], 1e-300))
+        curve = left - 2 * mid + right
+        offset = 0.5 * (left - right) / curve if curve < 0 else 0.0
+        return float(self.size / (at + float(np.clip(offset, -0.5, 0.5))))
+
+    def span(self, rising: np.ndarray, window: int) -> tuple[int, int]:
+        """Columns of the run of windows, ``window`` among them, where ``rising`` (per window) holds: where a tone
+        rings, as far as the windows tell it."""
+        first = last = window
+        while first > 0 and rising[first - 1]:
+            first -= 1
+        while last < len(rising) - 1 and rising[last + 1]:
+            last += 1
+        return int(self.starts[first]), int(self.starts[last]) + self.size
 
     def columns(self, window: int) -> tuple[int, int]:
         start = int(self.starts[window])
@@ -105,8 +132,8 @@ class Tone:
 
     rise: float
     narrowness: float
-    """Its rise over the larger rise of the bands ``RING_FLANKS`` bins either side (0 where no window's band rose
-    above ``RING_RISE``: not worked out)."""
+    """Its rise over the larger rise of the bands ``RING_FLANKS`` bins either side (0 where no window's band both
+    rose above ``RING_RISE`` and was narrow, or kept ``RING_LOW``: not a ringing tone)."""
     window: int
     at: int
     """Its bin in the window's spectrum."""
@@ -121,8 +148,11 @@ NO_TONE = Tone(0.0, 0.0, 0, 0, 0.0)
 
 
 def strongest_tone(power: np.ndarray, typical: np.ndarray, band: slice) -> Tone:
-    """The window whose tone rings most among those whose band rose above ``RING_RISE`` and is narrow, else the
-    strongest band of any window (for the record; it does not ring)."""
+    """The window whose tone rings most among those that ring (``Tone.rings``), else the strongest band of any
+    window (for the record; it does not ring). Every test is made before the choice: a feature in one window must
+    not hide a ringing tone in another."""
+    if band.stop <= band.start:
+        return NO_TONE  # a line too narrow for a period of 3 pixels beyond bin 4
     rise = _three_bins(power) / np.maximum(_three_bins(typical), 1e-300)
     at = np.argmax(rise[:, band], axis=1) + band.start
     peaks = rise[np.arange(len(rise)), at]
@@ -132,10 +162,10 @@ def strongest_tone(power: np.ndarray, typical: np.ndarray, band: slice) -> Tone:
         i = int(at[w])
         left, right = rise[w, max(0, i - far) : max(0, i - near + 1)], rise[w, i + near : i + far + 1]
         flanks = max(float(median(left)) if left.size else 0.0, float(median(right)) if right.size else 0.0)
-        gained = max(float(power[w, 1:3].sum() - typical[w, 1:3].sum()), 0.0)
+        gained = max(float(power[w, LOW_BINS].sum() - typical[w, LOW_BINS].sum()), 0.0)
         low = gained / max(float(_three_bins(power[w])[i]), 1e-300)
         tone = Tone(float(peaks[w]), float(peaks[w] / max(flanks, 1e-300)), int(w), i, low)
-        if tone.narrowness > RING_NARROW and (best is None or tone.rise > best.rise):
+        if tone.rings() and (best is None or tone.rise > best.rise):
             best = tone
     if best is not None:
         return best

@@ -68,9 +68,14 @@ MIN_COLS = 3 * min(LENGTHS)
 flagged (and crashes, on lines of ``feedback.RAIL_RUN`` pixels and more)."""
 BARS_EVERY = 4
 DEBOUNCE_ROWS = 3
+RING_AFTER_NOISE = HISTORY
+"""Lines after a noise change (which clears the history) before ringing is judged again (``_ringing``): the line
+pending then was judged by the old history, and the recent lines' spectra from fewer lines rang on white noise that
+had just grown threefold (2 scans of 60, a review's)."""
 RING_EPISODE_ROWS = 12
-"""Rows within which ringing alerts are one episode, in either pass: an episode lasts lines, and each pass follows
-its own (``PassTrack.episode``), but a pass that missed an episode's first line would raise it again later."""
+"""Rows within which ringing alerts are one episode, in either pass: an episode lasts lines, and a pass that missed
+its first line, or the line after its last (which holds the tone less than its lines before, ``held_by_line``), could
+raise it again."""
 GUMBEL_Q = 6.0
 """A scan's bar for a line's scan statistic (the largest of its window statistics over their spreads,
 ``segments.candidates``' ``peak``): the location plus this many scales of a Gumbel law fitted to the peaks
@@ -144,9 +149,8 @@ class PassTrack:
         self.on_rail = False
         self.ringing_until = -1
         """Acquisition index up to which a ringing episode is ongoing (no new ringing alert)."""
-        self.episode: tuple[np.ndarray, np.ndarray, Tone, int] | None = None
-        """The ringing episode followed: its first line's lines before, the recent lines' spectra then, its tone, and
-        the pass's line count at its first line."""
+        self.ringing_from = 0
+        """Acquisition index from which ringing is judged (``RING_AFTER_NOISE`` after a noise change)."""
         self.count = 0
         self._bars: dict | None = None
         self.windows = RingWindows.of(cols)
@@ -191,6 +195,9 @@ class HealthMonitor:
         self.tracks = {p: PassTrack(cols) for p in ("trace", "retrace")}
         self.findings: list[Finding] = []
         """Every finding published so far, in order."""
+        self.passes_shift = 0
+        """The last shift between the passes that the lines before showed clearly (``_other_residual``): the feedback's
+        lag moves the passes' features apart by about as much from row to row; 0 until a row shows it."""
         self.unjudged = 0
         """Lines taken with ``judge=False`` (only lost, repeated and crash checks)."""
         self.skipped: list[int] = []
@@ -320,15 +327,16 @@ class HealthMonitor:
         if found and found[0].evidence.get("noise_ratio") is not None:
             for figures in (track.sigma, track.noise, track.spreads, track.power):
                 figures.clear()  # the bars follow the new noise from here
+            track.ringing_from = track.count + RING_AFTER_NOISE
         self._remember(track, c, between)  # flagged lines too: the medians shrug off one
         return found
 
     def _other_residual(self, c: Candidate, pass_: str, on_before: bool = False) -> tuple[np.ndarray, int] | None:
         """The other pass's row of ``c`` less its lines before, where it came already, and the shift that lays it
         on ``c`` (``other_pass.warp``, registered on each row plus its lines before: the surface on either side of
-        a change in the row; ``on_before``: on the lines before alone where they show the surface clearly, for a change
-        that is a tone along the row, whose own differences would lay the two passes' tones on each other whatever
-        their phases)."""
+        a change in the row; ``on_before``: on the lines before alone where they show the surface clearly, else the
+        last such shift of the scan (``passes_shift``), for a change that is a tone along the row, whose own
+        differences would lay the two passes' tones on each other whatever their phases)."""
         other = self.tracks["retrace" if pass_ == "trace" else "trace"].recent.get(c.row)
         if other is None:
             return None
@@ -336,7 +344,8 @@ class HealthMonitor:
         if on_before:
             shift, correlation = warp(c.before, other_before)
             if sure(correlation, c.before.size - 1):
-                return other_line - other_before, shift
+                self.passes_shift = shift
+            return other_line - other_before, self.passes_shift
         return other_line - other_before, warp(c.line + c.before, other_line + other_before)[0]
 
     def _noise_change(self, track: PassTrack, c: Candidate, after: Candidate | None, pass_: str) -> list[Finding]:
@@ -370,31 +379,21 @@ class HealthMonitor:
         return [Finding("tip_change", c.row, (0, c.line.size), pass_, evidence)]
 
     def _ringing(self, track: PassTrack, c: Candidate, after: Candidate | None, pass_: str) -> list[Finding]:
-        if track.episode is not None:
-            before, typical, tone, since = track.episode
-            # Followed for RING_EPISODE_ROWS lines at most: a surface that changed for good since the episode's first
-            # line would hold its band against those lines before, and keep every scar of the scan from being judged.
-            lasts = track.count - since <= RING_EPISODE_ROWS
-            if lasts and band_rise(spectra(c.line - before, track.windows), typical, tone.window, tone.at) > RING_RISE / 2:
-                track.ringing_until = track.count + 2  # the episode goes on: its lines still carry its tone
-                return []
-            if track.count > track.ringing_until or not lasts:
-                track.episode = None
         tone = c.ring
         # The next line must ring too, at the same place and period against the same lines before: a feedback
         # oscillation lasts; a chance peak does not. And this line must hold the tone, not its lines before.
         if not (
-            tone.rings()
+            track.count >= track.ringing_from
+            and tone.rings()
             and after is not None
             and band_rise(spectra(after.line - c.before, track.windows), c.bars["power"], tone.window, tone.at) > RING_RISE / 2
             and held_by_line(c.line, c.before, track.windows, tone)
         ):
             return []
-        size = track.windows.size
         evidence = {
             "rise": round(tone.rise, 1),
             "narrowness": round(tone.narrowness, 1),
-            "period_px": round(size / max(tone.at, 1), 2),
+            "period_px": round(track.windows.period(c.power[tone.window], tone.at), 2),
             "low": round(tone.low, 2),
         }
         other = self._other_residual(c, pass_, on_before=True)
@@ -404,10 +403,10 @@ class HealthMonitor:
                 return []  # the same tone at the same place in both passes: the surface
         fresh = track.count > track.ringing_until
         track.ringing_until = track.count + 2
-        track.episode = (c.before, c.bars["power"], tone, track.count)
         if not fresh:
             return []
-        return [Finding("ringing", c.row, track.windows.columns(tone.window), pass_, evidence)]
+        rising = [band_rise(c.power, c.bars["power"], w, tone.at) > RING_RISE / 2 for w in range(len(c.power))]
+        return [Finding("ringing", c.row, track.windows.span(np.asarray(rising), tone.window), pass_, evidence)]
 
     def _run_or_offset(self, c: Candidate, line: np.ndarray, between: np.ndarray, pass_: str) -> list[Finding]:
         bars = c.bars
