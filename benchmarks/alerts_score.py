@@ -181,8 +181,8 @@ times in 24; false alerts per clean frame 0.04 -> 0.06 trace only and 0.01 -> 0.
 1 of them: at step edges of one scan whose simulated feedback does ring, the noise's own `ringing_gain` 0.2 and
 period 13.9 pixels, not an event the simulator lists, and one where nothing rings). 0.40 ms of CPU per line against
 0.38 measured alongside. On the real scans the ringing alert on `A200306.161609` (row 298, judged false) is gone and
-one on `createc_scan_close_100nm` (row 39, trace, columns 64 to 160, a period of 18 pixels on a flat terrace, where
-nothing rings) came. A rise of 20 rang on a granular film's line of `pySPM_test` (22.9), one of 30 missed an
+one on `createc_scan_close_100nm` (row 39, trace, columns 64 to 160, a period of 18 pixels: a step edge that moves
+along the row from line to line, its low bins' gain 0.20, at the bar; nothing rings there) came. A rise of 20 rang on a granular film's line of `pySPM_test` (22.9), one of 30 missed an
 oscillation of twice the noise that fills 140 pixels of a line (26 to 27); a narrowness of 8 rang on three real
 scans where nothing rings (two pits appearing a period apart on `A200622.190818`, a groove on `pySPM_test`, a flat
 stretch of `createc_scan_close_100nm`, at 8.1 to 9.8). Periods longer than a quarter of a window (16 pixels; on lines
