@@ -98,10 +98,6 @@ class RingWindows:
             last += 1
         return int(self.starts[first]), int(self.starts[last]) + self.size
 
-    def columns(self, window: int) -> tuple[int, int]:
-        start = int(self.starts[window])
-        return start, start + self.size
-
     def segments(self, line: np.ndarray) -> np.ndarray:
         """The line's windows, each less its mean and tapered (Hann: a run's ends do not spread across the band)."""
         segments = line[self.starts[:, None] + np.arange(self.size)]
