@@ -168,25 +168,26 @@ line's residual is now judged in half-overlapping windows of 64 pixels (`feedbac
 recent lines' spectra at that window: a 3-bin band (periods 3 to 16 pixels, from the window's bin 4 on) 25 times
 their level and 10 times the bands 3 to 6 bins beside it; the window's two lowest bins may gain at most 0.2 of the
 band's power (`RING_LOW`: features that appear a period apart, as two adsorbates' tops do, or an edge that moved);
-the line is judged by the strongest window that passes every test. The next line must carry the band against the
-same lines before, and the line must hold the tone more than its lines before (an episode's end shows it too, and
-was a second alert); ringing within 12 rows in either pass is one alert; not for 24 lines after a noise change (the
-history it clears rang on noise that had grown threefold). The other pass's row is registered on the lines before
-where they show the surface, else by the scan's last such shift (`other_pass.sure`): a tone that fills the row drew
-the registration onto itself, which called two passes' oscillations of unrelated phases the surface. The alert
-names the run of windows where the tone rose, and its period read between the window's bins. Set on development
-seeds (TEST_SEED_BASE + 900 000 and 910 000: 20 and 28 of 48 episodes found, one of 200 clean frames' alerts left)
-and mended after a review that ran mutants of each test against it. On this page's seeds: ringing found 12 and 16
-times in 24; false alerts per clean frame 0.04 -> 0.06 trace only and 0.01 -> 0.02 with both passes (ringing 3 and
-1 of them: at step edges of one scan whose simulated feedback does ring, the noise's own `ringing_gain` 0.2 and
-period 13.9 pixels, not an event the simulator lists, and one where nothing rings). 0.40 ms of CPU per line against
-0.38 measured alongside. On the real scans the ringing alert on `A200306.161609` (row 298, judged false) is gone and
-one on `createc_scan_close_100nm` (row 39, trace, columns 64 to 160, a period of 18 pixels: a step edge that moves
-along the row from line to line, its low bins' gain 0.20, at the bar; nothing rings there) came. A rise of 20 rang on a granular film's line of `pySPM_test` (22.9), one of 30 missed an
-oscillation of twice the noise that fills 140 pixels of a line (26 to 27); a narrowness of 8 rang on three real
-scans where nothing rings (two pits appearing a period apart on `A200622.190818`, a groove on `pySPM_test`, a flat
-stretch of `createc_scan_close_100nm`, at 8.1 to 9.8). Periods longer than a quarter of a window (16 pixels; on lines
-narrower than 64 pixels, a quarter of the line) are no longer looked at.
+the line is judged by the strongest window that passes every test. The next line must carry the band against the same
+lines before, and the line must hold the tone more than its lines before (an episode's end shows it too, and was a
+second alert); ringing within 12 rows in either pass is one alert; not for 24 lines after a noise change (the history
+it clears rang on noise that had grown threefold). The other pass's row is registered on the lines before where they
+show the surface, else by the scan's last such shift (`other_pass.sure`): a tone that fills the row drew the
+registration onto itself, which called two passes' oscillations of unrelated phases the surface. The alert names the
+run of windows where the tone rose, and its period read between the window's bins. Set on development seeds
+(TEST_SEED_BASE + 900 000 and 910 000: 20 and 28 of 48 episodes found, one of 200 clean frames' alerts left) and
+mended after a review that ran mutants of each test against it. On this page's seeds: ringing found 12 and 16 times
+in 24; false alerts per clean frame 0.04 -> 0.06 trace only and 0.01 -> 0.02 with both passes (ringing 3 and 1 of
+them: at step edges of one scan whose simulated feedback does ring, the noise's own `ringing_gain` 0.2 and period
+13.9 pixels, not an event the simulator lists, and one where nothing rings). 0.40 ms of CPU per line against 0.38
+measured alongside. On the real scans the ringing alert on `A200306.161609` (row 298, judged false) is gone and one
+on `createc_scan_close_100nm` (row 39, trace, columns 64 to 160, a period of 18 pixels: a step edge that moves along
+the row from line to line, its low bins' gain 0.20, at the bar; nothing rings there) came. A rise of 20 rang on a
+granular film's line of `pySPM_test` (22.9), one of 30 missed an oscillation of twice the noise that fills 140 pixels
+of a line (26 to 27); a narrowness of 8 rang on three real scans where nothing rings (two pits appearing a period
+apart on `A200622.190818`, a groove on `pySPM_test`, a flat stretch of `createc_scan_close_100nm`, at 8.1 to 9.8).
+Periods longer than a quarter of a window (16 pixels; on lines narrower than 64 pixels, a quarter of the line) are no
+longer looked at.
 
 What was tried and not kept, measured on development seeds (TEST_SEED_BASE + 900 000, apart from both):
 whitening the residual with an autoregressive model of the recent lines (a matched filter of a run in
