@@ -117,9 +117,9 @@ def _three_bins(power: np.ndarray) -> np.ndarray:
     return bands
 
 
-def band_rise(power: np.ndarray, typical: np.ndarray, window: int, at: int) -> float:
-    """The rise of the 3-bin band at bin ``at`` of window ``window``: ``power`` (windows' spectra) over ``typical``."""
-    return float(_three_bins(power[window])[at] / max(float(_three_bins(typical[window])[at]), 1e-300))
+def rises(power: np.ndarray, typical: np.ndarray) -> np.ndarray:
+    """The rise of every window's 3-bin band at every bin: ``power`` (windows' spectra) over ``typical``."""
+    return _three_bins(power) / np.maximum(_three_bins(typical), 1e-300)
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def strongest_tone(power: np.ndarray, typical: np.ndarray, band: slice) -> Tone:
     not hide a ringing tone in another."""
     if band.stop <= band.start:
         return NO_TONE  # a line too narrow for a period of 3 pixels beyond bin 4
-    rise = _three_bins(power) / np.maximum(_three_bins(typical), 1e-300)
+    rise = rises(power, typical)
     at = np.argmax(rise[:, band], axis=1) + band.start
     peaks = rise[np.arange(len(rise)), at]
     near, far = RING_FLANKS

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from .feedback import NO_TONE, RING_RISE, RingWindows, Tone, band_rise, held_by_line, rail_run, spectra, strongest_tone, tone_shared
+from .feedback import NO_TONE, RING_RISE, RingWindows, Tone, held_by_line, rail_run, rises, spectra, strongest_tone, tone_shared
 from .finding import Finding
 from .lines import repeats, skipped_rows
 from .medians import median
@@ -386,7 +386,7 @@ class HealthMonitor:
             track.count >= track.ringing_from
             and tone.rings()
             and after is not None
-            and band_rise(spectra(after.line - c.before, track.windows), c.bars["power"], tone.window, tone.at) > RING_RISE / 2
+            and rises(spectra(after.line - c.before, track.windows), c.bars["power"])[tone.window, tone.at] > RING_RISE / 2
             and held_by_line(c.line, c.before, track.windows, tone)
         ):
             return []
@@ -405,8 +405,8 @@ class HealthMonitor:
         track.ringing_until = track.count + 2
         if not fresh:
             return []
-        rising = [band_rise(c.power, c.bars["power"], w, tone.at) > RING_RISE / 2 for w in range(len(c.power))]
-        return [Finding("ringing", c.row, track.windows.span(np.asarray(rising), tone.window), pass_, evidence)]
+        rising = rises(c.power, c.bars["power"])[:, tone.at] > RING_RISE / 2
+        return [Finding("ringing", c.row, track.windows.span(rising, tone.window), pass_, evidence)]
 
     def _run_or_offset(self, c: Candidate, line: np.ndarray, between: np.ndarray, pass_: str) -> list[Finding]:
         bars = c.bars
