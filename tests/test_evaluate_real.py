@@ -189,7 +189,9 @@ def test_eval_real_writes_table_numbers_and_figures(tmp_path):
     assert "trace_retrace" not in report["scans"][0]["methods"]["rt"]  # no retrace, no error
     table = (out / "real.md").read_text()
     assert "| lattice.sxm | training (unknown) | Z (m) | 64x64 |" in table
-    assert "PROVENANCE.md" in table and ".gitignore" in table
+    # This folder has no PROVENANCE.md to point to; the page says how to write it again, folders included.
+    assert "PROVENANCE.md" not in table and "says nothing of where each comes from" in table and ".gitignore" in table
+    assert f"`maed eval --real --models rt --real-dir {scans} --out {out}`" in table
     assert sorted(p.name for p in out.glob("real_*.png")) == ["real_constant_height.png", "real_lattice.png"]
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import __version__
+from .denoise_files import check_output_folder, check_writable
 from .normalise import LEVELLINGS
 from .training.config import TrainConfig, protocol_learning_rate
 from .training.place import is_main_process
@@ -27,6 +28,9 @@ def _error(message: str) -> None:
 
 
 PASS_CHOICES = ("trace", "retrace", "both", "forward", "backward")
+EVAL_MIN_SIZE = 32
+"""Smallest simulated scan ``maed eval`` scores: SSIM's window and the lattice checks need room (at 8 pixels SSIM's own
+error named no option)."""
 
 
 def _pass(args: argparse.Namespace) -> str:
@@ -248,6 +252,12 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    # Checked before any model loads or scan is scored: a mistake here is said in one line, not found at the end.
+    if args.count is not None and args.count < 1:
+        raise ValueError(f"--count must be at least 1, got {args.count}")
+    if args.size is not None and args.size < EVAL_MIN_SIZE:
+        raise ValueError(f"--size must be at least {EVAL_MIN_SIZE} pixels, got {args.size}")
+    check_writable(check_output_folder(Path(args.out), "--out"), "--out")
     if args.real:
         from .research.evaluate_real import evaluate_real
 

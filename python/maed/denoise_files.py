@@ -81,11 +81,12 @@ OUTPUT_SUFFIXES = (".npy", ".json", ".gwy")
 """What ``maed denoise`` writes for each input: ``<stem>`` with each of these."""
 
 
-def check_output_folder(out_dir: Path) -> Path:
-    """``out_dir`` where it is a folder or can become one, else a one-line error (a user mistake)."""
+def check_output_folder(out_dir: Path, option: str = "-o") -> Path:
+    """``out_dir`` where it is a folder or can become one, else a one-line error (a user mistake) that names the
+    ``option`` it came from."""
     blocked = next((p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()), None)
     if blocked is not None:
-        raise ValueError(f"output folder {out_dir}: {blocked} is a file, not a folder; give another -o")
+        raise ValueError(f"output folder {out_dir}: {blocked} is a file, not a folder; give another {option}")
     return out_dir
 
 
@@ -112,15 +113,15 @@ def replaced_note(path: Path, earlier: dict, record: dict) -> str:
     return f"{path}: replaced the outputs of an earlier run {why}"
 
 
-def check_writable(out_dir: Path) -> None:
+def check_writable(out_dir: Path, option: str = "-o") -> None:
     """Make ``out_dir`` (and the folders above it) and make sure files can be written in it, else a one-line error
-    before any scan is read (a read-only folder gave a traceback at the first output)."""
+    naming ``option`` before any scan is read (a read-only folder gave a traceback at the first output)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out_dir):
             pass
     except OSError as exc:
-        raise ValueError(f"output folder {out_dir}: cannot write there ({exc.strerror or exc}); give another -o") from None
+        raise ValueError(f"output folder {out_dir}: cannot write there ({exc.strerror or exc}); give another {option}") from None
 
 
 def os_problem(exc: OSError, path: Path) -> str:

@@ -29,6 +29,7 @@ from ..lattice import check_peaks, find_peaks
 from ..metrics import all_metrics, psnr
 from .bench import cpu_model
 from .compare import LATENCY_SIZE, LATENCY_THREADS, Contender, cpu_latency_ms, expand_models, load_contender
+from .pages import regenerate
 from .plots import figure_examples, figure_lattice, lattice_scans, pick_examples
 
 COLUMNS = {"test": False, "hard": True}
@@ -94,6 +95,8 @@ def _score_table(results: dict, models: dict[str, dict], count: int, size: int) 
 
 def _lattice_table(checks: dict[str, dict[str, float]]) -> str:
     scans = max(c["scans"] for c in checks.values())
+    if not scans:
+        return "No test scan shows an atomic lattice on a single terrace (at this `--size` and `--count`): nothing to check.\n"
     lines = [
         f"Over the {scans} test scans showing an atomic lattice on a single terrace: the six strongest "
         "Fourier peaks of the clean surface, found again within one bin in each output. Shift: the "
@@ -161,11 +164,13 @@ def evaluate(out_dir: Path, models: list[str], count: int = 24, size: int = 256)
         + "\n"
         + SETTING
         + "\n\n"
-        + f"Machine: {cpu_model()}, {platform.system()}; regenerate with "
-        f"`maed eval --models {' '.join(models)}"
-        + (f" --count {count}" if count != 24 else "")
-        + (f" --size {size}" if size != 256 else "")
-        + "`. Figures: fig5.png, fig6.png.\n"
+        + f"Machine: {cpu_model()}, {platform.system()}; "
+        + regenerate(
+            f"maed eval --models {' '.join(models)}",
+            out_dir,
+            (f" --count {count}" if count != 24 else "") + (f" --size {size}" if size != 256 else ""),
+        )
+        + ". Figures: fig5.png, fig6.png.\n"
     )
     (out_dir / "eval.md").write_text(text)
     (out_dir / "eval.json").write_text(

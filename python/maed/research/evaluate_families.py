@@ -36,6 +36,7 @@ from ..engine import Backend
 from ..lattice import check_peaks, find_peaks, measure_peaks
 from ..metrics import all_metrics, interval
 from .bench import cpu_model
+from .pages import regenerate
 
 
 def _lattice_constant_error(output: np.ndarray, clean_peaks) -> float:
@@ -135,7 +136,7 @@ def evaluate_families(
         pairs = column_pairs(column, count, size)
         scores = score_column(pairs, methods, column in LATTICE_FAMILIES, f"eval {column}")
         results[column] = summarise(scores, list(backends))
-    text = _report(results, list(backends), count, size)
+    text = _report(results, list(backends), count, size, out_dir)
     (out_dir / "families.md").write_text(text)
     (out_dir / "families.json").write_text(json.dumps({"count": count, "size": size, "results": results}, indent=1))
     print(text)
@@ -157,7 +158,7 @@ def _method_rows(columns: list[tuple[str, dict]], models: list[str], cells: Call
     ]
 
 
-def _report(results: dict, models: list[str], count: int, size: int) -> str:
+def _report(results: dict, models: list[str], count: int, size: int, out_dir: Path) -> str:
     held = set(HELD_OUT_FAMILIES) | set(ARTEFACT_COLUMNS)
     lines = [
         "# Evaluation per surface family",
@@ -216,5 +217,5 @@ def _report(results: dict, models: list[str], count: int, size: int) -> str:
         ]
         lines += _method_rows(step_rows, models, lambda m: f"{m['step_scans']} | {_fmt(m['step_height_error'], 3)}")
     options = (f" --count {count}" if count != COUNT else "") + (f" --size {size}" if size != SIZE else "")
-    lines += ["", f"Simulator: {SIMULATOR_VERSION}. Machine: {cpu_model()}; regenerate with `maed eval --families{options}`.", ""]
+    lines += ["", f"Simulator: {SIMULATOR_VERSION}. Machine: {cpu_model()}; {regenerate('maed eval --families', out_dir, options)}.", ""]
     return "\n".join(lines)

@@ -61,8 +61,10 @@ from ..passes import CLASSICAL, CLASSICAL_LABEL, display_unit, guarded_outputs, 
 from ..registration import BAND_ROWS, KNOT_PX, SLOW_GAIN, register, speed_ratio
 from ..scanfiles import ScanFileError, known_retrace, scanned_upwards, sniff
 from ..trace_retrace import BLOCK_ROWS, estimated_true_error, removed_noise, row_errors, summarise
+from ..zoo import PRODUCT
 from . import bm3d_eval
 from .bench import cpu_model
+from .pages import regenerate
 from .plots_real import figure_real_scan
 
 BM3D = "BM3D"
@@ -377,14 +379,17 @@ def _summary(scans: list[dict], judged: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _report(folder: str, scans: list[dict], skipped: list[str], models: list[str], bm3d_note: str) -> str:
+def _report(folder: str, scans: list[dict], skipped: list[str], models: list[str], bm3d_note: str, provenance: bool, again: str) -> str:
+    """The page: ``folder`` as shown, ``provenance`` whether it holds a ``PROVENANCE.md``, ``again`` the command that
+    writes the page again (``pages.regenerate``)."""
     lags = f"{LAGS.start} to {LAGS.stop - 1}"
     judged = models + ([BM3D] if any(BM3D in s["methods"] for s in scans) else [])
     text = [
         "# Denoising real STM scans (no clean reference)",
         "",
-        f"The scans in `{folder}` were recorded on real instruments by others; its `PROVENANCE.md` says where "
-        "each comes from. The measurements may belong to the labs that recorded them, so their figures "
+        f"The scans in `{folder}` were recorded on real instruments by others"
+        + ("; its `PROVENANCE.md` says where each comes from. " if provenance else " (the folder says nothing of where each comes from). ")
+        + "The measurements may belong to the labs that recorded them, so their figures "
         "(`real_*.png`, written beside this file by `maed eval --real`: raw | each model | its residual | "
         "plane+rows+Gaussian | BM3D on one height scale, each output as the method publishes it, the residual "
         "with its row offsets off, centred on 0 with the same span, log "
@@ -507,7 +512,7 @@ def _report(folder: str, scans: list[dict], skipped: list[str], models: list[str
     ]
     if skipped:
         text += ["Not read: " + "; ".join(skipped), ""]
-    text.append(f"Machine: {cpu_model()}, {platform.system()}; regenerate with `maed eval --real`.")
+    text.append(f"Machine: {cpu_model()}, {platform.system()}; {again}.")
     return "\n".join(text) + "\n"
 
 
@@ -516,7 +521,8 @@ def evaluate_real(folder: Path | None, out_dir: Path, models: list[str], with_bm
 
     ``with_bm3d``: None runs BM3D where the ``bm3d`` package imports; False never.
     """
-    folder = Path(folder) if folder is not None else default_real_dir()
+    given = folder is not None
+    folder = Path(folder) if given else default_real_dir()
     if not folder.is_dir():
         raise ValueError(f"{folder}: no such folder of real scans")
     paths = scan_files(folder)
@@ -596,7 +602,9 @@ def evaluate_real(folder: Path | None, out_dir: Path, models: list[str], with_bm
             out_dir / f"real_{path.stem}.png",
         )
     shown = os.path.relpath(folder, REPO_ROOT) if folder.is_relative_to(REPO_ROOT.parent) else str(folder)
-    (out_dir / "real.md").write_text(_report(shown, scans, skipped, models, bm3d_note))
+    options = (f" --models {' '.join(models)}" if models != [PRODUCT] else "") + (f" --real-dir {folder}" if given else "")
+    again = regenerate("maed eval --real", out_dir, options)
+    (out_dir / "real.md").write_text(_report(shown, scans, skipped, models, bm3d_note, (folder / "PROVENANCE.md").is_file(), again))
     (out_dir / "real.json").write_text(
         json.dumps(
             {"folder": shown, "models": models, "classical": CLASSICAL, "bm3d": with_bm3d, "scans": scans, "skipped": skipped}, indent=1
