@@ -9,6 +9,7 @@ import json
 import os
 import re
 import time
+from pathlib import Path
 
 import gwyfile
 import numpy as np
@@ -19,7 +20,7 @@ from maed import progress
 from maed.cli import main
 from maed.data import make_pair
 from maed.denoise import denoise_guarded
-from maed.denoise_files import denoise_file, denoise_files, trace_retrace_note
+from maed.denoise_files import denoise_file, denoise_files, record_notes, trace_retrace_note
 from maed.engine import load_backend
 from maed.normalise import denormalise, normalise
 from maed.scanfiles import read_channel
@@ -373,9 +374,9 @@ def test_nothing_in_the_output_folder_is_overwritten_but_a_rerun_of_the_same_inp
     assert json.loads((out / "s.json").read_text())["input"] == str((tmp_path / "s.sxm").resolve())
 
     # Another channel or pass of the same file would replace the result there: refused, the result kept.
-    for option in (["--channel", "Current"], ["--pass", "retrace"]):
+    for option, asked in ((["--channel", "Current"], "Current trace"), (["--pass", "retrace"], "Z retrace")):
         assert main(["denoise", str(tmp_path / "s.sxm"), "-o", str(out), *option, *onnx]) == 1
-        assert "holds its Z trace; this run" in capsys.readouterr().err
+        assert f"holds its Z trace; this run ({asked}) would overwrite it" in capsys.readouterr().err
         np.testing.assert_array_equal(np.load(out / "s.npy"), first)
     # Another file of the same stem, in a run of its own: refused too.
     np.save(tmp_path / "s.npy", np.random.default_rng(0).standard_normal((24, 24)))
@@ -598,3 +599,20 @@ def test_outputs_a_failure_left_half_replaced_are_never_taken_for_done(tmp_path,
     record = json.loads((out / "s.sxm.json").read_text())
     assert record["model"] == PRODUCT and "incomplete" not in record
     np.testing.assert_array_equal(np.load(out / "s.sxm.npy"), first)
+
+
+def test_heights_taken_off_are_said_in_the_file_s_unit_and_an_array_s_as_they_are():
+    record = {
+        "channel": "Z",
+        "channel_why": None,
+        "trust": {"output": "network"},
+        "lattice": {},
+        "features": {"spike_pixels": 0},
+        "z_creep": {"taken_off": True, "from_row": "first", "amplitude": -4.164e-10, "tau_rows": 12.0},
+        "line_jumps": [{"rows_moved": (10, 40), "height": 2.5e-11, "both_passes": True}],
+        "unit": "m",
+    }
+    said = " ".join(record_notes(Path("s.sxm"), record, "trace"))
+    assert "-416 pm there, relaxing over 12 rows" in said and "moved by -25 pm." in said
+    said = " ".join(record_notes(Path("s.npy"), record | {"unit": None}, "trace"))
+    assert "-4.164e-10 (the scan's unit) there" in said and "-2.5e-11 (the scan's unit)." in said

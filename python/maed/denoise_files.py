@@ -153,7 +153,9 @@ def not_replaceable(source: Path, stem: Path, channel: str | None, pass_: str, u
     except ScanError as exc:  # the file cannot be read at what was asked (an unknown channel): that is the problem
         return str(exc)
     if not same:
-        held, asked = f"{record.get('channel')} {record.get('pass')}", f"{channel or 'its signal'}, {pass_}"
+        # The channel asked for is the one the earlier run chose where neither named one: both take the file's signal.
+        asked_channel = channel or (record.get("channel") if record.get("channel_asked") is None else "its signal")
+        held, asked = f"{record.get('channel')} {record.get('pass')}", f"{asked_channel} {pass_}"
         return f"{source}: {existing} holds its {held}; this run ({asked}) would overwrite it: choose another output folder"
     return None
 
@@ -280,6 +282,7 @@ def denoise_file(
     record = result_record(path, dest, pass_, name, backend, result, scan.channel_why, channel, file_sha256(path)) | (extra or {})
     # Rows never measured (a scan stopped early) stay NaN in every output; the record and the terminal say how many.
     record["rows"], record["rows_measured"] = int(scan.data.shape[0]), int(np.isfinite(result.data).all(axis=1).sum())
+    record["unit"] = scan.source.unit if scan.source is not None else None  # the file's; an array's is not known
     if trace_retrace:
         on_stage("trace/retrace error")
         record["trace_retrace"] = file_trace_retrace(scan, backend, pass_, scanned_up, result.data)
@@ -336,6 +339,15 @@ def trace_retrace_note(figures: dict) -> str:
     return text
 
 
+def _in_unit(value: float, unit: str | None) -> str:
+    """``value`` (signed) in the unit it is best read in (``display_unit``: -4.2e-10 m as -416 pm); an array's, whose
+    unit is not known, as it is."""
+    if unit is None:
+        return f"{value:+.4g} (the scan's unit)"
+    scale, shown = display_unit(unit, value)
+    return f"{value * scale:+.3g} {shown}".rstrip()
+
+
 def record_notes(path: Path, record: dict, pass_: str) -> list[str]:
     """What a user is told of a file's ``<stem>.json`` beyond its path: the channel, where not the topograph, the
     periodic stripes the network removed that one pass could not confirm (``LatticePeaks.unconfirmed``), the
@@ -372,15 +384,16 @@ def record_notes(path: Path, record: dict, pass_: str) -> list[str]:
     creep = record.get("z_creep", {})
     if creep.get("taken_off"):
         notes.append(
-            f"{path}: the z piezo's creep taken off, from the {creep['from_row']} row scanned: {creep['amplitude']:+.4g} "
-            f"(the scan's unit) there, relaxing over {creep['tau_rows']:g} rows (`z_creep` in the record)."
+            f"{path}: the z piezo's creep taken off, from the {creep['from_row']} row scanned: "
+            f"{_in_unit(creep['amplitude'], record.get('unit'))} there, relaxing over {creep['tau_rows']:g} rows "
+            "(`z_creep` in the record)."
         )
     for jump in record.get("line_jumps", []):
         start, stop = jump["rows_moved"]
         hint = "" if jump["both_passes"] else ONE_PASS_JUMP_HINT
         notes.append(
             f"{path}: a jump of whole lines (a tip change) taken off: rows {start} to {stop - 1} moved by "
-            f"{-jump['height']:+.4g} (the scan's unit).{hint}"
+            f"{_in_unit(-jump['height'], record.get('unit'))}.{hint}"
         )
     spikes = record["features"]["spike_pixels"]
     if spikes:
