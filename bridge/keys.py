@@ -35,10 +35,10 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to any interface
 
 
-def _write_private(path: Path, text: str) -> None:
-    # O_EXCL: never overwrite a key; the mode is set at creation so the secret is never readable by others.
+def _write_new(path: Path, text: str, mode: int) -> None:
+    # O_EXCL: never overwrite a key; the mode is set at creation so a secret is never readable by others.
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     except FileExistsError:
         raise ValueError(f"{path} exists; remove it or choose another name") from None
     except OSError as exc:
@@ -48,7 +48,8 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def write_key_pair(folder: Path, name: str) -> tuple[Path, Path]:
-    """Write ``folder/NAME.key`` and ``folder/NAME.key_secret`` (mode 0600); returns their paths."""
+    """Write ``folder/NAME.key`` (readable by others, as the umask allows: it is handed to them) and
+    ``folder/NAME.key_secret`` (mode 0600); returns their paths."""
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"key name must be a plain file name, got {name!r}")
     folder = Path(folder)
@@ -60,14 +61,16 @@ def write_key_pair(folder: Path, name: str) -> tuple[Path, Path]:
     public_path, secret_path = folder / f"{name}{PUBLIC_SUFFIX}", folder / f"{name}{SECRET_SUFFIX}"
     if secret_path.exists():  # checked before the public file is written: a refusal writes nothing
         raise ValueError(f"{secret_path} exists; remove it or choose another name")
-    _write_private(
+    _write_new(
         public_path,
         _BANNER.format(what="public", warning="#   Give this file to the other side.") + f'    public-key = "{public.decode()}"\n',
+        0o644,
     )
-    _write_private(
+    _write_new(
         secret_path,
         _BANNER.format(what="secret", warning="#   Keep this file to yourself.")
         + f'    public-key = "{public.decode()}"\n    secret-key = "{secret.decode()}"\n',
+        0o600,
     )
     return public_path, secret_path
 

@@ -70,10 +70,14 @@ def push_scan(endpoint, keys, scan, rows=16, cols=16):
     pusher.close()
 
 
-def test_maed_keys_writes_a_pair_only_its_owner_reads(tmp_path, capsys):
-    assert main(["keys", "bridge", "--out", str(tmp_path)]) == 0
-    for name in ("bridge.key", "bridge.key_secret"):
-        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600
+def test_maed_keys_writes_a_secret_only_its_owner_reads_and_a_public_key_others_may(tmp_path, capsys):
+    umask = os.umask(0o022)  # the usual one; restored below
+    try:
+        assert main(["keys", "bridge", "--out", str(tmp_path)]) == 0
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "bridge.key_secret").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "bridge.key").st_mode) == 0o644  # a LabVIEW service's account reads it
     public, secret = read_secret_key(tmp_path / "bridge.key_secret")
     assert read_allow_list(tmp_path / "bridge.key") == {public} and len(secret) == 40
     assert main(["keys", "bridge", "--out", str(tmp_path)]) == 2  # never overwritten
