@@ -37,7 +37,9 @@ SIM_ONLY = {
 
 def _add_sim_options(p: argparse.ArgumentParser, scans: int, retrace: bool = True, scans_help: str = "scans to send") -> None:
     p.add_argument("--size", type=int, help=f"scan size in pixels (default: {SIM_SIZE})")
-    p.add_argument("--line-rate", type=float, help=f"lines per second, trace + retrace (default: {SIM_LINE_RATE:g})")
+    p.add_argument(
+        "--line-rate", type=float, help=f"lines per second, a line being one row's trace and retrace (default: {SIM_LINE_RATE:g})"
+    )
     p.add_argument("--scans", type=int, default=scans, help=f"{scans_help}, 0 for no end (default: {scans})")
     p.add_argument("--seed", type=int, help="seed of the first simulated surface (default: unseen in training)")
     p.add_argument(

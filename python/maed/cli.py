@@ -612,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="a simulated STM streams scans through the live bridge; preview and report")
     p.add_argument("--frames", type=int, default=1, help="frames to scan (default: 1)")
-    p.add_argument("--line-rate", type=float, default=10.0, help="lines per second (default: 10)")
+    p.add_argument("--line-rate", type=float, default=10.0, help="lines per second, a line being one row's trace and retrace (default: 10)")
     p.add_argument("--backend", default="auto", help="inference back end (default: auto)")
     p.add_argument("--out", default="out/demo", help="report folder (default: out/demo)")
     p.set_defaults(run=_cmd_demo)
