@@ -328,7 +328,10 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     def waiting() -> None:  # said at once: a subscriber hears nothing from a wrong port or a bridge not yet up alike
         print(f"maed: listening to {args.connect}{topic}; nothing shows until a bridge there publishes; Ctrl-C to stop", file=sys.stderr)
 
-    listen(args.connect, args.topic, args.count, args.scans, keys=keys, on_connected=waiting)
+    def refused(why: str) -> None:
+        print(f"maed: {args.connect}: {why}", file=sys.stderr)
+
+    listen(args.connect, args.topic, args.count, args.scans, keys=keys, on_connected=waiting, on_refused=refused)
     return 0
 
 

@@ -6,11 +6,14 @@ from typing import Callable
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from .endpoints import connect
 from .keys import ClientKeys
 from .protocol import Alert, FrameRows, ProtocolError, Published, ScanFinished, decode_published
 
+REFUSALS = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+"""The monitor events of a handshake the bridge refused (``refusal``)."""
 RECEIVE_QUEUE = 64
 """Messages this subscriber holds unread (``zmq.RCVHWM``): a slow terminal skips to newer ones and reports the gap
 in ``seq`` (bridge/PROTOCOL.md, "Slow subscribers"), instead of ZeroMQ's 1000 printed ever later."""
@@ -99,6 +102,21 @@ WAKE_MS = 250
 """How often a quiet ``listen`` wakes, so that Ctrl-C stops it on Windows too."""
 
 
+def refusal(event: int, keyed: bool) -> str | None:
+    """What a failed handshake with a bridge (a ZeroMQ monitor ``event``) says of the keys, for a listener with keys
+    (``keyed``) or without; None for any other event. A CURVE handshake fails without a word on the data socket: a
+    subscriber without the bridge's keys, or with the wrong ones, would wait for ever."""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:  # the two sides speak different security mechanisms
+        if keyed:
+            return "the bridge there has no keys: listen without --secret-key and --server-key"
+        return "the bridge there has keys (CURVE): give --secret-key and --server-key (maed keys; docs/security.md)"
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return "the bridge there does not allow this key: add its NAME.key to the bridge's --client-keys"
+    if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        return "the handshake with the bridge there failed: does it have keys, and is --server-key its NAME.key?"
+    return None
+
+
 def listen(
     endpoint: str,
     topic: str = "",
@@ -108,6 +126,7 @@ def listen(
     context: zmq.Context | None = None,
     keys: ClientKeys | None = None,
     on_connected: Callable[[], None] | None = None,
+    on_refused: Callable[[str], None] | None = None,
 ) -> int:
     """Print messages from the PUB ``endpoint`` until ``count`` messages or ``scans`` finished scans (0: forever).
 
@@ -115,22 +134,35 @@ def listen(
     subscriber was slow, or that were published before it connected) are reported. A message of
     another protocol version is reported in one line, as every malformed message is. ``keys``:
     CURVE keys for a keyed bridge (without them, a keyed bridge sends nothing). ``on_connected``: called once the
-    endpoint is taken (a malformed one raises ``ValueError`` first).
+    endpoint is taken (a malformed one raises ``ValueError`` first). ``on_refused``: told, once per kind, why the
+    bridge refused the connection's handshake (``refusal``); listening goes on (the bridge may come back with other
+    keys).
     """
     socket = (context or zmq.Context.instance()).socket(zmq.SUB)
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
     if keys is not None:
         keys.apply(socket)
+    monitor = socket.get_monitor_socket(REFUSALS)
     connect(socket, endpoint)
     socket.setsockopt_string(zmq.SUBSCRIBE, topic)
     if on_connected is not None:
         on_connected()
+    poller = zmq.Poller()
+    poller.register(socket, zmq.POLLIN)
+    poller.register(monitor, zmq.POLLIN)
+    said: set[str] = set()
     printed = ended = 0
     last_seq = None
     try:
         while (count == 0 or printed < count) and (scans == 0 or ended < scans):
-            if not socket.poll(WAKE_MS):  # a blocking receive cannot be interrupted by Ctrl-C on Windows
+            ready = dict(poller.poll(WAKE_MS))  # a blocking receive cannot be interrupted by Ctrl-C on Windows
+            if monitor in ready:
+                why = refusal(recv_monitor_message(monitor)["event"], keys is not None)
+                if why is not None and why not in said and on_refused is not None:
+                    on_refused(why)
+                said.add(why)
+            if socket not in ready:
                 continue
             try:
                 message = decode_published(socket.recv_multipart())
@@ -145,5 +177,7 @@ def listen(
             printed += 1
             ended += isinstance(message, ScanFinished)
     finally:
+        socket.disable_monitor()
+        monitor.close()
         socket.close()
     return printed

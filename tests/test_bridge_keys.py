@@ -179,3 +179,53 @@ def test_in_process_clients_of_a_keyed_bridge_use_its_own_keys(keyed):
         while not preview.board.header.get("ended") and time.monotonic() < deadline:
             time.sleep(0.05)
     assert preview.board.header["scan"] == sim.scanned[0].scan and preview.board.header["ended"]
+
+
+@pytest.mark.parametrize(
+    ("who", "said"),
+    [
+        (None, "the bridge there has keys (CURVE): give --secret-key and --server-key"),
+        ("stranger", "the bridge there does not allow this key: add its NAME.key to the bridge's --client-keys"),
+        ("wrong server key", "the handshake with the bridge there failed: does it have keys, and is --server-key its NAME.key?"),
+    ],
+)
+def test_a_listener_the_bridge_refuses_is_told_why_instead_of_waiting_in_silence(keyed, keyfiles, who, said):
+    keys = {
+        None: None,
+        "stranger": client(keyfiles, "stranger"),
+        "wrong server key": ClientKeys.load(keyfiles / "lab-pc.key_secret", keyfiles / "stranger.key"),
+    }[who]
+    told, printed = [], []
+    listener = threading.Thread(
+        target=listen,
+        args=(keyed.endpoints["pub"],),
+        kwargs={"count": 1, "emit": printed.append, "keys": keys, "on_refused": told.append},
+        daemon=True,
+    )
+    listener.start()
+    deadline = time.monotonic() + 10
+    while not told and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert told and told[0].startswith(said) and printed == []
+    time.sleep(0.5)  # ZeroMQ retries the connection: the reason is said once
+    assert len(told) == 1
+    push_scan(keyed.endpoints["pull"], client(keyfiles, "lab-pc"), "after")  # ends the listener: its count is 1 message...
+    listener.join(0.5)  # ...which it never gets: it is a daemon thread and goes with the test process
+
+
+def test_a_listener_with_keys_is_told_a_bridge_without_keys_has_none(tmp_path, keyfiles):
+    config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans")
+    told = []
+    with Bridge(config, backend=FlatBackend()) as bridge:
+        listener = threading.Thread(
+            target=listen,
+            args=(bridge.endpoints["pub"],),
+            kwargs={"count": 1, "emit": print, "keys": client(keyfiles, "lab-pc"), "on_refused": told.append},
+            daemon=True,
+        )
+        listener.start()
+        deadline = time.monotonic() + 10
+        plain = "the bridge there has no keys: listen without --secret-key and --server-key"
+        while plain not in told and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert plain in told and len(told) == len(set(told))  # each reason once (the failed CURVE handshake's may come first)
