@@ -620,7 +620,13 @@ def report(results: dict, white: dict, others: dict, false: dict, real: list, ar
         + ("" if fa_met else "fewer than 0.1 false alerts per clean frame; ")
         + "recall >= 0.9 with precision >= 0.95 for tip changes and scars of 3 line noise (recall "
         f"{min(recalls_at3):.2f} to {max(recalls_at3):.2f} there; the table above says from which size both bars "
-        "hold); no tip-state (double or blunt tip) detector was built (drift, from frame to "
+        "hold; of those scars only "
+        + " and ".join(
+            f"{_ratio(results[m][TARGET['size']]['ceiling']['scar'], results[m][TARGET['size']]['events']['scar']):.2f}"
+            for m in ("trace", "both")
+        )
+        + " stand 5 spreads out where they are, trace only and with both passes, a ceiling on any detector that judges a "
+        "line by its neighbours); no tip-state (double or blunt tip) detector was built (drift, from frame to "
         "frame, is scored in `bridge/alerts/drift.py`, not here). "
         "Against the detectors before the scans' own bars (the page of 2026-11-30): false alerts per clean frame "
         "0.23 -> "
