@@ -106,10 +106,12 @@ def refusal(event: int, keyed: bool) -> str | None:
     """What a failed handshake with a bridge (a ZeroMQ monitor ``event``) says of the keys, for a listener with keys
     (``keyed``) or without; None for any other event. A CURVE handshake fails without a word on the data socket: a
     subscriber without the bridge's keys, or with the wrong ones, would wait for ever."""
-    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:  # the two sides speak different security mechanisms
-        if keyed:
-            return "the bridge there has no keys: listen without --secret-key and --server-key"
+    if not event & REFUSALS:
+        return None
+    if not keyed:  # a plain subscriber's handshake fails only with a bridge that has keys (the reason varies with timing)
         return "the bridge there has keys (CURVE): give --secret-key and --server-key (maed keys; docs/security.md)"
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:  # the two sides speak different security mechanisms
+        return "the bridge there has no keys: listen without --secret-key and --server-key"
     if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
         return "the bridge there does not allow this key: add its NAME.key to the bridge's --client-keys"
     if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
