@@ -370,6 +370,36 @@ def test_the_last_row_of_a_continuous_frame_is_read_before_the_next_frame_overwr
     assert first["end"].complete is True
 
 
+class LateAtTheEnd(NanonisSource):
+    """A source on a busy computer: its polls in a frame's last lines come three line periods late."""
+
+    def _wait(self):
+        followed = self._followed
+        if followed is not None and followed.steps_left() <= 2 and self._line_period > 0:
+            return 3 * self._line_period
+        return super()._wait()
+
+
+def test_rows_a_continuous_scan_overwrote_before_a_late_poll_are_said_missed_not_a_restart(caplog):
+    continuous = Scanner(simulated_frames(SEED), size=16, line_rate=20.0, scans=0)
+    with caplog.at_level(logging.INFO, logger="maed.bridge"), SimulatedNanonis(continuous, port=0) as server:
+        collector = Collector()
+        source = LateAtTheEnd(port=server.port)
+        stop = threading.Event()
+        thread = threading.Thread(target=source.run, args=(collector.endpoint, stop), daemon=True)
+        thread.start()
+        try:
+            collector.wait(lambda: len(collector.ended()) >= 1, timeout=10)
+        finally:
+            stop.set()
+            thread.join(10)
+            collector.close()
+    first = collector.scans()[0]
+    assert 14 <= len(rows(first, "trace")) < 16 and first["end"].complete is False
+    assert first["end"].why == "lines_missed"  # the frame came to its end: nobody restarted the controller
+    assert "its last rows were overwritten by the controller's next frame before a poll read them" in caplog.text
+
+
 def _killed_source_lines(server, rows_wanted):
     """The scan.start and the lines a source sent before it died, as a killed bridge's journal holds them."""
     collector = Collector()

@@ -61,6 +61,10 @@ from .base import LinePusher
 
 log = logging.getLogger("maed.bridge")
 
+END_LINES = 2
+"""A followed frame that another replaced with no more than this many acquisition steps unsent ended on its own (a
+continuous scan's next frame overwrote its last rows before a poll read them: ``lines_missed``); with more, the
+controller was restarted mid-frame (``restarted``)."""
 MIN_POLL_S = 0.005
 MAX_POLL_S = 1.0
 
@@ -402,7 +406,17 @@ class NanonisSource:
                     pusher.keep_alive(followed.scan)
                     self._last_sent = time.monotonic()
                 return
-            self._end(pusher, followed.complete, why="restarted")  # restarted, resized, turned round: a new scan
+            # Another frame: restarted, resized, turned round, or a continuous scan's next one. With at most its last
+            # line or two unsent, the frame had come to its end and the polls were late for those (a busy PC).
+            at_end = followed.steps_left() <= END_LINES
+            if at_end and not followed.complete:
+                log.warning(
+                    "nanonis: scan %s: its last rows were overwritten by the controller's next frame before a poll read "
+                    "them (%s); polls came late (a busy computer?)",
+                    followed.scan,
+                    followed.rows_sent(),
+                )
+            self._end(pusher, followed.complete, why="lines_missed" if at_end else "restarted")
         if running and not self._all_done:
             self._open(client, pusher)
             self._idle_said = False
