@@ -254,6 +254,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         channel = source.check()
         print(f"maed: following the scans of Nanonis at {source.address}, channel {channel}", file=sys.stderr)
         source.on_alert = rules
+        from .sources.nanonis import COMMANDS_LOG
+
+        source.commands_log = Path(args.out) / COMMANDS_LOG  # read on a resumed scan, appended to by the rules
         if rules:
             print(
                 "maed: on alerts, commands to Nanonis (each logged): "

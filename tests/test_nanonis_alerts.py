@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from fake_backends import IdentityBackend
 from test_bridge_alerts import subscribe_alerts, until_finished
+from test_nanonis_source import Collector
 
 from maed.bridge.alerts.rules import parse_rules
 from maed.bridge.protocol import Alert
@@ -59,7 +60,9 @@ def follow(event: str, rules: dict[str, str], tmp_path, until) -> tuple[Simulate
     config = BridgeConfig(pull_port=0, pub_port=0, control_port=0, out=tmp_path / "scans", judge_every_line=bool(rules))
     with SimulatedNanonis(scanner, port=0) as nanonis, Bridge(config, backend=IdentityBackend()) as bridge:
         sub = subscribe_alerts(bridge.endpoints["pub"])
-        source = NanonisSource(port=nanonis.port, scans=1, on_alert=rules, alerts=bridge.endpoints["pub"])
+        source = NanonisSource(
+            port=nanonis.port, scans=1, on_alert=rules, alerts=bridge.endpoints["pub"], commands_log=tmp_path / "commands.log"
+        )
         bridge.follow_controller(source.status, source.commands_for)  # as maed serve does
         stop = threading.Event()
         thread = threading.Thread(target=source.run, args=(bridge.endpoints["pull"], stop), daemon=True)
@@ -98,6 +101,36 @@ def test_a_tip_change_pauses_the_scan(tmp_path, caplog):
     assert source.status()["commands"] == [command]  # what `maed control status` shows under source
     assert saved_meta(tmp_path)["controller_commands"] == [command]  # and the scan's own record, kept with it
     assert any("sending Scan.Action pause" in r.getMessage() for r in caplog.records)
+    # Kept on disk as it was sent, with its scan: a bridge killed after it still knows it paused the controller.
+    (entry,) = [json.loads(line) for line in (tmp_path / "commands.log").read_text().splitlines()]
+    assert entry["command"] == command and entry["scan"] == saved_meta(tmp_path)["scan"]
+
+
+def test_a_resumed_scan_names_the_commands_a_killed_bridge_sent_and_says_the_controller_stays_paused(tmp_path, caplog):
+    from maed.bridge.protocol import ScanStart
+
+    log_file = tmp_path / "commands.log"
+    sent = "Scan.Action pause (tip_change at row 49 of s1)"
+    log_file.write_text(
+        json.dumps({"time": "2026-12-07T21:35:08+00:00", "scan": "s0", "command": "ZCtrl.Withdraw (crash at row 3 of s0)"})
+        + "\n"
+        + json.dumps({"time": "2026-12-07T21:36:08+00:00", "scan": "s1", "command": sent})
+        + "\n"
+        + '{"time": "2026-12-07T21:3'  # torn by the kill
+    )
+    start = ScanStart(scan="s1", seq=0, rows=SIZE, cols=SIZE, channel="Z", unit="m", range=(1e-8, 1e-8), slow_axis="down")
+    source = NanonisSource(port=1, resume=(start, []), commands_log=log_file)  # no rules now: still told
+    stop = threading.Event()
+    stop.set()  # only what the source does before its first poll
+    sink = Collector()
+    try:
+        with caplog.at_level(logging.WARNING, logger="maed.bridge"):
+            source.run(sink.endpoint, stop)
+    finally:
+        sink.close()
+    assert source.commands_for("s1") == [sent] and source.status()["commands"] == [sent]
+    assert ("s1", "pause") in source._acted  # with rules, the same scan would not be paused a second time
+    assert "the controller stays paused until you resume the scan on it" in caplog.text
 
 
 def test_a_crash_withdraws_the_tip(tmp_path, caplog):

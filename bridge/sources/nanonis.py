@@ -35,13 +35,16 @@ next poll, once per scan and action; every command it sends is logged and kept i
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import re
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import zmq
@@ -61,6 +64,9 @@ from .base import LinePusher
 
 log = logging.getLogger("maed.bridge")
 
+COMMANDS_LOG = "controller-commands.log"
+"""Where in ``maed serve --out`` every command an ``--on-alert`` rule sent the controller is kept, one JSON line each
+(``time``, ``scan``, ``command``)."""
 END_LINES = 2
 """A followed frame that another replaced with no more than this many acquisition steps unsent ended on its own (a
 continuous scan's next frame overwrote its last rows before a poll read them: ``lines_missed``); with more, the
@@ -195,6 +201,10 @@ class NanonisSource:
     max_pixels: int = MAX_SIDE * MAX_SIDE
     """The largest frame the bridge opens a scan for (``maed serve --max-pixels``, which sets it): a larger one is not
     followed (``FrameNotFollowable``), as the bridge would refuse its ``scan.start`` and then every line."""
+    commands_log: Path | None = None
+    """A file every action command is appended to, with its scan, as it is sent (``maed serve``: ``COMMANDS_LOG`` in its
+    ``--out``), so that what a killed bridge sent survives it: the restarted bridge's resumed scan names them (``meta.json``,
+    ``status``) and says when the controller was left paused. None: kept in memory only."""
     keep_alive: float = 60.0
     """Seconds without a new line of the followed scan after which its last message is sent again
     (``LinePusher.keep_alive``), so that a scan paused on the controller, by a rule or by hand, is not ended by the
@@ -271,6 +281,8 @@ class NanonisSource:
         }
 
     def run(self, endpoint: str, stop: threading.Event, keys: ClientKeys | None = None) -> None:
+        if self.resume is not None:
+            self._take_up_commands(self.resume[0].scan)
         pusher = LinePusher(endpoint, keys=keys)
         client: NanonisClient | None = None
         backoff = _Backoff()
@@ -369,6 +381,7 @@ class NanonisSource:
                 self.address,
             )
             self._commands.append((alert.scan, f"{command} ({alert.kind} at row {alert.row} of {alert.scan})"))
+            self._record_command(*self._commands[-1])
             try:
                 if action == "pause":
                     client.scan_action("pause")
@@ -377,6 +390,50 @@ class NanonisSource:
             except NanonisError as exc:
                 log.error("nanonis: %s refused: %s", command, exc)
             self._pending.pop(0)
+
+    def _record_command(self, scan: str, text: str) -> None:
+        """Append the command ``text`` sent on an alert of ``scan`` to ``commands_log`` and make it durable, before the
+        command goes out (a bridge killed as it sends it has said it)."""
+        if self.commands_log is None:
+            return
+        entry = json.dumps({"time": datetime.now().astimezone().isoformat(timespec="seconds"), "scan": scan, "command": text})
+        try:
+            fd = os.open(self.commands_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o644)
+            try:
+                os.write(fd, (entry + "\n").encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.error("nanonis: cannot record the command in %s: %s", self.commands_log, exc.strerror or exc)
+
+    def _take_up_commands(self, scan: str) -> None:
+        """The commands a killed bridge sent on alerts of ``scan`` (the scan resumed), from ``commands_log``: named
+        again in its record and ``status``, not sent again, and a pause they left on the controller said."""
+        if self.commands_log is None:
+            return
+        try:
+            lines = Path(self.commands_log).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return  # no command was ever recorded there
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line torn by the crash
+            if isinstance(entry, dict) and entry.get("scan") == scan and isinstance(entry.get("command"), str):
+                self._commands.append((scan, entry["command"]))
+                self._acted.add((scan, "pause" if entry["command"].startswith("Scan.Action pause") else "withdraw"))
+        taken = self.commands_for(scan)
+        if taken:
+            log.warning(
+                "nanonis: before the bridge restarted, its rules sent %s on scan %s; %s",
+                "; ".join(taken),
+                scan,
+                "the controller stays paused until you resume the scan on it (Nanonis: Scan > Resume)"
+                if taken[-1].startswith("Scan.Action pause")
+                else "the tip was withdrawn",
+            )
 
     # --- one poll -----------------------------------------------------------------------------
 
