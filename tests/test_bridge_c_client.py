@@ -208,3 +208,13 @@ def test_c_subscriber_with_keys_reads_a_keyed_bridge_and_without_gets_nothing(su
     assert keyed.returncode == 0, err
     assert out.splitlines()[-1].startswith("scan.finished scan=keyed") and "frame.raw" in out
     assert nothing == ""  # the keyless subscriber never got past the handshake
+
+
+@pytest.mark.parametrize("count", ["abc", "0", "-1", "2x", "99999999999"])
+def test_c_subscriber_refuses_a_count_that_is_no_number_of_scans(subscriber, count):
+    done = subprocess.run([str(subscriber), "tcp://127.0.0.1:5571", count], capture_output=True, text=True, timeout=10)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() in (
+        f"maed_subscriber: COUNT must be a whole number of scans from 1, got '{count}'",
+        "usage: maed_subscriber [--secret-key FILE --server-key FILE] [ENDPOINT [COUNT]]",  # "-1" reads as an option
+    )

@@ -17,6 +17,7 @@
  * 2 on a ZeroMQ error or bad arguments.
  */
 #include <math.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,18 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *endpoint = positional[0] ? positional[0] : "tcp://127.0.0.1:5571";
-    int scans = positional[1] ? atoi(positional[1]) : 1, ended = 0, status = 0, rc;
+    int scans = 1, ended = 0, status = 0, rc;
+    if (positional[1]) {
+        /* Whole, positive and nothing after it: atoi took "abc" and "0" for 0 scans and ended at once, silently. */
+        char *end = NULL;
+        errno = 0;
+        long asked = strtol(positional[1], &end, 10);
+        if (errno != 0 || end == positional[1] || *end != '\0' || asked < 1 || asked > 1000000) {
+            fprintf(stderr, "maed_subscriber: COUNT must be a whole number of scans from 1, got '%s'\n", positional[1]);
+            return 2;
+        }
+        scans = (int)asked;
+    }
     /* One topic per message type; frame.rows is left to clients that want it. */
     maed_sub *sub = maed_sub_open(endpoint, MAED_TOPIC_RAW | MAED_TOPIC_DENOISED | MAED_TOPIC_ALERT | MAED_TOPIC_FINISHED,
                                   secret_file, server_file, &rc);
