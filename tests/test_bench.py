@@ -114,3 +114,27 @@ def test_benchmarks_are_not_part_of_the_test_suite():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert config["testpaths"] == ["tests"]
     assert (ROOT / "benchmarks" / "test_inference.py").is_file()
+
+
+def test_the_suites_output_is_shown_line_by_line_and_kept_with_their_exit_status(capsys):
+    import sys
+    import threading
+    import time
+
+    from maed.research import bench
+
+    # The child writes a line, then waits for the test to have seen it: shown only at the end, it would never be seen.
+    seen = threading.Event()
+    code = "import sys, time; print('first', flush=True); print('to stderr', file=sys.stderr, flush=True); time.sleep(3); sys.exit(3)"
+    result = {}
+    runner = threading.Thread(target=lambda: result.setdefault("done", bench._run_showing([sys.executable, "-c", code])))
+    runner.start()
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline and not seen.is_set():
+        if "first" in capsys.readouterr().out:
+            seen.set()
+        time.sleep(0.05)
+    runner.join(10)
+    assert seen.is_set(), "the child's first line was not shown while it ran"
+    done = result["done"]
+    assert done.returncode == 3 and done.stdout == "first\nto stderr\n"

@@ -358,18 +358,28 @@ def run(out: Path, budget: float, select: str | None, keep_json: Path | None) ->
         if select:
             command += ["-k", select]
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())  # other work on the cores skews every figure
-        result = subprocess.run(command, cwd=SUITES.parent, capture_output=True, text=True)
-        sys.stdout.write(result.stdout)
-        sys.stderr.write(result.stderr)
+        printed = _run_showing(command)
         if not report_path.is_file():
-            raise ValueError(f"the benchmarks wrote no report (pytest exit status {result.returncode})")
+            raise ValueError(f"the benchmarks wrote no report (pytest exit status {printed.returncode})")
         report = json.loads(report_path.read_text())
     shown = "maed bench" + (f" --budget {budget:g}" if budget != 5.0 else "") + (f" -k '{select}'" if select else "")
     info = {**machine(), "load average before the run (1, 5, 15 min)": load}
     gpu_page = out.parent / GPU_PAGE if out.name != GPU_PAGE else None
-    out.write_text(render(report, info, _skipped(result.stdout), shown, gpu_page))
+    out.write_text(render(report, info, _skipped(printed.stdout), shown, gpu_page))
     print(f"maed: results written to {out}", file=sys.stderr)
-    return result.returncode
+    return printed.returncode
+
+
+def _run_showing(command: list[str]) -> subprocess.CompletedProcess:
+    """Run ``command`` in the suites' folder, its output shown as it comes (a run of many benchmarks takes minutes,
+    and one whose output came only at its end looked hung) and kept for the page."""
+    lines = []
+    with subprocess.Popen(command, cwd=SUITES.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as child:
+        for line in child.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            lines.append(line)
+    return subprocess.CompletedProcess(command, child.returncode, "".join(lines), "")
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
