@@ -156,7 +156,7 @@ def test_scans_the_bridge_saved_are_adapted_on_as_files_are(tmp_path, capsys):
     with pytest.raises(ValueError, match="channel 'Current': adapting takes the topograph"):
         adapt.read_scans([current])
     (folders[0] / "meta.json").write_text(json.dumps({"start": {"channel": "Z", "range": "wide"}}))  # edited by hand
-    with pytest.raises(ValueError, match="range 'wide' is not two numbers"):
+    with pytest.raises(ValueError, match="range .wide. is not two positive numbers"):
         adapt.read_scans([folders[0]])
 
 

@@ -616,3 +616,29 @@ def test_heights_taken_off_are_said_in_the_file_s_unit_and_an_array_s_as_they_ar
     assert "-416 pm there, relaxing over 12 rows" in said and "moved by -25 pm." in said
     said = " ".join(record_notes(Path("s.npy"), record | {"unit": None}, "trace"))
     assert "-4.164e-10 (the scan's unit) there" in said and "-2.5e-11 (the scan's unit)." in said
+
+
+def test_a_scan_the_bridge_saved_is_denoised_as_one_scan_of_two_passes(tmp_path, capsys):
+    from maed.bridge.store import save_scan
+
+    onnx = ["--backend", "onnx", "--threads", "1"]
+    saved = []
+    for i in range(2):
+        pair = make_pair(40 + i, 64, both_passes=True)
+        start = {"channel": "Z", "unit": "m", "range": [2e-8, 2e-8], "slow_axis": "down"}
+        arrays = {"raw_trace": pair.noisy, "raw_retrace": pair.retrace, "denoised": pair.noisy}  # as the bridge writes them
+        saved.append(save_scan(tmp_path / "scans", f"scan-{i}", arrays, {"start": start, "complete": True}))
+    # One folder, without -r: one scan, both passes read (the trace/retrace error needs the retrace), its range kept.
+    out = tmp_path / "one"
+    assert main(["denoise", str(saved[0]), "-o", str(out), "--trace-retrace", *onnx]) == 0, capsys.readouterr().err
+    record = json.loads((out / f"{saved[0].name}.json").read_text())
+    assert record["channel"] == "Z" and record["unit"] == "m" and record["trace_retrace"]["rows"] > 0
+    assert (out / f"{saved[0].name}.gwy").is_file()
+    assert main(["denoise", str(saved[0]), "-o", str(tmp_path / "both"), "--pass", "both", *onnx]) == 0
+    # A tree of saved scans with -r: one output per scan, not one per array inside them.
+    assert main(["denoise", "-r", str(tmp_path / "scans"), "-o", str(tmp_path / "tree"), *onnx]) == 0
+    assert sorted(p.name for p in (tmp_path / "tree").glob("*.npy")) == [f"{s.name}.npy" for s in saved]
+    # The folder's bytes name what was denoised: edited, it is another input.
+    np.save(saved[1] / "raw_trace.npy", np.zeros((64, 64), np.float32))
+    assert main(["denoise", str(saved[1]), "-o", str(tmp_path / "tree"), *onnx]) == 1
+    assert "flat" in capsys.readouterr().err

@@ -52,7 +52,7 @@ from .data.real_pairs import PassPair, make_pass_pair
 from .denoise import denoise_array
 from .engine.torch_backend import TorchBackend
 from .export import export_onnx
-from .io import load_npy
+from .file_hash import file_sha256
 from .lattice import peak_mask, power_spectrum, significant_peaks
 from .metrics import interval, psnr
 from .model import passes_taken
@@ -60,7 +60,7 @@ from .model.checkpoint import load_model, save_checkpoint, weights_file, weights
 from .passes import display_unit, guarded_outputs, pick_pair
 from .progress import FileProgress
 from .registration import register, speed_ratio
-from .scanfiles import ChannelImage, ScanFileError, known_retrace, not_a_file, scanned_upwards
+from .scanfiles import ChannelImage, ScanFileError, is_saved_scan, known_retrace, not_a_file, read_file, scanned_upwards
 from .trace_retrace import Error, paired_change, row_errors, summarise
 from .training.dataset import TrainingPairs
 from .training.trainer import training_loss
@@ -111,51 +111,18 @@ class ScanInput:
         }
 
 
-SAVED_FILES = ("meta.json", "raw_trace.npy", "raw_retrace.npy")
-"""What a folder the bridge saved a scan to holds (``bridge/store.py``)."""
-
-
-def _saved_array(path: Path) -> np.ndarray:
-    """A saved pass, its shape checked against the pixel budget before it is read."""
-    array = load_npy(path)
-    if array.ndim != 2:
-        raise ValueError(f"{path}: expected a 2-D scan, got shape {array.shape}")
-    return array.astype(np.float64)
-
-
 def read_saved(folder: Path) -> ScanInput:
-    """A scan the bridge saved (``SAVED_FILES``) as a ``ScanInput``: the trace and, where any row has it, the retrace
-    (rows never scanned are NaN); a ValueError says why it cannot be used."""
+    """A scan the bridge saved (``scanfiles.saved``) as a ``ScanInput``: the trace and, where any row has it, the
+    retrace (rows never scanned are NaN); a ValueError says why it cannot be used."""
     try:
-        meta = json.loads((folder / "meta.json").read_text())
-        trace, retrace = (_saved_array(folder / name) for name in SAVED_FILES[1:])
-    except (OSError, ValueError, ScanFileError) as exc:
+        saved_scan = read_file(folder)
+    except ScanFileError as exc:
         raise ValueError(f"{folder}: cannot read the saved scan: {exc}") from None
-    start = meta.get("start", {}) if isinstance(meta, dict) else {}
-    if not isinstance(start, dict):
-        raise ValueError(f"{folder}: meta.json's start is not a map")
-    if start.get("channel") not in (None, "Z"):
-        raise ValueError(f"{folder}: channel {start.get('channel')!r}: adapting takes the topograph (Z)")
-    if trace.shape != retrace.shape:
-        raise ValueError(f"{folder}: the retrace {retrace.shape} and the trace {trace.shape} differ in shape")
-    scan_range = start.get("range", (1.0, 1.0))
-    if not (isinstance(scan_range, (list, tuple)) and len(scan_range) == 2 and all(isinstance(v, (int, float)) for v in scan_range)):
-        raise ValueError(f"{folder}: meta.json's range {scan_range!r} is not two numbers")
-
-    def image(data: np.ndarray, pass_: str) -> ChannelImage:
-        return ChannelImage(
-            data,
-            str(start.get("channel", "Z")),
-            pass_,
-            str(start.get("unit", "m")),
-            (float(scan_range[0]), float(scan_range[1])),
-            dict(start),
-            "maed-bridge",
-        )
-
-    digest = hashlib.sha256((folder / "raw_trace.npy").read_bytes() + (folder / "raw_retrace.npy").read_bytes())
-    two_pass = bool(np.isfinite(retrace).all(axis=1).any())
-    scan = ScanInput(folder, image(trace, "trace"), image(retrace, "retrace") if two_pass else None, digest.hexdigest())
+    trace = saved_scan.images[0]
+    if trace.name != "Z":
+        raise ValueError(f"{folder}: channel {trace.name!r}: adapting takes the topograph (Z)")
+    retrace = saved_scan.images[1] if len(saved_scan.images) > 1 else None
+    scan = ScanInput(folder, trace, retrace, file_sha256(folder))
     if not scan.rows.any():
         raise ValueError(f"{folder}: no row measured in full{' in both passes' if scan.retrace is not None else ''}")
     return scan
@@ -167,7 +134,7 @@ def read_scans(paths: list[Path]) -> list[ScanInput]:
     scans = []
     for path in paths:
         if path.is_dir():
-            if all((path / name).is_file() for name in SAVED_FILES):
+            if is_saved_scan(path):
                 scans.append(read_saved(path))
                 continue
             raise ValueError(f"{path} is a folder; give the scan files in it, or folders the bridge saved scans to")

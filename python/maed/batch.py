@@ -44,7 +44,7 @@ from .io import ScanError
 from .passes import further_than_raw
 from .progress import FileProgress
 from .scanfiles import SUFFIXES as INSTRUMENT_SUFFIXES
-from .scanfiles import companion_files
+from .scanfiles import companion_files, is_saved_scan
 
 SCAN_SUFFIXES = tuple(dict.fromkeys(ARRAY_SUFFIXES + INSTRUMENT_SUFFIXES))
 WINDOWS_MAX_WORKERS = 61
@@ -88,11 +88,16 @@ def is_maed_output(path: Path) -> bool:
 def _walk(root: Path, skip: Path) -> Iterable[Path]:
     """Scan files under ``root`` in a stable order, leaving out hidden entries, the folder ``skip`` and earlier
     outputs of ``maed denoise`` (``is_maed_output``)."""
+    if is_saved_scan(root):  # a scan the bridge saved is one scan, its passes and record together
+        yield root
+        return
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() != skip)
-        for name in sorted(files):
+        saved = [d for d in dirs if is_saved_scan(Path(folder) / d)]
+        dirs[:] = [d for d in dirs if d not in saved]
+        for name in sorted([*files, *saved]):
             path = Path(folder) / name
-            if not name.startswith(".") and path.suffix.lower() in SCAN_SUFFIXES and not is_maed_output(path):
+            if name in saved or (not name.startswith(".") and path.suffix.lower() in SCAN_SUFFIXES and not is_maed_output(path)):
                 yield path
 
 
@@ -117,7 +122,9 @@ def collect(inputs: Iterable[Path], out_dir: Path) -> tuple[list[Task], list[str
         raise ValueError(f"two input folders are named {twice!r}; their trees would mix in {out_dir}: rename one")
     refused, tasks, taken = [], [], {}
     for path in inputs:
-        if path.is_dir():
+        if is_saved_scan(path):
+            found = [(path, out / path.name)]
+        elif path.is_dir():
             base = out / path.resolve().name if len(folders) > 1 else out
             found = [(p, base / p.relative_to(path)) for p in _walk(path, out)]
             if not found:

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from . import __version__
 from .denoise_files import check_output_folder, check_writable
 from .normalise import LEVELLINGS
+from .scanfiles import is_saved_scan
 from .training.config import TrainConfig, protocol_learning_rate
 from .training.place import is_main_process
 from .zoo import ARCHITECTURES, PRODUCT, TWO_PASS_PRODUCT, default_model
@@ -59,7 +60,7 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
     if not args.recursive:
-        folder = next((p for p in args.inputs if Path(p).is_dir()), None)
+        folder = next((p for p in args.inputs if Path(p).is_dir() and not is_saved_scan(p)), None)
         if folder is not None:
             raise ValueError(f"{folder} is a folder; give -r to denoise the scans under it")
         if args.jobs is not None:  # one process denoises the files given; said, not silently ignored

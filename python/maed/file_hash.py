@@ -8,11 +8,17 @@ from pathlib import Path
 
 
 def file_sha256(path: Path | str) -> str:
-    """SHA-256 of a file's bytes, read in blocks (a scan or a model file may be large)."""
+    """SHA-256 of a file's bytes, read in blocks (a scan or a model file may be large); of a folder (a scan the bridge
+    saved), of its files' names and bytes, in name order."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    path = Path(path)
+    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 

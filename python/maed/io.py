@@ -27,6 +27,7 @@ from .scanfiles import (
     check_size,
     choose,
     is_flat,
+    is_saved_scan,
     not_a_file,
     read_file,
     sniff,
@@ -182,13 +183,14 @@ def read_scan(path: Path | str, channel: str | None = None, pass_: str = "trace"
     """
     pass_ = canonical_pass(pass_)
     path = Path(path)
-    if not path.is_file():
+    folder = is_saved_scan(path)  # a scan the bridge saved: read as an instrument file is
+    if not folder and not path.is_file():
         raise ScanError(f"{path}: {not_a_file(path)}")
-    if path.stat().st_size == 0:
+    if not folder and path.stat().st_size == 0:
         raise ScanError(f"{path}: empty file (0 bytes)")
     suffix = path.suffix.lower()
     try:
-        if sniff(path) is not None or suffix in INSTRUMENT_SUFFIXES:
+        if folder or sniff(path) is not None or suffix in INSTRUMENT_SUFFIXES:
             instrument_file = read_file(path)
             if channel is None:
                 image, why = choose(instrument_file, pass_)

@@ -1,7 +1,8 @@
 """Scans of the major STM controllers, read by content into physical units.
 
 ``read_file`` reads every channel of a Nanonis ``.sxm``, Createc ``.dat``, RHK ``.sm4`` or Omicron
-MATRIX ``.Z_mtrx``/``.I_mtrx`` file (with its ``_0001.mtrx`` parameter file beside it) or Gwyddion ``.gwy`` file;
+MATRIX ``.Z_mtrx``/``.I_mtrx`` file (with its ``_0001.mtrx`` parameter file beside it) or Gwyddion ``.gwy`` file,
+and the folder of a scan the MAED-RT bridge saved (``saved``);
 ``read_channel`` picks one image (default: the scan's signal, ``signal.choose``: the topograph,
 or the current of a constant-height scan; trace); ``list_channels`` says what a file holds. The reader is
 chosen by ``detect_format`` from the file's first bytes, never by its extension alone. Every problem with
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import createc, gwy_read, matrix, nanonis, rhk
+from . import createc, gwy_read, matrix, nanonis, rhk, saved
 from .channel import (
     MAX_FILE_BYTES,
     MAX_PIXELS,
@@ -38,6 +39,7 @@ FORMAT_NAMES = {
     "matrix": "Omicron MATRIX .Z_mtrx/.I_mtrx",
     "gwyddion": "Gwyddion .gwy",
 }
+is_saved_scan = saved.is_saved_scan
 SUFFIXES = (".sxm", ".dat", ".sm4", ".z_mtrx", ".i_mtrx", ".gwy")
 """Usual extensions (lowercased), for callers' routing, folder walks and messages; content decides."""
 
@@ -75,8 +77,11 @@ def not_a_file(path: Path) -> str:
 
 
 def read_file(path: Path | str) -> ScanFile:
-    """Every channel, in both passes where recorded, of the instrument file at ``path``."""
+    """Every channel, in both passes where recorded, of the instrument file at ``path``, or of the scan the bridge
+    saved to the folder ``path`` (``saved``)."""
     path = Path(path)
+    if saved.is_saved_scan(path):
+        return saved.read(path)
     if not path.is_file():
         raise ScanFileError(f"{path}: {not_a_file(path)}")
     if (size := path.stat().st_size) > MAX_FILE_BYTES:
