@@ -675,6 +675,8 @@ def main() -> None:
     cache = Path(args.cache) if args.cache else None
     if cache is not None and cache.exists():
         results, white, others, false, real, seconds = pickle.loads(cache.read_bytes())
+        if any("ceiling" not in tally for mode in (*results.values(), white) for tally in mode.values()):
+            p.error(f"{cache} was written before the scars' ceiling was scored: remove it to score again")
         start -= seconds
     else:
         results = {mode: score(SIZES, args.scans, mode == "both", SEED) for mode in ("trace", "both")}

@@ -108,7 +108,12 @@ def refusal(event: int, keyed: bool) -> str | None:
     subscriber without the bridge's keys, or with the wrong ones, would wait for ever."""
     if not event & REFUSALS:
         return None
-    if not keyed:  # a plain subscriber's handshake fails only with a bridge that has keys (the reason varies with timing)
+    if not keyed:
+        if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:  # a keyed bridge under load, or no bridge at all
+            return (
+                "the handshake failed: is that a bridge's PUB port? A bridge with keys (CURVE) needs --secret-key and "
+                "--server-key (maed keys; docs/security.md)"
+            )
         return "the bridge there has keys (CURVE): give --secret-key and --server-key (maed keys; docs/security.md)"
     if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:  # the two sides speak different security mechanisms
         return "the bridge there has no keys: listen without --secret-key and --server-key"

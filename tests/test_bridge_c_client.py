@@ -215,6 +215,6 @@ def test_c_subscriber_refuses_a_count_that_is_no_number_of_scans(subscriber, cou
     done = subprocess.run([str(subscriber), "tcp://127.0.0.1:5571", count], capture_output=True, text=True, timeout=10)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip() in (
-        f"maed_subscriber: COUNT must be a whole number of scans from 1, got '{count}'",
+        f"maed_subscriber: COUNT must be a whole number of scans from 1 to 1000000, got '{count}'",
         "usage: maed_subscriber [--secret-key FILE --server-key FILE] [ENDPOINT [COUNT]]",  # "-1" reads as an option
     )

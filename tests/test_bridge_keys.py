@@ -206,7 +206,8 @@ def test_a_listener_the_bridge_refuses_is_told_why_instead_of_waiting_in_silence
     deadline = time.monotonic() + 10
     while not told and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert told and told[0].startswith(said) and printed == []
+    # A plain listener's first reason may be the no-detail one under load; either names the keys it lacks.
+    assert told and printed == [] and (told[0].startswith(said) or (who is None and "--secret-key and --server-key" in told[0]))
     time.sleep(0.5)  # ZeroMQ retries the connection: the reason is said once
     assert len(told) == 1
     push_scan(keyed.endpoints["pull"], client(keyfiles, "lab-pc"), "after")  # ends the listener: its count is 1 message...

@@ -23,7 +23,7 @@ from maed.denoise import denoise_guarded
 from maed.denoise_files import denoise_file, denoise_files, record_notes, trace_retrace_note
 from maed.engine import load_backend
 from maed.normalise import denormalise, normalise
-from maed.scanfiles import read_channel
+from maed.scanfiles import read_channel, read_file
 from maed.trust import conservative
 from maed.zoo import PRODUCT
 
@@ -638,7 +638,20 @@ def test_a_scan_the_bridge_saved_is_denoised_as_one_scan_of_two_passes(tmp_path,
     # A tree of saved scans with -r: one output per scan, not one per array inside them.
     assert main(["denoise", "-r", str(tmp_path / "scans"), "-o", str(tmp_path / "tree"), *onnx]) == 0
     assert sorted(p.name for p in (tmp_path / "tree").glob("*.npy")) == [f"{s.name}.npy" for s in saved]
-    # The folder's bytes name what was denoised: edited, it is another input.
-    np.save(saved[1] / "raw_trace.npy", np.zeros((64, 64), np.float32))
-    assert main(["denoise", str(saved[1]), "-o", str(tmp_path / "tree"), *onnx]) == 1
-    assert "flat" in capsys.readouterr().err
+    assert read_file(saved[0]).channel(None).scan_range == (2e-8, 2e-8)  # the range the bridge saved, in the .gwy too
+    # What was read names the input: the passes and meta.json, not what else lies in the folder.
+    capsys.readouterr()
+    np.save(saved[1] / "denoised.npy", np.ones((64, 64), np.float32))
+    assert main(["denoise", str(saved[1]), "-o", str(tmp_path / "tree"), *onnx]) == 0
+    assert "replaced the outputs of an earlier run of the same file and model" in capsys.readouterr().err
+    np.save(saved[1] / "raw_retrace.npy", np.load(saved[1] / "raw_retrace.npy")[::-1])
+    assert main(["denoise", str(saved[1]), "-o", str(tmp_path / "tree"), *onnx]) == 0
+    assert "replaced the outputs of an earlier run of other bytes" in capsys.readouterr().err
+    # A scan id with a dot is the folder's whole name: two such scans are two outputs, with or without -r.
+    dotted = [save_scan(tmp_path / "dots", f"run.{i}", arrays, {"start": start}) for i in (1, 2)]
+    assert main(["denoise", *map(str, dotted), "-o", str(tmp_path / "dotted"), *onnx]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "dotted").glob("*.npy")) == sorted(f"{d.name}.npy" for d in dotted)
+    # A pass that cannot be read is one line, not a traceback.
+    (dotted[0] / "raw_trace.npy").write_bytes(b"")
+    assert main(["denoise", str(dotted[0]), "-o", str(tmp_path / "dotted"), *onnx]) == 1
+    assert "raw_trace.npy: not a saved pass" in capsys.readouterr().err

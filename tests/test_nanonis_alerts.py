@@ -130,7 +130,8 @@ def test_a_resumed_scan_names_the_commands_a_killed_bridge_sent_and_says_the_con
         sink.close()
     assert source.commands_for("s1") == [sent] and source.status()["commands"] == [sent]
     assert ("s1", "pause") in source._acted  # with rules, the same scan would not be paused a second time
-    assert "the controller stays paused until you resume the scan on it" in caplog.text
+    assert "it was left paused: unless someone resumed it since, the controller waits for you to resume the scan" in caplog.text
+    assert "withdrawn" not in caplog.text  # s0's withdraw is another scan's
 
 
 def test_a_crash_withdraws_the_tip(tmp_path, caplog):

@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
         errno = 0;
         long asked = strtol(positional[1], &end, 10);
         if (errno != 0 || end == positional[1] || *end != '\0' || asked < 1 || asked > 1000000) {
-            fprintf(stderr, "maed_subscriber: COUNT must be a whole number of scans from 1, got '%s'\n", positional[1]);
+            fprintf(stderr, "maed_subscriber: COUNT must be a whole number of scans from 1 to 1000000, got '%s'\n", positional[1]);
             return 2;
         }
         scans = (int)asked;

@@ -430,9 +430,10 @@ class NanonisSource:
                 "nanonis: before the bridge restarted, its rules sent %s on scan %s; %s",
                 "; ".join(taken),
                 scan,
-                "the controller stays paused until you resume the scan on it (Nanonis: Scan > Resume)"
+                "it was left paused: unless someone resumed it since, the controller waits for you to resume the scan "
+                "(Nanonis: Scan > Resume)"
                 if taken[-1].startswith("Scan.Action pause")
-                else "the tip was withdrawn",
+                else "the tip was withdrawn: approach it again on the controller",
             )
 
     # --- one poll -----------------------------------------------------------------------------

@@ -115,14 +115,14 @@ def read_saved(folder: Path) -> ScanInput:
     """A scan the bridge saved (``scanfiles.saved``) as a ``ScanInput``: the trace and, where any row has it, the
     retrace (rows never scanned are NaN); a ValueError says why it cannot be used."""
     try:
-        saved_scan = read_file(folder)
-    except ScanFileError as exc:
+        saved_scan, digest = read_file(folder), file_sha256(folder)
+    except (ScanFileError, OSError) as exc:
         raise ValueError(f"{folder}: cannot read the saved scan: {exc}") from None
     trace = saved_scan.images[0]
     if trace.name != "Z":
         raise ValueError(f"{folder}: channel {trace.name!r}: adapting takes the topograph (Z)")
     retrace = saved_scan.images[1] if len(saved_scan.images) > 1 else None
-    scan = ScanInput(folder, trace, retrace, file_sha256(folder))
+    scan = ScanInput(folder, trace, retrace, digest)
     if not scan.rows.any():
         raise ValueError(f"{folder}: no row measured in full{' in both passes' if scan.retrace is not None else ''}")
     return scan

@@ -254,8 +254,9 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     # Checked before any model loads or scan is scored: a mistake here is said in one line, not found at the end.
-    if args.count is not None and args.count < 1:
-        raise ValueError(f"--count must be at least 1, got {args.count}")
+    fewest = 2 if args.families or args.passes else 1  # an interval needs two scans a column
+    if args.count is not None and args.count < fewest:
+        raise ValueError(f"--count must be at least {fewest}{' for an interval' if fewest > 1 else ''}, got {args.count}")
     if args.size is not None and args.size < EVAL_MIN_SIZE:
         raise ValueError(f"--size must be at least {EVAL_MIN_SIZE} pixels, got {args.size}")
     check_writable(check_output_folder(Path(args.out), "--out"), "--out")

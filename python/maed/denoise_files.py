@@ -23,7 +23,7 @@ from .io import MIN_SIZE, Scan, ScanError, read_scan
 from .passes import display_unit, further_than_raw, trace_retrace_figures
 from .progress import FileProgress
 from .registration import speed_ratio
-from .scanfiles import known_retrace, scan_order_known, scanned_upwards, write_gwy
+from .scanfiles import is_saved_scan, known_retrace, scan_order_known, scanned_upwards, write_gwy
 from .trust import Verdict
 
 
@@ -75,6 +75,12 @@ def model_file_record(backend: Backend) -> dict:
     if path is None:
         return {"model_file": None, "model_file_sha256": None}
     return {"model_file": str(Path(path).resolve()), "model_file_sha256": model_file_sha256(path)}
+
+
+def output_stem(path: Path) -> str:
+    """The name ``maed denoise`` writes an input's outputs under: a file's stem, a saved scan's whole folder name (a
+    scan id may hold dots)."""
+    return path.name if is_saved_scan(path) else path.stem
 
 
 OUTPUT_SUFFIXES = (".npy", ".json", ".gwy")
@@ -180,17 +186,18 @@ def output_conflicts(inputs: list[Path], out_dir: Path, channel: str | None = No
     inputs_resolved = {p.resolve() for p in inputs}
     by_stem: dict[str, list[Path]] = {}
     for path in inputs:
-        by_stem.setdefault(path.stem, []).append(path)
+        by_stem.setdefault(output_stem(path), []).append(path)
     refused = {}
     for path in inputs:
-        outputs = [(out_dir / path.stem).with_suffix(suffix).resolve() for suffix in OUTPUT_SUFFIXES]
+        stem = output_stem(path)
+        outputs = [Path(f"{out_dir / stem}{suffix}").resolve() for suffix in OUTPUT_SUFFIXES]
         clash = next((o for o in outputs if o in inputs_resolved), None)
-        others = [p for p in by_stem[path.stem] if p.resolve() != path.resolve()]
+        others = [p for p in by_stem[stem] if p.resolve() != path.resolve()]
         if clash is not None:
             refused[path] = f"{path}: its output {clash.name} would overwrite an input; choose another output folder"
         elif others:
-            refused[path] = f"{path}: {others[0]} would write the same {path.stem}.npy; denoise them into separate output folders"
-        elif (reason := not_replaceable(path, out_dir / path.stem, channel, pass_)) is not None:
+            refused[path] = f"{path}: {others[0]} would write the same {stem}.npy; denoise them into separate output folders"
+        elif (reason := not_replaceable(path, out_dir / stem, channel, pass_)) is not None:
             refused[path] = reason
     return refused
 
@@ -458,11 +465,11 @@ def _denoise_one(
     if path in refused:
         on_error(refused[path])
         return []
-    earlier = read_record(out_dir / path.stem)  # not_replaceable allowed replacing it
+    earlier = read_record(out_dir / output_stem(path))  # not_replaceable allowed replacing it
     try:
         outputs, record = denoise_file(
             path,
-            out_dir / path.stem,
+            out_dir / output_stem(path),
             backend,
             channel,
             pass_,

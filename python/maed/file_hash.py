@@ -6,13 +6,16 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
+from .scanfiles.saved import SAVED_FILES
+
 
 def file_sha256(path: Path | str) -> str:
     """SHA-256 of a file's bytes, read in blocks (a scan or a model file may be large); of a folder (a scan the bridge
-    saved), of its files' names and bytes, in name order."""
+    saved), of its saved files' names and bytes (``scanfiles.saved.SAVED_FILES``: what is read of it, not what else
+    lies there, such as the bridge's denoised frame or a user's outputs)."""
     digest = hashlib.sha256()
     path = Path(path)
-    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")) if path.is_dir() else [path]
+    files = [path / name for name in SAVED_FILES] if path.is_dir() else [path]
     for file in files:
         if path.is_dir():
             digest.update(file.name.encode() + b"\0")

@@ -35,6 +35,7 @@ from ..denoise import denoise_guarded
 from ..engine import Backend
 from ..lattice import check_peaks, find_peaks, measure_peaks
 from ..metrics import all_metrics, interval
+from ..zoo import PRODUCT
 from .bench import cpu_model
 from .pages import regenerate
 
@@ -216,6 +217,7 @@ def _report(results: dict, models: list[str], count: int, size: int, out_dir: Pa
             "|---|---|---|---|",
         ]
         lines += _method_rows(step_rows, models, lambda m: f"{m['step_scans']} | {_fmt(m['step_height_error'], 3)}")
-    options = (f" --count {count}" if count != COUNT else "") + (f" --size {size}" if size != SIZE else "")
+    options = (f" --models {' '.join(models)}" if models != [PRODUCT] else "") + (f" --count {count}" if count != COUNT else "")
+    options += f" --size {size}" if size != SIZE else ""
     lines += ["", f"Simulator: {SIMULATOR_VERSION}. Machine: {cpu_model()}; {regenerate('maed eval --families', out_dir, options)}.", ""]
     return "\n".join(lines)

@@ -44,8 +44,10 @@ from ..data.real_refs import default_real_dir
 from ..denoise import denoise_guarded
 from ..engine import Backend
 from ..metrics import all_metrics, interval
+from ..zoo import PRODUCT, TWO_PASS_PRODUCT
 from . import third_look
 from .bench import cpu_model
+from .pages import regenerate
 from .pass_methods import MEAN, MIDWAY_MEAN, ONE_PASS, TWO_PASS, pass_outputs
 
 ALIGNED_ONE, ALIGNED_MEAN = "one pass, passes aligned", "one pass on the aligned passes' mean"
@@ -176,7 +178,10 @@ def evaluate_passes(
         except ValueError:
             real_dir = None
     looks = third_look.third_look(Path(real_dir), one_pass, two_pass) if real_dir is not None else []
+    options = f" --models {one_pass.model} {two_pass.model}" if (one_pass.model, two_pass.model) != (PRODUCT, TWO_PASS_PRODUCT) else ""
+    options += (f" --count {count}" if count != 51 else "") + (f" --size {size}" if size != 128 else "")
     text = _report(results, (one_pass.model, two_pass.model), count, size) + "\n".join(third_look.report(looks)) + "\n"
+    text += f"\n{regenerate('maed eval --passes', out_dir, options)}.\n"
     (out_dir / "passes.md").write_text(text)
     record = {"count": count, "size": size, "one_pass": one_pass.model, "two_pass": two_pass.model, "results": results, "third_look": looks}
     (out_dir / "passes.json").write_text(json.dumps(record, indent=1))

@@ -9,6 +9,7 @@ range with it.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,8 @@ def _pass(path: Path) -> np.ndarray:
     """A saved pass: its header read first, so that shape and type are checked before any pixel is."""
     try:
         stored = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ScanFileError(f"{path}: not a saved pass ({exc})") from None
+    except Exception as exc:  # an empty file (EOFError), a damaged header, an unreadable one: a bad file, not a crash
+        raise ScanFileError(f"{path}: not a saved pass ({type(exc).__name__}: {exc})") from None
     if stored.ndim != 2 or stored.dtype.kind != "f":
         raise ScanFileError(f"{path}: expected a 2-D array of floats, got {stored.dtype} of shape {stored.shape}")
     if stored.size > MAX_PIXELS:
@@ -48,14 +49,16 @@ def _start(folder: Path) -> dict:
         raise ScanFileError(f"{path}: over {MAX_META_BYTES:,} bytes: not the bridge's")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: a meta.json nested thousands deep
         raise ScanFileError(f"{path}: unreadable ({exc})") from None
     start = meta.get("start") if isinstance(meta, dict) else None
     if not isinstance(start, dict):
         raise ScanFileError(f"{path}: no scan start in it")
     scan_range = start.get("range", (1.0, 1.0))
     if not (
-        isinstance(scan_range, (list, tuple)) and len(scan_range) == 2 and all(isinstance(v, (int, float)) and v > 0 for v in scan_range)
+        isinstance(scan_range, (list, tuple))
+        and len(scan_range) == 2
+        and all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in scan_range)
     ):
         raise ScanFileError(f"{path}: its range {scan_range!r} is not two positive numbers")
     for key in ("channel", "unit"):
