@@ -208,8 +208,8 @@ def test_a_listener_the_bridge_refuses_is_told_why_instead_of_waiting_in_silence
         time.sleep(0.05)
     # A plain listener's first reason may be the no-detail one under load; either names the keys it lacks.
     assert told and printed == [] and (told[0].startswith(said) or (who is None and "--secret-key and --server-key" in told[0]))
-    time.sleep(0.5)  # ZeroMQ retries the connection: the reason is said once
-    assert len(told) == 1
+    time.sleep(0.5)  # ZeroMQ retries the connection: each reason is said once (under load a vague one may come first)
+    assert len(told) == len(set(told)) <= 2
     push_scan(keyed.endpoints["pull"], client(keyfiles, "lab-pc"), "after")  # ends the listener: its count is 1 message...
     listener.join(0.5)  # ...which it never gets: it is a daemon thread and goes with the test process
 
