@@ -216,3 +216,36 @@ def test_an_alert_found_again_after_a_restart_is_not_acted_on(tmp_path):
             client.close()
             alerts.close(linger=0)
             pub.close(linger=0)
+
+
+def test_a_command_is_on_disk_before_it_goes_out(tmp_path):
+    """The controller's connection fails as the pause is sent (the bridge may be killed at that moment too): the
+    command is in the log all the same, so a restarted bridge knows it may have paused the scan."""
+    import zmq
+
+    from maed.bridge.nanonis.client import NanonisConnectionError
+    from maed.bridge.protocol import encode
+    from maed.bridge.sources.nanonis import _Followed
+
+    class FailingClient:
+        def scan_action(self, action):
+            raise NanonisConnectionError("connection reset as the command went out")
+
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    log_file = tmp_path / "commands.log"
+    source = NanonisSource(port=1, on_alert={"tip_change": "pause"}, alerts=f"tcp://127.0.0.1:{port}", commands_log=log_file)
+    alerts = source._subscribe(None)
+    source._followed = _Followed("s", 0, SIZE, SIZE, False, np.zeros((SIZE, SIZE)), np.zeros(SIZE, bool), {})
+    try:
+        time.sleep(0.3)  # the subscription reaches the publisher
+        tip = {"scan": "s", "kind": "tip_change", "row": 5, "columns": (0, SIZE), "severity": "warning"}
+        pub.send_multipart(encode(Alert(seq=0, evidence={"step": 1.0}, **tip)))
+        time.sleep(0.3)
+        with pytest.raises(NanonisConnectionError):
+            source._act(FailingClient(), alerts)
+    finally:
+        alerts.close(linger=0)
+        pub.close(linger=0)
+    (entry,) = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert entry["scan"] == "s" and entry["command"].startswith("Scan.Action pause (tip_change at row 5")
