@@ -262,3 +262,12 @@ def test_an_adapted_checkpoint_loads_in_maed_denoise_and_its_json_names_the_held
     assert main(["adapt", *map(str, scans[:2]), "--held-out", str(scans[2]), "-o", str(out), "--steps", "1"]) == 2
     assert main(["adapt", *map(str, scans[:2]), "--held-out", str(scans[2]), "-o", str(out), "--steps", "1", "--force"]) == 0
     assert json.loads(out.with_suffix(".json").read_text())["fine_tune"]["steps"] == 1
+
+
+def test_torch_threads_leave_the_cores_other_work_keeps_busy(tmp_path, capsys):
+    from maed.training.place import free_threads
+
+    assert free_threads(2, 0.1) == 2 and free_threads(2, 1.2) == 1 and free_threads(2, 5.0) == 1
+    assert free_threads(16, 3.6) == 12 and free_threads(4, -1.0) == 4  # never more than the cores
+    assert main(["adapt", "x.sxm", "-o", str(tmp_path / "m.pt"), "--threads", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "maed: error: --threads must be at least 1, got 0"

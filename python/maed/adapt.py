@@ -488,11 +488,13 @@ def adapt_round(
     seed: int,
     note,
     registered: dict[Path, PassPair | str] | None = None,
+    why_threads: str | None = None,
 ) -> Round:
     """Steps 2 to 6 of ``maed adapt`` (``docs/adapt.md``) on scans already read: hold out, register, fine-tune
     ``base`` for ``seconds`` (or ``max_steps``), judge on the held-out scans and the paint check. Writes nothing.
     A ValueError (one line) where the scans cannot make a round (too few pairs); ``maed serve --adapt`` runs it too,
-    passing the pass pairs it figured as each scan came (``registered``): each file is registered once."""
+    passing the pass pairs it figured as each scan came (``registered``): each file is registered once.
+    ``why_threads``: why torch runs on fewer threads than cores, said as the fine-tuning begins."""
     started = time.monotonic()
     model, card = load_base(base)
     base_sha = weights_sha256(weights_file(base))
@@ -507,6 +509,8 @@ def adapt_round(
         f"learning from {len(pairs)} file{'s' if len(pairs) > 1 else ''} ({names}), judging on {len(held)} held out; "
         f"base {base} ({card['config']}, levelling {card['levelling']})"
     )
+    if why_threads:
+        note(why_threads)
     base_config = card.get("train_config") or card.get("base_train_config") or {}
     lr = LR_SHARE * float(base_config.get("lr", DEFAULT_LR))
     training_record = fine_tune(model, card["levelling"], base_config, pairs, sim_share, seconds, max_steps, lr, seed)
@@ -558,8 +562,10 @@ def adapt(
     max_steps: int | None = None,
     seed: int = 0,
     force: bool = False,
+    why_threads: str | None = None,
 ) -> int:
-    """``maed adapt``: 0 where the new weights are kept and written, ``KEPT_OLD`` where the old model stays."""
+    """``maed adapt``: 0 where the new weights are kept and written, ``KEPT_OLD`` where the old model stays.
+    ``why_threads``: why torch runs on fewer threads than cores, said as training begins."""
     if not 0.0 <= sim_share <= 1.0:
         raise ValueError(f"--sim-share must be between 0 and 1, got {sim_share}")
     if not minutes > 0 and not max_steps:  # NaN too: it ran no step and judged the base against itself
@@ -590,7 +596,7 @@ def adapt(
             "maed adapt fits one instrument's noise, and mixed it fits their mean, which may suit none; adapt on each "
             "instrument's files apart"
         )
-    result = adapt_round(scans, held_out, base, 60.0 * minutes, sim_share, max_steps, seed, note)
+    result = adapt_round(scans, held_out, base, 60.0 * minutes, sim_share, max_steps, seed, note, why_threads=why_threads)
     if result.failed:
         for reason in result.failed:
             note(f"failed: {reason}")

@@ -7,6 +7,7 @@ exit non-zero; they never print a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from argparse import SUPPRESS
@@ -224,6 +225,7 @@ def _init_card(init: str) -> dict:
 
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0  # before this command's own work adds to it
     if not args.scans:
         if args.held_out:
             raise ValueError(
@@ -231,8 +233,22 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
                 "give the scans first (maed adapt SCAN... --held-out FILE) or write --held-out=FILE"
             )
         raise ValueError("no scans given: maed adapt SCAN... -o FILE.pt")
-    from .adapt import adapt
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    import torch
 
+    from .adapt import adapt
+    from .batch import cores
+    from .training.place import free_threads
+
+    threads = args.threads or free_threads(cores(), load)
+    why_threads = None
+    if args.threads is None and threads < cores():
+        why_threads = (
+            f"other work keeps about {round(load)} of this computer's {cores()} cores busy (load {load:.1f}): "
+            f"training on {threads} thread{'s' if threads > 1 else ''}, which shares no busy core (--threads to choose)"
+        )
+    torch.set_num_threads(threads)
     try:
         return adapt(
             [Path(p) for p in args.scans],
@@ -244,6 +260,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
             max_steps=args.steps,
             seed=args.seed,
             force=args.force,
+            why_threads=why_threads,
         )
     except KeyboardInterrupt:
         # The weights and their records are written only once the verdict is in; a run stopped before has written none.
@@ -562,6 +579,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="files to judge on and never train on, among SCANS or besides them; it takes every file after it, so give it "
         "after the scans (default: the file with both passes and the most rows that leaves another to learn from)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads (default: the cores other work leaves free, by the load average: threads that share a busy "
+        "core run several times slower)",
     )
     p.add_argument(
         "--minutes",
