@@ -64,6 +64,8 @@ from .base import LinePusher
 
 log = logging.getLogger("maed.bridge")
 
+ACTION_COMMANDS = {"pause": "Scan.Action pause", "withdraw": "ZCtrl.Withdraw"}
+"""The command each rule's action sends the controller, as logged (``--on-alert``)."""
 COMMANDS_LOG = "controller-commands.log"
 """Where in ``maed serve --out`` every command an ``--on-alert`` rule sent the controller is kept, one JSON line each
 (``time``, ``scan``, ``command``)."""
@@ -368,7 +370,7 @@ class NanonisSource:
                 self._pending.append((alert, action))
         while self._pending:
             alert, action = self._pending[0]
-            command = "Scan.Action pause" if action == "pause" else "ZCtrl.Withdraw"
+            command = ACTION_COMMANDS[action]
             # Logged before it is sent: a command that fails must still show in the log.
             log.warning(
                 "nanonis: %s at row %d of scan %s (rule %s=%s): sending %s to %s",
@@ -423,7 +425,7 @@ class NanonisSource:
                 continue  # a line torn by the crash
             if isinstance(entry, dict) and entry.get("scan") == scan and isinstance(entry.get("command"), str):
                 self._commands.append((scan, entry["command"]))
-                self._acted.add((scan, "pause" if entry["command"].startswith("Scan.Action pause") else "withdraw"))
+                self._acted |= {(scan, a) for a, sent in ACTION_COMMANDS.items() if entry["command"].startswith(sent)}
         taken = self.commands_for(scan)
         if taken:
             log.warning(
@@ -432,7 +434,7 @@ class NanonisSource:
                 scan,
                 "it was left paused: unless someone resumed it since, the controller waits for you to resume the scan "
                 "(Nanonis: Scan > Resume)"
-                if taken[-1].startswith("Scan.Action pause")
+                if taken[-1].startswith(ACTION_COMMANDS["pause"])
                 else "the tip was withdrawn: approach it again on the controller",
             )
 

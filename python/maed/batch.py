@@ -88,12 +88,9 @@ def is_maed_output(path: Path) -> bool:
 def _walk(root: Path, skip: Path) -> Iterable[Path]:
     """Scan files under ``root`` in a stable order, leaving out hidden entries, the folder ``skip`` and earlier
     outputs of ``maed denoise`` (``is_maed_output``)."""
-    if is_saved_scan(root):  # a scan the bridge saved is one scan, its passes and record together
-        yield root
-        return
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() != skip)
-        saved = [d for d in dirs if is_saved_scan(Path(folder) / d)]
+        saved = [d for d in dirs if is_saved_scan(Path(folder) / d)]  # each one scan, its passes and record together
         dirs[:] = [d for d in dirs if d not in saved]
         for name in sorted([*files, *saved]):
             path = Path(folder) / name

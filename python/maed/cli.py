@@ -241,11 +241,12 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     from .batch import cores
     from .training.place import free_threads
 
-    threads = args.threads or free_threads(cores(), load)
+    available = cores()
+    threads = args.threads or free_threads(available, load)
     why_threads = None
-    if args.threads is None and threads < cores():
+    if args.threads is None and threads < available:
         why_threads = (
-            f"other work keeps about {round(load)} of this computer's {cores()} cores busy (load {load:.1f}): "
+            f"other work keeps about {round(load)} of this computer's {available} cores busy (load {load:.1f}): "
             f"training on {threads} thread{'s' if threads > 1 else ''}, which shares no busy core (--threads to choose)"
         )
     torch.set_num_threads(threads)

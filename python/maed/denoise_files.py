@@ -465,11 +465,12 @@ def _denoise_one(
     if path in refused:
         on_error(refused[path])
         return []
-    earlier = read_record(out_dir / output_stem(path))  # not_replaceable allowed replacing it
+    stem = out_dir / output_stem(path)
+    earlier = read_record(stem)  # not_replaceable allowed replacing it
     try:
         outputs, record = denoise_file(
             path,
-            out_dir / output_stem(path),
+            stem,
             backend,
             channel,
             pass_,

@@ -15,9 +15,9 @@ def file_sha256(path: Path | str) -> str:
     lies there, such as the bridge's denoised frame or a user's outputs)."""
     digest = hashlib.sha256()
     path = Path(path)
-    files = [path / name for name in SAVED_FILES] if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
+    folder = path.is_dir()
+    for file in [path / name for name in SAVED_FILES] if folder else [path]:
+        if folder:
             digest.update(file.name.encode() + b"\0")
         with open(file, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):

@@ -75,7 +75,7 @@ def read(folder: Path) -> ScanFile:
     if trace.shape != retrace.shape:
         raise ScanFileError(f"{folder}: the retrace {retrace.shape} and the trace {trace.shape} differ in shape")
     channel, unit = start.get("channel") or "Z", start.get("unit") or "m"
-    scan_range = (float(start.get("range", (1.0, 1.0))[0]), float(start.get("range", (1.0, 1.0))[1]))
+    scan_range = tuple(float(v) for v in start.get("range", (1.0, 1.0)))  # two positive numbers (``_start``)
 
     def image(data: np.ndarray, pass_: str) -> ChannelImage:
         return ChannelImage(data, channel, pass_, unit, scan_range, dict(start), FORMAT)
