@@ -236,3 +236,19 @@ def test_a_folder_without_scans_is_said_and_a_named_channel_is_counted(tmp_path,
     assert main([*args, "--channel", "Current"]) == 0
     table = _summary(capsys.readouterr().out)
     assert (table["the channel named (--channel)"], table["the current taken, Z holding no image"]) == ("1", "0")
+
+
+def test_a_saved_scan_beside_a_folder_is_one_scan_not_a_second_tree(tmp_path):
+    from maed.batch import collect
+    from maed.bridge.store import save_scan
+
+    root, out = tmp_path / "archive", tmp_path / "out"
+    root.mkdir()
+    np.save(root / "a.npy", np.zeros((32, 32)))
+    scan = np.random.default_rng(3).standard_normal((32, 32))
+    saved = save_scan(tmp_path / "scans", "archive", {"raw_trace": scan, "raw_retrace": scan}, {"start": {"channel": "Z"}})
+    # One folder walked: its scans straight under OUTDIR, as when it is the only input; the saved scan named as itself
+    # (no clash with the folder of the same name: it is no tree whose outputs would mix).
+    tasks, refused = collect([root, saved], out)
+    expected = {(root / "a.npy", out.resolve() / "a.npy"), (saved, out.resolve() / saved.name)}
+    assert refused == [] and {(t.path, t.stem) for t in tasks} == expected

@@ -107,12 +107,12 @@ def collect(inputs: Iterable[Path], out_dir: Path) -> tuple[list[Task], list[str
     """
     out = check_output_folder(Path(out_dir)).resolve()
     inputs = list({Path(p).resolve(): Path(p) for p in inputs}.values())  # one input named twice is one input
-    folders = [p for p in inputs if p.is_dir()]
-    for folder in folders:
+    for folder in (p for p in inputs if p.is_dir()):
         if folder.resolve() == out or out in folder.resolve().parents:
             raise ValueError(
                 f"{folder}: the output folder {out_dir} is this input folder or holds it; choose an output folder outside the inputs"
             )
+    folders = [p for p in inputs if p.is_dir() and not is_saved_scan(p)]  # a saved scan is one scan, not a tree
     names = [f.resolve().name for f in folders]
     if len(set(names)) < len(names):
         twice = next(n for n in names if names.count(n) > 1)

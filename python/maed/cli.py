@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import __version__
+from .data.columns import COLUMN_COUNT, COLUMN_SIZE
 from .denoise_files import check_output_folder, check_writable
 from .normalise import LEVELLINGS
 from .scanfiles import is_saved_scan
@@ -290,14 +291,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         models = args.models if args.models != [PRODUCT] else [PRODUCT, TWO_PASS_PRODUCT]
         if len(models) != 2:
             raise ValueError(f"--passes compares two models, a one-pass one and a two-pass one; got {len(models)}")
-        evaluate_passes(Path(args.out), *(load_backend("auto", name) for name in models), count=args.count or 51, size=args.size or 128)
+        one_pass, two_pass = (load_backend("auto", name) for name in models)
+        evaluate_passes(Path(args.out), one_pass, two_pass, count=args.count or COLUMN_COUNT, size=args.size or COLUMN_SIZE)
         return 0
     if args.families:
         from .engine import load_backend
         from .research.evaluate_families import evaluate_families
 
         backends = {name: load_backend("auto", name) for name in args.models}
-        evaluate_families(Path(args.out), backends, count=args.count or 51, size=args.size or 128)
+        evaluate_families(Path(args.out), backends, count=args.count or COLUMN_COUNT, size=args.size or COLUMN_SIZE)
         return 0
     from .research.evaluate import evaluate
 
@@ -602,8 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="PSNR/SSIM/UQI of classical pipelines and models on the simulated test set")
     p.add_argument("--models", nargs="+", default=[PRODUCT], help=f"models to evaluate (default: {PRODUCT})")
-    p.add_argument("--count", type=int, help="scans per test column (default: 24; 51 with --families)")
-    p.add_argument("--size", type=int, help="scan size in pixels (default: 256; 128 with --families)")
+    p.add_argument("--count", type=int, help=f"scans per test column (default: 24; {COLUMN_COUNT} with --families or --passes)")
+    p.add_argument("--size", type=int, help=f"scan size in pixels (default: 256; {COLUMN_SIZE} with --families or --passes)")
     p.add_argument(
         "--families",
         action="store_true",

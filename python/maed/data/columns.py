@@ -12,6 +12,8 @@ from .surfaces import FAMILIES, TRAINING_FAMILIES
 SEED_BASE = TEST_SEED_BASE + 2_000_000
 BLOCKS = 3
 ARTEFACT_COLUMNS = ("double_tip", "hard")
+COLUMN_COUNT, COLUMN_SIZE = 51, 128
+"""Scans per column and their size by default (``maed eval --families`` and ``--passes``)."""
 
 
 def column_pairs(column: str, count: int, size: int, both_passes: bool = False, aligned_passes: bool = False) -> list[ScanPair]:

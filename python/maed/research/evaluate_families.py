@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ..classical import PIPELINES
 from ..data import FAMILIES, HELD_OUT_FAMILIES, LATTICE_FAMILIES, SIMULATOR_VERSION, ScanPair
-from ..data.columns import ARTEFACT_COLUMNS, BLOCKS, column_pairs
+from ..data.columns import ARTEFACT_COLUMNS, BLOCKS, COLUMN_COUNT, COLUMN_SIZE, column_pairs
 from ..denoise import denoise_guarded
 from ..engine import Backend
 from ..lattice import check_peaks, find_peaks, measure_peaks
@@ -114,15 +114,11 @@ def _fmt(triple: tuple[float, float, float], digits: int = 2) -> str:
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-COUNT, SIZE = 51, 128
-"""Scans per column and their size by default (``maed eval --families``)."""
-
-
 def evaluate_families(
     out_dir: Path,
     backends: dict[str, Backend],
-    count: int = COUNT,
-    size: int = SIZE,
+    count: int = COLUMN_COUNT,
+    size: int = COLUMN_SIZE,
     columns: tuple[str, ...] = (*FAMILIES, *ARTEFACT_COLUMNS),
 ) -> dict:
     """Score classical pipelines and ``backends`` (label -> back end) per column; write the tables."""
@@ -217,7 +213,7 @@ def _report(results: dict, models: list[str], count: int, size: int, out_dir: Pa
             "|---|---|---|---|",
         ]
         lines += _method_rows(step_rows, models, lambda m: f"{m['step_scans']} | {_fmt(m['step_height_error'], 3)}")
-    options = (f" --models {' '.join(models)}" if models != [PRODUCT] else "") + (f" --count {count}" if count != COUNT else "")
-    options += f" --size {size}" if size != SIZE else ""
+    options = (f" --models {' '.join(models)}" if models != [PRODUCT] else "") + (f" --count {count}" if count != COLUMN_COUNT else "")
+    options += f" --size {size}" if size != COLUMN_SIZE else ""
     lines += ["", f"Simulator: {SIMULATOR_VERSION}. Machine: {cpu_model()}; {regenerate('maed eval --families', out_dir, options)}.", ""]
     return "\n".join(lines)

@@ -39,7 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data import FAMILIES, SIMULATOR_VERSION, ScanPair
-from ..data.columns import ARTEFACT_COLUMNS, column_pairs
+from ..data.columns import ARTEFACT_COLUMNS, COLUMN_COUNT, COLUMN_SIZE, column_pairs
 from ..data.real_refs import default_real_dir
 from ..denoise import denoise_guarded
 from ..engine import Backend
@@ -151,8 +151,8 @@ def evaluate_passes(
     out_dir: Path,
     one_pass: Backend,
     two_pass: Backend,
-    count: int = 51,
-    size: int = 128,
+    count: int = COLUMN_COUNT,
+    size: int = COLUMN_SIZE,
     columns: tuple[str, ...] = (*FAMILIES, *ARTEFACT_COLUMNS),
     real_dir: Path | None = None,
 ) -> dict:
@@ -179,7 +179,7 @@ def evaluate_passes(
             real_dir = None
     looks = third_look.third_look(Path(real_dir), one_pass, two_pass) if real_dir is not None else []
     options = f" --models {one_pass.model} {two_pass.model}" if (one_pass.model, two_pass.model) != (PRODUCT, TWO_PASS_PRODUCT) else ""
-    options += (f" --count {count}" if count != 51 else "") + (f" --size {size}" if size != 128 else "")
+    options += (f" --count {count}" if count != COLUMN_COUNT else "") + (f" --size {size}" if size != COLUMN_SIZE else "")
     text = _report(results, (one_pass.model, two_pass.model), count, size) + "\n".join(third_look.report(looks)) + "\n"
     text += f"\n{regenerate('maed eval --passes', out_dir, options)}.\n"
     (out_dir / "passes.md").write_text(text)
