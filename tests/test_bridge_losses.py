@@ -221,6 +221,36 @@ class HeldBackend(BlurBackend):
         return super().denoise(batch)
 
 
+def test_lines_that_come_with_the_scan_s_end_go_out_before_its_full_frame_pass(tmp_path):
+    # The worker held in its first update while the rest of the scan and its end arrive: they come to it as one
+    # batch. Their rows went out only with the final frame, after the full-frame pass (1.5 s for 1024 rows).
+    rows, cols = 32, 64
+    backend, data = HeldBackend(), image(4, rows, cols)
+    with Bridge(config(tmp_path), backend=backend) as bridge:
+        sub = CTX.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.connect(bridge.endpoints["pub"])
+        sub.setsockopt(zmq.SUBSCRIBE, b"frame.rows")
+        wait_for(lambda: request(bridge.endpoints["control"]) is not None, 5, "no status")
+        c = Controller(bridge.endpoints["pull"])
+        send_scan(c, "held", data[:1])  # a scan of one row: the worker takes it and holds
+        c.start("late", rows, cols)
+        assert backend.entered.wait(10), "the worker never denoised"
+        for row in range(rows):
+            c.line("late", row, data[row])
+        c.end("late")
+        wait_for(lambda: request(bridge.endpoints["control"])["lines_received"] == rows + 1, 10, "lines not received")
+        backend.release.set()
+        published = []
+        while not (published and published[-1].scan == "late" and published[-1].final):
+            assert sub.poll(10_000), "no final frame.rows"
+            published.append(decode_published(sub.recv_multipart()))
+        c.close()
+        sub.close()
+    live = [m for m in published if m.scan == "late" and not m.final]
+    assert live and max(m.row_stop for m in live) == rows  # the last row, live, before the final frame
+
+
 def test_finished_scans_waiting_beyond_the_backlog_budget_are_read_back_from_their_journals(tmp_path):
     rows, cols, scans = 32, 64, 12
     budget = 3 * rows * cols * 4  # three scans' lines

@@ -120,8 +120,8 @@ def _profiles(changes: np.ndarray) -> np.ndarray:
 def _about_line(columns: np.ndarray) -> np.ndarray:
     """``columns`` (rows, k) less each one's least-squares line over the rows."""
     rows = len(columns)
-    line = np.column_stack([np.ones(rows), np.arange(rows) / rows])
-    return columns - line @ np.linalg.lstsq(line, columns, rcond=None)[0]
+    line = np.linalg.qr(np.column_stack([np.ones(rows), np.arange(rows) / rows]))[0]  # a projection: lstsq's SVD costs 4 times more
+    return columns - line @ (line.T @ columns)
 
 
 def _robust_strip_amplitudes(changes: np.ndarray, decay: np.ndarray) -> np.ndarray:
