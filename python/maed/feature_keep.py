@@ -483,6 +483,13 @@ def _compact_feature(band: np.ndarray, peak: tuple[int, int], scale: float) -> n
     return labels == labels[top]
 
 
+def _beyond_near(img: np.ndarray, sign: int, reach: int, bar: float) -> np.ndarray:
+    """Pixels within ``reach`` (a square's side) of one where ``sign * img`` exceeds ``bar``."""
+    if sign > 0:
+        return ndimage.maximum_filter(img, reach) > bar
+    return ndimage.minimum_filter(img, reach) < -bar
+
+
 def confirmed_features(residual: np.ndarray, levelled_input: np.ndarray, other: np.ndarray, other_rows: np.ndarray) -> np.ndarray:
     """Pixels of compact features the network removed that the scan's other pass shows at the same place.
 
@@ -499,12 +506,16 @@ def confirmed_features(residual: np.ndarray, levelled_input: np.ndarray, other: 
     reading found).
     ``other``: the other pass levelled alike, over the rows ``other_rows`` (a mask over the input's rows)."""
     x = np.asarray(levelled_input, dtype=np.float64)
-    shift = band_shift(x[other_rows], other, max_shift=x.shape[1] / 8)
-    moved = np.zeros_like(x)
-    moved[other_rows] = ndimage.shift(np.asarray(other, dtype=np.float64), (0, -shift), order=1, mode="nearest")
+    every_row = bool(other_rows.all())
+    shift = band_shift(x if every_row else x[other_rows], other, max_shift=x.shape[1] / 8)
+    moved = ndimage.shift(np.asarray(other, dtype=np.float64), (0, -shift), order=1, mode="nearest")
+    if not every_row:
+        full = np.zeros_like(x)
+        full[other_rows] = moved
+        moved = full
     found = np.zeros(x.shape, dtype=bool)
     reach = 2 * CONFIRM_REACH + 1
-    along = ndimage.gaussian_filter1d(x - np.median(x, axis=1, keepdims=True), 1.0, axis=1, mode="reflect")
+    along = None  # figured at the first candidate: most frames have none
     for scale in CONFIRMED_SCALES:
         smooth = ndimage.gaussian_filter(residual, scale, mode="reflect")
         spread = robust_spread(smooth)
@@ -513,15 +524,21 @@ def confirmed_features(residual: np.ndarray, levelled_input: np.ndarray, other: 
         if min(spread, own_spread, their_spread) == 0:
             continue
         for sign in (1, -1):
-            labels, count = ndimage.label(sign * smooth > CONFIRMED_THRESHOLD * spread)
-            near_own = ndimage.maximum_filter(sign * own, reach) > PASS_THRESHOLD * own_spread
-            near_theirs = ndimage.maximum_filter(sign * theirs, reach) > PASS_THRESHOLD * their_spread
-            for i, peak in enumerate(ndimage.maximum_position(sign * smooth, labels, range(1, count + 1)), start=1):
+            # Each sign's extremes without a negated copy of the frame (negation is exact: the same pixels, the same order).
+            labels, count = ndimage.label(smooth > CONFIRMED_THRESHOLD * spread if sign > 0 else smooth < -CONFIRMED_THRESHOLD * spread)
+            near_own = _beyond_near(own, sign, reach, PASS_THRESHOLD * own_spread)
+            near_theirs = _beyond_near(theirs, sign, reach, PASS_THRESHOLD * their_spread)
+            extreme_position = ndimage.maximum_position if sign > 0 else ndimage.minimum_position
+            for i, peak in enumerate(extreme_position(smooth, labels, range(1, count + 1)), start=1):
                 peak = tuple(int(p) for p in peak)
                 if not (other_rows[peak[0]] and near_own[peak] and near_theirs[peak]):
                     continue
                 feature = _compact_feature(sign * own, peak, scale)
-                if feature is None or _compact_feature(sign * theirs, peak, scale) is None or _one_row(sign * along, feature):
+                if feature is None or _compact_feature(sign * theirs, peak, scale) is None:
+                    continue
+                if along is None:
+                    along = ndimage.gaussian_filter1d(x - np.median(x, axis=1, keepdims=True), 1.0, axis=1, mode="reflect")
+                if _one_row(sign * along, feature):
                     continue
                 # The feature's own pixels and a pixel or two: the residual's blob can run on into a streak the
                 # network rightly removed beside it, along the same rows, which must stay off.

@@ -104,10 +104,11 @@ def publish(
     x = np.asarray(x, dtype=np.float64)
     # The residual's row levels are offsets the alignment or the network took off, unless the scan shows none.
     y, row_offsets = (np.asarray(y, dtype=np.float64), True) if rows_aligned else keep_row_levels(x, y)
-    lattice, rows, windows = None, np.ones(len(x), dtype=bool), 0
+    lattice, rows, windows = None, slice(None), 0
     both_passes = other is not None and other_rows is not None and other_rows.sum() >= MIN_LATTICE_ROWS
     if both_passes:
-        rows = other_rows
+        # A view where both passes measured every row (nearly always): each x[rows] of a mask is a frame-sized copy.
+        rows = slice(None) if other_rows.all() else other_rows
         lattice = lattice_peaks(x[rows], y[rows], other)
     elif len(x) >= MIN_LATTICE_ROWS:
         lattice = lattice_peaks(x, y)

@@ -289,7 +289,7 @@ def _fine(image: np.ndarray) -> np.ndarray:
 def _residual_and_detail(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The residual (row offsets kept: bands a network adds must show) and the output's fine structure."""
     residual = x - y
-    residual = residual - residual.mean()
+    residual -= residual.mean()
     return residual, _fine(y)
 
 
