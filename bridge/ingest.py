@@ -97,11 +97,24 @@ class Ingest:
         """Apply one multipart message; malformed ones are counted and dropped, never raised."""
         try:
             message = decode_ingest(frames)
+        except ProtocolError as exc:
+            self._note_refused(exc, arrival)
+            self.refuse(frames[:1], exc)
+            return
+        try:
             with self.cv:
                 self._apply(message, frames, arrival)
                 self.cv.notify_all()
         except ProtocolError as exc:
             self.refuse(frames[:1], exc)
+
+    def _note_refused(self, exc: ProtocolError, arrival: float) -> None:
+        """A refused message of the open scan whose ``seq`` was readable arrived: its ``seq`` is no gap (it counts
+        as a fault, not in ``lines_dropped``), as for a message refused after decoding."""
+        with self.cv:
+            current = self.current
+            if exc.position is not None and current is not None and current.start.scan == exc.position[0]:
+                self.lines_dropped += current.note_seq(exc.position[1], arrival)
 
     def refuse(self, topic: list[bytes], exc: ProtocolError) -> None:
         """Count a message dropped as a fault; ``topic`` is its first frame (a list, empty for none)."""

@@ -56,12 +56,14 @@ FAULT_KINDS: dict[str, str] = {
 
 
 class ProtocolError(ValueError):
-    """A message that breaks the protocol; ``kind`` is one of ``FAULT_KINDS``."""
+    """A message that breaks the protocol; ``kind`` is one of ``FAULT_KINDS``. ``position``: the refused message's
+    ``scan`` and ``seq`` where its header held them readable (``decode_ingest``), else None."""
 
     def __init__(self, kind: str, message: str) -> None:
         assert kind in FAULT_KINDS, kind
         super().__init__(message)
         self.kind = kind
+        self.position: tuple[str, int] | None = None
 
 
 def version_problem(value: Any) -> str | None:
@@ -373,8 +375,16 @@ def _header(frames: list[bytes]) -> tuple[str, dict]:
         raise ProtocolError("header", f"{topic} header has a key that is not a string")
     problem = version_problem(header.get("v"))
     if problem is not None:
-        raise ProtocolError("version", f"{topic}: {problem}")
+        error = ProtocolError("version", f"{topic}: {problem}")
+        error.position = _position(header)
+        raise error
     return topic, header
+
+
+def _position(header: dict) -> tuple[str, int] | None:
+    """A header's ``scan`` and ``seq`` where both are readable (a string and an integer >= 0), else None."""
+    scan, seq = header.get("scan"), header.get("seq")
+    return (scan, seq) if isinstance(scan, str) and _is_int(seq) and seq >= 0 else None
 
 
 def _common(header: dict) -> dict:
@@ -429,8 +439,17 @@ def _extra(extra: dict) -> dict:
 
 
 def decode_ingest(frames: list[bytes]) -> Ingest:
-    """A controller's message, validated; raises ``ProtocolError`` for anything malformed."""
+    """A controller's message, validated; raises ``ProtocolError`` for anything malformed, with the message's
+    ``position`` where its header was read (the bridge counts a refused message as seen, not lost)."""
     topic, h = _header(frames)
+    try:
+        return _ingest(topic, h, frames)
+    except ProtocolError as error:
+        error.position = _position(h)
+        raise
+
+
+def _ingest(topic: str, h: dict, frames: list[bytes]) -> Ingest:
     if topic not in INGEST_TOPICS:
         raise ProtocolError("topic", f"{topic} is published by the bridge, not sent to it")
     common = _common(h)

@@ -127,8 +127,9 @@ class LiveScan:
         """``time.perf_counter()`` when that evaluation started (its cost sets when the next may start)."""
         self.next_frames = 0.0
         """``time.perf_counter()`` after which the whole frames may be published again."""
-        self.owed: set[str] = set()
-        """Whole frames changed since they were last published: ``"trace"``, ``"retrace"`` (raw), ``"denoised"``."""
+        self.owed: dict[str, int] = {}
+        """Whole frames changed since they were last published, ``"trace"``, ``"retrace"`` (raw) and ``"denoised"``,
+        each with the update of its latest change (what the frame's ``update`` says, when it goes out later)."""
         self.health = HealthMonitor(start.rows, start.cols, start.slow_axis)
         self.alerts: list[dict] = []
         """Every alert published for the scan (saved in ``meta.json``)."""
@@ -262,7 +263,7 @@ class Worker:
                             self.updates += 1
                             scan.updates += 1
                             self._publish_rows(scan, scan.stream.denoised, scan.stream.changed, False)
-                            scan.owed.add("denoised")
+                            scan.owed["denoised"] = scan.updates
                     if self._due(scan, time.perf_counter()):
                         self._publish_owed(scan, ("trace", "retrace", "denoised"))
                 except Exception:
@@ -307,15 +308,14 @@ class Worker:
         scan.backend = self.backend
         self.updates += 1
         scan.updates += 1
-        scan.owed.update(pass_ for pass_ in PASSES if pass_ in changed)
+        scan.owed.update((pass_, scan.updates) for pass_ in PASSES if pass_ in changed)
         due = self._due(scan, time.perf_counter())
         if due:  # raw frames first: they need no denoiser, so they are never held up (or lost) by it
             self._publish_owed(scan, PASSES)
         if "trace" in changed and not self.paused:
             self._band(scan, guard=True)
-            scan.owed.add("denoised")
-            if due:
-                self._publish_owed(scan, ("denoised",))
+        if due:  # also when this update brought retrace lines only: the frames' interval starts again now
+            self._publish_owed(scan, ("denoised",))
 
     def _band(self, scan: LiveScan, guard: bool) -> None:
         """Denoise the trace rows scanned since the last update and publish them (``frame.rows``); ``guard``: apply a
@@ -326,6 +326,7 @@ class Worker:
             if guard:
                 self._guard(scan)  # may widen ``changed``: a new verdict changes every row it covers
             ms = self._publish_rows(scan, denoised, scan.stream.changed, False)
+            scan.owed["denoised"] = scan.updates
             self.latency.add(ms)
             scan.latency.add(ms)
 
@@ -339,13 +340,13 @@ class Worker:
     def _publish_owed(self, scan: LiveScan, kinds: tuple[str, ...]) -> None:
         """Publish those of ``kinds`` (``"trace"``, ``"retrace"``: raw; ``"denoised"``) the scan owes."""
         for kind in kinds:
-            if kind not in scan.owed:
+            update = scan.owed.pop(kind, None)
+            if update is None:
                 continue
-            scan.owed.discard(kind)
             if kind == "denoised":
-                self._publish_frame(scan, "denoised", "trace", scan.stream.denoised, False)
+                self._publish_frame(scan, "denoised", "trace", scan.stream.denoised, False, update)
             else:
-                self._publish_frame(scan, "raw", kind, scan.image.frames[kind], False)
+                self._publish_frame(scan, "raw", kind, scan.image.frames[kind], False, update)
 
     def _stream(self, scan: LiveScan):
         """The streaming denoiser brought up to every trace row scanned, at most ``MAX_BAND_PIXELS`` a step;
@@ -598,8 +599,9 @@ class Worker:
         # copying them again (frames under pyzmq's copy_threshold, 64 KiB, are copied: cheaper than tracking).
         self.pub.send_multipart(encode(message), copy=False)
 
-    def _labels(self, scan: LiveScan, pass_: str, final: bool) -> tuple[dict, float]:
-        """The fields every ``frame.*`` message of this update shares, and its latency in ms."""
+    def _labels(self, scan: LiveScan, pass_: str, final: bool, update: int | None = None) -> tuple[dict, float]:
+        """The fields every ``frame.*`` message of this update shares (``update``: a whole frame's latest change, where
+        it goes out later), and its latency in ms."""
         start, image, backend = scan.start, scan.image, scan.backend
         newest = image.newest[pass_]
         ms = (time.perf_counter() - newest) * 1e3 if newest is not None else 0.0
@@ -613,16 +615,17 @@ class Worker:
             "backend": backend.name,
             "latency_ms": ms,
             "pass_": pass_,
-            "update": scan.updates,
+            "update": scan.updates if update is None else update,
             "slow_axis": start.slow_axis,
             "channel": start.channel,
             "unit": start.unit,
             "range": start.range,
         }, ms
 
-    def _publish_frame(self, scan: LiveScan, kind: str, pass_: str, data, final: bool) -> float:
-        """Publish one frame; returns its latency in ms (newest line arrival to publish)."""
-        labels, ms = self._labels(scan, pass_, final)
+    def _publish_frame(self, scan: LiveScan, kind: str, pass_: str, data, final: bool, update: int | None = None) -> float:
+        """Publish one frame (``update``: that of its latest change, where not this one); returns its latency in ms
+        (newest line arrival to publish)."""
+        labels, ms = self._labels(scan, pass_, final, update)
         trust = scan.stream.trust if kind == "denoised" else None
         figures = scan.trace_retrace if kind == "denoised" and final else None
         self._send(Frame(kind=kind, **labels, data=data, trust=trust, trace_retrace=figures))

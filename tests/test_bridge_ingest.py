@@ -130,6 +130,26 @@ def test_seq_gaps_count_as_dropped_lines(ingest):
     assert ingest.lines_dropped == 3 and ingest.current.lines_dropped == 3
 
 
+def test_a_refused_message_whose_seq_was_readable_is_a_fault_not_a_dropped_line(ingest):
+    import msgpack
+
+    c = Controller(ingest)
+    c.start()
+    c.line(0)
+    wrong_dtype = {"v": 2, "scan": "a", "seq": c.seq, "row": 1, "pass": "trace", "t": 0.0, "dtype": "<f8", "shape": [4]}
+    ingest.handle([b"line", msgpack.packb(wrong_dtype), np.zeros(4, "<f8").tobytes()], 1.0)
+    wrong_version = {**wrong_dtype, "v": 1, "seq": c.seq + 1, "dtype": "<f4"}
+    ingest.handle([b"line", msgpack.packb(wrong_version), np.zeros(4, "<f4").tobytes()], 1.0)
+    c.seq += 2
+    c.line(2)
+    unreadable = {**wrong_dtype, "seq": "three"}  # no seq to note: the gap it leaves is counted
+    ingest.handle([b"line", msgpack.packb(unreadable), np.zeros(4, "<f8").tobytes()], 1.0)
+    c.seq += 1
+    c.line(3)
+    assert ingest.faults.counts() == {"dtype": 1, "version": 1, "field": 1} and ingest.lines_received == 3
+    assert ingest.lines_dropped == ingest.current.lines_dropped == 1
+
+
 def test_absurd_seq_jumps_cannot_overflow_the_dropped_count(ingest):
     # scan.start, then seq 2**64-1, 0, 2**64-1 (all protocol-valid) once pushed lines_dropped past
     # 2**64 and killed the control socket; a gap counts at most the lines a scan can hold.

@@ -846,6 +846,33 @@ def test_whole_frames_go_out_at_a_capped_rate_and_the_last_rows_still_arrive_who
     assert [m[1]["rows_done"] for m in sub.of("frame.denoised", "capped")][-2:] == [100, 100]  # last live, final
 
 
+def test_a_denoised_frame_falling_due_with_retrace_lines_only_goes_out_and_names_its_own_update(tmp_path):
+    """Trace and retrace lines come to the worker in updates of their own (as a controller sends them, one pass a line
+    period): whole frames fall due on retrace-only updates too, and the denoised frame owed then must go out then,
+    not wait another interval (it once went 1.5 to 2 s without one at an interval of 0.5). A whole frame names the
+    update of its latest change: the ``frame.rows`` of that update rebuild it."""
+    interval, rows, cols = 0.3, 96, 16
+    image = make_pair(10, 96).noisy[:rows, :cols].astype("<f4")
+    with Bridge(config(tmp_path, frame_interval=interval), backend=BlurBackend()) as bridge:
+        sub = Subscriber(bridge.endpoints["pub"])
+        c = Controller(bridge.endpoints["pull"])
+        c.start("passes", rows, cols)
+        for row in range(rows):
+            for pass_ in ("trace", "retrace"):
+                c.line("passes", row, image[row], pass_)
+                time.sleep(0.02)
+        c.end("passes")
+        sub.wait_finished("passes")
+        sub.close()
+        c.close()
+    live = [m for m in sub.of("frame.denoised", "passes") if not m[1]["final"]]
+    gaps = np.diff([m[4] for m in live])
+    # Two intervals where a frame that fell due waited for the next (delivery jitter takes some off either way).
+    assert len(live) >= 10 and gaps.max() < 1.6 * interval, gaps.round(2)
+    rows_updates = {m[1]["update"] for m in sub.of("frame.rows", "passes")}
+    assert {m[1]["update"] for m in live} <= rows_updates
+
+
 class HashedBlurBackend(BlurBackend):
     """The blur back end with a weights hash of its own, as a swap of weights gives."""
 
