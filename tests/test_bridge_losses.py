@@ -38,6 +38,16 @@ def request(endpoint, cmd="status", timeout_ms=3000):
         req.close()
 
 
+def subscribed(bridge, topic):
+    """A SUB socket on the bridge's frames, subscribed to ``topic``, once the bridge answers ``status``."""
+    sub = CTX.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.connect(bridge.endpoints["pub"])
+    sub.setsockopt(zmq.SUBSCRIBE, topic)
+    wait_for(lambda: request(bridge.endpoints["control"]) is not None, 5, "no status")
+    return sub
+
+
 def send_scan(c, scan, data):
     c.start(scan, *data.shape)
     for row in range(data.shape[0]):
@@ -146,11 +156,7 @@ def test_a_save_that_fails_for_a_full_disk_is_counted_and_the_scan_saved_by_the_
     with monkeypatch.context() as patch:
         patch.setattr(worker_module, "save_scan", full)
         with Bridge(config(tmp_path, ack_port=0), backend=BlurBackend()) as bridge:
-            sub = CTX.socket(zmq.SUB)
-            sub.setsockopt(zmq.LINGER, 0)
-            sub.connect(bridge.endpoints["pub"])
-            sub.setsockopt(zmq.SUBSCRIBE, b"scan.finished")
-            wait_for(lambda: request(bridge.endpoints["control"]) is not None, 5, "no status")
+            sub = subscribed(bridge, b"scan.finished")
             c = Controller(bridge.endpoints["pull"])
             c.start("full", 8, 8)
             assert not sub.poll(200)  # the subscription is in place before anything is published
@@ -227,11 +233,7 @@ def test_lines_that_come_with_the_scan_s_end_go_out_before_its_full_frame_pass(t
     rows, cols = 32, 64
     backend, data = HeldBackend(), image(4, rows, cols)
     with Bridge(config(tmp_path), backend=backend) as bridge:
-        sub = CTX.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.connect(bridge.endpoints["pub"])
-        sub.setsockopt(zmq.SUBSCRIBE, b"frame.rows")
-        wait_for(lambda: request(bridge.endpoints["control"]) is not None, 5, "no status")
+        sub = subscribed(bridge, b"frame.rows")
         c = Controller(bridge.endpoints["pull"])
         send_scan(c, "held", data[:1])  # a scan of one row: the worker takes it and holds
         c.start("late", rows, cols)
