@@ -6,8 +6,8 @@ denoiser (in steps of bounded size, ``MAX_BAND_PIXELS``, when many rows came at 
 trust guard on the live frame at a capped rate (``GUARD_INTERVAL_S``: at most
 once per half second per scan, and never more than a twentieth of the time) on a thread of its
 own, so that updates go on while it judges (its verdict is applied at the next update), publishes
-``frame.rows`` (the denoised rows the update changed) on the PUB socket with every update, and the whole
-frames, ``frame.raw`` and ``frame.denoised`` (with the latest verdict), at a capped rate (``FRAME_INTERVAL_S``),
+``frame.rows`` (the denoised rows the update changed) on the PUB socket with every update that changed
+some, and the whole frames, ``frame.raw`` and ``frame.denoised`` (with the latest verdict), at a capped rate (``FRAME_INTERVAL_S``),
 runs the scan-health detectors on every line and publishes their ``alert`` messages (``maed.bridge.alerts``),
 and finishes scans: the band of lines that came with the scan's end, the guarded full-frame pass of ``maed denoise``,
 the ``final`` frames, the files on disk, then ``scan.finished``.
@@ -83,7 +83,7 @@ TRIM_PIXELS = 256 * 256
 their end (``maed.engine.heap``): their frame-sized temporaries, freed, would otherwise stay resident."""
 FRAME_INTERVAL_S = 0.5
 """Least seconds between the whole frames (``frame.raw``, ``frame.denoised``) of one scan while it runs
-(``maed serve --frame-interval``; 0: with every update). ``frame.rows`` goes out with every update, so the
+(``maed serve --frame-interval``; 0: with every update). ``frame.rows`` goes out with every update that changed rows, so the
 cost of an update follows the rows it brings, not the frame's height; a scan's first update and its final
 frames always go out whole."""
 LATE_PIXELS = 2 * 512 * 512
@@ -414,25 +414,26 @@ class Worker:
         backlog = not full_pass
         lines = journaled_lines(batch.state) if batch.state.spilled else batch.lines
         image.put(lines)
-        # With a backlog of finished scans the full-frame pass is skipped, and so is judging the last lines
-        # whole: the detectors get their usual share of the worker's time, or shutdown waits minutes.
-        self._check_health(scan, lines, final=full_pass)
-        self._check_drift(scan, batch)
-        self._settle_guard(scan)
-        backend = self.backend
-        rows_done = image.rows_done["trace"]
-        denoised = scan.stream.denoised
         paused = self.paused  # read once: a resume meanwhile must not make the record disagree with the frame
-        full_pass = full_pass and not paused
-        if full_pass and rows_done > scan.fed:
-            # The scan's last lines came with its end: their band first, as any line's, for the full-frame pass keeps
-            # them off the preview for its whole length (1.5 s for 1024 rows of 256 pixels on the 2-core CPU).
+        rows_done = image.rows_done["trace"]
+        if full_pass and not paused and rows_done > scan.fed:
+            # The scan's last lines came with its end: their band first, as any line's, before the detectors, the
+            # guard's last evaluation and the full-frame pass keep them off the preview (1.5 s for 1024 rows of 256
+            # pixels on the 2-core CPU).
             self.updates += 1
             scan.updates += 1
             try:
                 self._band(scan, guard=False)  # the final frame has a verdict of its own
             except Exception:  # the full-frame pass below still publishes them
                 self._failed(f"scan {scan.start.scan!r}: update failed")
+        # With a backlog of finished scans the full-frame pass is skipped, and so is judging the last lines
+        # whole: the detectors get their usual share of the worker's time, or shutdown waits minutes.
+        self._check_health(scan, lines, final=full_pass)
+        self._check_drift(scan, batch)
+        self._settle_guard(scan)
+        backend = self.backend
+        denoised = scan.stream.denoised
+        full_pass = full_pass and not paused
         if full_pass:
             other = image.frames["retrace"] if image.rows_done["retrace"] else None
             final = self.both if self.both is not None and in_both_passes(image) else backend
