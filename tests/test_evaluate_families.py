@@ -1,6 +1,7 @@
 """``maed eval --families``: columns drawn from their own family, intervals, and paired gains."""
 
 import numpy as np
+import pytest
 
 from maed.data.columns import column_pairs
 from maed.metrics import interval
@@ -49,3 +50,14 @@ def test_step_height_error_sees_heights_and_not_the_plane():
     assert abs(step_height_error(pair.clean + noise, pair.clean)) < 0.02
     # A single terrace has no step height to compare.
     assert np.isnan(step_height_error(np.zeros((64, 64)), np.zeros((64, 64))))
+
+
+def test_eval_help_names_the_columns_default_count_and_size(capsys):
+    # The CLI says the defaults without loading the simulator that holds them (a slower start for every command).
+    from maed.cli import main
+    from maed.data.columns import COLUMN_COUNT, COLUMN_SIZE
+
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"{COLUMN_COUNT} with --families or --passes" in said and f"{COLUMN_SIZE} with --families or --passes" in said

@@ -17,7 +17,6 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import __version__
-from .data.columns import COLUMN_COUNT, COLUMN_SIZE
 from .denoise_files import check_output_folder, check_writable
 from .normalise import LEVELLINGS
 from .scanfiles import is_saved_scan
@@ -284,6 +283,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
         evaluate_real(Path(args.real_dir) if args.real_dir else None, Path(args.out), models=args.models)
         return 0
+    # The pages' own defaults where not given (data.columns): the CLI does not load the simulator to learn them.
+    columns = {name: value for name, value in (("count", args.count), ("size", args.size)) if value is not None}
     if args.passes:
         from .engine import load_backend
         from .research.evaluate_passes import evaluate_passes
@@ -292,14 +293,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if len(models) != 2:
             raise ValueError(f"--passes compares two models, a one-pass one and a two-pass one; got {len(models)}")
         one_pass, two_pass = (load_backend("auto", name) for name in models)
-        evaluate_passes(Path(args.out), one_pass, two_pass, count=args.count or COLUMN_COUNT, size=args.size or COLUMN_SIZE)
+        evaluate_passes(Path(args.out), one_pass, two_pass, **columns)
         return 0
     if args.families:
         from .engine import load_backend
         from .research.evaluate_families import evaluate_families
 
         backends = {name: load_backend("auto", name) for name in args.models}
-        evaluate_families(Path(args.out), backends, count=args.count or COLUMN_COUNT, size=args.size or COLUMN_SIZE)
+        evaluate_families(Path(args.out), backends, **columns)
         return 0
     from .research.evaluate import evaluate
 
@@ -604,8 +605,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="PSNR/SSIM/UQI of classical pipelines and models on the simulated test set")
     p.add_argument("--models", nargs="+", default=[PRODUCT], help=f"models to evaluate (default: {PRODUCT})")
-    p.add_argument("--count", type=int, help=f"scans per test column (default: 24; {COLUMN_COUNT} with --families or --passes)")
-    p.add_argument("--size", type=int, help=f"scan size in pixels (default: 256; {COLUMN_SIZE} with --families or --passes)")
+    p.add_argument("--count", type=int, help="scans per test column (default: 24; 51 with --families or --passes)")
+    p.add_argument("--size", type=int, help="scan size in pixels (default: 256; 128 with --families or --passes)")
     p.add_argument(
         "--families",
         action="store_true",
